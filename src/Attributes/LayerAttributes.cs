@@ -1,0 +1,186 @@
+using System;
+
+namespace Compiled.Nets
+{
+    /// <summary>Base class of the layer attributes placed on a network's partial layer properties.</summary>
+    [AttributeUsage(AttributeTargets.Property, Inherited = false, AllowMultiple = false)]
+    public abstract class LayerAttribute : Attribute
+    {
+    }
+
+    /// <summary>2-D convolution (<c>nn.Conv2d</c>): input [B, InChannels, H, W] → [B, OutChannels, H', W'].</summary>
+    public sealed class Conv2dAttribute : LayerAttribute
+    {
+        /// <summary>Declares a convolution with a square kernel.</summary>
+        /// <param name="inChannels">Channels of the input.</param>
+        /// <param name="outChannels">Channels of the output (number of filters).</param>
+        /// <param name="kernel">Kernel height and width.</param>
+        /// <param name="stride">Stride in both dimensions.</param>
+        /// <param name="padding">Zero padding on each side in both dimensions.</param>
+        /// <param name="dilation">Dilation in both dimensions.</param>
+        /// <param name="bias">Whether the layer has a learnable bias.</param>
+        public Conv2dAttribute(int inChannels, int outChannels, int kernel, int stride = 1, int padding = 0, int dilation = 1, bool bias = true)
+        {
+            InChannels = inChannels; OutChannels = outChannels; Kernel = kernel; Stride = stride; Padding = padding; Dilation = dilation; Bias = bias;
+        }
+
+        /// <summary>Channels of the input.</summary>
+        public int InChannels { get; }
+        /// <summary>Channels of the output.</summary>
+        public int OutChannels { get; }
+        /// <summary>Kernel size.</summary>
+        public int Kernel { get; }
+        /// <summary>Stride.</summary>
+        public int Stride { get; }
+        /// <summary>Zero padding per side.</summary>
+        public int Padding { get; }
+        /// <summary>Dilation.</summary>
+        public int Dilation { get; }
+        /// <summary>Whether there is a bias.</summary>
+        public bool Bias { get; }
+    }
+
+    /// <summary>Fully connected layer (<c>nn.Linear</c>): [..., InFeatures] → [..., OutFeatures], weight stored [out, in].</summary>
+    public sealed class LinearAttribute : LayerAttribute
+    {
+        /// <summary>Declares a linear layer.</summary>
+        public LinearAttribute(int inFeatures, int outFeatures, bool bias = true)
+        {
+            InFeatures = inFeatures; OutFeatures = outFeatures; Bias = bias;
+        }
+
+        /// <summary>Input features.</summary>
+        public int InFeatures { get; }
+        /// <summary>Output features.</summary>
+        public int OutFeatures { get; }
+        /// <summary>Whether there is a bias.</summary>
+        public bool Bias { get; }
+    }
+
+    /// <summary>2-D max pooling (<c>nn.MaxPool2d</c>); stride defaults to the kernel size.</summary>
+    public sealed class MaxPool2dAttribute : LayerAttribute
+    {
+        /// <summary>Declares max pooling.</summary>
+        public MaxPool2dAttribute(int kernel, int stride = 0, int padding = 0) { Kernel = kernel; Stride = stride == 0 ? kernel : stride; Padding = padding; }
+        /// <summary>Window size.</summary>
+        public int Kernel { get; }
+        /// <summary>Stride.</summary>
+        public int Stride { get; }
+        /// <summary>Padding.</summary>
+        public int Padding { get; }
+    }
+
+    /// <summary>2-D average pooling (<c>nn.AvgPool2d</c>, padding counted in the average as PyTorch does by default).</summary>
+    public sealed class AvgPool2dAttribute : LayerAttribute
+    {
+        /// <summary>Declares average pooling.</summary>
+        public AvgPool2dAttribute(int kernel, int stride = 0, int padding = 0) { Kernel = kernel; Stride = stride == 0 ? kernel : stride; Padding = padding; }
+        /// <summary>Window size.</summary>
+        public int Kernel { get; }
+        /// <summary>Stride.</summary>
+        public int Stride { get; }
+        /// <summary>Padding.</summary>
+        public int Padding { get; }
+    }
+
+    /// <summary>
+    /// Base of parameter-free elementwise layers. They take no sizes; the optional <c>features</c> argument exists so a
+    /// port of code that passed one still compiles, and the generator warns (CNET0007) that it is ignored.
+    /// </summary>
+    public abstract class ActivationAttribute : LayerAttribute
+    {
+        /// <summary>Creates the attribute.</summary>
+        protected ActivationAttribute(int ignoredFeatures) { IgnoredFeatures = ignoredFeatures; }
+        /// <summary>A size passed by mistake (0 when none); it has no effect.</summary>
+        public int IgnoredFeatures { get; }
+    }
+
+    /// <summary>Rectified linear unit (<c>nn.ReLU</c>).</summary>
+    public sealed class ReLUAttribute : ActivationAttribute
+    {
+        /// <summary>Declares a ReLU.</summary>
+        public ReLUAttribute() : base(0) { }
+        /// <summary>Declares a ReLU with a size it ignores (reported as CNET0007).</summary>
+        public ReLUAttribute(int features) : base(features) { }
+    }
+
+    /// <summary>Gaussian error linear unit, exact erf form (<c>nn.GELU()</c>, as BERT uses).</summary>
+    public sealed class GELUAttribute : ActivationAttribute
+    {
+        /// <summary>Declares a GELU.</summary>
+        public GELUAttribute() : base(0) { }
+        /// <summary>Declares a GELU with a size it ignores (reported as CNET0007).</summary>
+        public GELUAttribute(int features) : base(features) { }
+    }
+
+    /// <summary>Hyperbolic tangent (<c>nn.Tanh</c>).</summary>
+    public sealed class TanhAttribute : ActivationAttribute
+    {
+        /// <summary>Declares a tanh.</summary>
+        public TanhAttribute() : base(0) { }
+        /// <summary>Declares a tanh with a size it ignores (reported as CNET0007).</summary>
+        public TanhAttribute(int features) : base(features) { }
+    }
+
+    /// <summary>Logistic sigmoid (<c>nn.Sigmoid</c>).</summary>
+    public sealed class SigmoidAttribute : ActivationAttribute
+    {
+        /// <summary>Declares a sigmoid.</summary>
+        public SigmoidAttribute() : base(0) { }
+        /// <summary>Declares a sigmoid with a size it ignores (reported as CNET0007).</summary>
+        public SigmoidAttribute(int features) : base(features) { }
+    }
+
+    /// <summary>Flattens all per-sample dimensions into one (<c>nn.Flatten</c>).</summary>
+    public sealed class FlattenAttribute : ActivationAttribute
+    {
+        /// <summary>Declares a flatten.</summary>
+        public FlattenAttribute() : base(0) { }
+        /// <summary>Declares a flatten with a size it ignores (reported as CNET0007).</summary>
+        public FlattenAttribute(int features) : base(features) { }
+    }
+
+    /// <summary>Dropout (<c>nn.Dropout</c>): zeroes elements with probability <see cref="P"/> while training and scales the rest by 1/(1-p).</summary>
+    public sealed class DropoutAttribute : LayerAttribute
+    {
+        /// <summary>Declares dropout.</summary>
+        public DropoutAttribute(double p = 0.5) { P = p; }
+        /// <summary>Drop probability.</summary>
+        public double P { get; }
+    }
+
+    /// <summary>Batch normalisation over channels of [B, C, H, W] (<c>nn.BatchNorm2d</c>).</summary>
+    public sealed class BatchNorm2dAttribute : LayerAttribute
+    {
+        /// <summary>Declares batch normalisation.</summary>
+        public BatchNorm2dAttribute(int features, double eps = 1e-5, double momentum = 0.1) { Features = features; Eps = eps; Momentum = momentum; }
+        /// <summary>Channels.</summary>
+        public int Features { get; }
+        /// <summary>Epsilon added to the variance.</summary>
+        public double Eps { get; }
+        /// <summary>Running-statistics momentum.</summary>
+        public double Momentum { get; }
+    }
+
+    /// <summary>Layer normalisation over the last dimension (<c>nn.LayerNorm</c>).</summary>
+    public sealed class LayerNormAttribute : LayerAttribute
+    {
+        /// <summary>Declares layer normalisation.</summary>
+        public LayerNormAttribute(int features, double eps = 1e-5) { Features = features; Eps = eps; }
+        /// <summary>Size of the normalised (last) dimension.</summary>
+        public int Features { get; }
+        /// <summary>Epsilon added to the variance.</summary>
+        public double Eps { get; }
+    }
+
+    /// <summary>Embedding table (<c>nn.Embedding</c>): integer ids [...] → [..., Dim].</summary>
+    public sealed class EmbeddingAttribute : LayerAttribute
+    {
+        /// <summary>Declares an embedding table.</summary>
+        public EmbeddingAttribute(int count, int dim) { Count = count; Dim = dim; }
+        /// <summary>Number of rows (vocabulary size).</summary>
+        public int Count { get; }
+        /// <summary>Embedding width.</summary>
+        public int Dim { get; }
+    }
+}

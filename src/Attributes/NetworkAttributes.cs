@@ -1,0 +1,112 @@
+using System;
+
+namespace Compiled.Nets
+{
+    /// <summary>
+    /// Marks a <c>partial class</c> as a compiled network. The Compiled.Nets source generator reads the class's layer
+    /// properties and its <c>Forward(Tensor)</c> method, checks every shape at compile time and emits the inference
+    /// forward, the training step (forward, loss, backward) and the parameter table.
+    /// </summary>
+    /// <example>
+    /// <code>
+    /// [Network, Input(1, 28, 28), CrossEntropyLoss]
+    /// public partial class Net
+    /// {
+    ///     [Linear(784, 10)] public partial Linear Fc { get; }
+    ///     Tensor Forward(Tensor x) => x.Flatten().Apply(Fc);
+    /// }
+    /// </code>
+    /// </example>
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
+    public sealed class NetworkAttribute : Attribute
+    {
+        /// <summary>The largest batch the generated workspace is first sized for (it grows on demand).</summary>
+        public int MaxBatch { get; set; } = 64;
+    }
+
+    /// <summary>
+    /// Declares the per-sample shape of the network's input (the batch dimension is implicit and dynamic).
+    /// A dimension may be symbolic: pass <see cref="Dim.Sequence"/> for a bounded sequence length (see
+    /// <see cref="MaxSequence"/>).
+    /// </summary>
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
+    public sealed class InputAttribute : Attribute
+    {
+        /// <summary>Declares an input named <c>x</c> with the given per-sample shape.</summary>
+        public InputAttribute(params int[] shape) { Name = "x"; Shape = shape; }
+
+        /// <summary>Declares a named input with the given per-sample shape.</summary>
+        public InputAttribute(string name, params int[] shape) { Name = name; Shape = shape; }
+
+        /// <summary>The input's name (the <c>Forward</c> parameter it binds to).</summary>
+        public string Name { get; }
+
+        /// <summary>The per-sample shape; <see cref="Dim.Sequence"/> marks the symbolic sequence dimension.</summary>
+        public int[] Shape { get; }
+
+        /// <summary>The element type: <see cref="InputKind.Float"/> (default) or <see cref="InputKind.TokenIds"/>.</summary>
+        public InputKind Kind { get; set; } = InputKind.Float;
+
+        /// <summary>The upper bound of the symbolic sequence dimension, when the shape has one.</summary>
+        public int MaxSequence { get; set; } = 128;
+    }
+
+    /// <summary>Special dimension values for <see cref="InputAttribute"/>.</summary>
+    public static class Dim
+    {
+        /// <summary>A symbolic sequence length <c>T</c>, bounded by <see cref="InputAttribute.MaxSequence"/>.</summary>
+        public const int Sequence = -1;
+    }
+
+    /// <summary>The element type of a network input.</summary>
+    public enum InputKind
+    {
+        /// <summary>32-bit floating point values.</summary>
+        Float = 0,
+        /// <summary>Integer token ids (fed to an <c>Embedding</c>).</summary>
+        TokenIds = 1,
+    }
+
+    /// <summary>Trains the network with softmax cross-entropy on its logits (<c>nn.CrossEntropyLoss</c>); targets are class indices.</summary>
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
+    public sealed class CrossEntropyLossAttribute : Attribute
+    {
+        /// <summary>Label smoothing in [0, 1), as in PyTorch.</summary>
+        public float LabelSmoothing { get; set; }
+    }
+
+    /// <summary>Trains the network with mean squared error (<c>nn.MSELoss</c>); targets are float tensors shaped like the output.</summary>
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
+    public sealed class MSELossAttribute : Attribute
+    {
+    }
+
+    /// <summary>Overrides the state-dict name of a layer (default: the property name in snake_case, e.g. <c>Fc1</c> → <c>fc1</c>).</summary>
+    [AttributeUsage(AttributeTargets.Property, Inherited = false, AllowMultiple = false)]
+    public sealed class StateNameAttribute : Attribute
+    {
+        /// <summary>Creates the override.</summary>
+        public StateNameAttribute(string name) { Name = name; }
+
+        /// <summary>The state-dict prefix of the layer's parameters.</summary>
+        public string Name { get; }
+    }
+
+    /// <summary>
+    /// Marks a property whose type is another <see cref="NetworkAttribute">[Network]</see> class as a sub-network
+    /// (composition). With <see cref="Count"/> &gt; 1 the property is an array of that many copies, applied in order
+    /// by <c>x.Apply(Layers)</c> and named <c>layers.0</c>, <c>layers.1</c>, … in the state dict.
+    /// </summary>
+    [AttributeUsage(AttributeTargets.Property, Inherited = false, AllowMultiple = false)]
+    public sealed class SubNetworkAttribute : Attribute
+    {
+        /// <summary>A single sub-network.</summary>
+        public SubNetworkAttribute() { Count = 1; }
+
+        /// <summary>A stack of <paramref name="count"/> sub-networks applied in sequence.</summary>
+        public SubNetworkAttribute(int count) { Count = count; }
+
+        /// <summary>How many copies are stacked.</summary>
+        public int Count { get; }
+    }
+}

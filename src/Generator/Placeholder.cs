@@ -1,0 +1,1 @@
+namespace Compiled.Nets.Generator; internal static class Placeholder {}

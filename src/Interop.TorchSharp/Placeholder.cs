@@ -1,0 +1,1 @@
+namespace Compiled.Nets.Interop; public static class Placeholder {}

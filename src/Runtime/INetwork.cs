@@ -1,0 +1,66 @@
+namespace Compiled.Nets;
+
+/// <summary>A layer usable in a network's <c>Forward</c>; its eager <see cref="Forward"/> is the slow reference path.</summary>
+public interface ILayer
+{
+    /// <summary>Runs the layer eagerly on a tensor (records the backward on the tape when training).</summary>
+    Tensor Forward(Tensor x);
+}
+
+/// <summary>What every generated network offers: its shapes, its parameters and the compiled inference forward.</summary>
+public interface INetwork
+{
+    /// <summary>The network's class name.</summary>
+    string Name { get; }
+    /// <summary>The per-sample input shape (a symbolic sequence dimension is reported at its maximum).</summary>
+    IReadOnlyList<int> InputShape { get; }
+    /// <summary>Floats per input sample.</summary>
+    int InputSize { get; }
+    /// <summary>The per-sample output shape.</summary>
+    IReadOnlyList<int> OutputShape { get; }
+    /// <summary>Floats per output sample (the number of classes for a classifier).</summary>
+    int OutputSize { get; }
+    /// <summary>Parameters, gradients and buffers.</summary>
+    ParameterStore Parameters { get; }
+}
+
+/// <summary>A generated network whose input is a float tensor (images, features).</summary>
+public interface IFloatNetwork : INetwork
+{
+    /// <summary>
+    /// Compiled inference (evaluation mode: dropout off, BatchNorm running statistics).
+    /// </summary>
+    /// <param name="input">[batch, ..InputShape] floats.</param>
+    /// <param name="batch">Number of samples.</param>
+    /// <param name="output">[batch, ..OutputShape] floats, written.</param>
+    /// <exception cref="ArgumentException">When a span's length does not match the batch and the declared shapes.</exception>
+    void Forward(ReadOnlySpan<float> input, int batch, Span<float> output);
+}
+
+/// <summary>A generated network trained with cross-entropy on class indices (<c>[CrossEntropyLoss]</c>).</summary>
+public interface IClassifier : IFloatNetwork
+{
+    /// <summary>
+    /// One compiled training step in training mode: forward, mean cross-entropy, backward. Gradients are zeroed first
+    /// and then hold d(loss)/d(parameter) for every parameter that requires a gradient. No optimizer step is taken.
+    /// </summary>
+    /// <param name="input">[batch, ..InputShape].</param>
+    /// <param name="labels">[batch] class indices in [0, OutputSize).</param>
+    /// <param name="batch">Number of samples.</param>
+    /// <param name="logits">Optional [batch, OutputSize] destination for the logits (for accuracy); empty to skip.</param>
+    /// <returns>The mean loss over the batch.</returns>
+    float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Span<float> logits = default);
+
+    /// <summary>The mean loss in evaluation mode, without gradients (validation).</summary>
+    float EvaluateLoss(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Span<float> logits = default);
+}
+
+/// <summary>A generated network trained with mean squared error on float targets (<c>[MSELoss]</c>).</summary>
+public interface IRegressor : IFloatNetwork
+{
+    /// <summary>One compiled training step (see <see cref="IClassifier.TrainStep"/>), targets shaped like the output.</summary>
+    float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<float> targets, int batch, Span<float> output = default);
+
+    /// <summary>The mean loss in evaluation mode, without gradients.</summary>
+    float EvaluateLoss(ReadOnlySpan<float> input, ReadOnlySpan<float> targets, int batch, Span<float> output = default);
+}

@@ -1,0 +1,262 @@
+namespace Compiled.Nets;
+
+/// <summary>What a tensor in a <see cref="ParameterStore"/> is for; drives weight-decay groups and state-dict exchange.</summary>
+public enum ParameterRole
+{
+    /// <summary>A conv/linear weight (decayed by AdamW).</summary>
+    Weight,
+    /// <summary>A bias (not decayed).</summary>
+    Bias,
+    /// <summary>A normalisation scale, LayerNorm/BatchNorm <c>weight</c> (not decayed).</summary>
+    NormWeight,
+    /// <summary>A normalisation shift, LayerNorm/BatchNorm <c>bias</c> (not decayed).</summary>
+    NormBias,
+    /// <summary>An embedding table (decayed, as in HF's BERT recipe).</summary>
+    Embedding,
+    /// <summary>BatchNorm running mean (a buffer: saved, never trained).</summary>
+    RunningMean,
+    /// <summary>BatchNorm running variance (a buffer).</summary>
+    RunningVar,
+    /// <summary>BatchNorm <c>num_batches_tracked</c> (a buffer; int64 in PyTorch, stored as float here).</summary>
+    BatchesTracked,
+}
+
+/// <summary>How a tensor is initialised.</summary>
+public enum InitKind
+{
+    /// <summary>All zeros.</summary>
+    Zeros,
+    /// <summary>All ones.</summary>
+    Ones,
+    /// <summary>Uniform in [-A, A] (PyTorch's default for conv/linear weights and biases: A = 1/sqrt(fan_in)).</summary>
+    Uniform,
+    /// <summary>Normal with mean 0 and standard deviation A (PyTorch's default for embeddings: A = 1).</summary>
+    Normal,
+}
+
+/// <summary>An initialisation rule: a kind and its scale.</summary>
+public readonly record struct ParameterInit(InitKind Kind, float Scale)
+{
+    /// <summary>All zeros.</summary>
+    public static ParameterInit Zeros => new(InitKind.Zeros, 0);
+    /// <summary>All ones.</summary>
+    public static ParameterInit Ones => new(InitKind.Ones, 0);
+    /// <summary>Uniform in [-bound, bound].</summary>
+    public static ParameterInit Uniform(float bound) => new(InitKind.Uniform, bound);
+    /// <summary>Normal(0, std²).</summary>
+    public static ParameterInit Normal(float std) => new(InitKind.Normal, std);
+}
+
+/// <summary>One named tensor of a network (a parameter or a buffer), at a fixed offset of the store's flat memory.</summary>
+public sealed class ParameterInfo
+{
+    internal ParameterInfo(int index, string name, int[] shape, int offset, ParameterRole role, ParameterInit init, bool isBuffer)
+    {
+        Index = index; Name = name; Shape = shape; Offset = offset; Role = role; Init = init; IsBuffer = isBuffer;
+        long n = 1;
+        foreach (int d in shape) n *= d;
+        Length = checked((int)n);
+    }
+
+    /// <summary>Position in <see cref="ParameterStore.Parameters"/> (or <see cref="ParameterStore.Buffers"/>).</summary>
+    public int Index { get; }
+    /// <summary>PyTorch state-dict name, e.g. <c>conv1.weight</c>.</summary>
+    public string Name { get; }
+    /// <summary>Shape in PyTorch's layout (conv weight [out, in, kh, kw], linear weight [out, in]).</summary>
+    public IReadOnlyList<int> Shape { get; }
+    /// <summary>Offset in floats into the store's value (and gradient) memory.</summary>
+    public int Offset { get; }
+    /// <summary>Number of elements.</summary>
+    public int Length { get; }
+    /// <summary>What the tensor is for.</summary>
+    public ParameterRole Role { get; }
+    /// <summary>The initialisation rule.</summary>
+    public ParameterInit Init { get; }
+    /// <summary>True for non-trainable buffers (BatchNorm running statistics).</summary>
+    public bool IsBuffer { get; }
+    /// <summary>Whether AdamW/SGD weight decay applies by default (weights and embeddings, not biases or norms).</summary>
+    public bool DefaultDecay => Role is ParameterRole.Weight or ParameterRole.Embedding;
+    /// <summary>False when frozen: no gradient is computed for it and optimizers leave it untouched.</summary>
+    public bool RequiresGrad { get; internal set; } = true;
+
+    /// <summary>The shape as "[64, 1, 3, 3]".</summary>
+    public string ShapeText => "[" + string.Join(", ", Shape) + "]";
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Name} {ShapeText}";
+}
+
+/// <summary>Collects a network's tensors in declaration order, then lays them out in one aligned block.</summary>
+public sealed class ParameterStoreBuilder
+{
+    private readonly List<(string Name, int[] Shape, ParameterRole Role, ParameterInit Init)> _parameters = new();
+    private readonly List<(string Name, int[] Shape, ParameterRole Role, ParameterInit Init)> _buffers = new();
+    private readonly HashSet<string> _names = new(StringComparer.Ordinal);
+
+    /// <summary>Declares a trainable parameter.</summary>
+    public void Add(string name, int[] shape, ParameterRole role, ParameterInit init)
+    {
+        if (!_names.Add(name)) throw new ArgumentException($"A tensor named '{name}' is already declared.", nameof(name));
+        _parameters.Add((name, shape, role, init));
+    }
+
+    /// <summary>Declares a non-trainable buffer (saved in checkpoints, never optimised).</summary>
+    public void AddBuffer(string name, int[] shape, ParameterRole role, ParameterInit init)
+    {
+        if (!_names.Add(name)) throw new ArgumentException($"A tensor named '{name}' is already declared.", nameof(name));
+        _buffers.Add((name, shape, role, init));
+    }
+
+    /// <summary>Lays the tensors out (each at a 64-byte aligned offset) and allocates zeroed memory.</summary>
+    public ParameterStore Build() => new(Layout(_parameters, false, out int p), p, Layout(_buffers, true, out int b), b);
+
+    private static ParameterInfo[] Layout(List<(string Name, int[] Shape, ParameterRole Role, ParameterInit Init)> items, bool buffers, out int total)
+    {
+        var infos = new ParameterInfo[items.Count];
+        int offset = 0;
+        for (int i = 0; i < items.Count; i++)
+        {
+            var (name, shape, role, init) = items[i];
+            infos[i] = new ParameterInfo(i, name, shape, offset, role, init, buffers);
+            offset = checked(offset + (infos[i].Length + 15) / 16 * 16);
+        }
+        total = offset;
+        return infos;
+    }
+}
+
+/// <summary>
+/// All parameters, their gradients and the buffers of a network, each in one flat 64-byte aligned block with a named
+/// view per tensor (a PyTorch <c>state_dict</c>). Optimizers sweep <see cref="Values"/>/<see cref="Gradients"/>.
+/// </summary>
+public sealed class ParameterStore : IDisposable
+{
+    private readonly AlignedBuffer _values, _grads, _buffers;
+    private readonly Dictionary<string, ParameterInfo> _byName;
+
+    internal ParameterStore(ParameterInfo[] parameters, int parameterFloats, ParameterInfo[] buffers, int bufferFloats)
+    {
+        Parameters = parameters;
+        Buffers = buffers;
+        _values = new AlignedBuffer(parameterFloats);
+        _grads = new AlignedBuffer(parameterFloats);
+        _buffers = new AlignedBuffer(bufferFloats);
+        _byName = new Dictionary<string, ParameterInfo>(StringComparer.Ordinal);
+        foreach (var p in parameters) _byName.Add(p.Name, p);
+        foreach (var b in buffers) _byName.Add(b.Name, b);
+    }
+
+    /// <summary>Trainable parameters in declaration order.</summary>
+    public IReadOnlyList<ParameterInfo> Parameters { get; }
+    /// <summary>Buffers (BatchNorm running statistics) in declaration order.</summary>
+    public IReadOnlyList<ParameterInfo> Buffers { get; }
+    /// <summary>Total number of trainable scalars.</summary>
+    public long Count => Parameters.Sum(p => (long)p.Length);
+    /// <summary>Bumped whenever freezing changes, so generated code can cache which gradients it must compute.</summary>
+    public int TrainableVersion { get; private set; }
+
+    /// <summary>All parameter values (with alignment gaps, which stay zero).</summary>
+    public Span<float> Values => _values.Span;
+    /// <summary>All gradients, laid out like <see cref="Values"/>.</summary>
+    public Span<float> Gradients => _grads.Span;
+    /// <summary>All buffer values.</summary>
+    public Span<float> BufferValues => _buffers.Span;
+
+    /// <summary>The values of one tensor (parameter or buffer).</summary>
+    public Span<float> Value(ParameterInfo p) => (p.IsBuffer ? _buffers : _values).Slice(p.Offset, p.Length);
+    /// <summary>The gradient of one parameter.</summary>
+    public Span<float> Gradient(ParameterInfo p) =>
+        p.IsBuffer ? throw new ArgumentException($"'{p.Name}' is a buffer and has no gradient.") : _grads.Slice(p.Offset, p.Length);
+    /// <summary>The values of the parameter at <paramref name="index"/>.</summary>
+    public Span<float> Value(int index) => Value(Parameters[index]);
+    /// <summary>The gradient of the parameter at <paramref name="index"/>.</summary>
+    public Span<float> Gradient(int index) => Gradient(Parameters[index]);
+    /// <summary>The values of the buffer at <paramref name="index"/>.</summary>
+    public Span<float> BufferValue(int index) => Value(Buffers[index]);
+
+    /// <summary>Looks a tensor (parameter or buffer) up by state-dict name.</summary>
+    /// <exception cref="KeyNotFoundException">Names the missing tensor and lists close matches.</exception>
+    public ParameterInfo this[string name] => _byName.TryGetValue(name, out var p) ? p
+        : throw new KeyNotFoundException($"No tensor named '{name}'. The network has: {string.Join(", ", _byName.Keys)}.");
+
+    /// <summary>Looks a tensor up by name.</summary>
+    public bool TryGet(string name, out ParameterInfo info) => _byName.TryGetValue(name, out info!);
+
+    /// <summary>Every tensor, parameters then buffers, in declaration order (the state dict's keys).</summary>
+    public IEnumerable<ParameterInfo> All => Parameters.Concat(Buffers);
+
+    /// <summary>Initialises every tensor by its rule from a seed, in declaration order (deterministic).</summary>
+    public void Initialize(ulong seed)
+    {
+        var rng = new Rng(seed);
+        foreach (var p in All)
+        {
+            var span = Value(p);
+            switch (p.Init.Kind)
+            {
+                case InitKind.Zeros: span.Clear(); break;
+                case InitKind.Ones: span.Fill(1f); break;
+                case InitKind.Uniform:
+                    for (int i = 0; i < span.Length; i++) span[i] = (rng.NextFloat() * 2f - 1f) * p.Init.Scale;
+                    break;
+                case InitKind.Normal:
+                    for (int i = 0; i < span.Length; i++) span[i] = (float)rng.NextGaussian() * p.Init.Scale;
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Sets all gradients to zero.</summary>
+    public void ZeroGradients() => _grads.Span.Clear();
+
+    /// <summary>Freezes (or unfreezes) every parameter whose name starts with one of <paramref name="prefixes"/>.</summary>
+    /// <returns>How many parameters changed state.</returns>
+    /// <exception cref="ArgumentException">When a prefix matches no parameter (a typo would silently train everything).</exception>
+    public int SetRequiresGrad(bool requiresGrad, params string[] prefixes)
+    {
+        int changed = 0;
+        foreach (var prefix in prefixes)
+        {
+            bool any = false;
+            foreach (var p in Parameters)
+            {
+                if (!p.Name.StartsWith(prefix, StringComparison.Ordinal)) continue;
+                any = true;
+                if (p.RequiresGrad != requiresGrad) { p.RequiresGrad = requiresGrad; changed++; }
+            }
+            if (!any) throw new ArgumentException($"No parameter name starts with '{prefix}'. Names: {string.Join(", ", Parameters.Select(p => p.Name))}.", nameof(prefixes));
+        }
+        TrainableVersion++;
+        return changed;
+    }
+
+    /// <summary>Freezes parameters by name prefix (e.g. <c>"conv"</c>, <c>"encoder.layers.0."</c>).</summary>
+    public int Freeze(params string[] prefixes) => SetRequiresGrad(false, prefixes);
+
+    /// <summary>Unfreezes parameters by name prefix.</summary>
+    public int Unfreeze(params string[] prefixes) => SetRequiresGrad(true, prefixes);
+
+    /// <summary>Freezes every parameter except those starting with one of <paramref name="prefixes"/>.</summary>
+    public void FreezeAllExcept(params string[] prefixes)
+    {
+        foreach (var p in Parameters)
+            p.RequiresGrad = prefixes.Any(x => p.Name.StartsWith(x, StringComparison.Ordinal));
+        TrainableVersion++;
+    }
+
+    /// <summary>Copies all values and buffers from a store with the same layout (e.g. best-model restore).</summary>
+    /// <exception cref="ArgumentException">When the layouts differ.</exception>
+    public void CopyFrom(ParameterStore other)
+    {
+        if (other.Parameters.Count != Parameters.Count || other.Buffers.Count != Buffers.Count || other.Values.Length != Values.Length)
+            throw new ArgumentException("The stores belong to different networks.", nameof(other));
+        other.Values.CopyTo(Values);
+        other.BufferValues.CopyTo(BufferValues);
+    }
+
+    /// <summary>Frees the memory.</summary>
+    public void Dispose()
+    {
+        _values.Dispose(); _grads.Dispose(); _buffers.Dispose();
+    }
+}
