@@ -1,20 +1,167 @@
+using System.Numerics;
+
 namespace Compiled.Nets.Kernels;
 
-// Dims: B batch, C in-channels, H×W input, O out-channels, KH×KW kernel, OH×OW output.
+// Dims: B batch, C in-channels, H×W input, O out-channels, KH×KW kernel, OH×OW output, P = OH·OW, Q = C·KH·KW.
+// Forward per sample: col[Q,P] = im2col(x); y[O,P] = w[O,Q]·col. Backward: dw += dy·colᵀ, dcol = wᵀ·dy, dx += col2im(dcol).
 // Bias is not applied here: the generated code adds it in the fused elementwise epilogue that follows.
 public static class Conv2dKernels
 {
-    /// <summary>Floats of scratch memory Forward/Backward need for this geometry (im2col panels etc.).</summary>
-    public static long ScratchSize(in Conv2dGeometry g) => throw new NotImplementedException();
+    /// <summary>Floats of scratch memory Forward/Backward need for this geometry (one im2col panel).</summary>
+    public static long ScratchSize(in Conv2dGeometry g) => (long)g.InChannels * g.KernelH * g.KernelW * g.OutHeight * g.OutWidth;
 
     /// <summary>y[B,O,OH,OW] = conv(x[B,C,H,W], w[O,C,KH,KW]) (overwrites y).</summary>
     public static void Forward(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, in Conv2dGeometry g, Span<float> scratch)
-        => throw new NotImplementedException();
+    {
+        int p = g.OutHeight * g.OutWidth, q = g.InChannels * g.KernelH * g.KernelW;
+        var col = scratch[..(p * q)];
+        for (int b = 0; b < g.Batch; b++)
+        {
+            Reference.Im2Col(col, x.Slice(b * g.InSize, g.InSize), g);
+            Gemm.Sgemm(false, false, g.OutChannels, p, q, 1f, w, q, col, p, 0f, y.Slice(b * g.OutSize, g.OutSize), p);
+        }
+    }
 
     /// <summary>
     /// Accumulates dx += dL/dx and dw += dL/dw from dy[B,O,OH,OW]. An empty dx or dw skips that gradient
     /// (first layer; frozen weight).
     /// </summary>
     public static void Backward(Span<float> dx, Span<float> dw, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, in Conv2dGeometry g, Span<float> scratch)
-        => throw new NotImplementedException();
+    {
+        int p = g.OutHeight * g.OutWidth, q = g.InChannels * g.KernelH * g.KernelW;
+        var col = scratch[..(p * q)];
+        for (int b = 0; b < g.Batch; b++)
+        {
+            var dyb = dy.Slice(b * g.OutSize, g.OutSize);
+            if (!dw.IsEmpty)
+            {
+                Reference.Im2Col(col, x.Slice(b * g.InSize, g.InSize), g);
+                Gemm.Sgemm(false, true, g.OutChannels, q, p, 1f, dyb, p, col, p, 1f, dw, q);
+            }
+            if (!dx.IsEmpty)
+            {
+                Gemm.Sgemm(true, false, q, p, g.OutChannels, 1f, w, q, dyb, p, 0f, col, p);
+                Reference.Col2ImAdd(dx.Slice(b * g.InSize, g.InSize), col, g);
+            }
+        }
+    }
+
+    /// <summary>Direct loops over the definition; generic so tests can run them in double.</summary>
+    public static class Reference
+    {
+        /// <summary>y = conv(x, w) by the definition.</summary>
+        public static void Forward<T>(Span<T> y, ReadOnlySpan<T> x, ReadOnlySpan<T> w, in Conv2dGeometry g) where T : IFloatingPointIeee754<T>
+        {
+            int oh = g.OutHeight, ow = g.OutWidth;
+            for (int b = 0; b < g.Batch; b++)
+            for (int o = 0; o < g.OutChannels; o++)
+            for (int i = 0; i < oh; i++)
+            for (int j = 0; j < ow; j++)
+            {
+                T sum = T.Zero;
+                for (int c = 0; c < g.InChannels; c++)
+                for (int ki = 0; ki < g.KernelH; ki++)
+                {
+                    int hi = i * g.StrideH - g.PadH + ki * g.DilationH;
+                    if ((uint)hi >= (uint)g.InHeight) continue;
+                    for (int kj = 0; kj < g.KernelW; kj++)
+                    {
+                        int wj = j * g.StrideW - g.PadW + kj * g.DilationW;
+                        if ((uint)wj >= (uint)g.InWidth) continue;
+                        sum += x[((b * g.InChannels + c) * g.InHeight + hi) * g.InWidth + wj] * w[((o * g.InChannels + c) * g.KernelH + ki) * g.KernelW + kj];
+                    }
+                }
+                y[((b * g.OutChannels + o) * oh + i) * ow + j] = sum;
+            }
+        }
+
+        /// <summary>dx += ∂/∂x, dw += ∂/∂w by the definition (empty spans skip).</summary>
+        public static void Backward<T>(Span<T> dx, Span<T> dw, ReadOnlySpan<T> dy, ReadOnlySpan<T> x, ReadOnlySpan<T> w, in Conv2dGeometry g) where T : IFloatingPointIeee754<T>
+        {
+            int oh = g.OutHeight, ow = g.OutWidth;
+            for (int b = 0; b < g.Batch; b++)
+            for (int o = 0; o < g.OutChannels; o++)
+            for (int i = 0; i < oh; i++)
+            for (int j = 0; j < ow; j++)
+            {
+                T d = dy[((b * g.OutChannels + o) * oh + i) * ow + j];
+                for (int c = 0; c < g.InChannels; c++)
+                for (int ki = 0; ki < g.KernelH; ki++)
+                {
+                    int hi = i * g.StrideH - g.PadH + ki * g.DilationH;
+                    if ((uint)hi >= (uint)g.InHeight) continue;
+                    for (int kj = 0; kj < g.KernelW; kj++)
+                    {
+                        int wj = j * g.StrideW - g.PadW + kj * g.DilationW;
+                        if ((uint)wj >= (uint)g.InWidth) continue;
+                        int xi = ((b * g.InChannels + c) * g.InHeight + hi) * g.InWidth + wj;
+                        int wi = ((o * g.InChannels + c) * g.KernelH + ki) * g.KernelW + kj;
+                        if (!dx.IsEmpty) dx[xi] += d * w[wi];
+                        if (!dw.IsEmpty) dw[wi] += d * x[xi];
+                    }
+                }
+            }
+        }
+
+        /// <summary>col[(c,ki,kj), (i,j)] = x[c, i·s−p+ki·d, j·s−p+kj·d] (zero outside) for one sample.</summary>
+        public static void Im2Col<T>(Span<T> col, ReadOnlySpan<T> x, in Conv2dGeometry g) where T : IFloatingPointIeee754<T>
+        {
+            int oh = g.OutHeight, ow = g.OutWidth, row = 0;
+            for (int c = 0; c < g.InChannels; c++)
+            for (int ki = 0; ki < g.KernelH; ki++)
+            for (int kj = 0; kj < g.KernelW; kj++, row++)
+            {
+                var dst = col.Slice(row * oh * ow, oh * ow);
+                for (int i = 0; i < oh; i++)
+                {
+                    int hi = i * g.StrideH - g.PadH + ki * g.DilationH;
+                    var d = dst.Slice(i * ow, ow);
+                    if ((uint)hi >= (uint)g.InHeight) { d.Clear(); continue; }
+                    var src = x.Slice((c * g.InHeight + hi) * g.InWidth, g.InWidth);
+                    int off = kj * g.DilationW - g.PadW;
+                    if (g.StrideW == 1)
+                    {
+                        // Contiguous run: copy the in-range part, zero the padded edges.
+                        int lo = Math.Max(0, -off), hiEx = Math.Min(ow, g.InWidth - off);
+                        if (hiEx <= lo) { d.Clear(); continue; }
+                        d[..lo].Clear();
+                        src.Slice(lo + off, hiEx - lo).CopyTo(d[lo..hiEx]);
+                        d[hiEx..].Clear();
+                    }
+                    else
+                    {
+                        for (int j = 0; j < ow; j++)
+                        {
+                            int wj = j * g.StrideW + off;
+                            d[j] = (uint)wj < (uint)g.InWidth ? src[wj] : T.Zero;
+                        }
+                    }
+                }
+            }
+        }
+
+        /// <summary>x += col2im(col) for one sample (the adjoint of <see cref="Im2Col{T}"/>).</summary>
+        public static void Col2ImAdd<T>(Span<T> x, ReadOnlySpan<T> col, in Conv2dGeometry g) where T : IFloatingPointIeee754<T>
+        {
+            int oh = g.OutHeight, ow = g.OutWidth, row = 0;
+            for (int c = 0; c < g.InChannels; c++)
+            for (int ki = 0; ki < g.KernelH; ki++)
+            for (int kj = 0; kj < g.KernelW; kj++, row++)
+            {
+                var srcRow = col.Slice(row * oh * ow, oh * ow);
+                for (int i = 0; i < oh; i++)
+                {
+                    int hi = i * g.StrideH - g.PadH + ki * g.DilationH;
+                    if ((uint)hi >= (uint)g.InHeight) continue;
+                    var dst = x.Slice((c * g.InHeight + hi) * g.InWidth, g.InWidth);
+                    var s = srcRow.Slice(i * ow, ow);
+                    for (int j = 0; j < ow; j++)
+                    {
+                        int wj = j * g.StrideW - g.PadW + kj * g.DilationW;
+                        if ((uint)wj < (uint)g.InWidth) dst[wj] += s[j];
+                    }
+                }
+            }
+        }
+    }
 }

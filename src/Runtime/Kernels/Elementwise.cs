@@ -4,41 +4,91 @@ using System.Runtime.Intrinsics;
 namespace Compiled.Nets.Kernels;
 
 /// <summary>
-/// Per-element functions the generated fused loops call (scalar and Vector512 forms; the JIT inlines them), plus
-/// whole-span kernels used by the eager path and tests. Derivatives take what backward saved: the output y for
-/// ReLU/tanh/sigmoid, the input x for GELU.
+/// Per-element functions the generated fused loops call (scalar and Vector512 forms; the JIT inlines them). The scalar
+/// and vector forms use the same formulas, so a loop's vector body and scalar tail agree bit for bit where the
+/// hardware allows. Derivatives take what backward saved: the output y for ReLU/tanh/sigmoid, the input x for GELU.
 /// </summary>
 public static class Elementwise
 {
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Relu(float x) => throw new NotImplementedException();
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Relu(Vector512<float> x) => throw new NotImplementedException();
+    // erf by Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7), cheap to vectorise.
+    private const float ErfP = 0.3275911f, A1 = 0.254829592f, A2 = -0.284496736f, A3 = 1.421413741f, A4 = -1.453152027f, A5 = 1.061405429f;
+    private const float InvSqrt2 = 0.70710678118654752f, InvSqrt2Pi = 0.39894228040143268f;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Relu(float x) => x > 0f ? x : 0f;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Relu(Vector512<float> x) => Vector512.Max(x, Vector512<float>.Zero);
     /// <summary>g·[y &gt; 0].</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float ReluGrad(float y, float g) => throw new NotImplementedException();
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ReluGrad(Vector512<float> y, Vector512<float> g) => throw new NotImplementedException();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float ReluGrad(float y, float g) => y > 0f ? g : 0f;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ReluGrad(Vector512<float> y, Vector512<float> g) => Vector512.ConditionalSelect(Vector512.GreaterThan(y, Vector512<float>.Zero), g, Vector512<float>.Zero);
 
-    /// <summary>x·Φ(x) with the exact erf (PyTorch's default GELU).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Gelu(float x) => throw new NotImplementedException();
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Gelu(Vector512<float> x) => throw new NotImplementedException();
+    /// <summary>erf(x) to about 1.5e-7.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Erf(float x)
+    {
+        float a = MathF.Abs(x), t = 1f / (1f + ErfP * a);
+        float poly = ((((A5 * t + A4) * t + A3) * t + A2) * t + A1) * t;
+        float r = 1f - poly * MathF.Exp(-a * a);
+        return x < 0f ? -r : r;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Erf(Vector512<float> x)
+    {
+        var a = Vector512.Abs(x);
+        var t = Vector512<float>.One / (Vector512<float>.One + Vector512.Create(ErfP) * a);
+        var poly = Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(
+            Vector512.Create(A5), t, Vector512.Create(A4)), t, Vector512.Create(A3)), t, Vector512.Create(A2)), t, Vector512.Create(A1)) * t;
+        var r = Vector512<float>.One - poly * Vector512.Exp(-(a * a));
+        return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512<float>.Zero), -r, r);
+    }
+
+    /// <summary>x·Φ(x) with the erf form (PyTorch's default GELU).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Gelu(float x) => 0.5f * x * (1f + Erf(x * InvSqrt2));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Gelu(Vector512<float> x) => Vector512.Create(0.5f) * x * (Vector512<float>.One + Erf(x * Vector512.Create(InvSqrt2)));
     /// <summary>g·(Φ(x) + x·φ(x)).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float GeluGrad(float x, float g) => throw new NotImplementedException();
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> GeluGrad(Vector512<float> x, Vector512<float> g) => throw new NotImplementedException();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float GeluGrad(float x, float g) => g * (0.5f * (1f + Erf(x * InvSqrt2)) + x * InvSqrt2Pi * MathF.Exp(-0.5f * x * x));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> GeluGrad(Vector512<float> x, Vector512<float> g)
+    {
+        var cdf = Vector512.Create(0.5f) * (Vector512<float>.One + Erf(x * Vector512.Create(InvSqrt2)));
+        var pdf = Vector512.Create(InvSqrt2Pi) * Vector512.Exp(Vector512.Create(-0.5f) * x * x);
+        return g * (cdf + x * pdf);
+    }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Tanh(float x) => throw new NotImplementedException();
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Tanh(Vector512<float> x) => throw new NotImplementedException();
+    // tanh(x) = 1 − 2/(e^{2x} + 1); the clamp keeps e^{2x} finite (tanh(±10) is ±1 in float).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Tanh(float x) => MathF.Tanh(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Tanh(Vector512<float> x)
+    {
+        var c = Vector512.Min(Vector512.Max(x, Vector512.Create(-10f)), Vector512.Create(10f));
+        var e = Vector512.Exp(c + c);
+        return Vector512<float>.One - Vector512.Create(2f) / (e + Vector512<float>.One);
+    }
     /// <summary>g·(1 − y²).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float TanhGrad(float y, float g) => throw new NotImplementedException();
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> TanhGrad(Vector512<float> y, Vector512<float> g) => throw new NotImplementedException();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float TanhGrad(float y, float g) => g * (1f - y * y);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> TanhGrad(Vector512<float> y, Vector512<float> g) => g * (Vector512<float>.One - y * y);
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sigmoid(float x) => throw new NotImplementedException();
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Sigmoid(Vector512<float> x) => throw new NotImplementedException();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Sigmoid(Vector512<float> x) => Vector512<float>.One / (Vector512<float>.One + Vector512.Exp(-x));
     /// <summary>g·y·(1 − y).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SigmoidGrad(float y, float g) => throw new NotImplementedException();
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> SigmoidGrad(Vector512<float> y, Vector512<float> g) => throw new NotImplementedException();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SigmoidGrad(float y, float g) => g * y * (1f - y);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> SigmoidGrad(Vector512<float> y, Vector512<float> g) => g * y * (Vector512<float>.One - y);
+
+    /// <summary>dst = a + b (residual add), vectorised.</summary>
+    public static void Add(Span<float> dst, ReadOnlySpan<float> a, ReadOnlySpan<float> b) => System.Numerics.Tensors.TensorPrimitives.Add(a, b, dst);
+
+    /// <summary>dst += src, vectorised (gradient fan-in).</summary>
+    public static void AddInPlace(Span<float> dst, ReadOnlySpan<float> src) => System.Numerics.Tensors.TensorPrimitives.Add(dst, src, dst);
 }
 
 /// <summary>Dropout masks: the fused loop multiplies by the mask forward and backward.</summary>
 public static class DropoutKernels
 {
     /// <summary>mask[i] = 0 with probability p, else 1/(1−p).</summary>
-    public static void FillMask(Span<float> mask, float p, Rng rng) => throw new NotImplementedException();
+    public static void FillMask(Span<float> mask, float p, Rng rng)
+    {
+        if (p <= 0f) { mask.Fill(1f); return; }
+        float keep = 1f / (1f - p);
+        for (int i = 0; i < mask.Length; i++) mask[i] = rng.NextFloat() < p ? 0f : keep;
+    }
 }

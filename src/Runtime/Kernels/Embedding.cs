@@ -1,13 +1,38 @@
+using System.Numerics;
+
 namespace Compiled.Nets.Kernels;
 
 // Dims: N ids, V vocabulary rows, D embedding width.
 public static class EmbeddingKernels
 {
     /// <summary>y[N,D] = table[ids[n], :]. Throws <see cref="ArgumentOutOfRangeException"/> naming the position and id when an id is outside [0, V).</summary>
-    public static void Forward(Span<float> y, ReadOnlySpan<int> ids, ReadOnlySpan<float> table, int count, int vocab, int dim)
-        => throw new NotImplementedException();
+    public static void Forward(Span<float> y, ReadOnlySpan<int> ids, ReadOnlySpan<float> table, int count, int vocab, int dim) => Reference.Forward(y, ids, table, count, vocab, dim);
 
     /// <summary>dtable[ids[n], :] += dy[n, :].</summary>
-    public static void Backward(Span<float> dtable, ReadOnlySpan<float> dy, ReadOnlySpan<int> ids, int count, int dim)
-        => throw new NotImplementedException();
+    public static void Backward(Span<float> dtable, ReadOnlySpan<float> dy, ReadOnlySpan<int> ids, int count, int dim) => Reference.Backward(dtable, dy, ids, count, dim);
+
+    /// <summary>Generic loops shared by the float kernels and the double-precision tests.</summary>
+    public static class Reference
+    {
+        public static void Forward<T>(Span<T> y, ReadOnlySpan<int> ids, ReadOnlySpan<T> table, int count, int vocab, int dim) where T : IFloatingPointIeee754<T>
+        {
+            for (int n = 0; n < count; n++)
+            {
+                int id = ids[n];
+                if ((uint)id >= (uint)vocab)
+                    throw new ArgumentOutOfRangeException(nameof(ids), id, $"Token id {id} at position {n} is outside the embedding table's {vocab} rows.");
+                table.Slice(id * dim, dim).CopyTo(y.Slice(n * dim, dim));
+            }
+        }
+
+        public static void Backward<T>(Span<T> dtable, ReadOnlySpan<T> dy, ReadOnlySpan<int> ids, int count, int dim) where T : IFloatingPointIeee754<T>
+        {
+            for (int n = 0; n < count; n++)
+            {
+                var dst = dtable.Slice(ids[n] * dim, dim);
+                var src = dy.Slice(n * dim, dim);
+                for (int d = 0; d < dim; d++) dst[d] += src[d];
+            }
+        }
+    }
 }

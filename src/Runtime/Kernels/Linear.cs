@@ -1,3 +1,5 @@
+using System.Numerics;
+
 namespace Compiled.Nets.Kernels;
 
 // Dims: N rows (batch, or batch×tokens), I in-features, O out-features. Weight in PyTorch layout [O, I].
@@ -6,9 +8,43 @@ public static class LinearKernels
 {
     /// <summary>y[N,O] = x[N,I] · w[O,I]ᵀ (overwrites y).</summary>
     public static void Forward(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, int rows, int inFeatures, int outFeatures)
-        => throw new NotImplementedException();
+        => Gemm.Sgemm(false, true, rows, outFeatures, inFeatures, 1f, x, inFeatures, w, inFeatures, 0f, y, outFeatures);
 
     /// <summary>dx[N,I] += dy·w; dw[O,I] += dyᵀ·x. Empty dx/dw skip that gradient.</summary>
     public static void Backward(Span<float> dx, Span<float> dw, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, int rows, int inFeatures, int outFeatures)
-        => throw new NotImplementedException();
+    {
+        if (!dx.IsEmpty) Gemm.Sgemm(false, false, rows, inFeatures, outFeatures, 1f, dy, outFeatures, w, inFeatures, 1f, dx, inFeatures);
+        if (!dw.IsEmpty) Gemm.Sgemm(true, false, outFeatures, inFeatures, rows, 1f, dy, outFeatures, x, inFeatures, 1f, dw, inFeatures);
+    }
+
+    /// <summary>Definition loops, generic for double-precision tests.</summary>
+    public static class Reference
+    {
+        /// <summary>y = x·wᵀ.</summary>
+        public static void Forward<T>(Span<T> y, ReadOnlySpan<T> x, ReadOnlySpan<T> w, int rows, int inFeatures, int outFeatures) where T : IFloatingPointIeee754<T>
+        {
+            for (int n = 0; n < rows; n++)
+            for (int o = 0; o < outFeatures; o++)
+            {
+                T s = T.Zero;
+                for (int i = 0; i < inFeatures; i++) s += x[n * inFeatures + i] * w[o * inFeatures + i];
+                y[n * outFeatures + o] = s;
+            }
+        }
+
+        /// <summary>dx += dy·w, dw += dyᵀ·x.</summary>
+        public static void Backward<T>(Span<T> dx, Span<T> dw, ReadOnlySpan<T> dy, ReadOnlySpan<T> x, ReadOnlySpan<T> w, int rows, int inFeatures, int outFeatures) where T : IFloatingPointIeee754<T>
+        {
+            for (int n = 0; n < rows; n++)
+            for (int o = 0; o < outFeatures; o++)
+            {
+                T d = dy[n * outFeatures + o];
+                for (int i = 0; i < inFeatures; i++)
+                {
+                    if (!dx.IsEmpty) dx[n * inFeatures + i] += d * w[o * inFeatures + i];
+                    if (!dw.IsEmpty) dw[o * inFeatures + i] += d * x[n * inFeatures + i];
+                }
+            }
+        }
+    }
 }

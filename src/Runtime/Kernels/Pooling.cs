@@ -1,21 +1,102 @@
+using System.Numerics;
+
 namespace Compiled.Nets.Kernels;
 
-// Dims: B batch, C channels, H×W input, OH×OW output.
+// Dims: B batch, C channels, H×W input, OH×OW output. Floor mode and, for average pooling, count_include_pad=True
+// (PyTorch's defaults). The float entry points run the generic loops at T = float.
 public static class PoolingKernels
 {
-    /// <summary>y = max over each window; argmax[B,C,OH,OW] gets the flat input index within the sample's channel plane (empty to skip, for inference).</summary>
-    public static void MaxPool2dForward(Span<float> y, Span<int> argmax, ReadOnlySpan<float> x, in Pool2dGeometry g)
-        => throw new NotImplementedException();
+    /// <summary>y = max over each window; argmax[B,C,OH,OW] gets the flat index within the (b, c) input plane (empty to skip, for inference).</summary>
+    public static void MaxPool2dForward(Span<float> y, Span<int> argmax, ReadOnlySpan<float> x, in Pool2dGeometry g) => Reference.MaxPool2dForward(y, argmax, x, g);
 
     /// <summary>dx[argmax] += dy.</summary>
-    public static void MaxPool2dBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<int> argmax, in Pool2dGeometry g)
-        => throw new NotImplementedException();
+    public static void MaxPool2dBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<int> argmax, in Pool2dGeometry g) => Reference.MaxPool2dBackward(dx, dy, argmax, g);
 
     /// <summary>y = mean over each window, padding counted (count_include_pad=True).</summary>
-    public static void AvgPool2dForward(Span<float> y, ReadOnlySpan<float> x, in Pool2dGeometry g)
-        => throw new NotImplementedException();
+    public static void AvgPool2dForward(Span<float> y, ReadOnlySpan<float> x, in Pool2dGeometry g) => Reference.AvgPool2dForward(y, x, g);
 
     /// <summary>dx += dy / (KH·KW) spread over each window.</summary>
-    public static void AvgPool2dBackward(Span<float> dx, ReadOnlySpan<float> dy, in Pool2dGeometry g)
-        => throw new NotImplementedException();
+    public static void AvgPool2dBackward(Span<float> dx, ReadOnlySpan<float> dy, in Pool2dGeometry g) => Reference.AvgPool2dBackward(dx, dy, g);
+
+    /// <summary>Generic loops (the float kernels above and the double-precision tests share them).</summary>
+    public static class Reference
+    {
+        public static void MaxPool2dForward<T>(Span<T> y, Span<int> argmax, ReadOnlySpan<T> x, in Pool2dGeometry g) where T : IFloatingPointIeee754<T>
+        {
+            int oh = g.OutHeight, ow = g.OutWidth, plane = g.InHeight * g.InWidth;
+            for (int bc = 0; bc < g.Batch * g.Channels; bc++)
+            {
+                var xp = x.Slice(bc * plane, plane);
+                for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                {
+                    T best = T.NegativeInfinity;
+                    int bestIndex = -1;
+                    for (int ki = 0; ki < g.KernelH; ki++)
+                    {
+                        int hi = i * g.StrideH - g.PadH + ki;
+                        if ((uint)hi >= (uint)g.InHeight) continue;
+                        for (int kj = 0; kj < g.KernelW; kj++)
+                        {
+                            int wj = j * g.StrideW - g.PadW + kj;
+                            if ((uint)wj >= (uint)g.InWidth) continue;
+                            T v = xp[hi * g.InWidth + wj];
+                            // NaN wins, as in PyTorch, so a poisoned input is not silently hidden.
+                            if (v > best || T.IsNaN(v) || bestIndex < 0) { best = v; bestIndex = hi * g.InWidth + wj; if (T.IsNaN(v)) goto done; }
+                        }
+                    }
+                done:
+                    int o = (bc * oh + i) * ow + j;
+                    y[o] = best;
+                    if (!argmax.IsEmpty) argmax[o] = bestIndex;
+                }
+            }
+        }
+
+        public static void MaxPool2dBackward<T>(Span<T> dx, ReadOnlySpan<T> dy, ReadOnlySpan<int> argmax, in Pool2dGeometry g) where T : IFloatingPointIeee754<T>
+        {
+            int outPlane = g.OutHeight * g.OutWidth, plane = g.InHeight * g.InWidth;
+            for (int bc = 0; bc < g.Batch * g.Channels; bc++)
+                for (int o = 0; o < outPlane; o++)
+                {
+                    int idx = argmax[bc * outPlane + o];
+                    if (idx >= 0) dx[bc * plane + idx] += dy[bc * outPlane + o];
+                }
+        }
+
+        public static void AvgPool2dForward<T>(Span<T> y, ReadOnlySpan<T> x, in Pool2dGeometry g) where T : IFloatingPointIeee754<T>
+        {
+            int oh = g.OutHeight, ow = g.OutWidth, plane = g.InHeight * g.InWidth;
+            for (int bc = 0; bc < g.Batch * g.Channels; bc++)
+            for (int i = 0; i < oh; i++)
+            for (int j = 0; j < ow; j++)
+            {
+                T sum = T.Zero;
+                int h0 = i * g.StrideH - g.PadH, w0 = j * g.StrideW - g.PadW;
+                // Divisor: the window clipped to the padded input (PyTorch's count_include_pad semantics).
+                int hEnd = Math.Min(h0 + g.KernelH, g.InHeight + g.PadH), wEnd = Math.Min(w0 + g.KernelW, g.InWidth + g.PadW);
+                int count = (hEnd - h0) * (wEnd - w0);
+                for (int hi = Math.Max(h0, 0); hi < Math.Min(h0 + g.KernelH, g.InHeight); hi++)
+                for (int wj = Math.Max(w0, 0); wj < Math.Min(w0 + g.KernelW, g.InWidth); wj++)
+                    sum += x[bc * plane + hi * g.InWidth + wj];
+                y[(bc * oh + i) * ow + j] = sum / T.CreateChecked(count);
+            }
+        }
+
+        public static void AvgPool2dBackward<T>(Span<T> dx, ReadOnlySpan<T> dy, in Pool2dGeometry g) where T : IFloatingPointIeee754<T>
+        {
+            int oh = g.OutHeight, ow = g.OutWidth, plane = g.InHeight * g.InWidth;
+            for (int bc = 0; bc < g.Batch * g.Channels; bc++)
+            for (int i = 0; i < oh; i++)
+            for (int j = 0; j < ow; j++)
+            {
+                int h0 = i * g.StrideH - g.PadH, w0 = j * g.StrideW - g.PadW;
+                int hEnd = Math.Min(h0 + g.KernelH, g.InHeight + g.PadH), wEnd = Math.Min(w0 + g.KernelW, g.InWidth + g.PadW);
+                T d = dy[(bc * oh + i) * ow + j] / T.CreateChecked((hEnd - h0) * (wEnd - w0));
+                for (int hi = Math.Max(h0, 0); hi < Math.Min(h0 + g.KernelH, g.InHeight); hi++)
+                for (int wj = Math.Max(w0, 0); wj < Math.Min(w0 + g.KernelW, g.InWidth); wj++)
+                    dx[bc * plane + hi * g.InWidth + wj] += d;
+            }
+        }
+    }
 }
