@@ -1,3 +1,5 @@
+using Compiled.Nets.Kernels;
+
 namespace Compiled.Nets;
 
 /// <summary>
@@ -5,36 +7,171 @@ namespace Compiled.Nets;
 /// <c>Forward(Tensor)</c> runs on it; the source generator reads the same method as the specification of the compiled
 /// code, and tests check the two agree. Shapes include the batch dimension first.
 /// </summary>
-public sealed partial class Tensor
+public sealed class Tensor
 {
+    private readonly Tensor[] _parents;
+    private readonly Action<Tensor>? _backward;
+
     /// <summary>A float tensor over <paramref name="data"/> (not copied) with the given full shape.</summary>
-    public Tensor(float[] data, params int[] shape) => throw new NotImplementedException();
+    /// <exception cref="ArgumentException">When the data length is not the product of the shape.</exception>
+    public Tensor(float[] data, params int[] shape) : this(data, null, shape, [], null) { }
+
+    private Tensor(float[] data, int[]? ids, int[] shape, Tensor[] parents, Action<Tensor>? backward)
+    {
+        long n = 1;
+        foreach (int d in shape) n *= d;
+        int length = ids?.Length ?? data.Length;
+        if (n != length) throw new ArgumentException($"A tensor of shape {ShapeText(shape)} needs {n} elements, but {length} were given.");
+        Data = data; Ids = ids; Shape = shape; _parents = parents; _backward = backward;
+    }
 
     /// <summary>An integer tensor of token ids (input of an <see cref="Embedding"/>).</summary>
-    public static Tensor FromIds(int[] ids, params int[] shape) => throw new NotImplementedException();
+    public static Tensor FromIds(int[] ids, params int[] shape) => new([], ids, shape, [], null);
 
     /// <summary>Full shape, batch first.</summary>
-    public int[] Shape { get; private set; } = [];
+    public int[] Shape { get; }
     /// <summary>Values (row-major).</summary>
-    public float[] Data { get; private set; } = [];
+    public float[] Data { get; }
     /// <summary>Token ids when this is an id tensor.</summary>
-    public int[]? Ids { get; private set; }
+    public int[]? Ids { get; }
     /// <summary>The gradient after <see cref="Backward"/>, when this tensor took part in it.</summary>
     public float[]? Grad { get; internal set; }
+    /// <summary>Number of elements.</summary>
+    public int Length => Ids?.Length ?? Data.Length;
+    /// <summary>The shape as "[64, 1, 28, 28]".</summary>
+    public string ShapeText() => ShapeText(Shape);
+    internal static string ShapeText(int[] shape) => "[" + string.Join(", ", shape) + "]";
 
-    public Tensor Apply(ILayer layer) => throw new NotImplementedException();
-    public Tensor Apply(IReadOnlyList<ILayer> layers) => throw new NotImplementedException();
-    public Tensor Relu() => throw new NotImplementedException();
-    public Tensor Gelu() => throw new NotImplementedException();
-    public Tensor Tanh() => throw new NotImplementedException();
-    public Tensor Sigmoid() => throw new NotImplementedException();
-    public Tensor Softmax() => throw new NotImplementedException();
-    public Tensor Flatten() => throw new NotImplementedException();
-    public Tensor MaxPool2d(int kernel, int stride = 0, int padding = 0) => throw new NotImplementedException();
-    public Tensor AvgPool2d(int kernel, int stride = 0, int padding = 0) => throw new NotImplementedException();
-    public Tensor Dropout(double p) => throw new NotImplementedException();
-    public static Tensor operator +(Tensor a, Tensor b) => throw new NotImplementedException();
-    public Tensor CrossEntropy(int[] labels, float labelSmoothing = 0f) => throw new NotImplementedException();
-    public Tensor Mse(Tensor target) => throw new NotImplementedException();
-    public void Backward() => throw new NotImplementedException();
+    /// <summary>The gradient buffer, created on first use.</summary>
+    internal float[] GradBuffer => Grad ??= new float[Data.Length];
+
+    /// <summary>Creates the result of an op: its backward reads <c>result.Grad</c> and accumulates into the parents.</summary>
+    internal static Tensor Result(float[] data, int[] shape, Tensor[] parents, Action<Tensor> backward) => new(data, null, shape, parents, backward);
+
+    /// <summary>Runs a layer.</summary>
+    public Tensor Apply(ILayer layer) => layer.Forward(this);
+
+    /// <summary>Runs layers in order (a stack of sub-networks).</summary>
+    public Tensor Apply(IReadOnlyList<ILayer> layers)
+    {
+        var x = this;
+        foreach (var l in layers) x = l.Forward(x);
+        return x;
+    }
+
+    private Tensor Map(Func<float, float> f, Func<float, float, float, float> grad)
+    {
+        var y = new float[Data.Length];
+        for (int i = 0; i < y.Length; i++) y[i] = f(Data[i]);
+        var x = this;
+        return Result(y, Shape, [x], r =>
+        {
+            var g = x.GradBuffer;
+            for (int i = 0; i < y.Length; i++) g[i] += grad(x.Data[i], y[i], r.Grad![i]);
+        });
+    }
+
+    /// <summary>max(x, 0).</summary>
+    public Tensor Relu() => Map(Elementwise.Relu, (_, y, g) => Elementwise.ReluGrad(y, g));
+    /// <summary>GELU (erf form).</summary>
+    public Tensor Gelu() => Map(Elementwise.Gelu, (x, _, g) => Elementwise.GeluGrad(x, g));
+    /// <summary>tanh.</summary>
+    public Tensor Tanh() => Map(Elementwise.Tanh, (_, y, g) => Elementwise.TanhGrad(y, g));
+    /// <summary>Logistic sigmoid.</summary>
+    public Tensor Sigmoid() => Map(Elementwise.Sigmoid, (_, y, g) => Elementwise.SigmoidGrad(y, g));
+
+    /// <summary>Softmax over the last dimension.</summary>
+    public Tensor Softmax()
+    {
+        int cols = Shape[^1], rows = Data.Length / cols;
+        var y = new float[Data.Length];
+        SoftmaxKernels.Forward(y, Data, rows, cols);
+        var x = this;
+        return Result(y, Shape, [x], r => SoftmaxKernels.Backward(x.GradBuffer, r.Grad, y, rows, cols));
+    }
+
+    /// <summary>Flattens every dimension after the batch.</summary>
+    public Tensor Flatten()
+    {
+        var x = this;
+        return Result(Data, [Shape[0], Data.Length / Math.Max(1, Shape[0])], [x], r => Elementwise.AddInPlace(x.GradBuffer, r.Grad));
+    }
+
+    /// <summary>Reinterprets the data with another full shape (same element count).</summary>
+    public Tensor Reshape(params int[] shape)
+    {
+        var x = this;
+        return Result(Data, shape, [x], r => Elementwise.AddInPlace(x.GradBuffer, r.Grad));
+    }
+
+    /// <summary>2-D max pooling on [B, C, H, W].</summary>
+    public Tensor MaxPool2d(int kernel, int stride = 0, int padding = 0) => new MaxPool2d(kernel, stride, padding).Forward(this);
+    /// <summary>2-D average pooling on [B, C, H, W].</summary>
+    public Tensor AvgPool2d(int kernel, int stride = 0, int padding = 0) => new AvgPool2d(kernel, stride, padding).Forward(this);
+    /// <summary>Dropout (active only in <see cref="Eager.Training"/>).</summary>
+    public Tensor Dropout(double p) => new Dropout(p).Forward(this);
+
+    /// <summary>Elementwise sum of equal shapes (residual connection).</summary>
+    /// <exception cref="ArgumentException">When the shapes differ.</exception>
+    public static Tensor operator +(Tensor a, Tensor b)
+    {
+        if (!a.Shape.AsSpan().SequenceEqual(b.Shape))
+            throw new ArgumentException($"Cannot add tensors of shapes {a.ShapeText()} and {b.ShapeText()}.");
+        var y = new float[a.Data.Length];
+        Elementwise.Add(y, a.Data, b.Data);
+        return Result(y, a.Shape, [a, b], r =>
+        {
+            Elementwise.AddInPlace(a.GradBuffer, r.Grad);
+            Elementwise.AddInPlace(b.GradBuffer, r.Grad);
+        });
+    }
+
+    /// <summary>Mean softmax cross-entropy of [B, K] logits against class indices.</summary>
+    public Tensor CrossEntropy(int[] labels, float labelSmoothing = 0f)
+    {
+        if (Shape.Length != 2) throw new ArgumentException($"CrossEntropy needs [B, K] logits, got {ShapeText()}.");
+        int rows = Shape[0], k = Shape[1];
+        if (labels.Length != rows) throw new ArgumentException($"CrossEntropy got {labels.Length} labels for {rows} rows.");
+        var probs = new float[Data.Length];
+        float loss = CrossEntropyKernels.Forward(probs, Data, labels, rows, k, labelSmoothing);
+        var x = this;
+        return Result([loss], [], [x], r => CrossEntropyKernels.Backward(x.GradBuffer, probs, labels, rows, k, r.Grad![0] / rows, labelSmoothing));
+    }
+
+    /// <summary>Mean squared error against a target of the same shape.</summary>
+    public Tensor Mse(Tensor target)
+    {
+        if (target.Data.Length != Data.Length) throw new ArgumentException($"Mse: prediction {ShapeText()} vs target {target.ShapeText()}.");
+        float loss = MseKernels.Forward(Data, target.Data, Data.Length);
+        var x = this;
+        return Result([loss], [], [x], r => MseKernels.Backward(x.GradBuffer, x.Data, target.Data, x.Data.Length, r.Grad![0] / x.Data.Length));
+    }
+
+    /// <summary>
+    /// Back-propagates from this scalar: walks the tape in reverse topological order, accumulating into every
+    /// tensor's <see cref="Grad"/> and the layers' <see cref="ParameterStore"/> gradients.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">When this is not a single-element tensor.</exception>
+    public void Backward()
+    {
+        if (Data.Length != 1) throw new InvalidOperationException($"Backward needs a scalar loss, got shape {ShapeText()}.");
+        var order = new List<Tensor>();
+        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<(Tensor Node, bool Expanded)>();
+        stack.Push((this, false));
+        while (stack.Count > 0)
+        {
+            var (node, expanded) = stack.Pop();
+            if (expanded) { order.Add(node); continue; }
+            if (!seen.Add(node)) continue;
+            stack.Push((node, true));
+            foreach (var p in node._parents) if (!seen.Contains(p)) stack.Push((p, false));
+        }
+        GradBuffer[0] += 1f;
+        for (int i = order.Count - 1; i >= 0; i--)
+        {
+            var node = order[i];
+            if (node._backward is not null && node.Grad is not null) node._backward(node);
+        }
+    }
 }

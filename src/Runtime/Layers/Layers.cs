@@ -1,49 +1,260 @@
+using Compiled.Nets.Kernels;
+
 namespace Compiled.Nets;
 
 // Layer handles: what a network's partial layer properties return. Each binds to named tensors of a ParameterStore
-// (weights live there, not here) and runs eagerly for the reference path.
+// (weights live there, not here) and runs eagerly for the reference path, accumulating parameter gradients into the
+// store so eager and compiled gradients are compared in the same place.
+
+/// <summary>2-D convolution handle (<c>weight</c> [O, C, KH, KW], optional <c>bias</c> [O]).</summary>
 public sealed class Conv2d : ILayer
 {
-    public Conv2d(ParameterStore store, string name, int inChannels, int outChannels, int kernel, int stride, int padding, int dilation, bool bias) => throw new NotImplementedException();
-    public Tensor Forward(Tensor x) => throw new NotImplementedException();
+    private readonly ParameterStore _store;
+    private readonly int _in, _out, _k, _stride, _pad, _dil;
+
+    /// <summary>Binds to <c>{name}.weight</c> and, when <paramref name="bias"/>, <c>{name}.bias</c>.</summary>
+    public Conv2d(ParameterStore store, string name, int inChannels, int outChannels, int kernel, int stride, int padding, int dilation, bool bias)
+    {
+        _store = store; _in = inChannels; _out = outChannels; _k = kernel; _stride = stride; _pad = padding; _dil = dilation;
+        Weight = store[name + ".weight"];
+        Bias = bias ? store[name + ".bias"] : null;
+    }
+
+    /// <summary>The weight tensor's entry.</summary>
+    public ParameterInfo Weight { get; }
+    /// <summary>The bias tensor's entry, if any.</summary>
+    public ParameterInfo? Bias { get; }
+
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        if (x.Shape.Length != 4 || x.Shape[1] != _in)
+            throw new ArgumentException($"Conv2d({_in}, {_out}) expects [B, {_in}, H, W], got {x.ShapeText()}.");
+        var g = new Conv2dGeometry(x.Shape[0], _in, x.Shape[2], x.Shape[3], _out, _k, _k, _stride, _stride, _pad, _pad, _dil, _dil);
+        var y = new float[g.Batch * g.OutSize];
+        var scratch = new float[Conv2dKernels.ScratchSize(g)];
+        Conv2dKernels.Forward(y, x.Data, _store.Value(Weight), g, scratch);
+        int plane = g.OutHeight * g.OutWidth;
+        if (Bias is not null)
+        {
+            var b = _store.Value(Bias);
+            for (int i = 0; i < y.Length; i++) y[i] += b[i / plane % _out];
+        }
+        var store = _store; var w = Weight; var bias = Bias;
+        return Tensor.Result(y, [g.Batch, _out, g.OutHeight, g.OutWidth], [x], r =>
+        {
+            var dy = r.Grad!;
+            Conv2dKernels.Backward(x.GradBuffer, w.RequiresGrad ? store.Gradient(w) : default, dy, x.Data, store.Value(w), g, scratch);
+            if (bias is { RequiresGrad: true })
+            {
+                var db = store.Gradient(bias);
+                for (int i = 0; i < dy.Length; i++) db[i / plane % g.OutChannels] += dy[i];
+            }
+        });
+    }
 }
+
+/// <summary>Fully connected handle (<c>weight</c> [O, I], optional <c>bias</c> [O]); applies to [..., I].</summary>
 public sealed class Linear : ILayer
 {
-    public Linear(ParameterStore store, string name, int inFeatures, int outFeatures, bool bias) => throw new NotImplementedException();
-    public Tensor Forward(Tensor x) => throw new NotImplementedException();
+    private readonly ParameterStore _store;
+    private readonly int _in, _out;
+
+    /// <summary>Binds to <c>{name}.weight</c> and, when <paramref name="bias"/>, <c>{name}.bias</c>.</summary>
+    public Linear(ParameterStore store, string name, int inFeatures, int outFeatures, bool bias)
+    {
+        _store = store; _in = inFeatures; _out = outFeatures;
+        Weight = store[name + ".weight"];
+        Bias = bias ? store[name + ".bias"] : null;
+    }
+
+    /// <summary>The weight tensor's entry.</summary>
+    public ParameterInfo Weight { get; }
+    /// <summary>The bias tensor's entry, if any.</summary>
+    public ParameterInfo? Bias { get; }
+
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        if (x.Shape[^1] != _in) throw new ArgumentException($"Linear({_in}, {_out}) expects [..., {_in}], got {x.ShapeText()}.");
+        int rows = x.Data.Length / _in;
+        var y = new float[rows * _out];
+        LinearKernels.Forward(y, x.Data, _store.Value(Weight), rows, _in, _out);
+        if (Bias is not null)
+        {
+            var b = _store.Value(Bias);
+            for (int i = 0; i < y.Length; i++) y[i] += b[i % _out];
+        }
+        var shape = (int[])x.Shape.Clone();
+        shape[^1] = _out;
+        var store = _store; var w = Weight; var bias = Bias; int o = _out, n = _in;
+        return Tensor.Result(y, shape, [x], r =>
+        {
+            var dy = r.Grad!;
+            LinearKernels.Backward(x.GradBuffer, w.RequiresGrad ? store.Gradient(w) : default, dy, x.Data, store.Value(w), rows, n, o);
+            if (bias is { RequiresGrad: true })
+            {
+                var db = store.Gradient(bias);
+                for (int i = 0; i < dy.Length; i++) db[i % o] += dy[i];
+            }
+        });
+    }
 }
+
+/// <summary>Batch normalisation handle over [B, C, H, W] (or [B, C]).</summary>
 public sealed class BatchNorm2d : ILayer
 {
-    public BatchNorm2d(ParameterStore store, string name, int features, float eps, float momentum) => throw new NotImplementedException();
-    public Tensor Forward(Tensor x) => throw new NotImplementedException();
+    private readonly ParameterStore _store;
+    private readonly int _features;
+    private readonly float _eps, _momentum;
+    private readonly ParameterInfo _weight, _bias, _mean, _var, _tracked;
+
+    /// <summary>Binds to <c>{name}.weight/bias/running_mean/running_var/num_batches_tracked</c>.</summary>
+    public BatchNorm2d(ParameterStore store, string name, int features, float eps, float momentum)
+    {
+        _store = store; _features = features; _eps = eps; _momentum = momentum;
+        _weight = store[name + ".weight"]; _bias = store[name + ".bias"];
+        _mean = store[name + ".running_mean"]; _var = store[name + ".running_var"]; _tracked = store[name + ".num_batches_tracked"];
+    }
+
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        if (x.Shape.Length < 2 || x.Shape[1] != _features) throw new ArgumentException($"BatchNorm2d({_features}) expects [B, {_features}, ...], got {x.ShapeText()}.");
+        int batch = x.Shape[0], spatial = x.Data.Length / (batch * _features);
+        var y = new float[x.Data.Length];
+        var s = _store;
+        if (!Eager.IsTraining)
+        {
+            BatchNormKernels.ForwardInference(y, x.Data, s.Value(_weight), s.Value(_bias), s.Value(_mean), s.Value(_var), batch, _features, spatial, _eps);
+            return Tensor.Result(y, x.Shape, [x], r => { throw new InvalidOperationException("BatchNorm2d backward in evaluation mode is not supported; use Eager.Training()."); });
+        }
+        var mean = new float[_features]; var inv = new float[_features];
+        BatchNormKernels.ForwardTraining(y, mean, inv, s.Value(_mean), s.Value(_var), x.Data, s.Value(_weight), s.Value(_bias), batch, _features, spatial, _eps, _momentum);
+        s.Value(_tracked)[0] += 1;
+        var w = _weight; var b = _bias; int c = _features;
+        return Tensor.Result(y, x.Shape, [x], r => BatchNormKernels.Backward(x.GradBuffer, w.RequiresGrad ? s.Gradient(w) : default, b.RequiresGrad ? s.Gradient(b) : default,
+            r.Grad, x.Data, mean, inv, s.Value(w), batch, c, spatial));
+    }
 }
+
+/// <summary>Layer normalisation handle over the last dimension.</summary>
 public sealed class LayerNorm : ILayer
 {
-    public LayerNorm(ParameterStore store, string name, int features, float eps) => throw new NotImplementedException();
-    public Tensor Forward(Tensor x) => throw new NotImplementedException();
+    private readonly ParameterStore _store;
+    private readonly int _features;
+    private readonly float _eps;
+    private readonly ParameterInfo _weight, _bias;
+
+    /// <summary>Binds to <c>{name}.weight</c> and <c>{name}.bias</c>.</summary>
+    public LayerNorm(ParameterStore store, string name, int features, float eps)
+    {
+        _store = store; _features = features; _eps = eps;
+        _weight = store[name + ".weight"]; _bias = store[name + ".bias"];
+    }
+
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        if (x.Shape[^1] != _features) throw new ArgumentException($"LayerNorm({_features}) expects [..., {_features}], got {x.ShapeText()}.");
+        int rows = x.Data.Length / _features;
+        var y = new float[x.Data.Length]; var mean = new float[rows]; var rstd = new float[rows];
+        var s = _store; var w = _weight; var b = _bias; int f = _features;
+        LayerNormKernels.Forward(y, mean, rstd, x.Data, s.Value(w), s.Value(b), rows, f, _eps);
+        return Tensor.Result(y, x.Shape, [x], r => LayerNormKernels.Backward(x.GradBuffer, w.RequiresGrad ? s.Gradient(w) : default, b.RequiresGrad ? s.Gradient(b) : default,
+            r.Grad, x.Data, mean, rstd, s.Value(w), rows, f));
+    }
 }
+
+/// <summary>Embedding table handle: ids [...] → [..., D].</summary>
 public sealed class Embedding : ILayer
 {
-    public Embedding(ParameterStore store, string name, int count, int dim) => throw new NotImplementedException();
-    public Tensor Forward(Tensor x) => throw new NotImplementedException();
+    private readonly ParameterStore _store;
+    private readonly int _count, _dim;
+    private readonly ParameterInfo _weight;
+
+    /// <summary>Binds to <c>{name}.weight</c> [count, dim].</summary>
+    public Embedding(ParameterStore store, string name, int count, int dim)
+    {
+        _store = store; _count = count; _dim = dim; _weight = store[name + ".weight"];
+    }
+
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        var ids = x.Ids ?? throw new ArgumentException($"Embedding expects a tensor of token ids (Tensor.FromIds), got floats of shape {x.ShapeText()}.");
+        var y = new float[ids.Length * _dim];
+        var s = _store; var w = _weight; int d = _dim;
+        EmbeddingKernels.Forward(y, ids, s.Value(w), ids.Length, _count, d);
+        return Tensor.Result(y, [.. x.Shape, d], [x], r => { if (w.RequiresGrad) EmbeddingKernels.Backward(s.Gradient(w), r.Grad, ids, ids.Length, d); });
+    }
 }
-public sealed class MaxPool2d : ILayer
+
+/// <summary>2-D max pooling (stride defaults to the kernel size).</summary>
+public sealed class MaxPool2d(int kernel, int stride, int padding) : ILayer
 {
-    public MaxPool2d(int kernel, int stride, int padding) => throw new NotImplementedException();
-    public Tensor Forward(Tensor x) => throw new NotImplementedException();
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        var g = PoolGeometry.Of(x, "MaxPool2d", kernel, stride, padding);
+        var y = new float[g.Batch * g.OutSize]; var arg = new int[y.Length];
+        PoolingKernels.MaxPool2dForward(y, arg, x.Data, g);
+        return Tensor.Result(y, [g.Batch, g.Channels, g.OutHeight, g.OutWidth], [x], r => PoolingKernels.MaxPool2dBackward(x.GradBuffer, r.Grad, arg, g));
+    }
 }
-public sealed class AvgPool2d : ILayer
+
+/// <summary>2-D average pooling (stride defaults to the kernel size; padding counted).</summary>
+public sealed class AvgPool2d(int kernel, int stride, int padding) : ILayer
 {
-    public AvgPool2d(int kernel, int stride, int padding) => throw new NotImplementedException();
-    public Tensor Forward(Tensor x) => throw new NotImplementedException();
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        var g = PoolGeometry.Of(x, "AvgPool2d", kernel, stride, padding);
+        var y = new float[g.Batch * g.OutSize];
+        PoolingKernels.AvgPool2dForward(y, x.Data, g);
+        return Tensor.Result(y, [g.Batch, g.Channels, g.OutHeight, g.OutWidth], [x], r => PoolingKernels.AvgPool2dBackward(x.GradBuffer, r.Grad, g));
+    }
 }
-public sealed class Dropout : ILayer
+
+internal static class PoolGeometry
 {
-    public Dropout(double p) => throw new NotImplementedException();
-    public Tensor Forward(Tensor x) => throw new NotImplementedException();
+    public static Pool2dGeometry Of(Tensor x, string op, int kernel, int stride, int padding)
+    {
+        if (x.Shape.Length != 4) throw new ArgumentException($"{op} expects [B, C, H, W], got {x.ShapeText()}.");
+        int s = stride == 0 ? kernel : stride;
+        var g = new Pool2dGeometry(x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], kernel, kernel, s, s, padding, padding);
+        if (g.OutHeight <= 0 || g.OutWidth <= 0) throw new ArgumentException($"{op}({kernel}) does not fit input {x.ShapeText()}.");
+        return g;
+    }
 }
-public sealed class ReLU : ILayer { public Tensor Forward(Tensor x) => x.Relu(); }
-public sealed class GELU : ILayer { public Tensor Forward(Tensor x) => x.Gelu(); }
-public sealed class Tanh : ILayer { public Tensor Forward(Tensor x) => x.Tanh(); }
-public sealed class Sigmoid : ILayer { public Tensor Forward(Tensor x) => x.Sigmoid(); }
-public sealed class Flatten : ILayer { public Tensor Forward(Tensor x) => x.Flatten(); }
+
+/// <summary>Dropout: active only inside <see cref="Eager.Training"/>.</summary>
+public sealed class Dropout(double p) : ILayer
+{
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        if (!Eager.IsTraining || p == 0) return x;
+        var mask = new float[x.Data.Length];
+        DropoutKernels.FillMask(mask, (float)p, Eager.Rng);
+        var y = new float[mask.Length];
+        for (int i = 0; i < y.Length; i++) y[i] = x.Data[i] * mask[i];
+        return Tensor.Result(y, x.Shape, [x], r => { var g = x.GradBuffer; for (int i = 0; i < g.Length; i++) g[i] += r.Grad![i] * mask[i]; });
+    }
+}
+
+/// <summary>ReLU as a layer.</summary>
+public sealed class ReLU : ILayer { /// <inheritdoc/>
+    public Tensor Forward(Tensor x) => x.Relu(); }
+/// <summary>GELU as a layer.</summary>
+public sealed class GELU : ILayer { /// <inheritdoc/>
+    public Tensor Forward(Tensor x) => x.Gelu(); }
+/// <summary>tanh as a layer.</summary>
+public sealed class Tanh : ILayer { /// <inheritdoc/>
+    public Tensor Forward(Tensor x) => x.Tanh(); }
+/// <summary>Sigmoid as a layer.</summary>
+public sealed class Sigmoid : ILayer { /// <inheritdoc/>
+    public Tensor Forward(Tensor x) => x.Sigmoid(); }
+/// <summary>Flatten as a layer.</summary>
+public sealed class Flatten : ILayer { /// <inheritdoc/>
+    public Tensor Forward(Tensor x) => x.Flatten(); }

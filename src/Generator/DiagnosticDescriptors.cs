@@ -1,0 +1,96 @@
+using System.Collections.Generic;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+
+namespace Compiled.Nets.Generator
+{
+    /// <summary>
+    /// Every diagnostic the generator reports. IDs are never reused. Ranges: 0001–0004 shape mismatches,
+    /// 0005–0016 declaration and usage problems.
+    /// </summary>
+    internal static class DiagnosticDescriptors
+    {
+        private const string Category = "Compiled.Nets";
+        private static string Help(string id) => $"https://github.com/compiled-nets/compiled-nets/blob/main/docs/diagnostics/{id}.md";
+
+        private static DiagnosticDescriptor Error(string id, string title, string message) =>
+            new(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true, helpLinkUri: Help(id));
+
+        private static DiagnosticDescriptor Warning(string id, string title, string message) =>
+            new(id, title, message, Category, DiagnosticSeverity.Warning, isEnabledByDefault: true, helpLinkUri: Help(id));
+
+        public static readonly DiagnosticDescriptor FeatureMismatch = Error("CNET0001",
+            "Layer size does not match its input",
+            "{0} expects {1}, but {2} produces {3} for input {4}");
+
+        public static readonly DiagnosticDescriptor WindowTooLarge = Error("CNET0002",
+            "Window does not fit its input",
+            "{0} with kernel {1}, stride {2}, padding {3}, dilation {4} does not fit its input {5}: the output would be {6}");
+
+        public static readonly DiagnosticDescriptor HeadsDoNotDivide = Error("CNET0003",
+            "Hidden size not divisible by the number of heads",
+            "{0}: hidden size {1} is not divisible by {2} heads");
+
+        public static readonly DiagnosticDescriptor MatMulMismatch = Error("CNET0004",
+            "Matrix product inner dimensions differ",
+            "MatMul of {0} and {1}: inner dimensions {2} and {3} differ");
+
+        public static readonly DiagnosticDescriptor UnsupportedOp = Error("CNET0005",
+            "Unsupported construct in Forward",
+            "'{0}' is not supported in Forward: {1}. Supported: x.Apply(Layer), Relu(), Gelu(), Tanh(), Sigmoid(), Softmax(), Flatten(), MaxPool2d(k[, stride, padding]), AvgPool2d(k[, stride, padding]), Dropout(p), a + b, locals and return.");
+
+        public static readonly DiagnosticDescriptor UnusedLayer = Warning("CNET0006",
+            "Layer declared but never used",
+            "Layer '{0}' is declared but never used in Forward");
+
+        public static readonly DiagnosticDescriptor IgnoredSize = Warning("CNET0007",
+            "Parameter-free layer declared with a size",
+            "{0} has no parameters and ignores the size {1}; remove the argument");
+
+        public static readonly DiagnosticDescriptor NotPartial = Error("CNET0008",
+            "Network class must be partial",
+            "The [Network] class '{0}' must be declared partial (and so must every type containing it)");
+
+        public static readonly DiagnosticDescriptor SoftmaxBeforeCrossEntropy = Warning("CNET0009",
+            "Softmax before cross-entropy",
+            "Forward ends with Softmax(), but [CrossEntropyLoss] applies log-softmax to the logits itself; return the logits instead");
+
+        public static readonly DiagnosticDescriptor MissingForward = Error("CNET0010",
+            "Missing or mismatched Forward method",
+            "Network '{0}' needs a method 'Tensor Forward(Tensor {1})' matching its [Input]: {2}");
+
+        public static readonly DiagnosticDescriptor RankMismatch = Error("CNET0011",
+            "Layer applied to a tensor of the wrong rank",
+            "{0} expects a per-sample shape {1}, but its input is {2} for input {3}");
+
+        public static readonly DiagnosticDescriptor AddShapeMismatch = Error("CNET0012",
+            "Residual add of different shapes",
+            "Cannot add {0} and {1}: the shapes must be equal");
+
+        public static readonly DiagnosticDescriptor BadLayerProperty = Error("CNET0013",
+            "Invalid layer property",
+            "Layer property '{0}' {1}");
+
+        public static readonly DiagnosticDescriptor InvalidArgument = Error("CNET0014",
+            "Invalid layer argument",
+            "{0}: {1}");
+
+        public static readonly DiagnosticDescriptor MissingInput = Error("CNET0015",
+            "Network has no [Input]",
+            "Network '{0}' needs an [Input(...)] attribute giving the per-sample input shape");
+
+        public static readonly DiagnosticDescriptor LossMismatch = Error("CNET0016",
+            "Loss does not fit the output",
+            "{0} needs {1} per sample, but Forward returns {2}");
+
+        public static readonly IReadOnlyList<DiagnosticDescriptor> All = new[]
+        {
+            FeatureMismatch, WindowTooLarge, HeadsDoNotDivide, MatMulMismatch, UnsupportedOp, UnusedLayer, IgnoredSize, NotPartial,
+            SoftmaxBeforeCrossEntropy, MissingForward, RankMismatch, AddShapeMismatch, BadLayerProperty, InvalidArgument, MissingInput, LossMismatch,
+        };
+
+        private static readonly Dictionary<string, DiagnosticDescriptor> s_byId = All.ToDictionary(d => d.Id);
+
+        public static DiagnosticDescriptor ById(string id) => s_byId[id];
+    }
+}

@@ -1,0 +1,45 @@
+using System.Globalization;
+using System.Text;
+
+namespace Compiled.Nets.Generator.Helpers
+{
+    /// <summary>Appends lines at the current indentation (4 spaces a level); <c>{</c>/<c>}</c> helpers keep blocks balanced.</summary>
+    internal sealed class SourceWriter
+    {
+        private readonly StringBuilder _sb = new();
+        public int Indent { get; set; }
+
+        public void Line(string text = "")
+        {
+            if (text.Length > 0) _sb.Append(' ', Indent * 4).Append(text);
+            _sb.Append('\n');
+        }
+
+        public void Open(string header)
+        {
+            Line(header);
+            Line("{");
+            Indent++;
+        }
+
+        public void Open() { Line("{"); Indent++; }
+
+        public void Close(string suffix = "")
+        {
+            Indent--;
+            Line("}" + suffix);
+        }
+
+        public override string ToString() => _sb.ToString();
+
+        /// <summary>Formats a float literal with invariant culture and an <c>f</c> suffix.</summary>
+        public static string F(double value)
+        {
+            string s = ((float)value).ToString("R", CultureInfo.InvariantCulture);
+            if (s.IndexOf('.') < 0 && s.IndexOf('E') < 0) s += ".0";
+            return s + "f";
+        }
+
+        public static string I(long value) => value.ToString(CultureInfo.InvariantCulture);
+    }
+}

@@ -1,0 +1,38 @@
+using Compiled.Nets.Generator.Helpers;
+
+namespace Compiled.Nets.Generator.Model
+{
+    /// <summary>Kinds of layer a property can declare.</summary>
+    internal enum LayerKind { SubNetwork, Conv2d, Linear, MaxPool2d, AvgPool2d, ReLU, GELU, Tanh, Sigmoid, Flatten, Dropout, BatchNorm2d, LayerNorm, Embedding }
+
+    /// <summary>Kinds of op in the plan (the ordered list the emitters walk).</summary>
+    internal enum OpKind { Input, Conv2d, Linear, MaxPool2d, AvgPool2d, BatchNorm2d, LayerNorm, Softmax, Flatten, Add, Relu, Gelu, Tanh, Sigmoid, Dropout }
+
+    internal enum LossKind { None, CrossEntropy, Mse }
+
+    /// <summary>A tensor of the parameter table: state-dict name, shape, role and initialisation (all as emitted text).</summary>
+    internal sealed record ParamSpec(string Field, string Name, EquatableArray<int> Shape, string Role, string Init, bool IsBuffer);
+
+    /// <summary>A declared layer property. <see cref="Ints"/> holds the kind's integer arguments in a fixed order
+    /// (Conv2d: in, out, kernel, stride, padding, dilation; Linear: in, out; pools: kernel, stride, padding;
+    /// norms: features; Embedding: count, dim), <see cref="Real"/> the eps/p, <see cref="Real2"/> the momentum.</summary>
+    internal sealed record LayerSpec(string Property, string StateName, LayerKind Kind, EquatableArray<int> Ints, double Real, double Real2, bool Bias,
+        string Modifiers, string FieldName, bool IsRootProperty, string SubType);
+
+    /// <summary>
+    /// One op of the plan: its inputs (value ids, which are op ids), the layer it uses (index into the layers, or -1),
+    /// its per-sample output shape, and kind-specific integers (pools: kernel, stride, padding) and a real (dropout p).
+    /// </summary>
+    internal sealed record OpSpec(int Id, OpKind Kind, int Input, int Input2, int Layer, EquatableArray<int> InShape, EquatableArray<int> OutShape,
+        EquatableArray<int> Ints, double Real, string Label);
+
+    /// <summary>Everything the emitter needs for one [Network] class; equatable, with no symbols or syntax.</summary>
+    internal sealed record NetworkSpec(
+        string Namespace, string TypeName, string TypeModifiers, EquatableArray<string> ContainingTypes,
+        string InputName, EquatableArray<int> InputShape, int MaxBatch,
+        LossKind Loss, double LabelSmoothing,
+        EquatableArray<LayerSpec> Layers, EquatableArray<ParamSpec> Parameters, EquatableArray<OpSpec> Ops, int Output);
+
+    /// <summary>The result of parsing one class: a spec when it is error-free, and its diagnostics.</summary>
+    internal sealed record ParseResult(NetworkSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics);
+}

@@ -1,0 +1,718 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Compiled.Nets.Generator.Helpers;
+using Compiled.Nets.Generator.Model;
+using static Compiled.Nets.Generator.Helpers.SourceWriter;
+
+namespace Compiled.Nets.Generator
+{
+    /// <summary>
+    /// Spec → C# source (a pure function). The plan's ops are grouped into units: a primary op (conv, linear, pool,
+    /// norm, add, softmax…) followed by a fused chain of elementwise stages (the layer's bias, activations, dropout)
+    /// emitted as one Vector512 loop. Backward walks the same units in reverse.
+    /// </summary>
+    internal static class NetworkEmitter
+    {
+        private const string R = "global::Compiled.Nets.";
+        private const string K = "global::Compiled.Nets.Kernels.";
+        private const string V = "global::System.Runtime.Intrinsics.Vector512";
+        private const string MM = "global::System.Runtime.InteropServices.MemoryMarshal";
+        private const string US = "global::System.Runtime.CompilerServices.Unsafe";
+        private const string E = "global::Compiled.Nets.Kernels.Elementwise";
+
+        public static string HintName(NetworkSpec s) => (s.Namespace.Length > 0 ? s.Namespace + "." : "") +
+            string.Concat(s.ContainingTypes.Select(t => t.Split(' ').Last() + ".")) + s.TypeName + ".g.cs";
+
+        // ------------------------------------------------------------------ plan analysis
+
+        private enum StageKind { Bias, Relu, Gelu, Tanh, Sigmoid, Dropout }
+
+        private sealed class Stage
+        {
+            public StageKind Kind;
+            public int Value;     // the value this stage produces
+            public double P;      // dropout probability
+        }
+
+        private sealed class Unit
+        {
+            public OpSpec? Primary;   // null: a chain over an existing value
+            public int Source;        // the value the chain reads (the primary's value, or an existing one)
+            public readonly List<Stage> Stages = new();
+            public int Last => Stages.Count > 0 ? Stages[Stages.Count - 1].Value : Source;
+            public int LastIndex;     // position in the op list of the last member (backward order)
+        }
+
+        private sealed class Plan
+        {
+            public NetworkSpec Spec = null!;
+            public List<Unit> Units = new();
+            public Dictionary<int, int> Alias = new();         // Flatten/Input: value → storage value
+            public List<(string Name, string PerSample)> Regions = new(); // act-arena regions, per-sample floats
+            public Dictionary<string, string> RegionOffset = new();
+            public List<(string Name, string PerSample)> IntRegions = new();
+            public List<(string Name, int Size)> Stats = new();
+            public HashSet<int> BiasRaw = new();
+            public string OffsetTotal = "0";
+        }
+
+        private static bool IsElementwise(OpKind k) => k is OpKind.Relu or OpKind.Gelu or OpKind.Tanh or OpKind.Sigmoid or OpKind.Dropout;
+
+        private static int Prod(IEnumerable<int> d) => d.Aggregate(1, (a, b) => a * b);
+
+        private static Plan Analyze(NetworkSpec s)
+        {
+            var plan = new Plan { Spec = s };
+            var ops = s.Ops;
+            var consumers = new int[ops.Count];
+            foreach (var op in ops)
+            {
+                if (op.Input >= 0) consumers[op.Input]++;
+                if (op.Input2 >= 0) consumers[op.Input2]++;
+            }
+            consumers[s.Output]++; // the network's output is used by the loss/caller
+
+            var unitOfValue = new Dictionary<int, Unit>();
+            foreach (var op in ops)
+            {
+                if (op.Kind == OpKind.Input) { plan.Alias[op.Id] = op.Id; continue; }
+                if (op.Kind == OpKind.Flatten) { plan.Alias[op.Id] = Storage(plan, op.Input); continue; }
+                if (IsElementwise(op.Kind))
+                {
+                    var stage = new Stage
+                    {
+                        Kind = op.Kind switch { OpKind.Relu => StageKind.Relu, OpKind.Gelu => StageKind.Gelu, OpKind.Tanh => StageKind.Tanh, OpKind.Sigmoid => StageKind.Sigmoid, _ => StageKind.Dropout },
+                        Value = op.Id, P = op.Real,
+                    };
+                    // Join the chain that produced the input when nothing else reads that value.
+                    if (unitOfValue.TryGetValue(op.Input, out var u) && u.Last == op.Input && consumers[op.Input] == 1)
+                    {
+                        u.Stages.Add(stage); u.LastIndex = op.Id; unitOfValue[op.Id] = u;
+                    }
+                    else
+                    {
+                        var nu = new Unit { Source = Storage(plan, op.Input), LastIndex = op.Id };
+                        nu.Stages.Add(stage);
+                        plan.Units.Add(nu); unitOfValue[op.Id] = nu;
+                    }
+                    continue;
+                }
+                var unit = new Unit { Primary = op, Source = op.Id, LastIndex = op.Id };
+                if ((op.Kind == OpKind.Conv2d || op.Kind == OpKind.Linear) && s.Layers[op.Layer].Bias)
+                {
+                    unit.Stages.Add(new Stage { Kind = StageKind.Bias, Value = op.Id });
+                    plan.BiasRaw.Add(op.Id);
+                }
+                plan.Units.Add(unit); unitOfValue[op.Id] = unit;
+            }
+
+            // Workspace regions (per-sample sizes; the arena holds capacity × each).
+            foreach (var op in ops)
+            {
+                if (op.Kind == OpKind.Input || op.Kind == OpKind.Flatten) continue;
+                int size = Prod(op.OutShape);
+                plan.Regions.Add(($"v{op.Id}", I(size)));
+                if (plan.BiasRaw.Contains(op.Id)) plan.Regions.Add(($"r{op.Id}", I(size)));
+                if (op.Kind == OpKind.Dropout) plan.Regions.Add(($"m{op.Id}", I(size)));
+                if (op.Kind == OpKind.MaxPool2d) plan.IntRegions.Add(($"a{op.Id}", I(size)));
+                if (op.Kind == OpKind.LayerNorm)
+                {
+                    int lead = Prod(op.OutShape.Take(op.OutShape.Count - 1));
+                    plan.Regions.Add(($"mean{op.Id}", I(lead))); plan.Regions.Add(($"rstd{op.Id}", I(lead)));
+                }
+                if (op.Kind == OpKind.BatchNorm2d) { plan.Stats.Add(($"sm{op.Id}", op.OutShape[0])); plan.Stats.Add(($"si{op.Id}", op.OutShape[0])); }
+            }
+            if (s.Loss == LossKind.CrossEntropy) plan.Regions.Add(("probs", I(Prod(ops[s.Output].OutShape))));
+            long offset = 0;
+            foreach (var (name, per) in plan.Regions) { plan.RegionOffset[name] = I(offset); offset += long.Parse(per); }
+            plan.OffsetTotal = I(offset);
+            plan.Units.Sort((a, b) => a.Primary?.Id.CompareTo(b.Primary?.Id ?? int.MaxValue) ?? 0);
+            plan.Units = plan.Units.OrderBy(u => u.Primary?.Id ?? ops[u.Stages[0].Value].Id).ToList();
+            return plan;
+        }
+
+        private static int Storage(Plan p, int value) => p.Alias.TryGetValue(value, out int v) ? v : value;
+
+        // ------------------------------------------------------------------ emission
+
+        public static string Emit(NetworkSpec s)
+        {
+            var plan = Analyze(s);
+            var w = new SourceWriter();
+            w.Line("// <auto-generated/>");
+            w.Line("// Generated by Compiled.Nets from the [Network] declaration. Shapes are per sample; B is the batch.");
+            w.Line("#nullable enable");
+            w.Line("#pragma warning disable CS1591 // generated members document themselves through the user's declaration");
+            w.Line();
+            if (s.Namespace.Length > 0) w.Open($"namespace {s.Namespace}");
+            foreach (var t in s.ContainingTypes) w.Open(t);
+
+            string iface = s.Loss switch { LossKind.CrossEntropy => R + "IClassifier", LossKind.Mse => R + "IRegressor", _ => R + "IFloatNetwork" };
+            w.Line($"[global::System.CodeDom.Compiler.GeneratedCode(\"Compiled.Nets.Generator\", \"1.0\")]");
+            w.Open($"{s.TypeModifiers} partial class {s.TypeName} : {iface}, {R}ILayer, global::System.IDisposable".TrimStart());
+
+            EmitPlanComment(w, s);
+            EmitMembers(w, s, plan);
+            EmitForward(w, s, plan);
+            if (s.Loss != LossKind.None) { EmitTrainStep(w, s, plan); EmitEvaluate(w, s, plan); }
+            EmitWorkspace(w, s, plan);
+
+            w.Close();
+            foreach (var _ in s.ContainingTypes) w.Close();
+            if (s.Namespace.Length > 0) w.Close();
+            return w.ToString();
+        }
+
+        private static string ShapeText(IEnumerable<int> d) => "[B" + string.Concat(d.Select(x => ", " + I(x))) + "]";
+
+        private static void EmitPlanComment(SourceWriter w, NetworkSpec s)
+        {
+            w.Line("// Plan:");
+            foreach (var op in s.Ops)
+            {
+                string src = op.Input < 0 ? "" : op.Input2 >= 0 ? $"(v{op.Input}, v{op.Input2})" : $"(v{op.Input})";
+                w.Line($"//   v{op.Id} = {op.Kind}{src} {ShapeText(op.OutShape)}{(op.Kind == OpKind.Input ? "" : "  " + op.Label)}");
+            }
+            w.Line();
+        }
+
+        private static void EmitMembers(SourceWriter w, NetworkSpec s, Plan plan)
+        {
+            int inSize = Prod(s.InputShape), outSize = Prod(s.Ops[s.Output].OutShape);
+            w.Line($"/// <summary>Floats per input sample: {string.Join("×", s.InputShape)}.</summary>");
+            w.Line($"public const int InputFeatures = {inSize};");
+            w.Line($"/// <summary>Floats per output sample: {string.Join("×", s.Ops[s.Output].OutShape)}.</summary>");
+            w.Line($"public const int OutputFeatures = {outSize};");
+            w.Line($"private static readonly int[] s_inputShape = new int[] {{ {string.Join(", ", s.InputShape)} }};");
+            w.Line($"private static readonly int[] s_outputShape = new int[] {{ {string.Join(", ", s.Ops[s.Output].OutShape)} }};");
+            w.Line($"private const int DefaultCapacity = {s.MaxBatch};");
+            w.Line();
+            w.Line($"private readonly {R}ParameterStore _store;");
+            w.Line("private readonly bool _ownsStore;");
+            w.Line($"private readonly {R}Rng _rng;");
+            foreach (var p in s.Parameters) w.Line($"private {R}ParameterInfo {p.Field} = null!;");
+            foreach (var l in s.Layers.Where(l => l.IsRootProperty)) w.Line($"private {LayerType(l)} {l.FieldName} = null!;");
+            w.Line();
+
+            w.Line("/// <summary>Declares every tensor of this network (PyTorch state-dict names, shapes, default initialisation).</summary>");
+            w.Open($"public static void DeclareParameters({R}ParameterStoreBuilder b, string prefix)");
+            foreach (var p in s.Parameters)
+            {
+                string shape = p.Shape.Count == 0 ? "global::System.Array.Empty<int>()" : $"new int[] {{ {string.Join(", ", p.Shape)} }}";
+                w.Line($"b.{(p.IsBuffer ? "AddBuffer" : "Add")}(prefix + \"{p.Name}\", {shape}, {R}ParameterRole.{p.Role}, {R}ParameterInit.{p.Init});");
+            }
+            w.Close();
+            w.Line();
+            w.Line("/// <summary>Creates the network with its own parameters, initialised as PyTorch does from <paramref name=\"seed\"/>.</summary>");
+            w.Open($"public {s.TypeName}(ulong seed = 0)");
+            w.Line($"var b = new {R}ParameterStoreBuilder();");
+            w.Line("DeclareParameters(b, \"\");");
+            w.Line("_store = b.Build();");
+            w.Line("_store.Initialize(seed);");
+            w.Line("_ownsStore = true;");
+            w.Line($"_rng = new {R}Rng(seed ^ 0x9E3779B97F4A7C15UL);");
+            w.Line("Bind(\"\");");
+            w.Close();
+            w.Line();
+            w.Line("/// <summary>Binds to tensors of an existing store under <paramref name=\"prefix\"/> (composition, checkpoints).</summary>");
+            w.Open($"public {s.TypeName}({R}ParameterStore store, string prefix)");
+            w.Line("_store = store;");
+            w.Line($"_rng = new {R}Rng(0x9E3779B97F4A7C15UL);");
+            w.Line("Bind(prefix);");
+            w.Close();
+            w.Line();
+            w.Open("private void Bind(string prefix)");
+            foreach (var p in s.Parameters) w.Line($"{p.Field} = _store[prefix + \"{p.Name}\"];");
+            foreach (var l in s.Layers.Where(l => l.IsRootProperty)) w.Line($"{l.FieldName} = {LayerConstruction(l)};");
+            w.Close();
+            w.Line();
+            foreach (var l in s.Layers.Where(l => l.IsRootProperty))
+                w.Line($"{l.Modifiers} {LayerType(l)} {l.Property} {{ get => {l.FieldName}; }}");
+            w.Line();
+            w.Line($"public string Name => \"{s.TypeName}\";");
+            w.Line("public global::System.Collections.Generic.IReadOnlyList<int> InputShape => s_inputShape;");
+            w.Line("public int InputSize => InputFeatures;");
+            w.Line("public global::System.Collections.Generic.IReadOnlyList<int> OutputShape => s_outputShape;");
+            w.Line("public int OutputSize => OutputFeatures;");
+            w.Line($"public {R}ParameterStore Parameters => _store;");
+            w.Line();
+            w.Line("/// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>");
+            w.Line($"public {R}Tensor ForwardEager({R}Tensor x) => Forward(x);");
+            w.Line($"{R}Tensor {R}ILayer.Forward({R}Tensor x) => Forward(x);");
+            w.Line();
+            w.Open($"private static void CheckInput(global::System.ReadOnlySpan<float> input, int batch, int output, string method)");
+            w.Line($"if (batch <= 0) throw new global::System.ArgumentOutOfRangeException(nameof(batch), batch, \"{s.TypeName}.\" + method + \": batch must be positive.\");");
+            w.Line($"if (input.Length != batch * InputFeatures) throw new global::System.ArgumentException(\"{s.TypeName}.\" + method + \": input has \" + input.Length + \" floats, but batch \" + batch + \" × [{string.Join(", ", s.InputShape)}] needs \" + (batch * InputFeatures) + \".\", nameof(input));");
+            w.Line($"if (output >= 0 && output != batch * OutputFeatures) throw new global::System.ArgumentException(\"{s.TypeName}.\" + method + \": the output span has \" + output + \" floats, but batch \" + batch + \" × [{string.Join(", ", s.Ops[s.Output].OutShape)}] needs \" + (batch * OutputFeatures) + \".\", nameof(output));");
+            w.Close();
+            w.Line();
+        }
+
+        private static string LayerType(LayerSpec l) => l.Kind switch
+        {
+            LayerKind.SubNetwork => l.Ints[0] > 1 ? l.SubType + "[]" : l.SubType,
+            _ => R + l.Kind,
+        };
+
+        private static string LayerConstruction(LayerSpec l)
+        {
+            var i = l.Ints;
+            string name = $"prefix + \"{l.StateName}\"";
+            string b = l.Bias ? "true" : "false";
+            return l.Kind switch
+            {
+                LayerKind.SubNetwork when i[0] > 1 => $"new {l.SubType}[] {{ {string.Join(", ", Enumerable.Range(0, i[0]).Select(c => $"new {l.SubType}(_store, prefix + \"{l.StateName}.{c}.\")"))} }}",
+                LayerKind.SubNetwork => $"new {l.SubType}(_store, prefix + \"{l.StateName}.\")",
+                LayerKind.Conv2d => $"new {R}Conv2d(_store, {name}, {i[0]}, {i[1]}, {i[2]}, {i[3]}, {i[4]}, {i[5]}, {b})",
+                LayerKind.Linear => $"new {R}Linear(_store, {name}, {i[0]}, {i[1]}, {b})",
+                LayerKind.MaxPool2d => $"new {R}MaxPool2d({i[0]}, {i[1]}, {i[2]})",
+                LayerKind.AvgPool2d => $"new {R}AvgPool2d({i[0]}, {i[1]}, {i[2]})",
+                LayerKind.BatchNorm2d => $"new {R}BatchNorm2d(_store, {name}, {i[0]}, {F(l.Real)}, {F(l.Real2)})",
+                LayerKind.LayerNorm => $"new {R}LayerNorm(_store, {name}, {i[0]}, {F(l.Real)})",
+                LayerKind.Embedding => $"new {R}Embedding(_store, {name}, {i[0]}, {i[1]})",
+                LayerKind.Dropout => $"new {R}Dropout({l.Real.ToString("R", System.Globalization.CultureInfo.InvariantCulture)})",
+                _ => $"new {R}{l.Kind}()",
+            };
+        }
+
+        // ------------------------------------------------------------------ spans
+
+        private static void EmitSpans(SourceWriter w, NetworkSpec s, Plan plan, bool grads)
+        {
+            w.Line("var ws = EnsureCapacity(batch);");
+            w.Line("global::System.Span<float> act = ws.Act.Span;");
+            if (grads) w.Line("global::System.Span<float> grad = ws.Grad.Span;");
+            w.Line("int cap = ws.Capacity;");
+            foreach (var (name, per) in plan.Regions)
+            {
+                w.Line($"var {name} = act.Slice({plan.RegionOffset[name]} * cap, {per} * batch);");
+                if (grads && name.StartsWith("v", StringComparison.Ordinal))
+                    w.Line($"var g{name.Substring(1)} = grad.Slice({plan.RegionOffset[name]} * cap, {per} * batch);");
+            }
+            int ioff = 0;
+            foreach (var (name, per) in plan.IntRegions) { w.Line($"var {name} = new global::System.Span<int>(ws.Ints, {ioff} * cap, {per} * batch);"); ioff += int.Parse(per); }
+            int soff = 0;
+            foreach (var (name, size) in plan.Stats) { w.Line($"var {name} = ws.Stats.Span.Slice({soff}, {size});"); soff += size; }
+            // Aliases: the input, and Flatten views.
+            foreach (var kv in plan.Alias.OrderBy(k => k.Key))
+            {
+                if (kv.Key == kv.Value) { w.Line($"global::System.ReadOnlySpan<float> v{kv.Key} = input;"); continue; }
+                w.Line($"var v{kv.Key} = v{kv.Value};");
+                if (grads && s.Ops[kv.Value].Kind != OpKind.Input) w.Line($"var g{kv.Key} = g{kv.Value};");
+            }
+        }
+
+        private static string P(ParamSpec p) => $"_store.Value({p.Field})";
+        private static string PG(ParamSpec p) => $"({p.Field}.RequiresGrad ? _store.Gradient({p.Field}) : default)";
+
+        private static ParamSpec Param(NetworkSpec s, OpSpec op, string suffix) =>
+            s.Parameters.First(p => p.Name == s.Layers[op.Layer].StateName + "." + suffix);
+
+        private static string Rows(OpSpec op) => $"batch * {Prod(op.OutShape.Take(op.OutShape.Count - 1))}";
+
+        private static string Conv2dGeo(NetworkSpec s, OpSpec op, string batch)
+        {
+            var i = s.Layers[op.Layer].Ints;
+            var x = op.InShape;
+            return $"new {K}Conv2dGeometry({batch}, {x[0]}, {x[1]}, {x[2]}, {i[1]}, {i[2]}, {i[2]}, {i[3]}, {i[3]}, {i[4]}, {i[4]}, {i[5]}, {i[5]})";
+        }
+
+        private static string PoolGeo(OpSpec op) =>
+            $"new {K}Pool2dGeometry(batch, {op.InShape[0]}, {op.InShape[1]}, {op.InShape[2]}, {op.Ints[0]}, {op.Ints[0]}, {op.Ints[1]}, {op.Ints[1]}, {op.Ints[2]}, {op.Ints[2]})";
+
+        // ------------------------------------------------------------------ forward
+
+        private static void EmitForwardBody(SourceWriter w, NetworkSpec s, Plan plan, bool training)
+        {
+            foreach (var u in plan.Units)
+            {
+                if (u.Primary is { } op) EmitPrimaryForward(w, s, plan, op, training);
+                if (u.Stages.Count > 0 && !(u.Stages.Count == 0)) EmitChainForward(w, s, plan, u, training);
+            }
+        }
+
+        private static void EmitPrimaryForward(SourceWriter w, NetworkSpec s, Plan plan, OpSpec op, bool training)
+        {
+            string x = $"v{Storage(plan, op.Input)}";
+            string y = plan.BiasRaw.Contains(op.Id) ? $"r{op.Id}" : $"v{op.Id}";
+            w.Line($"// {op.Label}: {ShapeText(op.InShape)} -> {ShapeText(op.OutShape)}");
+            switch (op.Kind)
+            {
+                case OpKind.Conv2d:
+                    w.Line($"{K}Conv2dKernels.Forward({y}, {x}, {P(Param(s, op, "weight"))}, {Conv2dGeo(s, op, "batch")}, ws.Scratch.Span);");
+                    break;
+                case OpKind.Linear:
+                {
+                    var i = s.Layers[op.Layer].Ints;
+                    w.Line($"{K}LinearKernels.Forward({y}, {x}, {P(Param(s, op, "weight"))}, {Rows(op)}, {i[0]}, {i[1]});");
+                    break;
+                }
+                case OpKind.MaxPool2d:
+                    w.Line($"{K}PoolingKernels.MaxPool2dForward({y}, {(training ? $"a{op.Id}" : "default")}, {x}, {PoolGeo(op)});");
+                    break;
+                case OpKind.AvgPool2d:
+                    w.Line($"{K}PoolingKernels.AvgPool2dForward({y}, {x}, {PoolGeo(op)});");
+                    break;
+                case OpKind.BatchNorm2d:
+                {
+                    var l = s.Layers[op.Layer];
+                    string c = I(op.InShape[0]), hw = I(op.InShape[1] * op.InShape[2]);
+                    if (training)
+                    {
+                        w.Line($"{K}BatchNormKernels.ForwardTraining({y}, sm{op.Id}, si{op.Id}, {P(Param(s, op, "running_mean"))}, {P(Param(s, op, "running_var"))}, {x}, {P(Param(s, op, "weight"))}, {P(Param(s, op, "bias"))}, batch, {c}, {hw}, {F(l.Real)}, {F(l.Real2)});");
+                        w.Line($"{P(Param(s, op, "num_batches_tracked"))}[0] += 1f;");
+                    }
+                    else
+                        w.Line($"{K}BatchNormKernels.ForwardInference({y}, {x}, {P(Param(s, op, "weight"))}, {P(Param(s, op, "bias"))}, {P(Param(s, op, "running_mean"))}, {P(Param(s, op, "running_var"))}, batch, {c}, {hw}, {F(l.Real)});");
+                    break;
+                }
+                case OpKind.LayerNorm:
+                {
+                    var l = s.Layers[op.Layer];
+                    w.Line($"{K}LayerNormKernels.Forward({y}, {(training ? $"mean{op.Id}" : "default")}, {(training ? $"rstd{op.Id}" : "default")}, {x}, {P(Param(s, op, "weight"))}, {P(Param(s, op, "bias"))}, {Rows(op)}, {l.Ints[0]}, {F(l.Real)});");
+                    break;
+                }
+                case OpKind.Softmax:
+                    w.Line($"{K}SoftmaxKernels.Forward({y}, {x}, {Rows(op)}, {op.OutShape[op.OutShape.Count - 1]});");
+                    break;
+                case OpKind.Add:
+                    w.Line($"{E}.Add({y}, {x}, v{Storage(plan, op.Input2)});");
+                    break;
+                default:
+                    throw new InvalidOperationException("Unexpected primary op " + op.Kind);
+            }
+        }
+
+        /// <summary>Loop geometry of a chain: rows × cols, and how the bias (if any) is indexed.</summary>
+        private static (string Rows, int Cols, int BiasChannels, bool ColumnBias) ChainShape(NetworkSpec s, Unit u)
+        {
+            var shape = s.Ops[u.Source].OutShape;
+            if (u.Primary is { } op && u.Stages.Count > 0 && u.Stages[0].Kind == StageKind.Bias)
+            {
+                if (op.Kind == OpKind.Conv2d) return ($"batch * {shape[0]}", shape[1] * shape[2], shape[0], false);
+                return (Rows(op), shape[shape.Count - 1], 0, true);
+            }
+            return ("batch", Prod(shape), 0, false);
+        }
+
+        private static bool Stored(Unit u, int j, bool training)
+        {
+            if (j == u.Stages.Count - 1) return true;
+            if (!training) return false;
+            var k = u.Stages[j].Kind;
+            return k is StageKind.Relu or StageKind.Tanh or StageKind.Sigmoid || u.Stages[j + 1].Kind == StageKind.Gelu;
+        }
+
+        private static string StageForward(Stage st, string t, bool vector, bool training, string i, string j, string biasScalar)
+        {
+            switch (st.Kind)
+            {
+                case StageKind.Bias: return vector ? $"{t} += bv;" : $"{t} += {biasScalar};";
+                case StageKind.Relu: return $"{t} = {E}.Relu({t});";
+                case StageKind.Gelu: return $"{t} = {E}.Gelu({t});";
+                case StageKind.Tanh: return $"{t} = {E}.Tanh({t});";
+                case StageKind.Sigmoid: return $"{t} = {E}.Sigmoid({t});";
+                default:
+                    if (!training) return $"// v{st.Value}: dropout is the identity in evaluation mode";
+                    return vector ? $"{t} *= {V}.LoadUnsafe(ref m{st.Value}_, (nuint){i});" : $"{t} *= {US}.Add(ref m{st.Value}_, {i});";
+            }
+        }
+
+        private static void EmitChainForward(SourceWriter w, NetworkSpec s, Plan plan, Unit u, bool training)
+        {
+            var (rows, cols, channels, colBias) = ChainShape(s, u);
+            bool bias = u.Stages[0].Kind == StageKind.Bias;
+            string src = bias ? $"r{u.Source}" : $"v{Storage(plan, u.Source)}";
+            w.Line($"// fused: {string.Join(" + ", u.Stages.Select(st => st.Kind.ToString()))}  {ShapeText(s.Ops[u.Last].OutShape)}");
+            w.Open();
+            if (training)
+                foreach (var st in u.Stages.Where(st => st.Kind == StageKind.Dropout))
+                    w.Line($"{K}DropoutKernels.FillMask(m{st.Value}, {F(st.P)}, _rng);");
+            w.Line($"int rows = {rows}, cols = {cols};");
+            w.Line($"ref float src_ = ref {MM}.GetReference({src});");
+            for (int j = 0; j < u.Stages.Count; j++)
+                if (Stored(u, j, training)) w.Line($"ref float v{u.Stages[j].Value}_ = ref {MM}.GetReference(v{u.Stages[j].Value});");
+            if (training)
+                foreach (var st in u.Stages.Where(st => st.Kind == StageKind.Dropout)) w.Line($"ref float m{st.Value}_ = ref {MM}.GetReference(m{st.Value});");
+            if (bias) w.Line($"global::System.ReadOnlySpan<float> bias = {P(Param(s, u.Primary!, "bias"))};");
+            w.Open("for (int r = 0; r < rows; r++)");
+            if (bias && !colBias) { w.Line($"float bs = bias[r % {channels}];"); w.Line($"var bv = {V}.Create(bs);"); }
+            w.Line("int i = r * cols, end = i + cols, j = 0;");
+            w.Open("for (; i <= end - 16; i += 16, j += 16)");
+            w.Line($"var t = {V}.LoadUnsafe(ref src_, (nuint)i);");
+            if (bias && colBias) w.Line($"var bv = {V}.LoadUnsafe(ref {MM}.GetReference(bias), (nuint)j);");
+            for (int j = 0; j < u.Stages.Count; j++)
+            {
+                w.Line(StageForward(u.Stages[j], "t", true, training, "i", "j", ""));
+                if (Stored(u, j, training)) w.Line($"{V}.StoreUnsafe(t, ref v{u.Stages[j].Value}_, (nuint)i);");
+            }
+            w.Close();
+            w.Open("for (; i < end; i++, j++)");
+            w.Line($"float t = {US}.Add(ref src_, i);");
+            for (int j = 0; j < u.Stages.Count; j++)
+            {
+                w.Line(StageForward(u.Stages[j], "t", false, training, "i", "j", colBias ? "bias[j]" : "bs"));
+                if (Stored(u, j, training)) w.Line($"{US}.Add(ref v{u.Stages[j].Value}_, i) = t;");
+            }
+            w.Close();
+            w.Close();
+            w.Close();
+        }
+
+        private static void EmitForward(SourceWriter w, NetworkSpec s, Plan plan)
+        {
+            w.Line("/// <summary>Compiled inference in evaluation mode (dropout off, BatchNorm running statistics).</summary>");
+            w.Open("public void Forward(global::System.ReadOnlySpan<float> input, int batch, global::System.Span<float> output)");
+            w.Line("CheckInput(input, batch, output.Length, \"Forward\");");
+            EmitSpans(w, s, plan, grads: false);
+            EmitForwardBody(w, s, plan, training: false);
+            w.Line($"v{Storage(plan, s.Output)}.CopyTo(output);");
+            w.Close();
+            w.Line();
+        }
+
+        // ------------------------------------------------------------------ training
+
+        private static IEnumerable<ParamSpec> TrainableParams(NetworkSpec s, OpSpec op) =>
+            op.Layer < 0 ? Enumerable.Empty<ParamSpec>() : s.Parameters.Where(p => !p.IsBuffer && p.Name.StartsWith(s.Layers[op.Layer].StateName + ".", StringComparison.Ordinal)
+                && p.Name.Substring(s.Layers[op.Layer].StateName.Length + 1).IndexOf('.') < 0);
+
+        private static void EmitNeeds(SourceWriter w, NetworkSpec s)
+        {
+            w.Line("// Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.");
+            foreach (var op in s.Ops)
+            {
+                var terms = new List<string>();
+                foreach (var p in TrainableParams(s, op)) terms.Add($"{p.Field}.RequiresGrad");
+                if (op.Input >= 0) terms.Add($"n{op.Input}");
+                if (op.Input2 >= 0) terms.Add($"n{op.Input2}");
+                w.Line($"bool n{op.Id} = {(terms.Count == 0 ? "false" : string.Join(" || ", terms))};");
+            }
+        }
+
+        private static void EmitTrainStep(SourceWriter w, NetworkSpec s, Plan plan)
+        {
+            bool ce = s.Loss == LossKind.CrossEntropy;
+            int outSize = Prod(s.Ops[s.Output].OutShape);
+            string targets = ce ? "global::System.ReadOnlySpan<int> labels" : "global::System.ReadOnlySpan<float> targets";
+            string outName = ce ? "logits" : "output";
+            w.Line("/// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss.</summary>");
+            w.Open($"public float TrainStep(global::System.ReadOnlySpan<float> input, {targets}, int batch, global::System.Span<float> {outName} = default)");
+            w.Line($"CheckInput(input, batch, {outName}.IsEmpty ? -1 : {outName}.Length, \"TrainStep\");");
+            EmitTargetCheck(w, s, ce);
+            EmitSpans(w, s, plan, grads: true);
+            w.Line("_store.ZeroGradients();");
+            w.Line($"grad.Slice(0, {plan.OffsetTotal} * cap).Clear();");
+            EmitNeeds(w, s);
+            w.Line();
+            EmitForwardBody(w, s, plan, training: true);
+            int o = Storage(plan, s.Output);
+            w.Line();
+            w.Line("// loss");
+            if (ce)
+            {
+                w.Line($"float loss = {K}CrossEntropyKernels.Forward(probs, v{o}, labels, batch, {outSize}, {F(s.LabelSmoothing)});");
+                w.Line($"{K}CrossEntropyKernels.Backward(g{o}, probs, labels, batch, {outSize}, 1f / batch, {F(s.LabelSmoothing)});");
+            }
+            else
+            {
+                w.Line($"float loss = {K}MseKernels.Forward(v{o}, targets, batch * {outSize});");
+                w.Line($"{K}MseKernels.Backward(g{o}, v{o}, targets, batch * {outSize}, 1f / (batch * {outSize}));");
+            }
+            w.Line($"if (!{outName}.IsEmpty) v{o}.CopyTo({outName});");
+            w.Line();
+            w.Line("// backward: the units above in reverse order");
+            foreach (var u in Enumerable.Reverse(plan.Units.OrderBy(u => u.LastIndex).ToList()))
+            {
+                w.Open($"if (n{u.Last})");
+                if (u.Stages.Count > 0) EmitChainBackward(w, s, plan, u);
+                if (u.Primary is { } op) EmitPrimaryBackward(w, s, plan, op);
+                w.Close();
+            }
+            w.Line("return loss;");
+            w.Close();
+            w.Line();
+        }
+
+        private static void EmitTargetCheck(SourceWriter w, NetworkSpec s, bool ce)
+        {
+            if (ce)
+                w.Line($"if (labels.Length != batch) throw new global::System.ArgumentException(\"{s.TypeName}: \" + labels.Length + \" labels for a batch of \" + batch + \".\", nameof(labels));");
+            else
+                w.Line($"if (targets.Length != batch * OutputFeatures) throw new global::System.ArgumentException(\"{s.TypeName}: targets have \" + targets.Length + \" floats, but batch \" + batch + \" × OutputFeatures needs \" + (batch * OutputFeatures) + \".\", nameof(targets));");
+        }
+
+        private static string StageBackward(Stage st, int prevValue, bool vector, string i)
+        {
+            string load(string name) => vector ? $"{V}.LoadUnsafe(ref {name}_, (nuint){i})" : $"{US}.Add(ref {name}_, {i})";
+            return st.Kind switch
+            {
+                StageKind.Relu => $"g = {E}.ReluGrad({load("v" + st.Value)}, g);",
+                StageKind.Tanh => $"g = {E}.TanhGrad({load("v" + st.Value)}, g);",
+                StageKind.Sigmoid => $"g = {E}.SigmoidGrad({load("v" + st.Value)}, g);",
+                StageKind.Gelu => $"g = {E}.GeluGrad({load(prevValue < 0 ? "src" : "v" + prevValue)}, g);",
+                StageKind.Dropout => $"g *= {load("m" + st.Value)};",
+                _ => "",
+            };
+        }
+
+        private static void EmitChainBackward(SourceWriter w, NetworkSpec s, Plan plan, Unit u)
+        {
+            var (rows, cols, channels, colBias) = ChainShape(s, u);
+            bool bias = u.Stages[0].Kind == StageKind.Bias;
+            bool elementwise = u.Stages.Any(st => st.Kind != StageKind.Bias);
+            int src = Storage(plan, u.Source);
+            bool srcIsInput = s.Ops[src].Kind == OpKind.Input;
+            w.Line($"// fused backward: {string.Join(" + ", u.Stages.Select(st => st.Kind.ToString()))}");
+            w.Open();
+            w.Line($"int rows = {rows}, cols = {cols};");
+            w.Line($"ref float gy_ = ref {MM}.GetReference(g{u.Last});");
+            bool writeDz = elementwise && !srcIsInput;
+            if (writeDz) w.Line($"ref float gz_ = ref {MM}.GetReference(g{src});");
+            if (writeDz) w.Line($"bool writeDz = n{src};"); 
+            if (u.Stages.Any(st => st.Kind == StageKind.Gelu) && (u.Stages[0].Kind == StageKind.Gelu)) w.Line($"ref float src_ = ref {MM}.GetReference(v{src});");
+            foreach (var st in u.Stages)
+            {
+                if (st.Kind is StageKind.Relu or StageKind.Tanh or StageKind.Sigmoid) w.Line($"ref float v{st.Value}_ = ref {MM}.GetReference(v{st.Value});");
+                if (st.Kind == StageKind.Dropout) w.Line($"ref float m{st.Value}_ = ref {MM}.GetReference(m{st.Value});");
+            }
+            for (int j = 1; j < u.Stages.Count; j++)
+                if (u.Stages[j].Kind == StageKind.Gelu && u.Stages[j - 1].Kind is not (StageKind.Relu or StageKind.Tanh or StageKind.Sigmoid))
+                    w.Line($"ref float v{u.Stages[j - 1].Value}_ = ref {MM}.GetReference(v{u.Stages[j - 1].Value});");
+            if (bias)
+            {
+                var pb = Param(s, u.Primary!, "bias");
+                w.Line($"global::System.Span<float> db = {PG(pb)};");
+                w.Line("ref float db_ = ref " + MM + ".GetReference(db);");
+            }
+            w.Open("for (int r = 0; r < rows; r++)");
+            if (bias && !colBias) { w.Line($"var acc = {V}<float>.Zero;"); w.Line("float accs = 0f;"); }
+            w.Line("int i = r * cols, end = i + cols, j = 0;");
+            foreach (bool vector in new[] { true, false })
+            {
+                w.Open(vector ? "for (; i <= end - 16; i += 16, j += 16)" : "for (; i < end; i++, j++)");
+                w.Line(vector ? $"var g = {V}.LoadUnsafe(ref gy_, (nuint)i);" : $"float g = {US}.Add(ref gy_, i);");
+                for (int j = u.Stages.Count - 1; j >= 0; j--)
+                {
+                    var st = u.Stages[j];
+                    if (st.Kind == StageKind.Bias)
+                    {
+                        if (colBias)
+                            w.Line(vector ? $"if (!db.IsEmpty) {V}.StoreUnsafe({V}.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);" : "if (!db.IsEmpty) db[j] += g;");
+                        else w.Line(vector ? "acc += g;" : "accs += g;");
+                        continue;
+                    }
+                    int prev = j == 0 ? -1 : u.Stages[j - 1].Value;
+                    w.Line(StageBackward(st, prev, vector, "i"));
+                }
+                if (writeDz)
+                    w.Line(vector ? $"if (writeDz) {V}.StoreUnsafe({V}.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);" : $"if (writeDz) {US}.Add(ref gz_, i) += g;");
+                w.Close();
+            }
+            if (bias && !colBias) w.Line($"if (!db.IsEmpty) db[r % {channels}] += {V}.Sum(acc) + accs;");
+            w.Close();
+            w.Close();
+        }
+
+        private static void EmitPrimaryBackward(SourceWriter w, NetworkSpec s, Plan plan, OpSpec op)
+        {
+            int inStore = Storage(plan, op.Input);
+            bool inputIsData = s.Ops[inStore].Kind == OpKind.Input;
+            string x = $"v{inStore}";
+            string dx = inputIsData ? "default" : $"(n{op.Input} ? g{op.Input} : default)";
+            string dy = $"g{op.Id}";
+            w.Line($"// {op.Label} backward");
+            switch (op.Kind)
+            {
+                case OpKind.Conv2d:
+                    w.Line($"{K}Conv2dKernels.Backward({dx}, {PG(Param(s, op, "weight"))}, {dy}, {x}, {P(Param(s, op, "weight"))}, {Conv2dGeo(s, op, "batch")}, ws.Scratch.Span);");
+                    break;
+                case OpKind.Linear:
+                {
+                    var i = s.Layers[op.Layer].Ints;
+                    w.Line($"{K}LinearKernels.Backward({dx}, {PG(Param(s, op, "weight"))}, {dy}, {x}, {P(Param(s, op, "weight"))}, {Rows(op)}, {i[0]}, {i[1]});");
+                    break;
+                }
+                case OpKind.MaxPool2d:
+                    if (!inputIsData) w.Line($"if (n{op.Input}) {K}PoolingKernels.MaxPool2dBackward(g{op.Input}, {dy}, a{op.Id}, {PoolGeo(op)});");
+                    break;
+                case OpKind.AvgPool2d:
+                    if (!inputIsData) w.Line($"if (n{op.Input}) {K}PoolingKernels.AvgPool2dBackward(g{op.Input}, {dy}, {PoolGeo(op)});");
+                    break;
+                case OpKind.BatchNorm2d:
+                    w.Line($"{K}BatchNormKernels.Backward({dx}, {PG(Param(s, op, "weight"))}, {PG(Param(s, op, "bias"))}, {dy}, {x}, sm{op.Id}, si{op.Id}, {P(Param(s, op, "weight"))}, batch, {op.InShape[0]}, {op.InShape[1] * op.InShape[2]});");
+                    break;
+                case OpKind.LayerNorm:
+                    w.Line($"{K}LayerNormKernels.Backward({dx}, {PG(Param(s, op, "weight"))}, {PG(Param(s, op, "bias"))}, {dy}, {x}, mean{op.Id}, rstd{op.Id}, {P(Param(s, op, "weight"))}, {Rows(op)}, {s.Layers[op.Layer].Ints[0]});");
+                    break;
+                case OpKind.Softmax:
+                    if (!inputIsData) w.Line($"if (n{op.Input}) {K}SoftmaxKernels.Backward(g{op.Input}, {dy}, v{op.Id}, {Rows(op)}, {op.OutShape[op.OutShape.Count - 1]});");
+                    break;
+                case OpKind.Add:
+                    foreach (int inp in new[] { op.Input, op.Input2 })
+                        if (s.Ops[Storage(plan, inp)].Kind != OpKind.Input) w.Line($"if (n{inp}) {E}.AddInPlace(g{inp}, {dy});");
+                    break;
+            }
+        }
+
+        private static void EmitEvaluate(SourceWriter w, NetworkSpec s, Plan plan)
+        {
+            bool ce = s.Loss == LossKind.CrossEntropy;
+            int outSize = Prod(s.Ops[s.Output].OutShape);
+            string targets = ce ? "global::System.ReadOnlySpan<int> labels" : "global::System.ReadOnlySpan<float> targets";
+            string outName = ce ? "logits" : "output";
+            w.Line("/// <summary>The mean loss in evaluation mode, without gradients.</summary>");
+            w.Open($"public float EvaluateLoss(global::System.ReadOnlySpan<float> input, {targets}, int batch, global::System.Span<float> {outName} = default)");
+            w.Line($"CheckInput(input, batch, {outName}.IsEmpty ? -1 : {outName}.Length, \"EvaluateLoss\");");
+            EmitTargetCheck(w, s, ce);
+            EmitSpans(w, s, plan, grads: false);
+            EmitForwardBody(w, s, plan, training: false);
+            int o = Storage(plan, s.Output);
+            w.Line($"if (!{outName}.IsEmpty) v{o}.CopyTo({outName});");
+            w.Line(ce ? $"return {K}CrossEntropyKernels.Forward(probs, v{o}, labels, batch, {outSize}, {F(s.LabelSmoothing)});"
+                      : $"return {K}MseKernels.Forward(v{o}, targets, batch * {outSize});");
+            w.Close();
+            w.Line();
+        }
+
+        // ------------------------------------------------------------------ workspace
+
+        private static void EmitWorkspace(SourceWriter w, NetworkSpec s, Plan plan)
+        {
+            int ints = plan.IntRegions.Sum(r => int.Parse(r.PerSample)), stats = plan.Stats.Sum(r => r.Size);
+            var convs = s.Ops.Where(o => o.Kind == OpKind.Conv2d).ToList();
+            string scratch = convs.Count == 0 ? "1" : string.Join(", ", convs.Select(o => $"{K}Conv2dKernels.ScratchSize({Conv2dGeo(s, o, "1")})"));
+            w.Line("/// <summary>Activations, their gradients and scratch for up to Capacity samples; replaced only when a larger batch arrives.</summary>");
+            w.Open("private sealed class Workspace : global::System.IDisposable");
+            w.Line("public readonly int Capacity;");
+            w.Line($"public readonly {R}AlignedBuffer Act, Grad, Stats, Scratch;");
+            w.Line("public readonly int[] Ints;");
+            w.Open("public Workspace(int capacity)");
+            w.Line("Capacity = capacity;");
+            w.Line($"Act = new {R}AlignedBuffer((long){plan.OffsetTotal} * capacity);");
+            w.Line($"Grad = new {R}AlignedBuffer((long){plan.OffsetTotal} * capacity);");
+            w.Line($"Stats = new {R}AlignedBuffer({Math.Max(stats, 1)});");
+            w.Line($"Scratch = new {R}AlignedBuffer({(convs.Count <= 1 ? scratch : $"global::System.Linq.Enumerable.Max(new long[] {{ {scratch} }})")});");
+            w.Line($"Ints = new int[{Math.Max(ints, 1)} * capacity];");
+            w.Close();
+            w.Line("public void Dispose() { Act.Dispose(); Grad.Dispose(); Stats.Dispose(); Scratch.Dispose(); }");
+            w.Close();
+            w.Line();
+            w.Line("private Workspace? _ws;");
+            w.Line();
+            w.Open("private Workspace EnsureCapacity(int batch)");
+            w.Line("if (_ws is { } ws && ws.Capacity >= batch) return ws;");
+            w.Line("_ws?.Dispose();");
+            w.Line("return _ws = new Workspace(global::System.Math.Max(batch, DefaultCapacity));");
+            w.Close();
+            w.Line();
+            w.Line("/// <summary>Frees the workspace (and the parameters when this network owns them).</summary>");
+            w.Open("public void Dispose()");
+            w.Line("_ws?.Dispose();");
+            w.Line("_ws = null;");
+            w.Line("if (_ownsStore) _store.Dispose();");
+            w.Close();
+        }
+    }
+}

@@ -1,0 +1,491 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Threading;
+using Compiled.Nets.Generator.Helpers;
+using Compiled.Nets.Generator.Model;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+
+namespace Compiled.Nets.Generator
+{
+    /// <summary>
+    /// Turns a [Network] class (syntax + semantic model) into a <see cref="NetworkSpec"/>: reads the layer properties,
+    /// walks <c>Forward</c> as a specification, propagates per-sample shapes and collects diagnostics. Sub-networks are
+    /// parsed recursively and their ops inlined, so the plan stays one flat list.
+    /// </summary>
+    internal sealed class NetworkParser
+    {
+        private const string Ns = "Compiled.Nets.";
+        private readonly Compilation _compilation;
+        private readonly CancellationToken _ct;
+        private readonly List<DiagnosticInfo> _diagnostics = new();
+        private readonly List<LayerSpec> _layers = new();
+        private readonly List<ParamSpec> _params = new();
+        private readonly List<OpSpec> _ops = new();
+        private bool _failed;
+        private int _depth;
+
+        private NetworkParser(Compilation compilation, CancellationToken ct) { _compilation = compilation; _ct = ct; }
+
+        public static ParseResult Parse(INamedTypeSymbol type, ClassDeclarationSyntax syntax, Compilation compilation, CancellationToken ct)
+        {
+            var p = new NetworkParser(compilation, ct);
+            var spec = p.ParseRoot(type, syntax);
+            return new ParseResult(p._failed ? null : spec, p._diagnostics.ToEquatableArray());
+        }
+
+        private void Report(DiagnosticDescriptor d, LocationInfo? loc, params object[] args)
+        {
+            _diagnostics.Add(DiagnosticInfo.Create(d, loc, args));
+            if (d.DefaultSeverity == DiagnosticSeverity.Error) _failed = true;
+        }
+
+        // ---------------------------------------------------------------- the root class
+
+        private NetworkSpec? ParseRoot(INamedTypeSymbol type, ClassDeclarationSyntax syntax)
+        {
+            // Every declaration of the class and of its containing types must be partial.
+            for (var t = type; t is not null; t = t.ContainingType)
+            {
+                foreach (var r in t.DeclaringSyntaxReferences)
+                    if (r.GetSyntax(_ct) is TypeDeclarationSyntax tds && !tds.Modifiers.Any(SyntaxKind.PartialKeyword))
+                    {
+                        Report(DiagnosticDescriptors.NotPartial, LocationInfo.From(tds.Identifier.GetLocation()), type.Name);
+                        return null;
+                    }
+            }
+
+            var netAttr = type.GetAttributes().FirstOrDefault(a => Is(a, "NetworkAttribute"));
+            int maxBatch = NamedInt(netAttr, "MaxBatch") ?? 64;
+            var loss = LossKind.None;
+            double smoothing = 0;
+            foreach (var a in type.GetAttributes())
+            {
+                if (Is(a, "CrossEntropyLossAttribute")) { loss = LossKind.CrossEntropy; smoothing = NamedDouble(a, "LabelSmoothing") ?? 0; }
+                else if (Is(a, "MSELossAttribute")) loss = LossKind.Mse;
+            }
+
+            var body = ParseBody(type, syntax, "", out var inputName, out var inputShape, out int output, isRoot: true);
+            if (body is null || _failed) return null;
+
+            var outShape = _ops[output].OutShape;
+            if (loss == LossKind.CrossEntropy)
+            {
+                if (outShape.Count != 1)
+                    Report(DiagnosticDescriptors.LossMismatch, LocationInfo.From(syntax.Identifier.GetLocation()), "CrossEntropyLoss", "class logits [K]", Shape(outShape));
+                else if (_ops[output].Kind == OpKind.Softmax)
+                    Report(DiagnosticDescriptors.SoftmaxBeforeCrossEntropy, body.ReturnLocation);
+            }
+            if (_failed) return null;
+
+            var containing = new List<string>();
+            for (var t = type.ContainingType; t is not null; t = t.ContainingType)
+                containing.Insert(0, Declaration(t));
+
+            return new NetworkSpec(
+                type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString(),
+                type.Name, Modifiers(syntax), containing.ToEquatableArray(),
+                inputName!, inputShape, maxBatch, loss, smoothing,
+                _layers.ToEquatableArray(), _params.ToEquatableArray(), _ops.ToEquatableArray(), output);
+        }
+
+        private static string Declaration(INamedTypeSymbol t)
+        {
+            string kind = t.TypeKind == TypeKind.Struct ? (t.IsRecord ? "record struct" : "struct") : t.IsRecord ? "record" : t.TypeKind == TypeKind.Interface ? "interface" : "class";
+            string stat = t.IsStatic ? "static " : "";
+            return $"{stat}partial {kind} {t.Name}";
+        }
+
+        private static string Modifiers(ClassDeclarationSyntax syntax) =>
+            string.Join(" ", syntax.Modifiers.Where(m => !m.IsKind(SyntaxKind.PartialKeyword)).Select(m => m.Text));
+
+        // ---------------------------------------------------------------- one class (root or inlined sub-network)
+
+        private sealed class BodyResult : dynamicHolder { public LocationInfo? ReturnLocation; public void Set(LocationInfo? l) => ReturnLocation = l; }
+
+        /// <summary>Parses a class's layers and Forward; appends its layers/params/ops (prefixed) and returns the output value.</summary>
+        private BodyResult? ParseBody(INamedTypeSymbol type, ClassDeclarationSyntax syntax, string prefix, out string? inputName, out EquatableArray<int> inputShape,
+            out int output, bool isRoot, int inputValue = -1)
+        {
+            inputName = null; inputShape = EquatableArray<int>.Empty; output = -1;
+            var inputAttr = type.GetAttributes().FirstOrDefault(a => Is(a, "InputAttribute"));
+            if (inputAttr is null)
+            {
+                Report(DiagnosticDescriptors.MissingInput, LocationInfo.From(syntax.Identifier.GetLocation()), type.Name);
+                return null;
+            }
+            var (name, shape) = ReadInput(inputAttr);
+            inputName = name; inputShape = shape.ToEquatableArray();
+            if (shape.Any(d => d <= 0))
+            {
+                Report(DiagnosticDescriptors.InvalidArgument, Loc(inputAttr), "Input", "dimensions must be positive (symbolic sequence lengths are not supported yet)");
+                return null;
+            }
+
+            var model = _compilation.GetSemanticModel(syntax.SyntaxTree);
+            var layerIndex = new Dictionary<string, LayerRef>(StringComparer.Ordinal);
+            foreach (var prop in type.GetMembers().OfType<IPropertySymbol>())
+            {
+                _ct.ThrowIfCancellationRequested();
+                var r = ParseLayerProperty(prop, prefix, isRoot);
+                if (r is not null) layerIndex[prop.Name] = r;
+            }
+
+            var forward = type.GetMembers("Forward").OfType<IMethodSymbol>()
+                .FirstOrDefault(m => m.Parameters.Length == 1 && IsTensor(m.Parameters[0].Type) && IsTensor(m.ReturnType));
+            if (forward is null)
+            {
+                Report(DiagnosticDescriptors.MissingForward, LocationInfo.From(syntax.Identifier.GetLocation()), type.Name, name, "no such method was found");
+                return null;
+            }
+            var decl = forward.DeclaringSyntaxReferences.Select(r => r.GetSyntax(_ct)).OfType<MethodDeclarationSyntax>().FirstOrDefault();
+            if (decl is null) return null;
+            var fwdModel = _compilation.GetSemanticModel(decl.SyntaxTree);
+
+            int input = inputValue;
+            if (input < 0) input = AddOp(OpKind.Input, -1, -1, -1, shape, shape, Array.Empty<int>(), 0, "input");
+            var walker = new ForwardWalker(this, fwdModel, layerIndex, Shape(shape));
+            var env = new Dictionary<string, int>(StringComparer.Ordinal) { [decl.ParameterList.Parameters[0].Identifier.Text] = input };
+            var result = new BodyResult();
+            output = walker.Body(decl, env, result);
+            if (output < 0) { _failed = true; return null; }
+
+            foreach (var l in layerIndex.Values)
+                if (!l.Used && isRoot)
+                    Report(DiagnosticDescriptors.UnusedLayer, l.Location, l.Property);
+            return result;
+        }
+
+        private (string Name, int[] Shape) ReadInput(AttributeData a)
+        {
+            string name = "x";
+            var dims = new List<int>();
+            foreach (var arg in a.ConstructorArguments)
+            {
+                if (arg.Kind == TypedConstantKind.Array) dims.AddRange(arg.Values.Select(v => Convert.ToInt32(v.Value, CultureInfo.InvariantCulture)));
+                else if (arg.Value is string s) name = s;
+                else if (arg.Value is int i) dims.Add(i);
+            }
+            return (name, dims.ToArray());
+        }
+
+        // ---------------------------------------------------------------- layer properties
+
+        /// <summary>What Forward can refer to: a layer (index into _layers) or a sub-network (type + copies).</summary>
+        internal sealed class LayerRef
+        {
+            public string Property = "";
+            public int Layer = -1;
+            public INamedTypeSymbol? SubNetwork;
+            public ClassDeclarationSyntax? SubSyntax;
+            public int Copies = 1;
+            public string StateName = "";
+            public string Prefix = "";
+            public LocationInfo? Location;
+            public bool Used;
+            public AttributeArgs? ArgLocations;
+        }
+
+        private LayerRef? ParseLayerProperty(IPropertySymbol prop, string prefix, bool isRoot)
+        {
+            var attrs = prop.GetAttributes();
+            var layerAttr = attrs.FirstOrDefault(a => a.AttributeClass is { } c && InheritsFrom(c, Ns + "LayerAttribute"));
+            var subAttr = attrs.FirstOrDefault(a => Is(a, "SubNetworkAttribute"));
+            if (layerAttr is null && subAttr is null) return null;
+
+            var propSyntax = prop.DeclaringSyntaxReferences.Select(r => r.GetSyntax(_ct)).OfType<PropertyDeclarationSyntax>().FirstOrDefault();
+            var loc = LocationInfo.From(propSyntax?.Identifier.GetLocation());
+            if (propSyntax is not null && !propSyntax.Modifiers.Any(SyntaxKind.PartialKeyword) && isRoot)
+            {
+                Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, "must be declared 'partial' with only a getter so the generator can implement it");
+                return null;
+            }
+            string state = attrs.FirstOrDefault(a => Is(a, "StateNameAttribute"))?.ConstructorArguments.FirstOrDefault().Value as string ?? SnakeCase(prop.Name);
+            string modifiers = propSyntax is null ? "public partial" : string.Join(" ", propSyntax.Modifiers.Select(m => m.Text));
+            var r = new LayerRef { Property = prop.Name, Location = loc, StateName = state, Prefix = prefix };
+
+            if (subAttr is not null)
+            {
+                int copies = subAttr.ConstructorArguments.Length > 0 && subAttr.ConstructorArguments[0].Value is int n ? n : 1;
+                var elem = prop.Type is IArrayTypeSymbol arr ? arr.ElementType as INamedTypeSymbol : prop.Type as INamedTypeSymbol;
+                bool isArray = prop.Type is IArrayTypeSymbol;
+                var subSyntax = elem?.DeclaringSyntaxReferences.Select(s => s.GetSyntax(_ct)).OfType<ClassDeclarationSyntax>().FirstOrDefault();
+                if (elem is null || subSyntax is null || !elem.GetAttributes().Any(a => Is(a, "NetworkAttribute")))
+                {
+                    Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, "has [SubNetwork] but its type is not a [Network] class of this compilation");
+                    return null;
+                }
+                if (copies < 1 || (copies > 1) != isArray)
+                {
+                    Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, copies > 1 ? $"stacks {copies} sub-networks, so its type must be {elem.Name}[]" : $"declares a single sub-network, so its type must be {elem.Name}, not an array");
+                    return null;
+                }
+                if (_depth > 8) { Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, "nests sub-networks more than 8 deep (a cycle?)"); return null; }
+                r.SubNetwork = elem; r.SubSyntax = subSyntax; r.Copies = copies;
+                // The property itself (for the root's emitted getter); the sub-network's own layers are appended when it is inlined.
+                _layers.Add(new LayerSpec(prop.Name, prefix + state, LayerKind.SubNetwork, new[] { copies }.ToEquatableArray(), 0, 0, false, modifiers,
+                    "_" + SnakeCase(prop.Name), isRoot, elem.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat)));
+                r.Layer = _layers.Count - 1;
+                return r;
+            }
+
+            string attrName = layerAttr!.AttributeClass!.Name;
+            var kind = attrName switch
+            {
+                "Conv2dAttribute" => LayerKind.Conv2d, "LinearAttribute" => LayerKind.Linear, "MaxPool2dAttribute" => LayerKind.MaxPool2d,
+                "AvgPool2dAttribute" => LayerKind.AvgPool2d, "ReLUAttribute" => LayerKind.ReLU, "GELUAttribute" => LayerKind.GELU,
+                "TanhAttribute" => LayerKind.Tanh, "SigmoidAttribute" => LayerKind.Sigmoid, "FlattenAttribute" => LayerKind.Flatten,
+                "DropoutAttribute" => LayerKind.Dropout, "BatchNorm2dAttribute" => LayerKind.BatchNorm2d, "LayerNormAttribute" => LayerKind.LayerNorm,
+                "EmbeddingAttribute" => LayerKind.Embedding, _ => (LayerKind?)null,
+            };
+            if (kind is null) { Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, $"uses an unknown layer attribute '{attrName}'"); return null; }
+            string expectedType = kind.Value.ToString();
+            if (prop.Type.ToDisplayString() != Ns + expectedType)
+            {
+                Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, $"has [{expectedType}] so its type must be Compiled.Nets.{expectedType}, not {prop.Type.ToDisplayString()}");
+                return null;
+            }
+
+            var args = new AttributeArgs(layerAttr, _ct);
+            int[] ints; double real = 0, real2 = 0; bool bias = false;
+            string full = prefix + state;
+            switch (kind.Value)
+            {
+                case LayerKind.Conv2d:
+                    ints = new[] { args.Int("inChannels"), args.Int("outChannels"), args.Int("kernel"), args.Int("stride", 1), args.Int("padding", 0), args.Int("dilation", 1) };
+                    bias = args.Bool("bias", true);
+                    if (!Positive(args, prop.Name, ("inChannels", ints[0]), ("outChannels", ints[1]), ("kernel", ints[2]), ("stride", ints[3]), ("dilation", ints[5])) || !NonNegative(args, prop.Name, "padding", ints[4])) return null;
+                    break;
+                case LayerKind.Linear:
+                    ints = new[] { args.Int("inFeatures"), args.Int("outFeatures") };
+                    bias = args.Bool("bias", true);
+                    if (!Positive(args, prop.Name, ("inFeatures", ints[0]), ("outFeatures", ints[1]))) return null;
+                    break;
+                case LayerKind.MaxPool2d:
+                case LayerKind.AvgPool2d:
+                    int k = args.Int("kernel"), s = args.Int("stride", 0);
+                    ints = new[] { k, s == 0 ? k : s, args.Int("padding", 0) };
+                    if (!Positive(args, prop.Name, ("kernel", k), ("stride", ints[1])) || !NonNegative(args, prop.Name, "padding", ints[2])) return null;
+                    break;
+                case LayerKind.Dropout:
+                    real = args.Double("p", 0.5);
+                    if (real < 0 || real >= 1) { Report(DiagnosticDescriptors.InvalidArgument, args.Location("p"), prop.Name, $"dropout probability {real.ToString(CultureInfo.InvariantCulture)} is outside [0, 1)"); return null; }
+                    ints = Array.Empty<int>();
+                    break;
+                case LayerKind.BatchNorm2d:
+                    ints = new[] { args.Int("features") }; real = args.Double("eps", 1e-5); real2 = args.Double("momentum", 0.1);
+                    if (!Positive(args, prop.Name, ("features", ints[0]))) return null;
+                    break;
+                case LayerKind.LayerNorm:
+                    ints = new[] { args.Int("features") }; real = args.Double("eps", 1e-5);
+                    if (!Positive(args, prop.Name, ("features", ints[0]))) return null;
+                    break;
+                case LayerKind.Embedding:
+                    ints = new[] { args.Int("count"), args.Int("dim") };
+                    if (!Positive(args, prop.Name, ("count", ints[0]), ("dim", ints[1]))) return null;
+                    break;
+                default: // activations and Flatten
+                    int ignored = args.Int("features", 0);
+                    if (ignored != 0 && isRoot) Report(DiagnosticDescriptors.IgnoredSize, args.Location("features"), $"{prop.Name} ({expectedType})", ignored);
+                    ints = Array.Empty<int>();
+                    break;
+            }
+
+            string field = "_" + SnakeCase(prefix.Replace(".", "_") + prop.Name).Replace("__", "_");
+            _layers.Add(new LayerSpec(prop.Name, full, kind.Value, ints.ToEquatableArray(), real, real2, bias, modifiers, field, isRoot, ""));
+            r.Layer = _layers.Count - 1;
+            r.ArgLocations = args;
+            AddParameters(_layers[r.Layer]);
+            return r;
+        }
+
+        private bool Positive(AttributeArgs args, string prop, params (string Name, int Value)[] values)
+        {
+            foreach (var (n, v) in values)
+                if (v <= 0) { Report(DiagnosticDescriptors.InvalidArgument, args.Location(n), prop, $"{n} must be positive, got {v}"); return false; }
+            return true;
+        }
+
+        private bool NonNegative(AttributeArgs args, string prop, string name, int v)
+        {
+            if (v < 0) { Report(DiagnosticDescriptors.InvalidArgument, args.Location(name), prop, $"{name} must not be negative, got {v}"); return false; }
+            return true;
+        }
+
+        private void AddParameters(LayerSpec l)
+        {
+            string Field(string suffix) => "_p_" + l.StateName.Replace('.', '_') + "_" + suffix;
+            void Add(string suffix, int[] shape, string role, string init, bool buffer = false) =>
+                _params.Add(new ParamSpec(Field(suffix), l.StateName + "." + suffix, shape.ToEquatableArray(), role, init, buffer));
+            var i = l.Ints;
+            switch (l.Kind)
+            {
+                case LayerKind.Conv2d:
+                {
+                    int fanIn = i[0] * i[2] * i[2];
+                    string bound = $"1f / global::System.MathF.Sqrt({fanIn})";
+                    Add("weight", new[] { i[1], i[0], i[2], i[2] }, "Weight", $"Uniform({bound})");
+                    if (l.Bias) Add("bias", new[] { i[1] }, "Bias", $"Uniform({bound})");
+                    break;
+                }
+                case LayerKind.Linear:
+                {
+                    string bound = $"1f / global::System.MathF.Sqrt({i[0]})";
+                    Add("weight", new[] { i[1], i[0] }, "Weight", $"Uniform({bound})");
+                    if (l.Bias) Add("bias", new[] { i[1] }, "Bias", $"Uniform({bound})");
+                    break;
+                }
+                case LayerKind.BatchNorm2d:
+                    Add("weight", new[] { i[0] }, "NormWeight", "Ones");
+                    Add("bias", new[] { i[0] }, "NormBias", "Zeros");
+                    Add("running_mean", new[] { i[0] }, "RunningMean", "Zeros", true);
+                    Add("running_var", new[] { i[0] }, "RunningVar", "Ones", true);
+                    Add("num_batches_tracked", Array.Empty<int>(), "BatchesTracked", "Zeros", true);
+                    break;
+                case LayerKind.LayerNorm:
+                    Add("weight", new[] { i[0] }, "NormWeight", "Ones");
+                    Add("bias", new[] { i[0] }, "NormBias", "Zeros");
+                    break;
+                case LayerKind.Embedding:
+                    Add("weight", new[] { i[0], i[1] }, "Embedding", "Normal(1f)");
+                    break;
+            }
+        }
+
+        // ---------------------------------------------------------------- ops
+
+        internal int AddOp(OpKind kind, int input, int input2, int layer, int[] inShape, int[] outShape, int[] ints, double real, string label)
+        {
+            _ops.Add(new OpSpec(_ops.Count, kind, input, input2, layer, inShape.ToEquatableArray(), outShape.ToEquatableArray(), ints.ToEquatableArray(), real, label));
+            return _ops.Count - 1;
+        }
+
+        internal int[] ShapeOf(int value) => _ops[value].OutShape.ToArray();
+
+        /// <summary>How messages name the producer of a value: "Flatten", "ReLU", "Conv2", "the input".</summary>
+        internal string Describe(int value) => _ops[value].Kind switch
+        {
+            OpKind.Input => "the input",
+            OpKind.Relu => "ReLU", OpKind.Gelu => "GELU", OpKind.Tanh => "Tanh", OpKind.Sigmoid => "Sigmoid", OpKind.Add => "the residual add",
+            _ => _ops[value].Label,
+        };
+
+        /// <summary>For a value produced by Flatten (possibly through elementwise ops), the shape that was flattened.</summary>
+        internal int[]? PreFlattenShape(int value)
+        {
+            var op = _ops[value];
+            while (op.Kind is OpKind.Relu or OpKind.Gelu or OpKind.Tanh or OpKind.Sigmoid or OpKind.Dropout) op = _ops[op.Input];
+            return op.Kind == OpKind.Flatten ? op.InShape.ToArray() : null;
+        }
+        internal LayerSpec Layer(int index) => _layers[index];
+        internal void Fail() => _failed = true;
+        internal void ReportPublic(DiagnosticDescriptor d, LocationInfo? loc, params object[] args) => Report(d, loc, args);
+
+        /// <summary>Inlines a sub-network: parses its class with a prefix and feeds it the given value.</summary>
+        internal int Inline(LayerRef sub, int input, LocationInfo? at, string inputText)
+        {
+            int x = input;
+            for (int copy = 0; copy < sub.Copies; copy++)
+            {
+                string prefix = sub.Prefix + sub.StateName + "." + (sub.Copies > 1 ? copy.ToString(CultureInfo.InvariantCulture) + "." : "");
+                var subInput = sub.SubNetwork!.GetAttributes().FirstOrDefault(a => Is(a, "InputAttribute"));
+                if (subInput is not null)
+                {
+                    var (_, expected) = ReadInput(subInput);
+                    var actual = ShapeOf(x);
+                    if (!expected.SequenceEqual(actual))
+                    {
+                        Report(DiagnosticDescriptors.FeatureMismatch, at, $"{sub.Property} ({sub.SubNetwork.Name})", $"input {Shape(expected)}", "its input", Shape(actual), inputText);
+                        return -1;
+                    }
+                }
+                _depth++;
+                var res = ParseBody(sub.SubNetwork, sub.SubSyntax!, prefix, out _, out _, out int output, isRoot: false, inputValue: x);
+                _depth--;
+                if (res is null || output < 0) return -1;
+                x = output;
+            }
+            return x;
+        }
+
+        // ---------------------------------------------------------------- helpers
+
+        internal static string Shape(IEnumerable<int> dims) { var d = dims.ToArray(); return d.Length == 0 ? "scalar" : string.Join("×", d); }
+        internal static string ShapeBracket(IEnumerable<int> dims) => "[" + string.Join(", ", dims) + "]";
+
+        private static bool Is(AttributeData a, string name) => a.AttributeClass?.ToDisplayString() == Ns + name;
+
+        private static bool InheritsFrom(INamedTypeSymbol type, string fullName)
+        {
+            for (var t = type.BaseType; t is not null; t = t.BaseType) if (t.ToDisplayString() == fullName) return true;
+            return false;
+        }
+
+        internal static bool IsTensor(ITypeSymbol t) => t.ToDisplayString() == Ns + "Tensor";
+
+        private static int? NamedInt(AttributeData? a, string name) =>
+            a?.NamedArguments.Where(n => n.Key == name).Select(n => n.Value.Value).OfType<int>().Select(v => (int?)v).FirstOrDefault();
+
+        private static double? NamedDouble(AttributeData? a, string name) =>
+            a?.NamedArguments.Where(n => n.Key == name).Select(n => n.Value.Value).Where(v => v is not null).Select(v => (double?)Convert.ToDouble(v, CultureInfo.InvariantCulture)).FirstOrDefault();
+
+        private static LocationInfo? Loc(AttributeData a) => LocationInfo.From(a.ApplicationSyntaxReference?.GetSyntax());
+
+        /// <summary>PyTorch-style attribute names: <c>Fc1</c> → <c>fc1</c>, <c>LayerNorm1</c> → <c>layer_norm1</c>, <c>QKV</c> → <c>qkv</c>.</summary>
+        internal static string SnakeCase(string name)
+        {
+            var sb = new System.Text.StringBuilder();
+            for (int i = 0; i < name.Length; i++)
+            {
+                char c = name[i];
+                if (char.IsUpper(c))
+                {
+                    bool prevLower = i > 0 && (char.IsLower(name[i - 1]) || char.IsDigit(name[i - 1]));
+                    bool nextLower = i + 1 < name.Length && char.IsLower(name[i + 1]) && i > 0 && char.IsUpper(name[i - 1]);
+                    if (i > 0 && (prevLower || nextLower) && name[i - 1] != '_') sb.Append('_');
+                    sb.Append(char.ToLowerInvariant(c));
+                }
+                else sb.Append(c);
+            }
+            return sb.ToString();
+        }
+
+        /// <summary>An attribute's arguments by constructor parameter name, with the source location of each.</summary>
+        internal sealed class AttributeArgs
+        {
+            private readonly Dictionary<string, object?> _values = new(StringComparer.Ordinal);
+            private readonly Dictionary<string, LocationInfo?> _locations = new(StringComparer.Ordinal);
+            private readonly LocationInfo? _whole;
+
+            public AttributeArgs(AttributeData a, CancellationToken ct)
+            {
+                var ctor = a.AttributeConstructor;
+                var syntax = a.ApplicationSyntaxReference?.GetSyntax(ct) as AttributeSyntax;
+                _whole = LocationInfo.From(syntax);
+                if (ctor is null) return;
+                for (int i = 0; i < ctor.Parameters.Length && i < a.ConstructorArguments.Length; i++)
+                    _values[ctor.Parameters[i].Name] = a.ConstructorArguments[i].Value;
+                if (syntax?.ArgumentList is { } list)
+                {
+                    int position = 0;
+                    foreach (var arg in list.Arguments)
+                    {
+                        string? name = arg.NameColon?.Name.Identifier.Text ?? arg.NameEquals?.Name.Identifier.Text;
+                        if (name is null && position < ctor.Parameters.Length) name = ctor.Parameters[position].Name;
+                        if (arg.NameColon is null && arg.NameEquals is null) position++;
+                        if (name is not null) _locations[name] = LocationInfo.From(arg.Expression);
+                    }
+                }
+            }
+
+            public int Int(string name, int fallback = 0) => _values.TryGetValue(name, out var v) && v is int i ? i : fallback;
+            public bool Bool(string name, bool fallback) => _values.TryGetValue(name, out var v) && v is bool b ? b : fallback;
+            public double Double(string name, double fallback) => _values.TryGetValue(name, out var v) && v is not null ? Convert.ToDouble(v, CultureInfo.InvariantCulture) : fallback;
+            /// <summary>The argument's expression, or the whole attribute when the argument was not written.</summary>
+            public LocationInfo? Location(string name) => _locations.TryGetValue(name, out var l) && l is not null ? l : _whole;
+        }
+    }
+}

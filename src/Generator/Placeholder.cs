@@ -1,1 +1,0 @@
-namespace Compiled.Nets.Generator; internal static class Placeholder {}

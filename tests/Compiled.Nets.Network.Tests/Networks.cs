@@ -1,0 +1,72 @@
+using Compiled.Nets;
+
+namespace Compiled.Nets.Network.Tests;
+
+/// <summary>The seed ConvNet on Fashion-MNIST's 1×28×28 input (so 128 * 7 * 7 is right).</summary>
+[Network, Input(1, 28, 28), CrossEntropyLoss]
+public partial class ConvNet
+{
+    [Conv2d(1, 64, kernel: 3, padding: 1)] public partial Conv2d Conv1 { get; }
+    [Conv2d(64, 128, kernel: 3, padding: 1)] public partial Conv2d Conv2 { get; }
+    [Linear(128 * 7 * 7, 512)] public partial Linear Fc1 { get; }
+    [Linear(512, 10)] public partial Linear Fc2 { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Conv1).MaxPool2d(2).Relu()
+                                 .Apply(Conv2).MaxPool2d(2).Relu()
+                                 .Flatten().Apply(Fc1).Relu().Apply(Fc2);
+}
+
+/// <summary>An MLP with GELU, LayerNorm, dropout and tanh/sigmoid, label smoothing.</summary>
+[Network, Input(20), CrossEntropyLoss(LabelSmoothing = 0.1f)]
+public partial class Mlp
+{
+    [Linear(20, 33)] public partial Linear Fc1 { get; }
+    [LayerNorm(33)] public partial LayerNorm Norm { get; }
+    [Linear(33, 17, bias: false)] public partial Linear Fc2 { get; }
+    [Dropout(0.25)] public partial Dropout Drop { get; }
+    [Linear(17, 5)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var h = x.Apply(Fc1).Gelu();
+        h = h.Apply(Norm);
+        h = h.Apply(Fc2).Tanh().Apply(Drop);
+        return h.Sigmoid().Apply(Head);
+    }
+}
+
+/// <summary>BatchNorm, average pooling, strided/dilated conv without bias.</summary>
+[Network, Input(3, 13, 11), CrossEntropyLoss]
+public partial class BnNet
+{
+    [Conv2d(3, 8, kernel: 3, stride: 2, padding: 2, dilation: 2, bias: false)] public partial Conv2d Conv { get; }
+    [BatchNorm2d(8)] public partial BatchNorm2d Bn { get; }
+    [AvgPool2d(2)] public partial AvgPool2d Pool { get; }
+    [Linear(8 * 3 * 3, 4)] public partial Linear Fc { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Conv).Apply(Bn).Relu().Apply(Pool).Flatten().Apply(Fc);
+}
+
+/// <summary>A residual block used twice through composition, with MSE loss.</summary>
+[Network, Input(16)]
+public partial class ResidualBlock
+{
+    [Linear(16, 16)] public partial Linear Fc1 { get; }
+    [Linear(16, 16)] public partial Linear Fc2 { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var h = x.Apply(Fc1).Relu().Apply(Fc2);
+        return (h + x).Relu();
+    }
+}
+
+[Network, Input(8), MSELoss]
+public partial class ResNet
+{
+    [Linear(8, 16)] public partial Linear Stem { get; }
+    [SubNetwork(2)] public partial ResidualBlock[] Blocks { get; }
+    [Linear(16, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Stem).Sigmoid().Apply(Blocks).Apply(Head);
+}
