@@ -125,6 +125,7 @@ namespace Compiled.Nets.Generator
                         return -1;
                     }
                     layer.Used = true;
+                    if (layer.Layer < 0) return -1; // its declaration already carries the error
                     var spec = _p.Layer(layer.Layer);
                     if (spec.Kind == LayerKind.SubNetwork) return _p.Inline(layer, x, L(args[0]), _inputText);
                     return ApplyLayer(inv, layer, spec, x, shape);

@@ -130,8 +130,11 @@ namespace Compiled.Nets.Generator
             foreach (var prop in type.GetMembers().OfType<IPropertySymbol>())
             {
                 _ct.ThrowIfCancellationRequested();
+                int before = _diagnostics.Count;
                 var r = ParseLayerProperty(prop, prefix, isRoot);
                 if (r is not null) layerIndex[prop.Name] = r;
+                // An invalid layer was already reported: uses of it in Forward stay quiet instead of cascading.
+                else if (_diagnostics.Count > before) layerIndex[prop.Name] = new LayerRef { Property = prop.Name, Layer = -1, Used = true };
             }
 
             var forward = type.GetMembers("Forward").OfType<IMethodSymbol>()

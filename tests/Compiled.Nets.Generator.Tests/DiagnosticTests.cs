@@ -1,0 +1,259 @@
+namespace Compiled.Nets.Generator.Tests;
+
+/// <summary>One test per diagnostic: ID, line, column and span asserted through markup; messages name both shapes.</summary>
+public class DiagnosticTests
+{
+    private const string Usings = "using Compiled.Nets;\n";
+
+    [Fact]
+    public void CNET0001_TheSeedBug_Cifar10WiredWith128x7x7()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(3, 32, 32), CrossEntropyLoss]
+            public partial class CifarNet
+            {
+                [Conv2d(3, 64, kernel: 3, padding: 1)]   public partial Conv2d Conv1 { get; }
+                [Conv2d(64, 128, kernel: 3, padding: 1)] public partial Conv2d Conv2 { get; }
+                [Linear({|CNET0001:128 * 7 * 7|}, 512)]               public partial Linear Fc1 { get; }
+                [Linear(512, 10)]                        public partial Linear Fc2 { get; }
+
+                Tensor Forward(Tensor x) => x.Apply(Conv1).MaxPool2d(2).Relu()
+                                             .Apply(Conv2).MaxPool2d(2).Relu()
+                                             .Flatten().Apply(Fc1).Relu().Apply(Fc2);
+            }
+            """);
+        Assert.Equal("Fc1 expects 6272 input features (Linear(6272, 512)), but Flatten produces 8192 (128×8×8) for input 3×32×32",
+            diags.Single().GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
+    public void TheSameNet_On28x28_BuildsWithoutAnyDiagnostic_AndTheOutputCompiles()
+    {
+        var (gen, sources, output) = GeneratorHarness.Run(Usings + """
+            namespace Samples;
+            [Network, Input(1, 28, 28), CrossEntropyLoss]
+            public partial class FashionNet
+            {
+                [Conv2d(1, 64, kernel: 3, padding: 1)]   public partial Conv2d Conv1 { get; }
+                [Conv2d(64, 128, kernel: 3, padding: 1)] public partial Conv2d Conv2 { get; }
+                [Linear(128 * 7 * 7, 512)]               public partial Linear Fc1 { get; }
+                [Linear(512, 10)]                        public partial Linear Fc2 { get; }
+
+                Tensor Forward(Tensor x) => x.Apply(Conv1).MaxPool2d(2).Relu()
+                                             .Apply(Conv2).MaxPool2d(2).Relu()
+                                             .Flatten().Apply(Fc1).Relu().Apply(Fc2);
+            }
+            """);
+        Assert.Empty(gen);
+        Assert.Equal("Samples.FashionNet.g.cs", Assert.Single(sources).Hint);
+        Assert.Empty(output.Where(d => d.Severity >= Microsoft.CodeAnalysis.DiagnosticSeverity.Warning));
+    }
+
+    [Fact]
+    public void CNET0001_ConvInChannels()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(3, 8, 8)]
+            public partial class N
+            {
+                [Conv2d({|CNET0001:4|}, 8, kernel: 3)] public partial Conv2d C { get; }
+                Tensor Forward(Tensor x) => x.Apply(C);
+            }
+            """);
+        Assert.Contains("4 input channels", diags[0].GetMessage());
+        Assert.Contains("3 channels (3×8×8)", diags[0].GetMessage());
+    }
+
+    [Fact]
+    public void CNET0002_WindowLargerThanInput()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(1, 4, 4)]
+            public partial class N
+            {
+                [Conv2d(1, 2, kernel: {|CNET0002:5|})] public partial Conv2d C { get; }
+                Tensor Forward(Tensor x) => x.Apply(C);
+            }
+            """);
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(1, 4, 4)]
+            public partial class N
+            {
+                Tensor Forward(Tensor x) => x.MaxPool2d{|CNET0002:(8)|};
+            }
+            """);
+    }
+
+    [Fact]
+    public void CNET0005_UnsupportedConstruct_SaysWhatIsSupported()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4)]
+            public partial class N
+            {
+                [Linear(4, 2)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => {|CNET0005:x.Apply(Fc).Exp()|};
+            }
+            """);
+        Assert.Contains("'Exp' is not a known tensor operation", diags[0].GetMessage());
+        Assert.Contains("Supported:", diags[0].GetMessage());
+    }
+
+    [Fact]
+    public void CNET0006_UnusedLayer_And_CNET0007_IgnoredSize()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4)]
+            public partial class N
+            {
+                [Linear(4, 2)] public partial Linear Fc { get; }
+                [Linear(2, 2)] public partial Linear {|CNET0006:Spare|} { get; }
+                [ReLU({|CNET0007:512|})] public partial ReLU Act { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc).Apply(Act);
+            }
+            """);
+    }
+
+    [Fact]
+    public void CNET0008_NotPartial()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4)]
+            public class {|CNET0008:N|}
+            {
+                Tensor Forward(Tensor x) => x.Relu();
+            }
+            """);
+    }
+
+    [Fact]
+    public void CNET0009_SoftmaxBeforeCrossEntropy()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), CrossEntropyLoss]
+            public partial class N
+            {
+                [Linear(4, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => {|CNET0009:x.Apply(Fc).Softmax()|};
+            }
+            """);
+    }
+
+    [Fact]
+    public void CNET0010_MissingForward()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4)]
+            public partial class {|CNET0010:N|}
+            {
+                Tensor Run(Tensor x) => x;
+            }
+            """);
+    }
+
+    [Fact]
+    public void CNET0011_RankMismatch()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(10)]
+            public partial class N
+            {
+                [Conv2d(1, 2, kernel: 3)] public partial Conv2d C { get; }
+                Tensor Forward(Tensor x) => {|CNET0011:x.Apply(C)|};
+            }
+            """);
+        Assert.Contains("[C, H, W]", diags[0].GetMessage());
+        Assert.Contains("[10]", diags[0].GetMessage());
+    }
+
+    [Fact]
+    public void CNET0012_ResidualAddOfDifferentShapes()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4)]
+            public partial class N
+            {
+                [Linear(4, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => {|CNET0012:x.Apply(Fc) + x|};
+            }
+            """);
+    }
+
+    [Fact]
+    public void CNET0013_LayerPropertyProblems()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4)]
+            public partial class N
+            {
+                [Linear(4, 3)] public partial Conv2d {|CNET0013:Fc|} { get; }
+                Tensor Forward(Tensor x) => x;
+            }
+            """);
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4)]
+            public partial class N
+            {
+                [Linear(4, 3)] public Linear {|CNET0013:Fc|} => null!;
+                Tensor Forward(Tensor x) => x;
+            }
+            """);
+    }
+
+    [Fact]
+    public void CNET0014_InvalidArguments()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4)]
+            public partial class N
+            {
+                [Linear(4, {|CNET0014:0|})] public partial Linear Fc { get; }
+                [Dropout({|CNET0014:1.5|})] public partial Dropout D { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc).Apply(D);
+            }
+            """);
+    }
+
+    [Fact]
+    public void CNET0015_MissingInput()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network]
+            public partial class {|CNET0015:N|}
+            {
+                Tensor Forward(Tensor x) => x;
+            }
+            """);
+    }
+
+    [Fact]
+    public void CNET0016_CrossEntropyNeedsVectorOutput()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(1, 4, 4), CrossEntropyLoss]
+            public partial class {|CNET0016:N|}
+            {
+                Tensor Forward(Tensor x) => x.Relu();
+            }
+            """);
+    }
+
+    [Fact]
+    public void SubNetworkInputMismatch_IsReportedAtTheApply()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(8)]
+            public partial class Block
+            {
+                [Linear(8, 8)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc);
+            }
+            [Network, Input(4)]
+            public partial class Outer
+            {
+                [SubNetwork] public partial Block Inner { get; }
+                Tensor Forward(Tensor x) => x.Apply({|CNET0001:Inner|});
+            }
+            """);
+    }
+}

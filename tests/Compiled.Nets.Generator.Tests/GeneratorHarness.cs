@@ -1,0 +1,85 @@
+using System.Collections.Immutable;
+using System.Text.RegularExpressions;
+using Compiled.Nets.Generator;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+
+namespace Compiled.Nets.Generator.Tests;
+
+/// <summary>Compiles test sources against the running runtime's assemblies and runs the generator on them.</summary>
+internal static class GeneratorHarness
+{
+    private static readonly Lazy<MetadataReference[]> s_references = new(() =>
+    {
+        var tpa = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator);
+        var refs = tpa.Where(p => Path.GetFileName(p) is var n && (n.StartsWith("System.", StringComparison.Ordinal) || n is "mscorlib.dll" or "netstandard.dll"))
+            .Select(p => (MetadataReference)MetadataReference.CreateFromFile(p)).ToList();
+        refs.Add(MetadataReference.CreateFromFile(typeof(NetworkAttribute).Assembly.Location));
+        refs.Add(MetadataReference.CreateFromFile(typeof(ParameterStore).Assembly.Location));
+        return refs.ToArray();
+    });
+
+    public static readonly CSharpParseOptions ParseOptions = new(LanguageVersion.Preview);
+
+    public static CSharpCompilation Compile(params string[] sources) =>
+        CSharpCompilation.Create("TestAssembly",
+            sources.Select((s, i) => CSharpSyntaxTree.ParseText(s, ParseOptions, path: $"Test{i}.cs")),
+            s_references.Value,
+            new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable, allowUnsafe: true));
+
+    public static GeneratorDriver Driver(bool track = false) =>
+        CSharpGeneratorDriver.Create(new[] { new NetworkGenerator().AsSourceGenerator() }, parseOptions: ParseOptions,
+            driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: track));
+
+    /// <summary>Runs the generator: its diagnostics, the generated sources, and the output compilation's diagnostics.</summary>
+    public static (ImmutableArray<Diagnostic> Generator, ImmutableArray<(string Hint, string Text)> Sources, ImmutableArray<Diagnostic> Output) Run(params string[] sources)
+    {
+        var compilation = Compile(sources);
+        var driver = Driver().RunGeneratorsAndUpdateCompilation(compilation, out var output, out var diagnostics);
+        var result = driver.GetRunResult();
+        var generated = result.Results.SelectMany(r => r.GeneratedSources).Select(g => (g.HintName, g.SourceText.ToString())).ToImmutableArray();
+        return (diagnostics, generated, output.GetDiagnostics());
+    }
+
+    /// <summary>
+    /// Markup: <c>{|CNET0001:text|}</c> marks where a diagnostic must be reported. Returns the clean source and the
+    /// expected (id, line, column) list (1-based, as an IDE shows them).
+    /// </summary>
+    public static (string Source, List<(string Id, int Line, int Column, int Length)> Expected) Markup(string markup)
+    {
+        var expected = new List<(string, int, int, int)>();
+        var sb = new System.Text.StringBuilder();
+        int i = 0;
+        var re = new Regex(@"\{\|(CNET\d{4}):");
+        while (i < markup.Length)
+        {
+            var m = re.Match(markup, i);
+            if (!m.Success) { sb.Append(markup, i, markup.Length - i); break; }
+            sb.Append(markup, i, m.Index - i);
+            int end = markup.IndexOf("|}", m.Index, StringComparison.Ordinal);
+            string inner = markup.Substring(m.Index + m.Length, end - m.Index - m.Length);
+            string before = sb.ToString();
+            int line = before.Count(c => c == '\n') + 1;
+            int col = before.Length - (before.LastIndexOf('\n') + 1) + 1;
+            expected.Add((m.Groups[1].Value, line, col, inner.Length));
+            sb.Append(inner);
+            i = end + 2;
+        }
+        return (sb.ToString(), expected);
+    }
+
+    /// <summary>Asserts the generator reports exactly the marked diagnostics, at the marked spans.</summary>
+    public static ImmutableArray<Diagnostic> AssertDiagnostics(string markup, params string[] otherSources)
+    {
+        var (source, expected) = Markup(markup);
+        var (diags, _, _) = Run(new[] { source }.Concat(otherSources).ToArray());
+        var actual = diags.Select(d =>
+        {
+            var span = d.Location.GetLineSpan();
+            return (d.Id, span.StartLinePosition.Line + 1, span.StartLinePosition.Character + 1, d.Location.SourceSpan.Length);
+        }).OrderBy(x => x.Item2).ThenBy(x => x.Item3).ToList();
+        Assert.True(expected.SequenceEqual(actual),
+            $"Expected: {string.Join("; ", expected)}\nActual: {string.Join("; ", actual)}\nMessages: {string.Join("\n", diags.Select(d => d.ToString()))}");
+        return diags;
+    }
+}

@@ -1,0 +1,52 @@
+using System.Runtime.CompilerServices;
+
+namespace Compiled.Nets.Generator.Tests;
+
+/// <summary>
+/// Generated source for the sample networks compared with checked-in files under Snapshots/. Run with
+/// UPDATE_SNAPSHOTS=1 to rewrite them after an intended emitter change, then review the diff.
+/// </summary>
+public class SnapshotTests
+{
+    private static string Dir([CallerFilePath] string path = "") => Path.GetDirectoryName(path)!;
+
+    public static TheoryData<string> Networks() => new()
+    {
+        "Compiled.Nets.Network.Tests.ConvNet.g.cs",
+        "Compiled.Nets.Network.Tests.Mlp.g.cs",
+        "Compiled.Nets.Network.Tests.BnNet.g.cs",
+        "Compiled.Nets.Network.Tests.ResidualBlock.g.cs",
+        "Compiled.Nets.Network.Tests.ResNet.g.cs",
+    };
+
+    [Theory]
+    [MemberData(nameof(Networks))]
+    public void GeneratedSource_MatchesSnapshot(string hint)
+    {
+        var input = File.ReadAllText(Path.Combine(Dir(), "Inputs", "SampleNetworks.cs.txt"));
+        var (diags, sources, output) = GeneratorHarness.Run(input);
+        Assert.Empty(diags);
+        Assert.Empty(output.Where(d => d.Severity >= Microsoft.CodeAnalysis.DiagnosticSeverity.Warning));
+        var actual = sources.Single(s => s.Hint == hint).Text;
+        var file = Path.Combine(Dir(), "Snapshots", hint);
+        if (Environment.GetEnvironmentVariable("UPDATE_SNAPSHOTS") == "1" || !File.Exists(file) && Environment.GetEnvironmentVariable("CI") is null)
+        {
+            File.WriteAllText(file, actual);
+            return;
+        }
+        Assert.True(File.Exists(file), $"Missing snapshot {file}; run the tests once with UPDATE_SNAPSHOTS=1.");
+        var expected = File.ReadAllText(file).Replace("\r\n", "\n");
+        Assert.True(expected == actual, $"Generated {hint} differs from its snapshot; if intended, rerun with UPDATE_SNAPSHOTS=1 and review the diff.\n{FirstDifference(expected, actual)}");
+    }
+
+    private static string FirstDifference(string a, string b)
+    {
+        var la = a.Split('\n'); var lb = b.Split('\n');
+        for (int i = 0; i < Math.Max(la.Length, lb.Length); i++)
+        {
+            string x = i < la.Length ? la[i] : "<end>", y = i < lb.Length ? lb[i] : "<end>";
+            if (x != y) return $"line {i + 1}:\n- {x}\n+ {y}";
+        }
+        return "";
+    }
+}
