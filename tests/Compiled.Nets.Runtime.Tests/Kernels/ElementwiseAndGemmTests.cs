@@ -1,0 +1,84 @@
+using System.Runtime.Intrinsics;
+using Compiled.Nets.Kernels;
+
+namespace Compiled.Nets.Runtime.Tests.Kernels;
+
+public class ElementwiseAndGemmTests
+{
+    private static double ErfDouble(double x)
+    {
+        // erf by its Maclaurin series / continued fraction is overkill here: integrate exp(−t²) with Simpson's rule.
+        int n = 2000; double h = x / n, s = 0;
+        for (int i = 0; i <= n; i++) { double t = i * h, f = Math.Exp(-t * t); s += (i == 0 || i == n ? 1 : i % 2 == 1 ? 4 : 2) * f; }
+        return 2 / Math.Sqrt(Math.PI) * s * h / 3;
+    }
+
+    [Fact]
+    public void Gelu_MatchesExactErfForm_AndVectorMatchesScalar()
+    {
+        for (double x = -6; x <= 6; x += 0.137)
+        {
+            double exact = 0.5 * x * (1 + ErfDouble(x / Math.Sqrt(2)));
+            Assert.True(Math.Abs(exact - Elementwise.Gelu((float)x)) < 2e-6 * (1 + Math.Abs(exact)), $"gelu({x})");
+            double dexact = 0.5 * (1 + ErfDouble(x / Math.Sqrt(2))) + x * Math.Exp(-x * x / 2) / Math.Sqrt(2 * Math.PI);
+            Assert.True(Math.Abs(dexact - Elementwise.GeluGrad((float)x, 1f)) < 2e-6 * (1 + Math.Abs(dexact)), $"gelu'({x})");
+        }
+        var xs = Enumerable.Range(0, 16).Select(i => -4f + i * 0.53f).ToArray();
+        var v = Vector512.Create(xs);
+        var checks = new (Func<Vector512<float>, Vector512<float>> Vec, Func<float, float> Scalar)[]
+        {
+            (Elementwise.Gelu, Elementwise.Gelu), (Elementwise.Tanh, Elementwise.Tanh), (Elementwise.Sigmoid, Elementwise.Sigmoid), (Elementwise.Relu, Elementwise.Relu),
+        };
+        foreach (var (vec, scalar) in checks)
+        {
+            var r = vec(v);
+            for (int i = 0; i < 16; i++) Assert.Equal(scalar(xs[i]), r[i], 1e-6f);
+        }
+    }
+
+    public static TheoryData<int, int, int> GemmSizes()
+    {
+        var d = new TheoryData<int, int, int>();
+        int[] sizes = { 1, 7, 17, 63, 65, 127, 129 };
+        foreach (int m in sizes) d.Add(m, sizes[(m + 3) % sizes.Length], sizes[(m + 5) % sizes.Length]);
+        d.Add(130, 200, 300);
+        d.Add(260, 129, 513);
+        return d;
+    }
+
+    [Theory]
+    [MemberData(nameof(GemmSizes))]
+    public void Sgemm_AllTransposes_MatchReference(int m, int n, int k)
+    {
+        var r = new Rng((ulong)(m * 1000 + n * 10 + k));
+        float[] Rand(int len) => Enumerable.Range(0, len).Select(_ => r.NextFloat() - 0.5f).ToArray();
+        foreach (bool ta in new[] { false, true })
+        foreach (bool tb in new[] { false, true })
+        {
+            int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
+            var a = Rand((ta ? k : m) * lda); var b = Rand((tb ? n : k) * ldb);
+            var c = Rand(m * ldc); var cRef = (float[])c.Clone();
+            Gemm.Sgemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, 0.5f, c, ldc);
+            Gemm.SgemmReference(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, 0.5f, cRef, ldc);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                    Assert.True(Math.Abs(cRef[i * ldc + j] - c[i * ldc + j]) < 1e-4f * Math.Sqrt(k) + 1e-5f, $"{ta}/{tb} C[{i},{j}] {cRef[i * ldc + j]} vs {c[i * ldc + j]}");
+            // The padding between rows of C is untouched.
+            for (int i = 0; i < m; i++) Assert.Equal(cRef[i * ldc + n], c[i * ldc + n]);
+        }
+    }
+
+    [Fact]
+    public void Sgemm_BetaZero_OverwritesNaN_AndAllocatesNothing()
+    {
+        int m = 96, n = 256, k = 128;
+        var a = new float[m * k]; var b = new float[k * n]; var c = Enumerable.Repeat(float.NaN, m * n).ToArray();
+        Array.Fill(a, 1f); Array.Fill(b, 2f);
+        Gemm.Sgemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n);
+        Assert.All(c, v => Assert.Equal(2f * k, v));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Gemm.Sgemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, false, m, n, k, 1f, a, k, b, n, 0f, new float[10], n));
+    }
+}
