@@ -1,0 +1,133 @@
+namespace Compiled.Nets.Data;
+
+/// <summary>Per-batch augmentation applied to a copy of each sample as it is batched ([C, H, W] layout).</summary>
+public sealed class Augmentation
+{
+    /// <summary>Zero padding for random crops (0 = no crop).</summary>
+    public int CropPadding { get; init; }
+    /// <summary>Whether to flip horizontally with probability 1/2.</summary>
+    public bool HorizontalFlip { get; init; }
+
+    internal void Apply(Span<float> sample, int[] shape, Span<float> scratch, Rng rng)
+    {
+        int c = shape[0], h = shape[1], w = shape[2];
+        if (CropPadding > 0)
+        {
+            int dy = rng.NextInt(2 * CropPadding + 1) - CropPadding, dx = rng.NextInt(2 * CropPadding + 1) - CropPadding;
+            sample.CopyTo(scratch);
+            for (int ch = 0; ch < c; ch++)
+                for (int y = 0; y < h; y++)
+                    for (int x = 0; x < w; x++)
+                    {
+                        int sy = y + dy, sx = x + dx;
+                        sample[(ch * h + y) * w + x] = (uint)sy < (uint)h && (uint)sx < (uint)w ? scratch[(ch * h + sy) * w + sx] : 0f;
+                    }
+        }
+        if (HorizontalFlip && rng.NextInt(2) == 1)
+            for (int ch = 0; ch < c; ch++)
+                for (int y = 0; y < h; y++) sample.Slice((ch * h + y) * w, w).Reverse();
+    }
+}
+
+/// <summary>One batch: inputs [Count, ..SampleShape] and labels [Count] in reused buffers.</summary>
+public sealed class Batch
+{
+    internal Batch(int capacity, int sampleSize) { Inputs = new float[capacity * sampleSize]; Labels = new int[capacity]; SampleSize = sampleSize; }
+    /// <summary>Input buffer (only the first Count × SampleSize floats are valid).</summary>
+    public float[] Inputs { get; }
+    /// <summary>Label buffer (first Count valid).</summary>
+    public int[] Labels { get; }
+    /// <summary>Floats per sample.</summary>
+    public int SampleSize { get; }
+    /// <summary>Samples in this batch.</summary>
+    public int Count { get; internal set; }
+    /// <summary>The valid inputs.</summary>
+    public ReadOnlySpan<float> InputSpan => Inputs.AsSpan(0, Count * SampleSize);
+    /// <summary>The valid labels.</summary>
+    public ReadOnlySpan<int> LabelSpan => Labels.AsSpan(0, Count);
+}
+
+/// <summary>
+/// Batches a dataset: seeded shuffling (the order of epoch e is a function of (seed, e), so a resumed run sees the
+/// same batches), drop-last, optional augmentation, and background prefetch of the next batch into a second buffer.
+/// </summary>
+public sealed class DataLoader
+{
+    private readonly Dataset _data;
+    private readonly Batch[] _buffers;
+
+    /// <summary>Creates a loader.</summary>
+    public DataLoader(Dataset data, int batchSize, bool shuffle = true, bool dropLast = false, ulong seed = 0, Augmentation? augmentation = null, bool prefetch = true)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        _data = data; BatchSize = batchSize; Shuffle = shuffle; DropLast = dropLast; Seed = seed; Augmentation = augmentation; Prefetch = prefetch;
+        _buffers = [new Batch(batchSize, data.SampleSize), new Batch(batchSize, data.SampleSize)];
+    }
+
+    /// <summary>Samples per batch.</summary>
+    public int BatchSize { get; }
+    /// <summary>Whether each epoch is shuffled.</summary>
+    public bool Shuffle { get; }
+    /// <summary>Whether an incomplete last batch is dropped.</summary>
+    public bool DropLast { get; }
+    /// <summary>Seed of the shuffling and augmentation.</summary>
+    public ulong Seed { get; }
+    /// <summary>Augmentation, if any.</summary>
+    public Augmentation? Augmentation { get; }
+    /// <summary>Whether the next batch is assembled on a background thread.</summary>
+    public bool Prefetch { get; }
+    /// <summary>The dataset.</summary>
+    public Dataset Dataset => _data;
+    /// <summary>Batches per epoch.</summary>
+    public int BatchesPerEpoch => DropLast ? _data.Count / BatchSize : (_data.Count + BatchSize - 1) / BatchSize;
+
+    /// <summary>The sample order of an epoch.</summary>
+    public int[] Order(int epoch)
+    {
+        var order = Enumerable.Range(0, _data.Count).ToArray();
+        if (Shuffle) new Rng(Seed * 1_000_003UL + (ulong)epoch).Shuffle(order.AsSpan());
+        return order;
+    }
+
+    /// <summary>
+    /// The batches of an epoch. Each yielded <see cref="Batch"/> is valid until the next one is requested (two
+    /// buffers alternate, the other being filled in the background).
+    /// </summary>
+    public IEnumerable<Batch> Epoch(int epoch)
+    {
+        var order = Order(epoch);
+        var rng = new Rng(Seed ^ (0xA5A5A5A5UL + (ulong)epoch * 7919UL));
+        var scratch = new float[_data.SampleSize];
+        int batches = BatchesPerEpoch;
+        Task? pending = null;
+        for (int b = 0; b < batches; b++)
+        {
+            var current = _buffers[b % 2];
+            if (pending is not null) pending.Wait();
+            else Fill(current, order, b, rng, scratch);
+            pending = null;
+            if (Prefetch && b + 1 < batches)
+            {
+                // Fills run one at a time, in batch order, so the augmentation stream stays deterministic.
+                var next = _buffers[(b + 1) % 2]; int nb = b + 1;
+                pending = Task.Run(() => Fill(next, order, nb, rng, scratch));
+            }
+            yield return current;
+        }
+        pending?.Wait();
+    }
+
+    private void Fill(Batch batch, int[] order, int b, Rng rng, float[] scratch)
+    {
+        int start = b * BatchSize, count = Math.Min(BatchSize, order.Length - start);
+        batch.Count = count;
+        for (int i = 0; i < count; i++)
+        {
+            int idx = order[start + i];
+            var dst = batch.Inputs.AsSpan(i * _data.SampleSize, _data.SampleSize);
+            _data.Sample(idx).CopyTo(dst);
+            batch.Labels[i] = _data.Labels[idx];
+            Augmentation?.Apply(dst, _data.SampleShape, scratch, rng);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+namespace Compiled.Nets.Data;
+
+/// <summary>An in-memory labelled dataset: N samples of a fixed per-sample shape, as floats, with class labels.</summary>
+public sealed class Dataset
+{
+    /// <summary>Wraps samples [N, ..SampleShape] and labels [N].</summary>
+    /// <exception cref="ArgumentException">When sizes disagree or a label is outside [0, classes).</exception>
+    public Dataset(float[] samples, int[] labels, int[] sampleShape, int classes, IReadOnlyList<string>? classNames = null)
+    {
+        SampleSize = sampleShape.Aggregate(1, (a, b) => a * b);
+        if (samples.Length != (long)labels.Length * SampleSize)
+            throw new ArgumentException($"{labels.Length} labels need {(long)labels.Length * SampleSize} floats of samples shaped [{string.Join(", ", sampleShape)}], got {samples.Length}.");
+        for (int i = 0; i < labels.Length; i++)
+            if ((uint)labels[i] >= (uint)classes) throw new ArgumentException($"Label {labels[i]} of sample {i} is outside [0, {classes}).");
+        Samples = samples; Labels = labels; SampleShape = sampleShape; Classes = classes; ClassNames = classNames;
+    }
+
+    /// <summary>All samples, flattened.</summary>
+    public float[] Samples { get; }
+    /// <summary>Labels.</summary>
+    public int[] Labels { get; }
+    /// <summary>Per-sample shape, e.g. [1, 28, 28].</summary>
+    public int[] SampleShape { get; }
+    /// <summary>Floats per sample.</summary>
+    public int SampleSize { get; }
+    /// <summary>Number of classes.</summary>
+    public int Classes { get; }
+    /// <summary>Optional class names.</summary>
+    public IReadOnlyList<string>? ClassNames { get; }
+    /// <summary>Number of samples.</summary>
+    public int Count => Labels.Length;
+
+    /// <summary>A sample's values.</summary>
+    public ReadOnlySpan<float> Sample(int index) => Samples.AsSpan(index * SampleSize, SampleSize);
+
+    /// <summary>The samples at <paramref name="indices"/>, copied.</summary>
+    public Dataset Subset(IReadOnlyList<int> indices)
+    {
+        var s = new float[indices.Count * SampleSize];
+        var l = new int[indices.Count];
+        for (int i = 0; i < indices.Count; i++) { Sample(indices[i]).CopyTo(s.AsSpan(i * SampleSize)); l[i] = Labels[indices[i]]; }
+        return new Dataset(s, l, SampleShape, Classes, ClassNames);
+    }
+
+    /// <summary>The first <paramref name="count"/> samples.</summary>
+    public Dataset Take(int count) => Subset(Enumerable.Range(0, Math.Min(count, Count)).ToArray());
+
+    /// <summary>Splits into train/validation with a seeded shuffle; stratified keeps each class's proportion.</summary>
+    public (Dataset Train, Dataset Validation) Split(double validationFraction, ulong seed, bool stratified = true)
+    {
+        if (validationFraction <= 0 || validationFraction >= 1) throw new ArgumentOutOfRangeException(nameof(validationFraction), validationFraction, "Must be in (0, 1).");
+        var rng = new Rng(seed);
+        var train = new List<int>(); var val = new List<int>();
+        var groups = stratified ? Enumerable.Range(0, Count).GroupBy(i => Labels[i]).Select(g => g.ToArray()) : new[] { Enumerable.Range(0, Count).ToArray() };
+        foreach (var g in groups)
+        {
+            rng.Shuffle(g.AsSpan());
+            int nVal = (int)Math.Round(g.Length * validationFraction);
+            val.AddRange(g.Take(nVal)); train.AddRange(g.Skip(nVal));
+        }
+        train.Sort(); val.Sort();
+        return (Subset(train), Subset(val));
+    }
+
+    /// <summary>Per-channel mean and standard deviation over all samples ([C, H, W] layout).</summary>
+    public (float[] Mean, float[] Std) ChannelStatistics()
+    {
+        int c = SampleShape[0], plane = SampleSize / c;
+        var mean = new double[c]; var sq = new double[c];
+        for (int n = 0; n < Count; n++)
+            for (int ch = 0; ch < c; ch++)
+                foreach (var v in Samples.AsSpan(n * SampleSize + ch * plane, plane)) { mean[ch] += v; sq[ch] += (double)v * v; }
+        long per = (long)Count * plane;
+        return (mean.Select(m => (float)(m / per)).ToArray(), mean.Select((m, i) => (float)Math.Sqrt(Math.Max(0, sq[i] / per - (m / per) * (m / per)))).ToArray());
+    }
+
+    /// <summary>Normalises in place: (x − mean[c]) / std[c] per channel.</summary>
+    public void Normalize(float[] mean, float[] std)
+    {
+        int c = SampleShape[0], plane = SampleSize / c;
+        if (mean.Length != c || std.Length != c) throw new ArgumentException($"Normalisation needs {c} means and stds.");
+        for (int n = 0; n < Count; n++)
+            for (int ch = 0; ch < c; ch++)
+            {
+                var span = Samples.AsSpan(n * SampleSize + ch * plane, plane);
+                float inv = 1f / std[ch];
+                for (int i = 0; i < span.Length; i++) span[i] = (span[i] - mean[ch]) * inv;
+            }
+    }
+}

@@ -1,0 +1,204 @@
+using System.Numerics.Tensors;
+
+namespace Compiled.Nets.Training;
+
+/// <summary>
+/// Base of the optimizers: sweeps each trainable parameter of a <see cref="ParameterStore"/> (frozen ones are left
+/// bit-identical). Weight decay applies by default to weights and embeddings only (<see cref="ParameterInfo.DefaultDecay"/>),
+/// the usual no-decay group for biases and normalisation parameters; <see cref="DecayPredicate"/> overrides it.
+/// </summary>
+public abstract class Optimizer
+{
+    /// <summary>Creates an optimizer over every parameter of <paramref name="store"/>.</summary>
+    protected Optimizer(ParameterStore store, float learningRate)
+    {
+        Store = store;
+        LearningRate = learningRate;
+    }
+
+    /// <summary>The parameters being optimised.</summary>
+    public ParameterStore Store { get; }
+    /// <summary>Current learning rate (schedules set it before each step).</summary>
+    public float LearningRate { get; set; }
+    /// <summary>Number of steps taken.</summary>
+    public long StepCount { get; protected set; }
+    /// <summary>Which parameters get weight decay; default: <see cref="ParameterInfo.DefaultDecay"/>.</summary>
+    public Func<ParameterInfo, bool> DecayPredicate { get; set; } = static p => p.DefaultDecay;
+
+    /// <summary>Applies one update from the gradients in the store.</summary>
+    public void Step()
+    {
+        StepCount++;
+        foreach (var p in Store.Parameters)
+        {
+            if (!p.RequiresGrad) continue;
+            Update(p, Store.Value(p), Store.Gradient(p));
+        }
+    }
+
+    /// <summary>Updates one parameter.</summary>
+    protected abstract void Update(ParameterInfo p, Span<float> value, Span<float> grad);
+
+    /// <summary>Optimizer state (moments and step count) for checkpoints, by name.</summary>
+    public virtual IEnumerable<(string Name, float[] Data)> ExportState()
+    {
+        yield return ("step", [StepCount]);
+    }
+
+    /// <summary>Restores state written by <see cref="ExportState"/>.</summary>
+    /// <exception cref="InvalidDataException">When an entry is missing or has the wrong size.</exception>
+    public virtual void ImportState(IReadOnlyDictionary<string, float[]> state)
+    {
+        StepCount = (long)Get(state, "step", 1)[0];
+    }
+
+    /// <summary>Looks a state entry up, checking its length.</summary>
+    protected static float[] Get(IReadOnlyDictionary<string, float[]> state, string name, int length)
+    {
+        if (!state.TryGetValue(name, out var v)) throw new InvalidDataException($"Optimizer state '{name}' is missing.");
+        if (v.Length != length) throw new InvalidDataException($"Optimizer state '{name}' has {v.Length} values, expected {length}.");
+        return v;
+    }
+
+    /// <summary>A buffer shaped like the store's flat parameter memory (one per moment).</summary>
+    protected float[] NewMoment() => new float[Store.Values.Length];
+}
+
+/// <summary>Stochastic gradient descent as <c>torch.optim.SGD</c>: momentum, dampening, Nesterov, coupled (L2) weight decay.</summary>
+public sealed class Sgd : Optimizer
+{
+    private readonly float _momentum, _dampening, _weightDecay;
+    private readonly bool _nesterov;
+    private readonly float[]? _buf;
+    private bool _started;
+
+    /// <summary>Creates SGD.</summary>
+    public Sgd(ParameterStore store, float lr, float momentum = 0, float dampening = 0, float weightDecay = 0, bool nesterov = false) : base(store, lr)
+    {
+        if (nesterov && (momentum <= 0 || dampening != 0)) throw new ArgumentException("Nesterov momentum requires momentum > 0 and zero dampening.");
+        _momentum = momentum; _dampening = dampening; _weightDecay = weightDecay; _nesterov = nesterov;
+        if (momentum != 0) _buf = NewMoment();
+    }
+
+    /// <inheritdoc/>
+    protected override void Update(ParameterInfo p, Span<float> w, Span<float> g)
+    {
+        float wd = DecayPredicate(p) ? _weightDecay : 0;
+        var buf = _buf is null ? default : _buf.AsSpan(p.Offset, p.Length);
+        bool first = StepCount == 1 && !_started;
+        for (int i = 0; i < w.Length; i++)
+        {
+            float d = g[i] + wd * w[i];
+            if (_buf is not null)
+            {
+                buf[i] = first ? d : _momentum * buf[i] + (1 - _dampening) * d;
+                d = _nesterov ? d + _momentum * buf[i] : buf[i];
+            }
+            w[i] -= LearningRate * d;
+        }
+    }
+
+    /// <inheritdoc/>
+    public override IEnumerable<(string Name, float[] Data)> ExportState()
+    {
+        foreach (var s in base.ExportState()) yield return s;
+        if (_buf is not null) yield return ("momentum_buffer", _buf);
+    }
+
+    /// <inheritdoc/>
+    public override void ImportState(IReadOnlyDictionary<string, float[]> state)
+    {
+        base.ImportState(state);
+        if (_buf is not null) { Get(state, "momentum_buffer", _buf.Length).CopyTo(_buf, 0); _started = StepCount > 0; }
+    }
+}
+
+/// <summary>
+/// Adam (<c>torch.optim.Adam</c>, L2 weight decay added to the gradient) and, with <c>decoupled</c>, AdamW
+/// (<c>torch.optim.AdamW</c>: w ← w − lr·λ·w before the Adam step). Bias correction as in PyTorch.
+/// </summary>
+public class Adam : Optimizer
+{
+    private readonly float _beta1, _beta2, _eps, _weightDecay;
+    private readonly bool _decoupled;
+    private readonly float[] _m, _v;
+
+    /// <summary>Creates Adam.</summary>
+    public Adam(ParameterStore store, float lr = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f, float weightDecay = 0)
+        : this(store, lr, beta1, beta2, eps, weightDecay, decoupled: false) { }
+
+    /// <summary>Creates Adam or AdamW.</summary>
+    protected Adam(ParameterStore store, float lr, float beta1, float beta2, float eps, float weightDecay, bool decoupled) : base(store, lr)
+    {
+        _beta1 = beta1; _beta2 = beta2; _eps = eps; _weightDecay = weightDecay; _decoupled = decoupled;
+        _m = NewMoment(); _v = NewMoment();
+    }
+
+    /// <inheritdoc/>
+    protected override void Update(ParameterInfo p, Span<float> w, Span<float> g)
+    {
+        float wd = DecayPredicate(p) ? _weightDecay : 0;
+        var m = _m.AsSpan(p.Offset, p.Length); var v = _v.AsSpan(p.Offset, p.Length);
+        double bc1 = 1 - Math.Pow(_beta1, StepCount), bc2 = 1 - Math.Pow(_beta2, StepCount);
+        float stepSize = (float)(LearningRate / bc1), bc2Sqrt = (float)Math.Sqrt(bc2);
+        if (_decoupled && wd != 0) TensorPrimitives.Multiply(w, 1 - LearningRate * wd, w);
+        for (int i = 0; i < w.Length; i++)
+        {
+            float gi = _decoupled ? g[i] : g[i] + wd * w[i];
+            m[i] = _beta1 * m[i] + (1 - _beta1) * gi;
+            v[i] = _beta2 * v[i] + (1 - _beta2) * gi * gi;
+            w[i] -= stepSize * m[i] / (MathF.Sqrt(v[i]) / bc2Sqrt + _eps);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override IEnumerable<(string Name, float[] Data)> ExportState()
+    {
+        foreach (var s in base.ExportState()) yield return s;
+        yield return ("exp_avg", _m);
+        yield return ("exp_avg_sq", _v);
+    }
+
+    /// <inheritdoc/>
+    public override void ImportState(IReadOnlyDictionary<string, float[]> state)
+    {
+        base.ImportState(state);
+        Get(state, "exp_avg", _m.Length).CopyTo(_m, 0);
+        Get(state, "exp_avg_sq", _v.Length).CopyTo(_v, 0);
+    }
+}
+
+/// <summary>AdamW: Adam with decoupled weight decay (default 0.01, as <c>torch.optim.AdamW</c>).</summary>
+public sealed class AdamW : Adam
+{
+    /// <summary>Creates AdamW.</summary>
+    public AdamW(ParameterStore store, float lr = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f, float weightDecay = 0.01f)
+        : base(store, lr, beta1, beta2, eps, weightDecay, decoupled: true) { }
+}
+
+/// <summary>Gradient clipping (<c>torch.nn.utils.clip_grad_norm_</c>).</summary>
+public static class GradientClipping
+{
+    /// <summary>Scales all trainable gradients so their global L2 norm is at most <paramref name="maxNorm"/>; returns the norm before clipping.</summary>
+    /// <exception cref="ArithmeticException">When a gradient is NaN or infinite, naming the first such parameter.</exception>
+    public static float ClipByGlobalNorm(ParameterStore store, float maxNorm)
+    {
+        double sq = 0;
+        foreach (var p in store.Parameters)
+        {
+            if (!p.RequiresGrad) continue;
+            var g = store.Gradient(p);
+            float n = TensorPrimitives.Norm(g);
+            if (!float.IsFinite(n)) throw new ArithmeticException($"The gradient of '{p.Name}' is not finite (NaN or infinity).");
+            sq += (double)n * n;
+        }
+        float norm = (float)Math.Sqrt(sq);
+        if (norm > maxNorm)
+        {
+            float scale = maxNorm / (norm + 1e-6f);
+            foreach (var p in store.Parameters)
+                if (p.RequiresGrad) TensorPrimitives.Multiply(store.Gradient(p), scale, store.Gradient(p));
+        }
+        return norm;
+    }
+}

@@ -1,0 +1,190 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Compiled.Nets.Data;
+
+namespace Compiled.Nets.Training;
+
+/// <summary>Metrics of one epoch (accuracy over samples, not batches).</summary>
+public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccuracy, double ValidationLoss, double ValidationAccuracy, double Seconds, double SamplesPerSecond, float LearningRate);
+
+/// <summary>Receives training progress (the console and plots live outside the runtime, in Compiled.Nets.Reporting).</summary>
+public interface ITrainingObserver
+{
+    /// <summary>An epoch starts.</summary>
+    void EpochStarted(int epoch, int epochs, int batches) { }
+    /// <summary>A batch finished: running mean loss and accuracy of the epoch so far, throughput.</summary>
+    void BatchCompleted(int epoch, int batch, int batches, double loss, double accuracy, double samplesPerSecond) { }
+    /// <summary>An epoch finished (after validation).</summary>
+    void EpochCompleted(EpochMetrics metrics, bool improved) { }
+    /// <summary>Early stopping ended training.</summary>
+    void EarlyStopped(int epoch, int bestEpoch) { }
+}
+
+/// <summary>Options of <see cref="Trainer"/>.</summary>
+public sealed class TrainerOptions
+{
+    /// <summary>Epochs to run.</summary>
+    public int Epochs { get; init; } = 10;
+    /// <summary>Schedule applied before every step (null: keep the optimizer's rate).</summary>
+    public LearningRateSchedule? Schedule { get; init; }
+    /// <summary>Clip the global gradient norm to this (0: no clipping).</summary>
+    public float MaxGradNorm { get; init; }
+    /// <summary>Stop after this many epochs without a better validation loss (0: never).</summary>
+    public int EarlyStoppingPatience { get; init; }
+    /// <summary>Restore the parameters of the best validation epoch at the end.</summary>
+    public bool RestoreBest { get; init; } = true;
+    /// <summary>Folder for <c>last.safetensors</c>, <c>best.safetensors</c> and the metrics (null: none).</summary>
+    public string? OutputDirectory { get; init; }
+    /// <summary>Resume from <c>last.safetensors</c> in <see cref="OutputDirectory"/> when present.</summary>
+    public bool Resume { get; init; }
+}
+
+/// <summary>
+/// The training loop: epochs of compiled train steps, validation each epoch, early stopping with best-model restore,
+/// atomic checkpoints every epoch and exact resume (the loader's order is a function of (seed, epoch)).
+/// </summary>
+public sealed class Trainer(IClassifier network, Optimizer optimizer, TrainerOptions options, ITrainingObserver? observer = null)
+{
+    private readonly ITrainingObserver _observer = observer ?? new NullObserver();
+
+    /// <summary>Metrics of every completed epoch.</summary>
+    public List<EpochMetrics> History { get; } = new();
+    /// <summary>The epoch with the best validation loss (1-based; 0 before any).</summary>
+    public int BestEpoch { get; private set; }
+
+    /// <summary>Trains; returns the history.</summary>
+    /// <exception cref="ArithmeticException">When a loss becomes NaN or infinite, naming the epoch and batch.</exception>
+    public IReadOnlyList<EpochMetrics> Fit(DataLoader train, DataLoader? validation)
+    {
+        var store = network.Parameters;
+        int classes = network.OutputSize;
+        var logits = new float[train.BatchSize * classes];
+        double bestLoss = double.PositiveInfinity;
+        int startEpoch = 1, sinceBest = 0;
+        ParameterStore? best = null;
+        string? dir = options.OutputDirectory;
+        if (dir is not null) Directory.CreateDirectory(dir);
+        string? last = dir is null ? null : Path.Combine(dir, "last.safetensors");
+        if (options.Resume && last is not null && File.Exists(last))
+        {
+            var meta = Checkpoint.Load(last, store, optimizer);
+            startEpoch = Checkpoint.MetadataInt(meta, "epoch") + 1;
+            BestEpoch = Checkpoint.MetadataInt(meta, "best_epoch");
+            sinceBest = Checkpoint.MetadataInt(meta, "since_best");
+            if (meta.TryGetValue("best_loss", out var bl)) bestLoss = double.Parse(bl, CultureInfo.InvariantCulture);
+        }
+
+        for (int epoch = startEpoch; epoch <= options.Epochs; epoch++)
+        {
+            int batches = train.BatchesPerEpoch;
+            _observer.EpochStarted(epoch, options.Epochs, batches);
+            var sw = Stopwatch.StartNew();
+            double lossSum = 0; long seen = 0, correct = 0; int b = 0;
+            foreach (var batch in train.Epoch(epoch - 1))
+            {
+                options.Schedule?.Apply(optimizer);
+                var lg = logits.AsSpan(0, batch.Count * classes);
+                float loss = network.TrainStep(batch.InputSpan, batch.LabelSpan, batch.Count, lg);
+                if (!float.IsFinite(loss))
+                    throw new ArithmeticException($"The training loss became {loss} in epoch {epoch}, batch {b + 1} of {batches}; lower the learning rate or enable gradient clipping.");
+                if (options.MaxGradNorm > 0) GradientClipping.ClipByGlobalNorm(store, options.MaxGradNorm);
+                optimizer.Step();
+                lossSum += (double)loss * batch.Count; seen += batch.Count;
+                correct += Correct(lg, batch.LabelSpan, classes);
+                b++;
+                _observer.BatchCompleted(epoch, b, batches, lossSum / seen, (double)correct / seen, seen / sw.Elapsed.TotalSeconds);
+            }
+            double seconds = sw.Elapsed.TotalSeconds;
+            var (vLoss, vAcc) = validation is null ? (double.NaN, double.NaN) : Evaluate(network, validation);
+            var m = new EpochMetrics(epoch, lossSum / Math.Max(1, seen), (double)correct / Math.Max(1, seen), vLoss, vAcc, seconds, seen / seconds, optimizer.LearningRate);
+            History.Add(m);
+            double monitored = validation is null ? m.TrainLoss : vLoss;
+            bool improved = monitored < bestLoss;
+            if (improved)
+            {
+                bestLoss = monitored; BestEpoch = epoch; sinceBest = 0;
+                if (options.RestoreBest) { best ??= CloneLayout(store); best.CopyFrom(store); }
+                if (dir is not null) Checkpoint.Save(Path.Combine(dir, "best.safetensors"), store, null, Meta(epoch, bestLoss, sinceBest));
+            }
+            else sinceBest++;
+            if (last is not null) Checkpoint.Save(last, store, optimizer, Meta(epoch, bestLoss, sinceBest));
+            if (dir is not null) WriteHistory(dir);
+            _observer.EpochCompleted(m, improved);
+            if (options.EarlyStoppingPatience > 0 && sinceBest >= options.EarlyStoppingPatience && epoch < options.Epochs)
+            {
+                _observer.EarlyStopped(epoch, BestEpoch);
+                break;
+            }
+        }
+        if (options.RestoreBest && best is not null) { store.CopyFrom(best); best.Dispose(); }
+        return History;
+    }
+
+    private Dictionary<string, string> Meta(int epoch, double bestLoss, int sinceBest) => new()
+    {
+        ["network"] = network.Name,
+        ["epoch"] = epoch.ToString(CultureInfo.InvariantCulture),
+        ["best_epoch"] = BestEpoch.ToString(CultureInfo.InvariantCulture),
+        ["best_loss"] = bestLoss.ToString("R", CultureInfo.InvariantCulture),
+        ["since_best"] = sinceBest.ToString(CultureInfo.InvariantCulture),
+    };
+
+    private static ParameterStore CloneLayout(ParameterStore s)
+    {
+        var b = new ParameterStoreBuilder();
+        foreach (var p in s.Parameters) b.Add(p.Name, p.Shape.ToArray(), p.Role, p.Init);
+        foreach (var p in s.Buffers) b.AddBuffer(p.Name, p.Shape.ToArray(), p.Role, p.Init);
+        return b.Build();
+    }
+
+    private static int Correct(ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, int classes)
+    {
+        int c = 0;
+        for (int i = 0; i < labels.Length; i++) if (ConfusionMatrix.ArgMax(logits.Slice(i * classes, classes)) == labels[i]) c++;
+        return c;
+    }
+
+    /// <summary>Mean loss and accuracy over all samples of a loader, in evaluation mode.</summary>
+    public static (double Loss, double Accuracy) Evaluate(IClassifier network, DataLoader data, ConfusionMatrix? confusion = null)
+    {
+        int classes = network.OutputSize;
+        var logits = new float[data.BatchSize * classes];
+        double lossSum = 0; long seen = 0, correct = 0;
+        foreach (var batch in data.Epoch(0))
+        {
+            var lg = logits.AsSpan(0, batch.Count * classes);
+            lossSum += (double)network.EvaluateLoss(batch.InputSpan, batch.LabelSpan, batch.Count, lg) * batch.Count;
+            correct += Correct(lg, batch.LabelSpan, classes);
+            confusion?.Add(lg, batch.LabelSpan, batch.Count);
+            seen += batch.Count;
+        }
+        return (lossSum / Math.Max(1, seen), (double)correct / Math.Max(1, seen));
+    }
+
+    /// <summary>Writes the history as <c>history.csv</c> and <c>history.json</c>.</summary>
+    public void WriteHistory(string dir)
+    {
+        var csv = new StringBuilder("epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds,samples_per_second,lr\n");
+        foreach (var m in History)
+            csv.Append(CultureInfo.InvariantCulture, $"{m.Epoch},{m.TrainLoss:R},{m.TrainAccuracy:R},{m.ValidationLoss:R},{m.ValidationAccuracy:R},{m.Seconds:R},{m.SamplesPerSecond:R},{m.LearningRate:R}\n");
+        Serialization.AtomicFile.Write(Path.Combine(dir, "history.csv"), Encoding.UTF8.GetBytes(csv.ToString()));
+        using var ms = new MemoryStream();
+        using (var w = new System.Text.Json.Utf8JsonWriter(ms, new System.Text.Json.JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartArray();
+            foreach (var m in History)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("epoch", m.Epoch); w.WriteNumber("train_loss", m.TrainLoss); w.WriteNumber("train_accuracy", m.TrainAccuracy);
+                if (!double.IsNaN(m.ValidationLoss)) { w.WriteNumber("val_loss", m.ValidationLoss); w.WriteNumber("val_accuracy", m.ValidationAccuracy); }
+                w.WriteNumber("seconds", m.Seconds); w.WriteNumber("samples_per_second", m.SamplesPerSecond); w.WriteNumber("lr", m.LearningRate);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        }
+        Serialization.AtomicFile.Write(Path.Combine(dir, "history.json"), ms.ToArray());
+    }
+
+    private sealed class NullObserver : ITrainingObserver { }
+}
