@@ -35,9 +35,9 @@ public static class DatasetReaders
     public static (float[] Images, int Count, int Rows, int Cols) ReadIdxImages(string path)
     {
         var b = ReadMaybeGzip(path);
+        int magic = b.Length >= 4 ? BinaryPrimitives.ReadInt32BigEndian(b) : 0;
+        if (b.Length >= 4 && magic != 0x803) throw new InvalidDataException($"'{path}' is not an IDX image file (magic 0x{magic:X8}, expected 0x00000803).");
         if (b.Length < 16) throw new InvalidDataException($"'{path}' is truncated: {b.Length} bytes, an IDX image header needs 16.");
-        int magic = BinaryPrimitives.ReadInt32BigEndian(b);
-        if (magic != 0x803) throw new InvalidDataException($"'{path}' is not an IDX image file (magic 0x{magic:X8}, expected 0x00000803).");
         int n = BinaryPrimitives.ReadInt32BigEndian(b.AsSpan(4)), rows = BinaryPrimitives.ReadInt32BigEndian(b.AsSpan(8)), cols = BinaryPrimitives.ReadInt32BigEndian(b.AsSpan(12));
         if (n < 0 || rows <= 0 || cols <= 0) throw new InvalidDataException($"'{path}' has an invalid IDX header ({n} × {rows} × {cols}).");
         long need = 16 + (long)n * rows * cols;
@@ -51,8 +51,9 @@ public static class DatasetReaders
     public static int[] ReadIdxLabels(string path, int classes)
     {
         var b = ReadMaybeGzip(path);
+        int magic = b.Length >= 4 ? BinaryPrimitives.ReadInt32BigEndian(b) : 0;
+        if (b.Length >= 4 && magic != 0x801) throw new InvalidDataException($"'{path}' is not an IDX label file (magic 0x{magic:X8}, expected 0x00000801).");
         if (b.Length < 8) throw new InvalidDataException($"'{path}' is truncated: {b.Length} bytes, an IDX label header needs 8.");
-        int magic = BinaryPrimitives.ReadInt32BigEndian(b);
         if (magic != 0x801) throw new InvalidDataException($"'{path}' is not an IDX label file (magic 0x{magic:X8}, expected 0x00000801).");
         int n = BinaryPrimitives.ReadInt32BigEndian(b.AsSpan(4));
         if (n < 0 || b.Length < 8L + n) throw new InvalidDataException($"'{path}' is truncated: {n} labels need {8L + n} bytes, the file has {b.Length}.");

@@ -89,6 +89,8 @@ public static class SafeTensorsFile
         if (headerLen > MaxHeaderBytes) throw new InvalidDataException($"header length {headerLen} exceeds the {MaxHeaderBytes}-byte limit.");
         if ((long)headerLen > bytes.Length - 8) throw new InvalidDataException($"truncated: header of {headerLen} bytes but only {bytes.Length - 8} follow.");
         var header = bytes.Slice(8, (int)headerLen);
+        // JsonDocument defers UTF-8 validation of strings until they are read; reject bad bytes up front.
+        if (!System.Text.Unicode.Utf8.IsValid(header)) throw new InvalidDataException("the header is not valid UTF-8.");
         var data = bytes[(8 + (int)headerLen)..];
         var entries = new List<(string Name, SafeTensorDType DType, int[] Shape, long Begin, long End)>();
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
