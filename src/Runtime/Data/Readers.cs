@@ -23,6 +23,7 @@ public static class DatasetReaders
                 using var gz = new GZipStream(new MemoryStream(raw), CompressionMode.Decompress);
                 using var ms = new MemoryStream();
                 gz.CopyTo(ms);
+                if (ms.Length == 0) throw new InvalidDataException($"'{path}' is a corrupt or truncated gzip file: it decompresses to nothing.");
                 return ms.ToArray();
             }
             catch (InvalidDataException e) { throw new InvalidDataException($"'{path}' is a corrupt or truncated gzip file: {e.Message}", e); }
