@@ -1,1 +1,0 @@
-namespace Compiled.Nets.Interop; public static class Placeholder {}
