@@ -1,5 +1,8 @@
-using System.Diagnostics;
 using Compiled.Nets.Bench;
 
-// `summary` (default): times our kernels directly and prints GFLOPS and % of the measured FMA peak.
-return Summary.Run(args);
+// `summary` (default): GEMM GFLOPS and % of the measured FMA peak; `step`: the ConvNet's step and its kernels.
+return args.FirstOrDefault() switch
+{
+    "step" => Step.Run(),
+    _ => Summary.Run(args),
+};

@@ -5,20 +5,51 @@ namespace Compiled.Nets.Kernels;
 // Dims: B batch, C in-channels, H×W input, O out-channels, KH×KW kernel, OH×OW output, P = OH·OW, Q = C·KH·KW.
 // Forward per sample: col[Q,P] = im2col(x); y[O,P] = w[O,Q]·col. Backward: dw += dy·colᵀ, dcol = wᵀ·dy, dx += col2im(dcol).
 // Bias is not applied here: the generated code adds it in the fused elementwise epilogue that follows.
-public static class Conv2dKernels
+public static unsafe class Conv2dKernels
 {
-    /// <summary>Floats of scratch memory Forward/Backward need for this geometry (one im2col panel).</summary>
-    public static long ScratchSize(in Conv2dGeometry g) => (long)g.InChannels * g.KernelH * g.KernelW * g.OutHeight * g.OutWidth;
+    private static int ColSize(in Conv2dGeometry g) => g.InChannels * g.KernelH * g.KernelW * g.OutHeight * g.OutWidth;
+
+    /// <summary>Floats of scratch memory Forward/Backward need: one im2col panel per core and a private dW for the second core.</summary>
+    public static long ScratchSize(in Conv2dGeometry g) => 2L * ColSize(g) + g.WeightSize;
+
+    /// <summary>Pointers and sizes of one call, shared by the two halves of the batch.</summary>
+    private struct Args
+    {
+        public float* Y, X, W, Dx, Dw, Dy, Scratch;
+        public Conv2dGeometry G;
+    }
 
     /// <summary>y[B,O,OH,OW] = conv(x[B,C,H,W], w[O,C,KH,KW]) (overwrites y).</summary>
     public static void Forward(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, in Conv2dGeometry g, Span<float> scratch)
     {
-        int p = g.OutHeight * g.OutWidth, q = g.InChannels * g.KernelH * g.KernelW;
-        var col = scratch[..(p * q)];
-        for (int b = 0; b < g.Batch; b++)
+        Check(g, x.Length, w.Length, y.Length, scratch.Length);
+        fixed (float* py = y) fixed (float* px = x) fixed (float* pw = w) fixed (float* ps = scratch)
         {
-            Reference.Im2Col(col, x.Slice(b * g.InSize, g.InSize), g);
-            Gemm.Sgemm(false, false, g.OutChannels, p, q, 1f, w, q, col, p, 0f, y.Slice(b * g.OutSize, g.OutSize), p);
+            var a = new Args { Y = py, X = px, W = pw, Scratch = ps, G = g };
+            // Batch 1 keeps one range and lets the GEMM use both cores instead.
+            if (g.Batch > 1) TwoCores.Run(&ForwardHalf, &a);
+            else ForwardRange(ref a, 0, g.Batch, ps);
+        }
+    }
+
+    private static void ForwardHalf(void* state, int half)
+    {
+        ref var a = ref *(Args*)state;
+        int mid = a.G.Batch / 2;
+        if (half == 0) ForwardRange(ref a, 0, mid, a.Scratch);
+        else ForwardRange(ref a, mid, a.G.Batch, a.Scratch + ColSize(a.G));
+    }
+
+    private static void ForwardRange(ref Args a, int b0, int b1, float* colPtr)
+    {
+        var g = a.G;
+        int p = g.OutHeight * g.OutWidth, q = g.InChannels * g.KernelH * g.KernelW;
+        var col = new Span<float>(colPtr, p * q);
+        var w = new ReadOnlySpan<float>(a.W, g.WeightSize);
+        for (int b = b0; b < b1; b++)
+        {
+            Reference.Im2Col(col, new ReadOnlySpan<float>(a.X + (long)b * g.InSize, g.InSize), g);
+            Gemm.Sgemm(false, false, g.OutChannels, p, q, 1f, w, q, col, p, 0f, new Span<float>(a.Y + (long)b * g.OutSize, g.OutSize), p);
         }
     }
 
@@ -28,22 +59,59 @@ public static class Conv2dKernels
     /// </summary>
     public static void Backward(Span<float> dx, Span<float> dw, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, in Conv2dGeometry g, Span<float> scratch)
     {
-        int p = g.OutHeight * g.OutWidth, q = g.InChannels * g.KernelH * g.KernelW;
-        var col = scratch[..(p * q)];
-        for (int b = 0; b < g.Batch; b++)
+        Check(g, x.Length, w.Length, dy.Length, scratch.Length);
+        if (dx.IsEmpty && dw.IsEmpty) return;
+        if (!dx.IsEmpty && dx.Length < (long)g.Batch * g.InSize) throw new ArgumentException($"Conv2d backward: dx has {dx.Length} floats, needs {(long)g.Batch * g.InSize}.");
+        if (!dw.IsEmpty && dw.Length < g.WeightSize) throw new ArgumentException($"Conv2d backward: dw has {dw.Length} floats, needs {g.WeightSize}.");
+        fixed (float* pdx = dx) fixed (float* pdw = dw) fixed (float* pdy = dy) fixed (float* px = x) fixed (float* pw = w) fixed (float* ps = scratch)
         {
-            var dyb = dy.Slice(b * g.OutSize, g.OutSize);
-            if (!dw.IsEmpty)
+            var a = new Args { Dx = dx.IsEmpty ? null : pdx, Dw = dw.IsEmpty ? null : pdw, Dy = pdy, X = px, W = pw, Scratch = ps, G = g };
+            if (g.Batch > 1)
             {
-                Reference.Im2Col(col, x.Slice(b * g.InSize, g.InSize), g);
-                Gemm.Sgemm(false, true, g.OutChannels, q, p, 1f, dyb, p, col, p, 1f, dw, q);
+                TwoCores.Run(&BackwardHalf, &a);
+                // The second half accumulated its weight gradient privately (no shared writes); fold it in.
+                if (a.Dw != null) Elementwise.AddInPlace(dw[..g.WeightSize], new ReadOnlySpan<float>(ps + 2L * ColSize(g), g.WeightSize));
             }
-            if (!dx.IsEmpty)
+            else BackwardRange(ref a, 0, g.Batch, ps, a.Dw);
+        }
+    }
+
+    private static void BackwardHalf(void* state, int half)
+    {
+        ref var a = ref *(Args*)state;
+        int mid = a.G.Batch / 2;
+        if (half == 0) { BackwardRange(ref a, 0, mid, a.Scratch, a.Dw); return; }
+        float* privateDw = a.Dw == null ? null : a.Scratch + 2L * ColSize(a.G);
+        if (privateDw != null) new Span<float>(privateDw, a.G.WeightSize).Clear();
+        BackwardRange(ref a, mid, a.G.Batch, a.Scratch + ColSize(a.G), privateDw);
+    }
+
+    private static void BackwardRange(ref Args a, int b0, int b1, float* colPtr, float* dwPtr)
+    {
+        var g = a.G;
+        int p = g.OutHeight * g.OutWidth, q = g.InChannels * g.KernelH * g.KernelW;
+        var col = new Span<float>(colPtr, p * q);
+        var w = new ReadOnlySpan<float>(a.W, g.WeightSize);
+        for (int b = b0; b < b1; b++)
+        {
+            var dyb = new ReadOnlySpan<float>(a.Dy + (long)b * g.OutSize, g.OutSize);
+            if (dwPtr != null)
+            {
+                Reference.Im2Col(col, new ReadOnlySpan<float>(a.X + (long)b * g.InSize, g.InSize), g);
+                Gemm.Sgemm(false, true, g.OutChannels, q, p, 1f, dyb, p, col, p, 1f, new Span<float>(dwPtr, g.WeightSize), q);
+            }
+            if (a.Dx != null)
             {
                 Gemm.Sgemm(true, false, q, p, g.OutChannels, 1f, w, q, dyb, p, 0f, col, p);
-                Reference.Col2ImAdd(dx.Slice(b * g.InSize, g.InSize), col, g);
+                Reference.Col2ImAdd(new Span<float>(a.Dx + (long)b * g.InSize, g.InSize), col, g);
             }
         }
+    }
+
+    private static void Check(in Conv2dGeometry g, int x, int w, int y, int scratch)
+    {
+        if (x < (long)g.Batch * g.InSize || w < g.WeightSize || y < (long)g.Batch * g.OutSize || scratch < ScratchSize(g))
+            throw new ArgumentException($"Conv2d: spans too short for {g} (x {x}, w {w}, y/dy {y}, scratch {scratch} of {ScratchSize(g)}).");
     }
 
     /// <summary>Direct loops over the definition; generic so tests can run them in double.</summary>

@@ -42,8 +42,8 @@ public static unsafe class Gemm
         {
             var job = new Job(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, pc, ldc);
             bool big = (long)m * n * k >= 1L << 20;
-            if (big && n >= 2 * NR) Worker.RunSplit(job, splitColumns: true);
-            else if (big && m >= 4 * MR) Worker.RunSplit(job, splitColumns: false);
+            if (big && n >= 2 * NR) RunSplit(job, splitColumns: true);
+            else if (big && m >= 4 * MR) RunSplit(job, splitColumns: false);
             else job.Run(0, m, 0, n);
         }
     }
@@ -229,56 +229,32 @@ public static unsafe class Gemm
         public static PackBuffers ForThisThread() => t_buffers ??= new PackBuffers();
     }
 
-    /// <summary>
-    /// One persistent helper thread: the caller computes one half of C while the helper computes the other. No
-    /// allocation per call (the job is a struct copied into a field), and a busy helper (concurrent GEMMs from other
-    /// threads) just means the caller does all the work itself.
-    /// </summary>
-    private static class Worker
+    /// <summary>The two halves of a split GEMM (columns or rows of C), for <see cref="TwoCores"/>.</summary>
+    private struct Split
     {
-        private static readonly object s_gate = new();
-        private static readonly SemaphoreSlim s_start = new(0), s_done = new(0);
-        private static Job s_job;
-        private static int s_i0, s_i1, s_j0, s_j1;
-        private static Exception? s_error;
-        private static bool s_busy;
+        public Job Job;
+        public bool Columns;
+    }
 
-        static Worker()
+    private static void RunSplit(in Job job, bool splitColumns)
+    {
+        var split = new Split { Job = job, Columns = splitColumns };
+        TwoCores.Run(&RunHalf, &split);
+    }
+
+    private static void RunHalf(void* state, int half)
+    {
+        ref var s = ref *(Split*)state;
+        int m = s.Job.M, n = s.Job.N;
+        if (s.Columns)
         {
-            var t = new Thread(Loop) { IsBackground = true, Name = "Compiled.Nets GEMM worker" };
-            t.Start();
+            int mid = (n / 2 + NR - 1) / NR * NR;
+            if (half == 0) s.Job.Run(0, m, 0, mid); else s.Job.Run(0, m, mid, n);
         }
-
-        public static void RunSplit(in Job job, bool splitColumns)
+        else
         {
-            int i0 = 0, i1 = job.M, j0 = 0, j1 = job.N, mi1 = i1, mj1 = j1, wi0 = 0, wj0 = 0;
-            if (splitColumns) { int half = (job.N / 2 + NR - 1) / NR * NR; mj1 = half; wj0 = half; }
-            else { int half = (job.M / 2 + MR - 1) / MR * MR; mi1 = half; wi0 = half; }
-            lock (s_gate)
-            {
-                if (s_busy) { job.Run(i0, i1, j0, j1); return; }
-                s_busy = true;
-            }
-            s_job = job; s_i0 = wi0; s_i1 = i1; s_j0 = wj0; s_j1 = j1; s_error = null;
-            s_start.Release();
-            try { job.Run(i0, mi1, j0, mj1); }
-            finally
-            {
-                s_done.Wait();
-                lock (s_gate) s_busy = false;
-            }
-            if (s_error is { } e) throw new InvalidOperationException("GEMM worker failed.", e);
-        }
-
-        private static void Loop()
-        {
-            while (true)
-            {
-                s_start.Wait();
-                try { s_job.Run(s_i0, s_i1, s_j0, s_j1); }
-                catch (Exception e) { s_error = e; }
-                finally { s_done.Release(); }
-            }
+            int mid = (m / 2 + MR - 1) / MR * MR;
+            if (half == 0) s.Job.Run(0, mid, 0, n); else s.Job.Run(mid, m, 0, n);
         }
     }
 }

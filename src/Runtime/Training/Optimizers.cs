@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace Compiled.Nets.Training;
 
@@ -142,7 +143,26 @@ public class Adam : Optimizer
         double bc1 = 1 - Math.Pow(_beta1, StepCount), bc2 = 1 - Math.Pow(_beta2, StepCount);
         float stepSize = (float)(LearningRate / bc1), bc2Sqrt = (float)Math.Sqrt(bc2);
         if (_decoupled && wd != 0) TensorPrimitives.Multiply(w, 1 - LearningRate * wd, w);
-        for (int i = 0; i < w.Length; i++)
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            // Same arithmetic as the scalar loop below, sixteen lanes at a time.
+            var b1 = Vector512.Create(_beta1); var b1c = Vector512.Create(1 - _beta1);
+            var b2 = Vector512.Create(_beta2); var b2c = Vector512.Create(1 - _beta2);
+            var step = Vector512.Create(stepSize); var bc = Vector512.Create(bc2Sqrt); var eps = Vector512.Create(_eps);
+            var wdv = Vector512.Create(wd);
+            for (; i <= w.Length - 16; i += 16)
+            {
+                var gi = Vector512.Create(g.Slice(i, 16));
+                var wi = Vector512.Create(w.Slice(i, 16));
+                if (!_decoupled) gi += wdv * wi;
+                var mi = b1 * Vector512.Create(m.Slice(i, 16)) + b1c * gi;
+                var vi = b2 * Vector512.Create(v.Slice(i, 16)) + b2c * gi * gi;
+                mi.CopyTo(m.Slice(i, 16)); vi.CopyTo(v.Slice(i, 16));
+                (wi - step * mi / (Vector512.Sqrt(vi) / bc + eps)).CopyTo(w.Slice(i, 16));
+            }
+        }
+        for (; i < w.Length; i++)
         {
             float gi = _decoupled ? g[i] : g[i] + wd * w[i];
             m[i] = _beta1 * m[i] + (1 - _beta1) * gi;

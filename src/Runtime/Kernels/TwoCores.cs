@@ -1,0 +1,62 @@
+namespace Compiled.Nets.Kernels;
+
+/// <summary>
+/// Runs a piece of work as two halves: half 0 on the calling thread, half 1 on one persistent worker thread. No
+/// allocation per call (state travels as a pointer to the caller's stack). When the worker is busy — a nested call
+/// (a GEMM inside a parallel convolution) or another thread's work — both halves run on the caller, in order, so
+/// results never depend on who ran what.
+/// </summary>
+internal static unsafe class TwoCores
+{
+    private static readonly object s_gate = new();
+    private static readonly SemaphoreSlim s_start = new(0), s_done = new(0);
+    private static delegate*<void*, int, void> s_work;
+    private static void* s_state;
+    private static Exception? s_error;
+    private static bool s_busy;
+
+    /// <summary>True when a second core exists to use.</summary>
+    public static bool Available { get; } = Environment.ProcessorCount > 1;
+
+    static TwoCores()
+    {
+        if (!Available) return;
+        var t = new Thread(Loop) { IsBackground = true, Name = "Compiled.Nets worker" };
+        t.Start();
+    }
+
+    /// <summary>Calls <paramref name="work"/>(state, 0) and (state, 1), in parallel when the worker is free.</summary>
+    public static void Run(delegate*<void*, int, void> work, void* state)
+    {
+        bool parallel = false;
+        if (Available)
+            lock (s_gate)
+                if (!s_busy) { s_busy = true; parallel = true; }
+        if (!parallel)
+        {
+            work(state, 0);
+            work(state, 1);
+            return;
+        }
+        s_work = work; s_state = state; s_error = null;
+        s_start.Release();
+        try { work(state, 0); }
+        finally
+        {
+            s_done.Wait();
+            lock (s_gate) s_busy = false;
+        }
+        if (s_error is { } e) throw new InvalidOperationException("The worker half failed: " + e.Message, e);
+    }
+
+    private static void Loop()
+    {
+        while (true)
+        {
+            s_start.Wait();
+            try { s_work(s_state, 1); }
+            catch (Exception e) { s_error = e; }
+            finally { s_done.Release(); }
+        }
+    }
+}
