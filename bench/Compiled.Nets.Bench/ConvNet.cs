@@ -4,7 +4,7 @@ namespace Compiled.Nets.Bench;
 
 /// <summary>The seed ConvNet (Fashion-MNIST shapes), compiled by the generator for the benchmarks.</summary>
 [Network, Input(1, 28, 28), CrossEntropyLoss]
-public partial class ConvNet
+public partial class ConvNetCompiled
 {
     [Conv2d(1, 64, kernel: 3, padding: 1)]   public partial Conv2d Conv1 { get; }
     [Conv2d(64, 128, kernel: 3, padding: 1)] public partial Conv2d Conv2 { get; }

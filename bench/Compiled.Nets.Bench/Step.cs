@@ -9,7 +9,7 @@ public static class Step
     public static int Run()
     {
         const int B = 64;
-        using var net = new ConvNet(1);
+        using var net = new ConvNetCompiled(1);
         var x = Summary.Random(B * 784); var labels = Enumerable.Range(0, B).Select(i => i % 10).ToArray();
         var logits = new float[B * 10];
         var opt = new AdamW(net.Parameters);
@@ -20,7 +20,11 @@ public static class Step
         Console.WriteLine($"  of which TrainStep {trainOnly * 1e3:F1} ms, AdamW.Step {optOnly * 1e3:F1} ms, zeroing gradients {zero * 1e3:F1} ms");
         double inf64 = Summary.Median(() => net.Forward(x, B, logits));
         double inf1 = Summary.Median(() => net.Forward(x.AsSpan(0, 784), 1, logits.AsSpan(0, 10)), 51);
-        Console.WriteLine($"ConvNet 1×28×28: train step (batch 64, AdamW) {step * 1e3:F1} ms, inference batch 64 {inf64 * 1e3:F1} ms, batch 1 {inf1 * 1e3:F2} ms");
+        var (tStep, tInf64, tInf1) = LibTorch.ConvNet(net, x, labels);
+        Console.WriteLine($"ConvNet 1×28×28 (median ms)   {"ours",8} {"libtorch",9} {"speed-up",9}");
+        Console.WriteLine($"  train step, batch 64, AdamW {step * 1e3,8:F1} {tStep * 1e3,9:F1} {tStep / step,8:F2}×");
+        Console.WriteLine($"  inference, batch 64         {inf64 * 1e3,8:F1} {tInf64 * 1e3,9:F1} {tInf64 / inf64,8:F2}×");
+        Console.WriteLine($"  inference, batch 1          {inf1 * 1e3,8:F2} {tInf1 * 1e3,9:F2} {tInf1 / inf1,8:F2}×");
 
         var g1 = new Conv2dGeometry(B, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1);
         var g2 = new Conv2dGeometry(B, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1);
@@ -34,6 +38,14 @@ public static class Step
             double bx = Summary.Median(() => Conv2dKernels.Backward(dx, default, y, xin, w, g, scratch));
             double flops = 2.0 * B * g.OutSize * g.InChannels * 9;
             Console.WriteLine($"{name}: forward {f * 1e3:F2} ms ({flops / f / 1e9:F0} GFLOPS), dW {bw * 1e3:F2} ms ({flops / bw / 1e9:F0}), dX {bx * 1e3:F2} ms ({flops / bx / 1e9:F0})");
+        }
+        foreach (var (c, h) in new[] { (64, 28), (128, 14) })
+        {
+            var pg = new Pool2dGeometry(B, c, h, h, 2, 2, 2, 2);
+            var xin = Summary.Random(B * pg.InSize); var y = new float[B * pg.OutSize]; var arg = new int[y.Length]; var dx = new float[xin.Length];
+            double f = Summary.Median(() => PoolingKernels.MaxPool2dForward(y, arg, xin, pg));
+            double b = Summary.Median(() => PoolingKernels.MaxPool2dBackward(dx, y, arg, pg));
+            Console.WriteLine($"maxpool {c}×{h}×{h}: forward {f * 1e3:F2} ms, backward {b * 1e3:F2} ms");
         }
         {
             var xin = Summary.Random(B * 6272); var w = Summary.Random(512 * 6272); var y = new float[B * 512];

@@ -12,14 +12,15 @@ public static class Summary
         Console.WriteLine($"Vector512 accelerated: {Vector512.IsHardwareAccelerated}, cores: {Environment.ProcessorCount}");
         double peak1 = Peak.Measure(threads: 1), peak2 = Peak.Measure(threads: 2);
         Console.WriteLine($"Measured FP32 FMA peak: {peak1:F0} GFLOPS (1 core), {peak2:F0} GFLOPS (2 cores)");
-        Console.WriteLine($"{"GEMM (M×N×K, op)",-34} {"GFLOPS",8} {"% peak",7}");
+        Console.WriteLine($"{"GEMM (M×N×K, op)",-34} {"ours",8} {"% peak",7} {"libtorch",9} {"ratio",6}");
         foreach (var (m, n, k, ta, tb, label) in Shapes())
         {
             var a = Random(m * k); var b = Random(k * n); var c = new float[m * n];
             int lda = ta ? m : k, ldb = tb ? k : n;
             double sec = Median(() => Gemm.Sgemm(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, n));
             double gf = 2.0 * m * n * k / sec / 1e9;
-            Console.WriteLine($"{label,-34} {gf,8:F1} {100 * gf / peak2,6:F1}%");
+            double tgf = 2.0 * m * n * k / LibTorch.Mm(m, n, k, tb) / 1e9;
+            Console.WriteLine($"{label,-34} {gf,8:F1} {100 * gf / peak2,6:F1}% {tgf,9:F1} {gf / tgf,5:F2}×");
         }
         return 0;
     }

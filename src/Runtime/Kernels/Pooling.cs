@@ -4,10 +4,61 @@ namespace Compiled.Nets.Kernels;
 
 // Dims: B batch, C channels, H×W input, OH×OW output. Floor mode and, for average pooling, count_include_pad=True
 // (PyTorch's defaults). The float entry points run the generic loops at T = float.
-public static class PoolingKernels
+public static unsafe class PoolingKernels
 {
     /// <summary>y = max over each window; argmax[B,C,OH,OW] gets the flat index within the (b, c) input plane (empty to skip, for inference).</summary>
-    public static void MaxPool2dForward(Span<float> y, Span<int> argmax, ReadOnlySpan<float> x, in Pool2dGeometry g) => Reference.MaxPool2dForward(y, argmax, x, g);
+    public static void MaxPool2dForward(Span<float> y, Span<int> argmax, ReadOnlySpan<float> x, in Pool2dGeometry g)
+    {
+        if (g.PadH != 0 || g.PadW != 0) { Reference.MaxPool2dForward(y, argmax, x, g); return; }
+        int planes = g.Batch * g.Channels;
+        if (x.Length < (long)planes * g.InHeight * g.InWidth || y.Length < (long)planes * g.OutHeight * g.OutWidth || (!argmax.IsEmpty && argmax.Length < y.Length))
+            throw new ArgumentException($"MaxPool2d: spans too short for {g}.");
+        fixed (float* py = y) fixed (int* pa = argmax) fixed (float* px = x)
+        {
+            var a = new MaxArgs { Y = py, Arg = argmax.IsEmpty ? null : pa, X = px, G = g };
+            if ((long)planes * g.OutHeight * g.OutWidth * g.KernelH * g.KernelW > 1 << 15) TwoCores.Run(&MaxHalf, &a);
+            else MaxPlanes(ref a, 0, planes);
+        }
+    }
+
+    private struct MaxArgs { public float* Y; public int* Arg; public float* X; public Pool2dGeometry G; }
+
+    private static void MaxHalf(void* state, int half)
+    {
+        ref var a = ref *(MaxArgs*)state;
+        int planes = a.G.Batch * a.G.Channels, mid = planes / 2;
+        if (half == 0) MaxPlanes(ref a, 0, mid); else MaxPlanes(ref a, mid, planes);
+    }
+
+    // Unpadded windows always lie inside the input, so the loop needs no bounds tests. NaN wins, as in PyTorch.
+    private static void MaxPlanes(ref MaxArgs a, int p0, int p1)
+    {
+        var g = a.G;
+        int inPlane = g.InHeight * g.InWidth, outPlane = g.OutHeight * g.OutWidth;
+        for (int bc = p0; bc < p1; bc++)
+        {
+            float* xp = a.X + (long)bc * inPlane;
+            float* yp = a.Y + (long)bc * outPlane;
+            int* ap = a.Arg == null ? null : a.Arg + (long)bc * outPlane;
+            for (int i = 0; i < g.OutHeight; i++)
+                for (int j = 0; j < g.OutWidth; j++)
+                {
+                    int start = i * g.StrideH * g.InWidth + j * g.StrideW, best = start;
+                    float bv = xp[start];
+                    for (int ki = 0; ki < g.KernelH; ki++)
+                    {
+                        int row = start + ki * g.InWidth;
+                        for (int kj = 0; kj < g.KernelW; kj++)
+                        {
+                            float v = xp[row + kj];
+                            if (v > bv || (float.IsNaN(v) && !float.IsNaN(bv))) { bv = v; best = row + kj; }
+                        }
+                    }
+                    yp[i * g.OutWidth + j] = bv;
+                    if (ap != null) ap[i * g.OutWidth + j] = best;
+                }
+        }
+    }
 
     /// <summary>dx[argmax] += dy.</summary>
     public static void MaxPool2dBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<int> argmax, in Pool2dGeometry g) => Reference.MaxPool2dBackward(dx, dy, argmax, g);

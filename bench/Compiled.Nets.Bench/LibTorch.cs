@@ -1,0 +1,66 @@
+using Compiled.Nets.Interop;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+using TTensor = TorchSharp.torch.Tensor;
+
+namespace Compiled.Nets.Bench;
+
+/// <summary>The seed ConvNet in TorchSharp (libtorch, float32, 2 threads), for side-by-side timings.</summary>
+public sealed class TorchConvNet : nn.Module<TTensor, TTensor>
+{
+    private readonly TorchSharp.Modules.Conv2d conv1 = nn.Conv2d(1, 64, 3, padding: 1);
+    private readonly TorchSharp.Modules.Conv2d conv2 = nn.Conv2d(64, 128, 3, padding: 1);
+    private readonly TorchSharp.Modules.Linear fc1 = nn.Linear(128 * 7 * 7, 512);
+    private readonly TorchSharp.Modules.Linear fc2 = nn.Linear(512, 10);
+
+    public TorchConvNet() : base(nameof(TorchConvNet)) => RegisterComponents();
+
+    public override TTensor forward(TTensor x)
+    {
+        var h = F.relu(F.max_pool2d(conv1.forward(x), 2));
+        h = F.relu(F.max_pool2d(conv2.forward(h), 2));
+        return fc2.forward(F.relu(fc1.forward(h.flatten(1))));
+    }
+}
+
+public static class LibTorch
+{
+    public static void Init() => torch.set_num_threads(2);
+
+    /// <summary>Median seconds of one libtorch training step (forward, CE, backward, AdamW) at batch 64, inference at 64 and 1.</summary>
+    public static (double Step, double Inf64, double Inf1) ConvNet(ConvNetCompiled ours, float[] x, int[] labels)
+    {
+        Init();
+        using var module = new TorchConvNet();
+        TorchStateDict.CopyTo(ours.Parameters, module);
+        var opt = torch.optim.AdamW(module.parameters(), 1e-3);
+        using var tx = torch.tensor(x, [64, 1, 28, 28]);
+        using var ty = torch.tensor(labels.Select(l => (long)l).ToArray());
+        using var tx1 = tx.slice(0, 0, 1, 1);
+        double step = Summary.Median(() =>
+        {
+            using var scope = torch.NewDisposeScope();
+            opt.zero_grad();
+            F.cross_entropy(module.forward(tx), ty).backward();
+            opt.step();
+        });
+        double inf64, inf1;
+        using (torch.no_grad())
+        {
+            inf64 = Summary.Median(() => { using var s = torch.NewDisposeScope(); module.forward(tx); });
+            inf1 = Summary.Median(() => { using var s = torch.NewDisposeScope(); module.forward(tx1); }, 51);
+        }
+        return (step, inf64, inf1);
+    }
+
+    /// <summary>Median seconds of torch.mm for an M×K by K×N (or N×K transposed) product.</summary>
+    public static double Mm(int m, int n, int k, bool transB)
+    {
+        Init();
+        using var a = torch.rand(m, k);
+        using var b = transB ? torch.rand(n, k) : torch.rand(k, n);
+        using var bt = transB ? b.t() : b;
+        return Summary.Median(() => { using var s = torch.NewDisposeScope(); torch.mm(a, bt); });
+    }
+}
