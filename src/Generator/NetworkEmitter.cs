@@ -465,11 +465,30 @@ namespace Compiled.Nets.Generator
             w.Line("/// <summary>Compiled inference in evaluation mode (dropout off, BatchNorm running statistics).</summary>");
             w.Open("public void Forward(global::System.ReadOnlySpan<float> input, int batch, global::System.Span<float> output)");
             w.Line("CheckInput(input, batch, output.Length, \"Forward\");");
-            EmitSpans(w, s, plan, grads: false);
-            EmitForwardBody(w, s, plan, training: false);
-            w.Line($"v{Storage(plan, s.Output)}.CopyTo(output);");
+            w.Line("ForwardEval(input, batch).CopyTo(output);");
             w.Close();
             w.Line();
+            w.Line("/// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>");
+            w.Open("private global::System.ReadOnlySpan<float> ForwardEval(global::System.ReadOnlySpan<float> input, int batch)");
+            EmitSpans(w, s, plan, grads: false);
+            EmitForwardBody(w, s, plan, training: false);
+            w.Line($"return v{Storage(plan, s.Output)};");
+            w.Close();
+            w.Line();
+        }
+
+        /// <summary>The loss-specific parts of TrainStep/EvaluateLoss: target parameter and output name.</summary>
+        private static (string Targets, string OutName) LossSignature(NetworkSpec s) => s.Loss == LossKind.CrossEntropy
+            ? ("global::System.ReadOnlySpan<int> labels", "logits")
+            : ("global::System.ReadOnlySpan<float> targets", "output");
+
+        private static void OpenLossMethod(SourceWriter w, NetworkSpec s, string name, string summary)
+        {
+            var (targets, outName) = LossSignature(s);
+            w.Line($"/// <summary>{summary}</summary>");
+            w.Open($"public float {name}(global::System.ReadOnlySpan<float> input, {targets}, int batch, global::System.Span<float> {outName} = default)");
+            w.Line($"CheckInput(input, batch, {outName}.IsEmpty ? -1 : {outName}.Length, \"{name}\");");
+            EmitTargetCheck(w, s, s.Loss == LossKind.CrossEntropy);
         }
 
         // ------------------------------------------------------------------ training
@@ -495,12 +514,8 @@ namespace Compiled.Nets.Generator
         {
             bool ce = s.Loss == LossKind.CrossEntropy;
             int outSize = Prod(s.Ops[s.Output].OutShape);
-            string targets = ce ? "global::System.ReadOnlySpan<int> labels" : "global::System.ReadOnlySpan<float> targets";
-            string outName = ce ? "logits" : "output";
-            w.Line("/// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss.</summary>");
-            w.Open($"public float TrainStep(global::System.ReadOnlySpan<float> input, {targets}, int batch, global::System.Span<float> {outName} = default)");
-            w.Line($"CheckInput(input, batch, {outName}.IsEmpty ? -1 : {outName}.Length, \"TrainStep\");");
-            EmitTargetCheck(w, s, ce);
+            string outName = LossSignature(s).OutName;
+            OpenLossMethod(w, s, "TrainStep", "Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss.");
             EmitSpans(w, s, plan, grads: true);
             w.Line("_store.ZeroGradients();");
             w.Line($"grad.Slice(0, {plan.OffsetTotal} * cap).Clear();");
@@ -660,18 +675,16 @@ namespace Compiled.Nets.Generator
         {
             bool ce = s.Loss == LossKind.CrossEntropy;
             int outSize = Prod(s.Ops[s.Output].OutShape);
-            string targets = ce ? "global::System.ReadOnlySpan<int> labels" : "global::System.ReadOnlySpan<float> targets";
-            string outName = ce ? "logits" : "output";
-            w.Line("/// <summary>The mean loss in evaluation mode, without gradients.</summary>");
-            w.Open($"public float EvaluateLoss(global::System.ReadOnlySpan<float> input, {targets}, int batch, global::System.Span<float> {outName} = default)");
-            w.Line($"CheckInput(input, batch, {outName}.IsEmpty ? -1 : {outName}.Length, \"EvaluateLoss\");");
-            EmitTargetCheck(w, s, ce);
-            EmitSpans(w, s, plan, grads: false);
-            EmitForwardBody(w, s, plan, training: false);
-            int o = Storage(plan, s.Output);
-            w.Line($"if (!{outName}.IsEmpty) v{o}.CopyTo({outName});");
-            w.Line(ce ? $"return {K}CrossEntropyKernels.Forward(probs, v{o}, labels, batch, {outSize}, {F(s.LabelSmoothing)});"
-                      : $"return {K}MseKernels.Forward(v{o}, targets, batch * {outSize});");
+            string outName = LossSignature(s).OutName;
+            OpenLossMethod(w, s, "EvaluateLoss", "The mean loss in evaluation mode, without gradients.");
+            w.Line("var y = ForwardEval(input, batch);");
+            w.Line($"if (!{outName}.IsEmpty) y.CopyTo({outName});");
+            if (ce)
+            {
+                w.Line($"var probs = _ws!.Act.Span.Slice({plan.RegionOffset["probs"]} * _ws.Capacity, {outSize} * batch);");
+                w.Line($"return {K}CrossEntropyKernels.Forward(probs, y, labels, batch, {outSize}, {F(s.LabelSmoothing)});");
+            }
+            else w.Line($"return {K}MseKernels.Forward(y, targets, batch * {outSize});");
             w.Close();
             w.Line();
         }

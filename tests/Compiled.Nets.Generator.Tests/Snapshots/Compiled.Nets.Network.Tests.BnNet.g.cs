@@ -117,6 +117,12 @@ namespace Compiled.Nets.Network.Tests
         public void Forward(global::System.ReadOnlySpan<float> input, int batch, global::System.Span<float> output)
         {
             CheckInput(input, batch, output.Length, "Forward");
+            ForwardEval(input, batch).CopyTo(output);
+        }
+
+        /// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>
+        private global::System.ReadOnlySpan<float> ForwardEval(global::System.ReadOnlySpan<float> input, int batch)
+        {
             var ws = EnsureCapacity(batch);
             global::System.Span<float> act = ws.Act.Span;
             int cap = ws.Capacity;
@@ -185,7 +191,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
             }
-            v6.CopyTo(output);
+            return v6;
         }
 
         /// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss.</summary>
@@ -360,76 +366,10 @@ namespace Compiled.Nets.Network.Tests
         {
             CheckInput(input, batch, logits.IsEmpty ? -1 : logits.Length, "EvaluateLoss");
             if (labels.Length != batch) throw new global::System.ArgumentException("BnNet: " + labels.Length + " labels for a batch of " + batch + ".", nameof(labels));
-            var ws = EnsureCapacity(batch);
-            global::System.Span<float> act = ws.Act.Span;
-            int cap = ws.Capacity;
-            var v1 = act.Slice(0 * cap, 336 * batch);
-            var v2 = act.Slice(336 * cap, 336 * batch);
-            var v3 = act.Slice(672 * cap, 336 * batch);
-            var v4 = act.Slice(1008 * cap, 72 * batch);
-            var v6 = act.Slice(1080 * cap, 4 * batch);
-            var r6 = act.Slice(1084 * cap, 4 * batch);
-            var probs = act.Slice(1088 * cap, 4 * batch);
-            var sm2 = ws.Stats.Span.Slice(0, 8);
-            var si2 = ws.Stats.Span.Slice(8, 8);
-            global::System.ReadOnlySpan<float> v0 = input;
-            var v5 = v4;
-            // Conv: [B, 3, 13, 11] -> [B, 8, 7, 6]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 3, 13, 11, 8, 3, 3, 2, 2, 2, 2, 2, 2), ws.Scratch.Span);
-            // Bn: [B, 8, 7, 6] -> [B, 8, 7, 6]
-            global::Compiled.Nets.Kernels.BatchNormKernels.ForwardInference(v2, v1, _store.Value(_p_bn_weight), _store.Value(_p_bn_bias), _store.Value(_p_bn_running_mean), _store.Value(_p_bn_running_var), batch, 8, 42, 1E-05f);
-            // fused: Relu  [B, 8, 7, 6]
-            {
-                int rows = batch, cols = 336;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v2);
-                ref float v3_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v3);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v3_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v3_, i) = t;
-                    }
-                }
-            }
-            // Pool (AvgPool2d): [B, 8, 7, 6] -> [B, 8, 3, 3]
-            global::Compiled.Nets.Kernels.PoolingKernels.AvgPool2dForward(v4, v3, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 8, 7, 6, 2, 2, 2, 2, 0, 0));
-            // Fc: [B, 72] -> [B, 4]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r6, v4, _store.Value(_p_fc_weight), batch * 1, 72, 4);
-            // fused: Bias  [B, 4]
-            {
-                int rows = batch * 1, cols = 4;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r6);
-                ref float v6_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v6);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc_bias);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v6_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t += bias[j];
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v6_, i) = t;
-                    }
-                }
-            }
-            if (!logits.IsEmpty) v6.CopyTo(logits);
-            return global::Compiled.Nets.Kernels.CrossEntropyKernels.Forward(probs, v6, labels, batch, 4, 0.0f);
+            var y = ForwardEval(input, batch);
+            if (!logits.IsEmpty) y.CopyTo(logits);
+            var probs = _ws!.Act.Span.Slice(1088 * _ws.Capacity, 4 * batch);
+            return global::Compiled.Nets.Kernels.CrossEntropyKernels.Forward(probs, y, labels, batch, 4, 0.0f);
         }
 
         /// <summary>Activations, their gradients and scratch for up to Capacity samples; replaced only when a larger batch arrives.</summary>

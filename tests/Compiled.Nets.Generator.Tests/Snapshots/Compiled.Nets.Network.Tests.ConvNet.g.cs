@@ -121,6 +121,12 @@ namespace Compiled.Nets.Network.Tests
         public void Forward(global::System.ReadOnlySpan<float> input, int batch, global::System.Span<float> output)
         {
             CheckInput(input, batch, output.Length, "Forward");
+            ForwardEval(input, batch).CopyTo(output);
+        }
+
+        /// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>
+        private global::System.ReadOnlySpan<float> ForwardEval(global::System.ReadOnlySpan<float> input, int batch)
+        {
             var ws = EnsureCapacity(batch);
             global::System.Span<float> act = ws.Act.Span;
             int cap = ws.Capacity;
@@ -298,7 +304,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
             }
-            v10.CopyTo(output);
+            return v10;
         }
 
         /// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss.</summary>
@@ -699,185 +705,10 @@ namespace Compiled.Nets.Network.Tests
         {
             CheckInput(input, batch, logits.IsEmpty ? -1 : logits.Length, "EvaluateLoss");
             if (labels.Length != batch) throw new global::System.ArgumentException("ConvNet: " + labels.Length + " labels for a batch of " + batch + ".", nameof(labels));
-            var ws = EnsureCapacity(batch);
-            global::System.Span<float> act = ws.Act.Span;
-            int cap = ws.Capacity;
-            var v1 = act.Slice(0 * cap, 50176 * batch);
-            var r1 = act.Slice(50176 * cap, 50176 * batch);
-            var v2 = act.Slice(100352 * cap, 12544 * batch);
-            var v3 = act.Slice(112896 * cap, 12544 * batch);
-            var v4 = act.Slice(125440 * cap, 25088 * batch);
-            var r4 = act.Slice(150528 * cap, 25088 * batch);
-            var v5 = act.Slice(175616 * cap, 6272 * batch);
-            var v6 = act.Slice(181888 * cap, 6272 * batch);
-            var v8 = act.Slice(188160 * cap, 512 * batch);
-            var r8 = act.Slice(188672 * cap, 512 * batch);
-            var v9 = act.Slice(189184 * cap, 512 * batch);
-            var v10 = act.Slice(189696 * cap, 10 * batch);
-            var r10 = act.Slice(189706 * cap, 10 * batch);
-            var probs = act.Slice(189716 * cap, 10 * batch);
-            var a2 = new global::System.Span<int>(ws.Ints, 0 * cap, 12544 * batch);
-            var a5 = new global::System.Span<int>(ws.Ints, 12544 * cap, 6272 * batch);
-            global::System.ReadOnlySpan<float> v0 = input;
-            var v7 = v6;
-            // Conv1: [B, 1, 28, 28] -> [B, 64, 28, 28]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(r1, v0, _store.Value(_p_conv1_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span);
-            // fused: Bias  [B, 64, 28, 28]
-            {
-                int rows = batch * 64, cols = 784;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r1);
-                ref float v1_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v1);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_conv1_bias);
-                for (int r = 0; r < rows; r++)
-                {
-                    float bs = bias[r % 64];
-                    var bv = global::System.Runtime.Intrinsics.Vector512.Create(bs);
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v1_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t += bs;
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v1_, i) = t;
-                    }
-                }
-            }
-            // MaxPool2d: [B, 64, 28, 28] -> [B, 64, 14, 14]
-            global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v2, default, v1, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0));
-            // fused: Relu  [B, 64, 14, 14]
-            {
-                int rows = batch, cols = 12544;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v2);
-                ref float v3_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v3);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v3_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v3_, i) = t;
-                    }
-                }
-            }
-            // Conv2: [B, 64, 14, 14] -> [B, 128, 14, 14]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(r4, v3, _store.Value(_p_conv2_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span);
-            // fused: Bias  [B, 128, 14, 14]
-            {
-                int rows = batch * 128, cols = 196;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r4);
-                ref float v4_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v4);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_conv2_bias);
-                for (int r = 0; r < rows; r++)
-                {
-                    float bs = bias[r % 128];
-                    var bv = global::System.Runtime.Intrinsics.Vector512.Create(bs);
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v4_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t += bs;
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v4_, i) = t;
-                    }
-                }
-            }
-            // MaxPool2d: [B, 128, 14, 14] -> [B, 128, 7, 7]
-            global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v5, default, v4, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0));
-            // fused: Relu  [B, 128, 7, 7]
-            {
-                int rows = batch, cols = 6272;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v5);
-                ref float v6_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v6);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v6_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v6_, i) = t;
-                    }
-                }
-            }
-            // Fc1: [B, 6272] -> [B, 512]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v6, _store.Value(_p_fc1_weight), batch * 1, 6272, 512);
-            // fused: Bias + Relu  [B, 512]
-            {
-                int rows = batch * 1, cols = 512;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r8);
-                ref float v9_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v9);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc1_bias);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t += bias[j];
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v9_, i) = t;
-                    }
-                }
-            }
-            // Fc2: [B, 512] -> [B, 10]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r10, v9, _store.Value(_p_fc2_weight), batch * 1, 512, 10);
-            // fused: Bias  [B, 10]
-            {
-                int rows = batch * 1, cols = 10;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r10);
-                ref float v10_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v10);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc2_bias);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v10_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t += bias[j];
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v10_, i) = t;
-                    }
-                }
-            }
-            if (!logits.IsEmpty) v10.CopyTo(logits);
-            return global::Compiled.Nets.Kernels.CrossEntropyKernels.Forward(probs, v10, labels, batch, 10, 0.0f);
+            var y = ForwardEval(input, batch);
+            if (!logits.IsEmpty) y.CopyTo(logits);
+            var probs = _ws!.Act.Span.Slice(189716 * _ws.Capacity, 10 * batch);
+            return global::Compiled.Nets.Kernels.CrossEntropyKernels.Forward(probs, y, labels, batch, 10, 0.0f);
         }
 
         /// <summary>Activations, their gradients and scratch for up to Capacity samples; replaced only when a larger batch arrives.</summary>

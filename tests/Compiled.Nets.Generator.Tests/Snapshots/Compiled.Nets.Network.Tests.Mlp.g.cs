@@ -119,6 +119,12 @@ namespace Compiled.Nets.Network.Tests
         public void Forward(global::System.ReadOnlySpan<float> input, int batch, global::System.Span<float> output)
         {
             CheckInput(input, batch, output.Length, "Forward");
+            ForwardEval(input, batch).CopyTo(output);
+        }
+
+        /// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>
+        private global::System.ReadOnlySpan<float> ForwardEval(global::System.ReadOnlySpan<float> input, int batch)
+        {
             var ws = EnsureCapacity(batch);
             global::System.Span<float> act = ws.Act.Span;
             int cap = ws.Capacity;
@@ -221,7 +227,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
             }
-            v8.CopyTo(output);
+            return v8;
         }
 
         /// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss.</summary>
@@ -475,110 +481,10 @@ namespace Compiled.Nets.Network.Tests
         {
             CheckInput(input, batch, logits.IsEmpty ? -1 : logits.Length, "EvaluateLoss");
             if (labels.Length != batch) throw new global::System.ArgumentException("Mlp: " + labels.Length + " labels for a batch of " + batch + ".", nameof(labels));
-            var ws = EnsureCapacity(batch);
-            global::System.Span<float> act = ws.Act.Span;
-            int cap = ws.Capacity;
-            var v1 = act.Slice(0 * cap, 33 * batch);
-            var r1 = act.Slice(33 * cap, 33 * batch);
-            var v2 = act.Slice(66 * cap, 33 * batch);
-            var v3 = act.Slice(99 * cap, 33 * batch);
-            var mean3 = act.Slice(132 * cap, 1 * batch);
-            var rstd3 = act.Slice(133 * cap, 1 * batch);
-            var v4 = act.Slice(134 * cap, 17 * batch);
-            var v5 = act.Slice(151 * cap, 17 * batch);
-            var v6 = act.Slice(168 * cap, 17 * batch);
-            var m6 = act.Slice(185 * cap, 17 * batch);
-            var v7 = act.Slice(202 * cap, 17 * batch);
-            var v8 = act.Slice(219 * cap, 5 * batch);
-            var r8 = act.Slice(224 * cap, 5 * batch);
-            var probs = act.Slice(229 * cap, 5 * batch);
-            global::System.ReadOnlySpan<float> v0 = input;
-            // Fc1: [B, 20] -> [B, 33]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.Value(_p_fc1_weight), batch * 1, 20, 33);
-            // fused: Bias + Gelu  [B, 33]
-            {
-                int rows = batch * 1, cols = 33;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r1);
-                ref float v2_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v2);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc1_bias);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        t = global::Compiled.Nets.Kernels.Elementwise.Gelu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t += bias[j];
-                        t = global::Compiled.Nets.Kernels.Elementwise.Gelu(t);
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v2_, i) = t;
-                    }
-                }
-            }
-            // Norm: [B, 33] -> [B, 33]
-            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v3, default, default, v2, _store.Value(_p_norm_weight), _store.Value(_p_norm_bias), batch * 1, 33, 1E-05f);
-            // Fc2: [B, 33] -> [B, 17]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(v4, v3, _store.Value(_p_fc2_weight), batch * 1, 33, 17);
-            // fused: Tanh + Dropout + Sigmoid  [B, 17]
-            {
-                int rows = batch, cols = 17;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v4);
-                ref float v7_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v7);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Tanh(t);
-                        // v6: dropout is the identity in evaluation mode
-                        t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v7_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Tanh(t);
-                        // v6: dropout is the identity in evaluation mode
-                        t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v7_, i) = t;
-                    }
-                }
-            }
-            // Head: [B, 17] -> [B, 5]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v7, _store.Value(_p_head_weight), batch * 1, 17, 5);
-            // fused: Bias  [B, 5]
-            {
-                int rows = batch * 1, cols = 5;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r8);
-                ref float v8_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v8);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_head_bias);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v8_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t += bias[j];
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v8_, i) = t;
-                    }
-                }
-            }
-            if (!logits.IsEmpty) v8.CopyTo(logits);
-            return global::Compiled.Nets.Kernels.CrossEntropyKernels.Forward(probs, v8, labels, batch, 5, 0.1f);
+            var y = ForwardEval(input, batch);
+            if (!logits.IsEmpty) y.CopyTo(logits);
+            var probs = _ws!.Act.Span.Slice(229 * _ws.Capacity, 5 * batch);
+            return global::Compiled.Nets.Kernels.CrossEntropyKernels.Forward(probs, y, labels, batch, 5, 0.1f);
         }
 
         /// <summary>Activations, their gradients and scratch for up to Capacity samples; replaced only when a larger batch arrives.</summary>

@@ -133,6 +133,12 @@ namespace Compiled.Nets.Network.Tests
         public void Forward(global::System.ReadOnlySpan<float> input, int batch, global::System.Span<float> output)
         {
             CheckInput(input, batch, output.Length, "Forward");
+            ForwardEval(input, batch).CopyTo(output);
+        }
+
+        /// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>
+        private global::System.ReadOnlySpan<float> ForwardEval(global::System.ReadOnlySpan<float> input, int batch)
+        {
             var ws = EnsureCapacity(batch);
             global::System.Span<float> act = ws.Act.Span;
             int cap = ws.Capacity;
@@ -366,7 +372,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
             }
-            v13.CopyTo(output);
+            return v13;
         }
 
         /// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss.</summary>
@@ -891,241 +897,9 @@ namespace Compiled.Nets.Network.Tests
         {
             CheckInput(input, batch, output.IsEmpty ? -1 : output.Length, "EvaluateLoss");
             if (targets.Length != batch * OutputFeatures) throw new global::System.ArgumentException("ResNet: targets have " + targets.Length + " floats, but batch " + batch + " × OutputFeatures needs " + (batch * OutputFeatures) + ".", nameof(targets));
-            var ws = EnsureCapacity(batch);
-            global::System.Span<float> act = ws.Act.Span;
-            int cap = ws.Capacity;
-            var v1 = act.Slice(0 * cap, 16 * batch);
-            var r1 = act.Slice(16 * cap, 16 * batch);
-            var v2 = act.Slice(32 * cap, 16 * batch);
-            var v3 = act.Slice(48 * cap, 16 * batch);
-            var r3 = act.Slice(64 * cap, 16 * batch);
-            var v4 = act.Slice(80 * cap, 16 * batch);
-            var v5 = act.Slice(96 * cap, 16 * batch);
-            var r5 = act.Slice(112 * cap, 16 * batch);
-            var v6 = act.Slice(128 * cap, 16 * batch);
-            var v7 = act.Slice(144 * cap, 16 * batch);
-            var v8 = act.Slice(160 * cap, 16 * batch);
-            var r8 = act.Slice(176 * cap, 16 * batch);
-            var v9 = act.Slice(192 * cap, 16 * batch);
-            var v10 = act.Slice(208 * cap, 16 * batch);
-            var r10 = act.Slice(224 * cap, 16 * batch);
-            var v11 = act.Slice(240 * cap, 16 * batch);
-            var v12 = act.Slice(256 * cap, 16 * batch);
-            var v13 = act.Slice(272 * cap, 3 * batch);
-            var r13 = act.Slice(275 * cap, 3 * batch);
-            global::System.ReadOnlySpan<float> v0 = input;
-            // Stem: [B, 8] -> [B, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.Value(_p_stem_weight), batch * 1, 8, 16);
-            // fused: Bias + Sigmoid  [B, 16]
-            {
-                int rows = batch * 1, cols = 16;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r1);
-                ref float v2_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v2);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_stem_bias);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t += bias[j];
-                        t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v2_, i) = t;
-                    }
-                }
-            }
-            // Fc1: [B, 16] -> [B, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r3, v2, _store.Value(_p_blocks_0_fc1_weight), batch * 1, 16, 16);
-            // fused: Bias + Relu  [B, 16]
-            {
-                int rows = batch * 1, cols = 16;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r3);
-                ref float v4_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v4);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_0_fc1_bias);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v4_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t += bias[j];
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v4_, i) = t;
-                    }
-                }
-            }
-            // Fc2: [B, 16] -> [B, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r5, v4, _store.Value(_p_blocks_0_fc2_weight), batch * 1, 16, 16);
-            // fused: Bias  [B, 16]
-            {
-                int rows = batch * 1, cols = 16;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r5);
-                ref float v5_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v5);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_0_fc2_bias);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v5_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t += bias[j];
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v5_, i) = t;
-                    }
-                }
-            }
-            // add: [B, 16] -> [B, 16]
-            global::Compiled.Nets.Kernels.Elementwise.Add(v6, v5, v2);
-            // fused: Relu  [B, 16]
-            {
-                int rows = batch, cols = 16;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v6);
-                ref float v7_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v7);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v7_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v7_, i) = t;
-                    }
-                }
-            }
-            // Fc1: [B, 16] -> [B, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v7, _store.Value(_p_blocks_1_fc1_weight), batch * 1, 16, 16);
-            // fused: Bias + Relu  [B, 16]
-            {
-                int rows = batch * 1, cols = 16;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r8);
-                ref float v9_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v9);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_1_fc1_bias);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t += bias[j];
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v9_, i) = t;
-                    }
-                }
-            }
-            // Fc2: [B, 16] -> [B, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r10, v9, _store.Value(_p_blocks_1_fc2_weight), batch * 1, 16, 16);
-            // fused: Bias  [B, 16]
-            {
-                int rows = batch * 1, cols = 16;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r10);
-                ref float v10_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v10);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_1_fc2_bias);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v10_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t += bias[j];
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v10_, i) = t;
-                    }
-                }
-            }
-            // add: [B, 16] -> [B, 16]
-            global::Compiled.Nets.Kernels.Elementwise.Add(v11, v10, v7);
-            // fused: Relu  [B, 16]
-            {
-                int rows = batch, cols = 16;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v11);
-                ref float v12_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v12);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v12_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v12_, i) = t;
-                    }
-                }
-            }
-            // Head: [B, 16] -> [B, 3]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r13, v12, _store.Value(_p_head_weight), batch * 1, 16, 3);
-            // fused: Bias  [B, 3]
-            {
-                int rows = batch * 1, cols = 3;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r13);
-                ref float v13_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v13);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_head_bias);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v13_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t += bias[j];
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v13_, i) = t;
-                    }
-                }
-            }
-            if (!output.IsEmpty) v13.CopyTo(output);
-            return global::Compiled.Nets.Kernels.MseKernels.Forward(v13, targets, batch * 3);
+            var y = ForwardEval(input, batch);
+            if (!output.IsEmpty) y.CopyTo(output);
+            return global::Compiled.Nets.Kernels.MseKernels.Forward(y, targets, batch * 3);
         }
 
         /// <summary>Activations, their gradients and scratch for up to Capacity samples; replaced only when a larger batch arrives.</summary>

@@ -98,6 +98,12 @@ namespace Compiled.Nets.Network.Tests
         public void Forward(global::System.ReadOnlySpan<float> input, int batch, global::System.Span<float> output)
         {
             CheckInput(input, batch, output.Length, "Forward");
+            ForwardEval(input, batch).CopyTo(output);
+        }
+
+        /// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>
+        private global::System.ReadOnlySpan<float> ForwardEval(global::System.ReadOnlySpan<float> input, int batch)
+        {
             var ws = EnsureCapacity(batch);
             global::System.Span<float> act = ws.Act.Span;
             int cap = ws.Capacity;
@@ -187,7 +193,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
             }
-            v5.CopyTo(output);
+            return v5;
         }
 
         /// <summary>Activations, their gradients and scratch for up to Capacity samples; replaced only when a larger batch arrives.</summary>
