@@ -31,9 +31,10 @@ public static class Plots
     /// <summary>The confusion matrix as a heat map (rows: actual, columns: predicted).</summary>
     public static void ConfusionMatrix(ConfusionMatrix m, IReadOnlyList<string> names, string path)
     {
+        // ScottPlot draws row 0 of a heat map at the top, which is where actual class 0 belongs.
         var data = new double[m.Classes, m.Classes];
         for (int a = 0; a < m.Classes; a++)
-            for (int p = 0; p < m.Classes; p++) data[m.Classes - 1 - a, p] = m[a, p];
+            for (int p = 0; p < m.Classes; p++) data[a, p] = m[a, p];
         var plot = new ScottPlot.Plot();
         var hm = plot.Add.Heatmap(data);
         hm.Colormap = new ScottPlot.Colormaps.Viridis();
