@@ -91,6 +91,7 @@ namespace Compiled.Nets.Generator
                 {
                     int a = Expr(bin.Left, env); if (a < 0) return -1;
                     int b = Expr(bin.Right, env); if (b < 0) return -1;
+                    if (_p.IsTokens(a) || _p.IsTokens(b)) { Unsupported(bin, "token ids can only feed an Embedding layer"); return -1; }
                     var sa = _p.ShapeOf(a); var sb = _p.ShapeOf(b);
                     if (!sa.SequenceEqual(sb))
                     {
@@ -115,6 +116,12 @@ namespace Compiled.Nets.Generator
         {
             var args = inv.ArgumentList.Arguments;
             var shape = _p.ShapeOf(x);
+            if (_p.IsTokens(x) && !(method == "Apply" && args.Count == 1 && args[0].Expression is IdentifierNameSyntax n0
+                    && _layers.TryGetValue(n0.Identifier.Text, out var l0) && l0.Layer >= 0 && _p.Layer(l0.Layer).Kind == LayerKind.Embedding))
+            {
+                Unsupported(inv, "token ids can only feed an Embedding layer");
+                return -1;
+            }
             switch (method)
             {
                 case "Apply":
@@ -244,8 +251,14 @@ namespace Compiled.Nets.Generator
                     }
                     return _p.AddOp(OpKind.LayerNorm, x, -1, layer.Layer, shape, shape, Array.Empty<int>(), 0, who);
                 case LayerKind.Embedding:
-                    Unsupported(inv, "Embedding needs a token-id input ([Input(..., Kind = InputKind.TokenIds)]), which the compiled path does not support yet");
-                    return -1;
+                {
+                    if (!_p.IsTokens(x))
+                    {
+                        _p.ReportPublic(DiagnosticDescriptors.RankMismatch, L(inv), $"{who} (Embedding)", "token ids ([Input(..., Kind = InputKind.TokenIds)])", NetworkParser.ShapeBracket(shape) + " floats", _inputText);
+                        return -1;
+                    }
+                    return _p.AddOp(OpKind.Embedding, x, -1, layer.Layer, shape, shape.Concat(new[] { i[1] }).ToArray(), Array.Empty<int>(), 0, who);
+                }
                 case LayerKind.Dropout:
                     return _p.AddOp(OpKind.Dropout, x, -1, layer.Layer, shape, shape, Array.Empty<int>(), spec.Real, who);
                 case LayerKind.Flatten:

@@ -148,7 +148,9 @@ namespace Compiled.Nets.Generator
             if (s.Namespace.Length > 0) w.Open($"namespace {s.Namespace}");
             foreach (var t in s.ContainingTypes) w.Open(t);
 
-            string iface = s.Loss switch { LossKind.CrossEntropy => R + "IClassifier", LossKind.Mse => R + "IRegressor", _ => R + "IFloatNetwork" };
+            string iface = s.TokenInput
+                ? (s.Loss == LossKind.CrossEntropy ? R + "ITokenClassifier" : R + "INetwork")
+                : s.Loss switch { LossKind.CrossEntropy => R + "IClassifier", LossKind.Mse => R + "IRegressor", _ => R + "IFloatNetwork" };
             w.Line($"[global::System.CodeDom.Compiler.GeneratedCode(\"Compiled.Nets.Generator\", \"1.0\")]");
             w.Open($"{s.TypeModifiers} partial class {s.TypeName} : {iface}, {R}ILayer, global::System.IDisposable".TrimStart());
 
@@ -163,6 +165,9 @@ namespace Compiled.Nets.Generator
             if (s.Namespace.Length > 0) w.Close();
             return w.ToString();
         }
+
+        /// <summary>The element type of the input span: token ids or floats.</summary>
+        private static string InputElement(NetworkSpec s) => s.TokenInput ? "int" : "float";
 
         private static string ShapeText(IEnumerable<int> d) => "[B" + string.Concat(d.Select(x => ", " + I(x))) + "]";
 
@@ -241,7 +246,7 @@ namespace Compiled.Nets.Generator
             w.Line($"public {R}Tensor ForwardEager({R}Tensor x) => Forward(x);");
             w.Line($"{R}Tensor {R}ILayer.Forward({R}Tensor x) => Forward(x);");
             w.Line();
-            w.Open($"private static void CheckInput(global::System.ReadOnlySpan<float> input, int batch, int output, string method)");
+            w.Open($"private static void CheckInput(global::System.ReadOnlySpan<{InputElement(s)}> input, int batch, int output, string method)");
             w.Line($"if (batch <= 0) throw new global::System.ArgumentOutOfRangeException(nameof(batch), batch, \"{s.TypeName}.\" + method + \": batch must be positive.\");");
             w.Line($"if (input.Length != batch * InputFeatures) throw new global::System.ArgumentException(\"{s.TypeName}.\" + method + \": input has \" + input.Length + \" floats, but batch \" + batch + \" × [{string.Join(", ", s.InputShape)}] needs \" + (batch * InputFeatures) + \".\", nameof(input));");
             w.Line($"if (output >= 0 && output != batch * OutputFeatures) throw new global::System.ArgumentException(\"{s.TypeName}.\" + method + \": the output span has \" + output + \" floats, but batch \" + batch + \" × [{string.Join(", ", s.Ops[s.Output].OutShape)}] needs \" + (batch * OutputFeatures) + \".\", nameof(output));");
@@ -297,7 +302,7 @@ namespace Compiled.Nets.Generator
             // Aliases: the input, and Flatten views.
             foreach (var kv in plan.Alias.OrderBy(k => k.Key))
             {
-                if (kv.Key == kv.Value) { w.Line($"global::System.ReadOnlySpan<float> v{kv.Key} = input;"); continue; }
+                if (kv.Key == kv.Value) { w.Line($"global::System.ReadOnlySpan<{InputElement(s)}> v{kv.Key} = input;"); continue; }
                 w.Line($"var v{kv.Key} = v{kv.Value};");
                 if (grads && s.Ops[kv.Value].Kind != OpKind.Input) w.Line($"var g{kv.Key} = g{kv.Value};");
             }
@@ -379,6 +384,12 @@ namespace Compiled.Nets.Generator
                 case OpKind.Add:
                     w.Line($"{E}.Add({y}, {x}, v{Storage(plan, op.Input2)});");
                     break;
+                case OpKind.Embedding:
+                {
+                    var i = s.Layers[op.Layer].Ints;
+                    w.Line($"{K}EmbeddingKernels.Forward({y}, {x}, {P(Param(s, op, "weight"))}, batch * {Prod(op.InShape)}, {i[0]}, {i[1]});");
+                    break;
+                }
                 default:
                     throw new InvalidOperationException("Unexpected primary op " + op.Kind);
             }
@@ -463,13 +474,13 @@ namespace Compiled.Nets.Generator
         private static void EmitForward(SourceWriter w, NetworkSpec s, Plan plan)
         {
             w.Line("/// <summary>Compiled inference in evaluation mode (dropout off, BatchNorm running statistics).</summary>");
-            w.Open("public void Forward(global::System.ReadOnlySpan<float> input, int batch, global::System.Span<float> output)");
+            w.Open($"public void Forward(global::System.ReadOnlySpan<{InputElement(s)}> input, int batch, global::System.Span<float> output)");
             w.Line("CheckInput(input, batch, output.Length, \"Forward\");");
             w.Line("ForwardEval(input, batch).CopyTo(output);");
             w.Close();
             w.Line();
             w.Line("/// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>");
-            w.Open("private global::System.ReadOnlySpan<float> ForwardEval(global::System.ReadOnlySpan<float> input, int batch)");
+            w.Open($"private global::System.ReadOnlySpan<float> ForwardEval(global::System.ReadOnlySpan<{InputElement(s)}> input, int batch)");
             EmitSpans(w, s, plan, grads: false);
             EmitForwardBody(w, s, plan, training: false);
             w.Line($"return v{Storage(plan, s.Output)};");
@@ -486,7 +497,7 @@ namespace Compiled.Nets.Generator
         {
             var (targets, outName) = LossSignature(s);
             w.Line($"/// <summary>{summary}</summary>");
-            w.Open($"public float {name}(global::System.ReadOnlySpan<float> input, {targets}, int batch, global::System.Span<float> {outName} = default)");
+            w.Open($"public float {name}(global::System.ReadOnlySpan<{InputElement(s)}> input, {targets}, int batch, global::System.Span<float> {outName} = default)");
             w.Line($"CheckInput(input, batch, {outName}.IsEmpty ? -1 : {outName}.Length, \"{name}\");");
             EmitTargetCheck(w, s, s.Loss == LossKind.CrossEntropy);
         }
@@ -664,6 +675,12 @@ namespace Compiled.Nets.Generator
                 case OpKind.Softmax:
                     if (!inputIsData) w.Line($"if (n{op.Input}) {K}SoftmaxKernels.Backward(g{op.Input}, {dy}, v{op.Id}, {Rows(op)}, {op.OutShape[op.OutShape.Count - 1]});");
                     break;
+                case OpKind.Embedding:
+                {
+                    var pw = Param(s, op, "weight");
+                    w.Line($"if ({pw.Field}.RequiresGrad) {K}EmbeddingKernels.Backward(_store.Gradient({pw.Field}), {dy}, {x}, batch * {Prod(op.InShape)}, {s.Layers[op.Layer].Ints[1]});");
+                    break;
+                }
                 case OpKind.Add:
                     foreach (int inp in new[] { op.Input, op.Input2 })
                         if (s.Ops[Storage(plan, inp)].Kind != OpKind.Input) w.Line($"if (n{inp}) {E}.AddInPlace(g{inp}, {dy});");

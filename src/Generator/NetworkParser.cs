@@ -69,6 +69,7 @@ namespace Compiled.Nets.Generator
             }
 
             var body = ParseBody(type, syntax, "", out var inputName, out var inputShape, out int output, isRoot: true);
+            bool tokens = type.GetAttributes().FirstOrDefault(a => Is(a, "InputAttribute")) is { } ia && IsTokenInput(ia);
             if (body is null || _failed) return null;
 
             var outShape = _ops[output].OutShape;
@@ -88,7 +89,7 @@ namespace Compiled.Nets.Generator
             return new NetworkSpec(
                 type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString(),
                 type.Name, Modifiers(syntax), containing.ToEquatableArray(),
-                inputName!, inputShape, maxBatch, loss, smoothing,
+                inputName!, inputShape, tokens, maxBatch, loss, smoothing,
                 _layers.ToEquatableArray(), _params.ToEquatableArray(), _ops.ToEquatableArray(), output);
         }
 
@@ -149,7 +150,7 @@ namespace Compiled.Nets.Generator
             var fwdModel = _compilation.GetSemanticModel(decl.SyntaxTree);
 
             int input = inputValue;
-            if (input < 0) input = AddOp(OpKind.Input, -1, -1, -1, shape, shape, Array.Empty<int>(), 0, "input");
+            if (input < 0) input = AddOp(OpKind.Input, -1, -1, -1, shape, shape, Array.Empty<int>(), IsTokenInput(inputAttr) ? 1 : 0, "input");
             var walker = new ForwardWalker(this, fwdModel, layerIndex, Shape(shape));
             var env = new Dictionary<string, int>(StringComparer.Ordinal) { [decl.ParameterList.Parameters[0].Identifier.Text] = input };
             var result = new BodyResult();
@@ -161,6 +162,10 @@ namespace Compiled.Nets.Generator
                     Report(DiagnosticDescriptors.UnusedLayer, l.Location, l.Property);
             return result;
         }
+
+        /// <summary>True for <c>[Input(..., Kind = InputKind.TokenIds)]</c>.</summary>
+        internal static bool IsTokenInput(AttributeData a) =>
+            a.NamedArguments.Any(n => n.Key == "Kind" && n.Value.Value is int k && k == 1);
 
         private (string Name, int[] Shape) ReadInput(AttributeData a)
         {
@@ -367,6 +372,9 @@ namespace Compiled.Nets.Generator
         }
 
         internal int[] ShapeOf(int value) => _ops[value].OutShape.ToArray();
+
+        /// <summary>True when the value holds token ids (the input of a TokenIds network; Real = 1 marks it).</summary>
+        internal bool IsTokens(int value) => _ops[value].Kind == OpKind.Input && _ops[value].Real == 1;
 
         /// <summary>How messages name the producer of a value: "Flatten", "ReLU", "Conv2", "the input".</summary>
         internal string Describe(int value) => _ops[value].Kind switch

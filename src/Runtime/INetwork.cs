@@ -64,3 +64,17 @@ public interface IRegressor : IFloatNetwork
     /// <summary>The mean loss in evaluation mode, without gradients.</summary>
     float EvaluateLoss(ReadOnlySpan<float> input, ReadOnlySpan<float> targets, int batch, Span<float> output = default);
 }
+
+/// <summary>A generated network whose input is token ids (<c>[Input(..., Kind = InputKind.TokenIds)]</c>) trained with cross-entropy.</summary>
+public interface ITokenClassifier : INetwork
+{
+    /// <summary>Compiled inference (evaluation mode) on [batch, ..InputShape] token ids.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">When an id is outside its embedding table (names position and id).</exception>
+    void Forward(ReadOnlySpan<int> input, int batch, Span<float> output);
+
+    /// <summary>One compiled training step (see <see cref="IClassifier.TrainStep"/>) on token ids.</summary>
+    float TrainStep(ReadOnlySpan<int> input, ReadOnlySpan<int> labels, int batch, Span<float> logits = default);
+
+    /// <summary>The mean loss in evaluation mode, without gradients.</summary>
+    float EvaluateLoss(ReadOnlySpan<int> input, ReadOnlySpan<int> labels, int batch, Span<float> logits = default);
+}

@@ -256,4 +256,24 @@ public class DiagnosticTests
             }
             """);
     }
+
+    [Fact]
+    public void TokenIds_FeedOnlyAnEmbedding_AndEmbeddingNeedsTokenIds()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4)]
+            public partial class N
+            {
+                [Embedding(10, 3)] public partial Embedding E { get; }
+                Tensor Forward(Tensor x) => {|CNET0011:x.Apply(E)|};
+            }
+            """);
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4, Kind = InputKind.TokenIds)]
+            public partial class N
+            {
+                Tensor Forward(Tensor x) => {|CNET0005:x.Relu()|};
+            }
+            """);
+    }
 }

@@ -70,3 +70,14 @@ public partial class ResNet
 
     Tensor Forward(Tensor x) => x.Apply(Stem).Sigmoid().Apply(Blocks).Apply(Head);
 }
+
+/// <summary>Token ids → embedding → LayerNorm → GELU → classifier (fixed length 12).</summary>
+[Network, Input(12, Kind = InputKind.TokenIds), CrossEntropyLoss]
+public partial class TokenNet
+{
+    [Embedding(50, 8)] public partial Embedding Embed { get; }
+    [LayerNorm(8)] public partial LayerNorm Norm { get; }
+    [Linear(12 * 8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids) => ids.Apply(Embed).Apply(Norm).Gelu().Flatten().Apply(Head);
+}

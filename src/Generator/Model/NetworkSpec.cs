@@ -6,7 +6,7 @@ namespace Compiled.Nets.Generator.Model
     internal enum LayerKind { SubNetwork, Conv2d, Linear, MaxPool2d, AvgPool2d, ReLU, GELU, Tanh, Sigmoid, Flatten, Dropout, BatchNorm2d, LayerNorm, Embedding }
 
     /// <summary>Kinds of op in the plan (the ordered list the emitters walk).</summary>
-    internal enum OpKind { Input, Conv2d, Linear, MaxPool2d, AvgPool2d, BatchNorm2d, LayerNorm, Softmax, Flatten, Add, Relu, Gelu, Tanh, Sigmoid, Dropout }
+    internal enum OpKind { Input, Embedding, Conv2d, Linear, MaxPool2d, AvgPool2d, BatchNorm2d, LayerNorm, Softmax, Flatten, Add, Relu, Gelu, Tanh, Sigmoid, Dropout }
 
     internal enum LossKind { None, CrossEntropy, Mse }
 
@@ -29,7 +29,7 @@ namespace Compiled.Nets.Generator.Model
     /// <summary>Everything the emitter needs for one [Network] class; equatable, with no symbols or syntax.</summary>
     internal sealed record NetworkSpec(
         string Namespace, string TypeName, string TypeModifiers, EquatableArray<string> ContainingTypes,
-        string InputName, EquatableArray<int> InputShape, int MaxBatch,
+        string InputName, EquatableArray<int> InputShape, bool TokenInput, int MaxBatch,
         LossKind Loss, double LabelSmoothing,
         EquatableArray<LayerSpec> Layers, EquatableArray<ParamSpec> Parameters, EquatableArray<OpSpec> Ops, int Output);
 
