@@ -12,15 +12,26 @@ public static class Summary
         Console.WriteLine($"Vector512 accelerated: {Vector512.IsHardwareAccelerated}, cores: {Environment.ProcessorCount}");
         double peak1 = Peak.Measure(threads: 1), peak2 = Peak.Measure(threads: 2);
         Console.WriteLine($"Measured FP32 FMA peak: {peak1:F0} GFLOPS (1 core), {peak2:F0} GFLOPS (2 cores)");
-        Console.WriteLine($"{"GEMM (M×N×K, op)",-34} {"ours",8} {"% peak",7} {"libtorch",9} {"ratio",6}");
-        foreach (var (m, n, k, ta, tb, label) in Shapes())
+        Console.WriteLine($"OpenBLAS: {(OpenBlas.Available ? OpenBlas.CoreName + " kernel" : "not installed (apt-get install libopenblas-dev)")}");
+        Console.WriteLine($"{"GEMM (M×N×K, op)",-34} {"ours",8} {"% peak",7} {"libtorch",9} {"ratio",6} {"OpenBLAS",9} {"ratio",6}");
+        // One pass per library: OpenBLAS's threads spin for a while after each call and libtorch keeps its own pool,
+        // so interleaving them would slow whichever runs next.
+        var shapes = Shapes().ToArray();
+        var ours = new double[shapes.Length]; var torchGf = new double[shapes.Length]; var blas = new double[shapes.Length];
+        for (int pass = 0; pass < 3; pass++)
+            for (int i = 0; i < shapes.Length; i++)
+            {
+                var (m, n, k, ta, tb, _) = shapes[i];
+                double flops = 2.0 * m * n * k;
+                if (pass == 1) { torchGf[i] = flops / LibTorch.Mm(m, n, k, tb) / 1e9; continue; }
+                var a = Random(m * k); var b = Random(k * n); var c = new float[m * n];
+                if (pass == 0) ours[i] = flops / Median(() => Gemm.Sgemm(ta, tb, m, n, k, 1f, a, ta ? m : k, b, tb ? k : n, 0f, c, n)) / 1e9;
+                else if (OpenBlas.Available) blas[i] = flops / Median(() => OpenBlas.Sgemm(tb, m, n, k, a, b, c)) / 1e9;
+            }
+        for (int i = 0; i < shapes.Length; i++)
         {
-            var a = Random(m * k); var b = Random(k * n); var c = new float[m * n];
-            int lda = ta ? m : k, ldb = tb ? k : n;
-            double sec = Median(() => Gemm.Sgemm(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, n));
-            double gf = 2.0 * m * n * k / sec / 1e9;
-            double tgf = 2.0 * m * n * k / LibTorch.Mm(m, n, k, tb) / 1e9;
-            Console.WriteLine($"{label,-34} {gf,8:F1} {100 * gf / peak2,6:F1}% {tgf,9:F1} {gf / tgf,5:F2}×");
+            string ob = OpenBlas.Available ? $"{blas[i],9:F1} {ours[i] / blas[i],5:F2}×" : "      n/a       ";
+            Console.WriteLine($"{shapes[i].Item6,-34} {ours[i],8:F1} {100 * ours[i] / peak2,6:F1}% {torchGf[i],9:F1} {ours[i] / torchGf[i],5:F2}× {ob}");
         }
         return 0;
     }
