@@ -37,7 +37,7 @@ namespace Compiled.Nets.Generator
 
         public int Body(MethodDeclarationSyntax method, Dictionary<string, int> env, object resultHolder)
         {
-            var holder = (dynamicHolder)resultHolder;
+            var holder = (IReturnLocationSink)resultHolder; // the parser's BodyResult
             if (method.ExpressionBody is { } eb)
             {
                 holder.Set(L(eb.Expression));
@@ -295,5 +295,5 @@ namespace Compiled.Nets.Generator
     }
 
     /// <summary>Receives the location of Forward's returned expression (for CNET0009).</summary>
-    internal interface dynamicHolder { void Set(LocationInfo? location); }
+    internal interface IReturnLocationSink { void Set(LocationInfo? location); }
 }

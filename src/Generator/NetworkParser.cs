@@ -105,7 +105,7 @@ namespace Compiled.Nets.Generator
 
         // ---------------------------------------------------------------- one class (root or inlined sub-network)
 
-        private sealed class BodyResult : dynamicHolder { public LocationInfo? ReturnLocation; public void Set(LocationInfo? l) => ReturnLocation = l; }
+        private sealed class BodyResult : IReturnLocationSink { public LocationInfo? ReturnLocation; public void Set(LocationInfo? l) => ReturnLocation = l; }
 
         /// <summary>Parses a class's layers and Forward; appends its layers/params/ops (prefixed) and returns the output value.</summary>
         private BodyResult? ParseBody(INamedTypeSymbol type, ClassDeclarationSyntax syntax, string prefix, out string? inputName, out EquatableArray<int> inputShape,
