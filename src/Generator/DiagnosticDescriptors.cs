@@ -6,7 +6,7 @@ namespace Compiled.Nets.Generator
 {
     /// <summary>
     /// Every diagnostic the generator reports. IDs are never reused. Ranges: 0001–0004 shape mismatches,
-    /// 0005–0016 declaration and usage problems.
+    /// 0005–0016 declaration and usage problems, 0017 the symbolic sequence dimension.
     /// </summary>
     internal static class DiagnosticDescriptors
     {
@@ -37,7 +37,7 @@ namespace Compiled.Nets.Generator
 
         public static readonly DiagnosticDescriptor UnsupportedOp = Error("CNET0005",
             "Unsupported construct in Forward",
-            "'{0}' is not supported in Forward: {1}. Supported: x.Apply(Layer), Relu(), Gelu(), Tanh(), Sigmoid(), Softmax(), Flatten(), MaxPool2d(k[, stride, padding]), AvgPool2d(k[, stride, padding]), Dropout(p), a + b, locals and return.");
+            "'{0}' is not supported in Forward: {1}. Supported: x.Apply(Layer), Relu(), Gelu(), Tanh(), Sigmoid(), Softmax(), Flatten(), MaxPool2d(k[, stride, padding]), AvgPool2d(k[, stride, padding]), Dropout(p), SelectToken(i), MeanOverSequence(), a + b, locals and return.");
 
         public static readonly DiagnosticDescriptor UnusedLayer = Warning("CNET0006",
             "Layer declared but never used",
@@ -83,10 +83,15 @@ namespace Compiled.Nets.Generator
             "Loss does not fit the output",
             "{0} needs {1} per sample, but Forward returns {2}");
 
+        public static readonly DiagnosticDescriptor SequenceDimension = Error("CNET0017",
+            "Sequence dimension where a fixed size is needed",
+            "{0} cannot take the sequence dimension T: {1} (its input is {2} for input {3})");
+
         public static readonly IReadOnlyList<DiagnosticDescriptor> All = new[]
         {
             FeatureMismatch, WindowTooLarge, HeadsDoNotDivide, MatMulMismatch, UnsupportedOp, UnusedLayer, IgnoredSize, NotPartial,
             SoftmaxBeforeCrossEntropy, MissingForward, RankMismatch, AddShapeMismatch, BadLayerProperty, InvalidArgument, MissingInput, LossMismatch,
+            SequenceDimension,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> s_byId = All.ToDictionary(d => d.Id);

@@ -144,6 +144,7 @@ namespace Compiled.Nets.Generator
                 case "Softmax": return NoArgs(inv, OpKind.Softmax, "Softmax", x, shape);
                 case "Flatten":
                     if (args.Count != 0) { Unsupported(inv, "Flatten() takes no arguments"); return -1; }
+                    if (NetworkParser.HasSequence(shape)) { Sequence(inv, "Flatten", "the flattened size would depend on the sequence length; reduce T first with SelectToken(i) or MeanOverSequence()", shape); return -1; }
                     return _p.AddOp(OpKind.Flatten, x, -1, -1, shape, new[] { shape.Aggregate(1, (a, b) => a * b) }, Array.Empty<int>(), 0, "Flatten");
                 case "MaxPool2d":
                 case "AvgPool2d":
@@ -154,6 +155,25 @@ namespace Compiled.Nets.Generator
                     if (k <= 0 || s < 0 || pad < 0) { _p.ReportPublic(DiagnosticDescriptors.InvalidArgument, L(inv), method, "kernel must be positive, stride and padding not negative"); return -1; }
                     return Pool(inv, method == "MaxPool2d" ? OpKind.MaxPool2d : OpKind.AvgPool2d, method, x, shape, k, s == 0 ? k : s, pad, L(inv.ArgumentList));
                 }
+                case "SelectToken":
+                {
+                    if (args.Count != 1 || _model.GetConstantValue(args[0].Expression) is not { HasValue: true, Value: int position })
+                    {
+                        Unsupported(inv, "SelectToken needs one constant position");
+                        return -1;
+                    }
+                    if (shape.Length < 2 || shape[0] != NetworkParser.Sequence) { Rank(inv, "SelectToken", "[T, ...] (a sequence of vectors)", shape); return -1; }
+                    if (position < 0 || position >= _p.MaxSequence)
+                    {
+                        _p.ReportPublic(DiagnosticDescriptors.InvalidArgument, L(args[0]), "SelectToken", $"position {position} is outside [0, {_p.MaxSequence}) (MaxSequence)");
+                        return -1;
+                    }
+                    return _p.AddOp(OpKind.SelectToken, x, -1, -1, shape, shape.Skip(1).ToArray(), new[] { position }, 0, "SelectToken");
+                }
+                case "MeanOverSequence":
+                    if (args.Count != 0) { Unsupported(inv, "MeanOverSequence() takes no arguments"); return -1; }
+                    if (shape.Length < 2 || shape[0] != NetworkParser.Sequence) { Rank(inv, "MeanOverSequence", "[T, ...] (a sequence of vectors)", shape); return -1; }
+                    return _p.AddOp(OpKind.MeanOverSequence, x, -1, -1, shape, shape.Skip(1).ToArray(), Array.Empty<int>(), 0, "MeanOverSequence");
                 case "Dropout":
                 {
                     if (args.Count != 1 || _model.GetConstantValue(args[0].Expression) is not { HasValue: true, Value: { } pv })
@@ -205,6 +225,7 @@ namespace Compiled.Nets.Generator
                 case LayerKind.Conv2d:
                 {
                     if (shape.Length != 3) { Rank(inv, $"{who} (Conv2d)", "[C, H, W]", shape); return -1; }
+                    if (NetworkParser.HasSequence(shape)) { Sequence(inv, $"{who} (Conv2d)", "convolution needs fixed [C, H, W] sizes", shape); return -1; }
                     if (shape[0] != i[0])
                     {
                         _p.ReportPublic(DiagnosticDescriptors.FeatureMismatch, a.Location("inChannels"), who, $"{i[0]} input channels (Conv2d({i[0]}, {i[1]}))",
@@ -222,6 +243,7 @@ namespace Compiled.Nets.Generator
                 case LayerKind.Linear:
                 {
                     if (shape.Length < 1) { Rank(inv, $"{who} (Linear)", "[..., features]", shape); return -1; }
+                    if (shape[shape.Length - 1] == NetworkParser.Sequence) { Sequence(inv, $"{who} (Linear)", "its input features must be a fixed size", shape); return -1; }
                     if (shape[shape.Length - 1] != i[0])
                     {
                         _p.ReportPublic(DiagnosticDescriptors.FeatureMismatch, a.Location("inFeatures"), who, $"{i[0]} input features (Linear({i[0]}, {i[1]}))",
@@ -236,6 +258,7 @@ namespace Compiled.Nets.Generator
                     return Pool(inv, spec.Kind == LayerKind.MaxPool2d ? OpKind.MaxPool2d : OpKind.AvgPool2d, $"{who} ({spec.Kind})", x, shape, i[0], i[1], i[2], a.Location("kernel"));
                 case LayerKind.BatchNorm2d:
                     if (shape.Length != 3) { Rank(inv, $"{who} (BatchNorm2d)", "[C, H, W]", shape); return -1; }
+                    if (NetworkParser.HasSequence(shape)) { Sequence(inv, $"{who} (BatchNorm2d)", "it needs fixed [C, H, W] sizes", shape); return -1; }
                     if (shape[0] != i[0])
                     {
                         _p.ReportPublic(DiagnosticDescriptors.FeatureMismatch, a.Location("features"), who, $"{i[0]} channels (BatchNorm2d({i[0]}))", Producer(x),
@@ -244,6 +267,7 @@ namespace Compiled.Nets.Generator
                     }
                     return _p.AddOp(OpKind.BatchNorm2d, x, -1, layer.Layer, shape, shape, Array.Empty<int>(), 0, who);
                 case LayerKind.LayerNorm:
+                    if (shape[shape.Length - 1] == NetworkParser.Sequence) { Sequence(inv, $"{who} (LayerNorm)", "it normalises a fixed number of features", shape); return -1; }
                     if (shape[shape.Length - 1] != i[0])
                     {
                         _p.ReportPublic(DiagnosticDescriptors.FeatureMismatch, a.Location("features"), who, $"{i[0]} features (LayerNorm({i[0]}))", Producer(x), FeatureText(x, shape), _inputText);
@@ -262,6 +286,7 @@ namespace Compiled.Nets.Generator
                 case LayerKind.Dropout:
                     return _p.AddOp(OpKind.Dropout, x, -1, layer.Layer, shape, shape, Array.Empty<int>(), spec.Real, who);
                 case LayerKind.Flatten:
+                    if (NetworkParser.HasSequence(shape)) { Sequence(inv, $"{who} (Flatten)", "the flattened size would depend on the sequence length; reduce T first with SelectToken(i) or MeanOverSequence()", shape); return -1; }
                     return _p.AddOp(OpKind.Flatten, x, -1, layer.Layer, shape, new[] { shape.Aggregate(1, (m, n) => m * n) }, Array.Empty<int>(), 0, who);
                 default:
                 {
@@ -281,6 +306,7 @@ namespace Compiled.Nets.Generator
         private int Pool(SyntaxNode at, OpKind kind, string who, int x, int[] shape, int k, int s, int pad, LocationInfo? loc)
         {
             if (shape.Length != 3) { Rank(at, who, "[C, H, W]", shape); return -1; }
+            if (NetworkParser.HasSequence(shape)) { Sequence(at, who, "pooling needs fixed [C, H, W] sizes", shape); return -1; }
             int oh = (shape[1] + 2 * pad - k) / s + 1, ow = (shape[2] + 2 * pad - k) / s + 1;
             if (shape[1] + 2 * pad < k || shape[2] + 2 * pad < k || oh <= 0 || ow <= 0)
             {
@@ -289,6 +315,9 @@ namespace Compiled.Nets.Generator
             }
             return _p.AddOp(kind, x, -1, -1, shape, new[] { shape[0], oh, ow }, new[] { k, s, pad }, 0, who);
         }
+
+        private void Sequence(SyntaxNode at, string who, string why, int[] shape) =>
+            _p.ReportPublic(DiagnosticDescriptors.SequenceDimension, L(at), who, why, NetworkParser.Shape(shape), _inputText);
 
         private void Rank(SyntaxNode at, string who, string expected, int[] shape) =>
             _p.ReportPublic(DiagnosticDescriptors.RankMismatch, L(at), who, expected, NetworkParser.ShapeBracket(shape), _inputText);

@@ -49,7 +49,7 @@ namespace Compiled.Nets.Generator
             public NetworkSpec Spec = null!;
             public List<Unit> Units = new();
             public Dictionary<int, int> Alias = new();         // Flatten/Input: value → storage value
-            public List<(string Name, string PerSample)> Regions = new(); // act-arena regions, per-sample floats
+            public List<(string Name, string PerSample, long Max)> Regions = new(); // act-arena regions: per-sample floats (an expression of T) and the most at T = MaxSequence
             public Dictionary<string, string> RegionOffset = new();
             public List<(string Name, string PerSample)> IntRegions = new();
             public List<(string Name, int Size)> Stats = new();
@@ -60,6 +60,25 @@ namespace Compiled.Nets.Generator
         private static bool IsElementwise(OpKind k) => k is OpKind.Relu or OpKind.Gelu or OpKind.Tanh or OpKind.Sigmoid or OpKind.Dropout;
 
         private static int Prod(IEnumerable<int> d) => d.Aggregate(1, (a, b) => a * b);
+
+        // Shapes may hold the symbolic sequence length T (-1, always first). Sizes are then emitted as expressions of
+        // the local T, and the arena is laid out for T = MaxSequence so one workspace serves every length.
+        private const int Seq = -1;
+        private static bool HasSeq(IEnumerable<int> d) => d.Contains(Seq);
+        private static string Dim(int d) => d == Seq ? "T" : I(d);
+
+        /// <summary>The element count of a shape as emitted text: "768", "T * 768", "T".</summary>
+        private static string Size(IEnumerable<int> dims)
+        {
+            var d = dims.ToList();
+            int fixedPart = Prod(d.Where(x => x != Seq));
+            if (!HasSeq(d)) return I(fixedPart);
+            return fixedPart == 1 ? "T" : $"T * {I(fixedPart)}";
+        }
+
+        private static long MaxSize(NetworkSpec s, IEnumerable<int> dims) => dims.Aggregate(1L, (a, x) => a * (x == Seq ? s.MaxSequence : x));
+
+        private static bool IsSequence(NetworkSpec s) => s.MaxSequence > 0;
 
         private static Plan Analyze(NetworkSpec s)
         {
@@ -111,21 +130,22 @@ namespace Compiled.Nets.Generator
             foreach (var op in ops)
             {
                 if (op.Kind == OpKind.Input || op.Kind == OpKind.Flatten) continue;
-                int size = Prod(op.OutShape);
-                plan.Regions.Add(($"v{op.Id}", I(size)));
-                if (plan.BiasRaw.Contains(op.Id)) plan.Regions.Add(($"r{op.Id}", I(size)));
-                if (op.Kind == OpKind.Dropout) plan.Regions.Add(($"m{op.Id}", I(size)));
-                if (op.Kind == OpKind.MaxPool2d) plan.IntRegions.Add(($"a{op.Id}", I(size)));
+                string size = Size(op.OutShape);
+                long max = MaxSize(s, op.OutShape);
+                plan.Regions.Add(($"v{op.Id}", size, max));
+                if (plan.BiasRaw.Contains(op.Id)) plan.Regions.Add(($"r{op.Id}", size, max));
+                if (op.Kind == OpKind.Dropout) plan.Regions.Add(($"m{op.Id}", size, max));
+                if (op.Kind == OpKind.MaxPool2d) plan.IntRegions.Add(($"a{op.Id}", size));
                 if (op.Kind == OpKind.LayerNorm)
                 {
-                    int lead = Prod(op.OutShape.Take(op.OutShape.Count - 1));
-                    plan.Regions.Add(($"mean{op.Id}", I(lead))); plan.Regions.Add(($"rstd{op.Id}", I(lead)));
+                    var lead = op.OutShape.Take(op.OutShape.Count - 1).ToList();
+                    plan.Regions.Add(($"mean{op.Id}", Size(lead), MaxSize(s, lead))); plan.Regions.Add(($"rstd{op.Id}", Size(lead), MaxSize(s, lead)));
                 }
                 if (op.Kind == OpKind.BatchNorm2d) { plan.Stats.Add(($"sm{op.Id}", op.OutShape[0])); plan.Stats.Add(($"si{op.Id}", op.OutShape[0])); }
             }
-            if (s.Loss == LossKind.CrossEntropy) plan.Regions.Add(("probs", I(Prod(ops[s.Output].OutShape))));
+            if (s.Loss == LossKind.CrossEntropy) plan.Regions.Add(("probs", Size(ops[s.Output].OutShape), MaxSize(s, ops[s.Output].OutShape)));
             long offset = 0;
-            foreach (var (name, per) in plan.Regions) { plan.RegionOffset[name] = I(offset); offset += long.Parse(per); }
+            foreach (var (name, _, max) in plan.Regions) { plan.RegionOffset[name] = I(offset); offset += max; }
             plan.OffsetTotal = I(offset);
             plan.Units.Sort((a, b) => a.Primary?.Id.CompareTo(b.Primary?.Id ?? int.MaxValue) ?? 0);
             plan.Units = plan.Units.OrderBy(u => u.Primary?.Id ?? ops[u.Stages[0].Value].Id).ToList();
@@ -148,7 +168,9 @@ namespace Compiled.Nets.Generator
             if (s.Namespace.Length > 0) w.Open($"namespace {s.Namespace}");
             foreach (var t in s.ContainingTypes) w.Open(t);
 
-            string iface = s.TokenInput
+            string iface = IsSequence(s)
+                ? (s.TokenInput && s.Loss == LossKind.CrossEntropy ? R + "ISequenceClassifier" : R + "ISequenceNetwork")
+                : s.TokenInput
                 ? (s.Loss == LossKind.CrossEntropy ? R + "ITokenClassifier" : R + "INetwork")
                 : s.Loss switch { LossKind.CrossEntropy => R + "IClassifier", LossKind.Mse => R + "IRegressor", _ => R + "IFloatNetwork" };
             w.Line($"[global::System.CodeDom.Compiler.GeneratedCode(\"Compiled.Nets.Generator\", \"1.0\")]");
@@ -169,7 +191,12 @@ namespace Compiled.Nets.Generator
         /// <summary>The element type of the input span: token ids or floats.</summary>
         private static string InputElement(NetworkSpec s) => s.TokenInput ? "int" : "float";
 
-        private static string ShapeText(IEnumerable<int> d) => "[B" + string.Concat(d.Select(x => ", " + I(x))) + "]";
+        private static string ShapeText(IEnumerable<int> d) => "[B" + string.Concat(d.Select(x => ", " + Dim(x))) + "]";
+
+        /// <summary>The batch parameters of every public method: "int batch", or with a sequence dimension the
+        /// attention mask ([batch, T] of 0/1, empty = all positions valid), the batch and the sequence length.</summary>
+        private static string BatchParams(NetworkSpec s) => IsSequence(s) ? "global::System.ReadOnlySpan<int> mask, int batch, int sequence" : "int batch";
+        private static string BatchArgs(NetworkSpec s) => IsSequence(s) ? "mask, batch, sequence" : "batch";
 
         private static void EmitPlanComment(SourceWriter w, NetworkSpec s)
         {
@@ -184,13 +211,21 @@ namespace Compiled.Nets.Generator
 
         private static void EmitMembers(SourceWriter w, NetworkSpec s, Plan plan)
         {
-            int inSize = Prod(s.InputShape), outSize = Prod(s.Ops[s.Output].OutShape);
-            w.Line($"/// <summary>Floats per input sample: {string.Join("×", s.InputShape)}.</summary>");
+            var outShape = s.Ops[s.Output].OutShape;
+            long inSize = MaxSize(s, s.InputShape), outSize = MaxSize(s, outShape);
+            static string AtMax(IEnumerable<int> shape) => HasSeq(shape) ? " (at T = MaxSequence)" : "";
+            string elems = s.TokenInput ? "Token ids" : "Floats";
+            w.Line($"/// <summary>{elems} per input sample: {string.Join("×", s.InputShape.Select(Dim))}{AtMax(s.InputShape)}.</summary>");
             w.Line($"public const int InputFeatures = {inSize};");
-            w.Line($"/// <summary>Floats per output sample: {string.Join("×", s.Ops[s.Output].OutShape)}.</summary>");
+            w.Line($"/// <summary>Floats per output sample: {string.Join("×", outShape.Select(Dim))}{AtMax(outShape)}.</summary>");
             w.Line($"public const int OutputFeatures = {outSize};");
-            w.Line($"private static readonly int[] s_inputShape = new int[] {{ {string.Join(", ", s.InputShape)} }};");
-            w.Line($"private static readonly int[] s_outputShape = new int[] {{ {string.Join(", ", s.Ops[s.Output].OutShape)} }};");
+            if (IsSequence(s))
+            {
+                w.Line("/// <summary>The largest sequence length T the network accepts (the workspace is laid out for it).</summary>");
+                w.Line($"public const int MaxSequence = {s.MaxSequence};");
+            }
+            w.Line($"private static readonly int[] s_inputShape = new int[] {{ {string.Join(", ", s.InputShape.Select(d => d == Seq ? s.MaxSequence : d))} }};");
+            w.Line($"private static readonly int[] s_outputShape = new int[] {{ {string.Join(", ", outShape.Select(d => d == Seq ? s.MaxSequence : d))} }};");
             w.Line($"private const int DefaultCapacity = {s.MaxBatch};");
             w.Line();
             w.Line($"private readonly {R}ParameterStore _store;");
@@ -245,11 +280,27 @@ namespace Compiled.Nets.Generator
             w.Line("/// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>");
             w.Line($"public {R}Tensor ForwardEager({R}Tensor x) => Forward(x);");
             w.Line($"{R}Tensor {R}ILayer.Forward({R}Tensor x) => Forward(x);");
+            if (IsSequence(s)) w.Line("int " + R + "ISequenceNetwork.MaxSequence => MaxSequence;");
             w.Line();
+            if (IsSequence(s)) { EmitSequenceCheck(w, s); return; }
             w.Open($"private static void CheckInput(global::System.ReadOnlySpan<{InputElement(s)}> input, int batch, int output, string method)");
             w.Line($"if (batch <= 0) throw new global::System.ArgumentOutOfRangeException(nameof(batch), batch, \"{s.TypeName}.\" + method + \": batch must be positive.\");");
             w.Line($"if (input.Length != batch * InputFeatures) throw new global::System.ArgumentException(\"{s.TypeName}.\" + method + \": input has \" + input.Length + \" floats, but batch \" + batch + \" × [{string.Join(", ", s.InputShape)}] needs \" + (batch * InputFeatures) + \".\", nameof(input));");
             w.Line($"if (output >= 0 && output != batch * OutputFeatures) throw new global::System.ArgumentException(\"{s.TypeName}.\" + method + \": the output span has \" + output + \" floats, but batch \" + batch + \" × [{string.Join(", ", s.Ops[s.Output].OutShape)}] needs \" + (batch * OutputFeatures) + \".\", nameof(output));");
+            w.Close();
+            w.Line();
+        }
+
+        private static void EmitSequenceCheck(SourceWriter w, NetworkSpec s)
+        {
+            var outShape = s.Ops[s.Output].OutShape;
+            string n = s.TypeName;
+            w.Open($"private static void CheckInput(global::System.ReadOnlySpan<{InputElement(s)}> input, global::System.ReadOnlySpan<int> mask, int batch, int T, int output, string method)");
+            w.Line($"if (batch <= 0) throw new global::System.ArgumentOutOfRangeException(nameof(batch), batch, \"{n}.\" + method + \": batch must be positive.\");");
+            w.Line($"if (T <= 0 || T > MaxSequence) throw new global::System.ArgumentOutOfRangeException(\"sequence\", T, \"{n}.\" + method + \": the sequence length must be in [1, {s.MaxSequence}] (MaxSequence).\");");
+            w.Line($"if (input.Length != batch * {Size(s.InputShape)}) throw new global::System.ArgumentException(\"{n}.\" + method + \": input has \" + input.Length + \" values, but batch \" + batch + \" × [\" + T + \"{string.Concat(s.InputShape.Skip(1).Select(d => ", " + I(d)))}] needs \" + (batch * {Size(s.InputShape)}) + \".\", nameof(input));");
+            w.Line($"if (!mask.IsEmpty && mask.Length != batch * T) throw new global::System.ArgumentException(\"{n}.\" + method + \": the mask has \" + mask.Length + \" values, but batch \" + batch + \" × sequence \" + T + \" needs \" + (batch * T) + \".\", nameof(mask));");
+            w.Line($"if (output >= 0 && output != batch * {Size(outShape)}) throw new global::System.ArgumentException(\"{n}.\" + method + \": the output span has \" + output + \" floats, but batch \" + batch + \" × [{string.Join(", ", outShape.Select(Dim))}] needs \" + (batch * {Size(outShape)}) + \".\", nameof(output));");
             w.Close();
             w.Line();
         }
@@ -289,7 +340,7 @@ namespace Compiled.Nets.Generator
             w.Line("global::System.Span<float> act = ws.Act.Span;");
             if (grads) w.Line("global::System.Span<float> grad = ws.Grad.Span;");
             w.Line("int cap = ws.Capacity;");
-            foreach (var (name, per) in plan.Regions)
+            foreach (var (name, per, _) in plan.Regions)
             {
                 w.Line($"var {name} = act.Slice({plan.RegionOffset[name]} * cap, {per} * batch);");
                 if (grads && name.StartsWith("v", StringComparison.Ordinal))
@@ -314,7 +365,7 @@ namespace Compiled.Nets.Generator
         private static ParamSpec Param(NetworkSpec s, OpSpec op, string suffix) =>
             s.Parameters.First(p => p.Name == s.Layers[op.Layer].StateName + "." + suffix);
 
-        private static string Rows(OpSpec op) => $"batch * {Prod(op.OutShape.Take(op.OutShape.Count - 1))}";
+        private static string Rows(OpSpec op) => $"batch * {Size(op.OutShape.Take(op.OutShape.Count - 1))}";
 
         private static string Conv2dGeo(NetworkSpec s, OpSpec op, string batch)
         {
@@ -379,7 +430,7 @@ namespace Compiled.Nets.Generator
                     break;
                 }
                 case OpKind.Softmax:
-                    w.Line($"{K}SoftmaxKernels.Forward({y}, {x}, {Rows(op)}, {op.OutShape[op.OutShape.Count - 1]});");
+                    w.Line($"{K}SoftmaxKernels.Forward({y}, {x}, {Rows(op)}, {Dim(op.OutShape[op.OutShape.Count - 1])});");
                     break;
                 case OpKind.Add:
                     w.Line($"{E}.Add({y}, {x}, v{Storage(plan, op.Input2)});");
@@ -387,24 +438,30 @@ namespace Compiled.Nets.Generator
                 case OpKind.Embedding:
                 {
                     var i = s.Layers[op.Layer].Ints;
-                    w.Line($"{K}EmbeddingKernels.Forward({y}, {x}, {P(Param(s, op, "weight"))}, batch * {Prod(op.InShape)}, {i[0]}, {i[1]});");
+                    w.Line($"{K}EmbeddingKernels.Forward({y}, {x}, {P(Param(s, op, "weight"))}, batch * {Size(op.InShape)}, {i[0]}, {i[1]});");
                     break;
                 }
+                case OpKind.SelectToken:
+                    w.Line($"{K}SequenceKernels.SelectForward({y}, {x}, batch, T, {Size(op.OutShape)}, {op.Ints[0]});");
+                    break;
+                case OpKind.MeanOverSequence:
+                    w.Line($"{K}SequenceKernels.MeanForward({y}, {x}, mask, batch, T, {Size(op.OutShape)});");
+                    break;
                 default:
                     throw new InvalidOperationException("Unexpected primary op " + op.Kind);
             }
         }
 
         /// <summary>Loop geometry of a chain: rows × cols, and how the bias (if any) is indexed.</summary>
-        private static (string Rows, int Cols, int BiasChannels, bool ColumnBias) ChainShape(NetworkSpec s, Unit u)
+        private static (string Rows, string Cols, int BiasChannels, bool ColumnBias) ChainShape(NetworkSpec s, Unit u)
         {
             var shape = s.Ops[u.Source].OutShape;
             if (u.Primary is { } op && u.Stages.Count > 0 && u.Stages[0].Kind == StageKind.Bias)
             {
-                if (op.Kind == OpKind.Conv2d) return ($"batch * {shape[0]}", shape[1] * shape[2], shape[0], false);
-                return (Rows(op), shape[shape.Count - 1], 0, true);
+                if (op.Kind == OpKind.Conv2d) return ($"batch * {shape[0]}", I(shape[1] * shape[2]), shape[0], false);
+                return (Rows(op), Dim(shape[shape.Count - 1]), 0, true);
             }
-            return ("batch", Prod(shape), 0, false);
+            return ("batch", Size(shape), 0, false);
         }
 
         private static bool Stored(Unit u, int j, bool training)
@@ -474,13 +531,14 @@ namespace Compiled.Nets.Generator
         private static void EmitForward(SourceWriter w, NetworkSpec s, Plan plan)
         {
             w.Line("/// <summary>Compiled inference in evaluation mode (dropout off, BatchNorm running statistics).</summary>");
-            w.Open($"public void Forward(global::System.ReadOnlySpan<{InputElement(s)}> input, int batch, global::System.Span<float> output)");
-            w.Line("CheckInput(input, batch, output.Length, \"Forward\");");
-            w.Line("ForwardEval(input, batch).CopyTo(output);");
+            w.Open($"public void Forward(global::System.ReadOnlySpan<{InputElement(s)}> input, {BatchParams(s)}, global::System.Span<float> output)");
+            w.Line($"CheckInput(input, {BatchArgs(s)}, output.Length, \"Forward\");");
+            w.Line($"ForwardEval(input, {BatchArgs(s)}).CopyTo(output);");
             w.Close();
             w.Line();
             w.Line("/// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>");
-            w.Open($"private global::System.ReadOnlySpan<float> ForwardEval(global::System.ReadOnlySpan<{InputElement(s)}> input, int batch)");
+            w.Open($"private global::System.ReadOnlySpan<float> ForwardEval(global::System.ReadOnlySpan<{InputElement(s)}> input, {BatchParams(s)})");
+            EmitSequenceLocal(w, s);
             EmitSpans(w, s, plan, grads: false);
             EmitForwardBody(w, s, plan, training: false);
             w.Line($"return v{Storage(plan, s.Output)};");
@@ -497,8 +555,9 @@ namespace Compiled.Nets.Generator
         {
             var (targets, outName) = LossSignature(s);
             w.Line($"/// <summary>{summary}</summary>");
-            w.Open($"public float {name}(global::System.ReadOnlySpan<{InputElement(s)}> input, {targets}, int batch, global::System.Span<float> {outName} = default)");
-            w.Line($"CheckInput(input, batch, {outName}.IsEmpty ? -1 : {outName}.Length, \"{name}\");");
+            w.Open($"public float {name}(global::System.ReadOnlySpan<{InputElement(s)}> input, {targets}, {BatchParams(s)}, global::System.Span<float> {outName} = default)");
+            w.Line($"CheckInput(input, {BatchArgs(s)}, {outName}.IsEmpty ? -1 : {outName}.Length, \"{name}\");");
+            EmitSequenceLocal(w, s);
             EmitTargetCheck(w, s, s.Loss == LossKind.CrossEntropy);
         }
 
@@ -524,7 +583,7 @@ namespace Compiled.Nets.Generator
         private static void EmitTrainStep(SourceWriter w, NetworkSpec s, Plan plan)
         {
             bool ce = s.Loss == LossKind.CrossEntropy;
-            int outSize = Prod(s.Ops[s.Output].OutShape);
+            string outSize = Size(s.Ops[s.Output].OutShape);
             string outName = LossSignature(s).OutName;
             OpenLossMethod(w, s, "TrainStep", "Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss.");
             EmitSpans(w, s, plan, grads: true);
@@ -561,10 +620,18 @@ namespace Compiled.Nets.Generator
             w.Line();
         }
 
+        private static void EmitSequenceLocal(SourceWriter w, NetworkSpec s)
+        {
+            if (IsSequence(s)) w.Line("int T = sequence; // this batch's sequence length (≤ MaxSequence); sizes below are expressions of it");
+        }
+
         private static void EmitTargetCheck(SourceWriter w, NetworkSpec s, bool ce)
         {
+            var outShape = s.Ops[s.Output].OutShape;
             if (ce)
                 w.Line($"if (labels.Length != batch) throw new global::System.ArgumentException(\"{s.TypeName}: \" + labels.Length + \" labels for a batch of \" + batch + \".\", nameof(labels));");
+            else if (IsSequence(s))
+                w.Line($"if (targets.Length != batch * {Size(outShape)}) throw new global::System.ArgumentException(\"{s.TypeName}: targets have \" + targets.Length + \" floats, but batch \" + batch + \" × [{string.Join(", ", outShape.Select(Dim))}] needs \" + (batch * {Size(outShape)}) + \".\", nameof(targets));");
             else
                 w.Line($"if (targets.Length != batch * OutputFeatures) throw new global::System.ArgumentException(\"{s.TypeName}: targets have \" + targets.Length + \" floats, but batch \" + batch + \" × OutputFeatures needs \" + (batch * OutputFeatures) + \".\", nameof(targets));");
         }
@@ -673,14 +740,20 @@ namespace Compiled.Nets.Generator
                     w.Line($"{K}LayerNormKernels.Backward({dx}, {PG(Param(s, op, "weight"))}, {PG(Param(s, op, "bias"))}, {dy}, {x}, mean{op.Id}, rstd{op.Id}, {P(Param(s, op, "weight"))}, {Rows(op)}, {s.Layers[op.Layer].Ints[0]});");
                     break;
                 case OpKind.Softmax:
-                    if (!inputIsData) w.Line($"if (n{op.Input}) {K}SoftmaxKernels.Backward(g{op.Input}, {dy}, v{op.Id}, {Rows(op)}, {op.OutShape[op.OutShape.Count - 1]});");
+                    if (!inputIsData) w.Line($"if (n{op.Input}) {K}SoftmaxKernels.Backward(g{op.Input}, {dy}, v{op.Id}, {Rows(op)}, {Dim(op.OutShape[op.OutShape.Count - 1])});");
                     break;
                 case OpKind.Embedding:
                 {
                     var pw = Param(s, op, "weight");
-                    w.Line($"if ({pw.Field}.RequiresGrad) {K}EmbeddingKernels.Backward(_store.Gradient({pw.Field}), {dy}, {x}, batch * {Prod(op.InShape)}, {s.Layers[op.Layer].Ints[1]});");
+                    w.Line($"if ({pw.Field}.RequiresGrad) {K}EmbeddingKernels.Backward(_store.Gradient({pw.Field}), {dy}, {x}, batch * {Size(op.InShape)}, {s.Layers[op.Layer].Ints[1]});");
                     break;
                 }
+                case OpKind.SelectToken:
+                    if (!inputIsData) w.Line($"if (n{op.Input}) {K}SequenceKernels.SelectBackward(g{op.Input}, {dy}, batch, T, {Size(op.OutShape)}, {op.Ints[0]});");
+                    break;
+                case OpKind.MeanOverSequence:
+                    if (!inputIsData) w.Line($"if (n{op.Input}) {K}SequenceKernels.MeanBackward(g{op.Input}, {dy}, mask, batch, T, {Size(op.OutShape)});");
+                    break;
                 case OpKind.Add:
                     foreach (int inp in new[] { op.Input, op.Input2 })
                         if (s.Ops[Storage(plan, inp)].Kind != OpKind.Input) w.Line($"if (n{inp}) {E}.AddInPlace(g{inp}, {dy});");
@@ -691,10 +764,10 @@ namespace Compiled.Nets.Generator
         private static void EmitEvaluate(SourceWriter w, NetworkSpec s, Plan plan)
         {
             bool ce = s.Loss == LossKind.CrossEntropy;
-            int outSize = Prod(s.Ops[s.Output].OutShape);
+            string outSize = Size(s.Ops[s.Output].OutShape);
             string outName = LossSignature(s).OutName;
             OpenLossMethod(w, s, "EvaluateLoss", "The mean loss in evaluation mode, without gradients.");
-            w.Line("var y = ForwardEval(input, batch);");
+            w.Line($"var y = ForwardEval(input, {BatchArgs(s)});");
             w.Line($"if (!{outName}.IsEmpty) y.CopyTo({outName});");
             if (ce)
             {

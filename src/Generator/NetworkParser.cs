@@ -28,6 +28,12 @@ namespace Compiled.Nets.Generator
         private bool _failed;
         private int _depth;
 
+        /// <summary>The symbolic sequence dimension T in per-sample shapes (<c>Dim.Sequence</c>).</summary>
+        internal const int Sequence = -1;
+
+        /// <summary>The bound of T declared on the root input (0 when the network has no sequence dimension).</summary>
+        internal int MaxSequence { get; private set; }
+
         private NetworkParser(Compilation compilation, CancellationToken ct) { _compilation = compilation; _ct = ct; }
 
         public static ParseResult Parse(INamedTypeSymbol type, ClassDeclarationSyntax syntax, Compilation compilation, CancellationToken ct)
@@ -75,7 +81,7 @@ namespace Compiled.Nets.Generator
             var outShape = _ops[output].OutShape;
             if (loss == LossKind.CrossEntropy)
             {
-                if (outShape.Count != 1)
+                if (outShape.Count != 1 || HasSequence(outShape))
                     Report(DiagnosticDescriptors.LossMismatch, LocationInfo.From(syntax.Identifier.GetLocation()), "CrossEntropyLoss", "class logits [K]", Shape(outShape));
                 else if (_ops[output].Kind == OpKind.Softmax)
                     Report(DiagnosticDescriptors.SoftmaxBeforeCrossEntropy, body.ReturnLocation);
@@ -89,7 +95,7 @@ namespace Compiled.Nets.Generator
             return new NetworkSpec(
                 type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString(),
                 type.Name, Modifiers(syntax), containing.ToEquatableArray(),
-                inputName!, inputShape, tokens, maxBatch, loss, smoothing,
+                inputName!, inputShape, tokens, maxBatch, MaxSequence, loss, smoothing,
                 _layers.ToEquatableArray(), _params.ToEquatableArray(), _ops.ToEquatableArray(), output);
         }
 
@@ -120,10 +126,36 @@ namespace Compiled.Nets.Generator
             }
             var (name, shape) = ReadInput(inputAttr);
             inputName = name; inputShape = shape.ToEquatableArray();
-            if (shape.Any(d => d <= 0))
+            // One symbolic sequence dimension T is allowed, and only first ([T] token ids, [T, F] feature vectors),
+            // so every later op keeps it leading and the emitter can treat it as a second batch-like dimension.
+            for (int d = 0; d < shape.Length; d++)
             {
-                Report(DiagnosticDescriptors.InvalidArgument, Loc(inputAttr), "Input", "dimensions must be positive (symbolic sequence lengths are not supported yet)");
+                if (shape[d] == Sequence && d == 0) continue;
+                if (shape[d] == Sequence)
+                {
+                    Report(DiagnosticDescriptors.InvalidArgument, Loc(inputAttr), "Input", $"the sequence dimension (Dim.Sequence) must be the first per-sample dimension, but it is dimension {d} of {Shape(shape)}");
+                    return null;
+                }
+                if (shape[d] <= 0)
+                {
+                    Report(DiagnosticDescriptors.InvalidArgument, Loc(inputAttr), "Input", $"dimension {d} is {shape[d]}; dimensions must be positive (or Dim.Sequence for a bounded sequence length)");
+                    return null;
+                }
+            }
+            if (shape.Length == 0)
+            {
+                Report(DiagnosticDescriptors.InvalidArgument, Loc(inputAttr), "Input", "give at least one per-sample dimension");
                 return null;
+            }
+            if (isRoot && shape.Length > 0 && shape[0] == Sequence)
+            {
+                int max = NamedInt(inputAttr, "MaxSequence") ?? 128;
+                if (max <= 0)
+                {
+                    Report(DiagnosticDescriptors.InvalidArgument, Loc(inputAttr), "Input", $"MaxSequence must be positive, got {max}");
+                    return null;
+                }
+                MaxSequence = max;
             }
 
             var model = _compilation.GetSemanticModel(syntax.SyntaxTree);
@@ -424,8 +456,10 @@ namespace Compiled.Nets.Generator
 
         // ---------------------------------------------------------------- helpers
 
-        internal static string Shape(IEnumerable<int> dims) { var d = dims.ToArray(); return d.Length == 0 ? "scalar" : string.Join("×", d); }
-        internal static string ShapeBracket(IEnumerable<int> dims) => "[" + string.Join(", ", dims) + "]";
+        internal static string Shape(IEnumerable<int> dims) { var d = dims.ToArray(); return d.Length == 0 ? "scalar" : string.Join("×", d.Select(Dim)); }
+        internal static string ShapeBracket(IEnumerable<int> dims) => "[" + string.Join(", ", dims.Select(Dim)) + "]";
+        private static string Dim(int d) => d == Sequence ? "T" : d.ToString(CultureInfo.InvariantCulture);
+        internal static bool HasSequence(IEnumerable<int> dims) => dims.Contains(Sequence);
 
         private static bool Is(AttributeData a, string name) => a.AttributeClass?.ToDisplayString() == Ns + name;
 

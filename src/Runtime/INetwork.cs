@@ -78,3 +78,32 @@ public interface ITokenClassifier : INetwork
     /// <summary>The mean loss in evaluation mode, without gradients.</summary>
     float EvaluateLoss(ReadOnlySpan<int> input, ReadOnlySpan<int> labels, int batch, Span<float> logits = default);
 }
+
+/// <summary>
+/// A generated network with a symbolic sequence dimension (<c>[Input(Dim.Sequence, ...)]</c>): every batch gives its
+/// own sequence length T ≤ <see cref="MaxSequence"/> and an optional attention mask, so a batch is padded only to its
+/// longest sequence. <see cref="INetwork.InputShape"/> reports T at its maximum.
+/// </summary>
+public interface ISequenceNetwork : INetwork
+{
+    /// <summary>The largest sequence length accepted (the workspace is laid out for it).</summary>
+    int MaxSequence { get; }
+}
+
+/// <summary>A sequence network over token ids trained with cross-entropy (text classification).</summary>
+/// <remarks>
+/// <c>mask</c> is [batch, sequence] of 1 (a real token) and 0 (padding), as HF tokenizers produce it; an empty span
+/// means every position is real. Ops that reduce over the sequence (MeanOverSequence, attention) honour it.
+/// </remarks>
+public interface ISequenceClassifier : ISequenceNetwork
+{
+    /// <summary>Compiled inference (evaluation mode) on [batch, sequence] token ids.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">When the sequence length exceeds <see cref="ISequenceNetwork.MaxSequence"/> or an id is outside its embedding table.</exception>
+    void Forward(ReadOnlySpan<int> input, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> output);
+
+    /// <summary>One compiled training step (see <see cref="IClassifier.TrainStep"/>) on [batch, sequence] token ids.</summary>
+    float TrainStep(ReadOnlySpan<int> input, ReadOnlySpan<int> labels, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> logits = default);
+
+    /// <summary>The mean loss in evaluation mode, without gradients.</summary>
+    float EvaluateLoss(ReadOnlySpan<int> input, ReadOnlySpan<int> labels, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> logits = default);
+}

@@ -46,7 +46,63 @@ public sealed class Tensor
     internal float[] GradBuffer => Grad ??= new float[Data.Length];
 
     /// <summary>Creates the result of an op: its backward reads <c>result.Grad</c> and accumulates into the parents.</summary>
-    internal static Tensor Result(float[] data, int[] shape, Tensor[] parents, Action<Tensor> backward) => new(data, null, shape, parents, backward);
+    internal static Tensor Result(float[] data, int[] shape, Tensor[] parents, Action<Tensor> backward) =>
+        new(data, null, shape, parents, backward) { Mask = InheritMask(shape, parents) };
+
+    /// <summary>
+    /// The [B, T] attention mask (1 = real token, 0 = padding) of a sequence tensor [B, T, ...], or null. It travels
+    /// with the values through ops that keep the two leading dimensions, so sequence reductions can honour it.
+    /// </summary>
+    public int[]? Mask { get; private init; }
+
+    /// <summary>This tensor (same data, same tape node's values) carrying a [B, T] mask.</summary>
+    /// <exception cref="ArgumentException">When the tensor is not [B, T, ...] or the mask is not B×T long.</exception>
+    public Tensor WithMask(int[] mask)
+    {
+        if (Shape.Length < 2 || mask.Length != Shape[0] * Shape[1])
+            throw new ArgumentException($"A mask for a tensor of shape {ShapeText()} needs [B, T] = {(Shape.Length < 2 ? "a sequence tensor" : (Shape[0] * Shape[1]).ToString())} values, got {mask.Length}.");
+        var x = this;
+        return Ids is not null ? new([], Ids, Shape, [], null) { Mask = mask }
+            : new(Data, null, Shape, [x], r => Elementwise.AddInPlace(x.GradBuffer, r.Grad)) { Mask = mask };
+    }
+
+    private static int[]? InheritMask(int[] shape, Tensor[] parents)
+    {
+        foreach (var p in parents)
+            if (p.Mask is { } m && shape.Length >= 2 && p.Shape.Length >= 2 && shape[0] == p.Shape[0] && shape[1] == p.Shape[1]) return m;
+        return null;
+    }
+
+    /// <summary>[B, T, ...] → [B, ...]: the values at one sequence position (BERT's [CLS] pooling at position 0).</summary>
+    /// <exception cref="ArgumentException">When the tensor is not a sequence or the position is not below T.</exception>
+    public Tensor SelectToken(int position)
+    {
+        var (batch, seq, dim) = SequenceDims("SelectToken");
+        if ((uint)position >= (uint)seq) throw new ArgumentException($"SelectToken({position}) needs a sequence longer than {position}, got {ShapeText()}.");
+        var y = new float[batch * dim];
+        SequenceKernels.SelectForward(y, Data, batch, seq, dim, position);
+        var x = this;
+        return Result(y, [Shape[0], .. Shape[2..]], [x], r => SequenceKernels.SelectBackward(x.GradBuffer, r.Grad, batch, seq, dim, position));
+    }
+
+    /// <summary>[B, T, ...] → [B, ...]: the mean over the real (mask = 1) positions of each sample.</summary>
+    public Tensor MeanOverSequence()
+    {
+        var (batch, seq, dim) = SequenceDims("MeanOverSequence");
+        var y = new float[batch * dim];
+        var mask = Mask ?? [];
+        SequenceKernels.MeanForward(y, Data, mask, batch, seq, dim);
+        var x = this;
+        return Result(y, [Shape[0], .. Shape[2..]], [x], r => SequenceKernels.MeanBackward(x.GradBuffer, r.Grad, mask, batch, seq, dim));
+    }
+
+    private (int Batch, int Seq, int Dim) SequenceDims(string op)
+    {
+        if (Shape.Length < 3 || Ids is not null) throw new ArgumentException($"{op} needs a float sequence tensor [B, T, ...], got {ShapeText()}{(Ids is null ? "" : " token ids")}.");
+        int dim = 1;
+        for (int i = 2; i < Shape.Length; i++) dim *= Shape[i];
+        return (Shape[0], Shape[1], dim);
+    }
 
     /// <summary>Runs a layer.</summary>
     public Tensor Apply(ILayer layer) => layer.Forward(this);

@@ -276,4 +276,72 @@ public class DiagnosticTests
             }
             """);
     }
+
+    [Fact]
+    public void CNET0017_FlattenOfTheSequenceDimension()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 32), CrossEntropyLoss]
+            public partial class N
+            {
+                [Embedding(100, 8)] public partial Embedding E { get; }
+                [Linear(8 * 32, 2)] public partial Linear Head { get; }
+                Tensor Forward(Tensor ids) => {|CNET0017:ids.Apply(E).Flatten()|}.Apply(Head);
+            }
+            """);
+        Assert.Equal("Flatten cannot take the sequence dimension T: the flattened size would depend on the sequence length; reduce T first with SelectToken(i) or MeanOverSequence() (its input is T×8 for input T)",
+            diags[0].GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
+    public void CNET0017_ConvolutionAndLinearOverT()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(Dim.Sequence, 4, 4, MaxSequence = 8)]
+            public partial class A
+            {
+                [Conv2d(1, 2, kernel: 3)] public partial Conv2d C { get; }
+                Tensor Forward(Tensor x) => {|CNET0017:x.Apply(C)|};
+            }
+
+            [Network, {|CNET0014:Input(4, Dim.Sequence)|}]
+            public partial class B
+            {
+                Tensor Forward(Tensor x) => x.Relu();
+            }
+            """);
+    }
+
+    [Fact]
+    public void SequenceShapes_AreNamedWithT_InFeatureMismatches()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(Dim.Sequence, Kind = InputKind.TokenIds), CrossEntropyLoss]
+            public partial class N
+            {
+                [Embedding(100, 16)] public partial Embedding E { get; }
+                [Linear({|CNET0001:32|}, 2)] public partial Linear Head { get; }
+                Tensor Forward(Tensor ids) => ids.Apply(E).SelectToken(0).Apply(Head);
+            }
+            """);
+        Assert.Contains("but SelectToken produces 16 for input T", diags[0].GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
+    public void SelectToken_BeyondMaxSequence_AndCrossEntropyOverT_AreErrors()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(Dim.Sequence, 4, MaxSequence = 8)]
+            public partial class A
+            {
+                Tensor Forward(Tensor x) => x.SelectToken({|CNET0014:8|});
+            }
+
+            [Network, Input(Dim.Sequence), CrossEntropyLoss]
+            public partial class {|CNET0016:B|}
+            {
+                Tensor Forward(Tensor x) => x.Relu();
+            }
+            """);
+    }
 }

@@ -18,6 +18,8 @@ public class SnapshotTests
         "Compiled.Nets.Network.Tests.ResidualBlock.g.cs",
         "Compiled.Nets.Network.Tests.ResNet.g.cs",
         "Compiled.Nets.Network.Tests.TokenNet.g.cs",
+        "Compiled.Nets.Network.Tests.SeqNet.g.cs",
+        "Compiled.Nets.Network.Tests.SeqRegressor.g.cs",
     };
 
     [Theory]

@@ -154,6 +154,21 @@ public class OpParityTests
         Close(Data(et["emb.weight"].grad!), es.Gradient(es["emb.weight"]).ToArray(), "embedding grad");
     }
 
+    [Fact]
+    public void SequenceReductions_SelectToken_And_MaskedMean()
+    {
+        // [B=3, T=5, 2×3] with right padding: sample b has 5 - 2b real positions (the last one has 1).
+        int[] shape = [3, 5, 2, 3];
+        var mask = new int[15];
+        for (int b = 0; b < 3; b++) for (int t = 0; t < 5 - 2 * b; t++) mask[b * 5 + t] = 1;
+        Compare(shape, x => x.SelectToken(2), x => x.select(1, 2));
+        Compare(shape, x => x.WithMask(mask).MeanOverSequence(), x =>
+        {
+            var m = torch.tensor(mask.Select(v => (double)v).ToArray(), [3, 5, 1, 1]);
+            return (x * m).sum(1) / m.sum(1);
+        });
+    }
+
     [Theory]
     [InlineData(0f)]
     [InlineData(0.1f)]

@@ -81,3 +81,34 @@ public partial class TokenNet
 
     Tensor Forward(Tensor ids) => ids.Apply(Embed).Apply(Norm).Gelu().Flatten().Apply(Head);
 }
+
+/// <summary>
+/// Token ids of any length T ≤ 16 (symbolic sequence dimension) → embedding → LayerNorm → residual GELU mixer per
+/// position → [CLS] token plus the masked mean → classifier.
+/// </summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 16), CrossEntropyLoss]
+public partial class SeqNet
+{
+    [Embedding(50, 8)] public partial Embedding Embed { get; }
+    [LayerNorm(8)] public partial LayerNorm Norm { get; }
+    [Linear(8, 8)] public partial Linear Mix { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids)
+    {
+        var h = ids.Apply(Embed).Apply(Norm);
+        h = h + h.Apply(Mix).Gelu();
+        var pooled = h.SelectToken(0) + h.MeanOverSequence();
+        return pooled.Apply(Head);
+    }
+}
+
+/// <summary>A float sequence [T, 4] regressed per position to [T, 2] (MSE): the output itself has the T dimension.</summary>
+[Network, Input(Dim.Sequence, 4, MaxSequence = 10), MSELoss]
+public partial class SeqRegressor
+{
+    [Linear(4, 6)] public partial Linear Fc1 { get; }
+    [Linear(6, 2)] public partial Linear Fc2 { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc1).Tanh().Softmax().Apply(Fc2);
+}

@@ -6,7 +6,7 @@ namespace Compiled.Nets.Generator.Model
     internal enum LayerKind { SubNetwork, Conv2d, Linear, MaxPool2d, AvgPool2d, ReLU, GELU, Tanh, Sigmoid, Flatten, Dropout, BatchNorm2d, LayerNorm, Embedding }
 
     /// <summary>Kinds of op in the plan (the ordered list the emitters walk).</summary>
-    internal enum OpKind { Input, Embedding, Conv2d, Linear, MaxPool2d, AvgPool2d, BatchNorm2d, LayerNorm, Softmax, Flatten, Add, Relu, Gelu, Tanh, Sigmoid, Dropout }
+    internal enum OpKind { Input, Embedding, Conv2d, Linear, MaxPool2d, AvgPool2d, BatchNorm2d, LayerNorm, Softmax, Flatten, Add, Relu, Gelu, Tanh, Sigmoid, Dropout, SelectToken, MeanOverSequence }
 
     internal enum LossKind { None, CrossEntropy, Mse }
 
@@ -26,10 +26,12 @@ namespace Compiled.Nets.Generator.Model
     internal sealed record OpSpec(int Id, OpKind Kind, int Input, int Input2, int Layer, EquatableArray<int> InShape, EquatableArray<int> OutShape,
         EquatableArray<int> Ints, double Real, string Label);
 
+    /// <remarks>Per-sample shapes may hold -1: the symbolic sequence length T (always the first dimension), bounded by
+    /// <see cref="NetworkSpec.MaxSequence"/>.</remarks>
     /// <summary>Everything the emitter needs for one [Network] class; equatable, with no symbols or syntax.</summary>
     internal sealed record NetworkSpec(
         string Namespace, string TypeName, string TypeModifiers, EquatableArray<string> ContainingTypes,
-        string InputName, EquatableArray<int> InputShape, bool TokenInput, int MaxBatch,
+        string InputName, EquatableArray<int> InputShape, bool TokenInput, int MaxBatch, int MaxSequence,
         LossKind Loss, double LabelSmoothing,
         EquatableArray<LayerSpec> Layers, EquatableArray<ParamSpec> Parameters, EquatableArray<OpSpec> Ops, int Output);
 

@@ -16,7 +16,7 @@ namespace Compiled.Nets.Network.Tests
         //   v4 = Flatten(v3) [B, 96]  Flatten
         //   v5 = Linear(v4) [B, 3]  Head
 
-        /// <summary>Floats per input sample: 12.</summary>
+        /// <summary>Token ids per input sample: 12.</summary>
         public const int InputFeatures = 12;
         /// <summary>Floats per output sample: 3.</summary>
         public const int OutputFeatures = 3;

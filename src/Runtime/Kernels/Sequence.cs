@@ -1,0 +1,89 @@
+using System.Numerics;
+
+namespace Compiled.Nets.Kernels;
+
+// Dims: B batch, T sequence length, D features per position. x is [B, T, D], y is [B, D].
+// mask is [B, T] of 0/1 (empty = all positions real), as HF tokenizers produce it.
+public static class SequenceKernels
+{
+    /// <summary>y[b, :] = x[b, position, :] (BERT's [CLS] pooling when position is 0).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">When <paramref name="position"/> is not below the sequence length.</exception>
+    public static void SelectForward(Span<float> y, ReadOnlySpan<float> x, int batch, int seq, int dim, int position)
+    {
+        CheckPosition(seq, position);
+        for (int b = 0; b < batch; b++) x.Slice((b * seq + position) * dim, dim).CopyTo(y.Slice(b * dim, dim));
+    }
+
+    /// <summary>dx[b, position, :] += dy[b, :].</summary>
+    public static void SelectBackward(Span<float> dx, ReadOnlySpan<float> dy, int batch, int seq, int dim, int position)
+    {
+        CheckPosition(seq, position);
+        for (int b = 0; b < batch; b++) Elementwise.AddInPlace(dx.Slice((b * seq + position) * dim, dim), dy.Slice(b * dim, dim));
+    }
+
+    /// <summary>y[b, :] = Σₜ mask[b,t]·x[b,t,:] / Σₜ mask[b,t] (a sample with no real position gives zeros).</summary>
+    public static void MeanForward(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<int> mask, int batch, int seq, int dim)
+    {
+        y.Slice(0, batch * dim).Clear();
+        for (int b = 0; b < batch; b++)
+        {
+            var row = y.Slice(b * dim, dim);
+            int count = Count(mask, b, seq);
+            if (count == 0) continue;
+            for (int t = 0; t < seq; t++)
+                if (mask.IsEmpty || mask[b * seq + t] != 0) Elementwise.AddInPlace(row, x.Slice((b * seq + t) * dim, dim));
+            System.Numerics.Tensors.TensorPrimitives.Multiply(row, 1f / count, row);
+        }
+    }
+
+    /// <summary>dx[b,t,:] += mask[b,t]·dy[b,:] / Σₜ mask[b,t].</summary>
+    public static void MeanBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<int> mask, int batch, int seq, int dim)
+    {
+        for (int b = 0; b < batch; b++)
+        {
+            int count = Count(mask, b, seq);
+            if (count == 0) continue;
+            float scale = 1f / count;
+            var g = dy.Slice(b * dim, dim);
+            for (int t = 0; t < seq; t++)
+            {
+                if (!mask.IsEmpty && mask[b * seq + t] == 0) continue;
+                var d = dx.Slice((b * seq + t) * dim, dim);
+                for (int i = 0; i < dim; i++) d[i] += scale * g[i];
+            }
+        }
+    }
+
+    private static int Count(ReadOnlySpan<int> mask, int b, int seq)
+    {
+        if (mask.IsEmpty) return seq;
+        int n = 0;
+        foreach (int m in mask.Slice(b * seq, seq)) if (m != 0) n++;
+        return n;
+    }
+
+    private static void CheckPosition(int seq, int position)
+    {
+        if ((uint)position >= (uint)seq)
+            throw new ArgumentOutOfRangeException(nameof(position), position, $"SelectToken({position}) needs a sequence longer than {position}, but this batch has length {seq}.");
+    }
+
+    /// <summary>Definition loops, generic for double-precision tests.</summary>
+    public static class Reference
+    {
+        public static void MeanForward<T>(Span<T> y, ReadOnlySpan<T> x, ReadOnlySpan<int> mask, int batch, int seq, int dim) where T : IFloatingPointIeee754<T>
+        {
+            for (int b = 0; b < batch; b++)
+            {
+                int count = 0;
+                for (int t = 0; t < seq; t++) if (mask.IsEmpty || mask[b * seq + t] != 0) count++;
+                for (int i = 0; i < dim; i++)
+                {
+                    T sum = T.Zero;
+                    for (int t = 0; t < seq; t++) if (mask.IsEmpty || mask[b * seq + t] != 0) sum += x[(b * seq + t) * dim + i];
+                    y[b * dim + i] = count == 0 ? T.Zero : sum / T.CreateChecked(count);
+                }
+            }
+        }
+    }
+}

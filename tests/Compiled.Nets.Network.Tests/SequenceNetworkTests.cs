@@ -1,0 +1,134 @@
+using Compiled.Nets;
+
+namespace Compiled.Nets.Network.Tests;
+
+/// <summary>Networks with the symbolic sequence dimension T: one workspace serves every T ≤ MaxSequence.</summary>
+public class SequenceNetworkTests
+{
+    private static (int[] Ids, int[] Mask) Batch(int batch, int seq, int seed)
+    {
+        var r = new Rng((ulong)seed);
+        var ids = Enumerable.Range(0, batch * seq).Select(_ => r.NextInt(50)).ToArray();
+        // Right padding as a tokenizer makes it: sample b has seq - b real tokens (at least 1).
+        var mask = new int[batch * seq];
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < Math.Max(1, seq - b); t++) mask[b * seq + t] = 1;
+        return (ids, mask);
+    }
+
+    private static float[][] Gradients(INetwork net) => net.Parameters.Parameters.Select(p => net.Parameters.Gradient(p).ToArray()).ToArray();
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(3, 5)]
+    [InlineData(4, 16)]
+    public void SeqNet_TrainStep_MatchesEager_AtEachLength(int batch, int seq)
+    {
+        using var concrete = new SeqNet(seed: 5);
+        ISequenceClassifier net = concrete;
+        Assert.Equal(16, net.MaxSequence);
+        var (ids, mask) = Batch(batch, seq, seq);
+        var labels = Enumerable.Range(0, batch).Select(b => (b + 1) % 3).ToArray();
+
+        net.Parameters.ZeroGradients();
+        Tensor loss, logits;
+        using (Eager.Training())
+        {
+            logits = concrete.ForwardEager(Tensor.FromIds(ids, batch, seq).WithMask(mask));
+            loss = logits.CrossEntropy(labels);
+            loss.Backward();
+        }
+        var eager = Gradients(net);
+
+        var compiledLogits = new float[batch * 3];
+        float compiled = net.TrainStep(ids, labels, mask, batch, seq, compiledLogits);
+        Assert.Equal(loss.Data[0], compiled, 1e-5f);
+        for (int i = 0; i < compiledLogits.Length; i++) Assert.Equal(logits.Data[i], compiledLogits[i], 1e-4f);
+        var grads = Gradients(net);
+        for (int p = 0; p < eager.Length; p++)
+            for (int i = 0; i < eager[p].Length; i++)
+                Assert.True(Math.Abs(eager[p][i] - grads[p][i]) < 1e-4f, $"{net.Parameters.Parameters[p].Name}[{i}]: eager {eager[p][i]}, compiled {grads[p][i]}");
+        Assert.Contains(grads[0], v => v != 0);
+
+        var evalLogits = new float[batch * 3];
+        net.Forward(ids, mask, batch, seq, evalLogits);
+        Assert.Equal(compiledLogits, evalLogits);
+        Assert.Equal(compiled, net.EvaluateLoss(ids, labels, mask, batch, seq), 1e-6f);
+    }
+
+    [Fact]
+    public void SeqNet_Mask_ChangesOnlyTheMeanOverRealTokens()
+    {
+        using var net = new SeqNet(seed: 2);
+        var (ids, _) = Batch(2, 6, 1);
+        var a = new float[6];
+        var b = new float[6];
+        var full = new int[12]; Array.Fill(full, 1);
+        net.Forward(ids, default, 2, 6, a);           // empty mask = every position real
+        net.Forward(ids, full, 2, 6, b);
+        Assert.Equal(a, b);
+        var padded = (int[])full.Clone(); padded[5] = 0; // sample 0's last token is padding
+        var changed = (int[])ids.Clone(); changed[5] = (ids[5] + 1) % 50;
+        var c = new float[6]; var d = new float[6];
+        net.Forward(ids, padded, 2, 6, c);
+        net.Forward(changed, padded, 2, 6, d);
+        Assert.Equal(c, d);                           // a padded position's id does not matter
+        Assert.NotEqual(a[0], c[0]);
+    }
+
+    [Fact]
+    public void SeqNet_DifferentLengths_ShareOneWorkspace_AndAllocateNothing()
+    {
+        using var net = new SeqNet(seed: 1);
+        var batches = new[] { Batch(8, 16, 1), Batch(8, 3, 2), Batch(5, 9, 3) };
+        var lengths = new[] { 16, 3, 9 };
+        var sizes = new[] { 8, 8, 5 };
+        var labels = new int[8];
+        for (int i = 0; i < 3; i++) net.TrainStep(batches[i].Ids, labels.AsSpan(0, sizes[i]), batches[i].Mask, sizes[i], lengths[i]);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int rep = 0; rep < 3; rep++)
+            for (int i = 0; i < 3; i++) net.TrainStep(batches[i].Ids, labels.AsSpan(0, sizes[i]), batches[i].Mask, sizes[i], lengths[i]);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void SeqNet_RejectsBadLengthsAndMasks_WithClearMessages()
+    {
+        using var net = new SeqNet();
+        var ids = new int[2 * 17];
+        var logits = new float[6];
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => net.Forward(ids, default, 2, 17, logits));
+        Assert.Contains("[1, 16] (MaxSequence)", ex.Message);
+        var ex2 = Assert.Throws<ArgumentException>(() => net.Forward(ids.AsSpan(0, 10), default, 2, 4, logits));
+        Assert.Contains("input has 10 values, but batch 2 × [4] needs 8", ex2.Message);
+        var ex3 = Assert.Throws<ArgumentException>(() => net.Forward(ids.AsSpan(0, 8), new int[7], 2, 4, logits));
+        Assert.Contains("the mask has 7 values, but batch 2 × sequence 4 needs 8", ex3.Message);
+    }
+
+    [Fact]
+    public void SeqRegressor_OutputKeepsT_MatchesEager()
+    {
+        using var net = new SeqRegressor(seed: 4);
+        int batch = 3, seq = 7;
+        var r = new Rng(9);
+        var x = Enumerable.Range(0, batch * seq * 4).Select(_ => r.NextFloat() * 2 - 1).ToArray();
+        var y = Enumerable.Range(0, batch * seq * 2).Select(_ => r.NextFloat()).ToArray();
+        net.Parameters.ZeroGradients();
+        Tensor loss;
+        using (Eager.Training())
+        {
+            loss = net.ForwardEager(new Tensor(x, batch, seq, 4)).Mse(new Tensor(y, batch, seq, 2));
+            loss.Backward();
+        }
+        var eager = Gradients(net);
+        var output = new float[batch * seq * 2];
+        float compiled = net.TrainStep(x, y, default, batch, seq, output);
+        Assert.Equal(loss.Data[0], compiled, 1e-5f);
+        var grads = Gradients(net);
+        for (int p = 0; p < eager.Length; p++)
+            for (int i = 0; i < eager[p].Length; i++) Assert.True(Math.Abs(eager[p][i] - grads[p][i]) < 1e-5f, $"{net.Parameters.Parameters[p].Name}[{i}]");
+        Assert.Equal(10, SeqRegressor.MaxSequence);
+        Assert.Equal(10, ((ISequenceNetwork)net).MaxSequence);
+        Assert.Equal(new[] { 10, 2 }, net.OutputShape);
+    }
+}
