@@ -19,6 +19,7 @@ public class SnapshotTests
         "Compiled.Nets.Network.Tests.ResNet.g.cs",
         "Compiled.Nets.Network.Tests.TokenNet.g.cs",
         "Compiled.Nets.Network.Tests.SeqNet.g.cs",
+        "Compiled.Nets.Network.Tests.SeqBlock.g.cs",
         "Compiled.Nets.Network.Tests.SeqRegressor.g.cs",
     };
 

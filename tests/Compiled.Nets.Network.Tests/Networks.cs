@@ -91,16 +91,25 @@ public partial class SeqNet
 {
     [Embedding(50, 8)] public partial Embedding Embed { get; }
     [LayerNorm(8)] public partial LayerNorm Norm { get; }
-    [Linear(8, 8)] public partial Linear Mix { get; }
+    [SubNetwork(2)] public partial SeqBlock[] Blocks { get; }
     [Linear(8, 3)] public partial Linear Head { get; }
 
     Tensor Forward(Tensor ids)
     {
-        var h = ids.Apply(Embed).Apply(Norm);
-        h = h + h.Apply(Mix).Gelu();
+        var h = ids.Apply(Embed).Apply(Norm).Apply(Blocks);
         var pooled = h.SelectToken(0) + h.MeanOverSequence();
         return pooled.Apply(Head);
     }
+}
+
+/// <summary>A per-position residual block over [T, 8], stacked inside SeqNet (composition keeps T symbolic).</summary>
+[Network, Input(Dim.Sequence, 8)]
+public partial class SeqBlock
+{
+    [Linear(8, 8)] public partial Linear Mix { get; }
+    [LayerNorm(8)] public partial LayerNorm Norm { get; }
+
+    Tensor Forward(Tensor x) => (x + x.Apply(Mix).Gelu()).Apply(Norm);
 }
 
 /// <summary>A float sequence [T, 4] regressed per position to [T, 2] (MSE): the output itself has the T dimension.</summary>

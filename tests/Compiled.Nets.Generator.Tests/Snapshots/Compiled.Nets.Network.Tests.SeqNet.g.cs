@@ -15,10 +15,15 @@ namespace Compiled.Nets.Network.Tests
         //   v3 = Linear(v2) [B, T, 8]  Mix
         //   v4 = Gelu(v3) [B, T, 8]  Gelu
         //   v5 = Add(v2, v4) [B, T, 8]  add
-        //   v6 = SelectToken(v5) [B, 8]  SelectToken
-        //   v7 = MeanOverSequence(v5) [B, 8]  MeanOverSequence
-        //   v8 = Add(v6, v7) [B, 8]  add
-        //   v9 = Linear(v8) [B, 3]  Head
+        //   v6 = LayerNorm(v5) [B, T, 8]  Norm
+        //   v7 = Linear(v6) [B, T, 8]  Mix
+        //   v8 = Gelu(v7) [B, T, 8]  Gelu
+        //   v9 = Add(v6, v8) [B, T, 8]  add
+        //   v10 = LayerNorm(v9) [B, T, 8]  Norm
+        //   v11 = SelectToken(v10) [B, 8]  SelectToken
+        //   v12 = MeanOverSequence(v10) [B, 8]  MeanOverSequence
+        //   v13 = Add(v11, v12) [B, 8]  add
+        //   v14 = Linear(v13) [B, 3]  Head
 
         /// <summary>Token ids per input sample: T (at T = MaxSequence).</summary>
         public const int InputFeatures = 16;
@@ -36,13 +41,19 @@ namespace Compiled.Nets.Network.Tests
         private global::Compiled.Nets.ParameterInfo _p_embed_weight = null!;
         private global::Compiled.Nets.ParameterInfo _p_norm_weight = null!;
         private global::Compiled.Nets.ParameterInfo _p_norm_bias = null!;
-        private global::Compiled.Nets.ParameterInfo _p_mix_weight = null!;
-        private global::Compiled.Nets.ParameterInfo _p_mix_bias = null!;
         private global::Compiled.Nets.ParameterInfo _p_head_weight = null!;
         private global::Compiled.Nets.ParameterInfo _p_head_bias = null!;
+        private global::Compiled.Nets.ParameterInfo _p_blocks_0_mix_weight = null!;
+        private global::Compiled.Nets.ParameterInfo _p_blocks_0_mix_bias = null!;
+        private global::Compiled.Nets.ParameterInfo _p_blocks_0_norm_weight = null!;
+        private global::Compiled.Nets.ParameterInfo _p_blocks_0_norm_bias = null!;
+        private global::Compiled.Nets.ParameterInfo _p_blocks_1_mix_weight = null!;
+        private global::Compiled.Nets.ParameterInfo _p_blocks_1_mix_bias = null!;
+        private global::Compiled.Nets.ParameterInfo _p_blocks_1_norm_weight = null!;
+        private global::Compiled.Nets.ParameterInfo _p_blocks_1_norm_bias = null!;
         private global::Compiled.Nets.Embedding _embed = null!;
         private global::Compiled.Nets.LayerNorm _norm = null!;
-        private global::Compiled.Nets.Linear _mix = null!;
+        private global::Compiled.Nets.Network.Tests.SeqBlock[] _blocks = null!;
         private global::Compiled.Nets.Linear _head = null!;
 
         /// <summary>Declares every tensor of this network (PyTorch state-dict names, shapes, default initialisation).</summary>
@@ -51,10 +62,16 @@ namespace Compiled.Nets.Network.Tests
             b.Add(prefix + "embed.weight", new int[] { 50, 8 }, global::Compiled.Nets.ParameterRole.Embedding, global::Compiled.Nets.ParameterInit.Normal(1f));
             b.Add(prefix + "norm.weight", new int[] { 8 }, global::Compiled.Nets.ParameterRole.NormWeight, global::Compiled.Nets.ParameterInit.Ones);
             b.Add(prefix + "norm.bias", new int[] { 8 }, global::Compiled.Nets.ParameterRole.NormBias, global::Compiled.Nets.ParameterInit.Zeros);
-            b.Add(prefix + "mix.weight", new int[] { 8, 8 }, global::Compiled.Nets.ParameterRole.Weight, global::Compiled.Nets.ParameterInit.Uniform(1f / global::System.MathF.Sqrt(8)));
-            b.Add(prefix + "mix.bias", new int[] { 8 }, global::Compiled.Nets.ParameterRole.Bias, global::Compiled.Nets.ParameterInit.Uniform(1f / global::System.MathF.Sqrt(8)));
             b.Add(prefix + "head.weight", new int[] { 3, 8 }, global::Compiled.Nets.ParameterRole.Weight, global::Compiled.Nets.ParameterInit.Uniform(1f / global::System.MathF.Sqrt(8)));
             b.Add(prefix + "head.bias", new int[] { 3 }, global::Compiled.Nets.ParameterRole.Bias, global::Compiled.Nets.ParameterInit.Uniform(1f / global::System.MathF.Sqrt(8)));
+            b.Add(prefix + "blocks.0.mix.weight", new int[] { 8, 8 }, global::Compiled.Nets.ParameterRole.Weight, global::Compiled.Nets.ParameterInit.Uniform(1f / global::System.MathF.Sqrt(8)));
+            b.Add(prefix + "blocks.0.mix.bias", new int[] { 8 }, global::Compiled.Nets.ParameterRole.Bias, global::Compiled.Nets.ParameterInit.Uniform(1f / global::System.MathF.Sqrt(8)));
+            b.Add(prefix + "blocks.0.norm.weight", new int[] { 8 }, global::Compiled.Nets.ParameterRole.NormWeight, global::Compiled.Nets.ParameterInit.Ones);
+            b.Add(prefix + "blocks.0.norm.bias", new int[] { 8 }, global::Compiled.Nets.ParameterRole.NormBias, global::Compiled.Nets.ParameterInit.Zeros);
+            b.Add(prefix + "blocks.1.mix.weight", new int[] { 8, 8 }, global::Compiled.Nets.ParameterRole.Weight, global::Compiled.Nets.ParameterInit.Uniform(1f / global::System.MathF.Sqrt(8)));
+            b.Add(prefix + "blocks.1.mix.bias", new int[] { 8 }, global::Compiled.Nets.ParameterRole.Bias, global::Compiled.Nets.ParameterInit.Uniform(1f / global::System.MathF.Sqrt(8)));
+            b.Add(prefix + "blocks.1.norm.weight", new int[] { 8 }, global::Compiled.Nets.ParameterRole.NormWeight, global::Compiled.Nets.ParameterInit.Ones);
+            b.Add(prefix + "blocks.1.norm.bias", new int[] { 8 }, global::Compiled.Nets.ParameterRole.NormBias, global::Compiled.Nets.ParameterInit.Zeros);
         }
 
         /// <summary>Creates the network with its own parameters, initialised as PyTorch does from <paramref name="seed"/>.</summary>
@@ -82,19 +99,25 @@ namespace Compiled.Nets.Network.Tests
             _p_embed_weight = _store[prefix + "embed.weight"];
             _p_norm_weight = _store[prefix + "norm.weight"];
             _p_norm_bias = _store[prefix + "norm.bias"];
-            _p_mix_weight = _store[prefix + "mix.weight"];
-            _p_mix_bias = _store[prefix + "mix.bias"];
             _p_head_weight = _store[prefix + "head.weight"];
             _p_head_bias = _store[prefix + "head.bias"];
+            _p_blocks_0_mix_weight = _store[prefix + "blocks.0.mix.weight"];
+            _p_blocks_0_mix_bias = _store[prefix + "blocks.0.mix.bias"];
+            _p_blocks_0_norm_weight = _store[prefix + "blocks.0.norm.weight"];
+            _p_blocks_0_norm_bias = _store[prefix + "blocks.0.norm.bias"];
+            _p_blocks_1_mix_weight = _store[prefix + "blocks.1.mix.weight"];
+            _p_blocks_1_mix_bias = _store[prefix + "blocks.1.mix.bias"];
+            _p_blocks_1_norm_weight = _store[prefix + "blocks.1.norm.weight"];
+            _p_blocks_1_norm_bias = _store[prefix + "blocks.1.norm.bias"];
             _embed = new global::Compiled.Nets.Embedding(_store, prefix + "embed", 50, 8);
             _norm = new global::Compiled.Nets.LayerNorm(_store, prefix + "norm", 8, 1E-05f);
-            _mix = new global::Compiled.Nets.Linear(_store, prefix + "mix", 8, 8, true);
+            _blocks = new global::Compiled.Nets.Network.Tests.SeqBlock[] { new global::Compiled.Nets.Network.Tests.SeqBlock(_store, prefix + "blocks.0."), new global::Compiled.Nets.Network.Tests.SeqBlock(_store, prefix + "blocks.1.") };
             _head = new global::Compiled.Nets.Linear(_store, prefix + "head", 8, 3, true);
         }
 
         public partial global::Compiled.Nets.Embedding Embed { get => _embed; }
         public partial global::Compiled.Nets.LayerNorm Norm { get => _norm; }
-        public partial global::Compiled.Nets.Linear Mix { get => _mix; }
+        public partial global::Compiled.Nets.Network.Tests.SeqBlock[] Blocks { get => _blocks; }
         public partial global::Compiled.Nets.Linear Head { get => _head; }
 
         public string Name => "SeqNet";
@@ -140,25 +163,35 @@ namespace Compiled.Nets.Network.Tests
             var r3 = act.Slice(416 * cap, T * 8 * batch);
             var v4 = act.Slice(544 * cap, T * 8 * batch);
             var v5 = act.Slice(672 * cap, T * 8 * batch);
-            var v6 = act.Slice(800 * cap, 8 * batch);
-            var v7 = act.Slice(808 * cap, 8 * batch);
-            var v8 = act.Slice(816 * cap, 8 * batch);
-            var v9 = act.Slice(824 * cap, 3 * batch);
-            var r9 = act.Slice(827 * cap, 3 * batch);
-            var probs = act.Slice(830 * cap, 3 * batch);
+            var v6 = act.Slice(800 * cap, T * 8 * batch);
+            var mean6 = act.Slice(928 * cap, T * batch);
+            var rstd6 = act.Slice(944 * cap, T * batch);
+            var v7 = act.Slice(960 * cap, T * 8 * batch);
+            var r7 = act.Slice(1088 * cap, T * 8 * batch);
+            var v8 = act.Slice(1216 * cap, T * 8 * batch);
+            var v9 = act.Slice(1344 * cap, T * 8 * batch);
+            var v10 = act.Slice(1472 * cap, T * 8 * batch);
+            var mean10 = act.Slice(1600 * cap, T * batch);
+            var rstd10 = act.Slice(1616 * cap, T * batch);
+            var v11 = act.Slice(1632 * cap, 8 * batch);
+            var v12 = act.Slice(1640 * cap, 8 * batch);
+            var v13 = act.Slice(1648 * cap, 8 * batch);
+            var v14 = act.Slice(1656 * cap, 3 * batch);
+            var r14 = act.Slice(1659 * cap, 3 * batch);
+            var probs = act.Slice(1662 * cap, 3 * batch);
             global::System.ReadOnlySpan<int> v0 = input;
             // Embed: [B, T] -> [B, T, 8]
             global::Compiled.Nets.Kernels.EmbeddingKernels.Forward(v1, v0, _store.Value(_p_embed_weight), batch * T, 50, 8);
             // Norm: [B, T, 8] -> [B, T, 8]
             global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v2, default, default, v1, _store.Value(_p_norm_weight), _store.Value(_p_norm_bias), batch * T, 8, 1E-05f);
             // Mix: [B, T, 8] -> [B, T, 8]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r3, v2, _store.Value(_p_mix_weight), batch * T, 8, 8);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r3, v2, _store.Value(_p_blocks_0_mix_weight), batch * T, 8, 8);
             // fused: Bias + Gelu  [B, T, 8]
             {
                 int rows = batch * T, cols = 8;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r3);
                 ref float v4_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v4);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_mix_bias);
+                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_0_mix_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -181,19 +214,53 @@ namespace Compiled.Nets.Network.Tests
             }
             // add: [B, T, 8] -> [B, T, 8]
             global::Compiled.Nets.Kernels.Elementwise.Add(v5, v2, v4);
+            // Norm: [B, T, 8] -> [B, T, 8]
+            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v6, default, default, v5, _store.Value(_p_blocks_0_norm_weight), _store.Value(_p_blocks_0_norm_bias), batch * T, 8, 1E-05f);
+            // Mix: [B, T, 8] -> [B, T, 8]
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r7, v6, _store.Value(_p_blocks_1_mix_weight), batch * T, 8, 8);
+            // fused: Bias + Gelu  [B, T, 8]
+            {
+                int rows = batch * T, cols = 8;
+                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r7);
+                ref float v8_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v8);
+                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_1_mix_bias);
+                for (int r = 0; r < rows; r++)
+                {
+                    int i = r * cols, end = i + cols, j = 0;
+                    for (; i <= end - 16; i += 16, j += 16)
+                    {
+                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                        t += bv;
+                        t = global::Compiled.Nets.Kernels.Elementwise.Gelu(t);
+                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v8_, (nuint)i);
+                    }
+                    for (; i < end; i++, j++)
+                    {
+                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
+                        t += bias[j];
+                        t = global::Compiled.Nets.Kernels.Elementwise.Gelu(t);
+                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v8_, i) = t;
+                    }
+                }
+            }
+            // add: [B, T, 8] -> [B, T, 8]
+            global::Compiled.Nets.Kernels.Elementwise.Add(v9, v6, v8);
+            // Norm: [B, T, 8] -> [B, T, 8]
+            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v10, default, default, v9, _store.Value(_p_blocks_1_norm_weight), _store.Value(_p_blocks_1_norm_bias), batch * T, 8, 1E-05f);
             // SelectToken: [B, T, 8] -> [B, 8]
-            global::Compiled.Nets.Kernels.SequenceKernels.SelectForward(v6, v5, batch, T, 8, 0);
+            global::Compiled.Nets.Kernels.SequenceKernels.SelectForward(v11, v10, batch, T, 8, 0);
             // MeanOverSequence: [B, T, 8] -> [B, 8]
-            global::Compiled.Nets.Kernels.SequenceKernels.MeanForward(v7, v5, mask, batch, T, 8);
+            global::Compiled.Nets.Kernels.SequenceKernels.MeanForward(v12, v10, mask, batch, T, 8);
             // add: [B, 8] -> [B, 8]
-            global::Compiled.Nets.Kernels.Elementwise.Add(v8, v6, v7);
+            global::Compiled.Nets.Kernels.Elementwise.Add(v13, v11, v12);
             // Head: [B, 8] -> [B, 3]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r9, v8, _store.Value(_p_head_weight), batch * 1, 8, 3);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r14, v13, _store.Value(_p_head_weight), batch * 1, 8, 3);
             // fused: Bias  [B, 3]
             {
                 int rows = batch * 1, cols = 3;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r9);
-                ref float v9_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v9);
+                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r14);
+                ref float v14_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v14);
                 global::System.ReadOnlySpan<float> bias = _store.Value(_p_head_bias);
                 for (int r = 0; r < rows; r++)
                 {
@@ -203,17 +270,17 @@ namespace Compiled.Nets.Network.Tests
                         var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
                         var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
                         t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
+                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v14_, (nuint)i);
                     }
                     for (; i < end; i++, j++)
                     {
                         float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
                         t += bias[j];
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v9_, i) = t;
+                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v14_, i) = t;
                     }
                 }
             }
-            return v9;
+            return v14;
         }
 
         /// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss.</summary>
@@ -239,44 +306,64 @@ namespace Compiled.Nets.Network.Tests
             var g4 = grad.Slice(544 * cap, T * 8 * batch);
             var v5 = act.Slice(672 * cap, T * 8 * batch);
             var g5 = grad.Slice(672 * cap, T * 8 * batch);
-            var v6 = act.Slice(800 * cap, 8 * batch);
-            var g6 = grad.Slice(800 * cap, 8 * batch);
-            var v7 = act.Slice(808 * cap, 8 * batch);
-            var g7 = grad.Slice(808 * cap, 8 * batch);
-            var v8 = act.Slice(816 * cap, 8 * batch);
-            var g8 = grad.Slice(816 * cap, 8 * batch);
-            var v9 = act.Slice(824 * cap, 3 * batch);
-            var g9 = grad.Slice(824 * cap, 3 * batch);
-            var r9 = act.Slice(827 * cap, 3 * batch);
-            var probs = act.Slice(830 * cap, 3 * batch);
+            var v6 = act.Slice(800 * cap, T * 8 * batch);
+            var g6 = grad.Slice(800 * cap, T * 8 * batch);
+            var mean6 = act.Slice(928 * cap, T * batch);
+            var rstd6 = act.Slice(944 * cap, T * batch);
+            var v7 = act.Slice(960 * cap, T * 8 * batch);
+            var g7 = grad.Slice(960 * cap, T * 8 * batch);
+            var r7 = act.Slice(1088 * cap, T * 8 * batch);
+            var v8 = act.Slice(1216 * cap, T * 8 * batch);
+            var g8 = grad.Slice(1216 * cap, T * 8 * batch);
+            var v9 = act.Slice(1344 * cap, T * 8 * batch);
+            var g9 = grad.Slice(1344 * cap, T * 8 * batch);
+            var v10 = act.Slice(1472 * cap, T * 8 * batch);
+            var g10 = grad.Slice(1472 * cap, T * 8 * batch);
+            var mean10 = act.Slice(1600 * cap, T * batch);
+            var rstd10 = act.Slice(1616 * cap, T * batch);
+            var v11 = act.Slice(1632 * cap, 8 * batch);
+            var g11 = grad.Slice(1632 * cap, 8 * batch);
+            var v12 = act.Slice(1640 * cap, 8 * batch);
+            var g12 = grad.Slice(1640 * cap, 8 * batch);
+            var v13 = act.Slice(1648 * cap, 8 * batch);
+            var g13 = grad.Slice(1648 * cap, 8 * batch);
+            var v14 = act.Slice(1656 * cap, 3 * batch);
+            var g14 = grad.Slice(1656 * cap, 3 * batch);
+            var r14 = act.Slice(1659 * cap, 3 * batch);
+            var probs = act.Slice(1662 * cap, 3 * batch);
             global::System.ReadOnlySpan<int> v0 = input;
             _store.ZeroGradients();
-            grad.Slice(0, 833 * cap).Clear();
+            grad.Slice(0, 1665 * cap).Clear();
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_embed_weight.RequiresGrad || n0;
             bool n2 = _p_norm_weight.RequiresGrad || _p_norm_bias.RequiresGrad || n1;
-            bool n3 = _p_mix_weight.RequiresGrad || _p_mix_bias.RequiresGrad || n2;
+            bool n3 = _p_blocks_0_mix_weight.RequiresGrad || _p_blocks_0_mix_bias.RequiresGrad || n2;
             bool n4 = n3;
             bool n5 = n2 || n4;
-            bool n6 = n5;
-            bool n7 = n5;
-            bool n8 = n6 || n7;
-            bool n9 = _p_head_weight.RequiresGrad || _p_head_bias.RequiresGrad || n8;
+            bool n6 = _p_blocks_0_norm_weight.RequiresGrad || _p_blocks_0_norm_bias.RequiresGrad || n5;
+            bool n7 = _p_blocks_1_mix_weight.RequiresGrad || _p_blocks_1_mix_bias.RequiresGrad || n6;
+            bool n8 = n7;
+            bool n9 = n6 || n8;
+            bool n10 = _p_blocks_1_norm_weight.RequiresGrad || _p_blocks_1_norm_bias.RequiresGrad || n9;
+            bool n11 = n10;
+            bool n12 = n10;
+            bool n13 = n11 || n12;
+            bool n14 = _p_head_weight.RequiresGrad || _p_head_bias.RequiresGrad || n13;
 
             // Embed: [B, T] -> [B, T, 8]
             global::Compiled.Nets.Kernels.EmbeddingKernels.Forward(v1, v0, _store.Value(_p_embed_weight), batch * T, 50, 8);
             // Norm: [B, T, 8] -> [B, T, 8]
             global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v2, mean2, rstd2, v1, _store.Value(_p_norm_weight), _store.Value(_p_norm_bias), batch * T, 8, 1E-05f);
             // Mix: [B, T, 8] -> [B, T, 8]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r3, v2, _store.Value(_p_mix_weight), batch * T, 8, 8);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r3, v2, _store.Value(_p_blocks_0_mix_weight), batch * T, 8, 8);
             // fused: Bias + Gelu  [B, T, 8]
             {
                 int rows = batch * T, cols = 8;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r3);
                 ref float v3_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v3);
                 ref float v4_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v4);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_mix_bias);
+                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_0_mix_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -301,19 +388,56 @@ namespace Compiled.Nets.Network.Tests
             }
             // add: [B, T, 8] -> [B, T, 8]
             global::Compiled.Nets.Kernels.Elementwise.Add(v5, v2, v4);
+            // Norm: [B, T, 8] -> [B, T, 8]
+            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v6, mean6, rstd6, v5, _store.Value(_p_blocks_0_norm_weight), _store.Value(_p_blocks_0_norm_bias), batch * T, 8, 1E-05f);
+            // Mix: [B, T, 8] -> [B, T, 8]
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r7, v6, _store.Value(_p_blocks_1_mix_weight), batch * T, 8, 8);
+            // fused: Bias + Gelu  [B, T, 8]
+            {
+                int rows = batch * T, cols = 8;
+                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r7);
+                ref float v7_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v7);
+                ref float v8_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v8);
+                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_1_mix_bias);
+                for (int r = 0; r < rows; r++)
+                {
+                    int i = r * cols, end = i + cols, j = 0;
+                    for (; i <= end - 16; i += 16, j += 16)
+                    {
+                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                        t += bv;
+                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v7_, (nuint)i);
+                        t = global::Compiled.Nets.Kernels.Elementwise.Gelu(t);
+                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v8_, (nuint)i);
+                    }
+                    for (; i < end; i++, j++)
+                    {
+                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
+                        t += bias[j];
+                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v7_, i) = t;
+                        t = global::Compiled.Nets.Kernels.Elementwise.Gelu(t);
+                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v8_, i) = t;
+                    }
+                }
+            }
+            // add: [B, T, 8] -> [B, T, 8]
+            global::Compiled.Nets.Kernels.Elementwise.Add(v9, v6, v8);
+            // Norm: [B, T, 8] -> [B, T, 8]
+            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v10, mean10, rstd10, v9, _store.Value(_p_blocks_1_norm_weight), _store.Value(_p_blocks_1_norm_bias), batch * T, 8, 1E-05f);
             // SelectToken: [B, T, 8] -> [B, 8]
-            global::Compiled.Nets.Kernels.SequenceKernels.SelectForward(v6, v5, batch, T, 8, 0);
+            global::Compiled.Nets.Kernels.SequenceKernels.SelectForward(v11, v10, batch, T, 8, 0);
             // MeanOverSequence: [B, T, 8] -> [B, 8]
-            global::Compiled.Nets.Kernels.SequenceKernels.MeanForward(v7, v5, mask, batch, T, 8);
+            global::Compiled.Nets.Kernels.SequenceKernels.MeanForward(v12, v10, mask, batch, T, 8);
             // add: [B, 8] -> [B, 8]
-            global::Compiled.Nets.Kernels.Elementwise.Add(v8, v6, v7);
+            global::Compiled.Nets.Kernels.Elementwise.Add(v13, v11, v12);
             // Head: [B, 8] -> [B, 3]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r9, v8, _store.Value(_p_head_weight), batch * 1, 8, 3);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r14, v13, _store.Value(_p_head_weight), batch * 1, 8, 3);
             // fused: Bias  [B, 3]
             {
                 int rows = batch * 1, cols = 3;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r9);
-                ref float v9_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v9);
+                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r14);
+                ref float v14_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v14);
                 global::System.ReadOnlySpan<float> bias = _store.Value(_p_head_bias);
                 for (int r = 0; r < rows; r++)
                 {
@@ -323,29 +447,29 @@ namespace Compiled.Nets.Network.Tests
                         var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
                         var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
                         t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
+                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v14_, (nuint)i);
                     }
                     for (; i < end; i++, j++)
                     {
                         float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
                         t += bias[j];
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v9_, i) = t;
+                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v14_, i) = t;
                     }
                 }
             }
 
             // loss
-            float loss = global::Compiled.Nets.Kernels.CrossEntropyKernels.Forward(probs, v9, labels, batch, 3, 0.0f);
-            global::Compiled.Nets.Kernels.CrossEntropyKernels.Backward(g9, probs, labels, batch, 3, 1f / batch, 0.0f);
-            if (!logits.IsEmpty) v9.CopyTo(logits);
+            float loss = global::Compiled.Nets.Kernels.CrossEntropyKernels.Forward(probs, v14, labels, batch, 3, 0.0f);
+            global::Compiled.Nets.Kernels.CrossEntropyKernels.Backward(g14, probs, labels, batch, 3, 1f / batch, 0.0f);
+            if (!logits.IsEmpty) v14.CopyTo(logits);
 
             // backward: the units above in reverse order
-            if (n9)
+            if (n14)
             {
                 // fused backward: Bias
                 {
                     int rows = batch * 1, cols = 3;
-                    ref float gy_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(g9);
+                    ref float gy_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(g14);
                     global::System.Span<float> db = (_p_head_bias.RequiresGrad ? _store.Gradient(_p_head_bias) : default);
                     ref float db_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(db);
                     for (int r = 0; r < rows; r++)
@@ -364,23 +488,72 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n8 ? g8 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g9, v8, _store.Value(_p_head_weight), batch * 1, 8, 3);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n13 ? g13 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g14, v13, _store.Value(_p_head_weight), batch * 1, 8, 3);
+            }
+            if (n13)
+            {
+                // add backward
+                if (n11) global::Compiled.Nets.Kernels.Elementwise.AddInPlace(g11, g13);
+                if (n12) global::Compiled.Nets.Kernels.Elementwise.AddInPlace(g12, g13);
+            }
+            if (n12)
+            {
+                // MeanOverSequence backward
+                if (n10) global::Compiled.Nets.Kernels.SequenceKernels.MeanBackward(g10, g12, mask, batch, T, 8);
+            }
+            if (n11)
+            {
+                // SelectToken backward
+                if (n10) global::Compiled.Nets.Kernels.SequenceKernels.SelectBackward(g10, g11, batch, T, 8, 0);
+            }
+            if (n10)
+            {
+                // Norm backward
+                global::Compiled.Nets.Kernels.LayerNormKernels.Backward((n9 ? g9 : default), (_p_blocks_1_norm_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_norm_weight) : default), (_p_blocks_1_norm_bias.RequiresGrad ? _store.Gradient(_p_blocks_1_norm_bias) : default), g10, v9, mean10, rstd10, _store.Value(_p_blocks_1_norm_weight), batch * T, 8);
+            }
+            if (n9)
+            {
+                // add backward
+                if (n6) global::Compiled.Nets.Kernels.Elementwise.AddInPlace(g6, g9);
+                if (n8) global::Compiled.Nets.Kernels.Elementwise.AddInPlace(g8, g9);
             }
             if (n8)
             {
-                // add backward
-                if (n6) global::Compiled.Nets.Kernels.Elementwise.AddInPlace(g6, g8);
-                if (n7) global::Compiled.Nets.Kernels.Elementwise.AddInPlace(g7, g8);
-            }
-            if (n7)
-            {
-                // MeanOverSequence backward
-                if (n5) global::Compiled.Nets.Kernels.SequenceKernels.MeanBackward(g5, g7, mask, batch, T, 8);
+                // fused backward: Bias + Gelu
+                {
+                    int rows = batch * T, cols = 8;
+                    ref float gy_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(g8);
+                    ref float gz_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(g7);
+                    bool writeDz = n7;
+                    ref float v7_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v7);
+                    global::System.Span<float> db = (_p_blocks_1_mix_bias.RequiresGrad ? _store.Gradient(_p_blocks_1_mix_bias) : default);
+                    ref float db_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(db);
+                    for (int r = 0; r < rows; r++)
+                    {
+                        int i = r * cols, end = i + cols, j = 0;
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                            g = global::Compiled.Nets.Kernels.Elementwise.GeluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v7_, (nuint)i), g);
+                            if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);
+                        }
+                        for (; i < end; i++, j++)
+                        {
+                            float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
+                            g = global::Compiled.Nets.Kernels.Elementwise.GeluGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v7_, i), g);
+                            if (!db.IsEmpty) db[j] += g;
+                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) += g;
+                        }
+                    }
+                }
+                // Mix backward
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n6 ? g6 : default), (_p_blocks_1_mix_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_mix_weight) : default), g7, v6, _store.Value(_p_blocks_1_mix_weight), batch * T, 8, 8);
             }
             if (n6)
             {
-                // SelectToken backward
-                if (n5) global::Compiled.Nets.Kernels.SequenceKernels.SelectBackward(g5, g6, batch, T, 8, 0);
+                // Norm backward
+                global::Compiled.Nets.Kernels.LayerNormKernels.Backward((n5 ? g5 : default), (_p_blocks_0_norm_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_norm_weight) : default), (_p_blocks_0_norm_bias.RequiresGrad ? _store.Gradient(_p_blocks_0_norm_bias) : default), g6, v5, mean6, rstd6, _store.Value(_p_blocks_0_norm_weight), batch * T, 8);
             }
             if (n5)
             {
@@ -397,7 +570,7 @@ namespace Compiled.Nets.Network.Tests
                     ref float gz_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(g3);
                     bool writeDz = n3;
                     ref float v3_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v3);
-                    global::System.Span<float> db = (_p_mix_bias.RequiresGrad ? _store.Gradient(_p_mix_bias) : default);
+                    global::System.Span<float> db = (_p_blocks_0_mix_bias.RequiresGrad ? _store.Gradient(_p_blocks_0_mix_bias) : default);
                     ref float db_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(db);
                     for (int r = 0; r < rows; r++)
                     {
@@ -419,7 +592,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Mix backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n2 ? g2 : default), (_p_mix_weight.RequiresGrad ? _store.Gradient(_p_mix_weight) : default), g3, v2, _store.Value(_p_mix_weight), batch * T, 8, 8);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n2 ? g2 : default), (_p_blocks_0_mix_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_mix_weight) : default), g3, v2, _store.Value(_p_blocks_0_mix_weight), batch * T, 8, 8);
             }
             if (n2)
             {
@@ -442,7 +615,7 @@ namespace Compiled.Nets.Network.Tests
             if (labels.Length != batch) throw new global::System.ArgumentException("SeqNet: " + labels.Length + " labels for a batch of " + batch + ".", nameof(labels));
             var y = ForwardEval(input, mask, batch, sequence);
             if (!logits.IsEmpty) y.CopyTo(logits);
-            var probs = _ws!.Act.Span.Slice(830 * _ws.Capacity, 3 * batch);
+            var probs = _ws!.Act.Span.Slice(1662 * _ws.Capacity, 3 * batch);
             return global::Compiled.Nets.Kernels.CrossEntropyKernels.Forward(probs, y, labels, batch, 3, 0.0f);
         }
 
@@ -455,8 +628,8 @@ namespace Compiled.Nets.Network.Tests
             public Workspace(int capacity)
             {
                 Capacity = capacity;
-                Act = new global::Compiled.Nets.AlignedBuffer((long)833 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer((long)833 * capacity);
+                Act = new global::Compiled.Nets.AlignedBuffer((long)1665 * capacity);
+                Grad = new global::Compiled.Nets.AlignedBuffer((long)1665 * capacity);
                 Stats = new global::Compiled.Nets.AlignedBuffer(1);
                 Scratch = new global::Compiled.Nets.AlignedBuffer(1);
                 Ints = new int[1 * capacity];
