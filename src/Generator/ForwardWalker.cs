@@ -228,7 +228,7 @@ namespace Compiled.Nets.Generator
                     if (NetworkParser.HasSequence(shape)) { Sequence(inv, $"{who} (Conv2d)", "convolution needs fixed [C, H, W] sizes", shape); return -1; }
                     if (shape[0] != i[0])
                     {
-                        _p.ReportPublic(DiagnosticDescriptors.FeatureMismatch, a.Location("inChannels"), who, $"{i[0]} input channels (Conv2d({i[0]}, {i[1]}))",
+                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("inChannels"), Int(shape[0]), who, $"{i[0]} input channels (Conv2d({i[0]}, {i[1]}))",
                             Producer(x), $"{shape[0]} channels ({NetworkParser.Shape(shape)})", _inputText);
                         return -1;
                     }
@@ -246,7 +246,7 @@ namespace Compiled.Nets.Generator
                     if (shape[shape.Length - 1] == NetworkParser.Sequence) { Sequence(inv, $"{who} (Linear)", "its input features must be a fixed size", shape); return -1; }
                     if (shape[shape.Length - 1] != i[0])
                     {
-                        _p.ReportPublic(DiagnosticDescriptors.FeatureMismatch, a.Location("inFeatures"), who, $"{i[0]} input features (Linear({i[0]}, {i[1]}))",
+                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("inFeatures"), FeatureFix(x, shape), who, $"{i[0]} input features (Linear({i[0]}, {i[1]}))",
                             Producer(x), FeatureText(x, shape), _inputText);
                         return -1;
                     }
@@ -261,7 +261,7 @@ namespace Compiled.Nets.Generator
                     if (NetworkParser.HasSequence(shape)) { Sequence(inv, $"{who} (BatchNorm2d)", "it needs fixed [C, H, W] sizes", shape); return -1; }
                     if (shape[0] != i[0])
                     {
-                        _p.ReportPublic(DiagnosticDescriptors.FeatureMismatch, a.Location("features"), who, $"{i[0]} channels (BatchNorm2d({i[0]}))", Producer(x),
+                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("features"), Int(shape[0]), who, $"{i[0]} channels (BatchNorm2d({i[0]}))", Producer(x),
                             $"{shape[0]} channels ({NetworkParser.Shape(shape)})", _inputText);
                         return -1;
                     }
@@ -270,7 +270,7 @@ namespace Compiled.Nets.Generator
                     if (shape[shape.Length - 1] == NetworkParser.Sequence) { Sequence(inv, $"{who} (LayerNorm)", "it normalises a fixed number of features", shape); return -1; }
                     if (shape[shape.Length - 1] != i[0])
                     {
-                        _p.ReportPublic(DiagnosticDescriptors.FeatureMismatch, a.Location("features"), who, $"{i[0]} features (LayerNorm({i[0]}))", Producer(x), FeatureText(x, shape), _inputText);
+                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("features"), Int(shape[shape.Length - 1]), who, $"{i[0]} features (LayerNorm({i[0]}))", Producer(x), FeatureText(x, shape), _inputText);
                         return -1;
                     }
                     return _p.AddOp(OpKind.LayerNorm, x, -1, layer.Layer, shape, shape, Array.Empty<int>(), 0, who);
@@ -294,6 +294,16 @@ namespace Compiled.Nets.Generator
                     return _p.AddOp(kind, x, -1, layer.Layer, shape, shape, Array.Empty<int>(), 0, who);
                 }
             }
+        }
+
+        private static string Int(int v) => v.ToString(CultureInfo.InvariantCulture);
+
+        /// <summary>What the code fix writes for a feature count: the flattened shape as a product ("128 * 8 * 8") when
+        /// the features come from a Flatten, so the fixed argument reads like the one the user wrote; else the number.</summary>
+        private string FeatureFix(int x, int[] shape)
+        {
+            var pre = _p.PreFlattenShape(x);
+            return pre is null || pre.Length < 2 ? Int(shape[shape.Length - 1]) : string.Join(" * ", pre.Select(Int));
         }
 
         private string FeatureText(int x, int[] shape)

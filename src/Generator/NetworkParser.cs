@@ -427,6 +427,13 @@ namespace Compiled.Nets.Generator
         internal void Fail() => _failed = true;
         internal void ReportPublic(DiagnosticDescriptor d, LocationInfo? loc, params object[] args) => Report(d, loc, args);
 
+        /// <summary>Reports a diagnostic whose flagged expression a code fix can replace with <paramref name="replacement"/>.</summary>
+        internal void ReportWithFix(DiagnosticDescriptor d, LocationInfo? loc, string replacement, params object[] args)
+        {
+            _diagnostics.Add(DiagnosticInfo.Create(d, loc, args) with { Replacement = replacement });
+            if (d.DefaultSeverity == DiagnosticSeverity.Error) _failed = true;
+        }
+
         /// <summary>Inlines a sub-network: parses its class with a prefix and feeds it the given value.</summary>
         internal int Inline(LayerRef sub, int input, LocationInfo? at, string inputText)
         {

@@ -1,0 +1,116 @@
+using System.Collections.Immutable;
+using Compiled.Nets.CodeFixes;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CodeActions;
+using Microsoft.CodeAnalysis.CodeFixes;
+using Microsoft.CodeAnalysis.Text;
+
+namespace Compiled.Nets.Generator.Tests;
+
+/// <summary>
+/// The CNET0001 code fix, applied the way an IDE does: generator diagnostics → CodeFixProvider → the changed document,
+/// then the generator runs again on the fixed text and must report nothing.
+/// </summary>
+public class CodeFixTests
+{
+    private const string Usings = "using Compiled.Nets;\n";
+
+    private static async Task<string> ApplySingleFix(string source, string expectedTitle)
+    {
+        var (diags, _, _) = GeneratorHarness.Run(source);
+        var diagnostic = Assert.Single(diags, d => d.Id == "CNET0001");
+
+        using var workspace = new AdhocWorkspace();
+        var project = workspace.AddProject("Test", LanguageNames.CSharp);
+        var document = workspace.AddDocument(project.Id, "Test0.cs", SourceText.From(source));
+        // The IDE reports the diagnostic against this document's tree: same span, this tree.
+        var tree = (await document.GetSyntaxTreeAsync())!;
+        var located = Diagnostic.Create(diagnostic.Descriptor, Location.Create(tree, diagnostic.Location.SourceSpan), diagnostic.Properties,
+            diagnostic.GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+
+        var actions = new List<CodeAction>();
+        var context = new CodeFixContext(document, located, (a, _) => actions.Add(a), CancellationToken.None);
+        await new SizeMismatchCodeFix().RegisterCodeFixesAsync(context);
+        var action = Assert.Single(actions);
+        Assert.Equal(expectedTitle, action.Title);
+        var operations = await action.GetOperationsAsync(CancellationToken.None);
+        var changed = operations.OfType<ApplyChangesOperation>().Single().ChangedSolution.GetDocument(document.Id)!;
+        return (await changed.GetTextAsync()).ToString();
+    }
+
+    [Fact]
+    public async Task TheSeedBug_128x7x7_IsRewrittenTo_128x8x8_AndThenBuilds()
+    {
+        string source = Usings + """
+            [Network, Input(3, 32, 32), CrossEntropyLoss]
+            public partial class CifarNet
+            {
+                [Conv2d(3, 64, kernel: 3, padding: 1)]   public partial Conv2d Conv1 { get; }
+                [Conv2d(64, 128, kernel: 3, padding: 1)] public partial Conv2d Conv2 { get; }
+                [Linear(128 * 7 * 7, 512)]               public partial Linear Fc1 { get; }
+                [Linear(512, 10)]                        public partial Linear Fc2 { get; }
+
+                Tensor Forward(Tensor x) => x.Apply(Conv1).MaxPool2d(2).Relu()
+                                             .Apply(Conv2).MaxPool2d(2).Relu()
+                                             .Flatten().Apply(Fc1).Relu().Apply(Fc2);
+            }
+            """;
+        string fixedSource = await ApplySingleFix(source, "Change to 128 * 8 * 8");
+        Assert.Equal(source.Replace("[Linear(128 * 7 * 7, 512)]", "[Linear(128 * 8 * 8, 512)]"), fixedSource);
+        var (diags, sources, output) = GeneratorHarness.Run(fixedSource);
+        Assert.Empty(diags);
+        Assert.Single(sources);
+        Assert.DoesNotContain(output, d => d.Severity == DiagnosticSeverity.Error);
+    }
+
+    [Fact]
+    public async Task ConvChannelMismatch_IsRewrittenToTheProducedChannels()
+    {
+        string source = Usings + """
+            [Network, Input(1, 8, 8)]
+            public partial class N
+            {
+                [Conv2d(1, 16, kernel: 3)] public partial Conv2d A { get; }
+                [Conv2d(inChannels: 32, outChannels: 4, kernel: 3)] public partial Conv2d B { get; }
+                Tensor Forward(Tensor x) => x.Apply(A).Relu().Apply(B);
+            }
+            """;
+        string fixedSource = await ApplySingleFix(source, "Change to 16");
+        Assert.Contains("[Conv2d(inChannels: 16, outChannels: 4, kernel: 3)]", fixedSource);
+        Assert.Empty(GeneratorHarness.Run(fixedSource).Generator);
+    }
+
+    [Fact]
+    public async Task LinearAfterLinear_GetsThePlainNumber()
+    {
+        string source = Usings + """
+            [Network, Input(20)]
+            public partial class N
+            {
+                [Linear(20, 30)] public partial Linear A { get; }
+                [Linear(/* hidden */ 40, 5)] public partial Linear B { get; }
+                Tensor Forward(Tensor x) => x.Apply(A).Gelu().Apply(B);
+            }
+            """;
+        string fixedSource = await ApplySingleFix(source, "Change to 30");
+        Assert.Contains("[Linear(/* hidden */ 30, 5)]", fixedSource);
+        Assert.Empty(GeneratorHarness.Run(fixedSource).Generator);
+    }
+
+    [Fact]
+    public void DiagnosticsOtherThanSizeMismatches_CarryNoReplacement()
+    {
+        var (diags, _, _) = GeneratorHarness.Run(Usings + """
+            [Network, Input(4)]
+            public partial class N
+            {
+                [Linear(4, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc) + x;
+            }
+            """);
+        var d = Assert.Single(diags);
+        Assert.Equal("CNET0012", d.Id);
+        Assert.Empty(d.Properties);
+        Assert.DoesNotContain("CNET0012", new SizeMismatchCodeFix().FixableDiagnosticIds);
+    }
+}
