@@ -57,7 +57,9 @@ public static class Summary
 
     internal static double Median(Action run, int reps = 7)
     {
-        run();
+        // Warm up for at least 3 runs and 0.2 s so JIT tiers and caches settle before timing.
+        long w0 = Stopwatch.GetTimestamp();
+        for (int i = 0; i < 3 || Stopwatch.GetElapsedTime(w0).TotalSeconds < 0.2; i++) run();
         var times = new double[reps];
         for (int i = 0; i < reps; i++)
         {

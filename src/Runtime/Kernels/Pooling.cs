@@ -1,4 +1,7 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Compiled.Nets.Kernels;
 
@@ -34,6 +37,13 @@ public static unsafe class PoolingKernels
     private static void MaxPlanes(ref MaxArgs a, int p0, int p1)
     {
         var g = a.G;
+        if (g.KernelH == 2 && g.KernelW == 2 && g.StrideH == 2 && g.StrideW == 2) Max2x2(ref a, p0, p1);
+        else MaxGeneral(ref a, p0, p1);
+    }
+
+    private static void MaxGeneral(ref MaxArgs a, int p0, int p1)
+    {
+        var g = a.G;
         int inPlane = g.InHeight * g.InWidth, outPlane = g.OutHeight * g.OutWidth;
         for (int bc = p0; bc < p1; bc++)
         {
@@ -59,6 +69,73 @@ public static unsafe class PoolingKernels
                 }
         }
     }
+
+    // The common 2×2/2 window, 16 outputs at a time: each row pair is split into even/odd columns with two-source
+    // permutes, the pairs are compared horizontally and then vertically, so the winner (and its index) is the first
+    // maximum in window order exactly as in the reference loop, and NaN wins. No data-dependent branches: on real
+    // activations the comparisons are coin flips and mispredictions cost more than the arithmetic.
+    private static readonly Vector512<int> s_even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    private static readonly Vector512<int> s_odd = s_even + Vector512<int>.One;
+
+    private static void Max2x2(ref MaxArgs a, int p0, int p1)
+    {
+        var g = a.G;
+        if (!Avx512F.IsSupported) { MaxGeneral(ref a, p0, p1); return; }
+        int w = g.InWidth, inPlane = g.InHeight * w, oh = g.OutHeight, ow = g.OutWidth, outPlane = oh * ow;
+        float* rows = stackalloc float[64];
+        float* outV = stackalloc float[16];
+        int* outI = stackalloc int[16];
+        var even = s_even; var odd = s_odd; var lane2 = s_even;
+        for (int bc = p0; bc < p1; bc++)
+        {
+            float* xp = a.X + (long)bc * inPlane;
+            float* yp = a.Y + (long)bc * outPlane;
+            int* ap = a.Arg == null ? null : a.Arg + (long)bc * outPlane;
+            for (int i = 0; i < oh; i++)
+            {
+                float* top = xp + 2 * i * w;
+                int o = i * ow, rowBase = 2 * i * w;
+                if (ow < 16)
+                {
+                    // Narrow rows: work on a padded copy so the 32-wide loads stay inside memory we own.
+                    new ReadOnlySpan<float>(top, 2 * ow).CopyTo(new Span<float>(rows, 32));
+                    new ReadOnlySpan<float>(top + w, 2 * ow).CopyTo(new Span<float>(rows + 32, 32));
+                    Max2x2Chunk(rows, rows + 32, 0, rowBase, w, even, odd, lane2, outV, outI);
+                    new ReadOnlySpan<float>(outV, ow).CopyTo(new Span<float>(yp + o, ow));
+                    if (ap != null) new ReadOnlySpan<int>(outI, ow).CopyTo(new Span<int>(ap + o, ow));
+                    continue;
+                }
+                for (int j = 0; ; j += 16)
+                {
+                    if (j > ow - 16) j = ow - 16; // the last chunk overlaps the previous one (same results)
+                    Max2x2Chunk(top, top + w, j, rowBase, w, even, odd, lane2, yp + o + j, ap == null ? outI : ap + o + j);
+                    if (j == ow - 16) break;
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Max2x2Chunk(float* top, float* bottom, int j, int rowBase, int w, Vector512<int> even, Vector512<int> odd, Vector512<int> lane2, float* y, int* arg)
+    {
+        var t0 = Vector512.Load(top + 2 * j); var t1 = Vector512.Load(top + 2 * j + 16);
+        var b0 = Vector512.Load(bottom + 2 * j); var b1 = Vector512.Load(bottom + 2 * j + 16);
+        var te = Avx512F.PermuteVar16x32x2(t0, even, t1); var to = Avx512F.PermuteVar16x32x2(t0, odd, t1);
+        var be = Avx512F.PermuteVar16x32x2(b0, even, b1); var bo = Avx512F.PermuteVar16x32x2(b0, odd, b1);
+        var wt = Wins(te, to); var mt = Vector512.ConditionalSelect(wt, to, te);
+        var wb = Wins(be, bo); var mb = Vector512.ConditionalSelect(wb, bo, be);
+        var wv = Wins(mt, mb);
+        Vector512.Store(Vector512.ConditionalSelect(wv, mb, mt), y);
+        var kt = wt.AsInt32() & Vector512<int>.One;
+        var kb = (wb.AsInt32() & Vector512<int>.One) + Vector512.Create(w);
+        var k = Vector512.ConditionalSelect(wv.AsInt32(), kb, kt);
+        Vector512.Store(k + lane2 + Vector512.Create(rowBase + 2 * j), arg);
+    }
+
+    // Lanes where b (later in window order) replaces a: b is larger, or b is the first NaN.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Wins(Vector512<float> a, Vector512<float> b) =>
+        Vector512.GreaterThan(b, a) | (~Vector512.Equals(b, b) & Vector512.Equals(a, a));
 
     /// <summary>dx[argmax] += dy.</summary>
     public static void MaxPool2dBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<int> argmax, in Pool2dGeometry g) => Reference.MaxPool2dBackward(dx, dy, argmax, g);

@@ -9,6 +9,9 @@ public class PoolingFastTests
     [InlineData(2, 7, 17, 13, 2, 2)]
     [InlineData(3, 65, 9, 11, 3, 2)]
     [InlineData(64, 64, 28, 28, 2, 2)]
+    [InlineData(2, 3, 6, 70, 2, 2)]
+    [InlineData(1, 2, 5, 33, 2, 2)]
+    [InlineData(2, 2, 4, 64, 2, 2)]
     public void FastMaxPool_MatchesReference_IncludingArgmaxAndNaN(int b, int c, int h, int w, int k, int s)
     {
         var g = new Pool2dGeometry(b, c, h, w, k, k, s, s);
@@ -16,6 +19,22 @@ public class PoolingFastTests
         var x = Enumerable.Range(0, b * g.InSize).Select(_ => r.NextFloat() - 0.5f).ToArray();
         x[x.Length / 3] = float.NaN;
         var y = new float[b * g.OutSize]; var arg = new int[y.Length];
+        var yRef = new float[y.Length]; var argRef = new int[y.Length];
+        PoolingKernels.MaxPool2dForward(y, arg, x, g);
+        PoolingKernels.Reference.MaxPool2dForward<float>(yRef, argRef, x, g);
+        Assert.Equal(yRef, y);
+        Assert.Equal(argRef, arg);
+    }
+
+    [Fact]
+    public void FastMaxPool2x2_BreaksTiesAndNaNsInWindowOrder()
+    {
+        // Values from {-1, 0, 1} make ties common; several NaNs (also two in one window) and infinities.
+        var g = new Pool2dGeometry(3, 5, 10, 12, 2, 2, 2, 2);
+        var r = new Rng(8);
+        var x = Enumerable.Range(0, 3 * g.InSize).Select(_ => (float)(r.NextInt(3) - 1)).ToArray();
+        x[13] = float.NaN; x[14] = float.NaN; x[100] = float.PositiveInfinity; x[101] = float.NegativeInfinity; x[250] = float.NaN;
+        var y = new float[3 * g.OutSize]; var arg = new int[y.Length];
         var yRef = new float[y.Length]; var argRef = new int[y.Length];
         PoolingKernels.MaxPool2dForward(y, arg, x, g);
         PoolingKernels.Reference.MaxPool2dForward<float>(yRef, argRef, x, g);
