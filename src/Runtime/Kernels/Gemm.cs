@@ -33,6 +33,17 @@ public static unsafe class Gemm
         CheckSizes(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
         ScaleC(c, m, n, ldc, beta);
         if (k <= 0 || alpha == 0f) return;
+        if (UsesAvx512 && !transA && m <= SkinnyRows && (long)n * k >= 4096)
+        {
+            // Batch-1..4 inference and similar: packing B would read and write all of it for a handful of rows.
+            fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
+            {
+                var sk = new Skinny { A = pa, Lda = lda, B = pb, Ldb = ldb, C = pc, Ldc = ldc, M = m, N = n, K = k, Alpha = alpha, TransB = transB };
+                if ((long)n * k >= 1L << 16) TwoCores.Run(&SkinnyHalf, &sk);
+                else SkinnyColumns(ref sk, 0, n);
+            }
+            return;
+        }
         if (!UsesAvx512 || (long)m * n * k < 4096)
         {
             SmallGemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc);
@@ -82,6 +93,110 @@ public static unsafe class Gemm
                 if (!transB) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(b.Slice(p * ldb, n), av, crow, crow);
                 else for (int j = 0; j < n; j++) crow[j] += av * b[j * ldb + p];
             }
+    }
+
+    // ------------------------------------------------------------------ skinny A (m ≤ 4 rows): no packing
+
+    private const int SkinnyRows = 4;
+
+    private struct Skinny
+    {
+        public float* A, B, C;
+        public int Lda, Ldb, Ldc, M, N, K;
+        public float Alpha;
+        public bool TransB;
+    }
+
+    private static void SkinnyHalf(void* state, int half)
+    {
+        ref var s = ref *(Skinny*)state;
+        int mid = (s.N / 2 + 63) / 64 * 64;
+        if (mid > s.N) mid = s.N;
+        if (half == 0) SkinnyColumns(ref s, 0, mid); else SkinnyColumns(ref s, mid, s.N);
+    }
+
+    private static void SkinnyColumns(ref Skinny s, int j0, int j1)
+    {
+        if (s.TransB) { SkinnyDots(ref s, j0, j1); return; }
+        // C[i, j0:j1] += alpha·Σₚ A[i,p]·B[p, j0:j1]: 64-column strips of B streamed once, all rows of A at a time.
+        int m = s.M, k = s.K;
+        float* acc = stackalloc float[SkinnyRows * 64];
+        for (int j = j0; j < j1; j += 64)
+        {
+            int w = Math.Min(64, j1 - j);
+            new Span<float>(acc, SkinnyRows * 64).Clear();
+            if (w == 64)
+            {
+                for (int i = 0; i < m; i++)
+                {
+                    var c0 = Vector512<float>.Zero; var c1 = c0; var c2 = c0; var c3 = c0;
+                    float* arow = s.A + (long)i * s.Lda;
+                    for (int p = 0; p < k; p++)
+                    {
+                        float* brow = s.B + (long)p * s.Ldb + j;
+                        var av = Vector512.Create(arow[p]);
+                        c0 = Vector512.FusedMultiplyAdd(av, Vector512.Load(brow), c0);
+                        c1 = Vector512.FusedMultiplyAdd(av, Vector512.Load(brow + 16), c1);
+                        c2 = Vector512.FusedMultiplyAdd(av, Vector512.Load(brow + 32), c2);
+                        c3 = Vector512.FusedMultiplyAdd(av, Vector512.Load(brow + 48), c3);
+                    }
+                    float* dst = acc + i * 64;
+                    Vector512.Store(c0, dst); Vector512.Store(c1, dst + 16); Vector512.Store(c2, dst + 32); Vector512.Store(c3, dst + 48);
+                }
+            }
+            else
+            {
+                for (int i = 0; i < m; i++)
+                    for (int p = 0; p < k; p++)
+                    {
+                        float av = s.A[(long)i * s.Lda + p];
+                        float* brow = s.B + (long)p * s.Ldb + j;
+                        for (int q = 0; q < w; q++) acc[i * 64 + q] += av * brow[q];
+                    }
+            }
+            for (int i = 0; i < m; i++)
+            {
+                float* crow = s.C + (long)i * s.Ldc + j;
+                for (int q = 0; q < w; q++) crow[q] += s.Alpha * acc[i * 64 + q];
+            }
+        }
+    }
+
+    // C[i, j] += alpha·dot(A[i, :], B[j, :]) with B row-major [n, k] (a Linear layer's weight): two B rows at a time
+    // against every row of A, so each weight is read once.
+    private static void SkinnyDots(ref Skinny s, int j0, int j1)
+    {
+        int m = s.M, k = s.K, k16 = k & ~15;
+        for (int j = j0; j < j1; j += 2)
+        {
+            bool two = j + 1 < j1;
+            float* b0 = s.B + (long)j * s.Ldb;
+            float* b1 = two ? b0 + s.Ldb : b0;
+            for (int i = 0; i < m; i++)
+            {
+                float* arow = s.A + (long)i * s.Lda;
+                var d0 = Vector512<float>.Zero; var d1 = d0; var e0 = d0; var e1 = d0;
+                int p = 0;
+                for (; p + 32 <= k16; p += 32)
+                {
+                    var a0 = Vector512.Load(arow + p); var a1 = Vector512.Load(arow + p + 16);
+                    d0 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(b0 + p), d0);
+                    d1 = Vector512.FusedMultiplyAdd(a1, Vector512.Load(b0 + p + 16), d1);
+                    e0 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(b1 + p), e0);
+                    e1 = Vector512.FusedMultiplyAdd(a1, Vector512.Load(b1 + p + 16), e1);
+                }
+                for (; p < k16; p += 16)
+                {
+                    var a0 = Vector512.Load(arow + p);
+                    d0 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(b0 + p), d0);
+                    e0 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(b1 + p), e0);
+                }
+                float x0 = Vector512.Sum(d0 + d1), x1 = Vector512.Sum(e0 + e1);
+                for (; p < k; p++) { x0 += arow[p] * b0[p]; x1 += arow[p] * b1[p]; }
+                s.C[(long)i * s.Ldc + j] += s.Alpha * x0;
+                if (two) s.C[(long)i * s.Ldc + j + 1] += s.Alpha * x1;
+            }
+        }
     }
 
     /// <summary>The plain triple loop (double accumulation), kept as the oracle for the fast path.</summary>

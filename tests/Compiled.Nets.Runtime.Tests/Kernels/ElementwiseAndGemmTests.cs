@@ -43,6 +43,11 @@ public class ElementwiseAndGemmTests
         foreach (int m in sizes) d.Add(m, sizes[(m + 3) % sizes.Length], sizes[(m + 5) % sizes.Length]);
         d.Add(130, 200, 300);
         d.Add(260, 129, 513);
+        // Skinny A (m ≤ 4, no packing), one and two cores, with odd column and depth tails.
+        d.Add(1, 513, 300);
+        d.Add(3, 130, 1000);
+        d.Add(4, 77, 4099);
+        d.Add(2, 1000, 70);
         return d;
     }
 
