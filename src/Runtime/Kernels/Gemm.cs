@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Compiled.Nets.Kernels;
 
@@ -280,20 +281,37 @@ public static unsafe class Gemm
             {
                 int mr = Math.Min(MR, mc - ir);
                 float* panel = dst + ir * kc;
+                if (!transA && mr == MR)
+                {
+                    // Six row streams read in step, the panel written contiguously.
+                    float* s0 = a + (long)(ic + ir) * lda + pc;
+                    float* s1 = s0 + lda, s2 = s1 + lda, s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda;
+                    for (int p = 0; p < kc; p++)
+                    {
+                        float* d = panel + p * MR;
+                        d[0] = alpha * s0[p]; d[1] = alpha * s1[p]; d[2] = alpha * s2[p];
+                        d[3] = alpha * s3[p]; d[4] = alpha * s4[p]; d[5] = alpha * s5[p];
+                    }
+                    continue;
+                }
+                if (transA)
+                {
+                    // op(A) = Aᵀ: the MR values of one k are contiguous in A's row pc+p.
+                    for (int p = 0; p < kc; p++)
+                    {
+                        float* src = a + (long)(pc + p) * lda + ic + ir;
+                        float* d = panel + p * MR;
+                        int r = 0;
+                        for (; r < mr; r++) d[r] = alpha * src[r];
+                        for (; r < MR; r++) d[r] = 0f;
+                    }
+                    continue;
+                }
                 for (int r = 0; r < MR; r++)
                 {
                     if (r >= mr) { for (int p = 0; p < kc; p++) panel[p * MR + r] = 0f; continue; }
-                    int row = ic + ir + r;
-                    if (!transA)
-                    {
-                        float* src = a + (long)row * lda + pc;
-                        for (int p = 0; p < kc; p++) panel[p * MR + r] = alpha * src[p];
-                    }
-                    else
-                    {
-                        float* src = a + (long)pc * lda + row;
-                        for (int p = 0; p < kc; p++) panel[p * MR + r] = alpha * src[(long)p * lda];
-                    }
+                    float* src = a + (long)(ic + ir + r) * lda + pc;
+                    for (int p = 0; p < kc; p++) panel[p * MR + r] = alpha * src[p];
                 }
             }
         }
@@ -325,7 +343,33 @@ public static unsafe class Gemm
                 }
                 else
                 {
-                    for (int q = 0; q < NR; q++)
+                    // op(B) = Bᵀ: 4×4 blocks transposed in registers (rows of B read contiguously, the panel written
+                    // four floats at a time) instead of a scalar gather with a 256-byte write stride.
+                    int q = 0;
+                    for (; q + 4 <= nr; q += 4)
+                    {
+                        float* r0 = b + (long)(jc + jr + q) * ldb + pc;
+                        float* r1 = r0 + ldb, r2 = r1 + ldb, r3 = r2 + ldb;
+                        int p = 0;
+                        for (; p + 4 <= kc; p += 4)
+                        {
+                            var v0 = Vector128.Load(r0 + p); var v1 = Vector128.Load(r1 + p);
+                            var v2 = Vector128.Load(r2 + p); var v3 = Vector128.Load(r3 + p);
+                            var t0 = Sse.UnpackLow(v0, v1); var t1 = Sse.UnpackLow(v2, v3);
+                            var t2 = Sse.UnpackHigh(v0, v1); var t3 = Sse.UnpackHigh(v2, v3);
+                            float* d = panel + p * NR + q;
+                            Vector128.Store(Sse.MoveLowToHigh(t0, t1), d);
+                            Vector128.Store(Sse.MoveHighToLow(t1, t0), d + NR);
+                            Vector128.Store(Sse.MoveLowToHigh(t2, t3), d + 2 * NR);
+                            Vector128.Store(Sse.MoveHighToLow(t3, t2), d + 3 * NR);
+                        }
+                        for (; p < kc; p++)
+                        {
+                            float* d = panel + p * NR + q;
+                            d[0] = r0[p]; d[1] = r1[p]; d[2] = r2[p]; d[3] = r3[p];
+                        }
+                    }
+                    for (; q < NR; q++)
                     {
                         if (q >= nr) { for (int p = 0; p < kc; p++) panel[p * NR + q] = 0f; continue; }
                         float* src = b + (long)(jc + jr + q) * ldb + pc;
