@@ -7,10 +7,20 @@ namespace Compiled.Nets.Kernels;
 // Bias is not applied here: the generated code adds it in the fused elementwise epilogue that follows.
 public static unsafe class Conv2dKernels
 {
-    private static int ColSize(in Conv2dGeometry g) => g.InChannels * g.KernelH * g.KernelW * g.OutHeight * g.OutWidth;
+    // Samples are processed in chunks: im2col of S samples side by side gives one GEMM with N = S·P columns instead of
+    // S GEMMs with N = P (P = 196 leaves a quarter of the last 64-wide panel idle and pays packing per sample).
+    private const int TargetColumns = 1536;
 
-    /// <summary>Floats of scratch memory Forward/Backward need: one im2col panel per core and a private dW for the second core.</summary>
-    public static long ScratchSize(in Conv2dGeometry g) => 2L * ColSize(g) + g.WeightSize;
+    /// <summary>Samples per chunk (independent of the batch, so the scratch size is too).</summary>
+    private static int ChunkSamples(in Conv2dGeometry g) => Math.Max(1, TargetColumns / (g.OutHeight * g.OutWidth));
+
+    private static long Q(in Conv2dGeometry g) => (long)g.InChannels * g.KernelH * g.KernelW;
+
+    // Per core: the chunk's columns [Q, S·P], a [O, S·P] staging block and a [Q, O] transposed weight gradient.
+    private static long PerCore(in Conv2dGeometry g) => (Q(g) + g.OutChannels) * ChunkSamples(g) * g.OutHeight * g.OutWidth + g.WeightSize;
+
+    /// <summary>Floats of scratch memory Forward/Backward need: per-core chunk buffers and a private dW for the second core.</summary>
+    public static long ScratchSize(in Conv2dGeometry g) => 2L * PerCore(g) + g.WeightSize;
 
     /// <summary>Pointers and sizes of one call, shared by the two halves of the batch.</summary>
     private struct Args
@@ -37,19 +47,31 @@ public static unsafe class Conv2dKernels
         ref var a = ref *(Args*)state;
         int mid = a.G.Batch / 2;
         if (half == 0) ForwardRange(ref a, 0, mid, a.Scratch);
-        else ForwardRange(ref a, mid, a.G.Batch, a.Scratch + ColSize(a.G));
+        else ForwardRange(ref a, mid, a.G.Batch, a.Scratch + PerCore(a.G));
     }
 
-    private static void ForwardRange(ref Args a, int b0, int b1, float* colPtr)
+    private static void ForwardRange(ref Args a, int b0, int b1, float* buffers)
     {
         var g = a.G;
-        int p = g.OutHeight * g.OutWidth, q = g.InChannels * g.KernelH * g.KernelW;
-        var col = new Span<float>(colPtr, p * q);
+        int p = g.OutHeight * g.OutWidth, q = (int)Q(g), o = g.OutChannels, chunk = ChunkSamples(g);
+        float* cols = buffers, stage = buffers + Q(g) * chunk * p;
         var w = new ReadOnlySpan<float>(a.W, g.WeightSize);
-        for (int b = b0; b < b1; b++)
+        for (int b = b0; b < b1; b += chunk)
         {
-            Reference.Im2Col(col, new ReadOnlySpan<float>(a.X + (long)b * g.InSize, g.InSize), g);
-            Gemm.Sgemm(false, false, g.OutChannels, p, q, 1f, w, q, col, p, 0f, new Span<float>(a.Y + (long)b * g.OutSize, g.OutSize), p);
+            int n = Math.Min(chunk, b1 - b), ld = n * p;
+            for (int s = 0; s < n; s++) Im2Col(cols + s * p, ld, a.X + (long)(b + s) * g.InSize, g);
+            if (n == 1)
+            {
+                Gemm.Sgemm(false, false, o, p, q, 1f, w, q, new ReadOnlySpan<float>(cols, q * p), p, 0f, new Span<float>(a.Y + (long)b * g.OutSize, g.OutSize), p);
+                continue;
+            }
+            Gemm.Sgemm(false, false, o, ld, q, 1f, w, q, new ReadOnlySpan<float>(cols, q * ld), ld, 0f, new Span<float>(stage, o * ld), ld);
+            // [O, S·P] → S samples of [O, P].
+            for (int s = 0; s < n; s++)
+            {
+                float* dst = a.Y + (long)(b + s) * g.OutSize;
+                for (int c = 0; c < o; c++) new ReadOnlySpan<float>(stage + (long)c * ld + s * p, p).CopyTo(new Span<float>(dst + (long)c * p, p));
+            }
         }
     }
 
@@ -70,7 +92,7 @@ public static unsafe class Conv2dKernels
             {
                 TwoCores.Run(&BackwardHalf, &a);
                 // The second half accumulated its weight gradient privately (no shared writes); fold it in.
-                if (a.Dw != null) Elementwise.AddInPlace(dw[..g.WeightSize], new ReadOnlySpan<float>(ps + 2L * ColSize(g), g.WeightSize));
+                if (a.Dw != null) Elementwise.AddInPlace(dw[..g.WeightSize], new ReadOnlySpan<float>(ps + 2L * PerCore(g), g.WeightSize));
             }
             else BackwardRange(ref a, 0, g.Batch, ps, a.Dw);
         }
@@ -81,29 +103,105 @@ public static unsafe class Conv2dKernels
         ref var a = ref *(Args*)state;
         int mid = a.G.Batch / 2;
         if (half == 0) { BackwardRange(ref a, 0, mid, a.Scratch, a.Dw); return; }
-        float* privateDw = a.Dw == null ? null : a.Scratch + 2L * ColSize(a.G);
+        float* privateDw = a.Dw == null ? null : a.Scratch + 2L * PerCore(a.G);
         if (privateDw != null) new Span<float>(privateDw, a.G.WeightSize).Clear();
-        BackwardRange(ref a, mid, a.G.Batch, a.Scratch + ColSize(a.G), privateDw);
+        BackwardRange(ref a, mid, a.G.Batch, a.Scratch + PerCore(a.G), privateDw);
     }
 
-    private static void BackwardRange(ref Args a, int b0, int b1, float* colPtr, float* dwPtr)
+    private static void BackwardRange(ref Args a, int b0, int b1, float* buffers, float* dwPtr)
     {
         var g = a.G;
-        int p = g.OutHeight * g.OutWidth, q = g.InChannels * g.KernelH * g.KernelW;
-        var col = new Span<float>(colPtr, p * q);
+        int p = g.OutHeight * g.OutWidth, q = (int)Q(g), o = g.OutChannels, chunk = ChunkSamples(g);
+        float* cols = buffers, stage = buffers + Q(g) * chunk * p, dwT = stage + (long)o * chunk * p;
         var w = new ReadOnlySpan<float>(a.W, g.WeightSize);
-        for (int b = b0; b < b1; b++)
+        for (int b = b0; b < b1; b += chunk)
         {
-            var dyb = new ReadOnlySpan<float>(a.Dy + (long)b * g.OutSize, g.OutSize);
+            int n = Math.Min(chunk, b1 - b), ld = n * p;
+            // dy of the chunk as one [O, S·P] matrix (the GEMMs' operand); a single sample is used in place.
+            float* dyc = a.Dy + (long)b * g.OutSize;
+            if (n > 1)
+            {
+                for (int s = 0; s < n; s++)
+                {
+                    float* src = a.Dy + (long)(b + s) * g.OutSize;
+                    for (int c = 0; c < o; c++) new ReadOnlySpan<float>(src + (long)c * p, p).CopyTo(new Span<float>(stage + (long)c * ld + s * p, p));
+                }
+                dyc = stage;
+            }
+            var dyMat = new ReadOnlySpan<float>(dyc, o * ld);
             if (dwPtr != null)
             {
-                Reference.Im2Col(col, new ReadOnlySpan<float>(a.X + (long)b * g.InSize, g.InSize), g);
-                Gemm.Sgemm(false, true, g.OutChannels, q, p, 1f, dyb, p, col, p, 1f, new Span<float>(dwPtr, g.WeightSize), q);
+                for (int s = 0; s < n; s++) Im2Col(cols + s * p, ld, a.X + (long)(b + s) * g.InSize, g);
+                var colMat = new ReadOnlySpan<float>(cols, q * ld);
+                if (q >= o)
+                    Gemm.Sgemm(false, true, o, q, ld, 1f, dyMat, ld, colMat, ld, 1f, new Span<float>(dwPtr, g.WeightSize), q);
+                else
+                {
+                    // Few columns per output channel (the first conv: Q = 9): dwᵀ[Q, O] = col·dyᵀ keeps the wide side in N.
+                    Gemm.Sgemm(false, true, q, o, ld, 1f, colMat, ld, dyMat, ld, 0f, new Span<float>(dwT, g.WeightSize), o);
+                    for (int c = 0; c < o; c++)
+                        for (int r = 0; r < q; r++) dwPtr[(long)c * q + r] += dwT[(long)r * o + c];
+                }
             }
             if (a.Dx != null)
             {
-                Gemm.Sgemm(true, false, q, p, g.OutChannels, 1f, w, q, dyb, p, 0f, col, p);
-                Reference.Col2ImAdd(new Span<float>(a.Dx + (long)b * g.InSize, g.InSize), col, g);
+                Gemm.Sgemm(true, false, q, ld, o, 1f, w, q, dyMat, ld, 0f, new Span<float>(cols, q * ld), ld);
+                for (int s = 0; s < n; s++) Col2ImAdd(a.Dx + (long)(b + s) * g.InSize, cols + s * p, ld, g);
+            }
+        }
+    }
+
+    /// <summary>col[(c,ki,kj), (i,j)] (row stride <paramref name="ld"/>) = x[c, i·s−p+ki·d, j·s−p+kj·d], zero outside.</summary>
+    private static void Im2Col(float* col, int ld, float* x, in Conv2dGeometry g)
+    {
+        int oh = g.OutHeight, ow = g.OutWidth, row = 0;
+        for (int c = 0; c < g.InChannels; c++)
+        for (int ki = 0; ki < g.KernelH; ki++)
+        for (int kj = 0; kj < g.KernelW; kj++, row++)
+        {
+            float* dst = col + (long)row * ld;
+            int off = kj * g.DilationW - g.PadW;
+            // Columns j whose source lies inside the row: wj = j·s + off ∈ [0, W).
+            int lo = off >= 0 ? 0 : (-off + g.StrideW - 1) / g.StrideW;
+            int hiEx = Math.Min(ow, g.InWidth - off <= 0 ? 0 : (g.InWidth - off - 1) / g.StrideW + 1);
+            for (int i = 0; i < oh; i++, dst += ow)
+            {
+                int hi = i * g.StrideH - g.PadH + ki * g.DilationH;
+                if ((uint)hi >= (uint)g.InHeight || hiEx <= lo) { new Span<float>(dst, ow).Clear(); continue; }
+                float* src = x + ((long)c * g.InHeight + hi) * g.InWidth + off;
+                for (int j = 0; j < lo; j++) dst[j] = 0f;
+                if (g.StrideW == 1) new ReadOnlySpan<float>(src + lo, hiEx - lo).CopyTo(new Span<float>(dst + lo, hiEx - lo));
+                else for (int j = lo; j < hiEx; j++) dst[j] = src[(long)j * g.StrideW];
+                for (int j = hiEx; j < ow; j++) dst[j] = 0f;
+            }
+        }
+    }
+
+    /// <summary>x += col2im(col) for one sample (the adjoint of <see cref="Im2Col"/>).</summary>
+    private static void Col2ImAdd(float* x, float* col, int ld, in Conv2dGeometry g)
+    {
+        int oh = g.OutHeight, ow = g.OutWidth, row = 0;
+        for (int c = 0; c < g.InChannels; c++)
+        for (int ki = 0; ki < g.KernelH; ki++)
+        for (int kj = 0; kj < g.KernelW; kj++, row++)
+        {
+            float* srcRow = col + (long)row * ld;
+            int off = kj * g.DilationW - g.PadW;
+            int lo = off >= 0 ? 0 : (-off + g.StrideW - 1) / g.StrideW;
+            int hiEx = Math.Min(ow, g.InWidth - off <= 0 ? 0 : (g.InWidth - off - 1) / g.StrideW + 1);
+            if (hiEx <= lo) continue;
+            for (int i = 0; i < oh; i++)
+            {
+                int hi = i * g.StrideH - g.PadH + ki * g.DilationH;
+                if ((uint)hi >= (uint)g.InHeight) continue;
+                float* dst = x + ((long)c * g.InHeight + hi) * g.InWidth + off;
+                float* s = srcRow + i * ow;
+                if (g.StrideW == 1)
+                {
+                    var d = new Span<float>(dst + lo, hiEx - lo);
+                    System.Numerics.Tensors.TensorPrimitives.Add(d, new ReadOnlySpan<float>(s + lo, hiEx - lo), d);
+                }
+                else for (int j = lo; j < hiEx; j++) dst[(long)j * g.StrideW] += s[j];
             }
         }
     }

@@ -28,8 +28,20 @@ public class FiniteDifferenceTests
         GradCheck.Check(wt, Loss, dw, "conv dw");
     }
 
+    /// <summary>The float path also on batches that fill several im2col chunks per core, partly (and the first
+    /// conv's transposed weight-gradient orientation, Q = C·k² smaller than O).</summary>
+    public static TheoryData<int, int, int, int, int, int, int, int, int> FloatConvCases()
+    {
+        var d = ConvCases();
+        d.Add(37, 3, 9, 9, 8, 3, 1, 1, 1);
+        d.Add(9, 1, 12, 10, 16, 3, 1, 1, 1);
+        d.Add(6, 2, 11, 9, 5, 3, 2, 1, 1);
+        d.Add(70, 1, 14, 14, 12, 3, 1, 1, 1);
+        return d;
+    }
+
     [Theory]
-    [MemberData(nameof(ConvCases))]
+    [MemberData(nameof(FloatConvCases))]
     public void Conv2d_FloatIm2ColGemm_MatchesDefinition(int b, int c, int h, int w, int o, int k, int s, int p, int d)
     {
         var g = new Conv2dGeometry(b, c, h, w, o, k, k, s, s, p, p, d, d);
