@@ -55,6 +55,8 @@ namespace Compiled.Nets.Generator
             public List<(string Name, int Size)> Stats = new();
             public HashSet<int> BiasRaw = new();
             public string OffsetTotal = "0";
+            public Dictionary<string, string> GradOffset = new();     // gradient arena: only the values' gradients
+            public string GradTotal = "0";
         }
 
         private static bool IsElementwise(OpKind k) => k is OpKind.Relu or OpKind.Gelu or OpKind.Tanh or OpKind.Sigmoid or OpKind.Dropout;
@@ -147,6 +149,12 @@ namespace Compiled.Nets.Generator
             long offset = 0;
             foreach (var (name, _, max) in plan.Regions) { plan.RegionOffset[name] = I(offset); offset += max; }
             plan.OffsetTotal = I(offset);
+            long goffset = 0;
+            foreach (var (name, _, max) in plan.Regions.Where(r => r.Name.StartsWith("v", StringComparison.Ordinal)))
+            {
+                plan.GradOffset[name] = I(goffset); goffset += max;
+            }
+            plan.GradTotal = I(goffset);
             plan.Units.Sort((a, b) => a.Primary?.Id.CompareTo(b.Primary?.Id ?? int.MaxValue) ?? 0);
             plan.Units = plan.Units.OrderBy(u => u.Primary?.Id ?? ops[u.Stages[0].Value].Id).ToList();
             return plan;
@@ -344,7 +352,7 @@ namespace Compiled.Nets.Generator
             {
                 w.Line($"var {name} = act.Slice({plan.RegionOffset[name]} * cap, {per} * batch);");
                 if (grads && name.StartsWith("v", StringComparison.Ordinal))
-                    w.Line($"var g{name.Substring(1)} = grad.Slice({plan.RegionOffset[name]} * cap, {per} * batch);");
+                    w.Line($"var g{name.Substring(1)} = grad.Slice({plan.GradOffset[name]} * cap, {per} * batch);");
             }
             int ioff = 0;
             foreach (var (name, per) in plan.IntRegions) { w.Line($"var {name} = new global::System.Span<int>(ws.Ints, {ioff} * cap, {per} * batch);"); ioff += int.Parse(per); }
@@ -588,8 +596,25 @@ namespace Compiled.Nets.Generator
             OpenLossMethod(w, s, "TrainStep", "Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss.");
             EmitSpans(w, s, plan, grads: true);
             w.Line("_store.ZeroGradients();");
-            w.Line($"grad.Slice(0, {plan.OffsetTotal} * cap).Clear();");
             EmitNeeds(w, s);
+            w.Line("// Gradients accumulate (+=): clear this batch's part of each one that backward will touch.");
+            // Values inside a fused chain never see their gradient materialised, so only units' ends and inputs count.
+            var touched = new HashSet<int>();
+            foreach (var u in plan.Units)
+            {
+                touched.Add(Storage(plan, u.Last)); touched.Add(Storage(plan, u.Source));
+                if (u.Primary is { } op)
+                {
+                    if (op.Input >= 0) touched.Add(Storage(plan, op.Input));
+                    if (op.Input2 >= 0) touched.Add(Storage(plan, op.Input2));
+                }
+            }
+            touched.Add(Storage(plan, s.Output));
+            foreach (var (name, _, _) in plan.Regions.Where(r => r.Name.StartsWith("v", StringComparison.Ordinal)))
+            {
+                int id = int.Parse(name.Substring(1), System.Globalization.CultureInfo.InvariantCulture);
+                if (touched.Contains(id) && s.Ops[id].Kind != OpKind.Input) w.Line($"if (n{id}) g{id}.Clear();");
+            }
             w.Line();
             EmitForwardBody(w, s, plan, training: true);
             int o = Storage(plan, s.Output);
@@ -794,7 +819,7 @@ namespace Compiled.Nets.Generator
             w.Open("public Workspace(int capacity)");
             w.Line("Capacity = capacity;");
             w.Line($"Act = new {R}AlignedBuffer((long){plan.OffsetTotal} * capacity);");
-            w.Line($"Grad = new {R}AlignedBuffer((long){plan.OffsetTotal} * capacity);");
+            w.Line($"Grad = new {R}AlignedBuffer((long){plan.GradTotal} * capacity);");
             w.Line($"Stats = new {R}AlignedBuffer({Math.Max(stats, 1)});");
             w.Line($"Scratch = new {R}AlignedBuffer({(convs.Count <= 1 ? scratch : $"global::System.Linq.Enumerable.Max(new long[] {{ {scratch} }})")});");
             w.Line($"Ints = new int[{Math.Max(ints, 1)} * capacity];");

@@ -221,7 +221,6 @@ namespace Compiled.Nets.Network.Tests
             var v5 = v4;
             var g5 = g4;
             _store.ZeroGradients();
-            grad.Slice(0, 1092 * cap).Clear();
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_conv_weight.RequiresGrad || n0;
@@ -230,6 +229,12 @@ namespace Compiled.Nets.Network.Tests
             bool n4 = n3;
             bool n5 = n4;
             bool n6 = _p_fc_weight.RequiresGrad || _p_fc_bias.RequiresGrad || n5;
+            // Gradients accumulate (+=): clear this batch's part of each one that backward will touch.
+            if (n1) g1.Clear();
+            if (n2) g2.Clear();
+            if (n3) g3.Clear();
+            if (n4) g4.Clear();
+            if (n6) g6.Clear();
 
             // Conv: [B, 3, 13, 11] -> [B, 8, 7, 6]
             global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 3, 13, 11, 8, 3, 3, 2, 2, 2, 2, 2, 2), ws.Scratch.Span);
@@ -382,7 +387,7 @@ namespace Compiled.Nets.Network.Tests
             {
                 Capacity = capacity;
                 Act = new global::Compiled.Nets.AlignedBuffer((long)1092 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer((long)1092 * capacity);
+                Grad = new global::Compiled.Nets.AlignedBuffer((long)1084 * capacity);
                 Stats = new global::Compiled.Nets.AlignedBuffer(16);
                 Scratch = new global::Compiled.Nets.AlignedBuffer(global::Compiled.Nets.Kernels.Conv2dKernels.ScratchSize(new global::Compiled.Nets.Kernels.Conv2dGeometry(1, 3, 13, 11, 8, 3, 3, 2, 2, 2, 2, 2, 2)));
                 Ints = new int[1 * capacity];

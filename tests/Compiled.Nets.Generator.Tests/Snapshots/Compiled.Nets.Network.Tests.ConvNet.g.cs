@@ -320,23 +320,23 @@ namespace Compiled.Nets.Network.Tests
             var g1 = grad.Slice(0 * cap, 50176 * batch);
             var r1 = act.Slice(50176 * cap, 50176 * batch);
             var v2 = act.Slice(100352 * cap, 12544 * batch);
-            var g2 = grad.Slice(100352 * cap, 12544 * batch);
+            var g2 = grad.Slice(50176 * cap, 12544 * batch);
             var v3 = act.Slice(112896 * cap, 12544 * batch);
-            var g3 = grad.Slice(112896 * cap, 12544 * batch);
+            var g3 = grad.Slice(62720 * cap, 12544 * batch);
             var v4 = act.Slice(125440 * cap, 25088 * batch);
-            var g4 = grad.Slice(125440 * cap, 25088 * batch);
+            var g4 = grad.Slice(75264 * cap, 25088 * batch);
             var r4 = act.Slice(150528 * cap, 25088 * batch);
             var v5 = act.Slice(175616 * cap, 6272 * batch);
-            var g5 = grad.Slice(175616 * cap, 6272 * batch);
+            var g5 = grad.Slice(100352 * cap, 6272 * batch);
             var v6 = act.Slice(181888 * cap, 6272 * batch);
-            var g6 = grad.Slice(181888 * cap, 6272 * batch);
+            var g6 = grad.Slice(106624 * cap, 6272 * batch);
             var v8 = act.Slice(188160 * cap, 512 * batch);
-            var g8 = grad.Slice(188160 * cap, 512 * batch);
+            var g8 = grad.Slice(112896 * cap, 512 * batch);
             var r8 = act.Slice(188672 * cap, 512 * batch);
             var v9 = act.Slice(189184 * cap, 512 * batch);
-            var g9 = grad.Slice(189184 * cap, 512 * batch);
+            var g9 = grad.Slice(113408 * cap, 512 * batch);
             var v10 = act.Slice(189696 * cap, 10 * batch);
-            var g10 = grad.Slice(189696 * cap, 10 * batch);
+            var g10 = grad.Slice(113920 * cap, 10 * batch);
             var r10 = act.Slice(189706 * cap, 10 * batch);
             var probs = act.Slice(189716 * cap, 10 * batch);
             var a2 = new global::System.Span<int>(ws.Ints, 0 * cap, 12544 * batch);
@@ -345,7 +345,6 @@ namespace Compiled.Nets.Network.Tests
             var v7 = v6;
             var g7 = g6;
             _store.ZeroGradients();
-            grad.Slice(0, 189726 * cap).Clear();
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_conv1_weight.RequiresGrad || _p_conv1_bias.RequiresGrad || n0;
@@ -358,6 +357,16 @@ namespace Compiled.Nets.Network.Tests
             bool n8 = _p_fc1_weight.RequiresGrad || _p_fc1_bias.RequiresGrad || n7;
             bool n9 = n8;
             bool n10 = _p_fc2_weight.RequiresGrad || _p_fc2_bias.RequiresGrad || n9;
+            // Gradients accumulate (+=): clear this batch's part of each one that backward will touch.
+            if (n1) g1.Clear();
+            if (n2) g2.Clear();
+            if (n3) g3.Clear();
+            if (n4) g4.Clear();
+            if (n5) g5.Clear();
+            if (n6) g6.Clear();
+            if (n8) g8.Clear();
+            if (n9) g9.Clear();
+            if (n10) g10.Clear();
 
             // Conv1: [B, 1, 28, 28] -> [B, 64, 28, 28]
             global::Compiled.Nets.Kernels.Conv2dKernels.Forward(r1, v0, _store.Value(_p_conv1_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span);
@@ -721,7 +730,7 @@ namespace Compiled.Nets.Network.Tests
             {
                 Capacity = capacity;
                 Act = new global::Compiled.Nets.AlignedBuffer((long)189726 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer((long)189726 * capacity);
+                Grad = new global::Compiled.Nets.AlignedBuffer((long)113930 * capacity);
                 Stats = new global::Compiled.Nets.AlignedBuffer(1);
                 Scratch = new global::Compiled.Nets.AlignedBuffer(global::System.Linq.Enumerable.Max(new long[] { global::Compiled.Nets.Kernels.Conv2dKernels.ScratchSize(new global::Compiled.Nets.Kernels.Conv2dGeometry(1, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1)), global::Compiled.Nets.Kernels.Conv2dKernels.ScratchSize(new global::Compiled.Nets.Kernels.Conv2dGeometry(1, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1)) }));
                 Ints = new int[18816 * capacity];

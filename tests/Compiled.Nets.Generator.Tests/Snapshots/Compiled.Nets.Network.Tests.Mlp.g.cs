@@ -243,27 +243,26 @@ namespace Compiled.Nets.Network.Tests
             var g1 = grad.Slice(0 * cap, 33 * batch);
             var r1 = act.Slice(33 * cap, 33 * batch);
             var v2 = act.Slice(66 * cap, 33 * batch);
-            var g2 = grad.Slice(66 * cap, 33 * batch);
+            var g2 = grad.Slice(33 * cap, 33 * batch);
             var v3 = act.Slice(99 * cap, 33 * batch);
-            var g3 = grad.Slice(99 * cap, 33 * batch);
+            var g3 = grad.Slice(66 * cap, 33 * batch);
             var mean3 = act.Slice(132 * cap, 1 * batch);
             var rstd3 = act.Slice(133 * cap, 1 * batch);
             var v4 = act.Slice(134 * cap, 17 * batch);
-            var g4 = grad.Slice(134 * cap, 17 * batch);
+            var g4 = grad.Slice(99 * cap, 17 * batch);
             var v5 = act.Slice(151 * cap, 17 * batch);
-            var g5 = grad.Slice(151 * cap, 17 * batch);
+            var g5 = grad.Slice(116 * cap, 17 * batch);
             var v6 = act.Slice(168 * cap, 17 * batch);
-            var g6 = grad.Slice(168 * cap, 17 * batch);
+            var g6 = grad.Slice(133 * cap, 17 * batch);
             var m6 = act.Slice(185 * cap, 17 * batch);
             var v7 = act.Slice(202 * cap, 17 * batch);
-            var g7 = grad.Slice(202 * cap, 17 * batch);
+            var g7 = grad.Slice(150 * cap, 17 * batch);
             var v8 = act.Slice(219 * cap, 5 * batch);
-            var g8 = grad.Slice(219 * cap, 5 * batch);
+            var g8 = grad.Slice(167 * cap, 5 * batch);
             var r8 = act.Slice(224 * cap, 5 * batch);
             var probs = act.Slice(229 * cap, 5 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
             _store.ZeroGradients();
-            grad.Slice(0, 234 * cap).Clear();
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_fc1_weight.RequiresGrad || _p_fc1_bias.RequiresGrad || n0;
@@ -274,6 +273,13 @@ namespace Compiled.Nets.Network.Tests
             bool n6 = n5;
             bool n7 = n6;
             bool n8 = _p_head_weight.RequiresGrad || _p_head_bias.RequiresGrad || n7;
+            // Gradients accumulate (+=): clear this batch's part of each one that backward will touch.
+            if (n1) g1.Clear();
+            if (n2) g2.Clear();
+            if (n3) g3.Clear();
+            if (n4) g4.Clear();
+            if (n7) g7.Clear();
+            if (n8) g8.Clear();
 
             // Fc1: [B, 20] -> [B, 33]
             global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.Value(_p_fc1_weight), batch * 1, 20, 33);
@@ -497,7 +503,7 @@ namespace Compiled.Nets.Network.Tests
             {
                 Capacity = capacity;
                 Act = new global::Compiled.Nets.AlignedBuffer((long)234 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer((long)234 * capacity);
+                Grad = new global::Compiled.Nets.AlignedBuffer((long)172 * capacity);
                 Stats = new global::Compiled.Nets.AlignedBuffer(1);
                 Scratch = new global::Compiled.Nets.AlignedBuffer(1);
                 Ints = new int[1 * capacity];

@@ -388,37 +388,36 @@ namespace Compiled.Nets.Network.Tests
             var g1 = grad.Slice(0 * cap, 16 * batch);
             var r1 = act.Slice(16 * cap, 16 * batch);
             var v2 = act.Slice(32 * cap, 16 * batch);
-            var g2 = grad.Slice(32 * cap, 16 * batch);
+            var g2 = grad.Slice(16 * cap, 16 * batch);
             var v3 = act.Slice(48 * cap, 16 * batch);
-            var g3 = grad.Slice(48 * cap, 16 * batch);
+            var g3 = grad.Slice(32 * cap, 16 * batch);
             var r3 = act.Slice(64 * cap, 16 * batch);
             var v4 = act.Slice(80 * cap, 16 * batch);
-            var g4 = grad.Slice(80 * cap, 16 * batch);
+            var g4 = grad.Slice(48 * cap, 16 * batch);
             var v5 = act.Slice(96 * cap, 16 * batch);
-            var g5 = grad.Slice(96 * cap, 16 * batch);
+            var g5 = grad.Slice(64 * cap, 16 * batch);
             var r5 = act.Slice(112 * cap, 16 * batch);
             var v6 = act.Slice(128 * cap, 16 * batch);
-            var g6 = grad.Slice(128 * cap, 16 * batch);
+            var g6 = grad.Slice(80 * cap, 16 * batch);
             var v7 = act.Slice(144 * cap, 16 * batch);
-            var g7 = grad.Slice(144 * cap, 16 * batch);
+            var g7 = grad.Slice(96 * cap, 16 * batch);
             var v8 = act.Slice(160 * cap, 16 * batch);
-            var g8 = grad.Slice(160 * cap, 16 * batch);
+            var g8 = grad.Slice(112 * cap, 16 * batch);
             var r8 = act.Slice(176 * cap, 16 * batch);
             var v9 = act.Slice(192 * cap, 16 * batch);
-            var g9 = grad.Slice(192 * cap, 16 * batch);
+            var g9 = grad.Slice(128 * cap, 16 * batch);
             var v10 = act.Slice(208 * cap, 16 * batch);
-            var g10 = grad.Slice(208 * cap, 16 * batch);
+            var g10 = grad.Slice(144 * cap, 16 * batch);
             var r10 = act.Slice(224 * cap, 16 * batch);
             var v11 = act.Slice(240 * cap, 16 * batch);
-            var g11 = grad.Slice(240 * cap, 16 * batch);
+            var g11 = grad.Slice(160 * cap, 16 * batch);
             var v12 = act.Slice(256 * cap, 16 * batch);
-            var g12 = grad.Slice(256 * cap, 16 * batch);
+            var g12 = grad.Slice(176 * cap, 16 * batch);
             var v13 = act.Slice(272 * cap, 3 * batch);
-            var g13 = grad.Slice(272 * cap, 3 * batch);
+            var g13 = grad.Slice(192 * cap, 3 * batch);
             var r13 = act.Slice(275 * cap, 3 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
             _store.ZeroGradients();
-            grad.Slice(0, 278 * cap).Clear();
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_stem_weight.RequiresGrad || _p_stem_bias.RequiresGrad || n0;
@@ -434,6 +433,20 @@ namespace Compiled.Nets.Network.Tests
             bool n11 = n10 || n7;
             bool n12 = n11;
             bool n13 = _p_head_weight.RequiresGrad || _p_head_bias.RequiresGrad || n12;
+            // Gradients accumulate (+=): clear this batch's part of each one that backward will touch.
+            if (n1) g1.Clear();
+            if (n2) g2.Clear();
+            if (n3) g3.Clear();
+            if (n4) g4.Clear();
+            if (n5) g5.Clear();
+            if (n6) g6.Clear();
+            if (n7) g7.Clear();
+            if (n8) g8.Clear();
+            if (n9) g9.Clear();
+            if (n10) g10.Clear();
+            if (n11) g11.Clear();
+            if (n12) g12.Clear();
+            if (n13) g13.Clear();
 
             // Stem: [B, 8] -> [B, 16]
             global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.Value(_p_stem_weight), batch * 1, 8, 16);
@@ -912,7 +925,7 @@ namespace Compiled.Nets.Network.Tests
             {
                 Capacity = capacity;
                 Act = new global::Compiled.Nets.AlignedBuffer((long)278 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer((long)278 * capacity);
+                Grad = new global::Compiled.Nets.AlignedBuffer((long)195 * capacity);
                 Stats = new global::Compiled.Nets.AlignedBuffer(1);
                 Scratch = new global::Compiled.Nets.AlignedBuffer(1);
                 Ints = new int[1 * capacity];

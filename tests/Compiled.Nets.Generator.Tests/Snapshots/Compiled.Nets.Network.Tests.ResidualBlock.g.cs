@@ -206,7 +206,7 @@ namespace Compiled.Nets.Network.Tests
             {
                 Capacity = capacity;
                 Act = new global::Compiled.Nets.AlignedBuffer((long)112 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer((long)112 * capacity);
+                Grad = new global::Compiled.Nets.AlignedBuffer((long)80 * capacity);
                 Stats = new global::Compiled.Nets.AlignedBuffer(1);
                 Scratch = new global::Compiled.Nets.AlignedBuffer(1);
                 Ints = new int[1 * capacity];

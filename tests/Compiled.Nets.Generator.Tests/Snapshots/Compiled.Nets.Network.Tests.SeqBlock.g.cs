@@ -165,7 +165,7 @@ namespace Compiled.Nets.Network.Tests
             {
                 Capacity = capacity;
                 Act = new global::Compiled.Nets.AlignedBuffer((long)5376 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer((long)5376 * capacity);
+                Grad = new global::Compiled.Nets.AlignedBuffer((long)4096 * capacity);
                 Stats = new global::Compiled.Nets.AlignedBuffer(1);
                 Scratch = new global::Compiled.Nets.AlignedBuffer(1);
                 Ints = new int[1 * capacity];

@@ -300,40 +300,39 @@ namespace Compiled.Nets.Network.Tests
             var mean2 = act.Slice(256 * cap, T * batch);
             var rstd2 = act.Slice(272 * cap, T * batch);
             var v3 = act.Slice(288 * cap, T * 8 * batch);
-            var g3 = grad.Slice(288 * cap, T * 8 * batch);
+            var g3 = grad.Slice(256 * cap, T * 8 * batch);
             var r3 = act.Slice(416 * cap, T * 8 * batch);
             var v4 = act.Slice(544 * cap, T * 8 * batch);
-            var g4 = grad.Slice(544 * cap, T * 8 * batch);
+            var g4 = grad.Slice(384 * cap, T * 8 * batch);
             var v5 = act.Slice(672 * cap, T * 8 * batch);
-            var g5 = grad.Slice(672 * cap, T * 8 * batch);
+            var g5 = grad.Slice(512 * cap, T * 8 * batch);
             var v6 = act.Slice(800 * cap, T * 8 * batch);
-            var g6 = grad.Slice(800 * cap, T * 8 * batch);
+            var g6 = grad.Slice(640 * cap, T * 8 * batch);
             var mean6 = act.Slice(928 * cap, T * batch);
             var rstd6 = act.Slice(944 * cap, T * batch);
             var v7 = act.Slice(960 * cap, T * 8 * batch);
-            var g7 = grad.Slice(960 * cap, T * 8 * batch);
+            var g7 = grad.Slice(768 * cap, T * 8 * batch);
             var r7 = act.Slice(1088 * cap, T * 8 * batch);
             var v8 = act.Slice(1216 * cap, T * 8 * batch);
-            var g8 = grad.Slice(1216 * cap, T * 8 * batch);
+            var g8 = grad.Slice(896 * cap, T * 8 * batch);
             var v9 = act.Slice(1344 * cap, T * 8 * batch);
-            var g9 = grad.Slice(1344 * cap, T * 8 * batch);
+            var g9 = grad.Slice(1024 * cap, T * 8 * batch);
             var v10 = act.Slice(1472 * cap, T * 8 * batch);
-            var g10 = grad.Slice(1472 * cap, T * 8 * batch);
+            var g10 = grad.Slice(1152 * cap, T * 8 * batch);
             var mean10 = act.Slice(1600 * cap, T * batch);
             var rstd10 = act.Slice(1616 * cap, T * batch);
             var v11 = act.Slice(1632 * cap, 8 * batch);
-            var g11 = grad.Slice(1632 * cap, 8 * batch);
+            var g11 = grad.Slice(1280 * cap, 8 * batch);
             var v12 = act.Slice(1640 * cap, 8 * batch);
-            var g12 = grad.Slice(1640 * cap, 8 * batch);
+            var g12 = grad.Slice(1288 * cap, 8 * batch);
             var v13 = act.Slice(1648 * cap, 8 * batch);
-            var g13 = grad.Slice(1648 * cap, 8 * batch);
+            var g13 = grad.Slice(1296 * cap, 8 * batch);
             var v14 = act.Slice(1656 * cap, 3 * batch);
-            var g14 = grad.Slice(1656 * cap, 3 * batch);
+            var g14 = grad.Slice(1304 * cap, 3 * batch);
             var r14 = act.Slice(1659 * cap, 3 * batch);
             var probs = act.Slice(1662 * cap, 3 * batch);
             global::System.ReadOnlySpan<int> v0 = input;
             _store.ZeroGradients();
-            grad.Slice(0, 1665 * cap).Clear();
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_embed_weight.RequiresGrad || n0;
@@ -350,6 +349,21 @@ namespace Compiled.Nets.Network.Tests
             bool n12 = n10;
             bool n13 = n11 || n12;
             bool n14 = _p_head_weight.RequiresGrad || _p_head_bias.RequiresGrad || n13;
+            // Gradients accumulate (+=): clear this batch's part of each one that backward will touch.
+            if (n1) g1.Clear();
+            if (n2) g2.Clear();
+            if (n3) g3.Clear();
+            if (n4) g4.Clear();
+            if (n5) g5.Clear();
+            if (n6) g6.Clear();
+            if (n7) g7.Clear();
+            if (n8) g8.Clear();
+            if (n9) g9.Clear();
+            if (n10) g10.Clear();
+            if (n11) g11.Clear();
+            if (n12) g12.Clear();
+            if (n13) g13.Clear();
+            if (n14) g14.Clear();
 
             // Embed: [B, T] -> [B, T, 8]
             global::Compiled.Nets.Kernels.EmbeddingKernels.Forward(v1, v0, _store.Value(_p_embed_weight), batch * T, 50, 8);
@@ -629,7 +643,7 @@ namespace Compiled.Nets.Network.Tests
             {
                 Capacity = capacity;
                 Act = new global::Compiled.Nets.AlignedBuffer((long)1665 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer((long)1665 * capacity);
+                Grad = new global::Compiled.Nets.AlignedBuffer((long)1307 * capacity);
                 Stats = new global::Compiled.Nets.AlignedBuffer(1);
                 Scratch = new global::Compiled.Nets.AlignedBuffer(1);
                 Ints = new int[1 * capacity];

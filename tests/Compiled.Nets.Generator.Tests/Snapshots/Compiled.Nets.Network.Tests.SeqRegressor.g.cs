@@ -192,21 +192,25 @@ namespace Compiled.Nets.Network.Tests
             var g1 = grad.Slice(0 * cap, T * 6 * batch);
             var r1 = act.Slice(60 * cap, T * 6 * batch);
             var v2 = act.Slice(120 * cap, T * 6 * batch);
-            var g2 = grad.Slice(120 * cap, T * 6 * batch);
+            var g2 = grad.Slice(60 * cap, T * 6 * batch);
             var v3 = act.Slice(180 * cap, T * 6 * batch);
-            var g3 = grad.Slice(180 * cap, T * 6 * batch);
+            var g3 = grad.Slice(120 * cap, T * 6 * batch);
             var v4 = act.Slice(240 * cap, T * 2 * batch);
-            var g4 = grad.Slice(240 * cap, T * 2 * batch);
+            var g4 = grad.Slice(180 * cap, T * 2 * batch);
             var r4 = act.Slice(260 * cap, T * 2 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
             _store.ZeroGradients();
-            grad.Slice(0, 280 * cap).Clear();
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_fc1_weight.RequiresGrad || _p_fc1_bias.RequiresGrad || n0;
             bool n2 = n1;
             bool n3 = n2;
             bool n4 = _p_fc2_weight.RequiresGrad || _p_fc2_bias.RequiresGrad || n3;
+            // Gradients accumulate (+=): clear this batch's part of each one that backward will touch.
+            if (n1) g1.Clear();
+            if (n2) g2.Clear();
+            if (n3) g3.Clear();
+            if (n4) g4.Clear();
 
             // Fc1: [B, T, 4] -> [B, T, 6]
             global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.Value(_p_fc1_weight), batch * T, 4, 6);
@@ -359,7 +363,7 @@ namespace Compiled.Nets.Network.Tests
             {
                 Capacity = capacity;
                 Act = new global::Compiled.Nets.AlignedBuffer((long)280 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer((long)280 * capacity);
+                Grad = new global::Compiled.Nets.AlignedBuffer((long)200 * capacity);
                 Stats = new global::Compiled.Nets.AlignedBuffer(1);
                 Scratch = new global::Compiled.Nets.AlignedBuffer(1);
                 Ints = new int[1 * capacity];

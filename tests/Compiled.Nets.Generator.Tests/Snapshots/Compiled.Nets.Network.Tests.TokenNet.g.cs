@@ -194,16 +194,15 @@ namespace Compiled.Nets.Network.Tests
             var mean2 = act.Slice(192 * cap, 12 * batch);
             var rstd2 = act.Slice(204 * cap, 12 * batch);
             var v3 = act.Slice(216 * cap, 96 * batch);
-            var g3 = grad.Slice(216 * cap, 96 * batch);
+            var g3 = grad.Slice(192 * cap, 96 * batch);
             var v5 = act.Slice(312 * cap, 3 * batch);
-            var g5 = grad.Slice(312 * cap, 3 * batch);
+            var g5 = grad.Slice(288 * cap, 3 * batch);
             var r5 = act.Slice(315 * cap, 3 * batch);
             var probs = act.Slice(318 * cap, 3 * batch);
             global::System.ReadOnlySpan<int> v0 = input;
             var v4 = v3;
             var g4 = g3;
             _store.ZeroGradients();
-            grad.Slice(0, 321 * cap).Clear();
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_embed_weight.RequiresGrad || n0;
@@ -211,6 +210,11 @@ namespace Compiled.Nets.Network.Tests
             bool n3 = n2;
             bool n4 = n3;
             bool n5 = _p_head_weight.RequiresGrad || _p_head_bias.RequiresGrad || n4;
+            // Gradients accumulate (+=): clear this batch's part of each one that backward will touch.
+            if (n1) g1.Clear();
+            if (n2) g2.Clear();
+            if (n3) g3.Clear();
+            if (n5) g5.Clear();
 
             // Embed: [B, 12] -> [B, 12, 8]
             global::Compiled.Nets.Kernels.EmbeddingKernels.Forward(v1, v0, _store.Value(_p_embed_weight), batch * 12, 50, 8);
@@ -355,7 +359,7 @@ namespace Compiled.Nets.Network.Tests
             {
                 Capacity = capacity;
                 Act = new global::Compiled.Nets.AlignedBuffer((long)321 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer((long)321 * capacity);
+                Grad = new global::Compiled.Nets.AlignedBuffer((long)291 * capacity);
                 Stats = new global::Compiled.Nets.AlignedBuffer(1);
                 Scratch = new global::Compiled.Nets.AlignedBuffer(1);
                 Ints = new int[1 * capacity];
