@@ -136,38 +136,69 @@ public class Adam : Optimizer
     }
 
     /// <inheritdoc/>
-    protected override void Update(ParameterInfo p, Span<float> w, Span<float> g)
+    protected override unsafe void Update(ParameterInfo p, Span<float> w, Span<float> g)
     {
         float wd = DecayPredicate(p) ? _weightDecay : 0;
         var m = _m.AsSpan(p.Offset, p.Length); var v = _v.AsSpan(p.Offset, p.Length);
         double bc1 = 1 - Math.Pow(_beta1, StepCount), bc2 = 1 - Math.Pow(_beta2, StepCount);
-        float stepSize = (float)(LearningRate / bc1), bc2Sqrt = (float)Math.Sqrt(bc2);
-        if (_decoupled && wd != 0) TensorPrimitives.Multiply(w, 1 - LearningRate * wd, w);
-        int i = 0;
+        fixed (float* pw = w) fixed (float* pg = g) fixed (float* pm = m) fixed (float* pv = v)
+        {
+            var a = new AdamArgs
+            {
+                W = pw, G = pg, M = pm, V = pv, Length = w.Length,
+                Beta1 = _beta1, Beta2 = _beta2, Eps = _eps, StepSize = (float)(LearningRate / bc1), Bc2Sqrt = (float)Math.Sqrt(bc2),
+                // AdamW multiplies by (1 − lr·wd) first (torch's p.mul_), folded into the same pass; Adam adds wd·w to g.
+                Decay = _decoupled ? 1 - LearningRate * wd : 1f, CoupledWd = _decoupled ? 0f : wd,
+            };
+            // A big tensor (fc1's 3.2 M weights) is a memory-bound stream: both cores halve it.
+            if (w.Length >= 1 << 16) Kernels.TwoCores.Run(&AdamHalf, &a);
+            else AdamRange(ref a, 0, w.Length);
+        }
+    }
+
+    private unsafe struct AdamArgs
+    {
+        public float* W, G, M, V;
+        public int Length;
+        public float Beta1, Beta2, Eps, StepSize, Bc2Sqrt, Decay, CoupledWd;
+    }
+
+    private static unsafe void AdamHalf(void* state, int half)
+    {
+        ref var a = ref *(AdamArgs*)state;
+        int mid = a.Length / 2 & ~15;
+        if (half == 0) AdamRange(ref a, 0, mid); else AdamRange(ref a, mid, a.Length);
+    }
+
+    private static unsafe void AdamRange(ref AdamArgs a, int start, int end)
+    {
+        int i = start;
         if (Vector512.IsHardwareAccelerated)
         {
             // Same arithmetic as the scalar loop below, sixteen lanes at a time.
-            var b1 = Vector512.Create(_beta1); var b1c = Vector512.Create(1 - _beta1);
-            var b2 = Vector512.Create(_beta2); var b2c = Vector512.Create(1 - _beta2);
-            var step = Vector512.Create(stepSize); var bc = Vector512.Create(bc2Sqrt); var eps = Vector512.Create(_eps);
-            var wdv = Vector512.Create(wd);
-            for (; i <= w.Length - 16; i += 16)
+            var b1 = Vector512.Create(a.Beta1); var b1c = Vector512.Create(1 - a.Beta1);
+            var b2 = Vector512.Create(a.Beta2); var b2c = Vector512.Create(1 - a.Beta2);
+            var step = Vector512.Create(a.StepSize); var bc = Vector512.Create(a.Bc2Sqrt); var eps = Vector512.Create(a.Eps);
+            var decay = Vector512.Create(a.Decay); var wdv = Vector512.Create(a.CoupledWd);
+            for (; i <= end - 16; i += 16)
             {
-                var gi = Vector512.Create(g.Slice(i, 16));
-                var wi = Vector512.Create(w.Slice(i, 16));
-                if (!_decoupled) gi += wdv * wi;
-                var mi = b1 * Vector512.Create(m.Slice(i, 16)) + b1c * gi;
-                var vi = b2 * Vector512.Create(v.Slice(i, 16)) + b2c * gi * gi;
-                mi.CopyTo(m.Slice(i, 16)); vi.CopyTo(v.Slice(i, 16));
-                (wi - step * mi / (Vector512.Sqrt(vi) / bc + eps)).CopyTo(w.Slice(i, 16));
+                var gi = Vector512.Load(a.G + i);
+                var wi = Vector512.Load(a.W + i);
+                gi += wdv * wi;
+                wi *= decay;
+                var mi = b1 * Vector512.Load(a.M + i) + b1c * gi;
+                var vi = b2 * Vector512.Load(a.V + i) + b2c * gi * gi;
+                Vector512.Store(mi, a.M + i); Vector512.Store(vi, a.V + i);
+                Vector512.Store(wi - step * mi / (Vector512.Sqrt(vi) / bc + eps), a.W + i);
             }
         }
-        for (; i < w.Length; i++)
+        for (; i < end; i++)
         {
-            float gi = _decoupled ? g[i] : g[i] + wd * w[i];
-            m[i] = _beta1 * m[i] + (1 - _beta1) * gi;
-            v[i] = _beta2 * v[i] + (1 - _beta2) * gi * gi;
-            w[i] -= stepSize * m[i] / (MathF.Sqrt(v[i]) / bc2Sqrt + _eps);
+            float gi = a.G[i] + a.CoupledWd * a.W[i];
+            float wi = a.W[i] * a.Decay;
+            a.M[i] = a.Beta1 * a.M[i] + (1 - a.Beta1) * gi;
+            a.V[i] = a.Beta2 * a.V[i] + (1 - a.Beta2) * gi * gi;
+            a.W[i] = wi - a.StepSize * a.M[i] / (MathF.Sqrt(a.V[i]) / a.Bc2Sqrt + a.Eps);
         }
     }
 
