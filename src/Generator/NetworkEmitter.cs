@@ -123,7 +123,8 @@ namespace Compiled.Nets.Generator
                 if ((op.Kind == OpKind.Conv2d || op.Kind == OpKind.Linear) && s.Layers[op.Layer].Bias)
                 {
                     unit.Stages.Add(new Stage { Kind = StageKind.Bias, Value = op.Id });
-                    plan.BiasRaw.Add(op.Id);
+                    // A convolution adds its bias while laying its output out (no raw copy); a Linear's bias joins the fused loop.
+                    if (op.Kind == OpKind.Linear) plan.BiasRaw.Add(op.Id);
                 }
                 plan.Units.Add(unit); unitOfValue[op.Id] = unit;
             }
@@ -392,7 +393,14 @@ namespace Compiled.Nets.Generator
             foreach (var u in plan.Units)
             {
                 if (u.Primary is { } op) EmitPrimaryForward(w, s, plan, op, training);
-                if (u.Stages.Count > 0 && !(u.Stages.Count == 0)) EmitChainForward(w, s, plan, u, training);
+                var chain = u;
+                if (u.Primary is { Kind: OpKind.Conv2d } && u.Stages.Count > 0 && u.Stages[0].Kind == StageKind.Bias)
+                {
+                    // The convolution kernel already added the bias; the rest of the chain starts from its output.
+                    chain = new Unit { Primary = u.Primary, Source = u.Source, LastIndex = u.LastIndex };
+                    chain.Stages.AddRange(u.Stages.Skip(1));
+                }
+                if (chain.Stages.Count > 0) EmitChainForward(w, s, plan, chain, training);
             }
         }
 
@@ -404,7 +412,9 @@ namespace Compiled.Nets.Generator
             switch (op.Kind)
             {
                 case OpKind.Conv2d:
-                    w.Line($"{K}Conv2dKernels.Forward({y}, {x}, {P(Param(s, op, "weight"))}, {Conv2dGeo(s, op, "batch")}, ws.Scratch.Span);");
+                    w.Line(s.Layers[op.Layer].Bias
+                        ? $"{K}Conv2dKernels.Forward({y}, {x}, {P(Param(s, op, "weight"))}, {P(Param(s, op, "bias"))}, {Conv2dGeo(s, op, "batch")}, ws.Scratch.Span); // bias added in the kernel's output pass"
+                        : $"{K}Conv2dKernels.Forward({y}, {x}, {P(Param(s, op, "weight"))}, {Conv2dGeo(s, op, "batch")}, ws.Scratch.Span);");
                     break;
                 case OpKind.Linear:
                 {

@@ -73,6 +73,15 @@ public class CompiledVsEagerTests
         CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [1, 28, 28], 10);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(23)]
+    public void ConvBiasThenFusedActivations_MatchesEager(int batch)
+    {
+        using var net = new ConvChainNet(seed: 6);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [2, 9, 9], 3);
+    }
+
     [Fact]
     public void Mlp_WithGeluLayerNormTanhSigmoid_MatchesEager()
     {

@@ -121,3 +121,14 @@ public partial class SeqRegressor
 
     Tensor Forward(Tensor x) => x.Apply(Fc1).Tanh().Softmax().Apply(Fc2);
 }
+
+/// <summary>Convolutions whose bias is added inside the kernel and then continues into a fused GELU / ReLU chain.</summary>
+[Network, Input(2, 9, 9), CrossEntropyLoss]
+public partial class ConvChainNet
+{
+    [Conv2d(2, 6, kernel: 3, padding: 1)] public partial Conv2d Conv1 { get; }
+    [Conv2d(6, 4, kernel: 3, stride: 2)] public partial Conv2d Conv2 { get; }
+    [Linear(4 * 4 * 4, 3)] public partial Linear Fc { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Conv1).Gelu().Apply(Conv2).Relu().Tanh().Flatten().Apply(Fc);
+}

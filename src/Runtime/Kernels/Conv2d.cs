@@ -25,17 +25,23 @@ public static unsafe class Conv2dKernels
     /// <summary>Pointers and sizes of one call, shared by the two halves of the batch.</summary>
     private struct Args
     {
-        public float* Y, X, W, Dx, Dw, Dy, Scratch;
+        public float* Y, X, W, Dx, Dw, Dy, Scratch, Bias;
         public Conv2dGeometry G;
     }
 
     /// <summary>y[B,O,OH,OW] = conv(x[B,C,H,W], w[O,C,KH,KW]) (overwrites y).</summary>
-    public static void Forward(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, in Conv2dGeometry g, Span<float> scratch)
+    public static void Forward(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, in Conv2dGeometry g, Span<float> scratch) =>
+        Forward(y, x, w, default, g, scratch);
+
+    /// <summary>y = conv(x, w) + bias[O] (an empty bias adds nothing): the bias rides on the pass that lays the GEMM
+    /// result out as NCHW, so it costs no extra sweep over the output.</summary>
+    public static void Forward(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, in Conv2dGeometry g, Span<float> scratch)
     {
         Check(g, x.Length, w.Length, y.Length, scratch.Length);
-        fixed (float* py = y) fixed (float* px = x) fixed (float* pw = w) fixed (float* ps = scratch)
+        if (!bias.IsEmpty && bias.Length < g.OutChannels) throw new ArgumentException($"Conv2d: bias has {bias.Length} floats, needs {g.OutChannels}.");
+        fixed (float* py = y) fixed (float* px = x) fixed (float* pw = w) fixed (float* ps = scratch) fixed (float* pb = bias)
         {
-            var a = new Args { Y = py, X = px, W = pw, Scratch = ps, G = g };
+            var a = new Args { Y = py, X = px, W = pw, Scratch = ps, G = g, Bias = bias.IsEmpty ? null : pb };
             // Batch 1 keeps one range and lets the GEMM use both cores instead.
             if (g.Batch > 1) TwoCores.Run(&ForwardHalf, &a);
             else ForwardRange(ref a, 0, g.Batch, ps);
@@ -62,7 +68,10 @@ public static unsafe class Conv2dKernels
             for (int s = 0; s < n; s++) Im2Col(cols + s * p, ld, a.X + (long)(b + s) * g.InSize, g);
             if (n == 1)
             {
-                Gemm.Sgemm(false, false, o, p, q, 1f, w, q, new ReadOnlySpan<float>(cols, q * p), p, 0f, new Span<float>(a.Y + (long)b * g.OutSize, g.OutSize), p);
+                float* yb = a.Y + (long)b * g.OutSize;
+                Gemm.Sgemm(false, false, o, p, q, 1f, w, q, new ReadOnlySpan<float>(cols, q * p), p, 0f, new Span<float>(yb, g.OutSize), p);
+                if (a.Bias != null)
+                    for (int c = 0; c < o; c++) { var row = new Span<float>(yb + (long)c * p, p); System.Numerics.Tensors.TensorPrimitives.Add(row, a.Bias[c], row); }
                 continue;
             }
             Gemm.Sgemm(false, false, o, ld, q, 1f, w, q, new ReadOnlySpan<float>(cols, q * ld), ld, 0f, new Span<float>(stage, o * ld), ld);
@@ -70,7 +79,12 @@ public static unsafe class Conv2dKernels
             for (int s = 0; s < n; s++)
             {
                 float* dst = a.Y + (long)(b + s) * g.OutSize;
-                for (int c = 0; c < o; c++) new ReadOnlySpan<float>(stage + (long)c * ld + s * p, p).CopyTo(new Span<float>(dst + (long)c * p, p));
+                for (int c = 0; c < o; c++)
+                {
+                    var src = new ReadOnlySpan<float>(stage + (long)c * ld + s * p, p);
+                    if (a.Bias != null) System.Numerics.Tensors.TensorPrimitives.Add(src, a.Bias[c], new Span<float>(dst + (long)c * p, p));
+                    else src.CopyTo(new Span<float>(dst + (long)c * p, p));
+                }
             }
         }
     }

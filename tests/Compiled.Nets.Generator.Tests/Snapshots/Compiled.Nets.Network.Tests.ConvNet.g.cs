@@ -131,50 +131,23 @@ namespace Compiled.Nets.Network.Tests
             global::System.Span<float> act = ws.Act.Span;
             int cap = ws.Capacity;
             var v1 = act.Slice(0 * cap, 50176 * batch);
-            var r1 = act.Slice(50176 * cap, 50176 * batch);
-            var v2 = act.Slice(100352 * cap, 12544 * batch);
-            var v3 = act.Slice(112896 * cap, 12544 * batch);
-            var v4 = act.Slice(125440 * cap, 25088 * batch);
-            var r4 = act.Slice(150528 * cap, 25088 * batch);
-            var v5 = act.Slice(175616 * cap, 6272 * batch);
-            var v6 = act.Slice(181888 * cap, 6272 * batch);
-            var v8 = act.Slice(188160 * cap, 512 * batch);
-            var r8 = act.Slice(188672 * cap, 512 * batch);
-            var v9 = act.Slice(189184 * cap, 512 * batch);
-            var v10 = act.Slice(189696 * cap, 10 * batch);
-            var r10 = act.Slice(189706 * cap, 10 * batch);
-            var probs = act.Slice(189716 * cap, 10 * batch);
+            var v2 = act.Slice(50176 * cap, 12544 * batch);
+            var v3 = act.Slice(62720 * cap, 12544 * batch);
+            var v4 = act.Slice(75264 * cap, 25088 * batch);
+            var v5 = act.Slice(100352 * cap, 6272 * batch);
+            var v6 = act.Slice(106624 * cap, 6272 * batch);
+            var v8 = act.Slice(112896 * cap, 512 * batch);
+            var r8 = act.Slice(113408 * cap, 512 * batch);
+            var v9 = act.Slice(113920 * cap, 512 * batch);
+            var v10 = act.Slice(114432 * cap, 10 * batch);
+            var r10 = act.Slice(114442 * cap, 10 * batch);
+            var probs = act.Slice(114452 * cap, 10 * batch);
             var a2 = new global::System.Span<int>(ws.Ints, 0 * cap, 12544 * batch);
             var a5 = new global::System.Span<int>(ws.Ints, 12544 * cap, 6272 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
             var v7 = v6;
             // Conv1: [B, 1, 28, 28] -> [B, 64, 28, 28]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(r1, v0, _store.Value(_p_conv1_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span);
-            // fused: Bias  [B, 64, 28, 28]
-            {
-                int rows = batch * 64, cols = 784;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r1);
-                ref float v1_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v1);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_conv1_bias);
-                for (int r = 0; r < rows; r++)
-                {
-                    float bs = bias[r % 64];
-                    var bv = global::System.Runtime.Intrinsics.Vector512.Create(bs);
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v1_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t += bs;
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v1_, i) = t;
-                    }
-                }
-            }
+            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv1_weight), _store.Value(_p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span); // bias added in the kernel's output pass
             // MaxPool2d: [B, 64, 28, 28] -> [B, 64, 14, 14]
             global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v2, default, v1, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0));
             // fused: Relu  [B, 64, 14, 14]
@@ -200,32 +173,7 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Conv2: [B, 64, 14, 14] -> [B, 128, 14, 14]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(r4, v3, _store.Value(_p_conv2_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span);
-            // fused: Bias  [B, 128, 14, 14]
-            {
-                int rows = batch * 128, cols = 196;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r4);
-                ref float v4_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v4);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_conv2_bias);
-                for (int r = 0; r < rows; r++)
-                {
-                    float bs = bias[r % 128];
-                    var bv = global::System.Runtime.Intrinsics.Vector512.Create(bs);
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v4_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t += bs;
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v4_, i) = t;
-                    }
-                }
-            }
+            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v4, v3, _store.Value(_p_conv2_weight), _store.Value(_p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span); // bias added in the kernel's output pass
             // MaxPool2d: [B, 128, 14, 14] -> [B, 128, 7, 7]
             global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v5, default, v4, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0));
             // fused: Relu  [B, 128, 7, 7]
@@ -318,27 +266,25 @@ namespace Compiled.Nets.Network.Tests
             int cap = ws.Capacity;
             var v1 = act.Slice(0 * cap, 50176 * batch);
             var g1 = grad.Slice(0 * cap, 50176 * batch);
-            var r1 = act.Slice(50176 * cap, 50176 * batch);
-            var v2 = act.Slice(100352 * cap, 12544 * batch);
+            var v2 = act.Slice(50176 * cap, 12544 * batch);
             var g2 = grad.Slice(50176 * cap, 12544 * batch);
-            var v3 = act.Slice(112896 * cap, 12544 * batch);
+            var v3 = act.Slice(62720 * cap, 12544 * batch);
             var g3 = grad.Slice(62720 * cap, 12544 * batch);
-            var v4 = act.Slice(125440 * cap, 25088 * batch);
+            var v4 = act.Slice(75264 * cap, 25088 * batch);
             var g4 = grad.Slice(75264 * cap, 25088 * batch);
-            var r4 = act.Slice(150528 * cap, 25088 * batch);
-            var v5 = act.Slice(175616 * cap, 6272 * batch);
+            var v5 = act.Slice(100352 * cap, 6272 * batch);
             var g5 = grad.Slice(100352 * cap, 6272 * batch);
-            var v6 = act.Slice(181888 * cap, 6272 * batch);
+            var v6 = act.Slice(106624 * cap, 6272 * batch);
             var g6 = grad.Slice(106624 * cap, 6272 * batch);
-            var v8 = act.Slice(188160 * cap, 512 * batch);
+            var v8 = act.Slice(112896 * cap, 512 * batch);
             var g8 = grad.Slice(112896 * cap, 512 * batch);
-            var r8 = act.Slice(188672 * cap, 512 * batch);
-            var v9 = act.Slice(189184 * cap, 512 * batch);
+            var r8 = act.Slice(113408 * cap, 512 * batch);
+            var v9 = act.Slice(113920 * cap, 512 * batch);
             var g9 = grad.Slice(113408 * cap, 512 * batch);
-            var v10 = act.Slice(189696 * cap, 10 * batch);
+            var v10 = act.Slice(114432 * cap, 10 * batch);
             var g10 = grad.Slice(113920 * cap, 10 * batch);
-            var r10 = act.Slice(189706 * cap, 10 * batch);
-            var probs = act.Slice(189716 * cap, 10 * batch);
+            var r10 = act.Slice(114442 * cap, 10 * batch);
+            var probs = act.Slice(114452 * cap, 10 * batch);
             var a2 = new global::System.Span<int>(ws.Ints, 0 * cap, 12544 * batch);
             var a5 = new global::System.Span<int>(ws.Ints, 12544 * cap, 6272 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
@@ -369,32 +315,7 @@ namespace Compiled.Nets.Network.Tests
             if (n10) g10.Clear();
 
             // Conv1: [B, 1, 28, 28] -> [B, 64, 28, 28]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(r1, v0, _store.Value(_p_conv1_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span);
-            // fused: Bias  [B, 64, 28, 28]
-            {
-                int rows = batch * 64, cols = 784;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r1);
-                ref float v1_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v1);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_conv1_bias);
-                for (int r = 0; r < rows; r++)
-                {
-                    float bs = bias[r % 64];
-                    var bv = global::System.Runtime.Intrinsics.Vector512.Create(bs);
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v1_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t += bs;
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v1_, i) = t;
-                    }
-                }
-            }
+            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv1_weight), _store.Value(_p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span); // bias added in the kernel's output pass
             // MaxPool2d: [B, 64, 28, 28] -> [B, 64, 14, 14]
             global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v2, a2, v1, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0));
             // fused: Relu  [B, 64, 14, 14]
@@ -420,32 +341,7 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Conv2: [B, 64, 14, 14] -> [B, 128, 14, 14]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(r4, v3, _store.Value(_p_conv2_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span);
-            // fused: Bias  [B, 128, 14, 14]
-            {
-                int rows = batch * 128, cols = 196;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r4);
-                ref float v4_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v4);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_conv2_bias);
-                for (int r = 0; r < rows; r++)
-                {
-                    float bs = bias[r % 128];
-                    var bv = global::System.Runtime.Intrinsics.Vector512.Create(bs);
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v4_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t += bs;
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v4_, i) = t;
-                    }
-                }
-            }
+            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v4, v3, _store.Value(_p_conv2_weight), _store.Value(_p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span); // bias added in the kernel's output pass
             // MaxPool2d: [B, 128, 14, 14] -> [B, 128, 7, 7]
             global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v5, a5, v4, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0));
             // fused: Relu  [B, 128, 7, 7]
@@ -716,7 +612,7 @@ namespace Compiled.Nets.Network.Tests
             if (labels.Length != batch) throw new global::System.ArgumentException("ConvNet: " + labels.Length + " labels for a batch of " + batch + ".", nameof(labels));
             var y = ForwardEval(input, batch);
             if (!logits.IsEmpty) y.CopyTo(logits);
-            var probs = _ws!.Act.Span.Slice(189716 * _ws.Capacity, 10 * batch);
+            var probs = _ws!.Act.Span.Slice(114452 * _ws.Capacity, 10 * batch);
             return global::Compiled.Nets.Kernels.CrossEntropyKernels.Forward(probs, y, labels, batch, 10, 0.0f);
         }
 
@@ -729,7 +625,7 @@ namespace Compiled.Nets.Network.Tests
             public Workspace(int capacity)
             {
                 Capacity = capacity;
-                Act = new global::Compiled.Nets.AlignedBuffer((long)189726 * capacity);
+                Act = new global::Compiled.Nets.AlignedBuffer((long)114462 * capacity);
                 Grad = new global::Compiled.Nets.AlignedBuffer((long)113930 * capacity);
                 Stats = new global::Compiled.Nets.AlignedBuffer(1);
                 Scratch = new global::Compiled.Nets.AlignedBuffer(global::System.Linq.Enumerable.Max(new long[] { global::Compiled.Nets.Kernels.Conv2dKernels.ScratchSize(new global::Compiled.Nets.Kernels.Conv2dGeometry(1, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1)), global::Compiled.Nets.Kernels.Conv2dKernels.ScratchSize(new global::Compiled.Nets.Kernels.Conv2dGeometry(1, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1)) }));
