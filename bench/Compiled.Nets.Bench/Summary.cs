@@ -11,7 +11,12 @@ public static class Summary
     {
         Console.WriteLine($"Vector512 accelerated: {Vector512.IsHardwareAccelerated}, cores: {Environment.ProcessorCount}");
         double peak1 = Peak.Measure(threads: 1), peak2 = Peak.Measure(threads: 2);
-        Console.WriteLine($"Measured FP32 FMA peak: {peak1:F0} GFLOPS (1 core), {peak2:F0} GFLOPS (2 cores)");
+        Console.WriteLine($"Measured FP32 FMA peak: {peak1:F0} GFLOPS (1 core), {peak2:F0} GFLOPS (2 threads)");
+        // On this VM two FMA threads measured anywhere from 1.0× to 1.9× one (the vCPUs' scheduling varies), while the
+        // GEMM itself reaches 1.7× one core's peak; "% peak" is therefore against twice the single-core figure, the
+        // hardware's limit, so it can only understate.
+        double limit = Math.Max(peak2, 2 * peak1);
+        Console.WriteLine($"% peak below is of {limit:F0} GFLOPS (two cores at the single-core rate)");
         Console.WriteLine($"OpenBLAS: {(OpenBlas.Available ? OpenBlas.CoreName + " kernel" : "not installed (apt-get install libopenblas-dev)")}");
         Console.WriteLine($"{"GEMM (M×N×K, op)",-34} {"ours",8} {"% peak",7} {"libtorch",9} {"ratio",6} {"OpenBLAS",9} {"ratio",6}");
         // One pass per library: OpenBLAS's threads spin for a while after each call and libtorch keeps its own pool,
@@ -38,7 +43,7 @@ public static class Summary
         for (int i = 0; i < shapes.Length; i++)
         {
             string ob = OpenBlas.Available ? $"{blas[i],9:F1} {ours[i] / blas[i],5:F2}×" : "      n/a       ";
-            Console.WriteLine($"{shapes[i].Item6,-34} {ours[i],8:F1} {100 * ours[i] / peak2,6:F1}% {torchGf[i],9:F1} {ours[i] / torchGf[i],5:F2}× {ob}");
+            Console.WriteLine($"{shapes[i].Item6,-34} {ours[i],8:F1} {100 * ours[i] / limit,6:F1}% {torchGf[i],9:F1} {ours[i] / torchGf[i],5:F2}× {ob}");
         }
         return 0;
     }
@@ -84,13 +89,17 @@ public static class Peak
 {
     public static double Measure(int threads)
     {
-        const long iters = 20_000_000;
+        // Best of 5 (this VM's vCPUs are sometimes descheduled); threads start together at a barrier so thread
+        // creation is not timed, and the wall time covers both.
+        const long iters = 40_000_000;
         double best = 0;
-        for (int rep = 0; rep < 3; rep++)
+        for (int rep = 0; rep < 5; rep++)
         {
-            long t0 = Stopwatch.GetTimestamp();
-            var ts = Enumerable.Range(0, threads).Select(_ => new Thread(() => Chains(iters))).ToArray();
+            using var barrier = new Barrier(threads + 1);
+            var ts = Enumerable.Range(0, threads).Select(_ => new Thread(() => { barrier.SignalAndWait(); Chains(iters); })).ToArray();
             foreach (var t in ts) t.Start();
+            barrier.SignalAndWait();
+            long t0 = Stopwatch.GetTimestamp();
             foreach (var t in ts) t.Join();
             double sec = Stopwatch.GetElapsedTime(t0).TotalSeconds;
             best = Math.Max(best, threads * iters * 12.0 * 16 * 2 / sec / 1e9);
