@@ -270,7 +270,7 @@ namespace Compiled.Nets.Generator
                     if (shape[shape.Length - 1] == NetworkParser.Sequence) { Sequence(inv, $"{who} (LayerNorm)", "it normalises a fixed number of features", shape); return -1; }
                     if (shape[shape.Length - 1] != i[0])
                     {
-                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("features"), Int(shape[shape.Length - 1]), who, $"{i[0]} features (LayerNorm({i[0]}))", Producer(x), FeatureText(x, shape), _inputText);
+                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("features"), FeatureFix(x, shape), who, $"{i[0]} features (LayerNorm({i[0]}))", Producer(x), FeatureText(x, shape), _inputText);
                         return -1;
                     }
                     return _p.AddOp(OpKind.LayerNorm, x, -1, layer.Layer, shape, shape, Array.Empty<int>(), 0, who);

@@ -98,6 +98,57 @@ public class CodeFixTests
     }
 
     [Fact]
+    public async Task LayerNormAfterFlatten_KeepsTheProductForm()
+    {
+        string source = Usings + """
+            [Network, Input(4, 4, 4)]
+            public partial class N
+            {
+                [LayerNorm(32)]    public partial LayerNorm Norm { get; }
+                [Linear(64, 3)]    public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Flatten().Apply(Norm).Apply(Fc);
+            }
+            """;
+        string fixedSource = await ApplySingleFix(source, "Change to 4 * 4 * 4");
+        Assert.Contains("[LayerNorm(4 * 4 * 4)]", fixedSource);
+        Assert.Empty(GeneratorHarness.Run(fixedSource).Generator);
+    }
+
+    [Fact]
+    public async Task FlattenThenActivation_KeepsTheProductForm()
+    {
+        string source = Usings + """
+            [Network, Input(2, 3, 5)]
+            public partial class N
+            {
+                [Dropout(0.1)]         public partial Dropout Drop { get; }
+                [Linear(2 * 3 * 4, 7)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Flatten().Relu().Apply(Drop).Apply(Fc);
+            }
+            """;
+        string fixedSource = await ApplySingleFix(source, "Change to 2 * 3 * 5");
+        Assert.Contains("[Linear(2 * 3 * 5, 7)]", fixedSource);
+        Assert.Empty(GeneratorHarness.Run(fixedSource).Generator);
+    }
+
+    [Fact]
+    public async Task BatchNormChannelMismatch_IsRewrittenToTheProducedChannels()
+    {
+        string source = Usings + """
+            [Network, Input(3, 8, 8)]
+            public partial class N
+            {
+                [Conv2d(3, 12, kernel: 3, padding: 1)] public partial Conv2d Conv { get; }
+                [BatchNorm2d(features: 16)]            public partial BatchNorm2d Bn { get; }
+                Tensor Forward(Tensor x) => x.Apply(Conv).Apply(Bn).Relu();
+            }
+            """;
+        string fixedSource = await ApplySingleFix(source, "Change to 12");
+        Assert.Contains("[BatchNorm2d(features: 12)]", fixedSource);
+        Assert.Empty(GeneratorHarness.Run(fixedSource).Generator);
+    }
+
+    [Fact]
     public void DiagnosticsOtherThanSizeMismatches_CarryNoReplacement()
     {
         var (diags, _, _) = GeneratorHarness.Run(Usings + """
