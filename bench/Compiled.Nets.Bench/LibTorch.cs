@@ -9,12 +9,19 @@ namespace Compiled.Nets.Bench;
 /// <summary>The seed ConvNet in TorchSharp (libtorch, float32, 2 threads), for side-by-side timings.</summary>
 public sealed class TorchConvNet : nn.Module<TTensor, TTensor>
 {
-    private readonly TorchSharp.Modules.Conv2d conv1 = nn.Conv2d(1, 64, 3, padding: 1);
+    private readonly TorchSharp.Modules.Conv2d conv1;
     private readonly TorchSharp.Modules.Conv2d conv2 = nn.Conv2d(64, 128, 3, padding: 1);
-    private readonly TorchSharp.Modules.Linear fc1 = nn.Linear(128 * 7 * 7, 512);
+    private readonly TorchSharp.Modules.Linear fc1;
     private readonly TorchSharp.Modules.Linear fc2 = nn.Linear(512, 10);
 
-    public TorchConvNet() : base(nameof(TorchConvNet)) => RegisterComponents();
+    /// <param name="channels">Input channels (1 for Fashion-MNIST, 3 for CIFAR-10).</param>
+    /// <param name="size">Input height and width (28 or 32).</param>
+    public TorchConvNet(int channels = 1, int size = 28) : base(nameof(TorchConvNet))
+    {
+        conv1 = nn.Conv2d(channels, 64, 3, padding: 1);
+        fc1 = nn.Linear(128 * (size / 4) * (size / 4), 512);
+        RegisterComponents();
+    }
 
     public override TTensor forward(TTensor x)
     {
@@ -29,13 +36,13 @@ public static class LibTorch
     public static void Init() => torch.set_num_threads(2);
 
     /// <summary>Median seconds of one libtorch training step (forward, CE, backward, AdamW) at batch 64, inference at 64 and 1.</summary>
-    public static (double Step, double Inf64, double Inf1) ConvNet(ConvNetCompiled ours, float[] x, int[] labels)
+    public static (double Step, double Inf64, double Inf1) ConvNet(INetwork ours, int channels, int size, float[] x, int[] labels)
     {
         Init();
-        using var module = new TorchConvNet();
+        using var module = new TorchConvNet(channels, size);
         TorchStateDict.CopyTo(ours.Parameters, module);
         var opt = torch.optim.AdamW(module.parameters(), 1e-3);
-        using var tx = torch.tensor(x, [64, 1, 28, 28]);
+        using var tx = torch.tensor(x, [64, channels, size, size]);
         using var ty = torch.tensor(labels.Select(l => (long)l).ToArray());
         using var tx1 = tx.slice(0, 0, 1, 1);
         double step = Summary.Median(() =>
@@ -52,6 +59,24 @@ public static class LibTorch
             inf1 = Summary.Median(() => { using var s = torch.NewDisposeScope(); module.forward(tx1); }, 51);
         }
         return (step, inf64, inf1);
+    }
+
+    /// <summary>Runs <paramref name="steps"/> training steps and one batch of inference (for the memory figure).</summary>
+    public static void Steps(int channels, int size, float[] x, int[] labels, int steps)
+    {
+        using var module = new TorchConvNet(channels, size);
+        var opt = torch.optim.AdamW(module.parameters(), 1e-3);
+        using var tx = torch.tensor(x, [x.Length / (channels * size * size), channels, size, size]);
+        using var ty = torch.tensor(labels.Select(l => (long)l).ToArray());
+        for (int i = 0; i < steps; i++)
+        {
+            using var scope = torch.NewDisposeScope();
+            opt.zero_grad();
+            F.cross_entropy(module.forward(tx), ty).backward();
+            opt.step();
+        }
+        using (torch.no_grad())
+        using (torch.NewDisposeScope()) module.forward(tx);
     }
 
     /// <summary>Median seconds of torch.mm for an M×K by K×N (or N×K transposed) product.</summary>

@@ -5,7 +5,7 @@ using Compiled.Nets.Bench;
 // `bdn [BenchmarkDotNet args]`: the BenchmarkDotNet suites (e.g. `-- bdn --filter '*'`).
 return args.FirstOrDefault() switch
 {
-    "step" => Step.Run(),
+    "step" => Step.Run(args),
     "bdn" => Bdn.Run(args[1..]),
     _ => Summary.Run(args),
 };

@@ -6,11 +6,21 @@ namespace Compiled.Nets.Bench;
 /// <summary>Times the ConvNet's training step, inference, and each heavy kernel at its real shapes.</summary>
 public static class Step
 {
-    public static int Run()
+    public static int Run(string[] args)
+    {
+        if (args.Length == 4 && args[1] == "memory") return PeakMemory.Child(args[2], int.Parse(args[3]));
+        Variant(new ConvNetCompiled(1), 1, 28);
+        Variant(new CifarConvNetCompiled(1), 3, 32);
+        Kernels();
+        return 0;
+    }
+
+    /// <summary>Training step, inference at batch 64 and 1, allocations and peak memory for one input shape.</summary>
+    private static void Variant<TNet>(TNet net, int channels, int size) where TNet : IClassifier, IDisposable
     {
         const int B = 64;
-        using var net = new ConvNetCompiled(1);
-        var x = Summary.Random(B * 784); var labels = Enumerable.Range(0, B).Select(i => i % 10).ToArray();
+        int sample = channels * size * size;
+        var x = Summary.Random(B * sample); var labels = Enumerable.Range(0, B).Select(i => i % 10).ToArray();
         var logits = new float[B * 10];
         var opt = new AdamW(net.Parameters);
         // Steady state, as in training: the first seconds after start-up run measurably slower (clock ramp-up, page
@@ -20,16 +30,26 @@ public static class Step
         double step = Summary.Median(() => { net.TrainStep(x, labels, B, logits); opt.Step(); });
         double trainOnly = Summary.Median(() => net.TrainStep(x, labels, B, logits));
         double optOnly = Summary.Median(() => opt.Step());
-        double zero = Summary.Median(() => net.Parameters.ZeroGradients());
-        Console.WriteLine($"  of which TrainStep {trainOnly * 1e3:F1} ms, AdamW.Step {optOnly * 1e3:F1} ms, zeroing gradients {zero * 1e3:F1} ms");
         double inf64 = Summary.Median(() => net.Forward(x, B, logits));
-        double inf1 = Summary.Median(() => net.Forward(x.AsSpan(0, 784), 1, logits.AsSpan(0, 10)), 51);
-        var (tStep, tInf64, tInf1) = LibTorch.ConvNet(net, x, labels);
-        Console.WriteLine($"ConvNet 1×28×28 (median ms)   {"ours",8} {"libtorch",9} {"speed-up",9}");
-        Console.WriteLine($"  train step, batch 64, AdamW {step * 1e3,8:F1} {tStep * 1e3,9:F1} {tStep / step,8:F2}×");
+        double inf1 = Summary.Median(() => net.Forward(x.AsSpan(0, sample), 1, logits.AsSpan(0, 10)), 51);
+        // Every thread's allocations (the worker's too), over 20 steps after warm-up.
+        long a0 = GC.GetTotalAllocatedBytes(precise: true);
+        for (int i = 0; i < 20; i++) { net.TrainStep(x, labels, B, logits); opt.Step(); net.Forward(x, B, logits); }
+        double allocPerStep = (GC.GetTotalAllocatedBytes(precise: true) - a0) / 20.0;
+        var (tStep, tInf64, tInf1) = LibTorch.ConvNet(net, channels, size, x, labels);
+        var (ourPeak, torchPeak) = (PeakMemory.Measure("ours", size), PeakMemory.Measure("torch", size));
+        Console.WriteLine($"ConvNet {channels}×{size}×{size} (median ms)   {"ours",8} {"libtorch",9} {"speed-up",9}");
+        Console.WriteLine($"  train step, batch 64, AdamW {step * 1e3,8:F1} {tStep * 1e3,9:F1} {tStep / step,8:F2}×   (TrainStep {trainOnly * 1e3:F1} + AdamW {optOnly * 1e3:F1})");
         Console.WriteLine($"  inference, batch 64         {inf64 * 1e3,8:F1} {tInf64 * 1e3,9:F1} {tInf64 / inf64,8:F2}×");
         Console.WriteLine($"  inference, batch 1          {inf1 * 1e3,8:F2} {tInf1 * 1e3,9:F2} {tInf1 / inf1,8:F2}×");
+        Console.WriteLine($"  peak memory of training, MiB {ourPeak,7:F0} {torchPeak,9:F0} {torchPeak / ourPeak,8:F2}×   (resident-set high-water mark above the process's start)");
+        Console.WriteLine($"  managed allocations per step: {allocPerStep:F0} bytes (train step + AdamW + inference)");
+        net.Dispose();
+    }
 
+    private static void Kernels()
+    {
+        const int B = 64;
         var g1 = new Conv2dGeometry(B, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1);
         var g2 = new Conv2dGeometry(B, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1);
         foreach (var (name, g) in new[] { ("conv1", g1), ("conv2", g2) })
@@ -58,6 +78,59 @@ public static class Step
             double b = Summary.Median(() => LinearKernels.Backward(dx, dw, y, xin, w, B, 6272, 512));
             Console.WriteLine($"fc1: forward {f * 1e3:F2} ms, backward {b * 1e3:F2} ms");
         }
+    }
+}
+
+/// <summary>
+/// Peak resident memory of 30 training steps (batch 64) plus inference, for ours and for libtorch, each in a child
+/// process of its own so neither's allocator caches count against the other: Linux's VmHWM after the steps minus
+/// VmHWM before the network was built (the runtimes themselves, and libtorch's libraries, are not counted).
+/// </summary>
+public static class PeakMemory
+{
+    public static double Measure(string which, int size)
+    {
+        string self = Environment.ProcessPath!;
+        var psi = new System.Diagnostics.ProcessStartInfo(self) { RedirectStandardOutput = true };
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(PeakMemory).Assembly.Location);
+        foreach (var a in new[] { "step", "memory", which, size.ToString() }) psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return double.TryParse(output.Trim(), System.Globalization.CultureInfo.InvariantCulture, out var mib) ? mib : double.NaN;
+    }
+
+    public static int Child(string which, int size)
+    {
+        const int B = 64;
+        int channels = size == 28 ? 1 : 3, sample = channels * size * size;
+        var x = Summary.Random(B * sample); var labels = Enumerable.Range(0, B).Select(i => i % 10).ToArray();
+        var logits = new float[B * 10];
+        if (which == "torch")
+        {
+            LibTorch.Init();
+            using (var warm = TorchSharp.torch.ones(4)) { }
+            long before = HighWaterKiB();
+            LibTorch.Steps(channels, size, x, labels, 30);
+            Console.WriteLine(((HighWaterKiB() - before) / 1024.0).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        else
+        {
+            long before = HighWaterKiB();
+            IClassifier net = size == 28 ? new ConvNetCompiled(1) : new CifarConvNetCompiled(1);
+            var opt = new AdamW(net.Parameters);
+            for (int i = 0; i < 30; i++) { net.TrainStep(x, labels, B, logits); opt.Step(); }
+            net.Forward(x, B, logits);
+            Console.WriteLine(((HighWaterKiB() - before) / 1024.0).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        return 0;
+    }
+
+    private static long HighWaterKiB()
+    {
+        foreach (var line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                return long.Parse(line.AsSpan(6).Trim().TrimEnd("kB").Trim());
         return 0;
     }
 }

@@ -30,8 +30,11 @@ public abstract class Optimizer
     public void Step()
     {
         StepCount++;
-        foreach (var p in Store.Parameters)
+        // Indexed, not foreach: the list's enumerator is boxed through IReadOnlyList, 32 bytes every step.
+        var parameters = Store.Parameters;
+        for (int i = 0; i < parameters.Count; i++)
         {
+            var p = parameters[i];
             if (!p.RequiresGrad) continue;
             Update(p, Store.Value(p), Store.Gradient(p));
         }
