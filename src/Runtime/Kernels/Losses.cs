@@ -1,9 +1,10 @@
 using System.Numerics;
+using System.Runtime.Intrinsics;
 
 namespace Compiled.Nets.Kernels;
 
 // Dims: N rows (batch), K classes.
-public static class CrossEntropyKernels
+public static unsafe class CrossEntropyKernels
 {
     /// <summary>
     /// Mean over rows of −log softmax(logits)[label] (with label smoothing ε, PyTorch's definition:
@@ -11,11 +12,55 @@ public static class CrossEntropyKernels
     /// naming the row and label when a label is outside [0, K). Sums in double.
     /// </summary>
     public static float Forward(Span<float> probs, ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, int rows, int classes, float labelSmoothing = 0f)
-        => Reference.Forward(probs, logits, labels, rows, classes, labelSmoothing);
+    {
+        if (!Vector512.IsHardwareAccelerated) return Reference.Forward(probs, logits, labels, rows, classes, labelSmoothing);
+        Check(probs.Length, logits.Length, labels.Length, rows, classes);
+        double total = 0, eps = labelSmoothing;
+        fixed (float* pp = probs) fixed (float* pl = logits)
+            for (int n = 0; n < rows; n++)
+            {
+                int label = labels[n];
+                if ((uint)label >= (uint)classes)
+                    throw new ArgumentOutOfRangeException(nameof(labels), label, $"Label {label} in row {n} is outside [0, {classes}).");
+                float* lr = pl + (long)n * classes, pr = pp + (long)n * classes;
+                float max = RowOps.Max(lr, classes);
+                float sum = RowOps.ExpShifted(pr, lr, classes, max);
+                RowOps.Scale(pr, classes, 1f / sum);
+                double logSum = Math.Log(sum) + max;
+                double nll = logSum - lr[label];
+                // mean_k(−log p_k) = logSum − mean_k(logit_k); only needed with smoothing.
+                double smooth = eps == 0 ? 0 : logSum - (double)RowOps.Sum(lr, classes) / classes;
+                total += (1 - eps) * nll + eps * smooth;
+            }
+        return (float)(total / rows);
+    }
 
     /// <summary>dlogits += scale·(probs − target) with target the (smoothed) one-hot; scale is dLoss/N (1/N for a mean).</summary>
     public static void Backward(Span<float> dlogits, ReadOnlySpan<float> probs, ReadOnlySpan<int> labels, int rows, int classes, float scale, float labelSmoothing = 0f)
-        => Reference.Backward(dlogits, probs, labels, rows, classes, scale, labelSmoothing);
+    {
+        if (!Vector512.IsHardwareAccelerated) { Reference.Backward(dlogits, probs, labels, rows, classes, scale, labelSmoothing); return; }
+        Check(dlogits.Length, probs.Length, labels.Length, rows, classes);
+        float off = labelSmoothing / classes, on = 1f - labelSmoothing + off;
+        var sv = Vector512.Create(scale); var offv = Vector512.Create(scale * off);
+        fixed (float* pd = dlogits) fixed (float* pp = probs)
+            for (int n = 0; n < rows; n++)
+            {
+                float* d = pd + (long)n * classes, p = pp + (long)n * classes;
+                int label = labels[n], k = 0;
+                for (; k + 16 <= classes; k += 16)
+                    Vector512.Store(Vector512.FusedMultiplyAdd(sv, Vector512.Load(p + k), Vector512.Load(d + k)) - offv, d + k);
+                for (; k < classes; k++) d[k] += scale * (p[k] - off);
+                // The label's target is `on`, not `off`.
+                if ((uint)label < (uint)classes) d[label] -= scale * (on - off);
+            }
+    }
+
+    private static void Check(int a, int b, int labels, int rows, int classes)
+    {
+        long need = (long)rows * classes;
+        if (a < need || b < need) throw new ArgumentException($"Cross-entropy over [{rows}, {classes}] needs {need} floats per span; got {a} and {b}.");
+        if (labels < rows) throw new ArgumentException($"Cross-entropy over {rows} rows needs {rows} labels; got {labels}.");
+    }
 
     /// <summary>Generic loops shared by the float kernels and the double-precision tests.</summary>
     public static class Reference

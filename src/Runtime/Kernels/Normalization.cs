@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.Intrinsics;
 
 namespace Compiled.Nets.Kernels;
 
@@ -113,16 +114,88 @@ public static class BatchNormKernels
     }
 }
 
-public static class LayerNormKernels
+public static unsafe class LayerNormKernels
 {
     /// <summary>y[N,F] = (x − mean)·rstd·gamma + beta per row; saves mean[N], rstd[N] (empty to skip, for inference).</summary>
     public static void Forward(Span<float> y, Span<float> mean, Span<float> rstd, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, int rows, int features, float eps)
-        => Reference.Forward(y, mean, rstd, x, gamma, beta, rows, features, eps);
+    {
+        if (!Vector512.IsHardwareAccelerated) { Reference.Forward(y, mean, rstd, x, gamma, beta, rows, features, eps); return; }
+        Check(y.Length, x.Length, gamma.Length, beta.Length, rows, features);
+        if (!mean.IsEmpty && (mean.Length < rows || rstd.Length < rows)) throw new ArgumentException($"LayerNorm: mean/rstd need {rows} floats; got {mean.Length} and {rstd.Length}.");
+        fixed (float* py = y) fixed (float* px = x) fixed (float* pg = gamma) fixed (float* pb = beta)
+            for (int n = 0; n < rows; n++)
+            {
+                float* xr = px + (long)n * features, yr = py + (long)n * features;
+                // Two passes in float (the row is in L1 after the first): the mean, then Σ(x − mean)², no cancellation.
+                float mu = RowOps.Sum(xr, features) / features;
+                float r = 1f / MathF.Sqrt(RowOps.SumSquaredDeviation(xr, features, mu) / features + eps);
+                if (!mean.IsEmpty) { mean[n] = mu; rstd[n] = r; }
+                var muv = Vector512.Create(mu); var rv = Vector512.Create(r);
+                int f = 0;
+                for (; f + 16 <= features; f += 16)
+                    Vector512.Store(Vector512.FusedMultiplyAdd((Vector512.Load(xr + f) - muv) * rv, Vector512.Load(pg + f), Vector512.Load(pb + f)), yr + f);
+                for (; f < features; f++) yr[f] = (xr[f] - mu) * r * pg[f] + pb[f];
+            }
+    }
 
     /// <summary>Accumulates dx, dgamma, dbeta (each may be empty to skip).</summary>
     public static void Backward(Span<float> dx, Span<float> dgamma, Span<float> dbeta, ReadOnlySpan<float> dy, ReadOnlySpan<float> x,
         ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, ReadOnlySpan<float> gamma, int rows, int features)
-        => Reference.Backward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, features);
+    {
+        if (!Vector512.IsHardwareAccelerated) { Reference.Backward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, features); return; }
+        Check(dy.Length, x.Length, gamma.Length, gamma.Length, rows, features);
+        if (!dx.IsEmpty) Check(dx.Length, dx.Length, features, features, rows, features);
+        if ((!dgamma.IsEmpty && dgamma.Length < features) || (!dbeta.IsEmpty && dbeta.Length < features) || mean.Length < rows || rstd.Length < rows)
+            throw new ArgumentException($"LayerNorm backward: dgamma/dbeta need {features} floats and mean/rstd {rows}.");
+        bool wantDx = !dx.IsEmpty, wantG = !dgamma.IsEmpty, wantB = !dbeta.IsEmpty;
+        fixed (float* pdx = dx) fixed (float* pdg = dgamma) fixed (float* pdb = dbeta) fixed (float* pdy = dy) fixed (float* px = x) fixed (float* pg = gamma)
+            for (int n = 0; n < rows; n++)
+            {
+                long o = (long)n * features;
+                float* d = pdy + o, xr = px + o;
+                float mu = mean[n], r = rstd[n];
+                var muv = Vector512.Create(mu); var rv = Vector512.Create(r);
+                var sg = Vector512<float>.Zero; var sgx = sg;
+                float sumG = 0, sumGXhat = 0;
+                int f = 0;
+                for (; f + 16 <= features; f += 16)
+                {
+                    var dv = Vector512.Load(d + f);
+                    var xhat = (Vector512.Load(xr + f) - muv) * rv;
+                    var gd = dv * Vector512.Load(pg + f);
+                    sg += gd; sgx = Vector512.FusedMultiplyAdd(gd, xhat, sgx);
+                    if (wantG) Vector512.Store(Vector512.FusedMultiplyAdd(dv, xhat, Vector512.Load(pdg + f)), pdg + f);
+                    if (wantB) Vector512.Store(Vector512.Load(pdb + f) + dv, pdb + f);
+                }
+                sumG = Vector512.Sum(sg); sumGXhat = Vector512.Sum(sgx);
+                for (; f < features; f++)
+                {
+                    float xhat = (xr[f] - mu) * r, gd = d[f] * pg[f];
+                    sumG += gd; sumGXhat += gd * xhat;
+                    if (wantG) pdg[f] += d[f] * xhat;
+                    if (wantB) pdb[f] += d[f];
+                }
+                if (!wantDx) continue;
+                // dx = r·(γ·dy − (Σγdy + x̂·Σγdy·x̂)/F)
+                float* g = pdx + o;
+                float a = sumG / features, b = sumGXhat / features;
+                var av = Vector512.Create(a); var bv = Vector512.Create(b);
+                for (f = 0; f + 16 <= features; f += 16)
+                {
+                    var xhat = (Vector512.Load(xr + f) - muv) * rv;
+                    var gd = Vector512.Load(d + f) * Vector512.Load(pg + f);
+                    Vector512.Store(Vector512.FusedMultiplyAdd(rv, gd - av - xhat * bv, Vector512.Load(g + f)), g + f);
+                }
+                for (; f < features; f++) g[f] += r * (d[f] * pg[f] - a - (xr[f] - mu) * r * b);
+            }
+    }
+
+    private static void Check(int y, int x, int gamma, int beta, int rows, int features)
+    {
+        long need = (long)rows * features;
+        if (y < need || x < need) throw new ArgumentException($"LayerNorm over [{rows}, {features}] needs {need} floats per span; got {y} and {x}.");
+        if (gamma < features || beta < features) throw new ArgumentException($"LayerNorm: gamma and beta need {features} floats; got {gamma} and {beta}.");
+    }
 
     /// <summary>Generic loops shared by the float kernels and the double-precision tests.</summary>
     public static class Reference

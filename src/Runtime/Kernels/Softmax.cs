@@ -1,15 +1,50 @@
 using System.Numerics;
+using System.Runtime.Intrinsics;
 
 namespace Compiled.Nets.Kernels;
 
 // Dims: N rows, K columns (softmax over the last dimension).
-public static class SoftmaxKernels
+public static unsafe class SoftmaxKernels
 {
     /// <summary>y = softmax(x) per row, max-subtracted for stability.</summary>
-    public static void Forward(Span<float> y, ReadOnlySpan<float> x, int rows, int cols) => Reference.Forward(y, x, rows, cols);
+    public static void Forward(Span<float> y, ReadOnlySpan<float> x, int rows, int cols)
+    {
+        if (!Vector512.IsHardwareAccelerated) { Reference.Forward(y, x, rows, cols); return; }
+        Check(y.Length, x.Length, rows, cols);
+        fixed (float* py = y) fixed (float* px = x)
+            for (int n = 0; n < rows; n++)
+            {
+                float* xr = px + (long)n * cols, yr = py + (long)n * cols;
+                float sum = RowOps.ExpShifted(yr, xr, cols, RowOps.Max(xr, cols));
+                RowOps.Scale(yr, cols, 1f / sum);
+            }
+    }
 
     /// <summary>dx += y ⊙ (dy − Σ dy⊙y) per row.</summary>
-    public static void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> y, int rows, int cols) => Reference.Backward(dx, dy, y, rows, cols);
+    public static void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> y, int rows, int cols)
+    {
+        if (!Vector512.IsHardwareAccelerated) { Reference.Backward(dx, dy, y, rows, cols); return; }
+        Check(dx.Length, dy.Length, rows, cols);
+        Check(y.Length, y.Length, rows, cols);
+        fixed (float* pdx = dx) fixed (float* pdy = dy) fixed (float* py = y)
+            for (int n = 0; n < rows; n++)
+            {
+                long o = (long)n * cols;
+                float* g = pdx + o, d = pdy + o, yr = py + o;
+                float dot = RowOps.Dot(d, yr, cols);
+                var dv = Vector512.Create(dot);
+                int k = 0;
+                for (; k + 16 <= cols; k += 16)
+                    Vector512.Store(Vector512.FusedMultiplyAdd(Vector512.Load(yr + k), Vector512.Load(d + k) - dv, Vector512.Load(g + k)), g + k);
+                for (; k < cols; k++) g[k] += yr[k] * (d[k] - dot);
+            }
+    }
+
+    private static void Check(int a, int b, int rows, int cols)
+    {
+        long need = (long)rows * cols;
+        if (a < need || b < need) throw new ArgumentException($"Softmax over [{rows}, {cols}] needs {need} floats per span; got {a} and {b}.");
+    }
 
     /// <summary>Generic loops shared by the float kernels and the double-precision tests.</summary>
     public static class Reference
