@@ -168,6 +168,7 @@ public static unsafe class Conv2dKernels
     /// <summary>col[(c,ki,kj), (i,j)] (row stride <paramref name="ld"/>) = x[c, i·s−p+ki·d, j·s−p+kj·d], zero outside.</summary>
     private static void Im2Col(float* col, int ld, float* x, in Conv2dGeometry g)
     {
+        if (IsSame(g)) { Im2ColSame(col, ld, x, g); return; }
         int oh = g.OutHeight, ow = g.OutWidth, row = 0;
         for (int c = 0; c < g.InChannels; c++)
         for (int ki = 0; ki < g.KernelH; ki++)
@@ -194,6 +195,7 @@ public static unsafe class Conv2dKernels
     /// <summary>x += col2im(col) for one sample (the adjoint of <see cref="Im2Col"/>).</summary>
     private static void Col2ImAdd(float* x, float* col, int ld, in Conv2dGeometry g)
     {
+        if (IsSame(g)) { Col2ImAddSame(x, col, ld, g); return; }
         int oh = g.OutHeight, ow = g.OutWidth, row = 0;
         for (int c = 0; c < g.InChannels; c++)
         for (int ki = 0; ki < g.KernelH; ki++)
@@ -217,6 +219,71 @@ public static unsafe class Conv2dKernels
                 }
                 else for (int j = lo; j < hiEx; j++) dst[(long)j * g.StrideW] += s[j];
             }
+        }
+    }
+
+    // "Same" convolutions (stride 1, no dilation, output as large as the input: 3×3 with padding 1) map each col row
+    // (c, ki, kj) to the input plane shifted by (ki − padH)·W + (kj − padW): one contiguous run per row instead of one
+    // short copy per output row (14 floats for conv2), then the few wrapped-around border columns fixed up.
+    private static bool IsSame(in Conv2dGeometry g) =>
+        g.StrideH == 1 && g.StrideW == 1 && g.DilationH == 1 && g.DilationW == 1 && g.OutHeight == g.InHeight && g.OutWidth == g.InWidth;
+
+    /// <summary>For kernel offset (ki, kj): valid output rows [i0, i1) and columns [j0, j1), and the plane shift.</summary>
+    private static void SameWindow(in Conv2dGeometry g, int ki, int kj, out int i0, out int i1, out int j0, out int j1, out int shift)
+    {
+        int dh = ki - g.PadH, dw = kj - g.PadW, h = g.InHeight, w = g.InWidth;
+        i0 = Math.Max(0, -dh); i1 = Math.Min(h, h - dh);
+        j0 = Math.Max(0, -dw); j1 = Math.Min(w, w - dw);
+        shift = dh * w + dw;
+    }
+
+    private static void Im2ColSame(float* col, int ld, float* x, in Conv2dGeometry g)
+    {
+        int h = g.InHeight, w = g.InWidth, plane = h * w, row = 0;
+        for (int c = 0; c < g.InChannels; c++)
+        for (int ki = 0; ki < g.KernelH; ki++)
+        for (int kj = 0; kj < g.KernelW; kj++, row++)
+        {
+            float* dst = col + (long)row * ld;
+            SameWindow(g, ki, kj, out int i0, out int i1, out int j0, out int j1, out int shift);
+            if (i1 <= i0 || j1 <= j0) { new Span<float>(dst, plane).Clear(); continue; }
+            // Rows [i0, i1) in one run from the first valid column of row i0 to the last of row i1−1 (never outside the plane).
+            int start = i0 * w + j0, end = (i1 - 1) * w + j1;
+            new Span<float>(dst, start).Clear();
+            new ReadOnlySpan<float>(x + (long)c * plane + start + shift, end - start).CopyTo(new Span<float>(dst + start, end - start));
+            new Span<float>(dst + end, plane - end).Clear();
+            // Inside the run, the columns outside [j0, j1) picked up a neighbouring row's edge: zero them.
+            if (j0 > 0 || j1 < w)
+                for (int i = i0; i < i1; i++)
+                {
+                    float* r = dst + i * w;
+                    for (int j = 0; j < j0; j++) r[j] = 0f;
+                    for (int j = j1; j < w; j++) r[j] = 0f;
+                }
+        }
+    }
+
+    private static void Col2ImAddSame(float* x, float* col, int ld, in Conv2dGeometry g)
+    {
+        int h = g.InHeight, w = g.InWidth, plane = h * w, row = 0;
+        for (int c = 0; c < g.InChannels; c++)
+        for (int ki = 0; ki < g.KernelH; ki++)
+        for (int kj = 0; kj < g.KernelW; kj++, row++)
+        {
+            float* src = col + (long)row * ld;
+            SameWindow(g, ki, kj, out int i0, out int i1, out int j0, out int j1, out int shift);
+            if (i1 <= i0 || j1 <= j0) continue;
+            // col is scratch consumed here: zero the entries that would wrap into a neighbouring row, then add one run.
+            if (j0 > 0 || j1 < w)
+                for (int i = i0; i < i1; i++)
+                {
+                    float* r = src + i * w;
+                    for (int j = 0; j < j0; j++) r[j] = 0f;
+                    for (int j = j1; j < w; j++) r[j] = 0f;
+                }
+            int start = i0 * w + j0, end = (i1 - 1) * w + j1;
+            var d = new Span<float>(x + (long)c * plane + start + shift, end - start);
+            System.Numerics.Tensors.TensorPrimitives.Add(d, new ReadOnlySpan<float>(src + start, end - start), d);
         }
     }
 

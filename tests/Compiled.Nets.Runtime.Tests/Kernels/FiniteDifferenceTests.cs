@@ -37,6 +37,11 @@ public class FiniteDifferenceTests
         d.Add(9, 1, 12, 10, 16, 3, 1, 1, 1);
         d.Add(6, 2, 11, 9, 5, 3, 2, 1, 1);
         d.Add(70, 1, 14, 14, 12, 3, 1, 1, 1);
+        // "Same" convolutions (the shifted-plane im2col/col2im path): 5×5 pad 2, 1×1, a 1×1 image, a wide image.
+        d.Add(3, 2, 7, 6, 4, 5, 1, 2, 1);
+        d.Add(2, 3, 5, 5, 4, 1, 1, 0, 1);
+        d.Add(4, 5, 1, 1, 3, 3, 1, 1, 1);
+        d.Add(9, 4, 5, 13, 6, 3, 1, 1, 1);
         return d;
     }
 
