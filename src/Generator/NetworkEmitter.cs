@@ -57,6 +57,7 @@ namespace Compiled.Nets.Generator
             public string OffsetTotal = "0";
             public Dictionary<string, string> GradOffset = new();     // gradient arena: only the values' gradients
             public string GradTotal = "0";
+            public HashSet<int> OverwriteGrad = new();               // values whose gradient backward writes once instead of adding
         }
 
         private static bool IsElementwise(OpKind k) => k is OpKind.Relu or OpKind.Gelu or OpKind.Tanh or OpKind.Sigmoid or OpKind.Dropout;
@@ -241,6 +242,7 @@ namespace Compiled.Nets.Generator
             w.Line("private readonly bool _ownsStore;");
             w.Line($"private readonly {R}Rng _rng;");
             foreach (var p in s.Parameters) w.Line($"private {R}ParameterInfo {p.Field} = null!;");
+            if (WrittenWeights(s).Count > 0) w.Line($"private {R}ParameterInfo[] _writtenGrads = null!; // gradients TrainStep overwrites instead of clearing and adding");
             foreach (var l in s.Layers.Where(l => l.IsRootProperty)) w.Line($"private {LayerType(l)} {l.FieldName} = null!;");
             w.Line();
 
@@ -273,6 +275,8 @@ namespace Compiled.Nets.Generator
             w.Line();
             w.Open("private void Bind(string prefix)");
             foreach (var p in s.Parameters) w.Line($"{p.Field} = _store[prefix + \"{p.Name}\"];");
+            var written = WrittenWeights(s);
+            if (written.Count > 0) w.Line($"_writtenGrads = new[] {{ {string.Join(", ", written.Select(p => p.Field))} }};");
             foreach (var l in s.Layers.Where(l => l.IsRootProperty)) w.Line($"{l.FieldName} = {LayerConstruction(l)};");
             w.Close();
             w.Line();
@@ -605,7 +609,7 @@ namespace Compiled.Nets.Generator
             string outName = LossSignature(s).OutName;
             OpenLossMethod(w, s, "TrainStep", "Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss.");
             EmitSpans(w, s, plan, grads: true);
-            w.Line("_store.ZeroGradients();");
+            w.Line(WrittenWeights(s).Count > 0 ? "_store.ZeroGradientsExcept(_writtenGrads);" : "_store.ZeroGradients();");
             EmitNeeds(w, s);
             w.Line("// Gradients accumulate (+=): clear this batch's part of each one that backward will touch.");
             // Values inside a fused chain never see their gradient materialised, so only units' ends and inputs count.
@@ -620,11 +624,14 @@ namespace Compiled.Nets.Generator
                 }
             }
             touched.Add(Storage(plan, s.Output));
+            plan.OverwriteGrad = SingleWriterGradients(s, plan);
             foreach (var (name, _, _) in plan.Regions.Where(r => r.Name.StartsWith("v", StringComparison.Ordinal)))
             {
                 int id = int.Parse(name.Substring(1), System.Globalization.CultureInfo.InvariantCulture);
-                if (touched.Contains(id) && s.Ops[id].Kind != OpKind.Input) w.Line($"if (n{id}) g{id}.Clear();");
+                if (touched.Contains(id) && s.Ops[id].Kind != OpKind.Input && !plan.OverwriteGrad.Contains(id)) w.Line($"if (n{id}) g{id}.Clear();");
             }
+            if (plan.OverwriteGrad.Count > 0)
+                w.Line($"// Written, not accumulated, by their only backward contribution (no clear needed): {string.Join(", ", plan.OverwriteGrad.OrderBy(i => i).Select(i => "g" + i))}.");
             w.Line();
             EmitForwardBody(w, s, plan, training: true);
             int o = Storage(plan, s.Output);
@@ -653,6 +660,40 @@ namespace Compiled.Nets.Generator
             w.Line("return loss;");
             w.Close();
             w.Line();
+        }
+
+        /// <summary>
+        /// Gradients with exactly one backward contribution that can write instead of add (a fused chain's input, the
+        /// input of a Linear, Conv2d or MaxPool2d): their buffers need no clearing before backward.
+        /// </summary>
+        /// <summary>Weights of Linear layers applied exactly once: their GEMM writes the gradient (beta = 0).</summary>
+        private static List<ParamSpec> WrittenWeights(NetworkSpec s) =>
+            s.Ops.Where(op => op.Kind == OpKind.Linear && s.Ops.Count(o => o.Layer == op.Layer) == 1).Select(op => Param(s, op, "weight")).ToList();
+
+        private static HashSet<int> SingleWriterGradients(NetworkSpec s, Plan plan)
+        {
+            var writers = new Dictionary<int, int>();
+            var capable = new HashSet<int>();
+            void Add(int storage, bool canWrite)
+            {
+                writers[storage] = writers.TryGetValue(storage, out var n) ? n + 1 : 1;
+                if (canWrite) capable.Add(storage);
+            }
+            Add(Storage(plan, s.Output), false); // the loss adds into it
+            foreach (var u in plan.Units)
+            {
+                int src = Storage(plan, u.Source);
+                if (u.Stages.Any(st => st.Kind != StageKind.Bias) && s.Ops[src].Kind != OpKind.Input) Add(src, true);
+                if (u.Primary is not { } op) continue;
+                foreach (int inp in new[] { op.Input, op.Input2 })
+                {
+                    if (inp < 0) continue;
+                    int st = Storage(plan, inp);
+                    if (s.Ops[st].Kind == OpKind.Input) continue;
+                    Add(st, op.Kind is OpKind.Linear or OpKind.Conv2d or OpKind.MaxPool2d);
+                }
+            }
+            return new HashSet<int>(writers.Where(kv => kv.Value == 1 && capable.Contains(kv.Key)).Select(kv => kv.Key));
         }
 
         private static void EmitSequenceLocal(SourceWriter w, NetworkSpec s)
@@ -734,7 +775,9 @@ namespace Compiled.Nets.Generator
                     int prev = j == 0 ? -1 : u.Stages[j - 1].Value;
                     w.Line(StageBackward(st, prev, vector, "i"));
                 }
-                if (writeDz)
+                if (writeDz && plan.OverwriteGrad.Contains(src))
+                    w.Line(vector ? $"if (writeDz) {V}.StoreUnsafe(g, ref gz_, (nuint)i);" : $"if (writeDz) {US}.Add(ref gz_, i) = g;");
+                else if (writeDz)
                     w.Line(vector ? $"if (writeDz) {V}.StoreUnsafe({V}.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);" : $"if (writeDz) {US}.Add(ref gz_, i) += g;");
                 w.Close();
             }
@@ -750,20 +793,21 @@ namespace Compiled.Nets.Generator
             string x = $"v{inStore}";
             string dx = inputIsData ? "default" : $"(n{op.Input} ? g{op.Input} : default)";
             string dy = $"g{op.Id}";
+            bool write = !inputIsData && plan.OverwriteGrad.Contains(inStore);
             w.Line($"// {op.Label} backward");
             switch (op.Kind)
             {
                 case OpKind.Conv2d:
-                    w.Line($"{K}Conv2dKernels.Backward({dx}, {PG(Param(s, op, "weight"))}, {dy}, {x}, {P(Param(s, op, "weight"))}, {Conv2dGeo(s, op, "batch")}, ws.Scratch.Span);");
+                    w.Line($"{K}Conv2dKernels.Backward({dx}, {PG(Param(s, op, "weight"))}, {dy}, {x}, {P(Param(s, op, "weight"))}, {Conv2dGeo(s, op, "batch")}, ws.Scratch.Span{(write ? ", accumulateDx: false" : "")});");
                     break;
                 case OpKind.Linear:
                 {
                     var i = s.Layers[op.Layer].Ints;
-                    w.Line($"{K}LinearKernels.Backward({dx}, {PG(Param(s, op, "weight"))}, {dy}, {x}, {P(Param(s, op, "weight"))}, {Rows(op)}, {i[0]}, {i[1]});");
+                    w.Line($"{K}LinearKernels.Backward({dx}, {PG(Param(s, op, "weight"))}, {dy}, {x}, {P(Param(s, op, "weight"))}, {Rows(op)}, {i[0]}, {i[1]}{(write ? ", accumulateDx: false" : "")}{(WrittenWeights(s).Any(p => p.Field == Param(s, op, "weight").Field) ? ", accumulateDw: false" : "")});");
                     break;
                 }
                 case OpKind.MaxPool2d:
-                    if (!inputIsData) w.Line($"if (n{op.Input}) {K}PoolingKernels.MaxPool2dBackward(g{op.Input}, {dy}, a{op.Id}, {PoolGeo(op)});");
+                    if (!inputIsData) w.Line($"if (n{op.Input}) {K}PoolingKernels.MaxPool2dBackward(g{op.Input}, {dy}, a{op.Id}, {PoolGeo(op)}{(write ? ", accumulate: false" : "")});");
                     break;
                 case OpKind.AvgPool2d:
                     if (!inputIsData) w.Line($"if (n{op.Input}) {K}PoolingKernels.AvgPool2dBackward(g{op.Input}, {dy}, {PoolGeo(op)});");

@@ -209,6 +209,28 @@ public sealed class ParameterStore : IDisposable
     /// <summary>Sets all gradients to zero.</summary>
     public void ZeroGradients() => _grads.Span.Clear();
 
+    /// <summary>
+    /// Sets all gradients to zero except those of the trainable parameters in <paramref name="written"/>, which the
+    /// caller is about to overwrite (a compiled TrainStep whose GEMM writes a weight's gradient with beta = 0).
+    /// </summary>
+    public void ZeroGradientsExcept(ReadOnlySpan<ParameterInfo> written)
+    {
+        var grads = _grads.Span;
+        var ps = Parameters;
+        int done = 0; // parameters are laid out in order: clear each gap up to the next skipped one in one call
+        for (int i = 0; i < ps.Count; i++)
+        {
+            var p = ps[i];
+            bool skip = false;
+            if (p.RequiresGrad)
+                foreach (var w in written) if (ReferenceEquals(w, p)) { skip = true; break; }
+            if (!skip) continue;
+            if (p.Offset > done) grads[done..p.Offset].Clear();
+            done = p.Offset + p.Length;
+        }
+        if (grads.Length > done) grads[done..].Clear();
+    }
+
     /// <summary>Freezes (or unfreezes) every parameter whose name starts with one of <paramref name="prefixes"/>.</summary>
     /// <returns>How many parameters changed state.</returns>
     /// <exception cref="ArgumentException">When a prefix matches no parameter (a typo would silently train everything).</exception>

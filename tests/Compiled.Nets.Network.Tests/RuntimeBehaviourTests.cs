@@ -24,6 +24,29 @@ public class RuntimeBehaviourTests
     }
 
     [Fact]
+    public void TrainStep_ReplacesStaleGradients_AndClearsFrozenOnes()
+    {
+        // Some gradients (fc weights, maxpool/conv/linear inputs) are written rather than cleared and accumulated:
+        // whatever the buffers held before a step must not leak into it.
+        using var net = new ConvNet(seed: 3);
+        var x = CompiledVsEagerTests.RandomData(4 * 784, 5);
+        var labels = CompiledVsEagerTests.RandomLabels(4, 10, 6);
+        net.TrainStep(x, labels, 4);
+        var first = net.Parameters.Gradients.ToArray();
+        Assert.Contains(first, v => v != 0f);
+        net.Parameters.Gradients.Fill(float.NaN);
+        net.TrainStep(x, labels, 4);
+        Assert.Equal(first, net.Parameters.Gradients.ToArray());
+
+        net.Parameters.Freeze("fc1.");
+        net.Parameters.Gradients.Fill(float.NaN);
+        net.TrainStep(x, labels, 4);
+        Assert.All(net.Parameters.Gradient(net.Parameters["fc1.weight"]).ToArray(), v => Assert.Equal(0f, v));
+        var fc2 = net.Parameters.Gradient(net.Parameters["fc2.weight"]).ToArray();
+        Assert.Equal(first.AsSpan(net.Parameters["fc2.weight"].Offset, fc2.Length).ToArray(), fc2);
+    }
+
+    [Fact]
     public void WrongInputLength_NamesExpectedAndActualShapes()
     {
         using var net = new ConvNet();

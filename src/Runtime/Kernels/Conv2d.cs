@@ -27,6 +27,7 @@ public static unsafe class Conv2dKernels
     {
         public float* Y, X, W, Dx, Dw, Dy, Scratch, Bias;
         public Conv2dGeometry G;
+        public bool OverwriteDx;
     }
 
     /// <summary>y[B,O,OH,OW] = conv(x[B,C,H,W], w[O,C,KH,KW]) (overwrites y).</summary>
@@ -94,6 +95,11 @@ public static unsafe class Conv2dKernels
     /// (first layer; frozen weight).
     /// </summary>
     public static void Backward(Span<float> dx, Span<float> dw, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, in Conv2dGeometry g, Span<float> scratch)
+        => Backward(dx, dw, dy, x, w, g, scratch, accumulateDx: true);
+
+    /// <summary>As above; with <paramref name="accumulateDx"/> false dx is overwritten (each sample cleared just before
+    /// its col2im, while it is in cache), so the caller need not clear it first.</summary>
+    public static void Backward(Span<float> dx, Span<float> dw, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, in Conv2dGeometry g, Span<float> scratch, bool accumulateDx)
     {
         Check(g, x.Length, w.Length, dy.Length, scratch.Length);
         if (dx.IsEmpty && dw.IsEmpty) return;
@@ -101,7 +107,7 @@ public static unsafe class Conv2dKernels
         if (!dw.IsEmpty && dw.Length < g.WeightSize) throw new ArgumentException($"Conv2d backward: dw has {dw.Length} floats, needs {g.WeightSize}.");
         fixed (float* pdx = dx) fixed (float* pdw = dw) fixed (float* pdy = dy) fixed (float* px = x) fixed (float* pw = w) fixed (float* ps = scratch)
         {
-            var a = new Args { Dx = dx.IsEmpty ? null : pdx, Dw = dw.IsEmpty ? null : pdw, Dy = pdy, X = px, W = pw, Scratch = ps, G = g };
+            var a = new Args { Dx = dx.IsEmpty ? null : pdx, Dw = dw.IsEmpty ? null : pdw, Dy = pdy, X = px, W = pw, Scratch = ps, G = g, OverwriteDx = !accumulateDx };
             if (g.Batch > 1)
             {
                 TwoCores.Run(&BackwardHalf, &a);
@@ -160,7 +166,12 @@ public static unsafe class Conv2dKernels
             if (a.Dx != null)
             {
                 Gemm.Sgemm(true, false, q, ld, o, 1f, w, q, dyMat, ld, 0f, new Span<float>(cols, q * ld), ld);
-                for (int s = 0; s < n; s++) Col2ImAdd(a.Dx + (long)(b + s) * g.InSize, cols + s * p, ld, g);
+                for (int s = 0; s < n; s++)
+                {
+                    float* dxs = a.Dx + (long)(b + s) * g.InSize;
+                    if (a.OverwriteDx) new Span<float>(dxs, g.InSize).Clear();
+                    Col2ImAdd(dxs, cols + s * p, ld, g);
+                }
             }
         }
     }

@@ -10,11 +10,16 @@ public static class LinearKernels
     public static void Forward(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, int rows, int inFeatures, int outFeatures)
         => Gemm.Sgemm(false, true, rows, outFeatures, inFeatures, 1f, x, inFeatures, w, inFeatures, 0f, y, outFeatures);
 
-    /// <summary>dx[N,I] += dy·w; dw[O,I] += dyᵀ·x. Empty dx/dw skip that gradient.</summary>
-    public static void Backward(Span<float> dx, Span<float> dw, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, int rows, int inFeatures, int outFeatures)
+    /// <summary>
+    /// dx[N,I] += dy·w; dw[O,I] += dyᵀ·x. Empty dx/dw skip that gradient. With <paramref name="accumulateDx"/> or
+    /// <paramref name="accumulateDw"/> false that gradient is overwritten (the GEMM's beta = 0), so the caller need not
+    /// clear it first.
+    /// </summary>
+    public static void Backward(Span<float> dx, Span<float> dw, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, int rows, int inFeatures, int outFeatures,
+        bool accumulateDx = true, bool accumulateDw = true)
     {
-        if (!dx.IsEmpty) Gemm.Sgemm(false, false, rows, inFeatures, outFeatures, 1f, dy, outFeatures, w, inFeatures, 1f, dx, inFeatures);
-        if (!dw.IsEmpty) Gemm.Sgemm(true, false, outFeatures, inFeatures, rows, 1f, dy, outFeatures, x, inFeatures, 1f, dw, inFeatures);
+        if (!dx.IsEmpty) Gemm.Sgemm(false, false, rows, inFeatures, outFeatures, 1f, dy, outFeatures, w, inFeatures, accumulateDx ? 1f : 0f, dx, inFeatures);
+        if (!dw.IsEmpty) Gemm.Sgemm(true, false, outFeatures, inFeatures, rows, 1f, dy, outFeatures, x, inFeatures, accumulateDw ? 1f : 0f, dw, inFeatures);
     }
 
     /// <summary>Definition loops, generic for double-precision tests.</summary>

@@ -137,8 +137,52 @@ public static unsafe class PoolingKernels
     private static Vector512<float> Wins(Vector512<float> a, Vector512<float> b) =>
         Vector512.GreaterThan(b, a) | (~Vector512.Equals(b, b) & Vector512.Equals(a, a));
 
-    /// <summary>dx[argmax] += dy.</summary>
-    public static void MaxPool2dBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<int> argmax, in Pool2dGeometry g) => Reference.MaxPool2dBackward(dx, dy, argmax, g);
+    /// <summary>
+    /// dx[argmax] += dy; with <paramref name="accumulate"/> false, dx is overwritten instead (zero where no window's
+    /// maximum lies), so the caller need not clear it first: each plane is cleared while it is in L1.
+    /// </summary>
+    public static void MaxPool2dBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<int> argmax, in Pool2dGeometry g, bool accumulate = true)
+    {
+        long planes = (long)g.Batch * g.Channels, inPlane = g.InHeight * g.InWidth, outPlane = g.OutHeight * g.OutWidth;
+        if (dx.Length < planes * inPlane || dy.Length < planes * outPlane || argmax.Length < planes * outPlane)
+            throw new ArgumentException($"MaxPool2d backward: spans too short for {g} (dx {dx.Length}, dy {dy.Length}, argmax {argmax.Length}).");
+        fixed (float* pdx = dx) fixed (float* pdy = dy) fixed (int* pa = argmax)
+        {
+            var a = new BackArgs { Dx = pdx, Dy = pdy, Arg = pa, Planes = planes, InPlane = inPlane, OutPlane = outPlane, Accumulate = accumulate };
+            if (planes * inPlane >= 1 << 16 && planes > 1) TwoCores.Run(&BackHalf, &a);
+            else BackPlanes(ref a, 0, planes);
+        }
+    }
+
+    private struct BackArgs
+    {
+        public float* Dx, Dy;
+        public int* Arg;
+        public long Planes, InPlane, OutPlane;
+        public bool Accumulate;
+    }
+
+    private static void BackHalf(void* state, int half)
+    {
+        ref var a = ref *(BackArgs*)state;
+        long mid = a.Planes / 2;
+        if (half == 0) BackPlanes(ref a, 0, mid); else BackPlanes(ref a, mid, a.Planes);
+    }
+
+    private static void BackPlanes(ref BackArgs a, long p0, long p1)
+    {
+        for (long bc = p0; bc < p1; bc++)
+        {
+            float* dx = a.Dx + bc * a.InPlane, dy = a.Dy + bc * a.OutPlane;
+            int* arg = a.Arg + bc * a.OutPlane;
+            if (!a.Accumulate) new Span<float>(dx, (int)a.InPlane).Clear();
+            for (long o = 0; o < a.OutPlane; o++)
+            {
+                int idx = arg[o];
+                if ((uint)idx < (uint)a.InPlane) dx[idx] += dy[o];
+            }
+        }
+    }
 
     /// <summary>y = mean over each window, padding counted (count_include_pad=True).</summary>
     public static void AvgPool2dForward(Span<float> y, ReadOnlySpan<float> x, in Pool2dGeometry g) => Reference.AvgPool2dForward(y, x, g);

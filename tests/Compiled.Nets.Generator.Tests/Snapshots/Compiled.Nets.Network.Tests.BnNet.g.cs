@@ -36,6 +36,7 @@ namespace Compiled.Nets.Network.Tests
         private global::Compiled.Nets.ParameterInfo _p_bn_num_batches_tracked = null!;
         private global::Compiled.Nets.ParameterInfo _p_fc_weight = null!;
         private global::Compiled.Nets.ParameterInfo _p_fc_bias = null!;
+        private global::Compiled.Nets.ParameterInfo[] _writtenGrads = null!; // gradients TrainStep overwrites instead of clearing and adding
         private global::Compiled.Nets.Conv2d _conv = null!;
         private global::Compiled.Nets.BatchNorm2d _bn = null!;
         private global::Compiled.Nets.AvgPool2d _pool = null!;
@@ -84,6 +85,7 @@ namespace Compiled.Nets.Network.Tests
             _p_bn_num_batches_tracked = _store[prefix + "bn.num_batches_tracked"];
             _p_fc_weight = _store[prefix + "fc.weight"];
             _p_fc_bias = _store[prefix + "fc.bias"];
+            _writtenGrads = new[] { _p_fc_weight };
             _conv = new global::Compiled.Nets.Conv2d(_store, prefix + "conv", 3, 8, 3, 2, 2, 2, false);
             _bn = new global::Compiled.Nets.BatchNorm2d(_store, prefix + "bn", 8, 1E-05f, 0.1f);
             _pool = new global::Compiled.Nets.AvgPool2d(2, 2, 0);
@@ -220,7 +222,7 @@ namespace Compiled.Nets.Network.Tests
             global::System.ReadOnlySpan<float> v0 = input;
             var v5 = v4;
             var g5 = g4;
-            _store.ZeroGradients();
+            _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_conv_weight.RequiresGrad || n0;
@@ -231,10 +233,9 @@ namespace Compiled.Nets.Network.Tests
             bool n6 = _p_fc_weight.RequiresGrad || _p_fc_bias.RequiresGrad || n5;
             // Gradients accumulate (+=): clear this batch's part of each one that backward will touch.
             if (n1) g1.Clear();
-            if (n2) g2.Clear();
             if (n3) g3.Clear();
-            if (n4) g4.Clear();
             if (n6) g6.Clear();
+            // Written, not accumulated, by their only backward contribution (no clear needed): g2, g4.
 
             // Conv: [B, 3, 13, 11] -> [B, 8, 7, 6]
             global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 3, 13, 11, 8, 3, 3, 2, 2, 2, 2, 2, 2), ws.Scratch.Span);
@@ -322,7 +323,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n5 ? g5 : default), (_p_fc_weight.RequiresGrad ? _store.Gradient(_p_fc_weight) : default), g6, v4, _store.Value(_p_fc_weight), batch * 1, 72, 4);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n5 ? g5 : default), (_p_fc_weight.RequiresGrad ? _store.Gradient(_p_fc_weight) : default), g6, v4, _store.Value(_p_fc_weight), batch * 1, 72, 4, accumulateDx: false, accumulateDw: false);
             }
             if (n4)
             {
@@ -345,13 +346,13 @@ namespace Compiled.Nets.Network.Tests
                         {
                             var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
                             g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v3_, (nuint)i), g);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);
+                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
                         }
                         for (; i < end; i++, j++)
                         {
                             float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
                             g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v3_, i), g);
-                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) += g;
+                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
                     }
                 }

@@ -40,6 +40,7 @@ namespace Compiled.Nets.Network.Tests
         private global::Compiled.Nets.ParameterInfo _p_fc1_bias = null!;
         private global::Compiled.Nets.ParameterInfo _p_fc2_weight = null!;
         private global::Compiled.Nets.ParameterInfo _p_fc2_bias = null!;
+        private global::Compiled.Nets.ParameterInfo[] _writtenGrads = null!; // gradients TrainStep overwrites instead of clearing and adding
         private global::Compiled.Nets.Conv2d _conv1 = null!;
         private global::Compiled.Nets.Conv2d _conv2 = null!;
         private global::Compiled.Nets.Linear _fc1 = null!;
@@ -88,6 +89,7 @@ namespace Compiled.Nets.Network.Tests
             _p_fc1_bias = _store[prefix + "fc1.bias"];
             _p_fc2_weight = _store[prefix + "fc2.weight"];
             _p_fc2_bias = _store[prefix + "fc2.bias"];
+            _writtenGrads = new[] { _p_fc1_weight, _p_fc2_weight };
             _conv1 = new global::Compiled.Nets.Conv2d(_store, prefix + "conv1", 1, 64, 3, 1, 1, 1, true);
             _conv2 = new global::Compiled.Nets.Conv2d(_store, prefix + "conv2", 64, 128, 3, 1, 1, 1, true);
             _fc1 = new global::Compiled.Nets.Linear(_store, prefix + "fc1", 6272, 512, true);
@@ -290,7 +292,7 @@ namespace Compiled.Nets.Network.Tests
             global::System.ReadOnlySpan<float> v0 = input;
             var v7 = v6;
             var g7 = g6;
-            _store.ZeroGradients();
+            _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_conv1_weight.RequiresGrad || _p_conv1_bias.RequiresGrad || n0;
@@ -304,15 +306,8 @@ namespace Compiled.Nets.Network.Tests
             bool n9 = n8;
             bool n10 = _p_fc2_weight.RequiresGrad || _p_fc2_bias.RequiresGrad || n9;
             // Gradients accumulate (+=): clear this batch's part of each one that backward will touch.
-            if (n1) g1.Clear();
-            if (n2) g2.Clear();
-            if (n3) g3.Clear();
-            if (n4) g4.Clear();
-            if (n5) g5.Clear();
-            if (n6) g6.Clear();
-            if (n8) g8.Clear();
-            if (n9) g9.Clear();
             if (n10) g10.Clear();
+            // Written, not accumulated, by their only backward contribution (no clear needed): g1, g2, g3, g4, g5, g6, g8, g9.
 
             // Conv1: [B, 1, 28, 28] -> [B, 64, 28, 28]
             global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv1_weight), _store.Value(_p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span); // bias added in the kernel's output pass
@@ -451,7 +446,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc2 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n9 ? g9 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g10, v9, _store.Value(_p_fc2_weight), batch * 1, 512, 10);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n9 ? g9 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g10, v9, _store.Value(_p_fc2_weight), batch * 1, 512, 10, accumulateDx: false, accumulateDw: false);
             }
             if (n9)
             {
@@ -472,19 +467,19 @@ namespace Compiled.Nets.Network.Tests
                             var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
                             g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v9_, (nuint)i), g);
                             if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);
+                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
                         }
                         for (; i < end; i++, j++)
                         {
                             float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
                             g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v9_, i), g);
                             if (!db.IsEmpty) db[j] += g;
-                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) += g;
+                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
                     }
                 }
                 // Fc1 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g8, v6, _store.Value(_p_fc1_weight), batch * 1, 6272, 512);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g8, v6, _store.Value(_p_fc1_weight), batch * 1, 6272, 512, accumulateDx: false, accumulateDw: false);
             }
             if (n6)
             {
@@ -502,18 +497,18 @@ namespace Compiled.Nets.Network.Tests
                         {
                             var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
                             g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v6_, (nuint)i), g);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);
+                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
                         }
                         for (; i < end; i++, j++)
                         {
                             float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
                             g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v6_, i), g);
-                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) += g;
+                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
                     }
                 }
                 // MaxPool2d backward
-                if (n4) global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dBackward(g4, g5, a5, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0));
+                if (n4) global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dBackward(g4, g5, a5, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), accumulate: false);
             }
             if (n4)
             {
@@ -542,7 +537,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Conv2 backward
-                global::Compiled.Nets.Kernels.Conv2dKernels.Backward((n3 ? g3 : default), (_p_conv2_weight.RequiresGrad ? _store.Gradient(_p_conv2_weight) : default), g4, v3, _store.Value(_p_conv2_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span);
+                global::Compiled.Nets.Kernels.Conv2dKernels.Backward((n3 ? g3 : default), (_p_conv2_weight.RequiresGrad ? _store.Gradient(_p_conv2_weight) : default), g4, v3, _store.Value(_p_conv2_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, accumulateDx: false);
             }
             if (n3)
             {
@@ -560,18 +555,18 @@ namespace Compiled.Nets.Network.Tests
                         {
                             var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
                             g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v3_, (nuint)i), g);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);
+                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
                         }
                         for (; i < end; i++, j++)
                         {
                             float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
                             g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v3_, i), g);
-                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) += g;
+                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
                     }
                 }
                 // MaxPool2d backward
-                if (n1) global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dBackward(g1, g2, a2, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0));
+                if (n1) global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dBackward(g1, g2, a2, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0), accumulate: false);
             }
             if (n1)
             {

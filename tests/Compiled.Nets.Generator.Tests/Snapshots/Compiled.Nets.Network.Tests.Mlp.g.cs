@@ -37,6 +37,7 @@ namespace Compiled.Nets.Network.Tests
         private global::Compiled.Nets.ParameterInfo _p_fc2_weight = null!;
         private global::Compiled.Nets.ParameterInfo _p_head_weight = null!;
         private global::Compiled.Nets.ParameterInfo _p_head_bias = null!;
+        private global::Compiled.Nets.ParameterInfo[] _writtenGrads = null!; // gradients TrainStep overwrites instead of clearing and adding
         private global::Compiled.Nets.Linear _fc1 = null!;
         private global::Compiled.Nets.LayerNorm _norm = null!;
         private global::Compiled.Nets.Linear _fc2 = null!;
@@ -84,6 +85,7 @@ namespace Compiled.Nets.Network.Tests
             _p_fc2_weight = _store[prefix + "fc2.weight"];
             _p_head_weight = _store[prefix + "head.weight"];
             _p_head_bias = _store[prefix + "head.bias"];
+            _writtenGrads = new[] { _p_fc1_weight, _p_fc2_weight, _p_head_weight };
             _fc1 = new global::Compiled.Nets.Linear(_store, prefix + "fc1", 20, 33, true);
             _norm = new global::Compiled.Nets.LayerNorm(_store, prefix + "norm", 33, 1E-05f);
             _fc2 = new global::Compiled.Nets.Linear(_store, prefix + "fc2", 33, 17, false);
@@ -262,7 +264,7 @@ namespace Compiled.Nets.Network.Tests
             var r8 = act.Slice(224 * cap, 5 * batch);
             var probs = act.Slice(229 * cap, 5 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
-            _store.ZeroGradients();
+            _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_fc1_weight.RequiresGrad || _p_fc1_bias.RequiresGrad || n0;
@@ -274,12 +276,9 @@ namespace Compiled.Nets.Network.Tests
             bool n7 = n6;
             bool n8 = _p_head_weight.RequiresGrad || _p_head_bias.RequiresGrad || n7;
             // Gradients accumulate (+=): clear this batch's part of each one that backward will touch.
-            if (n1) g1.Clear();
             if (n2) g2.Clear();
-            if (n3) g3.Clear();
-            if (n4) g4.Clear();
-            if (n7) g7.Clear();
             if (n8) g8.Clear();
+            // Written, not accumulated, by their only backward contribution (no clear needed): g1, g3, g4, g7.
 
             // Fc1: [B, 20] -> [B, 33]
             global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.Value(_p_fc1_weight), batch * 1, 20, 33);
@@ -404,7 +403,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g8, v7, _store.Value(_p_head_weight), batch * 1, 17, 5);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g8, v7, _store.Value(_p_head_weight), batch * 1, 17, 5, accumulateDx: false, accumulateDw: false);
             }
             if (n7)
             {
@@ -426,7 +425,7 @@ namespace Compiled.Nets.Network.Tests
                             g = global::Compiled.Nets.Kernels.Elementwise.SigmoidGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v7_, (nuint)i), g);
                             g *= global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref m6_, (nuint)i);
                             g = global::Compiled.Nets.Kernels.Elementwise.TanhGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v5_, (nuint)i), g);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);
+                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
                         }
                         for (; i < end; i++, j++)
                         {
@@ -434,12 +433,12 @@ namespace Compiled.Nets.Network.Tests
                             g = global::Compiled.Nets.Kernels.Elementwise.SigmoidGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v7_, i), g);
                             g *= global::System.Runtime.CompilerServices.Unsafe.Add(ref m6_, i);
                             g = global::Compiled.Nets.Kernels.Elementwise.TanhGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v5_, i), g);
-                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) += g;
+                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
                     }
                 }
                 // Fc2 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n3 ? g3 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g4, v3, _store.Value(_p_fc2_weight), batch * 1, 33, 17);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n3 ? g3 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g4, v3, _store.Value(_p_fc2_weight), batch * 1, 33, 17, accumulateDx: false, accumulateDw: false);
             }
             if (n3)
             {
@@ -465,19 +464,19 @@ namespace Compiled.Nets.Network.Tests
                             var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
                             g = global::Compiled.Nets.Kernels.Elementwise.GeluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v1_, (nuint)i), g);
                             if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);
+                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
                         }
                         for (; i < end; i++, j++)
                         {
                             float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
                             g = global::Compiled.Nets.Kernels.Elementwise.GeluGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v1_, i), g);
                             if (!db.IsEmpty) db[j] += g;
-                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) += g;
+                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
                     }
                 }
                 // Fc1 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g1, v0, _store.Value(_p_fc1_weight), batch * 1, 20, 33);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g1, v0, _store.Value(_p_fc1_weight), batch * 1, 20, 33, accumulateDw: false);
             }
             return loss;
         }

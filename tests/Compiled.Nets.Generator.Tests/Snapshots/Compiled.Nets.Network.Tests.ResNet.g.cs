@@ -47,6 +47,7 @@ namespace Compiled.Nets.Network.Tests
         private global::Compiled.Nets.ParameterInfo _p_blocks_1_fc1_bias = null!;
         private global::Compiled.Nets.ParameterInfo _p_blocks_1_fc2_weight = null!;
         private global::Compiled.Nets.ParameterInfo _p_blocks_1_fc2_bias = null!;
+        private global::Compiled.Nets.ParameterInfo[] _writtenGrads = null!; // gradients TrainStep overwrites instead of clearing and adding
         private global::Compiled.Nets.Linear _stem = null!;
         private global::Compiled.Nets.Network.Tests.ResidualBlock[] _blocks = null!;
         private global::Compiled.Nets.Linear _head = null!;
@@ -102,6 +103,7 @@ namespace Compiled.Nets.Network.Tests
             _p_blocks_1_fc1_bias = _store[prefix + "blocks.1.fc1.bias"];
             _p_blocks_1_fc2_weight = _store[prefix + "blocks.1.fc2.weight"];
             _p_blocks_1_fc2_bias = _store[prefix + "blocks.1.fc2.bias"];
+            _writtenGrads = new[] { _p_stem_weight, _p_blocks_0_fc1_weight, _p_blocks_0_fc2_weight, _p_blocks_1_fc1_weight, _p_blocks_1_fc2_weight, _p_head_weight };
             _stem = new global::Compiled.Nets.Linear(_store, prefix + "stem", 8, 16, true);
             _blocks = new global::Compiled.Nets.Network.Tests.ResidualBlock[] { new global::Compiled.Nets.Network.Tests.ResidualBlock(_store, prefix + "blocks.0."), new global::Compiled.Nets.Network.Tests.ResidualBlock(_store, prefix + "blocks.1.") };
             _head = new global::Compiled.Nets.Linear(_store, prefix + "head", 16, 3, true);
@@ -417,7 +419,7 @@ namespace Compiled.Nets.Network.Tests
             var g13 = grad.Slice(192 * cap, 3 * batch);
             var r13 = act.Slice(275 * cap, 3 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
-            _store.ZeroGradients();
+            _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_stem_weight.RequiresGrad || _p_stem_bias.RequiresGrad || n0;
@@ -434,19 +436,12 @@ namespace Compiled.Nets.Network.Tests
             bool n12 = n11;
             bool n13 = _p_head_weight.RequiresGrad || _p_head_bias.RequiresGrad || n12;
             // Gradients accumulate (+=): clear this batch's part of each one that backward will touch.
-            if (n1) g1.Clear();
             if (n2) g2.Clear();
-            if (n3) g3.Clear();
-            if (n4) g4.Clear();
             if (n5) g5.Clear();
-            if (n6) g6.Clear();
             if (n7) g7.Clear();
-            if (n8) g8.Clear();
-            if (n9) g9.Clear();
             if (n10) g10.Clear();
-            if (n11) g11.Clear();
-            if (n12) g12.Clear();
             if (n13) g13.Clear();
+            // Written, not accumulated, by their only backward contribution (no clear needed): g1, g3, g4, g6, g8, g9, g11, g12.
 
             // Stem: [B, 8] -> [B, 16]
             global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.Value(_p_stem_weight), batch * 1, 8, 16);
@@ -689,7 +684,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n12 ? g12 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g13, v12, _store.Value(_p_head_weight), batch * 1, 16, 3);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n12 ? g12 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g13, v12, _store.Value(_p_head_weight), batch * 1, 16, 3, accumulateDx: false, accumulateDw: false);
             }
             if (n12)
             {
@@ -707,13 +702,13 @@ namespace Compiled.Nets.Network.Tests
                         {
                             var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
                             g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v12_, (nuint)i), g);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);
+                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
                         }
                         for (; i < end; i++, j++)
                         {
                             float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
                             g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v12_, i), g);
-                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) += g;
+                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
                     }
                 }
@@ -745,7 +740,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc2 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n9 ? g9 : default), (_p_blocks_1_fc2_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_fc2_weight) : default), g10, v9, _store.Value(_p_blocks_1_fc2_weight), batch * 1, 16, 16);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n9 ? g9 : default), (_p_blocks_1_fc2_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_fc2_weight) : default), g10, v9, _store.Value(_p_blocks_1_fc2_weight), batch * 1, 16, 16, accumulateDx: false, accumulateDw: false);
             }
             if (n9)
             {
@@ -766,19 +761,19 @@ namespace Compiled.Nets.Network.Tests
                             var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
                             g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v9_, (nuint)i), g);
                             if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);
+                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
                         }
                         for (; i < end; i++, j++)
                         {
                             float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
                             g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v9_, i), g);
                             if (!db.IsEmpty) db[j] += g;
-                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) += g;
+                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
                     }
                 }
                 // Fc1 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_blocks_1_fc1_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_fc1_weight) : default), g8, v7, _store.Value(_p_blocks_1_fc1_weight), batch * 1, 16, 16);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_blocks_1_fc1_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_fc1_weight) : default), g8, v7, _store.Value(_p_blocks_1_fc1_weight), batch * 1, 16, 16, accumulateDw: false);
             }
             if (n7)
             {
@@ -796,13 +791,13 @@ namespace Compiled.Nets.Network.Tests
                         {
                             var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
                             g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v7_, (nuint)i), g);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);
+                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
                         }
                         for (; i < end; i++, j++)
                         {
                             float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
                             g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v7_, i), g);
-                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) += g;
+                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
                     }
                 }
@@ -834,7 +829,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc2 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n4 ? g4 : default), (_p_blocks_0_fc2_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_fc2_weight) : default), g5, v4, _store.Value(_p_blocks_0_fc2_weight), batch * 1, 16, 16);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n4 ? g4 : default), (_p_blocks_0_fc2_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_fc2_weight) : default), g5, v4, _store.Value(_p_blocks_0_fc2_weight), batch * 1, 16, 16, accumulateDx: false, accumulateDw: false);
             }
             if (n4)
             {
@@ -855,19 +850,19 @@ namespace Compiled.Nets.Network.Tests
                             var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
                             g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v4_, (nuint)i), g);
                             if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);
+                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
                         }
                         for (; i < end; i++, j++)
                         {
                             float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
                             g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v4_, i), g);
                             if (!db.IsEmpty) db[j] += g;
-                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) += g;
+                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
                     }
                 }
                 // Fc1 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n2 ? g2 : default), (_p_blocks_0_fc1_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_fc1_weight) : default), g3, v2, _store.Value(_p_blocks_0_fc1_weight), batch * 1, 16, 16);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n2 ? g2 : default), (_p_blocks_0_fc1_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_fc1_weight) : default), g3, v2, _store.Value(_p_blocks_0_fc1_weight), batch * 1, 16, 16, accumulateDw: false);
             }
             if (n2)
             {
@@ -888,19 +883,19 @@ namespace Compiled.Nets.Network.Tests
                             var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
                             g = global::Compiled.Nets.Kernels.Elementwise.SigmoidGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v2_, (nuint)i), g);
                             if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);
+                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
                         }
                         for (; i < end; i++, j++)
                         {
                             float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
                             g = global::Compiled.Nets.Kernels.Elementwise.SigmoidGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v2_, i), g);
                             if (!db.IsEmpty) db[j] += g;
-                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) += g;
+                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
                     }
                 }
                 // Stem backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_stem_weight.RequiresGrad ? _store.Gradient(_p_stem_weight) : default), g1, v0, _store.Value(_p_stem_weight), batch * 1, 8, 16);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_stem_weight.RequiresGrad ? _store.Gradient(_p_stem_weight) : default), g1, v0, _store.Value(_p_stem_weight), batch * 1, 8, 16, accumulateDw: false);
             }
             return loss;
         }

@@ -31,6 +31,7 @@ namespace Compiled.Nets.Network.Tests
         private global::Compiled.Nets.ParameterInfo _p_fc1_bias = null!;
         private global::Compiled.Nets.ParameterInfo _p_fc2_weight = null!;
         private global::Compiled.Nets.ParameterInfo _p_fc2_bias = null!;
+        private global::Compiled.Nets.ParameterInfo[] _writtenGrads = null!; // gradients TrainStep overwrites instead of clearing and adding
         private global::Compiled.Nets.Linear _fc1 = null!;
         private global::Compiled.Nets.Linear _fc2 = null!;
 
@@ -69,6 +70,7 @@ namespace Compiled.Nets.Network.Tests
             _p_fc1_bias = _store[prefix + "fc1.bias"];
             _p_fc2_weight = _store[prefix + "fc2.weight"];
             _p_fc2_bias = _store[prefix + "fc2.bias"];
+            _writtenGrads = new[] { _p_fc1_weight, _p_fc2_weight };
             _fc1 = new global::Compiled.Nets.Linear(_store, prefix + "fc1", 16, 16, true);
             _fc2 = new global::Compiled.Nets.Linear(_store, prefix + "fc2", 16, 16, true);
         }

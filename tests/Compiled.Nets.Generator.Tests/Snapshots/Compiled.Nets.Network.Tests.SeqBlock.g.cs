@@ -32,6 +32,7 @@ namespace Compiled.Nets.Network.Tests
         private global::Compiled.Nets.ParameterInfo _p_mix_bias = null!;
         private global::Compiled.Nets.ParameterInfo _p_norm_weight = null!;
         private global::Compiled.Nets.ParameterInfo _p_norm_bias = null!;
+        private global::Compiled.Nets.ParameterInfo[] _writtenGrads = null!; // gradients TrainStep overwrites instead of clearing and adding
         private global::Compiled.Nets.Linear _mix = null!;
         private global::Compiled.Nets.LayerNorm _norm = null!;
 
@@ -70,6 +71,7 @@ namespace Compiled.Nets.Network.Tests
             _p_mix_bias = _store[prefix + "mix.bias"];
             _p_norm_weight = _store[prefix + "norm.weight"];
             _p_norm_bias = _store[prefix + "norm.bias"];
+            _writtenGrads = new[] { _p_mix_weight };
             _mix = new global::Compiled.Nets.Linear(_store, prefix + "mix", 8, 8, true);
             _norm = new global::Compiled.Nets.LayerNorm(_store, prefix + "norm", 8, 1E-05f);
         }

@@ -51,6 +51,7 @@ namespace Compiled.Nets.Network.Tests
         private global::Compiled.Nets.ParameterInfo _p_blocks_1_mix_bias = null!;
         private global::Compiled.Nets.ParameterInfo _p_blocks_1_norm_weight = null!;
         private global::Compiled.Nets.ParameterInfo _p_blocks_1_norm_bias = null!;
+        private global::Compiled.Nets.ParameterInfo[] _writtenGrads = null!; // gradients TrainStep overwrites instead of clearing and adding
         private global::Compiled.Nets.Embedding _embed = null!;
         private global::Compiled.Nets.LayerNorm _norm = null!;
         private global::Compiled.Nets.Network.Tests.SeqBlock[] _blocks = null!;
@@ -109,6 +110,7 @@ namespace Compiled.Nets.Network.Tests
             _p_blocks_1_mix_bias = _store[prefix + "blocks.1.mix.bias"];
             _p_blocks_1_norm_weight = _store[prefix + "blocks.1.norm.weight"];
             _p_blocks_1_norm_bias = _store[prefix + "blocks.1.norm.bias"];
+            _writtenGrads = new[] { _p_blocks_0_mix_weight, _p_blocks_1_mix_weight, _p_head_weight };
             _embed = new global::Compiled.Nets.Embedding(_store, prefix + "embed", 50, 8);
             _norm = new global::Compiled.Nets.LayerNorm(_store, prefix + "norm", 8, 1E-05f);
             _blocks = new global::Compiled.Nets.Network.Tests.SeqBlock[] { new global::Compiled.Nets.Network.Tests.SeqBlock(_store, prefix + "blocks.0."), new global::Compiled.Nets.Network.Tests.SeqBlock(_store, prefix + "blocks.1.") };
@@ -332,7 +334,7 @@ namespace Compiled.Nets.Network.Tests
             var r14 = act.Slice(1659 * cap, 3 * batch);
             var probs = act.Slice(1662 * cap, 3 * batch);
             global::System.ReadOnlySpan<int> v0 = input;
-            _store.ZeroGradients();
+            _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_embed_weight.RequiresGrad || n0;
@@ -352,18 +354,16 @@ namespace Compiled.Nets.Network.Tests
             // Gradients accumulate (+=): clear this batch's part of each one that backward will touch.
             if (n1) g1.Clear();
             if (n2) g2.Clear();
-            if (n3) g3.Clear();
             if (n4) g4.Clear();
             if (n5) g5.Clear();
             if (n6) g6.Clear();
-            if (n7) g7.Clear();
             if (n8) g8.Clear();
             if (n9) g9.Clear();
             if (n10) g10.Clear();
             if (n11) g11.Clear();
             if (n12) g12.Clear();
-            if (n13) g13.Clear();
             if (n14) g14.Clear();
+            // Written, not accumulated, by their only backward contribution (no clear needed): g3, g7, g13.
 
             // Embed: [B, T] -> [B, T, 8]
             global::Compiled.Nets.Kernels.EmbeddingKernels.Forward(v1, v0, _store.Value(_p_embed_weight), batch * T, 50, 8);
@@ -502,7 +502,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n13 ? g13 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g14, v13, _store.Value(_p_head_weight), batch * 1, 8, 3);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n13 ? g13 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g14, v13, _store.Value(_p_head_weight), batch * 1, 8, 3, accumulateDx: false, accumulateDw: false);
             }
             if (n13)
             {
@@ -550,19 +550,19 @@ namespace Compiled.Nets.Network.Tests
                             var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
                             g = global::Compiled.Nets.Kernels.Elementwise.GeluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v7_, (nuint)i), g);
                             if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);
+                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
                         }
                         for (; i < end; i++, j++)
                         {
                             float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
                             g = global::Compiled.Nets.Kernels.Elementwise.GeluGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v7_, i), g);
                             if (!db.IsEmpty) db[j] += g;
-                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) += g;
+                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
                     }
                 }
                 // Mix backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n6 ? g6 : default), (_p_blocks_1_mix_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_mix_weight) : default), g7, v6, _store.Value(_p_blocks_1_mix_weight), batch * T, 8, 8);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n6 ? g6 : default), (_p_blocks_1_mix_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_mix_weight) : default), g7, v6, _store.Value(_p_blocks_1_mix_weight), batch * T, 8, 8, accumulateDw: false);
             }
             if (n6)
             {
@@ -594,19 +594,19 @@ namespace Compiled.Nets.Network.Tests
                             var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
                             g = global::Compiled.Nets.Kernels.Elementwise.GeluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v3_, (nuint)i), g);
                             if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);
+                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
                         }
                         for (; i < end; i++, j++)
                         {
                             float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
                             g = global::Compiled.Nets.Kernels.Elementwise.GeluGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v3_, i), g);
                             if (!db.IsEmpty) db[j] += g;
-                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) += g;
+                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
                     }
                 }
                 // Mix backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n2 ? g2 : default), (_p_blocks_0_mix_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_mix_weight) : default), g3, v2, _store.Value(_p_blocks_0_mix_weight), batch * T, 8, 8);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n2 ? g2 : default), (_p_blocks_0_mix_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_mix_weight) : default), g3, v2, _store.Value(_p_blocks_0_mix_weight), batch * T, 8, 8, accumulateDw: false);
             }
             if (n2)
             {

@@ -32,6 +32,7 @@ namespace Compiled.Nets.Network.Tests
         private global::Compiled.Nets.ParameterInfo _p_fc1_bias = null!;
         private global::Compiled.Nets.ParameterInfo _p_fc2_weight = null!;
         private global::Compiled.Nets.ParameterInfo _p_fc2_bias = null!;
+        private global::Compiled.Nets.ParameterInfo[] _writtenGrads = null!; // gradients TrainStep overwrites instead of clearing and adding
         private global::Compiled.Nets.Linear _fc1 = null!;
         private global::Compiled.Nets.Linear _fc2 = null!;
 
@@ -70,6 +71,7 @@ namespace Compiled.Nets.Network.Tests
             _p_fc1_bias = _store[prefix + "fc1.bias"];
             _p_fc2_weight = _store[prefix + "fc2.weight"];
             _p_fc2_bias = _store[prefix + "fc2.bias"];
+            _writtenGrads = new[] { _p_fc1_weight, _p_fc2_weight };
             _fc1 = new global::Compiled.Nets.Linear(_store, prefix + "fc1", 4, 6, true);
             _fc2 = new global::Compiled.Nets.Linear(_store, prefix + "fc2", 6, 2, true);
         }
@@ -199,7 +201,7 @@ namespace Compiled.Nets.Network.Tests
             var g4 = grad.Slice(180 * cap, T * 2 * batch);
             var r4 = act.Slice(260 * cap, T * 2 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
-            _store.ZeroGradients();
+            _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_fc1_weight.RequiresGrad || _p_fc1_bias.RequiresGrad || n0;
@@ -207,10 +209,9 @@ namespace Compiled.Nets.Network.Tests
             bool n3 = n2;
             bool n4 = _p_fc2_weight.RequiresGrad || _p_fc2_bias.RequiresGrad || n3;
             // Gradients accumulate (+=): clear this batch's part of each one that backward will touch.
-            if (n1) g1.Clear();
             if (n2) g2.Clear();
-            if (n3) g3.Clear();
             if (n4) g4.Clear();
+            // Written, not accumulated, by their only backward contribution (no clear needed): g1, g3.
 
             // Fc1: [B, T, 4] -> [B, T, 6]
             global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.Value(_p_fc1_weight), batch * T, 4, 6);
@@ -299,7 +300,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc2 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n3 ? g3 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g4, v3, _store.Value(_p_fc2_weight), batch * T, 6, 2);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n3 ? g3 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g4, v3, _store.Value(_p_fc2_weight), batch * T, 6, 2, accumulateDx: false, accumulateDw: false);
             }
             if (n3)
             {
@@ -325,19 +326,19 @@ namespace Compiled.Nets.Network.Tests
                             var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
                             g = global::Compiled.Nets.Kernels.Elementwise.TanhGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v2_, (nuint)i), g);
                             if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);
+                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
                         }
                         for (; i < end; i++, j++)
                         {
                             float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
                             g = global::Compiled.Nets.Kernels.Elementwise.TanhGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v2_, i), g);
                             if (!db.IsEmpty) db[j] += g;
-                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) += g;
+                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
                     }
                 }
                 // Fc1 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g1, v0, _store.Value(_p_fc1_weight), batch * T, 4, 6);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g1, v0, _store.Value(_p_fc1_weight), batch * T, 4, 6, accumulateDw: false);
             }
             return loss;
         }

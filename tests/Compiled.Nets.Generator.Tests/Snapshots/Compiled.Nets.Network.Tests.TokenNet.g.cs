@@ -32,6 +32,7 @@ namespace Compiled.Nets.Network.Tests
         private global::Compiled.Nets.ParameterInfo _p_norm_bias = null!;
         private global::Compiled.Nets.ParameterInfo _p_head_weight = null!;
         private global::Compiled.Nets.ParameterInfo _p_head_bias = null!;
+        private global::Compiled.Nets.ParameterInfo[] _writtenGrads = null!; // gradients TrainStep overwrites instead of clearing and adding
         private global::Compiled.Nets.Embedding _embed = null!;
         private global::Compiled.Nets.LayerNorm _norm = null!;
         private global::Compiled.Nets.Linear _head = null!;
@@ -73,6 +74,7 @@ namespace Compiled.Nets.Network.Tests
             _p_norm_bias = _store[prefix + "norm.bias"];
             _p_head_weight = _store[prefix + "head.weight"];
             _p_head_bias = _store[prefix + "head.bias"];
+            _writtenGrads = new[] { _p_head_weight };
             _embed = new global::Compiled.Nets.Embedding(_store, prefix + "embed", 50, 8);
             _norm = new global::Compiled.Nets.LayerNorm(_store, prefix + "norm", 8, 1E-05f);
             _head = new global::Compiled.Nets.Linear(_store, prefix + "head", 96, 3, true);
@@ -202,7 +204,7 @@ namespace Compiled.Nets.Network.Tests
             global::System.ReadOnlySpan<int> v0 = input;
             var v4 = v3;
             var g4 = g3;
-            _store.ZeroGradients();
+            _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_embed_weight.RequiresGrad || n0;
@@ -212,9 +214,8 @@ namespace Compiled.Nets.Network.Tests
             bool n5 = _p_head_weight.RequiresGrad || _p_head_bias.RequiresGrad || n4;
             // Gradients accumulate (+=): clear this batch's part of each one that backward will touch.
             if (n1) g1.Clear();
-            if (n2) g2.Clear();
-            if (n3) g3.Clear();
             if (n5) g5.Clear();
+            // Written, not accumulated, by their only backward contribution (no clear needed): g2, g3.
 
             // Embed: [B, 12] -> [B, 12, 8]
             global::Compiled.Nets.Kernels.EmbeddingKernels.Forward(v1, v0, _store.Value(_p_embed_weight), batch * 12, 50, 8);
@@ -299,7 +300,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n4 ? g4 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g5, v3, _store.Value(_p_head_weight), batch * 1, 96, 3);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n4 ? g4 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g5, v3, _store.Value(_p_head_weight), batch * 1, 96, 3, accumulateDx: false, accumulateDw: false);
             }
             if (n3)
             {
@@ -317,13 +318,13 @@ namespace Compiled.Nets.Network.Tests
                         {
                             var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
                             g = global::Compiled.Nets.Kernels.Elementwise.GeluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i), g);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);
+                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
                         }
                         for (; i < end; i++, j++)
                         {
                             float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
                             g = global::Compiled.Nets.Kernels.Elementwise.GeluGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i), g);
-                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) += g;
+                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
                     }
                 }

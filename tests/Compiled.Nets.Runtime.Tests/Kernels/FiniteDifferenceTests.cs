@@ -62,6 +62,28 @@ public class FiniteDifferenceTests
         Conv2dKernels.Backward(dx, dw, dy, x, wt, g, scratch);
         Conv2dKernels.Reference.Backward<float>(dxRef, dwRef, dy, x, wt, g);
         Close(dxRef, dx, "dx"); Close(dwRef, dw, "dw");
+
+        // Overwrite mode: whatever dx held (NaN here) is replaced, not added to.
+        var dx2 = Enumerable.Repeat(float.NaN, x.Length).ToArray();
+        Conv2dKernels.Backward(dx2, default, dy, x, wt, g, scratch, accumulateDx: false);
+        Close(dxRef, dx2, "dx (overwritten)");
+    }
+
+    [Fact]
+    public void LinearFloat_OverwriteModes_ReplaceWhatTheGradientsHeld()
+    {
+        const int n = 5, i = 19, o = 7;
+        var x = GradCheck.Random(n * i, 1).Select(v => (float)v).ToArray();
+        var w = GradCheck.Random(o * i, 2).Select(v => (float)v).ToArray();
+        var dy = GradCheck.Random(n * o, 3).Select(v => (float)v).ToArray();
+        var dxRef = new float[x.Length]; var dwRef = new float[w.Length];
+        LinearKernels.Reference.Backward<float>(dxRef, dwRef, dy, x, w, n, i, o);
+        var dx = Enumerable.Repeat(float.NaN, x.Length).ToArray(); var dw = Enumerable.Repeat(float.NaN, w.Length).ToArray();
+        LinearKernels.Backward(dx, dw, dy, x, w, n, i, o, accumulateDx: false, accumulateDw: false);
+        Close(dxRef, dx, "dx"); Close(dwRef, dw, "dw");
+        // The default accumulates.
+        LinearKernels.Backward(dx, dw, dy, x, w, n, i, o);
+        Close(dxRef.Select(v => 2 * v).ToArray(), dx, "2·dx"); Close(dwRef.Select(v => 2 * v).ToArray(), dw, "2·dw");
     }
 
     internal static void Close(float[] expected, float[] actual, string what, float tol = 1e-4f)

@@ -41,4 +41,31 @@ public class PoolingFastTests
         Assert.Equal(yRef, y);
         Assert.Equal(argRef, arg);
     }
+
+    [Theory]
+    [InlineData(2, 3, 28, 28, 2, 2)]
+    [InlineData(3, 2, 7, 7, 2, 2)]   // the last row and column belong to no window: zero when overwriting
+    [InlineData(1, 2, 9, 8, 3, 2)]   // overlapping windows: one input can be the maximum of two
+    [InlineData(64, 16, 14, 14, 2, 2)]
+    public void MaxPoolBackward_AccumulatesOrOverwrites_AsReference(int b, int c, int h, int w, int k, int s)
+    {
+        var g = new Pool2dGeometry(b, c, h, w, k, k, s, s);
+        var r = new Rng(3);
+        var x = Enumerable.Range(0, b * g.InSize).Select(_ => r.NextFloat() - 0.5f).ToArray();
+        var y = new float[b * g.OutSize]; var arg = new int[y.Length];
+        PoolingKernels.MaxPool2dForward(y, arg, x, g);
+        var dy = Enumerable.Range(0, y.Length).Select(_ => r.NextFloat() - 0.5f).ToArray();
+        var start = Enumerable.Range(0, x.Length).Select(_ => r.NextFloat()).ToArray();
+        var expected = (float[])start.Clone();
+        PoolingKernels.Reference.MaxPool2dBackward<float>(expected, dy, arg, g);
+        var dx = (float[])start.Clone();
+        PoolingKernels.MaxPool2dBackward(dx, dy, arg, g);
+        Assert.Equal(expected, dx);
+
+        var fromZero = new float[x.Length];
+        PoolingKernels.Reference.MaxPool2dBackward<float>(fromZero, dy, arg, g);
+        var overwritten = Enumerable.Repeat(float.NaN, x.Length).ToArray();
+        PoolingKernels.MaxPool2dBackward(overwritten, dy, arg, g, accumulate: false);
+        Assert.Equal(fromZero, overwritten);
+    }
 }
