@@ -162,6 +162,28 @@ namespace Compiled.Nets
         public double Momentum { get; }
     }
 
+    /// <summary>
+    /// Multi-head self-attention over a sequence [T, E], as Hugging Face's <c>BertSelfAttention</c>: query, key and value
+    /// projections (parameters <c>query</c>, <c>key</c>, <c>value</c> .weight [E, E] and .bias [E]), softmax(QKᵀ/√(E/heads))
+    /// per head with the network's attention mask (padded keys get no attention), dropout on the attention
+    /// probabilities while training, and the heads' context concatenated back to [T, E]. The output projection is a
+    /// separate <see cref="LinearAttribute"/> (HF's <c>attention.output.dense</c>).
+    /// </summary>
+    public sealed class SelfAttentionAttribute : LayerAttribute
+    {
+        /// <summary>Declares self-attention.</summary>
+        /// <param name="embed">Features per position (E; 768 for bert-base).</param>
+        /// <param name="heads">Number of heads (12 for bert-base); must divide <paramref name="embed"/>.</param>
+        /// <param name="dropout">Dropout probability on the attention probabilities (BERT: 0.1).</param>
+        public SelfAttentionAttribute(int embed, int heads, double dropout = 0.0) { Embed = embed; Heads = heads; Dropout = dropout; }
+        /// <summary>Features per position.</summary>
+        public int Embed { get; }
+        /// <summary>Number of heads.</summary>
+        public int Heads { get; }
+        /// <summary>Attention-probability dropout.</summary>
+        public double Dropout { get; }
+    }
+
     /// <summary>Layer normalisation over the last dimension (<c>nn.LayerNorm</c>).</summary>
     public sealed class LayerNormAttribute : LayerAttribute
     {

@@ -285,6 +285,15 @@ namespace Compiled.Nets.Generator
                 }
                 case LayerKind.Dropout:
                     return _p.AddOp(OpKind.Dropout, x, -1, layer.Layer, shape, shape, Array.Empty<int>(), spec.Real, who);
+                case LayerKind.SelfAttention:
+                    if (shape.Length != 2) { Rank(inv, $"{who} (SelfAttention)", "[T, E] (a sequence of feature vectors)", shape); return -1; }
+                    if (shape[1] == NetworkParser.Sequence) { Sequence(inv, $"{who} (SelfAttention)", "its features must be a fixed size", shape); return -1; }
+                    if (shape[1] != i[0])
+                    {
+                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("embed"), Int(shape[1]), who, $"{i[0]} features (SelfAttention({i[0]}, {i[1]}))", Producer(x), FeatureText(x, shape), _inputText);
+                        return -1;
+                    }
+                    return _p.AddOp(OpKind.SelfAttention, x, -1, layer.Layer, shape, shape, Array.Empty<int>(), spec.Real, who);
                 case LayerKind.Flatten:
                     if (NetworkParser.HasSequence(shape)) { Sequence(inv, $"{who} (Flatten)", "the flattened size would depend on the sequence length; reduce T first with SelectToken(i) or MeanOverSequence()", shape); return -1; }
                     return _p.AddOp(OpKind.Flatten, x, -1, layer.Layer, shape, new[] { shape.Aggregate(1, (m, n) => m * n) }, Array.Empty<int>(), 0, who);

@@ -76,7 +76,9 @@ namespace Compiled.Nets.Generator
             var d = dims.ToList();
             int fixedPart = Prod(d.Where(x => x != Seq));
             if (!HasSeq(d)) return I(fixedPart);
-            return fixedPart == 1 ? "T" : $"T * {I(fixedPart)}";
+            // One factor of T per symbolic dimension (attention probabilities are [H, T, T]).
+            string ts = string.Join(" * ", d.Where(x => x == Seq).Select(_ => "T"));
+            return fixedPart == 1 ? ts : $"{ts} * {I(fixedPart)}";
         }
 
         private static long MaxSize(NetworkSpec s, IEnumerable<int> dims) => dims.Aggregate(1L, (a, x) => a * (x == Seq ? s.MaxSequence : x));
@@ -146,6 +148,14 @@ namespace Compiled.Nets.Generator
                     plan.Regions.Add(($"mean{op.Id}", Size(lead), MaxSize(s, lead))); plan.Regions.Add(($"rstd{op.Id}", Size(lead), MaxSize(s, lead)));
                 }
                 if (op.Kind == OpKind.BatchNorm2d) { plan.Stats.Add(($"sm{op.Id}", op.OutShape[0])); plan.Stats.Add(($"si{op.Id}", op.OutShape[0])); }
+                if (op.Kind == OpKind.SelfAttention)
+                {
+                    // Projections, their gradients (transient in backward) and the [H, T, T] probabilities (+ dropout mask).
+                    foreach (var part in new[] { "aq", "ak", "av", "gq", "gk", "gv" }) plan.Regions.Add(($"{part}{op.Id}", size, max));
+                    var probs = new[] { s.Layers[op.Layer].Ints[1], op.InShape[0], op.InShape[0] };
+                    plan.Regions.Add(($"p{op.Id}", Size(probs), MaxSize(s, probs)));
+                    if (s.Layers[op.Layer].Real > 0) plan.Regions.Add(($"dm{op.Id}", Size(probs), MaxSize(s, probs)));
+                }
             }
             if (s.Loss == LossKind.CrossEntropy) plan.Regions.Add(("probs", Size(ops[s.Output].OutShape), MaxSize(s, ops[s.Output].OutShape)));
             long offset = 0;
@@ -340,6 +350,7 @@ namespace Compiled.Nets.Generator
                 LayerKind.BatchNorm2d => $"new {R}BatchNorm2d(_store, {name}, {i[0]}, {F(l.Real)}, {F(l.Real2)})",
                 LayerKind.LayerNorm => $"new {R}LayerNorm(_store, {name}, {i[0]}, {F(l.Real)})",
                 LayerKind.Embedding => $"new {R}Embedding(_store, {name}, {i[0]}, {i[1]})",
+                LayerKind.SelfAttention => $"new {R}SelfAttention(_store, {name}, {i[0]}, {i[1]}, {F(l.Real)})",
                 LayerKind.Dropout => $"new {R}Dropout({l.Real.ToString("R", System.Globalization.CultureInfo.InvariantCulture)})",
                 _ => $"new {R}{l.Kind}()",
             };
@@ -466,6 +477,17 @@ namespace Compiled.Nets.Generator
                 case OpKind.SelectToken:
                     w.Line($"{K}SequenceKernels.SelectForward({y}, {x}, batch, T, {Size(op.OutShape)}, {op.Ints[0]});");
                     break;
+                case OpKind.SelfAttention:
+                {
+                    var l = s.Layers[op.Layer];
+                    int e = l.Ints[0], heads = l.Ints[1];
+                    foreach (var (part, name) in new[] { ("aq", "query"), ("ak", "key"), ("av", "value") })
+                        w.Line($"{K}LinearKernels.ForwardBias({part}{op.Id}, {x}, {P(Param(s, op, name + ".weight"))}, {P(Param(s, op, name + ".bias"))}, {Rows(op)}, {e}, {e});");
+                    bool drop = training && l.Real > 0;
+                    if (drop) w.Line($"{K}DropoutKernels.FillMask(dm{op.Id}, {F(l.Real)}, _rng);");
+                    w.Line($"{K}AttentionKernels.Forward({y}, p{op.Id}, aq{op.Id}, ak{op.Id}, av{op.Id}, {(IsSequence(s) ? "mask" : "default")}, {(drop ? $"dm{op.Id}" : "default")}, batch, {Dim(op.InShape[0])}, {heads}, {e / heads}, ws.Scratch.Span);");
+                    break;
+                }
                 case OpKind.MeanOverSequence:
                     w.Line($"{K}SequenceKernels.MeanForward({y}, {x}, mask, batch, T, {Size(op.OutShape)});");
                     break;
@@ -585,9 +607,15 @@ namespace Compiled.Nets.Generator
 
         // ------------------------------------------------------------------ training
 
-        private static IEnumerable<ParamSpec> TrainableParams(NetworkSpec s, OpSpec op) =>
-            op.Layer < 0 ? Enumerable.Empty<ParamSpec>() : s.Parameters.Where(p => !p.IsBuffer && p.Name.StartsWith(s.Layers[op.Layer].StateName + ".", StringComparison.Ordinal)
-                && p.Name.Substring(s.Layers[op.Layer].StateName.Length + 1).IndexOf('.') < 0);
+        private static IEnumerable<ParamSpec> TrainableParams(NetworkSpec s, OpSpec op)
+        {
+            if (op.Layer < 0) return Enumerable.Empty<ParamSpec>();
+            var l = s.Layers[op.Layer];
+            // A layer's own tensors are "{state}.weight" etc.; self-attention's are "{state}.query.weight" and the like.
+            bool Own(string rest) => rest.IndexOf('.') < 0
+                || (l.Kind == LayerKind.SelfAttention && (rest.StartsWith("query.", StringComparison.Ordinal) || rest.StartsWith("key.", StringComparison.Ordinal) || rest.StartsWith("value.", StringComparison.Ordinal)) && rest.Split('.').Length == 2);
+            return s.Parameters.Where(p => !p.IsBuffer && p.Name.StartsWith(l.StateName + ".", StringComparison.Ordinal) && Own(p.Name.Substring(l.StateName.Length + 1)));
+        }
 
         private static void EmitNeeds(SourceWriter w, NetworkSpec s)
         {
@@ -690,7 +718,7 @@ namespace Compiled.Nets.Generator
                     if (inp < 0) continue;
                     int st = Storage(plan, inp);
                     if (s.Ops[st].Kind == OpKind.Input) continue;
-                    Add(st, op.Kind is OpKind.Linear or OpKind.Conv2d or OpKind.MaxPool2d);
+                    Add(st, op.Kind is OpKind.Linear or OpKind.Conv2d or OpKind.MaxPool2d or OpKind.SelfAttention);
                 }
             }
             return new HashSet<int>(writers.Where(kv => kv.Value == 1 && capable.Contains(kv.Key)).Select(kv => kv.Key));
@@ -827,6 +855,22 @@ namespace Compiled.Nets.Generator
                     w.Line($"if ({pw.Field}.RequiresGrad) {K}EmbeddingKernels.Backward(_store.Gradient({pw.Field}), {dy}, {x}, batch * {Size(op.InShape)}, {s.Layers[op.Layer].Ints[1]});");
                     break;
                 }
+                case OpKind.SelfAttention:
+                {
+                    var l = s.Layers[op.Layer];
+                    int e = l.Ints[0], heads = l.Ints[1];
+                    w.Line($"gq{op.Id}.Clear(); gk{op.Id}.Clear(); gv{op.Id}.Clear();");
+                    w.Line($"{K}AttentionKernels.Backward(gq{op.Id}, gk{op.Id}, gv{op.Id}, {dy}, p{op.Id}, aq{op.Id}, ak{op.Id}, av{op.Id}, {(l.Real > 0 ? $"dm{op.Id}" : "default")}, batch, {Dim(op.InShape[0])}, {heads}, {e / heads}, ws.Scratch.Span);");
+                    bool first = true;
+                    foreach (var (part, name) in new[] { ("gq", "query"), ("gk", "key"), ("gv", "value") })
+                    {
+                        // The query projection's dx writes the input's gradient when nothing else contributes to it.
+                        w.Line($"{K}LinearKernels.Backward({dx}, {PG(Param(s, op, name + ".weight"))}, {part}{op.Id}, {x}, {P(Param(s, op, name + ".weight"))}, {Rows(op)}, {e}, {e}{(first && write ? ", accumulateDx: false" : "")});");
+                        w.Line($"{K}LinearKernels.BiasBackward({PG(Param(s, op, name + ".bias"))}, {part}{op.Id}, {Rows(op)}, {e});");
+                        first = false;
+                    }
+                    break;
+                }
                 case OpKind.SelectToken:
                     if (!inputIsData) w.Line($"if (n{op.Input}) {K}SequenceKernels.SelectBackward(g{op.Input}, {dy}, batch, T, {Size(op.OutShape)}, {op.Ints[0]});");
                     break;
@@ -863,8 +907,11 @@ namespace Compiled.Nets.Generator
         private static void EmitWorkspace(SourceWriter w, NetworkSpec s, Plan plan)
         {
             int ints = plan.IntRegions.Sum(r => int.Parse(r.PerSample)), stats = plan.Stats.Sum(r => r.Size);
-            var convs = s.Ops.Where(o => o.Kind == OpKind.Conv2d).ToList();
-            string scratch = convs.Count == 0 ? "1" : string.Join(", ", convs.Select(o => $"{K}Conv2dKernels.ScratchSize({Conv2dGeo(s, o, "1")})"));
+            var convs = s.Ops.Where(o => o.Kind is OpKind.Conv2d or OpKind.SelfAttention).ToList();
+            string ScratchOf(OpSpec o) => o.Kind == OpKind.Conv2d
+                ? $"{K}Conv2dKernels.ScratchSize({Conv2dGeo(s, o, "1")})"
+                : $"{K}AttentionKernels.ScratchSize({(o.InShape[0] == Seq ? s.MaxSequence : o.InShape[0])})";
+            string scratch = convs.Count == 0 ? "1" : string.Join(", ", convs.Select(ScratchOf).Distinct());
             w.Line("/// <summary>Activations, their gradients and scratch for up to Capacity samples; replaced only when a larger batch arrives.</summary>");
             w.Open("private sealed class Workspace : global::System.IDisposable");
             w.Line("public readonly int Capacity;");

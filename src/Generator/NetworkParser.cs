@@ -279,7 +279,7 @@ namespace Compiled.Nets.Generator
                 "AvgPool2dAttribute" => LayerKind.AvgPool2d, "ReLUAttribute" => LayerKind.ReLU, "GELUAttribute" => LayerKind.GELU,
                 "TanhAttribute" => LayerKind.Tanh, "SigmoidAttribute" => LayerKind.Sigmoid, "FlattenAttribute" => LayerKind.Flatten,
                 "DropoutAttribute" => LayerKind.Dropout, "BatchNorm2dAttribute" => LayerKind.BatchNorm2d, "LayerNormAttribute" => LayerKind.LayerNorm,
-                "EmbeddingAttribute" => LayerKind.Embedding, _ => (LayerKind?)null,
+                "EmbeddingAttribute" => LayerKind.Embedding, "SelfAttentionAttribute" => LayerKind.SelfAttention, _ => (LayerKind?)null,
             };
             if (kind is null) { Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, $"uses an unknown layer attribute '{attrName}'"); return null; }
             string expectedType = kind.Value.ToString();
@@ -327,6 +327,13 @@ namespace Compiled.Nets.Generator
                     ints = new[] { args.Int("count"), args.Int("dim") };
                     if (!Positive(args, prop.Name, ("count", ints[0]), ("dim", ints[1]))) return null;
                     break;
+                case LayerKind.SelfAttention:
+                    ints = new[] { args.Int("embed"), args.Int("heads") }; real = args.Double("dropout", 0);
+                    bias = true;
+                    if (!Positive(args, prop.Name, ("embed", ints[0]), ("heads", ints[1]))) return null;
+                    if (ints[0] % ints[1] != 0) { Report(DiagnosticDescriptors.HeadsDoNotDivide, args.Location("heads"), prop.Name, ints[0], ints[1]); return null; }
+                    if (real < 0 || real >= 1) { Report(DiagnosticDescriptors.InvalidArgument, args.Location("dropout"), prop.Name, $"dropout probability {real.ToString(CultureInfo.InvariantCulture)} is outside [0, 1)"); return null; }
+                    break;
                 default: // activations and Flatten
                     int ignored = args.Int("features", 0);
                     if (ignored != 0 && isRoot) Report(DiagnosticDescriptors.IgnoredSize, args.Location("features"), $"{prop.Name} ({expectedType})", ignored);
@@ -357,7 +364,7 @@ namespace Compiled.Nets.Generator
 
         private void AddParameters(LayerSpec l)
         {
-            string Field(string suffix) => "_p_" + l.StateName.Replace('.', '_') + "_" + suffix;
+            string Field(string suffix) => "_p_" + l.StateName.Replace('.', '_') + "_" + suffix.Replace('.', '_');
             void Add(string suffix, int[] shape, string role, string init, bool buffer = false) =>
                 _params.Add(new ParamSpec(Field(suffix), l.StateName + "." + suffix, shape.ToEquatableArray(), role, init, buffer));
             var i = l.Ints;
@@ -392,6 +399,17 @@ namespace Compiled.Nets.Generator
                 case LayerKind.Embedding:
                     Add("weight", new[] { i[0], i[1] }, "Embedding", "Normal(1f)");
                     break;
+                case LayerKind.SelfAttention:
+                {
+                    // Names as HF's BertSelfAttention; PyTorch's nn.Linear default init (a checkpoint usually replaces it).
+                    string bound = $"1f / global::System.MathF.Sqrt({i[0]})";
+                    foreach (var part in new[] { "query", "key", "value" })
+                    {
+                        Add(part + ".weight", new[] { i[0], i[0] }, "Weight", $"Uniform({bound})");
+                        Add(part + ".bias", new[] { i[0] }, "Bias", $"Uniform({bound})");
+                    }
+                    break;
+                }
             }
         }
 

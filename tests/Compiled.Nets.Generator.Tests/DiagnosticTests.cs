@@ -215,6 +215,41 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void CNET0003_HeadsDoNotDivideTheHiddenSize_OnTheHeadsArgument()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(Dim.Sequence, 12)]
+            public partial class N
+            {
+                [SelfAttention(12, heads: {|CNET0003:5|})] public partial SelfAttention Attn { get; }
+                Tensor Forward(Tensor x) => x.Apply(Attn);
+            }
+            """);
+    }
+
+    [Fact]
+    public void SelfAttention_SizeAndRankMismatches_AreReportedWhereTheyAre()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(Dim.Sequence, 12)]
+            public partial class N
+            {
+                [Linear(12, 16)] public partial Linear Up { get; }
+                [SelfAttention({|CNET0001:12|}, heads: 4)] public partial SelfAttention Attn { get; }
+                Tensor Forward(Tensor x) => x.Apply(Up).Apply(Attn);
+            }
+            """);
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(12)]
+            public partial class M
+            {
+                [SelfAttention(12, heads: 4)] public partial SelfAttention Attn { get; }
+                Tensor Forward(Tensor x) => {|CNET0011:x.Apply(Attn)|};
+            }
+            """);
+    }
+
+    [Fact]
     public void CNET0015_MissingInput()
     {
         GeneratorHarness.AssertDiagnostics(Usings + """

@@ -170,6 +170,31 @@ public class OpParityTests
     }
 
     [Theory]
+    [InlineData(2, 5, 8, 2)]
+    [InlineData(3, 7, 12, 3)]
+    public void SelfAttention_WithPaddingMask_AsHuggingFaceBert(int batch, int seq, int embed, int heads)
+    {
+        // HF BertSelfAttention in plain torch ops: q/k/v Linear, [B, H, T, D] heads, scores/√D + (1 − mask)·min,
+        // softmax, probs·V, heads merged. Sample b has seq − 2b real positions (at least 1).
+        var names = new[] { "query", "key", "value" };
+        var ps = names.SelectMany(n => new (string, int[], ParameterRole)[] { ($"att.{n}.weight", [embed, embed], ParameterRole.Weight), ($"att.{n}.bias", [embed], ParameterRole.Bias) }).ToArray();
+        var (store, tp) = Params(ps);
+        var mask = new int[batch * seq];
+        for (int b = 0; b < batch; b++) for (int t = 0; t < Math.Max(1, seq - 2 * b); t++) mask[b * seq + t] = 1;
+        var layer = new Compiled.Nets.SelfAttention(store, "att", embed, heads, 0f);
+        int d = embed / heads;
+        Compare([batch, seq, embed], x => x.WithMask(mask).Apply(layer), x =>
+        {
+            TTensor Heads(string n) => F.linear(x, tp[$"att.{n}.weight"], tp[$"att.{n}.bias"]).view(batch, seq, heads, d).transpose(1, 2);
+            var scores = torch.matmul(Heads("query"), Heads("key").transpose(-1, -2)) / Math.Sqrt(d);
+            var m = torch.tensor(mask.Select(v => (double)v).ToArray(), [batch, 1, 1, seq]);
+            scores = scores + (1 - m) * (double)float.MinValue;
+            var ctx = torch.matmul(F.softmax(scores, -1), Heads("value"));
+            return ctx.transpose(1, 2).reshape(batch, seq, embed);
+        }, store, tp, seed: 9, tol: 5e-4f);
+    }
+
+    [Theory]
     [InlineData(0f)]
     [InlineData(0.1f)]
     public void CrossEntropy(float smoothing)

@@ -132,3 +132,42 @@ public partial class ConvChainNet
 
     Tensor Forward(Tensor x) => x.Apply(Conv1).Gelu().Apply(Conv2).Relu().Tanh().Flatten().Apply(Fc);
 }
+
+/// <summary>
+/// A two-layer BERT in miniature (hidden 16, 4 heads, intermediate 32), named as Hugging Face names bert-base:
+/// embeddings → LayerNorm → encoder layers (self-attention with the padding mask, output projection, residual +
+/// LayerNorm, GELU feed-forward, residual + LayerNorm) → pooler (tanh over [CLS]) → classifier.
+/// </summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 12), CrossEntropyLoss]
+public partial class MiniBert
+{
+    [Embedding(50, 16), StateName("embeddings.word_embeddings")] public partial Embedding Words { get; }
+    [LayerNorm(16, eps: 1e-12), StateName("embeddings.LayerNorm")] public partial LayerNorm EmbedNorm { get; }
+    [SubNetwork(2), StateName("encoder.layer")] public partial MiniBertLayer[] Layers { get; }
+    [Linear(16, 16), StateName("pooler.dense")] public partial Linear Pooler { get; }
+    [Linear(16, 3), StateName("classifier")] public partial Linear Classifier { get; }
+
+    Tensor Forward(Tensor ids)
+    {
+        var h = ids.Apply(Words).Apply(EmbedNorm).Apply(Layers);
+        return h.SelectToken(0).Apply(Pooler).Tanh().Apply(Classifier);
+    }
+}
+
+/// <summary>One encoder layer of <see cref="MiniBert"/> (HF's BertLayer).</summary>
+[Network, Input(Dim.Sequence, 16)]
+public partial class MiniBertLayer
+{
+    [SelfAttention(16, heads: 4), StateName("attention.self")] public partial SelfAttention Attention { get; }
+    [Linear(16, 16), StateName("attention.output.dense")] public partial Linear AttentionOut { get; }
+    [LayerNorm(16, eps: 1e-12), StateName("attention.output.LayerNorm")] public partial LayerNorm AttentionNorm { get; }
+    [Linear(16, 32), StateName("intermediate.dense")] public partial Linear Intermediate { get; }
+    [Linear(32, 16), StateName("output.dense")] public partial Linear Output { get; }
+    [LayerNorm(16, eps: 1e-12), StateName("output.LayerNorm")] public partial LayerNorm OutputNorm { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var a = (x.Apply(Attention).Apply(AttentionOut) + x).Apply(AttentionNorm);
+        return (a.Apply(Intermediate).Gelu().Apply(Output) + a).Apply(OutputNorm);
+    }
+}

@@ -56,6 +56,64 @@ public class SequenceNetworkTests
         Assert.Equal(compiled, net.EvaluateLoss(ids, labels, mask, batch, seq), 1e-6f);
     }
 
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(3, 5)]
+    [InlineData(4, 12)]
+    public void MiniBert_TrainStep_MatchesEager_WithPadding(int batch, int seq)
+    {
+        // Self-attention with the padding mask inside composed encoder layers: loss, logits and every gradient.
+        using var concrete = new MiniBert(seed: 7);
+        ISequenceClassifier net = concrete;
+        var (ids, mask) = Batch(batch, seq, 3 * seq);
+        var labels = Enumerable.Range(0, batch).Select(b => (2 * b + 1) % 3).ToArray();
+        net.Parameters.ZeroGradients();
+        Tensor loss, logits;
+        using (Eager.Training())
+        {
+            logits = concrete.ForwardEager(Tensor.FromIds(ids, batch, seq).WithMask(mask));
+            loss = logits.CrossEntropy(labels);
+            loss.Backward();
+        }
+        var eager = Gradients(net);
+        var compiledLogits = new float[batch * 3];
+        float compiled = net.TrainStep(ids, labels, mask, batch, seq, compiledLogits);
+        Assert.Equal(loss.Data[0], compiled, 1e-5f);
+        for (int i = 0; i < compiledLogits.Length; i++) Assert.Equal(logits.Data[i], compiledLogits[i], 1e-4f);
+        var grads = Gradients(net);
+        for (int p = 0; p < eager.Length; p++)
+            for (int i = 0; i < eager[p].Length; i++)
+                Assert.True(Math.Abs(eager[p][i] - grads[p][i]) < 1e-4f, $"{net.Parameters.Parameters[p].Name}[{i}]: eager {eager[p][i]}, compiled {grads[p][i]}");
+        var query = net.Parameters["encoder.layer.0.attention.self.query.weight"];
+        if (seq > 1) Assert.Contains(net.Parameters.Gradient(query).ToArray(), v => v != 0); // one key: softmax is 1 whatever q is
+        var evalLogits = new float[batch * 3];
+        net.Forward(ids, mask, batch, seq, evalLogits);
+        for (int i = 0; i < evalLogits.Length; i++) Assert.Equal(compiledLogits[i], evalLogits[i], 1e-6f);
+    }
+
+    [Fact]
+    public void MiniBert_PaddedTokens_DoNotChangeTheRealOnes()
+    {
+        // The same sentence padded to 6 and to 12 positions (with junk ids in the padding) gives the same [CLS] logits.
+        using var net = new MiniBert(seed: 4);
+        int[] sentence = [1, 7, 9, 3];
+        float[] Logits(int seq, int junk)
+        {
+            var ids = Enumerable.Range(0, seq).Select(t => t < sentence.Length ? sentence[t] : junk + t).ToArray();
+            var mask = Enumerable.Range(0, seq).Select(t => t < sentence.Length ? 1 : 0).ToArray();
+            var y = new float[3];
+            net.Forward(ids, mask, 1, seq, y);
+            return y;
+        }
+        var a = Logits(6, 10); var b = Logits(12, 30);
+        for (int i = 0; i < 3; i++) Assert.Equal(a[i], b[i], 1e-5f);
+        // Without the mask the padding is attended to and the logits move.
+        var ids12 = Enumerable.Range(0, 12).Select(t => t < sentence.Length ? sentence[t] : 30 + t).ToArray();
+        var unmasked = new float[3];
+        net.Forward(ids12, default, 1, 12, unmasked);
+        Assert.Contains(Enumerable.Range(0, 3), i => Math.Abs(unmasked[i] - a[i]) > 1e-3f);
+    }
+
     [Fact]
     public void SeqNet_Mask_ChangesOnlyTheMeanOverRealTokens()
     {

@@ -22,6 +22,26 @@ public static class LinearKernels
         if (!dw.IsEmpty) Gemm.Sgemm(true, false, outFeatures, inFeatures, rows, 1f, dy, outFeatures, x, inFeatures, accumulateDw ? 1f : 0f, dw, inFeatures);
     }
 
+    /// <summary>y[N,O] = x·wᵀ + bias (overwrites y): a projection whose bias is not fused into a following loop.</summary>
+    public static void ForwardBias(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, int rows, int inFeatures, int outFeatures)
+    {
+        Forward(y, x, w, rows, inFeatures, outFeatures);
+        if (bias.Length < outFeatures) throw new ArgumentException($"Linear: bias has {bias.Length} floats, needs {outFeatures}.");
+        for (int r = 0; r < rows; r++)
+        {
+            var row = y.Slice(r * outFeatures, outFeatures);
+            System.Numerics.Tensors.TensorPrimitives.Add(row, bias[..outFeatures], row);
+        }
+    }
+
+    /// <summary>db[O] += Σ over rows of dy[N,O] (an empty db does nothing).</summary>
+    public static void BiasBackward(Span<float> db, ReadOnlySpan<float> dy, int rows, int outFeatures)
+    {
+        if (db.IsEmpty) return;
+        var d = db[..outFeatures];
+        for (int r = 0; r < rows; r++) System.Numerics.Tensors.TensorPrimitives.Add(d, dy.Slice(r * outFeatures, outFeatures), d);
+    }
+
     /// <summary>Definition loops, generic for double-precision tests.</summary>
     public static class Reference
     {

@@ -166,6 +166,59 @@ public sealed class LayerNorm : ILayer
     }
 }
 
+/// <summary>
+/// Multi-head self-attention handle (HF <c>BertSelfAttention</c>): binds <c>{name}.query</c>, <c>.key</c>, <c>.value</c>
+/// (.weight [E, E], .bias [E]). Eager forward on [B, T, E] honours the tensor's <see cref="Tensor.Mask"/>.
+/// </summary>
+public sealed class SelfAttention : ILayer
+{
+    private readonly ParameterStore _store;
+    private readonly int _embed, _heads;
+    private readonly float _dropout;
+    private readonly ParameterInfo[] _w, _b;
+
+    /// <summary>Binds to the query/key/value projections under <paramref name="name"/>.</summary>
+    public SelfAttention(ParameterStore store, string name, int embed, int heads, float dropout)
+    {
+        if (heads <= 0 || embed % heads != 0) throw new ArgumentException($"SelfAttention: {heads} heads do not divide {embed} features.");
+        _store = store; _embed = embed; _heads = heads; _dropout = dropout;
+        string[] parts = ["query", "key", "value"];
+        _w = parts.Select(p => store[$"{name}.{p}.weight"]).ToArray();
+        _b = parts.Select(p => store[$"{name}.{p}.bias"]).ToArray();
+    }
+
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        if (x.Shape.Length != 3 || x.Shape[2] != _embed) throw new ArgumentException($"SelfAttention({_embed}, {_heads}) expects [B, T, {_embed}], got {x.ShapeText()}.");
+        int batch = x.Shape[0], seq = x.Shape[1], rows = batch * seq, e = _embed, d = e / _heads, heads = _heads;
+        var s = _store;
+        var proj = new float[3][];
+        for (int i = 0; i < 3; i++)
+        {
+            proj[i] = new float[rows * e];
+            LinearKernels.ForwardBias(proj[i], x.Data, s.Value(_w[i]), s.Value(_b[i]), rows, e, e);
+        }
+        var ctx = new float[rows * e]; var probs = new float[batch * heads * seq * seq];
+        float[] drop = [];
+        if (Eager.IsTraining && _dropout > 0) { drop = new float[probs.Length]; DropoutKernels.FillMask(drop, _dropout, Eager.Rng); }
+        var mask = x.Mask ?? [];
+        var scratch = new float[AttentionKernels.ScratchSize(seq)];
+        AttentionKernels.Forward(ctx, probs, proj[0], proj[1], proj[2], mask, drop, batch, seq, heads, d, scratch);
+        var w = _w; var b = _b;
+        return Tensor.Result(ctx, x.Shape, [x], r =>
+        {
+            var grads = new[] { new float[rows * e], new float[rows * e], new float[rows * e] };
+            AttentionKernels.Backward(grads[0], grads[1], grads[2], r.Grad, probs, proj[0], proj[1], proj[2], drop, batch, seq, heads, d, scratch);
+            for (int i = 0; i < 3; i++)
+            {
+                LinearKernels.Backward(x.GradBuffer, w[i].RequiresGrad ? s.Gradient(w[i]) : default, grads[i], x.Data, s.Value(w[i]), rows, e, e);
+                LinearKernels.BiasBackward(b[i].RequiresGrad ? s.Gradient(b[i]) : default, grads[i], rows, e);
+            }
+        });
+    }
+}
+
 /// <summary>Embedding table handle: ids [...] → [..., D].</summary>
 public sealed class Embedding : ILayer
 {
