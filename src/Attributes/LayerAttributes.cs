@@ -195,6 +195,35 @@ namespace Compiled.Nets
         public double Eps { get; }
     }
 
+    /// <summary>
+    /// Learned absolute position embeddings added to a sequence [T, Dim] (BERT's <c>position_embeddings</c>):
+    /// y[t] = x[t] + weight[t] for t &lt; T; <see cref="Count"/> must cover the longest sequence.
+    /// </summary>
+    public sealed class PositionEmbeddingAttribute : LayerAttribute
+    {
+        /// <summary>Declares position embeddings.</summary>
+        public PositionEmbeddingAttribute(int count, int dim) { Count = count; Dim = dim; }
+        /// <summary>Number of positions (BERT: 512).</summary>
+        public int Count { get; }
+        /// <summary>Embedding width.</summary>
+        public int Dim { get; }
+    }
+
+    /// <summary>
+    /// Segment (token type) embeddings for single-segment input (BERT's <c>token_type_embeddings</c> with every
+    /// token-type id 0, as for one sentence): y[t] = x[t] + weight[0]. The table keeps all <see cref="Count"/> rows
+    /// so checkpoints load unchanged.
+    /// </summary>
+    public sealed class TokenTypeEmbeddingAttribute : LayerAttribute
+    {
+        /// <summary>Declares token type embeddings.</summary>
+        public TokenTypeEmbeddingAttribute(int count, int dim) { Count = count; Dim = dim; }
+        /// <summary>Number of token types (BERT: 2).</summary>
+        public int Count { get; }
+        /// <summary>Embedding width.</summary>
+        public int Dim { get; }
+    }
+
     /// <summary>Embedding table (<c>nn.Embedding</c>): integer ids [...] → [..., Dim].</summary>
     public sealed class EmbeddingAttribute : LayerAttribute
     {

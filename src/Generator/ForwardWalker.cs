@@ -285,6 +285,24 @@ namespace Compiled.Nets.Generator
                 }
                 case LayerKind.Dropout:
                     return _p.AddOp(OpKind.Dropout, x, -1, layer.Layer, shape, shape, Array.Empty<int>(), spec.Real, who);
+                case LayerKind.PositionEmbedding:
+                case LayerKind.TokenTypeEmbedding:
+                {
+                    string what = spec.Kind == LayerKind.PositionEmbedding ? "PositionEmbedding" : "TokenTypeEmbedding";
+                    if (shape.Length != 2) { Rank(inv, $"{who} ({what})", "[T, D] (a sequence of feature vectors)", shape); return -1; }
+                    if (shape[1] != i[1])
+                    {
+                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("dim"), Int(shape[1]), who, $"{i[1]} features ({what}({i[0]}, {i[1]}))", Producer(x), FeatureText(x, shape), _inputText);
+                        return -1;
+                    }
+                    int longest = shape[0] == NetworkParser.Sequence ? _p.MaxSequence : shape[0];
+                    if (spec.Kind == LayerKind.PositionEmbedding && longest > i[0])
+                    {
+                        _p.ReportPublic(DiagnosticDescriptors.InvalidArgument, a.Location("count"), who, $"{i[0]} positions do not cover sequences of up to {longest} tokens");
+                        return -1;
+                    }
+                    return _p.AddOp(spec.Kind == LayerKind.PositionEmbedding ? OpKind.AddPositions : OpKind.AddTokenType, x, -1, layer.Layer, shape, shape, Array.Empty<int>(), 0, who);
+                }
                 case LayerKind.SelfAttention:
                     if (shape.Length != 2) { Rank(inv, $"{who} (SelfAttention)", "[T, E] (a sequence of feature vectors)", shape); return -1; }
                     if (shape[1] == NetworkParser.Sequence) { Sequence(inv, $"{who} (SelfAttention)", "its features must be a fixed size", shape); return -1; }

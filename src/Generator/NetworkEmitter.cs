@@ -351,6 +351,8 @@ namespace Compiled.Nets.Generator
                 LayerKind.LayerNorm => $"new {R}LayerNorm(_store, {name}, {i[0]}, {F(l.Real)})",
                 LayerKind.Embedding => $"new {R}Embedding(_store, {name}, {i[0]}, {i[1]})",
                 LayerKind.SelfAttention => $"new {R}SelfAttention(_store, {name}, {i[0]}, {i[1]}, {F(l.Real)})",
+                LayerKind.PositionEmbedding => $"new {R}PositionEmbedding(_store, {name}, {i[0]}, {i[1]})",
+                LayerKind.TokenTypeEmbedding => $"new {R}TokenTypeEmbedding(_store, {name}, {i[0]}, {i[1]})",
                 LayerKind.Dropout => $"new {R}Dropout({l.Real.ToString("R", System.Globalization.CultureInfo.InvariantCulture)})",
                 _ => $"new {R}{l.Kind}()",
             };
@@ -477,6 +479,15 @@ namespace Compiled.Nets.Generator
                 case OpKind.SelectToken:
                     w.Line($"{K}SequenceKernels.SelectForward({y}, {x}, batch, T, {Size(op.OutShape)}, {op.Ints[0]});");
                     break;
+                case OpKind.AddPositions:
+                    w.Line($"{K}EmbeddingKernels.AddPositions({y}, {x}, {P(Param(s, op, "weight"))}, batch, {Dim(op.InShape[0])}, {s.Layers[op.Layer].Ints[1]});");
+                    break;
+                case OpKind.AddTokenType:
+                {
+                    int dim = s.Layers[op.Layer].Ints[1];
+                    w.Line($"{K}EmbeddingKernels.AddRow({y}, {x}, {P(Param(s, op, "weight"))}.Slice(0, {dim}), {Rows(op)}, {dim}); // token type 0 everywhere");
+                    break;
+                }
                 case OpKind.SelfAttention:
                 {
                     var l = s.Layers[op.Layer];
@@ -718,7 +729,7 @@ namespace Compiled.Nets.Generator
                     if (inp < 0) continue;
                     int st = Storage(plan, inp);
                     if (s.Ops[st].Kind == OpKind.Input) continue;
-                    Add(st, op.Kind is OpKind.Linear or OpKind.Conv2d or OpKind.MaxPool2d or OpKind.SelfAttention);
+                    Add(st, op.Kind is OpKind.Linear or OpKind.Conv2d or OpKind.MaxPool2d or OpKind.SelfAttention or OpKind.AddPositions or OpKind.AddTokenType);
                 }
             }
             return new HashSet<int>(writers.Where(kv => kv.Value == 1 && capable.Contains(kv.Key)).Select(kv => kv.Key));
@@ -853,6 +864,17 @@ namespace Compiled.Nets.Generator
                 {
                     var pw = Param(s, op, "weight");
                     w.Line($"if ({pw.Field}.RequiresGrad) {K}EmbeddingKernels.Backward(_store.Gradient({pw.Field}), {dy}, {x}, batch * {Size(op.InShape)}, {s.Layers[op.Layer].Ints[1]});");
+                    break;
+                }
+                case OpKind.AddPositions:
+                case OpKind.AddTokenType:
+                {
+                    var pw = Param(s, op, "weight");
+                    int dim = s.Layers[op.Layer].Ints[1];
+                    if (!inputIsData) w.Line(write ? $"if (n{op.Input}) {dy}.CopyTo(g{op.Input});" : $"if (n{op.Input}) {E}.AddInPlace(g{op.Input}, {dy});");
+                    w.Line(op.Kind == OpKind.AddPositions
+                        ? $"if ({pw.Field}.RequiresGrad) {K}EmbeddingKernels.AddPositionsBackward(_store.Gradient({pw.Field}), {dy}, batch, {Dim(op.InShape[0])}, {dim});"
+                        : $"if ({pw.Field}.RequiresGrad) {K}LinearKernels.BiasBackward(_store.Gradient({pw.Field}).Slice(0, {dim}), {dy}, {Rows(op)}, {dim});");
                     break;
                 }
                 case OpKind.SelfAttention:

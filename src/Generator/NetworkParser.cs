@@ -279,7 +279,8 @@ namespace Compiled.Nets.Generator
                 "AvgPool2dAttribute" => LayerKind.AvgPool2d, "ReLUAttribute" => LayerKind.ReLU, "GELUAttribute" => LayerKind.GELU,
                 "TanhAttribute" => LayerKind.Tanh, "SigmoidAttribute" => LayerKind.Sigmoid, "FlattenAttribute" => LayerKind.Flatten,
                 "DropoutAttribute" => LayerKind.Dropout, "BatchNorm2dAttribute" => LayerKind.BatchNorm2d, "LayerNormAttribute" => LayerKind.LayerNorm,
-                "EmbeddingAttribute" => LayerKind.Embedding, "SelfAttentionAttribute" => LayerKind.SelfAttention, _ => (LayerKind?)null,
+                "EmbeddingAttribute" => LayerKind.Embedding, "SelfAttentionAttribute" => LayerKind.SelfAttention,
+                "PositionEmbeddingAttribute" => LayerKind.PositionEmbedding, "TokenTypeEmbeddingAttribute" => LayerKind.TokenTypeEmbedding, _ => (LayerKind?)null,
             };
             if (kind is null) { Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, $"uses an unknown layer attribute '{attrName}'"); return null; }
             string expectedType = kind.Value.ToString();
@@ -324,6 +325,11 @@ namespace Compiled.Nets.Generator
                     if (!Positive(args, prop.Name, ("features", ints[0]))) return null;
                     break;
                 case LayerKind.Embedding:
+                    ints = new[] { args.Int("count"), args.Int("dim") };
+                    if (!Positive(args, prop.Name, ("count", ints[0]), ("dim", ints[1]))) return null;
+                    break;
+                case LayerKind.PositionEmbedding:
+                case LayerKind.TokenTypeEmbedding:
                     ints = new[] { args.Int("count"), args.Int("dim") };
                     if (!Positive(args, prop.Name, ("count", ints[0]), ("dim", ints[1]))) return null;
                     break;
@@ -397,6 +403,10 @@ namespace Compiled.Nets.Generator
                     Add("bias", new[] { i[0] }, "NormBias", "Zeros");
                     break;
                 case LayerKind.Embedding:
+                    Add("weight", new[] { i[0], i[1] }, "Embedding", "Normal(1f)");
+                    break;
+                case LayerKind.PositionEmbedding:
+                case LayerKind.TokenTypeEmbedding:
                     Add("weight", new[] { i[0], i[1] }, "Embedding", "Normal(1f)");
                     break;
                 case LayerKind.SelfAttention:

@@ -250,6 +250,29 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void PositionEmbedding_TooFewPositionsForMaxSequence_IsCNET0014OnCount()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 64)]
+            public partial class N
+            {
+                [Embedding(100, 8)] public partial Embedding Words { get; }
+                [PositionEmbedding({|CNET0014:32|}, 8)] public partial PositionEmbedding Positions { get; }
+                Tensor Forward(Tensor ids) => ids.Apply(Words).Apply(Positions);
+            }
+            """);
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 64)]
+            public partial class M
+            {
+                [Embedding(100, 8)] public partial Embedding Words { get; }
+                [TokenTypeEmbedding(2, {|CNET0001:6|})] public partial TokenTypeEmbedding Types { get; }
+                Tensor Forward(Tensor ids) => ids.Apply(Words).Apply(Types);
+            }
+            """);
+    }
+
+    [Fact]
     public void CNET0015_MissingInput()
     {
         GeneratorHarness.AssertDiagnostics(Usings + """

@@ -169,6 +169,20 @@ public class OpParityTests
         });
     }
 
+    [Fact]
+    public void PositionAndTokenTypeEmbeddings_AsHuggingFaceBert()
+    {
+        var (store, tp) = Params(("pos.weight", [9, 4], ParameterRole.Embedding), ("type.weight", [2, 4], ParameterRole.Embedding));
+        var pos = new Compiled.Nets.PositionEmbedding(store, "pos", 9, 4);
+        var type = new Compiled.Nets.TokenTypeEmbedding(store, "type", 2, 4);
+        Compare([3, 6, 4], x => x.Apply(pos).Apply(type).Tanh(), x =>
+        {
+            var positions = tp["pos.weight"].index_select(0, torch.arange(6L));   // position_ids = arange(T)
+            var types = tp["type.weight"].index_select(0, torch.zeros(6, ScalarType.Int64)); // token_type_ids = 0
+            return (x + positions + types).tanh();
+        }, store, tp, seed: 4);
+    }
+
     [Theory]
     [InlineData(2, 5, 8, 2)]
     [InlineData(3, 7, 12, 3)]

@@ -142,6 +142,8 @@ public partial class ConvChainNet
 public partial class MiniBert
 {
     [Embedding(50, 16), StateName("embeddings.word_embeddings")] public partial Embedding Words { get; }
+    [PositionEmbedding(20, 16), StateName("embeddings.position_embeddings")] public partial PositionEmbedding Positions { get; }
+    [TokenTypeEmbedding(2, 16), StateName("embeddings.token_type_embeddings")] public partial TokenTypeEmbedding TokenTypes { get; }
     [LayerNorm(16, eps: 1e-12), StateName("embeddings.LayerNorm")] public partial LayerNorm EmbedNorm { get; }
     [SubNetwork(2), StateName("encoder.layer")] public partial MiniBertLayer[] Layers { get; }
     [Linear(16, 16), StateName("pooler.dense")] public partial Linear Pooler { get; }
@@ -149,7 +151,7 @@ public partial class MiniBert
 
     Tensor Forward(Tensor ids)
     {
-        var h = ids.Apply(Words).Apply(EmbedNorm).Apply(Layers);
+        var h = ids.Apply(Words).Apply(Positions).Apply(TokenTypes).Apply(EmbedNorm).Apply(Layers);
         return h.SelectToken(0).Apply(Pooler).Tanh().Apply(Classifier);
     }
 }

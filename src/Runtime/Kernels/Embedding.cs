@@ -11,6 +11,31 @@ public static class EmbeddingKernels
     /// <summary>dtable[ids[n], :] += dy[n, :].</summary>
     public static void Backward(Span<float> dtable, ReadOnlySpan<float> dy, ReadOnlySpan<int> ids, int count, int dim) => Reference.Backward(dtable, dy, ids, count, dim);
 
+    /// <summary>y[b, t, :] = x[b, t, :] + table[t, :] for t &lt; seq (absolute position embeddings; table has ≥ seq rows).</summary>
+    public static void AddPositions(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> table, int batch, int seq, int dim)
+    {
+        if (table.Length < seq * dim) throw new ArgumentException($"Position embeddings: the table has {table.Length / Math.Max(1, dim)} rows, but the sequence has {seq} positions.");
+        int n = seq * dim;
+        for (int b = 0; b < batch; b++)
+            System.Numerics.Tensors.TensorPrimitives.Add(x.Slice(b * n, n), table[..n], y.Slice(b * n, n));
+    }
+
+    /// <summary>dtable[t, :] += Σ_b dy[b, t, :].</summary>
+    public static void AddPositionsBackward(Span<float> dtable, ReadOnlySpan<float> dy, int batch, int seq, int dim)
+    {
+        if (dtable.IsEmpty) return;
+        int n = seq * dim;
+        var d = dtable[..n];
+        for (int b = 0; b < batch; b++) System.Numerics.Tensors.TensorPrimitives.Add(d, dy.Slice(b * n, n), d);
+    }
+
+    /// <summary>y[r, :] = x[r, :] + row[:] for every one of <paramref name="rows"/> rows (a single-segment token type).</summary>
+    public static void AddRow(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> row, int rows, int dim)
+    {
+        for (int r = 0; r < rows; r++)
+            System.Numerics.Tensors.TensorPrimitives.Add(x.Slice(r * dim, dim), row[..dim], y.Slice(r * dim, dim));
+    }
+
     /// <summary>Generic loops shared by the float kernels and the double-precision tests.</summary>
     public static class Reference
     {

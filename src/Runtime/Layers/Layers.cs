@@ -243,6 +243,65 @@ public sealed class Embedding : ILayer
     }
 }
 
+/// <summary>Learned position embeddings added to [B, T, D] (<c>{name}.weight</c> [count, D]).</summary>
+public sealed class PositionEmbedding : ILayer
+{
+    private readonly ParameterStore _store;
+    private readonly int _count, _dim;
+    private readonly ParameterInfo _weight;
+
+    /// <summary>Binds to <c>{name}.weight</c>.</summary>
+    public PositionEmbedding(ParameterStore store, string name, int count, int dim)
+    {
+        _store = store; _count = count; _dim = dim; _weight = store[name + ".weight"];
+    }
+
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        if (x.Shape.Length != 3 || x.Shape[2] != _dim || x.Shape[1] > _count)
+            throw new ArgumentException($"PositionEmbedding({_count}, {_dim}) expects [B, T ≤ {_count}, {_dim}], got {x.ShapeText()}.");
+        int batch = x.Shape[0], seq = x.Shape[1], d = _dim;
+        var y = new float[x.Data.Length];
+        var s = _store; var w = _weight;
+        EmbeddingKernels.AddPositions(y, x.Data, s.Value(w), batch, seq, d);
+        return Tensor.Result(y, x.Shape, [x], r =>
+        {
+            Elementwise.AddInPlace(x.GradBuffer, r.Grad);
+            if (w.RequiresGrad) EmbeddingKernels.AddPositionsBackward(s.Gradient(w), r.Grad, batch, seq, d);
+        });
+    }
+}
+
+/// <summary>Token type embeddings for single-segment input: adds row 0 of <c>{name}.weight</c> [count, D] everywhere.</summary>
+public sealed class TokenTypeEmbedding : ILayer
+{
+    private readonly ParameterStore _store;
+    private readonly int _dim;
+    private readonly ParameterInfo _weight;
+
+    /// <summary>Binds to <c>{name}.weight</c>.</summary>
+    public TokenTypeEmbedding(ParameterStore store, string name, int count, int dim)
+    {
+        _store = store; _dim = dim; _weight = store[name + ".weight"];
+    }
+
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        if (x.Shape[^1] != _dim) throw new ArgumentException($"TokenTypeEmbedding(…, {_dim}) expects [..., {_dim}], got {x.ShapeText()}.");
+        int rows = x.Data.Length / _dim, d = _dim;
+        var y = new float[x.Data.Length];
+        var s = _store; var w = _weight;
+        EmbeddingKernels.AddRow(y, x.Data, s.Value(w)[..d], rows, d);
+        return Tensor.Result(y, x.Shape, [x], r =>
+        {
+            Elementwise.AddInPlace(x.GradBuffer, r.Grad);
+            if (w.RequiresGrad) LinearKernels.BiasBackward(s.Gradient(w)[..d], r.Grad, rows, d);
+        });
+    }
+}
+
 /// <summary>2-D max pooling (stride defaults to the kernel size).</summary>
 public sealed class MaxPool2d(int kernel, int stride, int padding) : ILayer
 {
