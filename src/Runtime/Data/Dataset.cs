@@ -48,10 +48,18 @@ public sealed class Dataset
     /// <summary>Splits into train/validation with a seeded shuffle; stratified keeps each class's proportion.</summary>
     public (Dataset Train, Dataset Validation) Split(double validationFraction, ulong seed, bool stratified = true)
     {
+        var (train, val) = SplitIndices(Labels, validationFraction, seed, stratified);
+        return (Subset(train), Subset(val));
+    }
+
+    /// <summary>Train/validation sample indices (each sorted) for a seeded, optionally stratified split of <paramref name="labels"/>.</summary>
+    internal static (List<int> Train, List<int> Validation) SplitIndices(int[] labels, double validationFraction, ulong seed, bool stratified)
+    {
         if (validationFraction <= 0 || validationFraction >= 1) throw new ArgumentOutOfRangeException(nameof(validationFraction), validationFraction, "Must be in (0, 1).");
         var rng = new Rng(seed);
         var train = new List<int>(); var val = new List<int>();
-        var groups = stratified ? Enumerable.Range(0, Count).GroupBy(i => Labels[i]).Select(g => g.ToArray()) : new[] { Enumerable.Range(0, Count).ToArray() };
+        int count = labels.Length;
+        var groups = stratified ? Enumerable.Range(0, count).GroupBy(i => labels[i]).Select(g => g.ToArray()) : new[] { Enumerable.Range(0, count).ToArray() };
         foreach (var g in groups)
         {
             rng.Shuffle(g.AsSpan());
@@ -59,7 +67,7 @@ public sealed class Dataset
             val.AddRange(g.Take(nVal)); train.AddRange(g.Skip(nVal));
         }
         train.Sort(); val.Sort();
-        return (Subset(train), Subset(val));
+        return (train, val);
     }
 
     /// <summary>Per-channel mean and standard deviation over all samples ([C, H, W] layout).</summary>

@@ -44,22 +44,53 @@ public sealed class TrainerOptions
 /// The training loop: epochs of compiled train steps, validation each epoch, early stopping with best-model restore,
 /// atomic checkpoints every epoch and exact resume (the loader's order is a function of (seed, epoch)).
 /// </summary>
-public sealed class Trainer(IClassifier network, Optimizer optimizer, TrainerOptions options, ITrainingObserver? observer = null)
+public sealed class Trainer
 {
-    private readonly ITrainingObserver _observer = observer ?? new NullObserver();
+    private readonly INetwork network;
+    private readonly Optimizer optimizer;
+    private readonly TrainerOptions options;
+    private readonly ITrainingObserver _observer;
+
+    /// <summary>A trainer for a classifier of float inputs (images, features), fed by <see cref="DataLoader"/>s.</summary>
+    public Trainer(IClassifier network, Optimizer optimizer, TrainerOptions options, ITrainingObserver? observer = null)
+        : this((INetwork)network, optimizer, options, observer) { }
+
+    /// <summary>A trainer for a text classifier over token ids, fed by <see cref="TextDataLoader"/>s.</summary>
+    public Trainer(ISequenceClassifier network, Optimizer optimizer, TrainerOptions options, ITrainingObserver? observer = null)
+        : this((INetwork)network, optimizer, options, observer) { }
+
+    private Trainer(INetwork network, Optimizer optimizer, TrainerOptions options, ITrainingObserver? observer)
+    {
+        this.network = network; this.optimizer = optimizer; this.options = options;
+        _observer = observer ?? new NullObserver();
+    }
 
     /// <summary>Metrics of every completed epoch.</summary>
     public List<EpochMetrics> History { get; } = new();
     /// <summary>The epoch with the best validation loss (1-based; 0 before any).</summary>
     public int BestEpoch { get; private set; }
 
-    /// <summary>Trains; returns the history.</summary>
+    /// <summary>Trains a float-input classifier; returns the history.</summary>
     /// <exception cref="ArithmeticException">When a loss becomes NaN or infinite, naming the epoch and batch.</exception>
     public IReadOnlyList<EpochMetrics> Fit(DataLoader train, DataLoader? validation)
     {
+        var net = network as IClassifier ?? throw new InvalidOperationException($"{network.Name} takes token ids: train it with TextDataLoaders.");
+        return FitCore(new ImageBatches(net, train), validation is null ? null : new ImageBatches(net, validation));
+    }
+
+    /// <summary>Trains a text classifier; returns the history.</summary>
+    /// <exception cref="ArithmeticException">When a loss becomes NaN or infinite, naming the epoch and batch.</exception>
+    public IReadOnlyList<EpochMetrics> Fit(TextDataLoader train, TextDataLoader? validation)
+    {
+        var net = network as ISequenceClassifier ?? throw new InvalidOperationException($"{network.Name} does not take token ids: train it with DataLoaders.");
+        return FitCore(new TextBatches(net, train), validation is null ? null : new TextBatches(net, validation));
+    }
+
+    private IReadOnlyList<EpochMetrics> FitCore(IBatchRunner train, IBatchRunner? validation)
+    {
         var store = network.Parameters;
         int classes = network.OutputSize;
-        var logits = new float[train.BatchSize * classes];
+        var logits = new float[train.MaxBatch * classes];
         double bestLoss = double.PositiveInfinity;
         int startEpoch = 1, sinceBest = 0;
         ParameterStore? best = null;
@@ -81,22 +112,19 @@ public sealed class Trainer(IClassifier network, Optimizer optimizer, TrainerOpt
             _observer.EpochStarted(epoch, options.Epochs, batches);
             var sw = Stopwatch.StartNew();
             double lossSum = 0; long seen = 0, correct = 0; int b = 0;
-            foreach (var batch in train.Epoch(epoch - 1))
+            train.Run(epoch - 1, training: true, logits, before: () => options.Schedule?.Apply(optimizer), done: (loss, lg, labels) =>
             {
-                options.Schedule?.Apply(optimizer);
-                var lg = logits.AsSpan(0, batch.Count * classes);
-                float loss = network.TrainStep(batch.InputSpan, batch.LabelSpan, batch.Count, lg);
                 if (!float.IsFinite(loss))
                     throw new ArithmeticException($"The training loss became {loss} in epoch {epoch}, batch {b + 1} of {batches}; lower the learning rate or enable gradient clipping.");
                 if (options.MaxGradNorm > 0) GradientClipping.ClipByGlobalNorm(store, options.MaxGradNorm);
                 optimizer.Step();
-                lossSum += (double)loss * batch.Count; seen += batch.Count;
-                correct += Correct(lg, batch.LabelSpan, classes);
+                lossSum += (double)loss * labels.Length; seen += labels.Length;
+                correct += Correct(lg, labels, classes);
                 b++;
                 _observer.BatchCompleted(epoch, b, batches, lossSum / seen, (double)correct / seen, seen / sw.Elapsed.TotalSeconds);
-            }
+            });
             double seconds = sw.Elapsed.TotalSeconds;
-            var (vLoss, vAcc) = validation is null ? (double.NaN, double.NaN) : Evaluate(network, validation);
+            var (vLoss, vAcc) = validation is null ? (double.NaN, double.NaN) : EvaluateCore(validation, classes, null);
             var m = new EpochMetrics(epoch, lossSum / Math.Max(1, seen), (double)correct / Math.Max(1, seen), vLoss, vAcc, seconds, seen / seconds, optimizer.LearningRate);
             History.Add(m);
             double monitored = validation is null ? m.TrainLoss : vLoss;
@@ -119,6 +147,48 @@ public sealed class Trainer(IClassifier network, Optimizer optimizer, TrainerOpt
         }
         if (options.RestoreBest && best is not null) { store.CopyFrom(best); best.Dispose(); }
         return History;
+    }
+
+    /// <summary>Runs a loader's batches through a network: a training step or an evaluation per batch.</summary>
+    private interface IBatchRunner
+    {
+        int BatchesPerEpoch { get; }
+        int MaxBatch { get; }
+        void Run(int epoch, bool training, float[] logits, Action? before, BatchDone done);
+    }
+
+    private delegate void BatchDone(float loss, ReadOnlySpan<float> logits, ReadOnlySpan<int> labels);
+
+    private sealed class ImageBatches(IClassifier net, DataLoader data) : IBatchRunner
+    {
+        public int BatchesPerEpoch => data.BatchesPerEpoch;
+        public int MaxBatch => data.BatchSize;
+        public void Run(int epoch, bool training, float[] logits, Action? before, BatchDone done)
+        {
+            foreach (var batch in data.Epoch(epoch))
+            {
+                before?.Invoke();
+                var lg = logits.AsSpan(0, batch.Count * net.OutputSize);
+                float loss = training ? net.TrainStep(batch.InputSpan, batch.LabelSpan, batch.Count, lg) : net.EvaluateLoss(batch.InputSpan, batch.LabelSpan, batch.Count, lg);
+                done(loss, lg, batch.LabelSpan);
+            }
+        }
+    }
+
+    private sealed class TextBatches(ISequenceClassifier net, TextDataLoader data) : IBatchRunner
+    {
+        public int BatchesPerEpoch => data.BatchesPerEpoch;
+        public int MaxBatch => data.BatchSize;
+        public void Run(int epoch, bool training, float[] logits, Action? before, BatchDone done)
+        {
+            foreach (var b in data.Epoch(epoch))
+            {
+                before?.Invoke();
+                var lg = logits.AsSpan(0, b.Count * net.OutputSize);
+                float loss = training ? net.TrainStep(b.IdSpan, b.LabelSpan, b.MaskSpan, b.Count, b.Sequence, lg) : net.EvaluateLoss(b.IdSpan, b.LabelSpan, b.MaskSpan, b.Count, b.Sequence, lg);
+                done(loss, lg, b.LabelSpan);
+            }
+        }
     }
 
     private Dictionary<string, string> Meta(int epoch, double bestLoss, int sinceBest) => new()
@@ -146,19 +216,24 @@ public sealed class Trainer(IClassifier network, Optimizer optimizer, TrainerOpt
     }
 
     /// <summary>Mean loss and accuracy over all samples of a loader, in evaluation mode.</summary>
-    public static (double Loss, double Accuracy) Evaluate(IClassifier network, DataLoader data, ConfusionMatrix? confusion = null)
+    public static (double Loss, double Accuracy) Evaluate(IClassifier network, DataLoader data, ConfusionMatrix? confusion = null) =>
+        EvaluateCore(new ImageBatches(network, data), network.OutputSize, confusion);
+
+    /// <summary>Mean loss and accuracy over all samples of a text loader, in evaluation mode.</summary>
+    public static (double Loss, double Accuracy) Evaluate(ISequenceClassifier network, TextDataLoader data, ConfusionMatrix? confusion = null) =>
+        EvaluateCore(new TextBatches(network, data), network.OutputSize, confusion);
+
+    private static (double Loss, double Accuracy) EvaluateCore(IBatchRunner data, int classes, ConfusionMatrix? confusion)
     {
-        int classes = network.OutputSize;
-        var logits = new float[data.BatchSize * classes];
+        var logits = new float[data.MaxBatch * classes];
         double lossSum = 0; long seen = 0, correct = 0;
-        foreach (var batch in data.Epoch(0))
+        data.Run(0, training: false, logits, null, (loss, lg, labels) =>
         {
-            var lg = logits.AsSpan(0, batch.Count * classes);
-            lossSum += (double)network.EvaluateLoss(batch.InputSpan, batch.LabelSpan, batch.Count, lg) * batch.Count;
-            correct += Correct(lg, batch.LabelSpan, classes);
-            confusion?.Add(lg, batch.LabelSpan, batch.Count);
-            seen += batch.Count;
-        }
+            lossSum += (double)loss * labels.Length;
+            correct += Correct(lg, labels, classes);
+            confusion?.Add(lg, labels, labels.Length);
+            seen += labels.Length;
+        });
         return (lossSum / Math.Max(1, seen), (double)correct / Math.Max(1, seen));
     }
 
