@@ -33,6 +33,26 @@ public class PyTorchFileTests
     }
 
     [Fact]
+    public void CPythonPickled_Fixture_IsReadAsTorchWouldRebuildIt()
+    {
+        // Written by Fixtures/make_torch_fixture.py with CPython's own pickler (protocol 2, torch.save's layout with
+        // 64-byte aligned entries and a top folder named after the file).
+        var t = PyTorchFile.Read(Path.Combine(AppContext.BaseDirectory, "Serialization", "Fixtures", "tiny_torch_save.bin")).ToDictionary(x => x.Name);
+        float[] w = [-1, -0.5f, 0, 0.5f, 1, 1.5f];
+        Assert.Equal(["bert.pooler.dense.weight", "bert.pooler.dense.weight_t", "row1", "half", "bert.embeddings.position_ids", "scalar"], t.Keys);
+        Assert.Equal(w, t["bert.pooler.dense.weight"].ToFloats());
+        Assert.Equal(new[] { 2, 3 }, t["bert.pooler.dense.weight"].Shape);
+        Assert.Equal(new[] { w[0], w[3], w[1], w[4], w[2], w[5] }, t["bert.pooler.dense.weight_t"].ToFloats());
+        Assert.Equal(w[3..], t["row1"].ToFloats());
+        Assert.Equal(SafeTensorDType.F16, t["half"].DType);
+        Assert.Equal(new[] { 1.5f, -0.25f, 65504f }, t["half"].ToFloats());
+        Assert.Equal(SafeTensorDType.I64, t["bert.embeddings.position_ids"].DType);
+        Assert.Equal(new[] { 1, 4 }, t["bert.embeddings.position_ids"].Shape);
+        Assert.Equal(new float[] { 0, 1, 2, 3 }, t["bert.embeddings.position_ids"].ToFloats());
+        Assert.Equal(w[5], Assert.Single(t["scalar"].ToFloats()));
+    }
+
+    [Fact]
     public void File_ReadsFromDisk_AndMissingFileIsNamed()
     {
         string path = Path.Combine(Path.GetTempPath(), "cn-pt-" + Guid.NewGuid().ToString("N") + ".bin");
