@@ -30,10 +30,18 @@ public static class PyTorchFile
         using (fs) return Read(fs, path, toFloat32);
     }
 
-    /// <summary>Reads a <c>torch.save</c> zip archive from a seekable stream; <paramref name="sourceName"/> prefixes errors.</summary>
+    /// <summary>Reads a <c>torch.save</c> zip archive from a stream (a forward-only one is buffered); <paramref name="sourceName"/> prefixes errors.</summary>
     /// <exception cref="InvalidDataException">Malformed content; the message starts with <paramref name="sourceName"/>.</exception>
     public static IReadOnlyList<SafeTensor> Read(Stream stream, string sourceName, bool toFloat32 = false)
     {
+        if (!stream.CanSeek)
+        {
+            // The zip directory is at the end: buffer a forward-only stream.
+            var copy = new MemoryStream();
+            stream.CopyTo(copy);
+            copy.Position = 0;
+            stream = copy;
+        }
         try { return ReadArchive(stream, toFloat32); }
         catch (InvalidDataException e) { throw new InvalidDataException($"{sourceName}: {e.Message}", e); }
     }
@@ -62,7 +70,7 @@ public static class PyTorchFile
         bool bigEndian = false;
         if (zip.GetEntry(prefix + "byteorder") is { } bo)
         {
-            string order = Encoding.ASCII.GetString(ReadEntry(bo, 16)).Trim();
+            string order = Encoding.ASCII.GetString(ReadEntry(bo, stream.Length)).Trim();
             bigEndian = order switch
             {
                 "little" => false,
@@ -71,29 +79,41 @@ public static class PyTorchFile
             };
         }
 
-        var root = PickleReader.Load(ReadEntry(pkl), pkl.FullName);
+        var root = PickleReader.Load(ReadEntry(pkl, stream.Length), pkl.FullName);
         if (root is not PickleReader.Dict dict)
             throw new InvalidDataException($"{pkl.FullName} holds a {PickleReader.Describe(root)}, not a state dict.");
 
-        var storages = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        var tensors = new List<SafeTensor>(dict.Items.Count);
+        var views = new List<(string Name, PickleReader.TensorView View)>(dict.Items.Count);
         foreach (var (key, value) in dict.Items)
         {
             string name = key as string ?? throw new InvalidDataException($"{pkl.FullName} has a state dict key of type {PickleReader.Describe(key)}, not str.");
-            var view = value as PickleReader.TensorView ?? throw new InvalidDataException($"state dict entry '{name}' is a {PickleReader.Describe(value)}, not a tensor.");
+            views.Add((name, value as PickleReader.TensorView ?? throw new InvalidDataException($"state dict entry '{name}' is a {PickleReader.Describe(value)}, not a tensor.")));
+        }
+        // Storages are read once and dropped after their last tensor; a tensor that is its whole storage takes the
+        // bytes without a copy, so a typical checkpoint peaks at about its own size rather than twice that.
+        var uses = views.GroupBy(v => v.View.Storage.Key).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+        var storages = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        var tensors = new List<SafeTensor>(views.Count);
+        foreach (var (name, view) in views)
+        {
             var s = view.Storage;
             if (!storages.TryGetValue(s.Key, out var bytes))
             {
                 string entryName = prefix + "data/" + s.Key;
                 var entry = zip.GetEntry(entryName) ?? throw new InvalidDataException($"tensor '{name}' uses storage '{s.Key}', but {entryName} is missing.");
-                long need = s.Numel <= Array.MaxLength ? s.Numel * SafeTensor.Size(s.DType) : -1;
+                if (s.Numel > Array.MaxLength / SafeTensor.Size(s.DType))
+                    throw new InvalidDataException($"storage '{s.Key}' declares {s.Numel} {s.TypeName} elements, more than one array can hold.");
+                long need = s.Numel * SafeTensor.Size(s.DType);
                 if (entry.Length != need)
                     throw new InvalidDataException($"{entryName} holds {entry.Length} bytes, but its {s.TypeName} declares {s.Numel} elements ({need} bytes).");
-                bytes = ReadEntry(entry);
+                bytes = ReadEntry(entry, stream.Length);
                 if (bigEndian) SwapBytes(bytes, SafeTensor.Size(s.DType));
                 storages[s.Key] = bytes;
             }
-            var t = new SafeTensor(name, s.DType, view.Shape, Gather(bytes, view));
+            bool last = --uses[s.Key] == 0;
+            if (last) storages.Remove(s.Key);
+            var data = last && view.Offset == 0 && IsContiguous(view) && view.Shape.Aggregate(1L, (a, d) => a * d) == s.Numel ? bytes : Gather(bytes, view);
+            var t = new SafeTensor(name, s.DType, view.Shape, data);
             tensors.Add(toFloat32 && t.DType is SafeTensorDType.F16 or SafeTensorDType.BF16 or SafeTensorDType.F64 ? t.ToFloat32() : t);
         }
         return tensors;
@@ -107,15 +127,7 @@ public static class PyTorchFile
         foreach (int d in v.Shape) count *= d;
         var result = new byte[count * es];
         if (count == 0) return result;
-        // Contiguous when every dimension longer than 1 has the row-major stride (size-1 strides are arbitrary).
-        bool contiguous = true;
-        long expected = 1;
-        for (int i = rank - 1; i >= 0; i--)
-        {
-            if (v.Shape[i] != 1 && v.Stride[i] != expected) contiguous = false;
-            expected *= v.Shape[i];
-        }
-        if (contiguous)
+        if (IsContiguous(v))
         {
             storage.AsSpan((int)(v.Offset * es), result.Length).CopyTo(result);
             return result;
@@ -137,17 +149,32 @@ public static class PyTorchFile
         return result;
     }
 
+    /// <summary>Row-major contiguous: every dimension longer than 1 has the row-major stride (size-1 strides are arbitrary).</summary>
+    private static bool IsContiguous(PickleReader.TensorView v)
+    {
+        long expected = 1;
+        for (int i = v.Shape.Length - 1; i >= 0; i--)
+        {
+            if (v.Shape[i] != 1 && v.Stride[i] != expected) return false;
+            expected *= v.Shape[i];
+        }
+        return true;
+    }
+
     private static void SwapBytes(byte[] bytes, int size)
     {
         if (size > 1)
             for (int i = 0; i + size <= bytes.Length; i += size) bytes.AsSpan(i, size).Reverse();
     }
 
-    /// <summary>Reads a whole entry, refusing entries larger than <paramref name="limit"/> or shorter than declared.</summary>
-    private static byte[] ReadEntry(ZipArchiveEntry entry, long limit = long.MaxValue)
+    /// <summary>Reads a whole entry, refusing sizes that a corrupt directory could claim (so nothing is allocated for
+    /// them) and entries shorter than declared.</summary>
+    private static byte[] ReadEntry(ZipArchiveEntry entry, long archiveBytes)
     {
-        if (entry.Length > Math.Min(limit, Array.MaxLength))
-            throw new InvalidDataException($"{entry.FullName} declares {entry.Length} bytes, more than the {Math.Min(limit, Array.MaxLength)} accepted.");
+        // Deflate expands at most ~1032:1; a stored entry (what torch writes) cannot exceed the archive.
+        long limit = Math.Min(Array.MaxLength, Math.Min(archiveBytes, entry.CompressedLength) * 1100L + 1024);
+        if (entry.Length > limit || entry.CompressedLength > archiveBytes)
+            throw new InvalidDataException($"{entry.FullName} declares {entry.Length} bytes ({entry.CompressedLength} compressed) in a {archiveBytes}-byte archive.");
         var bytes = new byte[entry.Length];
         int read = Zip(() =>
         {

@@ -64,6 +64,13 @@ public class PyTorchFileTests
     }
 
     [Fact]
+    public void ForwardOnlyStream_IsBuffered()
+    {
+        var w = TinyBert.Weights();
+        Assert.Equal(w.Count, PyTorchFile.Read(new ForwardOnlyStream(TinyBert.TorchBytes(w)), "pipe").Count);
+    }
+
+    [Fact]
     public void TransposedView_IsGathered()
     {
         // w.t() of a 2×3 matrix: size (3, 2), stride (1, 3).
@@ -295,4 +302,10 @@ public class PyTorchFileTests
         }
         Assert.True(rejected > 150, $"only {rejected} of 400 corruptions were detected");
     }
+}
+
+/// <summary>A stream that cannot seek, like a network or pipe stream.</summary>
+file sealed class ForwardOnlyStream(byte[] bytes) : MemoryStream(bytes)
+{
+    public override bool CanSeek => false;
 }
