@@ -302,6 +302,29 @@ public class PyTorchFileTests
         }
         Assert.True(rejected > 150, $"only {rejected} of 400 corruptions were detected");
     }
+
+    [Fact]
+    public void Fuzz_PickleBytes_InAValidZip_OnlyInvalidDataExceptionEscapes()
+    {
+        // Corrupt data.pkl itself and re-zip it, so the zip layer (and any CRC check) passes and the unpickler sees it.
+        var s = TorchStorage.Floats("0", Iota(12));
+        var sd = new List<(string, TorchTensor)> { ("a", TorchTensor.Contiguous(s, [3, 4])), ("b", new TorchTensor(s, 1, [2, 2], [1, 4])) };
+        var rng = new Random(99);
+        var messages = new HashSet<string>();
+        for (int iter = 0; iter < 300; iter++)
+        {
+            var pkl = TorchSave.StateDict(sd, protocol: iter % 2 == 0 ? 2 : 4);
+            if (iter % 5 == 0) pkl = pkl[..rng.Next(pkl.Length)];
+            else for (int f = 1 + rng.Next(3); f > 0; f--) pkl[rng.Next(pkl.Length)] = (byte)rng.Next(256);
+            try { Parse(TorchSave.Archive(pkl, [s])); }
+            catch (InvalidDataException e)
+            {
+                Assert.StartsWith("pytorch_model.bin: ", e.Message);
+                messages.Add(e.Message);
+            }
+        }
+        Assert.True(messages.Count > 10, $"only {messages.Count} distinct failures");
+    }
 }
 
 /// <summary>A stream that cannot seek, like a network or pipe stream.</summary>
