@@ -59,10 +59,11 @@ public static class PyTorchFile
                 throw new InvalidDataException("this is the legacy (PyTorch < 1.6) torch.save format, which is not supported; re-save it with a newer torch or convert it to safetensors.");
         }
         using var zip = Zip(() => new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true), "the archive");
-        var pickles = zip.Entries.Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.IndexOf('/') == e.FullName.Length - "/data.pkl".Length).ToList();
+        var entries = Zip(() => zip.Entries, "the archive's directory"); // read on first access, so it can fail here
+        var pickles = entries.Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.IndexOf('/') == e.FullName.Length - "/data.pkl".Length).ToList();
         if (pickles.Count != 1)
             throw new InvalidDataException(pickles.Count == 0
-                ? $"no <top>/data.pkl entry (found: {string.Join(", ", zip.Entries.Take(10).Select(e => e.FullName))}{(zip.Entries.Count > 10 ? ", …" : "")})."
+                ? $"no <top>/data.pkl entry (found: {string.Join(", ", entries.Take(10).Select(e => e.FullName))}{(entries.Count > 10 ? ", …" : "")})."
                 : $"several data.pkl entries ({string.Join(", ", pickles.Select(e => e.FullName))}).");
         var pkl = pickles[0];
         string prefix = pkl.FullName[..^"data.pkl".Length];
