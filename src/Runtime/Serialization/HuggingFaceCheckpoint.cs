@@ -52,7 +52,8 @@ public sealed class HuggingFaceCheckpoint
 
         string weights = WeightFileNames.FirstOrDefault(f => File.Exists(Path.Combine(directory, f)))
             ?? throw Missing(directory, $"no weights: expected {string.Join(", ", WeightFileNames.SkipLast(1))} or {WeightFileNames[^1]}");
-        var files = weights.EndsWith(".index.json", StringComparison.Ordinal) ? ShardFiles(directory, weights) : [weights];
+        var shardMap = weights.EndsWith(".index.json", StringComparison.Ordinal) ? ReadShardMap(directory, weights) : null;
+        var files = shardMap is null ? [weights] : ShardFiles(directory, weights, shardMap);
         var tensors = new Dictionary<string, SafeTensor>(StringComparer.Ordinal);
         var stored = new Dictionary<string, string>(StringComparer.Ordinal); // normalised → stored name, for messages
         foreach (string file in files)
@@ -68,7 +69,12 @@ public sealed class HuggingFaceCheckpoint
                 tensors[name] = name == t.Name ? t : new SafeTensor(name, t.DType, t.Shape, t.Data);
             }
         }
-        if (weights.EndsWith(".index.json", StringComparison.Ordinal)) CheckShardMap(directory, weights, tensors.Keys.ToHashSet());
+        if (shardMap is not null)
+        {
+            var absent = shardMap.Keys.Where(k => !tensors.ContainsKey(NormalizeName(k))).ToList();
+            if (absent.Count > 0)
+                throw new InvalidDataException($"{Path.Combine(directory, weights)} lists tensors its shards do not hold: {string.Join(", ", absent.Take(10))}{(absent.Count > 10 ? ", …" : "")}.");
+        }
         Validate(config, tensors, stored, Path.Combine(directory, files.Count == 1 ? files[0] : weights), configPath);
 
         var vocabulary = ReadVocabulary(vocabPath);
@@ -132,10 +138,10 @@ public sealed class HuggingFaceCheckpoint
         catch (JsonException e) { throw new InvalidDataException($"{path}: not a valid index ({e.Message}).", e); }
     }
 
-    private static List<string> ShardFiles(string directory, string index)
+    private static List<string> ShardFiles(string directory, string index, Dictionary<string, string> map)
     {
         var files = new List<string>();
-        foreach (var (tensor, file) in ReadShardMap(directory, index))
+        foreach (var (tensor, file) in map)
         {
             // Shards are siblings of the index; a path would let a crafted index read files elsewhere.
             if (file.Length == 0 || file != Path.GetFileName(file) || file is "." or "..")
@@ -147,13 +153,6 @@ public sealed class HuggingFaceCheckpoint
             }
         }
         return files.Count > 0 ? files : throw new InvalidDataException($"{Path.Combine(directory, index)}: the weight_map is empty.");
-    }
-
-    private static void CheckShardMap(string directory, string index, HashSet<string> loaded)
-    {
-        var absent = ReadShardMap(directory, index).Keys.Where(k => !loaded.Contains(NormalizeName(k))).ToList();
-        if (absent.Count > 0)
-            throw new InvalidDataException($"{Path.Combine(directory, index)} lists tensors its shards do not hold: {string.Join(", ", absent.Take(10))}{(absent.Count > 10 ? ", …" : "")}.");
     }
 
     private static List<string> ReadVocabulary(string path)

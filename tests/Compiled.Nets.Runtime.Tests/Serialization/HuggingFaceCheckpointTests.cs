@@ -73,6 +73,10 @@ public sealed class HuggingFaceCheckpointTests : IDisposable
         // A shard the index names but that is not there is reported by name.
         var ex = Assert.Throws<FileNotFoundException>(() => HuggingFaceCheckpoint.Load(Dir((index, json), (Shard(1), Bytes(first)))));
         Assert.Contains($"no {Shard(2)} (a shard {index} lists for", ex.Message);
+        // An index that names a tensor no shard holds.
+        var extra = Encoding.UTF8.GetBytes($"{{\"weight_map\": {{\n{map},\n\"bert.extra\": \"{Shard(2)}\"\n}}}}");
+        Assert.Contains("lists tensors its shards do not hold: bert.extra",
+            Assert.Throws<InvalidDataException>(() => HuggingFaceCheckpoint.Load(Dir((index, extra), (Shard(1), Bytes(first)), (Shard(2), Bytes(second))))).Message);
         // An index that tries to leave the directory is refused.
         var evil = Encoding.UTF8.GetBytes("{\"weight_map\": {\"a\": \"../../etc/passwd\"}}");
         Assert.Contains("not a file name in the checkpoint directory", Assert.Throws<InvalidDataException>(() => HuggingFaceCheckpoint.Load(Dir((index, evil)))).Message);
