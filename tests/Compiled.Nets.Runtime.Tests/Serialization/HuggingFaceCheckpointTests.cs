@@ -95,6 +95,11 @@ public sealed class HuggingFaceCheckpointTests : IDisposable
         Assert.Equal("bert.pooler.dense.weight", HuggingFaceCheckpoint.NormalizeName("pooler.dense.weight"));
         Assert.Equal("classifier.bias", HuggingFaceCheckpoint.NormalizeName("classifier.bias"));
         Assert.Contains("has no tensor 'nope'", Assert.Throws<KeyNotFoundException>(() => c.GetTensor("nope")).Message);
+
+        // Two stored names for one tensor are ambiguous, not silently merged.
+        var both = new Dictionary<string, (int[] Shape, float[] Values)>(W) { ["bert.embeddings.LayerNorm.gamma"] = ([8], new float[8]) };
+        Assert.Contains("'bert.embeddings.LayerNorm.gamma' and 'bert.embeddings.LayerNorm.weight' both name bert.embeddings.LayerNorm.weight",
+            Assert.Throws<InvalidDataException>(() => HuggingFaceCheckpoint.Load(Dir(("model.safetensors", TinyBert.SafeTensorsBytes(both))))).Message);
     }
 
     [Fact]
