@@ -50,6 +50,9 @@ public sealed class SafeTensor(string name, SafeTensorDType dtype, int[] shape, 
     /// <summary>The values as a new float array.</summary>
     public float[] ToFloats() { var f = new float[Count]; CopyTo(f); return f; }
 
+    /// <summary>This tensor as F32: itself when it already is, else a converted copy with the same name and shape.</summary>
+    public SafeTensor ToFloat32() => DType == SafeTensorDType.F32 ? this : FromFloats(Name, Shape, ToFloats());
+
     internal static int Size(SafeTensorDType t) => t switch
     {
         SafeTensorDType.F64 or SafeTensorDType.I64 => 8,
