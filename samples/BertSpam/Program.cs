@@ -30,6 +30,18 @@ var root = new RootCommand("Fine-tune BERT on SpamAssassin ham/spam with Compile
     { data, model, epochs, batchSize, lr, warmup, weightDecay, maxLength, freeze, topK, patience, seed, limit, output };
 root.SetAction(parse =>
 {
+    try { return Run(parse); }
+    catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException)
+    {
+        // Bad input (a malformed checkpoint, missing data, an impossible option): one clear line, no stack trace.
+        Console.Error.WriteLine($"error: {e.Message}");
+        return 1;
+    }
+});
+return root.Parse(args).Invoke();
+
+int Run(ParseResult parse)
+{
     string? modelDir = parse.GetValue(model);
     int maxLen = parse.GetValue(maxLength);
     if (maxLen is < 2 or > 128) throw new ArgumentException($"--max-length must be in [2, 128] (the compiled networks' MaxSequence), got {maxLen}.");
@@ -94,5 +106,4 @@ root.SetAction(parse =>
     Plots.Curves(trainer.History, Path.Combine(outDir, "loss.png"), Path.Combine(outDir, "accuracy.png"));
     Console.WriteLine($"Wrote checkpoints, history.csv/json, test_report.*, loss.png, accuracy.png to {Path.GetFullPath(outDir)}");
     return 0;
-});
-return root.Parse(args).Invoke();
+}

@@ -111,6 +111,36 @@ public sealed class HuggingFaceCheckpoint
     /// <exception cref="KeyNotFoundException">Names the tensor and the checkpoint.</exception>
     public float[] GetFloats(string name) => GetTensor(name).ToFloats();
 
+    /// <summary>
+    /// Copies the checkpoint's tensors into a network's parameters by state-dict name (any of the name variants
+    /// <see cref="NormalizeName"/> accepts, so a network named with or without the <c>bert.</c> prefix loads), like
+    /// PyTorch's <c>load_state_dict</c>: parameters the checkpoint lacks keep their initialisation and are reported as
+    /// missing (a new task head), checkpoint tensors the network has no place for are reported as unexpected (an
+    /// MLM head, the <c>position_ids</c> buffer). With <paramref name="strict"/> either is an error.
+    /// </summary>
+    /// <exception cref="InvalidDataException">When a tensor's shape differs from the parameter's (all such tensors named,
+    /// with both shapes), or, when strict, anything is missing or unexpected.</exception>
+    public PretrainedLoadReport LoadInto(ParameterStore store, bool strict = false)
+    {
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        var loaded = new List<string>(); var missing = new List<string>(); var problems = new List<string>();
+        foreach (var p in store.All)
+        {
+            if (!TryGetTensor(p.Name, out var t)) { missing.Add(p.Name); continue; }
+            used.Add(NormalizeName(p.Name));
+            if (!t.Shape.SequenceEqual(p.Shape)) { problems.Add($"{p.Name}: checkpoint [{string.Join(", ", t.Shape)}] vs network {p.ShapeText}"); continue; }
+            loaded.Add(p.Name);
+        }
+        var unexpected = _tensors.Keys.Where(k => !used.Contains(k)).Order(StringComparer.Ordinal).ToList();
+        if (problems.Count > 0)
+            throw new InvalidDataException($"The checkpoint in '{Directory}' does not fit this network: {string.Join("; ", problems)}.");
+        if (strict && (missing.Count > 0 || unexpected.Count > 0))
+            throw new InvalidDataException($"The checkpoint in '{Directory}' does not match this network exactly: " +
+                $"{(missing.Count > 0 ? "missing " + string.Join(", ", missing) : "")}{(missing.Count > 0 && unexpected.Count > 0 ? "; " : "")}{(unexpected.Count > 0 ? "unexpected " + string.Join(", ", unexpected) : "")}.");
+        foreach (var name in loaded) GetTensor(name).CopyTo(store.Value(store[name]));
+        return new PretrainedLoadReport(loaded, missing, unexpected);
+    }
+
     // ---- files ----
 
     private static string Required(string directory, string file, string what)
@@ -236,4 +266,14 @@ public sealed class HuggingFaceCheckpoint
         if (problems.Count > 0)
             throw new InvalidDataException($"{weightsPath} does not match {configPath}: {string.Join("; ", problems.Take(20))}{(problems.Count > 20 ? $"; … ({problems.Count} problems)" : "")}.");
     }
+}
+
+/// <summary>What <see cref="HuggingFaceCheckpoint.LoadInto"/> did: loaded, missing (kept their initialisation) and unexpected (ignored) names.</summary>
+public sealed record PretrainedLoadReport(IReadOnlyList<string> Loaded, IReadOnlyList<string> Missing, IReadOnlyList<string> Unexpected)
+{
+    /// <inheritdoc/>
+    public override string ToString() =>
+        $"loaded {Loaded.Count} tensors" +
+        (Missing.Count > 0 ? $"; newly initialised (not in the checkpoint): {string.Join(", ", Missing)}" : "") +
+        (Unexpected.Count > 0 ? $"; unused from the checkpoint: {string.Join(", ", Unexpected.Take(8))}{(Unexpected.Count > 8 ? $" and {Unexpected.Count - 8} more" : "")}" : "");
 }
