@@ -8,7 +8,8 @@ namespace Compiled.Nets.Samples.BertSpam;
 // the generator; the sequence length T is symbolic up to MaxSequence.
 
 /// <summary>bert-base-uncased (12 layers, hidden 768, 12 heads, intermediate 3072) with a 2-class head.</summary>
-[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 128), CrossEntropyLoss]
+/// <remarks>About 160 MiB of activations per sample at T = 128, so the workspace is sized for BERT's batch of 16.</remarks>
+[Network(MaxBatch = 16), Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 128), CrossEntropyLoss]
 public partial class BertBaseClassifier
 {
     [Embedding(30522, 768), StateName("bert.embeddings.word_embeddings")] public partial Embedding Words { get; }

@@ -941,6 +941,8 @@ namespace Compiled.Nets.Generator
             w.Line("public readonly int[] Ints;");
             w.Open("public Workspace(int capacity)");
             w.Line("Capacity = capacity;");
+            w.Line($"if ((long){plan.OffsetTotal} * capacity > int.MaxValue || (long){plan.GradTotal} * capacity > int.MaxValue)");
+            w.Line($"    throw new global::System.InvalidOperationException(\"{s.TypeName}: a batch of \" + capacity + \" samples needs \" + ((long){plan.OffsetTotal} * capacity * 4 >> 20) + \" MiB of activations and \" + ((long){plan.GradTotal} * capacity * 4 >> 20) + \" MiB of their gradients, more than one workspace arena holds (2^31 floats); use batches of at most \" + MaxWorkspaceBatch + \" samples.\");");
             w.Line($"Act = new {R}AlignedBuffer((long){plan.OffsetTotal} * capacity);");
             w.Line($"Grad = new {R}AlignedBuffer((long){plan.GradTotal} * capacity);");
             w.Line($"Stats = new {R}AlignedBuffer({Math.Max(stats, 1)});");
@@ -951,11 +953,14 @@ namespace Compiled.Nets.Generator
             w.Close();
             w.Line();
             w.Line("private Workspace? _ws;");
+            w.Line($"/// <summary>The largest batch one workspace can hold (its activation and gradient arenas are each at most 2^31 floats).</summary>");
+            w.Line($"public static int MaxWorkspaceBatch => (int)global::System.Math.Max(1L, int.MaxValue / global::System.Math.Max(1L, global::System.Math.Max((long){plan.OffsetTotal}, (long){plan.GradTotal})));");
             w.Line();
             w.Open("private Workspace EnsureCapacity(int batch)");
             w.Line("if (_ws is { } ws && ws.Capacity >= batch) return ws;");
             w.Line("_ws?.Dispose();");
-            w.Line("return _ws = new Workspace(global::System.Math.Max(batch, DefaultCapacity));");
+            w.Line("// Room for DefaultCapacity samples up front (fewer when that would not fit one arena), more only when a batch needs it.");
+            w.Line("return _ws = new Workspace(global::System.Math.Max(batch, global::System.Math.Min(DefaultCapacity, MaxWorkspaceBatch)));");
             w.Close();
             w.Line();
             w.Line("/// <summary>Frees the workspace (and the parameters when this network owns them).</summary>");

@@ -919,6 +919,8 @@ namespace Compiled.Nets.Network.Tests
             public Workspace(int capacity)
             {
                 Capacity = capacity;
+                if ((long)278 * capacity > int.MaxValue || (long)195 * capacity > int.MaxValue)
+                    throw new global::System.InvalidOperationException("ResNet: a batch of " + capacity + " samples needs " + ((long)278 * capacity * 4 >> 20) + " MiB of activations and " + ((long)195 * capacity * 4 >> 20) + " MiB of their gradients, more than one workspace arena holds (2^31 floats); use batches of at most " + MaxWorkspaceBatch + " samples.");
                 Act = new global::Compiled.Nets.AlignedBuffer((long)278 * capacity);
                 Grad = new global::Compiled.Nets.AlignedBuffer((long)195 * capacity);
                 Stats = new global::Compiled.Nets.AlignedBuffer(1);
@@ -929,12 +931,15 @@ namespace Compiled.Nets.Network.Tests
         }
 
         private Workspace? _ws;
+        /// <summary>The largest batch one workspace can hold (its activation and gradient arenas are each at most 2^31 floats).</summary>
+        public static int MaxWorkspaceBatch => (int)global::System.Math.Max(1L, int.MaxValue / global::System.Math.Max(1L, global::System.Math.Max((long)278, (long)195)));
 
         private Workspace EnsureCapacity(int batch)
         {
             if (_ws is { } ws && ws.Capacity >= batch) return ws;
             _ws?.Dispose();
-            return _ws = new Workspace(global::System.Math.Max(batch, DefaultCapacity));
+            // Room for DefaultCapacity samples up front (fewer when that would not fit one arena), more only when a batch needs it.
+            return _ws = new Workspace(global::System.Math.Max(batch, global::System.Math.Min(DefaultCapacity, MaxWorkspaceBatch)));
         }
 
         /// <summary>Frees the workspace (and the parameters when this network owns them).</summary>
