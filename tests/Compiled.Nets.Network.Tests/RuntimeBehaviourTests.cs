@@ -118,3 +118,26 @@ public class RuntimeBehaviourTests
         Assert.True(last < 0.6f * first, $"loss {first} -> {last}");
     }
 }
+
+/// <summary>Long sequences make attention's [H, T, T] probabilities dominate: 16 × 4096² floats per sample.</summary>
+[Network, Input(Dim.Sequence, 64, MaxSequence = 4096), MSELoss]
+public partial class LongAttention
+{
+    [SelfAttention(64, heads: 16)] public partial SelfAttention Attention { get; }
+    Tensor Forward(Tensor x) => x.Apply(Attention);
+}
+
+public class WorkspaceLimitTests
+{
+    [Fact]
+    public void ABatchThatCannotFitOneArena_IsRefusedWithTheSizeAndTheLargestBatch()
+    {
+        using var net = new LongAttention(seed: 1);
+        int max = LongAttention.MaxWorkspaceBatch;
+        Assert.InRange(max, 1, 7);
+        int batch = max + 1;
+        var ex = Assert.Throws<InvalidOperationException>(() => net.TrainStep(new float[batch * 64], new float[batch * 64], default, batch, 1));
+        Assert.Contains($"a batch of {batch} samples needs", ex.Message);
+        Assert.Contains($"at most {max} samples", ex.Message);
+    }
+}
