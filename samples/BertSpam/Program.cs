@@ -100,9 +100,7 @@ int Run(ParseResult parse)
     var report = new ClassificationReport(confusion, SpamAssassin.ClassNames);
     Console.WriteLine($"Test loss {testLoss:F4}, test accuracy {testAcc:P2} over {confusion.Total} emails");
     observer.Report(report);
-    File.WriteAllText(Path.Combine(outDir, "test_report.json"), report.ToJson());
-    File.WriteAllText(Path.Combine(outDir, "test_report.csv"), report.ToCsv());
-    File.WriteAllText(Path.Combine(outDir, "test_report.txt"), report.ToString());
+    report.WriteFiles(outDir);
     Plots.Curves(trainer.History, Path.Combine(outDir, "loss.png"), Path.Combine(outDir, "accuracy.png"));
     Console.WriteLine($"Wrote checkpoints, history.csv/json, test_report.*, loss.png, accuracy.png to {Path.GetFullPath(outDir)}");
     return 0;

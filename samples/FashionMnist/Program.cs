@@ -53,9 +53,7 @@ root.SetAction(parse =>
     var report = new ClassificationReport(confusion, DatasetReaders.FashionMnistClasses);
     Console.WriteLine($"Test loss {testLoss:F4}, test accuracy {testAcc:P2} over {confusion.Total} samples");
     observer.Report(report);
-    File.WriteAllText(Path.Combine(outDir, "test_report.json"), report.ToJson());
-    File.WriteAllText(Path.Combine(outDir, "test_report.csv"), report.ToCsv());
-    File.WriteAllText(Path.Combine(outDir, "test_report.txt"), report.ToString());
+    report.WriteFiles(outDir);
     Plots.Curves(trainer.History, Path.Combine(outDir, "loss.png"), Path.Combine(outDir, "accuracy.png"));
     Plots.ConfusionMatrix(confusion, DatasetReaders.FashionMnistClasses, Path.Combine(outDir, "confusion.png"));
     Console.WriteLine($"Wrote checkpoints, history.csv/json, test_report.*, loss.png, accuracy.png, confusion.png to {Path.GetFullPath(outDir)}");

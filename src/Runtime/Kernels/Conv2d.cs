@@ -248,6 +248,18 @@ public static unsafe class Conv2dKernels
         shift = dh * w + dw;
     }
 
+    /// <summary>Zeroes columns [0, j0) and [j1, w) of rows [i0, i1) of a row-major plane of width w.</summary>
+    private static void ZeroOutsideColumns(float* plane, int w, int i0, int i1, int j0, int j1)
+    {
+        if (j0 == 0 && j1 == w) return;
+        for (int i = i0; i < i1; i++)
+        {
+            float* r = plane + i * w;
+            for (int j = 0; j < j0; j++) r[j] = 0f;
+            for (int j = j1; j < w; j++) r[j] = 0f;
+        }
+    }
+
     private static void Im2ColSame(float* col, int ld, float* x, in Conv2dGeometry g)
     {
         int h = g.InHeight, w = g.InWidth, plane = h * w, row = 0;
@@ -264,13 +276,7 @@ public static unsafe class Conv2dKernels
             new ReadOnlySpan<float>(x + (long)c * plane + start + shift, end - start).CopyTo(new Span<float>(dst + start, end - start));
             new Span<float>(dst + end, plane - end).Clear();
             // Inside the run, the columns outside [j0, j1) picked up a neighbouring row's edge: zero them.
-            if (j0 > 0 || j1 < w)
-                for (int i = i0; i < i1; i++)
-                {
-                    float* r = dst + i * w;
-                    for (int j = 0; j < j0; j++) r[j] = 0f;
-                    for (int j = j1; j < w; j++) r[j] = 0f;
-                }
+            ZeroOutsideColumns(dst, w, i0, i1, j0, j1);
         }
     }
 
@@ -285,13 +291,7 @@ public static unsafe class Conv2dKernels
             SameWindow(g, ki, kj, out int i0, out int i1, out int j0, out int j1, out int shift);
             if (i1 <= i0 || j1 <= j0) continue;
             // col is scratch consumed here: zero the entries that would wrap into a neighbouring row, then add one run.
-            if (j0 > 0 || j1 < w)
-                for (int i = i0; i < i1; i++)
-                {
-                    float* r = src + i * w;
-                    for (int j = 0; j < j0; j++) r[j] = 0f;
-                    for (int j = j1; j < w; j++) r[j] = 0f;
-                }
+            ZeroOutsideColumns(src, w, i0, i1, j0, j1);
             int start = i0 * w + j0, end = (i1 - 1) * w + j1;
             var d = new Span<float>(x + (long)c * plane + start + shift, end - start);
             System.Numerics.Tensors.TensorPrimitives.Add(d, new ReadOnlySpan<float>(src + start, end - start), d);

@@ -120,6 +120,15 @@ public sealed class ClassificationReport
           .Append(c.F1.ToString("F4", CultureInfo.InvariantCulture).PadLeft(10))
           .Append(c.Support.ToString(CultureInfo.InvariantCulture).PadLeft(10)).AppendLine();
 
+    /// <summary>Writes <c>test_report.txt</c>, <c>.csv</c> and <c>.json</c> (or another stem) into <paramref name="dir"/>, atomically.</summary>
+    public void WriteFiles(string dir, string stem = "test_report")
+    {
+        Directory.CreateDirectory(dir);
+        Serialization.AtomicFile.Write(Path.Combine(dir, stem + ".txt"), System.Text.Encoding.UTF8.GetBytes(ToString()));
+        Serialization.AtomicFile.Write(Path.Combine(dir, stem + ".csv"), System.Text.Encoding.UTF8.GetBytes(ToCsv()));
+        Serialization.AtomicFile.Write(Path.Combine(dir, stem + ".json"), System.Text.Encoding.UTF8.GetBytes(ToJson()));
+    }
+
     /// <summary>CSV: class,precision,recall,f1,support (plus the averages and accuracy).</summary>
     public string ToCsv()
     {
