@@ -159,7 +159,21 @@ namespace Compiled.Nets.Generator
             }
             if (s.Loss == LossKind.CrossEntropy) plan.Regions.Add(("probs", Size(ops[s.Output].OutShape), MaxSize(s, ops[s.Output].OutShape)));
             long offset = 0;
-            foreach (var (name, _, max) in plan.Regions) { plan.RegionOffset[name] = I(offset); offset += max; }
+            // Attention's projection gradients live only inside one op's backward: every attention op shares one
+            // region of each kind (bert-base: 12 layers × 3 × T·768 floats per sample saved).
+            var shared = new Dictionary<string, long>();
+            foreach (var (name, _, max) in plan.Regions)
+            {
+                string? kind = name.Length > 2 && (name.StartsWith("gq", StringComparison.Ordinal) || name.StartsWith("gk", StringComparison.Ordinal) || name.StartsWith("gv", StringComparison.Ordinal))
+                    && char.IsDigit(name[2]) ? name.Substring(0, 2) : null;
+                if (kind is null) { plan.RegionOffset[name] = I(offset); offset += max; continue; }
+                if (!shared.ContainsKey(kind))
+                {
+                    long most = plan.Regions.Where(r => r.Name.StartsWith(kind, StringComparison.Ordinal) && r.Name.Length > 2 && char.IsDigit(r.Name[2])).Max(r => r.Max);
+                    shared[kind] = offset; offset += most;
+                }
+                plan.RegionOffset[name] = I(shared[kind]);
+            }
             plan.OffsetTotal = I(offset);
             long goffset = 0;
             foreach (var (name, _, max) in plan.Regions.Where(r => r.Name.StartsWith("v", StringComparison.Ordinal)))
@@ -959,6 +973,7 @@ namespace Compiled.Nets.Generator
             w.Open("private Workspace EnsureCapacity(int batch)");
             w.Line("if (_ws is { } ws && ws.Capacity >= batch) return ws;");
             w.Line("_ws?.Dispose();");
+            w.Line($"{K}Gemm.ReserveThreadBuffers(); // this thread's GEMM packing buffers, so later steps allocate nothing");
             w.Line("// Room for DefaultCapacity samples up front (fewer when that would not fit one arena), more only when a batch needs it.");
             w.Line("return _ws = new Workspace(global::System.Math.Max(batch, global::System.Math.Min(DefaultCapacity, MaxWorkspaceBatch)));");
             w.Close();

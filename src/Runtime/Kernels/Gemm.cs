@@ -19,6 +19,13 @@ public static unsafe class Gemm
     private const int KC = 256, MC = 120, NC = 2048;
     private const int MR = GemmMicroKernel.MR, NR = GemmMicroKernel.NR;
 
+    /// <summary>
+    /// Allocates this thread's packing buffers now (they are otherwise created on its first packed GEMM, which can come
+    /// late: while the worker thread is busy elsewhere, both halves of a split run on the caller). Networks call it when
+    /// they build their workspace, so a training thread allocates nothing after its first step.
+    /// </summary>
+    public static void ReserveThreadBuffers() => PackBuffers.ForThisThread();
+
     /// <summary>True when the packed AVX-512 path is used (otherwise the portable loops).</summary>
     public static bool UsesAvx512 { get; } = Vector512.IsHardwareAccelerated;
 

@@ -938,6 +938,7 @@ namespace Compiled.Nets.Network.Tests
         {
             if (_ws is { } ws && ws.Capacity >= batch) return ws;
             _ws?.Dispose();
+            global::Compiled.Nets.Kernels.Gemm.ReserveThreadBuffers(); // this thread's GEMM packing buffers, so later steps allocate nothing
             // Room for DefaultCapacity samples up front (fewer when that would not fit one arena), more only when a batch needs it.
             return _ws = new Workspace(global::System.Math.Max(batch, global::System.Math.Min(DefaultCapacity, MaxWorkspaceBatch)));
         }
