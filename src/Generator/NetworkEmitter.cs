@@ -57,7 +57,8 @@ namespace Compiled.Nets.Generator
             public string OffsetTotal = "0";
             public Dictionary<string, string> GradOffset = new();     // gradient arena: only the values' gradients
             public string GradTotal = "0";
-            public HashSet<int> OverwriteGrad = new();               // values whose gradient backward writes once instead of adding
+            public HashSet<int> OverwriteGrad = new();
+            public HashSet<int> PoolRelu = new();                   // MaxPool2d ops whose unit is [ReLU]: one kernel call, no pooled-value region               // values whose gradient backward writes once instead of adding
         }
 
         private static bool IsElementwise(OpKind k) => k is OpKind.Relu or OpKind.Gelu or OpKind.Tanh or OpKind.Sigmoid or OpKind.Dropout;
@@ -132,10 +133,15 @@ namespace Compiled.Nets.Generator
                 plan.Units.Add(unit); unitOfValue[op.Id] = unit;
             }
 
+            // A max-pool followed only by ReLU runs as one kernel (ReLU commutes with max): its pre-ReLU value never exists.
+            foreach (var u in plan.Units)
+                if (u.Primary is { Kind: OpKind.MaxPool2d } pool && u.Stages.Count == 1 && u.Stages[0].Kind == StageKind.Relu) plan.PoolRelu.Add(pool.Id);
+
             // Workspace regions (per-sample sizes; the arena holds capacity × each).
             foreach (var op in ops)
             {
                 if (op.Kind == OpKind.Input || op.Kind == OpKind.Flatten) continue;
+                if (plan.PoolRelu.Contains(op.Id)) { plan.IntRegions.Add(($"a{op.Id}", Size(op.OutShape))); continue; }
                 string size = Size(op.OutShape);
                 long max = MaxSize(s, op.OutShape);
                 plan.Regions.Add(($"v{op.Id}", size, max));
@@ -423,6 +429,12 @@ namespace Compiled.Nets.Generator
         {
             foreach (var u in plan.Units)
             {
+                if (u.Primary is { } pool && plan.PoolRelu.Contains(pool.Id))
+                {
+                    w.Line($"// {pool.Label} + ReLU: {ShapeText(pool.InShape)} -> {ShapeText(pool.OutShape)} (one kernel)");
+                    w.Line($"{K}PoolingKernels.MaxPool2dForward(v{u.Last}, {(training ? $"a{pool.Id}" : "default")}, v{Storage(plan, pool.Input)}, {PoolGeo(pool)}, relu: true);");
+                    continue;
+                }
                 if (u.Primary is { } op) EmitPrimaryForward(w, s, plan, op, training);
                 var chain = u;
                 if (u.Primary is { Kind: OpKind.Conv2d } && u.Stages.Count > 0 && u.Stages[0].Kind == StageKind.Bias)
@@ -683,8 +695,8 @@ namespace Compiled.Nets.Generator
                 int id = int.Parse(name.Substring(1), System.Globalization.CultureInfo.InvariantCulture);
                 if (touched.Contains(id) && s.Ops[id].Kind != OpKind.Input && !plan.OverwriteGrad.Contains(id)) w.Line($"if (n{id}) g{id}.Clear();");
             }
-            if (plan.OverwriteGrad.Count > 0)
-                w.Line($"// Written, not accumulated, by their only backward contribution (no clear needed): {string.Join(", ", plan.OverwriteGrad.OrderBy(i => i).Select(i => "g" + i))}.");
+            if (plan.OverwriteGrad.Any(i => plan.RegionOffset.ContainsKey("v" + i)))
+                w.Line($"// Written, not accumulated, by their only backward contribution (no clear needed): {string.Join(", ", plan.OverwriteGrad.Where(i => plan.RegionOffset.ContainsKey("v" + i)).OrderBy(i => i).Select(i => "g" + i))}.");
             w.Line();
             EmitForwardBody(w, s, plan, training: true);
             int o = Storage(plan, s.Output);
@@ -706,6 +718,15 @@ namespace Compiled.Nets.Generator
             foreach (var u in Enumerable.Reverse(plan.Units.OrderBy(u => u.LastIndex).ToList()))
             {
                 w.Open($"if (n{u.Last})");
+                if (u.Primary is { } pool && plan.PoolRelu.Contains(pool.Id))
+                {
+                    bool write = plan.OverwriteGrad.Contains(Storage(plan, pool.Input));
+                    w.Line($"// {pool.Label} + ReLU backward (ReLU's mask from the fused output, then the scatter)");
+                    if (s.Ops[Storage(plan, pool.Input)].Kind != OpKind.Input)
+                        w.Line($"if (n{pool.Input}) {K}PoolingKernels.MaxPool2dBackward(g{pool.Input}, g{u.Last}, a{pool.Id}, {PoolGeo(pool)}, accumulate: {(write ? "false" : "true")}, reluOutput: v{u.Last});");
+                    w.Close();
+                    continue;
+                }
                 if (u.Stages.Count > 0) EmitChainBackward(w, s, plan, u);
                 if (u.Primary is { } op) EmitPrimaryBackward(w, s, plan, op);
                 w.Close();

@@ -9,22 +9,42 @@ namespace Compiled.Nets.Kernels;
 // (PyTorch's defaults). The float entry points run the generic loops at T = float.
 public static unsafe class PoolingKernels
 {
-    /// <summary>y = max over each window; argmax[B,C,OH,OW] gets the flat index within the (b, c) input plane (empty to skip, for inference).</summary>
-    public static void MaxPool2dForward(Span<float> y, Span<int> argmax, ReadOnlySpan<float> x, in Pool2dGeometry g)
+    /// <summary>
+    /// y = max over each window; argmax[B,C,OH,OW] gets the flat index within the (b, c) input plane (empty to skip, for
+    /// inference). With <paramref name="relu"/>, y = ReLU(max) — the same as max of ReLU, applied to each output plane
+    /// while it is in L1 instead of in a separate sweep (a compiled MaxPool2d → ReLU).
+    /// </summary>
+    public static void MaxPool2dForward(Span<float> y, Span<int> argmax, ReadOnlySpan<float> x, in Pool2dGeometry g, bool relu = false)
     {
-        if (g.PadH != 0 || g.PadW != 0) { Reference.MaxPool2dForward(y, argmax, x, g); return; }
+        if (g.PadH != 0 || g.PadW != 0)
+        {
+            Reference.MaxPool2dForward(y, argmax, x, g);
+            if (relu) ReluInPlace(y[..(g.Batch * g.OutSize)]);
+            return;
+        }
         int planes = g.Batch * g.Channels;
         if (x.Length < (long)planes * g.InHeight * g.InWidth || y.Length < (long)planes * g.OutHeight * g.OutWidth || (!argmax.IsEmpty && argmax.Length < y.Length))
             throw new ArgumentException($"MaxPool2d: spans too short for {g}.");
         fixed (float* py = y) fixed (int* pa = argmax) fixed (float* px = x)
         {
-            var a = new MaxArgs { Y = py, Arg = argmax.IsEmpty ? null : pa, X = px, G = g };
+            var a = new MaxArgs { Y = py, Arg = argmax.IsEmpty ? null : pa, X = px, G = g, Relu = relu };
             if ((long)planes * g.OutHeight * g.OutWidth * g.KernelH * g.KernelW > 1 << 15) TwoCores.Run(&MaxHalf, &a);
             else MaxPlanes(ref a, 0, planes);
         }
     }
 
-    private struct MaxArgs { public float* Y; public int* Arg; public float* X; public Pool2dGeometry G; }
+    private struct MaxArgs { public float* Y; public int* Arg; public float* X; public Pool2dGeometry G; public bool Relu; }
+
+    // Elementwise.Relu in both forms, so a fused pool+ReLU equals the unfused chain's vector body and scalar tail.
+    private static void ReluInPlace(Span<float> y)
+    {
+        int i = 0;
+        fixed (float* p = y)
+        {
+            for (; i + 16 <= y.Length; i += 16) Vector512.Store(Elementwise.Relu(Vector512.Load(p + i)), p + i);
+            for (; i < y.Length; i++) p[i] = Elementwise.Relu(p[i]);
+        }
+    }
 
     private static void MaxHalf(void* state, int half)
     {
@@ -37,8 +57,18 @@ public static unsafe class PoolingKernels
     private static void MaxPlanes(ref MaxArgs a, int p0, int p1)
     {
         var g = a.G;
-        if (g.KernelH == 2 && g.KernelW == 2 && g.StrideH == 2 && g.StrideW == 2) Max2x2(ref a, p0, p1);
-        else MaxGeneral(ref a, p0, p1);
+        bool twoByTwo = g.KernelH == 2 && g.KernelW == 2 && g.StrideH == 2 && g.StrideW == 2;
+        if (!a.Relu)
+        {
+            if (twoByTwo) Max2x2(ref a, p0, p1); else MaxGeneral(ref a, p0, p1);
+            return;
+        }
+        int outPlane = g.OutHeight * g.OutWidth;
+        for (int bc = p0; bc < p1; bc++)
+        {
+            if (twoByTwo) Max2x2(ref a, bc, bc + 1); else MaxGeneral(ref a, bc, bc + 1);
+            ReluInPlace(new Span<float>(a.Y + (long)bc * outPlane, outPlane));
+        }
     }
 
     private static void MaxGeneral(ref MaxArgs a, int p0, int p1)
@@ -141,14 +171,21 @@ public static unsafe class PoolingKernels
     /// dx[argmax] += dy; with <paramref name="accumulate"/> false, dx is overwritten instead (zero where no window's
     /// maximum lies), so the caller need not clear it first: each plane is cleared while it is in L1.
     /// </summary>
-    public static void MaxPool2dBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<int> argmax, in Pool2dGeometry g, bool accumulate = true)
+    public static void MaxPool2dBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<int> argmax, in Pool2dGeometry g, bool accumulate = true) =>
+        MaxPool2dBackward(dx, dy, argmax, g, accumulate, default);
+
+    /// <summary>
+    /// As above for a pool fused with a following ReLU: <paramref name="reluOutput"/> is the fused forward's output, and
+    /// only windows whose output is positive pass their gradient (ReLU's derivative, then the pool's scatter, in one pass).
+    /// </summary>
+    public static void MaxPool2dBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<int> argmax, in Pool2dGeometry g, bool accumulate, ReadOnlySpan<float> reluOutput)
     {
         long planes = (long)g.Batch * g.Channels, inPlane = g.InHeight * g.InWidth, outPlane = g.OutHeight * g.OutWidth;
-        if (dx.Length < planes * inPlane || dy.Length < planes * outPlane || argmax.Length < planes * outPlane)
-            throw new ArgumentException($"MaxPool2d backward: spans too short for {g} (dx {dx.Length}, dy {dy.Length}, argmax {argmax.Length}).");
-        fixed (float* pdx = dx) fixed (float* pdy = dy) fixed (int* pa = argmax)
+        if (dx.Length < planes * inPlane || dy.Length < planes * outPlane || argmax.Length < planes * outPlane || (!reluOutput.IsEmpty && reluOutput.Length < planes * outPlane))
+            throw new ArgumentException($"MaxPool2d backward: spans too short for {g} (dx {dx.Length}, dy {dy.Length}, argmax {argmax.Length}, ReLU output {reluOutput.Length}).");
+        fixed (float* pdx = dx) fixed (float* pdy = dy) fixed (int* pa = argmax) fixed (float* pr = reluOutput)
         {
-            var a = new BackArgs { Dx = pdx, Dy = pdy, Arg = pa, Planes = planes, InPlane = inPlane, OutPlane = outPlane, Accumulate = accumulate };
+            var a = new BackArgs { Dx = pdx, Dy = pdy, Arg = pa, Relu = reluOutput.IsEmpty ? null : pr, Planes = planes, InPlane = inPlane, OutPlane = outPlane, Accumulate = accumulate };
             if (planes * inPlane >= 1 << 16 && planes > 1) TwoCores.Run(&BackHalf, &a);
             else BackPlanes(ref a, 0, planes);
         }
@@ -156,7 +193,7 @@ public static unsafe class PoolingKernels
 
     private struct BackArgs
     {
-        public float* Dx, Dy;
+        public float* Dx, Dy, Relu;
         public int* Arg;
         public long Planes, InPlane, OutPlane;
         public bool Accumulate;
@@ -176,10 +213,12 @@ public static unsafe class PoolingKernels
             float* dx = a.Dx + bc * a.InPlane, dy = a.Dy + bc * a.OutPlane;
             int* arg = a.Arg + bc * a.OutPlane;
             if (!a.Accumulate) new Span<float>(dx, (int)a.InPlane).Clear();
+            float* relu = a.Relu == null ? null : a.Relu + bc * a.OutPlane;
             for (long o = 0; o < a.OutPlane; o++)
             {
                 int idx = arg[o];
-                if ((uint)idx < (uint)a.InPlane) dx[idx] += dy[o];
+                float g = relu == null ? dy[o] : Elementwise.ReluGrad(relu[o], dy[o]);
+                if ((uint)idx < (uint)a.InPlane) dx[idx] += g;
             }
         }
     }

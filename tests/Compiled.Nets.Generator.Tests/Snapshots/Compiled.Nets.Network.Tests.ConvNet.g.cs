@@ -133,73 +133,27 @@ namespace Compiled.Nets.Network.Tests
             global::System.Span<float> act = ws.Act.Span;
             int cap = ws.Capacity;
             var v1 = act.Slice(0 * cap, 50176 * batch);
-            var v2 = act.Slice(50176 * cap, 12544 * batch);
-            var v3 = act.Slice(62720 * cap, 12544 * batch);
-            var v4 = act.Slice(75264 * cap, 25088 * batch);
-            var v5 = act.Slice(100352 * cap, 6272 * batch);
-            var v6 = act.Slice(106624 * cap, 6272 * batch);
-            var v8 = act.Slice(112896 * cap, 512 * batch);
-            var r8 = act.Slice(113408 * cap, 512 * batch);
-            var v9 = act.Slice(113920 * cap, 512 * batch);
-            var v10 = act.Slice(114432 * cap, 10 * batch);
-            var r10 = act.Slice(114442 * cap, 10 * batch);
-            var probs = act.Slice(114452 * cap, 10 * batch);
+            var v3 = act.Slice(50176 * cap, 12544 * batch);
+            var v4 = act.Slice(62720 * cap, 25088 * batch);
+            var v6 = act.Slice(87808 * cap, 6272 * batch);
+            var v8 = act.Slice(94080 * cap, 512 * batch);
+            var r8 = act.Slice(94592 * cap, 512 * batch);
+            var v9 = act.Slice(95104 * cap, 512 * batch);
+            var v10 = act.Slice(95616 * cap, 10 * batch);
+            var r10 = act.Slice(95626 * cap, 10 * batch);
+            var probs = act.Slice(95636 * cap, 10 * batch);
             var a2 = new global::System.Span<int>(ws.Ints, 0 * cap, 12544 * batch);
             var a5 = new global::System.Span<int>(ws.Ints, 12544 * cap, 6272 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
             var v7 = v6;
             // Conv1: [B, 1, 28, 28] -> [B, 64, 28, 28]
             global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv1_weight), _store.Value(_p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span); // bias added in the kernel's output pass
-            // MaxPool2d: [B, 64, 28, 28] -> [B, 64, 14, 14]
-            global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v2, default, v1, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0));
-            // fused: Relu  [B, 64, 14, 14]
-            {
-                int rows = batch, cols = 12544;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v2);
-                ref float v3_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v3);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v3_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v3_, i) = t;
-                    }
-                }
-            }
+            // MaxPool2d + ReLU: [B, 64, 28, 28] -> [B, 64, 14, 14] (one kernel)
+            global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v3, default, v1, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0), relu: true);
             // Conv2: [B, 64, 14, 14] -> [B, 128, 14, 14]
             global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v4, v3, _store.Value(_p_conv2_weight), _store.Value(_p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span); // bias added in the kernel's output pass
-            // MaxPool2d: [B, 128, 14, 14] -> [B, 128, 7, 7]
-            global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v5, default, v4, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0));
-            // fused: Relu  [B, 128, 7, 7]
-            {
-                int rows = batch, cols = 6272;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v5);
-                ref float v6_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v6);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v6_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v6_, i) = t;
-                    }
-                }
-            }
+            // MaxPool2d + ReLU: [B, 128, 14, 14] -> [B, 128, 7, 7] (one kernel)
+            global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v6, default, v4, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), relu: true);
             // Fc1: [B, 6272] -> [B, 512]
             global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v6, _store.Value(_p_fc1_weight), batch * 1, 6272, 512);
             // fused: Bias + Relu  [B, 512]
@@ -268,25 +222,21 @@ namespace Compiled.Nets.Network.Tests
             int cap = ws.Capacity;
             var v1 = act.Slice(0 * cap, 50176 * batch);
             var g1 = grad.Slice(0 * cap, 50176 * batch);
-            var v2 = act.Slice(50176 * cap, 12544 * batch);
-            var g2 = grad.Slice(50176 * cap, 12544 * batch);
-            var v3 = act.Slice(62720 * cap, 12544 * batch);
-            var g3 = grad.Slice(62720 * cap, 12544 * batch);
-            var v4 = act.Slice(75264 * cap, 25088 * batch);
-            var g4 = grad.Slice(75264 * cap, 25088 * batch);
-            var v5 = act.Slice(100352 * cap, 6272 * batch);
-            var g5 = grad.Slice(100352 * cap, 6272 * batch);
-            var v6 = act.Slice(106624 * cap, 6272 * batch);
-            var g6 = grad.Slice(106624 * cap, 6272 * batch);
-            var v8 = act.Slice(112896 * cap, 512 * batch);
-            var g8 = grad.Slice(112896 * cap, 512 * batch);
-            var r8 = act.Slice(113408 * cap, 512 * batch);
-            var v9 = act.Slice(113920 * cap, 512 * batch);
-            var g9 = grad.Slice(113408 * cap, 512 * batch);
-            var v10 = act.Slice(114432 * cap, 10 * batch);
-            var g10 = grad.Slice(113920 * cap, 10 * batch);
-            var r10 = act.Slice(114442 * cap, 10 * batch);
-            var probs = act.Slice(114452 * cap, 10 * batch);
+            var v3 = act.Slice(50176 * cap, 12544 * batch);
+            var g3 = grad.Slice(50176 * cap, 12544 * batch);
+            var v4 = act.Slice(62720 * cap, 25088 * batch);
+            var g4 = grad.Slice(62720 * cap, 25088 * batch);
+            var v6 = act.Slice(87808 * cap, 6272 * batch);
+            var g6 = grad.Slice(87808 * cap, 6272 * batch);
+            var v8 = act.Slice(94080 * cap, 512 * batch);
+            var g8 = grad.Slice(94080 * cap, 512 * batch);
+            var r8 = act.Slice(94592 * cap, 512 * batch);
+            var v9 = act.Slice(95104 * cap, 512 * batch);
+            var g9 = grad.Slice(94592 * cap, 512 * batch);
+            var v10 = act.Slice(95616 * cap, 10 * batch);
+            var g10 = grad.Slice(95104 * cap, 10 * batch);
+            var r10 = act.Slice(95626 * cap, 10 * batch);
+            var probs = act.Slice(95636 * cap, 10 * batch);
             var a2 = new global::System.Span<int>(ws.Ints, 0 * cap, 12544 * batch);
             var a5 = new global::System.Span<int>(ws.Ints, 12544 * cap, 6272 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
@@ -307,60 +257,16 @@ namespace Compiled.Nets.Network.Tests
             bool n10 = _p_fc2_weight.RequiresGrad || _p_fc2_bias.RequiresGrad || n9;
             // Gradients accumulate (+=): clear this batch's part of each one that backward will touch.
             if (n10) g10.Clear();
-            // Written, not accumulated, by their only backward contribution (no clear needed): g1, g2, g3, g4, g5, g6, g8, g9.
+            // Written, not accumulated, by their only backward contribution (no clear needed): g1, g3, g4, g6, g8, g9.
 
             // Conv1: [B, 1, 28, 28] -> [B, 64, 28, 28]
             global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv1_weight), _store.Value(_p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span); // bias added in the kernel's output pass
-            // MaxPool2d: [B, 64, 28, 28] -> [B, 64, 14, 14]
-            global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v2, a2, v1, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0));
-            // fused: Relu  [B, 64, 14, 14]
-            {
-                int rows = batch, cols = 12544;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v2);
-                ref float v3_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v3);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v3_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v3_, i) = t;
-                    }
-                }
-            }
+            // MaxPool2d + ReLU: [B, 64, 28, 28] -> [B, 64, 14, 14] (one kernel)
+            global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v3, a2, v1, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0), relu: true);
             // Conv2: [B, 64, 14, 14] -> [B, 128, 14, 14]
             global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v4, v3, _store.Value(_p_conv2_weight), _store.Value(_p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span); // bias added in the kernel's output pass
-            // MaxPool2d: [B, 128, 14, 14] -> [B, 128, 7, 7]
-            global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v5, a5, v4, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0));
-            // fused: Relu  [B, 128, 7, 7]
-            {
-                int rows = batch, cols = 6272;
-                ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v5);
-                ref float v6_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v6);
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
-                    {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v6_, (nuint)i);
-                    }
-                    for (; i < end; i++, j++)
-                    {
-                        float t = global::System.Runtime.CompilerServices.Unsafe.Add(ref src_, i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.CompilerServices.Unsafe.Add(ref v6_, i) = t;
-                    }
-                }
-            }
+            // MaxPool2d + ReLU: [B, 128, 14, 14] -> [B, 128, 7, 7] (one kernel)
+            global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v6, a5, v4, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), relu: true);
             // Fc1: [B, 6272] -> [B, 512]
             global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v6, _store.Value(_p_fc1_weight), batch * 1, 6272, 512);
             // fused: Bias + Relu  [B, 512]
@@ -483,32 +389,8 @@ namespace Compiled.Nets.Network.Tests
             }
             if (n6)
             {
-                // fused backward: Relu
-                {
-                    int rows = batch, cols = 6272;
-                    ref float gy_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(g6);
-                    ref float gz_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(g5);
-                    bool writeDz = n5;
-                    ref float v6_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v6);
-                    for (int r = 0; r < rows; r++)
-                    {
-                        int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
-                        {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v6_, (nuint)i), g);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
-                        }
-                        for (; i < end; i++, j++)
-                        {
-                            float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v6_, i), g);
-                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
-                        }
-                    }
-                }
-                // MaxPool2d backward
-                if (n4) global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dBackward(g4, g5, a5, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), accumulate: false);
+                // MaxPool2d + ReLU backward (ReLU's mask from the fused output, then the scatter)
+                if (n4) global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dBackward(g4, g6, a5, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), accumulate: false, reluOutput: v6);
             }
             if (n4)
             {
@@ -541,32 +423,8 @@ namespace Compiled.Nets.Network.Tests
             }
             if (n3)
             {
-                // fused backward: Relu
-                {
-                    int rows = batch, cols = 12544;
-                    ref float gy_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(g3);
-                    ref float gz_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(g2);
-                    bool writeDz = n2;
-                    ref float v3_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v3);
-                    for (int r = 0; r < rows; r++)
-                    {
-                        int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
-                        {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v3_, (nuint)i), g);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
-                        }
-                        for (; i < end; i++, j++)
-                        {
-                            float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.CompilerServices.Unsafe.Add(ref v3_, i), g);
-                            if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
-                        }
-                    }
-                }
-                // MaxPool2d backward
-                if (n1) global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dBackward(g1, g2, a2, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0), accumulate: false);
+                // MaxPool2d + ReLU backward (ReLU's mask from the fused output, then the scatter)
+                if (n1) global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dBackward(g1, g3, a2, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0), accumulate: false, reluOutput: v3);
             }
             if (n1)
             {
@@ -607,7 +465,7 @@ namespace Compiled.Nets.Network.Tests
             if (labels.Length != batch) throw new global::System.ArgumentException("ConvNet: " + labels.Length + " labels for a batch of " + batch + ".", nameof(labels));
             var y = ForwardEval(input, batch);
             if (!logits.IsEmpty) y.CopyTo(logits);
-            var probs = _ws!.Act.Span.Slice(114452 * _ws.Capacity, 10 * batch);
+            var probs = _ws!.Act.Span.Slice(95636 * _ws.Capacity, 10 * batch);
             return global::Compiled.Nets.Kernels.CrossEntropyKernels.Forward(probs, y, labels, batch, 10, 0.0f);
         }
 
@@ -620,10 +478,10 @@ namespace Compiled.Nets.Network.Tests
             public Workspace(int capacity)
             {
                 Capacity = capacity;
-                if ((long)114462 * capacity > int.MaxValue || (long)113930 * capacity > int.MaxValue)
-                    throw new global::System.InvalidOperationException("ConvNet: a batch of " + capacity + " samples needs " + ((long)114462 * capacity * 4 >> 20) + " MiB of activations and " + ((long)113930 * capacity * 4 >> 20) + " MiB of their gradients, more than one workspace arena holds (2^31 floats); use batches of at most " + MaxWorkspaceBatch + " samples.");
-                Act = new global::Compiled.Nets.AlignedBuffer((long)114462 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer((long)113930 * capacity);
+                if ((long)95646 * capacity > int.MaxValue || (long)95114 * capacity > int.MaxValue)
+                    throw new global::System.InvalidOperationException("ConvNet: a batch of " + capacity + " samples needs " + ((long)95646 * capacity * 4 >> 20) + " MiB of activations and " + ((long)95114 * capacity * 4 >> 20) + " MiB of their gradients, more than one workspace arena holds (2^31 floats); use batches of at most " + MaxWorkspaceBatch + " samples.");
+                Act = new global::Compiled.Nets.AlignedBuffer((long)95646 * capacity);
+                Grad = new global::Compiled.Nets.AlignedBuffer((long)95114 * capacity);
                 Stats = new global::Compiled.Nets.AlignedBuffer(1);
                 Scratch = new global::Compiled.Nets.AlignedBuffer(global::System.Linq.Enumerable.Max(new long[] { global::Compiled.Nets.Kernels.Conv2dKernels.ScratchSize(new global::Compiled.Nets.Kernels.Conv2dGeometry(1, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1)), global::Compiled.Nets.Kernels.Conv2dKernels.ScratchSize(new global::Compiled.Nets.Kernels.Conv2dGeometry(1, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1)) }));
                 Ints = new int[18816 * capacity];
@@ -633,7 +491,7 @@ namespace Compiled.Nets.Network.Tests
 
         private Workspace? _ws;
         /// <summary>The largest batch one workspace can hold (its activation and gradient arenas are each at most 2^31 floats).</summary>
-        public static int MaxWorkspaceBatch => (int)global::System.Math.Max(1L, int.MaxValue / global::System.Math.Max(1L, global::System.Math.Max((long)114462, (long)113930)));
+        public static int MaxWorkspaceBatch => (int)global::System.Math.Max(1L, int.MaxValue / global::System.Math.Max(1L, global::System.Math.Max((long)95646, (long)95114)));
 
         private Workspace EnsureCapacity(int batch)
         {

@@ -68,4 +68,31 @@ public class PoolingFastTests
         PoolingKernels.MaxPool2dBackward(overwritten, dy, arg, g, accumulate: false);
         Assert.Equal(fromZero, overwritten);
     }
+
+    [Theory]
+    [InlineData(3, 5, 28, 28, 2, 2)]
+    [InlineData(2, 3, 7, 9, 3, 2)]
+    public void MaxPoolFusedWithRelu_EqualsPoolThenRelu_ForwardAndBackward(int b, int c, int h, int w, int k, int s)
+    {
+        var g = new Pool2dGeometry(b, c, h, w, k, k, s, s);
+        var r = new Rng(17);
+        var x = Enumerable.Range(0, b * g.InSize).Select(_ => r.NextFloat() - 0.85f).ToArray(); // mostly negative: ReLU bites
+        int n = b * g.OutSize;
+        var pooled = new float[n]; var arg = new int[n];
+        PoolingKernels.MaxPool2dForward(pooled, arg, x, g);
+        var expected = pooled.Select(Elementwise.Relu).ToArray();
+        var fused = new float[n]; var fusedArg = new int[n];
+        PoolingKernels.MaxPool2dForward(fused, fusedArg, x, g, relu: true);
+        Assert.Equal(expected, fused);
+        Assert.Equal(arg, fusedArg);
+        Assert.Contains(fused, v => v == 0f); // some windows were all negative
+
+        var dy = Enumerable.Range(0, n).Select(_ => r.NextFloat() - 0.5f).ToArray();
+        var masked = dy.Select((d, i) => Elementwise.ReluGrad(fused[i], d)).ToArray();
+        var dxRef = new float[x.Length];
+        PoolingKernels.MaxPool2dBackward(dxRef, masked, arg, g);
+        var dx = Enumerable.Repeat(float.NaN, x.Length).ToArray();
+        PoolingKernels.MaxPool2dBackward(dx, dy, fusedArg, g, accumulate: false, reluOutput: fused);
+        Assert.Equal(dxRef, dx);
+    }
 }
