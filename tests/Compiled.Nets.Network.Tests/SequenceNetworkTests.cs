@@ -76,6 +76,29 @@ public class SequenceNetworkTests
     }
 
     [Fact]
+    public void MiniBert_FrozenLowerLayers_GetNoGradient_AndTheUpperOnesTheSameAsUnfrozen()
+    {
+        // Parameter-efficient fine-tuning: freezing the embeddings and layer 0 must not change layer 1's, the pooler's
+        // or the head's gradients, and must leave the frozen ones zero (no work is done for them).
+        using var net = new MiniBert(seed: 8);
+        var (ids, mask) = Batch(3, 9, 4);
+        int[] labels = [0, 2, 1];
+        net.TrainStep(ids, labels, mask, 3, 9);
+        var full = Gradients(net);
+        Assert.Equal(5 + 16, net.Parameters.Freeze("embeddings.", "encoder.layer.0.")); // 5 embedding tensors, 16 in a layer
+        net.Parameters.Gradients.Fill(float.NaN);
+        net.TrainStep(ids, labels, mask, 3, 9);
+        var partial = Gradients(net);
+        for (int p = 0; p < full.Length; p++)
+        {
+            var info = net.Parameters.Parameters[p];
+            if (!info.RequiresGrad) Assert.All(partial[p], v => Assert.Equal(0f, v));
+            else Assert.Equal(full[p], partial[p]);
+        }
+        Assert.Contains(net.Parameters.Parameters, p => p.Name.StartsWith("encoder.layer.1.", StringComparison.Ordinal) && p.RequiresGrad);
+    }
+
+    [Fact]
     public void MiniBert_PaddedTokens_DoNotChangeTheRealOnes()
     {
         // The same sentence padded to 6 and to 12 positions (with junk ids in the padding) gives the same [CLS] logits.
