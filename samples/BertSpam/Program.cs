@@ -49,7 +49,13 @@ int Run(ParseResult parse)
 
     var (emails, source) = SpamAssassin.Load(parse.GetValue(data));
     Console.WriteLine($"Data: {source}");
-    if (parse.GetValue(limit) is > 0 and var n && n < emails.Count) emails = emails.Take(n).ToList();
+    if (parse.GetValue(limit) is > 0 and var n && n < emails.Count)
+    {
+        // The corpus is stored group by group: take a seeded random subset, not the first n (all easy ham).
+        var order = Enumerable.Range(0, emails.Count).ToArray();
+        new Rng(s).Shuffle(order.AsSpan());
+        emails = order.Take(n).Order().Select(i => emails[i]).ToList();
+    }
 
     string vocab = modelDir is null ? Path.Combine(AppContext.BaseDirectory, "data", "vocab.txt") : Path.Combine(modelDir, "vocab.txt");
     var tokenizer = BertTokenizer.Create(vocab, new BertOptions { LowerCaseBeforeTokenization = true });
