@@ -16,11 +16,11 @@ namespace Compiled.Nets.Kernels;
 /// </remarks>
 public static unsafe class Gemm
 {
-    private const int KC = 256, MC = 120, NC = 2048;
+    private const int KC = 384, MC = 96, NC = 2048;
     private const int MR = GemmMicroKernel.MR, NR = GemmMicroKernel.NR;
 
     /// <summary>True when the packed AVX-512 path is used (otherwise the portable loops).</summary>
-    public static bool UsesAvx512 { get; } = Vector512.IsHardwareAccelerated;
+    public static bool UsesAvx512 { get; } = Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
 
     /// <summary>
     /// C = alpha·op(A)·op(B) + beta·C. A is [M,K] (or [K,M] when <paramref name="transA"/>), B is [K,N] (or [N,K] when
@@ -32,7 +32,9 @@ public static unsafe class Gemm
     {
         if (m <= 0 || n <= 0) return;
         CheckSizes(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
-        ScaleC(c, m, n, ldc, beta);
+        bool packed = UsesAvx512 && k > 0 && alpha != 0f && (long)m * n * k >= 4096 && !(!transA && m <= SkinnyRows && (long)n * k >= 4096);
+        // The packed path applies beta in the micro-kernel on the first k-slice; the others scale C first.
+        if (!packed) ScaleC(c, m, n, ldc, beta);
         if (k <= 0 || alpha == 0f) return;
         if (UsesAvx512 && !transA && m <= SkinnyRows && (long)n * k >= 4096)
         {
@@ -45,14 +47,14 @@ public static unsafe class Gemm
             }
             return;
         }
-        if (!UsesAvx512 || (long)m * n * k < 4096)
+        if (!packed)
         {
             SmallGemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc);
             return;
         }
         fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
         {
-            var job = new Job(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, pc, ldc);
+            var job = new Job(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
             bool big = (long)m * n * k >= 1L << 20;
             if (big && n >= 2 * NR) RunSplit(job, splitColumns: true);
             else if (big && m >= 4 * MR) RunSplit(job, splitColumns: false);
@@ -222,7 +224,7 @@ public static unsafe class Gemm
     }
 
     /// <summary>One GEMM's operands as raw pointers (the caller keeps them pinned for the duration).</summary>
-    private readonly struct Job(bool transA, bool transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float* c, int ldc)
+    private readonly struct Job(bool transA, bool transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {
         public int M => m;
         public int N => n;
@@ -233,13 +235,13 @@ public static unsafe class Gemm
             var bufs = PackBuffers.ForThisThread();
             fixed (float* ap = bufs.A) fixed (float* bp = bufs.B)
             {
-                float* tile = stackalloc float[MR * NR];
                 for (int jc = j0; jc < j1; jc += NC)
                 {
                     int nc = Math.Min(NC, j1 - jc);
                     for (int pc = 0; pc < k; pc += KC)
                     {
                         int kc = Math.Min(KC, k - pc);
+                        float betaK = pc == 0 ? beta : 1f;
                         PackB(bp, pc, kc, jc, nc);
                         for (int ic = i0; ic < i1; ic += MC)
                         {
@@ -254,18 +256,8 @@ public static unsafe class Gemm
                                     int mr = Math.Min(MR, mc - ir);
                                     float* apanel = ap + ir * kc;
                                     float* cdst = c + (long)(ic + ir) * ldc + jc + jr;
-                                    if (mr == MR && nr == NR)
-                                    {
-                                        GemmMicroKernel.Kernel6x64(apanel, bpanel, kc, cdst, ldc);
-                                    }
-                                    else
-                                    {
-                                        // Edge tile: compute into a zeroed scratch tile, add the valid part.
-                                        new Span<float>(tile, MR * NR).Clear();
-                                        GemmMicroKernel.Kernel6x64(apanel, bpanel, kc, tile, NR);
-                                        for (int r = 0; r < mr; r++)
-                                            for (int q = 0; q < nr; q++) cdst[(long)r * ldc + q] += tile[r * NR + q];
-                                    }
+                                    if (mr == MR && nr == NR) GemmMicroKernel.Kernel6x64(apanel, bpanel, kc, cdst, ldc, betaK);
+                                    else GemmMicroKernel.KernelEdge(apanel, bpanel, kc, cdst, ldc, betaK, mr, nr);
                                 }
                             }
                         }
