@@ -54,11 +54,7 @@ public static unsafe class Gemm
         }
         fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
         {
-            var job = new Job(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
-            bool big = (long)m * n * k >= 1L << 20;
-            if (big && n >= 2 * NR) RunSplit(job, splitColumns: true);
-            else if (big && m >= 4 * MR) RunSplit(job, splitColumns: false);
-            else job.Run(0, m, 0, n);
+            RunPacked(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
         }
     }
 
@@ -224,10 +220,17 @@ public static unsafe class Gemm
     }
 
     /// <summary>One GEMM's operands as raw pointers (the caller keeps them pinned for the duration).</summary>
-    private readonly struct Job(bool transA, bool transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
+    /// <remarks>Only the k-range [k0, k1) is summed, so two threads can each take half of a long k.</remarks>
+    private readonly struct Job(bool transA, bool transB, int m, int n, int k0, int k1, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {
         public int M => m;
         public int N => n;
+
+        /// <summary>The same product over k-range [k0, k1) written to c (row stride ldc) with this beta.</summary>
+        public Job WithOutput(int k0, int k1, float* c, int ldc, float beta) => new(transA, transB, m, n, k0, k1, alpha, a, lda, b, ldb, beta, c, ldc);
+
+        /// <summary>Cᵀ = op(B)ᵀ·op(A)ᵀ, written to c [n×m] (row stride m) with beta 0.</summary>
+        public Job Transposed(float* c) => new(!transB, !transA, n, m, k0, k1, alpha, b, ldb, a, lda, 0f, c, m);
 
         /// <summary>Computes rows [i0, i1) × columns [j0, j1) of C with this thread's pack buffers.</summary>
         public void Run(int i0, int i1, int j0, int j1)
@@ -238,10 +241,10 @@ public static unsafe class Gemm
                 for (int jc = j0; jc < j1; jc += NC)
                 {
                     int nc = Math.Min(NC, j1 - jc);
-                    for (int pc = 0; pc < k; pc += KC)
+                    for (int pc = k0; pc < k1; pc += KC)
                     {
-                        int kc = Math.Min(KC, k - pc);
-                        float betaK = pc == 0 ? beta : 1f;
+                        int kc = Math.Min(KC, k1 - pc);
+                        float betaK = pc == k0 ? beta : 1f;
                         PackB(bp, pc, kc, jc, nc);
                         for (int ic = i0; ic < i1; ic += MC)
                         {
@@ -377,19 +380,108 @@ public static unsafe class Gemm
         [ThreadStatic] private static PackBuffers? t_buffers;
         public readonly float[] A = GC.AllocateUninitializedArray<float>(MC * KC + 64, pinned: true);
         public readonly float[] B = GC.AllocateUninitializedArray<float>(KC * (NC + NR) + 64, pinned: true);
+        private float[] _partial = [];
         public static PackBuffers ForThisThread() => t_buffers ??= new PackBuffers();
+
+        /// <summary>Scratch for partial or transposed results (k-split, Cᵀ); grows to the largest need, then is reused.</summary>
+        public float[] Partial(long floats)
+        {
+            if (_partial.Length < floats) _partial = GC.AllocateUninitializedArray<float>((int)floats, pinned: true);
+            return _partial;
+        }
     }
 
-    /// <summary>The two halves of a split GEMM (columns or rows of C), for <see cref="TwoCores"/>.</summary>
+    /// <summary>How one GEMM is shared by the two cores.</summary>
+    private enum SplitKind { Columns, Rows, Depth }
+
     private struct Split
     {
-        public Job Job;
-        public bool Columns;
+        public Job Job, Second;   // Depth: Job sums the first half of k, Second the rest
+        public SplitKind Kind;
     }
 
-    private static void RunSplit(in Job job, bool splitColumns)
+    /// <summary>
+    /// Runs the packed GEMM on both cores. Narrow C (few columns, e.g. a conv weight gradient with 27 columns) is
+    /// computed as Cᵀ = op(B)ᵀ·op(A)ᵀ so that the wide side fills the 64-column micro-tiles; a long k with a small C
+    /// (weight gradients, fc1) is split in depth: each core sums half of k into its own copy of C, then they are
+    /// added, which keeps both cores busy and packs every operand once.
+    /// </summary>
+    private static void RunPacked(bool transA, bool transB, int m, int n, int k, float alpha,
+        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {
-        var split = new Split { Job = job, Columns = splitColumns };
+        var job = new Job(transA, transB, m, n, 0, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        bool big = (long)m * n * k >= 1L << 20 && TwoCores.Available;
+        bool transposeC = TransposedIsBetter(m, n);
+        bool depth = big && k >= 2 * KC && k >= 2 * Math.Max(m, n);
+        if (!transposeC && !depth)
+        {
+            if (big && n >= 2 * NR) RunSplit(job, SplitKind.Columns);
+            else if (big && m >= 4 * MR) RunSplit(job, SplitKind.Rows);
+            else job.Run(0, m, 0, n);
+            return;
+        }
+        long mn = (long)m * n;
+        var scratch = PackBuffers.ForThisThread().Partial(depth ? 2 * mn : mn);
+        fixed (float* t = scratch)
+        {
+            int mid = k / 2;
+            if (transposeC)
+            {
+                // t (and t + mn) hold [n×m] Cᵀ partials with beta 0; C = beta·C + their sum, transposed.
+                var tj = job.Transposed(t);
+                if (depth) RunDepth(tj.WithOutput(0, mid, t, m, 0f), tj.WithOutput(mid, k, t + mn, m, 0f));
+                else if (big && m >= 2 * NR) RunSplit(tj, SplitKind.Columns);
+                else if (big && n >= 4 * MR) RunSplit(tj, SplitKind.Rows);
+                else tj.Run(0, n, 0, m);
+                AddTransposed(c, ldc, m, n, beta, t, depth ? t + mn : null);
+            }
+            else
+            {
+                // The caller's half goes straight into C with beta; the worker's into t, added afterwards.
+                RunDepth(job.WithOutput(0, mid, c, ldc, beta), job.WithOutput(mid, k, t, n, 0f));
+                for (int i = 0; i < m; i++)
+                {
+                    var row = new Span<float>(c + (long)i * ldc, n);
+                    System.Numerics.Tensors.TensorPrimitives.Add(row, new ReadOnlySpan<float>(t + (long)i * n, n), row);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// True when the micro-tiles waste less of their 6×64 area on Cᵀ [n×m] than on C [m×n]: n narrow (≤ 48 columns
+    /// leaves at least a quarter of every tile empty) and m wide enough to fill the tiles' 64 columns instead.
+    /// </summary>
+    private static bool TransposedIsBetter(int m, int n)
+    {
+        static double Fill(int rows, int cols) => (double)rows / ((rows + MR - 1) / MR * MR) * cols / ((cols + NR - 1) / NR * NR);
+        return n <= 48 && Fill(n, m) > 1.2 * Fill(m, n);
+    }
+
+    // c[i, j] = beta·c[i, j] + t0[j, i] (+ t1[j, i]); t0, t1 are [n×m].
+    private static void AddTransposed(float* c, int ldc, int m, int n, float beta, float* t0, float* t1)
+    {
+        for (int i = 0; i < m; i++)
+        {
+            float* crow = c + (long)i * ldc;
+            for (int j = 0; j < n; j++)
+            {
+                float v = t0[(long)j * m + i];
+                if (t1 != null) v += t1[(long)j * m + i];
+                crow[j] = beta == 0f ? v : beta * crow[j] + v;
+            }
+        }
+    }
+
+    private static void RunSplit(in Job job, SplitKind kind)
+    {
+        var split = new Split { Job = job, Kind = kind };
+        TwoCores.Run(&RunHalf, &split);
+    }
+
+    private static void RunDepth(in Job first, in Job second)
+    {
+        var split = new Split { Job = first, Second = second, Kind = SplitKind.Depth };
         TwoCores.Run(&RunHalf, &split);
     }
 
@@ -397,15 +489,23 @@ public static unsafe class Gemm
     {
         ref var s = ref *(Split*)state;
         int m = s.Job.M, n = s.Job.N;
-        if (s.Columns)
+        switch (s.Kind)
         {
-            int mid = (n / 2 + NR - 1) / NR * NR;
-            if (half == 0) s.Job.Run(0, m, 0, mid); else s.Job.Run(0, m, mid, n);
-        }
-        else
-        {
-            int mid = (m / 2 + MR - 1) / MR * MR;
-            if (half == 0) s.Job.Run(0, mid, 0, n); else s.Job.Run(mid, m, 0, n);
+            case SplitKind.Columns:
+            {
+                int mid = (n / 2 + NR - 1) / NR * NR;
+                if (half == 0) s.Job.Run(0, m, 0, mid); else s.Job.Run(0, m, mid, n);
+                break;
+            }
+            case SplitKind.Rows:
+            {
+                int mid = (m / 2 + MR - 1) / MR * MR;
+                if (half == 0) s.Job.Run(0, mid, 0, n); else s.Job.Run(mid, m, 0, n);
+                break;
+            }
+            default:
+                if (half == 0) s.Job.Run(0, m, 0, n); else s.Second.Run(0, m, 0, n);
+                break;
         }
     }
 }

@@ -48,6 +48,10 @@ public class ElementwiseAndGemmTests
         d.Add(3, 130, 1000);
         d.Add(4, 77, 4099);
         d.Add(2, 1000, 70);
+        // Narrow C computed as Cᵀ, long k split between the cores (with and without Cᵀ).
+        d.Add(300, 20, 200);
+        d.Add(64, 27, 1000);
+        d.Add(40, 130, 2000);
         return d;
     }
 
