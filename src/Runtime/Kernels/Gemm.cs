@@ -338,9 +338,17 @@ public static unsafe class Gemm
                 }
                 else
                 {
-                    // op(B) = Bᵀ: 4×4 blocks transposed in registers (rows of B read contiguously, the panel written
-                    // four floats at a time) instead of a scalar gather with a 256-byte write stride.
+                    // op(B) = Bᵀ: 16×16 blocks transposed in registers (16 rows of B read contiguously, the panel
+                    // written a full vector at a time); 4×4 blocks and scalars for the ragged edges.
                     int q = 0;
+                    for (; q + 16 <= nr; q += 16)
+                    {
+                        float* r0 = b + (long)(jc + jr + q) * ldb + pc;
+                        int p = 0;
+                        for (; p + 16 <= kc; p += 16) Transpose16x16(r0 + p, ldb, panel + p * NR + q, NR);
+                        for (; p < kc; p++)
+                            for (int qq = 0; qq < 16; qq++) panel[p * NR + q + qq] = r0[(long)qq * ldb + p];
+                    }
                     for (; q + 4 <= nr; q += 4)
                     {
                         float* r0 = b + (long)(jc + jr + q) * ldb + pc;
@@ -373,6 +381,45 @@ public static unsafe class Gemm
                 }
             }
         }
+    }
+
+    /// <summary>dst[p·dstStride + r] = src[r·ld + p] for a 16×16 block: the standard three-stage AVX-512 transpose
+    /// (32-bit unpacks, 64-bit unpacks, then two rounds of 128-bit lane shuffles).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose16x16(float* src, long ld, float* dst, int dstStride)
+    {
+        Interleave4(src, ld, out var u0, out var u1, out var u2, out var u3);
+        Interleave4(src + 4 * ld, ld, out var u4, out var u5, out var u6, out var u7);
+        Interleave4(src + 8 * ld, ld, out var u8, out var u9, out var u10, out var u11);
+        Interleave4(src + 12 * ld, ld, out var u12, out var u13, out var u14, out var u15);
+        LaneShuffle(u0, u4, u8, u12, dst, dstStride);
+        LaneShuffle(u1, u5, u9, u13, dst + dstStride, dstStride);
+        LaneShuffle(u2, u6, u10, u14, dst + 2 * dstStride, dstStride);
+        LaneShuffle(u3, u7, u11, u15, dst + 3 * dstStride, dstStride);
+    }
+
+    // Four rows → u_c (c = 0..3) whose 128-bit lane l holds the four rows' element 4l + c.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Interleave4(float* s0, long ld, out Vector512<float> u0, out Vector512<float> u1, out Vector512<float> u2, out Vector512<float> u3)
+    {
+        var r0 = Vector512.Load(s0); var r1 = Vector512.Load(s0 + ld);
+        var r2 = Vector512.Load(s0 + 2 * ld); var r3 = Vector512.Load(s0 + 3 * ld);
+        var t0 = Avx512F.UnpackLow(r0, r1).AsDouble(); var t1 = Avx512F.UnpackHigh(r0, r1).AsDouble();
+        var t2 = Avx512F.UnpackLow(r2, r3).AsDouble(); var t3 = Avx512F.UnpackHigh(r2, r3).AsDouble();
+        u0 = Avx512F.UnpackLow(t0, t2).AsSingle(); u1 = Avx512F.UnpackHigh(t0, t2).AsSingle();
+        u2 = Avx512F.UnpackLow(t1, t3).AsSingle(); u3 = Avx512F.UnpackHigh(t1, t3).AsSingle();
+    }
+
+    // Lane l of a, b, c, d (rows 0–3, 4–7, 8–11, 12–15 of one column 4l + c) gathered into output row 4l.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void LaneShuffle(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, float* dst, int stride)
+    {
+        var v = Avx512F.Shuffle4x128(a, b, 0x88); var w = Avx512F.Shuffle4x128(a, b, 0xDD);
+        var x = Avx512F.Shuffle4x128(c, d, 0x88); var y = Avx512F.Shuffle4x128(c, d, 0xDD);
+        Vector512.Store(Avx512F.Shuffle4x128(v, x, 0x88), dst);
+        Vector512.Store(Avx512F.Shuffle4x128(w, y, 0x88), dst + 4 * stride);
+        Vector512.Store(Avx512F.Shuffle4x128(v, x, 0xDD), dst + 8 * stride);
+        Vector512.Store(Avx512F.Shuffle4x128(w, y, 0xDD), dst + 12 * stride);
     }
 
     private sealed class PackBuffers
