@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -281,7 +282,32 @@ public static unsafe class Gemm
                     // Six row streams read in step, the panel written contiguously.
                     float* s0 = a + (long)(ic + ir) * lda + pc;
                     float* s1 = s0 + lda, s2 = s1 + lda, s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda;
-                    for (int p = 0; p < kc; p++)
+                    int p = 0;
+                    if (kc >= 16)
+                    {
+                        // 16 k-values of the six rows → 96 interleaved floats: each output vector takes its lanes
+                        // from the row pairs (0,1), (2,3), (4,5) by two-source permutes, then two blends.
+                        ref int idx = ref MemoryMarshal.GetArrayDataReference(s_packAIndex);
+                        var va = Vector512.Create(alpha);
+                        for (; p + 16 <= kc; p += 16)
+                        {
+                            var r0 = va * Vector512.Load(s0 + p); var r1 = va * Vector512.Load(s1 + p);
+                            var r2 = va * Vector512.Load(s2 + p); var r3 = va * Vector512.Load(s3 + p);
+                            var r4 = va * Vector512.Load(s4 + p); var r5 = va * Vector512.Load(s5 + p);
+                            float* d = panel + p * MR;
+                            for (int j = 0; j < MR; j++)
+                            {
+                                nuint o = (nuint)(j * 80);
+                                var p01 = Avx512F.PermuteVar16x32x2(r0, Vector512.LoadUnsafe(ref idx, o), r1);
+                                var p23 = Avx512F.PermuteVar16x32x2(r2, Vector512.LoadUnsafe(ref idx, o + 16), r3);
+                                var p45 = Avx512F.PermuteVar16x32x2(r4, Vector512.LoadUnsafe(ref idx, o + 32), r5);
+                                var from01 = Vector512.LoadUnsafe(ref idx, o + 48).AsSingle();
+                                var from23 = Vector512.LoadUnsafe(ref idx, o + 64).AsSingle();
+                                Vector512.Store(Vector512.ConditionalSelect(from01, p01, Vector512.ConditionalSelect(from23, p23, p45)), d + 16 * j);
+                            }
+                        }
+                    }
+                    for (; p < kc; p++)
                     {
                         float* d = panel + p * MR;
                         d[0] = alpha * s0[p]; d[1] = alpha * s1[p]; d[2] = alpha * s2[p];
@@ -291,15 +317,14 @@ public static unsafe class Gemm
                 }
                 if (transA)
                 {
-                    // op(A) = Aᵀ: the MR values of one k are contiguous in A's row pc+p.
-                    for (int p = 0; p < kc; p++)
-                    {
-                        float* src = a + (long)(pc + p) * lda + ic + ir;
-                        float* d = panel + p * MR;
-                        int r = 0;
-                        for (; r < mr; r++) d[r] = alpha * src[r];
-                        for (; r < MR; r++) d[r] = 0f;
-                    }
+                    // op(A) = Aᵀ: the MR values of one k are contiguous in A's row pc+p. A masked load (never touches
+                    // memory past the mr values, zero-fills the padding rows) and an 8-float store whose 2 extra lanes
+                    // the next k overwrites (the buffer has slack after the last panel).
+                    var mask = Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(mr)).AsSingle();
+                    var va = Vector256.Create(alpha);
+                    float* src = a + (long)pc * lda + ic + ir;
+                    for (int p = 0; p < kc; p++, src += lda)
+                        Vector256.Store(va * Avx.MaskLoad(src, mask), panel + p * MR);
                     continue;
                 }
                 for (int r = 0; r < MR; r++)
@@ -420,6 +445,27 @@ public static unsafe class Gemm
         Vector512.Store(Avx512F.Shuffle4x128(w, y, 0x88), dst + 4 * stride);
         Vector512.Store(Avx512F.Shuffle4x128(v, x, 0xDD), dst + 8 * stride);
         Vector512.Store(Avx512F.Shuffle4x128(w, y, 0xDD), dst + 12 * stride);
+    }
+
+    /// <summary>
+    /// PackA's interleave tables, 80 ints per output vector j of a 16-k block: permute indices for the row pairs
+    /// (0,1), (2,3), (4,5), then the lanes taken from pair (0,1) and from pair (2,3) (all bits set), the rest (4,5).
+    /// Lane t of output j is row (16j+t) % 6 at k (16j+t) / 6.
+    /// </summary>
+    private static readonly int[] s_packAIndex = BuildPackAIndex();
+
+    private static int[] BuildPackAIndex()
+    {
+        var t = new int[MR * 80];
+        for (int j = 0; j < MR; j++)
+            for (int lane = 0; lane < 16; lane++)
+            {
+                int g = 16 * j + lane, r = g % MR, p = g / MR, pair = r / 2;
+                t[j * 80 + pair * 16 + lane] = (r % 2) * 16 + p;
+                if (pair == 0) t[j * 80 + 48 + lane] = -1;
+                if (pair == 1) t[j * 80 + 64 + lane] = -1;
+            }
+        return t;
     }
 
     private sealed class PackBuffers
