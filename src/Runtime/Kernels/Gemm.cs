@@ -508,8 +508,7 @@ public static unsafe class Gemm
         bool depth = big && k >= 2 * KC && k >= 2 * Math.Max(m, n);
         if (!transposeC && !depth)
         {
-            if (big && n >= 2 * NR) RunSplit(job, SplitKind.Columns);
-            else if (big && m >= 4 * MR) RunSplit(job, SplitKind.Rows);
+            if (big && ChooseSplit(m, n) is { } kind) RunSplit(job, kind);
             else job.Run(0, m, 0, n);
             return;
         }
@@ -523,8 +522,7 @@ public static unsafe class Gemm
                 // t (and t + mn) hold [n×m] Cᵀ partials with beta 0; C = beta·C + their sum, transposed.
                 var tj = job.Transposed(t);
                 if (depth) RunDepth(tj.WithOutput(0, mid, t, m, 0f), tj.WithOutput(mid, k, t + mn, m, 0f));
-                else if (big && m >= 2 * NR) RunSplit(tj, SplitKind.Columns);
-                else if (big && n >= 4 * MR) RunSplit(tj, SplitKind.Rows);
+                else if (big && ChooseSplit(n, m) is { } kind) RunSplit(tj, kind);
                 else tj.Run(0, n, 0, m);
                 AddTransposed(c, ldc, m, n, beta, t, depth ? t + mn : null);
             }
@@ -539,6 +537,21 @@ public static unsafe class Gemm
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Columns or rows of C for the two cores, whichever finishes sooner by a per-k cost model: the busier core's
+    /// micro-tiles (12 cycles of FMAs per tile per k; an odd number of 64-column panels or 6-row panels leaves one
+    /// core a panel more) plus its packing (about half a cycle per float): a column split packs all of A on both
+    /// cores, a row split all of B. Null when neither side has two panels to share.
+    /// </summary>
+    private static SplitKind? ChooseSplit(int m, int n)
+    {
+        long colPanels = (n + NR - 1) / NR, rowPanels = (m + MR - 1) / MR;
+        if (colPanels < 2 && rowPanels < 2) return null;
+        double byColumns = colPanels < 2 ? double.MaxValue : 12.0 * ((colPanels + 1) / 2) * rowPanels + 0.5 * (m + n / 2.0);
+        double byRows = rowPanels < 2 ? double.MaxValue : 12.0 * colPanels * ((rowPanels + 1) / 2) + 0.5 * (n + m / 2.0);
+        return byColumns <= byRows ? SplitKind.Columns : SplitKind.Rows;
     }
 
     /// <summary>
