@@ -261,6 +261,7 @@ public static unsafe class Gemm
                                     float* apanel = ap + ir * kc;
                                     float* cdst = c + (long)(ic + ir) * ldc + jc + jr;
                                     if (mr == MR && nr == NR) GemmMicroKernel.Kernel6x64(apanel, bpanel, kc, cdst, ldc, betaK);
+                                    else if (nr == NR) GemmMicroKernel.KernelRows(apanel, bpanel, kc, cdst, ldc, betaK, mr);
                                     else GemmMicroKernel.KernelEdge(apanel, bpanel, kc, cdst, ldc, betaK, mr, nr);
                                 }
                             }
