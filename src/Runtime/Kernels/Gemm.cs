@@ -227,6 +227,14 @@ public static unsafe class Gemm
         public int M => m;
         public int N => n;
 
+        /// <summary>
+        /// Non-transposed B is read in place by the micro-kernel (row stride ldb) instead of copied into panels when
+        /// few row panels of A share each B panel (m ≤ 192, e.g. a convolution's output channels): the copy then
+        /// costs more than the strided reads (128×1372×576 on one core: 102 → 107 GFLOPS). Not for strides that are a
+        /// multiple of 256 floats, whose rows collide in the same cache sets (1024³ ran 5 % slower in place).
+        /// </summary>
+        private bool DirectB => !transB && m <= 192 && (ldb & 255) != 0;
+
         /// <summary>The same product over k-range [k0, k1) written to c (row stride ldc) with this beta.</summary>
         public Job WithOutput(int k0, int k1, float* c, int ldc, float beta) => new(transA, transB, m, n, k0, k1, alpha, a, lda, b, ldb, beta, c, ldc);
 
@@ -246,7 +254,8 @@ public static unsafe class Gemm
                     {
                         int kc = Math.Min(KC, k1 - pc);
                         float betaK = pc == k0 ? beta : 1f;
-                        PackB(bp, pc, kc, jc, nc);
+                        // In-place B: only a partial last panel needs packing (zero padding).
+                        PackB(bp, pc, kc, jc, nc, DirectB ? nc / NR * NR : 0);
                         for (int ic = i0; ic < i1; ic += MC)
                         {
                             int mc = Math.Min(MC, i1 - ic);
@@ -254,15 +263,17 @@ public static unsafe class Gemm
                             for (int jr = 0; jr < nc; jr += NR)
                             {
                                 int nr = Math.Min(NR, nc - jr);
-                                float* bpanel = bp + jr * kc;
+                                bool direct = DirectB && nr == NR;
+                                float* bpanel = direct ? b + (long)pc * ldb + jc + jr : bp + jr * kc;
+                                long bs = direct ? ldb : NR;
                                 for (int ir = 0; ir < mc; ir += MR)
                                 {
                                     int mr = Math.Min(MR, mc - ir);
                                     float* apanel = ap + ir * kc;
                                     float* cdst = c + (long)(ic + ir) * ldc + jc + jr;
-                                    if (mr == MR && nr == NR) GemmMicroKernel.Kernel6x64(apanel, bpanel, kc, cdst, ldc, betaK);
-                                    else if (nr == NR) GemmMicroKernel.KernelRows(apanel, bpanel, kc, cdst, ldc, betaK, mr);
-                                    else GemmMicroKernel.KernelEdge(apanel, bpanel, kc, cdst, ldc, betaK, mr, nr);
+                                    if (mr == MR && nr == NR) GemmMicroKernel.Kernel6x64(apanel, bpanel, bs, kc, cdst, ldc, betaK);
+                                    else if (nr == NR) GemmMicroKernel.KernelRows(apanel, bpanel, bs, kc, cdst, ldc, betaK, mr);
+                                    else GemmMicroKernel.KernelEdge(apanel, bpanel, bs, kc, cdst, ldc, betaK, mr, nr);
                                 }
                             }
                         }
@@ -338,9 +349,9 @@ public static unsafe class Gemm
         }
 
         // B slice [kc×nc] → panels of NR columns: panel[p*NR + q] = op(B)[pc+p, jc+jr+q], zero-padded columns.
-        private void PackB(float* dst, int pc, int kc, int jc, int nc)
+        private void PackB(float* dst, int pc, int kc, int jc, int nc, int jrStart)
         {
-            for (int jr = 0; jr < nc; jr += NR)
+            for (int jr = jrStart; jr < nc; jr += NR)
             {
                 int nr = Math.Min(NR, nc - jr);
                 float* panel = dst + jr * kc;

@@ -12,12 +12,13 @@ internal static unsafe class GemmMicroKernel
     public const int MR = 6, NR = 64;
 
     /// <summary>
-    /// c[0..6, 0..64] = beta·c + Σ_p a[p, 0..6]ᵀ · b[p, 0..64] (c has row stride ldc). beta = 1 accumulates (later
+    /// c[0..6, 0..64] = beta·c + Σ_p a[p, 0..6]ᵀ · b[p, 0..64] (b has row stride bs: 64 in a packed panel, ldb when
+    /// read in place; c has row stride ldc). beta = 1 accumulates (later
     /// k-slices), beta = 0 overwrites without reading c (the first slice of a beta = 0 GEMM), so C needs no separate
     /// scaling sweep.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Kernel6x64(float* a, float* b, int kc, float* c, long ldc, float beta)
+    public static void Kernel6x64(float* a, float* b, long bs, int kc, float* c, long ldc, float beta)
     {
         Vector512<float> c00 = Vector512<float>.Zero;
         Vector512<float> c01 = Vector512<float>.Zero;
@@ -45,7 +46,7 @@ internal static unsafe class GemmMicroKernel
         Vector512<float> c53 = Vector512<float>.Zero;
         // Pointers bumped instead of indexed (no multiplies in the loop), k unrolled by two.
         float* aEnd2 = a + 6 * (kc & ~1);
-        for (; a < aEnd2; a += 12, b += 128)
+        for (; a < aEnd2; a += 12, b += 2 * bs)
         {
             var b0 = Vector512.Load(b + 0);
             var b1 = Vector512.Load(b + 16);
@@ -81,10 +82,10 @@ internal static unsafe class GemmMicroKernel
             c51 = Vector512.FusedMultiplyAdd(a5, b1, c51);
             c52 = Vector512.FusedMultiplyAdd(a5, b2, c52);
             c53 = Vector512.FusedMultiplyAdd(a5, b3, c53);
-            var b0n = Vector512.Load(b + 64);
-            var b1n = Vector512.Load(b + 80);
-            var b2n = Vector512.Load(b + 96);
-            var b3n = Vector512.Load(b + 112);
+            var b0n = Vector512.Load(b + bs + 0);
+            var b1n = Vector512.Load(b + bs + 16);
+            var b2n = Vector512.Load(b + bs + 32);
+            var b3n = Vector512.Load(b + bs + 48);
             var a0n = Vector512.Create(a[6]);
             c00 = Vector512.FusedMultiplyAdd(a0n, b0n, c00);
             c01 = Vector512.FusedMultiplyAdd(a0n, b1n, c01);
@@ -238,16 +239,16 @@ internal static unsafe class GemmMicroKernel
     }
 
     /// <summary>A full-width tile of the last row panel, which has only mr (1..6) rows.</summary>
-    public static void KernelRows(float* a, float* b, int kc, float* c, long ldc, float beta, int mr)
+    public static void KernelRows(float* a, float* b, long bs, int kc, float* c, long ldc, float beta, int mr)
     {
         switch (mr)
         {
-            case 1: Kernel1x64(a, b, kc, c, ldc, beta); break;
-            case 2: Kernel2x64(a, b, kc, c, ldc, beta); break;
-            case 3: Kernel3x64(a, b, kc, c, ldc, beta); break;
-            case 4: Kernel4x64(a, b, kc, c, ldc, beta); break;
-            case 5: Kernel5x64(a, b, kc, c, ldc, beta); break;
-            default: Kernel6x64(a, b, kc, c, ldc, beta); break;
+            case 1: Kernel1x64(a, b, bs, kc, c, ldc, beta); break;
+            case 2: Kernel2x64(a, b, bs, kc, c, ldc, beta); break;
+            case 3: Kernel3x64(a, b, bs, kc, c, ldc, beta); break;
+            case 4: Kernel4x64(a, b, bs, kc, c, ldc, beta); break;
+            case 5: Kernel5x64(a, b, bs, kc, c, ldc, beta); break;
+            default: Kernel6x64(a, b, bs, kc, c, ldc, beta); break;
         }
     }
 
@@ -255,10 +256,10 @@ internal static unsafe class GemmMicroKernel
     /// An edge tile: only rows [0, mr) and columns [0, nr) of c exist. The full tile is computed into a stack buffer
     /// (the packed panels are zero-padded) and merged with masked loads and stores, so nothing outside C is touched.
     /// </summary>
-    public static void KernelEdge(float* a, float* b, int kc, float* c, long ldc, float beta, int mr, int nr)
+    public static void KernelEdge(float* a, float* b, long bs, int kc, float* c, long ldc, float beta, int mr, int nr)
     {
         float* tile = stackalloc float[MR * NR];
-        KernelRows(a, b, kc, tile, NR, 0f, mr);
+        KernelRows(a, b, bs, kc, tile, NR, 0f, mr);
         var vb = Vector512.Create(beta);
         for (int v = 0; v * 16 < nr; v++)
         {
@@ -276,7 +277,7 @@ internal static unsafe class GemmMicroKernel
 
     /// <summary>As <see cref="Kernel6x64"/> for the first 1 row only (a partial row panel; the A panel keeps its stride of 6).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Kernel1x64(float* a, float* b, int kc, float* c, long ldc, float beta)
+    public static void Kernel1x64(float* a, float* b, long bs, int kc, float* c, long ldc, float beta)
     {
         Vector512<float> c00 = Vector512<float>.Zero;
         Vector512<float> c01 = Vector512<float>.Zero;
@@ -284,7 +285,7 @@ internal static unsafe class GemmMicroKernel
         Vector512<float> c03 = Vector512<float>.Zero;
         // Pointers bumped instead of indexed (no multiplies in the loop), k unrolled by two.
         float* aEnd2 = a + 6 * (kc & ~1);
-        for (; a < aEnd2; a += 12, b += 128)
+        for (; a < aEnd2; a += 12, b += 2 * bs)
         {
             var b0 = Vector512.Load(b + 0);
             var b1 = Vector512.Load(b + 16);
@@ -295,10 +296,10 @@ internal static unsafe class GemmMicroKernel
             c01 = Vector512.FusedMultiplyAdd(a0, b1, c01);
             c02 = Vector512.FusedMultiplyAdd(a0, b2, c02);
             c03 = Vector512.FusedMultiplyAdd(a0, b3, c03);
-            var b0n = Vector512.Load(b + 64);
-            var b1n = Vector512.Load(b + 80);
-            var b2n = Vector512.Load(b + 96);
-            var b3n = Vector512.Load(b + 112);
+            var b0n = Vector512.Load(b + bs + 0);
+            var b1n = Vector512.Load(b + bs + 16);
+            var b2n = Vector512.Load(b + bs + 32);
+            var b3n = Vector512.Load(b + bs + 48);
             var a0n = Vector512.Create(a[6]);
             c00 = Vector512.FusedMultiplyAdd(a0n, b0n, c00);
             c01 = Vector512.FusedMultiplyAdd(a0n, b1n, c01);
@@ -343,7 +344,7 @@ internal static unsafe class GemmMicroKernel
 
     /// <summary>As <see cref="Kernel6x64"/> for the first 2 rows only (a partial row panel; the A panel keeps its stride of 6).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Kernel2x64(float* a, float* b, int kc, float* c, long ldc, float beta)
+    public static void Kernel2x64(float* a, float* b, long bs, int kc, float* c, long ldc, float beta)
     {
         Vector512<float> c00 = Vector512<float>.Zero;
         Vector512<float> c01 = Vector512<float>.Zero;
@@ -355,7 +356,7 @@ internal static unsafe class GemmMicroKernel
         Vector512<float> c13 = Vector512<float>.Zero;
         // Pointers bumped instead of indexed (no multiplies in the loop), k unrolled by two.
         float* aEnd2 = a + 6 * (kc & ~1);
-        for (; a < aEnd2; a += 12, b += 128)
+        for (; a < aEnd2; a += 12, b += 2 * bs)
         {
             var b0 = Vector512.Load(b + 0);
             var b1 = Vector512.Load(b + 16);
@@ -371,10 +372,10 @@ internal static unsafe class GemmMicroKernel
             c11 = Vector512.FusedMultiplyAdd(a1, b1, c11);
             c12 = Vector512.FusedMultiplyAdd(a1, b2, c12);
             c13 = Vector512.FusedMultiplyAdd(a1, b3, c13);
-            var b0n = Vector512.Load(b + 64);
-            var b1n = Vector512.Load(b + 80);
-            var b2n = Vector512.Load(b + 96);
-            var b3n = Vector512.Load(b + 112);
+            var b0n = Vector512.Load(b + bs + 0);
+            var b1n = Vector512.Load(b + bs + 16);
+            var b2n = Vector512.Load(b + bs + 32);
+            var b3n = Vector512.Load(b + bs + 48);
             var a0n = Vector512.Create(a[6]);
             c00 = Vector512.FusedMultiplyAdd(a0n, b0n, c00);
             c01 = Vector512.FusedMultiplyAdd(a0n, b1n, c01);
@@ -441,7 +442,7 @@ internal static unsafe class GemmMicroKernel
 
     /// <summary>As <see cref="Kernel6x64"/> for the first 3 rows only (a partial row panel; the A panel keeps its stride of 6).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Kernel3x64(float* a, float* b, int kc, float* c, long ldc, float beta)
+    public static void Kernel3x64(float* a, float* b, long bs, int kc, float* c, long ldc, float beta)
     {
         Vector512<float> c00 = Vector512<float>.Zero;
         Vector512<float> c01 = Vector512<float>.Zero;
@@ -457,7 +458,7 @@ internal static unsafe class GemmMicroKernel
         Vector512<float> c23 = Vector512<float>.Zero;
         // Pointers bumped instead of indexed (no multiplies in the loop), k unrolled by two.
         float* aEnd2 = a + 6 * (kc & ~1);
-        for (; a < aEnd2; a += 12, b += 128)
+        for (; a < aEnd2; a += 12, b += 2 * bs)
         {
             var b0 = Vector512.Load(b + 0);
             var b1 = Vector512.Load(b + 16);
@@ -478,10 +479,10 @@ internal static unsafe class GemmMicroKernel
             c21 = Vector512.FusedMultiplyAdd(a2, b1, c21);
             c22 = Vector512.FusedMultiplyAdd(a2, b2, c22);
             c23 = Vector512.FusedMultiplyAdd(a2, b3, c23);
-            var b0n = Vector512.Load(b + 64);
-            var b1n = Vector512.Load(b + 80);
-            var b2n = Vector512.Load(b + 96);
-            var b3n = Vector512.Load(b + 112);
+            var b0n = Vector512.Load(b + bs + 0);
+            var b1n = Vector512.Load(b + bs + 16);
+            var b2n = Vector512.Load(b + bs + 32);
+            var b3n = Vector512.Load(b + bs + 48);
             var a0n = Vector512.Create(a[6]);
             c00 = Vector512.FusedMultiplyAdd(a0n, b0n, c00);
             c01 = Vector512.FusedMultiplyAdd(a0n, b1n, c01);
@@ -570,7 +571,7 @@ internal static unsafe class GemmMicroKernel
 
     /// <summary>As <see cref="Kernel6x64"/> for the first 4 rows only (a partial row panel; the A panel keeps its stride of 6).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Kernel4x64(float* a, float* b, int kc, float* c, long ldc, float beta)
+    public static void Kernel4x64(float* a, float* b, long bs, int kc, float* c, long ldc, float beta)
     {
         Vector512<float> c00 = Vector512<float>.Zero;
         Vector512<float> c01 = Vector512<float>.Zero;
@@ -590,7 +591,7 @@ internal static unsafe class GemmMicroKernel
         Vector512<float> c33 = Vector512<float>.Zero;
         // Pointers bumped instead of indexed (no multiplies in the loop), k unrolled by two.
         float* aEnd2 = a + 6 * (kc & ~1);
-        for (; a < aEnd2; a += 12, b += 128)
+        for (; a < aEnd2; a += 12, b += 2 * bs)
         {
             var b0 = Vector512.Load(b + 0);
             var b1 = Vector512.Load(b + 16);
@@ -616,10 +617,10 @@ internal static unsafe class GemmMicroKernel
             c31 = Vector512.FusedMultiplyAdd(a3, b1, c31);
             c32 = Vector512.FusedMultiplyAdd(a3, b2, c32);
             c33 = Vector512.FusedMultiplyAdd(a3, b3, c33);
-            var b0n = Vector512.Load(b + 64);
-            var b1n = Vector512.Load(b + 80);
-            var b2n = Vector512.Load(b + 96);
-            var b3n = Vector512.Load(b + 112);
+            var b0n = Vector512.Load(b + bs + 0);
+            var b1n = Vector512.Load(b + bs + 16);
+            var b2n = Vector512.Load(b + bs + 32);
+            var b3n = Vector512.Load(b + bs + 48);
             var a0n = Vector512.Create(a[6]);
             c00 = Vector512.FusedMultiplyAdd(a0n, b0n, c00);
             c01 = Vector512.FusedMultiplyAdd(a0n, b1n, c01);
@@ -730,7 +731,7 @@ internal static unsafe class GemmMicroKernel
 
     /// <summary>As <see cref="Kernel6x64"/> for the first 5 rows only (a partial row panel; the A panel keeps its stride of 6).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Kernel5x64(float* a, float* b, int kc, float* c, long ldc, float beta)
+    public static void Kernel5x64(float* a, float* b, long bs, int kc, float* c, long ldc, float beta)
     {
         Vector512<float> c00 = Vector512<float>.Zero;
         Vector512<float> c01 = Vector512<float>.Zero;
@@ -754,7 +755,7 @@ internal static unsafe class GemmMicroKernel
         Vector512<float> c43 = Vector512<float>.Zero;
         // Pointers bumped instead of indexed (no multiplies in the loop), k unrolled by two.
         float* aEnd2 = a + 6 * (kc & ~1);
-        for (; a < aEnd2; a += 12, b += 128)
+        for (; a < aEnd2; a += 12, b += 2 * bs)
         {
             var b0 = Vector512.Load(b + 0);
             var b1 = Vector512.Load(b + 16);
@@ -785,10 +786,10 @@ internal static unsafe class GemmMicroKernel
             c41 = Vector512.FusedMultiplyAdd(a4, b1, c41);
             c42 = Vector512.FusedMultiplyAdd(a4, b2, c42);
             c43 = Vector512.FusedMultiplyAdd(a4, b3, c43);
-            var b0n = Vector512.Load(b + 64);
-            var b1n = Vector512.Load(b + 80);
-            var b2n = Vector512.Load(b + 96);
-            var b3n = Vector512.Load(b + 112);
+            var b0n = Vector512.Load(b + bs + 0);
+            var b1n = Vector512.Load(b + bs + 16);
+            var b2n = Vector512.Load(b + bs + 32);
+            var b3n = Vector512.Load(b + bs + 48);
             var a0n = Vector512.Create(a[6]);
             c00 = Vector512.FusedMultiplyAdd(a0n, b0n, c00);
             c01 = Vector512.FusedMultiplyAdd(a0n, b1n, c01);
