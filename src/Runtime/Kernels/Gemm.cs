@@ -10,10 +10,12 @@ namespace Compiled.Nets.Kernels;
 /// The one entry point every conv/linear kernel uses, so its speed is the framework's speed.
 /// </summary>
 /// <remarks>
-/// Goto/BLIS structure: loop over NC-wide column blocks, KC-deep slices (B slice packed into 64-column panels),
-/// MC-tall row blocks (A block packed into 6-row panels, alpha folded in), then the 6×64 AVX-512 micro-kernel.
-/// Two cores: the caller and one persistent worker thread split the columns (or rows) of C; pack buffers are
-/// per-thread and reused, so a call allocates nothing after the first.
+/// Goto/BLIS structure: loop over NC-wide column blocks, KC-deep slices (B slice packed into 64-column panels, or read
+/// in place when that is cheaper), MC-tall row blocks (A block packed into 6-row panels, alpha folded in), then the
+/// 6×64 AVX-512 micro-kernel, which also applies beta on the first k-slice. Two cores: the caller and one persistent
+/// worker thread split the rows or columns of C (whichever a cost model prefers) or, for a long k with a small C, the
+/// depth; a narrow C is computed as Cᵀ. Pack buffers are per-thread and reused, so a call allocates nothing after the
+/// first of its size.
 /// </remarks>
 public static unsafe class Gemm
 {
