@@ -44,34 +44,32 @@ internal static unsafe class GemmMicroKernel
         Vector512<float> c51 = Vector512<float>.Zero;
         Vector512<float> c52 = Vector512<float>.Zero;
         Vector512<float> c53 = Vector512<float>.Zero;
-        if (beta != 0f)
-        {
-            // C is read at the end: start its cache lines on their way now; the k-loop hides the latency.
-            Sse.Prefetch0(c + 0 * ldc + 0);
-            Sse.Prefetch0(c + 0 * ldc + 16);
-            Sse.Prefetch0(c + 0 * ldc + 32);
-            Sse.Prefetch0(c + 0 * ldc + 48);
-            Sse.Prefetch0(c + 1 * ldc + 0);
-            Sse.Prefetch0(c + 1 * ldc + 16);
-            Sse.Prefetch0(c + 1 * ldc + 32);
-            Sse.Prefetch0(c + 1 * ldc + 48);
-            Sse.Prefetch0(c + 2 * ldc + 0);
-            Sse.Prefetch0(c + 2 * ldc + 16);
-            Sse.Prefetch0(c + 2 * ldc + 32);
-            Sse.Prefetch0(c + 2 * ldc + 48);
-            Sse.Prefetch0(c + 3 * ldc + 0);
-            Sse.Prefetch0(c + 3 * ldc + 16);
-            Sse.Prefetch0(c + 3 * ldc + 32);
-            Sse.Prefetch0(c + 3 * ldc + 48);
-            Sse.Prefetch0(c + 4 * ldc + 0);
-            Sse.Prefetch0(c + 4 * ldc + 16);
-            Sse.Prefetch0(c + 4 * ldc + 32);
-            Sse.Prefetch0(c + 4 * ldc + 48);
-            Sse.Prefetch0(c + 5 * ldc + 0);
-            Sse.Prefetch0(c + 5 * ldc + 16);
-            Sse.Prefetch0(c + 5 * ldc + 32);
-            Sse.Prefetch0(c + 5 * ldc + 48);
-        }
+        // The C tile is read or written at the end: start its cache lines on their way now, the k-loop hides the
+        // latency (C is often far bigger than the caches).
+        Sse.Prefetch0(c + 0 * ldc + 0);
+        Sse.Prefetch0(c + 0 * ldc + 16);
+        Sse.Prefetch0(c + 0 * ldc + 32);
+        Sse.Prefetch0(c + 0 * ldc + 48);
+        Sse.Prefetch0(c + 1 * ldc + 0);
+        Sse.Prefetch0(c + 1 * ldc + 16);
+        Sse.Prefetch0(c + 1 * ldc + 32);
+        Sse.Prefetch0(c + 1 * ldc + 48);
+        Sse.Prefetch0(c + 2 * ldc + 0);
+        Sse.Prefetch0(c + 2 * ldc + 16);
+        Sse.Prefetch0(c + 2 * ldc + 32);
+        Sse.Prefetch0(c + 2 * ldc + 48);
+        Sse.Prefetch0(c + 3 * ldc + 0);
+        Sse.Prefetch0(c + 3 * ldc + 16);
+        Sse.Prefetch0(c + 3 * ldc + 32);
+        Sse.Prefetch0(c + 3 * ldc + 48);
+        Sse.Prefetch0(c + 4 * ldc + 0);
+        Sse.Prefetch0(c + 4 * ldc + 16);
+        Sse.Prefetch0(c + 4 * ldc + 32);
+        Sse.Prefetch0(c + 4 * ldc + 48);
+        Sse.Prefetch0(c + 5 * ldc + 0);
+        Sse.Prefetch0(c + 5 * ldc + 16);
+        Sse.Prefetch0(c + 5 * ldc + 32);
+        Sse.Prefetch0(c + 5 * ldc + 48);
         // Pointers bumped instead of indexed (no multiplies in the loop), k unrolled by two.
         float* aEnd2 = a + 6 * (kc & ~1);
         for (; a < aEnd2; a += 12, b += 2 * bs)
@@ -311,14 +309,12 @@ internal static unsafe class GemmMicroKernel
         Vector512<float> c01 = Vector512<float>.Zero;
         Vector512<float> c02 = Vector512<float>.Zero;
         Vector512<float> c03 = Vector512<float>.Zero;
-        if (beta != 0f)
-        {
-            // C is read at the end: start its cache lines on their way now; the k-loop hides the latency.
-            Sse.Prefetch0(c + 0 * ldc + 0);
-            Sse.Prefetch0(c + 0 * ldc + 16);
-            Sse.Prefetch0(c + 0 * ldc + 32);
-            Sse.Prefetch0(c + 0 * ldc + 48);
-        }
+        // The C tile is read or written at the end: start its cache lines on their way now, the k-loop hides the
+        // latency (C is often far bigger than the caches).
+        Sse.Prefetch0(c + 0 * ldc + 0);
+        Sse.Prefetch0(c + 0 * ldc + 16);
+        Sse.Prefetch0(c + 0 * ldc + 32);
+        Sse.Prefetch0(c + 0 * ldc + 48);
         // Pointers bumped instead of indexed (no multiplies in the loop), k unrolled by two.
         float* aEnd2 = a + 6 * (kc & ~1);
         for (; a < aEnd2; a += 12, b += 2 * bs)
@@ -390,18 +386,16 @@ internal static unsafe class GemmMicroKernel
         Vector512<float> c11 = Vector512<float>.Zero;
         Vector512<float> c12 = Vector512<float>.Zero;
         Vector512<float> c13 = Vector512<float>.Zero;
-        if (beta != 0f)
-        {
-            // C is read at the end: start its cache lines on their way now; the k-loop hides the latency.
-            Sse.Prefetch0(c + 0 * ldc + 0);
-            Sse.Prefetch0(c + 0 * ldc + 16);
-            Sse.Prefetch0(c + 0 * ldc + 32);
-            Sse.Prefetch0(c + 0 * ldc + 48);
-            Sse.Prefetch0(c + 1 * ldc + 0);
-            Sse.Prefetch0(c + 1 * ldc + 16);
-            Sse.Prefetch0(c + 1 * ldc + 32);
-            Sse.Prefetch0(c + 1 * ldc + 48);
-        }
+        // The C tile is read or written at the end: start its cache lines on their way now, the k-loop hides the
+        // latency (C is often far bigger than the caches).
+        Sse.Prefetch0(c + 0 * ldc + 0);
+        Sse.Prefetch0(c + 0 * ldc + 16);
+        Sse.Prefetch0(c + 0 * ldc + 32);
+        Sse.Prefetch0(c + 0 * ldc + 48);
+        Sse.Prefetch0(c + 1 * ldc + 0);
+        Sse.Prefetch0(c + 1 * ldc + 16);
+        Sse.Prefetch0(c + 1 * ldc + 32);
+        Sse.Prefetch0(c + 1 * ldc + 48);
         // Pointers bumped instead of indexed (no multiplies in the loop), k unrolled by two.
         float* aEnd2 = a + 6 * (kc & ~1);
         for (; a < aEnd2; a += 12, b += 2 * bs)
@@ -504,22 +498,20 @@ internal static unsafe class GemmMicroKernel
         Vector512<float> c21 = Vector512<float>.Zero;
         Vector512<float> c22 = Vector512<float>.Zero;
         Vector512<float> c23 = Vector512<float>.Zero;
-        if (beta != 0f)
-        {
-            // C is read at the end: start its cache lines on their way now; the k-loop hides the latency.
-            Sse.Prefetch0(c + 0 * ldc + 0);
-            Sse.Prefetch0(c + 0 * ldc + 16);
-            Sse.Prefetch0(c + 0 * ldc + 32);
-            Sse.Prefetch0(c + 0 * ldc + 48);
-            Sse.Prefetch0(c + 1 * ldc + 0);
-            Sse.Prefetch0(c + 1 * ldc + 16);
-            Sse.Prefetch0(c + 1 * ldc + 32);
-            Sse.Prefetch0(c + 1 * ldc + 48);
-            Sse.Prefetch0(c + 2 * ldc + 0);
-            Sse.Prefetch0(c + 2 * ldc + 16);
-            Sse.Prefetch0(c + 2 * ldc + 32);
-            Sse.Prefetch0(c + 2 * ldc + 48);
-        }
+        // The C tile is read or written at the end: start its cache lines on their way now, the k-loop hides the
+        // latency (C is often far bigger than the caches).
+        Sse.Prefetch0(c + 0 * ldc + 0);
+        Sse.Prefetch0(c + 0 * ldc + 16);
+        Sse.Prefetch0(c + 0 * ldc + 32);
+        Sse.Prefetch0(c + 0 * ldc + 48);
+        Sse.Prefetch0(c + 1 * ldc + 0);
+        Sse.Prefetch0(c + 1 * ldc + 16);
+        Sse.Prefetch0(c + 1 * ldc + 32);
+        Sse.Prefetch0(c + 1 * ldc + 48);
+        Sse.Prefetch0(c + 2 * ldc + 0);
+        Sse.Prefetch0(c + 2 * ldc + 16);
+        Sse.Prefetch0(c + 2 * ldc + 32);
+        Sse.Prefetch0(c + 2 * ldc + 48);
         // Pointers bumped instead of indexed (no multiplies in the loop), k unrolled by two.
         float* aEnd2 = a + 6 * (kc & ~1);
         for (; a < aEnd2; a += 12, b += 2 * bs)
@@ -653,26 +645,24 @@ internal static unsafe class GemmMicroKernel
         Vector512<float> c31 = Vector512<float>.Zero;
         Vector512<float> c32 = Vector512<float>.Zero;
         Vector512<float> c33 = Vector512<float>.Zero;
-        if (beta != 0f)
-        {
-            // C is read at the end: start its cache lines on their way now; the k-loop hides the latency.
-            Sse.Prefetch0(c + 0 * ldc + 0);
-            Sse.Prefetch0(c + 0 * ldc + 16);
-            Sse.Prefetch0(c + 0 * ldc + 32);
-            Sse.Prefetch0(c + 0 * ldc + 48);
-            Sse.Prefetch0(c + 1 * ldc + 0);
-            Sse.Prefetch0(c + 1 * ldc + 16);
-            Sse.Prefetch0(c + 1 * ldc + 32);
-            Sse.Prefetch0(c + 1 * ldc + 48);
-            Sse.Prefetch0(c + 2 * ldc + 0);
-            Sse.Prefetch0(c + 2 * ldc + 16);
-            Sse.Prefetch0(c + 2 * ldc + 32);
-            Sse.Prefetch0(c + 2 * ldc + 48);
-            Sse.Prefetch0(c + 3 * ldc + 0);
-            Sse.Prefetch0(c + 3 * ldc + 16);
-            Sse.Prefetch0(c + 3 * ldc + 32);
-            Sse.Prefetch0(c + 3 * ldc + 48);
-        }
+        // The C tile is read or written at the end: start its cache lines on their way now, the k-loop hides the
+        // latency (C is often far bigger than the caches).
+        Sse.Prefetch0(c + 0 * ldc + 0);
+        Sse.Prefetch0(c + 0 * ldc + 16);
+        Sse.Prefetch0(c + 0 * ldc + 32);
+        Sse.Prefetch0(c + 0 * ldc + 48);
+        Sse.Prefetch0(c + 1 * ldc + 0);
+        Sse.Prefetch0(c + 1 * ldc + 16);
+        Sse.Prefetch0(c + 1 * ldc + 32);
+        Sse.Prefetch0(c + 1 * ldc + 48);
+        Sse.Prefetch0(c + 2 * ldc + 0);
+        Sse.Prefetch0(c + 2 * ldc + 16);
+        Sse.Prefetch0(c + 2 * ldc + 32);
+        Sse.Prefetch0(c + 2 * ldc + 48);
+        Sse.Prefetch0(c + 3 * ldc + 0);
+        Sse.Prefetch0(c + 3 * ldc + 16);
+        Sse.Prefetch0(c + 3 * ldc + 32);
+        Sse.Prefetch0(c + 3 * ldc + 48);
         // Pointers bumped instead of indexed (no multiplies in the loop), k unrolled by two.
         float* aEnd2 = a + 6 * (kc & ~1);
         for (; a < aEnd2; a += 12, b += 2 * bs)
@@ -837,30 +827,28 @@ internal static unsafe class GemmMicroKernel
         Vector512<float> c41 = Vector512<float>.Zero;
         Vector512<float> c42 = Vector512<float>.Zero;
         Vector512<float> c43 = Vector512<float>.Zero;
-        if (beta != 0f)
-        {
-            // C is read at the end: start its cache lines on their way now; the k-loop hides the latency.
-            Sse.Prefetch0(c + 0 * ldc + 0);
-            Sse.Prefetch0(c + 0 * ldc + 16);
-            Sse.Prefetch0(c + 0 * ldc + 32);
-            Sse.Prefetch0(c + 0 * ldc + 48);
-            Sse.Prefetch0(c + 1 * ldc + 0);
-            Sse.Prefetch0(c + 1 * ldc + 16);
-            Sse.Prefetch0(c + 1 * ldc + 32);
-            Sse.Prefetch0(c + 1 * ldc + 48);
-            Sse.Prefetch0(c + 2 * ldc + 0);
-            Sse.Prefetch0(c + 2 * ldc + 16);
-            Sse.Prefetch0(c + 2 * ldc + 32);
-            Sse.Prefetch0(c + 2 * ldc + 48);
-            Sse.Prefetch0(c + 3 * ldc + 0);
-            Sse.Prefetch0(c + 3 * ldc + 16);
-            Sse.Prefetch0(c + 3 * ldc + 32);
-            Sse.Prefetch0(c + 3 * ldc + 48);
-            Sse.Prefetch0(c + 4 * ldc + 0);
-            Sse.Prefetch0(c + 4 * ldc + 16);
-            Sse.Prefetch0(c + 4 * ldc + 32);
-            Sse.Prefetch0(c + 4 * ldc + 48);
-        }
+        // The C tile is read or written at the end: start its cache lines on their way now, the k-loop hides the
+        // latency (C is often far bigger than the caches).
+        Sse.Prefetch0(c + 0 * ldc + 0);
+        Sse.Prefetch0(c + 0 * ldc + 16);
+        Sse.Prefetch0(c + 0 * ldc + 32);
+        Sse.Prefetch0(c + 0 * ldc + 48);
+        Sse.Prefetch0(c + 1 * ldc + 0);
+        Sse.Prefetch0(c + 1 * ldc + 16);
+        Sse.Prefetch0(c + 1 * ldc + 32);
+        Sse.Prefetch0(c + 1 * ldc + 48);
+        Sse.Prefetch0(c + 2 * ldc + 0);
+        Sse.Prefetch0(c + 2 * ldc + 16);
+        Sse.Prefetch0(c + 2 * ldc + 32);
+        Sse.Prefetch0(c + 2 * ldc + 48);
+        Sse.Prefetch0(c + 3 * ldc + 0);
+        Sse.Prefetch0(c + 3 * ldc + 16);
+        Sse.Prefetch0(c + 3 * ldc + 32);
+        Sse.Prefetch0(c + 3 * ldc + 48);
+        Sse.Prefetch0(c + 4 * ldc + 0);
+        Sse.Prefetch0(c + 4 * ldc + 16);
+        Sse.Prefetch0(c + 4 * ldc + 32);
+        Sse.Prefetch0(c + 4 * ldc + 48);
         // Pointers bumped instead of indexed (no multiplies in the loop), k unrolled by two.
         float* aEnd2 = a + 6 * (kc & ~1);
         for (; a < aEnd2; a += 12, b += 2 * bs)
