@@ -80,10 +80,14 @@ public static class LibTorch
     }
 
     /// <summary>Median seconds of torch.mm for an M×K by K×N (or N×K transposed) product.</summary>
-    public static double Mm(int m, int n, int k, bool transB)
+    public static double Mm(int m, int n, int k, bool transB) => Mm(m, n, k, false, transB);
+
+    /// <summary>Median seconds of torch.mm with either operand a transposed view (as the backward pass uses them).</summary>
+    public static double Mm(int m, int n, int k, bool transA, bool transB)
     {
         Init();
-        using var a = torch.rand(m, k);
+        using var a0 = transA ? torch.rand(k, m) : torch.rand(m, k);
+        using var a = transA ? a0.t() : a0;
         using var b = transB ? torch.rand(n, k) : torch.rand(k, n);
         using var bt = transB ? b.t() : b;
         return Summary.Median(() => { using var s = torch.NewDisposeScope(); torch.mm(a, bt); });

@@ -33,9 +33,12 @@ public static unsafe partial class OpenBlas
 
     public static string CoreName => Available ? Marshal.PtrToStringAnsi(openblas_get_corename()) ?? "?" : "n/a";
 
-    public static void Sgemm(bool transB, int m, int n, int k, float[] a, float[] b, float[] c)
+    public static void Sgemm(bool transB, int m, int n, int k, float[] a, float[] b, float[] c) => Sgemm(false, transB, m, n, k, a, b, c);
+
+    /// <summary>C[m,n] = op(A)·op(B) with packed (leading dimension = row length) row-major operands.</summary>
+    public static void Sgemm(bool transA, bool transB, int m, int n, int k, float[] a, float[] b, float[] c)
     {
         fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
-            cblas_sgemm(RowMajor, NoTrans, transB ? Trans : NoTrans, m, n, k, 1f, pa, k, pb, transB ? k : n, 0f, pc, n);
+            cblas_sgemm(RowMajor, transA ? Trans : NoTrans, transB ? Trans : NoTrans, m, n, k, 1f, pa, transA ? m : k, pb, transB ? k : n, 0f, pc, n);
     }
 }

@@ -35,10 +35,10 @@ public static class Summary
             {
                 var (m, n, k, ta, tb, _) = shapes[i];
                 double flops = 2.0 * m * n * k;
-                if (pass == 1) { torchGf[i] = flops / LibTorch.Mm(m, n, k, tb) / 1e9; continue; }
+                if (pass == 1) { torchGf[i] = flops / LibTorch.Mm(m, n, k, ta, tb) / 1e9; continue; }
                 var a = Random(m * k); var b = Random(k * n); var c = new float[m * n];
                 if (pass == 0) ours[i] = flops / Median(() => Gemm.Sgemm(ta, tb, m, n, k, 1f, a, ta ? m : k, b, tb ? k : n, 0f, c, n)) / 1e9;
-                else if (OpenBlas.Available) blas[i] = flops / Median(() => OpenBlas.Sgemm(tb, m, n, k, a, b, c)) / 1e9;
+                else if (OpenBlas.Available) blas[i] = flops / Median(() => OpenBlas.Sgemm(ta, tb, m, n, k, a, b, c)) / 1e9;
             }
         for (int i = 0; i < shapes.Length; i++)
         {
@@ -48,7 +48,7 @@ public static class Summary
         return 0;
     }
 
-    private static IEnumerable<(int, int, int, bool, bool, string)> Shapes()
+    internal static IEnumerable<(int, int, int, bool, bool, string)> Shapes()
     {
         foreach (int s in new[] { 256, 512, 1024, 2048 }) yield return (s, s, s, false, false, $"{s}³");
         yield return (128, 16384, 576, false, false, "conv2 im2col 128×16384×576");
@@ -57,6 +57,10 @@ public static class Summary
         yield return (2048, 2304, 768, false, true, "BERT qkv 2048×2304×768");
         yield return (2048, 3072, 768, false, true, "BERT ffn1 2048×3072×768");
         yield return (2048, 768, 3072, false, true, "BERT ffn2 2048×768×3072");
+        // The ConvNet's backward GEMMs: weight gradients dW = dY·colᵀ, input gradient dcol = Wᵀ·dY.
+        yield return (128, 576, 16384, false, true, "conv2 dW 128×576×16384 (ABᵀ)");
+        yield return (576, 16384, 128, true, false, "conv2 dX 576×16384×128 (AᵀB)");
+        yield return (64, 27, 65536, false, true, "conv1 dW 64×27×65536 (ABᵀ)");
     }
 
     internal static float[] Random(int n)

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -9,14 +10,16 @@ namespace Compiled.Nets.Kernels;
 /// The one entry point every conv/linear kernel uses, so its speed is the framework's speed.
 /// </summary>
 /// <remarks>
-/// Goto/BLIS structure: loop over NC-wide column blocks, KC-deep slices (B slice packed into 64-column panels),
-/// MC-tall row blocks (A block packed into 6-row panels, alpha folded in), then the 6×64 AVX-512 micro-kernel.
-/// Two cores: the caller and one persistent worker thread split the columns (or rows) of C; pack buffers are
-/// per-thread and reused, so a call allocates nothing after the first.
+/// Goto/BLIS structure: loop over NC-wide column blocks, KC-deep slices (B slice packed into 64-column panels, or read
+/// in place when that is cheaper), MC-tall row blocks (A block packed into 6-row panels, alpha folded in), then the
+/// 6×64 AVX-512 micro-kernel, which also applies beta on the first k-slice. Two cores: the caller and one persistent
+/// worker thread split the rows or columns of C (whichever a cost model prefers) or, for a long k with a small C, the
+/// depth; a narrow C is computed as Cᵀ. Pack buffers are per-thread and reused, so a call allocates nothing after the
+/// first of its size.
 /// </remarks>
 public static unsafe class Gemm
 {
-    private const int KC = 256, MC = 120, NC = 2048;
+    private const int KC = 384, MC = 96, NC = 2048;
     private const int MR = GemmMicroKernel.MR, NR = GemmMicroKernel.NR;
 
     /// <summary>
@@ -27,7 +30,7 @@ public static unsafe class Gemm
     public static void ReserveThreadBuffers() => PackBuffers.ForThisThread();
 
     /// <summary>True when the packed AVX-512 path is used (otherwise the portable loops).</summary>
-    public static bool UsesAvx512 { get; } = Vector512.IsHardwareAccelerated;
+    public static bool UsesAvx512 { get; } = Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
 
     /// <summary>
     /// C = alpha·op(A)·op(B) + beta·C. A is [M,K] (or [K,M] when <paramref name="transA"/>), B is [K,N] (or [N,K] when
@@ -39,7 +42,9 @@ public static unsafe class Gemm
     {
         if (m <= 0 || n <= 0) return;
         CheckSizes(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
-        ScaleC(c, m, n, ldc, beta);
+        bool packed = UsesAvx512 && k > 0 && alpha != 0f && (long)m * n * k >= 4096 && !(!transA && m <= SkinnyRows && (long)n * k >= 4096);
+        // The packed path applies beta in the micro-kernel on the first k-slice; the others scale C first.
+        if (!packed) ScaleC(c, m, n, ldc, beta);
         if (k <= 0 || alpha == 0f) return;
         if (UsesAvx512 && !transA && m <= SkinnyRows && (long)n * k >= 4096)
         {
@@ -52,18 +57,14 @@ public static unsafe class Gemm
             }
             return;
         }
-        if (!UsesAvx512 || (long)m * n * k < 4096)
+        if (!packed)
         {
             SmallGemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc);
             return;
         }
         fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
         {
-            var job = new Job(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, pc, ldc);
-            bool big = (long)m * n * k >= 1L << 20;
-            if (big && n >= 2 * NR) RunSplit(job, splitColumns: true);
-            else if (big && m >= 4 * MR) RunSplit(job, splitColumns: false);
-            else job.Run(0, m, 0, n);
+            RunPacked(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
         }
     }
 
@@ -229,10 +230,25 @@ public static unsafe class Gemm
     }
 
     /// <summary>One GEMM's operands as raw pointers (the caller keeps them pinned for the duration).</summary>
-    private readonly struct Job(bool transA, bool transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float* c, int ldc)
+    /// <remarks>Only the k-range [k0, k1) is summed, so two threads can each take half of a long k.</remarks>
+    private readonly struct Job(bool transA, bool transB, int m, int n, int k0, int k1, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {
         public int M => m;
         public int N => n;
+
+        /// <summary>
+        /// Non-transposed B is read in place by the micro-kernel (row stride ldb) instead of copied into panels when
+        /// few row panels of A share each B panel (m ≤ 192, e.g. a convolution's output channels): the copy then
+        /// costs more than the strided reads (128×1372×576 on one core: 102 → 107 GFLOPS). Not for strides that are a
+        /// multiple of 256 floats, whose rows collide in the same cache sets (1024³ ran 5 % slower in place).
+        /// </summary>
+        private bool DirectB => !transB && m <= 192 && (ldb & 255) != 0;
+
+        /// <summary>The same product over k-range [k0, k1) written to c (row stride ldc) with this beta.</summary>
+        public Job WithOutput(int k0, int k1, float* c, int ldc, float beta) => new(transA, transB, m, n, k0, k1, alpha, a, lda, b, ldb, beta, c, ldc);
+
+        /// <summary>Cᵀ = op(B)ᵀ·op(A)ᵀ, written to c [n×m] (row stride m) with beta 0.</summary>
+        public Job Transposed(float* c) => new(!transB, !transA, n, m, k0, k1, alpha, b, ldb, a, lda, 0f, c, m);
 
         /// <summary>Computes rows [i0, i1) × columns [j0, j1) of C with this thread's pack buffers.</summary>
         public void Run(int i0, int i1, int j0, int j1)
@@ -240,14 +256,15 @@ public static unsafe class Gemm
             var bufs = PackBuffers.ForThisThread();
             fixed (float* ap = bufs.A) fixed (float* bp = bufs.B)
             {
-                float* tile = stackalloc float[MR * NR];
                 for (int jc = j0; jc < j1; jc += NC)
                 {
                     int nc = Math.Min(NC, j1 - jc);
-                    for (int pc = 0; pc < k; pc += KC)
+                    for (int pc = k0; pc < k1; pc += KC)
                     {
-                        int kc = Math.Min(KC, k - pc);
-                        PackB(bp, pc, kc, jc, nc);
+                        int kc = Math.Min(KC, k1 - pc);
+                        float betaK = pc == k0 ? beta : 1f;
+                        // In-place B: only a partial last panel needs packing (zero padding).
+                        PackB(bp, pc, kc, jc, nc, DirectB ? nc / NR * NR : 0);
                         for (int ic = i0; ic < i1; ic += MC)
                         {
                             int mc = Math.Min(MC, i1 - ic);
@@ -255,24 +272,17 @@ public static unsafe class Gemm
                             for (int jr = 0; jr < nc; jr += NR)
                             {
                                 int nr = Math.Min(NR, nc - jr);
-                                float* bpanel = bp + jr * kc;
+                                bool direct = DirectB && nr == NR;
+                                float* bpanel = direct ? b + (long)pc * ldb + jc + jr : bp + jr * kc;
+                                long bs = direct ? ldb : NR;
                                 for (int ir = 0; ir < mc; ir += MR)
                                 {
                                     int mr = Math.Min(MR, mc - ir);
                                     float* apanel = ap + ir * kc;
                                     float* cdst = c + (long)(ic + ir) * ldc + jc + jr;
-                                    if (mr == MR && nr == NR)
-                                    {
-                                        GemmMicroKernel.Kernel6x64(apanel, bpanel, kc, cdst, ldc);
-                                    }
-                                    else
-                                    {
-                                        // Edge tile: compute into a zeroed scratch tile, add the valid part.
-                                        new Span<float>(tile, MR * NR).Clear();
-                                        GemmMicroKernel.Kernel6x64(apanel, bpanel, kc, tile, NR);
-                                        for (int r = 0; r < mr; r++)
-                                            for (int q = 0; q < nr; q++) cdst[(long)r * ldc + q] += tile[r * NR + q];
-                                    }
+                                    if (mr == MR && nr == NR) GemmMicroKernel.Kernel6x64(apanel, bpanel, bs, kc, cdst, ldc, betaK);
+                                    else if (nr == NR) GemmMicroKernel.KernelRows(apanel, bpanel, bs, kc, cdst, ldc, betaK, mr);
+                                    else GemmMicroKernel.KernelEdge(apanel, bpanel, bs, kc, cdst, ldc, betaK, mr, nr);
                                 }
                             }
                         }
@@ -293,7 +303,32 @@ public static unsafe class Gemm
                     // Six row streams read in step, the panel written contiguously.
                     float* s0 = a + (long)(ic + ir) * lda + pc;
                     float* s1 = s0 + lda, s2 = s1 + lda, s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda;
-                    for (int p = 0; p < kc; p++)
+                    int p = 0;
+                    if (kc >= 16)
+                    {
+                        // 16 k-values of the six rows → 96 interleaved floats: each output vector takes its lanes
+                        // from the row pairs (0,1), (2,3), (4,5) by two-source permutes, then two blends.
+                        ref int idx = ref MemoryMarshal.GetArrayDataReference(s_packAIndex);
+                        var va = Vector512.Create(alpha);
+                        for (; p + 16 <= kc; p += 16)
+                        {
+                            var r0 = va * Vector512.Load(s0 + p); var r1 = va * Vector512.Load(s1 + p);
+                            var r2 = va * Vector512.Load(s2 + p); var r3 = va * Vector512.Load(s3 + p);
+                            var r4 = va * Vector512.Load(s4 + p); var r5 = va * Vector512.Load(s5 + p);
+                            float* d = panel + p * MR;
+                            for (int j = 0; j < MR; j++)
+                            {
+                                nuint o = (nuint)(j * 80);
+                                var p01 = Avx512F.PermuteVar16x32x2(r0, Vector512.LoadUnsafe(ref idx, o), r1);
+                                var p23 = Avx512F.PermuteVar16x32x2(r2, Vector512.LoadUnsafe(ref idx, o + 16), r3);
+                                var p45 = Avx512F.PermuteVar16x32x2(r4, Vector512.LoadUnsafe(ref idx, o + 32), r5);
+                                var from01 = Vector512.LoadUnsafe(ref idx, o + 48).AsSingle();
+                                var from23 = Vector512.LoadUnsafe(ref idx, o + 64).AsSingle();
+                                Vector512.Store(Vector512.ConditionalSelect(from01, p01, Vector512.ConditionalSelect(from23, p23, p45)), d + 16 * j);
+                            }
+                        }
+                    }
+                    for (; p < kc; p++)
                     {
                         float* d = panel + p * MR;
                         d[0] = alpha * s0[p]; d[1] = alpha * s1[p]; d[2] = alpha * s2[p];
@@ -303,15 +338,14 @@ public static unsafe class Gemm
                 }
                 if (transA)
                 {
-                    // op(A) = Aᵀ: the MR values of one k are contiguous in A's row pc+p.
-                    for (int p = 0; p < kc; p++)
-                    {
-                        float* src = a + (long)(pc + p) * lda + ic + ir;
-                        float* d = panel + p * MR;
-                        int r = 0;
-                        for (; r < mr; r++) d[r] = alpha * src[r];
-                        for (; r < MR; r++) d[r] = 0f;
-                    }
+                    // op(A) = Aᵀ: the MR values of one k are contiguous in A's row pc+p. A masked load (never touches
+                    // memory past the mr values, zero-fills the padding rows) and an 8-float store whose 2 extra lanes
+                    // the next k overwrites (the buffer has slack after the last panel).
+                    var mask = Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(mr)).AsSingle();
+                    var va = Vector256.Create(alpha);
+                    float* src = a + (long)pc * lda + ic + ir;
+                    for (int p = 0; p < kc; p++, src += lda)
+                        Vector256.Store(va * Avx.MaskLoad(src, mask), panel + p * MR);
                     continue;
                 }
                 for (int r = 0; r < MR; r++)
@@ -324,9 +358,9 @@ public static unsafe class Gemm
         }
 
         // B slice [kc×nc] → panels of NR columns: panel[p*NR + q] = op(B)[pc+p, jc+jr+q], zero-padded columns.
-        private void PackB(float* dst, int pc, int kc, int jc, int nc)
+        private void PackB(float* dst, int pc, int kc, int jc, int nc, int jrStart)
         {
-            for (int jr = 0; jr < nc; jr += NR)
+            for (int jr = jrStart; jr < nc; jr += NR)
             {
                 int nr = Math.Min(NR, nc - jr);
                 float* panel = dst + jr * kc;
@@ -350,9 +384,17 @@ public static unsafe class Gemm
                 }
                 else
                 {
-                    // op(B) = Bᵀ: 4×4 blocks transposed in registers (rows of B read contiguously, the panel written
-                    // four floats at a time) instead of a scalar gather with a 256-byte write stride.
+                    // op(B) = Bᵀ: 16×16 blocks transposed in registers (16 rows of B read contiguously, the panel
+                    // written a full vector at a time); 4×4 blocks and scalars for the ragged edges.
                     int q = 0;
+                    for (; q + 16 <= nr; q += 16)
+                    {
+                        float* r0 = b + (long)(jc + jr + q) * ldb + pc;
+                        int p = 0;
+                        for (; p + 16 <= kc; p += 16) Transpose16x16(r0 + p, ldb, panel + p * NR + q, NR);
+                        for (; p < kc; p++)
+                            for (int qq = 0; qq < 16; qq++) panel[p * NR + q + qq] = r0[(long)qq * ldb + p];
+                    }
                     for (; q + 4 <= nr; q += 4)
                     {
                         float* r0 = b + (long)(jc + jr + q) * ldb + pc;
@@ -387,24 +429,186 @@ public static unsafe class Gemm
         }
     }
 
+    /// <summary>dst[p·dstStride + r] = src[r·ld + p] for a 16×16 block: the standard three-stage AVX-512 transpose
+    /// (32-bit unpacks, 64-bit unpacks, then two rounds of 128-bit lane shuffles).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose16x16(float* src, long ld, float* dst, int dstStride)
+    {
+        Interleave4(src, ld, out var u0, out var u1, out var u2, out var u3);
+        Interleave4(src + 4 * ld, ld, out var u4, out var u5, out var u6, out var u7);
+        Interleave4(src + 8 * ld, ld, out var u8, out var u9, out var u10, out var u11);
+        Interleave4(src + 12 * ld, ld, out var u12, out var u13, out var u14, out var u15);
+        LaneShuffle(u0, u4, u8, u12, dst, dstStride);
+        LaneShuffle(u1, u5, u9, u13, dst + dstStride, dstStride);
+        LaneShuffle(u2, u6, u10, u14, dst + 2 * dstStride, dstStride);
+        LaneShuffle(u3, u7, u11, u15, dst + 3 * dstStride, dstStride);
+    }
+
+    // Four rows → u_c (c = 0..3) whose 128-bit lane l holds the four rows' element 4l + c.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Interleave4(float* s0, long ld, out Vector512<float> u0, out Vector512<float> u1, out Vector512<float> u2, out Vector512<float> u3)
+    {
+        var r0 = Vector512.Load(s0); var r1 = Vector512.Load(s0 + ld);
+        var r2 = Vector512.Load(s0 + 2 * ld); var r3 = Vector512.Load(s0 + 3 * ld);
+        var t0 = Avx512F.UnpackLow(r0, r1).AsDouble(); var t1 = Avx512F.UnpackHigh(r0, r1).AsDouble();
+        var t2 = Avx512F.UnpackLow(r2, r3).AsDouble(); var t3 = Avx512F.UnpackHigh(r2, r3).AsDouble();
+        u0 = Avx512F.UnpackLow(t0, t2).AsSingle(); u1 = Avx512F.UnpackHigh(t0, t2).AsSingle();
+        u2 = Avx512F.UnpackLow(t1, t3).AsSingle(); u3 = Avx512F.UnpackHigh(t1, t3).AsSingle();
+    }
+
+    // Lane l of a, b, c, d (rows 0–3, 4–7, 8–11, 12–15 of one column 4l + c) gathered into output row 4l.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void LaneShuffle(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, float* dst, int stride)
+    {
+        var v = Avx512F.Shuffle4x128(a, b, 0x88); var w = Avx512F.Shuffle4x128(a, b, 0xDD);
+        var x = Avx512F.Shuffle4x128(c, d, 0x88); var y = Avx512F.Shuffle4x128(c, d, 0xDD);
+        Vector512.Store(Avx512F.Shuffle4x128(v, x, 0x88), dst);
+        Vector512.Store(Avx512F.Shuffle4x128(w, y, 0x88), dst + 4 * stride);
+        Vector512.Store(Avx512F.Shuffle4x128(v, x, 0xDD), dst + 8 * stride);
+        Vector512.Store(Avx512F.Shuffle4x128(w, y, 0xDD), dst + 12 * stride);
+    }
+
+    /// <summary>
+    /// PackA's interleave tables, 80 ints per output vector j of a 16-k block: permute indices for the row pairs
+    /// (0,1), (2,3), (4,5), then the lanes taken from pair (0,1) and from pair (2,3) (all bits set), the rest (4,5).
+    /// Lane t of output j is row (16j+t) % 6 at k (16j+t) / 6.
+    /// </summary>
+    private static readonly int[] s_packAIndex = BuildPackAIndex();
+
+    private static int[] BuildPackAIndex()
+    {
+        var t = new int[MR * 80];
+        for (int j = 0; j < MR; j++)
+            for (int lane = 0; lane < 16; lane++)
+            {
+                int g = 16 * j + lane, r = g % MR, p = g / MR, pair = r / 2;
+                t[j * 80 + pair * 16 + lane] = (r % 2) * 16 + p;
+                if (pair == 0) t[j * 80 + 48 + lane] = -1;
+                if (pair == 1) t[j * 80 + 64 + lane] = -1;
+            }
+        return t;
+    }
+
     private sealed class PackBuffers
     {
         [ThreadStatic] private static PackBuffers? t_buffers;
         public readonly float[] A = GC.AllocateUninitializedArray<float>(MC * KC + 64, pinned: true);
         public readonly float[] B = GC.AllocateUninitializedArray<float>(KC * (NC + NR) + 64, pinned: true);
+        private float[] _partial = [];
         public static PackBuffers ForThisThread() => t_buffers ??= new PackBuffers();
+
+        /// <summary>Scratch for partial or transposed results (k-split, Cᵀ); grows to the largest need, then is reused.</summary>
+        public float[] Partial(long floats)
+        {
+            if (_partial.Length < floats) _partial = GC.AllocateUninitializedArray<float>((int)floats, pinned: true);
+            return _partial;
+        }
     }
 
-    /// <summary>The two halves of a split GEMM (columns or rows of C), for <see cref="TwoCores"/>.</summary>
+    /// <summary>How one GEMM is shared by the two cores.</summary>
+    private enum SplitKind { Columns, Rows, Depth }
+
     private struct Split
     {
-        public Job Job;
-        public bool Columns;
+        public Job Job, Second;   // Depth: Job sums the first half of k, Second the rest
+        public SplitKind Kind;
     }
 
-    private static void RunSplit(in Job job, bool splitColumns)
+    /// <summary>
+    /// Runs the packed GEMM on both cores. Narrow C (few columns, e.g. a conv weight gradient with 27 columns) is
+    /// computed as Cᵀ = op(B)ᵀ·op(A)ᵀ so that the wide side fills the 64-column micro-tiles; a long k with a small C
+    /// (weight gradients, fc1) is split in depth: each core sums half of k into its own copy of C, then they are
+    /// added, which keeps both cores busy and packs every operand once.
+    /// </summary>
+    private static void RunPacked(bool transA, bool transB, int m, int n, int k, float alpha,
+        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {
-        var split = new Split { Job = job, Columns = splitColumns };
+        var job = new Job(transA, transB, m, n, 0, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        bool big = (long)m * n * k >= 1L << 20 && TwoCores.Available;
+        bool transposeC = TransposedIsBetter(m, n);
+        bool depth = big && k >= 2 * KC && k >= 2 * Math.Max(m, n);
+        if (!transposeC && !depth)
+        {
+            if (big && ChooseSplit(m, n) is { } kind) RunSplit(job, kind);
+            else job.Run(0, m, 0, n);
+            return;
+        }
+        long mn = (long)m * n;
+        var scratch = PackBuffers.ForThisThread().Partial(depth ? 2 * mn : mn);
+        fixed (float* t = scratch)
+        {
+            int mid = k / 2;
+            if (transposeC)
+            {
+                // t (and t + mn) hold [n×m] Cᵀ partials with beta 0; C = beta·C + their sum, transposed.
+                var tj = job.Transposed(t);
+                if (depth) RunDepth(tj.WithOutput(0, mid, t, m, 0f), tj.WithOutput(mid, k, t + mn, m, 0f));
+                else if (big && ChooseSplit(n, m) is { } kind) RunSplit(tj, kind);
+                else tj.Run(0, n, 0, m);
+                AddTransposed(c, ldc, m, n, beta, t, depth ? t + mn : null);
+            }
+            else
+            {
+                // The caller's half goes straight into C with beta; the worker's into t, added afterwards.
+                RunDepth(job.WithOutput(0, mid, c, ldc, beta), job.WithOutput(mid, k, t, n, 0f));
+                for (int i = 0; i < m; i++)
+                {
+                    var row = new Span<float>(c + (long)i * ldc, n);
+                    System.Numerics.Tensors.TensorPrimitives.Add(row, new ReadOnlySpan<float>(t + (long)i * n, n), row);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Columns or rows of C for the two cores, whichever finishes sooner by a per-k cost model: the busier core's
+    /// micro-tiles (12 cycles of FMAs per tile per k; an odd number of 64-column panels or 6-row panels leaves one
+    /// core a panel more) plus its packing (about half a cycle per float): a column split packs all of A on both
+    /// cores, a row split all of B. Null when neither side has two panels to share.
+    /// </summary>
+    private static SplitKind? ChooseSplit(int m, int n)
+    {
+        long colPanels = (n + NR - 1) / NR, rowPanels = (m + MR - 1) / MR;
+        if (colPanels < 2 && rowPanels < 2) return null;
+        double byColumns = colPanels < 2 ? double.MaxValue : 12.0 * ((colPanels + 1) / 2) * rowPanels + 0.5 * (m + n / 2.0);
+        double byRows = rowPanels < 2 ? double.MaxValue : 12.0 * colPanels * ((rowPanels + 1) / 2) + 0.5 * (n + m / 2.0);
+        return byColumns <= byRows ? SplitKind.Columns : SplitKind.Rows;
+    }
+
+    /// <summary>
+    /// True when the micro-tiles waste less of their 6×64 area on Cᵀ [n×m] than on C [m×n]: n narrow (≤ 48 columns
+    /// leaves at least a quarter of every tile empty) and m wide enough to fill the tiles' 64 columns instead.
+    /// </summary>
+    private static bool TransposedIsBetter(int m, int n)
+    {
+        static double Fill(int rows, int cols) => (double)rows / ((rows + MR - 1) / MR * MR) * cols / ((cols + NR - 1) / NR * NR);
+        return n <= 48 && Fill(n, m) > 1.2 * Fill(m, n);
+    }
+
+    // c[i, j] = beta·c[i, j] + t0[j, i] (+ t1[j, i]); t0, t1 are [n×m].
+    private static void AddTransposed(float* c, int ldc, int m, int n, float beta, float* t0, float* t1)
+    {
+        for (int i = 0; i < m; i++)
+        {
+            float* crow = c + (long)i * ldc;
+            for (int j = 0; j < n; j++)
+            {
+                float v = t0[(long)j * m + i];
+                if (t1 != null) v += t1[(long)j * m + i];
+                crow[j] = beta == 0f ? v : beta * crow[j] + v;
+            }
+        }
+    }
+
+    private static void RunSplit(in Job job, SplitKind kind)
+    {
+        var split = new Split { Job = job, Kind = kind };
+        TwoCores.Run(&RunHalf, &split);
+    }
+
+    private static void RunDepth(in Job first, in Job second)
+    {
+        var split = new Split { Job = first, Second = second, Kind = SplitKind.Depth };
         TwoCores.Run(&RunHalf, &split);
     }
 
@@ -412,15 +616,23 @@ public static unsafe class Gemm
     {
         ref var s = ref *(Split*)state;
         int m = s.Job.M, n = s.Job.N;
-        if (s.Columns)
+        switch (s.Kind)
         {
-            int mid = (n / 2 + NR - 1) / NR * NR;
-            if (half == 0) s.Job.Run(0, m, 0, mid); else s.Job.Run(0, m, mid, n);
-        }
-        else
-        {
-            int mid = (m / 2 + MR - 1) / MR * MR;
-            if (half == 0) s.Job.Run(0, mid, 0, n); else s.Job.Run(mid, m, 0, n);
+            case SplitKind.Columns:
+            {
+                int mid = (n / 2 + NR - 1) / NR * NR;
+                if (half == 0) s.Job.Run(0, m, 0, mid); else s.Job.Run(0, m, mid, n);
+                break;
+            }
+            case SplitKind.Rows:
+            {
+                int mid = (m / 2 + MR - 1) / MR * MR;
+                if (half == 0) s.Job.Run(0, mid, 0, n); else s.Job.Run(mid, m, 0, n);
+                break;
+            }
+            default:
+                if (half == 0) s.Job.Run(0, m, 0, n); else s.Second.Run(0, m, 0, n);
+                break;
         }
     }
 }

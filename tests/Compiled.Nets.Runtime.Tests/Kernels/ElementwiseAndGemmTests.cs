@@ -48,6 +48,10 @@ public class ElementwiseAndGemmTests
         d.Add(3, 130, 1000);
         d.Add(4, 77, 4099);
         d.Add(2, 1000, 70);
+        // Narrow C computed as Cᵀ, long k split between the cores (with and without Cᵀ).
+        d.Add(300, 20, 200);
+        d.Add(64, 27, 1000);
+        d.Add(40, 130, 2000);
         return d;
     }
 
@@ -59,15 +63,16 @@ public class ElementwiseAndGemmTests
         float[] Rand(int len) => Enumerable.Range(0, len).Select(_ => r.NextFloat() - 0.5f).ToArray();
         foreach (bool ta in new[] { false, true })
         foreach (bool tb in new[] { false, true })
+        foreach (float beta in new[] { 0f, 0.5f, 1f })
         {
             int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
             var a = Rand((ta ? k : m) * lda); var b = Rand((tb ? n : k) * ldb);
             var c = Rand(m * ldc); var cRef = (float[])c.Clone();
-            Gemm.Sgemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, 0.5f, c, ldc);
-            Gemm.SgemmReference(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, 0.5f, cRef, ldc);
+            Gemm.Sgemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, c, ldc);
+            Gemm.SgemmReference(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, cRef, ldc);
             for (int i = 0; i < m; i++)
                 for (int j = 0; j < n; j++)
-                    Assert.True(Math.Abs(cRef[i * ldc + j] - c[i * ldc + j]) < 1e-4f * Math.Sqrt(k) + 1e-5f, $"{ta}/{tb} C[{i},{j}] {cRef[i * ldc + j]} vs {c[i * ldc + j]}");
+                    Assert.True(Math.Abs(cRef[i * ldc + j] - c[i * ldc + j]) < 1e-4f * Math.Sqrt(k) + 1e-5f, $"{ta}/{tb}/β={beta} C[{i},{j}] {cRef[i * ldc + j]} vs {c[i * ldc + j]}");
             // The padding between rows of C is untouched.
             for (int i = 0; i < m; i++) Assert.Equal(cRef[i * ldc + n], c[i * ldc + n]);
         }
