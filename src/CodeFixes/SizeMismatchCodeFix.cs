@@ -13,17 +13,17 @@ namespace Compiled.Nets.CodeFixes
 {
     /// <summary>
     /// CNET0001 (a layer's size does not match its input): rewrites the flagged attribute argument to the size the
-    /// previous op produces, e.g. <c>[Linear(128 * 7 * 7, 512)]</c> → <c>[Linear(128 * 8 * 8, 512)]</c>. The generator
-    /// computes the replacement (it knows the shapes) and hands it over in the diagnostic's "Replacement" property.
+    /// previous op produces, e.g. <c>[Linear(128 * 7 * 7, 512)]</c> → <c>[Linear(128 * 8 * 8, 512)]</c>; CNET0003 (heads
+    /// that do not divide the hidden size): rewrites the head count to the nearest divisor. The generator computes the
+    /// replacement (it knows the shapes) and hands it over in the diagnostic's "Replacement" property.
     /// </summary>
     [ExportCodeFixProvider(LanguageNames.CSharp, Name = nameof(SizeMismatchCodeFix)), Shared]
     public sealed class SizeMismatchCodeFix : CodeFixProvider
     {
-        private const string DiagnosticId = "CNET0001";
         private const string ReplacementKey = "Replacement";
 
         /// <inheritdoc/>
-        public override ImmutableArray<string> FixableDiagnosticIds => ImmutableArray.Create(DiagnosticId);
+        public override ImmutableArray<string> FixableDiagnosticIds => ImmutableArray.Create("CNET0001", "CNET0003");
 
         /// <inheritdoc/>
         public override FixAllProvider GetFixAllProvider() => WellKnownFixAllProviders.BatchFixer;

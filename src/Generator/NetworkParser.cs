@@ -337,7 +337,13 @@ namespace Compiled.Nets.Generator
                     ints = new[] { args.Int("embed"), args.Int("heads") }; real = args.Double("dropout", 0);
                     bias = true;
                     if (!Positive(args, prop.Name, ("embed", ints[0]), ("heads", ints[1]))) return null;
-                    if (ints[0] % ints[1] != 0) { Report(DiagnosticDescriptors.HeadsDoNotDivide, args.Location("heads"), prop.Name, ints[0], ints[1]); return null; }
+                    if (ints[0] % ints[1] != 0)
+                    {
+                        // The fix offers the divisor of embed nearest to what was written (ties: the smaller).
+                        int e = ints[0], h = ints[1], best = Enumerable.Range(1, e).Where(d => e % d == 0).OrderBy(d => Math.Abs(d - h)).ThenBy(d => d).First();
+                        ReportWithFix(DiagnosticDescriptors.HeadsDoNotDivide, args.Location("heads"), best.ToString(CultureInfo.InvariantCulture), prop.Name, e, h);
+                        return null;
+                    }
                     if (real < 0 || real >= 1) { Report(DiagnosticDescriptors.InvalidArgument, args.Location("dropout"), prop.Name, $"dropout probability {real.ToString(CultureInfo.InvariantCulture)} is outside [0, 1)"); return null; }
                     break;
                 default: // activations and Flatten

@@ -18,7 +18,7 @@ public class CodeFixTests
     private static async Task<string> ApplySingleFix(string source, string expectedTitle)
     {
         var (diags, _, _) = GeneratorHarness.Run(source);
-        var diagnostic = Assert.Single(diags, d => d.Id == "CNET0001");
+        var diagnostic = Assert.Single(diags, d => d.Id is "CNET0001" or "CNET0003");
 
         using var workspace = new AdhocWorkspace();
         var project = workspace.AddProject("Test", LanguageNames.CSharp);
@@ -145,6 +145,22 @@ public class CodeFixTests
             """;
         string fixedSource = await ApplySingleFix(source, "Change to 12");
         Assert.Contains("[BatchNorm2d(features: 12)]", fixedSource);
+        Assert.Empty(GeneratorHarness.Run(fixedSource).Generator);
+    }
+
+    [Fact]
+    public async Task HeadsThatDoNotDivide_AreRewrittenToTheNearestDivisor()
+    {
+        string source = Usings + """
+            [Network, Input(Dim.Sequence, 768)]
+            public partial class N
+            {
+                [SelfAttention(768, heads: 11)] public partial SelfAttention Attention { get; }
+                Tensor Forward(Tensor x) => x.Apply(Attention);
+            }
+            """;
+        string fixedSource = await ApplySingleFix(source, "Change to 12");
+        Assert.Contains("[SelfAttention(768, heads: 12)]", fixedSource);
         Assert.Empty(GeneratorHarness.Run(fixedSource).Generator);
     }
 
