@@ -34,6 +34,18 @@ public class ElementwiseAndGemmTests
             var r = vec(v);
             for (int i = 0; i < 16; i++) Assert.Equal(scalar(xs[i]), r[i], 1e-6f);
         }
+        // The vector GELU derivative (one exp shared by erf and the density) against the exact one and the scalar form.
+        for (double start = -6; start < 6; start += 16 * 0.071)
+        {
+            var xv = Enumerable.Range(0, 16).Select(i => (float)(start + i * 0.071)).ToArray();
+            var gv = Elementwise.GeluGrad(Vector512.Create(xv), Vector512.Create(0.75f));
+            for (int i = 0; i < 16; i++)
+            {
+                double x = xv[i], dexact = 0.75 * (0.5 * (1 + ErfDouble(x / Math.Sqrt(2))) + x * Math.Exp(-x * x / 2) / Math.Sqrt(2 * Math.PI));
+                Assert.True(Math.Abs(dexact - gv[i]) < 2e-6 * (1 + Math.Abs(dexact)), $"vector gelu'({x}) = {gv[i]}, exact {dexact}");
+                Assert.Equal(Elementwise.GeluGrad(xv[i], 0.75f), gv[i], 1e-6f);
+            }
+        }
     }
 
     public static TheoryData<int, int, int> GemmSizes()
