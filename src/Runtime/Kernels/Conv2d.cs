@@ -248,6 +248,17 @@ public static unsafe class Conv2dKernels
         shift = dh * w + dw;
     }
 
+    /// <summary>Zeroes n floats; the borders of a padded convolution are a few floats each, where a call to Span.Clear
+    /// per run cost more than the stores (a profile showed ~5 % of the ConvNet step in ZeroMemory).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void Zero(float* p, int n)
+    {
+        if (n >= 64) { new Span<float>(p, n).Clear(); return; }
+        int i = 0;
+        for (; i + 16 <= n; i += 16) System.Runtime.Intrinsics.Vector512.Store(System.Runtime.Intrinsics.Vector512<float>.Zero, p + i);
+        for (; i < n; i++) p[i] = 0f;
+    }
+
     /// <summary>Zeroes columns [0, j0) and [j1, w) of rows [i0, i1) of a row-major plane of width w.</summary>
     private static void ZeroOutsideColumns(float* plane, int w, int i0, int i1, int j0, int j1)
     {
@@ -272,9 +283,9 @@ public static unsafe class Conv2dKernels
             if (i1 <= i0 || j1 <= j0) { new Span<float>(dst, plane).Clear(); continue; }
             // Rows [i0, i1) in one run from the first valid column of row i0 to the last of row i1−1 (never outside the plane).
             int start = i0 * w + j0, end = (i1 - 1) * w + j1;
-            new Span<float>(dst, start).Clear();
+            Zero(dst, start);
             new ReadOnlySpan<float>(x + (long)c * plane + start + shift, end - start).CopyTo(new Span<float>(dst + start, end - start));
-            new Span<float>(dst + end, plane - end).Clear();
+            Zero(dst + end, plane - end);
             // Inside the run, the columns outside [j0, j1) picked up a neighbouring row's edge: zero them.
             ZeroOutsideColumns(dst, w, i0, i1, j0, j1);
         }
