@@ -248,8 +248,8 @@ public static unsafe class Conv2dKernels
         shift = dh * w + dw;
     }
 
-    /// <summary>Zeroes n floats; the borders of a padded convolution are a few floats each, where a call to Span.Clear
-    /// per run cost more than the stores (a profile showed ~5 % of the ConvNet step in ZeroMemory).</summary>
+    /// <summary>Zeroes n floats; the borders of a padded convolution are a few floats each (≤ W + 1), where a call to
+    /// Span.Clear per run costs more than the stores.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static void Zero(float* p, int n)
     {
