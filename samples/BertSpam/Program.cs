@@ -21,13 +21,14 @@ var maxLength = new Option<int>("--max-length") { Description = "Tokens per emai
 var freeze = new Option<string>("--freeze") { Description = "none | encoder (train the pooler and head only) | top-k (train the top --top-k layers, pooler and head)", DefaultValueFactory = _ => "none" };
 freeze.AcceptOnlyFromAmong("none", "encoder", "top-k");
 var topK = new Option<int>("--top-k") { Description = "Encoder layers to train with --freeze top-k", DefaultValueFactory = _ => 1 };
+var maxGradNorm = new Option<float>("--max-grad-norm") { Description = "Clip the global gradient norm (Hugging Face's default 1.0; 0: off)", DefaultValueFactory = _ => 1f };
 var patience = new Option<int>("--patience") { Description = "Early-stopping patience in epochs on the validation loss (0: off)", DefaultValueFactory = _ => 2 };
 var seed = new Option<ulong>("--seed") { Description = "Seed of initialisation, splits, shuffling and dropout", DefaultValueFactory = _ => 42 };
 var limit = new Option<int>("--limit") { Description = "Use at most N emails (quick runs)", DefaultValueFactory = _ => 0 };
 var output = new Option<string>("--output") { Description = "Folder for checkpoints, history and the report", DefaultValueFactory = _ => "out/bert-spam" };
 
 var root = new RootCommand("Fine-tune BERT on SpamAssassin ham/spam with Compiled.Nets")
-    { data, model, epochs, batchSize, lr, warmup, weightDecay, maxLength, freeze, topK, patience, seed, limit, output };
+    { data, model, epochs, batchSize, lr, warmup, weightDecay, maxLength, freeze, topK, maxGradNorm, patience, seed, limit, output };
 root.SetAction(parse =>
 {
     try { return Run(parse); }
@@ -93,7 +94,7 @@ int Run(ParseResult parse)
     var observer = new ConsoleObserver();
     var trainer = new Trainer(net, opt, new TrainerOptions
     {
-        Epochs = ep, EarlyStoppingPatience = parse.GetValue(patience), OutputDirectory = outDir,
+        Epochs = ep, EarlyStoppingPatience = parse.GetValue(patience), OutputDirectory = outDir, MaxGradNorm = parse.GetValue(maxGradNorm),
         Schedule = new LinearWarmupDecaySchedule(peak, (long)(parse.GetValue(warmup) * steps), steps),
     }, observer);
     Eager.Seed(s);
