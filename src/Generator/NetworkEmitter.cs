@@ -57,8 +57,9 @@ namespace Compiled.Nets.Generator
             public string OffsetTotal = "0";
             public Dictionary<string, string> GradOffset = new();     // gradient arena: only the values' gradients
             public string GradTotal = "0";
-            public HashSet<int> OverwriteGrad = new();
-            public HashSet<int> PoolRelu = new();                   // MaxPool2d ops whose unit is [ReLU]: one kernel call, no pooled-value region               // values whose gradient backward writes once instead of adding
+            public HashSet<int> OverwriteGrad = new();              // values whose gradient backward writes once instead of adding
+            public HashSet<int> PoolRelu = new();                   // MaxPool2d ops whose unit is [ReLU]: one kernel call, no pooled-value region
+            public List<ParamSpec> WrittenWeights = new();          // Linear weights applied once: their GEMM writes the gradient (beta = 0)
         }
 
         private static bool IsElementwise(OpKind k) => k is OpKind.Relu or OpKind.Gelu or OpKind.Tanh or OpKind.Sigmoid or OpKind.Dropout;
@@ -157,29 +158,20 @@ namespace Compiled.Nets.Generator
                 if (op.Kind == OpKind.SelfAttention)
                 {
                     // Projections, their gradients (transient in backward) and the [H, T, T] probabilities (+ dropout mask).
-                    foreach (var part in new[] { "aq", "ak", "av", "gq", "gk", "gv" }) plan.Regions.Add(($"{part}{op.Id}", size, max));
+                    foreach (var part in new[] { "aq", "ak", "av" }) plan.Regions.Add(($"{part}{op.Id}", size, max));
                     var probs = new[] { s.Layers[op.Layer].Ints[1], op.InShape[0], op.InShape[0] };
                     plan.Regions.Add(($"p{op.Id}", Size(probs), MaxSize(s, probs)));
                     if (s.Layers[op.Layer].Real > 0) plan.Regions.Add(($"dm{op.Id}", Size(probs), MaxSize(s, probs)));
                 }
             }
+            // Attention's projection gradients live only inside one op's backward: all attention ops share one region of
+            // each (bert-base: 12 layers × 3 × T·768 floats per sample saved), sized for the widest.
+            if (ops.Where(o => o.Kind == OpKind.SelfAttention).OrderByDescending(o => MaxSize(s, o.OutShape)).FirstOrDefault() is { } widest)
+                foreach (var part in new[] { "gq", "gk", "gv" }) plan.Regions.Add((part, Size(widest.OutShape), MaxSize(s, widest.OutShape)));
             if (s.Loss == LossKind.CrossEntropy) plan.Regions.Add(("probs", Size(ops[s.Output].OutShape), MaxSize(s, ops[s.Output].OutShape)));
+            plan.WrittenWeights = ops.Where(op => op.Kind == OpKind.Linear && ops.Count(o => o.Layer == op.Layer) == 1).Select(op => Param(s, op, "weight")).ToList();
             long offset = 0;
-            // Attention's projection gradients live only inside one op's backward: every attention op shares one
-            // region of each kind (bert-base: 12 layers × 3 × T·768 floats per sample saved).
-            var shared = new Dictionary<string, long>();
-            foreach (var (name, _, max) in plan.Regions)
-            {
-                string? kind = name.Length > 2 && (name.StartsWith("gq", StringComparison.Ordinal) || name.StartsWith("gk", StringComparison.Ordinal) || name.StartsWith("gv", StringComparison.Ordinal))
-                    && char.IsDigit(name[2]) ? name.Substring(0, 2) : null;
-                if (kind is null) { plan.RegionOffset[name] = I(offset); offset += max; continue; }
-                if (!shared.ContainsKey(kind))
-                {
-                    long most = plan.Regions.Where(r => r.Name.StartsWith(kind, StringComparison.Ordinal) && r.Name.Length > 2 && char.IsDigit(r.Name[2])).Max(r => r.Max);
-                    shared[kind] = offset; offset += most;
-                }
-                plan.RegionOffset[name] = I(shared[kind]);
-            }
+            foreach (var (name, _, max) in plan.Regions) { plan.RegionOffset[name] = I(offset); offset += max; }
             plan.OffsetTotal = I(offset);
             long goffset = 0;
             foreach (var (name, _, max) in plan.Regions.Where(r => r.Name.StartsWith("v", StringComparison.Ordinal)))
@@ -272,7 +264,7 @@ namespace Compiled.Nets.Generator
             w.Line("private readonly bool _ownsStore;");
             w.Line($"private readonly {R}Rng _rng;");
             foreach (var p in s.Parameters) w.Line($"private {R}ParameterInfo {p.Field} = null!;");
-            if (WrittenWeights(s).Count > 0) w.Line($"private {R}ParameterInfo[] _writtenGrads = null!; // gradients TrainStep overwrites instead of clearing and adding");
+            if (plan.WrittenWeights.Count > 0) w.Line($"private {R}ParameterInfo[] _writtenGrads = null!; // gradients TrainStep overwrites instead of clearing and adding");
             foreach (var l in s.Layers.Where(l => l.IsRootProperty)) w.Line($"private {LayerType(l)} {l.FieldName} = null!;");
             w.Line();
 
@@ -305,8 +297,7 @@ namespace Compiled.Nets.Generator
             w.Line();
             w.Open("private void Bind(string prefix)");
             foreach (var p in s.Parameters) w.Line($"{p.Field} = _store[prefix + \"{p.Name}\"];");
-            var written = WrittenWeights(s);
-            if (written.Count > 0) w.Line($"_writtenGrads = new[] {{ {string.Join(", ", written.Select(p => p.Field))} }};");
+            if (plan.WrittenWeights.Count > 0) w.Line($"_writtenGrads = new[] {{ {string.Join(", ", plan.WrittenWeights.Select(p => p.Field))} }};");
             foreach (var l in s.Layers.Where(l => l.IsRootProperty)) w.Line($"{l.FieldName} = {LayerConstruction(l)};");
             w.Close();
             w.Line();
@@ -511,7 +502,7 @@ namespace Compiled.Nets.Generator
                 case OpKind.AddTokenType:
                 {
                     int dim = s.Layers[op.Layer].Ints[1];
-                    w.Line($"{K}EmbeddingKernels.AddRow({y}, {x}, {P(Param(s, op, "weight"))}.Slice(0, {dim}), {Rows(op)}, {dim}); // token type 0 everywhere");
+                    w.Line($"{E}.AddToEachRow({y}, {x}, {P(Param(s, op, "weight"))}, {Rows(op)}, {dim}); // token type 0 everywhere");
                     break;
                 }
                 case OpKind.SelfAttention:
@@ -674,7 +665,7 @@ namespace Compiled.Nets.Generator
             string outName = LossSignature(s).OutName;
             OpenLossMethod(w, s, "TrainStep", "Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss.");
             EmitSpans(w, s, plan, grads: true);
-            w.Line(WrittenWeights(s).Count > 0 ? "_store.ZeroGradientsExcept(_writtenGrads);" : "_store.ZeroGradients();");
+            w.Line(plan.WrittenWeights.Count > 0 ? "_store.ZeroGradientsExcept(_writtenGrads);" : "_store.ZeroGradients();");
             EmitNeeds(w, s);
             w.Line("// Gradients accumulate (+=): clear this batch's part of each one that backward will touch.");
             // Values inside a fused chain never see their gradient materialised, so only units' ends and inputs count.
@@ -738,12 +729,8 @@ namespace Compiled.Nets.Generator
 
         /// <summary>
         /// Gradients with exactly one backward contribution that can write instead of add (a fused chain's input, the
-        /// input of a Linear, Conv2d or MaxPool2d): their buffers need no clearing before backward.
+        /// input of a Linear, Conv2d, MaxPool2d, SelfAttention or embedding add): their buffers need no clearing.
         /// </summary>
-        /// <summary>Weights of Linear layers applied exactly once: their GEMM writes the gradient (beta = 0).</summary>
-        private static List<ParamSpec> WrittenWeights(NetworkSpec s) =>
-            s.Ops.Where(op => op.Kind == OpKind.Linear && s.Ops.Count(o => o.Layer == op.Layer) == 1).Select(op => Param(s, op, "weight")).ToList();
-
         private static HashSet<int> SingleWriterGradients(NetworkSpec s, Plan plan)
         {
             var writers = new Dictionary<int, int>();
@@ -877,7 +864,7 @@ namespace Compiled.Nets.Generator
                 case OpKind.Linear:
                 {
                     var i = s.Layers[op.Layer].Ints;
-                    w.Line($"{K}LinearKernels.Backward({dx}, {PG(Param(s, op, "weight"))}, {dy}, {x}, {P(Param(s, op, "weight"))}, {Rows(op)}, {i[0]}, {i[1]}{(write ? ", accumulateDx: false" : "")}{(WrittenWeights(s).Any(p => p.Field == Param(s, op, "weight").Field) ? ", accumulateDw: false" : "")});");
+                    w.Line($"{K}LinearKernels.Backward({dx}, {PG(Param(s, op, "weight"))}, {dy}, {x}, {P(Param(s, op, "weight"))}, {Rows(op)}, {i[0]}, {i[1]}{(write ? ", accumulateDx: false" : "")}{(plan.WrittenWeights.Contains(Param(s, op, "weight")) ? ", accumulateDw: false" : "")});");
                     break;
                 }
                 case OpKind.MaxPool2d:
@@ -916,14 +903,16 @@ namespace Compiled.Nets.Generator
                 {
                     var l = s.Layers[op.Layer];
                     int e = l.Ints[0], heads = l.Ints[1];
-                    w.Line($"gq{op.Id}.Clear(); gk{op.Id}.Clear(); gv{op.Id}.Clear();");
-                    w.Line($"{K}AttentionKernels.Backward(gq{op.Id}, gk{op.Id}, gv{op.Id}, {dy}, p{op.Id}, aq{op.Id}, ak{op.Id}, av{op.Id}, {(l.Real > 0 ? $"dm{op.Id}" : "default")}, batch, {Dim(op.InShape[0])}, {heads}, {e / heads}, ws.Scratch.Span);");
+                    string n = $"{Rows(op)} * {e}";
+                    w.Line($"var dq = gq.Slice(0, {n}); var dk = gk.Slice(0, {n}); var dv = gv.Slice(0, {n});");
+                    w.Line("dq.Clear(); dk.Clear(); dv.Clear();");
+                    w.Line($"{K}AttentionKernels.Backward(dq, dk, dv, {dy}, p{op.Id}, aq{op.Id}, ak{op.Id}, av{op.Id}, {(l.Real > 0 ? $"dm{op.Id}" : "default")}, batch, {Dim(op.InShape[0])}, {heads}, {e / heads}, ws.Scratch.Span);");
                     bool first = true;
-                    foreach (var (part, name) in new[] { ("gq", "query"), ("gk", "key"), ("gv", "value") })
+                    foreach (var (part, name) in new[] { ("dq", "query"), ("dk", "key"), ("dv", "value") })
                     {
                         // The query projection's dx writes the input's gradient when nothing else contributes to it.
-                        w.Line($"{K}LinearKernels.Backward({dx}, {PG(Param(s, op, name + ".weight"))}, {part}{op.Id}, {x}, {P(Param(s, op, name + ".weight"))}, {Rows(op)}, {e}, {e}{(first && write ? ", accumulateDx: false" : "")});");
-                        w.Line($"{K}LinearKernels.BiasBackward({PG(Param(s, op, name + ".bias"))}, {part}{op.Id}, {Rows(op)}, {e});");
+                        w.Line($"{K}LinearKernels.Backward({dx}, {PG(Param(s, op, name + ".weight"))}, {part}, {x}, {P(Param(s, op, name + ".weight"))}, {Rows(op)}, {e}, {e}{(first && write ? ", accumulateDx: false" : "")});");
+                        w.Line($"{K}LinearKernels.BiasBackward({PG(Param(s, op, name + ".bias"))}, {part}, {Rows(op)}, {e});");
                         first = false;
                     }
                     break;
@@ -964,11 +953,12 @@ namespace Compiled.Nets.Generator
         private static void EmitWorkspace(SourceWriter w, NetworkSpec s, Plan plan)
         {
             int ints = plan.IntRegions.Sum(r => int.Parse(r.PerSample)), stats = plan.Stats.Sum(r => r.Size);
-            var convs = s.Ops.Where(o => o.Kind is OpKind.Conv2d or OpKind.SelfAttention).ToList();
+            var scratchOps = s.Ops.Where(o => o.Kind is OpKind.Conv2d or OpKind.SelfAttention).ToList();
             string ScratchOf(OpSpec o) => o.Kind == OpKind.Conv2d
                 ? $"{K}Conv2dKernels.ScratchSize({Conv2dGeo(s, o, "1")})"
                 : $"{K}AttentionKernels.ScratchSize({(o.InShape[0] == Seq ? s.MaxSequence : o.InShape[0])})";
-            string scratch = convs.Count == 0 ? "1" : string.Join(", ", convs.Select(ScratchOf).Distinct());
+            var scratchSizes = scratchOps.Select(ScratchOf).Distinct().ToList();
+            string scratch = scratchSizes.Count == 0 ? "1" : string.Join(", ", scratchSizes);
             w.Line("/// <summary>Activations, their gradients and scratch for up to Capacity samples; replaced only when a larger batch arrives.</summary>");
             w.Open("private sealed class Workspace : global::System.IDisposable");
             w.Line("public readonly int Capacity;");
@@ -981,7 +971,7 @@ namespace Compiled.Nets.Generator
             w.Line($"Act = new {R}AlignedBuffer((long){plan.OffsetTotal} * capacity);");
             w.Line($"Grad = new {R}AlignedBuffer((long){plan.GradTotal} * capacity);");
             w.Line($"Stats = new {R}AlignedBuffer({Math.Max(stats, 1)});");
-            w.Line($"Scratch = new {R}AlignedBuffer({(convs.Count <= 1 ? scratch : $"global::System.Linq.Enumerable.Max(new long[] {{ {scratch} }})")});");
+            w.Line($"Scratch = new {R}AlignedBuffer({(scratchSizes.Count <= 1 ? scratch : $"global::System.Linq.Enumerable.Max(new long[] {{ {scratch} }})")});");
             w.Line($"Ints = new int[{Math.Max(ints, 1)} * capacity];");
             w.Close();
             w.Line("public void Dispose() { Act.Dispose(); Grad.Dispose(); Stats.Dispose(); Scratch.Dispose(); }");

@@ -325,9 +325,6 @@ namespace Compiled.Nets.Generator
                     if (!Positive(args, prop.Name, ("features", ints[0]))) return null;
                     break;
                 case LayerKind.Embedding:
-                    ints = new[] { args.Int("count"), args.Int("dim") };
-                    if (!Positive(args, prop.Name, ("count", ints[0]), ("dim", ints[1]))) return null;
-                    break;
                 case LayerKind.PositionEmbedding:
                 case LayerKind.TokenTypeEmbedding:
                     ints = new[] { args.Int("count"), args.Int("dim") };
@@ -409,8 +406,6 @@ namespace Compiled.Nets.Generator
                     Add("bias", new[] { i[0] }, "NormBias", "Zeros");
                     break;
                 case LayerKind.Embedding:
-                    Add("weight", new[] { i[0], i[1] }, "Embedding", "Normal(1f)");
-                    break;
                 case LayerKind.PositionEmbedding:
                 case LayerKind.TokenTypeEmbedding:
                     Add("weight", new[] { i[0], i[1] }, "Embedding", "Normal(1f)");

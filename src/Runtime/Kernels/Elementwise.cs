@@ -85,6 +85,15 @@ public static class Elementwise
     /// <summary>dst = a + b (residual add), vectorised.</summary>
     public static void Add(Span<float> dst, ReadOnlySpan<float> a, ReadOnlySpan<float> b) => System.Numerics.Tensors.TensorPrimitives.Add(a, b, dst);
 
+    /// <summary>y[r, :] = x[r, :] + row[:] for each of <paramref name="rows"/> rows of <paramref name="cols"/> (a bias, a
+    /// single-segment token type); y may be x.</summary>
+    public static void AddToEachRow(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> row, int rows, int cols)
+    {
+        if (row.Length < cols) throw new ArgumentException($"The row vector has {row.Length} floats, needs {cols}.");
+        for (int r = 0; r < rows; r++)
+            System.Numerics.Tensors.TensorPrimitives.Add(x.Slice(r * cols, cols), row[..cols], y.Slice(r * cols, cols));
+    }
+
     /// <summary>dst += src, vectorised (gradient fan-in).</summary>
     public static void AddInPlace(Span<float> dst, ReadOnlySpan<float> src) => System.Numerics.Tensors.TensorPrimitives.Add(dst, src, dst);
 }

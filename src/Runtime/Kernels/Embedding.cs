@@ -29,13 +29,6 @@ public static class EmbeddingKernels
         for (int b = 0; b < batch; b++) System.Numerics.Tensors.TensorPrimitives.Add(d, dy.Slice(b * n, n), d);
     }
 
-    /// <summary>y[r, :] = x[r, :] + row[:] for every one of <paramref name="rows"/> rows (a single-segment token type).</summary>
-    public static void AddRow(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> row, int rows, int dim)
-    {
-        for (int r = 0; r < rows; r++)
-            System.Numerics.Tensors.TensorPrimitives.Add(x.Slice(r * dim, dim), row[..dim], y.Slice(r * dim, dim));
-    }
-
     /// <summary>Generic loops shared by the float kernels and the double-precision tests.</summary>
     public static class Reference
     {

@@ -25,13 +25,9 @@ public static class LinearKernels
     /// <summary>y[N,O] = x·wᵀ + bias (overwrites y): a projection whose bias is not fused into a following loop.</summary>
     public static void ForwardBias(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, int rows, int inFeatures, int outFeatures)
     {
-        Forward(y, x, w, rows, inFeatures, outFeatures);
         if (bias.Length < outFeatures) throw new ArgumentException($"Linear: bias has {bias.Length} floats, needs {outFeatures}.");
-        for (int r = 0; r < rows; r++)
-        {
-            var row = y.Slice(r * outFeatures, outFeatures);
-            System.Numerics.Tensors.TensorPrimitives.Add(row, bias[..outFeatures], row);
-        }
+        Forward(y, x, w, rows, inFeatures, outFeatures);
+        Elementwise.AddToEachRow(y, y, bias, rows, outFeatures);
     }
 
     /// <summary>db[O] += Σ over rows of dy[N,O] (an empty db does nothing).</summary>

@@ -79,12 +79,8 @@ public sealed class Linear : ILayer
         if (x.Shape[^1] != _in) throw new ArgumentException($"Linear({_in}, {_out}) expects [..., {_in}], got {x.ShapeText()}.");
         int rows = x.Data.Length / _in;
         var y = new float[rows * _out];
-        LinearKernels.Forward(y, x.Data, _store.Value(Weight), rows, _in, _out);
-        if (Bias is not null)
-        {
-            var b = _store.Value(Bias);
-            for (int i = 0; i < y.Length; i++) y[i] += b[i % _out];
-        }
+        if (Bias is null) LinearKernels.Forward(y, x.Data, _store.Value(Weight), rows, _in, _out);
+        else LinearKernels.ForwardBias(y, x.Data, _store.Value(Weight), _store.Value(Bias), rows, _in, _out);
         var shape = (int[])x.Shape.Clone();
         shape[^1] = _out;
         var store = _store; var w = Weight; var bias = Bias; int o = _out, n = _in;
@@ -92,11 +88,7 @@ public sealed class Linear : ILayer
         {
             var dy = r.Grad!;
             LinearKernels.Backward(x.GradBuffer, w.RequiresGrad ? store.Gradient(w) : default, dy, x.Data, store.Value(w), rows, n, o);
-            if (bias is { RequiresGrad: true })
-            {
-                var db = store.Gradient(bias);
-                for (int i = 0; i < dy.Length; i++) db[i % o] += dy[i];
-            }
+            if (bias is { RequiresGrad: true }) LinearKernels.BiasBackward(store.Gradient(bias), dy, rows, o);
         });
     }
 }
@@ -293,7 +285,7 @@ public sealed class TokenTypeEmbedding : ILayer
         int rows = x.Data.Length / _dim, d = _dim;
         var y = new float[x.Data.Length];
         var s = _store; var w = _weight;
-        EmbeddingKernels.AddRow(y, x.Data, s.Value(w)[..d], rows, d);
+        Elementwise.AddToEachRow(y, x.Data, s.Value(w), rows, d);
         return Tensor.Result(y, x.Shape, [x], r =>
         {
             Elementwise.AddInPlace(x.GradBuffer, r.Grad);
