@@ -495,14 +495,24 @@ public static unsafe class Gemm
         public readonly float[] A = GC.AllocateUninitializedArray<float>(MC * KC + 64, pinned: true);
         public readonly float[] B = GC.AllocateUninitializedArray<float>(KC * (NC + NR) + 64, pinned: true);
         private float[] _partial = [];
-        public static PackBuffers ForThisThread() => t_buffers ??= new PackBuffers();
+        public static PackBuffers ForThisThread() => t_buffers ??= new PackBuffers().Reserve();
+        private PackBuffers Reserve() { Partial(MinPartial); return this; }
 
-        /// <summary>Scratch for partial or transposed results (k-split, Cᵀ); grows to the largest need, then is reused.</summary>
+        /// <summary>
+        /// Scratch for partial or transposed results (k-split, Cᵀ); grows to the largest need, then is reused. It starts
+        /// at 64 Ki floats and grows by powers of two because which thread runs a half depends on whether the worker is
+        /// free (a busy worker leaves both halves to the caller), so a thread can meet a new size after warm-up; small
+        /// networks then never allocate and large ones only at a few sizes.
+        /// </summary>
         public float[] Partial(long floats)
         {
-            if (_partial.Length < floats) _partial = GC.AllocateUninitializedArray<float>((int)floats, pinned: true);
+            if (_partial.Length < floats)
+                _partial = GC.AllocateUninitializedArray<float>((int)Math.Min(Array.MaxLength,
+                    Math.Max(MinPartial, (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)floats))), pinned: true);
             return _partial;
         }
+
+        private const int MinPartial = 1 << 16;
     }
 
     /// <summary>How one GEMM is shared by the two cores.</summary>
