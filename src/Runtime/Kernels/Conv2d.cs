@@ -5,7 +5,7 @@ namespace Compiled.Nets.Kernels;
 // Dims: B batch, C in-channels, H×W input, O out-channels, KH×KW kernel, OH×OW output, P = OH·OW, Q = C·KH·KW.
 // Forward per sample: col[Q,P] = im2col(x); y[O,P] = w[O,Q]·col. Backward: dw += dy·colᵀ, dcol = wᵀ·dy, dx += col2im(dcol).
 // Bias is not applied here: the generated code adds it in the fused elementwise epilogue that follows.
-public static unsafe class Conv2dKernels
+public static unsafe partial class Conv2dKernels
 {
     // Samples are processed in chunks: im2col of S samples side by side gives one GEMM with N = S·P columns instead of
     // S GEMMs with N = P (P = 196 leaves a quarter of the last 64-wide panel idle and pays packing per sample).
@@ -20,7 +20,7 @@ public static unsafe class Conv2dKernels
     private static long PerCore(in Conv2dGeometry g) => (Q(g) + g.OutChannels) * ChunkSamples(g) * g.OutHeight * g.OutWidth + g.WeightSize;
 
     /// <summary>Floats of scratch memory Forward/Backward need: per-core chunk buffers and a private dW for the second core.</summary>
-    public static long ScratchSize(in Conv2dGeometry g) => 2L * PerCore(g) + g.WeightSize;
+    public static long ScratchSize(in Conv2dGeometry g) => Math.Max(2L * PerCore(g) + g.WeightSize, WinogradScratch(g));
 
     /// <summary>Pointers and sizes of one call, shared by the two halves of the batch.</summary>
     private struct Args
@@ -42,6 +42,7 @@ public static unsafe class Conv2dKernels
         if (!bias.IsEmpty && bias.Length < g.OutChannels) throw new ArgumentException($"Conv2d: bias has {bias.Length} floats, needs {g.OutChannels}.");
         fixed (float* py = y) fixed (float* px = x) fixed (float* pw = w) fixed (float* ps = scratch) fixed (float* pb = bias)
         {
+            if (UsesWinograd(g)) { WinogradForward(py, px, pw, bias.IsEmpty ? null : pb, g, ps); return; }
             var a = new Args { Y = py, X = px, W = pw, Scratch = ps, G = g, Bias = bias.IsEmpty ? null : pb };
             // Batch 1 keeps one range and lets the GEMM use both cores instead.
             if (g.Batch > 1) TwoCores.Run(&ForwardHalf, &a);
@@ -108,13 +109,18 @@ public static unsafe class Conv2dKernels
         fixed (float* pdx = dx) fixed (float* pdw = dw) fixed (float* pdy = dy) fixed (float* px = x) fixed (float* pw = w) fixed (float* ps = scratch)
         {
             var a = new Args { Dx = dx.IsEmpty ? null : pdx, Dw = dw.IsEmpty ? null : pdw, Dy = pdy, X = px, W = pw, Scratch = ps, G = g, OverwriteDx = !accumulateDx };
-            if (g.Batch > 1)
+            // Winograd computes dx after the weight gradient (they share the scratch).
+            bool winograd = a.Dx != null && UsesWinograd(g);
+            if (winograd) a.Dx = null;
+            if (a.Dx == null && a.Dw == null) { }
+            else if (g.Batch > 1)
             {
                 TwoCores.Run(&BackwardHalf, &a);
                 // The second half accumulated its weight gradient privately (no shared writes); fold it in.
                 if (a.Dw != null) Elementwise.AddInPlace(dw[..g.WeightSize], new ReadOnlySpan<float>(ps + 2L * PerCore(g), g.WeightSize));
             }
             else BackwardRange(ref a, 0, g.Batch, ps, a.Dw);
+            if (winograd) WinogradInputGradient(pdx, pdy, pw, g, accumulateDx, ps);
         }
     }
 

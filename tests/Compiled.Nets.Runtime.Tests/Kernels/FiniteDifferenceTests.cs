@@ -42,7 +42,30 @@ public class FiniteDifferenceTests
         d.Add(2, 3, 5, 5, 4, 1, 1, 0, 1);
         d.Add(4, 5, 1, 1, 3, 3, 1, 1, 1);
         d.Add(9, 4, 5, 13, 6, 3, 1, 1, 1);
+        foreach (var c in WinogradCases()) d.Add((int)c[0], (int)c[1], (int)c[2], (int)c[3], (int)c[4], 3, 1, (int)c[5], 1);
         return d;
+    }
+
+    /// <summary>Shapes whose forward and input gradient run as Winograd F(2×2, 3×3): odd sizes (a last tile row and
+    /// column half outside), channel counts that leave a partial 6-row panel, padding 0/1/2 (so the input gradient's
+    /// 2, 1, 0), an image 17 tiles wide (segments of 7, 7, 3), a partial last chunk, and the ConvNet's conv2.</summary>
+    public static TheoryData<int, int, int, int, int, int> WinogradCases() => new()
+    {
+        // batch, C, H, W, O, pad
+        { 11, 16, 13, 9, 17, 1 },
+        { 6, 19, 16, 16, 23, 0 },
+        { 7, 20, 10, 12, 16, 2 },
+        { 6, 16, 6, 33, 18, 1 },
+        { 8, 64, 14, 14, 128, 1 },
+    };
+
+    [Theory]
+    [MemberData(nameof(WinogradCases))]
+    public void Conv2d_WinogradCases_TakeTheWinogradPath(int b, int c, int h, int w, int o, int p)
+    {
+        // Winograd runs on the AVX-512 path only (its micro-kernel).
+        Assert.Equal(Gemm.UsesAvx512, Conv2dKernels.UsesWinograd(new Conv2dGeometry(b, c, h, w, o, 3, 3, 1, 1, p, p, 1, 1)));
+        Assert.False(Conv2dKernels.UsesWinograd(new Conv2dGeometry(1, c, h, w, o, 3, 3, 1, 1, p, p, 1, 1)), "a single image stays on im2col");
     }
 
     [Theory]
