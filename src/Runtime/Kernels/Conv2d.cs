@@ -109,18 +109,20 @@ public static unsafe partial class Conv2dKernels
         fixed (float* pdx = dx) fixed (float* pdw = dw) fixed (float* pdy = dy) fixed (float* px = x) fixed (float* pw = w) fixed (float* ps = scratch)
         {
             var a = new Args { Dx = dx.IsEmpty ? null : pdx, Dw = dw.IsEmpty ? null : pdw, Dy = pdy, X = px, W = pw, Scratch = ps, G = g, OverwriteDx = !accumulateDx };
-            // Winograd computes dx after the weight gradient (they share the scratch).
-            bool winograd = a.Dx != null && UsesWinograd(g);
-            if (winograd) a.Dx = null;
-            if (a.Dx == null && a.Dw == null) { }
-            else if (g.Batch > 1)
+            if (UsesWinograd(g))
+            {
+                // The weight gradient, then the input gradient (they share the scratch).
+                if (a.Dw != null) WinogradWeightGradient(a.Dw, pdy, px, g, ps);
+                if (a.Dx != null) WinogradInputGradient(a.Dx, pdy, pw, g, accumulateDx, ps);
+                return;
+            }
+            if (g.Batch > 1)
             {
                 TwoCores.Run(&BackwardHalf, &a);
                 // The second half accumulated its weight gradient privately (no shared writes); fold it in.
                 if (a.Dw != null) Elementwise.AddInPlace(dw[..g.WeightSize], new ReadOnlySpan<float>(ps + 2L * PerCore(g), g.WeightSize));
             }
             else BackwardRange(ref a, 0, g.Batch, ps, a.Dw);
-            if (winograd) WinogradInputGradient(pdx, pdy, pw, g, accumulateDx, ps);
         }
     }
 

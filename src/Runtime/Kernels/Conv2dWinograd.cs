@@ -44,7 +44,11 @@ public static unsafe partial class Conv2dKernels
 
     /// <summary>Floats of scratch Winograd needs (independent of the batch): transformed weights, two cores' buffers.</summary>
     private static long WinogradScratch(in Conv2dGeometry g) =>
-        WinogradShape(g) ? WeightsFloats(g) + 2 * WPerCore(Math.Max(g.InChannels, g.OutChannels)) : 0;
+        WinogradShape(g) ? Math.Max(WeightsFloats(g) + 2 * WPerCore(Math.Max(g.InChannels, g.OutChannels)), 2 * DwPerCore(g)) : 0;
+
+    // Per core for the weight gradient: V of x [16][C][80], dM of dy [16][O][80] and the core's sum dU [16][O][C].
+    private static long DwPerCore(in Conv2dGeometry g) =>
+        16 * VXiStride(g.InChannels) + 16 * VXiStride(g.OutChannels) + 16L * g.OutChannels * g.InChannels + 64;
 
     // Per core: the chunk's transformed input V[16][Ci][64] and one block's products M[16][WBlock][64] (+ slack for
     // the output transform's full-vector reads past a short segment).
@@ -61,7 +65,7 @@ public static unsafe partial class Conv2dKernels
             In = x, Out = y, U = scratch, Bias = bias, Batch = g.Batch, Ci = g.InChannels, Co = g.OutChannels,
             H = g.InHeight, W = g.InWidth, OH = g.OutHeight, OW = g.OutWidth, PadH = g.PadH, PadW = g.PadW,
         };
-        TransformWeights(v.U, w, g.OutChannels, g.InChannels, flip: false);
+        TransformWeightsTwoCores(v.U, w, g.OutChannels, g.InChannels, flip: false);
         RunWinograd(ref v, scratch + WeightsFloats(g));
     }
 
@@ -74,7 +78,7 @@ public static unsafe partial class Conv2dKernels
             H = g.OutHeight, W = g.OutWidth, OH = g.InHeight, OW = g.InWidth, PadH = 2 - g.PadH, PadW = 2 - g.PadW,
             Accumulate = accumulate,
         };
-        TransformWeights(v.U, w, g.InChannels, g.OutChannels, flip: true);
+        TransformWeightsTwoCores(v.U, w, g.InChannels, g.OutChannels, flip: true);
         RunWinograd(ref v, scratch + WeightsFloats(g));
     }
 
@@ -88,12 +92,12 @@ public static unsafe partial class Conv2dKernels
     /// U = G·g·Gᵀ for every (co, ci), written as the micro-kernel's A panels: u[((ξ·panels + co/6)·ci + c)·6 + co%6].
     /// Forward: g = w[co, ci]. Flipped (input gradient): g[kh, kw] = w[ci, co, 2 − kh, 2 − kw], w being [Ci, Co, 3, 3].
     /// </summary>
-    private static void TransformWeights(float* u, float* w, int co, int ci, bool flip)
+    private static void TransformWeights(float* u, float* w, int co, int ci, bool flip, int oBegin, int oEnd)
     {
         const int MR = GemmMicroKernel.MR;
         int panels = (co + MR - 1) / MR;
         float* t = stackalloc float[12];
-        for (int o = 0; o < panels * MR; o++)
+        for (int o = oBegin; o < oEnd; o++)
         for (int c = 0; c < ci; c++)
         {
             long at = ((long)(o / MR) * ci + c) * MR + o % MR, xi = (long)panels * ci * MR;
@@ -116,11 +120,157 @@ public static unsafe partial class Conv2dKernels
         }
     }
 
+    /// <summary>
+    /// dw += the weight gradient through the same transforms: with dM = A·dy·Aᵀ on each 2×2 tile of dy (the adjoint of
+    /// the output transform) and V = Bᵀ·d·B the forward's transformed input, dU[ξ] = Σ_tiles dM[ξ]·V[ξ]ᵀ ([O×C] per ξ,
+    /// summed over 64-tile chunks by the packed GEMM) and dw = Gᵀ·dU·G (the adjoint of the weight transform).
+    /// </summary>
+    private static void WinogradWeightGradient(float* dw, float* dy, float* x, in Conv2dGeometry g, float* scratch)
+    {
+        var v = new WinoView
+        {
+            In = x, Out = dy, Batch = g.Batch, Ci = g.InChannels, Co = g.OutChannels,
+            H = g.InHeight, W = g.InWidth, OH = g.OutHeight, OW = g.OutWidth, PadH = g.PadH, PadW = g.PadW,
+        };
+        long tiles = (long)v.Batch * v.TilesH * v.TilesW;
+        var run = new WinoRun { View = v, Buffers = scratch, Chunks = (int)((tiles + WTiles - 1) / WTiles), Dw = dw, G = g };
+        TwoCores.Run(&DwHalf, &run);
+        TwoCores.Run(&DwFold, &run);
+    }
+
+    private static void DwHalf(void* state, int half)
+    {
+        ref var r = ref *(WinoRun*)state;
+        ref var v = ref r.View;
+        float* vBuf = r.Buffers + half * DwPerCore(r.G), mBuf = vBuf + 16 * VXiStride(v.Ci), dU = mBuf + 16 * VXiStride(v.Co);
+        new Span<float>(dU, 16 * v.Co * v.Ci).Clear();
+        var segs = stackalloc Segment[WTiles];
+        int mid = r.Chunks / 2;
+        for (int chunk = half == 0 ? 0 : mid, end = half == 0 ? mid : r.Chunks; chunk < end; chunk++)
+        {
+            long t0 = (long)chunk * WTiles, tiles = (long)v.Batch * v.TilesH * v.TilesW;
+            int nt = (int)Math.Min(WTiles, tiles - t0);
+            int nSeg = Segments(ref v, t0, nt, segs);
+            InputTransform(ref v, segs, nSeg, vBuf);
+            GradientTransform(ref v, segs, nSeg, mBuf);
+            for (int xi = 0; xi < 16; xi++)
+                Gemm.Sgemm(false, true, v.Co, v.Ci, nt, 1f,
+                    new ReadOnlySpan<float>(mBuf + xi * VXiStride(v.Co), v.Co * VStride), VStride,
+                    new ReadOnlySpan<float>(vBuf + xi * VXiStride(v.Ci), v.Ci * VStride), VStride,
+                    1f, new Span<float>(dU + (long)xi * v.Co * v.Ci, v.Co * v.Ci), v.Ci);
+        }
+    }
+
+    /// <summary>Both cores' dU summed and taken back through the weight transform, half of the output channels each.</summary>
+    private static void DwFold(void* state, int half)
+    {
+        ref var r = ref *(WinoRun*)state;
+        int co = r.View.Co, ci = r.View.Ci, mid = co / 2;
+        long xs = (long)co * ci;
+        float* u0 = r.Buffers + 16 * VXiStride(ci) + 16 * VXiStride(co), u1 = u0 + DwPerCore(r.G);
+        float* m = stackalloc float[16];
+        for (int o = half == 0 ? 0 : mid, end = half == 0 ? mid : co; o < end; o++)
+            for (int c = 0; c < ci; c++)
+            {
+                long at = (long)o * ci + c;
+                for (int k = 0; k < 16; k++) m[k] = u0[at + k * xs] + u1[at + k * xs];
+                // Gᵀ·dU·G: rows (a → kh) then columns (b → kw); G's rows are (1,0,0), ½(1,1,1), ½(1,−1,1), (0,0,1).
+                float* d = r.Dw + at * 9;
+                for (int kh = 0; kh < 3; kh++)
+                {
+                    float s0, s1, s2, s3;
+                    if (kh == 0) { s0 = m[0] + 0.5f * (m[4] + m[8]); s1 = m[1] + 0.5f * (m[5] + m[9]); s2 = m[2] + 0.5f * (m[6] + m[10]); s3 = m[3] + 0.5f * (m[7] + m[11]); }
+                    else if (kh == 1) { s0 = 0.5f * (m[4] - m[8]); s1 = 0.5f * (m[5] - m[9]); s2 = 0.5f * (m[6] - m[10]); s3 = 0.5f * (m[7] - m[11]); }
+                    else { s0 = 0.5f * (m[4] + m[8]) + m[12]; s1 = 0.5f * (m[5] + m[9]) + m[13]; s2 = 0.5f * (m[6] + m[10]) + m[14]; s3 = 0.5f * (m[7] + m[11]) + m[15]; }
+                    d[3 * kh] += s0 + 0.5f * (s1 + s2);
+                    d[3 * kh + 1] += 0.5f * (s1 - s2);
+                    d[3 * kh + 2] += 0.5f * (s1 + s2) + s3;
+                }
+            }
+    }
+
+    /// <summary>dM[ξ][o][offset + q] = (A·dy·Aᵀ)[ξ] over each segment's 2×2 tiles of dy (zero past its edges).</summary>
+    [SkipLocalsInit]
+    private static void GradientTransform(ref WinoView v, Segment* segs, int nSeg, float* mBuf)
+    {
+        int pairs = (nSeg + 1) / 2;
+        var masks = stackalloc Vector512<float>[2 * WTiles];
+        var idx = stackalloc Vector512<int>[WTiles + 2];
+        var srcs = stackalloc long[WTiles];
+        long plane = (long)v.OH * v.OW, xiStride = VXiStride(v.Co);
+        for (int k = 0; k < 2 * pairs; k++)
+        {
+            if (k == nSeg) { masks[2 * k] = masks[2 * k + 1] = Vector512<float>.Zero; srcs[k] = 0; continue; }
+            ref readonly var sg = ref segs[k];
+            int col0 = 2 * sg.Col, row0 = 2 * sg.Row;
+            var inside = Vector512.LessThan(Vector512<int>.Indices + Vector512.Create(col0), Vector512.Create(v.OW))
+                       & Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(2 * sg.Length));
+            masks[2 * k] = inside.AsSingle();
+            masks[2 * k + 1] = row0 + 1 < v.OH ? inside.AsSingle() : Vector512<float>.Zero;
+            srcs[k] = (long)sg.Sample * v.Co * plane + (long)row0 * v.OW + col0;
+        }
+        for (int p = 0; p < pairs; p++)
+        {
+            var q = Vector512<int>.Indices;
+            var lenA = Vector512.Create(segs[2 * p].Length);
+            var fromA = Vector512.LessThan(q, lenA);
+            for (int k = 0; k < 2; k++)
+                idx[2 * p + k] = Vector512.Min(Vector512.ConditionalSelect(fromA, q + q, Vector512.Create(16) + (q - lenA) * 2) + Vector512.Create(k), Vector512.Create(31));
+        }
+        int ow = v.OW;
+        for (int o = 0; o < v.Co; o++)
+        {
+            float* dstRow = mBuf + (long)o * VStride, inO = v.Out + o * plane;
+            for (int p = 0; p < pairs; p++)
+            {
+                float* sa = inO + srcs[2 * p], sb = inO + srcs[2 * p + 1], dst = dstRow + segs[2 * p].Offset;
+                var ma = masks + 4 * p; var mb = ma + 2; var ix = idx + 2 * p;
+                var z = Vector512<float>.Zero;
+                var a0 = Avx512F.MaskLoad(sa, ma[0], z); var a1 = Avx512F.MaskLoad(sa + ow, ma[1], z);
+                var b0 = Avx512F.MaskLoad(sb, mb[0], z); var b1 = Avx512F.MaskLoad(sb + ow, mb[1], z);
+                // A over rows: (e0, e1) → (e0, e0 + e1, e0 − e1, −e1); then over the columns of each.
+                GradientRow(a0, b0, ix, dst, 0, xiStride);
+                GradientRow(a0 + a1, b0 + b1, ix, dst, 4 * xiStride, xiStride);
+                GradientRow(a0 - a1, b0 - b1, ix, dst, 8 * xiStride, xiStride);
+                GradientRow(-a1, -b1, ix, dst, 12 * xiStride, xiStride);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GradientRow(Vector512<float> ua, Vector512<float> ub, Vector512<int>* ix, float* dst, long at, long xiStride)
+    {
+        var f0 = Avx512F.PermuteVar16x32x2(ua, ix[0], ub); var f1 = Avx512F.PermuteVar16x32x2(ua, ix[1], ub);
+        Vector512.Store(f0, dst + at);
+        Vector512.Store(f0 + f1, dst + at + xiStride);
+        Vector512.Store(f0 - f1, dst + at + 2 * xiStride);
+        Vector512.Store(-f1, dst + at + 3 * xiStride);
+    }
+
+    private struct WeightJob { public float* U, W; public int Co, Ci; public bool Flip; }
+
+    // The weight transform is ~4 % of a batch-64 call: both cores take half of the (6-row-panel aligned) channels.
+    private static void TransformWeightsTwoCores(float* u, float* w, int co, int ci, bool flip)
+    {
+        var job = new WeightJob { U = u, W = w, Co = co, Ci = ci, Flip = flip };
+        TwoCores.Run(&WeightHalf, &job);
+    }
+
+    private static void WeightHalf(void* state, int half)
+    {
+        ref var j = ref *(WeightJob*)state;
+        const int MR = GemmMicroKernel.MR;
+        int rows = (j.Co + MR - 1) / MR * MR, mid = (rows / MR + 1) / 2 * MR;
+        if (half == 0) TransformWeights(j.U, j.W, j.Co, j.Ci, j.Flip, 0, mid);
+        else TransformWeights(j.U, j.W, j.Co, j.Ci, j.Flip, mid, rows);
+    }
+
     private struct WinoRun
     {
         public WinoView View;
-        public float* Buffers;
+        public float* Buffers, Dw;
         public int Chunks;
+        public Conv2dGeometry G;
     }
 
     private static void RunWinograd(ref WinoView v, float* buffers)
@@ -142,15 +292,9 @@ public static unsafe partial class Conv2dKernels
     /// <summary>A run of up to 7 tiles in one tile row of one image (one 16-float window of input columns covers them).</summary>
     private struct Segment { public int Sample, Row, Col, Length, Offset; }
 
-    [SkipLocalsInit]
-    private static void WinoChunk(ref WinoView v, int chunk, float* buffers)
+    /// <summary>Tiles [t0, t0 + nt) as row segments (at most one per tile, so 64).</summary>
+    private static int Segments(ref WinoView v, long t0, int nt, Segment* segs)
     {
-        const int MR = GemmMicroKernel.MR;
-        long tiles = (long)v.Batch * v.TilesH * v.TilesW, t0 = (long)chunk * WTiles;
-        int nt = (int)Math.Min(WTiles, tiles - t0);
-        float* vBuf = buffers, mBuf = buffers + 16 * VXiStride(v.Ci);
-        // The chunk's tiles as row segments (at most one per tile, so 64).
-        var segs = stackalloc Segment[WTiles];
         int nSeg = 0, perImage = v.TilesH * v.TilesW;
         for (long t = t0; t < t0 + nt;)
         {
@@ -159,6 +303,18 @@ public static unsafe partial class Conv2dKernels
             segs[nSeg++] = new Segment { Sample = s, Row = i, Col = j, Length = len, Offset = (int)(t - t0) };
             t += len;
         }
+        return nSeg;
+    }
+
+    [SkipLocalsInit]
+    private static void WinoChunk(ref WinoView v, int chunk, float* buffers)
+    {
+        const int MR = GemmMicroKernel.MR;
+        long tiles = (long)v.Batch * v.TilesH * v.TilesW, t0 = (long)chunk * WTiles;
+        int nt = (int)Math.Min(WTiles, tiles - t0);
+        float* vBuf = buffers, mBuf = buffers + 16 * VXiStride(v.Ci);
+        var segs = stackalloc Segment[WTiles];
+        int nSeg = Segments(ref v, t0, nt, segs);
         InputTransform(ref v, segs, nSeg, vBuf);
         int panels = v.Panels;
         for (int o0 = 0; o0 < v.Co; o0 += WBlock)
@@ -181,28 +337,27 @@ public static unsafe partial class Conv2dKernels
         }
     }
 
-    // Lane q of e_k takes u[2q + k]: the k-th column of tile q of a 16-column window (lanes past 7 are unused).
-    private static readonly Vector512<int> s_col0 = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 15, 15, 15, 15, 15, 15, 15, 15);
-    private static readonly Vector512<int> s_col1 = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 15, 15, 15, 15, 15, 15, 15, 15);
-    private static readonly Vector512<int> s_col2 = Vector512.Create(2, 4, 6, 8, 10, 12, 14, 15, 15, 15, 15, 15, 15, 15, 15, 15);
-    private static readonly Vector512<int> s_col3 = Vector512.Create(3, 5, 7, 9, 11, 13, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15);
     // Output lane 2q ← a[q], 2q + 1 ← b[q] (a two-source permute: indices ≥ 16 pick from b).
     private static readonly Vector512<int> s_interleave = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
 
     /// <summary>
     /// V[ξ][c][offset + q] = (Bᵀ·d·B)[ξ] for every segment's tiles q and every input channel c. Channels outside,
-    /// segments inside: the 16 rows V[ξ][c] are finished while they sit in L1 (segments the other way round revisited
-    /// each row's cache lines once per segment, after the whole V had left L2).
+    /// segments inside, so the 16 rows V[ξ][c] are finished while they sit in L1; two consecutive segments (up to
+    /// 7 + 7 tiles) share each permute and store, so a store carries 14 tiles instead of 7.
     /// </summary>
     [SkipLocalsInit]
     private static void InputTransform(ref WinoView v, Segment* segs, int nSeg, float* vBuf)
     {
-        // Per segment and window row: which of the 16 input columns to load (none for a row outside the image).
+        int pairs = (nSeg + 1) / 2;
+        // Per segment and window row: which of the 16 input columns to load (none for a row outside the image or a
+        // missing second segment); per pair, the permutes gathering tile column k of both into lanes 0..13.
         var masks = stackalloc Vector512<float>[4 * WTiles];
+        var idx = stackalloc Vector512<int>[4 * WTiles / 2 + 4];
         var srcs = stackalloc long[WTiles];
         long plane = (long)v.H * v.W, xiStride = VXiStride(v.Ci);
-        for (int k = 0; k < nSeg; k++)
+        for (int k = 0; k < 2 * pairs; k++)
         {
+            if (k == nSeg) { for (int a = 0; a < 4; a++) masks[4 * k + a] = Vector512<float>.Zero; srcs[k] = 0; continue; }
             ref readonly var sg = ref segs[k];
             int col0 = 2 * sg.Col - v.PadW, row0 = 2 * sg.Row - v.PadH;
             var lane = Vector512<int>.Indices + Vector512.Create(col0);
@@ -213,35 +368,44 @@ public static unsafe partial class Conv2dKernels
                 masks[4 * k + a] = (uint)(row0 + a) < (uint)v.H ? inside.AsSingle() : Vector512<float>.Zero;
             srcs[k] = (long)sg.Sample * v.Ci * plane + (long)row0 * v.W + col0;
         }
+        for (int p = 0; p < pairs; p++)
+        {
+            // Lane q: tile q of the first segment (window column 2q + k), then tile q − lenA of the second (16 + …).
+            var q = Vector512<int>.Indices;
+            var lenA = Vector512.Create(segs[2 * p].Length);
+            var fromA = Vector512.LessThan(q, lenA);
+            for (int k = 0; k < 4; k++)
+                idx[4 * p + k] = Vector512.Min(Vector512.ConditionalSelect(fromA, q + q, Vector512.Create(16) + (q - lenA) * 2) + Vector512.Create(k), Vector512.Create(31));
+        }
         int w = v.W;
         for (int c = 0; c < v.Ci; c++)
         {
             float* dstRow = vBuf + (long)c * VStride, inC = v.In + c * plane;
-            for (int k = 0; k < nSeg; k++)
+            for (int p = 0; p < pairs; p++)
             {
-                float* src = inC + srcs[k], dst = dstRow + segs[k].Offset;
-                var m = masks + 4 * k;
+                float* sa = inC + srcs[2 * p], sb = inC + srcs[2 * p + 1], dst = dstRow + segs[2 * p].Offset;
+                var ma = masks + 8 * p; var mb = ma + 4; var ix = idx + 4 * p;
                 var z = Vector512<float>.Zero;
-                var d0 = Avx512F.MaskLoad(src, m[0], z);
-                var d1 = Avx512F.MaskLoad(src + w, m[1], z);
-                var d2 = Avx512F.MaskLoad(src + 2 * w, m[2], z);
-                var d3 = Avx512F.MaskLoad(src + 3 * w, m[3], z);
+                var a0 = Avx512F.MaskLoad(sa, ma[0], z); var a1 = Avx512F.MaskLoad(sa + w, ma[1], z);
+                var a2 = Avx512F.MaskLoad(sa + 2 * w, ma[2], z); var a3 = Avx512F.MaskLoad(sa + 3 * w, ma[3], z);
+                var b0 = Avx512F.MaskLoad(sb, mb[0], z); var b1 = Avx512F.MaskLoad(sb + w, mb[1], z);
+                var b2 = Avx512F.MaskLoad(sb + 2 * w, mb[2], z); var b3 = Avx512F.MaskLoad(sb + 3 * w, mb[3], z);
                 // Bᵀ over rows, then over columns of each row.
-                RowTransform(d0 - d2, dst, 0 * xiStride, xiStride);
-                RowTransform(d1 + d2, dst, 4 * xiStride, xiStride);
-                RowTransform(d2 - d1, dst, 8 * xiStride, xiStride);
-                RowTransform(d1 - d3, dst, 12 * xiStride, xiStride);
+                RowTransform(a0 - a2, b0 - b2, ix, dst, 0 * xiStride, xiStride);
+                RowTransform(a1 + a2, b1 + b2, ix, dst, 4 * xiStride, xiStride);
+                RowTransform(a2 - a1, b2 - b1, ix, dst, 8 * xiStride, xiStride);
+                RowTransform(a1 - a3, b1 - b3, ix, dst, 12 * xiStride, xiStride);
             }
         }
     }
 
-    // Whole-vector stores (masked stores are slow on this CPU): lanes past the segment land on the next segments' tiles,
+    // Whole-vector stores (masked stores are slow on this CPU): lanes past the pair land on the next pairs' tiles,
     // written after this one, or in the row's slack.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void RowTransform(Vector512<float> u, float* dst, long at, long xiStride)
+    private static void RowTransform(Vector512<float> ua, Vector512<float> ub, Vector512<int>* ix, float* dst, long at, long xiStride)
     {
-        var e0 = Avx512F.PermuteVar16x32(u, s_col0); var e1 = Avx512F.PermuteVar16x32(u, s_col1);
-        var e2 = Avx512F.PermuteVar16x32(u, s_col2); var e3 = Avx512F.PermuteVar16x32(u, s_col3);
+        var e0 = Avx512F.PermuteVar16x32x2(ua, ix[0], ub); var e1 = Avx512F.PermuteVar16x32x2(ua, ix[1], ub);
+        var e2 = Avx512F.PermuteVar16x32x2(ua, ix[2], ub); var e3 = Avx512F.PermuteVar16x32x2(ua, ix[3], ub);
         Vector512.Store(e0 - e2, dst + at);
         Vector512.Store(e1 + e2, dst + at + xiStride);
         Vector512.Store(e2 - e1, dst + at + 2 * xiStride);
