@@ -72,6 +72,9 @@ public class OpParityTests
     [InlineData(2, 3, 7, 6, 4, 3, 1, 1, 1, true)]
     [InlineData(1, 2, 9, 8, 3, 3, 2, 2, 2, false)]
     [InlineData(3, 1, 5, 5, 2, 1, 1, 0, 1, true)]
+    // Winograd F(2×2, 3×3) shapes (≥ 16 channels each side, ≥ 256 output tiles): padding 1 and 0, odd sizes.
+    [InlineData(11, 16, 9, 13, 17, 3, 1, 1, 1, true)]
+    [InlineData(11, 16, 12, 12, 16, 3, 1, 0, 1, false)]
     public void Conv2d(int b, int c, int h, int w, int o, int k, int s, int p, int d, bool bias)
     {
         var ps = new List<(string, int[], ParameterRole)> { ("conv.weight", [o, c, k, k], ParameterRole.Weight) };
