@@ -190,7 +190,6 @@ public static unsafe partial class Conv2dKernels
     }
 
     /// <summary>dM[ξ][o][offset + q] = (A·dy·Aᵀ)[ξ] over each segment's 2×2 tiles of dy (zero past its edges).</summary>
-    [SkipLocalsInit]
     private static void GradientTransform(ref WinoView v, Segment* segs, int nSeg, float* mBuf)
     {
         int pairs = (nSeg + 1) / 2;
@@ -306,7 +305,6 @@ public static unsafe partial class Conv2dKernels
         return nSeg;
     }
 
-    [SkipLocalsInit]
     private static void WinoChunk(ref WinoView v, int chunk, float* buffers)
     {
         const int MR = GemmMicroKernel.MR;
@@ -345,7 +343,6 @@ public static unsafe partial class Conv2dKernels
     /// segments inside, so the 16 rows V[ξ][c] are finished while they sit in L1; two consecutive segments (up to
     /// 7 + 7 tiles) share each permute and store, so a store carries 14 tiles instead of 7.
     /// </summary>
-    [SkipLocalsInit]
     private static void InputTransform(ref WinoView v, Segment* segs, int nSeg, float* vBuf)
     {
         int pairs = (nSeg + 1) / 2;

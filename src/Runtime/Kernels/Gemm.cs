@@ -43,15 +43,16 @@ public static unsafe class Gemm
         if (m <= 0 || n <= 0) return;
         CheckSizes(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
         bool packed = UsesAvx512 && k > 0 && alpha != 0f && (long)m * n * k >= 4096 && !(!transA && m <= SkinnyRows && (long)n * k >= 4096);
-        // The packed path applies beta in the micro-kernel on the first k-slice; the others scale C first.
-        if (!packed) ScaleC(c, m, n, ldc, beta);
+        bool skinny = UsesAvx512 && !transA && m <= SkinnyRows && (long)n * k >= 4096 && k > 0 && alpha != 0f;
+        // The packed and skinny paths apply beta as they store C; the others scale C first.
+        if (!packed && !skinny) ScaleC(c, m, n, ldc, beta);
         if (k <= 0 || alpha == 0f) return;
-        if (UsesAvx512 && !transA && m <= SkinnyRows && (long)n * k >= 4096)
+        if (skinny)
         {
             // Batch-1..4 inference and similar: packing B would read and write all of it for a handful of rows.
             fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
             {
-                var sk = new Skinny { A = pa, Lda = lda, B = pb, Ldb = ldb, C = pc, Ldc = ldc, M = m, N = n, K = k, Alpha = alpha, TransB = transB };
+                var sk = new Skinny { A = pa, Lda = lda, B = pb, Ldb = ldb, C = pc, Ldc = ldc, M = m, N = n, K = k, Alpha = alpha, Beta = beta, TransB = transB };
                 if ((long)n * k >= 1L << 16) TwoCores.Run(&SkinnyHalf, &sk);
                 else SkinnyColumns(ref sk, 0, n);
             }
@@ -112,9 +113,13 @@ public static unsafe class Gemm
     {
         public float* A, B, C;
         public int Lda, Ldb, Ldc, M, N, K;
-        public float Alpha;
+        public float Alpha, Beta;
         public bool TransB;
     }
+
+    /// <summary>c = beta·c + v, with beta 0 overwriting (whatever c held, NaN included).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(float* c, float v, float beta) => *c = beta == 0f ? v : beta == 1f ? *c + v : beta * *c + v;
 
     private static void SkinnyHalf(void* state, int half)
     {
@@ -127,7 +132,7 @@ public static unsafe class Gemm
     private static void SkinnyColumns(ref Skinny s, int j0, int j1)
     {
         if (s.TransB) { SkinnyDots(ref s, j0, j1); return; }
-        // C[i, j0:j1] += alpha·Σₚ A[i,p]·B[p, j0:j1]: 64-column strips of B streamed once, all rows of A at a time.
+        // C[i, j0:j1] = beta·C + alpha·Σₚ A[i,p]·B[p, j0:j1]: 64-column strips of B streamed once, all rows of A at a time.
         int m = s.M, k = s.K;
         float* acc = stackalloc float[SkinnyRows * 64];
         for (int j = j0; j < j1; j += 64)
@@ -166,12 +171,12 @@ public static unsafe class Gemm
             for (int i = 0; i < m; i++)
             {
                 float* crow = s.C + (long)i * s.Ldc + j;
-                for (int q = 0; q < w; q++) crow[q] += s.Alpha * acc[i * 64 + q];
+                for (int q = 0; q < w; q++) Put(crow + q, s.Alpha * acc[i * 64 + q], s.Beta);
             }
         }
     }
 
-    // C[i, j] += alpha·dot(A[i, :], B[j, :]) with B row-major [n, k] (a Linear layer's weight): two B rows at a time
+    // C[i, j] = beta·C[i, j] + alpha·dot(A[i, :], B[j, :]) with B row-major [n, k] (a Linear layer's weight): two B rows at a time
     // against every row of A, so each weight is read once.
     private static void SkinnyDots(ref Skinny s, int j0, int j1)
     {
@@ -202,8 +207,8 @@ public static unsafe class Gemm
                 }
                 float x0 = Vector512.Sum(d0 + d1), x1 = Vector512.Sum(e0 + e1);
                 for (; p < k; p++) { x0 += arow[p] * b0[p]; x1 += arow[p] * b1[p]; }
-                s.C[(long)i * s.Ldc + j] += s.Alpha * x0;
-                if (two) s.C[(long)i * s.Ldc + j + 1] += s.Alpha * x1;
+                Put(s.C + (long)i * s.Ldc + j, s.Alpha * x0, s.Beta);
+                if (two) Put(s.C + (long)i * s.Ldc + j + 1, s.Alpha * x1, s.Beta);
             }
         }
     }

@@ -90,13 +90,15 @@ public class ElementwiseAndGemmTests
         }
     }
 
-    [Fact]
-    public void Sgemm_BetaZero_OverwritesNaN_AndAllocatesNothing()
+    [Theory]
+    [InlineData(96, 256, 128, false)]   // packed
+    [InlineData(2, 300, 50, false)]     // skinny A, B streamed by columns
+    [InlineData(3, 301, 70, true)]      // skinny A, B as rows (a Linear layer at batch ≤ 4)
+    public void Sgemm_BetaZero_OverwritesNaN_AndAllocatesNothing(int m, int n, int k, bool transB)
     {
-        int m = 96, n = 256, k = 128;
         var a = new float[m * k]; var b = new float[k * n]; var c = Enumerable.Repeat(float.NaN, m * n).ToArray();
         Array.Fill(a, 1f); Array.Fill(b, 2f);
-        Gemm.Sgemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n);
+        Gemm.Sgemm(false, transB, m, n, k, 1f, a, k, b, transB ? k : n, 0f, c, n);
         Assert.All(c, v => Assert.Equal(2f * k, v));
         Assert.Equal(0, Compiled.Nets.Tests.Allocations.SteadyState(() => Gemm.Sgemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n)));
         Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, false, m, n, k, 1f, a, k, b, n, 0f, new float[10], n));
