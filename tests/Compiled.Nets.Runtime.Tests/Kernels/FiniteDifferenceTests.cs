@@ -48,7 +48,8 @@ public class FiniteDifferenceTests
 
     /// <summary>Shapes whose forward and input gradient run as Winograd F(2×2, 3×3): odd sizes (a last tile row and
     /// column half outside), channel counts that leave a partial 6-row panel, padding 0/1/2 (so the input gradient's
-    /// 2, 1, 0), an image 17 tiles wide (segments of 7, 7, 3), a partial last chunk, and the ConvNet's conv2.</summary>
+    /// 2, 1, 0), an image 17 tiles wide (segments of 7, 7, 3), a partial last chunk, the ConvNet's conv2, and single
+    /// images.</summary>
     public static TheoryData<int, int, int, int, int, int> WinogradCases() => new()
     {
         // batch, C, H, W, O, pad
@@ -57,6 +58,9 @@ public class FiniteDifferenceTests
         { 7, 20, 10, 12, 16, 2 },
         { 6, 16, 6, 33, 18, 1 },
         { 8, 64, 14, 14, 128, 1 },
+        // One image: a single chunk, shared by the two cores by output-channel blocks.
+        { 1, 64, 14, 14, 128, 1 },
+        { 1, 16, 13, 9, 17, 1 },
     };
 
     [Theory]
@@ -65,7 +69,11 @@ public class FiniteDifferenceTests
     {
         // Winograd runs on the AVX-512 path only (its micro-kernel).
         Assert.Equal(Gemm.UsesAvx512, Conv2dKernels.UsesWinograd(new Conv2dGeometry(b, c, h, w, o, 3, 3, 1, 1, p, p, 1, 1)));
-        Assert.False(Conv2dKernels.UsesWinograd(new Conv2dGeometry(1, c, h, w, o, 3, 3, 1, 1, p, p, 1, 1)), "a single image stays on im2col");
+        // Not for strides, dilations, other kernels or thin layers (the ConvNet's first: one input channel).
+        Assert.False(Conv2dKernels.UsesWinograd(new Conv2dGeometry(b, c, h, w, o, 3, 3, 2, 2, p, p, 1, 1)));
+        Assert.False(Conv2dKernels.UsesWinograd(new Conv2dGeometry(b, c, h, w, o, 3, 3, 1, 1, p, p, 2, 2)));
+        Assert.False(Conv2dKernels.UsesWinograd(new Conv2dGeometry(b, c, h, w, o, 5, 5, 1, 1, p, p, 1, 1)));
+        Assert.False(Conv2dKernels.UsesWinograd(new Conv2dGeometry(b, 1, h, w, o, 3, 3, 1, 1, p, p, 1, 1)));
     }
 
     [Theory]
