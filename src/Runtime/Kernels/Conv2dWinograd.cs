@@ -228,14 +228,7 @@ public static unsafe partial class Conv2dKernels
             masks[2 * k + 1] = row0 + 1 < v.OH ? inside.AsSingle() : Vector512<float>.Zero;
             srcs[k] = (long)sg.Sample * v.Co * plane + (long)row0 * v.OW + col0;
         }
-        for (int p = 0; p < pairs; p++)
-        {
-            var q = Vector512<int>.Indices;
-            var lenA = Vector512.Create(segs[2 * p].Length);
-            var fromA = Vector512.LessThan(q, lenA);
-            for (int k = 0; k < 2; k++)
-                idx[2 * p + k] = Vector512.Min(Vector512.ConditionalSelect(fromA, q + q, Vector512.Create(16) + (q - lenA) * 2) + Vector512.Create(k), Vector512.Create(31));
-        }
+        PairIndices(segs, pairs, 2, idx);
         int ow = v.OW;
         for (int o = 0; o < v.Co; o++)
         {
@@ -392,15 +385,7 @@ public static unsafe partial class Conv2dKernels
                 masks[4 * k + a] = (uint)(row0 + a) < (uint)v.H ? inside.AsSingle() : Vector512<float>.Zero;
             srcs[k] = (long)sg.Sample * v.Ci * plane + (long)row0 * v.W + col0;
         }
-        for (int p = 0; p < pairs; p++)
-        {
-            // Lane q: tile q of the first segment (window column 2q + k), then tile q − lenA of the second (16 + …).
-            var q = Vector512<int>.Indices;
-            var lenA = Vector512.Create(segs[2 * p].Length);
-            var fromA = Vector512.LessThan(q, lenA);
-            for (int k = 0; k < 4; k++)
-                idx[4 * p + k] = Vector512.Min(Vector512.ConditionalSelect(fromA, q + q, Vector512.Create(16) + (q - lenA) * 2) + Vector512.Create(k), Vector512.Create(31));
-        }
+        PairIndices(segs, pairs, 4, idx);
         int w = v.W;
         for (int c = 0; c < v.Ci; c++)
         {
@@ -420,6 +405,22 @@ public static unsafe partial class Conv2dKernels
                 RowTransform(a2 - a1, b2 - b1, ix, dst, 8 * xiStride, xiStride);
                 RowTransform(a1 - a3, b1 - b3, ix, dst, 12 * xiStride, xiStride);
             }
+        }
+    }
+
+    /// <summary>
+    /// Per pair of segments, the two-source permutes that gather column k (0 ≤ k &lt; columns) of each tile: lane q takes
+    /// window column 2q + k of the first segment's window, lanes past its length the second's (16 + 2(q − lenA) + k).
+    /// </summary>
+    private static void PairIndices(Segment* segs, int pairs, int columns, Vector512<int>* idx)
+    {
+        var q = Vector512<int>.Indices;
+        for (int p = 0; p < pairs; p++)
+        {
+            var lenA = Vector512.Create(segs[2 * p].Length);
+            var fromA = Vector512.LessThan(q, lenA);
+            for (int k = 0; k < columns; k++)
+                idx[columns * p + k] = Vector512.Min(Vector512.ConditionalSelect(fromA, q + q, Vector512.Create(16) + (q - lenA) * 2) + Vector512.Create(k), Vector512.Create(31));
         }
     }
 
