@@ -11,14 +11,16 @@ namespace Compiled.Nets.Kernels;
 // GEMM's own 6×64 micro-kernel over 64-tile chunks that stay in cache: the transformed input of a chunk is written in the
 // micro-kernel's B-panel layout and the transformed weights once per call in its A-panel layout, so nothing is packed.
 // The input gradient of a 3×3 stride-1 convolution is itself one (of dy, with the weights flipped and transposed, and
-// padding 2 − p), so the same routine serves forward and backward-to-input; the weight gradient stays on im2col.
+// padding 2 − p), so the same routine serves forward and backward-to-input; the weight gradient runs the adjoints of
+// the transforms (see WinogradWeightGradient). Numerically F(2×2, 3×3) is benign (transform constants 0, ±1, ½): the
+// tests hold it to the same 1e-4 relative tolerance as the direct loops.
 public static unsafe partial class Conv2dKernels
 {
     private const int WTiles = GemmMicroKernel.NR;      // tiles per chunk: one micro-kernel panel wide
     private const int WBlock = 4 * GemmMicroKernel.MR;  // output channels whose 16 products are kept at once
     private const int VStride = WTiles + 16;            // a V row and 16 floats of slack for whole-vector stores
     private const int MStride = WBlock * WTiles + 16;   // one ξ's block of products, a cache line apart from the next
-    private const int WMaxChannels = 512;                // bounds a chunk's buffers (V is 16·Ci·64 floats)
+    private const int WMaxChannels = 512;               // bounds a chunk's buffers (V is 16·Ci·80 floats)
 
     /// <summary>A convolution as Winograd sees it: forward, or the input gradient as a convolution of dy.</summary>
     private struct WinoView
@@ -49,7 +51,7 @@ public static unsafe partial class Conv2dKernels
     private static long DwPerCore(in Conv2dGeometry g) =>
         16 * VXiStride(g.InChannels) + 16 * VXiStride(g.OutChannels) + 16L * g.OutChannels * g.InChannels + 64;
 
-    // Per core: the chunk's transformed input V[16][Ci][64] and one block's products M[16][WBlock][64] (+ slack for
+    // Per core: the chunk's transformed input V[16][Ci][80] and one block's products M[16][WBlock][64] (+ slack for
     // the output transform's full-vector reads past a short segment).
     private static long WPerCore(int maxChannels) => 16 * VXiStride(maxChannels) + 16L * MStride + 64;
 
