@@ -35,30 +35,39 @@ public static class LibTorch
 {
     public static void Init() => torch.set_num_threads(2);
 
-    /// <summary>Median seconds of one libtorch training step (forward, CE, backward, AdamW) at batch 64, inference at 64 and 1.</summary>
-    public static (double Step, double Inf64, double Inf1) ConvNet(INetwork ours, int channels, int size, float[] x, int[] labels)
+    /// <summary>
+    /// The ConvNet in libtorch with our initial weights, as three timed actions (training step with AdamW, inference at
+    /// batch 64 and 1), so the caller can alternate them with ours. Dispose to free the module and tensors.
+    /// </summary>
+    public sealed class ConvNetRun : IDisposable
     {
-        Init();
-        using var module = new TorchConvNet(channels, size);
-        TorchStateDict.CopyTo(ours.Parameters, module);
-        var opt = torch.optim.AdamW(module.parameters(), 1e-3);
-        using var tx = torch.tensor(x, [64, channels, size, size]);
-        using var ty = torch.tensor(labels.Select(l => (long)l).ToArray());
-        using var tx1 = tx.slice(0, 0, 1, 1);
-        double step = Summary.Median(() =>
+        private readonly TorchConvNet _module;
+        private readonly torch.optim.Optimizer _opt;
+        private readonly TTensor _x, _y, _x1;
+
+        public ConvNetRun(INetwork ours, int channels, int size, float[] x, int[] labels)
+        {
+            Init();
+            _module = new TorchConvNet(channels, size);
+            TorchStateDict.CopyTo(ours.Parameters, _module);
+            _opt = torch.optim.AdamW(_module.parameters(), 1e-3);
+            _x = torch.tensor(x, [64, channels, size, size]);
+            _y = torch.tensor(labels.Select(l => (long)l).ToArray());
+            _x1 = _x.slice(0, 0, 1, 1);
+        }
+
+        public void Step()
         {
             using var scope = torch.NewDisposeScope();
-            opt.zero_grad();
-            F.cross_entropy(module.forward(tx), ty).backward();
-            opt.step();
-        });
-        double inf64, inf1;
-        using (torch.no_grad())
-        {
-            inf64 = Summary.Median(() => { using var s = torch.NewDisposeScope(); module.forward(tx); });
-            inf1 = Summary.Median(() => { using var s = torch.NewDisposeScope(); module.forward(tx1); }, 51);
+            _opt.zero_grad();
+            F.cross_entropy(_module.forward(_x), _y).backward();
+            _opt.step();
         }
-        return (step, inf64, inf1);
+
+        public void Inference64() { using var g = torch.no_grad(); using var s = torch.NewDisposeScope(); _module.forward(_x); }
+        public void Inference1() { using var g = torch.no_grad(); using var s = torch.NewDisposeScope(); _module.forward(_x1); }
+
+        public void Dispose() { _x1.Dispose(); _x.Dispose(); _y.Dispose(); _module.Dispose(); }
     }
 
     /// <summary>Runs <paramref name="steps"/> training steps and one batch of inference (for the memory figure).</summary>

@@ -23,28 +23,50 @@ public static class Step
         var x = Summary.Random(B * sample); var labels = Enumerable.Range(0, B).Select(i => i % 10).ToArray();
         var logits = new float[B * 10];
         var opt = new AdamW(net.Parameters);
-        // Steady state, as in training: the first seconds after start-up run measurably slower (clock ramp-up, page
-        // faults of fresh workspaces), so settle for 2 s before timing.
-        var w0 = System.Diagnostics.Stopwatch.GetTimestamp();
-        while (System.Diagnostics.Stopwatch.GetElapsedTime(w0).TotalSeconds < 2) { net.TrainStep(x, labels, B, logits); opt.Step(); net.Forward(x, B, logits); }
-        double step = Summary.Median(() => { net.TrainStep(x, labels, B, logits); opt.Step(); });
-        double trainOnly = Summary.Median(() => net.TrainStep(x, labels, B, logits));
-        double optOnly = Summary.Median(() => opt.Step());
-        double inf64 = Summary.Median(() => net.Forward(x, B, logits));
-        double inf1 = Summary.Median(() => net.Forward(x.AsSpan(0, sample), 1, logits.AsSpan(0, 10)), 51);
         // Every thread's allocations (the worker's too), over 20 steps after warm-up.
+        for (int i = 0; i < 5; i++) { net.TrainStep(x, labels, B, logits); opt.Step(); net.Forward(x, B, logits); }
         long a0 = GC.GetTotalAllocatedBytes(precise: true);
         for (int i = 0; i < 20; i++) { net.TrainStep(x, labels, B, logits); opt.Step(); net.Forward(x, B, logits); }
         double allocPerStep = (GC.GetTotalAllocatedBytes(precise: true) - a0) / 20.0;
-        var (tStep, tInf64, tInf1) = LibTorch.ConvNet(net, channels, size, x, labels);
+        using var torchNet = new LibTorch.ConvNetRun(net, channels, size, x, labels);
+        // Steady state, as in training: the first seconds after start-up run measurably slower (clock ramp-up, page
+        // faults of fresh workspaces), so both sides settle for 2 s. Then rounds alternate ours and libtorch, so a drift
+        // of this VM's speed (it moves by ±30 % within minutes) hits both alike; the speed-up is the median of the rounds'.
+        var w0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        while (System.Diagnostics.Stopwatch.GetElapsedTime(w0).TotalSeconds < 2) { net.TrainStep(x, labels, B, logits); opt.Step(); torchNet.Step(); }
+        var step = new Rounds(); var inf64 = new Rounds(); var inf1 = new Rounds();
+        double trainOnly = 0, optOnly = 0;
+        for (int r = 0; r < RoundCount; r++)
+        {
+            step.Add(Summary.Median(() => { net.TrainStep(x, labels, B, logits); opt.Step(); }), Summary.Median(torchNet.Step));
+            inf64.Add(Summary.Median(() => net.Forward(x, B, logits)), Summary.Median(torchNet.Inference64));
+            inf1.Add(Summary.Median(() => net.Forward(x.AsSpan(0, sample), 1, logits.AsSpan(0, 10)), 51), Summary.Median(torchNet.Inference1, 51));
+            if (r == 0) { trainOnly = Summary.Median(() => net.TrainStep(x, labels, B, logits)); optOnly = Summary.Median(() => opt.Step()); }
+        }
         var (ourPeak, torchPeak) = (PeakMemory.Measure("ours", size), PeakMemory.Measure("torch", size));
-        Console.WriteLine($"ConvNet {channels}×{size}×{size} (median ms)   {"ours",8} {"libtorch",9} {"speed-up",9}");
-        Console.WriteLine($"  train step, batch 64, AdamW {step * 1e3,8:F1} {tStep * 1e3,9:F1} {tStep / step,8:F2}×   (TrainStep {trainOnly * 1e3:F1} + AdamW {optOnly * 1e3:F1})");
-        Console.WriteLine($"  inference, batch 64         {inf64 * 1e3,8:F1} {tInf64 * 1e3,9:F1} {tInf64 / inf64,8:F2}×");
-        Console.WriteLine($"  inference, batch 1          {inf1 * 1e3,8:F2} {tInf1 * 1e3,9:F2} {tInf1 / inf1,8:F2}×");
+        Console.WriteLine($"ConvNet {channels}×{size}×{size} (median ms of {RoundCount} alternating rounds)   {"ours",8} {"libtorch",9} {"speed-up",9}  (rounds' range)");
+        Console.WriteLine($"  train step, batch 64, AdamW {step}   (TrainStep {trainOnly * 1e3:F1} + AdamW {optOnly * 1e3:F1})");
+        Console.WriteLine($"  inference, batch 64         {inf64}");
+        Console.WriteLine($"  inference, batch 1          {inf1.ToString("F2")}");
         Console.WriteLine($"  peak memory of training, MiB {ourPeak,7:F0} {torchPeak,9:F0} {torchPeak / ourPeak,8:F2}×   (resident-set high-water mark above the process's start)");
         Console.WriteLine($"  managed allocations per step: {allocPerStep:F0} bytes (train step + AdamW + inference)");
         net.Dispose();
+    }
+
+    private const int RoundCount = 5;
+
+    /// <summary>Per-round medians of ours and libtorch; reported as medians and the median of the rounds' ratios.</summary>
+    private sealed class Rounds
+    {
+        private readonly List<(double Ours, double Torch)> _r = [];
+        public void Add(double ours, double torch) => _r.Add((ours, torch));
+        private static double Median(IEnumerable<double> v) { var a = v.OrderBy(t => t).ToArray(); return a[a.Length / 2]; }
+        public override string ToString() => ToString("F1");
+        public string ToString(string f)
+        {
+            var ratios = _r.Select(t => t.Torch / t.Ours).ToArray();
+            return $"{(Median(_r.Select(t => t.Ours)) * 1e3).ToString(f),8} {(Median(_r.Select(t => t.Torch)) * 1e3).ToString(f),9} {Median(ratios),8:F2}×  ({ratios.Min():F2}–{ratios.Max():F2}×)";
+        }
     }
 
     private static void Kernels()
