@@ -266,6 +266,12 @@ namespace Compiled.Nets.Generator
             foreach (var p in s.Parameters) w.Line($"private {R}ParameterInfo {p.Field} = null!;");
             if (plan.WrittenWeights.Count > 0) w.Line($"private {R}ParameterInfo[] _writtenGrads = null!; // gradients TrainStep overwrites instead of clearing and adding");
             foreach (var l in s.Layers.Where(l => l.IsRootProperty)) w.Line($"private {LayerType(l)} {l.FieldName} = null!;");
+            var convs = s.Ops.Where(o => o.Kind == OpKind.Conv2d).ToList();
+            if (convs.Count > 0)
+            {
+                w.Line("// Each convolution's Winograd-transformed weights, reused while the weights are unchanged (checked on every call).");
+                foreach (var o in convs) w.Line($"private readonly {K}Conv2dWeightCache {WeightCache(o)} = new();");
+            }
             w.Line();
 
             w.Line("/// <summary>Declares every tensor of this network (PyTorch state-dict names, shapes, default initialisation).</summary>");
@@ -397,6 +403,9 @@ namespace Compiled.Nets.Generator
         }
 
         private static string P(ParamSpec p) => $"_store.Value({p.Field})";
+
+        /// <summary>The field holding a convolution's cache of Winograd-transformed weights.</summary>
+        private static string WeightCache(OpSpec op) => $"_weights{op.Id}";
         private static string PG(ParamSpec p) => $"({p.Field}.RequiresGrad ? _store.Gradient({p.Field}) : default)";
 
         private static ParamSpec Param(NetworkSpec s, OpSpec op, string suffix) =>
@@ -447,8 +456,8 @@ namespace Compiled.Nets.Generator
             {
                 case OpKind.Conv2d:
                     w.Line(s.Layers[op.Layer].Bias
-                        ? $"{K}Conv2dKernels.Forward({y}, {x}, {P(Param(s, op, "weight"))}, {P(Param(s, op, "bias"))}, {Conv2dGeo(s, op, "batch")}, ws.Scratch.Span); // bias added in the kernel's output pass"
-                        : $"{K}Conv2dKernels.Forward({y}, {x}, {P(Param(s, op, "weight"))}, {Conv2dGeo(s, op, "batch")}, ws.Scratch.Span);");
+                        ? $"{K}Conv2dKernels.Forward({y}, {x}, {P(Param(s, op, "weight"))}, {P(Param(s, op, "bias"))}, {Conv2dGeo(s, op, "batch")}, ws.Scratch.Span, {WeightCache(op)}); // bias added in the kernel's output pass"
+                        : $"{K}Conv2dKernels.Forward({y}, {x}, {P(Param(s, op, "weight"))}, default, {Conv2dGeo(s, op, "batch")}, ws.Scratch.Span, {WeightCache(op)});");
                     break;
                 case OpKind.Linear:
                 {
@@ -859,7 +868,7 @@ namespace Compiled.Nets.Generator
             switch (op.Kind)
             {
                 case OpKind.Conv2d:
-                    w.Line($"{K}Conv2dKernels.Backward({dx}, {PG(Param(s, op, "weight"))}, {dy}, {x}, {P(Param(s, op, "weight"))}, {Conv2dGeo(s, op, "batch")}, ws.Scratch.Span{(write ? ", accumulateDx: false" : "")});");
+                    w.Line($"{K}Conv2dKernels.Backward({dx}, {PG(Param(s, op, "weight"))}, {dy}, {x}, {P(Param(s, op, "weight"))}, {Conv2dGeo(s, op, "batch")}, ws.Scratch.Span, accumulateDx: {(write ? "false" : "true")}, {WeightCache(op)});");
                     break;
                 case OpKind.Linear:
                 {

@@ -36,13 +36,18 @@ public static unsafe partial class Conv2dKernels
 
     /// <summary>y = conv(x, w) + bias[O] (an empty bias adds nothing): the bias rides on the pass that lays the GEMM
     /// result out as NCHW, so it costs no extra sweep over the output.</summary>
-    public static void Forward(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, in Conv2dGeometry g, Span<float> scratch)
+    public static void Forward(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, in Conv2dGeometry g, Span<float> scratch) =>
+        Forward(y, x, w, bias, g, scratch, null);
+
+    /// <summary>As above; <paramref name="cache"/> (one per layer) keeps the Winograd-transformed weights between calls
+    /// with the same weights.</summary>
+    public static void Forward(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, in Conv2dGeometry g, Span<float> scratch, Conv2dWeightCache? cache)
     {
         Check(g, x.Length, w.Length, y.Length, scratch.Length);
         if (!bias.IsEmpty && bias.Length < g.OutChannels) throw new ArgumentException($"Conv2d: bias has {bias.Length} floats, needs {g.OutChannels}.");
         fixed (float* py = y) fixed (float* px = x) fixed (float* pw = w) fixed (float* ps = scratch) fixed (float* pb = bias)
         {
-            if (UsesWinograd(g)) { WinogradForward(py, px, pw, bias.IsEmpty ? null : pb, g, ps); return; }
+            if (UsesWinograd(g)) { WinogradForward(py, px, pw, bias.IsEmpty ? null : pb, g, ps, cache); return; }
             var a = new Args { Y = py, X = px, W = pw, Scratch = ps, G = g, Bias = bias.IsEmpty ? null : pb };
             // Batch 1 keeps one range and lets the GEMM use both cores instead.
             if (g.Batch > 1) TwoCores.Run(&ForwardHalf, &a);
@@ -100,7 +105,11 @@ public static unsafe partial class Conv2dKernels
 
     /// <summary>As above; with <paramref name="accumulateDx"/> false dx is overwritten (each sample cleared just before
     /// its col2im, while it is in cache), so the caller need not clear it first.</summary>
-    public static void Backward(Span<float> dx, Span<float> dw, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, in Conv2dGeometry g, Span<float> scratch, bool accumulateDx)
+    public static void Backward(Span<float> dx, Span<float> dw, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, in Conv2dGeometry g, Span<float> scratch, bool accumulateDx) =>
+        Backward(dx, dw, dy, x, w, g, scratch, accumulateDx, null);
+
+    /// <summary>As above, with the layer's cache of Winograd-transformed weights (see the forward overload).</summary>
+    public static void Backward(Span<float> dx, Span<float> dw, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, in Conv2dGeometry g, Span<float> scratch, bool accumulateDx, Conv2dWeightCache? cache)
     {
         Check(g, x.Length, w.Length, dy.Length, scratch.Length);
         if (dx.IsEmpty && dw.IsEmpty) return;
@@ -113,7 +122,7 @@ public static unsafe partial class Conv2dKernels
             {
                 // The weight gradient, then the input gradient (they share the scratch).
                 if (a.Dw != null) WinogradWeightGradient(a.Dw, pdy, px, g, ps);
-                if (a.Dx != null) WinogradInputGradient(a.Dx, pdy, pw, g, accumulateDx, ps);
+                if (a.Dx != null) WinogradInputGradient(a.Dx, pdy, pw, g, accumulateDx, ps, cache);
                 return;
             }
             if (g.Batch > 1)

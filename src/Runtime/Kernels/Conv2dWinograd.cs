@@ -59,28 +59,45 @@ public static unsafe partial class Conv2dKernels
     // floats alone is a multiple of 4 KiB for every Ci divisible by 64).
     private static long VXiStride(int ci) => (long)ci * VStride + 16;
 
-    private static void WinogradForward(float* y, float* x, float* w, float* bias, in Conv2dGeometry g, float* scratch)
+    private static void WinogradForward(float* y, float* x, float* w, float* bias, in Conv2dGeometry g, float* scratch, Conv2dWeightCache? cache)
     {
         var v = new WinoView
         {
-            In = x, Out = y, U = scratch, Bias = bias, Batch = g.Batch, Ci = g.InChannels, Co = g.OutChannels,
+            In = x, Out = y, Bias = bias, Batch = g.Batch, Ci = g.InChannels, Co = g.OutChannels,
             H = g.InHeight, W = g.InWidth, OH = g.OutHeight, OW = g.OutWidth, PadH = g.PadH, PadW = g.PadW,
         };
-        TransformWeightsTwoCores(v.U, w, g.OutChannels, g.InChannels, flip: false);
-        RunWinograd(ref v, scratch + WeightsFloats(g));
+        RunWithWeights(ref v, w, g, flip: false, scratch, cache);
     }
 
     /// <summary>dx (+)= the input gradient: a 3×3 convolution of dy by the flipped, transposed weights, padding 2 − p.</summary>
-    private static void WinogradInputGradient(float* dx, float* dy, float* w, in Conv2dGeometry g, bool accumulate, float* scratch)
+    private static void WinogradInputGradient(float* dx, float* dy, float* w, in Conv2dGeometry g, bool accumulate, float* scratch, Conv2dWeightCache? cache)
     {
         var v = new WinoView
         {
-            In = dy, Out = dx, U = scratch, Batch = g.Batch, Ci = g.OutChannels, Co = g.InChannels,
+            In = dy, Out = dx, Batch = g.Batch, Ci = g.OutChannels, Co = g.InChannels,
             H = g.OutHeight, W = g.OutWidth, OH = g.InHeight, OW = g.InWidth, PadH = 2 - g.PadH, PadW = 2 - g.PadW,
             Accumulate = accumulate,
         };
-        TransformWeightsTwoCores(v.U, w, g.InChannels, g.OutChannels, flip: true);
-        RunWinograd(ref v, scratch + WeightsFloats(g));
+        RunWithWeights(ref v, w, g, flip: true, scratch, cache);
+    }
+
+    // The transformed weights come from the layer's cache when it has them for exactly these weights, else they are
+    // transformed into the scratch (no cache) or into the cache.
+    private static void RunWithWeights(ref WinoView v, float* w, in Conv2dGeometry g, bool flip, float* scratch, Conv2dWeightCache? cache)
+    {
+        if (cache is null)
+        {
+            v.U = scratch;
+            TransformWeightsTwoCores(v.U, w, v.Co, v.Ci, flip);
+            RunWinograd(ref v, scratch + WeightsFloats(g));
+            return;
+        }
+        var entry = cache.Entry(flip);
+        lock (entry)
+        {
+            v.U = entry.Get(w, g.WeightSize, v.Co, v.Ci, flip);
+            RunWinograd(ref v, scratch + WeightsFloats(g));
+        }
     }
 
     private static long WeightsFloats(in Conv2dGeometry g)
@@ -264,7 +281,7 @@ public static unsafe partial class Conv2dKernels
     private struct WeightJob { public float* U, W; public int Co, Ci; public bool Flip; }
 
     // The weight transform is ~4 % of a batch-64 call: both cores take half of the (6-row-panel aligned) channels.
-    private static void TransformWeightsTwoCores(float* u, float* w, int co, int ci, bool flip)
+    internal static void TransformWeightsTwoCores(float* u, float* w, int co, int ci, bool flip)
     {
         var job = new WeightJob { U = u, W = w, Co = co, Ci = ci, Flip = flip };
         TwoCores.Run(&WeightHalf, &job);
@@ -465,5 +482,46 @@ public static unsafe partial class Conv2dKernels
     {
         if (accumulate) value += Avx512F.MaskLoad(dst, mask, Vector512<float>.Zero);
         Avx512F.MaskStore(dst, mask, value);
+    }
+}
+
+/// <summary>
+/// A convolution layer's Winograd-transformed weights, kept between calls: inference with unchanged weights skips the
+/// weight transform (a quarter of a batch-1 forward of the ConvNet's conv2). Validity is checked, never assumed: each
+/// call compares the weights bit for bit with the copy the transform was made from (a 295 KB comparison for conv2, which
+/// stops at the first changed value after an optimizer step), so weights changed by any route — an optimizer, a
+/// checkpoint load, a direct write into the parameter store — are transformed again. Generated networks keep one per
+/// convolution; it is not shared between threads (a network instance is not either; the lock only makes misuse safe).
+/// </summary>
+public sealed unsafe class Conv2dWeightCache
+{
+    private readonly Slot _forward = new(), _flipped = new();
+
+    internal Slot Entry(bool flip) => flip ? _flipped : _forward;
+
+    internal sealed class Slot
+    {
+        private float[] _copy = [], _u = [];
+        private int _co, _ci;
+
+        /// <summary>The transformed weights for w (transformed now unless they are exactly the ones cached).</summary>
+        public float* Get(float* w, int count, int co, int ci, bool flip)
+        {
+            const int MR = GemmMicroKernel.MR;
+            long uSize = 16L * ((co + MR - 1) / MR * MR) * ci;
+            var weights = new ReadOnlySpan<float>(w, count);
+            bool valid = _copy.Length == count && _co == co && _ci == ci && _u.Length >= uSize
+                && System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(weights).SequenceEqual(System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_copy.AsSpan()));
+            if (!valid)
+            {
+                // Pinned, so the pointer handed out stays valid; allocated once per layer (sizes do not change).
+                if (_copy.Length != count) _copy = GC.AllocateUninitializedArray<float>(count, pinned: true);
+                if (_u.Length < uSize) _u = GC.AllocateUninitializedArray<float>((int)uSize, pinned: true);
+                weights.CopyTo(_copy);
+                (_co, _ci) = (co, ci);
+                fixed (float* u = _u) Conv2dKernels.TransformWeightsTwoCores(u, w, co, ci, flip);
+            }
+            return (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_u));
+        }
     }
 }

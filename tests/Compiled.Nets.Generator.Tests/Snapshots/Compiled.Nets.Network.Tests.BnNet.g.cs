@@ -41,6 +41,8 @@ namespace Compiled.Nets.Network.Tests
         private global::Compiled.Nets.BatchNorm2d _bn = null!;
         private global::Compiled.Nets.AvgPool2d _pool = null!;
         private global::Compiled.Nets.Linear _fc = null!;
+        // Each convolution's Winograd-transformed weights, reused while the weights are unchanged (checked on every call).
+        private readonly global::Compiled.Nets.Kernels.Conv2dWeightCache _weights1 = new();
 
         /// <summary>Declares every tensor of this network (PyTorch state-dict names, shapes, default initialisation).</summary>
         public static void DeclareParameters(global::Compiled.Nets.ParameterStoreBuilder b, string prefix)
@@ -140,7 +142,7 @@ namespace Compiled.Nets.Network.Tests
             global::System.ReadOnlySpan<float> v0 = input;
             var v5 = v4;
             // Conv: [B, 3, 13, 11] -> [B, 8, 7, 6]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 3, 13, 11, 8, 3, 3, 2, 2, 2, 2, 2, 2), ws.Scratch.Span);
+            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv_weight), default, new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 3, 13, 11, 8, 3, 3, 2, 2, 2, 2, 2, 2), ws.Scratch.Span, _weights1);
             // Bn: [B, 8, 7, 6] -> [B, 8, 7, 6]
             global::Compiled.Nets.Kernels.BatchNormKernels.ForwardInference(v2, v1, _store.Value(_p_bn_weight), _store.Value(_p_bn_bias), _store.Value(_p_bn_running_mean), _store.Value(_p_bn_running_var), batch, 8, 42, 1E-05f);
             // fused: Relu  [B, 8, 7, 6]
@@ -238,7 +240,7 @@ namespace Compiled.Nets.Network.Tests
             // Written, not accumulated, by their only backward contribution (no clear needed): g2, g4.
 
             // Conv: [B, 3, 13, 11] -> [B, 8, 7, 6]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 3, 13, 11, 8, 3, 3, 2, 2, 2, 2, 2, 2), ws.Scratch.Span);
+            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv_weight), default, new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 3, 13, 11, 8, 3, 3, 2, 2, 2, 2, 2, 2), ws.Scratch.Span, _weights1);
             // Bn: [B, 8, 7, 6] -> [B, 8, 7, 6]
             global::Compiled.Nets.Kernels.BatchNormKernels.ForwardTraining(v2, sm2, si2, _store.Value(_p_bn_running_mean), _store.Value(_p_bn_running_var), v1, _store.Value(_p_bn_weight), _store.Value(_p_bn_bias), batch, 8, 42, 1E-05f, 0.1f);
             _store.Value(_p_bn_num_batches_tracked)[0] += 1f;
@@ -362,7 +364,7 @@ namespace Compiled.Nets.Network.Tests
             if (n1)
             {
                 // Conv backward
-                global::Compiled.Nets.Kernels.Conv2dKernels.Backward(default, (_p_conv_weight.RequiresGrad ? _store.Gradient(_p_conv_weight) : default), g1, v0, _store.Value(_p_conv_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 3, 13, 11, 8, 3, 3, 2, 2, 2, 2, 2, 2), ws.Scratch.Span);
+                global::Compiled.Nets.Kernels.Conv2dKernels.Backward(default, (_p_conv_weight.RequiresGrad ? _store.Gradient(_p_conv_weight) : default), g1, v0, _store.Value(_p_conv_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 3, 13, 11, 8, 3, 3, 2, 2, 2, 2, 2, 2), ws.Scratch.Span, accumulateDx: true, _weights1);
             }
             return loss;
         }

@@ -45,6 +45,9 @@ namespace Compiled.Nets.Network.Tests
         private global::Compiled.Nets.Conv2d _conv2 = null!;
         private global::Compiled.Nets.Linear _fc1 = null!;
         private global::Compiled.Nets.Linear _fc2 = null!;
+        // Each convolution's Winograd-transformed weights, reused while the weights are unchanged (checked on every call).
+        private readonly global::Compiled.Nets.Kernels.Conv2dWeightCache _weights1 = new();
+        private readonly global::Compiled.Nets.Kernels.Conv2dWeightCache _weights4 = new();
 
         /// <summary>Declares every tensor of this network (PyTorch state-dict names, shapes, default initialisation).</summary>
         public static void DeclareParameters(global::Compiled.Nets.ParameterStoreBuilder b, string prefix)
@@ -147,11 +150,11 @@ namespace Compiled.Nets.Network.Tests
             global::System.ReadOnlySpan<float> v0 = input;
             var v7 = v6;
             // Conv1: [B, 1, 28, 28] -> [B, 64, 28, 28]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv1_weight), _store.Value(_p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span); // bias added in the kernel's output pass
+            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv1_weight), _store.Value(_p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights1); // bias added in the kernel's output pass
             // MaxPool2d + ReLU: [B, 64, 28, 28] -> [B, 64, 14, 14] (one kernel)
             global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v3, default, v1, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0), relu: true);
             // Conv2: [B, 64, 14, 14] -> [B, 128, 14, 14]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v4, v3, _store.Value(_p_conv2_weight), _store.Value(_p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span); // bias added in the kernel's output pass
+            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v4, v3, _store.Value(_p_conv2_weight), _store.Value(_p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights4); // bias added in the kernel's output pass
             // MaxPool2d + ReLU: [B, 128, 14, 14] -> [B, 128, 7, 7] (one kernel)
             global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v6, default, v4, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), relu: true);
             // Fc1: [B, 6272] -> [B, 512]
@@ -260,11 +263,11 @@ namespace Compiled.Nets.Network.Tests
             // Written, not accumulated, by their only backward contribution (no clear needed): g1, g3, g4, g6, g8, g9.
 
             // Conv1: [B, 1, 28, 28] -> [B, 64, 28, 28]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv1_weight), _store.Value(_p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span); // bias added in the kernel's output pass
+            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv1_weight), _store.Value(_p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights1); // bias added in the kernel's output pass
             // MaxPool2d + ReLU: [B, 64, 28, 28] -> [B, 64, 14, 14] (one kernel)
             global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v3, a2, v1, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0), relu: true);
             // Conv2: [B, 64, 14, 14] -> [B, 128, 14, 14]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v4, v3, _store.Value(_p_conv2_weight), _store.Value(_p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span); // bias added in the kernel's output pass
+            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v4, v3, _store.Value(_p_conv2_weight), _store.Value(_p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights4); // bias added in the kernel's output pass
             // MaxPool2d + ReLU: [B, 128, 14, 14] -> [B, 128, 7, 7] (one kernel)
             global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v6, a5, v4, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), relu: true);
             // Fc1: [B, 6272] -> [B, 512]
@@ -419,7 +422,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Conv2 backward
-                global::Compiled.Nets.Kernels.Conv2dKernels.Backward((n3 ? g3 : default), (_p_conv2_weight.RequiresGrad ? _store.Gradient(_p_conv2_weight) : default), g4, v3, _store.Value(_p_conv2_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, accumulateDx: false);
+                global::Compiled.Nets.Kernels.Conv2dKernels.Backward((n3 ? g3 : default), (_p_conv2_weight.RequiresGrad ? _store.Gradient(_p_conv2_weight) : default), g4, v3, _store.Value(_p_conv2_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, accumulateDx: false, _weights4);
             }
             if (n3)
             {
@@ -453,7 +456,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Conv1 backward
-                global::Compiled.Nets.Kernels.Conv2dKernels.Backward(default, (_p_conv1_weight.RequiresGrad ? _store.Gradient(_p_conv1_weight) : default), g1, v0, _store.Value(_p_conv1_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span);
+                global::Compiled.Nets.Kernels.Conv2dKernels.Backward(default, (_p_conv1_weight.RequiresGrad ? _store.Gradient(_p_conv1_weight) : default), g1, v0, _store.Value(_p_conv1_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, accumulateDx: true, _weights1);
             }
             return loss;
         }
