@@ -181,7 +181,43 @@ public static unsafe class Gemm
     private static void SkinnyDots(ref Skinny s, int j0, int j1)
     {
         int m = s.M, k = s.K, k16 = k & ~15;
-        for (int j = j0; j < j1; j += 2)
+        int j = j0;
+        if (m == 1)
+        {
+            // A single row (batch-1 inference): eight weight rows at a time, so eight streams keep memory busy.
+            float* arow = s.A;
+            var sums = stackalloc float[8];
+            for (; j + 8 <= j1; j += 8)
+            {
+                float* b0 = s.B + (long)j * s.Ldb;
+                long ld = s.Ldb;
+                var d0 = Vector512<float>.Zero; var d1 = d0; var d2 = d0; var d3 = d0; var d4 = d0; var d5 = d0; var d6 = d0; var d7 = d0;
+                int p = 0;
+                for (; p < k16; p += 16)
+                {
+                    var a0 = Vector512.Load(arow + p);
+                    float* q = b0 + p;
+                    d0 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(q), d0);
+                    d1 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(q + ld), d1);
+                    d2 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(q + 2 * ld), d2);
+                    d3 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(q + 3 * ld), d3);
+                    d4 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(q + 4 * ld), d4);
+                    d5 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(q + 5 * ld), d5);
+                    d6 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(q + 6 * ld), d6);
+                    d7 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(q + 7 * ld), d7);
+                }
+                sums[0] = Vector512.Sum(d0); sums[1] = Vector512.Sum(d1); sums[2] = Vector512.Sum(d2); sums[3] = Vector512.Sum(d3);
+                sums[4] = Vector512.Sum(d4); sums[5] = Vector512.Sum(d5); sums[6] = Vector512.Sum(d6); sums[7] = Vector512.Sum(d7);
+                for (int r = 0; r < 8; r++)
+                {
+                    float x = sums[r];
+                    float* br = b0 + r * ld;
+                    for (int pp = p; pp < k; pp++) x += arow[pp] * br[pp];
+                    Put(s.C + j + r, s.Alpha * x, s.Beta);
+                }
+            }
+        }
+        for (; j < j1; j += 2)
         {
             bool two = j + 1 < j1;
             float* b0 = s.B + (long)j * s.Ldb;

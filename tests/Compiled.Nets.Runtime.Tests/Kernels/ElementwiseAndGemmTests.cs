@@ -57,6 +57,7 @@ public class ElementwiseAndGemmTests
         d.Add(260, 129, 513);
         // Skinny A (m ≤ 4, no packing), one and two cores, with odd column and depth tails.
         d.Add(1, 513, 300);
+        d.Add(1, 29, 4100);
         d.Add(3, 130, 1000);
         d.Add(4, 77, 4099);
         d.Add(2, 1000, 70);
