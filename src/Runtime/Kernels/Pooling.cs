@@ -112,8 +112,6 @@ public static unsafe class PoolingKernels
         var g = a.G;
         if (!Avx512F.IsSupported) { MaxGeneral(ref a, p0, p1); return; }
         int w = g.InWidth, inPlane = g.InHeight * w, oh = g.OutHeight, ow = g.OutWidth, outPlane = oh * ow;
-        float* rows = stackalloc float[64];
-        float* outV = stackalloc float[16];
         int* outI = stackalloc int[16];
         var even = s_even; var odd = s_odd; var lane2 = s_even;
         for (int bc = p0; bc < p1; bc++)
@@ -127,12 +125,8 @@ public static unsafe class PoolingKernels
                 int o = i * ow, rowBase = 2 * i * w;
                 if (ow < 16)
                 {
-                    // Narrow rows: work on a padded copy so the 32-wide loads stay inside memory we own.
-                    new ReadOnlySpan<float>(top, 2 * ow).CopyTo(new Span<float>(rows, 32));
-                    new ReadOnlySpan<float>(top + w, 2 * ow).CopyTo(new Span<float>(rows + 32, 32));
-                    Max2x2Chunk(rows, rows + 32, 0, rowBase, w, even, odd, lane2, outV, outI);
-                    new ReadOnlySpan<float>(outV, ow).CopyTo(new Span<float>(yp + o, ow));
-                    if (ap != null) new ReadOnlySpan<int>(outI, ow).CopyTo(new Span<int>(ap + o, ow));
+                    // Narrow rows: masked loads (lanes past the row are never touched) and masked stores.
+                    Max2x2Narrow(top, top + w, rowBase, w, ow, even, odd, lane2, yp + o, ap == null ? null : ap + o);
                     continue;
                 }
                 for (int j = 0; ; j += 16)
@@ -160,6 +154,30 @@ public static unsafe class PoolingKernels
         var kb = (wb.AsInt32() & Vector512<int>.One) + Vector512.Create(w);
         var k = Vector512.ConditionalSelect(wv.AsInt32(), kb, kt);
         Vector512.Store(k + lane2 + Vector512.Create(rowBase + 2 * j), arg);
+    }
+
+    /// <summary>One output row of fewer than 16 windows (the 2·ow inputs of each row fit two vectors).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Max2x2Narrow(float* top, float* bottom, int rowBase, int w, int ow, Vector512<int> even, Vector512<int> odd, Vector512<int> lane2, float* y, int* arg)
+    {
+        var idx = Vector512<int>.Indices;
+        var m0 = Vector512.LessThan(idx, Vector512.Create(2 * ow)).AsSingle();
+        var m1 = Vector512.LessThan(idx, Vector512.Create(2 * ow - 16)).AsSingle();
+        var z = Vector512<float>.Zero;
+        var t0 = Avx512F.MaskLoad(top, m0, z); var t1 = Avx512F.MaskLoad(top + 16, m1, z);
+        var b0 = Avx512F.MaskLoad(bottom, m0, z); var b1 = Avx512F.MaskLoad(bottom + 16, m1, z);
+        var te = Avx512F.PermuteVar16x32x2(t0, even, t1); var to = Avx512F.PermuteVar16x32x2(t0, odd, t1);
+        var be = Avx512F.PermuteVar16x32x2(b0, even, b1); var bo = Avx512F.PermuteVar16x32x2(b0, odd, b1);
+        var wt = Wins(te, to); var mt = Vector512.ConditionalSelect(wt, to, te);
+        var wb = Wins(be, bo); var mb = Vector512.ConditionalSelect(wb, bo, be);
+        var wv = Wins(mt, mb);
+        var outMask = Vector512.LessThan(idx, Vector512.Create(ow));
+        Avx512F.MaskStore(y, outMask.AsSingle(), Vector512.ConditionalSelect(wv, mb, mt));
+        if (arg == null) return;
+        var kt = wt.AsInt32() & Vector512<int>.One;
+        var kb = (wb.AsInt32() & Vector512<int>.One) + Vector512.Create(w);
+        var k = Vector512.ConditionalSelect(wv.AsInt32(), kb, kt);
+        Avx512F.MaskStore(arg, outMask, k + lane2 + Vector512.Create(rowBase));
     }
 
     // Lanes where b (later in window order) replaces a: b is larger, or b is the first NaN.
