@@ -914,8 +914,7 @@ namespace Compiled.Nets.Generator
                     int e = l.Ints[0], heads = l.Ints[1];
                     string n = $"{Rows(op)} * {e}";
                     w.Line($"var dq = gq.Slice(0, {n}); var dk = gk.Slice(0, {n}); var dv = gv.Slice(0, {n});");
-                    w.Line("dq.Clear(); dk.Clear(); dv.Clear();");
-                    w.Line($"{K}AttentionKernels.Backward(dq, dk, dv, {dy}, p{op.Id}, aq{op.Id}, ak{op.Id}, av{op.Id}, {(l.Real > 0 ? $"dm{op.Id}" : "default")}, batch, {Dim(op.InShape[0])}, {heads}, {e / heads}, ws.Scratch.Span);");
+                    w.Line($"{K}AttentionKernels.Backward(dq, dk, dv, {dy}, p{op.Id}, aq{op.Id}, ak{op.Id}, av{op.Id}, {(l.Real > 0 ? $"dm{op.Id}" : "default")}, batch, {Dim(op.InShape[0])}, {heads}, {e / heads}, ws.Scratch.Span, accumulate: false);");
                     bool first = true;
                     foreach (var (part, name) in new[] { ("dq", "query"), ("dk", "key"), ("dv", "value") })
                     {

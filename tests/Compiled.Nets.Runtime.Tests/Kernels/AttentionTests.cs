@@ -80,6 +80,12 @@ public class AttentionTests
         FiniteDifferenceTests.Close(F(dqRef), dq.Select(x => x - 1f).ToArray(), "dq", 1e-4f);
         FiniteDifferenceTests.Close(F(dkRef), dk.Select(x => x - 1f).ToArray(), "dk", 1e-4f);
         FiniteDifferenceTests.Close(F(dvRef), dv.Select(x => x - 1f).ToArray(), "dv", 1e-4f);
+        // Overwrite mode: whatever the buffers held (NaN here) is replaced.
+        dq = Enumerable.Repeat(float.NaN, n).ToArray(); dk = (float[])dq.Clone(); dv = (float[])dq.Clone();
+        AttentionKernels.Backward(dq, dk, dv, F(dctx), probs, F(q), F(k), F(v), F(drop), b, t, h, d, scratch, accumulate: false);
+        FiniteDifferenceTests.Close(F(dqRef), dq, "dq (overwritten)", 1e-4f);
+        FiniteDifferenceTests.Close(F(dkRef), dk, "dk (overwritten)", 1e-4f);
+        FiniteDifferenceTests.Close(F(dvRef), dv, "dv (overwritten)", 1e-4f);
     }
 
     [Fact]
