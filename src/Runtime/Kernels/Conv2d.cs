@@ -3,8 +3,9 @@ using System.Numerics;
 namespace Compiled.Nets.Kernels;
 
 // Dims: B batch, C in-channels, H×W input, O out-channels, KH×KW kernel, OH×OW output, P = OH·OW, Q = C·KH·KW.
-// Forward per sample: col[Q,P] = im2col(x); y[O,P] = w[O,Q]·col. Backward: dw += dy·colᵀ, dcol = wᵀ·dy, dx += col2im(dcol).
-// Bias is not applied here: the generated code adds it in the fused elementwise epilogue that follows.
+// Forward per sample: col[Q,P] = im2col(x); y[O,P] = w[O,Q]·col (+ bias, added while the result is laid out as NCHW).
+// Backward: dw += dy·colᵀ, dcol = wᵀ·dy, dx += col2im(dcol). 3×3 stride-1 convolutions with 16–512 channels on both
+// sides take the Winograd F(2×2, 3×3) path instead (Conv2dWinograd.cs), chosen per call by UsesWinograd.
 public static unsafe partial class Conv2dKernels
 {
     // Samples are processed in chunks: im2col of S samples side by side gives one GEMM with N = S·P columns instead of
