@@ -81,6 +81,8 @@ public class NetworkParityTests
         var topt = torch.optim.AdamW(module.parameters(), lr: 1e-3, weight_decay: 0.01);
         int batch = 8;
         var ours = new List<float>(); var theirs = new List<double>();
+        string[] names = ["conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight"];
+        var start = names.ToDictionary(n => n, n => net.Parameters.Value(net.Parameters[n]).ToArray());
         for (int step = 0; step < 20; step++)
         {
             var x = OpParityTests.Random(batch * 784, (ulong)(100 + step));
@@ -98,12 +100,21 @@ public class NetworkParityTests
         for (int i = 0; i < 20; i++)
             Assert.True(Math.Abs(ours[i] - theirs[i]) < 2e-3 * Math.Max(1, theirs[i]), $"step {i}: ours {ours[i]} vs libtorch {theirs[i]}");
         Assert.True(ours[^1] < ours[0]); // the curve actually moves
-        // And the weights end up the same.
+        // And every layer's weights moved the same way: the update over the 20 steps (ours − libtorch's, relative L2
+        // over libtorch's). Measured 4e-5…2e-4; a direct conv1 kernel that was as accurate per call (within 1e-6 of a
+        // double reference) drifted to 4e-2…1.3e-1 here and was not kept, so the bound stays tight.
         using var after = new SeedConvNet(seed: 0);
         TorchStateDict.Load(after.Parameters, module);
-        var a = after.Parameters.Value(after.Parameters["fc2.weight"]).ToArray();
-        var b = net.Parameters.Value(net.Parameters["fc2.weight"]).ToArray();
-        OpParityTests.Close(a, b, "fc2.weight after 20 steps", 1e-3f);
+        var report = new List<string>();
+        foreach (var name in names)
+        {
+            var w0 = start[name];
+            var dt = after.Parameters.Value(after.Parameters[name]).ToArray().Select((v, i) => (double)v - w0[i]).ToArray();
+            var dOurs = net.Parameters.Value(net.Parameters[name]).ToArray().Select((v, i) => (double)v - w0[i]).ToArray();
+            double err = Math.Sqrt(dt.Select((v, i) => (v - dOurs[i]) * (v - dOurs[i])).Sum() / dt.Select(v => v * v).Sum());
+            report.Add($"{name} {err:E2}");
+            Assert.True(err < 2e-3, $"{name}: update differs from libtorch's by {err:E2} (relative L2); all: {string.Join("; ", report)}");
+        }
     }
 
     [Theory]
