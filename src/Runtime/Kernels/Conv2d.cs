@@ -5,7 +5,8 @@ namespace Compiled.Nets.Kernels;
 // Dims: B batch, C in-channels, H×W input, O out-channels, KH×KW kernel, OH×OW output, P = OH·OW, Q = C·KH·KW.
 // Forward per sample: col[Q,P] = im2col(x); y[O,P] = w[O,Q]·col (+ bias, added while the result is laid out as NCHW).
 // Backward: dw += dy·colᵀ, dcol = wᵀ·dy, dx += col2im(dcol). 3×3 stride-1 convolutions with 16–512 channels on both
-// sides take the Winograd F(2×2, 3×3) path instead (Conv2dWinograd.cs), chosen per call by UsesWinograd.
+// sides take the Winograd F(2×2, 3×3) path instead (Conv2dWinograd.cs), chosen per call by UsesWinograd; those with at
+// most four input channels (a first layer) run forward and weight gradient as direct loops (Conv2dDirect.cs).
 public static unsafe partial class Conv2dKernels
 {
     // Samples are processed in chunks: im2col of S samples side by side gives one GEMM with N = S·P columns instead of
@@ -21,7 +22,7 @@ public static unsafe partial class Conv2dKernels
     private static long PerCore(in Conv2dGeometry g) => (Q(g) + g.OutChannels) * ChunkSamples(g) * g.OutHeight * g.OutWidth + g.WeightSize;
 
     /// <summary>Floats of scratch memory Forward/Backward need: per-core chunk buffers and a private dW for the second core.</summary>
-    public static long ScratchSize(in Conv2dGeometry g) => Math.Max(2L * PerCore(g) + g.WeightSize, WinogradScratch(g));
+    public static long ScratchSize(in Conv2dGeometry g) => Math.Max(Math.Max(2L * PerCore(g) + g.WeightSize, WinogradScratch(g)), DirectScratch(g));
 
     /// <summary>Pointers and sizes of one call, shared by the two halves of the batch.</summary>
     private struct Args
@@ -49,6 +50,7 @@ public static unsafe partial class Conv2dKernels
         fixed (float* py = y) fixed (float* px = x) fixed (float* pw = w) fixed (float* ps = scratch) fixed (float* pb = bias)
         {
             if (UsesWinograd(g)) { WinogradForward(py, px, pw, bias.IsEmpty ? null : pb, g, ps, cache); return; }
+            if (UsesDirect(g)) { DirectForward(py, px, pw, bias.IsEmpty ? null : pb, g, ps); return; }
             var a = new Args { Y = py, X = px, W = pw, Scratch = ps, G = g, Bias = bias.IsEmpty ? null : pb };
             // Batch 1 keeps one range and lets the GEMM use both cores instead.
             if (g.Batch > 1) TwoCores.Run(&ForwardHalf, &a);
@@ -125,6 +127,13 @@ public static unsafe partial class Conv2dKernels
                 if (a.Dw != null) WinogradWeightGradient(a.Dw, pdy, px, g, ps);
                 if (a.Dx != null) WinogradInputGradient(a.Dx, pdy, pw, g, accumulateDx, ps, cache);
                 return;
+            }
+            if (UsesDirect(g) && a.Dw != null)
+            {
+                // The weight gradient directly; the input gradient (if any) below on im2col.
+                DirectWeightGradient(a.Dw, pdy, px, g, ps);
+                a.Dw = null;
+                if (a.Dx == null) return;
             }
             if (g.Batch > 1)
             {

@@ -42,6 +42,9 @@ public class FiniteDifferenceTests
         d.Add(2, 3, 5, 5, 4, 1, 1, 0, 1);
         d.Add(4, 5, 1, 1, 3, 3, 1, 1, 1);
         d.Add(9, 4, 5, 13, 6, 3, 1, 1, 1);
+        // Few input channels (the direct kernel): padding 2 with a 42-wide output (three row vectors), odd channel counts.
+        d.Add(3, 2, 6, 40, 5, 3, 1, 2, 1);
+        d.Add(2, 4, 17, 16, 7, 3, 1, 0, 1);
         foreach (var c in WinogradCases()) d.Add((int)c[0], (int)c[1], (int)c[2], (int)c[3], (int)c[4], 3, 1, (int)c[5], 1);
         return d;
     }
@@ -62,6 +65,17 @@ public class FiniteDifferenceTests
         { 1, 64, 14, 14, 128, 1 },
         { 1, 16, 13, 9, 17, 1 },
     };
+
+    [Theory]
+    [InlineData(2, 3, 7, 6, 4, 1)]
+    [InlineData(3, 2, 6, 40, 5, 2)]
+    [InlineData(1, 1, 28, 28, 64, 1)]
+    public void Conv2d_FewInputChannels_TakeTheDirectPath(int b, int c, int h, int w, int o, int p)
+    {
+        Assert.Equal(Gemm.UsesAvx512, Conv2dKernels.UsesDirect(new Conv2dGeometry(b, c, h, w, o, 3, 3, 1, 1, p, p, 1, 1)));
+        Assert.False(Conv2dKernels.UsesDirect(new Conv2dGeometry(b, 5, h, w, o, 3, 3, 1, 1, p, p, 1, 1)));
+        Assert.False(Conv2dKernels.UsesDirect(new Conv2dGeometry(b, c, h, w, o, 3, 3, 2, 2, p, p, 1, 1)));
+    }
 
     [Theory]
     [MemberData(nameof(WinogradCases))]

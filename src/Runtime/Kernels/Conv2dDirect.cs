@@ -1,0 +1,197 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Compiled.Nets.Kernels;
+
+// Direct 3×3 stride-1 convolution for layers with few input channels (an image's first layer: 1 or 3 channels). As
+// im2col + GEMM its depth is only 9·C, so the GEMM runs far from peak (conv1 at 47 % of it) and im2col copies the
+// image nine times; here each output row is 16 columns per vector, every input vector loaded once feeds four output
+// channels' FMAs, and the weight gradient sums dy·x products straight into nine vector accumulators per channel pair.
+// Inputs are staged one sample at a time in zero-padded planes (pad on every side, 16 floats of slack on the right), so
+// the loads need no bounds checks. The input gradient of such layers (rarely needed: it is usually the first) stays on
+// im2col.
+public static unsafe partial class Conv2dKernels
+{
+    private const int DirectMaxChannels = 4;
+
+    /// <summary>True when this convolution's forward and weight gradient run as the direct small-channel kernel.</summary>
+    internal static bool UsesDirect(in Conv2dGeometry g) =>
+        Gemm.UsesAvx512 && g.KernelH == 3 && g.KernelW == 3 && g.StrideH == 1 && g.StrideW == 1 && g.DilationH == 1
+        && g.DilationW == 1 && (uint)g.PadH <= 2 && (uint)g.PadW <= 2 && g.InChannels <= DirectMaxChannels
+        && g.OutHeight >= 1 && g.OutWidth >= 1 && !UsesWinograd(g);
+
+    // Padded plane of one input channel: (H + 2·padH) rows of PaddedWidth floats.
+    private static int PaddedWidth(in Conv2dGeometry g) => (g.OutWidth + 15) / 16 * 16 + 16;
+    private static long PaddedSample(in Conv2dGeometry g) => (long)g.InChannels * (g.InHeight + 2 * g.PadH) * PaddedWidth(g);
+
+    /// <summary>Scratch per core: one padded sample and a private weight gradient.</summary>
+    private static long DirectPerCore(in Conv2dGeometry g) => PaddedSample(g) + g.WeightSize;
+
+    private static long DirectScratch(in Conv2dGeometry g) =>
+        g.KernelH == 3 && g.KernelW == 3 && g.InChannels <= DirectMaxChannels && g.OutHeight >= 1 && g.OutWidth >= 1 ? 2 * DirectPerCore(g) : 0;
+
+    /// <summary>Copies sample x [C, H, W] into zero-padded planes.</summary>
+    private static void PadSample(float* dst, float* x, in Conv2dGeometry g)
+    {
+        int pw = PaddedWidth(g), ph = g.InHeight + 2 * g.PadH;
+        new Span<float>(dst, (int)PaddedSample(g)).Clear();
+        for (int c = 0; c < g.InChannels; c++)
+            for (int r = 0; r < g.InHeight; r++)
+                new ReadOnlySpan<float>(x + ((long)c * g.InHeight + r) * g.InWidth, g.InWidth)
+                    .CopyTo(new Span<float>(dst + ((long)c * ph + r + g.PadH) * pw + g.PadW, g.InWidth));
+    }
+
+    private static void DirectForward(float* y, float* x, float* w, float* bias, in Conv2dGeometry g, float* scratch)
+    {
+        var a = new Args { Y = y, X = x, W = w, Bias = bias, Scratch = scratch, G = g };
+        if (g.Batch > 1) TwoCores.Run(&DirectForwardHalf, &a);
+        else DirectForwardRange(ref a, 0, 1, scratch);
+    }
+
+    private static void DirectForwardHalf(void* state, int half)
+    {
+        ref var a = ref *(Args*)state;
+        int mid = a.G.Batch / 2;
+        if (half == 0) DirectForwardRange(ref a, 0, mid, a.Scratch);
+        else DirectForwardRange(ref a, mid, a.G.Batch, a.Scratch + DirectPerCore(a.G));
+    }
+
+    private static void DirectForwardRange(ref Args a, int b0, int b1, float* pad)
+    {
+        var g = a.G;
+        int oh = g.OutHeight, ow = g.OutWidth, pw = PaddedWidth(g), ph = g.InHeight + 2 * g.PadH, ci = g.InChannels, o = g.OutChannels;
+        int vectors = (ow + 15) / 16;
+        var tail = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(ow - (vectors - 1) * 16)).AsSingle();
+        for (int b = b0; b < b1; b++)
+        {
+            PadSample(pad, a.X + (long)b * g.InSize, g);
+            float* yb = a.Y + (long)b * g.OutSize;
+            for (int o0 = 0; o0 < o; o0 += 4)
+            {
+                int n = Math.Min(4, o - o0);
+                // Weights of up to four output channels: wk[r][c·9 + k]; missing channels read channel o0's (not stored).
+                float* w0 = a.W + (long)o0 * ci * 9;
+                float* w1 = a.W + (long)(o0 + Math.Min(1, n - 1)) * ci * 9;
+                float* w2 = a.W + (long)(o0 + Math.Min(2, n - 1)) * ci * 9;
+                float* w3 = a.W + (long)(o0 + Math.Min(3, n - 1)) * ci * 9;
+                var bias0 = Vector512.Create(a.Bias == null ? 0f : a.Bias[o0]);
+                var bias1 = Vector512.Create(a.Bias == null || n < 2 ? 0f : a.Bias[o0 + 1]);
+                var bias2 = Vector512.Create(a.Bias == null || n < 3 ? 0f : a.Bias[o0 + 2]);
+                var bias3 = Vector512.Create(a.Bias == null || n < 4 ? 0f : a.Bias[o0 + 3]);
+                for (int i = 0; i < oh; i++)
+                    for (int v = 0; v < vectors; v++)
+                    {
+                        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+                        for (int c = 0; c < ci; c++)
+                        {
+                            float* row = pad + ((long)c * ph + i) * pw + v * 16;
+                            int wc = c * 9;
+                            for (int kh = 0; kh < 3; kh++, row += pw)
+                                for (int kw = 0; kw < 3; kw++)
+                                {
+                                    var xv = Vector512.Load(row + kw);
+                                    int k = wc + kh * 3 + kw;
+                                    s0 = Vector512.FusedMultiplyAdd(Vector512.Create(w0[k]), xv, s0);
+                                    s1 = Vector512.FusedMultiplyAdd(Vector512.Create(w1[k]), xv, s1);
+                                    s2 = Vector512.FusedMultiplyAdd(Vector512.Create(w2[k]), xv, s2);
+                                    s3 = Vector512.FusedMultiplyAdd(Vector512.Create(w3[k]), xv, s3);
+                                }
+                        }
+                        // The bias last, as libtorch and the GEMM path add it: started from the bias, the small products
+                        // lost low bits against it, and that rounding bias sent a 10-step AdamW run 10× further from
+                        // libtorch's than float noise does.
+                        s0 += bias0; s1 += bias1; s2 += bias2; s3 += bias3;
+                        float* dst = yb + ((long)o0 * oh + i) * ow + v * 16;
+                        long plane = (long)oh * ow;
+                        StoreRow(dst, s0, v == vectors - 1, tail);
+                        if (n > 1) StoreRow(dst + plane, s1, v == vectors - 1, tail);
+                        if (n > 2) StoreRow(dst + 2 * plane, s2, v == vectors - 1, tail);
+                        if (n > 3) StoreRow(dst + 3 * plane, s3, v == vectors - 1, tail);
+                    }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow(float* dst, Vector512<float> v, bool last, Vector512<float> tail)
+    {
+        if (last) Avx512F.MaskStore(dst, tail, v);
+        else Vector512.Store(v, dst);
+    }
+
+    /// <summary>dw += Σ over the batch of dy[o]·x[c] shifted by (kh, kw), both cores on half of the samples each.</summary>
+    private static void DirectWeightGradient(float* dw, float* dy, float* x, in Conv2dGeometry g, float* scratch)
+    {
+        var a = new Args { Dw = dw, Dy = dy, X = x, Scratch = scratch, G = g };
+        if (g.Batch > 1)
+        {
+            TwoCores.Run(&DirectDwHalf, &a);
+            Elementwise.AddInPlace(new Span<float>(dw, g.WeightSize), new ReadOnlySpan<float>(scratch + DirectPerCore(g) + PaddedSample(g), g.WeightSize));
+        }
+        else DirectDwRange(ref a, 0, 1, scratch, dw);
+    }
+
+    private static void DirectDwHalf(void* state, int half)
+    {
+        ref var a = ref *(Args*)state;
+        int mid = a.G.Batch / 2;
+        if (half == 0) { DirectDwRange(ref a, 0, mid, a.Scratch, a.Dw); return; }
+        float* buffers = a.Scratch + DirectPerCore(a.G), privateDw = buffers + PaddedSample(a.G);
+        new Span<float>(privateDw, a.G.WeightSize).Clear();
+        DirectDwRange(ref a, mid, a.G.Batch, buffers, privateDw);
+    }
+
+    private static void DirectDwRange(ref Args a, int b0, int b1, float* pad, float* dw)
+    {
+        var g = a.G;
+        int oh = g.OutHeight, ow = g.OutWidth, pw = PaddedWidth(g), ph = g.InHeight + 2 * g.PadH, ci = g.InChannels, o = g.OutChannels;
+        int vectors = (ow + 15) / 16;
+        var tail = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(ow - (vectors - 1) * 16)).AsSingle();
+        for (int b = b0; b < b1; b++)
+        {
+            PadSample(pad, a.X + (long)b * g.InSize, g);
+            float* dyb = a.Dy + (long)b * g.OutSize;
+            // Two output channels at a time: 18 register accumulators (9 taps each), each input load feeding two FMAs.
+            for (int o0 = 0; o0 < o; o0 += 2)
+            {
+                bool two = o0 + 1 < o;
+                float* dy0 = dyb + (long)o0 * oh * ow, dy1 = two ? dy0 + (long)oh * ow : dy0;
+                for (int c = 0; c < ci; c++)
+                {
+                    var z = Vector512<float>.Zero;
+                    Vector512<float> p0 = z, p1 = z, p2 = z, p3 = z, p4 = z, p5 = z, p6 = z, p7 = z, p8 = z;
+                    Vector512<float> q0 = z, q1 = z, q2 = z, q3 = z, q4 = z, q5 = z, q6 = z, q7 = z, q8 = z;
+                    for (int i = 0; i < oh; i++)
+                        for (int v = 0; v < vectors; v++)
+                        {
+                            // Lanes past the row's end load as zero from dy, so the padded planes' slack adds nothing.
+                            long at = (long)i * ow + v * 16;
+                            bool last = v == vectors - 1;
+                            var d0 = last ? Avx512F.MaskLoad(dy0 + at, tail, z) : Vector512.Load(dy0 + at);
+                            var d1 = last ? Avx512F.MaskLoad(dy1 + at, tail, z) : Vector512.Load(dy1 + at);
+                            float* r0 = pad + ((long)c * ph + i) * pw + v * 16, r1 = r0 + pw, r2 = r1 + pw;
+                            var x = Vector512.Load(r0); p0 = Vector512.FusedMultiplyAdd(d0, x, p0); q0 = Vector512.FusedMultiplyAdd(d1, x, q0);
+                            x = Vector512.Load(r0 + 1); p1 = Vector512.FusedMultiplyAdd(d0, x, p1); q1 = Vector512.FusedMultiplyAdd(d1, x, q1);
+                            x = Vector512.Load(r0 + 2); p2 = Vector512.FusedMultiplyAdd(d0, x, p2); q2 = Vector512.FusedMultiplyAdd(d1, x, q2);
+                            x = Vector512.Load(r1); p3 = Vector512.FusedMultiplyAdd(d0, x, p3); q3 = Vector512.FusedMultiplyAdd(d1, x, q3);
+                            x = Vector512.Load(r1 + 1); p4 = Vector512.FusedMultiplyAdd(d0, x, p4); q4 = Vector512.FusedMultiplyAdd(d1, x, q4);
+                            x = Vector512.Load(r1 + 2); p5 = Vector512.FusedMultiplyAdd(d0, x, p5); q5 = Vector512.FusedMultiplyAdd(d1, x, q5);
+                            x = Vector512.Load(r2); p6 = Vector512.FusedMultiplyAdd(d0, x, p6); q6 = Vector512.FusedMultiplyAdd(d1, x, q6);
+                            x = Vector512.Load(r2 + 1); p7 = Vector512.FusedMultiplyAdd(d0, x, p7); q7 = Vector512.FusedMultiplyAdd(d1, x, q7);
+                            x = Vector512.Load(r2 + 2); p8 = Vector512.FusedMultiplyAdd(d0, x, p8); q8 = Vector512.FusedMultiplyAdd(d1, x, q8);
+                        }
+                    float* w0 = dw + ((long)o0 * ci + c) * 9;
+                    w0[0] += Vector512.Sum(p0); w0[1] += Vector512.Sum(p1); w0[2] += Vector512.Sum(p2);
+                    w0[3] += Vector512.Sum(p3); w0[4] += Vector512.Sum(p4); w0[5] += Vector512.Sum(p5);
+                    w0[6] += Vector512.Sum(p6); w0[7] += Vector512.Sum(p7); w0[8] += Vector512.Sum(p8);
+                    if (!two) continue;
+                    float* w1 = dw + ((long)(o0 + 1) * ci + c) * 9;
+                    w1[0] += Vector512.Sum(q0); w1[1] += Vector512.Sum(q1); w1[2] += Vector512.Sum(q2);
+                    w1[3] += Vector512.Sum(q3); w1[4] += Vector512.Sum(q4); w1[5] += Vector512.Sum(q5);
+                    w1[6] += Vector512.Sum(q6); w1[7] += Vector512.Sum(q7); w1[8] += Vector512.Sum(q8);
+                }
+            }
+        }
+    }
+}
