@@ -30,8 +30,23 @@ public static unsafe partial class Conv2dKernels
         public bool Accumulate;
         public int TilesH => (OH + 1) / 2;
         public int TilesW => (OW + 1) / 2;
-        public int Panels => (Co + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR;
+        public long Tiles => (long)Batch * TilesH * TilesW;
+        public int Chunks => (int)((Tiles + WTiles - 1) / WTiles);
+        public int Panels => WeightPanels(Co);
     }
+
+    /// <summary>6-row A panels holding co output channels' transformed weights.</summary>
+    private static int WeightPanels(int co) => (co + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR;
+
+    /// <summary>Floats of transformed weights for co output and ci input channels (16 ξ, rows padded to whole panels).</summary>
+    internal static long TransformedFloats(int co, int ci) => 16L * WeightPanels(co) * GemmMicroKernel.MR * ci;
+
+    /// <summary>The forward convolution as Winograd sees it (its input x, output y); the weight gradient reads the same view.</summary>
+    private static WinoView ForwardView(float* y, float* x, float* bias, in Conv2dGeometry g) => new()
+    {
+        In = x, Out = y, Bias = bias, Batch = g.Batch, Ci = g.InChannels, Co = g.OutChannels,
+        H = g.InHeight, W = g.InWidth, OH = g.OutHeight, OW = g.OutWidth, PadH = g.PadH, PadW = g.PadW,
+    };
 
     /// <summary>True when a 3×3 stride-1 convolution of this shape (any batch) has a Winograd form here.</summary>
     private static bool WinogradShape(in Conv2dGeometry g) =>
@@ -61,11 +76,7 @@ public static unsafe partial class Conv2dKernels
 
     private static void WinogradForward(float* y, float* x, float* w, float* bias, in Conv2dGeometry g, float* scratch, Conv2dWeightCache? cache)
     {
-        var v = new WinoView
-        {
-            In = x, Out = y, Bias = bias, Batch = g.Batch, Ci = g.InChannels, Co = g.OutChannels,
-            H = g.InHeight, W = g.InWidth, OH = g.OutHeight, OW = g.OutWidth, PadH = g.PadH, PadW = g.PadW,
-        };
+        var v = ForwardView(y, x, bias, g);
         RunWithWeights(ref v, w, g, flip: false, scratch, cache);
     }
 
@@ -100,11 +111,9 @@ public static unsafe partial class Conv2dKernels
         }
     }
 
-    private static long WeightsFloats(in Conv2dGeometry g)
-    {
-        long r6(int n) => (n + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR * GemmMicroKernel.MR;
-        return 16 * Math.Max(r6(g.OutChannels) * g.InChannels, r6(g.InChannels) * g.OutChannels);
-    }
+    // Either orientation's transformed weights (forward, or flipped for the input gradient).
+    private static long WeightsFloats(in Conv2dGeometry g) =>
+        Math.Max(TransformedFloats(g.OutChannels, g.InChannels), TransformedFloats(g.InChannels, g.OutChannels));
 
     /// <summary>
     /// U = G·g·Gᵀ for every (co, ci) of row panels [p0, p1), written as the micro-kernel's A panels:
@@ -115,7 +124,7 @@ public static unsafe partial class Conv2dKernels
     private static void TransformWeights(float* u, float* w, int co, int ci, bool flip, int p0, int p1)
     {
         const int MR = GemmMicroKernel.MR;
-        int panels = (co + MR - 1) / MR;
+        int panels = WeightPanels(co);
         long xi = (long)panels * ci * MR;
         var half = Vector256.Create(0.5f);
         var t = stackalloc Vector256<float>[12];
@@ -166,13 +175,7 @@ public static unsafe partial class Conv2dKernels
     /// </summary>
     private static void WinogradWeightGradient(float* dw, float* dy, float* x, in Conv2dGeometry g, float* scratch)
     {
-        var v = new WinoView
-        {
-            In = x, Out = dy, Batch = g.Batch, Ci = g.InChannels, Co = g.OutChannels,
-            H = g.InHeight, W = g.InWidth, OH = g.OutHeight, OW = g.OutWidth, PadH = g.PadH, PadW = g.PadW,
-        };
-        long tiles = (long)v.Batch * v.TilesH * v.TilesW;
-        var run = new WinoRun { View = v, Buffers = scratch, Chunks = (int)((tiles + WTiles - 1) / WTiles), Dw = dw, G = g };
+        var run = new WinoRun { View = ForwardView(dy, x, null, g), Buffers = scratch, Dw = dw, G = g };
         TwoCores.Run(&DwHalf, &run);
         TwoCores.Run(&DwFold, &run);
     }
@@ -184,12 +187,10 @@ public static unsafe partial class Conv2dKernels
         float* vBuf = r.Buffers + half * DwPerCore(r.G), mBuf = vBuf + 16 * VXiStride(v.Ci), dU = mBuf + 16 * VXiStride(v.Co);
         new Span<float>(dU, 16 * v.Co * v.Ci).Clear();
         var segs = stackalloc Segment[WTiles];
-        int mid = r.Chunks / 2;
-        for (int chunk = half == 0 ? 0 : mid, end = half == 0 ? mid : r.Chunks; chunk < end; chunk++)
+        int mid = v.Chunks / 2;
+        for (int chunk = half == 0 ? 0 : mid, end = half == 0 ? mid : v.Chunks; chunk < end; chunk++)
         {
-            long t0 = (long)chunk * WTiles, tiles = (long)v.Batch * v.TilesH * v.TilesW;
-            int nt = (int)Math.Min(WTiles, tiles - t0);
-            int nSeg = Segments(ref v, t0, nt, segs);
+            int nSeg = Segments(ref v, chunk, segs, out int nt);
             InputTransform(ref v, segs, nSeg, vBuf);
             GradientTransform(ref v, segs, nSeg, mBuf);
             for (int xi = 0; xi < 16; xi++)
@@ -290,7 +291,7 @@ public static unsafe partial class Conv2dKernels
     private static void WeightHalf(void* state, int half)
     {
         ref var j = ref *(WeightJob*)state;
-        int panels = (j.Co + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR, mid = (panels + 1) / 2;
+        int panels = WeightPanels(j.Co), mid = (panels + 1) / 2;
         if (half == 0) TransformWeights(j.U, j.W, j.Co, j.Ci, j.Flip, 0, mid);
         else TransformWeights(j.U, j.W, j.Co, j.Ci, j.Flip, mid, panels);
     }
@@ -299,14 +300,12 @@ public static unsafe partial class Conv2dKernels
     {
         public WinoView View;
         public float* Buffers, Dw;
-        public int Chunks;
-        public Conv2dGeometry G;
+        public Conv2dGeometry G;   // the call's geometry (the weight gradient's buffer sizes)
     }
 
     private static void RunWinograd(ref WinoView v, float* buffers)
     {
-        long tiles = (long)v.Batch * v.TilesH * v.TilesW;
-        var run = new WinoRun { View = v, Buffers = buffers, Chunks = (int)((tiles + WTiles - 1) / WTiles) };
+        var run = new WinoRun { View = v, Buffers = buffers };
         TwoCores.Run(&WinoHalf, &run);
     }
 
@@ -316,23 +315,26 @@ public static unsafe partial class Conv2dKernels
     {
         ref var r = ref *(WinoRun*)state;
         float* buffers = r.Buffers + half * WPerCore(Math.Max(r.View.Ci, r.View.Co));
-        if (r.Chunks == 1)
+        int chunks = r.View.Chunks;
+        if (chunks == 1)
         {
             int blocks = (r.View.Co + WBlock - 1) / WBlock, mid = Math.Min((blocks + 1) / 2 * WBlock, r.View.Co);
             if (half == 0) WinoChunk(ref r.View, 0, 0, mid, buffers);
             else if (mid < r.View.Co) WinoChunk(ref r.View, 0, mid, r.View.Co, buffers);
             return;
         }
-        int midChunk = r.Chunks / 2;
-        for (int c = half == 0 ? 0 : midChunk, end = half == 0 ? midChunk : r.Chunks; c < end; c++) WinoChunk(ref r.View, c, 0, r.View.Co, buffers);
+        int midChunk = chunks / 2;
+        for (int c = half == 0 ? 0 : midChunk, end = half == 0 ? midChunk : chunks; c < end; c++) WinoChunk(ref r.View, c, 0, r.View.Co, buffers);
     }
 
     /// <summary>A run of up to 7 tiles in one tile row of one image (one 16-float window of input columns covers them).</summary>
     private struct Segment { public int Sample, Row, Col, Length, Offset; }
 
-    /// <summary>Tiles [t0, t0 + nt) as row segments (at most one per tile, so 64).</summary>
-    private static int Segments(ref WinoView v, long t0, int nt, Segment* segs)
+    /// <summary>A chunk's nt tiles as row segments (at most one per tile, so 64).</summary>
+    private static int Segments(ref WinoView v, int chunk, Segment* segs, out int nt)
     {
+        long t0 = (long)chunk * WTiles;
+        nt = (int)Math.Min(WTiles, v.Tiles - t0);
         int nSeg = 0, perImage = v.TilesH * v.TilesW;
         for (long t = t0; t < t0 + nt;)
         {
@@ -347,11 +349,9 @@ public static unsafe partial class Conv2dKernels
     private static void WinoChunk(ref WinoView v, int chunk, int oBegin, int oEnd, float* buffers)
     {
         const int MR = GemmMicroKernel.MR;
-        long tiles = (long)v.Batch * v.TilesH * v.TilesW, t0 = (long)chunk * WTiles;
-        int nt = (int)Math.Min(WTiles, tiles - t0);
         float* vBuf = buffers, mBuf = buffers + 16 * VXiStride(v.Ci);
         var segs = stackalloc Segment[WTiles];
-        int nSeg = Segments(ref v, t0, nt, segs);
+        int nSeg = Segments(ref v, chunk, segs, out _);
         InputTransform(ref v, segs, nSeg, vBuf);
         int panels = v.Panels;
         for (int o0 = oBegin; o0 < oEnd; o0 += WBlock)
@@ -507,8 +507,7 @@ public sealed unsafe class Conv2dWeightCache
         /// <summary>The transformed weights for w (transformed now unless they are exactly the ones cached).</summary>
         public float* Get(float* w, int count, int co, int ci, bool flip)
         {
-            const int MR = GemmMicroKernel.MR;
-            long uSize = 16L * ((co + MR - 1) / MR * MR) * ci;
+            long uSize = Conv2dKernels.TransformedFloats(co, ci);
             var weights = new ReadOnlySpan<float>(w, count);
             bool valid = _copy.Length == count && _co == co && _ci == ci && _u.Length >= uSize
                 && System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(weights).SequenceEqual(System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_copy.AsSpan()));
