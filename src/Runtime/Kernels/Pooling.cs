@@ -112,7 +112,6 @@ public static unsafe class PoolingKernels
         var g = a.G;
         if (!Avx512F.IsSupported) { MaxGeneral(ref a, p0, p1); return; }
         int w = g.InWidth, inPlane = g.InHeight * w, oh = g.OutHeight, ow = g.OutWidth, outPlane = oh * ow;
-        int* outI = stackalloc int[16];
         var even = s_even; var odd = s_odd; var lane2 = s_even;
         for (int bc = p0; bc < p1; bc++)
         {
@@ -132,7 +131,7 @@ public static unsafe class PoolingKernels
                 for (int j = 0; ; j += 16)
                 {
                     if (j > ow - 16) j = ow - 16; // the last chunk overlaps the previous one (same results)
-                    Max2x2Chunk(top, top + w, j, rowBase, w, even, odd, lane2, yp + o + j, ap == null ? outI : ap + o + j);
+                    Max2x2Chunk(top, top + w, j, rowBase, w, even, odd, lane2, yp + o + j, ap == null ? null : ap + o + j);
                     if (j == ow - 16) break;
                 }
             }
@@ -142,21 +141,14 @@ public static unsafe class PoolingKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Max2x2Chunk(float* top, float* bottom, int j, int rowBase, int w, Vector512<int> even, Vector512<int> odd, Vector512<int> lane2, float* y, int* arg)
     {
-        var t0 = Vector512.Load(top + 2 * j); var t1 = Vector512.Load(top + 2 * j + 16);
-        var b0 = Vector512.Load(bottom + 2 * j); var b1 = Vector512.Load(bottom + 2 * j + 16);
-        var te = Avx512F.PermuteVar16x32x2(t0, even, t1); var to = Avx512F.PermuteVar16x32x2(t0, odd, t1);
-        var be = Avx512F.PermuteVar16x32x2(b0, even, b1); var bo = Avx512F.PermuteVar16x32x2(b0, odd, b1);
-        var wt = Wins(te, to); var mt = Vector512.ConditionalSelect(wt, to, te);
-        var wb = Wins(be, bo); var mb = Vector512.ConditionalSelect(wb, bo, be);
-        var wv = Wins(mt, mb);
-        Vector512.Store(Vector512.ConditionalSelect(wv, mb, mt), y);
-        var kt = wt.AsInt32() & Vector512<int>.One;
-        var kb = (wb.AsInt32() & Vector512<int>.One) + Vector512.Create(w);
-        var k = Vector512.ConditionalSelect(wv.AsInt32(), kb, kt);
-        Vector512.Store(k + lane2 + Vector512.Create(rowBase + 2 * j), arg);
+        var max = Max2x2Windows(Vector512.Load(top + 2 * j), Vector512.Load(top + 2 * j + 16), Vector512.Load(bottom + 2 * j),
+            Vector512.Load(bottom + 2 * j + 16), w, even, odd, out var k);
+        Vector512.Store(max, y);
+        if (arg != null) Vector512.Store(k + lane2 + Vector512.Create(rowBase + 2 * j), arg);
     }
 
-    /// <summary>One output row of fewer than 16 windows (the 2·ow inputs of each row fit two vectors).</summary>
+    /// <summary>One output row of fewer than 16 windows (the 2·ow inputs of each row fit two vectors): masked loads, so
+    /// lanes past the row are never touched, and masked stores.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Max2x2Narrow(float* top, float* bottom, int rowBase, int w, int ow, Vector512<int> even, Vector512<int> odd, Vector512<int> lane2, float* y, int* arg)
     {
@@ -164,20 +156,30 @@ public static unsafe class PoolingKernels
         var m0 = Vector512.LessThan(idx, Vector512.Create(2 * ow)).AsSingle();
         var m1 = Vector512.LessThan(idx, Vector512.Create(2 * ow - 16)).AsSingle();
         var z = Vector512<float>.Zero;
-        var t0 = Avx512F.MaskLoad(top, m0, z); var t1 = Avx512F.MaskLoad(top + 16, m1, z);
-        var b0 = Avx512F.MaskLoad(bottom, m0, z); var b1 = Avx512F.MaskLoad(bottom + 16, m1, z);
+        var max = Max2x2Windows(Avx512F.MaskLoad(top, m0, z), Avx512F.MaskLoad(top + 16, m1, z), Avx512F.MaskLoad(bottom, m0, z),
+            Avx512F.MaskLoad(bottom + 16, m1, z), w, even, odd, out var k);
+        var outMask = Vector512.LessThan(idx, Vector512.Create(ow));
+        Avx512F.MaskStore(y, outMask.AsSingle(), max);
+        if (arg != null) Avx512F.MaskStore(arg, outMask, k + lane2 + Vector512.Create(rowBase));
+    }
+
+    /// <summary>
+    /// 16 windows from two rows of 32 inputs each (t0:t1 on top, b0:b1 below): their maxima, and in <paramref name="k"/>
+    /// each winner's offset within its window's row pair (0, 1, w or w + 1).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Max2x2Windows(Vector512<float> t0, Vector512<float> t1, Vector512<float> b0, Vector512<float> b1, int w,
+        Vector512<int> even, Vector512<int> odd, out Vector512<int> k)
+    {
         var te = Avx512F.PermuteVar16x32x2(t0, even, t1); var to = Avx512F.PermuteVar16x32x2(t0, odd, t1);
         var be = Avx512F.PermuteVar16x32x2(b0, even, b1); var bo = Avx512F.PermuteVar16x32x2(b0, odd, b1);
         var wt = Wins(te, to); var mt = Vector512.ConditionalSelect(wt, to, te);
         var wb = Wins(be, bo); var mb = Vector512.ConditionalSelect(wb, bo, be);
         var wv = Wins(mt, mb);
-        var outMask = Vector512.LessThan(idx, Vector512.Create(ow));
-        Avx512F.MaskStore(y, outMask.AsSingle(), Vector512.ConditionalSelect(wv, mb, mt));
-        if (arg == null) return;
         var kt = wt.AsInt32() & Vector512<int>.One;
         var kb = (wb.AsInt32() & Vector512<int>.One) + Vector512.Create(w);
-        var k = Vector512.ConditionalSelect(wv.AsInt32(), kb, kt);
-        Avx512F.MaskStore(arg, outMask, k + lane2 + Vector512.Create(rowBase));
+        k = Vector512.ConditionalSelect(wv.AsInt32(), kb, kt);
+        return Vector512.ConditionalSelect(wv, mb, mt);
     }
 
     // Lanes where b (later in window order) replaces a: b is larger, or b is the first NaN.
