@@ -88,19 +88,16 @@ public static class BertLayerBench
         // Both warm up, then three rounds alternate ours and libtorch (the VM's speed drifts within minutes).
         var w0 = Stopwatch.GetTimestamp();
         while (Stopwatch.GetElapsedTime(w0).TotalSeconds < 3) { OurStep(); TorchStep(); }
-        var steps = new List<(double Ours, double Torch)>(); var infs = new List<(double Ours, double Torch)>();
+        var steps = new Rounds(); var infs = new Rounds();
         for (int r = 0; r < 3; r++)
         {
-            steps.Add((Summary.Median(OurStep, 5), Summary.Median(TorchStep, 5)));
-            infs.Add((Summary.Median(OurInference, 5), Summary.Median(TorchInference, 5)));
+            steps.Add(Summary.Median(OurStep, 5), Summary.Median(TorchStep, 5));
+            infs.Add(Summary.Median(OurInference, 5), Summary.Median(TorchInference, 5));
         }
-        static double Med(IEnumerable<double> v) { var a = v.OrderBy(t => t).ToArray(); return a[a.Length / 2]; }
-        double ours = Med(steps.Select(t => t.Ours)), theirs = Med(steps.Select(t => t.Torch));
-        double oursInf = Med(infs.Select(t => t.Ours)), theirsInf = Med(infs.Select(t => t.Torch));
         double flops = 3 * (2.0 * B * T * E * (4 * E + 2 * 3072) + 4.0 * B * T * T * E); // forward ×3 for a training step
-        Console.WriteLine($"bert-base layer, batch {B}×{T} (median ms of 3 alternating rounds)   {"ours",8} {"libtorch",9} {"speed-up",9}");
-        Console.WriteLine($"  training step (fwd, MSE, bwd, AdamW)  {ours * 1e3,8:F1} {theirs * 1e3,9:F1} {Med(steps.Select(t => t.Torch / t.Ours)),8:F2}×   ({flops / ours / 1e9:F0} vs {flops / theirs / 1e9:F0} GFLOPS)");
-        Console.WriteLine($"  inference                             {oursInf * 1e3,8:F1} {theirsInf * 1e3,9:F1} {Med(infs.Select(t => t.Torch / t.Ours)),8:F2}×");
+        Console.WriteLine($"bert-base layer, batch {B}×{T} (median ms of 3 alternating rounds)   {"ours",8} {"libtorch",9} {"speed-up",9}  (rounds' range)");
+        Console.WriteLine($"  training step (fwd, MSE, bwd, AdamW)  {steps}   ({flops / steps.Ours / 1e9:F0} vs {flops / steps.Torch / 1e9:F0} GFLOPS)");
+        Console.WriteLine($"  inference                             {infs}");
         return 0;
     }
 }

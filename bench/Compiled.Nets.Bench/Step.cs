@@ -55,20 +55,6 @@ public static class Step
 
     private const int RoundCount = 5;
 
-    /// <summary>Per-round medians of ours and libtorch; reported as medians and the median of the rounds' ratios.</summary>
-    private sealed class Rounds
-    {
-        private readonly List<(double Ours, double Torch)> _r = [];
-        public void Add(double ours, double torch) => _r.Add((ours, torch));
-        private static double Median(IEnumerable<double> v) { var a = v.OrderBy(t => t).ToArray(); return a[a.Length / 2]; }
-        public override string ToString() => ToString("F1");
-        public string ToString(string f)
-        {
-            var ratios = _r.Select(t => t.Torch / t.Ours).ToArray();
-            return $"{(Median(_r.Select(t => t.Ours)) * 1e3).ToString(f),8} {(Median(_r.Select(t => t.Torch)) * 1e3).ToString(f),9} {Median(ratios),8:F2}×  ({ratios.Min():F2}–{ratios.Max():F2}×)";
-        }
-    }
-
     private static void Kernels()
     {
         const int B = 64;
@@ -154,5 +140,23 @@ public static class PeakMemory
             if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
                 return long.Parse(line.AsSpan(6).Trim().TrimEnd("kB").Trim());
         return 0;
+    }
+}
+
+/// <summary>Per-round medians of ours and libtorch (rounds alternate the two, so the VM's drift hits both alike);
+/// reported as medians and the median of the rounds' ratios with their range.</summary>
+internal sealed class Rounds
+{
+    private readonly List<(double Ours, double Torch)> _r = [];
+    public void Add(double ours, double torch) => _r.Add((ours, torch));
+    public double Ours => Median(_r.Select(t => t.Ours));
+    public double Torch => Median(_r.Select(t => t.Torch));
+    public double SpeedUp => Median(_r.Select(t => t.Torch / t.Ours));
+    private static double Median(IEnumerable<double> v) { var a = v.OrderBy(t => t).ToArray(); return a[a.Length / 2]; }
+    public override string ToString() => ToString("F1");
+    public string ToString(string f)
+    {
+        var ratios = _r.Select(t => t.Torch / t.Ours).ToArray();
+        return $"{(Ours * 1e3).ToString(f),8} {(Torch * 1e3).ToString(f),9} {SpeedUp,8:F2}×  ({ratios.Min():F2}–{ratios.Max():F2}×)";
     }
 }
