@@ -94,6 +94,14 @@ public static class Elementwise
             System.Numerics.Tensors.TensorPrimitives.Add(x.Slice(r * cols, cols), row[..cols], y.Slice(r * cols, cols));
     }
 
+    /// <summary>sum[:] += Σ_r x[r, :] over <paramref name="rows"/> rows of <paramref name="cols"/>: the adjoint of
+    /// <see cref="AddToEachRow"/> (a bias or position-embedding gradient).</summary>
+    public static void AddRowsInto(Span<float> sum, ReadOnlySpan<float> x, int rows, int cols)
+    {
+        var d = sum[..cols];
+        for (int r = 0; r < rows; r++) System.Numerics.Tensors.TensorPrimitives.Add(d, x.Slice(r * cols, cols), d);
+    }
+
     /// <summary>dst += src, vectorised (gradient fan-in).</summary>
     public static void AddInPlace(Span<float> dst, ReadOnlySpan<float> src) => System.Numerics.Tensors.TensorPrimitives.Add(dst, src, dst);
 }

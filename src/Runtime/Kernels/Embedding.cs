@@ -15,18 +15,13 @@ public static class EmbeddingKernels
     public static void AddPositions(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> table, int batch, int seq, int dim)
     {
         if (table.Length < seq * dim) throw new ArgumentException($"Position embeddings: the table has {table.Length / Math.Max(1, dim)} rows, but the sequence has {seq} positions.");
-        int n = seq * dim;
-        for (int b = 0; b < batch; b++)
-            System.Numerics.Tensors.TensorPrimitives.Add(x.Slice(b * n, n), table[..n], y.Slice(b * n, n));
+        Elementwise.AddToEachRow(y, x, table, batch, seq * dim);   // each sample's [T, D] block is one "row"
     }
 
     /// <summary>dtable[t, :] += Σ_b dy[b, t, :].</summary>
     public static void AddPositionsBackward(Span<float> dtable, ReadOnlySpan<float> dy, int batch, int seq, int dim)
     {
-        if (dtable.IsEmpty) return;
-        int n = seq * dim;
-        var d = dtable[..n];
-        for (int b = 0; b < batch; b++) System.Numerics.Tensors.TensorPrimitives.Add(d, dy.Slice(b * n, n), d);
+        if (!dtable.IsEmpty) Elementwise.AddRowsInto(dtable, dy, batch, seq * dim);
     }
 
     /// <summary>Generic loops shared by the float kernels and the double-precision tests.</summary>

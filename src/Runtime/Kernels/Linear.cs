@@ -33,9 +33,7 @@ public static class LinearKernels
     /// <summary>db[O] += Σ over rows of dy[N,O] (an empty db does nothing).</summary>
     public static void BiasBackward(Span<float> db, ReadOnlySpan<float> dy, int rows, int outFeatures)
     {
-        if (db.IsEmpty) return;
-        var d = db[..outFeatures];
-        for (int r = 0; r < rows; r++) System.Numerics.Tensors.TensorPrimitives.Add(d, dy.Slice(r * outFeatures, outFeatures), d);
+        if (!db.IsEmpty) Elementwise.AddRowsInto(db, dy, rows, outFeatures);
     }
 
     /// <summary>Definition loops, generic for double-precision tests.</summary>
