@@ -17,6 +17,7 @@ public static class Summary
         // hardware's limit, so it can only understate.
         double limit = Math.Max(peak2, 2 * peak1);
         Console.WriteLine($"% peak below is of {limit:F0} GFLOPS (two cores at the single-core rate)");
+        Console.WriteLine(Peak.Datapath());
         Console.WriteLine($"OpenBLAS: {(OpenBlas.Available ? OpenBlas.CoreName + " kernel" : "not installed (apt-get install libopenblas-dev)")}");
         Console.WriteLine($"{"GEMM (M×N×K, op)",-34} {"ours",8} {"% peak",7} {"libtorch",9} {"ratio",6} {"OpenBLAS",9} {"ratio",6}");
         // One pass per library: OpenBLAS's threads spin for a while after each call and libtorch keeps its own pool,
@@ -91,6 +92,69 @@ public static class Summary
 /// <summary>Peak FP32 rate: independent FMA chains on Vector512 registers, one per thread.</summary>
 public static class Peak
 {
+    /// <summary>
+    /// The CPU model and its 512-bit FMA rate over its 256-bit one on one core. Zen 5 (family 26) executes 512-bit FMAs
+    /// at full width (ratio ≈ 2): there AVX2 code such as libtorch's MKL kernels reaches only half the peak. Zen 4
+    /// (family 25) splits them into two 256-bit halves (ratio ≈ 1): there AVX2 code reaches the same peak, which bounds
+    /// how far any AVX-512 GEMM can lead an AVX2 one (see the README).
+    /// </summary>
+    public static int Report()
+    {
+        double one = Measure(threads: 1), two = Measure(threads: 2);
+        Console.WriteLine($"Measured FP32 FMA peak: {one:F0} GFLOPS (1 core), {two:F0} GFLOPS (2 threads)");
+        Console.WriteLine(Datapath());
+        return 0;
+    }
+
+    public static string Datapath()
+    {
+        double wide = 0, narrow = 0;
+        for (int rep = 0; rep < 3; rep++)
+        {
+            long t0 = Stopwatch.GetTimestamp(); Chains(20_000_000);
+            wide = Math.Max(wide, 20e6 * 12 * 32 / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9);
+            t0 = Stopwatch.GetTimestamp(); Chains256(20_000_000);
+            narrow = Math.Max(narrow, 20e6 * 12 * 16 / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9);
+        }
+        return $"CPU: {CpuModel()}; one core: {wide:F0} GFLOPS with 512-bit FMAs, {narrow:F0} with 256-bit " +
+               $"({wide / narrow:F2}×: {(wide / narrow > 1.5 ? "full-width 512-bit FMA units" : "512-bit FMAs run as two 256-bit halves, so AVX2 code can reach the same peak")})";
+    }
+
+    private static string CpuModel()
+    {
+        try
+        {
+            string? name = null, family = null, model = null;
+            foreach (var line in File.ReadLines("/proc/cpuinfo"))
+            {
+                var (key, value) = (line.Split(':', 2)[0].Trim(), line.Contains(':') ? line.Split(':', 2)[1].Trim() : "");
+                if (key == "model name") name ??= value;
+                else if (key == "cpu family") family ??= value;
+                else if (key == "model") model ??= value;
+                if (name != null && family != null && model != null) break;
+            }
+            return $"{name} (family {family}, model {model})";
+        }
+        catch (IOException) { return System.Runtime.InteropServices.RuntimeInformation.OSDescription; }
+    }
+
+    private static float Chains256(long iters)
+    {
+        var x = Vector256.Create(1.0001f); var y = Vector256.Create(0.9999f);
+        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default,
+            c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+        for (long i = 0; i < iters; i++)
+        {
+            c0 = Vector256.FusedMultiplyAdd(x, y, c0); c1 = Vector256.FusedMultiplyAdd(x, y, c1);
+            c2 = Vector256.FusedMultiplyAdd(x, y, c2); c3 = Vector256.FusedMultiplyAdd(x, y, c3);
+            c4 = Vector256.FusedMultiplyAdd(x, y, c4); c5 = Vector256.FusedMultiplyAdd(x, y, c5);
+            c6 = Vector256.FusedMultiplyAdd(x, y, c6); c7 = Vector256.FusedMultiplyAdd(x, y, c7);
+            c8 = Vector256.FusedMultiplyAdd(x, y, c8); c9 = Vector256.FusedMultiplyAdd(x, y, c9);
+            c10 = Vector256.FusedMultiplyAdd(x, y, c10); c11 = Vector256.FusedMultiplyAdd(x, y, c11);
+        }
+        return (c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11).GetElement(0);
+    }
+
     public static double Measure(int threads)
     {
         // Best of 5 (this VM's vCPUs are sometimes descheduled); threads start together at a barrier so thread
