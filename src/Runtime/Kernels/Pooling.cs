@@ -205,7 +205,11 @@ public static unsafe class PoolingKernels
             throw new ArgumentException($"MaxPool2d backward: spans too short for {g} (dx {dx.Length}, dy {dy.Length}, argmax {argmax.Length}, ReLU output {reluOutput.Length}).");
         fixed (float* pdx = dx) fixed (float* pdy = dy) fixed (int* pa = argmax) fixed (float* pr = reluOutput)
         {
-            var a = new BackArgs { Dx = pdx, Dy = pdy, Arg = pa, Relu = reluOutput.IsEmpty ? null : pr, Planes = planes, InPlane = inPlane, OutPlane = outPlane, Accumulate = accumulate };
+            var a = new BackArgs
+            {
+                Dx = pdx, Dy = pdy, Arg = pa, Relu = reluOutput.IsEmpty ? null : pr, Planes = planes, InPlane = inPlane, OutPlane = outPlane,
+                Accumulate = accumulate, G = g,
+            };
             if (planes * inPlane >= 1 << 16 && planes > 1) TwoCores.Run(&BackHalf, &a);
             else BackPlanes(ref a, 0, planes);
         }
@@ -217,6 +221,7 @@ public static unsafe class PoolingKernels
         public int* Arg;
         public long Planes, InPlane, OutPlane;
         public bool Accumulate;
+        public Pool2dGeometry G;
     }
 
     private static void BackHalf(void* state, int half)
@@ -228,18 +233,113 @@ public static unsafe class PoolingKernels
 
     private static void BackPlanes(ref BackArgs a, long p0, long p1)
     {
+        var g = a.G;
+        bool twoByTwo = g.KernelH == 2 && g.KernelW == 2 && g.StrideH == 2 && g.StrideW == 2 && g.PadH == 0 && g.PadW == 0 && Avx512F.IsSupported;
+        // Inputs outside every window (an odd last row or column) get no gradient; overwriting must zero them.
+        bool covered = 2 * g.OutHeight == g.InHeight && 2 * g.OutWidth == g.InWidth;
         for (long bc = p0; bc < p1; bc++)
         {
             float* dx = a.Dx + bc * a.InPlane, dy = a.Dy + bc * a.OutPlane;
             int* arg = a.Arg + bc * a.OutPlane;
-            if (!a.Accumulate) new Span<float>(dx, (int)a.InPlane).Clear();
             float* relu = a.Relu == null ? null : a.Relu + bc * a.OutPlane;
+            if (twoByTwo)
+            {
+                if (!a.Accumulate && !covered) new Span<float>(dx, (int)a.InPlane).Clear();
+                Back2x2(dx, dy, arg, relu, g, a.Accumulate || !covered);
+                continue;
+            }
+            if (!a.Accumulate) new Span<float>(dx, (int)a.InPlane).Clear();
             for (long o = 0; o < a.OutPlane; o++)
             {
                 int idx = arg[o];
-                float g = relu == null ? dy[o] : Elementwise.ReluGrad(relu[o], dy[o]);
-                if ((uint)idx < (uint)a.InPlane) dx[idx] += g;
+                float gr = relu == null ? dy[o] : Elementwise.ReluGrad(relu[o], dy[o]);
+                if ((uint)idx < (uint)a.InPlane) dx[idx] += gr;
             }
+        }
+    }
+
+    // Output lanes 2q and 2q + 1 of the low (high) half take lane q (q + 8) of a and b: a window's two columns.
+    private static readonly Vector512<int> s_zipLo = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    private static readonly Vector512<int> s_zipHi = s_zipLo + Vector512.Create(8);
+
+    /// <summary>
+    /// One plane of a 2×2/2 pool's gradient, 16 windows at a time: each window's gradient goes to the one of its four
+    /// inputs its argmax names, the other three get zero, and the input rows are written whole and in order (added to
+    /// with <paramref name="add"/>), so overwriting needs no clearing pass and no scattered writes. An argmax outside
+    /// its own window (not one the forward pass wrote) is still honoured, by the scalar rule afterwards.
+    /// </summary>
+    private static void Back2x2(float* dx, float* dy, int* arg, float* relu, in Pool2dGeometry g, bool add)
+    {
+        int w = g.InWidth, ow = g.OutWidth, oh = g.OutHeight, inPlane = g.InHeight * w;
+        float* end = dx + inPlane;
+        var zipLo = s_zipLo; var zipHi = s_zipHi;
+        var twoLanes = Vector512<int>.Indices * Vector512.Create(2);
+        var z = Vector512<float>.Zero;
+        bool stray = false;
+        for (int i = 0; i < oh; i++)
+        {
+            int rowBase = 2 * i * w;
+            // The top input row, then the bottom one (each window's offsets 0, 1, then w, w + 1), so that every row is
+            // written in address order and a tail's whole-vector store only ever lands on what comes later.
+            for (int half = 0; half < 2; half++)
+            {
+                float* row = dx + rowBase + half * w;
+                var first = Vector512.Create(half * w); var second = Vector512.Create(half * w + 1);
+                for (int j = 0; j < ow; j += 16)
+                {
+                    int n = Math.Min(16, ow - j), o = i * ow + j;
+                    var m = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(n));
+                    Vector512<float> d; Vector512<int> k;
+                    if (n == 16)
+                    {
+                        d = Vector512.Load(dy + o);
+                        if (relu != null) d = Elementwise.ReluGrad(Vector512.Load(relu + o), d);
+                        k = Vector512.Load(arg + o);
+                    }
+                    else
+                    {
+                        d = Avx512F.MaskLoad(dy + o, m.AsSingle(), z);
+                        if (relu != null) d = Elementwise.ReluGrad(Avx512F.MaskLoad(relu + o, m.AsSingle(), z), d);
+                        k = Avx512F.MaskLoad(arg + o, m, Vector512<int>.Zero);
+                    }
+                    // The winner's offset in its window's row pair: 0, 1, w or w + 1 for every argmax the forward wrote.
+                    k -= twoLanes + Vector512.Create(rowBase + 2 * j);
+                    var k0 = Vector512.Equals(k, first); var k1 = Vector512.Equals(k, second);
+                    if (half == 0)
+                        stray |= ((k0 | k1 | Vector512.Equals(k, Vector512.Create(w)) | Vector512.Equals(k, Vector512.Create(w + 1))) & m) != m;
+                    var e = d & k0.AsSingle(); var od = d & k1.AsSingle();
+                    Row(row + 2 * j, Avx512F.PermuteVar16x32x2(e, zipLo, od), Avx512F.PermuteVar16x32x2(e, zipHi, od), n, add, end);
+                }
+            }
+        }
+        if (!stray) return;
+        for (int i = 0; i < oh; i++)
+            for (int j = 0; j < ow; j++)
+            {
+                int o = i * ow + j, idx = arg[o], k = idx - (2 * i * w + 2 * j);
+                if (k == 0 || k == 1 || k == w || k == w + 1 || (uint)idx >= (uint)inPlane) continue;
+                dx[idx] += relu == null ? dy[o] : Elementwise.ReluGrad(relu[o], dy[o]);
+            }
+
+        // 2n floats of a row. Masked stores cost many times a whole one on this CPU (Zen 4), so a short tail is stored as
+        // whole vectors when they fit in the plane: the lanes past it hold zero (adding: the value already there) and land
+        // on inputs that this loop writes later or that no window covers. Only near the plane's end is the store masked.
+        static void Row(float* at, Vector512<float> lo, Vector512<float> hi, int n, bool add, float* end)
+        {
+            int vectors = n > 8 ? 2 : 1;
+            if (n == 16 || at + 16 * vectors <= end)
+            {
+                if (add) { lo += Vector512.Load(at); if (vectors == 2) hi += Vector512.Load(at + 16); }
+                Vector512.Store(lo, at);
+                if (vectors == 2) Vector512.Store(hi, at + 16);
+                return;
+            }
+            var idx = Vector512<int>.Indices;
+            var m0 = Vector512.LessThan(idx, Vector512.Create(2 * n)).AsSingle();
+            var m1 = Vector512.LessThan(idx, Vector512.Create(2 * n - 16)).AsSingle();
+            if (add) { lo += Avx512F.MaskLoad(at, m0, Vector512<float>.Zero); if (vectors == 2) hi += Avx512F.MaskLoad(at + 16, m1, Vector512<float>.Zero); }
+            Avx512F.MaskStore(at, m0, lo);
+            if (vectors == 2) Avx512F.MaskStore(at + 16, m1, hi);
         }
     }
 

@@ -47,6 +47,9 @@ public class PoolingFastTests
     [InlineData(3, 2, 7, 7, 2, 2)]   // the last row and column belong to no window: zero when overwriting
     [InlineData(1, 2, 9, 8, 3, 2)]   // overlapping windows: one input can be the maximum of two
     [InlineData(64, 16, 14, 14, 2, 2)]
+    [InlineData(2, 3, 5, 70, 2, 2)]  // 35 windows a row: two whole vectors and a masked tail; an odd last row
+    [InlineData(1, 2, 4, 17, 2, 2)]  // 8 windows a row (the masked tail's second half is empty), an odd last column
+    [InlineData(2, 2, 6, 66, 2, 2)]  // 33 windows: a one-window tail
     public void MaxPoolBackward_AccumulatesOrOverwrites_AsReference(int b, int c, int h, int w, int k, int s)
     {
         var g = new Pool2dGeometry(b, c, h, w, k, k, s, s);
@@ -90,9 +93,31 @@ public class PoolingFastTests
         var dy = Enumerable.Range(0, n).Select(_ => r.NextFloat() - 0.5f).ToArray();
         var masked = dy.Select((d, i) => Elementwise.ReluGrad(fused[i], d)).ToArray();
         var dxRef = new float[x.Length];
-        PoolingKernels.MaxPool2dBackward(dxRef, masked, arg, g);
+        PoolingKernels.Reference.MaxPool2dBackward<float>(dxRef, masked, arg, g);
         var dx = Enumerable.Repeat(float.NaN, x.Length).ToArray();
         PoolingKernels.MaxPool2dBackward(dx, dy, fusedArg, g, accumulate: false, reluOutput: fused);
         Assert.Equal(dxRef, dx);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void MaxPool2x2Backward_HonoursAnArgmaxOutsideItsWindow(bool accumulate)
+    {
+        // The vectorised 2×2 path writes each window's gradient within the window; an argmax naming another input of
+        // the plane (not one the forward writes, but a valid flat index) must still receive it, as in the reference.
+        var g = new Pool2dGeometry(2, 3, 6, 40, 2, 2, 2, 2);
+        var r = new Rng(23);
+        var x = Enumerable.Range(0, 2 * g.InSize).Select(_ => r.NextFloat() - 0.5f).ToArray();
+        var y = new float[2 * g.OutSize]; var arg = new int[y.Length];
+        PoolingKernels.MaxPool2dForward(y, arg, x, g);
+        arg[5] = 239; arg[g.OutHeight * g.OutWidth + 21] = 0; arg[40] = -1; arg[41] = 3; // -1: no maximum (ignored)
+        var dy = Enumerable.Range(0, y.Length).Select(_ => r.NextFloat() - 0.5f).ToArray();
+        var start = accumulate ? Enumerable.Range(0, x.Length).Select(_ => r.NextFloat()).ToArray() : new float[x.Length];
+        var expected = (float[])start.Clone();
+        PoolingKernels.Reference.MaxPool2dBackward<float>(expected, dy, arg, g);
+        var dx = accumulate ? (float[])start.Clone() : Enumerable.Repeat(float.NaN, x.Length).ToArray();
+        PoolingKernels.MaxPool2dBackward(dx, dy, arg, g, accumulate);
+        Assert.Equal(expected, dx);
     }
 }
