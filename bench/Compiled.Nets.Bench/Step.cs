@@ -75,8 +75,10 @@ public static class Step
         {
             var pg = new Pool2dGeometry(B, c, h, h, 2, 2, 2, 2);
             var xin = Summary.Random(B * pg.InSize); var y = new float[B * pg.OutSize]; var arg = new int[y.Length]; var dx = new float[xin.Length];
-            double f = Summary.Median(() => PoolingKernels.MaxPool2dForward(y, arg, xin, pg));
-            double b = Summary.Median(() => PoolingKernels.MaxPool2dBackward(dx, y, arg, pg));
+            // As the generated training step runs them: fused with the following ReLU, the gradient overwriting dx.
+            double f = Summary.Median(() => PoolingKernels.MaxPool2dForward(y, arg, xin, pg, relu: true));
+            var dy = Summary.Random(y.Length);
+            double b = Summary.Median(() => PoolingKernels.MaxPool2dBackward(dx, dy, arg, pg, accumulate: false, reluOutput: y));
             Console.WriteLine($"maxpool {c}×{h}×{h}: forward {f * 1e3:F2} ms, backward {b * 1e3:F2} ms");
         }
         {
