@@ -402,7 +402,9 @@ namespace Compiled.Nets.Generator
             }
         }
 
-        private static string P(ParamSpec p) => $"_store.Value({p.Field})";
+        // Parameters are read through ReadValue (allowed while the store is read-only for inference); buffers (BatchNorm
+        // statistics, which training updates) through Value.
+        private static string P(ParamSpec p) => p.IsBuffer ? $"_store.Value({p.Field})" : $"_store.ReadValue({p.Field})";
 
         /// <summary>The field holding a convolution's cache of Winograd-transformed weights.</summary>
         private static string WeightCache(OpSpec op) => $"_weights{op.Id}";
@@ -462,7 +464,11 @@ namespace Compiled.Nets.Generator
                 case OpKind.Linear:
                 {
                     var i = s.Layers[op.Layer].Ints;
-                    w.Line($"{K}LinearKernels.Forward({y}, {x}, {P(Param(s, op, "weight"))}, {Rows(op)}, {i[0]}, {i[1]});");
+                    // Inference also offers the weights' bfloat16 copy (empty unless the store is read-only for bfloat16).
+                    var weight = Param(s, op, "weight");
+                    w.Line(training
+                        ? $"{K}LinearKernels.Forward({y}, {x}, {P(weight)}, {Rows(op)}, {i[0]}, {i[1]});"
+                        : $"{K}LinearKernels.Forward({y}, {x}, {P(weight)}, _store.BFloat16Value({weight.Field}), {Rows(op)}, {i[0]}, {i[1]});");
                     break;
                 }
                 case OpKind.MaxPool2d:

@@ -22,7 +22,7 @@ public static class TorchStateDict
         foreach (var p in store.All)
         {
             long[] shape = p.Shape.Select(d => (long)d).ToArray();
-            var values = store.Value(p);
+            var values = store.ReadValue(p);
             if (p.Role == ParameterRole.BatchesTracked)
             {
                 dict[p.Name] = torch.tensor((long)values[0], ScalarType.Int64);
@@ -86,9 +86,9 @@ public static class TorchStateDict
         foreach (var p in store.All)
         {
             var t = target[p.Name];
-            if (p.Role == ParameterRole.BatchesTracked) { t.fill_((long)store.Value(p)[0]); continue; }
+            if (p.Role == ParameterRole.BatchesTracked) { t.fill_((long)store.ReadValue(p)[0]); continue; }
             using var src = torch.empty(t.shape, ScalarType.Float32);
-            MemoryMarshal.AsBytes(store.Value(p)).CopyTo(src.bytes);
+            MemoryMarshal.AsBytes(store.ReadValue(p)).CopyTo(src.bytes);
             t.copy_(src);
         }
     }

@@ -21,6 +21,18 @@ public enum ParameterRole
     BatchesTracked,
 }
 
+/// <summary>The precision a read-only store offers its weights in for inference (see <see cref="ParameterStore.MakeReadOnly"/>).</summary>
+public enum WeightPrecision
+{
+    /// <summary>The weights as trained.</summary>
+    Float32,
+    /// <summary>
+    /// Linear-layer weights rounded to bfloat16 (round to nearest even) for batch-1..4 inference, where reading the
+    /// weights is the cost: half the bytes. Accumulation stays in float32.
+    /// </summary>
+    BFloat16,
+}
+
 /// <summary>How a tensor is initialised.</summary>
 public enum InitKind
 {
@@ -156,14 +168,21 @@ public sealed class ParameterStore : IDisposable
     public int TrainableVersion { get; private set; }
 
     /// <summary>All parameter values (with alignment gaps, which stay zero).</summary>
-    public Span<float> Values => _values.Span;
+    /// <exception cref="InvalidOperationException">While the store is read-only.</exception>
+    public Span<float> Values => IsReadOnly ? throw ReadOnlyError("its values") : _values.Span;
+    /// <summary>All parameter values, for reading (also while the store is read-only).</summary>
+    public ReadOnlySpan<float> ReadValues => _values.Span;
     /// <summary>All gradients, laid out like <see cref="Values"/>.</summary>
     public Span<float> Gradients => _grads.Span;
     /// <summary>All buffer values.</summary>
     public Span<float> BufferValues => _buffers.Span;
 
-    /// <summary>The values of one tensor (parameter or buffer).</summary>
-    public Span<float> Value(ParameterInfo p) => (p.IsBuffer ? _buffers : _values).Slice(p.Offset, p.Length);
+    /// <summary>The values of one tensor (parameter or buffer), for reading and writing.</summary>
+    /// <exception cref="InvalidOperationException">For a parameter while the store is read-only (buffers stay writable).</exception>
+    public Span<float> Value(ParameterInfo p) =>
+        p.IsBuffer ? _buffers.Slice(p.Offset, p.Length) : IsReadOnly ? throw ReadOnlyError($"'{p.Name}'") : _values.Slice(p.Offset, p.Length);
+    /// <summary>The values of one tensor, for reading (also while the store is read-only): what generated code reads.</summary>
+    public ReadOnlySpan<float> ReadValue(ParameterInfo p) => (p.IsBuffer ? _buffers : _values).Slice(p.Offset, p.Length);
     /// <summary>The gradient of one parameter.</summary>
     public Span<float> Gradient(ParameterInfo p) =>
         p.IsBuffer ? throw new ArgumentException($"'{p.Name}' is a buffer and has no gradient.") : _grads.Slice(p.Offset, p.Length);
@@ -270,11 +289,73 @@ public sealed class ParameterStore : IDisposable
     /// <exception cref="ArgumentException">When the layouts differ.</exception>
     public void CopyFrom(ParameterStore other)
     {
-        if (other.Parameters.Count != Parameters.Count || other.Buffers.Count != Buffers.Count || other.Values.Length != Values.Length)
+        if (other.Parameters.Count != Parameters.Count || other.Buffers.Count != Buffers.Count || other.ReadValues.Length != ReadValues.Length)
             throw new ArgumentException("The stores belong to different networks.", nameof(other));
-        other.Values.CopyTo(Values);
+        other.ReadValues.CopyTo(Values);
         other.BufferValues.CopyTo(BufferValues);
     }
+
+    // ------------------------------------------------------------------ read-only inference
+
+    private readonly Dictionary<ParameterInfo, ushort[]> _bf16 = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>True between <see cref="MakeReadOnly"/> and <see cref="MakeWritable"/>.</summary>
+    public bool IsReadOnly { get; private set; }
+
+    /// <summary>The precision offered to inference while read-only (<see cref="WeightPrecision.Float32"/> otherwise).</summary>
+    public WeightPrecision InferencePrecision { get; private set; }
+
+    /// <summary>
+    /// Makes the parameter values read-only (<see cref="Values"/>, <see cref="Value(ParameterInfo)"/> of a parameter,
+    /// optimizer steps and checkpoint loads throw; buffers, gradients and reads stay available) and, with
+    /// <see cref="WeightPrecision.BFloat16"/>, lets generated inference read Linear weights as bfloat16 copies made on
+    /// first use. The copies cannot go stale: the values they were made from cannot change until
+    /// <see cref="MakeWritable"/>, which drops them. (A span taken from <see cref="Value(ParameterInfo)"/> before this
+    /// call must not be written to afterwards.) Inference only: the compiled training step keeps float32.
+    /// </summary>
+    public void MakeReadOnly(WeightPrecision inferencePrecision = WeightPrecision.Float32)
+    {
+        lock (_bf16)
+        {
+            if (IsReadOnly && InferencePrecision != inferencePrecision) _bf16.Clear();
+            IsReadOnly = true;
+            InferencePrecision = inferencePrecision;
+        }
+    }
+
+    /// <summary>Makes the values writable again (training, loading) and drops any bfloat16 copies.</summary>
+    public void MakeWritable()
+    {
+        lock (_bf16)
+        {
+            IsReadOnly = false;
+            InferencePrecision = WeightPrecision.Float32;
+            _bf16.Clear();
+        }
+    }
+
+    /// <summary>
+    /// The bfloat16 copy of a parameter while the store is read-only with <see cref="WeightPrecision.BFloat16"/> (made
+    /// on first request, then reused); empty otherwise, meaning: use the float32 values.
+    /// </summary>
+    public ReadOnlySpan<ushort> BFloat16Value(ParameterInfo p)
+    {
+        if (!IsReadOnly || InferencePrecision != WeightPrecision.BFloat16 || p.IsBuffer) return default;
+        lock (_bf16)
+        {
+            if (!IsReadOnly || InferencePrecision != WeightPrecision.BFloat16) return default;
+            if (!_bf16.TryGetValue(p, out var copy))
+            {
+                copy = GC.AllocateUninitializedArray<ushort>(p.Length, pinned: true);
+                Kernels.BFloat16.FromSingle(ReadValue(p), copy);
+                _bf16.Add(p, copy);
+            }
+            return copy;
+        }
+    }
+
+    private InvalidOperationException ReadOnlyError(string what) =>
+        new($"The parameter store is read-only (MakeReadOnly was called for {InferencePrecision} inference), so {what} cannot be written; call MakeWritable() first.");
 
     /// <summary>Frees the memory.</summary>
     public void Dispose()

@@ -112,6 +112,7 @@ public static unsafe class Gemm
     private struct Skinny
     {
         public float* A, B, C;
+        public ushort* B16;   // B as bfloat16 instead (SkinnyBFloat16)
         public int Lda, Ldb, Ldc, M, N, K;
         public float Alpha, Beta;
         public bool TransB;
@@ -131,7 +132,12 @@ public static unsafe class Gemm
 
     private static void SkinnyColumns(ref Skinny s, int j0, int j1)
     {
-        if (s.TransB) { SkinnyDots(ref s, j0, j1); return; }
+        if (s.TransB)
+        {
+            if (s.B16 != null) SkinnyDots<BFloat16Rows>(ref s, j0, j1);
+            else SkinnyDots<SingleRows>(ref s, j0, j1);
+            return;
+        }
         // C[i, j0:j1] = beta·C + alpha·Σₚ A[i,p]·B[p, j0:j1]: 64-column strips of B streamed once, all rows of A at a time.
         int m = s.M, k = s.K;
         float* acc = stackalloc float[SkinnyRows * 64];
@@ -177,10 +183,12 @@ public static unsafe class Gemm
     }
 
     // C[i, j] = beta·C[i, j] + alpha·dot(A[i, :], B[j, :]) with B row-major [n, k] (a Linear layer's weight): two B rows at a time
-    // against every row of A, so each weight is read once.
-    private static void SkinnyDots(ref Skinny s, int j0, int j1)
+    // against every row of A, so each weight is read once. TW reads B's elements: float32, or bfloat16 widened as loaded.
+    private static void SkinnyDots<TW>(ref Skinny s, int j0, int j1) where TW : struct, IWeightRows
     {
         int m = s.M, k = s.K, k16 = k & ~15;
+        long ld = s.Ldb;
+        void* bw = TW.Base(ref s);
         int j = j0;
         if (m == 1)
         {
@@ -189,30 +197,29 @@ public static unsafe class Gemm
             var sums = stackalloc float[8];
             for (; j + 8 <= j1; j += 8)
             {
-                float* b0 = s.B + (long)j * s.Ldb;
-                long ld = s.Ldb;
+                long r0 = (long)j * ld;
                 var d0 = Vector512<float>.Zero; var d1 = d0; var d2 = d0; var d3 = d0; var d4 = d0; var d5 = d0; var d6 = d0; var d7 = d0;
                 int p = 0;
                 for (; p < k16; p += 16)
                 {
                     var a0 = Vector512.Load(arow + p);
-                    float* q = b0 + p;
-                    d0 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(q), d0);
-                    d1 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(q + ld), d1);
-                    d2 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(q + 2 * ld), d2);
-                    d3 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(q + 3 * ld), d3);
-                    d4 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(q + 4 * ld), d4);
-                    d5 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(q + 5 * ld), d5);
-                    d6 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(q + 6 * ld), d6);
-                    d7 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(q + 7 * ld), d7);
+                    long q = r0 + p;
+                    d0 = Vector512.FusedMultiplyAdd(a0, TW.Load(bw, q), d0);
+                    d1 = Vector512.FusedMultiplyAdd(a0, TW.Load(bw, q + ld), d1);
+                    d2 = Vector512.FusedMultiplyAdd(a0, TW.Load(bw, q + 2 * ld), d2);
+                    d3 = Vector512.FusedMultiplyAdd(a0, TW.Load(bw, q + 3 * ld), d3);
+                    d4 = Vector512.FusedMultiplyAdd(a0, TW.Load(bw, q + 4 * ld), d4);
+                    d5 = Vector512.FusedMultiplyAdd(a0, TW.Load(bw, q + 5 * ld), d5);
+                    d6 = Vector512.FusedMultiplyAdd(a0, TW.Load(bw, q + 6 * ld), d6);
+                    d7 = Vector512.FusedMultiplyAdd(a0, TW.Load(bw, q + 7 * ld), d7);
                 }
                 sums[0] = Vector512.Sum(d0); sums[1] = Vector512.Sum(d1); sums[2] = Vector512.Sum(d2); sums[3] = Vector512.Sum(d3);
                 sums[4] = Vector512.Sum(d4); sums[5] = Vector512.Sum(d5); sums[6] = Vector512.Sum(d6); sums[7] = Vector512.Sum(d7);
                 for (int r = 0; r < 8; r++)
                 {
                     float x = sums[r];
-                    float* br = b0 + r * ld;
-                    for (int pp = p; pp < k; pp++) x += arow[pp] * br[pp];
+                    long br = r0 + r * ld;
+                    for (int pp = p; pp < k; pp++) x += arow[pp] * TW.At(bw, br + pp);
                     Put(s.C + j + r, s.Alpha * x, s.Beta);
                 }
             }
@@ -220,8 +227,7 @@ public static unsafe class Gemm
         for (; j < j1; j += 2)
         {
             bool two = j + 1 < j1;
-            float* b0 = s.B + (long)j * s.Ldb;
-            float* b1 = two ? b0 + s.Ldb : b0;
+            long b0 = (long)j * ld, b1 = two ? b0 + ld : b0;
             for (int i = 0; i < m; i++)
             {
                 float* arow = s.A + (long)i * s.Lda;
@@ -230,22 +236,62 @@ public static unsafe class Gemm
                 for (; p + 32 <= k16; p += 32)
                 {
                     var a0 = Vector512.Load(arow + p); var a1 = Vector512.Load(arow + p + 16);
-                    d0 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(b0 + p), d0);
-                    d1 = Vector512.FusedMultiplyAdd(a1, Vector512.Load(b0 + p + 16), d1);
-                    e0 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(b1 + p), e0);
-                    e1 = Vector512.FusedMultiplyAdd(a1, Vector512.Load(b1 + p + 16), e1);
+                    d0 = Vector512.FusedMultiplyAdd(a0, TW.Load(bw, b0 + p), d0);
+                    d1 = Vector512.FusedMultiplyAdd(a1, TW.Load(bw, b0 + p + 16), d1);
+                    e0 = Vector512.FusedMultiplyAdd(a0, TW.Load(bw, b1 + p), e0);
+                    e1 = Vector512.FusedMultiplyAdd(a1, TW.Load(bw, b1 + p + 16), e1);
                 }
                 for (; p < k16; p += 16)
                 {
                     var a0 = Vector512.Load(arow + p);
-                    d0 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(b0 + p), d0);
-                    e0 = Vector512.FusedMultiplyAdd(a0, Vector512.Load(b1 + p), e0);
+                    d0 = Vector512.FusedMultiplyAdd(a0, TW.Load(bw, b0 + p), d0);
+                    e0 = Vector512.FusedMultiplyAdd(a0, TW.Load(bw, b1 + p), e0);
                 }
                 float x0 = Vector512.Sum(d0 + d1), x1 = Vector512.Sum(e0 + e1);
-                for (; p < k; p++) { x0 += arow[p] * b0[p]; x1 += arow[p] * b1[p]; }
+                for (; p < k; p++) { x0 += arow[p] * TW.At(bw, b0 + p); x1 += arow[p] * TW.At(bw, b1 + p); }
                 Put(s.C + (long)i * s.Ldc + j, s.Alpha * x0, s.Beta);
                 if (two) Put(s.C + (long)i * s.Ldc + j + 1, s.Alpha * x1, s.Beta);
             }
+        }
+    }
+
+    /// <summary>How SkinnyDots reads B's elements (a struct type argument, so each form compiles to its own loop).</summary>
+    private interface IWeightRows
+    {
+        static abstract void* Base(ref Skinny s);
+        static abstract Vector512<float> Load(void* b, long index);
+        static abstract float At(void* b, long index);
+    }
+
+    private struct SingleRows : IWeightRows
+    {
+        public static void* Base(ref Skinny s) => s.B;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(void* b, long index) => Vector512.Load((float*)b + index);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float At(void* b, long index) => ((float*)b)[index];
+    }
+
+    private struct BFloat16Rows : IWeightRows
+    {
+        public static void* Base(ref Skinny s) => s.B16;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(void* b, long index) => BFloat16.Load16((ushort*)b + index);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float At(void* b, long index) => BFloat16.ToSingle(((ushort*)b)[index]);
+    }
+
+    /// <summary>
+    /// C[m×n] = A[m×k]·Bᵀ with B [n×k] given as bfloat16 (row stride k), for m ≤ 4 rows (batch-1..4 inference, where
+    /// streaming the weights is the cost): float32 products and sums, each weight widened as it is loaded.
+    /// </summary>
+    internal static void SkinnyBFloat16(int m, int n, int k, ReadOnlySpan<float> a, ReadOnlySpan<ushort> b, Span<float> c)
+    {
+        if (m > SkinnyRows || !UsesAvx512) throw new ArgumentException($"SkinnyBFloat16: {m} rows (at most {SkinnyRows}, AVX-512 only).");
+        if (a.Length < (long)m * k || b.Length < (long)n * k || c.Length < (long)m * n)
+            throw new ArgumentException($"SkinnyBFloat16: spans too short for [{m}×{k}]·[{n}×{k}]ᵀ (a {a.Length}, b {b.Length}, c {c.Length}).");
+        if (m <= 0 || n <= 0) return;
+        fixed (float* pa = a) fixed (ushort* pb = b) fixed (float* pc = c)
+        {
+            var sk = new Skinny { A = pa, Lda = k, B16 = pb, Ldb = k, C = pc, Ldc = n, M = m, N = n, K = k, Alpha = 1f, Beta = 0f, TransB = true };
+            if ((long)n * k >= 1L << 17) TwoCores.Run(&SkinnyHalf, &sk); // the float path's 2^16 weights, in bytes
+            else SkinnyDots<BFloat16Rows>(ref sk, 0, n);
         }
     }
 

@@ -11,6 +11,23 @@ public static class LinearKernels
         => Gemm.Sgemm(false, true, rows, outFeatures, inFeatures, 1f, x, inFeatures, w, inFeatures, 0f, y, outFeatures);
 
     /// <summary>
+    /// y[N,O] = x·wᵀ reading <paramref name="wBFloat16"/>, the weights rounded to bfloat16, when it is not empty and N
+    /// is at most 4 (batch-1..4 inference streams the weights once, so half the bytes is nearly half the time); the
+    /// float32 weights <paramref name="w"/> otherwise. Generated inference passes
+    /// <see cref="ParameterStore.BFloat16Value"/>, which is empty unless the store was made read-only for bfloat16.
+    /// </summary>
+    public static void Forward(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<ushort> wBFloat16, int rows, int inFeatures, int outFeatures)
+    {
+        if (wBFloat16.IsEmpty || rows > MaxBFloat16Rows || !Gemm.UsesAvx512) { Forward(y, x, w, rows, inFeatures, outFeatures); return; }
+        if (wBFloat16.Length != w.Length)
+            throw new ArgumentException($"Linear: the bfloat16 weights hold {wBFloat16.Length} values, the float32 ones {w.Length}.", nameof(wBFloat16));
+        Gemm.SkinnyBFloat16(rows, outFeatures, inFeatures, x, wBFloat16, y);
+    }
+
+    /// <summary>Batches up to this size read bfloat16 weights when given (larger ones are bound by arithmetic, not reads).</summary>
+    public const int MaxBFloat16Rows = 4;
+
+    /// <summary>
     /// dx[N,I] += dy·w; dw[O,I] += dyᵀ·x. Empty dx/dw skip that gradient. With <paramref name="accumulateDx"/> or
     /// <paramref name="accumulateDw"/> false that gradient is overwritten (the GEMM's beta = 0), so the caller need not
     /// clear it first.

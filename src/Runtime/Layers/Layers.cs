@@ -33,18 +33,18 @@ public sealed class Conv2d : ILayer
         var g = new Conv2dGeometry(x.Shape[0], _in, x.Shape[2], x.Shape[3], _out, _k, _k, _stride, _stride, _pad, _pad, _dil, _dil);
         var y = new float[g.Batch * g.OutSize];
         var scratch = new float[Conv2dKernels.ScratchSize(g)];
-        Conv2dKernels.Forward(y, x.Data, _store.Value(Weight), g, scratch);
+        Conv2dKernels.Forward(y, x.Data, _store.ReadValue(Weight), g, scratch);
         int plane = g.OutHeight * g.OutWidth;
         if (Bias is not null)
         {
-            var b = _store.Value(Bias);
+            var b = _store.ReadValue(Bias);
             for (int i = 0; i < y.Length; i++) y[i] += b[i / plane % _out];
         }
         var store = _store; var w = Weight; var bias = Bias;
         return Tensor.Result(y, [g.Batch, _out, g.OutHeight, g.OutWidth], [x], r =>
         {
             var dy = r.Grad!;
-            Conv2dKernels.Backward(x.GradBuffer, w.RequiresGrad ? store.Gradient(w) : default, dy, x.Data, store.Value(w), g, scratch);
+            Conv2dKernels.Backward(x.GradBuffer, w.RequiresGrad ? store.Gradient(w) : default, dy, x.Data, store.ReadValue(w), g, scratch);
             if (bias is { RequiresGrad: true })
             {
                 var db = store.Gradient(bias);
@@ -79,15 +79,15 @@ public sealed class Linear : ILayer
         if (x.Shape[^1] != _in) throw new ArgumentException($"Linear({_in}, {_out}) expects [..., {_in}], got {x.ShapeText()}.");
         int rows = x.Data.Length / _in;
         var y = new float[rows * _out];
-        if (Bias is null) LinearKernels.Forward(y, x.Data, _store.Value(Weight), rows, _in, _out);
-        else LinearKernels.ForwardBias(y, x.Data, _store.Value(Weight), _store.Value(Bias), rows, _in, _out);
+        if (Bias is null) LinearKernels.Forward(y, x.Data, _store.ReadValue(Weight), rows, _in, _out);
+        else LinearKernels.ForwardBias(y, x.Data, _store.ReadValue(Weight), _store.ReadValue(Bias), rows, _in, _out);
         var shape = (int[])x.Shape.Clone();
         shape[^1] = _out;
         var store = _store; var w = Weight; var bias = Bias; int o = _out, n = _in;
         return Tensor.Result(y, shape, [x], r =>
         {
             var dy = r.Grad!;
-            LinearKernels.Backward(x.GradBuffer, w.RequiresGrad ? store.Gradient(w) : default, dy, x.Data, store.Value(w), rows, n, o);
+            LinearKernels.Backward(x.GradBuffer, w.RequiresGrad ? store.Gradient(w) : default, dy, x.Data, store.ReadValue(w), rows, n, o);
             if (bias is { RequiresGrad: true }) LinearKernels.BiasBackward(store.Gradient(bias), dy, rows, o);
         });
     }
@@ -118,15 +118,15 @@ public sealed class BatchNorm2d : ILayer
         var s = _store;
         if (!Eager.IsTraining)
         {
-            BatchNormKernels.ForwardInference(y, x.Data, s.Value(_weight), s.Value(_bias), s.Value(_mean), s.Value(_var), batch, _features, spatial, _eps);
+            BatchNormKernels.ForwardInference(y, x.Data, s.ReadValue(_weight), s.ReadValue(_bias), s.Value(_mean), s.Value(_var), batch, _features, spatial, _eps);
             return Tensor.Result(y, x.Shape, [x], r => { throw new InvalidOperationException("BatchNorm2d backward in evaluation mode is not supported; use Eager.Training()."); });
         }
         var mean = new float[_features]; var inv = new float[_features];
-        BatchNormKernels.ForwardTraining(y, mean, inv, s.Value(_mean), s.Value(_var), x.Data, s.Value(_weight), s.Value(_bias), batch, _features, spatial, _eps, _momentum);
+        BatchNormKernels.ForwardTraining(y, mean, inv, s.Value(_mean), s.Value(_var), x.Data, s.ReadValue(_weight), s.ReadValue(_bias), batch, _features, spatial, _eps, _momentum);
         s.Value(_tracked)[0] += 1;
         var w = _weight; var b = _bias; int c = _features;
         return Tensor.Result(y, x.Shape, [x], r => BatchNormKernels.Backward(x.GradBuffer, w.RequiresGrad ? s.Gradient(w) : default, b.RequiresGrad ? s.Gradient(b) : default,
-            r.Grad, x.Data, mean, inv, s.Value(w), batch, c, spatial));
+            r.Grad, x.Data, mean, inv, s.ReadValue(w), batch, c, spatial));
     }
 }
 
@@ -152,9 +152,9 @@ public sealed class LayerNorm : ILayer
         int rows = x.Data.Length / _features;
         var y = new float[x.Data.Length]; var mean = new float[rows]; var rstd = new float[rows];
         var s = _store; var w = _weight; var b = _bias; int f = _features;
-        LayerNormKernels.Forward(y, mean, rstd, x.Data, s.Value(w), s.Value(b), rows, f, _eps);
+        LayerNormKernels.Forward(y, mean, rstd, x.Data, s.ReadValue(w), s.ReadValue(b), rows, f, _eps);
         return Tensor.Result(y, x.Shape, [x], r => LayerNormKernels.Backward(x.GradBuffer, w.RequiresGrad ? s.Gradient(w) : default, b.RequiresGrad ? s.Gradient(b) : default,
-            r.Grad, x.Data, mean, rstd, s.Value(w), rows, f));
+            r.Grad, x.Data, mean, rstd, s.ReadValue(w), rows, f));
     }
 }
 
@@ -189,7 +189,7 @@ public sealed class SelfAttention : ILayer
         for (int i = 0; i < 3; i++)
         {
             proj[i] = new float[rows * e];
-            LinearKernels.ForwardBias(proj[i], x.Data, s.Value(_w[i]), s.Value(_b[i]), rows, e, e);
+            LinearKernels.ForwardBias(proj[i], x.Data, s.ReadValue(_w[i]), s.ReadValue(_b[i]), rows, e, e);
         }
         var ctx = new float[rows * e]; var probs = new float[batch * heads * seq * seq];
         float[] drop = [];
@@ -204,7 +204,7 @@ public sealed class SelfAttention : ILayer
             AttentionKernels.Backward(grads[0], grads[1], grads[2], r.Grad, probs, proj[0], proj[1], proj[2], drop, batch, seq, heads, d, scratch);
             for (int i = 0; i < 3; i++)
             {
-                LinearKernels.Backward(x.GradBuffer, w[i].RequiresGrad ? s.Gradient(w[i]) : default, grads[i], x.Data, s.Value(w[i]), rows, e, e);
+                LinearKernels.Backward(x.GradBuffer, w[i].RequiresGrad ? s.Gradient(w[i]) : default, grads[i], x.Data, s.ReadValue(w[i]), rows, e, e);
                 LinearKernels.BiasBackward(b[i].RequiresGrad ? s.Gradient(b[i]) : default, grads[i], rows, e);
             }
         });
@@ -230,7 +230,7 @@ public sealed class Embedding : ILayer
         var ids = x.Ids ?? throw new ArgumentException($"Embedding expects a tensor of token ids (Tensor.FromIds), got floats of shape {x.ShapeText()}.");
         var y = new float[ids.Length * _dim];
         var s = _store; var w = _weight; int d = _dim;
-        EmbeddingKernels.Forward(y, ids, s.Value(w), ids.Length, _count, d);
+        EmbeddingKernels.Forward(y, ids, s.ReadValue(w), ids.Length, _count, d);
         return Tensor.Result(y, [.. x.Shape, d], [x], r => { if (w.RequiresGrad) EmbeddingKernels.Backward(s.Gradient(w), r.Grad, ids, ids.Length, d); });
     }
 }
@@ -256,7 +256,7 @@ public sealed class PositionEmbedding : ILayer
         int batch = x.Shape[0], seq = x.Shape[1], d = _dim;
         var y = new float[x.Data.Length];
         var s = _store; var w = _weight;
-        EmbeddingKernels.AddPositions(y, x.Data, s.Value(w), batch, seq, d);
+        EmbeddingKernels.AddPositions(y, x.Data, s.ReadValue(w), batch, seq, d);
         return Tensor.Result(y, x.Shape, [x], r =>
         {
             Elementwise.AddInPlace(x.GradBuffer, r.Grad);
@@ -285,7 +285,7 @@ public sealed class TokenTypeEmbedding : ILayer
         int rows = x.Data.Length / _dim, d = _dim;
         var y = new float[x.Data.Length];
         var s = _store; var w = _weight;
-        Elementwise.AddToEachRow(y, x.Data, s.Value(w), rows, d);
+        Elementwise.AddToEachRow(y, x.Data, s.ReadValue(w), rows, d);
         return Tensor.Result(y, x.Shape, [x], r =>
         {
             Elementwise.AddInPlace(x.GradBuffer, r.Grad);

@@ -14,7 +14,7 @@ public static class Checkpoint
     /// <summary>Saves parameters, buffers, optional optimizer state and metadata, atomically.</summary>
     public static void Save(string path, ParameterStore store, Optimizer? optimizer = null, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        var tensors = store.All.Select(p => SafeTensor.FromFloats(p.Name, p.Shape.ToArray(), store.Value(p))).ToList();
+        var tensors = store.All.Select(p => SafeTensor.FromFloats(p.Name, p.Shape.ToArray(), store.ReadValue(p))).ToList();
         if (optimizer is not null)
             foreach (var (name, data) in optimizer.ExportState())
                 tensors.Add(SafeTensor.FromFloats(OptimizerPrefix + name, [data.Length], data));

@@ -65,7 +65,7 @@ public abstract class Optimizer
     }
 
     /// <summary>A buffer shaped like the store's flat parameter memory (one per moment).</summary>
-    protected float[] NewMoment() => new float[Store.Values.Length];
+    protected float[] NewMoment() => new float[Store.ReadValues.Length];
 }
 
 /// <summary>Stochastic gradient descent as <c>torch.optim.SGD</c>: momentum, dampening, Nesterov, coupled (L2) weight decay.</summary>

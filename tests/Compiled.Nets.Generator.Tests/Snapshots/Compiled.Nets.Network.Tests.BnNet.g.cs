@@ -142,9 +142,9 @@ namespace Compiled.Nets.Network.Tests
             global::System.ReadOnlySpan<float> v0 = input;
             var v5 = v4;
             // Conv: [B, 3, 13, 11] -> [B, 8, 7, 6]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv_weight), default, new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 3, 13, 11, 8, 3, 3, 2, 2, 2, 2, 2, 2), ws.Scratch.Span, _weights1);
+            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.ReadValue(_p_conv_weight), default, new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 3, 13, 11, 8, 3, 3, 2, 2, 2, 2, 2, 2), ws.Scratch.Span, _weights1);
             // Bn: [B, 8, 7, 6] -> [B, 8, 7, 6]
-            global::Compiled.Nets.Kernels.BatchNormKernels.ForwardInference(v2, v1, _store.Value(_p_bn_weight), _store.Value(_p_bn_bias), _store.Value(_p_bn_running_mean), _store.Value(_p_bn_running_var), batch, 8, 42, 1E-05f);
+            global::Compiled.Nets.Kernels.BatchNormKernels.ForwardInference(v2, v1, _store.ReadValue(_p_bn_weight), _store.ReadValue(_p_bn_bias), _store.Value(_p_bn_running_mean), _store.Value(_p_bn_running_var), batch, 8, 42, 1E-05f);
             // fused: Relu  [B, 8, 7, 6]
             {
                 int rows = batch, cols = 336;
@@ -170,13 +170,13 @@ namespace Compiled.Nets.Network.Tests
             // Pool (AvgPool2d): [B, 8, 7, 6] -> [B, 8, 3, 3]
             global::Compiled.Nets.Kernels.PoolingKernels.AvgPool2dForward(v4, v3, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 8, 7, 6, 2, 2, 2, 2, 0, 0));
             // Fc: [B, 72] -> [B, 4]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r6, v4, _store.Value(_p_fc_weight), batch * 1, 72, 4);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r6, v4, _store.ReadValue(_p_fc_weight), _store.BFloat16Value(_p_fc_weight), batch * 1, 72, 4);
             // fused: Bias  [B, 4]
             {
                 int rows = batch * 1, cols = 4;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r6);
                 ref float v6_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v6);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_fc_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -240,9 +240,9 @@ namespace Compiled.Nets.Network.Tests
             // Written, not accumulated, by their only backward contribution (no clear needed): g2, g4.
 
             // Conv: [B, 3, 13, 11] -> [B, 8, 7, 6]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv_weight), default, new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 3, 13, 11, 8, 3, 3, 2, 2, 2, 2, 2, 2), ws.Scratch.Span, _weights1);
+            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.ReadValue(_p_conv_weight), default, new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 3, 13, 11, 8, 3, 3, 2, 2, 2, 2, 2, 2), ws.Scratch.Span, _weights1);
             // Bn: [B, 8, 7, 6] -> [B, 8, 7, 6]
-            global::Compiled.Nets.Kernels.BatchNormKernels.ForwardTraining(v2, sm2, si2, _store.Value(_p_bn_running_mean), _store.Value(_p_bn_running_var), v1, _store.Value(_p_bn_weight), _store.Value(_p_bn_bias), batch, 8, 42, 1E-05f, 0.1f);
+            global::Compiled.Nets.Kernels.BatchNormKernels.ForwardTraining(v2, sm2, si2, _store.Value(_p_bn_running_mean), _store.Value(_p_bn_running_var), v1, _store.ReadValue(_p_bn_weight), _store.ReadValue(_p_bn_bias), batch, 8, 42, 1E-05f, 0.1f);
             _store.Value(_p_bn_num_batches_tracked)[0] += 1f;
             // fused: Relu  [B, 8, 7, 6]
             {
@@ -269,13 +269,13 @@ namespace Compiled.Nets.Network.Tests
             // Pool (AvgPool2d): [B, 8, 7, 6] -> [B, 8, 3, 3]
             global::Compiled.Nets.Kernels.PoolingKernels.AvgPool2dForward(v4, v3, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 8, 7, 6, 2, 2, 2, 2, 0, 0));
             // Fc: [B, 72] -> [B, 4]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r6, v4, _store.Value(_p_fc_weight), batch * 1, 72, 4);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r6, v4, _store.ReadValue(_p_fc_weight), batch * 1, 72, 4);
             // fused: Bias  [B, 4]
             {
                 int rows = batch * 1, cols = 4;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r6);
                 ref float v6_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v6);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_fc_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -325,7 +325,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n5 ? g5 : default), (_p_fc_weight.RequiresGrad ? _store.Gradient(_p_fc_weight) : default), g6, v4, _store.Value(_p_fc_weight), batch * 1, 72, 4, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n5 ? g5 : default), (_p_fc_weight.RequiresGrad ? _store.Gradient(_p_fc_weight) : default), g6, v4, _store.ReadValue(_p_fc_weight), batch * 1, 72, 4, accumulateDx: false, accumulateDw: false);
             }
             if (n4)
             {
@@ -359,12 +359,12 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Bn backward
-                global::Compiled.Nets.Kernels.BatchNormKernels.Backward((n1 ? g1 : default), (_p_bn_weight.RequiresGrad ? _store.Gradient(_p_bn_weight) : default), (_p_bn_bias.RequiresGrad ? _store.Gradient(_p_bn_bias) : default), g2, v1, sm2, si2, _store.Value(_p_bn_weight), batch, 8, 42);
+                global::Compiled.Nets.Kernels.BatchNormKernels.Backward((n1 ? g1 : default), (_p_bn_weight.RequiresGrad ? _store.Gradient(_p_bn_weight) : default), (_p_bn_bias.RequiresGrad ? _store.Gradient(_p_bn_bias) : default), g2, v1, sm2, si2, _store.ReadValue(_p_bn_weight), batch, 8, 42);
             }
             if (n1)
             {
                 // Conv backward
-                global::Compiled.Nets.Kernels.Conv2dKernels.Backward(default, (_p_conv_weight.RequiresGrad ? _store.Gradient(_p_conv_weight) : default), g1, v0, _store.Value(_p_conv_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 3, 13, 11, 8, 3, 3, 2, 2, 2, 2, 2, 2), ws.Scratch.Span, accumulateDx: true, _weights1);
+                global::Compiled.Nets.Kernels.Conv2dKernels.Backward(default, (_p_conv_weight.RequiresGrad ? _store.Gradient(_p_conv_weight) : default), g1, v0, _store.ReadValue(_p_conv_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 3, 13, 11, 8, 3, 3, 2, 2, 2, 2, 2, 2), ws.Scratch.Span, accumulateDx: true, _weights1);
             }
             return loss;
         }

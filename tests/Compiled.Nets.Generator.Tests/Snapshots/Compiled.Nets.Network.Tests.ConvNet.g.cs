@@ -150,21 +150,21 @@ namespace Compiled.Nets.Network.Tests
             global::System.ReadOnlySpan<float> v0 = input;
             var v7 = v6;
             // Conv1: [B, 1, 28, 28] -> [B, 64, 28, 28]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv1_weight), _store.Value(_p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights1); // bias added in the kernel's output pass
+            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.ReadValue(_p_conv1_weight), _store.ReadValue(_p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights1); // bias added in the kernel's output pass
             // MaxPool2d + ReLU: [B, 64, 28, 28] -> [B, 64, 14, 14] (one kernel)
             global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v3, default, v1, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0), relu: true);
             // Conv2: [B, 64, 14, 14] -> [B, 128, 14, 14]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v4, v3, _store.Value(_p_conv2_weight), _store.Value(_p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights4); // bias added in the kernel's output pass
+            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v4, v3, _store.ReadValue(_p_conv2_weight), _store.ReadValue(_p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights4); // bias added in the kernel's output pass
             // MaxPool2d + ReLU: [B, 128, 14, 14] -> [B, 128, 7, 7] (one kernel)
             global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v6, default, v4, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), relu: true);
             // Fc1: [B, 6272] -> [B, 512]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v6, _store.Value(_p_fc1_weight), batch * 1, 6272, 512);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v6, _store.ReadValue(_p_fc1_weight), _store.BFloat16Value(_p_fc1_weight), batch * 1, 6272, 512);
             // fused: Bias + Relu  [B, 512]
             {
                 int rows = batch * 1, cols = 512;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r8);
                 ref float v9_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v9);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc1_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_fc1_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -186,13 +186,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Fc2: [B, 512] -> [B, 10]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r10, v9, _store.Value(_p_fc2_weight), batch * 1, 512, 10);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r10, v9, _store.ReadValue(_p_fc2_weight), _store.BFloat16Value(_p_fc2_weight), batch * 1, 512, 10);
             // fused: Bias  [B, 10]
             {
                 int rows = batch * 1, cols = 10;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r10);
                 ref float v10_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v10);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc2_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_fc2_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -263,21 +263,21 @@ namespace Compiled.Nets.Network.Tests
             // Written, not accumulated, by their only backward contribution (no clear needed): g1, g3, g4, g6, g8, g9.
 
             // Conv1: [B, 1, 28, 28] -> [B, 64, 28, 28]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.Value(_p_conv1_weight), _store.Value(_p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights1); // bias added in the kernel's output pass
+            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.ReadValue(_p_conv1_weight), _store.ReadValue(_p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights1); // bias added in the kernel's output pass
             // MaxPool2d + ReLU: [B, 64, 28, 28] -> [B, 64, 14, 14] (one kernel)
             global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v3, a2, v1, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0), relu: true);
             // Conv2: [B, 64, 14, 14] -> [B, 128, 14, 14]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v4, v3, _store.Value(_p_conv2_weight), _store.Value(_p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights4); // bias added in the kernel's output pass
+            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v4, v3, _store.ReadValue(_p_conv2_weight), _store.ReadValue(_p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights4); // bias added in the kernel's output pass
             // MaxPool2d + ReLU: [B, 128, 14, 14] -> [B, 128, 7, 7] (one kernel)
             global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v6, a5, v4, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), relu: true);
             // Fc1: [B, 6272] -> [B, 512]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v6, _store.Value(_p_fc1_weight), batch * 1, 6272, 512);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v6, _store.ReadValue(_p_fc1_weight), batch * 1, 6272, 512);
             // fused: Bias + Relu  [B, 512]
             {
                 int rows = batch * 1, cols = 512;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r8);
                 ref float v9_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v9);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc1_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_fc1_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -299,13 +299,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Fc2: [B, 512] -> [B, 10]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r10, v9, _store.Value(_p_fc2_weight), batch * 1, 512, 10);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r10, v9, _store.ReadValue(_p_fc2_weight), batch * 1, 512, 10);
             // fused: Bias  [B, 10]
             {
                 int rows = batch * 1, cols = 10;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r10);
                 ref float v10_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v10);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc2_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_fc2_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -355,7 +355,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc2 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n9 ? g9 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g10, v9, _store.Value(_p_fc2_weight), batch * 1, 512, 10, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n9 ? g9 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g10, v9, _store.ReadValue(_p_fc2_weight), batch * 1, 512, 10, accumulateDx: false, accumulateDw: false);
             }
             if (n9)
             {
@@ -388,7 +388,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc1 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g8, v6, _store.Value(_p_fc1_weight), batch * 1, 6272, 512, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g8, v6, _store.ReadValue(_p_fc1_weight), batch * 1, 6272, 512, accumulateDx: false, accumulateDw: false);
             }
             if (n6)
             {
@@ -422,7 +422,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Conv2 backward
-                global::Compiled.Nets.Kernels.Conv2dKernels.Backward((n3 ? g3 : default), (_p_conv2_weight.RequiresGrad ? _store.Gradient(_p_conv2_weight) : default), g4, v3, _store.Value(_p_conv2_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, accumulateDx: false, _weights4);
+                global::Compiled.Nets.Kernels.Conv2dKernels.Backward((n3 ? g3 : default), (_p_conv2_weight.RequiresGrad ? _store.Gradient(_p_conv2_weight) : default), g4, v3, _store.ReadValue(_p_conv2_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, accumulateDx: false, _weights4);
             }
             if (n3)
             {
@@ -456,7 +456,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Conv1 backward
-                global::Compiled.Nets.Kernels.Conv2dKernels.Backward(default, (_p_conv1_weight.RequiresGrad ? _store.Gradient(_p_conv1_weight) : default), g1, v0, _store.Value(_p_conv1_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, accumulateDx: true, _weights1);
+                global::Compiled.Nets.Kernels.Conv2dKernels.Backward(default, (_p_conv1_weight.RequiresGrad ? _store.Gradient(_p_conv1_weight) : default), g1, v0, _store.ReadValue(_p_conv1_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, accumulateDx: true, _weights1);
             }
             return loss;
         }

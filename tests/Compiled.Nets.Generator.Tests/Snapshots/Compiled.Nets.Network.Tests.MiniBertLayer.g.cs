@@ -192,18 +192,18 @@ namespace Compiled.Nets.Network.Tests
             var gv = act.Slice(107008 * cap, T * 16 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
             // Attention: [B, T, 16] -> [B, T, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.ForwardBias(aq1, v0, _store.Value(_p_attention_self_query_weight), _store.Value(_p_attention_self_query_bias), batch * T, 16, 16);
-            global::Compiled.Nets.Kernels.LinearKernels.ForwardBias(ak1, v0, _store.Value(_p_attention_self_key_weight), _store.Value(_p_attention_self_key_bias), batch * T, 16, 16);
-            global::Compiled.Nets.Kernels.LinearKernels.ForwardBias(av1, v0, _store.Value(_p_attention_self_value_weight), _store.Value(_p_attention_self_value_bias), batch * T, 16, 16);
+            global::Compiled.Nets.Kernels.LinearKernels.ForwardBias(aq1, v0, _store.ReadValue(_p_attention_self_query_weight), _store.ReadValue(_p_attention_self_query_bias), batch * T, 16, 16);
+            global::Compiled.Nets.Kernels.LinearKernels.ForwardBias(ak1, v0, _store.ReadValue(_p_attention_self_key_weight), _store.ReadValue(_p_attention_self_key_bias), batch * T, 16, 16);
+            global::Compiled.Nets.Kernels.LinearKernels.ForwardBias(av1, v0, _store.ReadValue(_p_attention_self_value_weight), _store.ReadValue(_p_attention_self_value_bias), batch * T, 16, 16);
             global::Compiled.Nets.Kernels.AttentionKernels.Forward(v1, p1, aq1, ak1, av1, mask, default, batch, T, 4, 4, ws.Scratch.Span);
             // AttentionOut: [B, T, 16] -> [B, T, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r2, v1, _store.Value(_p_attention_output_dense_weight), batch * T, 16, 16);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r2, v1, _store.ReadValue(_p_attention_output_dense_weight), _store.BFloat16Value(_p_attention_output_dense_weight), batch * T, 16, 16);
             // fused: Bias  [B, T, 16]
             {
                 int rows = batch * T, cols = 16;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r2);
                 ref float v2_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v2);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_attention_output_dense_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_attention_output_dense_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -225,15 +225,15 @@ namespace Compiled.Nets.Network.Tests
             // add: [B, T, 16] -> [B, T, 16]
             global::Compiled.Nets.Kernels.Elementwise.Add(v3, v2, v0);
             // AttentionNorm: [B, T, 16] -> [B, T, 16]
-            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v4, default, default, v3, _store.Value(_p_attention_output_LayerNorm_weight), _store.Value(_p_attention_output_LayerNorm_bias), batch * T, 16, 1E-12f);
+            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v4, default, default, v3, _store.ReadValue(_p_attention_output_LayerNorm_weight), _store.ReadValue(_p_attention_output_LayerNorm_bias), batch * T, 16, 1E-12f);
             // Intermediate: [B, T, 16] -> [B, T, 32]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r5, v4, _store.Value(_p_intermediate_dense_weight), batch * T, 16, 32);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r5, v4, _store.ReadValue(_p_intermediate_dense_weight), _store.BFloat16Value(_p_intermediate_dense_weight), batch * T, 16, 32);
             // fused: Bias + Gelu  [B, T, 32]
             {
                 int rows = batch * T, cols = 32;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r5);
                 ref float v6_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v6);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_intermediate_dense_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_intermediate_dense_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -255,13 +255,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Output: [B, T, 32] -> [B, T, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r7, v6, _store.Value(_p_output_dense_weight), batch * T, 32, 16);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r7, v6, _store.ReadValue(_p_output_dense_weight), _store.BFloat16Value(_p_output_dense_weight), batch * T, 32, 16);
             // fused: Bias  [B, T, 16]
             {
                 int rows = batch * T, cols = 16;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r7);
                 ref float v7_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v7);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_output_dense_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_output_dense_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -283,7 +283,7 @@ namespace Compiled.Nets.Network.Tests
             // add: [B, T, 16] -> [B, T, 16]
             global::Compiled.Nets.Kernels.Elementwise.Add(v8, v7, v4);
             // OutputNorm: [B, T, 16] -> [B, T, 16]
-            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v9, default, default, v8, _store.Value(_p_output_LayerNorm_weight), _store.Value(_p_output_LayerNorm_bias), batch * T, 16, 1E-12f);
+            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v9, default, default, v8, _store.ReadValue(_p_output_LayerNorm_weight), _store.ReadValue(_p_output_LayerNorm_bias), batch * T, 16, 1E-12f);
             return v9;
         }
 

@@ -146,13 +146,13 @@ namespace Compiled.Nets.Network.Tests
             var probs = act.Slice(229 * cap, 5 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
             // Fc1: [B, 20] -> [B, 33]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.Value(_p_fc1_weight), batch * 1, 20, 33);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.ReadValue(_p_fc1_weight), _store.BFloat16Value(_p_fc1_weight), batch * 1, 20, 33);
             // fused: Bias + Gelu  [B, 33]
             {
                 int rows = batch * 1, cols = 33;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r1);
                 ref float v2_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v2);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc1_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_fc1_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -174,9 +174,9 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Norm: [B, 33] -> [B, 33]
-            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v3, default, default, v2, _store.Value(_p_norm_weight), _store.Value(_p_norm_bias), batch * 1, 33, 1E-05f);
+            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v3, default, default, v2, _store.ReadValue(_p_norm_weight), _store.ReadValue(_p_norm_bias), batch * 1, 33, 1E-05f);
             // Fc2: [B, 33] -> [B, 17]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(v4, v3, _store.Value(_p_fc2_weight), batch * 1, 33, 17);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(v4, v3, _store.ReadValue(_p_fc2_weight), _store.BFloat16Value(_p_fc2_weight), batch * 1, 33, 17);
             // fused: Tanh + Dropout + Sigmoid  [B, 17]
             {
                 int rows = batch, cols = 17;
@@ -204,13 +204,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Head: [B, 17] -> [B, 5]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v7, _store.Value(_p_head_weight), batch * 1, 17, 5);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v7, _store.ReadValue(_p_head_weight), _store.BFloat16Value(_p_head_weight), batch * 1, 17, 5);
             // fused: Bias  [B, 5]
             {
                 int rows = batch * 1, cols = 5;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r8);
                 ref float v8_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v8);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_head_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_head_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -281,14 +281,14 @@ namespace Compiled.Nets.Network.Tests
             // Written, not accumulated, by their only backward contribution (no clear needed): g1, g3, g4, g7.
 
             // Fc1: [B, 20] -> [B, 33]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.Value(_p_fc1_weight), batch * 1, 20, 33);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.ReadValue(_p_fc1_weight), batch * 1, 20, 33);
             // fused: Bias + Gelu  [B, 33]
             {
                 int rows = batch * 1, cols = 33;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r1);
                 ref float v1_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v1);
                 ref float v2_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v2);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc1_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_fc1_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -312,9 +312,9 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Norm: [B, 33] -> [B, 33]
-            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v3, mean3, rstd3, v2, _store.Value(_p_norm_weight), _store.Value(_p_norm_bias), batch * 1, 33, 1E-05f);
+            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v3, mean3, rstd3, v2, _store.ReadValue(_p_norm_weight), _store.ReadValue(_p_norm_bias), batch * 1, 33, 1E-05f);
             // Fc2: [B, 33] -> [B, 17]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(v4, v3, _store.Value(_p_fc2_weight), batch * 1, 33, 17);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(v4, v3, _store.ReadValue(_p_fc2_weight), batch * 1, 33, 17);
             // fused: Tanh + Dropout + Sigmoid  [B, 17]
             {
                 global::Compiled.Nets.Kernels.DropoutKernels.FillMask(m6, 0.25f, _rng);
@@ -347,13 +347,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Head: [B, 17] -> [B, 5]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v7, _store.Value(_p_head_weight), batch * 1, 17, 5);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v7, _store.ReadValue(_p_head_weight), batch * 1, 17, 5);
             // fused: Bias  [B, 5]
             {
                 int rows = batch * 1, cols = 5;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r8);
                 ref float v8_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v8);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_head_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_head_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -403,7 +403,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g8, v7, _store.Value(_p_head_weight), batch * 1, 17, 5, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g8, v7, _store.ReadValue(_p_head_weight), batch * 1, 17, 5, accumulateDx: false, accumulateDw: false);
             }
             if (n7)
             {
@@ -438,12 +438,12 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc2 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n3 ? g3 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g4, v3, _store.Value(_p_fc2_weight), batch * 1, 33, 17, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n3 ? g3 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g4, v3, _store.ReadValue(_p_fc2_weight), batch * 1, 33, 17, accumulateDx: false, accumulateDw: false);
             }
             if (n3)
             {
                 // Norm backward
-                global::Compiled.Nets.Kernels.LayerNormKernels.Backward((n2 ? g2 : default), (_p_norm_weight.RequiresGrad ? _store.Gradient(_p_norm_weight) : default), (_p_norm_bias.RequiresGrad ? _store.Gradient(_p_norm_bias) : default), g3, v2, mean3, rstd3, _store.Value(_p_norm_weight), batch * 1, 33);
+                global::Compiled.Nets.Kernels.LayerNormKernels.Backward((n2 ? g2 : default), (_p_norm_weight.RequiresGrad ? _store.Gradient(_p_norm_weight) : default), (_p_norm_bias.RequiresGrad ? _store.Gradient(_p_norm_bias) : default), g3, v2, mean3, rstd3, _store.ReadValue(_p_norm_weight), batch * 1, 33);
             }
             if (n2)
             {
@@ -476,7 +476,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc1 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g1, v0, _store.Value(_p_fc1_weight), batch * 1, 20, 33, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g1, v0, _store.ReadValue(_p_fc1_weight), batch * 1, 20, 33, accumulateDw: false);
             }
             return loss;
         }

@@ -165,13 +165,13 @@ namespace Compiled.Nets.Network.Tests
             var r13 = act.Slice(275 * cap, 3 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
             // Stem: [B, 8] -> [B, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.Value(_p_stem_weight), batch * 1, 8, 16);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.ReadValue(_p_stem_weight), _store.BFloat16Value(_p_stem_weight), batch * 1, 8, 16);
             // fused: Bias + Sigmoid  [B, 16]
             {
                 int rows = batch * 1, cols = 16;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r1);
                 ref float v2_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v2);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_stem_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_stem_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -193,13 +193,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Fc1: [B, 16] -> [B, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r3, v2, _store.Value(_p_blocks_0_fc1_weight), batch * 1, 16, 16);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r3, v2, _store.ReadValue(_p_blocks_0_fc1_weight), _store.BFloat16Value(_p_blocks_0_fc1_weight), batch * 1, 16, 16);
             // fused: Bias + Relu  [B, 16]
             {
                 int rows = batch * 1, cols = 16;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r3);
                 ref float v4_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v4);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_0_fc1_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_blocks_0_fc1_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -221,13 +221,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Fc2: [B, 16] -> [B, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r5, v4, _store.Value(_p_blocks_0_fc2_weight), batch * 1, 16, 16);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r5, v4, _store.ReadValue(_p_blocks_0_fc2_weight), _store.BFloat16Value(_p_blocks_0_fc2_weight), batch * 1, 16, 16);
             // fused: Bias  [B, 16]
             {
                 int rows = batch * 1, cols = 16;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r5);
                 ref float v5_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v5);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_0_fc2_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_blocks_0_fc2_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -271,13 +271,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Fc1: [B, 16] -> [B, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v7, _store.Value(_p_blocks_1_fc1_weight), batch * 1, 16, 16);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v7, _store.ReadValue(_p_blocks_1_fc1_weight), _store.BFloat16Value(_p_blocks_1_fc1_weight), batch * 1, 16, 16);
             // fused: Bias + Relu  [B, 16]
             {
                 int rows = batch * 1, cols = 16;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r8);
                 ref float v9_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v9);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_1_fc1_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_blocks_1_fc1_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -299,13 +299,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Fc2: [B, 16] -> [B, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r10, v9, _store.Value(_p_blocks_1_fc2_weight), batch * 1, 16, 16);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r10, v9, _store.ReadValue(_p_blocks_1_fc2_weight), _store.BFloat16Value(_p_blocks_1_fc2_weight), batch * 1, 16, 16);
             // fused: Bias  [B, 16]
             {
                 int rows = batch * 1, cols = 16;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r10);
                 ref float v10_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v10);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_1_fc2_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_blocks_1_fc2_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -349,13 +349,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Head: [B, 16] -> [B, 3]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r13, v12, _store.Value(_p_head_weight), batch * 1, 16, 3);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r13, v12, _store.ReadValue(_p_head_weight), _store.BFloat16Value(_p_head_weight), batch * 1, 16, 3);
             // fused: Bias  [B, 3]
             {
                 int rows = batch * 1, cols = 3;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r13);
                 ref float v13_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v13);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_head_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_head_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -444,13 +444,13 @@ namespace Compiled.Nets.Network.Tests
             // Written, not accumulated, by their only backward contribution (no clear needed): g1, g3, g4, g6, g8, g9, g11, g12.
 
             // Stem: [B, 8] -> [B, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.Value(_p_stem_weight), batch * 1, 8, 16);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.ReadValue(_p_stem_weight), batch * 1, 8, 16);
             // fused: Bias + Sigmoid  [B, 16]
             {
                 int rows = batch * 1, cols = 16;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r1);
                 ref float v2_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v2);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_stem_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_stem_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -472,13 +472,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Fc1: [B, 16] -> [B, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r3, v2, _store.Value(_p_blocks_0_fc1_weight), batch * 1, 16, 16);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r3, v2, _store.ReadValue(_p_blocks_0_fc1_weight), batch * 1, 16, 16);
             // fused: Bias + Relu  [B, 16]
             {
                 int rows = batch * 1, cols = 16;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r3);
                 ref float v4_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v4);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_0_fc1_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_blocks_0_fc1_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -500,13 +500,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Fc2: [B, 16] -> [B, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r5, v4, _store.Value(_p_blocks_0_fc2_weight), batch * 1, 16, 16);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r5, v4, _store.ReadValue(_p_blocks_0_fc2_weight), batch * 1, 16, 16);
             // fused: Bias  [B, 16]
             {
                 int rows = batch * 1, cols = 16;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r5);
                 ref float v5_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v5);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_0_fc2_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_blocks_0_fc2_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -550,13 +550,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Fc1: [B, 16] -> [B, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v7, _store.Value(_p_blocks_1_fc1_weight), batch * 1, 16, 16);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v7, _store.ReadValue(_p_blocks_1_fc1_weight), batch * 1, 16, 16);
             // fused: Bias + Relu  [B, 16]
             {
                 int rows = batch * 1, cols = 16;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r8);
                 ref float v9_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v9);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_1_fc1_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_blocks_1_fc1_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -578,13 +578,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Fc2: [B, 16] -> [B, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r10, v9, _store.Value(_p_blocks_1_fc2_weight), batch * 1, 16, 16);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r10, v9, _store.ReadValue(_p_blocks_1_fc2_weight), batch * 1, 16, 16);
             // fused: Bias  [B, 16]
             {
                 int rows = batch * 1, cols = 16;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r10);
                 ref float v10_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v10);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_1_fc2_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_blocks_1_fc2_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -628,13 +628,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Head: [B, 16] -> [B, 3]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r13, v12, _store.Value(_p_head_weight), batch * 1, 16, 3);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r13, v12, _store.ReadValue(_p_head_weight), batch * 1, 16, 3);
             // fused: Bias  [B, 3]
             {
                 int rows = batch * 1, cols = 3;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r13);
                 ref float v13_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v13);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_head_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_head_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -684,7 +684,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n12 ? g12 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g13, v12, _store.Value(_p_head_weight), batch * 1, 16, 3, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n12 ? g12 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g13, v12, _store.ReadValue(_p_head_weight), batch * 1, 16, 3, accumulateDx: false, accumulateDw: false);
             }
             if (n12)
             {
@@ -740,7 +740,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc2 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n9 ? g9 : default), (_p_blocks_1_fc2_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_fc2_weight) : default), g10, v9, _store.Value(_p_blocks_1_fc2_weight), batch * 1, 16, 16, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n9 ? g9 : default), (_p_blocks_1_fc2_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_fc2_weight) : default), g10, v9, _store.ReadValue(_p_blocks_1_fc2_weight), batch * 1, 16, 16, accumulateDx: false, accumulateDw: false);
             }
             if (n9)
             {
@@ -773,7 +773,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc1 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_blocks_1_fc1_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_fc1_weight) : default), g8, v7, _store.Value(_p_blocks_1_fc1_weight), batch * 1, 16, 16, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_blocks_1_fc1_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_fc1_weight) : default), g8, v7, _store.ReadValue(_p_blocks_1_fc1_weight), batch * 1, 16, 16, accumulateDw: false);
             }
             if (n7)
             {
@@ -829,7 +829,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc2 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n4 ? g4 : default), (_p_blocks_0_fc2_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_fc2_weight) : default), g5, v4, _store.Value(_p_blocks_0_fc2_weight), batch * 1, 16, 16, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n4 ? g4 : default), (_p_blocks_0_fc2_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_fc2_weight) : default), g5, v4, _store.ReadValue(_p_blocks_0_fc2_weight), batch * 1, 16, 16, accumulateDx: false, accumulateDw: false);
             }
             if (n4)
             {
@@ -862,7 +862,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc1 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n2 ? g2 : default), (_p_blocks_0_fc1_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_fc1_weight) : default), g3, v2, _store.Value(_p_blocks_0_fc1_weight), batch * 1, 16, 16, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n2 ? g2 : default), (_p_blocks_0_fc1_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_fc1_weight) : default), g3, v2, _store.ReadValue(_p_blocks_0_fc1_weight), batch * 1, 16, 16, accumulateDw: false);
             }
             if (n2)
             {
@@ -895,7 +895,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Stem backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_stem_weight.RequiresGrad ? _store.Gradient(_p_stem_weight) : default), g1, v0, _store.Value(_p_stem_weight), batch * 1, 8, 16, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_stem_weight.RequiresGrad ? _store.Gradient(_p_stem_weight) : default), g1, v0, _store.ReadValue(_p_stem_weight), batch * 1, 8, 16, accumulateDw: false);
             }
             return loss;
         }

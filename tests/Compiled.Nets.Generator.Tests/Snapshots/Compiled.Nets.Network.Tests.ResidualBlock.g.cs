@@ -118,13 +118,13 @@ namespace Compiled.Nets.Network.Tests
             var v5 = act.Slice(96 * cap, 16 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
             // Fc1: [B, 16] -> [B, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.Value(_p_fc1_weight), batch * 1, 16, 16);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.ReadValue(_p_fc1_weight), _store.BFloat16Value(_p_fc1_weight), batch * 1, 16, 16);
             // fused: Bias + Relu  [B, 16]
             {
                 int rows = batch * 1, cols = 16;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r1);
                 ref float v2_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v2);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc1_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_fc1_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -146,13 +146,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Fc2: [B, 16] -> [B, 16]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r3, v2, _store.Value(_p_fc2_weight), batch * 1, 16, 16);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r3, v2, _store.ReadValue(_p_fc2_weight), _store.BFloat16Value(_p_fc2_weight), batch * 1, 16, 16);
             // fused: Bias  [B, 16]
             {
                 int rows = batch * 1, cols = 16;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r3);
                 ref float v3_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v3);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc2_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_fc2_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;

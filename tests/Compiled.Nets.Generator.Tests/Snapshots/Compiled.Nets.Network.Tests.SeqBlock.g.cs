@@ -123,13 +123,13 @@ namespace Compiled.Nets.Network.Tests
             var rstd4 = act.Slice(5248 * cap, T * batch);
             global::System.ReadOnlySpan<float> v0 = input;
             // Mix: [B, T, 8] -> [B, T, 8]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.Value(_p_mix_weight), batch * T, 8, 8);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.ReadValue(_p_mix_weight), _store.BFloat16Value(_p_mix_weight), batch * T, 8, 8);
             // fused: Bias + Gelu  [B, T, 8]
             {
                 int rows = batch * T, cols = 8;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r1);
                 ref float v2_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v2);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_mix_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_mix_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -153,7 +153,7 @@ namespace Compiled.Nets.Network.Tests
             // add: [B, T, 8] -> [B, T, 8]
             global::Compiled.Nets.Kernels.Elementwise.Add(v3, v0, v2);
             // Norm: [B, T, 8] -> [B, T, 8]
-            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v4, default, default, v3, _store.Value(_p_norm_weight), _store.Value(_p_norm_bias), batch * T, 8, 1E-05f);
+            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v4, default, default, v3, _store.ReadValue(_p_norm_weight), _store.ReadValue(_p_norm_bias), batch * T, 8, 1E-05f);
             return v4;
         }
 

@@ -183,17 +183,17 @@ namespace Compiled.Nets.Network.Tests
             var probs = act.Slice(1662 * cap, 3 * batch);
             global::System.ReadOnlySpan<int> v0 = input;
             // Embed: [B, T] -> [B, T, 8]
-            global::Compiled.Nets.Kernels.EmbeddingKernels.Forward(v1, v0, _store.Value(_p_embed_weight), batch * T, 50, 8);
+            global::Compiled.Nets.Kernels.EmbeddingKernels.Forward(v1, v0, _store.ReadValue(_p_embed_weight), batch * T, 50, 8);
             // Norm: [B, T, 8] -> [B, T, 8]
-            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v2, default, default, v1, _store.Value(_p_norm_weight), _store.Value(_p_norm_bias), batch * T, 8, 1E-05f);
+            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v2, default, default, v1, _store.ReadValue(_p_norm_weight), _store.ReadValue(_p_norm_bias), batch * T, 8, 1E-05f);
             // Mix: [B, T, 8] -> [B, T, 8]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r3, v2, _store.Value(_p_blocks_0_mix_weight), batch * T, 8, 8);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r3, v2, _store.ReadValue(_p_blocks_0_mix_weight), _store.BFloat16Value(_p_blocks_0_mix_weight), batch * T, 8, 8);
             // fused: Bias + Gelu  [B, T, 8]
             {
                 int rows = batch * T, cols = 8;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r3);
                 ref float v4_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v4);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_0_mix_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_blocks_0_mix_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -217,15 +217,15 @@ namespace Compiled.Nets.Network.Tests
             // add: [B, T, 8] -> [B, T, 8]
             global::Compiled.Nets.Kernels.Elementwise.Add(v5, v2, v4);
             // Norm: [B, T, 8] -> [B, T, 8]
-            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v6, default, default, v5, _store.Value(_p_blocks_0_norm_weight), _store.Value(_p_blocks_0_norm_bias), batch * T, 8, 1E-05f);
+            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v6, default, default, v5, _store.ReadValue(_p_blocks_0_norm_weight), _store.ReadValue(_p_blocks_0_norm_bias), batch * T, 8, 1E-05f);
             // Mix: [B, T, 8] -> [B, T, 8]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r7, v6, _store.Value(_p_blocks_1_mix_weight), batch * T, 8, 8);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r7, v6, _store.ReadValue(_p_blocks_1_mix_weight), _store.BFloat16Value(_p_blocks_1_mix_weight), batch * T, 8, 8);
             // fused: Bias + Gelu  [B, T, 8]
             {
                 int rows = batch * T, cols = 8;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r7);
                 ref float v8_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v8);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_1_mix_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_blocks_1_mix_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -249,7 +249,7 @@ namespace Compiled.Nets.Network.Tests
             // add: [B, T, 8] -> [B, T, 8]
             global::Compiled.Nets.Kernels.Elementwise.Add(v9, v6, v8);
             // Norm: [B, T, 8] -> [B, T, 8]
-            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v10, default, default, v9, _store.Value(_p_blocks_1_norm_weight), _store.Value(_p_blocks_1_norm_bias), batch * T, 8, 1E-05f);
+            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v10, default, default, v9, _store.ReadValue(_p_blocks_1_norm_weight), _store.ReadValue(_p_blocks_1_norm_bias), batch * T, 8, 1E-05f);
             // SelectToken: [B, T, 8] -> [B, 8]
             global::Compiled.Nets.Kernels.SequenceKernels.SelectForward(v11, v10, batch, T, 8, 0);
             // MeanOverSequence: [B, T, 8] -> [B, 8]
@@ -257,13 +257,13 @@ namespace Compiled.Nets.Network.Tests
             // add: [B, 8] -> [B, 8]
             global::Compiled.Nets.Kernels.Elementwise.Add(v13, v11, v12);
             // Head: [B, 8] -> [B, 3]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r14, v13, _store.Value(_p_head_weight), batch * 1, 8, 3);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r14, v13, _store.ReadValue(_p_head_weight), _store.BFloat16Value(_p_head_weight), batch * 1, 8, 3);
             // fused: Bias  [B, 3]
             {
                 int rows = batch * 1, cols = 3;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r14);
                 ref float v14_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v14);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_head_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_head_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -366,18 +366,18 @@ namespace Compiled.Nets.Network.Tests
             // Written, not accumulated, by their only backward contribution (no clear needed): g3, g7, g13.
 
             // Embed: [B, T] -> [B, T, 8]
-            global::Compiled.Nets.Kernels.EmbeddingKernels.Forward(v1, v0, _store.Value(_p_embed_weight), batch * T, 50, 8);
+            global::Compiled.Nets.Kernels.EmbeddingKernels.Forward(v1, v0, _store.ReadValue(_p_embed_weight), batch * T, 50, 8);
             // Norm: [B, T, 8] -> [B, T, 8]
-            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v2, mean2, rstd2, v1, _store.Value(_p_norm_weight), _store.Value(_p_norm_bias), batch * T, 8, 1E-05f);
+            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v2, mean2, rstd2, v1, _store.ReadValue(_p_norm_weight), _store.ReadValue(_p_norm_bias), batch * T, 8, 1E-05f);
             // Mix: [B, T, 8] -> [B, T, 8]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r3, v2, _store.Value(_p_blocks_0_mix_weight), batch * T, 8, 8);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r3, v2, _store.ReadValue(_p_blocks_0_mix_weight), batch * T, 8, 8);
             // fused: Bias + Gelu  [B, T, 8]
             {
                 int rows = batch * T, cols = 8;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r3);
                 ref float v3_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v3);
                 ref float v4_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v4);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_0_mix_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_blocks_0_mix_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -403,16 +403,16 @@ namespace Compiled.Nets.Network.Tests
             // add: [B, T, 8] -> [B, T, 8]
             global::Compiled.Nets.Kernels.Elementwise.Add(v5, v2, v4);
             // Norm: [B, T, 8] -> [B, T, 8]
-            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v6, mean6, rstd6, v5, _store.Value(_p_blocks_0_norm_weight), _store.Value(_p_blocks_0_norm_bias), batch * T, 8, 1E-05f);
+            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v6, mean6, rstd6, v5, _store.ReadValue(_p_blocks_0_norm_weight), _store.ReadValue(_p_blocks_0_norm_bias), batch * T, 8, 1E-05f);
             // Mix: [B, T, 8] -> [B, T, 8]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r7, v6, _store.Value(_p_blocks_1_mix_weight), batch * T, 8, 8);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r7, v6, _store.ReadValue(_p_blocks_1_mix_weight), batch * T, 8, 8);
             // fused: Bias + Gelu  [B, T, 8]
             {
                 int rows = batch * T, cols = 8;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r7);
                 ref float v7_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v7);
                 ref float v8_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v8);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_blocks_1_mix_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_blocks_1_mix_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -438,7 +438,7 @@ namespace Compiled.Nets.Network.Tests
             // add: [B, T, 8] -> [B, T, 8]
             global::Compiled.Nets.Kernels.Elementwise.Add(v9, v6, v8);
             // Norm: [B, T, 8] -> [B, T, 8]
-            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v10, mean10, rstd10, v9, _store.Value(_p_blocks_1_norm_weight), _store.Value(_p_blocks_1_norm_bias), batch * T, 8, 1E-05f);
+            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v10, mean10, rstd10, v9, _store.ReadValue(_p_blocks_1_norm_weight), _store.ReadValue(_p_blocks_1_norm_bias), batch * T, 8, 1E-05f);
             // SelectToken: [B, T, 8] -> [B, 8]
             global::Compiled.Nets.Kernels.SequenceKernels.SelectForward(v11, v10, batch, T, 8, 0);
             // MeanOverSequence: [B, T, 8] -> [B, 8]
@@ -446,13 +446,13 @@ namespace Compiled.Nets.Network.Tests
             // add: [B, 8] -> [B, 8]
             global::Compiled.Nets.Kernels.Elementwise.Add(v13, v11, v12);
             // Head: [B, 8] -> [B, 3]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r14, v13, _store.Value(_p_head_weight), batch * 1, 8, 3);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r14, v13, _store.ReadValue(_p_head_weight), batch * 1, 8, 3);
             // fused: Bias  [B, 3]
             {
                 int rows = batch * 1, cols = 3;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r14);
                 ref float v14_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v14);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_head_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_head_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -502,7 +502,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n13 ? g13 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g14, v13, _store.Value(_p_head_weight), batch * 1, 8, 3, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n13 ? g13 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g14, v13, _store.ReadValue(_p_head_weight), batch * 1, 8, 3, accumulateDx: false, accumulateDw: false);
             }
             if (n13)
             {
@@ -523,7 +523,7 @@ namespace Compiled.Nets.Network.Tests
             if (n10)
             {
                 // Norm backward
-                global::Compiled.Nets.Kernels.LayerNormKernels.Backward((n9 ? g9 : default), (_p_blocks_1_norm_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_norm_weight) : default), (_p_blocks_1_norm_bias.RequiresGrad ? _store.Gradient(_p_blocks_1_norm_bias) : default), g10, v9, mean10, rstd10, _store.Value(_p_blocks_1_norm_weight), batch * T, 8);
+                global::Compiled.Nets.Kernels.LayerNormKernels.Backward((n9 ? g9 : default), (_p_blocks_1_norm_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_norm_weight) : default), (_p_blocks_1_norm_bias.RequiresGrad ? _store.Gradient(_p_blocks_1_norm_bias) : default), g10, v9, mean10, rstd10, _store.ReadValue(_p_blocks_1_norm_weight), batch * T, 8);
             }
             if (n9)
             {
@@ -562,12 +562,12 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Mix backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n6 ? g6 : default), (_p_blocks_1_mix_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_mix_weight) : default), g7, v6, _store.Value(_p_blocks_1_mix_weight), batch * T, 8, 8, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n6 ? g6 : default), (_p_blocks_1_mix_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_mix_weight) : default), g7, v6, _store.ReadValue(_p_blocks_1_mix_weight), batch * T, 8, 8, accumulateDw: false);
             }
             if (n6)
             {
                 // Norm backward
-                global::Compiled.Nets.Kernels.LayerNormKernels.Backward((n5 ? g5 : default), (_p_blocks_0_norm_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_norm_weight) : default), (_p_blocks_0_norm_bias.RequiresGrad ? _store.Gradient(_p_blocks_0_norm_bias) : default), g6, v5, mean6, rstd6, _store.Value(_p_blocks_0_norm_weight), batch * T, 8);
+                global::Compiled.Nets.Kernels.LayerNormKernels.Backward((n5 ? g5 : default), (_p_blocks_0_norm_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_norm_weight) : default), (_p_blocks_0_norm_bias.RequiresGrad ? _store.Gradient(_p_blocks_0_norm_bias) : default), g6, v5, mean6, rstd6, _store.ReadValue(_p_blocks_0_norm_weight), batch * T, 8);
             }
             if (n5)
             {
@@ -606,12 +606,12 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Mix backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n2 ? g2 : default), (_p_blocks_0_mix_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_mix_weight) : default), g3, v2, _store.Value(_p_blocks_0_mix_weight), batch * T, 8, 8, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n2 ? g2 : default), (_p_blocks_0_mix_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_mix_weight) : default), g3, v2, _store.ReadValue(_p_blocks_0_mix_weight), batch * T, 8, 8, accumulateDw: false);
             }
             if (n2)
             {
                 // Norm backward
-                global::Compiled.Nets.Kernels.LayerNormKernels.Backward((n1 ? g1 : default), (_p_norm_weight.RequiresGrad ? _store.Gradient(_p_norm_weight) : default), (_p_norm_bias.RequiresGrad ? _store.Gradient(_p_norm_bias) : default), g2, v1, mean2, rstd2, _store.Value(_p_norm_weight), batch * T, 8);
+                global::Compiled.Nets.Kernels.LayerNormKernels.Backward((n1 ? g1 : default), (_p_norm_weight.RequiresGrad ? _store.Gradient(_p_norm_weight) : default), (_p_norm_bias.RequiresGrad ? _store.Gradient(_p_norm_bias) : default), g2, v1, mean2, rstd2, _store.ReadValue(_p_norm_weight), batch * T, 8);
             }
             if (n1)
             {

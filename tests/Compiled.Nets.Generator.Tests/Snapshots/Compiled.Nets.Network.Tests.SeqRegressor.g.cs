@@ -122,13 +122,13 @@ namespace Compiled.Nets.Network.Tests
             var r4 = act.Slice(260 * cap, T * 2 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
             // Fc1: [B, T, 4] -> [B, T, 6]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.Value(_p_fc1_weight), batch * T, 4, 6);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.ReadValue(_p_fc1_weight), _store.BFloat16Value(_p_fc1_weight), batch * T, 4, 6);
             // fused: Bias + Tanh  [B, T, 6]
             {
                 int rows = batch * T, cols = 6;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r1);
                 ref float v2_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v2);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc1_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_fc1_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -152,13 +152,13 @@ namespace Compiled.Nets.Network.Tests
             // Softmax: [B, T, 6] -> [B, T, 6]
             global::Compiled.Nets.Kernels.SoftmaxKernels.Forward(v3, v2, batch * T, 6);
             // Fc2: [B, T, 6] -> [B, T, 2]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r4, v3, _store.Value(_p_fc2_weight), batch * T, 6, 2);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r4, v3, _store.ReadValue(_p_fc2_weight), _store.BFloat16Value(_p_fc2_weight), batch * T, 6, 2);
             // fused: Bias  [B, T, 2]
             {
                 int rows = batch * T, cols = 2;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r4);
                 ref float v4_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v4);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc2_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_fc2_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -214,13 +214,13 @@ namespace Compiled.Nets.Network.Tests
             // Written, not accumulated, by their only backward contribution (no clear needed): g1, g3.
 
             // Fc1: [B, T, 4] -> [B, T, 6]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.Value(_p_fc1_weight), batch * T, 4, 6);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r1, v0, _store.ReadValue(_p_fc1_weight), batch * T, 4, 6);
             // fused: Bias + Tanh  [B, T, 6]
             {
                 int rows = batch * T, cols = 6;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r1);
                 ref float v2_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v2);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc1_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_fc1_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -244,13 +244,13 @@ namespace Compiled.Nets.Network.Tests
             // Softmax: [B, T, 6] -> [B, T, 6]
             global::Compiled.Nets.Kernels.SoftmaxKernels.Forward(v3, v2, batch * T, 6);
             // Fc2: [B, T, 6] -> [B, T, 2]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r4, v3, _store.Value(_p_fc2_weight), batch * T, 6, 2);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r4, v3, _store.ReadValue(_p_fc2_weight), batch * T, 6, 2);
             // fused: Bias  [B, T, 2]
             {
                 int rows = batch * T, cols = 2;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r4);
                 ref float v4_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v4);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_fc2_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_fc2_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -300,7 +300,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc2 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n3 ? g3 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g4, v3, _store.Value(_p_fc2_weight), batch * T, 6, 2, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n3 ? g3 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g4, v3, _store.ReadValue(_p_fc2_weight), batch * T, 6, 2, accumulateDx: false, accumulateDw: false);
             }
             if (n3)
             {
@@ -338,7 +338,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc1 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g1, v0, _store.Value(_p_fc1_weight), batch * T, 4, 6, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g1, v0, _store.ReadValue(_p_fc1_weight), batch * T, 4, 6, accumulateDw: false);
             }
             return loss;
         }

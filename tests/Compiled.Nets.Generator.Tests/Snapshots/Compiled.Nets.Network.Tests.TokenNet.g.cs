@@ -126,9 +126,9 @@ namespace Compiled.Nets.Network.Tests
             global::System.ReadOnlySpan<int> v0 = input;
             var v4 = v3;
             // Embed: [B, 12] -> [B, 12, 8]
-            global::Compiled.Nets.Kernels.EmbeddingKernels.Forward(v1, v0, _store.Value(_p_embed_weight), batch * 12, 50, 8);
+            global::Compiled.Nets.Kernels.EmbeddingKernels.Forward(v1, v0, _store.ReadValue(_p_embed_weight), batch * 12, 50, 8);
             // Norm: [B, 12, 8] -> [B, 12, 8]
-            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v2, default, default, v1, _store.Value(_p_norm_weight), _store.Value(_p_norm_bias), batch * 12, 8, 1E-05f);
+            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v2, default, default, v1, _store.ReadValue(_p_norm_weight), _store.ReadValue(_p_norm_bias), batch * 12, 8, 1E-05f);
             // fused: Gelu  [B, 12, 8]
             {
                 int rows = batch, cols = 96;
@@ -152,13 +152,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Head: [B, 96] -> [B, 3]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r5, v3, _store.Value(_p_head_weight), batch * 1, 96, 3);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r5, v3, _store.ReadValue(_p_head_weight), _store.BFloat16Value(_p_head_weight), batch * 1, 96, 3);
             // fused: Bias  [B, 3]
             {
                 int rows = batch * 1, cols = 3;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r5);
                 ref float v5_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v5);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_head_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_head_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -218,9 +218,9 @@ namespace Compiled.Nets.Network.Tests
             // Written, not accumulated, by their only backward contribution (no clear needed): g2, g3.
 
             // Embed: [B, 12] -> [B, 12, 8]
-            global::Compiled.Nets.Kernels.EmbeddingKernels.Forward(v1, v0, _store.Value(_p_embed_weight), batch * 12, 50, 8);
+            global::Compiled.Nets.Kernels.EmbeddingKernels.Forward(v1, v0, _store.ReadValue(_p_embed_weight), batch * 12, 50, 8);
             // Norm: [B, 12, 8] -> [B, 12, 8]
-            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v2, mean2, rstd2, v1, _store.Value(_p_norm_weight), _store.Value(_p_norm_bias), batch * 12, 8, 1E-05f);
+            global::Compiled.Nets.Kernels.LayerNormKernels.Forward(v2, mean2, rstd2, v1, _store.ReadValue(_p_norm_weight), _store.ReadValue(_p_norm_bias), batch * 12, 8, 1E-05f);
             // fused: Gelu  [B, 12, 8]
             {
                 int rows = batch, cols = 96;
@@ -244,13 +244,13 @@ namespace Compiled.Nets.Network.Tests
                 }
             }
             // Head: [B, 96] -> [B, 3]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r5, v3, _store.Value(_p_head_weight), batch * 1, 96, 3);
+            global::Compiled.Nets.Kernels.LinearKernels.Forward(r5, v3, _store.ReadValue(_p_head_weight), batch * 1, 96, 3);
             // fused: Bias  [B, 3]
             {
                 int rows = batch * 1, cols = 3;
                 ref float src_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(r5);
                 ref float v5_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(v5);
-                global::System.ReadOnlySpan<float> bias = _store.Value(_p_head_bias);
+                global::System.ReadOnlySpan<float> bias = _store.ReadValue(_p_head_bias);
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
@@ -300,7 +300,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n4 ? g4 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g5, v3, _store.Value(_p_head_weight), batch * 1, 96, 3, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n4 ? g4 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g5, v3, _store.ReadValue(_p_head_weight), batch * 1, 96, 3, accumulateDx: false, accumulateDw: false);
             }
             if (n3)
             {
@@ -329,7 +329,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Norm backward
-                global::Compiled.Nets.Kernels.LayerNormKernels.Backward((n1 ? g1 : default), (_p_norm_weight.RequiresGrad ? _store.Gradient(_p_norm_weight) : default), (_p_norm_bias.RequiresGrad ? _store.Gradient(_p_norm_bias) : default), g2, v1, mean2, rstd2, _store.Value(_p_norm_weight), batch * 12, 8);
+                global::Compiled.Nets.Kernels.LayerNormKernels.Backward((n1 ? g1 : default), (_p_norm_weight.RequiresGrad ? _store.Gradient(_p_norm_weight) : default), (_p_norm_bias.RequiresGrad ? _store.Gradient(_p_norm_bias) : default), g2, v1, mean2, rstd2, _store.ReadValue(_p_norm_weight), batch * 12, 8);
             }
             if (n1)
             {
