@@ -227,4 +227,21 @@ public class OpParityTests
         Assert.Equal(tloss.item<double>(), loss.Data[0], 1e-5);
         Close(Data(tl.grad!), ours.Grad!, "dlogits");
     }
+
+    [Fact]
+    public void BFloat16Rounding_IsLibTorchs_BitForBit()
+    {
+        // Random values over the whole exponent range, every tie pattern near 1, subnormals, infinities, ±0.
+        var r = new Rng(31);
+        var bits = new List<uint>();
+        for (int i = 0; i < 20000; i++) bits.Add((uint)r.NextUInt64());
+        for (uint low = 0x7FF0; low <= 0x8010; low++) { bits.Add(0x3F800000u | low); bits.Add(0x3F810000u | low); }
+        bits.AddRange([0x00000001, 0x00008000, 0x007F8000, 0x7F7FFFFF, 0x7F800000, 0xFF800000, 0x00000000, 0x80000000]);
+        var values = bits.Select(BitConverter.UInt32BitsToSingle).Where(v => !float.IsNaN(v)).ToArray();
+        using var t = torch.tensor(values).to(ScalarType.BFloat16);
+        var theirs = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(t.bytes).ToArray();
+        for (int i = 0; i < values.Length; i++)
+            Assert.True(theirs[i] == Kernels.BFloat16.FromSingle(values[i]),
+                $"0x{BitConverter.SingleToUInt32Bits(values[i]):X8}: libtorch 0x{theirs[i]:X4}, ours 0x{Kernels.BFloat16.FromSingle(values[i]):X4}");
+    }
 }

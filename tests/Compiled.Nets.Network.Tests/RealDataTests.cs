@@ -31,4 +31,46 @@ public class RealDataTests
         Assert.True(after > 0.65, $"test accuracy {after:P1} after one short epoch (before: {before:P1})");
         Assert.Equal(500, confusion.Total);        // accuracy is over samples, not batches
     }
+
+    [Fact]
+    public void ConvNet_ReadOnlyBFloat16Inference_KeepsItsAccuracyOnRealFashionMnist()
+    {
+        string d = DataDir();
+        var train = DatasetReaders.ReadIdx(Path.Combine(d, "train-images-idx3-ubyte.gz"), Path.Combine(d, "train-labels-idx1-ubyte.gz"), 10).Take(1500);
+        var test = DatasetReaders.ReadIdx(Path.Combine(d, "t10k-images-idx3-ubyte.gz"), Path.Combine(d, "t10k-labels-idx1-ubyte.gz"), 10).Take(1000);
+        var (mean, std) = train.ChannelStatistics();
+        train.Normalize(mean, std); test.Normalize(mean, std);
+        using var net = new ConvNet(seed: 42);
+        new Trainer(net, new AdamW(net.Parameters, 1e-3f), new TrainerOptions { Epochs = 1 }).Fit(new DataLoader(train, 32, seed: 1), null);
+
+        // Batch 1, image by image: the path that reads bfloat16 weights.
+        float[] Logits()
+        {
+            var all = new float[test.Count * 10];
+            for (int i = 0; i < test.Count; i++) net.Forward(test.Sample(i), 1, all.AsSpan(i * 10, 10));
+            return all;
+        }
+        var full = Logits();
+        net.Parameters.MakeReadOnly(WeightPrecision.BFloat16);
+        var half = Logits();
+        int agree = 0, rightFull = 0, rightHalf = 0;
+        for (int i = 0; i < test.Count; i++)
+        {
+            int a = ArgMax(full.AsSpan(i * 10, 10)), b = ArgMax(half.AsSpan(i * 10, 10));
+            agree += a == b ? 1 : 0; rightFull += a == test.Labels[i] ? 1 : 0; rightHalf += b == test.Labels[i] ? 1 : 0;
+        }
+        Assert.NotEqual(full, half);                                    // the bfloat16 weights were read
+        Assert.True(agree >= 0.99 * test.Count, $"predictions agree on {agree} of {test.Count}");
+        Assert.True(Math.Abs(rightFull - rightHalf) <= 0.005 * test.Count, $"accuracy {rightFull} vs {rightHalf} of {test.Count}");
+        Assert.True(rightFull > 0.65 * test.Count, $"float32 accuracy {rightFull} of {test.Count}");
+        net.Parameters.MakeWritable();
+        Assert.Equal(full, Logits());                                    // back to the float32 weights, bit for bit
+    }
+
+    private static int ArgMax(ReadOnlySpan<float> v)
+    {
+        int best = 0;
+        for (int i = 1; i < v.Length; i++) if (v[i] > v[best]) best = i;
+        return best;
+    }
 }

@@ -25,6 +25,26 @@ public class RuntimeBehaviourTests
     }
 
     [Fact]
+    public void ReadOnlyBFloat16Forward_AllocatesNothing_AfterItsCopiesExist_AndLargeBatchesStayFloat32()
+    {
+        using var net = new ConvNet(seed: 4);
+        var x = CompiledVsEagerTests.RandomData(8 * 784, 7);
+        var y8 = new float[80]; var y1 = new float[10];
+        net.Forward(x, 8, y8);
+        net.Forward(x.AsSpan(0, 784), 1, y1);
+        var float8 = (float[])y8.Clone(); var float1 = (float[])y1.Clone();
+        net.Parameters.MakeReadOnly(WeightPrecision.BFloat16);
+        net.Forward(x.AsSpan(0, 784), 1, y1);                 // makes the copies
+        Assert.NotEqual(float1, y1);
+        Assert.Equal(0, Compiled.Nets.Tests.Allocations.SteadyState(() => net.Forward(x.AsSpan(0, 784), 1, y1)));
+        net.Forward(x, 8, y8);
+        Assert.Equal(float8, y8);                             // batches above 4 are bound by arithmetic: float32 weights
+        net.TrainStep(x, CompiledVsEagerTests.RandomLabels(8, 10, 8), 8);   // computing gradients reads only
+        var opt = new Compiled.Nets.Training.AdamW(net.Parameters);
+        Assert.Throws<InvalidOperationException>(() => opt.Step());
+    }
+
+    [Fact]
     public void TrainStep_ReplacesStaleGradients_AndClearsFrozenOnes()
     {
         // Some gradients (fc weights, maxpool/conv/linear inputs) are written rather than cleared and accumulated:
