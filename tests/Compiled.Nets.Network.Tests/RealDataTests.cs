@@ -10,20 +10,29 @@ public class RealDataTests
     private static string DataDir([CallerFilePath] string path = "") =>
         Path.GetFullPath(Path.Combine(Path.GetDirectoryName(path)!, "..", "..", "samples", "FashionMnist", "data"));
 
-    [Fact]
-    public void ConvNet_TrainedBrieflyOnRealFashionMnist_GainsClearAccuracy()
+    /// <summary>1,500 training images and the first <paramref name="testCount"/> test images, normalised by the former.</summary>
+    private static (Dataset Train, Dataset Test) Data(int testCount)
     {
         string d = DataDir();
         var train = DatasetReaders.ReadIdx(Path.Combine(d, "train-images-idx3-ubyte.gz"), Path.Combine(d, "train-labels-idx1-ubyte.gz"), 10).Take(1500);
-        var test = DatasetReaders.ReadIdx(Path.Combine(d, "t10k-images-idx3-ubyte.gz"), Path.Combine(d, "t10k-labels-idx1-ubyte.gz"), 10).Take(500);
+        var test = DatasetReaders.ReadIdx(Path.Combine(d, "t10k-images-idx3-ubyte.gz"), Path.Combine(d, "t10k-labels-idx1-ubyte.gz"), 10).Take(testCount);
         var (mean, std) = train.ChannelStatistics();
         train.Normalize(mean, std); test.Normalize(mean, std);
+        return (train, test);
+    }
 
+    /// <summary>One short epoch of AdamW (lr 1e-3, batch 32).</summary>
+    private static void TrainBriefly(ConvNet net, Dataset train) =>
+        new Trainer(net, new AdamW(net.Parameters, 1e-3f), new TrainerOptions { Epochs = 1 }).Fit(new DataLoader(train, 32, seed: 1), null);
+
+    [Fact]
+    public void ConvNet_TrainedBrieflyOnRealFashionMnist_GainsClearAccuracy()
+    {
+        var (train, test) = Data(500);
         using var net = new ConvNet(seed: 42);
         var testLoader = new DataLoader(test, 100, shuffle: false);
         var (_, before) = Trainer.Evaluate(net, testLoader);
-        var trainer = new Trainer(net, new AdamW(net.Parameters, 1e-3f), new TrainerOptions { Epochs = 1 });
-        trainer.Fit(new DataLoader(train, 32, seed: 1), null);
+        TrainBriefly(net, train);
         var confusion = new ConfusionMatrix(10);
         var (_, after) = Trainer.Evaluate(net, testLoader, confusion);
 
@@ -35,13 +44,9 @@ public class RealDataTests
     [Fact]
     public void ConvNet_ReadOnlyBFloat16Inference_KeepsItsAccuracyOnRealFashionMnist()
     {
-        string d = DataDir();
-        var train = DatasetReaders.ReadIdx(Path.Combine(d, "train-images-idx3-ubyte.gz"), Path.Combine(d, "train-labels-idx1-ubyte.gz"), 10).Take(1500);
-        var test = DatasetReaders.ReadIdx(Path.Combine(d, "t10k-images-idx3-ubyte.gz"), Path.Combine(d, "t10k-labels-idx1-ubyte.gz"), 10).Take(1000);
-        var (mean, std) = train.ChannelStatistics();
-        train.Normalize(mean, std); test.Normalize(mean, std);
+        var (train, test) = Data(1000);
         using var net = new ConvNet(seed: 42);
-        new Trainer(net, new AdamW(net.Parameters, 1e-3f), new TrainerOptions { Epochs = 1 }).Fit(new DataLoader(train, 32, seed: 1), null);
+        TrainBriefly(net, train);
 
         // Batch 1, image by image: the path that reads bfloat16 weights.
         float[] Logits()
