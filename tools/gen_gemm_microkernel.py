@@ -1,4 +1,4 @@
-# Writes src/Runtime/Kernels/GemmMicroKernel.cs (the 6×64 AVX-512 micro-kernel and its 1–5-row variants). The C#
+# Writes src/Runtime/Kernels/GemmMicroKernel.cs (the 6×64 AVX-512 micro-kernel, its 1–5-row variants and a 6×48 one). The C#
 # file is generated for regularity; change this script, run `python3 tools/gen_gemm_microkernel.py`, and commit both.
 L=[]
 w=L.append
@@ -15,9 +15,14 @@ internal static unsafe class GemmMicroKernel
 {
     public const int MR = 6, NR = 64;
 ''')
-def kernel(R):
-    name = 'Kernel6x64' if R == 6 else f'Kernel{R}x64'
-    if R == 6:
+def kernel(R, V=4):
+    name = f'Kernel{R}x{16 * V}'
+    if V != 4:
+        w(f'''    /// <summary>
+    /// As <see cref="Kernel6x64"/> for the first {16 * V} columns only ({V} vectors per row, {R * V} accumulators): a chunk
+    /// of {16 * V} Winograd tiles (plus a few) computes no padding columns.
+    /// </summary>''')
+    elif R == 6:
         w('''    /// <summary>
     /// c[0..6, 0..64] = beta·c + Σ_p a[p, 0..6]ᵀ · b[p, 0..64] (b has row stride bs: 64 in a packed panel, ldb when
     /// read in place; c has row stride ldc). beta = 1 accumulates (later
@@ -30,26 +35,26 @@ def kernel(R):
     public static void {name}(float* a, float* b, long bs, int kc, float* c, long ldc, float beta)
     {{''')
     for r in range(R):
-        for v in range(4):
+        for v in range(V):
             w(f'        Vector512<float> c{r}{v} = Vector512<float>.Zero;')
     def step(ao, bo, x=''):
-        for v in range(4):
+        for v in range(V):
             w(f'            var b{v}{x} = Vector512.Load({"b" if bo == 0 else "b + bs"} + {16*v});')
         for r in range(R):
             w(f'            var a{r}{x} = Vector512.Create(a[{ao + r}]);')
-            for v in range(4):
+            for v in range(V):
                 w(f'            c{r}{v} = Vector512.FusedMultiplyAdd(a{r}{x}, b{v}{x}, c{r}{v});')
     w('        // The C tile is read or written at the end: start its cache lines on their way now, the k-loop hides the')
     w('        // latency (C is often far bigger than the caches).')
     for r in range(R):
-        for v in range(4):
+        for v in range(V):
             w(f'        Sse.Prefetch0(c + {r} * ldc + {16*v});')
     w('''        // Pointers bumped instead of indexed (no multiplies in the loop), k unrolled by two.
         float* aEnd2 = a + 6 * (kc & ~1);
         for (; a < aEnd2; a += 12, b += 2 * bs)
         {''')
     step(0,0)
-    step(6,64,'n')
+    step(6,1,'n')
     w('''        }
         if ((kc & 1) != 0)
         {''')
@@ -58,20 +63,20 @@ def kernel(R):
         if (beta == 1f)
         {''')
     for r in range(R):
-        for v in range(4):
+        for v in range(V):
             w(f'            Vector512.Store(Vector512.Load(c + {r} * ldc + {16*v}) + c{r}{v}, c + {r} * ldc + {16*v});')
     w('''        }
         else if (beta == 0f)
         {''')
     for r in range(R):
-        for v in range(4):
+        for v in range(V):
             w(f'            Vector512.Store(c{r}{v}, c + {r} * ldc + {16*v});')
     w('''        }
         else
         {
             var vb = Vector512.Create(beta);''')
     for r in range(R):
-        for v in range(4):
+        for v in range(V):
             w(f'            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + {r} * ldc + {16*v}), c{r}{v}), c + {r} * ldc + {16*v});')
     w('''        }
     }
@@ -115,6 +120,7 @@ w('''    /// <summary>A full-width tile of the last row panel, which has only mr
     }
 ''')
 for R in range(1,6): kernel(R)
+kernel(6, 3)
 L[-1]=L[-1].rstrip('\n')
 w('}')
 import os, sys

@@ -351,9 +351,12 @@ public static unsafe partial class Conv2dKernels
         const int MR = GemmMicroKernel.MR;
         float* vBuf = buffers, mBuf = buffers + 16 * VXiStride(v.Ci);
         var segs = stackalloc Segment[WTiles];
-        int nSeg = Segments(ref v, chunk, segs, out _);
+        int nSeg = Segments(ref v, chunk, segs, out int nt);
         InputTransform(ref v, segs, nSeg, vBuf);
         int panels = v.Panels;
+        // A chunk of at most 48 tiles, plus up to FewTiles more (a batch-1 14×14 output has 49), runs the 48-column
+        // kernel (and the few by FewTileProducts) instead of a 64-column pass whose last quarter is padding.
+        bool narrow = nt <= 48 + FewTiles;
         for (int o0 = oBegin; o0 < oEnd; o0 += WBlock)
         {
             int rows = Math.Min(WBlock, oEnd - o0);
@@ -365,12 +368,44 @@ public static unsafe partial class Conv2dKernels
                     int mr = Math.Min(MR, rows - pr);
                     float* aPanel = v.U + ((long)xi * panels + (o0 + pr) / MR) * v.Ci * MR;
                     float* c = mBuf + (long)xi * MStride + pr * WTiles;
-                    if (mr == MR) GemmMicroKernel.Kernel6x64(aPanel, bPanel, VStride, v.Ci, c, WTiles, 0f);
-                    else GemmMicroKernel.KernelRows(aPanel, bPanel, VStride, v.Ci, c, WTiles, 0f, mr);
+                    if (mr != MR) GemmMicroKernel.KernelRows(aPanel, bPanel, VStride, v.Ci, c, WTiles, 0f, mr);
+                    else if (!narrow) GemmMicroKernel.Kernel6x64(aPanel, bPanel, VStride, v.Ci, c, WTiles, 0f);
+                    else
+                    {
+                        GemmMicroKernel.Kernel6x48(aPanel, bPanel, VStride, v.Ci, c, WTiles, 0f);
+                        if (nt > 48) FewTileProducts(aPanel, bPanel, v.Ci, c, 48, nt);
+                    }
                 }
             }
             for (int r = 0; r < rows; r++)
                 for (int k = 0; k < nSeg; k++) OutputTransform(ref v, segs[k], o0 + r, mBuf + (long)r * WTiles);
+        }
+    }
+
+    private const int FewTiles = 3;
+
+    /// <summary>
+    /// Columns [from, to) of one 6-row panel's products: c[r·64 + t] = Σ_k a[k·6 + r]·b[k·VStride + t], the panel's six
+    /// rows in the lanes of an 8-lane vector (masked loads: the lanes past them are never read), four partial sums.
+    /// </summary>
+    private static void FewTileProducts(float* a, float* b, int ci, float* c, int from, int to)
+    {
+        const int MR = GemmMicroKernel.MR;
+        var rows = Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(MR)).AsSingle();
+        for (int t = from; t < to; t++)
+        {
+            var s0 = Vector256<float>.Zero; var s1 = s0; var s2 = s0; var s3 = s0;
+            int k = 0;
+            for (; k + 4 <= ci; k += 4)
+            {
+                s0 = Vector256.FusedMultiplyAdd(Avx.MaskLoad(a + k * MR, rows), Vector256.Create(b[k * VStride + t]), s0);
+                s1 = Vector256.FusedMultiplyAdd(Avx.MaskLoad(a + (k + 1) * MR, rows), Vector256.Create(b[(k + 1) * VStride + t]), s1);
+                s2 = Vector256.FusedMultiplyAdd(Avx.MaskLoad(a + (k + 2) * MR, rows), Vector256.Create(b[(k + 2) * VStride + t]), s2);
+                s3 = Vector256.FusedMultiplyAdd(Avx.MaskLoad(a + (k + 3) * MR, rows), Vector256.Create(b[(k + 3) * VStride + t]), s3);
+            }
+            for (; k < ci; k++) s0 = Vector256.FusedMultiplyAdd(Avx.MaskLoad(a + k * MR, rows), Vector256.Create(b[k * VStride + t]), s0);
+            var sum = (s0 + s1) + (s2 + s3);
+            for (int r = 0; r < MR; r++) c[r * WTiles + t] = sum.GetElement(r);
         }
     }
 

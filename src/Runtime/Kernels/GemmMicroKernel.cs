@@ -1015,4 +1015,204 @@ internal static unsafe class GemmMicroKernel
             Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 4 * ldc + 48), c43), c + 4 * ldc + 48);
         }
     }
+
+    /// <summary>
+    /// As <see cref="Kernel6x64"/> for the first 48 columns only (3 vectors per row, 18 accumulators): a chunk
+    /// of 48 Winograd tiles (plus a few) computes no padding columns.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Kernel6x48(float* a, float* b, long bs, int kc, float* c, long ldc, float beta)
+    {
+        Vector512<float> c00 = Vector512<float>.Zero;
+        Vector512<float> c01 = Vector512<float>.Zero;
+        Vector512<float> c02 = Vector512<float>.Zero;
+        Vector512<float> c10 = Vector512<float>.Zero;
+        Vector512<float> c11 = Vector512<float>.Zero;
+        Vector512<float> c12 = Vector512<float>.Zero;
+        Vector512<float> c20 = Vector512<float>.Zero;
+        Vector512<float> c21 = Vector512<float>.Zero;
+        Vector512<float> c22 = Vector512<float>.Zero;
+        Vector512<float> c30 = Vector512<float>.Zero;
+        Vector512<float> c31 = Vector512<float>.Zero;
+        Vector512<float> c32 = Vector512<float>.Zero;
+        Vector512<float> c40 = Vector512<float>.Zero;
+        Vector512<float> c41 = Vector512<float>.Zero;
+        Vector512<float> c42 = Vector512<float>.Zero;
+        Vector512<float> c50 = Vector512<float>.Zero;
+        Vector512<float> c51 = Vector512<float>.Zero;
+        Vector512<float> c52 = Vector512<float>.Zero;
+        // The C tile is read or written at the end: start its cache lines on their way now, the k-loop hides the
+        // latency (C is often far bigger than the caches).
+        Sse.Prefetch0(c + 0 * ldc + 0);
+        Sse.Prefetch0(c + 0 * ldc + 16);
+        Sse.Prefetch0(c + 0 * ldc + 32);
+        Sse.Prefetch0(c + 1 * ldc + 0);
+        Sse.Prefetch0(c + 1 * ldc + 16);
+        Sse.Prefetch0(c + 1 * ldc + 32);
+        Sse.Prefetch0(c + 2 * ldc + 0);
+        Sse.Prefetch0(c + 2 * ldc + 16);
+        Sse.Prefetch0(c + 2 * ldc + 32);
+        Sse.Prefetch0(c + 3 * ldc + 0);
+        Sse.Prefetch0(c + 3 * ldc + 16);
+        Sse.Prefetch0(c + 3 * ldc + 32);
+        Sse.Prefetch0(c + 4 * ldc + 0);
+        Sse.Prefetch0(c + 4 * ldc + 16);
+        Sse.Prefetch0(c + 4 * ldc + 32);
+        Sse.Prefetch0(c + 5 * ldc + 0);
+        Sse.Prefetch0(c + 5 * ldc + 16);
+        Sse.Prefetch0(c + 5 * ldc + 32);
+        // Pointers bumped instead of indexed (no multiplies in the loop), k unrolled by two.
+        float* aEnd2 = a + 6 * (kc & ~1);
+        for (; a < aEnd2; a += 12, b += 2 * bs)
+        {
+            var b0 = Vector512.Load(b + 0);
+            var b1 = Vector512.Load(b + 16);
+            var b2 = Vector512.Load(b + 32);
+            var a0 = Vector512.Create(a[0]);
+            c00 = Vector512.FusedMultiplyAdd(a0, b0, c00);
+            c01 = Vector512.FusedMultiplyAdd(a0, b1, c01);
+            c02 = Vector512.FusedMultiplyAdd(a0, b2, c02);
+            var a1 = Vector512.Create(a[1]);
+            c10 = Vector512.FusedMultiplyAdd(a1, b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(a1, b1, c11);
+            c12 = Vector512.FusedMultiplyAdd(a1, b2, c12);
+            var a2 = Vector512.Create(a[2]);
+            c20 = Vector512.FusedMultiplyAdd(a2, b0, c20);
+            c21 = Vector512.FusedMultiplyAdd(a2, b1, c21);
+            c22 = Vector512.FusedMultiplyAdd(a2, b2, c22);
+            var a3 = Vector512.Create(a[3]);
+            c30 = Vector512.FusedMultiplyAdd(a3, b0, c30);
+            c31 = Vector512.FusedMultiplyAdd(a3, b1, c31);
+            c32 = Vector512.FusedMultiplyAdd(a3, b2, c32);
+            var a4 = Vector512.Create(a[4]);
+            c40 = Vector512.FusedMultiplyAdd(a4, b0, c40);
+            c41 = Vector512.FusedMultiplyAdd(a4, b1, c41);
+            c42 = Vector512.FusedMultiplyAdd(a4, b2, c42);
+            var a5 = Vector512.Create(a[5]);
+            c50 = Vector512.FusedMultiplyAdd(a5, b0, c50);
+            c51 = Vector512.FusedMultiplyAdd(a5, b1, c51);
+            c52 = Vector512.FusedMultiplyAdd(a5, b2, c52);
+            var b0n = Vector512.Load(b + bs + 0);
+            var b1n = Vector512.Load(b + bs + 16);
+            var b2n = Vector512.Load(b + bs + 32);
+            var a0n = Vector512.Create(a[6]);
+            c00 = Vector512.FusedMultiplyAdd(a0n, b0n, c00);
+            c01 = Vector512.FusedMultiplyAdd(a0n, b1n, c01);
+            c02 = Vector512.FusedMultiplyAdd(a0n, b2n, c02);
+            var a1n = Vector512.Create(a[7]);
+            c10 = Vector512.FusedMultiplyAdd(a1n, b0n, c10);
+            c11 = Vector512.FusedMultiplyAdd(a1n, b1n, c11);
+            c12 = Vector512.FusedMultiplyAdd(a1n, b2n, c12);
+            var a2n = Vector512.Create(a[8]);
+            c20 = Vector512.FusedMultiplyAdd(a2n, b0n, c20);
+            c21 = Vector512.FusedMultiplyAdd(a2n, b1n, c21);
+            c22 = Vector512.FusedMultiplyAdd(a2n, b2n, c22);
+            var a3n = Vector512.Create(a[9]);
+            c30 = Vector512.FusedMultiplyAdd(a3n, b0n, c30);
+            c31 = Vector512.FusedMultiplyAdd(a3n, b1n, c31);
+            c32 = Vector512.FusedMultiplyAdd(a3n, b2n, c32);
+            var a4n = Vector512.Create(a[10]);
+            c40 = Vector512.FusedMultiplyAdd(a4n, b0n, c40);
+            c41 = Vector512.FusedMultiplyAdd(a4n, b1n, c41);
+            c42 = Vector512.FusedMultiplyAdd(a4n, b2n, c42);
+            var a5n = Vector512.Create(a[11]);
+            c50 = Vector512.FusedMultiplyAdd(a5n, b0n, c50);
+            c51 = Vector512.FusedMultiplyAdd(a5n, b1n, c51);
+            c52 = Vector512.FusedMultiplyAdd(a5n, b2n, c52);
+        }
+        if ((kc & 1) != 0)
+        {
+            var b0 = Vector512.Load(b + 0);
+            var b1 = Vector512.Load(b + 16);
+            var b2 = Vector512.Load(b + 32);
+            var a0 = Vector512.Create(a[0]);
+            c00 = Vector512.FusedMultiplyAdd(a0, b0, c00);
+            c01 = Vector512.FusedMultiplyAdd(a0, b1, c01);
+            c02 = Vector512.FusedMultiplyAdd(a0, b2, c02);
+            var a1 = Vector512.Create(a[1]);
+            c10 = Vector512.FusedMultiplyAdd(a1, b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(a1, b1, c11);
+            c12 = Vector512.FusedMultiplyAdd(a1, b2, c12);
+            var a2 = Vector512.Create(a[2]);
+            c20 = Vector512.FusedMultiplyAdd(a2, b0, c20);
+            c21 = Vector512.FusedMultiplyAdd(a2, b1, c21);
+            c22 = Vector512.FusedMultiplyAdd(a2, b2, c22);
+            var a3 = Vector512.Create(a[3]);
+            c30 = Vector512.FusedMultiplyAdd(a3, b0, c30);
+            c31 = Vector512.FusedMultiplyAdd(a3, b1, c31);
+            c32 = Vector512.FusedMultiplyAdd(a3, b2, c32);
+            var a4 = Vector512.Create(a[4]);
+            c40 = Vector512.FusedMultiplyAdd(a4, b0, c40);
+            c41 = Vector512.FusedMultiplyAdd(a4, b1, c41);
+            c42 = Vector512.FusedMultiplyAdd(a4, b2, c42);
+            var a5 = Vector512.Create(a[5]);
+            c50 = Vector512.FusedMultiplyAdd(a5, b0, c50);
+            c51 = Vector512.FusedMultiplyAdd(a5, b1, c51);
+            c52 = Vector512.FusedMultiplyAdd(a5, b2, c52);
+        }
+        if (beta == 1f)
+        {
+            Vector512.Store(Vector512.Load(c + 0 * ldc + 0) + c00, c + 0 * ldc + 0);
+            Vector512.Store(Vector512.Load(c + 0 * ldc + 16) + c01, c + 0 * ldc + 16);
+            Vector512.Store(Vector512.Load(c + 0 * ldc + 32) + c02, c + 0 * ldc + 32);
+            Vector512.Store(Vector512.Load(c + 1 * ldc + 0) + c10, c + 1 * ldc + 0);
+            Vector512.Store(Vector512.Load(c + 1 * ldc + 16) + c11, c + 1 * ldc + 16);
+            Vector512.Store(Vector512.Load(c + 1 * ldc + 32) + c12, c + 1 * ldc + 32);
+            Vector512.Store(Vector512.Load(c + 2 * ldc + 0) + c20, c + 2 * ldc + 0);
+            Vector512.Store(Vector512.Load(c + 2 * ldc + 16) + c21, c + 2 * ldc + 16);
+            Vector512.Store(Vector512.Load(c + 2 * ldc + 32) + c22, c + 2 * ldc + 32);
+            Vector512.Store(Vector512.Load(c + 3 * ldc + 0) + c30, c + 3 * ldc + 0);
+            Vector512.Store(Vector512.Load(c + 3 * ldc + 16) + c31, c + 3 * ldc + 16);
+            Vector512.Store(Vector512.Load(c + 3 * ldc + 32) + c32, c + 3 * ldc + 32);
+            Vector512.Store(Vector512.Load(c + 4 * ldc + 0) + c40, c + 4 * ldc + 0);
+            Vector512.Store(Vector512.Load(c + 4 * ldc + 16) + c41, c + 4 * ldc + 16);
+            Vector512.Store(Vector512.Load(c + 4 * ldc + 32) + c42, c + 4 * ldc + 32);
+            Vector512.Store(Vector512.Load(c + 5 * ldc + 0) + c50, c + 5 * ldc + 0);
+            Vector512.Store(Vector512.Load(c + 5 * ldc + 16) + c51, c + 5 * ldc + 16);
+            Vector512.Store(Vector512.Load(c + 5 * ldc + 32) + c52, c + 5 * ldc + 32);
+        }
+        else if (beta == 0f)
+        {
+            Vector512.Store(c00, c + 0 * ldc + 0);
+            Vector512.Store(c01, c + 0 * ldc + 16);
+            Vector512.Store(c02, c + 0 * ldc + 32);
+            Vector512.Store(c10, c + 1 * ldc + 0);
+            Vector512.Store(c11, c + 1 * ldc + 16);
+            Vector512.Store(c12, c + 1 * ldc + 32);
+            Vector512.Store(c20, c + 2 * ldc + 0);
+            Vector512.Store(c21, c + 2 * ldc + 16);
+            Vector512.Store(c22, c + 2 * ldc + 32);
+            Vector512.Store(c30, c + 3 * ldc + 0);
+            Vector512.Store(c31, c + 3 * ldc + 16);
+            Vector512.Store(c32, c + 3 * ldc + 32);
+            Vector512.Store(c40, c + 4 * ldc + 0);
+            Vector512.Store(c41, c + 4 * ldc + 16);
+            Vector512.Store(c42, c + 4 * ldc + 32);
+            Vector512.Store(c50, c + 5 * ldc + 0);
+            Vector512.Store(c51, c + 5 * ldc + 16);
+            Vector512.Store(c52, c + 5 * ldc + 32);
+        }
+        else
+        {
+            var vb = Vector512.Create(beta);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 0 * ldc + 0), c00), c + 0 * ldc + 0);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 0 * ldc + 16), c01), c + 0 * ldc + 16);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 0 * ldc + 32), c02), c + 0 * ldc + 32);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 1 * ldc + 0), c10), c + 1 * ldc + 0);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 1 * ldc + 16), c11), c + 1 * ldc + 16);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 1 * ldc + 32), c12), c + 1 * ldc + 32);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 2 * ldc + 0), c20), c + 2 * ldc + 0);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 2 * ldc + 16), c21), c + 2 * ldc + 16);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 2 * ldc + 32), c22), c + 2 * ldc + 32);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 3 * ldc + 0), c30), c + 3 * ldc + 0);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 3 * ldc + 16), c31), c + 3 * ldc + 16);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 3 * ldc + 32), c32), c + 3 * ldc + 32);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 4 * ldc + 0), c40), c + 4 * ldc + 0);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 4 * ldc + 16), c41), c + 4 * ldc + 16);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 4 * ldc + 32), c42), c + 4 * ldc + 32);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 5 * ldc + 0), c50), c + 5 * ldc + 0);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 5 * ldc + 16), c51), c + 5 * ldc + 16);
+            Vector512.Store(Vector512.FusedMultiplyAdd(vb, Vector512.Load(c + 5 * ldc + 32), c52), c + 5 * ldc + 32);
+        }
+    }
 }

@@ -51,8 +51,8 @@ public class FiniteDifferenceTests
 
     /// <summary>Shapes whose forward and input gradient run as Winograd F(2×2, 3×3): odd sizes (a last tile row and
     /// column half outside), channel counts that leave a partial 6-row panel, padding 0/1/2 (so the input gradient's
-    /// 2, 1, 0), an image 17 tiles wide (segments of 7, 7, 3), a partial last chunk, the ConvNet's conv2, and single
-    /// images.</summary>
+    /// 2, 1, 0), an image 17 tiles wide (segments of 7, 7, 3), partial last chunks (1, 38, 50 and 8 tiles), the ConvNet's
+    /// conv2, and single images.</summary>
     public static TheoryData<int, int, int, int, int, int> WinogradCases() => new()
     {
         // batch, C, H, W, O, pad
@@ -61,9 +61,13 @@ public class FiniteDifferenceTests
         { 7, 20, 10, 12, 16, 2 },
         { 6, 16, 6, 33, 18, 1 },
         { 8, 64, 14, 14, 128, 1 },
-        // One image: a single chunk, shared by the two cores by output-channel blocks.
+        // One image: a single chunk, shared by the two cores by output-channel blocks; 49 tiles (the 48-column kernel
+        // and one more), 35, exactly 48, 51 (three more) and 52 (the 64-column kernel again).
         { 1, 64, 14, 14, 128, 1 },
         { 1, 16, 13, 9, 17, 1 },
+        { 1, 16, 12, 16, 20, 1 },
+        { 1, 17, 6, 34, 19, 1 },
+        { 1, 16, 8, 26, 18, 1 },
     };
 
     [Theory]
