@@ -45,6 +45,9 @@ public class FiniteDifferenceTests
         // Few input channels (the direct kernel): padding 2 with a 42-wide output (three row vectors), odd channel counts.
         d.Add(3, 2, 6, 40, 5, 3, 1, 2, 1);
         d.Add(2, 4, 17, 16, 7, 3, 1, 0, 1);
+        // One image (on one core), output channels not a multiple of four, rows of 21 and of 6 columns.
+        d.Add(1, 3, 9, 21, 10, 3, 1, 1, 1);
+        d.Add(1, 2, 7, 6, 9, 3, 1, 1, 1);
         foreach (var c in WinogradCases()) d.Add((int)c[0], (int)c[1], (int)c[2], (int)c[3], (int)c[4], 3, 1, (int)c[5], 1);
         return d;
     }
