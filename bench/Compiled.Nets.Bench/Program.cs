@@ -4,11 +4,13 @@ using Compiled.Nets.Bench;
 // `step`: the ConvNet's training step and inference (1×28×28 and 3×32×32) vs libtorch, allocations, peak memory, heavy kernels.
 // `gemm [ours|blas|both] [passes]`: summary shapes only, no libtorch; `gemm one M N K ta tb secs`: one shape.
 // `peak`: the FMA peak on one and two cores and the CPU's 512- vs 256-bit FMA rate only.
+// `serve`: batch-1 latency of the ConvNet after 0, 1 and 10 ms of idle time, ours and libtorch alternating.
 // `bert`: one bert-base encoder layer's training step and inference (batch 16×128, padded) vs libtorch.
 // `bdn [BenchmarkDotNet args]`: the BenchmarkDotNet suites (e.g. `-- bdn --filter '*'`).
 return args.FirstOrDefault() switch
 {
     "step" => Step.Run(args),
+    "serve" => Step.Serve(),
     "gemm" => GemmTimes.Run(args[1..]),
     "bert" => BertLayerBench.Run(),
     "peak" => Peak.Report(),

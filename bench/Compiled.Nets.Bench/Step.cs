@@ -66,6 +66,54 @@ public static class Step
 
     private const int RoundCount = 5;
 
+    /// <summary>
+    /// `-- serve`: batch-1 latency when requests arrive after idle time (none, 1 ms, 10 ms): after an idle spell the
+    /// caches are cold and threads asleep, which back-to-back timing never shows. Each side runs blocks of requests on
+    /// its own, 300 ms apart (libtorch's OpenMP threads spin on after a call and would take the cores from ours), in
+    /// three alternating rounds; ours also with read-only bfloat16 Linear weights.
+    /// </summary>
+    public static int Serve()
+    {
+        using var net = new ConvNetCompiled(1);
+        var x = Summary.Random(64 * 784); var labels = Enumerable.Range(0, 64).Select(i => i % 10).ToArray();
+        var y = new float[10];
+        using var torchNet = new LibTorch.ConvNetRun(net, 1, 28, x, labels);
+        for (int i = 0; i < 500; i++) { net.Forward(x.AsSpan(0, 784), 1, y); torchNet.Inference1(); }
+        Console.WriteLine("Batch-1 requests after idle time: median (90th percentile) µs over three rounds of blocks");
+        Console.WriteLine($"  {"idle",8} {"ours f32",16} {"ours bf16",16} {"libtorch f32",16} {"f32 ratio",10} {"bf16 ratio",10}");
+        foreach (int gapMs in new[] { 0, 1, 10 })
+        {
+            var f32 = new List<double>(); var bf16 = new List<double>(); var theirs = new List<double>();
+            int n = gapMs == 0 ? 400 : gapMs == 1 ? 150 : 40;
+            for (int round = 0; round < 3; round++)
+            {
+                Block(f32, () => net.Forward(x.AsSpan(0, 784), 1, y));
+                net.Parameters.MakeReadOnly(WeightPrecision.BFloat16);
+                Block(bf16, () => net.Forward(x.AsSpan(0, 784), 1, y));
+                net.Parameters.MakeWritable();
+                Block(theirs, torchNet.Inference1);
+            }
+            string Cell(List<double> v) { v.Sort(); return $"{P(v, 0.5),6:F0} ({P(v, 0.9),6:F0})"; }
+            Console.WriteLine($"  {gapMs + " ms",8} {Cell(f32),16} {Cell(bf16),16} {Cell(theirs),16} {P(theirs, 0.5) / P(f32, 0.5),9:F2}× {P(theirs, 0.5) / P(bf16, 0.5),9:F2}×");
+
+            void Block(List<double> times, Action request)
+            {
+                Thread.Sleep(300);
+                request(); // the block's first request also pays for the 300 ms pause: not counted
+                for (int i = 0; i < n; i++)
+                {
+                    if (gapMs > 0) Thread.Sleep(gapMs);
+                    long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                    request();
+                    times.Add(System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
+                }
+            }
+        }
+        return 0;
+
+        static double P(List<double> v, double q) => v[(int)(q * (v.Count - 1))];
+    }
+
     private static void Kernels()
     {
         const int B = 64;
