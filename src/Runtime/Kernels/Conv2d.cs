@@ -41,6 +41,33 @@ public static unsafe partial class Conv2dKernels
     public static void Forward(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, in Conv2dGeometry g, Span<float> scratch) =>
         Forward(y, x, w, bias, g, scratch, null);
 
+    /// <summary>
+    /// A convolution followed by a 2×2, stride-2 max-pool (then ReLU with <paramref name="relu"/>), as
+    /// <see cref="Forward(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, in Conv2dGeometry, Span{float}, Conv2dWeightCache?)"/>
+    /// into <paramref name="convOut"/> and then <see cref="PoolingKernels.MaxPool2dForward"/> into <paramref name="pooled"/>
+    /// and <paramref name="argmax"/> (empty to skip) would give, bit for bit. On the Winograd path with an even output the
+    /// pool runs inside the output transform (each 2×2 output tile is one pooling window), so the convolution's output
+    /// is never written: <paramref name="convOut"/> is then left untouched (it is only the fallback's buffer).
+    /// </summary>
+    public static void ForwardMaxPool2x2(Span<float> pooled, Span<int> argmax, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias,
+        in Conv2dGeometry g, Span<float> scratch, Conv2dWeightCache? cache, Span<float> convOut, bool relu)
+    {
+        var pg = new Pool2dGeometry(g.Batch, g.OutChannels, g.OutHeight, g.OutWidth, 2, 2, 2, 2);
+        if (!UsesWinograd(g) || g.OutHeight % 2 != 0 || g.OutWidth % 2 != 0)
+        {
+            Forward(convOut, x, w, bias, g, scratch, cache);
+            PoolingKernels.MaxPool2dForward(pooled, argmax, convOut, pg, relu);
+            return;
+        }
+        Check(g, x.Length, w.Length, convOut.Length, scratch.Length);
+        if (!bias.IsEmpty && bias.Length < g.OutChannels) throw new ArgumentException($"Conv2d: bias has {bias.Length} floats, needs {g.OutChannels}.");
+        long poolSize = (long)g.Batch * pg.OutSize;
+        if (pooled.Length < poolSize || (!argmax.IsEmpty && argmax.Length < poolSize))
+            throw new ArgumentException($"Conv2d + MaxPool2d: pooled output {pooled.Length} or argmax {argmax.Length} shorter than {poolSize} for {g}.");
+        fixed (float* pp = pooled) fixed (int* pa = argmax) fixed (float* px = x) fixed (float* pw = w) fixed (float* ps = scratch) fixed (float* pb = bias)
+            WinogradForwardPooled(pp, argmax.IsEmpty ? null : pa, relu, px, pw, bias.IsEmpty ? null : pb, g, ps, cache);
+    }
+
     /// <summary>As above; <paramref name="cache"/> (one per layer) keeps the Winograd-transformed weights between calls
     /// with the same weights.</summary>
     public static void Forward(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, in Conv2dGeometry g, Span<float> scratch, Conv2dWeightCache? cache)

@@ -28,6 +28,10 @@ public static unsafe partial class Conv2dKernels
         public float* In, Out, U, Bias;
         public int Batch, Ci, Co, H, W, OH, OW, PadH, PadW;
         public bool Accumulate;
+        // A fused 2×2 max-pool (forward only): the pooled output [B, Co, OH/2, OW/2] replaces Out, argmax optional.
+        public float* PoolOut;
+        public int* PoolArg;
+        public bool PoolRelu;
         public int TilesH => (OH + 1) / 2;
         public int TilesW => (OW + 1) / 2;
         public long Tiles => (long)Batch * TilesH * TilesW;
@@ -77,6 +81,14 @@ public static unsafe partial class Conv2dKernels
     private static void WinogradForward(float* y, float* x, float* w, float* bias, in Conv2dGeometry g, float* scratch, Conv2dWeightCache? cache)
     {
         var v = ForwardView(y, x, bias, g);
+        RunWithWeights(ref v, w, g, flip: false, scratch, cache);
+    }
+
+    /// <summary>The forward pass with its 2×2 max-pool (and ReLU) applied to each output tile in the output transform.</summary>
+    private static void WinogradForwardPooled(float* pooled, int* argmax, bool relu, float* x, float* w, float* bias, in Conv2dGeometry g, float* scratch, Conv2dWeightCache? cache)
+    {
+        var v = ForwardView(null, x, bias, g);
+        v.PoolOut = pooled; v.PoolArg = argmax; v.PoolRelu = relu;
         RunWithWeights(ref v, w, g, flip: false, scratch, cache);
     }
 
@@ -502,6 +514,23 @@ public static unsafe partial class Conv2dKernels
         var m20 = M(8); var m21 = M(9); var m22 = M(10); var m23 = M(11);
         var t00 = M(0) + m10 + m20; var t01 = M(1) + m11 + m21; var t02 = M(2) + m12 + m22; var t03 = M(3) + m13 + m23;
         var t10 = m10 - m20 - M(12); var t11 = m11 - m21 - M(13); var t12 = m12 - m22 - M(14); var t13 = m13 - m23 - M(15);
+        if (v.PoolOut != null)
+        {
+            // Tile q's four outputs are one pooling window: top-left, top-right, bottom-left, bottom-right, each the
+            // convolution's value plus its bias (added before the comparison, as in the unfused chain).
+            var tl = t00 + t01 + t02; var tr = t01 - t02 - t03; var bl = t10 + t11 + t12; var br = t11 - t12 - t13;
+            if (v.Bias != null) { var bv = Vector512.Create(v.Bias[o]); tl += bv; tr += bv; bl += bv; br += bv; }
+            var max = PoolingKernels.Max2x2Lanes(tl, tr, bl, br, v.OW, out var k);
+            if (v.PoolRelu) max = Elementwise.Relu(max);
+            int ph = v.OH / 2, pw = v.OW / 2;
+            long at = (((long)sg.Sample * v.Co + o) * ph + sg.Row) * pw + sg.Col;
+            var lanes = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(sg.Length));
+            Avx512F.MaskStore(v.PoolOut + at, lanes.AsSingle(), max);
+            // The winner's flat index in the convolution's output plane, as MaxPool2dForward reports it.
+            if (v.PoolArg != null)
+                Avx512F.MaskStore(v.PoolArg + at, lanes, k + Vector512<int>.Indices * Vector512.Create(2) + Vector512.Create(2 * sg.Row * v.OW + 2 * sg.Col));
+            return;
+        }
         var row0 = Avx512F.PermuteVar16x32x2(t00 + t01 + t02, s_interleave, t01 - t02 - t03);
         var row1 = Avx512F.PermuteVar16x32x2(t10 + t11 + t12, s_interleave, t11 - t12 - t13);
         if (v.Bias != null) { var b = Vector512.Create(v.Bias[o]); row0 += b; row1 += b; }

@@ -14,7 +14,9 @@ public static class Elementwise
     private const float ErfP = 0.3275911f, A1 = 0.254829592f, A2 = -0.284496736f, A3 = 1.421413741f, A4 = -1.453152027f, A5 = 1.061405429f;
     private const float InvSqrt2 = 0.70710678118654752f, InvSqrt2Pi = 0.39894228040143268f;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Relu(float x) => x > 0f ? x : 0f;
+    // max(x, 0) as IEEE 754-2019 maximum, in both forms alike: NaN stays NaN (as in PyTorch), −0 becomes +0. (The scalar
+    // form used to map NaN to 0, so a NaN turned into 0 or stayed NaN depending on where a loop's vector body ended.)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Relu(float x) => MathF.Max(x, 0f);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Relu(Vector512<float> x) => Vector512.Max(x, Vector512<float>.Zero);
     /// <summary>g·[y &gt; 0].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float ReluGrad(float y, float g) => y > 0f ? g : 0f;

@@ -173,6 +173,17 @@ public static unsafe class PoolingKernels
     {
         var te = Avx512F.PermuteVar16x32x2(t0, even, t1); var to = Avx512F.PermuteVar16x32x2(t0, odd, t1);
         var be = Avx512F.PermuteVar16x32x2(b0, even, b1); var bo = Avx512F.PermuteVar16x32x2(b0, odd, b1);
+        return Max2x2Lanes(te, to, be, bo, w, out k);
+    }
+
+    /// <summary>
+    /// The maxima of 16 windows given as their four inputs in window order (top-left, top-right, bottom-left,
+    /// bottom-right, one window per lane), and each winner's offset (0, 1, w or w + 1): the first maximum, NaN winning,
+    /// as the reference loop picks it. Also the Winograd convolution's fused 2×2 pooling uses it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> Max2x2Lanes(Vector512<float> te, Vector512<float> to, Vector512<float> be, Vector512<float> bo, int w, out Vector512<int> k)
+    {
         var wt = Wins(te, to); var mt = Vector512.ConditionalSelect(wt, to, te);
         var wb = Wins(be, bo); var mb = Vector512.ConditionalSelect(wb, bo, be);
         var wv = Wins(mt, mb);

@@ -14,6 +14,19 @@ public class ElementwiseAndGemmTests
     }
 
     [Fact]
+    public void Relu_ScalarAndVectorForms_Agree_NaNStaysNaN()
+    {
+        // A fused loop's vector body and scalar tail must give the same result for every input, as libtorch's relu.
+        float[] xs = [float.NaN, -0f, 0f, -1e-38f, 1e-45f, -3f, 2.5f, float.NegativeInfinity, float.PositiveInfinity];
+        foreach (float x in xs)
+        {
+            float scalar = Elementwise.Relu(x), vector = Elementwise.Relu(System.Runtime.Intrinsics.Vector512.Create(x)).GetElement(0);
+            Assert.Equal(BitConverter.SingleToUInt32Bits(vector), BitConverter.SingleToUInt32Bits(scalar));
+        }
+        Assert.True(float.IsNaN(Elementwise.Relu(float.NaN)));
+    }
+
+    [Fact]
     public void Gelu_MatchesExactErfForm_AndVectorMatchesScalar()
     {
         for (double x = -6; x <= 6; x += 0.137)
