@@ -59,6 +59,8 @@ namespace Compiled.Nets.Generator
             public string GradTotal = "0";
             public HashSet<int> OverwriteGrad = new();              // values whose gradient backward writes once instead of adding
             public HashSet<int> PoolRelu = new();                   // MaxPool2d ops whose unit is [ReLU]: one kernel call, no pooled-value region
+            public Dictionary<int, OpSpec> ConvPool = new();        // 2×2/2 MaxPool2d op → the convolution it takes in (one kernel call)
+            public HashSet<int> PooledConvs = new();                // those convolutions (their own forward call is skipped)
             public List<ParamSpec> WrittenWeights = new();          // Linear weights applied once: their GEMM writes the gradient (beta = 0)
         }
 
@@ -137,6 +139,19 @@ namespace Compiled.Nets.Generator
             // A max-pool followed only by ReLU runs as one kernel (ReLU commutes with max): its pre-ReLU value never exists.
             foreach (var u in plan.Units)
                 if (u.Primary is { Kind: OpKind.MaxPool2d } pool && u.Stages.Count == 1 && u.Stages[0].Kind == StageKind.Relu) plan.PoolRelu.Add(pool.Id);
+
+            // A 2×2, stride-2 max-pool that alone reads a convolution's output (its bias at most in between) takes the
+            // convolution in: on the Winograd path the kernel pools each output tile as it forms it, so the convolution's
+            // output is written only when the kernel falls back to the two passes. Backward is unchanged: it needs the
+            // pool's argmax and the convolution's input, never the convolution's output.
+            foreach (var u in plan.Units)
+                if (u.Primary is { Kind: OpKind.MaxPool2d } pool && pool.Ints[0] == 2 && pool.Ints[1] == 2 && pool.Ints[2] == 0
+                    && unitOfValue.TryGetValue(pool.Input, out var cu) && cu.Primary is { Kind: OpKind.Conv2d } conv && conv.Id == pool.Input
+                    && consumers[conv.Id] == 1 && cu.Stages.All(st => st.Kind == StageKind.Bias))
+                {
+                    plan.ConvPool[pool.Id] = conv;
+                    plan.PooledConvs.Add(conv.Id);
+                }
 
             // Workspace regions (per-sample sizes; the arena holds capacity × each).
             foreach (var op in ops)
@@ -431,6 +446,17 @@ namespace Compiled.Nets.Generator
         {
             foreach (var u in plan.Units)
             {
+                if (u.Primary is { } pooled && plan.PooledConvs.Contains(pooled.Id)) continue; // runs inside the pool's call
+                if (u.Primary is { } cp && plan.ConvPool.TryGetValue(cp.Id, out var conv))
+                {
+                    bool relu = plan.PoolRelu.Contains(cp.Id);
+                    string pooledOut = relu ? $"v{u.Last}" : $"v{cp.Id}";
+                    string bias = s.Layers[conv.Layer].Bias ? P(Param(s, conv, "bias")) : "default";
+                    w.Line($"// {conv.Label} + {cp.Label}{(relu ? " + ReLU" : "")}: {ShapeText(conv.InShape)} -> {ShapeText(cp.OutShape)} (one kernel; {ShapeText(conv.OutShape)} is only its fallback buffer)");
+                    w.Line($"{K}Conv2dKernels.ForwardMaxPool2x2({pooledOut}, {(training ? $"a{cp.Id}" : "default")}, v{Storage(plan, conv.Input)}, {P(Param(s, conv, "weight"))}, {bias}, {Conv2dGeo(s, conv, "batch")}, ws.Scratch.Span, {WeightCache(conv)}, v{conv.Id}, relu: {(relu ? "true" : "false")});");
+                    if (!relu && u.Stages.Count > 0) EmitChainForward(w, s, plan, u, training);
+                    continue;
+                }
                 if (u.Primary is { } pool && plan.PoolRelu.Contains(pool.Id))
                 {
                     w.Line($"// {pool.Label} + ReLU: {ShapeText(pool.InShape)} -> {ShapeText(pool.OutShape)} (one kernel)");

@@ -149,14 +149,10 @@ namespace Compiled.Nets.Network.Tests
             var a5 = new global::System.Span<int>(ws.Ints, 12544 * cap, 6272 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
             var v7 = v6;
-            // Conv1: [B, 1, 28, 28] -> [B, 64, 28, 28]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.ReadValue(_p_conv1_weight), _store.ReadValue(_p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights1); // bias added in the kernel's output pass
-            // MaxPool2d + ReLU: [B, 64, 28, 28] -> [B, 64, 14, 14] (one kernel)
-            global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v3, default, v1, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0), relu: true);
-            // Conv2: [B, 64, 14, 14] -> [B, 128, 14, 14]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v4, v3, _store.ReadValue(_p_conv2_weight), _store.ReadValue(_p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights4); // bias added in the kernel's output pass
-            // MaxPool2d + ReLU: [B, 128, 14, 14] -> [B, 128, 7, 7] (one kernel)
-            global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v6, default, v4, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), relu: true);
+            // Conv1 + MaxPool2d + ReLU: [B, 1, 28, 28] -> [B, 64, 14, 14] (one kernel; [B, 64, 28, 28] is only its fallback buffer)
+            global::Compiled.Nets.Kernels.Conv2dKernels.ForwardMaxPool2x2(v3, default, v0, _store.ReadValue(_p_conv1_weight), _store.ReadValue(_p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights1, v1, relu: true);
+            // Conv2 + MaxPool2d + ReLU: [B, 64, 14, 14] -> [B, 128, 7, 7] (one kernel; [B, 128, 14, 14] is only its fallback buffer)
+            global::Compiled.Nets.Kernels.Conv2dKernels.ForwardMaxPool2x2(v6, default, v3, _store.ReadValue(_p_conv2_weight), _store.ReadValue(_p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights4, v4, relu: true);
             // Fc1: [B, 6272] -> [B, 512]
             global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v6, _store.ReadValue(_p_fc1_weight), _store.BFloat16Value(_p_fc1_weight), batch * 1, 6272, 512);
             // fused: Bias + Relu  [B, 512]
@@ -262,14 +258,10 @@ namespace Compiled.Nets.Network.Tests
             if (n10) g10.Clear();
             // Written, not accumulated, by their only backward contribution (no clear needed): g1, g3, g4, g6, g8, g9.
 
-            // Conv1: [B, 1, 28, 28] -> [B, 64, 28, 28]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v1, v0, _store.ReadValue(_p_conv1_weight), _store.ReadValue(_p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights1); // bias added in the kernel's output pass
-            // MaxPool2d + ReLU: [B, 64, 28, 28] -> [B, 64, 14, 14] (one kernel)
-            global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v3, a2, v1, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0), relu: true);
-            // Conv2: [B, 64, 14, 14] -> [B, 128, 14, 14]
-            global::Compiled.Nets.Kernels.Conv2dKernels.Forward(v4, v3, _store.ReadValue(_p_conv2_weight), _store.ReadValue(_p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights4); // bias added in the kernel's output pass
-            // MaxPool2d + ReLU: [B, 128, 14, 14] -> [B, 128, 7, 7] (one kernel)
-            global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dForward(v6, a5, v4, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), relu: true);
+            // Conv1 + MaxPool2d + ReLU: [B, 1, 28, 28] -> [B, 64, 14, 14] (one kernel; [B, 64, 28, 28] is only its fallback buffer)
+            global::Compiled.Nets.Kernels.Conv2dKernels.ForwardMaxPool2x2(v3, a2, v0, _store.ReadValue(_p_conv1_weight), _store.ReadValue(_p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights1, v1, relu: true);
+            // Conv2 + MaxPool2d + ReLU: [B, 64, 14, 14] -> [B, 128, 7, 7] (one kernel; [B, 128, 14, 14] is only its fallback buffer)
+            global::Compiled.Nets.Kernels.Conv2dKernels.ForwardMaxPool2x2(v6, a5, v3, _store.ReadValue(_p_conv2_weight), _store.ReadValue(_p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights4, v4, relu: true);
             // Fc1: [B, 6272] -> [B, 512]
             global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v6, _store.ReadValue(_p_fc1_weight), batch * 1, 6272, 512);
             // fused: Bias + Relu  [B, 512]
