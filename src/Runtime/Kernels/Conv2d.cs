@@ -45,15 +45,17 @@ public static unsafe partial class Conv2dKernels
     /// A convolution followed by a 2×2, stride-2 max-pool (then ReLU with <paramref name="relu"/>), as
     /// <see cref="Forward(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, in Conv2dGeometry, Span{float}, Conv2dWeightCache?)"/>
     /// into <paramref name="convOut"/> and then <see cref="PoolingKernels.MaxPool2dForward"/> into <paramref name="pooled"/>
-    /// and <paramref name="argmax"/> (empty to skip) would give, bit for bit. On the Winograd path with an even output the
-    /// pool runs inside the output transform (each 2×2 output tile is one pooling window), so the convolution's output
-    /// is never written: <paramref name="convOut"/> is then left untouched (it is only the fallback's buffer).
+    /// and <paramref name="argmax"/> (empty to skip) would give, bit for bit. With an even output on the Winograd path the
+    /// pool runs inside the output transform (each 2×2 output tile is one pooling window), on the direct path over each
+    /// pair of output rows as they are computed, so the convolution's output is never written: <paramref name="convOut"/>
+    /// is then left untouched (it is only the fallback's buffer).
     /// </summary>
     public static void ForwardMaxPool2x2(Span<float> pooled, Span<int> argmax, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias,
         in Conv2dGeometry g, Span<float> scratch, Conv2dWeightCache? cache, Span<float> convOut, bool relu)
     {
         var pg = new Pool2dGeometry(g.Batch, g.OutChannels, g.OutHeight, g.OutWidth, 2, 2, 2, 2);
-        if (!UsesWinograd(g) || g.OutHeight % 2 != 0 || g.OutWidth % 2 != 0)
+        bool direct = UsesDirect(g);
+        if (!(UsesWinograd(g) || direct) || g.OutHeight % 2 != 0 || g.OutWidth % 2 != 0)
         {
             Forward(convOut, x, w, bias, g, scratch, cache);
             PoolingKernels.MaxPool2dForward(pooled, argmax, convOut, pg, relu);
@@ -65,7 +67,10 @@ public static unsafe partial class Conv2dKernels
         if (pooled.Length < poolSize || (!argmax.IsEmpty && argmax.Length < poolSize))
             throw new ArgumentException($"Conv2d + MaxPool2d: pooled output {pooled.Length} or argmax {argmax.Length} shorter than {poolSize} for {g}.");
         fixed (float* pp = pooled) fixed (int* pa = argmax) fixed (float* px = x) fixed (float* pw = w) fixed (float* ps = scratch) fixed (float* pb = bias)
-            WinogradForwardPooled(pp, argmax.IsEmpty ? null : pa, relu, px, pw, bias.IsEmpty ? null : pb, g, ps, cache);
+        {
+            if (direct) DirectForwardPooled(pp, argmax.IsEmpty ? null : pa, relu, px, pw, bias.IsEmpty ? null : pb, g, ps);
+            else WinogradForwardPooled(pp, argmax.IsEmpty ? null : pa, relu, px, pw, bias.IsEmpty ? null : pb, g, ps, cache);
+        }
     }
 
     /// <summary>As above; <paramref name="cache"/> (one per layer) keeps the Winograd-transformed weights between calls

@@ -115,6 +115,105 @@ public static unsafe partial class Conv2dKernels
         }
     }
 
+    /// <summary>
+    /// The direct convolution with a 2×2, stride-2 max-pool (then ReLU) applied to each pair of output rows as they are
+    /// computed (even output sizes): the convolution's output is never written. Bit for bit the two kernels.
+    /// </summary>
+    private static void DirectForwardPooled(float* pooled, int* argmax, bool relu, float* x, float* w, float* bias, in Conv2dGeometry g, float* scratch)
+    {
+        var a = new Args { Y = pooled, X = x, W = w, Bias = bias, Scratch = scratch, G = g };
+        var p = new PooledArgs { Conv = a, Arg = argmax, Relu = relu };
+        if (g.Batch > 1) TwoCores.Run(&DirectPooledHalf, &p);
+        else DirectPooledRange(ref p, 0, 1, scratch);
+    }
+
+    private struct PooledArgs { public Args Conv; public int* Arg; public bool Relu; }
+
+    private static void DirectPooledHalf(void* state, int half)
+    {
+        ref var p = ref *(PooledArgs*)state;
+        int mid = p.Conv.G.Batch / 2;
+        if (half == 0) DirectPooledRange(ref p, 0, mid, p.Conv.Scratch);
+        else DirectPooledRange(ref p, mid, p.Conv.G.Batch, p.Conv.Scratch + DirectPerCore(p.Conv.G));
+    }
+
+    private static void DirectPooledRange(ref PooledArgs p, int b0, int b1, float* pad)
+    {
+        ref var a = ref p.Conv;
+        var g = a.G;
+        int oh = g.OutHeight, ow = g.OutWidth, pw = PaddedWidth(g), ph = g.InHeight + 2 * g.PadH, ci = g.InChannels, o = g.OutChannels;
+        int poh = oh / 2, pow = ow / 2, vectors = (ow + 15) / 16;
+        long pplane = (long)poh * pow;
+        for (int b = b0; b < b1; b++)
+        {
+            PadSample(pad, a.X + (long)b * g.InSize, g);
+            float* yb = a.Y + (long)b * o * pplane;
+            int* ab = p.Arg == null ? null : p.Arg + (long)b * o * pplane;
+            for (int o0 = 0; o0 < o; o0 += 4)
+            {
+                int n = Math.Min(4, o - o0);
+                // Four output channels at a time, as the unpooled kernel: every input vector loaded feeds four FMAs.
+                // Missing channels read channel o0's weights (and are not stored).
+                float* w0 = a.W + (long)o0 * ci * 9;
+                float* w1 = a.W + (long)(o0 + Math.Min(1, n - 1)) * ci * 9;
+                float* w2 = a.W + (long)(o0 + Math.Min(2, n - 1)) * ci * 9;
+                float* w3 = a.W + (long)(o0 + Math.Min(3, n - 1)) * ci * 9;
+                for (int i = 0; i < poh; i++)
+                    // 32 output columns (16 windows) of rows 2i and 2i + 1 at a time; columns past the row are never stored.
+                    for (int v = 0; v < vectors; v += 2)
+                    {
+                        // t: row 2i, u: row 2i + 1; first digit the channel, second the 16-column half.
+                        Vector512<float> t00 = default, t01 = default, u00 = default, u01 = default, t10 = default, t11 = default, u10 = default, u11 = default;
+                        Vector512<float> t20 = default, t21 = default, u20 = default, u21 = default, t30 = default, t31 = default, u30 = default, u31 = default;
+                        bool two = v + 1 < vectors;
+                        for (int c = 0; c < ci; c++)
+                        {
+                            float* row = pad + ((long)c * ph + 2 * i) * pw + v * 16;
+                            int wc = c * 9;
+                            for (int kh = 0; kh < 3; kh++, row += pw)
+                                for (int kw = 0; kw < 3; kw++)
+                                {
+                                    int k = wc + kh * 3 + kw;
+                                    var c0 = Vector512.Create(w0[k]); var c1 = Vector512.Create(w1[k]);
+                                    var c2 = Vector512.Create(w2[k]); var c3 = Vector512.Create(w3[k]);
+                                    // Output row 2i reads padded row 2i + kh; row 2i + 1 the next one.
+                                    var x0 = Vector512.Load(row + kw); var y0 = Vector512.Load(row + pw + kw);
+                                    t00 = Vector512.FusedMultiplyAdd(c0, x0, t00); u00 = Vector512.FusedMultiplyAdd(c0, y0, u00);
+                                    t10 = Vector512.FusedMultiplyAdd(c1, x0, t10); u10 = Vector512.FusedMultiplyAdd(c1, y0, u10);
+                                    t20 = Vector512.FusedMultiplyAdd(c2, x0, t20); u20 = Vector512.FusedMultiplyAdd(c2, y0, u20);
+                                    t30 = Vector512.FusedMultiplyAdd(c3, x0, t30); u30 = Vector512.FusedMultiplyAdd(c3, y0, u30);
+                                    if (!two) continue;
+                                    var x1 = Vector512.Load(row + 16 + kw); var y1 = Vector512.Load(row + pw + 16 + kw);
+                                    t01 = Vector512.FusedMultiplyAdd(c0, x1, t01); u01 = Vector512.FusedMultiplyAdd(c0, y1, u01);
+                                    t11 = Vector512.FusedMultiplyAdd(c1, x1, t11); u11 = Vector512.FusedMultiplyAdd(c1, y1, u11);
+                                    t21 = Vector512.FusedMultiplyAdd(c2, x1, t21); u21 = Vector512.FusedMultiplyAdd(c2, y1, u21);
+                                    t31 = Vector512.FusedMultiplyAdd(c3, x1, t31); u31 = Vector512.FusedMultiplyAdd(c3, y1, u31);
+                                }
+                        }
+                        int j0 = v * 8, count = Math.Min(16, pow - j0);
+                        Pool(ref p, yb, ab, o0, t00, t01, u00, u01, i, j0, count, ow, pow, pplane);
+                        if (n > 1) Pool(ref p, yb, ab, o0 + 1, t10, t11, u10, u11, i, j0, count, ow, pow, pplane);
+                        if (n > 2) Pool(ref p, yb, ab, o0 + 2, t20, t21, u20, u21, i, j0, count, ow, pow, pplane);
+                        if (n > 3) Pool(ref p, yb, ab, o0 + 3, t30, t31, u30, u31, i, j0, count, ow, pow, pplane);
+                    }
+            }
+        }
+
+        // The bias last and before the comparison, as in the two-kernel chain; then max, ReLU, argmax in the conv plane.
+        static void Pool(ref PooledArgs p, float* yb, int* ab, int oc, Vector512<float> t0, Vector512<float> t1, Vector512<float> u0, Vector512<float> u1,
+            int i, int j0, int count, int ow, int pow, long pplane)
+        {
+            var bias = Vector512.Create(p.Conv.Bias == null ? 0f : p.Conv.Bias[oc]);
+            var max = PoolingKernels.Max2x2Rows(t0 + bias, t1 + bias, u0 + bias, u1 + bias, ow, out var k);
+            if (p.Relu) max = Elementwise.Relu(max);
+            var lanes = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count));
+            long at = (long)oc * pplane + (long)i * pow + j0;
+            Avx512F.MaskStore(yb + at, lanes.AsSingle(), max);
+            if (ab != null)
+                Avx512F.MaskStore(ab + at, lanes, k + Vector512<int>.Indices * Vector512.Create(2) + Vector512.Create(2 * i * ow + 2 * j0));
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StoreRow(float* dst, Vector512<float> v, bool last, Vector512<float> tail)
     {

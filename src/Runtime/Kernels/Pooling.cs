@@ -177,6 +177,14 @@ public static unsafe class PoolingKernels
     }
 
     /// <summary>
+    /// 16 windows of 2×2 from two rows of 32 values each (t0:t1 on top, b0:b1 below): as <see cref="Max2x2Lanes"/>.
+    /// The direct convolution's fused pooling uses it on the rows it has just computed.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> Max2x2Rows(Vector512<float> t0, Vector512<float> t1, Vector512<float> b0, Vector512<float> b1, int w, out Vector512<int> k) =>
+        Max2x2Windows(t0, t1, b0, b1, w, s_even, s_odd, out k);
+
+    /// <summary>
     /// The maxima of 16 windows given as their four inputs in window order (top-left, top-right, bottom-left,
     /// bottom-right, one window per lane), and each winner's offset (0, 1, w or w + 1): the first maximum, NaN winning,
     /// as the reference loop picks it. Also the Winograd convolution's fused 2×2 pooling uses it.

@@ -12,7 +12,11 @@ public class ConvPoolFusionTests
     [InlineData(3, 16, 10, 22, 20, 1, false, true)]    // no bias; segments of 7 and 4 tiles
     [InlineData(2, 17, 12, 8, 23, 0, true, true)]      // padding 0: a 10×6 output
     [InlineData(2, 16, 9, 9, 18, 1, true, true)]       // odd output: the unfused fallback
-    [InlineData(2, 3, 8, 8, 16, 1, true, true)]        // three input channels: the direct kernel, unfused
+    [InlineData(2, 3, 8, 8, 16, 1, true, true)]        // three input channels: the direct kernel's pooled rows
+    [InlineData(3, 1, 28, 28, 9, 1, true, true)]       // the ConvNet's conv1 shape: two vectors a row, 14 windows
+    [InlineData(1, 2, 40, 42, 5, 2, false, false)]     // one image (one core), padding 2: three vectors a row (the last alone)
+    [InlineData(2, 4, 12, 34, 6, 0, true, false)]      // padding 0: a 32-wide output, exactly two vectors
+    [InlineData(2, 1, 9, 9, 4, 1, true, true)]         // odd output: the direct kernel's unfused fallback
     public void ConvThenMaxPool_Fused_EqualsTheTwoKernels(int b, int c, int h, int w, int o, int p, bool bias, bool relu)
     {
         var g = new Conv2dGeometry(b, c, h, w, o, 3, 3, 1, 1, p, p, 1, 1);
