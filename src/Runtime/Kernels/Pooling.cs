@@ -178,11 +178,19 @@ public static unsafe class PoolingKernels
 
     /// <summary>
     /// 16 windows of 2×2 from two rows of 32 values each (t0:t1 on top, b0:b1 below): as <see cref="Max2x2Lanes"/>.
-    /// The direct convolution's fused pooling uses it on the rows it has just computed.
+    /// The direct convolution's fused pooling uses it on the rows it has just computed. <paramref name="even"/> and
+    /// <paramref name="odd"/> are <see cref="EvenLanes"/> and <see cref="OddLanes"/>, read once by the caller before its
+    /// loops: read here, a static field can cost a helper call per use when the JIT compiles the caller before this
+    /// class is initialised, and with it every vector register the loop holds (all are caller-saved).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector512<float> Max2x2Rows(Vector512<float> t0, Vector512<float> t1, Vector512<float> b0, Vector512<float> b1, int w, out Vector512<int> k) =>
-        Max2x2Windows(t0, t1, b0, b1, w, s_even, s_odd, out k);
+    internal static Vector512<float> Max2x2Rows(Vector512<float> t0, Vector512<float> t1, Vector512<float> b0, Vector512<float> b1, int w,
+        Vector512<int> even, Vector512<int> odd, out Vector512<int> k) =>
+        Max2x2Windows(t0, t1, b0, b1, w, even, odd, out k);
+
+    /// <summary>The permutes that take a 32-value row pair's even and odd columns.</summary>
+    internal static Vector512<int> EvenLanes => s_even;
+    internal static Vector512<int> OddLanes => s_odd;
 
     /// <summary>
     /// The maxima of 16 windows given as their four inputs in window order (top-left, top-right, bottom-left,
