@@ -369,6 +369,9 @@ public static unsafe partial class Conv2dKernels
         // A chunk of at most 48 tiles, plus up to FewTiles more (a batch-1 14×14 output has 49), runs the 48-column
         // kernel (and the few by FewTileProducts) instead of a 64-column pass whose last quarter is padding.
         bool narrow = nt <= 48 + FewTiles;
+        // Read once per chunk: a static field read inside OutputTransform cost a static-base helper call per tile row
+        // segment when the JIT compiled it before this class was initialised (no tiered compilation).
+        var interleave = s_interleave;
         for (int o0 = oBegin; o0 < oEnd; o0 += WBlock)
         {
             int rows = Math.Min(WBlock, oEnd - o0);
@@ -390,7 +393,7 @@ public static unsafe partial class Conv2dKernels
                 }
             }
             for (int r = 0; r < rows; r++)
-                for (int k = 0; k < nSeg; k++) OutputTransform(ref v, segs[k], o0 + r, mBuf + (long)r * WTiles);
+                for (int k = 0; k < nSeg; k++) OutputTransform(ref v, segs[k], o0 + r, mBuf + (long)r * WTiles, interleave);
         }
     }
 
@@ -504,7 +507,7 @@ public static unsafe partial class Conv2dKernels
     }
 
     /// <summary>The segment's 2×2 output tiles of channel o: Aᵀ·M·A from the block's products (row m of the block).</summary>
-    private static void OutputTransform(ref WinoView v, in Segment sg, int o, float* m)
+    private static void OutputTransform(ref WinoView v, in Segment sg, int o, float* m, Vector512<int> interleave)
     {
         long xs = MStride;
         m += sg.Offset;
@@ -531,8 +534,8 @@ public static unsafe partial class Conv2dKernels
                 Avx512F.MaskStore(v.PoolArg + at, lanes, k + Vector512<int>.Indices * Vector512.Create(2) + Vector512.Create(2 * sg.Row * v.OW + 2 * sg.Col));
             return;
         }
-        var row0 = Avx512F.PermuteVar16x32x2(t00 + t01 + t02, s_interleave, t01 - t02 - t03);
-        var row1 = Avx512F.PermuteVar16x32x2(t10 + t11 + t12, s_interleave, t11 - t12 - t13);
+        var row0 = Avx512F.PermuteVar16x32x2(t00 + t01 + t02, interleave, t01 - t02 - t03);
+        var row1 = Avx512F.PermuteVar16x32x2(t10 + t11 + t12, interleave, t11 - t12 - t13);
         if (v.Bias != null) { var b = Vector512.Create(v.Bias[o]); row0 += b; row1 += b; }
         int y0 = 2 * sg.Row, x0 = 2 * sg.Col;
         var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(Math.Min(2 * sg.Length, v.OW - x0))).AsSingle();
