@@ -351,6 +351,7 @@ public static unsafe class PoolingKernels
         // 2n floats of a row. Masked stores cost many times a whole one on this CPU (Zen 4), so a short tail is stored as
         // whole vectors when they fit in the plane: the lanes past it hold zero (adding: the value already there) and land
         // on inputs that this loop writes later or that no window covers. Only near the plane's end is the store masked.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]   // a call here spills the loop's vectors (all caller-saved)
         static void Row(float* at, Vector512<float> lo, Vector512<float> hi, int n, bool add, float* end)
         {
             int vectors = n > 8 ? 2 : 1;
