@@ -42,6 +42,17 @@ public static unsafe partial class Conv2dKernels
                     .CopyTo(new Span<float>(dst + ((long)c * ph + r + g.PadH) * pw + g.PadW, g.InWidth));
     }
 
+    /// <summary>The weights [c·9 + k] of output channels o0 … o0 + 3; channels past the n that exist read channel o0's
+    /// (their results are not stored).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GroupWeights(float* w, int o0, int n, int ci, out float* w0, out float* w1, out float* w2, out float* w3)
+    {
+        w0 = w + (long)o0 * ci * 9;
+        w1 = w + (long)(o0 + Math.Min(1, n - 1)) * ci * 9;
+        w2 = w + (long)(o0 + Math.Min(2, n - 1)) * ci * 9;
+        w3 = w + (long)(o0 + Math.Min(3, n - 1)) * ci * 9;
+    }
+
     private static void DirectForward(float* y, float* x, float* w, float* bias, in Conv2dGeometry g, float* scratch)
     {
         var a = new Args { Y = y, X = x, W = w, Bias = bias, Scratch = scratch, G = g };
@@ -72,11 +83,7 @@ public static unsafe partial class Conv2dKernels
             for (int o0 = 0; o0 < o; o0 += 4)
             {
                 int n = Math.Min(4, o - o0);
-                // Weights of up to four output channels: wk[r][c·9 + k]; missing channels read channel o0's (not stored).
-                float* w0 = a.W + (long)o0 * ci * 9;
-                float* w1 = a.W + (long)(o0 + Math.Min(1, n - 1)) * ci * 9;
-                float* w2 = a.W + (long)(o0 + Math.Min(2, n - 1)) * ci * 9;
-                float* w3 = a.W + (long)(o0 + Math.Min(3, n - 1)) * ci * 9;
+                GroupWeights(a.W, o0, n, ci, out var w0, out var w1, out var w2, out var w3);
                 var bias0 = Vector512.Create(a.Bias == null ? 0f : a.Bias[o0]);
                 var bias1 = Vector512.Create(a.Bias == null || n < 2 ? 0f : a.Bias[o0 + 1]);
                 var bias2 = Vector512.Create(a.Bias == null || n < 3 ? 0f : a.Bias[o0 + 2]);
@@ -154,11 +161,7 @@ public static unsafe partial class Conv2dKernels
             {
                 int n = Math.Min(4, o - o0);
                 // Four output channels at a time, as the unpooled kernel: every input vector loaded feeds four FMAs.
-                // Missing channels read channel o0's weights (and are not stored).
-                float* w0 = a.W + (long)o0 * ci * 9;
-                float* w1 = a.W + (long)(o0 + Math.Min(1, n - 1)) * ci * 9;
-                float* w2 = a.W + (long)(o0 + Math.Min(2, n - 1)) * ci * 9;
-                float* w3 = a.W + (long)(o0 + Math.Min(3, n - 1)) * ci * 9;
+                GroupWeights(a.W, o0, n, ci, out var w0, out var w1, out var w2, out var w3);
                 for (int i = 0; i < poh; i++)
                     // 32 output columns (16 windows) of rows 2i and 2i + 1 at a time; columns past the row are never stored.
                     for (int v = 0; v < vectors; v += 2)
