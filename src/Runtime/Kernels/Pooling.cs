@@ -234,8 +234,7 @@ public static unsafe class PoolingKernels
         {
             var a = new BackArgs
             {
-                Dx = pdx, Dy = pdy, Arg = pa, Relu = reluOutput.IsEmpty ? null : pr, Planes = planes, InPlane = inPlane, OutPlane = outPlane,
-                Accumulate = accumulate, G = g,
+                Dx = pdx, Dy = pdy, Arg = pa, Relu = reluOutput.IsEmpty ? null : pr, Accumulate = accumulate, G = g,
             };
             if (planes * inPlane >= 1 << 16 && planes > 1) TwoCores.Run(&BackHalf, &a);
             else BackPlanes(ref a, 0, planes);
@@ -246,9 +245,11 @@ public static unsafe class PoolingKernels
     {
         public float* Dx, Dy, Relu;
         public int* Arg;
-        public long Planes, InPlane, OutPlane;
         public bool Accumulate;
         public Pool2dGeometry G;
+        public readonly long Planes => (long)G.Batch * G.Channels;
+        public readonly long InPlane => (long)G.InHeight * G.InWidth;
+        public readonly long OutPlane => (long)G.OutHeight * G.OutWidth;
     }
 
     private static void BackHalf(void* state, int half)
@@ -264,23 +265,24 @@ public static unsafe class PoolingKernels
         bool twoByTwo = g.KernelH == 2 && g.KernelW == 2 && g.StrideH == 2 && g.StrideW == 2 && g.PadH == 0 && g.PadW == 0 && Avx512F.IsSupported;
         // Inputs outside every window (an odd last row or column) get no gradient; overwriting must zero them.
         bool covered = 2 * g.OutHeight == g.InHeight && 2 * g.OutWidth == g.InWidth;
+        long inPlane = a.InPlane, outPlane = a.OutPlane;
         for (long bc = p0; bc < p1; bc++)
         {
-            float* dx = a.Dx + bc * a.InPlane, dy = a.Dy + bc * a.OutPlane;
-            int* arg = a.Arg + bc * a.OutPlane;
-            float* relu = a.Relu == null ? null : a.Relu + bc * a.OutPlane;
+            float* dx = a.Dx + bc * inPlane, dy = a.Dy + bc * outPlane;
+            int* arg = a.Arg + bc * outPlane;
+            float* relu = a.Relu == null ? null : a.Relu + bc * outPlane;
             if (twoByTwo)
             {
-                if (!a.Accumulate && !covered) new Span<float>(dx, (int)a.InPlane).Clear();
+                if (!a.Accumulate && !covered) new Span<float>(dx, (int)inPlane).Clear();
                 Back2x2(dx, dy, arg, relu, g, a.Accumulate || !covered);
                 continue;
             }
-            if (!a.Accumulate) new Span<float>(dx, (int)a.InPlane).Clear();
-            for (long o = 0; o < a.OutPlane; o++)
+            if (!a.Accumulate) new Span<float>(dx, (int)inPlane).Clear();
+            for (long o = 0; o < outPlane; o++)
             {
                 int idx = arg[o];
                 float gr = relu == null ? dy[o] : Elementwise.ReluGrad(relu[o], dy[o]);
-                if ((uint)idx < (uint)a.InPlane) dx[idx] += gr;
+                if ((uint)idx < (uint)inPlane) dx[idx] += gr;
             }
         }
     }
