@@ -53,8 +53,7 @@ public static unsafe class Gemm
             fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
             {
                 var sk = new Skinny { A = pa, Lda = lda, B = pb, Ldb = ldb, C = pc, Ldc = ldc, M = m, N = n, K = k, Alpha = alpha, Beta = beta, TransB = transB };
-                if ((long)n * k >= 1L << 16) TwoCores.Run(&SkinnyHalf, &sk);
-                else SkinnyColumns(ref sk, 0, n);
+                RunSkinny(ref sk);
             }
             return;
         }
@@ -121,6 +120,14 @@ public static unsafe class Gemm
     /// <summary>c = beta·c + v, with beta 0 overwriting (whatever c held, NaN included).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Put(float* c, float v, float beta) => *c = beta == 0f ? v : beta == 1f ? *c + v : beta * *c + v;
+
+    // Both cores once B holds 256 KB or more (2^16 floats, 2^17 bfloat16 values): below that, waking the worker costs more.
+    private static void RunSkinny(ref Skinny s)
+    {
+        if ((long)s.N * s.K * (s.B16 != null ? sizeof(ushort) : sizeof(float)) >= 1L << 18)
+            fixed (Skinny* p = &s) TwoCores.Run(&SkinnyHalf, p);
+        else SkinnyColumns(ref s, 0, s.N);
+    }
 
     private static void SkinnyHalf(void* state, int half)
     {
@@ -290,8 +297,7 @@ public static unsafe class Gemm
         fixed (float* pa = a) fixed (ushort* pb = b) fixed (float* pc = c)
         {
             var sk = new Skinny { A = pa, Lda = k, B16 = pb, Ldb = k, C = pc, Ldc = n, M = m, N = n, K = k, Alpha = 1f, Beta = 0f, TransB = true };
-            if ((long)n * k >= 1L << 17) TwoCores.Run(&SkinnyHalf, &sk); // the float path's 2^16 weights, in bytes
-            else SkinnyDots<BFloat16Rows>(ref sk, 0, n);
+            RunSkinny(ref sk);
         }
     }
 
