@@ -60,7 +60,6 @@ namespace Compiled.Nets.Generator
             public HashSet<int> OverwriteGrad = new();              // values whose gradient backward writes once instead of adding
             public HashSet<int> PoolRelu = new();                   // MaxPool2d ops whose unit is [ReLU]: one kernel call, no pooled-value region
             public Dictionary<int, OpSpec> ConvPool = new();        // 2×2/2 MaxPool2d op → the convolution it takes in (one kernel call)
-            public HashSet<int> PooledConvs = new();                // those convolutions (their own forward call is skipped)
             public List<ParamSpec> WrittenWeights = new();          // Linear weights applied once: their GEMM writes the gradient (beta = 0)
         }
 
@@ -148,10 +147,7 @@ namespace Compiled.Nets.Generator
                 if (u.Primary is { Kind: OpKind.MaxPool2d } pool && pool.Ints[0] == 2 && pool.Ints[1] == 2 && pool.Ints[2] == 0
                     && unitOfValue.TryGetValue(pool.Input, out var cu) && cu.Primary is { Kind: OpKind.Conv2d } conv && conv.Id == pool.Input
                     && consumers[conv.Id] == 1 && cu.Stages.All(st => st.Kind == StageKind.Bias))
-                {
                     plan.ConvPool[pool.Id] = conv;
-                    plan.PooledConvs.Add(conv.Id);
-                }
 
             // Workspace regions (per-sample sizes; the arena holds capacity × each).
             foreach (var op in ops)
@@ -446,7 +442,7 @@ namespace Compiled.Nets.Generator
         {
             foreach (var u in plan.Units)
             {
-                if (u.Primary is { } pooled && plan.PooledConvs.Contains(pooled.Id)) continue; // runs inside the pool's call
+                if (u.Primary is { } pooled && plan.ConvPool.Values.Any(c => c.Id == pooled.Id)) continue; // runs inside the pool's call
                 if (u.Primary is { } cp && plan.ConvPool.TryGetValue(cp.Id, out var conv))
                 {
                     bool relu = plan.PoolRelu.Contains(cp.Id);
