@@ -62,7 +62,7 @@ public static unsafe partial class Conv2dKernels
             return;
         }
         Check(g, x.Length, w.Length, convOut.Length, scratch.Length);
-        if (!bias.IsEmpty && bias.Length < g.OutChannels) throw new ArgumentException($"Conv2d: bias has {bias.Length} floats, needs {g.OutChannels}.");
+        CheckBias(bias, g);
         long poolSize = (long)g.Batch * pg.OutSize;
         if (pooled.Length < poolSize || (!argmax.IsEmpty && argmax.Length < poolSize))
             throw new ArgumentException($"Conv2d + MaxPool2d: pooled output {pooled.Length} or argmax {argmax.Length} shorter than {poolSize} for {g}.");
@@ -78,7 +78,7 @@ public static unsafe partial class Conv2dKernels
     public static void Forward(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, in Conv2dGeometry g, Span<float> scratch, Conv2dWeightCache? cache)
     {
         Check(g, x.Length, w.Length, y.Length, scratch.Length);
-        if (!bias.IsEmpty && bias.Length < g.OutChannels) throw new ArgumentException($"Conv2d: bias has {bias.Length} floats, needs {g.OutChannels}.");
+        CheckBias(bias, g);
         fixed (float* py = y) fixed (float* px = x) fixed (float* pw = w) fixed (float* ps = scratch) fixed (float* pb = bias)
         {
             if (UsesWinograd(g)) { WinogradForward(py, px, pw, bias.IsEmpty ? null : pb, g, ps, cache); return; }
@@ -366,6 +366,12 @@ public static unsafe partial class Conv2dKernels
             var d = new Span<float>(x + (long)c * plane + start + shift, end - start);
             System.Numerics.Tensors.TensorPrimitives.Add(d, new ReadOnlySpan<float>(src + start, end - start), d);
         }
+    }
+
+    /// <summary>An empty bias means none; a given one needs a value per output channel.</summary>
+    private static void CheckBias(ReadOnlySpan<float> bias, in Conv2dGeometry g)
+    {
+        if (!bias.IsEmpty && bias.Length < g.OutChannels) throw new ArgumentException($"Conv2d: bias has {bias.Length} floats, needs {g.OutChannels}.");
     }
 
     private static void Check(in Conv2dGeometry g, int x, int w, int y, int scratch)
