@@ -60,6 +60,7 @@ namespace Compiled.Nets.Generator
             public HashSet<int> OverwriteGrad = new();              // values whose gradient backward writes once instead of adding
             public HashSet<int> PoolRelu = new();                   // MaxPool2d ops whose unit is [ReLU]: one kernel call, no pooled-value region
             public Dictionary<int, OpSpec> ConvPool = new();        // 2×2/2 MaxPool2d op → the convolution it takes in (one kernel call)
+            public Dictionary<int, OpSpec> PoolBias = new();        // MaxPool2d op → the convolution whose bias gradient its backward sums
             public List<ParamSpec> WrittenWeights = new();          // Linear weights applied once: their GEMM writes the gradient (beta = 0)
         }
 
@@ -718,6 +719,13 @@ namespace Compiled.Nets.Generator
             }
             touched.Add(Storage(plan, s.Output));
             plan.OverwriteGrad = SingleWriterGradients(s, plan);
+            // A max-pool whose backward alone writes a biased convolution's gradient also sums that gradient per channel
+            // (the bias gradient) from the pooled gradients it routes: a quarter of the values, read while in cache,
+            // instead of a second single-threaded pass over the whole convolution output's gradient.
+            foreach (var u in plan.Units)
+                if (u.Primary is { Kind: OpKind.MaxPool2d } mp && plan.Units.FirstOrDefault(c => c.Primary is { Kind: OpKind.Conv2d } cv && cv.Id == mp.Input) is { } cu
+                    && cu.Stages.Count == 1 && cu.Stages[0].Kind == StageKind.Bias && plan.OverwriteGrad.Contains(mp.Input))
+                    plan.PoolBias[mp.Id] = cu.Primary!;
             foreach (var (name, _, _) in plan.Regions.Where(r => r.Name.StartsWith("v", StringComparison.Ordinal)))
             {
                 int id = int.Parse(name.Substring(1), System.Globalization.CultureInfo.InvariantCulture);
@@ -751,11 +759,13 @@ namespace Compiled.Nets.Generator
                     bool write = plan.OverwriteGrad.Contains(Storage(plan, pool.Input));
                     w.Line($"// {pool.Label} + ReLU backward (ReLU's mask from the fused output, then the scatter)");
                     if (s.Ops[Storage(plan, pool.Input)].Kind != OpKind.Input)
-                        w.Line($"if (n{pool.Input}) {K}PoolingKernels.MaxPool2dBackward(g{pool.Input}, g{u.Last}, a{pool.Id}, {PoolGeo(pool)}, accumulate: {(write ? "false" : "true")}, reluOutput: v{u.Last});");
+                        w.Line($"if (n{pool.Input}) {K}PoolingKernels.MaxPool2dBackward(g{pool.Input}, g{u.Last}, a{pool.Id}, {PoolGeo(pool)}, accumulate: {(write ? "false" : "true")}, reluOutput: v{u.Last}{PoolBiasArgument(s, plan, pool)});");
                     w.Close();
                     continue;
                 }
-                if (u.Stages.Count > 0) EmitChainBackward(w, s, plan, u);
+                if (u.Primary is { } biased && plan.PoolBias.Values.Any(c => c.Id == biased.Id))
+                    w.Line($"// {biased.Label}'s bias gradient: summed by the max-pool's backward above");
+                else if (u.Stages.Count > 0) EmitChainBackward(w, s, plan, u);
                 if (u.Primary is { } op) EmitPrimaryBackward(w, s, plan, op);
                 w.Close();
             }
@@ -884,6 +894,10 @@ namespace Compiled.Nets.Generator
             w.Close();
         }
 
+        /// <summary>", biasGradient: …" when the pool's backward also sums its input convolution's bias gradient.</summary>
+        private static string PoolBiasArgument(NetworkSpec s, Plan plan, OpSpec pool) =>
+            plan.PoolBias.TryGetValue(pool.Id, out var conv) ? $", biasGradient: {PG(Param(s, conv, "bias"))}" : "";
+
         private static void EmitPrimaryBackward(SourceWriter w, NetworkSpec s, Plan plan, OpSpec op)
         {
             int inStore = Storage(plan, op.Input);
@@ -905,7 +919,7 @@ namespace Compiled.Nets.Generator
                     break;
                 }
                 case OpKind.MaxPool2d:
-                    if (!inputIsData) w.Line($"if (n{op.Input}) {K}PoolingKernels.MaxPool2dBackward(g{op.Input}, {dy}, a{op.Id}, {PoolGeo(op)}{(write ? ", accumulate: false" : "")});");
+                    if (!inputIsData) w.Line($"if (n{op.Input}) {K}PoolingKernels.MaxPool2dBackward(g{op.Input}, {dy}, a{op.Id}, {PoolGeo(op)}{(plan.PoolBias.ContainsKey(op.Id) ? $", accumulate: {(write ? "false" : "true")}, reluOutput: default{PoolBiasArgument(s, plan, op)}" : write ? ", accumulate: false" : "")});");
                     break;
                 case OpKind.AvgPool2d:
                     if (!inputIsData) w.Line($"if (n{op.Input}) {K}PoolingKernels.AvgPool2dBackward(g{op.Input}, {dy}, {PoolGeo(op)});");

@@ -82,6 +82,15 @@ public class CompiledVsEagerTests
         CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [2, 9, 9], 3);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(5)]
+    public void PoolsSummingTheConvolutionsBiasGradient_MatchEager(int batch)
+    {
+        using var net = new PoolBiasNet(seed: 9);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [3, 11, 9], 3);
+    }
+
     [Fact]
     public void Mlp_WithGeluLayerNormTanhSigmoid_MatchesEager()
     {

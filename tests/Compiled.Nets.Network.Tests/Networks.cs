@@ -134,6 +134,22 @@ public partial class ConvChainNet
 }
 
 /// <summary>
+/// Max-pools whose backward also sums the bias gradient of the convolution before them: an overlapping 3×3/2 pool
+/// without ReLU (the general path) and a 2×2 pool + ReLU over an odd-sized map (inputs in no window).
+/// </summary>
+[Network, Input(3, 11, 9), CrossEntropyLoss]
+public partial class PoolBiasNet
+{
+    [Conv2d(3, 5, kernel: 3, padding: 1)] public partial Conv2d Conv1 { get; }
+    [Conv2d(5, 6, kernel: 3, padding: 1)] public partial Conv2d Conv2 { get; }
+    [Linear(6 * 2 * 2, 3)] public partial Linear Fc { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Conv1).MaxPool2d(3, stride: 2)
+                                 .Apply(Conv2).MaxPool2d(2).Relu()
+                                 .Flatten().Apply(Fc);
+}
+
+/// <summary>
 /// A two-layer BERT in miniature (hidden 16, 4 heads, intermediate 32), named as Hugging Face names bert-base:
 /// embeddings → LayerNorm → encoder layers (self-attention with the padding mask, output projection, residual +
 /// LayerNorm, GELU feed-forward, residual + LayerNorm) → pooler (tanh over [CLS]) → classifier.

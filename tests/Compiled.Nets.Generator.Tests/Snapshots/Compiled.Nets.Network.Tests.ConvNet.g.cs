@@ -385,68 +385,22 @@ namespace Compiled.Nets.Network.Tests
             if (n6)
             {
                 // MaxPool2d + ReLU backward (ReLU's mask from the fused output, then the scatter)
-                if (n4) global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dBackward(g4, g6, a5, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), accumulate: false, reluOutput: v6);
+                if (n4) global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dBackward(g4, g6, a5, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), accumulate: false, reluOutput: v6, biasGradient: (_p_conv2_bias.RequiresGrad ? _store.Gradient(_p_conv2_bias) : default));
             }
             if (n4)
             {
-                // fused backward: Bias
-                {
-                    int rows = batch * 128, cols = 196;
-                    ref float gy_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(g4);
-                    global::System.Span<float> db = (_p_conv2_bias.RequiresGrad ? _store.Gradient(_p_conv2_bias) : default);
-                    ref float db_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(db);
-                    for (int r = 0; r < rows; r++)
-                    {
-                        var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
-                        float accs = 0f;
-                        int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
-                        {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            acc += g;
-                        }
-                        for (; i < end; i++, j++)
-                        {
-                            float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
-                            accs += g;
-                        }
-                        if (!db.IsEmpty) db[r % 128] += global::System.Runtime.Intrinsics.Vector512.Sum(acc) + accs;
-                    }
-                }
+                // Conv2's bias gradient: summed by the max-pool's backward above
                 // Conv2 backward
                 global::Compiled.Nets.Kernels.Conv2dKernels.Backward((n3 ? g3 : default), (_p_conv2_weight.RequiresGrad ? _store.Gradient(_p_conv2_weight) : default), g4, v3, _store.ReadValue(_p_conv2_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, accumulateDx: false, _weights4);
             }
             if (n3)
             {
                 // MaxPool2d + ReLU backward (ReLU's mask from the fused output, then the scatter)
-                if (n1) global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dBackward(g1, g3, a2, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0), accumulate: false, reluOutput: v3);
+                if (n1) global::Compiled.Nets.Kernels.PoolingKernels.MaxPool2dBackward(g1, g3, a2, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0), accumulate: false, reluOutput: v3, biasGradient: (_p_conv1_bias.RequiresGrad ? _store.Gradient(_p_conv1_bias) : default));
             }
             if (n1)
             {
-                // fused backward: Bias
-                {
-                    int rows = batch * 64, cols = 784;
-                    ref float gy_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(g1);
-                    global::System.Span<float> db = (_p_conv1_bias.RequiresGrad ? _store.Gradient(_p_conv1_bias) : default);
-                    ref float db_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(db);
-                    for (int r = 0; r < rows; r++)
-                    {
-                        var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
-                        float accs = 0f;
-                        int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
-                        {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            acc += g;
-                        }
-                        for (; i < end; i++, j++)
-                        {
-                            float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
-                            accs += g;
-                        }
-                        if (!db.IsEmpty) db[r % 64] += global::System.Runtime.Intrinsics.Vector512.Sum(acc) + accs;
-                    }
-                }
+                // Conv1's bias gradient: summed by the max-pool's backward above
                 // Conv1 backward
                 global::Compiled.Nets.Kernels.Conv2dKernels.Backward(default, (_p_conv1_weight.RequiresGrad ? _store.Gradient(_p_conv1_weight) : default), g1, v0, _store.ReadValue(_p_conv1_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, accumulateDx: true, _weights1);
             }

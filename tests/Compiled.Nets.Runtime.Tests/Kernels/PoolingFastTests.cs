@@ -120,4 +120,44 @@ public class PoolingFastTests
         PoolingKernels.MaxPool2dBackward(dx, dy, arg, g, accumulate);
         Assert.Equal(expected, dx);
     }
+
+    [Theory]
+    [InlineData(64, 64, 28, 28, 2, true)]   // both cores (each sums half the planes), the ConvNet's conv1
+    [InlineData(3, 5, 9, 11, 2, true)]      // one core, odd edges (inputs in no window)
+    [InlineData(2, 3, 9, 8, 3, false)]      // overlapping windows: one input may take two gradients
+    [InlineData(67, 5, 14, 14, 2, false)]   // both cores, an odd plane count (the halves split a sample)
+    public void MaxPoolBackward_BiasGradient_IsTheChannelSumOfDx(int b, int c, int h, int w, int k, bool relu)
+    {
+        var g = new Pool2dGeometry(b, c, h, w, k, k, 2, 2);
+        var r = new Rng(31);
+        var x = Enumerable.Range(0, b * g.InSize).Select(_ => r.NextFloat() - 0.7f).ToArray();
+        int n = b * g.OutSize;
+        var y = new float[n]; var arg = new int[n];
+        PoolingKernels.MaxPool2dForward(y, arg, x, g, relu);
+        arg[1] = -1; // no maximum: no gradient, in dx or in the sum
+        var dy = Enumerable.Range(0, n).Select(_ => r.NextFloat() - 0.5f).ToArray();
+        var dx = new float[x.Length];
+        var db = Enumerable.Range(0, c).Select(i => 0.25f * i).ToArray(); // accumulates (+=) like every gradient
+        PoolingKernels.MaxPool2dBackward(dx, dy, arg, g, accumulate: false, relu ? y : default, db);
+
+        var expectedDx = new float[x.Length];
+        PoolingKernels.MaxPool2dBackward(expectedDx, dy, arg, g, accumulate: false, relu ? y : default);
+        Assert.Equal(expectedDx, dx);
+        int plane = g.InHeight * g.InWidth;
+        for (int ch = 0; ch < c; ch++)
+        {
+            double sum = 0.25 * ch;
+            for (int s = 0; s < b; s++)
+                for (int i = 0; i < plane; i++) sum += dx[(s * c + ch) * plane + i];
+            Assert.True(Math.Abs(sum - db[ch]) <= 1e-4 * (1 + Math.Abs(sum)), $"channel {ch}: Σ dx {sum} vs bias gradient {db[ch]}");
+        }
+        Assert.Contains(dx, v => v != 0f);
+
+        // The same again gives bit-identical sums (fixed halves, fixed order), and a wrong length is refused.
+        var again = Enumerable.Range(0, c).Select(i => 0.25f * i).ToArray();
+        PoolingKernels.MaxPool2dBackward(new float[x.Length], dy, arg, g, accumulate: false, relu ? y : default, again);
+        Assert.Equal(db, again);
+        var ex = Assert.Throws<ArgumentException>(() => PoolingKernels.MaxPool2dBackward(new float[x.Length], dy, arg, g, false, default, new float[c + 1]));
+        Assert.Contains("bias gradient", ex.Message);
+    }
 }
