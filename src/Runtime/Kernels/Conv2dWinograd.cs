@@ -576,8 +576,7 @@ public sealed unsafe class Conv2dWeightCache
         {
             long uSize = Conv2dKernels.TransformedFloats(co, ci);
             var weights = new ReadOnlySpan<float>(w, count);
-            bool valid = _copy.Length == count && _co == co && _ci == ci && _u.Length >= uSize
-                && System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(weights).SequenceEqual(System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(_copy.AsSpan()));
+            bool valid = _copy.Length == count && _co == co && _ci == ci && _u.Length >= uSize && BitsEqual(weights, _copy);
             if (!valid)
             {
                 // Pinned, so the pointer handed out stays valid; allocated once per layer (sizes do not change).
@@ -588,6 +587,27 @@ public sealed unsafe class Conv2dWeightCache
                 fixed (float* u = _u) Conv2dKernels.TransformWeightsTwoCores(u, w, co, ci, flip);
             }
             return (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_u));
+        }
+
+        /// <summary>
+        /// Bit-for-bit equality (a NaN equals the same NaN; −0 differs from +0). Four 64-byte XORs OR-ed per test: 5.5 µs
+        /// for conv2's 295 KB where SequenceEqual took 15–24 µs, which was a tenth of a batch-1 forward of the ConvNet.
+        /// </summary>
+        private static bool BitsEqual(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+        {
+            var x = System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(a);
+            var y = System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(b);
+            if (x.Length != y.Length) return false;
+            int i = 0;
+            if (Vector512.IsHardwareAccelerated)
+                fixed (int* px = x) fixed (int* py = y)
+                    for (; i + 64 <= x.Length; i += 64)
+                    {
+                        var d = (Vector512.Load(px + i) ^ Vector512.Load(py + i)) | (Vector512.Load(px + i + 16) ^ Vector512.Load(py + i + 16))
+                              | (Vector512.Load(px + i + 32) ^ Vector512.Load(py + i + 32)) | (Vector512.Load(px + i + 48) ^ Vector512.Load(py + i + 48));
+                        if (d != Vector512<int>.Zero) return false;
+                    }
+            return x[i..].SequenceEqual(y[i..]);
         }
     }
 }

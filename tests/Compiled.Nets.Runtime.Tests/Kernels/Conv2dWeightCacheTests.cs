@@ -7,10 +7,12 @@ public class Conv2dWeightCacheTests
 {
     private static readonly Conv2dGeometry G = new(3, 16, 9, 11, 20, 3, 3, 1, 1, 1, 1, 1, 1);
 
-    private static float[] Forward(float[] x, float[] w, Conv2dWeightCache? cache)
+    private static float[] Forward(float[] x, float[] w, Conv2dWeightCache? cache) => Forward(x, w, cache, G);
+
+    private static float[] Forward(float[] x, float[] w, Conv2dWeightCache? cache, Conv2dGeometry g)
     {
-        var y = new float[G.Batch * G.OutSize];
-        Conv2dKernels.Forward(y, x, w, default, G, new float[Conv2dKernels.ScratchSize(G)], cache);
+        var y = new float[g.Batch * g.OutSize];
+        Conv2dKernels.Forward(y, x, w, default, g, new float[Conv2dKernels.ScratchSize(g)], cache);
         return y;
     }
 
@@ -47,5 +49,20 @@ public class Conv2dWeightCacheTests
         var w2 = GradCheck.Random(G.WeightSize, 9).Select(v => (float)v).ToArray();
         Assert.Equal(Forward(x, w2, null), Forward(x, w2, cache));
         Assert.Equal(InputGradient(dy, x, w2, null), InputGradient(dy, x, w2, cache));
+    }
+
+    [Fact]
+    public void CachedWeights_SeeAChangeInTheLastValues()
+    {
+        // 17 × 16 × 9 = 2448 weights: 38 blocks of 64 compared as vectors, then 16 one by one.
+        var g = new Conv2dGeometry(2, 16, 7, 8, 17, 3, 3, 1, 1, 1, 1, 1, 1);
+        var x = GradCheck.Random(g.Batch * g.InSize, 4).Select(v => (float)v).ToArray();
+        var w = GradCheck.Random(g.WeightSize, 5).Select(v => (float)v).ToArray();
+        var cache = new Conv2dWeightCache();
+        Assert.Equal(Forward(x, w, null, g), Forward(x, w, cache, g));
+        w[^1] = -w[^1];
+        Assert.Equal(Forward(x, w, null, g), Forward(x, w, cache, g));
+        w[^2] += 1f;
+        Assert.Equal(Forward(x, w, null, g), Forward(x, w, cache, g));
     }
 }
