@@ -15,6 +15,8 @@ public class ConvPoolFusionTests
     [InlineData(2, 3, 8, 8, 16, 1, true, true)]        // three input channels: the direct kernel's pooled rows
     [InlineData(3, 1, 28, 28, 9, 1, true, true)]       // the ConvNet's conv1 shape: two vectors a row, 14 windows
     [InlineData(1, 2, 40, 42, 5, 2, false, false)]     // one image (one core), padding 2: three vectors a row (the last alone)
+    [InlineData(1, 3, 32, 32, 64, 1, true, true)]      // one image of 3×32×32 (196 k multiply-adds): 32 + 32 channels on the two cores
+    [InlineData(1, 4, 30, 30, 10, 1, false, true)]     // one image split 4 + 6 channels (a group of two on the second core)
     [InlineData(2, 4, 12, 34, 6, 0, true, false)]      // padding 0: a 32-wide output, exactly two vectors
     [InlineData(2, 1, 9, 9, 4, 1, true, true)]         // odd output: the direct kernel's unfused fallback
     public void ConvThenMaxPool_Fused_EqualsTheTwoKernels(int b, int c, int h, int w, int o, int p, bool bias, bool relu)
