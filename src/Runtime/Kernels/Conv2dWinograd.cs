@@ -318,27 +318,29 @@ public static unsafe partial class Conv2dKernels
     private static void RunWinograd(ref WinoView v, float* buffers)
     {
         var run = new WinoRun { View = v, Buffers = buffers };
-        TwoCores.Run(&WinoHalf, &run);
+        if (v.Chunks == 1) TwoCores.Run(&WinoHalf, &run);
+        else TwoCores.ForBlocks(&WinoChunks, &run, v.Chunks, 1);
     }
 
-    // The two cores take half of the chunks each, with their own buffers; a single chunk (a batch-1 forward) is
-    // shared by output channels instead, both cores transforming its input.
+    // Several chunks: each core takes the next one as it finishes (each chunk writes its own tiles, so who runs which
+    // does not change the result), with its own buffers.
+    private static void WinoChunks(void* state, int half, int begin, int end)
+    {
+        ref var r = ref *(WinoRun*)state;
+        float* buffers = r.Buffers + half * WPerCore(Math.Max(r.View.Ci, r.View.Co));
+        for (int c = begin; c < end; c++) WinoChunk(ref r.View, c, 0, r.View.Co, buffers);
+    }
+
+    // A single chunk (a batch-1 forward) is shared by output channels, both cores transforming its input. Split at a
+    // 6-row panel, not a 24-row block: conv2's 128 channels go 66 / 62 (72 / 56 made the caller's half the longer by
+    // two panels; batch-1 conv2 + pool 90.7 → 84.5 µs).
     private static void WinoHalf(void* state, int half)
     {
         ref var r = ref *(WinoRun*)state;
         float* buffers = r.Buffers + half * WPerCore(Math.Max(r.View.Ci, r.View.Co));
-        int chunks = r.View.Chunks;
-        if (chunks == 1)
-        {
-            // Split at a 6-row panel, not a 24-row block: conv2's 128 channels go 66 / 62 (72 / 56 made the caller's
-            // half the longer by two panels; batch-1 conv2 + pool 90.7 → 84.5 µs).
-            int mid = Math.Min((r.View.Panels + 1) / 2 * GemmMicroKernel.MR, r.View.Co);
-            if (half == 0) WinoChunk(ref r.View, 0, 0, mid, buffers);
-            else if (mid < r.View.Co) WinoChunk(ref r.View, 0, mid, r.View.Co, buffers);
-            return;
-        }
-        int midChunk = chunks / 2;
-        for (int c = half == 0 ? 0 : midChunk, end = half == 0 ? midChunk : chunks; c < end; c++) WinoChunk(ref r.View, c, 0, r.View.Co, buffers);
+        int mid = Math.Min((r.View.Panels + 1) / 2 * GemmMicroKernel.MR, r.View.Co);
+        if (half == 0) WinoChunk(ref r.View, 0, 0, mid, buffers);
+        else if (mid < r.View.Co) WinoChunk(ref r.View, 0, mid, r.View.Co, buffers);
     }
 
     /// <summary>A run of up to 7 tiles in one tile row of one image (one 16-float window of input columns covers them).</summary>

@@ -58,6 +58,32 @@ internal static unsafe class TwoCores
         if (s_error is { } e) throw new InvalidOperationException("The worker half failed: " + e.Message, e);
     }
 
+    /// <summary>
+    /// Calls <paramref name="body"/>(state, half, begin, end) over [0, count) in blocks of <paramref name="block"/>, each
+    /// core taking the next block when it finishes one, so neither waits for the other at the end when the two vCPUs
+    /// run at different speeds (they do here: a static halving left one core idle 5–7 % of a training step). Only for
+    /// blocks whose results do not depend on which core ran them (disjoint outputs; <c>half</c> picks per-core scratch).
+    /// </summary>
+    public static void ForBlocks(delegate*<void*, int, int, int, void> body, void* state, int count, int block)
+    {
+        var b = new Blocks { Body = body, State = state, Count = count, Block = block };
+        Run(&BlocksHalf, &b);
+    }
+
+    private struct Blocks
+    {
+        public delegate*<void*, int, int, int, void> Body;
+        public void* State;
+        public int Count, Block, Next;
+    }
+
+    private static void BlocksHalf(void* state, int half)
+    {
+        ref var b = ref *(Blocks*)state;
+        for (int begin; (begin = Interlocked.Add(ref b.Next, b.Block) - b.Block) < b.Count;)
+            b.Body(b.State, half, begin, Math.Min(begin + b.Block, b.Count));
+    }
+
     private static void Loop()
     {
         while (true)

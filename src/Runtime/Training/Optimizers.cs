@@ -153,8 +153,9 @@ public class Adam : Optimizer
                 // AdamW multiplies by (1 − lr·wd) first (torch's p.mul_), folded into the same pass; Adam adds wd·w to g.
                 Decay = _decoupled ? 1 - LearningRate * wd : 1f, CoupledWd = _decoupled ? 0f : wd,
             };
-            // A big tensor (fc1's 3.2 M weights) is a memory-bound stream: both cores halve it.
-            if (w.Length >= 1 << 16) Kernels.TwoCores.Run(&AdamHalf, &a);
+            // A big tensor (fc1's 3.2 M weights) is a memory-bound stream: both cores take 64 k-element blocks of it
+            // as they finish the last (elementwise, so the result does not depend on which core ran which).
+            if (w.Length >= 1 << 16) Kernels.TwoCores.ForBlocks(&AdamBlock, &a, w.Length, 1 << 16);
             else AdamRange(ref a, 0, w.Length);
         }
     }
@@ -166,12 +167,7 @@ public class Adam : Optimizer
         public float Beta1, Beta2, Eps, StepSize, Bc2Sqrt, Decay, CoupledWd;
     }
 
-    private static unsafe void AdamHalf(void* state, int half)
-    {
-        ref var a = ref *(AdamArgs*)state;
-        int mid = a.Length / 2 & ~15;
-        if (half == 0) AdamRange(ref a, 0, mid); else AdamRange(ref a, mid, a.Length);
-    }
+    private static unsafe void AdamBlock(void* state, int half, int begin, int end) => AdamRange(ref *(AdamArgs*)state, begin, end);
 
     private static unsafe void AdamRange(ref AdamArgs a, int start, int end)
     {
