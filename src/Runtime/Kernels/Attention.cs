@@ -33,7 +33,7 @@ public static unsafe class AttentionKernels
                 Ctx = pc, Probs = pp, Q = pq, K = pk, V = pv, Mask = mask.IsEmpty ? null : pm, Drop = dropMask.IsEmpty ? null : pd, Scratch = ps,
                 Batch = batch, Seq = seq, Heads = heads, HeadSize = headSize,
             };
-            if (batch * heads > 1 && (long)batch * heads * seq * seq * headSize >= 1 << 16) TwoCores.Run(&ForwardHalf, &a);
+            if (batch * heads > 1 && (long)batch * heads * seq * seq * headSize >= 1 << 16) TwoCores.ForBlocks(&ForwardBlock, &a, batch * heads, 1);
             else ForwardRange(ref a, 0, batch * heads, ps);
         }
     }
@@ -63,7 +63,7 @@ public static unsafe class AttentionKernels
                 Dq = pdq, Dk = pdk, Dv = pdv, Ctx = pdc, Probs = pp, Q = pq, K = pk, V = pv, Drop = dropMask.IsEmpty ? null : pd, Scratch = ps,
                 Batch = batch, Seq = seq, Heads = heads, HeadSize = headSize, Beta = accumulate ? 1f : 0f,
             };
-            if (batch * heads > 1 && (long)batch * heads * seq * seq * headSize >= 1 << 16) TwoCores.Run(&BackwardHalf, &a);
+            if (batch * heads > 1 && (long)batch * heads * seq * seq * headSize >= 1 << 16) TwoCores.ForBlocks(&BackwardBlock, &a, batch * heads, 1);
             else BackwardRange(ref a, 0, batch * heads, ps);
         }
     }
@@ -77,20 +77,17 @@ public static unsafe class AttentionKernels
     }
 
     // The (b, h) problems are independent: each core takes half of them (their GEMMs then run on that core alone).
-    private static void ForwardHalf(void* state, int half)
+    // (batch, head) pairs to whichever core is free; each core has its own T×T scratch (2·T² floats apart).
+    private static void ForwardBlock(void* state, int half, int bh0, int bh1)
     {
         ref var a = ref *(Args*)state;
-        int mid = a.Batch * a.Heads / 2;
-        if (half == 0) ForwardRange(ref a, 0, mid, a.Scratch);
-        else ForwardRange(ref a, mid, a.Batch * a.Heads, a.Scratch == null ? null : a.Scratch + 2L * a.Seq * a.Seq);
+        ForwardRange(ref a, bh0, bh1, a.Scratch == null ? null : a.Scratch + half * 2L * a.Seq * a.Seq);
     }
 
-    private static void BackwardHalf(void* state, int half)
+    private static void BackwardBlock(void* state, int half, int bh0, int bh1)
     {
         ref var a = ref *(Args*)state;
-        int mid = a.Batch * a.Heads / 2;
-        if (half == 0) BackwardRange(ref a, 0, mid, a.Scratch);
-        else BackwardRange(ref a, mid, a.Batch * a.Heads, a.Scratch + 2L * a.Seq * a.Seq);
+        BackwardRange(ref a, bh0, bh1, a.Scratch + half * 2L * a.Seq * a.Seq);
     }
 
     private static void ForwardRange(ref Args a, int bh0, int bh1, float* dropped)

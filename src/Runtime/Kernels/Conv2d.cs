@@ -85,17 +85,16 @@ public static unsafe partial class Conv2dKernels
             if (UsesDirect(g)) { DirectForward(py, px, pw, bias.IsEmpty ? null : pb, g, ps); return; }
             var a = new Args { Y = py, X = px, W = pw, Scratch = ps, G = g, Bias = bias.IsEmpty ? null : pb };
             // Batch 1 keeps one range and lets the GEMM use both cores instead.
-            if (g.Batch > 1) TwoCores.Run(&ForwardHalf, &a);
+            if (g.Batch > 1) TwoCores.ForBlocks(&ForwardBlock, &a, g.Batch, ChunkSamples(g));
             else ForwardRange(ref a, 0, g.Batch, ps);
         }
     }
 
-    private static void ForwardHalf(void* state, int half)
+    // Samples, a GEMM chunk's worth at a time, to whichever core is free (each writes its own outputs).
+    private static void ForwardBlock(void* state, int half, int b0, int b1)
     {
         ref var a = ref *(Args*)state;
-        int mid = a.G.Batch / 2;
-        if (half == 0) ForwardRange(ref a, 0, mid, a.Scratch);
-        else ForwardRange(ref a, mid, a.G.Batch, a.Scratch + PerCore(a.G));
+        ForwardRange(ref a, b0, b1, a.Scratch + half * PerCore(a.G));
     }
 
     private static void ForwardRange(ref Args a, int b0, int b1, float* buffers)

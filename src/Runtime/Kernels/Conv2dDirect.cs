@@ -58,16 +58,15 @@ public static unsafe partial class Conv2dKernels
         var a = new Args { Y = y, X = x, W = w, Bias = bias, Scratch = scratch, G = g };
         // One sample stays on this core: sharing its output channels between the cores (tried: the ConvNet's conv1 at
         // batch 1 went 14 → 21 µs) costs more in waking the worker than it saves.
-        if (g.Batch > 1) TwoCores.Run(&DirectForwardHalf, &a);
+        if (g.Batch > 1) TwoCores.ForBlocks(&DirectForwardBlock, &a, g.Batch, 1);
         else DirectForwardRange(ref a, 0, 1, scratch);
     }
 
-    private static void DirectForwardHalf(void* state, int half)
+    // Samples to whichever core is free, each core padding into its own buffer.
+    private static void DirectForwardBlock(void* state, int half, int b0, int b1)
     {
         ref var a = ref *(Args*)state;
-        int mid = a.G.Batch / 2;
-        if (half == 0) DirectForwardRange(ref a, 0, mid, a.Scratch);
-        else DirectForwardRange(ref a, mid, a.G.Batch, a.Scratch + DirectPerCore(a.G));
+        DirectForwardRange(ref a, b0, b1, a.Scratch + half * DirectPerCore(a.G));
     }
 
     private static void DirectForwardRange(ref Args a, int b0, int b1, float* pad)
@@ -130,7 +129,7 @@ public static unsafe partial class Conv2dKernels
     {
         var a = new Args { Y = pooled, X = x, W = w, Bias = bias, Scratch = scratch, G = g };
         var p = new PooledArgs { Conv = a, Arg = argmax, Relu = relu };
-        if (g.Batch > 1) TwoCores.Run(&DirectPooledHalf, &p);
+        if (g.Batch > 1) TwoCores.ForBlocks(&DirectPooledBlock, &p, g.Batch, 1);
         else if ((long)g.InChannels * g.OutChannels * g.OutHeight * g.OutWidth >= SplitSingleMacs) TwoCores.Run(&DirectPooledChannelHalf, &p);
         else DirectPooledRange(ref p, 0, 1, scratch, 0, g.OutChannels);
     }
@@ -150,12 +149,10 @@ public static unsafe partial class Conv2dKernels
 
     private struct PooledArgs { public Args Conv; public int* Arg; public bool Relu; }
 
-    private static void DirectPooledHalf(void* state, int half)
+    private static void DirectPooledBlock(void* state, int half, int b0, int b1)
     {
         ref var p = ref *(PooledArgs*)state;
-        int mid = p.Conv.G.Batch / 2;
-        if (half == 0) DirectPooledRange(ref p, 0, mid, p.Conv.Scratch, 0, p.Conv.G.OutChannels);
-        else DirectPooledRange(ref p, mid, p.Conv.G.Batch, p.Conv.Scratch + DirectPerCore(p.Conv.G), 0, p.Conv.G.OutChannels);
+        DirectPooledRange(ref p, b0, b1, p.Conv.Scratch + half * DirectPerCore(p.Conv.G), 0, p.Conv.G.OutChannels);
     }
 
     private static void DirectPooledRange(ref PooledArgs p, int b0, int b1, float* pad, int oFrom, int oTo)

@@ -28,7 +28,7 @@ public static unsafe class PoolingKernels
         fixed (float* py = y) fixed (int* pa = argmax) fixed (float* px = x)
         {
             var a = new MaxArgs { Y = py, Arg = argmax.IsEmpty ? null : pa, X = px, G = g, Relu = relu };
-            if ((long)planes * g.OutHeight * g.OutWidth * g.KernelH * g.KernelW > 1 << 15) TwoCores.Run(&MaxHalf, &a);
+            if ((long)planes * g.OutHeight * g.OutWidth * g.KernelH * g.KernelW > 1 << 15) TwoCores.ForBlocks(&MaxBlock, &a, planes, Math.Max(1, planes / 64));
             else MaxPlanes(ref a, 0, planes);
         }
     }
@@ -46,12 +46,7 @@ public static unsafe class PoolingKernels
         }
     }
 
-    private static void MaxHalf(void* state, int half)
-    {
-        ref var a = ref *(MaxArgs*)state;
-        int planes = a.G.Batch * a.G.Channels, mid = planes / 2;
-        if (half == 0) MaxPlanes(ref a, 0, mid); else MaxPlanes(ref a, mid, planes);
-    }
+    private static void MaxBlock(void* state, int half, int p0, int p1) => MaxPlanes(ref *(MaxArgs*)state, p0, p1);
 
     // Unpadded windows always lie inside the input, so the loop needs no bounds tests. NaN wins, as in PyTorch.
     private static void MaxPlanes(ref MaxArgs a, int p0, int p1)
