@@ -17,7 +17,7 @@ namespace Compiled.Nets.Kernels;
 /// depth; a narrow C is computed as Cᵀ. Pack buffers are per-thread and reused, so a call allocates nothing after the
 /// first of its size.
 /// </remarks>
-public static unsafe class Gemm
+public static unsafe partial class Gemm
 {
     private const int KC = 384, MC = 96, NC = 2048;
     private const int MR = GemmMicroKernel.MR, NR = GemmMicroKernel.NR;
@@ -29,7 +29,7 @@ public static unsafe class Gemm
     /// </summary>
     public static void ReserveThreadBuffers() => PackBuffers.ForThisThread();
 
-    /// <summary>True when the packed AVX-512 path is used (otherwise the portable loops).</summary>
+    /// <summary>True when the packed AVX-512 path is used (otherwise the Vector256 path of Gemm256.cs, or portable loops).</summary>
     public static bool UsesAvx512 { get; } = Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
 
     /// <summary>
@@ -44,6 +44,21 @@ public static unsafe class Gemm
         CheckSizes(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
         bool packed = UsesAvx512 && k > 0 && alpha != 0f && (long)m * n * k >= 4096 && !(!transA && m <= SkinnyRows && (long)n * k >= 4096);
         bool skinny = UsesAvx512 && !transA && m <= SkinnyRows && (long)n * k >= 4096 && k > 0 && alpha != 0f;
+        // Without AVX-512: the Vector256 path (Gemm256.cs) for all but tiny problems.
+        bool wide = UsesVector256 && k > 0 && alpha != 0f && (long)m * n * k >= 4096;
+        if (wide)
+        {
+            fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
+            {
+                if (!transA && transB && m <= SkinnyRows)
+                {
+                    var sk = new Skinny { A = pa, Lda = lda, B = pb, Ldb = ldb, C = pc, Ldc = ldc, M = m, N = n, K = k, Alpha = alpha, Beta = beta, TransB = true };
+                    RunSkinny256(ref sk);
+                }
+                else Run256(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
+            }
+            return;
+        }
         // The packed and skinny paths apply beta as they store C; the others scale C first.
         if (!packed && !skinny) ScaleC(c, m, n, ldc, beta);
         if (k <= 0 || alpha == 0f) return;
@@ -288,16 +303,17 @@ public static unsafe class Gemm
     /// C[m×n] = A[m×k]·Bᵀ with B [n×k] given as bfloat16 (row stride k), for m ≤ 4 rows (batch-1..4 inference, where
     /// streaming the weights is the cost): float32 products and sums, each weight widened as it is loaded.
     /// </summary>
-    internal static void SkinnyBFloat16(int m, int n, int k, ReadOnlySpan<float> a, ReadOnlySpan<ushort> b, Span<float> c)
+    internal static void SkinnyBFloat16(int m, int n, int k, ReadOnlySpan<float> a, ReadOnlySpan<ushort> b, Span<float> c, bool vector256 = false)
     {
-        if (m > SkinnyRows || !UsesAvx512) throw new ArgumentException($"SkinnyBFloat16: {m} rows (at most {SkinnyRows}, AVX-512 only).");
+        if (m > SkinnyRows) throw new ArgumentException($"SkinnyBFloat16: {m} rows (at most {SkinnyRows}).");
         if (a.Length < (long)m * k || b.Length < (long)n * k || c.Length < (long)m * n)
             throw new ArgumentException($"SkinnyBFloat16: spans too short for [{m}×{k}]·[{n}×{k}]ᵀ (a {a.Length}, b {b.Length}, c {c.Length}).");
         if (m <= 0 || n <= 0) return;
         fixed (float* pa = a) fixed (ushort* pb = b) fixed (float* pc = c)
         {
             var sk = new Skinny { A = pa, Lda = k, B16 = pb, Ldb = k, C = pc, Ldc = n, M = m, N = n, K = k, Alpha = 1f, Beta = 0f, TransB = true };
-            RunSkinny(ref sk);
+            // Without AVX-512 the Vector256 dots (emulated, so still exact, where Vector256 is not accelerated).
+            if (UsesAvx512 && !vector256) RunSkinny(ref sk); else RunSkinny256(ref sk);
         }
     }
 

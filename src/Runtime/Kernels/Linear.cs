@@ -18,7 +18,7 @@ public static class LinearKernels
     /// </summary>
     public static void Forward(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<ushort> wBFloat16, int rows, int inFeatures, int outFeatures)
     {
-        if (wBFloat16.IsEmpty || rows > MaxBFloat16Rows || !Gemm.UsesAvx512) { Forward(y, x, w, rows, inFeatures, outFeatures); return; }
+        if (wBFloat16.IsEmpty || rows > MaxBFloat16Rows) { Forward(y, x, w, rows, inFeatures, outFeatures); return; }
         if (wBFloat16.Length != w.Length)
             throw new ArgumentException($"Linear: the bfloat16 weights hold {wBFloat16.Length} values, the float32 ones {w.Length}.", nameof(wBFloat16));
         Gemm.SkinnyBFloat16(rows, outFeatures, inFeatures, x, wBFloat16, y);

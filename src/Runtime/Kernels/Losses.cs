@@ -13,8 +13,8 @@ public static unsafe class CrossEntropyKernels
     /// </summary>
     public static float Forward(Span<float> probs, ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, int rows, int classes, float labelSmoothing = 0f)
     {
-        if (!Vector512.IsHardwareAccelerated) return Reference.Forward(probs, logits, labels, rows, classes, labelSmoothing);
         Check(probs.Length, logits.Length, labels.Length, rows, classes);
+        if (!Vector512.IsHardwareAccelerated) return Reference.Forward(probs, logits, labels, rows, classes, labelSmoothing);
         double total = 0, eps = labelSmoothing;
         fixed (float* pp = probs) fixed (float* pl = logits)
             for (int n = 0; n < rows; n++)
@@ -38,8 +38,8 @@ public static unsafe class CrossEntropyKernels
     /// <summary>dlogits += scale·(probs − target) with target the (smoothed) one-hot; scale is dLoss/N (1/N for a mean).</summary>
     public static void Backward(Span<float> dlogits, ReadOnlySpan<float> probs, ReadOnlySpan<int> labels, int rows, int classes, float scale, float labelSmoothing = 0f)
     {
-        if (!Vector512.IsHardwareAccelerated) { Reference.Backward(dlogits, probs, labels, rows, classes, scale, labelSmoothing); return; }
         Check(dlogits.Length, probs.Length, labels.Length, rows, classes);
+        if (!Vector512.IsHardwareAccelerated) { Reference.Backward(dlogits, probs, labels, rows, classes, scale, labelSmoothing); return; }
         float off = labelSmoothing / classes, on = 1f - labelSmoothing + off;
         var sv = Vector512.Create(scale); var offv = Vector512.Create(scale * off);
         fixed (float* pd = dlogits) fixed (float* pp = probs)

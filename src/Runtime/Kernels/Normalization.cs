@@ -119,9 +119,9 @@ public static unsafe class LayerNormKernels
     /// <summary>y[N,F] = (x − mean)·rstd·gamma + beta per row; saves mean[N], rstd[N] (empty to skip, for inference).</summary>
     public static void Forward(Span<float> y, Span<float> mean, Span<float> rstd, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, int rows, int features, float eps)
     {
-        if (!Vector512.IsHardwareAccelerated) { Reference.Forward(y, mean, rstd, x, gamma, beta, rows, features, eps); return; }
         Check(y.Length, x.Length, gamma.Length, beta.Length, rows, features);
         if (!mean.IsEmpty && (mean.Length < rows || rstd.Length < rows)) throw new ArgumentException($"LayerNorm: mean/rstd need {rows} floats; got {mean.Length} and {rstd.Length}.");
+        if (!Vector512.IsHardwareAccelerated) { Reference.Forward(y, mean, rstd, x, gamma, beta, rows, features, eps); return; }
         fixed (float* py = y) fixed (float* px = x) fixed (float* pg = gamma) fixed (float* pb = beta)
             for (int n = 0; n < rows; n++)
             {
@@ -142,11 +142,11 @@ public static unsafe class LayerNormKernels
     public static void Backward(Span<float> dx, Span<float> dgamma, Span<float> dbeta, ReadOnlySpan<float> dy, ReadOnlySpan<float> x,
         ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, ReadOnlySpan<float> gamma, int rows, int features)
     {
-        if (!Vector512.IsHardwareAccelerated) { Reference.Backward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, features); return; }
         Check(dy.Length, x.Length, gamma.Length, gamma.Length, rows, features);
         if (!dx.IsEmpty) Check(dx.Length, dx.Length, features, features, rows, features);
         if ((!dgamma.IsEmpty && dgamma.Length < features) || (!dbeta.IsEmpty && dbeta.Length < features) || mean.Length < rows || rstd.Length < rows)
             throw new ArgumentException($"LayerNorm backward: dgamma/dbeta need {features} floats and mean/rstd {rows}.");
+        if (!Vector512.IsHardwareAccelerated) { Reference.Backward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, features); return; }
         bool wantDx = !dx.IsEmpty, wantG = !dgamma.IsEmpty, wantB = !dbeta.IsEmpty;
         fixed (float* pdx = dx) fixed (float* pdg = dgamma) fixed (float* pdb = dbeta) fixed (float* pdy = dy) fixed (float* px = x) fixed (float* pg = gamma)
             for (int n = 0; n < rows; n++)

@@ -9,8 +9,8 @@ public static unsafe class SoftmaxKernels
     /// <summary>y = softmax(x) per row, max-subtracted for stability.</summary>
     public static void Forward(Span<float> y, ReadOnlySpan<float> x, int rows, int cols)
     {
-        if (!Vector512.IsHardwareAccelerated) { Reference.Forward(y, x, rows, cols); return; }
         Check(y.Length, x.Length, rows, cols);
+        if (!Vector512.IsHardwareAccelerated) { Reference.Forward(y, x, rows, cols); return; }
         fixed (float* py = y) fixed (float* px = x)
             for (int n = 0; n < rows; n++)
             {
@@ -23,9 +23,9 @@ public static unsafe class SoftmaxKernels
     /// <summary>dx += y ⊙ (dy − Σ dy⊙y) per row.</summary>
     public static void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> y, int rows, int cols)
     {
-        if (!Vector512.IsHardwareAccelerated) { Reference.Backward(dx, dy, y, rows, cols); return; }
         Check(dx.Length, dy.Length, rows, cols);
         Check(y.Length, y.Length, rows, cols);
+        if (!Vector512.IsHardwareAccelerated) { Reference.Backward(dx, dy, y, rows, cols); return; }
         fixed (float* pdx = dx) fixed (float* pdy = dy) fixed (float* py = y)
             for (int n = 0; n < rows; n++)
             {

@@ -54,6 +54,18 @@ public class BFloat16Tests
         BFloat16.FromSingle(w, w16);
         var y = Enumerable.Repeat(float.NaN, rows * outF).ToArray();   // overwritten, NaN included
         LinearKernels.Forward(y, x, w, w16, rows, inF, outF);
+        AssertFollowsRoundedWeights(y, x, w, w16, rows, outF, inF);
+        // The Vector256 dot products that CPUs without AVX-512 run (widening eight values at a time).
+        if (System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported)
+        {
+            var y256 = Enumerable.Repeat(float.NaN, rows * outF).ToArray();
+            Gemm.SkinnyBFloat16(rows, outF, inF, x, w16, y256, vector256: true);
+            AssertFollowsRoundedWeights(y256, x, w, w16, rows, outF, inF);
+        }
+    }
+
+    private static void AssertFollowsRoundedWeights(float[] y, float[] x, float[] w, ushort[] w16, int rows, int outF, int inF)
+    {
         double offRounded = 0, offExact = 0;
         for (int n = 0; n < rows; n++)
             for (int o = 0; o < outF; o++)

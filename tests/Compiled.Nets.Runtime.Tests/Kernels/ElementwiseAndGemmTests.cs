@@ -105,6 +105,32 @@ public class ElementwiseAndGemmTests
     }
 
     [Theory]
+    [MemberData(nameof(GemmSizes))]
+    public void SgemmVector256_AllTransposes_MatchReference(int m, int n, int k)
+    {
+        // The path of CPUs without AVX-512 (6×16 micro-kernel, 8×8 transposes, skinny dots), run here directly.
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported || !System.Runtime.Intrinsics.X86.Fma.IsSupported) return;
+        var r = new Rng((ulong)(m * 7919 + n * 31 + k));
+        float[] Rand(int len) => Enumerable.Range(0, len).Select(_ => r.NextFloat() - 0.5f).ToArray();
+        foreach (bool ta in new[] { false, true })
+        foreach (bool tb in new[] { false, true })
+        foreach (float beta in new[] { 0f, 0.5f, 1f })
+        {
+            int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
+            var a = Rand((ta ? k : m) * lda); var b = Rand((tb ? n : k) * ldb);
+            var c = Rand(m * ldc); var cRef = (float[])c.Clone();
+            if (beta == 0f) Array.Fill(c, float.NaN); // overwritten, NaN included
+            for (int i = 0; i < m; i++) c[i * ldc + n] = cRef[i * ldc + n];
+            Gemm.SgemmVector256(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, c, ldc);
+            Gemm.SgemmReference(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, cRef, ldc);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                    Assert.True(Math.Abs(cRef[i * ldc + j] - c[i * ldc + j]) < 1e-4f * Math.Sqrt(k) + 1e-5f, $"{ta}/{tb}/β={beta} C[{i},{j}] {cRef[i * ldc + j]} vs {c[i * ldc + j]}");
+            for (int i = 0; i < m; i++) Assert.Equal(cRef[i * ldc + n], c[i * ldc + n]);
+        }
+    }
+
+    [Theory]
     [InlineData(96, 256, 128, false)]   // packed
     [InlineData(2, 300, 50, false)]     // skinny A, B streamed by columns
     [InlineData(3, 301, 70, true)]      // skinny A, B as rows (a Linear layer at batch ≤ 4)
