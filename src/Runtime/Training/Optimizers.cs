@@ -191,6 +191,26 @@ public class Adam : Optimizer
                 Vector512.Store(wi - step * mi / (Vector512.Sqrt(vi) / bc + eps), a.W + i);
             }
         }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            // CPUs without AVX-512: the same, eight lanes at a time (the scalar loop alone made AdamW 13 ms of the
+            // ConvNet's step there).
+            var b1 = Vector256.Create(a.Beta1); var b1c = Vector256.Create(1 - a.Beta1);
+            var b2 = Vector256.Create(a.Beta2); var b2c = Vector256.Create(1 - a.Beta2);
+            var step = Vector256.Create(a.StepSize); var bc = Vector256.Create(a.Bc2Sqrt); var eps = Vector256.Create(a.Eps);
+            var decay = Vector256.Create(a.Decay); var wdv = Vector256.Create(a.CoupledWd);
+            for (; i <= end - 8; i += 8)
+            {
+                var gi = Vector256.Load(a.G + i);
+                var wi = Vector256.Load(a.W + i);
+                gi += wdv * wi;
+                wi *= decay;
+                var mi = b1 * Vector256.Load(a.M + i) + b1c * gi;
+                var vi = b2 * Vector256.Load(a.V + i) + b2c * gi * gi;
+                Vector256.Store(mi, a.M + i); Vector256.Store(vi, a.V + i);
+                Vector256.Store(wi - step * mi / (Vector256.Sqrt(vi) / bc + eps), a.W + i);
+            }
+        }
         for (; i < end; i++)
         {
             float gi = a.G[i] + a.CoupledWd * a.W[i];
