@@ -137,7 +137,7 @@ public static unsafe class PoolingKernels
     }
 
     // CPUs without AVX-512: eight windows at a time in Vector256 (the same window-order rule: the later input wins when
-    // larger, or when it is the first NaN), rows under eight windows one window at a time. A branchy scalar loop took 6 ms on
+    // larger, or when it is the first NaN). A branchy scalar loop took 6 ms on
     // conv1's output at batch 64 (the comparisons of random data mispredict).
     private static void Max2x2Scalar(ref MaxArgs a, int p0, int p1)
     {
@@ -153,22 +153,40 @@ public static unsafe class PoolingKernels
             for (int i = 0; i < oh; i++)
             {
                 int top = 2 * i * w, j = 0;
-                if (vector && ow >= 8)
+                if (vector)
                     for (; j < ow; j += 8)
                     {
-                        if (j > ow - 8) j = ow - 8; // the last eight overlap the previous ones (same results)
+                        // Rows under eight windows: masked loads (lanes past the row never touched) and stores.
+                        bool narrow = ow < 8;
+                        if (!narrow && j > ow - 8) j = ow - 8; // the last eight overlap the previous ones (same results)
                         float* t = xp + top + 2 * j, u = t + w;
-                        var (te, to) = Deinterleave(Avx.LoadVector256(t), Avx.LoadVector256(t + 8));
-                        var (be, bo) = Deinterleave(Avx.LoadVector256(u), Avx.LoadVector256(u + 8));
+                        Vector256<float> lo, hi, ulo, uhi;
+                        if (narrow)
+                        {
+                            var m0 = Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(2 * ow)).AsSingle();
+                            var m1 = Vector256.LessThan(Vector256<int>.Indices + Vector256.Create(8), Vector256.Create(2 * ow)).AsSingle();
+                            lo = Avx.MaskLoad(t, m0); hi = Avx.MaskLoad(t + 8, m1); ulo = Avx.MaskLoad(u, m0); uhi = Avx.MaskLoad(u + 8, m1);
+                        }
+                        else { lo = Avx.LoadVector256(t); hi = Avx.LoadVector256(t + 8); ulo = Avx.LoadVector256(u); uhi = Avx.LoadVector256(u + 8); }
+                        var (te, to) = Deinterleave(lo, hi);
+                        var (be, bo) = Deinterleave(ulo, uhi);
                         var wt = Wins(te, to); var mt = Vector256.ConditionalSelect(wt, to, te);
                         var wb = Wins(be, bo); var mb = Vector256.ConditionalSelect(wb, bo, be);
                         var wv = Wins(mt, mb);
-                        Vector256.Store(Vector256.ConditionalSelect(wv, mb, mt), yp + i * ow + j);
-                        if (ap == null) continue;
+                        var max = Vector256.ConditionalSelect(wv, mb, mt);
                         var kt = wt.AsInt32() & Vector256<int>.One;
                         var kb = (wb.AsInt32() & Vector256<int>.One) + Vector256.Create(w);
-                        var k = Vector256.ConditionalSelect(wv.AsInt32(), kb, kt);
-                        Vector256.Store(k + lanes2 + Vector256.Create(top + 2 * j), ap + i * ow + j);
+                        var k = Vector256.ConditionalSelect(wv.AsInt32(), kb, kt) + lanes2 + Vector256.Create(top + 2 * j);
+                        if (narrow)
+                        {
+                            var m = Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(ow));
+                            Avx.MaskStore(yp + i * ow, m.AsSingle(), max);
+                            if (ap != null) Avx2.MaskStore(ap + i * ow, m, k);
+                            j = ow;
+                            break;
+                        }
+                        Vector256.Store(max, yp + i * ow + j);
+                        if (ap != null) Vector256.Store(k, ap + i * ow + j);
                     }
                 for (; j < ow; j++)
                 {
