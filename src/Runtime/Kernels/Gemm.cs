@@ -108,6 +108,19 @@ public static unsafe partial class Gemm
     private static void SmallGemm(bool transA, bool transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, Span<float> c, int ldc)
     {
+        if (!transA && transB)
+        {
+            // A·Bᵀ (a Linear layer) as dot products of rows, vectorised on every platform (TensorPrimitives), instead
+            // of the strided scalar loop below: on CPUs with neither AVX-512 nor AVX2 (also every non-x86 one) the
+            // ConvNet's fc1 went from ≈ 3 GFLOPS.
+            for (int i = 0; i < m; i++)
+            {
+                var arow = a.Slice(i * lda, k);
+                for (int j = 0; j < n; j++)
+                    c[i * ldc + j] += alpha * System.Numerics.Tensors.TensorPrimitives.Dot(arow, b.Slice(j * ldb, k));
+            }
+            return;
+        }
         for (int i = 0; i < m; i++)
             for (int p = 0; p < k; p++)
             {
