@@ -45,18 +45,10 @@ public static unsafe partial class Gemm
         bool packed = UsesAvx512 && k > 0 && alpha != 0f && (long)m * n * k >= 4096 && !(!transA && m <= SkinnyRows && (long)n * k >= 4096);
         bool skinny = UsesAvx512 && !transA && m <= SkinnyRows && (long)n * k >= 4096 && k > 0 && alpha != 0f;
         // Without AVX-512: the Vector256 path (Gemm256.cs) for all but tiny problems.
-        bool wide = UsesVector256 && k > 0 && alpha != 0f && (long)m * n * k >= 4096;
-        if (wide)
+        if (UsesVector256 && k > 0 && alpha != 0f && (long)m * n * k >= 4096)
         {
             fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
-            {
-                if (!transA && transB && m <= SkinnyRows)
-                {
-                    var sk = new Skinny { A = pa, Lda = lda, B = pb, Ldb = ldb, C = pc, Ldc = ldc, M = m, N = n, K = k, Alpha = alpha, Beta = beta, TransB = true };
-                    RunSkinny256(ref sk);
-                }
-                else Run256(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
-            }
+                RunVector256(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
             return;
         }
         // The packed and skinny paths apply beta as they store C; the others scale C first.
@@ -143,6 +135,7 @@ public static unsafe partial class Gemm
         public int Lda, Ldb, Ldc, M, N, K;
         public float Alpha, Beta;
         public bool TransB;
+        public bool Vector256;  // the Vector256 dots (Gemm256.cs; TransB only) instead of the AVX-512 ones
     }
 
     /// <summary>c = beta·c + v, with beta 0 overwriting (whatever c held, NaN included).</summary>
@@ -167,6 +160,12 @@ public static unsafe partial class Gemm
 
     private static void SkinnyColumns(ref Skinny s, int j0, int j1)
     {
+        if (s.Vector256)
+        {
+            if (s.B16 != null) SkinnyDots256<BFloat16Rows256>(ref s, j0, j1);
+            else SkinnyDots256<SingleRows256>(ref s, j0, j1);
+            return;
+        }
         if (s.TransB)
         {
             if (s.B16 != null) SkinnyDots<BFloat16Rows>(ref s, j0, j1);
@@ -324,9 +323,9 @@ public static unsafe partial class Gemm
         if (m <= 0 || n <= 0) return;
         fixed (float* pa = a) fixed (ushort* pb = b) fixed (float* pc = c)
         {
-            var sk = new Skinny { A = pa, Lda = k, B16 = pb, Ldb = k, C = pc, Ldc = n, M = m, N = n, K = k, Alpha = 1f, Beta = 0f, TransB = true };
             // Without AVX-512 the Vector256 dots (emulated, so still exact, where Vector256 is not accelerated).
-            if (UsesAvx512 && !vector256) RunSkinny(ref sk); else RunSkinny256(ref sk);
+            var sk = new Skinny { A = pa, Lda = k, B16 = pb, Ldb = k, C = pc, Ldc = n, M = m, N = n, K = k, Alpha = 1f, Beta = 0f, TransB = true, Vector256 = vector256 || !UsesAvx512 };
+            RunSkinny(ref sk);
         }
     }
 

@@ -37,14 +37,18 @@ public static unsafe partial class Gemm
         CheckSizes(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
         if (m <= 0 || n <= 0 || k <= 0) return;
         fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
+            RunVector256(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
+    }
+
+    // The dot products for a few rows against a transposed B (a Linear layer at batch ≤ 4), the packed kernel otherwise.
+    private static void RunVector256(bool transA, bool transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
+    {
+        if (!transA && transB && m <= SkinnyRows)
         {
-            if (!transA && transB && m <= SkinnyRows)
-            {
-                var sk = new Skinny { A = pa, Lda = lda, B = pb, Ldb = ldb, C = pc, Ldc = ldc, M = m, N = n, K = k, Alpha = alpha, Beta = beta, TransB = true };
-                RunSkinny256(ref sk);
-            }
-            else Run256(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
+            var sk = new Skinny { A = a, Lda = lda, B = b, Ldb = ldb, C = c, Ldc = ldc, M = m, N = n, K = k, Alpha = alpha, Beta = beta, TransB = true, Vector256 = true };
+            RunSkinny(ref sk);
         }
+        else Run256(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
 
     /// <summary>C = beta·C, then C += alpha·op(A)·op(B) on the Vector256 path, on both cores when it is big enough.</summary>
@@ -257,26 +261,6 @@ public static unsafe partial class Gemm
             return Vector256.ShiftLeft(Vector256.Create(Vector128.WidenLower(u), Vector128.WidenUpper(u)), 16).AsSingle();
         }
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float At(void* b, long index) => BFloat16.ToSingle(((ushort*)b)[index]);
-    }
-
-    private static void RunSkinny256(ref Skinny s)
-    {
-        if ((long)s.N * s.K * (s.B16 != null ? sizeof(ushort) : sizeof(float)) >= 1L << 18 && TwoCores.Available)
-            fixed (Skinny* p = &s) TwoCores.Run(&SkinnyHalf256, p);
-        else SkinnyRange256(ref s, 0, s.N);
-    }
-
-    private static void SkinnyHalf256(void* state, int half)
-    {
-        ref var s = ref *(Skinny*)state;
-        int mid = Math.Min((s.N / 2 + 7) / 8 * 8, s.N);
-        if (half == 0) SkinnyRange256(ref s, 0, mid); else SkinnyRange256(ref s, mid, s.N);
-    }
-
-    private static void SkinnyRange256(ref Skinny s, int j0, int j1)
-    {
-        if (s.B16 != null) SkinnyDots256<BFloat16Rows256>(ref s, j0, j1);
-        else SkinnyDots256<SingleRows256>(ref s, j0, j1);
     }
 
     // C[i, j] = beta·C[i, j] + alpha·dot(A[i, :], B[j, :]): four weight rows at a time against each row of A (four
