@@ -108,7 +108,11 @@ public static unsafe class PoolingKernels
     private static void Max2x2(ref MaxArgs a, int p0, int p1)
     {
         var g = a.G;
-        if (!Avx512F.IsSupported) { Max2x2Scalar(ref a, p0, p1); return; }
+        if (!Avx512F.IsSupported)
+        {
+            if (Avx2.IsSupported) Max2x2Vector256(ref a, p0, p1); else MaxGeneral(ref a, p0, p1);
+            return;
+        }
         int w = g.InWidth, inPlane = g.InHeight * w, oh = g.OutHeight, ow = g.OutWidth, outPlane = oh * ow;
         var even = s_even; var odd = s_odd; var lane2 = s_even;
         for (int bc = p0; bc < p1; bc++)
@@ -137,13 +141,12 @@ public static unsafe class PoolingKernels
     }
 
     // CPUs without AVX-512: eight windows at a time in Vector256 (the same window-order rule: the later input wins when
-    // larger, or when it is the first NaN). A branchy scalar loop took 6 ms on
-    // conv1's output at batch 64 (the comparisons of random data mispredict).
-    private static void Max2x2Scalar(ref MaxArgs a, int p0, int p1)
+    // larger, or when it is the first NaN). The branchy general loop took 6 ms on conv1's output at batch 64 (the
+    // comparisons of random data mispredict).
+    private static void Max2x2Vector256(ref MaxArgs a, int p0, int p1)
     {
         var g = a.G;
         int w = g.InWidth, inPlane = g.InHeight * w, oh = g.OutHeight, ow = g.OutWidth, outPlane = oh * ow;
-        bool vector = Avx2.IsSupported;
         var lanes2 = Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14);
         for (int bc = p0; bc < p1; bc++)
         {
@@ -152,60 +155,41 @@ public static unsafe class PoolingKernels
             int* ap = a.Arg == null ? null : a.Arg + (long)bc * outPlane;
             for (int i = 0; i < oh; i++)
             {
-                int top = 2 * i * w, j = 0;
-                if (vector)
-                    for (; j < ow; j += 8)
-                    {
-                        // Rows under eight windows: masked loads (lanes past the row never touched) and stores.
-                        bool narrow = ow < 8;
-                        if (!narrow && j > ow - 8) j = ow - 8; // the last eight overlap the previous ones (same results)
-                        float* t = xp + top + 2 * j, u = t + w;
-                        Vector256<float> lo, hi, ulo, uhi;
-                        if (narrow)
-                        {
-                            var m0 = Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(2 * ow)).AsSingle();
-                            var m1 = Vector256.LessThan(Vector256<int>.Indices + Vector256.Create(8), Vector256.Create(2 * ow)).AsSingle();
-                            lo = Avx.MaskLoad(t, m0); hi = Avx.MaskLoad(t + 8, m1); ulo = Avx.MaskLoad(u, m0); uhi = Avx.MaskLoad(u + 8, m1);
-                        }
-                        else { lo = Avx.LoadVector256(t); hi = Avx.LoadVector256(t + 8); ulo = Avx.LoadVector256(u); uhi = Avx.LoadVector256(u + 8); }
-                        var (te, to) = Deinterleave(lo, hi);
-                        var (be, bo) = Deinterleave(ulo, uhi);
-                        var wt = Wins(te, to); var mt = Vector256.ConditionalSelect(wt, to, te);
-                        var wb = Wins(be, bo); var mb = Vector256.ConditionalSelect(wb, bo, be);
-                        var wv = Wins(mt, mb);
-                        var max = Vector256.ConditionalSelect(wv, mb, mt);
-                        var kt = wt.AsInt32() & Vector256<int>.One;
-                        var kb = (wb.AsInt32() & Vector256<int>.One) + Vector256.Create(w);
-                        var k = Vector256.ConditionalSelect(wv.AsInt32(), kb, kt) + lanes2 + Vector256.Create(top + 2 * j);
-                        if (narrow)
-                        {
-                            var m = Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(ow));
-                            Avx.MaskStore(yp + i * ow, m.AsSingle(), max);
-                            if (ap != null) Avx2.MaskStore(ap + i * ow, m, k);
-                            j = ow;
-                            break;
-                        }
-                        Vector256.Store(max, yp + i * ow + j);
-                        if (ap != null) Vector256.Store(k, ap + i * ow + j);
-                    }
-                for (; j < ow; j++)
+                int top = 2 * i * w;
+                for (int j = 0; j < ow; j += 8)
                 {
-                    int at = top + 2 * j, best = at;
-                    float bv = xp[at];
-                    Take(xp, at + 1, ref bv, ref best);
-                    Take(xp, at + w, ref bv, ref best);
-                    Take(xp, at + w + 1, ref bv, ref best);
-                    yp[i * ow + j] = bv;
-                    if (ap != null) ap[i * ow + j] = best;
+                    // Rows under eight windows: masked loads (lanes past the row never touched) and stores.
+                    bool narrow = ow < 8;
+                    if (!narrow && j > ow - 8) j = ow - 8; // the last eight overlap the previous ones (same results)
+                    float* t = xp + top + 2 * j, u = t + w;
+                    Vector256<float> lo, hi, ulo, uhi;
+                    if (narrow)
+                    {
+                        var m0 = Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(2 * ow)).AsSingle();
+                        var m1 = Vector256.LessThan(Vector256<int>.Indices + Vector256.Create(8), Vector256.Create(2 * ow)).AsSingle();
+                        lo = Avx.MaskLoad(t, m0); hi = Avx.MaskLoad(t + 8, m1); ulo = Avx.MaskLoad(u, m0); uhi = Avx.MaskLoad(u + 8, m1);
+                    }
+                    else { lo = Avx.LoadVector256(t); hi = Avx.LoadVector256(t + 8); ulo = Avx.LoadVector256(u); uhi = Avx.LoadVector256(u + 8); }
+                    var (te, to) = Deinterleave(lo, hi);
+                    var (be, bo) = Deinterleave(ulo, uhi);
+                    var wt = Wins(te, to); var mt = Vector256.ConditionalSelect(wt, to, te);
+                    var wb = Wins(be, bo); var mb = Vector256.ConditionalSelect(wb, bo, be);
+                    var wv = Wins(mt, mb);
+                    var max = Vector256.ConditionalSelect(wv, mb, mt);
+                    var kt = wt.AsInt32() & Vector256<int>.One;
+                    var kb = (wb.AsInt32() & Vector256<int>.One) + Vector256.Create(w);
+                    var k = Vector256.ConditionalSelect(wv.AsInt32(), kb, kt) + lanes2 + Vector256.Create(top + 2 * j);
+                    if (narrow)
+                    {
+                        var m = Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(ow));
+                        Avx.MaskStore(yp + i * ow, m.AsSingle(), max);
+                        if (ap != null) Avx2.MaskStore(ap + i * ow, m, k);
+                        break;
+                    }
+                    Vector256.Store(max, yp + i * ow + j);
+                    if (ap != null) Vector256.Store(k, ap + i * ow + j);
                 }
             }
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static void Take(float* xp, int at, ref float bv, ref int best)
-        {
-            float v = xp[at];
-            if (v > bv || (float.IsNaN(v) && !float.IsNaN(bv))) { bv = v; best = at; }
         }
 
         // (x0, x1, …, x15) → (x0, x2, …, x14), (x1, x3, …, x15).
