@@ -6,26 +6,27 @@ namespace Compiled.Nets.Generator
 {
     /// <summary>
     /// Every diagnostic the generator reports. IDs are never reused. Ranges: 0001–0004 shape mismatches,
-    /// 0005–0016 declaration and usage problems, 0017 the symbolic sequence dimension.
+    /// 0005–0016 declaration and usage problems, 0017 the symbolic sequence dimension, 0018 the loss.
     /// </summary>
     internal static class DiagnosticDescriptors
     {
         private const string Category = "Compiled.Nets";
-        private static string Help(string id) => $"https://github.com/compiled-nets/compiled-nets/blob/main/docs/diagnostics/{id}.md";
 
+        // No help link: the project has no public home to resolve one; docs/diagnostics/ID.md explains each ID, and every
+        // message names what to change.
         private static DiagnosticDescriptor Error(string id, string title, string message) =>
-            new(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true, helpLinkUri: Help(id));
+            new(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
 
         private static DiagnosticDescriptor Warning(string id, string title, string message) =>
-            new(id, title, message, Category, DiagnosticSeverity.Warning, isEnabledByDefault: true, helpLinkUri: Help(id));
+            new(id, title, message, Category, DiagnosticSeverity.Warning, isEnabledByDefault: true);
 
         public static readonly DiagnosticDescriptor FeatureMismatch = Error("CNET0001",
             "Layer size does not match its input",
-            "{0} expects {1}, but {2} produces {3} for input {4}");
+            "{0} expects {1}, but {2} produces {3} for input {4}{5}");
 
         public static readonly DiagnosticDescriptor WindowTooLarge = Error("CNET0002",
             "Window does not fit its input",
-            "{0} with kernel {1}, stride {2}, padding {3}, dilation {4} does not fit its input {5}: the output would be {6}");
+            "{0} with {1} does not fit its input {2}: the output would be {3}");
 
         public static readonly DiagnosticDescriptor HeadsDoNotDivide = Error("CNET0003",
             "Hidden size not divisible by the number of heads",
@@ -65,7 +66,7 @@ namespace Compiled.Nets.Generator
 
         public static readonly DiagnosticDescriptor AddShapeMismatch = Error("CNET0012",
             "Residual add of different shapes",
-            "Cannot add {0} and {1}: the shapes must be equal");
+            "Cannot add {0} (left, from {1}) and {2} (right, from {3}): the shapes must be equal");
 
         public static readonly DiagnosticDescriptor BadLayerProperty = Error("CNET0013",
             "Invalid layer property",
@@ -87,11 +88,15 @@ namespace Compiled.Nets.Generator
             "Sequence dimension where a fixed size is needed",
             "{0} cannot take the sequence dimension T: {1} (its input is {2} for input {3})");
 
+        public static readonly DiagnosticDescriptor SeveralLosses = Error("CNET0018",
+            "More than one loss",
+            "Network '{0}' declares several losses ({1}); keep exactly one");
+
         public static readonly IReadOnlyList<DiagnosticDescriptor> All = new[]
         {
             FeatureMismatch, WindowTooLarge, HeadsDoNotDivide, MatMulMismatch, UnsupportedOp, UnusedLayer, IgnoredSize, NotPartial,
             SoftmaxBeforeCrossEntropy, MissingForward, RankMismatch, AddShapeMismatch, BadLayerProperty, InvalidArgument, MissingInput, LossMismatch,
-            SequenceDimension,
+            SequenceDimension, SeveralLosses,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> s_byId = All.ToDictionary(d => d.Id);

@@ -28,11 +28,18 @@ namespace Compiled.Nets.Generator
 
         private static LocationInfo? L(SyntaxNode n) => LocationInfo.From(n);
 
-        private void Unsupported(SyntaxNode node, string why)
+        private void Unsupported(SyntaxNode node, string why) =>
+            _p.ReportPublic(DiagnosticDescriptors.UnsupportedOp, L(node), Quote(node), why);
+
+        /// <summary>The flagged code as one line (a command-line build cuts a message at its first line break), elided.</summary>
+        internal static string Quote(SyntaxNode node)
         {
             string text = node.ToString();
-            if (text.Length > 60) text = text.Substring(0, 57) + "...";
-            _p.ReportPublic(DiagnosticDescriptors.UnsupportedOp, L(node), text, why);
+            int newline = text.IndexOfAny(new[] { '\r', '\n' });
+            bool cut = newline >= 0;
+            if (cut) text = text.Substring(0, newline).TrimEnd();
+            if (text.Length > 60) { text = text.Substring(0, 57); cut = true; }
+            return cut ? text + " …" : text;
         }
 
         public int Body(MethodDeclarationSyntax method, Dictionary<string, int> env, object resultHolder)
@@ -95,13 +102,19 @@ namespace Compiled.Nets.Generator
                     var sa = _p.ShapeOf(a); var sb = _p.ShapeOf(b);
                     if (!sa.SequenceEqual(sb))
                     {
-                        _p.ReportPublic(DiagnosticDescriptors.AddShapeMismatch, L(bin), NetworkParser.ShapeBracket(sa), NetworkParser.ShapeBracket(sb));
+                        _p.ReportPublic(DiagnosticDescriptors.AddShapeMismatch, L(bin), NetworkParser.ShapeBracket(sa), Quote(bin.Left), NetworkParser.ShapeBracket(sb), Quote(bin.Right));
                         return -1;
                     }
                     return _p.AddOp(OpKind.Add, a, b, -1, sa, sa, Array.Empty<int>(), 0, "add");
                 }
                 case InvocationExpressionSyntax inv when inv.Expression is MemberAccessExpressionSyntax ma:
                 {
+                    // Tensor.Cat(a, b) and other static calls: name the call, not its receiver type.
+                    if (_model.GetSymbolInfo(ma.Expression).Symbol is ITypeSymbol or INamespaceSymbol)
+                    {
+                        Unsupported(inv, $"{ma} is not an operation the generator compiles (tensor operations are called on a tensor: x.Relu())");
+                        return -1;
+                    }
                     int x = Expr(ma.Expression, env);
                     if (x < 0) return -1;
                     return Call(inv, ma.Name.Identifier.Text, x);
@@ -229,13 +242,13 @@ namespace Compiled.Nets.Generator
                     if (shape[0] != i[0])
                     {
                         _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("inChannels"), Int(shape[0]), who, $"{i[0]} input channels (Conv2d({i[0]}, {i[1]}))",
-                            Producer(x), $"{shape[0]} channels ({NetworkParser.Shape(shape)})", _inputText);
+                            Producer(x), $"{shape[0]} channels ({NetworkParser.Shape(shape)})", _inputText, "");
                         return -1;
                     }
                     int oh = (shape[1] + 2 * i[4] - i[5] * (i[2] - 1) - 1) / i[3] + 1, ow = (shape[2] + 2 * i[4] - i[5] * (i[2] - 1) - 1) / i[3] + 1;
                     if (shape[1] + 2 * i[4] - i[5] * (i[2] - 1) - 1 < 0 || shape[2] + 2 * i[4] - i[5] * (i[2] - 1) - 1 < 0 || oh <= 0 || ow <= 0)
                     {
-                        _p.ReportPublic(DiagnosticDescriptors.WindowTooLarge, a.Location("kernel"), $"{who} (Conv2d)", i[2], i[3], i[4], i[5], NetworkParser.Shape(shape), "empty");
+                        _p.ReportPublic(DiagnosticDescriptors.WindowTooLarge, a.Location("kernel"), $"{who} (Conv2d)", $"kernel {i[2]}, stride {i[3]}, padding {i[4]}, dilation {i[5]}", NetworkParser.Shape(shape), "empty");
                         return -1;
                     }
                     return _p.AddOp(OpKind.Conv2d, x, -1, layer.Layer, shape, new[] { i[1], oh, ow }, Array.Empty<int>(), 0, who);
@@ -246,8 +259,17 @@ namespace Compiled.Nets.Generator
                     if (shape[shape.Length - 1] == NetworkParser.Sequence) { Sequence(inv, $"{who} (Linear)", "its input features must be a fixed size", shape); return -1; }
                     if (shape[shape.Length - 1] != i[0])
                     {
-                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("inFeatures"), FeatureFix(x, shape), who, $"{i[0]} input features (Linear({i[0]}, {i[1]}))",
-                            Producer(x), FeatureText(x, shape), _inputText);
+                        string expects = $"{i[0]} input features (Linear({i[0]}, {i[1]}))";
+                        if (shape.Length > 1 && !NetworkParser.HasSequence(shape))
+                        {
+                            // A map fed straight to a Linear: the forgotten Flatten(). Changing the size to the map's
+                            // width would build but is not what was meant, so no fix is offered.
+                            _p.ReportPublic(DiagnosticDescriptors.FeatureMismatch, a.Location("inFeatures"), who, expects, Producer(x), NetworkParser.ShapeBracket(shape), _inputText,
+                                $": a Linear reads the last dimension ({shape[shape.Length - 1]}); add .Flatten() before it to feed {NetworkParser.Shape(shape)} = {shape.Aggregate(1L, (m, n) => m * n)} features");
+                            return -1;
+                        }
+                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("inFeatures"), FeatureFix(x, shape), who, expects,
+                            Producer(x), FeatureText(x, shape), _inputText, "");
                         return -1;
                     }
                     var outShape = (int[])shape.Clone(); outShape[outShape.Length - 1] = i[1];
@@ -262,7 +284,7 @@ namespace Compiled.Nets.Generator
                     if (shape[0] != i[0])
                     {
                         _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("features"), Int(shape[0]), who, $"{i[0]} channels (BatchNorm2d({i[0]}))", Producer(x),
-                            $"{shape[0]} channels ({NetworkParser.Shape(shape)})", _inputText);
+                            $"{shape[0]} channels ({NetworkParser.Shape(shape)})", _inputText, "");
                         return -1;
                     }
                     return _p.AddOp(OpKind.BatchNorm2d, x, -1, layer.Layer, shape, shape, Array.Empty<int>(), 0, who);
@@ -270,7 +292,7 @@ namespace Compiled.Nets.Generator
                     if (shape[shape.Length - 1] == NetworkParser.Sequence) { Sequence(inv, $"{who} (LayerNorm)", "it normalises a fixed number of features", shape); return -1; }
                     if (shape[shape.Length - 1] != i[0])
                     {
-                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("features"), FeatureFix(x, shape), who, $"{i[0]} features (LayerNorm({i[0]}))", Producer(x), FeatureText(x, shape), _inputText);
+                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("features"), FeatureFix(x, shape), who, $"{i[0]} features (LayerNorm({i[0]}))", Producer(x), FeatureText(x, shape), _inputText, "");
                         return -1;
                     }
                     return _p.AddOp(OpKind.LayerNorm, x, -1, layer.Layer, shape, shape, Array.Empty<int>(), 0, who);
@@ -278,7 +300,7 @@ namespace Compiled.Nets.Generator
                 {
                     if (!_p.IsTokens(x))
                     {
-                        _p.ReportPublic(DiagnosticDescriptors.RankMismatch, L(inv), $"{who} (Embedding)", "token ids ([Input(..., Kind = InputKind.TokenIds)])", NetworkParser.ShapeBracket(shape) + " floats", _inputText);
+                        _p.ReportPublic(DiagnosticDescriptors.RankMismatch, L(inv), $"{who} (Embedding)", "token ids ([Input(..., Kind = InputKind.TokenIds)])", NetworkParser.ShapeBracket(shape) + " floats", _inputText, "");
                         return -1;
                     }
                     return _p.AddOp(OpKind.Embedding, x, -1, layer.Layer, shape, shape.Concat(new[] { i[1] }).ToArray(), Array.Empty<int>(), 0, who);
@@ -292,7 +314,7 @@ namespace Compiled.Nets.Generator
                     if (shape.Length != 2) { Rank(inv, $"{who} ({what})", "[T, D] (a sequence of feature vectors)", shape); return -1; }
                     if (shape[1] != i[1])
                     {
-                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("dim"), Int(shape[1]), who, $"{i[1]} features ({what}({i[0]}, {i[1]}))", Producer(x), FeatureText(x, shape), _inputText);
+                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("dim"), Int(shape[1]), who, $"{i[1]} features ({what}({i[0]}, {i[1]}))", Producer(x), FeatureText(x, shape), _inputText, "");
                         return -1;
                     }
                     int longest = shape[0] == NetworkParser.Sequence ? _p.MaxSequence : shape[0];
@@ -308,7 +330,7 @@ namespace Compiled.Nets.Generator
                     if (shape[1] == NetworkParser.Sequence) { Sequence(inv, $"{who} (SelfAttention)", "its features must be a fixed size", shape); return -1; }
                     if (shape[1] != i[0])
                     {
-                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("embed"), Int(shape[1]), who, $"{i[0]} features (SelfAttention({i[0]}, {i[1]}))", Producer(x), FeatureText(x, shape), _inputText);
+                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("embed"), Int(shape[1]), who, $"{i[0]} features (SelfAttention({i[0]}, {i[1]}))", Producer(x), FeatureText(x, shape), _inputText, "");
                         return -1;
                     }
                     return _p.AddOp(OpKind.SelfAttention, x, -1, layer.Layer, shape, shape, Array.Empty<int>(), spec.Real, who);
@@ -347,7 +369,7 @@ namespace Compiled.Nets.Generator
             int oh = (shape[1] + 2 * pad - k) / s + 1, ow = (shape[2] + 2 * pad - k) / s + 1;
             if (shape[1] + 2 * pad < k || shape[2] + 2 * pad < k || oh <= 0 || ow <= 0)
             {
-                _p.ReportPublic(DiagnosticDescriptors.WindowTooLarge, loc, who, k, s, pad, 1, NetworkParser.Shape(shape), "empty");
+                _p.ReportPublic(DiagnosticDescriptors.WindowTooLarge, loc, who, $"kernel {k}, stride {s}, padding {pad}", NetworkParser.Shape(shape), "empty");
                 return -1;
             }
             return _p.AddOp(kind, x, -1, -1, shape, new[] { shape[0], oh, ow }, new[] { k, s, pad }, 0, who);

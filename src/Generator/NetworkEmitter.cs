@@ -21,8 +21,17 @@ namespace Compiled.Nets.Generator
         private const string US = "global::System.Runtime.CompilerServices.Unsafe";
         private const string E = "global::Compiled.Nets.Kernels.Elementwise";
 
-        public static string HintName(NetworkSpec s) => (s.Namespace.Length > 0 ? s.Namespace + "." : "") +
-            string.Concat(s.ContainingTypes.Select(t => t.Split(' ').Last() + ".")) + s.TypeName + ".g.cs";
+        public static string HintName(NetworkSpec s) => HintName(s.Namespace, s.ContainingTypes, s.TypeName);
+
+        internal static string HintName(string ns, EquatableArray<string> containingTypes, string typeName) => (ns.Length > 0 ? ns + "." : "") +
+            string.Concat(containingTypes.Select(t => t.Split(' ').Last() + ".")) + typeName + ".g.cs";
+
+        /// <summary>The runtime interface a network implements, from its input kind, sequence dimension and loss.</summary>
+        internal static string InterfaceName(bool tokens, bool sequence, LossKind loss) => sequence
+            ? (tokens && loss == LossKind.CrossEntropy ? R + "ISequenceClassifier" : R + "ISequenceNetwork")
+            : tokens
+            ? (loss == LossKind.CrossEntropy ? R + "ITokenClassifier" : R + "INetwork")
+            : loss switch { LossKind.CrossEntropy => R + "IClassifier", LossKind.Mse => R + "IRegressor", _ => R + "IFloatNetwork" };
 
         // ------------------------------------------------------------------ plan analysis
 
@@ -212,11 +221,7 @@ namespace Compiled.Nets.Generator
             if (s.Namespace.Length > 0) w.Open($"namespace {s.Namespace}");
             foreach (var t in s.ContainingTypes) w.Open(t);
 
-            string iface = IsSequence(s)
-                ? (s.TokenInput && s.Loss == LossKind.CrossEntropy ? R + "ISequenceClassifier" : R + "ISequenceNetwork")
-                : s.TokenInput
-                ? (s.Loss == LossKind.CrossEntropy ? R + "ITokenClassifier" : R + "INetwork")
-                : s.Loss switch { LossKind.CrossEntropy => R + "IClassifier", LossKind.Mse => R + "IRegressor", _ => R + "IFloatNetwork" };
+            string iface = InterfaceName(s.TokenInput, IsSequence(s), s.Loss);
             w.Line($"[global::System.CodeDom.Compiler.GeneratedCode(\"Compiled.Nets.Generator\", \"1.0\")]");
             w.Open($"{s.TypeModifiers} partial class {s.TypeName} : {iface}, {R}ILayer, global::System.IDisposable".TrimStart());
 
@@ -233,13 +238,15 @@ namespace Compiled.Nets.Generator
         }
 
         /// <summary>The element type of the input span: token ids or floats.</summary>
-        private static string InputElement(NetworkSpec s) => s.TokenInput ? "int" : "float";
+        private static string InputElement(NetworkSpec s) => InputElement(s.TokenInput);
+        internal static string InputElement(bool tokens) => tokens ? "int" : "float";
 
         private static string ShapeText(IEnumerable<int> d) => "[B" + string.Concat(d.Select(x => ", " + Dim(x))) + "]";
 
         /// <summary>The batch parameters of every public method: "int batch", or with a sequence dimension the
         /// attention mask ([batch, T] of 0/1, empty = all positions valid), the batch and the sequence length.</summary>
-        private static string BatchParams(NetworkSpec s) => IsSequence(s) ? "global::System.ReadOnlySpan<int> mask, int batch, int sequence" : "int batch";
+        private static string BatchParams(NetworkSpec s) => BatchParams(IsSequence(s));
+        internal static string BatchParams(bool sequence) => sequence ? "global::System.ReadOnlySpan<int> mask, int batch, int sequence" : "int batch";
         private static string BatchArgs(NetworkSpec s) => IsSequence(s) ? "mask, batch, sequence" : "batch";
 
         private static void EmitPlanComment(SourceWriter w, NetworkSpec s)
@@ -657,13 +664,13 @@ namespace Compiled.Nets.Generator
         }
 
         /// <summary>The loss-specific parts of TrainStep/EvaluateLoss: target parameter and output name.</summary>
-        private static (string Targets, string OutName) LossSignature(NetworkSpec s) => s.Loss == LossKind.CrossEntropy
+        internal static (string Targets, string OutName) LossSignature(LossKind loss) => loss == LossKind.CrossEntropy
             ? ("global::System.ReadOnlySpan<int> labels", "logits")
             : ("global::System.ReadOnlySpan<float> targets", "output");
 
         private static void OpenLossMethod(SourceWriter w, NetworkSpec s, string name, string summary)
         {
-            var (targets, outName) = LossSignature(s);
+            var (targets, outName) = LossSignature(s.Loss);
             w.Line($"/// <summary>{summary}</summary>");
             w.Open($"public float {name}(global::System.ReadOnlySpan<{InputElement(s)}> input, {targets}, {BatchParams(s)}, global::System.Span<float> {outName} = default)");
             w.Line($"CheckInput(input, {BatchArgs(s)}, {outName}.IsEmpty ? -1 : {outName}.Length, \"{name}\");");
@@ -700,7 +707,7 @@ namespace Compiled.Nets.Generator
         {
             bool ce = s.Loss == LossKind.CrossEntropy;
             string outSize = Size(s.Ops[s.Output].OutShape);
-            string outName = LossSignature(s).OutName;
+            string outName = LossSignature(s.Loss).OutName;
             OpenLossMethod(w, s, "TrainStep", "Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss.");
             EmitSpans(w, s, plan, grads: true);
             w.Line(plan.WrittenWeights.Count > 0 ? "_store.ZeroGradientsExcept(_writtenGrads);" : "_store.ZeroGradients();");
@@ -984,7 +991,7 @@ namespace Compiled.Nets.Generator
         {
             bool ce = s.Loss == LossKind.CrossEntropy;
             string outSize = Size(s.Ops[s.Output].OutShape);
-            string outName = LossSignature(s).OutName;
+            string outName = LossSignature(s.Loss).OutName;
             OpenLossMethod(w, s, "EvaluateLoss", "The mean loss in evaluation mode, without gradients.");
             w.Line($"var y = ForwardEval(input, {BatchArgs(s)});");
             w.Line($"if (!{outName}.IsEmpty) y.CopyTo({outName});");

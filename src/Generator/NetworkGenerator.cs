@@ -1,4 +1,3 @@
-using System.Linq;
 using Compiled.Nets.Generator.Model;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
@@ -6,8 +5,9 @@ using Microsoft.CodeAnalysis.CSharp.Syntax;
 namespace Compiled.Nets.Generator
 {
     /// <summary>
-    /// The incremental pipeline only: find [Network] classes, parse each into an equatable spec plus diagnostics,
-    /// emit source from error-free specs, report diagnostics separately (so moving a diagnostic does not re-emit).
+    /// The incremental pipeline only: find [Network] classes, parse each into an equatable spec, emit source from
+    /// error-free specs and a skeleton of the members for the others. Diagnostics are the <see cref="NetworkAnalyzer"/>'s:
+    /// IDEs show an analyzer's while the user types, a generator's only on build.
     /// </summary>
     [Generator(LanguageNames.CSharp)]
     public sealed class NetworkGenerator : IIncrementalGenerator
@@ -18,20 +18,20 @@ namespace Compiled.Nets.Generator
         /// <inheritdoc/>
         public void Initialize(IncrementalGeneratorInitializationContext context)
         {
-            var results = context.SyntaxProvider.ForAttributeWithMetadataName(
+            var models = context.SyntaxProvider.ForAttributeWithMetadataName(
                     "Compiled.Nets.NetworkAttribute",
                     static (node, _) => node is ClassDeclarationSyntax,
                     static (ctx, ct) => NetworkParser.Parse((INamedTypeSymbol)ctx.TargetSymbol, (ClassDeclarationSyntax)ctx.TargetNode, ctx.SemanticModel.Compilation, ct))
-                .WithTrackingName(ParseStep);
+                .WithTrackingName(ParseStep)
+                // Diagnostics (and their locations) stay behind: moving a line does not re-emit.
+                .Select(static (r, _) => r.ToEmitModel())
+                .WithTrackingName(SpecStep);
 
-            context.RegisterSourceOutput(results.Select(static (r, _) => r.Diagnostics), static (spc, diagnostics) =>
+            context.RegisterSourceOutput(models, static (spc, model) =>
             {
-                foreach (var d in diagnostics) spc.ReportDiagnostic(d.ToDiagnostic());
+                if (model.Spec is { } spec) spc.AddSource(NetworkEmitter.HintName(spec), NetworkEmitter.Emit(spec));
+                else if (model.Skeleton is { } skeleton) spc.AddSource(SkeletonEmitter.HintName(skeleton), SkeletonEmitter.Emit(skeleton));
             });
-
-            var specs = results.Where(static r => r.Spec is not null).Select(static (r, _) => r.Spec!).WithTrackingName(SpecStep);
-            context.RegisterSourceOutput(specs, static (spc, spec) =>
-                spc.AddSource(NetworkEmitter.HintName(spec), NetworkEmitter.Emit(spec)));
         }
     }
 }

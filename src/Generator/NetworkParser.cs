@@ -40,7 +40,64 @@ namespace Compiled.Nets.Generator
         {
             var p = new NetworkParser(compilation, ct);
             var spec = p.ParseRoot(type, syntax);
-            return new ParseResult(p._failed ? null : spec, p._diagnostics.ToEquatableArray());
+            if (p._failed) spec = null;
+            return new ParseResult(spec, spec is null ? Skeleton(type, ct) : null, p._diagnostics.ToEquatableArray());
+        }
+
+        /// <summary>The members a class with errors still gets (null when it or a containing type is not partial).</summary>
+        private static NetworkSkeleton? Skeleton(INamedTypeSymbol type, CancellationToken ct)
+        {
+            if (FirstNonPartial(type, ct) is not null) return null;
+            var syntax = type.DeclaringSyntaxReferences.Select(r => r.GetSyntax(ct)).OfType<ClassDeclarationSyntax>().FirstOrDefault();
+            if (syntax is null) return null;
+            var inputAttr = type.GetAttributes().FirstOrDefault(a => Is(a, "InputAttribute"));
+            var shape = inputAttr is null ? Array.Empty<int>() : ReadInput(inputAttr).Shape;
+            int maxSequence = shape.Length > 0 && shape[0] == Sequence ? Math.Max(1, NamedInt(inputAttr, "MaxSequence") ?? 128) : 0;
+            long inputFeatures = shape.Length == 0 || shape.Skip(1).Any(d => d <= 0) ? 0 : shape.Aggregate(1L, (a, d) => a * (d == Sequence ? maxSequence : d));
+
+            var properties = new List<StubProperty>();
+            foreach (var prop in type.GetMembers().OfType<IPropertySymbol>())
+            {
+                if (!prop.GetAttributes().Any(a => Is(a, "SubNetworkAttribute") || a.AttributeClass is { } c && InheritsFrom(c, Ns + "LayerAttribute"))) continue;
+                // Only a partial definition without bodies asks for an implementation; anything else would clash with one.
+                var decl = prop.DeclaringSyntaxReferences.Select(r => r.GetSyntax(ct)).OfType<PropertyDeclarationSyntax>().FirstOrDefault();
+                if (decl is null || !decl.Modifiers.Any(SyntaxKind.PartialKeyword) || decl.ExpressionBody is not null
+                    || decl.AccessorList is null || decl.AccessorList.Accessors.Any(a => a.Body is not null || a.ExpressionBody is not null)) continue;
+                properties.Add(new StubProperty(string.Join(" ", decl.Modifiers.Select(m => m.Text)), prop.Type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat), prop.Name));
+            }
+            var (loss, _) = ReadLoss(type);
+            return new NetworkSkeleton(NamespaceOf(type), type.Name, Modifiers(syntax), ContainingDeclarations(type),
+                inputAttr is not null && IsTokenInput(inputAttr), maxSequence, loss, inputFeatures, 0, properties.ToEquatableArray());
+        }
+
+        /// <summary>The first declaration of the class or of a type containing it that lacks 'partial'.</summary>
+        private static TypeDeclarationSyntax? FirstNonPartial(INamedTypeSymbol type, CancellationToken ct)
+        {
+            for (var t = type; t is not null; t = t.ContainingType)
+                foreach (var r in t.DeclaringSyntaxReferences)
+                    if (r.GetSyntax(ct) is TypeDeclarationSyntax tds && !tds.Modifiers.Any(SyntaxKind.PartialKeyword)) return tds;
+            return null;
+        }
+
+        private static string NamespaceOf(INamedTypeSymbol type) => type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString();
+
+        private static EquatableArray<string> ContainingDeclarations(INamedTypeSymbol type)
+        {
+            var containing = new List<string>();
+            for (var t = type.ContainingType; t is not null; t = t.ContainingType)
+                containing.Insert(0, Declaration(t));
+            return containing.ToEquatableArray();
+        }
+
+        /// <summary>The loss attributes of a class, in source order: the first decides the loss.</summary>
+        private static (LossKind Loss, double Smoothing) ReadLoss(INamedTypeSymbol type)
+        {
+            foreach (var a in type.GetAttributes())
+            {
+                if (Is(a, "CrossEntropyLossAttribute")) return (LossKind.CrossEntropy, NamedDouble(a, "LabelSmoothing") ?? 0);
+                if (Is(a, "MSELossAttribute")) return (LossKind.Mse, 0);
+            }
+            return (LossKind.None, 0);
         }
 
         private void Report(DiagnosticDescriptor d, LocationInfo? loc, params object[] args)
@@ -54,24 +111,21 @@ namespace Compiled.Nets.Generator
         private NetworkSpec? ParseRoot(INamedTypeSymbol type, ClassDeclarationSyntax syntax)
         {
             // Every declaration of the class and of its containing types must be partial.
-            for (var t = type; t is not null; t = t.ContainingType)
+            if (FirstNonPartial(type, _ct) is { } notPartial)
             {
-                foreach (var r in t.DeclaringSyntaxReferences)
-                    if (r.GetSyntax(_ct) is TypeDeclarationSyntax tds && !tds.Modifiers.Any(SyntaxKind.PartialKeyword))
-                    {
-                        Report(DiagnosticDescriptors.NotPartial, LocationInfo.From(tds.Identifier.GetLocation()), type.Name);
-                        return null;
-                    }
+                Report(DiagnosticDescriptors.NotPartial, LocationInfo.From(notPartial.Identifier.GetLocation()), type.Name);
+                return null;
             }
 
             var netAttr = type.GetAttributes().FirstOrDefault(a => Is(a, "NetworkAttribute"));
             int maxBatch = NamedInt(netAttr, "MaxBatch") ?? 64;
-            var loss = LossKind.None;
-            double smoothing = 0;
-            foreach (var a in type.GetAttributes())
+            var (loss, smoothing) = ReadLoss(type);
+            var losses = type.GetAttributes().Where(a => Is(a, "CrossEntropyLossAttribute") || Is(a, "MSELossAttribute")).ToList();
+            if (losses.Count > 1)
             {
-                if (Is(a, "CrossEntropyLossAttribute")) { loss = LossKind.CrossEntropy; smoothing = NamedDouble(a, "LabelSmoothing") ?? 0; }
-                else if (Is(a, "MSELossAttribute")) loss = LossKind.Mse;
+                // Two losses would silently train on one of them.
+                Report(DiagnosticDescriptors.SeveralLosses, Loc(losses[1]), type.Name, string.Join(", ", losses.Select(a => a.AttributeClass!.Name.Replace("Attribute", ""))));
+                return null;
             }
 
             var body = ParseBody(type, syntax, "", out var inputName, out var inputShape, out int output, isRoot: true);
@@ -88,13 +142,8 @@ namespace Compiled.Nets.Generator
             }
             if (_failed) return null;
 
-            var containing = new List<string>();
-            for (var t = type.ContainingType; t is not null; t = t.ContainingType)
-                containing.Insert(0, Declaration(t));
-
             return new NetworkSpec(
-                type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString(),
-                type.Name, Modifiers(syntax), containing.ToEquatableArray(),
+                NamespaceOf(type), type.Name, Modifiers(syntax), ContainingDeclarations(type),
                 inputName!, inputShape, tokens, maxBatch, MaxSequence, loss, smoothing,
                 _layers.ToEquatableArray(), _params.ToEquatableArray(), _ops.ToEquatableArray(), output);
         }
@@ -199,7 +248,7 @@ namespace Compiled.Nets.Generator
         internal static bool IsTokenInput(AttributeData a) =>
             a.NamedArguments.Any(n => n.Key == "Kind" && n.Value.Value is int k && k == 1);
 
-        private (string Name, int[] Shape) ReadInput(AttributeData a)
+        private static (string Name, int[] Shape) ReadInput(AttributeData a)
         {
             string name = "x";
             var dims = new List<int>();
@@ -477,7 +526,7 @@ namespace Compiled.Nets.Generator
                     var actual = ShapeOf(x);
                     if (!expected.SequenceEqual(actual))
                     {
-                        Report(DiagnosticDescriptors.FeatureMismatch, at, $"{sub.Property} ({sub.SubNetwork.Name})", $"input {Shape(expected)}", "its input", Shape(actual), inputText);
+                        Report(DiagnosticDescriptors.FeatureMismatch, at, $"{sub.Property} ({sub.SubNetwork.Name})", $"input {Shape(expected)}", "its input", Shape(actual), inputText, "");
                         return -1;
                     }
                 }

@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using Compiled.Nets.Generator;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.Diagnostics;
 
 namespace Compiled.Nets.Generator.Tests;
 
@@ -31,15 +32,25 @@ internal static class GeneratorHarness
         CSharpGeneratorDriver.Create(new[] { new NetworkGenerator().AsSourceGenerator() }, parseOptions: ParseOptions,
             driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: track));
 
-    /// <summary>Runs the generator: its diagnostics, the generated sources, and the output compilation's diagnostics.</summary>
+    /// <summary>
+    /// Runs the generator, then the analyzer on the output compilation (as a build does): the analyzer's CNET
+    /// diagnostics, the generated sources, and the output compilation's own diagnostics. The generator itself must
+    /// report nothing, so no diagnostic is doubled.
+    /// </summary>
     public static (ImmutableArray<Diagnostic> Generator, ImmutableArray<(string Hint, string Text)> Sources, ImmutableArray<Diagnostic> Output) Run(params string[] sources)
     {
         var compilation = Compile(sources);
-        var driver = Driver().RunGeneratorsAndUpdateCompilation(compilation, out var output, out var diagnostics);
+        var driver = Driver().RunGeneratorsAndUpdateCompilation(compilation, out var output, out var generatorDiagnostics);
+        Assert.Empty(generatorDiagnostics);
         var result = driver.GetRunResult();
         var generated = result.Results.SelectMany(r => r.GeneratedSources).Select(g => (g.HintName, g.SourceText.ToString())).ToImmutableArray();
-        return (diagnostics, generated, output.GetDiagnostics());
+        return (Analyze(output), generated, output.GetDiagnostics());
     }
+
+    /// <summary>The <see cref="NetworkAnalyzer"/>'s diagnostics on a compilation.</summary>
+    public static ImmutableArray<Diagnostic> Analyze(Compilation compilation) =>
+        compilation.WithAnalyzers(ImmutableArray.Create<DiagnosticAnalyzer>(new NetworkAnalyzer()))
+            .GetAnalyzerDiagnosticsAsync().GetAwaiter().GetResult();
 
     /// <summary>
     /// Markup: <c>{|CNET0001:text|}</c> marks where a diagnostic must be reported. Returns the clean source and the

@@ -35,6 +35,25 @@ namespace Compiled.Nets.Generator.Model
         LossKind Loss, double LabelSmoothing,
         EquatableArray<LayerSpec> Layers, EquatableArray<ParamSpec> Parameters, EquatableArray<OpSpec> Ops, int Output);
 
-    /// <summary>The result of parsing one class: a spec when it is error-free, and its diagnostics.</summary>
-    internal sealed record ParseResult(NetworkSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics);
+    /// <summary>A partial layer property the generator implements: its modifiers, type (fully qualified) and name.</summary>
+    internal sealed record StubProperty(string Modifiers, string Type, string Name);
+
+    /// <summary>
+    /// What a [Network] class with errors still gets: the members its users call, so that only the real error shows and
+    /// the rest of the code keeps compiling. <see cref="InputFeatures"/> and <see cref="OutputFeatures"/> are 0 when the
+    /// declaration does not determine them.
+    /// </summary>
+    internal sealed record NetworkSkeleton(
+        string Namespace, string TypeName, string TypeModifiers, EquatableArray<string> ContainingTypes,
+        bool TokenInput, int MaxSequence, LossKind Loss, long InputFeatures, long OutputFeatures, EquatableArray<StubProperty> Properties);
+
+    /// <summary>What the generator emits for one class: the full network when it is error-free, else its skeleton
+    /// (none when the class cannot take a partial declaration at all).</summary>
+    internal sealed record EmitModel(NetworkSpec? Spec, NetworkSkeleton? Skeleton);
+
+    /// <summary>The result of parsing one class: a spec when it is error-free, a skeleton when it is not, and its diagnostics.</summary>
+    internal sealed record ParseResult(NetworkSpec? Spec, NetworkSkeleton? Skeleton, EquatableArray<DiagnosticInfo> Diagnostics)
+    {
+        public EmitModel ToEmitModel() => new(Spec, Spec is null ? Skeleton : null);
+    }
 }

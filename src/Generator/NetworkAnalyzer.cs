@@ -1,0 +1,43 @@
+using System.Collections.Immutable;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Microsoft.CodeAnalysis.Diagnostics;
+
+namespace Compiled.Nets.Generator
+{
+    /// <summary>
+    /// Reports every CNET diagnostic. IDEs run analyzers live on open documents but do not surface what a source
+    /// generator reports while the user types, so the checks run here, through the same parser and shape inference the
+    /// generator uses; the generator itself reports nothing (no diagnostic appears twice on the command line).
+    /// </summary>
+    [DiagnosticAnalyzer(LanguageNames.CSharp)]
+    public sealed class NetworkAnalyzer : DiagnosticAnalyzer
+    {
+        /// <inheritdoc/>
+        public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics { get; } = DiagnosticDescriptors.All.ToImmutableArray();
+
+        /// <inheritdoc/>
+        public override void Initialize(AnalysisContext context)
+        {
+            context.ConfigureGeneratedCodeAnalysis(GeneratedCodeAnalysisFlags.None);
+            context.EnableConcurrentExecution();
+            context.RegisterCompilationStartAction(static start =>
+            {
+                var network = start.Compilation.GetTypeByMetadataName("Compiled.Nets.NetworkAttribute");
+                if (network is null) return;
+                start.RegisterSymbolAction(ctx => Analyze(ctx, network), SymbolKind.NamedType);
+            });
+        }
+
+        private static void Analyze(SymbolAnalysisContext ctx, INamedTypeSymbol network)
+        {
+            var type = (INamedTypeSymbol)ctx.Symbol;
+            var attribute = type.GetAttributes().FirstOrDefault(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, network));
+            // The declaration that carries [Network], as the generator's ForAttributeWithMetadataName sees it.
+            if (attribute?.ApplicationSyntaxReference?.GetSyntax(ctx.CancellationToken).FirstAncestorOrSelf<ClassDeclarationSyntax>() is not { } syntax) return;
+            var result = NetworkParser.Parse(type, syntax, ctx.Compilation, ctx.CancellationToken);
+            foreach (var d in result.Diagnostics) ctx.ReportDiagnostic(d.ToDiagnostic());
+        }
+    }
+}

@@ -1,0 +1,179 @@
+using System.Globalization;
+using Microsoft.CodeAnalysis;
+
+namespace Compiled.Nets.Generator.Tests;
+
+/// <summary>
+/// What a user meets in the editor: only the real error (no CS9248 per layer property, no hidden C# errors), exact
+/// messages that say what to change, and a code fix only where its result builds.
+/// </summary>
+public class EditorDiagnosticTests
+{
+    private const string Usings = "using Compiled.Nets;\n";
+
+    private static string Message(Diagnostic d) => d.GetMessage(CultureInfo.InvariantCulture);
+
+    private const string SeedBug = """
+        [Network, Input(3, 32, 32), CrossEntropyLoss]
+        public partial class CifarNet
+        {
+            [Conv2d(3, 64, kernel: 3, padding: 1)]   public partial Conv2d Conv1 { get; }
+            [Conv2d(64, 128, kernel: 3, padding: 1)] public partial Conv2d Conv2 { get; }
+            [Linear(128 * 7 * 7, 512)]               public partial Linear Fc1 { get; }
+            [Linear(512, 10)]                        public partial Linear Fc2 { get; }
+
+            Tensor Forward(Tensor x) => x.Apply(Conv1).MaxPool2d(2).Relu()
+                                         .Apply(Conv2).MaxPool2d(2).Relu()
+                                         .Flatten().Apply(Fc1).Relu().Apply(Fc2);
+        }
+        """;
+
+    [Fact]
+    public void ANetworkWithAnError_GetsOnlyThatError_AndItsCallersKeepCompiling()
+    {
+        // A caller of every member a user reaches for, and one ordinary C# mistake of its own.
+        const string caller = """
+            using Compiled.Nets;
+            public static class Use
+            {
+                public static float Train(float[] x, int[] y)
+                {
+                    using var net = new CifarNet(seed: 1);
+                    IClassifier c = net;
+                    Linear fc = net.Fc1;
+                    net.Forward(x, 1, new float[CifarNet.OutputFeatures]);
+                    return net.TrainStep(x, y, 1) + c.EvaluateLoss(x, y, 1) + net.Parameters.Count + undefinedName;
+                }
+            }
+            """;
+        var (diags, sources, output) = GeneratorHarness.Run(Usings + SeedBug, caller);
+        Assert.Equal("CNET0001", Assert.Single(diags).Id);
+        Assert.Equal("CifarNet.g.cs", Assert.Single(sources).Hint);
+        // The C# mistake shows (it is not hidden behind the network's error), and nothing else does.
+        var errors = output.Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
+        Assert.True(errors.Count == 1 && errors[0].Id == "CS0103", string.Join("\n", errors));
+        Assert.Empty(output.Where(d => d.Severity == DiagnosticSeverity.Warning));
+    }
+
+    [Fact]
+    public void EveryDescriptor_HasNoHelpLinkThatCannotResolve()
+    {
+        foreach (var d in DiagnosticDescriptors.All) Assert.True(string.IsNullOrEmpty(d.HelpLinkUri), d.Id);
+        foreach (var d in DiagnosticDescriptors.All) Assert.True(File.Exists(Path.Combine(RepoRoot(), "docs", "diagnostics", d.Id + ".md")), d.Id);
+    }
+
+    private static string RepoRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Compiled.Nets.sln"))) dir = dir.Parent;
+        return dir!.FullName;
+    }
+
+    [Fact]
+    public void CNET0005_QuotesOneLine_SoTheReasonSurvivesACommandLineBuild()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4)]
+            public partial class N
+            {
+                [Linear(4, 4)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x)
+                {
+                    {|CNET0005:for (int i = 0; i < 3; i++)
+                        x = x.Apply(Fc);|}
+                    return x;
+                }
+            }
+            """);
+        string message = Message(diags.Single());
+        Assert.DoesNotContain("\n", message);
+        Assert.StartsWith("'for (int i = 0; i < 3; i++) …' is not supported in Forward: only local declarations, assignments and a final return are understood. Supported: ", message);
+    }
+
+    [Fact]
+    public void CNET0001_AForgottenFlatten_NamesTheWholeShape_SuggestsFlatten_AndOffersNoFix()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(1, 28, 28), CrossEntropyLoss]
+            public partial class LeNet
+            {
+                [Conv2d(1, 8, kernel: 3, padding: 1)] public partial Conv2d Conv { get; }
+                [Linear({|CNET0001:8 * 14 * 14|}, 10)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Conv).Relu().MaxPool2d(2).Apply(Fc);
+            }
+            """);
+        var d = diags.Single();
+        Assert.Equal("Fc expects 1568 input features (Linear(1568, 10)), but MaxPool2d produces [8, 14, 14] for input 1×28×28: a Linear reads the last dimension (14); add .Flatten() before it to feed 8×14×14 = 1568 features",
+            Message(d));
+        Assert.False(d.Properties.ContainsKey("Replacement"));
+    }
+
+    [Fact]
+    public void CNET0018_TwoLosses()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), CrossEntropyLoss, {|CNET0018:MSELoss|}]
+            public partial class N
+            {
+                [Linear(4, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc);
+            }
+            """);
+        Assert.Equal("Network 'N' declares several losses (CrossEntropyLoss, MSELoss); keep exactly one", Message(diags.Single()));
+    }
+
+    [Fact]
+    public void CNET0012_SaysWhichSideIsWhich()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4)]
+            public partial class N
+            {
+                [Linear(4, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => {|CNET0012:x.Apply(Fc) + x|};
+            }
+            """);
+        Assert.Equal("Cannot add [3] (left, from x.Apply(Fc)) and [4] (right, from x): the shapes must be equal", Message(diags.Single()));
+    }
+
+    [Fact]
+    public void CNET0002_APoolWindow_IsDescribedWithoutDilation()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(1, 4, 4)]
+            public partial class N
+            {
+                Tensor Forward(Tensor x) => x.MaxPool2d{|CNET0002:(8)|};
+            }
+            """);
+        Assert.Equal("MaxPool2d with kernel 8, stride 8, padding 0 does not fit its input 1×4×4: the output would be empty", Message(diags.Single()));
+        diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(1, 4, 4)]
+            public partial class N
+            {
+                [Conv2d(1, 2, kernel: {|CNET0002:5|})] public partial Conv2d C { get; }
+                Tensor Forward(Tensor x) => x.Apply(C);
+            }
+            """);
+        Assert.Equal("C (Conv2d) with kernel 5, stride 1, padding 0, dilation 1 does not fit its input 1×4×4: the output would be empty", Message(diags.Single()));
+    }
+
+    [Fact]
+    public void CNET0005_AStaticCall_NamesTheOperation()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4)]
+            public partial class N
+            {
+                [Linear(4, 4)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x)
+                {
+                    var a = x.Apply(Fc);
+                    return {|CNET0005:Tensor.Cat(a, x)|};
+                }
+            }
+            """);
+        Assert.StartsWith("'Tensor.Cat(a, x)' is not supported in Forward: Tensor.Cat is not an operation the generator compiles (tensor operations are called on a tensor: x.Relu()). Supported: ",
+            Message(diags.Single()));
+    }
+}
