@@ -28,6 +28,14 @@ namespace Compiled.Nets.Generator
 
         private static LocationInfo? L(SyntaxNode n) => LocationInfo.From(n);
 
+        /// <summary>A constant argument: literals read from the syntax (the generator parses every network on every
+        /// edit, and a semantic query binds the whole Forward body), anything else through the semantic model.</summary>
+        private Optional<object?> Constant(ExpressionSyntax e) => e switch
+        {
+            LiteralExpressionSyntax { RawKind: (int)SyntaxKind.NumericLiteralExpression } literal => new Optional<object?>(literal.Token.Value),
+            _ => _model.GetConstantValue(e),
+        };
+
         private void Unsupported(SyntaxNode node, string why) =>
             _p.ReportPublic(DiagnosticDescriptors.UnsupportedOp, L(node), Quote(node), why);
 
@@ -110,7 +118,8 @@ namespace Compiled.Nets.Generator
                 case InvocationExpressionSyntax inv when inv.Expression is MemberAccessExpressionSyntax ma:
                 {
                     // Tensor.Cat(a, b) and other static calls: name the call, not its receiver type.
-                    if (_model.GetSymbolInfo(ma.Expression).Symbol is ITypeSymbol or INamespaceSymbol)
+                    if (ma.Expression is NameSyntax receiver && !(receiver is IdentifierNameSyntax local && env.ContainsKey(local.Identifier.Text))
+                        && _model.GetSymbolInfo(receiver).Symbol is ITypeSymbol or INamespaceSymbol)
                     {
                         Unsupported(inv, $"{ma} is not an operation the generator compiles (tensor operations are called on a tensor: x.Relu())");
                         return -1;
@@ -170,7 +179,7 @@ namespace Compiled.Nets.Generator
                 }
                 case "SelectToken":
                 {
-                    if (args.Count != 1 || _model.GetConstantValue(args[0].Expression) is not { HasValue: true, Value: int position })
+                    if (args.Count != 1 || Constant(args[0].Expression) is not { HasValue: true, Value: int position })
                     {
                         Unsupported(inv, "SelectToken needs one constant position");
                         return -1;
@@ -189,7 +198,7 @@ namespace Compiled.Nets.Generator
                     return _p.AddOp(OpKind.MeanOverSequence, x, -1, -1, shape, shape.Skip(1).ToArray(), Array.Empty<int>(), 0, "MeanOverSequence");
                 case "Dropout":
                 {
-                    if (args.Count != 1 || _model.GetConstantValue(args[0].Expression) is not { HasValue: true, Value: { } pv })
+                    if (args.Count != 1 || Constant(args[0].Expression) is not { HasValue: true, Value: { } pv })
                     {
                         Unsupported(inv, "Dropout needs one constant probability");
                         return -1;
@@ -218,7 +227,7 @@ namespace Compiled.Nets.Generator
             {
                 int index = a.NameColon is { } nc ? Array.IndexOf(names, nc.Name.Identifier.Text) : pos++;
                 if (index < 0 || index >= names.Length) { Unsupported(a, "unknown argument"); return false; }
-                var c = _model.GetConstantValue(a.Expression);
+                var c = Constant(a.Expression);
                 if (!c.HasValue || c.Value is not int v) { Unsupported(a, "pooling arguments must be integer constants"); return false; }
                 values[index] = v;
             }

@@ -207,7 +207,6 @@ namespace Compiled.Nets.Generator
                 MaxSequence = max;
             }
 
-            var model = _compilation.GetSemanticModel(syntax.SyntaxTree);
             var layerIndex = new Dictionary<string, LayerRef>(StringComparer.Ordinal);
             foreach (var prop in type.GetMembers().OfType<IPropertySymbol>())
             {
