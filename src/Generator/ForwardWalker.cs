@@ -250,9 +250,8 @@ namespace Compiled.Nets.Generator
                     if (NetworkParser.HasSequence(shape)) { Sequence(inv, $"{who} (Conv2d)", "convolution needs fixed [C, H, W] sizes", shape); return -1; }
                     if (shape[0] != i[0])
                     {
-                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("inChannels"), Int(shape[0]), who, $"{i[0]} input channels (Conv2d({i[0]}, {i[1]}))",
-                            Producer(x), $"{shape[0]} channels ({NetworkParser.Shape(shape)})", _inputText, "");
-                        return -1;
+                        if (!_p.ReportFixable(DiagnosticDescriptors.FeatureMismatch, a.Location("inChannels"), Int(shape[0]), who, $"{i[0]} input channels (Conv2d({i[0]}, {i[1]}))",
+                            Producer(x), $"{shape[0]} channels ({NetworkParser.Shape(shape)})", _inputText, "")) return -1;
                     }
                     int oh = (shape[1] + 2 * i[4] - i[5] * (i[2] - 1) - 1) / i[3] + 1, ow = (shape[2] + 2 * i[4] - i[5] * (i[2] - 1) - 1) / i[3] + 1;
                     if (shape[1] + 2 * i[4] - i[5] * (i[2] - 1) - 1 < 0 || shape[2] + 2 * i[4] - i[5] * (i[2] - 1) - 1 < 0 || oh <= 0 || ow <= 0)
@@ -277,9 +276,8 @@ namespace Compiled.Nets.Generator
                                 $": a Linear reads the last dimension ({shape[shape.Length - 1]}); add .Flatten() before it to feed {NetworkParser.Shape(shape)} = {shape.Aggregate(1L, (m, n) => m * n)} features");
                             return -1;
                         }
-                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("inFeatures"), FeatureFix(x, shape), who, expects,
-                            Producer(x), FeatureText(x, shape), _inputText, "");
-                        return -1;
+                        if (!_p.ReportFixable(DiagnosticDescriptors.FeatureMismatch, a.Location("inFeatures"), FeatureFix(x, shape), who, expects,
+                            Producer(x), FeatureText(x, shape), _inputText, "")) return -1;
                     }
                     var outShape = (int[])shape.Clone(); outShape[outShape.Length - 1] = i[1];
                     return _p.AddOp(OpKind.Linear, x, -1, layer.Layer, shape, outShape, Array.Empty<int>(), 0, who);
@@ -292,17 +290,15 @@ namespace Compiled.Nets.Generator
                     if (NetworkParser.HasSequence(shape)) { Sequence(inv, $"{who} (BatchNorm2d)", "it needs fixed [C, H, W] sizes", shape); return -1; }
                     if (shape[0] != i[0])
                     {
-                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("features"), Int(shape[0]), who, $"{i[0]} channels (BatchNorm2d({i[0]}))", Producer(x),
-                            $"{shape[0]} channels ({NetworkParser.Shape(shape)})", _inputText, "");
-                        return -1;
+                        if (!_p.ReportFixable(DiagnosticDescriptors.FeatureMismatch, a.Location("features"), Int(shape[0]), who, $"{i[0]} channels (BatchNorm2d({i[0]}))", Producer(x),
+                            $"{shape[0]} channels ({NetworkParser.Shape(shape)})", _inputText, "")) return -1;
                     }
                     return _p.AddOp(OpKind.BatchNorm2d, x, -1, layer.Layer, shape, shape, Array.Empty<int>(), 0, who);
                 case LayerKind.LayerNorm:
                     if (shape[shape.Length - 1] == NetworkParser.Sequence) { Sequence(inv, $"{who} (LayerNorm)", "it normalises a fixed number of features", shape); return -1; }
                     if (shape[shape.Length - 1] != i[0])
                     {
-                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("features"), FeatureFix(x, shape), who, $"{i[0]} features (LayerNorm({i[0]}))", Producer(x), FeatureText(x, shape), _inputText, "");
-                        return -1;
+                        if (!_p.ReportFixable(DiagnosticDescriptors.FeatureMismatch, a.Location("features"), FeatureFix(x, shape), who, $"{i[0]} features (LayerNorm({i[0]}))", Producer(x), FeatureText(x, shape), _inputText, "")) return -1;
                     }
                     return _p.AddOp(OpKind.LayerNorm, x, -1, layer.Layer, shape, shape, Array.Empty<int>(), 0, who);
                 case LayerKind.Embedding:
@@ -323,8 +319,7 @@ namespace Compiled.Nets.Generator
                     if (shape.Length != 2) { Rank(inv, $"{who} ({what})", "[T, D] (a sequence of feature vectors)", shape); return -1; }
                     if (shape[1] != i[1])
                     {
-                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("dim"), Int(shape[1]), who, $"{i[1]} features ({what}({i[0]}, {i[1]}))", Producer(x), FeatureText(x, shape), _inputText, "");
-                        return -1;
+                        if (!_p.ReportFixable(DiagnosticDescriptors.FeatureMismatch, a.Location("dim"), Int(shape[1]), who, $"{i[1]} features ({what}({i[0]}, {i[1]}))", Producer(x), FeatureText(x, shape), _inputText, "")) return -1;
                     }
                     int longest = shape[0] == NetworkParser.Sequence ? _p.MaxSequence : shape[0];
                     if (spec.Kind == LayerKind.PositionEmbedding && longest > i[0])
@@ -339,8 +334,8 @@ namespace Compiled.Nets.Generator
                     if (shape[1] == NetworkParser.Sequence) { Sequence(inv, $"{who} (SelfAttention)", "its features must be a fixed size", shape); return -1; }
                     if (shape[1] != i[0])
                     {
-                        _p.ReportWithFix(DiagnosticDescriptors.FeatureMismatch, a.Location("embed"), Int(shape[1]), who, $"{i[0]} features (SelfAttention({i[0]}, {i[1]}))", Producer(x), FeatureText(x, shape), _inputText, "");
-                        return -1;
+                        if (!_p.ReportFixable(DiagnosticDescriptors.FeatureMismatch, a.Location("embed"), Int(shape[1]), who, $"{i[0]} features (SelfAttention({i[0]}, {i[1]}))", Producer(x), FeatureText(x, shape), _inputText, "")) return -1;
+                        if (shape[1] % i[1] != 0) _p.FixIsNotEnough(); // the fixed width would not split into the heads
                     }
                     return _p.AddOp(OpKind.SelfAttention, x, -1, layer.Layer, shape, shape, Array.Empty<int>(), spec.Real, who);
                 case LayerKind.Flatten:

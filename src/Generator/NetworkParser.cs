@@ -27,6 +27,10 @@ namespace Compiled.Nets.Generator
         private readonly List<OpSpec> _ops = new();
         private bool _failed;
         private int _depth;
+        // A mismatch with a code fix: the walk goes on as if the fix were applied, silently, and the fix is kept
+        // only if nothing else fails (an editor should offer a fix only where its result builds).
+        private int _pendingFix = -1;
+        private bool _fixBroken;
 
         /// <summary>The symbolic sequence dimension T in per-sample shapes (<c>Dim.Sequence</c>).</summary>
         internal const int Sequence = -1;
@@ -41,6 +45,7 @@ namespace Compiled.Nets.Generator
             var p = new NetworkParser(compilation, ct);
             var spec = p.ParseRoot(type, syntax);
             if (p._failed) spec = null;
+            if (p._pendingFix >= 0 && p._fixBroken) p._diagnostics[p._pendingFix] = p._diagnostics[p._pendingFix] with { Replacement = null };
             return new ParseResult(spec, spec is null ? Skeleton(type, ct) : null, p._diagnostics.ToEquatableArray());
         }
 
@@ -102,6 +107,7 @@ namespace Compiled.Nets.Generator
 
         private void Report(DiagnosticDescriptor d, LocationInfo? loc, params object[] args)
         {
+            if (_pendingFix >= 0) { if (d.DefaultSeverity == DiagnosticSeverity.Error) _fixBroken = true; return; }
             _diagnostics.Add(DiagnosticInfo.Create(d, loc, args));
             if (d.DefaultSeverity == DiagnosticSeverity.Error) _failed = true;
         }
@@ -130,7 +136,8 @@ namespace Compiled.Nets.Generator
 
             var body = ParseBody(type, syntax, "", out var inputName, out var inputShape, out int output, isRoot: true);
             bool tokens = type.GetAttributes().FirstOrDefault(a => Is(a, "InputAttribute")) is { } ia && IsTokenInput(ia);
-            if (body is null || _failed) return null;
+            // While a fix is being checked the root's own checks run too: a loss the fixed network does not fit breaks it.
+            if (body is null || (_failed && _pendingFix < 0)) return null;
 
             var outShape = _ops[output].OutShape;
             if (loss == LossKind.CrossEntropy)
@@ -507,9 +514,27 @@ namespace Compiled.Nets.Generator
         /// <summary>Reports a diagnostic whose flagged expression a code fix can replace with <paramref name="replacement"/>.</summary>
         internal void ReportWithFix(DiagnosticDescriptor d, LocationInfo? loc, string replacement, params object[] args)
         {
+            if (_pendingFix >= 0) { _fixBroken = true; return; }
             _diagnostics.Add(DiagnosticInfo.Create(d, loc, args) with { Replacement = replacement });
             if (d.DefaultSeverity == DiagnosticSeverity.Error) _failed = true;
         }
+
+        /// <summary>
+        /// Reports a size mismatch whose flagged argument a code fix can replace. Returns true when the walk should go
+        /// on as if the fix were applied (to learn whether the fix alone makes the network build); false after a
+        /// first mismatch, whose fix this one shows to be not enough.
+        /// </summary>
+        internal bool ReportFixable(DiagnosticDescriptor d, LocationInfo? loc, string replacement, params object[] args)
+        {
+            if (_pendingFix >= 0) { _fixBroken = true; return false; }
+            _diagnostics.Add(DiagnosticInfo.Create(d, loc, args) with { Replacement = replacement });
+            _failed = true;
+            _pendingFix = _diagnostics.Count - 1;
+            return true;
+        }
+
+        /// <summary>The fix being checked leaves the network with an error of its own.</summary>
+        internal void FixIsNotEnough() => _fixBroken = true;
 
         /// <summary>Inlines a sub-network: parses its class with a prefix and feeds it the given value.</summary>
         internal int Inline(LayerRef sub, int input, LocationInfo? at, string inputText)

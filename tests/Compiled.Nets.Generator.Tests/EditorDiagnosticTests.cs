@@ -177,3 +177,55 @@ public class EditorDiagnosticTests
             Message(diags.Single()));
     }
 }
+
+/// <summary>A code fix is offered only where the fixed network builds: the walk goes on as if it were applied.</summary>
+public class FixOnlyWhereItBuildsTests
+{
+    private const string Usings = "using Compiled.Nets;\n";
+
+    private static Diagnostic Single(string markup) => GeneratorHarness.AssertDiagnostics(Usings + markup).Single();
+
+    [Fact]
+    public void AnAttentionWidth_ThatTheHeadsDoNotDivide_IsNotOffered()
+    {
+        var d = Single("""
+            [Network, Input(Dim.Sequence, 500, MaxSequence = 8)]
+            public partial class N
+            {
+                [SelfAttention({|CNET0001:768|}, heads: 12)] public partial SelfAttention Attn { get; }
+                Tensor Forward(Tensor x) => x.Apply(Attn);
+            }
+            """);
+        Assert.False(d.Properties.ContainsKey("Replacement"));
+    }
+
+    [Fact]
+    public void AFirstFix_ThatLeavesASecondMismatch_IsNotOffered()
+    {
+        var d = Single("""
+            [Network, Input(3, 8, 8)]
+            public partial class N
+            {
+                [Conv2d({|CNET0001:4|}, 8, kernel: 3, padding: 1)] public partial Conv2d C { get; }
+                [Linear(100, 2)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(C).Flatten().Apply(Fc);
+            }
+            """);
+        Assert.False(d.Properties.ContainsKey("Replacement"));
+    }
+
+    [Fact]
+    public void AFix_AfterWhichEverythingChecks_IsOffered()
+    {
+        var d = Single("""
+            [Network, Input(3, 8, 8)]
+            public partial class N
+            {
+                [Conv2d({|CNET0001:4|}, 8, kernel: 3, padding: 1)] public partial Conv2d C { get; }
+                [Linear(8 * 8 * 8, 2)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(C).Flatten().Apply(Fc);
+            }
+            """);
+        Assert.Equal("3", d.Properties["Replacement"]);
+    }
+}
