@@ -86,8 +86,9 @@ public sealed class ParameterInfo
     public ParameterInit Init { get; }
     /// <summary>True for non-trainable buffers (BatchNorm running statistics).</summary>
     public bool IsBuffer { get; }
-    /// <summary>Whether AdamW/SGD weight decay applies by default (weights and embeddings, not biases or norms).</summary>
-    public bool DefaultDecay => Role is ParameterRole.Weight or ParameterRole.Embedding;
+    /// <summary>True for weights and embeddings (not biases or normalisation parameters): the tensors the Hugging Face
+    /// Trainer's grouping decays (<see cref="Training.Optimizer.NoDecayForBiasAndNorm"/>).</summary>
+    public bool IsWeightOrEmbedding => Role is ParameterRole.Weight or ParameterRole.Embedding;
     /// <summary>False when frozen: no gradient is computed for it and optimizers leave it untouched.</summary>
     public bool RequiresGrad { get; internal set; } = true;
 

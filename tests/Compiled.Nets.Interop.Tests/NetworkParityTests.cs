@@ -77,7 +77,7 @@ public class NetworkParityTests
         using var module = new TorchSeedConvNet();
         TorchStateDict.CopyTo(net.Parameters, module);
         module.to(ScalarType.Float64);
-        var opt = new AdamW(net.Parameters, 1e-3f) { DecayPredicate = _ => true };
+        var opt = new AdamW(net.Parameters, 1e-3f); // decays every parameter, as torch.optim.AdamW
         var topt = torch.optim.AdamW(module.parameters(), lr: 1e-3, weight_decay: 0.01);
         int batch = 8;
         var ours = new List<float>(); var theirs = new List<double>();

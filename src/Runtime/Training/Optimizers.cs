@@ -5,8 +5,8 @@ namespace Compiled.Nets.Training;
 
 /// <summary>
 /// Base of the optimizers: sweeps each trainable parameter of a <see cref="ParameterStore"/> (frozen ones are left
-/// bit-identical). Weight decay applies by default to weights and embeddings only (<see cref="ParameterInfo.DefaultDecay"/>),
-/// the usual no-decay group for biases and normalisation parameters; <see cref="DecayPredicate"/> overrides it.
+/// bit-identical). Weight decay applies to every parameter, as in <c>torch.optim</c>; <see cref="DecayPredicate"/>
+/// narrows it, e.g. to <see cref="NoDecayForBiasAndNorm"/> (the Hugging Face Trainer's grouping for BERT).
 /// </summary>
 public abstract class Optimizer
 {
@@ -23,8 +23,15 @@ public abstract class Optimizer
     public float LearningRate { get; set; }
     /// <summary>Number of steps taken.</summary>
     public long StepCount { get; protected set; }
-    /// <summary>Which parameters get weight decay; default: <see cref="ParameterInfo.DefaultDecay"/>.</summary>
-    public Func<ParameterInfo, bool> DecayPredicate { get; set; } = static p => p.DefaultDecay;
+    /// <summary>Which parameters get weight decay; default: all of them, as <c>torch.optim</c> does.</summary>
+    public Func<ParameterInfo, bool> DecayPredicate { get; set; } = static _ => true;
+
+    /// <summary>
+    /// Weight decay for weights and embeddings only, none for biases and LayerNorm/BatchNorm parameters: the
+    /// parameter groups Hugging Face's Trainer builds (<c>no_decay = ["bias", "LayerNorm.weight"]</c>), used when
+    /// fine-tuning BERT. <c>new AdamW(store, 2e-5f) { DecayPredicate = Optimizer.NoDecayForBiasAndNorm }</c>.
+    /// </summary>
+    public static readonly Func<ParameterInfo, bool> NoDecayForBiasAndNorm = static p => p.IsWeightOrEmbedding;
 
     /// <summary>Applies one update from the gradients in the store.</summary>
     public void Step()

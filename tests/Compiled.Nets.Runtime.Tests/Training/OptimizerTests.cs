@@ -10,6 +10,7 @@ public class OptimizerTests
         var b = new ParameterStoreBuilder();
         b.Add("fc.weight", [2, 3], ParameterRole.Weight, ParameterInit.Uniform(1));
         b.Add("fc.bias", [2], ParameterRole.Bias, ParameterInit.Uniform(1));
+        b.Add("norm.weight", [3], ParameterRole.NormWeight, ParameterInit.Uniform(1));
         var s = b.Build();
         s.Initialize(7);
         return s;
@@ -46,7 +47,7 @@ public class OptimizerTests
         var bufs = new Dictionary<string, double[]>();
         Run(new Sgd(s, 0.1f, (float)momentum, (float)dampening, (float)wd, nesterov), s, (p, w, g, t) =>
         {
-            double decay = p.DefaultDecay ? wd : 0;
+            double decay = wd; // torch.optim decays every parameter
             var d = g.Select((gi, i) => gi + decay * w[i]).ToArray();
             if (momentum != 0)
             {
@@ -59,18 +60,21 @@ public class OptimizerTests
     }
 
     [Theory]
-    [InlineData(false, 0.0)]
-    [InlineData(false, 0.1)]
-    [InlineData(true, 0.1)]
-    public void Adam_And_AdamW_MatchTorchRule(bool decoupled, double wd)
+    [InlineData(false, 0.0, false)]
+    [InlineData(false, 0.1, false)]
+    [InlineData(true, 0.1, false)]
+    [InlineData(true, 0.1, true)]
+    public void Adam_And_AdamW_MatchTorchRule(bool decoupled, double wd, bool transformersGroups)
     {
         using var s = Store();
         var m = new Dictionary<string, double[]>(); var v = new Dictionary<string, double[]>();
         double lr = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-8;
         Optimizer opt = decoupled ? new AdamW(s, (float)lr, weightDecay: (float)wd) : new Adam(s, (float)lr, weightDecay: (float)wd);
+        if (transformersGroups) opt.DecayPredicate = Optimizer.NoDecayForBiasAndNorm;
         Run(opt, s, (p, w, g, t) =>
         {
-            double decay = p.DefaultDecay ? wd : 0;
+            // torch.optim decays every parameter; the Transformers grouping skips biases and norm parameters.
+            double decay = !transformersGroups || p.Name.EndsWith(".weight", StringComparison.Ordinal) && !p.Name.StartsWith("norm", StringComparison.Ordinal) ? wd : 0;
             w = (double[])w.Clone();
             if (decoupled) for (int i = 0; i < w.Length; i++) w[i] *= 1 - lr * decay;
             else g = g.Select((gi, i) => gi + decay * w[i]).ToArray();
