@@ -4,8 +4,8 @@ using Compiled.Nets;
 using Compiled.Nets.Data;
 using Compiled.Nets.Reporting;
 using Compiled.Nets.Samples.BertSpam;
+using Compiled.Nets.Text;
 using Compiled.Nets.Training;
-using Microsoft.ML.Tokenizers;
 
 // BERT fine-tuning for text classification (SpamAssassin ham/spam): WordPiece tokens, max length 128 with dynamic
 // padding and the attention mask, a head on [CLS], AdamW with linear warm-up and decay, early stopping on the
@@ -59,9 +59,9 @@ int Run(ParseResult parse)
     }
 
     string vocab = modelDir is null ? Path.Combine(AppContext.BaseDirectory, "data", "vocab.txt") : Path.Combine(modelDir, "vocab.txt");
-    var tokenizer = BertTokenizer.Create(vocab, new BertOptions { LowerCaseBeforeTokenization = true });
+    var tokenizer = BertTokenizer.FromVocabFile(vocab, new BertTokenizerOptions { Lowercase = true }); // bert-base-uncased's settings
     var sw = Stopwatch.StartNew();
-    var ids = emails.Select(e => tokenizer.EncodeToIds(SpamAssassin.Text(e.Raw), maxLen, out _, out _).ToArray()).ToList();
+    var ids = emails.AsParallel().AsOrdered().Select(e => tokenizer.Encode(SpamAssassin.Text(e.Raw), maxLen).Ids).ToList();
     var all = new TextDataset(ids, emails.Select(e => e.IsSpam ? 1 : 0).ToArray(), 2, SpamAssassin.ClassNames);
     var (trainVal, test) = all.Split(0.1, s);
     var (train, val) = trainVal.Split(0.1 / 0.9, s + 1);
@@ -87,7 +87,8 @@ int Run(ParseResult parse)
     Console.WriteLine($"Model: {net.Name}, {total:N0} parameters, {trainable:N0} trainable{(frozen > 0 ? $" ({frozen} tensors frozen)" : "")}");
 
     float peak = parse.GetValue(lr) ?? (modelDir is null ? 1e-3f : 2e-5f);
-    var opt = new AdamW(net.Parameters, peak, weightDecay: parse.GetValue(weightDecay));
+    // The Hugging Face Trainer's grouping: no decay for biases and LayerNorm parameters.
+    var opt = new AdamW(net.Parameters, peak, weightDecay: parse.GetValue(weightDecay)) { DecayPredicate = Optimizer.NoDecayForBiasAndNorm };
     int bs = parse.GetValue(batchSize), ep = parse.GetValue(epochs) ?? (modelDir is null ? 8 : 3);
     long steps = (long)ep * ((train.Count + bs - 1) / bs);
     string outDir = parse.GetValue(output)!;

@@ -185,12 +185,13 @@ public sealed class HuggingFaceCheckpoint
         return files.Count > 0 ? files : throw new InvalidDataException($"{Path.Combine(directory, index)}: the weight_map is empty.");
     }
 
-    private static List<string> ReadVocabulary(string path)
+    private static IReadOnlyList<string> ReadVocabulary(string path)
     {
-        var text = File.ReadAllText(path, Encoding.UTF8);
-        var tokens = text.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
-        if (tokens.Count > 0 && tokens[^1].Length == 0) tokens.RemoveAt(tokens.Count - 1); // the final newline
-        return tokens.Count > 0 ? tokens : throw new InvalidDataException($"{path} is empty.");
+        var tokens = Text.BertVocabulary.Read(path);
+        // What BERT's input is built from: a vocabulary without them cannot feed the model.
+        foreach (var special in new[] { "[UNK]", "[CLS]", "[SEP]", "[PAD]" })
+            if (!tokens.Contains(special)) throw new InvalidDataException($"{path} has no {special} token, which BERT's input needs.");
+        return tokens;
     }
 
     // ---- validation against the config ----
