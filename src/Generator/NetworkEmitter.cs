@@ -398,7 +398,6 @@ namespace Compiled.Nets.Generator
 
         private static void EmitSpans(SourceWriter w, NetworkSpec s, Plan plan, bool grads)
         {
-            w.Line("var ws = EnsureCapacity(batch);");
             w.Line("global::System.Span<float> act = ws.Act.Span;");
             if (grads) w.Line("global::System.Span<float> grad = ws.Grad.Span;");
             w.Line("int cap = ws.Capacity;");
@@ -648,13 +647,16 @@ namespace Compiled.Nets.Generator
         private static void EmitForward(SourceWriter w, NetworkSpec s, Plan plan)
         {
             w.Line("/// <summary>Compiled inference in evaluation mode (dropout off, BatchNorm running statistics).</summary>");
+            w.Line("/// <remarks>Safe to call from many threads at once: each call works in a workspace of its own.</remarks>");
             w.Open($"public void Forward(global::System.ReadOnlySpan<{InputElement(s)}> input, {BatchParams(s)}, global::System.Span<float> output)");
             w.Line($"CheckInput(input, {BatchArgs(s)}, output.Length, \"Forward\");");
-            w.Line($"ForwardEval(input, {BatchArgs(s)}).CopyTo(output);");
+            w.Line("var ws = _workspaces.RentInference(batch, InitialCapacity, \"Forward\");");
+            w.Line($"try {{ ForwardEval(ws, input, {BatchArgs(s)}).CopyTo(output); }}");
+            w.Line("finally { _workspaces.ReturnInference(ws); }");
             w.Close();
             w.Line();
             w.Line("/// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>");
-            w.Open($"private global::System.ReadOnlySpan<float> ForwardEval(global::System.ReadOnlySpan<{InputElement(s)}> input, {BatchParams(s)})");
+            w.Open($"private global::System.ReadOnlySpan<float> ForwardEval(Workspace ws, global::System.ReadOnlySpan<{InputElement(s)}> input, {BatchParams(s)})");
             EmitSequenceLocal(w, s);
             EmitSpans(w, s, plan, grads: false);
             EmitForwardBody(w, s, plan, training: false);
@@ -708,7 +710,17 @@ namespace Compiled.Nets.Generator
             bool ce = s.Loss == LossKind.CrossEntropy;
             string outSize = Size(s.Ops[s.Output].OutShape);
             string outName = LossSignature(s.Loss).OutName;
-            OpenLossMethod(w, s, "TrainStep", "Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss.");
+            var (targets, _) = LossSignature(s.Loss);
+            string targetName = ce ? "labels" : "targets";
+            OpenLossMethod(w, s, "TrainStep", "Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss. Needs the instance to itself (no concurrent call).");
+            w.Line($"if (_store.IsReadOnly) throw new global::System.InvalidOperationException(\"{s.TypeName}.TrainStep: the parameters are read-only (MakeReadOnly, for serving), and a training step would change them and the BatchNorm statistics; call Parameters.MakeWritable() first.\");");
+            w.Line("var ws = _workspaces.RentTraining(batch, InitialCapacity, \"TrainStep\");");
+            w.Line($"try {{ return TrainStepIn(ws, input, {targetName}, {BatchArgs(s)}, {outName}); }}");
+            w.Line("finally { _workspaces.ReturnTraining(ws); }");
+            w.Close();
+            w.Line();
+            w.Open($"private float TrainStepIn(Workspace ws, global::System.ReadOnlySpan<{InputElement(s)}> input, {targets}, {BatchParams(s)}, global::System.Span<float> {outName})");
+            EmitSequenceLocal(w, s);
             EmitSpans(w, s, plan, grads: true);
             w.Line(plan.WrittenWeights.Count > 0 ? "_store.ZeroGradientsExcept(_writtenGrads);" : "_store.ZeroGradients();");
             EmitNeeds(w, s);
@@ -992,15 +1004,19 @@ namespace Compiled.Nets.Generator
             bool ce = s.Loss == LossKind.CrossEntropy;
             string outSize = Size(s.Ops[s.Output].OutShape);
             string outName = LossSignature(s.Loss).OutName;
-            OpenLossMethod(w, s, "EvaluateLoss", "The mean loss in evaluation mode, without gradients.");
-            w.Line($"var y = ForwardEval(input, {BatchArgs(s)});");
+            OpenLossMethod(w, s, "EvaluateLoss", "The mean loss in evaluation mode, without gradients. Safe to call from many threads at once.");
+            w.Line("var ws = _workspaces.RentInference(batch, InitialCapacity, \"EvaluateLoss\");");
+            w.Open("try");
+            w.Line($"var y = ForwardEval(ws, input, {BatchArgs(s)});");
             w.Line($"if (!{outName}.IsEmpty) y.CopyTo({outName});");
             if (ce)
             {
-                w.Line($"var probs = _ws!.Act.Span.Slice({plan.RegionOffset["probs"]} * _ws.Capacity, {outSize} * batch);");
+                w.Line($"var probs = ws.Act.Span.Slice({plan.RegionOffset["probs"]} * ws.Capacity, {outSize} * batch);");
                 w.Line($"return {K}CrossEntropyKernels.Forward(probs, y, labels, batch, {outSize}, {F(s.LabelSmoothing)});");
             }
             else w.Line($"return {K}MseKernels.Forward(y, targets, batch * {outSize});");
+            w.Close();
+            w.Line("finally { _workspaces.ReturnInference(ws); }");
             w.Close();
             w.Line();
         }
@@ -1016,17 +1032,20 @@ namespace Compiled.Nets.Generator
                 : $"{K}AttentionKernels.ScratchSize({(o.InShape[0] == Seq ? s.MaxSequence : o.InShape[0])})";
             var scratchSizes = scratchOps.Select(ScratchOf).Distinct().ToList();
             string scratch = scratchSizes.Count == 0 ? "1" : string.Join(", ", scratchSizes);
-            w.Line("/// <summary>Activations, their gradients and scratch for up to Capacity samples; replaced only when a larger batch arrives.</summary>");
-            w.Open("private sealed class Workspace : global::System.IDisposable");
-            w.Line("public readonly int Capacity;");
+            w.Line("/// <summary>Activations, their gradients (training only) and scratch for up to Capacity samples.</summary>");
+            w.Open($"private sealed class Workspace : {R}IWorkspace");
+            w.Line("public int Capacity { get; }");
+            w.Line("public bool ForTraining { get; }");
             w.Line($"public readonly {R}AlignedBuffer Act, Grad, Stats, Scratch;");
             w.Line("public readonly int[] Ints;");
-            w.Open("public Workspace(int capacity)");
+            w.Open("public Workspace(int capacity, bool forTraining)");
             w.Line("Capacity = capacity;");
+            w.Line("ForTraining = forTraining;");
             w.Line($"if ((long){plan.OffsetTotal} * capacity > int.MaxValue || (long){plan.GradTotal} * capacity > int.MaxValue)");
             w.Line($"    throw new global::System.InvalidOperationException(\"{s.TypeName}: a batch of \" + capacity + \" samples needs \" + ((long){plan.OffsetTotal} * capacity * 4 >> 20) + \" MiB of activations and \" + ((long){plan.GradTotal} * capacity * 4 >> 20) + \" MiB of their gradients, more than one workspace arena holds (2^31 floats); use batches of at most \" + MaxWorkspaceBatch + \" samples.\");");
             w.Line($"Act = new {R}AlignedBuffer((long){plan.OffsetTotal} * capacity);");
-            w.Line($"Grad = new {R}AlignedBuffer((long){plan.GradTotal} * capacity);");
+            w.Line($"Grad = new {R}AlignedBuffer(forTraining ? (long){plan.GradTotal} * capacity : 0);");
+            w.Line($"{K}Gemm.ReserveThreadBuffers(); // this thread's GEMM packing buffers, so later steps allocate nothing");
             w.Line($"Stats = new {R}AlignedBuffer({Math.Max(stats, 1)});");
             w.Line($"Scratch = new {R}AlignedBuffer({(scratchSizes.Count <= 1 ? scratch : $"global::System.Linq.Enumerable.Max(new long[] {{ {scratch} }})")});");
             w.Line($"Ints = new int[{Math.Max(ints, 1)} * capacity];");
@@ -1034,22 +1053,16 @@ namespace Compiled.Nets.Generator
             w.Line("public void Dispose() { Act.Dispose(); Grad.Dispose(); Stats.Dispose(); Scratch.Dispose(); }");
             w.Close();
             w.Line();
-            w.Line("private Workspace? _ws;");
+            w.Line("// One workspace per concurrent call (one in all for a single caller); TrainStep keeps the instance to itself.");
+            w.Line("// Room for DefaultCapacity samples up front (fewer when that would not fit one arena), more only when a batch needs it.");
+            w.Line("private static int InitialCapacity => global::System.Math.Min(DefaultCapacity, MaxWorkspaceBatch);");
+            w.Line($"private readonly {R}WorkspacePool<Workspace> _workspaces = new(\"{s.TypeName}\", static (capacity, forTraining) => new Workspace(capacity, forTraining));");
             w.Line($"/// <summary>The largest batch one workspace can hold (its activation and gradient arenas are each at most 2^31 floats).</summary>");
             w.Line($"public static int MaxWorkspaceBatch => (int)global::System.Math.Max(1L, int.MaxValue / global::System.Math.Max(1L, global::System.Math.Max((long){plan.OffsetTotal}, (long){plan.GradTotal})));");
             w.Line();
-            w.Open("private Workspace EnsureCapacity(int batch)");
-            w.Line("if (_ws is { } ws && ws.Capacity >= batch) return ws;");
-            w.Line("_ws?.Dispose();");
-            w.Line($"{K}Gemm.ReserveThreadBuffers(); // this thread's GEMM packing buffers, so later steps allocate nothing");
-            w.Line("// Room for DefaultCapacity samples up front (fewer when that would not fit one arena), more only when a batch needs it.");
-            w.Line("return _ws = new Workspace(global::System.Math.Max(batch, global::System.Math.Min(DefaultCapacity, MaxWorkspaceBatch)));");
-            w.Close();
-            w.Line();
             w.Line("/// <summary>Frees the workspace (and the parameters when this network owns them).</summary>");
             w.Open("public void Dispose()");
-            w.Line("_ws?.Dispose();");
-            w.Line("_ws = null;");
+            w.Line("_workspaces.Dispose();");
             w.Line("if (_ownsStore) _store.Dispose();");
             w.Close();
         }

@@ -39,9 +39,15 @@ public class RuntimeBehaviourTests
         Assert.Equal(0, Compiled.Nets.Tests.Allocations.SteadyState(() => net.Forward(x.AsSpan(0, 784), 1, y1)));
         net.Forward(x, 8, y8);
         Assert.Equal(float8, y8);                             // batches above 4 are bound by arithmetic: float32 weights
-        net.TrainStep(x, CompiledVsEagerTests.RandomLabels(8, 10, 8), 8);   // computing gradients reads only
+        // Serving weights are not trained: a step would move the BatchNorm statistics and the gradients' users.
+        var before = net.Parameters.ReadValues.ToArray();
+        var e = Assert.Throws<InvalidOperationException>(() => net.TrainStep(x, CompiledVsEagerTests.RandomLabels(8, 10, 8), 8));
+        Assert.Contains("MakeWritable()", e.Message);
+        Assert.Equal(before, net.Parameters.ReadValues.ToArray());
         var opt = new Compiled.Nets.Training.AdamW(net.Parameters);
         Assert.Throws<InvalidOperationException>(() => opt.Step());
+        net.Forward(x, 8, y8);
+        Assert.Equal(float8, y8);
     }
 
     [Fact]

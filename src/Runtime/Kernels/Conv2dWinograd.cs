@@ -576,7 +576,14 @@ public sealed unsafe class Conv2dWeightCache
         private int _co, _ci;
 
         /// <summary>The transformed weights for w (transformed now unless they are exactly the ones cached).</summary>
+        /// <remarks>Locked: concurrent inference calls share the cache, and a caller must never see the copy already
+        /// matching while another is still writing the transform. Once valid it is only read.</remarks>
         public float* Get(float* w, int count, int co, int ci, bool flip)
+        {
+            lock (this) return GetLocked(w, count, co, ci, flip);
+        }
+
+        private float* GetLocked(float* w, int count, int co, int ci, bool flip)
         {
             long uSize = Conv2dKernels.TransformedFloats(co, ci);
             var weights = new ReadOnlySpan<float>(w, count);

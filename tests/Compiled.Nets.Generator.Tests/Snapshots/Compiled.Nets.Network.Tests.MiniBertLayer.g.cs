@@ -154,17 +154,19 @@ namespace Compiled.Nets.Network.Tests
         }
 
         /// <summary>Compiled inference in evaluation mode (dropout off, BatchNorm running statistics).</summary>
+        /// <remarks>Safe to call from many threads at once: each call works in a workspace of its own.</remarks>
         public void Forward(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> mask, int batch, int sequence, global::System.Span<float> output)
         {
             CheckInput(input, mask, batch, sequence, output.Length, "Forward");
-            ForwardEval(input, mask, batch, sequence).CopyTo(output);
+            var ws = _workspaces.RentInference(batch, InitialCapacity, "Forward");
+            try { ForwardEval(ws, input, mask, batch, sequence).CopyTo(output); }
+            finally { _workspaces.ReturnInference(ws); }
         }
 
         /// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>
-        private global::System.ReadOnlySpan<float> ForwardEval(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> mask, int batch, int sequence)
+        private global::System.ReadOnlySpan<float> ForwardEval(Workspace ws, global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> mask, int batch, int sequence)
         {
             int T = sequence; // this batch's sequence length (≤ MaxSequence); sizes below are expressions of it
-            var ws = EnsureCapacity(batch);
             global::System.Span<float> act = ws.Act.Span;
             int cap = ws.Capacity;
             var v1 = act.Slice(0 * cap, T * 16 * batch);
@@ -287,19 +289,22 @@ namespace Compiled.Nets.Network.Tests
             return v9;
         }
 
-        /// <summary>Activations, their gradients and scratch for up to Capacity samples; replaced only when a larger batch arrives.</summary>
-        private sealed class Workspace : global::System.IDisposable
+        /// <summary>Activations, their gradients (training only) and scratch for up to Capacity samples.</summary>
+        private sealed class Workspace : global::Compiled.Nets.IWorkspace
         {
-            public readonly int Capacity;
+            public int Capacity { get; }
+            public bool ForTraining { get; }
             public readonly global::Compiled.Nets.AlignedBuffer Act, Grad, Stats, Scratch;
             public readonly int[] Ints;
-            public Workspace(int capacity)
+            public Workspace(int capacity, bool forTraining)
             {
                 Capacity = capacity;
+                ForTraining = forTraining;
                 if ((long)109056 * capacity > int.MaxValue || (long)22528 * capacity > int.MaxValue)
                     throw new global::System.InvalidOperationException("MiniBertLayer: a batch of " + capacity + " samples needs " + ((long)109056 * capacity * 4 >> 20) + " MiB of activations and " + ((long)22528 * capacity * 4 >> 20) + " MiB of their gradients, more than one workspace arena holds (2^31 floats); use batches of at most " + MaxWorkspaceBatch + " samples.");
                 Act = new global::Compiled.Nets.AlignedBuffer((long)109056 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer((long)22528 * capacity);
+                Grad = new global::Compiled.Nets.AlignedBuffer(forTraining ? (long)22528 * capacity : 0);
+                global::Compiled.Nets.Kernels.Gemm.ReserveThreadBuffers(); // this thread's GEMM packing buffers, so later steps allocate nothing
                 Stats = new global::Compiled.Nets.AlignedBuffer(1);
                 Scratch = new global::Compiled.Nets.AlignedBuffer(global::Compiled.Nets.Kernels.AttentionKernels.ScratchSize(128));
                 Ints = new int[1 * capacity];
@@ -307,24 +312,17 @@ namespace Compiled.Nets.Network.Tests
             public void Dispose() { Act.Dispose(); Grad.Dispose(); Stats.Dispose(); Scratch.Dispose(); }
         }
 
-        private Workspace? _ws;
+        // One workspace per concurrent call (one in all for a single caller); TrainStep keeps the instance to itself.
+        // Room for DefaultCapacity samples up front (fewer when that would not fit one arena), more only when a batch needs it.
+        private static int InitialCapacity => global::System.Math.Min(DefaultCapacity, MaxWorkspaceBatch);
+        private readonly global::Compiled.Nets.WorkspacePool<Workspace> _workspaces = new("MiniBertLayer", static (capacity, forTraining) => new Workspace(capacity, forTraining));
         /// <summary>The largest batch one workspace can hold (its activation and gradient arenas are each at most 2^31 floats).</summary>
         public static int MaxWorkspaceBatch => (int)global::System.Math.Max(1L, int.MaxValue / global::System.Math.Max(1L, global::System.Math.Max((long)109056, (long)22528)));
-
-        private Workspace EnsureCapacity(int batch)
-        {
-            if (_ws is { } ws && ws.Capacity >= batch) return ws;
-            _ws?.Dispose();
-            global::Compiled.Nets.Kernels.Gemm.ReserveThreadBuffers(); // this thread's GEMM packing buffers, so later steps allocate nothing
-            // Room for DefaultCapacity samples up front (fewer when that would not fit one arena), more only when a batch needs it.
-            return _ws = new Workspace(global::System.Math.Max(batch, global::System.Math.Min(DefaultCapacity, MaxWorkspaceBatch)));
-        }
 
         /// <summary>Frees the workspace (and the parameters when this network owns them).</summary>
         public void Dispose()
         {
-            _ws?.Dispose();
-            _ws = null;
+            _workspaces.Dispose();
             if (_ownsStore) _store.Dispose();
         }
     }

@@ -111,16 +111,18 @@ namespace Compiled.Nets.Network.Tests
         }
 
         /// <summary>Compiled inference in evaluation mode (dropout off, BatchNorm running statistics).</summary>
+        /// <remarks>Safe to call from many threads at once: each call works in a workspace of its own.</remarks>
         public void Forward(global::System.ReadOnlySpan<float> input, int batch, global::System.Span<float> output)
         {
             CheckInput(input, batch, output.Length, "Forward");
-            ForwardEval(input, batch).CopyTo(output);
+            var ws = _workspaces.RentInference(batch, InitialCapacity, "Forward");
+            try { ForwardEval(ws, input, batch).CopyTo(output); }
+            finally { _workspaces.ReturnInference(ws); }
         }
 
         /// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>
-        private global::System.ReadOnlySpan<float> ForwardEval(global::System.ReadOnlySpan<float> input, int batch)
+        private global::System.ReadOnlySpan<float> ForwardEval(Workspace ws, global::System.ReadOnlySpan<float> input, int batch)
         {
-            var ws = EnsureCapacity(batch);
             global::System.Span<float> act = ws.Act.Span;
             int cap = ws.Capacity;
             var v1 = act.Slice(0 * cap, 495 * batch);
@@ -169,12 +171,19 @@ namespace Compiled.Nets.Network.Tests
             return v7;
         }
 
-        /// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss.</summary>
+        /// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss. Needs the instance to itself (no concurrent call).</summary>
         public float TrainStep(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, global::System.Span<float> logits = default)
         {
             CheckInput(input, batch, logits.IsEmpty ? -1 : logits.Length, "TrainStep");
             if (labels.Length != batch) throw new global::System.ArgumentException("PoolBiasNet: " + labels.Length + " labels for a batch of " + batch + ".", nameof(labels));
-            var ws = EnsureCapacity(batch);
+            if (_store.IsReadOnly) throw new global::System.InvalidOperationException("PoolBiasNet.TrainStep: the parameters are read-only (MakeReadOnly, for serving), and a training step would change them and the BatchNorm statistics; call Parameters.MakeWritable() first.");
+            var ws = _workspaces.RentTraining(batch, InitialCapacity, "TrainStep");
+            try { return TrainStepIn(ws, input, labels, batch, logits); }
+            finally { _workspaces.ReturnTraining(ws); }
+        }
+
+        private float TrainStepIn(Workspace ws, global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, global::System.Span<float> logits)
+        {
             global::System.Span<float> act = ws.Act.Span;
             global::System.Span<float> grad = ws.Grad.Span;
             int cap = ws.Capacity;
@@ -299,30 +308,38 @@ namespace Compiled.Nets.Network.Tests
             return loss;
         }
 
-        /// <summary>The mean loss in evaluation mode, without gradients.</summary>
+        /// <summary>The mean loss in evaluation mode, without gradients. Safe to call from many threads at once.</summary>
         public float EvaluateLoss(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, global::System.Span<float> logits = default)
         {
             CheckInput(input, batch, logits.IsEmpty ? -1 : logits.Length, "EvaluateLoss");
             if (labels.Length != batch) throw new global::System.ArgumentException("PoolBiasNet: " + labels.Length + " labels for a batch of " + batch + ".", nameof(labels));
-            var y = ForwardEval(input, batch);
-            if (!logits.IsEmpty) y.CopyTo(logits);
-            var probs = _ws!.Act.Span.Slice(745 * _ws.Capacity, 3 * batch);
-            return global::Compiled.Nets.Kernels.CrossEntropyKernels.Forward(probs, y, labels, batch, 3, 0.0f);
+            var ws = _workspaces.RentInference(batch, InitialCapacity, "EvaluateLoss");
+            try
+            {
+                var y = ForwardEval(ws, input, batch);
+                if (!logits.IsEmpty) y.CopyTo(logits);
+                var probs = ws.Act.Span.Slice(745 * ws.Capacity, 3 * batch);
+                return global::Compiled.Nets.Kernels.CrossEntropyKernels.Forward(probs, y, labels, batch, 3, 0.0f);
+            }
+            finally { _workspaces.ReturnInference(ws); }
         }
 
-        /// <summary>Activations, their gradients and scratch for up to Capacity samples; replaced only when a larger batch arrives.</summary>
-        private sealed class Workspace : global::System.IDisposable
+        /// <summary>Activations, their gradients (training only) and scratch for up to Capacity samples.</summary>
+        private sealed class Workspace : global::Compiled.Nets.IWorkspace
         {
-            public readonly int Capacity;
+            public int Capacity { get; }
+            public bool ForTraining { get; }
             public readonly global::Compiled.Nets.AlignedBuffer Act, Grad, Stats, Scratch;
             public readonly int[] Ints;
-            public Workspace(int capacity)
+            public Workspace(int capacity, bool forTraining)
             {
                 Capacity = capacity;
+                ForTraining = forTraining;
                 if ((long)748 * capacity > int.MaxValue || (long)742 * capacity > int.MaxValue)
                     throw new global::System.InvalidOperationException("PoolBiasNet: a batch of " + capacity + " samples needs " + ((long)748 * capacity * 4 >> 20) + " MiB of activations and " + ((long)742 * capacity * 4 >> 20) + " MiB of their gradients, more than one workspace arena holds (2^31 floats); use batches of at most " + MaxWorkspaceBatch + " samples.");
                 Act = new global::Compiled.Nets.AlignedBuffer((long)748 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer((long)742 * capacity);
+                Grad = new global::Compiled.Nets.AlignedBuffer(forTraining ? (long)742 * capacity : 0);
+                global::Compiled.Nets.Kernels.Gemm.ReserveThreadBuffers(); // this thread's GEMM packing buffers, so later steps allocate nothing
                 Stats = new global::Compiled.Nets.AlignedBuffer(1);
                 Scratch = new global::Compiled.Nets.AlignedBuffer(global::System.Linq.Enumerable.Max(new long[] { global::Compiled.Nets.Kernels.Conv2dKernels.ScratchSize(new global::Compiled.Nets.Kernels.Conv2dGeometry(1, 3, 11, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1)), global::Compiled.Nets.Kernels.Conv2dKernels.ScratchSize(new global::Compiled.Nets.Kernels.Conv2dGeometry(1, 5, 5, 4, 6, 3, 3, 1, 1, 1, 1, 1, 1)) }));
                 Ints = new int[124 * capacity];
@@ -330,24 +347,17 @@ namespace Compiled.Nets.Network.Tests
             public void Dispose() { Act.Dispose(); Grad.Dispose(); Stats.Dispose(); Scratch.Dispose(); }
         }
 
-        private Workspace? _ws;
+        // One workspace per concurrent call (one in all for a single caller); TrainStep keeps the instance to itself.
+        // Room for DefaultCapacity samples up front (fewer when that would not fit one arena), more only when a batch needs it.
+        private static int InitialCapacity => global::System.Math.Min(DefaultCapacity, MaxWorkspaceBatch);
+        private readonly global::Compiled.Nets.WorkspacePool<Workspace> _workspaces = new("PoolBiasNet", static (capacity, forTraining) => new Workspace(capacity, forTraining));
         /// <summary>The largest batch one workspace can hold (its activation and gradient arenas are each at most 2^31 floats).</summary>
         public static int MaxWorkspaceBatch => (int)global::System.Math.Max(1L, int.MaxValue / global::System.Math.Max(1L, global::System.Math.Max((long)748, (long)742)));
-
-        private Workspace EnsureCapacity(int batch)
-        {
-            if (_ws is { } ws && ws.Capacity >= batch) return ws;
-            _ws?.Dispose();
-            global::Compiled.Nets.Kernels.Gemm.ReserveThreadBuffers(); // this thread's GEMM packing buffers, so later steps allocate nothing
-            // Room for DefaultCapacity samples up front (fewer when that would not fit one arena), more only when a batch needs it.
-            return _ws = new Workspace(global::System.Math.Max(batch, global::System.Math.Min(DefaultCapacity, MaxWorkspaceBatch)));
-        }
 
         /// <summary>Frees the workspace (and the parameters when this network owns them).</summary>
         public void Dispose()
         {
-            _ws?.Dispose();
-            _ws = null;
+            _workspaces.Dispose();
             if (_ownsStore) _store.Dispose();
         }
     }

@@ -132,16 +132,18 @@ namespace Compiled.Nets.Network.Tests
         }
 
         /// <summary>Compiled inference in evaluation mode (dropout off, BatchNorm running statistics).</summary>
+        /// <remarks>Safe to call from many threads at once: each call works in a workspace of its own.</remarks>
         public void Forward(global::System.ReadOnlySpan<float> input, int batch, global::System.Span<float> output)
         {
             CheckInput(input, batch, output.Length, "Forward");
-            ForwardEval(input, batch).CopyTo(output);
+            var ws = _workspaces.RentInference(batch, InitialCapacity, "Forward");
+            try { ForwardEval(ws, input, batch).CopyTo(output); }
+            finally { _workspaces.ReturnInference(ws); }
         }
 
         /// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>
-        private global::System.ReadOnlySpan<float> ForwardEval(global::System.ReadOnlySpan<float> input, int batch)
+        private global::System.ReadOnlySpan<float> ForwardEval(Workspace ws, global::System.ReadOnlySpan<float> input, int batch)
         {
-            var ws = EnsureCapacity(batch);
             global::System.Span<float> act = ws.Act.Span;
             int cap = ws.Capacity;
             var v1 = act.Slice(0 * cap, 16 * batch);
@@ -377,12 +379,19 @@ namespace Compiled.Nets.Network.Tests
             return v13;
         }
 
-        /// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss.</summary>
+        /// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss. Needs the instance to itself (no concurrent call).</summary>
         public float TrainStep(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<float> targets, int batch, global::System.Span<float> output = default)
         {
             CheckInput(input, batch, output.IsEmpty ? -1 : output.Length, "TrainStep");
             if (targets.Length != batch * OutputFeatures) throw new global::System.ArgumentException("ResNet: targets have " + targets.Length + " floats, but batch " + batch + " × OutputFeatures needs " + (batch * OutputFeatures) + ".", nameof(targets));
-            var ws = EnsureCapacity(batch);
+            if (_store.IsReadOnly) throw new global::System.InvalidOperationException("ResNet.TrainStep: the parameters are read-only (MakeReadOnly, for serving), and a training step would change them and the BatchNorm statistics; call Parameters.MakeWritable() first.");
+            var ws = _workspaces.RentTraining(batch, InitialCapacity, "TrainStep");
+            try { return TrainStepIn(ws, input, targets, batch, output); }
+            finally { _workspaces.ReturnTraining(ws); }
+        }
+
+        private float TrainStepIn(Workspace ws, global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<float> targets, int batch, global::System.Span<float> output)
+        {
             global::System.Span<float> act = ws.Act.Span;
             global::System.Span<float> grad = ws.Grad.Span;
             int cap = ws.Capacity;
@@ -900,29 +909,37 @@ namespace Compiled.Nets.Network.Tests
             return loss;
         }
 
-        /// <summary>The mean loss in evaluation mode, without gradients.</summary>
+        /// <summary>The mean loss in evaluation mode, without gradients. Safe to call from many threads at once.</summary>
         public float EvaluateLoss(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<float> targets, int batch, global::System.Span<float> output = default)
         {
             CheckInput(input, batch, output.IsEmpty ? -1 : output.Length, "EvaluateLoss");
             if (targets.Length != batch * OutputFeatures) throw new global::System.ArgumentException("ResNet: targets have " + targets.Length + " floats, but batch " + batch + " × OutputFeatures needs " + (batch * OutputFeatures) + ".", nameof(targets));
-            var y = ForwardEval(input, batch);
-            if (!output.IsEmpty) y.CopyTo(output);
-            return global::Compiled.Nets.Kernels.MseKernels.Forward(y, targets, batch * 3);
+            var ws = _workspaces.RentInference(batch, InitialCapacity, "EvaluateLoss");
+            try
+            {
+                var y = ForwardEval(ws, input, batch);
+                if (!output.IsEmpty) y.CopyTo(output);
+                return global::Compiled.Nets.Kernels.MseKernels.Forward(y, targets, batch * 3);
+            }
+            finally { _workspaces.ReturnInference(ws); }
         }
 
-        /// <summary>Activations, their gradients and scratch for up to Capacity samples; replaced only when a larger batch arrives.</summary>
-        private sealed class Workspace : global::System.IDisposable
+        /// <summary>Activations, their gradients (training only) and scratch for up to Capacity samples.</summary>
+        private sealed class Workspace : global::Compiled.Nets.IWorkspace
         {
-            public readonly int Capacity;
+            public int Capacity { get; }
+            public bool ForTraining { get; }
             public readonly global::Compiled.Nets.AlignedBuffer Act, Grad, Stats, Scratch;
             public readonly int[] Ints;
-            public Workspace(int capacity)
+            public Workspace(int capacity, bool forTraining)
             {
                 Capacity = capacity;
+                ForTraining = forTraining;
                 if ((long)278 * capacity > int.MaxValue || (long)195 * capacity > int.MaxValue)
                     throw new global::System.InvalidOperationException("ResNet: a batch of " + capacity + " samples needs " + ((long)278 * capacity * 4 >> 20) + " MiB of activations and " + ((long)195 * capacity * 4 >> 20) + " MiB of their gradients, more than one workspace arena holds (2^31 floats); use batches of at most " + MaxWorkspaceBatch + " samples.");
                 Act = new global::Compiled.Nets.AlignedBuffer((long)278 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer((long)195 * capacity);
+                Grad = new global::Compiled.Nets.AlignedBuffer(forTraining ? (long)195 * capacity : 0);
+                global::Compiled.Nets.Kernels.Gemm.ReserveThreadBuffers(); // this thread's GEMM packing buffers, so later steps allocate nothing
                 Stats = new global::Compiled.Nets.AlignedBuffer(1);
                 Scratch = new global::Compiled.Nets.AlignedBuffer(1);
                 Ints = new int[1 * capacity];
@@ -930,24 +947,17 @@ namespace Compiled.Nets.Network.Tests
             public void Dispose() { Act.Dispose(); Grad.Dispose(); Stats.Dispose(); Scratch.Dispose(); }
         }
 
-        private Workspace? _ws;
+        // One workspace per concurrent call (one in all for a single caller); TrainStep keeps the instance to itself.
+        // Room for DefaultCapacity samples up front (fewer when that would not fit one arena), more only when a batch needs it.
+        private static int InitialCapacity => global::System.Math.Min(DefaultCapacity, MaxWorkspaceBatch);
+        private readonly global::Compiled.Nets.WorkspacePool<Workspace> _workspaces = new("ResNet", static (capacity, forTraining) => new Workspace(capacity, forTraining));
         /// <summary>The largest batch one workspace can hold (its activation and gradient arenas are each at most 2^31 floats).</summary>
         public static int MaxWorkspaceBatch => (int)global::System.Math.Max(1L, int.MaxValue / global::System.Math.Max(1L, global::System.Math.Max((long)278, (long)195)));
-
-        private Workspace EnsureCapacity(int batch)
-        {
-            if (_ws is { } ws && ws.Capacity >= batch) return ws;
-            _ws?.Dispose();
-            global::Compiled.Nets.Kernels.Gemm.ReserveThreadBuffers(); // this thread's GEMM packing buffers, so later steps allocate nothing
-            // Room for DefaultCapacity samples up front (fewer when that would not fit one arena), more only when a batch needs it.
-            return _ws = new Workspace(global::System.Math.Max(batch, global::System.Math.Min(DefaultCapacity, MaxWorkspaceBatch)));
-        }
 
         /// <summary>Frees the workspace (and the parameters when this network owns them).</summary>
         public void Dispose()
         {
-            _ws?.Dispose();
-            _ws = null;
+            _workspaces.Dispose();
             if (_ownsStore) _store.Dispose();
         }
     }
