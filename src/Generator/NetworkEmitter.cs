@@ -359,6 +359,7 @@ namespace Compiled.Nets.Generator
             w.Line($"if (T <= 0 || T > MaxSequence) throw new global::System.ArgumentOutOfRangeException(\"sequence\", T, \"{n}.\" + method + \": the sequence length must be in [1, {s.MaxSequence}] (MaxSequence).\");");
             w.Line($"if (input.Length != batch * {Size(s.InputShape)}) throw new global::System.ArgumentException(\"{n}.\" + method + \": input has \" + input.Length + \" values, but batch \" + batch + \" × [\" + T + \"{string.Concat(s.InputShape.Skip(1).Select(d => ", " + I(d)))}] needs \" + (batch * {Size(s.InputShape)}) + \".\", nameof(input));");
             w.Line($"if (!mask.IsEmpty && mask.Length != batch * T) throw new global::System.ArgumentException(\"{n}.\" + method + \": the mask has \" + mask.Length + \" values, but batch \" + batch + \" × sequence \" + T + \" needs \" + (batch * T) + \".\", nameof(mask));");
+            w.Line($"{K}SequenceKernels.CheckMask(mask, batch, T, \"{n}\", method);");
             w.Line($"if (output >= 0 && output != batch * {Size(outShape)}) throw new global::System.ArgumentException(\"{n}.\" + method + \": the output span has \" + output + \" floats, but batch \" + batch + \" × [{string.Join(", ", outShape.Select(Dim))}] needs \" + (batch * {Size(outShape)}) + \".\", nameof(output));");
             w.Close();
             w.Line();

@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using System.IO.Compression;
+using Compiled.Nets.Serialization;
 
 namespace Compiled.Nets.Data;
 
@@ -11,55 +11,62 @@ public static class DatasetReaders
     /// <summary>CIFAR-10's class names in label order.</summary>
     public static readonly string[] Cifar10Classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
-    /// <summary>Reads a whole file, un-gzipping it when it starts with the gzip magic.</summary>
-    public static byte[] ReadMaybeGzip(string path)
+    /// <summary>
+    /// Reads an IDX file (raw or gzip) whose <paramref name="headerBytes"/>-byte header declares its size through
+    /// <paramref name="declared"/>: a gzip stream is decompressed no further than that, and the file must hold exactly
+    /// the declared bytes. Memory is bounded by what the file declares and really holds.
+    /// </summary>
+    private static byte[] ReadIdx(string path, int headerBytes, int magic, string kind, Func<byte[], long> declared)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Data file '{path}' does not exist.", path);
-        var raw = File.ReadAllBytes(path);
-        if (raw.Length >= 2 && raw[0] == 0x1f && raw[1] == 0x8b)
+        var raw = BoundedFile.Read(path, long.MaxValue, "an IDX file");
+        bool gzip = BoundedFile.IsGzip(raw);
+        var head = gzip ? BoundedFile.GunzipHead(raw, headerBytes, path) : raw.Length >= headerBytes ? raw[..headerBytes] : raw;
+        if (head.Length >= 4 && BinaryPrimitives.ReadInt32BigEndian(head) is var found && found != magic)
+            throw new InvalidDataException($"'{path}' is not an IDX {kind} file (magic 0x{found:X8}, expected 0x{magic:X8}).");
+        if (head.Length < headerBytes)
         {
-            try
-            {
-                using var gz = new GZipStream(new MemoryStream(raw), CompressionMode.Decompress);
-                using var ms = new MemoryStream();
-                gz.CopyTo(ms);
-                if (ms.Length == 0) throw new InvalidDataException($"'{path}' is a corrupt or truncated gzip file: it decompresses to nothing.");
-                return ms.ToArray();
-            }
-            catch (InvalidDataException e) { throw new InvalidDataException($"'{path}' is a corrupt or truncated gzip file: {e.Message}", e); }
-            catch (EndOfStreamException e) { throw new InvalidDataException($"'{path}' is a truncated gzip file.", e); }
+            if (gzip) BoundedFile.Gunzip(raw, headerBytes, path); // a cut or corrupt gzip stream says so
+            throw new InvalidDataException($"'{path}' is truncated: {head.Length} bytes, an IDX header needs {headerBytes}.");
         }
-        return raw;
+        long need = declared(head);
+        var data = gzip ? BoundedFile.Gunzip(raw, need, path) : raw;
+        if (data.Length != need)
+            throw new InvalidDataException(data.Length < need
+                ? $"'{path}' is truncated: its header declares {need} bytes, the file holds {data.Length}."
+                : $"'{path}' holds {data.Length} bytes, more than the {need} its header declares.");
+        return data;
     }
 
     /// <summary>Reads IDX unsigned-byte images ([N, rows, cols], magic 0x00000803) scaled to [0, 1].</summary>
+    /// <exception cref="InvalidDataException">Names the file and what is wrong (magic, header, size, gzip).</exception>
     public static (float[] Images, int Count, int Rows, int Cols) ReadIdxImages(string path)
     {
-        var b = ReadMaybeGzip(path);
-        int magic = b.Length >= 4 ? BinaryPrimitives.ReadInt32BigEndian(b) : 0;
-        if (b.Length >= 4 && magic != 0x803) throw new InvalidDataException($"'{path}' is not an IDX image file (magic 0x{magic:X8}, expected 0x00000803).");
-        if (b.Length < 16) throw new InvalidDataException($"'{path}' is truncated: {b.Length} bytes, an IDX image header needs 16.");
-        int n = BinaryPrimitives.ReadInt32BigEndian(b.AsSpan(4)), rows = BinaryPrimitives.ReadInt32BigEndian(b.AsSpan(8)), cols = BinaryPrimitives.ReadInt32BigEndian(b.AsSpan(12));
-        if (n < 0 || rows <= 0 || cols <= 0) throw new InvalidDataException($"'{path}' has an invalid IDX header ({n} × {rows} × {cols}).");
-        long need = 16 + (long)n * rows * cols;
-        if (b.Length < need) throw new InvalidDataException($"'{path}' is truncated: {n} images of {rows}×{cols} need {need} bytes, the file has {b.Length}.");
-        var images = new float[(long)n * rows * cols];
-        for (long i = 0; i < images.Length; i++) images[i] = b[16 + i] / 255f;
+        int n = 0, rows = 0, cols = 0;
+        var b = ReadIdx(path, 16, 0x803, "image", h =>
+        {
+            n = BinaryPrimitives.ReadInt32BigEndian(h.AsSpan(4)); rows = BinaryPrimitives.ReadInt32BigEndian(h.AsSpan(8)); cols = BinaryPrimitives.ReadInt32BigEndian(h.AsSpan(12));
+            if (n < 0 || rows <= 0 || cols <= 0) throw new InvalidDataException($"'{path}' has an invalid IDX header ({n} × {rows} × {cols}).");
+            Int128 pixels = (Int128)n * rows * cols;
+            if (pixels > Array.MaxLength - 16) throw new InvalidDataException($"'{path}' declares {n} images of {rows}×{cols}, {pixels} pixels: more than one array holds.");
+            return 16 + (long)pixels;
+        });
+        var images = new float[b.Length - 16];
+        for (int i = 0; i < images.Length; i++) images[i] = b[16 + i] / 255f;
         return (images, n, rows, cols);
     }
 
     /// <summary>Reads IDX unsigned-byte labels (magic 0x00000801).</summary>
+    /// <exception cref="InvalidDataException">Names the file and what is wrong, including a label outside [0, classes).</exception>
     public static int[] ReadIdxLabels(string path, int classes)
     {
-        var b = ReadMaybeGzip(path);
-        int magic = b.Length >= 4 ? BinaryPrimitives.ReadInt32BigEndian(b) : 0;
-        if (b.Length >= 4 && magic != 0x801) throw new InvalidDataException($"'{path}' is not an IDX label file (magic 0x{magic:X8}, expected 0x00000801).");
-        if (b.Length < 8) throw new InvalidDataException($"'{path}' is truncated: {b.Length} bytes, an IDX label header needs 8.");
-        if (magic != 0x801) throw new InvalidDataException($"'{path}' is not an IDX label file (magic 0x{magic:X8}, expected 0x00000801).");
-        int n = BinaryPrimitives.ReadInt32BigEndian(b.AsSpan(4));
-        if (n < 0 || b.Length < 8L + n) throw new InvalidDataException($"'{path}' is truncated: {n} labels need {8L + n} bytes, the file has {b.Length}.");
-        var labels = new int[n];
-        for (int i = 0; i < n; i++)
+        var b = ReadIdx(path, 8, 0x801, "label", h =>
+        {
+            int count = BinaryPrimitives.ReadInt32BigEndian(h.AsSpan(4));
+            if (count < 0 || count > Array.MaxLength - 8) throw new InvalidDataException($"'{path}' has an invalid IDX label count {count}.");
+            return 8L + count;
+        });
+        var labels = new int[b.Length - 8];
+        for (int i = 0; i < labels.Length; i++)
         {
             labels[i] = b[8 + i];
             if (labels[i] >= classes) throw new InvalidDataException($"'{path}': label {labels[i]} of item {i} is outside [0, {classes}).");
@@ -83,8 +90,7 @@ public static class DatasetReaders
         var samples = new List<float>(); var labels = new List<int>();
         foreach (var path in batchFiles)
         {
-            if (!File.Exists(path)) throw new FileNotFoundException($"CIFAR-10 batch '{path}' does not exist.", path);
-            var b = File.ReadAllBytes(path);
+            var b = BoundedFile.Read(path, long.MaxValue, "a CIFAR-10 batch");
             if (b.Length == 0 || b.Length % record != 0)
                 throw new InvalidDataException($"'{path}' has {b.Length} bytes, not a whole number of {record}-byte CIFAR-10 records (truncated or not CIFAR-10).");
             for (int r = 0; r < b.Length / record; r++)

@@ -6,6 +6,24 @@ namespace Compiled.Nets.Kernels;
 // mask is [B, T] of 0/1 (empty = all positions real), as HF tokenizers produce it.
 public static class SequenceKernels
 {
+    /// <summary>
+    /// Checks an attention mask ([batch, seq], as Hugging Face tokenizers produce it): every value 0 or 1 and every
+    /// row with at least one real token. Anything else would be used silently (a 2 as a heavier token, an empty row
+    /// as a mean over nothing).
+    /// </summary>
+    /// <exception cref="ArgumentException">Names the network and method, the position and the value.</exception>
+    public static void CheckMask(ReadOnlySpan<int> mask, int batch, int seq, string network, string method)
+    {
+        if (mask.IsEmpty) return;
+        for (int b = 0; b < batch; b++)
+        {
+            var row = mask.Slice(b * seq, seq);
+            int bad = row.IndexOfAnyExcept(0, 1);
+            if (bad >= 0) throw new ArgumentException($"{network}.{method}: the attention mask holds {row[bad]} at [{b}, {bad}]; it must be 1 for a token and 0 for padding.", "mask");
+            if (!row.Contains(1)) throw new ArgumentException($"{network}.{method}: row {b} of the attention mask has no 1: a sample needs at least one real token.", "mask");
+        }
+    }
+
     /// <summary>y[b, :] = x[b, position, :] (BERT's [CLS] pooling when position is 0).</summary>
     /// <exception cref="ArgumentOutOfRangeException">When <paramref name="position"/> is not below the sequence length.</exception>
     public static void SelectForward(Span<float> y, ReadOnlySpan<float> x, int batch, int seq, int dim, int position)

@@ -66,8 +66,7 @@ public sealed record BertConfig
     /// <exception cref="InvalidDataException">Invalid JSON, a field of the wrong type or value, a missing size field, or not a BERT config.</exception>
     public static BertConfig Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"'{path}' does not exist.", path);
-        return Parse(File.ReadAllBytes(path), path);
+        return Parse(BoundedFile.Read(path, 16L << 20, "a config.json"), path);
     }
 
     /// <summary>Parses <c>config.json</c> bytes; <paramref name="source"/> names them in errors.</summary>

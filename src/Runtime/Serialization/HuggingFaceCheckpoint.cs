@@ -162,7 +162,7 @@ public sealed class HuggingFaceCheckpoint
         string path = Path.Combine(directory, index);
         try
         {
-            var map = JsonSerializer.Deserialize(File.ReadAllBytes(path), HuggingFaceJsonContext.Default.ShardIndexJson)?.WeightMap;
+            var map = JsonSerializer.Deserialize(BoundedFile.Read(path, 64L << 20, "a shard index"), HuggingFaceJsonContext.Default.ShardIndexJson)?.WeightMap;
             return map ?? throw new InvalidDataException($"{path}: no weight_map.");
         }
         catch (JsonException e) { throw new InvalidDataException($"{path}: not a valid index ({e.Message}).", e); }
@@ -242,6 +242,12 @@ public sealed class HuggingFaceCheckpoint
 
     private static void Validate(BertConfig config, Dictionary<string, SafeTensor> tensors, Dictionary<string, string> stored, string weightsPath, string configPath)
     {
+        // The config alone must not decide how much work and memory validation takes: it may require no more
+        // tensors than the weights hold (num_hidden_layers: 100000000 stops here, not after minutes).
+        int requiredCount = 0;
+        foreach (var e in ExpectedShapes(config))
+            if (e.Required && ++requiredCount > tensors.Count)
+                throw new InvalidDataException($"{configPath} describes a model of more tensors (num_hidden_layers {config.NumHiddenLayers}) than the {tensors.Count} that {weightsPath} holds.");
         var problems = new List<string>();
         string Named(string name) => stored[name] == name ? $"'{name}'" : $"'{name}' (stored as '{stored[name]}')";
         static string Text(int[] s) => "[" + string.Join(", ", s) + "]";

@@ -80,8 +80,19 @@ internal sealed class PickleReader
     private readonly Dictionary<long, object?> _memo = new();
     private readonly Dictionary<string, Storage> _storages = new(StringComparer.Ordinal);
     private int _pos, _op;
+    // Values pushed, copied or added to containers: each opcode byte can only account for a few, so a pickle that
+    // makes more (a few bytes of DUP or BINGET fanned out by TUPLE/APPENDS/SETITEMS) is refused before it eats memory.
+    private long _work;
+    private readonly long _workLimit;
 
-    private PickleReader(byte[] data, string source) { _data = data; _source = source; }
+    private PickleReader(byte[] data, string source) { _data = data; _source = source; _workLimit = 16L * data.Length + 65536; }
+
+    /// <summary>Counts <paramref name="n"/> values of work against the budget.</summary>
+    private void Work(long n)
+    {
+        _work += n;
+        if (_work > _workLimit) throw Error($"the pickle builds more than {_workLimit} values from its {_data.Length} bytes; a torch.save state dict never does.");
+    }
 
     /// <summary>Unpickles <paramref name="data"/>; <paramref name="source"/> names it in errors (e.g. <c>archive/data.pkl</c>).</summary>
     /// <exception cref="InvalidDataException">Malformed pickle or a global outside the allow-list.</exception>
@@ -102,7 +113,7 @@ internal sealed class PickleReader
                 case 0x95: Take(8); break;                                               // FRAME: framing is only a hint
                 case (byte)'.': return _stack.Count == 1 && _marks.Count == 0 ? _stack[0] // STOP
                     : throw Error($"STOP with {_stack.Count} values on the stack and {_marks.Count} open marks; expected exactly one value.");
-                case (byte)'(': _marks.Add(_stack.Count); break;                         // MARK
+                case (byte)'(': Work(1); _marks.Add(_stack.Count); break;                // MARK
                 case (byte)'}': Push(new Dict()); break;                                 // EMPTY_DICT
                 case (byte)']': Push(new List<object?>()); break;                        // EMPTY_LIST
                 case (byte)')': Push(new Tuple([])); break;                              // EMPTY_TUPLE
@@ -128,14 +139,14 @@ internal sealed class PickleReader
                 case (byte)'d': { var d = new Dict(); SetItems(d, PopMark()); Push(d); break; } // DICT
                 case (byte)'s': { var kv = PopN(2); SetItems(PeekAs<Dict>("SETITEM"), kv); break; } // SETITEM
                 case (byte)'u': { var kv = PopMark(); SetItems(PeekAs<Dict>("SETITEMS"), kv); break; } // SETITEMS
-                case (byte)'a': { var v = Pop(); PeekAs<List<object?>>("APPEND").Add(v); break; } // APPEND
+                case (byte)'a': { var v = Pop(); Work(1); PeekAs<List<object?>>("APPEND").Add(v); break; } // APPEND
                 case (byte)'e': { var vs = PopMark(); PeekAs<List<object?>>("APPENDS").AddRange(vs); break; } // APPENDS
                 case (byte)'0': Pop(); break;                                            // POP
                 case (byte)'1': PopMark(); break;                                        // POP_MARK
                 case (byte)'2': Push(Peek()); break;                                     // DUP
-                case (byte)'q': _memo[ReadByte()] = Peek(); break;                       // BINPUT
-                case (byte)'r': _memo[BinaryPrimitives.ReadUInt32LittleEndian(Take(4))] = Peek(); break; // LONG_BINPUT
-                case 0x94: _memo[_memo.Count] = Peek(); break;                           // MEMOIZE
+                case (byte)'q': Work(1); _memo[ReadByte()] = Peek(); break;              // BINPUT
+                case (byte)'r': Work(1); _memo[BinaryPrimitives.ReadUInt32LittleEndian(Take(4))] = Peek(); break; // LONG_BINPUT
+                case 0x94: Work(1); _memo[_memo.Count] = Peek(); break;                  // MEMOIZE
                 case (byte)'h': Push(MemoGet(ReadByte())); break;                        // BINGET
                 case (byte)'j': Push(MemoGet(BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))); break; // LONG_BINGET
                 case (byte)'c': { string module = ReadLine(), name = ReadLine(); Push(Resolve(module, name)); break; } // GLOBAL
@@ -192,7 +203,7 @@ internal sealed class PickleReader
     }
 
     // ---- stack ----
-    private void Push(object? v) => _stack.Add(v);
+    private void Push(object? v) { Work(1); _stack.Add(v); }
 
     private object? Peek() => _stack.Count > (_marks.Count > 0 ? _marks[^1] : 0) ? _stack[^1] : throw Error("stack underflow.");
 
@@ -202,6 +213,7 @@ internal sealed class PickleReader
     {
         int floor = _marks.Count > 0 ? _marks[^1] : 0;
         if (_stack.Count - floor < n) throw Error($"stack underflow: needs {n} values, {_stack.Count - floor} available.");
+        Work(n);
         var items = _stack.GetRange(_stack.Count - n, n).ToArray();
         _stack.RemoveRange(_stack.Count - n, n);
         return items;
@@ -212,6 +224,7 @@ internal sealed class PickleReader
         if (_marks.Count == 0) throw Error("no MARK to pop to.");
         int m = _marks[^1];
         _marks.RemoveAt(_marks.Count - 1);
+        Work(2L * (_stack.Count - m)); // the copy here, and the container the caller builds from it
         var items = _stack.GetRange(m, _stack.Count - m).ToArray();
         _stack.RemoveRange(m, _stack.Count - m);
         return items;
@@ -293,8 +306,12 @@ internal sealed class PickleReader
         catch (OverflowException) { throw Error($"tensor of size {Shape(size)} and stride {Shape(stride)} overflows 64-bit indexing."); }
         if (count > 0 && last >= storage.Numel)
             throw Error($"tensor of size {Shape(size)}, stride {Shape(stride)} and offset {offset} reaches element {last}, but storage '{storage.Key}' ({storage.TypeName}) has {storage.Numel} elements.");
-        if (count * SafeTensor.Size(storage.DType) > Array.MaxLength)
-            throw Error($"tensor of size {Shape(size)} needs {count * SafeTensor.Size(storage.DType)} bytes, more than one array can hold.");
+        if (count > Array.MaxLength / SafeTensor.Size(storage.DType))
+            throw Error($"tensor of size {Shape(size)} needs {(Int128)count * SafeTensor.Size(storage.DType)} bytes, more than one array can hold.");
+        // Only a zero or overlapping stride repeats elements: a view needing more elements than its storage holds
+        // would be materialised from almost nothing (a 400-byte file asking for a gigabyte).
+        if (count > storage.Numel)
+            throw Error($"tensor of size {Shape(size)} and stride {Shape(stride)} repeats the {storage.Numel} elements of storage '{storage.Key}' into {count}; save it with .contiguous() (or .clone()) first.");
         return new TensorView(storage, offset, shape, stride);
     }
 

@@ -60,6 +60,9 @@ public static class PyTorchFile
         }
         using var zip = Zip(() => new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true), "the archive");
         var entries = Zip(() => zip.Entries, "the archive's directory"); // read on first access, so it can fail here
+        // Two entries of one name: which one a reader takes is arbitrary, so neither is trusted.
+        if (entries.GroupBy(e => e.FullName, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } dup)
+            throw new InvalidDataException($"the archive holds {dup.Count()} entries named {dup.Key}.");
         var pickles = entries.Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.IndexOf('/') == e.FullName.Length - "/data.pkl".Length).ToList();
         if (pickles.Count != 1)
             throw new InvalidDataException(pickles.Count == 0
@@ -95,6 +98,9 @@ public static class PyTorchFile
         var uses = views.GroupBy(v => v.View.Storage.Key).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
         var storages = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         var tensors = new List<SafeTensor>(views.Count);
+        // What the tensors may materialise in all: tied weights and slices share storages, but never more than a
+        // few times what the archive holds.
+        long budget = 4 * stream.Length + (1L << 20), materialised = 0;
         foreach (var (name, view) in views)
         {
             var s = view.Storage;
@@ -113,6 +119,9 @@ public static class PyTorchFile
             }
             bool last = --uses[s.Key] == 0;
             if (last) storages.Remove(s.Key);
+            long viewBytes = view.Shape.Aggregate(1L, (a, d) => a * d) * SafeTensor.Size(s.DType);
+            if ((materialised += viewBytes) > budget)
+                throw new InvalidDataException($"the tensors up to '{name}' add up to {materialised} bytes from a {stream.Length}-byte archive; views that share storages this much are not a state dict.");
             var data = last && view.Offset == 0 && IsContiguous(view) && view.Shape.Aggregate(1L, (a, d) => a * d) == s.Numel ? bytes : Gather(bytes, view);
             var t = new SafeTensor(name, s.DType, view.Shape, data);
             tensors.Add(toFloat32 && t.DType is SafeTensorDType.F16 or SafeTensorDType.BF16 or SafeTensorDType.F64 ? t.ToFloat32() : t);
@@ -183,6 +192,9 @@ public static class PyTorchFile
             return s.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false);
         }, entry.FullName);
         if (read < bytes.Length) throw new InvalidDataException($"{entry.FullName} is truncated: {read} of {bytes.Length} bytes.");
+        // torch stores entries uncompressed, so nothing but the CRC tells a flipped bit.
+        uint crc = System.IO.Hashing.Crc32.HashToUInt32(bytes);
+        if (crc != entry.Crc32) throw new InvalidDataException($"{entry.FullName} is corrupt: its CRC-32 is {crc:x8}, the archive records {entry.Crc32:x8}.");
         return bytes;
     }
 

@@ -76,9 +76,7 @@ public static class SafeTensorsFile
     /// <exception cref="InvalidDataException">Names the file and what is wrong.</exception>
     public static (IReadOnlyList<SafeTensor> Tensors, IReadOnlyDictionary<string, string> Metadata) Read(string path)
     {
-        byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
-        catch (FileNotFoundException) { throw new FileNotFoundException($"safetensors file '{path}' does not exist.", path); }
+        byte[] bytes = BoundedFile.Read(path, long.MaxValue, "a safetensors file");
         try { return Parse(bytes); }
         catch (InvalidDataException e) { throw new InvalidDataException($"{path}: {e.Message}", e); }
     }
@@ -109,32 +107,41 @@ public static class SafeTensorsFile
                 {
                     if (prop.Value.ValueKind != JsonValueKind.Object) throw new InvalidDataException("__metadata__ is not an object.");
                     foreach (var m in prop.Value.EnumerateObject())
-                        metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : throw new InvalidDataException($"metadata '{m.Name}' is not a string.");
+                        if (!metadata.TryAdd(m.Name, m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : throw new InvalidDataException($"metadata '{m.Name}' is not a string.")))
+                            throw new InvalidDataException($"duplicate metadata entry '{m.Name}'.");
                     continue;
                 }
                 var t = prop.Value;
                 if (t.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"tensor '{prop.Name}' is not an object.");
                 string dtypeText = t.TryGetProperty("dtype", out var dt) && dt.ValueKind == JsonValueKind.String ? dt.GetString()! : throw new InvalidDataException($"tensor '{prop.Name}' has no dtype.");
-                // Enum.TryParse would also accept numbers ("1"): require the name itself.
-                if (dtypeText.Length == 0 || !char.IsLetter(dtypeText[0]) || !Enum.TryParse<SafeTensorDType>(dtypeText, ignoreCase: false, out var dtype))
-                    throw new InvalidDataException($"tensor '{prop.Name}' has unsupported dtype '{dtypeText}'.");
+                // The exact name: Enum.TryParse would also take numbers, padding and flag lists ("F16,BF16").
+                var dtype = dtypeText switch
+                {
+                    "F32" => SafeTensorDType.F32, "F16" => SafeTensorDType.F16, "BF16" => SafeTensorDType.BF16, "F64" => SafeTensorDType.F64,
+                    "I64" => SafeTensorDType.I64, "I32" => SafeTensorDType.I32, "U8" => SafeTensorDType.U8,
+                    _ => throw new InvalidDataException($"tensor '{prop.Name}' has unsupported dtype '{dtypeText}'."),
+                };
                 if (!t.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array) throw new InvalidDataException($"tensor '{prop.Name}' has no shape.");
                 var shape = sh.EnumerateArray().Select(d => d.ValueKind == JsonValueKind.Number && d.TryGetInt32(out int v) && v >= 0 ? v
                     : throw new InvalidDataException($"tensor '{prop.Name}' has an invalid dimension {d}.")).ToArray();
                 if (!t.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
                     throw new InvalidDataException($"tensor '{prop.Name}' needs data_offsets [begin, end].");
-                long begin = off[0].TryGetInt64(out long b) ? b : -1, end = off[1].TryGetInt64(out long e) ? e : -1;
+                long begin = off[0].ValueKind == JsonValueKind.Number && off[0].TryGetInt64(out long b) ? b : -1;
+                long end = off[1].ValueKind == JsonValueKind.Number && off[1].TryGetInt64(out long e) ? e : -1;
                 if (begin < 0 || end < begin || end > data.Length)
                     throw new InvalidDataException($"tensor '{prop.Name}' has data_offsets [{off[0]}, {off[1]}] outside the {data.Length}-byte buffer.");
                 long count = 1;
                 foreach (int d in shape) count = checked(count * d);
-                if (count * SafeTensor.Size(dtype) != end - begin)
-                    throw new InvalidDataException($"tensor '{prop.Name}' of shape [{string.Join(", ", shape)}] and dtype {dtype} needs {count * SafeTensor.Size(dtype)} bytes, but its offsets span {end - begin}.");
+                long bytesNeeded = checked(count * SafeTensor.Size(dtype));
+                if (bytesNeeded != end - begin)
+                    throw new InvalidDataException($"tensor '{prop.Name}' of shape [{string.Join(", ", shape)}] and dtype {dtype} needs {bytesNeeded} bytes, but its offsets span {end - begin}.");
                 entries.Add((prop.Name, dtype, shape, begin, end));
             }
         }
         catch (JsonException e) { throw new InvalidDataException($"the header is not valid JSON ({e.Message}).", e); }
-        catch (OverflowException) { throw new InvalidDataException("a tensor's element count overflows."); }
+        catch (OverflowException) { throw new InvalidDataException("a tensor's size in bytes overflows 64 bits."); }
+        // A string the JSON reader cannot turn into UTF-16 (an escaped lone surrogate such as "\ud800").
+        catch (InvalidOperationException e) { throw new InvalidDataException($"the header holds a string that is not valid Unicode ({e.Message}).", e); }
 
         // Offsets must tile the data buffer exactly: ordered, no gaps, no overlap.
         long expected = 0;

@@ -150,6 +150,7 @@ namespace Compiled.Nets.Network.Tests
             if (T <= 0 || T > MaxSequence) throw new global::System.ArgumentOutOfRangeException("sequence", T, "MiniBertLayer." + method + ": the sequence length must be in [1, 128] (MaxSequence).");
             if (input.Length != batch * T * 16) throw new global::System.ArgumentException("MiniBertLayer." + method + ": input has " + input.Length + " values, but batch " + batch + " × [" + T + ", 16] needs " + (batch * T * 16) + ".", nameof(input));
             if (!mask.IsEmpty && mask.Length != batch * T) throw new global::System.ArgumentException("MiniBertLayer." + method + ": the mask has " + mask.Length + " values, but batch " + batch + " × sequence " + T + " needs " + (batch * T) + ".", nameof(mask));
+            global::Compiled.Nets.Kernels.SequenceKernels.CheckMask(mask, batch, T, "MiniBertLayer", method);
             if (output >= 0 && output != batch * T * 16) throw new global::System.ArgumentException("MiniBertLayer." + method + ": the output span has " + output + " floats, but batch " + batch + " × [T, 16] needs " + (batch * T * 16) + ".", nameof(output));
         }
 

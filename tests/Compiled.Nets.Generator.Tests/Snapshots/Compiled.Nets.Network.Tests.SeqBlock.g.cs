@@ -97,6 +97,7 @@ namespace Compiled.Nets.Network.Tests
             if (T <= 0 || T > MaxSequence) throw new global::System.ArgumentOutOfRangeException("sequence", T, "SeqBlock." + method + ": the sequence length must be in [1, 128] (MaxSequence).");
             if (input.Length != batch * T * 8) throw new global::System.ArgumentException("SeqBlock." + method + ": input has " + input.Length + " values, but batch " + batch + " × [" + T + ", 8] needs " + (batch * T * 8) + ".", nameof(input));
             if (!mask.IsEmpty && mask.Length != batch * T) throw new global::System.ArgumentException("SeqBlock." + method + ": the mask has " + mask.Length + " values, but batch " + batch + " × sequence " + T + " needs " + (batch * T) + ".", nameof(mask));
+            global::Compiled.Nets.Kernels.SequenceKernels.CheckMask(mask, batch, T, "SeqBlock", method);
             if (output >= 0 && output != batch * T * 8) throw new global::System.ArgumentException("SeqBlock." + method + ": the output span has " + output + " floats, but batch " + batch + " × [T, 8] needs " + (batch * T * 8) + ".", nameof(output));
         }
 

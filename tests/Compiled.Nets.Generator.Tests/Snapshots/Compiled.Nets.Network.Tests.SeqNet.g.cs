@@ -140,6 +140,7 @@ namespace Compiled.Nets.Network.Tests
             if (T <= 0 || T > MaxSequence) throw new global::System.ArgumentOutOfRangeException("sequence", T, "SeqNet." + method + ": the sequence length must be in [1, 16] (MaxSequence).");
             if (input.Length != batch * T) throw new global::System.ArgumentException("SeqNet." + method + ": input has " + input.Length + " values, but batch " + batch + " × [" + T + "] needs " + (batch * T) + ".", nameof(input));
             if (!mask.IsEmpty && mask.Length != batch * T) throw new global::System.ArgumentException("SeqNet." + method + ": the mask has " + mask.Length + " values, but batch " + batch + " × sequence " + T + " needs " + (batch * T) + ".", nameof(mask));
+            global::Compiled.Nets.Kernels.SequenceKernels.CheckMask(mask, batch, T, "SeqNet", method);
             if (output >= 0 && output != batch * 3) throw new global::System.ArgumentException("SeqNet." + method + ": the output span has " + output + " floats, but batch " + batch + " × [3] needs " + (batch * 3) + ".", nameof(output));
         }
 

@@ -97,6 +97,7 @@ namespace Compiled.Nets.Network.Tests
             if (T <= 0 || T > MaxSequence) throw new global::System.ArgumentOutOfRangeException("sequence", T, "SeqRegressor." + method + ": the sequence length must be in [1, 10] (MaxSequence).");
             if (input.Length != batch * T * 4) throw new global::System.ArgumentException("SeqRegressor." + method + ": input has " + input.Length + " values, but batch " + batch + " × [" + T + ", 4] needs " + (batch * T * 4) + ".", nameof(input));
             if (!mask.IsEmpty && mask.Length != batch * T) throw new global::System.ArgumentException("SeqRegressor." + method + ": the mask has " + mask.Length + " values, but batch " + batch + " × sequence " + T + " needs " + (batch * T) + ".", nameof(mask));
+            global::Compiled.Nets.Kernels.SequenceKernels.CheckMask(mask, batch, T, "SeqRegressor", method);
             if (output >= 0 && output != batch * T * 2) throw new global::System.ArgumentException("SeqRegressor." + method + ": the output span has " + output + " floats, but batch " + batch + " × [T, 2] needs " + (batch * T * 2) + ".", nameof(output));
         }
 
