@@ -203,6 +203,34 @@ public static class SafeTensorsFile
 /// <summary>Crash-safe file replacement: readers see either the old file or the complete new one.</summary>
 public static class AtomicFile
 {
+    /// <summary>
+    /// Deletes the temporary files that writes interrupted by a crash or a kill left in <paramref name="directory"/>
+    /// (<c>.NAME.PID.GUID.tmp</c> of a process that no longer runs); files of a live writer are kept.
+    /// </summary>
+    /// <returns>How many were deleted.</returns>
+    public static int RemoveStaleTemporaries(string directory)
+    {
+        int removed = 0;
+        foreach (var file in Directory.EnumerateFiles(directory, ".*.tmp"))
+        {
+            var parts = Path.GetFileName(file).Split('.');
+            // "", NAME…, PID, GUID, "tmp"
+            if (parts.Length < 5 || parts[^2].Length != 32 || !int.TryParse(parts[^3], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pid)) continue;
+            if (pid == Environment.ProcessId || IsRunning(pid)) continue;
+            try { File.Delete(file); removed++; }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
+        return removed;
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try { using var p = System.Diagnostics.Process.GetProcessById(pid); return !p.HasExited; }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
+    }
+
     /// <summary>Writes <paramref name="bytes"/> to a temporary sibling, fsyncs it, and renames it over <paramref name="path"/>.</summary>
     public static void Write(string path, ReadOnlySpan<byte> bytes)
     {

@@ -11,9 +11,29 @@ public static class Checkpoint
 {
     private const string OptimizerPrefix = "optimizer.";
 
+    /// <summary>
+    /// The first parameter or buffer that shows a diverged run: a NaN or infinite value, or one so large (beyond
+    /// ≈ 1.8e19) that its square overflows float32. Null when all are sound.
+    /// </summary>
+    public static string? FirstUnsound(ParameterStore store)
+    {
+        foreach (var p in store.All)
+        {
+            var v = store.ReadValue(p);
+            if (float.IsFinite(System.Numerics.Tensors.TensorPrimitives.SumOfSquares(v))) continue;
+            int i = 0;
+            while (i < v.Length && float.IsFinite(v[i] * v[i])) i++;
+            return $"{p.Name}[{i}] = {v[Math.Min(i, v.Length - 1)].ToString("R", CultureInfo.InvariantCulture)}";
+        }
+        return null;
+    }
+
     /// <summary>Saves parameters, buffers, optional optimizer state and metadata, atomically.</summary>
+    /// <exception cref="ArithmeticException">When a value is NaN, infinite or diverged (<see cref="FirstUnsound"/>): such a checkpoint is never written, and the previous file stays.</exception>
     public static void Save(string path, ParameterStore store, Optimizer? optimizer = null, IReadOnlyDictionary<string, string>? metadata = null)
     {
+        if (FirstUnsound(store) is { } bad)
+            throw new ArithmeticException($"Not saving '{path}': the weights have diverged ({bad}); the previous checkpoint is kept. Lower the learning rate or clip gradients.");
         var tensors = store.All.Select(p => SafeTensor.FromFloats(p.Name, p.Shape.ToArray(), store.ReadValue(p))).ToList();
         if (optimizer is not null)
             foreach (var (name, data) in optimizer.ExportState())
@@ -22,10 +42,16 @@ public static class Checkpoint
         SafeTensorsFile.Write(path, tensors, meta);
     }
 
-    /// <summary>Loads a checkpoint into <paramref name="store"/> (and the optimizer); returns its metadata.</summary>
-    /// <exception cref="InvalidDataException">Lists every missing, unexpected and mismatched tensor, naming the file.</exception>
+    /// <summary>
+    /// Loads a checkpoint into <paramref name="store"/> (and the optimizer); returns its metadata. Everything is
+    /// checked before anything is changed: on any error the store and the optimizer are as they were.
+    /// </summary>
+    /// <exception cref="InvalidDataException">Lists every missing, unexpected and mismatched tensor, naming the file;
+    /// or a non-finite value, or optimizer state that does not fit the optimizer.</exception>
+    /// <exception cref="InvalidOperationException">The store is read-only (<see cref="ParameterStore.MakeWritable"/> first).</exception>
     public static IReadOnlyDictionary<string, string> Load(string path, ParameterStore store, Optimizer? optimizer = null)
     {
+        if (store.IsReadOnly) throw new InvalidOperationException($"Cannot load '{path}' into a read-only parameter store; call MakeWritable() first.");
         var (tensors, metadata) = SafeTensorsFile.Read(path);
         var byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
         var problems = new List<string>();
@@ -39,14 +65,27 @@ public static class Checkpoint
                 problems.Add($"unexpected {t.Name} [{string.Join(", ", t.Shape)}]");
         if (problems.Count > 0)
             throw new InvalidDataException($"Checkpoint '{path}' does not fit this network: {string.Join("; ", problems)}.");
-        foreach (var p in store.All) byName[p.Name].CopyTo(store.Value(p));
+        var all = store.All.ToList();
+        var values = all.Select(p => byName[p.Name].ToFloats()).ToList();
+        for (int i = 0; i < values.Count; i++)
+        {
+            int bad = Array.FindIndex(values[i], v => !float.IsFinite(v));
+            if (bad >= 0) throw new InvalidDataException($"Checkpoint '{path}': {all[i].Name}[{bad}] is {values[i][bad]}; a checkpoint never holds non-finite weights.");
+        }
         if (optimizer is not null)
         {
             var state = tensors.Where(t => t.Name.StartsWith(OptimizerPrefix, StringComparison.Ordinal))
                 .ToDictionary(t => t.Name.Substring(OptimizerPrefix.Length), t => t.ToFloats(), StringComparer.Ordinal);
+            // Import into the optimizer first (it checks every entry); on failure put its old state back.
+            var previous = optimizer.ExportState().ToDictionary(e => e.Name, e => (float[])e.Data.Clone(), StringComparer.Ordinal);
             try { optimizer.ImportState(state); }
-            catch (InvalidDataException e) { throw new InvalidDataException($"Checkpoint '{path}': {e.Message}", e); }
+            catch (InvalidDataException e)
+            {
+                optimizer.ImportState(previous);
+                throw new InvalidDataException($"Checkpoint '{path}': {e.Message}", e);
+            }
         }
+        for (int i = 0; i < values.Count; i++) values[i].CopyTo(store.Value(all[i]));
         return metadata;
     }
 

@@ -20,7 +20,14 @@ public abstract class Optimizer
     /// <summary>The parameters being optimised.</summary>
     public ParameterStore Store { get; }
     /// <summary>Current learning rate (schedules set it before each step).</summary>
-    public float LearningRate { get; set; }
+    /// <exception cref="ArgumentOutOfRangeException">When set to a negative, NaN or infinite value: one such step would ruin every weight.</exception>
+    public float LearningRate
+    {
+        get => _learningRate;
+        set => _learningRate = float.IsFinite(value) && value >= 0 ? value
+            : throw new ArgumentOutOfRangeException(nameof(LearningRate), value, "The learning rate must be finite and not negative (a schedule or option gave this value).");
+    }
+    private float _learningRate;
     /// <summary>Number of steps taken.</summary>
     public long StepCount { get; protected set; }
     /// <summary>Which parameters get weight decay; default: all of them, as <c>torch.optim</c> does.</summary>

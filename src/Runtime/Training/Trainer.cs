@@ -97,6 +97,7 @@ public sealed class Trainer
         string? dir = options.OutputDirectory;
         if (dir is not null) Directory.CreateDirectory(dir);
         string? last = dir is null ? null : Path.Combine(dir, "last.safetensors");
+        if (dir is not null) Serialization.AtomicFile.RemoveStaleTemporaries(dir);
         if (options.Resume && last is not null && File.Exists(last))
         {
             var meta = Checkpoint.Load(last, store, optimizer);
@@ -104,6 +105,15 @@ public sealed class Trainer
             BestEpoch = Checkpoint.MetadataInt(meta, "best_epoch");
             sinceBest = Checkpoint.MetadataInt(meta, "since_best");
             if (meta.TryGetValue("best_loss", out var bl)) bestLoss = double.Parse(bl, CultureInfo.InvariantCulture);
+            // The best epoch's weights live in best.safetensors: without them the run would end on the last epoch's.
+            if (options.RestoreBest && BestEpoch > 0)
+            {
+                string bestPath = Path.Combine(dir!, "best.safetensors");
+                if (!File.Exists(bestPath))
+                    throw new InvalidDataException($"Resuming from '{last}' (best epoch {BestEpoch}) needs '{bestPath}' to restore the best weights at the end, and it is missing.");
+                best = CloneLayout(store);
+                Checkpoint.Load(bestPath, best);
+            }
         }
 
         for (int epoch = startEpoch; epoch <= options.Epochs; epoch++)
@@ -125,6 +135,10 @@ public sealed class Trainer
             });
             double seconds = sw.Elapsed.TotalSeconds;
             var (vLoss, vAcc) = validation is null ? (double.NaN, double.NaN) : EvaluateCore(validation, classes, null);
+            if (validation is not null && !double.IsFinite(vLoss))
+                throw new ArithmeticException($"The validation loss became {vLoss} after epoch {epoch}; the weights have diverged (no checkpoint of this epoch was written). Lower the learning rate or enable gradient clipping.");
+            if (Checkpoint.FirstUnsound(store) is { } unsound)
+                throw new ArithmeticException($"The weights diverged in epoch {epoch} ({unsound}); no checkpoint of this epoch was written. Lower the learning rate or enable gradient clipping.");
             var m = new EpochMetrics(epoch, lossSum / Math.Max(1, seen), (double)correct / Math.Max(1, seen), vLoss, vAcc, seconds, seen / seconds, optimizer.LearningRate);
             History.Add(m);
             double monitored = validation is null ? m.TrainLoss : vLoss;
@@ -251,9 +265,11 @@ public sealed class Trainer
             foreach (var m in History)
             {
                 w.WriteStartObject();
-                w.WriteNumber("epoch", m.Epoch); w.WriteNumber("train_loss", m.TrainLoss); w.WriteNumber("train_accuracy", m.TrainAccuracy);
-                if (!double.IsNaN(m.ValidationLoss)) { w.WriteNumber("val_loss", m.ValidationLoss); w.WriteNumber("val_accuracy", m.ValidationAccuracy); }
-                w.WriteNumber("seconds", m.Seconds); w.WriteNumber("samples_per_second", m.SamplesPerSecond); w.WriteNumber("lr", m.LearningRate);
+                // JSON has no NaN or infinity: such a value is written as null.
+                void Number(string key, double v) { if (double.IsFinite(v)) w.WriteNumber(key, v); else w.WriteNull(key); }
+                w.WriteNumber("epoch", m.Epoch); Number("train_loss", m.TrainLoss); Number("train_accuracy", m.TrainAccuracy);
+                if (!double.IsNaN(m.ValidationLoss)) { Number("val_loss", m.ValidationLoss); Number("val_accuracy", m.ValidationAccuracy); }
+                Number("seconds", m.Seconds); Number("samples_per_second", m.SamplesPerSecond); Number("lr", m.LearningRate);
                 w.WriteEndObject();
             }
             w.WriteEndArray();
