@@ -95,3 +95,22 @@ public class ConcurrencyTests
         if (!errors.IsEmpty) throw new AggregateException(errors);
     }
 }
+
+/// <summary>Attention masks as HF tokenizers make them, and nothing else.</summary>
+public class AttentionMaskTests
+{
+    [Fact]
+    public void AMaskValueOtherThanZeroOrOne_OrARowWithoutATokens_IsAClearError()
+    {
+        using var net = new SeqNet(seed: 1);
+        int batch = 2, seq = 4;
+        var ids = Enumerable.Range(0, batch * seq).Select(i => i % 7).ToArray();
+        var y = new float[batch * net.OutputSize];
+        var mask = new[] { 1, 1, 1, 0, 1, 1, 0, 0 };
+        net.Forward(ids, mask, batch, seq, y);
+        mask[5] = 2;
+        Assert.Contains("SeqNet.Forward: the attention mask holds 2 at [1, 1]", Assert.Throws<ArgumentException>(() => net.Forward(ids, mask, batch, seq, y)).Message);
+        mask = [1, 0, 0, 0, 0, 0, 0, 0];
+        Assert.Contains("SeqNet.TrainStep: row 1 of the attention mask has no 1", Assert.Throws<ArgumentException>(() => net.TrainStep(ids, [0, 1], mask, batch, seq)).Message);
+    }
+}

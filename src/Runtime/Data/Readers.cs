@@ -16,9 +16,8 @@ public static class DatasetReaders
     /// <paramref name="declared"/>: a gzip stream is decompressed no further than that, and the file must hold exactly
     /// the declared bytes. Memory is bounded by what the file declares and really holds.
     /// </summary>
-    private static byte[] ReadIdx(string path, int headerBytes, int magic, string kind, Func<byte[], long> declared)
+    private static byte[] ReadIdx(byte[] raw, string path, int headerBytes, int magic, string kind, Func<byte[], long> declared)
     {
-        var raw = BoundedFile.Read(path, long.MaxValue, "an IDX file");
         bool gzip = BoundedFile.IsGzip(raw);
         var head = gzip ? BoundedFile.GunzipHead(raw, headerBytes, path) : raw.Length >= headerBytes ? raw[..headerBytes] : raw;
         if (head.Length >= 4 && BinaryPrimitives.ReadInt32BigEndian(head) is var found && found != magic)
@@ -39,10 +38,14 @@ public static class DatasetReaders
 
     /// <summary>Reads IDX unsigned-byte images ([N, rows, cols], magic 0x00000803) scaled to [0, 1].</summary>
     /// <exception cref="InvalidDataException">Names the file and what is wrong (magic, header, size, gzip).</exception>
-    public static (float[] Images, int Count, int Rows, int Cols) ReadIdxImages(string path)
+    public static (float[] Images, int Count, int Rows, int Cols) ReadIdxImages(string path) =>
+        ParseIdxImages(BoundedFile.Read(path, long.MaxValue, "an IDX file"), path);
+
+    /// <summary>IDX images from the file's bytes (raw or gzip); <paramref name="path"/> names them in errors.</summary>
+    internal static (float[] Images, int Count, int Rows, int Cols) ParseIdxImages(byte[] raw, string path)
     {
         int n = 0, rows = 0, cols = 0;
-        var b = ReadIdx(path, 16, 0x803, "image", h =>
+        var b = ReadIdx(raw, path, 16, 0x803, "image", h =>
         {
             n = BinaryPrimitives.ReadInt32BigEndian(h.AsSpan(4)); rows = BinaryPrimitives.ReadInt32BigEndian(h.AsSpan(8)); cols = BinaryPrimitives.ReadInt32BigEndian(h.AsSpan(12));
             if (n < 0 || rows <= 0 || cols <= 0) throw new InvalidDataException($"'{path}' has an invalid IDX header ({n} × {rows} × {cols}).");
@@ -57,9 +60,12 @@ public static class DatasetReaders
 
     /// <summary>Reads IDX unsigned-byte labels (magic 0x00000801).</summary>
     /// <exception cref="InvalidDataException">Names the file and what is wrong, including a label outside [0, classes).</exception>
-    public static int[] ReadIdxLabels(string path, int classes)
+    public static int[] ReadIdxLabels(string path, int classes) => ParseIdxLabels(BoundedFile.Read(path, long.MaxValue, "an IDX file"), path, classes);
+
+    /// <summary>IDX labels from the file's bytes (raw or gzip); <paramref name="path"/> names them in errors.</summary>
+    internal static int[] ParseIdxLabels(byte[] raw, string path, int classes)
     {
-        var b = ReadIdx(path, 8, 0x801, "label", h =>
+        var b = ReadIdx(raw, path, 8, 0x801, "label", h =>
         {
             int count = BinaryPrimitives.ReadInt32BigEndian(h.AsSpan(4));
             if (count < 0 || count > Array.MaxLength - 8) throw new InvalidDataException($"'{path}' has an invalid IDX label count {count}.");
@@ -86,21 +92,23 @@ public static class DatasetReaders
     /// <summary>Reads CIFAR-10 binary batches (records of 1 label byte + 3072 pixel bytes, CHW) as [3, 32, 32] in [0, 1].</summary>
     public static Dataset ReadCifar10(IEnumerable<string> batchFiles)
     {
-        const int record = 1 + 3 * 32 * 32;
         var samples = new List<float>(); var labels = new List<int>();
-        foreach (var path in batchFiles)
-        {
-            var b = BoundedFile.Read(path, long.MaxValue, "a CIFAR-10 batch");
-            if (b.Length == 0 || b.Length % record != 0)
-                throw new InvalidDataException($"'{path}' has {b.Length} bytes, not a whole number of {record}-byte CIFAR-10 records (truncated or not CIFAR-10).");
-            for (int r = 0; r < b.Length / record; r++)
-            {
-                int label = b[r * record];
-                if (label >= 10) throw new InvalidDataException($"'{path}': record {r} has label {label}, outside [0, 10).");
-                labels.Add(label);
-                for (int i = 1; i < record; i++) samples.Add(b[r * record + i] / 255f);
-            }
-        }
+        foreach (var path in batchFiles) ParseCifar10(BoundedFile.Read(path, long.MaxValue, "a CIFAR-10 batch"), path, samples, labels);
         return new Dataset(samples.ToArray(), labels.ToArray(), [3, 32, 32], 10, Cifar10Classes);
+    }
+
+    /// <summary>Appends the records of one CIFAR-10 batch file's bytes; <paramref name="path"/> names them in errors.</summary>
+    internal static void ParseCifar10(byte[] b, string path, List<float> samples, List<int> labels)
+    {
+        const int record = 1 + 3 * 32 * 32;
+        if (b.Length == 0 || b.Length % record != 0)
+            throw new InvalidDataException($"'{path}' has {b.Length} bytes, not a whole number of {record}-byte CIFAR-10 records (truncated or not CIFAR-10).");
+        for (int r = 0; r < b.Length / record; r++)
+        {
+            int label = b[r * record];
+            if (label >= 10) throw new InvalidDataException($"'{path}': record {r} has label {label}, outside [0, 10).");
+            labels.Add(label);
+            for (int i = 1; i < record; i++) samples.Add(b[r * record + i] / 255f);
+        }
     }
 }

@@ -74,6 +74,8 @@ public sealed record BertConfig
     public static BertConfig Parse(ReadOnlySpan<byte> json, string source = "config.json")
     {
         InvalidDataException Error(string message) => new($"{source}: {message}");
+        // The JSON reader checks UTF-8 only when a string is read, and then throws InvalidOperationException.
+        if (!System.Text.Unicode.Utf8.IsValid(json)) throw Error("not UTF-8 text.");
         BertConfigJson raw;
         try
         {
@@ -85,6 +87,8 @@ public sealed record BertConfig
         { throw Error($"not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine}): {e.Message}"); }
         catch (JsonException e)
         { throw Error(WrongType(json, e.Path!)); }
+        // An escaped lone surrogate ("\ud800") cannot become a .NET string.
+        catch (InvalidOperationException e) { throw Error($"holds a string that is not valid Unicode ({e.Message})."); }
 
         var missing = new List<string>();
         int Required(int? v, string name) { if (v is null) missing.Add(name); return v ?? 0; }

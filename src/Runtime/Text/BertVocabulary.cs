@@ -14,7 +14,12 @@ public static class BertVocabulary
     /// not UTF-8, empty, with CR-only line endings, or a token empty or repeated; the message names the file and line.</exception>
     public static IReadOnlyList<string> Read(string path)
     {
-        byte[] bytes = Serialization.BoundedFile.Read(path, MaxBytes, "a vocabulary");
+        return Parse(Serialization.BoundedFile.Read(path, MaxBytes, "a vocabulary"), path);
+    }
+
+    /// <summary>The tokens of vocab.txt bytes; <paramref name="path"/> names them in errors.</summary>
+    internal static IReadOnlyList<string> Parse(byte[] bytes, string path)
+    {
         string text;
         try { text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes); }
         catch (DecoderFallbackException e) { throw new InvalidDataException($"{path} is not UTF-8 (byte {e.Index}).", e); }
