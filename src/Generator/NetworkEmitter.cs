@@ -710,8 +710,7 @@ namespace Compiled.Nets.Generator
         {
             bool ce = s.Loss == LossKind.CrossEntropy;
             string outSize = Size(s.Ops[s.Output].OutShape);
-            string outName = LossSignature(s.Loss).OutName;
-            var (targets, _) = LossSignature(s.Loss);
+            var (targets, outName) = LossSignature(s.Loss);
             string targetName = ce ? "labels" : "targets";
             OpenLossMethod(w, s, "TrainStep", "Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss. Needs the instance to itself (no concurrent call).");
             w.Line($"if (_store.IsReadOnly) throw new global::System.InvalidOperationException(\"{s.TypeName}.TrainStep: the parameters are read-only (MakeReadOnly, for serving), and a training step would change them and the BatchNorm statistics; call Parameters.MakeWritable() first.\");");

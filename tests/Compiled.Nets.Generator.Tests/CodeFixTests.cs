@@ -41,20 +41,8 @@ public class CodeFixTests
     [Fact]
     public async Task TheSeedBug_128x7x7_IsRewrittenTo_128x8x8_AndThenBuilds()
     {
-        string source = Usings + """
-            [Network, Input(3, 32, 32), CrossEntropyLoss]
-            public partial class CifarNet
-            {
-                [Conv2d(3, 64, kernel: 3, padding: 1)]   public partial Conv2d Conv1 { get; }
-                [Conv2d(64, 128, kernel: 3, padding: 1)] public partial Conv2d Conv2 { get; }
-                [Linear(128 * 7 * 7, 512)]               public partial Linear Fc1 { get; }
-                [Linear(512, 10)]                        public partial Linear Fc2 { get; }
+        string source = SeedNetworks.CifarSeedBug;
 
-                Tensor Forward(Tensor x) => x.Apply(Conv1).MaxPool2d(2).Relu()
-                                             .Apply(Conv2).MaxPool2d(2).Relu()
-                                             .Flatten().Apply(Fc1).Relu().Apply(Fc2);
-            }
-            """;
         string fixedSource = await ApplySingleFix(source, "Change to 128 * 8 * 8");
         Assert.Equal(source.Replace("[Linear(128 * 7 * 7, 512)]", "[Linear(128 * 8 * 8, 512)]"), fixedSource);
         var (diags, sources, output) = GeneratorHarness.Run(fixedSource);

@@ -8,20 +8,7 @@ public class DiagnosticTests
     [Fact]
     public void CNET0001_TheSeedBug_Cifar10WiredWith128x7x7()
     {
-        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
-            [Network, Input(3, 32, 32), CrossEntropyLoss]
-            public partial class CifarNet
-            {
-                [Conv2d(3, 64, kernel: 3, padding: 1)]   public partial Conv2d Conv1 { get; }
-                [Conv2d(64, 128, kernel: 3, padding: 1)] public partial Conv2d Conv2 { get; }
-                [Linear({|CNET0001:128 * 7 * 7|}, 512)]               public partial Linear Fc1 { get; }
-                [Linear(512, 10)]                        public partial Linear Fc2 { get; }
-
-                Tensor Forward(Tensor x) => x.Apply(Conv1).MaxPool2d(2).Relu()
-                                             .Apply(Conv2).MaxPool2d(2).Relu()
-                                             .Flatten().Apply(Fc1).Relu().Apply(Fc2);
-            }
-            """);
+        var diags = GeneratorHarness.AssertDiagnostics(SeedNetworks.CifarSeedBugMarkup);
         Assert.Equal("Fc1 expects 6272 input features (Linear(6272, 512)), but Flatten produces 8192 (128×8×8) for input 3×32×32",
             diags.Single().GetMessage(System.Globalization.CultureInfo.InvariantCulture));
     }

@@ -13,21 +13,6 @@ public class EditorDiagnosticTests
 
     private static string Message(Diagnostic d) => d.GetMessage(CultureInfo.InvariantCulture);
 
-    private const string SeedBug = """
-        [Network, Input(3, 32, 32), CrossEntropyLoss]
-        public partial class CifarNet
-        {
-            [Conv2d(3, 64, kernel: 3, padding: 1)]   public partial Conv2d Conv1 { get; }
-            [Conv2d(64, 128, kernel: 3, padding: 1)] public partial Conv2d Conv2 { get; }
-            [Linear(128 * 7 * 7, 512)]               public partial Linear Fc1 { get; }
-            [Linear(512, 10)]                        public partial Linear Fc2 { get; }
-
-            Tensor Forward(Tensor x) => x.Apply(Conv1).MaxPool2d(2).Relu()
-                                         .Apply(Conv2).MaxPool2d(2).Relu()
-                                         .Flatten().Apply(Fc1).Relu().Apply(Fc2);
-        }
-        """;
-
     [Fact]
     public void ANetworkWithAnError_GetsOnlyThatError_AndItsCallersKeepCompiling()
     {
@@ -46,7 +31,7 @@ public class EditorDiagnosticTests
                 }
             }
             """;
-        var (diags, sources, output) = GeneratorHarness.Run(Usings + SeedBug, caller);
+        var (diags, sources, output) = GeneratorHarness.Run(SeedNetworks.CifarSeedBug, caller);
         Assert.Equal("CNET0001", Assert.Single(diags).Id);
         Assert.Equal("CifarNet.g.cs", Assert.Single(sources).Hint);
         // The C# mistake shows (it is not hidden behind the network's error), and nothing else does.
