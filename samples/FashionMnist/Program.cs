@@ -55,9 +55,16 @@ root.SetAction(parse =>
     Console.WriteLine($"Test loss {testLoss:F4}, test accuracy {testAcc:P2} over {confusion.Total} samples");
     observer.Report(report);
     report.WriteFiles(outDir);
+    // The deployable model: the restored best weights with the input normalisation and class names (samples/Inference reads it).
+    Checkpoint.Save(Path.Combine(outDir, "model.safetensors"), net.Parameters, null, new Dictionary<string, string>
+    {
+        ["mean"] = mean[0].ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+        ["std"] = std[0].ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+        ["classes"] = string.Join("|", DatasetReaders.FashionMnistClasses),
+    });
     Plots.Curves(trainer.History, Path.Combine(outDir, "loss.png"), Path.Combine(outDir, "accuracy.png"));
     Plots.ConfusionMatrix(confusion, DatasetReaders.FashionMnistClasses, Path.Combine(outDir, "confusion.png"));
-    Console.WriteLine($"Wrote checkpoints, history.csv/json, test_report.*, loss.png, accuracy.png, confusion.png to {Path.GetFullPath(outDir)}");
+    Console.WriteLine($"Wrote checkpoints, model.safetensors, history.csv/json, test_report.*, loss.png, accuracy.png, confusion.png to {Path.GetFullPath(outDir)}");
     if (parse.GetValue(servingCheck)) ServingCheck(net, test);
     return 0;
 });

@@ -34,6 +34,8 @@ public sealed class SafeTensor(string name, SafeTensorDType dtype, int[] shape, 
     {
         if (destination.Length != Count) throw new ArgumentException($"Tensor '{Name}' has {Count} elements; the destination holds {destination.Length}.");
         var d = Data.AsSpan();
+        // The common case, float32 on a little-endian machine, is a block copy.
+        if (DType == SafeTensorDType.F32 && BitConverter.IsLittleEndian) { System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(d).CopyTo(destination); return; }
         for (int i = 0; i < destination.Length; i++)
             destination[i] = DType switch
             {

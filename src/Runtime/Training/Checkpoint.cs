@@ -69,6 +69,8 @@ public static class Checkpoint
         var values = all.Select(p => byName[p.Name].ToFloats()).ToList();
         for (int i = 0; i < values.Count; i++)
         {
+            // A finite sum proves every value finite (NaN and infinity propagate); only otherwise look for the culprit.
+            if (float.IsFinite(System.Numerics.Tensors.TensorPrimitives.Sum(values[i]))) continue;
             int bad = Array.FindIndex(values[i], v => !float.IsFinite(v));
             if (bad >= 0) throw new InvalidDataException($"Checkpoint '{path}': {all[i].Name}[{bad}] is {values[i][bad]}; a checkpoint never holds non-finite weights.");
         }
