@@ -228,6 +228,7 @@ namespace Compiled.Nets.Generator
             EmitPlanComment(w, s);
             EmitMembers(w, s, plan);
             EmitForward(w, s, plan);
+            OnnxEmitter.Emit(w, s);
             if (s.Loss != LossKind.None) { EmitTrainStep(w, s, plan); EmitEvaluate(w, s, plan); }
             EmitWorkspace(w, s, plan);
 

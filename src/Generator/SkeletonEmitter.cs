@@ -58,6 +58,7 @@ namespace Compiled.Nets.Generator
             w.Line($"public {R}Tensor ForwardEager({R}Tensor x) => {Fail};");
             w.Line($"{R}Tensor {R}ILayer.Forward({R}Tensor x) => {Fail};");
             w.Line($"public void Forward({input}, {batch}, global::System.Span<float> output) => {Fail};");
+            w.Line($"public void ExportOnnx(string path) => {Fail};");
             if (s.Loss != LossKind.None)
             {
                 var (targets, outName) = NetworkEmitter.LossSignature(s.Loss);

@@ -212,6 +212,26 @@ namespace Compiled.Nets.Network.Tests
             return v10;
         }
 
+        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape], output "output" [batch, ..OutputShape].</summary>
+        public void ExportOnnx(string path)
+        {
+            var g = new global::Compiled.Nets.Serialization.OnnxGraph("ConvNet");
+            g.FloatInput("input", new int[] { 1, 28, 28 });
+            g.Node("Conv", new[] { "input", g.Initializer("conv1.weight", _store.ReadValue(_p_conv1_weight), 64, 1, 3, 3), g.Initializer("conv1.bias", _store.ReadValue(_p_conv1_bias), 64) }, "v1", ("kernel_shape", new int[] { 3, 3 }), ("strides", new int[] { 1, 1 }), ("pads", new int[] { 1, 1, 1, 1 }), ("dilations", new int[] { 1, 1 }));
+            g.Node("MaxPool", new[] { "v1" }, "v2", ("kernel_shape", new int[] { 2, 2 }), ("strides", new int[] { 2, 2 }), ("pads", new int[] { 0, 0, 0, 0 }));
+            g.Node("Relu", new[] { "v2" }, "v3");
+            g.Node("Conv", new[] { "v3", g.Initializer("conv2.weight", _store.ReadValue(_p_conv2_weight), 128, 64, 3, 3), g.Initializer("conv2.bias", _store.ReadValue(_p_conv2_bias), 128) }, "v4", ("kernel_shape", new int[] { 3, 3 }), ("strides", new int[] { 1, 1 }), ("pads", new int[] { 1, 1, 1, 1 }), ("dilations", new int[] { 1, 1 }));
+            g.Node("MaxPool", new[] { "v4" }, "v5", ("kernel_shape", new int[] { 2, 2 }), ("strides", new int[] { 2, 2 }), ("pads", new int[] { 0, 0, 0, 0 }));
+            g.Node("Relu", new[] { "v5" }, "v6");
+            g.Node("Flatten", new[] { "v6" }, "v7", ("axis", 1));
+            g.Node("Gemm", new[] { "v7", g.Initializer("fc1.weight", _store.ReadValue(_p_fc1_weight), 512, 6272), g.Initializer("fc1.bias", _store.ReadValue(_p_fc1_bias), 512) }, "v8", ("transB", 1));
+            g.Node("Relu", new[] { "v8" }, "v9");
+            g.Node("Gemm", new[] { "v9", g.Initializer("fc2.weight", _store.ReadValue(_p_fc2_weight), 10, 512), g.Initializer("fc2.bias", _store.ReadValue(_p_fc2_bias), 10) }, "v10", ("transB", 1));
+            g.Node("Identity", new[] { "v10" }, "output");
+            g.FloatOutput("output", new int[] { 10 });
+            g.Save(path);
+        }
+
         /// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss. Needs the instance to itself (no concurrent call).</summary>
         public float TrainStep(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, global::System.Span<float> logits = default)
         {

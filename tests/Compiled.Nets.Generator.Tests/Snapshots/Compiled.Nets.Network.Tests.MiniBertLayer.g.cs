@@ -290,6 +290,12 @@ namespace Compiled.Nets.Network.Tests
             return v9;
         }
 
+        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape], output "output" [batch, ..OutputShape].</summary>
+        public void ExportOnnx(string path)
+        {
+            throw new global::System.NotSupportedException("MiniBertLayer.ExportOnnx: SelfAttention has no ONNX mapping yet; networks of Conv2d, Linear, pools, norms, activations, Flatten, Softmax, Dropout and residual adds export.");
+        }
+
         /// <summary>Activations, their gradients (training only) and scratch for up to Capacity samples.</summary>
         private sealed class Workspace : global::Compiled.Nets.IWorkspace
         {

@@ -234,6 +234,28 @@ namespace Compiled.Nets.Network.Tests
             return v8;
         }
 
+        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape], output "output" [batch, ..OutputShape].</summary>
+        public void ExportOnnx(string path)
+        {
+            var g = new global::Compiled.Nets.Serialization.OnnxGraph("Mlp");
+            g.FloatInput("input", new int[] { 20 });
+            g.Node("Gemm", new[] { "input", g.Initializer("fc1.weight", _store.ReadValue(_p_fc1_weight), 33, 20), g.Initializer("fc1.bias", _store.ReadValue(_p_fc1_bias), 33) }, "v1", ("transB", 1));
+            g.Node("Div", new[] { "v1", g.Scalar(1.4142135f) }, "v2_scaled");
+            g.Node("Erf", new[] { "v2_scaled" }, "v2_erf");
+            g.Node("Add", new[] { "v2_erf", g.Scalar(1f) }, "v2_one");
+            g.Node("Mul", new[] { "v1", "v2_one" }, "v2_prod");
+            g.Node("Mul", new[] { "v2_prod", g.Scalar(0.5f) }, "v2");
+            g.Node("LayerNormalization", new[] { "v2", g.Initializer("norm.weight", _store.ReadValue(_p_norm_weight), 33), g.Initializer("norm.bias", _store.ReadValue(_p_norm_bias), 33) }, "v3", ("axis", -1), ("epsilon", 1E-05f));
+            g.Node("Gemm", new[] { "v3", g.Initializer("fc2.weight", _store.ReadValue(_p_fc2_weight), 17, 33) }, "v4", ("transB", 1));
+            g.Node("Tanh", new[] { "v4" }, "v5");
+            g.Node("Identity", new[] { "v5" }, "v6"); // dropout is off in evaluation
+            g.Node("Sigmoid", new[] { "v6" }, "v7");
+            g.Node("Gemm", new[] { "v7", g.Initializer("head.weight", _store.ReadValue(_p_head_weight), 5, 17), g.Initializer("head.bias", _store.ReadValue(_p_head_bias), 5) }, "v8", ("transB", 1));
+            g.Node("Identity", new[] { "v8" }, "output");
+            g.FloatOutput("output", new int[] { 5 });
+            g.Save(path);
+        }
+
         /// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss. Needs the instance to itself (no concurrent call).</summary>
         public float TrainStep(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, global::System.Span<float> logits = default)
         {

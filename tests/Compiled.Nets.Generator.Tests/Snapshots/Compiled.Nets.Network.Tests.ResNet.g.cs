@@ -379,6 +379,29 @@ namespace Compiled.Nets.Network.Tests
             return v13;
         }
 
+        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape], output "output" [batch, ..OutputShape].</summary>
+        public void ExportOnnx(string path)
+        {
+            var g = new global::Compiled.Nets.Serialization.OnnxGraph("ResNet");
+            g.FloatInput("input", new int[] { 8 });
+            g.Node("Gemm", new[] { "input", g.Initializer("stem.weight", _store.ReadValue(_p_stem_weight), 16, 8), g.Initializer("stem.bias", _store.ReadValue(_p_stem_bias), 16) }, "v1", ("transB", 1));
+            g.Node("Sigmoid", new[] { "v1" }, "v2");
+            g.Node("Gemm", new[] { "v2", g.Initializer("blocks.0.fc1.weight", _store.ReadValue(_p_blocks_0_fc1_weight), 16, 16), g.Initializer("blocks.0.fc1.bias", _store.ReadValue(_p_blocks_0_fc1_bias), 16) }, "v3", ("transB", 1));
+            g.Node("Relu", new[] { "v3" }, "v4");
+            g.Node("Gemm", new[] { "v4", g.Initializer("blocks.0.fc2.weight", _store.ReadValue(_p_blocks_0_fc2_weight), 16, 16), g.Initializer("blocks.0.fc2.bias", _store.ReadValue(_p_blocks_0_fc2_bias), 16) }, "v5", ("transB", 1));
+            g.Node("Add", new[] { "v5", "v2" }, "v6");
+            g.Node("Relu", new[] { "v6" }, "v7");
+            g.Node("Gemm", new[] { "v7", g.Initializer("blocks.1.fc1.weight", _store.ReadValue(_p_blocks_1_fc1_weight), 16, 16), g.Initializer("blocks.1.fc1.bias", _store.ReadValue(_p_blocks_1_fc1_bias), 16) }, "v8", ("transB", 1));
+            g.Node("Relu", new[] { "v8" }, "v9");
+            g.Node("Gemm", new[] { "v9", g.Initializer("blocks.1.fc2.weight", _store.ReadValue(_p_blocks_1_fc2_weight), 16, 16), g.Initializer("blocks.1.fc2.bias", _store.ReadValue(_p_blocks_1_fc2_bias), 16) }, "v10", ("transB", 1));
+            g.Node("Add", new[] { "v10", "v7" }, "v11");
+            g.Node("Relu", new[] { "v11" }, "v12");
+            g.Node("Gemm", new[] { "v12", g.Initializer("head.weight", _store.ReadValue(_p_head_weight), 3, 16), g.Initializer("head.bias", _store.ReadValue(_p_head_bias), 3) }, "v13", ("transB", 1));
+            g.Node("Identity", new[] { "v13" }, "output");
+            g.FloatOutput("output", new int[] { 3 });
+            g.Save(path);
+        }
+
         /// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss. Needs the instance to itself (no concurrent call).</summary>
         public float TrainStep(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<float> targets, int batch, global::System.Span<float> output = default)
         {

@@ -288,6 +288,12 @@ namespace Compiled.Nets.Network.Tests
             return v14;
         }
 
+        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape], output "output" [batch, ..OutputShape].</summary>
+        public void ExportOnnx(string path)
+        {
+            throw new global::System.NotSupportedException("SeqNet.ExportOnnx: Embedding, SelectToken, MeanOverSequence has no ONNX mapping yet; networks of Conv2d, Linear, pools, norms, activations, Flatten, Softmax, Dropout and residual adds export.");
+        }
+
         /// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss. Needs the instance to itself (no concurrent call).</summary>
         public float TrainStep(global::System.ReadOnlySpan<int> input, global::System.ReadOnlySpan<int> labels, global::System.ReadOnlySpan<int> mask, int batch, int sequence, global::System.Span<float> logits = default)
         {

@@ -183,6 +183,12 @@ namespace Compiled.Nets.Network.Tests
             return v4;
         }
 
+        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape], output "output" [batch, ..OutputShape].</summary>
+        public void ExportOnnx(string path)
+        {
+            throw new global::System.NotSupportedException("SeqRegressor.ExportOnnx: token-id input has no ONNX mapping yet; networks of Conv2d, Linear, pools, norms, activations, Flatten, Softmax, Dropout and residual adds export.");
+        }
+
         /// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss. Needs the instance to itself (no concurrent call).</summary>
         public float TrainStep(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<float> targets, global::System.ReadOnlySpan<int> mask, int batch, int sequence, global::System.Span<float> output = default)
         {
