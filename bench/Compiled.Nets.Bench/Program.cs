@@ -7,6 +7,7 @@ using Compiled.Nets.Bench;
 // `serve`: batch-1 latency of the ConvNet after 0, 1 and 10 ms of idle time, ours and libtorch alternating.
 // `bert`: one bert-base encoder layer's training step and inference (batch 16×128, padded) vs libtorch.
 // `concurrent [seconds]`: one ConvNet instance serving 1, 2 and 4 threads at once (requests/s), and the pool's cost to a lone caller.
+// `onnx`: the ConvNet exported to ONNX and run by ONNX Runtime, against the compiled network, batch 1 and 64.
 // `tokenize [rounds]`: BERT tokenization throughput on the shipped emails, ours vs Hugging Face's Rust library (Node).
 // `bdn [BenchmarkDotNet args]`: the BenchmarkDotNet suites (e.g. `-- bdn --filter '*'`).
 return args.FirstOrDefault() switch
@@ -17,6 +18,7 @@ return args.FirstOrDefault() switch
     "bert" => BertLayerBench.Run(),
     "peak" => Peak.Report(),
     "tokenize" => TokenizeBench.Run(args),
+    "onnx" => OnnxBench.Run(),
     "concurrent" => ConcurrentBench.Run(args),
     "bdn" => Bdn.Run(args[1..]),
     _ => Summary.Run(args),
