@@ -527,6 +527,8 @@ namespace Compiled.Nets.Generator
         internal bool ReportFixable(DiagnosticDescriptor d, LocationInfo? loc, string replacement, params object[] args)
         {
             if (_pendingFix >= 0) { _fixBroken = true; return false; }
+            // An error already stands elsewhere (a layer declaration): this fix alone cannot make the network build.
+            if (_failed) { Report(d, loc, args); return false; }
             _diagnostics.Add(DiagnosticInfo.Create(d, loc, args) with { Replacement = replacement });
             _failed = true;
             _pendingFix = _diagnostics.Count - 1;

@@ -10,22 +10,7 @@ namespace Compiled.Nets.Editor.Tests;
 /// </summary>
 public class PackageConsumerTests(ITestOutputHelper output)
 {
-    private const string Network = """
-        using Compiled.Nets;
-
-        [Network, Input(3, 32, 32), CrossEntropyLoss]
-        public partial class CifarNet
-        {
-            [Conv2d(3, 64, kernel: 3, padding: 1)]   public partial Conv2d Conv1 { get; }
-            [Conv2d(64, 128, kernel: 3, padding: 1)] public partial Conv2d Conv2 { get; }
-            [Linear(128 * 7 * 7, 512)]               public partial Linear Fc1 { get; }
-            [Linear(512, 10)]                        public partial Linear Fc2 { get; }
-
-            Tensor Forward(Tensor x) => x.Apply(Conv1).MaxPool2d(2).Relu()
-                                         .Apply(Conv2).MaxPool2d(2).Relu()
-                                         .Flatten().Apply(Fc1).Relu().Apply(Fc2);
-        }
-        """;
+    private const string Network = Compiled.Nets.Generator.Tests.SeedNetworks.CifarSeedBug;
 
     private const string Program = """
         using Compiled.Nets;
@@ -100,7 +85,8 @@ public class PackageConsumerTests(ITestOutputHelper output)
             var reported = Regex.Matches(buildLog, @"^\S+?(?<file>[^/\\]+\.cs)\((?<at>\d+,\d+)\): (?<sev>error|warning) (?<id>\w+):", RegexOptions.Multiline)
                 .Select(m => $"{m.Groups["file"].Value}({m.Groups["at"].Value}) {m.Groups["sev"].Value} {m.Groups["id"].Value}").Distinct().ToList();
             Assert.NotEqual(0, failed);
-            Assert.True(reported.SequenceEqual(["CifarNet.cs(8,13) error CNET0001"]), string.Join("\n", reported) + "\n" + buildLog);
+            var at = Microsoft.CodeAnalysis.Text.SourceText.From(Network).Lines.GetLinePosition(Network.IndexOf("128 * 7 * 7", StringComparison.Ordinal));
+            Assert.True(reported.SequenceEqual([$"CifarNet.cs({at.Line + 1},{at.Character + 1}) error CNET0001"]), string.Join("\n", reported) + "\n" + buildLog);
 
             File.WriteAllText(Path.Combine(app, "CifarNet.cs"), Network.Replace("128 * 7 * 7", "128 * 8 * 8"));
             var (ran, runLog) = Tools.Run("dotnet", "run -c Release -nologo -p:UseSharedCompilation=false", app, TimeSpan.FromMinutes(5));
