@@ -119,10 +119,10 @@ public static class PyTorchFile
             }
             bool last = --uses[s.Key] == 0;
             if (last) storages.Remove(s.Key);
-            long viewBytes = view.Shape.Aggregate(1L, (a, d) => a * d) * SafeTensor.Size(s.DType);
-            if ((materialised += viewBytes) > budget)
+            long count = view.Shape.Aggregate(1L, (a, d) => a * d);
+            if ((materialised += count * SafeTensor.Size(s.DType)) > budget)
                 throw new InvalidDataException($"the tensors up to '{name}' add up to {materialised} bytes from a {stream.Length}-byte archive; views that share storages this much are not a state dict.");
-            var data = last && view.Offset == 0 && IsContiguous(view) && view.Shape.Aggregate(1L, (a, d) => a * d) == s.Numel ? bytes : Gather(bytes, view);
+            var data = last && view.Offset == 0 && IsContiguous(view) && count == s.Numel ? bytes : Gather(bytes, view);
             var t = new SafeTensor(name, s.DType, view.Shape, data);
             tensors.Add(toFloat32 && t.DType is SafeTensorDType.F16 or SafeTensorDType.BF16 or SafeTensorDType.F64 ? t.ToFloat32() : t);
         }
