@@ -56,8 +56,8 @@ public static unsafe partial class Conv2dKernels
     private static void DirectForward(float* y, float* x, float* w, float* bias, in Conv2dGeometry g, float* scratch)
     {
         var a = new Args { Y = y, X = x, W = w, Bias = bias, Scratch = scratch, G = g };
-        // One sample stays on this core: sharing its output channels between the cores (tried: the ConvNet's conv1 at
-        // batch 1 went 14 → 21 µs) costs more in waking the worker than it saves.
+        // One sample stays on this core: sharing its output channels between the cores costs more in waking the
+        // worker than it saves for an unpooled convolution this small.
         if (g.Batch > 1) TwoCores.ForBlocks(&DirectForwardBlock, &a, g.Batch, 1);
         else DirectForwardRange(ref a, 0, 1, scratch);
     }
@@ -135,8 +135,7 @@ public static unsafe partial class Conv2dKernels
     }
 
     // A single image of at least this many multiply-adds is split between the cores by output channels (a multiple of
-    // four each, each core padding the sample into its own buffer): the ConvNet's conv1 + pool at batch 1 went
-    // 16.2 → 8.9 µs (1×28×28, 50 k) and 39.0 → 20.6 µs (3×32×32), the whole batch-1 forward 5–30 µs faster.
+    // four each, each core padding the sample into its own buffer): below it, waking the worker costs more than it saves.
     private const long SplitSingleMacs = 1 << 15;
 
     private static void DirectPooledChannelHalf(void* state, int half)

@@ -103,8 +103,7 @@ public static unsafe partial class Gemm
         if (!transA && transB)
         {
             // A·Bᵀ (a Linear layer) as dot products of rows, vectorised on every platform (TensorPrimitives), instead
-            // of the strided scalar loop below: on CPUs with neither AVX-512 nor AVX2 (also every non-x86 one) the
-            // ConvNet's fc1 went from ≈ 3 GFLOPS.
+            // of the strided scalar loop below, which CPUs with neither AVX-512 nor AVX2 (and every non-x86 one) would run.
             for (int i = 0; i < m; i++)
             {
                 var arow = a.Slice(i * lda, k);
@@ -360,8 +359,8 @@ public static unsafe partial class Gemm
         /// <summary>
         /// Non-transposed B is read in place by the micro-kernel (row stride ldb) instead of copied into panels when
         /// few row panels of A share each B panel (m ≤ 192, e.g. a convolution's output channels): the copy then
-        /// costs more than the strided reads (128×1372×576 on one core: 102 → 107 GFLOPS). Not for strides that are a
-        /// multiple of 256 floats, whose rows collide in the same cache sets (1024³ ran 5 % slower in place).
+        /// costs more than the strided reads. Not for strides that are a multiple of 256 floats, whose rows collide in
+        /// the same cache sets.
         /// </summary>
         private bool DirectB => !transB && m <= 192 && (ldb & 255) != 0;
 

@@ -7,10 +7,8 @@ namespace Compiled.Nets.Kernels;
 // The packed GEMM for x86 CPUs without AVX-512 (AVX2 + FMA3, chosen at start-up): the same Goto/BLIS loops as the
 // AVX-512 path, with a 6×16 Vector256 micro-kernel — 12 accumulators, two B vectors and one broadcast fill 15 of the 16
 // ymm registers such a CPU has — and a skinny path of dot products for ≤ 4 rows against a row-major weight (Linear at
-// batch 1..4, in float32 or bfloat16). On a Zen 4, whose 512-bit FMAs run as two 256-bit halves, both paths have the
-// same FMA peak, so this one can be timed there (DOTNET_EnableAVX512=0): 150–200 GFLOPS against the AVX-512 path's
-// 200–216 (no prefetch, beta applied in a separate pass, one tile shape). Before it, such CPUs fell to the portable
-// loops at 1–25 GFLOPS.
+// batch 1..4, in float32 or bfloat16). On a CPU whose 512-bit FMAs run as two 256-bit halves (Zen 4) both paths have
+// the same FMA peak, so this one can be timed against the AVX-512 path there with DOTNET_EnableAVX512=0.
 public static unsafe partial class Gemm
 {
     /// <summary>True when the Vector256 packed path is used (x86 with AVX2 and FMA, no AVX-512).</summary>

@@ -121,8 +121,8 @@ public static unsafe class LayerNormKernels
     {
         Check(y.Length, x.Length, gamma.Length, beta.Length, rows, features);
         if (!mean.IsEmpty && (mean.Length < rows || rstd.Length < rows)) throw new ArgumentException($"LayerNorm: mean/rstd need {rows} floats; got {mean.Length} and {rstd.Length}.");
-        // Without AVX-512 the Vector512 code still runs, as two 256-bit halves: faster than the portable loops (a bert-base
-        // layer step 541 → 502 ms with AVX-512 off); the portable loops are for CPUs without 256-bit vectors.
+        // Without AVX-512 the Vector512 code still runs, as two 256-bit halves, which beats the portable loops; those are
+        // for CPUs without 256-bit vectors.
         if (!Vector512.IsHardwareAccelerated && !Vector256.IsHardwareAccelerated) { Reference.Forward(y, mean, rstd, x, gamma, beta, rows, features, eps); return; }
         fixed (float* py = y) fixed (float* px = x) fixed (float* pg = gamma) fixed (float* pb = beta)
             for (int n = 0; n < rows; n++)

@@ -7,13 +7,9 @@ namespace Compiled.Nets.Kernels;
 /// results never depend on who ran what.
 /// </summary>
 /// <remarks>
-/// The worker waits on a semaphore, which spins briefly and then sleeps; waking a sleeping worker costs ≈ 35–50 µs on
-/// this VM (measured: a round trip after 200 µs or more of idle time, against 0.5 µs when it is still spinning). Keeping
-/// it polling for milliseconds instead (tried, without PAUSE, since a PAUSE loop gets the vCPU descheduled) cut batch-1
-/// requests 1 ms apart from ≈ 700 to ≈ 450 µs, but requests 10 ms apart then took 2–6 ms: a vCPU that has polled for a
-/// while and then sleeps comes back late. Not worth offering. Nor shorter polling in place of the
-/// semaphores (lock-free counters, the worker polling 200 µs for the next call and the caller 2 ms for the worker's half,
-/// 2026-11-26): the training step did not move (within ±2 %) and batch-1 requests 1 ms after idle took 1050 µs instead of 635.
+/// The worker waits on a semaphore, which spins briefly and then sleeps. Waking a sleeping worker costs tens of
+/// microseconds, but keeping it polling instead made requests after idle time slower, not faster (a vCPU that has
+/// polled for a while and then sleeps comes back late), and did not speed up training: so it sleeps.
 /// </remarks>
 internal static unsafe class TwoCores
 {
@@ -60,10 +56,9 @@ internal static unsafe class TwoCores
 
     /// <summary>
     /// Calls <paramref name="body"/>(state, half, begin, end) over [0, count) in blocks of <paramref name="block"/>, each
-    /// core taking the next block when it finishes one, so neither waits for the other at the end when the two vCPUs
-    /// run at different speeds (a profile of the training step with fixed halves showed each core waiting 5–7 % of
-    /// the time; the step measured ≈ 7 % faster in a noisy VM phase, the same in a calm one). Only for blocks whose
-    /// results do not depend on which core ran them (disjoint outputs; <c>half</c> picks per-core scratch).
+    /// core taking the next block when it finishes one, so neither waits for the other at the end when the two cores
+    /// run at different speeds (virtual CPUs often do). Only for blocks whose results do not depend on which core ran
+    /// them (disjoint outputs; <c>half</c> picks per-core scratch).
     /// </summary>
     public static void ForBlocks(delegate*<void*, int, int, int, void> body, void* state, int count, int block)
     {
