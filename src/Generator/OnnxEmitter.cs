@@ -8,34 +8,38 @@ namespace Compiled.Nets.Generator
 {
     /// <summary>
     /// Emits <c>ExportOnnx(path)</c>: the network's op list, in evaluation mode, as ONNX nodes (opset 17) with the
-    /// parameters as initializers under their state-dict names. Networks with an op that has no mapping yet (the
-    /// sequence ops: embeddings, attention, token selection, masked means) get a method that says so.
+    /// parameters as initializers under their state-dict names: token ids and the attention mask are int64 inputs,
+    /// the batch and the sequence length symbolic dimensions.
     /// </summary>
     internal static class OnnxEmitter
     {
         private const string G = "global::Compiled.Nets.Serialization.OnnxGraph";
 
-        private static readonly HashSet<OpKind> Supported = new()
-        {
-            OpKind.Input, OpKind.Conv2d, OpKind.Linear, OpKind.MaxPool2d, OpKind.AvgPool2d, OpKind.BatchNorm2d, OpKind.LayerNorm,
-            OpKind.Softmax, OpKind.Flatten, OpKind.Add, OpKind.Relu, OpKind.Gelu, OpKind.Tanh, OpKind.Sigmoid, OpKind.Dropout,
-        };
-
         public static void Emit(SourceWriter w, NetworkSpec s)
         {
-            w.Line("/// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input \"input\" [batch, ..InputShape], output \"output\" [batch, ..OutputShape].</summary>");
+            w.Line("/// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input \"input\" [batch, ..InputShape] (int64 token ids for a token network), \"attention_mask\" [batch, sequence] (int64, where the network reads it), output \"output\" [batch, ..OutputShape].</summary>");
             w.Open("public void ExportOnnx(string path)");
-            var missing = s.Ops.Where(o => !Supported.Contains(o.Kind)).Select(o => o.Kind.ToString()).Distinct().ToList();
-            if (s.TokenInput || s.MaxSequence > 0 || missing.Count > 0)
-            {
-                string what = missing.Count > 0 ? string.Join(", ", missing) : "token-id input";
-                w.Line($"throw new global::System.NotSupportedException(\"{s.TypeName}.ExportOnnx: {what} has no ONNX mapping yet; networks of Conv2d, Linear, pools, norms, activations, Flatten, Softmax, Dropout and residual adds export.\");");
-                w.Close();
-                w.Line();
-                return;
-            }
+            bool sequence = s.MaxSequence > 0;
+            bool masked = sequence && s.Ops.Any(o => o.Kind is OpKind.SelfAttention or OpKind.MeanOverSequence);
             w.Line($"var g = new {G}(\"{s.TypeName}\");");
-            w.Line($"g.FloatInput(\"input\", new int[] {{ {string.Join(", ", s.InputShape)} }});");
+            w.Line($"g.Input(\"input\", global::Compiled.Nets.Serialization.OnnxElement.{(s.TokenInput ? "Int64" : "Float")}, new int[] {{ {string.Join(", ", s.InputShape)} }});");
+            if (masked)
+            {
+                // HF's mask [batch, sequence] of 1/0: as floats, as the additive attention mask (0 or float.MinValue, as
+                // the kernels and HF's BERT add it) and as a column for masked means.
+                w.Line("g.Input(\"attention_mask\", global::Compiled.Nets.Serialization.OnnxElement.Int64, new int[] { -1 });");
+                w.Line("g.Node(\"Cast\", new[] { \"attention_mask\" }, \"mask_f\", (\"to\", 1));");
+                w.Line("g.Node(\"Sub\", new[] { g.Scalar(1f), \"mask_f\" }, \"mask_inverse\");");
+                w.Line("g.Node(\"Mul\", new[] { \"mask_inverse\", g.Scalar(float.MinValue) }, \"mask_bias\");");
+                w.Line("g.Node(\"Unsqueeze\", new[] { \"mask_bias\", g.Int64(true, 1, 2) }, \"mask_add\");");
+                w.Line("g.Node(\"Unsqueeze\", new[] { \"mask_f\", g.Int64(true, 2) }, \"mask_column\");");
+                w.Line("g.Node(\"ReduceSum\", new[] { \"mask_f\", g.Int64(true, 1) }, \"mask_count\", (\"keepdims\", 1));");
+            }
+            if (s.Ops.Any(o => o.Kind == OpKind.AddPositions) && sequence)
+            {
+                w.Line("g.Node(\"Shape\", new[] { \"input\" }, \"input_shape\");");
+                w.Line("g.Node(\"Slice\", new[] { \"input_shape\", g.Int64(true, 1), g.Int64(true, 2) }, \"sequence_length\");");
+            }
             string Value(int id) => s.Ops[id].Kind == OpKind.Input ? "\"input\"" : $"\"v{id}\"";
             string Param(OpSpec op, string suffix)
             {
@@ -112,13 +116,59 @@ namespace Compiled.Nets.Generator
                     case OpKind.Dropout:
                         w.Line($"g.Node(\"Identity\", new[] {{ {x} }}, {y}); // dropout is off in evaluation");
                         break;
+                    case OpKind.Embedding:
+                        w.Line($"g.Node(\"Gather\", new[] {{ {Param(op, "weight")}, {x} }}, {y});");
+                        break;
+                    case OpKind.AddPositions:
+                    {
+                        string end = op.InShape[0] < 0 ? "\"sequence_length\"" : $"g.Int64(true, {I(op.InShape[0])})";
+                        w.Line($"g.Node(\"Slice\", new[] {{ {Param(op, "weight")}, g.Int64(true, 0), {end}, g.Int64(true, 0) }}, \"v{op.Id}_positions\");");
+                        w.Line($"g.Node(\"Add\", new[] {{ {x}, \"v{op.Id}_positions\" }}, {y});");
+                        break;
+                    }
+                    case OpKind.AddTokenType:
+                        w.Line($"g.Node(\"Gather\", new[] {{ {Param(op, "weight")}, g.Int64(false, 0) }}, \"v{op.Id}_type0\"); // token type 0 everywhere");
+                        w.Line($"g.Node(\"Add\", new[] {{ {x}, \"v{op.Id}_type0\" }}, {y});");
+                        break;
+                    case OpKind.SelectToken:
+                        w.Line($"g.Node(\"Gather\", new[] {{ {x}, g.Int64(false, {I(op.Ints[0])}) }}, {y}, (\"axis\", 1));");
+                        break;
+                    case OpKind.MeanOverSequence:
+                        w.Line($"g.Node(\"Mul\", new[] {{ {x}, \"mask_column\" }}, \"v{op.Id}_masked\");");
+                        w.Line($"g.Node(\"ReduceSum\", new[] {{ \"v{op.Id}_masked\", g.Int64(true, 1) }}, \"v{op.Id}_sum\", (\"keepdims\", 0));");
+                        w.Line($"g.Node(\"Div\", new[] {{ \"v{op.Id}_sum\", \"mask_count\" }}, {y});");
+                        break;
+                    case OpKind.SelfAttention:
+                    {
+                        var l = s.Layers[op.Layer];
+                        int e = l.Ints[0], heads = l.Ints[1], d = e / heads;
+                        string v = $"v{op.Id}";
+                        foreach (var part in new[] { "query", "key", "value" })
+                        {
+                            var wp = s.Parameters.First(q => q.Name == l.StateName + "." + part + ".weight");
+                            w.Line($"g.Node(\"MatMul\", new[] {{ {x}, g.TransposedInitializer(\"{wp.Name}.T\", _store.ReadValue({wp.Field}), {I(e)}, {I(e)}) }}, \"{v}_{part}_raw\");");
+                            w.Line($"g.Node(\"Add\", new[] {{ \"{v}_{part}_raw\", {Param(op, part + ".bias")} }}, \"{v}_{part}\");");
+                            w.Line($"g.Node(\"Reshape\", new[] {{ \"{v}_{part}\", g.Int64(true, 0, 0, {I(heads)}, {I(d)}) }}, \"{v}_{part}_heads\");");
+                            string perm = part == "key" ? "0, 2, 3, 1" : "0, 2, 1, 3";
+                            w.Line($"g.Node(\"Transpose\", new[] {{ \"{v}_{part}_heads\" }}, \"{v}_{part}_t\", (\"perm\", new int[] {{ {perm} }}));");
+                        }
+                        w.Line($"g.Node(\"MatMul\", new[] {{ \"{v}_query_t\", \"{v}_key_t\" }}, \"{v}_scores_raw\");");
+                        w.Line($"g.Node(\"Mul\", new[] {{ \"{v}_scores_raw\", g.Scalar(1f / global::System.MathF.Sqrt({I(d)})) }}, \"{v}_scores_scaled\");");
+                        string scores = masked ? $"\"{v}_scores\"" : $"\"{v}_scores_scaled\"";
+                        if (masked) w.Line($"g.Node(\"Add\", new[] {{ \"{v}_scores_scaled\", \"mask_add\" }}, {scores});");
+                        w.Line($"g.Node(\"Softmax\", new[] {{ {scores} }}, \"{v}_probs\", (\"axis\", -1));");
+                        w.Line($"g.Node(\"MatMul\", new[] {{ \"{v}_probs\", \"{v}_value_t\" }}, \"{v}_context_heads\");");
+                        w.Line($"g.Node(\"Transpose\", new[] {{ \"{v}_context_heads\" }}, \"{v}_context_t\", (\"perm\", new int[] {{ 0, 2, 1, 3 }}));");
+                        w.Line($"g.Node(\"Reshape\", new[] {{ \"{v}_context_t\", g.Int64(true, 0, 0, {I(e)}) }}, {y});");
+                        break;
+                    }
                     default: // Relu, Tanh, Sigmoid
                         w.Line($"g.Node(\"{op.Kind}\", new[] {{ {x} }}, {y});");
                         break;
                 }
             }
             w.Line($"g.Node(\"Identity\", new[] {{ {Value(s.Output)} }}, \"output\");");
-            w.Line($"g.FloatOutput(\"output\", new int[] {{ {string.Join(", ", s.Ops[s.Output].OutShape)} }});");
+            w.Line($"g.Output(\"output\", new int[] {{ {string.Join(", ", s.Ops[s.Output].OutShape)} }});");
             w.Line("g.Save(path);");
             w.Close();
             w.Line();

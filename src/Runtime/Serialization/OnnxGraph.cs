@@ -3,6 +3,15 @@ using System.Text;
 
 namespace Compiled.Nets.Serialization;
 
+/// <summary>Element types of ONNX tensors used by exported graphs (ONNX's TensorProto.DataType numbers).</summary>
+public enum OnnxElement
+{
+    /// <summary>float32.</summary>
+    Float = 1,
+    /// <summary>int64 (token ids, attention masks, shapes and indices).</summary>
+    Int64 = 7,
+}
+
 /// <summary>
 /// Builds an ONNX model (opset 17, IR version 8) of a network's inference graph with its weights as initializers, and
 /// writes it as the ONNX protobuf. Generated networks call it from their <c>ExportOnnx</c>; the batch dimension is
@@ -25,11 +34,11 @@ public sealed class OnnxGraph
     /// <summary>Starts a graph named after the network.</summary>
     public OnnxGraph(string name) => _name = name;
 
-    /// <summary>Declares a float32 graph input of shape [batch, ..perSample].</summary>
-    public void FloatInput(string name, IReadOnlyList<int> perSample) => _inputs.Add(ValueInfo(name, 1, perSample));
+    /// <summary>Declares a graph input of shape [batch, ..perSample]; a dimension of -1 is the symbolic <c>sequence</c>.</summary>
+    public void Input(string name, OnnxElement type, IReadOnlyList<int> perSample) => _inputs.Add(ValueInfo(name, (int)type, perSample));
 
-    /// <summary>Declares a float32 graph output of shape [batch, ..perSample].</summary>
-    public void FloatOutput(string name, IReadOnlyList<int> perSample) => _outputs.Add(ValueInfo(name, 1, perSample));
+    /// <summary>Declares a float32 graph output of shape [batch, ..perSample]; a dimension of -1 is the symbolic <c>sequence</c>.</summary>
+    public void Output(string name, IReadOnlyList<int> perSample) => _outputs.Add(ValueInfo(name, (int)OnnxElement.Float, perSample));
 
     /// <summary>Adds a float32 initializer (a weight) once; returns its name.</summary>
     public string Initializer(string name, ReadOnlySpan<float> values, params int[] dims)
@@ -57,6 +66,22 @@ public sealed class OnnxGraph
 
     /// <summary>A float32 scalar constant as an initializer.</summary>
     public string Scalar(float value) => Initializer($"const_{_next++}", [value]);
+
+    /// <summary>An int64 constant as an initializer: a scalar, or a 1-D tensor when <paramref name="vector"/>.</summary>
+    public string Int64(bool vector, params long[] values)
+    {
+        string name = $"const_{_next++}";
+        _initializerNames.Add(name);
+        var raw = new byte[values.Length * 8];
+        for (int i = 0; i < values.Length; i++) BinaryPrimitives.WriteInt64LittleEndian(raw.AsSpan(8 * i), values[i]);
+        var t = new Proto();
+        if (vector) t.Int(1, values.Length);
+        t.Int(2, (int)OnnxElement.Int64);
+        t.String(8, name);
+        t.Bytes(9, raw);
+        _initializers.Add(t.ToArray());
+        return name;
+    }
 
     /// <summary>Adds a node; attributes are (name, value) with int, long, float, int[] or long[] values.</summary>
     public string Node(string opType, string[] inputs, string output, params (string Name, object Value)[] attributes)
@@ -117,7 +142,7 @@ public sealed class OnnxGraph
         foreach (int d in perSample)
         {
             var dim = new Proto();
-            dim.Int(1, d);
+            if (d < 0) dim.String(2, "sequence"); else dim.Int(1, d);
             shape.Message(1, dim);
         }
         var tensor = new Proto();

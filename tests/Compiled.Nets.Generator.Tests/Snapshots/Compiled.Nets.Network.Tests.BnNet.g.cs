@@ -200,11 +200,11 @@ namespace Compiled.Nets.Network.Tests
             return v6;
         }
 
-        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape], output "output" [batch, ..OutputShape].</summary>
+        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape] (int64 token ids for a token network), "attention_mask" [batch, sequence] (int64, where the network reads it), output "output" [batch, ..OutputShape].</summary>
         public void ExportOnnx(string path)
         {
             var g = new global::Compiled.Nets.Serialization.OnnxGraph("BnNet");
-            g.FloatInput("input", new int[] { 3, 13, 11 });
+            g.Input("input", global::Compiled.Nets.Serialization.OnnxElement.Float, new int[] { 3, 13, 11 });
             g.Node("Conv", new[] { "input", g.Initializer("conv.weight", _store.ReadValue(_p_conv_weight), 8, 3, 3, 3) }, "v1", ("kernel_shape", new int[] { 3, 3 }), ("strides", new int[] { 2, 2 }), ("pads", new int[] { 2, 2, 2, 2 }), ("dilations", new int[] { 2, 2 }));
             g.Node("BatchNormalization", new[] { "v1", g.Initializer("bn.weight", _store.ReadValue(_p_bn_weight), 8), g.Initializer("bn.bias", _store.ReadValue(_p_bn_bias), 8), g.Initializer("bn.running_mean", _store.Value(_p_bn_running_mean), 8), g.Initializer("bn.running_var", _store.Value(_p_bn_running_var), 8) }, "v2", ("epsilon", 1E-05f));
             g.Node("Relu", new[] { "v2" }, "v3");
@@ -212,7 +212,7 @@ namespace Compiled.Nets.Network.Tests
             g.Node("Flatten", new[] { "v4" }, "v5", ("axis", 1));
             g.Node("Gemm", new[] { "v5", g.Initializer("fc.weight", _store.ReadValue(_p_fc_weight), 4, 72), g.Initializer("fc.bias", _store.ReadValue(_p_fc_bias), 4) }, "v6", ("transB", 1));
             g.Node("Identity", new[] { "v6" }, "output");
-            g.FloatOutput("output", new int[] { 4 });
+            g.Output("output", new int[] { 4 });
             g.Save(path);
         }
 

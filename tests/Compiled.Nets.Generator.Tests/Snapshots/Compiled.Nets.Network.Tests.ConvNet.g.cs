@@ -212,11 +212,11 @@ namespace Compiled.Nets.Network.Tests
             return v10;
         }
 
-        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape], output "output" [batch, ..OutputShape].</summary>
+        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape] (int64 token ids for a token network), "attention_mask" [batch, sequence] (int64, where the network reads it), output "output" [batch, ..OutputShape].</summary>
         public void ExportOnnx(string path)
         {
             var g = new global::Compiled.Nets.Serialization.OnnxGraph("ConvNet");
-            g.FloatInput("input", new int[] { 1, 28, 28 });
+            g.Input("input", global::Compiled.Nets.Serialization.OnnxElement.Float, new int[] { 1, 28, 28 });
             g.Node("Conv", new[] { "input", g.Initializer("conv1.weight", _store.ReadValue(_p_conv1_weight), 64, 1, 3, 3), g.Initializer("conv1.bias", _store.ReadValue(_p_conv1_bias), 64) }, "v1", ("kernel_shape", new int[] { 3, 3 }), ("strides", new int[] { 1, 1 }), ("pads", new int[] { 1, 1, 1, 1 }), ("dilations", new int[] { 1, 1 }));
             g.Node("MaxPool", new[] { "v1" }, "v2", ("kernel_shape", new int[] { 2, 2 }), ("strides", new int[] { 2, 2 }), ("pads", new int[] { 0, 0, 0, 0 }));
             g.Node("Relu", new[] { "v2" }, "v3");
@@ -228,7 +228,7 @@ namespace Compiled.Nets.Network.Tests
             g.Node("Relu", new[] { "v8" }, "v9");
             g.Node("Gemm", new[] { "v9", g.Initializer("fc2.weight", _store.ReadValue(_p_fc2_weight), 10, 512), g.Initializer("fc2.bias", _store.ReadValue(_p_fc2_bias), 10) }, "v10", ("transB", 1));
             g.Node("Identity", new[] { "v10" }, "output");
-            g.FloatOutput("output", new int[] { 10 });
+            g.Output("output", new int[] { 10 });
             g.Save(path);
         }
 

@@ -290,10 +290,55 @@ namespace Compiled.Nets.Network.Tests
             return v9;
         }
 
-        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape], output "output" [batch, ..OutputShape].</summary>
+        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape] (int64 token ids for a token network), "attention_mask" [batch, sequence] (int64, where the network reads it), output "output" [batch, ..OutputShape].</summary>
         public void ExportOnnx(string path)
         {
-            throw new global::System.NotSupportedException("MiniBertLayer.ExportOnnx: SelfAttention has no ONNX mapping yet; networks of Conv2d, Linear, pools, norms, activations, Flatten, Softmax, Dropout and residual adds export.");
+            var g = new global::Compiled.Nets.Serialization.OnnxGraph("MiniBertLayer");
+            g.Input("input", global::Compiled.Nets.Serialization.OnnxElement.Float, new int[] { -1, 16 });
+            g.Input("attention_mask", global::Compiled.Nets.Serialization.OnnxElement.Int64, new int[] { -1 });
+            g.Node("Cast", new[] { "attention_mask" }, "mask_f", ("to", 1));
+            g.Node("Sub", new[] { g.Scalar(1f), "mask_f" }, "mask_inverse");
+            g.Node("Mul", new[] { "mask_inverse", g.Scalar(float.MinValue) }, "mask_bias");
+            g.Node("Unsqueeze", new[] { "mask_bias", g.Int64(true, 1, 2) }, "mask_add");
+            g.Node("Unsqueeze", new[] { "mask_f", g.Int64(true, 2) }, "mask_column");
+            g.Node("ReduceSum", new[] { "mask_f", g.Int64(true, 1) }, "mask_count", ("keepdims", 1));
+            g.Node("MatMul", new[] { "input", g.TransposedInitializer("attention.self.query.weight.T", _store.ReadValue(_p_attention_self_query_weight), 16, 16) }, "v1_query_raw");
+            g.Node("Add", new[] { "v1_query_raw", g.Initializer("attention.self.query.bias", _store.ReadValue(_p_attention_self_query_bias), 16) }, "v1_query");
+            g.Node("Reshape", new[] { "v1_query", g.Int64(true, 0, 0, 4, 4) }, "v1_query_heads");
+            g.Node("Transpose", new[] { "v1_query_heads" }, "v1_query_t", ("perm", new int[] { 0, 2, 1, 3 }));
+            g.Node("MatMul", new[] { "input", g.TransposedInitializer("attention.self.key.weight.T", _store.ReadValue(_p_attention_self_key_weight), 16, 16) }, "v1_key_raw");
+            g.Node("Add", new[] { "v1_key_raw", g.Initializer("attention.self.key.bias", _store.ReadValue(_p_attention_self_key_bias), 16) }, "v1_key");
+            g.Node("Reshape", new[] { "v1_key", g.Int64(true, 0, 0, 4, 4) }, "v1_key_heads");
+            g.Node("Transpose", new[] { "v1_key_heads" }, "v1_key_t", ("perm", new int[] { 0, 2, 3, 1 }));
+            g.Node("MatMul", new[] { "input", g.TransposedInitializer("attention.self.value.weight.T", _store.ReadValue(_p_attention_self_value_weight), 16, 16) }, "v1_value_raw");
+            g.Node("Add", new[] { "v1_value_raw", g.Initializer("attention.self.value.bias", _store.ReadValue(_p_attention_self_value_bias), 16) }, "v1_value");
+            g.Node("Reshape", new[] { "v1_value", g.Int64(true, 0, 0, 4, 4) }, "v1_value_heads");
+            g.Node("Transpose", new[] { "v1_value_heads" }, "v1_value_t", ("perm", new int[] { 0, 2, 1, 3 }));
+            g.Node("MatMul", new[] { "v1_query_t", "v1_key_t" }, "v1_scores_raw");
+            g.Node("Mul", new[] { "v1_scores_raw", g.Scalar(1f / global::System.MathF.Sqrt(4)) }, "v1_scores_scaled");
+            g.Node("Add", new[] { "v1_scores_scaled", "mask_add" }, "v1_scores");
+            g.Node("Softmax", new[] { "v1_scores" }, "v1_probs", ("axis", -1));
+            g.Node("MatMul", new[] { "v1_probs", "v1_value_t" }, "v1_context_heads");
+            g.Node("Transpose", new[] { "v1_context_heads" }, "v1_context_t", ("perm", new int[] { 0, 2, 1, 3 }));
+            g.Node("Reshape", new[] { "v1_context_t", g.Int64(true, 0, 0, 16) }, "v1");
+            g.Node("MatMul", new[] { "v1", g.TransposedInitializer("attention.output.dense.weight.T", _store.ReadValue(_p_attention_output_dense_weight), 16, 16) }, "v2_matmul");
+            g.Node("Add", new[] { "v2_matmul", g.Initializer("attention.output.dense.bias", _store.ReadValue(_p_attention_output_dense_bias), 16) }, "v2");
+            g.Node("Add", new[] { "v2", "input" }, "v3");
+            g.Node("LayerNormalization", new[] { "v3", g.Initializer("attention.output.LayerNorm.weight", _store.ReadValue(_p_attention_output_LayerNorm_weight), 16), g.Initializer("attention.output.LayerNorm.bias", _store.ReadValue(_p_attention_output_LayerNorm_bias), 16) }, "v4", ("axis", -1), ("epsilon", 1E-12f));
+            g.Node("MatMul", new[] { "v4", g.TransposedInitializer("intermediate.dense.weight.T", _store.ReadValue(_p_intermediate_dense_weight), 32, 16) }, "v5_matmul");
+            g.Node("Add", new[] { "v5_matmul", g.Initializer("intermediate.dense.bias", _store.ReadValue(_p_intermediate_dense_bias), 32) }, "v5");
+            g.Node("Div", new[] { "v5", g.Scalar(1.4142135f) }, "v6_scaled");
+            g.Node("Erf", new[] { "v6_scaled" }, "v6_erf");
+            g.Node("Add", new[] { "v6_erf", g.Scalar(1f) }, "v6_one");
+            g.Node("Mul", new[] { "v5", "v6_one" }, "v6_prod");
+            g.Node("Mul", new[] { "v6_prod", g.Scalar(0.5f) }, "v6");
+            g.Node("MatMul", new[] { "v6", g.TransposedInitializer("output.dense.weight.T", _store.ReadValue(_p_output_dense_weight), 16, 32) }, "v7_matmul");
+            g.Node("Add", new[] { "v7_matmul", g.Initializer("output.dense.bias", _store.ReadValue(_p_output_dense_bias), 16) }, "v7");
+            g.Node("Add", new[] { "v7", "v4" }, "v8");
+            g.Node("LayerNormalization", new[] { "v8", g.Initializer("output.LayerNorm.weight", _store.ReadValue(_p_output_LayerNorm_weight), 16), g.Initializer("output.LayerNorm.bias", _store.ReadValue(_p_output_LayerNorm_bias), 16) }, "v9", ("axis", -1), ("epsilon", 1E-12f));
+            g.Node("Identity", new[] { "v9" }, "output");
+            g.Output("output", new int[] { -1, 16 });
+            g.Save(path);
         }
 
         /// <summary>Activations, their gradients (training only) and scratch for up to Capacity samples.</summary>

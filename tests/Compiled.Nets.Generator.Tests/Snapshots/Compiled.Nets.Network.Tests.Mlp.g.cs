@@ -234,11 +234,11 @@ namespace Compiled.Nets.Network.Tests
             return v8;
         }
 
-        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape], output "output" [batch, ..OutputShape].</summary>
+        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape] (int64 token ids for a token network), "attention_mask" [batch, sequence] (int64, where the network reads it), output "output" [batch, ..OutputShape].</summary>
         public void ExportOnnx(string path)
         {
             var g = new global::Compiled.Nets.Serialization.OnnxGraph("Mlp");
-            g.FloatInput("input", new int[] { 20 });
+            g.Input("input", global::Compiled.Nets.Serialization.OnnxElement.Float, new int[] { 20 });
             g.Node("Gemm", new[] { "input", g.Initializer("fc1.weight", _store.ReadValue(_p_fc1_weight), 33, 20), g.Initializer("fc1.bias", _store.ReadValue(_p_fc1_bias), 33) }, "v1", ("transB", 1));
             g.Node("Div", new[] { "v1", g.Scalar(1.4142135f) }, "v2_scaled");
             g.Node("Erf", new[] { "v2_scaled" }, "v2_erf");
@@ -252,7 +252,7 @@ namespace Compiled.Nets.Network.Tests
             g.Node("Sigmoid", new[] { "v6" }, "v7");
             g.Node("Gemm", new[] { "v7", g.Initializer("head.weight", _store.ReadValue(_p_head_weight), 5, 17), g.Initializer("head.bias", _store.ReadValue(_p_head_bias), 5) }, "v8", ("transB", 1));
             g.Node("Identity", new[] { "v8" }, "output");
-            g.FloatOutput("output", new int[] { 5 });
+            g.Output("output", new int[] { 5 });
             g.Save(path);
         }
 

@@ -171,11 +171,11 @@ namespace Compiled.Nets.Network.Tests
             return v7;
         }
 
-        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape], output "output" [batch, ..OutputShape].</summary>
+        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape] (int64 token ids for a token network), "attention_mask" [batch, sequence] (int64, where the network reads it), output "output" [batch, ..OutputShape].</summary>
         public void ExportOnnx(string path)
         {
             var g = new global::Compiled.Nets.Serialization.OnnxGraph("PoolBiasNet");
-            g.FloatInput("input", new int[] { 3, 11, 9 });
+            g.Input("input", global::Compiled.Nets.Serialization.OnnxElement.Float, new int[] { 3, 11, 9 });
             g.Node("Conv", new[] { "input", g.Initializer("conv1.weight", _store.ReadValue(_p_conv1_weight), 5, 3, 3, 3), g.Initializer("conv1.bias", _store.ReadValue(_p_conv1_bias), 5) }, "v1", ("kernel_shape", new int[] { 3, 3 }), ("strides", new int[] { 1, 1 }), ("pads", new int[] { 1, 1, 1, 1 }), ("dilations", new int[] { 1, 1 }));
             g.Node("MaxPool", new[] { "v1" }, "v2", ("kernel_shape", new int[] { 3, 3 }), ("strides", new int[] { 2, 2 }), ("pads", new int[] { 0, 0, 0, 0 }));
             g.Node("Conv", new[] { "v2", g.Initializer("conv2.weight", _store.ReadValue(_p_conv2_weight), 6, 5, 3, 3), g.Initializer("conv2.bias", _store.ReadValue(_p_conv2_bias), 6) }, "v3", ("kernel_shape", new int[] { 3, 3 }), ("strides", new int[] { 1, 1 }), ("pads", new int[] { 1, 1, 1, 1 }), ("dilations", new int[] { 1, 1 }));
@@ -184,7 +184,7 @@ namespace Compiled.Nets.Network.Tests
             g.Node("Flatten", new[] { "v5" }, "v6", ("axis", 1));
             g.Node("Gemm", new[] { "v6", g.Initializer("fc.weight", _store.ReadValue(_p_fc_weight), 3, 24), g.Initializer("fc.bias", _store.ReadValue(_p_fc_bias), 3) }, "v7", ("transB", 1));
             g.Node("Identity", new[] { "v7" }, "output");
-            g.FloatOutput("output", new int[] { 3 });
+            g.Output("output", new int[] { 3 });
             g.Save(path);
         }
 

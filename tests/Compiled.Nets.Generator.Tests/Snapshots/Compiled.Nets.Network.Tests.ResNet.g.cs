@@ -379,11 +379,11 @@ namespace Compiled.Nets.Network.Tests
             return v13;
         }
 
-        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape], output "output" [batch, ..OutputShape].</summary>
+        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape] (int64 token ids for a token network), "attention_mask" [batch, sequence] (int64, where the network reads it), output "output" [batch, ..OutputShape].</summary>
         public void ExportOnnx(string path)
         {
             var g = new global::Compiled.Nets.Serialization.OnnxGraph("ResNet");
-            g.FloatInput("input", new int[] { 8 });
+            g.Input("input", global::Compiled.Nets.Serialization.OnnxElement.Float, new int[] { 8 });
             g.Node("Gemm", new[] { "input", g.Initializer("stem.weight", _store.ReadValue(_p_stem_weight), 16, 8), g.Initializer("stem.bias", _store.ReadValue(_p_stem_bias), 16) }, "v1", ("transB", 1));
             g.Node("Sigmoid", new[] { "v1" }, "v2");
             g.Node("Gemm", new[] { "v2", g.Initializer("blocks.0.fc1.weight", _store.ReadValue(_p_blocks_0_fc1_weight), 16, 16), g.Initializer("blocks.0.fc1.bias", _store.ReadValue(_p_blocks_0_fc1_bias), 16) }, "v3", ("transB", 1));
@@ -398,7 +398,7 @@ namespace Compiled.Nets.Network.Tests
             g.Node("Relu", new[] { "v11" }, "v12");
             g.Node("Gemm", new[] { "v12", g.Initializer("head.weight", _store.ReadValue(_p_head_weight), 3, 16), g.Initializer("head.bias", _store.ReadValue(_p_head_bias), 3) }, "v13", ("transB", 1));
             g.Node("Identity", new[] { "v13" }, "output");
-            g.FloatOutput("output", new int[] { 3 });
+            g.Output("output", new int[] { 3 });
             g.Save(path);
         }
 

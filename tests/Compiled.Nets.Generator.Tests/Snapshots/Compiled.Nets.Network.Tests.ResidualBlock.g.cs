@@ -200,18 +200,18 @@ namespace Compiled.Nets.Network.Tests
             return v5;
         }
 
-        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape], output "output" [batch, ..OutputShape].</summary>
+        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape] (int64 token ids for a token network), "attention_mask" [batch, sequence] (int64, where the network reads it), output "output" [batch, ..OutputShape].</summary>
         public void ExportOnnx(string path)
         {
             var g = new global::Compiled.Nets.Serialization.OnnxGraph("ResidualBlock");
-            g.FloatInput("input", new int[] { 16 });
+            g.Input("input", global::Compiled.Nets.Serialization.OnnxElement.Float, new int[] { 16 });
             g.Node("Gemm", new[] { "input", g.Initializer("fc1.weight", _store.ReadValue(_p_fc1_weight), 16, 16), g.Initializer("fc1.bias", _store.ReadValue(_p_fc1_bias), 16) }, "v1", ("transB", 1));
             g.Node("Relu", new[] { "v1" }, "v2");
             g.Node("Gemm", new[] { "v2", g.Initializer("fc2.weight", _store.ReadValue(_p_fc2_weight), 16, 16), g.Initializer("fc2.bias", _store.ReadValue(_p_fc2_bias), 16) }, "v3", ("transB", 1));
             g.Node("Add", new[] { "v3", "input" }, "v4");
             g.Node("Relu", new[] { "v4" }, "v5");
             g.Node("Identity", new[] { "v5" }, "output");
-            g.FloatOutput("output", new int[] { 16 });
+            g.Output("output", new int[] { 16 });
             g.Save(path);
         }
 

@@ -160,10 +160,23 @@ namespace Compiled.Nets.Network.Tests
             return v4;
         }
 
-        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape], output "output" [batch, ..OutputShape].</summary>
+        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape] (int64 token ids for a token network), "attention_mask" [batch, sequence] (int64, where the network reads it), output "output" [batch, ..OutputShape].</summary>
         public void ExportOnnx(string path)
         {
-            throw new global::System.NotSupportedException("SeqBlock.ExportOnnx: token-id input has no ONNX mapping yet; networks of Conv2d, Linear, pools, norms, activations, Flatten, Softmax, Dropout and residual adds export.");
+            var g = new global::Compiled.Nets.Serialization.OnnxGraph("SeqBlock");
+            g.Input("input", global::Compiled.Nets.Serialization.OnnxElement.Float, new int[] { -1, 8 });
+            g.Node("MatMul", new[] { "input", g.TransposedInitializer("mix.weight.T", _store.ReadValue(_p_mix_weight), 8, 8) }, "v1_matmul");
+            g.Node("Add", new[] { "v1_matmul", g.Initializer("mix.bias", _store.ReadValue(_p_mix_bias), 8) }, "v1");
+            g.Node("Div", new[] { "v1", g.Scalar(1.4142135f) }, "v2_scaled");
+            g.Node("Erf", new[] { "v2_scaled" }, "v2_erf");
+            g.Node("Add", new[] { "v2_erf", g.Scalar(1f) }, "v2_one");
+            g.Node("Mul", new[] { "v1", "v2_one" }, "v2_prod");
+            g.Node("Mul", new[] { "v2_prod", g.Scalar(0.5f) }, "v2");
+            g.Node("Add", new[] { "input", "v2" }, "v3");
+            g.Node("LayerNormalization", new[] { "v3", g.Initializer("norm.weight", _store.ReadValue(_p_norm_weight), 8), g.Initializer("norm.bias", _store.ReadValue(_p_norm_bias), 8) }, "v4", ("axis", -1), ("epsilon", 1E-05f));
+            g.Node("Identity", new[] { "v4" }, "output");
+            g.Output("output", new int[] { -1, 8 });
+            g.Save(path);
         }
 
         /// <summary>Activations, their gradients (training only) and scratch for up to Capacity samples.</summary>

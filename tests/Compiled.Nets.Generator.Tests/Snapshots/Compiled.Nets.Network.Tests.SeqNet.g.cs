@@ -288,10 +288,47 @@ namespace Compiled.Nets.Network.Tests
             return v14;
         }
 
-        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape], output "output" [batch, ..OutputShape].</summary>
+        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape] (int64 token ids for a token network), "attention_mask" [batch, sequence] (int64, where the network reads it), output "output" [batch, ..OutputShape].</summary>
         public void ExportOnnx(string path)
         {
-            throw new global::System.NotSupportedException("SeqNet.ExportOnnx: Embedding, SelectToken, MeanOverSequence has no ONNX mapping yet; networks of Conv2d, Linear, pools, norms, activations, Flatten, Softmax, Dropout and residual adds export.");
+            var g = new global::Compiled.Nets.Serialization.OnnxGraph("SeqNet");
+            g.Input("input", global::Compiled.Nets.Serialization.OnnxElement.Int64, new int[] { -1 });
+            g.Input("attention_mask", global::Compiled.Nets.Serialization.OnnxElement.Int64, new int[] { -1 });
+            g.Node("Cast", new[] { "attention_mask" }, "mask_f", ("to", 1));
+            g.Node("Sub", new[] { g.Scalar(1f), "mask_f" }, "mask_inverse");
+            g.Node("Mul", new[] { "mask_inverse", g.Scalar(float.MinValue) }, "mask_bias");
+            g.Node("Unsqueeze", new[] { "mask_bias", g.Int64(true, 1, 2) }, "mask_add");
+            g.Node("Unsqueeze", new[] { "mask_f", g.Int64(true, 2) }, "mask_column");
+            g.Node("ReduceSum", new[] { "mask_f", g.Int64(true, 1) }, "mask_count", ("keepdims", 1));
+            g.Node("Gather", new[] { g.Initializer("embed.weight", _store.ReadValue(_p_embed_weight), 50, 8), "input" }, "v1");
+            g.Node("LayerNormalization", new[] { "v1", g.Initializer("norm.weight", _store.ReadValue(_p_norm_weight), 8), g.Initializer("norm.bias", _store.ReadValue(_p_norm_bias), 8) }, "v2", ("axis", -1), ("epsilon", 1E-05f));
+            g.Node("MatMul", new[] { "v2", g.TransposedInitializer("blocks.0.mix.weight.T", _store.ReadValue(_p_blocks_0_mix_weight), 8, 8) }, "v3_matmul");
+            g.Node("Add", new[] { "v3_matmul", g.Initializer("blocks.0.mix.bias", _store.ReadValue(_p_blocks_0_mix_bias), 8) }, "v3");
+            g.Node("Div", new[] { "v3", g.Scalar(1.4142135f) }, "v4_scaled");
+            g.Node("Erf", new[] { "v4_scaled" }, "v4_erf");
+            g.Node("Add", new[] { "v4_erf", g.Scalar(1f) }, "v4_one");
+            g.Node("Mul", new[] { "v3", "v4_one" }, "v4_prod");
+            g.Node("Mul", new[] { "v4_prod", g.Scalar(0.5f) }, "v4");
+            g.Node("Add", new[] { "v2", "v4" }, "v5");
+            g.Node("LayerNormalization", new[] { "v5", g.Initializer("blocks.0.norm.weight", _store.ReadValue(_p_blocks_0_norm_weight), 8), g.Initializer("blocks.0.norm.bias", _store.ReadValue(_p_blocks_0_norm_bias), 8) }, "v6", ("axis", -1), ("epsilon", 1E-05f));
+            g.Node("MatMul", new[] { "v6", g.TransposedInitializer("blocks.1.mix.weight.T", _store.ReadValue(_p_blocks_1_mix_weight), 8, 8) }, "v7_matmul");
+            g.Node("Add", new[] { "v7_matmul", g.Initializer("blocks.1.mix.bias", _store.ReadValue(_p_blocks_1_mix_bias), 8) }, "v7");
+            g.Node("Div", new[] { "v7", g.Scalar(1.4142135f) }, "v8_scaled");
+            g.Node("Erf", new[] { "v8_scaled" }, "v8_erf");
+            g.Node("Add", new[] { "v8_erf", g.Scalar(1f) }, "v8_one");
+            g.Node("Mul", new[] { "v7", "v8_one" }, "v8_prod");
+            g.Node("Mul", new[] { "v8_prod", g.Scalar(0.5f) }, "v8");
+            g.Node("Add", new[] { "v6", "v8" }, "v9");
+            g.Node("LayerNormalization", new[] { "v9", g.Initializer("blocks.1.norm.weight", _store.ReadValue(_p_blocks_1_norm_weight), 8), g.Initializer("blocks.1.norm.bias", _store.ReadValue(_p_blocks_1_norm_bias), 8) }, "v10", ("axis", -1), ("epsilon", 1E-05f));
+            g.Node("Gather", new[] { "v10", g.Int64(false, 0) }, "v11", ("axis", 1));
+            g.Node("Mul", new[] { "v10", "mask_column" }, "v12_masked");
+            g.Node("ReduceSum", new[] { "v12_masked", g.Int64(true, 1) }, "v12_sum", ("keepdims", 0));
+            g.Node("Div", new[] { "v12_sum", "mask_count" }, "v12");
+            g.Node("Add", new[] { "v11", "v12" }, "v13");
+            g.Node("Gemm", new[] { "v13", g.Initializer("head.weight", _store.ReadValue(_p_head_weight), 3, 8), g.Initializer("head.bias", _store.ReadValue(_p_head_bias), 3) }, "v14", ("transB", 1));
+            g.Node("Identity", new[] { "v14" }, "output");
+            g.Output("output", new int[] { 3 });
+            g.Save(path);
         }
 
         /// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss. Needs the instance to itself (no concurrent call).</summary>

@@ -183,10 +183,20 @@ namespace Compiled.Nets.Network.Tests
             return v4;
         }
 
-        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape], output "output" [batch, ..OutputShape].</summary>
+        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape] (int64 token ids for a token network), "attention_mask" [batch, sequence] (int64, where the network reads it), output "output" [batch, ..OutputShape].</summary>
         public void ExportOnnx(string path)
         {
-            throw new global::System.NotSupportedException("SeqRegressor.ExportOnnx: token-id input has no ONNX mapping yet; networks of Conv2d, Linear, pools, norms, activations, Flatten, Softmax, Dropout and residual adds export.");
+            var g = new global::Compiled.Nets.Serialization.OnnxGraph("SeqRegressor");
+            g.Input("input", global::Compiled.Nets.Serialization.OnnxElement.Float, new int[] { -1, 4 });
+            g.Node("MatMul", new[] { "input", g.TransposedInitializer("fc1.weight.T", _store.ReadValue(_p_fc1_weight), 6, 4) }, "v1_matmul");
+            g.Node("Add", new[] { "v1_matmul", g.Initializer("fc1.bias", _store.ReadValue(_p_fc1_bias), 6) }, "v1");
+            g.Node("Tanh", new[] { "v1" }, "v2");
+            g.Node("Softmax", new[] { "v2" }, "v3", ("axis", -1));
+            g.Node("MatMul", new[] { "v3", g.TransposedInitializer("fc2.weight.T", _store.ReadValue(_p_fc2_weight), 2, 6) }, "v4_matmul");
+            g.Node("Add", new[] { "v4_matmul", g.Initializer("fc2.bias", _store.ReadValue(_p_fc2_bias), 2) }, "v4");
+            g.Node("Identity", new[] { "v4" }, "output");
+            g.Output("output", new int[] { -1, 2 });
+            g.Save(path);
         }
 
         /// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss. Needs the instance to itself (no concurrent call).</summary>

@@ -182,10 +182,23 @@ namespace Compiled.Nets.Network.Tests
             return v5;
         }
 
-        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape], output "output" [batch, ..OutputShape].</summary>
+        /// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input "input" [batch, ..InputShape] (int64 token ids for a token network), "attention_mask" [batch, sequence] (int64, where the network reads it), output "output" [batch, ..OutputShape].</summary>
         public void ExportOnnx(string path)
         {
-            throw new global::System.NotSupportedException("TokenNet.ExportOnnx: Embedding has no ONNX mapping yet; networks of Conv2d, Linear, pools, norms, activations, Flatten, Softmax, Dropout and residual adds export.");
+            var g = new global::Compiled.Nets.Serialization.OnnxGraph("TokenNet");
+            g.Input("input", global::Compiled.Nets.Serialization.OnnxElement.Int64, new int[] { 12 });
+            g.Node("Gather", new[] { g.Initializer("embed.weight", _store.ReadValue(_p_embed_weight), 50, 8), "input" }, "v1");
+            g.Node("LayerNormalization", new[] { "v1", g.Initializer("norm.weight", _store.ReadValue(_p_norm_weight), 8), g.Initializer("norm.bias", _store.ReadValue(_p_norm_bias), 8) }, "v2", ("axis", -1), ("epsilon", 1E-05f));
+            g.Node("Div", new[] { "v2", g.Scalar(1.4142135f) }, "v3_scaled");
+            g.Node("Erf", new[] { "v3_scaled" }, "v3_erf");
+            g.Node("Add", new[] { "v3_erf", g.Scalar(1f) }, "v3_one");
+            g.Node("Mul", new[] { "v2", "v3_one" }, "v3_prod");
+            g.Node("Mul", new[] { "v3_prod", g.Scalar(0.5f) }, "v3");
+            g.Node("Flatten", new[] { "v3" }, "v4", ("axis", 1));
+            g.Node("Gemm", new[] { "v4", g.Initializer("head.weight", _store.ReadValue(_p_head_weight), 3, 96), g.Initializer("head.bias", _store.ReadValue(_p_head_bias), 3) }, "v5", ("transB", 1));
+            g.Node("Identity", new[] { "v5" }, "output");
+            g.Output("output", new int[] { 3 });
+            g.Save(path);
         }
 
         /// <summary>Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss. Needs the instance to itself (no concurrent call).</summary>
