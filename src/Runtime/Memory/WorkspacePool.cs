@@ -98,7 +98,12 @@ public sealed class WorkspacePool<T> : IDisposable where T : class, IWorkspace
             // Too small: a larger one replaces it. Without gradients: keep it for inference (or free it if its slot is taken).
             if (ws.Capacity < batch || Interlocked.CompareExchange(ref _idle[i], ws, null) is not null) ws.Dispose();
         }
-        return _create(Math.Max(batch, defaultCapacity), training);
+        // Training keeps room for the usual batch from the start; inference takes what the request needs (rounded up to
+        // a power of two, so a server's growing batches reallocate a few times at most): a batch-1 server does not pay
+        // for an arena of 64 samples on its first request.
+        int capacity = training ? Math.Max(batch, defaultCapacity)
+            : Math.Max(batch, (int)Math.Min(defaultCapacity, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)batch)));
+        return _create(capacity, training);
     }
 
     private void Put(T ws)

@@ -66,13 +66,17 @@ public static class Checkpoint
         if (problems.Count > 0)
             throw new InvalidDataException($"Checkpoint '{path}' does not fit this network: {string.Join("; ", problems)}.");
         var all = store.All.ToList();
-        var values = all.Select(p => byName[p.Name].ToFloats()).ToList();
-        for (int i = 0; i < values.Count; i++)
+        // Float32 tensors are read in place (what Save writes); other dtypes are converted once.
+        var converted = all.Select(p => byName[p.Name].DType == SafeTensorDType.F32 && BitConverter.IsLittleEndian ? null : byName[p.Name].ToFloats()).ToList();
+        ReadOnlySpan<float> Values(int i) => converted[i] ?? System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(byName[all[i].Name].Data);
+        for (int i = 0; i < all.Count; i++)
         {
+            var v = Values(i);
             // A finite sum proves every value finite (NaN and infinity propagate); only otherwise look for the culprit.
-            if (float.IsFinite(System.Numerics.Tensors.TensorPrimitives.Sum(values[i]))) continue;
-            int bad = Array.FindIndex(values[i], v => !float.IsFinite(v));
-            if (bad >= 0) throw new InvalidDataException($"Checkpoint '{path}': {all[i].Name}[{bad}] is {values[i][bad]}; a checkpoint never holds non-finite weights.");
+            if (float.IsFinite(System.Numerics.Tensors.TensorPrimitives.Sum(v))) continue;
+            int bad = 0;
+            while (bad < v.Length && float.IsFinite(v[bad])) bad++;
+            if (bad < v.Length) throw new InvalidDataException($"Checkpoint '{path}': {all[i].Name}[{bad}] is {v[bad]}; a checkpoint never holds non-finite weights.");
         }
         if (optimizer is not null)
         {
@@ -87,7 +91,7 @@ public static class Checkpoint
                 throw new InvalidDataException($"Checkpoint '{path}': {e.Message}", e);
             }
         }
-        for (int i = 0; i < values.Count; i++) values[i].CopyTo(store.Value(all[i]));
+        for (int i = 0; i < all.Count; i++) Values(i).CopyTo(store.Value(all[i]));
         return metadata;
     }
 
