@@ -144,7 +144,11 @@ public sealed class ParameterStoreBuilder
 /// </summary>
 public sealed class ParameterStore : IDisposable
 {
-    private readonly AlignedBuffer _values, _grads, _buffers;
+    private readonly AlignedBuffer _values, _buffers;
+    // Allocated on first use: a store that only serves inference never needs gradients (half its memory, and the
+    // start-up time of clearing it).
+    private AlignedBuffer? _grads;
+    private readonly int _parameterFloats;
     private readonly Dictionary<string, ParameterInfo> _byName;
 
     internal ParameterStore(ParameterInfo[] parameters, int parameterFloats, ParameterInfo[] buffers, int bufferFloats)
@@ -152,7 +156,7 @@ public sealed class ParameterStore : IDisposable
         Parameters = parameters;
         Buffers = buffers;
         _values = new AlignedBuffer(parameterFloats);
-        _grads = new AlignedBuffer(parameterFloats);
+        _parameterFloats = parameterFloats;
         _buffers = new AlignedBuffer(bufferFloats);
         _byName = new Dictionary<string, ParameterInfo>(StringComparer.Ordinal);
         foreach (var p in parameters) _byName.Add(p.Name, p);
@@ -174,7 +178,18 @@ public sealed class ParameterStore : IDisposable
     /// <summary>All parameter values, for reading (also while the store is read-only).</summary>
     public ReadOnlySpan<float> ReadValues => _values.Span;
     /// <summary>All gradients, laid out like <see cref="Values"/>.</summary>
-    public Span<float> Gradients => _grads.Span;
+    public Span<float> Gradients => Grads.Span;
+
+    private AlignedBuffer Grads
+    {
+        get
+        {
+            if (_grads is { } g) return g;
+            var created = new AlignedBuffer(_parameterFloats);
+            if (Interlocked.CompareExchange(ref _grads, created, null) is { } other) { created.Dispose(); return other; }
+            return created;
+        }
+    }
     /// <summary>All buffer values.</summary>
     public Span<float> BufferValues => _buffers.Span;
 
@@ -186,7 +201,7 @@ public sealed class ParameterStore : IDisposable
     public ReadOnlySpan<float> ReadValue(ParameterInfo p) => (p.IsBuffer ? _buffers : _values).Slice(p.Offset, p.Length);
     /// <summary>The gradient of one parameter.</summary>
     public Span<float> Gradient(ParameterInfo p) =>
-        p.IsBuffer ? throw new ArgumentException($"'{p.Name}' is a buffer and has no gradient.") : _grads.Slice(p.Offset, p.Length);
+        p.IsBuffer ? throw new ArgumentException($"'{p.Name}' is a buffer and has no gradient.") : Grads.Slice(p.Offset, p.Length);
     /// <summary>The values of the parameter at <paramref name="index"/>.</summary>
     public Span<float> Value(int index) => Value(Parameters[index]);
     /// <summary>The gradient of the parameter at <paramref name="index"/>.</summary>
@@ -227,7 +242,7 @@ public sealed class ParameterStore : IDisposable
     }
 
     /// <summary>Sets all gradients to zero.</summary>
-    public void ZeroGradients() => _grads.Span.Clear();
+    public void ZeroGradients() => Grads.Span.Clear();
 
     /// <summary>
     /// Sets all gradients to zero except those of the trainable parameters in <paramref name="written"/>, which the
@@ -235,7 +250,7 @@ public sealed class ParameterStore : IDisposable
     /// </summary>
     public void ZeroGradientsExcept(ReadOnlySpan<ParameterInfo> written)
     {
-        var grads = _grads.Span;
+        var grads = Grads.Span;
         var ps = Parameters;
         int done = 0; // parameters are laid out in order: clear each gap up to the next skipped one in one call
         for (int i = 0; i < ps.Count; i++)
@@ -361,6 +376,6 @@ public sealed class ParameterStore : IDisposable
     /// <summary>Frees the memory.</summary>
     public void Dispose()
     {
-        _values.Dispose(); _grads.Dispose(); _buffers.Dispose();
+        _values.Dispose(); _grads?.Dispose(); _buffers.Dispose();
     }
 }

@@ -36,11 +36,13 @@ public static class BoundedFile
         try
         {
             using var stream = new FileStream(info.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
-            var buffer = new byte[info.Length + 1];
-            int total = 0, read;
-            while (total < buffer.Length && (read = stream.Read(buffer, total, buffer.Length - total)) > 0) total += read;
-            if (total > info.Length) throw new InvalidDataException($"{path} grew while being read.");
-            return buffer[..total];
+            // Exactly the size stat gave (no zeroing, no second copy), then one byte more to see whether it grew.
+            var buffer = GC.AllocateUninitializedArray<byte>((int)info.Length);
+            int total = stream.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
+            if (total < buffer.Length) throw new InvalidDataException($"{path} shrank while being read ({total} of {buffer.Length} bytes).");
+            Span<byte> probe = stackalloc byte[1];
+            if (stream.Read(probe) > 0) throw new InvalidDataException($"{path} grew while being read.");
+            return buffer;
         }
         catch (IOException e) { throw new InvalidDataException($"{path} cannot be read: {e.Message}", e); }
         catch (UnauthorizedAccessException e) { throw new InvalidDataException($"{path} cannot be read: {e.Message}", e); }

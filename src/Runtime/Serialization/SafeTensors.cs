@@ -154,7 +154,12 @@ public static class SafeTensorsFile
         }
         if (expected != data.Length) throw new InvalidDataException($"the tensors cover {expected} bytes but the buffer has {data.Length}.");
         var tensors = new List<SafeTensor>(entries.Count);
-        foreach (var en in entries) tensors.Add(new SafeTensor(en.Name, en.DType, en.Shape, data.Slice((int)en.Begin, (int)(en.End - en.Begin)).ToArray()));
+        foreach (var en in entries)
+        {
+            var copy = GC.AllocateUninitializedArray<byte>((int)(en.End - en.Begin)); // overwritten at once: no zeroing
+            data.Slice((int)en.Begin, copy.Length).CopyTo(copy);
+            tensors.Add(new SafeTensor(en.Name, en.DType, en.Shape, copy));
+        }
         return (tensors, metadata);
     }
 
