@@ -66,7 +66,7 @@ public sealed class HuggingFaceCheckpoint
                 if (stored.TryGetValue(name, out string? other))
                     throw new InvalidDataException($"{path}: '{t.Name}' and '{other}' both name {name}.");
                 stored[name] = t.Name;
-                tensors[name] = name == t.Name ? t : new SafeTensor(name, t.DType, t.Shape, t.Data);
+                tensors[name] = name == t.Name ? t : new SafeTensor(name, t.DType, t.Shape, t.Memory);
             }
         }
         if (shardMap is not null)

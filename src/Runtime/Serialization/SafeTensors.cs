@@ -8,16 +8,31 @@ namespace Compiled.Nets.Serialization;
 public enum SafeTensorDType { F32, F16, BF16, F64, I64, I32, U8 }
 
 /// <summary>One tensor of a safetensors file: name, dtype, shape and raw little-endian bytes.</summary>
-public sealed class SafeTensor(string name, SafeTensorDType dtype, int[] shape, byte[] data)
+public sealed class SafeTensor
 {
+    // A tensor read from a file is a view of the file's bytes; Data copies them out only when asked.
+    private readonly ReadOnlyMemory<byte> _bytes;
+    private byte[]? _data;
+
+    /// <summary>A tensor over <paramref name="data"/> (not copied).</summary>
+    public SafeTensor(string name, SafeTensorDType dtype, int[] shape, byte[] data) : this(name, dtype, shape, (ReadOnlyMemory<byte>)data) => _data = data;
+
+    internal SafeTensor(string name, SafeTensorDType dtype, int[] shape, ReadOnlyMemory<byte> bytes)
+    {
+        Name = name; DType = dtype; Shape = shape; _bytes = bytes;
+    }
+
     /// <summary>Tensor name (a state-dict key).</summary>
-    public string Name { get; } = name;
+    public string Name { get; }
     /// <summary>Element type.</summary>
-    public SafeTensorDType DType { get; } = dtype;
+    public SafeTensorDType DType { get; }
     /// <summary>Shape.</summary>
-    public int[] Shape { get; } = shape;
+    public int[] Shape { get; }
     /// <summary>Raw bytes.</summary>
-    public byte[] Data { get; } = data;
+    public byte[] Data => _data ??= _bytes.ToArray();
+    /// <summary>The raw bytes without a copy.</summary>
+    internal ReadOnlySpan<byte> Bytes => _data ?? _bytes.Span;
+    internal ReadOnlyMemory<byte> Memory => _data ?? _bytes;
     /// <summary>Number of elements.</summary>
     public long Count => Shape.Aggregate(1L, (a, b) => a * b);
 
@@ -33,7 +48,7 @@ public sealed class SafeTensor(string name, SafeTensorDType dtype, int[] shape, 
     public void CopyTo(Span<float> destination)
     {
         if (destination.Length != Count) throw new ArgumentException($"Tensor '{Name}' has {Count} elements; the destination holds {destination.Length}.");
-        var d = Data.AsSpan();
+        var d = Bytes;
         // The common case, float32 on a little-endian machine, is a block copy.
         if (DType == SafeTensorDType.F32 && BitConverter.IsLittleEndian) { System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(d).CopyTo(destination); return; }
         for (int i = 0; i < destination.Length; i++)
@@ -79,14 +94,18 @@ public static class SafeTensorsFile
     public static (IReadOnlyList<SafeTensor> Tensors, IReadOnlyDictionary<string, string> Metadata) Read(string path)
     {
         byte[] bytes = BoundedFile.Read(path, long.MaxValue, "a safetensors file");
-        try { return Parse(bytes); }
+        try { return Parse((ReadOnlyMemory<byte>)bytes); }
         catch (InvalidDataException e) { throw new InvalidDataException($"{path}: {e.Message}", e); }
     }
 
     /// <summary>Parses safetensors bytes.</summary>
     /// <exception cref="InvalidDataException">When the content is malformed.</exception>
-    public static (IReadOnlyList<SafeTensor> Tensors, IReadOnlyDictionary<string, string> Metadata) Parse(ReadOnlySpan<byte> bytes)
+    public static (IReadOnlyList<SafeTensor> Tensors, IReadOnlyDictionary<string, string> Metadata) Parse(ReadOnlySpan<byte> bytes) => Parse((ReadOnlyMemory<byte>)bytes.ToArray());
+
+    /// <summary>Parses safetensors bytes; the tensors are views of <paramref name="memory"/> (no copies).</summary>
+    internal static (IReadOnlyList<SafeTensor> Tensors, IReadOnlyDictionary<string, string> Metadata) Parse(ReadOnlyMemory<byte> memory)
     {
+        var bytes = memory.Span;
         if (bytes.Length < 8) throw new InvalidDataException($"truncated: {bytes.Length} bytes, the 8-byte header length is missing.");
         ulong headerLen = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
         if (headerLen > MaxHeaderBytes) throw new InvalidDataException($"header length {headerLen} exceeds the {MaxHeaderBytes}-byte limit.");
@@ -154,12 +173,8 @@ public static class SafeTensorsFile
         }
         if (expected != data.Length) throw new InvalidDataException($"the tensors cover {expected} bytes but the buffer has {data.Length}.");
         var tensors = new List<SafeTensor>(entries.Count);
-        foreach (var en in entries)
-        {
-            var copy = GC.AllocateUninitializedArray<byte>((int)(en.End - en.Begin)); // overwritten at once: no zeroing
-            data.Slice((int)en.Begin, copy.Length).CopyTo(copy);
-            tensors.Add(new SafeTensor(en.Name, en.DType, en.Shape, copy));
-        }
+        var dataMemory = memory[(8 + (int)headerLen)..];
+        foreach (var en in entries) tensors.Add(new SafeTensor(en.Name, en.DType, en.Shape, dataMemory.Slice((int)en.Begin, (int)(en.End - en.Begin))));
         return (tensors, metadata);
     }
 
@@ -180,25 +195,25 @@ public static class SafeTensorsFile
             long offset = 0;
             foreach (var t in list)
             {
-                if (t.Count * SafeTensor.Size(t.DType) != t.Data.Length) throw new ArgumentException($"Tensor '{t.Name}': {t.Data.Length} bytes do not match its shape and dtype.");
+                if (t.Count * SafeTensor.Size(t.DType) != t.Bytes.Length) throw new ArgumentException($"Tensor '{t.Name}': {t.Bytes.Length} bytes do not match its shape and dtype.");
                 w.WriteStartObject(t.Name);
                 w.WriteString("dtype", t.DType.ToString());
                 w.WriteStartArray("shape"); foreach (int d in t.Shape) w.WriteNumberValue(d); w.WriteEndArray();
-                w.WriteStartArray("data_offsets"); w.WriteNumberValue(offset); w.WriteNumberValue(offset + t.Data.Length); w.WriteEndArray();
+                w.WriteStartArray("data_offsets"); w.WriteNumberValue(offset); w.WriteNumberValue(offset + t.Bytes.Length); w.WriteEndArray();
                 w.WriteEndObject();
-                offset += t.Data.Length;
+                offset += t.Bytes.Length;
             }
             w.WriteEndObject();
         }
         // Pad the header with spaces to a multiple of 8 bytes, as the reference implementation does.
         var header = ms.ToArray();
         int padded = (header.Length + 7) / 8 * 8;
-        var result = new byte[8 + padded + list.Sum(t => (long)t.Data.Length)];
+        var result = new byte[8 + padded + list.Sum(t => (long)t.Bytes.Length)];
         BinaryPrimitives.WriteUInt64LittleEndian(result, (ulong)padded);
         header.CopyTo(result, 8);
         result.AsSpan(8 + header.Length, padded - header.Length).Fill((byte)' ');
         long pos = 8 + padded;
-        foreach (var t in list) { t.Data.CopyTo(result, pos); pos += t.Data.Length; }
+        foreach (var t in list) { t.Bytes.CopyTo(result.AsSpan((int)pos)); pos += t.Bytes.Length; }
         return result;
     }
 

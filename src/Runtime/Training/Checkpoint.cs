@@ -68,7 +68,7 @@ public static class Checkpoint
         var all = store.All.ToList();
         // Float32 tensors are read in place (what Save writes); other dtypes are converted once.
         var converted = all.Select(p => byName[p.Name].DType == SafeTensorDType.F32 && BitConverter.IsLittleEndian ? null : byName[p.Name].ToFloats()).ToList();
-        ReadOnlySpan<float> Values(int i) => converted[i] ?? System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(byName[all[i].Name].Data);
+        ReadOnlySpan<float> Values(int i) => converted[i] ?? System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(byName[all[i].Name].Bytes);
         for (int i = 0; i < all.Count; i++)
         {
             var v = Values(i);
