@@ -1,5 +1,3 @@
-using System.Runtime.CompilerServices;
-
 namespace Compiled.Nets.Generator.Tests;
 
 /// <summary>
@@ -8,7 +6,14 @@ namespace Compiled.Nets.Generator.Tests;
 /// </summary>
 public class SnapshotTests
 {
-    private static string Dir([CallerFilePath] string path = "") => Path.GetDirectoryName(path)!;
+    // Found from the test binary, not [CallerFilePath]: CI builds map source paths to /_/ (ContinuousIntegrationBuild).
+    private static string Dir()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Compiled.Nets.sln"))) dir = dir.Parent;
+        return Path.Combine(dir?.FullName ?? throw new DirectoryNotFoundException("Compiled.Nets.sln not found above " + AppContext.BaseDirectory),
+            "tests", "Compiled.Nets.Generator.Tests");
+    }
 
     public static TheoryData<string> Networks() => new()
     {

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Compiled.Nets.Data;
 using Compiled.Nets.Training;
 
@@ -7,8 +6,14 @@ namespace Compiled.Nets.Network.Tests;
 /// <summary>End to end on real data: the compiled ConvNet learns Fashion-MNIST (the subset shipped with the sample).</summary>
 public class RealDataTests
 {
-    private static string DataDir([CallerFilePath] string path = "") =>
-        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(path)!, "..", "..", "samples", "FashionMnist", "data"));
+    // Found from the test binary, not [CallerFilePath]: CI builds map source paths to /_/ (ContinuousIntegrationBuild).
+    private static string DataDir()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Compiled.Nets.sln"))) dir = dir.Parent;
+        return Path.Combine(dir?.FullName ?? throw new DirectoryNotFoundException("Compiled.Nets.sln not found above " + AppContext.BaseDirectory),
+            "samples", "FashionMnist", "data");
+    }
 
     /// <summary>1,500 training images and the first <paramref name="testCount"/> test images, normalised by the former.</summary>
     private static (Dataset Train, Dataset Test) Data(int testCount)
