@@ -38,7 +38,7 @@ namespace Compiled.Nets.Generator
 
         public static readonly DiagnosticDescriptor UnsupportedOp = Error("CNET0005",
             "Unsupported construct in Forward",
-            "'{0}' is not supported in Forward: {1}. Supported: x.Apply(Layer), Relu(), Gelu(), Tanh(), Sigmoid(), Softmax(), Flatten(), MaxPool2d(k[, stride, padding]), AvgPool2d(k[, stride, padding]), Dropout(p), SelectToken(i), MeanOverSequence(), a + b, locals and return.");
+            "'{0}' is not supported in Forward: {1}. Supported: " + Ops.OpTable.SupportedCalls + ".");
 
         public static readonly DiagnosticDescriptor UnusedLayer = Warning("CNET0006",
             "Layer declared but never used",

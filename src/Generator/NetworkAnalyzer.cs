@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Linq;
+using Compiled.Nets.Generator.Parsing;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Diagnostics;

@@ -1,4 +1,6 @@
+using Compiled.Nets.Generator.Emit;
 using Compiled.Nets.Generator.Model;
+using Compiled.Nets.Generator.Parsing;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 
@@ -29,7 +31,7 @@ namespace Compiled.Nets.Generator
 
             context.RegisterSourceOutput(models, static (spc, model) =>
             {
-                if (model.Spec is { } spec) spc.AddSource(NetworkEmitter.HintName(spec), NetworkEmitter.Emit(spec));
+                if (model.Spec is { } spec) spc.AddSource(CpuEmitter.HintName(spec), CpuEmitter.Emit(spec));
                 else if (model.Skeleton is { } skeleton) spc.AddSource(SkeletonEmitter.HintName(skeleton), SkeletonEmitter.Emit(skeleton));
             });
         }

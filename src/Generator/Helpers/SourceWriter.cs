@@ -33,13 +33,14 @@ namespace Compiled.Nets.Generator.Helpers
         public override string ToString() => _sb.ToString();
 
         /// <summary>Formats a float literal with invariant culture and an <c>f</c> suffix.</summary>
-        public static string F(double value)
+        public static string FloatLiteral(double value)
         {
             string s = ((float)value).ToString("R", CultureInfo.InvariantCulture);
             if (s.IndexOf('.') < 0 && s.IndexOf('E') < 0) s += ".0";
             return s + "f";
         }
 
-        public static string I(long value) => value.ToString(CultureInfo.InvariantCulture);
+        /// <summary>Formats an integer with invariant culture.</summary>
+        public static string IntLiteral(long value) => value.ToString(CultureInfo.InvariantCulture);
     }
 }

@@ -13,9 +13,8 @@ namespace Compiled.Nets.Generator.Model
     /// <summary>A tensor of the parameter table: state-dict name, shape, role and initialisation (all as emitted text).</summary>
     internal sealed record ParamSpec(string Field, string Name, EquatableArray<int> Shape, string Role, string Init, bool IsBuffer);
 
-    /// <summary>A declared layer property. <see cref="Ints"/> holds the kind's integer arguments in a fixed order
-    /// (Conv2d: in, out, kernel, stride, padding, dilation; Linear: in, out; pools: kernel, stride, padding;
-    /// norms: features; Embedding: count, dim), <see cref="Real"/> the eps/p, <see cref="Real2"/> the momentum.</summary>
+    /// <summary>A declared layer property: its arguments as the layer's op definition reads them (integers and reals in
+    /// the order of its argument schema; typed views such as <c>Conv2dArgs.Of</c> name them), and where it is stored.</summary>
     internal sealed record LayerSpec(string Property, string StateName, LayerKind Kind, EquatableArray<int> Ints, double Real, double Real2, bool Bias,
         string Modifiers, string FieldName, bool IsRootProperty, string SubType);
 

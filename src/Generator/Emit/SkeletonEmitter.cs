@@ -2,8 +2,9 @@ using System.Linq;
 using Compiled.Nets.Generator.Helpers;
 using Compiled.Nets.Generator.Model;
 using static Compiled.Nets.Generator.Helpers.SourceWriter;
+using static Compiled.Nets.Generator.Emit.Names;
 
-namespace Compiled.Nets.Generator
+namespace Compiled.Nets.Generator.Emit
 {
     /// <summary>
     /// Skeleton → C# (a pure function): for a [Network] class with errors, the members users call (the layer
@@ -13,15 +14,13 @@ namespace Compiled.Nets.Generator
     /// </summary>
     internal static class SkeletonEmitter
     {
-        private const string R = "global::Compiled.Nets.";
-
-        public static string HintName(NetworkSkeleton s) => NetworkEmitter.HintName(s.Namespace, s.ContainingTypes, s.TypeName);
+                public static string HintName(NetworkSkeleton s) => CpuEmitter.HintName(s.Namespace, s.ContainingTypes, s.TypeName);
 
         public static string Emit(NetworkSkeleton s)
         {
             bool sequence = s.MaxSequence > 0;
-            string input = $"global::System.ReadOnlySpan<{NetworkEmitter.InputElement(s.TokenInput)}> input";
-            string batch = NetworkEmitter.BatchParams(sequence);
+            string input = $"global::System.ReadOnlySpan<{CpuEmitter.InputElement(s.TokenInput)}> input";
+            string batch = CpuEmitter.BatchParams(sequence);
             const string Fail = "throw Invalid()";
 
             var w = new SourceWriter();
@@ -34,34 +33,34 @@ namespace Compiled.Nets.Generator
             if (s.Namespace.Length > 0) w.Open($"namespace {s.Namespace}");
             foreach (var t in s.ContainingTypes) w.Open(t);
             w.Line($"[global::System.CodeDom.Compiler.GeneratedCode(\"Compiled.Nets.Generator\", \"1.0\")]");
-            w.Open($"{s.TypeModifiers} partial class {s.TypeName} : {NetworkEmitter.InterfaceName(s.TokenInput, sequence, s.Loss)}, {R}ILayer, global::System.IDisposable".TrimStart());
+            w.Open($"{s.TypeModifiers} partial class {s.TypeName} : {CpuEmitter.InterfaceName(s.TokenInput, sequence, s.Loss)}, {Runtime}ILayer, global::System.IDisposable".TrimStart());
             w.Line($"private static global::System.InvalidOperationException Invalid() => new(\"{s.TypeName} has Compiled.Nets errors; its code is generated once they are fixed.\");");
             w.Line();
-            w.Line($"public const int InputFeatures = {I(s.InputFeatures)};");
-            w.Line($"public const int OutputFeatures = {I(s.OutputFeatures)};");
+            w.Line($"public const int InputFeatures = {IntLiteral(s.InputFeatures)};");
+            w.Line($"public const int OutputFeatures = {IntLiteral(s.OutputFeatures)};");
             if (sequence)
             {
-                w.Line($"public const int MaxSequence = {I(s.MaxSequence)};");
-                w.Line($"int {R}ISequenceNetwork.MaxSequence => MaxSequence;");
+                w.Line($"public const int MaxSequence = {IntLiteral(s.MaxSequence)};");
+                w.Line($"int {Runtime}ISequenceNetwork.MaxSequence => MaxSequence;");
             }
-            w.Line($"public static void DeclareParameters({R}ParameterStoreBuilder b, string prefix) => {Fail};");
+            w.Line($"public static void DeclareParameters({Runtime}ParameterStoreBuilder b, string prefix) => {Fail};");
             w.Line($"public {s.TypeName}(ulong seed = 0) => {Fail};");
-            w.Line($"public {s.TypeName}({R}ParameterStore store, string prefix) => {Fail};");
+            w.Line($"public {s.TypeName}({Runtime}ParameterStore store, string prefix) => {Fail};");
             foreach (var p in s.Properties) w.Line($"{p.Modifiers} {p.Type} {p.Name} {{ get => {Fail}; }}");
             w.Line($"public string Name => \"{s.TypeName}\";");
             w.Line($"public global::System.Collections.Generic.IReadOnlyList<int> InputShape => {Fail};");
             w.Line("public int InputSize => InputFeatures;");
             w.Line($"public global::System.Collections.Generic.IReadOnlyList<int> OutputShape => {Fail};");
             w.Line("public int OutputSize => OutputFeatures;");
-            w.Line($"public {R}ParameterStore Parameters => {Fail};");
+            w.Line($"public {Runtime}ParameterStore Parameters => {Fail};");
             w.Line($"public static int MaxWorkspaceBatch => {Fail};");
-            w.Line($"public {R}Tensor ForwardEager({R}Tensor x) => {Fail};");
-            w.Line($"{R}Tensor {R}ILayer.Forward({R}Tensor x) => {Fail};");
+            w.Line($"public {Runtime}Tensor ForwardEager({Runtime}Tensor x) => {Fail};");
+            w.Line($"{Runtime}Tensor {Runtime}ILayer.Forward({Runtime}Tensor x) => {Fail};");
             w.Line($"public void Forward({input}, {batch}, global::System.Span<float> output) => {Fail};");
             w.Line($"public void ExportOnnx(string path) => {Fail};");
             if (s.Loss != LossKind.None)
             {
-                var (targets, outName) = NetworkEmitter.LossSignature(s.Loss);
+                var (targets, outName) = CpuEmitter.LossSignature(s.Loss);
                 foreach (var name in new[] { "TrainStep", "EvaluateLoss" })
                     w.Line($"public float {name}({input}, {targets}, {batch}, global::System.Span<float> {outName} = default) => {Fail};");
             }

@@ -5,11 +5,12 @@ using System.Linq;
 using System.Threading;
 using Compiled.Nets.Generator.Helpers;
 using Compiled.Nets.Generator.Model;
+using Compiled.Nets.Generator.Ops;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 
-namespace Compiled.Nets.Generator
+namespace Compiled.Nets.Generator.Parsing
 {
     /// <summary>
     /// Turns a [Network] class (syntax + semantic model) into a <see cref="NetworkSpec"/>: reads the layer properties,
@@ -33,7 +34,7 @@ namespace Compiled.Nets.Generator
         private bool _fixBroken;
 
         /// <summary>The symbolic sequence dimension T in per-sample shapes (<c>Dim.Sequence</c>).</summary>
-        internal const int Sequence = -1;
+        internal const int Sequence = Shapes.Sequence;
 
         /// <summary>The bound of T declared on the root input (0 when the network has no sequence dimension).</summary>
         internal int MaxSequence { get; private set; }
@@ -98,10 +99,8 @@ namespace Compiled.Nets.Generator
         private static (LossKind Loss, double Smoothing) ReadLoss(INamedTypeSymbol type)
         {
             foreach (var a in type.GetAttributes())
-            {
-                if (Is(a, "CrossEntropyLossAttribute")) return (LossKind.CrossEntropy, NamedDouble(a, "LabelSmoothing") ?? 0);
-                if (Is(a, "MSELossAttribute")) return (LossKind.Mse, 0);
-            }
+                if (Losses.ForAttribute(a.AttributeClass?.ToDisplayString() ?? "") is { } loss)
+                    return (loss.Kind, loss.Kind == LossKind.CrossEntropy ? NamedDouble(a, "LabelSmoothing") ?? 0 : 0);
             return (LossKind.None, 0);
         }
 
@@ -126,7 +125,7 @@ namespace Compiled.Nets.Generator
             var netAttr = type.GetAttributes().FirstOrDefault(a => Is(a, "NetworkAttribute"));
             int maxBatch = NamedInt(netAttr, "MaxBatch") ?? 64;
             var (loss, smoothing) = ReadLoss(type);
-            var losses = type.GetAttributes().Where(a => Is(a, "CrossEntropyLossAttribute") || Is(a, "MSELossAttribute")).ToList();
+            var losses = type.GetAttributes().Where(a => Losses.ForAttribute(a.AttributeClass?.ToDisplayString() ?? "") is not null).ToList();
             if (losses.Count > 1)
             {
                 // Two losses would silently train on one of them.
@@ -139,14 +138,7 @@ namespace Compiled.Nets.Generator
             // While a fix is being checked the root's own checks run too: a loss the fixed network does not fit breaks it.
             if (body is null || (_failed && _pendingFix < 0)) return null;
 
-            var outShape = _ops[output].OutShape;
-            if (loss == LossKind.CrossEntropy)
-            {
-                if (outShape.Count != 1 || HasSequence(outShape))
-                    Report(DiagnosticDescriptors.LossMismatch, LocationInfo.From(syntax.Identifier.GetLocation()), "CrossEntropyLoss", "class logits [K]", Shape(outShape));
-                else if (_ops[output].Kind == OpKind.Softmax)
-                    Report(DiagnosticDescriptors.SoftmaxBeforeCrossEntropy, body.ReturnLocation);
-            }
+            if (loss != LossKind.None) Losses.Of(loss).Check(this, LocationInfo.From(syntax.Identifier.GetLocation()), _ops[output], body.ReturnLocation);
             if (_failed) return null;
 
             return new NetworkSpec(
@@ -328,155 +320,66 @@ namespace Compiled.Nets.Generator
             }
 
             string attrName = layerAttr!.AttributeClass!.Name;
-            var kind = attrName switch
-            {
-                "Conv2dAttribute" => LayerKind.Conv2d, "LinearAttribute" => LayerKind.Linear, "MaxPool2dAttribute" => LayerKind.MaxPool2d,
-                "AvgPool2dAttribute" => LayerKind.AvgPool2d, "ReLUAttribute" => LayerKind.ReLU, "GELUAttribute" => LayerKind.GELU,
-                "TanhAttribute" => LayerKind.Tanh, "SigmoidAttribute" => LayerKind.Sigmoid, "FlattenAttribute" => LayerKind.Flatten,
-                "DropoutAttribute" => LayerKind.Dropout, "BatchNorm2dAttribute" => LayerKind.BatchNorm2d, "LayerNormAttribute" => LayerKind.LayerNorm,
-                "EmbeddingAttribute" => LayerKind.Embedding, "SelfAttentionAttribute" => LayerKind.SelfAttention,
-                "PositionEmbeddingAttribute" => LayerKind.PositionEmbedding, "TokenTypeEmbeddingAttribute" => LayerKind.TokenTypeEmbedding, _ => (LayerKind?)null,
-            };
-            if (kind is null) { Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, $"uses an unknown layer attribute '{attrName}'"); return null; }
-            string expectedType = kind.Value.ToString();
+            var def = OpTable.ForAttribute(attrName);
+            if (def?.Layer is not { } kind) { Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, $"uses an unknown layer attribute '{attrName}'"); return null; }
+            string expectedType = kind.ToString();
             if (prop.Type.ToDisplayString() != Ns + expectedType)
             {
                 Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, $"has [{expectedType}] so its type must be Compiled.Nets.{expectedType}, not {prop.Type.ToDisplayString()}");
                 return null;
             }
 
+            // The op's argument schema: integers and reals in order, the bias flag, then its rules.
             var args = new AttributeArgs(layerAttr, _ct);
-            int[] ints; double real = 0, real2 = 0; bool bias = false;
+            var schema = def.Arguments;
+            var ints = schema.Where(a => a.Kind == ArgumentKind.Int).Select(a => args.Int(a.Name, (int)a.Default)).ToArray();
+            var reals = schema.Where(a => a.Kind == ArgumentKind.Real).Select(a => args.Double(a.Name, a.Default)).ToArray();
+            bool bias = schema.Any(a => a.Kind == ArgumentKind.Bias) ? args.Bool("bias", true) : def.AlwaysHasBias;
+            def.Normalize(ints);
+            if (!CheckArguments(def, args, prop.Name, ints, reals, new LayerDeclaration(prop.Name, expectedType, args, isRoot, ints, reals))) return null;
+            double real = reals.Length > 0 ? reals[0] : 0, real2 = reals.Length > 1 ? reals[1] : 0;
             string full = prefix + state;
-            switch (kind.Value)
-            {
-                case LayerKind.Conv2d:
-                    ints = new[] { args.Int("inChannels"), args.Int("outChannels"), args.Int("kernel"), args.Int("stride", 1), args.Int("padding", 0), args.Int("dilation", 1) };
-                    bias = args.Bool("bias", true);
-                    if (!Positive(args, prop.Name, ("inChannels", ints[0]), ("outChannels", ints[1]), ("kernel", ints[2]), ("stride", ints[3]), ("dilation", ints[5])) || !NonNegative(args, prop.Name, "padding", ints[4])) return null;
-                    break;
-                case LayerKind.Linear:
-                    ints = new[] { args.Int("inFeatures"), args.Int("outFeatures") };
-                    bias = args.Bool("bias", true);
-                    if (!Positive(args, prop.Name, ("inFeatures", ints[0]), ("outFeatures", ints[1]))) return null;
-                    break;
-                case LayerKind.MaxPool2d:
-                case LayerKind.AvgPool2d:
-                    int k = args.Int("kernel"), s = args.Int("stride", 0);
-                    ints = new[] { k, s == 0 ? k : s, args.Int("padding", 0) };
-                    if (!Positive(args, prop.Name, ("kernel", k), ("stride", ints[1])) || !NonNegative(args, prop.Name, "padding", ints[2])) return null;
-                    break;
-                case LayerKind.Dropout:
-                    real = args.Double("p", 0.5);
-                    if (real < 0 || real >= 1) { Report(DiagnosticDescriptors.InvalidArgument, args.Location("p"), prop.Name, $"dropout probability {real.ToString(CultureInfo.InvariantCulture)} is outside [0, 1)"); return null; }
-                    ints = Array.Empty<int>();
-                    break;
-                case LayerKind.BatchNorm2d:
-                    ints = new[] { args.Int("features") }; real = args.Double("eps", 1e-5); real2 = args.Double("momentum", 0.1);
-                    if (!Positive(args, prop.Name, ("features", ints[0]))) return null;
-                    break;
-                case LayerKind.LayerNorm:
-                    ints = new[] { args.Int("features") }; real = args.Double("eps", 1e-5);
-                    if (!Positive(args, prop.Name, ("features", ints[0]))) return null;
-                    break;
-                case LayerKind.Embedding:
-                case LayerKind.PositionEmbedding:
-                case LayerKind.TokenTypeEmbedding:
-                    ints = new[] { args.Int("count"), args.Int("dim") };
-                    if (!Positive(args, prop.Name, ("count", ints[0]), ("dim", ints[1]))) return null;
-                    break;
-                case LayerKind.SelfAttention:
-                    ints = new[] { args.Int("embed"), args.Int("heads") }; real = args.Double("dropout", 0);
-                    bias = true;
-                    if (!Positive(args, prop.Name, ("embed", ints[0]), ("heads", ints[1]))) return null;
-                    if (ints[0] % ints[1] != 0)
-                    {
-                        // The fix offers the divisor of embed nearest to what was written (ties: the smaller).
-                        int e = ints[0], h = ints[1], best = Enumerable.Range(1, e).Where(d => e % d == 0).OrderBy(d => Math.Abs(d - h)).ThenBy(d => d).First();
-                        ReportWithFix(DiagnosticDescriptors.HeadsDoNotDivide, args.Location("heads"), best.ToString(CultureInfo.InvariantCulture), prop.Name, e, h);
-                        return null;
-                    }
-                    if (real < 0 || real >= 1) { Report(DiagnosticDescriptors.InvalidArgument, args.Location("dropout"), prop.Name, $"dropout probability {real.ToString(CultureInfo.InvariantCulture)} is outside [0, 1)"); return null; }
-                    break;
-                default: // activations and Flatten
-                    int ignored = args.Int("features", 0);
-                    if (ignored != 0 && isRoot) Report(DiagnosticDescriptors.IgnoredSize, args.Location("features"), $"{prop.Name} ({expectedType})", ignored);
-                    ints = Array.Empty<int>();
-                    break;
-            }
 
             string field = "_" + SnakeCase(prefix.Replace(".", "_") + prop.Name).Replace("__", "_");
-            _layers.Add(new LayerSpec(prop.Name, full, kind.Value, ints.ToEquatableArray(), real, real2, bias, modifiers, field, isRoot, ""));
+            _layers.Add(new LayerSpec(prop.Name, full, kind, ints.ToEquatableArray(), real, real2, bias, modifiers, field, isRoot, ""));
             r.Layer = _layers.Count - 1;
             r.ArgLocations = args;
             AddParameters(_layers[r.Layer]);
             return r;
         }
 
-        private bool Positive(AttributeArgs args, string prop, params (string Name, int Value)[] values)
+        /// <summary>The schema's rules in order of kind (positive, not negative), the op's own checks, then probabilities.</summary>
+        private bool CheckArguments(OpDefinition def, AttributeArgs args, string prop, int[] ints, double[] reals, LayerDeclaration declaration)
         {
-            foreach (var (n, v) in values)
-                if (v <= 0) { Report(DiagnosticDescriptors.InvalidArgument, args.Location(n), prop, $"{n} must be positive, got {v}"); return false; }
-            return true;
-        }
-
-        private bool NonNegative(AttributeArgs args, string prop, string name, int v)
-        {
-            if (v < 0) { Report(DiagnosticDescriptors.InvalidArgument, args.Location(name), prop, $"{name} must not be negative, got {v}"); return false; }
+            var intArgs = def.Arguments.Where(a => a.Kind == ArgumentKind.Int).ToList();
+            var realArgs = def.Arguments.Where(a => a.Kind == ArgumentKind.Real).ToList();
+            for (int i = 0; i < intArgs.Count; i++)
+                if (intArgs[i].Rule == ArgumentRule.Positive && ints[i] <= 0)
+                {
+                    Report(DiagnosticDescriptors.InvalidArgument, args.Location(intArgs[i].Name), prop, $"{intArgs[i].Name} must be positive, got {ints[i]}");
+                    return false;
+                }
+            for (int i = 0; i < intArgs.Count; i++)
+                if (intArgs[i].Rule == ArgumentRule.NonNegative && ints[i] < 0)
+                {
+                    Report(DiagnosticDescriptors.InvalidArgument, args.Location(intArgs[i].Name), prop, $"{intArgs[i].Name} must not be negative, got {ints[i]}");
+                    return false;
+                }
+            if (!def.Check(this, declaration)) return false;
+            for (int i = 0; i < realArgs.Count; i++)
+                if (realArgs[i].Rule == ArgumentRule.Probability && (reals[i] < 0 || reals[i] >= 1))
+                {
+                    Report(DiagnosticDescriptors.InvalidArgument, args.Location(realArgs[i].Name), prop, $"dropout probability {reals[i].ToString(CultureInfo.InvariantCulture)} is outside [0, 1)");
+                    return false;
+                }
             return true;
         }
 
         private void AddParameters(LayerSpec l)
         {
             string Field(string suffix) => "_p_" + l.StateName.Replace('.', '_') + "_" + suffix.Replace('.', '_');
-            void Add(string suffix, int[] shape, string role, string init, bool buffer = false) =>
-                _params.Add(new ParamSpec(Field(suffix), l.StateName + "." + suffix, shape.ToEquatableArray(), role, init, buffer));
-            var i = l.Ints;
-            switch (l.Kind)
-            {
-                case LayerKind.Conv2d:
-                {
-                    int fanIn = i[0] * i[2] * i[2];
-                    string bound = $"1f / global::System.MathF.Sqrt({fanIn})";
-                    Add("weight", new[] { i[1], i[0], i[2], i[2] }, "Weight", $"Uniform({bound})");
-                    if (l.Bias) Add("bias", new[] { i[1] }, "Bias", $"Uniform({bound})");
-                    break;
-                }
-                case LayerKind.Linear:
-                {
-                    string bound = $"1f / global::System.MathF.Sqrt({i[0]})";
-                    Add("weight", new[] { i[1], i[0] }, "Weight", $"Uniform({bound})");
-                    if (l.Bias) Add("bias", new[] { i[1] }, "Bias", $"Uniform({bound})");
-                    break;
-                }
-                case LayerKind.BatchNorm2d:
-                    Add("weight", new[] { i[0] }, "NormWeight", "Ones");
-                    Add("bias", new[] { i[0] }, "NormBias", "Zeros");
-                    Add("running_mean", new[] { i[0] }, "RunningMean", "Zeros", true);
-                    Add("running_var", new[] { i[0] }, "RunningVar", "Ones", true);
-                    Add("num_batches_tracked", Array.Empty<int>(), "BatchesTracked", "Zeros", true);
-                    break;
-                case LayerKind.LayerNorm:
-                    Add("weight", new[] { i[0] }, "NormWeight", "Ones");
-                    Add("bias", new[] { i[0] }, "NormBias", "Zeros");
-                    break;
-                case LayerKind.Embedding:
-                case LayerKind.PositionEmbedding:
-                case LayerKind.TokenTypeEmbedding:
-                    Add("weight", new[] { i[0], i[1] }, "Embedding", "Normal(1f)");
-                    break;
-                case LayerKind.SelfAttention:
-                {
-                    // Names as HF's BertSelfAttention; PyTorch's nn.Linear default init (a checkpoint usually replaces it).
-                    string bound = $"1f / global::System.MathF.Sqrt({i[0]})";
-                    foreach (var part in new[] { "query", "key", "value" })
-                    {
-                        Add(part + ".weight", new[] { i[0], i[0] }, "Weight", $"Uniform({bound})");
-                        Add(part + ".bias", new[] { i[0] }, "Bias", $"Uniform({bound})");
-                    }
-                    break;
-                }
-            }
+            OpTable.Of(l.Kind).DeclareParameters(l, (suffix, shape, role, init, buffer) =>
+                _params.Add(new ParamSpec(Field(suffix), l.StateName + "." + suffix, shape.ToEquatableArray(), role, init, buffer)));
         }
 
         // ---------------------------------------------------------------- ops
@@ -493,18 +396,13 @@ namespace Compiled.Nets.Generator
         internal bool IsTokens(int value) => _ops[value].Kind == OpKind.Input && _ops[value].Real == 1;
 
         /// <summary>How messages name the producer of a value: "Flatten", "ReLU", "Conv2", "the input".</summary>
-        internal string Describe(int value) => _ops[value].Kind switch
-        {
-            OpKind.Input => "the input",
-            OpKind.Relu => "ReLU", OpKind.Gelu => "GELU", OpKind.Tanh => "Tanh", OpKind.Sigmoid => "Sigmoid", OpKind.Add => "the residual add",
-            _ => _ops[value].Label,
-        };
+        internal string Describe(int value) => OpTable.Of(_ops[value].Kind).ProducerName ?? _ops[value].Label;
 
         /// <summary>For a value produced by Flatten (possibly through elementwise ops), the shape that was flattened.</summary>
         internal int[]? PreFlattenShape(int value)
         {
             var op = _ops[value];
-            while (op.Kind is OpKind.Relu or OpKind.Gelu or OpKind.Tanh or OpKind.Sigmoid or OpKind.Dropout) op = _ops[op.Input];
+            while (OpTable.Of(op.Kind).IsElementwise) op = _ops[op.Input];
             return op.Kind == OpKind.Flatten ? op.InShape.ToArray() : null;
         }
         internal LayerSpec Layer(int index) => _layers[index];

@@ -1,0 +1,132 @@
+using System.Collections.Generic;
+using System.Linq;
+using Compiled.Nets.Generator.Model;
+using Compiled.Nets.Generator.Ops;
+using static Compiled.Nets.Generator.Emit.Names;
+using static Compiled.Nets.Generator.Helpers.SourceWriter;
+
+namespace Compiled.Nets.Generator.Emit
+{
+    internal static partial class CpuEmitter
+    {
+        private static void EmitMembers(CpuContext c)
+        {
+            var s = c.Spec;
+            var w = c.Writer;
+            var plan = c.Plan;
+            var outShape = s.Ops[s.Output].OutShape;
+            long inSize = Shapes.MaxSize(s, s.InputShape), outSize = Shapes.MaxSize(s, outShape);
+            static string AtMax(IEnumerable<int> shape) => Shapes.HasSequence(shape) ? " (at T = MaxSequence)" : "";
+            string elems = s.TokenInput ? "Token ids" : "Floats";
+            w.Line($"/// <summary>{elems} per input sample: {string.Join("×", s.InputShape.Select(Shapes.Dim))}{AtMax(s.InputShape)}.</summary>");
+            w.Line($"public const int InputFeatures = {inSize};");
+            w.Line($"/// <summary>Floats per output sample: {string.Join("×", outShape.Select(Shapes.Dim))}{AtMax(outShape)}.</summary>");
+            w.Line($"public const int OutputFeatures = {outSize};");
+            if (c.IsSequence)
+            {
+                w.Line("/// <summary>The largest sequence length T the network accepts (the workspace is laid out for it).</summary>");
+                w.Line($"public const int MaxSequence = {s.MaxSequence};");
+            }
+            w.Line($"private static readonly int[] s_inputShape = new int[] {{ {string.Join(", ", s.InputShape.Select(d => d == Shapes.Sequence ? s.MaxSequence : d))} }};");
+            w.Line($"private static readonly int[] s_outputShape = new int[] {{ {string.Join(", ", outShape.Select(d => d == Shapes.Sequence ? s.MaxSequence : d))} }};");
+            w.Line($"private const int DefaultCapacity = {s.MaxBatch};");
+            w.Line();
+            w.Line($"private readonly {Runtime}ParameterStore _store;");
+            w.Line("private readonly bool _ownsStore;");
+            w.Line($"private readonly {Runtime}Rng _rng;");
+            foreach (var p in s.Parameters) w.Line($"private {Runtime}ParameterInfo {p.Field} = null!;");
+            if (plan.WrittenWeights.Count > 0) w.Line($"private {Runtime}ParameterInfo[] _writtenGrads = null!; // gradients TrainStep overwrites instead of clearing and adding");
+            foreach (var l in s.Layers.Where(l => l.IsRootProperty)) w.Line($"private {LayerType(l)} {l.FieldName} = null!;");
+            foreach (var group in s.Ops.GroupBy(o => o.Kind)) OpTable.Of(group.Key).EmitFields(c, group.ToList());
+            w.Line();
+
+            w.Line("/// <summary>Declares every tensor of this network (PyTorch state-dict names, shapes, default initialisation).</summary>");
+            w.Open($"public static void DeclareParameters({Runtime}ParameterStoreBuilder b, string prefix)");
+            foreach (var p in s.Parameters)
+            {
+                string shape = p.Shape.Count == 0 ? "global::System.Array.Empty<int>()" : $"new int[] {{ {string.Join(", ", p.Shape)} }}";
+                w.Line($"b.{(p.IsBuffer ? "AddBuffer" : "Add")}(prefix + \"{p.Name}\", {shape}, {Runtime}ParameterRole.{p.Role}, {Runtime}ParameterInit.{p.Init});");
+            }
+            w.Close();
+            w.Line();
+            w.Line("/// <summary>Creates the network with its own parameters, initialised as PyTorch does from <paramref name=\"seed\"/>.</summary>");
+            w.Open($"public {s.TypeName}(ulong seed = 0)");
+            w.Line($"var b = new {Runtime}ParameterStoreBuilder();");
+            w.Line("DeclareParameters(b, \"\");");
+            w.Line("_store = b.Build();");
+            w.Line("_store.Initialize(seed);");
+            w.Line("_ownsStore = true;");
+            w.Line($"_rng = new {Runtime}Rng(seed ^ 0x9E3779B97F4A7C15UL);");
+            w.Line("Bind(\"\");");
+            w.Close();
+            w.Line();
+            w.Line("/// <summary>Binds to tensors of an existing store under <paramref name=\"prefix\"/> (composition, checkpoints).</summary>");
+            w.Open($"public {s.TypeName}({Runtime}ParameterStore store, string prefix)");
+            w.Line("_store = store;");
+            w.Line($"_rng = new {Runtime}Rng(0x9E3779B97F4A7C15UL);");
+            w.Line("Bind(prefix);");
+            w.Close();
+            w.Line();
+            w.Open("private void Bind(string prefix)");
+            foreach (var p in s.Parameters) w.Line($"{p.Field} = _store[prefix + \"{p.Name}\"];");
+            if (plan.WrittenWeights.Count > 0) w.Line($"_writtenGrads = new[] {{ {string.Join(", ", plan.WrittenWeights)} }};");
+            foreach (var l in s.Layers.Where(l => l.IsRootProperty)) w.Line($"{l.FieldName} = {LayerConstruction(l)};");
+            w.Close();
+            w.Line();
+            foreach (var l in s.Layers.Where(l => l.IsRootProperty))
+                w.Line($"{l.Modifiers} {LayerType(l)} {l.Property} {{ get => {l.FieldName}; }}");
+            w.Line();
+            w.Line($"public string Name => \"{s.TypeName}\";");
+            w.Line("public global::System.Collections.Generic.IReadOnlyList<int> InputShape => s_inputShape;");
+            w.Line("public int InputSize => InputFeatures;");
+            w.Line("public global::System.Collections.Generic.IReadOnlyList<int> OutputShape => s_outputShape;");
+            w.Line("public int OutputSize => OutputFeatures;");
+            w.Line($"public {Runtime}ParameterStore Parameters => _store;");
+            w.Line();
+            w.Line("/// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>");
+            w.Line($"public {Runtime}Tensor ForwardEager({Runtime}Tensor x) => Forward(x);");
+            w.Line($"{Runtime}Tensor {Runtime}ILayer.Forward({Runtime}Tensor x) => Forward(x);");
+            if (c.IsSequence) w.Line("int " + Runtime + "ISequenceNetwork.MaxSequence => MaxSequence;");
+            w.Line();
+            if (c.IsSequence) { EmitSequenceCheck(c); return; }
+            w.Open($"private static void CheckInput(global::System.ReadOnlySpan<{InputElement(s.TokenInput)}> input, int batch, int output, string method)");
+            w.Line($"if (batch <= 0) throw new global::System.ArgumentOutOfRangeException(nameof(batch), batch, \"{s.TypeName}.\" + method + \": batch must be positive.\");");
+            w.Line($"if (input.Length != batch * InputFeatures) throw new global::System.ArgumentException(\"{s.TypeName}.\" + method + \": input has \" + input.Length + \" floats, but batch \" + batch + \" × [{string.Join(", ", s.InputShape)}] needs \" + (batch * InputFeatures) + \".\", nameof(input));");
+            w.Line($"if (output >= 0 && output != batch * OutputFeatures) throw new global::System.ArgumentException(\"{s.TypeName}.\" + method + \": the output span has \" + output + \" floats, but batch \" + batch + \" × [{string.Join(", ", s.Ops[s.Output].OutShape)}] needs \" + (batch * OutputFeatures) + \".\", nameof(output));");
+            w.Close();
+            w.Line();
+        }
+
+        private static void EmitSequenceCheck(CpuContext c)
+        {
+            var s = c.Spec;
+            var w = c.Writer;
+            var outShape = s.Ops[s.Output].OutShape;
+            string n = s.TypeName;
+            w.Open($"private static void CheckInput(global::System.ReadOnlySpan<{InputElement(s.TokenInput)}> input, global::System.ReadOnlySpan<int> mask, int batch, int T, int output, string method)");
+            w.Line($"if (batch <= 0) throw new global::System.ArgumentOutOfRangeException(nameof(batch), batch, \"{n}.\" + method + \": batch must be positive.\");");
+            w.Line($"if (T <= 0 || T > MaxSequence) throw new global::System.ArgumentOutOfRangeException(\"sequence\", T, \"{n}.\" + method + \": the sequence length must be in [1, {s.MaxSequence}] (MaxSequence).\");");
+            w.Line($"if (input.Length != batch * {Shapes.Size(s.InputShape)}) throw new global::System.ArgumentException(\"{n}.\" + method + \": input has \" + input.Length + \" values, but batch \" + batch + \" × [\" + T + \"{string.Concat(s.InputShape.Skip(1).Select(d => ", " + IntLiteral(d)))}] needs \" + (batch * {Shapes.Size(s.InputShape)}) + \".\", nameof(input));");
+            w.Line($"if (!mask.IsEmpty && mask.Length != batch * T) throw new global::System.ArgumentException(\"{n}.\" + method + \": the mask has \" + mask.Length + \" values, but batch \" + batch + \" × sequence \" + T + \" needs \" + (batch * T) + \".\", nameof(mask));");
+            w.Line($"{Kernels}SequenceKernels.CheckMask(mask, batch, T, \"{n}\", method);");
+            w.Line($"if (output >= 0 && output != batch * {Shapes.Size(outShape)}) throw new global::System.ArgumentException(\"{n}.\" + method + \": the output span has \" + output + \" floats, but batch \" + batch + \" × [{string.Join(", ", outShape.Select(Shapes.Dim))}] needs \" + (batch * {Shapes.Size(outShape)}) + \".\", nameof(output));");
+            w.Close();
+            w.Line();
+        }
+
+        private static string LayerType(LayerSpec l) => l.Kind switch
+        {
+            LayerKind.SubNetwork => l.Ints[0] > 1 ? l.SubType + "[]" : l.SubType,
+            _ => Runtime + l.Kind,
+        };
+
+        private static string LayerConstruction(LayerSpec l)
+        {
+            if (l.Kind != LayerKind.SubNetwork) return OpTable.Of(l.Kind).Construct(l, $"prefix + \"{l.StateName}\"");
+            int copies = l.Ints[0];
+            return copies > 1
+                ? $"new {l.SubType}[] {{ {string.Join(", ", Enumerable.Range(0, copies).Select(i => $"new {l.SubType}(_store, prefix + \"{l.StateName}.{i}.\")"))} }}"
+                : $"new {l.SubType}(_store, prefix + \"{l.StateName}.\")";
+        }
+    }
+}

@@ -1,0 +1,51 @@
+using System.Linq;
+using Compiled.Nets.Generator.Helpers;
+using Compiled.Nets.Generator.Model;
+using Compiled.Nets.Generator.Ops;
+using static Compiled.Nets.Generator.Emit.Names;
+
+namespace Compiled.Nets.Generator.Emit
+{
+    /// <summary>
+    /// Emits <c>ExportOnnx(path)</c>: the network's op list, in evaluation mode, as ONNX nodes (opset 17) with the
+    /// parameters as initializers under their state-dict names: token ids and the attention mask are int64 inputs,
+    /// the batch and the sequence length symbolic dimensions. Each op's nodes come from its <see cref="OpDefinition"/>.
+    /// </summary>
+    internal static class OnnxEmitter
+    {
+        public static void Emit(SourceWriter w, NetworkSpec s)
+        {
+            w.Line("/// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input \"input\" [batch, ..InputShape] (int64 token ids for a token network), \"attention_mask\" [batch, sequence] (int64, where the network reads it), output \"output\" [batch, ..OutputShape].</summary>");
+            w.Open("public void ExportOnnx(string path)");
+            bool sequence = s.MaxSequence > 0;
+            bool masked = sequence && s.Ops.Any(o => OpTable.Of(o.Kind).ReadsMask);
+            w.Line($"var g = new {OnnxGraph}(\"{s.TypeName}\");");
+            w.Line($"g.Input(\"input\", global::Compiled.Nets.Serialization.OnnxElement.{(s.TokenInput ? "Int64" : "Float")}, new int[] {{ {string.Join(", ", s.InputShape)} }});");
+            if (masked)
+            {
+                // HF's mask [batch, sequence] of 1/0: as floats, as the additive attention mask (0 or float.MinValue, as
+                // the kernels and HF's BERT add it) and as a column for masked means.
+                w.Line("g.Input(\"attention_mask\", global::Compiled.Nets.Serialization.OnnxElement.Int64, new int[] { -1 });");
+                w.Line("g.Node(\"Cast\", new[] { \"attention_mask\" }, \"mask_f\", (\"to\", 1));");
+                w.Line("g.Node(\"Sub\", new[] { g.Scalar(1f), \"mask_f\" }, \"mask_inverse\");");
+                w.Line("g.Node(\"Mul\", new[] { \"mask_inverse\", g.Scalar(float.MinValue) }, \"mask_bias\");");
+                w.Line("g.Node(\"Unsqueeze\", new[] { \"mask_bias\", g.Int64(true, 1, 2) }, \"mask_add\");");
+                w.Line("g.Node(\"Unsqueeze\", new[] { \"mask_f\", g.Int64(true, 2) }, \"mask_column\");");
+                w.Line("g.Node(\"ReduceSum\", new[] { \"mask_f\", g.Int64(true, 1) }, \"mask_count\", (\"keepdims\", 1));");
+            }
+            if (s.Ops.Any(o => o.Kind == OpKind.AddPositions) && sequence)
+            {
+                // The position table is sliced to the input's length.
+                w.Line("g.Node(\"Shape\", new[] { \"input\" }, \"input_shape\");");
+                w.Line("g.Node(\"Slice\", new[] { \"input_shape\", g.Int64(true, 1), g.Int64(true, 2) }, \"sequence_length\");");
+            }
+            var c = new OnnxContext(s, w, masked);
+            foreach (var op in s.Ops) OpTable.Of(op.Kind).EmitOnnx(c, op);
+            w.Line($"g.Node(\"Identity\", new[] {{ {c.Value(s.Output)} }}, \"output\");");
+            w.Line($"g.Output(\"output\", new int[] {{ {string.Join(", ", s.Ops[s.Output].OutShape)} }});");
+            w.Line("g.Save(path);");
+            w.Close();
+            w.Line();
+        }
+    }
+}

@@ -1,0 +1,98 @@
+using System;
+using Compiled.Nets.Generator.Emit;
+using Compiled.Nets.Generator.Model;
+using Compiled.Nets.Generator.Parsing;
+using Compiled.Nets.Generator.Planning;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using static Compiled.Nets.Generator.Emit.Names;
+
+namespace Compiled.Nets.Generator.Ops
+{
+    /// <summary>
+    /// ReLU, GELU, Tanh, Sigmoid: elementwise, fused into the chain of the op before them. The kernels are
+    /// <c>Elementwise.{Method}</c> and <c>Elementwise.{Method}Grad</c>; the backward reads the saved output, GELU's its input.
+    /// </summary>
+    internal class Activation : OpDefinition
+    {
+        private readonly OpKind _kind;
+        private readonly LayerKind _layer;
+        private readonly string _name, _method;
+        private readonly GradientSource _gradient;
+
+        public Activation(OpKind kind, LayerKind layer, string name, string method, GradientSource gradient)
+        {
+            _kind = kind; _layer = layer; _name = name; _method = method; _gradient = gradient;
+        }
+
+        public override OpKind Kind => _kind;
+        public override string Name => _name;
+        public override LayerKind? Layer => _layer;
+        public override string? Method => _method;
+        public override string? ProducerName => _name;
+        public override bool IsElementwise => true;
+        public override GradientSource GradientSource => _gradient;
+
+        public override bool Check(NetworkParser parser, LayerDeclaration d) => IgnoresFeatures(parser, d);
+
+        /// <summary>A size given to a layer that has none (<c>[ReLU(64)]</c>) is reported and ignored.</summary>
+        internal static bool IgnoresFeatures(NetworkParser parser, LayerDeclaration d)
+        {
+            int ignored = d.Args.Int("features", 0);
+            if (ignored != 0 && d.IsRoot) parser.ReportPublic(DiagnosticDescriptors.IgnoredSize, d.Args.Location("features"), $"{d.Property} ({d.TypeName})", ignored);
+            return true;
+        }
+
+        public override int Apply(ForwardWalker walker, LayerApplication a) =>
+            walker.Parser.AddOp(Kind, a.Input, -1, a.Layer.Layer, a.Shape, a.Shape, Array.Empty<int>(), 0, a.Who);
+
+        public override int Call(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape) =>
+            walker.NoArguments(invocation, Kind, _method, x, shape);
+
+        public override string StageForward(PlanStage stage, string t, bool vector, bool training, string index) => $"{t} = {Elementwise}.{_method}({t});";
+
+        public override string StageBackward(PlanStage stage, int previousValue, Func<string, string> load) => _gradient == GradientSource.Input
+            ? $"g = {Elementwise}.{_method}Grad({load(previousValue < 0 ? "src" : "v" + previousValue)}, g);"
+            : $"g = {Elementwise}.{_method}Grad({load("v" + stage.Value)}, g);";
+
+        // ONNX has Relu, Tanh and Sigmoid under the same names.
+        public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"{op.Kind}\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)});");
+    }
+
+    /// <summary>GELU with erf (PyTorch's default); ONNX opset 17 has no Gelu, so the graph spells it out.</summary>
+    internal sealed class GeluActivation : Activation
+    {
+        public GeluActivation() : base(OpKind.Gelu, LayerKind.GELU, "GELU", "Gelu", GradientSource.Input) { }
+
+        public override void EmitOnnx(OnnxContext c, OpSpec op)
+        {
+            string x = c.Value(op.Input), y = c.Output(op);
+            // x · ½ · (1 + erf(x / √2)), as the kernels compute it.
+            c.Line($"g.Node(\"Div\", new[] {{ {x}, g.Scalar(1.4142135f) }}, \"v{op.Id}_scaled\");");
+            c.Line($"g.Node(\"Erf\", new[] {{ \"v{op.Id}_scaled\" }}, \"v{op.Id}_erf\");");
+            c.Line($"g.Node(\"Add\", new[] {{ \"v{op.Id}_erf\", g.Scalar(1f) }}, \"v{op.Id}_one\");");
+            c.Line($"g.Node(\"Mul\", new[] {{ {x}, \"v{op.Id}_one\" }}, \"v{op.Id}_prod\");");
+            c.Line($"g.Node(\"Mul\", new[] {{ \"v{op.Id}_prod\", g.Scalar(0.5f) }}, {y});");
+        }
+    }
+
+    /// <summary>Softmax over the last dimension (attention-style heads, or class probabilities for inference).</summary>
+    internal sealed class SoftmaxOp : OpDefinition
+    {
+        public override OpKind Kind => OpKind.Softmax;
+        public override string Name => "Softmax";
+        public override string? Method => "Softmax";
+
+        public override int Call(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape) =>
+            walker.NoArguments(invocation, Kind, "Softmax", x, shape);
+
+        public override void EmitForward(CpuContext c, OpSpec op) =>
+            c.Line($"{Kernels}SoftmaxKernels.Forward({c.Output(op)}, {c.Value(op.Input)}, {c.Rows(op)}, {Shapes.Dim(op.OutShape[op.OutShape.Count - 1])});");
+
+        public override void EmitBackward(CpuContext c, OpSpec op)
+        {
+            if (!c.InputIsData(op)) c.Line($"if (n{op.Input}) {Kernels}SoftmaxKernels.Backward(g{op.Input}, g{op.Id}, v{op.Id}, {c.Rows(op)}, {Shapes.Dim(op.OutShape[op.OutShape.Count - 1])});");
+        }
+
+        public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"Softmax\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}, (\"axis\", -1));");
+    }
+}

@@ -1,0 +1,62 @@
+using System;
+using Compiled.Nets.Generator.Emit;
+using Compiled.Nets.Generator.Model;
+using Compiled.Nets.Generator.Parsing;
+using Compiled.Nets.Generator.Planning;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using static Compiled.Nets.Generator.Emit.Names;
+
+namespace Compiled.Nets.Generator.Ops
+{
+    /// <summary>Dropout (inverted: kept values scaled by 1/(1-p)); the identity in evaluation mode. Its mask is saved for backward.</summary>
+    internal sealed class DropoutOp : OpDefinition
+    {
+        private static readonly Argument[] s_arguments = { Argument.Real("p", 0.5, ArgumentRule.Probability) };
+
+        public override OpKind Kind => OpKind.Dropout;
+        public override string Name => "Dropout";
+        public override LayerKind? Layer => LayerKind.Dropout;
+        public override string? Method => "Dropout";
+        public override string? MethodUsage => "Dropout(p)";
+        public override System.Collections.Generic.IReadOnlyList<Argument> Arguments => s_arguments;
+        public override bool IsElementwise => true;
+        public override GradientSource GradientSource => GradientSource.Mask;
+
+        public override string Construct(LayerSpec l, string stateName) => $"new {Runtime}Dropout({l.Real.ToString("R", System.Globalization.CultureInfo.InvariantCulture)})";
+
+        public override int Apply(ForwardWalker walker, LayerApplication a) =>
+            walker.Parser.AddOp(OpKind.Dropout, a.Input, -1, a.Layer.Layer, a.Shape, a.Shape, Array.Empty<int>(), a.Spec.Real, a.Who);
+
+        public override int Call(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape)
+        {
+            var args = invocation.ArgumentList.Arguments;
+            if (args.Count != 1 || walker.Constant(args[0].Expression) is not { HasValue: true, Value: { } pv })
+            {
+                walker.Unsupported(invocation, "Dropout needs one constant probability");
+                return -1;
+            }
+            double p = Convert.ToDouble(pv, System.Globalization.CultureInfo.InvariantCulture);
+            if (p < 0 || p >= 1)
+            {
+                walker.Parser.ReportPublic(DiagnosticDescriptors.InvalidArgument, ForwardWalker.Location(args[0]), "Dropout", $"probability {p.ToString(System.Globalization.CultureInfo.InvariantCulture)} is outside [0, 1)");
+                return -1;
+            }
+            return walker.Parser.AddOp(OpKind.Dropout, x, -1, -1, shape, shape, Array.Empty<int>(), p, "Dropout");
+        }
+
+        public override void SavedForBackward(RegionBuilder regions, NetworkSpec s, OpSpec op) => regions.Add($"m{op.Id}", op.OutShape);
+
+        /// <summary>Before the fused loop: draw this step's mask.</summary>
+        public static string FillMask(PlanStage stage) => $"{Kernels}DropoutKernels.FillMask(m{stage.Value}, {Helpers.SourceWriter.FloatLiteral(stage.P)}, _rng);";
+
+        public override string StageForward(PlanStage stage, string t, bool vector, bool training, string index)
+        {
+            if (!training) return $"// v{stage.Value}: dropout is the identity in evaluation mode";
+            return vector ? $"{t} *= {Vector512}.LoadUnsafe(ref m{stage.Value}_, (nuint){index});" : $"{t} *= {Unsafe}.Add(ref m{stage.Value}_, {index});";
+        }
+
+        public override string StageBackward(PlanStage stage, int previousValue, Func<string, string> load) => $"g *= {load("m" + stage.Value)};";
+
+        public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"Identity\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}); // dropout is off in evaluation");
+    }
+}

@@ -1,0 +1,143 @@
+using System.Collections.Generic;
+using System.Linq;
+using Compiled.Nets.Generator.Emit;
+using Compiled.Nets.Generator.Model;
+using Compiled.Nets.Generator.Parsing;
+using Compiled.Nets.Generator.Planning;
+using static Compiled.Nets.Generator.Emit.Names;
+using static Compiled.Nets.Generator.Helpers.SourceWriter;
+
+namespace Compiled.Nets.Generator.Ops
+{
+    /// <summary><c>[BatchNorm2d(features, eps, momentum)]</c> or <c>[LayerNorm(features, eps)]</c> (momentum 0), read from a layer's arguments.</summary>
+    internal readonly record struct NormArgs(int Features, double Eps, double Momentum)
+    {
+        public static NormArgs Of(LayerSpec l) => new(l.Ints[0], l.Real, l.Real2);
+    }
+
+    /// <summary>
+    /// BatchNorm2d, as nn.BatchNorm2d: batch statistics and running-statistic updates in training, the running
+    /// statistics in evaluation. Saves the batch mean and inverse deviation per channel for backward.
+    /// </summary>
+    internal sealed class BatchNorm2dOp : OpDefinition
+    {
+        private static readonly Argument[] s_arguments = { Argument.Int("features"), Argument.Real("eps", 1e-5), Argument.Real("momentum", 0.1) };
+
+        public override OpKind Kind => OpKind.BatchNorm2d;
+        public override string Name => "BatchNorm2d";
+        public override LayerKind? Layer => LayerKind.BatchNorm2d;
+        public override IReadOnlyList<Argument> Arguments => s_arguments;
+
+        public override void DeclareParameters(LayerSpec l, ParameterSink add)
+        {
+            int c = NormArgs.Of(l).Features;
+            add("weight", new[] { c }, "NormWeight", "Ones");
+            add("bias", new[] { c }, "NormBias", "Zeros");
+            add("running_mean", new[] { c }, "RunningMean", "Zeros", true);
+            add("running_var", new[] { c }, "RunningVar", "Ones", true);
+            add("num_batches_tracked", System.Array.Empty<int>(), "BatchesTracked", "Zeros", true);
+        }
+
+        public override string Construct(LayerSpec l, string stateName)
+        {
+            var a = NormArgs.Of(l);
+            return $"new {Runtime}BatchNorm2d(_store, {stateName}, {a.Features}, {FloatLiteral(a.Eps)}, {FloatLiteral(a.Momentum)})";
+        }
+
+        public override int Apply(ForwardWalker walker, LayerApplication a)
+        {
+            int features = NormArgs.Of(a.Spec).Features;
+            var shape = a.Shape;
+            if (shape.Length != 3) { walker.Rank(a.Invocation, $"{a.Who} (BatchNorm2d)", "[C, H, W]", shape); return -1; }
+            if (Shapes.HasSequence(shape)) { walker.Sequence(a.Invocation, $"{a.Who} (BatchNorm2d)", "it needs fixed [C, H, W] sizes", shape); return -1; }
+            if (shape[0] != features)
+            {
+                if (!walker.Parser.ReportFixable(DiagnosticDescriptors.FeatureMismatch, a.Args.Location("features"), ForwardWalker.Int(shape[0]), a.Who, $"{features} channels (BatchNorm2d({features}))", walker.Producer(a.Input),
+                    $"{shape[0]} channels ({NetworkParser.Shape(shape)})", walker.InputText, "")) return -1;
+            }
+            return walker.Parser.AddOp(OpKind.BatchNorm2d, a.Input, -1, a.Layer.Layer, shape, shape, System.Array.Empty<int>(), 0, a.Who);
+        }
+
+        public override void SavedForBackward(RegionBuilder regions, NetworkSpec s, OpSpec op)
+        {
+            regions.AddStats($"sm{op.Id}", op.OutShape[0]);
+            regions.AddStats($"si{op.Id}", op.OutShape[0]);
+        }
+
+        public override void EmitForward(CpuContext c, OpSpec op)
+        {
+            var a = NormArgs.Of(c.Layer(op));
+            string y = c.Output(op), x = c.Value(op.Input);
+            string channels = IntLiteral(op.InShape[0]), plane = IntLiteral(op.InShape[1] * op.InShape[2]);
+            if (c.Training)
+            {
+                c.Line($"{Kernels}BatchNormKernels.ForwardTraining({y}, sm{op.Id}, si{op.Id}, {c.Read(op, "running_mean")}, {c.Read(op, "running_var")}, {x}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, batch, {channels}, {plane}, {FloatLiteral(a.Eps)}, {FloatLiteral(a.Momentum)});");
+                c.Line($"{c.Read(op, "num_batches_tracked")}[0] += 1f;");
+            }
+            else
+                c.Line($"{Kernels}BatchNormKernels.ForwardInference({y}, {x}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, {c.Read(op, "running_mean")}, {c.Read(op, "running_var")}, batch, {channels}, {plane}, {FloatLiteral(a.Eps)});");
+        }
+
+        public override void EmitBackward(CpuContext c, OpSpec op) =>
+            c.Line($"{Kernels}BatchNormKernels.Backward({c.InputGradient(op)}, {c.Gradient(op, "weight")}, {c.Gradient(op, "bias")}, g{op.Id}, {c.Value(op.Input)}, sm{op.Id}, si{op.Id}, {c.Read(op, "weight")}, batch, {op.InShape[0]}, {op.InShape[1] * op.InShape[2]});");
+
+        public override void EmitOnnx(OnnxContext c, OpSpec op) =>
+            c.Line($"g.Node(\"BatchNormalization\", new[] {{ {c.Value(op.Input)}, {c.Initializer(op, "weight")}, {c.Initializer(op, "bias")}, {c.Initializer(op, "running_mean")}, {c.Initializer(op, "running_var")} }}, {c.Output(op)}, (\"epsilon\", {FloatLiteral(NormArgs.Of(c.Layer(op)).Eps)}));");
+    }
+
+    /// <summary>LayerNorm over the last dimension, as nn.LayerNorm; saves each row's mean and inverse deviation for backward.</summary>
+    internal sealed class LayerNormOp : OpDefinition
+    {
+        private static readonly Argument[] s_arguments = { Argument.Int("features"), Argument.Real("eps", 1e-5) };
+
+        public override OpKind Kind => OpKind.LayerNorm;
+        public override string Name => "LayerNorm";
+        public override LayerKind? Layer => LayerKind.LayerNorm;
+        public override IReadOnlyList<Argument> Arguments => s_arguments;
+
+        public override void DeclareParameters(LayerSpec l, ParameterSink add)
+        {
+            int f = NormArgs.Of(l).Features;
+            add("weight", new[] { f }, "NormWeight", "Ones");
+            add("bias", new[] { f }, "NormBias", "Zeros");
+        }
+
+        public override string Construct(LayerSpec l, string stateName)
+        {
+            var a = NormArgs.Of(l);
+            return $"new {Runtime}LayerNorm(_store, {stateName}, {a.Features}, {FloatLiteral(a.Eps)})";
+        }
+
+        public override int Apply(ForwardWalker walker, LayerApplication a)
+        {
+            int features = NormArgs.Of(a.Spec).Features;
+            var shape = a.Shape;
+            if (shape[shape.Length - 1] == Shapes.Sequence) { walker.Sequence(a.Invocation, $"{a.Who} (LayerNorm)", "it normalises a fixed number of features", shape); return -1; }
+            if (shape[shape.Length - 1] != features)
+            {
+                if (!walker.Parser.ReportFixable(DiagnosticDescriptors.FeatureMismatch, a.Args.Location("features"), walker.FeatureFix(a.Input, shape), a.Who, $"{features} features (LayerNorm({features}))",
+                    walker.Producer(a.Input), walker.FeatureText(a.Input, shape), walker.InputText, "")) return -1;
+            }
+            return walker.Parser.AddOp(OpKind.LayerNorm, a.Input, -1, a.Layer.Layer, shape, shape, System.Array.Empty<int>(), 0, a.Who);
+        }
+
+        public override void SavedForBackward(RegionBuilder regions, NetworkSpec s, OpSpec op)
+        {
+            var rows = op.OutShape.Take(op.OutShape.Count - 1).ToList();
+            regions.Add($"mean{op.Id}", rows);
+            regions.Add($"rstd{op.Id}", rows);
+        }
+
+        public override void EmitForward(CpuContext c, OpSpec op)
+        {
+            var a = NormArgs.Of(c.Layer(op));
+            c.Line($"{Kernels}LayerNormKernels.Forward({c.Output(op)}, {(c.Training ? $"mean{op.Id}" : "default")}, {(c.Training ? $"rstd{op.Id}" : "default")}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, {c.Rows(op)}, {a.Features}, {FloatLiteral(a.Eps)});");
+        }
+
+        public override void EmitBackward(CpuContext c, OpSpec op) =>
+            c.Line($"{Kernels}LayerNormKernels.Backward({c.InputGradient(op)}, {c.Gradient(op, "weight")}, {c.Gradient(op, "bias")}, g{op.Id}, {c.Value(op.Input)}, mean{op.Id}, rstd{op.Id}, {c.Read(op, "weight")}, {c.Rows(op)}, {NormArgs.Of(c.Layer(op)).Features});");
+
+        public override void EmitOnnx(OnnxContext c, OpSpec op) =>
+            c.Line($"g.Node(\"LayerNormalization\", new[] {{ {c.Value(op.Input)}, {c.Initializer(op, "weight")}, {c.Initializer(op, "bias")} }}, {c.Output(op)}, (\"axis\", -1), (\"epsilon\", {FloatLiteral(NormArgs.Of(c.Layer(op)).Eps)}));");
+    }
+}

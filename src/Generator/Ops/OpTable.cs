@@ -1,0 +1,60 @@
+using System.Collections.Generic;
+using System.Linq;
+using Compiled.Nets.Generator.Model;
+
+namespace Compiled.Nets.Generator.Ops
+{
+    /// <summary>
+    /// The registry of ops: every <see cref="OpDefinition"/>, found by plan kind, layer kind, layer attribute or
+    /// Tensor method. Adding an op means adding its definition here (and its runtime kernel and eager method).
+    /// </summary>
+    internal static class OpTable
+    {
+        public static readonly InputOp Input = new();
+        public static readonly ResidualAdd Add = new();
+
+        /// <summary>Every op; the method forms in the order CNET0005 lists them.</summary>
+        public static readonly IReadOnlyList<OpDefinition> All = new OpDefinition[]
+        {
+            Input,
+            new Activation(OpKind.Relu, LayerKind.ReLU, "ReLU", "Relu", GradientSource.Output),
+            new GeluActivation(),
+            new Activation(OpKind.Tanh, LayerKind.Tanh, "Tanh", "Tanh", GradientSource.Output),
+            new Activation(OpKind.Sigmoid, LayerKind.Sigmoid, "Sigmoid", "Sigmoid", GradientSource.Output),
+            new SoftmaxOp(),
+            new FlattenOp(),
+            new MaxPool2dOp(),
+            new AvgPool2dOp(),
+            new DropoutOp(),
+            new SelectTokenOp(),
+            new MeanOverSequenceOp(),
+            new Conv2dOp(),
+            new LinearOp(),
+            new BatchNorm2dOp(),
+            new LayerNormOp(),
+            new EmbeddingOp(),
+            new PositionEmbeddingOp(),
+            new TokenTypeEmbeddingOp(),
+            new SelfAttentionOp(),
+            Add,
+        };
+
+        private static readonly Dictionary<OpKind, OpDefinition> s_byKind = All.ToDictionary(d => d.Kind);
+        private static readonly Dictionary<LayerKind, OpDefinition> s_byLayer = All.Where(d => d.Layer is not null).ToDictionary(d => d.Layer!.Value);
+        private static readonly Dictionary<string, OpDefinition> s_byMethod = All.Where(d => d.Method is not null).ToDictionary(d => d.Method!);
+
+        public static OpDefinition Of(OpKind kind) => s_byKind[kind];
+        public static OpDefinition Of(LayerKind kind) => s_byLayer[kind];
+
+        /// <summary>The op a Tensor method names, or null.</summary>
+        public static OpDefinition? ForMethod(string method) => s_byMethod.TryGetValue(method, out var d) ? d : null;
+
+        /// <summary>The op a layer attribute class declares (<c>Conv2dAttribute</c>), or null.</summary>
+        public static OpDefinition? ForAttribute(string attributeName) =>
+            s_byLayer.Values.FirstOrDefault(d => d.Layer + "Attribute" == attributeName);
+
+        /// <summary>What Forward understands, for CNET0005.</summary>
+        public static string SupportedCalls =>
+            "x.Apply(Layer), " + string.Join(", ", All.Where(d => d.MethodUsage is not null).Select(d => d.MethodUsage)) + ", a + b, locals and return";
+    }
+}

@@ -1,0 +1,219 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using Compiled.Nets.Generator.Helpers;
+using Compiled.Nets.Generator.Model;
+using Compiled.Nets.Generator.Ops;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+
+namespace Compiled.Nets.Generator.Parsing
+{
+    /// <summary>
+    /// Reads a <c>Forward</c> body as a specification: each expression becomes ops in the plan, with per-sample shapes
+    /// checked as they are propagated by each op's shape rule (<see cref="OpDefinition.Apply"/>, <see cref="OpDefinition.Call"/>).
+    /// A value is an op id; -1 means "an error was already reported here". The helpers below are what the rules report with.
+    /// </summary>
+    internal sealed class ForwardWalker
+    {
+        private readonly NetworkParser _p;
+        private readonly SemanticModel _model;
+        private readonly Dictionary<string, NetworkParser.LayerRef> _layers;
+        private readonly string _inputText;
+
+        public ForwardWalker(NetworkParser parser, SemanticModel model, Dictionary<string, NetworkParser.LayerRef> layers, string inputText)
+        {
+            _p = parser; _model = model; _layers = layers; _inputText = inputText;
+        }
+
+        internal NetworkParser Parser => _p;
+
+        /// <summary>The network's input shape as messages show it.</summary>
+        internal string InputText => _inputText;
+
+        internal static LocationInfo? Location(SyntaxNode n) => LocationInfo.From(n);
+        private static LocationInfo? L(SyntaxNode n) => LocationInfo.From(n);
+
+        /// <summary>A constant argument: literals read from the syntax (the generator parses every network on every
+        /// edit, and a semantic query binds the whole Forward body), anything else through the semantic model.</summary>
+        internal Optional<object?> Constant(ExpressionSyntax e) => e switch
+        {
+            LiteralExpressionSyntax { RawKind: (int)SyntaxKind.NumericLiteralExpression } literal => new Optional<object?>(literal.Token.Value),
+            _ => _model.GetConstantValue(e),
+        };
+
+        internal void Unsupported(SyntaxNode node, string why) =>
+            _p.ReportPublic(DiagnosticDescriptors.UnsupportedOp, L(node), Quote(node), why);
+
+        /// <summary>The flagged code as one line (a command-line build cuts a message at its first line break), elided.</summary>
+        internal static string Quote(SyntaxNode node)
+        {
+            string text = node.ToString();
+            int newline = text.IndexOfAny(new[] { '\r', '\n' });
+            bool cut = newline >= 0;
+            if (cut) text = text.Substring(0, newline).TrimEnd();
+            if (text.Length > 60) { text = text.Substring(0, 57); cut = true; }
+            return cut ? text + " …" : text;
+        }
+
+        public int Body(MethodDeclarationSyntax method, Dictionary<string, int> env, object resultHolder)
+        {
+            var holder = (IReturnLocationSink)resultHolder; // the parser's BodyResult
+            if (method.ExpressionBody is { } eb)
+            {
+                holder.Set(L(eb.Expression));
+                return Expr(eb.Expression, env);
+            }
+            if (method.Body is null) { Unsupported(method, "Forward needs a body"); return -1; }
+            foreach (var st in method.Body.Statements)
+            {
+                switch (st)
+                {
+                    case LocalDeclarationStatementSyntax local:
+                        foreach (var v in local.Declaration.Variables)
+                        {
+                            if (v.Initializer is null) { Unsupported(v, "locals must be initialised"); return -1; }
+                            int id = Expr(v.Initializer.Value, env);
+                            if (id < 0) return -1;
+                            env[v.Identifier.Text] = id;
+                        }
+                        break;
+                    case ExpressionStatementSyntax { Expression: AssignmentExpressionSyntax { RawKind: (int)SyntaxKind.SimpleAssignmentExpression } asg }
+                        when asg.Left is IdentifierNameSyntax target:
+                    {
+                        int id = Expr(asg.Right, env);
+                        if (id < 0) return -1;
+                        env[target.Identifier.Text] = id;
+                        break;
+                    }
+                    case ReturnStatementSyntax ret when ret.Expression is not null:
+                        holder.Set(L(ret.Expression));
+                        return Expr(ret.Expression, env);
+                    default:
+                        Unsupported(st, "only local declarations, assignments and a final return are understood");
+                        return -1;
+                }
+            }
+            Unsupported(method, "Forward must end with a return statement");
+            return -1;
+        }
+
+        private int Expr(ExpressionSyntax e, Dictionary<string, int> env)
+        {
+            switch (e)
+            {
+                case ParenthesizedExpressionSyntax par:
+                    return Expr(par.Expression, env);
+                case IdentifierNameSyntax id:
+                    if (env.TryGetValue(id.Identifier.Text, out int v)) return v;
+                    Unsupported(id, "it is not the input or a local tensor");
+                    return -1;
+                case BinaryExpressionSyntax bin when bin.IsKind(SyntaxKind.AddExpression):
+                {
+                    int a = Expr(bin.Left, env); if (a < 0) return -1;
+                    int b = Expr(bin.Right, env); if (b < 0) return -1;
+                    return OpTable.Add.Combine(this, bin, a, b);
+                }
+                case InvocationExpressionSyntax inv when inv.Expression is MemberAccessExpressionSyntax ma:
+                {
+                    // Tensor.Cat(a, b) and other static calls: name the call, not its receiver type.
+                    if (ma.Expression is NameSyntax receiver && !(receiver is IdentifierNameSyntax local && env.ContainsKey(local.Identifier.Text))
+                        && _model.GetSymbolInfo(receiver).Symbol is ITypeSymbol or INamespaceSymbol)
+                    {
+                        Unsupported(inv, $"{ma} is not an operation the generator compiles (tensor operations are called on a tensor: x.Relu())");
+                        return -1;
+                    }
+                    int x = Expr(ma.Expression, env);
+                    if (x < 0) return -1;
+                    return Call(inv, ma.Name.Identifier.Text, x);
+                }
+                default:
+                    Unsupported(e, "this kind of expression is not understood");
+                    return -1;
+            }
+        }
+
+        private int Call(InvocationExpressionSyntax inv, string method, int x)
+        {
+            var args = inv.ArgumentList.Arguments;
+            var shape = _p.ShapeOf(x);
+            if (_p.IsTokens(x) && !(method == "Apply" && args.Count == 1 && args[0].Expression is IdentifierNameSyntax n0
+                    && _layers.TryGetValue(n0.Identifier.Text, out var l0) && l0.Layer >= 0 && _p.Layer(l0.Layer) is { Kind: not LayerKind.SubNetwork } ls0
+                    && OpTable.Of(ls0.Kind).AcceptsTokens))
+            {
+                Unsupported(inv, "token ids can only feed an Embedding layer");
+                return -1;
+            }
+            if (method == "Apply")
+            {
+                if (args.Count != 1 || args[0].Expression is not IdentifierNameSyntax name || !_layers.TryGetValue(name.Identifier.Text, out var layer))
+                {
+                    Unsupported(inv, "Apply takes one layer property declared with a layer attribute or [SubNetwork]");
+                    return -1;
+                }
+                layer.Used = true;
+                if (layer.Layer < 0) return -1; // its declaration already carries the error
+                var spec = _p.Layer(layer.Layer);
+                if (spec.Kind == LayerKind.SubNetwork) return _p.Inline(layer, x, L(args[0]), _inputText);
+                return OpTable.Of(spec.Kind).Apply(this, new LayerApplication(inv, layer, spec, x, shape));
+            }
+            if (OpTable.ForMethod(method) is { } op) return op.Call(this, inv, x, shape);
+            Unsupported(inv, $"'{method}' is not a known tensor operation");
+            return -1;
+        }
+
+        /// <summary>A call that takes no arguments (<c>x.Relu()</c>) and keeps the shape.</summary>
+        internal int NoArguments(InvocationExpressionSyntax inv, OpKind kind, string label, int x, int[] shape)
+        {
+            if (inv.ArgumentList.Arguments.Count != 0) { Unsupported(inv, $"{label}() takes no arguments"); return -1; }
+            return _p.AddOp(kind, x, -1, -1, shape, shape, Array.Empty<int>(), 0, label);
+        }
+
+        /// <summary>Integer constant arguments by position or name (null where not given).</summary>
+        internal bool ConstantInts(InvocationExpressionSyntax inv, string[] names, out int?[] values)
+        {
+            values = new int?[names.Length];
+            int pos = 0;
+            foreach (var a in inv.ArgumentList.Arguments)
+            {
+                int index = a.NameColon is { } nc ? Array.IndexOf(names, nc.Name.Identifier.Text) : pos++;
+                if (index < 0 || index >= names.Length) { Unsupported(a, "unknown argument"); return false; }
+                var c = Constant(a.Expression);
+                if (!c.HasValue || c.Value is not int v) { Unsupported(a, "pooling arguments must be integer constants"); return false; }
+                values[index] = v;
+            }
+            return true;
+        }
+
+        /// <summary>"ReLU produces 32 (32×14×14)": what the producer of a value is called in messages.</summary>
+        internal string Producer(int value) => _p.Describe(value);
+
+        internal static string Int(int v) => v.ToString(CultureInfo.InvariantCulture);
+
+        /// <summary>What the code fix writes for a feature count: the flattened shape as a product ("128 * 8 * 8") when
+        /// the features come from a Flatten, so the fixed argument reads like the one the user wrote; else the number.</summary>
+        internal string FeatureFix(int x, int[] shape)
+        {
+            var pre = _p.PreFlattenShape(x);
+            return pre is null || pre.Length < 2 ? Int(shape[shape.Length - 1]) : string.Join(" * ", pre.Select(Int));
+        }
+
+        internal string FeatureText(int x, int[] shape)
+        {
+            int last = shape[shape.Length - 1];
+            var pre = _p.PreFlattenShape(x);
+            return pre is null ? $"{last}" : $"{last} ({NetworkParser.Shape(pre)})";
+        }
+
+        internal void Sequence(SyntaxNode at, string who, string why, int[] shape) =>
+            _p.ReportPublic(DiagnosticDescriptors.SequenceDimension, L(at), who, why, NetworkParser.Shape(shape), _inputText);
+
+        internal void Rank(SyntaxNode at, string who, string expected, int[] shape) =>
+            _p.ReportPublic(DiagnosticDescriptors.RankMismatch, L(at), who, expected, NetworkParser.ShapeBracket(shape), _inputText);
+    }
+
+    /// <summary>Receives the location of Forward's returned expression (for CNET0009).</summary>
+    internal interface IReturnLocationSink { void Set(LocationInfo? location); }
+}

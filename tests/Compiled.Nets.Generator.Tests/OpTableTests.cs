@@ -1,0 +1,91 @@
+using System.Reflection;
+using Compiled.Nets.Generator.Ops;
+
+namespace Compiled.Nets.Generator.Tests;
+
+/// <summary>
+/// The op table against what it must agree with: the attributes users write (every schema argument is a constructor
+/// parameter of the op's attribute), the runtime's eager path (the layer type, the Tensor method), and the op list in
+/// docs/architecture.md.
+/// </summary>
+public class OpTableTests
+{
+    private static string Docs()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Compiled.Nets.sln"))) dir = dir.Parent;
+        return File.ReadAllText(Path.Combine(dir!.FullName, "docs", "architecture.md"));
+    }
+
+    public static TheoryData<string> Ops()
+    {
+        var data = new TheoryData<string>();
+        foreach (var op in OpTable.All.Where(o => o.Kind != Model.OpKind.Input)) data.Add(op.Name);
+        return data;
+    }
+
+    private static OpDefinition Op(string name) => OpTable.All.Single(o => o.Name == name);
+
+    [Theory]
+    [MemberData(nameof(Ops))]
+    public void Op_IsListedInTheArchitectureDocs(string name) =>
+        Assert.Contains($"| `{name}` |", Docs());
+
+    [Theory]
+    [MemberData(nameof(Ops))]
+    public void Op_HasAnEagerPath(string name)
+    {
+        var op = Op(name);
+        if (op.Method is { } method)
+            Assert.True(typeof(Tensor).GetMethod(method, BindingFlags.Public | BindingFlags.Instance) is not null, $"Tensor has no method {method}");
+        if (op.Layer is { } layer)
+        {
+            var type = typeof(Tensor).Assembly.GetType("Compiled.Nets." + layer);
+            Assert.True(type is not null, $"the runtime has no layer type Compiled.Nets.{layer}");
+            Assert.True(typeof(ILayer).IsAssignableFrom(type), $"Compiled.Nets.{layer} is not an ILayer");
+        }
+        if (op.Kind == Model.OpKind.Add)
+            Assert.NotNull(typeof(Tensor).GetMethod("op_Addition"));
+        Assert.True(op.Method is not null || op.Layer is not null || op.Kind == Model.OpKind.Add, $"{name} cannot be written in Forward");
+    }
+
+    [Theory]
+    [MemberData(nameof(Ops))]
+    public void LayerArguments_AreTheAttributesConstructorParameters(string name)
+    {
+        var op = Op(name);
+        if (op.Layer is not { } layer) { Assert.Empty(op.Arguments); return; }
+        var attribute = typeof(NetworkAttribute).Assembly.GetType($"Compiled.Nets.{layer}Attribute");
+        Assert.NotNull(attribute);
+        var parameters = attribute!.GetConstructors().SelectMany(c => c.GetParameters()).ToDictionary(p => p.Name!, p => p, StringComparer.Ordinal);
+        foreach (var argument in op.Arguments)
+        {
+            Assert.True(parameters.TryGetValue(argument.Name, out var parameter), $"[{layer}] has no constructor parameter '{argument.Name}'");
+            // The schema's default is the attribute's: what the generator assumes is what the user's call means.
+            if (parameter!.HasDefaultValue)
+                Assert.Equal(Convert.ToDouble(parameter.DefaultValue), argument.Kind == ArgumentKind.Bias ? 1.0 : argument.Default);
+        }
+        // And every constructor parameter is read (or is the size activations ignore with CNET0007).
+        foreach (var parameter in parameters.Keys)
+            Assert.True(op.Arguments.Any(a => a.Name == parameter) || parameter == "features" && op.Arguments.Count == 0,
+                $"[{layer}]'s constructor parameter '{parameter}' is not in the op's schema");
+    }
+
+    [Fact]
+    public void SupportedCalls_ListEveryMethodForm()
+    {
+        var message = DiagnosticDescriptors.UnsupportedOp.MessageFormat.ToString();
+        foreach (var op in OpTable.All.Where(o => o.Method is not null))
+            Assert.Contains(op.MethodUsage!, message);
+        Assert.Contains("x.Apply(Layer)", message);
+    }
+
+    [Fact]
+    public void Losses_HaveTheirAttributesAndEagerForms()
+    {
+        foreach (var loss in Losses.All)
+            Assert.NotNull(typeof(NetworkAttribute).Assembly.GetType($"Compiled.Nets.{loss.Name}Attribute"));
+        Assert.NotNull(typeof(Tensor).GetMethod("CrossEntropy"));
+        Assert.NotNull(typeof(Tensor).GetMethod("Mse"));
+    }
+}
