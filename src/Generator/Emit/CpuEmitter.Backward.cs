@@ -56,7 +56,7 @@ namespace Compiled.Nets.Generator.Emit
             w.Line("finally { _workspaces.ReturnTraining(ws); }");
             w.Close();
             w.Line();
-            w.Open($"private float TrainStepIn(Workspace ws, global::System.ReadOnlySpan<{InputElement(s.TokenInput)}> input, {loss.Targets}, {BatchParams(c.IsSequence)}, global::System.Span<float> {loss.OutputName})");
+            w.Open($"private float TrainStepIn({Workspace} ws, global::System.ReadOnlySpan<{InputElement(s.TokenInput)}> input, {loss.Targets}, {BatchParams(c.IsSequence)}, global::System.Span<float> {loss.OutputName})");
             EmitSequenceLocal(c);
             EmitSpans(c, grads: true);
             w.Line(plan.WrittenWeights.Count > 0 ? "_store.ZeroGradientsExcept(_writtenGrads);" : "_store.ZeroGradients();");

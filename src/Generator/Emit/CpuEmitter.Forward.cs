@@ -22,7 +22,7 @@ namespace Compiled.Nets.Generator.Emit
             w.Close();
             w.Line();
             w.Line("/// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>");
-            w.Open($"private global::System.ReadOnlySpan<float> ForwardEval(Workspace ws, global::System.ReadOnlySpan<{InputElement(s.TokenInput)}> input, {BatchParams(c.IsSequence)})");
+            w.Open($"private global::System.ReadOnlySpan<float> ForwardEval({Workspace} ws, global::System.ReadOnlySpan<{InputElement(s.TokenInput)}> input, {BatchParams(c.IsSequence)})");
             EmitSequenceLocal(c);
             EmitSpans(c, grads: false);
             c.Training = false;

@@ -89,11 +89,8 @@ namespace Compiled.Nets.Generator.Emit
             if (c.IsSequence) w.Line("int " + Runtime + "ISequenceNetwork.MaxSequence => MaxSequence;");
             w.Line();
             if (c.IsSequence) { EmitSequenceCheck(c); return; }
-            w.Open($"private static void CheckInput(global::System.ReadOnlySpan<{InputElement(s.TokenInput)}> input, int batch, int output, string method)");
-            w.Line($"if (batch <= 0) throw new global::System.ArgumentOutOfRangeException(nameof(batch), batch, \"{s.TypeName}.\" + method + \": batch must be positive.\");");
-            w.Line($"if (input.Length != batch * InputFeatures) throw new global::System.ArgumentException(\"{s.TypeName}.\" + method + \": input has \" + input.Length + \" floats, but batch \" + batch + \" × [{string.Join(", ", s.InputShape)}] needs \" + (batch * InputFeatures) + \".\", nameof(input));");
-            w.Line($"if (output >= 0 && output != batch * OutputFeatures) throw new global::System.ArgumentException(\"{s.TypeName}.\" + method + \": the output span has \" + output + \" floats, but batch \" + batch + \" × [{string.Join(", ", s.Ops[s.Output].OutShape)}] needs \" + (batch * OutputFeatures) + \".\", nameof(output));");
-            w.Close();
+            w.Line($"private static void CheckInput(global::System.ReadOnlySpan<{InputElement(s.TokenInput)}> input, int batch, int output, string method) =>");
+            w.Line($"    {Runtime}NetworkArguments.Check(\"{s.TypeName}\", method, input.Length, batch, InputFeatures, \"{string.Join(", ", s.InputShape)}\", output, OutputFeatures, \"{string.Join(", ", s.Ops[s.Output].OutShape)}\");");
             w.Line();
         }
 
@@ -103,14 +100,10 @@ namespace Compiled.Nets.Generator.Emit
             var w = c.Writer;
             var outShape = s.Ops[s.Output].OutShape;
             string n = s.TypeName;
-            w.Open($"private static void CheckInput(global::System.ReadOnlySpan<{InputElement(s.TokenInput)}> input, global::System.ReadOnlySpan<int> mask, int batch, int T, int output, string method)");
-            w.Line($"if (batch <= 0) throw new global::System.ArgumentOutOfRangeException(nameof(batch), batch, \"{n}.\" + method + \": batch must be positive.\");");
-            w.Line($"if (T <= 0 || T > MaxSequence) throw new global::System.ArgumentOutOfRangeException(\"sequence\", T, \"{n}.\" + method + \": the sequence length must be in [1, {s.MaxSequence}] (MaxSequence).\");");
-            w.Line($"if (input.Length != batch * {Shapes.Size(s.InputShape)}) throw new global::System.ArgumentException(\"{n}.\" + method + \": input has \" + input.Length + \" values, but batch \" + batch + \" × [\" + T + \"{string.Concat(s.InputShape.Skip(1).Select(d => ", " + IntLiteral(d)))}] needs \" + (batch * {Shapes.Size(s.InputShape)}) + \".\", nameof(input));");
-            w.Line($"if (!mask.IsEmpty && mask.Length != batch * T) throw new global::System.ArgumentException(\"{n}.\" + method + \": the mask has \" + mask.Length + \" values, but batch \" + batch + \" × sequence \" + T + \" needs \" + (batch * T) + \".\", nameof(mask));");
-            w.Line($"{Kernels}SequenceKernels.CheckMask(mask, batch, T, \"{n}\", method);");
-            w.Line($"if (output >= 0 && output != batch * {Shapes.Size(outShape)}) throw new global::System.ArgumentException(\"{n}.\" + method + \": the output span has \" + output + \" floats, but batch \" + batch + \" × [{string.Join(", ", outShape.Select(Shapes.Dim))}] needs \" + (batch * {Shapes.Size(outShape)}) + \".\", nameof(output));");
-            w.Close();
+            int perPosition = Shapes.Product(s.InputShape.Skip(1));
+            string tail = string.Concat(s.InputShape.Skip(1).Select(d => ", " + IntLiteral(d)));
+            w.Line($"private static void CheckInput(global::System.ReadOnlySpan<{InputElement(s.TokenInput)}> input, global::System.ReadOnlySpan<int> mask, int batch, int T, int output, string method) =>");
+            w.Line($"    {Runtime}NetworkArguments.CheckSequence(\"{n}\", method, input.Length, mask, batch, T, MaxSequence, {perPosition}, \"{tail}\", output, {Shapes.Size(outShape)}, \"{string.Join(", ", outShape.Select(Shapes.Dim))}\");");
             w.Line();
         }
 

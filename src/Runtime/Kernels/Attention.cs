@@ -33,7 +33,7 @@ public static unsafe class AttentionKernels
                 Ctx = pc, Probs = pp, Q = pq, K = pk, V = pv, Mask = mask.IsEmpty ? null : pm, Drop = dropMask.IsEmpty ? null : pd, Scratch = ps,
                 Batch = batch, Seq = seq, Heads = heads, HeadSize = headSize,
             };
-            if (batch * heads > 1 && (long)batch * heads * seq * seq * headSize >= 1 << 16) TwoCores.ForBlocks(&ForwardBlock, &a, batch * heads, 1);
+            if (batch * heads > 1 && (long)batch * heads * seq * seq * headSize >= 1 << 16) HelperThread.ForBlocks(&ForwardBlock, &a, batch * heads, 1);
             else ForwardRange(ref a, 0, batch * heads, ps);
         }
     }
@@ -63,7 +63,7 @@ public static unsafe class AttentionKernels
                 Dq = pdq, Dk = pdk, Dv = pdv, Ctx = pdc, Probs = pp, Q = pq, K = pk, V = pv, Drop = dropMask.IsEmpty ? null : pd, Scratch = ps,
                 Batch = batch, Seq = seq, Heads = heads, HeadSize = headSize, Beta = accumulate ? 1f : 0f,
             };
-            if (batch * heads > 1 && (long)batch * heads * seq * seq * headSize >= 1 << 16) TwoCores.ForBlocks(&BackwardBlock, &a, batch * heads, 1);
+            if (batch * heads > 1 && (long)batch * heads * seq * seq * headSize >= 1 << 16) HelperThread.ForBlocks(&BackwardBlock, &a, batch * heads, 1);
             else BackwardRange(ref a, 0, batch * heads, ps);
         }
     }

@@ -85,7 +85,7 @@ public static unsafe partial class Conv2dKernels
             if (UsesDirect(g)) { DirectForward(py, px, pw, bias.IsEmpty ? null : pb, g, ps); return; }
             var a = new Args { Y = py, X = px, W = pw, Scratch = ps, G = g, Bias = bias.IsEmpty ? null : pb };
             // Batch 1 keeps one range and lets the GEMM use both cores instead.
-            if (g.Batch > 1) TwoCores.ForBlocks(&ForwardBlock, &a, g.Batch, ChunkSamples(g));
+            if (g.Batch > 1) HelperThread.ForBlocks(&ForwardBlock, &a, g.Batch, ChunkSamples(g));
             else ForwardRange(ref a, 0, g.Batch, ps);
         }
     }
@@ -168,7 +168,7 @@ public static unsafe partial class Conv2dKernels
             }
             if (g.Batch > 1)
             {
-                TwoCores.Run(&BackwardHalf, &a);
+                HelperThread.Run(&BackwardHalf, &a);
                 // The second half accumulated its weight gradient privately (no shared writes); fold it in.
                 if (a.Dw != null) Elementwise.AddInPlace(dw[..g.WeightSize], new ReadOnlySpan<float>(ps + 2L * PerCore(g), g.WeightSize));
             }

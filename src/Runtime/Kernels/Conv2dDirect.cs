@@ -58,7 +58,7 @@ public static unsafe partial class Conv2dKernels
         var a = new Args { Y = y, X = x, W = w, Bias = bias, Scratch = scratch, G = g };
         // One sample stays on this core: sharing its output channels between the cores costs more in waking the
         // worker than it saves for an unpooled convolution this small.
-        if (g.Batch > 1) TwoCores.ForBlocks(&DirectForwardBlock, &a, g.Batch, 1);
+        if (g.Batch > 1) HelperThread.ForBlocks(&DirectForwardBlock, &a, g.Batch, 1);
         else DirectForwardRange(ref a, 0, 1, scratch);
     }
 
@@ -129,8 +129,8 @@ public static unsafe partial class Conv2dKernels
     {
         var a = new Args { Y = pooled, X = x, W = w, Bias = bias, Scratch = scratch, G = g };
         var p = new PooledArgs { Conv = a, Arg = argmax, Relu = relu };
-        if (g.Batch > 1) TwoCores.ForBlocks(&DirectPooledBlock, &p, g.Batch, 1);
-        else if ((long)g.InChannels * g.OutChannels * g.OutHeight * g.OutWidth >= SplitSingleMacs) TwoCores.Run(&DirectPooledChannelHalf, &p);
+        if (g.Batch > 1) HelperThread.ForBlocks(&DirectPooledBlock, &p, g.Batch, 1);
+        else if ((long)g.InChannels * g.OutChannels * g.OutHeight * g.OutWidth >= SplitSingleMacs) HelperThread.Run(&DirectPooledChannelHalf, &p);
         else DirectPooledRange(ref p, 0, 1, scratch, 0, g.OutChannels);
     }
 
@@ -244,7 +244,7 @@ public static unsafe partial class Conv2dKernels
         var a = new Args { Dw = dw, Dy = dy, X = x, Scratch = scratch, G = g };
         if (g.Batch > 1)
         {
-            TwoCores.Run(&DirectDwHalf, &a);
+            HelperThread.Run(&DirectDwHalf, &a);
             Elementwise.AddInPlace(new Span<float>(dw, g.WeightSize), new ReadOnlySpan<float>(scratch + DirectPerCore(g) + PaddedSample(g), g.WeightSize));
         }
         else DirectDwRange(ref a, 0, 1, scratch, dw);

@@ -111,7 +111,7 @@ public static unsafe partial class Conv2dKernels
         if (cache is null)
         {
             v.U = scratch;
-            TransformWeightsTwoCores(v.U, w, v.Co, v.Ci, flip);
+            TransformWeightsSplit(v.U, w, v.Co, v.Ci, flip);
             RunWinograd(ref v, scratch + WeightsFloats(g));
             return;
         }
@@ -188,8 +188,8 @@ public static unsafe partial class Conv2dKernels
     private static void WinogradWeightGradient(float* dw, float* dy, float* x, in Conv2dGeometry g, float* scratch)
     {
         var run = new WinoRun { View = ForwardView(dy, x, null, g), Buffers = scratch, Dw = dw, G = g };
-        TwoCores.Run(&DwHalf, &run);
-        TwoCores.Run(&DwFold, &run);
+        HelperThread.Run(&DwHalf, &run);
+        HelperThread.Run(&DwFold, &run);
     }
 
     private static void DwHalf(void* state, int half)
@@ -294,10 +294,10 @@ public static unsafe partial class Conv2dKernels
     private struct WeightJob { public float* U, W; public int Co, Ci; public bool Flip; }
 
     // The weight transform is ~4 % of a batch-64 call: both cores take half of the (6-row-panel aligned) channels.
-    internal static void TransformWeightsTwoCores(float* u, float* w, int co, int ci, bool flip)
+    internal static void TransformWeightsSplit(float* u, float* w, int co, int ci, bool flip)
     {
         var job = new WeightJob { U = u, W = w, Co = co, Ci = ci, Flip = flip };
-        TwoCores.Run(&WeightHalf, &job);
+        HelperThread.Run(&WeightHalf, &job);
     }
 
     private static void WeightHalf(void* state, int half)
@@ -318,8 +318,8 @@ public static unsafe partial class Conv2dKernels
     private static void RunWinograd(ref WinoView v, float* buffers)
     {
         var run = new WinoRun { View = v, Buffers = buffers };
-        if (v.Chunks == 1) TwoCores.Run(&WinoHalf, &run);
-        else TwoCores.ForBlocks(&WinoChunks, &run, v.Chunks, 1);
+        if (v.Chunks == 1) HelperThread.Run(&WinoHalf, &run);
+        else HelperThread.ForBlocks(&WinoChunks, &run, v.Chunks, 1);
     }
 
     // Several chunks: each core takes the next one as it finishes (each chunk writes its own tiles, so who runs which
@@ -594,7 +594,7 @@ public sealed unsafe class Conv2dWeightCache
                 if (_u.Length < uSize) _u = GC.AllocateUninitializedArray<float>((int)uSize, pinned: true);
                 weights.CopyTo(_copy);
                 (_co, _ci) = (co, ci);
-                fixed (float* u = _u) Conv2dKernels.TransformWeightsTwoCores(u, w, co, ci, flip);
+                fixed (float* u = _u) Conv2dKernels.TransformWeightsSplit(u, w, co, ci, flip);
             }
             return (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_u));
         }

@@ -145,7 +145,7 @@ public static unsafe partial class Gemm
     private static void RunSkinny(ref Skinny s)
     {
         if ((long)s.N * s.K * (s.B16 != null ? sizeof(ushort) : sizeof(float)) >= 1L << 18)
-            fixed (Skinny* p = &s) TwoCores.Run(&SkinnyHalf, p);
+            fixed (Skinny* p = &s) HelperThread.Run(&SkinnyHalf, p);
         else SkinnyColumns(ref s, 0, s.N);
     }
 
@@ -654,7 +654,7 @@ public static unsafe partial class Gemm
         float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {
         var job = new Job(transA, transB, m, n, 0, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        bool big = (long)m * n * k >= 1L << 20 && TwoCores.Available;
+        bool big = (long)m * n * k >= 1L << 20 && HelperThread.Available;
         bool transposeC = TransposedIsBetter(m, n);
         bool depth = big && k >= 2 * KC && k >= 2 * Math.Max(m, n);
         if (!transposeC && !depth)
@@ -733,13 +733,13 @@ public static unsafe partial class Gemm
     private static void RunSplit(in Job job, SplitKind kind)
     {
         var split = new Split { Job = job, Kind = kind };
-        TwoCores.Run(&RunHalf, &split);
+        HelperThread.Run(&RunHalf, &split);
     }
 
     private static void RunDepth(in Job first, in Job second)
     {
         var split = new Split { Job = first, Second = second, Kind = SplitKind.Depth };
-        TwoCores.Run(&RunHalf, &split);
+        HelperThread.Run(&RunHalf, &split);
     }
 
     private static void RunHalf(void* state, int half)

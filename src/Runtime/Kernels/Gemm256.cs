@@ -54,9 +54,9 @@ public static unsafe partial class Gemm
     {
         ScaleC(new Span<float>(c, (int)Math.Min(int.MaxValue, (long)(m - 1) * ldc + n)), m, n, ldc, beta);
         var job = new Job256 { A = a, B = b, C = c, Lda = lda, Ldb = ldb, Ldc = ldc, M = m, N = n, K = k, Alpha = alpha, TransA = transA, TransB = transB };
-        bool big = (long)m * n * k >= 1L << 20 && TwoCores.Available;
-        if (big && n >= 4 * NR2) TwoCores.Run(&Columns256, &job);
-        else if (big && m >= 2 * MR2) TwoCores.Run(&Rows256, &job);
+        bool big = (long)m * n * k >= 1L << 20 && HelperThread.Available;
+        if (big && n >= 4 * NR2) HelperThread.Run(&Columns256, &job);
+        else if (big && m >= 2 * MR2) HelperThread.Run(&Rows256, &job);
         else Block256(ref job, 0, m, 0, n);
     }
 

@@ -28,7 +28,7 @@ public static unsafe class PoolingKernels
         fixed (float* py = y) fixed (int* pa = argmax) fixed (float* px = x)
         {
             var a = new MaxArgs { Y = py, Arg = argmax.IsEmpty ? null : pa, X = px, G = g, Relu = relu };
-            if ((long)planes * g.OutHeight * g.OutWidth * g.KernelH * g.KernelW > 1 << 15) TwoCores.ForBlocks(&MaxBlock, &a, planes, Math.Max(1, planes / 64));
+            if ((long)planes * g.OutHeight * g.OutWidth * g.KernelH * g.KernelW > 1 << 15) HelperThread.ForBlocks(&MaxBlock, &a, planes, Math.Max(1, planes / 64));
             else MaxPlanes(ref a, 0, planes);
         }
     }
@@ -318,7 +318,7 @@ public static unsafe class PoolingKernels
                 Dx = pdx, Dy = pdy, Arg = pa, Relu = reluOutput.IsEmpty ? null : pr, Accumulate = accumulate, G = g,
                 Bias = biasGradient.IsEmpty ? null : parallel ? part : pdb,
             };
-            if (parallel) TwoCores.Run(&BackHalf, &a);
+            if (parallel) HelperThread.Run(&BackHalf, &a);
             else BackPlanes(ref a, 0, planes, a.Bias);
             if (parallel && a.Bias != null)
                 for (int c = 0; c < g.Channels; c++) pdb[c] += part[c] + part[g.Channels + c];

@@ -169,7 +169,7 @@ public class Adam : Optimizer
             };
             // A big tensor (fc1's 3.2 M weights) is a memory-bound stream: both cores take 64 k-element blocks of it
             // as they finish the last (elementwise, so the result does not depend on which core ran which).
-            if (w.Length >= 1 << 16) Kernels.TwoCores.ForBlocks(&AdamBlock, &a, w.Length, 1 << 16);
+            if (w.Length >= 1 << 16) Kernels.HelperThread.ForBlocks(&AdamBlock, &a, w.Length, 1 << 16);
             else AdamRange(ref a, 0, w.Length);
         }
     }

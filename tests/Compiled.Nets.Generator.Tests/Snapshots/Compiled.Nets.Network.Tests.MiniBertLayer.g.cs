@@ -144,15 +144,8 @@ namespace Compiled.Nets.Network.Tests
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);
         int global::Compiled.Nets.ISequenceNetwork.MaxSequence => MaxSequence;
 
-        private static void CheckInput(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> mask, int batch, int T, int output, string method)
-        {
-            if (batch <= 0) throw new global::System.ArgumentOutOfRangeException(nameof(batch), batch, "MiniBertLayer." + method + ": batch must be positive.");
-            if (T <= 0 || T > MaxSequence) throw new global::System.ArgumentOutOfRangeException("sequence", T, "MiniBertLayer." + method + ": the sequence length must be in [1, 128] (MaxSequence).");
-            if (input.Length != batch * T * 16) throw new global::System.ArgumentException("MiniBertLayer." + method + ": input has " + input.Length + " values, but batch " + batch + " × [" + T + ", 16] needs " + (batch * T * 16) + ".", nameof(input));
-            if (!mask.IsEmpty && mask.Length != batch * T) throw new global::System.ArgumentException("MiniBertLayer." + method + ": the mask has " + mask.Length + " values, but batch " + batch + " × sequence " + T + " needs " + (batch * T) + ".", nameof(mask));
-            global::Compiled.Nets.Kernels.SequenceKernels.CheckMask(mask, batch, T, "MiniBertLayer", method);
-            if (output >= 0 && output != batch * T * 16) throw new global::System.ArgumentException("MiniBertLayer." + method + ": the output span has " + output + " floats, but batch " + batch + " × [T, 16] needs " + (batch * T * 16) + ".", nameof(output));
-        }
+        private static void CheckInput(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> mask, int batch, int T, int output, string method) =>
+            global::Compiled.Nets.NetworkArguments.CheckSequence("MiniBertLayer", method, input.Length, mask, batch, T, MaxSequence, 16, ", 16", output, T * 16, "T, 16");
 
         /// <summary>Compiled inference in evaluation mode (dropout off, BatchNorm running statistics).</summary>
         /// <remarks>Safe to call from many threads at once: each call works in a workspace of its own.</remarks>
@@ -165,7 +158,7 @@ namespace Compiled.Nets.Network.Tests
         }
 
         /// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>
-        private global::System.ReadOnlySpan<float> ForwardEval(Workspace ws, global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> mask, int batch, int sequence)
+        private global::System.ReadOnlySpan<float> ForwardEval(global::Compiled.Nets.NetworkWorkspace ws, global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> mask, int batch, int sequence)
         {
             int T = sequence; // this batch's sequence length (≤ MaxSequence); sizes below are expressions of it
             global::System.Span<float> act = ws.Act.Span;
@@ -341,35 +334,14 @@ namespace Compiled.Nets.Network.Tests
             g.Save(path);
         }
 
-        /// <summary>Activations, their gradients (training only) and scratch for up to Capacity samples.</summary>
-        private sealed class Workspace : global::Compiled.Nets.IWorkspace
-        {
-            public int Capacity { get; }
-            public bool ForTraining { get; }
-            public readonly global::Compiled.Nets.AlignedBuffer Act, Grad, Stats, Scratch;
-            public readonly int[] Ints;
-            public Workspace(int capacity, bool forTraining)
-            {
-                Capacity = capacity;
-                ForTraining = forTraining;
-                if ((long)109056 * capacity > int.MaxValue || (long)22528 * capacity > int.MaxValue)
-                    throw new global::System.InvalidOperationException("MiniBertLayer: a batch of " + capacity + " samples needs " + ((long)109056 * capacity * 4 >> 20) + " MiB of activations and " + ((long)22528 * capacity * 4 >> 20) + " MiB of their gradients, more than one workspace arena holds (2^31 floats); use batches of at most " + MaxWorkspaceBatch + " samples.");
-                Act = new global::Compiled.Nets.AlignedBuffer((long)109056 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer(forTraining ? (long)22528 * capacity : 0);
-                global::Compiled.Nets.Kernels.Gemm.ReserveThreadBuffers(); // this thread's GEMM packing buffers, so later steps allocate nothing
-                Stats = new global::Compiled.Nets.AlignedBuffer(1);
-                Scratch = new global::Compiled.Nets.AlignedBuffer(global::Compiled.Nets.Kernels.AttentionKernels.ScratchSize(128));
-                Ints = new int[1 * capacity];
-            }
-            public void Dispose() { Act.Dispose(); Grad.Dispose(); Stats.Dispose(); Scratch.Dispose(); }
-        }
-
+        // The plan's arena layout: floats per sample of activations and of their gradients, ints per sample, statistics, scratch.
+        private static readonly global::Compiled.Nets.WorkspaceLayout s_workspace = new("MiniBertLayer", activations: 109056, gradients: 22528, ints: 0, stats: 0, scratch: global::Compiled.Nets.Kernels.AttentionKernels.ScratchSize(128));
         // One workspace per concurrent call (one in all for a single caller); TrainStep keeps the instance to itself.
         // Room for DefaultCapacity samples up front (fewer when that would not fit one arena), more only when a batch needs it.
         private static int InitialCapacity => global::System.Math.Min(DefaultCapacity, MaxWorkspaceBatch);
-        private readonly global::Compiled.Nets.WorkspacePool<Workspace> _workspaces = new("MiniBertLayer", static (capacity, forTraining) => new Workspace(capacity, forTraining));
+        private readonly global::Compiled.Nets.WorkspacePool<global::Compiled.Nets.NetworkWorkspace> _workspaces = new("MiniBertLayer", static (capacity, forTraining) => new global::Compiled.Nets.NetworkWorkspace(s_workspace, capacity, forTraining));
         /// <summary>The largest batch one workspace can hold (its activation and gradient arenas are each at most 2^31 floats).</summary>
-        public static int MaxWorkspaceBatch => (int)global::System.Math.Max(1L, int.MaxValue / global::System.Math.Max(1L, global::System.Math.Max((long)109056, (long)22528)));
+        public static int MaxWorkspaceBatch => s_workspace.MaxBatch;
 
         /// <summary>Frees the workspace (and the parameters when this network owns them).</summary>
         public void Dispose()

@@ -103,12 +103,8 @@ namespace Compiled.Nets.Network.Tests
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);
 
-        private static void CheckInput(global::System.ReadOnlySpan<float> input, int batch, int output, string method)
-        {
-            if (batch <= 0) throw new global::System.ArgumentOutOfRangeException(nameof(batch), batch, "PoolBiasNet." + method + ": batch must be positive.");
-            if (input.Length != batch * InputFeatures) throw new global::System.ArgumentException("PoolBiasNet." + method + ": input has " + input.Length + " floats, but batch " + batch + " × [3, 11, 9] needs " + (batch * InputFeatures) + ".", nameof(input));
-            if (output >= 0 && output != batch * OutputFeatures) throw new global::System.ArgumentException("PoolBiasNet." + method + ": the output span has " + output + " floats, but batch " + batch + " × [3] needs " + (batch * OutputFeatures) + ".", nameof(output));
-        }
+        private static void CheckInput(global::System.ReadOnlySpan<float> input, int batch, int output, string method) =>
+            global::Compiled.Nets.NetworkArguments.Check("PoolBiasNet", method, input.Length, batch, InputFeatures, "3, 11, 9", output, OutputFeatures, "3");
 
         /// <summary>Compiled inference in evaluation mode (dropout off, BatchNorm running statistics).</summary>
         /// <remarks>Safe to call from many threads at once: each call works in a workspace of its own.</remarks>
@@ -121,7 +117,7 @@ namespace Compiled.Nets.Network.Tests
         }
 
         /// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>
-        private global::System.ReadOnlySpan<float> ForwardEval(Workspace ws, global::System.ReadOnlySpan<float> input, int batch)
+        private global::System.ReadOnlySpan<float> ForwardEval(global::Compiled.Nets.NetworkWorkspace ws, global::System.ReadOnlySpan<float> input, int batch)
         {
             global::System.Span<float> act = ws.Act.Span;
             int cap = ws.Capacity;
@@ -199,7 +195,7 @@ namespace Compiled.Nets.Network.Tests
             finally { _workspaces.ReturnTraining(ws); }
         }
 
-        private float TrainStepIn(Workspace ws, global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, global::System.Span<float> logits)
+        private float TrainStepIn(global::Compiled.Nets.NetworkWorkspace ws, global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, global::System.Span<float> logits)
         {
             global::System.Span<float> act = ws.Act.Span;
             global::System.Span<float> grad = ws.Grad.Span;
@@ -341,35 +337,14 @@ namespace Compiled.Nets.Network.Tests
             finally { _workspaces.ReturnInference(ws); }
         }
 
-        /// <summary>Activations, their gradients (training only) and scratch for up to Capacity samples.</summary>
-        private sealed class Workspace : global::Compiled.Nets.IWorkspace
-        {
-            public int Capacity { get; }
-            public bool ForTraining { get; }
-            public readonly global::Compiled.Nets.AlignedBuffer Act, Grad, Stats, Scratch;
-            public readonly int[] Ints;
-            public Workspace(int capacity, bool forTraining)
-            {
-                Capacity = capacity;
-                ForTraining = forTraining;
-                if ((long)748 * capacity > int.MaxValue || (long)742 * capacity > int.MaxValue)
-                    throw new global::System.InvalidOperationException("PoolBiasNet: a batch of " + capacity + " samples needs " + ((long)748 * capacity * 4 >> 20) + " MiB of activations and " + ((long)742 * capacity * 4 >> 20) + " MiB of their gradients, more than one workspace arena holds (2^31 floats); use batches of at most " + MaxWorkspaceBatch + " samples.");
-                Act = new global::Compiled.Nets.AlignedBuffer((long)748 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer(forTraining ? (long)742 * capacity : 0);
-                global::Compiled.Nets.Kernels.Gemm.ReserveThreadBuffers(); // this thread's GEMM packing buffers, so later steps allocate nothing
-                Stats = new global::Compiled.Nets.AlignedBuffer(1);
-                Scratch = new global::Compiled.Nets.AlignedBuffer(global::System.Linq.Enumerable.Max(new long[] { global::Compiled.Nets.Kernels.Conv2dKernels.ScratchSize(new global::Compiled.Nets.Kernels.Conv2dGeometry(1, 3, 11, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1)), global::Compiled.Nets.Kernels.Conv2dKernels.ScratchSize(new global::Compiled.Nets.Kernels.Conv2dGeometry(1, 5, 5, 4, 6, 3, 3, 1, 1, 1, 1, 1, 1)) }));
-                Ints = new int[124 * capacity];
-            }
-            public void Dispose() { Act.Dispose(); Grad.Dispose(); Stats.Dispose(); Scratch.Dispose(); }
-        }
-
+        // The plan's arena layout: floats per sample of activations and of their gradients, ints per sample, statistics, scratch.
+        private static readonly global::Compiled.Nets.WorkspaceLayout s_workspace = new("PoolBiasNet", activations: 748, gradients: 742, ints: 124, stats: 0, scratch: global::System.Linq.Enumerable.Max(new long[] { global::Compiled.Nets.Kernels.Conv2dKernels.ScratchSize(new global::Compiled.Nets.Kernels.Conv2dGeometry(1, 3, 11, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1)), global::Compiled.Nets.Kernels.Conv2dKernels.ScratchSize(new global::Compiled.Nets.Kernels.Conv2dGeometry(1, 5, 5, 4, 6, 3, 3, 1, 1, 1, 1, 1, 1)) }));
         // One workspace per concurrent call (one in all for a single caller); TrainStep keeps the instance to itself.
         // Room for DefaultCapacity samples up front (fewer when that would not fit one arena), more only when a batch needs it.
         private static int InitialCapacity => global::System.Math.Min(DefaultCapacity, MaxWorkspaceBatch);
-        private readonly global::Compiled.Nets.WorkspacePool<Workspace> _workspaces = new("PoolBiasNet", static (capacity, forTraining) => new Workspace(capacity, forTraining));
+        private readonly global::Compiled.Nets.WorkspacePool<global::Compiled.Nets.NetworkWorkspace> _workspaces = new("PoolBiasNet", static (capacity, forTraining) => new global::Compiled.Nets.NetworkWorkspace(s_workspace, capacity, forTraining));
         /// <summary>The largest batch one workspace can hold (its activation and gradient arenas are each at most 2^31 floats).</summary>
-        public static int MaxWorkspaceBatch => (int)global::System.Math.Max(1L, int.MaxValue / global::System.Math.Max(1L, global::System.Math.Max((long)748, (long)742)));
+        public static int MaxWorkspaceBatch => s_workspace.MaxBatch;
 
         /// <summary>Frees the workspace (and the parameters when this network owns them).</summary>
         public void Dispose()

@@ -89,12 +89,8 @@ namespace Compiled.Nets.Network.Tests
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);
 
-        private static void CheckInput(global::System.ReadOnlySpan<float> input, int batch, int output, string method)
-        {
-            if (batch <= 0) throw new global::System.ArgumentOutOfRangeException(nameof(batch), batch, "ResidualBlock." + method + ": batch must be positive.");
-            if (input.Length != batch * InputFeatures) throw new global::System.ArgumentException("ResidualBlock." + method + ": input has " + input.Length + " floats, but batch " + batch + " × [16] needs " + (batch * InputFeatures) + ".", nameof(input));
-            if (output >= 0 && output != batch * OutputFeatures) throw new global::System.ArgumentException("ResidualBlock." + method + ": the output span has " + output + " floats, but batch " + batch + " × [16] needs " + (batch * OutputFeatures) + ".", nameof(output));
-        }
+        private static void CheckInput(global::System.ReadOnlySpan<float> input, int batch, int output, string method) =>
+            global::Compiled.Nets.NetworkArguments.Check("ResidualBlock", method, input.Length, batch, InputFeatures, "16", output, OutputFeatures, "16");
 
         /// <summary>Compiled inference in evaluation mode (dropout off, BatchNorm running statistics).</summary>
         /// <remarks>Safe to call from many threads at once: each call works in a workspace of its own.</remarks>
@@ -107,7 +103,7 @@ namespace Compiled.Nets.Network.Tests
         }
 
         /// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>
-        private global::System.ReadOnlySpan<float> ForwardEval(Workspace ws, global::System.ReadOnlySpan<float> input, int batch)
+        private global::System.ReadOnlySpan<float> ForwardEval(global::Compiled.Nets.NetworkWorkspace ws, global::System.ReadOnlySpan<float> input, int batch)
         {
             global::System.Span<float> act = ws.Act.Span;
             int cap = ws.Capacity;
@@ -215,35 +211,14 @@ namespace Compiled.Nets.Network.Tests
             g.Save(path);
         }
 
-        /// <summary>Activations, their gradients (training only) and scratch for up to Capacity samples.</summary>
-        private sealed class Workspace : global::Compiled.Nets.IWorkspace
-        {
-            public int Capacity { get; }
-            public bool ForTraining { get; }
-            public readonly global::Compiled.Nets.AlignedBuffer Act, Grad, Stats, Scratch;
-            public readonly int[] Ints;
-            public Workspace(int capacity, bool forTraining)
-            {
-                Capacity = capacity;
-                ForTraining = forTraining;
-                if ((long)112 * capacity > int.MaxValue || (long)80 * capacity > int.MaxValue)
-                    throw new global::System.InvalidOperationException("ResidualBlock: a batch of " + capacity + " samples needs " + ((long)112 * capacity * 4 >> 20) + " MiB of activations and " + ((long)80 * capacity * 4 >> 20) + " MiB of their gradients, more than one workspace arena holds (2^31 floats); use batches of at most " + MaxWorkspaceBatch + " samples.");
-                Act = new global::Compiled.Nets.AlignedBuffer((long)112 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer(forTraining ? (long)80 * capacity : 0);
-                global::Compiled.Nets.Kernels.Gemm.ReserveThreadBuffers(); // this thread's GEMM packing buffers, so later steps allocate nothing
-                Stats = new global::Compiled.Nets.AlignedBuffer(1);
-                Scratch = new global::Compiled.Nets.AlignedBuffer(1);
-                Ints = new int[1 * capacity];
-            }
-            public void Dispose() { Act.Dispose(); Grad.Dispose(); Stats.Dispose(); Scratch.Dispose(); }
-        }
-
+        // The plan's arena layout: floats per sample of activations and of their gradients, ints per sample, statistics, scratch.
+        private static readonly global::Compiled.Nets.WorkspaceLayout s_workspace = new("ResidualBlock", activations: 112, gradients: 80, ints: 0, stats: 0, scratch: 1);
         // One workspace per concurrent call (one in all for a single caller); TrainStep keeps the instance to itself.
         // Room for DefaultCapacity samples up front (fewer when that would not fit one arena), more only when a batch needs it.
         private static int InitialCapacity => global::System.Math.Min(DefaultCapacity, MaxWorkspaceBatch);
-        private readonly global::Compiled.Nets.WorkspacePool<Workspace> _workspaces = new("ResidualBlock", static (capacity, forTraining) => new Workspace(capacity, forTraining));
+        private readonly global::Compiled.Nets.WorkspacePool<global::Compiled.Nets.NetworkWorkspace> _workspaces = new("ResidualBlock", static (capacity, forTraining) => new global::Compiled.Nets.NetworkWorkspace(s_workspace, capacity, forTraining));
         /// <summary>The largest batch one workspace can hold (its activation and gradient arenas are each at most 2^31 floats).</summary>
-        public static int MaxWorkspaceBatch => (int)global::System.Math.Max(1L, int.MaxValue / global::System.Math.Max(1L, global::System.Math.Max((long)112, (long)80)));
+        public static int MaxWorkspaceBatch => s_workspace.MaxBatch;
 
         /// <summary>Frees the workspace (and the parameters when this network owns them).</summary>
         public void Dispose()

@@ -91,15 +91,8 @@ namespace Compiled.Nets.Network.Tests
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);
         int global::Compiled.Nets.ISequenceNetwork.MaxSequence => MaxSequence;
 
-        private static void CheckInput(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> mask, int batch, int T, int output, string method)
-        {
-            if (batch <= 0) throw new global::System.ArgumentOutOfRangeException(nameof(batch), batch, "SeqBlock." + method + ": batch must be positive.");
-            if (T <= 0 || T > MaxSequence) throw new global::System.ArgumentOutOfRangeException("sequence", T, "SeqBlock." + method + ": the sequence length must be in [1, 128] (MaxSequence).");
-            if (input.Length != batch * T * 8) throw new global::System.ArgumentException("SeqBlock." + method + ": input has " + input.Length + " values, but batch " + batch + " × [" + T + ", 8] needs " + (batch * T * 8) + ".", nameof(input));
-            if (!mask.IsEmpty && mask.Length != batch * T) throw new global::System.ArgumentException("SeqBlock." + method + ": the mask has " + mask.Length + " values, but batch " + batch + " × sequence " + T + " needs " + (batch * T) + ".", nameof(mask));
-            global::Compiled.Nets.Kernels.SequenceKernels.CheckMask(mask, batch, T, "SeqBlock", method);
-            if (output >= 0 && output != batch * T * 8) throw new global::System.ArgumentException("SeqBlock." + method + ": the output span has " + output + " floats, but batch " + batch + " × [T, 8] needs " + (batch * T * 8) + ".", nameof(output));
-        }
+        private static void CheckInput(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> mask, int batch, int T, int output, string method) =>
+            global::Compiled.Nets.NetworkArguments.CheckSequence("SeqBlock", method, input.Length, mask, batch, T, MaxSequence, 8, ", 8", output, T * 8, "T, 8");
 
         /// <summary>Compiled inference in evaluation mode (dropout off, BatchNorm running statistics).</summary>
         /// <remarks>Safe to call from many threads at once: each call works in a workspace of its own.</remarks>
@@ -112,7 +105,7 @@ namespace Compiled.Nets.Network.Tests
         }
 
         /// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>
-        private global::System.ReadOnlySpan<float> ForwardEval(Workspace ws, global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> mask, int batch, int sequence)
+        private global::System.ReadOnlySpan<float> ForwardEval(global::Compiled.Nets.NetworkWorkspace ws, global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> mask, int batch, int sequence)
         {
             int T = sequence; // this batch's sequence length (≤ MaxSequence); sizes below are expressions of it
             global::System.Span<float> act = ws.Act.Span;
@@ -179,35 +172,14 @@ namespace Compiled.Nets.Network.Tests
             g.Save(path);
         }
 
-        /// <summary>Activations, their gradients (training only) and scratch for up to Capacity samples.</summary>
-        private sealed class Workspace : global::Compiled.Nets.IWorkspace
-        {
-            public int Capacity { get; }
-            public bool ForTraining { get; }
-            public readonly global::Compiled.Nets.AlignedBuffer Act, Grad, Stats, Scratch;
-            public readonly int[] Ints;
-            public Workspace(int capacity, bool forTraining)
-            {
-                Capacity = capacity;
-                ForTraining = forTraining;
-                if ((long)5376 * capacity > int.MaxValue || (long)4096 * capacity > int.MaxValue)
-                    throw new global::System.InvalidOperationException("SeqBlock: a batch of " + capacity + " samples needs " + ((long)5376 * capacity * 4 >> 20) + " MiB of activations and " + ((long)4096 * capacity * 4 >> 20) + " MiB of their gradients, more than one workspace arena holds (2^31 floats); use batches of at most " + MaxWorkspaceBatch + " samples.");
-                Act = new global::Compiled.Nets.AlignedBuffer((long)5376 * capacity);
-                Grad = new global::Compiled.Nets.AlignedBuffer(forTraining ? (long)4096 * capacity : 0);
-                global::Compiled.Nets.Kernels.Gemm.ReserveThreadBuffers(); // this thread's GEMM packing buffers, so later steps allocate nothing
-                Stats = new global::Compiled.Nets.AlignedBuffer(1);
-                Scratch = new global::Compiled.Nets.AlignedBuffer(1);
-                Ints = new int[1 * capacity];
-            }
-            public void Dispose() { Act.Dispose(); Grad.Dispose(); Stats.Dispose(); Scratch.Dispose(); }
-        }
-
+        // The plan's arena layout: floats per sample of activations and of their gradients, ints per sample, statistics, scratch.
+        private static readonly global::Compiled.Nets.WorkspaceLayout s_workspace = new("SeqBlock", activations: 5376, gradients: 4096, ints: 0, stats: 0, scratch: 1);
         // One workspace per concurrent call (one in all for a single caller); TrainStep keeps the instance to itself.
         // Room for DefaultCapacity samples up front (fewer when that would not fit one arena), more only when a batch needs it.
         private static int InitialCapacity => global::System.Math.Min(DefaultCapacity, MaxWorkspaceBatch);
-        private readonly global::Compiled.Nets.WorkspacePool<Workspace> _workspaces = new("SeqBlock", static (capacity, forTraining) => new Workspace(capacity, forTraining));
+        private readonly global::Compiled.Nets.WorkspacePool<global::Compiled.Nets.NetworkWorkspace> _workspaces = new("SeqBlock", static (capacity, forTraining) => new global::Compiled.Nets.NetworkWorkspace(s_workspace, capacity, forTraining));
         /// <summary>The largest batch one workspace can hold (its activation and gradient arenas are each at most 2^31 floats).</summary>
-        public static int MaxWorkspaceBatch => (int)global::System.Math.Max(1L, int.MaxValue / global::System.Math.Max(1L, global::System.Math.Max((long)5376, (long)4096)));
+        public static int MaxWorkspaceBatch => s_workspace.MaxBatch;
 
         /// <summary>Frees the workspace (and the parameters when this network owns them).</summary>
         public void Dispose()

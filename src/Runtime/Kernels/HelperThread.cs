@@ -11,7 +11,7 @@ namespace Compiled.Nets.Kernels;
 /// microseconds, but keeping it polling instead made requests after idle time slower, not faster (a vCPU that has
 /// polled for a while and then sleeps comes back late), and did not speed up training: so it sleeps.
 /// </remarks>
-internal static unsafe class TwoCores
+internal static unsafe class HelperThread
 {
     private static readonly object s_gate = new();
     private static readonly SemaphoreSlim s_start = new(0), s_done = new(0);
@@ -23,7 +23,7 @@ internal static unsafe class TwoCores
     /// <summary>True when a second core exists to use.</summary>
     public static bool Available { get; } = Environment.ProcessorCount > 1;
 
-    static TwoCores()
+    static HelperThread()
     {
         if (!Available) return;
         var t = new Thread(Loop) { IsBackground = true, Name = "Compiled.Nets worker" };

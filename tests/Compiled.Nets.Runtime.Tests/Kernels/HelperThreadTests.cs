@@ -3,7 +3,7 @@ using Compiled.Nets.Kernels;
 namespace Compiled.Nets.Runtime.Tests.Kernels;
 
 /// <summary>The block scheduler must hand out every block exactly once, whether the worker is free or busy.</summary>
-public unsafe class TwoCoresTests
+public unsafe class HelperThreadTests
 {
     private struct Marks { public int* Hits; public int* Halves; }
 
@@ -20,7 +20,7 @@ public unsafe class TwoCoresTests
         fixed (int* ph = hits) fixed (int* pv = halves)
         {
             var m = new Marks { Hits = ph, Halves = pv };
-            TwoCores.ForBlocks(&Mark, &m, count, block);
+            HelperThread.ForBlocks(&Mark, &m, count, block);
         }
         return (hits, halves);
     }
@@ -51,7 +51,7 @@ public unsafe class TwoCoresTests
     public void ForBlocks_NestedInAnotherCall_StillRunsEveryIndexOnce()
     {
         var n = new Nested();
-        TwoCores.ForBlocks(&Outer, &n, 10, 1);
+        HelperThread.ForBlocks(&Outer, &n, 10, 1);
         Assert.Equal(10, n.Outer);
     }
 }
