@@ -131,6 +131,42 @@ namespace Compiled.Nets
         public SigmoidAttribute(int features) : base(features) { }
     }
 
+    /// <summary>Leaky ReLU (<c>nn.LeakyReLU</c>): x for x &gt; 0, else <see cref="NegativeSlope"/>·x.</summary>
+    public sealed class LeakyReLUAttribute : LayerAttribute
+    {
+        /// <summary>Declares a leaky ReLU.</summary>
+        public LeakyReLUAttribute(double negativeSlope = 0.01) { NegativeSlope = negativeSlope; }
+        /// <summary>The slope for negative inputs.</summary>
+        public double NegativeSlope { get; }
+    }
+
+    /// <summary>Sigmoid-weighted linear unit, also called swish (<c>nn.SiLU</c>): x·σ(x).</summary>
+    public sealed class SiLUAttribute : ActivationAttribute
+    {
+        /// <summary>Declares a SiLU.</summary>
+        public SiLUAttribute() : base(0) { }
+        /// <summary>Declares a SiLU with a size it ignores (reported as CNET0007).</summary>
+        public SiLUAttribute(int features) : base(features) { }
+    }
+
+    /// <summary>Exponential linear unit (<c>nn.ELU</c>): x for x &gt; 0, else <see cref="Alpha"/>·(eˣ − 1).</summary>
+    public sealed class ELUAttribute : LayerAttribute
+    {
+        /// <summary>Declares an ELU.</summary>
+        public ELUAttribute(double alpha = 1.0) { Alpha = alpha; }
+        /// <summary>The scale of the negative branch.</summary>
+        public double Alpha { get; }
+    }
+
+    /// <summary>Hard swish (<c>nn.Hardswish</c>, MobileNetV3): x·ReLU6(x + 3)/6.</summary>
+    public sealed class HardswishAttribute : ActivationAttribute
+    {
+        /// <summary>Declares a hard swish.</summary>
+        public HardswishAttribute() : base(0) { }
+        /// <summary>Declares a hard swish with a size it ignores (reported as CNET0007).</summary>
+        public HardswishAttribute(int features) : base(features) { }
+    }
+
     /// <summary>Flattens all per-sample dimensions into one (<c>nn.Flatten</c>).</summary>
     public sealed class FlattenAttribute : ActivationAttribute
     {

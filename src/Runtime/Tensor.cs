@@ -135,6 +135,22 @@ public sealed class Tensor
     public Tensor Tanh() => Map(Elementwise.Tanh, (_, y, g) => Elementwise.TanhGrad(y, g));
     /// <summary>Logistic sigmoid.</summary>
     public Tensor Sigmoid() => Map(Elementwise.Sigmoid, (_, y, g) => Elementwise.SigmoidGrad(y, g));
+    /// <summary>Leaky ReLU: x for x &gt; 0, else <paramref name="negativeSlope"/>·x (<c>F.leaky_relu</c>).</summary>
+    public Tensor LeakyRelu(double negativeSlope = 0.01)
+    {
+        float slope = (float)negativeSlope;
+        return Map(x => Elementwise.LeakyRelu(x, slope), (x, _, g) => Elementwise.LeakyReluGrad(x, g, slope));
+    }
+    /// <summary>SiLU (swish): x·σ(x).</summary>
+    public Tensor Silu() => Map(Elementwise.Silu, (x, _, g) => Elementwise.SiluGrad(x, g));
+    /// <summary>ELU: x for x &gt; 0, else <paramref name="alpha"/>·(eˣ − 1).</summary>
+    public Tensor Elu(double alpha = 1.0)
+    {
+        float a = (float)alpha;
+        return Map(x => Elementwise.Elu(x, a), (x, _, g) => Elementwise.EluGrad(x, g, a));
+    }
+    /// <summary>Hard swish: x·ReLU6(x + 3)/6.</summary>
+    public Tensor Hardswish() => Map(Elementwise.Hardswish, (x, _, g) => Elementwise.HardswishGrad(x, g));
 
     /// <summary>Softmax over the last dimension.</summary>
     public Tensor Softmax()

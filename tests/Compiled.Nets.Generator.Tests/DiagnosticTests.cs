@@ -87,6 +87,31 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void CNET0005_AParameterisedActivation_TakesAtMostOneConstant()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4)]
+            public partial class N
+            {
+                [Linear(4, 2)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => {|CNET0005:x.Apply(Fc).LeakyRelu(0.1, 0.2)|};
+            }
+            """);
+        Assert.Contains("LeakyRelu takes at most one constant negativeSlope", diags[0].GetMessage());
+        Assert.Contains("LeakyRelu([negativeSlope])", diags[0].GetMessage());
+        // And a size given to SiLU is ignored, as for the other activations.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4)]
+            public partial class M
+            {
+                [SiLU({|CNET0007:4|})] public partial SiLU Act { get; }
+                [ELU(alpha: 0.5)] public partial ELU Elu { get; }
+                Tensor Forward(Tensor x) => x.Apply(Act).Apply(Elu).Elu(2).Hardswish();
+            }
+            """);
+    }
+
+    [Fact]
     public void CNET0006_UnusedLayer_And_CNET0007_IgnoredSize()
     {
         GeneratorHarness.AssertDiagnostics(Usings + """

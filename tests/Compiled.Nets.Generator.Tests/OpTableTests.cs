@@ -10,11 +10,16 @@ namespace Compiled.Nets.Generator.Tests;
 /// </summary>
 public class OpTableTests
 {
-    private static string Docs()
+    /// <summary>docs/architecture.md: its path and text.</summary>
+    private static (string Path, string Text) Docs
     {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Compiled.Nets.sln"))) dir = dir.Parent;
-        return File.ReadAllText(Path.Combine(dir!.FullName, "docs", "architecture.md"));
+        get
+        {
+            var dir = new DirectoryInfo(AppContext.BaseDirectory);
+            while (dir is not null && !File.Exists(System.IO.Path.Combine(dir.FullName, "Compiled.Nets.sln"))) dir = dir.Parent;
+            string path = System.IO.Path.Combine(dir!.FullName, "docs", "architecture.md");
+            return (path, File.ReadAllText(path));
+        }
     }
 
     public static TheoryData<string> Ops()
@@ -29,7 +34,7 @@ public class OpTableTests
     [Theory]
     [MemberData(nameof(Ops))]
     public void Op_IsListedInTheArchitectureDocs(string name) =>
-        Assert.Contains($"| `{name}` |", Docs());
+        Assert.Contains($"| `{name}` |", Docs.Text);
 
     [Theory]
     [MemberData(nameof(Ops))]
@@ -78,6 +83,11 @@ public class OpTableTests
         foreach (var op in OpTable.All.Where(o => o.Method is not null))
             Assert.Contains(op.MethodUsage!, message);
         Assert.Contains("x.Apply(Layer)", message);
+        // The diagnostic's page lists them too.
+        string root = Path.GetDirectoryName(Path.GetDirectoryName(Docs.Path))!;
+        string page = File.ReadAllText(Path.Combine(root, "docs", "diagnostics", "CNET0005.md"));
+        foreach (var op in OpTable.All.Where(o => o.Method is not null))
+            Assert.Contains($"`{op.MethodUsage}`", page);
     }
 
     [Fact]

@@ -37,9 +37,9 @@ public class OpParityTests
 
     /// <summary>Runs both sides and compares y, dx and each parameter's gradient.</summary>
     private static void Compare(int[] xShape, Func<CTensor, CTensor> ours, Func<TTensor, TTensor> theirs, ParameterStore? store = null,
-        Dictionary<string, TTensor>? torchParams = null, ulong seed = 1, float tol = 2e-4f)
+        Dictionary<string, TTensor>? torchParams = null, ulong seed = 1, float tol = 2e-4f, float inputScale = 1f)
     {
-        var x = Random(xShape.Aggregate(1, (a, b) => a * b), seed);
+        var x = Random(xShape.Aggregate(1, (a, b) => a * b), seed, inputScale);
         var cx = new CTensor((float[])x.Clone(), xShape);
         CTensor y;
         using (Eager.Training()) y = ours(cx);
@@ -116,6 +116,18 @@ public class OpParityTests
         Compare([3, 11], x => x.Relu() + x, x => F.relu(x) + x);
         Compare([2, 3, 4], x => x.Flatten(), x => x.flatten(1));
         Compare([5, 7], x => x.Dropout(0.0), x => F.dropout(x, 0.0, true));
+    }
+
+    [Fact]
+    public void LeakyReluSiluEluHardswish_MatchLibTorch()
+    {
+        // Inputs in [-5, 5]: both branches of each, and every piece of Hardswish.
+        Compare([4, 13], x => x.LeakyRelu(), x => F.leaky_relu(x, 0.01), inputScale: 5f);
+        Compare([4, 13], x => x.LeakyRelu(0.3), x => F.leaky_relu(x, 0.3), inputScale: 5f);
+        Compare([4, 13], x => x.Silu(), x => F.silu(x), inputScale: 5f);
+        Compare([4, 13], x => x.Elu(), x => F.elu(x, 1.0), inputScale: 5f);
+        Compare([4, 13], x => x.Elu(0.5), x => F.elu(x, 0.5), inputScale: 5f);
+        Compare([4, 13], x => x.Hardswish(), x => F.hardswish(x), inputScale: 5f);
     }
 
     [Fact]

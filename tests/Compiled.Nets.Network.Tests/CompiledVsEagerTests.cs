@@ -91,6 +91,15 @@ public class CompiledVsEagerTests
         CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [3, 11, 9], 3);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    public void LeakyReluSiluEluHardswish_InFusedChains_MatchEager(int batch)
+    {
+        using var net = new ActNet(seed: 11);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [2, 6, 6], 4);
+    }
+
     [Fact]
     public void Mlp_WithGeluLayerNormTanhSigmoid_MatchesEager()
     {

@@ -189,3 +189,24 @@ public partial class MiniBertLayer
         return (a.Apply(Intermediate).Gelu().Apply(Output) + a).Apply(OutputNorm);
     }
 }
+
+/// <summary>LeakyReLU, SiLU, ELU and Hardswish as layers and as calls, with and without their parameter, fused after a
+/// convolution (bias added in its kernel), after a Linear's bias and after each other; each one's backward reads its input.</summary>
+[Network, Input(2, 6, 6), CrossEntropyLoss]
+public partial class ActNet
+{
+    [Conv2d(2, 4, kernel: 3, padding: 1)] public partial Conv2d Conv { get; }
+    [LeakyReLU(0.2)] public partial LeakyReLU Leaky { get; }
+    [Linear(4 * 6 * 6, 16)] public partial Linear Fc { get; }
+    [ELU(0.7)] public partial ELU Elu { get; }
+    [SiLU] public partial SiLU Swish { get; }
+    [Hardswish] public partial Hardswish HardSwish { get; }
+    [Linear(16, 4)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var h = x.Apply(Conv).Apply(Leaky).Silu().Flatten();
+        h = h.Apply(Fc).Elu().Hardswish().Apply(Elu);
+        return h.Apply(Swish).LeakyRelu(0.05).Apply(HardSwish).Apply(Head);
+    }
+}

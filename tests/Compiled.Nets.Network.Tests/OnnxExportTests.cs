@@ -64,6 +64,13 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void ActNet_WithLeakyReluSiluEluAndHardswish()
+    {
+        using var net = new ActNet(seed: 12);
+        AssertOnnxMatches(net, net.InputSize, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, net.OutputSize, [.. net.InputShape]);
+    }
+
+    [Fact]
     public void PoolBiasNet()
     {
         using var net = new PoolBiasNet(seed: 6);

@@ -1,38 +1,48 @@
 using System;
+using System.Collections.Generic;
+using System.Globalization;
 using Compiled.Nets.Generator.Emit;
 using Compiled.Nets.Generator.Model;
 using Compiled.Nets.Generator.Parsing;
 using Compiled.Nets.Generator.Planning;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using static Compiled.Nets.Generator.Emit.Names;
+using static Compiled.Nets.Generator.Helpers.SourceWriter;
 
 namespace Compiled.Nets.Generator.Ops
 {
     /// <summary>
-    /// ReLU, GELU, Tanh, Sigmoid: elementwise, fused into the chain of the op before them. The kernels are
-    /// <c>Elementwise.{Method}</c> and <c>Elementwise.{Method}Grad</c>; the backward reads the saved output, GELU's its input.
+    /// Elementwise activations (ReLU, GELU, Tanh, Sigmoid, LeakyReLU, SiLU, ELU, Hardswish), fused into the chain of
+    /// the op before them. The kernels are <c>Elementwise.{Method}</c> and <c>Elementwise.{Method}Grad</c>, which take
+    /// the saved output or input (<see cref="GradientSource"/>) and, for a parameterised one, its parameter
+    /// (LeakyReLU's slope, ELU's alpha: the op's <c>Real</c>).
     /// </summary>
     internal class Activation : OpDefinition
     {
         private readonly OpKind _kind;
         private readonly LayerKind _layer;
-        private readonly string _name, _method;
+        private readonly string _name, _method, _onnx;
         private readonly GradientSource _gradient;
+        private readonly Argument? _parameter;
 
-        public Activation(OpKind kind, LayerKind layer, string name, string method, GradientSource gradient)
+        /// <param name="onnx">The ONNX operator; with a parameter, it takes it as its "alpha" attribute.</param>
+        /// <param name="parameter">The one real argument of a parameterised activation (its attribute's and method's).</param>
+        public Activation(OpKind kind, LayerKind layer, string name, string method, GradientSource gradient, string onnx, Argument? parameter = null)
         {
-            _kind = kind; _layer = layer; _name = name; _method = method; _gradient = gradient;
+            _kind = kind; _layer = layer; _name = name; _method = method; _gradient = gradient; _onnx = onnx; _parameter = parameter;
         }
 
         public override OpKind Kind => _kind;
         public override string Name => _name;
         public override LayerKind? Layer => _layer;
         public override string? Method => _method;
+        public override string? MethodUsage => _parameter is null ? _method + "()" : $"{_method}([{_parameter.Name}])";
+        public override IReadOnlyList<Argument> Arguments => _parameter is null ? NoArguments : new[] { _parameter };
         public override string? ProducerName => _name;
         public override bool IsElementwise => true;
         public override GradientSource GradientSource => _gradient;
 
-        public override bool Check(NetworkParser parser, LayerDeclaration d) => IgnoresFeatures(parser, d);
+        public override bool Check(NetworkParser parser, LayerDeclaration d) => _parameter is not null || IgnoresFeatures(parser, d);
 
         /// <summary>A size given to a layer that has none (<c>[ReLU(64)]</c>) is reported and ignored.</summary>
         internal static bool IgnoresFeatures(NetworkParser parser, LayerDeclaration d)
@@ -42,26 +52,44 @@ namespace Compiled.Nets.Generator.Ops
             return true;
         }
 
+        public override string Construct(LayerSpec l, string stateName) => _parameter is null
+            ? base.Construct(l, stateName)
+            : $"new {Runtime}{l.Kind}({l.Real.ToString("R", CultureInfo.InvariantCulture)})";
+
         public override int Apply(ForwardWalker walker, LayerApplication a) =>
-            walker.Parser.AddOp(Kind, a.Input, -1, a.Layer.Layer, a.Shape, a.Shape, Array.Empty<int>(), 0, a.Who);
+            walker.Parser.AddOp(Kind, a.Input, -1, a.Layer.Layer, a.Shape, a.Shape, Array.Empty<int>(), a.Spec.Real, a.Who);
 
-        public override int Call(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape) =>
-            walker.NoArguments(invocation, Kind, _method, x, shape);
+        public override int Call(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape)
+        {
+            if (_parameter is null) return walker.NoArguments(invocation, Kind, _method, x, shape);
+            var args = invocation.ArgumentList.Arguments;
+            double value = _parameter.Default;
+            if (args.Count > 1 || args.Count == 1 && walker.Constant(args[0].Expression) is not { HasValue: true, Value: int or float or double })
+            {
+                walker.Unsupported(invocation, $"{_method} takes at most one constant {_parameter.Name}");
+                return -1;
+            }
+            if (args.Count == 1) value = Convert.ToDouble(walker.Constant(args[0].Expression).Value, CultureInfo.InvariantCulture);
+            return walker.Parser.AddOp(Kind, x, -1, -1, shape, shape, Array.Empty<int>(), value, _method);
+        }
 
-        public override string StageForward(PlanStage stage, string t, bool vector, bool training, string index) => $"{t} = {Elementwise}.{_method}({t});";
+        private string Parameter(PlanStage stage) => _parameter is null ? "" : ", " + FloatLiteral(stage.P);
+
+        public override string StageForward(PlanStage stage, string t, bool vector, bool training, string index) => $"{t} = {Elementwise}.{_method}({t}{Parameter(stage)});";
 
         public override string StageBackward(PlanStage stage, int previousValue, Func<string, string> load) => _gradient == GradientSource.Input
-            ? $"g = {Elementwise}.{_method}Grad({load(previousValue < 0 ? "src" : "v" + previousValue)}, g);"
-            : $"g = {Elementwise}.{_method}Grad({load("v" + stage.Value)}, g);";
+            ? $"g = {Elementwise}.{_method}Grad({load(previousValue < 0 ? "src" : "v" + previousValue)}, g{Parameter(stage)});"
+            : $"g = {Elementwise}.{_method}Grad({load("v" + stage.Value)}, g{Parameter(stage)});";
 
-        // ONNX has Relu, Tanh and Sigmoid under the same names.
-        public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"{op.Kind}\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)});");
+        public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line(_parameter is null
+            ? $"g.Node(\"{_onnx}\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)});"
+            : $"g.Node(\"{_onnx}\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}, (\"alpha\", {FloatLiteral(op.Real)}));");
     }
 
     /// <summary>GELU with erf (PyTorch's default); ONNX opset 17 has no Gelu, so the graph spells it out.</summary>
     internal sealed class GeluActivation : Activation
     {
-        public GeluActivation() : base(OpKind.Gelu, LayerKind.GELU, "GELU", "Gelu", GradientSource.Input) { }
+        public GeluActivation() : base(OpKind.Gelu, LayerKind.GELU, "GELU", "Gelu", GradientSource.Input, "Gelu") { }
 
         public override void EmitOnnx(OnnxContext c, OpSpec op)
         {
@@ -72,6 +100,19 @@ namespace Compiled.Nets.Generator.Ops
             c.Line($"g.Node(\"Add\", new[] {{ \"v{op.Id}_erf\", g.Scalar(1f) }}, \"v{op.Id}_one\");");
             c.Line($"g.Node(\"Mul\", new[] {{ {x}, \"v{op.Id}_one\" }}, \"v{op.Id}_prod\");");
             c.Line($"g.Node(\"Mul\", new[] {{ \"v{op.Id}_prod\", g.Scalar(0.5f) }}, {y});");
+        }
+    }
+
+    /// <summary>SiLU: opset 17 has no SiLU operator, so the graph is x · Sigmoid(x).</summary>
+    internal sealed class SiluActivation : Activation
+    {
+        public SiluActivation() : base(OpKind.Silu, LayerKind.SiLU, "SiLU", "Silu", GradientSource.Input, "Silu") { }
+
+        public override void EmitOnnx(OnnxContext c, OpSpec op)
+        {
+            string x = c.Value(op.Input);
+            c.Line($"g.Node(\"Sigmoid\", new[] {{ {x} }}, \"v{op.Id}_sigmoid\");");
+            c.Line($"g.Node(\"Mul\", new[] {{ {x}, \"v{op.Id}_sigmoid\" }}, {c.Output(op)});");
         }
     }
 

@@ -17,10 +17,14 @@ namespace Compiled.Nets.Generator.Ops
         public static readonly IReadOnlyList<OpDefinition> All = new OpDefinition[]
         {
             Input,
-            new Activation(OpKind.Relu, LayerKind.ReLU, "ReLU", "Relu", GradientSource.Output),
+            new Activation(OpKind.Relu, LayerKind.ReLU, "ReLU", "Relu", GradientSource.Output, onnx: "Relu"),
             new GeluActivation(),
-            new Activation(OpKind.Tanh, LayerKind.Tanh, "Tanh", "Tanh", GradientSource.Output),
-            new Activation(OpKind.Sigmoid, LayerKind.Sigmoid, "Sigmoid", "Sigmoid", GradientSource.Output),
+            new Activation(OpKind.Tanh, LayerKind.Tanh, "Tanh", "Tanh", GradientSource.Output, onnx: "Tanh"),
+            new Activation(OpKind.Sigmoid, LayerKind.Sigmoid, "Sigmoid", "Sigmoid", GradientSource.Output, onnx: "Sigmoid"),
+            new Activation(OpKind.LeakyRelu, LayerKind.LeakyReLU, "LeakyReLU", "LeakyRelu", GradientSource.Input, onnx: "LeakyRelu", Argument.Real("negativeSlope", 0.01)),
+            new SiluActivation(),
+            new Activation(OpKind.Elu, LayerKind.ELU, "ELU", "Elu", GradientSource.Input, onnx: "Elu", Argument.Real("alpha", 1.0)),
+            new Activation(OpKind.Hardswish, LayerKind.Hardswish, "Hardswish", "Hardswish", GradientSource.Input, onnx: "HardSwish"),
             new SoftmaxOp(),
             new FlattenOp(),
             new MaxPool2dOp(),

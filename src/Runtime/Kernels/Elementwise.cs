@@ -6,7 +6,8 @@ namespace Compiled.Nets.Kernels;
 /// <summary>
 /// Per-element functions the generated fused loops call (scalar and Vector512 forms; the JIT inlines them). The scalar
 /// and vector forms use the same formulas, so a loop's vector body and scalar tail agree bit for bit where the
-/// hardware allows. Derivatives take what backward saved: the output y for ReLU/tanh/sigmoid, the input x for GELU.
+/// hardware allows. Derivatives take what backward saved: the output y for ReLU/tanh/sigmoid, the input x for GELU,
+/// leaky ReLU, SiLU, ELU and hard swish.
 /// </summary>
 public static class Elementwise
 {
@@ -83,6 +84,54 @@ public static class Elementwise
     /// <summary>g·y·(1 − y).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SigmoidGrad(float y, float g) => g * y * (1f - y);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> SigmoidGrad(Vector512<float> y, Vector512<float> g) => g * y * (Vector512<float>.One - y);
+
+    /// <summary>x for x &gt; 0, else slope·x (NaN stays NaN).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LeakyRelu(float x, float slope) => x > 0f ? x : slope * x;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LeakyRelu(Vector512<float> x, float slope) => Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512<float>.Zero), x, x * Vector512.Create(slope));
+    /// <summary>g for x &gt; 0, else slope·g (PyTorch's rule at 0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LeakyReluGrad(float x, float g, float slope) => x > 0f ? g : slope * g;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LeakyReluGrad(Vector512<float> x, Vector512<float> g, float slope) => Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512<float>.Zero), g, g * Vector512.Create(slope));
+
+    /// <summary>x·σ(x) (SiLU, swish).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Silu(float x) => x / (1f + MathF.Exp(-x));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Silu(Vector512<float> x) => x / (Vector512<float>.One + Vector512.Exp(-x));
+    /// <summary>g·σ(x)·(1 + x·(1 − σ(x))).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float SiluGrad(float x, float g) { float s = 1f / (1f + MathF.Exp(-x)); return g * s * (1f + x * (1f - s)); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> SiluGrad(Vector512<float> x, Vector512<float> g)
+    {
+        var s = Vector512<float>.One / (Vector512<float>.One + Vector512.Exp(-x));
+        return g * s * (Vector512<float>.One + x * (Vector512<float>.One - s));
+    }
+
+    /// <summary>x for x &gt; 0, else alpha·(eˣ − 1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Elu(float x, float alpha) => x > 0f ? x : alpha * (MathF.Exp(x) - 1f);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Elu(Vector512<float> x, float alpha) =>
+        Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512<float>.Zero), x, Vector512.Create(alpha) * (Vector512.Exp(Vector512.Min(x, Vector512<float>.Zero)) - Vector512<float>.One));
+    /// <summary>g for x &gt; 0, else g·alpha·eˣ.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float EluGrad(float x, float g, float alpha) => x > 0f ? g : g * alpha * MathF.Exp(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> EluGrad(Vector512<float> x, Vector512<float> g, float alpha) =>
+        Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512<float>.Zero), g, g * Vector512.Create(alpha) * Vector512.Exp(Vector512.Min(x, Vector512<float>.Zero)));
+
+    /// <summary>x·min(max(x + 3, 0), 6)/6.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Hardswish(float x) => x * MathF.Min(MathF.Max(x + 3f, 0f), 6f) / 6f;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Hardswish(Vector512<float> x) =>
+        x * Vector512.Min(Vector512.Max(x + Vector512.Create(3f), Vector512<float>.Zero), Vector512.Create(6f)) / Vector512.Create(6f);
+    /// <summary>0 below −3, g·(x/3 + ½) up to 3, g above (PyTorch's rule at the corners).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float HardswishGrad(float x, float g) => x < -3f ? 0f : x <= 3f ? g * (x / 3f + 0.5f) : g;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> HardswishGrad(Vector512<float> x, Vector512<float> g)
+    {
+        var middle = g * (x / Vector512.Create(3f) + Vector512.Create(0.5f));
+        var upper = Vector512.ConditionalSelect(Vector512.LessThanOrEqual(x, Vector512.Create(3f)), middle, g);
+        return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(-3f)), Vector512<float>.Zero, upper);
+    }
 
     /// <summary>dst = a + b (residual add), vectorised.</summary>
     public static void Add(Span<float> dst, ReadOnlySpan<float> a, ReadOnlySpan<float> b) => System.Numerics.Tensors.TensorPrimitives.Add(a, b, dst);

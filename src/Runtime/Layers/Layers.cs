@@ -359,6 +359,24 @@ public sealed class Tanh : ILayer { /// <inheritdoc/>
 /// <summary>Sigmoid as a layer.</summary>
 public sealed class Sigmoid : ILayer { /// <inheritdoc/>
     public Tensor Forward(Tensor x) => x.Sigmoid(); }
+/// <summary>Leaky ReLU as a layer.</summary>
+public sealed class LeakyReLU(double negativeSlope = 0.01) : ILayer {
+    /// <summary>The slope for negative inputs.</summary>
+    public double NegativeSlope { get; } = negativeSlope;
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x) => x.LeakyRelu(NegativeSlope); }
+/// <summary>SiLU (swish) as a layer.</summary>
+public sealed class SiLU : ILayer { /// <inheritdoc/>
+    public Tensor Forward(Tensor x) => x.Silu(); }
+/// <summary>ELU as a layer.</summary>
+public sealed class ELU(double alpha = 1.0) : ILayer {
+    /// <summary>The scale of the negative branch.</summary>
+    public double Alpha { get; } = alpha;
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x) => x.Elu(Alpha); }
+/// <summary>Hard swish as a layer.</summary>
+public sealed class Hardswish : ILayer { /// <inheritdoc/>
+    public Tensor Forward(Tensor x) => x.Hardswish(); }
 /// <summary>Flatten as a layer.</summary>
 public sealed class Flatten : ILayer { /// <inheritdoc/>
     public Tensor Forward(Tensor x) => x.Flatten(); }
