@@ -131,6 +131,15 @@ namespace Compiled.Nets
         public SigmoidAttribute(int features) : base(features) { }
     }
 
+    /// <summary>Adaptive average pooling to outputSize×outputSize bins (<c>nn.AdaptiveAvgPool2d</c>); 1 is global average pooling.</summary>
+    public sealed class AdaptiveAvgPool2dAttribute : LayerAttribute
+    {
+        /// <summary>Declares adaptive average pooling.</summary>
+        public AdaptiveAvgPool2dAttribute(int outputSize) { OutputSize = outputSize; }
+        /// <summary>The output's height and width.</summary>
+        public int OutputSize { get; }
+    }
+
     /// <summary>Leaky ReLU (<c>nn.LeakyReLU</c>): x for x &gt; 0, else <see cref="NegativeSlope"/>·x.</summary>
     public sealed class LeakyReLUAttribute : LayerAttribute
     {

@@ -181,6 +181,8 @@ public sealed class Tensor
     /// <summary>2-D average pooling on [B, C, H, W].</summary>
     public Tensor AvgPool2d(int kernel, int stride = 0, int padding = 0) => new AvgPool2d(kernel, stride, padding).Forward(this);
     /// <summary>Dropout (active only in <see cref="Eager.Training"/>).</summary>
+    /// <summary>Adaptive average pooling of [B, C, H, W] to [B, C, n, n] (<c>F.adaptive_avg_pool2d</c>; n = 1 pools globally).</summary>
+    public Tensor AdaptiveAvgPool2d(int outputSize) => new AdaptiveAvgPool2d(outputSize).Forward(this);
     public Tensor Dropout(double p) => new Dropout(p).Forward(this);
 
     /// <summary>Elementwise sum of equal shapes (residual connection).</summary>

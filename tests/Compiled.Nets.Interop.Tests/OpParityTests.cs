@@ -105,6 +105,14 @@ public class OpParityTests
         Compare([2, 3, 7, 6], x => x.AvgPool2d(k, s, p), x => F.avg_pool2d(x, [k, k], [s, s], [p, p]));
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(4)]
+    [InlineData(8)]
+    public void AdaptiveAvgPool2d(int n) =>
+        Compare([2, 3, 7, 6], x => x.AdaptiveAvgPool2d(n), x => F.adaptive_avg_pool2d(x, [n, n]));
+
     [Fact]
     public void Activations_Softmax_Add()
     {

@@ -100,6 +100,15 @@ public class CompiledVsEagerTests
         CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [2, 6, 6], 4);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(6)]
+    public void GlobalAndAdaptiveAveragePooling_MatchEager(int batch)
+    {
+        using var net = new GapNet(seed: 13);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [3, 10, 9], 3);
+    }
+
     [Fact]
     public void Mlp_WithGeluLayerNormTanhSigmoid_MatchesEager()
     {

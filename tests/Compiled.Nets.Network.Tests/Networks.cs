@@ -210,3 +210,19 @@ public partial class ActNet
         return h.Apply(Swish).LeakyRelu(0.05).Apply(HardSwish).Apply(Head);
     }
 }
+
+/// <summary>Global average pooling as a layer after a convolution, and adaptive pooling to 3×3 as a call.</summary>
+[Network, Input(3, 10, 9), CrossEntropyLoss]
+public partial class GapNet
+{
+    [Conv2d(3, 6, kernel: 3)] public partial Conv2d Conv { get; }
+    [AdaptiveAvgPool2d(1)] public partial AdaptiveAvgPool2d Gap { get; }
+    [Linear(6, 3)] public partial Linear Head { get; }
+    [Linear(6 * 3 * 3, 3)] public partial Linear Side { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var h = x.Apply(Conv).Relu();
+        return h.Apply(Gap).Flatten().Apply(Head) + h.AdaptiveAvgPool2d(3).Flatten().Apply(Side);
+    }
+}

@@ -71,6 +71,13 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void GapNet_WithGlobalAndAdaptiveAveragePooling()
+    {
+        using var net = new GapNet(seed: 14);
+        AssertOnnxMatches(net, net.InputSize, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, net.OutputSize, [.. net.InputShape]);
+    }
+
+    [Fact]
     public void PoolBiasNet()
     {
         using var net = new PoolBiasNet(seed: 6);

@@ -29,6 +29,7 @@ namespace Compiled.Nets.Generator.Ops
             new FlattenOp(),
             new MaxPool2dOp(),
             new AvgPool2dOp(),
+            new AdaptiveAvgPool2dOp(),
             new DropoutOp(),
             new SelectTokenOp(),
             new MeanOverSequenceOp(),

@@ -163,4 +163,69 @@ namespace Compiled.Nets.Generator.Ops
             if (!c.InputIsData(op)) c.Line($"if (n{op.Input}) {Kernels}PoolingKernels.AvgPool2dBackward(g{op.Input}, g{op.Id}, {Geometry(op)});");
         }
     }
+
+    /// <summary>
+    /// AdaptiveAvgPool2d(n): [C, H, W] → [C, n, n] bin means, as nn.AdaptiveAvgPool2d (bins may overlap); n = 1 is
+    /// global average pooling. ONNX: GlobalAveragePool for 1, else a MatMul by the constant bin-averaging matrix.
+    /// </summary>
+    internal sealed class AdaptiveAvgPool2dOp : OpDefinition
+    {
+        private static readonly Argument[] s_arguments = { Argument.Int("outputSize") };
+
+        public override OpKind Kind => OpKind.AdaptiveAvgPool2d;
+        public override string Name => "AdaptiveAvgPool2d";
+        public override LayerKind? Layer => LayerKind.AdaptiveAvgPool2d;
+        public override string? Method => "AdaptiveAvgPool2d";
+        public override string? MethodUsage => "AdaptiveAvgPool2d(n)";
+        public override IReadOnlyList<Argument> Arguments => s_arguments;
+
+        public override string Construct(LayerSpec l, string stateName) => $"new {Runtime}AdaptiveAvgPool2d({l.Ints[0]})";
+
+        public override int Apply(ForwardWalker walker, LayerApplication a) =>
+            Pool(walker, a.Invocation, $"{a.Who} (AdaptiveAvgPool2d)", a.Input, a.Layer.Layer, a.Shape, a.Spec.Ints[0]);
+
+        public override int Call(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape)
+        {
+            var args = invocation.ArgumentList.Arguments;
+            if (args.Count != 1 || walker.Constant(args[0].Expression) is not { HasValue: true, Value: int n })
+            {
+                walker.Unsupported(invocation, "AdaptiveAvgPool2d needs one constant output size");
+                return -1;
+            }
+            if (n <= 0)
+            {
+                walker.Parser.ReportPublic(DiagnosticDescriptors.InvalidArgument, ForwardWalker.Location(args[0]), "AdaptiveAvgPool2d", $"the output size must be positive, got {n}");
+                return -1;
+            }
+            return Pool(walker, invocation, "AdaptiveAvgPool2d", x, -1, shape, n);
+        }
+
+        private static int Pool(ForwardWalker walker, SyntaxNode at, string who, int x, int layer, int[] shape, int n)
+        {
+            if (shape.Length != 3) { walker.Rank(at, who, "[C, H, W]", shape); return -1; }
+            if (Shapes.HasSequence(shape)) { walker.Sequence(at, who, "pooling needs fixed [C, H, W] sizes", shape); return -1; }
+            return walker.Parser.AddOp(OpKind.AdaptiveAvgPool2d, x, -1, layer, shape, new[] { shape[0], n, n }, new[] { n }, 0, who);
+        }
+
+        private static string Sizes(OpSpec op) => $"batch * {op.InShape[0]}, {op.InShape[1]}, {op.InShape[2]}, {op.OutShape[1]}, {op.OutShape[2]}";
+
+        public override void EmitForward(CpuContext c, OpSpec op) =>
+            c.Line($"{Kernels}PoolingKernels.AdaptiveAvgPool2dForward({c.Output(op)}, {c.Value(op.Input)}, {Sizes(op)});");
+
+        public override void EmitBackward(CpuContext c, OpSpec op)
+        {
+            if (!c.InputIsData(op)) c.Line($"if (n{op.Input}) {Kernels}PoolingKernels.AdaptiveAvgPool2dBackward(g{op.Input}, g{op.Id}, {Sizes(op)});");
+        }
+
+        public override void EmitOnnx(OnnxContext c, OpSpec op)
+        {
+            string x = c.Value(op.Input), y = c.Output(op);
+            int ch = op.InShape[0], h = op.InShape[1], w = op.InShape[2], n = op.OutShape[1];
+            if (n == 1) { c.Line($"g.Node(\"GlobalAveragePool\", new[] {{ {x} }}, {y});"); return; }
+            // [B, C, H·W] × [H·W, n·n] bin-averaging weights (the kernel's bins), reshaped back to [B, C, n, n].
+            c.Line($"g.Node(\"Reshape\", new[] {{ {x}, g.Int64(true, 0, {ch}, {h * w}) }}, \"v{op.Id}_rows\");");
+            c.Line($"g.Node(\"MatMul\", new[] {{ \"v{op.Id}_rows\", g.Initializer(\"v{op.Id}_bins\", {Kernels}PoolingKernels.AdaptiveAvgPool2dMatrix({h}, {w}, {n}, {n}), {h * w}, {n * n}) }}, \"v{op.Id}_means\");");
+            c.Line($"g.Node(\"Reshape\", new[] {{ \"v{op.Id}_means\", g.Int64(true, 0, {ch}, {n}, {n}) }}, {y});");
+        }
+    }
 }

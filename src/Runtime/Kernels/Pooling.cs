@@ -487,6 +487,91 @@ public static unsafe class PoolingKernels
     public static void AvgPool2dBackward(Span<float> dx, ReadOnlySpan<float> dy, in Pool2dGeometry g) => Reference.AvgPool2dBackward(dx, dy, g);
 
     /// <summary>Generic loops (the float kernels above and the double-precision tests share them).</summary>
+    /// <summary>The input rows (or columns) bin <paramref name="i"/> of <paramref name="outSize"/> averages over: PyTorch's
+    /// floor(i·size/out) to ceil((i+1)·size/out), so bins cover the input and may overlap.</summary>
+    public static (int Start, int End) AdaptiveBin(int i, int size, int outSize) => (i * size / outSize, ((i + 1) * size + outSize - 1) / outSize);
+
+    /// <summary>
+    /// Adaptive average pooling (<c>nn.AdaptiveAvgPool2d</c>): each of <paramref name="planes"/> H×W planes to OH×OW
+    /// bin means. Global pooling (1×1) is one vectorised sum per plane.
+    /// </summary>
+    public static void AdaptiveAvgPool2dForward(Span<float> y, ReadOnlySpan<float> x, int planes, int h, int w, int oh, int ow)
+    {
+        int area = h * w, outArea = oh * ow;
+        if (oh == 1 && ow == 1)
+        {
+            for (int p = 0; p < planes; p++) y[p] = System.Numerics.Tensors.TensorPrimitives.Sum(x.Slice(p * area, area)) / area;
+            return;
+        }
+        for (int p = 0; p < planes; p++)
+        {
+            var plane = x.Slice(p * area, area);
+            for (int i = 0; i < oh; i++)
+            {
+                var (r0, r1) = AdaptiveBin(i, h, oh);
+                for (int j = 0; j < ow; j++)
+                {
+                    var (c0, c1) = AdaptiveBin(j, w, ow);
+                    float sum = 0;
+                    for (int r = r0; r < r1; r++) sum += System.Numerics.Tensors.TensorPrimitives.Sum(plane.Slice(r * w + c0, c1 - c0));
+                    y[p * outArea + i * ow + j] = sum / ((r1 - r0) * (c1 - c0));
+                }
+            }
+        }
+    }
+
+    /// <summary>The pooling as a [H·W, OH·OW] matrix of bin weights (1/area inside a bin): a plane times it is the
+    /// forward pass, which is how an exported ONNX graph computes it.</summary>
+    public static float[] AdaptiveAvgPool2dMatrix(int h, int w, int oh, int ow)
+    {
+        var m = new float[h * w * oh * ow];
+        for (int i = 0; i < oh; i++)
+        {
+            var (r0, r1) = AdaptiveBin(i, h, oh);
+            for (int j = 0; j < ow; j++)
+            {
+                var (c0, c1) = AdaptiveBin(j, w, ow);
+                float weight = 1f / ((r1 - r0) * (c1 - c0));
+                for (int r = r0; r < r1; r++)
+                    for (int c = c0; c < c1; c++) m[(r * w + c) * oh * ow + i * ow + j] = weight;
+            }
+        }
+        return m;
+    }
+
+    /// <summary>dx += each bin's gradient spread evenly over the bin (accumulates, as every backward kernel).</summary>
+    public static void AdaptiveAvgPool2dBackward(Span<float> dx, ReadOnlySpan<float> dy, int planes, int h, int w, int oh, int ow)
+    {
+        int area = h * w, outArea = oh * ow;
+        if (oh == 1 && ow == 1)
+        {
+            for (int p = 0; p < planes; p++)
+            {
+                var plane = dx.Slice(p * area, area);
+                System.Numerics.Tensors.TensorPrimitives.Add(plane, dy[p] / area, plane);
+            }
+            return;
+        }
+        for (int p = 0; p < planes; p++)
+        {
+            var plane = dx.Slice(p * area, area);
+            for (int i = 0; i < oh; i++)
+            {
+                var (r0, r1) = AdaptiveBin(i, h, oh);
+                for (int j = 0; j < ow; j++)
+                {
+                    var (c0, c1) = AdaptiveBin(j, w, ow);
+                    float share = dy[p * outArea + i * ow + j] / ((r1 - r0) * (c1 - c0));
+                    for (int r = r0; r < r1; r++)
+                    {
+                        var row = plane.Slice(r * w + c0, c1 - c0);
+                        System.Numerics.Tensors.TensorPrimitives.Add(row, share, row);
+                    }
+                }
+            }
+        }
+    }
+
     public static class Reference
     {
         public static void MaxPool2dForward<T>(Span<T> y, Span<int> argmax, ReadOnlySpan<T> x, in Pool2dGeometry g) where T : IFloatingPointIeee754<T>

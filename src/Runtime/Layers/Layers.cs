@@ -320,6 +320,23 @@ public sealed class AvgPool2d(int kernel, int stride, int padding) : ILayer
     }
 }
 
+/// <summary>Adaptive average pooling to <paramref name="outputSize"/>×<paramref name="outputSize"/> (<c>nn.AdaptiveAvgPool2d</c>; 1 is global average pooling).</summary>
+public sealed class AdaptiveAvgPool2d(int outputSize) : ILayer
+{
+    /// <summary>The output's height and width.</summary>
+    public int OutputSize { get; } = outputSize > 0 ? outputSize : throw new ArgumentOutOfRangeException(nameof(outputSize), outputSize, "AdaptiveAvgPool2d: the output size must be positive.");
+
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        if (x.Shape.Length != 4) throw new ArgumentException($"AdaptiveAvgPool2d expects [B, C, H, W], got {x.ShapeText()}.");
+        int planes = x.Shape[0] * x.Shape[1], h = x.Shape[2], w = x.Shape[3], n = OutputSize;
+        var y = new float[planes * n * n];
+        PoolingKernels.AdaptiveAvgPool2dForward(y, x.Data, planes, h, w, n, n);
+        return Tensor.Result(y, [x.Shape[0], x.Shape[1], n, n], [x], r => PoolingKernels.AdaptiveAvgPool2dBackward(x.GradBuffer, r.Grad, planes, h, w, n, n));
+    }
+}
+
 internal static class PoolGeometry
 {
     public static Pool2dGeometry Of(Tensor x, string op, int kernel, int stride, int padding)
