@@ -6,7 +6,7 @@ namespace Compiled.Nets.Generator
 {
     /// <summary>
     /// Every diagnostic the generator reports. IDs are never reused. Ranges: 0001–0004 shape mismatches,
-    /// 0005–0016 declaration and usage problems, 0017 the symbolic sequence dimension, 0018 the loss.
+    /// 0005–0016 declaration and usage problems, 0017 the symbolic sequence dimension, 0018 the loss, 0019 broadcasting.
     /// </summary>
     internal static class DiagnosticDescriptors
     {
@@ -92,11 +92,15 @@ namespace Compiled.Nets.Generator
             "More than one loss",
             "Network '{0}' declares several losses ({1}); keep exactly one");
 
+        public static readonly DiagnosticDescriptor BroadcastMismatch = Error("CNET0019",
+            "Shapes that do not broadcast",
+            "Cannot {0} {1} (left, from {2}) and {3} (right, from {4}): dimension {5} is {6} on the left and {7} on the right; aligned from the right, each dimension must be equal or 1 on one side");
+
         public static readonly IReadOnlyList<DiagnosticDescriptor> All = new[]
         {
             FeatureMismatch, WindowTooLarge, HeadsDoNotDivide, MatMulMismatch, UnsupportedOp, UnusedLayer, IgnoredSize, NotPartial,
             SoftmaxBeforeCrossEntropy, MissingForward, RankMismatch, AddShapeMismatch, BadLayerProperty, InvalidArgument, MissingInput, LossMismatch,
-            SequenceDimension, SeveralLosses,
+            SequenceDimension, SeveralLosses, BroadcastMismatch,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> s_byId = All.ToDictionary(d => d.Id);

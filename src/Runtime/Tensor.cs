@@ -200,6 +200,33 @@ public sealed class Tensor
         });
     }
 
+    /// <summary>a − b, broadcasting per sample: the batch (first dimension) equal on both sides, the per-sample shapes
+    /// aligned from the right with each dimension equal or 1 on one side — as the compiled network does.</summary>
+    public static Tensor operator -(Tensor a, Tensor b) => Binary(BinaryOp.Subtract, a, b, "subtract");
+
+    /// <summary>a · b elementwise, broadcasting per sample as <c>-</c> does (e.g. [B, C, H, W] · [B, C, 1, 1] gates channels).</summary>
+    public static Tensor operator *(Tensor a, Tensor b) => Binary(BinaryOp.Multiply, a, b, "multiply");
+
+    private static Tensor Binary(BinaryOp op, Tensor a, Tensor b, string verb)
+    {
+        if (a.Shape.Length == 0 || b.Shape.Length == 0 || a.Shape[0] != b.Shape[0])
+            throw new ArgumentException($"Cannot {verb} tensors of shapes {a.ShapeText()} and {b.ShapeText()}: both need the same batch as their first dimension.");
+        int[] sa = a.Shape[1..], sb = b.Shape[1..];
+        int rank = Math.Max(sa.Length, sb.Length);
+        var sample = new int[rank];
+        for (int d = 0; d < rank; d++)
+        {
+            int i = sa.Length - rank + d, j = sb.Length - rank + d;
+            int n = i >= 0 ? sa[i] : 1, m = j >= 0 ? sb[j] : 1;
+            if (n != m && n != 1 && m != 1) throw new ArgumentException($"Cannot {verb} tensors of shapes {a.ShapeText()} and {b.ShapeText()}: their per-sample shapes do not broadcast.");
+            sample[d] = Math.Max(n, m);
+        }
+        int batch = a.Shape[0];
+        var y = new float[batch * sample.Aggregate(1, (p, d) => p * d)];
+        BinaryKernels.Forward(op, y, a.Data, b.Data, batch, sample, sa, sb);
+        return Result(y, [batch, .. sample], [a, b], r => BinaryKernels.Backward(op, a.GradBuffer, b.GradBuffer, r.Grad, a.Data, b.Data, batch, sample, sa, sb));
+    }
+
     /// <summary>Mean softmax cross-entropy of [B, K] logits against class indices.</summary>
     public Tensor CrossEntropy(int[] labels, float labelSmoothing = 0f)
     {

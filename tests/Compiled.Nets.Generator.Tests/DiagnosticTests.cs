@@ -112,6 +112,34 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void CNET0019_ShapesThatDoNotBroadcast_NameTheDimension()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(8, 5, 5)]
+            public partial class N
+            {
+                [Conv2d(8, 4, kernel: 1)] public partial Conv2d Gate { get; }
+                Tensor Forward(Tensor x)
+                {
+                    var s = x.AdaptiveAvgPool2d(1).Apply(Gate).Sigmoid();
+                    return {|CNET0019:x * s|};
+                }
+            }
+            """);
+        Assert.Equal("Cannot multiply [8, 5, 5] (left, from x) and [4, 1, 1] (right, from s): dimension 0 is 8 on the left and 4 on the right; aligned from the right, each dimension must be equal or 1 on one side",
+            diags[0].GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+        // Fewer dimensions on one side align from the right: [8] against [8, 5, 5] meets the 5 of the last dimension.
+        var aligned = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(8, 5, 5)]
+            public partial class M
+            {
+                Tensor Forward(Tensor x) => {|CNET0019:x - x.AdaptiveAvgPool2d(1).Flatten()|};
+            }
+            """);
+        Assert.Contains("dimension 2 is 5 on the left and 8 on the right", aligned[0].GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
     public void CNET0006_UnusedLayer_And_CNET0007_IgnoredSize()
     {
         GeneratorHarness.AssertDiagnostics(Usings + """

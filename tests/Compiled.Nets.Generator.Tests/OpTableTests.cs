@@ -49,9 +49,12 @@ public class OpTableTests
             Assert.True(type is not null, $"the runtime has no layer type Compiled.Nets.{layer}");
             Assert.True(typeof(ILayer).IsAssignableFrom(type), $"Compiled.Nets.{layer} is not an ILayer");
         }
-        if (op.Kind == Model.OpKind.Add)
-            Assert.NotNull(typeof(Tensor).GetMethod("op_Addition"));
-        Assert.True(op.Method is not null || op.Layer is not null || op.Kind == Model.OpKind.Add, $"{name} cannot be written in Forward");
+        string? operatorMethod = op.Kind switch
+        {
+            Model.OpKind.Add => "op_Addition", Model.OpKind.Subtract => "op_Subtraction", Model.OpKind.Multiply => "op_Multiply", _ => null,
+        };
+        if (operatorMethod is not null) Assert.NotNull(typeof(Tensor).GetMethod(operatorMethod));
+        Assert.True(op.Method is not null || op.Layer is not null || operatorMethod is not null, $"{name} cannot be written in Forward");
     }
 
     [Theory]

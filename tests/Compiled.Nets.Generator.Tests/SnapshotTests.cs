@@ -30,6 +30,7 @@ public class SnapshotTests
         "Compiled.Nets.Network.Tests.PoolBiasNet.g.cs",
         "Compiled.Nets.Network.Tests.ActNet.g.cs",
         "Compiled.Nets.Network.Tests.GapNet.g.cs",
+        "Compiled.Nets.Network.Tests.GateNet.g.cs",
     };
 
     [Theory]

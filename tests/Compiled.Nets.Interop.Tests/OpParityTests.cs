@@ -139,6 +139,16 @@ public class OpParityTests
     }
 
     [Fact]
+    public void BroadcastingSubtractAndMultiply_MatchLibTorch()
+    {
+        // Channel gating and centring: [B, C, H, W] against [B, C, 1, 1], gradients flowing into both sides.
+        Compare([2, 3, 5, 4], x => x * x.AdaptiveAvgPool2d(1).Sigmoid(), x => x * torch.sigmoid(F.adaptive_avg_pool2d(x, [1, 1])));
+        Compare([2, 3, 5, 4], x => x - x.AdaptiveAvgPool2d(1), x => x - F.adaptive_avg_pool2d(x, [1, 1]));
+        Compare([2, 3, 5, 4], x => x.AdaptiveAvgPool2d(1) - x.Tanh(), x => F.adaptive_avg_pool2d(x, [1, 1]) - torch.tanh(x));
+        Compare([3, 7], x => x * x.Tanh() - x, x => x * torch.tanh(x) - x);
+    }
+
+    [Fact]
     public void BatchNorm2d_TrainingAndRunningStats()
     {
         var b = new ParameterStoreBuilder();

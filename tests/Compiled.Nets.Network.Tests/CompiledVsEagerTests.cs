@@ -109,6 +109,15 @@ public class CompiledVsEagerTests
         CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [3, 10, 9], 3);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(5)]
+    public void BroadcastingGatesAndDifferences_MatchEager(int batch)
+    {
+        using var net = new GateNet(seed: 15);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [3, 6, 6], 3);
+    }
+
     [Fact]
     public void Mlp_WithGeluLayerNormTanhSigmoid_MatchesEager()
     {

@@ -226,3 +226,27 @@ public partial class GapNet
         return h.Apply(Gap).Flatten().Apply(Head) + h.AdaptiveAvgPool2d(3).Flatten().Apply(Side);
     }
 }
+
+/// <summary>Squeeze-and-excitation gating (a [C, 1, 1] gate times a [C, H, W] map), centring by subtraction, and a
+/// product of an [8, 5, 8] map with an [8] vector (broadcast over the leading dimensions).</summary>
+[Network, Input(3, 6, 6), CrossEntropyLoss]
+public partial class GateNet
+{
+    [Conv2d(3, 8, kernel: 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Conv2d(8, 2, kernel: 1)] public partial Conv2d Squeeze { get; }
+    [Conv2d(2, 8, kernel: 1)] public partial Conv2d Excite { get; }
+    [Linear(5, 8)] public partial Linear Rows { get; }
+    [Linear(8 * 6 * 6, 8)] public partial Linear Mix { get; }
+    [Linear(8 * 5 * 8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var h = x.Apply(Conv).Relu();
+        var gate = h.AdaptiveAvgPool2d(1).Apply(Squeeze).Relu().Apply(Excite).Sigmoid();
+        h = h * gate;
+        h = h - h.AdaptiveAvgPool2d(1);
+        var rows = h.AdaptiveAvgPool2d(5).Apply(Rows);
+        var v = h.Flatten().Apply(Mix);
+        return (rows * v).Flatten().Apply(Head);
+    }
+}

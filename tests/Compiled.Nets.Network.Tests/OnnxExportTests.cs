@@ -78,6 +78,13 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void GateNet_WithBroadcastingMultiplyAndSubtract()
+    {
+        using var net = new GateNet(seed: 16);
+        AssertOnnxMatches(net, net.InputSize, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, net.OutputSize, [.. net.InputShape]);
+    }
+
+    [Fact]
     public void PoolBiasNet()
     {
         using var net = new PoolBiasNet(seed: 6);

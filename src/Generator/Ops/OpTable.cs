@@ -12,6 +12,8 @@ namespace Compiled.Nets.Generator.Ops
     {
         public static readonly InputOp Input = new();
         public static readonly ResidualAdd Add = new();
+        public static readonly BroadcastBinary Subtract = new(OpKind.Subtract, "Subtract", "subtract", "-", "Subtract", "Sub", "the subtraction");
+        public static readonly BroadcastBinary Multiply = new(OpKind.Multiply, "Multiply", "multiply", "*", "Multiply", "Mul", "the product");
 
         /// <summary>Every op; the method forms in the order CNET0005 lists them.</summary>
         public static readonly IReadOnlyList<OpDefinition> All = new OpDefinition[]
@@ -42,6 +44,8 @@ namespace Compiled.Nets.Generator.Ops
             new TokenTypeEmbeddingOp(),
             new SelfAttentionOp(),
             Add,
+            Subtract,
+            Multiply,
         };
 
         private static readonly Dictionary<OpKind, OpDefinition> s_byKind = All.ToDictionary(d => d.Kind);
@@ -60,6 +64,6 @@ namespace Compiled.Nets.Generator.Ops
 
         /// <summary>What Forward understands, for CNET0005.</summary>
         public static string SupportedCalls =>
-            "x.Apply(Layer), " + string.Join(", ", All.Where(d => d.MethodUsage is not null).Select(d => d.MethodUsage)) + ", a + b, locals and return";
+            "x.Apply(Layer), " + string.Join(", ", All.Where(d => d.MethodUsage is not null).Select(d => d.MethodUsage)) + $", a + b, {Subtract.Usage}, {Multiply.Usage} (broadcasting), locals and return";
     }
 }

@@ -110,11 +110,12 @@ namespace Compiled.Nets.Generator.Parsing
                     if (env.TryGetValue(id.Identifier.Text, out int v)) return v;
                     Unsupported(id, "it is not the input or a local tensor");
                     return -1;
-                case BinaryExpressionSyntax bin when bin.IsKind(SyntaxKind.AddExpression):
+                case BinaryExpressionSyntax bin when bin.IsKind(SyntaxKind.AddExpression) || bin.IsKind(SyntaxKind.SubtractExpression) || bin.IsKind(SyntaxKind.MultiplyExpression):
                 {
                     int a = Expr(bin.Left, env); if (a < 0) return -1;
                     int b = Expr(bin.Right, env); if (b < 0) return -1;
-                    return OpTable.Add.Combine(this, bin, a, b);
+                    if (bin.IsKind(SyntaxKind.AddExpression)) return OpTable.Add.Combine(this, bin, a, b);
+                    return (bin.IsKind(SyntaxKind.SubtractExpression) ? OpTable.Subtract : OpTable.Multiply).Combine(this, bin, a, b);
                 }
                 case InvocationExpressionSyntax inv when inv.Expression is MemberAccessExpressionSyntax ma:
                 {

@@ -1,0 +1,86 @@
+using System;
+using System.Linq;
+using Compiled.Nets.Generator.Emit;
+using Compiled.Nets.Generator.Model;
+using Compiled.Nets.Generator.Parsing;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using static Compiled.Nets.Generator.Emit.Names;
+
+namespace Compiled.Nets.Generator.Ops
+{
+    /// <summary>
+    /// <c>a - b</c> and <c>a * b</c> with PyTorch's broadcasting on per-sample shapes (aligned from the right, each
+    /// dimension equal or 1 on one side; T broadcasts with T or 1): gating ([C, H, W] · [C, 1, 1]), differences,
+    /// gated units. Backward reduces each side's gradient over the dimensions it was broadcast along.
+    /// </summary>
+    internal sealed class BroadcastBinary : OpDefinition
+    {
+        private readonly OpKind _kind;
+        private readonly string _name, _verb, _symbol, _kernel, _onnx, _producer;
+
+        public BroadcastBinary(OpKind kind, string name, string verb, string symbol, string kernel, string onnx, string producer)
+        {
+            _kind = kind; _name = name; _verb = verb; _symbol = symbol; _kernel = kernel; _onnx = onnx; _producer = producer;
+        }
+
+        public override OpKind Kind => _kind;
+        public override string Name => _name;
+        public override string? ProducerName => _producer;
+
+        /// <summary>How the grammar writes it: "a - b".</summary>
+        public string Usage => $"a {_symbol} b";
+
+        public int Combine(ForwardWalker walker, BinaryExpressionSyntax expression, int a, int b)
+        {
+            var p = walker.Parser;
+            if (p.IsTokens(a) || p.IsTokens(b)) { walker.Unsupported(expression, "token ids can only feed an Embedding layer"); return -1; }
+            var sa = p.ShapeOf(a); var sb = p.ShapeOf(b);
+            int rank = Math.Max(sa.Length, sb.Length);
+            var shape = new int[rank];
+            for (int d = 0; d < rank; d++)
+            {
+                int i = sa.Length - rank + d, j = sb.Length - rank + d;
+                int n = i >= 0 ? sa[i] : 1, m = j >= 0 ? sb[j] : 1;
+                if (n != m && n != 1 && m != 1)
+                {
+                    p.ReportPublic(DiagnosticDescriptors.BroadcastMismatch, ForwardWalker.Location(expression), _verb,
+                        NetworkParser.ShapeBracket(sa), ForwardWalker.Quote(expression.Left), NetworkParser.ShapeBracket(sb), ForwardWalker.Quote(expression.Right),
+                        d, Dim(n), Dim(m));
+                    return -1;
+                }
+                shape[d] = n == 1 ? m : n;
+            }
+            return p.AddOp(_kind, a, b, -1, shape, shape, Array.Empty<int>(), 0, _symbol == "-" ? "subtract" : "multiply");
+        }
+
+        private static string Dim(int d) => d == Shapes.Sequence ? "T" : ForwardWalker.Int(d);
+
+        private static string ShapeArgument(Helpers.EquatableArray<int> shape) => "[" + string.Join(", ", shape.Select(Shapes.Dim)) + "]";
+
+        private string Shapes3(CpuContext c, OpSpec op) =>
+            $"batch, {ShapeArgument(op.OutShape)}, {ShapeArgument(c.Spec.Ops[op.Input].OutShape)}, {ShapeArgument(c.Spec.Ops[op.Input2].OutShape)}";
+
+        public override void EmitForward(CpuContext c, OpSpec op) =>
+            c.Line($"{Kernels}BinaryKernels.Forward({Kernels}BinaryOp.{_kernel}, {c.Output(op)}, {c.Value(op.Input)}, {c.Value(op.Input2)}, {Shapes3(c, op)});");
+
+        public override void EmitBackward(CpuContext c, OpSpec op)
+        {
+            string Gradient(int input) => c.Spec.Ops[c.Storage(input)].Kind == OpKind.Input ? "default" : $"(n{input} ? g{input} : default)";
+            c.Line($"{Kernels}BinaryKernels.Backward({Kernels}BinaryOp.{_kernel}, {Gradient(op.Input)}, {Gradient(op.Input2)}, g{op.Id}, {c.Value(op.Input)}, {c.Value(op.Input2)}, {Shapes3(c, op)});");
+        }
+
+        public override void EmitOnnx(OnnxContext c, OpSpec op)
+        {
+            // ONNX aligns whole tensors from the right: a side with fewer per-sample dimensions gets 1s after the batch.
+            string Side(int input, string name)
+            {
+                int missing = op.OutShape.Count - c.Spec.Ops[input].OutShape.Count;
+                if (missing == 0) return c.Value(input);
+                c.Line($"g.Node(\"Unsqueeze\", new[] {{ {c.Value(input)}, g.Int64(true, {string.Join(", ", Enumerable.Range(1, missing))}) }}, \"v{op.Id}_{name}\");");
+                return $"\"v{op.Id}_{name}\"";
+            }
+            string a = Side(op.Input, "left"), b = Side(op.Input2, "right");
+            c.Line($"g.Node(\"{_onnx}\", new[] {{ {a}, {b} }}, {c.Output(op)});");
+        }
+    }
+}
