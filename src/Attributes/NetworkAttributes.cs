@@ -81,6 +81,26 @@ namespace Compiled.Nets
     {
     }
 
+    /// <summary>Trains the network with mean absolute error (<c>nn.L1Loss</c>); targets are float tensors shaped like the output.</summary>
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
+    public sealed class L1LossAttribute : Attribute
+    {
+    }
+
+    /// <summary>Trains the network with smooth L1 loss (<c>nn.SmoothL1Loss</c>): quadratic below <see cref="Beta"/>, linear above.</summary>
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
+    public sealed class SmoothL1LossAttribute : Attribute
+    {
+        /// <summary>Where the loss turns from quadratic to linear (PyTorch's default 1).</summary>
+        public double Beta { get; set; } = 1.0;
+    }
+
+    /// <summary>Trains the network's logits with binary cross-entropy (<c>nn.BCEWithLogitsLoss</c>); targets are floats in [0, 1] shaped like the output (multi-label).</summary>
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
+    public sealed class BCEWithLogitsLossAttribute : Attribute
+    {
+    }
+
     /// <summary>Overrides the state-dict name of a layer (default: the property name in snake_case, e.g. <c>Fc1</c> → <c>fc1</c>).</summary>
     [AttributeUsage(AttributeTargets.Property, Inherited = false, AllowMultiple = false)]
     public sealed class StateNameAttribute : Attribute

@@ -248,6 +248,32 @@ public sealed class Tensor
         return Result([loss], [], [x], r => MseKernels.Backward(x.GradBuffer, x.Data, target.Data, x.Data.Length, r.Grad![0] / x.Data.Length));
     }
 
+    /// <summary>Mean absolute error against a target of the same size (<c>F.l1_loss</c>).</summary>
+    public Tensor L1(Tensor target) => ElementwiseLoss(target, "L1", (p, t, n) => L1Kernels.Forward(p, t, n), (d, p, t, n, s) => L1Kernels.Backward(d, p, t, n, s));
+
+    /// <summary>Smooth L1 loss against a target of the same size (<c>F.smooth_l1_loss</c> with <paramref name="beta"/>).</summary>
+    public Tensor SmoothL1(Tensor target, double beta = 1.0)
+    {
+        float b = (float)beta;
+        if (!(b > 0)) throw new ArgumentOutOfRangeException(nameof(beta), beta, "SmoothL1: beta must be positive.");
+        return ElementwiseLoss(target, "SmoothL1", (p, t, n) => SmoothL1Kernels.Forward(p, t, n, b), (d, p, t, n, s) => SmoothL1Kernels.Backward(d, p, t, n, s, b));
+    }
+
+    /// <summary>Binary cross-entropy of these logits against targets in [0, 1] of the same size (<c>F.binary_cross_entropy_with_logits</c>).</summary>
+    public Tensor BceWithLogits(Tensor target) =>
+        ElementwiseLoss(target, "BceWithLogits", (p, t, n) => BceWithLogitsKernels.Forward(p, t, n), (d, p, t, n, s) => BceWithLogitsKernels.Backward(d, p, t, n, s));
+
+    private delegate float LossForward(ReadOnlySpan<float> pred, ReadOnlySpan<float> target, int n);
+    private delegate void LossBackward(Span<float> dpred, ReadOnlySpan<float> pred, ReadOnlySpan<float> target, int n, float scale);
+
+    private Tensor ElementwiseLoss(Tensor target, string name, LossForward forward, LossBackward backward)
+    {
+        if (target.Data.Length != Data.Length) throw new ArgumentException($"{name}: prediction {ShapeText()} vs target {target.ShapeText()}.");
+        float loss = forward(Data, target.Data, Data.Length);
+        var x = this;
+        return Result([loss], [], [x], r => backward(x.GradBuffer, x.Data, target.Data, x.Data.Length, r.Grad![0] / x.Data.Length));
+    }
+
     /// <summary>
     /// Back-propagates from this scalar: walks the tape in reverse topological order, accumulating into every
     /// tensor's <see cref="Grad"/> and the layers' <see cref="ParameterStore"/> gradients.

@@ -140,6 +140,28 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void CNET0014_ALossParameterOutOfRange()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), {|CNET0014:SmoothL1Loss(Beta = 0)|}]
+            public partial class N
+            {
+                [Linear(4, 2)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc);
+            }
+            """);
+        Assert.Contains("Beta must be positive, got 0", diags[0].GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), {|CNET0014:CrossEntropyLoss(LabelSmoothing = 1.5f)|}]
+            public partial class M
+            {
+                [Linear(4, 2)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc);
+            }
+            """);
+    }
+
+    [Fact]
     public void CNET0006_UnusedLayer_And_CNET0007_IgnoredSize()
     {
         GeneratorHarness.AssertDiagnostics(Usings + """
@@ -313,15 +335,47 @@ public class DiagnosticTests
     }
 
     [Fact]
-    public void CNET0015_MissingInput()
+    public void CNET0015_MissingInput_OnANetworkWithALoss()
     {
         GeneratorHarness.AssertDiagnostics(Usings + """
-            [Network]
+            [Network, MSELoss]
             public partial class {|CNET0015:N|}
             {
                 Tensor Forward(Tensor x) => x;
             }
             """);
+        // Without a loss it is a block: its shape comes from the networks that apply it.
+        var (diags, sources, output) = GeneratorHarness.Run(Usings + """
+            [Network]
+            public partial class Block
+            {
+                [Linear(4, 4)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc).Relu();
+            }
+            """);
+        Assert.Empty(diags);
+        Assert.Empty(output.Where(d => d.Severity >= Microsoft.CodeAnalysis.DiagnosticSeverity.Warning));
+        Assert.Contains("partial class Block : global::Compiled.Nets.ILayer", Assert.Single(sources).Text);
+    }
+
+    [Fact]
+    public void ABlockAppliedToTheWrongShape_IsReportedAtItsLayer()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network]
+            public partial class Block
+            {
+                [Linear({|CNET0001:4|}, 4)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc).Relu();
+            }
+            [Network, Input(6)]
+            public partial class N
+            {
+                [SubNetwork] public partial Block B { get; }
+                Tensor Forward(Tensor x) => x.Apply(B);
+            }
+            """);
+        Assert.Contains("Fc expects 4 input features (Linear(4, 4)), but the input produces 6", diags[0].GetMessage(System.Globalization.CultureInfo.InvariantCulture));
     }
 
     [Fact]

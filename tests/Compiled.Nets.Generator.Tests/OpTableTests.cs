@@ -96,9 +96,24 @@ public class OpTableTests
     [Fact]
     public void Losses_HaveTheirAttributesAndEagerForms()
     {
+        var eager = new Dictionary<Model.LossKind, string>
+        {
+            [Model.LossKind.CrossEntropy] = "CrossEntropy", [Model.LossKind.Mse] = "Mse", [Model.LossKind.L1] = "L1",
+            [Model.LossKind.SmoothL1] = "SmoothL1", [Model.LossKind.BceWithLogits] = "BceWithLogits",
+        };
         foreach (var loss in Losses.All)
-            Assert.NotNull(typeof(NetworkAttribute).Assembly.GetType($"Compiled.Nets.{loss.Name}Attribute"));
-        Assert.NotNull(typeof(Tensor).GetMethod("CrossEntropy"));
-        Assert.NotNull(typeof(Tensor).GetMethod("Mse"));
+        {
+            var attribute = typeof(NetworkAttribute).Assembly.GetType($"Compiled.Nets.{loss.Name}Attribute");
+            Assert.NotNull(attribute);
+            Assert.NotNull(typeof(Tensor).GetMethod(eager[loss.Kind]));
+            // The attribute's property the generator reads, with the default it assumes.
+            if (loss.ParameterName is { } name)
+            {
+                var property = attribute!.GetProperty(name);
+                Assert.NotNull(property);
+                Assert.Equal(loss.ParameterDefault, Convert.ToDouble(property!.GetValue(Activator.CreateInstance(attribute))), 6);
+            }
+        }
+        Assert.Equal(Enum.GetValues<Model.LossKind>().Length - 1, Losses.All.Count);
     }
 }

@@ -31,6 +31,8 @@ public class SnapshotTests
         "Compiled.Nets.Network.Tests.ActNet.g.cs",
         "Compiled.Nets.Network.Tests.GapNet.g.cs",
         "Compiled.Nets.Network.Tests.GateNet.g.cs",
+        "Compiled.Nets.Network.Tests.ConvBlock.g.cs",
+        "Compiled.Nets.Network.Tests.BlockNet.g.cs",
     };
 
     [Theory]

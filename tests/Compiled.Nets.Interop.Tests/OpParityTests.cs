@@ -149,6 +149,33 @@ public class OpParityTests
     }
 
     [Fact]
+    public void L1SmoothL1AndBceWithLogits_MatchLibTorch_LossAndGradient()
+    {
+        var x = Random(6 * 7, 31, 3f);
+        var regression = Random(6 * 7, 32, 3f);
+        var probabilities = Random(6 * 7, 33).Select(v => (v + 1) / 2).ToArray();
+        var cases = new (Func<CTensor, CTensor> Ours, Func<TTensor, TTensor> Theirs)[]
+        {
+            (p => p.L1(new CTensor(regression, 6, 7)), p => F.l1_loss(p, T(regression, [6, 7], false))),
+            (p => p.SmoothL1(new CTensor(regression, 6, 7)), p => F.smooth_l1_loss(p, T(regression, [6, 7], false))),
+            (p => p.SmoothL1(new CTensor(regression, 6, 7), 0.4), p => F.smooth_l1_loss(p, T(regression, [6, 7], false), beta: 0.4)),
+            (p => p.BceWithLogits(new CTensor(probabilities, 6, 7)), p => F.binary_cross_entropy_with_logits(p, T(probabilities, [6, 7], false))),
+        };
+        foreach (var (ours, theirs) in cases)
+        {
+            var cx = new CTensor((float[])x.Clone(), 6, 7);
+            CTensor loss;
+            using (Eager.Training()) loss = ours(cx);
+            loss.Backward();
+            var tx = T(x, [6, 7]);
+            var tl = theirs(tx);
+            tl.backward();
+            Close(Data(tl), loss.Data, "loss", 1e-5f);
+            Close(Data(tx.grad!), cx.Grad!, "dx", 1e-5f);
+        }
+    }
+
+    [Fact]
     public void BatchNorm2d_TrainingAndRunningStats()
     {
         var b = new ParameterStoreBuilder();

@@ -118,6 +118,59 @@ public class CompiledVsEagerTests
         CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [3, 6, 6], 3);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    public void BlocksInferringTheirShape_AndABlockAppliedTwice_MatchEager(int batch)
+    {
+        using var net = new BlockNet(seed: 17);
+        // One set of tensors per block property, however often it is applied.
+        Assert.Equal(new[] { "stem.weight", "stem.bias", "large.conv1.weight", "large.conv1.bias", "large.conv2.weight", "large.conv2.bias",
+            "small.conv1.weight", "small.conv1.bias", "small.conv2.weight", "small.conv2.bias", "head.weight", "head.bias" }.Order(),
+            net.Parameters.Parameters.Select(p => p.Name).Order());
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [3, 8, 8], 3);
+    }
+
+    [Fact]
+    public void Block_OnItsOwn_BindsItsParametersAndRunsEagerly()
+    {
+        using var block = new ConvBlock(seed: 3);
+        Assert.Equal(["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias"], block.Parameters.Parameters.Select(p => p.Name));
+        var y = ((ILayer)block).Forward(new Tensor(RandomData(2 * 4 * 5 * 7, 4), 2, 4, 5, 7));
+        Assert.Equal([2, 4, 5, 7], y.Shape);
+        Assert.All(y.Data, v => Assert.True(v >= 0));
+    }
+
+    private static void CompareRegressor<TNet>(TNet net, Func<TNet, Tensor, Tensor> eager, Func<Tensor, Tensor, Tensor> loss, int batch, int inputs, int outputs, float[] targets)
+        where TNet : IRegressor
+    {
+        var x = RandomData(batch * inputs, 9);
+        net.Parameters.ZeroGradients();
+        Tensor eagerLoss;
+        using (Eager.Training())
+        {
+            eagerLoss = loss(eager(net, new Tensor((float[])x.Clone(), batch, inputs)), new Tensor(targets, batch, outputs));
+            eagerLoss.Backward();
+        }
+        var eagerGrads = Gradients(net.Parameters);
+        float compiled = net.TrainStep(x, targets, batch);
+        Assert.Equal(eagerLoss.Data[0], compiled, 1e-5f);
+        Assert.Equal(compiled, net.EvaluateLoss(x, targets, batch), 1e-5f);
+        var compiledGrads = Gradients(net.Parameters);
+        for (int i = 0; i < eagerGrads.Length; i++)
+            AssertClose(eagerGrads[i], compiledGrads[i], 1e-3, net.Parameters.Parameters[i].Name);
+        Assert.Contains(compiledGrads, g => g.Any(v => v != 0));
+    }
+
+    [Fact]
+    public void L1SmoothL1AndBceWithLogitsNetworks_MatchEager()
+    {
+        using (var l1 = new L1Net(seed: 19)) CompareRegressor(l1, (n, t) => n.ForwardEager(t), (y, t) => y.L1(t), 5, 6, 3, RandomData(15, 20));
+        using (var smooth = new SmoothL1Net(seed: 21)) CompareRegressor(smooth, (n, t) => n.ForwardEager(t), (y, t) => y.SmoothL1(t, 0.5), 5, 6, 3, RandomData(15, 22, 2f));
+        var labels = RandomData(20, 23).Select(v => v > 0 ? 1f : 0f).ToArray();
+        using (var multi = new MultiLabelNet(seed: 24)) CompareRegressor(multi, (n, t) => n.ForwardEager(t), (y, t) => y.BceWithLogits(t), 5, 6, 4, labels);
+    }
+
     [Fact]
     public void Mlp_WithGeluLayerNormTanhSigmoid_MatchesEager()
     {

@@ -250,3 +250,51 @@ public partial class GateNet
         return (rows * v).Flatten().Apply(Head);
     }
 }
+
+/// <summary>A block: no [Input], so it takes the shape of whatever it is applied to.</summary>
+[Network]
+public partial class ConvBlock
+{
+    [Conv2d(4, 4, kernel: 3, padding: 1)] public partial Conv2d Conv1 { get; }
+    [Conv2d(4, 4, kernel: 3, padding: 1)] public partial Conv2d Conv2 { get; }
+
+    Tensor Forward(Tensor x) => (x.Apply(Conv1).Relu().Apply(Conv2) + x).Relu();
+}
+
+/// <summary>One block type at two map sizes (8×8 and 4×4), and one block applied twice (its weights shared).</summary>
+[Network, Input(3, 8, 8), CrossEntropyLoss]
+public partial class BlockNet
+{
+    [Conv2d(3, 4, kernel: 3, padding: 1)] public partial Conv2d Stem { get; }
+    [SubNetwork] public partial ConvBlock Large { get; }
+    [SubNetwork] public partial ConvBlock Small { get; }
+    [Linear(4 * 4 * 4, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Stem).Relu().Apply(Large).MaxPool2d(2).Apply(Small).Apply(Small).Flatten().Apply(Head);
+}
+
+/// <summary>The float-target losses on one small regressor each.</summary>
+[Network, Input(6), L1Loss]
+public partial class L1Net
+{
+    [Linear(6, 8)] public partial Linear Fc { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+    Tensor Forward(Tensor x) => x.Apply(Fc).Tanh().Apply(Head);
+}
+
+[Network, Input(6), SmoothL1Loss(Beta = 0.5)]
+public partial class SmoothL1Net
+{
+    [Linear(6, 8)] public partial Linear Fc { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+    Tensor Forward(Tensor x) => x.Apply(Fc).Tanh().Apply(Head);
+}
+
+/// <summary>Multi-label: four independent logits per sample.</summary>
+[Network, Input(6), BCEWithLogitsLoss]
+public partial class MultiLabelNet
+{
+    [Linear(6, 8)] public partial Linear Fc { get; }
+    [Linear(8, 4)] public partial Linear Head { get; }
+    Tensor Forward(Tensor x) => x.Apply(Fc).Relu().Apply(Head);
+}

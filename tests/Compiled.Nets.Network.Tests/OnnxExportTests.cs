@@ -85,6 +85,13 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void BlockNet_WithInferredBlocksAndSharedWeights()
+    {
+        using var net = new BlockNet(seed: 18);
+        AssertOnnxMatches(net, net.InputSize, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, net.OutputSize, [.. net.InputShape]);
+    }
+
+    [Fact]
     public void PoolBiasNet()
     {
         using var net = new PoolBiasNet(seed: 6);

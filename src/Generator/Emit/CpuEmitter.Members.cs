@@ -31,6 +31,32 @@ namespace Compiled.Nets.Generator.Emit
             w.Line($"private static readonly int[] s_outputShape = new int[] {{ {string.Join(", ", outShape.Select(d => d == Shapes.Sequence ? s.MaxSequence : d))} }};");
             w.Line($"private const int DefaultCapacity = {s.MaxBatch};");
             w.Line();
+            EmitParameterMembers(c);
+            w.Line($"public string Name => \"{s.TypeName}\";");
+            w.Line("public global::System.Collections.Generic.IReadOnlyList<int> InputShape => s_inputShape;");
+            w.Line("public int InputSize => InputFeatures;");
+            w.Line("public global::System.Collections.Generic.IReadOnlyList<int> OutputShape => s_outputShape;");
+            w.Line("public int OutputSize => OutputFeatures;");
+            w.Line($"public {Runtime}ParameterStore Parameters => _store;");
+            w.Line();
+            w.Line("/// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>");
+            w.Line($"public {Runtime}Tensor ForwardEager({Runtime}Tensor x) => Forward(x);");
+            w.Line($"{Runtime}Tensor {Runtime}ILayer.Forward({Runtime}Tensor x) => Forward(x);");
+            if (c.IsSequence) w.Line("int " + Runtime + "ISequenceNetwork.MaxSequence => MaxSequence;");
+            w.Line();
+            if (c.IsSequence) { EmitSequenceCheck(c); return; }
+            w.Line($"private static void CheckInput(global::System.ReadOnlySpan<{InputElement(s.TokenInput)}> input, int batch, int output, string method) =>");
+            w.Line($"    {Runtime}NetworkArguments.Check(\"{s.TypeName}\", method, input.Length, batch, InputFeatures, \"{string.Join(", ", s.InputShape)}\", output, OutputFeatures, \"{string.Join(", ", s.Ops[s.Output].OutShape)}\");");
+            w.Line();
+        }
+
+        /// <summary>What networks and blocks share: the store, parameter and layer fields, DeclareParameters, the
+        /// constructors, Bind and the layer properties.</summary>
+        private static void EmitParameterMembers(CpuContext c)
+        {
+            var s = c.Spec;
+            var w = c.Writer;
+            var plan = c.Plan;
             w.Line($"private readonly {Runtime}ParameterStore _store;");
             w.Line("private readonly bool _ownsStore;");
             w.Line($"private readonly {Runtime}Rng _rng;");
@@ -47,6 +73,11 @@ namespace Compiled.Nets.Generator.Emit
                 string shape = p.Shape.Count == 0 ? "global::System.Array.Empty<int>()" : $"new int[] {{ {string.Join(", ", p.Shape)} }}";
                 w.Line($"b.{(p.IsBuffer ? "AddBuffer" : "Add")}(prefix + \"{p.Name}\", {shape}, {Runtime}ParameterRole.{p.Role}, {Runtime}ParameterInit.{p.Init});");
             }
+            // A block's sub-networks declare their own tensors (a network has them inlined above).
+            if (s.IsBlock)
+                foreach (var l in s.Layers.Where(l => l.Kind == LayerKind.SubNetwork))
+                    for (int i = 0; i < l.Ints[0]; i++)
+                        w.Line($"{l.SubType}.DeclareParameters(b, prefix + \"{l.StateName}.{(l.Ints[0] > 1 ? i + "." : "")}\");");
             w.Close();
             w.Line();
             w.Line("/// <summary>Creates the network with its own parameters, initialised as PyTorch does from <paramref name=\"seed\"/>.</summary>");
@@ -75,22 +106,6 @@ namespace Compiled.Nets.Generator.Emit
             w.Line();
             foreach (var l in s.Layers.Where(l => l.IsRootProperty))
                 w.Line($"{l.Modifiers} {LayerType(l)} {l.Property} {{ get => {l.FieldName}; }}");
-            w.Line();
-            w.Line($"public string Name => \"{s.TypeName}\";");
-            w.Line("public global::System.Collections.Generic.IReadOnlyList<int> InputShape => s_inputShape;");
-            w.Line("public int InputSize => InputFeatures;");
-            w.Line("public global::System.Collections.Generic.IReadOnlyList<int> OutputShape => s_outputShape;");
-            w.Line("public int OutputSize => OutputFeatures;");
-            w.Line($"public {Runtime}ParameterStore Parameters => _store;");
-            w.Line();
-            w.Line("/// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>");
-            w.Line($"public {Runtime}Tensor ForwardEager({Runtime}Tensor x) => Forward(x);");
-            w.Line($"{Runtime}Tensor {Runtime}ILayer.Forward({Runtime}Tensor x) => Forward(x);");
-            if (c.IsSequence) w.Line("int " + Runtime + "ISequenceNetwork.MaxSequence => MaxSequence;");
-            w.Line();
-            if (c.IsSequence) { EmitSequenceCheck(c); return; }
-            w.Line($"private static void CheckInput(global::System.ReadOnlySpan<{InputElement(s.TokenInput)}> input, int batch, int output, string method) =>");
-            w.Line($"    {Runtime}NetworkArguments.Check(\"{s.TypeName}\", method, input.Length, batch, InputFeatures, \"{string.Join(", ", s.InputShape)}\", output, OutputFeatures, \"{string.Join(", ", s.Ops[s.Output].OutShape)}\");");
             w.Line();
         }
 

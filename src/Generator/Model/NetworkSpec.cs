@@ -8,7 +8,7 @@ namespace Compiled.Nets.Generator.Model
     /// <summary>Kinds of op in the plan (the ordered list the emitters walk).</summary>
     internal enum OpKind { Input, Embedding, Conv2d, Linear, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm2d, LayerNorm, Softmax, Flatten, Add, Subtract, Multiply, Relu, Gelu, Tanh, Sigmoid, LeakyRelu, Silu, Elu, Hardswish, Dropout, SelectToken, MeanOverSequence, SelfAttention, AddPositions, AddTokenType }
 
-    internal enum LossKind { None, CrossEntropy, Mse }
+    internal enum LossKind { None, CrossEntropy, Mse, L1, SmoothL1, BceWithLogits }
 
     /// <summary>A tensor of the parameter table: state-dict name, shape, role and initialisation (all as emitted text).</summary>
     internal sealed record ParamSpec(string Field, string Name, EquatableArray<int> Shape, string Role, string Init, bool IsBuffer);
@@ -27,12 +27,13 @@ namespace Compiled.Nets.Generator.Model
 
     /// <remarks>Per-sample shapes may hold -1: the symbolic sequence length T (always the first dimension), bounded by
     /// <see cref="NetworkSpec.MaxSequence"/>.</remarks>
-    /// <summary>Everything the emitter needs for one [Network] class; equatable, with no symbols or syntax.</summary>
+    /// <summary>Everything the emitter needs for one [Network] class; equatable, with no symbols or syntax. A block
+    /// (<see cref="IsBlock"/>: no [Input], no loss) has layers and parameters but no ops: networks inline it where they apply it.</summary>
     internal sealed record NetworkSpec(
         string Namespace, string TypeName, string TypeModifiers, EquatableArray<string> ContainingTypes,
         string InputName, EquatableArray<int> InputShape, bool TokenInput, int MaxBatch, int MaxSequence,
-        LossKind Loss, double LabelSmoothing,
-        EquatableArray<LayerSpec> Layers, EquatableArray<ParamSpec> Parameters, EquatableArray<OpSpec> Ops, int Output);
+        LossKind Loss, double LossParameter,
+        EquatableArray<LayerSpec> Layers, EquatableArray<ParamSpec> Parameters, EquatableArray<OpSpec> Ops, int Output, bool IsBlock = false);
 
     /// <summary>A partial layer property the generator implements: its modifiers, type (fully qualified) and name.</summary>
     internal sealed record StubProperty(string Modifiers, string Type, string Name);

@@ -25,6 +25,14 @@ namespace Compiled.Nets.Generator.Ops
         /// <summary>The name of the optional output span.</summary>
         public abstract string OutputName { get; }
 
+        /// <summary>The attribute's one real property (<c>LabelSmoothing</c>, <c>Beta</c>) and its default, when it has one;
+        /// its value travels as <see cref="NetworkSpec.LossParameter"/>.</summary>
+        public virtual string? ParameterName => null;
+        public virtual double ParameterDefault => 0;
+
+        /// <summary>What is wrong with the parameter's value, or null.</summary>
+        public virtual string? CheckParameter(double value) => null;
+
         /// <summary>Checks the network's output against the loss (reports and returns false when it does not fit).</summary>
         public virtual void Check(NetworkParser parser, LocationInfo? classLocation, OpSpec output, LocationInfo? returnLocation) { }
 
@@ -46,6 +54,8 @@ namespace Compiled.Nets.Generator.Ops
         public override string Targets => "global::System.ReadOnlySpan<int> labels";
         public override string TargetName => "labels";
         public override string OutputName => "logits";
+        public override string? ParameterName => "LabelSmoothing";
+        public override string? CheckParameter(double value) => value >= 0 && value < 1 ? null : $"LabelSmoothing must be in [0, 1), got {value.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
 
         public override void Check(NetworkParser parser, LocationInfo? classLocation, OpSpec output, LocationInfo? returnLocation)
         {
@@ -63,7 +73,7 @@ namespace Compiled.Nets.Generator.Ops
 
         public override void EmitTraining(CpuContext c, int output, string outSize)
         {
-            string smoothing = FloatLiteral(c.Spec.LabelSmoothing);
+            string smoothing = FloatLiteral(c.Spec.LossParameter);
             c.Line($"float loss = {Kernels}CrossEntropyKernels.Forward(probs, v{output}, labels, batch, {outSize}, {smoothing});");
             c.Line($"{Kernels}CrossEntropyKernels.Backward(g{output}, probs, labels, batch, {outSize}, 1f / batch, {smoothing});");
         }
@@ -71,17 +81,38 @@ namespace Compiled.Nets.Generator.Ops
         public override void EmitEvaluation(CpuContext c, string outSize)
         {
             c.Line($"var probs = ws.Act.Span.Slice({c.Plan.Region("probs").Offset} * ws.Capacity, {outSize} * batch);");
-            c.Line($"return {Kernels}CrossEntropyKernels.Forward(probs, y, labels, batch, {outSize}, {FloatLiteral(c.Spec.LabelSmoothing)});");
+            c.Line($"return {Kernels}CrossEntropyKernels.Forward(probs, y, labels, batch, {outSize}, {FloatLiteral(c.Spec.LossParameter)});");
         }
     }
 
-    internal sealed class MseLoss : LossDefinition
+    /// <summary>
+    /// A loss over float targets shaped like the output, averaged over every element: MSE, L1, smooth L1 (its β as the
+    /// kernels' last argument) and binary cross-entropy on logits. The kernels are <c>{Kernel}.Forward(pred, targets, n[, β])</c>
+    /// and <c>{Kernel}.Backward(dpred, pred, targets, n, scale[, β])</c>.
+    /// </summary>
+    internal sealed class FloatTargetLoss : LossDefinition
     {
-        public override LossKind Kind => LossKind.Mse;
-        public override string Name => "MSELoss";
+        private readonly LossKind _kind;
+        private readonly string _name, _kernel;
+        private readonly string? _parameter;
+        private readonly double _default;
+
+        public FloatTargetLoss(LossKind kind, string name, string kernel, string? parameter = null, double parameterDefault = 0)
+        {
+            _kind = kind; _name = name; _kernel = kernel; _parameter = parameter; _default = parameterDefault;
+        }
+
+        public override LossKind Kind => _kind;
+        public override string Name => _name;
         public override string Targets => "global::System.ReadOnlySpan<float> targets";
         public override string TargetName => "targets";
         public override string OutputName => "output";
+        public override string? ParameterName => _parameter;
+        public override double ParameterDefault => _default;
+        public override string? CheckParameter(double value) =>
+            _parameter is null || value > 0 ? null : $"{_parameter} must be positive, got {value.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
+        private string Extra(CpuContext c) => _parameter is null ? "" : ", " + FloatLiteral(c.Spec.LossParameter);
 
         public override void EmitTargetCheck(CpuContext c)
         {
@@ -94,17 +125,24 @@ namespace Compiled.Nets.Generator.Ops
 
         public override void EmitTraining(CpuContext c, int output, string outSize)
         {
-            c.Line($"float loss = {Kernels}MseKernels.Forward(v{output}, targets, batch * {outSize});");
-            c.Line($"{Kernels}MseKernels.Backward(g{output}, v{output}, targets, batch * {outSize}, 1f / (batch * {outSize}));");
+            c.Line($"float loss = {Kernels}{_kernel}.Forward(v{output}, targets, batch * {outSize}{Extra(c)});");
+            c.Line($"{Kernels}{_kernel}.Backward(g{output}, v{output}, targets, batch * {outSize}, 1f / (batch * {outSize}){Extra(c)});");
         }
 
-        public override void EmitEvaluation(CpuContext c, string outSize) => c.Line($"return {Kernels}MseKernels.Forward(y, targets, batch * {outSize});");
+        public override void EmitEvaluation(CpuContext c, string outSize) => c.Line($"return {Kernels}{_kernel}.Forward(y, targets, batch * {outSize}{Extra(c)});");
     }
 
     /// <summary>The losses a network can declare.</summary>
     internal static class Losses
     {
-        public static readonly IReadOnlyList<LossDefinition> All = new LossDefinition[] { new CrossEntropyLoss(), new MseLoss() };
+        public static readonly IReadOnlyList<LossDefinition> All = new LossDefinition[]
+        {
+            new CrossEntropyLoss(),
+            new FloatTargetLoss(LossKind.Mse, "MSELoss", "MseKernels"),
+            new FloatTargetLoss(LossKind.L1, "L1Loss", "L1Kernels"),
+            new FloatTargetLoss(LossKind.SmoothL1, "SmoothL1Loss", "SmoothL1Kernels", "Beta", 1.0),
+            new FloatTargetLoss(LossKind.BceWithLogits, "BCEWithLogitsLoss", "BceWithLogitsKernels"),
+        };
 
         public static LossDefinition Of(LossKind kind) => All.First(l => l.Kind == kind);
 

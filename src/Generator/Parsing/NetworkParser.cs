@@ -32,6 +32,8 @@ namespace Compiled.Nets.Generator.Parsing
         // only if nothing else fails (an editor should offer a fix only where its result builds).
         private int _pendingFix = -1;
         private bool _fixBroken;
+        // Sub-network bodies already parsed, by state-dict prefix: applying one again shares its layers.
+        private readonly Dictionary<string, Dictionary<string, LayerRef>> _bodies = new(StringComparer.Ordinal);
 
         /// <summary>The symbolic sequence dimension T in per-sample shapes (<c>Dim.Sequence</c>).</summary>
         internal const int Sequence = Shapes.Sequence;
@@ -96,11 +98,11 @@ namespace Compiled.Nets.Generator.Parsing
         }
 
         /// <summary>The loss attributes of a class, in source order: the first decides the loss.</summary>
-        private static (LossKind Loss, double Smoothing) ReadLoss(INamedTypeSymbol type)
+        private static (LossKind Loss, double Parameter) ReadLoss(INamedTypeSymbol type)
         {
             foreach (var a in type.GetAttributes())
                 if (Losses.ForAttribute(a.AttributeClass?.ToDisplayString() ?? "") is { } loss)
-                    return (loss.Kind, loss.Kind == LossKind.CrossEntropy ? NamedDouble(a, "LabelSmoothing") ?? 0 : 0);
+                    return (loss.Kind, loss.ParameterName is { } name ? NamedDouble(a, name) ?? loss.ParameterDefault : 0);
             return (LossKind.None, 0);
         }
 
@@ -124,7 +126,7 @@ namespace Compiled.Nets.Generator.Parsing
 
             var netAttr = type.GetAttributes().FirstOrDefault(a => Is(a, "NetworkAttribute"));
             int maxBatch = NamedInt(netAttr, "MaxBatch") ?? 64;
-            var (loss, smoothing) = ReadLoss(type);
+            var (loss, lossParameter) = ReadLoss(type);
             var losses = type.GetAttributes().Where(a => Losses.ForAttribute(a.AttributeClass?.ToDisplayString() ?? "") is not null).ToList();
             if (losses.Count > 1)
             {
@@ -132,6 +134,17 @@ namespace Compiled.Nets.Generator.Parsing
                 Report(DiagnosticDescriptors.SeveralLosses, Loc(losses[1]), type.Name, string.Join(", ", losses.Select(a => a.AttributeClass!.Name.Replace("Attribute", ""))));
                 return null;
             }
+
+            if (loss != LossKind.None && Losses.Of(loss).CheckParameter(lossParameter) is { } wrong)
+            {
+                Report(DiagnosticDescriptors.InvalidArgument, Loc(losses[0]), Losses.Of(loss).Name, wrong);
+                return null;
+            }
+
+            // A block: no [Input] and no loss. Its shapes come from where a network applies it; on its own it binds its
+            // parameters and runs eagerly.
+            if (loss == LossKind.None && !type.GetAttributes().Any(a => Is(a, "InputAttribute")))
+                return ParseBlock(type, syntax);
 
             var body = ParseBody(type, syntax, "", out var inputName, out var inputShape, out int output, isRoot: true);
             bool tokens = type.GetAttributes().FirstOrDefault(a => Is(a, "InputAttribute")) is { } ia && IsTokenInput(ia);
@@ -143,8 +156,20 @@ namespace Compiled.Nets.Generator.Parsing
 
             return new NetworkSpec(
                 NamespaceOf(type), type.Name, Modifiers(syntax), ContainingDeclarations(type),
-                inputName!, inputShape, tokens, maxBatch, MaxSequence, loss, smoothing,
+                inputName!, inputShape, tokens, maxBatch, MaxSequence, loss, lossParameter,
                 _layers.ToEquatableArray(), _params.ToEquatableArray(), _ops.ToEquatableArray(), output);
+        }
+
+        private NetworkSpec? ParseBlock(INamedTypeSymbol type, ClassDeclarationSyntax syntax)
+        {
+            ParseLayerProperties(type, "", isRoot: true);
+            bool hasForward = type.GetMembers("Forward").OfType<IMethodSymbol>().Any(m => m.Parameters.Length == 1 && IsTensor(m.Parameters[0].Type) && IsTensor(m.ReturnType));
+            if (!hasForward) Report(DiagnosticDescriptors.MissingForward, LocationInfo.From(syntax.Identifier.GetLocation()), type.Name, "x", "no such method was found");
+            if (_failed) return null;
+            return new NetworkSpec(
+                NamespaceOf(type), type.Name, Modifiers(syntax), ContainingDeclarations(type),
+                "x", EquatableArray<int>.Empty, false, 0, 0, LossKind.None, 0,
+                _layers.ToEquatableArray(), _params.ToEquatableArray(), EquatableArray<OpSpec>.Empty, -1, IsBlock: true);
         }
 
         private static string Declaration(INamedTypeSymbol t)
@@ -167,16 +192,17 @@ namespace Compiled.Nets.Generator.Parsing
         {
             inputName = null; inputShape = EquatableArray<int>.Empty; output = -1;
             var inputAttr = type.GetAttributes().FirstOrDefault(a => Is(a, "InputAttribute"));
-            if (inputAttr is null)
+            if (inputAttr is null && inputValue < 0)
             {
                 Report(DiagnosticDescriptors.MissingInput, LocationInfo.From(syntax.Identifier.GetLocation()), type.Name);
                 return null;
             }
-            var (name, shape) = ReadInput(inputAttr);
+            // A block without [Input] takes the shape of whatever it is applied to.
+            var (name, shape) = inputAttr is null ? ("x", ShapeOf(inputValue)) : ReadInput(inputAttr);
             inputName = name; inputShape = shape.ToEquatableArray();
             // One symbolic sequence dimension T is allowed, and only first ([T] token ids, [T, F] feature vectors),
             // so every later op keeps it leading and the emitter can treat it as a second batch-like dimension.
-            for (int d = 0; d < shape.Length; d++)
+            for (int d = 0; d < shape.Length && inputAttr is not null; d++)
             {
                 if (shape[d] == Sequence && d == 0) continue;
                 if (shape[d] == Sequence)
@@ -190,12 +216,12 @@ namespace Compiled.Nets.Generator.Parsing
                     return null;
                 }
             }
-            if (shape.Length == 0)
+            if (shape.Length == 0 && inputAttr is not null)
             {
                 Report(DiagnosticDescriptors.InvalidArgument, Loc(inputAttr), "Input", "give at least one per-sample dimension");
                 return null;
             }
-            if (isRoot && shape.Length > 0 && shape[0] == Sequence)
+            if (isRoot && inputAttr is not null && shape.Length > 0 && shape[0] == Sequence)
             {
                 int max = NamedInt(inputAttr, "MaxSequence") ?? 128;
                 if (max <= 0)
@@ -206,15 +232,11 @@ namespace Compiled.Nets.Generator.Parsing
                 MaxSequence = max;
             }
 
-            var layerIndex = new Dictionary<string, LayerRef>(StringComparer.Ordinal);
-            foreach (var prop in type.GetMembers().OfType<IPropertySymbol>())
+            // A sub-network applied again (the same property, the same prefix) reuses its layers: the weights are shared.
+            if (isRoot || !_bodies.TryGetValue(prefix, out var layerIndex))
             {
-                _ct.ThrowIfCancellationRequested();
-                int before = _diagnostics.Count;
-                var r = ParseLayerProperty(prop, prefix, isRoot);
-                if (r is not null) layerIndex[prop.Name] = r;
-                // An invalid layer was already reported: uses of it in Forward stay quiet instead of cascading.
-                else if (_diagnostics.Count > before) layerIndex[prop.Name] = new LayerRef { Property = prop.Name, Layer = -1, Used = true };
+                layerIndex = ParseLayerProperties(type, prefix, isRoot);
+                if (!isRoot) _bodies[prefix] = layerIndex;
             }
 
             var forward = type.GetMembers("Forward").OfType<IMethodSymbol>()
@@ -229,7 +251,7 @@ namespace Compiled.Nets.Generator.Parsing
             var fwdModel = _compilation.GetSemanticModel(decl.SyntaxTree);
 
             int input = inputValue;
-            if (input < 0) input = AddOp(OpKind.Input, -1, -1, -1, shape, shape, Array.Empty<int>(), IsTokenInput(inputAttr) ? 1 : 0, "input");
+            if (input < 0) input = AddOp(OpKind.Input, -1, -1, -1, shape, shape, Array.Empty<int>(), inputAttr is not null && IsTokenInput(inputAttr) ? 1 : 0, "input");
             var walker = new ForwardWalker(this, fwdModel, layerIndex, Shape(shape));
             var env = new Dictionary<string, int>(StringComparer.Ordinal) { [decl.ParameterList.Parameters[0].Identifier.Text] = input };
             var result = new BodyResult();
@@ -240,6 +262,22 @@ namespace Compiled.Nets.Generator.Parsing
                 if (!l.Used && isRoot)
                     Report(DiagnosticDescriptors.UnusedLayer, l.Location, l.Property);
             return result;
+        }
+
+        /// <summary>The class's layer properties by name; an invalid one maps to a placeholder so its uses stay quiet.</summary>
+        private Dictionary<string, LayerRef> ParseLayerProperties(INamedTypeSymbol type, string prefix, bool isRoot)
+        {
+            var layerIndex = new Dictionary<string, LayerRef>(StringComparer.Ordinal);
+            foreach (var prop in type.GetMembers().OfType<IPropertySymbol>())
+            {
+                _ct.ThrowIfCancellationRequested();
+                int before = _diagnostics.Count;
+                var r = ParseLayerProperty(prop, prefix, isRoot);
+                if (r is not null) layerIndex[prop.Name] = r;
+                // An invalid layer was already reported: uses of it in Forward stay quiet instead of cascading.
+                else if (_diagnostics.Count > before) layerIndex[prop.Name] = new LayerRef { Property = prop.Name, Layer = -1, Used = true };
+            }
+            return layerIndex;
         }
 
         /// <summary>True for <c>[Input(..., Kind = InputKind.TokenIds)]</c>.</summary>

@@ -25,6 +25,11 @@ namespace Compiled.Nets.Generator.Planning
             public PlanUnit Build() => new(Primary, Source, Stages.ToEquatableArray(), LastIndex);
         }
 
+        /// <summary>The plan of a block (no ops of its own: the networks applying it plan them).</summary>
+        public static Plan Empty() => new(EquatableArray<PlanUnit>.Empty, EquatableArray<int>.Empty, EquatableArray<int>.Empty, EquatableArray<Region>.Empty,
+            EquatableArray<IntRegion>.Empty, EquatableArray<StatRegion>.Empty, "0", "0", EquatableArray<int>.Empty, EquatableArray<int>.Empty,
+            EquatableArray<FusedPair>.Empty, EquatableArray<FusedPair>.Empty, EquatableArray<int>.Empty, EquatableArray<int>.Empty, EquatableArray<string>.Empty);
+
         public static Plan Build(NetworkSpec s)
         {
             var storage = Enumerable.Range(0, s.Ops.Count).ToArray();

@@ -117,3 +117,72 @@ public static class MseKernels
         for (int i = 0; i < n; i++) dpred[i] += scale * 2f * (pred[i] - target[i]);
     }
 }
+
+/// <summary>Mean absolute error (<c>nn.L1Loss</c>): mean over all n elements of |pred − target|.</summary>
+public static class L1Kernels
+{
+    /// <summary>The mean of |pred − target|, summed in double.</summary>
+    public static float Forward(ReadOnlySpan<float> pred, ReadOnlySpan<float> target, int n)
+    {
+        double s = 0;
+        for (int i = 0; i < n; i++) s += Math.Abs((double)pred[i] - target[i]);
+        return (float)(s / n);
+    }
+
+    /// <summary>dpred += scale·sign(pred − target) (0 where they are equal, as PyTorch); scale is dLoss/n.</summary>
+    public static void Backward(Span<float> dpred, ReadOnlySpan<float> pred, ReadOnlySpan<float> target, int n, float scale)
+    {
+        for (int i = 0; i < n; i++) dpred[i] += scale * MathF.Sign(pred[i] - target[i]);
+    }
+}
+
+/// <summary>Smooth L1 (<c>nn.SmoothL1Loss</c>): ½d²/β where |d| &lt; β, else |d| − ½β, with d = pred − target, averaged.</summary>
+public static class SmoothL1Kernels
+{
+    /// <summary>The mean smooth-L1 loss, summed in double.</summary>
+    public static float Forward(ReadOnlySpan<float> pred, ReadOnlySpan<float> target, int n, float beta)
+    {
+        double s = 0;
+        for (int i = 0; i < n; i++)
+        {
+            double d = Math.Abs((double)pred[i] - target[i]);
+            s += d < beta ? 0.5 * d * d / beta : d - 0.5 * beta;
+        }
+        return (float)(s / n);
+    }
+
+    /// <summary>dpred += scale·(d/β where |d| &lt; β, else sign(d)); scale is dLoss/n.</summary>
+    public static void Backward(Span<float> dpred, ReadOnlySpan<float> pred, ReadOnlySpan<float> target, int n, float scale, float beta)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            float d = pred[i] - target[i];
+            dpred[i] += scale * (MathF.Abs(d) < beta ? d / beta : MathF.Sign(d));
+        }
+    }
+}
+
+/// <summary>
+/// Binary cross-entropy on logits (<c>nn.BCEWithLogitsLoss</c>): for each of n logits x and targets t in [0, 1],
+/// max(x, 0) − x·t + log(1 + e^−|x|) (the stable form), averaged; the gradient is σ(x) − t.
+/// </summary>
+public static class BceWithLogitsKernels
+{
+    /// <summary>The mean loss, summed in double.</summary>
+    public static float Forward(ReadOnlySpan<float> logits, ReadOnlySpan<float> target, int n)
+    {
+        double s = 0;
+        for (int i = 0; i < n; i++)
+        {
+            double x = logits[i];
+            s += Math.Max(x, 0) - x * target[i] + Math.Log(1 + Math.Exp(-Math.Abs(x)));
+        }
+        return (float)(s / n);
+    }
+
+    /// <summary>dlogits += scale·(σ(x) − t); scale is dLoss/n.</summary>
+    public static void Backward(Span<float> dlogits, ReadOnlySpan<float> logits, ReadOnlySpan<float> target, int n, float scale)
+    {
+        for (int i = 0; i < n; i++) dlogits[i] += scale * (Elementwise.Sigmoid(logits[i]) - target[i]);
+    }
+}
