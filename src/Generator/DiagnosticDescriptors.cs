@@ -6,7 +6,7 @@ namespace Compiled.Nets.Generator
 {
     /// <summary>
     /// Every diagnostic the generator reports. IDs are never reused. Ranges: 0001–0004 shape mismatches,
-    /// 0005–0016 declaration and usage problems, 0017 the symbolic sequence dimension, 0018 the loss, 0019 broadcasting.
+    /// 0005–0016 declaration and usage problems, 0017 the symbolic sequence dimension, 0018 the loss, 0019–0020 combining tensors.
     /// </summary>
     internal static class DiagnosticDescriptors
     {
@@ -96,11 +96,15 @@ namespace Compiled.Nets.Generator
             "Shapes that do not broadcast",
             "Cannot {0} {1} (left, from {2}) and {3} (right, from {4}): dimension {5} is {6} on the left and {7} on the right; aligned from the right, each dimension must be equal or 1 on one side");
 
+        public static readonly DiagnosticDescriptor ConcatMismatch = Error("CNET0020",
+            "Shapes that do not concatenate",
+            "Cannot concatenate {0} (from {1}) and {2} (from {3}) along dimension {4}: {5}");
+
         public static readonly IReadOnlyList<DiagnosticDescriptor> All = new[]
         {
             FeatureMismatch, WindowTooLarge, HeadsDoNotDivide, MatMulMismatch, UnsupportedOp, UnusedLayer, IgnoredSize, NotPartial,
             SoftmaxBeforeCrossEntropy, MissingForward, RankMismatch, AddShapeMismatch, BadLayerProperty, InvalidArgument, MissingInput, LossMismatch,
-            SequenceDimension, SeveralLosses, BroadcastMismatch,
+            SequenceDimension, SeveralLosses, BroadcastMismatch, ConcatMismatch,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> s_byId = All.ToDictionary(d => d.Id);

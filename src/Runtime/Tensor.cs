@@ -227,6 +227,37 @@ public sealed class Tensor
         return Result(y, [batch, .. sample], [a, b], r => BinaryKernels.Backward(op, a.GradBuffer, b.GradBuffer, r.Grad, a.Data, b.Data, batch, sample, sa, sb));
     }
 
+    /// <summary>
+    /// Concatenates tensors along <paramref name="dim"/> (<c>torch.cat</c>: dimensions count the batch, so 1 is the
+    /// channels of [B, C, H, W]; negative counts from the end). Every other dimension must be equal.
+    /// </summary>
+    public static Tensor Concat(int dim, params Tensor[] tensors)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        if (tensors.Length == 0) throw new ArgumentException("Concat needs at least one tensor.", nameof(tensors));
+        var result = tensors[0];
+        for (int i = 1; i < tensors.Length; i++) result = Concat2(dim, result, tensors[i]);
+        return result;
+    }
+
+    private static Tensor Concat2(int dim, Tensor a, Tensor b)
+    {
+        int rank = a.Shape.Length, d = dim < 0 ? dim + rank : dim;
+        if (d < 0 || d >= rank) throw new ArgumentOutOfRangeException(nameof(dim), dim, $"Concat: dimension {dim} is outside a tensor of shape {a.ShapeText()}.");
+        bool fits = b.Shape.Length == rank;
+        for (int k = 0; fits && k < rank; k++) fits = k == d || a.Shape[k] == b.Shape[k];
+        if (!fits) throw new ArgumentException($"Concat along dimension {dim}: shapes {a.ShapeText()} and {b.ShapeText()} differ elsewhere.");
+        int outer = 1, inner = 1;
+        for (int k = 0; k < d; k++) outer *= a.Shape[k];
+        for (int k = d + 1; k < rank; k++) inner *= a.Shape[k];
+        int aBlock = a.Shape[d] * inner, bBlock = b.Shape[d] * inner;
+        var shape = (int[])a.Shape.Clone();
+        shape[d] += b.Shape[d];
+        var y = new float[a.Data.Length + b.Data.Length];
+        ConcatKernels.Forward(y, a.Data, b.Data, outer, aBlock, bBlock);
+        return Result(y, shape, [a, b], r => ConcatKernels.Backward(a.GradBuffer, b.GradBuffer, r.Grad, outer, aBlock, bBlock));
+    }
+
     /// <summary>Mean softmax cross-entropy of [B, K] logits against class indices.</summary>
     public Tensor CrossEntropy(int[] labels, float labelSmoothing = 0f)
     {

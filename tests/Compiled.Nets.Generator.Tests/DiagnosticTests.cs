@@ -162,6 +162,27 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void CNET0020_ConcatenatedShapesMustAgreeElsewhere_AndTheBatchCannotBeConcatenated()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(3, 8, 8)]
+            public partial class N
+            {
+                Tensor Forward(Tensor x) => Tensor.Concat(1, x, {|CNET0020:x.MaxPool2d(2)|});
+            }
+            """);
+        Assert.Equal("Cannot concatenate [3, 8, 8] (from x) and [3, 4, 4] (from x.MaxPool2d(2)) along dimension 1: dimension 2 is 8 and 4; all but the concatenated dimension must be equal",
+            diags[0].GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(3, 8, 8)]
+            public partial class M
+            {
+                Tensor Forward(Tensor x) => Tensor.Concat({|CNET0014:0|}, x, x);
+            }
+            """);
+    }
+
+    [Fact]
     public void CNET0006_UnusedLayer_And_CNET0007_IgnoredSize()
     {
         GeneratorHarness.AssertDiagnostics(Usings + """

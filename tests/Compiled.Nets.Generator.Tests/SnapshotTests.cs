@@ -33,6 +33,7 @@ public class SnapshotTests
         "Compiled.Nets.Network.Tests.GateNet.g.cs",
         "Compiled.Nets.Network.Tests.ConvBlock.g.cs",
         "Compiled.Nets.Network.Tests.BlockNet.g.cs",
+        "Compiled.Nets.Network.Tests.BranchNet.g.cs",
     };
 
     [Theory]

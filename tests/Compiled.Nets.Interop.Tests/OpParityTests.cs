@@ -176,6 +176,14 @@ public class OpParityTests
     }
 
     [Fact]
+    public void Concat_MatchesTorchCat()
+    {
+        Compare([2, 3, 4, 5], x => CTensor.Concat(1, x.Relu(), x.Tanh(), x), x => torch.cat([F.relu(x), torch.tanh(x), x], 1));
+        Compare([2, 3, 4, 5], x => CTensor.Concat(-1, x, x.Sigmoid()), x => torch.cat([x, torch.sigmoid(x)], -1));
+        Compare([2, 3, 4, 5], x => CTensor.Concat(2, x.Tanh(), x), x => torch.cat([torch.tanh(x), x], 2));
+    }
+
+    [Fact]
     public void BatchNorm2d_TrainingAndRunningStats()
     {
         var b = new ParameterStoreBuilder();

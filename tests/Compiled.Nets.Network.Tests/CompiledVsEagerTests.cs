@@ -171,6 +171,15 @@ public class CompiledVsEagerTests
         using (var multi = new MultiLabelNet(seed: 24)) CompareRegressor(multi, (n, t) => n.ForwardEager(t), (y, t) => y.BceWithLogits(t), 5, 6, 4, labels);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void ConcatenatedBranches_MatchEager(int batch)
+    {
+        using var net = new BranchNet(seed: 25);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [3, 8, 8], 3);
+    }
+
     [Fact]
     public void Mlp_WithGeluLayerNormTanhSigmoid_MatchesEager()
     {

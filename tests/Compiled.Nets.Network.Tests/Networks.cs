@@ -298,3 +298,18 @@ public partial class MultiLabelNet
     [Linear(8, 4)] public partial Linear Head { get; }
     Tensor Forward(Tensor x) => x.Apply(Fc).Relu().Apply(Head);
 }
+
+/// <summary>Inception-style branches concatenated along the channels, then a concatenation of two feature vectors.</summary>
+[Network, Input(3, 8, 8), CrossEntropyLoss]
+public partial class BranchNet
+{
+    [Conv2d(3, 4, kernel: 1)] public partial Conv2d Narrow { get; }
+    [Conv2d(3, 4, kernel: 3, padding: 1)] public partial Conv2d Wide { get; }
+    [Linear(11 * 4 * 4 * 2, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var h = Tensor.Concat(1, x.Apply(Narrow), x.Apply(Wide).Relu(), x.MaxPool2d(3, 1, 1)).Relu().MaxPool2d(2).Flatten();
+        return Tensor.Concat(-1, h, h.Tanh()).Apply(Head);
+    }
+}

@@ -92,6 +92,13 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void BranchNet_WithConcatenations()
+    {
+        using var net = new BranchNet(seed: 26);
+        AssertOnnxMatches(net, net.InputSize, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, net.OutputSize, [.. net.InputShape]);
+    }
+
+    [Fact]
     public void PoolBiasNet()
     {
         using var net = new PoolBiasNet(seed: 6);

@@ -13,6 +13,7 @@ namespace Compiled.Nets.Generator.Ops
         public static readonly InputOp Input = new();
         public static readonly ResidualAdd Add = new();
         public static readonly BroadcastBinary Subtract = new(OpKind.Subtract, "Subtract", "subtract", "-", "Subtract", "Sub", "the subtraction");
+        public static readonly ConcatOp Concat = new();
         public static readonly BroadcastBinary Multiply = new(OpKind.Multiply, "Multiply", "multiply", "*", "Multiply", "Mul", "the product");
 
         /// <summary>Every op; the method forms in the order CNET0005 lists them.</summary>
@@ -46,6 +47,7 @@ namespace Compiled.Nets.Generator.Ops
             Add,
             Subtract,
             Multiply,
+            Concat,
         };
 
         private static readonly Dictionary<OpKind, OpDefinition> s_byKind = All.ToDictionary(d => d.Kind);
@@ -64,6 +66,6 @@ namespace Compiled.Nets.Generator.Ops
 
         /// <summary>What Forward understands, for CNET0005.</summary>
         public static string SupportedCalls =>
-            "x.Apply(Layer), " + string.Join(", ", All.Where(d => d.MethodUsage is not null).Select(d => d.MethodUsage)) + $", a + b, {Subtract.Usage}, {Multiply.Usage} (broadcasting), locals and return";
+            "x.Apply(Layer), " + string.Join(", ", All.Where(d => d.MethodUsage is not null).Select(d => d.MethodUsage)) + $", a + b, {Subtract.Usage}, {Multiply.Usage} (broadcasting), {ConcatOp.Usage}, locals and return";
     }
 }

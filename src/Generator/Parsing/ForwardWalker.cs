@@ -123,6 +123,8 @@ namespace Compiled.Nets.Generator.Parsing
                     if (ma.Expression is NameSyntax receiver && !(receiver is IdentifierNameSyntax local && env.ContainsKey(local.Identifier.Text))
                         && _model.GetSymbolInfo(receiver).Symbol is ITypeSymbol or INamespaceSymbol)
                     {
+                        if (_model.GetSymbolInfo(receiver).Symbol is ITypeSymbol type && NetworkParser.IsTensor(type) && ma.Name.Identifier.Text == "Concat")
+                            return Concat(inv, env);
                         Unsupported(inv, $"{ma} is not an operation the generator compiles (tensor operations are called on a tensor: x.Relu())");
                         return -1;
                     }
@@ -134,6 +136,25 @@ namespace Compiled.Nets.Generator.Parsing
                     Unsupported(e, "this kind of expression is not understood");
                     return -1;
             }
+        }
+
+        /// <summary><c>Tensor.Concat(dim, a, b, …)</c>: a constant dimension, then two or more tensors.</summary>
+        private int Concat(InvocationExpressionSyntax inv, Dictionary<string, int> env)
+        {
+            var args = inv.ArgumentList.Arguments;
+            if (args.Count < 3 || Constant(args[0].Expression) is not { HasValue: true, Value: int dim })
+            {
+                Unsupported(inv, "Tensor.Concat takes a constant dimension and at least two tensors");
+                return -1;
+            }
+            var values = new List<int>();
+            foreach (var a in args.Skip(1))
+            {
+                int v = Expr(a.Expression, env);
+                if (v < 0) return -1;
+                values.Add(v);
+            }
+            return OpTable.Concat.Combine(this, inv, dim, values, args);
         }
 
         private int Call(InvocationExpressionSyntax inv, string method, int x)
