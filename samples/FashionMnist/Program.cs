@@ -1,11 +1,13 @@
 using System.CommandLine;
 using System.Diagnostics;
+using Compiled.Nets;
 using Compiled.Nets.Data;
 using Compiled.Nets.Reporting;
 using Compiled.Nets.Samples.FashionMnist;
 using Compiled.Nets.Training;
 
 // The seed recipe: the ConvNet, AdamW lr 1e-3, batch 64, 10 epochs, train/validation/test, accuracy over samples.
+// --model resnet trains the small ResNet (ResNet.cs) with the same recipe instead.
 var data = new Option<string?>("--data") { Description = "Folder with the four Fashion-MNIST IDX files (default: the Debian package, else the shipped subset)" };
 var epochs = new Option<int>("--epochs") { Description = "Epochs", DefaultValueFactory = _ => 10 };
 var batchSize = new Option<int>("--batch-size") { Description = "Batch size", DefaultValueFactory = _ => 64 };
@@ -13,13 +15,15 @@ var lr = new Option<float>("--lr") { Description = "Learning rate", DefaultValue
 var optimizerName = new Option<string>("--optimizer") { Description = "adamw | adam | sgd", DefaultValueFactory = _ => "adamw" };
 optimizerName.AcceptOnlyFromAmong("adamw", "adam", "sgd");
 var seed = new Option<ulong>("--seed") { Description = "Seed of initialisation, split and shuffling", DefaultValueFactory = _ => 42 };
-var output = new Option<string>("--output") { Description = "Folder for checkpoints, plots and metrics", DefaultValueFactory = _ => "out/fashion-mnist" };
+var model = new Option<string>("--model") { Description = "convnet (the seed ConvNet) | resnet (a small ResNet of parameterised blocks)", DefaultValueFactory = _ => "convnet" };
+model.AcceptOnlyFromAmong("convnet", "resnet");
+var output = new Option<string?>("--output") { Description = "Folder for checkpoints, plots and metrics (default out/fashion-mnist, or out/fashion-mnist-resnet)" };
 var limit = new Option<int>("--limit") { Description = "Train on at most N samples (quick runs)", DefaultValueFactory = _ => 0 };
 var patience = new Option<int>("--patience") { Description = "Early-stopping patience in epochs (0: off)", DefaultValueFactory = _ => 3 };
 var resume = new Option<bool>("--resume") { Description = "Resume from <output>/last.safetensors" };
 var servingCheck = new Option<bool>("--serving-check") { Description = "Then classify the test set image by image in float32 and with read-only bfloat16 Linear weights: latency, accuracy, agreement" };
 
-var root = new RootCommand("Train the seed ConvNet on Fashion-MNIST with Compiled.Nets") { data, epochs, batchSize, lr, optimizerName, seed, output, limit, patience, resume, servingCheck };
+var root = new RootCommand("Train the seed ConvNet on Fashion-MNIST with Compiled.Nets") { data, model, epochs, batchSize, lr, optimizerName, seed, output, limit, patience, resume, servingCheck };
 root.SetAction(parse =>
 {
     var (trainAll, test, source) = FashionMnistData.Load(parse.GetValue(data));
@@ -31,14 +35,17 @@ root.SetAction(parse =>
     train.Normalize(mean, std); val.Normalize(mean, std); test.Normalize(mean, std);
     Console.WriteLine($"Train {train.Count}, validation {val.Count}, test {test.Count}; batch {parse.GetValue(batchSize)}, {parse.GetValue(epochs)} epochs, {parse.GetValue(optimizerName)} lr {parse.GetValue(lr)}");
 
-    using var net = new ConvNet(parse.GetValue(seed));
+    bool resnet = parse.GetValue(model) == "resnet";
+    IClassifier net = resnet ? new ResNet(parse.GetValue(seed)) : new ConvNet(parse.GetValue(seed));
+    using var owned = (IDisposable)net;
+    Console.WriteLine($"Model: {net.Name}, {net.Parameters.Parameters.Where(p => !p.IsBuffer).Sum(p => (long)p.Length):N0} parameters");
     Optimizer opt = parse.GetValue(optimizerName) switch
     {
         "adam" => new Adam(net.Parameters, parse.GetValue(lr)),
         "sgd" => new Sgd(net.Parameters, parse.GetValue(lr), momentum: 0.9f, nesterov: true),
         _ => new AdamW(net.Parameters, parse.GetValue(lr)),
     };
-    string outDir = parse.GetValue(output)!;
+    string outDir = parse.GetValue(output) ?? (resnet ? "out/fashion-mnist-resnet" : "out/fashion-mnist");
     var observer = new ConsoleObserver();
     var trainer = new Trainer(net, opt, new TrainerOptions
     {
@@ -71,7 +78,7 @@ root.SetAction(parse =>
 return root.Parse(args).Invoke();
 
 // Batch-1 serving of the trained network: float32, then with the store read-only and Linear weights in bfloat16.
-static void ServingCheck(ConvNet net, Dataset test)
+static void ServingCheck(IClassifier net, Dataset test)
 {
     (int[] Predictions, double MedianMicroseconds) Classify()
     {

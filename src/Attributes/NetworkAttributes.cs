@@ -128,5 +128,35 @@ namespace Compiled.Nets
 
         /// <summary>How many copies are stacked.</summary>
         public int Count { get; }
+
+        /// <summary>The block's arguments, where its layer attributes use <see cref="BlockArg"/> placeholders
+        /// (<c>[SubNetwork(Args = new[] { 16, 32, 2 })]</c>: <c>BlockArg.A</c> = 16, <c>BlockArg.B</c> = 32, <c>BlockArg.C</c> = 2).</summary>
+        public int[]? Args { get; set; }
+    }
+
+    /// <summary>
+    /// Placeholders for a block's arguments in its layer attributes: a block (a <c>[Network]</c> without <c>[Input]</c>)
+    /// declares <c>const int In = BlockArg.A, Out = BlockArg.B, Stride = BlockArg.C;</c> and writes
+    /// <c>[Conv2d(In, Out, kernel: 3, stride: Stride, padding: 1)]</c>; each <c>[SubNetwork(Args = …)]</c> that applies it
+    /// gives the values. Use a placeholder as it is: arithmetic on it is reported (CNET0014).
+    /// </summary>
+    public static class BlockArg
+    {
+        /// <summary>The first argument.</summary>
+        public const int A = -1_000_000;
+        /// <summary>The second argument.</summary>
+        public const int B = -1_000_001;
+        /// <summary>The third argument.</summary>
+        public const int C = -1_000_002;
+        /// <summary>The fourth argument.</summary>
+        public const int D = -1_000_003;
+        /// <summary>The fifth argument.</summary>
+        public const int E = -1_000_004;
+        /// <summary>The sixth argument.</summary>
+        public const int F = -1_000_005;
+        /// <summary>The seventh argument.</summary>
+        public const int G = -1_000_006;
+        /// <summary>The eighth argument.</summary>
+        public const int H = -1_000_007;
     }
 }

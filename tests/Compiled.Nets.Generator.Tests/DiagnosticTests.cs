@@ -379,6 +379,100 @@ public class DiagnosticTests
         Assert.Contains("partial class Block : global::Compiled.Nets.ILayer", Assert.Single(sources).Text);
     }
 
+    private const string WidthBlock = """
+        [Network]
+        public partial class Widen
+        {
+            private const int In = BlockArg.A, Out = BlockArg.B;
+            [Conv2d(In, Out, kernel: 3, padding: 1)] public partial Conv2d Conv { get; }
+            Tensor Forward(Tensor x) => x.Apply(Conv).Relu();
+        }
+        """;
+
+    [Fact]
+    public void BlockArguments_SizeEachApplication_AndPassThroughAnEnclosingBlock()
+    {
+        var (diags, sources, output) = GeneratorHarness.Run(Usings + WidthBlock + """
+            [Network]
+            public partial class Stage
+            {
+                private const int Width = BlockArg.A;
+                [SubNetwork(Args = new[] { Width, Width })] public partial Widen Same { get; }
+                Tensor Forward(Tensor x) => x.Apply(Same);
+            }
+            [Network, Input(3, 6, 6), MSELoss]
+            public partial class N
+            {
+                [SubNetwork(Args = new[] { 3, 5 })] public partial Widen First { get; }
+                [SubNetwork(Args = new[] { 5 })] public partial Stage Then { get; }
+                Tensor Forward(Tensor x) => x.Apply(First).Apply(Then);
+            }
+            """);
+        Assert.Empty(diags);
+        Assert.Empty(output.Where(d => d.Severity >= Microsoft.CodeAnalysis.DiagnosticSeverity.Warning));
+        var network = sources.Single(s => s.Hint == "N.g.cs").Text;
+        Assert.Contains("b.Add(prefix + \"first.conv.weight\", new int[] { 5, 3, 3, 3 }", network);
+        Assert.Contains("b.Add(prefix + \"then.same.conv.weight\", new int[] { 5, 5, 3, 3 }", network);
+        Assert.Contains("new global::Widen(_store, prefix + \"first.\", 3, 5)", network);
+        // The blocks bind with the arguments they are given.
+        Assert.Contains("new global::Widen(_store, prefix + \"same.\", _args[0], _args[0])", sources.Single(s => s.Hint == "Stage.g.cs").Text);
+        Assert.Contains("new global::Compiled.Nets.Conv2d(_store, prefix + \"conv\", _args[0], _args[1], 3, 1, 1, 1, true)", sources.Single(s => s.Hint == "Widen.g.cs").Text);
+    }
+
+    [Fact]
+    public void BlockArguments_MissingOrInArithmetic_AreReported()
+    {
+        var missing = GeneratorHarness.AssertDiagnostics(Usings + WidthBlock + """
+            [Network, Input(3, 6, 6)]
+            public partial class N
+            {
+                [SubNetwork(Args = new[] { 3 })] public partial Widen {|CNET0014:First|} { get; }
+                Tensor Forward(Tensor x) => x.Apply(First);
+            }
+            """);
+        Assert.Contains("Conv uses BlockArg.B, but [SubNetwork] gives 1 block argument: write [SubNetwork(Args = new[] { … })] with at least 2",
+            missing[0].GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network]
+            public partial class Twice
+            {
+                [Linear({|CNET0014:BlockArg.A * 2|}, 4)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc);
+            }
+            """);
+        var inNetwork = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4)]
+            public partial class Root
+            {
+                [Linear({|CNET0014:BlockArg.A|}, 4)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc);
+            }
+            """);
+        Assert.Contains("BlockArg.A is a block's argument", inNetwork[0].GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
+    public void ABlockWithArguments_AppliedToTheWrongShape_IsReportedWithTheArgumentsValues_AndNoFix()
+    {
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network]
+            public partial class Widen
+            {
+                private const int In = BlockArg.A, Out = BlockArg.B;
+                [Conv2d({|CNET0001:In|}, Out, kernel: 3, padding: 1)] public partial Conv2d Conv { get; }
+                Tensor Forward(Tensor x) => x.Apply(Conv).Relu();
+            }
+            [Network, Input(3, 6, 6)]
+            public partial class N
+            {
+                [SubNetwork(Args = new[] { 4, 5 })] public partial Widen First { get; }
+                Tensor Forward(Tensor x) => x.Apply(First);
+            }
+            """);
+        Assert.Contains("Conv expects 4 input channels (Conv2d(4, 5))", diags[0].GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.False(diags[0].Properties.ContainsKey("Replacement"));
+    }
+
     [Fact]
     public void ABlockAppliedToTheWrongShape_IsReportedAtItsLayer()
     {

@@ -34,6 +34,8 @@ public class SnapshotTests
         "Compiled.Nets.Network.Tests.ConvBlock.g.cs",
         "Compiled.Nets.Network.Tests.BlockNet.g.cs",
         "Compiled.Nets.Network.Tests.BranchNet.g.cs",
+        "Compiled.Nets.Network.Tests.DownBlock.g.cs",
+        "Compiled.Nets.Network.Tests.SmallResNet.g.cs",
     };
 
     [Theory]

@@ -131,6 +131,22 @@ public class CompiledVsEagerTests
         CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [3, 8, 8], 3);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    public void ParameterisedBlocks_AResNetFromTwoBlockClasses_MatchEager(int batch)
+    {
+        using var net = new SmallResNet(seed: 27);
+        // The arguments sized each application: 4 → 4 channels, 4 → 8 with stride 2, then two 8-channel blocks.
+        var shapes = net.Parameters.Parameters.ToDictionary(p => p.Name, p => string.Join("x", p.Shape));
+        Assert.Equal("4x4x3x3", shapes["stage1.conv1.weight"]);
+        Assert.Equal("8x4x3x3", shapes["down.conv1.weight"]);
+        Assert.Equal("8x4x1x1", shapes["down.shortcut.weight"]);
+        Assert.Equal("8x8x3x3", shapes["stage2.1.conv2.weight"]);
+        Assert.IsType<BasicBlock>(net.Stage2[1]);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [1, 12, 12], 3);
+    }
+
     [Fact]
     public void Block_OnItsOwn_BindsItsParametersAndRunsEagerly()
     {

@@ -313,3 +313,46 @@ public partial class BranchNet
         return Tensor.Concat(-1, h, h.Tanh()).Apply(Head);
     }
 }
+
+/// <summary>A ResNet basic block: its width is an argument given where it is applied.</summary>
+[Network]
+public partial class BasicBlock
+{
+    private const int Width = BlockArg.A;
+
+    [Conv2d(Width, Width, kernel: 3, padding: 1, bias: false)] public partial Conv2d Conv1 { get; }
+    [BatchNorm2d(Width)] public partial BatchNorm2d Bn1 { get; }
+    [Conv2d(Width, Width, kernel: 3, padding: 1, bias: false)] public partial Conv2d Conv2 { get; }
+    [BatchNorm2d(Width)] public partial BatchNorm2d Bn2 { get; }
+
+    Tensor Forward(Tensor x) => (x.Apply(Conv1).Apply(Bn1).Relu().Apply(Conv2).Apply(Bn2) + x).Relu();
+}
+
+/// <summary>A ResNet down-sampling block with a projection shortcut: widths and stride are its arguments.</summary>
+[Network]
+public partial class DownBlock
+{
+    private const int In = BlockArg.A, Out = BlockArg.B, Stride = BlockArg.C;
+
+    [Conv2d(In, Out, kernel: 3, stride: Stride, padding: 1, bias: false)] public partial Conv2d Conv1 { get; }
+    [BatchNorm2d(Out)] public partial BatchNorm2d Bn1 { get; }
+    [Conv2d(Out, Out, kernel: 3, padding: 1, bias: false)] public partial Conv2d Conv2 { get; }
+    [BatchNorm2d(Out)] public partial BatchNorm2d Bn2 { get; }
+    [Conv2d(In, Out, kernel: 1, stride: Stride, bias: false)] public partial Conv2d Shortcut { get; }
+    [BatchNorm2d(Out)] public partial BatchNorm2d ShortcutBn { get; }
+
+    Tensor Forward(Tensor x) => (x.Apply(Conv1).Apply(Bn1).Relu().Apply(Conv2).Apply(Bn2) + x.Apply(Shortcut).Apply(ShortcutBn)).Relu();
+}
+
+/// <summary>A small ResNet from the two parameterised blocks: widths 4 → 8, a stride-2 stage, a stack of two blocks.</summary>
+[Network, Input(1, 12, 12), CrossEntropyLoss]
+public partial class SmallResNet
+{
+    [Conv2d(1, 4, kernel: 3, padding: 1)] public partial Conv2d Stem { get; }
+    [SubNetwork(Args = new[] { 4 })] public partial BasicBlock Stage1 { get; }
+    [SubNetwork(Args = new[] { 4, 8, 2 })] public partial DownBlock Down { get; }
+    [SubNetwork(2, Args = new[] { 8 })] public partial BasicBlock[] Stage2 { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Stem).Relu().Apply(Stage1).Apply(Down).Apply(Stage2).AdaptiveAvgPool2d(1).Flatten().Apply(Head);
+}

@@ -99,6 +99,13 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void SmallResNet_FromParameterisedBlocks()
+    {
+        using var net = new SmallResNet(seed: 28);
+        AssertOnnxMatches(net, net.InputSize, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, net.OutputSize, [.. net.InputShape]);
+    }
+
+    [Fact]
     public void PoolBiasNet()
     {
         using var net = new PoolBiasNet(seed: 6);

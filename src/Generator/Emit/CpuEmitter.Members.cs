@@ -57,15 +57,66 @@ namespace Compiled.Nets.Generator.Emit
             var s = c.Spec;
             var w = c.Writer;
             var plan = c.Plan;
+            // A block whose layers take its arguments (BlockArg placeholders) is built by the networks that apply it, with
+            // those arguments; one that gives arguments to its own sub-blocks cannot declare their tensors on its own either.
+            bool takesArguments = TakesArguments(s);
+            bool standalone = IsStandalone(s);
             w.Line($"private readonly {Runtime}ParameterStore _store;");
-            w.Line("private readonly bool _ownsStore;");
+            if (standalone) w.Line("private readonly bool _ownsStore;");
             w.Line($"private readonly {Runtime}Rng _rng;");
             foreach (var p in s.Parameters) w.Line($"private {Runtime}ParameterInfo {p.Field} = null!;");
             if (plan.WrittenWeights.Count > 0) w.Line($"private {Runtime}ParameterInfo[] _writtenGrads = null!; // gradients TrainStep overwrites instead of clearing and adding");
             foreach (var l in s.Layers.Where(l => l.IsRootProperty)) w.Line($"private {LayerType(l)} {l.FieldName} = null!;");
+            if (takesArguments) w.Line("private readonly int[] _args; // the block's arguments: BlockArg.A is _args[0], …");
             foreach (var group in s.Ops.GroupBy(o => o.Kind)) OpTable.Of(group.Key).EmitFields(c, group.ToList());
             w.Line();
 
+            if (standalone) EmitStandaloneConstructor(c);
+            w.Line("/// <summary>Binds to tensors of an existing store under <paramref name=\"prefix\"/> (composition, checkpoints).</summary>");
+            if (takesArguments)
+            {
+                w.Line("/// <param name=\"args\">The block's arguments, as the [SubNetwork(Args = …)] applying it gives them.</param>");
+                w.Open($"public {s.TypeName}({Runtime}ParameterStore store, string prefix, params int[] args)");
+                w.Line("_store = store;");
+                w.Line("_args = args;");
+            }
+            else
+            {
+                w.Open($"public {s.TypeName}({Runtime}ParameterStore store, string prefix)");
+                w.Line("_store = store;");
+            }
+            w.Line($"_rng = new {Runtime}Rng(0x9E3779B97F4A7C15UL);");
+            w.Line("Bind(prefix);");
+            w.Close();
+            w.Line();
+            w.Open("private void Bind(string prefix)");
+            foreach (var p in s.Parameters) w.Line($"{p.Field} = _store[prefix + \"{p.Name}\"];");
+            if (plan.WrittenWeights.Count > 0) w.Line($"_writtenGrads = new[] {{ {string.Join(", ", plan.WrittenWeights)} }};");
+            foreach (var l in s.Layers.Where(l => l.IsRootProperty)) w.Line($"{l.FieldName} = {WithArguments(LayerConstruction(l))};");
+            w.Close();
+            w.Line();
+            foreach (var l in s.Layers.Where(l => l.IsRootProperty))
+                w.Line($"{l.Modifiers} {LayerType(l)} {l.Property} {{ get => {l.FieldName}; }}");
+            w.Line();
+        }
+
+        /// <summary>A network, or a block that can declare all its tensors itself (no arguments taken or given).</summary>
+        internal static bool IsStandalone(NetworkSpec s) =>
+            !s.IsBlock || !TakesArguments(s) && !s.Layers.Any(l => l.Kind == LayerKind.SubNetwork && l.Ints.Count > 1);
+
+        /// <summary>True when the class's layers use BlockArg placeholders (directly or passed on to a sub-block).</summary>
+        internal static bool TakesArguments(NetworkSpec s) =>
+            s.Layers.Any(l => l.Ints.Skip(l.Kind == LayerKind.SubNetwork ? 1 : 0).Any(v => Parsing.NetworkParser.PlaceholderIndex(v) >= 0));
+
+        /// <summary>Emitted code with each BlockArg placeholder value replaced by the block's argument.</summary>
+        private static string WithArguments(string code) =>
+            System.Text.RegularExpressions.Regex.Replace(code, @"-100000([0-7])\b", m => $"_args[{m.Groups[1].Value}]");
+
+        /// <summary>DeclareParameters and the constructor that builds its own store.</summary>
+        private static void EmitStandaloneConstructor(CpuContext c)
+        {
+            var s = c.Spec;
+            var w = c.Writer;
             w.Line("/// <summary>Declares every tensor of this network (PyTorch state-dict names, shapes, default initialisation).</summary>");
             w.Open($"public static void DeclareParameters({Runtime}ParameterStoreBuilder b, string prefix)");
             foreach (var p in s.Parameters)
@@ -90,22 +141,6 @@ namespace Compiled.Nets.Generator.Emit
             w.Line($"_rng = new {Runtime}Rng(seed ^ 0x9E3779B97F4A7C15UL);");
             w.Line("Bind(\"\");");
             w.Close();
-            w.Line();
-            w.Line("/// <summary>Binds to tensors of an existing store under <paramref name=\"prefix\"/> (composition, checkpoints).</summary>");
-            w.Open($"public {s.TypeName}({Runtime}ParameterStore store, string prefix)");
-            w.Line("_store = store;");
-            w.Line($"_rng = new {Runtime}Rng(0x9E3779B97F4A7C15UL);");
-            w.Line("Bind(prefix);");
-            w.Close();
-            w.Line();
-            w.Open("private void Bind(string prefix)");
-            foreach (var p in s.Parameters) w.Line($"{p.Field} = _store[prefix + \"{p.Name}\"];");
-            if (plan.WrittenWeights.Count > 0) w.Line($"_writtenGrads = new[] {{ {string.Join(", ", plan.WrittenWeights)} }};");
-            foreach (var l in s.Layers.Where(l => l.IsRootProperty)) w.Line($"{l.FieldName} = {LayerConstruction(l)};");
-            w.Close();
-            w.Line();
-            foreach (var l in s.Layers.Where(l => l.IsRootProperty))
-                w.Line($"{l.Modifiers} {LayerType(l)} {l.Property} {{ get => {l.FieldName}; }}");
             w.Line();
         }
 
@@ -132,9 +167,10 @@ namespace Compiled.Nets.Generator.Emit
         {
             if (l.Kind != LayerKind.SubNetwork) return OpTable.Of(l.Kind).Construct(l, $"prefix + \"{l.StateName}\"");
             int copies = l.Ints[0];
+            string args = string.Concat(l.Ints.Skip(1).Select(a => ", " + IntLiteral(a)));
             return copies > 1
-                ? $"new {l.SubType}[] {{ {string.Join(", ", Enumerable.Range(0, copies).Select(i => $"new {l.SubType}(_store, prefix + \"{l.StateName}.{i}.\")"))} }}"
-                : $"new {l.SubType}(_store, prefix + \"{l.StateName}.\")";
+                ? $"new {l.SubType}[] {{ {string.Join(", ", Enumerable.Range(0, copies).Select(i => $"new {l.SubType}(_store, prefix + \"{l.StateName}.{i}.\"{args})"))} }}"
+                : $"new {l.SubType}(_store, prefix + \"{l.StateName}.\"{args})";
         }
     }
 }

@@ -32,6 +32,19 @@ namespace Compiled.Nets.Generator.Parsing
         // only if nothing else fails (an editor should offer a fix only where its result builds).
         private int _pendingFix = -1;
         private bool _fixBroken;
+        // The arguments of the block being inlined (BlockArg placeholders resolve to them), and who applies it; null at
+        // the root. A block parsed on its own keeps its placeholders.
+        private int[]? _blockArgs;
+        private LayerRef? _applying;
+        private bool _parsingBlock;
+
+        /// <summary>BlockArg.A … BlockArg.H (Compiled.Nets.BlockArg): A is −1,000,000, each next one less.</summary>
+        internal const int FirstPlaceholder = -1_000_000, PlaceholderCount = 8;
+
+        /// <summary>The index of a BlockArg placeholder, -1 for an ordinary value, -2 for arithmetic on a placeholder.</summary>
+        internal static int PlaceholderIndex(int value) =>
+            value <= FirstPlaceholder && value > FirstPlaceholder - PlaceholderCount ? FirstPlaceholder - value : value <= -900_000 ? -2 : -1;
+
         // Sub-network bodies already parsed, by state-dict prefix: applying one again shares its layers.
         private readonly Dictionary<string, Dictionary<string, LayerRef>> _bodies = new(StringComparer.Ordinal);
 
@@ -162,7 +175,9 @@ namespace Compiled.Nets.Generator.Parsing
 
         private NetworkSpec? ParseBlock(INamedTypeSymbol type, ClassDeclarationSyntax syntax)
         {
+            _parsingBlock = true;
             ParseLayerProperties(type, "", isRoot: true);
+            _parsingBlock = false;
             bool hasForward = type.GetMembers("Forward").OfType<IMethodSymbol>().Any(m => m.Parameters.Length == 1 && IsTensor(m.Parameters[0].Type) && IsTensor(m.ReturnType));
             if (!hasForward) Report(DiagnosticDescriptors.MissingForward, LocationInfo.From(syntax.Identifier.GetLocation()), type.Name, "x", "no such method was found");
             if (_failed) return null;
@@ -312,6 +327,8 @@ namespace Compiled.Nets.Generator.Parsing
             public LocationInfo? Location;
             public bool Used;
             public AttributeArgs? ArgLocations;
+            /// <summary>A sub-network's block arguments ([SubNetwork(Args = …)]), or null.</summary>
+            public int[]? Args;
         }
 
         private LayerRef? ParseLayerProperty(IPropertySymbol prop, string prefix, bool isRoot)
@@ -349,9 +366,18 @@ namespace Compiled.Nets.Generator.Parsing
                     return null;
                 }
                 if (_depth > 8) { Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, "nests sub-networks more than 8 deep (a cycle?)"); return null; }
-                r.SubNetwork = elem; r.SubSyntax = subSyntax; r.Copies = copies;
-                // The property itself (for the root's emitted getter); the sub-network's own layers are appended when it is inlined.
-                _layers.Add(new LayerSpec(prop.Name, prefix + state, LayerKind.SubNetwork, new[] { copies }.ToEquatableArray(), 0, 0, false, modifiers,
+                // Its block arguments, themselves possibly the enclosing block's placeholders.
+                var given = subAttr.NamedArguments.Where(a => a.Key == "Args").Select(a => a.Value).FirstOrDefault();
+                int[]? blockArgs = given.Kind == TypedConstantKind.Array && !given.IsNull ? given.Values.Select(v => v.Value is int i ? i : 0).ToArray() : null;
+                for (int i = 0; blockArgs is not null && i < blockArgs.Length; i++)
+                {
+                    blockArgs[i] = ResolvePlaceholder(blockArgs[i], loc, prop.Name, out _);
+                    if (blockArgs[i] == int.MinValue) return null;
+                }
+                r.SubNetwork = elem; r.SubSyntax = subSyntax; r.Copies = copies; r.Args = blockArgs;
+                // The property itself (for the root's emitted getter: its copies, then its arguments); the sub-network's own
+                // layers are appended when it is inlined.
+                _layers.Add(new LayerSpec(prop.Name, prefix + state, LayerKind.SubNetwork, new[] { copies }.Concat(blockArgs ?? Array.Empty<int>()).ToEquatableArray(), 0, 0, false, modifiers,
                     "_" + SnakeCase(prop.Name), isRoot, elem.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat)));
                 r.Layer = _layers.Count - 1;
                 return r;
@@ -370,11 +396,21 @@ namespace Compiled.Nets.Generator.Parsing
             // The op's argument schema: integers and reals in order, the bias flag, then its rules.
             var args = new AttributeArgs(layerAttr, _ct);
             var schema = def.Arguments;
-            var ints = schema.Where(a => a.Kind == ArgumentKind.Int).Select(a => args.Int(a.Name, (int)a.Default)).ToArray();
+            var intArgs = schema.Where(a => a.Kind == ArgumentKind.Int).ToList();
+            var ints = intArgs.Select(a => args.Int(a.Name, (int)a.Default)).ToArray();
+            bool placeholders = false;
+            for (int i = 0; i < ints.Length; i++)
+            {
+                int resolved = ResolvePlaceholder(ints[i], args.Location(intArgs[i].Name), prop.Name, out bool kept);
+                if (resolved == int.MinValue) return null;
+                ints[i] = resolved;
+                placeholders |= kept;
+            }
             var reals = schema.Where(a => a.Kind == ArgumentKind.Real).Select(a => args.Double(a.Name, a.Default)).ToArray();
             bool bias = schema.Any(a => a.Kind == ArgumentKind.Bias) ? args.Bool("bias", true) : def.AlwaysHasBias;
             def.Normalize(ints);
-            if (!CheckArguments(def, args, prop.Name, ints, reals, new LayerDeclaration(prop.Name, expectedType, args, isRoot, ints, reals))) return null;
+            // A block's placeholders are checked where it is applied, with its arguments.
+            if (!placeholders && !CheckArguments(def, args, prop.Name, ints, reals, new LayerDeclaration(prop.Name, expectedType, args, isRoot, ints, reals))) return null;
             double real = reals.Length > 0 ? reals[0] : 0, real2 = reals.Length > 1 ? reals[1] : 0;
             string full = prefix + state;
 
@@ -384,6 +420,34 @@ namespace Compiled.Nets.Generator.Parsing
             r.ArgLocations = args;
             AddParameters(_layers[r.Layer]);
             return r;
+        }
+
+        /// <summary>
+        /// A layer argument with the inlined block's arguments substituted for its BlockArg placeholders; a placeholder
+        /// stays (<paramref name="kept"/>) while a block is parsed on its own. int.MinValue after reporting.
+        /// </summary>
+        private int ResolvePlaceholder(int value, LocationInfo? location, string property, out bool kept)
+        {
+            kept = false;
+            int index = PlaceholderIndex(value);
+            if (index == -1) return value;
+            if (index == -2)
+            {
+                Report(DiagnosticDescriptors.InvalidArgument, location, property, "a block argument (BlockArg.A … BlockArg.H) is used as it is, not in arithmetic");
+                return int.MinValue;
+            }
+            string name = "BlockArg." + (char)('A' + index);
+            if (_blockArgs is not null && index < _blockArgs.Length) return _blockArgs[index];
+            if (_blockArgs is null && _parsingBlock) { kept = true; return value; }
+            if (_applying is null)
+            {
+                Report(DiagnosticDescriptors.InvalidArgument, location, property, $"{name} is a block's argument: it belongs in a [Network] without [Input] (a block), given where the block is applied");
+                return int.MinValue;
+            }
+            string given = _blockArgs is null ? "no block arguments" : $"{_blockArgs.Length} block argument{(_blockArgs.Length == 1 ? "" : "s")}";
+            Report(DiagnosticDescriptors.InvalidArgument, _applying.Location ?? location, _applying.Property,
+                $"{property} uses {name}, but [SubNetwork] gives {given}: write [SubNetwork(Args = new[] {{ … }})] with at least {index + 1}");
+            return int.MinValue;
         }
 
         /// <summary>The schema's rules in order of kind (positive, not negative), the op's own checks, then probabilities.</summary>
@@ -463,8 +527,9 @@ namespace Compiled.Nets.Generator.Parsing
         internal bool ReportFixable(DiagnosticDescriptor d, LocationInfo? loc, string replacement, params object[] args)
         {
             if (_pendingFix >= 0) { _fixBroken = true; return false; }
-            // An error already stands elsewhere (a layer declaration): this fix alone cannot make the network build.
-            if (_failed) { Report(d, loc, args); return false; }
+            // An error already stands elsewhere (a layer declaration): this fix alone cannot make the network build. Inside
+            // a block with arguments the flagged text is a placeholder other applications share: no fix either.
+            if (_failed || _blockArgs is not null) { Report(d, loc, args); return false; }
             _diagnostics.Add(DiagnosticInfo.Create(d, loc, args) with { Replacement = replacement });
             _failed = true;
             _pendingFix = _diagnostics.Count - 1;
@@ -493,7 +558,10 @@ namespace Compiled.Nets.Generator.Parsing
                     }
                 }
                 _depth++;
+                var (outerArgs, outerApplying) = (_blockArgs, _applying);
+                (_blockArgs, _applying) = (sub.Args, sub);
                 var res = ParseBody(sub.SubNetwork, sub.SubSyntax!, prefix, out _, out _, out int output, isRoot: false, inputValue: x);
+                (_blockArgs, _applying) = (outerArgs, outerApplying);
                 _depth--;
                 if (res is null || output < 0) return -1;
                 x = output;
