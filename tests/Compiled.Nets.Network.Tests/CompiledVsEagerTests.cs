@@ -197,6 +197,22 @@ public class CompiledVsEagerTests
     }
 
     [Fact]
+    public void Summary_ListsEachOpsShapeAndParameters_AndTheTotalsOfTheStore()
+    {
+        var lines = ConvNet.Summary().Split('\n');
+        Assert.Equal("ConvNet: input [1, 28, 28]", lines[0]);
+        Assert.Matches(@"^conv1 \(Conv2d\) +\[64, 28, 28\] +640$", lines[2]);
+        Assert.Matches(@"^MaxPool2d +\[64, 14, 14\] +0$", lines[3]);
+        Assert.Matches(@"^fc1 \(Linear\) +\[512\] +3,211,776$", lines[9]);
+        using var net = new ConvNet(seed: 1);
+        long total = net.Parameters.Parameters.Where(p => !p.IsBuffer).Sum(p => (long)p.Length);
+        Assert.Equal($"Total params: {total:N0} trainable, 0 in buffers", lines[^2]);
+        // A block applied twice is counted once; a sequence network shows T.
+        Assert.Contains(BlockNet.Summary().Split('\n'), l => l.Contains("small.conv1 (Conv2d)") && l.TrimEnd().EndsWith("(shared)", StringComparison.Ordinal));
+        Assert.Contains("T ≤ 16", SeqNet.Summary().Split('\n')[0]);
+    }
+
+    [Fact]
     public void Mlp_WithGeluLayerNormTanhSigmoid_MatchesEager()
     {
         // Dropout is random; p applies only in training, so compare with the mask-free evaluation path of dropout

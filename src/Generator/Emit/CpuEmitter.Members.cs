@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Linq;
 using Compiled.Nets.Generator.Model;
@@ -39,6 +40,7 @@ namespace Compiled.Nets.Generator.Emit
             w.Line("public int OutputSize => OutputFeatures;");
             w.Line($"public {Runtime}ParameterStore Parameters => _store;");
             w.Line();
+            EmitSummary(c);
             w.Line("/// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>");
             w.Line($"public {Runtime}Tensor ForwardEager({Runtime}Tensor x) => Forward(x);");
             w.Line($"{Runtime}Tensor {Runtime}ILayer.Forward({Runtime}Tensor x) => Forward(x);");
@@ -141,6 +143,50 @@ namespace Compiled.Nets.Generator.Emit
             w.Line($"_rng = new {Runtime}Rng(seed ^ 0x9E3779B97F4A7C15UL);");
             w.Line("Bind(\"\");");
             w.Close();
+            w.Line();
+        }
+
+        /// <summary>Summary(): every op with its per-sample output shape and parameter count, as torchsummary prints them,
+        /// written out at generation time (the generator knows all of it).</summary>
+        private static void EmitSummary(CpuContext c)
+        {
+            var s = c.Spec;
+            var inv = System.Globalization.CultureInfo.InvariantCulture;
+            string Shape(IEnumerable<int> d) => "[" + string.Join(", ", d.Select(Shapes.Dim)) + "]";
+            long Count(ParamSpec p) => p.Shape.Aggregate(1L, (a, d) => a * d);
+            var rows = new List<(string Layer, string Shape, string Params)>();
+            var counted = new HashSet<int>();
+            foreach (var op in s.Ops.Where(o => o.Kind != OpKind.Input))
+            {
+                var def = OpTable.Of(op.Kind);
+                string layer = op.Layer >= 0 ? $"{s.Layers[op.Layer].StateName} ({def.Name})" : def.Name;
+                string parameters = "0";
+                if (op.Layer >= 0)
+                {
+                    var l = s.Layers[op.Layer];
+                    var own = new HashSet<string>();
+                    OpTable.Of(l.Kind).DeclareParameters(l, (suffix, _, _, _, _) => own.Add(l.StateName + "." + suffix));
+                    long n = s.Parameters.Where(p => !p.IsBuffer && own.Contains(p.Name)).Sum(Count);
+                    parameters = counted.Add(op.Layer) ? n.ToString("N0", inv) : "(shared)";
+                }
+                rows.Add((layer, Shape(op.OutShape), parameters));
+            }
+            long trainable = s.Parameters.Where(p => !p.IsBuffer).Sum(Count), buffers = s.Parameters.Where(p => p.IsBuffer).Sum(Count);
+            int width = Math.Max(24, rows.Max(r => r.Layer.Length) + 2), shapeWidth = Math.Max(16, rows.Max(r => r.Shape.Length) + 2);
+            var lines = new List<string>
+            {
+                $"{s.TypeName}: input {Shape(s.InputShape)}{(s.MaxSequence > 0 ? $", T ≤ {s.MaxSequence}" : "")}",
+                "Layer (op)".PadRight(width) + "Output shape".PadRight(shapeWidth) + "Param #".PadLeft(12),
+            };
+            lines.AddRange(rows.Select(r => r.Layer.PadRight(width) + r.Shape.PadRight(shapeWidth) + r.Params.PadLeft(12)));
+            lines.Add($"Total params: {trainable.ToString("N0", inv)} trainable, {buffers.ToString("N0", inv)} in buffers");
+            lines.Add($"Activations: {long.Parse(c.Plan.ActivationTotal, inv).ToString("N0", inv)} floats per sample{(s.MaxSequence > 0 ? " at T = MaxSequence" : "")}; gradients while training: {long.Parse(c.Plan.GradientTotal, inv).ToString("N0", inv)}");
+            var w = c.Writer;
+            w.Line("/// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>");
+            w.Line("public static string Summary() =>");
+            w.Line("    \"\"\"");
+            foreach (var line in lines) w.Line("    " + line);
+            w.Line("    \"\"\";");
             w.Line();
         }
 

@@ -54,6 +54,7 @@ namespace Compiled.Nets.Generator.Emit
             w.Line("public int OutputSize => OutputFeatures;");
             w.Line($"public {Runtime}ParameterStore Parameters => {Fail};");
             w.Line($"public static int MaxWorkspaceBatch => {Fail};");
+            w.Line($"public static string Summary() => {Fail};");
             w.Line($"public {Runtime}Tensor ForwardEager({Runtime}Tensor x) => {Fail};");
             w.Line($"{Runtime}Tensor {Runtime}ILayer.Forward({Runtime}Tensor x) => {Fail};");
             w.Line($"public void Forward({input}, {batch}, global::System.Span<float> output) => {Fail};");

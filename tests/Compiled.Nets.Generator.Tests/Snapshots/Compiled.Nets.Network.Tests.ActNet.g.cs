@@ -115,6 +115,27 @@ namespace Compiled.Nets.Network.Tests
         public int OutputSize => OutputFeatures;
         public global::Compiled.Nets.ParameterStore Parameters => _store;
 
+        /// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>
+        public static string Summary() =>
+            """
+            ActNet: input [2, 6, 6]
+            Layer (op)              Output shape         Param #
+            conv (Conv2d)           [4, 6, 6]                 76
+            leaky (LeakyReLU)       [4, 6, 6]                  0
+            SiLU                    [4, 6, 6]                  0
+            Flatten                 [144]                      0
+            fc (Linear)             [16]                   2,320
+            ELU                     [16]                       0
+            Hardswish               [16]                       0
+            elu (ELU)               [16]                       0
+            swish (SiLU)            [16]                       0
+            LeakyReLU               [16]                       0
+            hard_swish (Hardswish)  [16]                       0
+            head (Linear)           [4]                       68
+            Total params: 2,464 trainable, 0 in buffers
+            Activations: 572 floats per sample; gradients while training: 548
+            """;
+
         /// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);

@@ -138,6 +138,35 @@ namespace Compiled.Nets.Network.Tests
         public int OutputSize => OutputFeatures;
         public global::Compiled.Nets.ParameterStore Parameters => _store;
 
+        /// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>
+        public static string Summary() =>
+            """
+            BlockNet: input [3, 8, 8]
+            Layer (op)              Output shape         Param #
+            stem (Conv2d)           [4, 8, 8]                112
+            ReLU                    [4, 8, 8]                  0
+            large.conv1 (Conv2d)    [4, 8, 8]                148
+            ReLU                    [4, 8, 8]                  0
+            large.conv2 (Conv2d)    [4, 8, 8]                148
+            Add                     [4, 8, 8]                  0
+            ReLU                    [4, 8, 8]                  0
+            MaxPool2d               [4, 4, 4]                  0
+            small.conv1 (Conv2d)    [4, 4, 4]                148
+            ReLU                    [4, 4, 4]                  0
+            small.conv2 (Conv2d)    [4, 4, 4]                148
+            Add                     [4, 4, 4]                  0
+            ReLU                    [4, 4, 4]                  0
+            small.conv1 (Conv2d)    [4, 4, 4]           (shared)
+            ReLU                    [4, 4, 4]                  0
+            small.conv2 (Conv2d)    [4, 4, 4]           (shared)
+            Add                     [4, 4, 4]                  0
+            ReLU                    [4, 4, 4]                  0
+            Flatten                 [64]                       0
+            head (Linear)           [3]                      195
+            Total params: 899 trainable, 0 in buffers
+            Activations: 2,505 floats per sample; gradients while training: 2,499
+            """;
+
         /// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);

@@ -106,6 +106,21 @@ namespace Compiled.Nets.Network.Tests
         public int OutputSize => OutputFeatures;
         public global::Compiled.Nets.ParameterStore Parameters => _store;
 
+        /// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>
+        public static string Summary() =>
+            """
+            BnNet: input [3, 13, 11]
+            Layer (op)              Output shape         Param #
+            conv (Conv2d)           [8, 7, 6]                216
+            bn (BatchNorm2d)        [8, 7, 6]                 16
+            ReLU                    [8, 7, 6]                  0
+            AvgPool2d               [8, 3, 3]                  0
+            Flatten                 [72]                       0
+            fc (Linear)             [4]                      292
+            Total params: 524 trainable, 17 in buffers
+            Activations: 1,092 floats per sample; gradients while training: 1,084
+            """;
+
         /// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);

@@ -104,6 +104,27 @@ namespace Compiled.Nets.Network.Tests
         public int OutputSize => OutputFeatures;
         public global::Compiled.Nets.ParameterStore Parameters => _store;
 
+        /// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>
+        public static string Summary() =>
+            """
+            BranchNet: input [3, 8, 8]
+            Layer (op)              Output shape         Param #
+            narrow (Conv2d)         [4, 8, 8]                 16
+            wide (Conv2d)           [4, 8, 8]                112
+            ReLU                    [4, 8, 8]                  0
+            MaxPool2d               [3, 8, 8]                  0
+            Concat                  [8, 8, 8]                  0
+            Concat                  [11, 8, 8]                 0
+            ReLU                    [11, 8, 8]                 0
+            MaxPool2d               [11, 4, 4]                 0
+            Flatten                 [176]                      0
+            Tanh                    [176]                      0
+            Concat                  [352]                      0
+            head (Linear)           [3]                    1,059
+            Total params: 1,187 trainable, 0 in buffers
+            Activations: 3,593 floats per sample; gradients while training: 3,587
+            """;
+
         /// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);

@@ -111,6 +111,25 @@ namespace Compiled.Nets.Network.Tests
         public int OutputSize => OutputFeatures;
         public global::Compiled.Nets.ParameterStore Parameters => _store;
 
+        /// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>
+        public static string Summary() =>
+            """
+            ConvNet: input [1, 28, 28]
+            Layer (op)              Output shape         Param #
+            conv1 (Conv2d)          [64, 28, 28]             640
+            MaxPool2d               [64, 14, 14]               0
+            ReLU                    [64, 14, 14]               0
+            conv2 (Conv2d)          [128, 14, 14]         73,856
+            MaxPool2d               [128, 7, 7]                0
+            ReLU                    [128, 7, 7]                0
+            Flatten                 [6272]                     0
+            fc1 (Linear)            [512]              3,211,776
+            ReLU                    [512]                      0
+            fc2 (Linear)            [10]                   5,130
+            Total params: 3,291,402 trainable, 0 in buffers
+            Activations: 95,646 floats per sample; gradients while training: 95,114
+            """;
+
         /// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);

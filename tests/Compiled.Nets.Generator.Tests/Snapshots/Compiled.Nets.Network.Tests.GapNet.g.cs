@@ -103,6 +103,24 @@ namespace Compiled.Nets.Network.Tests
         public int OutputSize => OutputFeatures;
         public global::Compiled.Nets.ParameterStore Parameters => _store;
 
+        /// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>
+        public static string Summary() =>
+            """
+            GapNet: input [3, 10, 9]
+            Layer (op)               Output shape         Param #
+            conv (Conv2d)            [6, 8, 7]                168
+            ReLU                     [6, 8, 7]                  0
+            gap (AdaptiveAvgPool2d)  [6, 1, 1]                  0
+            Flatten                  [6]                        0
+            head (Linear)            [3]                       21
+            AdaptiveAvgPool2d        [6, 3, 3]                  0
+            Flatten                  [54]                       0
+            side (Linear)            [3]                      165
+            Add                      [3]                        0
+            Total params: 354 trainable, 0 in buffers
+            Activations: 750 floats per sample; gradients while training: 741
+            """;
+
         /// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);

@@ -137,6 +137,32 @@ namespace Compiled.Nets.Network.Tests
         public int OutputSize => OutputFeatures;
         public global::Compiled.Nets.ParameterStore Parameters => _store;
 
+        /// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>
+        public static string Summary() =>
+            """
+            GateNet: input [3, 6, 6]
+            Layer (op)              Output shape         Param #
+            conv (Conv2d)           [8, 6, 6]                224
+            ReLU                    [8, 6, 6]                  0
+            AdaptiveAvgPool2d       [8, 1, 1]                  0
+            squeeze (Conv2d)        [2, 1, 1]                 18
+            ReLU                    [2, 1, 1]                  0
+            excite (Conv2d)         [8, 1, 1]                 24
+            Sigmoid                 [8, 1, 1]                  0
+            Multiply                [8, 6, 6]                  0
+            AdaptiveAvgPool2d       [8, 1, 1]                  0
+            Subtract                [8, 6, 6]                  0
+            AdaptiveAvgPool2d       [8, 5, 5]                  0
+            rows (Linear)           [8, 5, 8]                 48
+            Flatten                 [288]                      0
+            mix (Linear)            [8]                    2,312
+            Multiply                [8, 5, 8]                  0
+            Flatten                 [320]                      0
+            head (Linear)           [3]                      963
+            Total params: 3,589 trainable, 0 in buffers
+            Activations: 2,373 floats per sample; gradients while training: 2,039
+            """;
+
         /// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);

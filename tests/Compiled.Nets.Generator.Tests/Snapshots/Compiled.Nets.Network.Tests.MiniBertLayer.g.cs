@@ -139,6 +139,24 @@ namespace Compiled.Nets.Network.Tests
         public int OutputSize => OutputFeatures;
         public global::Compiled.Nets.ParameterStore Parameters => _store;
 
+        /// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>
+        public static string Summary() =>
+            """
+            MiniBertLayer: input [T, 16], T ≤ 128
+            Layer (op)                              Output shape         Param #
+            attention.self (SelfAttention)          [T, 16]                  816
+            attention.output.dense (Linear)         [T, 16]                  272
+            Add                                     [T, 16]                    0
+            attention.output.LayerNorm (LayerNorm)  [T, 16]                   32
+            intermediate.dense (Linear)             [T, 32]                  544
+            GELU                                    [T, 32]                    0
+            output.dense (Linear)                   [T, 16]                  528
+            Add                                     [T, 16]                    0
+            output.LayerNorm (LayerNorm)            [T, 16]                   32
+            Total params: 2,224 trainable, 0 in buffers
+            Activations: 109,056 floats per sample at T = MaxSequence; gradients while training: 22,528
+            """;
+
         /// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);

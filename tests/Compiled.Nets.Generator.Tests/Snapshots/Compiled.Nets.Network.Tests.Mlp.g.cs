@@ -106,6 +106,23 @@ namespace Compiled.Nets.Network.Tests
         public int OutputSize => OutputFeatures;
         public global::Compiled.Nets.ParameterStore Parameters => _store;
 
+        /// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>
+        public static string Summary() =>
+            """
+            Mlp: input [20]
+            Layer (op)              Output shape         Param #
+            fc1 (Linear)            [33]                     693
+            GELU                    [33]                       0
+            norm (LayerNorm)        [33]                      66
+            fc2 (Linear)            [17]                     561
+            Tanh                    [17]                       0
+            drop (Dropout)          [17]                       0
+            Sigmoid                 [17]                       0
+            head (Linear)           [5]                       90
+            Total params: 1,410 trainable, 0 in buffers
+            Activations: 234 floats per sample; gradients while training: 172
+            """;
+
         /// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);

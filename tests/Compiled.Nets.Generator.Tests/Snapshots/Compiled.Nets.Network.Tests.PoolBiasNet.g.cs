@@ -99,6 +99,22 @@ namespace Compiled.Nets.Network.Tests
         public int OutputSize => OutputFeatures;
         public global::Compiled.Nets.ParameterStore Parameters => _store;
 
+        /// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>
+        public static string Summary() =>
+            """
+            PoolBiasNet: input [3, 11, 9]
+            Layer (op)              Output shape         Param #
+            conv1 (Conv2d)          [5, 11, 9]               140
+            MaxPool2d               [5, 5, 4]                  0
+            conv2 (Conv2d)          [6, 5, 4]                276
+            MaxPool2d               [6, 2, 2]                  0
+            ReLU                    [6, 2, 2]                  0
+            Flatten                 [24]                       0
+            fc (Linear)             [3]                       75
+            Total params: 491 trainable, 0 in buffers
+            Activations: 748 floats per sample; gradients while training: 742
+            """;
+
         /// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);

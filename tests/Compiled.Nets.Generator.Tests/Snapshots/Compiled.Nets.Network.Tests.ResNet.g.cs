@@ -120,6 +120,28 @@ namespace Compiled.Nets.Network.Tests
         public int OutputSize => OutputFeatures;
         public global::Compiled.Nets.ParameterStore Parameters => _store;
 
+        /// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>
+        public static string Summary() =>
+            """
+            ResNet: input [8]
+            Layer (op)              Output shape         Param #
+            stem (Linear)           [16]                     144
+            Sigmoid                 [16]                       0
+            blocks.0.fc1 (Linear)   [16]                     272
+            ReLU                    [16]                       0
+            blocks.0.fc2 (Linear)   [16]                     272
+            Add                     [16]                       0
+            ReLU                    [16]                       0
+            blocks.1.fc1 (Linear)   [16]                     272
+            ReLU                    [16]                       0
+            blocks.1.fc2 (Linear)   [16]                     272
+            Add                     [16]                       0
+            ReLU                    [16]                       0
+            head (Linear)           [3]                       51
+            Total params: 1,283 trainable, 0 in buffers
+            Activations: 278 floats per sample; gradients while training: 195
+            """;
+
         /// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);

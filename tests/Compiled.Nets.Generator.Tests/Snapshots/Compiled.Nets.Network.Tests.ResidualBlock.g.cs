@@ -85,6 +85,20 @@ namespace Compiled.Nets.Network.Tests
         public int OutputSize => OutputFeatures;
         public global::Compiled.Nets.ParameterStore Parameters => _store;
 
+        /// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>
+        public static string Summary() =>
+            """
+            ResidualBlock: input [16]
+            Layer (op)              Output shape         Param #
+            fc1 (Linear)            [16]                     272
+            ReLU                    [16]                       0
+            fc2 (Linear)            [16]                     272
+            Add                     [16]                       0
+            ReLU                    [16]                       0
+            Total params: 544 trainable, 0 in buffers
+            Activations: 112 floats per sample; gradients while training: 80
+            """;
+
         /// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);

@@ -86,6 +86,19 @@ namespace Compiled.Nets.Network.Tests
         public int OutputSize => OutputFeatures;
         public global::Compiled.Nets.ParameterStore Parameters => _store;
 
+        /// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>
+        public static string Summary() =>
+            """
+            SeqBlock: input [T, 8], T ≤ 128
+            Layer (op)              Output shape         Param #
+            mix (Linear)            [T, 8]                    72
+            GELU                    [T, 8]                     0
+            Add                     [T, 8]                     0
+            norm (LayerNorm)        [T, 8]                    16
+            Total params: 88 trainable, 0 in buffers
+            Activations: 5,376 floats per sample at T = MaxSequence; gradients while training: 4,096
+            """;
+
         /// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);

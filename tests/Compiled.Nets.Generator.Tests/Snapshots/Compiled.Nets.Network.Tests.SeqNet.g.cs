@@ -129,6 +129,29 @@ namespace Compiled.Nets.Network.Tests
         public int OutputSize => OutputFeatures;
         public global::Compiled.Nets.ParameterStore Parameters => _store;
 
+        /// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>
+        public static string Summary() =>
+            """
+            SeqNet: input [T], T ≤ 16
+            Layer (op)                 Output shape         Param #
+            embed (Embedding)          [T, 8]                   400
+            norm (LayerNorm)           [T, 8]                    16
+            blocks.0.mix (Linear)      [T, 8]                    72
+            GELU                       [T, 8]                     0
+            Add                        [T, 8]                     0
+            blocks.0.norm (LayerNorm)  [T, 8]                    16
+            blocks.1.mix (Linear)      [T, 8]                    72
+            GELU                       [T, 8]                     0
+            Add                        [T, 8]                     0
+            blocks.1.norm (LayerNorm)  [T, 8]                    16
+            SelectToken                [8]                        0
+            MeanOverSequence           [8]                        0
+            Add                        [8]                        0
+            head (Linear)              [3]                       27
+            Total params: 619 trainable, 0 in buffers
+            Activations: 1,665 floats per sample at T = MaxSequence; gradients while training: 1,307
+            """;
+
         /// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);

@@ -86,6 +86,19 @@ namespace Compiled.Nets.Network.Tests
         public int OutputSize => OutputFeatures;
         public global::Compiled.Nets.ParameterStore Parameters => _store;
 
+        /// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>
+        public static string Summary() =>
+            """
+            SeqRegressor: input [T, 4], T ≤ 10
+            Layer (op)              Output shape         Param #
+            fc1 (Linear)            [T, 6]                    30
+            Tanh                    [T, 6]                     0
+            Softmax                 [T, 6]                     0
+            fc2 (Linear)            [T, 2]                    14
+            Total params: 44 trainable, 0 in buffers
+            Activations: 280 floats per sample at T = MaxSequence; gradients while training: 200
+            """;
+
         /// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);

@@ -297,6 +297,50 @@ namespace Compiled.Nets.Network.Tests
         public int OutputSize => OutputFeatures;
         public global::Compiled.Nets.ParameterStore Parameters => _store;
 
+        /// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>
+        public static string Summary() =>
+            """
+            SmallResNet: input [1, 12, 12]
+            Layer (op)                      Output shape         Param #
+            stem (Conv2d)                   [4, 12, 12]               40
+            ReLU                            [4, 12, 12]                0
+            stage1.conv1 (Conv2d)           [4, 12, 12]              144
+            stage1.bn1 (BatchNorm2d)        [4, 12, 12]                8
+            ReLU                            [4, 12, 12]                0
+            stage1.conv2 (Conv2d)           [4, 12, 12]              144
+            stage1.bn2 (BatchNorm2d)        [4, 12, 12]                8
+            Add                             [4, 12, 12]                0
+            ReLU                            [4, 12, 12]                0
+            down.conv1 (Conv2d)             [8, 6, 6]                288
+            down.bn1 (BatchNorm2d)          [8, 6, 6]                 16
+            ReLU                            [8, 6, 6]                  0
+            down.conv2 (Conv2d)             [8, 6, 6]                576
+            down.bn2 (BatchNorm2d)          [8, 6, 6]                 16
+            down.shortcut (Conv2d)          [8, 6, 6]                 32
+            down.shortcut_bn (BatchNorm2d)  [8, 6, 6]                 16
+            Add                             [8, 6, 6]                  0
+            ReLU                            [8, 6, 6]                  0
+            stage2.0.conv1 (Conv2d)         [8, 6, 6]                576
+            stage2.0.bn1 (BatchNorm2d)      [8, 6, 6]                 16
+            ReLU                            [8, 6, 6]                  0
+            stage2.0.conv2 (Conv2d)         [8, 6, 6]                576
+            stage2.0.bn2 (BatchNorm2d)      [8, 6, 6]                 16
+            Add                             [8, 6, 6]                  0
+            ReLU                            [8, 6, 6]                  0
+            stage2.1.conv1 (Conv2d)         [8, 6, 6]                576
+            stage2.1.bn1 (BatchNorm2d)      [8, 6, 6]                 16
+            ReLU                            [8, 6, 6]                  0
+            stage2.1.conv2 (Conv2d)         [8, 6, 6]                576
+            stage2.1.bn2 (BatchNorm2d)      [8, 6, 6]                 16
+            Add                             [8, 6, 6]                  0
+            ReLU                            [8, 6, 6]                  0
+            AdaptiveAvgPool2d               [8, 1, 1]                  0
+            Flatten                         [8]                        0
+            head (Linear)                   [3]                       27
+            Total params: 3,683 trainable, 137 in buffers
+            Activations: 11,825 floats per sample; gradients while training: 11,819
+            """;
+
         /// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);

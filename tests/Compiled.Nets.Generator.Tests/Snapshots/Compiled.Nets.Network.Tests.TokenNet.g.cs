@@ -91,6 +91,20 @@ namespace Compiled.Nets.Network.Tests
         public int OutputSize => OutputFeatures;
         public global::Compiled.Nets.ParameterStore Parameters => _store;
 
+        /// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>
+        public static string Summary() =>
+            """
+            TokenNet: input [12]
+            Layer (op)              Output shape         Param #
+            embed (Embedding)       [12, 8]                  400
+            norm (LayerNorm)        [12, 8]                   16
+            GELU                    [12, 8]                    0
+            Flatten                 [96]                       0
+            head (Linear)           [3]                      291
+            Total params: 707 trainable, 0 in buffers
+            Activations: 321 floats per sample; gradients while training: 291
+            """;
+
         /// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>
         public global::Compiled.Nets.Tensor ForwardEager(global::Compiled.Nets.Tensor x) => Forward(x);
         global::Compiled.Nets.Tensor global::Compiled.Nets.ILayer.Forward(global::Compiled.Nets.Tensor x) => Forward(x);
