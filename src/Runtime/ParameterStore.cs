@@ -241,6 +241,13 @@ public sealed class ParameterStore : IDisposable
         }
     }
 
+    /// <summary>
+    /// When true, a compiled TrainStep adds its batch's gradients to those already held instead of starting from zero
+    /// (PyTorch's behaviour without <c>zero_grad()</c>): gradient accumulation over micro-batches. Whoever sets it zeroes
+    /// the gradients after each optimizer step (<see cref="ZeroGradients"/>) — <c>TrainerOptions.AccumulationSteps</c> does.
+    /// </summary>
+    public bool AccumulateGradients { get; set; }
+
     /// <summary>Sets all gradients to zero.</summary>
     public void ZeroGradients() => Grads.Span.Clear();
 

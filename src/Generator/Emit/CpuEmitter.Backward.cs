@@ -59,7 +59,8 @@ namespace Compiled.Nets.Generator.Emit
             w.Open($"private float TrainStepIn({Workspace} ws, global::System.ReadOnlySpan<{InputElement(s.TokenInput)}> input, {loss.Targets}, {BatchParams(c.IsSequence)}, global::System.Span<float> {loss.OutputName})");
             EmitSequenceLocal(c);
             EmitSpans(c, grads: true);
-            w.Line(plan.WrittenWeights.Count > 0 ? "_store.ZeroGradientsExcept(_writtenGrads);" : "_store.ZeroGradients();");
+            w.Line("bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them");
+            w.Line(plan.WrittenWeights.Count > 0 ? "if (!accumulate) _store.ZeroGradientsExcept(_writtenGrads);" : "if (!accumulate) _store.ZeroGradients();");
             EmitNeeds(c);
             w.Line("// Gradients accumulate (+=): clear this batch's part of each one that backward will touch.");
             foreach (int id in plan.ClearedGradients) w.Line($"if (n{id}) g{id}.Clear();");

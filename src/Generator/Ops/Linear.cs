@@ -82,7 +82,7 @@ namespace Compiled.Nets.Generator.Ops
             var a = LinearArgs.Of(c.Layer(op));
             var weight = c.Param(op, "weight");
             string writeDx = c.WritesInputGradient(op) ? ", accumulateDx: false" : "";
-            string writeDw = c.Plan.WrittenWeights.Contains(weight.Field) ? ", accumulateDw: false" : "";
+            string writeDw = c.Plan.WrittenWeights.Contains(weight.Field) ? ", accumulateDw: accumulate" : "";
             c.Line($"{Kernels}LinearKernels.Backward({c.InputGradient(op)}, {CpuContext.Gradient(weight)}, g{op.Id}, {c.Value(op.Input)}, {CpuContext.Read(weight)}, {c.Rows(op)}, {a.In}, {a.Out}{writeDx}{writeDw});");
         }
 

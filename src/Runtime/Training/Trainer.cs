@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Numerics.Tensors;
 using System.Text;
 using Compiled.Nets.Data;
 
@@ -38,6 +39,12 @@ public sealed class TrainerOptions
     public string? OutputDirectory { get; init; }
     /// <summary>Resume from <c>last.safetensors</c> in <see cref="OutputDirectory"/> when present.</summary>
     public bool Resume { get; init; }
+    /// <summary>
+    /// Micro-batches per optimizer step (gradient accumulation): the gradients of this many batches are summed, divided
+    /// by their number, then clipped and applied — the step a batch this many times larger would take (exactly so for
+    /// equal batches without batch norm). The schedule advances once per step. 1: a step per batch.
+    /// </summary>
+    public int AccumulationSteps { get; init; } = 1;
 }
 
 /// <summary>
@@ -88,6 +95,14 @@ public sealed class Trainer
 
     private IReadOnlyList<EpochMetrics> FitCore(IBatchRunner train, IBatchRunner? validation)
     {
+        if (options.AccumulationSteps < 1)
+            throw new ArgumentOutOfRangeException(nameof(options), options.AccumulationSteps, "TrainerOptions.AccumulationSteps must be at least 1.");
+        try { return FitEpochs(train, validation); }
+        finally { network.Parameters.AccumulateGradients = false; } // later TrainSteps start from zero again
+    }
+
+    private IReadOnlyList<EpochMetrics> FitEpochs(IBatchRunner train, IBatchRunner? validation)
+    {
         var store = network.Parameters;
         int classes = network.OutputSize;
         var logits = new float[train.MaxBatch * classes];
@@ -122,12 +137,24 @@ public sealed class Trainer
             _observer.EpochStarted(epoch, options.Epochs, batches);
             var sw = Stopwatch.StartNew();
             double lossSum = 0; long seen = 0, correct = 0; int b = 0;
-            train.Run(epoch - 1, training: true, logits, before: () => options.Schedule?.Apply(optimizer), done: (loss, lg, labels) =>
+            int steps = options.AccumulationSteps;
+            // A group of `steps` micro-batches: the first starts from zero gradients, the others add to them.
+            train.Run(epoch - 1, training: true, logits, before: () =>
+            {
+                store.AccumulateGradients = b % steps != 0;
+                if (b % steps == 0) options.Schedule?.Apply(optimizer);
+            }, done: (loss, lg, labels) =>
             {
                 if (!float.IsFinite(loss))
                     throw new ArithmeticException($"The training loss became {loss} in epoch {epoch}, batch {b + 1} of {batches}; lower the learning rate or enable gradient clipping.");
-                if (options.MaxGradNorm > 0) GradientClipping.ClipByGlobalNorm(store, options.MaxGradNorm);
-                optimizer.Step();
+                bool stepNow = (b + 1) % steps == 0 || b + 1 == batches;
+                if (stepNow)
+                {
+                    int group = b % steps + 1;
+                    if (group > 1) TensorPrimitives.Multiply(store.Gradients, 1f / group, store.Gradients);
+                    if (options.MaxGradNorm > 0) GradientClipping.ClipByGlobalNorm(store, options.MaxGradNorm);
+                    optimizer.Step();
+                }
                 lossSum += (double)loss * labels.Length; seen += labels.Length;
                 correct += Correct(lg, labels, classes);
                 b++;

@@ -335,7 +335,8 @@ namespace Compiled.Nets.Network.Tests
             global::System.ReadOnlySpan<float> v0 = input;
             var v4 = v3;
             var g4 = g3;
-            _store.ZeroGradientsExcept(_writtenGrads);
+            bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them
+            if (!accumulate) _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_conv_weight.RequiresGrad || _p_conv_bias.RequiresGrad || n0;
@@ -496,7 +497,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n11 ? g11 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g12, v11, _store.ReadValue(_p_head_weight), batch * 1, 16, 4, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n11 ? g11 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g12, v11, _store.ReadValue(_p_head_weight), batch * 1, 16, 4, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n11)
             {
@@ -544,7 +545,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n4 ? g4 : default), (_p_fc_weight.RequiresGrad ? _store.Gradient(_p_fc_weight) : default), g5, v3, _store.ReadValue(_p_fc_weight), batch * 1, 144, 16, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n4 ? g4 : default), (_p_fc_weight.RequiresGrad ? _store.Gradient(_p_fc_weight) : default), g5, v3, _store.ReadValue(_p_fc_weight), batch * 1, 144, 16, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n3)
             {

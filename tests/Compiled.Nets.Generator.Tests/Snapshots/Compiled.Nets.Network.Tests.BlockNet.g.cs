@@ -508,7 +508,8 @@ namespace Compiled.Nets.Network.Tests
             global::System.ReadOnlySpan<float> v0 = input;
             var v19 = v18;
             var g19 = g18;
-            _store.ZeroGradientsExcept(_writtenGrads);
+            bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them
+            if (!accumulate) _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_stem_weight.RequiresGrad || _p_stem_bias.RequiresGrad || n0;
@@ -774,7 +775,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n19 ? g19 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g20, v18, _store.ReadValue(_p_head_weight), batch * 1, 64, 3, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n19 ? g19 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g20, v18, _store.ReadValue(_p_head_weight), batch * 1, 64, 3, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n18)
             {

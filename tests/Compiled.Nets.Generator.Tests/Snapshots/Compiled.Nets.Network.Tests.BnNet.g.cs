@@ -260,7 +260,8 @@ namespace Compiled.Nets.Network.Tests
             global::System.ReadOnlySpan<float> v0 = input;
             var v5 = v4;
             var g5 = g4;
-            _store.ZeroGradientsExcept(_writtenGrads);
+            bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them
+            if (!accumulate) _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_conv_weight.RequiresGrad || n0;
@@ -361,7 +362,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n5 ? g5 : default), (_p_fc_weight.RequiresGrad ? _store.Gradient(_p_fc_weight) : default), g6, v4, _store.ReadValue(_p_fc_weight), batch * 1, 72, 4, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n5 ? g5 : default), (_p_fc_weight.RequiresGrad ? _store.Gradient(_p_fc_weight) : default), g6, v4, _store.ReadValue(_p_fc_weight), batch * 1, 72, 4, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n4)
             {

@@ -340,7 +340,8 @@ namespace Compiled.Nets.Network.Tests
             global::System.ReadOnlySpan<float> v0 = input;
             var v9 = v8;
             var g9 = g8;
-            _store.ZeroGradientsExcept(_writtenGrads);
+            bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them
+            if (!accumulate) _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_narrow_weight.RequiresGrad || _p_narrow_bias.RequiresGrad || n0;
@@ -502,7 +503,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n11 ? g11 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g12, v11, _store.ReadValue(_p_head_weight), batch * 1, 352, 3, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n11 ? g11 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g12, v11, _store.ReadValue(_p_head_weight), batch * 1, 352, 3, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n11)
             {

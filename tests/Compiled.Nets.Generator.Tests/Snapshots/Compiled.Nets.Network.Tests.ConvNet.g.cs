@@ -285,7 +285,8 @@ namespace Compiled.Nets.Network.Tests
             global::System.ReadOnlySpan<float> v0 = input;
             var v7 = v6;
             var g7 = g6;
-            _store.ZeroGradientsExcept(_writtenGrads);
+            bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them
+            if (!accumulate) _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_conv1_weight.RequiresGrad || _p_conv1_bias.RequiresGrad || n0;
@@ -391,7 +392,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc2 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n9 ? g9 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g10, v9, _store.ReadValue(_p_fc2_weight), batch * 1, 512, 10, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n9 ? g9 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g10, v9, _store.ReadValue(_p_fc2_weight), batch * 1, 512, 10, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n9)
             {
@@ -424,7 +425,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc1 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g8, v6, _store.ReadValue(_p_fc1_weight), batch * 1, 6272, 512, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g8, v6, _store.ReadValue(_p_fc1_weight), batch * 1, 6272, 512, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n6)
             {

@@ -300,7 +300,8 @@ namespace Compiled.Nets.Network.Tests
             var g4 = g3;
             var v7 = v6;
             var g7 = g6;
-            _store.ZeroGradientsExcept(_writtenGrads);
+            bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them
+            if (!accumulate) _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_conv_weight.RequiresGrad || _p_conv_bias.RequiresGrad || n0;
@@ -438,7 +439,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Side backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_side_weight.RequiresGrad ? _store.Gradient(_p_side_weight) : default), g8, v6, _store.ReadValue(_p_side_weight), batch * 1, 54, 3, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_side_weight.RequiresGrad ? _store.Gradient(_p_side_weight) : default), g8, v6, _store.ReadValue(_p_side_weight), batch * 1, 54, 3, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n6)
             {
@@ -469,7 +470,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n4 ? g4 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g5, v3, _store.ReadValue(_p_head_weight), batch * 1, 6, 3, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n4 ? g4 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g5, v3, _store.ReadValue(_p_head_weight), batch * 1, 6, 3, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n3)
             {

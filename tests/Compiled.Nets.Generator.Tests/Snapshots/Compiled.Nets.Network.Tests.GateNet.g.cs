@@ -458,7 +458,8 @@ namespace Compiled.Nets.Network.Tests
             var g13 = g10;
             var v16 = v15;
             var g16 = g15;
-            _store.ZeroGradientsExcept(_writtenGrads);
+            bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them
+            if (!accumulate) _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_conv_weight.RequiresGrad || _p_conv_bias.RequiresGrad || n0;
@@ -682,7 +683,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n16 ? g16 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g17, v15, _store.ReadValue(_p_head_weight), batch * 1, 320, 3, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n16 ? g16 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g17, v15, _store.ReadValue(_p_head_weight), batch * 1, 320, 3, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n15)
             {
@@ -713,7 +714,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Mix backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n13 ? g13 : default), (_p_mix_weight.RequiresGrad ? _store.Gradient(_p_mix_weight) : default), g14, v10, _store.ReadValue(_p_mix_weight), batch * 1, 288, 8, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n13 ? g13 : default), (_p_mix_weight.RequiresGrad ? _store.Gradient(_p_mix_weight) : default), g14, v10, _store.ReadValue(_p_mix_weight), batch * 1, 288, 8, accumulateDw: accumulate);
             }
             if (n12)
             {
@@ -739,7 +740,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Rows backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n11 ? g11 : default), (_p_rows_weight.RequiresGrad ? _store.Gradient(_p_rows_weight) : default), g12, v11, _store.ReadValue(_p_rows_weight), batch * 40, 5, 8, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n11 ? g11 : default), (_p_rows_weight.RequiresGrad ? _store.Gradient(_p_rows_weight) : default), g12, v11, _store.ReadValue(_p_rows_weight), batch * 40, 5, 8, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n11)
             {

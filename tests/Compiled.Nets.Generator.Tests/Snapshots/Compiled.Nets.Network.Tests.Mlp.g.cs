@@ -308,7 +308,8 @@ namespace Compiled.Nets.Network.Tests
             var r8 = act.Slice(224 * cap, 5 * batch);
             var probs = act.Slice(229 * cap, 5 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
-            _store.ZeroGradientsExcept(_writtenGrads);
+            bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them
+            if (!accumulate) _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_fc1_weight.RequiresGrad || _p_fc1_bias.RequiresGrad || n0;
@@ -447,7 +448,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g8, v7, _store.ReadValue(_p_head_weight), batch * 1, 17, 5, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g8, v7, _store.ReadValue(_p_head_weight), batch * 1, 17, 5, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n7)
             {
@@ -482,7 +483,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc2 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n3 ? g3 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g4, v3, _store.ReadValue(_p_fc2_weight), batch * 1, 33, 17, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n3 ? g3 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g4, v3, _store.ReadValue(_p_fc2_weight), batch * 1, 33, 17, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n3)
             {
@@ -520,7 +521,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc1 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g1, v0, _store.ReadValue(_p_fc1_weight), batch * 1, 20, 33, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g1, v0, _store.ReadValue(_p_fc1_weight), batch * 1, 20, 33, accumulateDw: accumulate);
             }
             return loss;
         }

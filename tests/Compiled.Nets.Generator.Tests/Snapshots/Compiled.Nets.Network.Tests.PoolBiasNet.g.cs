@@ -233,7 +233,8 @@ namespace Compiled.Nets.Network.Tests
             global::System.ReadOnlySpan<float> v0 = input;
             var v6 = v5;
             var g6 = g5;
-            _store.ZeroGradientsExcept(_writtenGrads);
+            bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them
+            if (!accumulate) _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_conv1_weight.RequiresGrad || _p_conv1_bias.RequiresGrad || n0;
@@ -310,7 +311,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n6 ? g6 : default), (_p_fc_weight.RequiresGrad ? _store.Gradient(_p_fc_weight) : default), g7, v5, _store.ReadValue(_p_fc_weight), batch * 1, 24, 3, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n6 ? g6 : default), (_p_fc_weight.RequiresGrad ? _store.Gradient(_p_fc_weight) : default), g7, v5, _store.ReadValue(_p_fc_weight), batch * 1, 24, 3, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n5)
             {

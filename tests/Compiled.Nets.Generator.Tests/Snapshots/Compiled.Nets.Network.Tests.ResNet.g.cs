@@ -469,7 +469,8 @@ namespace Compiled.Nets.Network.Tests
             var g13 = grad.Slice(192 * cap, 3 * batch);
             var r13 = act.Slice(275 * cap, 3 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
-            _store.ZeroGradientsExcept(_writtenGrads);
+            bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them
+            if (!accumulate) _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_stem_weight.RequiresGrad || _p_stem_bias.RequiresGrad || n0;
@@ -734,7 +735,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n12 ? g12 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g13, v12, _store.ReadValue(_p_head_weight), batch * 1, 16, 3, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n12 ? g12 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g13, v12, _store.ReadValue(_p_head_weight), batch * 1, 16, 3, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n12)
             {
@@ -790,7 +791,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc2 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n9 ? g9 : default), (_p_blocks_1_fc2_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_fc2_weight) : default), g10, v9, _store.ReadValue(_p_blocks_1_fc2_weight), batch * 1, 16, 16, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n9 ? g9 : default), (_p_blocks_1_fc2_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_fc2_weight) : default), g10, v9, _store.ReadValue(_p_blocks_1_fc2_weight), batch * 1, 16, 16, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n9)
             {
@@ -823,7 +824,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc1 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_blocks_1_fc1_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_fc1_weight) : default), g8, v7, _store.ReadValue(_p_blocks_1_fc1_weight), batch * 1, 16, 16, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n7 ? g7 : default), (_p_blocks_1_fc1_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_fc1_weight) : default), g8, v7, _store.ReadValue(_p_blocks_1_fc1_weight), batch * 1, 16, 16, accumulateDw: accumulate);
             }
             if (n7)
             {
@@ -879,7 +880,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc2 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n4 ? g4 : default), (_p_blocks_0_fc2_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_fc2_weight) : default), g5, v4, _store.ReadValue(_p_blocks_0_fc2_weight), batch * 1, 16, 16, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n4 ? g4 : default), (_p_blocks_0_fc2_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_fc2_weight) : default), g5, v4, _store.ReadValue(_p_blocks_0_fc2_weight), batch * 1, 16, 16, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n4)
             {
@@ -912,7 +913,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc1 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n2 ? g2 : default), (_p_blocks_0_fc1_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_fc1_weight) : default), g3, v2, _store.ReadValue(_p_blocks_0_fc1_weight), batch * 1, 16, 16, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n2 ? g2 : default), (_p_blocks_0_fc1_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_fc1_weight) : default), g3, v2, _store.ReadValue(_p_blocks_0_fc1_weight), batch * 1, 16, 16, accumulateDw: accumulate);
             }
             if (n2)
             {
@@ -945,7 +946,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Stem backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_stem_weight.RequiresGrad ? _store.Gradient(_p_stem_weight) : default), g1, v0, _store.ReadValue(_p_stem_weight), batch * 1, 8, 16, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_stem_weight.RequiresGrad ? _store.Gradient(_p_stem_weight) : default), g1, v0, _store.ReadValue(_p_stem_weight), batch * 1, 8, 16, accumulateDw: accumulate);
             }
             return loss;
         }

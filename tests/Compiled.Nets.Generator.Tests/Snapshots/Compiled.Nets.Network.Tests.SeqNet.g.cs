@@ -404,7 +404,8 @@ namespace Compiled.Nets.Network.Tests
             var r14 = act.Slice(1659 * cap, 3 * batch);
             var probs = act.Slice(1662 * cap, 3 * batch);
             global::System.ReadOnlySpan<int> v0 = input;
-            _store.ZeroGradientsExcept(_writtenGrads);
+            bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them
+            if (!accumulate) _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_embed_weight.RequiresGrad || n0;
@@ -572,7 +573,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n13 ? g13 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g14, v13, _store.ReadValue(_p_head_weight), batch * 1, 8, 3, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n13 ? g13 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g14, v13, _store.ReadValue(_p_head_weight), batch * 1, 8, 3, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n13)
             {
@@ -632,7 +633,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Mix backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n6 ? g6 : default), (_p_blocks_1_mix_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_mix_weight) : default), g7, v6, _store.ReadValue(_p_blocks_1_mix_weight), batch * T, 8, 8, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n6 ? g6 : default), (_p_blocks_1_mix_weight.RequiresGrad ? _store.Gradient(_p_blocks_1_mix_weight) : default), g7, v6, _store.ReadValue(_p_blocks_1_mix_weight), batch * T, 8, 8, accumulateDw: accumulate);
             }
             if (n6)
             {
@@ -676,7 +677,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Mix backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n2 ? g2 : default), (_p_blocks_0_mix_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_mix_weight) : default), g3, v2, _store.ReadValue(_p_blocks_0_mix_weight), batch * T, 8, 8, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n2 ? g2 : default), (_p_blocks_0_mix_weight.RequiresGrad ? _store.Gradient(_p_blocks_0_mix_weight) : default), g3, v2, _store.ReadValue(_p_blocks_0_mix_weight), batch * T, 8, 8, accumulateDw: accumulate);
             }
             if (n2)
             {

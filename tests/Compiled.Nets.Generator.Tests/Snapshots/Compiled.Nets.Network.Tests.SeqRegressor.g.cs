@@ -234,7 +234,8 @@ namespace Compiled.Nets.Network.Tests
             var g4 = grad.Slice(180 * cap, T * 2 * batch);
             var r4 = act.Slice(260 * cap, T * 2 * batch);
             global::System.ReadOnlySpan<float> v0 = input;
-            _store.ZeroGradientsExcept(_writtenGrads);
+            bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them
+            if (!accumulate) _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_fc1_weight.RequiresGrad || _p_fc1_bias.RequiresGrad || n0;
@@ -333,7 +334,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc2 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n3 ? g3 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g4, v3, _store.ReadValue(_p_fc2_weight), batch * T, 6, 2, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n3 ? g3 : default), (_p_fc2_weight.RequiresGrad ? _store.Gradient(_p_fc2_weight) : default), g4, v3, _store.ReadValue(_p_fc2_weight), batch * T, 6, 2, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n3)
             {
@@ -371,7 +372,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Fc1 backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g1, v0, _store.ReadValue(_p_fc1_weight), batch * T, 4, 6, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward(default, (_p_fc1_weight.RequiresGrad ? _store.Gradient(_p_fc1_weight) : default), g1, v0, _store.ReadValue(_p_fc1_weight), batch * T, 4, 6, accumulateDw: accumulate);
             }
             return loss;
         }

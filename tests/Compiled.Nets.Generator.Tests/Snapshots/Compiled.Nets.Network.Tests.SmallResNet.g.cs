@@ -846,7 +846,8 @@ namespace Compiled.Nets.Network.Tests
             global::System.ReadOnlySpan<float> v0 = input;
             var v34 = v33;
             var g34 = g33;
-            _store.ZeroGradientsExcept(_writtenGrads);
+            bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them
+            if (!accumulate) _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_stem_weight.RequiresGrad || _p_stem_bias.RequiresGrad || n0;
@@ -1219,7 +1220,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n34 ? g34 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g35, v33, _store.ReadValue(_p_head_weight), batch * 1, 8, 3, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n34 ? g34 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g35, v33, _store.ReadValue(_p_head_weight), batch * 1, 8, 3, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n33)
             {

@@ -242,7 +242,8 @@ namespace Compiled.Nets.Network.Tests
             global::System.ReadOnlySpan<int> v0 = input;
             var v4 = v3;
             var g4 = g3;
-            _store.ZeroGradientsExcept(_writtenGrads);
+            bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them
+            if (!accumulate) _store.ZeroGradientsExcept(_writtenGrads);
             // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
             bool n0 = false;
             bool n1 = _p_embed_weight.RequiresGrad || n0;
@@ -338,7 +339,7 @@ namespace Compiled.Nets.Network.Tests
                     }
                 }
                 // Head backward
-                global::Compiled.Nets.Kernels.LinearKernels.Backward((n4 ? g4 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g5, v3, _store.ReadValue(_p_head_weight), batch * 1, 96, 3, accumulateDx: false, accumulateDw: false);
+                global::Compiled.Nets.Kernels.LinearKernels.Backward((n4 ? g4 : default), (_p_head_weight.RequiresGrad ? _store.Gradient(_p_head_weight) : default), g5, v3, _store.ReadValue(_p_head_weight), batch * 1, 96, 3, accumulateDx: false, accumulateDw: accumulate);
             }
             if (n3)
             {
