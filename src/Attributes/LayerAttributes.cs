@@ -194,6 +194,19 @@ namespace Compiled.Nets
         public double P { get; }
     }
 
+    /// <summary>Batch normalisation over the channels of [B, C] or [B, C, L] (<c>nn.BatchNorm1d</c>).</summary>
+    public sealed class BatchNorm1dAttribute : LayerAttribute
+    {
+        /// <summary>Declares batch normalisation.</summary>
+        public BatchNorm1dAttribute(int features, double eps = 1e-5, double momentum = 0.1) { Features = features; Eps = eps; Momentum = momentum; }
+        /// <summary>Channels (features).</summary>
+        public int Features { get; }
+        /// <summary>Epsilon added to the variance.</summary>
+        public double Eps { get; }
+        /// <summary>Weight of the new batch statistics in the running ones.</summary>
+        public double Momentum { get; }
+    }
+
     /// <summary>Batch normalisation over channels of [B, C, H, W] (<c>nn.BatchNorm2d</c>).</summary>
     public sealed class BatchNorm2dAttribute : LayerAttribute
     {

@@ -36,6 +36,7 @@ public class SnapshotTests
         "Compiled.Nets.Network.Tests.BranchNet.g.cs",
         "Compiled.Nets.Network.Tests.DownBlock.g.cs",
         "Compiled.Nets.Network.Tests.SmallResNet.g.cs",
+        "Compiled.Nets.Network.Tests.Bn1dNet.g.cs",
     };
 
     [Theory]

@@ -183,6 +183,29 @@ public class OpParityTests
         Compare([2, 3, 4, 5], x => CTensor.Concat(2, x.Tanh(), x), x => torch.cat([torch.tanh(x), x], 2));
     }
 
+    [Theory]
+    [InlineData(new[] { 6, 5 })]
+    [InlineData(new[] { 4, 5, 7 })]
+    public void BatchNorm1d_TrainingMatchesLibTorch(int[] shape)
+    {
+        var b = new ParameterStoreBuilder();
+        b.Add("bn.weight", [5], ParameterRole.NormWeight, ParameterInit.Uniform(1));
+        b.Add("bn.bias", [5], ParameterRole.NormBias, ParameterInit.Uniform(1));
+        b.AddBuffer("bn.running_mean", [5], ParameterRole.RunningMean, ParameterInit.Zeros);
+        b.AddBuffer("bn.running_var", [5], ParameterRole.RunningVar, ParameterInit.Ones);
+        b.AddBuffer("bn.num_batches_tracked", [], ParameterRole.BatchesTracked, ParameterInit.Zeros);
+        using var store = b.Build();
+        store.Initialize(4);
+        var layer = new Compiled.Nets.BatchNorm1d(store, "bn", 5, 1e-5f, 0.1f);
+        var w = T(store.Value(store["bn.weight"]).ToArray(), [5]);
+        var bias = T(store.Value(store["bn.bias"]).ToArray(), [5]);
+        var mean = torch.zeros(5, ScalarType.Float64); var variance = torch.ones(5, ScalarType.Float64);
+        Compare(shape, x => layer.Forward(x), x => F.batch_norm(x, mean, variance, w, bias, training: true, momentum: 0.1, eps: 1e-5), store,
+            new Dictionary<string, TTensor> { ["bn.weight"] = w, ["bn.bias"] = bias });
+        Close(Data(mean), store.Value(store["bn.running_mean"]).ToArray(), "running_mean");
+        Close(Data(variance), store.Value(store["bn.running_var"]).ToArray(), "running_var");
+    }
+
     [Fact]
     public void BatchNorm2d_TrainingAndRunningStats()
     {

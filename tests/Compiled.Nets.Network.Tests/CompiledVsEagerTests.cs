@@ -212,6 +212,15 @@ public class CompiledVsEagerTests
         Assert.Contains("T ≤ 16", SeqNet.Summary().Split('\n')[0]);
     }
 
+    [Theory]
+    [InlineData(2)]
+    [InlineData(6)]
+    public void BatchNorm1d_OnFeaturesAndOnChannels_MatchesEager(int batch)
+    {
+        using var net = new Bn1dNet(seed: 29);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [4, 10], 3);
+    }
+
     [Fact]
     public void Mlp_WithGeluLayerNormTanhSigmoid_MatchesEager()
     {

@@ -356,3 +356,16 @@ public partial class SmallResNet
 
     Tensor Forward(Tensor x) => x.Apply(Stem).Relu().Apply(Stage1).Apply(Down).Apply(Stage2).AdaptiveAvgPool2d(1).Flatten().Apply(Head);
 }
+
+/// <summary>BatchNorm1d on features ([C]) and on a signal's channels ([C, L]).</summary>
+[Network, Input(4, 10), CrossEntropyLoss]
+public partial class Bn1dNet
+{
+    [BatchNorm1d(4)] public partial BatchNorm1d SignalNorm { get; }
+    [Linear(10, 6)] public partial Linear Mix { get; }
+    [Linear(4 * 6, 8)] public partial Linear Fc { get; }
+    [BatchNorm1d(8, momentum: 0.2)] public partial BatchNorm1d FeatureNorm { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(SignalNorm).Apply(Mix).Relu().Flatten().Apply(Fc).Apply(FeatureNorm).Relu().Apply(Head);
+}

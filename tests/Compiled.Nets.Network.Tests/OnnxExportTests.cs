@@ -106,6 +106,15 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void Bn1dNet_WithTrainedBatchNorm1dStatistics()
+    {
+        using var net = new Bn1dNet(seed: 30);
+        var x = CompiledVsEagerTests.RandomData(8 * net.InputSize, 31);
+        net.TrainStep(x, CompiledVsEagerTests.RandomLabels(8, 3, 32), 8); // running statistics away from 0 and 1
+        AssertOnnxMatches(net, net.InputSize, (x2, b, y) => net.Forward(x2, b, y), net.ExportOnnx, net.OutputSize, [.. net.InputShape]);
+    }
+
+    [Fact]
     public void PoolBiasNet()
     {
         using var net = new PoolBiasNet(seed: 6);

@@ -16,16 +16,14 @@ namespace Compiled.Nets.Generator.Ops
     }
 
     /// <summary>
-    /// BatchNorm2d, as nn.BatchNorm2d: batch statistics and running-statistic updates in training, the running
-    /// statistics in evaluation. Saves the batch mean and inverse deviation per channel for backward.
+    /// Batch normalisation over the channels of [C, ...], as nn.BatchNorm1d/2d: batch statistics and running-statistic
+    /// updates in training, the running statistics in evaluation. Saves the batch mean and inverse deviation per channel
+    /// for backward. The kernels see [B, C, plane] with plane the product of the dimensions after C.
     /// </summary>
-    internal sealed class BatchNorm2dOp : OpDefinition
+    internal abstract class BatchNormOp : OpDefinition
     {
         private static readonly Argument[] s_arguments = { Argument.Int("features"), Argument.Real("eps", 1e-5), Argument.Real("momentum", 0.1) };
 
-        public override OpKind Kind => OpKind.BatchNorm2d;
-        public override string Name => "BatchNorm2d";
-        public override LayerKind? Layer => LayerKind.BatchNorm2d;
         public override IReadOnlyList<Argument> Arguments => s_arguments;
 
         public override void DeclareParameters(LayerSpec l, ParameterSink add)
@@ -41,21 +39,26 @@ namespace Compiled.Nets.Generator.Ops
         public override string Construct(LayerSpec l, string stateName)
         {
             var a = NormArgs.Of(l);
-            return $"new {Runtime}BatchNorm2d(_store, {stateName}, {a.Features}, {FloatLiteral(a.Eps)}, {FloatLiteral(a.Momentum)})";
+            return $"new {Runtime}{l.Kind}(_store, {stateName}, {a.Features}, {FloatLiteral(a.Eps)}, {FloatLiteral(a.Momentum)})";
         }
+
+        /// <summary>The per-sample ranks it takes, as messages show them.</summary>
+        protected abstract bool Fits(int rank);
+        protected abstract string ExpectedShape { get; }
 
         public override int Apply(ForwardWalker walker, LayerApplication a)
         {
             int features = NormArgs.Of(a.Spec).Features;
             var shape = a.Shape;
-            if (shape.Length != 3) { walker.Rank(a.Invocation, $"{a.Who} (BatchNorm2d)", "[C, H, W]", shape); return -1; }
-            if (Shapes.HasSequence(shape)) { walker.Sequence(a.Invocation, $"{a.Who} (BatchNorm2d)", "it needs fixed [C, H, W] sizes", shape); return -1; }
+            string who = $"{a.Who} ({Name})";
+            if (!Fits(shape.Length)) { walker.Rank(a.Invocation, who, ExpectedShape, shape); return -1; }
+            if (Shapes.HasSequence(shape)) { walker.Sequence(a.Invocation, who, $"it needs fixed {ExpectedShape} sizes", shape); return -1; }
             if (shape[0] != features)
             {
-                if (!walker.Parser.ReportFixable(DiagnosticDescriptors.FeatureMismatch, a.Args.Location("features"), ForwardWalker.Int(shape[0]), a.Who, $"{features} channels (BatchNorm2d({features}))", walker.Producer(a.Input),
+                if (!walker.Parser.ReportFixable(DiagnosticDescriptors.FeatureMismatch, a.Args.Location("features"), ForwardWalker.Int(shape[0]), a.Who, $"{features} channels ({Name}({features}))", walker.Producer(a.Input),
                     $"{shape[0]} channels ({NetworkParser.Shape(shape)})", walker.InputText, "")) return -1;
             }
-            return walker.Parser.AddOp(OpKind.BatchNorm2d, a.Input, -1, a.Layer.Layer, shape, shape, System.Array.Empty<int>(), 0, a.Who);
+            return walker.Parser.AddOp(Kind, a.Input, -1, a.Layer.Layer, shape, shape, System.Array.Empty<int>(), 0, a.Who);
         }
 
         public override void SavedForBackward(RegionBuilder regions, NetworkSpec s, OpSpec op)
@@ -64,11 +67,13 @@ namespace Compiled.Nets.Generator.Ops
             regions.AddStats($"si{op.Id}", op.OutShape[0]);
         }
 
+        private static int Plane(OpSpec op) => Shapes.Product(op.InShape.Skip(1));
+
         public override void EmitForward(CpuContext c, OpSpec op)
         {
             var a = NormArgs.Of(c.Layer(op));
             string y = c.Output(op), x = c.Value(op.Input);
-            string channels = IntLiteral(op.InShape[0]), plane = IntLiteral(op.InShape[1] * op.InShape[2]);
+            string channels = IntLiteral(op.InShape[0]), plane = IntLiteral(Plane(op));
             if (c.Training)
             {
                 c.Line($"{Kernels}BatchNormKernels.ForwardTraining({y}, sm{op.Id}, si{op.Id}, {c.Read(op, "running_mean")}, {c.Read(op, "running_var")}, {x}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, batch, {channels}, {plane}, {FloatLiteral(a.Eps)}, {FloatLiteral(a.Momentum)});");
@@ -79,10 +84,30 @@ namespace Compiled.Nets.Generator.Ops
         }
 
         public override void EmitBackward(CpuContext c, OpSpec op) =>
-            c.Line($"{Kernels}BatchNormKernels.Backward({c.InputGradient(op)}, {c.Gradient(op, "weight")}, {c.Gradient(op, "bias")}, g{op.Id}, {c.Value(op.Input)}, sm{op.Id}, si{op.Id}, {c.Read(op, "weight")}, batch, {op.InShape[0]}, {op.InShape[1] * op.InShape[2]});");
+            c.Line($"{Kernels}BatchNormKernels.Backward({c.InputGradient(op)}, {c.Gradient(op, "weight")}, {c.Gradient(op, "bias")}, g{op.Id}, {c.Value(op.Input)}, sm{op.Id}, si{op.Id}, {c.Read(op, "weight")}, batch, {op.InShape[0]}, {Plane(op)});");
 
         public override void EmitOnnx(OnnxContext c, OpSpec op) =>
             c.Line($"g.Node(\"BatchNormalization\", new[] {{ {c.Value(op.Input)}, {c.Initializer(op, "weight")}, {c.Initializer(op, "bias")}, {c.Initializer(op, "running_mean")}, {c.Initializer(op, "running_var")} }}, {c.Output(op)}, (\"epsilon\", {FloatLiteral(NormArgs.Of(c.Layer(op)).Eps)}));");
+    }
+
+    /// <summary>BatchNorm2d on [C, H, W].</summary>
+    internal sealed class BatchNorm2dOp : BatchNormOp
+    {
+        public override OpKind Kind => OpKind.BatchNorm2d;
+        public override string Name => "BatchNorm2d";
+        public override LayerKind? Layer => LayerKind.BatchNorm2d;
+        protected override bool Fits(int rank) => rank == 3;
+        protected override string ExpectedShape => "[C, H, W]";
+    }
+
+    /// <summary>BatchNorm1d on [C] (features) or [C, L] (channels of a signal), as nn.BatchNorm1d.</summary>
+    internal sealed class BatchNorm1dOp : BatchNormOp
+    {
+        public override OpKind Kind => OpKind.BatchNorm1d;
+        public override string Name => "BatchNorm1d";
+        public override LayerKind? Layer => LayerKind.BatchNorm1d;
+        protected override bool Fits(int rank) => rank is 1 or 2;
+        protected override string ExpectedShape => "[C] or [C, L]";
     }
 
     /// <summary>LayerNorm over the last dimension, as nn.LayerNorm; saves each row's mean and inverse deviation for backward.</summary>

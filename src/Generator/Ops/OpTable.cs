@@ -39,6 +39,7 @@ namespace Compiled.Nets.Generator.Ops
             new Conv2dOp(),
             new LinearOp(),
             new BatchNorm2dOp(),
+            new BatchNorm1dOp(),
             new LayerNormOp(),
             new EmbeddingOp(),
             new PositionEmbeddingOp(),

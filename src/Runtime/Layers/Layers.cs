@@ -130,6 +130,27 @@ public sealed class BatchNorm2d : ILayer
     }
 }
 
+/// <summary>Batch normalisation over the channels of [B, C] or [B, C, L] (<c>nn.BatchNorm1d</c>): BatchNorm2d's arithmetic.</summary>
+public sealed class BatchNorm1d : ILayer
+{
+    private readonly BatchNorm2d _norm;
+    private readonly int _features;
+
+    /// <summary>Binds to <c>{name}.weight/bias/running_mean/running_var/num_batches_tracked</c>.</summary>
+    public BatchNorm1d(ParameterStore store, string name, int features, float eps, float momentum)
+    {
+        _norm = new BatchNorm2d(store, name, features, eps, momentum);
+        _features = features;
+    }
+
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        if (x.Shape.Length is not (2 or 3) || x.Shape[1] != _features) throw new ArgumentException($"BatchNorm1d({_features}) expects [B, {_features}] or [B, {_features}, L], got {x.ShapeText()}.");
+        return _norm.Forward(x);
+    }
+}
+
 /// <summary>Layer normalisation handle over the last dimension.</summary>
 public sealed class LayerNorm : ILayer
 {
