@@ -162,6 +162,16 @@ public sealed class Tensor
         return Result(y, Shape, [x], r => SoftmaxKernels.Backward(x.GradBuffer, r.Grad, y, rows, cols));
     }
 
+    /// <summary>log-softmax over the last dimension (<c>F.log_softmax(x, -1)</c>).</summary>
+    public Tensor LogSoftmax()
+    {
+        int cols = Shape[^1], rows = Data.Length / cols;
+        var y = new float[Data.Length];
+        LogSoftmaxKernels.Forward(y, Data, rows, cols);
+        var x = this;
+        return Result(y, Shape, [x], r => LogSoftmaxKernels.Backward(x.GradBuffer, r.Grad, y, rows, cols));
+    }
+
     /// <summary>Flattens every dimension after the batch.</summary>
     public Tensor Flatten()
     {

@@ -121,6 +121,7 @@ public class OpParityTests
         Compare([3, 11], x => x.Tanh(), x => torch.tanh(x));
         Compare([3, 11], x => x.Sigmoid(), x => torch.sigmoid(x));
         Compare([3, 11], x => x.Softmax(), x => F.softmax(x, -1));
+        Compare([3, 4, 21], x => x.LogSoftmax(), x => F.log_softmax(x, -1), inputScale: 4f);
         Compare([3, 11], x => x.Relu() + x, x => F.relu(x) + x);
         Compare([2, 3, 4], x => x.Flatten(), x => x.flatten(1));
         Compare([5, 7], x => x.Dropout(0.0), x => F.dropout(x, 0.0, true));

@@ -221,6 +221,15 @@ public class CompiledVsEagerTests
         CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [4, 10], 3);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(5)]
+    public void LogSoftmax_MatchesEager(int batch)
+    {
+        using var net = new LogSoftmaxNet(seed: 33);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [12], 4);
+    }
+
     [Fact]
     public void Mlp_WithGeluLayerNormTanhSigmoid_MatchesEager()
     {

@@ -369,3 +369,17 @@ public partial class Bn1dNet
 
     Tensor Forward(Tensor x) => x.Apply(SignalNorm).Apply(Mix).Relu().Flatten().Apply(Fc).Apply(FeatureNorm).Relu().Apply(Head);
 }
+
+/// <summary>log-softmax inside a network (its output read again) and as the last op of a cross-entropy head.</summary>
+[Network, Input(12), CrossEntropyLoss]
+public partial class LogSoftmaxNet
+{
+    [Linear(12, 9)] public partial Linear Fc { get; }
+    [Linear(9, 4)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var h = x.Apply(Fc).LogSoftmax();
+        return (h * h.Tanh()).Apply(Head).LogSoftmax();
+    }
+}

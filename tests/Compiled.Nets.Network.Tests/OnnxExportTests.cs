@@ -115,6 +115,13 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void LogSoftmaxNet()
+    {
+        using var net = new LogSoftmaxNet(seed: 34);
+        AssertOnnxMatches(net, net.InputSize, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, net.OutputSize, [.. net.InputShape]);
+    }
+
+    [Fact]
     public void PoolBiasNet()
     {
         using var net = new PoolBiasNet(seed: 6);

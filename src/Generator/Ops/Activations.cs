@@ -136,4 +136,25 @@ namespace Compiled.Nets.Generator.Ops
 
         public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"Softmax\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}, (\"axis\", -1));");
     }
+
+    /// <summary>log-softmax over the last dimension (classifier heads trained with NLL, sequence scores); backward reads its output.</summary>
+    internal sealed class LogSoftmaxOp : OpDefinition
+    {
+        public override OpKind Kind => OpKind.LogSoftmax;
+        public override string Name => "LogSoftmax";
+        public override string? Method => "LogSoftmax";
+
+        public override int Call(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape) =>
+            walker.NoArguments(invocation, Kind, "LogSoftmax", x, shape);
+
+        public override void EmitForward(CpuContext c, OpSpec op) =>
+            c.Line($"{Kernels}LogSoftmaxKernels.Forward({c.Output(op)}, {c.Value(op.Input)}, {c.Rows(op)}, {Shapes.Dim(op.OutShape[op.OutShape.Count - 1])});");
+
+        public override void EmitBackward(CpuContext c, OpSpec op)
+        {
+            if (!c.InputIsData(op)) c.Line($"if (n{op.Input}) {Kernels}LogSoftmaxKernels.Backward(g{op.Input}, g{op.Id}, v{op.Id}, {c.Rows(op)}, {Shapes.Dim(op.OutShape[op.OutShape.Count - 1])});");
+        }
+
+        public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"LogSoftmax\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}, (\"axis\", -1));");
+    }
 }

@@ -29,6 +29,7 @@ namespace Compiled.Nets.Generator.Ops
             new Activation(OpKind.Elu, LayerKind.ELU, "ELU", "Elu", GradientSource.Input, onnx: "Elu", Argument.Real("alpha", 1.0)),
             new Activation(OpKind.Hardswish, LayerKind.Hardswish, "Hardswish", "Hardswish", GradientSource.Input, onnx: "HardSwish"),
             new SoftmaxOp(),
+            new LogSoftmaxOp(),
             new FlattenOp(),
             new MaxPool2dOp(),
             new AvgPool2dOp(),

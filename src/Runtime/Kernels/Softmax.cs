@@ -77,3 +77,45 @@ public static unsafe class SoftmaxKernels
         }
     }
 }
+
+/// <summary>log-softmax over the last dimension (<c>F.log_softmax(x, -1)</c>): y = x − max − log Σ e^(x − max).</summary>
+public static unsafe class LogSoftmaxKernels
+{
+    /// <summary>y = log softmax(x) per row.</summary>
+    public static void Forward(Span<float> y, ReadOnlySpan<float> x, int rows, int cols)
+    {
+        if (y.Length < (long)rows * cols || x.Length < (long)rows * cols) throw new ArgumentException($"LogSoftmax over [{rows}, {cols}] needs {(long)rows * cols} floats per span; got {y.Length} and {x.Length}.");
+        fixed (float* py = y) fixed (float* px = x)
+            for (int n = 0; n < rows; n++)
+            {
+                float* xr = px + (long)n * cols, yr = py + (long)n * cols;
+                float max = RowOps.Max(xr, cols);
+                float shift = max + MathF.Log(RowOps.ExpShifted(yr, xr, cols, max)); // the exponentials land in y, then are replaced
+                var row = new Span<float>(yr, cols);
+                System.Numerics.Tensors.TensorPrimitives.Subtract(new ReadOnlySpan<float>(xr, cols), shift, row);
+            }
+    }
+
+    /// <summary>dx += dy − e^y · Σ dy per row (e^y is the softmax).</summary>
+    public static void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> y, int rows, int cols)
+    {
+        for (int n = 0; n < rows; n++)
+        {
+            var d = dy.Slice(n * cols, cols);
+            var yr = y.Slice(n * cols, cols);
+            var g = dx.Slice(n * cols, cols);
+            float sum = System.Numerics.Tensors.TensorPrimitives.Sum(d);
+            int k = 0;
+            if (Vector512.IsHardwareAccelerated || Vector256.IsHardwareAccelerated)
+            {
+                var sv = Vector512.Create(sum);
+                for (; k + 16 <= cols; k += 16)
+                {
+                    var v = Vector512.Create(g.Slice(k, 16)) + Vector512.Create(d.Slice(k, 16)) - Vector512.Exp(Vector512.Create(yr.Slice(k, 16))) * sv;
+                    v.CopyTo(g.Slice(k, 16));
+                }
+            }
+            for (; k < cols; k++) g[k] += d[k] - MathF.Exp(yr[k]) * sum;
+        }
+    }
+}
