@@ -81,6 +81,12 @@ namespace Compiled.Nets
     {
     }
 
+    /// <summary>Trains the network's log-probabilities (end Forward with <c>LogSoftmax()</c>) with negative log-likelihood (<c>nn.NLLLoss</c>); targets are class indices.</summary>
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
+    public sealed class NLLLossAttribute : Attribute
+    {
+    }
+
     /// <summary>Trains the network with mean absolute error (<c>nn.L1Loss</c>); targets are float tensors shaped like the output.</summary>
     [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
     public sealed class L1LossAttribute : Attribute

@@ -280,6 +280,17 @@ public sealed class Tensor
         return Result([loss], [], [x], r => CrossEntropyKernels.Backward(x.GradBuffer, probs, labels, rows, k, r.Grad![0] / rows, labelSmoothing));
     }
 
+    /// <summary>Mean negative log-likelihood of [B, K] log-probabilities against class indices (<c>F.nll_loss</c>).</summary>
+    public Tensor Nll(int[] labels)
+    {
+        if (Shape.Length != 2) throw new ArgumentException($"Nll needs [B, K] log-probabilities, got {ShapeText()}.");
+        int rows = Shape[0], k = Shape[1];
+        if (labels.Length != rows) throw new ArgumentException($"Nll got {labels.Length} labels for {rows} rows.");
+        float loss = NllKernels.Forward(Data, labels, rows, k);
+        var x = this;
+        return Result([loss], [], [x], r => NllKernels.Backward(x.GradBuffer, labels, rows, k, r.Grad![0] / rows));
+    }
+
     /// <summary>Mean squared error against a target of the same shape.</summary>
     public Tensor Mse(Tensor target)
     {

@@ -161,6 +161,7 @@ public class OpParityTests
             (p => p.SmoothL1(new CTensor(regression, 6, 7)), p => F.smooth_l1_loss(p, T(regression, [6, 7], false))),
             (p => p.SmoothL1(new CTensor(regression, 6, 7), 0.4), p => F.smooth_l1_loss(p, T(regression, [6, 7], false), beta: 0.4)),
             (p => p.BceWithLogits(new CTensor(probabilities, 6, 7)), p => F.binary_cross_entropy_with_logits(p, T(probabilities, [6, 7], false))),
+            (p => p.LogSoftmax().Nll([3, 0, 6, 2, 2, 5]), p => F.nll_loss(F.log_softmax(p, -1), torch.tensor(new long[] { 3, 0, 6, 2, 2, 5 }))),
         };
         foreach (var (ours, theirs) in cases)
         {

@@ -231,6 +231,31 @@ public class CompiledVsEagerTests
     }
 
     [Fact]
+    public void NllOfLogSoftmax_MatchesEager_AndEqualsCrossEntropyOfTheLogits()
+    {
+        using var net = new NllNet(seed: 35);
+        IClassifier classifier = net;
+        const int batch = 5;
+        var x = RandomData(batch * 12, 36);
+        var labels = RandomLabels(batch, 4, 37);
+        net.Parameters.ZeroGradients();
+        Tensor eagerLoss, crossEntropy;
+        using (Eager.Training())
+        {
+            var logProbs = net.ForwardEager(new Tensor((float[])x.Clone(), batch, 12));
+            eagerLoss = logProbs.Nll(labels);
+            crossEntropy = logProbs.CrossEntropy(labels); // log-softmax is idempotent under log-softmax
+            eagerLoss.Backward();
+        }
+        var eagerGrads = Gradients(net.Parameters);
+        float compiled = classifier.TrainStep(x, labels, batch);
+        Assert.Equal(eagerLoss.Data[0], compiled, 1e-5f);
+        Assert.Equal(crossEntropy.Data[0], compiled, 1e-5f);
+        var compiledGrads = Gradients(net.Parameters);
+        for (int i = 0; i < eagerGrads.Length; i++) AssertClose(eagerGrads[i], compiledGrads[i], 1e-3, net.Parameters.Parameters[i].Name);
+    }
+
+    [Fact]
     public void Mlp_WithGeluLayerNormTanhSigmoid_MatchesEager()
     {
         // Dropout is random; p applies only in training, so compare with the mask-free evaluation path of dropout

@@ -383,3 +383,13 @@ public partial class LogSoftmaxNet
         return (h * h.Tanh()).Apply(Head).LogSoftmax();
     }
 }
+
+/// <summary>A classifier ending in LogSoftmax, trained with negative log-likelihood.</summary>
+[Network, Input(12), NLLLoss]
+public partial class NllNet
+{
+    [Linear(12, 9)] public partial Linear Fc { get; }
+    [Linear(9, 4)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Tanh().Apply(Head).LogSoftmax();
+}

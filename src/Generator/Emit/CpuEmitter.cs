@@ -21,11 +21,15 @@ namespace Compiled.Nets.Generator.Emit
             string.Concat(containingTypes.Select(t => t.Split(' ').Last() + ".")) + typeName + ".g.cs";
 
         /// <summary>The runtime interface a network implements, from its input kind, sequence dimension and loss.</summary>
-        internal static string InterfaceName(bool tokens, bool sequence, LossKind loss) => sequence
-            ? (tokens && loss == LossKind.CrossEntropy ? Runtime + "ISequenceClassifier" : Runtime + "ISequenceNetwork")
-            : tokens
-            ? (loss == LossKind.CrossEntropy ? Runtime + "ITokenClassifier" : Runtime + "INetwork")
-            : loss switch { LossKind.CrossEntropy => Runtime + "IClassifier", LossKind.None => Runtime + "IFloatNetwork", _ => Runtime + "IRegressor" };
+        internal static string InterfaceName(bool tokens, bool sequence, LossKind loss)
+        {
+            bool classifier = loss != LossKind.None && Losses.Of(loss).ClassIndices;
+            return sequence
+                ? (tokens && classifier ? Runtime + "ISequenceClassifier" : Runtime + "ISequenceNetwork")
+                : tokens
+                ? (classifier ? Runtime + "ITokenClassifier" : Runtime + "INetwork")
+                : loss == LossKind.None ? Runtime + "IFloatNetwork" : classifier ? Runtime + "IClassifier" : Runtime + "IRegressor";
+        }
 
         public static string Emit(NetworkSpec s)
         {

@@ -25,6 +25,9 @@ namespace Compiled.Nets.Generator.Ops
         /// <summary>The name of the optional output span.</summary>
         public abstract string OutputName { get; }
 
+        /// <summary>Targets are class indices (the network is a classifier), not floats shaped like the output.</summary>
+        public virtual bool ClassIndices => false;
+
         /// <summary>The attribute's one real property (<c>LabelSmoothing</c>, <c>Beta</c>) and its default, when it has one;
         /// its value travels as <see cref="NetworkSpec.LossParameter"/>.</summary>
         public virtual string? ParameterName => null;
@@ -54,6 +57,7 @@ namespace Compiled.Nets.Generator.Ops
         public override string Targets => "global::System.ReadOnlySpan<int> labels";
         public override string TargetName => "labels";
         public override string OutputName => "logits";
+        public override bool ClassIndices => true;
         public override string? ParameterName => "LabelSmoothing";
         public override string? CheckParameter(double value) => value >= 0 && value < 1 ? null : $"LabelSmoothing must be in [0, 1), got {value.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
 
@@ -83,6 +87,34 @@ namespace Compiled.Nets.Generator.Ops
             c.Line($"var probs = ws.Act.Span.Slice({c.Plan.Region("probs").Offset} * ws.Capacity, {outSize} * batch);");
             c.Line($"return {Kernels}CrossEntropyKernels.Forward(probs, y, labels, batch, {outSize}, {FloatLiteral(c.Spec.LossParameter)});");
         }
+    }
+
+    /// <summary>Negative log-likelihood of the network's log-probabilities against class indices (a classifier like cross-entropy).</summary>
+    internal sealed class NllLoss : LossDefinition
+    {
+        public override LossKind Kind => LossKind.Nll;
+        public override string Name => "NLLLoss";
+        public override string Targets => "global::System.ReadOnlySpan<int> labels";
+        public override string TargetName => "labels";
+        public override string OutputName => "logits";
+        public override bool ClassIndices => true;
+
+        public override void Check(NetworkParser parser, LocationInfo? classLocation, OpSpec output, LocationInfo? returnLocation)
+        {
+            if (output.OutShape.Count != 1 || Shapes.HasSequence(output.OutShape))
+                parser.ReportPublic(DiagnosticDescriptors.LossMismatch, classLocation, Name, "log-probabilities [K]", NetworkParser.Shape(output.OutShape));
+        }
+
+        public override void EmitTargetCheck(CpuContext c) =>
+            c.Line($"if (labels.Length != batch) throw new global::System.ArgumentException(\"{c.Spec.TypeName}: \" + labels.Length + \" labels for a batch of \" + batch + \".\", nameof(labels));");
+
+        public override void EmitTraining(CpuContext c, int output, string outSize)
+        {
+            c.Line($"float loss = {Kernels}NllKernels.Forward(v{output}, labels, batch, {outSize});");
+            c.Line($"{Kernels}NllKernels.Backward(g{output}, labels, batch, {outSize}, 1f / batch);");
+        }
+
+        public override void EmitEvaluation(CpuContext c, string outSize) => c.Line($"return {Kernels}NllKernels.Forward(y, labels, batch, {outSize});");
     }
 
     /// <summary>
@@ -142,6 +174,7 @@ namespace Compiled.Nets.Generator.Ops
             new FloatTargetLoss(LossKind.L1, "L1Loss", "L1Kernels"),
             new FloatTargetLoss(LossKind.SmoothL1, "SmoothL1Loss", "SmoothL1Kernels", "Beta", 1.0),
             new FloatTargetLoss(LossKind.BceWithLogits, "BCEWithLogitsLoss", "BceWithLogitsKernels"),
+            new NllLoss(),
         };
 
         public static LossDefinition Of(LossKind kind) => All.First(l => l.Kind == kind);

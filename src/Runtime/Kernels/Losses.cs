@@ -186,3 +186,28 @@ public static class BceWithLogitsKernels
         for (int i = 0; i < n; i++) dlogits[i] += scale * (Elementwise.Sigmoid(logits[i]) - target[i]);
     }
 }
+
+/// <summary>Negative log-likelihood (<c>nn.NLLLoss</c>) of log-probabilities [N, K] (a log-softmax's output) against class indices.</summary>
+public static class NllKernels
+{
+    /// <summary>The mean over rows of −logProbs[row, label]; a label outside [0, K) is an <see cref="ArgumentOutOfRangeException"/> naming the row.</summary>
+    public static float Forward(ReadOnlySpan<float> logProbs, ReadOnlySpan<int> labels, int rows, int classes)
+    {
+        if (logProbs.Length < (long)rows * classes || labels.Length < rows)
+            throw new ArgumentException($"NLL over [{rows}, {classes}] needs {(long)rows * classes} values and {rows} labels; got {logProbs.Length} and {labels.Length}.");
+        double total = 0;
+        for (int n = 0; n < rows; n++)
+        {
+            int label = labels[n];
+            if ((uint)label >= (uint)classes) throw new ArgumentOutOfRangeException(nameof(labels), label, $"Label {label} in row {n} is outside [0, {classes}).");
+            total -= logProbs[n * classes + label];
+        }
+        return (float)(total / rows);
+    }
+
+    /// <summary>dlogProbs[row, label] −= scale; scale is dLoss/N.</summary>
+    public static void Backward(Span<float> dlogProbs, ReadOnlySpan<int> labels, int rows, int classes, float scale)
+    {
+        for (int n = 0; n < rows; n++) dlogProbs[n * classes + labels[n]] -= scale;
+    }
+}

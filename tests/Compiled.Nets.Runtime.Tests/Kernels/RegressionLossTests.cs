@@ -57,4 +57,15 @@ public class RegressionLossTests
         Assert.Equal(0f, g[0]);
         Assert.Throws<ArgumentOutOfRangeException>(() => new Tensor([1f], 1, 1).SmoothL1(new Tensor([0f], 1, 1), 0));
     }
+
+    [Fact]
+    public void Nll_IsTheMeanNegativeLogProbabilityOfTheLabel_AndItsGradientIsMinusOneOverN()
+    {
+        float[] logProbs = [-0.1f, -2.5f, -3f, -1.2f, -0.4f, -2f];
+        Assert.Equal((0.1 + 2.0) / 2, NllKernels.Forward(logProbs, [0, 2], 2, 3), 1e-6);
+        var d = new float[6];
+        NllKernels.Backward(d, [0, 2], 2, 3, 0.5f);
+        Assert.Equal([-0.5f, 0, 0, 0, 0, -0.5f], d);
+        Assert.Throws<ArgumentOutOfRangeException>(() => NllKernels.Forward(logProbs, [0, 3], 2, 3));
+    }
 }
