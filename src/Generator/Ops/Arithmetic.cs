@@ -9,8 +9,8 @@ using static Compiled.Nets.Generator.Emit.Names;
 namespace Compiled.Nets.Generator.Ops
 {
     /// <summary>
-    /// <c>a - b</c> and <c>a * b</c> with PyTorch's broadcasting on per-sample shapes (aligned from the right, each
-    /// dimension equal or 1 on one side; T broadcasts with T or 1): gating ([C, H, W] · [C, 1, 1]), differences,
+    /// <c>a - b</c> and <c>a * b</c> with broadcasting on per-sample shapes (the batch stays first; aligned from the right,
+    /// each dimension equal or 1 on one side; T broadcasts with T or 1): gating ([C, H, W] · [C, 1, 1]), differences,
     /// gated units. Backward reduces each side's gradient over the dimensions it was broadcast along.
     /// </summary>
     internal sealed class BroadcastBinary : OpDefinition
@@ -45,28 +45,26 @@ namespace Compiled.Nets.Generator.Ops
                 {
                     p.ReportPublic(DiagnosticDescriptors.BroadcastMismatch, ForwardWalker.Location(expression), _verb,
                         NetworkParser.ShapeBracket(sa), ForwardWalker.Quote(expression.Left), NetworkParser.ShapeBracket(sb), ForwardWalker.Quote(expression.Right),
-                        d, Dim(n), Dim(m));
+                        d, Shapes.Dim(n), Shapes.Dim(m));
                     return -1;
                 }
                 shape[d] = n == 1 ? m : n;
             }
-            return p.AddOp(_kind, a, b, -1, shape, shape, Array.Empty<int>(), 0, _symbol == "-" ? "subtract" : "multiply");
+            return p.AddOp(_kind, a, b, -1, shape, shape, Array.Empty<int>(), 0, _verb);
         }
-
-        private static string Dim(int d) => d == Shapes.Sequence ? "T" : ForwardWalker.Int(d);
 
         private static string ShapeArgument(Helpers.EquatableArray<int> shape) => "[" + string.Join(", ", shape.Select(Shapes.Dim)) + "]";
 
-        private string Shapes3(CpuContext c, OpSpec op) =>
+        private string ShapeArguments(CpuContext c, OpSpec op) =>
             $"batch, {ShapeArgument(op.OutShape)}, {ShapeArgument(c.Spec.Ops[op.Input].OutShape)}, {ShapeArgument(c.Spec.Ops[op.Input2].OutShape)}";
 
         public override void EmitForward(CpuContext c, OpSpec op) =>
-            c.Line($"{Kernels}BinaryKernels.Forward({Kernels}BinaryOp.{_kernel}, {c.Output(op)}, {c.Value(op.Input)}, {c.Value(op.Input2)}, {Shapes3(c, op)});");
+            c.Line($"{Kernels}BinaryKernels.Forward({Kernels}BinaryOp.{_kernel}, {c.Output(op)}, {c.Value(op.Input)}, {c.Value(op.Input2)}, {ShapeArguments(c, op)});");
 
         public override void EmitBackward(CpuContext c, OpSpec op)
         {
             string Gradient(int input) => c.Spec.Ops[c.Storage(input)].Kind == OpKind.Input ? "default" : $"(n{input} ? g{input} : default)";
-            c.Line($"{Kernels}BinaryKernels.Backward({Kernels}BinaryOp.{_kernel}, {Gradient(op.Input)}, {Gradient(op.Input2)}, g{op.Id}, {c.Value(op.Input)}, {c.Value(op.Input2)}, {Shapes3(c, op)});");
+            c.Line($"{Kernels}BinaryKernels.Backward({Kernels}BinaryOp.{_kernel}, {Gradient(op.Input)}, {Gradient(op.Input2)}, g{op.Id}, {c.Value(op.Input)}, {c.Value(op.Input2)}, {ShapeArguments(c, op)});");
         }
 
         public override void EmitOnnx(OnnxContext c, OpSpec op)

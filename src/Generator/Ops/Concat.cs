@@ -30,7 +30,7 @@ namespace Compiled.Nets.Generator.Ops
             int rank = first.Length, axis = (dim < 0 ? dim + rank + 1 : dim) - 1;
             if (axis < 0 || axis >= rank)
             {
-                string why = axis == -1 ? "dimension 0 is the batch, which a network cannot concatenate" : $"dimension {dim} is outside [B, {string.Join(", ", first.Select(Dim))}]";
+                string why = axis == -1 ? "dimension 0 is the batch, which a network cannot concatenate" : $"dimension {dim} is outside [B, {string.Join(", ", first.Select(Shapes.Dim))}]";
                 p.ReportPublic(DiagnosticDescriptors.InvalidArgument, ForwardWalker.Location(arguments[0]), "Tensor.Concat", why);
                 return -1;
             }
@@ -41,7 +41,7 @@ namespace Compiled.Nets.Generator.Ops
                 string? why = b.Length != a.Length ? $"they have {a.Length} and {b.Length} dimensions per sample"
                     : a[axis] == Shapes.Sequence || b[axis] == Shapes.Sequence ? "the sequence length T cannot be concatenated"
                     : Enumerable.Range(0, a.Length).Where(k => k != axis && a[k] != b[k]).Select(k => (int?)k).FirstOrDefault() is int k
-                        ? $"dimension {k + 1} is {Dim(a[k])} and {Dim(b[k])}; all but the concatenated dimension must be equal" : null;
+                        ? $"dimension {k + 1} is {Shapes.Dim(a[k])} and {Shapes.Dim(b[k])}; all but the concatenated dimension must be equal" : null;
                 if (why is not null)
                 {
                     p.ReportPublic(DiagnosticDescriptors.ConcatMismatch, ForwardWalker.Location(arguments[i + 1]), NetworkParser.ShapeBracket(a),
@@ -54,8 +54,6 @@ namespace Compiled.Nets.Generator.Ops
             }
             return result;
         }
-
-        private static string Dim(int d) => d == Shapes.Sequence ? "T" : ForwardWalker.Int(d);
 
         /// <summary>outer (the batch and the dimensions before the axis), each side's block (the axis and after), as emitted text.</summary>
         private static string Sizes(CpuContext c, OpSpec op)
