@@ -153,23 +153,22 @@ public sealed class Tensor
     public Tensor Hardswish() => Map(Elementwise.Hardswish, (x, _, g) => Elementwise.HardswishGrad(x, g));
 
     /// <summary>Softmax over the last dimension.</summary>
-    public Tensor Softmax()
-    {
-        int cols = Shape[^1], rows = Data.Length / cols;
-        var y = new float[Data.Length];
-        SoftmaxKernels.Forward(y, Data, rows, cols);
-        var x = this;
-        return Result(y, Shape, [x], r => SoftmaxKernels.Backward(x.GradBuffer, r.Grad, y, rows, cols));
-    }
+    public Tensor Softmax() => OverRows(SoftmaxKernels.Forward, SoftmaxKernels.Backward);
 
     /// <summary>log-softmax over the last dimension (<c>F.log_softmax(x, -1)</c>).</summary>
-    public Tensor LogSoftmax()
+    public Tensor LogSoftmax() => OverRows(LogSoftmaxKernels.Forward, LogSoftmaxKernels.Backward);
+
+    private delegate void RowsForward(Span<float> y, ReadOnlySpan<float> x, int rows, int cols);
+    private delegate void RowsBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> y, int rows, int cols);
+
+    /// <summary>A row-wise op over the last dimension whose backward reads its output.</summary>
+    private Tensor OverRows(RowsForward forward, RowsBackward backward)
     {
         int cols = Shape[^1], rows = Data.Length / cols;
         var y = new float[Data.Length];
-        LogSoftmaxKernels.Forward(y, Data, rows, cols);
+        forward(y, Data, rows, cols);
         var x = this;
-        return Result(y, Shape, [x], r => LogSoftmaxKernels.Backward(x.GradBuffer, r.Grad, y, rows, cols));
+        return Result(y, Shape, [x], r => backward(x.GradBuffer, r.Grad, y, rows, cols));
     }
 
     /// <summary>Flattens every dimension after the batch.</summary>

@@ -116,45 +116,36 @@ namespace Compiled.Nets.Generator.Ops
         }
     }
 
-    /// <summary>Softmax over the last dimension (attention-style heads, or class probabilities for inference).</summary>
-    internal sealed class SoftmaxOp : OpDefinition
+    /// <summary>
+    /// Softmax and log-softmax over the last dimension (attention-style heads, class probabilities, log-probabilities for
+    /// NLL): one kernel class each (<c>{Kernel}.Forward(y, x, rows, cols)</c>, <c>Backward(dx, dy, y, rows, cols)</c>);
+    /// backward reads the output.
+    /// </summary>
+    internal sealed class LastDimensionSoftmax : OpDefinition
     {
-        public override OpKind Kind => OpKind.Softmax;
-        public override string Name => "Softmax";
-        public override string? Method => "Softmax";
+        private readonly OpKind _kind;
+        private readonly string _name, _kernel;
+
+        public LastDimensionSoftmax(OpKind kind, string name, string kernel) { _kind = kind; _name = name; _kernel = kernel; }
+
+        public override OpKind Kind => _kind;
+        public override string Name => _name;
+        public override string? Method => _name;
 
         public override int Call(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape) =>
-            walker.NoArguments(invocation, Kind, "Softmax", x, shape);
+            walker.NoArguments(invocation, Kind, _name, x, shape);
+
+        private static string Sizes(CpuContext c, OpSpec op) => $"{c.Rows(op)}, {Shapes.Dim(op.OutShape[op.OutShape.Count - 1])}";
 
         public override void EmitForward(CpuContext c, OpSpec op) =>
-            c.Line($"{Kernels}SoftmaxKernels.Forward({c.Output(op)}, {c.Value(op.Input)}, {c.Rows(op)}, {Shapes.Dim(op.OutShape[op.OutShape.Count - 1])});");
+            c.Line($"{Kernels}{_kernel}.Forward({c.Output(op)}, {c.Value(op.Input)}, {Sizes(c, op)});");
 
         public override void EmitBackward(CpuContext c, OpSpec op)
         {
-            if (!c.InputIsData(op)) c.Line($"if (n{op.Input}) {Kernels}SoftmaxKernels.Backward(g{op.Input}, g{op.Id}, v{op.Id}, {c.Rows(op)}, {Shapes.Dim(op.OutShape[op.OutShape.Count - 1])});");
+            if (!c.InputIsData(op)) c.Line($"if (n{op.Input}) {Kernels}{_kernel}.Backward(g{op.Input}, g{op.Id}, v{op.Id}, {Sizes(c, op)});");
         }
 
-        public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"Softmax\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}, (\"axis\", -1));");
-    }
-
-    /// <summary>log-softmax over the last dimension (classifier heads trained with NLL, sequence scores); backward reads its output.</summary>
-    internal sealed class LogSoftmaxOp : OpDefinition
-    {
-        public override OpKind Kind => OpKind.LogSoftmax;
-        public override string Name => "LogSoftmax";
-        public override string? Method => "LogSoftmax";
-
-        public override int Call(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape) =>
-            walker.NoArguments(invocation, Kind, "LogSoftmax", x, shape);
-
-        public override void EmitForward(CpuContext c, OpSpec op) =>
-            c.Line($"{Kernels}LogSoftmaxKernels.Forward({c.Output(op)}, {c.Value(op.Input)}, {c.Rows(op)}, {Shapes.Dim(op.OutShape[op.OutShape.Count - 1])});");
-
-        public override void EmitBackward(CpuContext c, OpSpec op)
-        {
-            if (!c.InputIsData(op)) c.Line($"if (n{op.Input}) {Kernels}LogSoftmaxKernels.Backward(g{op.Input}, g{op.Id}, v{op.Id}, {c.Rows(op)}, {Shapes.Dim(op.OutShape[op.OutShape.Count - 1])});");
-        }
-
-        public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"LogSoftmax\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}, (\"axis\", -1));");
+        // ONNX has both operators under these names.
+        public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"{_name}\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}, (\"axis\", -1));");
     }
 }

@@ -50,30 +50,43 @@ namespace Compiled.Nets.Generator.Ops
         public abstract void EmitEvaluation(CpuContext c, string outSize);
     }
 
-    internal sealed class CrossEntropyLoss : LossDefinition
+    /// <summary>A loss against class indices: the output is one score per class ([K]), the targets one label per sample.</summary>
+    internal abstract class ClassIndexLoss : LossDefinition
     {
-        public override LossKind Kind => LossKind.CrossEntropy;
-        public override string Name => "CrossEntropyLoss";
         public override string Targets => "global::System.ReadOnlySpan<int> labels";
         public override string TargetName => "labels";
         public override string OutputName => "logits";
         public override bool ClassIndices => true;
+
+        /// <summary>What the output must hold, as CNET0016 says it ("class logits [K]").</summary>
+        protected abstract string ExpectedOutput { get; }
+
+        public override void Check(NetworkParser parser, LocationInfo? classLocation, OpSpec output, LocationInfo? returnLocation)
+        {
+            if (output.OutShape.Count != 1 || Shapes.HasSequence(output.OutShape))
+                parser.ReportPublic(DiagnosticDescriptors.LossMismatch, classLocation, Name, ExpectedOutput, NetworkParser.Shape(output.OutShape));
+        }
+
+        public override void EmitTargetCheck(CpuContext c) =>
+            c.Line($"if (labels.Length != batch) throw new global::System.ArgumentException(\"{c.Spec.TypeName}: \" + labels.Length + \" labels for a batch of \" + batch + \".\", nameof(labels));");
+    }
+
+    internal sealed class CrossEntropyLoss : ClassIndexLoss
+    {
+        public override LossKind Kind => LossKind.CrossEntropy;
+        public override string Name => "CrossEntropyLoss";
+        protected override string ExpectedOutput => "class logits [K]";
         public override string? ParameterName => "LabelSmoothing";
         public override string? CheckParameter(double value) => value >= 0 && value < 1 ? null : $"LabelSmoothing must be in [0, 1), got {value.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
 
         public override void Check(NetworkParser parser, LocationInfo? classLocation, OpSpec output, LocationInfo? returnLocation)
         {
-            if (output.OutShape.Count != 1 || Shapes.HasSequence(output.OutShape))
-                parser.ReportPublic(DiagnosticDescriptors.LossMismatch, classLocation, Name, "class logits [K]", NetworkParser.Shape(output.OutShape));
-            else if (output.Kind == OpKind.Softmax)
-                parser.ReportPublic(DiagnosticDescriptors.SoftmaxBeforeCrossEntropy, returnLocation);
+            if (output.OutShape.Count != 1 || Shapes.HasSequence(output.OutShape)) base.Check(parser, classLocation, output, returnLocation);
+            else if (output.Kind == OpKind.Softmax) parser.ReportPublic(DiagnosticDescriptors.SoftmaxBeforeCrossEntropy, returnLocation);
         }
 
         // The softmax of the logits, kept for the gradient.
         public override void AddRegions(RegionBuilder regions, NetworkSpec s) => regions.Add("probs", s.Ops[s.Output].OutShape);
-
-        public override void EmitTargetCheck(CpuContext c) =>
-            c.Line($"if (labels.Length != batch) throw new global::System.ArgumentException(\"{c.Spec.TypeName}: \" + labels.Length + \" labels for a batch of \" + batch + \".\", nameof(labels));");
 
         public override void EmitTraining(CpuContext c, int output, string outSize)
         {
@@ -90,23 +103,11 @@ namespace Compiled.Nets.Generator.Ops
     }
 
     /// <summary>Negative log-likelihood of the network's log-probabilities against class indices (a classifier like cross-entropy).</summary>
-    internal sealed class NllLoss : LossDefinition
+    internal sealed class NllLoss : ClassIndexLoss
     {
         public override LossKind Kind => LossKind.Nll;
         public override string Name => "NLLLoss";
-        public override string Targets => "global::System.ReadOnlySpan<int> labels";
-        public override string TargetName => "labels";
-        public override string OutputName => "logits";
-        public override bool ClassIndices => true;
-
-        public override void Check(NetworkParser parser, LocationInfo? classLocation, OpSpec output, LocationInfo? returnLocation)
-        {
-            if (output.OutShape.Count != 1 || Shapes.HasSequence(output.OutShape))
-                parser.ReportPublic(DiagnosticDescriptors.LossMismatch, classLocation, Name, "log-probabilities [K]", NetworkParser.Shape(output.OutShape));
-        }
-
-        public override void EmitTargetCheck(CpuContext c) =>
-            c.Line($"if (labels.Length != batch) throw new global::System.ArgumentException(\"{c.Spec.TypeName}: \" + labels.Length + \" labels for a batch of \" + batch + \".\", nameof(labels));");
+        protected override string ExpectedOutput => "log-probabilities [K]";
 
         public override void EmitTraining(CpuContext c, int output, string outSize)
         {
