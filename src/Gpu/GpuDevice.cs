@@ -1,0 +1,123 @@
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+
+namespace Compiled.Nets.Gpu;
+
+/// <summary>
+/// An accelerator the compiled networks run on: an NVIDIA GPU through CUDA, or ILGPU's CPU accelerator (which runs
+/// the same kernels on the CPU's threads, for machines without a GPU and for tests). It owns the ILGPU context, the
+/// library kernels (loaded on first use and cached) and a counter of kernel launches.
+/// </summary>
+/// <example><code>
+/// using var device = GpuDevice.Open("auto");
+/// Console.WriteLine(device);              // "cuda: NVIDIA H200" or "cpu-accelerator: CPUAccelerator"
+/// using var onDevice = net.ToDevice(device);
+/// </code></example>
+public sealed class GpuDevice : IDisposable
+{
+    private readonly Context _context;
+    private readonly Accelerator _accelerator;
+    private long _launches;
+    private GpuKernels? _kernels;
+    private bool _disposed;
+
+    private GpuDevice(Context context, Accelerator accelerator, string kind)
+    {
+        _context = context;
+        _accelerator = accelerator;
+        Kind = kind;
+    }
+
+    /// <summary>
+    /// Opens a device: <c>"cuda"</c> (the first CUDA GPU; an error when there is none), <c>"cpu-accelerator"</c>
+    /// (ILGPU's CPU accelerator), or <c>"auto"</c> (CUDA when present, else the CPU accelerator; <see cref="Kind"/>
+    /// says which was chosen).
+    /// </summary>
+    /// <exception cref="ArgumentException">An unknown kind.</exception>
+    /// <exception cref="InvalidOperationException">"cuda" on a machine where ILGPU finds no CUDA GPU.</exception>
+    public static GpuDevice Open(string kind = "auto")
+    {
+        kind = (kind ?? throw new ArgumentNullException(nameof(kind))).Trim().ToLowerInvariant();
+        if (kind is not ("auto" or "cuda" or "cpu-accelerator" or "cpu"))
+            throw new ArgumentException($"Unknown device kind '{kind}': use \"auto\", \"cuda\" or \"cpu-accelerator\".", nameof(kind));
+        // Math functions (exp, tanh, erf's pieces) map to ILGPU.Algorithms' XMath on every backend.
+        var context = Context.Create(b => b.Cuda().CPU(CPUDeviceKind.Default).EnableAlgorithms().Optimize(OptimizationLevel.O1));
+        try
+        {
+            var cuda = context.GetCudaDevices();
+            if (kind != "cpu-accelerator" && kind != "cpu" && cuda.Count > 0)
+                return new GpuDevice(context, cuda[0].CreateAccelerator(context), "cuda");
+            if (kind == "cuda")
+                throw new InvalidOperationException("No CUDA GPU was found (ILGPU sees none: is the NVIDIA driver installed and libcuda.so on the library path?). Use \"auto\" or \"cpu-accelerator\" to run on the CPU accelerator instead.");
+            return new GpuDevice(context, context.GetCPUDevice(0).CreateAccelerator(context), "cpu-accelerator");
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>"cuda" or "cpu-accelerator".</summary>
+    public string Kind { get; }
+
+    /// <summary>The accelerator's name as ILGPU reports it (the GPU's model for CUDA).</summary>
+    public string Name => Accelerator.Name;
+
+    /// <summary>True on a CUDA GPU.</summary>
+    public bool IsCuda => Kind == "cuda";
+
+    /// <summary>Kernel launches since the device was opened or <see cref="ResetLaunchCount"/> was called.</summary>
+    public long LaunchCount => Interlocked.Read(ref _launches);
+
+    /// <summary>Sets <see cref="LaunchCount"/> to zero.</summary>
+    public void ResetLaunchCount() => Interlocked.Exchange(ref _launches, 0);
+
+    /// <summary>Counts one kernel launch (library kernels and generated fused kernels call it as they launch).</summary>
+    public void RecordLaunch() => Interlocked.Increment(ref _launches);
+
+    /// <summary>The ILGPU accelerator.</summary>
+    /// <exception cref="ObjectDisposedException">After <see cref="Dispose"/>.</exception>
+    public Accelerator Accelerator
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _accelerator;
+        }
+    }
+
+    /// <summary>The library kernels on this device (GEMM, convolution, pooling, losses, optimizers).</summary>
+    public GpuKernels Kernels
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _kernels ??= new GpuKernels(this);
+        }
+    }
+
+    /// <summary>Waits for every launched kernel and copy to finish.</summary>
+    public void Synchronize() => Accelerator.Synchronize();
+
+    /// <summary>Allocates <paramref name="length"/> floats on the device (contents undefined).</summary>
+    public MemoryBuffer1D<float, Stride1D.Dense> Allocate(long length) => Accelerator.Allocate1D<float>(Math.Max(length, 1));
+
+    /// <summary>Allocates <paramref name="length"/> ints on the device (contents undefined).</summary>
+    public MemoryBuffer1D<int, Stride1D.Dense> AllocateInts(long length) => Accelerator.Allocate1D<int>(Math.Max(length, 1));
+
+    /// <inheritdoc/>
+    public override string ToString() => _disposed ? Kind + " (disposed)" : $"{Kind}: {_accelerator.Name}";
+
+    /// <summary>Frees the accelerator and the ILGPU context; networks moved to this device cannot be used afterwards.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _accelerator.Dispose();
+        _context.Dispose();
+    }
+}

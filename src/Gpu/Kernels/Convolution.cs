@@ -1,0 +1,157 @@
+using Compiled.Nets.Kernels;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Compiled.Nets.Gpu;
+
+/// <summary>A convolution's geometry as kernel scalars (<see cref="Conv2dGeometry"/> on the device).</summary>
+internal struct ConvArgs
+{
+    public int Batch, C, H, W, O, Kh, Kw, Sh, Sw, Ph, Pw, Dh, Dw, Oh, Ow;
+
+    public static ConvArgs Of(in Conv2dGeometry g) => new()
+    {
+        Batch = g.Batch, C = g.InChannels, H = g.InHeight, W = g.InWidth, O = g.OutChannels, Kh = g.KernelH, Kw = g.KernelW,
+        Sh = g.StrideH, Sw = g.StrideW, Ph = g.PadH, Pw = g.PadW, Dh = g.DilationH, Dw = g.DilationW, Oh = g.OutHeight, Ow = g.OutWidth,
+    };
+
+    public readonly int Pixels => Oh * Ow;
+    public readonly int Patch => C * Kh * Kw;
+}
+
+public sealed partial class GpuKernels
+{
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ConvArgs>? _im2col, _col2im;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvArgs, int>? _convScatter;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ConvArgs>? _convGather;
+
+    /// <summary>Scratch floats <see cref="Conv2dForward"/> and <see cref="Conv2dBackward"/> need for geometry <paramref name="g"/>:
+    /// the batch's patches, the output as [O, B·P], and the patches' gradient.</summary>
+    public static long Conv2dScratch(in Conv2dGeometry g)
+    {
+        long p = (long)g.Batch * g.OutHeight * g.OutWidth;
+        long patch = (long)g.InChannels * g.KernelH * g.KernelW;
+        return 2 * patch * p + (long)g.OutChannels * p;
+    }
+
+    /// <summary>
+    /// y[B, O, OH, OW] = conv(x[B, C, H, W], w[O, C, KH, KW]) + bias[O] (bias empty: none), as nn.Conv2d: the batch's
+    /// patches are laid out once (im2col, [C·KH·KW, B·P]), one GEMM multiplies them by the weights, and a last pass
+    /// moves [O, B·P] to the batch-major output adding the bias. Three launches.
+    /// </summary>
+    public void Conv2dForward(ArrayView<float> y, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, in Conv2dGeometry g, ArrayView<float> scratch)
+    {
+        var a = ConvArgs.Of(g);
+        long bp = (long)a.Batch * a.Pixels;
+        Need(x, (long)a.Batch * a.C * a.H * a.W, nameof(x)); Need(y, a.O * bp, nameof(y)); Need(w, (long)a.O * a.Patch, nameof(w));
+        Need(scratch, Conv2dScratch(g), nameof(scratch));
+        var cols = scratch.SubView(0, a.Patch * bp);
+        var outT = scratch.SubView(2 * a.Patch * bp, a.O * bp);
+        Im2Col(cols, x, a);
+        Gemm(false, false, a.O, checked((int)bp), a.Patch, 1f, w, a.Patch, cols, checked((int)bp), 0f, outT, checked((int)bp));
+        _convScatter ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvArgs, int>(ConvScatterKernel);
+        Launched();
+        _convScatter(checked((int)(a.O * bp)), y, outT, bias.Length > 0 ? bias : outT, a, bias.Length > 0 ? 1 : 0);
+    }
+
+    /// <summary>
+    /// The convolution's gradients: dx += ∂L/∂x (dx empty: not needed), dw += ∂L/∂w, db += ∂L/∂b (empty: none) from
+    /// dy. dy is moved to [O, B·P]; db is its row sums; dw = dyᵀ-GEMM with the recomputed patches; the patches'
+    /// gradient (one GEMM with the weights) is folded back onto dx by a gather per input pixel (no atomics).
+    /// </summary>
+    public void Conv2dBackward(ArrayView<float> dx, ArrayView<float> dw, ArrayView<float> db, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> w,
+        in Conv2dGeometry g, ArrayView<float> scratch)
+    {
+        var a = ConvArgs.Of(g);
+        long bp = (long)a.Batch * a.Pixels;
+        int n = checked((int)bp);
+        Need(dy, a.O * bp, nameof(dy)); Need(scratch, Conv2dScratch(g), nameof(scratch));
+        var cols = scratch.SubView(0, a.Patch * bp);
+        var dcols = scratch.SubView(a.Patch * bp, a.Patch * bp);
+        var dyT = scratch.SubView(2 * a.Patch * bp, a.O * bp);
+        _convGather ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvArgs>(ConvGatherKernel);
+        Launched();
+        _convGather(checked((int)(a.O * bp)), dyT, dy, a);
+        if (db.Length > 0) AddRowSums(db, dyT, a.O, n);
+        if (dw.Length > 0)
+        {
+            Im2Col(cols, x, a);
+            Gemm(false, true, a.O, a.Patch, n, 1f, dyT, n, cols, n, 1f, dw, a.Patch);
+        }
+        if (dx.Length > 0)
+        {
+            Gemm(true, false, a.Patch, n, a.O, 1f, w, a.Patch, dyT, n, 0f, dcols, n);
+            _col2im ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvArgs>(Col2ImKernel);
+            Launched();
+            _col2im(checked(a.Batch * a.C * a.H * a.W), dx, dcols, a);
+        }
+    }
+
+    private void Im2Col(ArrayView<float> cols, ArrayView<float> x, ConvArgs a)
+    {
+        _im2col ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvArgs>(Im2ColKernel);
+        Launched();
+        _im2col(checked((int)((long)a.Patch * a.Batch * a.Pixels)), cols, x, a);
+    }
+
+    /// <summary>cols[(c·KH + ky)·KW + kx, b·P + oy·OW + ox] = x[b, c, oy·s − p + ky·d, ox·s − p + kx·d] (0 outside).</summary>
+    private static void Im2ColKernel(Index1D index, ArrayView<float> cols, ArrayView<float> x, ConvArgs a)
+    {
+        long bp = (long)a.Batch * a.Pixels;
+        long row = index / bp, q = index % bp;
+        int b = (int)(q / a.Pixels), pix = (int)(q % a.Pixels);
+        int oy = pix / a.Ow, ox = pix % a.Ow;
+        int kx = (int)(row % a.Kw), ky = (int)(row / a.Kw % a.Kh), c = (int)(row / (a.Kw * a.Kh));
+        int iy = oy * a.Sh - a.Ph + ky * a.Dh, ix = ox * a.Sw - a.Pw + kx * a.Dw;
+        cols[index] = iy >= 0 && iy < a.H && ix >= 0 && ix < a.W ? x[(((long)b * a.C + c) * a.H + iy) * a.W + ix] : 0f;
+    }
+
+    /// <summary>y[b, o, p] = outT[o, b·P + p] (+ bias[o]).</summary>
+    private static void ConvScatterKernel(Index1D index, ArrayView<float> y, ArrayView<float> outT, ArrayView<float> bias, ConvArgs a, int hasBias)
+    {
+        int p = (int)(index % a.Pixels);
+        long rest = index / a.Pixels;
+        int o = (int)(rest % a.O), b = (int)(rest / a.O);
+        float v = outT[(long)o * a.Batch * a.Pixels + (long)b * a.Pixels + p];
+        y[index] = hasBias != 0 ? v + bias[o] : v;
+    }
+
+    /// <summary>dyT[o, b·P + p] = dy[b, o, p].</summary>
+    private static void ConvGatherKernel(Index1D index, ArrayView<float> dyT, ArrayView<float> dy, ConvArgs a)
+    {
+        long bp = (long)a.Batch * a.Pixels;
+        int o = (int)(index / bp);
+        long q = index % bp;
+        int b = (int)(q / a.Pixels), p = (int)(q % a.Pixels);
+        dyT[index] = dy[((long)b * a.O + o) * a.Pixels + p];
+    }
+
+    /// <summary>dx[b, c, iy, ix] += Σ over the windows covering it of dcols (the transpose of im2col, as a gather).</summary>
+    private static void Col2ImKernel(Index1D index, ArrayView<float> dx, ArrayView<float> dcols, ConvArgs a)
+    {
+        int ix = (int)(index % a.W);
+        long rest = index / a.W;
+        int iy = (int)(rest % a.H);
+        rest /= a.H;
+        int c = (int)(rest % a.C), b = (int)(rest / a.C);
+        long bp = (long)a.Batch * a.Pixels;
+        float s = 0f;
+        for (int ky = 0; ky < a.Kh; ky++)
+        {
+            int ty = iy + a.Ph - ky * a.Dh;
+            if (ty < 0 || ty % a.Sh != 0) continue;
+            int oy = ty / a.Sh;
+            if (oy >= a.Oh) continue;
+            for (int kx = 0; kx < a.Kw; kx++)
+            {
+                int tx = ix + a.Pw - kx * a.Dw;
+                if (tx < 0 || tx % a.Sw != 0) continue;
+                int ox = tx / a.Sw;
+                if (ox >= a.Ow) continue;
+                long row = ((long)c * a.Kh + ky) * a.Kw + kx;
+                s += dcols[row * bp + (long)b * a.Pixels + oy * a.Ow + ox];
+            }
+        }
+        dx[index] += s;
+    }
+}

@@ -1,0 +1,58 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Compiled.Nets.Gpu;
+
+/// <summary>Scalars of one Adam/AdamW update (the CPU optimizer's arithmetic, bias corrections folded in).</summary>
+internal struct AdamArgs
+{
+    public float Beta1, Beta2, Eps, StepSize, Bc2Sqrt, Decay, CoupledWd;
+}
+
+public sealed partial class GpuKernels
+{
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamArgs>? _adam;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, float, int>? _sgd;
+
+    /// <summary>One Adam/AdamW step over a parameter's values <paramref name="w"/> with gradient <paramref name="g"/>
+    /// and moments <paramref name="m"/>, <paramref name="v"/> (the same arithmetic as the CPU's Adam).</summary>
+    internal void Adam(ArrayView<float> w, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, long n, AdamArgs a)
+    {
+        if (n == 0) return;
+        _adam ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamArgs>(AdamKernel);
+        Launched();
+        _adam(checked((int)n), w, g, m, v, a);
+    }
+
+    private static void AdamKernel(Index1D i, ArrayView<float> w, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, AdamArgs a)
+    {
+        float gi = g[i] + a.CoupledWd * w[i];
+        float wi = w[i] * a.Decay;
+        float mi = a.Beta1 * m[i] + (1f - a.Beta1) * gi;
+        float vi = a.Beta2 * v[i] + (1f - a.Beta2) * gi * gi;
+        m[i] = mi; v[i] = vi;
+        w[i] = wi - a.StepSize * mi / (ILGPU.Algorithms.XMath.Sqrt(vi) / a.Bc2Sqrt + a.Eps);
+    }
+
+    /// <summary>One SGD step (momentum, dampening, Nesterov, weight decay) as torch.optim.SGD; <paramref name="first"/>
+    /// starts the momentum buffer from the gradient.</summary>
+    internal void Sgd(ArrayView<float> w, ArrayView<float> g, ArrayView<float> buf, long n, float lr, float momentum, float dampening, float weightDecay, bool nesterov, bool first)
+    {
+        if (n == 0) return;
+        _sgd ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, float, int>(SgdKernel);
+        Launched();
+        _sgd(checked((int)n), w, g, buf, lr, momentum, 1f - dampening, weightDecay, (nesterov ? 1 : 0) | (first ? 2 : 0) | (momentum != 0 ? 4 : 0));
+    }
+
+    private static void SgdKernel(Index1D i, ArrayView<float> w, ArrayView<float> g, ArrayView<float> buf, float lr, float momentum, float undamped, float wd, int flags)
+    {
+        float d = g[i] + wd * w[i];
+        if ((flags & 4) != 0)
+        {
+            float b = (flags & 2) != 0 ? d : momentum * buf[i] + undamped * d;
+            buf[i] = b;
+            d = (flags & 1) != 0 ? d + momentum * b : b;
+        }
+        w[i] -= lr * d;
+    }
+}

@@ -1,0 +1,83 @@
+using Compiled.Nets.Kernels;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Compiled.Nets.Gpu;
+
+/// <summary>A pooling's geometry as kernel scalars.</summary>
+internal struct PoolArgs
+{
+    public int Planes, H, W, Kh, Kw, Sh, Sw, Ph, Pw, Oh, Ow;
+
+    public static PoolArgs Of(in Pool2dGeometry g) => new()
+    {
+        Planes = g.Batch * g.Channels, H = g.InHeight, W = g.InWidth, Kh = g.KernelH, Kw = g.KernelW,
+        Sh = g.StrideH, Sw = g.StrideW, Ph = g.PadH, Pw = g.PadW, Oh = g.OutHeight, Ow = g.OutWidth,
+    };
+}
+
+public sealed partial class GpuKernels
+{
+    private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, PoolArgs>? _maxPool;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, PoolArgs>? _maxPoolBackward;
+
+    /// <summary>y = max over each window (padding never wins; NaN wins, as in PyTorch); argmax keeps the winner's
+    /// index within its input plane for backward.</summary>
+    public void MaxPool2dForward(ArrayView<float> y, ArrayView<int> argmax, ArrayView<float> x, in Pool2dGeometry g)
+    {
+        var a = PoolArgs.Of(g);
+        long n = (long)a.Planes * a.Oh * a.Ow;
+        Need(y, n, nameof(y)); Need(argmax, n, nameof(argmax)); Need(x, (long)a.Planes * a.H * a.W, nameof(x));
+        _maxPool ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, PoolArgs>(MaxPoolKernel);
+        Launched();
+        _maxPool(checked((int)n), y, argmax, x, a);
+    }
+
+    /// <summary>dx[argmax] += dy (atomic: overlapping windows may pick the same input).</summary>
+    public void MaxPool2dBackward(ArrayView<float> dx, ArrayView<float> dy, ArrayView<int> argmax, in Pool2dGeometry g)
+    {
+        var a = PoolArgs.Of(g);
+        long n = (long)a.Planes * a.Oh * a.Ow;
+        Need(dy, n, nameof(dy)); Need(argmax, n, nameof(argmax)); Need(dx, (long)a.Planes * a.H * a.W, nameof(dx));
+        _maxPoolBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, PoolArgs>(MaxPoolBackwardKernel);
+        Launched();
+        _maxPoolBackward(checked((int)n), dx, dy, argmax, a);
+    }
+
+    private static void MaxPoolKernel(Index1D index, ArrayView<float> y, ArrayView<int> argmax, ArrayView<float> x, PoolArgs a)
+    {
+        int j = index % a.Ow;
+        int i = index / a.Ow % a.Oh;
+        long plane = index / (a.Ow * a.Oh);
+        long baseIndex = plane * a.H * a.W;
+        float best = float.NegativeInfinity;
+        int bestIndex = -1;
+        bool nan = false;
+        for (int ki = 0; ki < a.Kh && !nan; ki++)
+        {
+            int hi = i * a.Sh - a.Ph + ki;
+            if (hi < 0 || hi >= a.H) continue;
+            for (int kj = 0; kj < a.Kw; kj++)
+            {
+                int wj = j * a.Sw - a.Pw + kj;
+                if (wj < 0 || wj >= a.W) continue;
+                float v = x[baseIndex + hi * a.W + wj];
+                if (v > best || float.IsNaN(v) || bestIndex < 0)
+                {
+                    best = v; bestIndex = hi * a.W + wj;
+                    if (float.IsNaN(v)) { nan = true; break; }
+                }
+            }
+        }
+        y[index] = best;
+        argmax[index] = bestIndex;
+    }
+
+    private static void MaxPoolBackwardKernel(Index1D index, ArrayView<float> dx, ArrayView<float> dy, ArrayView<int> argmax, PoolArgs a)
+    {
+        int idx = argmax[index];
+        if (idx < 0) return;
+        long plane = index / (a.Ow * a.Oh);
+        Atomic.Add(ref dx[plane * a.H * a.W + idx], dy[index]);
+    }
+}

@@ -1,0 +1,51 @@
+using Compiled.Nets.Gpu;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Compiled.Nets.Gpu.Tests;
+
+/// <summary>One CPU-accelerator device per test class: kernels compile once and are reused by its tests.</summary>
+public sealed class DeviceFixture : IDisposable
+{
+    public GpuDevice Device { get; } = GpuDevice.Open("cpu-accelerator");
+
+    public MemoryBuffer1D<float, Stride1D.Dense> Upload(float[] data)
+    {
+        var b = Device.Allocate(data.Length);
+        if (data.Length > 0) b.View.SubView(0, data.Length).CopyFromCPU(data);
+        return b;
+    }
+
+    public MemoryBuffer1D<int, Stride1D.Dense> Upload(int[] data)
+    {
+        var b = Device.AllocateInts(data.Length);
+        if (data.Length > 0) b.View.SubView(0, data.Length).CopyFromCPU(data);
+        return b;
+    }
+
+    public static float[] Download(MemoryBuffer1D<float, Stride1D.Dense> b, long n)
+    {
+        var r = new float[n];
+        if (n > 0) b.View.SubView(0, n).CopyToCPU(r);
+        return r;
+    }
+
+    public void Dispose() => Device.Dispose();
+
+    public static float[] Random(int n, int seed, float scale = 1f)
+    {
+        var r = new System.Random(seed);
+        var a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float)(r.NextDouble() * 2 - 1) * scale;
+        return a;
+    }
+
+    /// <summary>Asserts |a − e| ≤ tol·(1 + |e|) elementwise, naming the first index that differs.</summary>
+    public static void Close(float[] expected, float[] actual, float tol, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            if (!(Math.Abs(expected[i] - actual[i]) <= tol * (1 + Math.Abs(expected[i]))))
+                Assert.Fail($"{what}[{i}]: expected {expected[i]}, got {actual[i]}");
+    }
+}

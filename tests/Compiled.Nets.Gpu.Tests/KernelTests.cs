@@ -1,0 +1,167 @@
+using Compiled.Nets.Kernels;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Compiled.Nets.Gpu.Tests;
+
+/// <summary>Every library kernel against the CPU runtime's kernel (itself tested against libtorch and finite
+/// differences) on awkward sizes, on ILGPU's CPU accelerator.</summary>
+public sealed class KernelTests(DeviceFixture f) : IClassFixture<DeviceFixture>
+{
+    private GpuKernels K => f.Device.Kernels;
+
+    [Theory]
+    [InlineData(false, false, 1, 1, 1)]
+    [InlineData(false, true, 7, 17, 5)]
+    [InlineData(true, false, 17, 7, 63)]
+    [InlineData(true, true, 65, 33, 9)]
+    [InlineData(false, false, 63, 65, 17)]
+    [InlineData(false, true, 3, 5, 0)]
+    public void Gemm_matches_the_CPU_gemm_in_every_transpose(bool ta, bool tb, int m, int n, int k)
+    {
+        int lda = ta ? m + 1 : k + 2, ldb = tb ? k + 3 : n + 1, ldc = n + 2;
+        var a = DeviceFixture.Random((ta ? k : m) * lda + 3, 1);
+        var b = DeviceFixture.Random((tb ? n : k) * ldb + 3, 2);
+        var c = DeviceFixture.Random(m * ldc, 3);
+        var expected = (float[])c.Clone();
+        Gemm.Sgemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, 0.5f, expected, ldc);
+        using var da = f.Upload(a); using var db = f.Upload(b); using var dc = f.Upload(c);
+        K.Gemm(ta, tb, m, n, k, 0.75f, da.View, lda, db.View, ldb, 0.5f, dc.View, ldc);
+        DeviceFixture.Close(expected, DeviceFixture.Download(dc, c.Length), 1e-5f, "C");
+    }
+
+    [Fact]
+    public void Gemm_with_beta_zero_ignores_NaN_in_C()
+    {
+        using var da = f.Upload(new float[] { 1, 2 }); using var db = f.Upload(new float[] { 3, 4 }); using var dc = f.Upload(new[] { float.NaN });
+        K.Gemm(false, false, 1, 1, 2, 1f, da.View, 2, db.View, 1, 0f, dc.View, 1);
+        Assert.Equal(11f, DeviceFixture.Download(dc, 1)[0]);
+    }
+
+    [Fact]
+    public void Gemm_rejects_views_too_short_for_the_sizes()
+    {
+        using var a = f.Device.Allocate(5); using var b = f.Device.Allocate(6); using var c = f.Device.Allocate(6);
+        var e = Assert.Throws<ArgumentException>(() => K.Gemm(false, false, 2, 3, 3, 1f, a.View, 3, b.View, 3, 0f, c.View, 3));
+        Assert.Contains("this call needs 6", e.Message);
+    }
+
+    public static TheoryData<Conv2dGeometry> Geometries => new()
+    {
+        new Conv2dGeometry(1, 1, 5, 5, 1, 3, 3),
+        new Conv2dGeometry(2, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1),
+        new Conv2dGeometry(3, 2, 9, 8, 4, 3, 2, 2, 2, 1, 0, 1, 1),
+        new Conv2dGeometry(2, 4, 11, 10, 3, 3, 3, 1, 2, 2, 1, 2, 1),
+        new Conv2dGeometry(1, 5, 6, 6, 7, 1, 1),
+    };
+
+    [Theory]
+    [MemberData(nameof(Geometries))]
+    public void Conv2d_forward_and_gradients_match_the_CPU_convolution(Conv2dGeometry g)
+    {
+        var x = DeviceFixture.Random(g.Batch * g.InSize, 4);
+        var w = DeviceFixture.Random(g.WeightSize, 5, 0.5f);
+        var bias = DeviceFixture.Random(g.OutChannels, 6);
+        var dy = DeviceFixture.Random(g.Batch * g.OutSize, 7);
+        var scratch = new float[Conv2dKernels.ScratchSize(g)];
+        var y = new float[g.Batch * g.OutSize];
+        Conv2dKernels.Forward(y, x, w, bias, g, scratch);
+        var dx = DeviceFixture.Random(g.Batch * g.InSize, 8);   // both paths add to what is there
+        var dw = DeviceFixture.Random(g.WeightSize, 9);
+        var dxGpu = (float[])dx.Clone(); var dwGpu = (float[])dw.Clone();
+        Conv2dKernels.Backward(dx, dw, dy, x, w, g, scratch);
+        var db = new float[g.OutChannels];
+        for (int b = 0; b < g.Batch; b++)
+            for (int o = 0; o < g.OutChannels; o++)
+                for (int p = 0; p < g.OutHeight * g.OutWidth; p++) db[o] += dy[(b * g.OutChannels + o) * g.OutHeight * g.OutWidth + p];
+
+        using var X = f.Upload(x); using var W = f.Upload(w); using var B = f.Upload(bias); using var Y = f.Device.Allocate(y.Length);
+        using var S = f.Device.Allocate(GpuKernels.Conv2dScratch(g)); using var DY = f.Upload(dy);
+        using var DX = f.Upload(dxGpu); using var DW = f.Upload(dwGpu); using var DB = f.Upload(new float[g.OutChannels]);
+        K.Conv2dForward(Y.View, X.View, W.View, B.View, g, S.View);
+        DeviceFixture.Close(y, DeviceFixture.Download(Y, y.Length), 1e-5f, "y");
+        K.Conv2dBackward(DX.View, DW.View, DB.View, DY.View, X.View, W.View, g, S.View);
+        DeviceFixture.Close(dx, DeviceFixture.Download(DX, dx.Length), 1e-5f, "dx");
+        DeviceFixture.Close(dw, DeviceFixture.Download(DW, dw.Length), 1e-5f, "dw");
+        DeviceFixture.Close(db, DeviceFixture.Download(DB, db.Length), 1e-5f, "db");
+    }
+
+    [Theory]
+    [InlineData(2, 3, 8, 8, 2, 2, 2, 2, 0, 0)]
+    [InlineData(1, 2, 7, 9, 3, 3, 2, 2, 1, 1)]
+    [InlineData(3, 1, 5, 5, 3, 2, 1, 1, 0, 1)]
+    public void MaxPool2d_matches_the_CPU_pooling_forward_and_backward(int b, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw)
+    {
+        var g = new Pool2dGeometry(b, c, h, w, kh, kw, sh, sw, ph, pw);
+        var x = DeviceFixture.Random(b * g.InSize, 10);
+        x[3] = x[4]; // a tie: both pick the first
+        var y = new float[b * g.OutSize]; var arg = new int[y.Length];
+        PoolingKernels.MaxPool2dForward(y, arg, x, g);
+        var dy = DeviceFixture.Random(y.Length, 11);
+        var dx = new float[x.Length];
+        PoolingKernels.MaxPool2dBackward(dx, dy, arg, g);
+
+        using var X = f.Upload(x); using var Y = f.Device.Allocate(y.Length); using var A = f.Device.AllocateInts(y.Length);
+        using var DY = f.Upload(dy); using var DX = f.Upload(new float[x.Length]);
+        K.MaxPool2dForward(Y.View, A.View, X.View, g);
+        DeviceFixture.Close(y, DeviceFixture.Download(Y, y.Length), 0f, "y");
+        var argGpu = new int[y.Length]; A.View.SubView(0, y.Length).CopyToCPU(argGpu);
+        Assert.Equal(arg, argGpu);
+        K.MaxPool2dBackward(DX.View, DY.View, A.View, g);
+        DeviceFixture.Close(dx, DeviceFixture.Download(DX, dx.Length), 1e-6f, "dx");
+    }
+
+    [Theory]
+    [InlineData(1, 1, 0f)]
+    [InlineData(7, 10, 0f)]
+    [InlineData(17, 3, 0.1f)]
+    public void Cross_entropy_matches_the_CPU_loss_and_gradient(int rows, int classes, float smoothing)
+    {
+        var logits = DeviceFixture.Random(rows * classes, 12, 4f);
+        var labels = Enumerable.Range(0, rows).Select(r => (r * 7) % classes).ToArray();
+        var probs = new float[logits.Length];
+        float loss = CrossEntropyKernels.Forward(probs, logits, labels, rows, classes, smoothing);
+        var grad = new float[logits.Length];
+        CrossEntropyKernels.Backward(grad, probs, labels, rows, classes, 1f / rows, smoothing);
+
+        using var L = f.Upload(logits); using var T = f.Upload(labels); using var P = f.Device.Allocate(logits.Length);
+        using var R = f.Device.Allocate(rows); using var G = f.Upload(new float[logits.Length]);
+        K.CrossEntropyForward(R.View, P.View, L.View, T.View, rows, classes, smoothing);
+        Assert.Equal(loss, DeviceFixture.Download(R, rows).Sum() / rows, 1e-5f);
+        DeviceFixture.Close(probs, DeviceFixture.Download(P, probs.Length), 1e-5f, "probs");
+        K.CrossEntropyBackward(G.View, P.View, T.View, rows, classes, 1f / rows, smoothing);
+        DeviceFixture.Close(grad, DeviceFixture.Download(G, grad.Length), 1e-5f, "grad");
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(3, 255)]
+    [InlineData(5, 257)]
+    [InlineData(2, 1030)]
+    public void Row_sums_and_adds_are_exact_enough(int rows, int cols)
+    {
+        var x = DeviceFixture.Random(rows * cols, 13);
+        var start = DeviceFixture.Random(rows, 14);
+        var expected = Enumerable.Range(0, rows).Select(r => start[r] + (float)Enumerable.Range(0, cols).Sum(q => (double)x[r * cols + q])).ToArray();
+        using var X = f.Upload(x); using var S = f.Upload(start);
+        K.AddRowSums(S.View, X.View, rows, cols);
+        DeviceFixture.Close(expected, DeviceFixture.Download(S, rows), 1e-5f, "sums");
+
+        var y = DeviceFixture.Random(rows * cols, 15);
+        using var Y = f.Upload(y); using var Z = f.Device.Allocate(x.Length);
+        K.Add(Z.View, X.View, Y.View, x.Length);
+        DeviceFixture.Close(x.Zip(y, (p, q) => p + q).ToArray(), DeviceFixture.Download(Z, x.Length), 0f, "add");
+        K.AddTo(Y.View, X.View, x.Length);
+        DeviceFixture.Close(x.Zip(y, (p, q) => p + q).ToArray(), DeviceFixture.Download(Y, x.Length), 0f, "addTo");
+    }
+
+    [Fact]
+    public void Launches_are_counted()
+    {
+        using var a = f.Upload(new float[] { 1 }); using var b = f.Upload(new float[] { 2 }); using var c = f.Device.Allocate(1);
+        long before = f.Device.LaunchCount;
+        K.Add(c.View, a.View, b.View, 1);
+        K.Gemm(false, false, 1, 1, 1, 1f, a.View, 1, b.View, 1, 0f, c.View, 1);
+        Assert.Equal(before + 2, f.Device.LaunchCount);
+    }
+}
