@@ -15,7 +15,7 @@ namespace Compiled.Nets.Generator
     public sealed class NetworkGenerator : IIncrementalGenerator
     {
         /// <summary>Tracking names, for incrementality tests.</summary>
-        public const string ParseStep = "Parse", SpecStep = "Spec";
+        public const string ParseStep = "Parse", SpecStep = "Spec", GpuStep = "ReferencesGpu";
 
         /// <inheritdoc/>
         public void Initialize(IncrementalGeneratorInitializationContext context)
@@ -33,6 +33,19 @@ namespace Compiled.Nets.Generator
             {
                 if (model.Spec is { } spec) spc.AddSource(CpuEmitter.HintName(spec), CpuEmitter.Emit(spec));
                 else if (model.Skeleton is { } skeleton) spc.AddSource(SkeletonEmitter.HintName(skeleton), SkeletonEmitter.Emit(skeleton));
+            });
+
+            // The GPU twins, only where the compilation references Compiled.Nets.Gpu (a CPU-only build carries no ILGPU).
+            var hasGpu = context.CompilationProvider
+                .Select(static (c, _) => c.GetTypeByMetadataName("Compiled.Nets.Gpu.DeviceNetwork") is not null)
+                .WithTrackingName(GpuStep);
+            context.RegisterSourceOutput(models.Combine(hasGpu), static (spc, pair) =>
+            {
+                if (pair.Right && pair.Left.Spec is { IsBlock: false } spec) spc.AddSource(GpuEmitter.HintName(spec), GpuEmitter.Emit(spec));
+            });
+            context.RegisterSourceOutput(hasGpu, static (spc, gpu) =>
+            {
+                if (gpu) spc.AddSource("Compiled.Nets.Gpu.AssemblyInfo.g.cs", GpuEmitter.AssemblyInfo());
             });
         }
     }

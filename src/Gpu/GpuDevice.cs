@@ -79,6 +79,8 @@ public sealed class GpuDevice : IDisposable
     /// <summary>Counts one kernel launch (library kernels and generated fused kernels call it as they launch).</summary>
     public void RecordLaunch() => Interlocked.Increment(ref _launches);
 
+    internal bool IsDisposed => _disposed;
+
     /// <summary>The ILGPU accelerator.</summary>
     /// <exception cref="ObjectDisposedException">After <see cref="Dispose"/>.</exception>
     public Accelerator Accelerator

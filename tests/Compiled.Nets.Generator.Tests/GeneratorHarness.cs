@@ -20,12 +20,20 @@ internal static class GeneratorHarness
         return refs.ToArray();
     });
 
+    /// <summary>The same, and the GPU package with ILGPU: a consumer of Compiled.Nets.Gpu.</summary>
+    private static readonly Lazy<MetadataReference[]> s_gpuReferences = new(() => s_references.Value
+        .Append(MetadataReference.CreateFromFile(typeof(Compiled.Nets.Gpu.DeviceNetwork).Assembly.Location))
+        .Append(MetadataReference.CreateFromFile(typeof(ILGPU.Context).Assembly.Location))
+        .ToArray());
+
     public static readonly CSharpParseOptions ParseOptions = new(LanguageVersion.Preview);
 
-    public static CSharpCompilation Compile(params string[] sources) =>
+    public static CSharpCompilation Compile(params string[] sources) => Compile(false, sources);
+
+    public static CSharpCompilation Compile(bool gpu, params string[] sources) =>
         CSharpCompilation.Create("TestAssembly",
             sources.Select((s, i) => CSharpSyntaxTree.ParseText(s, ParseOptions, path: $"Test{i}.cs")),
-            s_references.Value,
+            gpu ? s_gpuReferences.Value : s_references.Value,
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable, allowUnsafe: true));
 
     public static GeneratorDriver Driver(bool track = false) =>
@@ -37,9 +45,13 @@ internal static class GeneratorHarness
     /// diagnostics, the generated sources, and the output compilation's own diagnostics. The generator itself must
     /// report nothing, so no diagnostic is doubled.
     /// </summary>
-    public static (ImmutableArray<Diagnostic> Generator, ImmutableArray<(string Hint, string Text)> Sources, ImmutableArray<Diagnostic> Output) Run(params string[] sources)
+    public static (ImmutableArray<Diagnostic> Generator, ImmutableArray<(string Hint, string Text)> Sources, ImmutableArray<Diagnostic> Output) Run(params string[] sources) =>
+        Run(false, sources);
+
+    /// <summary>As <see cref="Run(string[])"/>, in a compilation that references Compiled.Nets.Gpu when <paramref name="gpu"/>.</summary>
+    public static (ImmutableArray<Diagnostic> Generator, ImmutableArray<(string Hint, string Text)> Sources, ImmutableArray<Diagnostic> Output) Run(bool gpu, params string[] sources)
     {
-        var compilation = Compile(sources);
+        var compilation = Compile(gpu, sources);
         var driver = Driver().RunGeneratorsAndUpdateCompilation(compilation, out var output, out var generatorDiagnostics);
         Assert.Empty(generatorDiagnostics);
         var result = driver.GetRunResult();

@@ -62,6 +62,32 @@ public class SnapshotTests
         Assert.True(expected == actual, $"Generated {hint} differs from its snapshot; if intended, rerun with UPDATE_SNAPSHOTS=1 and review the diff.\n{FirstDifference(expected, actual)}");
     }
 
+    /// <summary>The device twin of the seed ConvNet, in a compilation that references Compiled.Nets.Gpu; none without it.</summary>
+    [Fact]
+    public void DeviceTwin_IsEmittedOnlyWhenTheCompilationReferencesTheGpuPackage()
+    {
+        var input = File.ReadAllText(Path.Combine(Dir(), "..", "Compiled.Nets.Gpu.Tests", "Networks.cs"));
+        var (_, cpuOnly, _) = GeneratorHarness.Run(input);
+        Assert.DoesNotContain(cpuOnly, s => s.Hint.EndsWith(".Gpu.g.cs", StringComparison.Ordinal) || s.Hint == "Compiled.Nets.Gpu.AssemblyInfo.g.cs");
+        Assert.Contains(cpuOnly, s => s.Hint == "Compiled.Nets.Gpu.Tests.ConvNet.g.cs");
+
+        var (diags, sources, output) = GeneratorHarness.Run(gpu: true, input);
+        Assert.Empty(diags);
+        Assert.Empty(output.Where(d => d.Severity >= Microsoft.CodeAnalysis.DiagnosticSeverity.Warning));
+        Assert.Contains(sources, s => s.Hint == "Compiled.Nets.Gpu.AssemblyInfo.g.cs");
+        Assert.Contains("has no kernels yet for BatchNorm2d", sources.Single(s => s.Hint == "Compiled.Nets.Gpu.Tests.NormNet.Gpu.g.cs").Text);
+        const string hint = "Compiled.Nets.Gpu.Tests.ConvNet.Gpu.g.cs";
+        var actual = sources.Single(s => s.Hint == hint).Text;
+        var file = Path.Combine(Dir(), "Snapshots", hint);
+        if (Environment.GetEnvironmentVariable("UPDATE_SNAPSHOTS") == "1" || !File.Exists(file) && Environment.GetEnvironmentVariable("CI") is null)
+        {
+            File.WriteAllText(file, actual);
+            return;
+        }
+        var expected = File.ReadAllText(file).Replace("\r\n", "\n");
+        Assert.True(expected == actual, $"Generated {hint} differs from its snapshot; if intended, rerun with UPDATE_SNAPSHOTS=1 and review the diff.\n{FirstDifference(expected, actual)}");
+    }
+
     private static string FirstDifference(string a, string b)
     {
         var la = a.Split('\n'); var lb = b.Split('\n');

@@ -10,5 +10,6 @@ namespace Compiled.Nets.Generator.Emit
         public const string MemoryMarshal = "global::System.Runtime.InteropServices.MemoryMarshal";
         public const string Unsafe = "global::System.Runtime.CompilerServices.Unsafe";
         public const string OnnxGraph = "global::Compiled.Nets.Serialization.OnnxGraph";
+        public const string Gpu = "global::Compiled.Nets.Gpu.";
     }
 }

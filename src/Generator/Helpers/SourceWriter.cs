@@ -15,6 +15,13 @@ namespace Compiled.Nets.Generator.Helpers
             _sb.Append('\n');
         }
 
+        /// <summary>Appends text written by another writer at indentation 0, line by line at the current indentation.</summary>
+        public void Paste(string text)
+        {
+            var lines = text.TrimEnd('\n').Split('\n');
+            foreach (var line in lines) Line(line);
+        }
+
         public void Open(string header)
         {
             Line(header);

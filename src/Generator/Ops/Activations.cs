@@ -77,6 +77,9 @@ namespace Compiled.Nets.Generator.Ops
 
         public override string StageForward(PlanStage stage, string t, bool vector, bool training, string index) => $"{t} = {Elementwise}.{_method}({t}{Parameter(stage)});";
 
+        /// <summary>The scalar stage compiles into the GPU's fused kernels too (ILGPU maps MathF to XMath).</summary>
+        public override bool OnGpu => true;
+
         public override string StageBackward(PlanStage stage, int previousValue, Func<string, string> load) => _gradient == GradientSource.Input
             ? $"g = {Elementwise}.{_method}Grad({load(previousValue < 0 ? "src" : "v" + previousValue)}, g{Parameter(stage)});"
             : $"g = {Elementwise}.{_method}Grad({load("v" + stage.Value)}, g{Parameter(stage)});";

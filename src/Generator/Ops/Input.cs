@@ -9,6 +9,7 @@ namespace Compiled.Nets.Generator.Ops
         public override OpKind Kind => OpKind.Input;
         public override string Name => "input";
         public override string? ProducerName => "the input";
+        public override bool OnGpu => true; // the uploaded batch
         public override void EmitOnnx(OnnxContext c, OpSpec op) { }
     }
 }

@@ -168,6 +168,18 @@ namespace Compiled.Nets.Generator.Ops
         /// <paramref name="load"/> reads a saved tensor at the loop index (prefix "v" + id, "m" + id or "src").</summary>
         public virtual string StageBackward(PlanStage stage, int previousValue, Func<string, string> load) => throw new InvalidOperationException(Name + " is not elementwise");
 
+        // ------------------------------------------------------------ GPU emission
+
+        /// <summary>The GPU emitter has this op: library launches for a primary op, its scalar stage inside a fused
+        /// kernel for an elementwise op, nothing for a view.</summary>
+        public virtual bool OnGpu => IsView;
+
+        /// <summary>The op's forward launches on the device twin (<see cref="GpuContext.Launch"/> counts them).</summary>
+        public virtual void EmitGpuForward(GpuContext c, OpSpec op) => throw new InvalidOperationException(Name + " has no GPU forward");
+
+        /// <summary>The op's backward launches: add to its input's gradient and its parameters' gradients.</summary>
+        public virtual void EmitGpuBackward(GpuContext c, OpSpec op) { }
+
         // ------------------------------------------------------------ ONNX
 
         public abstract void EmitOnnx(OnnxContext c, OpSpec op);

@@ -107,6 +107,16 @@ namespace Compiled.Nets.Generator.Ops
 
         public override void SavedForBackward(RegionBuilder regions, NetworkSpec s, OpSpec op) => regions.AddInts($"a{op.Id}", op.OutShape);
 
+        public override bool OnGpu => true;
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op) =>
+            c.Launch($"K.MaxPool2dForward({c.Output(op)}, _a{op.Id}, {c.Value(op.Input)}, {Geometry(op)});");
+
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            if (!c.InputIsData(op)) c.Launch($"K.MaxPool2dBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, _a{op.Id}, {Geometry(op)});");
+        }
+
         public override void EmitForward(CpuContext c, OpSpec op) =>
             c.Line($"{Kernels}PoolingKernels.MaxPool2dForward({c.Output(op)}, {(c.Training ? $"a{op.Id}" : "default")}, {c.Value(op.Input)}, {Geometry(op)});");
 

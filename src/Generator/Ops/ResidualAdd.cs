@@ -35,6 +35,17 @@ namespace Compiled.Nets.Generator.Ops
                 if (c.Spec.Ops[c.Storage(input)].Kind != OpKind.Input) c.Line($"if (n{input}) {Elementwise}.AddInPlace(g{input}, g{op.Id});");
         }
 
+        public override bool OnGpu => true;
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op) =>
+            c.Launch($"K.Add({c.Output(op)}, {c.Value(op.Input)}, {c.Value(op.Input2)}, batch * {Model.Shapes.Product(op.OutShape)});");
+
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            foreach (int input in new[] { op.Input, op.Input2 })
+                if (!c.IsData(input)) c.Launch($"K.AddTo({c.Gradient(input)}, {c.Gradient(op.Id)}, batch * {Model.Shapes.Product(op.OutShape)});");
+        }
+
         public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"Add\", new[] {{ {c.Value(op.Input)}, {c.Value(op.Input2)} }}, {c.Output(op)});");
     }
 }

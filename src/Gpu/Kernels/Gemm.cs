@@ -12,25 +12,65 @@ internal struct GemmArgs
 
 public sealed partial class GpuKernels
 {
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>? _gemm;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>? _gemmTiled;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>? _gemmSimple;
 
     /// <summary>
     /// C[M×N] = alpha·op(A)·op(B) + beta·C, row-major, op = transpose when asked (A is K×M, B is N×K then). beta 0
-    /// never reads C. A shared-memory tiled kernel: each group loads a tile of A and of B, then every thread of it
-    /// accumulates one element of C.
+    /// never reads C. On a GPU a shared-memory tiled kernel; on the CPU accelerator, whose group barriers cost
+    /// hundreds of times the arithmetic, one thread per element of C.
     /// </summary>
     public void Gemm(bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, int lda, ArrayView<float> b, int ldb,
         float beta, ArrayView<float> c, int ldc)
     {
         if (m <= 0 || n <= 0) return;
+        var args = GemmChecked(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (_device.IsCuda) GemmTiled(a, b, c, args);
+        else GemmSimple(a, b, c, args);
+    }
+
+    private static GemmArgs GemmChecked(bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, int lda, ArrayView<float> b, int ldb,
+        float beta, ArrayView<float> c, int ldc)
+    {
         Need(a, k == 0 ? 0 : (transA ? (long)(k - 1) * lda + m : (long)(m - 1) * lda + k), nameof(a));
         Need(b, k == 0 ? 0 : (transB ? (long)(n - 1) * ldb + k : (long)(k - 1) * ldb + n), nameof(b));
         Need(c, (long)(m - 1) * ldc + n, nameof(c));
-        _gemm ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmKernel);
+        return new GemmArgs { M = m, N = n, K = k, Lda = lda, Ldb = ldb, Ldc = ldc, TransA = transA ? 1 : 0, TransB = transB ? 1 : 0, Alpha = alpha, Beta = beta };
+    }
+
+    /// <summary>The tiled kernel whatever the device (tests run it on the CPU accelerator at small sizes).</summary>
+    internal void GemmTiled(bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, int lda, ArrayView<float> b, int ldb,
+        float beta, ArrayView<float> c, int ldc) => GemmTiled(a, b, c, GemmChecked(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
+
+    /// <summary>The one-thread-per-element kernel whatever the device.</summary>
+    internal void GemmSimple(bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, int lda, ArrayView<float> b, int ldb,
+        float beta, ArrayView<float> c, int ldc) => GemmSimple(a, b, c, GemmChecked(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
+
+    private void GemmTiled(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs args)
+    {
+        _gemmTiled ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmKernel);
         int t = Tile;
-        var config = new KernelConfig(new Index2D(Groups(n, t), Groups(m, t)), new Index2D(t, t), SharedMemoryConfig.RequestDynamic<float>(2 * t * t));
+        var config = new KernelConfig(new Index2D(Groups(args.N, t), Groups(args.M, t)), new Index2D(t, t), SharedMemoryConfig.RequestDynamic<float>(2 * t * t));
         Launched();
-        _gemm(config, a, b, c, new GemmArgs { M = m, N = n, K = k, Lda = lda, Ldb = ldb, Ldc = ldc, TransA = transA ? 1 : 0, TransB = transB ? 1 : 0, Alpha = alpha, Beta = beta });
+        _gemmTiled(config, a, b, c, args);
+    }
+
+    private void GemmSimple(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs args)
+    {
+        _gemmSimple ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmSimpleKernel);
+        Launched();
+        _gemmSimple(checked(args.M * args.N), a, b, c, args);
+    }
+
+    private static void GemmSimpleKernel(Index1D index, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs p)
+    {
+        int row = index / p.N, col = index % p.N;
+        long ai = p.TransA != 0 ? row : (long)row * p.Lda, aStep = p.TransA != 0 ? p.Lda : 1;
+        long bi = p.TransB != 0 ? (long)col * p.Ldb : col, bStep = p.TransB != 0 ? 1 : p.Ldb;
+        float sum = 0f;
+        for (int q = 0; q < p.K; q++, ai += aStep, bi += bStep) sum += a[ai] * b[bi];
+        long i = (long)row * p.Ldc + col;
+        c[i] = p.Beta == 0f ? p.Alpha * sum : p.Alpha * sum + p.Beta * c[i];
     }
 
     private static void GemmKernel(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs p)

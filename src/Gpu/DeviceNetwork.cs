@@ -1,0 +1,262 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Compiled.Nets.Gpu;
+
+/// <summary>
+/// A compiled classifier's twin on a <see cref="GpuDevice"/>: the generator derives one per network (<c>net.ToDevice(device)</c>)
+/// and writes its forward and backward as launches of library kernels and of fused kernels generated for the network's
+/// elementwise chains. Parameters, gradients, optimizer state and activations stay on the device for the whole step;
+/// only the batch goes in and the loss (and logits when asked) come out. Parameters are copied from the host network's
+/// <see cref="ParameterStore"/> on creation and back with <see cref="CopyParametersToHost"/>, so checkpoints,
+/// safetensors and Hugging Face loading work on the host store unchanged.
+/// </summary>
+/// <remarks>One caller at a time: the device twin holds one workspace (unlike the CPU network's Forward, which is safe
+/// to call from many threads).</remarks>
+public abstract class DeviceNetwork : IDisposable
+{
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> _values, _gradients;
+    private MemoryBuffer1D<float, Stride1D.Dense>? _act, _grad, _scratch, _input, _rowLoss;
+    private MemoryBuffer1D<int, Stride1D.Dense>? _ints, _labels;
+    private float[] _rowLossHost = [];
+    private bool _disposed;
+
+    /// <summary>Copies the host network's parameters to <paramref name="device"/>.</summary>
+    protected DeviceNetwork(GpuDevice device, ParameterStore host, string name, int inputFeatures, int outputFeatures, float labelSmoothing)
+    {
+        Device = device ?? throw new ArgumentNullException(nameof(device));
+        HostParameters = host ?? throw new ArgumentNullException(nameof(host));
+        Name = name; InputFeatures = inputFeatures; OutputFeatures = outputFeatures; LabelSmoothing = labelSmoothing;
+        _values = device.Allocate(host.ReadValues.Length);
+        _gradients = device.Allocate(host.ReadValues.Length);
+        _gradients.View.MemSetToZero();
+        CopyParametersFromHost();
+    }
+
+    /// <summary>The device the twin runs on.</summary>
+    public GpuDevice Device { get; }
+
+    /// <summary>The host network's parameters (the source and destination of the copies).</summary>
+    public ParameterStore HostParameters { get; }
+
+    /// <summary>The network's name, as errors name it.</summary>
+    public string Name { get; }
+
+    /// <summary>Floats per input sample.</summary>
+    public int InputFeatures { get; }
+
+    /// <summary>Logits per sample.</summary>
+    public int OutputFeatures { get; }
+
+    /// <summary>The cross-entropy's label smoothing, as declared on the network.</summary>
+    public float LabelSmoothing { get; }
+
+    /// <summary>The batch the workspace holds now (it grows when a larger batch comes).</summary>
+    public int Capacity { get; private set; }
+
+    /// <summary>Kernel launches of one <see cref="TrainStep"/> of the plan at any batch (forward, loss, backward; not the
+    /// optimizer): the figure the fused chains bring down.</summary>
+    public abstract int LaunchesPerTrainStep { get; }
+
+    /// <summary>The library kernels of <see cref="Device"/>.</summary>
+    protected GpuKernels K => Device.Kernels;
+
+    /// <summary>All parameters' values on the device, at the host store's offsets.</summary>
+    protected ArrayView<float> Values => _values.View;
+
+    /// <summary>All parameters' gradients on the device, at the host store's offsets.</summary>
+    protected ArrayView<float> Gradients => _gradients.View;
+
+    /// <summary>The device values of a host parameter.</summary>
+    protected ArrayView<float> Value(ParameterInfo p) => _values.View.SubView(p.Offset, Math.Max(p.Length, 1));
+
+    /// <summary>The device gradient of a host parameter.</summary>
+    protected ArrayView<float> Gradient(ParameterInfo p) => _gradients.View.SubView(p.Offset, Math.Max(p.Length, 1));
+
+    internal ArrayView<float> ValueOf(ParameterInfo p) => Value(p);
+    internal ArrayView<float> GradientOf(ParameterInfo p) => Gradient(p);
+    internal long ParameterFloats => _values.Length;
+
+    /// <summary>The batch's input, uploaded.</summary>
+    protected ArrayView<float> Input => _input!.View;
+
+    /// <summary>The batch's labels, uploaded and checked.</summary>
+    protected ArrayView<int> Labels => _labels!.View;
+
+    /// <summary>Scratch for the library kernels (convolutions).</summary>
+    protected ArrayView<float> Scratch => _scratch!.View;
+
+    /// <summary>A region of the activation arena: <paramref name="perSample"/> floats per sample at per-sample offset <paramref name="offset"/>.</summary>
+    protected ArrayView<float> Activation(long offset, long perSample) => _act!.View.SubView(offset * Capacity, Math.Max(perSample * Capacity, 1));
+
+    /// <summary>A region of the gradient arena.</summary>
+    protected ArrayView<float> ActivationGradient(long offset, long perSample) => _grad!.View.SubView(offset * Capacity, Math.Max(perSample * Capacity, 1));
+
+    /// <summary>A region of the integer arena (max-pool winners).</summary>
+    protected ArrayView<int> IntRegion(long offset, long perSample) => _ints!.View.SubView(offset * Capacity, Math.Max(perSample * Capacity, 1));
+
+    /// <summary>Floats per sample of the activation arena, of its gradient arena, ints per sample, scratch for a batch.</summary>
+    protected abstract long ActivationsPerSample { get; }
+    protected abstract long GradientsPerSample { get; }
+    protected abstract long IntsPerSample { get; }
+    protected abstract long ScratchFor(int batch);
+
+    /// <summary>Takes the generated network's views of the arenas after they were (re)allocated for <see cref="Capacity"/>.</summary>
+    protected abstract void BindWorkspace();
+
+    /// <summary>Runs the forward pass on <see cref="Input"/> for <paramref name="batch"/> samples.</summary>
+    protected abstract void RunForward(int batch, bool training);
+
+    /// <summary>The logits of the last forward (batch × <see cref="OutputFeatures"/>).</summary>
+    protected abstract ArrayView<float> Logits { get; }
+
+    /// <summary>Their gradient, which the loss writes and <see cref="RunBackward"/> starts from.</summary>
+    protected abstract ArrayView<float> LogitsGradient { get; }
+
+    /// <summary>Runs the backward pass, adding every parameter's gradient.</summary>
+    protected abstract void RunBackward(int batch);
+
+    /// <summary>Inference in evaluation mode: <paramref name="output"/> gets batch × <see cref="OutputFeatures"/> logits.</summary>
+    /// <exception cref="ArgumentException">Spans whose lengths do not fit the batch, naming the network and method.</exception>
+    public void Forward(ReadOnlySpan<float> input, int batch, Span<float> output)
+    {
+        NetworkArguments.Check(Name, "Forward", input.Length, batch, InputFeatures, InputFeatures.ToString(), output.Length, OutputFeatures, OutputFeatures.ToString());
+        Prepare(input, batch);
+        RunForward(batch, training: false);
+        Download(Logits, output.Slice(0, batch * OutputFeatures));
+    }
+
+    /// <summary>
+    /// Forward, cross-entropy loss and backward on the device: every trainable parameter's gradient is replaced (or added
+    /// to, when <see cref="ParameterStore.AccumulateGradients"/> is set on the host store) on the device. Returns the mean
+    /// loss; <paramref name="logits"/>, when not empty, gets the logits. A device optimizer then steps the parameters.
+    /// </summary>
+    /// <exception cref="ArgumentException">Wrong lengths, or a label outside [0, classes) (naming the row).</exception>
+    public float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Span<float> logits = default)
+    {
+        NetworkArguments.Check(Name, "TrainStep", input.Length, batch, InputFeatures, InputFeatures.ToString(), logits.IsEmpty ? -1 : logits.Length, OutputFeatures, OutputFeatures.ToString());
+        Prepare(input, batch);
+        UploadLabels(labels, batch);
+        _grad!.View.MemSetToZero();
+        if (!HostParameters.AccumulateGradients) _gradients.View.MemSetToZero();
+        RunForward(batch, training: true);
+        float loss = Loss(batch);
+        K.CrossEntropyBackward(LogitsGradient, Probabilities, Labels, batch, OutputFeatures, 1f / batch, LabelSmoothing);
+        if (!logits.IsEmpty) Download(Logits, logits.Slice(0, batch * OutputFeatures));
+        RunBackward(batch);
+        return loss;
+    }
+
+    /// <summary>The mean loss in evaluation mode, without gradients.</summary>
+    public float EvaluateLoss(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Span<float> logits = default)
+    {
+        NetworkArguments.Check(Name, "EvaluateLoss", input.Length, batch, InputFeatures, InputFeatures.ToString(), logits.IsEmpty ? -1 : logits.Length, OutputFeatures, OutputFeatures.ToString());
+        Prepare(input, batch);
+        UploadLabels(labels, batch);
+        RunForward(batch, training: false);
+        float loss = Loss(batch);
+        if (!logits.IsEmpty) Download(Logits, logits.Slice(0, batch * OutputFeatures));
+        return loss;
+    }
+
+    /// <summary>The softmax of the logits, written by the loss (a region of the generated layout).</summary>
+    protected abstract ArrayView<float> Probabilities { get; }
+
+    private float Loss(int batch)
+    {
+        K.CrossEntropyForward(_rowLoss!.View, Probabilities, Logits, Labels, batch, OutputFeatures, LabelSmoothing);
+        Download(_rowLoss.View, _rowLossHost.AsSpan(0, batch));
+        double sum = 0;
+        for (int i = 0; i < batch; i++) sum += _rowLossHost[i];
+        return (float)(sum / batch);
+    }
+
+    /// <summary>Copies the host store's parameters (and buffers' values) to the device: after loading a checkpoint into the host network.</summary>
+    public void CopyParametersFromHost()
+    {
+        ThrowIfDisposed();
+        Upload(HostParameters.ReadValues, _values.View);
+    }
+
+    /// <summary>Copies the device's parameters to the host store: before saving a checkpoint or running the CPU network.</summary>
+    public void CopyParametersToHost()
+    {
+        ThrowIfDisposed();
+        Download(_values.View, HostParameters.Values);
+    }
+
+    /// <summary>Copies the device's gradients to the host store (to inspect them, or clip on the host).</summary>
+    public void CopyGradientsToHost()
+    {
+        ThrowIfDisposed();
+        Download(_gradients.View, HostParameters.Gradients);
+    }
+
+    private void Prepare(ReadOnlySpan<float> input, int batch)
+    {
+        ThrowIfDisposed();
+        if (batch > Capacity) Grow(batch);
+        Upload(input.Slice(0, batch * InputFeatures), _input!.View);
+    }
+
+    private void UploadLabels(ReadOnlySpan<int> labels, int batch)
+    {
+        if (labels.Length != batch) throw new ArgumentException($"{Name}: {labels.Length} labels for a batch of {batch}.", nameof(labels));
+        for (int r = 0; r < batch; r++)
+            if ((uint)labels[r] >= (uint)OutputFeatures)
+                throw new ArgumentException($"{Name}: label {labels[r]} in row {r} is outside [0, {OutputFeatures}).", nameof(labels));
+        Upload(labels, _labels!.View);
+    }
+
+    private void Grow(int batch)
+    {
+        FreeWorkspace();
+        Capacity = batch;
+        _act = Device.Allocate(ActivationsPerSample * batch);
+        _grad = Device.Allocate(GradientsPerSample * batch);
+        _ints = Device.AllocateInts(IntsPerSample * batch);
+        _scratch = Device.Allocate(ScratchFor(batch));
+        _input = Device.Allocate((long)InputFeatures * batch);
+        _labels = Device.AllocateInts(batch);
+        _rowLoss = Device.Allocate(batch);
+        _rowLossHost = new float[batch];
+        BindWorkspace();
+    }
+
+    private void FreeWorkspace()
+    {
+        _act?.Dispose(); _grad?.Dispose(); _ints?.Dispose(); _scratch?.Dispose(); _input?.Dispose(); _labels?.Dispose(); _rowLoss?.Dispose();
+    }
+
+    private void ThrowIfDisposed()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (Device.IsDisposed)
+            throw new ObjectDisposedException(nameof(GpuDevice), $"{Name}: the GpuDevice it was moved to has been disposed.");
+    }
+
+    internal static void Upload<T>(ReadOnlySpan<T> source, ArrayView<T> target) where T : unmanaged
+    {
+        if (source.IsEmpty) return;
+        target.SubView(0, source.Length).CopyFromCPU(ref Unsafe.AsRef(in MemoryMarshal.GetReference(source)), source.Length);
+    }
+
+    internal static void Download<T>(ArrayView<T> source, Span<T> target) where T : unmanaged
+    {
+        if (target.IsEmpty) return;
+        source.SubView(0, target.Length).CopyToCPU(ref MemoryMarshal.GetReference(target), target.Length);
+    }
+
+    /// <summary>Frees the device memory (the device itself stays open).</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        FreeWorkspace();
+        _values.Dispose();
+        _gradients.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}

@@ -1,0 +1,131 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Compiled.Nets.Gpu;
+
+/// <summary>
+/// An optimizer whose state lives on the device beside the parameters of a <see cref="DeviceNetwork"/>: one launch per
+/// trainable tensor, frozen ones (RequiresGrad false on the host store) skipped, the same arithmetic as the CPU
+/// optimizers of the same name.
+/// </summary>
+public abstract class DeviceOptimizer : IDisposable
+{
+    private float _learningRate;
+
+    protected DeviceOptimizer(DeviceNetwork network, float learningRate)
+    {
+        Network = network ?? throw new ArgumentNullException(nameof(network));
+        LearningRate = learningRate;
+    }
+
+    /// <summary>The network whose parameters are stepped.</summary>
+    public DeviceNetwork Network { get; }
+
+    /// <summary>The learning rate of the next step (schedules set it).</summary>
+    public float LearningRate
+    {
+        get => _learningRate;
+        set => _learningRate = float.IsFinite(value) && value >= 0 ? value
+            : throw new ArgumentOutOfRangeException(nameof(LearningRate), value, "The learning rate must be finite and not negative.");
+    }
+
+    /// <summary>Steps taken.</summary>
+    public long StepCount { get; private set; }
+
+    /// <summary>Which parameters weight decay applies to (all by default; see Optimizer.NoDecayForBiasAndNorm).</summary>
+    public Func<ParameterInfo, bool> DecayPredicate { get; set; } = static _ => true;
+
+    /// <summary>Updates every trainable parameter from its gradient on the device.</summary>
+    public void Step()
+    {
+        StepCount++;
+        var parameters = Network.HostParameters.Parameters;
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            var p = parameters[i];
+            if (!p.RequiresGrad || p.Length == 0) continue;
+            Update(p, Network.ValueOf(p), Network.GradientOf(p));
+        }
+    }
+
+    protected abstract void Update(ParameterInfo p, ArrayView<float> value, ArrayView<float> gradient);
+
+    /// <summary>A zeroed state buffer as long as all parameters.</summary>
+    private protected MemoryBuffer1D<float, Stride1D.Dense> NewMoment()
+    {
+        var b = Network.Device.Allocate(Network.ParameterFloats);
+        b.View.MemSetToZero();
+        return b;
+    }
+
+    /// <summary>Frees the optimizer state on the device.</summary>
+    public virtual void Dispose() => GC.SuppressFinalize(this);
+}
+
+/// <summary>Adam (torch.optim.Adam; weight decay added to the gradient) on the device.</summary>
+public class DeviceAdam : DeviceOptimizer
+{
+    private readonly float _beta1, _beta2, _eps, _weightDecay;
+    private readonly bool _decoupled;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> _m, _v;
+
+    public DeviceAdam(DeviceNetwork network, float lr = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f, float weightDecay = 0)
+        : this(network, lr, beta1, beta2, eps, weightDecay, decoupled: false) { }
+
+    private protected DeviceAdam(DeviceNetwork network, float lr, float beta1, float beta2, float eps, float weightDecay, bool decoupled) : base(network, lr)
+    {
+        _beta1 = beta1; _beta2 = beta2; _eps = eps; _weightDecay = weightDecay; _decoupled = decoupled;
+        _m = NewMoment(); _v = NewMoment();
+    }
+
+    protected override void Update(ParameterInfo p, ArrayView<float> value, ArrayView<float> gradient)
+    {
+        float wd = DecayPredicate(p) ? _weightDecay : 0;
+        double bc1 = 1 - Math.Pow(_beta1, StepCount), bc2 = 1 - Math.Pow(_beta2, StepCount);
+        Network.Device.Kernels.Adam(value, gradient, _m.View.SubView(p.Offset, p.Length), _v.View.SubView(p.Offset, p.Length), p.Length, new AdamArgs
+        {
+            Beta1 = _beta1, Beta2 = _beta2, Eps = _eps, StepSize = (float)(LearningRate / bc1), Bc2Sqrt = (float)Math.Sqrt(bc2),
+            Decay = _decoupled ? 1 - LearningRate * wd : 1f, CoupledWd = _decoupled ? 0f : wd,
+        });
+    }
+
+    public override void Dispose()
+    {
+        _m.Dispose(); _v.Dispose();
+        base.Dispose();
+    }
+}
+
+/// <summary>AdamW (torch.optim.AdamW: decoupled weight decay) on the device.</summary>
+public sealed class DeviceAdamW : DeviceAdam
+{
+    public DeviceAdamW(DeviceNetwork network, float lr = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f, float weightDecay = 0.01f)
+        : base(network, lr, beta1, beta2, eps, weightDecay, decoupled: true) { }
+}
+
+/// <summary>SGD with momentum, dampening, Nesterov and weight decay (torch.optim.SGD) on the device.</summary>
+public sealed class DeviceSgd : DeviceOptimizer
+{
+    private readonly float _momentum, _dampening, _weightDecay;
+    private readonly bool _nesterov;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense>? _buf;
+
+    public DeviceSgd(DeviceNetwork network, float lr, float momentum = 0, float dampening = 0, float weightDecay = 0, bool nesterov = false) : base(network, lr)
+    {
+        if (nesterov && (momentum <= 0 || dampening != 0)) throw new ArgumentException("Nesterov momentum requires momentum > 0 and zero dampening.");
+        _momentum = momentum; _dampening = dampening; _weightDecay = weightDecay; _nesterov = nesterov;
+        if (momentum != 0) _buf = NewMoment();
+    }
+
+    protected override void Update(ParameterInfo p, ArrayView<float> value, ArrayView<float> gradient)
+    {
+        ArrayView<float> buf = _buf is null ? value : _buf.View.SubView(p.Offset, p.Length);
+        Network.Device.Kernels.Sgd(value, gradient, buf, p.Length, LearningRate, _momentum, _dampening, DecayPredicate(p) ? _weightDecay : 0, _nesterov, StepCount == 1);
+    }
+
+    public override void Dispose()
+    {
+        _buf?.Dispose();
+        base.Dispose();
+    }
+}

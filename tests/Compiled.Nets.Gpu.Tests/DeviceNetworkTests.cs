@@ -1,0 +1,186 @@
+using Compiled.Nets.Training;
+
+namespace Compiled.Nets.Gpu.Tests;
+
+/// <summary>Whole networks: the generated device twin against the CPU path of the same network (itself checked
+/// against libtorch), on ILGPU's CPU accelerator: logits, loss and every gradient of a step, AdamW over steps,
+/// freezing, launch counts, and the errors at the API boundary.</summary>
+public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFixture>
+{
+    private static (float[] X, int[] Y) Batch(int batch, int features, int classes, int seed)
+    {
+        var x = DeviceFixture.Random(batch * features, seed);
+        var y = Enumerable.Range(0, batch).Select(i => (i * 3 + seed) % classes).ToArray();
+        return (x, y);
+    }
+
+    /// <summary>‖a − e‖∞ ≤ tol·‖e‖∞ (a tensor's gradients span magnitudes; this compares them at their own scale).</summary>
+    private static void Relative(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double tol, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double scale = 0, err = 0; int worst = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            scale = Math.Max(scale, Math.Abs(expected[i]));
+            double d = Math.Abs(expected[i] - actual[i]);
+            if (!(d <= err)) { err = d; worst = i; }
+        }
+        Assert.True(err <= tol * Math.Max(scale, 1e-12), $"{what}: max error {err:g3} at [{worst}] (expected {expected[worst]}, got {actual[worst]}) vs scale {scale:g3}");
+    }
+
+    private void OneStepMatches<TNet>(TNet cpu, TNet gpuHost, Func<TNet, DeviceNetwork> toDevice, int batch, int seed) where TNet : IClassifier
+    {
+        var (x, y) = Batch(batch, cpu.InputSize, cpu.OutputSize, seed);
+        using var dev = toDevice(gpuHost);
+        var cpuOut = new float[batch * cpu.OutputSize];
+        var devOut = new float[cpuOut.Length];
+        cpu.Forward(x, batch, cpuOut);
+        dev.Forward(x, batch, devOut);
+        Relative(cpuOut, devOut, 1e-4, "Forward logits");
+
+        var cpuLogits = new float[cpuOut.Length]; var devLogits = new float[cpuOut.Length];
+        float cpuLoss = cpu.TrainStep(x, y, batch, cpuLogits);
+        float devLoss = dev.TrainStep(x, y, batch, devLogits);
+        Assert.Equal(cpuLoss, devLoss, 1e-4 * (1 + Math.Abs(cpuLoss)));
+        Relative(cpuLogits, devLogits, 1e-4, "TrainStep logits");
+        dev.CopyGradientsToHost();
+        foreach (var p in cpu.Parameters.Parameters)
+            Relative(cpu.Parameters.Gradient(p), gpuHost.Parameters.Gradient(gpuHost.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+
+        Assert.Equal(cpu.EvaluateLoss(x, y, batch), dev.EvaluateLoss(x, y, batch), 1e-4 * (1 + Math.Abs(cpuLoss)));
+    }
+
+    [Fact]
+    public void The_seed_ConvNet_on_the_device_matches_the_CPU_in_logits_loss_and_every_gradient()
+    {
+        using var cpu = new ConvNet(seed: 7);
+        using var host = new ConvNet(seed: 7);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 1);
+    }
+
+    [Fact]
+    public void A_residual_network_with_every_fused_activation_matches_the_CPU()
+    {
+        using var cpu = new ResidualConvNet(seed: 3);
+        using var host = new ResidualConvNet(seed: 3);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 5, seed: 2);
+    }
+
+    [Fact]
+    public void Twenty_AdamW_steps_on_the_device_follow_the_CPU()
+    {
+        using var cpu = new ResidualConvNet(seed: 11);
+        using var host = new ResidualConvNet(seed: 11);
+        using var dev = host.ToDevice(f.Device);
+        var cpuOpt = new AdamW(cpu.Parameters, lr: 1e-2f) { DecayPredicate = Optimizer.NoDecayForBiasAndNorm };
+        using var devOpt = new DeviceAdamW(dev, lr: 1e-2f) { DecayPredicate = Optimizer.NoDecayForBiasAndNorm };
+        var (x, y) = Batch(8, cpu.InputSize, cpu.OutputSize, 5);
+        var losses = new List<float>();
+        for (int step = 0; step < 20; step++)
+        {
+            float a = cpu.TrainStep(x, y, 8); cpuOpt.Step();
+            float b = dev.TrainStep(x, y, 8); devOpt.Step();
+            Assert.True(Math.Abs(a - b) <= 1e-4 * (1 + Math.Abs(a)), $"step {step}: CPU loss {a}, device loss {b}");
+            losses.Add(b);
+        }
+        Assert.True(losses[^1] < 0.7 * losses[0], $"the loss did not fall: {losses[0]} → {losses[^1]}");
+        dev.CopyParametersToHost();
+        Relative(cpu.Parameters.ReadValues, host.Parameters.ReadValues, 1e-3, "weights after 20 steps");
+        // The copied-back weights run on the CPU path as on the device.
+        var cpuOut = new float[8 * cpu.OutputSize]; var devOut = new float[cpuOut.Length];
+        host.Forward(x, 8, cpuOut); dev.Forward(x, 8, devOut);
+        Relative(cpuOut, devOut, 1e-4, "CPU forward of copied-back weights");
+    }
+
+    [Fact]
+    public void SGD_with_momentum_on_the_device_follows_the_CPU()
+    {
+        using var cpu = new ResidualConvNet(seed: 5);
+        using var host = new ResidualConvNet(seed: 5);
+        using var dev = host.ToDevice(f.Device);
+        var cpuOpt = new Sgd(cpu.Parameters, 0.05f, momentum: 0.9f, weightDecay: 1e-3f, nesterov: true);
+        using var devOpt = new DeviceSgd(dev, 0.05f, momentum: 0.9f, weightDecay: 1e-3f, nesterov: true);
+        var (x, y) = Batch(4, cpu.InputSize, cpu.OutputSize, 9);
+        for (int step = 0; step < 5; step++)
+        {
+            float a = cpu.TrainStep(x, y, 4); cpuOpt.Step();
+            float b = dev.TrainStep(x, y, 4); devOpt.Step();
+            Assert.True(Math.Abs(a - b) <= 1e-4 * (1 + Math.Abs(a)), $"step {step}: CPU loss {a}, device loss {b}");
+        }
+    }
+
+    [Fact]
+    public void Frozen_parameters_stay_put_and_the_rest_train()
+    {
+        using var host = new ResidualConvNet(seed: 2);
+        host.Parameters.Freeze("conv1.");
+        using var dev = host.ToDevice(f.Device);
+        var before = host.Parameters.ReadValues.ToArray();
+        using var opt = new DeviceAdamW(dev, lr: 1e-2f);
+        var (x, y) = Batch(4, host.InputSize, host.OutputSize, 3);
+        dev.TrainStep(x, y, 4); opt.Step();
+        dev.CopyParametersToHost();
+        foreach (var p in host.Parameters.Parameters)
+        {
+            bool same = host.Parameters.ReadValue(p).SequenceEqual(before.AsSpan(p.Offset, p.Length));
+            Assert.True(p.Name.StartsWith("conv1.") == same, $"{p.Name}: {(same ? "unchanged" : "changed")}");
+        }
+    }
+
+    [Fact]
+    public void A_training_step_of_the_seed_ConvNet_is_36_launches_with_its_chains_fused()
+    {
+        using var host = new ConvNet(seed: 1);
+        using var dev = host.ToDevice(f.Device);
+        var (x, y) = Batch(2, host.InputSize, host.OutputSize, 4);
+        dev.TrainStep(x, y, 2);
+        long before = f.Device.LaunchCount;
+        dev.TrainStep(x, y, 2);
+        // Forward 14 (convolutions 3 each, pools, GEMMs, four fused chains), loss 2, backward 20.
+        Assert.Equal(36, dev.LaunchesPerTrainStep);
+        Assert.Equal(36, f.Device.LaunchCount - before);
+    }
+
+    [Fact]
+    public void Wrong_shapes_bad_labels_and_a_disposed_device_are_clear_errors()
+    {
+        using var host = new ConvNet(seed: 1);
+        using var dev = host.ToDevice(f.Device);
+        var e = Assert.Throws<ArgumentException>(() => dev.Forward(new float[783], 1, new float[10]));
+        Assert.Contains("ConvNet", e.Message);
+        var (x, _) = Batch(2, host.InputSize, host.OutputSize, 4);
+        e = Assert.Throws<ArgumentException>(() => dev.TrainStep(x, new[] { 1, 10 }, 2));
+        Assert.Contains("label 10 in row 1", e.Message);
+        e = Assert.Throws<ArgumentException>(() => dev.TrainStep(x, new[] { 1 }, 2));
+        Assert.Contains("1 labels for a batch of 2", e.Message);
+
+        var own = GpuDevice.Open("cpu-accelerator");
+        var orphan = host.ToDevice(own);
+        own.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => orphan.Forward(x, 2, new float[20]));
+        orphan.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => orphan.Forward(x, 2, new float[20]));
+    }
+
+    [Fact]
+    public void A_network_with_ops_the_GPU_lacks_says_which()
+    {
+        using var net = new NormNet();
+        var e = Assert.Throws<NotSupportedException>(() => net.ToDevice(f.Device));
+        Assert.Contains("BatchNorm2d", e.Message);
+    }
+
+    [Fact]
+    public void Devices_open_by_kind_and_never_fall_back_in_silence()
+    {
+        Assert.Throws<ArgumentException>(() => GpuDevice.Open("tpu"));
+        using var auto = GpuDevice.Open("auto");
+        if (!auto.IsCuda)
+        {
+            Assert.Equal("cpu-accelerator", auto.Kind);
+            var e = Assert.Throws<InvalidOperationException>(() => GpuDevice.Open("cuda"));
+            Assert.Contains("No CUDA GPU", e.Message);
+        }
+        Assert.StartsWith(auto.Kind + ": ", auto.ToString());
+    }
+}

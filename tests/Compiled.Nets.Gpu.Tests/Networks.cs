@@ -1,0 +1,50 @@
+namespace Compiled.Nets.Gpu.Tests;
+
+/// <summary>The seed ConvNet on Fashion-MNIST's 1×28×28 input.</summary>
+[Network, Input(1, 28, 28), CrossEntropyLoss]
+public partial class ConvNet
+{
+    [Conv2d(1, 64, kernel: 3, padding: 1)] public partial Conv2d Conv1 { get; }
+    [Conv2d(64, 128, kernel: 3, padding: 1)] public partial Conv2d Conv2 { get; }
+    [Linear(128 * 7 * 7, 512)] public partial Linear Fc1 { get; }
+    [Linear(512, 10)] public partial Linear Fc2 { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Conv1).MaxPool2d(2).Relu()
+                                 .Apply(Conv2).MaxPool2d(2).Relu()
+                                 .Flatten().Apply(Fc1).Relu().Apply(Fc2);
+}
+
+/// <summary>Residual adds, strided and padded convolutions, an overlapping max-pool, every activation the chains fuse
+/// (after a convolution's in-kernel bias, after a Linear's chained bias, alone after an add), label smoothing, and an
+/// internal class (its kernels need the generated InternalsVisibleTo).</summary>
+[Network, Input(2, 9, 9), CrossEntropyLoss(LabelSmoothing = 0.1f)]
+internal partial class ResidualConvNet
+{
+    [Conv2d(2, 6, kernel: 3, padding: 1)] public partial Conv2d Conv1 { get; }
+    [Conv2d(6, 6, kernel: 3, padding: 1, bias: false)] public partial Conv2d Conv2 { get; }
+    [Conv2d(6, 5, kernel: 3, stride: 2)] public partial Conv2d Down { get; }
+    [Linear(5 * 2 * 2, 12)] public partial Linear Fc1 { get; }
+    [Linear(12, 12)] public partial Linear Fc2 { get; }
+    [Linear(12, 4)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var h = x.Apply(Conv1).LeakyRelu(0.1);
+        h = (h.Apply(Conv2).Tanh() + h).Relu();
+        h = h.Apply(Down).MaxPool2d(3, 1).Silu().Flatten();
+        var z = h.Apply(Fc1).Gelu();
+        z = (z.Apply(Fc2).Sigmoid() + z).Elu().Hardswish();
+        return z.Apply(Head);
+    }
+}
+
+/// <summary>A network the GPU backend cannot run yet (BatchNorm): ToDevice says so.</summary>
+[Network, Input(3, 4, 4), CrossEntropyLoss]
+public partial class NormNet
+{
+    [Conv2d(3, 4, kernel: 3, padding: 1)] public partial Conv2d Conv { get; }
+    [BatchNorm2d(4)] public partial BatchNorm2d Bn { get; }
+    [Linear(4 * 4 * 4, 2)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Conv).Apply(Bn).Relu().Flatten().Apply(Head);
+}
