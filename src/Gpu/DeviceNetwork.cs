@@ -60,6 +60,10 @@ public abstract class DeviceNetwork : IDisposable
     /// optimizer): the figure the fused chains bring down.</summary>
     public abstract int LaunchesPerTrainStep { get; }
 
+    /// <summary>What <see cref="LaunchesPerTrainStep"/> would be with every elementwise op (and a chained bias and its
+    /// gradient's sum) as a kernel of its own, as an unfused framework launches them.</summary>
+    public abstract int LaunchesPerTrainStepUnfused { get; }
+
     /// <summary>The library kernels of <see cref="Device"/>.</summary>
     protected GpuKernels K => Device.Kernels;
 

@@ -138,6 +138,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         dev.TrainStep(x, y, 2);
         // Forward 14 (convolutions 3 each, pools, GEMMs, four fused chains), loss 2, backward 20.
         Assert.Equal(36, dev.LaunchesPerTrainStep);
+        Assert.Equal(40, dev.LaunchesPerTrainStepUnfused); // bias + ReLU of fc1 and fc2's bias as kernels of their own
         Assert.Equal(36, f.Device.LaunchCount - before);
     }
 

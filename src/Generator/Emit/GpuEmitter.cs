@@ -164,6 +164,9 @@ namespace Compiled.Nets.Generator.Emit
 
             w.Line($"/// <summary>{forward} launches forward, 2 for the loss, {backward} backward.</summary>");
             w.Line($"public override int LaunchesPerTrainStep => {forward + 2 + backward};");
+            // Unfused, each stage would launch forward and backward on its own, and a bias gradient would be one more sum.
+            int unfused = chains.Where(x => x is not null).Sum(x => 2 * (x!.Unit.Stages.Count - 1) + (x.Unit.StartsWithBias ? 1 : 0));
+            w.Line($"public override int LaunchesPerTrainStepUnfused => {forward + 2 + backward + unfused};");
             w.Line($"protected override long ActivationsPerSample => {act};");
             w.Line($"protected override long GradientsPerSample => {grad};");
             w.Line($"protected override long IntsPerSample => {ints};");

@@ -1,0 +1,64 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Compiled.Nets;
+using Compiled.Nets.Bench.Gpu;
+using Compiled.Nets.Gpu;
+
+// The seed ConvNet on a GPU through its generated device twin: training step (forward, loss, backward, AdamW) at
+// batch 64 and inference at batch 1 and 64, median milliseconds over timed repetitions after a warm-up; launches per
+// step fused and as one kernel per op would be. bench/gpu/run.sh runs PyTorch on the same GPU beside it.
+//   Compiled.Nets.Bench.Gpu [--device auto|cuda|cpu-accelerator] [--reps N] [--json file]
+string kind = Arg("--device", "auto");
+int reps = int.Parse(Arg("--reps", "50"), CultureInfo.InvariantCulture);
+string? json = Arg("--json", "") is { Length: > 0 } j ? j : null;
+
+using var device = GpuDevice.Open(kind);
+Console.WriteLine($"Device: {device}");
+var results = new List<Dictionary<string, object>>();
+Run("convnet_1x28x28", new ConvNet28(1), n => n.ToDevice(device));
+Run("convnet_3x32x32", new ConvNet32(1), n => n.ToDevice(device));
+if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(new { device = device.ToString(), results }, new JsonSerializerOptions { WriteIndented = true }));
+return 0;
+
+void Run<TNet>(string name, TNet net, Func<TNet, DeviceNetwork> toDevice) where TNet : IClassifier, IDisposable
+{
+    using var _ = net;
+    using var twin = toDevice(net);
+    using var opt = new DeviceAdamW(twin, 1e-3f);
+    var rng = new Random(1);
+    float[] Inputs(int batch) => Enumerable.Range(0, batch * net.InputSize).Select(_ => (float)rng.NextDouble()).ToArray();
+    int[] Labels(int batch) => Enumerable.Range(0, batch).Select(_ => rng.Next(net.OutputSize)).ToArray();
+    var x64 = Inputs(64); var y64 = Labels(64); var x1 = Inputs(1);
+    var out64 = new float[64 * net.OutputSize]; var out1 = new float[net.OutputSize];
+
+    double step = Median(reps, () => { twin.TrainStep(x64, y64, 64); opt.Step(); device.Synchronize(); });
+    double infer64 = Median(reps, () => twin.Forward(x64, 64, out64));
+    double infer1 = Median(reps, () => twin.Forward(x1, 1, out1));
+    Console.WriteLine($"{name}: train step b64 {step:F3} ms | inference b64 {infer64:F3} ms, b1 {infer1:F3} ms | launches per step {twin.LaunchesPerTrainStep} fused, {twin.LaunchesPerTrainStepUnfused} one kernel per op");
+    results.Add(new()
+    {
+        ["model"] = name, ["train_step_b64_ms"] = step, ["infer_b64_ms"] = infer64, ["infer_b1_ms"] = infer1,
+        ["launches_fused"] = twin.LaunchesPerTrainStep, ["launches_unfused"] = twin.LaunchesPerTrainStepUnfused,
+    });
+}
+
+static double Median(int reps, Action body)
+{
+    for (int i = 0; i < Math.Max(3, reps / 10); i++) body();   // warm-up: kernels compile on first use
+    var t = new double[reps];
+    for (int i = 0; i < reps; i++)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        body();
+        t[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+    }
+    Array.Sort(t);
+    return t[reps / 2];
+}
+
+string Arg(string name, string fallback)
+{
+    int i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+}

@@ -1,0 +1,98 @@
+"""PyTorch's side of bench/gpu/run.sh: the seed ConvNet on the same GPU, eager and torch.compile.
+
+Same work as the Compiled.Nets device twin measures: a training step (the batch copied in, forward, cross-entropy,
+backward, AdamW, the loss copied out) at batch 64, and inference (input in, logits out) at batch 1 and 64, median
+milliseconds after a warm-up. float32 throughout: TF32 is switched off for convolutions and matmuls, as the device
+twin computes in float32.
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ConvNet(nn.Module):
+    def __init__(self, channels, size):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, 64, 3, padding=1)
+        self.conv2 = nn.Conv2d(64, 128, 3, padding=1)
+        self.fc1 = nn.Linear(128 * (size // 4) ** 2, 512)
+        self.fc2 = nn.Linear(512, 10)
+
+    def forward(self, x):
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2(x), 2))
+        return self.fc2(F.relu(self.fc1(x.flatten(1))))
+
+
+def median_ms(reps, fn):
+    for _ in range(max(3, reps // 10)):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def bench(name, channels, size, compiled, reps):
+    dev = torch.device("cuda")
+    torch.manual_seed(1)
+    model = ConvNet(channels, size).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    run = torch.compile(model) if compiled else model
+    x64 = torch.rand(64, channels, size, size).pin_memory()
+    y64 = torch.randint(0, 10, (64,)).pin_memory()
+    x1 = torch.rand(1, channels, size, size).pin_memory()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(run(x64.to(dev, non_blocking=True)), y64.to(dev, non_blocking=True))
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def infer(x):
+        with torch.no_grad():
+            return run(x.to(dev, non_blocking=True)).cpu()
+
+    return {
+        "model": name,
+        "variant": "torch.compile" if compiled else "eager",
+        "train_step_b64_ms": median_ms(reps, step),
+        "infer_b64_ms": median_ms(reps, lambda: infer(x64)),
+        "infer_b1_ms": median_ms(reps, lambda: infer(x1)),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reps", type=int, default=50)
+    parser.add_argument("--json", default="torch.json")
+    args = parser.parse_args()
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+    results = []
+    for name, channels, size in (("convnet_1x28x28", 1, 28), ("convnet_3x32x32", 3, 32)):
+        for compiled in (False, True):
+            try:
+                r = bench(name, channels, size, compiled, args.reps)
+            except Exception as e:  # torch.compile needs a working Triton; report instead of failing the run
+                r = {"model": name, "variant": "torch.compile" if compiled else "eager", "error": repr(e)[:300]}
+            print(r, flush=True)
+            results.append(r)
+    info = {"torch": torch.__version__, "cuda": torch.version.cuda, "gpu": torch.cuda.get_device_name(0)}
+    with open(args.json, "w") as f:
+        json.dump({"info": info, "results": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

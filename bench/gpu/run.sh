@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# On a GPU machine (PyTorch, no .NET): the published bench (bench/gpu/publish.sh) and PyTorch on the same GPU in one
+# run, then PyTorch's time over ours. REPS sets the timed repetitions (default 50).
+set -euo pipefail
+cd "$(dirname "$0")"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+./publish/Compiled.Nets.Bench.Gpu --device cuda --reps "${REPS:-50}" --json ours.json
+python3 convnet_torch.py --reps "${REPS:-50}" --json torch.json
+python3 ratios.py ours.json torch.json
