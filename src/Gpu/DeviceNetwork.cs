@@ -17,7 +17,8 @@ namespace Compiled.Nets.Gpu;
 /// to call from many threads).</remarks>
 public abstract class DeviceNetwork : IDisposable
 {
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> _values, _gradients;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> _values, _gradients, _buffers;
+    private readonly List<MemoryBuffer1D<float, Stride1D.Dense>> _persistent = new();
     private MemoryBuffer1D<float, Stride1D.Dense>? _act, _grad, _scratch, _input, _rowLoss;
     private MemoryBuffer1D<int, Stride1D.Dense>? _ints, _labels;
     private float[] _rowLossHost = [];
@@ -32,6 +33,7 @@ public abstract class DeviceNetwork : IDisposable
         _values = device.Allocate(host.ReadValues.Length);
         _gradients = device.Allocate(host.ReadValues.Length);
         _gradients.View.MemSetToZero();
+        _buffers = device.Allocate(host.BufferValues.Length);
         CopyParametersFromHost();
     }
 
@@ -73,8 +75,17 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>All parameters' gradients on the device, at the host store's offsets.</summary>
     protected ArrayView<float> Gradients => _gradients.View;
 
-    /// <summary>The device values of a host parameter.</summary>
-    protected ArrayView<float> Value(ParameterInfo p) => _values.View.SubView(p.Offset, Math.Max(p.Length, 1));
+    /// <summary>The device values of a host parameter or buffer (BatchNorm's running statistics).</summary>
+    protected ArrayView<float> Value(ParameterInfo p) => (p.IsBuffer ? _buffers : _values).View.SubView(p.Offset, Math.Max(p.Length, 1));
+
+    /// <summary>Device memory the twin keeps for its whole life (an op's saved statistics), freed with it.</summary>
+    protected ArrayView<float> Persistent(long length)
+    {
+        var b = Device.Allocate(length);
+        b.View.MemSetToZero();
+        _persistent.Add(b);
+        return b.View;
+    }
 
     /// <summary>The device gradient of a host parameter.</summary>
     protected ArrayView<float> Gradient(ParameterInfo p) => _gradients.View.SubView(p.Offset, Math.Max(p.Length, 1));
@@ -177,18 +188,20 @@ public abstract class DeviceNetwork : IDisposable
         return (float)(sum / batch);
     }
 
-    /// <summary>Copies the host store's parameters (and buffers' values) to the device: after loading a checkpoint into the host network.</summary>
+    /// <summary>Copies the host store's parameters and buffers (running statistics) to the device: after loading a checkpoint into the host network.</summary>
     public void CopyParametersFromHost()
     {
         ThrowIfDisposed();
         Upload(HostParameters.ReadValues, _values.View);
+        Upload<float>(HostParameters.BufferValues, _buffers.View);
     }
 
-    /// <summary>Copies the device's parameters to the host store: before saving a checkpoint or running the CPU network.</summary>
+    /// <summary>Copies the device's parameters and buffers to the host store: before saving a checkpoint or running the CPU network.</summary>
     public void CopyParametersToHost()
     {
         ThrowIfDisposed();
         Download(_values.View, HostParameters.Values);
+        Download(_buffers.View, HostParameters.BufferValues);
     }
 
     /// <summary>Copies the device's gradients to the host store (to inspect them, or clip on the host).</summary>
@@ -261,6 +274,8 @@ public abstract class DeviceNetwork : IDisposable
         FreeWorkspace();
         _values.Dispose();
         _gradients.Dispose();
+        _buffers.Dispose();
+        foreach (var b in _persistent) b.Dispose();
         GC.SuppressFinalize(this);
     }
 }

@@ -38,13 +38,33 @@ internal partial class ResidualConvNet
     }
 }
 
-/// <summary>A network the GPU backend cannot run yet (BatchNorm): ToDevice says so.</summary>
-[Network, Input(3, 4, 4), CrossEntropyLoss]
-public partial class NormNet
+/// <summary>BatchNorm2d and BatchNorm1d in a residual network with global average pooling (a ResNet's parts).</summary>
+[Network, Input(3, 8, 8), CrossEntropyLoss]
+public partial class BnResNet
 {
-    [Conv2d(3, 4, kernel: 3, padding: 1)] public partial Conv2d Conv { get; }
-    [BatchNorm2d(4)] public partial BatchNorm2d Bn { get; }
-    [Linear(4 * 4 * 4, 2)] public partial Linear Head { get; }
+    [Conv2d(3, 6, kernel: 3, padding: 1, bias: false)] public partial Conv2d Conv1 { get; }
+    [BatchNorm2d(6)] public partial BatchNorm2d Bn1 { get; }
+    [Conv2d(6, 6, kernel: 3, padding: 1, bias: false)] public partial Conv2d Conv2 { get; }
+    [BatchNorm2d(6)] public partial BatchNorm2d Bn2 { get; }
+    [Linear(6 * 2 * 2, 8)] public partial Linear Fc { get; }
+    [BatchNorm1d(8)] public partial BatchNorm1d Bn3 { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
 
-    Tensor Forward(Tensor x) => x.Apply(Conv).Apply(Bn).Relu().Flatten().Apply(Head);
+    Tensor Forward(Tensor x)
+    {
+        var h = x.Apply(Conv1).Apply(Bn1).Relu();
+        h = (h.Apply(Conv2).Apply(Bn2) + h).Relu();
+        return h.AdaptiveAvgPool2d(2).Flatten().Apply(Fc).Apply(Bn3).Relu().Apply(Head);
+    }
+}
+
+/// <summary>A network the GPU backend cannot run yet (dropout): ToDevice says so.</summary>
+[Network, Input(6), CrossEntropyLoss]
+public partial class DropNet
+{
+    [Linear(6, 4)] public partial Linear Fc { get; }
+    [Dropout(0.25)] public partial Dropout Drop { get; }
+    [Linear(4, 2)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Relu().Apply(Drop).Apply(Head);
 }

@@ -24,6 +24,16 @@ namespace Compiled.Nets.Generator.Emit
         /// <summary>Kernel launches written so far by the pass being emitted.</summary>
         public int Launches { get; set; }
 
+        /// <summary>Device memory ops keep for the twin's life (a batch norm's statistics): field name and length.</summary>
+        public List<(string Field, string Length)> Persistent { get; } = new();
+
+        /// <summary>Declares (once) a persistent device view of <paramref name="length"/> floats; returns its field.</summary>
+        public string State(string field, string length)
+        {
+            if (!Persistent.Any(p => p.Field == field)) Persistent.Add((field, length));
+            return field;
+        }
+
         public void Line(string text = "") => Writer.Line(text);
 
         /// <summary>Writes a launch (a statement) and counts it.</summary>
@@ -134,7 +144,17 @@ namespace Compiled.Nets.Generator.Emit
                 if (op.Kind == OpKind.MaxPool2d) { intRegions.Add(($"_a{op.Id}", ints, size)); ints += size; }
             }
             actRegions.Add(("_probs", act, Shapes.Product(s.Ops[s.Output].OutShape))); act += Shapes.Product(s.Ops[s.Output].OutShape);
+            // Passes first: they count their launches and declare the state ops keep.
+            var body = new SourceWriter();
+            var pc = new GpuContext(s, plan, body);
+            EmitForwardPass(pc, chains);
+            int forward = pc.Launches;
+            pc.Launches = 0;
+            EmitBackwardPass(pc, chains);
+            int backward = pc.Launches;
+
             foreach (var r in actRegions.Concat(gradRegions)) w.Line($"private {ArrayView}<float> {r.Name};");
+            foreach (var p in pc.Persistent) w.Line($"private readonly {ArrayView}<float> {p.Field};");
             foreach (var r in intRegions) w.Line($"private {ArrayView}<int> {r.Name};");
             foreach (var ch in chains.Where(x => x is not null))
             {
@@ -145,6 +165,7 @@ namespace Compiled.Nets.Generator.Emit
             float smoothing = (float)s.LossParameter;
             w.Open($"internal OnDevice({s.TypeName} net, {Gpu}GpuDevice device) : base(device, net._store, \"{s.TypeName}\", {s.TypeName}.InputFeatures, {s.TypeName}.OutputFeatures, {SourceWriter.FloatLiteral(smoothing)})");
             w.Line("_net = net;");
+            foreach (var p in pc.Persistent) w.Line($"{p.Field} = Persistent({p.Length});");
             foreach (var ch in chains.Where(x => x is not null))
             {
                 w.Line($"_{ch!.Name}Forward = {Loader}<{ch.ForwardTypes}>(device.Accelerator, {ch.Name}Forward);");
@@ -152,15 +173,6 @@ namespace Compiled.Nets.Generator.Emit
             }
             w.Close();
             w.Line();
-
-            // Passes first (they count the launches), then the members that report the count.
-            var body = new SourceWriter();
-            var pc = new GpuContext(s, plan, body);
-            EmitForwardPass(pc, chains);
-            int forward = pc.Launches;
-            pc.Launches = 0;
-            EmitBackwardPass(pc, chains);
-            int backward = pc.Launches;
 
             w.Line($"/// <summary>{forward} launches forward, 2 for the loss, {backward} backward.</summary>");
             w.Line($"public override int LaunchesPerTrainStep => {forward + 2 + backward};");

@@ -86,6 +86,22 @@ namespace Compiled.Nets.Generator.Ops
         public override void EmitBackward(CpuContext c, OpSpec op) =>
             c.Line($"{Kernels}BatchNormKernels.Backward({c.InputGradient(op)}, {c.Gradient(op, "weight")}, {c.Gradient(op, "bias")}, g{op.Id}, {c.Value(op.Input)}, sm{op.Id}, si{op.Id}, {c.Read(op, "weight")}, batch, {op.InShape[0]}, {Plane(op)});");
 
+        public override bool OnGpu => true;
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op)
+        {
+            var a = NormArgs.Of(c.Layer(op));
+            string state = c.State($"_bn{op.Id}", $"{Gpu}GpuKernels.BatchNormState({op.InShape[0]})");
+            string sizes = $"batch, {op.InShape[0]}, {Plane(op)}";
+            c.Line("if (training)");
+            c.Launch($"    K.BatchNormForwardTraining({c.Output(op)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, {c.Read(op, "running_mean")}, {c.Read(op, "running_var")}, {c.Read(op, "num_batches_tracked")}, {state}, {sizes}, {FloatLiteral(a.Eps)}, {FloatLiteral(a.Momentum)});", 3);
+            c.Line("else");
+            c.Line($"    K.BatchNormForwardInference({c.Output(op)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, {c.Read(op, "running_mean")}, {c.Read(op, "running_var")}, {sizes}, {FloatLiteral(a.Eps)});");
+        }
+
+        public override void EmitGpuBackward(GpuContext c, OpSpec op) =>
+            c.Launch($"K.BatchNormBackward({(c.InputIsData(op) ? "default" : c.Gradient(op.Input))}, {c.ParameterGradient(op, "weight")}, {c.ParameterGradient(op, "bias")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, _bn{op.Id}, batch, {op.InShape[0]}, {Plane(op)});", 2);
+
         public override void EmitOnnx(OnnxContext c, OpSpec op) =>
             c.Line($"g.Node(\"BatchNormalization\", new[] {{ {c.Value(op.Input)}, {c.Initializer(op, "weight")}, {c.Initializer(op, "bias")}, {c.Initializer(op, "running_mean")}, {c.Initializer(op, "running_var")} }}, {c.Output(op)}, (\"epsilon\", {FloatLiteral(NormArgs.Of(c.Layer(op)).Eps)}));");
     }

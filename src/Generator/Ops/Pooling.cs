@@ -219,6 +219,16 @@ namespace Compiled.Nets.Generator.Ops
 
         private static string Sizes(OpSpec op) => $"batch * {op.InShape[0]}, {op.InShape[1]}, {op.InShape[2]}, {op.OutShape[1]}, {op.OutShape[2]}";
 
+        public override bool OnGpu => true;
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op) =>
+            c.Launch($"K.AdaptiveAvgPool2dForward({c.Output(op)}, {c.Value(op.Input)}, {Sizes(op)});");
+
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            if (!c.InputIsData(op)) c.Launch($"K.AdaptiveAvgPool2dBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, {Sizes(op)});");
+        }
+
         public override void EmitForward(CpuContext c, OpSpec op) =>
             c.Line($"{Kernels}PoolingKernels.AdaptiveAvgPool2dForward({c.Output(op)}, {c.Value(op.Input)}, {Sizes(op)});");
 

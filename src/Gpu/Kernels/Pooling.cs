@@ -80,4 +80,55 @@ public sealed partial class GpuKernels
         long plane = index / (a.Ow * a.Oh);
         Atomic.Add(ref dx[plane * a.H * a.W + idx], dy[index]);
     }
+
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, PoolArgs>? _adaptiveAvg, _adaptiveAvgBackward;
+
+    /// <summary>nn.AdaptiveAvgPool2d: each of <paramref name="planes"/> H×W planes to OH×OW, bin i spanning
+    /// [⌊i·H/OH⌋, ⌈(i+1)·H/OH⌉) as PyTorch's.</summary>
+    public void AdaptiveAvgPool2dForward(ArrayView<float> y, ArrayView<float> x, int planes, int h, int w, int oh, int ow)
+    {
+        var a = new PoolArgs { Planes = planes, H = h, W = w, Oh = oh, Ow = ow };
+        Need(x, (long)planes * h * w, nameof(x)); Need(y, (long)planes * oh * ow, nameof(y));
+        _adaptiveAvg ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, PoolArgs>(AdaptiveAvgKernel);
+        Launched(); _adaptiveAvg(checked(planes * oh * ow), y, x, a);
+    }
+
+    /// <summary>dx += dy spread evenly over each bin (a gather per input element: no atomics).</summary>
+    public void AdaptiveAvgPool2dBackward(ArrayView<float> dx, ArrayView<float> dy, int planes, int h, int w, int oh, int ow)
+    {
+        var a = new PoolArgs { Planes = planes, H = h, W = w, Oh = oh, Ow = ow };
+        Need(dx, (long)planes * h * w, nameof(dx)); Need(dy, (long)planes * oh * ow, nameof(dy));
+        _adaptiveAvgBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, PoolArgs>(AdaptiveAvgBackwardKernel);
+        Launched(); _adaptiveAvgBackward(checked(planes * h * w), dx, dy, a);
+    }
+
+    private static void AdaptiveAvgKernel(Index1D index, ArrayView<float> y, ArrayView<float> x, PoolArgs a)
+    {
+        int j = index % a.Ow, i = index / a.Ow % a.Oh;
+        long plane = index / (a.Ow * a.Oh) * (long)a.H * a.W;
+        int r0 = i * a.H / a.Oh, r1 = ((i + 1) * a.H + a.Oh - 1) / a.Oh;
+        int c0 = j * a.W / a.Ow, c1 = ((j + 1) * a.W + a.Ow - 1) / a.Ow;
+        float s = 0f;
+        for (int r = r0; r < r1; r++)
+            for (int c = c0; c < c1; c++) s += x[plane + r * a.W + c];
+        y[index] = s / ((r1 - r0) * (c1 - c0));
+    }
+
+    private static void AdaptiveAvgBackwardKernel(Index1D index, ArrayView<float> dx, ArrayView<float> dy, PoolArgs a)
+    {
+        int c = index % a.W, r = index / a.W % a.H;
+        long plane = index / (a.W * a.H) * (long)a.Oh * a.Ow;
+        float s = 0f;
+        for (int i = 0; i < a.Oh; i++)
+        {
+            int r0 = i * a.H / a.Oh, r1 = ((i + 1) * a.H + a.Oh - 1) / a.Oh;
+            if (r < r0 || r >= r1) continue;
+            for (int j = 0; j < a.Ow; j++)
+            {
+                int c0 = j * a.W / a.Ow, c1 = ((j + 1) * a.W + a.Ow - 1) / a.Ow;
+                if (c >= c0 && c < c1) s += dy[plane + i * a.Ow + j] / ((r1 - r0) * (c1 - c0));
+            }
+        }
+        dx[index] += s;
+    }
 }

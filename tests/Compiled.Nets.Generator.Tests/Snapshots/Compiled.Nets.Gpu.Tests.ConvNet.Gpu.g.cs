@@ -61,6 +61,7 @@ namespace Compiled.Nets.Gpu.Tests
 
             /// <summary>14 launches forward, 2 for the loss, 20 backward.</summary>
             public override int LaunchesPerTrainStep => 36;
+            public override int LaunchesPerTrainStepUnfused => 40;
             protected override long ActivationsPerSample => 114462;
             protected override long GradientsPerSample => 113930;
             protected override long IntsPerSample => 18816;
