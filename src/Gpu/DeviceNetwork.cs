@@ -58,7 +58,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The batch the workspace holds now (it grows when a larger batch comes).</summary>
     public int Capacity { get; private set; }
 
-    /// <summary>Kernel launches of one <see cref="TrainStep"/> of the plan at any batch (forward, loss, backward; not the
+    /// <summary>Kernel launches of one <see cref="TrainStep(ReadOnlySpan{float}, ReadOnlySpan{int}, int, Span{float})"/> of the plan at any batch (forward, loss, backward; not the
     /// optimizer): the figure the fused chains bring down.</summary>
     public abstract int LaunchesPerTrainStep { get; }
 
@@ -154,6 +154,11 @@ public abstract class DeviceNetwork : IDisposable
         NetworkArguments.Check(Name, "TrainStep", input.Length, batch, InputFeatures, InputFeatures.ToString(), logits.IsEmpty ? -1 : logits.Length, OutputFeatures, OutputFeatures.ToString());
         Prepare(input, batch);
         UploadLabels(labels, batch);
+        return Step(batch, logits);
+    }
+
+    private float Step(int batch, Span<float> logits)
+    {
         _grad!.View.MemSetToZero();
         if (!HostParameters.AccumulateGradients) _gradients.View.MemSetToZero();
         RunForward(batch, training: true);
@@ -174,6 +179,53 @@ public abstract class DeviceNetwork : IDisposable
         float loss = Loss(batch);
         if (!logits.IsEmpty) Download(Logits, logits.Slice(0, batch * OutputFeatures));
         return loss;
+    }
+
+    /// <summary>Inference on a batch already on the device (an input pipeline that stays there): <paramref name="output"/>
+    /// gets batch × <see cref="OutputFeatures"/> logits on the device.</summary>
+    /// <exception cref="ArgumentException">Views shorter than the batch needs.</exception>
+    public void Forward(ArrayView<float> input, int batch, ArrayView<float> output)
+    {
+        CheckViews(input.Length, output.Length, batch, "Forward");
+        PrepareOnDevice(input, batch);
+        RunForward(batch, training: false);
+        CopyOnDevice(Logits, output, (long)batch * OutputFeatures);
+    }
+
+    /// <summary>As <see cref="TrainStep(ReadOnlySpan{float}, ReadOnlySpan{int}, int, Span{float})"/> on a batch already on
+    /// the device. The labels are read back (batch ints) to check their range before the loss reads them.</summary>
+    public float TrainStep(ArrayView<float> input, ArrayView<int> labels, int batch)
+    {
+        CheckViews(input.Length, -1, batch, "TrainStep");
+        if (labels.Length < batch) throw new ArgumentException($"{Name}: {labels.Length} labels on the device for a batch of {batch}.", nameof(labels));
+        var host = new int[batch];
+        Download(labels, host.AsSpan());
+        PrepareOnDevice(input, batch);
+        UploadLabels(host, batch);
+        return Step(batch, default);
+    }
+
+    private void CheckViews(long input, long output, int batch, string method)
+    {
+        if (batch <= 0) throw new ArgumentOutOfRangeException(nameof(batch), batch, $"{Name}.{method}: the batch must be positive.");
+        if (input < (long)batch * InputFeatures)
+            throw new ArgumentException($"{Name}.{method}: the input view holds {input} floats; a batch of {batch} needs {(long)batch * InputFeatures} ({InputFeatures} per sample).", "input");
+        if (output >= 0 && output < (long)batch * OutputFeatures)
+            throw new ArgumentException($"{Name}.{method}: the output view holds {output} floats; a batch of {batch} needs {(long)batch * OutputFeatures}.", "output");
+    }
+
+    private void PrepareOnDevice(ArrayView<float> input, int batch)
+    {
+        ThrowIfDisposed();
+        if (batch > Capacity) Grow(batch);
+        CopyOnDevice(input, _input!.View, (long)batch * InputFeatures);
+    }
+
+    private static void CopyOnDevice(ArrayView<float> source, ArrayView<float> target, long length)
+    {
+        var from = source.SubView(0, length);
+        var to = target.SubView(0, length);
+        ArrayViewExtensions.CopyTo(from, in to);
     }
 
     /// <summary>The softmax of the logits, written by the loss (a region of the generated layout).</summary>

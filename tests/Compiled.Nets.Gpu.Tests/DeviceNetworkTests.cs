@@ -165,6 +165,27 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void A_batch_already_on_the_device_trains_and_infers_as_one_from_the_host()
+    {
+        using var a = new ResidualConvNet(seed: 8);
+        using var b = new ResidualConvNet(seed: 8);
+        using var fromHost = a.ToDevice(f.Device);
+        using var onDevice = b.ToDevice(f.Device);
+        var (x, y) = Batch(3, a.InputSize, a.OutputSize, 6);
+        using var X = f.Upload(x); using var Y = f.Upload(y); using var O = f.Device.Allocate(3 * a.OutputSize);
+        Assert.Equal(fromHost.TrainStep(x, y, 3), onDevice.TrainStep(X.View, Y.View, 3));
+        var expected = new float[3 * a.OutputSize];
+        fromHost.Forward(x, 3, expected);
+        onDevice.Forward(X.View, 3, O.View);
+        Assert.Equal(expected, DeviceFixture.Download(O, expected.Length));
+        using var bad = f.Upload(new[] { 0, 9, 1 });
+        var e = Assert.Throws<ArgumentException>(() => onDevice.TrainStep(X.View, bad.View, 3));
+        Assert.Contains("label 9 in row 1", e.Message);
+        e = Assert.Throws<ArgumentException>(() => onDevice.Forward(X.View, 4, O.View));
+        Assert.Contains("a batch of 4 needs", e.Message);
+    }
+
+    [Fact]
     public void Wrong_shapes_bad_labels_and_a_disposed_device_are_clear_errors()
     {
         using var host = new ConvNet(seed: 1);
