@@ -89,6 +89,14 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void LayerNorm_on_features_and_on_rows_matches_the_CPU()
+    {
+        using var cpu = new NormMlp(seed: 2);
+        using var host = new NormMlp(seed: 2);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 7, seed: 4);
+    }
+
+    [Fact]
     public void Twenty_AdamW_steps_on_the_device_follow_the_CPU()
     {
         using var cpu = new ResidualConvNet(seed: 11);

@@ -58,6 +58,19 @@ public partial class BnResNet
     }
 }
 
+/// <summary>An MLP with LayerNorm on features and on a [4, 6] input's rows, GELU and tanh.</summary>
+[Network, Input(4, 6), CrossEntropyLoss]
+public partial class NormMlp
+{
+    [LayerNorm(6)] public partial LayerNorm RowNorm { get; }
+    [Linear(6, 10)] public partial Linear Fc1 { get; }
+    [Linear(4 * 10, 12)] public partial Linear Fc2 { get; }
+    [LayerNorm(12)] public partial LayerNorm Norm { get; }
+    [Linear(12, 5)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(RowNorm).Apply(Fc1).Tanh().Flatten().Apply(Fc2).Apply(Norm).Gelu().Apply(Head);
+}
+
 /// <summary>A network the GPU backend cannot run yet (dropout): ToDevice says so.</summary>
 [Network, Input(6), CrossEntropyLoss]
 public partial class DropNet

@@ -27,6 +27,16 @@ namespace Compiled.Nets.Generator.Emit
         /// <summary>Device memory ops keep for the twin's life (a batch norm's statistics): field name and length.</summary>
         public List<(string Field, string Length)> Persistent { get; } = new();
 
+        /// <summary>Per-sample regions of the activation arena ops save for backward (a layer norm's row statistics).</summary>
+        public List<(string Field, long PerSample)> Saved { get; } = new();
+
+        /// <summary>Declares (once) a saved region of <paramref name="perSample"/> floats per sample; returns its field.</summary>
+        public string Region(string field, long perSample)
+        {
+            if (!Saved.Any(p => p.Field == field)) Saved.Add((field, perSample));
+            return field;
+        }
+
         /// <summary>Declares (once) a persistent device view of <paramref name="length"/> floats; returns its field.</summary>
         public string State(string field, string length)
         {
@@ -153,6 +163,7 @@ namespace Compiled.Nets.Generator.Emit
             EmitBackwardPass(pc, chains);
             int backward = pc.Launches;
 
+            foreach (var r in pc.Saved) { actRegions.Add((r.Field, act, r.PerSample)); act += r.PerSample; }
             foreach (var r in actRegions.Concat(gradRegions)) w.Line($"private {ArrayView}<float> {r.Name};");
             foreach (var p in pc.Persistent) w.Line($"private readonly {ArrayView}<float> {p.Field};");
             foreach (var r in intRegions) w.Line($"private {ArrayView}<int> {r.Name};");

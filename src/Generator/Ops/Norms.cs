@@ -175,6 +175,19 @@ namespace Compiled.Nets.Generator.Ops
             c.Line($"{Kernels}LayerNormKernels.Forward({c.Output(op)}, {(c.Training ? $"mean{op.Id}" : "default")}, {(c.Training ? $"rstd{op.Id}" : "default")}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, {c.Rows(op)}, {a.Features}, {FloatLiteral(a.Eps)});");
         }
 
+        public override bool OnGpu => true;
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op)
+        {
+            var a = NormArgs.Of(c.Layer(op));
+            long rows = Shapes.Product(op.OutShape.Take(op.OutShape.Count - 1));
+            c.Launch($"K.LayerNormForward({c.Output(op)}, {c.Region($"_mean{op.Id}", rows)}, {c.Region($"_rstd{op.Id}", rows)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, {c.Rows(op)}, {a.Features}, {FloatLiteral(a.Eps)});");
+        }
+
+        public override void EmitGpuBackward(GpuContext c, OpSpec op) =>
+            c.Launch($"K.LayerNormBackward({(c.InputIsData(op) ? "default" : c.Gradient(op.Input))}, {c.ParameterGradient(op, "weight")}, {c.ParameterGradient(op, "bias")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, _mean{op.Id}, _rstd{op.Id}, {c.Read(op, "weight")}, {c.Rows(op)}, {NormArgs.Of(c.Layer(op)).Features});",
+                c.InputIsData(op) ? 1 : 2);
+
         public override void EmitBackward(CpuContext c, OpSpec op) =>
             c.Line($"{Kernels}LayerNormKernels.Backward({c.InputGradient(op)}, {c.Gradient(op, "weight")}, {c.Gradient(op, "bias")}, g{op.Id}, {c.Value(op.Input)}, mean{op.Id}, rstd{op.Id}, {c.Read(op, "weight")}, {c.Rows(op)}, {NormArgs.Of(c.Layer(op)).Features});");
 

@@ -166,4 +166,84 @@ public sealed partial class GpuKernels
             dbeta[c] += sd;
         }
     }
+
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _layerNorm;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _layerNormDx;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _layerNormParams;
+
+    /// <summary>nn.LayerNorm over the last dimension: y = (x − mean)·rstd·γ + β per row (biased variance, two passes);
+    /// saves each row's mean and rstd for backward. One thread per row.</summary>
+    public void LayerNormForward(ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta,
+        int rows, int features, float eps)
+    {
+        long n = (long)rows * features;
+        Need(x, n, nameof(x)); Need(y, n, nameof(y)); Need(mean, rows, nameof(mean)); Need(rstd, rows, nameof(rstd)); Need(gamma, features, nameof(gamma)); Need(beta, features, nameof(beta));
+        _layerNorm ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(LayerNormKernel);
+        Launched(); _layerNorm(rows, y, mean, rstd, x, gamma, beta, features, eps);
+    }
+
+    /// <summary>LayerNorm's gradients: dx += rstd·(g·γ − (Σ g·γ + x̂·Σ g·γ·x̂)/F) per row (dx empty: not needed), and
+    /// dγ += Σ g·x̂, dβ += Σ g per feature over blocks of rows (one atomic add per block). One or two launches.</summary>
+    public void LayerNormBackward(ArrayView<float> dx, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dy, ArrayView<float> x,
+        ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> gamma, int rows, int features)
+    {
+        long n = (long)rows * features;
+        Need(dy, n, nameof(dy)); Need(x, n, nameof(x)); Need(mean, rows, nameof(mean)); Need(rstd, rows, nameof(rstd));
+        if (dx.Length > 0)
+        {
+            Need(dx, n, nameof(dx));
+            _layerNormDx ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(LayerNormDxKernel);
+            Launched(); _layerNormDx(rows, dx, dy, x, mean, rstd, gamma, features);
+        }
+        _layerNormParams ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(LayerNormParamsKernel);
+        Launched(); _layerNormParams(checked(features * Groups(rows, RowBlock)), dgamma, dbeta, dy, x, mean, rstd, rows, features);
+    }
+
+    /// <summary>Rows one thread of a per-feature gradient sum walks down its column.</summary>
+    private const int RowBlock = 32;
+
+    private static void LayerNormKernel(Index1D r, ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> x, ArrayView<float> gamma,
+        ArrayView<float> beta, int features, float eps)
+    {
+        long row = (long)r.X * features;
+        float s = 0f;
+        for (int f = 0; f < features; f++) s += x[row + f];
+        float mu = s / features, sq = 0f;
+        for (int f = 0; f < features; f++) { float d = x[row + f] - mu; sq += d * d; }
+        float rs = 1f / XMath.Sqrt(sq / features + eps);
+        mean[r] = mu; rstd[r] = rs;
+        for (int f = 0; f < features; f++) y[row + f] = (x[row + f] - mu) * rs * gamma[f] + beta[f];
+    }
+
+    private static void LayerNormDxKernel(Index1D r, ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd,
+        ArrayView<float> gamma, int features)
+    {
+        long row = (long)r.X * features;
+        float mu = mean[r], rs = rstd[r], sumG = 0f, sumGXhat = 0f;
+        for (int f = 0; f < features; f++)
+        {
+            float gd = dy[row + f] * gamma[f];
+            sumG += gd; sumGXhat += gd * (x[row + f] - mu) * rs;
+        }
+        for (int f = 0; f < features; f++)
+        {
+            float xhat = (x[row + f] - mu) * rs;
+            dx[row + f] += rs * (dy[row + f] * gamma[f] - (sumG + xhat * sumGXhat) / features);
+        }
+    }
+
+    private static void LayerNormParamsKernel(Index1D index, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dy, ArrayView<float> x,
+        ArrayView<float> mean, ArrayView<float> rstd, int rows, int features)
+    {
+        int f = index % features, r0 = index / features * RowBlock, r1 = XMath.Min(rows, r0 + RowBlock);
+        float g = 0f, b = 0f;
+        for (int r = r0; r < r1; r++)
+        {
+            long i = (long)r * features + f;
+            g += dy[i] * (x[i] - mean[r]) * rstd[r];
+            b += dy[i];
+        }
+        Atomic.Add(ref dgamma[f], g);
+        Atomic.Add(ref dbeta[f], b);
+    }
 }
