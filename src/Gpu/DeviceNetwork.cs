@@ -52,6 +52,16 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>Logits per sample.</summary>
     public int OutputFeatures { get; }
 
+    /// <summary>The seed of the dropout masks: each training step draws them from Philox under a key made of this seed
+    /// and the step's number, so two twins with the same seed draw the same masks.</summary>
+    public ulong DropoutSeed { get; set; } = 0x9E3779B97F4A7C15UL;
+
+    /// <summary>Training steps run so far (the counter in the dropout key).</summary>
+    public long TrainingSteps { get; private set; }
+
+    /// <summary>The Philox key of the current training step.</summary>
+    protected ulong StepKey { get; private set; }
+
     /// <summary>The cross-entropy's label smoothing, as declared on the network.</summary>
     public float LabelSmoothing { get; }
 
@@ -159,6 +169,8 @@ public abstract class DeviceNetwork : IDisposable
 
     private float Step(int batch, Span<float> logits)
     {
+        TrainingSteps++;
+        StepKey = SplitMix(DropoutSeed + (ulong)TrainingSteps);
         _grad!.View.MemSetToZero();
         if (!HostParameters.AccumulateGradients) _gradients.View.MemSetToZero();
         RunForward(batch, training: true);
@@ -203,6 +215,13 @@ public abstract class DeviceNetwork : IDisposable
         PrepareOnDevice(input, batch);
         UploadLabels(host, batch);
         return Step(batch, default);
+    }
+
+    private static ulong SplitMix(ulong z)
+    {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
     }
 
     private void CheckViews(long input, long output, int batch, string method)

@@ -97,6 +97,54 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Dropout_draws_a_reproducible_mask_on_the_device_and_backward_uses_it()
+    {
+        using var cpu = new DropHead(seed: 5);
+        using var host = new DropHead(seed: 5);
+        using var dev = host.ToDevice(f.Device);
+        const int batch = 8, classes = 200;
+        var (x, y) = Batch(batch, 64, classes, 7);
+        var eval = new float[batch * classes];
+        cpu.Forward(x, batch, eval);
+        var devEval = new float[eval.Length];
+        dev.Forward(x, batch, devEval);
+        Relative(eval, devEval, 1e-5, "evaluation-mode logits (dropout off)");
+
+        var logits = new float[eval.Length];
+        dev.TrainStep(x, y, batch, logits);
+        int dropped = logits.Count(v => v == 0f);
+        Assert.InRange(dropped / (double)logits.Length, 0.25, 0.35);
+        var mask = logits.Select(v => v == 0f ? 0f : 1f / 0.7f).ToArray();
+        Relative(eval.Zip(mask, (e, m) => e * m).ToArray(), logits, 1e-5, "kept logits scaled by 1/(1 − p)");
+
+        // The oracle for backward: dL/dz = mask·(softmax(logits) − onehot)/B, so fc.bias's gradient is its column sum.
+        var expected = new float[classes];
+        for (int r = 0; r < batch; r++)
+        {
+            var row = logits.AsSpan(r * classes, classes);
+            double max = double.NegativeInfinity, sum = 0;
+            foreach (var v in row) max = Math.Max(max, v);
+            foreach (var v in row) sum += Math.Exp(v - max);
+            for (int k = 0; k < classes; k++)
+                expected[k] += (float)((Math.Exp(row[k] - max) / sum - (k == y[r] ? 1 : 0)) / batch * mask[r * classes + k]);
+        }
+        dev.CopyGradientsToHost();
+        Relative(expected, host.Parameters.Gradient(host.Parameters["fc.bias"]), 1e-4, "fc.bias gradient through the mask");
+
+        // Same seed and step: the same mask; another seed: another mask.
+        using var twin = new DropHead(seed: 5);
+        using var same = twin.ToDevice(f.Device);
+        var again = new float[eval.Length];
+        same.TrainStep(x, y, batch, again);
+        Assert.Equal(logits, again);
+        using var other = new DropHead(seed: 5);
+        using var reseeded = other.ToDevice(f.Device);
+        reseeded.DropoutSeed = 12345;
+        reseeded.TrainStep(x, y, batch, again);
+        Assert.NotEqual(logits, again);
+    }
+
+    [Fact]
     public void Twenty_AdamW_steps_on_the_device_follow_the_CPU()
     {
         using var cpu = new ResidualConvNet(seed: 11);
@@ -217,9 +265,9 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     [Fact]
     public void A_network_with_ops_the_GPU_lacks_says_which()
     {
-        using var net = new DropNet();
+        using var net = new AvgNet();
         var e = Assert.Throws<NotSupportedException>(() => net.ToDevice(f.Device));
-        Assert.Contains("Dropout", e.Message);
+        Assert.Contains("AvgPool2d", e.Message);
     }
 
     [Fact]

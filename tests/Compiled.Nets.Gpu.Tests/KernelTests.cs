@@ -196,3 +196,26 @@ public sealed class KernelTests(DeviceFixture f) : IClassFixture<DeviceFixture>
         Assert.Equal(before + 2, f.Device.LaunchCount);
     }
 }
+
+/// <summary>Philox4x32-10 against Random123's known-answer vectors, and its uniforms' spread.</summary>
+public sealed class PhiloxTests
+{
+    [Theory]
+    [InlineData(0u, 0u, 0u, 0u, 0u, 0u, 0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u)]
+    [InlineData(0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu)]
+    [InlineData(0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u, 0xa4093822u, 0x299f31d0u, 0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u)]
+    public void Block_matches_Random123s_known_answers(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1, uint r0, uint r1, uint r2, uint r3) =>
+        Assert.Equal((r0, r1, r2, r3), Philox.Block(c0, c1, c2, c3, k0, k1));
+
+    [Fact]
+    public void Uniforms_are_spread_evenly_and_differ_by_key_and_stream()
+    {
+        int n = 100_000, below = 0;
+        double sum = 0;
+        for (int i = 0; i < n; i++) { float u = Philox.Uniform(42, i, 3); sum += u; if (u < 0.25f) below++; Assert.InRange(u, 0f, 0.99999995f); }
+        Assert.InRange(sum / n, 0.495, 0.505);
+        Assert.InRange(below / (double)n, 0.245, 0.255);
+        Assert.NotEqual(Philox.Uniform(42, 7, 3), Philox.Uniform(43, 7, 3));
+        Assert.NotEqual(Philox.Uniform(42, 7, 3), Philox.Uniform(42, 7, 4));
+    }
+}

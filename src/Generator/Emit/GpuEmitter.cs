@@ -152,6 +152,7 @@ namespace Compiled.Nets.Generator.Emit
                 if (plan.BiasInChain.Contains(op.Id)) { actRegions.Add(($"_r{op.Id}", act, size)); act += size; }
                 gradRegions.Add(($"_g{op.Id}", grad, size)); grad += size;
                 if (op.Kind == OpKind.MaxPool2d) { intRegions.Add(($"_a{op.Id}", ints, size)); ints += size; }
+                if (OpTable.Of(op.Kind).GradientSource == GradientSource.Mask && OpTable.Of(op.Kind).IsElementwise) { actRegions.Add(($"_m{op.Id}", act, size)); act += size; }
             }
             actRegions.Add(("_probs", act, Shapes.Product(s.Ops[s.Output].OutShape))); act += Shapes.Product(s.Ops[s.Output].OutShape);
             // Passes first: they count their launches and declare the state ops keep.
@@ -286,6 +287,7 @@ namespace Compiled.Nets.Generator.Emit
             string src = bias ? $"_r{u.Source}" : c.Value(u.Source);
             bool writeDz = u.Stages.Any(st => !st.IsBias) && !c.IsData(u.Source);
             var stageValues = u.Stages.Select(st => st.Value).Distinct().ToList();
+            var masks = u.Stages.Where(st => !st.IsBias && OpTable.Of(st.Kind).GradientSource == GradientSource.Mask).Select(st => st.Value).ToList();
             string F = $"{ArrayView}<float>";
 
             var k = new SourceWriter();
@@ -294,14 +296,16 @@ namespace Compiled.Nets.Generator.Emit
             var fArgs = new List<string> { $"(int)({n})", src };
             if (bias) { fParams.Add($"{F} bias"); fArgs.Add(c.Read(u.Primary!, "bias")); }
             foreach (int v in stageValues) { fParams.Add($"{F} v{v}"); fArgs.Add($"_v{v}"); }
+            foreach (int v in masks) { fParams.Add($"{F} m{v}"); fArgs.Add($"_m{v}"); }
             if (bias) { fParams.Add("int cols"); fArgs.Add(cols.ToString()); }
+            if (masks.Count > 0) { fParams.Add("int training"); fArgs.Add("training ? 1 : 0"); fParams.Add("ulong key"); fArgs.Add("StepKey"); }
             k.Line($"/// <summary>Fused forward of {string.Join(" + ", u.Stages.Select(st => st.Title))}: one thread per element.</summary>");
             k.Open($"public static void {name}Forward({string.Join(", ", fParams)})");
             k.Line("long i = index.X;");
             k.Line("float t = src[i];");
             foreach (var st in u.Stages)
             {
-                k.Line(st.IsBias ? "t += bias[i % cols];" : OpTable.Of(st.Kind).StageForward(st, "t", false, true, "i"));
+                k.Line(st.IsBias ? "t += bias[i % cols];" : OpTable.Of(st.Kind).GpuStageForward(st, "t"));
                 k.Line($"v{st.Value}[i] = t;");
             }
             k.Close();
@@ -313,6 +317,7 @@ namespace Compiled.Nets.Generator.Emit
             var bParams = new List<string> { $"{Index1D} index", $"{F} gy", $"{F} gz", $"{F} src" };
             var bArgs = new List<string> { bias ? $"(int)({rows} + {RowBlock - 1}) / {RowBlock} * {cols}" : $"(int)({n})", c.Gradient(u.Last), writeDz ? c.Gradient(u.Source) : c.Gradient(u.Last), src };
             foreach (int v in stageValues) { bParams.Add($"{F} v{v}"); bArgs.Add($"_v{v}"); }
+            foreach (int v in masks) { bParams.Add($"{F} m{v}"); bArgs.Add($"_m{v}"); }
             if (bias) { bParams.Add($"{F} db"); bArgs.Add(c.ParameterGradient(u.Primary!, "bias")); bParams.Add("int rows"); bArgs.Add($"{rows}"); bParams.Add("int cols"); bArgs.Add(cols.ToString()); }
             bParams.Add("int writeDz"); bArgs.Add(writeDz ? "1" : "0");
             k.Line($"/// <summary>Fused backward of {string.Join(" + ", u.Stages.Select(st => st.Title))}{(bias ? ", the bias gradient summed per column block" : "")}.</summary>");

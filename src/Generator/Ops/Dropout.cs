@@ -57,6 +57,16 @@ namespace Compiled.Nets.Generator.Ops
 
         public override string StageBackward(PlanStage stage, int previousValue, Func<string, string> load) => $"g *= {load("m" + stage.Value)};";
 
+        public override bool OnGpu => true;
+
+        /// <summary>On the device the fused kernel draws the mask itself, from Philox under the step's key (the op id as
+        /// its stream), and stores it for backward; in evaluation mode the mask is 1.</summary>
+        public override string GpuStageForward(PlanStage stage, string t)
+        {
+            string keep = Helpers.SourceWriter.FloatLiteral(1 / (1 - stage.P));
+            return $"float keep{stage.Value} = training != 0 ? ({Gpu}Philox.Uniform(key, i, {stage.Value}) < {Helpers.SourceWriter.FloatLiteral(stage.P)} ? 0f : {keep}) : 1f; m{stage.Value}[i] = keep{stage.Value}; {t} *= keep{stage.Value};";
+        }
+
         public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"Identity\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}); // dropout is off in evaluation");
     }
 }
