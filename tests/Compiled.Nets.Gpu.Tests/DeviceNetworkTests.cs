@@ -89,6 +89,14 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Concatenated_branches_and_average_pooling_match_the_CPU()
+    {
+        using var cpu = new BranchNet(seed: 9);
+        using var host = new BranchNet(seed: 9);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 5);
+    }
+
+    [Fact]
     public void LayerNorm_on_features_and_on_rows_matches_the_CPU()
     {
         using var cpu = new NormMlp(seed: 2);
@@ -265,9 +273,9 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     [Fact]
     public void A_network_with_ops_the_GPU_lacks_says_which()
     {
-        using var net = new AvgNet();
+        using var net = new SoftNet();
         var e = Assert.Throws<NotSupportedException>(() => net.ToDevice(f.Device));
-        Assert.Contains("AvgPool2d", e.Message);
+        Assert.Contains("Softmax", e.Message);
     }
 
     [Fact]

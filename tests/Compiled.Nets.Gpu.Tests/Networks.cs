@@ -80,11 +80,29 @@ public partial class DropHead
     Tensor Forward(Tensor x) => x.Apply(Fc).Dropout(0.3);
 }
 
-/// <summary>A network the GPU backend cannot run yet (average pooling): ToDevice says so.</summary>
-[Network, Input(1, 4, 4), CrossEntropyLoss]
-public partial class AvgNet
+/// <summary>Two branches concatenated along channels (Inception-style), average pooling with padding, and a
+/// concatenation along features.</summary>
+[Network, Input(2, 7, 7), CrossEntropyLoss]
+public partial class BranchNet
 {
+    [Conv2d(2, 3, kernel: 1)] public partial Conv2d Narrow { get; }
+    [Conv2d(2, 4, kernel: 3, padding: 1)] public partial Conv2d Wide { get; }
+    [Linear(7 * 4 * 4, 6)] public partial Linear Fc { get; }
+    [Linear(7 * 4 * 4 + 6, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var h = Tensor.Concat(1, x.Apply(Narrow).Relu(), x.Apply(Wide).Tanh()).AvgPool2d(3, 2, 1).Flatten();
+        return Tensor.Concat(1, h, h.Apply(Fc).Sigmoid()).Apply(Head);
+    }
+}
+
+/// <summary>A network the GPU backend cannot run yet (softmax inside): ToDevice says so.</summary>
+[Network, Input(6), CrossEntropyLoss]
+public partial class SoftNet
+{
+    [Linear(6, 4)] public partial Linear Fc { get; }
     [Linear(4, 2)] public partial Linear Head { get; }
 
-    Tensor Forward(Tensor x) => x.AvgPool2d(2).Flatten().Apply(Head);
+    Tensor Forward(Tensor x) => x.Apply(Fc).Softmax().Apply(Head);
 }

@@ -64,6 +64,24 @@ namespace Compiled.Nets.Generator.Ops
             return $"{outer}, {Shapes.Size(a.Skip(axis))}, {Shapes.Size(b.Skip(axis))}";
         }
 
+        public override bool OnGpu => true;
+
+        private static string Sizes(NetworkSpec s, OpSpec op)
+        {
+            int axis = op.Ints[0];
+            var a = s.Ops[op.Input].OutShape; var b = s.Ops[op.Input2].OutShape;
+            return $"batch * {Shapes.Product(a.Take(axis))}, {Shapes.Product(a.Skip(axis))}, {Shapes.Product(b.Skip(axis))}";
+        }
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op) =>
+            c.Launch($"K.ConcatForward({c.Output(op)}, {c.Value(op.Input)}, {c.Value(op.Input2)}, {Sizes(c.Spec, op)});");
+
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            if (c.IsData(op.Input) && c.IsData(op.Input2)) return;
+            c.Launch($"K.ConcatBackward({(c.IsData(op.Input) ? "default" : c.Gradient(op.Input))}, {(c.IsData(op.Input2) ? "default" : c.Gradient(op.Input2))}, {c.Gradient(op.Id)}, {Sizes(c.Spec, op)});");
+        }
+
         public override void EmitForward(CpuContext c, OpSpec op) =>
             c.Line($"{Kernels}ConcatKernels.Forward({c.Output(op)}, {c.Value(op.Input)}, {c.Value(op.Input2)}, {Sizes(c, op)});");
 

@@ -165,6 +165,16 @@ namespace Compiled.Nets.Generator.Ops
     {
         public AvgPool2dOp() : base(OpKind.AvgPool2d, LayerKind.AvgPool2d) { }
 
+        public override bool OnGpu => true;
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op) =>
+            c.Launch($"K.AvgPool2dForward({c.Output(op)}, {c.Value(op.Input)}, {Geometry(op)});");
+
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            if (!c.InputIsData(op)) c.Launch($"K.AvgPool2dBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, {Geometry(op)});");
+        }
+
         public override void EmitForward(CpuContext c, OpSpec op) =>
             c.Line($"{Kernels}PoolingKernels.AvgPool2dForward({c.Output(op)}, {c.Value(op.Input)}, {Geometry(op)});");
 

@@ -1,5 +1,6 @@
 using Compiled.Nets.Kernels;
 using ILGPU;
+using ILGPU.Algorithms;
 using ILGPU.Runtime;
 
 namespace Compiled.Nets.Gpu;
@@ -130,5 +131,50 @@ public sealed partial class GpuKernels
             }
         }
         dx[index] += s;
+    }
+
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, PoolArgs>? _avgPool, _avgPoolBackward;
+
+    /// <summary>nn.AvgPool2d (count_include_pad: the divisor is the window clipped to the padded input).</summary>
+    public void AvgPool2dForward(ArrayView<float> y, ArrayView<float> x, in Pool2dGeometry g)
+    {
+        var a = PoolArgs.Of(g);
+        long n = (long)a.Planes * a.Oh * a.Ow;
+        Need(y, n, nameof(y)); Need(x, (long)a.Planes * a.H * a.W, nameof(x));
+        _avgPool ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, PoolArgs>(AvgPoolKernel);
+        Launched(); _avgPool(checked((int)n), y, x, a);
+    }
+
+    /// <summary>dx += each window's dy / divisor (atomic: windows may overlap).</summary>
+    public void AvgPool2dBackward(ArrayView<float> dx, ArrayView<float> dy, in Pool2dGeometry g)
+    {
+        var a = PoolArgs.Of(g);
+        long n = (long)a.Planes * a.Oh * a.Ow;
+        Need(dy, n, nameof(dy)); Need(dx, (long)a.Planes * a.H * a.W, nameof(dx));
+        _avgPoolBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, PoolArgs>(AvgPoolBackwardKernel);
+        Launched(); _avgPoolBackward(checked((int)n), dx, dy, a);
+    }
+
+    private static void AvgPoolKernel(Index1D index, ArrayView<float> y, ArrayView<float> x, PoolArgs a)
+    {
+        int j = index % a.Ow, i = index / a.Ow % a.Oh;
+        long plane = index / (a.Ow * a.Oh) * (long)a.H * a.W;
+        int h0 = i * a.Sh - a.Ph, w0 = j * a.Sw - a.Pw;
+        int count = (XMath.Min(h0 + a.Kh, a.H + a.Ph) - h0) * (XMath.Min(w0 + a.Kw, a.W + a.Pw) - w0);
+        float s = 0f;
+        for (int hi = XMath.Max(h0, 0); hi < XMath.Min(h0 + a.Kh, a.H); hi++)
+            for (int wj = XMath.Max(w0, 0); wj < XMath.Min(w0 + a.Kw, a.W); wj++) s += x[plane + hi * a.W + wj];
+        y[index] = s / count;
+    }
+
+    private static void AvgPoolBackwardKernel(Index1D index, ArrayView<float> dx, ArrayView<float> dy, PoolArgs a)
+    {
+        int j = index % a.Ow, i = index / a.Ow % a.Oh;
+        long plane = index / (a.Ow * a.Oh) * (long)a.H * a.W;
+        int h0 = i * a.Sh - a.Ph, w0 = j * a.Sw - a.Pw;
+        int count = (XMath.Min(h0 + a.Kh, a.H + a.Ph) - h0) * (XMath.Min(w0 + a.Kw, a.W + a.Pw) - w0);
+        float g = dy[index] / count;
+        for (int hi = XMath.Max(h0, 0); hi < XMath.Min(h0 + a.Kh, a.H); hi++)
+            for (int wj = XMath.Max(w0, 0); wj < XMath.Min(w0 + a.Kw, a.W); wj++) Atomic.Add(ref dx[plane + hi * a.W + wj], g);
     }
 }
