@@ -97,6 +97,14 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Softmax_and_log_softmax_inside_a_network_match_the_CPU()
+    {
+        using var cpu = new SoftNet(seed: 12);
+        using var host = new SoftNet(seed: 12);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 4, seed: 6);
+    }
+
+    [Fact]
     public void LayerNorm_on_features_and_on_rows_matches_the_CPU()
     {
         using var cpu = new NormMlp(seed: 2);
@@ -273,9 +281,9 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     [Fact]
     public void A_network_with_ops_the_GPU_lacks_says_which()
     {
-        using var net = new SoftNet();
+        using var net = new GateNet();
         var e = Assert.Throws<NotSupportedException>(() => net.ToDevice(f.Device));
-        Assert.Contains("Softmax", e.Message);
+        Assert.Contains("Multiply", e.Message);
     }
 
     [Fact]

@@ -97,12 +97,22 @@ public partial class BranchNet
     }
 }
 
-/// <summary>A network the GPU backend cannot run yet (softmax inside): ToDevice says so.</summary>
-[Network, Input(6), CrossEntropyLoss]
+/// <summary>Softmax and log-softmax inside a network (over the last dimension of [3, 5] rows and of features).</summary>
+[Network, Input(3, 5), CrossEntropyLoss]
 public partial class SoftNet
 {
-    [Linear(6, 4)] public partial Linear Fc { get; }
-    [Linear(4, 2)] public partial Linear Head { get; }
+    [Linear(5, 4)] public partial Linear Fc { get; }
+    [Linear(3 * 4, 6)] public partial Linear Mid { get; }
+    [Linear(6, 2)] public partial Linear Head { get; }
 
-    Tensor Forward(Tensor x) => x.Apply(Fc).Softmax().Apply(Head);
+    Tensor Forward(Tensor x) => x.Apply(Fc).Softmax().Flatten().Apply(Mid).LogSoftmax().Apply(Head);
+}
+
+/// <summary>A network the GPU backend cannot run yet (broadcasting arithmetic): ToDevice says so.</summary>
+[Network, Input(4, 3, 3), CrossEntropyLoss]
+public partial class GateNet
+{
+    [Linear(4 * 3 * 3, 2)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => (x * x.AdaptiveAvgPool2d(1)).Flatten().Apply(Head);
 }

@@ -148,6 +148,16 @@ namespace Compiled.Nets.Generator.Ops
             if (!c.InputIsData(op)) c.Line($"if (n{op.Input}) {Kernels}{_kernel}.Backward(g{op.Input}, g{op.Id}, v{op.Id}, {Sizes(c, op)});");
         }
 
+        public override bool OnGpu => true;
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op) =>
+            c.Launch($"K.SoftmaxForward({c.Output(op)}, {c.Value(op.Input)}, {c.Rows(op)}, {op.OutShape[op.OutShape.Count - 1]}, log: {(_kind == OpKind.LogSoftmax ? "true" : "false")});");
+
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            if (!c.InputIsData(op)) c.Launch($"K.SoftmaxBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, {c.Value(op.Id)}, {c.Rows(op)}, {op.OutShape[op.OutShape.Count - 1]}, log: {(_kind == OpKind.LogSoftmax ? "true" : "false")});");
+        }
+
         // ONNX has both operators under these names.
         public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"{_name}\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}, (\"axis\", -1));");
     }
