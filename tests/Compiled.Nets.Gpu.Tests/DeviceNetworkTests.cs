@@ -105,6 +105,14 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Broadcast_gating_and_centring_match_the_CPU()
+    {
+        using var cpu = new GateNet(seed: 13);
+        using var host = new GateNet(seed: 13);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 7);
+    }
+
+    [Fact]
     public void LayerNorm_on_features_and_on_rows_matches_the_CPU()
     {
         using var cpu = new NormMlp(seed: 2);
@@ -281,9 +289,9 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     [Fact]
     public void A_network_with_ops_the_GPU_lacks_says_which()
     {
-        using var net = new GateNet();
+        using var net = new TokenNet();
         var e = Assert.Throws<NotSupportedException>(() => net.ToDevice(f.Device));
-        Assert.Contains("Multiply", e.Message);
+        Assert.Contains("token inputs", e.Message);
     }
 
     [Fact]

@@ -108,11 +108,29 @@ public partial class SoftNet
     Tensor Forward(Tensor x) => x.Apply(Fc).Softmax().Flatten().Apply(Mid).LogSoftmax().Apply(Head);
 }
 
-/// <summary>A network the GPU backend cannot run yet (broadcasting arithmetic): ToDevice says so.</summary>
+/// <summary>Squeeze-and-excitation gating (a·b broadcast over H×W) and centring (a − b broadcast), on both operands' sides.</summary>
 [Network, Input(4, 3, 3), CrossEntropyLoss]
 public partial class GateNet
 {
+    [Conv2d(4, 4, kernel: 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Conv2d(4, 4, kernel: 1)] public partial Conv2d Excite { get; }
     [Linear(4 * 3 * 3, 2)] public partial Linear Head { get; }
 
-    Tensor Forward(Tensor x) => (x * x.AdaptiveAvgPool2d(1)).Flatten().Apply(Head);
+    Tensor Forward(Tensor x)
+    {
+        var h = x.Apply(Conv).Relu();
+        var gate = h.AdaptiveAvgPool2d(1).Apply(Excite).Sigmoid();   // [4, 1, 1]
+        h = gate * h - h.AdaptiveAvgPool2d(1);
+        return (h * x).Flatten().Apply(Head);
+    }
+}
+
+/// <summary>A network the GPU backend cannot run yet (an embedding of token ids): ToDevice says so.</summary>
+[Network, Input(5, Kind = InputKind.TokenIds), CrossEntropyLoss]
+public partial class TokenNet
+{
+    [Embedding(10, 4)] public partial Embedding Embed { get; }
+    [Linear(5 * 4, 2)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Embed).Flatten().Apply(Head);
 }

@@ -27,6 +27,16 @@ namespace Compiled.Nets.Generator.Emit
         /// <summary>Device memory ops keep for the twin's life (a batch norm's statistics): field name and length.</summary>
         public List<(string Field, string Length)> Persistent { get; } = new();
 
+        /// <summary>Shapes ops pass to library kernels, as static arrays of the twin (no allocation per call).</summary>
+        public List<(string Field, string Values)> Constants { get; } = new();
+
+        /// <summary>Declares (once) a static int array; returns its field.</summary>
+        public string Constant(string field, IEnumerable<int> values)
+        {
+            if (!Constants.Any(p => p.Field == field)) Constants.Add((field, string.Join(", ", values)));
+            return field;
+        }
+
         /// <summary>Per-sample regions of the activation arena ops save for backward (a layer norm's row statistics).</summary>
         public List<(string Field, long PerSample)> Saved { get; } = new();
 
@@ -167,6 +177,7 @@ namespace Compiled.Nets.Generator.Emit
             foreach (var r in pc.Saved) { actRegions.Add((r.Field, act, r.PerSample)); act += r.PerSample; }
             foreach (var r in actRegions.Concat(gradRegions)) w.Line($"private {ArrayView}<float> {r.Name};");
             foreach (var p in pc.Persistent) w.Line($"private readonly {ArrayView}<float> {p.Field};");
+            foreach (var p in pc.Constants) w.Line($"private static readonly int[] {p.Field} = new int[] {{ {p.Values} }};");
             foreach (var r in intRegions) w.Line($"private {ArrayView}<int> {r.Name};");
             foreach (var ch in chains.Where(x => x is not null))
             {

@@ -58,6 +58,21 @@ namespace Compiled.Nets.Generator.Ops
         private string ShapeArguments(CpuContext c, OpSpec op) =>
             $"batch, {ShapeArgument(op.OutShape)}, {ShapeArgument(c.Spec.Ops[op.Input].OutShape)}, {ShapeArgument(c.Spec.Ops[op.Input2].OutShape)}";
 
+        public override bool OnGpu => true;
+
+        private string GpuShapes(GpuContext c, OpSpec op) =>
+            $"batch, {c.Constant($"s_out{op.Id}", op.OutShape)}, {c.Constant($"s_a{op.Id}", c.Spec.Ops[op.Input].OutShape)}, {c.Constant($"s_b{op.Id}", c.Spec.Ops[op.Input2].OutShape)}";
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op) =>
+            c.Launch($"K.BroadcastForward({Kernels}BinaryOp.{_kernel}, {c.Output(op)}, {c.Value(op.Input)}, {c.Value(op.Input2)}, {GpuShapes(c, op)});");
+
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            if (c.IsData(op.Input) && c.IsData(op.Input2)) return;
+            string Gradient(int input) => c.IsData(input) ? "default" : c.Gradient(input);
+            c.Launch($"K.BroadcastBackward({Kernels}BinaryOp.{_kernel}, {Gradient(op.Input)}, {Gradient(op.Input2)}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Value(op.Input2)}, {GpuShapes(c, op)});");
+        }
+
         public override void EmitForward(CpuContext c, OpSpec op) =>
             c.Line($"{Kernels}BinaryKernels.Forward({Kernels}BinaryOp.{_kernel}, {c.Output(op)}, {c.Value(op.Input)}, {c.Value(op.Input2)}, {ShapeArguments(c, op)});");
 
