@@ -5,7 +5,7 @@ using Microsoft.CodeAnalysis.CSharp.Syntax;
 namespace Compiled.Nets.Generator.Tests;
 
 /// <summary>
-/// The seed ConvNet is declared where each project compiles it (the sample, the benchmarks, the network tests):
+/// The seed ConvNet is declared where each project compiles it (the sample, the benchmarks, the network and GPU tests):
 /// the copies must stay the same network — attributes, layer properties and Forward — whatever the class is called.
 /// </summary>
 public class SeedNetworkCopyTests
@@ -29,6 +29,8 @@ public class SeedNetworkCopyTests
     [Theory]
     [InlineData("bench/Compiled.Nets.Bench/ConvNet.cs", "ConvNetCompiled")]
     [InlineData("tests/Compiled.Nets.Network.Tests/Networks.cs", "ConvNet")]
+    [InlineData("tests/Compiled.Nets.Gpu.Tests/Networks.cs", "ConvNet")]
+    [InlineData("bench/Compiled.Nets.Bench.Gpu/Networks.cs", "ConvNet28")]
     public void Copy_IsTheSampleNetwork(string path, string className) =>
         Assert.Equal(Declaration("samples/FashionMnist/ConvNet.cs", "ConvNet"), Declaration(path, className));
 
