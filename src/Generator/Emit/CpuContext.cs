@@ -5,36 +5,51 @@ using Compiled.Nets.Generator.Planning;
 
 namespace Compiled.Nets.Generator.Emit
 {
-    /// <summary>
-    /// What an op's CPU emission sees: the spec, the plan, the writer, and the names the generated code gives
-    /// values (<c>v{id}</c>), their gradients (<c>g{id}</c>), whether they need one (<c>n{id}</c>) and parameters.
-    /// </summary>
-    internal sealed class CpuContext
+    /// <summary>What every backend's emission of an op sees: the spec, the plan, the writer, and lookups by value and layer.</summary>
+    internal abstract class EmitContext
     {
-        public CpuContext(NetworkSpec spec, Plan plan, SourceWriter writer) { Spec = spec; Plan = plan; Writer = writer; }
+        protected EmitContext(NetworkSpec spec, Plan plan, SourceWriter writer) { Spec = spec; Plan = plan; Writer = writer; }
 
         public NetworkSpec Spec { get; }
         public Plan Plan { get; }
         public SourceWriter Writer { get; }
+
+        public void Line(string text = "") => Writer.Line(text);
+
+        public int Storage(int value) => Plan.Storage(value);
+
+        public LayerSpec Layer(OpSpec op) => Spec.Layers[op.Layer];
+
+        public ParamSpec Param(OpSpec op, string suffix) => Spec.Parameters.First(p => p.Name == Layer(op).StateName + "." + suffix);
+
+        /// <summary>Rows of an op working on its last dimension: the batch times every other dimension.</summary>
+        public string Rows(OpSpec op) => $"batch * {Shapes.Size(op.OutShape.Take(op.OutShape.Count - 1))}";
+
+        /// <summary>The value is the network's input (data: no gradient to pass on).</summary>
+        public bool IsData(int value) => Spec.Ops[Storage(value)].Kind == OpKind.Input;
+
+        /// <summary>The op reads the network's input directly.</summary>
+        public bool InputIsData(OpSpec op) => IsData(op.Input);
+    }
+
+    /// <summary>
+    /// What an op's CPU emission sees: the names the generated code gives values (<c>v{id}</c>), their gradients
+    /// (<c>g{id}</c>), whether they need one (<c>n{id}</c>) and parameters.
+    /// </summary>
+    internal sealed class CpuContext : EmitContext
+    {
+        public CpuContext(NetworkSpec spec, Plan plan, SourceWriter writer) : base(spec, plan, writer) { }
 
         /// <summary>Emitting TrainStep's forward (dropout on, BatchNorm batch statistics, saving for backward).</summary>
         public bool Training { get; set; }
 
         public bool IsSequence => Spec.MaxSequence > 0;
 
-        public void Line(string text = "") => Writer.Line(text);
-
-        public int Storage(int value) => Plan.Storage(value);
-
         /// <summary>The span holding a value.</summary>
         public string Value(int value) => $"v{Storage(value)}";
 
         /// <summary>Where an op writes: its value, or the raw region its bias chain reads.</summary>
         public string Output(OpSpec op) => Plan.BiasInChain.Contains(op.Id) ? $"r{op.Id}" : $"v{op.Id}";
-
-        public LayerSpec Layer(OpSpec op) => Spec.Layers[op.Layer];
-
-        public ParamSpec Param(OpSpec op, string suffix) => Spec.Parameters.First(p => p.Name == Layer(op).StateName + "." + suffix);
 
         /// <summary>A tensor's values: parameters through ReadValue (allowed while the store is read-only for
         /// inference), buffers (BatchNorm statistics, which training updates) through Value.</summary>
@@ -44,12 +59,6 @@ namespace Compiled.Nets.Generator.Emit
         /// <summary>A parameter's gradient, or an empty span when it is frozen.</summary>
         public static string Gradient(ParamSpec p) => $"({p.Field}.RequiresGrad ? _store.Gradient({p.Field}) : default)";
         public string Gradient(OpSpec op, string suffix) => Gradient(Param(op, suffix));
-
-        /// <summary>Rows of an op working on its last dimension: the batch times every other dimension.</summary>
-        public string Rows(OpSpec op) => $"batch * {Shapes.Size(op.OutShape.Take(op.OutShape.Count - 1))}";
-
-        /// <summary>The op reads the network's input directly (no gradient to pass on).</summary>
-        public bool InputIsData(OpSpec op) => Spec.Ops[Storage(op.Input)].Kind == OpKind.Input;
 
         /// <summary>The input's gradient span for a backward call, empty when it needs none.</summary>
         public string InputGradient(OpSpec op) => InputIsData(op) ? "default" : $"(n{op.Input} ? g{op.Input} : default)";

@@ -13,13 +13,9 @@ namespace Compiled.Nets.Generator.Emit
     /// (<c>_v{id}</c>, <c>_r{id}</c> before a chained bias), their gradients (<c>_g{id}</c>) and parameters, and a
     /// count of the launches it writes.
     /// </summary>
-    internal sealed class GpuContext
+    internal sealed class GpuContext : EmitContext
     {
-        public GpuContext(NetworkSpec spec, Plan plan, SourceWriter writer) { Spec = spec; Plan = plan; Writer = writer; }
-
-        public NetworkSpec Spec { get; }
-        public Plan Plan { get; }
-        public SourceWriter Writer { get; }
+        public GpuContext(NetworkSpec spec, Plan plan, SourceWriter writer) : base(spec, plan, writer) { }
 
         /// <summary>Kernel launches written so far by the pass being emitted.</summary>
         public int Launches { get; set; }
@@ -54,14 +50,8 @@ namespace Compiled.Nets.Generator.Emit
             return field;
         }
 
-        public void Line(string text = "") => Writer.Line(text);
-
         /// <summary>Writes a launch (a statement) and counts it.</summary>
         public void Launch(string statement, int launches = 1) { Writer.Line(statement); Launches += launches; }
-
-        public int Storage(int value) => Plan.Storage(value);
-
-        public bool IsData(int value) => Spec.Ops[Storage(value)].Kind == OpKind.Input;
 
         /// <summary>The device view holding a value (the uploaded batch for the input).</summary>
         public string Value(int value) => IsData(value) ? "Input" : $"_v{Storage(value)}";
@@ -71,20 +61,11 @@ namespace Compiled.Nets.Generator.Emit
 
         public string Gradient(int value) => $"_g{Storage(value)}";
 
-        public bool InputIsData(OpSpec op) => IsData(op.Input);
-
-        public LayerSpec Layer(OpSpec op) => Spec.Layers[op.Layer];
-
-        private ParamSpec Param(OpSpec op, string suffix) => Spec.Parameters.First(p => p.Name == Layer(op).StateName + "." + suffix);
-
         /// <summary>A parameter's device values.</summary>
         public string Read(OpSpec op, string suffix) => $"Value(_net.{Param(op, suffix).Field})";
 
         /// <summary>A parameter's device gradient.</summary>
         public string ParameterGradient(OpSpec op, string suffix) => $"Gradient(_net.{Param(op, suffix).Field})";
-
-        /// <summary>Rows of an op working on its last dimension: the batch times every other dimension.</summary>
-        public string Rows(OpSpec op) => $"batch * {Shapes.Size(op.OutShape.Take(op.OutShape.Count - 1))}";
     }
 
     /// <summary>
