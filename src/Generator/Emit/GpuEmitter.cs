@@ -23,6 +23,26 @@ namespace Compiled.Nets.Generator.Emit
         /// <summary>Device memory ops keep for the twin's life (a batch norm's statistics): field name and length.</summary>
         public List<(string Field, string Length)> Persistent { get; } = new();
 
+        /// <summary>Per-sample regions of the integer arena (a max-pool's winners).</summary>
+        public List<(string Field, long PerSample)> IntRegions { get; } = new();
+
+        /// <summary>Declares (once) an integer region of <paramref name="perSample"/> ints per sample; returns its field.</summary>
+        public string IntRegion(string field, long perSample)
+        {
+            if (!IntRegions.Any(p => p.Field == field)) IntRegions.Add((field, perSample));
+            return field;
+        }
+
+        /// <summary>What library calls need as scratch, as expressions of <c>batch</c>; the twin allocates the largest.</summary>
+        public List<string> ScratchSizes { get; } = new();
+
+        /// <summary>Declares a call's scratch need; returns the scratch view's name.</summary>
+        public string Scratch(string size)
+        {
+            if (!ScratchSizes.Contains(size)) ScratchSizes.Add(size);
+            return "Scratch";
+        }
+
         /// <summary>Shapes ops pass to library kernels, as static arrays of the twin (no allocation per call).</summary>
         public List<(string Field, string Values)> Constants { get; } = new();
 
@@ -142,7 +162,6 @@ namespace Compiled.Nets.Generator.Emit
                 actRegions.Add(($"_v{op.Id}", act, size)); act += size;
                 if (plan.BiasInChain.Contains(op.Id)) { actRegions.Add(($"_r{op.Id}", act, size)); act += size; }
                 gradRegions.Add(($"_g{op.Id}", grad, size)); grad += size;
-                if (op.Kind == OpKind.MaxPool2d) { intRegions.Add(($"_a{op.Id}", ints, size)); ints += size; }
                 if (OpTable.Of(op.Kind).GradientSource == GradientSource.Mask && OpTable.Of(op.Kind).IsElementwise) { actRegions.Add(($"_m{op.Id}", act, size)); act += size; }
             }
             actRegions.Add(("_probs", act, Shapes.Product(s.Ops[s.Output].OutShape))); act += Shapes.Product(s.Ops[s.Output].OutShape);
@@ -156,6 +175,7 @@ namespace Compiled.Nets.Generator.Emit
             int backward = pc.Launches;
 
             foreach (var r in pc.Saved) { actRegions.Add((r.Field, act, r.PerSample)); act += r.PerSample; }
+            foreach (var r in pc.IntRegions) { intRegions.Add((r.Field, ints, r.PerSample)); ints += r.PerSample; }
             foreach (var r in actRegions.Concat(gradRegions)) w.Line($"private {ArrayView}<float> {r.Name};");
             foreach (var p in pc.Persistent) w.Line($"private readonly {ArrayView}<float> {p.Field};");
             foreach (var p in pc.Constants) w.Line($"private static readonly int[] {p.Field} = new int[] {{ {p.Values} }};");
@@ -186,10 +206,9 @@ namespace Compiled.Nets.Generator.Emit
             w.Line($"protected override long ActivationsPerSample => {act};");
             w.Line($"protected override long GradientsPerSample => {grad};");
             w.Line($"protected override long IntsPerSample => {ints};");
-            var convs = s.Ops.Where(o => o.Kind == OpKind.Conv2d).ToList();
-            w.Line(convs.Count == 0
+            w.Line(pc.ScratchSizes.Count == 0
                 ? "protected override long ScratchFor(int batch) => 0;"
-                : $"protected override long ScratchFor(int batch) => global::System.Linq.Enumerable.Max(new long[] {{ {string.Join(", ", convs.Select(o => $"{Gpu}GpuKernels.Conv2dScratch({Conv2dOp.Geometry(s, o, "batch")})"))} }});");
+                : $"protected override long ScratchFor(int batch) => global::System.Linq.Enumerable.Max(new long[] {{ {string.Join(", ", pc.ScratchSizes)} }});");
             w.Line($"protected override {ArrayView}<float> Logits => {c.Value(s.Output)};");
             w.Line($"protected override {ArrayView}<float> LogitsGradient => {c.Gradient(s.Output)};");
             w.Line($"protected override {ArrayView}<float> Probabilities => _probs;");

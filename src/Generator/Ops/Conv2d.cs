@@ -102,12 +102,12 @@ namespace Compiled.Nets.Generator.Ops
         public override bool OnGpu => true;
 
         public override void EmitGpuForward(GpuContext c, OpSpec op) =>
-            c.Launch($"K.Conv2dForward({c.Output(op)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {(c.Layer(op).Bias ? c.Read(op, "bias") : "default")}, {Geometry(c.Spec, op, "batch")}, Scratch); // im2col, GEMM, bias + layout", 3);
+            c.Launch($"K.Conv2dForward({c.Output(op)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {(c.Layer(op).Bias ? c.Read(op, "bias") : "default")}, {Geometry(c.Spec, op, "batch")}, {c.Scratch($"{Gpu}GpuKernels.Conv2dScratch({Geometry(c.Spec, op, "batch")})")}); // im2col, GEMM, bias + layout", 3);
 
         public override void EmitGpuBackward(GpuContext c, OpSpec op)
         {
             bool bias = c.Layer(op).Bias, dx = !c.InputIsData(op);
-            c.Launch($"K.Conv2dBackward({(dx ? c.Gradient(op.Input) : "default")}, {c.ParameterGradient(op, "weight")}, {(bias ? c.ParameterGradient(op, "bias") : "default")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {Geometry(c.Spec, op, "batch")}, Scratch);",
+            c.Launch($"K.Conv2dBackward({(dx ? c.Gradient(op.Input) : "default")}, {c.ParameterGradient(op, "weight")}, {(bias ? c.ParameterGradient(op, "bias") : "default")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {Geometry(c.Spec, op, "batch")}, {c.Scratch($"{Gpu}GpuKernels.Conv2dScratch({Geometry(c.Spec, op, "batch")})")});",
                 3 + (bias ? 1 : 0) + (dx ? 2 : 0));
         }
 

@@ -110,7 +110,7 @@ namespace Compiled.Nets.Generator.Ops
         public override bool OnGpu => true;
 
         public override void EmitGpuForward(GpuContext c, OpSpec op) =>
-            c.Launch($"K.MaxPool2dForward({c.Output(op)}, _a{op.Id}, {c.Value(op.Input)}, {Geometry(op)});");
+            c.Launch($"K.MaxPool2dForward({c.Output(op)}, {c.IntRegion($"_a{op.Id}", Shapes.Product(op.OutShape))}, {c.Value(op.Input)}, {Geometry(op)});");
 
         public override void EmitGpuBackward(GpuContext c, OpSpec op)
         {
