@@ -22,14 +22,25 @@ public abstract class DeviceNetwork : IDisposable
     private MemoryBuffer1D<float, Stride1D.Dense>? _act, _grad, _scratch, _input, _rowLoss;
     private MemoryBuffer1D<int, Stride1D.Dense>? _ints, _labels;
     private float[] _rowLossHost = [];
+    private int[] _labelsHost = [];
+    private readonly string _inputShape, _outputShape;
     private bool _disposed;
 
     /// <summary>Copies the host network's parameters to <paramref name="device"/>.</summary>
-    protected DeviceNetwork(GpuDevice device, ParameterStore host, string name, int inputFeatures, int outputFeatures, float labelSmoothing)
+    /// <param name="device">Where the twin runs.</param>
+    /// <param name="host">The host network's parameters, copied to the device now.</param>
+    /// <param name="name">The network's name, as errors name it.</param>
+    /// <param name="inputFeatures">Floats per input sample.</param>
+    /// <param name="inputShape">The per-sample input shape as errors show it ("1, 28, 28").</param>
+    /// <param name="outputFeatures">Logits per sample.</param>
+    /// <param name="outputShape">The per-sample output shape as errors show it.</param>
+    /// <param name="labelSmoothing">The cross-entropy's label smoothing.</param>
+    protected DeviceNetwork(GpuDevice device, ParameterStore host, string name, int inputFeatures, string inputShape, int outputFeatures, string outputShape, float labelSmoothing)
     {
         Device = device ?? throw new ArgumentNullException(nameof(device));
         HostParameters = host ?? throw new ArgumentNullException(nameof(host));
         Name = name; InputFeatures = inputFeatures; OutputFeatures = outputFeatures; LabelSmoothing = labelSmoothing;
+        _inputShape = inputShape; _outputShape = outputShape;
         _values = device.Allocate(host.ReadValues.Length);
         _gradients = device.Allocate(host.ReadValues.Length);
         _gradients.View.MemSetToZero();
@@ -147,7 +158,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <exception cref="ArgumentException">Spans whose lengths do not fit the batch, naming the network and method.</exception>
     public void Forward(ReadOnlySpan<float> input, int batch, Span<float> output)
     {
-        NetworkArguments.Check(Name, "Forward", input.Length, batch, InputFeatures, InputFeatures.ToString(), output.Length, OutputFeatures, OutputFeatures.ToString());
+        NetworkArguments.Check(Name, "Forward", input.Length, batch, InputFeatures, _inputShape, output.Length, OutputFeatures, _outputShape);
         Prepare(input, batch);
         RunForward(batch, training: false);
         Download(Logits, output.Slice(0, batch * OutputFeatures));
@@ -161,7 +172,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <exception cref="ArgumentException">Wrong lengths, or a label outside [0, classes) (naming the row).</exception>
     public float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Span<float> logits = default)
     {
-        NetworkArguments.Check(Name, "TrainStep", input.Length, batch, InputFeatures, InputFeatures.ToString(), logits.IsEmpty ? -1 : logits.Length, OutputFeatures, OutputFeatures.ToString());
+        NetworkArguments.Check(Name, "TrainStep", input.Length, batch, InputFeatures, _inputShape, logits.IsEmpty ? -1 : logits.Length, OutputFeatures, _outputShape);
         Prepare(input, batch);
         UploadLabels(labels, batch);
         return Step(batch, logits);
@@ -184,7 +195,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The mean loss in evaluation mode, without gradients.</summary>
     public float EvaluateLoss(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Span<float> logits = default)
     {
-        NetworkArguments.Check(Name, "EvaluateLoss", input.Length, batch, InputFeatures, InputFeatures.ToString(), logits.IsEmpty ? -1 : logits.Length, OutputFeatures, OutputFeatures.ToString());
+        NetworkArguments.Check(Name, "EvaluateLoss", input.Length, batch, InputFeatures, _inputShape, logits.IsEmpty ? -1 : logits.Length, OutputFeatures, _outputShape);
         Prepare(input, batch);
         UploadLabels(labels, batch);
         RunForward(batch, training: false);
@@ -210,9 +221,9 @@ public abstract class DeviceNetwork : IDisposable
     {
         CheckViews(input.Length, -1, batch, "TrainStep");
         if (labels.Length < batch) throw new ArgumentException($"{Name}: {labels.Length} labels on the device for a batch of {batch}.", nameof(labels));
-        var host = new int[batch];
-        Download(labels, host.AsSpan());
         PrepareOnDevice(input, batch);
+        var host = _labelsHost.AsSpan(0, batch);
+        Download(labels, host);
         UploadLabels(host, batch);
         return Step(batch, default);
     }
@@ -310,6 +321,7 @@ public abstract class DeviceNetwork : IDisposable
         _labels = Device.AllocateInts(batch);
         _rowLoss = Device.Allocate(batch);
         _rowLossHost = new float[batch];
+        _labelsHost = new int[batch];
         BindWorkspace();
     }
 

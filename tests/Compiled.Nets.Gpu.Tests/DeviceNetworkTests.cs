@@ -272,6 +272,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         using var dev = host.ToDevice(f.Device);
         var e = Assert.Throws<ArgumentException>(() => dev.Forward(new float[783], 1, new float[10]));
         Assert.Contains("ConvNet", e.Message);
+        Assert.Contains("1, 28, 28", e.Message);
         var (x, _) = Batch(2, host.InputSize, host.OutputSize, 4);
         e = Assert.Throws<ArgumentException>(() => dev.TrainStep(x, new[] { 1, 10 }, 2));
         Assert.Contains("label 10 in row 1", e.Message);

@@ -187,7 +187,7 @@ namespace Compiled.Nets.Generator.Emit
             }
             w.Line();
             float smoothing = (float)s.LossParameter;
-            w.Open($"internal OnDevice({s.TypeName} net, {Gpu}GpuDevice device) : base(device, net._store, \"{s.TypeName}\", {s.TypeName}.InputFeatures, {s.TypeName}.OutputFeatures, {SourceWriter.FloatLiteral(smoothing)})");
+            w.Open($"internal OnDevice({s.TypeName} net, {Gpu}GpuDevice device) : base(device, net._store, \"{s.TypeName}\", {s.TypeName}.InputFeatures, \"{string.Join(", ", s.InputShape)}\", {s.TypeName}.OutputFeatures, \"{string.Join(", ", s.Ops[s.Output].OutShape)}\", {SourceWriter.FloatLiteral(smoothing)})");
             w.Line("_net = net;");
             foreach (var p in pc.Persistent) w.Line($"{p.Field} = Persistent({p.Length});");
             foreach (var ch in chains.Where(x => x is not null))

@@ -46,7 +46,7 @@ namespace Compiled.Nets.Gpu.Tests
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain10Forward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain10Backward;
 
-            internal OnDevice(ConvNet net, global::Compiled.Nets.Gpu.GpuDevice device) : base(device, net._store, "ConvNet", ConvNet.InputFeatures, ConvNet.OutputFeatures, 0.0f)
+            internal OnDevice(ConvNet net, global::Compiled.Nets.Gpu.GpuDevice device) : base(device, net._store, "ConvNet", ConvNet.InputFeatures, "1, 28, 28", ConvNet.OutputFeatures, "10", 0.0f)
             {
                 _net = net;
                 _Chain3Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>>(device.Accelerator, Chain3Forward);
