@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Compiled.Nets;
 using Compiled.Nets.Data;
 using Compiled.Nets.Gpu;
+using Compiled.Nets.Training;
 
 namespace Compiled.Nets.Samples.FashionMnist;
 
@@ -78,12 +79,7 @@ internal static class DeviceTraining
     {
         int correct = 0;
         for (int i = 0; i < labels.Length; i++)
-        {
-            var row = logits.AsSpan(i * classes, classes);
-            int arg = 0;
-            for (int k = 1; k < classes; k++) if (row[k] > row[arg]) arg = k;
-            if (arg == labels[i]) correct++;
-        }
+            if (ConfusionMatrix.ArgMax(logits.AsSpan(i * classes, classes)) == labels[i]) correct++;
         return correct;
     }
 }
