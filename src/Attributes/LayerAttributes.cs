@@ -292,4 +292,64 @@ namespace Compiled.Nets
         /// <summary>Embedding width.</summary>
         public int Dim { get; }
     }
+
+    /// <summary>
+    /// Long short-term memory over a sequence (<c>nn.LSTM</c> with <c>batch_first=True</c>): [T, InputSize] →
+    /// [T, directions·HiddenSize], the top layer's output at every position; PyTorch's tensor names and gate order
+    /// (i, f, g, o), so weights load from PyTorch. With the network's attention mask, padded positions keep the state
+    /// and output zeros (PyTorch's packed sequences for right padding).
+    /// </summary>
+    public sealed class LSTMAttribute : LayerAttribute
+    {
+        /// <summary>Declares an LSTM.</summary>
+        /// <param name="inputSize">Features per input position.</param>
+        /// <param name="hiddenSize">Features of the state per direction.</param>
+        /// <param name="numLayers">Stacked layers, each reading the one below.</param>
+        /// <param name="bidirectional">Whether a second direction reads the sequence backwards (outputs concatenated).</param>
+        /// <param name="bias">Whether the layers have <c>bias_ih</c> and <c>bias_hh</c>.</param>
+        public LSTMAttribute(int inputSize, int hiddenSize, int numLayers = 1, bool bidirectional = false, bool bias = true)
+        {
+            InputSize = inputSize; HiddenSize = hiddenSize; NumLayers = numLayers; Bidirectional = bidirectional; Bias = bias;
+        }
+
+        /// <summary>Features per input position.</summary>
+        public int InputSize { get; }
+        /// <summary>Features of the state per direction.</summary>
+        public int HiddenSize { get; }
+        /// <summary>Stacked layers.</summary>
+        public int NumLayers { get; }
+        /// <summary>Whether there is a backward direction.</summary>
+        public bool Bidirectional { get; }
+        /// <summary>Whether there are biases.</summary>
+        public bool Bias { get; }
+    }
+
+    /// <summary>
+    /// Gated recurrent unit over a sequence (<c>nn.GRU</c> with <c>batch_first=True</c>): as <see cref="LSTMAttribute"/>,
+    /// with PyTorch's gate order (r, z, n) and its candidate n = tanh(W_in·x + b_in + r⊙(W_hn·h + b_hn)).
+    /// </summary>
+    public sealed class GRUAttribute : LayerAttribute
+    {
+        /// <summary>Declares a GRU.</summary>
+        /// <param name="inputSize">Features per input position.</param>
+        /// <param name="hiddenSize">Features of the state per direction.</param>
+        /// <param name="numLayers">Stacked layers, each reading the one below.</param>
+        /// <param name="bidirectional">Whether a second direction reads the sequence backwards (outputs concatenated).</param>
+        /// <param name="bias">Whether the layers have <c>bias_ih</c> and <c>bias_hh</c>.</param>
+        public GRUAttribute(int inputSize, int hiddenSize, int numLayers = 1, bool bidirectional = false, bool bias = true)
+        {
+            InputSize = inputSize; HiddenSize = hiddenSize; NumLayers = numLayers; Bidirectional = bidirectional; Bias = bias;
+        }
+
+        /// <summary>Features per input position.</summary>
+        public int InputSize { get; }
+        /// <summary>Features of the state per direction.</summary>
+        public int HiddenSize { get; }
+        /// <summary>Stacked layers.</summary>
+        public int NumLayers { get; }
+        /// <summary>Whether there is a backward direction.</summary>
+        public bool Bidirectional { get; }
+        /// <summary>Whether there are biases.</summary>
+        public bool Bias { get; }
+    }
 }

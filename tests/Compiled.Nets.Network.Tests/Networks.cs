@@ -393,3 +393,36 @@ public partial class NllNet
 
     Tensor Forward(Tensor x) => x.Apply(Fc).Tanh().Apply(Head).LogSoftmax();
 }
+
+/// <summary>Token ids → embedding → two stacked bidirectional LSTM layers → masked mean → classifier.</summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 12), CrossEntropyLoss]
+public partial class LstmNet
+{
+    [Embedding(50, 6)] public partial Embedding Embed { get; }
+    [LSTM(6, 5, numLayers: 2, bidirectional: true)] public partial LSTM Rnn { get; }
+    [Linear(10, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids) => ids.Apply(Embed).Apply(Rnn).MeanOverSequence().Apply(Head);
+}
+
+/// <summary>Two GRUs of different widths in a row (one bidirectional) sharing the carry region, then the masked mean.</summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 12), CrossEntropyLoss]
+public partial class GruNet
+{
+    [Embedding(50, 6)] public partial Embedding Embed { get; }
+    [GRU(6, 4, bidirectional: true)] public partial GRU Lower { get; }
+    [GRU(8, 7, bias: false)] public partial GRU Upper { get; }
+    [Linear(7, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids) => ids.Apply(Embed).Apply(Lower).Tanh().Apply(Upper).MeanOverSequence().Apply(Head);
+}
+
+/// <summary>A fixed-length float sequence [7, 4] (no mask) through an LSTM, flattened into a classifier.</summary>
+[Network, Input(7, 4), CrossEntropyLoss]
+public partial class FixedLstmNet
+{
+    [LSTM(4, 6)] public partial LSTM Rnn { get; }
+    [Linear(42, 2)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Rnn).Flatten().Apply(Head);
+}

@@ -75,6 +75,66 @@ public class SequenceNetworkTests
         if (seq > 1) Assert.Contains(net.Parameters.Gradient(query).ToArray(), v => v != 0); // one key: softmax is 1 whatever q is
     }
 
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(3, 5)]
+    [InlineData(4, 12)]
+    public void RecurrentNets_TrainStep_MatchesEager_WithPadding(int batch, int seq)
+    {
+        // Stacked bidirectional LSTM; two GRUs of different widths (one without biases) sharing their carry region.
+        var (ids, mask) = Batch(batch, seq, 5 * seq);
+        var labels = Enumerable.Range(0, batch).Select(b => (b + 2) % 3).ToArray();
+        using (var lstm = new LstmNet(seed: 3)) AssertTrainStepMatchesEager(lstm, ids, mask, labels, batch, seq);
+        using (var gru = new GruNet(seed: 4)) AssertTrainStepMatchesEager(gru, ids, mask, labels, batch, seq);
+    }
+
+    [Fact]
+    public void RecurrentNets_PaddedPositions_DoNotChangeTheResult()
+    {
+        // Packed-sequence semantics: the same sentence padded to 5 and to 12 positions, junk ids in the padding, gives
+        // the same logits (the reverse direction starts at the last real token, the masked mean ignores the rest).
+        int[] sentence = [4, 9, 2, 7];
+        float[] Logits(ISequenceClassifier net, int seq, int junk)
+        {
+            var ids = Enumerable.Range(0, seq).Select(t => t < sentence.Length ? sentence[t] : junk + t).ToArray();
+            var mask = Enumerable.Range(0, seq).Select(t => t < sentence.Length ? 1 : 0).ToArray();
+            var y = new float[3];
+            net.Forward(ids, mask, 1, seq, y);
+            return y;
+        }
+        using var lstm = new LstmNet(seed: 6);
+        using var gru = new GruNet(seed: 6);
+        foreach (ISequenceClassifier net in new ISequenceClassifier[] { lstm, gru })
+        {
+            var a = Logits(net, 5, 10); var b = Logits(net, 12, 30);
+            for (int i = 0; i < 3; i++) Assert.Equal(a[i], b[i], 1e-5f);
+            var unmasked = new float[3];
+            net.Forward(Enumerable.Range(0, 12).Select(t => t < sentence.Length ? sentence[t] : 30 + t).ToArray(), default, 1, 12, unmasked);
+            Assert.Contains(Enumerable.Range(0, 3), i => Math.Abs(unmasked[i] - a[i]) > 1e-3f);
+        }
+    }
+
+    [Fact]
+    public void FixedLengthLstm_TrainStep_MatchesEager()
+    {
+        // A float sequence of fixed length: no mask, T a constant in the generated code.
+        using var net = new FixedLstmNet(seed: 2);
+        const int batch = 3;
+        var x = Enumerable.Range(0, batch * 28).Select(i => MathF.Sin(i * 0.37f)).ToArray();
+        int[] labels = [1, 0, 1];
+        net.Parameters.ZeroGradients();
+        Tensor loss;
+        using (Eager.Training()) { loss = ((ILayer)net).Forward(new Tensor(x, batch, 7, 4)).CrossEntropy(labels); loss.Backward(); }
+        var eager = Gradients(net);
+        Assert.Equal(loss.Data[0], net.TrainStep(x, labels, batch), 1e-5f);
+        var grads = Gradients(net);
+        for (int p = 0; p < eager.Length; p++)
+            for (int i = 0; i < eager[p].Length; i++)
+                Assert.True(Math.Abs(eager[p][i] - grads[p][i]) < 1e-5f, $"{net.Parameters.Parameters[p].Name}[{i}]: eager {eager[p][i]}, compiled {grads[p][i]}");
+        Assert.Equal(["rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0", "head.weight", "head.bias"], net.Parameters.Parameters.Select(p => p.Name));
+        Assert.All(grads, g => Assert.Contains(g, v => v != 0));
+    }
+
     [Fact]
     public void MiniBert_FrozenLowerLayers_GetNoGradient_AndTheUpperOnesTheSameAsUnfrozen()
     {

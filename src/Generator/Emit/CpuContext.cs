@@ -86,6 +86,9 @@ namespace Compiled.Nets.Generator.Emit
 
         private ParamSpec Param(OpSpec op, string suffix) => Spec.Parameters.First(q => q.Name == Layer(op).StateName + "." + suffix);
 
+        /// <summary>A tensor's values (emitted span expression), for initializers the op reshapes first.</summary>
+        public string Read(OpSpec op, string suffix) => CpuContext.Read(Param(op, suffix));
+
         /// <summary>A tensor as an initializer (emitted expression giving its name).</summary>
         public string Initializer(OpSpec op, string suffix)
         {

@@ -46,6 +46,8 @@ namespace Compiled.Nets.Generator.Ops
             new PositionEmbeddingOp(),
             new TokenTypeEmbeddingOp(),
             new SelfAttentionOp(),
+            new RecurrentOp(lstm: true),
+            new RecurrentOp(lstm: false),
             Add,
             Subtract,
             Multiply,

@@ -641,7 +641,8 @@ namespace Compiled.Nets.Generator.Parsing
                 }
             }
 
-            public int Int(string name, int fallback = 0) => _values.TryGetValue(name, out var v) && v is int i ? i : fallback;
+            /// <summary>An integer argument; a bool one reads as 0 or 1 (<c>bidirectional: true</c>).</summary>
+            public int Int(string name, int fallback = 0) => _values.TryGetValue(name, out var v) ? v switch { int i => i, bool b => b ? 1 : 0, _ => fallback } : fallback;
             public bool Bool(string name, bool fallback) => _values.TryGetValue(name, out var v) && v is bool b ? b : fallback;
             public double Double(string name, double fallback) => _values.TryGetValue(name, out var v) && v is not null ? Convert.ToDouble(v, CultureInfo.InvariantCulture) : fallback;
             /// <summary>The argument's expression, or the whole attribute when the argument was not written.</summary>

@@ -83,7 +83,8 @@ public sealed class OnnxGraph
         return name;
     }
 
-    /// <summary>Adds a node; attributes are (name, value) with int, long, float, int[] or long[] values.</summary>
+    /// <summary>Adds a node; attributes are (name, value) with int, long, float, string, int[] or long[] values; an
+    /// input named "" is an omitted optional input.</summary>
     public string Node(string opType, string[] inputs, string output, params (string Name, object Value)[] attributes)
     {
         var n = new Proto();
@@ -99,6 +100,7 @@ public sealed class OnnxGraph
             {
                 case float f: a.Fixed32(2, BitConverter.SingleToInt32Bits(f)); a.Int(20, 1); break;
                 case int or long: a.Int(3, Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture)); a.Int(20, 2); break;
+                case string text: a.String(4, text); a.Int(20, 3); break;
                 case int[] ints: foreach (int v in ints) a.Int(8, v); a.Int(20, 7); break;
                 case long[] longs: foreach (long v in longs) a.Int(8, v); a.Int(20, 7); break;
                 default: throw new ArgumentException($"ONNX attribute '{name}' of type {value.GetType().Name} is not supported.");

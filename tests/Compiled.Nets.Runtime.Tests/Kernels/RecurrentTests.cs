@@ -1,0 +1,117 @@
+using Compiled.Nets.Kernels;
+
+namespace Compiled.Nets.Runtime.Tests.Kernels;
+
+/// <summary>
+/// LSTM and GRU kernels: the float forward against the double definition, and the float backward through time against
+/// finite differences of the definition, in both directions, writing into a column slice of a wider output, with
+/// masks (right padding and a gap) and without biases. PyTorch parity is in the interop tests.
+/// </summary>
+public class RecurrentTests
+{
+    // Sample 0 real everywhere; sample 1 right-padded; sample 2 has a padded gap and padding at both ends.
+    private static int[] Mask(int batch, int seq)
+    {
+        var m = new int[batch * seq];
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < seq; t++)
+                m[b * seq + t] = b switch { 0 => 1, 1 => t < Math.Max(1, seq - 2) ? 1 : 0, _ => t > 0 && t != seq / 2 && t < seq - 1 ? 1 : 0 };
+        return m;
+    }
+
+    private static float[] F(double[] x) => x.Select(v => (float)v).ToArray();
+
+    [Theory]
+    [InlineData(true, 1, 1, 2, 3, false, false, true)]
+    [InlineData(true, 2, 5, 3, 4, false, true, true)]
+    [InlineData(true, 3, 6, 2, 3, true, true, true)]
+    [InlineData(true, 2, 4, 3, 2, true, false, false)]
+    [InlineData(false, 1, 1, 2, 3, false, false, true)]
+    [InlineData(false, 2, 5, 3, 4, false, true, true)]
+    [InlineData(false, 3, 6, 2, 3, true, true, true)]
+    [InlineData(false, 2, 4, 3, 2, true, false, false)]
+    public void FloatKernels_MatchTheDefinition_AndItsFiniteDifferences(bool lstm, int batch, int seq, int input, int hidden, bool reverse, bool masked, bool bias)
+    {
+        int gates = lstm ? 4 : 3, rows = batch * seq, width = 2 * hidden + 1, offset = reverse ? hidden + 1 : 1;
+        var x = GradCheck.Random(rows * input, 1);
+        var wIh = GradCheck.Random(gates * hidden * input, 2, 0.7);
+        var wHh = GradCheck.Random(gates * hidden * hidden, 3, 0.7);
+        var bIh = bias ? GradCheck.Random(gates * hidden, 4, 0.5) : [];
+        var bHh = bias ? GradCheck.Random(gates * hidden, 5, 0.5) : [];
+        var u = GradCheck.Random(rows * width, 6); // loss = Σ u ⊙ y over this direction's columns
+        var mask = masked ? Mask(batch, seq) : [];
+        double[] Definition()
+        {
+            var y = new double[rows * width];
+            if (lstm) RecurrentKernels.Reference.LstmForward<double>(y, width, offset, x, wIh, wHh, bIh, bHh, mask, batch, seq, input, hidden, reverse);
+            else RecurrentKernels.Reference.GruForward<double>(y, width, offset, x, wIh, wHh, bIh, bHh, mask, batch, seq, input, hidden, reverse);
+            return y;
+        }
+        double Loss() => GradCheck.Dot(u, Definition());
+
+        // Forward: this direction's columns as the definition's, the other columns untouched.
+        var expected = Definition();
+        var y = Enumerable.Repeat(7f, rows * width).ToArray();
+        var (g, st, ex) = (new float[rows * gates * hidden], new float[rows * hidden], new float[rows * hidden]);
+        var carry = new float[RecurrentKernels.CarrySize(batch, hidden)];
+        var (xf, wIhF, wHhF, bIhF, bHhF) = (F(x), F(wIh), F(wHh), F(bIh), F(bHh));
+        if (lstm) RecurrentKernels.LstmForward(y, width, offset, g, st, ex, xf, wIhF, wHhF, bIhF, bHhF, mask, batch, seq, input, hidden, reverse);
+        else RecurrentKernels.GruForward(y, width, offset, g, st, ex, xf, wIhF, wHhF, bIhF, bHhF, mask, batch, seq, input, hidden, reverse, carry);
+        for (int i = 0; i < y.Length; i++)
+        {
+            int column = i % width;
+            if (column >= offset && column < offset + hidden) Assert.True(Math.Abs(expected[i] - y[i]) < 1e-5, $"y[{i}]: {y[i]} vs {expected[i]}");
+            else Assert.Equal(7f, y[i]);
+        }
+        if (masked) Assert.Contains(y.Where((_, i) => i % width == offset), v => v == 0f); // padded positions output zeros
+
+        // Backward: every gradient against central differences of the definition (float kernels: 1e-4 relative).
+        var dx = new float[x.Length]; var dWih = new float[wIh.Length]; var dWhh = new float[wHh.Length];
+        var dBih = new float[bIh.Length]; var dBhh = new float[bHh.Length];
+        if (lstm) RecurrentKernels.LstmBackward(dx, dWih, dWhh, dBih, dBhh, F(u), width, offset, g, st, ex, xf, wIhF, wHhF, mask, batch, seq, input, hidden, reverse, carry);
+        else RecurrentKernels.GruBackward(dx, dWih, dWhh, dBih, dBhh, F(u), width, offset, g, st, ex, xf, wIhF, wHhF, mask, batch, seq, input, hidden, reverse, carry);
+        static double[] D(float[] a) => a.Select(v => (double)v).ToArray();
+        GradCheck.Check(x, Loss, D(dx), "dx", tol: 1e-4);
+        GradCheck.Check(wIh, Loss, D(dWih), "dW_ih", tol: 1e-4);
+        if (seq > 1) GradCheck.Check(wHh, Loss, D(dWhh), "dW_hh", tol: 1e-4);
+        if (bias)
+        {
+            GradCheck.Check(bIh, Loss, D(dBih), "db_ih", tol: 1e-4);
+            GradCheck.Check(bHh, Loss, D(dBhh), "db_hh", tol: 1e-4);
+        }
+    }
+
+    [Fact]
+    public void Backward_AddsToTheGradientsItIsGiven_AndSkipsEmptyOnes()
+    {
+        // dx is shared by a bidirectional layer's two directions and W's gradients accumulate over micro-batches.
+        const int batch = 2, seq = 3, input = 2, hidden = 3;
+        var x = F(GradCheck.Random(batch * seq * input, 1)); var wIh = F(GradCheck.Random(12 * input, 2)); var wHh = F(GradCheck.Random(12 * hidden, 3));
+        var dy = F(GradCheck.Random(batch * seq * hidden, 4));
+        float[] Run(float[] dx, float[] dWih)
+        {
+            var (g, st, c) = (new float[batch * seq * 12], new float[batch * seq * hidden], new float[batch * seq * hidden]);
+            RecurrentKernels.LstmForward(new float[batch * seq * hidden], hidden, 0, g, st, c, x, wIh, wHh, default, default, default, batch, seq, input, hidden, false);
+            RecurrentKernels.LstmBackward(dx, dWih, default, default, default, dy, hidden, 0, g, st, c, x, wIh, wHh, default, batch, seq, input, hidden, false, new float[RecurrentKernels.CarrySize(batch, hidden)]);
+            return dx;
+        }
+        var once = Run(new float[x.Length], new float[wIh.Length]);
+        var twice = Run(Run(new float[x.Length], new float[wIh.Length]), new float[wIh.Length]);
+        for (int i = 0; i < once.Length; i++) Assert.Equal(2 * once[i], twice[i], 1e-5f);
+        Assert.Contains(once, v => v != 0);
+        var onlyWeights = new float[wIh.Length];
+        Run([], onlyWeights);
+        Assert.Contains(onlyWeights, v => v != 0);
+    }
+
+    [Fact]
+    public void WrongSizes_NameTheBuffer()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => RecurrentKernels.LstmForward(new float[24], 4, 0, new float[90], new float[24], new float[24], new float[12], new float[16 * 2], new float[64], default, default, default, 2, 3, 2, 4, false));
+        Assert.Equal("LSTM: the gates buffer is 90 values long; 96 needed.", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => RecurrentKernels.GruForward(new float[24], 4, 0, new float[72], new float[24], new float[24], new float[12], new float[12 * 2], new float[10], default, default, default, 2, 3, 2, 4, false, new float[24]));
+        Assert.Equal("GRU: weight_hh is 10 values long; 48 needed.", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => RecurrentKernels.GruForward(new float[24], 4, 2, new float[72], new float[24], new float[24], new float[12], new float[12 * 2], new float[48], default, default, default, 2, 3, 2, 4, false, new float[24]));
+        Assert.Equal("GRU: columns [2, 6) do not fit an output 4 wide.", ex.Message);
+    }
+}
