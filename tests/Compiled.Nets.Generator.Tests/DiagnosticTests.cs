@@ -333,6 +333,37 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void RecurrentLayers_SizeRankAndArgumentErrors_AreReportedWhereTheyAre()
+    {
+        // A bidirectional layer doubles the width the next layer must expect; the mismatch is on its inputSize.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(Dim.Sequence, 12)]
+            public partial class N
+            {
+                [LSTM(12, 16, bidirectional: true)] public partial LSTM Lower { get; }
+                [GRU({|CNET0001:16|}, 8)] public partial GRU Upper { get; }
+                Tensor Forward(Tensor x) => x.Apply(Lower).Apply(Upper);
+            }
+            """);
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(3, 8, 8)]
+            public partial class M
+            {
+                [LSTM(8, 4)] public partial LSTM Rnn { get; }
+                Tensor Forward(Tensor x) => {|CNET0011:x.Apply(Rnn)|};
+            }
+            """);
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(5, 8)]
+            public partial class K
+            {
+                [GRU(8, 4, numLayers: {|CNET0014:0|})] public partial GRU Rnn { get; }
+                Tensor Forward(Tensor x) => x.Apply(Rnn);
+            }
+            """);
+    }
+
+    [Fact]
     public void PositionEmbedding_TooFewPositionsForMaxSequence_IsCNET0014OnCount()
     {
         GeneratorHarness.AssertDiagnostics(Usings + """

@@ -39,6 +39,8 @@ public class SnapshotTests
         "Compiled.Nets.Network.Tests.Bn1dNet.g.cs",
         "Compiled.Nets.Network.Tests.LogSoftmaxNet.g.cs",
         "Compiled.Nets.Network.Tests.NllNet.g.cs",
+        "Compiled.Nets.Network.Tests.LstmNet.g.cs",
+        "Compiled.Nets.Network.Tests.GruNet.g.cs",
     };
 
     [Theory]

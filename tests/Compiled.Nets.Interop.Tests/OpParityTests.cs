@@ -302,6 +302,51 @@ public class OpParityTests
     }
 
     [Theory]
+    [InlineData(true, 1, false, false)]
+    [InlineData(true, 2, true, true)]
+    [InlineData(false, 1, true, false)]
+    [InlineData(false, 2, false, true)]
+    public void RecurrentLayers_AsTorchLstmAndGru(bool lstm, int layers, bool bidirectional, bool masked)
+    {
+        // nn.LSTM / nn.GRU (batch_first) with our weights copied in under their own names. Padding's oracle is each
+        // sample run alone on its real positions and padded with zeros afterwards (what packed sequences give).
+        const int batch = 3, seq = 6, input = 4, hidden = 5;
+        int directions = bidirectional ? 2 : 1, gates = lstm ? 4 : 3;
+        var ps = new List<(string, int[], ParameterRole)>();
+        for (int l = 0; l < layers; l++)
+            for (int d = 0; d < directions; d++)
+            {
+                string suffix = $"_l{l}{(d == 1 ? "_reverse" : "")}";
+                ps.Add(($"rnn.weight_ih{suffix}", [gates * hidden, l == 0 ? input : directions * hidden], ParameterRole.Weight));
+                ps.Add(($"rnn.weight_hh{suffix}", [gates * hidden, hidden], ParameterRole.Weight));
+                ps.Add(($"rnn.bias_ih{suffix}", [gates * hidden], ParameterRole.Bias));
+                ps.Add(($"rnn.bias_hh{suffix}", [gates * hidden], ParameterRole.Bias));
+            }
+        var (store, _) = Params(ps.ToArray());
+        RecurrentLayer ours = lstm ? new LSTM(store, "rnn", input, hidden, layers, bidirectional, bias: true) : new GRU(store, "rnn", input, hidden, layers, bidirectional, bias: true);
+        var module = lstm
+            ? (nn.Module)nn.LSTM(input, hidden, layers, batchFirst: true, bidirectional: bidirectional)
+            : nn.GRU(input, hidden, layers, batchFirst: true, bidirectional: bidirectional);
+        module.to(ScalarType.Float64);
+        var torchParams = new Dictionary<string, TTensor>();
+        using (torch.no_grad())
+            foreach (var (name, p) in module.named_parameters())
+            {
+                p.copy_(T(store.Value(store["rnn." + name]).ToArray(), p.shape.Select(v => (int)v).ToArray(), false));
+                torchParams["rnn." + name] = p;
+            }
+        Assert.Equal(ps.Count, torchParams.Count);
+        TTensor Run(TTensor x) => module is TorchSharp.Modules.LSTM l ? l.call(x, null).Item1 : ((TorchSharp.Modules.GRU)module).call(x, null).Item1;
+        int[] lengths = masked ? [seq, seq - 2, 1] : [seq, seq, seq];
+        var mask = Enumerable.Range(0, batch * seq).Select(i => i % seq < lengths[i / seq] ? 1 : 0).ToArray();
+        Compare([batch, seq, input], x => (masked ? x.WithMask(mask) : x).Apply(ours), x => torch.cat(Enumerable.Range(0, batch).Select(b =>
+        {
+            var y = Run(x[b].narrow(0, 0, lengths[b]).unsqueeze(0));
+            return lengths[b] == seq ? y : torch.cat([y, torch.zeros([1, seq - lengths[b], directions * hidden], ScalarType.Float64)], 1);
+        }).ToArray(), 0), store, torchParams, seed: 11);
+    }
+
+    [Theory]
     [InlineData(0f)]
     [InlineData(0.1f)]
     public void CrossEntropy(float smoothing)

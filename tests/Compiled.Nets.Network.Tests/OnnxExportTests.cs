@@ -170,6 +170,24 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void RecurrentNets_AsOnnxLstmAndGru_WithSequenceLengthsFromTheMask()
+    {
+        // ONNX Runtime's own LSTM/GRU kernels (sequence-first, gate orders iofc and zrh, linear_before_reset) on the
+        // exported weights: a stacked bidirectional LSTM, and two GRUs one of which has no biases.
+        using var lstm = new LstmNet(seed: 5);
+        AssertTokensMatch(lstm.ExportOnnx, (ids, mask, b, t) => { var y = new float[b * 3]; lstm.Forward(ids, mask, b, t, y); return y; }, 50, sequence: true);
+        using var gru = new GruNet(seed: 6);
+        AssertTokensMatch(gru.ExportOnnx, (ids, mask, b, t) => { var y = new float[b * 3]; gru.Forward(ids, mask, b, t, y); return y; }, 50, sequence: true);
+    }
+
+    [Fact]
+    public void FixedLstmNet_OnAFloatSequenceWithoutAMask()
+    {
+        using var net = new FixedLstmNet(seed: 7);
+        AssertOnnxMatches(net, 28, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, 2, 7, 4);
+    }
+
+    [Fact]
     public void TokenNet_OfFixedLength()
     {
         using var net = new TokenNet(seed: 9);

@@ -111,13 +111,15 @@ namespace Compiled.Nets.Generator.Ops
 
         public override void SharedRegions(RegionBuilder regions, NetworkSpec s, IReadOnlyList<OpSpec> ops)
         {
-            // The carry of the widest hidden size; stacked layers pass gradients down through two alternating regions.
+            // The carry of the widest hidden size; stacked layers pass gradients down through alternating regions.
             var args = ops.Select(o => (Op: o, Args: RecurrentArgs.Of(s.Layers[o.Layer]))).ToList();
             regions.Add(Prefix + "_carry", new[] { 3 * args.Max(x => x.Args.Hidden) });
             var stacked = args.Where(x => x.Args.Layers > 1).ToList();
             if (stacked.Count == 0) return;
             var widest = stacked.OrderByDescending(x => Shapes.MaxSize(s, new[] { x.Op.InShape[0], x.Args.Width })).First();
-            foreach (var name in new[] { "_gy0", "_gy1" }) regions.Add(Prefix + name, new[] { widest.Op.InShape[0], widest.Args.Width });
+            // Layer l reads gy{l % 2} and writes gy{(l - 1) % 2}: the second region only serves three layers or more.
+            int count = stacked.Any(x => x.Args.Layers > 2) ? 2 : 1;
+            for (int i = 0; i < count; i++) regions.Add($"{Prefix}_gy{i}", new[] { widest.Op.InShape[0], widest.Args.Width });
         }
 
         private static string LayerInput(CpuContext c, OpSpec op, int l) => l == 0 ? c.Value(op.Input) : LayerOutput(op, l - 1);
