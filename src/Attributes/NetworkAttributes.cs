@@ -27,9 +27,11 @@ namespace Compiled.Nets
     /// <summary>
     /// Declares the per-sample shape of the network's input (the batch dimension is implicit and dynamic).
     /// A dimension may be symbolic: pass <see cref="Dim.Sequence"/> for a bounded sequence length (see
-    /// <see cref="MaxSequence"/>).
+    /// <see cref="MaxSequence"/>). A network with several inputs (an image and its metadata, token ids and token
+    /// types) declares one named <c>[Input("image", 3, 32, 32), Input("meta", 4)]</c> per parameter of
+    /// <c>Forward(Tensor image, Tensor meta)</c>; its generated methods then take one span per input, in that order.
     /// </summary>
-    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = true)]
     public sealed class InputAttribute : Attribute
     {
         /// <summary>Declares an input named <c>x</c> with the given per-sample shape.</summary>

@@ -364,6 +364,56 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void SeveralInputs_BindToForwardsParametersByName()
+    {
+        // A branch wired for the wrong width is reported at its argument, naming the input it reads.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input("image", 1, 8, 8), Input("meta", 4), CrossEntropyLoss]
+            public partial class N
+            {
+                [Linear(64, 3)] public partial Linear Image { get; }
+                [Linear({|CNET0001:5|}, 3)] public partial Linear Meta { get; }
+                Tensor Forward(Tensor image, Tensor meta) => image.Flatten().Apply(Image) + meta.Apply(Meta);
+            }
+            """);
+        // A parameter that names no input.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input("image", 1, 8, 8), Input("meta", 4), CrossEntropyLoss]
+            public partial class M
+            {
+                [Linear(64, 3)] public partial Linear Image { get; }
+                Tensor Forward(Tensor image, Tensor {|CNET0010:extra|}) => image.Flatten().Apply(Image);
+            }
+            """);
+        // Forward with the wrong number of parameters.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input("image", 1, 8, 8), Input("meta", 4), CrossEntropyLoss]
+            public partial class {|CNET0010:K|}
+            {
+                [Linear(64, 3)] public partial Linear Image { get; }
+                Tensor Forward(Tensor image) => image.Flatten().Apply(Image);
+            }
+            """);
+        // Two inputs of one name, and sequence inputs that disagree on their bound.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input("a", 4), {|CNET0014:Input("a", 4)|}, CrossEntropyLoss]
+            public partial class J
+            {
+                [Linear(4, 3)] public partial Linear Head { get; }
+                Tensor Forward(Tensor a, Tensor b) => a.Apply(Head);
+            }
+            """);
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input("a", Dim.Sequence, 4, MaxSequence = 8), {|CNET0014:Input("b", Dim.Sequence, 4, MaxSequence = 9)|}, CrossEntropyLoss]
+            public partial class H
+            {
+                [Linear(4, 3)] public partial Linear Head { get; }
+                Tensor Forward(Tensor a, Tensor b) => (a + b).MeanOverSequence().Apply(Head);
+            }
+            """);
+    }
+
+    [Fact]
     public void PositionEmbedding_TooFewPositionsForMaxSequence_IsCNET0014OnCount()
     {
         GeneratorHarness.AssertDiagnostics(Usings + """

@@ -41,6 +41,39 @@ public class EditorDiagnosticTests
     }
 
     [Fact]
+    public void ANetworkWithSeveralInputs_AndAnError_KeepsItsCallersCompiling()
+    {
+        // The metadata branch is wired for 5 features where the input has 4: one CNET0001, and the caller's calls with
+        // one span per input still bind.
+        const string net = """
+            using Compiled.Nets;
+            [Network, Input("image", 1, 8, 8), Input("meta", 4), CrossEntropyLoss]
+            public partial class Two
+            {
+                [Linear(64, 3)] public partial Linear Image { get; }
+                [Linear(5, 3)] public partial Linear Meta { get; }
+                Tensor Forward(Tensor image, Tensor meta) => image.Flatten().Apply(Image) + meta.Apply(Meta);
+            }
+            """;
+        const string caller = """
+            public static class Use
+            {
+                public static float Train(float[] image, float[] meta, int[] y)
+                {
+                    using var net = new Two(seed: 1);
+                    net.Forward(image, meta, 1, new float[Two.OutputFeatures]);
+                    return net.TrainStep(image, meta, y, 1) + net.EvaluateLoss(image, meta, y, 1) + Two.ImageFeatures + Two.MetaFeatures;
+                }
+            }
+            """;
+        var (diags, _, output) = GeneratorHarness.Run(net, caller);
+        var d = Assert.Single(diags);
+        Assert.Equal("CNET0001", d.Id);
+        Assert.Contains("the input 'meta'", Message(d));
+        Assert.Empty(output.Where(x => x.Severity >= DiagnosticSeverity.Warning));
+    }
+
+    [Fact]
     public void EveryDescriptor_HasNoHelpLinkThatCannotResolve()
     {
         foreach (var d in DiagnosticDescriptors.All) Assert.True(string.IsNullOrEmpty(d.HelpLinkUri), d.Id);

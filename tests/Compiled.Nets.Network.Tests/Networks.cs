@@ -426,3 +426,31 @@ public partial class FixedLstmNet
 
     Tensor Forward(Tensor x) => x.Apply(Rnn).Flatten().Apply(Head);
 }
+
+/// <summary>Two inputs: an image through a small convolution branch and metadata through a Linear, concatenated into the head.</summary>
+[Network, Input("image", 1, 8, 8), Input("meta", 4), CrossEntropyLoss]
+public partial class TwoInputNet
+{
+    [Conv2d(1, 4, 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Linear(4, 6)] public partial Linear Meta { get; }
+    [Linear(4 * 4 * 4 + 6, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor image, Tensor meta)
+    {
+        var a = image.Apply(Conv).Relu().MaxPool2d(2).Flatten();
+        var b = meta.Apply(Meta).Tanh();
+        return Tensor.Concat(-1, a, b).Apply(Head);
+    }
+}
+
+/// <summary>Token ids and token types (two sequence inputs sharing T and the mask), their embeddings summed as BERT does.</summary>
+[Network, Input("ids", Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 10), Input("types", Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 10), CrossEntropyLoss]
+public partial class PairNet
+{
+    [Embedding(50, 8)] public partial Embedding Words { get; }
+    [Embedding(2, 8)] public partial Embedding Types { get; }
+    [LayerNorm(8)] public partial LayerNorm Norm { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids, Tensor types) => (ids.Apply(Words) + types.Apply(Types)).Apply(Norm).MeanOverSequence().Apply(Head);
+}

@@ -188,6 +188,54 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void TwoInputNet_TakesOneGraphInputPerForwardParameter()
+    {
+        using var net = new TwoInputNet(seed: 3);
+        string path = Path.Combine(Path.GetTempPath(), $"cnet-two-inputs-{Guid.NewGuid():N}.onnx");
+        try
+        {
+            net.ExportOnnx(path);
+            using var session = new InferenceSession(path);
+            Assert.Equal(["image", "meta"], session.InputMetadata.Keys.Order());
+            const int batch = 4;
+            var image = CompiledVsEagerTests.RandomData(batch * 64, 5);
+            var meta = CompiledVsEagerTests.RandomData(batch * 4, 6);
+            var expected = new float[batch * 3];
+            net.Forward(image, meta, batch, expected);
+            using var results = session.Run([
+                NamedOnnxValue.CreateFromTensor("image", new DenseTensor<float>(image, [batch, 1, 8, 8])),
+                NamedOnnxValue.CreateFromTensor("meta", new DenseTensor<float>(meta, [batch, 4]))]);
+            var actual = results.Single(r => r.Name == "output").AsEnumerable<float>().ToArray();
+            for (int i = 0; i < actual.Length; i++) Assert.True(Math.Abs(actual[i] - expected[i]) <= 1e-4f * Math.Max(1f, Math.Abs(expected[i])), $"[{i}]: ONNX Runtime {actual[i]} vs compiled {expected[i]}");
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void PairNet_WithTokenIdsTokenTypesAndTheMask()
+    {
+        using var net = new PairNet(seed: 4);
+        string path = Path.Combine(Path.GetTempPath(), $"cnet-pair-{Guid.NewGuid():N}.onnx");
+        try
+        {
+            net.ExportOnnx(path);
+            using var session = new InferenceSession(path);
+            const int batch = 3, seq = 7;
+            var r = new Rng(9);
+            var ids = Enumerable.Range(0, batch * seq).Select(_ => r.NextInt(50)).ToArray();
+            var types = Enumerable.Range(0, batch * seq).Select(i => i % seq < 4 ? 0 : 1).ToArray();
+            var mask = Enumerable.Range(0, batch * seq).Select(i => i % seq < seq - i / seq ? 1 : 0).ToArray();
+            var expected = new float[batch * 3];
+            net.Forward(ids, types, mask, batch, seq, expected);
+            static NamedOnnxValue Longs(string name, int[] v, int b, int t) => NamedOnnxValue.CreateFromTensor(name, new DenseTensor<long>(v.Select(x => (long)x).ToArray(), [b, t]));
+            using var results = session.Run([Longs("ids", ids, batch, seq), Longs("types", types, batch, seq), Longs("attention_mask", mask, batch, seq)]);
+            var actual = results.Single(x => x.Name == "output").AsEnumerable<float>().ToArray();
+            for (int i = 0; i < actual.Length; i++) Assert.True(Math.Abs(actual[i] - expected[i]) <= 1e-4f * Math.Max(1f, Math.Abs(expected[i])), $"[{i}]: ONNX Runtime {actual[i]} vs compiled {expected[i]}");
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
     public void TokenNet_OfFixedLength()
     {
         using var net = new TokenNet(seed: 9);

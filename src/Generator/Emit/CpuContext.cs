@@ -80,7 +80,7 @@ namespace Compiled.Nets.Generator.Emit
 
         public void Line(string text) => Writer.Line(text);
 
-        public string Value(int id) => Spec.Ops[id].Kind == OpKind.Input ? "\"input\"" : $"\"v{id}\"";
+        public string Value(int id) => Spec.Ops[id].Kind == OpKind.Input ? $"\"{CpuEmitter.InputName(Spec, id)}\"" : $"\"v{id}\"";
         public string Output(OpSpec op) => $"\"v{op.Id}\"";
         public LayerSpec Layer(OpSpec op) => Spec.Layers[op.Layer];
 

@@ -13,8 +13,8 @@ namespace Compiled.Nets.Generator.Emit
         {
             var w = c.Writer;
             w.Line($"/// <summary>{summary}</summary>");
-            w.Open($"public float {name}(global::System.ReadOnlySpan<{InputElement(c.Spec.TokenInput)}> input, {loss.Targets}, {BatchParams(c.IsSequence)}, global::System.Span<float> {loss.OutputName} = default)");
-            w.Line($"CheckInput(input, {BatchArgs(c)}, {loss.OutputName}.IsEmpty ? -1 : {loss.OutputName}.Length, \"{name}\");");
+            w.Open($"public float {name}({InputParams(c.Spec)}, {loss.Targets}, {BatchParams(c.IsSequence)}, global::System.Span<float> {loss.OutputName} = default)");
+            w.Line($"CheckInput({InputArgs(c.Spec)}, {BatchArgs(c)}, {loss.OutputName}.IsEmpty ? -1 : {loss.OutputName}.Length, \"{name}\");");
             EmitSequenceLocal(c);
             loss.EmitTargetCheck(c);
         }
@@ -52,11 +52,11 @@ namespace Compiled.Nets.Generator.Emit
             OpenLossMethod(c, loss, "TrainStep", "Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss. Needs the instance to itself (no concurrent call).");
             w.Line($"if (_store.IsReadOnly) throw new global::System.InvalidOperationException(\"{s.TypeName}.TrainStep: the parameters are read-only (MakeReadOnly, for serving), and a training step would change them and the BatchNorm statistics; call Parameters.MakeWritable() first.\");");
             w.Line("var ws = _workspaces.RentTraining(batch, InitialCapacity, \"TrainStep\");");
-            w.Line($"try {{ return TrainStepIn(ws, input, {loss.TargetName}, {BatchArgs(c)}, {loss.OutputName}); }}");
+            w.Line($"try {{ return TrainStepIn(ws, {InputArgs(s)}, {loss.TargetName}, {BatchArgs(c)}, {loss.OutputName}); }}");
             w.Line("finally { _workspaces.ReturnTraining(ws); }");
             w.Close();
             w.Line();
-            w.Open($"private float TrainStepIn({Workspace} ws, global::System.ReadOnlySpan<{InputElement(s.TokenInput)}> input, {loss.Targets}, {BatchParams(c.IsSequence)}, global::System.Span<float> {loss.OutputName})");
+            w.Open($"private float TrainStepIn({Workspace} ws, {InputParams(s)}, {loss.Targets}, {BatchParams(c.IsSequence)}, global::System.Span<float> {loss.OutputName})");
             EmitSequenceLocal(c);
             EmitSpans(c, grads: true);
             w.Line("bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them");
@@ -110,7 +110,7 @@ namespace Compiled.Nets.Generator.Emit
             OpenLossMethod(c, loss, "EvaluateLoss", "The mean loss in evaluation mode, without gradients. Safe to call from many threads at once.");
             w.Line("var ws = _workspaces.RentInference(batch, InitialCapacity, \"EvaluateLoss\");");
             w.Open("try");
-            w.Line($"var y = ForwardEval(ws, input, {BatchArgs(c)});");
+            w.Line($"var y = ForwardEval(ws, {InputArgs(s)}, {BatchArgs(c)});");
             w.Line($"if (!{loss.OutputName}.IsEmpty) y.CopyTo({loss.OutputName});");
             loss.EmitEvaluation(c, outSize);
             w.Close();

@@ -14,15 +14,15 @@ namespace Compiled.Nets.Generator.Emit
             var w = c.Writer;
             w.Line("/// <summary>Compiled inference in evaluation mode (dropout off, BatchNorm running statistics).</summary>");
             w.Line("/// <remarks>Safe to call from many threads at once: each call works in a workspace of its own.</remarks>");
-            w.Open($"public void Forward(global::System.ReadOnlySpan<{InputElement(s.TokenInput)}> input, {BatchParams(c.IsSequence)}, global::System.Span<float> output)");
-            w.Line($"CheckInput(input, {BatchArgs(c)}, output.Length, \"Forward\");");
+            w.Open($"public void Forward({InputParams(s)}, {BatchParams(c.IsSequence)}, global::System.Span<float> output)");
+            w.Line($"CheckInput({InputArgs(s)}, {BatchArgs(c)}, output.Length, \"Forward\");");
             w.Line("var ws = _workspaces.RentInference(batch, InitialCapacity, \"Forward\");");
-            w.Line($"try {{ ForwardEval(ws, input, {BatchArgs(c)}).CopyTo(output); }}");
+            w.Line($"try {{ ForwardEval(ws, {InputArgs(s)}, {BatchArgs(c)}).CopyTo(output); }}");
             w.Line("finally { _workspaces.ReturnInference(ws); }");
             w.Close();
             w.Line();
             w.Line("/// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; returns the output (workspace memory).</summary>");
-            w.Open($"private global::System.ReadOnlySpan<float> ForwardEval({Workspace} ws, global::System.ReadOnlySpan<{InputElement(s.TokenInput)}> input, {BatchParams(c.IsSequence)})");
+            w.Open($"private global::System.ReadOnlySpan<float> ForwardEval({Workspace} ws, {InputParams(s)}, {BatchParams(c.IsSequence)})");
             EmitSequenceLocal(c);
             EmitSpans(c, grads: false);
             c.Training = false;
@@ -52,7 +52,7 @@ namespace Compiled.Nets.Generator.Emit
             foreach (var r in plan.Stats) { w.Line($"var {r.Name} = ws.Stats.Span.Slice({stats}, {r.Size});"); stats += r.Size; }
             foreach (int view in plan.Views)
             {
-                if (c.Spec.Ops[view].Kind == OpKind.Input) { w.Line($"global::System.ReadOnlySpan<{InputElement(c.Spec.TokenInput)}> v{view} = input;"); continue; }
+                if (c.Spec.Ops[view].Kind == OpKind.Input) { w.Line($"global::System.ReadOnlySpan<{InputElement(c.Spec.Ops[view].Real != 0)}> v{view} = {InputName(c.Spec, view)};"); continue; }
                 int storage = plan.Storage(view);
                 w.Line($"var v{view} = v{storage};");
                 if (grads && c.Spec.Ops[storage].Kind != OpKind.Input) w.Line($"var g{view} = g{storage};");

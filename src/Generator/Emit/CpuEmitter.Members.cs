@@ -16,11 +16,15 @@ namespace Compiled.Nets.Generator.Emit
             var w = c.Writer;
             var plan = c.Plan;
             var outShape = s.Ops[s.Output].OutShape;
-            long inSize = Shapes.MaxSize(s, s.InputShape), outSize = Shapes.MaxSize(s, outShape);
+            long outSize = Shapes.MaxSize(s, outShape);
             static string AtMax(IEnumerable<int> shape) => Shapes.HasSequence(shape) ? " (at T = MaxSequence)" : "";
-            string elems = s.TokenInput ? "Token ids" : "Floats";
-            w.Line($"/// <summary>{elems} per input sample: {string.Join("×", s.InputShape.Select(Shapes.Dim))}{AtMax(s.InputShape)}.</summary>");
-            w.Line($"public const int InputFeatures = {inSize};");
+            foreach (var input in s.IsMultiInput ? s.Inputs.ToArray() : new[] { new InputSpec("input", s.InputShape, s.TokenInput, 0) })
+            {
+                string elems = input.Tokens ? "Token ids" : "Floats";
+                string what = s.IsMultiInput ? $"of '{input.Name}' " : "";
+                w.Line($"/// <summary>{elems} per input sample {what}: {string.Join("×", input.Shape.Select(Shapes.Dim))}{AtMax(input.Shape)}.</summary>".Replace(" :", ":"));
+                w.Line($"public const int {FeaturesConstant(s, input)} = {Shapes.MaxSize(s, input.Shape)};");
+            }
             w.Line($"/// <summary>Floats per output sample: {string.Join("×", outShape.Select(Shapes.Dim))}{AtMax(outShape)}.</summary>");
             w.Line($"public const int OutputFeatures = {outSize};");
             if (c.IsSequence)
@@ -28,20 +32,31 @@ namespace Compiled.Nets.Generator.Emit
                 w.Line("/// <summary>The largest sequence length T the network accepts (the workspace is laid out for it).</summary>");
                 w.Line($"public const int MaxSequence = {s.MaxSequence};");
             }
-            w.Line($"private static readonly int[] s_inputShape = new int[] {{ {string.Join(", ", s.InputShape.Select(d => d == Shapes.Sequence ? s.MaxSequence : d))} }};");
+            if (!s.IsMultiInput) w.Line($"private static readonly int[] s_inputShape = new int[] {{ {string.Join(", ", s.InputShape.Select(d => d == Shapes.Sequence ? s.MaxSequence : d))} }};");
             w.Line($"private static readonly int[] s_outputShape = new int[] {{ {string.Join(", ", outShape.Select(d => d == Shapes.Sequence ? s.MaxSequence : d))} }};");
             w.Line($"private const int DefaultCapacity = {s.MaxBatch};");
             w.Line();
             EmitParameterMembers(c);
             w.Line($"public string Name => \"{s.TypeName}\";");
-            w.Line("public global::System.Collections.Generic.IReadOnlyList<int> InputShape => s_inputShape;");
-            w.Line("public int InputSize => InputFeatures;");
+            if (!s.IsMultiInput)
+            {
+                w.Line("public global::System.Collections.Generic.IReadOnlyList<int> InputShape => s_inputShape;");
+                w.Line("public int InputSize => InputFeatures;");
+            }
             w.Line("public global::System.Collections.Generic.IReadOnlyList<int> OutputShape => s_outputShape;");
             w.Line("public int OutputSize => OutputFeatures;");
             w.Line($"public {Runtime}ParameterStore Parameters => _store;");
             w.Line();
             EmitSummary(c);
             w.Line("/// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>");
+            if (s.IsMultiInput)
+            {
+                string names = InputArgs(s);
+                w.Line($"public {Runtime}Tensor ForwardEager({string.Join(", ", s.Inputs.Select(i => $"{Runtime}Tensor {i.Name}"))}) => Forward({names});");
+                w.Line();
+                EmitMultiInputCheck(c);
+                return;
+            }
             w.Line($"public {Runtime}Tensor ForwardEager({Runtime}Tensor x) => Forward(x);");
             w.Line($"{Runtime}Tensor {Runtime}ILayer.Forward({Runtime}Tensor x) => Forward(x);");
             if (c.IsSequence) w.Line("int " + Runtime + "ISequenceNetwork.MaxSequence => MaxSequence;");
@@ -175,7 +190,7 @@ namespace Compiled.Nets.Generator.Emit
             int width = Math.Max(24, rows.Max(r => r.Layer.Length) + 2), shapeWidth = Math.Max(16, rows.Max(r => r.Shape.Length) + 2);
             var lines = new List<string>
             {
-                $"{s.TypeName}: input {Shape(s.InputShape)}{(s.MaxSequence > 0 ? $", T ≤ {s.MaxSequence}" : "")}",
+                $"{s.TypeName}: {(s.IsMultiInput ? "inputs " + string.Join(", ", s.Inputs.Select(i => i.Name + " " + Shape(i.Shape))) : "input " + Shape(s.InputShape))}{(s.MaxSequence > 0 ? $", T ≤ {s.MaxSequence}" : "")}",
                 "Layer (op)".PadRight(width) + "Output shape".PadRight(shapeWidth) + "Param #".PadLeft(12),
             };
             lines.AddRange(rows.Select(r => r.Layer.PadRight(width) + r.Shape.PadRight(shapeWidth) + r.Params.PadLeft(12)));
@@ -187,6 +202,36 @@ namespace Compiled.Nets.Generator.Emit
             w.Line("    \"\"\"");
             foreach (var line in lines) w.Line("    " + line);
             w.Line("    \"\"\";");
+            w.Line();
+        }
+
+        /// <summary>The constant giving an input's values per sample: InputFeatures, or "ImageFeatures" for an input "image".</summary>
+        internal static string FeaturesConstant(NetworkSpec s, InputSpec input) => s.IsMultiInput ? FeaturesConstant(input.Name) : "InputFeatures";
+
+        /// <summary>"ImageFeatures" for an input "image", "InputIdsFeatures" for "input_ids".</summary>
+        internal static string FeaturesConstant(string inputName) =>
+            string.Concat(inputName.Split('_').Where(p => p.Length > 0).Select(p => char.ToUpperInvariant(p[0]) + p.Substring(1))) + "Features";
+
+        /// <summary>Several inputs: the batch (and T, the mask), the output span, then each input by name.</summary>
+        private static void EmitMultiInputCheck(CpuContext c)
+        {
+            var s = c.Spec;
+            var w = c.Writer;
+            var outShape = s.Ops[s.Output].OutShape;
+            string n = s.TypeName;
+            string batch = c.IsSequence ? "global::System.ReadOnlySpan<int> mask, int batch, int T" : "int batch";
+            w.Open($"private static void CheckInput({InputParams(s)}, {batch}, int output, string method)");
+            w.Line(c.IsSequence
+                ? $"{Runtime}NetworkArguments.CheckCall(\"{n}\", method, mask, batch, T, MaxSequence, output, {Shapes.Size(outShape)}, \"{string.Join(", ", outShape.Select(Shapes.Dim))}\");"
+                : $"{Runtime}NetworkArguments.CheckCall(\"{n}\", method, default, batch, 1, 0, output, OutputFeatures, \"{string.Join(", ", outShape)}\");");
+            foreach (var input in s.Inputs)
+            {
+                bool sequence = Shapes.HasSequence(input.Shape);
+                int perPosition = Shapes.Product(input.Shape.Skip(sequence ? 1 : 0));
+                string shape = string.Join(", ", input.Shape.Select(Shapes.Dim));
+                w.Line($"{Runtime}NetworkArguments.CheckInput(\"{n}\", method, \"{input.Name}\", {input.Name}.Length, batch, {(sequence ? "T" : "1")}, {perPosition}, \"{shape}\");");
+            }
+            w.Close();
             w.Line();
         }
 

@@ -102,6 +102,7 @@ namespace Compiled.Nets.Generator.Emit
         /// <summary>Why a network has no device twin yet (null when it has one).</summary>
         public static string? Unsupported(NetworkSpec s)
         {
+            if (s.IsMultiInput) return "networks with several inputs";
             if (s.MaxSequence > 0 || s.TokenInput) return "sequence and token inputs";
             if (s.Loss != LossKind.CrossEntropy) return s.Loss == LossKind.None ? "networks without a loss" : "the " + s.Loss + " loss";
             var missing = s.Ops.Where(o => !OpTable.Of(o.Kind).OnGpu).Select(o => OpTable.Of(o.Kind).Name).Distinct().ToList();

@@ -15,12 +15,14 @@ namespace Compiled.Nets.Generator.Emit
     {
         public static void Emit(SourceWriter w, NetworkSpec s)
         {
-            w.Line("/// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input \"input\" [batch, ..InputShape] (int64 token ids for a token network), \"attention_mask\" [batch, sequence] (int64, where the network reads it), output \"output\" [batch, ..OutputShape].</summary>");
+            w.Line(s.IsMultiInput ? "/// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: one input per Forward parameter, named as it ([batch, ..its shape], int64 for token ids), \"attention_mask\" [batch, sequence] (int64, where the network reads it), output \"output\" [batch, ..OutputShape].</summary>" : "/// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input \"input\" [batch, ..InputShape] (int64 token ids for a token network), \"attention_mask\" [batch, sequence] (int64, where the network reads it), output \"output\" [batch, ..OutputShape].</summary>");
             w.Open("public void ExportOnnx(string path)");
             bool sequence = s.MaxSequence > 0;
             bool masked = sequence && s.Ops.Any(o => OpTable.Of(o.Kind).ReadsMask);
             w.Line($"var g = new {OnnxGraph}(\"{s.TypeName}\");");
-            w.Line($"g.Input(\"input\", global::Compiled.Nets.Serialization.OnnxElement.{(s.TokenInput ? "Int64" : "Float")}, new int[] {{ {string.Join(", ", s.InputShape)} }});");
+            // One graph input per network input, named as Forward's parameters when there are several.
+            foreach (var input in s.IsMultiInput ? s.Inputs.ToArray() : new[] { new InputSpec("input", s.InputShape, s.TokenInput, 0) })
+                w.Line($"g.Input(\"{input.Name}\", global::Compiled.Nets.Serialization.OnnxElement.{(input.Tokens ? "Int64" : "Float")}, new int[] {{ {string.Join(", ", input.Shape)} }});");
             if (masked)
             {
                 // HF's mask [batch, sequence] of 1/0: as floats, as the additive attention mask (0 or float.MinValue, as
@@ -36,7 +38,8 @@ namespace Compiled.Nets.Generator.Emit
             if (s.Ops.Any(o => o.Kind == OpKind.AddPositions) && sequence)
             {
                 // The position table is sliced to the input's length.
-                w.Line("g.Node(\"Shape\", new[] { \"input\" }, \"input_shape\");");
+                string first = s.IsMultiInput ? s.Inputs.First(i => Shapes.HasSequence(i.Shape)).Name : "input";
+                w.Line($"g.Node(\"Shape\", new[] {{ \"{first}\" }}, \"input_shape\");");
                 w.Line("g.Node(\"Slice\", new[] { \"input_shape\", g.Int64(true, 1), g.Int64(true, 2) }, \"sequence_length\");");
             }
             var c = new OnnxContext(s, w, masked);

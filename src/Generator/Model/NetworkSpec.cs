@@ -25,6 +25,10 @@ namespace Compiled.Nets.Generator.Model
     internal sealed record OpSpec(int Id, OpKind Kind, int Input, int Input2, int Layer, EquatableArray<int> InShape, EquatableArray<int> OutShape,
         EquatableArray<int> Ints, double Real, string Label);
 
+    /// <summary>One input of a network: the Forward parameter it binds to ("input" when it is the only one), its
+    /// per-sample shape, token ids or floats, and the plan value it is.</summary>
+    internal sealed record InputSpec(string Name, EquatableArray<int> Shape, bool Tokens, int Value);
+
     /// <remarks>Per-sample shapes may hold -1: the symbolic sequence length T (always the first dimension), bounded by
     /// <see cref="NetworkSpec.MaxSequence"/>.</remarks>
     /// <summary>Everything the emitter needs for one [Network] class; equatable, with no symbols or syntax. A block
@@ -33,7 +37,14 @@ namespace Compiled.Nets.Generator.Model
         string Namespace, string TypeName, string TypeModifiers, EquatableArray<string> ContainingTypes,
         string InputName, EquatableArray<int> InputShape, bool TokenInput, int MaxBatch, int MaxSequence,
         LossKind Loss, double LossParameter,
-        EquatableArray<LayerSpec> Layers, EquatableArray<ParamSpec> Parameters, EquatableArray<OpSpec> Ops, int Output, bool IsBlock = false);
+        EquatableArray<LayerSpec> Layers, EquatableArray<ParamSpec> Parameters, EquatableArray<OpSpec> Ops, int Output, bool IsBlock = false)
+    {
+        /// <summary>Every input in Forward's parameter order (the first is also InputName/InputShape/TokenInput).</summary>
+        public EquatableArray<InputSpec> Inputs { get; init; } = EquatableArray<InputSpec>.Empty;
+
+        /// <summary>Forward takes several tensors: the generated methods take one span per input, named as its parameters.</summary>
+        public bool IsMultiInput => Inputs.Count > 1;
+    }
 
     /// <summary>A partial layer property the generator implements: its modifiers, type (fully qualified) and name.</summary>
     internal sealed record StubProperty(string Modifiers, string Type, string Name);
@@ -45,7 +56,11 @@ namespace Compiled.Nets.Generator.Model
     /// </summary>
     internal sealed record NetworkSkeleton(
         string Namespace, string TypeName, string TypeModifiers, EquatableArray<string> ContainingTypes,
-        bool TokenInput, int MaxSequence, LossKind Loss, long InputFeatures, long OutputFeatures, EquatableArray<StubProperty> Properties);
+        bool TokenInput, int MaxSequence, LossKind Loss, long InputFeatures, long OutputFeatures, EquatableArray<StubProperty> Properties)
+    {
+        /// <summary>The declared inputs when there are several (their members take one span each), else empty.</summary>
+        public EquatableArray<InputSpec> Inputs { get; init; } = EquatableArray<InputSpec>.Empty;
+    }
 
     /// <summary>What the generator emits for one class: the full network when it is error-free, else its skeleton
     /// (none when the class cannot take a partial declaration at all).</summary>

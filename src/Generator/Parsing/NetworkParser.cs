@@ -26,6 +26,7 @@ namespace Compiled.Nets.Generator.Parsing
         private readonly List<LayerSpec> _layers = new();
         private readonly List<ParamSpec> _params = new();
         private readonly List<OpSpec> _ops = new();
+        private readonly List<InputSpec> _inputs = new(); // the root's inputs, in Forward's parameter order
         private bool _failed;
         private int _depth;
         // A mismatch with a code fix: the walk goes on as if the fix were applied, silently, and the fix is kept
@@ -87,8 +88,13 @@ namespace Compiled.Nets.Generator.Parsing
                 properties.Add(new StubProperty(string.Join(" ", decl.Modifiers.Select(m => m.Text)), prop.Type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat), prop.Name));
             }
             var (loss, _) = ReadLoss(type);
+            // Several inputs: their members take a span each, named as the inputs (shapes as far as they are valid).
+            var inputs = type.GetAttributes().Where(a => Is(a, "InputAttribute")).Select(a => (Attr: a, Input: ReadInput(a))).ToList();
+            var several = inputs.Count > 1
+                ? inputs.Select(i => new InputSpec(i.Input.Name, i.Input.Shape.ToEquatableArray(), IsTokenInput(i.Attr), -1)).ToEquatableArray()
+                : EquatableArray<InputSpec>.Empty;
             return new NetworkSkeleton(NamespaceOf(type), type.Name, Modifiers(syntax), ContainingDeclarations(type),
-                inputAttr is not null && IsTokenInput(inputAttr), maxSequence, loss, inputFeatures, 0, properties.ToEquatableArray());
+                inputAttr is not null && IsTokenInput(inputAttr), maxSequence, loss, inputFeatures, 0, properties.ToEquatableArray()) { Inputs = several };
         }
 
         /// <summary>The first declaration of the class or of a type containing it that lacks 'partial'.</summary>
@@ -170,7 +176,7 @@ namespace Compiled.Nets.Generator.Parsing
             return new NetworkSpec(
                 NamespaceOf(type), type.Name, Modifiers(syntax), ContainingDeclarations(type),
                 inputName!, inputShape, tokens, maxBatch, MaxSequence, loss, lossParameter,
-                _layers.ToEquatableArray(), _params.ToEquatableArray(), _ops.ToEquatableArray(), output);
+                _layers.ToEquatableArray(), _params.ToEquatableArray(), _ops.ToEquatableArray(), output) { Inputs = _inputs.ToEquatableArray() };
         }
 
         private NetworkSpec? ParseBlock(INamedTypeSymbol type, ClassDeclarationSyntax syntax)
@@ -206,45 +212,49 @@ namespace Compiled.Nets.Generator.Parsing
             out int output, bool isRoot, int inputValue = -1)
         {
             inputName = null; inputShape = EquatableArray<int>.Empty; output = -1;
-            var inputAttr = type.GetAttributes().FirstOrDefault(a => Is(a, "InputAttribute"));
+            var inputAttrs = type.GetAttributes().Where(a => Is(a, "InputAttribute")).ToList();
+            var inputAttr = inputAttrs.FirstOrDefault();
             if (inputAttr is null && inputValue < 0)
             {
                 Report(DiagnosticDescriptors.MissingInput, LocationInfo.From(syntax.Identifier.GetLocation()), type.Name);
                 return null;
             }
-            // A block without [Input] takes the shape of whatever it is applied to.
-            var (name, shape) = inputAttr is null ? ("x", ShapeOf(inputValue)) : ReadInput(inputAttr);
-            inputName = name; inputShape = shape.ToEquatableArray();
-            // One symbolic sequence dimension T is allowed, and only first ([T] token ids, [T, F] feature vectors),
-            // so every later op keeps it leading and the emitter can treat it as a second batch-like dimension.
-            for (int d = 0; d < shape.Length && inputAttr is not null; d++)
+            if (inputAttrs.Count > 1 && !isRoot)
             {
-                if (shape[d] == Sequence && d == 0) continue;
-                if (shape[d] == Sequence)
-                {
-                    Report(DiagnosticDescriptors.InvalidArgument, Loc(inputAttr), "Input", $"the sequence dimension (Dim.Sequence) must be the first per-sample dimension, but it is dimension {d} of {Shape(shape)}");
-                    return null;
-                }
-                if (shape[d] <= 0)
-                {
-                    Report(DiagnosticDescriptors.InvalidArgument, Loc(inputAttr), "Input", $"dimension {d} is {shape[d]}; dimensions must be positive (or Dim.Sequence for a bounded sequence length)");
-                    return null;
-                }
-            }
-            if (shape.Length == 0 && inputAttr is not null)
-            {
-                Report(DiagnosticDescriptors.InvalidArgument, Loc(inputAttr), "Input", "give at least one per-sample dimension");
+                Report(DiagnosticDescriptors.InvalidArgument, Loc(inputAttrs[1]), "Input", $"{type.Name} is applied as a layer, which gives it one input; only the network itself takes several");
                 return null;
             }
-            if (isRoot && inputAttr is not null && shape.Length > 0 && shape[0] == Sequence)
+            // A block without [Input] takes the shape of whatever it is applied to.
+            var declared = inputAttr is null ? new List<(string Name, int[] Shape, AttributeData? Attr)> { ("x", ShapeOf(inputValue), null) }
+                : inputAttrs.Select(a => { var (n, sh) = ReadInput(a); return (Name: n, Shape: sh, Attr: (AttributeData?)a); }).ToList();
+            var (name, shape) = (declared[0].Name, declared[0].Shape);
+            inputName = name; inputShape = shape.ToEquatableArray();
+            for (int k = 0; k < declared.Count; k++)
             {
-                int max = NamedInt(inputAttr, "MaxSequence") ?? 128;
-                if (max <= 0)
+                var (inName, inShape, attr) = declared[k];
+                if (attr is null) continue;
+                if (!CheckInputShape(attr, inShape)) return null;
+                if (declared.Take(k).Any(d => d.Name == inName))
                 {
-                    Report(DiagnosticDescriptors.InvalidArgument, Loc(inputAttr), "Input", $"MaxSequence must be positive, got {max}");
+                    Report(DiagnosticDescriptors.InvalidArgument, Loc(attr), "Input", $"two inputs are named '{inName}'; each binds to its own Forward parameter");
                     return null;
                 }
-                MaxSequence = max;
+                if (isRoot && inShape[0] == Sequence)
+                {
+                    int max = NamedInt(attr, "MaxSequence") ?? 128;
+                    if (max <= 0)
+                    {
+                        Report(DiagnosticDescriptors.InvalidArgument, Loc(attr), "Input", $"MaxSequence must be positive, got {max}");
+                        return null;
+                    }
+                    // Every sequence input shares the batch's T and its mask, so they share the bound too.
+                    if (MaxSequence > 0 && max != MaxSequence)
+                    {
+                        Report(DiagnosticDescriptors.InvalidArgument, Loc(attr), "Input", $"MaxSequence is {max} here but {MaxSequence} on an earlier input; sequence inputs share one length T");
+                        return null;
+                    }
+                    MaxSequence = max;
+                }
             }
 
             // A sub-network applied again (the same property, the same prefix) reuses its layers: the weights are shared.
@@ -255,20 +265,48 @@ namespace Compiled.Nets.Generator.Parsing
             }
 
             var forward = type.GetMembers("Forward").OfType<IMethodSymbol>()
-                .FirstOrDefault(m => m.Parameters.Length == 1 && IsTensor(m.Parameters[0].Type) && IsTensor(m.ReturnType));
+                .FirstOrDefault(m => m.Parameters.Length == declared.Count && m.Parameters.All(q => IsTensor(q.Type)) && IsTensor(m.ReturnType));
+            // Several inputs bind to Forward's parameters by name (and the generated methods take them in its order).
+            string expected = string.Join(", Tensor ", declared.Select(d => d.Name));
             if (forward is null)
             {
-                Report(DiagnosticDescriptors.MissingForward, LocationInfo.From(syntax.Identifier.GetLocation()), type.Name, name, "no such method was found");
+                Report(DiagnosticDescriptors.MissingForward, LocationInfo.From(syntax.Identifier.GetLocation()), type.Name, expected, "no such method was found");
+                return null;
+            }
+            if (declared.Count > 1 && forward.Parameters.FirstOrDefault(q => declared.All(d => d.Name != q.Name)) is { } stray)
+            {
+                Report(DiagnosticDescriptors.MissingForward, LocationInfo.From(stray.Locations.FirstOrDefault()), type.Name, expected, $"parameter '{stray.Name}' is not the name of an [Input]");
                 return null;
             }
             var decl = forward.DeclaringSyntaxReferences.Select(r => r.GetSyntax(_ct)).OfType<MethodDeclarationSyntax>().FirstOrDefault();
             if (decl is null) return null;
             var fwdModel = _compilation.GetSemanticModel(decl.SyntaxTree);
 
-            int input = inputValue;
-            if (input < 0) input = AddOp(OpKind.Input, -1, -1, -1, shape, shape, Array.Empty<int>(), inputAttr is not null && IsTokenInput(inputAttr) ? 1 : 0, "input");
-            var walker = new ForwardWalker(this, fwdModel, layerIndex, Shape(shape));
-            var env = new Dictionary<string, int>(StringComparer.Ordinal) { [decl.ParameterList.Parameters[0].Identifier.Text] = input };
+            var env = new Dictionary<string, int>(StringComparer.Ordinal);
+            string inputText = Shape(shape);
+            if (declared.Count == 1)
+            {
+                int input = inputValue;
+                if (input < 0)
+                {
+                    input = AddOp(OpKind.Input, -1, -1, -1, shape, shape, Array.Empty<int>(), inputAttr is not null && IsTokenInput(inputAttr) ? 1 : 0, "input");
+                    if (isRoot) _inputs.Add(new InputSpec("input", shape.ToEquatableArray(), inputAttr is not null && IsTokenInput(inputAttr), input));
+                }
+                env[decl.ParameterList.Parameters[0].Identifier.Text] = input;
+            }
+            else
+            {
+                foreach (var parameter in forward.Parameters)
+                {
+                    var d = declared.First(x => x.Name == parameter.Name);
+                    bool tokens = IsTokenInput(d.Attr!);
+                    int input = AddOp(OpKind.Input, -1, -1, -1, d.Shape, d.Shape, Array.Empty<int>(), tokens ? 1 : 0, d.Name);
+                    _inputs.Add(new InputSpec(d.Name, d.Shape.ToEquatableArray(), tokens, input));
+                    env[parameter.Name] = input;
+                }
+                inputText = string.Join(", ", _inputs.Select(i => $"{i.Name} {Shape(i.Shape)}"));
+            }
+            var walker = new ForwardWalker(this, fwdModel, layerIndex, inputText);
             var result = new BodyResult();
             output = walker.Body(decl, env, result);
             if (output < 0) { _failed = true; return null; }
@@ -293,6 +331,32 @@ namespace Compiled.Nets.Generator.Parsing
                 else if (_diagnostics.Count > before) layerIndex[prop.Name] = new LayerRef { Property = prop.Name, Layer = -1, Used = true };
             }
             return layerIndex;
+        }
+
+        /// <summary>One [Input]'s shape: at least one dimension, each positive, the sequence dimension only first (every
+        /// later op keeps it leading, so the emitter treats it as a second batch-like dimension). False after reporting.</summary>
+        private bool CheckInputShape(AttributeData attr, int[] shape)
+        {
+            if (shape.Length == 0)
+            {
+                Report(DiagnosticDescriptors.InvalidArgument, Loc(attr), "Input", "give at least one per-sample dimension");
+                return false;
+            }
+            for (int d = 0; d < shape.Length; d++)
+            {
+                if (shape[d] == Sequence && d == 0) continue;
+                if (shape[d] == Sequence)
+                {
+                    Report(DiagnosticDescriptors.InvalidArgument, Loc(attr), "Input", $"the sequence dimension (Dim.Sequence) must be the first per-sample dimension, but it is dimension {d} of {Shape(shape)}");
+                    return false;
+                }
+                if (shape[d] <= 0)
+                {
+                    Report(DiagnosticDescriptors.InvalidArgument, Loc(attr), "Input", $"dimension {d} is {shape[d]}; dimensions must be positive (or Dim.Sequence for a bounded sequence length)");
+                    return false;
+                }
+            }
+            return true;
         }
 
         /// <summary>True for <c>[Input(..., Kind = InputKind.TokenIds)]</c>.</summary>
@@ -498,7 +562,8 @@ namespace Compiled.Nets.Generator.Parsing
         internal bool IsTokens(int value) => _ops[value].Kind == OpKind.Input && _ops[value].Real == 1;
 
         /// <summary>How messages name the producer of a value: "Flatten", "ReLU", "Conv2", "the input".</summary>
-        internal string Describe(int value) => OpTable.Of(_ops[value].Kind).ProducerName ?? _ops[value].Label;
+        internal string Describe(int value) =>
+            _ops[value].Kind == OpKind.Input && _inputs.Count > 1 ? $"the input '{_ops[value].Label}'" : OpTable.Of(_ops[value].Kind).ProducerName ?? _ops[value].Label;
 
         /// <summary>For a value produced by Flatten (possibly through elementwise ops), the shape that was flattened.</summary>
         internal int[]? PreFlattenShape(int value)

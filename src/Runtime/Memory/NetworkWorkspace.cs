@@ -94,6 +94,38 @@ public static class NetworkArguments
     }
 
     /// <summary>
+    /// A call of a network with several inputs, before <see cref="CheckInput"/> checks each: the batch, for a sequence
+    /// network (<paramref name="maxSequence"/> &gt; 0) the length and the mask, and the output span (when
+    /// <paramref name="outputLength"/> ≥ 0).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">batch ≤ 0, or the sequence length outside [1, MaxSequence].</exception>
+    /// <exception cref="ArgumentException">An output span of the wrong length, or a mask that is not [batch, T] of 0/1 with a 1 in every row.</exception>
+    public static void CheckCall(string network, string method, ReadOnlySpan<int> mask, int batch, int sequence, int maxSequence, int outputLength, int outputPerSample, string outputShape)
+    {
+        if (batch <= 0) throw new ArgumentOutOfRangeException(nameof(batch), batch, $"{network}.{method}: batch must be positive.");
+        if (maxSequence > 0)
+        {
+            if (sequence <= 0 || sequence > maxSequence)
+                throw new ArgumentOutOfRangeException(nameof(sequence), sequence, $"{network}.{method}: the sequence length must be in [1, {maxSequence}] (MaxSequence).");
+            if (!mask.IsEmpty && mask.Length != batch * sequence)
+                throw new ArgumentException($"{network}.{method}: the mask has {mask.Length} values, but batch {batch} × sequence {sequence} needs {batch * sequence}.", nameof(mask));
+            SequenceKernels.CheckMask(mask, batch, sequence, network, method);
+        }
+        if (outputLength >= 0 && outputLength != batch * outputPerSample)
+            throw new ArgumentException($"{network}.{method}: the output span has {outputLength} floats, but batch {batch} × [{outputShape}] needs {batch * outputPerSample}.", "output");
+    }
+
+    /// <summary>One input of a network with several: <paramref name="length"/> values must be batch × positions ×
+    /// <paramref name="perPosition"/> (positions is the sequence length for a sequence input, else 1).</summary>
+    /// <exception cref="ArgumentException">Names the input, its shape and both lengths.</exception>
+    public static void CheckInput(string network, string method, string input, int length, int batch, int positions, int perPosition, string shape)
+    {
+        long need = (long)batch * positions * perPosition;
+        if (length != need)
+            throw new ArgumentException($"{network}.{method}: input '{input}' has {length} values, but batch {batch} × [{shape.Replace("T", positions.ToString(System.Globalization.CultureInfo.InvariantCulture))}] needs {need}.", input);
+    }
+
+    /// <summary>
     /// A sequence network's call: the batch, the sequence length, the input ([batch, T, ..] with
     /// <paramref name="inputPerPosition"/> values per position; <paramref name="inputTail"/> shows the dimensions after T),
     /// the attention mask (empty, or [batch, T] of 0/1 with a 1 in every row) and the output span.
