@@ -48,21 +48,25 @@ public sealed class ConsoleObserver : ITrainingObserver
         if (_task is not null)
         {
             _task.Value = batch;
-            _task.Description = $"epoch {epoch} loss {loss:F4} acc {accuracy:P1} {samplesPerSecond:F0}/s";
+            _task.Description = $"epoch {epoch} loss {loss:F4}{Accuracy(accuracy, "P1")} {samplesPerSecond:F0}/s";
         }
         else if (batch * 10 / batches > _lastPrinted)
         {
             _lastPrinted = batch * 10 / batches;
-            _console.WriteLine($"  batch {batch}/{batches}  loss {loss:F4}  acc {accuracy:P2}  {samplesPerSecond:F0} samples/s");
+            _console.WriteLine($"  batch {batch}/{batches}  loss {loss:F4} {Accuracy(accuracy, "P2")}  {samplesPerSecond:F0} samples/s");
         }
     }
 
     public void EpochCompleted(EpochMetrics m, bool improved)
     {
         if (_epochDone is not null) { _epochDone.SetResult(); _progressRun?.Wait(); _epochDone = null; _task = null; _context = null; }
-        string val = double.IsNaN(m.ValidationLoss) ? "" : $"  val loss {m.ValidationLoss:F4}  val acc {m.ValidationAccuracy:P2}";
-        _console.MarkupLineInterpolated($"epoch {m.Epoch}: train loss {m.TrainLoss:F4}  acc {m.TrainAccuracy:P2}{val}  {m.Seconds:F1}s ({m.SamplesPerSecond:F0} samples/s){(improved ? "  *best*" : "")}");
+        string val = double.IsNaN(m.ValidationLoss) ? "" : $"  val loss {m.ValidationLoss:F4} {Accuracy(m.ValidationAccuracy, "P2").Replace("acc", "val acc")}";
+        _console.MarkupLineInterpolated($"epoch {m.Epoch}: train loss {m.TrainLoss:F4} {Accuracy(m.TrainAccuracy, "P2")}{val}  {m.Seconds:F1}s ({m.SamplesPerSecond:F0} samples/s){(improved ? "  *best*" : "")}");
     }
+
+    /// <summary>" acc 91.2 %", or nothing for a regressor (whose accuracy is NaN).</summary>
+    private static string Accuracy(double accuracy, string format) =>
+        double.IsNaN(accuracy) ? "" : " acc " + accuracy.ToString(format, System.Globalization.CultureInfo.CurrentCulture);
 
     public void EarlyStopped(int epoch, int bestEpoch) =>
         _console.MarkupLineInterpolated($"[yellow]early stopping after epoch {epoch}; restoring epoch {bestEpoch}[/]");

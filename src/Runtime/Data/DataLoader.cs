@@ -29,10 +29,15 @@ public sealed class Augmentation
     }
 }
 
-/// <summary>One batch: inputs [Count, ..SampleShape] and labels [Count] in reused buffers.</summary>
+/// <summary>One batch: inputs [Count, ..SampleShape], labels [Count] and, for a regression dataset, targets
+/// [Count, ..TargetShape], in reused buffers.</summary>
 public sealed class Batch
 {
-    internal Batch(int capacity, int sampleSize) { Inputs = new float[capacity * sampleSize]; Labels = new int[capacity]; SampleSize = sampleSize; }
+    internal Batch(int capacity, int sampleSize, int targetSize)
+    {
+        Inputs = new float[capacity * sampleSize]; Labels = new int[capacity]; SampleSize = sampleSize;
+        Targets = new float[capacity * targetSize]; TargetSize = targetSize;
+    }
     /// <summary>Input buffer (only the first Count × SampleSize floats are valid).</summary>
     public float[] Inputs { get; }
     /// <summary>Label buffer (first Count valid).</summary>
@@ -45,6 +50,12 @@ public sealed class Batch
     public ReadOnlySpan<float> InputSpan => Inputs.AsSpan(0, Count * SampleSize);
     /// <summary>The valid labels.</summary>
     public ReadOnlySpan<int> LabelSpan => Labels.AsSpan(0, Count);
+    /// <summary>Regression target buffer (empty for a labelled dataset).</summary>
+    public float[] Targets { get; }
+    /// <summary>Floats of target per sample (0 for a labelled dataset).</summary>
+    public int TargetSize { get; }
+    /// <summary>The valid targets.</summary>
+    public ReadOnlySpan<float> TargetSpan => Targets.AsSpan(0, Count * TargetSize);
 }
 
 /// <summary>
@@ -61,7 +72,7 @@ public sealed class DataLoader
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         _data = data; BatchSize = batchSize; Shuffle = shuffle; DropLast = dropLast; Seed = seed; Augmentation = augmentation; Prefetch = prefetch;
-        _buffers = [new Batch(batchSize, data.SampleSize), new Batch(batchSize, data.SampleSize)];
+        _buffers = [new Batch(batchSize, data.SampleSize, data.TargetSize), new Batch(batchSize, data.SampleSize, data.TargetSize)];
     }
 
     /// <summary>Samples per batch.</summary>
@@ -127,6 +138,7 @@ public sealed class DataLoader
             var dst = batch.Inputs.AsSpan(i * _data.SampleSize, _data.SampleSize);
             _data.Sample(idx).CopyTo(dst);
             batch.Labels[i] = _data.Labels[idx];
+            if (_data.Targets is { } targets) targets.AsSpan(idx * _data.TargetSize, _data.TargetSize).CopyTo(batch.Targets.AsSpan(i * _data.TargetSize));
             Augmentation?.Apply(dst, _data.SampleShape, scratch, rng);
         }
     }

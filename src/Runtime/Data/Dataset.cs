@@ -1,6 +1,7 @@
 namespace Compiled.Nets.Data;
 
-/// <summary>An in-memory labelled dataset: N samples of a fixed per-sample shape, as floats, with class labels.</summary>
+/// <summary>An in-memory dataset: N samples of a fixed per-sample shape, as floats, with class labels (a classifier's)
+/// or float targets of a fixed shape (a regressor's).</summary>
 public sealed class Dataset
 {
     /// <summary>Wraps samples [N, ..SampleShape] and labels [N].</summary>
@@ -14,6 +15,28 @@ public sealed class Dataset
             if ((uint)labels[i] >= (uint)classes) throw new ArgumentException($"Label {labels[i]} of sample {i} is outside [0, {classes}).");
         Samples = samples; Labels = labels; SampleShape = sampleShape; Classes = classes; ClassNames = classNames;
     }
+
+    /// <summary>Wraps samples [N, ..SampleShape] and float targets [N, ..TargetShape] for a regressor (MSE, L1, smooth L1,
+    /// BCE with logits); <see cref="Labels"/> are then all 0 and <see cref="Classes"/> is 0.</summary>
+    /// <exception cref="ArgumentException">When sizes disagree or a target is not finite.</exception>
+    public Dataset(float[] samples, float[] targets, int[] sampleShape, int[] targetShape)
+    {
+        SampleSize = sampleShape.Aggregate(1, (a, b) => a * b);
+        TargetSize = targetShape.Aggregate(1, (a, b) => a * b);
+        if (SampleSize <= 0 || TargetSize <= 0) throw new ArgumentException("Sample and target shapes need positive dimensions.");
+        if (samples.Length % SampleSize != 0 || targets.Length != (long)(samples.Length / SampleSize) * TargetSize)
+            throw new ArgumentException($"{samples.Length} floats of samples shaped [{string.Join(", ", sampleShape)}] need {(long)(samples.Length / SampleSize) * TargetSize} floats of targets shaped [{string.Join(", ", targetShape)}], got {targets.Length}.");
+        int bad = Array.FindIndex(targets, t => !float.IsFinite(t));
+        if (bad >= 0) throw new ArgumentException($"Target {bad % TargetSize} of sample {bad / TargetSize} is {targets[bad]}; targets must be finite.");
+        Samples = samples; Labels = new int[samples.Length / SampleSize]; SampleShape = sampleShape; Targets = targets; TargetShape = targetShape;
+    }
+
+    /// <summary>The regression targets, flattened (null for a labelled dataset).</summary>
+    public float[]? Targets { get; }
+    /// <summary>Per-sample target shape (empty for a labelled dataset).</summary>
+    public int[] TargetShape { get; } = [];
+    /// <summary>Floats of target per sample (0 for a labelled dataset).</summary>
+    public int TargetSize { get; }
 
     /// <summary>All samples, flattened.</summary>
     public float[] Samples { get; }
@@ -37,6 +60,16 @@ public sealed class Dataset
     public Dataset Subset(IReadOnlyList<int> indices)
     {
         var s = new float[indices.Count * SampleSize];
+        if (Targets is not null)
+        {
+            var t = new float[indices.Count * TargetSize];
+            for (int i = 0; i < indices.Count; i++)
+            {
+                Sample(indices[i]).CopyTo(s.AsSpan(i * SampleSize));
+                Targets.AsSpan(indices[i] * TargetSize, TargetSize).CopyTo(t.AsSpan(i * TargetSize));
+            }
+            return new Dataset(s, t, SampleShape, TargetShape);
+        }
         var l = new int[indices.Count];
         for (int i = 0; i < indices.Count; i++) { Sample(indices[i]).CopyTo(s.AsSpan(i * SampleSize)); l[i] = Labels[indices[i]]; }
         return new Dataset(s, l, SampleShape, Classes, ClassNames);
@@ -45,7 +78,8 @@ public sealed class Dataset
     /// <summary>The first <paramref name="count"/> samples.</summary>
     public Dataset Take(int count) => Subset(Enumerable.Range(0, Math.Min(count, Count)).ToArray());
 
-    /// <summary>Splits into train/validation with a seeded shuffle; stratified keeps each class's proportion.</summary>
+    /// <summary>Splits into train/validation with a seeded shuffle; stratified keeps each class's proportion (a regression
+    /// dataset has one class).</summary>
     public (Dataset Train, Dataset Validation) Split(double validationFraction, ulong seed, bool stratified = true)
     {
         var (train, val) = SplitIndices(Labels, validationFraction, seed, stratified);

@@ -62,6 +62,11 @@ public sealed class Trainer
     public Trainer(IClassifier network, Optimizer optimizer, TrainerOptions options, ITrainingObserver? observer = null)
         : this((INetwork)network, optimizer, options, observer) { }
 
+    /// <summary>A trainer for a regressor of float inputs (MSE, L1, smooth L1, BCE with logits), fed by
+    /// <see cref="DataLoader"/>s over regression datasets (float targets); its accuracies are NaN.</summary>
+    public Trainer(IRegressor network, Optimizer optimizer, TrainerOptions options, ITrainingObserver? observer = null)
+        : this((INetwork)network, optimizer, options, observer) { }
+
     /// <summary>A trainer for a text classifier over token ids, fed by <see cref="TextDataLoader"/>s.</summary>
     public Trainer(ISequenceClassifier network, Optimizer optimizer, TrainerOptions options, ITrainingObserver? observer = null)
         : this((INetwork)network, optimizer, options, observer) { }
@@ -77,12 +82,25 @@ public sealed class Trainer
     /// <summary>The epoch with the best validation loss (1-based; 0 before any).</summary>
     public int BestEpoch { get; private set; }
 
-    /// <summary>Trains a float-input classifier; returns the history.</summary>
+    /// <summary>Trains a float-input classifier or regressor; returns the history.</summary>
     /// <exception cref="ArithmeticException">When a loss becomes NaN or infinite, naming the epoch and batch.</exception>
+    /// <exception cref="InvalidOperationException">When the network takes token ids, or the loaders' datasets do not fit it
+    /// (labels for a regressor, targets of another size).</exception>
     public IReadOnlyList<EpochMetrics> Fit(DataLoader train, DataLoader? validation)
     {
+        if (network is IRegressor regressor)
+            return FitCore(Regression(regressor, train), validation is null ? null : Regression(regressor, validation));
         var net = network as IClassifier ?? throw new InvalidOperationException($"{network.Name} takes token ids: train it with TextDataLoaders.");
         return FitCore(new ImageBatches(net, train), validation is null ? null : new ImageBatches(net, validation));
+    }
+
+    private static RegressionBatches Regression(IRegressor net, DataLoader data)
+    {
+        if (data.Dataset.Targets is null)
+            throw new InvalidOperationException($"{net.Name} is a regressor: its loaders need a dataset with float targets (new Dataset(samples, targets, sampleShape, targetShape)), not class labels.");
+        if (data.Dataset.TargetSize != net.OutputSize)
+            throw new InvalidOperationException($"{net.Name} outputs {net.OutputSize} floats per sample, but the dataset's targets are [{string.Join(", ", data.Dataset.TargetShape)}] ({data.Dataset.TargetSize}).");
+        return new RegressionBatches(net, data);
     }
 
     /// <summary>Trains a text classifier; returns the history.</summary>
@@ -105,6 +123,7 @@ public sealed class Trainer
     {
         var store = network.Parameters;
         int classes = network.OutputSize;
+        bool classifier = network is not IRegressor; // a regressor has no accuracy: NaN in the metrics
         var logits = new float[train.MaxBatch * classes];
         double bestLoss = double.PositiveInfinity;
         int startEpoch = 1, sinceBest = 0;
@@ -156,17 +175,17 @@ public sealed class Trainer
                     optimizer.Step();
                 }
                 lossSum += (double)loss * labels.Length; seen += labels.Length;
-                correct += Correct(lg, labels, classes);
+                correct += classifier ? Correct(lg, labels, classes) : 0;
                 b++;
-                _observer.BatchCompleted(epoch, b, batches, lossSum / seen, (double)correct / seen, seen / sw.Elapsed.TotalSeconds);
+                _observer.BatchCompleted(epoch, b, batches, lossSum / seen, classifier ? (double)correct / seen : double.NaN, seen / sw.Elapsed.TotalSeconds);
             });
             double seconds = sw.Elapsed.TotalSeconds;
-            var (vLoss, vAcc) = validation is null ? (double.NaN, double.NaN) : EvaluateCore(validation, classes, null);
+            var (vLoss, vAcc) = validation is null ? (double.NaN, double.NaN) : EvaluateCore(validation, classes, null, classifier);
             if (validation is not null && !double.IsFinite(vLoss))
                 throw new ArithmeticException($"The validation loss became {vLoss} after epoch {epoch}; the weights have diverged (no checkpoint of this epoch was written). Lower the learning rate or enable gradient clipping.");
             if (Checkpoint.FirstUnsound(store) is { } unsound)
                 throw new ArithmeticException($"The weights diverged in epoch {epoch} ({unsound}); no checkpoint of this epoch was written. Lower the learning rate or enable gradient clipping.");
-            var m = new EpochMetrics(epoch, lossSum / Math.Max(1, seen), (double)correct / Math.Max(1, seen), vLoss, vAcc, seconds, seen / seconds, optimizer.LearningRate);
+            var m = new EpochMetrics(epoch, lossSum / Math.Max(1, seen), classifier ? (double)correct / Math.Max(1, seen) : double.NaN, vLoss, vAcc, seconds, seen / seconds, optimizer.LearningRate);
             History.Add(m);
             double monitored = validation is null ? m.TrainLoss : vLoss;
             bool improved = monitored < bestLoss;
@@ -216,6 +235,23 @@ public sealed class Trainer
         }
     }
 
+    /// <summary>A regressor's batches: the targets in place of labels (each batch reports its labels, all 0, for the count).</summary>
+    private sealed class RegressionBatches(IRegressor net, DataLoader data) : IBatchRunner
+    {
+        public int BatchesPerEpoch => data.BatchesPerEpoch;
+        public int MaxBatch => data.BatchSize;
+        public void Run(int epoch, bool training, float[] outputs, Action? before, BatchDone done)
+        {
+            foreach (var batch in data.Epoch(epoch))
+            {
+                before?.Invoke();
+                var y = outputs.AsSpan(0, batch.Count * net.OutputSize);
+                float loss = training ? net.TrainStep(batch.InputSpan, batch.TargetSpan, batch.Count, y) : net.EvaluateLoss(batch.InputSpan, batch.TargetSpan, batch.Count, y);
+                done(loss, y, batch.LabelSpan);
+            }
+        }
+    }
+
     private sealed class TextBatches(ISequenceClassifier net, TextDataLoader data) : IBatchRunner
     {
         public int BatchesPerEpoch => data.BatchesPerEpoch;
@@ -260,22 +296,27 @@ public sealed class Trainer
     public static (double Loss, double Accuracy) Evaluate(IClassifier network, DataLoader data, ConfusionMatrix? confusion = null) =>
         EvaluateCore(new ImageBatches(network, data), network.OutputSize, confusion);
 
+    /// <summary>Mean loss over all samples of a regression loader, in evaluation mode.</summary>
+    /// <exception cref="InvalidOperationException">When the dataset has labels instead of targets, or targets of another size.</exception>
+    public static double Evaluate(IRegressor network, DataLoader data) =>
+        EvaluateCore(Regression(network, data), network.OutputSize, null, classifier: false).Loss;
+
     /// <summary>Mean loss and accuracy over all samples of a text loader, in evaluation mode.</summary>
     public static (double Loss, double Accuracy) Evaluate(ISequenceClassifier network, TextDataLoader data, ConfusionMatrix? confusion = null) =>
         EvaluateCore(new TextBatches(network, data), network.OutputSize, confusion);
 
-    private static (double Loss, double Accuracy) EvaluateCore(IBatchRunner data, int classes, ConfusionMatrix? confusion)
+    private static (double Loss, double Accuracy) EvaluateCore(IBatchRunner data, int classes, ConfusionMatrix? confusion, bool classifier = true)
     {
         var logits = new float[data.MaxBatch * classes];
         double lossSum = 0; long seen = 0, correct = 0;
         data.Run(0, training: false, logits, null, (loss, lg, labels) =>
         {
             lossSum += (double)loss * labels.Length;
-            correct += Correct(lg, labels, classes);
+            if (classifier) correct += Correct(lg, labels, classes);
             confusion?.Add(lg, labels, labels.Length);
             seen += labels.Length;
         });
-        return (lossSum / Math.Max(1, seen), (double)correct / Math.Max(1, seen));
+        return (lossSum / Math.Max(1, seen), classifier ? (double)correct / Math.Max(1, seen) : double.NaN);
     }
 
     /// <summary>Writes the history as <c>history.csv</c> and <c>history.json</c>.</summary>
