@@ -216,6 +216,21 @@ public sealed class Tensor
     /// <summary>a · b elementwise, broadcasting per sample as <c>-</c> does (e.g. [B, C, H, W] · [B, C, 1, 1] gates channels).</summary>
     public static Tensor operator *(Tensor a, Tensor b) => Binary(BinaryOp.Multiply, a, b, "multiply");
 
+    /// <summary>x · c for a constant c (<c>x * 0.5f</c>; attention and residual scaling).</summary>
+    public static Tensor operator *(Tensor x, float c) => x.Map(v => v * c, (_, _, g) => g * c);
+    /// <summary>c · x.</summary>
+    public static Tensor operator *(float c, Tensor x) => x * c;
+    /// <summary>x / c for a constant c.</summary>
+    public static Tensor operator /(Tensor x, float c) => x.Map(v => v / c, (_, _, g) => g / c);
+    /// <summary>x + c for a constant c.</summary>
+    public static Tensor operator +(Tensor x, float c) => x.Map(v => v + c, (_, _, g) => g);
+    /// <summary>c + x.</summary>
+    public static Tensor operator +(float c, Tensor x) => x + c;
+    /// <summary>x − c for a constant c.</summary>
+    public static Tensor operator -(Tensor x, float c) => x + -c;
+    /// <summary>c − x (<c>1f - gate</c>).</summary>
+    public static Tensor operator -(float c, Tensor x) => x.Map(v => c - v, (_, _, g) => -g);
+
     private static Tensor Binary(BinaryOp op, Tensor a, Tensor b, string verb)
     {
         if (a.Shape.Length == 0 || b.Shape.Length == 0 || a.Shape[0] != b.Shape[0])

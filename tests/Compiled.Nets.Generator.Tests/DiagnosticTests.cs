@@ -364,6 +364,27 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void ArithmeticWithConstants_DivisionByZeroAndByATensor_AreReported()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), CrossEntropyLoss]
+            public partial class N
+            {
+                [Linear(4, 3)] public partial Linear Head { get; }
+                Tensor Forward(Tensor x) => (x / {|CNET0014:0f|}).Apply(Head);
+            }
+            """);
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), CrossEntropyLoss]
+            public partial class M
+            {
+                [Linear(4, 3)] public partial Linear Head { get; }
+                Tensor Forward(Tensor x) => ({|CNET0005:x / x|}).Apply(Head);
+            }
+            """);
+    }
+
+    [Fact]
     public void SeveralInputs_BindToForwardsParametersByName()
     {
         // A branch wired for the wrong width is reported at its argument, naming the input it reads.

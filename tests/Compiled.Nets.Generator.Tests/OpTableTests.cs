@@ -49,12 +49,16 @@ public class OpTableTests
             Assert.True(type is not null, $"the runtime has no layer type Compiled.Nets.{layer}");
             Assert.True(typeof(ILayer).IsAssignableFrom(type), $"Compiled.Nets.{layer} is not an ILayer");
         }
-        string? operatorMethod = op.Kind switch
+        // Operators: between tensors, or with a float constant (Scale: x * c, Shift: x + c).
+        var (operatorMethod, operand) = op.Kind switch
         {
-            Model.OpKind.Add => "op_Addition", Model.OpKind.Subtract => "op_Subtraction", Model.OpKind.Multiply => "op_Multiply", _ => null,
+            Model.OpKind.Add => ("op_Addition", typeof(Tensor)), Model.OpKind.Subtract => ("op_Subtraction", typeof(Tensor)),
+            Model.OpKind.Multiply => ("op_Multiply", typeof(Tensor)), Model.OpKind.Scale => ("op_Multiply", typeof(float)),
+            Model.OpKind.Shift => ("op_Addition", typeof(float)), _ => ((string?)null, typeof(Tensor)),
         };
+        if (operatorMethod is not null) Assert.NotNull(typeof(Tensor).GetMethod(operatorMethod, BindingFlags.Public | BindingFlags.Static, [typeof(Tensor), operand]));
         if (op.Kind == Model.OpKind.Concat) operatorMethod = "Concat"; // Tensor.Concat(dim, a, b, …)
-        if (operatorMethod is not null) Assert.NotNull(typeof(Tensor).GetMethod(operatorMethod, BindingFlags.Public | BindingFlags.Static));
+        if (op.Kind == Model.OpKind.Concat) Assert.NotNull(typeof(Tensor).GetMethod(operatorMethod!, BindingFlags.Public | BindingFlags.Static));
         Assert.True(op.Method is not null || op.Layer is not null || operatorMethod is not null, $"{name} cannot be written in Forward");
     }
 

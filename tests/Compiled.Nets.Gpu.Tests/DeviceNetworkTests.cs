@@ -113,6 +113,14 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Arithmetic_with_constants_matches_the_CPU()
+    {
+        using var cpu = new ScaleNet(seed: 5);
+        using var host = new ScaleNet(seed: 5);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 2);
+    }
+
+    [Fact]
     public void LayerNorm_on_features_and_on_rows_matches_the_CPU()
     {
         using var cpu = new NormMlp(seed: 2);

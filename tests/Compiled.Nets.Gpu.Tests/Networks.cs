@@ -134,3 +134,18 @@ public partial class TokenNet
 
     Tensor Forward(Tensor x) => x.Apply(Embed).Flatten().Apply(Head);
 }
+
+/// <summary>Arithmetic with constants (scaling, a gate's complement, shifts) as stages of the fused chains.</summary>
+[Network, Input(2, 4, 4), CrossEntropyLoss]
+public partial class ScaleNet
+{
+    [Conv2d(2, 3, kernel: 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Linear(3 * 4 * 4, 6)] public partial Linear Fc { get; }
+    [Linear(6, 2)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var h = (x.Apply(Conv) * 0.5f).Relu().Flatten().Apply(Fc).Sigmoid();
+        return ((1f - h) * h / 4f + 2f).Apply(Head);
+    }
+}

@@ -120,6 +120,15 @@ public class CompiledVsEagerTests
 
     [Theory]
     [InlineData(1)]
+    [InlineData(5)]
+    public void ArithmeticWithConstants_InFusedChains_MatchesEager(int batch)
+    {
+        using var net = new ScaleNet(seed: 17);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [2, 6, 6], 3);
+    }
+
+    [Theory]
+    [InlineData(1)]
     [InlineData(4)]
     public void BlocksInferringTheirShape_AndABlockAppliedTwice_MatchEager(int batch)
     {

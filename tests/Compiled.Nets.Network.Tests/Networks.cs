@@ -454,3 +454,23 @@ public partial class PairNet
 
     Tensor Forward(Tensor ids, Tensor types) => (ids.Apply(Words) + types.Apply(Types)).Apply(Norm).MeanOverSequence().Apply(Head);
 }
+
+/// <summary>Arithmetic with constants: scaling (also by a const field and a quotient), a gate's complement, shifts.</summary>
+[Network, Input(2, 6, 6), CrossEntropyLoss]
+public partial class ScaleNet
+{
+    private const float Half = 0.5f;
+
+    [Conv2d(2, 4, 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Linear(144, 20)] public partial Linear Fc { get; }
+    [Linear(20, 20)] public partial Linear Gate { get; }
+    [Linear(20, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var h = (x.Apply(Conv) * (1f / 3)).Relu().Flatten().Apply(Fc) * 0.125f;
+        var g = h.Apply(Gate).Sigmoid();
+        var mixed = g * h + (1f - g) * (h / 4f - 1f);
+        return (Half * mixed + 2).Apply(Head);
+    }
+}

@@ -236,6 +236,13 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void ScaleNet_WithArithmeticOnConstants()
+    {
+        using var net = new ScaleNet(seed: 5);
+        AssertOnnxMatches(net, 72, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, 3, 2, 6, 6);
+    }
+
+    [Fact]
     public void TokenNet_OfFixedLength()
     {
         using var net = new TokenNet(seed: 9);

@@ -8,8 +8,9 @@ using Microsoft.CodeAnalysis.CSharp.Syntax;
 
 namespace Compiled.Nets.Generator.Ops
 {
-    /// <summary>What the backward pass of an elementwise op reads: its output (ReLU), its input (GELU) or a mask (dropout).</summary>
-    internal enum GradientSource { Output, Input, Mask }
+    /// <summary>What the backward pass of an elementwise op reads: its output (ReLU), its input (GELU), a mask (dropout)
+    /// or nothing (scaling by a constant).</summary>
+    internal enum GradientSource { Output, Input, Mask, None }
 
     /// <summary>Where a layer's bias is added: nowhere, inside its kernel (convolution), or as the first stage of the fused chain (Linear).</summary>
     internal enum BiasPlacement { None, InKernel, InChain }

@@ -52,6 +52,8 @@ namespace Compiled.Nets.Generator.Ops
             Subtract,
             Multiply,
             Concat,
+            new ScalarOp(scale: true),
+            new ScalarOp(scale: false),
         };
 
         private static readonly Dictionary<OpKind, OpDefinition> s_byKind = All.ToDictionary(d => d.Kind);
@@ -70,6 +72,6 @@ namespace Compiled.Nets.Generator.Ops
 
         /// <summary>What Forward understands, for CNET0005.</summary>
         public static string SupportedCalls =>
-            "x.Apply(Layer), " + string.Join(", ", All.Where(d => d.MethodUsage is not null).Select(d => d.MethodUsage)) + $", a + b, {Subtract.Usage}, {Multiply.Usage} (broadcasting), {ConcatOp.Usage}, locals and return";
+            "x.Apply(Layer), " + string.Join(", ", All.Where(d => d.MethodUsage is not null).Select(d => d.MethodUsage)) + $", a + b, {Subtract.Usage}, {Multiply.Usage} (broadcasting), {ConcatOp.Usage}, {ScalarOp.Usage}, locals and return";
     }
 }

@@ -44,6 +44,29 @@ namespace Compiled.Nets.Generator.Parsing
             _ => _model.GetConstantValue(e),
         };
 
+        /// <summary>
+        /// The value of a numeric constant operand (<c>0.5f</c>, <c>-1</c>, <c>1f / 8</c>, a const field), or null. Only
+        /// expressions that can be constant syntactically reach the semantic model, so tensor arithmetic costs no binding.
+        /// </summary>
+        private double? Scalar(ExpressionSyntax e, Dictionary<string, int> env)
+        {
+            if (!MayBeConstant(e, env)) return null;
+            var value = Constant(e);
+            return value.HasValue && value.Value is int or long or float or double ? Convert.ToDouble(value.Value, CultureInfo.InvariantCulture) : null;
+        }
+
+        private static bool MayBeConstant(ExpressionSyntax e, Dictionary<string, int> env) => e switch
+        {
+            LiteralExpressionSyntax => true,
+            IdentifierNameSyntax id => !env.ContainsKey(id.Identifier.Text),
+            MemberAccessExpressionSyntax { Expression: NameSyntax } => true,
+            ParenthesizedExpressionSyntax par => MayBeConstant(par.Expression, env),
+            PrefixUnaryExpressionSyntax unary => MayBeConstant(unary.Operand, env),
+            CastExpressionSyntax cast => MayBeConstant(cast.Expression, env),
+            BinaryExpressionSyntax bin => MayBeConstant(bin.Left, env) && MayBeConstant(bin.Right, env),
+            _ => false,
+        };
+
         internal void Unsupported(SyntaxNode node, string why) =>
             _p.ReportPublic(DiagnosticDescriptors.UnsupportedOp, L(node), Quote(node), why);
 
@@ -110,8 +133,21 @@ namespace Compiled.Nets.Generator.Parsing
                     if (env.TryGetValue(id.Identifier.Text, out int v)) return v;
                     Unsupported(id, "it is not the input or a local tensor");
                     return -1;
-                case BinaryExpressionSyntax bin when bin.IsKind(SyntaxKind.AddExpression) || bin.IsKind(SyntaxKind.SubtractExpression) || bin.IsKind(SyntaxKind.MultiplyExpression):
+                case BinaryExpressionSyntax bin when bin.IsKind(SyntaxKind.AddExpression) || bin.IsKind(SyntaxKind.SubtractExpression) || bin.IsKind(SyntaxKind.MultiplyExpression)
+                    || bin.IsKind(SyntaxKind.DivideExpression):
                 {
+                    // A constant operand scales or shifts (x * 0.5f, 1f - gate); otherwise both sides are tensors.
+                    if (Scalar(bin.Right, env) is double right)
+                    {
+                        int t = Expr(bin.Left, env);
+                        return t < 0 ? -1 : ScalarOp.Combine(this, bin, t, right, constantOnLeft: false);
+                    }
+                    if (Scalar(bin.Left, env) is double left)
+                    {
+                        int t = Expr(bin.Right, env);
+                        return t < 0 ? -1 : ScalarOp.Combine(this, bin, t, left, constantOnLeft: true);
+                    }
+                    if (bin.IsKind(SyntaxKind.DivideExpression)) { Unsupported(bin, "dividing by a tensor is not compiled; divide by a constant"); return -1; }
                     int a = Expr(bin.Left, env); if (a < 0) return -1;
                     int b = Expr(bin.Right, env); if (b < 0) return -1;
                     if (bin.IsKind(SyntaxKind.AddExpression)) return OpTable.Add.Combine(this, bin, a, b);
