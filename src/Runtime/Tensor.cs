@@ -178,6 +178,85 @@ public sealed class Tensor
         return Result(Data, [Shape[0], Data.Length / Math.Max(1, Shape[0])], [x], r => Elementwise.AddInPlace(x.GradBuffer, r.Grad));
     }
 
+    /// <summary>Merges dimensions <paramref name="startDim"/>… into one (<c>torch.flatten(x, startDim)</c>; the batch is
+    /// dimension 0, so <c>Flatten(2)</c> turns [B, T, 12, 64] into [B, T, 768]). A view: no copy.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">When <paramref name="startDim"/> is not in [1, rank).</exception>
+    public Tensor Flatten(int startDim)
+    {
+        if (startDim < 0) startDim += Shape.Length;
+        if (startDim < 1 || startDim >= Shape.Length) throw new ArgumentOutOfRangeException(nameof(startDim), startDim, $"Flatten: the start dimension must be in [1, {Shape.Length}) for a tensor of shape {ShapeText()} (0 is the batch).");
+        int merged = 1;
+        for (int d = startDim; d < Shape.Length; d++) merged *= Shape[d];
+        return View([.. Shape[..startDim], merged]);
+    }
+
+    /// <summary>Splits dimension <paramref name="dim"/> into <paramref name="sizes"/> (<c>torch.unflatten</c>; one size may
+    /// be -1, inferred): [B, T, 768].Unflatten(-1, 12, 64) is [B, T, 12, 64], attention's heads. A view: no copy.</summary>
+    /// <exception cref="ArgumentException">When the sizes do not multiply to that dimension, or it is the batch.</exception>
+    public Tensor Unflatten(int dim, params int[] sizes)
+    {
+        if (dim < 0) dim += Shape.Length;
+        if (dim < 1 || dim >= Shape.Length) throw new ArgumentOutOfRangeException(nameof(dim), dim, $"Unflatten: the dimension must be in [1, {Shape.Length}) for a tensor of shape {ShapeText()} (0 is the batch).");
+        var resolved = (int[])sizes.Clone();
+        int known = 1, infer = -1;
+        for (int i = 0; i < resolved.Length; i++)
+        {
+            if (resolved[i] == -1 && infer < 0) { infer = i; continue; }
+            if (resolved[i] <= 0) throw new ArgumentException($"Unflatten: sizes ({string.Join(", ", sizes)}) must be positive, with at most one -1.");
+            known *= resolved[i];
+        }
+        if (infer >= 0 && known > 0 && Shape[dim] % known == 0) resolved[infer] = Shape[dim] / known;
+        if (resolved.Aggregate(1, (a, b) => a * b) != Shape[dim] || resolved.Length == 0)
+            throw new ArgumentException($"Unflatten: dimension {dim} of {ShapeText()} has {Shape[dim]} values, which sizes ({string.Join(", ", sizes)}) do not split.");
+        return View([.. Shape[..dim], .. resolved, .. Shape[(dim + 1)..]]);
+    }
+
+    private Tensor View(int[] shape)
+    {
+        var x = this;
+        return Result(Data, shape, [x], r => Elementwise.AddInPlace(x.GradBuffer, r.Grad));
+    }
+
+    /// <summary>Reorders the dimensions (<c>torch.permute</c>; the batch is dimension 0 and stays first): [B, T, H, D]
+    /// .Permute(0, 2, 1, 3) is [B, H, T, D]. Copies.</summary>
+    /// <exception cref="ArgumentException">When <paramref name="dims"/> is not a permutation keeping the batch first.</exception>
+    public Tensor Permute(params int[] dims)
+    {
+        if (dims.Length != Shape.Length || dims.Length == 0 || dims[0] != 0 || dims.Order().Where((d, i) => d != i).Any())
+            throw new ArgumentException($"Permute({string.Join(", ", dims)}): a permutation of the {Shape.Length} dimensions of {ShapeText()} that keeps the batch (0) first is needed.");
+        int[] sample = Shape[1..], perm = dims[1..].Select(d => d - 1).ToArray();
+        var y = new float[Data.Length];
+        ShapeKernels.Permute(y, Data, Shape[0], sample, perm);
+        var x = this;
+        return Result(y, [Shape[0], .. perm.Select(p => sample[p])], [x], r => ShapeKernels.PermuteBackward(x.GradBuffer, r.Grad, Shape[0], sample, perm));
+    }
+
+    /// <summary>Swaps two dimensions (<c>torch.transpose</c>; not the batch, dimension 0). Copies.</summary>
+    public Tensor Transpose(int dim0, int dim1)
+    {
+        if (dim0 < 0) dim0 += Shape.Length;
+        if (dim1 < 0) dim1 += Shape.Length;
+        var dims = Enumerable.Range(0, Shape.Length).ToArray();
+        if ((uint)dim0 < (uint)dims.Length && (uint)dim1 < (uint)dims.Length) (dims[dim0], dims[dim1]) = (dims[dim1], dims[dim0]);
+        return Permute(dims);
+    }
+
+    /// <summary>Matrix products per sample (<c>torch.matmul</c> with equal leading dimensions): [B, …, M, K] · [B, …, K, N]
+    /// → [B, …, M, N].</summary>
+    /// <exception cref="ArgumentException">When the leading dimensions differ or the inner ones do not match.</exception>
+    public Tensor MatMul(Tensor other) => MatMul(this, other);
+
+    /// <summary>As <see cref="MatMul(Tensor)"/>: <c>a · b</c>.</summary>
+    public static Tensor MatMul(Tensor a, Tensor b)
+    {
+        if (a.Shape.Length < 3 || a.Shape.Length != b.Shape.Length || !a.Shape.AsSpan(0, a.Shape.Length - 2).SequenceEqual(b.Shape.AsSpan(0, b.Shape.Length - 2)) || a.Shape[^1] != b.Shape[^2])
+            throw new ArgumentException($"MatMul of {a.ShapeText()} and {b.ShapeText()}: needs [B, …, M, K] and [B, …, K, N] with the same leading dimensions.");
+        int m = a.Shape[^2], k = a.Shape[^1], n = b.Shape[^1], count = a.Data.Length / (m * k);
+        var y = new float[count * m * n];
+        MatMulKernels.Forward(y, a.Data, b.Data, count, m, k, n);
+        return Result(y, [.. a.Shape[..^1], n], [a, b], r => MatMulKernels.Backward(a.GradBuffer, b.GradBuffer, r.Grad, a.Data, b.Data, count, m, k, n));
+    }
+
     /// <summary>Reinterprets the data with another full shape (same element count).</summary>
     public Tensor Reshape(params int[] shape)
     {

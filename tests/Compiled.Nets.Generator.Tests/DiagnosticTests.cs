@@ -385,6 +385,38 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void ShapeMethodsAndMatMul_AreCheckedWhereTheyAreCalled()
+    {
+        // The inner dimensions of a product (CNET0004 on the call), sizes that do not split a dimension, and a
+        // permutation that would move T.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4, 8), CrossEntropyLoss]
+            public partial class N
+            {
+                [Linear(8, 5)] public partial Linear K { get; }
+                [Linear(16, 3)] public partial Linear Head { get; }
+                Tensor Forward(Tensor x) => {|CNET0004:x.MatMul(x.Apply(K))|}.Flatten().Apply(Head);
+            }
+            """);
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4, 8), CrossEntropyLoss]
+            public partial class M
+            {
+                [Linear(32, 3)] public partial Linear Head { get; }
+                Tensor Forward(Tensor x) => x.Unflatten{|CNET0014:(2, 3, 3)|}.Flatten().Apply(Head);
+            }
+            """);
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(Dim.Sequence, 8, MaxSequence = 6), CrossEntropyLoss]
+            public partial class K
+            {
+                [Linear(8, 3)] public partial Linear Head { get; }
+                Tensor Forward(Tensor x) => {|CNET0017:x.Permute(0, 2, 1)|}.Permute(0, 2, 1).MeanOverSequence().Apply(Head);
+            }
+            """);
+    }
+
+    [Fact]
     public void SeveralInputs_BindToForwardsParametersByName()
     {
         // A branch wired for the wrong width is reported at its argument, naming the input it reads.

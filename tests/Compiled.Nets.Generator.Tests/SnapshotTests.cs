@@ -43,6 +43,7 @@ public class SnapshotTests
         "Compiled.Nets.Network.Tests.GruNet.g.cs",
         "Compiled.Nets.Network.Tests.TwoInputNet.g.cs",
         "Compiled.Nets.Network.Tests.ScaleNet.g.cs",
+        "Compiled.Nets.Network.Tests.HandAttentionNet.g.cs",
     };
 
     [Theory]

@@ -346,6 +346,24 @@ public class OpParityTests
         }).ToArray(), 0), store, torchParams, seed: 11);
     }
 
+    [Fact]
+    public void ShapeMethods_AndMatMul_AsTorchPermuteUnflattenFlattenAndMatmul()
+    {
+        // Views and copies: the gradients flow back through each.
+        Compare([2, 3, 4, 5], x => x.Permute(0, 3, 1, 2).Tanh(), x => x.permute(0, 3, 1, 2).tanh());
+        Compare([2, 3, 4, 5], x => x.Transpose(1, -1).Sigmoid(), x => x.transpose(1, -1).sigmoid());
+        Compare([3, 4, 12], x => x.Unflatten(-1, 3, -1).Permute(0, 2, 1, 3).Flatten(2).Tanh(),
+            x => x.unflatten(2, [3, 4]).permute(0, 2, 1, 3).flatten(2).tanh()); // TorchSharp takes no negative dim here
+        // Products: per sample, then with leading dimensions (heads); both operands get gradients.
+        var other = Random(3 * 2 * 5 * 6, 9);
+        Compare([3, 2, 4, 5], x => x.MatMul(new CTensor((float[])other.Clone(), 3, 2, 5, 6)).Tanh(), x => torch.matmul(x, T(other, [3, 2, 5, 6], false)).tanh());
+        var b = Random(4 * 7 * 3, 10);
+        var cb = new CTensor((float[])b.Clone(), 4, 7, 3);
+        var tb = T(b, [4, 7, 3]);
+        Compare([4, 5, 7], x => CTensor.MatMul(x, cb), x => torch.matmul(x, tb));
+        Close(Data(tb.grad!), cb.Grad!, "d(b)");
+    }
+
     [Theory]
     [InlineData(0f)]
     [InlineData(0.1f)]

@@ -120,6 +120,15 @@ public class CompiledVsEagerTests
 
     [Theory]
     [InlineData(1)]
+    [InlineData(6)]
+    public void HandWrittenAttention_WithUnflattenPermuteTransposeAndMatMul_MatchesEager(int batch)
+    {
+        using var net = new HandAttentionNet(seed: 19);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [4, 8], 3);
+    }
+
+    [Theory]
+    [InlineData(1)]
     [InlineData(5)]
     public void ArithmeticWithConstants_InFusedChains_MatchesEager(int batch)
     {

@@ -474,3 +474,40 @@ public partial class ScaleNet
         return (Half * mixed + 2).Apply(Head);
     }
 }
+
+/// <summary>Attention written out by hand over 4 fixed tokens: heads split with Unflatten, reordered with Permute and
+/// Transpose, scores from MatMul scaled by a constant, softmax, the heads merged back with Flatten(2).</summary>
+[Network, Input(4, 8), CrossEntropyLoss]
+public partial class HandAttentionNet
+{
+    [Linear(8, 8)] public partial Linear Q { get; }
+    [Linear(8, 8)] public partial Linear K { get; }
+    [Linear(8, 8)] public partial Linear V { get; }
+    [Linear(32, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var q = x.Apply(Q).Unflatten(2, 2, 4).Permute(0, 2, 1, 3);     // [2, 4, 4]: heads, tokens, features
+        var k = x.Apply(K).Unflatten(2, 2, 4).Permute(0, 2, 3, 1);     // [2, 4, 4]: heads, features, tokens
+        var v = x.Apply(V).Unflatten(-1, 2, -1).Transpose(1, 2);       // [2, 4, 4]
+        var p = (q.MatMul(k) * 0.5f).Softmax();
+        var context = Tensor.MatMul(p, v).Transpose(1, 2).Flatten(2);  // [4, 8]
+        return context.Flatten().Apply(Head);
+    }
+}
+
+/// <summary>Shape methods on a sequence [T, 8] (T stays first) and a product [T, 8] · [8, 1] scoring each position.</summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 10), CrossEntropyLoss]
+public partial class SeqShapeNet
+{
+    [Embedding(50, 8)] public partial Embedding Embed { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids)
+    {
+        var h = ids.Apply(Embed).Unflatten(-1, 2, 4).Permute(0, 1, 3, 2).Flatten(2);  // [T, 8]
+        var query = h.MeanOverSequence().Unflatten(1, 8, 1);                           // [8, 1]
+        var scored = h * h.MatMul(query).Sigmoid();                                    // [T, 8] · [T, 1]
+        return scored.MeanOverSequence().Apply(Head);
+    }
+}

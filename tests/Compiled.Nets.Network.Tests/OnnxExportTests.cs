@@ -243,6 +243,20 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void HandAttentionNet_WithReshapeTransposeAndMatMul()
+    {
+        using var net = new HandAttentionNet(seed: 6);
+        AssertOnnxMatches(net, 32, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, 3, 4, 8);
+    }
+
+    [Fact]
+    public void SeqShapeNet_WithShapeMethodsOnASequence()
+    {
+        using var net = new SeqShapeNet(seed: 7);
+        AssertTokensMatch(net.ExportOnnx, (ids, mask, b, t) => { var y = new float[b * 3]; net.Forward(ids, mask, b, t, y); return y; }, 50, sequence: true);
+    }
+
+    [Fact]
     public void TokenNet_OfFixedLength()
     {
         using var net = new TokenNet(seed: 9);

@@ -88,6 +88,16 @@ public class SequenceNetworkTests
         using (var gru = new GruNet(seed: 4)) AssertTrainStepMatchesEager(gru, ids, mask, labels, batch, seq);
     }
 
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(3, 7)]
+    public void ShapeMethodsAndMatMul_OnASequence_MatchEager(int batch, int seq)
+    {
+        using var net = new SeqShapeNet(seed: 8);
+        var (ids, mask) = Batch(batch, seq, 7 * seq);
+        AssertTrainStepMatchesEager(net, ids, mask, Enumerable.Range(0, batch).Select(b => b % 3).ToArray(), batch, seq);
+    }
+
     [Fact]
     public void RecurrentNets_PaddedPositions_DoNotChangeTheResult()
     {

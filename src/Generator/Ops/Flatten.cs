@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using Compiled.Nets.Generator.Emit;
 using Compiled.Nets.Generator.Model;
 using Compiled.Nets.Generator.Parsing;
@@ -25,13 +26,40 @@ namespace Compiled.Nets.Generator.Ops
             return walker.Parser.AddOp(OpKind.Flatten, a.Input, -1, a.Layer.Layer, a.Shape, new[] { Shapes.Product(a.Shape) }, Array.Empty<int>(), 0, a.Who);
         }
 
+        public override string? MethodUsage => "Flatten([startDim])";
+
         public override int Call(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape)
         {
-            if (invocation.ArgumentList.Arguments.Count != 0) { walker.Unsupported(invocation, "Flatten() takes no arguments"); return -1; }
+            var args = invocation.ArgumentList.Arguments;
+            if (args.Count > 1 || args.Count == 1 && walker.Constant(args[0].Expression) is not { HasValue: true, Value: int })
+            {
+                walker.Unsupported(invocation, "Flatten takes at most one constant start dimension");
+                return -1;
+            }
+            if (args.Count == 0) return All(walker, invocation, x, shape);
+            // Flatten(startDim), counting the batch as torch.flatten does: the dimensions before it stay.
+            int start = DimensionArguments.PerSample((int)walker.Constant(args[0].Expression).Value!, shape.Length);
+            if (start < 0 || start >= shape.Length)
+            {
+                walker.Parser.ReportPublic(DiagnosticDescriptors.InvalidArgument, ForwardWalker.Location(args[0]), "Flatten",
+                    start < 0 ? "dimension 0 is the batch" : $"the start dimension is outside [B, {string.Join(", ", shape.Select(Shapes.Dim))}]");
+                return -1;
+            }
+            if (start == 0) return All(walker, invocation, x, shape);
+            if (Shapes.HasSequence(shape.Skip(start))) { walker.Sequence(invocation, "Flatten", Why, shape); return -1; }
+            var outShape = shape.Take(start).Concat(new[] { Shapes.Product(shape.Skip(start)) }).ToArray();
+            return walker.Parser.AddOp(OpKind.Flatten, x, -1, -1, shape, outShape, new[] { start }, 0, "Flatten");
+        }
+
+        private static int All(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape)
+        {
             if (Shapes.HasSequence(shape)) { walker.Sequence(invocation, "Flatten", Why, shape); return -1; }
             return walker.Parser.AddOp(OpKind.Flatten, x, -1, -1, shape, new[] { Shapes.Product(shape) }, Array.Empty<int>(), 0, "Flatten");
         }
 
-        public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"Flatten\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}, (\"axis\", 1));");
+        public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line(op.Ints.Count == 0
+            ? $"g.Node(\"Flatten\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}, (\"axis\", 1));"
+            // Flatten(start): 0 copies the batch and the dimensions before start (T included), -1 merges the rest.
+            : $"g.Node(\"Reshape\", new[] {{ {c.Value(op.Input)}, g.Int64(true, {string.Join(", ", Enumerable.Repeat("0", op.Ints[0] + 1))}, -1) }}, {c.Output(op)});");
     }
 }

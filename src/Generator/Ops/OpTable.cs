@@ -14,6 +14,7 @@ namespace Compiled.Nets.Generator.Ops
         public static readonly ResidualAdd Add = new();
         public static readonly BroadcastBinary Subtract = new(OpKind.Subtract, "Subtract", "subtract", "-", "Subtract", "Sub", "the subtraction");
         public static readonly ConcatOp Concat = new();
+        public static readonly MatMulOp MatMul = new();
         public static readonly BroadcastBinary Multiply = new(OpKind.Multiply, "Multiply", "multiply", "*", "Multiply", "Mul", "the product");
 
         /// <summary>Every op; the method forms in the order CNET0005 lists them.</summary>
@@ -31,6 +32,9 @@ namespace Compiled.Nets.Generator.Ops
             new LastDimensionSoftmax(OpKind.Softmax, "Softmax", "SoftmaxKernels"),
             new LastDimensionSoftmax(OpKind.LogSoftmax, "LogSoftmax", "LogSoftmaxKernels"),
             new FlattenOp(),
+            new UnflattenOp(),
+            new PermuteOp(),
+            new TransposeOp(),
             new MaxPool2dOp(),
             new AvgPool2dOp(),
             new AdaptiveAvgPool2dOp(),
@@ -52,6 +56,7 @@ namespace Compiled.Nets.Generator.Ops
             Subtract,
             Multiply,
             Concat,
+            MatMul,
             new ScalarOp(scale: true),
             new ScalarOp(scale: false),
         };
@@ -72,6 +77,6 @@ namespace Compiled.Nets.Generator.Ops
 
         /// <summary>What Forward understands, for CNET0005.</summary>
         public static string SupportedCalls =>
-            "x.Apply(Layer), " + string.Join(", ", All.Where(d => d.MethodUsage is not null).Select(d => d.MethodUsage)) + $", a + b, {Subtract.Usage}, {Multiply.Usage} (broadcasting), {ConcatOp.Usage}, {ScalarOp.Usage}, locals and return";
+            "x.Apply(Layer), " + string.Join(", ", All.Where(d => d.MethodUsage is not null).Select(d => d.MethodUsage)) + $", a + b, {Subtract.Usage}, {Multiply.Usage} (broadcasting), {ConcatOp.Usage}, {MatMulOp.Usage}, {ScalarOp.Usage}, locals and return";
     }
 }

@@ -161,11 +161,24 @@ namespace Compiled.Nets.Generator.Parsing
                     {
                         if (_model.GetSymbolInfo(receiver).Symbol is ITypeSymbol type && NetworkParser.IsTensor(type) && ma.Name.Identifier.Text == "Concat")
                             return Concat(inv, env);
+                        if (_model.GetSymbolInfo(receiver).Symbol is ITypeSymbol matType && NetworkParser.IsTensor(matType) && ma.Name.Identifier.Text == "MatMul")
+                        {
+                            if (inv.ArgumentList.Arguments.Count != 2) { Unsupported(inv, "Tensor.MatMul takes two tensors"); return -1; }
+                            int left = Expr(inv.ArgumentList.Arguments[0].Expression, env); if (left < 0) return -1;
+                            int right = Expr(inv.ArgumentList.Arguments[1].Expression, env); if (right < 0) return -1;
+                            return OpTable.MatMul.Combine(this, inv, left, right);
+                        }
                         Unsupported(inv, $"{ma} is not an operation the generator compiles (tensor operations are called on a tensor: x.Relu())");
                         return -1;
                     }
                     int x = Expr(ma.Expression, env);
                     if (x < 0) return -1;
+                    if (ma.Name.Identifier.Text == "MatMul")
+                    {
+                        if (inv.ArgumentList.Arguments.Count != 1) { Unsupported(inv, "a.MatMul(b) takes one tensor"); return -1; }
+                        int other = Expr(inv.ArgumentList.Arguments[0].Expression, env);
+                        return other < 0 ? -1 : OpTable.MatMul.Combine(this, inv, x, other);
+                    }
                     return Call(inv, ma.Name.Identifier.Text, x);
                 }
                 default:

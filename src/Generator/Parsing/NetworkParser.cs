@@ -570,7 +570,7 @@ namespace Compiled.Nets.Generator.Parsing
         {
             var op = _ops[value];
             while (OpTable.Of(op.Kind).IsElementwise) op = _ops[op.Input];
-            return op.Kind == OpKind.Flatten ? op.InShape.ToArray() : null;
+            return op.Kind == OpKind.Flatten && op.Ints.Count == 0 ? op.InShape.ToArray() : null; // a whole Flatten, not Flatten(start)
         }
         internal LayerSpec Layer(int index) => _layers[index];
         internal void Fail() => _failed = true;
