@@ -38,6 +38,50 @@ namespace Compiled.Nets
         public int Dilation { get; }
         /// <summary>Whether there is a bias.</summary>
         public bool Bias { get; }
+
+        /// <summary>The kernel's width when it is not square (<c>kernel_size=(3, 5)</c> is <c>Conv2d(…, 3, KernelWidth = 5)</c>); 0: <see cref="Kernel"/>.</summary>
+        public int KernelWidth { get; set; }
+        /// <summary>The horizontal stride when it differs; 0: <see cref="Stride"/>.</summary>
+        public int StrideWidth { get; set; }
+        /// <summary>The horizontal zero padding when it differs; -1: <see cref="Padding"/>.</summary>
+        public int PaddingWidth { get; set; } = -1;
+        /// <summary>Channel groups (<c>groups</c>): each group of InChannels/Groups inputs makes OutChannels/Groups outputs;
+        /// Groups = InChannels is a depthwise convolution.</summary>
+        public int Groups { get; set; } = 1;
+    }
+
+    /// <summary>1-D convolution (<c>nn.Conv1d</c>): input [B, InChannels, L] → [B, OutChannels, L'], weight [O, C/Groups, K].</summary>
+    public sealed class Conv1dAttribute : LayerAttribute
+    {
+        /// <summary>Declares a 1-D convolution.</summary>
+        /// <param name="inChannels">Channels of the input.</param>
+        /// <param name="outChannels">Channels of the output.</param>
+        /// <param name="kernel">Kernel length.</param>
+        /// <param name="stride">Stride.</param>
+        /// <param name="padding">Zero padding on each side.</param>
+        /// <param name="dilation">Dilation.</param>
+        /// <param name="bias">Whether the layer has a learnable bias.</param>
+        public Conv1dAttribute(int inChannels, int outChannels, int kernel, int stride = 1, int padding = 0, int dilation = 1, bool bias = true)
+        {
+            InChannels = inChannels; OutChannels = outChannels; Kernel = kernel; Stride = stride; Padding = padding; Dilation = dilation; Bias = bias;
+        }
+
+        /// <summary>Channels of the input.</summary>
+        public int InChannels { get; }
+        /// <summary>Channels of the output.</summary>
+        public int OutChannels { get; }
+        /// <summary>Kernel length.</summary>
+        public int Kernel { get; }
+        /// <summary>Stride.</summary>
+        public int Stride { get; }
+        /// <summary>Zero padding per side.</summary>
+        public int Padding { get; }
+        /// <summary>Dilation.</summary>
+        public int Dilation { get; }
+        /// <summary>Whether there is a bias.</summary>
+        public bool Bias { get; }
+        /// <summary>Channel groups (depthwise when it equals InChannels).</summary>
+        public int Groups { get; set; } = 1;
     }
 
     /// <summary>Fully connected layer (<c>nn.Linear</c>): [..., InFeatures] → [..., OutFeatures], weight stored [out, in].</summary>

@@ -74,6 +74,27 @@ public class EditorDiagnosticTests
     }
 
     [Fact]
+    public void ALayerArgumentCSharpCannotBind_IsTheCompilersErrorAlone()
+    {
+        // PyTorch's kernel_size=(1, 5) written as a tuple: C# rejects the argument; read as zeros it used to add a false
+        // "inChannels must be positive, got 0". The non-square form is KernelWidth.
+        const string net = """
+            using Compiled.Nets;
+            [Network, Input(1, 8, 8), CrossEntropyLoss]
+            public partial class N
+            {
+                [Conv2d(1, 4, kernel: (1, 5))] public partial Conv2d Conv { get; }
+                [Linear(4 * 8 * 4, 2)] public partial Linear Head { get; }
+                Tensor Forward(Tensor x) => x.Apply(Conv).Flatten().Apply(Head);
+            }
+            """;
+        var (diags, _, output) = GeneratorHarness.Run(net);
+        Assert.Empty(diags);
+        Assert.All(output.Where(d => d.Severity == DiagnosticSeverity.Error), d => Assert.StartsWith("CS", d.Id));
+        Assert.Contains(output, d => d.Severity == DiagnosticSeverity.Error);
+    }
+
+    [Fact]
     public void EveryDescriptor_HasNoHelpLinkThatCannotResolve()
     {
         foreach (var d in DiagnosticDescriptors.All) Assert.True(string.IsNullOrEmpty(d.HelpLinkUri), d.Id);

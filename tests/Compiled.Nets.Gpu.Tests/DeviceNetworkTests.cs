@@ -113,6 +113,17 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Non_square_kernels_match_the_CPU_and_grouped_ones_are_refused_by_name()
+    {
+        using var cpu = new WideKernelNet(seed: 4);
+        using var host = new WideKernelNet(seed: 4);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 6);
+        using var depthwise = new DepthwiseNet();
+        var ex = Assert.Throws<NotSupportedException>(() => depthwise.ToDevice(f.Device));
+        Assert.Contains("Conv2d with these arguments", ex.Message);
+    }
+
+    [Fact]
     public void Arithmetic_with_constants_matches_the_CPU()
     {
         using var cpu = new ScaleNet(seed: 5);

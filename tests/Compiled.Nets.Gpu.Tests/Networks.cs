@@ -149,3 +149,23 @@ public partial class ScaleNet
         return ((1f - h) * h / 4f + 2f).Apply(Head);
     }
 }
+
+/// <summary>A non-square kernel with its own horizontal stride and padding: the device's im2col takes them as they are.</summary>
+[Network, Input(2, 5, 7), CrossEntropyLoss]
+public partial class WideKernelNet
+{
+    [Conv2d(2, 3, 1, stride: 2, KernelWidth = 3, StrideWidth = 1, PaddingWidth = 1)] public partial Conv2d Conv { get; }
+    [Linear(3 * 3 * 7, 2)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Conv).Relu().Flatten().Apply(Head);
+}
+
+/// <summary>A depthwise convolution: no device kernels yet, so its twin says so.</summary>
+[Network, Input(4, 5, 5), CrossEntropyLoss]
+public partial class DepthwiseNet
+{
+    [Conv2d(4, 4, 3, padding: 1, Groups = 4)] public partial Conv2d Conv { get; }
+    [Linear(4 * 5 * 5, 2)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Conv).Flatten().Apply(Head);
+}

@@ -346,6 +346,27 @@ public class OpParityTests
         }).ToArray(), 0), store, torchParams, seed: 11);
     }
 
+    [Theory]
+    [InlineData(4, 8, 3, 3, 1, 1, 1, 1, 4, true)]   // depthwise
+    [InlineData(6, 4, 1, 3, 1, 2, 0, 1, 2, false)]  // 1×3 kernel, stride (1, 2), two groups
+    [InlineData(3, 6, 5, 2, 2, 1, 2, 0, 3, true)]   // 5×2 kernel, padding (2, 0), three groups
+    public void Conv2d_NonSquareAndGrouped_AsTorchConv2d(int c, int o, int kh, int kw, int sh, int sw, int ph, int pw, int groups, bool bias)
+    {
+        var ps = new List<(string, int[], ParameterRole)> { ("conv.weight", [o, c / groups, kh, kw], ParameterRole.Weight) };
+        if (bias) ps.Add(("conv.bias", [o], ParameterRole.Bias));
+        var (store, tp) = Params(ps.ToArray());
+        var layer = new Compiled.Nets.Conv2d(store, "conv", c, o, (kh, kw), (sh, sw), (ph, pw), 1, groups, bias);
+        Compare([2, c, 7, 9], x => x.Apply(layer), x => F.conv2d(x, tp["conv.weight"], bias ? tp["conv.bias"] : null, [sh, sw], [ph, pw], groups: groups), store, tp, seed: 12);
+    }
+
+    [Fact]
+    public void Conv1d_AsTorchConv1d()
+    {
+        var (store, tp) = Params(("c.weight", [6, 2, 3], ParameterRole.Weight), ("c.bias", [6], ParameterRole.Bias));
+        var layer = new Compiled.Nets.Conv1d(store, "c", 4, 6, 3, 2, 1, 2, 2, true);
+        Compare([3, 4, 15], x => x.Apply(layer), x => F.conv1d(x, tp["c.weight"], tp["c.bias"], 2, 1, 2, 2), store, tp, seed: 13);
+    }
+
     [Fact]
     public void ShapeMethods_AndMatMul_AsTorchPermuteUnflattenFlattenAndMatmul()
     {

@@ -120,6 +120,28 @@ public class CompiledVsEagerTests
 
     [Theory]
     [InlineData(1)]
+    [InlineData(4)]
+    public void NonSquareDepthwiseAndGroupedConvolutions_MatchEager(int batch)
+    {
+        using var net = new ConvVariantsNet(seed: 21);
+        Assert.Equal([8, 1, 3, 3], net.Parameters["depthwise.weight"].Shape.ToArray());
+        Assert.Equal([6, 3, 3, 3], net.Parameters["grouped.weight"].Shape.ToArray());
+        Assert.Equal([8, 4, 1, 3], net.Parameters["wide.weight"].Shape.ToArray());
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [4, 9, 10], 3);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(5)]
+    public void Conv1d_PaddedStridedDilatedGrouped_MatchesEager(int batch)
+    {
+        using var net = new Conv1dNet(seed: 22);
+        Assert.Equal([8, 2, 3], net.Parameters["second.weight"].Shape.ToArray());
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [3, 20], 3);
+    }
+
+    [Theory]
+    [InlineData(1)]
     [InlineData(6)]
     public void HandWrittenAttention_WithUnflattenPermuteTransposeAndMatMul_MatchesEager(int batch)
     {

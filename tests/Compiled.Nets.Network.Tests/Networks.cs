@@ -511,3 +511,30 @@ public partial class SeqShapeNet
         return scored.MeanOverSequence().Apply(Head);
     }
 }
+
+/// <summary>Convolution variants: a 1×3 kernel, a depthwise 3×3 (groups = channels) before a max-pool, a pointwise 1×1,
+/// and a grouped convolution with stride (2, 1) and no bias.</summary>
+[Network, Input(4, 9, 10), CrossEntropyLoss]
+public partial class ConvVariantsNet
+{
+    [Conv2d(4, 8, 1, KernelWidth = 3, PaddingWidth = 1)] public partial Conv2d Wide { get; }
+    [Conv2d(8, 8, 3, padding: 1, Groups = 8)] public partial Conv2d Depthwise { get; }
+    [Conv2d(8, 6, 1)] public partial Conv2d Pointwise { get; }
+    [Conv2d(6, 6, 3, stride: 2, padding: 1, bias: false, StrideWidth = 1, Groups = 2)] public partial Conv2d Grouped { get; }
+    [Linear(6 * 2 * 5, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) =>
+        x.Apply(Wide).Relu().Apply(Depthwise).MaxPool2d(2).Relu().Apply(Pointwise).Apply(Grouped).Tanh().Flatten().Apply(Head);
+}
+
+/// <summary>1-D convolutions over [C, L]: padded, then strided, dilated and grouped, with BatchNorm1d between.</summary>
+[Network, Input(3, 20), CrossEntropyLoss]
+public partial class Conv1dNet
+{
+    [Conv1d(3, 8, 5, padding: 2)] public partial Conv1d First { get; }
+    [Conv1d(8, 8, 3, stride: 2, dilation: 2, Groups = 4)] public partial Conv1d Second { get; }
+    [BatchNorm1d(8)] public partial BatchNorm1d Norm { get; }
+    [Linear(8 * 8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(First).Relu().Apply(Second).Apply(Norm).Relu().Flatten().Apply(Head);
+}

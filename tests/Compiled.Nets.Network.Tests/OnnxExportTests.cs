@@ -257,6 +257,20 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void ConvVariantsNet_WithNonSquareDepthwiseAndGroupedConvolutions()
+    {
+        using var net = new ConvVariantsNet(seed: 8);
+        AssertOnnxMatches(net, 360, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, 3, 4, 9, 10);
+    }
+
+    [Fact]
+    public void Conv1dNet_WithGroupedDilatedConv1d()
+    {
+        using var net = new Conv1dNet(seed: 9);
+        AssertOnnxMatches(net, 60, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, 3, 3, 20);
+    }
+
+    [Fact]
     public void TokenNet_OfFixedLength()
     {
         using var net = new TokenNet(seed: 9);

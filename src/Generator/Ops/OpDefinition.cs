@@ -175,6 +175,9 @@ namespace Compiled.Nets.Generator.Ops
         /// kernel for an elementwise op, nothing for a view.</summary>
         public virtual bool OnGpu => IsView;
 
+        /// <summary>The GPU emitter has this op with these arguments (a grouped convolution, say, not yet).</summary>
+        public virtual bool OnGpuFor(NetworkSpec s, OpSpec op) => OnGpu;
+
         /// <summary>An elementwise op inside a fused GPU kernel (scalar <paramref name="t"/> at element <c>i</c>): its CPU
         /// scalar stage unless the device needs another (dropout draws its mask there).</summary>
         public virtual string GpuStageForward(PlanStage stage, string t) => StageForward(stage, t, false, true, "i");

@@ -42,6 +42,7 @@ namespace Compiled.Nets.Generator.Ops
             new SelectTokenOp(),
             new MeanOverSequenceOp(),
             new Conv2dOp(),
+            new Conv1dOp(),
             new LinearOp(),
             new BatchNorm2dOp(),
             new BatchNorm1dOp(),

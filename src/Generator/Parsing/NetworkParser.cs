@@ -447,7 +447,14 @@ namespace Compiled.Nets.Generator.Parsing
                 return r;
             }
 
-            string attrName = layerAttr!.AttributeClass!.Name;
+            // Arguments C# cannot bind (kernel: (1, 5)) are the compiler's error to report; read as zeros they would add a
+            // false one of ours. The layer is skipped quietly and the class gets its skeleton.
+            if (layerAttr!.AttributeConstructor is null || layerAttr.ConstructorArguments.Any(a => a.Kind == TypedConstantKind.Error))
+            {
+                _failed = true;
+                return new LayerRef { Property = prop.Name, Layer = -1, Used = true };
+            }
+            string attrName = layerAttr.AttributeClass!.Name;
             var def = OpTable.ForAttribute(attrName);
             if (def?.Layer is not { } kind) { Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, $"uses an unknown layer attribute '{attrName}'"); return null; }
             string expectedType = kind.ToString();
@@ -693,6 +700,8 @@ namespace Compiled.Nets.Generator.Parsing
                 if (ctor is null) return;
                 for (int i = 0; i < ctor.Parameters.Length && i < a.ConstructorArguments.Length; i++)
                     _values[ctor.Parameters[i].Name] = a.ConstructorArguments[i].Value;
+                // Settable properties (Conv2d's KernelWidth, Groups) read like constructor arguments, by their names.
+                foreach (var named in a.NamedArguments) _values[named.Key] = named.Value.Value;
                 if (syntax?.ArgumentList is { } list)
                 {
                     int position = 0;

@@ -129,7 +129,7 @@ namespace Compiled.Nets.Generator.Planning
                 var window = Pool2dArgs.Of(pool);
                 if (window.Kernel != 2 || window.Stride != 2 || window.Padding != 0) continue;
                 var producer = units.FirstOrDefault(c => c.Primary?.Id == pool.Input);
-                if (producer?.Primary is { Kind: OpKind.Conv2d } conv && consumers[conv.Id] == 1 && producer.Stages.All(st => st.IsBias))
+                if (producer?.Primary is { Kind: OpKind.Conv2d } conv && !Conv2dOp.IsGrouped(s, conv) && consumers[conv.Id] == 1 && producer.Stages.All(st => st.IsBias))
                     pairs.Add(new FusedPair(pool.Id, conv.Id));
             }
             return pairs;

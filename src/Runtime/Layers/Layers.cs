@@ -6,16 +6,24 @@ namespace Compiled.Nets;
 // (weights live there, not here) and runs eagerly for the reference path, accumulating parameter gradients into the
 // store so eager and compiled gradients are compared in the same place.
 
-/// <summary>2-D convolution handle (<c>weight</c> [O, C, KH, KW], optional <c>bias</c> [O]).</summary>
+/// <summary>2-D convolution handle (<c>weight</c> [O, C/groups, KH, KW], optional <c>bias</c> [O]).</summary>
 public sealed class Conv2d : ILayer
 {
     private readonly ParameterStore _store;
-    private readonly int _in, _out, _k, _stride, _pad, _dil;
+    private readonly int _in, _out, _kh, _kw, _sh, _sw, _ph, _pw, _dil, _groups;
 
-    /// <summary>Binds to <c>{name}.weight</c> and, when <paramref name="bias"/>, <c>{name}.bias</c>.</summary>
+    /// <summary>Binds to <c>{name}.weight</c> and, when <paramref name="bias"/>, <c>{name}.bias</c> (square kernel, one group).</summary>
     public Conv2d(ParameterStore store, string name, int inChannels, int outChannels, int kernel, int stride, int padding, int dilation, bool bias)
+        : this(store, name, inChannels, outChannels, (kernel, kernel), (stride, stride), (padding, padding), dilation, 1, bias) { }
+
+    /// <summary>As nn.Conv2d with (height, width) pairs and <paramref name="groups"/> (depthwise when it equals the channels).</summary>
+    /// <exception cref="ArgumentException">When groups does not divide both channel counts.</exception>
+    public Conv2d(ParameterStore store, string name, int inChannels, int outChannels, (int Height, int Width) kernel, (int Height, int Width) stride,
+        (int Height, int Width) padding, int dilation, int groups, bool bias)
     {
-        _store = store; _in = inChannels; _out = outChannels; _k = kernel; _stride = stride; _pad = padding; _dil = dilation;
+        if (groups <= 0 || inChannels % groups != 0 || outChannels % groups != 0)
+            throw new ArgumentException($"Conv2d({inChannels}, {outChannels}): {groups} groups must divide both channel counts.");
+        _store = store; _in = inChannels; _out = outChannels; (_kh, _kw) = kernel; (_sh, _sw) = stride; (_ph, _pw) = padding; _dil = dilation; _groups = groups;
         Weight = store[name + ".weight"];
         Bias = bias ? store[name + ".bias"] : null;
     }
@@ -30,27 +38,52 @@ public sealed class Conv2d : ILayer
     {
         if (x.Shape.Length != 4 || x.Shape[1] != _in)
             throw new ArgumentException($"Conv2d({_in}, {_out}) expects [B, {_in}, H, W], got {x.ShapeText()}.");
-        var g = new Conv2dGeometry(x.Shape[0], _in, x.Shape[2], x.Shape[3], _out, _k, _k, _stride, _stride, _pad, _pad, _dil, _dil);
-        var y = new float[g.Batch * g.OutSize];
-        var scratch = new float[Conv2dKernels.ScratchSize(g)];
-        Conv2dKernels.Forward(y, x.Data, _store.ReadValue(Weight), g, scratch);
-        int plane = g.OutHeight * g.OutWidth;
+        // The geometry of one group for the whole batch; the grouped kernels run each group of each sample.
+        var g = new Conv2dGeometry(x.Shape[0], _in / _groups, x.Shape[2], x.Shape[3], _out / _groups, _kh, _kw, _sh, _sw, _ph, _pw, _dil, _dil);
+        int batch = g.Batch, oh = g.OutHeight, ow = g.OutWidth, plane = oh * ow, groups = _groups;
+        var y = new float[batch * _out * plane];
+        var scratch = new float[Conv2dKernels.GroupedScratchSize(g)];
+        Conv2dKernels.ForwardGrouped(y, x.Data, _store.ReadValue(Weight), default, g, groups, scratch);
         if (Bias is not null)
         {
             var b = _store.ReadValue(Bias);
             for (int i = 0; i < y.Length; i++) y[i] += b[i / plane % _out];
         }
-        var store = _store; var w = Weight; var bias = Bias;
-        return Tensor.Result(y, [g.Batch, _out, g.OutHeight, g.OutWidth], [x], r =>
+        var store = _store; var w = Weight; var bias = Bias; int outChannels = _out;
+        return Tensor.Result(y, [batch, _out, oh, ow], [x], r =>
         {
             var dy = r.Grad!;
-            Conv2dKernels.Backward(x.GradBuffer, w.RequiresGrad ? store.Gradient(w) : default, dy, x.Data, store.ReadValue(w), g, scratch);
+            Conv2dKernels.BackwardGrouped(x.GradBuffer, w.RequiresGrad ? store.Gradient(w) : default, dy, x.Data, store.ReadValue(w), g, groups, scratch);
             if (bias is { RequiresGrad: true })
             {
                 var db = store.Gradient(bias);
-                for (int i = 0; i < dy.Length; i++) db[i / plane % g.OutChannels] += dy[i];
+                for (int i = 0; i < dy.Length; i++) db[i / plane % outChannels] += dy[i];
             }
         });
+    }
+}
+
+/// <summary>1-D convolution handle (nn.Conv1d: <c>weight</c> [O, C/groups, K], optional <c>bias</c> [O]) over [B, C, L];
+/// it runs the 2-D kernels with a height of 1.</summary>
+public sealed class Conv1d : ILayer
+{
+    private readonly Conv2d _conv;
+    private readonly int _in;
+
+    /// <summary>Binds to <c>{name}.weight</c> and, when <paramref name="bias"/>, <c>{name}.bias</c>.</summary>
+    /// <exception cref="ArgumentException">When groups does not divide both channel counts.</exception>
+    public Conv1d(ParameterStore store, string name, int inChannels, int outChannels, int kernel, int stride, int padding, int dilation, int groups, bool bias)
+    {
+        _in = inChannels;
+        _conv = new Conv2d(store, name, inChannels, outChannels, (1, kernel), (1, stride), (0, padding), dilation, groups, bias);
+    }
+
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        if (x.Shape.Length != 3 || x.Shape[1] != _in) throw new ArgumentException($"Conv1d expects [B, {_in}, L], got {x.ShapeText()}.");
+        var y = _conv.Forward(x.Unflatten(1, _in, 1)); // [B, C, 1, L] → [B, O, 1, L']
+        return y.Reshape(y.Shape[0], y.Shape[1], y.Shape[3]);
     }
 }
 
