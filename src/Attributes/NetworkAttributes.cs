@@ -75,6 +75,14 @@ namespace Compiled.Nets
     {
         /// <summary>Label smoothing in [0, 1), as in PyTorch.</summary>
         public float LabelSmoothing { get; set; }
+
+        /// <summary>A weight per class (PyTorch's <c>weight</c>): the mean is weighted by the labels' weights, so rare
+        /// classes can count more. Null: every class weighs 1.</summary>
+        public float[]? Weights { get; set; }
+
+        /// <summary>A label that adds nothing to the loss or its gradient (PyTorch's <c>ignore_index</c>, e.g. -100 for
+        /// padding tokens). Unset (int.MinValue), every label must be a class and any other value is an error.</summary>
+        public int IgnoreIndex { get; set; } = int.MinValue;
     }
 
     /// <summary>Trains the network with mean squared error (<c>nn.MSELoss</c>); targets are float tensors shaped like the output.</summary>

@@ -373,6 +373,19 @@ public sealed class Tensor
         return Result([loss], [], [x], r => CrossEntropyKernels.Backward(x.GradBuffer, probs, labels, rows, k, r.Grad![0] / rows, labelSmoothing));
     }
 
+    /// <summary>Cross-entropy with class <paramref name="weights"/> (empty: all 1) and an <paramref name="ignoreIndex"/> label
+    /// that adds nothing (<c>F.cross_entropy(weight=…, ignore_index=…, label_smoothing=…)</c>, mean reduction).</summary>
+    public Tensor CrossEntropy(int[] labels, float labelSmoothing, float[] weights, int ignoreIndex)
+    {
+        if (Shape.Length != 2) throw new ArgumentException($"CrossEntropy needs [B, K] logits, got {ShapeText()}.");
+        int rows = Shape[0], k = Shape[1];
+        if (labels.Length != rows) throw new ArgumentException($"CrossEntropy got {labels.Length} labels for {rows} rows.");
+        var probs = new float[Data.Length];
+        float loss = CrossEntropyKernels.Forward(probs, Data, labels, rows, k, labelSmoothing, weights, ignoreIndex);
+        var x = this;
+        return Result([loss], [], [x], r => CrossEntropyKernels.Backward(x.GradBuffer, probs, labels, rows, k, labelSmoothing, weights, ignoreIndex, r.Grad![0]));
+    }
+
     /// <summary>Mean negative log-likelihood of [B, K] log-probabilities against class indices (<c>F.nll_loss</c>).</summary>
     public Tensor Nll(int[] labels)
     {

@@ -417,6 +417,27 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void ClassWeights_MustBeOnePerClass_AndNotNegative()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), {|CNET0014:CrossEntropyLoss(Weights = new[] { 1f, 2f })|}]
+            public partial class N
+            {
+                [Linear(4, 3)] public partial Linear Head { get; }
+                Tensor Forward(Tensor x) => x.Apply(Head);
+            }
+            """);
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), {|CNET0014:CrossEntropyLoss(Weights = new[] { 1f, -2f, 1f })|}]
+            public partial class M
+            {
+                [Linear(4, 3)] public partial Linear Head { get; }
+                Tensor Forward(Tensor x) => x.Apply(Head);
+            }
+            """);
+    }
+
+    [Fact]
     public void SeveralInputs_BindToForwardsParametersByName()
     {
         // A branch wired for the wrong width is reported at its argument, naming the input it reads.

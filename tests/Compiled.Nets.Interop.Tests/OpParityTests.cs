@@ -386,6 +386,26 @@ public class OpParityTests
     }
 
     [Theory]
+    [InlineData(0f, true, -100)]
+    [InlineData(0.2f, true, 3)]
+    [InlineData(0.1f, false, -100)]
+    public void CrossEntropy_WithClassWeightsAndIgnoreIndex_AsTorch(float smoothing, bool weighted, int ignore)
+    {
+        var logits = Random(6 * 5, 4, 3);
+        int[] labels = [0, ignore, 4, 3, ignore == 3 ? 1 : -100, 2];
+        float[] weights = weighted ? [0.5f, 2f, 1f, 3f, 0.25f] : [];
+        var cx = new CTensor((float[])logits.Clone(), 6, 5);
+        var loss = cx.CrossEntropy(labels, smoothing, weights, ignore);
+        loss.Backward();
+        var tx = T(logits, [6, 5]);
+        var target = torch.tensor(labels.Select(l => (long)l).ToArray(), ScalarType.Int64);
+        var tl = F.cross_entropy(tx, target, weighted ? T(weights, [5], false) : null, ignore_index: ignore, label_smoothing: smoothing);
+        tl.backward();
+        Assert.Equal(Data(tl)[0], loss.Data[0], 1e-5f);
+        Close(Data(tx.grad!), cx.Grad!, "dlogits", 1e-4f);
+    }
+
+    [Theory]
     [InlineData(0f)]
     [InlineData(0.1f)]
     public void CrossEntropy(float smoothing)

@@ -118,6 +118,29 @@ public class CompiledVsEagerTests
         CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [3, 6, 6], 3);
     }
 
+    [Fact]
+    public void WeightedCrossEntropy_WithAnIgnoredLabel_MatchesEager_AndIgnoredRowsAddNothing()
+    {
+        using var net = new WeightedNet(seed: 23);
+        const int batch = 5;
+        var x = RandomData(batch * 6, 3);
+        int[] labels = [2, -100, 1, 0, -100];
+        net.Parameters.ZeroGradients();
+        Tensor loss;
+        using (Eager.Training()) { loss = net.ForwardEager(new Tensor((float[])x.Clone(), batch, 6)).CrossEntropy(labels, 0.1f, [1f, 2.5f, 0.5f], -100); loss.Backward(); }
+        var eager = Gradients(net.Parameters);
+        var logits = new float[batch * 3];
+        Assert.Equal(loss.Data[0], net.TrainStep(x, labels, batch, logits), 1e-5f);
+        var compiled = Gradients(net.Parameters);
+        for (int i = 0; i < eager.Length; i++) AssertClose(eager[i], compiled[i], 1e-4, net.Parameters.Parameters[i].Name);
+        Assert.Equal(loss.Data[0], net.EvaluateLoss(x, labels, batch), 1e-5f);
+        // Rows with the ignored label change nothing: the three real rows alone give the same loss.
+        int[] real = [0, 2, 3];
+        var xs = real.SelectMany(r => x.Skip(r * 6).Take(6)).ToArray();
+        Assert.Equal(loss.Data[0], net.EvaluateLoss(xs, real.Select(r => labels[r]).ToArray(), 3), 1e-5f);
+        Assert.Contains("outside [0, 3) and is not the ignored label -100", Assert.Throws<ArgumentOutOfRangeException>(() => net.EvaluateLoss(x, [0, 1, 2, 3, 0], batch)).Message);
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(4)]

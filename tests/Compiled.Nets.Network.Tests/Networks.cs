@@ -538,3 +538,13 @@ public partial class Conv1dNet
 
     Tensor Forward(Tensor x) => x.Apply(First).Relu().Apply(Second).Apply(Norm).Relu().Flatten().Apply(Head);
 }
+
+/// <summary>Cross-entropy with class weights, an ignored label (-100, PyTorch's padding convention) and label smoothing.</summary>
+[Network, Input(6), CrossEntropyLoss(LabelSmoothing = 0.1f, Weights = new[] { 1f, 2.5f, 0.5f }, IgnoreIndex = -100)]
+public partial class WeightedNet
+{
+    [Linear(6, 8)] public partial Linear Fc { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Relu().Apply(Head);
+}

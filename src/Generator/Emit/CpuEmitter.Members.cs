@@ -35,6 +35,7 @@ namespace Compiled.Nets.Generator.Emit
             if (!s.IsMultiInput) w.Line($"private static readonly int[] s_inputShape = new int[] {{ {string.Join(", ", s.InputShape.Select(d => d == Shapes.Sequence ? s.MaxSequence : d))} }};");
             w.Line($"private static readonly int[] s_outputShape = new int[] {{ {string.Join(", ", outShape.Select(d => d == Shapes.Sequence ? s.MaxSequence : d))} }};");
             w.Line($"private const int DefaultCapacity = {s.MaxBatch};");
+            if (s.Loss == LossKind.CrossEntropy) CrossEntropyLoss.EmitFields(c);
             w.Line();
             EmitParameterMembers(c);
             w.Line($"public string Name => \"{s.TypeName}\";");

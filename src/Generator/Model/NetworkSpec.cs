@@ -42,6 +42,12 @@ namespace Compiled.Nets.Generator.Model
         /// <summary>Every input in Forward's parameter order (the first is also InputName/InputShape/TokenInput).</summary>
         public EquatableArray<InputSpec> Inputs { get; init; } = EquatableArray<InputSpec>.Empty;
 
+        /// <summary>Cross-entropy's class weights (empty: none).</summary>
+        public EquatableArray<float> LossWeights { get; init; } = EquatableArray<float>.Empty;
+
+        /// <summary>Cross-entropy's ignored label (int.MinValue: none).</summary>
+        public int IgnoreIndex { get; init; } = int.MinValue;
+
         /// <summary>Forward takes several tensors: the generated methods take one span per input, named as its parameters.</summary>
         public bool IsMultiInput => Inputs.Count > 1;
     }

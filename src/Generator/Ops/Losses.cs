@@ -88,9 +88,28 @@ namespace Compiled.Nets.Generator.Ops
         // The softmax of the logits, kept for the gradient.
         public override void AddRegions(RegionBuilder regions, NetworkSpec s) => regions.Add("probs", s.Ops[s.Output].OutShape);
 
+        /// <summary>Class weights or an ignored label: PyTorch's weighted mean (over the weights of the labels not ignored).</summary>
+        public static bool Weighted(NetworkSpec s) => s.LossWeights.Count > 0 || s.IgnoreIndex != int.MinValue;
+
+        /// <summary>The weighted kernels' trailing arguments: the class weights' field and the ignored label.</summary>
+        private static string Weighting(NetworkSpec s) => $"{(s.LossWeights.Count > 0 ? "s_classWeights" : "default")}, {IntLiteral(s.IgnoreIndex)}";
+
+        /// <summary>The class weights as a field, when the loss has them.</summary>
+        public static void EmitFields(CpuContext c)
+        {
+            if (c.Spec.LossWeights.Count > 0)
+                c.Line($"private static readonly float[] s_classWeights = new float[] {{ {string.Join(", ", c.Spec.LossWeights.Select(w => FloatLiteral(w)))} }}; // CrossEntropyLoss.Weights");
+        }
+
         public override void EmitTraining(CpuContext c, int output, string outSize)
         {
             string smoothing = FloatLiteral(c.Spec.LossParameter);
+            if (Weighted(c.Spec))
+            {
+                c.Line($"float loss = {Kernels}CrossEntropyKernels.Forward(probs, v{output}, labels, batch, {outSize}, {smoothing}, {Weighting(c.Spec)});");
+                c.Line($"{Kernels}CrossEntropyKernels.Backward(g{output}, probs, labels, batch, {outSize}, {smoothing}, {Weighting(c.Spec)});");
+                return;
+            }
             c.Line($"float loss = {Kernels}CrossEntropyKernels.Forward(probs, v{output}, labels, batch, {outSize}, {smoothing});");
             c.Line($"{Kernels}CrossEntropyKernels.Backward(g{output}, probs, labels, batch, {outSize}, 1f / batch, {smoothing});");
         }
@@ -98,7 +117,9 @@ namespace Compiled.Nets.Generator.Ops
         public override void EmitEvaluation(CpuContext c, string outSize)
         {
             c.Line($"var probs = ws.Act.Span.Slice({c.Plan.Region("probs").Offset} * ws.Capacity, {outSize} * batch);");
-            c.Line($"return {Kernels}CrossEntropyKernels.Forward(probs, y, labels, batch, {outSize}, {FloatLiteral(c.Spec.LossParameter)});");
+            c.Line(Weighted(c.Spec)
+                ? $"return {Kernels}CrossEntropyKernels.Forward(probs, y, labels, batch, {outSize}, {FloatLiteral(c.Spec.LossParameter)}, {Weighting(c.Spec)});"
+                : $"return {Kernels}CrossEntropyKernels.Forward(probs, y, labels, batch, {outSize}, {FloatLiteral(c.Spec.LossParameter)});");
         }
     }
 

@@ -172,11 +172,14 @@ namespace Compiled.Nets.Generator.Parsing
 
             if (loss != LossKind.None) Losses.Of(loss).Check(this, LocationInfo.From(syntax.Identifier.GetLocation()), _ops[output], body.ReturnLocation);
             if (_failed) return null;
+            var (weights, ignoreIndex) = ReadClassWeighting(losses.FirstOrDefault(), _ops[output]);
+            if (_failed) return null;
 
             return new NetworkSpec(
                 NamespaceOf(type), type.Name, Modifiers(syntax), ContainingDeclarations(type),
                 inputName!, inputShape, tokens, maxBatch, MaxSequence, loss, lossParameter,
-                _layers.ToEquatableArray(), _params.ToEquatableArray(), _ops.ToEquatableArray(), output) { Inputs = _inputs.ToEquatableArray() };
+                _layers.ToEquatableArray(), _params.ToEquatableArray(), _ops.ToEquatableArray(), output)
+            { Inputs = _inputs.ToEquatableArray(), LossWeights = weights, IgnoreIndex = ignoreIndex };
         }
 
         private NetworkSpec? ParseBlock(INamedTypeSymbol type, ClassDeclarationSyntax syntax)
@@ -357,6 +360,21 @@ namespace Compiled.Nets.Generator.Parsing
                 }
             }
             return true;
+        }
+
+        /// <summary>[CrossEntropyLoss(Weights = …, IgnoreIndex = …)]: one finite, non-negative weight per class of the output.</summary>
+        private (EquatableArray<float> Weights, int IgnoreIndex) ReadClassWeighting(AttributeData? loss, OpSpec output)
+        {
+            if (loss is null) return (EquatableArray<float>.Empty, int.MinValue);
+            int ignore = NamedInt(loss, "IgnoreIndex") ?? int.MinValue;
+            var named = loss.NamedArguments.FirstOrDefault(n => n.Key == "Weights").Value;
+            if (named.Kind != TypedConstantKind.Array || named.IsNull) return (EquatableArray<float>.Empty, ignore);
+            var weights = named.Values.Select(v => Convert.ToSingle(v.Value, CultureInfo.InvariantCulture)).ToArray();
+            int classes = output.OutShape.Count == 1 ? output.OutShape[0] : -1;
+            string? why = weights.Length != classes ? $"Weights has {weights.Length} values but the network outputs {classes} classes"
+                : weights.Any(w => !(w >= 0) || float.IsInfinity(w)) ? "class weights must be finite and not negative" : null;
+            if (why is not null) Report(DiagnosticDescriptors.InvalidArgument, Loc(loss), "CrossEntropyLoss", why);
+            return (weights.ToEquatableArray(), ignore);
         }
 
         /// <summary>True for <c>[Input(..., Kind = InputKind.TokenIds)]</c>.</summary>

@@ -55,6 +55,86 @@ public static unsafe class CrossEntropyKernels
             }
     }
 
+    /// <summary>
+    /// Cross-entropy with class weights and an ignored label, as PyTorch defines them (<c>weight</c>,
+    /// <c>ignore_index</c>, <c>label_smoothing</c>, mean reduction): (1−ε)·Σₙ w[yₙ]·nllₙ / W + ε/K·Σₙ Σₖ w[k]·(−log pₙₖ) / W
+    /// over the rows whose label is not <paramref name="ignoreIndex"/>, W = Σ w[yₙ] over those rows (their count without
+    /// weights). Empty <paramref name="weights"/> weighs every class 1. Saves probs for backward. A batch whose every label
+    /// is ignored has loss 0 (PyTorch gives NaN). Sums in double.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A label outside [0, K) that is not the ignored one, naming its row.</exception>
+    public static float Forward(Span<float> probs, ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, int rows, int classes, float labelSmoothing, ReadOnlySpan<float> weights, int ignoreIndex)
+    {
+        Check(probs.Length, logits.Length, labels.Length, rows, classes);
+        CheckWeights(weights, classes);
+        double eps = labelSmoothing, nllSum = 0, smoothSum = 0;
+        double total = Denominator(labels, rows, classes, weights, ignoreIndex);
+        for (int n = 0; n < rows; n++)
+        {
+            var lr = logits.Slice(n * classes, classes);
+            var pr = probs.Slice(n * classes, classes);
+            int label = labels[n];
+            // Ignored rows still get their probabilities (the logits' softmax) but add nothing.
+            double max = double.NegativeInfinity;
+            foreach (var v in lr) max = Math.Max(max, v);
+            double sum = 0;
+            for (int k = 0; k < classes; k++) { double e = Math.Exp(lr[k] - max); pr[k] = (float)e; sum += e; }
+            double logSum = Math.Log(sum) + max;
+            for (int k = 0; k < classes; k++) pr[k] = (float)(pr[k] / sum);
+            if (label == ignoreIndex) continue;
+            nllSum += Weight(weights, label) * (logSum - lr[label]);
+            if (eps != 0)
+                for (int k = 0; k < classes; k++) smoothSum += Weight(weights, k) * (logSum - lr[k]);
+        }
+        if (total == 0) return 0f;
+        return (float)(((1 - eps) * nllSum + eps / classes * smoothSum) / total);
+    }
+
+    /// <summary>dlogits += scale/W·((1−ε)·w[yₙ]·(p − onehot) + ε/K·(Σw·p − w)) for the rows not ignored: the gradient of
+    /// the weighted <see cref="Forward(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{int}, int, int, float, ReadOnlySpan{float}, int)"/>
+    /// (scale 1 for the loss itself).</summary>
+    public static void Backward(Span<float> dlogits, ReadOnlySpan<float> probs, ReadOnlySpan<int> labels, int rows, int classes, float labelSmoothing, ReadOnlySpan<float> weights, int ignoreIndex, float scale = 1f)
+    {
+        Check(dlogits.Length, probs.Length, labels.Length, rows, classes);
+        CheckWeights(weights, classes);
+        double total = Denominator(labels, rows, classes, weights, ignoreIndex);
+        if (total == 0) return;
+        double eps = labelSmoothing, weightSum = 0;
+        for (int k = 0; k < classes; k++) weightSum += Weight(weights, k);
+        for (int n = 0; n < rows; n++)
+        {
+            int label = labels[n];
+            if (label == ignoreIndex) continue;
+            var d = dlogits.Slice(n * classes, classes);
+            var p = probs.Slice(n * classes, classes);
+            double wy = (1 - eps) * Weight(weights, label), s = scale / total;
+            for (int k = 0; k < classes; k++)
+                d[k] += (float)(s * (wy * (p[k] - (k == label ? 1 : 0)) + eps / classes * (weightSum * p[k] - Weight(weights, k))));
+        }
+    }
+
+    private static double Weight(ReadOnlySpan<float> weights, int k) => weights.IsEmpty ? 1 : weights[k];
+
+    /// <summary>W: the weights of the rows' labels (their count without weights), ignored rows left out.</summary>
+    private static double Denominator(ReadOnlySpan<int> labels, int rows, int classes, ReadOnlySpan<float> weights, int ignoreIndex)
+    {
+        double total = 0;
+        for (int n = 0; n < rows; n++)
+        {
+            int label = labels[n];
+            if (label == ignoreIndex) continue;
+            if ((uint)label >= (uint)classes)
+                throw new ArgumentOutOfRangeException(nameof(labels), label, $"Label {label} in row {n} is outside [0, {classes}) and is not the ignored label {ignoreIndex}.");
+            total += Weight(weights, label);
+        }
+        return total;
+    }
+
+    private static void CheckWeights(ReadOnlySpan<float> weights, int classes)
+    {
+        if (!weights.IsEmpty && weights.Length != classes) throw new ArgumentException($"Cross-entropy over {classes} classes needs {classes} class weights; got {weights.Length}.");
+    }
+
     private static void Check(int a, int b, int labels, int rows, int classes)
     {
         long need = (long)rows * classes;
