@@ -238,6 +238,15 @@ namespace Compiled.Nets
         public double P { get; }
     }
 
+    /// <summary>Channel dropout (<c>nn.Dropout2d</c>) over [C, H, W] or [C, L]: whole channels of a sample dropped while training.</summary>
+    public sealed class Dropout2dAttribute : LayerAttribute
+    {
+        /// <summary>Declares channel dropout.</summary>
+        public Dropout2dAttribute(double p = 0.5) { P = p; }
+        /// <summary>Drop probability of a channel.</summary>
+        public double P { get; }
+    }
+
     /// <summary>Batch normalisation over the channels of [B, C] or [B, C, L] (<c>nn.BatchNorm1d</c>).</summary>
     public sealed class BatchNorm1dAttribute : LayerAttribute
     {

@@ -273,6 +273,9 @@ public sealed class Tensor
     public Tensor AdaptiveAvgPool2d(int outputSize) => new AdaptiveAvgPool2d(outputSize).Forward(this);
     public Tensor Dropout(double p) => new Dropout(p).Forward(this);
 
+    /// <summary>Channel dropout (<c>F.dropout2d</c>): whole channels of a sample zeroed in training mode.</summary>
+    public Tensor Dropout2d(double p) => new Dropout2d(p).Forward(this);
+
     /// <summary>Elementwise sum of equal shapes (residual connection).</summary>
     /// <exception cref="ArgumentException">When the shapes differ.</exception>
     public static Tensor operator +(Tensor a, Tensor b)

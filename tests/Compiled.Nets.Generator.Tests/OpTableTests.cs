@@ -113,7 +113,7 @@ public class OpTableTests
         {
             var attribute = typeof(NetworkAttribute).Assembly.GetType($"Compiled.Nets.{loss.Name}Attribute");
             Assert.NotNull(attribute);
-            Assert.NotNull(typeof(Tensor).GetMethod(eager[loss.Kind]));
+            Assert.Contains(typeof(Tensor).GetMethods(), m => m.Name == eager[loss.Kind]);
             // The attribute's property the generator reads, with the default it assumes.
             if (loss.ParameterName is { } name)
             {

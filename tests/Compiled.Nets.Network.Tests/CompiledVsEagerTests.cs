@@ -119,6 +119,39 @@ public class CompiledVsEagerTests
     }
 
     [Fact]
+    public void Dropout2d_DropsWholeChannels_WithTheSameMaskAsEagerFromTheSameSeed()
+    {
+        // The compiled network draws from its own generator (seeded from its seed); the eager path from Eager's. Seeded
+        // alike, one channel mask each, the two training steps are the same computation.
+        const ulong seed = 31;
+        using var net = new ChannelDropNet(seed);
+        const int batch = 6;
+        var x = RandomData(batch * 48, 5);
+        var labels = RandomLabels(batch, 2, 6);
+        net.Parameters.ZeroGradients();
+        Eager.Seed(seed ^ 0x9E3779B97F4A7C15UL);
+        Tensor loss, hidden;
+        using (Eager.Training())
+        {
+            hidden = new Tensor((float[])x.Clone(), batch, 3, 4, 4).Apply(net.Conv).Relu().Apply(net.Drop);
+            loss = hidden.Flatten().Apply(net.Head).CrossEntropy(labels);
+            loss.Backward();
+        }
+        var eager = Gradients(net.Parameters);
+        Assert.Equal(loss.Data[0], net.TrainStep(x, labels, batch), 1e-5f);
+        var compiled = Gradients(net.Parameters);
+        for (int i = 0; i < eager.Length; i++) AssertClose(eager[i], compiled[i], 1e-4, net.Parameters.Parameters[i].Name);
+        // Whole channels: each 4×4 plane is all zero or all kept, and some of each occur.
+        var planes = Enumerable.Range(0, batch * 6).Select(k => hidden.Data.Skip(k * 16).Take(16).ToArray()).ToList();
+        Assert.Contains(planes, p => p.All(v => v == 0));
+        Assert.Contains(planes, p => p.Any(v => v != 0));
+        // Evaluation mode is the identity.
+        var y = new float[batch * 2];
+        net.Forward(x, batch, y);
+        AssertClose(net.ForwardEager(new Tensor((float[])x.Clone(), batch, 3, 4, 4)).Data, y, 1e-5, "evaluation logits");
+    }
+
+    [Fact]
     public void WeightedCrossEntropy_WithAnIgnoredLabel_MatchesEager_AndIgnoredRowsAddNothing()
     {
         using var net = new WeightedNet(seed: 23);

@@ -548,3 +548,14 @@ public partial class WeightedNet
 
     Tensor Forward(Tensor x) => x.Apply(Fc).Relu().Apply(Head);
 }
+
+/// <summary>Channel dropout between a convolution and the head.</summary>
+[Network, Input(3, 4, 4), CrossEntropyLoss]
+public partial class ChannelDropNet
+{
+    [Conv2d(3, 6, 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Dropout2d(0.4)] public partial Dropout2d Drop { get; }
+    [Linear(6 * 4 * 4, 2)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Conv).Relu().Apply(Drop).Flatten().Apply(Head);
+}

@@ -51,7 +51,7 @@ namespace Compiled.Nets.Generator.Emit
             w.Open();
             if (training)
                 foreach (var st in u.Stages.Where(ReadsMask))
-                    w.Line(DropoutOp.FillMask(st));
+                    w.Line(DropoutOp.FillMask(c.Spec, st));
             w.Line($"int rows = {rows}, cols = {cols};");
             w.Line($"ref float src_ = ref {MemoryMarshal}.GetReference({src});");
             for (int j = 0; j < u.Stages.Count; j++)

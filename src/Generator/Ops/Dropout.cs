@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using Compiled.Nets.Generator.Emit;
 using Compiled.Nets.Generator.Model;
 using Compiled.Nets.Generator.Parsing;
@@ -8,8 +9,9 @@ using static Compiled.Nets.Generator.Emit.Names;
 
 namespace Compiled.Nets.Generator.Ops
 {
-    /// <summary>Dropout (inverted: kept values scaled by 1/(1-p)); the identity in evaluation mode. Its mask is saved for backward.</summary>
-    internal sealed class DropoutOp : OpDefinition
+    /// <summary>Dropout (inverted: kept values scaled by 1/(1-p)); the identity in evaluation mode. Its mask is saved for
+    /// backward. Dropout2d is the same stage with a mask drawn per channel of each sample.</summary>
+    internal class DropoutOp : OpDefinition
     {
         private static readonly Argument[] s_arguments = { Argument.Real("p", 0.5, ArgumentRule.Probability) };
 
@@ -17,37 +19,43 @@ namespace Compiled.Nets.Generator.Ops
         public override string Name => "Dropout";
         public override LayerKind? Layer => LayerKind.Dropout;
         public override string? Method => "Dropout";
-        public override string? MethodUsage => "Dropout(p)";
+        public override string? MethodUsage => Method + "(p)";
         public override System.Collections.Generic.IReadOnlyList<Argument> Arguments => s_arguments;
         public override bool IsElementwise => true;
         public override GradientSource GradientSource => GradientSource.Mask;
 
-        public override string Construct(LayerSpec l, string stateName) => $"new {Runtime}Dropout({l.Real.ToString("R", System.Globalization.CultureInfo.InvariantCulture)})";
+        public override string Construct(LayerSpec l, string stateName) => $"new {Runtime}{Name}({l.Real.ToString("R", System.Globalization.CultureInfo.InvariantCulture)})";
 
-        public override int Apply(ForwardWalker walker, LayerApplication a) =>
-            walker.Parser.AddOp(OpKind.Dropout, a.Input, -1, a.Layer.Layer, a.Shape, a.Shape, Array.Empty<int>(), a.Spec.Real, a.Who);
+        /// <summary>The shape the op takes; false after reporting (Dropout2d needs channels).</summary>
+        protected virtual bool CheckShape(ForwardWalker walker, InvocationExpressionSyntax at, string who, int[] shape) => true;
+
+        public override int Apply(ForwardWalker walker, LayerApplication a) => !CheckShape(walker, a.Invocation, $"{a.Who} ({Name})", a.Shape) ? -1
+            : walker.Parser.AddOp(Kind, a.Input, -1, a.Layer.Layer, a.Shape, a.Shape, Array.Empty<int>(), a.Spec.Real, a.Who);
 
         public override int Call(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape)
         {
             var args = invocation.ArgumentList.Arguments;
             if (args.Count != 1 || walker.Constant(args[0].Expression) is not { HasValue: true, Value: { } pv })
             {
-                walker.Unsupported(invocation, "Dropout needs one constant probability");
+                walker.Unsupported(invocation, $"{Name} needs one constant probability");
                 return -1;
             }
             double p = Convert.ToDouble(pv, System.Globalization.CultureInfo.InvariantCulture);
             if (p < 0 || p >= 1)
             {
-                walker.Parser.ReportPublic(DiagnosticDescriptors.InvalidArgument, ForwardWalker.Location(args[0]), "Dropout", $"probability {p.ToString(System.Globalization.CultureInfo.InvariantCulture)} is outside [0, 1)");
+                walker.Parser.ReportPublic(DiagnosticDescriptors.InvalidArgument, ForwardWalker.Location(args[0]), Name, $"probability {p.ToString(System.Globalization.CultureInfo.InvariantCulture)} is outside [0, 1)");
                 return -1;
             }
-            return walker.Parser.AddOp(OpKind.Dropout, x, -1, -1, shape, shape, Array.Empty<int>(), p, "Dropout");
+            if (!CheckShape(walker, invocation, Name, shape)) return -1;
+            return walker.Parser.AddOp(Kind, x, -1, -1, shape, shape, Array.Empty<int>(), p, Name);
         }
 
         public override void SavedForBackward(RegionBuilder regions, NetworkSpec s, OpSpec op) => regions.Add($"m{op.Id}", op.OutShape);
 
-        /// <summary>Before the fused loop: draw this step's mask.</summary>
-        public static string FillMask(PlanStage stage) => $"{Kernels}DropoutKernels.FillMask(m{stage.Value}, {Helpers.SourceWriter.FloatLiteral(stage.P)}, _rng);";
+        /// <summary>Before the fused loop: draw this step's mask (per element, or per channel for Dropout2d).</summary>
+        public static string FillMask(NetworkSpec s, PlanStage stage) => stage.Kind == OpKind.Dropout2d
+            ? $"{Kernels}DropoutKernels.FillChannelMask(m{stage.Value}, {Helpers.SourceWriter.FloatLiteral(stage.P)}, {Shapes.Product(s.Ops[stage.Value].OutShape.Skip(1))}, _rng);"
+            : $"{Kernels}DropoutKernels.FillMask(m{stage.Value}, {Helpers.SourceWriter.FloatLiteral(stage.P)}, _rng);";
 
         public override string StageForward(PlanStage stage, string t, bool vector, bool training, string index)
         {
@@ -68,5 +76,23 @@ namespace Compiled.Nets.Generator.Ops
         }
 
         public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"Identity\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}); // dropout is off in evaluation");
+    }
+
+    /// <summary><c>[Dropout2d(p)]</c> / <c>x.Dropout2d(p)</c> (nn.Dropout2d) over [C, …]: a whole channel of a sample
+    /// kept or dropped. The device draws masks per element only, so the GPU twin does not take it yet.</summary>
+    internal sealed class Dropout2dOp : DropoutOp
+    {
+        public override OpKind Kind => OpKind.Dropout2d;
+        public override string Name => "Dropout2d";
+        public override LayerKind? Layer => LayerKind.Dropout2d;
+        public override string? Method => "Dropout2d";
+        public override bool OnGpu => false;
+
+        protected override bool CheckShape(ForwardWalker walker, InvocationExpressionSyntax at, string who, int[] shape)
+        {
+            if (shape.Length < 2) { walker.Rank(at, who, "[C, H, W] or [C, L] (channels first)", shape); return false; }
+            if (Shapes.HasSequence(shape)) { walker.Sequence(at, who, "channels need fixed sizes", shape); return false; }
+            return true;
+        }
     }
 }

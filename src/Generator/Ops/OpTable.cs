@@ -39,6 +39,7 @@ namespace Compiled.Nets.Generator.Ops
             new AvgPool2dOp(),
             new AdaptiveAvgPool2dOp(),
             new DropoutOp(),
+            new Dropout2dOp(),
             new SelectTokenOp(),
             new MeanOverSequenceOp(),
             new Conv2dOp(),

@@ -160,6 +160,19 @@ public static class Elementwise
 /// <summary>Dropout masks: the fused loop multiplies by the mask forward and backward.</summary>
 public static class DropoutKernels
 {
+    /// <summary>
+    /// Dropout2d's mask (<c>nn.Dropout2d</c>, channel dropout): each plane of <paramref name="planeSize"/> values (a
+    /// channel of one sample) is 0 with probability p, else 1/(1−p), one draw per plane.
+    /// </summary>
+    /// <exception cref="ArgumentException">When the mask is not a whole number of planes.</exception>
+    public static void FillChannelMask(Span<float> mask, float p, int planeSize, Rng rng)
+    {
+        if (planeSize <= 0 || mask.Length % planeSize != 0) throw new ArgumentException($"Dropout2d: a mask of {mask.Length} values is not a whole number of {planeSize}-value planes.");
+        if (p <= 0f) { mask.Fill(1f); return; }
+        float keep = 1f / (1f - p);
+        for (int i = 0; i < mask.Length; i += planeSize) mask.Slice(i, planeSize).Fill(rng.NextFloat() < p ? 0f : keep);
+    }
+
     /// <summary>mask[i] = 0 with probability p, else 1/(1−p).</summary>
     /// <remarks>
     /// BERT draws ~8 M of these per step (attention probabilities and three hidden dropouts per layer), so long masks

@@ -418,6 +418,23 @@ public sealed class Dropout(double p) : ILayer
     }
 }
 
+/// <summary>Channel dropout (<c>nn.Dropout2d</c>) over [B, C, …]: in training each sample's channel is zeroed with
+/// probability p (the others scaled by 1/(1−p)); the identity in evaluation.</summary>
+public sealed class Dropout2d(double p) : ILayer
+{
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        if (x.Shape.Length < 3) throw new ArgumentException($"Dropout2d expects [B, C, …] with at least one dimension after the channels, got {x.ShapeText()}.");
+        if (!Eager.IsTraining || p == 0) return x;
+        var mask = new float[x.Data.Length];
+        DropoutKernels.FillChannelMask(mask, (float)p, x.Data.Length / (x.Shape[0] * x.Shape[1]), Eager.Rng);
+        var y = new float[mask.Length];
+        for (int i = 0; i < y.Length; i++) y[i] = x.Data[i] * mask[i];
+        return Tensor.Result(y, x.Shape, [x], r => { var g = x.GradBuffer; for (int i = 0; i < g.Length; i++) g[i] += r.Grad![i] * mask[i]; });
+    }
+}
+
 /// <summary>ReLU as a layer.</summary>
 public sealed class ReLU : ILayer { /// <inheritdoc/>
     public Tensor Forward(Tensor x) => x.Relu(); }

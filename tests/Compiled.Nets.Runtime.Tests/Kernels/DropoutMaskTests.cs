@@ -40,4 +40,22 @@ public class DropoutMaskTests
         DropoutKernels.FillMask(ones, 0f, new Rng(1));
         Assert.All(ones, v => Assert.Equal(1f, v));
     }
+
+    [Fact]
+    public void ChannelMask_IsConstantPerPlane_AtTheRate()
+    {
+        const int planes = 4000, size = 9;
+        var mask = new float[planes * size];
+        DropoutKernels.FillChannelMask(mask, 0.3f, size, new Rng(5));
+        int dropped = 0;
+        for (int k = 0; k < planes; k++)
+        {
+            var plane = mask.AsSpan(k * size, size);
+            Assert.True(plane.IndexOfAnyExcept(plane[0]) < 0, $"plane {k} is not constant");
+            Assert.True(plane[0] == 0f || Math.Abs(plane[0] - 1f / 0.7f) < 1e-6f);
+            if (plane[0] == 0f) dropped++;
+        }
+        Assert.InRange(dropped / (double)planes, 0.27, 0.33);
+        Assert.Throws<ArgumentException>(() => DropoutKernels.FillChannelMask(new float[10], 0.3f, 3, new Rng(1)));
+    }
 }
