@@ -344,6 +344,9 @@ namespace Compiled.Nets
         public int Count { get; }
         /// <summary>Embedding width.</summary>
         public int Dim { get; }
+        /// <summary>The padding token's row (PyTorch's <c>padding_idx</c>; negative counts from the end): initialised to
+        /// zeros and never updated, so padding adds nothing. Unset (int.MinValue): none.</summary>
+        public int PaddingIdx { get; set; } = int.MinValue;
     }
 
     /// <summary>

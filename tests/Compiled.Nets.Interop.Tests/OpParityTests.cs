@@ -368,6 +368,26 @@ public class OpParityTests
     }
 
     [Fact]
+    public void EmbeddingWithPaddingIdx_AsTorchEmbedding()
+    {
+        var (store, tp) = Params(("emb.weight", [7, 3], ParameterRole.Embedding));
+        var layer = new Compiled.Nets.Embedding(store, "emb", 7, 3, paddingIdx: -2); // row 5
+        int[] ids = [5, 1, 5, 6, 0, 5];
+        store.ZeroGradients();
+        var y = Compiled.Nets.Tensor.FromIds(ids, 2, 3).Apply(layer).Tanh();
+        var target = Random(y.Length, 3);
+        y.Mse(new CTensor(target, y.Shape)).Backward();
+        // nn.Embedding(padding_idx=5) with the same table: its weight's gradient leaves row 5 out.
+        var embedding = nn.Embedding(7, 3, padding_idx: 5, dtype: ScalarType.Float64);
+        using (torch.no_grad()) embedding.weight!.copy_(tp["emb.weight"]);
+        var ty = embedding.call(torch.tensor(ids.Select(i => (long)i).ToArray(), [2, 3])).tanh();
+        F.mse_loss(ty, T(target, [2, 3, 3], false)).backward();
+        Close(Data(ty), y.Data, "y");
+        Close(Data(embedding.weight!.grad!), store.Gradient(store["emb.weight"]).ToArray(), "emb.weight grad");
+        Assert.All(store.Gradient(store["emb.weight"]).Slice(15, 3).ToArray(), v => Assert.Equal(0f, v));
+    }
+
+    [Fact]
     public void ShapeMethods_AndMatMul_AsTorchPermuteUnflattenFlattenAndMatmul()
     {
         // Views and copies: the gradients flow back through each.

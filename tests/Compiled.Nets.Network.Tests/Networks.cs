@@ -559,3 +559,13 @@ public partial class ChannelDropNet
 
     Tensor Forward(Tensor x) => x.Apply(Conv).Relu().Apply(Drop).Flatten().Apply(Head);
 }
+
+/// <summary>An embedding whose padding row (id 0) starts at zeros and never learns.</summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 8), CrossEntropyLoss]
+public partial class PadEmbedNet
+{
+    [Embedding(20, 4, PaddingIdx = 0)] public partial Embedding Embed { get; }
+    [Linear(4, 2)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids) => ids.Apply(Embed).Tanh().MeanOverSequence().Apply(Head);
+}

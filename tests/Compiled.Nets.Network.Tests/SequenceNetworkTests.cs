@@ -99,6 +99,20 @@ public class SequenceNetworkTests
     }
 
     [Fact]
+    public void EmbeddingPaddingRow_StartsAtZeros_AndGetsNoGradient()
+    {
+        using var net = new PadEmbedNet(seed: 4);
+        var table = net.Parameters["embed.weight"];
+        Assert.All(net.Parameters.Value(table).Slice(0, 4).ToArray(), v => Assert.Equal(0f, v));
+        Assert.Contains(net.Parameters.Value(table).Slice(4, 4).ToArray(), v => v != 0);
+        int[] ids = [3, 0, 7, 0, 5, 9, 0, 0];
+        var (_, mask) = Batch(2, 4, 1);
+        AssertTrainStepMatchesEager(net, ids, mask, [1, 0], 2, 4);
+        Assert.All(net.Parameters.Gradient(table).Slice(0, 4).ToArray(), v => Assert.Equal(0f, v));
+        Assert.Contains(net.Parameters.Gradient(table).Slice(12, 4).ToArray(), v => v != 0);
+    }
+
+    [Fact]
     public void RecurrentNets_PaddedPositions_DoNotChangeTheResult()
     {
         // Packed-sequence semantics: the same sentence padded to 5 and to 12 positions, junk ids in the padding, gives

@@ -158,6 +158,7 @@ namespace Compiled.Nets.Generator.Emit
             w.Line("_ownsStore = true;");
             w.Line($"_rng = new {Runtime}Rng(seed ^ 0x9E3779B97F4A7C15UL);");
             w.Line("Bind(\"\");");
+            EmbeddingOp.EmitInitialisation(c);
             w.Close();
             w.Line();
         }

@@ -34,9 +34,45 @@ namespace Compiled.Nets.Generator.Ops
         }
     }
 
-    /// <summary>Token ids → vectors (a gather); backward scatters into the table's gradient.</summary>
+    /// <summary>Token ids → vectors (a gather); backward scatters into the table's gradient, leaving out the padding row
+    /// (<c>PaddingIdx</c>, PyTorch's padding_idx: zeros at initialisation, never updated).</summary>
     internal sealed class EmbeddingOp : EmbeddingTable
     {
+        private static readonly Argument[] s_arguments = { Argument.Int("count"), Argument.Int("dim"), Argument.Int("PaddingIdx", ArgumentRule.None, int.MinValue) };
+
+        public override IReadOnlyList<Argument> Arguments => s_arguments;
+
+        /// <summary>The padding row counted from the start, or -1 for none.</summary>
+        public static int PaddingRow(LayerSpec l) => l.Ints[2] == int.MinValue ? -1 : l.Ints[2] < 0 ? l.Ints[2] + l.Ints[0] : l.Ints[2];
+
+        public override void Normalize(int[] ints) { }
+
+        public override bool Check(NetworkParser parser, LayerDeclaration d)
+        {
+            int count = d.Ints[0], padding = d.Ints[2];
+            if (padding == int.MinValue || padding >= -count && padding < count) return true;
+            parser.ReportPublic(DiagnosticDescriptors.InvalidArgument, d.Args.Location("PaddingIdx"), d.Property, $"PaddingIdx {padding} is outside the table's rows [-{count}, {count})");
+            return false;
+        }
+
+        public override string Construct(LayerSpec l, string stateName)
+        {
+            var a = EmbeddingArgs.Of(l);
+            int padding = PaddingRow(l);
+            return $"new {Runtime}Embedding(_store, {stateName}, {a.Count}, {a.Dim}{(padding >= 0 ? $", {padding}" : "")})";
+        }
+
+        /// <summary>After the store's initialisation: each padding row set to zeros, as nn.Embedding does.</summary>
+        public static void EmitInitialisation(CpuContext c)
+        {
+            foreach (var l in c.Spec.Layers.Where(l => l.Kind == LayerKind.Embedding && PaddingRow(l) >= 0))
+            {
+                var weight = c.Spec.Parameters.First(p => p.Name == l.StateName + ".weight");
+                int dim = EmbeddingArgs.Of(l).Dim;
+                c.Line($"_store.Value({weight.Field}).Slice({PaddingRow(l) * dim}, {dim}).Clear(); // {l.Property}'s padding row (PaddingIdx) starts at zeros");
+            }
+        }
+
         public override OpKind Kind => OpKind.Embedding;
         public override string Name => "Embedding";
         public override LayerKind? Layer => LayerKind.Embedding;
@@ -61,7 +97,8 @@ namespace Compiled.Nets.Generator.Ops
         public override void EmitBackward(CpuContext c, OpSpec op)
         {
             var weight = c.Param(op, "weight");
-            c.Line($"if ({weight.Field}.RequiresGrad) {Kernels}EmbeddingKernels.Backward(_store.Gradient({weight.Field}), g{op.Id}, {c.Value(op.Input)}, batch * {Shapes.Size(op.InShape)}, {EmbeddingArgs.Of(c.Layer(op)).Dim});");
+            int padding = PaddingRow(c.Layer(op));
+            c.Line($"if ({weight.Field}.RequiresGrad) {Kernels}EmbeddingKernels.Backward(_store.Gradient({weight.Field}), g{op.Id}, {c.Value(op.Input)}, batch * {Shapes.Size(op.InShape)}, {EmbeddingArgs.Of(c.Layer(op)).Dim}{(padding >= 0 ? $", paddingIdx: {padding}" : "")});");
         }
 
         public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"Gather\", new[] {{ {c.Initializer(op, "weight")}, {c.Value(op.Input)} }}, {c.Output(op)});");

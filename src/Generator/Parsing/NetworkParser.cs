@@ -490,6 +490,7 @@ namespace Compiled.Nets.Generator.Parsing
             bool placeholders = false;
             for (int i = 0; i < ints.Length; i++)
             {
+                if (ints[i] == int.MinValue) continue; // an unset optional argument (Embedding's PaddingIdx), not a placeholder
                 int resolved = ResolvePlaceholder(ints[i], args.Location(intArgs[i].Name), prop.Name, out bool kept);
                 if (resolved == int.MinValue) return null;
                 ints[i] = resolved;

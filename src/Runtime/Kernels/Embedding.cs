@@ -11,6 +11,17 @@ public static class EmbeddingKernels
     /// <summary>dtable[ids[n], :] += dy[n, :].</summary>
     public static void Backward(Span<float> dtable, ReadOnlySpan<float> dy, ReadOnlySpan<int> ids, int count, int dim) => Reference.Backward(dtable, dy, ids, count, dim);
 
+    /// <summary>As above, leaving the row <paramref name="paddingIdx"/> out (<c>nn.Embedding(padding_idx=…)</c>: the padding
+    /// vector gets no gradient, so it stays what it was, zeros from the initialisation).</summary>
+    public static void Backward(Span<float> dtable, ReadOnlySpan<float> dy, ReadOnlySpan<int> ids, int count, int dim, int paddingIdx)
+    {
+        for (int n = 0; n < count; n++)
+        {
+            if (ids[n] == paddingIdx) continue;
+            Elementwise.AddInPlace(dtable.Slice(ids[n] * dim, dim), dy.Slice(n * dim, dim));
+        }
+    }
+
     /// <summary>y[b, t, :] = x[b, t, :] + table[t, :] for t &lt; seq (absolute position embeddings; table has ≥ seq rows).</summary>
     public static void AddPositions(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> table, int batch, int seq, int dim)
     {

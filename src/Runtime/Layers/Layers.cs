@@ -269,13 +269,21 @@ public sealed class SelfAttention : ILayer
 public sealed class Embedding : ILayer
 {
     private readonly ParameterStore _store;
-    private readonly int _count, _dim;
+    private readonly int _count, _dim, _padding = -1;
     private readonly ParameterInfo _weight;
 
     /// <summary>Binds to <c>{name}.weight</c> [count, dim].</summary>
     public Embedding(ParameterStore store, string name, int count, int dim)
     {
         _store = store; _count = count; _dim = dim; _weight = store[name + ".weight"];
+    }
+
+    /// <summary>As above, with the row <paramref name="paddingIdx"/> (negative: from the end) getting no gradient.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">When the row is outside the table.</exception>
+    public Embedding(ParameterStore store, string name, int count, int dim, int paddingIdx) : this(store, name, count, dim)
+    {
+        if (paddingIdx < -count || paddingIdx >= count) throw new ArgumentOutOfRangeException(nameof(paddingIdx), paddingIdx, $"Embedding: padding_idx must be in [-{count}, {count}).");
+        _padding = paddingIdx < 0 ? paddingIdx + count : paddingIdx;
     }
 
     /// <inheritdoc/>
@@ -285,7 +293,8 @@ public sealed class Embedding : ILayer
         var y = new float[ids.Length * _dim];
         var s = _store; var w = _weight; int d = _dim;
         EmbeddingKernels.Forward(y, ids, s.ReadValue(w), ids.Length, _count, d);
-        return Tensor.Result(y, [.. x.Shape, d], [x], r => { if (w.RequiresGrad) EmbeddingKernels.Backward(s.Gradient(w), r.Grad, ids, ids.Length, d); });
+        int padding = _padding;
+        return Tensor.Result(y, [.. x.Shape, d], [x], r => { if (w.RequiresGrad) EmbeddingKernels.Backward(s.Gradient(w), r.Grad, ids, ids.Length, d, padding); });
     }
 }
 
