@@ -417,6 +417,56 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void LoopsOverBlockArrays_AreUnrolled_AndBadIndicesOrLoopsReported()
+    {
+        const string block = Usings + """
+            [Network, Input(4)]
+            public partial class B
+            {
+                [Linear(4, 4)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc).Relu();
+            }
+            """;
+        // An index past the array, at the index.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), CrossEntropyLoss]
+            public partial class N
+            {
+                [SubNetwork(2)] public partial B[] Blocks { get; }
+                Tensor Forward(Tensor x) => x.Apply(Blocks{|CNET0014:[2]|});
+            }
+            """, block);
+        // A loop over something else.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), CrossEntropyLoss]
+            public partial class M
+            {
+                [SubNetwork(2)] public partial B[] Blocks { get; }
+                Tensor Forward(Tensor x)
+                {
+                    {|CNET0005:while (true) x = x.Apply(Blocks[0]);|}
+                    return x;
+                }
+            }
+            """, block);
+        // A shape error inside the loop is reported once per copy it is found in: here the first.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), CrossEntropyLoss]
+            public partial class K
+            {
+                [Linear(4, 6)] public partial Linear Up { get; }
+                [SubNetwork(2)] public partial B[] Blocks { get; }
+                Tensor Forward(Tensor x)
+                {
+                    x = x.Apply(Up);
+                    foreach (var b in Blocks) x = x.Apply({|CNET0001:b|});
+                    return x;
+                }
+            }
+            """, block);
+    }
+
+    [Fact]
     public void ClassWeights_MustBeOnePerClass_AndNotNegative()
     {
         GeneratorHarness.AssertDiagnostics(Usings + """

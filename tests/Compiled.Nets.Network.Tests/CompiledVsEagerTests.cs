@@ -118,6 +118,16 @@ public class CompiledVsEagerTests
         CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [3, 6, 6], 3);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    public void LoopsOverBlockArrays_AndABlockAppliedAgainByIndex_MatchEager(int batch)
+    {
+        using var net = new LoopNet(seed: 25);
+        Assert.Equal(2 + 3 * 4 + 2 * 4 + 2, net.Parameters.Parameters.Count); // Blocks[1] applied twice shares its tensors
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [8], 3);
+    }
+
     [Fact]
     public void Dropout2d_DropsWholeChannels_WithTheSameMaskAsEagerFromTheSameSeed()
     {

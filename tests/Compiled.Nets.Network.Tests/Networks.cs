@@ -569,3 +569,27 @@ public partial class PadEmbedNet
 
     Tensor Forward(Tensor ids) => ids.Apply(Embed).Tanh().MeanOverSequence().Apply(Head);
 }
+
+/// <summary>Block arrays walked in loops: foreach over one stack, a counting for loop over another (averaging each
+/// copy with its input), and one copy applied again by index, sharing its weights.</summary>
+[Network, Input(8), CrossEntropyLoss]
+public partial class LoopNet
+{
+    [Linear(8, 16)] public partial Linear Stem { get; }
+    [SubNetwork(3)] public partial ResidualBlock[] Blocks { get; }
+    [SubNetwork(2)] public partial ResidualBlock[] More { get; }
+    [Linear(16, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var h = x.Apply(Stem).Relu();
+        foreach (var block in Blocks) h = h.Apply(block);
+        for (int i = 0; i < More.Length; i++)
+        {
+            var r = h.Apply(More[i]);
+            h = (r + h) * 0.5f;
+        }
+        h = h.Apply(Blocks[1]);
+        return h.Apply(Head);
+    }
+}

@@ -22,6 +22,9 @@ namespace Compiled.Nets.Generator.Parsing
         private readonly SemanticModel _model;
         private readonly Dictionary<string, NetworkParser.LayerRef> _layers;
         private readonly string _inputText;
+        // Loops over a block array, unrolled: a foreach variable names one copy, a for variable holds its index.
+        private readonly Dictionary<string, (NetworkParser.LayerRef Layer, int Copy)> _elements = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, int> _indices = new(StringComparer.Ordinal);
 
         public ForwardWalker(NetworkParser parser, SemanticModel model, Dictionary<string, NetworkParser.LayerRef> layers, string inputText)
         {
@@ -92,35 +95,113 @@ namespace Compiled.Nets.Generator.Parsing
             if (method.Body is null) { Unsupported(method, "Forward needs a body"); return -1; }
             foreach (var st in method.Body.Statements)
             {
-                switch (st)
+                if (st is ReturnStatementSyntax ret && ret.Expression is not null)
                 {
-                    case LocalDeclarationStatementSyntax local:
-                        foreach (var v in local.Declaration.Variables)
-                        {
-                            if (v.Initializer is null) { Unsupported(v, "locals must be initialised"); return -1; }
-                            int id = Expr(v.Initializer.Value, env);
-                            if (id < 0) return -1;
-                            env[v.Identifier.Text] = id;
-                        }
-                        break;
-                    case ExpressionStatementSyntax { Expression: AssignmentExpressionSyntax { RawKind: (int)SyntaxKind.SimpleAssignmentExpression } asg }
-                        when asg.Left is IdentifierNameSyntax target:
-                    {
-                        int id = Expr(asg.Right, env);
-                        if (id < 0) return -1;
-                        env[target.Identifier.Text] = id;
-                        break;
-                    }
-                    case ReturnStatementSyntax ret when ret.Expression is not null:
-                        holder.Set(L(ret.Expression));
-                        return Expr(ret.Expression, env);
-                    default:
-                        Unsupported(st, "only local declarations, assignments and a final return are understood");
-                        return -1;
+                    holder.Set(L(ret.Expression));
+                    return Expr(ret.Expression, env);
                 }
+                if (!Statement(st, env)) return -1;
             }
             Unsupported(method, "Forward must end with a return statement");
             return -1;
+        }
+
+        /// <summary>One statement before the final return: a local, an assignment, or a loop over a block array (unrolled,
+        /// each copy applied in turn with its own weights). False after reporting.</summary>
+        private bool Statement(StatementSyntax st, Dictionary<string, int> env)
+        {
+            switch (st)
+            {
+                case LocalDeclarationStatementSyntax local:
+                    foreach (var v in local.Declaration.Variables)
+                    {
+                        if (v.Initializer is null) { Unsupported(v, "locals must be initialised"); return false; }
+                        int id = Expr(v.Initializer.Value, env);
+                        if (id < 0) return false;
+                        env[v.Identifier.Text] = id;
+                    }
+                    return true;
+                case ExpressionStatementSyntax { Expression: AssignmentExpressionSyntax { RawKind: (int)SyntaxKind.SimpleAssignmentExpression } asg }
+                    when asg.Left is IdentifierNameSyntax target:
+                {
+                    int id = Expr(asg.Right, env);
+                    if (id < 0) return false;
+                    env[target.Identifier.Text] = id;
+                    return true;
+                }
+                case BlockSyntax block:
+                    foreach (var inner in block.Statements) if (!Statement(inner, env)) return false;
+                    return true;
+                case ForEachStatementSyntax loop when BlockArray(loop.Expression) is { } blocks:
+                    for (int copy = 0; copy < blocks.Copies; copy++)
+                    {
+                        _elements[loop.Identifier.Text] = (blocks, copy);
+                        bool ok = Statement(loop.Statement, env);
+                        _elements.Remove(loop.Identifier.Text);
+                        if (!ok) return false;
+                    }
+                    return true;
+                case ForStatementSyntax loop when CountingLoop(loop) is var (name, from, to):
+                    for (int i = from; i < to; i++)
+                    {
+                        _indices[name] = i;
+                        bool ok = Statement(loop.Statement, env);
+                        _indices.Remove(name);
+                        if (!ok) return false;
+                    }
+                    return true;
+                case ForEachStatementSyntax or ForStatementSyntax:
+                    Unsupported(st, "loops run over a [SubNetwork(n)] block array: foreach (var b in Blocks) or for (int i = 0; i < Blocks.Length; i++)");
+                    return false;
+                default:
+                    Unsupported(st, "only local declarations, assignments, loops over block arrays and a final return are understood");
+                    return false;
+            }
+        }
+
+        /// <summary>A layer property that is an array of sub-networks ([SubNetwork(n)], n &gt; 1), or null.</summary>
+        private NetworkParser.LayerRef? BlockArray(ExpressionSyntax e) =>
+            e is IdentifierNameSyntax id && _layers.TryGetValue(id.Identifier.Text, out var layer) && layer.Copies > 1 ? layer : null;
+
+        /// <summary><c>for (int i = a; i &lt; b; i++)</c> with constant bounds (b may be <c>Blocks.Length</c>): (i, a, b), or null.</summary>
+        private (string Name, int From, int To)? CountingLoop(ForStatementSyntax loop)
+        {
+            if (loop.Declaration is not { Variables: { Count: 1 } vars } || vars[0].Initializer is null) return null;
+            string name = vars[0].Identifier.Text;
+            if (Constant(vars[0].Initializer!.Value) is not { HasValue: true, Value: int from }) return null;
+            if (loop.Condition is not BinaryExpressionSyntax { RawKind: (int)SyntaxKind.LessThanExpression } cond
+                || cond.Left is not IdentifierNameSyntax left || left.Identifier.Text != name) return null;
+            int? to = cond.Right is MemberAccessExpressionSyntax { Name.Identifier.Text: "Length" } length && BlockArray(length.Expression) is { } blocks
+                ? blocks.Copies
+                : Constant(cond.Right) is { HasValue: true, Value: int bound } ? bound : null;
+            if (to is null || loop.Incrementors.Count != 1) return null;
+            bool step = loop.Incrementors[0] switch
+            {
+                PostfixUnaryExpressionSyntax { RawKind: (int)SyntaxKind.PostIncrementExpression, Operand: IdentifierNameSyntax a } => a.Identifier.Text == name,
+                PrefixUnaryExpressionSyntax { RawKind: (int)SyntaxKind.PreIncrementExpression, Operand: IdentifierNameSyntax b } => b.Identifier.Text == name,
+                _ => false,
+            };
+            return step ? (name, from, to.Value) : null;
+        }
+
+        /// <summary>The copy an Apply argument names: a foreach variable, or <c>Blocks[i]</c> with a constant or loop index; (null, 0) when none.</summary>
+        private (NetworkParser.LayerRef? Layer, int Copy, bool Bad) Element(ExpressionSyntax e)
+        {
+            if (e is IdentifierNameSyntax id && _elements.TryGetValue(id.Identifier.Text, out var bound)) return (bound.Layer, bound.Copy, false);
+            if (e is not ElementAccessExpressionSyntax { ArgumentList.Arguments.Count: 1 } access) return (null, 0, false);
+            // A layer whose declaration is in error stays quiet here too.
+            if (access.Expression is IdentifierNameSyntax named && _layers.TryGetValue(named.Identifier.Text, out var declared) && declared.Layer < 0) return (null, 0, true);
+            if (BlockArray(access.Expression) is not { } blocks) return (null, 0, false);
+            var index = access.ArgumentList.Arguments[0].Expression;
+            int? i = index is IdentifierNameSyntax v && _indices.TryGetValue(v.Identifier.Text, out int loopIndex) ? loopIndex
+                : Constant(index) is { HasValue: true, Value: int c } ? c : null;
+            if (i is null) { Unsupported(access, "a block array is indexed by a constant or a for loop's variable"); return (null, 0, true); }
+            if (i < 0 || i >= blocks.Copies)
+            {
+                _p.ReportPublic(DiagnosticDescriptors.InvalidArgument, L(access.ArgumentList), access.Expression.ToString(), $"index {i} is outside its {blocks.Copies} blocks");
+                return (null, 0, true);
+            }
+            return (blocks, i.Value, false);
         }
 
         private int Expr(ExpressionSyntax e, Dictionary<string, int> env)
@@ -219,6 +300,12 @@ namespace Compiled.Nets.Generator.Parsing
             }
             if (method == "Apply")
             {
+                if (args.Count == 1 && Element(args[0].Expression) is var (element, copy, bad) && (element is not null || bad))
+                {
+                    if (bad) return -1;
+                    element!.Used = true;
+                    return element.Layer < 0 ? -1 : _p.Inline(element, x, L(args[0]), _inputText, copy);
+                }
                 if (args.Count != 1 || args[0].Expression is not IdentifierNameSyntax name || !_layers.TryGetValue(name.Identifier.Text, out var layer))
                 {
                     Unsupported(inv, "Apply takes one layer property declared with a layer attribute or [SubNetwork]");

@@ -631,11 +631,13 @@ namespace Compiled.Nets.Generator.Parsing
         internal void FixIsNotEnough() => _fixBroken = true;
 
         /// <summary>Inlines a sub-network: parses its class with a prefix and feeds it the given value.</summary>
-        internal int Inline(LayerRef sub, int input, LocationInfo? at, string inputText)
+        /// <summary>Applies a sub-network (each copy in turn, or only <paramref name="only"/>) to a value; -1 after reporting.</summary>
+        internal int Inline(LayerRef sub, int input, LocationInfo? at, string inputText, int only = -1)
         {
             int x = input;
             for (int copy = 0; copy < sub.Copies; copy++)
             {
+                if (only >= 0 && copy != only) continue;
                 string prefix = sub.Prefix + sub.StateName + "." + (sub.Copies > 1 ? copy.ToString(CultureInfo.InvariantCulture) + "." : "");
                 var subInput = sub.SubNetwork!.GetAttributes().FirstOrDefault(a => Is(a, "InputAttribute"));
                 if (subInput is not null)
