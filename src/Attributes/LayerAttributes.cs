@@ -295,6 +295,45 @@ namespace Compiled.Nets
         public double Dropout { get; }
     }
 
+    /// <summary>How <see cref="UpsampleAttribute"/> fills in the new pixels (<c>mode</c> of <c>nn.Upsample</c>).</summary>
+    public enum UpsampleMode
+    {
+        /// <summary>Each output pixel copies its nearest source pixel.</summary>
+        Nearest,
+        /// <summary>Bilinear interpolation with align_corners=False.</summary>
+        Bilinear,
+    }
+
+    /// <summary>Upsampling by an integer factor (<c>nn.Upsample(scale_factor=s)</c>) over [C, H, W] → [C, H·s, W·s].</summary>
+    public sealed class UpsampleAttribute : LayerAttribute
+    {
+        /// <summary>Declares upsampling.</summary>
+        /// <param name="scaleFactor">The factor on both height and width.</param>
+        /// <param name="mode">Nearest (PyTorch's default) or bilinear.</param>
+        public UpsampleAttribute(int scaleFactor, UpsampleMode mode = UpsampleMode.Nearest) { ScaleFactor = scaleFactor; Mode = mode; }
+        /// <summary>The factor.</summary>
+        public int ScaleFactor { get; }
+        /// <summary>The interpolation.</summary>
+        public UpsampleMode Mode { get; }
+    }
+
+    /// <summary>Group normalisation (<c>nn.GroupNorm</c>) over [C, …]: each sample's channels in NumGroups groups, each
+    /// normalised over its channels and positions, then a per-channel scale and shift.</summary>
+    public sealed class GroupNormAttribute : LayerAttribute
+    {
+        /// <summary>Declares group normalisation.</summary>
+        /// <param name="numGroups">Groups; must divide the channels (1: LayerNorm over [C, H, W]; C: instance norm).</param>
+        /// <param name="numChannels">Channels of the input.</param>
+        /// <param name="eps">Epsilon added to the variance.</param>
+        public GroupNormAttribute(int numGroups, int numChannels, double eps = 1e-5) { NumGroups = numGroups; NumChannels = numChannels; Eps = eps; }
+        /// <summary>Groups.</summary>
+        public int NumGroups { get; }
+        /// <summary>Channels.</summary>
+        public int NumChannels { get; }
+        /// <summary>Epsilon added to the variance.</summary>
+        public double Eps { get; }
+    }
+
     /// <summary>Layer normalisation over the last dimension (<c>nn.LayerNorm</c>).</summary>
     public sealed class LayerNormAttribute : LayerAttribute
     {

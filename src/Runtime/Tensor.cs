@@ -273,6 +273,9 @@ public sealed class Tensor
     public Tensor AdaptiveAvgPool2d(int outputSize) => new AdaptiveAvgPool2d(outputSize).Forward(this);
     public Tensor Dropout(double p) => new Dropout(p).Forward(this);
 
+    /// <summary>Upsampling of [B, C, H, W] by an integer factor (<c>F.interpolate(scale_factor=…)</c>).</summary>
+    public Tensor Upsample(int scaleFactor, UpsampleMode mode = UpsampleMode.Nearest) => new Upsample(scaleFactor, mode).Forward(this);
+
     /// <summary>Channel dropout (<c>F.dropout2d</c>): whole channels of a sample zeroed in training mode.</summary>
     public Tensor Dropout2d(double p) => new Dropout2d(p).Forward(this);
 

@@ -118,7 +118,7 @@ public class EditorDiagnosticTests
                 [Linear(4, 4)] public partial Linear Fc { get; }
                 Tensor Forward(Tensor x)
                 {
-                    {|CNET0005:for (int i = 0; i < 3; i++)
+                    {|CNET0005:while (x is not null)
                         x = x.Apply(Fc);|}
                     return x;
                 }
@@ -126,7 +126,7 @@ public class EditorDiagnosticTests
             """);
         string message = Message(diags.Single());
         Assert.DoesNotContain("\n", message);
-        Assert.StartsWith("'for (int i = 0; i < 3; i++) …' is not supported in Forward: only local declarations, assignments and a final return are understood. Supported: ", message);
+        Assert.StartsWith("'while (x is not null) …' is not supported in Forward: only local declarations, assignments, loops over block arrays and a final return are understood. Supported: ", message);
     }
 
     [Fact]

@@ -387,6 +387,26 @@ public class OpParityTests
         Assert.All(store.Gradient(store["emb.weight"]).Slice(15, 3).ToArray(), v => Assert.Equal(0f, v));
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(6)]
+    public void GroupNorm_AsTorchGroupNorm(int groups)
+    {
+        var (store, tp) = Params(("gn.weight", [6], ParameterRole.NormWeight), ("gn.bias", [6], ParameterRole.NormBias));
+        var layer = new Compiled.Nets.GroupNorm(store, "gn", groups, 6, 1e-5f);
+        Compare([3, 6, 4, 5], x => x.Apply(layer), x => F.group_norm(x, groups, tp["gn.weight"], tp["gn.bias"], 1e-5), store, tp, seed: 14);
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Upsample_NearestAndBilinear_AsTorchInterpolate(int scale)
+    {
+        Compare([2, 3, 4, 5], x => x.Upsample(scale).Tanh(), x => F.interpolate(x, scale_factor: [scale, scale], mode: InterpolationMode.Nearest).tanh());
+        Compare([2, 3, 4, 5], x => x.Upsample(scale, UpsampleMode.Bilinear).Tanh(), x => F.interpolate(x, scale_factor: [scale, scale], mode: InterpolationMode.Bilinear, align_corners: false).tanh());
+    }
+
     [Fact]
     public void ShapeMethods_AndMatMul_AsTorchPermuteUnflattenFlattenAndMatmul()
     {

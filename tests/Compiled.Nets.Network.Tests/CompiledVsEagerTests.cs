@@ -120,6 +120,15 @@ public class CompiledVsEagerTests
 
     [Theory]
     [InlineData(1)]
+    [InlineData(3)]
+    public void GroupNormAndNearestAndBilinearUpsampling_MatchEager(int batch)
+    {
+        using var net = new UNetStep(seed: 27);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [2, 8, 8], 3);
+    }
+
+    [Theory]
+    [InlineData(1)]
     [InlineData(4)]
     public void LoopsOverBlockArrays_AndABlockAppliedAgainByIndex_MatchEager(int batch)
     {

@@ -593,3 +593,23 @@ public partial class LoopNet
         return h.Apply(Head);
     }
 }
+
+/// <summary>A U-Net step: down through a max-pool and GroupNorm, up again by nearest and bilinear upsampling, the skip
+/// connection concatenated.</summary>
+[Network, Input(2, 8, 8), CrossEntropyLoss]
+public partial class UNetStep
+{
+    [Conv2d(2, 8, 3, padding: 1)] public partial Conv2d Down { get; }
+    [GroupNorm(4, 8)] public partial GroupNorm Norm { get; }
+    [Upsample(2)] public partial Upsample Up { get; }
+    [Conv2d(16, 4, 1)] public partial Conv2d Merge { get; }
+    [Linear(4 * 8 * 8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var skip = x.Apply(Down).Relu();
+        var low = skip.MaxPool2d(2).Apply(Norm);
+        var up = low.Apply(Up) + low.Upsample(2, UpsampleMode.Bilinear);
+        return Tensor.Concat(1, skip, up).Apply(Merge).Silu().Flatten().Apply(Head);
+    }
+}

@@ -271,6 +271,13 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void UNetStep_WithGroupNormAndResize()
+    {
+        using var net = new UNetStep(seed: 10);
+        AssertOnnxMatches(net, 128, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, 3, 2, 8, 8);
+    }
+
+    [Fact]
     public void TokenNet_OfFixedLength()
     {
         using var net = new TokenNet(seed: 9);

@@ -194,4 +194,90 @@ namespace Compiled.Nets.Generator.Ops
         public override void EmitOnnx(OnnxContext c, OpSpec op) =>
             c.Line($"g.Node(\"LayerNormalization\", new[] {{ {c.Value(op.Input)}, {c.Initializer(op, "weight")}, {c.Initializer(op, "bias")} }}, {c.Output(op)}, (\"axis\", -1), (\"epsilon\", {FloatLiteral(NormArgs.Of(c.Layer(op)).Eps)}));");
     }
+
+    /// <summary>
+    /// <c>[GroupNorm(numGroups, numChannels, eps)]</c> (nn.GroupNorm) over [C, …]: each sample's group of C/G channels
+    /// normalised over its channels and positions, then scaled and shifted per channel. Saves mean and 1/σ per group.
+    /// </summary>
+    internal sealed class GroupNormOp : OpDefinition
+    {
+        private static readonly Argument[] s_arguments = { Argument.Int("numGroups"), Argument.Int("numChannels"), Argument.Real("eps", 1e-5) };
+
+        public override OpKind Kind => OpKind.GroupNorm;
+        public override string Name => "GroupNorm";
+        public override LayerKind? Layer => LayerKind.GroupNorm;
+        public override IReadOnlyList<Argument> Arguments => s_arguments;
+
+        private static (int Groups, int Channels, double Eps) Args(LayerSpec l) => (l.Ints[0], l.Ints[1], l.Real);
+
+        public override bool Check(NetworkParser parser, LayerDeclaration d)
+        {
+            if (d.Ints[1] % d.Ints[0] == 0) return true;
+            parser.ReportPublic(DiagnosticDescriptors.InvalidArgument, d.Args.Location("numGroups"), d.Property, $"{d.Ints[0]} groups do not divide {d.Ints[1]} channels");
+            return false;
+        }
+
+        public override void DeclareParameters(LayerSpec l, ParameterSink add)
+        {
+            int c = Args(l).Channels;
+            add("weight", new[] { c }, "NormWeight", "Ones");
+            add("bias", new[] { c }, "NormBias", "Zeros");
+        }
+
+        public override string Construct(LayerSpec l, string stateName)
+        {
+            var a = Args(l);
+            return $"new {Runtime}GroupNorm(_store, {stateName}, {a.Groups}, {a.Channels}, {FloatLiteral(a.Eps)})";
+        }
+
+        public override int Apply(ForwardWalker walker, LayerApplication a)
+        {
+            var (groups, channels, _) = Args(a.Spec);
+            var shape = a.Shape;
+            string who = $"{a.Who} (GroupNorm)";
+            if (Shapes.HasSequence(shape)) { walker.Sequence(a.Invocation, who, "it normalises fixed [C, …] groups", shape); return -1; }
+            if (shape[0] != channels &&
+                !walker.Parser.ReportFixable(DiagnosticDescriptors.FeatureMismatch, a.Args.Location("numChannels"), ForwardWalker.Int(shape[0]), a.Who, $"{channels} channels (GroupNorm({groups}, {channels}))",
+                    walker.Producer(a.Input), $"{shape[0]} channels ({NetworkParser.Shape(shape)})", walker.InputText, ""))
+                return -1;
+            return walker.Parser.AddOp(OpKind.GroupNorm, a.Input, -1, a.Layer.Layer, shape, shape, System.Array.Empty<int>(), 0, a.Who);
+        }
+
+        public override void SavedForBackward(RegionBuilder regions, NetworkSpec s, OpSpec op)
+        {
+            int groups = Args(s.Layers[op.Layer]).Groups;
+            regions.Add($"mean{op.Id}", new[] { groups });
+            regions.Add($"rstd{op.Id}", new[] { groups });
+        }
+
+        private static string Sizes(EmitContext c, OpSpec op)
+        {
+            var (groups, channels, _) = Args(c.Layer(op));
+            return $"batch, {channels}, {Shapes.Product(op.InShape.Skip(1))}, {groups}";
+        }
+
+        public override void EmitForward(CpuContext c, OpSpec op) =>
+            c.Line($"{Kernels}GroupNormKernels.Forward({c.Output(op)}, {(c.Training ? $"mean{op.Id}" : "default")}, {(c.Training ? $"rstd{op.Id}" : "default")}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, {Sizes(c, op)}, {FloatLiteral(Args(c.Layer(op)).Eps)});");
+
+        public override void EmitBackward(CpuContext c, OpSpec op) =>
+            c.Line($"{Kernels}GroupNormKernels.Backward({c.InputGradient(op)}, {c.Gradient(op, "weight")}, {c.Gradient(op, "bias")}, g{op.Id}, {c.Value(op.Input)}, mean{op.Id}, rstd{op.Id}, {c.Read(op, "weight")}, {Sizes(c, op)});");
+
+        public override void EmitOnnx(OnnxContext c, OpSpec op)
+        {
+            // Opset 17 has no GroupNormalization: the mean and variance of each [B, G, C/G·S] group, then the affine.
+            var (groups, channels, eps) = Args(c.Layer(op));
+            string v = $"v{op.Id}", ones = string.Concat(op.InShape.Skip(1).Select(_ => ", 1"));
+            c.Line($"g.Node(\"Reshape\", new[] {{ {c.Value(op.Input)}, g.Int64(true, 0, {groups}, -1) }}, \"{v}_groups\");");
+            c.Line($"g.Node(\"ReduceMean\", new[] {{ \"{v}_groups\" }}, \"{v}_mean\", (\"axes\", new int[] {{ 2 }}), (\"keepdims\", 1));");
+            c.Line($"g.Node(\"Sub\", new[] {{ \"{v}_groups\", \"{v}_mean\" }}, \"{v}_centred\");");
+            c.Line($"g.Node(\"Mul\", new[] {{ \"{v}_centred\", \"{v}_centred\" }}, \"{v}_squares\");");
+            c.Line($"g.Node(\"ReduceMean\", new[] {{ \"{v}_squares\" }}, \"{v}_variance\", (\"axes\", new int[] {{ 2 }}), (\"keepdims\", 1));");
+            c.Line($"g.Node(\"Add\", new[] {{ \"{v}_variance\", g.Scalar({FloatLiteral(eps)}) }}, \"{v}_shifted\");");
+            c.Line($"g.Node(\"Sqrt\", new[] {{ \"{v}_shifted\" }}, \"{v}_deviation\");");
+            c.Line($"g.Node(\"Div\", new[] {{ \"{v}_centred\", \"{v}_deviation\" }}, \"{v}_normalised\");");
+            c.Line($"g.Node(\"Reshape\", new[] {{ \"{v}_normalised\", g.Int64(true, 0, {string.Join(", ", op.InShape)}) }}, \"{v}_unflat\");");
+            c.Line($"g.Node(\"Mul\", new[] {{ \"{v}_unflat\", g.Initializer(\"{v}.weight\", {c.Read(op, "weight")}, {channels}{ones}) }}, \"{v}_scaled\");");
+            c.Line($"g.Node(\"Add\", new[] {{ \"{v}_scaled\", g.Initializer(\"{v}.bias\", {c.Read(op, "bias")}, {channels}{ones}) }}, {c.Output(op)});");
+        }
+    }
 }

@@ -212,6 +212,55 @@ public sealed class LayerNorm : ILayer
     }
 }
 
+/// <summary>Upsampling by an integer factor (<c>nn.Upsample</c>) over [B, C, H, W].</summary>
+public sealed class Upsample(int scaleFactor, UpsampleMode mode) : ILayer
+{
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        if (x.Shape.Length != 4 || scaleFactor <= 0) throw new ArgumentException($"Upsample({scaleFactor}) expects [B, C, H, W] and a positive factor, got {x.ShapeText()}.");
+        int planes = x.Shape[0] * x.Shape[1], h = x.Shape[2], w = x.Shape[3], s = scaleFactor;
+        var y = new float[planes * h * w * s * s];
+        bool bilinear = mode == UpsampleMode.Bilinear;
+        if (bilinear) UpsampleKernels.BilinearForward(y, x.Data, planes, h, w, s); else UpsampleKernels.NearestForward(y, x.Data, planes, h, w, s);
+        return Tensor.Result(y, [x.Shape[0], x.Shape[1], h * s, w * s], [x], r =>
+        {
+            if (bilinear) UpsampleKernels.BilinearBackward(x.GradBuffer, r.Grad, planes, h, w, s); else UpsampleKernels.NearestBackward(x.GradBuffer, r.Grad, planes, h, w, s);
+        });
+    }
+}
+
+/// <summary>Group normalisation handle (<c>nn.GroupNorm</c>) over [B, C, …]: <c>weight</c> and <c>bias</c> [C].</summary>
+public sealed class GroupNorm : ILayer
+{
+    private readonly ParameterStore _store;
+    private readonly int _groups, _channels;
+    private readonly float _eps;
+    private readonly ParameterInfo _weight, _bias;
+
+    /// <summary>Binds to <c>{name}.weight</c> and <c>{name}.bias</c>.</summary>
+    /// <exception cref="ArgumentException">When the groups do not divide the channels.</exception>
+    public GroupNorm(ParameterStore store, string name, int groups, int channels, float eps)
+    {
+        if (groups <= 0 || channels % groups != 0) throw new ArgumentException($"GroupNorm: {groups} groups must divide {channels} channels.");
+        _store = store; _groups = groups; _channels = channels; _eps = eps;
+        _weight = store[name + ".weight"]; _bias = store[name + ".bias"];
+    }
+
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        if (x.Shape.Length < 2 || x.Shape[1] != _channels) throw new ArgumentException($"GroupNorm({_groups}, {_channels}) expects [B, {_channels}, …], got {x.ShapeText()}.");
+        int batch = x.Shape[0], positions = x.Data.Length / (batch * _channels), groups = _groups, channels = _channels;
+        var y = new float[x.Data.Length];
+        var mean = new float[batch * groups]; var rstd = new float[batch * groups];
+        var s = _store; var w = _weight; var b = _bias;
+        GroupNormKernels.Forward(y, mean, rstd, x.Data, s.ReadValue(w), s.ReadValue(b), batch, channels, positions, groups, _eps);
+        return Tensor.Result(y, x.Shape, [x], r => GroupNormKernels.Backward(x.GradBuffer, w.RequiresGrad ? s.Gradient(w) : default, b.RequiresGrad ? s.Gradient(b) : default,
+            r.Grad, x.Data, mean, rstd, s.ReadValue(w), batch, channels, positions, groups));
+    }
+}
+
 /// <summary>
 /// Multi-head self-attention handle (HF <c>BertSelfAttention</c>): binds <c>{name}.query</c>, <c>.key</c>, <c>.value</c>
 /// (.weight [E, E], .bias [E]). Eager forward on [B, T, E] honours the tensor's <see cref="Tensor.Mask"/>.
