@@ -211,6 +211,25 @@ public sealed class Tensor
         return View([.. Shape[..dim], .. resolved, .. Shape[(dim + 1)..]]);
     }
 
+    /// <summary>The slice [start, start + length) of dimension <paramref name="dim"/> (<c>torch.narrow</c>; the batch is 0):
+    /// splits a tensor, e.g. the two halves of a gated linear unit. Copies.</summary>
+    /// <exception cref="ArgumentException">When the slice is outside the dimension or it is the batch.</exception>
+    public Tensor Narrow(int dim, int start, int length)
+    {
+        if (dim < 0) dim += Shape.Length;
+        if (dim < 1 || dim >= Shape.Length || start < 0 || length <= 0 || start + length > Shape[dim])
+            throw new ArgumentException($"Narrow({dim}, {start}, {length}) does not fit {ShapeText()} (dimension 0 is the batch).");
+        int inner = 1;
+        for (int d = dim + 1; d < Shape.Length; d++) inner *= Shape[d];
+        int outer = Data.Length / (Shape[dim] * inner), xBlock = Shape[dim] * inner, offset = start * inner, yBlock = length * inner;
+        var y = new float[outer * yBlock];
+        ConcatKernels.NarrowForward(y, Data, outer, xBlock, offset, yBlock);
+        var shape = (int[])Shape.Clone();
+        shape[dim] = length;
+        var x = this;
+        return Result(y, shape, [x], r => ConcatKernels.NarrowBackward(x.GradBuffer, r.Grad, outer, xBlock, offset, yBlock));
+    }
+
     private Tensor View(int[] shape)
     {
         var x = this;

@@ -387,6 +387,13 @@ public class OpParityTests
         Assert.All(store.Gradient(store["emb.weight"]).Slice(15, 3).ToArray(), v => Assert.Equal(0f, v));
     }
 
+    [Fact]
+    public void Narrow_AsTorchNarrow()
+    {
+        Compare([2, 6, 3, 5], x => x.Narrow(1, 2, 3).Tanh(), x => x.narrow(1, 2, 3).tanh());
+        Compare([2, 6, 3, 5], x => x.Narrow(-1, 1, 4).Sigmoid(), x => x.narrow(3, 1, 4).sigmoid());
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(3)]

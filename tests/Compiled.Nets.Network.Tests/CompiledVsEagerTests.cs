@@ -120,6 +120,15 @@ public class CompiledVsEagerTests
 
     [Theory]
     [InlineData(1)]
+    [InlineData(4)]
+    public void NarrowSlices_AGatedLinearUnitAndAFeatureMapsChannelsAndColumns_MatchEager(int batch)
+    {
+        using var net = new NarrowNet(seed: 29);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [2, 5, 6], 3);
+    }
+
+    [Theory]
+    [InlineData(1)]
     [InlineData(3)]
     public void GroupNormAndNearestAndBilinearUpsampling_MatchEager(int batch)
     {

@@ -613,3 +613,19 @@ public partial class UNetStep
         return Tensor.Concat(1, skip, up).Apply(Merge).Silu().Flatten().Apply(Head);
     }
 }
+
+/// <summary>Splitting with Narrow: a gated linear unit (one half gates the other) and slices of a feature map's channels and columns.</summary>
+[Network, Input(2, 5, 6), CrossEntropyLoss]
+public partial class NarrowNet
+{
+    [Conv2d(2, 6, 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Linear(4 * 5 * 4, 16)] public partial Linear Fc { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var map = x.Apply(Conv).Relu().Narrow(1, 1, 4).Narrow(-1, 2, 4);  // [4, 5, 4]
+        var h = map.Flatten().Apply(Fc);
+        return (h.Narrow(1, 0, 8) * h.Narrow(1, 8, 8).Sigmoid()).Apply(Head);
+    }
+}

@@ -278,6 +278,13 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void NarrowNet_WithSlices()
+    {
+        using var net = new NarrowNet(seed: 11);
+        AssertOnnxMatches(net, 60, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, 3, 2, 5, 6);
+    }
+
+    [Fact]
     public void TokenNet_OfFixedLength()
     {
         using var net = new TokenNet(seed: 9);

@@ -35,6 +35,7 @@ namespace Compiled.Nets.Generator.Ops
             new UnflattenOp(),
             new PermuteOp(),
             new TransposeOp(),
+            new NarrowOp(),
             new MaxPool2dOp(),
             new AvgPool2dOp(),
             new AdaptiveAvgPool2dOp(),

@@ -28,4 +28,26 @@ public static class ConcatKernels
             if (!db.IsEmpty) Elementwise.AddInPlace(db.Slice(o * bBlock, bBlock), dy.Slice(o * yBlock + aBlock, bBlock));
         }
     }
+
+    /// <summary>y[o] = x[o][offset .. offset + yBlock) for o in [0, outer): <c>torch.narrow</c>, a slice along one
+    /// dimension (xBlock: that dimension times those after it in the input; offset: start times those after it).</summary>
+    /// <exception cref="ArgumentException">When the slice does not fit the block or a span is too short.</exception>
+    public static void NarrowForward(Span<float> y, ReadOnlySpan<float> x, int outer, int xBlock, int offset, int yBlock)
+    {
+        CheckNarrow(y.Length, x.Length, outer, xBlock, offset, yBlock);
+        for (int o = 0; o < outer; o++) x.Slice(o * xBlock + offset, yBlock).CopyTo(y.Slice(o * yBlock, yBlock));
+    }
+
+    /// <summary>dx[o][offset .. offset + yBlock) += dy[o].</summary>
+    public static void NarrowBackward(Span<float> dx, ReadOnlySpan<float> dy, int outer, int xBlock, int offset, int yBlock)
+    {
+        CheckNarrow(dy.Length, dx.Length, outer, xBlock, offset, yBlock);
+        for (int o = 0; o < outer; o++) Elementwise.AddInPlace(dx.Slice(o * xBlock + offset, yBlock), dy.Slice(o * yBlock, yBlock));
+    }
+
+    private static void CheckNarrow(int y, int x, int outer, int xBlock, int offset, int yBlock)
+    {
+        if (offset < 0 || yBlock <= 0 || offset + yBlock > xBlock) throw new ArgumentException($"Narrow: [{offset}, {offset + yBlock}) does not fit a block of {xBlock}.");
+        if (y < (long)outer * yBlock || x < (long)outer * xBlock) throw new ArgumentException($"Narrow: {outer} blocks need {(long)outer * xBlock} and {(long)outer * yBlock} values; got {x} and {y}.");
+    }
 }
