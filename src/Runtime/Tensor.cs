@@ -158,6 +158,26 @@ public sealed class Tensor
     /// <summary>log-softmax over the last dimension (<c>F.log_softmax(x, -1)</c>).</summary>
     public Tensor LogSoftmax() => OverRows(LogSoftmaxKernels.Forward, LogSoftmaxKernels.Backward);
 
+    /// <summary>softmax over dimension <paramref name="dim"/> (<c>F.softmax(x, dim)</c>; the batch is 0, negative from the end).</summary>
+    public Tensor Softmax(int dim) => Along(dim, log: false);
+
+    /// <summary>log-softmax over dimension <paramref name="dim"/> (<c>F.log_softmax(x, dim)</c>).</summary>
+    public Tensor LogSoftmax(int dim) => Along(dim, log: true);
+
+    private Tensor Along(int dim, bool log)
+    {
+        if (dim < 0) dim += Shape.Length;
+        if (dim < 1 || dim >= Shape.Length) throw new ArgumentOutOfRangeException(nameof(dim), dim, $"Softmax: the dimension must be in [1, {Shape.Length}) for {ShapeText()} (0 is the batch).");
+        if (dim == Shape.Length - 1) return log ? LogSoftmax() : Softmax();
+        int inner = 1;
+        for (int d = dim + 1; d < Shape.Length; d++) inner *= Shape[d];
+        int size = Shape[dim], outer = Data.Length / (size * inner);
+        var y = new float[Data.Length];
+        SoftmaxKernels.ForwardAlong(y, Data, outer, size, inner, log);
+        var x = this;
+        return Result(y, Shape, [x], r => SoftmaxKernels.BackwardAlong(x.GradBuffer, r.Grad, y, outer, size, inner, log));
+    }
+
     private delegate void RowsForward(Span<float> y, ReadOnlySpan<float> x, int rows, int cols);
     private delegate void RowsBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> y, int rows, int cols);
 

@@ -388,6 +388,13 @@ public class OpParityTests
     }
 
     [Fact]
+    public void SoftmaxAlongADimension_AsTorchSoftmaxAndLogSoftmax()
+    {
+        Compare([2, 4, 3, 5], x => x.Softmax(1), x => F.softmax(x, 1));
+        Compare([2, 4, 3, 5], x => x.LogSoftmax(2), x => F.log_softmax(x, 2));
+    }
+
+    [Fact]
     public void Narrow_AsTorchNarrow()
     {
         Compare([2, 6, 3, 5], x => x.Narrow(1, 2, 3).Tanh(), x => x.narrow(1, 2, 3).tanh());

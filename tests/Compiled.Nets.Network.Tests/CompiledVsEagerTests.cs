@@ -120,6 +120,15 @@ public class CompiledVsEagerTests
 
     [Theory]
     [InlineData(1)]
+    [InlineData(3)]
+    public void SoftmaxAndLogSoftmax_AlongOtherDimensions_MatchEager(int batch)
+    {
+        using var net = new SoftmaxDimNet(seed: 31);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [3, 4, 5], 3);
+    }
+
+    [Theory]
+    [InlineData(1)]
     [InlineData(4)]
     public void NarrowSlices_AGatedLinearUnitAndAFeatureMapsChannelsAndColumns_MatchEager(int batch)
     {

@@ -629,3 +629,17 @@ public partial class NarrowNet
         return (h.Narrow(1, 0, 8) * h.Narrow(1, 8, 8).Sigmoid()).Apply(Head);
     }
 }
+
+/// <summary>Softmax and log-softmax along dimensions other than the last: over channels and over rows of a feature map.</summary>
+[Network, Input(3, 4, 5), CrossEntropyLoss]
+public partial class SoftmaxDimNet
+{
+    [Conv2d(3, 4, 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Linear(4 * 4 * 5, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var h = x.Apply(Conv);
+        return (h.Softmax(1) * h.LogSoftmax(-2) + h.Softmax(-1)).Flatten().Apply(Head);
+    }
+}

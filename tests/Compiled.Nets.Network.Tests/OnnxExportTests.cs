@@ -285,6 +285,13 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void SoftmaxDimNet_WithSoftmaxAlongOtherAxes()
+    {
+        using var net = new SoftmaxDimNet(seed: 12);
+        AssertOnnxMatches(net, 60, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, 3, 3, 4, 5);
+    }
+
+    [Fact]
     public void TokenNet_OfFixedLength()
     {
         using var net = new TokenNet(seed: 9);

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
+using System.Linq;
 using Compiled.Nets.Generator.Emit;
 using Compiled.Nets.Generator.Model;
 using Compiled.Nets.Generator.Parsing;
@@ -135,20 +136,58 @@ namespace Compiled.Nets.Generator.Ops
         public override string Name => _name;
         public override string? Method => _name;
 
-        public override int Call(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape) =>
-            walker.NoArguments(invocation, Kind, _name, x, shape);
+        public override string? MethodUsage => _name + "([dim])";
+
+        /// <summary><c>Softmax()</c> (the last dimension), or <c>Softmax(dim)</c> counting the batch; another dimension than
+        /// the last is kept in the op's ints (per sample) and runs the strided kernels.</summary>
+        public override int Call(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape)
+        {
+            var args = invocation.ArgumentList.Arguments;
+            if (args.Count == 0) return walker.NoArguments(invocation, Kind, _name, x, shape);
+            if (!DimensionArguments.Read(walker, invocation, _name, out var values) || values.Length != 1)
+            {
+                if (values?.Length > 1) walker.Unsupported(invocation, $"{_name} takes at most one dimension");
+                return -1;
+            }
+            int axis = DimensionArguments.PerSample(values[0], shape.Length);
+            if (axis < 0 || axis >= shape.Length)
+            {
+                walker.Parser.ReportPublic(DiagnosticDescriptors.InvalidArgument, ForwardWalker.Location(args[0]), _name,
+                    axis < 0 ? "dimension 0 is the batch" : $"dimension {values[0]} is outside [B, {string.Join(", ", shape.Select(Shapes.Dim))}]");
+                return -1;
+            }
+            if (shape[axis] == Shapes.Sequence) { walker.Sequence(invocation, _name, "a softmax over T is not compiled (masking would be needed)", shape); return -1; }
+            var ints = axis == shape.Length - 1 ? Array.Empty<int>() : new[] { axis };
+            return walker.Parser.AddOp(Kind, x, -1, -1, shape, shape, ints, 0, _name);
+        }
 
         private static string Sizes(CpuContext c, OpSpec op) => $"{c.Rows(op)}, {Shapes.Dim(op.OutShape[op.OutShape.Count - 1])}";
 
-        public override void EmitForward(CpuContext c, OpSpec op) =>
-            c.Line($"{Kernels}{_kernel}.Forward({c.Output(op)}, {c.Value(op.Input)}, {Sizes(c, op)});");
+        /// <summary>outer (the batch and the dimensions before the axis), the axis, inner (the dimensions after it).</summary>
+        private static string Along(OpSpec op)
+        {
+            int axis = op.Ints[0];
+            string outer = axis == 0 ? "batch" : $"batch * {Shapes.Size(op.OutShape.Take(axis))}";
+            return $"{outer}, {op.OutShape[axis]}, {Shapes.Size(op.OutShape.Skip(axis + 1))}, log: {(IsLog(op) ? "true" : "false")}";
+        }
+
+        private static bool IsLog(OpSpec op) => op.Kind == OpKind.LogSoftmax;
+
+        public override void EmitForward(CpuContext c, OpSpec op) => c.Line(op.Ints.Count == 0
+            ? $"{Kernels}{_kernel}.Forward({c.Output(op)}, {c.Value(op.Input)}, {Sizes(c, op)});"
+            : $"{Kernels}SoftmaxKernels.ForwardAlong({c.Output(op)}, {c.Value(op.Input)}, {Along(op)});");
 
         public override void EmitBackward(CpuContext c, OpSpec op)
         {
-            if (!c.InputIsData(op)) c.Line($"if (n{op.Input}) {Kernels}{_kernel}.Backward(g{op.Input}, g{op.Id}, v{op.Id}, {Sizes(c, op)});");
+            if (c.InputIsData(op)) return;
+            c.Line(op.Ints.Count == 0
+                ? $"if (n{op.Input}) {Kernels}{_kernel}.Backward(g{op.Input}, g{op.Id}, v{op.Id}, {Sizes(c, op)});"
+                : $"if (n{op.Input}) {Kernels}SoftmaxKernels.BackwardAlong(g{op.Input}, g{op.Id}, v{op.Id}, {Along(op)});");
         }
 
         public override bool OnGpu => true;
+
+        public override bool OnGpuFor(NetworkSpec s, OpSpec op) => op.Ints.Count == 0; // the device kernels work on the last dimension
 
         public override void EmitGpuForward(GpuContext c, OpSpec op) =>
             c.Launch($"K.SoftmaxForward({c.Output(op)}, {c.Value(op.Input)}, {c.Rows(op)}, {op.OutShape[op.OutShape.Count - 1]}, log: {(_kind == OpKind.LogSoftmax ? "true" : "false")});");
@@ -159,6 +198,7 @@ namespace Compiled.Nets.Generator.Ops
         }
 
         // ONNX has both operators under these names.
-        public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"{_name}\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}, (\"axis\", -1));");
+        public override void EmitOnnx(OnnxContext c, OpSpec op) =>
+            c.Line($"g.Node(\"{_name}\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}, (\"axis\", {(op.Ints.Count == 0 ? -1 : op.Ints[0] + 1)}));");
     }
 }

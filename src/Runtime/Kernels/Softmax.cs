@@ -6,6 +6,56 @@ namespace Compiled.Nets.Kernels;
 // Dims: N rows, K columns (softmax over the last dimension).
 public static unsafe class SoftmaxKernels
 {
+    /// <summary>
+    /// Softmax (or log-softmax) over a dimension that is not the last: x is [outer, size, inner] and each of the
+    /// outer·inner fibres of <paramref name="size"/> values (inner apart) is normalised (<c>F.softmax(x, dim)</c>).
+    /// </summary>
+    /// <exception cref="ArgumentException">When a span is too short.</exception>
+    public static void ForwardAlong(Span<float> y, ReadOnlySpan<float> x, int outer, int size, int inner, bool log)
+    {
+        CheckAlong(y.Length, x.Length, outer, size, inner);
+        for (int o = 0; o < outer; o++)
+            for (int i = 0; i < inner; i++)
+            {
+                int start = o * size * inner + i;
+                float max = float.NegativeInfinity;
+                for (int k = 0; k < size; k++) max = Math.Max(max, x[start + k * inner]);
+                double sum = 0;
+                for (int k = 0; k < size; k++) sum += Math.Exp(x[start + k * inner] - max);
+                float logSum = (float)(Math.Log(sum) + max);
+                for (int k = 0; k < size; k++)
+                {
+                    float lp = x[start + k * inner] - logSum;
+                    y[start + k * inner] = log ? lp : MathF.Exp(lp);
+                }
+            }
+    }
+
+    /// <summary>dx += the gradient of <see cref="ForwardAlong"/> from its output y: y⊙(dy − Σdy⊙y), or for log-softmax dy − exp(y)·Σdy.</summary>
+    public static void BackwardAlong(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> y, int outer, int size, int inner, bool log)
+    {
+        CheckAlong(dx.Length, dy.Length, outer, size, inner);
+        CheckAlong(y.Length, y.Length, outer, size, inner);
+        for (int o = 0; o < outer; o++)
+            for (int i = 0; i < inner; i++)
+            {
+                int start = o * size * inner + i;
+                double dot = 0;
+                for (int k = 0; k < size; k++) dot += log ? dy[start + k * inner] : (double)dy[start + k * inner] * y[start + k * inner];
+                for (int k = 0; k < size; k++)
+                {
+                    int at = start + k * inner;
+                    dx[at] += log ? dy[at] - MathF.Exp(y[at]) * (float)dot : y[at] * (dy[at] - (float)dot);
+                }
+            }
+    }
+
+    private static void CheckAlong(int a, int b, int outer, int size, int inner)
+    {
+        long need = (long)outer * size * inner;
+        if (outer <= 0 || size <= 0 || inner <= 0 || a < need || b < need) throw new ArgumentException($"Softmax over [{outer}, {size}, {inner}] needs {need} values per span; got {a} and {b}.");
+    }
+
     /// <summary>y = softmax(x) per row, max-subtracted for stability.</summary>
     public static void Forward(Span<float> y, ReadOnlySpan<float> x, int rows, int cols)
     {
