@@ -97,6 +97,17 @@ namespace Compiled.Nets
     {
     }
 
+    /// <summary>Trains the network's log-probabilities (end Forward with <c>LogSoftmax()</c>) with the KL divergence from
+    /// target probabilities shaped like the output (<c>nn.KLDivLoss</c>, log_target=False): distillation, label
+    /// distributions.</summary>
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
+    public sealed class KLDivLossAttribute : Attribute
+    {
+        /// <summary>Divide by the batch (PyTorch's reduction='batchmean', the true divergence per sample) instead of by
+        /// every element ('mean', PyTorch's default).</summary>
+        public bool BatchMean { get; set; }
+    }
+
     /// <summary>Trains the network with mean absolute error (<c>nn.L1Loss</c>); targets are float tensors shaped like the output.</summary>
     [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
     public sealed class L1LossAttribute : Attribute

@@ -442,6 +442,18 @@ public sealed class Tensor
         return Result([loss], [], [x], r => NllKernels.Backward(x.GradBuffer, labels, rows, k, r.Grad![0] / rows));
     }
 
+    /// <summary>KL divergence of target probabilities from these log-probabilities (<c>F.kl_div(x, target)</c>,
+    /// log_target=False): 'mean' over the elements as PyTorch's default, or with <paramref name="batchMean"/> per sample.</summary>
+    public Tensor KlDiv(Tensor target, bool batchMean = false)
+    {
+        if (target.Data.Length != Data.Length) throw new ArgumentException($"KlDiv: log-probabilities {ShapeText()} vs target {target.ShapeText()}.");
+        int n = Data.Length;
+        float divisor = batchMean ? Shape[0] : n;
+        float loss = KlDivKernels.Forward(Data, target.Data, n, divisor);
+        var x = this;
+        return Result([loss], [], [x], r => KlDivKernels.Backward(x.GradBuffer, target.Data, n, r.Grad![0] / divisor));
+    }
+
     /// <summary>Mean squared error against a target of the same shape.</summary>
     public Tensor Mse(Tensor target)
     {

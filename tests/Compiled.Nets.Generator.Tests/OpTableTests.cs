@@ -107,7 +107,7 @@ public class OpTableTests
         var eager = new Dictionary<Model.LossKind, string>
         {
             [Model.LossKind.CrossEntropy] = "CrossEntropy", [Model.LossKind.Mse] = "Mse", [Model.LossKind.L1] = "L1",
-            [Model.LossKind.SmoothL1] = "SmoothL1", [Model.LossKind.BceWithLogits] = "BceWithLogits", [Model.LossKind.Nll] = "Nll",
+            [Model.LossKind.SmoothL1] = "SmoothL1", [Model.LossKind.BceWithLogits] = "BceWithLogits", [Model.LossKind.Nll] = "Nll", [Model.LossKind.KlDiv] = "KlDiv",
         };
         foreach (var loss in Losses.All)
         {

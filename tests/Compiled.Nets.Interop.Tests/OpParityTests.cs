@@ -387,6 +387,26 @@ public class OpParityTests
         Assert.All(store.Gradient(store["emb.weight"]).Slice(15, 3).ToArray(), v => Assert.Equal(0f, v));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void KlDivergence_AsTorchKlDiv(bool batchMean)
+    {
+        var logits = Random(4 * 5, 6, 2);
+        var target = new CTensor(Random(4 * 5, 7, 2), 4, 5).Softmax().Data;
+        target[7] = 0f;
+        var cx = new CTensor((float[])logits.Clone(), 4, 5);
+        var loss = cx.LogSoftmax().KlDiv(new CTensor(target, 4, 5), batchMean);
+        loss.Backward();
+        var tx = T(logits, [4, 5]);
+        // TorchSharp's Reduction has no BatchMean: it is the sum over the batch of 4.
+        var kl = F.kl_div(F.log_softmax(tx, 1), T(target, [4, 5], false), reduction: batchMean ? nn.Reduction.Sum : nn.Reduction.Mean, log_target: false);
+        var tl = batchMean ? kl / 4 : kl;
+        tl.backward();
+        Assert.Equal(Data(tl)[0], loss.Data[0], 1e-5f);
+        Close(Data(tx.grad!), cx.Grad!, "dlogits", 1e-4f);
+    }
+
     [Fact]
     public void SoftmaxAlongADimension_AsTorchSoftmaxAndLogSoftmax()
     {

@@ -118,6 +118,26 @@ public class CompiledVsEagerTests
         CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [3, 6, 6], 3);
     }
 
+    [Fact]
+    public void KlDivergenceToTargetDistributions_MatchesEager_AndIsARegressor()
+    {
+        using var net = new DistillNet(seed: 33);
+        IRegressor regressor = net;
+        const int batch = 5;
+        var x = RandomData(batch * 6, 4);
+        // Soft targets: a softmax of random scores, one row with a zero probability.
+        var targets = new Tensor(RandomData(batch * 4, 5, 3f), batch, 4).Softmax().Data;
+        targets[2] = 0; targets[3] += targets[2];
+        net.Parameters.ZeroGradients();
+        Tensor loss;
+        using (Eager.Training()) { loss = net.ForwardEager(new Tensor((float[])x.Clone(), batch, 6)).KlDiv(new Tensor(targets, batch, 4), batchMean: true); loss.Backward(); }
+        var eager = Gradients(net.Parameters);
+        Assert.Equal(loss.Data[0], regressor.TrainStep(x, targets, batch), 1e-5f);
+        var compiled = Gradients(net.Parameters);
+        for (int i = 0; i < eager.Length; i++) AssertClose(eager[i], compiled[i], 1e-4, net.Parameters.Parameters[i].Name);
+        Assert.Contains("targets are probabilities", Assert.Throws<ArgumentException>(() => net.EvaluateLoss(x, targets.Select(t => -t).ToArray(), batch)).Message);
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(3)]

@@ -643,3 +643,13 @@ public partial class SoftmaxDimNet
         return (h.Softmax(1) * h.LogSoftmax(-2) + h.Softmax(-1)).Flatten().Apply(Head);
     }
 }
+
+/// <summary>Distillation-style: log-probabilities trained towards target distributions with the KL divergence per sample.</summary>
+[Network, Input(6), KLDivLoss(BatchMean = true)]
+public partial class DistillNet
+{
+    [Linear(6, 8)] public partial Linear Fc { get; }
+    [Linear(8, 4)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Relu().Apply(Head).LogSoftmax();
+}

@@ -186,6 +186,33 @@ namespace Compiled.Nets.Generator.Ops
         public override void EmitEvaluation(CpuContext c, string outSize) => c.Line($"return {Kernels}{_kernel}.Forward(y, targets, batch * {outSize}{Extra(c)});");
     }
 
+    /// <summary>
+    /// KL divergence of float target probabilities from the network's log-probabilities (nn.KLDivLoss, log_target=False);
+    /// its parameter is BatchMean (1: divide by the batch, PyTorch's 'batchmean'; 0: by every element, its default).
+    /// </summary>
+    internal sealed class KlDivLoss : LossDefinition
+    {
+        public override LossKind Kind => LossKind.KlDiv;
+        public override string Name => "KLDivLoss";
+        public override string Targets => "global::System.ReadOnlySpan<float> targets";
+        public override string TargetName => "targets";
+        public override string OutputName => "output";
+        public override string? ParameterName => "BatchMean";
+
+        private static string Divisor(CpuContext c, string outSize) => c.Spec.LossParameter != 0 ? "batch" : $"batch * {outSize}";
+
+        public override void EmitTargetCheck(CpuContext c) => Losses.Of(LossKind.Mse).EmitTargetCheck(c);
+
+        public override void EmitTraining(CpuContext c, int output, string outSize)
+        {
+            c.Line($"float loss = {Kernels}KlDivKernels.Forward(v{output}, targets, batch * {outSize}, {Divisor(c, outSize)});");
+            c.Line($"{Kernels}KlDivKernels.Backward(g{output}, targets, batch * {outSize}, 1f / ({Divisor(c, outSize)}));");
+        }
+
+        public override void EmitEvaluation(CpuContext c, string outSize) =>
+            c.Line($"return {Kernels}KlDivKernels.Forward(y, targets, batch * {outSize}, {Divisor(c, outSize)});");
+    }
+
     /// <summary>The losses a network can declare.</summary>
     internal static class Losses
     {
@@ -197,6 +224,7 @@ namespace Compiled.Nets.Generator.Ops
             new FloatTargetLoss(LossKind.SmoothL1, "SmoothL1Loss", "SmoothL1Kernels", "Beta", 1.0),
             new FloatTargetLoss(LossKind.BceWithLogits, "BCEWithLogitsLoss", "BceWithLogitsKernels"),
             new NllLoss(),
+            new KlDivLoss(),
         };
 
         public static LossDefinition Of(LossKind kind) => All.First(l => l.Kind == kind);

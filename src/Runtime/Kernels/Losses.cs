@@ -199,6 +199,35 @@ public static class MseKernels
 }
 
 /// <summary>Mean absolute error (<c>nn.L1Loss</c>): mean over all n elements of |pred − target|.</summary>
+/// <summary>
+/// Kullback–Leibler divergence (<c>nn.KLDivLoss</c>, log_target=False) of target probabilities from the network's
+/// log-probabilities: Σ t·(log t − input) over the n elements (0 where t = 0), divided by <c>divisor</c> (n for
+/// PyTorch's default 'mean', the batch for 'batchmean', the true KL per sample).
+/// </summary>
+public static class KlDivKernels
+{
+    /// <summary>The divergence, summed in double.</summary>
+    /// <exception cref="ArgumentException">A target that is negative or not finite, naming its index.</exception>
+    public static float Forward(ReadOnlySpan<float> logProbs, ReadOnlySpan<float> target, int n, float divisor)
+    {
+        if (logProbs.Length < n || target.Length < n) throw new ArgumentException($"KL divergence over {n} values; got {logProbs.Length} and {target.Length}.");
+        double s = 0;
+        for (int i = 0; i < n; i++)
+        {
+            float t = target[i];
+            if (!(t >= 0) || float.IsInfinity(t)) throw new ArgumentException($"KL divergence: target {i} is {t}; targets are probabilities (finite, not negative).", nameof(target));
+            if (t > 0) s += t * (Math.Log(t) - logProbs[i]);
+        }
+        return (float)(s / divisor);
+    }
+
+    /// <summary>dinput += −scale·t (scale is dLoss/divisor).</summary>
+    public static void Backward(Span<float> dLogProbs, ReadOnlySpan<float> target, int n, float scale)
+    {
+        for (int i = 0; i < n; i++) dLogProbs[i] -= scale * target[i];
+    }
+}
+
 public static class L1Kernels
 {
     /// <summary>The mean of |pred − target|, summed in double.</summary>
