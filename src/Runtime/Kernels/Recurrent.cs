@@ -13,7 +13,7 @@ namespace Compiled.Nets.Kernels;
 // Saved for backward: gates [B, T, G·H] after their nonlinearities, states [B, T, H] (h, carried across padding) and
 // extra [B, T, H] (LSTM: the cells c; GRU: W_hn·h + b_hn, the candidate's hidden term). Backward overwrites gates and
 // extra with their gradients, so one training step needs no other buffer than carry [B, 3H].
-public static class RecurrentKernels
+public static unsafe class RecurrentKernels
 {
     /// <summary>Floats of the <c>carry</c> buffer the kernels take: 3·B·H.</summary>
     public static int CarrySize(int batch, int hidden) => 3 * batch * hidden;
@@ -30,18 +30,62 @@ public static class RecurrentKernels
         int h = hidden, gw = 4 * h;
         Check("LSTM", y, yWidth, yOffset, gates, states, cells, x, wIh, wHh, bIh, bHh, mask, batch, seq, input, h, 4);
         InputProjection(gates, x, wIh, bIh, bHh, batch * seq, input, gw);
+        fixed (float* py = y) fixed (float* pg = gates) fixed (float* ps = states) fixed (float* pc = cells) fixed (float* pw = wHh) fixed (int* pm = mask)
+        {
+            var a = new Steps
+            {
+                Y = py, Gates = pg, States = ps, Extra = pc, WHh = pw, Mask = mask.IsEmpty ? null : pm,
+                YWidth = yWidth, YOffset = yOffset, Batch = batch, Seq = seq, Hidden = h, Reverse = reverse,
+            };
+            RunHalves(&LstmHalf, &a);
+        }
+    }
+
+    /// <summary>What one half of the batch needs for its time loop (the two halves are independent: each sample's
+    /// recurrence reads only its own rows).</summary>
+    private struct Steps
+    {
+        public float* Y, Gates, States, Extra, WHh, Carry, BHh;
+        public int* Mask;
+        public int YWidth, YOffset, Batch, Seq, Hidden, BHhLength;
+        public bool Reverse;
+    }
+
+    /// <summary>The time loop over two halves of the batch on the two cores when there is work enough for both (each
+    /// half's per-step GEMM then runs on its core alone); one loop over the whole batch otherwise.</summary>
+    private static void RunHalves(delegate*<void*, int, void> half, Steps* a)
+    {
+        if (a->Batch >= 2 && HelperThread.Available && (long)a->Batch * a->Seq * a->Hidden >= 16384) HelperThread.Run(half, a);
+        else half(a, -1);
+    }
+
+    /// <summary>Rows [b0, b1) of half <paramref name="half"/> (-1: the whole batch).</summary>
+    private static (int B0, int B1) Rows(int batch, int half) => half < 0 ? (0, batch) : half == 0 ? (0, batch / 2) : (batch / 2, batch);
+
+    private static void LstmHalf(void* state, int half)
+    {
+        var a = (Steps*)state;
+        var (b0, b1) = Rows(a->Batch, half);
+        int h = a->Hidden, seq = a->Seq, gw = 4 * h, rows = a->Batch * seq;
+        var y = new Span<float>(a->Y, rows * a->YWidth);
+        var gates = new Span<float>(a->Gates, rows * gw);
+        var states = new Span<float>(a->States, rows * h);
+        var cells = new Span<float>(a->Extra, rows * h);
+        var wHh = new ReadOnlySpan<float>(a->WHh, gw * h);
+        var mask = a->Mask == null ? default : new ReadOnlySpan<int>(a->Mask, rows);
+        int first = b0 * seq;
         for (int s = 0; s < seq; s++)
         {
-            int t = reverse ? seq - 1 - s : s, tp = reverse ? t + 1 : t - 1;
-            // The recurrent term for the whole batch at once: rows of states and gates are T apart.
-            if (s > 0) Gemm.Sgemm(false, true, batch, gw, h, 1f, states[(tp * h)..], seq * h, wHh, h, 1f, gates[(t * gw)..], seq * gw);
-            for (int b = 0; b < batch; b++)
+            int t = a->Reverse ? seq - 1 - s : s, tp = a->Reverse ? t + 1 : t - 1;
+            // The recurrent term for these samples at once: rows of states and gates are T apart.
+            if (s > 0) Gemm.Sgemm(false, true, b1 - b0, gw, h, 1f, states[((first + tp) * h)..], seq * h, wHh, h, 1f, gates[((first + t) * gw)..], seq * gw);
+            for (int b = b0; b < b1; b++)
             {
                 int row = b * seq + t, prev = b * seq + tp;
                 var gate = gates.Slice(row * gw, gw);
                 var hOut = states.Slice(row * h, h);
                 var c = cells.Slice(row * h, h);
-                var output = y.Slice(row * yWidth + yOffset, h);
+                var output = y.Slice(row * a->YWidth + a->YOffset, h);
                 if (!IsReal(mask, b, seq, t))
                 {
                     Carry(states, cells, hOut, c, prev, h, s > 0);
@@ -125,27 +169,53 @@ public static class RecurrentKernels
         Check("GRU", y, yWidth, yOffset, gates, states, hiddenTerms, x, wIh, wHh, bIh, bHh, mask, batch, seq, input, h, 3);
         CheckCarry("GRU", carry, batch, h);
         InputProjection(gates, x, wIh, bIh, default, batch * seq, input, gw);
-        var hg = carry[..(batch * gw)];
+        fixed (float* py = y) fixed (float* pg = gates) fixed (float* ps = states) fixed (float* pn = hiddenTerms) fixed (float* pw = wHh)
+        fixed (float* pc = carry) fixed (float* pb = bHh) fixed (int* pm = mask)
+        {
+            var a = new Steps
+            {
+                Y = py, Gates = pg, States = ps, Extra = pn, WHh = pw, Carry = pc, BHh = bHh.IsEmpty ? null : pb, BHhLength = bHh.Length,
+                Mask = mask.IsEmpty ? null : pm, YWidth = yWidth, YOffset = yOffset, Batch = batch, Seq = seq, Hidden = h, Reverse = reverse,
+            };
+            RunHalves(&GruHalf, &a);
+        }
+    }
+
+    private static void GruHalf(void* state, int half)
+    {
+        var a = (Steps*)state;
+        var (b0, b1) = Rows(a->Batch, half);
+        int h = a->Hidden, seq = a->Seq, gw = 3 * h, rows = a->Batch * seq;
+        var y = new Span<float>(a->Y, rows * a->YWidth);
+        var gates = new Span<float>(a->Gates, rows * gw);
+        var states = new Span<float>(a->States, rows * h);
+        var hiddenTerms = new Span<float>(a->Extra, rows * h);
+        var wHh = new ReadOnlySpan<float>(a->WHh, gw * h);
+        var bHh = a->BHh == null ? default : new ReadOnlySpan<float>(a->BHh, a->BHhLength);
+        var mask = a->Mask == null ? default : new ReadOnlySpan<int>(a->Mask, rows);
+        // This half's rows of the carry hold h·W_hhᵀ + b_hh for the step.
+        var hg = new Span<float>(a->Carry + (long)b0 * gw, (b1 - b0) * gw);
+        int first = b0 * seq;
         for (int s = 0; s < seq; s++)
         {
-            int t = reverse ? seq - 1 - s : s, tp = reverse ? t + 1 : t - 1;
-            if (s > 0) Gemm.Sgemm(false, true, batch, gw, h, 1f, states[(tp * h)..], seq * h, wHh, h, 0f, hg, gw);
+            int t = a->Reverse ? seq - 1 - s : s, tp = a->Reverse ? t + 1 : t - 1;
+            if (s > 0) Gemm.Sgemm(false, true, b1 - b0, gw, h, 1f, states[((first + tp) * h)..], seq * h, wHh, h, 0f, hg, gw);
             else hg.Clear();
-            if (!bHh.IsEmpty) Elementwise.AddToEachRow(hg, hg, bHh, batch, gw);
-            for (int b = 0; b < batch; b++)
+            if (!bHh.IsEmpty) Elementwise.AddToEachRow(hg, hg, bHh, b1 - b0, gw);
+            for (int b = b0; b < b1; b++)
             {
                 int row = b * seq + t, prev = b * seq + tp;
                 var gate = gates.Slice(row * gw, gw);
                 var hOut = states.Slice(row * h, h);
                 var hn = hiddenTerms.Slice(row * h, h);
-                var output = y.Slice(row * yWidth + yOffset, h);
+                var output = y.Slice(row * a->YWidth + a->YOffset, h);
                 if (!IsReal(mask, b, seq, t))
                 {
                     if (s > 0) states.Slice(prev * h, h).CopyTo(hOut); else hOut.Clear();
                     gate.Clear(); hn.Clear(); output.Clear();
                     continue;
                 }
-                var hgb = hg.Slice(b * gw, gw);
+                var hgb = hg.Slice((b - b0) * gw, gw);
                 var rz = gate[..(2 * h)];
                 TensorPrimitives.Add(rz, hgb[..(2 * h)], rz);
                 TensorPrimitives.Sigmoid(rz, rz);

@@ -81,6 +81,34 @@ public class RecurrentTests
         }
     }
 
+    [Theory]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    [InlineData(false, false)]
+    [InlineData(false, true)]
+    public void Forward_OverTwoHalvesOfTheBatchOnTwoCores_MatchesTheDefinition(bool lstm, bool reverse)
+    {
+        // Big enough (B·T·H ≥ 16384) for the time loop to run as two halves of the batch, an odd batch, with padding.
+        const int batch = 5, seq = 40, input = 8, hidden = 96;
+        int gates = lstm ? 4 : 3, rows = batch * seq, width = 2 * hidden, offset = reverse ? hidden : 0;
+        var x = GradCheck.Random(rows * input, 11);
+        var wIh = GradCheck.Random(gates * hidden * input, 12, 0.3);
+        var wHh = GradCheck.Random(gates * hidden * hidden, 13, 0.1);
+        var bIh = GradCheck.Random(gates * hidden, 14, 0.3);
+        var bHh = GradCheck.Random(gates * hidden, 15, 0.3);
+        var mask = Mask(batch, seq);
+        var expected = new double[rows * width];
+        if (lstm) RecurrentKernels.Reference.LstmForward<double>(expected, width, offset, x, wIh, wHh, bIh, bHh, mask, batch, seq, input, hidden, reverse);
+        else RecurrentKernels.Reference.GruForward<double>(expected, width, offset, x, wIh, wHh, bIh, bHh, mask, batch, seq, input, hidden, reverse);
+        var y = new float[rows * width];
+        var (g, st, ex) = (new float[rows * gates * hidden], new float[rows * hidden], new float[rows * hidden]);
+        var carry = new float[RecurrentKernels.CarrySize(batch, hidden)];
+        if (lstm) RecurrentKernels.LstmForward(y, width, offset, g, st, ex, F(x), F(wIh), F(wHh), F(bIh), F(bHh), mask, batch, seq, input, hidden, reverse);
+        else RecurrentKernels.GruForward(y, width, offset, g, st, ex, F(x), F(wIh), F(wHh), F(bIh), F(bHh), mask, batch, seq, input, hidden, reverse, carry);
+        for (int i = 0; i < y.Length; i++)
+            if (i % width >= offset && i % width < offset + hidden) Assert.True(Math.Abs(expected[i] - y[i]) < 2e-5, $"y[{i}]: {y[i]} vs {expected[i]}");
+    }
+
     [Fact]
     public void Backward_AddsToTheGradientsItIsGiven_AndSkipsEmptyOnes()
     {
