@@ -117,19 +117,46 @@ public static unsafe class RecurrentKernels
         int h = hidden, gw = 4 * h, bh = batch * h;
         Check("LSTM", dy, yWidth, yOffset, gates, states, cells, x, wIh, wHh, default, default, mask, batch, seq, input, h, 4);
         CheckCarry("LSTM", carry, batch, h);
+        carry[..(2 * bh)].Clear(); // dh, dc; the third part is scratch
+        fixed (float* pdy = dy) fixed (float* pg = gates) fixed (float* ps = states) fixed (float* pc = cells) fixed (float* pw = wHh)
+        fixed (float* pk = carry) fixed (int* pm = mask)
+        {
+            var a = new Steps
+            {
+                Y = pdy, Gates = pg, States = ps, Extra = pc, WHh = pw, Carry = pk, Mask = mask.IsEmpty ? null : pm,
+                YWidth = yWidth, YOffset = yOffset, Batch = batch, Seq = seq, Hidden = h, Reverse = reverse,
+            };
+            RunHalves(&LstmBackHalf, &a);
+        }
+        InputGradients(dx, dWih, dBih, gates, gw, 0, gw, x, wIh, batch * seq, input);
+        ColumnSums(dBhh, gates, batch * seq, gw, 0, gw);
+        RecurrentWeightGradient(dWhh, gates, gw, 0, gw, states, batch, seq, h, reverse);
+    }
+
+    /// <summary>The backward time loop of rows [b0, b1): each sample's carried gradients are its own rows of the carry.</summary>
+    private static void LstmBackHalf(void* state, int half)
+    {
+        var a = (Steps*)state;
+        var (b0, b1) = Rows(a->Batch, half);
+        int h = a->Hidden, seq = a->Seq, gw = 4 * h, rows = a->Batch * seq, bh = a->Batch * h;
+        var dy = new ReadOnlySpan<float>(a->Y, rows * a->YWidth);
+        var gates = new Span<float>(a->Gates, rows * gw);
+        var cells = new ReadOnlySpan<float>(a->Extra, rows * h);
+        var wHh = new ReadOnlySpan<float>(a->WHh, gw * h);
+        var carry = new Span<float>(a->Carry, 3 * bh);
+        var mask = a->Mask == null ? default : new ReadOnlySpan<int>(a->Mask, rows);
         var dh = carry[..bh]; var dc = carry.Slice(bh, bh); var tmp = carry.Slice(2 * bh, bh);
-        dh.Clear(); dc.Clear();
         for (int s = seq - 1; s >= 0; s--)
         {
-            int t = reverse ? seq - 1 - s : s, tp = reverse ? t + 1 : t - 1;
-            for (int b = 0; b < batch; b++)
+            int t = a->Reverse ? seq - 1 - s : s, tp = a->Reverse ? t + 1 : t - 1;
+            for (int b = b0; b < b1; b++)
             {
                 int row = b * seq + t;
                 var gate = gates.Slice(row * gw, gw);
                 // A padded position passed the state through: its carried gradients pass back unchanged.
                 if (!IsReal(mask, b, seq, t)) { gate.Clear(); continue; }
                 var dhb = dh.Slice(b * h, h); var dcb = dc.Slice(b * h, h);
-                Elementwise.AddInPlace(dhb, dy.Slice(row * yWidth + yOffset, h));
+                Elementwise.AddInPlace(dhb, dy.Slice(row * a->YWidth + a->YOffset, h));
                 var c = cells.Slice(row * h, h);
                 var tanhC = tmp.Slice(b * h, h);
                 TensorPrimitives.Tanh(c, tanhC);
@@ -147,13 +174,11 @@ public static unsafe class RecurrentKernels
             }
             if (s == 0) break;
             // dh for the previous position: the gates' gradients through W_hh (a padded sample keeps its carry).
-            Gemm.Sgemm(false, false, batch, h, gw, 1f, gates[(t * gw)..], seq * gw, wHh, h, 0f, tmp, h);
-            for (int b = 0; b < batch; b++)
+            var rowsTmp = tmp.Slice(b0 * h, (b1 - b0) * h);
+            Gemm.Sgemm(false, false, b1 - b0, h, gw, 1f, gates[((b0 * seq + t) * gw)..], seq * gw, wHh, h, 0f, rowsTmp, h);
+            for (int b = b0; b < b1; b++)
                 if (IsReal(mask, b, seq, t)) tmp.Slice(b * h, h).CopyTo(dh.Slice(b * h, h));
         }
-        InputGradients(dx, dWih, dBih, gates, gw, 0, gw, x, wIh, batch * seq, input);
-        ColumnSums(dBhh, gates, batch * seq, gw, 0, gw);
-        RecurrentWeightGradient(dWhh, gates, gw, 0, gw, states, batch, seq, h, reverse);
     }
 
     /// <summary>
@@ -252,37 +277,16 @@ public static unsafe class RecurrentKernels
         int h = hidden, gw = 3 * h, bh = batch * h;
         Check("GRU", dy, yWidth, yOffset, gates, states, hiddenTerms, x, wIh, wHh, default, default, mask, batch, seq, input, h, 3);
         CheckCarry("GRU", carry, batch, h);
-        var dh = carry[..bh]; var tmp = carry.Slice(bh, bh);
-        dh.Clear();
-        for (int s = seq - 1; s >= 0; s--)
+        carry[..bh].Clear(); // dh; the second part is scratch
+        fixed (float* pdy = dy) fixed (float* pg = gates) fixed (float* ps = states) fixed (float* pn = hiddenTerms) fixed (float* pw = wHh)
+        fixed (float* pk = carry) fixed (int* pm = mask)
         {
-            int t = reverse ? seq - 1 - s : s, tp = reverse ? t + 1 : t - 1;
-            for (int b = 0; b < batch; b++)
+            var a = new Steps
             {
-                int row = b * seq + t;
-                var gate = gates.Slice(row * gw, gw);
-                var hn = hiddenTerms.Slice(row * h, h);
-                if (!IsReal(mask, b, seq, t)) { gate.Clear(); hn.Clear(); continue; }
-                var dhb = dh.Slice(b * h, h);
-                Elementwise.AddInPlace(dhb, dy.Slice(row * yWidth + yOffset, h));
-                var hPrev = s > 0 ? states.Slice((b * seq + tp) * h, h) : default;
-                for (int j = 0; j < h; j++)
-                {
-                    float r = gate[j], z = gate[h + j], n = gate[2 * h + j], d = dhb[j], previous = s > 0 ? hPrev[j] : 0f;
-                    float dn = d * (1 - z) * (1 - n * n);
-                    gate[j] = dn * hn[j] * r * (1 - r);
-                    gate[h + j] = d * (previous - n) * z * (1 - z);
-                    gate[2 * h + j] = dn;
-                    hn[j] = dn * r;
-                    dhb[j] = d * z;
-                }
-            }
-            if (s == 0) break;
-            // dh for the previous position: r's and z's gradients and the hidden term's through their rows of W_hh.
-            Gemm.Sgemm(false, false, batch, h, 2 * h, 1f, gates[(t * gw)..], seq * gw, wHh, h, 0f, tmp, h);
-            Gemm.Sgemm(false, false, batch, h, h, 1f, hiddenTerms[(t * h)..], seq * h, wHh[(2 * h * h)..], h, 1f, tmp, h);
-            for (int b = 0; b < batch; b++)
-                if (IsReal(mask, b, seq, t)) Elementwise.AddInPlace(dh.Slice(b * h, h), tmp.Slice(b * h, h));
+                Y = pdy, Gates = pg, States = ps, Extra = pn, WHh = pw, Carry = pk, Mask = mask.IsEmpty ? null : pm,
+                YWidth = yWidth, YOffset = yOffset, Batch = batch, Seq = seq, Hidden = h, Reverse = reverse,
+            };
+            RunHalves(&GruBackHalf, &a);
         }
         int rows = batch * seq;
         InputGradients(dx, dWih, dBih, gates, gw, 0, gw, x, wIh, rows, input);
@@ -323,6 +327,53 @@ public static unsafe class RecurrentKernels
             rb.AsSpan(d * size, size).CopyTo(result.AsSpan((2 * d + 1) * size));
         }
         return result;
+    }
+
+    /// <summary>The GRU's backward time loop of rows [b0, b1), as <see cref="LstmBackHalf"/>.</summary>
+    private static void GruBackHalf(void* state, int half)
+    {
+        var a = (Steps*)state;
+        var (b0, b1) = Rows(a->Batch, half);
+        int h = a->Hidden, seq = a->Seq, gw = 3 * h, rows = a->Batch * seq, bh = a->Batch * h;
+        var dy = new ReadOnlySpan<float>(a->Y, rows * a->YWidth);
+        var gates = new Span<float>(a->Gates, rows * gw);
+        var states = new ReadOnlySpan<float>(a->States, rows * h);
+        var hiddenTerms = new Span<float>(a->Extra, rows * h);
+        var wHh = new ReadOnlySpan<float>(a->WHh, gw * h);
+        var carry = new Span<float>(a->Carry, 2 * bh);
+        var mask = a->Mask == null ? default : new ReadOnlySpan<int>(a->Mask, rows);
+        var dh = carry[..bh]; var tmp = carry.Slice(bh, bh);
+        for (int s = seq - 1; s >= 0; s--)
+        {
+            int t = a->Reverse ? seq - 1 - s : s, tp = a->Reverse ? t + 1 : t - 1;
+            for (int b = b0; b < b1; b++)
+            {
+                int row = b * seq + t;
+                var gate = gates.Slice(row * gw, gw);
+                var hn = hiddenTerms.Slice(row * h, h);
+                if (!IsReal(mask, b, seq, t)) { gate.Clear(); hn.Clear(); continue; }
+                var dhb = dh.Slice(b * h, h);
+                Elementwise.AddInPlace(dhb, dy.Slice(row * a->YWidth + a->YOffset, h));
+                var hPrev = s > 0 ? states.Slice((b * seq + tp) * h, h) : default;
+                for (int j = 0; j < h; j++)
+                {
+                    float r = gate[j], z = gate[h + j], n = gate[2 * h + j], d = dhb[j], previous = s > 0 ? hPrev[j] : 0f;
+                    float dn = d * (1 - z) * (1 - n * n);
+                    gate[j] = dn * hn[j] * r * (1 - r);
+                    gate[h + j] = d * (previous - n) * z * (1 - z);
+                    gate[2 * h + j] = dn;
+                    hn[j] = dn * r;
+                    dhb[j] = d * z;
+                }
+            }
+            if (s == 0) break;
+            // dh for the previous position: r's and z's gradients and the hidden term's through their rows of W_hh.
+            var rowsTmp = tmp.Slice(b0 * h, (b1 - b0) * h);
+            Gemm.Sgemm(false, false, b1 - b0, h, 2 * h, 1f, gates[((b0 * seq + t) * gw)..], seq * gw, wHh, h, 0f, rowsTmp, h);
+            Gemm.Sgemm(false, false, b1 - b0, h, h, 1f, hiddenTerms[((b0 * seq + t) * h)..], seq * h, wHh[(2 * h * h)..], h, 1f, rowsTmp, h);
+            for (int b = b0; b < b1; b++)
+                if (IsReal(mask, b, seq, t)) Elementwise.AddInPlace(dh.Slice(b * h, h), tmp.Slice(b * h, h));
+        }
     }
 
     /// <summary>The gates' pre-activations from the input for every position at once: x·W_ihᵀ + b_ih (+ b_hh).</summary>

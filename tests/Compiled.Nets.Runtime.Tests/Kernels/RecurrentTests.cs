@@ -86,7 +86,7 @@ public class RecurrentTests
     [InlineData(true, true)]
     [InlineData(false, false)]
     [InlineData(false, true)]
-    public void Forward_OverTwoHalvesOfTheBatchOnTwoCores_MatchesTheDefinition(bool lstm, bool reverse)
+    public void TimeLoops_OverTwoHalvesOfTheBatchOnTwoCores_MatchTheDefinitionAndSingleSamples(bool lstm, bool reverse)
     {
         // Big enough (B·T·H ≥ 16384) for the time loop to run as two halves of the batch, an odd batch, with padding.
         const int batch = 5, seq = 40, input = 8, hidden = 96;
@@ -107,6 +107,33 @@ public class RecurrentTests
         else RecurrentKernels.GruForward(y, width, offset, g, st, ex, F(x), F(wIh), F(wHh), F(bIh), F(bHh), mask, batch, seq, input, hidden, reverse, carry);
         for (int i = 0; i < y.Length; i++)
             if (i % width >= offset && i % width < offset + hidden) Assert.True(Math.Abs(expected[i] - y[i]) < 2e-5, $"y[{i}]: {y[i]} vs {expected[i]}");
+
+        // Backward over the halves: each sample's input gradient is what that sample alone gives (batch 1 runs on one
+        // core), and the weights' gradients their sum.
+        var dy = F(GradCheck.Random(rows * width, 16));
+        float[] dx = new float[x.Length], dWhh = new float[wHh.Length], dBhh = new float[bHh.Length];
+        void Backward(float[] gx, float[] gw, float[] gb, float[] yg, float[] sx, float[] sg, float[] ss, float[] se, int[] m, int n)
+        {
+            var c = new float[RecurrentKernels.CarrySize(n, hidden)];
+            if (lstm) RecurrentKernels.LstmBackward(gx, default, gw, default, gb, yg, width, offset, sg, ss, se, sx, F(wIh), F(wHh), m, n, seq, input, hidden, reverse, c);
+            else RecurrentKernels.GruBackward(gx, default, gw, default, gb, yg, width, offset, sg, ss, se, sx, F(wIh), F(wHh), m, n, seq, input, hidden, reverse, c);
+        }
+        Backward(dx, dWhh, dBhh, dy, F(x), g, st, ex, mask, batch);
+        float[] sumW = new float[wHh.Length], sumB = new float[bHh.Length];
+        for (int b = 0; b < batch; b++)
+        {
+            var xs = F(x).AsSpan(b * seq * input, seq * input).ToArray();
+            var ms = mask.AsSpan(b * seq, seq).ToArray();
+            var (g1, s1, e1) = (new float[seq * gates * hidden], new float[seq * hidden], new float[seq * hidden]);
+            var one = new float[seq * width];
+            if (lstm) RecurrentKernels.LstmForward(one, width, offset, g1, s1, e1, xs, F(wIh), F(wHh), F(bIh), F(bHh), ms, 1, seq, input, hidden, reverse);
+            else RecurrentKernels.GruForward(one, width, offset, g1, s1, e1, xs, F(wIh), F(wHh), F(bIh), F(bHh), ms, 1, seq, input, hidden, reverse, new float[RecurrentKernels.CarrySize(1, hidden)]);
+            var dxs = new float[xs.Length];
+            Backward(dxs, sumW, sumB, dy.AsSpan(b * seq * width, seq * width).ToArray(), xs, g1, s1, e1, ms, 1);
+            for (int i = 0; i < dxs.Length; i++) Assert.True(Math.Abs(dxs[i] - dx[b * seq * input + i]) < 1e-5, $"dx of sample {b} [{i}]: {dx[b * seq * input + i]} vs alone {dxs[i]}");
+        }
+        for (int i = 0; i < sumW.Length; i++) Assert.True(Math.Abs(sumW[i] - dWhh[i]) < 1e-4 * Math.Max(1, Math.Abs(sumW[i])), $"dW_hh[{i}]: {dWhh[i]} vs summed {sumW[i]}");
+        for (int i = 0; i < sumB.Length; i++) Assert.True(Math.Abs(sumB[i] - dBhh[i]) < 1e-4 * Math.Max(1, Math.Abs(sumB[i])), $"db_hh[{i}]: {dBhh[i]} vs summed {sumB[i]}");
     }
 
     [Fact]
