@@ -42,7 +42,8 @@ public static unsafe class RecurrentKernels
     }
 
     /// <summary>What one half of the batch needs for its time loop (the two halves are independent: each sample's
-    /// recurrence reads only its own rows).</summary>
+    /// recurrence reads only its own rows). Y is the output forward and its gradient backward; Extra the cells (LSTM) or
+    /// the hidden terms (GRU).</summary>
     private struct Steps
     {
         public float* Y, Gates, States, Extra, WHh, Carry, BHh;
