@@ -21,8 +21,8 @@ namespace Compiled.Nets.Generator.Emit
             foreach (var input in s.IsMultiInput ? s.Inputs.ToArray() : new[] { new InputSpec("input", s.InputShape, s.TokenInput, 0) })
             {
                 string elems = input.Tokens ? "Token ids" : "Floats";
-                string what = s.IsMultiInput ? $"of '{input.Name}' " : "";
-                w.Line($"/// <summary>{elems} per input sample {what}: {string.Join("×", input.Shape.Select(Shapes.Dim))}{AtMax(input.Shape)}.</summary>".Replace(" :", ":"));
+                string what = s.IsMultiInput ? $" of '{input.Name}'" : "";
+                w.Line($"/// <summary>{elems} per input sample{what}: {string.Join("×", input.Shape.Select(Shapes.Dim))}{AtMax(input.Shape)}.</summary>");
                 w.Line($"public const int {FeaturesConstant(s, input)} = {Shapes.MaxSize(s, input.Shape)};");
             }
             w.Line($"/// <summary>Floats per output sample: {string.Join("×", outShape.Select(Shapes.Dim))}{AtMax(outShape)}.</summary>");

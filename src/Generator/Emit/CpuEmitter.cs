@@ -119,9 +119,12 @@ namespace Compiled.Nets.Generator.Emit
 
         /// <summary>The input parameters of the public methods: "ReadOnlySpan&lt;float&gt; input", or one span per input named as
         /// Forward's parameters.</summary>
-        internal static string InputParams(NetworkSpec s) => s.IsMultiInput
-            ? string.Join(", ", s.Inputs.Select(i => $"global::System.ReadOnlySpan<{InputElement(i.Tokens)}> {i.Name}"))
-            : $"global::System.ReadOnlySpan<{InputElement(s.TokenInput)}> input";
+        internal static string InputParams(NetworkSpec s) => InputParams(s.Inputs, s.TokenInput);
+
+        /// <summary>As above from the inputs when there are several (else the one input's element type).</summary>
+        internal static string InputParams(EquatableArray<InputSpec> inputs, bool tokens) => inputs.Count > 1
+            ? string.Join(", ", inputs.Select(i => $"global::System.ReadOnlySpan<{InputElement(i.Tokens)}> {i.Name}"))
+            : $"global::System.ReadOnlySpan<{InputElement(tokens)}> input";
 
         /// <summary>The input arguments passing them on.</summary>
         internal static string InputArgs(NetworkSpec s) => s.IsMultiInput ? string.Join(", ", s.Inputs.Select(i => i.Name)) : "input";

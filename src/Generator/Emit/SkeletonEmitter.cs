@@ -20,9 +20,7 @@ namespace Compiled.Nets.Generator.Emit
         {
             bool sequence = s.MaxSequence > 0;
             bool multi = s.Inputs.Count > 1;
-            string input = multi
-                ? string.Join(", ", s.Inputs.Select(i => $"global::System.ReadOnlySpan<{CpuEmitter.InputElement(i.Tokens)}> {i.Name}"))
-                : $"global::System.ReadOnlySpan<{CpuEmitter.InputElement(s.TokenInput)}> input";
+            string input = CpuEmitter.InputParams(s.Inputs, s.TokenInput);
             string batch = CpuEmitter.BatchParams(sequence);
             const string Fail = "throw Invalid()";
 
