@@ -124,6 +124,14 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Unflatten_and_flatten_views_match_the_CPU()
+    {
+        using var cpu = new ViewNet(seed: 3);
+        using var host = new ViewNet(seed: 3);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 5, seed: 8);
+    }
+
+    [Fact]
     public void Arithmetic_with_constants_matches_the_CPU()
     {
         using var cpu = new ScaleNet(seed: 5);

@@ -169,3 +169,14 @@ public partial class DepthwiseNet
 
     Tensor Forward(Tensor x) => x.Apply(Conv).Flatten().Apply(Head);
 }
+
+/// <summary>Views the device takes as they are: a feature vector unflattened into rows, a LayerNorm per row, flattened back from dimension 1.</summary>
+[Network, Input(12), CrossEntropyLoss]
+public partial class ViewNet
+{
+    [Linear(12, 12)] public partial Linear Fc { get; }
+    [LayerNorm(4)] public partial LayerNorm Norm { get; }
+    [Linear(12, 2)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Unflatten(1, 3, 4).Apply(Norm).Relu().Flatten(1).Apply(Head);
+}
