@@ -1,5 +1,7 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Compiled.Nets.Kernels;
 
@@ -63,6 +65,37 @@ public static unsafe class RecurrentKernels
     /// <summary>Rows [b0, b1) of half <paramref name="half"/> (-1: the whole batch).</summary>
     private static (int B0, int B1) Rows(int batch, int half) => half < 0 ? (0, batch) : half == 0 ? (0, batch / 2) : (batch / 2, batch);
 
+    /// <summary>One position of one sample in one pass: the gates' nonlinearities (stored for backward), the new cell
+    /// c = f⊙c_prev + i⊙g (c_prev empty at the first position) and state h = o⊙tanh(c), also written to the output.</summary>
+    private static void LstmCell(Span<float> gate, ReadOnlySpan<float> cPrev, Span<float> c, Span<float> hOut, Span<float> output, int h)
+    {
+        ref float gr = ref MemoryMarshal.GetReference(gate);
+        int j = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; j + 16 <= h; j += 16)
+            {
+                var i = Elementwise.Sigmoid(Vector512.LoadUnsafe(ref gr, (nuint)j));
+                var f = Elementwise.Sigmoid(Vector512.LoadUnsafe(ref gr, (nuint)(h + j)));
+                var g = Elementwise.Tanh(Vector512.LoadUnsafe(ref gr, (nuint)(2 * h + j)));
+                var o = Elementwise.Sigmoid(Vector512.LoadUnsafe(ref gr, (nuint)(3 * h + j)));
+                i.StoreUnsafe(ref gr, (nuint)j); f.StoreUnsafe(ref gr, (nuint)(h + j)); g.StoreUnsafe(ref gr, (nuint)(2 * h + j)); o.StoreUnsafe(ref gr, (nuint)(3 * h + j));
+                var cell = i * g;
+                if (!cPrev.IsEmpty) cell = Vector512.FusedMultiplyAdd(f, Vector512.LoadUnsafe(ref MemoryMarshal.GetReference(cPrev), (nuint)j), cell);
+                var state = o * Elementwise.Tanh(cell);
+                cell.StoreUnsafe(ref MemoryMarshal.GetReference(c), (nuint)j);
+                state.StoreUnsafe(ref MemoryMarshal.GetReference(hOut), (nuint)j);
+                state.StoreUnsafe(ref MemoryMarshal.GetReference(output), (nuint)j);
+            }
+        for (; j < h; j++)
+        {
+            float i = Elementwise.Sigmoid(gate[j]), f = Elementwise.Sigmoid(gate[h + j]), g = MathF.Tanh(gate[2 * h + j]), o = Elementwise.Sigmoid(gate[3 * h + j]);
+            gate[j] = i; gate[h + j] = f; gate[2 * h + j] = g; gate[3 * h + j] = o;
+            float cell = i * g + (cPrev.IsEmpty ? 0f : f * cPrev[j]);
+            c[j] = cell;
+            hOut[j] = output[j] = o * MathF.Tanh(cell);
+        }
+    }
+
     private static void LstmHalf(void* state, int half)
     {
         var a = (Steps*)state;
@@ -93,14 +126,7 @@ public static unsafe class RecurrentKernels
                     gate.Clear(); output.Clear();
                     continue;
                 }
-                TensorPrimitives.Sigmoid(gate[..(2 * h)], gate[..(2 * h)]);
-                TensorPrimitives.Tanh(gate.Slice(2 * h, h), gate.Slice(2 * h, h));
-                TensorPrimitives.Sigmoid(gate.Slice(3 * h, h), gate.Slice(3 * h, h));
-                TensorPrimitives.Multiply(gate[..h], gate.Slice(2 * h, h), c);
-                if (s > 0) TensorPrimitives.FusedMultiplyAdd(gate.Slice(h, h), cells.Slice(prev * h, h), c, c);
-                TensorPrimitives.Tanh(c, hOut);
-                TensorPrimitives.Multiply(hOut, gate.Slice(3 * h, h), hOut);
-                hOut.CopyTo(output);
+                LstmCell(gate, s > 0 ? cells.Slice(prev * h, h) : default, c, hOut, output, h);
             }
         }
     }
