@@ -207,7 +207,7 @@ public sealed class Tensor
         if (startDim < 1 || startDim >= Shape.Length) throw new ArgumentOutOfRangeException(nameof(startDim), startDim, $"Flatten: the start dimension must be in [1, {Shape.Length}) for a tensor of shape {ShapeText()} (0 is the batch).");
         int merged = 1;
         for (int d = startDim; d < Shape.Length; d++) merged *= Shape[d];
-        return View([.. Shape[..startDim], merged]);
+        return Reshape([.. Shape[..startDim], merged]);
     }
 
     /// <summary>Splits dimension <paramref name="dim"/> into <paramref name="sizes"/> (<c>torch.unflatten</c>; one size may
@@ -228,7 +228,7 @@ public sealed class Tensor
         if (infer >= 0 && known > 0 && Shape[dim] % known == 0) resolved[infer] = Shape[dim] / known;
         if (resolved.Aggregate(1, (a, b) => a * b) != Shape[dim] || resolved.Length == 0)
             throw new ArgumentException($"Unflatten: dimension {dim} of {ShapeText()} has {Shape[dim]} values, which sizes ({string.Join(", ", sizes)}) do not split.");
-        return View([.. Shape[..dim], .. resolved, .. Shape[(dim + 1)..]]);
+        return Reshape([.. Shape[..dim], .. resolved, .. Shape[(dim + 1)..]]);
     }
 
     /// <summary>The slice [start, start + length) of dimension <paramref name="dim"/> (<c>torch.narrow</c>; the batch is 0):
@@ -248,12 +248,6 @@ public sealed class Tensor
         shape[dim] = length;
         var x = this;
         return Result(y, shape, [x], r => ConcatKernels.NarrowBackward(x.GradBuffer, r.Grad, outer, xBlock, offset, yBlock));
-    }
-
-    private Tensor View(int[] shape)
-    {
-        var x = this;
-        return Result(Data, shape, [x], r => Elementwise.AddInPlace(x.GradBuffer, r.Grad));
     }
 
     /// <summary>Reorders the dimensions (<c>torch.permute</c>; the batch is dimension 0 and stays first): [B, T, H, D]

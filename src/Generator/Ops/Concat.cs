@@ -27,7 +27,7 @@ namespace Compiled.Nets.Generator.Ops
             var p = walker.Parser;
             if (values.Any(p.IsTokens)) { walker.Unsupported(invocation, "token ids can only feed an Embedding layer"); return -1; }
             var first = p.ShapeOf(values[0]);
-            int rank = first.Length, axis = (dim < 0 ? dim + rank + 1 : dim) - 1;
+            int rank = first.Length, axis = DimensionArguments.PerSample(dim, rank);
             if (axis < 0 || axis >= rank)
             {
                 string why = axis == -1 ? "dimension 0 is the batch, which a network cannot concatenate" : $"dimension {dim} is outside [B, {string.Join(", ", first.Select(Shapes.Dim))}]";

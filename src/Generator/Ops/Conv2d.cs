@@ -117,7 +117,7 @@ namespace Compiled.Nets.Generator.Ops
 
         public override string? ScratchSize(NetworkSpec s, OpSpec op) => Groups(s, op) == 1
             ? $"{Kernels}Conv2dKernels.ScratchSize({Geometry(s, op, "1")})"
-            : $"{Kernels}Conv2dKernels.GroupedScratchSize({Geometry(s, op, "1")})";
+            : $"{Kernels}Conv2dKernels.GroupedScratchSize({Geometry(s, op, "1")}, {Groups(s, op)})";
 
         private static int Groups(NetworkSpec s, OpSpec op) => Conv2dArgs.Of(s.Layers[op.Layer]).Groups;
 

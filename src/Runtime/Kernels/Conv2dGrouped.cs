@@ -5,13 +5,16 @@ namespace Compiled.Nets.Kernels;
 // whole batch; each (sample, group) runs through the ungrouped kernels, whose scratch for batch 1 suffices.
 public static partial class Conv2dKernels
 {
-    /// <summary>Scratch for <see cref="ForwardGrouped"/> and <see cref="BackwardGrouped"/>: one group of one sample's.</summary>
-    public static long GroupedScratchSize(in Conv2dGeometry group) => ScratchSize(group with { Batch = 1 });
+    /// <summary>Scratch for <see cref="ForwardGrouped"/> and <see cref="BackwardGrouped"/>: one group of one sample's, or
+    /// the whole batch's for one group (the ordinary convolution).</summary>
+    public static long GroupedScratchSize(in Conv2dGeometry group, int groups) => ScratchSize(groups == 1 ? group : group with { Batch = 1 });
 
     /// <summary>y = conv(x, w) + bias per group (overwrites y); <paramref name="groups"/> = 1 is the ordinary convolution.</summary>
     /// <exception cref="ArgumentException">When a span is too short or <paramref name="groups"/> is not positive.</exception>
     public static void ForwardGrouped(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, in Conv2dGeometry group, int groups, Span<float> scratch)
     {
+        // One group is the ordinary convolution: the whole batch at once.
+        if (groups == 1) { Forward(y, x, w, bias, group, scratch, null); return; }
         var one = CheckGrouped(group, groups, x.Length, w.Length, y.Length, bias.Length);
         int inBlock = one.InSize, outBlock = one.OutSize, weights = one.WeightSize, outs = one.OutChannels;
         for (int b = 0; b < group.Batch; b++)
@@ -27,6 +30,7 @@ public static partial class Conv2dKernels
     /// per-channel sum of dy); an empty dx or dw is skipped.</summary>
     public static void BackwardGrouped(Span<float> dx, Span<float> dw, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, in Conv2dGeometry group, int groups, Span<float> scratch, bool accumulateDx = true)
     {
+        if (groups == 1) { Backward(dx, dw, dy, x, w, group, scratch, accumulateDx, null); return; }
         var one = CheckGrouped(group, groups, x.Length, w.Length, dy.Length, 0);
         int inBlock = one.InSize, outBlock = one.OutSize, weights = one.WeightSize;
         for (int b = 0; b < group.Batch; b++)

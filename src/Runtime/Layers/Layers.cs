@@ -42,7 +42,7 @@ public sealed class Conv2d : ILayer
         var g = new Conv2dGeometry(x.Shape[0], _in / _groups, x.Shape[2], x.Shape[3], _out / _groups, _kh, _kw, _sh, _sw, _ph, _pw, _dil, _dil);
         int batch = g.Batch, oh = g.OutHeight, ow = g.OutWidth, plane = oh * ow, groups = _groups;
         var y = new float[batch * _out * plane];
-        var scratch = new float[Conv2dKernels.GroupedScratchSize(g)];
+        var scratch = new float[Conv2dKernels.GroupedScratchSize(g, groups)];
         Conv2dKernels.ForwardGrouped(y, x.Data, _store.ReadValue(Weight), default, g, groups, scratch);
         if (Bias is not null)
         {
