@@ -69,9 +69,23 @@ namespace Compiled.Nets
         TokenIds = 1,
     }
 
+    /// <summary>
+    /// What every loss attribute shares. A network whose Forward returns several tensors (a tuple) trains with one loss
+    /// per output it names, and minimises their weighted sum.
+    /// </summary>
+    public abstract class LossAttribute : Attribute
+    {
+        /// <summary>The output this loss trains: the name of an element of Forward's tuple (<c>(Tensor digit, Tensor box)
+        /// Forward(...)</c>; unnamed elements are <c>Item1</c>, <c>Item2</c>…). Null for a network with one output.</summary>
+        public string? Output { get; set; }
+
+        /// <summary>This loss's weight in the sum TrainStep minimises when several outputs have losses (default 1).</summary>
+        public float Weight { get; set; } = 1f;
+    }
+
     /// <summary>Trains the network with softmax cross-entropy on its logits (<c>nn.CrossEntropyLoss</c>); targets are class indices.</summary>
-    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
-    public sealed class CrossEntropyLossAttribute : Attribute
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = true)]
+    public sealed class CrossEntropyLossAttribute : LossAttribute
     {
         /// <summary>Label smoothing in [0, 1), as in PyTorch.</summary>
         public float LabelSmoothing { get; set; }
@@ -86,22 +100,22 @@ namespace Compiled.Nets
     }
 
     /// <summary>Trains the network with mean squared error (<c>nn.MSELoss</c>); targets are float tensors shaped like the output.</summary>
-    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
-    public sealed class MSELossAttribute : Attribute
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = true)]
+    public sealed class MSELossAttribute : LossAttribute
     {
     }
 
     /// <summary>Trains the network's log-probabilities (end Forward with <c>LogSoftmax()</c>) with negative log-likelihood (<c>nn.NLLLoss</c>); targets are class indices.</summary>
-    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
-    public sealed class NLLLossAttribute : Attribute
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = true)]
+    public sealed class NLLLossAttribute : LossAttribute
     {
     }
 
     /// <summary>Trains the network's log-probabilities (end Forward with <c>LogSoftmax()</c>) with the KL divergence from
     /// target probabilities shaped like the output (<c>nn.KLDivLoss</c>, log_target=False): distillation, label
     /// distributions.</summary>
-    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
-    public sealed class KLDivLossAttribute : Attribute
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = true)]
+    public sealed class KLDivLossAttribute : LossAttribute
     {
         /// <summary>Divide by the batch (PyTorch's reduction='batchmean', the true divergence per sample) instead of by
         /// every element ('mean', PyTorch's default).</summary>
@@ -109,22 +123,22 @@ namespace Compiled.Nets
     }
 
     /// <summary>Trains the network with mean absolute error (<c>nn.L1Loss</c>); targets are float tensors shaped like the output.</summary>
-    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
-    public sealed class L1LossAttribute : Attribute
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = true)]
+    public sealed class L1LossAttribute : LossAttribute
     {
     }
 
     /// <summary>Trains the network with smooth L1 loss (<c>nn.SmoothL1Loss</c>): quadratic below <see cref="Beta"/>, linear above.</summary>
-    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
-    public sealed class SmoothL1LossAttribute : Attribute
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = true)]
+    public sealed class SmoothL1LossAttribute : LossAttribute
     {
         /// <summary>Where the loss turns from quadratic to linear (PyTorch's default 1).</summary>
         public double Beta { get; set; } = 1.0;
     }
 
     /// <summary>Trains the network's logits with binary cross-entropy (<c>nn.BCEWithLogitsLoss</c>); targets are floats in [0, 1] shaped like the output (multi-label).</summary>
-    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
-    public sealed class BCEWithLogitsLossAttribute : Attribute
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = true)]
+    public sealed class BCEWithLogitsLossAttribute : LossAttribute
     {
     }
 

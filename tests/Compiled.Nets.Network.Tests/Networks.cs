@@ -653,3 +653,38 @@ public partial class DistillNet
 
     Tensor Forward(Tensor x) => x.Apply(Fc).Relu().Apply(Head).LogSoftmax();
 }
+
+/// <summary>Two outputs from one trunk: class logits (cross-entropy) and a box (smooth L1, weighted 0.5), and a third
+/// output without a loss (the trunk's features, for inspection).</summary>
+[Network, Input(1, 8, 8), CrossEntropyLoss(Output = "digit", LabelSmoothing = 0.1f), SmoothL1Loss(Output = "box", Weight = 0.5f, Beta = 0.5)]
+public partial class TwoHeadNet
+{
+    [Conv2d(1, 4, 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Linear(4 * 4 * 4, 16)] public partial Linear Trunk { get; }
+    [Linear(16, 3)] public partial Linear Classes { get; }
+    [Linear(16, 4)] public partial Linear Box { get; }
+
+    (Tensor digit, Tensor box, Tensor features) Forward(Tensor x)
+    {
+        var h = x.Apply(Conv).Relu().MaxPool2d(2).Flatten().Apply(Trunk).Relu();
+        return (h.Apply(Classes), h.Apply(Box).Sigmoid(), h);
+    }
+}
+
+/// <summary>Two inputs and two outputs over a sequence: per-token tags (cross-entropy over [T, 3] is not a classifier
+/// output, so MSE on a pooled score instead) and a sentence class.</summary>
+[Network, Input("ids", Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 10), Input("types", Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 10)]
+[NLLLoss(Output = "sentence"), MSELoss(Output = "tokens", Weight = 2f)]
+public partial class PairTwoHeadNet
+{
+    [Embedding(50, 8)] public partial Embedding Words { get; }
+    [Embedding(2, 8)] public partial Embedding Types { get; }
+    [Linear(8, 2)] public partial Linear Tag { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    (Tensor tokens, Tensor sentence) Forward(Tensor ids, Tensor types)
+    {
+        var h = (ids.Apply(Words) + types.Apply(Types)).Tanh();
+        return (h.Apply(Tag), h.MeanOverSequence().Apply(Head).LogSoftmax());
+    }
+}

@@ -212,6 +212,31 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void TwoHeadNet_HasOneGraphOutputPerTupleElement()
+    {
+        using var net = new TwoHeadNet(seed: 3);
+        string path = Path.Combine(Path.GetTempPath(), $"cnet-two-heads-{Guid.NewGuid():N}.onnx");
+        try
+        {
+            net.ExportOnnx(path);
+            using var session = new InferenceSession(path);
+            Assert.Equal(["box", "digit", "features"], session.OutputMetadata.Keys.Order());
+            const int batch = 5;
+            var x = CompiledVsEagerTests.RandomData(batch * 64, 8);
+            float[] digit = new float[batch * 3], box = new float[batch * 4], features = new float[batch * 16];
+            net.Forward(x, batch, digit, box, features);
+            using var results = session.Run([NamedOnnxValue.CreateFromTensor("input", new DenseTensor<float>(x, [batch, 1, 8, 8]))]);
+            foreach (var (name, expected) in new[] { ("digit", digit), ("box", box), ("features", features) })
+            {
+                var actual = results.Single(r => r.Name == name).AsEnumerable<float>().ToArray();
+                Assert.Equal(expected.Length, actual.Length);
+                for (int i = 0; i < actual.Length; i++) Assert.True(Math.Abs(actual[i] - expected[i]) <= 1e-4f * Math.Max(1f, Math.Abs(expected[i])), $"{name}[{i}]: ONNX Runtime {actual[i]} vs compiled {expected[i]}");
+            }
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
     public void PairNet_WithTokenIdsTokenTypesAndTheMask()
     {
         using var net = new PairNet(seed: 4);

@@ -3,20 +3,58 @@ using System.Linq;
 using Compiled.Nets.Generator.Model;
 using Compiled.Nets.Generator.Ops;
 using static Compiled.Nets.Generator.Emit.Names;
+using static Compiled.Nets.Generator.Helpers.SourceWriter;
 
 namespace Compiled.Nets.Generator.Emit
 {
     /// <summary>TrainStep (forward in training mode, the loss, backward) and EvaluateLoss.</summary>
     internal static partial class CpuEmitter
     {
-        private static void OpenLossMethod(CpuContext c, LossDefinition loss, string name, string summary)
+        private static void OpenLossMethod(CpuContext c, IReadOnlyList<LossUse> losses, string name, string summary)
         {
+            var s = c.Spec;
             var w = c.Writer;
             w.Line($"/// <summary>{summary}</summary>");
-            w.Open($"public float {name}({InputParams(c.Spec)}, {loss.Targets}, {BatchParams(c.IsSequence)}, global::System.Span<float> {loss.OutputName} = default)");
-            w.Line($"CheckInput({InputArgs(c.Spec)}, {BatchArgs(c)}, {loss.OutputName}.IsEmpty ? -1 : {loss.OutputName}.Length, \"{name}\");");
-            EmitSequenceLocal(c);
-            loss.EmitTargetCheck(c);
+            if (!s.IsMultiOutput)
+            {
+                var loss = losses[0];
+                w.Open($"public float {name}({InputParams(s)}, {loss.Targets}, {BatchParams(c.IsSequence)}, global::System.Span<float> {loss.OutputName} = default)");
+                w.Line($"CheckInput({InputArgs(s)}, {BatchArgs(c)}, {loss.OutputName}.IsEmpty ? -1 : {loss.OutputName}.Length, \"{name}\");");
+                EmitSequenceLocal(c);
+            }
+            else
+            {
+                w.Line("/// <param name=\"losses\">Empty, or one value per loss (declaration order): each loss before its weight.</param>");
+                w.Open($"public float {name}({InputParams(s)}, {TargetParams(losses)}, {BatchParams(c.IsSequence)}, {OutputParams(s.Outputs.Select(o => o.Name), optional: true)}, global::System.Span<float> losses = default)");
+                w.Line($"CheckInput({InputArgs(s)}, {BatchArgs(c)}, -1, \"{name}\");");
+                EmitSequenceLocal(c);
+                EmitOutputChecks(c, name, optional: true);
+                w.Line($"if (!losses.IsEmpty && losses.Length != {losses.Count}) throw new global::System.ArgumentException(\"{s.TypeName}.{name}: losses has \" + losses.Length + \" values, but the network has {losses.Count} losses.\", nameof(losses));");
+            }
+            foreach (var loss in losses) loss.Definition.EmitTargetCheck(c, loss);
+        }
+
+        private static string TargetParams(IReadOnlyList<LossUse> losses) => string.Join(", ", losses.Select(l => l.Targets));
+        private static string TargetArgs(IReadOnlyList<LossUse> losses) => string.Join(", ", losses.Select(l => l.TargetName));
+
+        /// <summary>The optional spans after the batch: the output (one output), or each output and the per-loss values.</summary>
+        private static string OptionalArgs(NetworkSpec s, IReadOnlyList<LossUse> losses) =>
+            s.IsMultiOutput ? string.Join(", ", s.Outputs.Select(o => o.Name)) + ", losses" : losses[0].OutputName;
+
+        private static string OptionalParams(NetworkSpec s, IReadOnlyList<LossUse> losses) => s.IsMultiOutput
+            ? OutputParams(s.Outputs.Select(o => o.Name), optional: false) + ", global::System.Span<float> losses"
+            : "global::System.Span<float> " + losses[0].OutputName;
+
+        /// <summary>The weighted sum TrainStep and EvaluateLoss return: "loss0 + 0.5f * loss1".</summary>
+        private static string WeightedSum(IReadOnlyList<LossUse> losses) =>
+            string.Join(" + ", losses.Select(l => l.Weight == 1f ? l.Loss : $"{FloatLiteral(l.Weight)} * {l.Loss}"));
+
+        /// <summary>Each loss's value into the caller's span, and each output into the span given for it.</summary>
+        private static void EmitLossAndOutputCopies(CpuContext c, IReadOnlyList<LossUse> losses, System.Func<int, string> value)
+        {
+            var s = c.Spec;
+            c.Line($"if (!losses.IsEmpty) {{ {string.Join(" ", losses.Select((l, i) => $"losses[{i}] = {l.Loss};"))} }}");
+            for (int i = 0; i < s.Outputs.Count; i++) c.Line($"if (!{s.Outputs[i].Name}.IsEmpty) {value(i)}.CopyTo({s.Outputs[i].Name});");
         }
 
         /// <summary>An op's trainable tensors: those its definition declares for its layer, without buffers.</summary>
@@ -47,16 +85,17 @@ namespace Compiled.Nets.Generator.Emit
             var s = c.Spec;
             var w = c.Writer;
             var plan = c.Plan;
-            var loss = Losses.Of(s.Loss);
-            string outSize = Shapes.Size(s.Ops[s.Output].OutShape);
-            OpenLossMethod(c, loss, "TrainStep", "Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss. Needs the instance to itself (no concurrent call).");
+            var losses = LossUse.Of(s);
+            OpenLossMethod(c, losses, "TrainStep", s.IsMultiOutput
+                ? "Forward (training mode), each output's mean loss, backward of their weighted sum; gradients are zeroed first. Returns the weighted sum. Needs the instance to itself (no concurrent call)."
+                : "Forward (training mode), mean loss, backward; gradients are zeroed first. Returns the loss. Needs the instance to itself (no concurrent call).");
             w.Line($"if (_store.IsReadOnly) throw new global::System.InvalidOperationException(\"{s.TypeName}.TrainStep: the parameters are read-only (MakeReadOnly, for serving), and a training step would change them and the BatchNorm statistics; call Parameters.MakeWritable() first.\");");
             w.Line("var ws = _workspaces.RentTraining(batch, InitialCapacity, \"TrainStep\");");
-            w.Line($"try {{ return TrainStepIn(ws, {InputArgs(s)}, {loss.TargetName}, {BatchArgs(c)}, {loss.OutputName}); }}");
+            w.Line($"try {{ return TrainStepIn(ws, {InputArgs(s)}, {TargetArgs(losses)}, {BatchArgs(c)}, {OptionalArgs(s, losses)}); }}");
             w.Line("finally { _workspaces.ReturnTraining(ws); }");
             w.Close();
             w.Line();
-            w.Open($"private float TrainStepIn({Workspace} ws, {InputParams(s)}, {loss.Targets}, {BatchParams(c.IsSequence)}, global::System.Span<float> {loss.OutputName})");
+            w.Open($"private float TrainStepIn({Workspace} ws, {InputParams(s)}, {TargetParams(losses)}, {BatchParams(c.IsSequence)}, {OptionalParams(s, losses)})");
             EmitSequenceLocal(c);
             EmitSpans(c, grads: true);
             w.Line("bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them");
@@ -70,11 +109,26 @@ namespace Compiled.Nets.Generator.Emit
             w.Line();
             c.Training = true;
             EmitForwardBody(c);
-            int o = plan.Storage(s.Output);
             w.Line();
-            w.Line("// loss");
-            loss.EmitTraining(c, o, outSize);
-            w.Line($"if (!{loss.OutputName}.IsEmpty) v{o}.CopyTo({loss.OutputName});");
+            if (!s.IsMultiOutput)
+            {
+                int o = plan.Storage(s.Output);
+                w.Line("// loss");
+                losses[0].Definition.EmitTraining(c, losses[0], o, Shapes.Size(s.Ops[s.Output].OutShape));
+                w.Line($"if (!{losses[0].OutputName}.IsEmpty) v{o}.CopyTo({losses[0].OutputName});");
+            }
+            else
+            {
+                w.Line($"// losses: {string.Join(" + ", losses.Select(l => (l.Weight == 1f ? "" : FloatLiteral(l.Weight) + " × ") + l.Definition.Name + "(" + l.OutputName + ")"))}; each gradient scaled by its weight");
+                foreach (var l in losses)
+                {
+                    int o = plan.Storage(l.Value);
+                    l.Definition.EmitTraining(c, l, o, Shapes.Size(l.OutShape));
+                    if (l.Weight != 1f) w.Line($"{Kernels}WeightedLoss.Scale(g{o}, {FloatLiteral(l.Weight)});");
+                }
+                w.Line($"float loss = {WeightedSum(losses)};");
+                EmitLossAndOutputCopies(c, losses, i => "v" + plan.Storage(s.Outputs[i].Value));
+            }
             w.Line();
             w.Line("// backward: the units above in reverse order");
             foreach (var u in plan.BackwardOrder)
@@ -105,14 +159,26 @@ namespace Compiled.Nets.Generator.Emit
         {
             var s = c.Spec;
             var w = c.Writer;
-            var loss = Losses.Of(s.Loss);
-            string outSize = Shapes.Size(s.Ops[s.Output].OutShape);
-            OpenLossMethod(c, loss, "EvaluateLoss", "The mean loss in evaluation mode, without gradients. Safe to call from many threads at once.");
+            var losses = LossUse.Of(s);
+            OpenLossMethod(c, losses, "EvaluateLoss", s.IsMultiOutput
+                ? "The weighted sum of the outputs' mean losses in evaluation mode, without gradients. Safe to call from many threads at once."
+                : "The mean loss in evaluation mode, without gradients. Safe to call from many threads at once.");
             w.Line("var ws = _workspaces.RentInference(batch, InitialCapacity, \"EvaluateLoss\");");
             w.Open("try");
-            w.Line($"var y = ForwardEval(ws, {InputArgs(s)}, {BatchArgs(c)});");
-            w.Line($"if (!{loss.OutputName}.IsEmpty) y.CopyTo({loss.OutputName});");
-            loss.EmitEvaluation(c, outSize);
+            if (!s.IsMultiOutput)
+            {
+                var loss = losses[0];
+                w.Line($"var y = ForwardEval(ws, {InputArgs(s)}, {BatchArgs(c)});");
+                w.Line($"if (!{loss.OutputName}.IsEmpty) y.CopyTo({loss.OutputName});");
+                loss.Definition.EmitEvaluation(c, loss, "y", Shapes.Size(s.Ops[s.Output].OutShape), "return ");
+            }
+            else
+            {
+                w.Line($"ForwardEval(ws, {InputArgs(s)}, {BatchArgs(c)}, {string.Join(", ", s.Outputs.Select((_, i) => $"out var y{i}"))});");
+                foreach (var l in losses) l.Definition.EmitEvaluation(c, l, "y" + l.OutputIndex, Shapes.Size(l.OutShape), $"float {l.Loss} = ");
+                EmitLossAndOutputCopies(c, losses, i => "y" + i);
+                w.Line($"return {WeightedSum(losses)};");
+            }
             w.Close();
             w.Line("finally { _workspaces.ReturnInference(ws); }");
             w.Close();

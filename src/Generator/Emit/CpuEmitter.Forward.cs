@@ -3,6 +3,7 @@ using Compiled.Nets.Generator.Helpers;
 using Compiled.Nets.Generator.Model;
 using Compiled.Nets.Generator.Ops;
 using Compiled.Nets.Generator.Planning;
+using static Compiled.Nets.Generator.Emit.Names;
 
 namespace Compiled.Nets.Generator.Emit
 {
@@ -12,6 +13,7 @@ namespace Compiled.Nets.Generator.Emit
         {
             var s = c.Spec;
             var w = c.Writer;
+            if (s.IsMultiOutput) { EmitMultiOutputForward(c); return; }
             w.Line("/// <summary>Compiled inference in evaluation mode (dropout off, BatchNorm running statistics).</summary>");
             w.Line("/// <remarks>Safe to call from many threads at once: each call works in a workspace of its own.</remarks>");
             w.Open($"public void Forward({InputParams(s)}, {BatchParams(c.IsSequence)}, global::System.Span<float> output)");
@@ -30,6 +32,48 @@ namespace Compiled.Nets.Generator.Emit
             w.Line($"return {c.Value(s.Output)};");
             w.Close();
             w.Line();
+        }
+
+        /// <summary>Forward returning a tuple: one span per output, and an evaluation forward that gives each output's values.</summary>
+        private static void EmitMultiOutputForward(CpuContext c)
+        {
+            var s = c.Spec;
+            var w = c.Writer;
+            var names = s.Outputs.Select(o => o.Name).ToList();
+            w.Line("/// <summary>Compiled inference in evaluation mode (dropout off, BatchNorm running statistics): each output into its span.</summary>");
+            w.Line("/// <remarks>Safe to call from many threads at once: each call works in a workspace of its own.</remarks>");
+            w.Open($"public void Forward({InputParams(s)}, {BatchParams(c.IsSequence)}, {OutputParams(names, optional: false)})");
+            w.Line($"CheckInput({InputArgs(s)}, {BatchArgs(c)}, -1, \"Forward\");");
+            EmitSequenceLocal(c);
+            EmitOutputChecks(c, "Forward", optional: false);
+            w.Line("var ws = _workspaces.RentInference(batch, InitialCapacity, \"Forward\");");
+            w.Open("try");
+            w.Line($"ForwardEval(ws, {InputArgs(s)}, {BatchArgs(c)}, {string.Join(", ", names.Select((_, i) => $"out var y{i}"))});");
+            for (int i = 0; i < names.Count; i++) w.Line($"y{i}.CopyTo({names[i]});");
+            w.Close();
+            w.Line("finally { _workspaces.ReturnInference(ws); }");
+            w.Close();
+            w.Line();
+            w.Line("/// <summary>The evaluation-mode forward shared by Forward and EvaluateLoss; gives each output (workspace memory).</summary>");
+            w.Open($"private void ForwardEval({Workspace} ws, {InputParams(s)}, {BatchParams(c.IsSequence)}, {string.Join(", ", names.Select((_, i) => $"out global::System.ReadOnlySpan<float> y{i}"))})");
+            EmitSequenceLocal(c);
+            EmitSpans(c, grads: false);
+            c.Training = false;
+            EmitForwardBody(c);
+            for (int i = 0; i < names.Count; i++) w.Line($"y{i} = {c.Value(s.Outputs[i].Value)}; // {names[i]}");
+            w.Close();
+            w.Line();
+        }
+
+        /// <summary>Each output span: batch × its per-sample size (T known), or empty where optional.</summary>
+        private static void EmitOutputChecks(CpuContext c, string method, bool optional)
+        {
+            var s = c.Spec;
+            foreach (var o in s.Outputs)
+            {
+                var shape = s.Ops[o.Value].OutShape;
+                c.Line($"{Runtime}NetworkArguments.CheckOutput(\"{s.TypeName}\", \"{method}\", \"{o.Name}\", {o.Name}.Length, batch, {Shapes.Size(shape)}, \"{string.Join(", ", shape.Select(Shapes.Dim))}\", optional: {(optional ? "true" : "false")});");
+            }
         }
 
         /// <summary>Slices of the workspace's arenas, one per plan region, and the views (input, Flatten).</summary>

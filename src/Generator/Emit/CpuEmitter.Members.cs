@@ -25,17 +25,27 @@ namespace Compiled.Nets.Generator.Emit
                 w.Line($"/// <summary>{elems} per input sample{what}: {string.Join("×", input.Shape.Select(Shapes.Dim))}{AtMax(input.Shape)}.</summary>");
                 w.Line($"public const int {FeaturesConstant(s, input)} = {Shapes.MaxSize(s, input.Shape)};");
             }
-            w.Line($"/// <summary>Floats per output sample: {string.Join("×", outShape.Select(Shapes.Dim))}{AtMax(outShape)}.</summary>");
-            w.Line($"public const int OutputFeatures = {outSize};");
+            if (s.IsMultiOutput)
+                foreach (var o in s.Outputs)
+                {
+                    var shape = s.Ops[o.Value].OutShape;
+                    w.Line($"/// <summary>Floats per sample of output '{o.Name}': {string.Join("×", shape.Select(Shapes.Dim))}{AtMax(shape)}.</summary>");
+                    w.Line($"public const int {FeaturesConstant(o.Name)} = {Shapes.MaxSize(s, shape)};");
+                }
+            else
+            {
+                w.Line($"/// <summary>Floats per output sample: {string.Join("×", outShape.Select(Shapes.Dim))}{AtMax(outShape)}.</summary>");
+                w.Line($"public const int OutputFeatures = {outSize};");
+            }
             if (c.IsSequence)
             {
                 w.Line("/// <summary>The largest sequence length T the network accepts (the workspace is laid out for it).</summary>");
                 w.Line($"public const int MaxSequence = {s.MaxSequence};");
             }
             if (!s.IsMultiInput) w.Line($"private static readonly int[] s_inputShape = new int[] {{ {string.Join(", ", s.InputShape.Select(d => d == Shapes.Sequence ? s.MaxSequence : d))} }};");
-            w.Line($"private static readonly int[] s_outputShape = new int[] {{ {string.Join(", ", outShape.Select(d => d == Shapes.Sequence ? s.MaxSequence : d))} }};");
+            if (!s.IsMultiOutput) w.Line($"private static readonly int[] s_outputShape = new int[] {{ {string.Join(", ", outShape.Select(d => d == Shapes.Sequence ? s.MaxSequence : d))} }};");
             w.Line($"private const int DefaultCapacity = {s.MaxBatch};");
-            if (s.Loss == LossKind.CrossEntropy) CrossEntropyLoss.EmitFields(c);
+            CrossEntropyLoss.EmitFields(c);
             w.Line();
             EmitParameterMembers(c);
             w.Line($"public string Name => \"{s.TypeName}\";");
@@ -44,16 +54,20 @@ namespace Compiled.Nets.Generator.Emit
                 w.Line("public global::System.Collections.Generic.IReadOnlyList<int> InputShape => s_inputShape;");
                 w.Line("public int InputSize => InputFeatures;");
             }
-            w.Line("public global::System.Collections.Generic.IReadOnlyList<int> OutputShape => s_outputShape;");
-            w.Line("public int OutputSize => OutputFeatures;");
+            if (!s.IsMultiOutput)
+            {
+                w.Line("public global::System.Collections.Generic.IReadOnlyList<int> OutputShape => s_outputShape;");
+                w.Line("public int OutputSize => OutputFeatures;");
+            }
             w.Line($"public {Runtime}ParameterStore Parameters => _store;");
             w.Line();
             EmitSummary(c);
             w.Line("/// <summary>Runs the user's Forward eagerly on tensors: the slow reference path.</summary>");
-            if (s.IsMultiInput)
+            if (s.IsMultiple)
             {
-                string names = InputArgs(s);
-                w.Line($"public {Runtime}Tensor ForwardEager({string.Join(", ", s.Inputs.Select(i => $"{Runtime}Tensor {i.Name}"))}) => Forward({names});");
+                string names = s.IsMultiInput ? InputArgs(s) : "x";
+                string parameters = s.IsMultiInput ? string.Join(", ", s.Inputs.Select(i => $"{Runtime}Tensor {i.Name}")) : $"{Runtime}Tensor x";
+                w.Line($"public {EagerReturn(s.Outputs.Select(o => o.Name).ToList())} ForwardEager({parameters}) => Forward({names});");
                 w.Line();
                 EmitMultiInputCheck(c);
                 return;
@@ -222,10 +236,13 @@ namespace Compiled.Nets.Generator.Emit
             var outShape = s.Ops[s.Output].OutShape;
             string n = s.TypeName;
             string batch = c.IsSequence ? "global::System.ReadOnlySpan<int> mask, int batch, int T" : "int batch";
+            // Several outputs: each span is checked on its own (NetworkArguments.CheckOutput); output is -1 here.
+            string outSize = s.IsMultiOutput ? "0" : c.IsSequence ? Shapes.Size(outShape) : "OutputFeatures";
+            string outText = s.IsMultiOutput ? "" : string.Join(", ", outShape.Select(Shapes.Dim));
             w.Open($"private static void CheckInput({InputParams(s)}, {batch}, int output, string method)");
             w.Line(c.IsSequence
-                ? $"{Runtime}NetworkArguments.CheckCall(\"{n}\", method, mask, batch, T, MaxSequence, output, {Shapes.Size(outShape)}, \"{string.Join(", ", outShape.Select(Shapes.Dim))}\");"
-                : $"{Runtime}NetworkArguments.CheckCall(\"{n}\", method, default, batch, 1, 0, output, OutputFeatures, \"{string.Join(", ", outShape)}\");");
+                ? $"{Runtime}NetworkArguments.CheckCall(\"{n}\", method, mask, batch, T, MaxSequence, output, {outSize}, \"{outText}\");"
+                : $"{Runtime}NetworkArguments.CheckCall(\"{n}\", method, default, batch, 1, 0, output, {outSize}, \"{outText}\");");
             foreach (var input in s.Inputs)
             {
                 bool sequence = Shapes.HasSequence(input.Shape);

@@ -103,9 +103,10 @@ namespace Compiled.Nets.Generator.Emit
         public static string? Unsupported(NetworkSpec s)
         {
             if (s.IsMultiInput) return "networks with several inputs";
+            if (s.IsMultiOutput) return "networks with several outputs";
             if (s.MaxSequence > 0 || s.TokenInput) return "sequence and token inputs";
             if (s.Loss != LossKind.CrossEntropy) return s.Loss == LossKind.None ? "networks without a loss" : "the " + s.Loss + " loss";
-            if (CrossEntropyLoss.Weighted(s)) return "class weights and an ignored label in cross-entropy";
+            if (CrossEntropyLoss.Weighted(LossUse.Of(s)[0])) return "class weights and an ignored label in cross-entropy";
             var missing = s.Ops.Where(o => !OpTable.Of(o.Kind).OnGpuFor(s, o)).Select(o => OpTable.Of(o.Kind).Name + (OpTable.Of(o.Kind).OnGpu ? " with these arguments" : "")).Distinct().ToList();
             return missing.Count == 0 ? null : string.Join(", ", missing);
         }

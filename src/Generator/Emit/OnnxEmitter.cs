@@ -15,7 +15,8 @@ namespace Compiled.Nets.Generator.Emit
     {
         public static void Emit(SourceWriter w, NetworkSpec s)
         {
-            w.Line(s.IsMultiInput ? "/// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: one input per Forward parameter, named as it ([batch, ..its shape], int64 for token ids), \"attention_mask\" [batch, sequence] (int64, where the network reads it), output \"output\" [batch, ..OutputShape].</summary>" : "/// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input \"input\" [batch, ..InputShape] (int64 token ids for a token network), \"attention_mask\" [batch, sequence] (int64, where the network reads it), output \"output\" [batch, ..OutputShape].</summary>");
+            if (s.IsMultiOutput) w.Line("/// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: one input per Forward parameter (\"input\" when there is one), one output per element of Forward's tuple, named as it ([batch, ..its shape]).</summary>");
+            else w.Line(s.IsMultiInput ? "/// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: one input per Forward parameter, named as it ([batch, ..its shape], int64 for token ids), \"attention_mask\" [batch, sequence] (int64, where the network reads it), output \"output\" [batch, ..OutputShape].</summary>" : "/// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input \"input\" [batch, ..InputShape] (int64 token ids for a token network), \"attention_mask\" [batch, sequence] (int64, where the network reads it), output \"output\" [batch, ..OutputShape].</summary>");
             w.Open("public void ExportOnnx(string path)");
             bool sequence = s.MaxSequence > 0;
             bool masked = sequence && s.Ops.Any(o => OpTable.Of(o.Kind).ReadsMask);
@@ -44,8 +45,12 @@ namespace Compiled.Nets.Generator.Emit
             }
             var c = new OnnxContext(s, w, masked);
             foreach (var op in s.Ops) OpTable.Of(op.Kind).EmitOnnx(c, op);
-            w.Line($"g.Node(\"Identity\", new[] {{ {c.Value(s.Output)} }}, \"output\");");
-            w.Line($"g.Output(\"output\", new int[] {{ {string.Join(", ", s.Ops[s.Output].OutShape)} }});");
+            // One graph output per output: "output", or each element of Forward's tuple by its name.
+            foreach (var (name, value) in s.IsMultiOutput ? s.Outputs.Select(o => (o.Name, o.Value)).ToArray() : new[] { ("output", s.Output) })
+            {
+                w.Line($"g.Node(\"Identity\", new[] {{ {c.Value(value)} }}, \"{name}\");");
+                w.Line($"g.Output(\"{name}\", new int[] {{ {string.Join(", ", s.Ops[value].OutShape)} }});");
+            }
             w.Line("g.Save(path);");
             w.Close();
             w.Line();

@@ -19,7 +19,8 @@ namespace Compiled.Nets.Generator.Emit
         public static string Emit(NetworkSkeleton s)
         {
             bool sequence = s.MaxSequence > 0;
-            bool multi = s.Inputs.Count > 1;
+            bool multiOutput = s.Outputs.Count > 1;
+            bool multi = s.Inputs.Count > 1 || multiOutput;
             string input = CpuEmitter.InputParams(s.Inputs, s.TokenInput);
             string batch = CpuEmitter.BatchParams(sequence);
             const string Fail = "throw Invalid()";
@@ -30,14 +31,15 @@ namespace Compiled.Nets.Generator.Emit
                 "// its members exist so the rest of the code compiles; the real code is generated once the errors are fixed.");
             w.Line($"private static global::System.InvalidOperationException Invalid() => new(\"{s.TypeName} has Compiled.Nets errors; its code is generated once they are fixed.\");");
             w.Line();
-            if (multi)
+            if (s.Inputs.Count > 1)
                 foreach (var i in s.Inputs)
                 {
                     long n = i.Shape.Count == 0 || i.Shape.Skip(1).Any(d => d <= 0) ? 0 : i.Shape.Aggregate(1L, (a, d) => a * (d == Shapes.Sequence ? s.MaxSequence : d));
                     w.Line($"public const int {CpuEmitter.FeaturesConstant(i.Name)} = {IntLiteral(n)};");
                 }
             else w.Line($"public const int InputFeatures = {IntLiteral(s.InputFeatures)};");
-            w.Line($"public const int OutputFeatures = {IntLiteral(s.OutputFeatures)};");
+            if (multiOutput) foreach (var o in s.Outputs) w.Line($"public const int {CpuEmitter.FeaturesConstant(o)} = 0;");
+            else w.Line($"public const int OutputFeatures = {IntLiteral(s.OutputFeatures)};");
             if (sequence)
             {
                 w.Line($"public const int MaxSequence = {IntLiteral(s.MaxSequence)};");
@@ -53,20 +55,33 @@ namespace Compiled.Nets.Generator.Emit
                 w.Line($"public global::System.Collections.Generic.IReadOnlyList<int> InputShape => {Fail};");
                 w.Line("public int InputSize => InputFeatures;");
             }
-            w.Line($"public global::System.Collections.Generic.IReadOnlyList<int> OutputShape => {Fail};");
-            w.Line("public int OutputSize => OutputFeatures;");
+            if (!multiOutput)
+            {
+                w.Line($"public global::System.Collections.Generic.IReadOnlyList<int> OutputShape => {Fail};");
+                w.Line("public int OutputSize => OutputFeatures;");
+            }
             w.Line($"public {Runtime}ParameterStore Parameters => {Fail};");
             w.Line($"public static int MaxWorkspaceBatch => {Fail};");
             w.Line($"public static string Summary() => {Fail};");
-            if (multi) w.Line($"public {Runtime}Tensor ForwardEager({string.Join(", ", s.Inputs.Select(i => $"{Runtime}Tensor {i.Name}"))}) => {Fail};");
+            if (multi)
+            {
+                string parameters = s.Inputs.Count > 1 ? string.Join(", ", s.Inputs.Select(i => $"{Runtime}Tensor {i.Name}")) : $"{Runtime}Tensor x";
+                w.Line($"public {CpuEmitter.EagerReturn(s.Outputs.ToList())} ForwardEager({parameters}) => {Fail};");
+            }
             else
             {
                 w.Line($"public {Runtime}Tensor ForwardEager({Runtime}Tensor x) => {Fail};");
                 w.Line($"{Runtime}Tensor {Runtime}ILayer.Forward({Runtime}Tensor x) => {Fail};");
             }
-            w.Line($"public void Forward({input}, {batch}, global::System.Span<float> output) => {Fail};");
+            w.Line($"public void Forward({input}, {batch}, {(multiOutput ? CpuEmitter.OutputParams(s.Outputs, optional: false) : "global::System.Span<float> output")}) => {Fail};");
             w.Line($"public void ExportOnnx(string path) => {Fail};");
-            if (s.Loss != LossKind.None)
+            if (multiOutput)
+            {
+                if (s.HeadLosses.Count > 0)
+                    foreach (var name in new[] { "TrainStep", "EvaluateLoss" })
+                        w.Line($"public float {name}({input}, {CpuEmitter.HeadTargetParams(s.HeadLosses, s.Outputs.ToList())}, {batch}, {CpuEmitter.OutputParams(s.Outputs, optional: true)}, global::System.Span<float> losses = default) => {Fail};");
+            }
+            else if (s.Loss != LossKind.None)
             {
                 var (targets, outName) = CpuEmitter.LossSignature(s.Loss);
                 foreach (var name in new[] { "TrainStep", "EvaluateLoss" })

@@ -29,6 +29,13 @@ namespace Compiled.Nets.Generator.Model
     /// per-sample shape, token ids or floats, and the plan value it is.</summary>
     internal sealed record InputSpec(string Name, EquatableArray<int> Shape, bool Tokens, int Value);
 
+    /// <summary>One output of a network whose Forward returns a tuple: the element's name and the plan value it is.</summary>
+    internal sealed record OutputSpec(string Name, int Value);
+
+    /// <summary>A loss of a network with several outputs: its kind and parameter, the output it trains (index into
+    /// <see cref="NetworkSpec.Outputs"/>), its weight in the sum, and cross-entropy's class weights and ignored label.</summary>
+    internal sealed record LossSpec(LossKind Kind, double Parameter, int Output, float Weight, EquatableArray<float> ClassWeights, int IgnoreIndex);
+
     /// <remarks>Per-sample shapes may hold -1: the symbolic sequence length T (always the first dimension), bounded by
     /// <see cref="NetworkSpec.MaxSequence"/>.</remarks>
     /// <summary>Everything the emitter needs for one [Network] class; equatable, with no symbols or syntax. A block
@@ -50,6 +57,19 @@ namespace Compiled.Nets.Generator.Model
 
         /// <summary>Forward takes several tensors: the generated methods take one span per input, named as its parameters.</summary>
         public bool IsMultiInput => Inputs.Count > 1;
+
+        /// <summary>Forward's tuple elements when it returns several tensors (else empty; the one output is <see cref="Output"/>).</summary>
+        public EquatableArray<OutputSpec> Outputs { get; init; } = EquatableArray<OutputSpec>.Empty;
+
+        /// <summary>The losses of a network with several outputs, in declaration order (else empty: <see cref="Loss"/> is the one).</summary>
+        public EquatableArray<LossSpec> HeadLosses { get; init; } = EquatableArray<LossSpec>.Empty;
+
+        /// <summary>Forward returns a tuple: one span per output, one targets span per loss.</summary>
+        public bool IsMultiOutput => Outputs.Count > 1;
+
+        /// <summary>Several inputs or several outputs: the generated members take named spans and implement no
+        /// one-input, one-output interface.</summary>
+        public bool IsMultiple => IsMultiInput || IsMultiOutput;
     }
 
     /// <summary>A partial layer property the generator implements: its modifiers, type (fully qualified) and name.</summary>
@@ -66,6 +86,12 @@ namespace Compiled.Nets.Generator.Model
     {
         /// <summary>The declared inputs when there are several (their members take one span each), else empty.</summary>
         public EquatableArray<InputSpec> Inputs { get; init; } = EquatableArray<InputSpec>.Empty;
+
+        /// <summary>Forward's tuple element names when it returns several tensors, else empty.</summary>
+        public EquatableArray<string> Outputs { get; init; } = EquatableArray<string>.Empty;
+
+        /// <summary>The losses with the output each names (several outputs only), so TrainStep keeps its parameters.</summary>
+        public EquatableArray<LossSpec> HeadLosses { get; init; } = EquatableArray<LossSpec>.Empty;
     }
 
     /// <summary>What the generator emits for one class: the full network when it is error-free, else its skeleton

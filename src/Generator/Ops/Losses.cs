@@ -20,7 +20,9 @@ namespace Compiled.Nets.Generator.Ops
         /// <summary>The attribute's name without "Attribute", as messages and docs show it.</summary>
         public abstract string Name { get; }
         /// <summary>The targets parameter of TrainStep/EvaluateLoss.</summary>
-        public abstract string Targets { get; }
+        public string Targets => TargetType + " " + TargetName;
+        /// <summary>The targets' span type: class indices or floats shaped like the output.</summary>
+        public abstract string TargetType { get; }
         public abstract string TargetName { get; }
         /// <summary>The name of the optional output span.</summary>
         public abstract string OutputName { get; }
@@ -39,21 +41,57 @@ namespace Compiled.Nets.Generator.Ops
         /// <summary>Checks the network's output against the loss (reports and returns false when it does not fit).</summary>
         public virtual void Check(NetworkParser parser, LocationInfo? classLocation, OpSpec output, LocationInfo? returnLocation) { }
 
-        public virtual void AddRegions(RegionBuilder regions, NetworkSpec s) { }
+        public virtual void AddRegions(RegionBuilder regions, LossUse u) { }
 
-        public abstract void EmitTargetCheck(CpuContext c);
+        public abstract void EmitTargetCheck(CpuContext c, LossUse u);
 
-        /// <summary>The mean loss into <c>loss</c> and its gradient into g{output}.</summary>
-        public abstract void EmitTraining(CpuContext c, int output, string outSize);
+        /// <summary>The mean loss into <c>loss{suffix}</c> and its gradient into g{output} (unweighted: the caller scales it).</summary>
+        public abstract void EmitTraining(CpuContext c, LossUse u, int output, string outSize);
 
-        /// <summary>The mean loss of the evaluation forward's output <c>y</c>, returned.</summary>
-        public abstract void EmitEvaluation(CpuContext c, string outSize);
+        /// <summary>The mean loss of the evaluation forward's output <paramref name="y"/>, after <paramref name="assign"/>
+        /// (<c>return </c> or <c>float loss0 = </c>).</summary>
+        public abstract void EmitEvaluation(CpuContext c, LossUse u, string y, string outSize, string assign);
+    }
+
+    /// <summary>
+    /// One loss as the emitters write it: its definition and settings, the output value it reads, and the names of its
+    /// spans and locals. A network with one output has one, named as always (<c>labels</c>, <c>logits</c>, <c>loss</c>);
+    /// with several outputs each loss's names carry its output's name and its index (<c>digitLabels</c>, <c>loss0</c>).
+    /// </summary>
+    internal sealed record LossUse(LossDefinition Definition, double Parameter, EquatableArray<float> ClassWeights, int IgnoreIndex,
+        int Value, EquatableArray<int> OutShape, string OutputName, string TargetName, string Suffix, float Weight, int OutputIndex)
+    {
+        /// <summary>The targets span of a loss on one of several outputs: "digitLabels", "boxTargets".</summary>
+        public static string TargetNameFor(LossDefinition d, string output) => output + (d.ClassIndices ? "Labels" : "Targets");
+
+        public string Targets => Definition.TargetType + " " + TargetName;
+        public string Loss => "loss" + Suffix;
+        /// <summary>The network's one loss (its names as they always were).</summary>
+        public bool Single => Suffix.Length == 0;
+
+        /// <summary>The losses of a network: its one loss, or one per output that names it.</summary>
+        public static IReadOnlyList<LossUse> Of(NetworkSpec s)
+        {
+            if (!s.IsMultiOutput)
+            {
+                if (s.Loss == LossKind.None) return System.Array.Empty<LossUse>();
+                var d = Losses.Of(s.Loss);
+                return new[] { new LossUse(d, s.LossParameter, s.LossWeights, s.IgnoreIndex, s.Output, s.Ops[s.Output].OutShape, d.OutputName, d.TargetName, "", 1f, 0) };
+            }
+            return s.HeadLosses.Select((l, i) =>
+            {
+                var d = Losses.Of(l.Kind);
+                var output = s.Outputs[l.Output];
+                return new LossUse(d, l.Parameter, l.ClassWeights, l.IgnoreIndex, output.Value, s.Ops[output.Value].OutShape, output.Name,
+                    TargetNameFor(d, output.Name), i.ToString(System.Globalization.CultureInfo.InvariantCulture), l.Weight, l.Output);
+            }).ToList();
+        }
     }
 
     /// <summary>A loss against class indices: the output is one score per class ([K]), the targets one label per sample.</summary>
     internal abstract class ClassIndexLoss : LossDefinition
     {
-        public override string Targets => "global::System.ReadOnlySpan<int> labels";
+        public override string TargetType => "global::System.ReadOnlySpan<int>";
         public override string TargetName => "labels";
         public override string OutputName => "logits";
         public override bool ClassIndices => true;
@@ -67,8 +105,8 @@ namespace Compiled.Nets.Generator.Ops
                 parser.ReportPublic(DiagnosticDescriptors.LossMismatch, classLocation, Name, ExpectedOutput, NetworkParser.Shape(output.OutShape));
         }
 
-        public override void EmitTargetCheck(CpuContext c) =>
-            c.Line($"if (labels.Length != batch) throw new global::System.ArgumentException(\"{c.Spec.TypeName}: \" + labels.Length + \" labels for a batch of \" + batch + \".\", nameof(labels));");
+        public override void EmitTargetCheck(CpuContext c, LossUse u) =>
+            c.Line($"if ({u.TargetName}.Length != batch) throw new global::System.ArgumentException(\"{c.Spec.TypeName}: \" + {u.TargetName}.Length + \" labels for a batch of \" + batch + \".\", nameof({u.TargetName}));");
     }
 
     internal sealed class CrossEntropyLoss : ClassIndexLoss
@@ -86,40 +124,41 @@ namespace Compiled.Nets.Generator.Ops
         }
 
         // The softmax of the logits, kept for the gradient.
-        public override void AddRegions(RegionBuilder regions, NetworkSpec s) => regions.Add("probs", s.Ops[s.Output].OutShape);
+        public override void AddRegions(RegionBuilder regions, LossUse u) => regions.Add("probs" + u.Suffix, u.OutShape);
 
         /// <summary>Class weights or an ignored label: PyTorch's weighted mean (over the weights of the labels not ignored).</summary>
-        public static bool Weighted(NetworkSpec s) => s.LossWeights.Count > 0 || s.IgnoreIndex != int.MinValue;
+        public static bool Weighted(LossUse u) => u.ClassWeights.Count > 0 || u.IgnoreIndex != int.MinValue;
 
         /// <summary>The weighted kernels' trailing arguments: the class weights' field and the ignored label.</summary>
-        private static string Weighting(NetworkSpec s) => $"{(s.LossWeights.Count > 0 ? "s_classWeights" : "default")}, {IntLiteral(s.IgnoreIndex)}";
+        private static string Weighting(LossUse u) => $"{(u.ClassWeights.Count > 0 ? "s_classWeights" + u.Suffix : "default")}, {IntLiteral(u.IgnoreIndex)}";
 
-        /// <summary>The class weights as a field, when the loss has them.</summary>
+        /// <summary>The class weights as fields, for the cross-entropy losses that have them.</summary>
         public static void EmitFields(CpuContext c)
         {
-            if (c.Spec.LossWeights.Count > 0)
-                c.Line($"private static readonly float[] s_classWeights = new float[] {{ {string.Join(", ", c.Spec.LossWeights.Select(w => FloatLiteral(w)))} }}; // CrossEntropyLoss.Weights");
+            foreach (var u in LossUse.Of(c.Spec).Where(u => u.Definition is CrossEntropyLoss && u.ClassWeights.Count > 0))
+                c.Line($"private static readonly float[] s_classWeights{u.Suffix} = new float[] {{ {string.Join(", ", u.ClassWeights.Select(w => FloatLiteral(w)))} }}; // CrossEntropyLoss.Weights");
         }
 
-        public override void EmitTraining(CpuContext c, int output, string outSize)
+        public override void EmitTraining(CpuContext c, LossUse u, int output, string outSize)
         {
-            string smoothing = FloatLiteral(c.Spec.LossParameter);
-            if (Weighted(c.Spec))
+            string smoothing = FloatLiteral(u.Parameter), probs = "probs" + u.Suffix, labels = u.TargetName;
+            if (Weighted(u))
             {
-                c.Line($"float loss = {Kernels}CrossEntropyKernels.Forward(probs, v{output}, labels, batch, {outSize}, {smoothing}, {Weighting(c.Spec)});");
-                c.Line($"{Kernels}CrossEntropyKernels.Backward(g{output}, probs, labels, batch, {outSize}, {smoothing}, {Weighting(c.Spec)});");
+                c.Line($"float {u.Loss} = {Kernels}CrossEntropyKernels.Forward({probs}, v{output}, {labels}, batch, {outSize}, {smoothing}, {Weighting(u)});");
+                c.Line($"{Kernels}CrossEntropyKernels.Backward(g{output}, {probs}, {labels}, batch, {outSize}, {smoothing}, {Weighting(u)});");
                 return;
             }
-            c.Line($"float loss = {Kernels}CrossEntropyKernels.Forward(probs, v{output}, labels, batch, {outSize}, {smoothing});");
-            c.Line($"{Kernels}CrossEntropyKernels.Backward(g{output}, probs, labels, batch, {outSize}, 1f / batch, {smoothing});");
+            c.Line($"float {u.Loss} = {Kernels}CrossEntropyKernels.Forward({probs}, v{output}, {labels}, batch, {outSize}, {smoothing});");
+            c.Line($"{Kernels}CrossEntropyKernels.Backward(g{output}, {probs}, {labels}, batch, {outSize}, 1f / batch, {smoothing});");
         }
 
-        public override void EmitEvaluation(CpuContext c, string outSize)
+        public override void EmitEvaluation(CpuContext c, LossUse u, string y, string outSize, string assign)
         {
-            c.Line($"var probs = ws.Act.Span.Slice({c.Plan.Region("probs").Offset} * ws.Capacity, {outSize} * batch);");
-            c.Line(Weighted(c.Spec)
-                ? $"return {Kernels}CrossEntropyKernels.Forward(probs, y, labels, batch, {outSize}, {FloatLiteral(c.Spec.LossParameter)}, {Weighting(c.Spec)});"
-                : $"return {Kernels}CrossEntropyKernels.Forward(probs, y, labels, batch, {outSize}, {FloatLiteral(c.Spec.LossParameter)});");
+            string probs = "probs" + u.Suffix;
+            c.Line($"var {probs} = ws.Act.Span.Slice({c.Plan.Region(probs).Offset} * ws.Capacity, {outSize} * batch);");
+            c.Line(Weighted(u)
+                ? $"{assign}{Kernels}CrossEntropyKernels.Forward({probs}, {y}, {u.TargetName}, batch, {outSize}, {FloatLiteral(u.Parameter)}, {Weighting(u)});"
+                : $"{assign}{Kernels}CrossEntropyKernels.Forward({probs}, {y}, {u.TargetName}, batch, {outSize}, {FloatLiteral(u.Parameter)});");
         }
     }
 
@@ -130,13 +169,14 @@ namespace Compiled.Nets.Generator.Ops
         public override string Name => "NLLLoss";
         protected override string ExpectedOutput => "log-probabilities [K]";
 
-        public override void EmitTraining(CpuContext c, int output, string outSize)
+        public override void EmitTraining(CpuContext c, LossUse u, int output, string outSize)
         {
-            c.Line($"float loss = {Kernels}NllKernels.Forward(v{output}, labels, batch, {outSize});");
-            c.Line($"{Kernels}NllKernels.Backward(g{output}, labels, batch, {outSize}, 1f / batch);");
+            c.Line($"float {u.Loss} = {Kernels}NllKernels.Forward(v{output}, {u.TargetName}, batch, {outSize});");
+            c.Line($"{Kernels}NllKernels.Backward(g{output}, {u.TargetName}, batch, {outSize}, 1f / batch);");
         }
 
-        public override void EmitEvaluation(CpuContext c, string outSize) => c.Line($"return {Kernels}NllKernels.Forward(y, labels, batch, {outSize});");
+        public override void EmitEvaluation(CpuContext c, LossUse u, string y, string outSize, string assign) =>
+            c.Line($"{assign}{Kernels}NllKernels.Forward({y}, {u.TargetName}, batch, {outSize});");
     }
 
     /// <summary>
@@ -158,7 +198,7 @@ namespace Compiled.Nets.Generator.Ops
 
         public override LossKind Kind => _kind;
         public override string Name => _name;
-        public override string Targets => "global::System.ReadOnlySpan<float> targets";
+        public override string TargetType => "global::System.ReadOnlySpan<float>";
         public override string TargetName => "targets";
         public override string OutputName => "output";
         public override string? ParameterName => _parameter;
@@ -166,24 +206,28 @@ namespace Compiled.Nets.Generator.Ops
         public override string? CheckParameter(double value) =>
             _parameter is null || value > 0 ? null : $"{_parameter} must be positive, got {value.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
 
-        private string Extra(CpuContext c) => _parameter is null ? "" : ", " + FloatLiteral(c.Spec.LossParameter);
+        private string Extra(LossUse u) => _parameter is null ? "" : ", " + FloatLiteral(u.Parameter);
 
-        public override void EmitTargetCheck(CpuContext c)
+        /// <summary>Float targets must be shaped like the output: batch × its per-sample size.</summary>
+        public static void EmitFloatTargetCheck(CpuContext c, LossUse u)
         {
             var s = c.Spec;
-            var outShape = s.Ops[s.Output].OutShape;
-            c.Line(c.IsSequence
-                ? $"if (targets.Length != batch * {Shapes.Size(outShape)}) throw new global::System.ArgumentException(\"{s.TypeName}: targets have \" + targets.Length + \" floats, but batch \" + batch + \" × [{string.Join(", ", outShape.Select(Shapes.Dim))}] needs \" + (batch * {Shapes.Size(outShape)}) + \".\", nameof(targets));"
-                : $"if (targets.Length != batch * OutputFeatures) throw new global::System.ArgumentException(\"{s.TypeName}: targets have \" + targets.Length + \" floats, but batch \" + batch + \" × OutputFeatures needs \" + (batch * OutputFeatures) + \".\", nameof(targets));");
+            string t = u.TargetName;
+            c.Line(c.IsSequence || !u.Single
+                ? $"if ({t}.Length != batch * {Shapes.Size(u.OutShape)}) throw new global::System.ArgumentException(\"{s.TypeName}: {t} have \" + {t}.Length + \" floats, but batch \" + batch + \" × [{string.Join(", ", u.OutShape.Select(Shapes.Dim))}] needs \" + (batch * {Shapes.Size(u.OutShape)}) + \".\", nameof({t}));"
+                : $"if ({t}.Length != batch * OutputFeatures) throw new global::System.ArgumentException(\"{s.TypeName}: {t} have \" + {t}.Length + \" floats, but batch \" + batch + \" × OutputFeatures needs \" + (batch * OutputFeatures) + \".\", nameof({t}));");
         }
 
-        public override void EmitTraining(CpuContext c, int output, string outSize)
+        public override void EmitTargetCheck(CpuContext c, LossUse u) => EmitFloatTargetCheck(c, u);
+
+        public override void EmitTraining(CpuContext c, LossUse u, int output, string outSize)
         {
-            c.Line($"float loss = {Kernels}{_kernel}.Forward(v{output}, targets, batch * {outSize}{Extra(c)});");
-            c.Line($"{Kernels}{_kernel}.Backward(g{output}, v{output}, targets, batch * {outSize}, 1f / (batch * {outSize}){Extra(c)});");
+            c.Line($"float {u.Loss} = {Kernels}{_kernel}.Forward(v{output}, {u.TargetName}, batch * {outSize}{Extra(u)});");
+            c.Line($"{Kernels}{_kernel}.Backward(g{output}, v{output}, {u.TargetName}, batch * {outSize}, 1f / (batch * {outSize}){Extra(u)});");
         }
 
-        public override void EmitEvaluation(CpuContext c, string outSize) => c.Line($"return {Kernels}{_kernel}.Forward(y, targets, batch * {outSize}{Extra(c)});");
+        public override void EmitEvaluation(CpuContext c, LossUse u, string y, string outSize, string assign) =>
+            c.Line($"{assign}{Kernels}{_kernel}.Forward({y}, {u.TargetName}, batch * {outSize}{Extra(u)});");
     }
 
     /// <summary>
@@ -194,23 +238,23 @@ namespace Compiled.Nets.Generator.Ops
     {
         public override LossKind Kind => LossKind.KlDiv;
         public override string Name => "KLDivLoss";
-        public override string Targets => "global::System.ReadOnlySpan<float> targets";
+        public override string TargetType => "global::System.ReadOnlySpan<float>";
         public override string TargetName => "targets";
         public override string OutputName => "output";
         public override string? ParameterName => "BatchMean";
 
-        private static string Divisor(CpuContext c, string outSize) => c.Spec.LossParameter != 0 ? "batch" : $"batch * {outSize}";
+        private static string Divisor(LossUse u, string outSize) => u.Parameter != 0 ? "batch" : $"batch * {outSize}";
 
-        public override void EmitTargetCheck(CpuContext c) => Losses.Of(LossKind.Mse).EmitTargetCheck(c);
+        public override void EmitTargetCheck(CpuContext c, LossUse u) => FloatTargetLoss.EmitFloatTargetCheck(c, u);
 
-        public override void EmitTraining(CpuContext c, int output, string outSize)
+        public override void EmitTraining(CpuContext c, LossUse u, int output, string outSize)
         {
-            c.Line($"float loss = {Kernels}KlDivKernels.Forward(v{output}, targets, batch * {outSize}, {Divisor(c, outSize)});");
-            c.Line($"{Kernels}KlDivKernels.Backward(g{output}, targets, batch * {outSize}, 1f / ({Divisor(c, outSize)}));");
+            c.Line($"float {u.Loss} = {Kernels}KlDivKernels.Forward(v{output}, {u.TargetName}, batch * {outSize}, {Divisor(u, outSize)});");
+            c.Line($"{Kernels}KlDivKernels.Backward(g{output}, {u.TargetName}, batch * {outSize}, 1f / ({Divisor(u, outSize)}));");
         }
 
-        public override void EmitEvaluation(CpuContext c, string outSize) =>
-            c.Line($"return {Kernels}KlDivKernels.Forward(y, targets, batch * {outSize}, {Divisor(c, outSize)});");
+        public override void EmitEvaluation(CpuContext c, LossUse u, string y, string outSize, string assign) =>
+            c.Line($"{assign}{Kernels}KlDivKernels.Forward({y}, {u.TargetName}, batch * {outSize}, {Divisor(u, outSize)});");
     }
 
     /// <summary>The losses a network can declare.</summary>

@@ -90,7 +90,7 @@ namespace Compiled.Nets.Generator.Parsing
             if (method.ExpressionBody is { } eb)
             {
                 holder.Set(L(eb.Expression));
-                return Expr(eb.Expression, env);
+                return Returned(eb.Expression, env, holder);
             }
             if (method.Body is null) { Unsupported(method, "Forward needs a body"); return -1; }
             foreach (var st in method.Body.Statements)
@@ -98,12 +98,27 @@ namespace Compiled.Nets.Generator.Parsing
                 if (st is ReturnStatementSyntax ret && ret.Expression is not null)
                 {
                     holder.Set(L(ret.Expression));
-                    return Expr(ret.Expression, env);
+                    return Returned(ret.Expression, env, holder);
                 }
                 if (!Statement(st, env)) return -1;
             }
             Unsupported(method, "Forward must end with a return statement");
             return -1;
+        }
+
+        /// <summary>What Forward returns: one tensor, or a tuple literal of several (its values go to the holder; the first is returned).</summary>
+        private int Returned(ExpressionSyntax e, Dictionary<string, int> env, IReturnLocationSink holder)
+        {
+            if (e is not TupleExpressionSyntax tuple) return Expr(e, env);
+            var values = new List<int>();
+            foreach (var element in tuple.Arguments)
+            {
+                int v = Expr(element.Expression, env);
+                if (v < 0) return -1;
+                values.Add(v);
+            }
+            holder.SetOutputs(values, tuple.Arguments.Select(a => L(a.Expression)).ToList());
+            return values[0];
         }
 
         /// <summary>One statement before the final return: a local, an assignment, or a loop over a block array (unrolled,
@@ -373,5 +388,10 @@ namespace Compiled.Nets.Generator.Parsing
     }
 
     /// <summary>Receives the location of Forward's returned expression (for CNET0009).</summary>
-    internal interface IReturnLocationSink { void Set(LocationInfo? location); }
+    internal interface IReturnLocationSink
+    {
+        void Set(LocationInfo? location);
+        /// <summary>Forward returns a tuple: each element's value and where it is written.</summary>
+        void SetOutputs(List<int> values, List<LocationInfo?> locations);
+    }
 }

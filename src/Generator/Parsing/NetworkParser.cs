@@ -93,8 +93,17 @@ namespace Compiled.Nets.Generator.Parsing
             var several = inputs.Count > 1
                 ? inputs.Select(i => new InputSpec(i.Input.Name, i.Input.Shape.ToEquatableArray(), IsTokenInput(i.Attr), -1)).ToEquatableArray()
                 : EquatableArray<InputSpec>.Empty;
+            // Several outputs: a span each, and a targets span per loss that names one of them (in declaration order).
+            var outputs = ForwardOutputNames(type) ?? new List<string>();
+            var heads = new List<LossSpec>();
+            if (outputs.Count > 1)
+                foreach (var a in type.GetAttributes())
+                    if (Losses.ForAttribute(a.AttributeClass?.ToDisplayString() ?? "") is { } d && NamedString(a, "Output") is { } named
+                        && outputs.IndexOf(named) is var k and >= 0 && heads.All(h => h.Output != k))
+                        heads.Add(new LossSpec(d.Kind, 0, k, 1f, EquatableArray<float>.Empty, int.MinValue));
             return new NetworkSkeleton(NamespaceOf(type), type.Name, Modifiers(syntax), ContainingDeclarations(type),
-                inputAttr is not null && IsTokenInput(inputAttr), maxSequence, loss, inputFeatures, 0, properties.ToEquatableArray()) { Inputs = several };
+                inputAttr is not null && IsTokenInput(inputAttr), maxSequence, loss, inputFeatures, 0, properties.ToEquatableArray())
+            { Inputs = several, Outputs = outputs.Count > 1 ? outputs.ToEquatableArray() : EquatableArray<string>.Empty, HeadLosses = heads.ToEquatableArray() };
         }
 
         /// <summary>The first declaration of the class or of a type containing it that lacks 'partial'.</summary>
@@ -147,17 +156,29 @@ namespace Compiled.Nets.Generator.Parsing
             int maxBatch = NamedInt(netAttr, "MaxBatch") ?? 64;
             var (loss, lossParameter) = ReadLoss(type);
             var losses = type.GetAttributes().Where(a => Losses.ForAttribute(a.AttributeClass?.ToDisplayString() ?? "") is not null).ToList();
-            if (losses.Count > 1)
+            bool severalOutputs = ForwardOutputNames(type) is not null;
+            if (losses.Count > 1 && !severalOutputs)
             {
-                // Two losses would silently train on one of them.
+                // Two losses on one output would silently train on one of them.
                 Report(DiagnosticDescriptors.SeveralLosses, Loc(losses[1]), type.Name, string.Join(", ", losses.Select(a => a.AttributeClass!.Name.Replace("Attribute", ""))));
                 return null;
             }
 
-            if (loss != LossKind.None && Losses.Of(loss).CheckParameter(lossParameter) is { } wrong)
+            foreach (var a in losses)
             {
-                Report(DiagnosticDescriptors.InvalidArgument, Loc(losses[0]), Losses.Of(loss).Name, wrong);
-                return null;
+                var definition = Losses.ForAttribute(a.AttributeClass!.ToDisplayString())!;
+                if (definition.CheckParameter(LossParameter(a, definition)) is { } wrong)
+                {
+                    Report(DiagnosticDescriptors.InvalidArgument, Loc(a), definition.Name, wrong);
+                    return null;
+                }
+                if (severalOutputs) continue;
+                // Output and Weight place a loss among several outputs' losses; with one output they would mean nothing (or only scale the learning rate).
+                if (NamedString(a, "Output") is { } named)
+                    Report(DiagnosticDescriptors.InvalidArgument, Loc(a), definition.Name, $"Output = \"{named}\" names an element of the tuple Forward returns, but this Forward returns one tensor");
+                else if (NamedDouble(a, "Weight") is { } weight && weight != 1)
+                    Report(DiagnosticDescriptors.InvalidArgument, Loc(a), definition.Name, "Weight weighs one loss among several outputs' losses; with one output it would only scale the learning rate");
+                if (_failed) return null;
             }
 
             // A block: no [Input] and no loss. Its shapes come from where a network applies it; on its own it binds its
@@ -170,6 +191,22 @@ namespace Compiled.Nets.Generator.Parsing
             // While a fix is being checked the root's own checks run too: a loss the fixed network does not fit breaks it.
             if (body is null || (_failed && _pendingFix < 0)) return null;
 
+            if (body.Outputs.Count > 1)
+            {
+                var heads = ReadHeadLosses(losses, body);
+                if (heads is null || _failed) return null;
+                var first = heads.Count > 0 ? heads[0] : null;
+                return new NetworkSpec(
+                    NamespaceOf(type), type.Name, Modifiers(syntax), ContainingDeclarations(type),
+                    inputName!, inputShape, tokens, maxBatch, MaxSequence, first?.Kind ?? LossKind.None, first?.Parameter ?? 0,
+                    _layers.ToEquatableArray(), _params.ToEquatableArray(), _ops.ToEquatableArray(), output)
+                {
+                    Inputs = _inputs.ToEquatableArray(),
+                    Outputs = body.Outputs.Select((v, i) => new OutputSpec(body.OutputNames[i], v)).ToEquatableArray(),
+                    HeadLosses = heads.ToEquatableArray(),
+                };
+            }
+
             if (loss != LossKind.None) Losses.Of(loss).Check(this, LocationInfo.From(syntax.Identifier.GetLocation()), _ops[output], body.ReturnLocation);
             if (_failed) return null;
             var (weights, ignoreIndex) = ReadClassWeighting(losses.FirstOrDefault(), _ops[output]);
@@ -181,6 +218,68 @@ namespace Compiled.Nets.Generator.Parsing
                 _layers.ToEquatableArray(), _params.ToEquatableArray(), _ops.ToEquatableArray(), output)
             { Inputs = _inputs.ToEquatableArray(), LossWeights = weights, IgnoreIndex = ignoreIndex };
         }
+
+        /// <summary>
+        /// The losses of a network whose Forward returns several tensors: each names the output it trains (Output), at
+        /// most one per output, with a finite, non-negative Weight; each is checked against its output's shape. Outputs
+        /// are computed values with names of their own (the generated methods take a span per input and per output).
+        /// </summary>
+        private List<LossSpec>? ReadHeadLosses(List<AttributeData> losses, BodyResult body)
+        {
+            var names = body.OutputNames;
+            string list = string.Join(", ", names);
+            for (int i = 0; i < names.Count; i++)
+            {
+                string? why = _inputs.Any(x => x.Name == names[i]) ? $"output '{names[i]}' has the name of an input; the generated methods take a span of each name"
+                    : names.Take(i).Contains(names[i]) ? $"two outputs are named '{names[i]}'"
+                    : IsInputView(body.Outputs[i]) ? $"output '{names[i]}' is an input as it came in; return values the network computes" : null;
+                if (why is null) continue;
+                Report(DiagnosticDescriptors.InvalidArgument, body.OutputLocations[i], "Forward", why);
+                return null;
+            }
+            var heads = new List<LossSpec>();
+            foreach (var a in losses)
+            {
+                var d = Losses.ForAttribute(a.AttributeClass!.ToDisplayString())!;
+                string? output = NamedString(a, "Output");
+                int k = output is null ? -1 : names.IndexOf(output);
+                double weight = NamedDouble(a, "Weight") ?? 1;
+                string? why = output is null ? $"Forward returns several outputs ({list}); name the one this loss trains with Output = \"…\""
+                    : k < 0 ? $"Output = \"{output}\" names no output of Forward; its outputs are {list}"
+                    : heads.FirstOrDefault(h => h.Output == k) is { } taken ? $"output '{output}' already has a loss ({Losses.Of(taken.Kind).Name}); each output takes one"
+                    : !(weight >= 0) || double.IsInfinity(weight) ? $"Weight must be finite and not negative, got {weight.ToString(CultureInfo.InvariantCulture)}" : null;
+                if (why is not null)
+                {
+                    Report(DiagnosticDescriptors.InvalidArgument, Loc(a), d.Name, why);
+                    return null;
+                }
+                var value = _ops[body.Outputs[k]];
+                d.Check(this, Loc(a), value, body.OutputLocations[k]);
+                var (weights, ignore) = ReadClassWeighting(a, value);
+                if (_failed) return null;
+                heads.Add(new LossSpec(d.Kind, LossParameter(a, d), k, (float)weight, weights, ignore));
+            }
+            return heads;
+        }
+
+        /// <summary>The value is a network input, or a view of one (its values as they came in).</summary>
+        private bool IsInputView(int value)
+        {
+            var op = _ops[value];
+            while (op.Kind != OpKind.Input && OpTable.Of(op.Kind).IsView && op.Input >= 0) op = _ops[op.Input];
+            return op.Kind == OpKind.Input;
+        }
+
+        /// <summary>The names of the tuple Forward returns (<c>Item1</c>… where unnamed), or null when it returns one tensor.</summary>
+        internal static List<string>? ForwardOutputNames(INamedTypeSymbol type) =>
+            type.GetMembers("Forward").OfType<IMethodSymbol>().Select(m => TensorTuple(m.ReturnType)).FirstOrDefault(n => n is not null);
+
+        /// <summary>The element names of a tuple of two or more tensors, else null.</summary>
+        private static List<string>? TensorTuple(ITypeSymbol t) =>
+            t is INamedTypeSymbol { IsTupleType: true } tuple && tuple.TupleElements.Length > 1 && tuple.TupleElements.All(e => IsTensor(e.Type))
+                ? tuple.TupleElements.Select(e => e.Name).ToList() : null;
+
+        private static double LossParameter(AttributeData a, LossDefinition d) => d.ParameterName is { } name ? NamedDouble(a, name) ?? d.ParameterDefault : 0;
 
         private NetworkSpec? ParseBlock(INamedTypeSymbol type, ClassDeclarationSyntax syntax)
         {
@@ -208,7 +307,16 @@ namespace Compiled.Nets.Generator.Parsing
 
         // ---------------------------------------------------------------- one class (root or inlined sub-network)
 
-        private sealed class BodyResult : IReturnLocationSink { public LocationInfo? ReturnLocation; public void Set(LocationInfo? l) => ReturnLocation = l; }
+        private sealed class BodyResult : IReturnLocationSink
+        {
+            public LocationInfo? ReturnLocation;
+            /// <summary>The values of the tuple Forward returns (empty: it returns one tensor), their names and where each is written.</summary>
+            public List<int> Outputs = new();
+            public List<string> OutputNames = new();
+            public List<LocationInfo?> OutputLocations = new();
+            public void Set(LocationInfo? l) => ReturnLocation = l;
+            public void SetOutputs(List<int> values, List<LocationInfo?> locations) { Outputs = values; OutputLocations = locations; }
+        }
 
         /// <summary>Parses a class's layers and Forward; appends its layers/params/ops (prefixed) and returns the output value.</summary>
         private BodyResult? ParseBody(INamedTypeSymbol type, ClassDeclarationSyntax syntax, string prefix, out string? inputName, out EquatableArray<int> inputShape,
@@ -267,8 +375,9 @@ namespace Compiled.Nets.Generator.Parsing
                 if (!isRoot) _bodies[prefix] = layerIndex;
             }
 
+            // The network itself may return several tensors (a tuple); a block returns one.
             var forward = type.GetMembers("Forward").OfType<IMethodSymbol>()
-                .FirstOrDefault(m => m.Parameters.Length == declared.Count && m.Parameters.All(q => IsTensor(q.Type)) && IsTensor(m.ReturnType));
+                .FirstOrDefault(m => m.Parameters.Length == declared.Count && m.Parameters.All(q => IsTensor(q.Type)) && (IsTensor(m.ReturnType) || isRoot && TensorTuple(m.ReturnType) is not null));
             // Several inputs bind to Forward's parameters by name (and the generated methods take them in its order).
             string expected = string.Join(", Tensor ", declared.Select(d => d.Name));
             if (forward is null)
@@ -313,6 +422,15 @@ namespace Compiled.Nets.Generator.Parsing
             var result = new BodyResult();
             output = walker.Body(decl, env, result);
             if (output < 0) { _failed = true; return null; }
+            if (TensorTuple(forward.ReturnType) is { } names)
+            {
+                if (result.Outputs.Count != names.Count)
+                {
+                    Report(DiagnosticDescriptors.InvalidArgument, result.ReturnLocation, "Forward", $"Forward returns a tuple of {names.Count} tensors; return it as a tuple literal ({string.Join(", ", names)})");
+                    return null;
+                }
+                result.OutputNames = names;
+            }
 
             foreach (var l in layerIndex.Values)
                 if (!l.Used && isRoot)
@@ -681,6 +799,9 @@ namespace Compiled.Nets.Generator.Parsing
 
         private static int? NamedInt(AttributeData? a, string name) =>
             a?.NamedArguments.Where(n => n.Key == name).Select(n => n.Value.Value).OfType<int>().Select(v => (int?)v).FirstOrDefault();
+
+        private static string? NamedString(AttributeData? a, string name) =>
+            a?.NamedArguments.Where(n => n.Key == name).Select(n => n.Value.Value).OfType<string>().FirstOrDefault();
 
         private static double? NamedDouble(AttributeData? a, string name) =>
             a?.NamedArguments.Where(n => n.Key == name).Select(n => n.Value.Value).Where(v => v is not null).Select(v => (double?)Convert.ToDouble(v, CultureInfo.InvariantCulture)).FirstOrDefault();

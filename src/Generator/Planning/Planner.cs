@@ -95,7 +95,7 @@ namespace Compiled.Nets.Generator.Planning
             return units.OrderBy(u => u.Primary?.Id ?? u.Stages[0].Value).ToList();
         }
 
-        /// <summary>How many ops read each value (the network's output counts once more: the loss or the caller reads it).</summary>
+        /// <summary>How many ops read each value (each output of the network counts once more: the loss or the caller reads it).</summary>
         private static int[] Consumers(NetworkSpec s)
         {
             var consumers = new int[s.Ops.Count];
@@ -104,9 +104,12 @@ namespace Compiled.Nets.Generator.Planning
                 if (op.Input >= 0) consumers[op.Input]++;
                 if (op.Input2 >= 0) consumers[op.Input2]++;
             }
-            consumers[s.Output]++;
+            foreach (int output in Outputs(s)) consumers[output]++;
             return consumers;
         }
+
+        /// <summary>The values Forward returns: its one output, or each element of its tuple.</summary>
+        internal static IEnumerable<int> Outputs(NetworkSpec s) => s.IsMultiOutput ? s.Outputs.Select(o => o.Value) : new[] { s.Output };
 
         /// <summary>A max-pool followed only by ReLU runs as one kernel (ReLU commutes with max): its pre-ReLU value never exists.</summary>
         private static List<int> FusePoolRelu(List<UnitBuilder> units) =>
@@ -161,7 +164,7 @@ namespace Compiled.Nets.Generator.Planning
             }
             foreach (var group in s.Ops.GroupBy(o => o.Kind).OrderBy(g => IndexInTable(g.Key)))
                 OpTable.Of(group.Key).SharedRegions(b, s, group.ToList());
-            if (s.Loss != LossKind.None) Losses.Of(s.Loss).AddRegions(b, s);
+            foreach (var loss in LossUse.Of(s)) loss.Definition.AddRegions(b, loss);
 
             var layout = new Layout { Builder = b };
             long offset = 0, gradientOffset = 0;
@@ -196,7 +199,7 @@ namespace Compiled.Nets.Generator.Planning
                 writers[value] = writers.TryGetValue(value, out var n) ? n + 1 : 1;
                 if (canWrite) capable.Add(value);
             }
-            Add(storage[s.Output], false); // the loss adds into it
+            foreach (var loss in LossUse.Of(s)) Add(storage[loss.Value], false); // the loss adds into it
             foreach (var u in units)
             {
                 int source = storage[u.Source];
@@ -244,7 +247,8 @@ namespace Compiled.Nets.Generator.Planning
                     if (op.Input2 >= 0) touched.Add(storage[op.Input2]);
                 }
             }
-            touched.Add(storage[s.Output]);
+            // Every output: a loss writes its gradient, and one without a loss contributes zero.
+            foreach (int output in Outputs(s)) touched.Add(storage[output]);
             var cleared = new List<int>();
             foreach (var r in layout.Regions.Where(r => r.GradientOffset is not null))
             {

@@ -320,3 +320,10 @@ public static class NllKernels
         for (int n = 0; n < rows; n++) dlogProbs[n * classes + labels[n]] -= scale;
     }
 }
+
+/// <summary>Several losses summed with weights (a network with several outputs): each loss's gradient is scaled by its weight.</summary>
+public static class WeightedLoss
+{
+    /// <summary>gradient *= weight, for the gradient one loss wrote into its output's gradient.</summary>
+    public static void Scale(Span<float> gradient, float weight) => System.Numerics.Tensors.TensorPrimitives.Multiply(gradient, weight, gradient);
+}

@@ -125,6 +125,17 @@ public static class NetworkArguments
             throw new ArgumentException($"{network}.{method}: input '{input}' has {length} values, but batch {batch} × [{shape.Replace("T", positions.ToString(System.Globalization.CultureInfo.InvariantCulture))}] needs {need}.", input);
     }
 
+    /// <summary>One output span of a network with several outputs: batch × <paramref name="perSample"/> floats, or empty
+    /// where it is <paramref name="optional"/> (TrainStep and EvaluateLoss write only the outputs they are given).</summary>
+    /// <exception cref="ArgumentException">The span has the wrong length.</exception>
+    public static void CheckOutput(string network, string method, string output, int length, int batch, int perSample, string shape, bool optional)
+    {
+        if (optional && length == 0) return;
+        long need = (long)batch * perSample;
+        if (length != need)
+            throw new ArgumentException($"{network}.{method}: output '{output}' has {length} floats, but batch {batch} × [{shape}] needs {need}.", output);
+    }
+
     /// <summary>
     /// A sequence network's call: the batch, the sequence length, the input ([batch, T, ..] with
     /// <paramref name="inputPerPosition"/> values per position; <paramref name="inputTail"/> shows the dimensions after T),
