@@ -4,6 +4,7 @@ namespace Compiled.Nets.Generator.Tests;
 public class DiagnosticTests
 {
     private const string Usings = "using Compiled.Nets;\n";
+    private static string Message(Microsoft.CodeAnalysis.Diagnostic d) => d.GetMessage(System.Globalization.CultureInfo.InvariantCulture);
 
     [Fact]
     public void CNET0001_TheSeedBug_Cifar10WiredWith128x7x7()
@@ -483,6 +484,67 @@ public class DiagnosticTests
             {
                 [Linear(4, 3)] public partial Linear Head { get; }
                 Tensor Forward(Tensor x) => x.Apply(Head);
+            }
+            """);
+    }
+
+    [Fact]
+    public void SeveralOutputs_EachLossNamesItsOutput()
+    {
+        const string body = """
+            {
+                [Linear(4, 16)] public partial Linear Trunk { get; }
+                [Linear(16, 3)] public partial Linear Classes { get; }
+                [Linear(16, 4)] public partial Linear Box { get; }
+                (Tensor digit, Tensor box) Forward(Tensor x) { var h = x.Apply(Trunk).Relu(); return (h.Apply(Classes), h.Apply(Box)); }
+            }
+            """;
+        // Fine: each output its loss, or an output without one.
+        GeneratorHarness.AssertDiagnostics(Usings + "[Network, Input(4), CrossEntropyLoss(Output = \"digit\"), MSELoss(Output = \"box\", Weight = 0.5f)]\npublic partial class A\n" + body);
+        GeneratorHarness.AssertDiagnostics(Usings + "[Network, Input(4), MSELoss(Output = \"box\")]\npublic partial class B\n" + body);
+        // A loss that names no output, an output that does not exist, two losses on one output, a negative weight.
+        var d = GeneratorHarness.AssertDiagnostics(Usings + "[Network, Input(4), {|CNET0014:CrossEntropyLoss|}]\npublic partial class C\n" + body);
+        Assert.Equal("CrossEntropyLoss: Forward returns several outputs (digit, box); name the one this loss trains with Output = \"…\"", Message(d.Single()));
+        d = GeneratorHarness.AssertDiagnostics(Usings + "[Network, Input(4), {|CNET0014:CrossEntropyLoss(Output = \"digits\")|}]\npublic partial class D\n" + body);
+        Assert.Equal("CrossEntropyLoss: Output = \"digits\" names no output of Forward; its outputs are digit, box", Message(d.Single()));
+        d = GeneratorHarness.AssertDiagnostics(Usings + "[Network, Input(4), MSELoss(Output = \"box\"), {|CNET0014:L1Loss(Output = \"box\")|}]\npublic partial class E\n" + body);
+        Assert.Equal("L1Loss: output 'box' already has a loss (MSELoss); each output takes one", Message(d.Single()));
+        GeneratorHarness.AssertDiagnostics(Usings + "[Network, Input(4), {|CNET0014:MSELoss(Output = \"box\", Weight = -1f)|}]\npublic partial class F\n" + body);
+        // A loss that does not fit its output is reported at that loss: cross-entropy on a [T, 3] output.
+        d = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(Dim.Sequence, 4, MaxSequence = 8), {|CNET0016:CrossEntropyLoss(Output = "tags")|}, MSELoss(Output = "score")]
+            public partial class G
+            {
+                [Linear(4, 3)] public partial Linear Tag { get; }
+                [Linear(4, 1)] public partial Linear Score { get; }
+                (Tensor tags, Tensor score) Forward(Tensor x) => (x.Apply(Tag), x.MeanOverSequence().Apply(Score));
+            }
+            """);
+        Assert.Equal("CrossEntropyLoss needs class logits [K] per sample, but Forward returns T×3", Message(d.Single()));
+        // An output named as an input, and an input returned as it came in.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), MSELoss(Output = "y")]
+            public partial class H
+            {
+                [Linear(4, 2)] public partial Linear Fc { get; }
+                (Tensor y, Tensor x) Forward(Tensor x) => (x.Apply(Fc), {|CNET0014:x.Flatten()|});
+            }
+            """);
+        // With one output, Output and Weight mean nothing: reported, as is a second loss.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), {|CNET0014:MSELoss(Output = "y")|}]
+            public partial class J
+            {
+                [Linear(4, 2)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc);
+            }
+            """);
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), {|CNET0014:MSELoss(Weight = 2f)|}]
+            public partial class K
+            {
+                [Linear(4, 2)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc);
             }
             """);
     }

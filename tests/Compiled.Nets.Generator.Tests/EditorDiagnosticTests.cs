@@ -74,6 +74,39 @@ public class EditorDiagnosticTests
     }
 
     [Fact]
+    public void ANetworkWithSeveralOutputs_AndAnError_KeepsItsCallersCompiling()
+    {
+        // The box head is wired for 8 features where the trunk gives 16: one CNET0001, and the caller's calls with a
+        // targets span per loss and an output span per tuple element still bind.
+        const string net = """
+            using Compiled.Nets;
+            [Network, Input(4), CrossEntropyLoss(Output = "digit"), MSELoss(Output = "box", Weight = 0.5f)]
+            public partial class Heads
+            {
+                [Linear(4, 16)] public partial Linear Trunk { get; }
+                [Linear(16, 3)] public partial Linear Classes { get; }
+                [Linear(8, 4)] public partial Linear Box { get; }
+                (Tensor digit, Tensor box) Forward(Tensor x) { var h = x.Apply(Trunk).Relu(); return (h.Apply(Classes), h.Apply(Box)); }
+            }
+            """;
+        const string caller = """
+            public static class Use
+            {
+                public static float Train(float[] x, int[] labels, float[] boxes)
+                {
+                    using var net = new Heads(seed: 1);
+                    net.Forward(x, 1, new float[Heads.DigitFeatures], new float[Heads.BoxFeatures]);
+                    var (digit, box) = net.ForwardEager(new Compiled.Nets.Tensor(x, 1, 4));
+                    return net.TrainStep(x, labels, boxes, 1, losses: new float[2]) + net.EvaluateLoss(x, labels, boxes, 1, digit: new float[3]);
+                }
+            }
+            """;
+        var (diags, _, output) = GeneratorHarness.Run(net, caller);
+        Assert.Equal("CNET0001", Assert.Single(diags).Id);
+        Assert.Empty(output.Where(x => x.Severity >= DiagnosticSeverity.Warning));
+    }
+
+    [Fact]
     public void ALayerArgumentCSharpCannotBind_IsTheCompilersErrorAlone()
     {
         // PyTorch's kernel_size=(1, 5) written as a tuple: C# rejects the argument; read as zeros it used to add a false
