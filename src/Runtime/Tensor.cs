@@ -250,6 +250,44 @@ public sealed class Tensor
         return Result(y, shape, [x], r => ConcatKernels.NarrowBackward(x.GradBuffer, r.Grad, outer, xBlock, offset, yBlock));
     }
 
+    /// <summary>Splits dimension <paramref name="dim"/> into <paramref name="chunks"/> pieces of ⌈size / chunks⌉, the last
+    /// smaller (<c>torch.chunk</c>; like it, fewer pieces when the size does not need them all): <c>var (a, b) =
+    /// x.Chunk(2, -1)</c>, a gated unit's halves. Each piece is a <see cref="Narrow"/>.</summary>
+    /// <exception cref="ArgumentException">When <paramref name="chunks"/> is not positive, or the slice does not fit.</exception>
+    public TensorPieces Chunk(int chunks, int dim)
+    {
+        if (chunks <= 0) throw new ArgumentException($"Chunk: {chunks} chunks; give at least one.", nameof(chunks));
+        int d = dim < 0 ? dim + Shape.Length : dim;
+        if (d < 1 || d >= Shape.Length) throw new ArgumentException($"Chunk: dimension {dim} is not one of {ShapeText()} after the batch.", nameof(dim));
+        return Split(SplitSizes.OfChunks(Shape[d], chunks), dim);
+    }
+
+    /// <summary>Splits dimension <paramref name="dim"/> into pieces of <paramref name="size"/>, the last smaller
+    /// (<c>torch.split(x, size, dim)</c>).</summary>
+    /// <exception cref="ArgumentException">When <paramref name="size"/> is not positive, or the dimension is the batch.</exception>
+    public TensorPieces Split(int size, int dim)
+    {
+        if (size <= 0) throw new ArgumentException($"Split: pieces of {size}; give a positive size.", nameof(size));
+        int d = dim < 0 ? dim + Shape.Length : dim;
+        if (d < 1 || d >= Shape.Length) throw new ArgumentException($"Split: dimension {dim} is not one of {ShapeText()} after the batch.", nameof(dim));
+        return Split(SplitSizes.OfSize(Shape[d], size), dim);
+    }
+
+    /// <summary>Splits dimension <paramref name="dim"/> into pieces of the given <paramref name="sizes"/>, which must add up
+    /// to it (<c>torch.split(x, [sizes], dim)</c>).</summary>
+    /// <exception cref="ArgumentException">When the sizes are not positive or do not add up to the dimension.</exception>
+    public TensorPieces Split(int[] sizes, int dim)
+    {
+        ArgumentNullException.ThrowIfNull(sizes);
+        int d = dim < 0 ? dim + Shape.Length : dim;
+        if (d < 1 || d >= Shape.Length) throw new ArgumentException($"Split: dimension {dim} is not one of {ShapeText()} after the batch.", nameof(dim));
+        if (sizes.Length == 0 || sizes.Any(v => v <= 0) || sizes.Sum() != Shape[d])
+            throw new ArgumentException($"Split: sizes ({string.Join(", ", sizes)}) must be positive and add up to dimension {dim} of {ShapeText()}, which has {Shape[d]}.", nameof(sizes));
+        var pieces = new Tensor[sizes.Length];
+        for (int i = 0, start = 0; i < sizes.Length; start += sizes[i], i++) pieces[i] = Narrow(d, start, sizes[i]);
+        return new TensorPieces(pieces);
+    }
+
     /// <summary>Reorders the dimensions (<c>torch.permute</c>; the batch is dimension 0 and stays first): [B, T, H, D]
     /// .Permute(0, 2, 1, 3) is [B, H, T, D]. Copies.</summary>
     /// <exception cref="ArgumentException">When <paramref name="dims"/> is not a permutation keeping the batch first.</exception>

@@ -489,6 +489,64 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void ChunkAndSplit_CutAsPyTorch_WithErrorsAtTheArgument()
+    {
+        // torch.chunk(6 features, 4) gives 3 pieces of 2: deconstructing 4 is reported at the left side, with the pieces.
+        var d = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(6), CrossEntropyLoss]
+            public partial class A
+            {
+                [Linear(2, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x)
+                {
+                    {|CNET0014:var (a, b, c, e)|} = x.Chunk(4, -1);
+                    return a.Apply(Fc);
+                }
+            }
+            """);
+        Assert.Equal("Chunk: x.Chunk(4, -1) gives 3 pieces ([2], [2], [2]), but 4 are deconstructed", Message(d.Single()));
+        // Sections that do not add up, at the sizes; an index past the pieces, at the index; the batch, at the dimension.
+        d = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(6), CrossEntropyLoss]
+            public partial class B
+            {
+                [Linear(2, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x)
+                {
+                    var (a, b) = x.Split({|CNET0014:[2, 3]|}, 1);
+                    return a.Apply(Fc);
+                }
+            }
+            """);
+        Assert.Equal("Split: sizes (2, 3) must be positive and add up to dimension 1 of [B, 6], which has 6", Message(d.Single()));
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(6), CrossEntropyLoss]
+            public partial class C
+            {
+                [Linear(2, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Split(2, -1){|CNET0014:[3]|}.Apply(Fc);
+            }
+            """);
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(6), CrossEntropyLoss]
+            public partial class E
+            {
+                [Linear(2, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) { var (a, b) = x.Chunk(2, {|CNET0014:0|}); return a.Apply(Fc); }
+            }
+            """);
+        // The pieces' shapes flow on: a head wired for the whole width is CNET0001 at its argument.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(8), CrossEntropyLoss]
+            public partial class F
+            {
+                [Linear({|CNET0001:8|}, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) { var (a, b) = x.Chunk(2, -1); return (a * b).Apply(Fc); }
+            }
+            """);
+    }
+
+    [Fact]
     public void SeveralOutputs_EachLossNamesItsOutput()
     {
         const string body = """

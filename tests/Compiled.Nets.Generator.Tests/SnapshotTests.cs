@@ -45,6 +45,7 @@ public class SnapshotTests
         "Compiled.Nets.Network.Tests.ScaleNet.g.cs",
         "Compiled.Nets.Network.Tests.HandAttentionNet.g.cs",
         "Compiled.Nets.Network.Tests.TwoHeadNet.g.cs",
+        "Compiled.Nets.Network.Tests.SplitNet.g.cs",
     };
 
     [Theory]

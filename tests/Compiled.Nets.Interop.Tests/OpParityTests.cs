@@ -414,6 +414,31 @@ public class OpParityTests
         Compare([2, 4, 3, 5], x => x.LogSoftmax(2), x => F.log_softmax(x, 2));
     }
 
+    [Theory]
+    [InlineData(6, 4)]   // torch.chunk gives 3 pieces of 2, not 4
+    [InlineData(7, 3)]   // 3, 3, 1
+    [InlineData(5, 5)]
+    [InlineData(8, 3)]   // 3, 3, 2
+    public void Chunk_CutsAsTorchChunk(int size, int chunks)
+    {
+        // The pieces' sizes, and a loss that weighs each piece differently so every piece's gradient shows.
+        var expected = torch.zeros(2, size).chunk(chunks, 1).Select(t => (int)t.shape[1]).ToArray();
+        var ours = new CTensor(new float[2 * size], 2, size).Chunk(chunks, 1).Select(t => t.Shape[1]).ToArray();
+        Assert.Equal(expected, ours);
+        Compare([2, size, 3], x => CTensor.Concat(1, x.Chunk(chunks, 1).Select((p, i) => p * (i + 1f)).ToArray()),
+            x => torch.cat(x.chunk(chunks, 1).Select((p, i) => p * (i + 1f)).ToArray(), 1));
+    }
+
+    [Fact]
+    public void Split_BySizeAndBySections_AsTorchSplit()
+    {
+        Assert.Equal([3, 3, 1], new CTensor(new float[7], 1, 7).Split(3, -1).Select(t => t.Shape[1]).ToArray());
+        Compare([2, 3, 7], x => { var (a, b, c) = x.Split(3, -1); return CTensor.Concat(-1, c.Tanh(), a * 2f, b.Sigmoid()); },
+            x => { var p = x.split(3, 2); return torch.cat([p[2].tanh(), p[0] * 2f, p[1].sigmoid()], 2); });
+        Compare([2, 9, 2], x => { var (a, b) = x.Split([2, 7], 1); return CTensor.Concat(1, b, a.Tanh()); },
+            x => { var p = x.split([2L, 7L], 1); return torch.cat([p[1], p[0].tanh()], 1); });
+    }
+
     [Fact]
     public void Narrow_AsTorchNarrow()
     {

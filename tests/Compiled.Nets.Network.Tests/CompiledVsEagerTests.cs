@@ -264,6 +264,15 @@ public class CompiledVsEagerTests
 
     [Theory]
     [InlineData(1)]
+    [InlineData(4)]
+    public void ChunkAndSplit_DeconstructedIndexedAndUnequal_MatchEager(int batch)
+    {
+        using var net = new SplitNet(seed: 21);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [7, 4, 4], 3);
+    }
+
+    [Theory]
+    [InlineData(1)]
     [InlineData(5)]
     public void ArithmeticWithConstants_InFusedChains_MatchesEager(int batch)
     {

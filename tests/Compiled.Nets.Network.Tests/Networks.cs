@@ -688,3 +688,22 @@ public partial class PairTwoHeadNet
         return (h.Apply(Tag), h.MeanOverSequence().Apply(Head).LogSoftmax());
     }
 }
+
+/// <summary>Splits: a gated unit's halves by Chunk (deconstructed), sections by Split (a local indexed by constants),
+/// and an unequal torch.chunk cut (7 channels in 3 chunks: 3, 3, 1) by index.</summary>
+[Network, Input(7, 4, 4), CrossEntropyLoss]
+public partial class SplitNet
+{
+    [Linear(4, 12)] public partial Linear Up { get; }
+    [Linear(7 * 4 * 5, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var (a, b) = x.Apply(Up).Chunk(2, -1);     // [7, 4, 6] each
+        var g = a * b.Sigmoid();
+        var parts = g.Split([2, 3, 1], -1);        // [7, 4, 2], [7, 4, 3], [7, 4, 1]
+        var last = x.Chunk(3, 1)[2];               // [1, 4, 4]: the last of 3, 3, 1
+        var h = Tensor.Concat(-1, parts[0], parts[1].Tanh()) * last.Narrow(-1, 0, 1).Sigmoid();   // gated by [1, 4, 1]
+        return h.Flatten().Apply(Head);
+    }
+}

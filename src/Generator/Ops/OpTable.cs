@@ -82,6 +82,6 @@ namespace Compiled.Nets.Generator.Ops
 
         /// <summary>What Forward understands, for CNET0005.</summary>
         public static string SupportedCalls =>
-            "x.Apply(Layer), " + string.Join(", ", All.Where(d => d.MethodUsage is not null).Select(d => d.MethodUsage)) + $", a + b, {Subtract.Usage}, {Multiply.Usage} (broadcasting), {ConcatOp.Usage}, {MatMulOp.Usage}, {ScalarOp.Usage}, locals and return";
+            "x.Apply(Layer), " + string.Join(", ", All.Where(d => d.MethodUsage is not null).Select(d => d.MethodUsage)) + $", a + b, {Subtract.Usage}, {Multiply.Usage} (broadcasting), {ConcatOp.Usage}, {NarrowOp.SplitUsage}, {MatMulOp.Usage}, {ScalarOp.Usage}, locals and return";
     }
 }

@@ -24,6 +24,8 @@ namespace Compiled.Nets.Generator.Parsing
         private readonly string _inputText;
         // Loops over a block array, unrolled: a foreach variable names one copy, a for variable holds its index.
         private readonly Dictionary<string, (NetworkParser.LayerRef Layer, int Copy)> _elements = new(StringComparer.Ordinal);
+        /// <summary>Locals holding the pieces of a Chunk or Split (indexed by a constant: parts[0]).</summary>
+        private readonly Dictionary<string, SplitPieces> _pieces = new(StringComparer.Ordinal);
         private readonly Dictionary<string, int> _indices = new(StringComparer.Ordinal);
 
         public ForwardWalker(NetworkParser parser, SemanticModel model, Dictionary<string, NetworkParser.LayerRef> layers, string inputText)
@@ -131,6 +133,13 @@ namespace Compiled.Nets.Generator.Parsing
                     foreach (var v in local.Declaration.Variables)
                     {
                         if (v.Initializer is null) { Unsupported(v, "locals must be initialised"); return false; }
+                        if (IsSplit(v.Initializer.Value, env) is { } split)
+                        {
+                            // var parts = x.Chunk(2, -1); then parts[0], parts[1]
+                            if (Pieces(split, env) is not { } pieces) return false;
+                            _pieces[v.Identifier.Text] = pieces;
+                            continue;
+                        }
                         int id = Expr(v.Initializer.Value, env);
                         if (id < 0) return false;
                         env[v.Identifier.Text] = id;
@@ -142,6 +151,22 @@ namespace Compiled.Nets.Generator.Parsing
                     int id = Expr(asg.Right, env);
                     if (id < 0) return false;
                     env[target.Identifier.Text] = id;
+                    return true;
+                }
+                case ExpressionStatementSyntax { Expression: AssignmentExpressionSyntax { RawKind: (int)SyntaxKind.SimpleAssignmentExpression } asg }
+                    when Deconstructed(asg.Left) is { } names:
+                {
+                    // var (a, b) = x.Chunk(2, -1);  or  (a, b) = x.Split([3, 5], 1);
+                    if (IsSplit(asg.Right, env) is not { } split) { Unsupported(asg, "only Chunk and Split are deconstructed into several tensors"); return false; }
+                    if (Pieces(split, env) is not { } pieces) return false;
+                    if (pieces.Count != names.Count)
+                    {
+                        _p.ReportPublic(DiagnosticDescriptors.InvalidArgument, L(asg.Left), ((MemberAccessExpressionSyntax)split.Expression).Name.Identifier.Text,
+                            $"{split} gives {pieces.Count} pieces ({string.Join(", ", pieces.Shapes.Select(NetworkParser.ShapeBracket))}), but {names.Count} are deconstructed");
+                        return false;
+                    }
+                    // A discard (_) costs nothing: only named pieces become ops.
+                    for (int i = 0; i < names.Count; i++) if (names[i] is { } n && n != "_") env[n] = pieces.Value(_p, i);
                     return true;
                 }
                 case BlockSyntax block:
@@ -219,10 +244,61 @@ namespace Compiled.Nets.Generator.Parsing
             return (blocks, i.Value, false);
         }
 
+        /// <summary>The names a deconstruction binds (null for a discard), or null when the target is no deconstruction.</summary>
+        private static List<string?>? Deconstructed(ExpressionSyntax left)
+        {
+            static string? Name(SyntaxNode n) => n switch
+            {
+                SingleVariableDesignationSyntax v => v.Identifier.Text,
+                DeclarationExpressionSyntax { Designation: SingleVariableDesignationSyntax v } => v.Identifier.Text,
+                IdentifierNameSyntax id => id.Identifier.Text,
+                _ => null,
+            };
+            return left switch
+            {
+                DeclarationExpressionSyntax { Designation: ParenthesizedVariableDesignationSyntax p } => p.Variables.Select(Name).ToList(),
+                TupleExpressionSyntax t => t.Arguments.Select(a => Name(a.Expression)).ToList(),
+                _ => null,
+            };
+        }
+
+        /// <summary>A call of Chunk or Split on a tensor, or null.</summary>
+        private static InvocationExpressionSyntax? IsSplit(ExpressionSyntax e, Dictionary<string, int> env) =>
+            e is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.Text: "Chunk" or "Split" } } inv ? inv : null;
+
+        /// <summary>The values of a Chunk or Split call (its receiver evaluated first); null after reporting.</summary>
+        private SplitPieces? Pieces(InvocationExpressionSyntax split, Dictionary<string, int> env)
+        {
+            int x = Expr(((MemberAccessExpressionSyntax)split.Expression).Expression, env);
+            return x < 0 ? null : NarrowOp.Pieces(this, split, x, _p.ShapeOf(x));
+        }
+
+        /// <summary><c>parts[i]</c> or <c>x.Chunk(2, -1)[i]</c>: one piece of a split, by a constant index; -1 after reporting.</summary>
+        private int Piece(ElementAccessExpressionSyntax access, Dictionary<string, int> env)
+        {
+            SplitPieces? pieces = access.Expression is IdentifierNameSyntax id && _pieces.TryGetValue(id.Identifier.Text, out var named) ? named
+                : IsSplit(access.Expression, env) is { } split ? Pieces(split, env) : null;
+            if (pieces is null) return -1;
+            if (access.ArgumentList.Arguments.Count != 1 || Constant(access.ArgumentList.Arguments[0].Expression) is not { HasValue: true, Value: int i })
+            {
+                Unsupported(access, "a split's pieces are indexed by a constant");
+                return -1;
+            }
+            if (i < 0 || i >= pieces.Count)
+            {
+                _p.ReportPublic(DiagnosticDescriptors.InvalidArgument, L(access.ArgumentList), access.Expression.ToString(), $"index {i} is outside its {pieces.Count} pieces");
+                return -1;
+            }
+            return pieces.Value(_p, i);
+        }
+
         private int Expr(ExpressionSyntax e, Dictionary<string, int> env)
         {
             switch (e)
             {
+                case ElementAccessExpressionSyntax access when access.Expression is IdentifierNameSyntax named && _pieces.ContainsKey(named.Identifier.Text)
+                    || IsSplit(access.Expression, env) is not null:
+                    return Piece(access, env);
                 case ParenthesizedExpressionSyntax par:
                     return Expr(par.Expression, env);
                 case IdentifierNameSyntax id:
