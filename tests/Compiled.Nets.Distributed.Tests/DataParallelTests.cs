@@ -1,0 +1,158 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Compiled.Nets.Distributed.Tests;
+
+/// <summary>
+/// Two ranks under Open MPI's mpirun against one process: the same global batches, the same AdamW steps, the same
+/// losses and weights; and a rank that throws or is killed ends the job within seconds instead of hanging it.
+/// </summary>
+public class DataParallelTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    private static string WorkerDll => Path.Combine(AppContext.BaseDirectory, "Compiled.Nets.Distributed.Tests.dll");
+
+    private (int ExitCode, string Output, double Seconds) MpiRun(int ranks, params string[] args)
+    {
+        Mpi.EnsureInstalled();
+        var start = new ProcessStartInfo("mpirun") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "--allow-run-as-root", "--oversubscribe", "-np", ranks.ToString(CultureInfo.InvariantCulture),
+            Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet", WorkerDll }.Concat(args))
+            start.ArgumentList.Add(a);
+        // One kernel thread per rank: two ranks share this machine's cores.
+        start.Environment["DOTNET_PROCESSOR_COUNT"] = "1";
+        var clock = Stopwatch.StartNew();
+        using var p = Process.Start(start)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromSeconds(120)))
+        {
+            p.Kill(entireProcessTree: true);
+            Assert.Fail($"mpirun {string.Join(' ', args)} did not end within 120 s (a hang).");
+        }
+        string text = stdout.Result + stderr.Result;
+        output.WriteLine($"mpirun -np {ranks} {string.Join(' ', args)}: exit {p.ExitCode} after {clock.Elapsed.TotalSeconds:F1} s");
+        return (p.ExitCode, text, clock.Elapsed.TotalSeconds);
+    }
+
+    private static string TempDir()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "cnet-mpi-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    [Theory]
+    [InlineData("convnet", 20, 64)]
+    [InlineData("convnet", 6, 33)]   // an odd global batch: ranks take 16 and 17 samples, weighted by their share
+    [InlineData("minibert", 20, 16)]
+    public void TwoRanks_TrainAsOneProcessOnTheGlobalBatch(string scenario, int steps, int globalBatch)
+    {
+        string dir = TempDir();
+        try
+        {
+            var run = MpiRun(2, scenario, dir, steps.ToString(CultureInfo.InvariantCulture), globalBatch.ToString(CultureInfo.InvariantCulture));
+            Assert.True(run.ExitCode == 0, run.Output);
+            var losses = File.ReadAllLines(Path.Combine(dir, "losses.txt")).Select(l => double.Parse(l, CultureInfo.InvariantCulture)).ToArray();
+            var weights = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(Path.Combine(dir, "weights.bin"))).ToArray();
+
+            var (refLosses, refWeights, initial) = Worker.Run(scenario, null, steps, globalBatch);
+            Assert.Equal(steps, losses.Length);
+            // Two ranks add their halves of each batch's gradient where one process adds all of it: the same sum in
+            // another order. Float rounding of that order is all that may differ, and AdamW (which normalises every
+            // coordinate) carries it on; in one process, the batch as two halves drifts from the whole batch as far.
+            double worstLoss = 0, worstEarly = 0;
+            for (int s = 0; s < steps; s++)
+            {
+                double d = Math.Abs(losses[s] - refLosses[s]) / Math.Abs(refLosses[s]);
+                worstLoss = Math.Max(worstLoss, d);
+                if (s < 5) worstEarly = Math.Max(worstEarly, d);
+            }
+            Assert.Equal(refWeights.Length, weights.Length);
+            double diff = 0, moved = 0;
+            for (int i = 0; i < weights.Length; i++)
+            {
+                diff += Math.Pow(weights[i] - refWeights[i], 2);
+                moved += Math.Pow(refWeights[i] - initial[i], 2);
+            }
+            double weightDrift = Math.Sqrt(diff / moved);
+            output.WriteLine($"{scenario}: {steps} steps of {globalBatch}; losses {refLosses[0]:F4} → {refLosses[^1]:F4}; relative loss difference ≤ {worstEarly:E2} in the first 5 steps, ≤ {worstLoss:E2} in all; " +
+                $"‖w₂ − w₁‖ / ‖w₁ − w₀‖ = {weightDrift:E2}");
+            Assert.True(worstEarly < 1e-5, $"the first steps' losses differ by {worstEarly:E2} (relative)");
+            Assert.True(worstLoss < 2e-4, $"losses differ by {worstLoss:E2} (relative)");
+            Assert.True(weightDrift < 1e-2, $"the weights differ by {weightDrift:E2} of how far training moved them");
+            Assert.True(refLosses[^1] < refLosses[0], "the reference run trains");
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ARankThatThrowsOrIsKilled_EndsTheJobWithinSeconds(bool kill)
+    {
+        string dir = TempDir();
+        try
+        {
+            var run = MpiRun(2, ["convnet", dir, "20", "64", "3", kill ? "kill" : "throw"]);
+            Assert.NotEqual(0, run.ExitCode);
+            Assert.True(run.Seconds < 60, $"the job took {run.Seconds:F0} s to end");
+            if (!kill)
+            {
+                Assert.Contains("rank 1 fails at step 3", run.Output);
+                Assert.Contains("aborting the MPI job", run.Output);
+            }
+            Assert.False(File.Exists(Path.Combine(dir, "weights.bin")), "rank 0 must not finish as if nothing happened");
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void OutsideMpirun_InitializeSaysHowToStartTheJob()
+    {
+        Assert.False(DistributedContext.IsLaunchedByMpi);
+        var ex = Assert.Throws<InvalidOperationException>(DistributedContext.Initialize);
+        Assert.Contains("mpirun -np 2", ex.Message);
+    }
+
+    [Theory]
+    [InlineData(64, 2)]
+    [InlineData(33, 2)]
+    [InlineData(5, 8)]   // more ranks than samples: some take none
+    public void Shards_CoverTheGlobalBatchInRankOrder(int count, int ranks)
+    {
+        int next = 0;
+        for (int r = 0; r < ranks; r++)
+        {
+            var (start, n) = DataParallel.Shard(count, r, ranks);
+            Assert.Equal(next, start);
+            Assert.InRange(n, count / ranks, count / ranks + 1);
+            next += n;
+        }
+        Assert.Equal(count, next);
+    }
+}
+
+/// <summary>Open MPI for these tests: installed from Debian's packages when it is missing and this user may install.</summary>
+internal static class Mpi
+{
+    private static readonly Lazy<string?> s_missing = new(Install);
+
+    public static void EnsureInstalled()
+    {
+        if (s_missing.Value is { } why) Assert.Fail(why);
+    }
+
+    private static bool OnPath(string tool) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => File.Exists(Path.Combine(d, tool)));
+
+    private static string? Install()
+    {
+        if (OnPath("mpirun")) return null;
+        if (!OnPath("apt-get") || Environment.UserName != "root")
+            return "mpirun was not found: install Open MPI (Debian/Ubuntu: apt-get install openmpi-bin); .ci/run does.";
+        var p = Process.Start(new ProcessStartInfo("apt-get", "install -y --no-install-recommends openmpi-bin") { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        string log = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return p.ExitCode == 0 && OnPath("mpirun") ? null : "Installing openmpi-bin failed:\n" + log;
+    }
+}
