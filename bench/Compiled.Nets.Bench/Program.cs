@@ -10,6 +10,7 @@ using Compiled.Nets.Bench;
 // `concurrent [seconds]`: one ConvNet instance serving 1, 2 and 4 threads at once (requests/s), and the pool's cost to a lone caller.
 // `onnx`: the ConvNet exported to ONNX and run by ONNX Runtime, against the compiled network, batch 1 and 64.
 // `tokenize [rounds]`: BERT tokenization throughput on the shipped emails, ours vs Hugging Face's Rust library (Node).
+// `allreduce` (under mpirun -np N): one data-parallel step's gradient allreduce for the ConvNet and bert-base.
 // `bdn [BenchmarkDotNet args]`: the BenchmarkDotNet suites (e.g. `-- bdn --filter '*'`).
 return args.FirstOrDefault() switch
 {
@@ -22,6 +23,7 @@ return args.FirstOrDefault() switch
     "tokenize" => TokenizeBench.Run(args),
     "onnx" => OnnxBench.Run(),
     "concurrent" => ConcurrentBench.Run(args),
+    "allreduce" => AllreduceBench.Run(),
     "bdn" => Bdn.Run(args[1..]),
     _ => Summary.Run(args),
 };

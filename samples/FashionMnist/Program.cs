@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Compiled.Nets;
 using Compiled.Nets.Data;
+using Compiled.Nets.Distributed;
 using Compiled.Nets.Reporting;
 using Compiled.Nets.Samples.FashionMnist;
 using Compiled.Nets.Training;
@@ -25,22 +26,28 @@ var servingCheck = new Option<bool>("--serving-check") { Description = "Then cla
 
 var deviceKind = new Option<string>("--device") { Description = "cpu (the compiled CPU code) | gpu (CUDA, an error without one) | auto (CUDA when present, else ILGPU's CPU accelerator) | cpu-accelerator", DefaultValueFactory = _ => "cpu" };
 deviceKind.AcceptOnlyFromAmong("cpu", "gpu", "auto", "cpu-accelerator");
-var root = new RootCommand("Train the seed ConvNet on Fashion-MNIST with Compiled.Nets") { data, model, epochs, batchSize, lr, optimizerName, seed, output, limit, patience, resume, servingCheck, deviceKind };
+var distributed = new Option<bool>("--distributed") { Description = "Train as one rank of an MPI job (start it with mpirun -np N …; under mpirun this is the default): --batch-size is the global batch, split over the ranks; rank 0 reports and writes" };
+var root = new RootCommand("Train the seed ConvNet on Fashion-MNIST with Compiled.Nets") { data, model, epochs, batchSize, lr, optimizerName, seed, output, limit, patience, resume, servingCheck, deviceKind, distributed };
 root.SetAction(parse =>
 {
+    using var job = parse.GetValue(distributed) || DistributedContext.IsLaunchedByMpi ? DistributedContext.Initialize() : null;
+    if (job is not null && parse.GetValue(deviceKind) != "cpu") throw new InvalidOperationException("--distributed trains the compiled CPU code; leave --device at cpu.");
+    // Every rank loads the same data and weights; only rank 0 speaks.
+    var console = job is { IsRoot: false } ? TextWriter.Null : Console.Out;
+    if (job is not null) console.WriteLine($"Data-parallel: {job.Size} ranks, global batch {parse.GetValue(batchSize)}");
     var (trainAll, test, source) = FashionMnistData.Load(parse.GetValue(data));
-    Console.WriteLine($"Data: {source}");
+    console.WriteLine($"Data: {source}");
     if (parse.GetValue(limit) is > 0 and var n && n < trainAll.Count) trainAll = trainAll.Take(n);
     var (train, val) = trainAll.Split(0.1, parse.GetValue(seed));
     // Normalise with the training set's statistics (Fashion-MNIST: mean ≈ 0.286, std ≈ 0.353).
     var (mean, std) = train.ChannelStatistics();
     train.Normalize(mean, std); val.Normalize(mean, std); test.Normalize(mean, std);
-    Console.WriteLine($"Train {train.Count}, validation {val.Count}, test {test.Count}; batch {parse.GetValue(batchSize)}, {parse.GetValue(epochs)} epochs, {parse.GetValue(optimizerName)} lr {parse.GetValue(lr)}");
+    console.WriteLine($"Train {train.Count}, validation {val.Count}, test {test.Count}; batch {parse.GetValue(batchSize)}, {parse.GetValue(epochs)} epochs, {parse.GetValue(optimizerName)} lr {parse.GetValue(lr)}");
 
     bool resnet = parse.GetValue(model) == "resnet";
     IClassifier net = resnet ? new ResNet(parse.GetValue(seed)) : new ConvNet(parse.GetValue(seed));
     using var owned = (IDisposable)net;
-    Console.WriteLine($"Model: {net.Name}, {net.Parameters.Parameters.Where(p => !p.IsBuffer).Sum(p => (long)p.Length):N0} parameters");
+    console.WriteLine($"Model: {net.Name}, {net.Parameters.Parameters.Where(p => !p.IsBuffer).Sum(p => (long)p.Length):N0} parameters");
     Optimizer opt = parse.GetValue(optimizerName) switch
     {
         "adam" => new Adam(net.Parameters, parse.GetValue(lr)),
@@ -52,6 +59,7 @@ root.SetAction(parse =>
     var trainer = new Trainer(net, opt, new TrainerOptions
     {
         Epochs = parse.GetValue(epochs), EarlyStoppingPatience = parse.GetValue(patience), OutputDirectory = outDir, Resume = parse.GetValue(resume),
+        DataParallel = job is null ? null : new DataParallel(job, net.Parameters),
     }, observer);
     var sw = Stopwatch.StartNew();
     var trainLoader = new DataLoader(train, parse.GetValue(batchSize), shuffle: true, seed: parse.GetValue(seed));
@@ -64,8 +72,10 @@ root.SetAction(parse =>
     else
     {
         trainer.Fit(trainLoader, new DataLoader(val, 256, shuffle: false));
-        Console.WriteLine($"Training took {sw.Elapsed.TotalSeconds:F1} s; best validation epoch {trainer.BestEpoch}.");
+        console.WriteLine($"Training took {sw.Elapsed.TotalSeconds:F1} s; best validation epoch {trainer.BestEpoch}.");
     }
+    // The ranks end with the same weights: rank 0 tests and writes them.
+    if (job is { IsRoot: false }) return 0;
 
     var confusion = new ConfusionMatrix(10);
     var (testLoss, testAcc) = Trainer.Evaluate(net, new DataLoader(test, 256, shuffle: false), confusion);

@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using Compiled.Nets.Data;
+using Compiled.Nets.Training;
 
 namespace Compiled.Nets.Distributed;
 
@@ -8,7 +10,7 @@ namespace Compiled.Nets.Distributed;
 /// (one allreduce per contiguous run of trainable tensors; frozen tensors are skipped). BatchNorm's running statistics
 /// stay per rank, as in DDP; rank 0's are the ones its checkpoints hold.
 /// </summary>
-public sealed class DataParallel
+public sealed class DataParallel : IDataParallel
 {
     private readonly DistributedContext _context;
     private readonly ParameterStore _store;
@@ -23,6 +25,15 @@ public sealed class DataParallel
 
     /// <summary>The job.</summary>
     public DistributedContext Context => _context;
+
+    /// <inheritdoc/>
+    public int Rank => _context.Rank;
+
+    /// <inheritdoc/>
+    public int Ranks => _context.Size;
+
+    /// <inheritdoc/>
+    public void Sum(Span<double> values) => _context.AllReduceSum(values);
 
     /// <summary>Gives every rank rank 0's parameters and buffers (call once before training, and after loading a checkpoint on rank 0 only).</summary>
     public void BroadcastParameters()
@@ -58,11 +69,7 @@ public sealed class DataParallel
 
     /// <summary>This rank's part of a global batch of <paramref name="globalCount"/> samples: a contiguous range, the
     /// ranks' parts in rank order covering it exactly (sizes differ by at most one).</summary>
-    public static (int Start, int Count) Shard(int globalCount, int rank, int ranks)
-    {
-        int start = (int)((long)globalCount * rank / ranks), end = (int)((long)globalCount * (rank + 1) / ranks);
-        return (start, end - start);
-    }
+    public static (int Start, int Count) Shard(int globalCount, int rank, int ranks) => DataLoader.RankRange(globalCount, rank, ranks);
 
     /// <summary>The gradient buffer's ranges that hold trainable tensors: adjacent trainable tensors merge (the alignment
     /// gaps between them stay zero), a frozen one ends a range.</summary>

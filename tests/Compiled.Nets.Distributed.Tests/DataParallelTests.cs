@@ -85,6 +85,55 @@ public class DataParallelTests(Xunit.Abstractions.ITestOutputHelper output)
         finally { Directory.Delete(dir, recursive: true); }
     }
 
+    private static float[] Floats(string file) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(file)).ToArray();
+
+    private static double[] Doubles(string file) => File.ReadAllLines(file).Select(l => double.Parse(l, CultureInfo.InvariantCulture)).ToArray();
+
+    [Fact]
+    public void TheTrainer_OnTwoRanks_MatchesOneProcess_AndRankZeroWritesTheCheckpoints()
+    {
+        // 300 samples in global batches of 64 (the last of 44: 22 per rank), 70 validation samples, 2 epochs.
+        string dir = TempDir(), single = TempDir();
+        try
+        {
+            var run = MpiRun(2, "trainer", dir, "2", "64");
+            Assert.True(run.ExitCode == 0, run.Output);
+            var metrics = Doubles(Path.Combine(dir, "losses.txt"));
+            var weights = Floats(Path.Combine(dir, "weights.bin"));
+            Assert.True(File.Exists(Path.Combine(dir, "run", "last.safetensors")));
+            Assert.True(File.Exists(Path.Combine(dir, "run", "history.csv")));
+
+            Worker.OutputDirectory = single;
+            var (refMetrics, refWeights, initial) = Worker.Run("trainer", null, 2, 64);
+            Assert.Equal(refMetrics.Length, metrics.Length);
+            for (int i = 0; i < metrics.Length; i++)
+                Assert.True(Math.Abs(metrics[i] - refMetrics[i]) <= 1e-4 * Math.Max(1, Math.Abs(refMetrics[i])), $"metric {i} (epoch {i / 4 + 1}): one process {refMetrics[i]}, two ranks {metrics[i]}");
+            double diff = 0, moved = 0;
+            for (int i = 0; i < weights.Length; i++) { diff += Math.Pow(weights[i] - refWeights[i], 2); moved += Math.Pow(refWeights[i] - initial[i], 2); }
+            output.WriteLine($"trainer: metrics {string.Join(", ", refMetrics.Select(m => m.ToString("F4", CultureInfo.InvariantCulture)))}; ‖w₂ − w₁‖ / ‖w₁ − w₀‖ = {Math.Sqrt(diff / moved):E2}");
+            Assert.True(Math.Sqrt(diff / moved) < 1e-2);
+            Assert.True(refMetrics[^2] > 0.5, "the network learns the task (validation accuracy)");
+        }
+        finally { Directory.Delete(dir, recursive: true); Directory.Delete(single, recursive: true); }
+    }
+
+    [Fact]
+    public void ADistributedRunResumedFromItsCheckpoint_EqualsAnUninterruptedOne()
+    {
+        string whole = TempDir(), resumed = TempDir();
+        try
+        {
+            Assert.Equal(0, MpiRun(2, "trainer", whole, "2", "64").ExitCode);
+            Assert.Equal(0, MpiRun(2, "trainer", resumed, "1", "64").ExitCode);
+            var run = MpiRun(2, "trainer-resume", resumed, "2", "64");
+            Assert.True(run.ExitCode == 0, run.Output);
+            Assert.Equal(Floats(Path.Combine(whole, "weights.bin")), Floats(Path.Combine(resumed, "weights.bin")));
+            // The resumed run trained epoch 2 only: its metrics are the uninterrupted run's second epoch.
+            Assert.Equal(Doubles(Path.Combine(whole, "losses.txt"))[4..], Doubles(Path.Combine(resumed, "losses.txt")));
+        }
+        finally { Directory.Delete(whole, recursive: true); Directory.Delete(resumed, recursive: true); }
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

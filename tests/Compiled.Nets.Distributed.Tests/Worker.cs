@@ -1,4 +1,5 @@
 using System.Globalization;
+using Compiled.Nets.Data;
 using Compiled.Nets.Distributed;
 using Compiled.Nets.Network.Tests;
 using Compiled.Nets.Training;
@@ -19,6 +20,7 @@ public static class Worker
     {
         if (args.Length < 4) { Console.Error.WriteLine("usage: <convnet|minibert> <outDir> <steps> <globalBatch> [failAtStep]"); return 2; }
         using var context = DistributedContext.Initialize();
+        OutputDirectory = Path.Combine(args[1], "run");
         int steps = int.Parse(args[2], CultureInfo.InvariantCulture), batch = int.Parse(args[3], CultureInfo.InvariantCulture);
         int failAt = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : -1;
         s_kill = args.Length > 5 && args[5] == "kill";
@@ -32,12 +34,17 @@ public static class Worker
         return 0;
     }
 
+    /// <summary>The output folder of the "trainer" scenarios (the job's ranks share it, as resuming needs).</summary>
+    public static string? OutputDirectory { get; set; }
+
     /// <summary>Runs a scenario: in one process when <paramref name="context"/> is null, else as this rank of the job.
     /// <paramref name="failAt"/> ≥ 0: rank 1 throws at that step (fault tests).</summary>
     public static (double[] Losses, float[] Weights, float[] Initial) Run(string scenario, DistributedContext? context, int steps, int globalBatch, int failAt = -1) => scenario switch
     {
         "convnet" => ConvNetSteps(context, steps, globalBatch, failAt),
         "minibert" => MiniBertSteps(context, steps, globalBatch),
+        "trainer" => TrainerEpochs(context, steps, globalBatch, resume: false),
+        "trainer-resume" => TrainerEpochs(context, steps, globalBatch, resume: true),
         _ => throw new ArgumentException($"No scenario '{scenario}'.", nameof(scenario)),
     };
 
@@ -78,6 +85,44 @@ public static class Worker
             losses[s] = dp?.GlobalMean(loss, count) ?? loss;
         }
         return (losses, net.Parameters.ReadValues.ToArray(), initial);
+    }
+
+    /// <summary>Class patterns plus noise, centred: a task the seed ConvNet learns in a few steps.</summary>
+    private static (float[] X, int[] Labels) Patterns(int n, ulong seed)
+    {
+        var rng = new Rng(11);
+        int d = ConvNet.InputFeatures;
+        var templates = new float[10 * d];
+        for (int i = 0; i < templates.Length; i++) templates[i] = rng.NextFloat();
+        rng = new Rng(seed);
+        var x = new float[n * d];
+        var labels = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            labels[i] = rng.NextInt(10);
+            for (int j = 0; j < d; j++) x[i * d + j] = templates[labels[i] * d + j] - 0.5f + 0.5f * (rng.NextFloat() - 0.5f);
+        }
+        return (x, labels);
+    }
+
+    /// <summary>The Trainer with loaders, validation and checkpoints: <paramref name="epochs"/> epochs of global batches of
+    /// <paramref name="globalBatch"/> (a short last batch included); the metrics of every epoch as the "losses".</summary>
+    private static (double[] Losses, float[] Weights, float[] Initial) TrainerEpochs(DistributedContext? context, int epochs, int globalBatch, bool resume)
+    {
+        using var net = new ConvNet(seed: 7 + (ulong)(context?.Rank ?? 0));
+        using var initialNet = new ConvNet(seed: 7);
+        var (x, labels) = Patterns(300, 1);
+        var (vx, vlabels) = Patterns(70, 2);
+        var train = new Dataset(x, labels, [1, 28, 28], 10);
+        var validation = new Dataset(vx, vlabels, [1, 28, 28], 10);
+        var options = new TrainerOptions
+        {
+            Epochs = epochs, OutputDirectory = OutputDirectory, Resume = resume, RestoreBest = false,
+            DataParallel = context is null ? null : new DataParallel(context, net.Parameters),
+        };
+        var history = new Trainer(net, new AdamW(net.Parameters, 1e-3f), options).Fit(new DataLoader(train, globalBatch, seed: 3), new DataLoader(validation, globalBatch, shuffle: false));
+        var metrics = history.SelectMany(m => new[] { m.TrainLoss, m.TrainAccuracy, m.ValidationLoss, m.ValidationAccuracy }).ToArray();
+        return (metrics, net.Parameters.ReadValues.ToArray(), initialNet.Parameters.ReadValues.ToArray());
     }
 
     private static (double[] Losses, float[] Weights, float[] Initial) MiniBertSteps(DistributedContext? context, int steps, int globalBatch)

@@ -46,6 +46,8 @@ public sealed class Batch
     public int SampleSize { get; }
     /// <summary>Samples in this batch.</summary>
     public int Count { get; internal set; }
+    /// <summary>Samples in the global batch this one is a rank's part of (<see cref="DataLoader.ForRank"/>); else <see cref="Count"/>.</summary>
+    public int GlobalCount { get; internal set; }
     /// <summary>The valid inputs.</summary>
     public ReadOnlySpan<float> InputSpan => Inputs.AsSpan(0, Count * SampleSize);
     /// <summary>The valid labels.</summary>
@@ -66,6 +68,7 @@ public sealed class DataLoader
 {
     private readonly Dataset _data;
     private readonly Batch[] _buffers;
+    private int _rank, _ranks = 1;
 
     /// <summary>Creates a loader.</summary>
     public DataLoader(Dataset data, int batchSize, bool shuffle = true, bool dropLast = false, ulong seed = 0, Augmentation? augmentation = null, bool prefetch = true)
@@ -92,6 +95,32 @@ public sealed class DataLoader
     /// <summary>Batches per epoch.</summary>
     public int BatchesPerEpoch => DropLast ? _data.Count / BatchSize : (_data.Count + BatchSize - 1) / BatchSize;
 
+    /// <summary>This loader's rank in a data-parallel job (0 when it is not a rank's part).</summary>
+    public int Rank => _rank;
+    /// <summary>The ranks that share each global batch (1: the whole batch is this loader's).</summary>
+    public int Ranks => _ranks;
+
+    /// <summary>
+    /// The loader of one rank of a data-parallel job: the same epochs and global batches of <see cref="BatchSize"/>,
+    /// of which this rank gets its contiguous part (<see cref="RankRange"/>), so the ranks' parts together are exactly
+    /// what one process would train on. Augmentation draws from a stream of the rank's own.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">When <paramref name="rank"/> is not in [0, <paramref name="ranks"/>).</exception>
+    public DataLoader ForRank(int rank, int ranks)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(ranks);
+        if ((uint)rank >= (uint)ranks) throw new ArgumentOutOfRangeException(nameof(rank), rank, $"A rank of a job of {ranks} is in [0, {ranks}).");
+        return new DataLoader(_data, BatchSize, Shuffle, DropLast, Seed, Augmentation, Prefetch) { _rank = rank, _ranks = ranks };
+    }
+
+    /// <summary>A rank's part of a global batch of <paramref name="count"/> samples: a contiguous range; the ranks' parts
+    /// in rank order cover it exactly, their sizes differing by at most one.</summary>
+    public static (int Start, int Count) RankRange(int count, int rank, int ranks)
+    {
+        int start = (int)((long)count * rank / ranks), end = (int)((long)count * (rank + 1) / ranks);
+        return (start, end - start);
+    }
+
     /// <summary>The sample order of an epoch.</summary>
     public int[] Order(int epoch)
     {
@@ -107,7 +136,7 @@ public sealed class DataLoader
     public IEnumerable<Batch> Epoch(int epoch)
     {
         var order = Order(epoch);
-        var rng = new Rng(Seed ^ (0xA5A5A5A5UL + (ulong)epoch * 7919UL));
+        var rng = new Rng(Seed ^ (0xA5A5A5A5UL + (ulong)epoch * 7919UL) ^ ((ulong)_rank * 0x9E3779B97F4A7C15UL));
         var scratch = new float[_data.SampleSize];
         int batches = BatchesPerEpoch;
         Task? pending = null;
@@ -131,6 +160,12 @@ public sealed class DataLoader
     private void Fill(Batch batch, int[] order, int b, Rng rng, float[] scratch)
     {
         int start = b * BatchSize, count = Math.Min(BatchSize, order.Length - start);
+        batch.GlobalCount = count;
+        if (_ranks > 1)
+        {
+            var (first, part) = RankRange(count, _rank, _ranks);
+            start += first; count = part;
+        }
         batch.Count = count;
         for (int i = 0; i < count; i++)
         {

@@ -62,6 +62,8 @@ public sealed class TextBatch
     public int[] Mask { get; }
     /// <summary>Labels (first Count valid).</summary>
     public int[] Labels { get; }
+    /// <summary>Samples in the global batch this one is a rank's part of (<see cref="TextDataLoader.ForRank"/>); else <see cref="Count"/>.</summary>
+    public int GlobalCount { get; internal set; }
     /// <summary>Samples in this batch.</summary>
     public int Count { get; internal set; }
     /// <summary>Padded length of this batch (its longest sample).</summary>
@@ -82,6 +84,7 @@ public sealed class TextBatch
 public sealed class TextDataLoader
 {
     private readonly TextBatch _batch;
+    private int _rank, _ranks = 1;
 
     /// <summary>Creates a loader.</summary>
     /// <exception cref="ArgumentException">When a sample is longer than <paramref name="maxLength"/>.</exception>
@@ -110,14 +113,32 @@ public sealed class TextDataLoader
     /// <summary>Batches per epoch (the last may be smaller).</summary>
     public int BatchesPerEpoch => (Dataset.Count + BatchSize - 1) / BatchSize;
 
+    /// <summary>This loader's rank in a data-parallel job (0 when it is not a rank's part).</summary>
+    public int Rank => _rank;
+    /// <summary>The ranks that share each global batch (1: the whole batch is this loader's).</summary>
+    public int Ranks => _ranks;
+
+    /// <summary>The loader of one rank of a data-parallel job: the same epochs and global batches, of which this rank
+    /// gets its contiguous part (<see cref="DataLoader.RankRange"/>), padded to its own longest sample.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">When <paramref name="rank"/> is not in [0, <paramref name="ranks"/>).</exception>
+    public TextDataLoader ForRank(int rank, int ranks)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(ranks);
+        if ((uint)rank >= (uint)ranks) throw new ArgumentOutOfRangeException(nameof(rank), rank, $"A rank of a job of {ranks} is in [0, {ranks}).");
+        return new TextDataLoader(Dataset, BatchSize, MaxLength, Shuffle, Seed, PadId) { _rank = rank, _ranks = ranks };
+    }
+
     /// <summary>The batches of an epoch; each yielded batch is valid until the next is requested.</summary>
     public IEnumerable<TextBatch> Epoch(int epoch)
     {
         var order = Enumerable.Range(0, Dataset.Count).ToArray();
         if (Shuffle) new Rng(Seed * 1_000_003UL + (ulong)epoch).Shuffle(order.AsSpan());
-        for (int start = 0; start < order.Length; start += BatchSize)
+        for (int globalStart = 0; globalStart < order.Length; globalStart += BatchSize)
         {
-            int count = Math.Min(BatchSize, order.Length - start), seq = 0;
+            int global = Math.Min(BatchSize, order.Length - globalStart);
+            var (first, count) = _ranks > 1 ? DataLoader.RankRange(global, _rank, _ranks) : (0, global);
+            int start = globalStart + first, seq = 0;
+            _batch.GlobalCount = global;
             for (int i = 0; i < count; i++) seq = Math.Max(seq, Dataset.Ids[order[start + i]].Length);
             _batch.Count = count; _batch.Sequence = seq;
             for (int i = 0; i < count; i++)

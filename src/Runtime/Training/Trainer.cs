@@ -45,6 +45,14 @@ public sealed class TrainerOptions
     /// equal batches without batch norm). The schedule advances once per step. 1: a step per batch.
     /// </summary>
     public int AccumulationSteps { get; init; } = 1;
+    /// <summary>
+    /// Train as one rank of a data-parallel job (Compiled.Nets.Distributed's <c>DataParallel</c> over MPI): every rank
+    /// starts from rank 0's weights, takes its part of each global batch of the loaders (they are split with
+    /// <c>ForRank</c>), and averages the gradients before each step; the epoch's metrics are summed over the ranks, and
+    /// only rank 0 reports to the observer and writes the output folder. Resuming reads <c>last.safetensors</c> on every
+    /// rank, so the output folder must be one they share. Null: one process.
+    /// </summary>
+    public IDataParallel? DataParallel { get; init; }
 }
 
 /// <summary>
@@ -73,6 +81,8 @@ public sealed class Trainer
 
     private Trainer(INetwork network, Optimizer optimizer, TrainerOptions options, ITrainingObserver? observer)
     {
+        // Only rank 0 reports: the others would print the same epochs again.
+        if (options.DataParallel is { Rank: > 0 }) observer = null;
         this.network = network; this.optimizer = optimizer; this.options = options;
         _observer = observer ?? new NullObserver();
     }
@@ -88,11 +98,23 @@ public sealed class Trainer
     /// (labels for a regressor, targets of another size).</exception>
     public IReadOnlyList<EpochMetrics> Fit(DataLoader train, DataLoader? validation)
     {
+        if (options.DataParallel is { } dp) { train = ForRank(train, dp); validation = validation is null ? null : ForRank(validation, dp); }
         if (network is IRegressor regressor)
             return FitCore(Regression(regressor, train), validation is null ? null : Regression(regressor, validation));
         var net = network as IClassifier ?? throw new InvalidOperationException($"{network.Name} takes token ids: train it with TextDataLoaders.");
         return FitCore(new ImageBatches(net, train), validation is null ? null : new ImageBatches(net, validation));
     }
+
+    /// <summary>A loader split for this rank (one already split for it is kept).</summary>
+    private static DataLoader ForRank(DataLoader data, IDataParallel dp) =>
+        data.Ranks == 1 ? data.ForRank(dp.Rank, dp.Ranks)
+        : data.Ranks == dp.Ranks && data.Rank == dp.Rank ? data
+        : throw new InvalidOperationException($"The loader is rank {data.Rank} of {data.Ranks}, but this process is rank {dp.Rank} of {dp.Ranks}.");
+
+    private static TextDataLoader ForRank(TextDataLoader data, IDataParallel dp) =>
+        data.Ranks == 1 ? data.ForRank(dp.Rank, dp.Ranks)
+        : data.Ranks == dp.Ranks && data.Rank == dp.Rank ? data
+        : throw new InvalidOperationException($"The loader is rank {data.Rank} of {data.Ranks}, but this process is rank {dp.Rank} of {dp.Ranks}.");
 
     private static RegressionBatches Regression(IRegressor net, DataLoader data)
     {
@@ -107,6 +129,7 @@ public sealed class Trainer
     /// <exception cref="ArithmeticException">When a loss becomes NaN or infinite, naming the epoch and batch.</exception>
     public IReadOnlyList<EpochMetrics> Fit(TextDataLoader train, TextDataLoader? validation)
     {
+        if (options.DataParallel is { } dp) { train = ForRank(train, dp); validation = validation is null ? null : ForRank(validation, dp); }
         var net = network as ISequenceClassifier ?? throw new InvalidOperationException($"{network.Name} does not take token ids: train it with DataLoaders.");
         return FitCore(new TextBatches(net, train), validation is null ? null : new TextBatches(net, validation));
     }
@@ -122,6 +145,8 @@ public sealed class Trainer
     private IReadOnlyList<EpochMetrics> FitEpochs(IBatchRunner train, IBatchRunner? validation)
     {
         var store = network.Parameters;
+        var dp = options.DataParallel;
+        bool writes = dp is null || dp.Rank == 0; // checkpoints and metrics files: rank 0 alone
         int classes = network.OutputSize;
         bool classifier = network is not IRegressor; // a regressor has no accuracy: NaN in the metrics
         var logits = new float[train.MaxBatch * classes];
@@ -129,9 +154,9 @@ public sealed class Trainer
         int startEpoch = 1, sinceBest = 0;
         ParameterStore? best = null;
         string? dir = options.OutputDirectory;
-        if (dir is not null) Directory.CreateDirectory(dir);
+        if (dir is not null && writes) Directory.CreateDirectory(dir);
         string? last = dir is null ? null : Path.Combine(dir, "last.safetensors");
-        if (dir is not null) Serialization.AtomicFile.RemoveStaleTemporaries(dir);
+        if (dir is not null && writes) Serialization.AtomicFile.RemoveStaleTemporaries(dir);
         if (options.Resume && last is not null && File.Exists(last))
         {
             var meta = Checkpoint.Load(last, store, optimizer);
@@ -149,6 +174,8 @@ public sealed class Trainer
                 Checkpoint.Load(bestPath, best);
             }
         }
+        // Every rank from rank 0's weights (fresh or resumed), as DDP's construction broadcasts them.
+        dp?.BroadcastParameters();
 
         for (int epoch = startEpoch; epoch <= options.Epochs; epoch++)
         {
@@ -157,30 +184,53 @@ public sealed class Trainer
             var sw = Stopwatch.StartNew();
             double lossSum = 0; long seen = 0, correct = 0; int b = 0;
             int steps = options.AccumulationSteps;
+            int groupLocal = 0, groupGlobal = 0; // samples of the current step's micro-batches, this rank's and all ranks'
+            bool localLossFinite = true;
             // A group of `steps` micro-batches: the first starts from zero gradients, the others add to them.
             train.Run(epoch - 1, training: true, logits, before: () =>
             {
                 store.AccumulateGradients = b % steps != 0;
                 if (b % steps == 0) options.Schedule?.Apply(optimizer);
-            }, done: (loss, lg, labels) =>
+            }, done: (loss, lg, labels, global) =>
             {
-                if (!float.IsFinite(loss))
+                // A rank cannot throw alone (the others would wait in the allreduce): with data parallelism the ranks
+                // agree on it before the step below.
+                if (!float.IsFinite(loss) && dp is null)
                     throw new ArithmeticException($"The training loss became {loss} in epoch {epoch}, batch {b + 1} of {batches}; lower the learning rate or enable gradient clipping.");
+                localLossFinite &= float.IsFinite(loss);
+                groupLocal += labels.Length; groupGlobal += global;
                 bool stepNow = (b + 1) % steps == 0 || b + 1 == batches;
                 if (stepNow)
                 {
                     int group = b % steps + 1;
                     if (group > 1) TensorPrimitives.Multiply(store.Gradients, 1f / group, store.Gradients);
+                    if (dp is not null)
+                    {
+                        // Every rank learns whether any loss went non-finite, so all of them stop together.
+                        Span<double> diverged = [localLossFinite ? 0 : 1];
+                        dp.Sum(diverged);
+                        if (diverged[0] > 0)
+                            throw new ArithmeticException($"The training loss became non-finite on {diverged[0]} of {dp.Ranks} ranks in epoch {epoch}, batch {b + 1} of {batches}; lower the learning rate or enable gradient clipping.");
+                        dp.AverageGradients(groupLocal, groupGlobal);
+                    }
+                    groupLocal = groupGlobal = 0;
                     if (options.MaxGradNorm > 0) GradientClipping.ClipByGlobalNorm(store, options.MaxGradNorm);
                     optimizer.Step();
                 }
-                lossSum += (double)loss * labels.Length; seen += labels.Length;
+                if (labels.Length > 0) { lossSum += (double)loss * labels.Length; seen += labels.Length; }
                 correct += classifier ? Correct(lg, labels, classes) : 0;
                 b++;
                 _observer.BatchCompleted(epoch, b, batches, lossSum / seen, classifier ? (double)correct / seen : double.NaN, seen / sw.Elapsed.TotalSeconds);
             });
+            if (dp is not null)
+            {
+                // The epoch over all ranks' samples.
+                Span<double> sums = [lossSum, seen, correct];
+                dp.Sum(sums);
+                (lossSum, seen, correct) = (sums[0], (long)sums[1], (long)sums[2]);
+            }
             double seconds = sw.Elapsed.TotalSeconds;
-            var (vLoss, vAcc) = validation is null ? (double.NaN, double.NaN) : EvaluateCore(validation, classes, null, classifier);
+            var (vLoss, vAcc) = validation is null ? (double.NaN, double.NaN) : EvaluateCore(validation, classes, null, classifier, dp);
             if (validation is not null && !double.IsFinite(vLoss))
                 throw new ArithmeticException($"The validation loss became {vLoss} after epoch {epoch}; the weights have diverged (no checkpoint of this epoch was written). Lower the learning rate or enable gradient clipping.");
             if (Checkpoint.FirstUnsound(store) is { } unsound)
@@ -193,11 +243,11 @@ public sealed class Trainer
             {
                 bestLoss = monitored; BestEpoch = epoch; sinceBest = 0;
                 if (options.RestoreBest) { best ??= CloneLayout(store); best.CopyFrom(store); }
-                if (dir is not null) Checkpoint.Save(Path.Combine(dir, "best.safetensors"), store, null, Meta(epoch, bestLoss, sinceBest));
+                if (dir is not null && writes) Checkpoint.Save(Path.Combine(dir, "best.safetensors"), store, null, Meta(epoch, bestLoss, sinceBest));
             }
             else sinceBest++;
-            if (last is not null) Checkpoint.Save(last, store, optimizer, Meta(epoch, bestLoss, sinceBest));
-            if (dir is not null) WriteHistory(dir);
+            if (last is not null && writes) Checkpoint.Save(last, store, optimizer, Meta(epoch, bestLoss, sinceBest));
+            if (dir is not null && writes) WriteHistory(dir);
             _observer.EpochCompleted(m, improved);
             if (options.EarlyStoppingPatience > 0 && sinceBest >= options.EarlyStoppingPatience && epoch < options.Epochs)
             {
@@ -217,7 +267,16 @@ public sealed class Trainer
         void Run(int epoch, bool training, float[] logits, Action? before, BatchDone done);
     }
 
-    private delegate void BatchDone(float loss, ReadOnlySpan<float> logits, ReadOnlySpan<int> labels);
+    /// <summary>A batch's mean loss, outputs and labels (this rank's samples, none where its part is empty) and the
+    /// samples of the global batch it belongs to.</summary>
+    private delegate void BatchDone(float loss, ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, int globalCount);
+
+    /// <summary>A rank whose part of a short last batch is empty trains on nothing: zero gradients (unless it is adding
+    /// micro-batches) for the average it still takes part in.</summary>
+    private static void EmptyPart(ParameterStore store, bool training)
+    {
+        if (training && !store.AccumulateGradients) store.ZeroGradients();
+    }
 
     private sealed class ImageBatches(IClassifier net, DataLoader data) : IBatchRunner
     {
@@ -228,9 +287,10 @@ public sealed class Trainer
             foreach (var batch in data.Epoch(epoch))
             {
                 before?.Invoke();
+                if (batch.Count == 0) { EmptyPart(net.Parameters, training); done(0f, default, default, batch.GlobalCount); continue; }
                 var lg = logits.AsSpan(0, batch.Count * net.OutputSize);
                 float loss = training ? net.TrainStep(batch.InputSpan, batch.LabelSpan, batch.Count, lg) : net.EvaluateLoss(batch.InputSpan, batch.LabelSpan, batch.Count, lg);
-                done(loss, lg, batch.LabelSpan);
+                done(loss, lg, batch.LabelSpan, batch.GlobalCount);
             }
         }
     }
@@ -245,9 +305,10 @@ public sealed class Trainer
             foreach (var batch in data.Epoch(epoch))
             {
                 before?.Invoke();
+                if (batch.Count == 0) { EmptyPart(net.Parameters, training); done(0f, default, default, batch.GlobalCount); continue; }
                 var y = outputs.AsSpan(0, batch.Count * net.OutputSize);
                 float loss = training ? net.TrainStep(batch.InputSpan, batch.TargetSpan, batch.Count, y) : net.EvaluateLoss(batch.InputSpan, batch.TargetSpan, batch.Count, y);
-                done(loss, y, batch.LabelSpan);
+                done(loss, y, batch.LabelSpan, batch.GlobalCount);
             }
         }
     }
@@ -261,9 +322,10 @@ public sealed class Trainer
             foreach (var b in data.Epoch(epoch))
             {
                 before?.Invoke();
+                if (b.Count == 0) { EmptyPart(net.Parameters, training); done(0f, default, default, b.GlobalCount); continue; }
                 var lg = logits.AsSpan(0, b.Count * net.OutputSize);
                 float loss = training ? net.TrainStep(b.IdSpan, b.LabelSpan, b.MaskSpan, b.Count, b.Sequence, lg) : net.EvaluateLoss(b.IdSpan, b.LabelSpan, b.MaskSpan, b.Count, b.Sequence, lg);
-                done(loss, lg, b.LabelSpan);
+                done(loss, lg, b.LabelSpan, b.GlobalCount);
             }
         }
     }
@@ -305,17 +367,25 @@ public sealed class Trainer
     public static (double Loss, double Accuracy) Evaluate(ISequenceClassifier network, TextDataLoader data, ConfusionMatrix? confusion = null) =>
         EvaluateCore(new TextBatches(network, data), network.OutputSize, confusion);
 
-    private static (double Loss, double Accuracy) EvaluateCore(IBatchRunner data, int classes, ConfusionMatrix? confusion, bool classifier = true)
+    private static (double Loss, double Accuracy) EvaluateCore(IBatchRunner data, int classes, ConfusionMatrix? confusion, bool classifier = true, IDataParallel? dp = null)
     {
         var logits = new float[data.MaxBatch * classes];
         double lossSum = 0; long seen = 0, correct = 0;
-        data.Run(0, training: false, logits, null, (loss, lg, labels) =>
+        data.Run(0, training: false, logits, null, (loss, lg, labels, _) =>
         {
+            if (labels.Length == 0) return;
             lossSum += (double)loss * labels.Length;
             if (classifier) correct += Correct(lg, labels, classes);
             confusion?.Add(lg, labels, labels.Length);
             seen += labels.Length;
         });
+        if (dp is not null)
+        {
+            // Each rank evaluated its part of every batch: the totals over all of them.
+            Span<double> sums = [lossSum, seen, correct];
+            dp.Sum(sums);
+            (lossSum, seen, correct) = (sums[0], (long)sums[1], (long)sums[2]);
+        }
         return (lossSum / Math.Max(1, seen), classifier ? (double)correct / Math.Max(1, seen) : double.NaN);
     }
 
