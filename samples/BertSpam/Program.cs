@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Compiled.Nets;
 using Compiled.Nets.Data;
+using Compiled.Nets.Distributed;
 using Compiled.Nets.Reporting;
 using Compiled.Nets.Samples.BertSpam;
 using Compiled.Nets.Text;
@@ -28,10 +29,11 @@ var maxGradNorm = new Option<float>("--max-grad-norm") { Description = "Clip the
 var patience = new Option<int>("--patience") { Description = "Early-stopping patience in epochs on the validation loss (0: off)", DefaultValueFactory = _ => 2 };
 var seed = new Option<ulong>("--seed") { Description = "Seed of initialisation, splits, shuffling and dropout", DefaultValueFactory = _ => 42 };
 var limit = new Option<int>("--limit") { Description = "Use at most N emails (quick runs)", DefaultValueFactory = _ => 0 };
+var distributed = new Option<bool>("--distributed") { Description = "Train as one rank of an MPI job (start it with mpirun -np N …; under mpirun this is the default): --batch-size is the global batch, split over the ranks; rank 0 reports and writes" };
 var output = new Option<string>("--output") { Description = "Folder for checkpoints, history and the report", DefaultValueFactory = _ => "out/bert-spam" };
 
 var root = new RootCommand("Fine-tune BERT on SpamAssassin ham/spam with Compiled.Nets")
-    { data, model, arch, epochs, batchSize, lr, warmup, weightDecay, maxLength, freeze, topK, maxGradNorm, patience, seed, limit, output };
+    { data, model, arch, epochs, batchSize, lr, warmup, weightDecay, maxLength, freeze, topK, maxGradNorm, patience, seed, limit, output, distributed };
 root.SetAction(parse =>
 {
     try { return Run(parse); }
@@ -50,9 +52,13 @@ int Run(ParseResult parse)
     int maxLen = parse.GetValue(maxLength);
     if (maxLen is < 2 or > 128) throw new ArgumentException($"--max-length must be in [2, 128] (the compiled networks' MaxSequence), got {maxLen}.");
     ulong s = parse.GetValue(seed);
+    using var job = parse.GetValue(distributed) || DistributedContext.IsLaunchedByMpi ? DistributedContext.Initialize() : null;
+    // Every rank tokenises the same data and builds the same network; only rank 0 speaks.
+    var console = job is { IsRoot: false } ? TextWriter.Null : Console.Out;
+    if (job is not null) console.WriteLine($"Data-parallel: {job.Size} ranks, global batch {parse.GetValue(batchSize)}");
 
     var (emails, source) = SpamAssassin.Load(parse.GetValue(data));
-    Console.WriteLine($"Data: {source}");
+    console.WriteLine($"Data: {source}");
     if (parse.GetValue(limit) is > 0 and var n && n < emails.Count)
     {
         // The corpus is stored group by group: take a seeded random subset, not the first n (all easy ham).
@@ -68,7 +74,7 @@ int Run(ParseResult parse)
     var all = new TextDataset(ids, emails.Select(e => e.IsSpam ? 1 : 0).ToArray(), 2, SpamAssassin.ClassNames);
     var (trainVal, test) = all.Split(0.1, s);
     var (train, val) = trainVal.Split(0.1 / 0.9, s + 1);
-    Console.WriteLine($"Tokenised {all.Count} emails in {sw.Elapsed.TotalSeconds:F1} s (WordPiece, {vocab}); train {train.Count}, validation {val.Count}, test {test.Count}; mean length {ids.Average(x => x.Length):F0} tokens");
+    console.WriteLine($"Tokenised {all.Count} emails in {sw.Elapsed.TotalSeconds:F1} s (WordPiece, {vocab}); train {train.Count}, validation {val.Count}, test {test.Count}; mean length {ids.Average(x => x.Length):F0} tokens");
 
     string architecture = parse.GetValue(arch)!;
     if (modelDir is not null && architecture != "bert-tiny") throw new ArgumentException("--model fine-tunes a BERT checkpoint; --arch chooses what to train from scratch without one.");
@@ -91,7 +97,7 @@ int Run(ParseResult parse)
         _ => 0,
     };
     long trainable = net.Parameters.Parameters.Where(p => p.RequiresGrad).Sum(p => (long)p.Length), total = net.Parameters.Parameters.Sum(p => (long)p.Length);
-    Console.WriteLine($"Model: {net.Name}, {total:N0} parameters, {trainable:N0} trainable{(frozen > 0 ? $" ({frozen} tensors frozen)" : "")}");
+    console.WriteLine($"Model: {net.Name}, {total:N0} parameters, {trainable:N0} trainable{(frozen > 0 ? $" ({frozen} tensors frozen)" : "")}");
 
     float peak = parse.GetValue(lr) ?? (modelDir is null ? 1e-3f : 2e-5f);
     // The Hugging Face Trainer's grouping: no decay for biases and LayerNorm parameters.
@@ -104,11 +110,14 @@ int Run(ParseResult parse)
     {
         Epochs = ep, EarlyStoppingPatience = parse.GetValue(patience), OutputDirectory = outDir, MaxGradNorm = parse.GetValue(maxGradNorm),
         Schedule = new LinearWarmupDecaySchedule(peak, (long)(parse.GetValue(warmup) * steps), steps),
+        DataParallel = job is null ? null : new DataParallel(job, net.Parameters),
     }, observer);
     Eager.Seed(s);
     sw.Restart();
     trainer.Fit(new TextDataLoader(train, bs, maxLen, shuffle: true, seed: s), new TextDataLoader(val, 64, maxLen, shuffle: false));
-    Console.WriteLine($"Training took {sw.Elapsed.TotalSeconds:F1} s; best validation epoch {trainer.BestEpoch}.");
+    console.WriteLine($"Training took {sw.Elapsed.TotalSeconds:F1} s; best validation epoch {trainer.BestEpoch}.");
+    // The ranks end with the same weights: rank 0 tests and writes them.
+    if (job is { IsRoot: false }) return 0;
 
     var confusion = new ConfusionMatrix(2);
     var (testLoss, testAcc) = Trainer.Evaluate(net, new TextDataLoader(test, 64, maxLen, shuffle: false), confusion);

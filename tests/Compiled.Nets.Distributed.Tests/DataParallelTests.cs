@@ -45,6 +45,7 @@ public class DataParallelTests(Xunit.Abstractions.ITestOutputHelper output)
     [InlineData("convnet", 20, 64)]
     [InlineData("convnet", 6, 33)]   // an odd global batch: ranks take 16 and 17 samples, weighted by their share
     [InlineData("minibert", 20, 16)]
+    [InlineData("minibert-frozen", 20, 16)]   // embeddings and the first attention frozen
     public void TwoRanks_TrainAsOneProcessOnTheGlobalBatch(string scenario, int steps, int globalBatch)
     {
         string dir = TempDir();

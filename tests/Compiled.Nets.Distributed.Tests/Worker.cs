@@ -42,7 +42,8 @@ public static class Worker
     public static (double[] Losses, float[] Weights, float[] Initial) Run(string scenario, DistributedContext? context, int steps, int globalBatch, int failAt = -1) => scenario switch
     {
         "convnet" => ConvNetSteps(context, steps, globalBatch, failAt),
-        "minibert" => MiniBertSteps(context, steps, globalBatch),
+        "minibert" => MiniBertSteps(context, steps, globalBatch, frozen: false),
+        "minibert-frozen" => MiniBertSteps(context, steps, globalBatch, frozen: true),
         "trainer" => TrainerEpochs(context, steps, globalBatch, resume: false),
         "trainer-resume" => TrainerEpochs(context, steps, globalBatch, resume: true),
         _ => throw new ArgumentException($"No scenario '{scenario}'.", nameof(scenario)),
@@ -125,9 +126,11 @@ public static class Worker
         return (metrics, net.Parameters.ReadValues.ToArray(), initialNet.Parameters.ReadValues.ToArray());
     }
 
-    private static (double[] Losses, float[] Weights, float[] Initial) MiniBertSteps(DistributedContext? context, int steps, int globalBatch)
+    private static (double[] Losses, float[] Weights, float[] Initial) MiniBertSteps(DistributedContext? context, int steps, int globalBatch, bool frozen)
     {
         using var net = new MiniBert(seed: 3 + (ulong)(context?.Rank ?? 0));
+        // Frozen tensors between trainable ones: the allreduce runs over the trainable stretches only.
+        if (frozen) net.Parameters.Freeze("embeddings.", "encoder.layer.0.attention.");
         var dp = context is null ? null : new DataParallel(context, net.Parameters);
         dp?.BroadcastParameters();
         var initial = net.Parameters.ReadValues.ToArray();
