@@ -38,18 +38,20 @@ public static class Worker
     public static string? OutputDirectory { get; set; }
 
     /// <summary>Runs a scenario: in one process when <paramref name="context"/> is null, else as this rank of the job.
-    /// <paramref name="failAt"/> ≥ 0: rank 1 throws at that step (fault tests).</summary>
-    public static (double[] Losses, float[] Weights, float[] Initial) Run(string scenario, DistributedContext? context, int steps, int globalBatch, int failAt = -1) => scenario switch
+    /// <paramref name="failAt"/> ≥ 0: rank 1 throws at that step (fault tests).
+    /// <paramref name="halves"/>: in one process, each global batch as the ranks' two parts one after the other, their
+    /// gradients combined as the allreduce combines them (the same arithmetic regrouped, without MPI).</summary>
+    public static (double[] Losses, float[] Weights, float[] Initial) Run(string scenario, DistributedContext? context, int steps, int globalBatch, int failAt = -1, bool halves = false) => scenario switch
     {
-        "convnet" => ConvNetSteps(context, steps, globalBatch, failAt),
-        "minibert" => MiniBertSteps(context, steps, globalBatch, frozen: false),
-        "minibert-frozen" => MiniBertSteps(context, steps, globalBatch, frozen: true),
+        "convnet" => ConvNetSteps(context, steps, globalBatch, failAt, halves),
+        "minibert" => MiniBertSteps(context, steps, globalBatch, frozen: false, halves),
+        "minibert-frozen" => MiniBertSteps(context, steps, globalBatch, frozen: true, halves),
         "trainer" => TrainerEpochs(context, steps, globalBatch, resume: false),
         "trainer-resume" => TrainerEpochs(context, steps, globalBatch, resume: true),
         _ => throw new ArgumentException($"No scenario '{scenario}'.", nameof(scenario)),
     };
 
-    private static (double[] Losses, float[] Weights, float[] Initial) ConvNetSteps(DistributedContext? context, int steps, int globalBatch, int failAt)
+    private static (double[] Losses, float[] Weights, float[] Initial) ConvNetSteps(DistributedContext? context, int steps, int globalBatch, int failAt, bool halves)
     {
         // Every rank starts from different weights: the broadcast is what makes them rank 0's.
         using var net = new ConvNet(seed: 7 + (ulong)(context?.Rank ?? 0));
@@ -80,12 +82,26 @@ public static class Worker
             }
             var (start, count) = context is null ? (0, globalBatch) : DataParallel.Shard(globalBatch, context.Rank, context.Size);
             int first = s * globalBatch + start;
-            float loss = net.TrainStep(x.AsSpan(first * ConvNet.InputFeatures, count * ConvNet.InputFeatures), labels.AsSpan(first, count), count);
+            float Step(int at, int n) => net.TrainStep(x.AsSpan(at * ConvNet.InputFeatures, n * ConvNet.InputFeatures), labels.AsSpan(at, n), n);
+            float loss = halves ? InTwoParts(net.Parameters, first, globalBatch, Step) : Step(first, count);
             dp?.AverageGradients(count, globalBatch);
             opt.Step();
             losses[s] = dp?.GlobalMean(loss, count) ?? loss;
         }
         return (losses, net.Parameters.ReadValues.ToArray(), initial);
+    }
+
+    /// <summary>One global batch as two ranks' parts in one process: gradient = (n₀·g₀ + n₁·g₁) / N, as the allreduce forms it.</summary>
+    private static float InTwoParts(ParameterStore store, int first, int globalBatch, Func<int, int, float> step)
+    {
+        var (_, n0) = DataParallel.Shard(globalBatch, 0, 2);
+        int n1 = globalBatch - n0;
+        float l0 = step(first, n0);
+        var g0 = store.Gradients.ToArray();
+        float l1 = step(first + n0, n1);
+        var g = store.Gradients;
+        for (int i = 0; i < g.Length; i++) g[i] = (float)n0 / globalBatch * g0[i] + (float)n1 / globalBatch * g[i];
+        return (l0 * n0 + l1 * n1) / globalBatch;
     }
 
     /// <summary>Class patterns plus noise, centred: a task the seed ConvNet learns in a few steps.</summary>
@@ -126,7 +142,7 @@ public static class Worker
         return (metrics, net.Parameters.ReadValues.ToArray(), initialNet.Parameters.ReadValues.ToArray());
     }
 
-    private static (double[] Losses, float[] Weights, float[] Initial) MiniBertSteps(DistributedContext? context, int steps, int globalBatch, bool frozen)
+    private static (double[] Losses, float[] Weights, float[] Initial) MiniBertSteps(DistributedContext? context, int steps, int globalBatch, bool frozen, bool halves)
     {
         using var net = new MiniBert(seed: 3 + (ulong)(context?.Rank ?? 0));
         // Frozen tensors between trainable ones: the allreduce runs over the trainable stretches only.
@@ -152,7 +168,8 @@ public static class Worker
         {
             var (start, count) = context is null ? (0, globalBatch) : DataParallel.Shard(globalBatch, context.Rank, context.Size);
             int first = s % Batches * globalBatch + start;
-            float loss = net.TrainStep(ids.AsSpan(first * T, count * T), labels.AsSpan(first, count), mask.AsSpan(first * T, count * T), count, T);
+            float Step(int at, int n) => net.TrainStep(ids.AsSpan(at * T, n * T), labels.AsSpan(at, n), mask.AsSpan(at * T, n * T), n, T);
+            float loss = halves ? InTwoParts(net.Parameters, first, globalBatch, Step) : Step(first, count);
             dp?.AverageGradients(count, globalBatch);
             opt.Step();
             losses[s] = dp?.GlobalMean(loss, count) ?? loss;
