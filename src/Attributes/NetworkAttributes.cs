@@ -142,6 +142,45 @@ namespace Compiled.Nets
     {
     }
 
+    /// <summary>An optimizer by the state it keeps per parameter, for the memory figures the generator states.</summary>
+    public enum OptimizerKind
+    {
+        /// <summary>Plain SGD: no state.</summary>
+        Sgd = 0,
+        /// <summary>SGD with momentum: one buffer the size of the parameters.</summary>
+        SgdMomentum = 1,
+        /// <summary>Adam: two buffers (first and second moments).</summary>
+        Adam = 2,
+        /// <summary>AdamW: two buffers, as Adam.</summary>
+        AdamW = 3,
+    }
+
+    /// <summary>
+    /// A memory budget checked at build time: when training (or, with <see cref="Training"/> false, inference) at
+    /// <see cref="Batch"/> needs more than <see cref="Mebibytes"/> MiB by the generator's memory plan — parameters,
+    /// buffers, gradients, the optimizer's state and the workspace's arenas — the build warns (CNET0021), naming the
+    /// largest regions. The kernels' scratch (im2col and Winograd buffers), which the runtime sizes, comes on top; the
+    /// generated <c>TrainingBytes(batch)</c> includes it.
+    /// </summary>
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
+    public sealed class MemoryBudgetAttribute : Attribute
+    {
+        /// <summary>Creates the budget.</summary>
+        public MemoryBudgetAttribute(double mebibytes) => Mebibytes = mebibytes;
+
+        /// <summary>The budget in MiB (2^20 bytes).</summary>
+        public double Mebibytes { get; }
+
+        /// <summary>The batch the budget is for (0: the network's MaxBatch).</summary>
+        public int Batch { get; set; }
+
+        /// <summary>The optimizer whose state counts (default AdamW).</summary>
+        public OptimizerKind Optimizer { get; set; } = OptimizerKind.AdamW;
+
+        /// <summary>Training (default: gradients, optimizer state and activation gradients count) or inference only.</summary>
+        public bool Training { get; set; } = true;
+    }
+
     /// <summary>Overrides the state-dict name of a layer (default: the property name in snake_case, e.g. <c>Fc1</c> → <c>fc1</c>).</summary>
     [AttributeUsage(AttributeTargets.Property, Inherited = false, AllowMultiple = false)]
     public sealed class StateNameAttribute : Attribute

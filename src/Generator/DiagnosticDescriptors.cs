@@ -6,7 +6,7 @@ namespace Compiled.Nets.Generator
 {
     /// <summary>
     /// Every diagnostic the generator reports. IDs are never reused. Ranges: 0001–0004 shape mismatches,
-    /// 0005–0016 declaration and usage problems, 0017 the symbolic sequence dimension, 0018 the loss, 0019–0020 combining tensors.
+    /// 0005–0016 declaration and usage problems, 0017 the symbolic sequence dimension, 0018 the loss, 0019–0020 combining tensors, 0021 the memory budget.
     /// </summary>
     internal static class DiagnosticDescriptors
     {
@@ -100,11 +100,15 @@ namespace Compiled.Nets.Generator
             "Shapes that do not concatenate",
             "Cannot concatenate {0} (from {1}) and {2} (from {3}) along dimension {4}: {5}");
 
+        public static readonly DiagnosticDescriptor MemoryBudgetExceeded = Warning("CNET0021",
+            "Memory budget exceeded",
+            "{0} needs at least {1} to {2} at batch {3} ({4}; the kernels' scratch comes on top), over its budget of {5}; the largest regions: {6}");
+
         public static readonly IReadOnlyList<DiagnosticDescriptor> All = new[]
         {
             FeatureMismatch, WindowTooLarge, HeadsDoNotDivide, MatMulMismatch, UnsupportedOp, UnusedLayer, IgnoredSize, NotPartial,
             SoftmaxBeforeCrossEntropy, MissingForward, RankMismatch, AddShapeMismatch, BadLayerProperty, InvalidArgument, MissingInput, LossMismatch,
-            SequenceDimension, SeveralLosses, BroadcastMismatch, ConcatMismatch,
+            SequenceDimension, SeveralLosses, BroadcastMismatch, ConcatMismatch, MemoryBudgetExceeded,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> s_byId = All.ToDictionary(d => d.Id);

@@ -39,6 +39,7 @@ namespace Compiled.Nets.Generator
             if (attribute?.ApplicationSyntaxReference?.GetSyntax(ctx.CancellationToken).FirstAncestorOrSelf<ClassDeclarationSyntax>() is not { } syntax) return;
             var result = NetworkParser.Parse(type, syntax, ctx.Compilation, ctx.CancellationToken);
             foreach (var d in result.Diagnostics) ctx.ReportDiagnostic(d.ToDiagnostic());
+            if (result.Spec is { IsBlock: false } spec && MemoryBudget.Check(type, spec) is { } over) ctx.ReportDiagnostic(over.ToDiagnostic());
         }
     }
 }

@@ -489,6 +489,32 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void MemoryBudget_OverrunIsAWarningAtTheAttribute_NamingTheParts()
+    {
+        const string body = """
+            {
+                [Conv2d(1, 64, kernel: 3, padding: 1)] public partial Conv2d Conv1 { get; }
+                [Conv2d(64, 128, kernel: 3, padding: 1)] public partial Conv2d Conv2 { get; }
+                [Linear(128 * 7 * 7, 512)] public partial Linear Fc1 { get; }
+                [Linear(512, 10)] public partial Linear Fc2 { get; }
+                Tensor Forward(Tensor x) => x.Apply(Conv1).MaxPool2d(2).Relu().Apply(Conv2).MaxPool2d(2).Relu().Flatten().Apply(Fc1).Relu().Apply(Fc2);
+            }
+            """;
+        // The seed ConvNet trains at batch 64 with AdamW in about 100 MiB: under 150, over 60.
+        GeneratorHarness.AssertDiagnostics(Usings + "[Network, Input(1, 28, 28), CrossEntropyLoss, MemoryBudget(150)]\npublic partial class A\n" + body);
+        var d = GeneratorHarness.AssertDiagnostics(Usings + "[Network, Input(1, 28, 28), CrossEntropyLoss, {|CNET0021:MemoryBudget(60)|}]\npublic partial class B\n" + body);
+        string message = Message(d.Single());
+        Assert.Matches(@"^B needs at least [0-9.]+ MiB to train with AdamW at batch 64 \(parameters 12\.6 MiB, gradients 12\.6 MiB, AdamW state 25\.1 MiB, activations [0-9.]+ MiB, their gradients [0-9.]+ MiB, max-pool indices 4\.59 MiB; the kernels' scratch comes on top\), over its budget of 60 MiB; the largest regions: Conv1's output \[64, 28, 28\] with its gradient 24\.5 MiB; Conv2's output \[128, 14, 14\] with its gradient 12\.3 MiB", message);
+        Assert.Equal(Microsoft.CodeAnalysis.DiagnosticSeverity.Warning, d.Single().Severity);
+        // Inference at batch 1 fits easily; SGD's missing state makes the difference at a tight budget.
+        GeneratorHarness.AssertDiagnostics(Usings + "[Network, Input(1, 28, 28), CrossEntropyLoss, MemoryBudget(30, Batch = 1, Training = false)]\npublic partial class C\n" + body);
+        GeneratorHarness.AssertDiagnostics(Usings + "[Network, Input(1, 28, 28), CrossEntropyLoss, {|CNET0021:MemoryBudget(80, Optimizer = OptimizerKind.Adam)|}]\npublic partial class E\n" + body);
+        GeneratorHarness.AssertDiagnostics(Usings + "[Network, Input(1, 28, 28), CrossEntropyLoss, MemoryBudget(80, Optimizer = OptimizerKind.Sgd)]\npublic partial class F\n" + body);
+        // A budget that is no amount is CNET0014.
+        GeneratorHarness.AssertDiagnostics(Usings + "[Network, Input(1, 28, 28), CrossEntropyLoss, {|CNET0014:MemoryBudget(0)|}]\npublic partial class G\n" + body);
+    }
+
+    [Fact]
     public void ChunkAndSplit_CutAsPyTorch_WithErrorsAtTheArgument()
     {
         // torch.chunk(6 features, 4) gives 3 pieces of 2: deconstructing 4 is reported at the left side, with the pieces.

@@ -368,7 +368,13 @@ public class CompiledVsEagerTests
         Assert.Matches(@"^fc1 \(Linear\) +\[512\] +3,211,776$", lines[9]);
         using var net = new ConvNet(seed: 1);
         long total = net.Parameters.Parameters.Where(p => !p.IsBuffer).Sum(p => (long)p.Length);
-        Assert.Equal($"Total params: {total:N0} trainable, 0 in buffers", lines[^2]);
+        Assert.Equal($"Total params: {total:N0} trainable, 0 in buffers", lines[^3]);
+        // The memory plan's line states what TrainingBytes returns, less the kernels' scratch the runtime sizes (im2col
+        // and Winograd buffers: 8.2 MiB here).
+        var stated = System.Text.RegularExpressions.Regex.Match(lines[^1], @"^Memory to train at batch 64 with AdamW: ([0-9.]+) MiB \(parameters 12\.6 MiB,");
+        Assert.True(stated.Success, lines[^1]);
+        double statedMiB = double.Parse(stated.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), actualMiB = ConvNet.TrainingBytes(64) / 1048576.0;
+        Assert.True(statedMiB <= actualMiB + 0.05 && actualMiB - statedMiB < 10, $"Summary states {statedMiB} MiB; TrainingBytes(64) is {actualMiB:F2} MiB");
         // A block applied twice is counted once; a sequence network shows T.
         Assert.Contains(BlockNet.Summary().Split('\n'), l => l.Contains("small.conv1 (Conv2d)") && l.TrimEnd().EndsWith("(shared)", StringComparison.Ordinal));
         Assert.Contains("T ≤ 16", SeqNet.Summary().Split('\n')[0]);

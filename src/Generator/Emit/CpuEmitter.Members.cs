@@ -212,6 +212,8 @@ namespace Compiled.Nets.Generator.Emit
             lines.AddRange(rows.Select(r => r.Layer.PadRight(width) + r.Shape.PadRight(shapeWidth) + r.Params.PadLeft(12)));
             lines.Add($"Total params: {trainable.ToString("N0", inv)} trainable, {buffers.ToString("N0", inv)} in buffers");
             lines.Add($"Activations: {long.Parse(c.Plan.ActivationTotal, inv).ToString("N0", inv)} floats per sample{(s.MaxSequence > 0 ? " at T = MaxSequence" : "")}; gradients while training: {long.Parse(c.Plan.GradientTotal, inv).ToString("N0", inv)}");
+            var memory = Planning.MemoryPlan.Of(s, c.Plan);
+            lines.Add($"Memory to train at batch {s.MaxBatch} with AdamW: {Planning.MemoryPlan.MiB(memory.TotalBytes(s.MaxBatch, 3, true))} ({memory.Parts(s.MaxBatch, 3, true)}; plus kernel scratch); inference at batch 1: {Planning.MemoryPlan.MiB(memory.TotalBytes(1, 3, false))}");
             var w = c.Writer;
             w.Line("/// <summary>Every layer and op with its per-sample output shape and parameter count, as torchsummary prints them.</summary>");
             w.Line("public static string Summary() =>");

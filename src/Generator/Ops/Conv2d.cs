@@ -137,6 +137,8 @@ namespace Compiled.Nets.Generator.Ops
         /// <summary>The field holding a convolution's cache of Winograd-transformed weights.</summary>
         public static string WeightCache(OpSpec op) => $"_weights{op.Id}";
 
+        public override string? CacheBytes(OpSpec op) => WeightCache(op) + ".Bytes";
+
         public override void EmitFields(CpuContext c, IReadOnlyList<OpSpec> ops)
         {
             c.Line("// Each convolution's Winograd-transformed weights, reused while the weights are unchanged (checked on every call).");

@@ -155,6 +155,9 @@ namespace Compiled.Nets.Generator.Ops
 
         // ------------------------------------------------------------ CPU emission
 
+        /// <summary>An expression of the bytes the op's kernel keeps between calls for this instance (null: none).</summary>
+        public virtual string? CacheBytes(OpSpec op) => null;
+
         /// <summary>Fields the network keeps for all ops of this kind.</summary>
         public virtual void EmitFields(CpuContext c, IReadOnlyList<OpSpec> ops) { }
 

@@ -569,10 +569,15 @@ public sealed unsafe class Conv2dWeightCache
 
     internal Slot Entry(bool flip) => flip ? _flipped : _forward;
 
+    /// <summary>The bytes the cache holds: for each direction used so far, the weights' copy and their transform.</summary>
+    public long Bytes => _forward.Bytes + _flipped.Bytes;
+
     internal sealed class Slot
     {
         private float[] _copy = [], _u = [];
         private int _co, _ci;
+
+        public long Bytes { get { lock (this) return 4L * (_copy.Length + _u.Length); } }
 
         /// <summary>The transformed weights for w (transformed now unless they are exactly the ones cached).</summary>
         /// <remarks>Locked: concurrent inference calls share the cache, and a caller must never see the copy already

@@ -21,7 +21,22 @@ public sealed unsafe class AlignedBuffer : IDisposable
         _ptr = (float*)NativeMemory.AlignedAlloc(bytes, 64);
         NativeMemory.Clear(_ptr, bytes);
         if (length > 0) GC.AddMemoryPressure((long)bytes);
+        long live = Interlocked.Add(ref s_liveBytes, (long)bytes);
+        for (long peak = Interlocked.Read(ref s_peakBytes); live > peak; peak = Interlocked.Read(ref s_peakBytes))
+            if (Interlocked.CompareExchange(ref s_peakBytes, live, peak) == peak) break;
     }
+
+    private static long s_liveBytes, s_peakBytes;
+
+    /// <summary>The bytes all aligned buffers of this process hold now (parameters, gradients, workspaces): what the
+    /// generated memory figures (ParameterBytes, WorkspaceBytes…) predict, measured.</summary>
+    public static long LiveBytes => Interlocked.Read(ref s_liveBytes);
+
+    /// <summary>The most <see cref="LiveBytes"/> has been since the start or the last <see cref="ResetPeakBytes"/>.</summary>
+    public static long PeakBytes => Interlocked.Read(ref s_peakBytes);
+
+    /// <summary>Starts measuring <see cref="PeakBytes"/> again from what is live now.</summary>
+    public static void ResetPeakBytes() => Interlocked.Exchange(ref s_peakBytes, LiveBytes);
 
     /// <summary>Number of floats.</summary>
     public int Length { get; }
@@ -57,5 +72,6 @@ public sealed unsafe class AlignedBuffer : IDisposable
         NativeMemory.AlignedFree(_ptr);
         _ptr = null;
         if (Length > 0) GC.RemoveMemoryPressure((long)Length * sizeof(float));
+        Interlocked.Add(ref s_liveBytes, -(long)Math.Max(1, Length) * sizeof(float));
     }
 }

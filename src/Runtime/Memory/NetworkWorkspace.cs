@@ -32,6 +32,11 @@ public sealed class WorkspaceLayout
 
     /// <summary>The largest batch one workspace can hold: each arena is at most 2^31 floats.</summary>
     public int MaxBatch => (int)Math.Max(1L, int.MaxValue / Math.Max(1L, Math.Max(Activations, Gradients)));
+
+    /// <summary>The bytes a <see cref="NetworkWorkspace"/> of this layout allocates for <paramref name="capacity"/> samples:
+    /// activations, (training) their gradients, integers, statistics and kernel scratch.</summary>
+    public long Bytes(int capacity, bool forTraining) =>
+        4 * (Activations * capacity + (forTraining ? Gradients * capacity : 0) + Math.Max(Stats, 1) + Math.Max(Scratch, 1) + (long)Math.Max(Ints, 1) * capacity);
 }
 
 /// <summary>

@@ -98,12 +98,7 @@ public sealed class WorkspacePool<T> : IDisposable where T : class, IWorkspace
             // Too small: a larger one replaces it. Without gradients: keep it for inference (or free it if its slot is taken).
             if (ws.Capacity < batch || Interlocked.CompareExchange(ref _idle[i], ws, null) is not null) ws.Dispose();
         }
-        // Training keeps room for the usual batch from the start; inference takes what the request needs (rounded up to
-        // a power of two, so a server's growing batches reallocate a few times at most): a batch-1 server does not pay
-        // for an arena of 64 samples on its first request.
-        int capacity = training ? Math.Max(batch, defaultCapacity)
-            : Math.Max(batch, (int)Math.Min(defaultCapacity, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)batch)));
-        return _create(capacity, training);
+        return _create(WorkspaceCapacity.For(batch, defaultCapacity, training), training);
     }
 
     private void Put(T ws)
@@ -125,4 +120,15 @@ public sealed class WorkspacePool<T> : IDisposable where T : class, IWorkspace
         Volatile.Write(ref _disposed, 1);
         for (int i = 0; i < _idle.Length; i++) Interlocked.Exchange(ref _idle[i], null)?.Dispose();
     }
+}
+
+/// <summary>How many samples of room the workspace pool gives a call (also what the generated WorkspaceBytes counts).</summary>
+public static class WorkspaceCapacity
+{
+    /// <summary>Training keeps room for the usual batch (<paramref name="defaultCapacity"/>) from the start; inference
+    /// takes what the request needs, rounded up to a power of two, so a growing server batch reallocates a few times at
+    /// most and a batch-1 server does not pay for an arena of 64 samples.</summary>
+    public static int For(int batch, int defaultCapacity, bool training) => training
+        ? Math.Max(batch, defaultCapacity)
+        : Math.Max(batch, (int)Math.Min(defaultCapacity, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)batch)));
 }

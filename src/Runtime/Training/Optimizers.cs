@@ -79,7 +79,16 @@ public abstract class Optimizer
     }
 
     /// <summary>A buffer shaped like the store's flat parameter memory (one per moment).</summary>
-    protected float[] NewMoment() => new float[Store.ReadValues.Length];
+    protected float[] NewMoment()
+    {
+        var moment = new float[Store.ReadValues.Length];
+        StateBytes += 4L * moment.Length;
+        return moment;
+    }
+
+    /// <summary>The bytes of this optimizer's per-parameter state (its moments): what the generated
+    /// OptimizerStateBytes predicts.</summary>
+    public long StateBytes { get; private set; }
 }
 
 /// <summary>Stochastic gradient descent as <c>torch.optim.SGD</c>: momentum, dampening, Nesterov, coupled (L2) weight decay.</summary>
