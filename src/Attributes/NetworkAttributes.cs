@@ -142,6 +142,24 @@ namespace Compiled.Nets
     {
     }
 
+    /// <summary>
+    /// The weights this network loads, checked at build time: a safetensors file, or a Hugging Face
+    /// <c>model.safetensors.index.json</c> with its shards beside it, given to the build as an <c>AdditionalFiles</c>
+    /// item (<c>&lt;AdditionalFiles Include="models/model.safetensors" /&gt;</c>; the path here matches the item's path or
+    /// its end). The generator reads the files' headers only and reports at this attribute the tensors the network
+    /// expects that the file lacks and those whose shape or dtype differ (errors), and the file's tensors the network does
+    /// not use (a warning); <c>[StateName]</c> mappings apply. The generated <c>LoadWeights()</c> then loads them.
+    /// </summary>
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
+    public sealed class WeightsAttribute : Attribute
+    {
+        /// <summary>Declares the weights file.</summary>
+        public WeightsAttribute(string path) => Path = path;
+
+        /// <summary>The file's path, as the AdditionalFiles item gives it (or its end).</summary>
+        public string Path { get; }
+    }
+
     /// <summary>An optimizer by the state it keeps per parameter, for the memory figures the generator states.</summary>
     public enum OptimizerKind
     {

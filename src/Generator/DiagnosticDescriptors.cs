@@ -6,7 +6,7 @@ namespace Compiled.Nets.Generator
 {
     /// <summary>
     /// Every diagnostic the generator reports. IDs are never reused. Ranges: 0001–0004 shape mismatches,
-    /// 0005–0016 declaration and usage problems, 0017 the symbolic sequence dimension, 0018 the loss, 0019–0020 combining tensors, 0021 the memory budget.
+    /// 0005–0016 declaration and usage problems, 0017 the symbolic sequence dimension, 0018 the loss, 0019–0020 combining tensors, 0021 the memory budget, 0022–0025 the weights file.
     /// </summary>
     internal static class DiagnosticDescriptors
     {
@@ -104,11 +104,28 @@ namespace Compiled.Nets.Generator
             "Memory budget exceeded",
             "{0} needs at least {1} to {2} at batch {3} ({4}; the kernels' scratch comes on top), over its budget of {5}; the largest regions: {6}");
 
+        public static readonly DiagnosticDescriptor WeightsFileUnusable = Error("CNET0022",
+            "Weights file cannot be read",
+            "[Weights(\"{0}\")]: {1}");
+
+        public static readonly DiagnosticDescriptor WeightsMissing = Error("CNET0023",
+            "Weights file lacks tensors the network expects",
+            "'{0}' has no tensor for {1} of the {2} tensors {3} expects: {4}");
+
+        public static readonly DiagnosticDescriptor WeightsMismatch = Error("CNET0024",
+            "Weights file tensor of another shape or dtype",
+            "'{0}' holds '{1}' as {2} {3}, but {4} expects {5}");
+
+        public static readonly DiagnosticDescriptor WeightsUnused = Warning("CNET0025",
+            "Weights file tensors the network does not use",
+            "'{0}' has {1} tensors {2} does not use (LoadWeights skips them): {3}");
+
         public static readonly IReadOnlyList<DiagnosticDescriptor> All = new[]
         {
             FeatureMismatch, WindowTooLarge, HeadsDoNotDivide, MatMulMismatch, UnsupportedOp, UnusedLayer, IgnoredSize, NotPartial,
             SoftmaxBeforeCrossEntropy, MissingForward, RankMismatch, AddShapeMismatch, BadLayerProperty, InvalidArgument, MissingInput, LossMismatch,
-            SequenceDimension, SeveralLosses, BroadcastMismatch, ConcatMismatch, MemoryBudgetExceeded,
+            SequenceDimension, SeveralLosses, BroadcastMismatch, ConcatMismatch, MemoryBudgetExceeded, WeightsFileUnusable, WeightsMissing,
+            WeightsMismatch, WeightsUnused,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> s_byId = All.ToDictionary(d => d.Id);

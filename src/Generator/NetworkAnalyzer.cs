@@ -40,6 +40,9 @@ namespace Compiled.Nets.Generator
             var result = NetworkParser.Parse(type, syntax, ctx.Compilation, ctx.CancellationToken);
             foreach (var d in result.Diagnostics) ctx.ReportDiagnostic(d.ToDiagnostic());
             if (result.Spec is { IsBlock: false } spec && MemoryBudget.Check(type, spec) is { } over) ctx.ReportDiagnostic(over.ToDiagnostic());
+            if (result.Spec is { IsBlock: false } checkedSpec)
+                foreach (var d in WeightsContract.Check(type, checkedSpec, ctx.Options.AdditionalFiles.Select(f => f.Path), ctx.CancellationToken))
+                    ctx.ReportDiagnostic(d.ToDiagnostic());
         }
     }
 }

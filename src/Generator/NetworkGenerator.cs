@@ -1,4 +1,5 @@
 using Compiled.Nets.Generator.Emit;
+using Compiled.Nets.Generator.Helpers;
 using Compiled.Nets.Generator.Model;
 using Compiled.Nets.Generator.Parsing;
 using Microsoft.CodeAnalysis;
@@ -42,6 +43,15 @@ namespace Compiled.Nets.Generator
             context.RegisterSourceOutput(models.Combine(hasGpu), static (spc, pair) =>
             {
                 if (pair.Right && pair.Left.Spec is { IsBlock: false } spec) spc.AddSource(GpuEmitter.HintName(spec), GpuEmitter.Emit(spec));
+            });
+            // LoadWeights for a [Weights] file, resolved among the AdditionalFiles by path (their contents are the analyzer's
+            // to check; this output only needs where the file is).
+            var additionalPaths = context.AdditionalTextsProvider.Select(static (t, _) => t.Path).Collect()
+                .Select(static (paths, _) => paths.ToEquatableArray());
+            context.RegisterSourceOutput(models.Combine(additionalPaths), static (spc, pair) =>
+            {
+                if (pair.Left.Spec is { IsBlock: false, WeightsPath: { } declared } spec)
+                    spc.AddSource(CpuEmitter.HintName(spec).Replace(".g.cs", ".Weights.g.cs"), CpuEmitter.EmitWeights(spec, WeightsContract.Resolve(declared, pair.Right) ?? declared));
             });
             context.RegisterSourceOutput(hasGpu, static (spc, gpu) =>
             {

@@ -60,9 +60,46 @@ internal static class GeneratorHarness
     }
 
     /// <summary>The <see cref="NetworkAnalyzer"/>'s diagnostics on a compilation.</summary>
-    public static ImmutableArray<Diagnostic> Analyze(Compilation compilation) =>
-        compilation.WithAnalyzers(ImmutableArray.Create<DiagnosticAnalyzer>(new NetworkAnalyzer()))
+    public static ImmutableArray<Diagnostic> Analyze(Compilation compilation) => Analyze(compilation, ImmutableArray<AdditionalText>.Empty);
+
+    private static ImmutableArray<Diagnostic> Analyze(Compilation compilation, ImmutableArray<AdditionalText> files) =>
+        compilation.WithAnalyzers(ImmutableArray.Create<DiagnosticAnalyzer>(new NetworkAnalyzer()), new AnalyzerOptions(files))
             .GetAnalyzerDiagnosticsAsync().GetAwaiter().GetResult();
+
+    /// <summary>An AdditionalFiles item as a build passes it: its path (the weights check reads the file itself).</summary>
+    private sealed class FileItem(string path) : AdditionalText
+    {
+        public override string Path => path;
+        public override Microsoft.CodeAnalysis.Text.SourceText? GetText(CancellationToken cancellationToken = default) => null;
+    }
+
+    /// <summary>As <see cref="Run(string[])"/>, with <paramref name="additionalFiles"/> as the project's AdditionalFiles items.</summary>
+    public static (ImmutableArray<Diagnostic> Generator, ImmutableArray<(string Hint, string Text)> Sources, ImmutableArray<Diagnostic> Output) RunWithFiles(string[] additionalFiles, params string[] sources)
+    {
+        var files = additionalFiles.Select(f => (AdditionalText)new FileItem(f)).ToImmutableArray();
+        var compilation = Compile(false, sources);
+        var driver = ((GeneratorDriver)CSharpGeneratorDriver.Create(new[] { new NetworkGenerator().AsSourceGenerator() }, files, ParseOptions))
+            .RunGeneratorsAndUpdateCompilation(compilation, out var output, out var generatorDiagnostics);
+        Assert.Empty(generatorDiagnostics);
+        var generated = driver.GetRunResult().Results.SelectMany(r => r.GeneratedSources).Select(g => (g.HintName, g.SourceText.ToString())).ToImmutableArray();
+        return (Analyze(output, files), generated, output.GetDiagnostics());
+    }
+
+    /// <summary>Asserts the marked diagnostics, with <paramref name="additionalFiles"/> as AdditionalFiles items.</summary>
+    public static ImmutableArray<Diagnostic> AssertDiagnosticsWithFiles(string[] additionalFiles, string markup)
+    {
+        var (source, expected) = Markup(markup);
+        var (diags, _, output) = RunWithFiles(additionalFiles, source);
+        var actual = diags.Select(d =>
+        {
+            var span = d.Location.GetLineSpan();
+            return (d.Id, span.StartLinePosition.Line + 1, span.StartLinePosition.Character + 1, d.Location.SourceSpan.Length);
+        }).OrderBy(x => x.Item2).ThenBy(x => x.Item3).ToList();
+        Assert.True(expected.SequenceEqual(actual),
+            $"Expected: {string.Join("; ", expected)}\nActual: {string.Join("; ", actual)}\nMessages: {string.Join("\n", diags.Select(d => d.ToString()))}");
+        Assert.Empty(output.Where(d => d.Severity == DiagnosticSeverity.Error));
+        return diags;
+    }
 
     /// <summary>
     /// Markup: <c>{|CNET0001:text|}</c> marks where a diagnostic must be reported. Returns the clean source and the

@@ -75,6 +75,11 @@ namespace Compiled.Nets.Generator.Emit
             }
             w.Line($"public void Forward({input}, {batch}, {(multiOutput ? CpuEmitter.OutputParams(s.Outputs, optional: false) : "global::System.Span<float> output")}) => {Fail};");
             w.Line($"public void ExportOnnx(string path) => {Fail};");
+            if (s.HasWeights)
+            {
+                w.Line("public const string WeightsFile = \"\";");
+                w.Line($"public void LoadWeights(string? path = null) => {Fail};");
+            }
             if (multiOutput)
             {
                 if (s.HeadLosses.Count > 0)

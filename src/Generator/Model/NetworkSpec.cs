@@ -70,6 +70,9 @@ namespace Compiled.Nets.Generator.Model
         /// <summary>Several inputs or several outputs: the generated members take named spans and implement no
         /// one-input, one-output interface.</summary>
         public bool IsMultiple => IsMultiInput || IsMultiOutput;
+
+        /// <summary>The path of <c>[Weights("…")]</c> as declared (null: none); the build resolves it among AdditionalFiles.</summary>
+        public string? WeightsPath { get; init; }
     }
 
     /// <summary>A partial layer property the generator implements: its modifiers, type (fully qualified) and name.</summary>
@@ -92,6 +95,9 @@ namespace Compiled.Nets.Generator.Model
 
         /// <summary>The losses with the output each names (several outputs only), so TrainStep keeps its parameters.</summary>
         public EquatableArray<LossSpec> HeadLosses { get; init; } = EquatableArray<LossSpec>.Empty;
+
+        /// <summary>The class declares [Weights]: LoadWeights exists for its callers.</summary>
+        public bool HasWeights { get; init; }
     }
 
     /// <summary>What the generator emits for one class: the full network when it is error-free, else its skeleton

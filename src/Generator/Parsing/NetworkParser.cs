@@ -62,6 +62,9 @@ namespace Compiled.Nets.Generator.Parsing
             var p = new NetworkParser(compilation, ct);
             var spec = p.ParseRoot(type, syntax);
             if (p._failed) spec = null;
+            if (spec is { IsBlock: false } && type.GetAttributes().FirstOrDefault(x => Is(x, "WeightsAttribute")) is { } weights
+                && weights.ConstructorArguments.Length == 1 && weights.ConstructorArguments[0].Value is string weightsPath)
+                spec = spec with { WeightsPath = weightsPath };
             if (p._pendingFix >= 0 && p._fixBroken) p._diagnostics[p._pendingFix] = p._diagnostics[p._pendingFix] with { Replacement = null };
             return new ParseResult(spec, spec is null ? Skeleton(type, ct) : null, p._diagnostics.ToEquatableArray());
         }
@@ -103,7 +106,10 @@ namespace Compiled.Nets.Generator.Parsing
                         heads.Add(new LossSpec(d.Kind, 0, k, 1f, EquatableArray<float>.Empty, int.MinValue));
             return new NetworkSkeleton(NamespaceOf(type), type.Name, Modifiers(syntax), ContainingDeclarations(type),
                 inputAttr is not null && IsTokenInput(inputAttr), maxSequence, loss, inputFeatures, 0, properties.ToEquatableArray())
-            { Inputs = several, Outputs = outputs.Count > 1 ? outputs.ToEquatableArray() : EquatableArray<string>.Empty, HeadLosses = heads.ToEquatableArray() };
+            {
+                Inputs = several, Outputs = outputs.Count > 1 ? outputs.ToEquatableArray() : EquatableArray<string>.Empty, HeadLosses = heads.ToEquatableArray(),
+                HasWeights = type.GetAttributes().Any(x => Is(x, "WeightsAttribute")),
+            };
         }
 
         /// <summary>The first declaration of the class or of a type containing it that lacks 'partial'.</summary>

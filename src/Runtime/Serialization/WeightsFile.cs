@@ -1,0 +1,57 @@
+using System.Text.Json;
+
+namespace Compiled.Nets.Serialization;
+
+/// <summary>
+/// Loads a network's tensors by state-dict name from a safetensors file or a Hugging Face
+/// <c>model.safetensors.index.json</c> (its shards beside it): what a network's generated <c>LoadWeights()</c> calls
+/// for its <c>[Weights]</c> file, whose names and shapes the build checked. Tensors the network does not use are skipped;
+/// F16, BF16, F64 and (for buffers such as BatchNorm's step count) integer tensors are converted to float.
+/// </summary>
+public static class WeightsFile
+{
+    /// <summary>Copies every parameter and buffer of <paramref name="store"/> from the file.</summary>
+    /// <exception cref="InvalidDataException">When the file is malformed, or (changed since the build) lacks a tensor or
+    /// holds one of another shape: names the file, the tensor and both shapes.</exception>
+    public static void LoadInto(ParameterStore store, string path, string network)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(path);
+        var tensors = new Dictionary<string, SafeTensor>(StringComparer.Ordinal);
+        foreach (var file in Files(path))
+            foreach (var t in SafeTensorsFile.Read(file).Tensors) tensors[t.Name] = t;
+        var problems = new List<string>();
+        foreach (var p in store.All)
+        {
+            if (!tensors.TryGetValue(p.Name, out var t)) problems.Add($"no tensor '{p.Name}'");
+            else if (!t.Shape.SequenceEqual(p.Shape)) problems.Add($"'{p.Name}' is [{string.Join(", ", t.Shape)}] in the file but {p.ShapeText} in {network}");
+        }
+        if (problems.Count > 0)
+            throw new InvalidDataException($"'{path}' no longer fits {network} as the build checked it: {string.Join("; ", problems.Take(10))}{(problems.Count > 10 ? $"; and {problems.Count - 10} more" : "")}.");
+        foreach (var p in store.All) tensors[p.Name].CopyTo(store.Value(p));
+    }
+
+    /// <summary>The safetensors files of a path: itself, or the shards an index names (each once, in order).</summary>
+    private static IEnumerable<string> Files(string path)
+    {
+        if (!path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return [path];
+        byte[] bytes = BoundedFile.Read(path, 64 << 20, "a safetensors index");
+        try
+        {
+            using var doc = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 8 });
+            if (!doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
+                throw new InvalidDataException($"'{path}' has no \"weight_map\" object.");
+            string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+            var shards = new List<string>();
+            foreach (var entry in map.EnumerateObject())
+            {
+                string shard = entry.Value.ValueKind == JsonValueKind.String ? entry.Value.GetString()! : throw new InvalidDataException($"'{path}': the shard of '{entry.Name}' is not a file name.");
+                if (shard.Contains('/') || shard.Contains('\\') || shard.Contains("..", StringComparison.Ordinal))
+                    throw new InvalidDataException($"'{path}': shard '{shard}' of '{entry.Name}' is not a file beside the index.");
+                if (!shards.Contains(shard)) shards.Add(shard);
+            }
+            return shards.Select(s => Path.Combine(dir, s)).ToList();
+        }
+        catch (JsonException e) { throw new InvalidDataException($"'{path}' is not valid JSON: {e.Message}", e); }
+    }
+}
