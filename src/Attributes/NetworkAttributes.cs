@@ -199,6 +199,21 @@ namespace Compiled.Nets
         public bool Training { get; set; } = true;
     }
 
+    /// <summary>
+    /// Trains two embeddings to agree for alike pairs and to differ for unlike ones (<c>nn.CosineEmbeddingLoss</c>): a
+    /// network returning a tuple names both, <c>[CosineEmbeddingLoss(Output = "a", Second = "b", Margin = 0.5)]</c>; the
+    /// targets are one float per sample, 1 (alike: 1 − cos) or −1 (unlike: max(0, cos − margin)).
+    /// </summary>
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = true)]
+    public sealed class CosineEmbeddingLossAttribute : LossAttribute
+    {
+        /// <summary>The output compared with <see cref="LossAttribute.Output"/> (an element of Forward's tuple of the same shape).</summary>
+        public string? Second { get; set; }
+
+        /// <summary>Unlike pairs add nothing once their cosine is below this (PyTorch's default 0).</summary>
+        public double Margin { get; set; }
+    }
+
     /// <summary>Overrides the state-dict name of a layer (default: the property name in snake_case, e.g. <c>Fc1</c> → <c>fc1</c>).</summary>
     [AttributeUsage(AttributeTargets.Property, Inherited = false, AllowMultiple = false)]
     public sealed class StateNameAttribute : Attribute

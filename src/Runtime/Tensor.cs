@@ -463,6 +463,21 @@ public sealed class Tensor
         return Result([loss], [], [x], r => CrossEntropyKernels.Backward(x.GradBuffer, probs, labels, rows, k, labelSmoothing, weights, ignoreIndex, r.Grad![0]));
     }
 
+    /// <summary>Mean cosine embedding loss of these [B, D] embeddings and <paramref name="other"/>'s against labels 1
+    /// (alike) or −1 (unlike) (<c>F.cosine_embedding_loss(x1, x2, y, margin)</c>).</summary>
+    /// <exception cref="ArgumentException">When the shapes differ or are not [B, D], or the labels are not one per row.</exception>
+    public Tensor CosineEmbedding(Tensor other, float[] labels, float margin = 0f)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        ArgumentNullException.ThrowIfNull(labels);
+        if (Shape.Length != 2 || !Shape.SequenceEqual(other.Shape)) throw new ArgumentException($"CosineEmbedding needs two [B, D] embeddings of one shape, got {ShapeText()} and {other.ShapeText()}.");
+        int rows = Shape[0], dim = Shape[1];
+        if (labels.Length != rows) throw new ArgumentException($"CosineEmbedding got {labels.Length} labels for {rows} rows.");
+        float loss = CosineEmbeddingKernels.Forward(Data, other.Data, labels, rows, dim, margin);
+        var (a, b) = (this, other);
+        return Result([loss], [], [a, b], r => CosineEmbeddingKernels.Backward(a.GradBuffer, b.GradBuffer, a.Data, b.Data, labels, rows, dim, margin, r.Grad![0] / rows));
+    }
+
     /// <summary>Mean negative log-likelihood of [B, K] log-probabilities against class indices (<c>F.nll_loss</c>).</summary>
     public Tensor Nll(int[] labels)
     {

@@ -573,6 +573,32 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void CosineEmbeddingLoss_ComparesTwoOutputsOfOneShape()
+    {
+        const string body = """
+            {
+                [Linear(4, 8)] public partial Linear A { get; }
+                [Linear(4, 6)] public partial Linear B { get; }
+                (Tensor a, Tensor b, Tensor c) Forward(Tensor x) => (x.Apply(A), x.Apply(A).Tanh(), x.Apply(B));
+            }
+            """;
+        GeneratorHarness.AssertDiagnostics(Usings + "[Network, Input(4), CosineEmbeddingLoss(Output = \"a\", Second = \"b\")]\npublic partial class P\n" + body);
+        var d = GeneratorHarness.AssertDiagnostics(Usings + "[Network, Input(4), {|CNET0014:CosineEmbeddingLoss(Output = \"a\", Second = \"c\")|}]\npublic partial class Q\n" + body);
+        Assert.Equal("CosineEmbeddingLoss: 'a' is 8 but 'c' is 6; the two embeddings must have one shape", Message(d.Single()));
+        d = GeneratorHarness.AssertDiagnostics(Usings + "[Network, Input(4), {|CNET0014:CosineEmbeddingLoss(Output = \"a\")|}]\npublic partial class R\n" + body);
+        Assert.StartsWith("CosineEmbeddingLoss: name the output compared with 'a' with Second", Message(d.Single()));
+        // With one output there is nothing to compare.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), {|CNET0014:CosineEmbeddingLoss|}]
+            public partial class S
+            {
+                [Linear(4, 8)] public partial Linear A { get; }
+                Tensor Forward(Tensor x) => x.Apply(A);
+            }
+            """);
+    }
+
+    [Fact]
     public void SeveralOutputs_EachLossNamesItsOutput()
     {
         const string body = """

@@ -407,6 +407,30 @@ public class OpParityTests
         Close(Data(tx.grad!), cx.Grad!, "dlogits", 1e-4f);
     }
 
+    [Theory]
+    [InlineData(0f)]
+    [InlineData(0.3f)]
+    [InlineData(-0.5f)]
+    public void CosineEmbedding_AsTorchCosineEmbeddingLoss(float margin)
+    {
+        // Alike and unlike pairs, one label of neither kind (adds nothing), one unlike pair below the margin.
+        var a = Random(6 * 5, 8, 1);
+        var b = Random(6 * 5, 9, 1);
+        for (int i = 0; i < 5; i++) b[25 + i] = -a[25 + i];
+        float[] y = [1, -1, 1, -1, 0, -1];
+        var ca = new CTensor((float[])a.Clone(), 6, 5);
+        var cb = new CTensor((float[])b.Clone(), 6, 5);
+        var loss = ca.CosineEmbedding(cb, y, margin);
+        loss.Backward();
+        var ta = T(a, [6, 5]);
+        var tb = T(b, [6, 5]);
+        var tl = new TorchSharp.Modules.CosineEmbeddingLoss(margin, nn.Reduction.Mean).call(ta, tb, T(y, [6], false));
+        tl.backward();
+        Assert.Equal(Data(tl)[0], loss.Data[0], 1e-5f);
+        Close(Data(ta.grad!), ca.Grad!, "da", 1e-4f);
+        Close(Data(tb.grad!), cb.Grad!, "db", 1e-4f);
+    }
+
     [Fact]
     public void SoftmaxAlongADimension_AsTorchSoftmaxAndLogSoftmax()
     {

@@ -111,6 +111,34 @@ public class MultiOutputTests
     }
 
     [Fact]
+    public void ASiamesePair_WithACosineEmbeddingLoss_MatchesEager()
+    {
+        using var net = new SiameseNet(seed: 8);
+        const int batch = 6;
+        var left = CompiledVsEagerTests.RandomData(batch * 6, 1);
+        var right = CompiledVsEagerTests.RandomData(batch * 6, 2);
+        float[] alike = [1, -1, 1, -1, -1, 1];
+        int[] kinds = [0, 1, 2, 2, 1, 0];
+        net.Parameters.ZeroGradients();
+        Tensor a, b, kind, cosine, ce, loss;
+        using (Eager.Training())
+        {
+            (a, b, kind) = net.ForwardEager(new Tensor(left, batch, 6), new Tensor(right, batch, 6));
+            cosine = a.CosineEmbedding(b, alike, 0.2f);
+            ce = kind.CrossEntropy(kinds);
+            loss = cosine * 0.5f + ce;
+            loss.Backward();
+        }
+        var eager = Gradients(net.Parameters);
+        var losses = new float[2];
+        AssertClose(loss.Data[0], net.TrainStep(left, right, alike, kinds, batch, losses: losses), "weighted sum");
+        AssertClose(cosine.Data[0], losses[0], "cosine embedding");
+        AssertClose(ce.Data[0], losses[1], "cross-entropy");
+        AssertSameGradients(net.Parameters, eager, 1e-5f);
+        AssertClose(loss.Data[0], net.EvaluateLoss(left, right, alike, kinds, batch), "evaluated");
+    }
+
+    [Fact]
     public void WrongSpans_NameTheOutput()
     {
         using var net = new TwoHeadNet();

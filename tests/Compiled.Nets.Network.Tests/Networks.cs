@@ -707,3 +707,21 @@ public partial class SplitNet
         return h.Flatten().Apply(Head);
     }
 }
+
+/// <summary>A Siamese pair: two inputs through one shared encoder, their embeddings compared by a cosine embedding loss
+/// (weighted) next to a classifier head on the first.</summary>
+[Network, Input("left", 6), Input("right", 6)]
+[CosineEmbeddingLoss(Output = "a", Second = "b", Margin = 0.2, Weight = 0.5f), CrossEntropyLoss(Output = "kind")]
+public partial class SiameseNet
+{
+    [Linear(6, 8)] public partial Linear Encoder { get; }
+    [Linear(8, 5)] public partial Linear Project { get; }
+    [Linear(5, 3)] public partial Linear Head { get; }
+
+    (Tensor a, Tensor b, Tensor kind) Forward(Tensor left, Tensor right)
+    {
+        var a = left.Apply(Encoder).Tanh().Apply(Project);
+        var b = right.Apply(Encoder).Tanh().Apply(Project);
+        return (a, b, a.Apply(Head));
+    }
+}

@@ -119,12 +119,13 @@ namespace Compiled.Nets.Generator.Emit
             }
             else
             {
-                w.Line($"// losses: {string.Join(" + ", losses.Select(l => (l.Weight == 1f ? "" : FloatLiteral(l.Weight) + " × ") + l.Definition.Name + "(" + l.OutputName + ")"))}; each gradient scaled by its weight");
+                w.Line($"// losses: {string.Join(" + ", losses.Select(l => (l.Weight == 1f ? "" : FloatLiteral(l.Weight) + " × ") + l.Definition.Name + "(" + l.OutputName + (l.OutputIndex2 >= 0 ? ", " + s.Outputs[l.OutputIndex2].Name : "") + ")"))}; each gradient scaled by its weight");
                 foreach (var l in losses)
                 {
                     int o = plan.Storage(l.Value);
                     l.Definition.EmitTraining(c, l, o, Shapes.Size(l.OutShape));
                     if (l.Weight != 1f) w.Line($"{Kernels}WeightedLoss.Scale(g{o}, {FloatLiteral(l.Weight)});");
+                    if (l.Weight != 1f && l.Value2 >= 0) w.Line($"{Kernels}WeightedLoss.Scale(g{plan.Storage(l.Value2)}, {FloatLiteral(l.Weight)});");
                 }
                 w.Line($"float loss = {WeightedSum(losses)};");
                 EmitLossAndOutputCopies(c, losses, i => "v" + plan.Storage(s.Outputs[i].Value));

@@ -8,7 +8,7 @@ namespace Compiled.Nets.Generator.Model
     /// <summary>Kinds of op in the plan (the ordered list the emitters walk).</summary>
     internal enum OpKind { Input, Embedding, Conv2d, Linear, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm2d, BatchNorm1d, LayerNorm, Softmax, LogSoftmax, Flatten, Add, Subtract, Multiply, Concat, Relu, Gelu, Tanh, Sigmoid, LeakyRelu, Silu, Elu, Hardswish, Dropout, SelectToken, MeanOverSequence, SelfAttention, AddPositions, AddTokenType, Lstm, Gru, Scale, Shift, Unflatten, Permute, Transpose, MatMul, Conv1d, Dropout2d, GroupNorm, Upsample, Narrow }
 
-    internal enum LossKind { None, CrossEntropy, Mse, L1, SmoothL1, BceWithLogits, Nll, KlDiv }
+    internal enum LossKind { None, CrossEntropy, Mse, L1, SmoothL1, BceWithLogits, Nll, KlDiv, CosineEmbedding }
 
     /// <summary>A tensor of the parameter table: state-dict name, shape, role and initialisation (all as emitted text).</summary>
     internal sealed record ParamSpec(string Field, string Name, EquatableArray<int> Shape, string Role, string Init, bool IsBuffer);
@@ -34,7 +34,11 @@ namespace Compiled.Nets.Generator.Model
 
     /// <summary>A loss of a network with several outputs: its kind and parameter, the output it trains (index into
     /// <see cref="NetworkSpec.Outputs"/>), its weight in the sum, and cross-entropy's class weights and ignored label.</summary>
-    internal sealed record LossSpec(LossKind Kind, double Parameter, int Output, float Weight, EquatableArray<float> ClassWeights, int IgnoreIndex);
+    internal sealed record LossSpec(LossKind Kind, double Parameter, int Output, float Weight, EquatableArray<float> ClassWeights, int IgnoreIndex)
+    {
+        /// <summary>A loss of two outputs (cosine embedding): the second (index into Outputs), else -1.</summary>
+        public int Output2 { get; init; } = -1;
+    }
 
     /// <remarks>Per-sample shapes may hold -1: the symbolic sequence length T (always the first dimension), bounded by
     /// <see cref="NetworkSpec.MaxSequence"/>.</remarks>

@@ -65,6 +65,9 @@ namespace Compiled.Nets.Generator.Ops
         public static string TargetNameFor(LossDefinition d, string output) => output + (d.ClassIndices ? "Labels" : "Targets");
 
         public string Targets => Definition.TargetType + " " + TargetName;
+        /// <summary>A loss of two outputs (cosine embedding): the second output's value and its index, else -1.</summary>
+        public int Value2 { get; init; } = -1;
+        public int OutputIndex2 { get; init; } = -1;
         public string Loss => "loss" + Suffix;
         /// <summary>The network's one loss (its names as they always were).</summary>
         public bool Single => Suffix.Length == 0;
@@ -83,7 +86,8 @@ namespace Compiled.Nets.Generator.Ops
                 var d = Losses.Of(l.Kind);
                 var output = s.Outputs[l.Output];
                 return new LossUse(d, l.Parameter, l.ClassWeights, l.IgnoreIndex, output.Value, s.Ops[output.Value].OutShape, output.Name,
-                    TargetNameFor(d, output.Name), i.ToString(System.Globalization.CultureInfo.InvariantCulture), l.Weight, l.Output);
+                    TargetNameFor(d, output.Name), i.ToString(System.Globalization.CultureInfo.InvariantCulture), l.Weight, l.Output)
+                { Value2 = l.Output2 >= 0 ? s.Outputs[l.Output2].Value : -1, OutputIndex2 = l.Output2 };
             }).ToList();
         }
     }
@@ -257,6 +261,41 @@ namespace Compiled.Nets.Generator.Ops
             c.Line($"{assign}{Kernels}KlDivKernels.Forward({y}, {u.TargetName}, batch * {outSize}, {Divisor(u, outSize)});");
     }
 
+    /// <summary>
+    /// Cosine embedding loss of two outputs (<c>nn.CosineEmbeddingLoss</c>): one float label per sample, 1 or −1, and
+    /// the margin as its parameter; the kernel writes both outputs' gradients.
+    /// </summary>
+    internal sealed class CosineEmbeddingLoss : LossDefinition
+    {
+        public override LossKind Kind => LossKind.CosineEmbedding;
+        public override string Name => "CosineEmbeddingLoss";
+        public override string TargetType => "global::System.ReadOnlySpan<float>";
+        public override string TargetName => "targets";
+        public override string OutputName => "output";
+        public override string? ParameterName => "Margin";
+        public override string? CheckParameter(double value) => double.IsNaN(value) || double.IsInfinity(value) ? "Margin must be a finite number" : null;
+
+        public override void Check(NetworkParser parser, LocationInfo? classLocation, OpSpec output, LocationInfo? returnLocation)
+        {
+            if (output.OutShape.Count != 1 || Shapes.HasSequence(output.OutShape))
+                parser.ReportPublic(DiagnosticDescriptors.LossMismatch, classLocation, Name, "an embedding [D]", NetworkParser.Shape(output.OutShape));
+        }
+
+        public override void EmitTargetCheck(CpuContext c, LossUse u) =>
+            c.Line($"if ({u.TargetName}.Length != batch) throw new global::System.ArgumentException(\"{c.Spec.TypeName}: \" + {u.TargetName}.Length + \" labels (1 alike, -1 unlike) for a batch of \" + batch + \".\", nameof({u.TargetName}));");
+
+        public override void EmitTraining(CpuContext c, LossUse u, int output, string outSize)
+        {
+            int second = c.Plan.Storage(u.Value2);
+            string margin = FloatLiteral(u.Parameter);
+            c.Line($"float {u.Loss} = {Kernels}CosineEmbeddingKernels.Forward(v{output}, v{second}, {u.TargetName}, batch, {outSize}, {margin});");
+            c.Line($"{Kernels}CosineEmbeddingKernels.Backward(g{output}, g{second}, v{output}, v{second}, {u.TargetName}, batch, {outSize}, {margin}, 1f / batch);");
+        }
+
+        public override void EmitEvaluation(CpuContext c, LossUse u, string y, string outSize, string assign) =>
+            c.Line($"{assign}{Kernels}CosineEmbeddingKernels.Forward({y}, y{u.OutputIndex2}, {u.TargetName}, batch, {outSize}, {FloatLiteral(u.Parameter)});");
+    }
+
     /// <summary>The losses a network can declare.</summary>
     internal static class Losses
     {
@@ -269,6 +308,7 @@ namespace Compiled.Nets.Generator.Ops
             new FloatTargetLoss(LossKind.BceWithLogits, "BCEWithLogitsLoss", "BceWithLogitsKernels"),
             new NllLoss(),
             new KlDivLoss(),
+            new CosineEmbeddingLoss(),
         };
 
         public static LossDefinition Of(LossKind kind) => All.First(l => l.Kind == kind);

@@ -179,6 +179,8 @@ namespace Compiled.Nets.Generator.Parsing
                     return null;
                 }
                 if (severalOutputs) continue;
+                if (definition.Kind == LossKind.CosineEmbedding)
+                    Report(DiagnosticDescriptors.InvalidArgument, Loc(a), definition.Name, "it compares two embeddings: return both from Forward as a tuple and name them with Output and Second");
                 // Output and Weight place a loss among several outputs' losses; with one output they would mean nothing (or only scale the learning rate).
                 if (NamedString(a, "Output") is { } named)
                     Report(DiagnosticDescriptors.InvalidArgument, Loc(a), definition.Name, $"Output = \"{named}\" names an element of the tuple Forward returns, but this Forward returns one tensor");
@@ -252,7 +254,7 @@ namespace Compiled.Nets.Generator.Parsing
                 double weight = NamedDouble(a, "Weight") ?? 1;
                 string? why = output is null ? $"Forward returns several outputs ({list}); name the one this loss trains with Output = \"…\""
                     : k < 0 ? $"Output = \"{output}\" names no output of Forward; its outputs are {list}"
-                    : heads.FirstOrDefault(h => h.Output == k) is { } taken ? $"output '{output}' already has a loss ({Losses.Of(taken.Kind).Name}); each output takes one"
+                    : heads.FirstOrDefault(h => h.Output == k || h.Output2 == k) is { } taken ? $"output '{output}' already has a loss ({Losses.Of(taken.Kind).Name}); each output takes one"
                     : !(weight >= 0) || double.IsInfinity(weight) ? $"Weight must be finite and not negative, got {weight.ToString(CultureInfo.InvariantCulture)}" : null;
                 if (why is not null)
                 {
@@ -262,8 +264,21 @@ namespace Compiled.Nets.Generator.Parsing
                 var value = _ops[body.Outputs[k]];
                 d.Check(this, Loc(a), value, body.OutputLocations[k]);
                 var (weights, ignore) = ReadClassWeighting(a, value);
+                int k2 = -1;
+                if (d.Kind == LossKind.CosineEmbedding)
+                {
+                    // The second embedding: another output of the same shape.
+                    string? second = NamedString(a, "Second");
+                    k2 = second is null ? -1 : names.IndexOf(second);
+                    string? bad = second is null ? $"name the output compared with '{output}' with Second = \"…\"; the outputs are {list}"
+                        : k2 < 0 ? $"Second = \"{second}\" names no output of Forward; its outputs are {list}"
+                        : k2 == k ? "Output and Second name the same output"
+                        : heads.Any(h => h.Output == k2 || h.Output2 == k2) ? $"output '{second}' already has a loss; each output takes one"
+                        : !_ops[body.Outputs[k2]].OutShape.SequenceEqual(value.OutShape) ? $"'{output}' is {Shape(value.OutShape)} but '{second}' is {Shape(_ops[body.Outputs[k2]].OutShape)}; the two embeddings must have one shape" : null;
+                    if (bad is not null) Report(DiagnosticDescriptors.InvalidArgument, Loc(a), d.Name, bad);
+                }
                 if (_failed) return null;
-                heads.Add(new LossSpec(d.Kind, LossParameter(a, d), k, (float)weight, weights, ignore));
+                heads.Add(new LossSpec(d.Kind, LossParameter(a, d), k, (float)weight, weights, ignore) { Output2 = k2 });
             }
             return heads;
         }

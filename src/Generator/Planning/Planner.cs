@@ -199,7 +199,11 @@ namespace Compiled.Nets.Generator.Planning
                 writers[value] = writers.TryGetValue(value, out var n) ? n + 1 : 1;
                 if (canWrite) capable.Add(value);
             }
-            foreach (var loss in LossUse.Of(s)) Add(storage[loss.Value], false); // the loss adds into it
+            foreach (var loss in LossUse.Of(s))
+            {
+                Add(storage[loss.Value], false); // the loss adds into it
+                if (loss.Value2 >= 0) Add(storage[loss.Value2], false);
+            }
             foreach (var u in units)
             {
                 int source = storage[u.Source];

@@ -327,3 +327,62 @@ public static class WeightedLoss
     /// <summary>gradient *= weight, for the gradient one loss wrote into its output's gradient.</summary>
     public static void Scale(Span<float> gradient, float weight) => System.Numerics.Tensors.TensorPrimitives.Multiply(gradient, weight, gradient);
 }
+
+/// <summary>
+/// Cosine embedding loss (<c>nn.CosineEmbeddingLoss</c>) of two embeddings per sample, a [batch, dim] and b [batch, dim],
+/// against y = 1 (alike: 1 − cos) or −1 (unlike: max(0, cos − margin)); other labels add nothing, as in PyTorch. cos is
+/// a·b / √((|a|² + ε)(|b|² + ε)) with ATen's ε = 1e-12. The mean over the batch.
+/// </summary>
+public static class CosineEmbeddingKernels
+{
+    private const double Eps = 1e-12;
+
+    /// <summary>The sample's cosine, and its squared norms with ε (for the gradient).</summary>
+    private static (double Cos, double A2, double B2, double Dot) Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        double dot = 0, a2 = Eps, b2 = Eps;
+        for (int i = 0; i < a.Length; i++) { dot += (double)a[i] * b[i]; a2 += (double)a[i] * a[i]; b2 += (double)b[i] * b[i]; }
+        return (dot / Math.Sqrt(a2 * b2), a2, b2, dot);
+    }
+
+    /// <summary>The mean loss over the batch.</summary>
+    /// <exception cref="ArgumentException">When a span is shorter than batch × dim (or batch labels).</exception>
+    public static float Forward(ReadOnlySpan<float> a, ReadOnlySpan<float> b, ReadOnlySpan<float> y, int batch, int dim, float margin)
+    {
+        Check(a.Length, b.Length, y.Length, batch, dim);
+        double sum = 0;
+        for (int s = 0; s < batch; s++)
+        {
+            double cos = Cosine(a.Slice(s * dim, dim), b.Slice(s * dim, dim)).Cos;
+            sum += y[s] == 1f ? 1 - cos : y[s] == -1f ? Math.Max(0, cos - margin) : 0;
+        }
+        return (float)(sum / batch);
+    }
+
+    /// <summary>da += scale·∂loss/∂a and db += scale·∂loss/∂b per sample (scale: dLoss/batch): ∂cos/∂a = b/√(..) − cos·a/(|a|²+ε).</summary>
+    public static void Backward(Span<float> da, Span<float> db, ReadOnlySpan<float> a, ReadOnlySpan<float> b, ReadOnlySpan<float> y, int batch, int dim, float margin, float scale)
+    {
+        Check(a.Length, b.Length, y.Length, batch, dim);
+        if (da.Length < batch * dim || db.Length < batch * dim) throw new ArgumentException($"CosineEmbedding: gradients of {da.Length} and {db.Length} floats for {batch} × {dim}.");
+        for (int s = 0; s < batch; s++)
+        {
+            var sa = a.Slice(s * dim, dim);
+            var sb = b.Slice(s * dim, dim);
+            var (cos, a2, b2, _) = Cosine(sa, sb);
+            double dcos = y[s] == 1f ? -1 : y[s] == -1f && cos - margin > 0 ? 1 : 0;
+            if (dcos == 0) continue;
+            double g = dcos * scale, inv = 1 / Math.Sqrt(a2 * b2);
+            for (int i = 0; i < dim; i++)
+            {
+                da[s * dim + i] += (float)(g * (sb[i] * inv - cos * sa[i] / a2));
+                db[s * dim + i] += (float)(g * (sa[i] * inv - cos * sb[i] / b2));
+            }
+        }
+    }
+
+    private static void Check(int a, int b, int y, int batch, int dim)
+    {
+        if (batch <= 0 || dim <= 0 || a < (long)batch * dim || b < (long)batch * dim || y < batch)
+            throw new ArgumentException($"CosineEmbedding: {batch} samples of {dim} need {(long)batch * dim} floats per embedding and {batch} labels; got {a}, {b} and {y}.");
+    }
+}
