@@ -109,6 +109,12 @@ namespace Compiled.Nets
     [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = true)]
     public sealed class NLLLossAttribute : LossAttribute
     {
+        /// <summary>A weight per class (PyTorch's <c>weight</c>): the mean is weighted by the labels' weights. Null: every class weighs 1.</summary>
+        public float[]? Weights { get; set; }
+
+        /// <summary>A label that adds nothing to the loss or its gradient (PyTorch's <c>ignore_index</c>). Unset
+        /// (int.MinValue), every label must be a class.</summary>
+        public int IgnoreIndex { get; set; } = int.MinValue;
     }
 
     /// <summary>Trains the network's log-probabilities (end Forward with <c>LogSoftmax()</c>) with the KL divergence from

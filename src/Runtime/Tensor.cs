@@ -478,6 +478,18 @@ public sealed class Tensor
         return Result([loss], [], [a, b], r => CosineEmbeddingKernels.Backward(a.GradBuffer, b.GradBuffer, a.Data, b.Data, labels, rows, dim, margin, r.Grad![0] / rows));
     }
 
+    /// <summary>Negative log-likelihood with class <paramref name="weights"/> (empty: all 1) and an <paramref name="ignoreIndex"/>
+    /// label that adds nothing (<c>F.nll_loss(weight=…, ignore_index=…)</c>, PyTorch's weighted mean).</summary>
+    public Tensor Nll(int[] labels, float[] weights, int ignoreIndex)
+    {
+        if (Shape.Length != 2) throw new ArgumentException($"Nll needs [B, K] log-probabilities, got {ShapeText()}.");
+        int rows = Shape[0], k = Shape[1];
+        if (labels.Length != rows) throw new ArgumentException($"Nll got {labels.Length} labels for {rows} rows.");
+        float loss = NllKernels.Forward(Data, labels, rows, k, weights, ignoreIndex);
+        var x = this;
+        return Result([loss], [], [x], r => NllKernels.Backward(x.GradBuffer, labels, rows, k, weights, ignoreIndex, r.Grad![0]));
+    }
+
     /// <summary>Mean negative log-likelihood of [B, K] log-probabilities against class indices (<c>F.nll_loss</c>).</summary>
     public Tensor Nll(int[] labels)
     {

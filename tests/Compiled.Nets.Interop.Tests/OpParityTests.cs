@@ -529,6 +529,29 @@ public class OpParityTests
     }
 
     [Theory]
+    [InlineData(true, -100)]
+    [InlineData(true, 3)]
+    [InlineData(false, 3)]
+    public void Nll_WithClassWeightsAndIgnoreIndex_AsTorch(bool weighted, int ignore)
+    {
+        var logits = Random(6 * 5, 5, 3);
+        int[] labels = [0, ignore, 4, 3, ignore == 3 ? 1 : -100, 2];
+        float[] weights = weighted ? [0.5f, 2f, 1f, 3f, 0.25f] : [];
+        var cx = new CTensor((float[])logits.Clone(), 6, 5);
+        var loss = cx.LogSoftmax().Nll(labels, weights, ignore);
+        loss.Backward();
+        var tx = T(logits, [6, 5]);
+        // TorchSharp's nll_loss has no ignore_index: PyTorch's meaning of it is the loss over the other rows alone.
+        var kept = Enumerable.Range(0, 6).Where(r => labels[r] != ignore).ToArray();
+        var rows = torch.tensor(kept.Select(r => (long)r).ToArray(), ScalarType.Int64);
+        var target = torch.tensor(kept.Select(r => (long)labels[r]).ToArray(), ScalarType.Int64);
+        var tl = F.nll_loss(F.log_softmax(tx, 1).index_select(0, rows), target, weighted ? T(weights, [5], false) : null);
+        tl.backward();
+        Assert.Equal(Data(tl)[0], loss.Data[0], 1e-5f);
+        Close(Data(tx.grad!), cx.Grad!, "dlogits", 1e-4f);
+    }
+
+    [Theory]
     [InlineData(0f)]
     [InlineData(0.1f)]
     public void CrossEntropy(float smoothing)

@@ -231,6 +231,23 @@ public class CompiledVsEagerTests
         Assert.Contains("outside [0, 3) and is not the ignored label -100", Assert.Throws<ArgumentOutOfRangeException>(() => net.EvaluateLoss(x, [0, 1, 2, 3, 0], batch)).Message);
     }
 
+    [Fact]
+    public void WeightedNll_WithAnIgnoredLabel_MatchesEager()
+    {
+        using var net = new WeightedNllNet(seed: 24);
+        const int batch = 5;
+        var x = RandomData(batch * 6, 4);
+        int[] labels = [1, -100, 2, 0, 1];
+        net.Parameters.ZeroGradients();
+        Tensor loss;
+        using (Eager.Training()) { loss = net.ForwardEager(new Tensor((float[])x.Clone(), batch, 6)).Nll(labels, [0.5f, 2f, 1f], -100); loss.Backward(); }
+        var eager = Gradients(net.Parameters);
+        Assert.Equal(loss.Data[0], net.TrainStep(x, labels, batch), 1e-5f);
+        var compiled = Gradients(net.Parameters);
+        for (int i = 0; i < eager.Length; i++) AssertClose(eager[i], compiled[i], 1e-5, net.Parameters.Parameters[i].Name);
+        Assert.Equal(loss.Data[0], net.EvaluateLoss(x, labels, batch), 1e-5f);
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(4)]

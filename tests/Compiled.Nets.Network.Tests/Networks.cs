@@ -725,3 +725,12 @@ public partial class SiameseNet
         return (a, b, a.Apply(Head));
     }
 }
+
+/// <summary>NLL with class weights and an ignored label, on log-probabilities.</summary>
+[Network, Input(6), NLLLoss(Weights = new[] { 0.5f, 2f, 1f }, IgnoreIndex = -100)]
+public partial class WeightedNllNet
+{
+    [Linear(6, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Head).Tanh().LogSoftmax();
+}

@@ -134,13 +134,13 @@ namespace Compiled.Nets.Generator.Ops
         public static bool Weighted(LossUse u) => u.ClassWeights.Count > 0 || u.IgnoreIndex != int.MinValue;
 
         /// <summary>The weighted kernels' trailing arguments: the class weights' field and the ignored label.</summary>
-        private static string Weighting(LossUse u) => $"{(u.ClassWeights.Count > 0 ? "s_classWeights" + u.Suffix : "default")}, {IntLiteral(u.IgnoreIndex)}";
+        internal static string Weighting(LossUse u) => $"{(u.ClassWeights.Count > 0 ? "s_classWeights" + u.Suffix : "default")}, {IntLiteral(u.IgnoreIndex)}";
 
-        /// <summary>The class weights as fields, for the cross-entropy losses that have them.</summary>
+        /// <summary>The class weights as fields, for the cross-entropy and NLL losses that have them.</summary>
         public static void EmitFields(CpuContext c)
         {
-            foreach (var u in LossUse.Of(c.Spec).Where(u => u.Definition is CrossEntropyLoss && u.ClassWeights.Count > 0))
-                c.Line($"private static readonly float[] s_classWeights{u.Suffix} = new float[] {{ {string.Join(", ", u.ClassWeights.Select(w => FloatLiteral(w)))} }}; // CrossEntropyLoss.Weights");
+            foreach (var u in LossUse.Of(c.Spec).Where(u => u.Definition is CrossEntropyLoss or NllLoss && u.ClassWeights.Count > 0))
+                c.Line($"private static readonly float[] s_classWeights{u.Suffix} = new float[] {{ {string.Join(", ", u.ClassWeights.Select(w => FloatLiteral(w)))} }}; // {u.Definition.Name}.Weights");
         }
 
         public override void EmitTraining(CpuContext c, LossUse u, int output, string outSize)
@@ -175,12 +175,20 @@ namespace Compiled.Nets.Generator.Ops
 
         public override void EmitTraining(CpuContext c, LossUse u, int output, string outSize)
         {
+            if (CrossEntropyLoss.Weighted(u))
+            {
+                c.Line($"float {u.Loss} = {Kernels}NllKernels.Forward(v{output}, {u.TargetName}, batch, {outSize}, {CrossEntropyLoss.Weighting(u)});");
+                c.Line($"{Kernels}NllKernels.Backward(g{output}, {u.TargetName}, batch, {outSize}, {CrossEntropyLoss.Weighting(u)});");
+                return;
+            }
             c.Line($"float {u.Loss} = {Kernels}NllKernels.Forward(v{output}, {u.TargetName}, batch, {outSize});");
             c.Line($"{Kernels}NllKernels.Backward(g{output}, {u.TargetName}, batch, {outSize}, 1f / batch);");
         }
 
         public override void EmitEvaluation(CpuContext c, LossUse u, string y, string outSize, string assign) =>
-            c.Line($"{assign}{Kernels}NllKernels.Forward({y}, {u.TargetName}, batch, {outSize});");
+            c.Line(CrossEntropyLoss.Weighted(u)
+                ? $"{assign}{Kernels}NllKernels.Forward({y}, {u.TargetName}, batch, {outSize}, {CrossEntropyLoss.Weighting(u)});"
+                : $"{assign}{Kernels}NllKernels.Forward({y}, {u.TargetName}, batch, {outSize});");
     }
 
     /// <summary>

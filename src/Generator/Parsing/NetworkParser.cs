@@ -512,7 +512,7 @@ namespace Compiled.Nets.Generator.Parsing
             int classes = output.OutShape.Count == 1 ? output.OutShape[0] : -1;
             string? why = weights.Length != classes ? $"Weights has {weights.Length} values but the network outputs {classes} classes"
                 : weights.Any(w => !(w >= 0) || float.IsInfinity(w)) ? "class weights must be finite and not negative" : null;
-            if (why is not null) Report(DiagnosticDescriptors.InvalidArgument, Loc(loss), "CrossEntropyLoss", why);
+            if (why is not null) Report(DiagnosticDescriptors.InvalidArgument, Loc(loss), loss.AttributeClass!.Name.Replace("Attribute", ""), why);
             return (weights.ToEquatableArray(), ignore);
         }
 

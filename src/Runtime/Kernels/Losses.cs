@@ -319,6 +319,48 @@ public static class NllKernels
     {
         for (int n = 0; n < rows; n++) dlogProbs[n * classes + labels[n]] -= scale;
     }
+
+    /// <summary>
+    /// With class <paramref name="weights"/> (empty: all 1) and an <paramref name="ignoreIndex"/> label that adds nothing,
+    /// as <c>F.nll_loss(weight=…, ignore_index=…)</c>: Σ w[yₙ]·(−logProbs[n, yₙ]) / Σ w[yₙ] over the rows not ignored (0
+    /// when all are, where PyTorch gives NaN).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A label outside [0, K) that is not the ignored one, naming its row.</exception>
+    public static float Forward(ReadOnlySpan<float> logProbs, ReadOnlySpan<int> labels, int rows, int classes, ReadOnlySpan<float> weights, int ignoreIndex)
+    {
+        if (logProbs.Length < (long)rows * classes || labels.Length < rows)
+            throw new ArgumentException($"NLL over [{rows}, {classes}] needs {(long)rows * classes} values and {rows} labels; got {logProbs.Length} and {labels.Length}.");
+        double total = Denominator(labels, rows, classes, weights, ignoreIndex), sum = 0;
+        for (int n = 0; n < rows; n++)
+            if (labels[n] != ignoreIndex) sum -= Weight(weights, labels[n]) * logProbs[n * classes + labels[n]];
+        return total == 0 ? 0f : (float)(sum / total);
+    }
+
+    /// <summary>dlogProbs[row, label] −= scale·w[label] / Σ w[yₙ] for the rows not ignored (scale 1 for the loss itself).</summary>
+    public static void Backward(Span<float> dlogProbs, ReadOnlySpan<int> labels, int rows, int classes, ReadOnlySpan<float> weights, int ignoreIndex, float scale = 1f)
+    {
+        double total = Denominator(labels, rows, classes, weights, ignoreIndex);
+        if (total == 0) return;
+        for (int n = 0; n < rows; n++)
+            if (labels[n] != ignoreIndex) dlogProbs[n * classes + labels[n]] -= (float)(scale * Weight(weights, labels[n]) / total);
+    }
+
+    private static double Weight(ReadOnlySpan<float> weights, int k) => weights.IsEmpty ? 1 : weights[k];
+
+    private static double Denominator(ReadOnlySpan<int> labels, int rows, int classes, ReadOnlySpan<float> weights, int ignoreIndex)
+    {
+        if (!weights.IsEmpty && weights.Length != classes) throw new ArgumentException($"NLL over {classes} classes needs {classes} class weights; got {weights.Length}.");
+        double total = 0;
+        for (int n = 0; n < rows; n++)
+        {
+            int label = labels[n];
+            if (label == ignoreIndex) continue;
+            if ((uint)label >= (uint)classes)
+                throw new ArgumentOutOfRangeException(nameof(labels), label, $"Label {label} in row {n} is outside [0, {classes}) and is not the ignored label {ignoreIndex}.");
+            total += Weight(weights, label);
+        }
+        return total;
+    }
 }
 
 /// <summary>Several losses summed with weights (a network with several outputs): each loss's gradient is scaled by its weight.</summary>
