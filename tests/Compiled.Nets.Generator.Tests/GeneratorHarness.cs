@@ -90,13 +90,7 @@ internal static class GeneratorHarness
     {
         var (source, expected) = Markup(markup);
         var (diags, _, output) = RunWithFiles(additionalFiles, source);
-        var actual = diags.Select(d =>
-        {
-            var span = d.Location.GetLineSpan();
-            return (d.Id, span.StartLinePosition.Line + 1, span.StartLinePosition.Character + 1, d.Location.SourceSpan.Length);
-        }).OrderBy(x => x.Item2).ThenBy(x => x.Item3).ToList();
-        Assert.True(expected.SequenceEqual(actual),
-            $"Expected: {string.Join("; ", expected)}\nActual: {string.Join("; ", actual)}\nMessages: {string.Join("\n", diags.Select(d => d.ToString()))}");
+        AssertMarked(expected, diags);
         Assert.Empty(output.Where(d => d.Severity == DiagnosticSeverity.Error));
         return diags;
     }
@@ -133,6 +127,13 @@ internal static class GeneratorHarness
     {
         var (source, expected) = Markup(markup);
         var (diags, _, _) = Run(new[] { source }.Concat(otherSources).ToArray());
+        AssertMarked(expected, diags);
+        return diags;
+    }
+
+    /// <summary>The reported diagnostics, in source order, are exactly the marked ones (id, line, column, length).</summary>
+    private static void AssertMarked(List<(string Id, int Line, int Column, int Length)> expected, ImmutableArray<Diagnostic> diags)
+    {
         var actual = diags.Select(d =>
         {
             var span = d.Location.GetLineSpan();
@@ -140,6 +141,5 @@ internal static class GeneratorHarness
         }).OrderBy(x => x.Item2).ThenBy(x => x.Item3).ToList();
         Assert.True(expected.SequenceEqual(actual),
             $"Expected: {string.Join("; ", expected)}\nActual: {string.Join("; ", actual)}\nMessages: {string.Join("\n", diags.Select(d => d.ToString()))}");
-        return diags;
     }
 }

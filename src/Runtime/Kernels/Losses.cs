@@ -113,27 +113,12 @@ public static unsafe class CrossEntropyKernels
         }
     }
 
-    private static double Weight(ReadOnlySpan<float> weights, int k) => weights.IsEmpty ? 1 : weights[k];
+    private static double Weight(ReadOnlySpan<float> weights, int k) => ClassWeights.Of(weights, k);
 
-    /// <summary>W: the weights of the rows' labels (their count without weights), ignored rows left out.</summary>
-    private static double Denominator(ReadOnlySpan<int> labels, int rows, int classes, ReadOnlySpan<float> weights, int ignoreIndex)
-    {
-        double total = 0;
-        for (int n = 0; n < rows; n++)
-        {
-            int label = labels[n];
-            if (label == ignoreIndex) continue;
-            if ((uint)label >= (uint)classes)
-                throw new ArgumentOutOfRangeException(nameof(labels), label, $"Label {label} in row {n} is outside [0, {classes}) and is not the ignored label {ignoreIndex}.");
-            total += Weight(weights, label);
-        }
-        return total;
-    }
+    private static double Denominator(ReadOnlySpan<int> labels, int rows, int classes, ReadOnlySpan<float> weights, int ignoreIndex) =>
+        ClassWeights.Denominator(labels, rows, classes, weights, ignoreIndex);
 
-    private static void CheckWeights(ReadOnlySpan<float> weights, int classes)
-    {
-        if (!weights.IsEmpty && weights.Length != classes) throw new ArgumentException($"Cross-entropy over {classes} classes needs {classes} class weights; got {weights.Length}.");
-    }
+    private static void CheckWeights(ReadOnlySpan<float> weights, int classes) => ClassWeights.Check(weights, classes, "Cross-entropy");
 
     private static void Check(int a, int b, int labels, int rows, int classes)
     {
@@ -345,21 +330,12 @@ public static class NllKernels
             if (labels[n] != ignoreIndex) dlogProbs[n * classes + labels[n]] -= (float)(scale * Weight(weights, labels[n]) / total);
     }
 
-    private static double Weight(ReadOnlySpan<float> weights, int k) => weights.IsEmpty ? 1 : weights[k];
+    private static double Weight(ReadOnlySpan<float> weights, int k) => ClassWeights.Of(weights, k);
 
     private static double Denominator(ReadOnlySpan<int> labels, int rows, int classes, ReadOnlySpan<float> weights, int ignoreIndex)
     {
-        if (!weights.IsEmpty && weights.Length != classes) throw new ArgumentException($"NLL over {classes} classes needs {classes} class weights; got {weights.Length}.");
-        double total = 0;
-        for (int n = 0; n < rows; n++)
-        {
-            int label = labels[n];
-            if (label == ignoreIndex) continue;
-            if ((uint)label >= (uint)classes)
-                throw new ArgumentOutOfRangeException(nameof(labels), label, $"Label {label} in row {n} is outside [0, {classes}) and is not the ignored label {ignoreIndex}.");
-            total += Weight(weights, label);
-        }
-        return total;
+        ClassWeights.Check(weights, classes, "NLL");
+        return ClassWeights.Denominator(labels, rows, classes, weights, ignoreIndex);
     }
 }
 
@@ -426,5 +402,35 @@ public static class CosineEmbeddingKernels
     {
         if (batch <= 0 || dim <= 0 || a < (long)batch * dim || b < (long)batch * dim || y < batch)
             throw new ArgumentException($"CosineEmbedding: {batch} samples of {dim} need {(long)batch * dim} floats per embedding and {batch} labels; got {a}, {b} and {y}.");
+    }
+}
+
+/// <summary>PyTorch's class weights and ignored label, shared by cross-entropy and NLL: a label's weight, and W, the
+/// weighted count the mean divides by.</summary>
+internal static class ClassWeights
+{
+    /// <summary>Class k's weight (1 without weights).</summary>
+    public static double Of(ReadOnlySpan<float> weights, int k) => weights.IsEmpty ? 1 : weights[k];
+
+    /// <summary>W: the weights of the rows' labels (their count without weights), ignored rows left out.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A label outside [0, K) that is not the ignored one, naming its row.</exception>
+    public static double Denominator(ReadOnlySpan<int> labels, int rows, int classes, ReadOnlySpan<float> weights, int ignoreIndex)
+    {
+        double total = 0;
+        for (int n = 0; n < rows; n++)
+        {
+            int label = labels[n];
+            if (label == ignoreIndex) continue;
+            if ((uint)label >= (uint)classes)
+                throw new ArgumentOutOfRangeException(nameof(labels), label, $"Label {label} in row {n} is outside [0, {classes}) and is not the ignored label {ignoreIndex}.");
+            total += Of(weights, label);
+        }
+        return total;
+    }
+
+    /// <summary>One weight per class, or none.</summary>
+    public static void Check(ReadOnlySpan<float> weights, int classes, string loss)
+    {
+        if (!weights.IsEmpty && weights.Length != classes) throw new ArgumentException($"{loss} over {classes} classes needs {classes} class weights; got {weights.Length}.");
     }
 }
