@@ -206,6 +206,23 @@ namespace Compiled.Nets
     }
 
     /// <summary>
+    /// Trains the network with a loss written as a method of the class, <c>Tensor Name(Tensor output, Tensor target)</c>,
+    /// which the generator compiles and differentiates like Forward: the targets are floats shaped like the output, the
+    /// method combines them with tensor operations (<c>var d = output - target; return d * d;</c>, a trailing
+    /// <c>.Mean()</c> as PyTorch users write it), and the loss is the mean of its result over the batch and its elements
+    /// (PyTorch's reduction='mean'). Called on eager tensors, the same method is the reference.
+    /// </summary>
+    [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
+    public sealed class CustomLossAttribute : LossAttribute
+    {
+        /// <summary>Names the loss method (<c>nameof(Huber)</c>).</summary>
+        public CustomLossAttribute(string method) => Method = method;
+
+        /// <summary>The loss method's name.</summary>
+        public string Method { get; }
+    }
+
+    /// <summary>
     /// Trains two embeddings to agree for alike pairs and to differ for unlike ones (<c>nn.CosineEmbeddingLoss</c>): a
     /// network returning a tuple names both, <c>[CosineEmbeddingLoss(Output = "a", Second = "b", Margin = 0.5)]</c>; the
     /// targets are one float per sample, 1 (alike: 1 − cos) or −1 (unlike: max(0, cos − margin)).

@@ -478,6 +478,17 @@ public sealed class Tensor
         return Result([loss], [], [a, b], r => CosineEmbeddingKernels.Backward(a.GradBuffer, b.GradBuffer, a.Data, b.Data, labels, rows, dim, margin, r.Grad![0] / rows));
     }
 
+    /// <summary>The mean of all elements, batch included (<c>torch.mean</c>): a scalar, e.g. the loss of an elementwise
+    /// loss written by hand.</summary>
+    public Tensor Mean()
+    {
+        int n = Data.Length;
+        double sum = 0;
+        foreach (float v in Data) sum += v;
+        var x = this;
+        return Result([(float)(sum / n)], [], [x], r => { var g = x.GradBuffer; float d = r.Grad![0] / n; for (int i = 0; i < n; i++) g[i] += d; });
+    }
+
     /// <summary>Negative log-likelihood with class <paramref name="weights"/> (empty: all 1) and an <paramref name="ignoreIndex"/>
     /// label that adds nothing (<c>F.nll_loss(weight=…, ignore_index=…)</c>, PyTorch's weighted mean).</summary>
     public Tensor Nll(int[] labels, float[] weights, int ignoreIndex)

@@ -573,6 +573,41 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void CustomLoss_IsAMethodOfTheClass_CompiledLikeForward()
+    {
+        // Fine: a loss method over the output and the targets.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), CustomLoss(nameof(L))]
+            public partial class A
+            {
+                [Linear(4, 2)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc);
+                public Tensor L(Tensor output, Tensor target) { var d = output - target; return (d * d).Mean(); }
+            }
+            """);
+        // No such method, at the attribute.
+        var d = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), {|CNET0014:CustomLoss("Huber")|}]
+            public partial class B
+            {
+                [Linear(4, 2)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc);
+            }
+            """);
+        Assert.Equal("CustomLoss: B has no method 'Tensor Huber(Tensor output, Tensor target)' to compile as its loss", Message(d.Single()));
+        // The loss method is checked as Forward is: shapes that do not broadcast, a layer (the network's alone).
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), CustomLoss(nameof(L))]
+            public partial class C
+            {
+                [Linear(4, 2)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc);
+                public Tensor L(Tensor output, Tensor target) => {|CNET0005:output.Apply(Fc)|} - target;
+            }
+            """);
+    }
+
+    [Fact]
     public void CosineEmbeddingLoss_ComparesTwoOutputsOfOneShape()
     {
         const string body = """

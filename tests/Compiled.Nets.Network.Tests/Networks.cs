@@ -734,3 +734,45 @@ public partial class WeightedNllNet
 
     Tensor Forward(Tensor x) => x.Apply(Head).Tanh().LogSoftmax();
 }
+
+/// <summary>An MLP trained by a loss written as a method: the squared error, as a PyTorch user writes it.</summary>
+[Network, Input(5), CustomLoss(nameof(SquaredError))]
+public partial class CustomMseNet
+{
+    [Linear(5, 4)] public partial Linear Fc { get; }
+    [Linear(4, 3)] public partial Linear Out { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Tanh().Apply(Out);
+
+    public Tensor SquaredError(Tensor output, Tensor target)
+    {
+        var d = output - target;
+        return (d * d).Mean();
+    }
+}
+
+/// <summary>The same MLP with the built-in MSE loss (the same parameter names, so the same initialisation).</summary>
+[Network, Input(5), MSELoss]
+public partial class BuiltInMseNet
+{
+    [Linear(5, 4)] public partial Linear Fc { get; }
+    [Linear(4, 3)] public partial Linear Out { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Tanh().Apply(Out);
+}
+
+/// <summary>A pinball (quantile 0.9) loss written as a method, from ReLUs and constants.</summary>
+[Network, Input(5), CustomLoss(nameof(Pinball))]
+public partial class QuantileNet
+{
+    [Linear(5, 4)] public partial Linear Fc { get; }
+    [Linear(4, 3)] public partial Linear Out { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Relu().Apply(Out);
+
+    public Tensor Pinball(Tensor output, Tensor target)
+    {
+        var d = target - output;
+        return d.Relu() * 0.9f + (0f - d).Relu() * 0.1f;
+    }
+}

@@ -212,6 +212,13 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void ANetworkWithALossMethod_ExportsItsInferenceGraphAlone()
+    {
+        using var net = new QuantileNet(seed: 2);
+        AssertOnnxMatches(net, 5, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, 3, 5);
+    }
+
+    [Fact]
     public void TwoHeadNet_HasOneGraphOutputPerTupleElement()
     {
         using var net = new TwoHeadNet(seed: 3);

@@ -97,7 +97,7 @@ namespace Compiled.Nets.Generator.Emit
             w.Line();
             w.Open($"private float TrainStepIn({Workspace} ws, {InputParams(s)}, {TargetParams(losses)}, {BatchParams(c.IsSequence)}, {OptionalParams(s, losses)})");
             EmitSequenceLocal(c);
-            EmitSpans(c, grads: true);
+            EmitSpans(c, grads: true, withLoss: true);
             w.Line("bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them");
             w.Line(plan.WrittenWeights.Count > 0 ? "if (!accumulate) _store.ZeroGradientsExcept(_writtenGrads);" : "if (!accumulate) _store.ZeroGradients();");
             EmitNeeds(c);
@@ -108,13 +108,13 @@ namespace Compiled.Nets.Generator.Emit
                 w.Line($"// Written, not accumulated, by their only backward contribution (no clear needed): {string.Join(", ", written.Select(i => "g" + i))}.");
             w.Line();
             c.Training = true;
-            EmitForwardBody(c);
+            EmitForwardBody(c, withLoss: true);
             w.Line();
             if (!s.IsMultiOutput)
             {
                 int o = plan.Storage(s.Output);
-                w.Line("// loss");
-                losses[0].Definition.EmitTraining(c, losses[0], o, Shapes.Size(s.Ops[s.Output].OutShape));
+                w.Line(s.LossValue >= 0 ? "// loss: the mean of the loss method's result" : "// loss");
+                losses[0].Definition.EmitTraining(c, losses[0], plan.Storage(losses[0].Value), Shapes.Size(s.Ops[s.Output].OutShape));
                 w.Line($"if (!{losses[0].OutputName}.IsEmpty) v{o}.CopyTo({losses[0].OutputName});");
             }
             else
@@ -166,6 +166,25 @@ namespace Compiled.Nets.Generator.Emit
                 : "The mean loss in evaluation mode, without gradients. Safe to call from many threads at once.");
             w.Line("var ws = _workspaces.RentInference(batch, InitialCapacity, \"EvaluateLoss\");");
             w.Open("try");
+            if (s.LossValue >= 0)
+            {
+                // The loss method needs the targets: forward and the method's ops in one evaluation pass.
+                w.Line($"return EvaluateLossIn(ws, {InputArgs(s)}, targets, {BatchArgs(c)}, output);");
+                w.Close();
+                w.Line("finally { _workspaces.ReturnInference(ws); }");
+                w.Close();
+                w.Line();
+                w.Open($"private float EvaluateLossIn({Workspace} ws, {InputParams(s)}, global::System.ReadOnlySpan<float> targets, {BatchParams(c.IsSequence)}, global::System.Span<float> output)");
+                EmitSequenceLocal(c);
+                EmitSpans(c, grads: false, withLoss: true);
+                c.Training = false;
+                EmitForwardBody(c, withLoss: true);
+                w.Line($"if (!output.IsEmpty) v{c.Plan.Storage(s.Output)}.CopyTo(output);");
+                losses[0].Definition.EmitEvaluation(c, losses[0], "", "", "return ");
+                w.Close();
+                w.Line();
+                return;
+            }
             if (!s.IsMultiOutput)
             {
                 var loss = losses[0];

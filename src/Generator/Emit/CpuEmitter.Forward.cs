@@ -76,8 +76,9 @@ namespace Compiled.Nets.Generator.Emit
             }
         }
 
-        /// <summary>Slices of the workspace's arenas, one per plan region, and the views (input, Flatten).</summary>
-        private static void EmitSpans(CpuContext c, bool grads)
+        /// <summary>Slices of the workspace's arenas, one per plan region, and the views (input, Flatten); a [CustomLoss]
+        /// method's targets and views only <paramref name="withLoss"/> (where the method has the targets).</summary>
+        private static void EmitSpans(CpuContext c, bool grads, bool withLoss = false)
         {
             var plan = c.Plan;
             var w = c.Writer;
@@ -96,6 +97,7 @@ namespace Compiled.Nets.Generator.Emit
             foreach (var r in plan.Stats) { w.Line($"var {r.Name} = ws.Stats.Span.Slice({stats}, {r.Size});"); stats += r.Size; }
             foreach (int view in plan.Views)
             {
+                if (!withLoss && c.Spec.IsLossOp(view)) continue;
                 if (c.Spec.Ops[view].Kind == OpKind.Input) { w.Line($"global::System.ReadOnlySpan<{InputElement(c.Spec.Ops[view].Real != 0)}> v{view} = {InputName(c.Spec, view)};"); continue; }
                 int storage = plan.Storage(view);
                 w.Line($"var v{view} = v{storage};");
@@ -103,12 +105,14 @@ namespace Compiled.Nets.Generator.Emit
             }
         }
 
-        /// <summary>The units in order: fused pool calls where the plan says so, else the primary op and its chain.</summary>
-        private static void EmitForwardBody(CpuContext c)
+        /// <summary>The units in order: fused pool calls where the plan says so, else the primary op and its chain; a
+        /// [CustomLoss] method's units only <paramref name="withLoss"/>.</summary>
+        private static void EmitForwardBody(CpuContext c, bool withLoss = false)
         {
             var plan = c.Plan;
             foreach (var u in plan.Units)
             {
+                if (!withLoss && c.Spec.IsLossOp(u.Primary?.Id ?? u.Stages[0].Value)) continue;
                 if (u.Primary is { } pooled && plan.IsPooledConvolution(pooled.Id)) continue; // runs inside the pool's call
                 if (u.Primary is { } pool && plan.ConvolutionOf(pool.Id) is { } conv)
                 {

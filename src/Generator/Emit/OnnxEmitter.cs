@@ -44,7 +44,8 @@ namespace Compiled.Nets.Generator.Emit
                 w.Line("g.Node(\"Slice\", new[] { \"input_shape\", g.Int64(true, 1), g.Int64(true, 2) }, \"sequence_length\");");
             }
             var c = new OnnxContext(s, w, masked);
-            foreach (var op in s.Ops) OpTable.Of(op.Kind).EmitOnnx(c, op);
+            // The inference graph: a [CustomLoss] method's ops (which read the targets) stay out.
+            foreach (var op in s.Ops.Where(o => !s.IsLossOp(o.Id))) OpTable.Of(op.Kind).EmitOnnx(c, op);
             // One graph output per output: "output", or each element of Forward's tuple by its name.
             foreach (var (name, value) in s.IsMultiOutput ? s.Outputs.Select(o => (o.Name, o.Value)).ToArray() : new[] { ("output", s.Output) })
             {

@@ -8,7 +8,7 @@ namespace Compiled.Nets.Generator.Model
     /// <summary>Kinds of op in the plan (the ordered list the emitters walk).</summary>
     internal enum OpKind { Input, Embedding, Conv2d, Linear, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm2d, BatchNorm1d, LayerNorm, Softmax, LogSoftmax, Flatten, Add, Subtract, Multiply, Concat, Relu, Gelu, Tanh, Sigmoid, LeakyRelu, Silu, Elu, Hardswish, Dropout, SelectToken, MeanOverSequence, SelfAttention, AddPositions, AddTokenType, Lstm, Gru, Scale, Shift, Unflatten, Permute, Transpose, MatMul, Conv1d, Dropout2d, GroupNorm, Upsample, Narrow }
 
-    internal enum LossKind { None, CrossEntropy, Mse, L1, SmoothL1, BceWithLogits, Nll, KlDiv, CosineEmbedding }
+    internal enum LossKind { None, CrossEntropy, Mse, L1, SmoothL1, BceWithLogits, Nll, KlDiv, CosineEmbedding, Custom }
 
     /// <summary>A tensor of the parameter table: state-dict name, shape, role and initialisation (all as emitted text).</summary>
     internal sealed record ParamSpec(string Field, string Name, EquatableArray<int> Shape, string Role, string Init, bool IsBuffer);
@@ -74,6 +74,16 @@ namespace Compiled.Nets.Generator.Model
         /// <summary>Several inputs or several outputs: the generated members take named spans and implement no
         /// one-input, one-output interface.</summary>
         public bool IsMultiple => IsMultiInput || IsMultiOutput;
+
+        /// <summary>A [CustomLoss] method compiled into the plan: its ops come last, from <see cref="LossStart"/>; it reads the
+        /// output and the targets (an Input op, <see cref="TargetInput"/>) and ends in <see cref="LossValue"/>, whose mean is
+        /// the loss. -1 without one.</summary>
+        public int LossStart { get; init; } = -1;
+        public int TargetInput { get; init; } = -1;
+        public int LossValue { get; init; } = -1;
+
+        /// <summary>The op belongs to the [CustomLoss] method (runs only where targets are given, never in Forward or ONNX).</summary>
+        public bool IsLossOp(int id) => LossStart >= 0 && id >= LossStart;
 
         /// <summary>The path of <c>[Weights("…")]</c> as declared (null: none); the build resolves it among AdditionalFiles.</summary>
         public string? WeightsPath { get; init; }

@@ -79,6 +79,9 @@ namespace Compiled.Nets.Generator.Ops
             {
                 if (s.Loss == LossKind.None) return System.Array.Empty<LossUse>();
                 var d = Losses.Of(s.Loss);
+                // A loss method: the value it ends in is what the loss reads (its targets are shaped like the output).
+                if (s.LossValue >= 0)
+                    return new[] { new LossUse(d, 0, s.LossWeights, s.IgnoreIndex, s.LossValue, s.Ops[s.Output].OutShape, d.OutputName, d.TargetName, "", 1f, 0) };
                 return new[] { new LossUse(d, s.LossParameter, s.LossWeights, s.IgnoreIndex, s.Output, s.Ops[s.Output].OutShape, d.OutputName, d.TargetName, "", 1f, 0) };
             }
             return s.HeadLosses.Select((l, i) =>
@@ -304,6 +307,34 @@ namespace Compiled.Nets.Generator.Ops
             c.Line($"{assign}{Kernels}CosineEmbeddingKernels.Forward({y}, y{u.OutputIndex2}, {u.TargetName}, batch, {outSize}, {FloatLiteral(u.Parameter)});");
     }
 
+    /// <summary>
+    /// A loss written as a method (<c>[CustomLoss(nameof(M))]</c>): its ops are in the plan after Forward's, reading the
+    /// output and the targets (floats shaped like the output); the loss is the mean of the value it ends in, and backward
+    /// starts from that mean's gradient.
+    /// </summary>
+    internal sealed class CustomLoss : LossDefinition
+    {
+        public override LossKind Kind => LossKind.Custom;
+        public override string Name => "CustomLoss";
+        public override string TargetType => "global::System.ReadOnlySpan<float>";
+        public override string TargetName => "targets";
+        public override string OutputName => "output";
+
+        public override void EmitTargetCheck(CpuContext c, LossUse u) => FloatTargetLoss.EmitFloatTargetCheck(c, u);
+
+        /// <summary>The loss value's floats over the batch.</summary>
+        private static string Count(CpuContext c, LossUse u) => $"batch * {Shapes.Size(c.Spec.Ops[u.Value].OutShape)}";
+
+        public override void EmitTraining(CpuContext c, LossUse u, int output, string outSize)
+        {
+            c.Line($"float {u.Loss} = {Kernels}CustomLossKernels.Mean(v{output}, {Count(c, u)});");
+            c.Line($"{Kernels}CustomLossKernels.Seed(g{output}, {Count(c, u)});");
+        }
+
+        public override void EmitEvaluation(CpuContext c, LossUse u, string y, string outSize, string assign) =>
+            c.Line($"{assign}{Kernels}CustomLossKernels.Mean(v{c.Plan.Storage(u.Value)}, {Count(c, u)});");
+    }
+
     /// <summary>The losses a network can declare.</summary>
     internal static class Losses
     {
@@ -317,6 +348,7 @@ namespace Compiled.Nets.Generator.Ops
             new NllLoss(),
             new KlDivLoss(),
             new CosineEmbeddingLoss(),
+            new CustomLoss(),
         };
 
         public static LossDefinition Of(LossKind kind) => All.First(l => l.Kind == kind);

@@ -55,7 +55,8 @@ namespace Compiled.Nets.Generator.Ops
                 case Microsoft.CodeAnalysis.CSharp.SyntaxKind.AddExpression:
                     return Add(OpKind.Shift, x, c);
                 default: // subtraction
-                    return constantOnLeft ? Add(OpKind.Shift, Add(OpKind.Scale, x, -1), c) : Add(OpKind.Shift, x, -c);
+                    // 0 - x is a negation alone (no shift by zero).
+                    return constantOnLeft ? (c == 0 ? Add(OpKind.Scale, x, -1) : Add(OpKind.Shift, Add(OpKind.Scale, x, -1), c)) : Add(OpKind.Shift, x, -c);
             }
         }
 

@@ -108,6 +108,26 @@ namespace Compiled.Nets.Generator.Parsing
             return -1;
         }
 
+        /// <summary>A [CustomLoss] method's body: statements as in Forward, then the returned value, a trailing
+        /// <c>.Mean()</c> dropped (the loss is that mean already). -1 after reporting.</summary>
+        public int LossBody(MethodDeclarationSyntax method, Dictionary<string, int> env)
+        {
+            ExpressionSyntax? returned = method.ExpressionBody?.Expression;
+            if (returned is null)
+            {
+                if (method.Body is null) { Unsupported(method, "the loss method needs a body"); return -1; }
+                foreach (var st in method.Body.Statements)
+                {
+                    if (st is ReturnStatementSyntax { Expression: { } e }) { returned = e; break; }
+                    if (!Statement(st, env)) return -1;
+                }
+                if (returned is null) { Unsupported(method, "the loss method must end with a return statement"); return -1; }
+            }
+            if (returned is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.Text: "Mean" } mean, ArgumentList.Arguments.Count: 0 })
+                returned = mean.Expression;
+            return Expr(returned, env);
+        }
+
         /// <summary>What Forward returns: one tensor, or a tuple literal of several (its values go to the holder; the first is returned).</summary>
         private int Returned(ExpressionSyntax e, Dictionary<string, int> env, IReturnLocationSink holder)
         {

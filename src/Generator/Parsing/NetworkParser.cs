@@ -219,12 +219,17 @@ namespace Compiled.Nets.Generator.Parsing
             if (_failed) return null;
             var (weights, ignoreIndex) = ReadClassWeighting(losses.FirstOrDefault(), _ops[output]);
             if (_failed) return null;
+            var custom = loss == LossKind.Custom ? ParseLossMethod(type, losses[0], output) : null;
+            if (_failed) return null;
 
             return new NetworkSpec(
                 NamespaceOf(type), type.Name, Modifiers(syntax), ContainingDeclarations(type),
                 inputName!, inputShape, tokens, maxBatch, MaxSequence, loss, lossParameter,
                 _layers.ToEquatableArray(), _params.ToEquatableArray(), _ops.ToEquatableArray(), output)
-            { Inputs = _inputs.ToEquatableArray(), LossWeights = weights, IgnoreIndex = ignoreIndex };
+            {
+                Inputs = _inputs.ToEquatableArray(), LossWeights = weights, IgnoreIndex = ignoreIndex,
+                LossStart = custom?.Start ?? -1, TargetInput = custom?.Targets ?? -1, LossValue = custom?.Value ?? -1,
+            };
         }
 
         /// <summary>
@@ -249,6 +254,11 @@ namespace Compiled.Nets.Generator.Parsing
             foreach (var a in losses)
             {
                 var d = Losses.ForAttribute(a.AttributeClass!.ToDisplayString())!;
+                if (d.Kind == LossKind.Custom)
+                {
+                    Report(DiagnosticDescriptors.InvalidArgument, Loc(a), d.Name, "a loss method trains a network with one output; with several, use the loss attributes per output");
+                    return null;
+                }
                 string? output = NamedString(a, "Output");
                 int k = output is null ? -1 : names.IndexOf(output);
                 double weight = NamedDouble(a, "Weight") ?? 1;
@@ -281,6 +291,36 @@ namespace Compiled.Nets.Generator.Parsing
                 heads.Add(new LossSpec(d.Kind, LossParameter(a, d), k, (float)weight, weights, ignore) { Output2 = k2 });
             }
             return heads;
+        }
+
+        /// <summary>
+        /// <c>[CustomLoss(nameof(M))]</c>: <c>Tensor M(Tensor output, Tensor target)</c> walked like Forward, its first
+        /// parameter the network's output and its second the targets (a new input shaped like the output); its ops follow
+        /// Forward's. A trailing <c>.Mean()</c> is what the loss does anyway (the mean of the result). Layers are Forward's
+        /// alone. Null after reporting.
+        /// </summary>
+        private (int Start, int Targets, int Value)? ParseLossMethod(INamedTypeSymbol type, AttributeData attribute, int output)
+        {
+            string name = attribute.ConstructorArguments.Length == 1 && attribute.ConstructorArguments[0].Value is string n ? n : "";
+            var method = type.GetMembers(name).OfType<IMethodSymbol>()
+                .FirstOrDefault(m => m.Parameters.Length == 2 && m.Parameters.All(q => IsTensor(q.Type)) && IsTensor(m.ReturnType));
+            var decl = method?.DeclaringSyntaxReferences.Select(r => r.GetSyntax(_ct)).OfType<MethodDeclarationSyntax>().FirstOrDefault();
+            if (method is null || decl is null)
+            {
+                Report(DiagnosticDescriptors.InvalidArgument, Loc(attribute), "CustomLoss", $"{type.Name} has no method 'Tensor {name}(Tensor output, Tensor target)' to compile as its loss");
+                return null;
+            }
+            int start = _ops.Count;
+            var shape = ShapeOf(output);
+            int targets = AddOp(OpKind.Input, -1, -1, -1, shape, shape, Array.Empty<int>(), 0, "targets");
+            var env = new Dictionary<string, int>(StringComparer.Ordinal)
+            {
+                [method.Parameters[0].Name] = output,
+                [method.Parameters[1].Name] = targets,
+            };
+            var walker = new ForwardWalker(this, _compilation.GetSemanticModel(decl.SyntaxTree), new Dictionary<string, LayerRef>(StringComparer.Ordinal), $"the output {Shape(shape)} and targets");
+            int value = walker.LossBody(decl, env);
+            return value < 0 ? null : (start, targets, value);
         }
 
         /// <summary>The value is a network input, or a view of one (its values as they came in).</summary>

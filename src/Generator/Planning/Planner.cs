@@ -109,7 +109,8 @@ namespace Compiled.Nets.Generator.Planning
         }
 
         /// <summary>The values Forward returns: its one output, or each element of its tuple.</summary>
-        internal static IEnumerable<int> Outputs(NetworkSpec s) => s.IsMultiOutput ? s.Outputs.Select(o => o.Value) : new[] { s.Output };
+        internal static IEnumerable<int> Outputs(NetworkSpec s) =>
+            (s.IsMultiOutput ? s.Outputs.Select(o => o.Value) : new[] { s.Output }).Concat(s.LossValue >= 0 ? new[] { s.LossValue } : new int[0]);
 
         /// <summary>A max-pool followed only by ReLU runs as one kernel (ReLU commutes with max): its pre-ReLU value never exists.</summary>
         private static List<int> FusePoolRelu(List<UnitBuilder> units) =>

@@ -434,3 +434,20 @@ internal static class ClassWeights
         if (!weights.IsEmpty && weights.Length != classes) throw new ArgumentException($"{loss} over {classes} classes needs {classes} class weights; got {weights.Length}.");
     }
 }
+
+/// <summary>A loss written as a method ([CustomLoss]): its compiled result's mean is the loss, and backward starts from
+/// the mean's gradient, 1/n on every element.</summary>
+public static class CustomLossKernels
+{
+    /// <summary>The mean of the first <paramref name="n"/> values, summed in double.</summary>
+    public static float Mean(ReadOnlySpan<float> values, int n)
+    {
+        if (n <= 0 || values.Length < n) throw new ArgumentException($"The loss's mean needs {n} values; got {values.Length}.");
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += values[i];
+        return (float)(sum / n);
+    }
+
+    /// <summary>gradient[..n] = 1/n: the gradient of the mean.</summary>
+    public static void Seed(Span<float> gradient, int n) => gradient[..n].Fill(1f / n);
+}
