@@ -131,6 +131,12 @@ public sealed class Tensor
     public Tensor Relu() => Map(Elementwise.Relu, (_, y, g) => Elementwise.ReluGrad(y, g));
     /// <summary>GELU (erf form).</summary>
     public Tensor Gelu() => Map(Elementwise.Gelu, (x, _, g) => Elementwise.GeluGrad(x, g));
+    /// <summary>|x| (<c>torch.abs</c>; the gradient at 0 is 0).</summary>
+    public Tensor Abs() => Map(Elementwise.Abs, (x, _, g) => Elementwise.AbsGrad(x, g));
+    /// <summary>eˣ (<c>torch.exp</c>).</summary>
+    public Tensor Exp() => Map(Elementwise.Exp, (_, y, g) => Elementwise.ExpGrad(y, g));
+    /// <summary>ln x (<c>torch.log</c>).</summary>
+    public Tensor Log() => Map(Elementwise.Log, (x, _, g) => Elementwise.LogGrad(x, g));
     /// <summary>tanh.</summary>
     public Tensor Tanh() => Map(Elementwise.Tanh, (_, y, g) => Elementwise.TanhGrad(y, g));
     /// <summary>Logistic sigmoid.</summary>

@@ -464,6 +464,13 @@ public class OpParityTests
     }
 
     [Fact]
+    public void AbsExpAndLog_AsTorch()
+    {
+        Compare([3, 7], x => x.Abs().Exp(), x => x.abs().exp());
+        Compare([3, 7], x => (x.Abs() + 0.5f).Log(), x => (x.abs() + 0.5f).log());
+    }
+
+    [Fact]
     public void Narrow_AsTorchNarrow()
     {
         Compare([2, 6, 3, 5], x => x.Narrow(1, 2, 3).Tanh(), x => x.narrow(1, 2, 3).tanh());

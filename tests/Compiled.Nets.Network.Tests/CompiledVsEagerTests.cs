@@ -231,6 +231,15 @@ public class CompiledVsEagerTests
         Assert.Contains("outside [0, 3) and is not the ignored label -100", Assert.Throws<ArgumentOutOfRangeException>(() => net.EvaluateLoss(x, [0, 1, 2, 3, 0], batch)).Message);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    public void AbsExpAndLog_InFusedChains_MatchEager(int batch)
+    {
+        using var net = new ExpLogNet(seed: 12);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [6], 3);
+    }
+
     [Fact]
     public void WeightedNll_WithAnIgnoredLabel_MatchesEager()
     {

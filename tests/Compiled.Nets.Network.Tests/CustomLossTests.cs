@@ -33,6 +33,21 @@ public class CustomLossTests
     }
 
     [Fact]
+    public void AHuberMethodWithAbs_TrainsAsSmoothL1Does()
+    {
+        using var custom = new HuberMethodNet(seed: 4);
+        using var builtIn = new BuiltInSmoothL1Net(seed: 4);
+        const int batch = 5;
+        var x = CompiledVsEagerTests.RandomData(batch * 5, 5);
+        var t = CompiledVsEagerTests.RandomData(batch * 3, 6, 3f); // differences on both sides of 1
+        Assert.Equal(builtIn.TrainStep(x, t, batch), custom.TrainStep(x, t, batch), 5);
+        var gc = Gradients(custom.Parameters);
+        var gb = Gradients(builtIn.Parameters);
+        for (int p = 0; p < gb.Length; p++)
+            for (int i = 0; i < gb[p].Length; i++) Assert.True(Math.Abs(gb[p][i] - gc[p][i]) < 1e-6, $"{custom.Parameters.Parameters[p].Name}[{i}]: smooth L1 {gb[p][i]}, Huber method {gc[p][i]}");
+    }
+
+    [Fact]
     public void APinballMethod_MatchesTheSameMethodOnEagerTensors()
     {
         using var net = new QuantileNet(seed: 5);

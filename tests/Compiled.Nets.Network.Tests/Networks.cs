@@ -776,3 +776,40 @@ public partial class QuantileNet
         return d.Relu() * 0.9f + (0f - d).Relu() * 0.1f;
     }
 }
+
+/// <summary>Huber's loss (δ = 1) written as a method with Abs: PyTorch's smooth L1 with β = 1, which BuiltInSmoothL1Net uses.</summary>
+[Network, Input(5), CustomLoss(nameof(Huber))]
+public partial class HuberMethodNet
+{
+    [Linear(5, 4)] public partial Linear Fc { get; }
+    [Linear(4, 3)] public partial Linear Out { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Tanh().Apply(Out);
+
+    public Tensor Huber(Tensor output, Tensor target)
+    {
+        var a = (output - target).Abs();
+        var m = a - (a - 1f).Relu();       // min(|d|, 1)
+        return m * m * 0.5f + (a - m);
+    }
+}
+
+/// <summary>The same MLP with the built-in smooth L1 loss.</summary>
+[Network, Input(5), SmoothL1Loss]
+public partial class BuiltInSmoothL1Net
+{
+    [Linear(5, 4)] public partial Linear Fc { get; }
+    [Linear(4, 3)] public partial Linear Out { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Tanh().Apply(Out);
+}
+
+/// <summary>Abs, Exp and Log in Forward, fused after a Linear's bias and after each other.</summary>
+[Network, Input(6), CrossEntropyLoss]
+public partial class ExpLogNet
+{
+    [Linear(6, 5)] public partial Linear Fc { get; }
+    [Linear(5, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => (x.Apply(Fc).Abs() + 1f).Log().Apply(Head).Tanh().Exp();
+}

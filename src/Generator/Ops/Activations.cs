@@ -90,6 +90,38 @@ namespace Compiled.Nets.Generator.Ops
             : $"g.Node(\"{_onnx}\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}, (\"alpha\", {FloatLiteral(op.Real)}));");
     }
 
+    /// <summary>
+    /// An elementwise function with no layer of its own, called in Forward or a loss method: <c>x.Abs()</c>,
+    /// <c>x.Exp()</c>, <c>x.Log()</c> (torch.abs/exp/log). A stage of the fused chain, like an activation; its backward
+    /// reads its input (abs, log) or its output (exp). Not on the GPU yet.
+    /// </summary>
+    internal sealed class ElementwiseFunction : OpDefinition
+    {
+        private readonly OpKind _kind;
+        private readonly string _method;
+        private readonly GradientSource _gradient;
+
+        public ElementwiseFunction(OpKind kind, string method, GradientSource gradient) { _kind = kind; _method = method; _gradient = gradient; }
+
+        public override OpKind Kind => _kind;
+        public override string Name => _method;
+        public override string? Method => _method;
+        public override string? ProducerName => _method;
+        public override bool IsElementwise => true;
+        public override GradientSource GradientSource => _gradient;
+
+        public override int Call(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape) =>
+            walker.NoArguments(invocation, Kind, _method, x, shape);
+
+        public override string StageForward(PlanStage stage, string t, bool vector, bool training, string index) => $"{t} = {Elementwise}.{_method}({t});";
+
+        public override string StageBackward(PlanStage stage, int previousValue, Func<string, string> load) => _gradient == GradientSource.Input
+            ? $"g = {Elementwise}.{_method}Grad({load(previousValue < 0 ? "src" : "v" + previousValue)}, g);"
+            : $"g = {Elementwise}.{_method}Grad({load("v" + stage.Value)}, g);";
+
+        public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"{_method}\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)});");
+    }
+
     /// <summary>GELU with erf (PyTorch's default); ONNX opset 17 has no Gelu, so the graph spells it out.</summary>
     internal sealed class GeluActivation : Activation
     {

@@ -118,6 +118,27 @@ public static class Elementwise
     public static Vector512<float> EluGrad(Vector512<float> x, Vector512<float> g, float alpha) =>
         Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512<float>.Zero), g, g * Vector512.Create(alpha) * Vector512.Exp(Vector512.Min(x, Vector512<float>.Zero)));
 
+    /// <summary>|x|; its gradient is sign(x)·g, 0 at 0 (as torch.abs).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Abs(float x) => MathF.Abs(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Abs(Vector512<float> x) => Vector512.Abs(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float AbsGrad(float x, float g) => x > 0f ? g : x < 0f ? -g : 0f;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> AbsGrad(Vector512<float> x, Vector512<float> g) =>
+        Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512<float>.Zero), g,
+            Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512<float>.Zero), -g, Vector512<float>.Zero));
+
+    /// <summary>eˣ; its gradient is y·g.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Exp(float x) => MathF.Exp(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Exp(Vector512<float> x) => Vector512.Exp(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float ExpGrad(float y, float g) => y * g;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ExpGrad(Vector512<float> y, Vector512<float> g) => y * g;
+
+    /// <summary>ln x; its gradient is g/x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Log(float x) => MathF.Log(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Log(Vector512<float> x) => Vector512.Log(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LogGrad(float x, float g) => g / x;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LogGrad(Vector512<float> x, Vector512<float> g) => g / x;
+
     /// <summary>x·min(max(x + 3, 0), 6)/6.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Hardswish(float x) => x * MathF.Min(MathF.Max(x + 3f, 0f), 6f) / 6f;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
