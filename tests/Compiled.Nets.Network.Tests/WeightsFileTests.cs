@@ -28,6 +28,26 @@ public class WeightsFileTests
     }
 
     [Fact]
+    public void LoadWeights_ReadsAShardedHuggingFaceIndex()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"cnet-shards-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            float[] Values(int n, float scale) => Enumerable.Range(0, n).Select(i => scale * (i + 1)).ToArray();
+            SafeTensorsFile.Write(Path.Combine(dir, "model-1.safetensors"), [SafeTensor.FromFloats("fc1.weight", [3, 4], Values(12, 0.1f)), SafeTensor.FromFloats("fc1.bias", [3], Values(3, 0.2f))]);
+            SafeTensorsFile.Write(Path.Combine(dir, "model-2.safetensors"), [SafeTensor.FromFloats("fc2.weight", [2, 3], Values(6, 0.3f)), SafeTensor.FromFloats("fc2.bias", [2], Values(2, 0.4f))]);
+            File.WriteAllText(Path.Combine(dir, "model.safetensors.index.json"),
+                """{"weight_map": {"fc1.weight": "model-1.safetensors", "fc1.bias": "model-1.safetensors", "fc2.weight": "model-2.safetensors", "fc2.bias": "model-2.safetensors"}}""");
+            using var net = new WeightsMlp();
+            net.LoadWeights(Path.Combine(dir, "model.safetensors.index.json"));
+            Assert.Equal(Values(6, 0.3f), net.Parameters.ReadValue(net.Parameters["fc2.weight"]).ToArray());
+            Assert.Equal(Values(3, 0.2f), net.Parameters.ReadValue(net.Parameters["fc1.bias"]).ToArray());
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
     public void AFileThatChangedSinceTheBuild_IsAnErrorNamingTheTensor()
     {
         string path = Path.Combine(Path.GetTempPath(), $"cnet-weights-{Guid.NewGuid():N}.safetensors");

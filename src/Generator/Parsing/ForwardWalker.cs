@@ -153,7 +153,7 @@ namespace Compiled.Nets.Generator.Parsing
                     foreach (var v in local.Declaration.Variables)
                     {
                         if (v.Initializer is null) { Unsupported(v, "locals must be initialised"); return false; }
-                        if (IsSplit(v.Initializer.Value, env) is { } split)
+                        if (IsSplit(v.Initializer.Value) is { } split)
                         {
                             // var parts = x.Chunk(2, -1); then parts[0], parts[1]
                             if (Pieces(split, env) is not { } pieces) return false;
@@ -177,7 +177,7 @@ namespace Compiled.Nets.Generator.Parsing
                     when Deconstructed(asg.Left) is { } names:
                 {
                     // var (a, b) = x.Chunk(2, -1);  or  (a, b) = x.Split([3, 5], 1);
-                    if (IsSplit(asg.Right, env) is not { } split) { Unsupported(asg, "only Chunk and Split are deconstructed into several tensors"); return false; }
+                    if (IsSplit(asg.Right) is not { } split) { Unsupported(asg, "only Chunk and Split are deconstructed into several tensors"); return false; }
                     if (Pieces(split, env) is not { } pieces) return false;
                     if (pieces.Count != names.Count)
                     {
@@ -283,7 +283,7 @@ namespace Compiled.Nets.Generator.Parsing
         }
 
         /// <summary>A call of Chunk or Split on a tensor, or null.</summary>
-        private static InvocationExpressionSyntax? IsSplit(ExpressionSyntax e, Dictionary<string, int> env) =>
+        private static InvocationExpressionSyntax? IsSplit(ExpressionSyntax e) =>
             e is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.Text: "Chunk" or "Split" } } inv ? inv : null;
 
         /// <summary>The values of a Chunk or Split call (its receiver evaluated first); null after reporting.</summary>
@@ -297,7 +297,7 @@ namespace Compiled.Nets.Generator.Parsing
         private int Piece(ElementAccessExpressionSyntax access, Dictionary<string, int> env)
         {
             SplitPieces? pieces = access.Expression is IdentifierNameSyntax id && _pieces.TryGetValue(id.Identifier.Text, out var named) ? named
-                : IsSplit(access.Expression, env) is { } split ? Pieces(split, env) : null;
+                : IsSplit(access.Expression) is { } split ? Pieces(split, env) : null;
             if (pieces is null) return -1;
             if (access.ArgumentList.Arguments.Count != 1 || Constant(access.ArgumentList.Arguments[0].Expression) is not { HasValue: true, Value: int i })
             {
@@ -317,7 +317,7 @@ namespace Compiled.Nets.Generator.Parsing
             switch (e)
             {
                 case ElementAccessExpressionSyntax access when access.Expression is IdentifierNameSyntax named && _pieces.ContainsKey(named.Identifier.Text)
-                    || IsSplit(access.Expression, env) is not null:
+                    || IsSplit(access.Expression) is not null:
                     return Piece(access, env);
                 case ParenthesizedExpressionSyntax par:
                     return Expr(par.Expression, env);

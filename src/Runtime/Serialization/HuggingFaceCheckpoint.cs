@@ -157,7 +157,8 @@ public sealed class HuggingFaceCheckpoint
         return new FileNotFoundException($"checkpoint '{directory}' has {what}; {list}.");
     }
 
-    private static Dictionary<string, string> ReadShardMap(string directory, string index)
+    /// <summary>A shard index's weight_map (tensor → shard file), bounded and validated.</summary>
+    internal static Dictionary<string, string> ReadShardMap(string directory, string index)
     {
         string path = Path.Combine(directory, index);
         try
@@ -168,7 +169,8 @@ public sealed class HuggingFaceCheckpoint
         catch (JsonException e) { throw new InvalidDataException($"{path}: not a valid index ({e.Message}).", e); }
     }
 
-    private static List<string> ShardFiles(string directory, string index, Dictionary<string, string> map)
+    /// <summary>The shards a weight_map names, each once, checked to be existing files beside the index.</summary>
+    internal static List<string> ShardFiles(string directory, string index, Dictionary<string, string> map)
     {
         var files = new List<string>();
         foreach (var (tensor, file) in map)

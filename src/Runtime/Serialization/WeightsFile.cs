@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace Compiled.Nets.Serialization;
 
 /// <summary>
@@ -31,27 +29,11 @@ public static class WeightsFile
         foreach (var p in store.All) tensors[p.Name].CopyTo(store.Value(p));
     }
 
-    /// <summary>The safetensors files of a path: itself, or the shards an index names (each once, in order).</summary>
+    /// <summary>The safetensors files of a path: itself, or the shards an index names (as a Hugging Face checkpoint reads them).</summary>
     private static IEnumerable<string> Files(string path)
     {
         if (!path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return [path];
-        byte[] bytes = BoundedFile.Read(path, 64 << 20, "a safetensors index");
-        try
-        {
-            using var doc = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 8 });
-            if (!doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
-                throw new InvalidDataException($"'{path}' has no \"weight_map\" object.");
-            string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-            var shards = new List<string>();
-            foreach (var entry in map.EnumerateObject())
-            {
-                string shard = entry.Value.ValueKind == JsonValueKind.String ? entry.Value.GetString()! : throw new InvalidDataException($"'{path}': the shard of '{entry.Name}' is not a file name.");
-                if (shard.Contains('/') || shard.Contains('\\') || shard.Contains("..", StringComparison.Ordinal))
-                    throw new InvalidDataException($"'{path}': shard '{shard}' of '{entry.Name}' is not a file beside the index.");
-                if (!shards.Contains(shard)) shards.Add(shard);
-            }
-            return shards.Select(s => Path.Combine(dir, s)).ToList();
-        }
-        catch (JsonException e) { throw new InvalidDataException($"'{path}' is not valid JSON: {e.Message}", e); }
+        string dir = Path.GetDirectoryName(Path.GetFullPath(path))!, index = Path.GetFileName(path);
+        return HuggingFaceCheckpoint.ShardFiles(dir, index, HuggingFaceCheckpoint.ReadShardMap(dir, index)).Select(f => Path.Combine(dir, f));
     }
 }
