@@ -107,3 +107,52 @@ public interface ISequenceClassifier : ISequenceNetwork
     /// <summary>The mean loss in evaluation mode, without gradients.</summary>
     float EvaluateLoss(ReadOnlySpan<int> input, ReadOnlySpan<int> labels, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> logits = default);
 }
+
+/// <summary>A tensor a network takes, gives or trains against, by name, with its per-sample shape.</summary>
+/// <param name="Name">An input's name (Forward's parameter), an output's (Forward's tuple element) or a targets' name
+/// (TrainStep's parameter: <c>labels</c>, <c>targets</c>, <c>digitLabels</c>, <c>boxTargets</c>).</param>
+/// <param name="Shape">Per-sample shape (empty: one value per sample, e.g. a class index).</param>
+/// <param name="IsInteger">Integers (token ids, class indices), not floats.</param>
+public sealed record TensorSlot(string Name, IReadOnlyList<int> Shape, bool IsInteger)
+{
+    /// <summary>Values per sample.</summary>
+    public int Size => Shape.Aggregate(1, (a, b) => a * b);
+}
+
+/// <summary>One loss of a network: which output it reads, the targets it compares it with, and its weight in the sum.</summary>
+/// <param name="Loss">The loss attribute's name, e.g. <c>CrossEntropyLoss</c>.</param>
+/// <param name="Output">The output it reads (the first, for a loss of two outputs).</param>
+/// <param name="Targets">Its targets: class indices (one per sample) or floats.</param>
+/// <param name="Weight">Its weight in the sum TrainStep minimises.</param>
+public sealed record LossSlot(string Loss, string Output, TensorSlot Targets, float Weight);
+
+/// <summary>
+/// A generated network with several inputs or several outputs (fixed shapes, at least one loss), reached through named
+/// columns of a <see cref="Data.TensorBatch"/>: what <see cref="Training.Trainer"/> trains it with. The class's own
+/// TrainStep and EvaluateLoss, with one span per input, target and output, are the direct way.
+/// </summary>
+public interface IMultiNetwork
+{
+    /// <summary>The network's class name.</summary>
+    string Name { get; }
+    /// <summary>Parameters, gradients and buffers.</summary>
+    ParameterStore Parameters { get; }
+    /// <summary>The inputs, in Forward's parameter order.</summary>
+    IReadOnlyList<TensorSlot> Inputs { get; }
+    /// <summary>The outputs, in Forward's order.</summary>
+    IReadOnlyList<TensorSlot> Outputs { get; }
+    /// <summary>The losses, in declaration order (their weighted sum is what is trained).</summary>
+    IReadOnlyList<LossSlot> Losses { get; }
+
+    /// <summary>One training step on the batch's columns named as <see cref="Inputs"/> and the losses' targets (see the
+    /// class's TrainStep).</summary>
+    /// <param name="batch">The batch; its columns are found by name and checked for size.</param>
+    /// <param name="outputs">One buffer per output of at least Count × its size floats, written.</param>
+    /// <param name="losses">Empty, or one value per loss, written (unweighted).</param>
+    /// <returns>The weighted sum of the losses.</returns>
+    /// <exception cref="InvalidOperationException">When a column is missing, of the other element type or of another size.</exception>
+    float TrainStep(Data.TensorBatch batch, float[][] outputs, Span<float> losses);
+
+    /// <summary>The weighted loss in evaluation mode, without gradients (see <see cref="TrainStep"/>).</summary>
+    float EvaluateLoss(Data.TensorBatch batch, float[][] outputs, Span<float> losses);
+}

@@ -30,6 +30,9 @@ namespace Compiled.Nets.Generator.Ops
         /// <summary>Targets are class indices (the network is a classifier), not floats shaped like the output.</summary>
         public virtual bool ClassIndices => false;
 
+        /// <summary>The per-sample shape of the targets: none for a class index, else the output's.</summary>
+        public virtual EquatableArray<int> TargetShape(LossUse u) => ClassIndices ? EquatableArray<int>.Empty : u.OutShape;
+
         /// <summary>The attribute's one real property (<c>LabelSmoothing</c>, <c>Beta</c>) and its default, when it has one;
         /// its value travels as <see cref="NetworkSpec.LossParameter"/>.</summary>
         public virtual string? ParameterName => null;
@@ -291,6 +294,9 @@ namespace Compiled.Nets.Generator.Ops
             if (output.OutShape.Count != 1 || Shapes.HasSequence(output.OutShape))
                 parser.ReportPublic(DiagnosticDescriptors.LossMismatch, classLocation, Name, "an embedding [D]", NetworkParser.Shape(output.OutShape));
         }
+
+        /// <summary>One float per pair: 1 alike, −1 unlike.</summary>
+        public override EquatableArray<int> TargetShape(LossUse u) => EquatableArray<int>.Empty;
 
         public override void EmitTargetCheck(CpuContext c, LossUse u) =>
             c.Line($"if ({u.TargetName}.Length != batch) throw new global::System.ArgumentException(\"{c.Spec.TypeName}: \" + {u.TargetName}.Length + \" labels (1 alike, -1 unlike) for a batch of \" + batch + \".\", nameof({u.TargetName}));");

@@ -122,10 +122,13 @@ public sealed class DataLoader
     }
 
     /// <summary>The sample order of an epoch.</summary>
-    public int[] Order(int epoch)
+    public int[] Order(int epoch) => SampleOrder(_data.Count, Shuffle, Seed, epoch);
+
+    /// <summary>The order of <paramref name="count"/> samples in an epoch: a function of (seed, epoch) alone.</summary>
+    internal static int[] SampleOrder(int count, bool shuffle, ulong seed, int epoch)
     {
-        var order = Enumerable.Range(0, _data.Count).ToArray();
-        if (Shuffle) new Rng(Seed * 1_000_003UL + (ulong)epoch).Shuffle(order.AsSpan());
+        var order = Enumerable.Range(0, count).ToArray();
+        if (shuffle) new Rng(seed * 1_000_003UL + (ulong)epoch).Shuffle(order.AsSpan());
         return order;
     }
 

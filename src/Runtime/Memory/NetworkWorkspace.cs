@@ -141,6 +141,20 @@ public static class NetworkArguments
             throw new ArgumentException($"{network}.{method}: output '{output}' has {length} floats, but batch {batch} × [{shape}] needs {need}.", output);
     }
 
+    /// <summary>Output <paramref name="index"/>'s buffer of an <see cref="IMultiNetwork"/> call: its first batch ×
+    /// <paramref name="perSample"/> floats.</summary>
+    /// <exception cref="ArgumentException">Too few buffers, or a buffer too short (named with the output).</exception>
+    public static Span<float> OutputBuffer(string network, float[][] outputs, int index, string output, int batch, int perSample)
+    {
+        ArgumentNullException.ThrowIfNull(outputs);
+        if (index >= outputs.Length)
+            throw new ArgumentException($"{network}: {outputs.Length} output buffers given, but output '{output}' is number {index + 1}.", nameof(outputs));
+        long need = (long)batch * perSample;
+        if (outputs[index] is not { } buffer || buffer.Length < need)
+            throw new ArgumentException($"{network}: the buffer of output '{output}' has {outputs[index]?.Length ?? 0} floats, but batch {batch} × {perSample} needs {need}.", nameof(outputs));
+        return buffer.AsSpan(0, (int)need);
+    }
+
     /// <summary>
     /// A sequence network's call: the batch, the sequence length, the input ([batch, T, ..] with
     /// <paramref name="inputPerPosition"/> values per position; <paramref name="inputTail"/> shows the dimensions after T),

@@ -7,7 +7,14 @@ using Compiled.Nets.Data;
 namespace Compiled.Nets.Training;
 
 /// <summary>Metrics of one epoch (accuracy over samples, not batches).</summary>
-public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccuracy, double ValidationLoss, double ValidationAccuracy, double Seconds, double SamplesPerSecond, float LearningRate);
+public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccuracy, double ValidationLoss, double ValidationAccuracy, double Seconds, double SamplesPerSecond, float LearningRate)
+{
+    /// <summary>Each loss's mean over the epoch's samples, unweighted, for a network with several losses
+    /// (<see cref="IMultiNetwork.Losses"/> order; <see cref="TrainLoss"/> is their weighted sum); else empty.</summary>
+    public IReadOnlyList<double> TrainLosses { get; init; } = [];
+    /// <summary>The same over the validation samples (empty without validation or with one loss).</summary>
+    public IReadOnlyList<double> ValidationLosses { get; init; } = [];
+}
 
 /// <summary>Receives training progress (the console and plots live outside the runtime, in Compiled.Nets.Reporting).</summary>
 public interface ITrainingObserver
@@ -61,29 +68,39 @@ public sealed class TrainerOptions
 /// </summary>
 public sealed class Trainer
 {
-    private readonly INetwork network;
+    private readonly string name;
+    private readonly ParameterStore store;
+    private readonly object network; // the INetwork or IMultiNetwork given
     private readonly Optimizer optimizer;
     private readonly TrainerOptions options;
     private readonly ITrainingObserver _observer;
 
     /// <summary>A trainer for a classifier of float inputs (images, features), fed by <see cref="DataLoader"/>s.</summary>
     public Trainer(IClassifier network, Optimizer optimizer, TrainerOptions options, ITrainingObserver? observer = null)
-        : this((INetwork)network, optimizer, options, observer) { }
+        : this(network, network.Name, network.Parameters, optimizer, options, observer) { }
 
     /// <summary>A trainer for a regressor of float inputs (MSE, L1, smooth L1, BCE with logits), fed by
     /// <see cref="DataLoader"/>s over regression datasets (float targets); its accuracies are NaN.</summary>
     public Trainer(IRegressor network, Optimizer optimizer, TrainerOptions options, ITrainingObserver? observer = null)
-        : this((INetwork)network, optimizer, options, observer) { }
+        : this(network, network.Name, network.Parameters, optimizer, options, observer) { }
 
     /// <summary>A trainer for a text classifier over token ids, fed by <see cref="TextDataLoader"/>s.</summary>
     public Trainer(ISequenceClassifier network, Optimizer optimizer, TrainerOptions options, ITrainingObserver? observer = null)
-        : this((INetwork)network, optimizer, options, observer) { }
+        : this(network, network.Name, network.Parameters, optimizer, options, observer) { }
 
-    private Trainer(INetwork network, Optimizer optimizer, TrainerOptions options, ITrainingObserver? observer)
+    /// <summary>
+    /// A trainer for a network with several inputs or outputs, fed by <see cref="TensorDataLoader"/>s whose columns are
+    /// named as its inputs and its losses' targets. The loss is the weighted sum of its losses (each one's mean is in
+    /// <see cref="EpochMetrics.TrainLosses"/>); the accuracy is that of its first loss on class indices (NaN without one).
+    /// </summary>
+    public Trainer(IMultiNetwork network, Optimizer optimizer, TrainerOptions options, ITrainingObserver? observer = null)
+        : this(network, network.Name, network.Parameters, optimizer, options, observer) { }
+
+    private Trainer(object network, string name, ParameterStore store, Optimizer optimizer, TrainerOptions options, ITrainingObserver? observer)
     {
         // Only rank 0 reports: the others would print the same epochs again.
         if (options.DataParallel is { Rank: > 0 }) observer = null;
-        this.network = network; this.optimizer = optimizer; this.options = options;
+        this.network = network; this.name = name; this.store = store; this.optimizer = optimizer; this.options = options;
         _observer = observer ?? new NullObserver();
     }
 
@@ -101,7 +118,9 @@ public sealed class Trainer
         if (options.DataParallel is { } dp) { train = ForRank(train, dp); validation = validation is null ? null : ForRank(validation, dp); }
         if (network is IRegressor regressor)
             return FitCore(Regression(regressor, train), validation is null ? null : Regression(regressor, validation));
-        var net = network as IClassifier ?? throw new InvalidOperationException($"{network.Name} takes token ids: train it with TextDataLoaders.");
+        var net = network as IClassifier ?? throw new InvalidOperationException(network is IMultiNetwork
+            ? $"{name} has several inputs or outputs: train it with TensorDataLoaders."
+            : $"{name} takes token ids: train it with TextDataLoaders.");
         return FitCore(new ImageBatches(net, train), validation is null ? null : new ImageBatches(net, validation));
     }
 
@@ -130,26 +149,40 @@ public sealed class Trainer
     public IReadOnlyList<EpochMetrics> Fit(TextDataLoader train, TextDataLoader? validation)
     {
         if (options.DataParallel is { } dp) { train = ForRank(train, dp); validation = validation is null ? null : ForRank(validation, dp); }
-        var net = network as ISequenceClassifier ?? throw new InvalidOperationException($"{network.Name} does not take token ids: train it with DataLoaders.");
+        var net = network as ISequenceClassifier ?? throw new InvalidOperationException($"{name} does not take token ids: train it with DataLoaders.");
         return FitCore(new TextBatches(net, train), validation is null ? null : new TextBatches(net, validation));
     }
+
+    /// <summary>Trains a network with several inputs or outputs; returns the history.</summary>
+    /// <exception cref="ArithmeticException">When a loss becomes NaN or infinite, naming the epoch and batch.</exception>
+    /// <exception cref="InvalidOperationException">When the network is not an <see cref="IMultiNetwork"/>, or a loader's
+    /// dataset lacks a column it reads or holds one of another type or size.</exception>
+    public IReadOnlyList<EpochMetrics> Fit(TensorDataLoader train, TensorDataLoader? validation)
+    {
+        if (options.DataParallel is { } dp) { train = ForRank(train, dp); validation = validation is null ? null : ForRank(validation, dp); }
+        var net = network as IMultiNetwork ?? throw new InvalidOperationException($"{name} has one input and one output: train it with DataLoaders or TextDataLoaders.");
+        return FitCore(new TensorBatches(net, train), validation is null ? null : new TensorBatches(net, validation));
+    }
+
+    private static TensorDataLoader ForRank(TensorDataLoader data, IDataParallel dp) =>
+        data.Ranks == 1 ? data.ForRank(dp.Rank, dp.Ranks)
+        : data.Ranks == dp.Ranks && data.Rank == dp.Rank ? data
+        : throw new InvalidOperationException($"The loader is rank {data.Rank} of {data.Ranks}, but this process is rank {dp.Rank} of {dp.Ranks}.");
 
     private IReadOnlyList<EpochMetrics> FitCore(IBatchRunner train, IBatchRunner? validation)
     {
         if (options.AccumulationSteps < 1)
             throw new ArgumentOutOfRangeException(nameof(options), options.AccumulationSteps, "TrainerOptions.AccumulationSteps must be at least 1.");
         try { return FitEpochs(train, validation); }
-        finally { network.Parameters.AccumulateGradients = false; } // later TrainSteps start from zero again
+        finally { store.AccumulateGradients = false; } // later TrainSteps start from zero again
     }
 
     private IReadOnlyList<EpochMetrics> FitEpochs(IBatchRunner train, IBatchRunner? validation)
     {
-        var store = network.Parameters;
         var dp = options.DataParallel;
         bool writes = dp is null || dp.Rank == 0; // checkpoints and metrics files: rank 0 alone
-        int classes = network.OutputSize;
-        bool classifier = network is not IRegressor; // a regressor has no accuracy: NaN in the metrics
-        var logits = new float[train.MaxBatch * classes];
+        int classes = train.Classes;
+        bool classifier = classes > 0; // a regressor has no accuracy: NaN in the metrics
         double bestLoss = double.PositiveInfinity;
         int startEpoch = 1, sinceBest = 0;
         ParameterStore? best = null;
@@ -183,22 +216,23 @@ public sealed class Trainer
             _observer.EpochStarted(epoch, options.Epochs, batches);
             var sw = Stopwatch.StartNew();
             double lossSum = 0; long seen = 0, correct = 0; int b = 0;
+            var lossSums = new double[train.LossCount];
             int steps = options.AccumulationSteps;
             int groupLocal = 0, groupGlobal = 0; // samples of the current step's micro-batches, this rank's and all ranks'
             bool localLossFinite = true;
             // A group of `steps` micro-batches: the first starts from zero gradients, the others add to them.
-            train.Run(epoch - 1, training: true, logits, before: () =>
+            train.Run(epoch - 1, training: true, before: () =>
             {
                 store.AccumulateGradients = b % steps != 0;
                 if (b % steps == 0) options.Schedule?.Apply(optimizer);
-            }, done: (loss, lg, labels, global) =>
+            }, done: (loss, count, lg, labels, losses, global) =>
             {
                 // A rank cannot throw alone (the others would wait in the allreduce): with data parallelism the ranks
                 // agree on it before the step below.
                 if (!float.IsFinite(loss) && dp is null)
                     throw new ArithmeticException($"The training loss became {loss} in epoch {epoch}, batch {b + 1} of {batches}; lower the learning rate or enable gradient clipping.");
                 localLossFinite &= float.IsFinite(loss);
-                groupLocal += labels.Length; groupGlobal += global;
+                groupLocal += count; groupGlobal += global;
                 bool stepNow = (b + 1) % steps == 0 || b + 1 == batches;
                 if (stepNow)
                 {
@@ -217,7 +251,8 @@ public sealed class Trainer
                     if (options.MaxGradNorm > 0) GradientClipping.ClipByGlobalNorm(store, options.MaxGradNorm);
                     optimizer.Step();
                 }
-                if (labels.Length > 0) { lossSum += (double)loss * labels.Length; seen += labels.Length; }
+                if (count > 0) { lossSum += (double)loss * count; seen += count; }
+                for (int i = 0; i < losses.Length; i++) lossSums[i] += (double)losses[i] * count;
                 correct += classifier ? Correct(lg, labels, classes) : 0;
                 b++;
                 _observer.BatchCompleted(epoch, b, batches, lossSum / seen, classifier ? (double)correct / seen : double.NaN, seen / sw.Elapsed.TotalSeconds);
@@ -228,14 +263,19 @@ public sealed class Trainer
                 Span<double> sums = [lossSum, seen, correct];
                 dp.Sum(sums);
                 (lossSum, seen, correct) = (sums[0], (long)sums[1], (long)sums[2]);
+                if (lossSums.Length > 0) dp.Sum(lossSums);
             }
             double seconds = sw.Elapsed.TotalSeconds;
-            var (vLoss, vAcc) = validation is null ? (double.NaN, double.NaN) : EvaluateCore(validation, classes, null, classifier, dp);
+            var (vLoss, vAcc, vLosses) = validation is null ? (double.NaN, double.NaN, []) : EvaluateCore(validation, null, dp);
             if (validation is not null && !double.IsFinite(vLoss))
                 throw new ArithmeticException($"The validation loss became {vLoss} after epoch {epoch}; the weights have diverged (no checkpoint of this epoch was written). Lower the learning rate or enable gradient clipping.");
             if (Checkpoint.FirstUnsound(store) is { } unsound)
                 throw new ArithmeticException($"The weights diverged in epoch {epoch} ({unsound}); no checkpoint of this epoch was written. Lower the learning rate or enable gradient clipping.");
-            var m = new EpochMetrics(epoch, lossSum / Math.Max(1, seen), classifier ? (double)correct / Math.Max(1, seen) : double.NaN, vLoss, vAcc, seconds, seen / seconds, optimizer.LearningRate);
+            var m = new EpochMetrics(epoch, lossSum / Math.Max(1, seen), classifier ? (double)correct / Math.Max(1, seen) : double.NaN, vLoss, vAcc, seconds, seen / seconds, optimizer.LearningRate)
+            {
+                TrainLosses = lossSums.Select(l => l / Math.Max(1, seen)).ToArray(),
+                ValidationLosses = vLosses,
+            };
             History.Add(m);
             double monitored = validation is null ? m.TrainLoss : vLoss;
             bool improved = monitored < bestLoss;
@@ -263,13 +303,17 @@ public sealed class Trainer
     private interface IBatchRunner
     {
         int BatchesPerEpoch { get; }
-        int MaxBatch { get; }
-        void Run(int epoch, bool training, float[] logits, Action? before, BatchDone done);
+        /// <summary>The classes of the output whose accuracy is counted (0: none, as for a regressor).</summary>
+        int Classes { get; }
+        /// <summary>The losses reported one by one (0 for a network with one loss).</summary>
+        int LossCount { get; }
+        void Run(int epoch, bool training, Action? before, BatchDone done);
     }
 
-    /// <summary>A batch's mean loss, outputs and labels (this rank's samples, none where its part is empty) and the
-    /// samples of the global batch it belongs to.</summary>
-    private delegate void BatchDone(float loss, ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, int globalCount);
+    /// <summary>A batch's mean loss over its <paramref name="count"/> samples (this rank's, none where its part is
+    /// empty), the output and labels accuracy is counted on, each loss's mean (networks with several) and the samples of
+    /// the global batch it belongs to.</summary>
+    private delegate void BatchDone(float loss, int count, ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, ReadOnlySpan<float> losses, int globalCount);
 
     /// <summary>A rank whose part of a short last batch is empty trains on nothing: zero gradients (unless it is adding
     /// micro-batches) for the average it still takes part in.</summary>
@@ -280,59 +324,120 @@ public sealed class Trainer
 
     private sealed class ImageBatches(IClassifier net, DataLoader data) : IBatchRunner
     {
+        private readonly float[] _logits = new float[data.BatchSize * net.OutputSize];
         public int BatchesPerEpoch => data.BatchesPerEpoch;
-        public int MaxBatch => data.BatchSize;
-        public void Run(int epoch, bool training, float[] logits, Action? before, BatchDone done)
+        public int Classes => net.OutputSize;
+        public int LossCount => 0;
+        public void Run(int epoch, bool training, Action? before, BatchDone done)
         {
             foreach (var batch in data.Epoch(epoch))
             {
                 before?.Invoke();
-                if (batch.Count == 0) { EmptyPart(net.Parameters, training); done(0f, default, default, batch.GlobalCount); continue; }
-                var lg = logits.AsSpan(0, batch.Count * net.OutputSize);
+                if (batch.Count == 0) { EmptyPart(net.Parameters, training); done(0f, 0, default, default, default, batch.GlobalCount); continue; }
+                var lg = _logits.AsSpan(0, batch.Count * net.OutputSize);
                 float loss = training ? net.TrainStep(batch.InputSpan, batch.LabelSpan, batch.Count, lg) : net.EvaluateLoss(batch.InputSpan, batch.LabelSpan, batch.Count, lg);
-                done(loss, lg, batch.LabelSpan, batch.GlobalCount);
+                done(loss, batch.Count, lg, batch.LabelSpan, default, batch.GlobalCount);
             }
         }
     }
 
-    /// <summary>A regressor's batches: the targets in place of labels (each batch reports its labels, all 0, for the count).</summary>
+    /// <summary>A regressor's batches: the targets in place of labels, no accuracy.</summary>
     private sealed class RegressionBatches(IRegressor net, DataLoader data) : IBatchRunner
     {
+        private readonly float[] _outputs = new float[data.BatchSize * net.OutputSize];
         public int BatchesPerEpoch => data.BatchesPerEpoch;
-        public int MaxBatch => data.BatchSize;
-        public void Run(int epoch, bool training, float[] outputs, Action? before, BatchDone done)
+        public int Classes => 0;
+        public int LossCount => 0;
+        public void Run(int epoch, bool training, Action? before, BatchDone done)
         {
             foreach (var batch in data.Epoch(epoch))
             {
                 before?.Invoke();
-                if (batch.Count == 0) { EmptyPart(net.Parameters, training); done(0f, default, default, batch.GlobalCount); continue; }
-                var y = outputs.AsSpan(0, batch.Count * net.OutputSize);
+                if (batch.Count == 0) { EmptyPart(net.Parameters, training); done(0f, 0, default, default, default, batch.GlobalCount); continue; }
+                var y = _outputs.AsSpan(0, batch.Count * net.OutputSize);
                 float loss = training ? net.TrainStep(batch.InputSpan, batch.TargetSpan, batch.Count, y) : net.EvaluateLoss(batch.InputSpan, batch.TargetSpan, batch.Count, y);
-                done(loss, y, batch.LabelSpan, batch.GlobalCount);
+                done(loss, batch.Count, default, default, default, batch.GlobalCount);
             }
         }
     }
 
     private sealed class TextBatches(ISequenceClassifier net, TextDataLoader data) : IBatchRunner
     {
+        private readonly float[] _logits = new float[data.BatchSize * net.OutputSize];
         public int BatchesPerEpoch => data.BatchesPerEpoch;
-        public int MaxBatch => data.BatchSize;
-        public void Run(int epoch, bool training, float[] logits, Action? before, BatchDone done)
+        public int Classes => net.OutputSize;
+        public int LossCount => 0;
+        public void Run(int epoch, bool training, Action? before, BatchDone done)
         {
             foreach (var b in data.Epoch(epoch))
             {
                 before?.Invoke();
-                if (b.Count == 0) { EmptyPart(net.Parameters, training); done(0f, default, default, b.GlobalCount); continue; }
-                var lg = logits.AsSpan(0, b.Count * net.OutputSize);
+                if (b.Count == 0) { EmptyPart(net.Parameters, training); done(0f, 0, default, default, default, b.GlobalCount); continue; }
+                var lg = _logits.AsSpan(0, b.Count * net.OutputSize);
                 float loss = training ? net.TrainStep(b.IdSpan, b.LabelSpan, b.MaskSpan, b.Count, b.Sequence, lg) : net.EvaluateLoss(b.IdSpan, b.LabelSpan, b.MaskSpan, b.Count, b.Sequence, lg);
-                done(loss, lg, b.LabelSpan, b.GlobalCount);
+                done(loss, b.Count, lg, b.LabelSpan, default, b.GlobalCount);
             }
         }
     }
 
+    /// <summary>A multi-input or multi-output network's batches: every output written, each loss reported, the accuracy
+    /// counted on the output of its first loss on class indices.</summary>
+    private sealed class TensorBatches : IBatchRunner
+    {
+        private readonly IMultiNetwork _net;
+        private readonly TensorDataLoader _data;
+        private readonly float[][] _outputs;
+        private readonly float[] _losses;
+        private readonly LossSlot? _accuracy;
+        private readonly int _accuracyOutput;
+
+        public TensorBatches(IMultiNetwork net, TensorDataLoader data)
+        {
+            _net = net; _data = data;
+            CheckColumns(net, data.Dataset);
+            _outputs = net.Outputs.Select(o => new float[data.BatchSize * o.Size]).ToArray();
+            _losses = new float[net.Losses.Count];
+            _accuracy = net.Losses.FirstOrDefault(l => l.Targets.IsInteger);
+            _accuracyOutput = _accuracy is null ? -1 : net.Outputs.ToList().FindIndex(o => o.Name == _accuracy.Output);
+            Classes = _accuracy is null ? 0 : net.Outputs[_accuracyOutput].Size;
+        }
+
+        public int BatchesPerEpoch => _data.BatchesPerEpoch;
+        public int Classes { get; }
+        public int LossCount => _losses.Length > 1 ? _losses.Length : 0;
+
+        public void Run(int epoch, bool training, Action? before, BatchDone done)
+        {
+            foreach (var b in _data.Epoch(epoch))
+            {
+                before?.Invoke();
+                if (b.Count == 0) { EmptyPart(_net.Parameters, training); done(0f, 0, default, default, default, b.GlobalCount); continue; }
+                float loss = training ? _net.TrainStep(b, _outputs, _losses) : _net.EvaluateLoss(b, _outputs, _losses);
+                var lg = _accuracy is null ? default : _outputs[_accuracyOutput].AsSpan(0, b.Count * Classes);
+                var labels = _accuracy is null ? default : b.Integers(_accuracy.Targets.Name, 1);
+                done(loss, b.Count, lg, labels, _losses.AsSpan(0, LossCount), b.GlobalCount);
+            }
+        }
+
+        /// <summary>Every column the network reads is there, of its element type and size (before the first step).</summary>
+        private static void CheckColumns(IMultiNetwork net, TensorDataset data)
+        {
+            foreach (var slot in net.Inputs.Concat(net.Losses.Select(l => l.Targets)))
+            {
+                var column = data.Columns.FirstOrDefault(c => c.Name == slot.Name)
+                    ?? throw new InvalidOperationException($"{net.Name} reads a column '{slot.Name}' ({Describe(slot.Shape, slot.IsInteger)} per sample), but the dataset has {TensorDataset.Names(data.Columns)}.");
+                if (column.IsInteger != slot.IsInteger || column.SampleSize != slot.Size)
+                    throw new InvalidOperationException($"{net.Name} reads column '{slot.Name}' as {Describe(slot.Shape, slot.IsInteger)} per sample, but it holds {Describe(column.Shape, column.IsInteger)}.");
+            }
+        }
+
+        private static string Describe(IReadOnlyList<int> shape, bool integer) =>
+            (integer ? "integers" : "floats") + " [" + string.Join(", ", shape) + "]";
+    }
+
     private Dictionary<string, string> Meta(int epoch, double bestLoss, int sinceBest) => new()
     {
-        ["network"] = network.Name,
+        ["network"] = name,
         ["epoch"] = epoch.ToString(CultureInfo.InvariantCulture),
         ["best_epoch"] = BestEpoch.ToString(CultureInfo.InvariantCulture),
         ["best_loss"] = bestLoss.ToString("R", CultureInfo.InvariantCulture),
@@ -355,29 +460,46 @@ public sealed class Trainer
     }
 
     /// <summary>Mean loss and accuracy over all samples of a loader, in evaluation mode.</summary>
-    public static (double Loss, double Accuracy) Evaluate(IClassifier network, DataLoader data, ConfusionMatrix? confusion = null) =>
-        EvaluateCore(new ImageBatches(network, data), network.OutputSize, confusion);
+    public static (double Loss, double Accuracy) Evaluate(IClassifier network, DataLoader data, ConfusionMatrix? confusion = null)
+    {
+        var (loss, accuracy, _) = EvaluateCore(new ImageBatches(network, data), confusion);
+        return (loss, accuracy);
+    }
 
     /// <summary>Mean loss over all samples of a regression loader, in evaluation mode.</summary>
     /// <exception cref="InvalidOperationException">When the dataset has labels instead of targets, or targets of another size.</exception>
     public static double Evaluate(IRegressor network, DataLoader data) =>
-        EvaluateCore(Regression(network, data), network.OutputSize, null, classifier: false).Loss;
+        EvaluateCore(Regression(network, data), null).Loss;
 
     /// <summary>Mean loss and accuracy over all samples of a text loader, in evaluation mode.</summary>
-    public static (double Loss, double Accuracy) Evaluate(ISequenceClassifier network, TextDataLoader data, ConfusionMatrix? confusion = null) =>
-        EvaluateCore(new TextBatches(network, data), network.OutputSize, confusion);
-
-    private static (double Loss, double Accuracy) EvaluateCore(IBatchRunner data, int classes, ConfusionMatrix? confusion, bool classifier = true, IDataParallel? dp = null)
+    public static (double Loss, double Accuracy) Evaluate(ISequenceClassifier network, TextDataLoader data, ConfusionMatrix? confusion = null)
     {
-        var logits = new float[data.MaxBatch * classes];
+        var (loss, accuracy, _) = EvaluateCore(new TextBatches(network, data), confusion);
+        return (loss, accuracy);
+    }
+
+    /// <summary>The weighted loss, the accuracy of the first loss on class indices (NaN without one) and each loss's mean
+    /// (empty with one loss) over all samples of a loader, in evaluation mode.</summary>
+    /// <exception cref="InvalidOperationException">When the dataset lacks a column the network reads, or holds one of another type or size.</exception>
+    public static (double Loss, double Accuracy, IReadOnlyList<double> Losses) Evaluate(IMultiNetwork network, TensorDataLoader data, ConfusionMatrix? confusion = null) =>
+        EvaluateCore(new TensorBatches(network, data), confusion);
+
+    private static (double Loss, double Accuracy, double[] Losses) EvaluateCore(IBatchRunner data, ConfusionMatrix? confusion, IDataParallel? dp = null)
+    {
+        int classes = data.Classes;
         double lossSum = 0; long seen = 0, correct = 0;
-        data.Run(0, training: false, logits, null, (loss, lg, labels, _) =>
+        var lossSums = new double[data.LossCount];
+        data.Run(0, training: false, null, (loss, count, lg, labels, losses, _) =>
         {
-            if (labels.Length == 0) return;
-            lossSum += (double)loss * labels.Length;
-            if (classifier) correct += Correct(lg, labels, classes);
-            confusion?.Add(lg, labels, labels.Length);
-            seen += labels.Length;
+            if (count == 0) return;
+            lossSum += (double)loss * count;
+            for (int i = 0; i < losses.Length; i++) lossSums[i] += (double)losses[i] * count;
+            if (classes > 0)
+            {
+                correct += Correct(lg, labels, classes);
+                confusion?.Add(lg, labels, count);
+            }
+            seen += count;
         });
         if (dp is not null)
         {
@@ -385,8 +507,9 @@ public sealed class Trainer
             Span<double> sums = [lossSum, seen, correct];
             dp.Sum(sums);
             (lossSum, seen, correct) = (sums[0], (long)sums[1], (long)sums[2]);
+            if (lossSums.Length > 0) dp.Sum(lossSums);
         }
-        return (lossSum / Math.Max(1, seen), classifier ? (double)correct / Math.Max(1, seen) : double.NaN);
+        return (lossSum / Math.Max(1, seen), classes > 0 ? (double)correct / Math.Max(1, seen) : double.NaN, lossSums.Select(l => l / Math.Max(1, seen)).ToArray());
     }
 
     /// <summary>Writes the history as <c>history.csv</c> and <c>history.json</c>.</summary>

@@ -6,7 +6,7 @@
 namespace Compiled.Nets.Network.Tests
 {
     [global::System.CodeDom.Compiler.GeneratedCode("Compiled.Nets.Generator", "1.0")]
-    public partial class TwoHeadNet : global::System.IDisposable
+    public partial class TwoHeadNet : global::Compiled.Nets.IMultiNetwork, global::System.IDisposable
     {
         // Plan:
         //   v0 = Input [B, 1, 8, 8]
@@ -661,6 +661,43 @@ namespace Compiled.Nets.Network.Tests
                 return loss0 + 0.5f * loss1;
             }
             finally { _workspaces.ReturnInference(ws); }
+        }
+
+        // IMultiNetwork: the Trainer's way in: each column of a TensorBatch, found by name, passed as the span of the same name.
+        private static readonly global::Compiled.Nets.TensorSlot[] s_inputs = new global::Compiled.Nets.TensorSlot[] { new("input", new int[] { 1, 8, 8 }, false) };
+        private static readonly global::Compiled.Nets.TensorSlot[] s_outputs = new global::Compiled.Nets.TensorSlot[] { new("digit", new int[] { 3 }, false), new("box", new int[] { 4 }, false), new("features", new int[] { 16 }, false) };
+        private static readonly global::Compiled.Nets.LossSlot[] s_losses = new global::Compiled.Nets.LossSlot[]
+        {
+            new("CrossEntropyLoss", "digit", new global::Compiled.Nets.TensorSlot("digitLabels", global::System.Array.Empty<int>(), true), 1.0f),
+            new("SmoothL1Loss", "box", new global::Compiled.Nets.TensorSlot("boxTargets", new int[] { 4 }, false), 0.5f),
+        };
+        global::System.Collections.Generic.IReadOnlyList<global::Compiled.Nets.TensorSlot> global::Compiled.Nets.IMultiNetwork.Inputs => s_inputs;
+        global::System.Collections.Generic.IReadOnlyList<global::Compiled.Nets.TensorSlot> global::Compiled.Nets.IMultiNetwork.Outputs => s_outputs;
+        global::System.Collections.Generic.IReadOnlyList<global::Compiled.Nets.LossSlot> global::Compiled.Nets.IMultiNetwork.Losses => s_losses;
+
+        float global::Compiled.Nets.IMultiNetwork.TrainStep(global::Compiled.Nets.Data.TensorBatch batch, float[][] outputs, global::System.Span<float> losses)
+        {
+            return TrainStep(
+                batch.Floats("input", InputFeatures),
+                batch.Integers("digitLabels", 1),
+                batch.Floats("boxTargets", 4),
+                batch.Count,
+                global::Compiled.Nets.NetworkArguments.OutputBuffer("TwoHeadNet", outputs, 0, "digit", batch.Count, DigitFeatures),
+                global::Compiled.Nets.NetworkArguments.OutputBuffer("TwoHeadNet", outputs, 1, "box", batch.Count, BoxFeatures),
+                global::Compiled.Nets.NetworkArguments.OutputBuffer("TwoHeadNet", outputs, 2, "features", batch.Count, FeaturesFeatures),
+                losses);
+        }
+        float global::Compiled.Nets.IMultiNetwork.EvaluateLoss(global::Compiled.Nets.Data.TensorBatch batch, float[][] outputs, global::System.Span<float> losses)
+        {
+            return EvaluateLoss(
+                batch.Floats("input", InputFeatures),
+                batch.Integers("digitLabels", 1),
+                batch.Floats("boxTargets", 4),
+                batch.Count,
+                global::Compiled.Nets.NetworkArguments.OutputBuffer("TwoHeadNet", outputs, 0, "digit", batch.Count, DigitFeatures),
+                global::Compiled.Nets.NetworkArguments.OutputBuffer("TwoHeadNet", outputs, 1, "box", batch.Count, BoxFeatures),
+                global::Compiled.Nets.NetworkArguments.OutputBuffer("TwoHeadNet", outputs, 2, "features", batch.Count, FeaturesFeatures),
+                losses);
         }
 
         // The plan's arena layout: floats per sample of activations and of their gradients, ints per sample, statistics, scratch.

@@ -6,7 +6,7 @@
 namespace Compiled.Nets.Network.Tests
 {
     [global::System.CodeDom.Compiler.GeneratedCode("Compiled.Nets.Generator", "1.0")]
-    public partial class TwoInputNet : global::System.IDisposable
+    public partial class TwoInputNet : global::Compiled.Nets.IMultiNetwork, global::System.IDisposable
     {
         // Plan:
         //   v0 = Input [B, 1, 8, 8]  image
@@ -528,6 +528,42 @@ namespace Compiled.Nets.Network.Tests
                 return global::Compiled.Nets.Kernels.CrossEntropyKernels.Forward(probs, y, labels, batch, 3, 0.0f);
             }
             finally { _workspaces.ReturnInference(ws); }
+        }
+
+        // IMultiNetwork: the Trainer's way in: each column of a TensorBatch, found by name, passed as the span of the same name.
+        private static readonly global::Compiled.Nets.TensorSlot[] s_inputs = new global::Compiled.Nets.TensorSlot[] { new("image", new int[] { 1, 8, 8 }, false), new("meta", new int[] { 4 }, false) };
+        private static readonly global::Compiled.Nets.TensorSlot[] s_outputs = new global::Compiled.Nets.TensorSlot[] { new("logits", new int[] { 3 }, false) };
+        private static readonly global::Compiled.Nets.LossSlot[] s_losses = new global::Compiled.Nets.LossSlot[]
+        {
+            new("CrossEntropyLoss", "logits", new global::Compiled.Nets.TensorSlot("labels", global::System.Array.Empty<int>(), true), 1.0f),
+        };
+        global::System.Collections.Generic.IReadOnlyList<global::Compiled.Nets.TensorSlot> global::Compiled.Nets.IMultiNetwork.Inputs => s_inputs;
+        global::System.Collections.Generic.IReadOnlyList<global::Compiled.Nets.TensorSlot> global::Compiled.Nets.IMultiNetwork.Outputs => s_outputs;
+        global::System.Collections.Generic.IReadOnlyList<global::Compiled.Nets.LossSlot> global::Compiled.Nets.IMultiNetwork.Losses => s_losses;
+
+        float global::Compiled.Nets.IMultiNetwork.TrainStep(global::Compiled.Nets.Data.TensorBatch batch, float[][] outputs, global::System.Span<float> losses)
+        {
+            if (!losses.IsEmpty && losses.Length != 1) throw new global::System.ArgumentException("TwoInputNet.TrainStep: losses has " + losses.Length + " values, but the network has 1 loss.", nameof(losses));
+            float loss = TrainStep(
+                batch.Floats("image", ImageFeatures),
+                batch.Floats("meta", MetaFeatures),
+                batch.Integers("labels", 1),
+                batch.Count,
+                global::Compiled.Nets.NetworkArguments.OutputBuffer("TwoInputNet", outputs, 0, "logits", batch.Count, OutputFeatures));
+            if (!losses.IsEmpty) losses[0] = loss;
+            return loss;
+        }
+        float global::Compiled.Nets.IMultiNetwork.EvaluateLoss(global::Compiled.Nets.Data.TensorBatch batch, float[][] outputs, global::System.Span<float> losses)
+        {
+            if (!losses.IsEmpty && losses.Length != 1) throw new global::System.ArgumentException("TwoInputNet.EvaluateLoss: losses has " + losses.Length + " values, but the network has 1 loss.", nameof(losses));
+            float loss = EvaluateLoss(
+                batch.Floats("image", ImageFeatures),
+                batch.Floats("meta", MetaFeatures),
+                batch.Integers("labels", 1),
+                batch.Count,
+                global::Compiled.Nets.NetworkArguments.OutputBuffer("TwoInputNet", outputs, 0, "logits", batch.Count, OutputFeatures));
+            if (!losses.IsEmpty) losses[0] = loss;
+            return loss;
         }
 
         // The plan's arena layout: floats per sample of activations and of their gradients, ints per sample, statistics, scratch.
