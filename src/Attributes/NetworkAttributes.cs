@@ -220,6 +220,11 @@ namespace Compiled.Nets
 
         /// <summary>The loss method's name.</summary>
         public string Method { get; }
+
+        /// <summary>The targets are class indices, one per sample, as cross-entropy's (the network is then a classifier):
+        /// the method's second parameter holds them, and <c>labels.OneHot(K)</c> makes them targets shaped like the
+        /// logits (a focal loss: <c>var p = (logits.Softmax() * labels.OneHot(3)).Sum(-1); …</c>).</summary>
+        public bool ClassIndices { get; set; }
     }
 
     /// <summary>

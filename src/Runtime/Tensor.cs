@@ -484,6 +484,49 @@ public sealed class Tensor
         return Result([loss], [], [a, b], r => CosineEmbeddingKernels.Backward(a.GradBuffer, b.GradBuffer, a.Data, b.Data, labels, rows, dim, margin, r.Grad![0] / rows));
     }
 
+    /// <summary>The sum along dimension <paramref name="dim"/> (counting the batch as 0; negative from the end), which is
+    /// dropped unless <paramref name="keepDim"/> (<c>x.sum(dim, keepdim)</c>).</summary>
+    /// <exception cref="ArgumentException">When the dimension is the batch or outside the shape.</exception>
+    public Tensor Sum(int dim, bool keepDim = false) => Reduce("Sum", dim, keepDim, mean: false);
+
+    /// <summary>The mean along dimension <paramref name="dim"/> (<c>x.mean(dim, keepdim)</c>; see <see cref="Sum"/>).</summary>
+    /// <exception cref="ArgumentException">When the dimension is the batch or outside the shape.</exception>
+    public Tensor Mean(int dim, bool keepDim = false) => Reduce("Mean", dim, keepDim, mean: true);
+
+    private Tensor Reduce(string name, int dim, bool keepDim, bool mean)
+    {
+        int d = dim < 0 ? dim + Shape.Length : dim;
+        if (d < 1 || d >= Shape.Length) throw new ArgumentException($"{name}: dimension {dim} is not one of {ShapeText()} after the batch.", nameof(dim));
+        int n = Shape[d], inner = 1;
+        for (int k = d + 1; k < Shape.Length; k++) inner *= Shape[k];
+        int outer = Data.Length / (n * inner);
+        float scale = mean ? 1f / n : 1f;
+        var y = new float[outer * inner];
+        ReduceKernels.Forward(y, Data, outer, n, inner, scale);
+        var shape = keepDim ? Shape.Select((s, i) => i == d ? 1 : s).ToArray() : Shape.Where((_, i) => i != d).ToArray();
+        var x = this;
+        return Result(y, shape, [x], r => ReduceKernels.Backward(x.GradBuffer, r.Grad, outer, n, inner, scale));
+    }
+
+    /// <summary>One-hot rows of these class indices or token ids (floats holding integers, <c>F.one_hot(x, classes)</c>):
+    /// shape [..Shape, classes], no gradient. In a loss method on class indices, <c>labels.OneHot(K)</c> turns the labels
+    /// into targets shaped like the logits.</summary>
+    /// <exception cref="ArgumentException">When a value is not an integer in [0, classes).</exception>
+    public Tensor OneHot(int classes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(classes);
+        var ids = new int[Data.Length];
+        for (int i = 0; i < ids.Length; i++)
+        {
+            float v = Data[i];
+            if (v != MathF.Floor(v) || v < 0 || v >= classes) throw new ArgumentException($"OneHot: value {v} at position {i} is not a class index in [0, {classes}).");
+            ids[i] = (int)v;
+        }
+        var y = new float[ids.Length * classes];
+        EmbeddingKernels.OneHot(y, ids, ids.Length, classes);
+        return new Tensor(y, [.. Shape, classes]);
+    }
+
     /// <summary>The mean of all elements, batch included (<c>torch.mean</c>): a scalar, e.g. the loss of an elementwise
     /// loss written by hand.</summary>
     public Tensor Mean()

@@ -608,6 +608,89 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void CustomLossOnClassIndices_ReadsTheLabelsThroughOneHot()
+    {
+        // Fine: the labels become targets shaped like the logits.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), CustomLoss(nameof(L), ClassIndices = true)]
+            public partial class A
+            {
+                [Linear(4, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc);
+                public Tensor L(Tensor logits, Tensor labels) => 0f - (logits.LogSoftmax() * labels.OneHot(3)).Sum(-1);
+            }
+            """);
+        // Labels are integers: arithmetic on them is refused at the call, a OneHot of the wrong width at the product.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), CustomLoss(nameof(L), ClassIndices = true)]
+            public partial class B
+            {
+                [Linear(4, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc);
+                public Tensor L(Tensor logits, Tensor labels) => {|CNET0005:labels.Tanh()|};
+            }
+            """);
+        var d = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), CustomLoss(nameof(L), ClassIndices = true)]
+            public partial class C
+            {
+                [Linear(4, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Fc);
+                public Tensor L(Tensor logits, Tensor labels) => ({|CNET0019:logits * labels.OneHot(4)|}).Sum(-1);
+            }
+            """);
+        Assert.StartsWith("Cannot multiply [3] (left, from logits) and [4] (right, from labels.OneHot(4))", Message(d.Single()));
+    }
+
+    [Fact]
+    public void SumMeanAndOneHot_AreCheckedAtTheirArguments()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(2, 3), CrossEntropyLoss]
+            public partial class A
+            {
+                [Linear(2, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Sum({|CNET0014:0|}).Apply(Fc);
+            }
+            """);
+        var d = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(2, 3), CrossEntropyLoss]
+            public partial class B
+            {
+                [Linear(2, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Mean({|CNET0014:3|}).Apply(Fc);
+            }
+            """);
+        Assert.Equal("Mean: dimension 3 is outside [B, 2, 3]", Message(d.Single()));
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(2, 3), CrossEntropyLoss]
+            public partial class C
+            {
+                [Linear(2, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => {|CNET0005:x.Mean()|}.Apply(Fc);
+            }
+            """);
+        // Sum(1) of [2, 3] is [3]: the Linear reading 2 features is wrong at its argument.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(2, 3), CrossEntropyLoss]
+            public partial class D
+            {
+                [Linear({|CNET0001:2|}, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Sum(1).Apply(Fc);
+            }
+            """);
+        d = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4), CrossEntropyLoss]
+            public partial class E
+            {
+                [Linear(12, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => {|CNET0014:x.OneHot(3)|}.Flatten().Apply(Fc);
+            }
+            """);
+        Assert.Equal("OneHot: it reads integers (a loss method's class indices or token ids), and this value holds floats", Message(d.Single()));
+    }
+
+    [Fact]
     public void CosineEmbeddingLoss_ComparesTwoOutputsOfOneShape()
     {
         const string body = """

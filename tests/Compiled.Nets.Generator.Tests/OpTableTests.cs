@@ -108,7 +108,7 @@ public class OpTableTests
         {
             [Model.LossKind.CrossEntropy] = "CrossEntropy", [Model.LossKind.Mse] = "Mse", [Model.LossKind.L1] = "L1",
             [Model.LossKind.SmoothL1] = "SmoothL1", [Model.LossKind.BceWithLogits] = "BceWithLogits", [Model.LossKind.Nll] = "Nll", [Model.LossKind.KlDiv] = "KlDiv",
-            [Model.LossKind.CosineEmbedding] = "CosineEmbedding", [Model.LossKind.Custom] = "Mean", // the user's own method, then its mean
+            [Model.LossKind.CosineEmbedding] = "CosineEmbedding", [Model.LossKind.Custom] = "Mean", [Model.LossKind.CustomClassIndices] = "Mean", // the user's own method, then its mean
         };
         foreach (var loss in Losses.All)
         {

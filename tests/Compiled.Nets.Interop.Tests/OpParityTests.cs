@@ -471,6 +471,27 @@ public class OpParityTests
     }
 
     [Fact]
+    public void SumAndMeanAlongADimension_AsTorchSumAndMean()
+    {
+        Compare([2, 6, 3, 5], x => x.Sum(1).Tanh(), x => x.sum(1).tanh());
+        Compare([2, 6, 3, 5], x => x.Sum(-1, keepDim: true).Sigmoid(), x => x.sum(3, keepdim: true).sigmoid());
+        Compare([2, 6, 3, 5], x => x.Mean(2), x => x.mean([2L]));
+        Compare([3, 7], x => x.Mean(-1, keepDim: true) * x, x => x.mean([1L], keepdim: true) * x);
+    }
+
+    [Fact]
+    public void OneHot_AsTorchOneHot()
+    {
+        long[] ids = [3, 0, 4, 4, 1, 2];
+        var ours = new CTensor(ids.Select(i => (float)i).ToArray(), 2, 3).OneHot(5);
+        var theirs = F.one_hot(torch.tensor(ids).reshape(2, 3), 5).to(torch.float32);
+        Assert.Equal(theirs.shape, ours.Shape.Select(d => (long)d).ToArray());
+        Assert.Equal(Data(theirs), ours.Data);
+        Assert.Contains("value 5 at position 2", Assert.Throws<ArgumentException>(() => new CTensor([0f, 1f, 5f], 3).OneHot(5)).Message);
+        Assert.Contains("value 0.5 at position 0", Assert.Throws<ArgumentException>(() => new CTensor([0.5f], 1).OneHot(5)).Message);
+    }
+
+    [Fact]
     public void Narrow_AsTorchNarrow()
     {
         Compare([2, 6, 3, 5], x => x.Narrow(1, 2, 3).Tanh(), x => x.narrow(1, 2, 3).tanh());

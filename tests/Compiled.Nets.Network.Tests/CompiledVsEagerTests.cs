@@ -150,6 +150,43 @@ public class CompiledVsEagerTests
     [Theory]
     [InlineData(1)]
     [InlineData(4)]
+    public void SumAndMeanAlongOneDimension_KeptForBroadcastingOrDropped_MatchEager(int batch)
+    {
+        using var net = new ReduceNet(seed: 33);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [3, 4, 5], 3);
+    }
+
+    [Fact]
+    public void OneHotTokenIds_SummedOverPositions_MatchEager()
+    {
+        using var net = new OneHotTokenNet(seed: 35);
+        const int batch = 3;
+        int[] ids = [0, 6, 6, 2, 3, 1, 5, 5, 5, 5, 0, 4, 1, 2, 3, 4, 5, 6];
+        int[] labels = [2, 0, 1];
+        net.Parameters.ZeroGradients();
+        Tensor loss, logits;
+        using (Eager.Training())
+        {
+            logits = net.ForwardEager(new Tensor(ids.Select(i => (float)i).ToArray(), batch, 6));
+            loss = logits.CrossEntropy(labels);
+            loss.Backward();
+        }
+        var eager = Gradients(net.Parameters);
+        var compiledLogits = new float[batch * 3];
+        Assert.Equal(loss.Data[0], net.TrainStep(ids, labels, batch, compiledLogits), 1e-5f);
+        AssertClose(logits.Data, compiledLogits, 1e-5, "logits");
+        var compiled = Gradients(net.Parameters);
+        for (int i = 0; i < eager.Length; i++) AssertClose(eager[i], compiled[i], 1e-5, net.Parameters.Parameters[i].Name);
+        // The bias's gradient is the same either way; the weight's row of token 6 sums two positions of sample 0.
+        Assert.Contains(compiled[0], v => v != 0);
+        ids[4] = 7;
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => net.Forward(ids, batch, compiledLogits));
+        Assert.Contains("value 7 at position 4 is outside [0, 7)", ex.Message);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
     public void NarrowSlices_AGatedLinearUnitAndAFeatureMapsChannelsAndColumns_MatchEager(int batch)
     {
         using var net = new NarrowNet(seed: 29);

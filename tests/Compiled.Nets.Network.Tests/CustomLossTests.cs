@@ -72,4 +72,65 @@ public class CustomLossTests
         var ex = Assert.Throws<ArgumentException>(() => net.TrainStep(x, new float[5], batch));
         Assert.Contains("targets have 5 floats", ex.Message);
     }
+
+    [Fact]
+    public void ACrossEntropyMethodOnClassIndices_TrainsAsCrossEntropyLossDoes()
+    {
+        using var custom = new CrossEntropyMethodNet(seed: 7);
+        using var builtIn = new BuiltInCrossEntropyNet(seed: 7);
+        IClassifier classifier = custom; // class indices: a classifier, so Trainer and the metrics take it
+        const int batch = 6;
+        var x = CompiledVsEagerTests.RandomData(batch * 5, 8);
+        int[] labels = [0, 2, 1, 1, 0, 2];
+        float[] lc = new float[batch * 3], lb = new float[batch * 3];
+        Assert.Equal(builtIn.TrainStep(x, labels, batch, lb), classifier.TrainStep(x, labels, batch, lc), 6);
+        Assert.Equal(lb, lc);
+        var gc = Gradients(custom.Parameters);
+        var gb = Gradients(builtIn.Parameters);
+        for (int p = 0; p < gb.Length; p++)
+            for (int i = 0; i < gb[p].Length; i++) Assert.True(Math.Abs(gb[p][i] - gc[p][i]) < 1e-6, $"{custom.Parameters.Parameters[p].Name}[{i}]: cross-entropy {gb[p][i]}, method {gc[p][i]}");
+        Assert.Equal(builtIn.EvaluateLoss(x, labels, batch), custom.EvaluateLoss(x, labels, batch), 6);
+
+        // Labels are checked: their count, and each value where OneHot reads it.
+        Assert.Contains("5 labels for a batch of 6", Assert.Throws<ArgumentException>(() => custom.TrainStep(x, labels[..5], batch)).Message);
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => custom.EvaluateLoss(x, [0, 2, 1, 3, 0, 2], batch));
+        Assert.Contains("value 3 at position 3 is outside [0, 3)", ex.Message);
+    }
+
+    [Fact]
+    public void AFocalLossMethod_MatchesTheSameMethodOnEagerTensors_AndTrainsWithTheTrainer()
+    {
+        using var net = new FocalNet(seed: 9);
+        const int batch = 7;
+        var x = CompiledVsEagerTests.RandomData(batch * 6, 10);
+        int[] labels = [2, 0, 1, 1, 0, 2, 2];
+        net.Parameters.ZeroGradients();
+        Tensor loss;
+        using (Eager.Training())
+        {
+            loss = net.Focal(net.ForwardEager(new Tensor((float[])x.Clone(), batch, 6)), new Tensor(labels.Select(l => (float)l).ToArray(), batch)).Mean();
+            loss.Backward();
+        }
+        var eager = Gradients(net.Parameters);
+        Assert.Equal(loss.Data[0], net.TrainStep(x, labels, batch), 6);
+        var compiled = Gradients(net.Parameters);
+        for (int p = 0; p < eager.Length; p++)
+            for (int i = 0; i < eager[p].Length; i++) Assert.True(Math.Abs(eager[p][i] - compiled[p][i]) < 1e-6, $"{net.Parameters.Parameters[p].Name}[{i}]: eager {eager[p][i]}, compiled {compiled[p][i]}");
+        Assert.Contains(compiled, g => g.Any(v => v != 0));
+
+        // The Trainer takes it as any classifier: three separable classes are learnt.
+        var r = new Rng(11);
+        int n = 300;
+        var data = new float[n * 6];
+        var y = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            y[i] = i % 3;
+            for (int j = 0; j < 6; j++) data[i * 6 + j] = r.NextFloat() - 0.5f + (j / 2 == y[i] ? 1f : 0f);
+        }
+        var history = new Compiled.Nets.Training.Trainer(net, new Compiled.Nets.Training.AdamW(net.Parameters, 1e-2f), new Compiled.Nets.Training.TrainerOptions { Epochs = 5 })
+            .Fit(new Compiled.Nets.Data.DataLoader(new Compiled.Nets.Data.Dataset(data, y, [6], 3), 32, seed: 1), null);
+        Assert.True(history[^1].TrainAccuracy > 0.9, $"train accuracy {history[^1].TrainAccuracy:P1}");
+        Assert.True(history[^1].TrainLoss < history[0].TrainLoss / 2, $"focal loss {history[0].TrainLoss:F4} → {history[^1].TrainLoss:F4}");
+    }
 }

@@ -813,3 +813,68 @@ public partial class ExpLogNet
 
     Tensor Forward(Tensor x) => (x.Apply(Fc).Abs() + 1f).Log().Apply(Head).Tanh().Exp();
 }
+
+/// <summary>Cross-entropy written as a method on class indices: the true class's log-probability picked by OneHot and Sum.</summary>
+[Network, Input(5), CustomLoss(nameof(CrossEntropy), ClassIndices = true)]
+public partial class CrossEntropyMethodNet
+{
+    [Linear(5, 4)] public partial Linear Fc { get; }
+    [Linear(4, 3)] public partial Linear Out { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Tanh().Apply(Out);
+
+    public Tensor CrossEntropy(Tensor logits, Tensor labels) => 0f - (logits.LogSoftmax() * labels.OneHot(3)).Sum(-1);
+}
+
+/// <summary>The same MLP with the built-in cross-entropy.</summary>
+[Network, Input(5), CrossEntropyLoss]
+public partial class BuiltInCrossEntropyNet
+{
+    [Linear(5, 4)] public partial Linear Fc { get; }
+    [Linear(4, 3)] public partial Linear Out { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Tanh().Apply(Out);
+}
+
+/// <summary>A focal loss (γ = 2, Lin et al. 2017) on class indices: −(1 − p)² log p of the true class, which weighs easy
+/// samples down.</summary>
+[Network, Input(6), CustomLoss(nameof(Focal), ClassIndices = true)]
+public partial class FocalNet
+{
+    [Linear(6, 8)] public partial Linear Fc { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Tanh().Apply(Head);
+
+    public Tensor Focal(Tensor logits, Tensor labels)
+    {
+        var logp = (logits.LogSoftmax() * labels.OneHot(3)).Sum(1);   // log p of the true class, one per sample
+        var w = 1f - logp.Exp();
+        return 0f - w * w * logp;
+    }
+}
+
+/// <summary>Sums and means over single dimensions: a gate from the sum over channels kept for broadcasting, then the mean
+/// over columns.</summary>
+[Network, Input(3, 4, 5), CrossEntropyLoss]
+public partial class ReduceNet
+{
+    [Conv2d(3, 4, 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Linear(4 * 4, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var h = x.Apply(Conv).Tanh();                            // [4, 4, 5]
+        var gated = h * h.Sum(1, keepDim: true).Sigmoid();       // [4, 4, 5] × [1, 4, 5]
+        return gated.Mean(-1).Flatten().Apply(Head);             // [4, 4] → 16
+    }
+}
+
+/// <summary>Token ids as one-hot rows (a bag of tokens without an embedding table), summed over positions.</summary>
+[Network, Input(6, Kind = InputKind.TokenIds), CrossEntropyLoss]
+public partial class OneHotTokenNet
+{
+    [Linear(7, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids) => ids.OneHot(7).Sum(1).Apply(Head);
+}

@@ -317,6 +317,20 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void ReduceNet_WithReduceSumAndReduceMean()
+    {
+        using var net = new ReduceNet(seed: 13);
+        AssertOnnxMatches(net, 60, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, 3, 3, 4, 5);
+    }
+
+    [Fact]
+    public void OneHotTokenNet_WithOneHot()
+    {
+        using var net = new OneHotTokenNet(seed: 14);
+        AssertTokensMatch(net.ExportOnnx, (ids, _, b, _) => { var y = new float[b * net.OutputSize]; net.Forward(ids, b, y); return y; }, 7, sequence: false, fixedLength: 6, withMask: false);
+    }
+
+    [Fact]
     public void SoftmaxDimNet_WithSoftmaxAlongOtherAxes()
     {
         using var net = new SoftmaxDimNet(seed: 12);

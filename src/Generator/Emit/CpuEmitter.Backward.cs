@@ -169,17 +169,17 @@ namespace Compiled.Nets.Generator.Emit
             if (s.LossValue >= 0)
             {
                 // The loss method needs the targets: forward and the method's ops in one evaluation pass.
-                w.Line($"return EvaluateLossIn(ws, {InputArgs(s)}, targets, {BatchArgs(c)}, output);");
+                w.Line($"return EvaluateLossIn(ws, {InputArgs(s)}, {losses[0].TargetName}, {BatchArgs(c)}, {losses[0].OutputName});");
                 w.Close();
                 w.Line("finally { _workspaces.ReturnInference(ws); }");
                 w.Close();
                 w.Line();
-                w.Open($"private float EvaluateLossIn({Workspace} ws, {InputParams(s)}, global::System.ReadOnlySpan<float> targets, {BatchParams(c.IsSequence)}, global::System.Span<float> output)");
+                w.Open($"private float EvaluateLossIn({Workspace} ws, {InputParams(s)}, {losses[0].Targets}, {BatchParams(c.IsSequence)}, global::System.Span<float> {losses[0].OutputName})");
                 EmitSequenceLocal(c);
                 EmitSpans(c, grads: false, withLoss: true);
                 c.Training = false;
                 EmitForwardBody(c, withLoss: true);
-                w.Line($"if (!output.IsEmpty) v{c.Plan.Storage(s.Output)}.CopyTo(output);");
+                w.Line($"if (!{losses[0].OutputName}.IsEmpty) v{c.Plan.Storage(s.Output)}.CopyTo({losses[0].OutputName});");
                 losses[0].Definition.EmitEvaluation(c, losses[0], "", "", "return ");
                 w.Close();
                 w.Line();

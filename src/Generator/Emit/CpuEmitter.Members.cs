@@ -187,7 +187,7 @@ namespace Compiled.Nets.Generator.Emit
             long Count(ParamSpec p) => p.Shape.Aggregate(1L, (a, d) => a * d);
             var rows = new List<(string Layer, string Shape, string Params)>();
             var counted = new HashSet<int>();
-            foreach (var op in s.Ops.Where(o => o.Kind != OpKind.Input))
+            foreach (var op in s.Ops.Where(o => o.Kind != OpKind.Input && !s.IsLossOp(o.Id))) // the network, not its loss method
             {
                 var def = OpTable.Of(op.Kind);
                 string layer = op.Layer >= 0 ? $"{s.Layers[op.Layer].StateName} ({def.Name})" : def.Name;

@@ -320,13 +320,23 @@ namespace Compiled.Nets.Generator.Ops
     /// </summary>
     internal sealed class CustomLoss : LossDefinition
     {
-        public override LossKind Kind => LossKind.Custom;
-        public override string Name => "CustomLoss";
-        public override string TargetType => "global::System.ReadOnlySpan<float>";
-        public override string TargetName => "targets";
-        public override string OutputName => "output";
+        private readonly bool _classIndices;
 
-        public override void EmitTargetCheck(CpuContext c, LossUse u) => FloatTargetLoss.EmitFloatTargetCheck(c, u);
+        /// <summary><paramref name="classIndices"/>: <c>ClassIndices = true</c>, the targets are one label per sample.</summary>
+        public CustomLoss(bool classIndices) { _classIndices = classIndices; }
+
+        public override LossKind Kind => _classIndices ? LossKind.CustomClassIndices : LossKind.Custom;
+        public override string Name => "CustomLoss";
+        public override string TargetType => _classIndices ? "global::System.ReadOnlySpan<int>" : "global::System.ReadOnlySpan<float>";
+        public override string TargetName => _classIndices ? "labels" : "targets";
+        public override string OutputName => _classIndices ? "logits" : "output";
+        public override bool ClassIndices => _classIndices;
+
+        public override void EmitTargetCheck(CpuContext c, LossUse u)
+        {
+            if (!_classIndices) FloatTargetLoss.EmitFloatTargetCheck(c, u);
+            else c.Line($"if ({u.TargetName}.Length != batch) throw new global::System.ArgumentException(\"{c.Spec.TypeName}: \" + {u.TargetName}.Length + \" labels for a batch of \" + batch + \".\", nameof({u.TargetName}));");
+        }
 
         /// <summary>The loss value's floats over the batch.</summary>
         private static string Count(CpuContext c, LossUse u) => $"batch * {Shapes.Size(c.Spec.Ops[u.Value].OutShape)}";
@@ -354,12 +364,14 @@ namespace Compiled.Nets.Generator.Ops
             new NllLoss(),
             new KlDivLoss(),
             new CosineEmbeddingLoss(),
-            new CustomLoss(),
+            new CustomLoss(classIndices: false),
+            new CustomLoss(classIndices: true),
         };
 
         public static LossDefinition Of(LossKind kind) => All.First(l => l.Kind == kind);
 
-        /// <summary>The loss an attribute class declares (<c>Compiled.Nets.CrossEntropyLossAttribute</c>), or null.</summary>
+        /// <summary>The loss an attribute class declares (<c>Compiled.Nets.CrossEntropyLossAttribute</c>), or null; a
+        /// <c>[CustomLoss]</c> on class indices is the second CustomLoss (see NetworkParser.ReadLoss).</summary>
         public static LossDefinition? ForAttribute(string fullName) => All.FirstOrDefault(l => fullName == "Compiled.Nets." + l.Name + "Attribute");
     }
 }

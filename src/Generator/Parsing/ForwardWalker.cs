@@ -402,11 +402,11 @@ namespace Compiled.Nets.Generator.Parsing
         {
             var args = inv.ArgumentList.Arguments;
             var shape = _p.ShapeOf(x);
-            if (_p.IsTokens(x) && !(method == "Apply" && args.Count == 1 && args[0].Expression is IdentifierNameSyntax n0
+            if (_p.IsTokens(x) && method != "OneHot" && !(method == "Apply" && args.Count == 1 && args[0].Expression is IdentifierNameSyntax n0
                     && _layers.TryGetValue(n0.Identifier.Text, out var l0) && l0.Layer >= 0 && _p.Layer(l0.Layer) is { Kind: not LayerKind.SubNetwork } ls0
                     && OpTable.Of(ls0.Kind).AcceptsTokens))
             {
-                Unsupported(inv, "token ids can only feed an Embedding layer");
+                Unsupported(inv, "token ids and class indices feed an Embedding layer or OneHot(classes) alone");
                 return -1;
             }
             if (method == "Apply")

@@ -136,7 +136,7 @@ namespace Compiled.Nets.Generator.Parsing
         {
             foreach (var a in type.GetAttributes())
                 if (Losses.ForAttribute(a.AttributeClass?.ToDisplayString() ?? "") is { } loss)
-                    return (loss.Kind, loss.ParameterName is { } name ? NamedDouble(a, name) ?? loss.ParameterDefault : 0);
+                    return (loss.Kind == LossKind.Custom && a.NamedArguments.Any(n => n.Key == "ClassIndices" && n.Value.Value is true) ? LossKind.CustomClassIndices : loss.Kind, loss.ParameterName is { } name ? NamedDouble(a, name) ?? loss.ParameterDefault : 0);
             return (LossKind.None, 0);
         }
 
@@ -219,7 +219,7 @@ namespace Compiled.Nets.Generator.Parsing
             if (_failed) return null;
             var (weights, ignoreIndex) = ReadClassWeighting(losses.FirstOrDefault(), _ops[output]);
             if (_failed) return null;
-            var custom = loss == LossKind.Custom ? ParseLossMethod(type, losses[0], output) : null;
+            var custom = loss is LossKind.Custom or LossKind.CustomClassIndices ? ParseLossMethod(type, losses[0], output, Losses.Of(loss)) : null;
             if (_failed) return null;
 
             return new NetworkSpec(
@@ -299,7 +299,7 @@ namespace Compiled.Nets.Generator.Parsing
         /// Forward's. A trailing <c>.Mean()</c> is what the loss does anyway (the mean of the result). Layers are Forward's
         /// alone. Null after reporting.
         /// </summary>
-        private (int Start, int Targets, int Value)? ParseLossMethod(INamedTypeSymbol type, AttributeData attribute, int output)
+        private (int Start, int Targets, int Value)? ParseLossMethod(INamedTypeSymbol type, AttributeData attribute, int output, LossDefinition loss)
         {
             string name = attribute.ConstructorArguments.Length == 1 && attribute.ConstructorArguments[0].Value is string n ? n : "";
             var method = type.GetMembers(name).OfType<IMethodSymbol>()
@@ -311,14 +311,16 @@ namespace Compiled.Nets.Generator.Parsing
                 return null;
             }
             int start = _ops.Count;
-            var shape = ShapeOf(output);
-            int targets = AddOp(OpKind.Input, -1, -1, -1, shape, shape, Array.Empty<int>(), 0, "targets");
+            // Class indices are one integer per sample (the method makes them targets with OneHot); else floats shaped like the output.
+            var shape = loss.ClassIndices ? Array.Empty<int>() : ShapeOf(output);
+            int targets = AddOp(OpKind.Input, -1, -1, -1, shape, shape, Array.Empty<int>(), loss.ClassIndices ? 1 : 0, loss.TargetName);
             var env = new Dictionary<string, int>(StringComparer.Ordinal)
             {
                 [method.Parameters[0].Name] = output,
                 [method.Parameters[1].Name] = targets,
             };
-            var walker = new ForwardWalker(this, _compilation.GetSemanticModel(decl.SyntaxTree), new Dictionary<string, LayerRef>(StringComparer.Ordinal), $"the output {Shape(shape)} and targets");
+            var walker = new ForwardWalker(this, _compilation.GetSemanticModel(decl.SyntaxTree), new Dictionary<string, LayerRef>(StringComparer.Ordinal),
+                loss.ClassIndices ? $"the logits {Shape(ShapeOf(output))} and labels" : $"the output {Shape(shape)} and targets");
             int value = walker.LossBody(decl, env);
             return value < 0 ? null : (start, targets, value);
         }

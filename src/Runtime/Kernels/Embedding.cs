@@ -22,6 +22,20 @@ public static class EmbeddingKernels
         }
     }
 
+    /// <summary>y[N, K] = one-hot rows of <paramref name="ids"/> (<c>F.one_hot(ids, K)</c>, as floats): an embedding by the
+    /// identity. Throws <see cref="ArgumentOutOfRangeException"/> naming the position and value when one is outside [0, K).</summary>
+    public static void OneHot(Span<float> y, ReadOnlySpan<int> ids, int count, int classes)
+    {
+        if (ids.Length < count || y.Length < (long)count * classes) throw new ArgumentException($"OneHot: {count} values need {count} ids and {(long)count * classes} outputs; got {ids.Length} and {y.Length}.");
+        y.Slice(0, count * classes).Clear();
+        for (int n = 0; n < count; n++)
+        {
+            int id = ids[n];
+            if ((uint)id >= (uint)classes) throw new ArgumentOutOfRangeException(nameof(ids), id, $"OneHot: value {id} at position {n} is outside [0, {classes}).");
+            y[n * classes + id] = 1f;
+        }
+    }
+
     /// <summary>y[b, t, :] = x[b, t, :] + table[t, :] for t &lt; seq (absolute position embeddings; table has ≥ seq rows).</summary>
     public static void AddPositions(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> table, int batch, int seq, int dim)
     {

@@ -99,13 +99,6 @@ namespace Compiled.Nets.Network.Tests
             fc (Linear)             [4]                       24
             ReLU                    [4]                        0
             out (Linear)            [3]                       15
-            Subtract                [3]                        0
-            ReLU                    [3]                        0
-            Scale                   [3]                        0
-            Scale                   [3]                        0
-            ReLU                    [3]                        0
-            Scale                   [3]                        0
-            Add                     [3]                        0
             Total params: 39 trainable, 0 in buffers
             Activations: 39 floats per sample; gradients while training: 32
             Memory to train at batch 64 with AdamW: 0.02 MiB (parameters 0.00 MiB, gradients 0.00 MiB, AdamW state 0.00 MiB, activations 0.01 MiB, their gradients 0.01 MiB; plus kernel scratch); inference at batch 1: 0.00 MiB

@@ -226,6 +226,27 @@ public class FiniteDifferenceTests
         GradCheck.Check(beta, Loss, db, "ln dbeta");
     }
 
+    [Theory]
+    [InlineData(2, 5, 3, false)]  // a middle dimension, summed
+    [InlineData(4, 6, 1, true)]   // the last dimension, averaged
+    public void SumAndMeanAlongADimension(int outer, int n, int inner, bool mean)
+    {
+        double scale = mean ? 1.0 / n : 1.0;
+        var x = GradCheck.Random(outer * n * inner, 3); var u = GradCheck.Random(outer * inner, 4); var y = new double[outer * inner];
+        double Loss() { ReduceKernels.Reference.Forward<double>(y, x, outer, n, inner, scale); return GradCheck.Dot(u, y); }
+        Loss();
+        var dx = new double[x.Length];
+        ReduceKernels.Reference.Backward<double>(dx, u, outer, n, inner, scale);
+        GradCheck.Check(x, Loss, dx, "reduce dx");
+        // The float kernel (TensorPrimitives rows, a single sum for inner = 1) against the reference.
+        var xf = x.Select(v => (float)v).ToArray(); var uf = u.Select(v => (float)v).ToArray();
+        var yf = new float[y.Length]; var dxf = Enumerable.Repeat(0.25f, x.Length).ToArray();
+        ReduceKernels.Forward(yf, xf, outer, n, inner, (float)scale);
+        ReduceKernels.Backward(dxf, uf, outer, n, inner, (float)scale); // adds to what the gradient held
+        Close(y.Select(v => (float)v).ToArray(), yf, "reduce y", 1e-5f);
+        Close(dx.Select(v => (float)v + 0.25f).ToArray(), dxf, "reduce dx (float)", 1e-5f);
+    }
+
     [Fact]
     public void Softmax()
     {
