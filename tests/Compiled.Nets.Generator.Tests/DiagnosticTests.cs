@@ -643,6 +643,22 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void CustomLossAmongSeveralOutputs_NamesItsOutput()
+    {
+        const string body = """
+            {
+                [Linear(4, 3)] public partial Linear A { get; }
+                [Linear(4, 2)] public partial Linear B { get; }
+                (Tensor a, Tensor b) Forward(Tensor x) => (x.Apply(A), x.Apply(B));
+                public Tensor L(Tensor output, Tensor target) { var d = output - target; return d * d; }
+            }
+            """;
+        GeneratorHarness.AssertDiagnostics(Usings + "[Network, Input(4), CrossEntropyLoss(Output = \"a\"), CustomLoss(nameof(L), Output = \"b\", Weight = 0.5f)]\npublic partial class P\n" + body);
+        var d = GeneratorHarness.AssertDiagnostics(Usings + "[Network, Input(4), CrossEntropyLoss(Output = \"a\"), {|CNET0014:CustomLoss(nameof(L))|}]\npublic partial class Q\n" + body);
+        Assert.StartsWith("CustomLoss: Forward returns several outputs (a, b); name the one this loss trains", Message(d.Single()));
+    }
+
+    [Fact]
     public void SumMeanAndOneHot_AreCheckedAtTheirArguments()
     {
         GeneratorHarness.AssertDiagnostics(Usings + """

@@ -133,4 +133,42 @@ public class CustomLossTests
         Assert.True(history[^1].TrainAccuracy > 0.9, $"train accuracy {history[^1].TrainAccuracy:P1}");
         Assert.True(history[^1].TrainLoss < history[0].TrainLoss / 2, $"focal loss {history[0].TrainLoss:F4} → {history[^1].TrainLoss:F4}");
     }
+
+    [Fact]
+    public void LossMethodsAmongSeveralOutputs_TrainAsTheBuiltInLossesTheyRestate()
+    {
+        using var builtIn = new TwoHeadMseNet(seed: 12);
+        using var boxMethod = new TwoHeadMethodNet(seed: 12);
+        using var digitMethod = new TwoHeadClassMethodNet(seed: 12);
+        const int batch = 5;
+        var x = CompiledVsEagerTests.RandomData(batch * 64, 13);
+        var box = CompiledVsEagerTests.RandomData(batch * 4, 14).Select(v => 0.5f + 0.5f * v).ToArray();
+        int[] labels = [2, 0, 1, 1, 0];
+        float[] lb = new float[2], lm = new float[2], lc = new float[2];
+        float[] db = new float[batch * 3], dm = new float[batch * 3], bb = new float[batch * 4], bm = new float[batch * 4];
+        float expected = builtIn.TrainStep(x, labels, box, batch, db, bb, lb);
+        Assert.Equal(expected, boxMethod.TrainStep(x, labels, box, batch, dm, bm, lm), 6);
+        Assert.Equal(expected, digitMethod.TrainStep(x, labels, box, batch, losses: lc), 6);
+        Assert.Equal(db, dm);
+        Assert.Equal(bb, bm);
+        for (int i = 0; i < 2; i++) { Assert.Equal(lb[i], lm[i], 6); Assert.Equal(lb[i], lc[i], 6); }
+        var g = Gradients(builtIn.Parameters);
+        foreach (var other in new[] { Gradients(boxMethod.Parameters), Gradients(digitMethod.Parameters) })
+            for (int p = 0; p < g.Length; p++)
+                for (int i = 0; i < g[p].Length; i++) Assert.True(Math.Abs(g[p][i] - other[p][i]) < 1e-6, $"{builtIn.Parameters.Parameters[p].Name}[{i}]: built-in {g[p][i]}, method {other[p][i]}");
+
+        // Evaluation runs the method too, and fills every output.
+        float[] e = new float[2], em = new float[2], ec = new float[2], bme = new float[batch * 4];
+        float evaluated = builtIn.EvaluateLoss(x, labels, box, batch, losses: e);
+        Assert.Equal(evaluated, boxMethod.EvaluateLoss(x, labels, box, batch, box: bme, losses: em), 6);
+        Assert.Equal(evaluated, digitMethod.EvaluateLoss(x, labels, box, batch, losses: ec), 6);
+        boxMethod.Forward(x, batch, dm, bm);
+        Assert.Equal(bm, bme);
+        for (int i = 0; i < 2; i++) { Assert.Equal(e[i], em[i], 6); Assert.Equal(e[i], ec[i], 6); }
+
+        // Through IMultiNetwork, as the Trainer reaches it: the targets are named after their outputs.
+        IMultiNetwork multi = digitMethod;
+        Assert.Equal(["digitLabels", "boxTargets"], multi.Losses.Select(l => l.Targets.Name));
+        Assert.Equal(("CustomLoss", true, 1), (multi.Losses[0].Loss, multi.Losses[0].Targets.IsInteger, multi.Losses[0].Targets.Size));
+    }
 }

@@ -878,3 +878,59 @@ public partial class OneHotTokenNet
 
     Tensor Forward(Tensor ids) => ids.OneHot(7).Sum(1).Apply(Head);
 }
+
+/// <summary>Two heads with built-in losses: cross-entropy on the digit, MSE (weighted 0.5) on the box.</summary>
+[Network, Input(1, 8, 8), CrossEntropyLoss(Output = "digit"), MSELoss(Output = "box", Weight = 0.5f)]
+public partial class TwoHeadMseNet
+{
+    [Conv2d(1, 4, 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Linear(4 * 4 * 4, 16)] public partial Linear Trunk { get; }
+    [Linear(16, 3)] public partial Linear Classes { get; }
+    [Linear(16, 4)] public partial Linear Box { get; }
+
+    (Tensor digit, Tensor box) Forward(Tensor x)
+    {
+        var h = x.Apply(Conv).Relu().MaxPool2d(2).Flatten().Apply(Trunk).Relu();
+        return (h.Apply(Classes), h.Apply(Box).Sigmoid());
+    }
+}
+
+/// <summary>The same two heads, the box trained by a squared-error method among the outputs' losses.</summary>
+[Network, Input(1, 8, 8), CrossEntropyLoss(Output = "digit"), CustomLoss(nameof(Squared), Output = "box", Weight = 0.5f)]
+public partial class TwoHeadMethodNet
+{
+    [Conv2d(1, 4, 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Linear(4 * 4 * 4, 16)] public partial Linear Trunk { get; }
+    [Linear(16, 3)] public partial Linear Classes { get; }
+    [Linear(16, 4)] public partial Linear Box { get; }
+
+    (Tensor digit, Tensor box) Forward(Tensor x)
+    {
+        var h = x.Apply(Conv).Relu().MaxPool2d(2).Flatten().Apply(Trunk).Relu();
+        return (h.Apply(Classes), h.Apply(Box).Sigmoid());
+    }
+
+    public Tensor Squared(Tensor output, Tensor target)
+    {
+        var d = output - target;
+        return d * d;
+    }
+}
+
+/// <summary>The same two heads, the digit trained by a cross-entropy method on class indices.</summary>
+[Network, Input(1, 8, 8), CustomLoss(nameof(CrossEntropy), Output = "digit", ClassIndices = true), MSELoss(Output = "box", Weight = 0.5f)]
+public partial class TwoHeadClassMethodNet
+{
+    [Conv2d(1, 4, 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Linear(4 * 4 * 4, 16)] public partial Linear Trunk { get; }
+    [Linear(16, 3)] public partial Linear Classes { get; }
+    [Linear(16, 4)] public partial Linear Box { get; }
+
+    (Tensor digit, Tensor box) Forward(Tensor x)
+    {
+        var h = x.Apply(Conv).Relu().MaxPool2d(2).Flatten().Apply(Trunk).Relu();
+        return (h.Apply(Classes), h.Apply(Box).Sigmoid());
+    }
+
+    public Tensor CrossEntropy(Tensor logits, Tensor labels) => 0f - (logits.LogSoftmax() * labels.OneHot(3)).Sum(-1);
+}

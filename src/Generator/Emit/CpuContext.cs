@@ -45,6 +45,9 @@ namespace Compiled.Nets.Generator.Emit
 
         public bool IsSequence => Spec.MaxSequence > 0;
 
+        /// <summary>Every plan region already has its span in scope (the loss's own regions included).</summary>
+        public bool RegionsInScope { get; set; }
+
         /// <summary>The span holding a value.</summary>
         public string Value(int value) => $"v{Storage(value)}";
 

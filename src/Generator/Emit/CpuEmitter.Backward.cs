@@ -166,6 +166,30 @@ namespace Compiled.Nets.Generator.Emit
                 : "The mean loss in evaluation mode, without gradients. Safe to call from many threads at once.");
             w.Line("var ws = _workspaces.RentInference(batch, InitialCapacity, \"EvaluateLoss\");");
             w.Open("try");
+            if (s.LossValue >= 0 && s.IsMultiOutput)
+            {
+                // A loss method among several outputs' losses: forward with the method's ops in one evaluation pass, then
+                // every loss as EvaluateLoss computes them, each output read where the pass left it.
+                w.Line($"return EvaluateLossIn(ws, {InputArgs(s)}, {TargetArgs(losses)}, {BatchArgs(c)}, {OptionalArgs(s, losses)});");
+                w.Close();
+                w.Line("finally { _workspaces.ReturnInference(ws); }");
+                w.Close();
+                w.Line();
+                w.Open($"private float EvaluateLossIn({Workspace} ws, {InputParams(s)}, {TargetParams(losses)}, {BatchParams(c.IsSequence)}, {OptionalParams(s, losses)})");
+                EmitSequenceLocal(c);
+                EmitSpans(c, grads: false, withLoss: true);
+                c.Training = false;
+                EmitForwardBody(c, withLoss: true);
+                for (int i = 0; i < s.Outputs.Count; i++) w.Line($"var y{i} = v{c.Plan.Storage(s.Outputs[i].Value)};");
+                c.RegionsInScope = true;
+                foreach (var l in losses) l.Definition.EmitEvaluation(c, l, "y" + l.OutputIndex, Shapes.Size(l.OutShape), $"float {l.Loss} = ");
+                c.RegionsInScope = false;
+                EmitLossAndOutputCopies(c, losses, i => "y" + i);
+                w.Line($"return {WeightedSum(losses)};");
+                w.Close();
+                w.Line();
+                return;
+            }
             if (s.LossValue >= 0)
             {
                 // The loss method needs the targets: forward and the method's ops in one evaluation pass.

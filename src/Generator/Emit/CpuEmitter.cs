@@ -165,7 +165,7 @@ namespace Compiled.Nets.Generator.Emit
 
         /// <summary>The generated name of an input value (the span the method received).</summary>
         internal static string InputName(NetworkSpec s, int value) =>
-            value == s.TargetInput ? Losses.Of(s.Loss).TargetName : s.IsMultiInput ? s.Inputs.First(i => i.Value == value).Name : "input";
+            value == s.TargetInput ? LossUse.Of(s).First(l => l.Definition is CustomLoss).TargetName : s.IsMultiInput ? s.Inputs.First(i => i.Value == value).Name : "input";
 
         /// <summary>The batch parameters of every public method: "int batch", or with a sequence dimension the
         /// attention mask ([batch, T] of 0/1, empty = all positions valid), the batch and the sequence length.</summary>

@@ -91,7 +91,9 @@ namespace Compiled.Nets.Generator.Ops
             {
                 var d = Losses.Of(l.Kind);
                 var output = s.Outputs[l.Output];
-                return new LossUse(d, l.Parameter, l.ClassWeights, l.IgnoreIndex, output.Value, s.Ops[output.Value].OutShape, output.Name,
+                // A loss method's loss reads the value the method ends in; its targets are checked against the output.
+                int value = d is CustomLoss ? s.LossValue : output.Value;
+                return new LossUse(d, l.Parameter, l.ClassWeights, l.IgnoreIndex, value, s.Ops[output.Value].OutShape, output.Name,
                     TargetNameFor(d, output.Name), i.ToString(System.Globalization.CultureInfo.InvariantCulture), l.Weight, l.Output)
                 { Value2 = l.Output2 >= 0 ? s.Outputs[l.Output2].Value : -1, OutputIndex2 = l.Output2 };
             }).ToList();
@@ -165,7 +167,7 @@ namespace Compiled.Nets.Generator.Ops
         public override void EmitEvaluation(CpuContext c, LossUse u, string y, string outSize, string assign)
         {
             string probs = "probs" + u.Suffix;
-            c.Line($"var {probs} = ws.Act.Span.Slice({c.Plan.Region(probs).Offset} * ws.Capacity, {outSize} * batch);");
+            if (!c.RegionsInScope) c.Line($"var {probs} = ws.Act.Span.Slice({c.Plan.Region(probs).Offset} * ws.Capacity, {outSize} * batch);");
             c.Line(Weighted(u)
                 ? $"{assign}{Kernels}CrossEntropyKernels.Forward({probs}, {y}, {u.TargetName}, batch, {outSize}, {FloatLiteral(u.Parameter)}, {Weighting(u)});"
                 : $"{assign}{Kernels}CrossEntropyKernels.Forward({probs}, {y}, {u.TargetName}, batch, {outSize}, {FloatLiteral(u.Parameter)});");

@@ -201,7 +201,7 @@ namespace Compiled.Nets.Generator.Parsing
 
             if (body.Outputs.Count > 1)
             {
-                var heads = ReadHeadLosses(losses, body);
+                var heads = ReadHeadLosses(type, losses, body, out var method);
                 if (heads is null || _failed) return null;
                 var first = heads.Count > 0 ? heads[0] : null;
                 return new NetworkSpec(
@@ -212,6 +212,7 @@ namespace Compiled.Nets.Generator.Parsing
                     Inputs = _inputs.ToEquatableArray(),
                     Outputs = body.Outputs.Select((v, i) => new OutputSpec(body.OutputNames[i], v)).ToEquatableArray(),
                     HeadLosses = heads.ToEquatableArray(),
+                    LossStart = method?.Start ?? -1, TargetInput = method?.Targets ?? -1, LossValue = method?.Value ?? -1,
                 };
             }
 
@@ -237,8 +238,9 @@ namespace Compiled.Nets.Generator.Parsing
         /// most one per output, with a finite, non-negative Weight; each is checked against its output's shape. Outputs
         /// are computed values with names of their own (the generated methods take a span per input and per output).
         /// </summary>
-        private List<LossSpec>? ReadHeadLosses(List<AttributeData> losses, BodyResult body)
+        private List<LossSpec>? ReadHeadLosses(INamedTypeSymbol type, List<AttributeData> losses, BodyResult body, out (int Start, int Targets, int Value)? method)
         {
+            method = null;
             var names = body.OutputNames;
             string list = string.Join(", ", names);
             for (int i = 0; i < names.Count; i++)
@@ -254,11 +256,7 @@ namespace Compiled.Nets.Generator.Parsing
             foreach (var a in losses)
             {
                 var d = Losses.ForAttribute(a.AttributeClass!.ToDisplayString())!;
-                if (d.Kind == LossKind.Custom)
-                {
-                    Report(DiagnosticDescriptors.InvalidArgument, Loc(a), d.Name, "a loss method trains a network with one output; with several, use the loss attributes per output");
-                    return null;
-                }
+                if (d.Kind == LossKind.Custom && a.NamedArguments.Any(n => n.Key == "ClassIndices" && n.Value.Value is true)) d = Losses.Of(LossKind.CustomClassIndices);
                 string? output = NamedString(a, "Output");
                 int k = output is null ? -1 : names.IndexOf(output);
                 double weight = NamedDouble(a, "Weight") ?? 1;
@@ -287,6 +285,8 @@ namespace Compiled.Nets.Generator.Parsing
                         : !_ops[body.Outputs[k2]].OutShape.SequenceEqual(value.OutShape) ? $"'{output}' is {Shape(value.OutShape)} but '{second}' is {Shape(_ops[body.Outputs[k2]].OutShape)}; the two embeddings must have one shape" : null;
                     if (bad is not null) Report(DiagnosticDescriptors.InvalidArgument, Loc(a), d.Name, bad);
                 }
+                // A loss method (one per class: the attribute does not repeat) reads its output; its ops follow Forward's.
+                if (d is CustomLoss && !_failed) method = ParseLossMethod(type, a, body.Outputs[k], d);
                 if (_failed) return null;
                 heads.Add(new LossSpec(d.Kind, LossParameter(a, d), k, (float)weight, weights, ignore) { Output2 = k2 });
             }
