@@ -6,6 +6,7 @@ using Compiled.Nets.Bench;
 // `peak`: the FMA peak on one and two cores and the CPU's 512- vs 256-bit FMA rate only.
 // `serve`: batch-1 latency of the ConvNet after 0, 1 and 10 ms of idle time, ours and libtorch alternating.
 // `bert`: one bert-base encoder layer's training step and inference (batch 16×128, padded) vs libtorch.
+// `depthwise`: a MobileNet-style depthwise 3×3 + pointwise 1×1 block's training step and inference vs libtorch.
 // `recurrent`: a bidirectional LSTM and GRU layer's training step and inference (batch 16×128) vs libtorch's nn.LSTM/nn.GRU.
 // `concurrent [seconds]`: one ConvNet instance serving 1, 2 and 4 threads at once (requests/s), and the pool's cost to a lone caller.
 // `onnx`: the ConvNet exported to ONNX and run by ONNX Runtime, against the compiled network, batch 1 and 64.
@@ -19,6 +20,7 @@ return args.FirstOrDefault() switch
     "gemm" => GemmTimes.Run(args[1..]),
     "bert" => BertLayerBench.Run(),
     "recurrent" => RecurrentBench.Run(),
+    "depthwise" => DepthwiseBench.Run(),
     "peak" => Peak.Report(),
     "tokenize" => TokenizeBench.Run(args),
     "onnx" => OnnxBench.Run(),

@@ -347,6 +347,20 @@ public class OpParityTests
     }
 
     [Theory]
+    [InlineData(6, 6, 3, 1, 1, 1, true)]    // MobileNet's 3×3, padding 1, one output per channel; rows of 37: whole vectors and a tail
+    [InlineData(4, 8, 3, 2, 1, 1, false)]   // stride 2 (the scalar path), two outputs per channel
+    [InlineData(5, 5, 3, 1, 2, 2, true)]    // dilation 2
+    [InlineData(3, 3, 5, 1, 0, 1, false)]   // 5×5 without padding
+    public void Conv2d_Depthwise_AsTorchConv2d(int c, int o, int k, int s, int p, int d, bool bias)
+    {
+        var ps = new List<(string, int[], ParameterRole)> { ("conv.weight", [o, 1, k, k], ParameterRole.Weight) };
+        if (bias) ps.Add(("conv.bias", [o], ParameterRole.Bias));
+        var (store, tp) = Params(ps.ToArray());
+        var layer = new Compiled.Nets.Conv2d(store, "conv", c, o, (k, k), (s, s), (p, p), d, c, bias);
+        Compare([2, c, 6, 37], x => x.Apply(layer), x => F.conv2d(x, tp["conv.weight"], bias ? tp["conv.bias"] : null, [s, s], [p, p], [d, d], groups: c), store, tp, seed: 13);
+    }
+
+    [Theory]
     [InlineData(4, 8, 3, 3, 1, 1, 1, 1, 4, true)]   // depthwise
     [InlineData(6, 4, 1, 3, 1, 2, 0, 1, 2, false)]  // 1×3 kernel, stride (1, 2), two groups
     [InlineData(3, 6, 5, 2, 2, 1, 2, 0, 3, true)]   // 5×2 kernel, padding (2, 0), three groups
