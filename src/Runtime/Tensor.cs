@@ -174,6 +174,16 @@ public sealed class Tensor
     {
         if (dim < 0) dim += Shape.Length;
         if (dim < 1 || dim >= Shape.Length) throw new ArgumentOutOfRangeException(nameof(dim), dim, $"Softmax: the dimension must be in [1, {Shape.Length}) for {ShapeText()} (0 is the batch).");
+        if (dim == 1 && Mask is { } mask)
+        {
+            // Over the masked sequence: padding gets no probability (its log would be −∞).
+            if (log) throw new ArgumentException($"LogSoftmax over the masked sequence of {ShapeText()} would be −∞ at padding; take Softmax there.", nameof(dim));
+            int seq = Shape[1], perPosition = Data.Length / (Shape[0] * seq);
+            var p = new float[Data.Length];
+            SoftmaxKernels.ForwardOverSequence(p, Data, mask, Shape[0], seq, perPosition);
+            var input = this;
+            return Result(p, Shape, [input], r => SoftmaxKernels.BackwardAlong(input.GradBuffer, r.Grad, p, Shape[0], seq, perPosition, log: false));
+        }
         if (dim == Shape.Length - 1) return log ? LogSoftmax() : Softmax();
         int inner = 1;
         for (int d = dim + 1; d < Shape.Length; d++) inner *= Shape[d];
@@ -500,11 +510,22 @@ public sealed class Tensor
         int n = Shape[d], inner = 1;
         for (int k = d + 1; k < Shape.Length; k++) inner *= Shape[k];
         int outer = Data.Length / (n * inner);
+        var shape = keepDim ? Shape.Select((s, i) => i == d ? 1 : s).ToArray() : Shape.Where((_, i) => i != d).ToArray();
+        var x = this;
+        if (d == 1 && Mask is { } mask)
+        {
+            // Over the masked sequence: padding adds nothing (and does not count in a mean).
+            var ys = new float[outer * inner];
+            if (mean) SequenceKernels.MeanForward(ys, Data, mask, outer, n, inner); else SequenceKernels.SumForward(ys, Data, mask, outer, n, inner);
+            return Result(ys, shape, [x], r =>
+            {
+                if (mean) SequenceKernels.MeanBackward(x.GradBuffer, r.Grad, mask, outer, n, inner);
+                else SequenceKernels.SumBackward(x.GradBuffer, r.Grad, mask, outer, n, inner);
+            });
+        }
         float scale = mean ? 1f / n : 1f;
         var y = new float[outer * inner];
         ReduceKernels.Forward(y, Data, outer, n, inner, scale);
-        var shape = keepDim ? Shape.Select((s, i) => i == d ? 1 : s).ToArray() : Shape.Where((_, i) => i != d).ToArray();
-        var x = this;
         return Result(y, shape, [x], r => ReduceKernels.Backward(x.GradBuffer, r.Grad, outer, n, inner, scale));
     }
 
@@ -515,6 +536,13 @@ public sealed class Tensor
     public Tensor OneHot(int classes)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(classes);
+        if (Ids is { } tokens)
+        {
+            // Token ids (Tensor.FromIds): checked by the kernel.
+            var rows = new float[tokens.Length * classes];
+            EmbeddingKernels.OneHot(rows, tokens, tokens.Length, classes);
+            return new Tensor(rows, [.. Shape, classes]) { Mask = Mask };
+        }
         var ids = new int[Data.Length];
         for (int i = 0; i < ids.Length; i++)
         {

@@ -1072,6 +1072,31 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void CNET0017_LogSoftmaxOverT_WhileSoftmaxSumAndMeanOverTCompile()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 32), CrossEntropyLoss]
+            public partial class A
+            {
+                [Embedding(100, 8)] public partial Embedding E { get; }
+                [Linear(8, 2)] public partial Linear Head { get; }
+                Tensor Forward(Tensor ids) { var h = ids.Apply(E); return (h * h.Softmax(1)).Sum(1).Apply(Head) + h.Mean(1).Apply(Head); }
+            }
+            """);
+        var diags = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 32), CrossEntropyLoss]
+            public partial class B
+            {
+                [Embedding(100, 8)] public partial Embedding E { get; }
+                [Linear(8, 2)] public partial Linear Head { get; }
+                Tensor Forward(Tensor ids) => {|CNET0017:ids.Apply(E).LogSoftmax(1)|}.Sum(1).Apply(Head);
+            }
+            """);
+        Assert.StartsWith("LogSoftmax cannot take the sequence dimension T: a log-softmax over T would be −∞ at padding",
+            diags[0].GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
     public void CNET0017_ConvolutionAndLinearOverT()
     {
         GeneratorHarness.AssertDiagnostics(Usings + """

@@ -494,6 +494,33 @@ public class OpParityTests
     }
 
     [Fact]
+    public void SoftmaxSumAndMeanOverAMaskedSequence_AsTorchWithMaskedFill()
+    {
+        // [B, T, D] with right padding; torch: scores.masked_fill(~mask, -inf).softmax(1), sums of x·mask.
+        int[] shape = [3, 5, 2];
+        int[] mask = [1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0];
+        var x = Random(30, 21);
+        var dy = Random(30, 22);
+        var cx = new CTensor((float[])x.Clone(), shape).WithMask(mask);
+        CTensor p, s, m;
+        using (Eager.Training())
+        {
+            p = cx.Softmax(1); s = cx.Sum(1); m = cx.Mean(1);
+            (p * new CTensor(dy, shape)).Sum(2).Sum(1).Mean().Backward(); // d/dx of Σ p·dy (over the batch's mean)
+        }
+        var tx = T(x, shape);
+        var keep = torch.tensor(mask.Select(v => v != 0).ToArray(), [3, 5]).unsqueeze(2);
+        var tp = tx.masked_fill(keep.logical_not(), double.NegativeInfinity).softmax(1);
+        (tp * T(dy, shape, false)).sum([2L, 1L]).mean().backward();
+        var kept = tx * keep.to(ScalarType.Float64);
+        Close(Data(tp), p.Data, "softmax over T");
+        Close(Data(tx.grad!), cx.Grad!, "its dx");
+        Close(Data(kept.sum(1)), s.Data, "sum over T");
+        Close(Data(kept.sum(1) / keep.to(ScalarType.Float64).sum(1)), m.Data, "mean over T");
+        Assert.Throws<ArgumentException>(() => cx.LogSoftmax(1)); // −∞ at padding
+    }
+
+    [Fact]
     public void OneHot_AsTorchOneHot()
     {
         long[] ids = [3, 0, 4, 4, 1, 2];

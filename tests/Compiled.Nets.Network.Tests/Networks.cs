@@ -934,3 +934,20 @@ public partial class TwoHeadClassMethodNet
 
     public Tensor CrossEntropy(Tensor logits, Tensor labels) => 0f - (logits.LogSoftmax() * labels.OneHot(3)).Sum(-1);
 }
+
+/// <summary>Attention pooling over the tokens: a score per position, a softmax over T (padding gets no weight), the
+/// weighted sum over T, next to the masked mean over T.</summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 16), CrossEntropyLoss]
+public partial class AttentionPoolNet
+{
+    [Embedding(50, 8)] public partial Embedding Words { get; }
+    [Linear(8, 1)] public partial Linear Score { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids)
+    {
+        var h = ids.Apply(Words).Tanh();                    // [T, 8]
+        var weights = h.Apply(Score).Softmax(1);            // [T, 1], over T
+        return ((h * weights).Sum(1) + h.Mean(1)).Apply(Head);
+    }
+}

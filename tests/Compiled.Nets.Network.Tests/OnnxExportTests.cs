@@ -324,6 +324,13 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void AttentionPoolNet_WithMaskedSoftmaxSumAndMeanOverT()
+    {
+        using var net = new AttentionPoolNet(seed: 15);
+        AssertTokensMatch(net.ExportOnnx, (ids, mask, b, t) => { var y = new float[b * net.OutputSize]; net.Forward(ids, mask, b, t, y); return y; }, 50, sequence: true);
+    }
+
+    [Fact]
     public void OneHotTokenNet_WithOneHot()
     {
         using var net = new OneHotTokenNet(seed: 14);

@@ -53,6 +53,24 @@ public class SequenceNetworkTests
     [InlineData(1, 1)]
     [InlineData(3, 5)]
     [InlineData(4, 16)]
+    public void AttentionPooling_SoftmaxAndSumOverT_MatchEager_AndIgnorePadding(int batch, int seq)
+    {
+        using var net = new AttentionPoolNet(seed: 8);
+        var (ids, mask) = Batch(batch, seq, seq + 40);
+        int[] labels = Enumerable.Range(0, batch).Select(b => b % 3).ToArray();
+        var logits = AssertTrainStepMatchesEager(net, ids, mask, labels, batch, seq);
+        // Other tokens under the padding change nothing: the softmax gives them no weight, the sum and mean skip them.
+        var other = (int[])ids.Clone();
+        for (int i = 0; i < other.Length; i++) if (mask[i] == 0) other[i] = (other[i] + 17) % 50;
+        var again = new float[logits.Length];
+        net.Forward(other, mask, batch, seq, again);
+        Assert.Equal(logits, again);
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(3, 5)]
+    [InlineData(4, 16)]
     public void SeqNet_TrainStep_MatchesEager_AtEachLength(int batch, int seq)
     {
         using var net = new SeqNet(seed: 5);

@@ -19,7 +19,7 @@ namespace Compiled.Nets.Generator.Emit
             else w.Line(s.IsMultiInput ? "/// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: one input per Forward parameter, named as it ([batch, ..its shape], int64 for token ids), \"attention_mask\" [batch, sequence] (int64, where the network reads it), output \"output\" [batch, ..OutputShape].</summary>" : "/// <summary>Writes the inference graph (evaluation mode) and the weights as an ONNX model, opset 17: input \"input\" [batch, ..InputShape] (int64 token ids for a token network), \"attention_mask\" [batch, sequence] (int64, where the network reads it), output \"output\" [batch, ..OutputShape].</summary>");
             w.Open("public void ExportOnnx(string path)");
             bool sequence = s.MaxSequence > 0;
-            bool masked = sequence && s.Ops.Any(o => OpTable.Of(o.Kind).ReadsMask);
+            bool masked = sequence && s.Ops.Any(o => OpTable.Of(o.Kind).ReadsMaskFor(o));
             w.Line($"var g = new {OnnxGraph}(\"{s.TypeName}\");");
             // One graph input per network input, named as Forward's parameters when there are several.
             foreach (var input in s.IsMultiInput ? s.Inputs.ToArray() : new[] { new InputSpec("input", s.InputShape, s.TokenInput, 0) })

@@ -175,7 +175,9 @@ namespace Compiled.Nets.Generator.Ops
         public override int Call(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape)
         {
             var args = invocation.ArgumentList.Arguments;
-            if (args.Count == 0) return walker.NoArguments(invocation, Kind, _name, x, shape);
+            // Softmax() of [T] is over the sequence: the masked kernel, not the row kernel (padding would share the mass).
+            if (args.Count == 0 && !(shape.Length == 1 && shape[0] == Shapes.Sequence)) return walker.NoArguments(invocation, Kind, _name, x, shape);
+            if (args.Count == 0) return OverSequence(walker, invocation, x, shape);
             if (!DimensionArguments.Read(walker, invocation, _name, out var values) || values.Length != 1)
             {
                 if (values?.Length > 1) walker.Unsupported(invocation, $"{_name} takes at most one dimension");
@@ -188,10 +190,23 @@ namespace Compiled.Nets.Generator.Ops
                     axis < 0 ? "dimension 0 is the batch" : $"dimension {values[0]} is outside [B, {string.Join(", ", shape.Select(Shapes.Dim))}]");
                 return -1;
             }
-            if (shape[axis] == Shapes.Sequence) { walker.Sequence(invocation, _name, "a softmax over T is not compiled (masking would be needed)", shape); return -1; }
+            if (shape[axis] == Shapes.Sequence) return OverSequence(walker, invocation, x, shape);
             var ints = axis == shape.Length - 1 ? Array.Empty<int>() : new[] { axis };
             return walker.Parser.AddOp(Kind, x, -1, -1, shape, shape, ints, 0, _name);
         }
+
+        /// <summary>A softmax over T (always the first per-sample dimension): the positions the mask keeps share the
+        /// probability, padding gets 0. A log-softmax there would be −∞ at padding, so it is refused.</summary>
+        private int OverSequence(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape)
+        {
+            if (_kind == OpKind.LogSoftmax) { walker.Sequence(invocation, _name, "a log-softmax over T would be −∞ at padding; take Softmax over T, or log-softmax over another dimension", shape); return -1; }
+            return walker.Parser.AddOp(Kind, x, -1, -1, shape, shape, new[] { 0 }, 0, _name);
+        }
+
+        /// <summary>The op is a softmax over the sequence length T.</summary>
+        private static bool IsOverSequence(OpSpec op) => op.Ints.Count > 0 && op.InShape[op.Ints[0]] == Shapes.Sequence;
+
+        public override bool ReadsMaskFor(OpSpec op) => IsOverSequence(op);
 
         private static string Sizes(CpuContext c, OpSpec op) => $"{c.Rows(op)}, {Shapes.Dim(op.OutShape[op.OutShape.Count - 1])}";
 
@@ -205,8 +220,12 @@ namespace Compiled.Nets.Generator.Ops
 
         private static bool IsLog(OpSpec op) => op.Kind == OpKind.LogSoftmax;
 
+        /// <summary>batch, T, and the size of the dimensions after T.</summary>
+        private static string OverT(OpSpec op) => $"batch, T, {Shapes.Size(op.OutShape.Skip(1))}";
+
         public override void EmitForward(CpuContext c, OpSpec op) => c.Line(op.Ints.Count == 0
             ? $"{Kernels}{_kernel}.Forward({c.Output(op)}, {c.Value(op.Input)}, {Sizes(c, op)});"
+            : IsOverSequence(op) ? $"{Kernels}SoftmaxKernels.ForwardOverSequence({c.Output(op)}, {c.Value(op.Input)}, mask, {OverT(op)});"
             : $"{Kernels}SoftmaxKernels.ForwardAlong({c.Output(op)}, {c.Value(op.Input)}, {Along(op)});");
 
         public override void EmitBackward(CpuContext c, OpSpec op)
@@ -214,6 +233,7 @@ namespace Compiled.Nets.Generator.Ops
             if (c.InputIsData(op)) return;
             c.Line(op.Ints.Count == 0
                 ? $"if (n{op.Input}) {Kernels}{_kernel}.Backward(g{op.Input}, g{op.Id}, v{op.Id}, {Sizes(c, op)});"
+                : IsOverSequence(op) ? $"if (n{op.Input}) {Kernels}SoftmaxKernels.BackwardAlong(g{op.Input}, g{op.Id}, v{op.Id}, {OverT(op)}, log: false);"
                 : $"if (n{op.Input}) {Kernels}SoftmaxKernels.BackwardAlong(g{op.Input}, g{op.Id}, v{op.Id}, {Along(op)});");
         }
 
@@ -229,8 +249,25 @@ namespace Compiled.Nets.Generator.Ops
             if (!c.InputIsData(op)) c.Launch($"K.SoftmaxBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, {c.Value(op.Id)}, {c.Rows(op)}, {op.OutShape[op.OutShape.Count - 1]}, log: {(_kind == OpKind.LogSoftmax ? "true" : "false")});");
         }
 
-        // ONNX has both operators under these names.
-        public override void EmitOnnx(OnnxContext c, OpSpec op) =>
+        // ONNX has both operators under these names; over T the additive mask (0 or float.MinValue) goes first.
+        public override void EmitOnnx(OnnxContext c, OpSpec op)
+        {
+            if (IsOverSequence(op))
+            {
+                c.Line($"g.Node(\"Add\", new[] {{ {c.Value(op.Input)}, {MaskFor(c, op, "mask_bias")} }}, \"v{op.Id}_masked\");");
+                c.Line($"g.Node(\"Softmax\", new[] {{ \"v{op.Id}_masked\" }}, {c.Output(op)}, (\"axis\", 1));");
+                return;
+            }
             c.Line($"g.Node(\"{_name}\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}, (\"axis\", {(op.Ints.Count == 0 ? -1 : op.Ints[0] + 1)}));");
+        }
+
+        /// <summary>A [B, T] mask tensor of the graph (emitted name) unsqueezed to the rank of [B, ..op's shape] (emitted expression).</summary>
+        internal static string MaskFor(OnnxContext c, OpSpec op, string mask)
+        {
+            int rank = op.InShape.Count + 1;
+            if (rank == 2) return $"\"{mask}\"";
+            c.Line($"g.Node(\"Unsqueeze\", new[] {{ \"{mask}\", g.Int64(true, {string.Join(", ", Enumerable.Range(2, rank - 2))}) }}, \"v{op.Id}_{mask}\");");
+            return $"\"v{op.Id}_{mask}\"";
+        }
     }
 }

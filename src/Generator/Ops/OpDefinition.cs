@@ -144,6 +144,9 @@ namespace Compiled.Nets.Generator.Ops
         /// <summary>Reads the attention mask (the ONNX graph then takes it as an input).</summary>
         public virtual bool ReadsMask => false;
 
+        /// <summary>This op reads the attention mask (a reduction or softmax over T, where others of its kind do not).</summary>
+        public virtual bool ReadsMaskFor(OpSpec op) => ReadsMask;
+
         /// <summary>What forward keeps for backward beyond the op's value: arena regions named with the op id.</summary>
         public virtual void SavedForBackward(RegionBuilder regions, NetworkSpec s, OpSpec op) { }
 

@@ -10,7 +10,8 @@ namespace Compiled.Nets.Generator.Ops
     /// <summary>
     /// <c>x.Sum(dim)</c> and <c>x.Mean(dim)</c>, optionally <c>keepDim: true</c> (torch's sum/mean over one dimension, the
     /// batch counted as 0): the dimension is dropped, or kept as 1 for broadcasting back. The op's ints are (axis per
-    /// sample, keepDim). <c>Mean()</c> over everything stays a loss method's last step.
+    /// sample, keepDim). Over the sequence length T the positions the mask keeps count alone (attention pooling's
+    /// weighted sum; the mean is MeanOverSequence's). <c>Mean()</c> over everything stays a loss method's last step.
     /// </summary>
     internal sealed class ReduceOp : OpDefinition
     {
@@ -48,7 +49,6 @@ namespace Compiled.Nets.Generator.Ops
                     axis < 0 ? "dimension 0 is the batch" : $"dimension {dim} is outside [B, {string.Join(", ", shape.Select(Shapes.Dim))}]");
                 return -1;
             }
-            if (shape[axis] == Shapes.Sequence) { walker.Sequence(invocation, Name, "a sum over the sequence length T would count padding; use MeanOverSequence()", shape); return -1; }
             var outShape = keep ? shape.Select((d, i) => i == axis ? 1 : d).ToArray() : shape.Where((_, i) => i != axis).ToArray();
             return p.AddOp(Kind, x, -1, -1, shape, outShape, new[] { axis, keep ? 1 : 0 }, 0, Name);
         }
@@ -61,17 +61,42 @@ namespace Compiled.Nets.Generator.Ops
             return $"{outer}, {n}, {Shapes.Size(op.InShape.Skip(axis + 1))}, {(_mean ? $"1f / {n}" : "1f")}";
         }
 
-        public override void EmitForward(CpuContext c, OpSpec op) =>
-            c.Line($"{Kernels}ReduceKernels.Forward({c.Output(op)}, {c.Value(op.Input)}, {Sizes(op)});");
+        /// <summary>The reduction is over T (the first per-sample dimension): masked.</summary>
+        private static bool IsOverSequence(OpSpec op) => op.InShape[op.Ints[0]] == Shapes.Sequence;
+
+        public override bool ReadsMaskFor(OpSpec op) => IsOverSequence(op);
+
+        private string SequenceKernel => _mean ? "Mean" : "Sum";
+
+        public override void EmitForward(CpuContext c, OpSpec op) => c.Line(IsOverSequence(op)
+            ? $"{Kernels}SequenceKernels.{SequenceKernel}Forward({c.Output(op)}, {c.Value(op.Input)}, mask, batch, T, {Shapes.Size(op.InShape.Skip(1))});"
+            : $"{Kernels}ReduceKernels.Forward({c.Output(op)}, {c.Value(op.Input)}, {Sizes(op)});");
 
         public override void EmitBackward(CpuContext c, OpSpec op)
         {
-            if (!c.InputIsData(op)) c.Line($"if (n{op.Input}) {Kernels}ReduceKernels.Backward(g{op.Input}, g{op.Id}, {Sizes(op)});");
+            if (c.InputIsData(op)) return;
+            c.Line(IsOverSequence(op)
+                ? $"if (n{op.Input}) {Kernels}SequenceKernels.{SequenceKernel}Backward(g{op.Input}, g{op.Id}, mask, batch, T, {Shapes.Size(op.InShape.Skip(1))});"
+                : $"if (n{op.Input}) {Kernels}ReduceKernels.Backward(g{op.Input}, g{op.Id}, {Sizes(op)});");
         }
 
         public override void EmitOnnx(OnnxContext c, OpSpec op)
         {
             long axis = op.Ints[0] + 1;
+            if (IsOverSequence(op))
+            {
+                // Padding multiplied by 0, summed over axis 1; a mean divides by the kept positions' count.
+                c.Line($"g.Node(\"Mul\", new[] {{ {c.Value(op.Input)}, {LastDimensionSoftmax.MaskFor(c, op, "mask_f")} }}, \"v{op.Id}_kept\");");
+                string sum = _mean ? $"\"v{op.Id}_sum\"" : c.Output(op);
+                c.Line($"g.Node(\"ReduceSum\", new[] {{ \"v{op.Id}_kept\", g.Int64(true, 1) }}, {sum}, (\"keepdims\", {op.Ints[1]}));");
+                if (!_mean) return;
+                int rank = op.OutShape.Count + 1;
+                c.Line(rank == 2
+                    ? $"g.Node(\"Div\", new[] {{ {sum}, \"mask_count\" }}, {c.Output(op)});"
+                    : $"g.Node(\"Unsqueeze\", new[] {{ \"mask_count\", g.Int64(true, {string.Join(", ", Enumerable.Range(2, rank - 2))}) }}, \"v{op.Id}_count\");");
+                if (rank > 2) c.Line($"g.Node(\"Div\", new[] {{ {sum}, \"v{op.Id}_count\" }}, {c.Output(op)});");
+                return;
+            }
             // Opset 17: ReduceSum takes its axes as an input, ReduceMean still as an attribute.
             c.Line(_mean
                 ? $"g.Node(\"ReduceMean\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}, (\"axes\", new long[] {{ {axis} }}), (\"keepdims\", {op.Ints[1]}));"

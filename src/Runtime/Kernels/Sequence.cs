@@ -54,6 +54,26 @@ public static class SequenceKernels
         }
     }
 
+    /// <summary>y[b,:] = Σₜ mask[b,t]·x[b,t,:] (<c>x.Sum(1)</c> over T: padding adds nothing; empty mask = all valid).</summary>
+    public static void SumForward(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<int> mask, int batch, int seq, int dim)
+    {
+        y.Slice(0, batch * dim).Clear();
+        for (int b = 0; b < batch; b++)
+        {
+            var row = y.Slice(b * dim, dim);
+            for (int t = 0; t < seq; t++)
+                if (mask.IsEmpty || mask[b * seq + t] != 0) Elementwise.AddInPlace(row, x.Slice((b * seq + t) * dim, dim));
+        }
+    }
+
+    /// <summary>dx[b,t,:] += mask[b,t]·dy[b,:].</summary>
+    public static void SumBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<int> mask, int batch, int seq, int dim)
+    {
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < seq; t++)
+                if (mask.IsEmpty || mask[b * seq + t] != 0) Elementwise.AddInPlace(dx.Slice((b * seq + t) * dim, dim), dy.Slice(b * dim, dim));
+    }
+
     /// <summary>dx[b,t,:] += mask[b,t]·dy[b,:] / Σₜ mask[b,t].</summary>
     public static void MeanBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<int> mask, int batch, int seq, int dim)
     {

@@ -31,6 +31,27 @@ public static unsafe class SoftmaxKernels
             }
     }
 
+    /// <summary>
+    /// Softmax over the sequence of x [batch, seq, inner] (<c>x.Softmax(1)</c>, attention pooling's weights): only the
+    /// positions the mask keeps share the probability, padding gets 0 (as a masked_fill with −∞ before the softmax
+    /// gives); an empty mask keeps every position. The gradient is <see cref="BackwardAlong"/>'s (padding's y is 0).
+    /// </summary>
+    public static void ForwardOverSequence(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<int> mask, int batch, int seq, int inner)
+    {
+        CheckAlong(y.Length, x.Length, batch, seq, inner);
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < inner; i++)
+            {
+                int start = b * seq * inner + i;
+                float max = float.NegativeInfinity;
+                for (int t = 0; t < seq; t++) if (mask.IsEmpty || mask[b * seq + t] != 0) max = Math.Max(max, x[start + t * inner]);
+                double sum = 0;
+                for (int t = 0; t < seq; t++) if (mask.IsEmpty || mask[b * seq + t] != 0) sum += Math.Exp(x[start + t * inner] - max);
+                float logSum = (float)(Math.Log(sum) + max);
+                for (int t = 0; t < seq; t++) y[start + t * inner] = mask.IsEmpty || mask[b * seq + t] != 0 ? MathF.Exp(x[start + t * inner] - logSum) : 0f;
+            }
+    }
+
     /// <summary>dx += the gradient of <see cref="ForwardAlong"/> from its output y: y⊙(dy − Σdy⊙y), or for log-softmax dy − exp(y)·Σdy.</summary>
     public static void BackwardAlong(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> y, int outer, int size, int inner, bool log)
     {
