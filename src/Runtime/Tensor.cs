@@ -344,12 +344,25 @@ public sealed class Tensor
         return Result(y, [.. a.Shape[..^1], n], [a, b], r => MatMulKernels.Backward(a.GradBuffer, b.GradBuffer, r.Grad, a.Data, b.Data, count, m, k, n));
     }
 
-    /// <summary>Reinterprets the data with another full shape (same element count).</summary>
+    /// <summary>Reinterprets the data with another full shape, the batch included, of the same element count; one size
+    /// may be -1, inferred (<c>x.reshape(-1, 4, 16)</c>, <c>x.view(…)</c>).</summary>
+    /// <exception cref="ArgumentException">When the sizes do not hold the tensor's elements.</exception>
     public Tensor Reshape(params int[] shape)
     {
+        var resolved = (int[])shape.Clone();
+        int infer = Array.IndexOf(resolved, -1);
+        long known = resolved.Where(v => v != -1).Aggregate(1L, (a, b) => a * b);
+        if (resolved.Count(v => v == -1) > 1 || resolved.Any(v => v <= 0 && v != -1))
+            throw new ArgumentException($"Reshape: sizes ({string.Join(", ", shape)}) must be positive, with at most one -1.");
+        if (infer >= 0 && known > 0 && Length % known == 0) resolved[infer] = (int)(Length / known);
+        if (resolved.Aggregate(1L, (a, b) => a * b) != Length)
+            throw new ArgumentException($"Reshape: {ShapeText()} has {Length} values, which sizes ({string.Join(", ", shape)}) do not hold.");
         var x = this;
-        return Result(Data, shape, [x], r => Elementwise.AddInPlace(x.GradBuffer, r.Grad));
+        return Result(Data, resolved, [x], r => Elementwise.AddInPlace(x.GradBuffer, r.Grad));
     }
+
+    /// <summary><see cref="Reshape"/> under PyTorch's other name (a view: the data are shared).</summary>
+    public Tensor View(params int[] shape) => Reshape(shape);
 
     /// <summary>2-D max pooling on [B, C, H, W].</summary>
     public Tensor MaxPool2d(int kernel, int stride = 0, int padding = 0) => new MaxPool2d(kernel, stride, padding).Forward(this);

@@ -659,6 +659,38 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void ReshapeAndView_TakeTheBatchFirst_AndHoldASample()
+    {
+        var d = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(12), CrossEntropyLoss]
+            public partial class A
+            {
+                [Linear(16, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.View{|CNET0014:(-1, 4, 4)|}.Flatten().Apply(Fc);
+            }
+            """);
+        Assert.Equal("View: a sample of [B, 12] has 12 values, but [4, 4] holds 16", Message(d.Single()));
+        d = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(12), CrossEntropyLoss]
+            public partial class B
+            {
+                [Linear(12, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Reshape({|CNET0014:4|}, 3).Flatten().Apply(Fc);
+            }
+            """);
+        Assert.Equal("Reshape: the first size is the batch, -1 (as x.view(-1, …)), and a sample's sizes follow", Message(d.Single()));
+        // A reshape that holds the sample moves the mismatch to the layer that reads it.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(12), CrossEntropyLoss]
+            public partial class C
+            {
+                [Linear({|CNET0001:12|}, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Reshape(-1, 3, 4).Apply(Fc);
+            }
+            """);
+    }
+
+    [Fact]
     public void SumMeanAndOneHot_AreCheckedAtTheirArguments()
     {
         GeneratorHarness.AssertDiagnostics(Usings + """

@@ -149,6 +149,15 @@ public class CompiledVsEagerTests
 
     [Theory]
     [InlineData(1)]
+    [InlineData(3)]
+    public void ViewAndReshape_AroundAConvolution_MatchEager(int batch)
+    {
+        using var net = new ReshapeNet(seed: 37);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [12], 3);
+    }
+
+    [Theory]
+    [InlineData(1)]
     [InlineData(4)]
     public void SumAndMeanAlongOneDimension_KeptForBroadcastingOrDropped_MatchEager(int batch)
     {

@@ -951,3 +951,14 @@ public partial class AttentionPoolNet
         return ((h * weights).Sum(1) + h.Mean(1)).Apply(Head);
     }
 }
+
+/// <summary>View and Reshape: a Linear's features viewed as two 4×4 maps for a convolution, reshaped back to a vector.</summary>
+[Network, Input(12), CrossEntropyLoss]
+public partial class ReshapeNet
+{
+    [Linear(12, 32)] public partial Linear Fc { get; }
+    [Conv2d(2, 3, 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Linear(48, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Tanh().View(-1, 2, 4, 4).Apply(Conv).Relu().Reshape(-1, 48).Apply(Head);
+}

@@ -331,6 +331,13 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void ReshapeNet_WithReshapes()
+    {
+        using var net = new ReshapeNet(seed: 16);
+        AssertOnnxMatches(net, 12, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, 3, 12);
+    }
+
+    [Fact]
     public void OneHotTokenNet_WithOneHot()
     {
         using var net = new OneHotTokenNet(seed: 14);

@@ -90,6 +90,9 @@ namespace Compiled.Nets.Generator.Ops
         /// <summary>The Tensor method Forward calls it by (<c>x.Relu()</c>), when it has one: the eager method of the same name.</summary>
         public virtual string? Method => null;
 
+        /// <summary>Other names Forward may call it by (<c>View</c> for Reshape).</summary>
+        public virtual IReadOnlyList<string> Aliases => Array.Empty<string>();
+
         /// <summary>How CNET0005's list of supported calls shows the method.</summary>
         public virtual string? MethodUsage => Method is null ? null : Method + "()";
 

@@ -36,6 +36,7 @@ namespace Compiled.Nets.Generator.Ops
             new LastDimensionSoftmax(OpKind.LogSoftmax, "LogSoftmax", "LogSoftmaxKernels"),
             new FlattenOp(),
             new UnflattenOp(),
+            new ReshapeOp(),
             new PermuteOp(),
             new TransposeOp(),
             new NarrowOp(),
@@ -74,7 +75,8 @@ namespace Compiled.Nets.Generator.Ops
 
         private static readonly Dictionary<OpKind, OpDefinition> s_byKind = All.ToDictionary(d => d.Kind);
         private static readonly Dictionary<LayerKind, OpDefinition> s_byLayer = All.Where(d => d.Layer is not null).ToDictionary(d => d.Layer!.Value);
-        private static readonly Dictionary<string, OpDefinition> s_byMethod = All.Where(d => d.Method is not null).ToDictionary(d => d.Method!);
+        private static readonly Dictionary<string, OpDefinition> s_byMethod = All.Where(d => d.Method is not null)
+            .SelectMany(d => d.Aliases.Prepend(d.Method!).Select(m => (Method: m, Definition: d))).ToDictionary(m => m.Method, m => m.Definition);
 
         public static OpDefinition Of(OpKind kind) => s_byKind[kind];
         public static OpDefinition Of(LayerKind kind) => s_byLayer[kind];

@@ -87,6 +87,51 @@ namespace Compiled.Nets.Generator.Ops
     }
 
     /// <summary>
+    /// <c>x.Reshape(-1, sizes…)</c> and <c>x.View(-1, sizes…)</c> (torch's reshape/view, the batch first as -1, which the
+    /// compiled shape leaves as the one size to infer): a sample's values under another shape. A view: no copy, no kernel.
+    /// </summary>
+    internal sealed class ReshapeOp : OpDefinition
+    {
+        private static readonly string[] s_aliases = { "View" };
+
+        public override OpKind Kind => OpKind.Reshape;
+        public override string Name => "Reshape";
+        public override string? Method => "Reshape";
+        public override IReadOnlyList<string> Aliases => s_aliases;
+        public override string? MethodUsage => "Reshape(-1, sizes…) or View(-1, sizes…)";
+        public override bool IsView => true;
+
+        public override int Call(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape)
+        {
+            var p = walker.Parser;
+            string method = ((MemberAccessExpressionSyntax)invocation.Expression).Name.Identifier.Text;
+            if (!DimensionArguments.Read(walker, invocation, method, out var values)) return -1;
+            var args = invocation.ArgumentList.Arguments;
+            if (values.Length < 2 || values[0] != -1)
+            {
+                if (values.Length > 0) p.ReportPublic(DiagnosticDescriptors.InvalidArgument, ForwardWalker.Location(values.Length < 2 ? invocation.ArgumentList : args[0]), method,
+                    "the first size is the batch, -1 (as x.view(-1, …)), and a sample's sizes follow");
+                else walker.Unsupported(invocation, $"{method} takes -1 for the batch and a sample's sizes");
+                return -1;
+            }
+            if (Shapes.HasSequence(shape)) { walker.Sequence(invocation, method, "the sequence length T cannot be reshaped; Unflatten a dimension after it", shape); return -1; }
+            var sizes = values.Skip(1).ToArray();
+            int size = Shapes.Product(shape);
+            if (sizes.Any(v => v <= 0) || Shapes.Product(sizes) != size)
+            {
+                p.ReportPublic(DiagnosticDescriptors.InvalidArgument, ForwardWalker.Location(invocation.ArgumentList), method,
+                    sizes.Any(v => v <= 0) ? $"a sample's sizes ({string.Join(", ", sizes)}) must be positive (the batch is the one -1)"
+                    : $"a sample of [B, {string.Join(", ", shape)}] has {size} values, but [{string.Join(", ", sizes)}] holds {Shapes.Product(sizes)}");
+                return -1;
+            }
+            return p.AddOp(OpKind.Reshape, x, -1, -1, shape, sizes, Array.Empty<int>(), 0, method);
+        }
+
+        public override void EmitOnnx(OnnxContext c, OpSpec op) =>
+            c.Line($"g.Node(\"Reshape\", new[] {{ {c.Value(op.Input)}, g.Int64(true, 0, {string.Join(", ", op.OutShape)}) }}, {c.Output(op)});");
+    }
+
+    /// <summary>
     /// <c>x.Permute(dims…)</c> (torch.permute, the batch first) and <c>x.Transpose(a, b)</c>: a copy with the per-sample
     /// dimensions reordered (the sequence length T stays first); backward permutes the gradient back.
     /// </summary>
