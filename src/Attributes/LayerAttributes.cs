@@ -50,6 +50,45 @@ namespace Compiled.Nets
         public int Groups { get; set; } = 1;
     }
 
+    /// <summary>
+    /// Transposed 2-D convolution (<c>nn.ConvTranspose2d</c>, a decoder's learnt upsampling): input [B, InChannels, H, W]
+    /// → [B, OutChannels, (H − 1)·stride − 2·padding + dilation·(kernel − 1) + outputPadding + 1, likewise W]; weight
+    /// [InChannels, OutChannels, kernel, kernel] as PyTorch lays it out.
+    /// </summary>
+    public sealed class ConvTranspose2dAttribute : LayerAttribute
+    {
+        /// <summary>Declares a transposed convolution with a square kernel (PyTorch's argument order, without groups).</summary>
+        /// <param name="inChannels">Channels of the input.</param>
+        /// <param name="outChannels">Channels of the output.</param>
+        /// <param name="kernel">Kernel height and width.</param>
+        /// <param name="stride">Stride in both dimensions (the upsampling factor).</param>
+        /// <param name="padding">Rows and columns taken off each side of the output.</param>
+        /// <param name="outputPadding">Rows and columns added at the bottom and right of the output (below the stride).</param>
+        /// <param name="bias">Whether the layer has a learnable bias.</param>
+        /// <param name="dilation">Dilation in both dimensions.</param>
+        public ConvTranspose2dAttribute(int inChannels, int outChannels, int kernel, int stride = 1, int padding = 0, int outputPadding = 0, bool bias = true, int dilation = 1)
+        {
+            InChannels = inChannels; OutChannels = outChannels; Kernel = kernel; Stride = stride; Padding = padding; OutputPadding = outputPadding; Bias = bias; Dilation = dilation;
+        }
+
+        /// <summary>Channels of the input.</summary>
+        public int InChannels { get; }
+        /// <summary>Channels of the output.</summary>
+        public int OutChannels { get; }
+        /// <summary>Kernel size.</summary>
+        public int Kernel { get; }
+        /// <summary>Stride.</summary>
+        public int Stride { get; }
+        /// <summary>Padding taken off the output per side.</summary>
+        public int Padding { get; }
+        /// <summary>Extra output rows and columns.</summary>
+        public int OutputPadding { get; }
+        /// <summary>Whether there is a bias.</summary>
+        public bool Bias { get; }
+        /// <summary>Dilation.</summary>
+        public int Dilation { get; }
+    }
+
     /// <summary>1-D convolution (<c>nn.Conv1d</c>): input [B, InChannels, L] → [B, OutChannels, L'], weight [O, C/Groups, K].</summary>
     public sealed class Conv1dAttribute : LayerAttribute
     {

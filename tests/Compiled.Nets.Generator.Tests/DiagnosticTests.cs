@@ -659,6 +659,40 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void ConvTranspose2d_ChecksItsChannelsAndOutputPadding()
+    {
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4, 5, 5), CrossEntropyLoss]
+            public partial class A
+            {
+                [ConvTranspose2d({|CNET0001:3|}, 2, 2, stride: 2)] public partial ConvTranspose2d Up { get; }
+                [Linear(2 * 10 * 10, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Up).Flatten().Apply(Fc);
+            }
+            """);
+        var d = GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4, 5, 5), CrossEntropyLoss]
+            public partial class B
+            {
+                [ConvTranspose2d(4, 2, 3, stride: 2, padding: 1, outputPadding: {|CNET0014:2|})] public partial ConvTranspose2d Up { get; }
+                [Linear(2 * 10 * 10, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Up).Flatten().Apply(Fc);
+            }
+            """);
+        Assert.Equal("Up: outputPadding 2 must be below the stride 2", Message(d.Single()));
+        // The output size follows PyTorch's formula: (5 − 1)·2 − 2 + 2 + 1 + 1 = 10, so a Linear of 2·9·9 is wrong at its argument.
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(4, 5, 5), CrossEntropyLoss]
+            public partial class C
+            {
+                [ConvTranspose2d(4, 2, 3, stride: 2, padding: 1, outputPadding: 1)] public partial ConvTranspose2d Up { get; }
+                [Linear({|CNET0001:2 * 9 * 9|}, 3)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x.Apply(Up).Flatten().Apply(Fc);
+            }
+            """);
+    }
+
+    [Fact]
     public void ReshapeAndView_TakeTheBatchFirst_AndHoldASample()
     {
         var d = GeneratorHarness.AssertDiagnostics(Usings + """

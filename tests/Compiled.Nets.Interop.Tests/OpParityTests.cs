@@ -347,6 +347,20 @@ public class OpParityTests
     }
 
     [Theory]
+    [InlineData(4, 3, 3, 2, 1, 1, 1, true)]    // stride 2 with output padding: 7×9 → 14×18
+    [InlineData(3, 5, 4, 2, 1, 0, 1, false)]   // DCGAN's 4×4, stride 2, padding 1
+    [InlineData(2, 4, 3, 1, 0, 0, 2, true)]    // dilation 2, stride 1
+    [InlineData(5, 2, 2, 2, 0, 0, 1, true)]    // 2×2, stride 2 (U-Net's up-convolution)
+    public void ConvTranspose2d_AsTorchConvTranspose2d(int c, int o, int k, int s, int p, int op, int d, bool bias)
+    {
+        var ps = new List<(string, int[], ParameterRole)> { ("up.weight", [c, o, k, k], ParameterRole.Weight) };
+        if (bias) ps.Add(("up.bias", [o], ParameterRole.Bias));
+        var (store, tp) = Params(ps.ToArray());
+        var layer = new Compiled.Nets.ConvTranspose2d(store, "up", c, o, k, s, p, op, d, bias);
+        Compare([2, c, 7, 9], x => x.Apply(layer), x => F.conv_transpose2d(x, tp["up.weight"], bias ? tp["up.bias"] : null, [s, s], [p, p], [op, op], dilation: [d, d]), store, tp, seed: 14);
+    }
+
+    [Theory]
     [InlineData(6, 6, 3, 1, 1, 1, true)]    // MobileNet's 3×3, padding 1, one output per channel; rows of 37: whole vectors and a tail
     [InlineData(4, 8, 3, 2, 1, 1, false)]   // stride 2 (the scalar path), two outputs per channel
     [InlineData(5, 5, 3, 1, 2, 2, true)]    // dilation 2

@@ -150,6 +150,15 @@ public class CompiledVsEagerTests
     [Theory]
     [InlineData(1)]
     [InlineData(3)]
+    public void TransposedConvolutions_InADecoderWithASkip_MatchEager(int batch)
+    {
+        using var net = new DecoderNet(seed: 39);
+        CompareClassifier(net, (n, t) => n.ForwardEager(t), batch, [2, 8, 8], 3);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
     public void ViewAndReshape_AroundAConvolution_MatchEager(int batch)
     {
         using var net = new ReshapeNet(seed: 37);

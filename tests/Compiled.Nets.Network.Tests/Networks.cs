@@ -962,3 +962,23 @@ public partial class ReshapeNet
 
     Tensor Forward(Tensor x) => x.Apply(Fc).Tanh().View(-1, 2, 4, 4).Apply(Conv).Relu().Reshape(-1, 48).Apply(Head);
 }
+
+/// <summary>A decoder step: a strided convolution down, transposed convolutions back up (stride 2 with output padding,
+/// then a 2×2 stride-2 one without bias, as DCGAN's), a skip connection, and the downsampled map read twice (so the
+/// first transposed convolution adds to its input gradient instead of writing it).</summary>
+[Network, Input(2, 8, 8), CrossEntropyLoss]
+public partial class DecoderNet
+{
+    [Conv2d(2, 4, 3, stride: 2, padding: 1)] public partial Conv2d Down { get; }
+    [ConvTranspose2d(4, 3, 3, stride: 2, padding: 1, outputPadding: 1)] public partial ConvTranspose2d Up { get; }
+    [Conv2d(2, 3, 1)] public partial Conv2d Skip { get; }
+    [ConvTranspose2d(3, 2, 2, stride: 2, bias: false)] public partial ConvTranspose2d Up2 { get; }
+    [Linear(2 * 16 * 16 + 4 * 4 * 4, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var d = x.Apply(Down).Relu();                       // [4, 4, 4]
+        var u = (d.Apply(Up) + x.Apply(Skip)).Relu();        // [3, 8, 8]
+        return Tensor.Concat(-1, u.Apply(Up2).Flatten(), d.Flatten()).Apply(Head);
+    }
+}

@@ -331,6 +331,13 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void DecoderNet_WithConvTranspose()
+    {
+        using var net = new DecoderNet(seed: 17);
+        AssertOnnxMatches(net, 128, (x, b, y) => net.Forward(x, b, y), net.ExportOnnx, 3, 2, 8, 8);
+    }
+
+    [Fact]
     public void ReshapeNet_WithReshapes()
     {
         using var net = new ReshapeNet(seed: 16);

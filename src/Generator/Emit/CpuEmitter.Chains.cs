@@ -17,7 +17,7 @@ namespace Compiled.Nets.Generator.Emit
             if (u.Primary is { } op && u.StartsWithBias)
             {
                 // A convolution's bias is per channel (rows of H·W); a Linear's per column.
-                if (op.Kind is OpKind.Conv2d or OpKind.Conv1d) return ($"batch * {shape[0]}", IntLiteral(Shapes.Product(shape.Skip(1))), shape[0], false);
+                if (OpTable.Of(op.Kind).BiasPerChannel) return ($"batch * {shape[0]}", IntLiteral(Shapes.Product(shape.Skip(1))), shape[0], false);
                 return (c.Rows(op), Shapes.Dim(shape[shape.Count - 1]), 0, true);
             }
             return ("batch", Shapes.Size(shape), 0, false);

@@ -3,10 +3,10 @@ using Compiled.Nets.Generator.Helpers;
 namespace Compiled.Nets.Generator.Model
 {
     /// <summary>Kinds of layer a property can declare.</summary>
-    internal enum LayerKind { SubNetwork, Conv2d, Linear, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, ReLU, GELU, Tanh, Sigmoid, LeakyReLU, SiLU, ELU, Hardswish, Flatten, Dropout, BatchNorm2d, BatchNorm1d, LayerNorm, Embedding, SelfAttention, PositionEmbedding, TokenTypeEmbedding, LSTM, GRU, Conv1d, Dropout2d, GroupNorm, Upsample }
+    internal enum LayerKind { SubNetwork, Conv2d, Linear, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, ReLU, GELU, Tanh, Sigmoid, LeakyReLU, SiLU, ELU, Hardswish, Flatten, Dropout, BatchNorm2d, BatchNorm1d, LayerNorm, Embedding, SelfAttention, PositionEmbedding, TokenTypeEmbedding, LSTM, GRU, Conv1d, Dropout2d, GroupNorm, Upsample, ConvTranspose2d }
 
     /// <summary>Kinds of op in the plan (the ordered list the emitters walk).</summary>
-    internal enum OpKind { Input, Embedding, Conv2d, Linear, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm2d, BatchNorm1d, LayerNorm, Softmax, LogSoftmax, Flatten, Add, Subtract, Multiply, Concat, Relu, Gelu, Tanh, Sigmoid, LeakyRelu, Silu, Elu, Hardswish, Dropout, SelectToken, MeanOverSequence, SelfAttention, AddPositions, AddTokenType, Lstm, Gru, Scale, Shift, Unflatten, Permute, Transpose, MatMul, Conv1d, Dropout2d, GroupNorm, Upsample, Narrow, Abs, Exp, Log, Sum, Mean, OneHot, Reshape }
+    internal enum OpKind { Input, Embedding, Conv2d, Linear, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm2d, BatchNorm1d, LayerNorm, Softmax, LogSoftmax, Flatten, Add, Subtract, Multiply, Concat, Relu, Gelu, Tanh, Sigmoid, LeakyRelu, Silu, Elu, Hardswish, Dropout, SelectToken, MeanOverSequence, SelfAttention, AddPositions, AddTokenType, Lstm, Gru, Scale, Shift, Unflatten, Permute, Transpose, MatMul, Conv1d, Dropout2d, GroupNorm, Upsample, Narrow, Abs, Exp, Log, Sum, Mean, OneHot, Reshape, ConvTranspose2d }
 
     internal enum LossKind { None, CrossEntropy, Mse, L1, SmoothL1, BceWithLogits, Nll, KlDiv, CosineEmbedding, Custom, CustomClassIndices }
 

@@ -63,6 +63,7 @@ namespace Compiled.Nets.Generator.Ops
             return false;
         }
         public override BiasPlacement Bias => BiasPlacement.InKernel;
+        public override bool BiasPerChannel => true;
         public override bool CanWriteInputGradient => true;
 
         public override void DeclareParameters(LayerSpec l, ParameterSink add)
@@ -191,6 +192,104 @@ namespace Compiled.Nets.Generator.Ops
             string pads = oneD ? OnnxContext.Ints(i.PadW, i.PadW) : OnnxContext.Ints(i.PadH, i.PadW, i.PadH, i.PadW);
             string dilations = oneD ? OnnxContext.Ints(i.Dilation) : OnnxContext.Ints(i.Dilation, i.Dilation);
             c.Line($"g.Node(\"Conv\", new[] {{ {c.Value(op.Input)}, {c.Initializer(op, "weight")}{b} }}, {c.Output(op)}, (\"kernel_shape\", {kernel}), (\"strides\", {strides}), (\"pads\", {pads}), (\"dilations\", {dilations}){(i.Groups > 1 ? $", (\"group\", {i.Groups})" : "")});");
+        }
+    }
+
+    /// <summary>
+    /// <c>[ConvTranspose2d(inChannels, outChannels, kernel, stride, padding, outputPadding, bias, dilation)]</c>
+    /// (nn.ConvTranspose2d, square, one group): the adjoint of the convolution from its output's shape back to its
+    /// input's (ConvTranspose2dKernels), so H' = (H − 1)·s − 2p + d(k − 1) + outputPadding + 1. The kernel adds the bias;
+    /// adding to an input gradient another op also feeds goes through a region of the input's size.
+    /// </summary>
+    internal sealed class ConvTranspose2dOp : OpDefinition
+    {
+        private static readonly Argument[] s_arguments =
+        {
+            Argument.Int("inChannels"), Argument.Int("outChannels"), Argument.Int("kernel"), Argument.Int("stride", fallback: 1),
+            Argument.Int("padding", ArgumentRule.NonNegative), Argument.Int("outputPadding", ArgumentRule.NonNegative), Argument.Int("dilation", fallback: 1), Argument.Bias,
+        };
+
+        private readonly record struct Args(int In, int Out, int Kernel, int Stride, int Padding, int OutputPadding, int Dilation, bool Bias)
+        {
+            public static Args Of(LayerSpec l) => new(l.Ints[0], l.Ints[1], l.Ints[2], l.Ints[3], l.Ints[4], l.Ints[5], l.Ints[6], l.Bias);
+        }
+
+        public override OpKind Kind => OpKind.ConvTranspose2d;
+        public override string Name => "ConvTranspose2d";
+        public override LayerKind? Layer => LayerKind.ConvTranspose2d;
+        public override IReadOnlyList<Argument> Arguments => s_arguments;
+        public override BiasPlacement Bias => BiasPlacement.InKernel;
+        public override bool BiasPerChannel => true;
+        public override bool CanWriteInputGradient => true;
+
+        /// <summary>PyTorch requires outputPadding below the stride or the dilation; the adjoint convolution maps back
+        /// onto the input only below the stride.</summary>
+        public override bool Check(NetworkParser parser, LayerDeclaration d)
+        {
+            if (d.Ints[5] < d.Ints[3]) return true;
+            parser.ReportPublic(DiagnosticDescriptors.InvalidArgument, d.Args.Location("outputPadding"), d.Property, $"outputPadding {d.Ints[5]} must be below the stride {d.Ints[3]}");
+            return false;
+        }
+
+        public override void DeclareParameters(LayerSpec l, ParameterSink add)
+        {
+            var a = Args.Of(l);
+            // PyTorch's fan-in of a transposed convolution's weight [C, O, K, K]: O·K·K.
+            string bound = $"1f / global::System.MathF.Sqrt({a.Out * a.Kernel * a.Kernel})";
+            add("weight", new[] { a.In, a.Out, a.Kernel, a.Kernel }, "Weight", $"Uniform({bound})");
+            if (a.Bias) add("bias", new[] { a.Out }, "Bias", $"Uniform({bound})");
+        }
+
+        public override string Construct(LayerSpec l, string stateName)
+        {
+            var a = Args.Of(l);
+            return $"new {Runtime}ConvTranspose2d(_store, {stateName}, {a.In}, {a.Out}, {a.Kernel}, {a.Stride}, {a.Padding}, {a.OutputPadding}, {a.Dilation}, {(a.Bias ? "true" : "false")})";
+        }
+
+        public override int Apply(ForwardWalker walker, LayerApplication a)
+        {
+            var i = Args.Of(a.Spec);
+            var shape = a.Shape;
+            var p = walker.Parser;
+            string who = $"{a.Who} (ConvTranspose2d)";
+            if (shape.Length != 3) { walker.Rank(a.Invocation, who, "[C, H, W]", shape); return -1; }
+            if (Shapes.HasSequence(shape)) { walker.Sequence(a.Invocation, who, "a transposed convolution needs fixed [C, H, W] sizes", shape); return -1; }
+            if (shape[0] != i.In
+                && !p.ReportFixable(DiagnosticDescriptors.FeatureMismatch, a.Args.Location("inChannels"), ForwardWalker.Int(shape[0]), a.Who, $"{i.In} input channels (ConvTranspose2d({i.In}, {i.Out}))",
+                    walker.Producer(a.Input), $"{shape[0]} channels ({NetworkParser.Shape(shape)})", walker.InputText, "")) return -1;
+            int span = i.Dilation * (i.Kernel - 1);
+            int oh = (shape[1] - 1) * i.Stride - 2 * i.Padding + span + i.OutputPadding + 1, ow = (shape[2] - 1) * i.Stride - 2 * i.Padding + span + i.OutputPadding + 1;
+            if (oh <= 0 || ow <= 0)
+            {
+                p.ReportPublic(DiagnosticDescriptors.WindowTooLarge, a.Args.Location("padding"), who, $"kernel {i.Kernel}, stride {i.Stride}, padding {i.Padding}, dilation {i.Dilation}", NetworkParser.Shape(shape), "empty");
+                return -1;
+            }
+            return p.AddOp(Kind, a.Input, -1, a.Layer.Layer, shape, new[] { i.Out, oh, ow }, System.Array.Empty<int>(), 0, a.Who);
+        }
+
+        /// <summary>The adjoint convolution's geometry for <paramref name="batch"/> samples (emitted text).</summary>
+        private static string Geometry(NetworkSpec s, OpSpec op, string batch)
+        {
+            var i = Args.Of(s.Layers[op.Layer]);
+            return $"{Runtime}ConvTranspose2d.Geometry({batch}, {i.In}, {i.Out}, {op.InShape[1]}, {op.InShape[2]}, {i.Kernel}, {i.Stride}, {i.Padding}, {i.OutputPadding}, {i.Dilation})";
+        }
+
+        public override string? ScratchSize(NetworkSpec s, OpSpec op) => $"{Kernels}ConvTranspose2dKernels.ScratchSize({Geometry(s, op, "1")})";
+
+        /// <summary>Where an input gradient is computed before it is added to what another op put there.</summary>
+        public override void SavedForBackward(RegionBuilder regions, NetworkSpec s, OpSpec op) => regions.Add($"t{op.Id}", op.InShape);
+
+        public override void EmitForward(CpuContext c, OpSpec op) =>
+            c.Line($"{Kernels}ConvTranspose2dKernels.Forward({c.Output(op)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {(c.Layer(op).Bias ? c.Read(op, "bias") : "default")}, {Geometry(c.Spec, op, "batch")}, ws.Scratch.Span);");
+
+        public override void EmitBackward(CpuContext c, OpSpec op) =>
+            c.Line($"{Kernels}ConvTranspose2dKernels.Backward({c.InputGradient(op)}, {c.Gradient(op, "weight")}, g{op.Id}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {Geometry(c.Spec, op, "batch")}, ws.Scratch.Span, t{op.Id}, accumulateDx: {(c.WritesInputGradient(op) ? "false" : "true")});");
+
+        public override void EmitOnnx(OnnxContext c, OpSpec op)
+        {
+            var i = Args.Of(c.Layer(op));
+            string b = i.Bias ? ", " + c.Initializer(op, "bias") : "";
+            c.Line($"g.Node(\"ConvTranspose\", new[] {{ {c.Value(op.Input)}, {c.Initializer(op, "weight")}{b} }}, {c.Output(op)}, (\"kernel_shape\", {OnnxContext.Ints(i.Kernel, i.Kernel)}), (\"strides\", {OnnxContext.Ints(i.Stride, i.Stride)}), (\"pads\", {OnnxContext.Ints(i.Padding, i.Padding, i.Padding, i.Padding)}), (\"dilations\", {OnnxContext.Ints(i.Dilation, i.Dilation)}), (\"output_padding\", {OnnxContext.Ints(i.OutputPadding, i.OutputPadding)}));");
         }
     }
 

@@ -141,6 +141,9 @@ namespace Compiled.Nets.Generator.Ops
 
         public virtual BiasPlacement Bias => BiasPlacement.None;
 
+        /// <summary>The bias is per channel of a [C, …] output (a convolution's), not per column (a Linear's).</summary>
+        public virtual bool BiasPerChannel => false;
+
         /// <summary>Its backward can write its input's gradient instead of adding to it (when it is that gradient's only contributor).</summary>
         public virtual bool CanWriteInputGradient => false;
 

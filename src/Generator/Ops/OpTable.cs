@@ -53,6 +53,7 @@ namespace Compiled.Nets.Generator.Ops
             new MeanOverSequenceOp(),
             new Conv2dOp(),
             new Conv1dOp(),
+            new ConvTranspose2dOp(),
             new LinearOp(),
             new BatchNorm2dOp(),
             new BatchNorm1dOp(),

@@ -63,6 +63,60 @@ public sealed class Conv2d : ILayer
     }
 }
 
+/// <summary>Transposed 2-D convolution handle (nn.ConvTranspose2d: <c>weight</c> [C, O, K, K], optional <c>bias</c> [O]).</summary>
+public sealed class ConvTranspose2d : ILayer
+{
+    private readonly ParameterStore _store;
+    private readonly int _in, _out, _k, _s, _p, _op, _dil;
+
+    /// <summary>Binds to <c>{name}.weight</c> and, when <paramref name="bias"/>, <c>{name}.bias</c>.</summary>
+    /// <exception cref="ArgumentException">When outputPadding is not below the stride.</exception>
+    public ConvTranspose2d(ParameterStore store, string name, int inChannels, int outChannels, int kernel, int stride, int padding, int outputPadding, int dilation, bool bias)
+    {
+        if (outputPadding < 0 || outputPadding >= stride) throw new ArgumentException($"ConvTranspose2d: outputPadding {outputPadding} must be in [0, stride {stride}).");
+        _store = store; _in = inChannels; _out = outChannels; _k = kernel; _s = stride; _p = padding; _op = outputPadding; _dil = dilation;
+        Weight = store[name + ".weight"];
+        Bias = bias ? store[name + ".bias"] : null;
+    }
+
+    /// <summary>The weight tensor's entry.</summary>
+    public ParameterInfo Weight { get; }
+    /// <summary>The bias tensor's entry, if any.</summary>
+    public ParameterInfo? Bias { get; }
+
+    /// <summary>The convolution whose adjoint the layer is, for <paramref name="batch"/> inputs of [C, H, W]: from the
+    /// output's shape [O, H', W'] back to [C, H, W].</summary>
+    public static Conv2dGeometry Geometry(int batch, int inChannels, int outChannels, int height, int width, int kernel, int stride, int padding, int outputPadding, int dilation)
+    {
+        int span = dilation * (kernel - 1);
+        int oh = (height - 1) * stride - 2 * padding + span + outputPadding + 1, ow = (width - 1) * stride - 2 * padding + span + outputPadding + 1;
+        return new Conv2dGeometry(batch, outChannels, oh, ow, inChannels, kernel, kernel, stride, stride, padding, padding, dilation, dilation);
+    }
+
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x)
+    {
+        if (x.Shape.Length != 4 || x.Shape[1] != _in)
+            throw new ArgumentException($"ConvTranspose2d({_in}, {_out}) expects [B, {_in}, H, W], got {x.ShapeText()}.");
+        var g = Geometry(x.Shape[0], _in, _out, x.Shape[2], x.Shape[3], _k, _s, _p, _op, _dil);
+        var y = new float[g.Batch * g.InSize];
+        var scratch = new float[ConvTranspose2dKernels.ScratchSize(g)];
+        var store = _store; var w = Weight; var bias = Bias;
+        ConvTranspose2dKernels.Forward(y, x.Data, store.ReadValue(w), bias is null ? default : store.ReadValue(bias), g, scratch);
+        int plane = g.InHeight * g.InWidth, outChannels = _out;
+        return Tensor.Result(y, [g.Batch, _out, g.InHeight, g.InWidth], [x], r =>
+        {
+            var dy = r.Grad!;
+            ConvTranspose2dKernels.Backward(x.GradBuffer, w.RequiresGrad ? store.Gradient(w) : default, dy, x.Data, store.ReadValue(w), g, scratch, new float[x.Data.Length], accumulateDx: true);
+            if (bias is { RequiresGrad: true })
+            {
+                var db = store.Gradient(bias);
+                for (int i = 0; i < dy.Length; i++) db[i / plane % outChannels] += dy[i];
+            }
+        });
+    }
+}
+
 /// <summary>1-D convolution handle (nn.Conv1d: <c>weight</c> [O, C/groups, K], optional <c>bias</c> [O]) over [B, C, L];
 /// it runs the 2-D kernels with a height of 1.</summary>
 public sealed class Conv1d : ILayer
