@@ -111,12 +111,16 @@ public interface ISequenceClassifier : ISequenceNetwork
 /// <summary>A tensor a network takes, gives or trains against, by name, with its per-sample shape.</summary>
 /// <param name="Name">An input's name (Forward's parameter), an output's (Forward's tuple element) or a targets' name
 /// (TrainStep's parameter: <c>labels</c>, <c>targets</c>, <c>digitLabels</c>, <c>boxTargets</c>).</param>
-/// <param name="Shape">Per-sample shape (empty: one value per sample, e.g. a class index).</param>
+/// <param name="Shape">Per-sample shape (empty: one value per sample, e.g. a class index); a leading -1 is the sequence
+/// length T of a sequence network.</param>
 /// <param name="IsInteger">Integers (token ids, class indices), not floats.</param>
 public sealed record TensorSlot(string Name, IReadOnlyList<int> Shape, bool IsInteger)
 {
-    /// <summary>Values per sample.</summary>
-    public int Size => Shape.Aggregate(1, (a, b) => a * b);
+    /// <summary>Values per sample; for a sequence slot (<see cref="IsSequence"/>), per position.</summary>
+    public int Size => Shape.Where(d => d != -1).Aggregate(1, (a, b) => a * b);
+
+    /// <summary>The slot runs along the sequence: [T, …] per sample.</summary>
+    public bool IsSequence => Shape.Count > 0 && Shape[0] == -1;
 }
 
 /// <summary>One loss of a network: which output it reads, the targets it compares it with, and its weight in the sum.</summary>
@@ -143,6 +147,9 @@ public interface IMultiNetwork
     IReadOnlyList<TensorSlot> Outputs { get; }
     /// <summary>The losses, in declaration order (their weighted sum is what is trained).</summary>
     IReadOnlyList<LossSlot> Losses { get; }
+    /// <summary>The largest sequence length of a sequence network, whose batches are cut to their longest row of the
+    /// <c>attention_mask</c> column; 0 for fixed shapes.</summary>
+    int MaxSequence { get; }
 
     /// <summary>One training step on the batch's columns named as <see cref="Inputs"/> and the losses' targets (see the
     /// class's TrainStep).</summary>

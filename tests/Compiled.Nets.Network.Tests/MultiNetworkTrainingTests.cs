@@ -176,4 +176,61 @@ public class MultiNetworkTrainingTests
         Assert.Equal("Column 'x' has 1 values per sample (shape []), but 2 are read from it.",
             Assert.Throws<InvalidOperationException>(() => loader.Epoch(0).First().Floats("x", 2).Length).Message);
     }
+
+    [Fact]
+    public void Trainer_TrainsASequenceNetworkOfTwoInputsAndTwoHeads_BatchesCutToTheirLongestRow()
+    {
+        // PairTwoHeadNet: token ids and types over T ≤ 10, per-token targets [T, 2] and a sentence class; rows padded to 10.
+        const int n = 30, positions = 10;
+        var r = new Rng(4);
+        var ids = new int[n * positions]; var types = new int[n * positions]; var mask = new int[n * positions];
+        var labels = new int[n]; var tokenTargets = new float[n * positions * 2];
+        for (int i = 0; i < n; i++)
+        {
+            int length = 2 + i % 7; // 2..8: no batch reaches 10, so every batch is cut
+            labels[i] = i % 3;
+            for (int t = 0; t < length; t++)
+            {
+                ids[i * positions + t] = r.NextInt(50); types[i * positions + t] = t < length / 2 ? 0 : 1; mask[i * positions + t] = 1;
+                tokenTargets[(i * positions + t) * 2] = r.NextFloat(); tokenTargets[(i * positions + t) * 2 + 1] = -r.NextFloat();
+            }
+        }
+        var data = new TensorDataset(n).Add("ids", ids, positions).Add("types", types, positions).Add("attention_mask", mask, positions)
+            .Add("sentenceLabels", labels).Add("tokensTargets", tokenTargets, positions, 2);
+        using var viaTrainer = new PairTwoHeadNet(seed: 6);
+        IMultiNetwork multi = viaTrainer;
+        Assert.Equal(10, multi.MaxSequence);
+        Assert.True(multi.Inputs[0].IsSequence && multi.Outputs[0].IsSequence && !multi.Outputs[1].IsSequence);
+        var history = new Trainer(viaTrainer, new AdamW(viaTrainer.Parameters, 5e-3f), new TrainerOptions { Epochs = 2, RestoreBest = false })
+            .Fit(new TensorDataLoader(data, 8, seed: 2), null);
+
+        // By hand: each batch's rows cut to its longest real row, through the class's TrainStep.
+        using var byHand = new PairTwoHeadNet(seed: 6);
+        var opt = new AdamW(byHand.Parameters, 5e-3f);
+        var loader = new TensorDataLoader(data, 8, seed: 2);
+        for (int e = 0; e < 2; e++)
+        {
+            var order = loader.Order(e);
+            double sum = 0;
+            for (int start = 0; start < n; start += 8)
+            {
+                var rows = order.Skip(start).Take(8).ToArray();
+                int seq = rows.Max(i => Enumerable.Range(0, positions).Last(t => t == 0 || mask[i * positions + t] != 0) + 1);
+                int[] Cut(int[] a) => rows.SelectMany(i => a.Skip(i * positions).Take(seq)).ToArray();
+                var targets = rows.SelectMany(i => tokenTargets.Skip(i * positions * 2).Take(seq * 2)).ToArray();
+                float loss = byHand.TrainStep(Cut(ids), Cut(types), rows.Select(i => labels[i]).ToArray(), targets, Cut(mask), rows.Length, seq,
+                    new float[rows.Length * seq * 2], new float[rows.Length * 3]);
+                opt.Step();
+                sum += (double)loss * rows.Length;
+            }
+            Assert.Equal(sum / n, history[e].TrainLoss, 10);
+        }
+        for (int p = 0; p < byHand.Parameters.Parameters.Count; p++)
+            Assert.Equal(byHand.Parameters.Value(byHand.Parameters.Parameters[p]).ToArray(), viaTrainer.Parameters.Value(viaTrainer.Parameters.Parameters[p]).ToArray());
+
+        // Without its mask column the data are refused before a step.
+        var noMask = new TensorDataset(n).Add("ids", ids, positions).Add("types", types, positions).Add("sentenceLabels", labels).Add("tokensTargets", tokenTargets, positions, 2);
+        Assert.Equal("PairTwoHeadNet reads a column 'attention_mask' (integers [T] per sample), but the dataset has 'ids', 'types', 'sentenceLabels', 'tokensTargets'.",
+            Assert.Throws<InvalidOperationException>(() => new Trainer(viaTrainer, opt, new TrainerOptions { Epochs = 1 }).Fit(new TensorDataLoader(noMask, 8), null)).Message);
+    }
 }

@@ -12,8 +12,11 @@ namespace Compiled.Nets.Generator.Emit
     /// passed as the span the class's own TrainStep and EvaluateLoss take.</summary>
     internal static partial class CpuEmitter
     {
-        /// <summary>Whether the network implements IMultiNetwork: several inputs or outputs, fixed shapes, a loss.</summary>
-        internal static bool IsMultiNetwork(NetworkSpec s, bool sequence) => s.IsMultiple && !sequence && LossUse.Of(s).Count > 0;
+        /// <summary>Whether the network implements IMultiNetwork: several inputs or outputs and a loss.</summary>
+        internal static bool IsMultiNetwork(NetworkSpec s, bool sequence) => s.IsMultiple && LossUse.Of(s).Count > 0;
+
+        /// <summary>The mask column of a sequence network's batches (Hugging Face's name for it).</summary>
+        internal const string MaskColumn = "attention_mask";
 
         private static void EmitMultiNetwork(CpuContext c)
         {
@@ -43,19 +46,32 @@ namespace Compiled.Nets.Generator.Emit
             w.Line($"global::System.Collections.Generic.IReadOnlyList<{slot}> {iface}.Inputs => s_inputs;");
             w.Line($"global::System.Collections.Generic.IReadOnlyList<{slot}> {iface}.Outputs => s_outputs;");
             w.Line($"global::System.Collections.Generic.IReadOnlyList<{Runtime}LossSlot> {iface}.Losses => s_losses;");
+            w.Line($"int {iface}.MaxSequence => {(c.IsSequence ? "MaxSequence" : "0")};");
             w.Line();
 
-            string Column(string name, bool integer, string size) => $"batch.{(integer ? "Integers" : "Floats")}(\"{name}\", {size})";
+            // A column along T is read cut to the batch's sequence length; others whole.
+            string Column(string name, bool integer, EquatableArray<int> shape, string size) => Shapes.HasSequence(shape)
+                ? $"batch.{(integer ? "Integers" : "Floats")}(\"{name}\", {Shapes.Product(shape.Skip(1))}, sequence)"
+                : $"batch.{(integer ? "Integers" : "Floats")}(\"{name}\", {size})";
             var args = new List<string>();
-            foreach (var i in inputs) args.Add(Column(i.Name, i.Tokens, FeaturesConstant(s, i)));
+            foreach (var i in inputs) args.Add(Column(i.Name, i.Tokens, i.Shape, FeaturesConstant(s, i)));
             foreach (var l in losses)
-                args.Add(Column(l.TargetName, l.Definition.ClassIndices, Shapes.Size(l.Definition.TargetShape(l))));
+            {
+                var target = l.Definition.TargetShape(l);
+                args.Add(Column(l.TargetName, l.Definition.ClassIndices, target, Shapes.Size(target)));
+            }
+            if (c.IsSequence) args.Add($"batch.Integers(\"{MaskColumn}\", 1, sequence)");
             args.Add("batch.Count");
+            if (c.IsSequence) args.Add("sequence");
             for (int i = 0; i < outputs.Count; i++)
-                args.Add($"{Runtime}NetworkArguments.OutputBuffer(\"{s.TypeName}\", outputs, {i}, \"{outputs[i].Name}\", batch.Count, {outputs[i].Size})");
+            {
+                string perSample = Shapes.HasSequence(outputs[i].Shape) ? $"sequence * {Shapes.Product(outputs[i].Shape.Skip(1))}" : outputs[i].Size;
+                args.Add($"{Runtime}NetworkArguments.OutputBuffer(\"{s.TypeName}\", outputs, {i}, \"{outputs[i].Name}\", batch.Count, {perSample})");
+            }
             foreach (var method in new[] { "TrainStep", "EvaluateLoss" })
             {
                 w.Open($"float {iface}.{method}({Runtime}Data.TensorBatch batch, float[][] outputs, global::System.Span<float> losses)");
+                if (c.IsSequence) w.Line($"int sequence = batch.SequenceLength(\"{MaskColumn}\"); // the batch's longest row: padded to it alone");
                 string call = $"{method}(\n    {string.Join(",\n    ", args)}";
                 if (s.IsMultiOutput) Lines(w, $"return {call},\n    losses);");
                 else

@@ -139,12 +139,73 @@ public sealed class TensorBatch
     private readonly TensorColumn[] _columns;
     private readonly float[]?[] _floats;
     private readonly int[]?[] _integers;
+    private readonly float[]?[] _trimmedFloats;
+    private readonly int[]?[] _trimmedIntegers;
+    private readonly int _capacity;
 
     internal TensorBatch(IReadOnlyList<TensorColumn> columns, int capacity)
     {
         _columns = columns.ToArray();
         _floats = _columns.Select(c => c.Floats is null ? null : new float[capacity * c.SampleSize]).ToArray();
         _integers = _columns.Select(c => c.Integers is null ? null : new int[capacity * c.SampleSize]).ToArray();
+        _trimmedFloats = new float[_columns.Length][];
+        _trimmedIntegers = new int[_columns.Length][];
+        _capacity = capacity;
+    }
+
+    /// <summary>The batch's sequence length: the longest row of the [N, positions] mask column <paramref name="maskColumn"/>
+    /// (1 = a real token, 0 = padding, as Hugging Face's attention_mask), up to its last real token; at least 1.</summary>
+    /// <exception cref="InvalidOperationException">When there is no such integer column of one value per position.</exception>
+    public int SequenceLength(string maskColumn)
+    {
+        int i = Array.FindIndex(_columns, c => c.Name == maskColumn);
+        if (i < 0 || !_columns[i].IsInteger || _columns[i].Shape.Length != 1)
+            throw new InvalidOperationException($"The batch has no mask column '{maskColumn}' of one integer per position; it has {TensorDataset.Names(_columns)}.");
+        int positions = _columns[i].Shape[0], longest = 1;
+        var mask = _integers[i]!;
+        for (int b = 0; b < Count; b++)
+            for (int t = positions - 1; t >= longest; t--)
+                if (mask[b * positions + t] != 0) { longest = t + 1; break; }
+        return longest;
+    }
+
+    /// <summary>A sequence column's rows cut to the batch's first <paramref name="sequence"/> positions, [Count, sequence,
+    /// <paramref name="perPosition"/>] (the column holds [positions, …] per sample, padded).</summary>
+    /// <exception cref="InvalidOperationException">When there is no such float column, or its positions hold another size or are fewer.</exception>
+    public ReadOnlySpan<float> Floats(string name, int perPosition, int sequence)
+    {
+        int i = FindSequence(name, perPosition, sequence, integer: false);
+        var trimmed = _trimmedFloats[i] ??= new float[_capacity * _columns[i].SampleSize];
+        return Trim(_floats[i]!, trimmed, _columns[i], perPosition, sequence);
+    }
+
+    /// <summary>An integer sequence column's rows cut to <paramref name="sequence"/> positions (see the float overload).</summary>
+    /// <exception cref="InvalidOperationException">When there is no such integer column, or its positions hold another size or are fewer.</exception>
+    public ReadOnlySpan<int> Integers(string name, int perPosition, int sequence)
+    {
+        int i = FindSequence(name, perPosition, sequence, integer: true);
+        var trimmed = _trimmedIntegers[i] ??= new int[_capacity * _columns[i].SampleSize];
+        return Trim(_integers[i]!, trimmed, _columns[i], perPosition, sequence);
+    }
+
+    private int FindSequence(string name, int perPosition, int sequence, bool integer)
+    {
+        int i = Array.FindIndex(_columns, c => c.Name == name);
+        if (i < 0) throw new InvalidOperationException($"The batch has no column '{name}'; it has {TensorDataset.Names(_columns)}.");
+        var c = _columns[i];
+        if (c.IsInteger != integer)
+            throw new InvalidOperationException($"Column '{name}' holds {(c.IsInteger ? "integers" : "floats")}, but {(integer ? "integers (token ids or class indices)" : "floats")} are read from it.");
+        if (c.Shape.Length == 0 || c.SampleSize != c.Shape[0] * perPosition || c.Shape[0] < sequence)
+            throw new InvalidOperationException($"Column '{name}' is [{string.Join(", ", c.Shape)}] per sample, but {sequence} positions of {perPosition} values are read from it.");
+        return i;
+    }
+
+    private ReadOnlySpan<T> Trim<T>(T[] rows, T[] trimmed, TensorColumn c, int perPosition, int sequence)
+    {
+        int stored = c.Shape[0] * perPosition, kept = sequence * perPosition;
+        if (stored == kept) return rows.AsSpan(0, Count * stored);
+        for (int b = 0; b < Count; b++) rows.AsSpan(b * stored, kept).CopyTo(trimmed.AsSpan(b * kept));
+        return trimmed.AsSpan(0, Count * kept);
     }
 
     /// <summary>Samples in this batch (this rank's part of it, in a data-parallel job).</summary>
@@ -161,7 +222,7 @@ public sealed class TensorBatch
         return _floats[i].AsSpan(0, Count * sampleSize);
     }
 
-    /// <summary>The integer column <paramref name="name"/>'s rows of this batch (see <see cref="Floats"/>).</summary>
+    /// <summary>The integer column <paramref name="name"/>'s rows of this batch (see <see cref="Floats(string, int)"/>).</summary>
     /// <exception cref="InvalidOperationException">When there is no such integer column or its samples are another size.</exception>
     public ReadOnlySpan<int> Integers(string name, int sampleSize)
     {

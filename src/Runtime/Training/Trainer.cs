@@ -395,7 +395,7 @@ public sealed class Trainer
         {
             _net = net; _data = data;
             CheckColumns(net, data.Dataset);
-            _outputs = net.Outputs.Select(o => new float[data.BatchSize * o.Size]).ToArray();
+            _outputs = net.Outputs.Select(o => new float[data.BatchSize * o.Size * (o.IsSequence ? net.MaxSequence : 1)]).ToArray();
             _losses = new float[net.Losses.Count];
             _accuracy = net.Losses.FirstOrDefault(l => l.Targets.IsInteger);
             _accuracyOutput = _accuracy is null ? -1 : net.Outputs.ToList().FindIndex(o => o.Name == _accuracy.Output);
@@ -419,20 +419,26 @@ public sealed class Trainer
             }
         }
 
-        /// <summary>Every column the network reads is there, of its element type and size (before the first step).</summary>
+        /// <summary>Every column the network reads is there, of its element type and size (before the first step); a
+        /// sequence network's columns along T hold [positions, …] per sample, padded as its attention_mask column says.</summary>
         private static void CheckColumns(IMultiNetwork net, TensorDataset data)
         {
-            foreach (var slot in net.Inputs.Concat(net.Losses.Select(l => l.Targets)))
+            var slots = net.Inputs.Concat(net.Losses.Select(l => l.Targets)).ToList();
+            if (net.MaxSequence > 0) slots.Add(new TensorSlot("attention_mask", [-1], true));
+            foreach (var slot in slots)
             {
                 var column = data.Columns.FirstOrDefault(c => c.Name == slot.Name)
                     ?? throw new InvalidOperationException($"{net.Name} reads a column '{slot.Name}' ({Describe(slot.Shape, slot.IsInteger)} per sample), but the dataset has {TensorDataset.Names(data.Columns)}.");
-                if (column.IsInteger != slot.IsInteger || column.SampleSize != slot.Size)
+                bool fits = slot.IsSequence
+                    ? column.Shape.Length == slot.Shape.Count && column.SampleSize == column.Shape[0] * slot.Size
+                    : column.SampleSize == slot.Size;
+                if (column.IsInteger != slot.IsInteger || !fits)
                     throw new InvalidOperationException($"{net.Name} reads column '{slot.Name}' as {Describe(slot.Shape, slot.IsInteger)} per sample, but it holds {Describe(column.Shape, column.IsInteger)}.");
             }
         }
 
         private static string Describe(IReadOnlyList<int> shape, bool integer) =>
-            (integer ? "integers" : "floats") + " [" + string.Join(", ", shape) + "]";
+            (integer ? "integers" : "floats") + " [" + string.Join(", ", shape.Select(d => d == -1 ? "T" : d.ToString(CultureInfo.InvariantCulture))) + "]";
     }
 
     private Dictionary<string, string> Meta(int epoch, double bestLoss, int sinceBest) => new()

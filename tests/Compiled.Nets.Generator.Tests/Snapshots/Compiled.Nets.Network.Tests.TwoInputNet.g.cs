@@ -540,6 +540,7 @@ namespace Compiled.Nets.Network.Tests
         global::System.Collections.Generic.IReadOnlyList<global::Compiled.Nets.TensorSlot> global::Compiled.Nets.IMultiNetwork.Inputs => s_inputs;
         global::System.Collections.Generic.IReadOnlyList<global::Compiled.Nets.TensorSlot> global::Compiled.Nets.IMultiNetwork.Outputs => s_outputs;
         global::System.Collections.Generic.IReadOnlyList<global::Compiled.Nets.LossSlot> global::Compiled.Nets.IMultiNetwork.Losses => s_losses;
+        int global::Compiled.Nets.IMultiNetwork.MaxSequence => 0;
 
         float global::Compiled.Nets.IMultiNetwork.TrainStep(global::Compiled.Nets.Data.TensorBatch batch, float[][] outputs, global::System.Span<float> losses)
         {
