@@ -135,10 +135,16 @@ namespace Compiled.Nets.Generator.Parsing
         private static (LossKind Loss, double Parameter) ReadLoss(INamedTypeSymbol type)
         {
             foreach (var a in type.GetAttributes())
-                if (Losses.ForAttribute(a.AttributeClass?.ToDisplayString() ?? "") is { } loss)
-                    return (loss.Kind == LossKind.Custom && a.NamedArguments.Any(n => n.Key == "ClassIndices" && n.Value.Value is true) ? LossKind.CustomClassIndices : loss.Kind, loss.ParameterName is { } name ? NamedDouble(a, name) ?? loss.ParameterDefault : 0);
+                if (LossOf(a) is { } loss)
+                    return (loss.Kind, loss.ParameterName is { } name ? NamedDouble(a, name) ?? loss.ParameterDefault : 0);
             return (LossKind.None, 0);
         }
+
+        /// <summary>The loss an attribute declares, or null; <c>[CustomLoss(…, ClassIndices = true)]</c> is the class-index one.</summary>
+        private static LossDefinition? LossOf(AttributeData a) =>
+            Losses.ForAttribute(a.AttributeClass?.ToDisplayString() ?? "") is { } d && d.Kind == LossKind.Custom && a.NamedArguments.Any(n => n.Key == "ClassIndices" && n.Value.Value is true)
+                ? Losses.Of(LossKind.CustomClassIndices)
+                : Losses.ForAttribute(a.AttributeClass?.ToDisplayString() ?? "");
 
         private void Report(DiagnosticDescriptor d, LocationInfo? loc, params object[] args)
         {
@@ -255,8 +261,7 @@ namespace Compiled.Nets.Generator.Parsing
             var heads = new List<LossSpec>();
             foreach (var a in losses)
             {
-                var d = Losses.ForAttribute(a.AttributeClass!.ToDisplayString())!;
-                if (d.Kind == LossKind.Custom && a.NamedArguments.Any(n => n.Key == "ClassIndices" && n.Value.Value is true)) d = Losses.Of(LossKind.CustomClassIndices);
+                var d = LossOf(a)!;
                 string? output = NamedString(a, "Output");
                 int k = output is null ? -1 : names.IndexOf(output);
                 double weight = NamedDouble(a, "Weight") ?? 1;
