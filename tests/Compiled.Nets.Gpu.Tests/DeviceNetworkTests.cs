@@ -97,6 +97,14 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Elementwise_functions_slices_sums_means_and_views_match_the_CPU()
+    {
+        using var cpu = new SliceReduceNet(seed: 14);
+        using var host = new SliceReduceNet(seed: 14);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 7);
+    }
+
+    [Fact]
     public void Softmax_and_log_softmax_inside_a_network_match_the_CPU()
     {
         using var cpu = new SoftNet(seed: 12);

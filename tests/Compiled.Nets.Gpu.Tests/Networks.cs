@@ -180,3 +180,21 @@ public partial class ViewNet
 
     Tensor Forward(Tensor x) => x.Apply(Fc).Unflatten(1, 3, 4).Apply(Norm).Relu().Flatten(1).Apply(Head);
 }
+
+/// <summary>Abs, Log and Exp stages, Narrow slices, a Sum and a Mean along dimensions (one kept for broadcasting) and
+/// views: the newer ops of the CPU path on the device.</summary>
+[Network, Input(3, 4, 5), CrossEntropyLoss]
+public partial class SliceReduceNet
+{
+    [Conv2d(3, 6, 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Linear(4 * 4 + 2 * 5, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var h = x.Apply(Conv);                                     // [6, 4, 5]
+        var a = (h.Abs() + 1f).Log().Narrow(1, 1, 4);               // [4, 4, 5]
+        var s = a.Sum(-1);                                          // [4, 4]
+        var m = h.Narrow(1, 0, 2).Tanh().Exp().Mean(2, keepDim: true);   // [2, 1, 5]
+        return Tensor.Concat(-1, s.View(-1, 16), m.Reshape(-1, 10)).Apply(Head);
+    }
+}

@@ -93,7 +93,7 @@ namespace Compiled.Nets.Generator.Ops
     /// <summary>
     /// An elementwise function with no layer of its own, called in Forward or a loss method: <c>x.Abs()</c>,
     /// <c>x.Exp()</c>, <c>x.Log()</c> (torch.abs/exp/log). A stage of the fused chain, like an activation; its backward
-    /// reads its input (abs, log) or its output (exp). Not on the GPU yet.
+    /// reads its input (abs, log) or its output (exp); the scalar stage compiles into the GPU's fused kernels too.
     /// </summary>
     internal sealed class ElementwiseFunction : OpDefinition
     {
@@ -114,6 +114,8 @@ namespace Compiled.Nets.Generator.Ops
             walker.NoArguments(invocation, Kind, _method, x, shape);
 
         public override string StageForward(PlanStage stage, string t, bool vector, bool training, string index) => $"{t} = {Elementwise}.{_method}({t});";
+
+        public override bool OnGpu => true;
 
         public override string StageBackward(PlanStage stage, int previousValue, Func<string, string> load) => _gradient == GradientSource.Input
             ? $"g = {Elementwise}.{_method}Grad({load(previousValue < 0 ? "src" : "v" + previousValue)}, g);"

@@ -171,6 +171,16 @@ namespace Compiled.Nets.Generator.Ops
             if (!c.InputIsData(op)) c.Line($"if (n{op.Input}) {Kernels}ConcatKernels.NarrowBackward(g{op.Input}, g{op.Id}, {Sizes(op)});");
         }
 
+        public override bool OnGpu => true;
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op) =>
+            c.Launch($"K.NarrowForward({c.Output(op)}, {c.Value(op.Input)}, {Sizes(op)});");
+
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            if (!c.InputIsData(op)) c.Launch($"K.NarrowBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, {Sizes(op)});");
+        }
+
         public override void EmitOnnx(OnnxContext c, OpSpec op)
         {
             int axis = op.Ints[0] + 1, start = op.Ints[1], end = start + op.OutShape[op.Ints[0]];

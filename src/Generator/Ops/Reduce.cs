@@ -80,6 +80,19 @@ namespace Compiled.Nets.Generator.Ops
                 : $"if (n{op.Input}) {Kernels}ReduceKernels.Backward(g{op.Input}, g{op.Id}, {Sizes(op)});");
         }
 
+        public override bool OnGpu => true;
+
+        /// <summary>On the device along a fixed dimension; over T (masked) not yet.</summary>
+        public override bool OnGpuFor(NetworkSpec s, OpSpec op) => !IsOverSequence(op);
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op) =>
+            c.Launch($"K.ReduceForward({c.Output(op)}, {c.Value(op.Input)}, {Sizes(op)});");
+
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            if (!c.InputIsData(op)) c.Launch($"K.ReduceBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, {Sizes(op)});");
+        }
+
         public override void EmitOnnx(OnnxContext c, OpSpec op)
         {
             long axis = op.Ints[0] + 1;

@@ -47,4 +47,34 @@ public sealed partial class GpuKernels
         if (j < sizeA) { if ((want & 1) != 0) da[o * sizeA + j] += dy[index]; }
         else if ((want & 2) != 0) db[o * sizeB + j - sizeA] += dy[index];
     }
+
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>? _narrow, _narrowBackward;
+
+    /// <summary>y[o, :yBlock] = x[o, offset : offset + yBlock] for o &lt; outer (Narrow, a Chunk/Split piece).</summary>
+    public void NarrowForward(ArrayView<float> y, ArrayView<float> x, int outer, int xBlock, int offset, int yBlock)
+    {
+        Need(y, (long)outer * yBlock, nameof(y)); Need(x, (long)outer * xBlock, nameof(x));
+        _narrow ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(NarrowKernel);
+        Launched(); _narrow(checked(outer * yBlock), y, x, xBlock, offset, yBlock);
+    }
+
+    /// <summary>dx[o, offset : offset + yBlock] += dy[o, :] (each dx element written by one thread at most: no atomics).</summary>
+    public void NarrowBackward(ArrayView<float> dx, ArrayView<float> dy, int outer, int xBlock, int offset, int yBlock)
+    {
+        Need(dy, (long)outer * yBlock, nameof(dy)); Need(dx, (long)outer * xBlock, nameof(dx));
+        _narrowBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(NarrowBackwardKernel);
+        Launched(); _narrowBackward(checked(outer * yBlock), dx, dy, xBlock, offset, yBlock);
+    }
+
+    private static void NarrowKernel(Index1D index, ArrayView<float> y, ArrayView<float> x, int xBlock, int offset, int yBlock)
+    {
+        int i = index;
+        y[i] = x[(long)(i / yBlock) * xBlock + offset + i % yBlock];
+    }
+
+    private static void NarrowBackwardKernel(Index1D index, ArrayView<float> dx, ArrayView<float> dy, int xBlock, int offset, int yBlock)
+    {
+        int i = index;
+        dx[(long)(i / yBlock) * xBlock + offset + i % yBlock] += dy[i];
+    }
 }
