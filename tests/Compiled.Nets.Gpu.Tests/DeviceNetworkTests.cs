@@ -105,6 +105,20 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Transposed_convolutions_in_a_decoder_match_the_CPU_and_count_their_launches()
+    {
+        using var cpu = new DecoderNet(seed: 15);
+        using var host = new DecoderNet(seed: 15);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 8);
+        using var dev = host.ToDevice(f.Device);
+        var (x, y) = Batch(2, host.InputSize, host.OutputSize, 9);
+        dev.TrainStep(x, y, 2);
+        long before = f.Device.LaunchCount;
+        dev.TrainStep(x, y, 2);
+        Assert.Equal(dev.LaunchesPerTrainStep, f.Device.LaunchCount - before);
+    }
+
+    [Fact]
     public void Softmax_and_log_softmax_inside_a_network_match_the_CPU()
     {
         using var cpu = new SoftNet(seed: 12);

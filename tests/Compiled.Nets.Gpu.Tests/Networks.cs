@@ -198,3 +198,21 @@ public partial class SliceReduceNet
         return Tensor.Concat(-1, s.View(-1, 16), m.Reshape(-1, 10)).Apply(Head);
     }
 }
+
+/// <summary>A decoder step on the device: a strided convolution down, transposed convolutions back up (with output
+/// padding and bias; 2×2 stride 2 without), and the downsampled map read twice.</summary>
+[Network, Input(2, 8, 8), CrossEntropyLoss]
+public partial class DecoderNet
+{
+    [Conv2d(2, 4, 3, stride: 2, padding: 1)] public partial Conv2d Down { get; }
+    [ConvTranspose2d(4, 3, 3, stride: 2, padding: 1, outputPadding: 1)] public partial ConvTranspose2d Up { get; }
+    [ConvTranspose2d(3, 2, 2, stride: 2, bias: false)] public partial ConvTranspose2d Up2 { get; }
+    [Linear(2 * 16 * 16 + 4 * 4 * 4, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var d = x.Apply(Down).Relu();
+        var u = d.Apply(Up).Relu();
+        return Tensor.Concat(-1, u.Apply(Up2).Flatten(), d.Flatten()).Apply(Head);
+    }
+}

@@ -285,6 +285,23 @@ namespace Compiled.Nets.Generator.Ops
         public override void EmitBackward(CpuContext c, OpSpec op) =>
             c.Line($"{Kernels}ConvTranspose2dKernels.Backward({c.InputGradient(op)}, {c.Gradient(op, "weight")}, g{op.Id}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {Geometry(c.Spec, op, "batch")}, ws.Scratch.Span, t{op.Id}, accumulateDx: {(c.WritesInputGradient(op) ? "false" : "true")});");
 
+        public override bool OnGpu => true;
+
+        private static string GpuScratch(GpuContext c, OpSpec op) => c.Scratch($"{Gpu}GpuKernels.ConvTranspose2dScratch({Geometry(c.Spec, op, "batch")})");
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op)
+        {
+            bool bias = c.Layer(op).Bias;
+            c.Launch($"K.ConvTranspose2dForward({c.Output(op)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {(bias ? c.Read(op, "bias") : "default")}, {Geometry(c.Spec, op, "batch")}, {GpuScratch(c, op)}); // col2im of the adjoint convolution, bias", 3 + (bias ? 1 : 0));
+        }
+
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            bool bias = c.Layer(op).Bias, dx = !c.InputIsData(op);
+            c.Launch($"K.ConvTranspose2dBackward({(dx ? c.Gradient(op.Input) : "default")}, {c.ParameterGradient(op, "weight")}, {(bias ? c.ParameterGradient(op, "bias") : "default")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {Geometry(c.Spec, op, "batch")}, {GpuScratch(c, op)});",
+                3 + (bias ? 1 : 0) + (dx ? 4 : 0));
+        }
+
         public override void EmitOnnx(OnnxContext c, OpSpec op)
         {
             var i = Args.Of(c.Layer(op));

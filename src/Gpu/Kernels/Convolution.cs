@@ -87,6 +87,74 @@ public sealed partial class GpuKernels
         }
     }
 
+    /// <summary>Scratch floats of <see cref="ConvTranspose2dForward"/> and <see cref="ConvTranspose2dBackward"/>: the adjoint
+    /// convolution's, then room for its output (the input gradient before it is added).</summary>
+    public static long ConvTranspose2dScratch(in Conv2dGeometry conv) => Conv2dScratch(conv) + (long)conv.Batch * conv.OutSize;
+
+    /// <summary>
+    /// A transposed convolution (nn.ConvTranspose2d) as the adjoint of <paramref name="conv"/>, the convolution from its
+    /// output's shape back onto its input's (Compiled.Nets.Kernels.ConvTranspose2dKernels on the CPU): y [B, conv.C,
+    /// conv.H, conv.W] = the convolution's input gradient for x, onto a cleared y, plus the bias per channel.
+    /// </summary>
+    public void ConvTranspose2dForward(ArrayView<float> y, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, in Conv2dGeometry conv, ArrayView<float> scratch)
+    {
+        long n = (long)conv.Batch * conv.InSize;
+        Need(y, n, nameof(y)); Need(scratch, ConvTranspose2dScratch(conv), nameof(scratch));
+        y.SubView(0, n).MemSetToZero();
+        // Without a weight gradient the convolution's own input is not read.
+        Conv2dBackward(y, default, default, x, default, w, conv, scratch.SubView(0, Conv2dScratch(conv)));
+        if (bias.Length > 0) AddChannelBias(y, bias, conv.Batch, conv.InChannels, conv.InHeight * conv.InWidth);
+    }
+
+    /// <summary>dx += conv(dy) (empty: not needed), dw += the convolution's weight gradient with dy as its input and x as
+    /// its output gradient, db += dy's per-channel sums (empty: none).</summary>
+    public void ConvTranspose2dBackward(ArrayView<float> dx, ArrayView<float> dw, ArrayView<float> db, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> w,
+        in Conv2dGeometry conv, ArrayView<float> scratch)
+    {
+        Need(scratch, ConvTranspose2dScratch(conv), nameof(scratch));
+        var convScratch = scratch.SubView(0, Conv2dScratch(conv));
+        if (dw.Length > 0) Conv2dBackward(default, dw, default, x, dy, w, conv, convScratch);
+        if (db.Length > 0) AddChannelSums(db, dy, conv.Batch, conv.InChannels, conv.InHeight * conv.InWidth);
+        if (dx.Length == 0) return;
+        long n = (long)conv.Batch * conv.OutSize;
+        var temporary = scratch.SubView(Conv2dScratch(conv), n);
+        Conv2dForward(temporary, dy, w, default, conv, convScratch);
+        AddTo(dx, temporary, n);
+    }
+
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _channelBias, _transposedBiasSums;
+
+    /// <summary>y[b, c, :] += bias[c] over [batch, channels, plane].</summary>
+    private void AddChannelBias(ArrayView<float> y, ArrayView<float> bias, int batch, int channels, int plane)
+    {
+        Need(bias, channels, nameof(bias));
+        _channelBias ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(ChannelBiasKernel);
+        Launched(); _channelBias(checked(batch * channels * plane), y, bias, channels, plane);
+    }
+
+    /// <summary>sums[c] += Σ over the batch and the plane of x[b, c, :]; one thread per channel (bias gradients are few).</summary>
+    private void AddChannelSums(ArrayView<float> sums, ArrayView<float> x, int batch, int channels, int plane)
+    {
+        Need(sums, channels, nameof(sums));
+        _transposedBiasSums ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(TransposedBiasSumsKernel);
+        Launched(); _transposedBiasSums(channels, sums, x, checked(batch * channels * plane), plane);
+    }
+
+    private static void ChannelBiasKernel(Index1D index, ArrayView<float> y, ArrayView<float> bias, int channels, int plane)
+    {
+        int i = index;
+        y[i] += bias[i / plane % channels];
+    }
+
+    private static void TransposedBiasSumsKernel(Index1D index, ArrayView<float> sums, ArrayView<float> x, int total, int plane)
+    {
+        int c = index, channels = (int)sums.Length;
+        float s = 0f;
+        for (int start = c * plane; start < total; start += channels * plane)
+            for (int q = 0; q < plane; q++) s += x[start + q];
+        sums[c] += s;
+    }
+
     private void Im2Col(ArrayView<float> cols, ArrayView<float> x, ConvArgs a)
     {
         _im2col ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvArgs>(Im2ColKernel);
