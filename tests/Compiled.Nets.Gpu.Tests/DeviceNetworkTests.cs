@@ -140,9 +140,23 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         using var cpu = new WideKernelNet(seed: 4);
         using var host = new WideKernelNet(seed: 4);
         OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 6);
-        using var depthwise = new DepthwiseNet();
-        var ex = Assert.Throws<NotSupportedException>(() => depthwise.ToDevice(f.Device));
+        using var grouped = new TwoGroupNet();
+        var ex = Assert.Throws<NotSupportedException>(() => grouped.ToDevice(f.Device));
         Assert.Contains("Conv2d with these arguments", ex.Message);
+    }
+
+    [Fact]
+    public void Depthwise_convolutions_match_the_CPU_and_count_their_launches()
+    {
+        using var cpu = new DepthwiseNet(seed: 16);
+        using var host = new DepthwiseNet(seed: 16);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 10);
+        using var dev = host.ToDevice(f.Device);
+        var (x, y) = Batch(2, host.InputSize, host.OutputSize, 11);
+        dev.TrainStep(x, y, 2);
+        long before = f.Device.LaunchCount;
+        dev.TrainStep(x, y, 2);
+        Assert.Equal(dev.LaunchesPerTrainStep, f.Device.LaunchCount - before);
     }
 
     [Fact]

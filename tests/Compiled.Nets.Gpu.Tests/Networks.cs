@@ -160,14 +160,27 @@ public partial class WideKernelNet
     Tensor Forward(Tensor x) => x.Apply(Conv).Relu().Flatten().Apply(Head);
 }
 
-/// <summary>A depthwise convolution: no device kernels yet, so its twin says so.</summary>
+/// <summary>A convolution of two groups of two channels: no device kernels yet, so its twin says so.</summary>
 [Network, Input(4, 5, 5), CrossEntropyLoss]
-public partial class DepthwiseNet
+public partial class TwoGroupNet
 {
-    [Conv2d(4, 4, 3, padding: 1, Groups = 4)] public partial Conv2d Conv { get; }
+    [Conv2d(4, 4, 3, padding: 1, Groups = 2)] public partial Conv2d Conv { get; }
     [Linear(4 * 5 * 5, 2)] public partial Linear Head { get; }
 
     Tensor Forward(Tensor x) => x.Apply(Conv).Flatten().Apply(Head);
+}
+
+/// <summary>Depthwise convolutions on the device: 3×3 with padding and a bias, then stride 2 with two outputs per channel
+/// and dilation 2 without one, between pointwise ones (a MobileNet block).</summary>
+[Network, Input(4, 9, 9), CrossEntropyLoss]
+public partial class DepthwiseNet
+{
+    [Conv2d(4, 4, 3, padding: 1, Groups = 4)] public partial Conv2d Dw1 { get; }
+    [Conv2d(4, 6, 1)] public partial Conv2d Pw { get; }
+    [Conv2d(6, 12, 3, stride: 2, padding: 2, dilation: 2, bias: false, Groups = 6)] public partial Conv2d Dw2 { get; }
+    [Linear(12 * 5 * 5, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Dw1).Relu().Apply(Pw).Relu().Apply(Dw2).Flatten().Apply(Head);
 }
 
 /// <summary>Views the device takes as they are: a feature vector unflattened into rows, a LayerNorm per row, flattened back from dimension 1.</summary>

@@ -133,7 +133,7 @@ public sealed partial class GpuKernels
     }
 
     /// <summary>sums[c] += Σ over the batch and the plane of x[b, c, :]; one thread per channel (bias gradients are few).</summary>
-    private void AddChannelSums(ArrayView<float> sums, ArrayView<float> x, int batch, int channels, int plane)
+    internal void AddChannelSums(ArrayView<float> sums, ArrayView<float> x, int batch, int channels, int plane)
     {
         Need(sums, channels, nameof(sums));
         _transposedBiasSums ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(TransposedBiasSumsKernel);
