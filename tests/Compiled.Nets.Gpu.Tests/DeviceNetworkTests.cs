@@ -146,6 +146,14 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void One_dimensional_convolutions_and_permutations_match_the_CPU()
+    {
+        using var cpu = new Conv1dPermuteNet(seed: 17);
+        using var host = new Conv1dPermuteNet(seed: 17);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 12);
+    }
+
+    [Fact]
     public void Depthwise_convolutions_match_the_CPU_and_count_their_launches()
     {
         using var cpu = new DepthwiseNet(seed: 16);

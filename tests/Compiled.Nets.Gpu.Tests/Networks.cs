@@ -229,3 +229,20 @@ public partial class DecoderNet
         return Tensor.Concat(-1, u.Apply(Up2).Flatten(), d.Flatten()).Apply(Head);
     }
 }
+
+/// <summary>A 1-D convolution over a sequence of features laid out [L, C] (transposed to [C, L] first, as PyTorch
+/// users do), a depthwise one, and a permutation back: Conv1d and Permute/Transpose on the device.</summary>
+[Network, Input(12, 3), CrossEntropyLoss]
+public partial class Conv1dPermuteNet
+{
+    [Conv1d(3, 6, 3, padding: 1)] public partial Conv1d Conv { get; }
+    [Conv1d(6, 6, 5, stride: 2, padding: 2, Groups = 6)] public partial Conv1d Depthwise { get; }
+    [Linear(6, 4)] public partial Linear Mix { get; }
+    [Linear(6 * 4, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var h = x.Transpose(1, 2).Apply(Conv).Relu().Apply(Depthwise);   // [3, 12] → [6, 12] → [6, 6]
+        return h.Permute(0, 2, 1).Apply(Mix).Tanh().Flatten().Apply(Head); // [6, 6] → [6, 4] → 24
+    }
+}

@@ -344,7 +344,6 @@ namespace Compiled.Nets.Generator.Ops
         public override LayerKind? Layer => LayerKind.Conv1d;
         public override IReadOnlyList<Argument> Arguments => s_arguments;
         public override void Normalize(int[] ints) { }
-        public override bool OnGpu => false;
 
         protected override int[] WeightShape(LayerSpec l, Conv2dArgs a) => new[] { a.Out, a.In / a.Groups, a.KernelW };
 

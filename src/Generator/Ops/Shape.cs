@@ -193,6 +193,23 @@ namespace Compiled.Nets.Generator.Ops
             if (!c.InputIsData(op)) c.Line($"if (n{op.Input}) {Kernels}ShapeKernels.PermuteBackward(g{op.Input}, g{op.Id}, {Geometry(op).Rows}, s_shape{op.Id}, s_permutation{op.Id});");
         }
 
+        public override bool OnGpu => true;
+
+        /// <summary>The twin's copies of the per-row shape and permutation (static, so a launch allocates nothing).</summary>
+        private static string GpuArgs(GpuContext c, OpSpec op)
+        {
+            var (rows, shape, perm) = Geometry(op);
+            return $"{rows}, {c.Constant($"s_shape{op.Id}", shape)}, {c.Constant($"s_permutation{op.Id}", perm)}";
+        }
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op) =>
+            c.Launch($"K.PermuteForward({c.Output(op)}, {c.Value(op.Input)}, {GpuArgs(c, op)});");
+
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            if (!c.InputIsData(op)) c.Launch($"K.PermuteBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, {GpuArgs(c, op)});");
+        }
+
         public override void EmitOnnx(OnnxContext c, OpSpec op) =>
             c.Line($"g.Node(\"Transpose\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}, (\"perm\", new int[] {{ 0, {string.Join(", ", op.Ints.Select(v => IntLiteral(v + 1)))} }}));");
     }
