@@ -154,6 +154,14 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Nearest_and_bilinear_upsampling_match_the_CPU()
+    {
+        using var cpu = new UpsampleNet(seed: 18);
+        using var host = new UpsampleNet(seed: 18);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 2, seed: 13);
+    }
+
+    [Fact]
     public void Depthwise_convolutions_match_the_CPU_and_count_their_launches()
     {
         using var cpu = new DepthwiseNet(seed: 16);

@@ -246,3 +246,18 @@ public partial class Conv1dPermuteNet
         return h.Permute(0, 2, 1).Apply(Mix).Tanh().Flatten().Apply(Head); // [6, 6] → [6, 4] → 24
     }
 }
+
+/// <summary>Nearest and bilinear upsampling on the device (as a U-Net's decoder does), summed.</summary>
+[Network, Input(2, 5, 5), CrossEntropyLoss]
+public partial class UpsampleNet
+{
+    [Conv2d(2, 3, 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Upsample(2)] public partial Upsample Up { get; }
+    [Linear(3 * 15 * 15, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var h = x.Apply(Conv).Tanh();
+        return (h.Apply(Up).Upsample(2, UpsampleMode.Bilinear).Narrow(2, 2, 15).Narrow(3, 1, 15) + h.Upsample(3, UpsampleMode.Bilinear)).Flatten().Apply(Head);
+    }
+}

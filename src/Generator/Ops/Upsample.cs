@@ -60,6 +60,18 @@ namespace Compiled.Nets.Generator.Ops
             if (!c.InputIsData(op)) c.Line($"if (n{op.Input}) " + Call(op, "Backward", $"g{op.Input}", $"g{op.Id}"));
         }
 
+        public override bool OnGpu => true;
+
+        private static string GpuSizes(OpSpec op) => $"batch * {op.InShape[0]}, {op.InShape[1]}, {op.InShape[2]}, {op.Ints[0]}, bilinear: {(op.Ints[1] == 1 ? "true" : "false")}";
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op) =>
+            c.Launch($"K.UpsampleForward({c.Output(op)}, {c.Value(op.Input)}, {GpuSizes(op)});");
+
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            if (!c.InputIsData(op)) c.Launch($"K.UpsampleBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, {GpuSizes(op)});");
+        }
+
         public override void EmitOnnx(OnnxContext c, OpSpec op)
         {
             // Resize with PyTorch's sampling: nearest as floor(o / s) (asymmetric), bilinear at half pixels.
