@@ -38,8 +38,18 @@ public class MultiNetworkTrainingTests
         var data = Images(96, 1);
         const int epochs = 3;
         using var viaTrainer = new TwoHeadNet(seed: 4);
-        var history = new Trainer(viaTrainer, new AdamW(viaTrainer.Parameters, 3e-3f), new TrainerOptions { Epochs = epochs, RestoreBest = false })
-            .Fit(new TensorDataLoader(data, 20, seed: 7), null);
+        string dir = Path.Combine(Path.GetTempPath(), $"cnet-multi-{Guid.NewGuid():N}");
+        var trainer = new Trainer(viaTrainer, new AdamW(viaTrainer.Parameters, 3e-3f), new TrainerOptions { Epochs = epochs, RestoreBest = false, OutputDirectory = dir });
+        IReadOnlyList<EpochMetrics> history;
+        try
+        {
+            history = trainer.Fit(new TensorDataLoader(data, 20, seed: 7), null);
+            // history.json keeps each loss per epoch.
+            using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "history.json")));
+            var first = json.RootElement[0].GetProperty("train_losses");
+            Assert.Equal([history[0].TrainLosses[0], history[0].TrainLosses[1]], first.EnumerateArray().Select(v => v.GetDouble()));
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); }
 
         // The same epochs by hand: the loader's batches through the class's TrainStep, one optimizer step each.
         using var byHand = new TwoHeadNet(seed: 4);

@@ -536,6 +536,15 @@ public sealed class Trainer
                 void Number(string key, double v) { if (double.IsFinite(v)) w.WriteNumber(key, v); else w.WriteNull(key); }
                 w.WriteNumber("epoch", m.Epoch); Number("train_loss", m.TrainLoss); Number("train_accuracy", m.TrainAccuracy);
                 if (!double.IsNaN(m.ValidationLoss)) { Number("val_loss", m.ValidationLoss); Number("val_accuracy", m.ValidationAccuracy); }
+                // A network with several losses: each one's mean, in the network's order of its losses.
+                void Numbers(string key, IReadOnlyList<double> values)
+                {
+                    if (values.Count == 0) return;
+                    w.WriteStartArray(key);
+                    foreach (var v in values) { if (double.IsFinite(v)) w.WriteNumberValue(v); else w.WriteNullValue(); }
+                    w.WriteEndArray();
+                }
+                Numbers("train_losses", m.TrainLosses); Numbers("val_losses", m.ValidationLosses);
                 Number("seconds", m.Seconds); Number("samples_per_second", m.SamplesPerSecond); Number("lr", m.LearningRate);
                 w.WriteEndObject();
             }
