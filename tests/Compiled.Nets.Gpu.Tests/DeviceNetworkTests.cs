@@ -162,6 +162,20 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Group_normalisation_matches_the_CPU_and_counts_its_launches()
+    {
+        using var cpu = new GroupNormNet(seed: 19);
+        using var host = new GroupNormNet(seed: 19);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 14);
+        using var dev = host.ToDevice(f.Device);
+        var (x, y) = Batch(2, host.InputSize, host.OutputSize, 15);
+        dev.TrainStep(x, y, 2);
+        long before = f.Device.LaunchCount;
+        dev.TrainStep(x, y, 2);
+        Assert.Equal(dev.LaunchesPerTrainStep, f.Device.LaunchCount - before);
+    }
+
+    [Fact]
     public void Depthwise_convolutions_match_the_CPU_and_count_their_launches()
     {
         using var cpu = new DepthwiseNet(seed: 16);

@@ -261,3 +261,15 @@ public partial class UpsampleNet
         return (h.Apply(Up).Upsample(2, UpsampleMode.Bilinear).Narrow(2, 2, 15).Narrow(3, 1, 15) + h.Upsample(3, UpsampleMode.Bilinear)).Flatten().Apply(Head);
     }
 }
+
+/// <summary>GroupNorm on the device: groups of two channels over 6×6 maps between convolutions (a diffusion U-Net's norm).</summary>
+[Network, Input(2, 6, 6), CrossEntropyLoss]
+public partial class GroupNormNet
+{
+    [Conv2d(2, 8, 3, padding: 1)] public partial Conv2d Conv { get; }
+    [GroupNorm(4, 8)] public partial GroupNorm Norm { get; }
+    [Conv2d(8, 4, 3, padding: 1)] public partial Conv2d Conv2 { get; }
+    [Linear(4 * 6 * 6, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Conv).Apply(Norm).Silu().Apply(Conv2).Flatten().Apply(Head);
+}

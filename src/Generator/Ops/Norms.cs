@@ -259,6 +259,22 @@ namespace Compiled.Nets.Generator.Ops
         public override void EmitForward(CpuContext c, OpSpec op) =>
             c.Line($"{Kernels}GroupNormKernels.Forward({c.Output(op)}, {(c.Training ? $"mean{op.Id}" : "default")}, {(c.Training ? $"rstd{op.Id}" : "default")}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, {Sizes(c, op)}, {FloatLiteral(Args(c.Layer(op)).Eps)});");
 
+        public override bool OnGpu => true;
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op)
+        {
+            int groups = Args(c.Layer(op)).Groups;
+            c.Launch($"K.GroupNormForward({c.Output(op)}, {c.Region($"_mean{op.Id}", groups)}, {c.Region($"_rstd{op.Id}", groups)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, {Sizes(c, op)}, {FloatLiteral(Args(c.Layer(op)).Eps)});", 2);
+        }
+
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            int groups = Args(c.Layer(op)).Groups;
+            bool dx = !c.InputIsData(op);
+            c.Launch($"K.GroupNormBackward({(dx ? c.Gradient(op.Input) : "default")}, {c.ParameterGradient(op, "weight")}, {c.ParameterGradient(op, "bias")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, _mean{op.Id}, _rstd{op.Id}, {c.Read(op, "weight")}, {c.Region($"_sums{op.Id}", 2 * groups)}, {Sizes(c, op)});",
+                dx ? 3 : 1);
+        }
+
         public override void EmitBackward(CpuContext c, OpSpec op) =>
             c.Line($"{Kernels}GroupNormKernels.Backward({c.InputGradient(op)}, {c.Gradient(op, "weight")}, {c.Gradient(op, "bias")}, g{op.Id}, {c.Value(op.Input)}, mean{op.Id}, rstd{op.Id}, {c.Read(op, "weight")}, {Sizes(c, op)});");
 
