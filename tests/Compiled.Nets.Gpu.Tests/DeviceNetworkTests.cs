@@ -51,6 +51,19 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         Assert.Equal(cpu.EvaluateLoss(x, y, batch), dev.EvaluateLoss(x, y, batch), 1e-4 * (1 + Math.Abs(cpuLoss)));
     }
 
+    /// <summary>A training step launches what the twin's LaunchesPerTrainStep declares (the emitter counts each op's launches).</summary>
+    private void LaunchesAsDeclared(DeviceNetwork dev, IClassifier host, int seed)
+    {
+        using (dev)
+        {
+            var (x, y) = Batch(2, host.InputSize, host.OutputSize, seed);
+            dev.TrainStep(x, y, 2);
+            long before = f.Device.LaunchCount;
+            dev.TrainStep(x, y, 2);
+            Assert.Equal(dev.LaunchesPerTrainStep, f.Device.LaunchCount - before);
+        }
+    }
+
     [Fact]
     public void The_seed_ConvNet_on_the_device_matches_the_CPU_in_logits_loss_and_every_gradient()
     {
@@ -110,12 +123,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         using var cpu = new DecoderNet(seed: 15);
         using var host = new DecoderNet(seed: 15);
         OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 8);
-        using var dev = host.ToDevice(f.Device);
-        var (x, y) = Batch(2, host.InputSize, host.OutputSize, 9);
-        dev.TrainStep(x, y, 2);
-        long before = f.Device.LaunchCount;
-        dev.TrainStep(x, y, 2);
-        Assert.Equal(dev.LaunchesPerTrainStep, f.Device.LaunchCount - before);
+        LaunchesAsDeclared(host.ToDevice(f.Device), host, 9);
     }
 
     [Fact]
@@ -167,12 +175,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         using var cpu = new GroupNormNet(seed: 19);
         using var host = new GroupNormNet(seed: 19);
         OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 14);
-        using var dev = host.ToDevice(f.Device);
-        var (x, y) = Batch(2, host.InputSize, host.OutputSize, 15);
-        dev.TrainStep(x, y, 2);
-        long before = f.Device.LaunchCount;
-        dev.TrainStep(x, y, 2);
-        Assert.Equal(dev.LaunchesPerTrainStep, f.Device.LaunchCount - before);
+        LaunchesAsDeclared(host.ToDevice(f.Device), host, 15);
     }
 
     [Fact]
@@ -181,12 +184,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         using var cpu = new DepthwiseNet(seed: 16);
         using var host = new DepthwiseNet(seed: 16);
         OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 10);
-        using var dev = host.ToDevice(f.Device);
-        var (x, y) = Batch(2, host.InputSize, host.OutputSize, 11);
-        dev.TrainStep(x, y, 2);
-        long before = f.Device.LaunchCount;
-        dev.TrainStep(x, y, 2);
-        Assert.Equal(dev.LaunchesPerTrainStep, f.Device.LaunchCount - before);
+        LaunchesAsDeclared(host.ToDevice(f.Device), host, 11);
     }
 
     [Fact]
