@@ -20,7 +20,7 @@ public abstract class DeviceNetwork : IDisposable
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _values, _gradients, _buffers;
     private readonly List<MemoryBuffer1D<float, Stride1D.Dense>> _persistent = new();
     private MemoryBuffer1D<float, Stride1D.Dense>? _act, _grad, _scratch, _input, _rowLoss;
-    private MemoryBuffer1D<int, Stride1D.Dense>? _ints, _labels;
+    private MemoryBuffer1D<int, Stride1D.Dense>? _ints, _labels, _tokens;
     private float[] _rowLossHost = [];
     private int[] _labelsHost = [];
     private readonly string _inputShape, _outputShape;
@@ -118,6 +118,13 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The batch's input, uploaded.</summary>
     protected ArrayView<float> Input => _input!.View;
 
+    /// <summary>A network over token ids: the rows of its smallest embedding table (ids are checked against it on the
+    /// host before they go up); 0 for a network of float inputs.</summary>
+    protected virtual int TokenVocabulary => 0;
+
+    /// <summary>The batch's token ids, uploaded and checked (a network over token ids).</summary>
+    protected ArrayView<int> TokenInput => _tokens!.View;
+
     /// <summary>The batch's labels, uploaded and checked.</summary>
     protected ArrayView<int> Labels => _labels!.View;
 
@@ -158,6 +165,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <exception cref="ArgumentException">Spans whose lengths do not fit the batch, naming the network and method.</exception>
     public void Forward(ReadOnlySpan<float> input, int batch, Span<float> output)
     {
+        TakesFloats("Forward");
         NetworkArguments.Check(Name, "Forward", input.Length, batch, InputFeatures, _inputShape, output.Length, OutputFeatures, _outputShape);
         Prepare(input, batch);
         RunForward(batch, training: false);
@@ -172,6 +180,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <exception cref="ArgumentException">Wrong lengths, or a label outside [0, classes) (naming the row).</exception>
     public float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Span<float> logits = default)
     {
+        TakesFloats("TrainStep");
         NetworkArguments.Check(Name, "TrainStep", input.Length, batch, InputFeatures, _inputShape, logits.IsEmpty ? -1 : logits.Length, OutputFeatures, _outputShape);
         Prepare(input, batch);
         UploadLabels(labels, batch);
@@ -195,6 +204,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The mean loss in evaluation mode, without gradients.</summary>
     public float EvaluateLoss(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Span<float> logits = default)
     {
+        TakesFloats("EvaluateLoss");
         NetworkArguments.Check(Name, "EvaluateLoss", input.Length, batch, InputFeatures, _inputShape, logits.IsEmpty ? -1 : logits.Length, OutputFeatures, _outputShape);
         Prepare(input, batch);
         UploadLabels(labels, batch);
@@ -204,13 +214,70 @@ public abstract class DeviceNetwork : IDisposable
         return loss;
     }
 
+    /// <summary>Inference on token ids (a network over token ids): <paramref name="output"/> gets batch × <see cref="OutputFeatures"/> logits.</summary>
+    /// <exception cref="ArgumentException">Spans whose lengths do not fit the batch.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An id outside the embedding table, naming its position.</exception>
+    public void Forward(ReadOnlySpan<int> ids, int batch, Span<float> output)
+    {
+        TakesTokens("Forward");
+        NetworkArguments.Check(Name, "Forward", ids.Length, batch, InputFeatures, _inputShape, output.Length, OutputFeatures, _outputShape);
+        PrepareTokens(ids, batch);
+        RunForward(batch, training: false);
+        Download(Logits, output.Slice(0, batch * OutputFeatures));
+    }
+
+    /// <summary>A training step on token ids (see <see cref="TrainStep(ReadOnlySpan{float}, ReadOnlySpan{int}, int, Span{float})"/>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An id outside the embedding table, naming its position.</exception>
+    public float TrainStep(ReadOnlySpan<int> ids, ReadOnlySpan<int> labels, int batch, Span<float> logits = default)
+    {
+        TakesTokens("TrainStep");
+        NetworkArguments.Check(Name, "TrainStep", ids.Length, batch, InputFeatures, _inputShape, logits.IsEmpty ? -1 : logits.Length, OutputFeatures, _outputShape);
+        PrepareTokens(ids, batch);
+        UploadLabels(labels, batch);
+        return Step(batch, logits);
+    }
+
+    /// <summary>The mean loss on token ids in evaluation mode, without gradients.</summary>
+    public float EvaluateLoss(ReadOnlySpan<int> ids, ReadOnlySpan<int> labels, int batch, Span<float> logits = default)
+    {
+        TakesTokens("EvaluateLoss");
+        NetworkArguments.Check(Name, "EvaluateLoss", ids.Length, batch, InputFeatures, _inputShape, logits.IsEmpty ? -1 : logits.Length, OutputFeatures, _outputShape);
+        PrepareTokens(ids, batch);
+        UploadLabels(labels, batch);
+        RunForward(batch, training: false);
+        float loss = Loss(batch);
+        if (!logits.IsEmpty) Download(Logits, logits.Slice(0, batch * OutputFeatures));
+        return loss;
+    }
+
+    private void TakesFloats(string method)
+    {
+        if (TokenVocabulary > 0) throw new InvalidOperationException($"{Name}.{method}: the network takes token ids (ReadOnlySpan<int>), not floats.");
+    }
+
+    private void TakesTokens(string method)
+    {
+        if (TokenVocabulary == 0) throw new InvalidOperationException($"{Name}.{method}: the network takes floats, not token ids.");
+    }
+
+    private void PrepareTokens(ReadOnlySpan<int> ids, int batch)
+    {
+        ThrowIfDisposed();
+        var used = ids.Slice(0, batch * InputFeatures);
+        for (int n = 0; n < used.Length; n++)
+            if ((uint)used[n] >= (uint)TokenVocabulary)
+                throw new ArgumentOutOfRangeException(nameof(ids), used[n], $"{Name}: token id {used[n]} at position {n} is outside the embedding table's {TokenVocabulary} rows.");
+        if (batch > Capacity) Grow(batch);
+        Upload(used, _tokens!.View);
+    }
+
     /// <summary>Inference on a batch already on the device (an input pipeline that stays there): <paramref name="output"/>
     /// gets batch × <see cref="OutputFeatures"/> logits on the device.</summary>
     /// <exception cref="ArgumentException">Views shorter than the batch needs.</exception>
     public void Forward(ArrayView<float> input, int batch, ArrayView<float> output)
     {
         CheckViews(input.Length, output.Length, batch, "Forward");
-        PrepareOnDevice(input, batch);
+        PrepareOnDevice(input, batch, "Forward");
         RunForward(batch, training: false);
         CopyOnDevice(Logits, output, (long)batch * OutputFeatures);
     }
@@ -221,7 +288,7 @@ public abstract class DeviceNetwork : IDisposable
     {
         CheckViews(input.Length, -1, batch, "TrainStep");
         if (labels.Length < batch) throw new ArgumentException($"{Name}: {labels.Length} labels on the device for a batch of {batch}.", nameof(labels));
-        PrepareOnDevice(input, batch);
+        PrepareOnDevice(input, batch, "TrainStep");
         var host = _labelsHost.AsSpan(0, batch);
         Download(labels, host);
         UploadLabels(host, batch);
@@ -244,9 +311,10 @@ public abstract class DeviceNetwork : IDisposable
             throw new ArgumentException($"{Name}.{method}: the output view holds {output} floats; a batch of {batch} needs {(long)batch * OutputFeatures}.", "output");
     }
 
-    private void PrepareOnDevice(ArrayView<float> input, int batch)
+    private void PrepareOnDevice(ArrayView<float> input, int batch, string method)
     {
         ThrowIfDisposed();
+        TakesFloats(method);
         if (batch > Capacity) Grow(batch);
         CopyOnDevice(input, _input!.View, (long)batch * InputFeatures);
     }
@@ -317,7 +385,8 @@ public abstract class DeviceNetwork : IDisposable
         _grad = Device.Allocate(GradientsPerSample * batch);
         _ints = Device.AllocateInts(IntsPerSample * batch);
         _scratch = Device.Allocate(ScratchFor(batch));
-        _input = Device.Allocate((long)InputFeatures * batch);
+        _input = Device.Allocate(TokenVocabulary > 0 ? 1 : (long)InputFeatures * batch);
+        _tokens = Device.AllocateInts(TokenVocabulary > 0 ? (long)InputFeatures * batch : 1);
         _labels = Device.AllocateInts(batch);
         _rowLoss = Device.Allocate(batch);
         _rowLossHost = new float[batch];
@@ -327,7 +396,7 @@ public abstract class DeviceNetwork : IDisposable
 
     private void FreeWorkspace()
     {
-        _act?.Dispose(); _grad?.Dispose(); _ints?.Dispose(); _scratch?.Dispose(); _input?.Dispose(); _labels?.Dispose(); _rowLoss?.Dispose();
+        _act?.Dispose(); _grad?.Dispose(); _ints?.Dispose(); _scratch?.Dispose(); _input?.Dispose(); _tokens?.Dispose(); _labels?.Dispose(); _rowLoss?.Dispose();
     }
 
     private void ThrowIfDisposed()

@@ -179,6 +179,43 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Token_ids_through_an_embedding_match_the_CPU_and_are_checked_on_the_host()
+    {
+        using var cpu = new TokenNet(seed: 20);
+        using var host = new TokenNet(seed: 20);
+        using var dev = host.ToDevice(f.Device);
+        const int batch = 4;
+        int[] ids = [0, 3, 3, 7, 19, 0, 5, 5, 5, 5, 1, 2, 0, 0, 0, 9, 9, 11, 4, 8, 15, 16, 3, 0]; // repeats and padding rows
+        int[] labels = [2, 0, 1, 1];
+        var cpuOut = new float[batch * 3]; var devOut = new float[batch * 3];
+        cpu.Forward(ids, batch, cpuOut);
+        dev.Forward(ids, batch, devOut);
+        Relative(cpuOut, devOut, 1e-4, "Forward logits");
+        float cpuLoss = cpu.TrainStep(ids, labels, batch, cpuOut);
+        float devLoss = dev.TrainStep(ids, labels, batch, devOut);
+        Assert.Equal(cpuLoss, devLoss, 1e-4 * (1 + Math.Abs(cpuLoss)));
+        dev.CopyGradientsToHost();
+        foreach (var p in cpu.Parameters.Parameters)
+            Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+        Assert.All(host.Parameters.Gradient(host.Parameters["words.weight"]).Slice(0, 8).ToArray(), g => Assert.Equal(0f, g)); // the padding row
+        Assert.Equal(cpu.EvaluateLoss(ids, labels, batch), dev.EvaluateLoss(ids, labels, batch), 1e-4 * (1 + Math.Abs(cpuLoss)));
+
+        ids[13] = 20;
+        Assert.Contains("token id 20 at position 13 is outside the embedding table's 20 rows", Assert.Throws<ArgumentOutOfRangeException>(() => dev.Forward(ids, batch, devOut)).Message);
+        Assert.Contains("takes token ids", Assert.Throws<InvalidOperationException>(() => dev.Forward(new float[batch * 6], batch, devOut)).Message);
+        TokenLaunchesAsDeclared(dev, [.. ids[..12].Select(i => i % 20)], [0, 1]);
+    }
+
+    /// <summary>As <see cref="LaunchesAsDeclared"/> for a twin over token ids.</summary>
+    private void TokenLaunchesAsDeclared(DeviceNetwork dev, int[] ids, int[] labels)
+    {
+        dev.TrainStep(ids, labels, labels.Length);
+        long before = f.Device.LaunchCount;
+        dev.TrainStep(ids, labels, labels.Length);
+        Assert.Equal(dev.LaunchesPerTrainStep, f.Device.LaunchCount - before);
+    }
+
+    [Fact]
     public void Depthwise_convolutions_match_the_CPU_and_count_their_launches()
     {
         using var cpu = new DepthwiseNet(seed: 16);
@@ -381,9 +418,9 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     [Fact]
     public void A_network_with_ops_the_GPU_lacks_says_which()
     {
-        using var net = new TokenNet();
+        using var net = new SequenceTokenNet();
         var e = Assert.Throws<NotSupportedException>(() => net.ToDevice(f.Device));
-        Assert.Contains("token inputs", e.Message);
+        Assert.Contains("sequence inputs", e.Message);
     }
 
     [Fact]

@@ -125,14 +125,14 @@ public partial class GateNet
     }
 }
 
-/// <summary>A network the GPU backend cannot run yet (an embedding of token ids): ToDevice says so.</summary>
-[Network, Input(5, Kind = InputKind.TokenIds), CrossEntropyLoss]
-public partial class TokenNet
+/// <summary>A network the GPU backend cannot run yet (token ids of a symbolic sequence length): ToDevice says so.</summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 8), CrossEntropyLoss]
+public partial class SequenceTokenNet
 {
     [Embedding(10, 4)] public partial Embedding Embed { get; }
-    [Linear(5 * 4, 2)] public partial Linear Head { get; }
+    [Linear(4, 2)] public partial Linear Head { get; }
 
-    Tensor Forward(Tensor x) => x.Apply(Embed).Flatten().Apply(Head);
+    Tensor Forward(Tensor x) => x.Apply(Embed).MeanOverSequence().Apply(Head);
 }
 
 /// <summary>Arithmetic with constants (scaling, a gate's complement, shifts) as stages of the fused chains.</summary>
@@ -272,4 +272,15 @@ public partial class GroupNormNet
     [Linear(4 * 6 * 6, 3)] public partial Linear Head { get; }
 
     Tensor Forward(Tensor x) => x.Apply(Conv).Apply(Norm).Silu().Apply(Conv2).Flatten().Apply(Head);
+}
+
+/// <summary>Token ids of a fixed length on the device: an embedding with a padding row, a LayerNorm and a head.</summary>
+[Network, Input(6, Kind = InputKind.TokenIds), CrossEntropyLoss]
+public partial class TokenNet
+{
+    [Embedding(20, 8, PaddingIdx = 0)] public partial Embedding Words { get; }
+    [LayerNorm(8)] public partial LayerNorm Norm { get; }
+    [Linear(6 * 8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids) => ids.Apply(Words).Apply(Norm).Gelu().Flatten().Apply(Head);
 }

@@ -104,7 +104,7 @@ namespace Compiled.Nets.Generator.Emit
         {
             if (s.IsMultiInput) return "networks with several inputs";
             if (s.IsMultiOutput) return "networks with several outputs";
-            if (s.MaxSequence > 0 || s.TokenInput) return "sequence and token inputs";
+            if (s.MaxSequence > 0) return "sequence inputs";
             if (s.Loss != LossKind.CrossEntropy) return s.Loss == LossKind.None ? "networks without a loss" : "the " + s.Loss + " loss";
             if (CrossEntropyLoss.Weighted(LossUse.Of(s)[0])) return "class weights and an ignored label in cross-entropy";
             var missing = s.Ops.Where(o => !OpTable.Of(o.Kind).OnGpuFor(s, o)).Select(o => OpTable.Of(o.Kind).Name + (OpTable.Of(o.Kind).OnGpu ? " with these arguments" : "")).Distinct().ToList();
@@ -208,6 +208,12 @@ namespace Compiled.Nets.Generator.Emit
             w.Line($"protected override {ArrayView}<float> Logits => {c.Value(s.Output)};");
             w.Line($"protected override {ArrayView}<float> LogitsGradient => {c.Gradient(s.Output)};");
             w.Line($"protected override {ArrayView}<float> Probabilities => _probs;");
+            if (s.TokenInput)
+            {
+                // Ids are checked on the host against the smallest table that reads them, before they go up.
+                int vocabulary = s.Ops.Where(o => o.Kind == OpKind.Embedding).Select(o => s.Layers[o.Layer].Ints[0]).DefaultIfEmpty(0).Min();
+                w.Line($"protected override int TokenVocabulary => {vocabulary};");
+            }
             w.Line();
             w.Open("protected override void BindWorkspace()");
             foreach (var r in actRegions) w.Line($"{r.Name} = Activation({r.Offset}, {r.Size});");
