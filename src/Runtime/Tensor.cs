@@ -158,8 +158,8 @@ public sealed class Tensor
     /// <summary>Hard swish: x·ReLU6(x + 3)/6.</summary>
     public Tensor Hardswish() => Map(Elementwise.Hardswish, (x, _, g) => Elementwise.HardswishGrad(x, g));
 
-    /// <summary>Softmax over the last dimension.</summary>
-    public Tensor Softmax() => OverRows(SoftmaxKernels.Forward, SoftmaxKernels.Backward);
+    /// <summary>Softmax over the last dimension; of a masked sequence [B, T], over its kept positions (as compiled).</summary>
+    public Tensor Softmax() => Shape.Length == 2 && Mask is not null ? Softmax(1) : OverRows(SoftmaxKernels.Forward, SoftmaxKernels.Backward);
 
     /// <summary>log-softmax over the last dimension (<c>F.log_softmax(x, -1)</c>).</summary>
     public Tensor LogSoftmax() => OverRows(LogSoftmaxKernels.Forward, LogSoftmaxKernels.Backward);
