@@ -13,7 +13,7 @@ namespace Compiled.Nets.Generator.Emit
     internal static partial class CpuEmitter
     {
         /// <summary>Whether the network implements IMultiNetwork: several inputs or outputs and a loss.</summary>
-        internal static bool IsMultiNetwork(NetworkSpec s, bool sequence) => s.IsMultiple && LossUse.Of(s).Count > 0;
+        internal static bool IsMultiNetwork(NetworkSpec s) => s.IsMultiple && LossUse.Of(s).Count > 0;
 
         /// <summary>The mask column of a sequence network's batches (Hugging Face's name for it).</summary>
         internal const string MaskColumn = "attention_mask";
