@@ -13,10 +13,11 @@ internal struct PermuteArgs
     {
         int rank = shape.Length;
         if (rank == 0 || rank > 8 || permutation.Length != rank) throw new ArgumentException($"Permute: a permutation of 1 to 8 dimensions is needed, got {permutation.Length} for {rank}.");
-        var inStride = new int[rank];
+        // On the stack: the twin launches this every step and allocates nothing per step.
+        Span<int> inStride = stackalloc int[8], s = stackalloc int[8], w = stackalloc int[8];
+        s.Clear(); w.Clear();
         inStride[rank - 1] = 1;
         for (int d = rank - 2; d >= 0; d--) inStride[d] = inStride[d + 1] * shape[d + 1];
-        var s = new int[8]; var w = new int[8];
         for (int i = 0; i < rank; i++) { s[i] = shape[permutation[i]]; w[i] = inStride[permutation[i]]; }
         return new PermuteArgs
         {
