@@ -168,8 +168,7 @@ public abstract class DeviceNetwork : IDisposable
         TakesFloats("Forward");
         NetworkArguments.Check(Name, "Forward", input.Length, batch, InputFeatures, _inputShape, output.Length, OutputFeatures, _outputShape);
         Prepare(input, batch);
-        RunForward(batch, training: false);
-        Download(Logits, output.Slice(0, batch * OutputFeatures));
+        Infer(batch, output);
     }
 
     /// <summary>
@@ -207,11 +206,7 @@ public abstract class DeviceNetwork : IDisposable
         TakesFloats("EvaluateLoss");
         NetworkArguments.Check(Name, "EvaluateLoss", input.Length, batch, InputFeatures, _inputShape, logits.IsEmpty ? -1 : logits.Length, OutputFeatures, _outputShape);
         Prepare(input, batch);
-        UploadLabels(labels, batch);
-        RunForward(batch, training: false);
-        float loss = Loss(batch);
-        if (!logits.IsEmpty) Download(Logits, logits.Slice(0, batch * OutputFeatures));
-        return loss;
+        return Evaluate(labels, batch, logits);
     }
 
     /// <summary>Inference on token ids (a network over token ids): <paramref name="output"/> gets batch × <see cref="OutputFeatures"/> logits.</summary>
@@ -222,8 +217,7 @@ public abstract class DeviceNetwork : IDisposable
         TakesTokens("Forward");
         NetworkArguments.Check(Name, "Forward", ids.Length, batch, InputFeatures, _inputShape, output.Length, OutputFeatures, _outputShape);
         PrepareTokens(ids, batch);
-        RunForward(batch, training: false);
-        Download(Logits, output.Slice(0, batch * OutputFeatures));
+        Infer(batch, output);
     }
 
     /// <summary>A training step on token ids (see <see cref="TrainStep(ReadOnlySpan{float}, ReadOnlySpan{int}, int, Span{float})"/>).</summary>
@@ -243,6 +237,19 @@ public abstract class DeviceNetwork : IDisposable
         TakesTokens("EvaluateLoss");
         NetworkArguments.Check(Name, "EvaluateLoss", ids.Length, batch, InputFeatures, _inputShape, logits.IsEmpty ? -1 : logits.Length, OutputFeatures, _outputShape);
         PrepareTokens(ids, batch);
+        return Evaluate(labels, batch, logits);
+    }
+
+    /// <summary>Inference on the uploaded batch, its logits downloaded.</summary>
+    private void Infer(int batch, Span<float> output)
+    {
+        RunForward(batch, training: false);
+        Download(Logits, output.Slice(0, batch * OutputFeatures));
+    }
+
+    /// <summary>The evaluation-mode loss of the uploaded batch (and its logits, when asked for).</summary>
+    private float Evaluate(ReadOnlySpan<int> labels, int batch, Span<float> logits)
+    {
         UploadLabels(labels, batch);
         RunForward(batch, training: false);
         float loss = Loss(batch);
