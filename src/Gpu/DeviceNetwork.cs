@@ -20,7 +20,8 @@ public abstract class DeviceNetwork : IDisposable
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _values, _gradients, _buffers;
     private readonly List<MemoryBuffer1D<float, Stride1D.Dense>> _persistent = new();
     private MemoryBuffer1D<float, Stride1D.Dense>? _act, _grad, _scratch, _input, _rowLoss;
-    private MemoryBuffer1D<int, Stride1D.Dense>? _ints, _labels, _tokens;
+    private MemoryBuffer1D<int, Stride1D.Dense>? _ints, _labels, _tokens, _mask;
+    private int[] _allReal = [];
     private float[] _rowLossHost = [];
     private int[] _labelsHost = [];
     private readonly string _inputShape, _outputShape;
@@ -122,6 +123,17 @@ public abstract class DeviceNetwork : IDisposable
     /// host before they go up); 0 for a network of float inputs.</summary>
     protected virtual int TokenVocabulary => 0;
 
+    /// <summary>A network over sequences: the longest sequence it takes (its workspace is laid out for it); 0 for a
+    /// network of fixed-size inputs.</summary>
+    protected virtual int MaxSequence => 0;
+
+    /// <summary>The current batch's sequence length T (a sequence network): the generated passes size every [T, …] value by it.</summary>
+    protected int SequenceLength { get; private set; }
+
+    /// <summary>The current batch's attention mask [B, T] of 1 (a real token) and 0 (padding), uploaded (all ones when
+    /// the caller gave none).</summary>
+    protected ArrayView<int> Mask => _mask!.View;
+
     /// <summary>The batch's token ids, uploaded and checked (a network over token ids).</summary>
     protected ArrayView<int> TokenInput => _tokens!.View;
 
@@ -216,7 +228,7 @@ public abstract class DeviceNetwork : IDisposable
     {
         TakesTokens("Forward");
         NetworkArguments.Check(Name, "Forward", ids.Length, batch, InputFeatures, _inputShape, output.Length, OutputFeatures, _outputShape);
-        PrepareTokens(ids, batch);
+        PrepareTokens(ids.Slice(0, batch * InputFeatures), batch);
         Infer(batch, output);
     }
 
@@ -226,7 +238,7 @@ public abstract class DeviceNetwork : IDisposable
     {
         TakesTokens("TrainStep");
         NetworkArguments.Check(Name, "TrainStep", ids.Length, batch, InputFeatures, _inputShape, logits.IsEmpty ? -1 : logits.Length, OutputFeatures, _outputShape);
-        PrepareTokens(ids, batch);
+        PrepareTokens(ids.Slice(0, batch * InputFeatures), batch);
         UploadLabels(labels, batch);
         return Step(batch, logits);
     }
@@ -236,8 +248,48 @@ public abstract class DeviceNetwork : IDisposable
     {
         TakesTokens("EvaluateLoss");
         NetworkArguments.Check(Name, "EvaluateLoss", ids.Length, batch, InputFeatures, _inputShape, logits.IsEmpty ? -1 : logits.Length, OutputFeatures, _outputShape);
-        PrepareTokens(ids, batch);
+        PrepareTokens(ids.Slice(0, batch * InputFeatures), batch);
         return Evaluate(labels, batch, logits);
+    }
+
+    /// <summary>Inference on [batch, sequence] token ids of a sequence network (as <c>ISequenceClassifier.Forward</c>):
+    /// <paramref name="mask"/> is [batch, sequence] of 1 (a real token) and 0 (padding), empty when every position is real.</summary>
+    /// <exception cref="ArgumentException">Spans whose lengths do not fit the batch and sequence, or a mask of other values.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A sequence longer than MaxSequence, or an id outside the embedding table.</exception>
+    public void Forward(ReadOnlySpan<int> ids, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> output)
+    {
+        PrepareSequence("Forward", ids, mask, batch, sequence, output.Length);
+        Infer(batch, output);
+    }
+
+    /// <summary>A training step on [batch, sequence] token ids (see <see cref="TrainStep(ReadOnlySpan{float}, ReadOnlySpan{int}, int, Span{float})"/>).</summary>
+    public float TrainStep(ReadOnlySpan<int> ids, ReadOnlySpan<int> labels, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> logits = default)
+    {
+        PrepareSequence("TrainStep", ids, mask, batch, sequence, logits.IsEmpty ? -1 : logits.Length);
+        UploadLabels(labels, batch);
+        return Step(batch, logits);
+    }
+
+    /// <summary>The mean loss on [batch, sequence] token ids in evaluation mode, without gradients.</summary>
+    public float EvaluateLoss(ReadOnlySpan<int> ids, ReadOnlySpan<int> labels, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> logits = default)
+    {
+        PrepareSequence("EvaluateLoss", ids, mask, batch, sequence, logits.IsEmpty ? -1 : logits.Length);
+        return Evaluate(labels, batch, logits);
+    }
+
+    /// <summary>Checks a sequence batch as the CPU network does, then uploads its ids and mask and sets <see cref="SequenceLength"/>.</summary>
+    private void PrepareSequence(string method, ReadOnlySpan<int> ids, ReadOnlySpan<int> mask, int batch, int sequence, int outputLength)
+    {
+        TakesTokens(method, sequence: true);
+        NetworkArguments.CheckSequence(Name, method, ids.Length, mask, batch, sequence, MaxSequence, 1, "", outputLength, OutputFeatures, _outputShape);
+        PrepareTokens(ids, batch);
+        if (mask.IsEmpty)
+        {
+            if (_allReal.Length < batch * sequence) _allReal = Enumerable.Repeat(1, batch * MaxSequence).ToArray();
+            mask = _allReal.AsSpan(0, batch * sequence);
+        }
+        Upload(mask, _mask!.View);
+        SequenceLength = sequence;
     }
 
     /// <summary>Inference on the uploaded batch, its logits downloaded.</summary>
@@ -262,18 +314,22 @@ public abstract class DeviceNetwork : IDisposable
         if (TokenVocabulary > 0) throw new InvalidOperationException($"{Name}.{method}: the network takes token ids (ReadOnlySpan<int>), not floats.");
     }
 
-    private void TakesTokens(string method)
+    private void TakesTokens(string method, bool sequence = false)
     {
         if (TokenVocabulary == 0) throw new InvalidOperationException($"{Name}.{method}: the network takes floats, not token ids.");
+        if (sequence && MaxSequence == 0)
+            throw new InvalidOperationException($"{Name}.{method}: the network takes {InputFeatures} token ids per sample, not sequences: call {method} without a mask and sequence length.");
+        if (!sequence && MaxSequence > 0)
+            throw new InvalidOperationException($"{Name}.{method}: the network takes sequences of up to {MaxSequence} token ids: call {method} with the attention mask and the sequence length.");
     }
 
-    private void PrepareTokens(ReadOnlySpan<int> ids, int batch)
+    /// <summary>Checks <paramref name="used"/> (the batch's ids) against the table, then uploads them.</summary>
+    private void PrepareTokens(ReadOnlySpan<int> used, int batch)
     {
         ThrowIfDisposed();
-        var used = ids.Slice(0, batch * InputFeatures);
         for (int n = 0; n < used.Length; n++)
             if ((uint)used[n] >= (uint)TokenVocabulary)
-                throw new ArgumentOutOfRangeException(nameof(ids), used[n], $"{Name}: token id {used[n]} at position {n} is outside the embedding table's {TokenVocabulary} rows.");
+                throw new ArgumentOutOfRangeException("ids", used[n], $"{Name}: token id {used[n]} at position {n} is outside the embedding table's {TokenVocabulary} rows.");
         if (batch > Capacity) Grow(batch);
         Upload(used, _tokens!.View);
     }
@@ -394,6 +450,7 @@ public abstract class DeviceNetwork : IDisposable
         _scratch = Device.Allocate(ScratchFor(batch));
         _input = Device.Allocate(TokenVocabulary > 0 ? 1 : (long)InputFeatures * batch);
         _tokens = Device.AllocateInts(TokenVocabulary > 0 ? (long)InputFeatures * batch : 1);
+        _mask = Device.AllocateInts(Math.Max(1, (long)MaxSequence * batch));
         _labels = Device.AllocateInts(batch);
         _rowLoss = Device.Allocate(batch);
         _rowLossHost = new float[batch];
@@ -403,7 +460,7 @@ public abstract class DeviceNetwork : IDisposable
 
     private void FreeWorkspace()
     {
-        _act?.Dispose(); _grad?.Dispose(); _ints?.Dispose(); _scratch?.Dispose(); _input?.Dispose(); _tokens?.Dispose(); _labels?.Dispose(); _rowLoss?.Dispose();
+        _act?.Dispose(); _grad?.Dispose(); _ints?.Dispose(); _scratch?.Dispose(); _input?.Dispose(); _tokens?.Dispose(); _mask?.Dispose(); _labels?.Dispose(); _rowLoss?.Dispose();
     }
 
     private void ThrowIfDisposed()

@@ -418,9 +418,149 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     [Fact]
     public void A_network_with_ops_the_GPU_lacks_says_which()
     {
-        using var net = new SequenceTokenNet();
+        using var net = new RecurrentTokenNet();
         var e = Assert.Throws<NotSupportedException>(() => net.ToDevice(f.Device));
-        Assert.Contains("sequence inputs", e.Message);
+        Assert.Contains("LSTM", e.Message);
+    }
+
+    /// <summary>A padded batch of token ids: sample b has <c>seq − b</c> real tokens, then padding id 0 with mask 0.</summary>
+    private static (int[] Ids, int[] Mask, int[] Labels) SequenceBatch(int batch, int seq, int vocabulary, int classes, int seed)
+    {
+        var r = new Random(seed);
+        var ids = new int[batch * seq]; var mask = new int[batch * seq];
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < seq; t++)
+            {
+                bool real = t < seq - b;
+                ids[b * seq + t] = real ? r.Next(1, vocabulary) : 0;
+                mask[b * seq + t] = real ? 1 : 0;
+            }
+        return (ids, mask, Enumerable.Range(0, batch).Select(i => (i + seed) % classes).ToArray());
+    }
+
+    private void SequenceStepMatches<TNet>(TNet cpu, TNet gpuHost, Func<TNet, DeviceNetwork> toDevice, int batch, int seq, int vocabulary, int seed) where TNet : ISequenceClassifier
+    {
+        using var dev = toDevice(gpuHost);
+        var (ids, mask, labels) = SequenceBatch(batch, seq, vocabulary, cpu.OutputSize, seed);
+        var cpuOut = new float[batch * cpu.OutputSize]; var devOut = new float[cpuOut.Length];
+        foreach (var m in new[] { mask, [] })
+        {
+            cpu.Forward(ids, m, batch, seq, cpuOut);
+            dev.Forward(ids, m, batch, seq, devOut);
+            Relative(cpuOut, devOut, 1e-4, $"Forward logits ({(m.Length == 0 ? "no mask" : "padded")})");
+        }
+        float cpuLoss = cpu.TrainStep(ids, labels, mask, batch, seq, cpuOut);
+        float devLoss = dev.TrainStep(ids, labels, mask, batch, seq, devOut);
+        Assert.Equal(cpuLoss, devLoss, 1e-4 * (1 + Math.Abs(cpuLoss)));
+        Relative(cpuOut, devOut, 1e-4, "TrainStep logits");
+        dev.CopyGradientsToHost();
+        foreach (var p in cpu.Parameters.Parameters)
+            Relative(cpu.Parameters.Gradient(p), gpuHost.Parameters.Gradient(gpuHost.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+        Assert.Equal(cpu.EvaluateLoss(ids, labels, mask, batch, seq), dev.EvaluateLoss(ids, labels, mask, batch, seq), 1e-4 * (1 + Math.Abs(cpuLoss)));
+    }
+
+    [Fact]
+    public void MiniBert_on_the_device_matches_the_CPU_on_a_padded_batch_in_logits_loss_and_every_gradient()
+    {
+        using var cpu = new MiniBert(seed: 21);
+        using var host = new MiniBert(seed: 21);
+        SequenceStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seq: 7, vocabulary: 50, seed: 1);
+        // The longest sequence the workspace is laid out for, and a batch that grows it.
+        using var cpu2 = new MiniBert(seed: 22);
+        using var host2 = new MiniBert(seed: 22);
+        SequenceStepMatches(cpu2, host2, n => n.ToDevice(f.Device), batch: 4, seq: MiniBert.MaxSequence, vocabulary: 50, seed: 2);
+    }
+
+    [Fact]
+    public void Attention_over_a_fixed_length_without_a_mask_matches_the_CPU()
+    {
+        using var cpu = new FixedAttentionNet(seed: 23);
+        using var host = new FixedAttentionNet(seed: 23);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 4);
+    }
+
+    [Fact]
+    public void Twenty_AdamW_steps_of_MiniBert_on_the_device_follow_the_CPU_and_sequence_lengths_may_change()
+    {
+        using var cpu = new MiniBert(seed: 24);
+        using var host = new MiniBert(seed: 24);
+        using var dev = host.ToDevice(f.Device);
+        var cpuOpt = new AdamW(cpu.Parameters, lr: 1e-2f) { DecayPredicate = Optimizer.NoDecayForBiasAndNorm };
+        using var devOpt = new DeviceAdamW(dev, lr: 1e-2f) { DecayPredicate = Optimizer.NoDecayForBiasAndNorm };
+        var batches = new[] { SequenceBatch(4, 9, 50, 3, 5), SequenceBatch(4, 5, 50, 3, 6) };
+        var losses = new List<float>();
+        for (int step = 0; step < 20; step++)
+        {
+            var (ids, mask, labels) = batches[step % 2];
+            int seq = ids.Length / 4;
+            float a = cpu.TrainStep(ids, labels, mask, 4, seq); cpuOpt.Step();
+            float b = dev.TrainStep(ids, labels, mask, 4, seq); devOpt.Step();
+            Assert.True(Math.Abs(a - b) <= 2e-4 * (1 + Math.Abs(a)), $"step {step}: CPU loss {a}, device loss {b}");
+            losses.Add(b);
+        }
+        Assert.True(losses[^1] < 0.5 * losses[0], $"the loss did not fall: {losses[0]} → {losses[^1]}");
+        dev.CopyParametersToHost();
+        // A key projection's bias adds the same q·b to every score of a row, which softmax ignores: its gradient is
+        // float noise (on either path), which Adam's normalisation turns into steps of the learning rate's size.
+        foreach (var p in cpu.Parameters.Parameters.Where(p => !p.Name.EndsWith("key.bias", StringComparison.Ordinal)))
+            Relative(cpu.Parameters.ReadValue(p), host.Parameters.ReadValue(host.Parameters[p.Name]), 1e-3, p.Name + " after 20 steps");
+    }
+
+    [Fact]
+    public void Dropout_in_and_after_attention_is_off_in_evaluation_and_reproducible_in_training()
+    {
+        using var cpu = new DropBert(seed: 25);
+        using var host = new DropBert(seed: 25);
+        using var dev = host.ToDevice(f.Device);
+        var (ids, mask, labels) = SequenceBatch(3, 8, 30, 2, 3);
+        var eval = new float[6]; var devEval = new float[6];
+        cpu.Forward(ids, mask, 3, 8, eval);
+        dev.Forward(ids, mask, 3, 8, devEval);
+        Relative(eval, devEval, 1e-4, "evaluation-mode logits (dropout off)");
+        Assert.Equal(cpu.EvaluateLoss(ids, labels, mask, 3, 8), dev.EvaluateLoss(ids, labels, mask, 3, 8), 1e-4);
+
+        var trained = new float[6];
+        dev.TrainStep(ids, labels, mask, 3, 8, trained);
+        Assert.NotEqual(devEval, trained);
+        using var twinHost = new DropBert(seed: 25);
+        using var twin = twinHost.ToDevice(f.Device);
+        var again = new float[6];
+        twin.TrainStep(ids, labels, mask, 3, 8, again);
+        Assert.Equal(trained, again);
+        dev.CopyGradientsToHost(); twin.CopyGradientsToHost();
+        Assert.Equal(host.Parameters.Gradients.ToArray(), twinHost.Parameters.Gradients.ToArray());
+    }
+
+    [Fact]
+    public void A_sequence_batch_is_checked_as_the_CPU_network_checks_it()
+    {
+        using var host = new MiniBert(seed: 1);
+        using var dev = host.ToDevice(f.Device);
+        var (ids, mask, labels) = SequenceBatch(2, 5, 50, 3, 1);
+        var output = new float[6];
+        Assert.Contains("sequence length must be in [1, 12]", Assert.Throws<ArgumentOutOfRangeException>(() => dev.Forward(new int[26], [], 2, 13, output)).Message);
+        Assert.Contains("the mask has 9 values", Assert.Throws<ArgumentException>(() => dev.Forward(ids, mask[..9], 2, 5, output)).Message);
+        var bad = (int[])mask.Clone(); bad[3] = 2;
+        Assert.Contains("holds 2 at [0, 3]", Assert.Throws<ArgumentException>(() => dev.TrainStep(ids, labels, bad, 2, 5)).Message);
+        var outside = (int[])ids.Clone(); outside[7] = 50;
+        Assert.Contains("token id 50 at position 7", Assert.Throws<ArgumentOutOfRangeException>(() => dev.EvaluateLoss(outside, labels, mask, 2, 5)).Message);
+        Assert.Contains("with the attention mask and the sequence length", Assert.Throws<InvalidOperationException>(() => dev.Forward(new int[24], 2, output)).Message);
+        using var tokens = new TokenNet(seed: 1);
+        using var fixedDev = tokens.ToDevice(f.Device);
+        Assert.Contains("not sequences", Assert.Throws<InvalidOperationException>(() => fixedDev.Forward(new int[12], [], 2, 6, output)).Message);
+    }
+
+    [Fact]
+    public void A_MiniBert_training_step_launches_what_it_declares()
+    {
+        using var host = new MiniBert(seed: 3);
+        using var dev = host.ToDevice(f.Device);
+        var (ids, mask, labels) = SequenceBatch(2, 6, 50, 3, 2);
+        dev.TrainStep(ids, labels, mask, 2, 6);
+        long before = f.Device.LaunchCount;
+        dev.TrainStep(ids, labels, mask, 2, 6);
+        Assert.Equal(dev.LaunchesPerTrainStep, f.Device.LaunchCount - before);
+        Assert.True(dev.LaunchesPerTrainStepUnfused > dev.LaunchesPerTrainStep);
     }
 
     [Fact]

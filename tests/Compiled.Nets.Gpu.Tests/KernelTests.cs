@@ -57,6 +57,90 @@ public sealed class KernelTests(DeviceFixture f) : IClassFixture<DeviceFixture>
         Assert.Contains("this call needs 6", e.Message);
     }
 
+    [Theory]
+    [InlineData(1, 1, 1, 4, false, false)]
+    [InlineData(2, 7, 3, 5, true, false)]
+    [InlineData(3, 17, 2, 8, true, true)]
+    [InlineData(1, 9, 4, 3, false, true)]
+    public void Attention_forward_and_backward_match_the_CPU_kernels(int batch, int seq, int heads, int headSize, bool masked, bool dropout)
+    {
+        int e = heads * headSize;
+        long n = (long)batch * seq * e, pr = (long)batch * heads * seq * seq;
+        var q = DeviceFixture.Random((int)n, 1); var k = DeviceFixture.Random((int)n, 2); var v = DeviceFixture.Random((int)n, 3);
+        var dctx = DeviceFixture.Random((int)n, 4);
+        // Padding at each sample's end, one sample wholly padded (its keys then average uniformly, as on the CPU).
+        var mask = new int[batch * seq];
+        for (int b = 0; b < batch; b++) for (int t = 0; t < seq; t++) mask[b * seq + t] = t < seq - b * 2 ? 1 : 0;
+        if (batch == 3) Array.Clear(mask, 2 * seq, seq);
+        using var dq = f.Upload(q); using var dk = f.Upload(k); using var dv = f.Upload(v); using var dm = f.Upload(mask);
+        using var ctx = f.Device.Allocate(n); using var probs = f.Device.Allocate(pr); using var drop = f.Device.Allocate(pr);
+        K.AttentionForward(ctx.View, probs.View, drop.View, dq.View, dk.View, dv.View, dm.View, masked, batch, seq, heads, headSize, dropout ? 0.3f : 0f, training: true, key: 42, stream: 7);
+        var dropMask = dropout ? DeviceFixture.Download(drop, pr) : [];
+        if (dropout) Assert.All(dropMask, m => Assert.True(m == 0f || Math.Abs(m - 1f / 0.7f) < 1e-6));
+
+        var expectedCtx = new float[n]; var expectedProbs = new float[pr];
+        AttentionKernels.Forward(expectedCtx, expectedProbs, q, k, v, masked ? mask : [], dropMask, batch, seq, heads, headSize, new float[AttentionKernels.ScratchSize(seq)]);
+        DeviceFixture.Close(expectedProbs, DeviceFixture.Download(probs, pr), 1e-5f, "probabilities");
+        DeviceFixture.Close(expectedCtx, DeviceFixture.Download(ctx, n), 1e-5f, "context");
+
+        var gq = new float[n]; var gk = new float[n]; var gv = new float[n];
+        AttentionKernels.Backward(gq, gk, gv, dctx, expectedProbs, q, k, v, dropMask, batch, seq, heads, headSize, new float[AttentionKernels.ScratchSize(seq)], accumulate: false);
+        using var gctx = f.Upload(dctx);
+        using var oq = f.Upload(DeviceFixture.Random((int)n, 9)); using var ok = f.Device.Allocate(n); using var ov = f.Device.Allocate(n); // overwritten, not added to
+        using var scratch = f.Device.Allocate(GpuKernels.AttentionScratch(batch, heads, seq));
+        K.AttentionBackward(oq.View, ok.View, ov.View, gctx.View, probs.View, drop.View, dq.View, dk.View, dv.View, scratch.View, batch, seq, heads, headSize, dropout);
+        DeviceFixture.Close(gq, DeviceFixture.Download(oq, n), 1e-5f, "dq");
+        DeviceFixture.Close(gk, DeviceFixture.Download(ok, n), 1e-5f, "dk");
+        DeviceFixture.Close(gv, DeviceFixture.Download(ov, n), 1e-5f, "dv");
+    }
+
+    [Fact]
+    public void Attention_dropout_is_a_function_of_key_and_stream()
+    {
+        const int n = 2 * 5 * 4, pr = 2 * 2 * 5 * 5;
+        using var q = f.Upload(DeviceFixture.Random(n, 1)); using var ctx = f.Device.Allocate(n); using var probs = f.Device.Allocate(pr);
+        float[] Draw(ulong key, int stream)
+        {
+            using var drop = f.Device.Allocate(pr);
+            K.AttentionForward(ctx.View, probs.View, drop.View, q.View, q.View, q.View, default, false, 2, 5, 2, 2, 0.5f, training: true, key, stream);
+            return DeviceFixture.Download(drop, pr);
+        }
+        var a = Draw(1, 3);
+        Assert.Equal(a, Draw(1, 3));
+        Assert.NotEqual(a, Draw(2, 3));
+        Assert.NotEqual(a, Draw(1, 4));
+        Assert.InRange(a.Count(m => m == 0f), pr / 4, 3 * pr / 4);
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(3, 7, 5)]
+    [InlineData(2, 17, 65)]
+    public void Sequence_means_and_column_sums_match_the_CPU(int batch, int seq, int dim)
+    {
+        var x = DeviceFixture.Random(batch * seq * dim, 5); var dy = DeviceFixture.Random(batch * dim, 6);
+        var mask = Enumerable.Range(0, batch * seq).Select(i => i % seq < seq - i / seq ? 1 : 0).ToArray();
+        if (batch > 1) Array.Clear(mask, seq, seq); // a sample without a real position: zeros, no gradient
+        var y = new float[batch * dim]; var dx = DeviceFixture.Random(x.Length, 7);
+        var expectedDx = (float[])dx.Clone();
+        SequenceKernels.MeanForward(y, x, mask, batch, seq, dim);
+        SequenceKernels.MeanBackward(expectedDx, dy, mask, batch, seq, dim);
+        using var X = f.Upload(x); using var M = f.Upload(mask); using var Y = f.Device.Allocate(y.Length); using var DY = f.Upload(dy); using var DX = f.Upload(dx);
+        K.SequenceMeanForward(Y.View, X.View, M.View, batch, seq, dim);
+        K.SequenceMeanBackward(DX.View, DY.View, M.View, batch, seq, dim);
+        DeviceFixture.Close(y, DeviceFixture.Download(Y, y.Length), 1e-6f, "mean");
+        DeviceFixture.Close(expectedDx, DeviceFixture.Download(DX, dx.Length), 1e-6f, "mean backward");
+
+        // Column sums over 33+ rows cross the kernel's row blocks; they add to what is there.
+        int rows = batch * seq * 3, cols = dim;
+        var m = DeviceFixture.Random(rows * cols, 8); var sums = DeviceFixture.Random(cols, 9);
+        var expected = (float[])sums.Clone();
+        for (int r = 0; r < rows; r++) for (int c = 0; c < cols; c++) expected[c] += m[r * cols + c];
+        using var Mx = f.Upload(m); using var S = f.Upload(sums);
+        K.AddColumnSums(S.View, Mx.View, rows, cols);
+        DeviceFixture.Close(expected, DeviceFixture.Download(S, cols), 1e-5f, "column sums");
+    }
+
     public static TheoryData<Conv2dGeometry> Geometries => new()
     {
         new Conv2dGeometry(1, 1, 5, 5, 1, 3, 3),

@@ -125,14 +125,86 @@ public partial class GateNet
     }
 }
 
-/// <summary>A network the GPU backend cannot run yet (token ids of a symbolic sequence length): ToDevice says so.</summary>
+/// <summary>A network the GPU backend cannot run yet (an LSTM): ToDevice says so.</summary>
 [Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 8), CrossEntropyLoss]
-public partial class SequenceTokenNet
+public partial class RecurrentTokenNet
 {
     [Embedding(10, 4)] public partial Embedding Embed { get; }
-    [Linear(4, 2)] public partial Linear Head { get; }
+    [LSTM(4, 3)] public partial LSTM Rnn { get; }
+    [Linear(3, 2)] public partial Linear Head { get; }
 
-    Tensor Forward(Tensor x) => x.Apply(Embed).MeanOverSequence().Apply(Head);
+    Tensor Forward(Tensor x) => x.Apply(Embed).Apply(Rnn).MeanOverSequence().Apply(Head);
+}
+
+/// <summary>
+/// A two-layer BERT in miniature (hidden 16, 4 heads, intermediate 32) with Hugging Face's names: token, position and
+/// token-type embeddings, LayerNorm, encoder layers of masked self-attention, residual + LayerNorm and a GELU
+/// feed-forward, the pooler's tanh over [CLS] and a classifier, plus the masked mean of the last layer beside [CLS].
+/// </summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 12), CrossEntropyLoss]
+public partial class MiniBert
+{
+    [Embedding(50, 16), StateName("embeddings.word_embeddings")] public partial Embedding Words { get; }
+    [PositionEmbedding(20, 16), StateName("embeddings.position_embeddings")] public partial PositionEmbedding Positions { get; }
+    [TokenTypeEmbedding(2, 16), StateName("embeddings.token_type_embeddings")] public partial TokenTypeEmbedding TokenTypes { get; }
+    [LayerNorm(16, eps: 1e-12), StateName("embeddings.LayerNorm")] public partial LayerNorm EmbedNorm { get; }
+    [SubNetwork(2), StateName("encoder.layer")] public partial MiniBertLayer[] Layers { get; }
+    [Linear(16, 16), StateName("pooler.dense")] public partial Linear Pooler { get; }
+    [Linear(16, 3), StateName("classifier")] public partial Linear Classifier { get; }
+
+    Tensor Forward(Tensor ids)
+    {
+        var h = ids.Apply(Words).Apply(Positions).Apply(TokenTypes).Apply(EmbedNorm).Apply(Layers);
+        return (h.SelectToken(0).Apply(Pooler).Tanh() + h.MeanOverSequence()).Apply(Classifier);
+    }
+}
+
+/// <summary>One encoder layer of <see cref="MiniBert"/> (HF's BertLayer).</summary>
+[Network, Input(Dim.Sequence, 16)]
+public partial class MiniBertLayer
+{
+    [SelfAttention(16, heads: 4), StateName("attention.self")] public partial SelfAttention Attention { get; }
+    [Linear(16, 16), StateName("attention.output.dense")] public partial Linear AttentionOut { get; }
+    [LayerNorm(16, eps: 1e-12), StateName("attention.output.LayerNorm")] public partial LayerNorm AttentionNorm { get; }
+    [Linear(16, 32), StateName("intermediate.dense")] public partial Linear Intermediate { get; }
+    [Linear(32, 16), StateName("output.dense")] public partial Linear Output { get; }
+    [LayerNorm(16, eps: 1e-12), StateName("output.LayerNorm")] public partial LayerNorm OutputNorm { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var a = (x.Apply(Attention).Apply(AttentionOut) + x).Apply(AttentionNorm);
+        return (a.Apply(Intermediate).Gelu().Apply(Output) + a).Apply(OutputNorm);
+    }
+}
+
+/// <summary>BERT's dropouts (after the embeddings, in attention, after each projection) on the device: evaluation
+/// matches the CPU, training draws reproducible masks.</summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 10), CrossEntropyLoss]
+public partial class DropBert
+{
+    [Embedding(30, 8)] public partial Embedding Words { get; }
+    [PositionEmbedding(10, 8)] public partial PositionEmbedding Positions { get; }
+    [LayerNorm(8)] public partial LayerNorm Norm { get; }
+    [Dropout(0.1)] public partial Dropout Drop { get; }
+    [SelfAttention(8, heads: 2, dropout: 0.5)] public partial SelfAttention Attention { get; }
+    [Linear(8, 2)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids)
+    {
+        var h = ids.Apply(Words).Apply(Positions).Apply(Norm).Apply(Drop);
+        return (h.Apply(Attention).Apply(Drop) + h).SelectToken(0).Apply(Head);
+    }
+}
+
+/// <summary>Self-attention over a fixed-length float sequence (no mask), between two Linears.</summary>
+[Network, Input(5, 6), CrossEntropyLoss]
+public partial class FixedAttentionNet
+{
+    [Linear(6, 8)] public partial Linear In { get; }
+    [SelfAttention(8, heads: 2)] public partial SelfAttention Attention { get; }
+    [Linear(5 * 8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(In).Relu().Apply(Attention).Flatten().Apply(Head);
 }
 
 /// <summary>Arithmetic with constants (scaling, a gate's complement, shifts) as stages of the fused chains.</summary>

@@ -104,10 +104,13 @@ namespace Compiled.Nets.Generator.Emit
         {
             if (s.IsMultiInput) return "networks with several inputs";
             if (s.IsMultiOutput) return "networks with several outputs";
-            if (s.MaxSequence > 0) return "sequence inputs";
+            if (Shapes.HasSequence(s.Ops[s.Output].OutShape)) return "outputs per position (a loss over the sequence)";
             if (s.Loss != LossKind.CrossEntropy) return s.Loss == LossKind.None ? "networks without a loss" : "the " + s.Loss + " loss";
             if (CrossEntropyLoss.Weighted(LossUse.Of(s)[0])) return "class weights and an ignored label in cross-entropy";
-            var missing = s.Ops.Where(o => !OpTable.Of(o.Kind).OnGpuFor(s, o)).Select(o => OpTable.Of(o.Kind).Name + (OpTable.Of(o.Kind).OnGpu ? " with these arguments" : "")).Distinct().ToList();
+            var missing = s.Ops.Where(o => !OpTable.Of(o.Kind).OnGpuFor(s, o)).Select(o => OpTable.Of(o.Kind).Name + (OpTable.Of(o.Kind).OnGpu ? " with these arguments" : ""))
+                .Concat(s.Ops.Where(o => OpTable.Of(o.Kind).OnGpuFor(s, o) && !OpTable.Of(o.Kind).OnGpuOverSequence && (Shapes.HasSequence(o.InShape) || Shapes.HasSequence(o.OutShape)))
+                    .Select(o => OpTable.Of(o.Kind).Name + " over a sequence"))
+                .Distinct().ToList();
             return missing.Count == 0 ? null : string.Join(", ", missing);
         }
 
@@ -154,13 +157,14 @@ namespace Compiled.Nets.Generator.Emit
             var intRegions = new List<(string Name, long Offset, long Size)>();
             foreach (var op in values)
             {
-                long size = Shapes.Product(op.OutShape);
+                long size = Shapes.MaxSize(s, op.OutShape);
                 actRegions.Add(($"_v{op.Id}", act, size)); act += size;
                 if (plan.BiasInChain.Contains(op.Id)) { actRegions.Add(($"_r{op.Id}", act, size)); act += size; }
                 gradRegions.Add(($"_g{op.Id}", grad, size)); grad += size;
                 if (OpTable.Of(op.Kind).GradientSource == GradientSource.Mask && OpTable.Of(op.Kind).IsElementwise) { actRegions.Add(($"_m{op.Id}", act, size)); act += size; }
             }
-            actRegions.Add(("_probs", act, Shapes.Product(s.Ops[s.Output].OutShape))); act += Shapes.Product(s.Ops[s.Output].OutShape);
+            long classes = Shapes.Product(s.Ops[s.Output].OutShape);
+            actRegions.Add(("_probs", act, classes)); act += classes;
             // Passes first: they count their launches and declare the state ops keep.
             var body = new SourceWriter();
             var pc = new GpuContext(s, plan, body);
@@ -214,6 +218,7 @@ namespace Compiled.Nets.Generator.Emit
                 int vocabulary = s.Ops.Where(o => o.Kind == OpKind.Embedding).Select(o => s.Layers[o.Layer].Ints[0]).DefaultIfEmpty(0).Min();
                 w.Line($"protected override int TokenVocabulary => {vocabulary};");
             }
+            if (s.MaxSequence > 0) w.Line($"protected override int MaxSequence => {s.TypeName}.MaxSequence;");
             w.Line();
             w.Open("protected override void BindWorkspace()");
             foreach (var r in actRegions) w.Line($"{r.Name} = Activation({r.Offset}, {r.Size});");
@@ -234,6 +239,7 @@ namespace Compiled.Nets.Generator.Emit
         {
             var w = c.Writer;
             w.Open("protected override void RunForward(int batch, bool training)");
+            SequenceLength(c);
             for (int k = 0; k < c.Plan.Units.Count; k++)
             {
                 var u = c.Plan.Units[k];
@@ -256,6 +262,7 @@ namespace Compiled.Nets.Generator.Emit
         {
             var w = c.Writer;
             w.Open("protected override void RunBackward(int batch)");
+            SequenceLength(c);
             var order = c.Plan.Units.Select((u, k) => (u, k)).OrderBy(x => x.u.LastIndex).Reverse();
             foreach (var (u, k) in order)
             {
@@ -272,6 +279,12 @@ namespace Compiled.Nets.Generator.Emit
             }
             w.Close();
             w.Line();
+        }
+
+        /// <summary>A sequence network's passes size [T, …] values by this batch's T, as the CPU passes do.</summary>
+        private static void SequenceLength(GpuContext c)
+        {
+            if (c.Spec.MaxSequence > 0) c.Line("int T = SequenceLength; // this batch's sequence length (≤ MaxSequence); sizes below are expressions of it");
         }
 
         /// <summary>One unit's fused chain: its generated kernels and how they are declared, loaded and launched.</summary>
@@ -294,8 +307,8 @@ namespace Compiled.Nets.Generator.Emit
             bool bias = u.StartsWithBias;
             var shape = s.Ops[u.Source].OutShape;
             int cols = shape[shape.Count - 1];
-            string rows = $"batch * {Shapes.Product(shape) / cols}";
-            string n = $"batch * {Shapes.Product(shape)}";
+            string rows = $"batch * {Shapes.Size(shape.Take(shape.Count - 1))}";
+            string n = $"batch * {Shapes.Size(shape)}";
             string name = $"Chain{u.Last}";
             string src = bias ? $"_r{u.Source}" : c.Value(u.Source);
             bool writeDz = u.Stages.Any(st => !st.IsBias) && !c.IsData(u.Source);

@@ -127,6 +127,54 @@ namespace Compiled.Nets.Generator.Ops
             }
         }
 
+        public override bool OnGpu => true;
+        public override bool OnGpuOverSequence => true;
+
+        /// <summary>The device's names for what forward saves (q, k, v, the probabilities and their dropout mask) and for
+        /// the projections' gradients, one region of each for all attention ops, sized for the widest.</summary>
+        private static (string Q, string K, string V, string Probs, string Drop) GpuSaved(GpuContext c, OpSpec op)
+        {
+            long e = Shapes.MaxSize(c.Spec, op.OutShape), probs = Shapes.MaxSize(c.Spec, Probabilities(c.Spec, op));
+            return (c.Region($"_aq{op.Id}", e), c.Region($"_ak{op.Id}", e), c.Region($"_av{op.Id}", e), c.Region($"_p{op.Id}", probs),
+                AttentionArgs.Of(c.Layer(op)).Dropout > 0 ? c.Region($"_dm{op.Id}", probs) : "default");
+        }
+
+        /// <summary>The query, key and value projections (a GEMM and its bias each), then the attention kernels; the
+        /// padding mask is the batch's, the dropout mask drawn under the step's key with the op id as its stream.</summary>
+        public override void EmitGpuForward(GpuContext c, OpSpec op)
+        {
+            var a = AttentionArgs.Of(c.Layer(op));
+            var saved = GpuSaved(c, op);
+            string rows = c.Rows(op), x = c.Value(op.Input);
+            foreach (var (r, part) in new[] { (saved.Q, "query"), (saved.K, "key"), (saved.V, "value") })
+            {
+                c.Launch($"K.Gemm(false, true, {rows}, {a.Embed}, {a.Embed}, 1f, {x}, {a.Embed}, {c.Read(op, part + ".weight")}, {a.Embed}, 0f, {r}, {a.Embed});");
+                c.Launch($"K.AddBroadcast({r}, {r}, {c.Read(op, part + ".bias")}, {rows} * {a.Embed}, {a.Embed});");
+            }
+            string mask = c.Spec.MaxSequence > 0 ? "Mask, true" : "default, false";
+            c.Launch($"K.AttentionForward({c.Output(op)}, {saved.Probs}, {saved.Drop}, {saved.Q}, {saved.K}, {saved.V}, {mask}, batch, {Shapes.Dim(op.InShape[0])}, {a.Heads}, {a.HeadSize}, {FloatLiteral(a.Dropout)}, training, StepKey, {op.Id});", 3);
+        }
+
+        /// <summary>dq, dk, dv from the attention kernels, then each projection's weight, bias and input gradients.</summary>
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            var a = AttentionArgs.Of(c.Layer(op));
+            var saved = GpuSaved(c, op);
+            long widest = c.Spec.Ops.Where(o => o.Kind == OpKind.SelfAttention).Max(o => Shapes.MaxSize(c.Spec, o.OutShape));
+            string dq = c.Region("_gq", widest), dk = c.Region("_gk", widest), dv = c.Region("_gv", widest);
+            int longest = op.InShape[0] == Shapes.Sequence ? c.Spec.MaxSequence : op.InShape[0];
+            string scratch = c.Scratch($"{Gpu}GpuKernels.AttentionScratch(batch, {a.Heads}, {longest})");
+            c.Launch($"K.AttentionBackward({dq}, {dk}, {dv}, {c.Gradient(op.Id)}, {saved.Probs}, {saved.Drop}, {saved.Q}, {saved.K}, {saved.V}, {scratch}, batch, {Shapes.Dim(op.InShape[0])}, {a.Heads}, {a.HeadSize}, {(a.Dropout > 0 ? "true" : "false")});", 4);
+            string rows = c.Rows(op);
+            foreach (var (gradient, part) in new[] { (dq, "query"), (dk, "key"), (dv, "value") })
+            {
+                c.Launch($"K.Gemm(true, false, {a.Embed}, {a.Embed}, {rows}, 1f, {gradient}, {a.Embed}, {c.Value(op.Input)}, {a.Embed}, 1f, {c.ParameterGradient(op, part + ".weight")}, {a.Embed});");
+                c.Launch($"K.AddColumnSums({c.ParameterGradient(op, part + ".bias")}, {gradient}, {rows}, {a.Embed});");
+                if (!c.InputIsData(op))
+                    c.Launch($"K.Gemm(false, false, {rows}, {a.Embed}, {a.Embed}, 1f, {gradient}, {a.Embed}, {c.Read(op, part + ".weight")}, {a.Embed}, 1f, {c.Gradient(op.Input)}, {a.Embed});");
+            }
+        }
+
         public override void EmitOnnx(OnnxContext c, OpSpec op)
         {
             var a = AttentionArgs.Of(c.Layer(op));

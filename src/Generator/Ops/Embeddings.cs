@@ -102,6 +102,7 @@ namespace Compiled.Nets.Generator.Ops
         }
 
         public override bool OnGpu => true;
+        public override bool OnGpuOverSequence => true;
 
         // Its input is the uploaded token ids (the twin checked them against the table on the host).
         public override void EmitGpuForward(GpuContext c, OpSpec op) =>
@@ -138,6 +139,28 @@ namespace Compiled.Nets.Generator.Ops
             return p.AddOp(Kind, a.Input, -1, a.Layer.Layer, shape, shape, System.Array.Empty<int>(), 0, a.Who);
         }
 
+        public override bool OnGpu => true;
+        public override bool OnGpuOverSequence => true;
+
+        /// <summary>The row of the table added at element i of a sample's block: the block is [T, D] for positions, [D] for the token type.</summary>
+        protected abstract string GpuBlock(OpSpec op, int dim);
+
+        /// <summary>y = x + the table's rows, broadcast over the batch (and over positions for the token type).</summary>
+        public override void EmitGpuForward(GpuContext c, OpSpec op)
+        {
+            int dim = EmbeddingArgs.Of(c.Layer(op)).Dim;
+            c.Launch($"K.AddBroadcast({c.Output(op)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, batch * {Shapes.Size(op.OutShape)}, {GpuBlock(op, dim)});");
+        }
+
+        /// <summary>dx += dy; the table's rows get dy's column sums over the batch (and positions).</summary>
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            int dim = EmbeddingArgs.Of(c.Layer(op)).Dim;
+            string n = $"batch * {Shapes.Size(op.OutShape)}", block = GpuBlock(op, dim);
+            if (!c.InputIsData(op)) c.Launch($"K.AddTo({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, {n});");
+            c.Launch($"K.AddColumnSums({c.ParameterGradient(op, "weight")}, {c.Gradient(op.Id)}, (int)({n}) / ({block}), {block});");
+        }
+
         /// <summary>The sum's gradient flows to the input unchanged (written when nothing else adds to it).</summary>
         protected static void EmitInputGradient(CpuContext c, OpSpec op)
         {
@@ -150,6 +173,8 @@ namespace Compiled.Nets.Generator.Ops
         public override OpKind Kind => OpKind.AddPositions;
         public override string Name => "PositionEmbedding";
         public override LayerKind? Layer => LayerKind.PositionEmbedding;
+
+        protected override string GpuBlock(OpSpec op, int dim) => Shapes.Size(op.OutShape);
 
         public override void EmitForward(CpuContext c, OpSpec op) =>
             c.Line($"{Kernels}EmbeddingKernels.AddPositions({c.Output(op)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, batch, {Shapes.Dim(op.InShape[0])}, {EmbeddingArgs.Of(c.Layer(op)).Dim});");
@@ -176,6 +201,8 @@ namespace Compiled.Nets.Generator.Ops
         public override OpKind Kind => OpKind.AddTokenType;
         public override string Name => "TokenTypeEmbedding";
         public override LayerKind? Layer => LayerKind.TokenTypeEmbedding;
+
+        protected override string GpuBlock(OpSpec op, int dim) => IntLiteral(dim);
 
         public override void EmitForward(CpuContext c, OpSpec op) =>
             c.Line($"{Elementwise}.AddToEachRow({c.Output(op)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {c.Rows(op)}, {EmbeddingArgs.Of(c.Layer(op)).Dim}); // token type 0 everywhere");

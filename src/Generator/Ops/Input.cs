@@ -10,6 +10,7 @@ namespace Compiled.Nets.Generator.Ops
         public override string Name => "input";
         public override string? ProducerName => "the input";
         public override bool OnGpu => true; // the uploaded batch
+        public override bool OnGpuOverSequence => true;
         public override void EmitOnnx(OnnxContext c, OpSpec op) { }
     }
 }

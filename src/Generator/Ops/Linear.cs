@@ -87,6 +87,7 @@ namespace Compiled.Nets.Generator.Ops
         }
 
         public override bool OnGpu => true;
+        public override bool OnGpuOverSequence => true;
 
         /// <summary>y = x·Wᵀ as one GEMM; the bias is the first stage of the fused chain that follows.</summary>
         public override void EmitGpuForward(GpuContext c, OpSpec op)

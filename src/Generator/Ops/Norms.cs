@@ -176,11 +176,12 @@ namespace Compiled.Nets.Generator.Ops
         }
 
         public override bool OnGpu => true;
+        public override bool OnGpuOverSequence => true;
 
         public override void EmitGpuForward(GpuContext c, OpSpec op)
         {
             var a = NormArgs.Of(c.Layer(op));
-            long rows = Shapes.Product(op.OutShape.Take(op.OutShape.Count - 1));
+            long rows = Shapes.MaxSize(c.Spec, op.OutShape.Take(op.OutShape.Count - 1));
             c.Launch($"K.LayerNormForward({c.Output(op)}, {c.Region($"_mean{op.Id}", rows)}, {c.Region($"_rstd{op.Id}", rows)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, {c.Rows(op)}, {a.Features}, {FloatLiteral(a.Eps)});");
         }
 

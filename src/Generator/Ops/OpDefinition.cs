@@ -190,6 +190,10 @@ namespace Compiled.Nets.Generator.Ops
         /// <summary>The GPU emitter has this op with these arguments (a grouped convolution, say, not yet).</summary>
         public virtual bool OnGpuFor(NetworkSpec s, OpSpec op) => OnGpu;
 
+        /// <summary>The GPU emission sizes this op's [T, …] values by the batch's sequence length (the device twin of a
+        /// sequence network takes only such ops where T runs).</summary>
+        public virtual bool OnGpuOverSequence => IsElementwise || IsView;
+
         /// <summary>An elementwise op inside a fused GPU kernel (scalar <paramref name="t"/> at element <c>i</c>): its CPU
         /// scalar stage unless the device needs another (dropout draws its mask there).</summary>
         public virtual string GpuStageForward(PlanStage stage, string t) => StageForward(stage, t, false, true, "i");

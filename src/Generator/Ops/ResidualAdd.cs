@@ -36,14 +36,15 @@ namespace Compiled.Nets.Generator.Ops
         }
 
         public override bool OnGpu => true;
+        public override bool OnGpuOverSequence => true;
 
         public override void EmitGpuForward(GpuContext c, OpSpec op) =>
-            c.Launch($"K.Add({c.Output(op)}, {c.Value(op.Input)}, {c.Value(op.Input2)}, batch * {Model.Shapes.Product(op.OutShape)});");
+            c.Launch($"K.Add({c.Output(op)}, {c.Value(op.Input)}, {c.Value(op.Input2)}, batch * {Model.Shapes.Size(op.OutShape)});");
 
         public override void EmitGpuBackward(GpuContext c, OpSpec op)
         {
             foreach (int input in new[] { op.Input, op.Input2 })
-                if (!c.IsData(input)) c.Launch($"K.AddTo({c.Gradient(input)}, {c.Gradient(op.Id)}, batch * {Model.Shapes.Product(op.OutShape)});");
+                if (!c.IsData(input)) c.Launch($"K.AddTo({c.Gradient(input)}, {c.Gradient(op.Id)}, batch * {Model.Shapes.Size(op.OutShape)});");
         }
 
         public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"Add\", new[] {{ {c.Value(op.Input)}, {c.Value(op.Input2)} }}, {c.Output(op)});");

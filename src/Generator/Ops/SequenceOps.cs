@@ -54,6 +54,19 @@ namespace Compiled.Nets.Generator.Ops
             if (!c.InputIsData(op)) c.Line($"if (n{op.Input}) {Kernels}SequenceKernels.SelectBackward(g{op.Input}, g{op.Id}, batch, T, {Shapes.Size(op.OutShape)}, {op.Ints[0]});");
         }
 
+        public override bool OnGpu => true;
+        public override bool OnGpuOverSequence => true;
+
+        /// <summary>Position i of each sample's [T, D] block: a Narrow of D values at i·D.</summary>
+        private static string GpuSizes(OpSpec op) => $"batch, T * {Shapes.Size(op.OutShape)}, {op.Ints[0]} * {Shapes.Size(op.OutShape)}, {Shapes.Size(op.OutShape)}";
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op) => c.Launch($"K.NarrowForward({c.Output(op)}, {c.Value(op.Input)}, {GpuSizes(op)});");
+
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            if (!c.InputIsData(op)) c.Launch($"K.NarrowBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, {GpuSizes(op)});");
+        }
+
         public override void EmitOnnx(OnnxContext c, OpSpec op) =>
             c.Line($"g.Node(\"Gather\", new[] {{ {c.Value(op.Input)}, g.Int64(false, {IntLiteral(op.Ints[0])}) }}, {c.Output(op)}, (\"axis\", 1));");
     }
@@ -79,6 +92,17 @@ namespace Compiled.Nets.Generator.Ops
         public override void EmitBackward(CpuContext c, OpSpec op)
         {
             if (!c.InputIsData(op)) c.Line($"if (n{op.Input}) {Kernels}SequenceKernels.MeanBackward(g{op.Input}, g{op.Id}, mask, batch, T, {Shapes.Size(op.OutShape)});");
+        }
+
+        public override bool OnGpu => true;
+        public override bool OnGpuOverSequence => true;
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op) =>
+            c.Launch($"K.SequenceMeanForward({c.Output(op)}, {c.Value(op.Input)}, Mask, batch, T, {Shapes.Size(op.OutShape)});");
+
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            if (!c.InputIsData(op)) c.Launch($"K.SequenceMeanBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, Mask, batch, T, {Shapes.Size(op.OutShape)});");
         }
 
         public override void EmitOnnx(OnnxContext c, OpSpec op)

@@ -1,0 +1,94 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Compiled.Nets.Gpu;
+
+// Sequences on the device: [B, T, D] values laid out as the CPU runtime lays them out (T this batch's length), the
+// attention mask [B, T] of 0/1 as Hugging Face's tokenizers give it. The position/token-type sums broadcast a table row
+// over a block; their tables' gradients are column sums; the [CLS] pick is a Narrow.
+public sealed partial class GpuKernels
+{
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _addBroadcast;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _columnSums;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>? _sequenceMean, _sequenceMeanBackward;
+
+    /// <summary>Rows one thread of <see cref="AddColumnSums"/> walks down its column before its atomic add.</summary>
+    private const int ColumnBlock = 32;
+
+    /// <summary>y[i] = x[i] + row[i mod block] over <paramref name="n"/> elements (a bias over rows, position embeddings
+    /// over each sample's [T, D] block); y may be x.</summary>
+    public void AddBroadcast(ArrayView<float> y, ArrayView<float> x, ArrayView<float> row, long n, int block)
+    {
+        if (n == 0) return;
+        Need(y, n, nameof(y)); Need(x, n, nameof(x)); Need(row, Math.Min(n, block), nameof(row));
+        _addBroadcast ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(AddBroadcastKernel);
+        Launched(); _addBroadcast(checked((int)n), y, x, row, block);
+    }
+
+    private static void AddBroadcastKernel(Index1D index, ArrayView<float> y, ArrayView<float> x, ArrayView<float> row, int block)
+    {
+        int i = index;
+        y[i] = x[i] + row[i % block];
+    }
+
+    /// <summary>sums[c] += Σ_r x[r·cols + c] (a bias's or an added table's gradient): one thread per column and block of
+    /// rows, one atomic add each.</summary>
+    public void AddColumnSums(ArrayView<float> sums, ArrayView<float> x, int rows, int cols)
+    {
+        if (rows == 0 || cols == 0) return;
+        Need(sums, cols, nameof(sums)); Need(x, (long)rows * cols, nameof(x));
+        _columnSums ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(ColumnSumsKernel);
+        Launched(); _columnSums(checked(Groups(rows, ColumnBlock) * cols), sums, x, rows, cols);
+    }
+
+    private static void ColumnSumsKernel(Index1D index, ArrayView<float> sums, ArrayView<float> x, int rows, int cols)
+    {
+        int at = index;
+        int c = at % cols, r0 = at / cols * ColumnBlock, r1 = r0 + ColumnBlock < rows ? r0 + ColumnBlock : rows;
+        float s = 0f;
+        for (int r = r0; r < r1; r++) s += x[(long)r * cols + c];
+        Atomic.Add(ref sums[c], s);
+    }
+
+    /// <summary>y[b, :] = Σₜ mask[b,t]·x[b,t,:] / Σₜ mask[b,t] (MeanOverSequence; a sample with no real position gives
+    /// zeros, as on the CPU); one thread per output.</summary>
+    public void SequenceMeanForward(ArrayView<float> y, ArrayView<float> x, ArrayView<int> mask, int batch, int seq, int dim)
+    {
+        Need(y, (long)batch * dim, nameof(y)); Need(x, (long)batch * seq * dim, nameof(x)); Need(mask, (long)batch * seq, nameof(mask));
+        _sequenceMean ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>(SequenceMeanKernel);
+        Launched(); _sequenceMean(checked(batch * dim), y, x, mask, seq, dim);
+    }
+
+    /// <summary>dx[b,t,:] += mask[b,t]·dy[b,:] / Σₜ mask[b,t]; one thread per input element.</summary>
+    public void SequenceMeanBackward(ArrayView<float> dx, ArrayView<float> dy, ArrayView<int> mask, int batch, int seq, int dim)
+    {
+        Need(dy, (long)batch * dim, nameof(dy)); Need(dx, (long)batch * seq * dim, nameof(dx)); Need(mask, (long)batch * seq, nameof(mask));
+        _sequenceMeanBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>(SequenceMeanBackwardKernel);
+        Launched(); _sequenceMeanBackward(checked(batch * seq * dim), dx, dy, mask, seq, dim);
+    }
+
+    private static int RealPositions(ArrayView<int> mask, int b, int seq)
+    {
+        int count = 0;
+        for (int t = 0; t < seq; t++) if (mask[b * seq + t] != 0) count++;
+        return count;
+    }
+
+    private static void SequenceMeanKernel(Index1D index, ArrayView<float> y, ArrayView<float> x, ArrayView<int> mask, int seq, int dim)
+    {
+        int at = index;
+        int b = at / dim, i = at % dim;
+        int count = RealPositions(mask, b, seq);
+        float sum = 0f;
+        for (int t = 0; t < seq; t++) if (mask[b * seq + t] != 0) sum += x[((long)b * seq + t) * dim + i];
+        y[at] = count == 0 ? 0f : sum * (1f / count);
+    }
+
+    private static void SequenceMeanBackwardKernel(Index1D index, ArrayView<float> dx, ArrayView<float> dy, ArrayView<int> mask, int seq, int dim)
+    {
+        int at = index;
+        int i = at % dim, bt = at / dim, b = bt / seq;
+        if (mask[bt] == 0) return;
+        dx[at] += dy[(long)b * dim + i] * (1f / RealPositions(mask, b, seq));
+    }
+}
