@@ -30,10 +30,12 @@ var patience = new Option<int>("--patience") { Description = "Early-stopping pat
 var seed = new Option<ulong>("--seed") { Description = "Seed of initialisation, splits, shuffling and dropout", DefaultValueFactory = _ => 42 };
 var limit = new Option<int>("--limit") { Description = "Use at most N emails (quick runs)", DefaultValueFactory = _ => 0 };
 var distributed = new Option<bool>("--distributed") { Description = "Train as one rank of an MPI job (start it with mpirun -np N …; under mpirun this is the default): --batch-size is the global batch, split over the ranks; rank 0 reports and writes" };
+var deviceKind = new Option<string>("--device") { Description = "cpu (the compiled CPU code) | gpu (CUDA, an error without one) | auto (CUDA when present, else ILGPU's CPU accelerator) | cpu-accelerator; the BERT classifiers only", DefaultValueFactory = _ => "cpu" };
+deviceKind.AcceptOnlyFromAmong("cpu", "gpu", "auto", "cpu-accelerator");
 var output = new Option<string>("--output") { Description = "Folder for checkpoints, history and the report", DefaultValueFactory = _ => "out/bert-spam" };
 
 var root = new RootCommand("Fine-tune BERT on SpamAssassin ham/spam with Compiled.Nets")
-    { data, model, arch, epochs, batchSize, lr, warmup, weightDecay, maxLength, freeze, topK, maxGradNorm, patience, seed, limit, output, distributed };
+    { data, model, arch, epochs, batchSize, lr, warmup, weightDecay, maxLength, freeze, topK, maxGradNorm, patience, seed, limit, output, distributed, deviceKind };
 root.SetAction(parse =>
 {
     try { return Run(parse); }
@@ -52,6 +54,8 @@ int Run(ParseResult parse)
     int maxLen = parse.GetValue(maxLength);
     if (maxLen is < 2 or > 128) throw new ArgumentException($"--max-length must be in [2, 128] (the compiled networks' MaxSequence), got {maxLen}.");
     ulong s = parse.GetValue(seed);
+    string device = parse.GetValue(deviceKind)!;
+    if (parse.GetValue(distributed) && device != "cpu") throw new ArgumentException("--distributed trains the compiled CPU code; leave --device at cpu.");
     using var job = parse.GetValue(distributed) || DistributedContext.IsLaunchedByMpi ? DistributedContext.Initialize() : null;
     // Every rank tokenises the same data and builds the same network; only rank 0 speaks.
     var console = job is { IsRoot: false } ? TextWriter.Null : Console.Out;
@@ -105,6 +109,7 @@ int Run(ParseResult parse)
     int bs = parse.GetValue(batchSize), ep = parse.GetValue(epochs) ?? (modelDir is null ? 8 : 3);
     long steps = (long)ep * ((train.Count + bs - 1) / bs);
     string outDir = parse.GetValue(output)!;
+    Directory.CreateDirectory(outDir);
     var observer = new ConsoleObserver();
     var trainer = new Trainer(net, opt, new TrainerOptions
     {
@@ -114,8 +119,20 @@ int Run(ParseResult parse)
     }, observer);
     Eager.Seed(s);
     sw.Restart();
-    trainer.Fit(new TextDataLoader(train, bs, maxLen, shuffle: true, seed: s), new TextDataLoader(val, 64, maxLen, shuffle: false));
-    console.WriteLine($"Training took {sw.Elapsed.TotalSeconds:F1} s; best validation epoch {trainer.BestEpoch}.");
+    var trainLoader = new TextDataLoader(train, bs, maxLen, shuffle: true, seed: s);
+    var valLoader = new TextDataLoader(val, 64, maxLen, shuffle: false);
+    if (device != "cpu")
+    {
+        if (job is not null) throw new ArgumentException("--device trains on one GPU; run it without mpirun.");
+        int bestEpoch = DeviceTraining.Fit(net, device == "gpu" ? "cuda" : device, trainLoader, valLoader, ep, parse.GetValue(patience),
+            new LinearWarmupDecaySchedule(peak, (long)(parse.GetValue(warmup) * steps), steps), parse.GetValue(weightDecay), parse.GetValue(maxGradNorm), console);
+        console.WriteLine($"Training on the device took {sw.Elapsed.TotalSeconds:F1} s; best validation epoch {bestEpoch}.");
+    }
+    else
+    {
+        trainer.Fit(trainLoader, valLoader);
+        console.WriteLine($"Training took {sw.Elapsed.TotalSeconds:F1} s; best validation epoch {trainer.BestEpoch}.");
+    }
     // The ranks end with the same weights: rank 0 tests and writes them.
     if (job is { IsRoot: false }) return 0;
 
@@ -125,7 +142,16 @@ int Run(ParseResult parse)
     Console.WriteLine($"Test loss {testLoss:F4}, test accuracy {testAcc:P2} over {confusion.Total} emails");
     observer.Report(report);
     report.WriteFiles(outDir);
-    Plots.Curves(trainer.History, Path.Combine(outDir, "loss.png"), Path.Combine(outDir, "accuracy.png"));
-    Console.WriteLine($"Wrote checkpoints, history.csv/json, test_report.*, loss.png, accuracy.png to {Path.GetFullPath(outDir)}");
+    if (trainer.History.Count > 0)
+    {
+        Plots.Curves(trainer.History, Path.Combine(outDir, "loss.png"), Path.Combine(outDir, "accuracy.png"));
+        Console.WriteLine($"Wrote checkpoints, history.csv/json, test_report.*, loss.png, accuracy.png to {Path.GetFullPath(outDir)}");
+    }
+    else
+    {
+        // Device training keeps its epochs in the console; the best weights are saved as the CPU path's final checkpoint would be.
+        Checkpoint.Save(Path.Combine(outDir, "model.safetensors"), net.Parameters);
+        Console.WriteLine($"Wrote model.safetensors, test_report.* to {Path.GetFullPath(outDir)}");
+    }
     return 0;
 }

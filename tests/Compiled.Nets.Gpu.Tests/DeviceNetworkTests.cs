@@ -507,6 +507,29 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Gradient_clipping_on_the_device_matches_the_CPU_and_leaves_frozen_tensors_alone()
+    {
+        using var cpu = new MiniBert(seed: 26);
+        using var host = new MiniBert(seed: 26);
+        cpu.Parameters.Freeze("embeddings.");
+        host.Parameters.Freeze("embeddings.");
+        using var dev = host.ToDevice(f.Device);
+        using var opt = new DeviceAdamW(dev);
+        var (ids, mask, labels) = SequenceBatch(3, 6, 50, 3, 4);
+        cpu.TrainStep(ids, labels, mask, 3, 6);
+        dev.TrainStep(ids, labels, mask, 3, 6);
+        float expected = GradientClipping.ClipByGlobalNorm(cpu.Parameters, 0.05f);
+        float norm = opt.ClipGradientNorm(0.05f);
+        Assert.True(expected > 0.05f, $"the norm {expected} should need clipping");
+        Assert.Equal(expected, norm, 1e-4 * expected);
+        dev.CopyGradientsToHost();
+        foreach (var p in cpu.Parameters.Parameters.Where(p => p.RequiresGrad))
+            Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "clipped gradient of " + p.Name);
+        // Below the bound nothing changes; the norm is still reported.
+        Assert.Equal(0.05f, opt.ClipGradientNorm(1f), 1e-4);
+    }
+
+    [Fact]
     public void Dropout_in_and_after_attention_is_off_in_evaluation_and_reproducible_in_training()
     {
         using var cpu = new DropBert(seed: 25);

@@ -13,6 +13,36 @@ public sealed partial class GpuKernels
 {
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamArgs>? _adam;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, float, int>? _sgd;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _sumOfSquares;
+    private Action<Index1D, ArrayView<float>, float>? _scale;
+
+    /// <summary>sum[0] += Σ x[i]² over <paramref name="n"/> elements (a gradient norm): each thread a chunk, one atomic add each.</summary>
+    internal void AddSumOfSquares(ArrayView<float> sum, ArrayView<float> x, long n)
+    {
+        if (n == 0) return;
+        _sumOfSquares ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(SumOfSquaresKernel);
+        Launched();
+        _sumOfSquares(Groups(n, SumChunk), sum, x, checked((int)n));
+    }
+
+    private static void SumOfSquaresKernel(Index1D index, ArrayView<float> sum, ArrayView<float> x, int n)
+    {
+        int q0 = index * SumChunk, q1 = q0 + SumChunk < n ? q0 + SumChunk : n;
+        float s = 0f;
+        for (int q = q0; q < q1; q++) s += x[q] * x[q];
+        Atomic.Add(ref sum[0], s);
+    }
+
+    /// <summary>x *= s over <paramref name="n"/> elements (clipping a gradient).</summary>
+    internal void Scale(ArrayView<float> x, long n, float s)
+    {
+        if (n == 0) return;
+        _scale ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, float>(ScaleKernel);
+        Launched();
+        _scale(checked((int)n), x, s);
+    }
+
+    private static void ScaleKernel(Index1D i, ArrayView<float> x, float s) => x[i] *= s;
 
     /// <summary>One Adam/AdamW step over a parameter's values <paramref name="w"/> with gradient <paramref name="g"/>
     /// and moments <paramref name="m"/>, <paramref name="v"/> (the same arithmetic as the CPU's Adam).</summary>

@@ -11,6 +11,7 @@ namespace Compiled.Nets.Gpu;
 public abstract class DeviceOptimizer : IDisposable
 {
     private float _learningRate;
+    private MemoryBuffer1D<float, Stride1D.Dense>? _normSquared;
 
     protected DeviceOptimizer(DeviceNetwork network, float learningRate)
     {
@@ -50,6 +51,33 @@ public abstract class DeviceOptimizer : IDisposable
 
     protected abstract void Update(ParameterInfo p, ArrayView<float> value, ArrayView<float> gradient);
 
+    /// <summary>
+    /// Scales the trainable gradients on the device so their global L2 norm is at most <paramref name="maxNorm"/>
+    /// (torch.nn.utils.clip_grad_norm_, as the CPU's GradientClipping); returns the norm before clipping. One float
+    /// comes back to the host to decide.
+    /// </summary>
+    /// <exception cref="ArithmeticException">When the gradients hold NaN or infinity.</exception>
+    public float ClipGradientNorm(float maxNorm)
+    {
+        var kernels = Network.Device.Kernels;
+        var parameters = Network.HostParameters.Parameters;
+        var sum = _normSquared ??= Network.Device.Allocate(1);
+        sum.View.MemSetToZero();
+        foreach (var p in parameters)
+            if (p.RequiresGrad) kernels.AddSumOfSquares(sum.View, Network.GradientOf(p), p.Length);
+        Span<float> host = stackalloc float[1];
+        DeviceNetwork.Download(sum.View, host);
+        float norm = MathF.Sqrt(host[0]);
+        if (!float.IsFinite(norm)) throw new ArithmeticException($"{Network.Name}: the gradients are not finite (NaN or infinity); lower the learning rate.");
+        if (norm > maxNorm)
+        {
+            float scale = maxNorm / (norm + 1e-6f);
+            foreach (var p in parameters)
+                if (p.RequiresGrad) kernels.Scale(Network.GradientOf(p), p.Length, scale);
+        }
+        return norm;
+    }
+
     /// <summary>A zeroed state buffer as long as all parameters.</summary>
     private protected MemoryBuffer1D<float, Stride1D.Dense> NewMoment()
     {
@@ -59,7 +87,11 @@ public abstract class DeviceOptimizer : IDisposable
     }
 
     /// <summary>Frees the optimizer state on the device.</summary>
-    public virtual void Dispose() => GC.SuppressFinalize(this);
+    public virtual void Dispose()
+    {
+        _normSquared?.Dispose();
+        GC.SuppressFinalize(this);
+    }
 }
 
 /// <summary>Adam (torch.optim.Adam; weight decay added to the gradient) on the device.</summary>
