@@ -6,18 +6,21 @@ using Compiled.Nets.Bench.Gpu;
 using Compiled.Nets.Gpu;
 
 // The seed ConvNet on a GPU through its generated device twin: training step (forward, loss, backward, AdamW) at
-// batch 64 and inference at batch 1 and 64, median milliseconds over timed repetitions after a warm-up; launches per
-// step fused and as one kernel per op would be. bench/gpu/run.sh runs PyTorch on the same GPU beside it.
-//   Compiled.Nets.Bench.Gpu [--device auto|cuda|cpu-accelerator] [--reps N] [--json file]
+// batch 64 and inference at batch 1 and 64; one bert-base layer's training step and inference at batch 16 × 128 tokens;
+// median milliseconds over timed repetitions after a warm-up; launches per step fused and as one kernel per op would be.
+// bench/gpu/run.sh runs PyTorch on the same GPU beside it.
+//   Compiled.Nets.Bench.Gpu [--device auto|cuda|cpu-accelerator] [--reps N] [--json file] [--models a,b]
 string kind = Arg("--device", "auto");
 int reps = int.Parse(Arg("--reps", "50"), CultureInfo.InvariantCulture);
 string? json = Arg("--json", "") is { Length: > 0 } j ? j : null;
+var models = Arg("--models", "convnet_1x28x28,convnet_3x32x32,bert_layer").Split(',');
 
 using var device = GpuDevice.Open(kind);
 Console.WriteLine($"Device: {device}");
 var results = new List<Dictionary<string, object>>();
-Run("convnet_1x28x28", new ConvNet28(1), n => n.ToDevice(device));
-Run("convnet_3x32x32", new ConvNet32(1), n => n.ToDevice(device));
+if (models.Contains("convnet_1x28x28")) Run("convnet_1x28x28", new ConvNet28(1), n => n.ToDevice(device));
+if (models.Contains("convnet_3x32x32")) Run("convnet_3x32x32", new ConvNet32(1), n => n.ToDevice(device));
+if (models.Contains("bert_layer")) RunBert();
 if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(new { device = device.ToString(), results }, new JsonSerializerOptions { WriteIndented = true }));
 return 0;
 
@@ -39,6 +42,28 @@ void Run<TNet>(string name, TNet net, Func<TNet, DeviceNetwork> toDevice) where 
     results.Add(new()
     {
         ["model"] = name, ["train_step_b64_ms"] = step, ["infer_b64_ms"] = infer64, ["infer_b1_ms"] = infer1,
+        ["launches_fused"] = twin.LaunchesPerTrainStep, ["launches_unfused"] = twin.LaunchesPerTrainStepUnfused,
+    });
+}
+
+// Batch 16 of 128 token ids, every position real (the mask still goes up and is applied, as in fine-tuning).
+void RunBert()
+{
+    const int batch = 16, seq = 128;
+    using var net = new BertLayer(1);
+    using var twin = net.ToDevice(device);
+    using var opt = new DeviceAdamW(twin, 2e-5f);
+    var rng = new Random(1);
+    var ids = Enumerable.Range(0, batch * seq).Select(_ => rng.Next(1000)).ToArray();
+    var mask = Enumerable.Repeat(1, batch * seq).ToArray();
+    var labels = Enumerable.Range(0, batch).Select(_ => rng.Next(2)).ToArray();
+    var output = new float[batch * 2];
+    double step = Median(reps, () => { twin.TrainStep(ids, labels, mask, batch, seq); opt.Step(); device.Synchronize(); });
+    double infer = Median(reps, () => twin.Forward(ids, mask, batch, seq, output));
+    Console.WriteLine($"bert_layer: train step b16x128 {step:F3} ms | inference b16x128 {infer:F3} ms | launches per step {twin.LaunchesPerTrainStep} fused, {twin.LaunchesPerTrainStepUnfused} one kernel per op");
+    results.Add(new()
+    {
+        ["model"] = "bert_layer", ["train_step_b16x128_ms"] = step, ["infer_b16x128_ms"] = infer,
         ["launches_fused"] = twin.LaunchesPerTrainStep, ["launches_unfused"] = twin.LaunchesPerTrainStepUnfused,
     });
 }

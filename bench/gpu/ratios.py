@@ -5,13 +5,13 @@ import sys
 ours = {r["model"]: r for r in json.load(open(sys.argv[1]))["results"]}
 theirs = json.load(open(sys.argv[2]))
 print(f"GPU: {theirs['info']['gpu']}, PyTorch {theirs['info']['torch']} (CUDA {theirs['info']['cuda']})")
-print(f"{'model':18} {'PyTorch':14} {'metric':18} {'ours ms':>9} {'PyTorch ms':>11} {'ratio':>7}")
+print(f"{'model':18} {'PyTorch':14} {'metric':22} {'ours ms':>9} {'PyTorch ms':>11} {'ratio':>7}")
 for r in theirs["results"]:
     if "error" in r:
         print(f"{r['model']:18} {r['variant']:14} failed: {r['error']}")
         continue
     o = ours[r["model"]]
-    for metric in ("train_step_b64_ms", "infer_b64_ms", "infer_b1_ms"):
-        print(f"{r['model']:18} {r['variant']:14} {metric:18} {o[metric]:9.3f} {r[metric]:11.3f} {r[metric] / o[metric]:7.2f}x")
+    for metric in [k for k in r if k.endswith("_ms") and k in o]:
+        print(f"{r['model']:18} {r['variant']:14} {metric:22} {o[metric]:9.3f} {r[metric]:11.3f} {r[metric] / o[metric]:7.2f}x")
 for name, o in ours.items():
     print(f"{name}: {o['launches_fused']} launches per training step fused, {o['launches_unfused']} as one kernel per op")

@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 ./publish/Compiled.Nets.Bench.Gpu --device cuda --reps "${REPS:-50}" --json ours.json
-python3 convnet_torch.py --reps "${REPS:-50}" --json torch.json
+python3 torch_bench.py --reps "${REPS:-50}" --json torch.json
 python3 ratios.py ours.json torch.json

@@ -1,3 +1,4 @@
+using Compiled.Nets.Data;
 using Compiled.Nets.Training;
 
 namespace Compiled.Nets.Gpu.Tests;
@@ -598,5 +599,111 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
             Assert.Contains("No CUDA GPU", e.Message);
         }
         Assert.StartsWith(auto.Kind + ": ", auto.ToString());
+    }
+}
+
+/// <summary>The <see cref="Trainer"/> over a device twin and a device optimizer: the same epochs as over the CPU
+/// network, with a schedule, gradient clipping, accumulated micro-batches, checkpoints and an exact resume.</summary>
+public sealed class DeviceTrainerTests(DeviceFixture f) : IClassFixture<DeviceFixture>
+{
+    /// <summary>Token sequences of lengths 3–12 whose label is a function of their tokens (learnable).</summary>
+    private static TextDataset Emails(int count, int seed)
+    {
+        var r = new Random(seed);
+        var ids = new List<int[]>();
+        var labels = new int[count];
+        for (int i = 0; i < count; i++)
+        {
+            var x = Enumerable.Range(0, r.Next(3, 13)).Select(_ => r.Next(1, 50)).ToArray();
+            ids.Add(x);
+            labels[i] = x.Count(t => t < 17) % 3;
+        }
+        return new TextDataset(ids, labels, 3);
+    }
+
+    private static TrainerOptions Options(string dir, int epochs, bool resume = false) => new()
+    {
+        Epochs = epochs, MaxGradNorm = 0.5f, AccumulationSteps = 2, OutputDirectory = dir, Resume = resume,
+        Schedule = new LinearWarmupDecaySchedule(3e-3f, 4, 40),
+    };
+
+    private static string Temp() => Directory.CreateTempSubdirectory("cnets-device-trainer-").FullName;
+
+    [Fact]
+    public void A_device_twin_trains_under_the_Trainer_as_the_CPU_network_does_and_resumes_exactly()
+    {
+        var train = Emails(22, 1); var val = Emails(8, 2);
+        TextDataLoader Train() => new(train, 4, 12, shuffle: true, seed: 3);
+        TextDataLoader Val() => new(val, 8, 12, shuffle: false);
+        string cpuDir = Temp(), devDir = Temp(), resumeDir = Temp();
+        try
+        {
+            using var cpu = new MiniBert(seed: 30);
+            var cpuOpt = new AdamW(cpu.Parameters, 3e-3f) { DecayPredicate = Optimizer.NoDecayForBiasAndNorm };
+            var cpuHistory = new Trainer(cpu, cpuOpt, Options(cpuDir, 3)).Fit(Train(), Val());
+
+            using var host = new MiniBert(seed: 30);
+            using var dev = host.ToDevice(f.Device);
+            using var devOpt = new DeviceAdamW(dev, 3e-3f) { DecayPredicate = Optimizer.NoDecayForBiasAndNorm };
+            var trainer = new Trainer(dev, devOpt, Options(devDir, 3));
+            var devHistory = trainer.Fit(Train(), Val());
+            Assert.Equal(3, devHistory.Count);
+            for (int e = 0; e < 3; e++)
+            {
+                Assert.Equal(cpuHistory[e].TrainLoss, devHistory[e].TrainLoss, 2e-4 * (1 + cpuHistory[e].TrainLoss));
+                Assert.Equal(cpuHistory[e].ValidationLoss, devHistory[e].ValidationLoss, 2e-4 * (1 + cpuHistory[e].ValidationLoss));
+                Assert.Equal(cpuHistory[e].LearningRate, devHistory[e].LearningRate);
+            }
+            Assert.True(devHistory[^1].TrainLoss < devHistory[0].TrainLoss, "the loss should fall");
+            // The best epoch's weights are restored on the host store and on the device alike.
+            var hostOut = new float[8 * 3]; var devOut = new float[8 * 3];
+            var batch = Val().Epoch(0).First();
+            host.Forward(batch.IdSpan, batch.MaskSpan, batch.Count, batch.Sequence, hostOut);
+            dev.Forward(batch.IdSpan, batch.MaskSpan, batch.Count, batch.Sequence, devOut);
+            Assert.Equal(hostOut, devOut, (a, b) => Math.Abs(a - b) <= 1e-4f * (1 + Math.Abs(a)));
+            // The device's checkpoint holds AdamW's state under the CPU optimizer's names: the CPU network resumes from it.
+            using var reader = new MiniBert(seed: 1);
+            Checkpoint.Load(Path.Combine(devDir, "last.safetensors"), reader.Parameters, new AdamW(reader.Parameters));
+
+            // Two epochs, then a fresh twin and optimizer resume for the third: the same epoch as without the stop.
+            using (var first = new MiniBert(seed: 30))
+            using (var firstDev = first.ToDevice(f.Device))
+            using (var firstOpt = new DeviceAdamW(firstDev, 3e-3f) { DecayPredicate = Optimizer.NoDecayForBiasAndNorm })
+                new Trainer(firstDev, firstOpt, Options(resumeDir, 2)).Fit(Train(), Val());
+            using var second = new MiniBert(seed: 99);
+            using var secondDev = second.ToDevice(f.Device);
+            using var secondOpt = new DeviceAdamW(secondDev, 3e-3f) { DecayPredicate = Optimizer.NoDecayForBiasAndNorm };
+            var resumed = new Trainer(secondDev, secondOpt, Options(resumeDir, 3, resume: true)).Fit(Train(), Val());
+            Assert.Single(resumed);
+            Assert.Equal(devHistory[2].TrainLoss, resumed[0].TrainLoss, 1e-5 * (1 + devHistory[2].TrainLoss));
+            Assert.Equal(devHistory[2].ValidationLoss, resumed[0].ValidationLoss, 1e-5 * (1 + devHistory[2].ValidationLoss));
+        }
+        finally
+        {
+            foreach (var d in new[] { cpuDir, devDir, resumeDir }) Directory.Delete(d, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void An_optimizer_over_another_store_and_data_parallel_device_training_are_refused()
+    {
+        using var a = new MiniBert(seed: 1);
+        using var b = new MiniBert(seed: 1);
+        using var dev = b.ToDevice(f.Device);
+        var e = Assert.Throws<InvalidOperationException>(() => new Trainer(dev, new AdamW(a.Parameters), new TrainerOptions { Epochs = 1 }).Fit(new TextDataLoader(Emails(4, 1), 2, 12), null));
+        Assert.Contains("another parameter store", e.Message);
+        using var opt = new DeviceAdamW(dev);
+        e = Assert.Throws<InvalidOperationException>(() => new Trainer(dev, opt, new TrainerOptions { Epochs = 1, DataParallel = new OneRank() }).Fit(new TextDataLoader(Emails(4, 1), 2, 12), null));
+        Assert.Contains("keeps them on a device", e.Message);
+    }
+
+    /// <summary>A job of one rank (what data parallelism needs of the Trainer), never reached past the refusal.</summary>
+    private sealed class OneRank : IDataParallel
+    {
+        public int Rank => 0;
+        public int Ranks => 1;
+        public void BroadcastParameters() { }
+        public void AverageGradients(int localCount, int globalCount) { }
+        public void Sum(Span<double> values) { }
     }
 }

@@ -147,8 +147,16 @@ namespace Compiled.Nets.Generator.Emit
             w.Line($"public OnDevice ToDevice({Gpu}GpuDevice device) => new OnDevice(this, device);");
             w.Line();
             w.Line("/// <summary>The network on a GPU: forward, loss and backward as kernel launches, the elementwise chains fused.</summary>");
-            w.Open($"public sealed class OnDevice : {Gpu}DeviceNetwork");
+            // The interface the CPU network trains through, so the Trainer and evaluation take the twin as they take the network.
+            string face = s.MaxSequence > 0 ? "ISequenceClassifier" : s.TokenInput ? "ITokenClassifier" : "IClassifier";
+            w.Open($"public sealed class OnDevice : {Gpu}DeviceNetwork, {Runtime}{face}");
             w.Line($"private readonly {s.TypeName} _net;");
+            w.Line($"global::System.Collections.Generic.IReadOnlyList<int> {Runtime}INetwork.InputShape => (({Runtime}INetwork)_net).InputShape;");
+            w.Line($"int {Runtime}INetwork.InputSize => (({Runtime}INetwork)_net).InputSize;");
+            w.Line($"global::System.Collections.Generic.IReadOnlyList<int> {Runtime}INetwork.OutputShape => (({Runtime}INetwork)_net).OutputShape;");
+            w.Line($"int {Runtime}INetwork.OutputSize => (({Runtime}INetwork)_net).OutputSize;");
+            w.Line($"{Runtime}ParameterStore {Runtime}INetwork.Parameters => HostParameters;");
+            if (s.MaxSequence > 0) w.Line($"int {Runtime}ISequenceNetwork.MaxSequence => MaxSequence;");
 
             // Layout: per-sample offsets in the activation, gradient and integer arenas.
             long act = 0, grad = 0, ints = 0;

@@ -1,3 +1,4 @@
+using Compiled.Nets.Training;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -6,41 +7,31 @@ namespace Compiled.Nets.Gpu;
 /// <summary>
 /// An optimizer whose state lives on the device beside the parameters of a <see cref="DeviceNetwork"/>: one launch per
 /// trainable tensor, frozen ones (RequiresGrad false on the host store) skipped, the same arithmetic as the CPU
-/// optimizers of the same name.
+/// optimizers of the same name. It is an <see cref="Optimizer"/> over the twin's host store, so the
+/// <see cref="Trainer"/> trains a twin as it trains the CPU network: schedules set <see cref="Optimizer.LearningRate"/>,
+/// clipping and the mean over accumulated micro-batches run on the device, and the weights come to the host store for
+/// checks and checkpoints (the moments too, under the CPU optimizers' names, so checkpoints move between the two).
 /// </summary>
-public abstract class DeviceOptimizer : IDisposable
+public abstract class DeviceOptimizer : Optimizer, IDisposable
 {
-    private float _learningRate;
     private MemoryBuffer1D<float, Stride1D.Dense>? _normSquared;
 
-    protected DeviceOptimizer(DeviceNetwork network, float learningRate)
+    protected DeviceOptimizer(DeviceNetwork network, float learningRate) : base((network ?? throw new ArgumentNullException(nameof(network))).HostParameters, learningRate)
     {
-        Network = network ?? throw new ArgumentNullException(nameof(network));
-        LearningRate = learningRate;
+        Network = network;
     }
 
     /// <summary>The network whose parameters are stepped.</summary>
     public DeviceNetwork Network { get; }
 
-    /// <summary>The learning rate of the next step (schedules set it).</summary>
-    public float LearningRate
-    {
-        get => _learningRate;
-        set => _learningRate = float.IsFinite(value) && value >= 0 ? value
-            : throw new ArgumentOutOfRangeException(nameof(LearningRate), value, "The learning rate must be finite and not negative.");
-    }
-
-    /// <summary>Steps taken.</summary>
-    public long StepCount { get; private set; }
-
-    /// <summary>Which parameters weight decay applies to (all by default; see Optimizer.NoDecayForBiasAndNorm).</summary>
-    public Func<ParameterInfo, bool> DecayPredicate { get; set; } = static _ => true;
+    /// <inheritdoc/>
+    public override bool StepsStore => false;
 
     /// <summary>Updates every trainable parameter from its gradient on the device.</summary>
-    public void Step()
+    public override void Step()
     {
         StepCount++;
-        var parameters = Network.HostParameters.Parameters;
+        var parameters = Store.Parameters;
         for (int i = 0; i < parameters.Count; i++)
         {
             var p = parameters[i];
@@ -49,7 +40,12 @@ public abstract class DeviceOptimizer : IDisposable
         }
     }
 
+    /// <summary>One parameter's update on the device.</summary>
     protected abstract void Update(ParameterInfo p, ArrayView<float> value, ArrayView<float> gradient);
+
+    /// <summary>Never called: <see cref="Step"/> updates the device's copy.</summary>
+    protected sealed override void Update(ParameterInfo p, Span<float> value, Span<float> grad) =>
+        throw new NotSupportedException($"{GetType().Name} steps the parameters on the device, not the host store's spans.");
 
     /// <summary>
     /// Scales the trainable gradients on the device so their global L2 norm is at most <paramref name="maxNorm"/>
@@ -57,10 +53,10 @@ public abstract class DeviceOptimizer : IDisposable
     /// comes back to the host to decide.
     /// </summary>
     /// <exception cref="ArithmeticException">When the gradients hold NaN or infinity.</exception>
-    public float ClipGradientNorm(float maxNorm)
+    public override float ClipGradientNorm(float maxNorm)
     {
         var kernels = Network.Device.Kernels;
-        var parameters = Network.HostParameters.Parameters;
+        var parameters = Store.Parameters;
         var sum = _normSquared ??= Network.Device.Allocate(1);
         sum.View.MemSetToZero();
         foreach (var p in parameters)
@@ -78,13 +74,34 @@ public abstract class DeviceOptimizer : IDisposable
         return norm;
     }
 
+    /// <summary>Multiplies every gradient on the device by <paramref name="scale"/>.</summary>
+    public override void ScaleGradients(float scale) => Network.Device.Kernels.Scale(Network.AllGradients, Network.ParameterFloats, scale);
+
+    /// <summary>Copies the device's parameters and buffers to the host store.</summary>
+    public override void ParametersToStore() => Network.CopyParametersToHost();
+
+    /// <summary>Copies the host store's parameters and buffers to the device.</summary>
+    public override void ParametersFromStore() => Network.CopyParametersFromHost();
+
     /// <summary>A zeroed state buffer as long as all parameters.</summary>
-    private protected MemoryBuffer1D<float, Stride1D.Dense> NewMoment()
+    private protected MemoryBuffer1D<float, Stride1D.Dense> NewDeviceMoment()
     {
         var b = Network.Device.Allocate(Network.ParameterFloats);
         b.View.MemSetToZero();
         return b;
     }
+
+    /// <summary>A state buffer's values, downloaded for a checkpoint.</summary>
+    private protected static float[] Export(MemoryBuffer1D<float, Stride1D.Dense> buffer)
+    {
+        var host = new float[buffer.Length];
+        DeviceNetwork.Download(buffer.View, host);
+        return host;
+    }
+
+    /// <summary>A checkpoint's state entry, uploaded.</summary>
+    private protected static void Import(IReadOnlyDictionary<string, float[]> state, string name, MemoryBuffer1D<float, Stride1D.Dense> buffer) =>
+        DeviceNetwork.Upload<float>(Get(state, name, checked((int)buffer.Length)), buffer.View);
 
     /// <summary>Frees the optimizer state on the device.</summary>
     public virtual void Dispose()
@@ -107,7 +124,7 @@ public class DeviceAdam : DeviceOptimizer
     private protected DeviceAdam(DeviceNetwork network, float lr, float beta1, float beta2, float eps, float weightDecay, bool decoupled) : base(network, lr)
     {
         _beta1 = beta1; _beta2 = beta2; _eps = eps; _weightDecay = weightDecay; _decoupled = decoupled;
-        _m = NewMoment(); _v = NewMoment();
+        _m = NewDeviceMoment(); _v = NewDeviceMoment();
     }
 
     protected override void Update(ParameterInfo p, ArrayView<float> value, ArrayView<float> gradient)
@@ -119,6 +136,22 @@ public class DeviceAdam : DeviceOptimizer
             Beta1 = _beta1, Beta2 = _beta2, Eps = _eps, StepSize = (float)(LearningRate / bc1), Bc2Sqrt = (float)Math.Sqrt(bc2),
             Decay = _decoupled ? 1 - LearningRate * wd : 1f, CoupledWd = _decoupled ? 0f : wd,
         });
+    }
+
+    /// <inheritdoc/>
+    public override IEnumerable<(string Name, float[] Data)> ExportState()
+    {
+        foreach (var s in base.ExportState()) yield return s;
+        yield return ("exp_avg", Export(_m));
+        yield return ("exp_avg_sq", Export(_v));
+    }
+
+    /// <inheritdoc/>
+    public override void ImportState(IReadOnlyDictionary<string, float[]> state)
+    {
+        base.ImportState(state);
+        Import(state, "exp_avg", _m);
+        Import(state, "exp_avg_sq", _v);
     }
 
     public override void Dispose()
@@ -146,13 +179,27 @@ public sealed class DeviceSgd : DeviceOptimizer
     {
         if (nesterov && (momentum <= 0 || dampening != 0)) throw new ArgumentException("Nesterov momentum requires momentum > 0 and zero dampening.");
         _momentum = momentum; _dampening = dampening; _weightDecay = weightDecay; _nesterov = nesterov;
-        if (momentum != 0) _buf = NewMoment();
+        if (momentum != 0) _buf = NewDeviceMoment();
     }
 
     protected override void Update(ParameterInfo p, ArrayView<float> value, ArrayView<float> gradient)
     {
         ArrayView<float> buf = _buf is null ? value : _buf.View.SubView(p.Offset, p.Length);
         Network.Device.Kernels.Sgd(value, gradient, buf, p.Length, LearningRate, _momentum, _dampening, DecayPredicate(p) ? _weightDecay : 0, _nesterov, StepCount == 1);
+    }
+
+    /// <inheritdoc/>
+    public override IEnumerable<(string Name, float[] Data)> ExportState()
+    {
+        foreach (var s in base.ExportState()) yield return s;
+        if (_buf is not null) yield return ("momentum_buffer", Export(_buf));
+    }
+
+    /// <inheritdoc/>
+    public override void ImportState(IReadOnlyDictionary<string, float[]> state)
+    {
+        base.ImportState(state);
+        if (_buf is not null) Import(state, "momentum_buffer", _buf);
     }
 
     public override void Dispose()

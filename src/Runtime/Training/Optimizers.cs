@@ -40,8 +40,8 @@ public abstract class Optimizer
     /// </summary>
     public static readonly Func<ParameterInfo, bool> NoDecayForBiasAndNorm = static p => p.IsWeightOrEmbedding;
 
-    /// <summary>Applies one update from the gradients in the store.</summary>
-    public void Step()
+    /// <summary>Applies one update from the gradients in the store (a device optimizer: from the gradients on its device).</summary>
+    public virtual void Step()
     {
         StepCount++;
         // Indexed, not foreach: the list's enumerator is boxed through IReadOnlyList, 32 bytes every step.
@@ -56,6 +56,29 @@ public abstract class Optimizer
 
     /// <summary>Updates one parameter.</summary>
     protected abstract void Update(ParameterInfo p, Span<float> value, Span<float> grad);
+
+    /// <summary>
+    /// Where this optimizer's parameters and gradients live: true for the host store's spans; false for an optimizer
+    /// that steps a copy elsewhere (a GPU twin's), which the training loop then syncs through
+    /// <see cref="ParametersToStore"/> and <see cref="ParametersFromStore"/>.
+    /// </summary>
+    public virtual bool StepsStore => true;
+
+    /// <summary>Scales the trainable gradients so their global L2 norm is at most <paramref name="maxNorm"/>; returns the
+    /// norm before clipping (<see cref="GradientClipping.ClipByGlobalNorm"/> on the store; a device optimizer clips on its device).</summary>
+    /// <exception cref="ArithmeticException">When a gradient is NaN or infinite.</exception>
+    public virtual float ClipGradientNorm(float maxNorm) => GradientClipping.ClipByGlobalNorm(Store, maxNorm);
+
+    /// <summary>Multiplies every gradient by <paramref name="scale"/> (the mean over accumulated micro-batches).</summary>
+    public virtual void ScaleGradients(float scale) => TensorPrimitives.Multiply(Store.Gradients, scale, Store.Gradients);
+
+    /// <summary>Makes <see cref="Store"/> hold the parameters (and buffers) being trained, before they are checked,
+    /// copied or saved: nothing to do when <see cref="StepsStore"/>; a device optimizer copies them back from its device.</summary>
+    public virtual void ParametersToStore() { }
+
+    /// <summary>After <see cref="Store"/> changed on the host (a resumed checkpoint, the best weights restored): a
+    /// device optimizer copies them to its device; nothing to do when <see cref="StepsStore"/>.</summary>
+    public virtual void ParametersFromStore() { }
 
     /// <summary>Optimizer state (moments and step count) for checkpoints, by name.</summary>
     public virtual IEnumerable<(string Name, float[] Data)> ExportState()

@@ -173,6 +173,10 @@ public sealed class Trainer
     {
         if (options.AccumulationSteps < 1)
             throw new ArgumentOutOfRangeException(nameof(options), options.AccumulationSteps, "TrainerOptions.AccumulationSteps must be at least 1.");
+        if (optimizer.Store != store)
+            throw new InvalidOperationException($"The optimizer steps another parameter store than {name}'s: create it over {name}.Parameters (or, for a device twin, over the twin).");
+        if (options.DataParallel is not null && !optimizer.StepsStore)
+            throw new InvalidOperationException($"Data-parallel training averages the host store's gradients; {optimizer.GetType().Name} keeps them on a device, which data parallelism does not reach yet.");
         try { return FitEpochs(train, validation); }
         finally { store.AccumulateGradients = false; } // later TrainSteps start from zero again
     }
@@ -209,6 +213,7 @@ public sealed class Trainer
         }
         // Every rank from rank 0's weights (fresh or resumed), as DDP's construction broadcasts them.
         dp?.BroadcastParameters();
+        if (options.Resume) optimizer.ParametersFromStore();
 
         for (int epoch = startEpoch; epoch <= options.Epochs; epoch++)
         {
@@ -237,7 +242,7 @@ public sealed class Trainer
                 if (stepNow)
                 {
                     int group = b % steps + 1;
-                    if (group > 1) TensorPrimitives.Multiply(store.Gradients, 1f / group, store.Gradients);
+                    if (group > 1) optimizer.ScaleGradients(1f / group);
                     if (dp is not null)
                     {
                         // Every rank learns whether any loss went non-finite, so all of them stop together.
@@ -248,7 +253,7 @@ public sealed class Trainer
                         dp.AverageGradients(groupLocal, groupGlobal);
                     }
                     groupLocal = groupGlobal = 0;
-                    if (options.MaxGradNorm > 0) GradientClipping.ClipByGlobalNorm(store, options.MaxGradNorm);
+                    if (options.MaxGradNorm > 0) optimizer.ClipGradientNorm(options.MaxGradNorm);
                     optimizer.Step();
                 }
                 if (count > 0) { lossSum += (double)loss * count; seen += count; }
@@ -269,6 +274,7 @@ public sealed class Trainer
             var (vLoss, vAcc, vLosses) = validation is null ? (double.NaN, double.NaN, []) : EvaluateCore(validation, null, dp);
             if (validation is not null && !double.IsFinite(vLoss))
                 throw new ArithmeticException($"The validation loss became {vLoss} after epoch {epoch}; the weights have diverged (no checkpoint of this epoch was written). Lower the learning rate or enable gradient clipping.");
+            optimizer.ParametersToStore(); // a device optimizer's weights, for the checks, copies and checkpoints below
             if (Checkpoint.FirstUnsound(store) is { } unsound)
                 throw new ArithmeticException($"The weights diverged in epoch {epoch} ({unsound}); no checkpoint of this epoch was written. Lower the learning rate or enable gradient clipping.");
             var m = new EpochMetrics(epoch, lossSum / Math.Max(1, seen), classifier ? (double)correct / Math.Max(1, seen) : double.NaN, vLoss, vAcc, seconds, seen / seconds, optimizer.LearningRate)
@@ -295,7 +301,7 @@ public sealed class Trainer
                 break;
             }
         }
-        if (options.RestoreBest && best is not null) { store.CopyFrom(best); best.Dispose(); }
+        if (options.RestoreBest && best is not null) { store.CopyFrom(best); best.Dispose(); optimizer.ParametersFromStore(); }
         return History;
     }
 

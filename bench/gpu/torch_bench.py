@@ -1,9 +1,10 @@
-"""PyTorch's side of bench/gpu/run.sh: the seed ConvNet on the same GPU, eager and torch.compile.
+"""PyTorch's side of bench/gpu/run.sh: the seed ConvNet and one bert-base layer on the same GPU, eager and torch.compile.
 
 Same work as the Compiled.Nets device twin measures: a training step (the batch copied in, forward, cross-entropy,
 backward, AdamW, the loss copied out) at batch 64, and inference (input in, logits out) at batch 1 and 64, median
-milliseconds after a warm-up. float32 throughout: TF32 is switched off for convolutions and matmuls, as the device
-twin computes in float32.
+milliseconds after a warm-up; for the BERT layer (embeddings + LayerNorm, one encoder layer as Hugging Face's BertLayer
+with scaled_dot_product_attention and the padding mask, a classifier on [CLS]) the same at batch 16 × 128 tokens.
+float32 throughout: TF32 is switched off for convolutions and matmuls, as the device twin computes in float32.
 """
 import argparse
 import json
@@ -27,6 +28,35 @@ class ConvNet(nn.Module):
         x = F.relu(F.max_pool2d(self.conv1(x), 2))
         x = F.relu(F.max_pool2d(self.conv2(x), 2))
         return self.fc2(F.relu(self.fc1(x.flatten(1))))
+
+
+class BertLayer(nn.Module):
+    def __init__(self, vocab=1000, hidden=768, heads=12, intermediate=3072, positions=512):
+        super().__init__()
+        self.heads = heads
+        self.words = nn.Embedding(vocab, hidden)
+        self.positions = nn.Embedding(positions, hidden)
+        self.embedding_norm = nn.LayerNorm(hidden, eps=1e-12)
+        self.query, self.key, self.value = (nn.Linear(hidden, hidden) for _ in range(3))
+        self.attention_out = nn.Linear(hidden, hidden)
+        self.attention_norm = nn.LayerNorm(hidden, eps=1e-12)
+        self.intermediate = nn.Linear(hidden, intermediate)
+        self.output = nn.Linear(intermediate, hidden)
+        self.output_norm = nn.LayerNorm(hidden, eps=1e-12)
+        self.classifier = nn.Linear(hidden, 2)
+
+    def forward(self, ids, mask):
+        b, t = ids.shape
+        x = self.embedding_norm(self.words(ids) + self.positions.weight[:t])
+
+        def heads(p):
+            return p.view(b, t, self.heads, -1).transpose(1, 2)
+
+        keep = mask[:, None, None, :].bool()  # padded keys get no weight
+        ctx = F.scaled_dot_product_attention(heads(self.query(x)), heads(self.key(x)), heads(self.value(x)), attn_mask=keep)
+        a = self.attention_norm(self.attention_out(ctx.transpose(1, 2).reshape(b, t, -1)) + x)
+        h = self.output_norm(self.output(F.gelu(self.intermediate(a))) + a)
+        return self.classifier(h[:, 0])
 
 
 def median_ms(reps, fn):
@@ -72,6 +102,36 @@ def bench(name, channels, size, compiled, reps):
     }
 
 
+def bench_bert(compiled, reps, batch=16, seq=128):
+    dev = torch.device("cuda")
+    torch.manual_seed(1)
+    model = BertLayer().to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
+    run = torch.compile(model) if compiled else model
+    ids = torch.randint(0, 1000, (batch, seq)).pin_memory()
+    mask = torch.ones(batch, seq, dtype=torch.long).pin_memory()
+    labels = torch.randint(0, 2, (batch,)).pin_memory()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        logits = run(ids.to(dev, non_blocking=True), mask.to(dev, non_blocking=True))
+        loss = F.cross_entropy(logits, labels.to(dev, non_blocking=True))
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def infer():
+        with torch.no_grad():
+            return run(ids.to(dev, non_blocking=True), mask.to(dev, non_blocking=True)).cpu()
+
+    return {
+        "model": "bert_layer",
+        "variant": "torch.compile" if compiled else "eager",
+        "train_step_b16x128_ms": median_ms(reps, step),
+        "infer_b16x128_ms": median_ms(reps, infer),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=50)
@@ -89,6 +149,13 @@ def main():
                 r = {"model": name, "variant": "torch.compile" if compiled else "eager", "error": repr(e)[:300]}
             print(r, flush=True)
             results.append(r)
+    for compiled in (False, True):
+        try:
+            r = bench_bert(compiled, args.reps)
+        except Exception as e:
+            r = {"model": "bert_layer", "variant": "torch.compile" if compiled else "eager", "error": repr(e)[:300]}
+        print(r, flush=True)
+        results.append(r)
     info = {"torch": torch.__version__, "cuda": torch.version.cuda, "gpu": torch.cuda.get_device_name(0)}
     with open(args.json, "w") as f:
         json.dump({"info": info, "results": results}, f, indent=2)
