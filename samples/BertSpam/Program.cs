@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Compiled.Nets;
 using Compiled.Nets.Data;
 using Compiled.Nets.Distributed;
+using Compiled.Nets.Gpu;
 using Compiled.Nets.Reporting;
 using Compiled.Nets.Samples.BertSpam;
 using Compiled.Nets.Text;
@@ -55,8 +56,8 @@ int Run(ParseResult parse)
     if (maxLen is < 2 or > 128) throw new ArgumentException($"--max-length must be in [2, 128] (the compiled networks' MaxSequence), got {maxLen}.");
     ulong s = parse.GetValue(seed);
     string device = parse.GetValue(deviceKind)!;
-    if (parse.GetValue(distributed) && device != "cpu") throw new ArgumentException("--distributed trains the compiled CPU code; leave --device at cpu.");
     using var job = parse.GetValue(distributed) || DistributedContext.IsLaunchedByMpi ? DistributedContext.Initialize() : null;
+    if (job is not null && device != "cpu") throw new ArgumentException("--distributed trains the compiled CPU code; leave --device at cpu.");
     // Every rank tokenises the same data and builds the same network; only rank 0 speaks.
     var console = job is { IsRoot: false } ? TextWriter.Null : Console.Out;
     if (job is not null) console.WriteLine($"Data-parallel: {job.Size} ranks, global batch {parse.GetValue(batchSize)}");
@@ -104,14 +105,27 @@ int Run(ParseResult parse)
     console.WriteLine($"Model: {net.Name}, {total:N0} parameters, {trainable:N0} trainable{(frozen > 0 ? $" ({frozen} tensors frozen)" : "")}");
 
     float peak = parse.GetValue(lr) ?? (modelDir is null ? 1e-3f : 2e-5f);
+    // --device other than cpu: the classifier's generated twin trains on a GpuDevice under the same Trainer and recipe
+    // (parameters, gradients and AdamW state stay there); the best weights come back to `net` for the test below.
+    using var gpu = device == "cpu" ? null : GpuDevice.Open(device == "gpu" ? "cuda" : device);
+    if (gpu is not null) console.WriteLine($"Device: {gpu}");
+    using var twin = gpu is null ? null : net switch
+    {
+        BertBaseClassifier b => (DeviceNetwork)b.ToDevice(gpu),
+        BertTinyClassifier t => t.ToDevice(gpu),
+        _ => throw new ArgumentException($"--device trains the BERT classifiers; {net.Name} trains on the CPU (--device cpu)."),
+    };
+    float decay = parse.GetValue(weightDecay);
     // The Hugging Face Trainer's grouping: no decay for biases and LayerNorm parameters.
-    var opt = new AdamW(net.Parameters, peak, weightDecay: parse.GetValue(weightDecay)) { DecayPredicate = Optimizer.NoDecayForBiasAndNorm };
+    Optimizer opt = twin is null
+        ? new AdamW(net.Parameters, peak, weightDecay: decay) { DecayPredicate = Optimizer.NoDecayForBiasAndNorm }
+        : new DeviceAdamW(twin, peak, weightDecay: decay) { DecayPredicate = Optimizer.NoDecayForBiasAndNorm };
+    using var ownedOptimizer = opt as IDisposable;
     int bs = parse.GetValue(batchSize), ep = parse.GetValue(epochs) ?? (modelDir is null ? 8 : 3);
     long steps = (long)ep * ((train.Count + bs - 1) / bs);
     string outDir = parse.GetValue(output)!;
-    Directory.CreateDirectory(outDir);
     var observer = new ConsoleObserver();
-    var trainer = new Trainer(net, opt, new TrainerOptions
+    var trainer = new Trainer(twin is null ? net : (ISequenceClassifier)twin, opt, new TrainerOptions
     {
         Epochs = ep, EarlyStoppingPatience = parse.GetValue(patience), OutputDirectory = outDir, MaxGradNorm = parse.GetValue(maxGradNorm),
         Schedule = new LinearWarmupDecaySchedule(peak, (long)(parse.GetValue(warmup) * steps), steps),
@@ -119,20 +133,8 @@ int Run(ParseResult parse)
     }, observer);
     Eager.Seed(s);
     sw.Restart();
-    var trainLoader = new TextDataLoader(train, bs, maxLen, shuffle: true, seed: s);
-    var valLoader = new TextDataLoader(val, 64, maxLen, shuffle: false);
-    if (device != "cpu")
-    {
-        if (job is not null) throw new ArgumentException("--device trains on one GPU; run it without mpirun.");
-        int bestEpoch = DeviceTraining.Fit(net, device == "gpu" ? "cuda" : device, trainLoader, valLoader, ep, parse.GetValue(patience),
-            new LinearWarmupDecaySchedule(peak, (long)(parse.GetValue(warmup) * steps), steps), parse.GetValue(weightDecay), parse.GetValue(maxGradNorm), console);
-        console.WriteLine($"Training on the device took {sw.Elapsed.TotalSeconds:F1} s; best validation epoch {bestEpoch}.");
-    }
-    else
-    {
-        trainer.Fit(trainLoader, valLoader);
-        console.WriteLine($"Training took {sw.Elapsed.TotalSeconds:F1} s; best validation epoch {trainer.BestEpoch}.");
-    }
+    trainer.Fit(new TextDataLoader(train, bs, maxLen, shuffle: true, seed: s), new TextDataLoader(val, 64, maxLen, shuffle: false));
+    console.WriteLine($"Training{(gpu is null ? "" : " on the device")} took {sw.Elapsed.TotalSeconds:F1} s; best validation epoch {trainer.BestEpoch}.");
     // The ranks end with the same weights: rank 0 tests and writes them.
     if (job is { IsRoot: false }) return 0;
 
@@ -142,16 +144,7 @@ int Run(ParseResult parse)
     Console.WriteLine($"Test loss {testLoss:F4}, test accuracy {testAcc:P2} over {confusion.Total} emails");
     observer.Report(report);
     report.WriteFiles(outDir);
-    if (trainer.History.Count > 0)
-    {
-        Plots.Curves(trainer.History, Path.Combine(outDir, "loss.png"), Path.Combine(outDir, "accuracy.png"));
-        Console.WriteLine($"Wrote checkpoints, history.csv/json, test_report.*, loss.png, accuracy.png to {Path.GetFullPath(outDir)}");
-    }
-    else
-    {
-        // Device training keeps its epochs in the console; the best weights are saved as the CPU path's final checkpoint would be.
-        Checkpoint.Save(Path.Combine(outDir, "model.safetensors"), net.Parameters);
-        Console.WriteLine($"Wrote model.safetensors, test_report.* to {Path.GetFullPath(outDir)}");
-    }
+    Plots.Curves(trainer.History, Path.Combine(outDir, "loss.png"), Path.Combine(outDir, "accuracy.png"));
+    Console.WriteLine($"Wrote checkpoints, history.csv/json, test_report.*, loss.png, accuracy.png to {Path.GetFullPath(outDir)}");
     return 0;
 }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Compiled.Nets;
 using Compiled.Nets.Data;
 using Compiled.Nets.Distributed;
+using Compiled.Nets.Gpu;
 using Compiled.Nets.Reporting;
 using Compiled.Nets.Samples.FashionMnist;
 using Compiled.Nets.Training;
@@ -48,32 +49,39 @@ root.SetAction(parse =>
     IClassifier net = resnet ? new ResNet(parse.GetValue(seed)) : new ConvNet(parse.GetValue(seed));
     using var owned = (IDisposable)net;
     console.WriteLine($"Model: {net.Name}, {net.Parameters.Parameters.Where(p => !p.IsBuffer).Sum(p => (long)p.Length):N0} parameters");
-    Optimizer opt = parse.GetValue(optimizerName) switch
+    // --device other than cpu: the network's generated twin trains on a GpuDevice under the same Trainer (parameters,
+    // gradients and optimizer state stay on the device); the best weights come back to `net` for the test below.
+    string kind = parse.GetValue(deviceKind)!;
+    using var device = kind == "cpu" ? null : GpuDevice.Open(kind == "gpu" ? "cuda" : kind);
+    if (device is not null) console.WriteLine($"Device: {device}");
+    using var twin = device is null ? null : net switch
     {
-        "adam" => new Adam(net.Parameters, parse.GetValue(lr)),
-        "sgd" => new Sgd(net.Parameters, parse.GetValue(lr), momentum: 0.9f, nesterov: true),
-        _ => new AdamW(net.Parameters, parse.GetValue(lr)),
+        ConvNet c => (DeviceNetwork)c.ToDevice(device),
+        ResNet r => r.ToDevice(device),
+        _ => throw new NotSupportedException(net.Name),
     };
+    IClassifier trained = twin is null ? net : (IClassifier)twin;
+    float rate = parse.GetValue(lr);
+    Optimizer opt = (parse.GetValue(optimizerName), twin) switch
+    {
+        ("adam", null) => new Adam(net.Parameters, rate),
+        ("sgd", null) => new Sgd(net.Parameters, rate, momentum: 0.9f, nesterov: true),
+        (_, null) => new AdamW(net.Parameters, rate),
+        ("adam", { } t) => new DeviceAdam(t, rate),
+        ("sgd", { } t) => new DeviceSgd(t, rate, momentum: 0.9f, nesterov: true),
+        (_, { } t) => new DeviceAdamW(t, rate),
+    };
+    using var ownedOptimizer = opt as IDisposable;
     string outDir = parse.GetValue(output) ?? (resnet ? "out/fashion-mnist-resnet" : "out/fashion-mnist");
     var observer = new ConsoleObserver();
-    var trainer = new Trainer(net, opt, new TrainerOptions
+    var trainer = new Trainer(trained, opt, new TrainerOptions
     {
         Epochs = parse.GetValue(epochs), EarlyStoppingPatience = parse.GetValue(patience), OutputDirectory = outDir, Resume = parse.GetValue(resume),
         DataParallel = job is null ? null : new DataParallel(job, net.Parameters),
     }, observer);
     var sw = Stopwatch.StartNew();
-    var trainLoader = new DataLoader(train, parse.GetValue(batchSize), shuffle: true, seed: parse.GetValue(seed));
-    if (parse.GetValue(deviceKind) is { } kind && kind != "cpu")
-    {
-        DeviceTraining.Fit(net, kind == "gpu" ? "cuda" : kind, trainLoader, new DataLoader(val, 256, shuffle: false),
-            parse.GetValue(epochs), parse.GetValue(patience), parse.GetValue(lr), parse.GetValue(optimizerName) ?? "adamw");
-        Console.WriteLine($"Training on the device took {sw.Elapsed.TotalSeconds:F1} s.");
-    }
-    else
-    {
-        trainer.Fit(trainLoader, new DataLoader(val, 256, shuffle: false));
-        console.WriteLine($"Training took {sw.Elapsed.TotalSeconds:F1} s; best validation epoch {trainer.BestEpoch}.");
-    }
+    trainer.Fit(new DataLoader(train, parse.GetValue(batchSize), shuffle: true, seed: parse.GetValue(seed)), new DataLoader(val, 256, shuffle: false));
+    console.WriteLine($"Training{(device is null ? "" : " on the device")} took {sw.Elapsed.TotalSeconds:F1} s; best validation epoch {trainer.BestEpoch}.");
     // The ranks end with the same weights: rank 0 tests and writes them.
     if (job is { IsRoot: false }) return 0;
 
@@ -90,11 +98,9 @@ root.SetAction(parse =>
         ["std"] = std[0].ToString("R", System.Globalization.CultureInfo.InvariantCulture),
         ["classes"] = string.Join("|", DatasetReaders.FashionMnistClasses),
     });
-    if (trainer.History.Count > 0) Plots.Curves(trainer.History, Path.Combine(outDir, "loss.png"), Path.Combine(outDir, "accuracy.png"));
+    Plots.Curves(trainer.History, Path.Combine(outDir, "loss.png"), Path.Combine(outDir, "accuracy.png"));
     Plots.ConfusionMatrix(confusion, DatasetReaders.FashionMnistClasses, Path.Combine(outDir, "confusion.png"));
-    Console.WriteLine(trainer.History.Count > 0
-        ? $"Wrote checkpoints, model.safetensors, history.csv/json, test_report.*, loss.png, accuracy.png, confusion.png to {Path.GetFullPath(outDir)}"
-        : $"Wrote model.safetensors, test_report.*, confusion.png to {Path.GetFullPath(outDir)}");
+    Console.WriteLine($"Wrote checkpoints, model.safetensors, history.csv/json, test_report.*, loss.png, accuracy.png, confusion.png to {Path.GetFullPath(outDir)}");
     if (parse.GetValue(servingCheck)) ServingCheck(net, test);
     return 0;
 });
