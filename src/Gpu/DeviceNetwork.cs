@@ -19,7 +19,7 @@ public abstract class DeviceNetwork : IDisposable
 {
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _values, _gradients, _buffers;
     private readonly List<MemoryBuffer1D<float, Stride1D.Dense>> _persistent = new();
-    private MemoryBuffer1D<float, Stride1D.Dense>? _act, _grad, _scratch, _input, _rowLoss;
+    private MemoryBuffer1D<float, Stride1D.Dense>? _act, _grad, _scratch, _input, _rowLoss, _targets;
     private MemoryBuffer1D<int, Stride1D.Dense>? _ints, _labels, _tokens, _mask;
     private int[] _allReal = [];
     private float[] _rowLossHost = [];
@@ -76,6 +76,15 @@ public abstract class DeviceNetwork : IDisposable
 
     /// <summary>The cross-entropy's label smoothing, as declared on the network.</summary>
     public float LabelSmoothing { get; }
+
+    /// <summary>The loss the twin trains with (its network's loss attribute): cross-entropy on class labels, or a loss
+    /// on float targets shaped like the output.</summary>
+    public virtual DeviceLoss TrainedLoss => DeviceLoss.CrossEntropy;
+
+    /// <summary>The loss's parameter: label smoothing for cross-entropy, β for smooth L1.</summary>
+    protected virtual float LossParameter => LabelSmoothing;
+
+    private bool ClassLabels => TrainedLoss == DeviceLoss.CrossEntropy;
 
     /// <summary>The batch the workspace holds now (it grows when a larger batch comes).</summary>
     public int Capacity { get; private set; }
@@ -207,7 +216,9 @@ public abstract class DeviceNetwork : IDisposable
         if (!HostParameters.AccumulateGradients) _gradients.View.MemSetToZero();
         RunForward(batch, training: true);
         float loss = Loss(batch);
-        K.CrossEntropyBackward(LogitsGradient, Probabilities, Labels, batch, OutputFeatures, 1f / batch, LabelSmoothing);
+        long n = (long)batch * OutputFeatures;
+        if (ClassLabels) K.CrossEntropyBackward(LogitsGradient, Probabilities, Labels, batch, OutputFeatures, 1f / batch, LabelSmoothing);
+        else K.FloatLossBackward(TrainedLoss, LogitsGradient, Logits, _targets!.View, n, 1f / n, LossParameter);
         if (!logits.IsEmpty) Download(Logits, logits.Slice(0, batch * OutputFeatures));
         RunBackward(batch);
         return loss;
@@ -220,6 +231,32 @@ public abstract class DeviceNetwork : IDisposable
         NetworkArguments.Check(Name, "EvaluateLoss", input.Length, batch, InputFeatures, _inputShape, logits.IsEmpty ? -1 : logits.Length, OutputFeatures, _outputShape);
         Prepare(input, batch);
         return Evaluate(labels, batch, logits);
+    }
+
+    /// <summary>
+    /// A training step of a network trained on float targets (MSE, L1, smooth L1, BCE on logits): forward, the mean loss
+    /// over every output element, backward, as <c>IRegressor.TrainStep</c>; <paramref name="output"/>, when not empty,
+    /// gets the outputs.
+    /// </summary>
+    /// <exception cref="ArgumentException">Spans whose lengths do not fit the batch.</exception>
+    /// <exception cref="InvalidOperationException">The network trains on class labels.</exception>
+    public float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<float> targets, int batch, Span<float> output = default)
+    {
+        TakesFloats("TrainStep");
+        NetworkArguments.Check(Name, "TrainStep", input.Length, batch, InputFeatures, _inputShape, output.IsEmpty ? -1 : output.Length, OutputFeatures, _outputShape);
+        Prepare(input, batch);
+        UploadTargets(targets, batch);
+        return Step(batch, output);
+    }
+
+    /// <summary>The mean loss on float targets in evaluation mode, without gradients.</summary>
+    public float EvaluateLoss(ReadOnlySpan<float> input, ReadOnlySpan<float> targets, int batch, Span<float> output = default)
+    {
+        TakesFloats("EvaluateLoss");
+        NetworkArguments.Check(Name, "EvaluateLoss", input.Length, batch, InputFeatures, _inputShape, output.IsEmpty ? -1 : output.Length, OutputFeatures, _outputShape);
+        Prepare(input, batch);
+        UploadTargets(targets, batch);
+        return EvaluateUploaded(batch, output);
     }
 
     /// <summary>Inference on token ids (a network over token ids): <paramref name="output"/> gets batch × <see cref="OutputFeatures"/> logits.</summary>
@@ -304,6 +341,12 @@ public abstract class DeviceNetwork : IDisposable
     private float Evaluate(ReadOnlySpan<int> labels, int batch, Span<float> logits)
     {
         UploadLabels(labels, batch);
+        return EvaluateUploaded(batch, logits);
+    }
+
+    /// <summary>The evaluation-mode loss of the uploaded batch and targets.</summary>
+    private float EvaluateUploaded(int batch, Span<float> logits)
+    {
         RunForward(batch, training: false);
         float loss = Loss(batch);
         if (!logits.IsEmpty) Download(Logits, logits.Slice(0, batch * OutputFeatures));
@@ -393,13 +436,15 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The softmax of the logits, written by the loss (a region of the generated layout).</summary>
     protected abstract ArrayView<float> Probabilities { get; }
 
+    /// <summary>The batch's mean loss: per-row sums on the device, their total in double on the host (as the CPU kernels sum).</summary>
     private float Loss(int batch)
     {
-        K.CrossEntropyForward(_rowLoss!.View, Probabilities, Logits, Labels, batch, OutputFeatures, LabelSmoothing);
+        if (ClassLabels) K.CrossEntropyForward(_rowLoss!.View, Probabilities, Logits, Labels, batch, OutputFeatures, LabelSmoothing);
+        else K.FloatLossForward(TrainedLoss, _rowLoss!.View, Logits, _targets!.View, batch, OutputFeatures, LossParameter);
         Download(_rowLoss.View, _rowLossHost.AsSpan(0, batch));
         double sum = 0;
         for (int i = 0; i < batch; i++) sum += _rowLossHost[i];
-        return (float)(sum / batch);
+        return (float)(sum / (ClassLabels ? batch : (double)batch * OutputFeatures));
     }
 
     /// <summary>Copies the host store's parameters and buffers (running statistics) to the device: after loading a checkpoint into the host network.</summary>
@@ -434,11 +479,20 @@ public abstract class DeviceNetwork : IDisposable
 
     private void UploadLabels(ReadOnlySpan<int> labels, int batch)
     {
+        if (!ClassLabels) throw new InvalidOperationException($"{Name} trains with {TrainedLoss} on float targets shaped like its output (ReadOnlySpan<float>), not class labels.");
         if (labels.Length != batch) throw new ArgumentException($"{Name}: {labels.Length} labels for a batch of {batch}.", nameof(labels));
         for (int r = 0; r < batch; r++)
             if ((uint)labels[r] >= (uint)OutputFeatures)
                 throw new ArgumentException($"{Name}: label {labels[r]} in row {r} is outside [0, {OutputFeatures}).", nameof(labels));
         Upload(labels, _labels!.View);
+    }
+
+    private void UploadTargets(ReadOnlySpan<float> targets, int batch)
+    {
+        if (ClassLabels) throw new InvalidOperationException($"{Name} trains with cross-entropy on class labels (ReadOnlySpan<int>), not float targets.");
+        if (targets.Length != (long)batch * OutputFeatures)
+            throw new ArgumentException($"{Name}: targets have {targets.Length} floats, but batch {batch} × [{_outputShape}] needs {(long)batch * OutputFeatures}.", nameof(targets));
+        Upload(targets, _targets!.View);
     }
 
     private void Grow(int batch)
@@ -453,6 +507,7 @@ public abstract class DeviceNetwork : IDisposable
         _tokens = Device.AllocateInts(TokenVocabulary > 0 ? (long)InputFeatures * batch : 1);
         _mask = Device.AllocateInts(Math.Max(1, (long)MaxSequence * batch));
         _labels = Device.AllocateInts(batch);
+        _targets = Device.Allocate(ClassLabels ? 1 : (long)OutputFeatures * batch);
         _rowLoss = Device.Allocate(batch);
         _rowLossHost = new float[batch];
         _labelsHost = new int[batch];
@@ -461,7 +516,7 @@ public abstract class DeviceNetwork : IDisposable
 
     private void FreeWorkspace()
     {
-        _act?.Dispose(); _grad?.Dispose(); _ints?.Dispose(); _scratch?.Dispose(); _input?.Dispose(); _tokens?.Dispose(); _mask?.Dispose(); _labels?.Dispose(); _rowLoss?.Dispose();
+        _act?.Dispose(); _grad?.Dispose(); _ints?.Dispose(); _scratch?.Dispose(); _input?.Dispose(); _tokens?.Dispose(); _mask?.Dispose(); _labels?.Dispose(); _targets?.Dispose(); _rowLoss?.Dispose();
     }
 
     private void ThrowIfDisposed()

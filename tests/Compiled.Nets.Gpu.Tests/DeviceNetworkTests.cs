@@ -530,6 +530,55 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         Assert.Equal(0.05f, opt.ClipGradientNorm(1f), 1e-4);
     }
 
+    private void RegressionStepMatches<TNet>(TNet cpu, TNet gpuHost, Func<TNet, DeviceNetwork> toDevice, int batch, int seed, bool probabilities = false) where TNet : IRegressor
+    {
+        var x = DeviceFixture.Random(batch * cpu.InputSize, seed);
+        var t = DeviceFixture.Random(batch * cpu.OutputSize, seed + 1, scale: 2f);
+        if (probabilities) t = t.Select(v => (v + 2f) / 4f).ToArray();
+        using var dev = toDevice(gpuHost);
+        Assert.IsAssignableFrom<IRegressor>(dev);
+        var cpuOut = new float[batch * cpu.OutputSize]; var devOut = new float[cpuOut.Length];
+        float cpuLoss = cpu.TrainStep(x, t, batch, cpuOut);
+        float devLoss = dev.TrainStep(x, t, batch, devOut);
+        Assert.Equal(cpuLoss, devLoss, 1e-5 * (1 + Math.Abs(cpuLoss)));
+        Relative(cpuOut, devOut, 1e-4, "TrainStep outputs");
+        dev.CopyGradientsToHost();
+        foreach (var p in cpu.Parameters.Parameters)
+            Relative(cpu.Parameters.Gradient(p), gpuHost.Parameters.Gradient(gpuHost.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+        Assert.Equal(cpu.EvaluateLoss(x, t, batch), dev.EvaluateLoss(x, t, batch), 1e-5 * (1 + Math.Abs(cpuLoss)));
+        Assert.Contains("float targets", Assert.Throws<InvalidOperationException>(() => dev.TrainStep(x, new int[batch], batch)).Message);
+        Assert.Contains("targets have 1 floats", Assert.Throws<ArgumentException>(() => dev.TrainStep(x, new float[1], batch)).Message);
+    }
+
+    [Fact]
+    public void Losses_on_float_targets_match_the_CPU_in_loss_outputs_and_every_gradient()
+    {
+        using (var cpu = new MseNet(seed: 31)) using (var host = new MseNet(seed: 31)) RegressionStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 4, seed: 1);
+        using (var cpu = new L1Net(seed: 32)) using (var host = new L1Net(seed: 32)) RegressionStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 5, seed: 2);
+        using (var cpu = new SmoothL1Net(seed: 33)) using (var host = new SmoothL1Net(seed: 33)) RegressionStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 6, seed: 3);
+        using (var cpu = new BceNet(seed: 34)) using (var host = new BceNet(seed: 34)) RegressionStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 4, probabilities: true);
+        using var classifier = new ConvNet(seed: 1);
+        using var twin = classifier.ToDevice(f.Device);
+        Assert.Contains("class labels", Assert.Throws<InvalidOperationException>(() => twin.TrainStep(new float[784], new float[10], 1)).Message);
+    }
+
+    [Fact]
+    public void A_regressor_twin_trains_under_the_Trainer_as_the_CPU_network_does()
+    {
+        var samples = DeviceFixture.Random(40 * 50, 6);
+        var targets = DeviceFixture.Random(40 * 3, 7);
+        var data = new Dataset(samples, targets, [2, 5, 5], [3]);
+        using var cpu = new MseNet(seed: 35);
+        using var host = new MseNet(seed: 35);
+        using var dev = host.ToDevice(f.Device);
+        using var devOpt = new DeviceSgd(dev, 0.05f, momentum: 0.9f);
+        var options = new TrainerOptions { Epochs = 3, MaxGradNorm = 1f };
+        var a = new Trainer(cpu, new Sgd(cpu.Parameters, 0.05f, momentum: 0.9f), options).Fit(new DataLoader(data, 8, shuffle: true, seed: 2), null);
+        var b = new Trainer((IRegressor)dev, devOpt, options).Fit(new DataLoader(data, 8, shuffle: true, seed: 2), null);
+        for (int e = 0; e < 3; e++) Assert.Equal(a[e].TrainLoss, b[e].TrainLoss, 1e-4 * (1 + a[e].TrainLoss));
+        Assert.True(b[^1].TrainLoss < b[0].TrainLoss, "the loss should fall");
+    }
+
     [Fact]
     public void Dropout_in_and_after_attention_is_off_in_evaluation_and_reproducible_in_training()
     {

@@ -356,3 +356,44 @@ public partial class TokenNet
 
     Tensor Forward(Tensor ids) => ids.Apply(Words).Apply(Norm).Gelu().Flatten().Apply(Head);
 }
+
+/// <summary>A regressor on the device: MSE over a [3] output after a fused bias + tanh chain and a LayerNorm.</summary>
+[Network, Input(2, 5, 5), MSELoss]
+public partial class MseNet
+{
+    [Conv2d(2, 3, kernel: 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Linear(3 * 5 * 5, 8)] public partial Linear Fc { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Conv).Relu().Flatten().Apply(Fc).Tanh().Apply(Head);
+}
+
+/// <summary>Mean absolute error on the device.</summary>
+[Network, Input(6), L1Loss]
+public partial class L1Net
+{
+    [Linear(6, 8)] public partial Linear Fc { get; }
+    [Linear(8, 4)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Gelu().Apply(Head);
+}
+
+/// <summary>Smooth L1 with β = 0.5 on the device (both of its branches are taken by the test's targets).</summary>
+[Network, Input(6), SmoothL1Loss(Beta = 0.5)]
+public partial class SmoothL1Net
+{
+    [Linear(6, 8)] public partial Linear Fc { get; }
+    [Linear(8, 4)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Relu().Apply(Head);
+}
+
+/// <summary>Binary cross-entropy on logits on the device (multi-label: 5 independent logits per sample).</summary>
+[Network, Input(6), BCEWithLogitsLoss]
+public partial class BceNet
+{
+    [Linear(6, 8)] public partial Linear Fc { get; }
+    [Linear(8, 5)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Silu().Apply(Head);
+}

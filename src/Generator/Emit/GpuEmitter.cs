@@ -105,7 +105,10 @@ namespace Compiled.Nets.Generator.Emit
             if (s.IsMultiInput) return "networks with several inputs";
             if (s.IsMultiOutput) return "networks with several outputs";
             if (Shapes.HasSequence(s.Ops[s.Output].OutShape)) return "outputs per position (a loss over the sequence)";
-            if (s.Loss != LossKind.CrossEntropy) return s.Loss == LossKind.None ? "networks without a loss" : "the " + s.Loss + " loss";
+            if (s.Loss == LossKind.None) return "networks without a loss";
+            if (s.LossValue >= 0) return "a loss method";
+            if (s.Loss != LossKind.CrossEntropy && !FloatTargetLoss(s)) return "the " + Losses.Of(s.Loss).Name;
+            if (FloatTargetLoss(s) && s.TokenInput) return "a loss on float targets over token ids";
             if (CrossEntropyLoss.Weighted(LossUse.Of(s)[0])) return "class weights and an ignored label in cross-entropy";
             var missing = s.Ops.Where(o => !OpTable.Of(o.Kind).OnGpuFor(s, o)).Select(o => OpTable.Of(o.Kind).Name + (OpTable.Of(o.Kind).OnGpu ? " with these arguments" : ""))
                 .Concat(s.Ops.Where(o => OpTable.Of(o.Kind).OnGpuFor(s, o) && !OpTable.Of(o.Kind).OnGpuOverSequence && (Shapes.HasSequence(o.InShape) || Shapes.HasSequence(o.OutShape)))
@@ -113,6 +116,9 @@ namespace Compiled.Nets.Generator.Emit
                 .Distinct().ToList();
             return missing.Count == 0 ? null : string.Join(", ", missing);
         }
+
+        /// <summary>The network trains on float targets with a loss the device has (its DeviceLoss member is named as its LossKind).</summary>
+        private static bool FloatTargetLoss(NetworkSpec s) => s.Loss is LossKind.Mse or LossKind.L1 or LossKind.SmoothL1 or LossKind.BceWithLogits;
 
         /// <summary>The assembly attribute that lets ILGPU's CPU accelerator call the generated kernels of internal networks.</summary>
         public static string AssemblyInfo() =>
@@ -148,7 +154,7 @@ namespace Compiled.Nets.Generator.Emit
             w.Line();
             w.Line("/// <summary>The network on a GPU: forward, loss and backward as kernel launches, the elementwise chains fused.</summary>");
             // The interface the CPU network trains through, so the Trainer and evaluation take the twin as they take the network.
-            string face = s.MaxSequence > 0 ? "ISequenceClassifier" : s.TokenInput ? "ITokenClassifier" : "IClassifier";
+            string face = FloatTargetLoss(s) ? "IRegressor" : s.MaxSequence > 0 ? "ISequenceClassifier" : s.TokenInput ? "ITokenClassifier" : "IClassifier";
             w.Open($"public sealed class OnDevice : {Gpu}DeviceNetwork, {Runtime}{face}");
             w.Line($"private readonly {s.TypeName} _net;");
             w.Line($"global::System.Collections.Generic.IReadOnlyList<int> {Runtime}INetwork.InputShape => (({Runtime}INetwork)_net).InputShape;");
@@ -194,7 +200,7 @@ namespace Compiled.Nets.Generator.Emit
                 w.Line($"private readonly {ch.BackwardDelegate} _{ch.Name}Backward;");
             }
             w.Line();
-            float smoothing = (float)s.LossParameter;
+            float smoothing = FloatTargetLoss(s) ? 0f : (float)s.LossParameter;
             w.Open($"internal OnDevice({s.TypeName} net, {Gpu}GpuDevice device) : base(device, net._store, \"{s.TypeName}\", {s.TypeName}.InputFeatures, \"{string.Join(", ", s.InputShape)}\", {s.TypeName}.OutputFeatures, \"{string.Join(", ", s.Ops[s.Output].OutShape)}\", {SourceWriter.FloatLiteral(smoothing)})");
             w.Line("_net = net;");
             foreach (var p in pc.Persistent) w.Line($"{p.Field} = Persistent({p.Length});");
@@ -227,6 +233,11 @@ namespace Compiled.Nets.Generator.Emit
                 w.Line($"protected override int TokenVocabulary => {vocabulary};");
             }
             if (s.MaxSequence > 0) w.Line($"protected override int MaxSequence => {s.TypeName}.MaxSequence;");
+            if (FloatTargetLoss(s))
+            {
+                w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.{s.Loss};");
+                if (s.Loss == LossKind.SmoothL1) w.Line($"protected override float LossParameter => {SourceWriter.FloatLiteral(s.LossParameter)};");
+            }
             w.Line();
             w.Open("protected override void BindWorkspace()");
             foreach (var r in actRegions) w.Line($"{r.Name} = Activation({r.Offset}, {r.Size});");

@@ -4,8 +4,74 @@ using ILGPU.Runtime;
 
 namespace Compiled.Nets.Gpu;
 
+/// <summary>The loss a device twin trains with: its network's loss attribute.</summary>
+public enum DeviceLoss
+{
+    /// <summary><c>[CrossEntropyLoss]</c> on class indices (its parameter: label smoothing).</summary>
+    CrossEntropy,
+    /// <summary><c>[MSELoss]</c>: the mean of (output − target)².</summary>
+    Mse,
+    /// <summary><c>[L1Loss]</c>: the mean of |output − target|.</summary>
+    L1,
+    /// <summary><c>[SmoothL1Loss]</c> (its parameter: β).</summary>
+    SmoothL1,
+    /// <summary><c>[BCEWithLogitsLoss]</c>: binary cross-entropy on logits, targets in [0, 1].</summary>
+    BceWithLogits,
+}
+
 public sealed partial class GpuKernels
 {
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _floatLoss;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>? _floatLossBackward;
+
+    /// <summary>rowLoss[r] = Σ over the row's <paramref name="cols"/> elements of a float-target loss (MSE, L1, smooth L1
+    /// with β = <paramref name="parameter"/>, BCE on logits in its stable form), as the CPU kernels; one thread per row.</summary>
+    public void FloatLossForward(DeviceLoss loss, ArrayView<float> rowLoss, ArrayView<float> pred, ArrayView<float> targets, int rows, int cols, float parameter)
+    {
+        if (rows == 0) return;
+        if (loss == DeviceLoss.CrossEntropy) throw new ArgumentException("Cross-entropy takes class indices: call CrossEntropyForward.", nameof(loss));
+        Need(rowLoss, rows, nameof(rowLoss)); Need(pred, (long)rows * cols, nameof(pred)); Need(targets, (long)rows * cols, nameof(targets));
+        _floatLoss ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(FloatLossKernel);
+        Launched();
+        _floatLoss(rows, rowLoss, pred, targets, cols, (int)loss, parameter);
+    }
+
+    /// <summary>dpred += scale·∂loss/∂pred elementwise (2d, sign d, d/β or sign d, σ(x) − t); scale is dLoss/n.</summary>
+    public void FloatLossBackward(DeviceLoss loss, ArrayView<float> dpred, ArrayView<float> pred, ArrayView<float> targets, long n, float scale, float parameter)
+    {
+        if (n == 0) return;
+        if (loss == DeviceLoss.CrossEntropy) throw new ArgumentException("Cross-entropy takes class indices: call CrossEntropyBackward.", nameof(loss));
+        Need(dpred, n, nameof(dpred)); Need(pred, n, nameof(pred)); Need(targets, n, nameof(targets));
+        _floatLossBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>(FloatLossBackwardKernel);
+        Launched();
+        _floatLossBackward(checked((int)n), dpred, pred, targets, (int)loss, scale, parameter);
+    }
+
+    private static void FloatLossKernel(Index1D r, ArrayView<float> rowLoss, ArrayView<float> pred, ArrayView<float> targets, int cols, int loss, float beta)
+    {
+        long row = (long)r.X * cols;
+        float s = 0f;
+        for (int k = 0; k < cols; k++)
+        {
+            float x = pred[row + k], t = targets[row + k], d = x - t, a = XMath.Abs(d);
+            s += loss == (int)DeviceLoss.Mse ? d * d
+                : loss == (int)DeviceLoss.L1 ? a
+                : loss == (int)DeviceLoss.SmoothL1 ? (a < beta ? 0.5f * d * d / beta : a - 0.5f * beta)
+                : XMath.Max(x, 0f) - x * t + XMath.Log(1f + XMath.Exp(-XMath.Abs(x)));
+        }
+        rowLoss[r] = s;
+    }
+
+    private static void FloatLossBackwardKernel(Index1D i, ArrayView<float> dpred, ArrayView<float> pred, ArrayView<float> targets, int loss, float scale, float beta)
+    {
+        float x = pred[i], d = x - targets[i];
+        float sign = d > 0f ? 1f : d < 0f ? -1f : 0f;
+        dpred[i] += scale * (loss == (int)DeviceLoss.Mse ? 2f * d
+            : loss == (int)DeviceLoss.L1 ? sign
+            : loss == (int)DeviceLoss.SmoothL1 ? (XMath.Abs(d) < beta ? d / beta : sign)
+            : 1f / (1f + XMath.Exp(-x)) - targets[i]);
+    }
+
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, float>? _crossEntropy;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, float, float>? _crossEntropyBackward;
 

@@ -11,9 +11,14 @@ namespace Compiled.Nets.Gpu.Tests
         public OnDevice ToDevice(global::Compiled.Nets.Gpu.GpuDevice device) => new OnDevice(this, device);
 
         /// <summary>The network on a GPU: forward, loss and backward as kernel launches, the elementwise chains fused.</summary>
-        public sealed class OnDevice : global::Compiled.Nets.Gpu.DeviceNetwork
+        public sealed class OnDevice : global::Compiled.Nets.Gpu.DeviceNetwork, global::Compiled.Nets.IClassifier
         {
             private readonly ConvNet _net;
+            global::System.Collections.Generic.IReadOnlyList<int> global::Compiled.Nets.INetwork.InputShape => ((global::Compiled.Nets.INetwork)_net).InputShape;
+            int global::Compiled.Nets.INetwork.InputSize => ((global::Compiled.Nets.INetwork)_net).InputSize;
+            global::System.Collections.Generic.IReadOnlyList<int> global::Compiled.Nets.INetwork.OutputShape => ((global::Compiled.Nets.INetwork)_net).OutputShape;
+            int global::Compiled.Nets.INetwork.OutputSize => ((global::Compiled.Nets.INetwork)_net).OutputSize;
+            global::Compiled.Nets.ParameterStore global::Compiled.Nets.INetwork.Parameters => HostParameters;
             private global::ILGPU.ArrayView<float> _v1;
             private global::ILGPU.ArrayView<float> _v2;
             private global::ILGPU.ArrayView<float> _v3;
