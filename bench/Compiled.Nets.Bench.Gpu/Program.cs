@@ -16,12 +16,12 @@ string? json = Arg("--json", "") is { Length: > 0 } j ? j : null;
 var models = Arg("--models", "convnet_1x28x28,convnet_3x32x32,bert_layer").Split(',');
 
 using var device = GpuDevice.Open(kind);
-Console.WriteLine($"Device: {device}");
+Console.WriteLine($"Device: {device}; GEMM: {device.GemmBackend}");
 var results = new List<Dictionary<string, object>>();
 if (models.Contains("convnet_1x28x28")) Run("convnet_1x28x28", new ConvNet28(1), n => n.ToDevice(device));
 if (models.Contains("convnet_3x32x32")) Run("convnet_3x32x32", new ConvNet32(1), n => n.ToDevice(device));
 if (models.Contains("bert_layer")) RunBert();
-if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(new { device = device.ToString(), results }, new JsonSerializerOptions { WriteIndented = true }));
+if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(new { device = device.ToString(), gemm = device.GemmBackend, results }, new JsonSerializerOptions { WriteIndented = true }));
 return 0;
 
 void Run<TNet>(string name, TNet net, Func<TNet, DeviceNetwork> toDevice) where TNet : IClassifier, IDisposable

@@ -2,9 +2,10 @@
 import json
 import sys
 
-ours = {r["model"]: r for r in json.load(open(sys.argv[1]))["results"]}
+mine = json.load(open(sys.argv[1]))
+ours = {r["model"]: r for r in mine["results"]}
 theirs = json.load(open(sys.argv[2]))
-print(f"GPU: {theirs['info']['gpu']}, PyTorch {theirs['info']['torch']} (CUDA {theirs['info']['cuda']})")
+print(f"GPU: {theirs['info']['gpu']}, PyTorch {theirs['info']['torch']} (CUDA {theirs['info']['cuda']}); our GEMM: {mine.get('gemm', '?')}")
 print(f"{'model':18} {'PyTorch':14} {'metric':22} {'ours ms':>9} {'PyTorch ms':>11} {'ratio':>7}")
 for r in theirs["results"]:
     if "error" in r:

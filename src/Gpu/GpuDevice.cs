@@ -22,6 +22,8 @@ public sealed class GpuDevice : IDisposable
     private readonly Accelerator _accelerator;
     private long _launches;
     private GpuKernels? _kernels;
+    private CuBlasLibrary? _blas;
+    private string? _blasAbsent;
     private bool _disposed;
 
     private GpuDevice(Context context, Accelerator accelerator, string kind)
@@ -102,6 +104,25 @@ public sealed class GpuDevice : IDisposable
         }
     }
 
+    /// <summary>cuBLAS on a CUDA device where it loads and agrees with the tiled kernel (tried once, on the first GEMM); null elsewhere.</summary>
+    internal CuBlasLibrary? Blas
+    {
+        get
+        {
+            if (_blas is null && _blasAbsent is null)
+            {
+                if (!IsCuda) _blasAbsent = "not a CUDA device";
+                else _blas = CuBlasLibrary.TryOpen((CudaAccelerator)Accelerator,
+                    (a, b, c, m, n, k) => Kernels.GemmTiled(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n), out _blasAbsent);
+            }
+            return _blas;
+        }
+    }
+
+    /// <summary>What the GEMMs run on: cuBLAS (its version and where it was loaded from), or ILGPU's tiled kernel and
+    /// why cuBLAS is not used, or the CPU accelerator's one thread per output.</summary>
+    public string GemmBackend => !IsCuda ? "one thread per output (CPU accelerator)" : Blas?.Description ?? $"ILGPU tiled kernel ({_blasAbsent})";
+
     /// <summary>Waits for every launched kernel and copy to finish.</summary>
     public void Synchronize() => Accelerator.Synchronize();
 
@@ -119,6 +140,7 @@ public sealed class GpuDevice : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        _blas?.Dispose();
         _accelerator.Dispose();
         _context.Dispose();
     }

@@ -648,6 +648,34 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
             Assert.Contains("No CUDA GPU", e.Message);
         }
         Assert.StartsWith(auto.Kind + ": ", auto.ToString());
+        if (!auto.IsCuda) Assert.Contains("CPU accelerator", auto.GemmBackend);
+    }
+
+    [Fact]
+    public void cuBLAS_is_looked_for_where_CUDA_conda_and_PyTorch_wheels_keep_it()
+    {
+        var root = Directory.CreateTempSubdirectory("cnets-cublas-").FullName;
+        try
+        {
+            string Touch(params string[] parts)
+            {
+                var path = Path.Combine([root, .. parts]);
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                File.WriteAllText(path, "");
+                return path;
+            }
+            string wheel = Touch("home", ".local", "lib", "python3.11", "site-packages", "nvidia", "cublas", "lib", "libcublas.so.12");
+            string conda = Touch("conda", "lib", "libcublas.so.11");
+            string chosen = Touch("chosen", "libcublas.so.12");
+            var env = new Dictionary<string, string> { ["CONDA_PREFIX"] = Path.Combine(root, "conda") };
+            var found = CuBlasLibrary.Candidates(v => env.GetValueOrDefault(v), Path.Combine(root, "home")).Where(p => p.StartsWith(root, StringComparison.Ordinal)).ToList();
+            Assert.Equal([conda, wheel], found);
+            env["COMPILED_NETS_CUBLAS"] = Path.Combine(root, "chosen");   // a folder
+            Assert.Equal(chosen, CuBlasLibrary.Candidates(v => env.GetValueOrDefault(v), Path.Combine(root, "home")).First());
+            env["COMPILED_NETS_CUBLAS"] = wheel;                           // a file
+            Assert.Equal(wheel, CuBlasLibrary.Candidates(v => env.GetValueOrDefault(v), Path.Combine(root, "home")).First());
+        }
+        finally { Directory.Delete(root, recursive: true); }
     }
 }
 

@@ -17,16 +17,18 @@ public sealed partial class GpuKernels
 
     /// <summary>
     /// C[M×N] = alpha·op(A)·op(B) + beta·C, row-major, op = transpose when asked (A is K×M, B is N×K then). beta 0
-    /// never reads C. On a GPU a shared-memory tiled kernel; on the CPU accelerator, whose group barriers cost
-    /// hundreds of times the arithmetic, one thread per element of C.
+    /// never reads C. On a GPU cuBLAS where it loads (<see cref="GpuDevice.GemmBackend"/>), else a shared-memory tiled
+    /// kernel; on the CPU accelerator, whose group barriers cost hundreds of times the arithmetic, one thread per
+    /// element of C.
     /// </summary>
     public void Gemm(bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, int lda, ArrayView<float> b, int ldb,
         float beta, ArrayView<float> c, int ldc)
     {
         if (m <= 0 || n <= 0) return;
         var args = GemmChecked(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        if (_device.IsCuda) GemmTiled(a, b, c, args);
-        else GemmSimple(a, b, c, args);
+        if (!_device.IsCuda) GemmSimple(a, b, c, args);
+        else if (_device.Blas is { } blas) { Launched(); blas.Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
+        else GemmTiled(a, b, c, args);
     }
 
     private static GemmArgs GemmChecked(bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, int lda, ArrayView<float> b, int ldb,

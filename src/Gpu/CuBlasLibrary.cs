@@ -1,0 +1,130 @@
+using System.Runtime.InteropServices;
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+
+namespace Compiled.Nets.Gpu;
+
+/// <summary>
+/// cuBLAS for the GEMMs on a CUDA device, through ILGPU.Algorithms' binding. That binding opens <c>libcublas.so.12</c>
+/// (or .11/.10) by name, which the loader finds only on its search path; PyTorch's wheels bring their own copy under
+/// <c>site-packages/nvidia/cublas/lib</c>, off that path. So the library is first looked for where it usually is and
+/// loaded by full path — once loaded, the binding's by-name open finds it — and the binding is checked against the
+/// device's own GEMM kernel on one awkward product before it is used. Anything that fails leaves the tiled kernel in
+/// place, and <see cref="Description"/> says why.
+/// </summary>
+internal sealed class CuBlasLibrary : IDisposable
+{
+    private readonly CuBlas _blas;
+
+    private CuBlasLibrary(CuBlas blas, string description) { _blas = blas; Description = description; }
+
+    /// <summary>What the GEMMs run on, as the device reports it ("cuBLAS 12.4 (…/libcublas.so.12)").</summary>
+    public string Description { get; }
+
+    /// <summary>Where to look for the library, in order: <c>COMPILED_NETS_CUBLAS</c> (a file or a folder; <c>off</c> keeps
+    /// the tiled kernel, for comparisons), then the
+    /// folders of <c>LD_LIBRARY_PATH</c>, CUDA's and the system's, a conda environment's, and the nvidia/cublas and
+    /// torch folders of Python's site-packages (a conda environment's, a virtual environment's, the system's, the user's).</summary>
+    public static IEnumerable<string> Candidates(Func<string, string?> environment, string home)
+    {
+        string[] names = ["libcublas.so.12", "libcublas.so.11", "libcublas.so.10", "libcublas.so"];
+        var folders = new List<string>();
+        if (environment("COMPILED_NETS_CUBLAS") is { Length: > 0 } explicitPath)
+        {
+            if (File.Exists(explicitPath)) yield return explicitPath;
+            folders.Add(explicitPath);
+        }
+        if (environment("LD_LIBRARY_PATH") is { Length: > 0 } ld) folders.AddRange(ld.Split(':', StringSplitOptions.RemoveEmptyEntries));
+        if (environment("CUDA_HOME") is { Length: > 0 } cuda) folders.Add(Path.Combine(cuda, "lib64"));
+        folders.AddRange(["/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib64"]);
+        if (environment("CONDA_PREFIX") is { Length: > 0 } conda) folders.Add(Path.Combine(conda, "lib"));
+        var roots = new List<string> { "/usr/lib", "/usr/local/lib", "/opt/conda/lib", Path.Combine(home, ".local", "lib") };
+        if (environment("VIRTUAL_ENV") is { Length: > 0 } venv) roots.Insert(0, Path.Combine(venv, "lib"));
+        if (environment("CONDA_PREFIX") is { Length: > 0 } condaRoot) roots.Insert(0, Path.Combine(condaRoot, "lib"));
+        foreach (var root in roots)
+        {
+            if (!Directory.Exists(root)) continue;
+            foreach (var python in Directory.EnumerateDirectories(root, "python3*").Order())
+                foreach (var packages in new[] { "site-packages", "dist-packages" })
+                {
+                    folders.Add(Path.Combine(python, packages, "nvidia", "cublas", "lib"));
+                    folders.Add(Path.Combine(python, packages, "torch", "lib"));
+                }
+        }
+        foreach (var folder in folders)
+            foreach (var name in names)
+            {
+                string path = Path.Combine(folder, name);
+                if (File.Exists(path)) yield return path;
+            }
+    }
+
+    /// <summary>cuBLAS on <paramref name="accelerator"/>, checked against <paramref name="reference"/> (the tiled
+    /// kernel); null with <paramref name="why"/> when it cannot be loaded or disagrees.</summary>
+    public static CuBlasLibrary? TryOpen(CudaAccelerator accelerator, Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> reference, out string why)
+    {
+        if (Environment.GetEnvironmentVariable("COMPILED_NETS_CUBLAS") == "off")
+        {
+            why = "COMPILED_NETS_CUBLAS=off";
+            return null;
+        }
+        string? loaded = null;
+        foreach (var path in Candidates(Environment.GetEnvironmentVariable, Environment.GetFolderPath(Environment.SpecialFolder.UserProfile)))
+        {
+            // cuBLAS needs cublasLt beside it; the wheels find it through their RPATH, other layouts by this preload.
+            string lt = Path.Combine(Path.GetDirectoryName(path)!, Path.GetFileName(path).Replace("libcublas", "libcublasLt"));
+            if (File.Exists(lt)) NativeLibrary.TryLoad(lt, out _);
+            if (NativeLibrary.TryLoad(path, out _)) { loaded = path; break; }
+        }
+        CuBlas? blas = null;
+        try
+        {
+            blas = new CuBlas(accelerator);
+            blas.Stream = (CudaStream)accelerator.DefaultStream;
+            string description = $"cuBLAS {blas.Version} ({loaded ?? "found by the loader"})";
+            if (!AgreesWith(blas, accelerator, reference, out why)) { blas.Dispose(); return null; }
+            return new CuBlasLibrary(blas, description);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or CuBlasException or InvalidOperationException or TypeInitializationException)
+        {
+            blas?.Dispose();
+            why = $"cuBLAS is unavailable ({e.GetType().Name}: {e.Message}); set COMPILED_NETS_CUBLAS to libcublas.so.12 or its folder";
+            return null;
+        }
+    }
+
+    /// <summary>One 37×29 product over 19 in each transpose pairing, cuBLAS against the device's own kernel.</summary>
+    private static bool AgreesWith(CuBlas blas, Accelerator accelerator, Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> reference, out string why)
+    {
+        const int m = 37, n = 29, k = 19;
+        var rng = new Random(7);
+        var a = Enumerable.Range(0, m * k).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+        var b = Enumerable.Range(0, k * n).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+        using var da = accelerator.Allocate1D(a); using var db = accelerator.Allocate1D(b);
+        using var mine = accelerator.Allocate1D<float>(m * n); using var theirs = accelerator.Allocate1D<float>(m * n);
+        reference(da.View, db.View, mine.View, m, n, k);
+        Gemm(blas, false, false, m, n, k, 1f, da.View, k, db.View, n, 0f, theirs.View, n);
+        accelerator.Synchronize();
+        var x = mine.GetAsArray1D(); var y = theirs.GetAsArray1D();
+        for (int i = 0; i < x.Length; i++)
+            if (!(Math.Abs(x[i] - y[i]) <= 1e-4f * (1 + Math.Abs(x[i]))))
+            {
+                why = $"cuBLAS disagreed with the device's GEMM kernel at [{i}] ({y[i]} vs {x[i]})";
+                return false;
+            }
+        why = "";
+        return true;
+    }
+
+    /// <summary>Row-major C = alpha·op(A)·op(B) + beta·C as cuBLAS's column-major product Cᵀ = op(B)ᵀ·op(A)ᵀ.</summary>
+    public void Gemm(bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, int lda, ArrayView<float> b, int ldb,
+        float beta, ArrayView<float> c, int ldc) => Gemm(_blas, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+
+    private static void Gemm(CuBlas blas, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, int lda, ArrayView<float> b, int ldb,
+        float beta, ArrayView<float> c, int ldc) =>
+        blas.Gemm(transB ? CuBlasOperation.Transpose : CuBlasOperation.NonTranspose, transA ? CuBlasOperation.Transpose : CuBlasOperation.NonTranspose,
+            n, m, k, alpha, b, ldb, a, lda, beta, c, ldc);
+
+    public void Dispose() => _blas.Dispose();
+}
