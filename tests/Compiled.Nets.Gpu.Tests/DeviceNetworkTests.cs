@@ -580,6 +580,36 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Batched_matrix_products_match_the_CPU_over_heads_and_along_a_sequence()
+    {
+        using (var cpu = new HandAttentionNet(seed: 36)) using (var host = new HandAttentionNet(seed: 36))
+            OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 5);
+        using var cpu2 = new SeqMatMulNet(seed: 37);
+        using var host2 = new SeqMatMulNet(seed: 37);
+        SequenceStepMatches(cpu2, host2, n => n.ToDevice(f.Device), batch: 3, seq: 6, vocabulary: 30, seed: 6);
+    }
+
+    [Fact]
+    public void One_hot_rows_of_token_ids_match_the_CPU_and_ids_are_checked_against_their_width()
+    {
+        using var cpu = new OneHotNet(seed: 38);
+        using var host = new OneHotNet(seed: 38);
+        using var dev = host.ToDevice(f.Device);
+        int[] ids = [0, 9, 3, 3, 7, 1, 2, 8, 0, 5, 4, 4, 4, 6, 9];
+        int[] labels = [1, 2, 0];
+        var cpuOut = new float[9]; var devOut = new float[9];
+        float cpuLoss = cpu.TrainStep(ids, labels, 3, cpuOut);
+        float devLoss = dev.TrainStep(ids, labels, 3, devOut);
+        Assert.Equal(cpuLoss, devLoss, 1e-4 * (1 + Math.Abs(cpuLoss)));
+        Relative(cpuOut, devOut, 1e-4, "logits");
+        dev.CopyGradientsToHost();
+        foreach (var p in cpu.Parameters.Parameters)
+            Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+        ids[4] = 11; // inside the embedding's 12 rows, outside the one-hot's 10
+        Assert.Contains("token id 11 at position 4", Assert.Throws<ArgumentOutOfRangeException>(() => dev.Forward(ids, 3, devOut)).Message);
+    }
+
+    [Fact]
     public void Dropout_in_and_after_attention_is_off_in_evaluation_and_reproducible_in_training()
     {
         using var cpu = new DropBert(seed: 25);

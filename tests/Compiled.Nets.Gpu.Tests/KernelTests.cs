@@ -38,6 +38,23 @@ public sealed class KernelTests(DeviceFixture f) : IClassFixture<DeviceFixture>
         DeviceFixture.Close(expected, DeviceFixture.Download(dc, c.Length), 1e-5f, tiled ? "C (tiled)" : "C");
     }
 
+    [Theory]
+    [InlineData(false, false, 1, 1, 1, 1)]
+    [InlineData(false, true, 3, 7, 5, 17)]
+    [InlineData(true, false, 2, 17, 7, 3)]
+    [InlineData(true, true, 5, 4, 9, 6)]
+    public void Batched_gemm_matches_one_CPU_gemm_per_product(bool ta, bool tb, int count, int m, int n, int k)
+    {
+        long sa = (long)m * k + 2, sb = (long)k * n + 1, sc = (long)m * n + 3; // gaps between the products stay untouched
+        var a = DeviceFixture.Random((int)(count * sa), 1); var b = DeviceFixture.Random((int)(count * sb), 2); var c = DeviceFixture.Random((int)(count * sc), 3);
+        var expected = (float[])c.Clone();
+        for (int p = 0; p < count; p++)
+            Gemm.Sgemm(ta, tb, m, n, k, 0.75f, a.AsSpan((int)(p * sa)), ta ? m : k, b.AsSpan((int)(p * sb)), tb ? k : n, 0.5f, expected.AsSpan((int)(p * sc)), n);
+        using var da = f.Upload(a); using var db = f.Upload(b); using var dc = f.Upload(c);
+        K.GemmBatched(ta, tb, count, m, n, k, 0.75f, da.View, sa, db.View, sb, 0.5f, dc.View, sc);
+        DeviceFixture.Close(expected, DeviceFixture.Download(dc, c.Length), 1e-5f, "C");
+    }
+
     [Fact]
     public void Gemm_with_beta_zero_ignores_NaN_in_C()
     {

@@ -397,3 +397,52 @@ public partial class BceNet
 
     Tensor Forward(Tensor x) => x.Apply(Fc).Silu().Apply(Head);
 }
+
+/// <summary>Attention written out by hand over 4 fixed tokens: heads by Unflatten/Permute/Transpose, scores by a
+/// batched MatMul scaled by a constant, softmax, the context by a second MatMul, the heads merged back.</summary>
+[Network, Input(4, 8), CrossEntropyLoss]
+public partial class HandAttentionNet
+{
+    [Linear(8, 8)] public partial Linear Q { get; }
+    [Linear(8, 8)] public partial Linear K { get; }
+    [Linear(8, 8)] public partial Linear V { get; }
+    [Linear(32, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x)
+    {
+        var q = x.Apply(Q).Unflatten(2, 2, 4).Permute(0, 2, 1, 3);     // [2, 4, 4]: heads, tokens, features
+        var k = x.Apply(K).Unflatten(2, 2, 4).Permute(0, 2, 3, 1);     // [2, 4, 4]: heads, features, tokens
+        var v = x.Apply(V).Unflatten(-1, 2, -1).Transpose(1, 2);       // [2, 4, 4]
+        var p = (q.MatMul(k) * 0.5f).Softmax();
+        var context = Tensor.MatMul(p, v).Transpose(1, 2).Flatten(2);  // [4, 8]
+        return context.Flatten().Apply(Head);
+    }
+}
+
+/// <summary>Token ids read twice: through an embedding and as one-hot rows (the ids are checked against the smaller
+/// width, 10); the two concatenated before the head.</summary>
+[Network, Input(5, Kind = InputKind.TokenIds), CrossEntropyLoss]
+public partial class OneHotNet
+{
+    [Embedding(12, 4)] public partial Embedding Embed { get; }
+    [Linear(5 * 4 + 5 * 10, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids) => Tensor.Concat(-1, ids.Apply(Embed).Flatten(), ids.OneHot(10).Flatten()).Apply(Head);
+}
+
+/// <summary>A product along the sequence: each position [T, 8] scored against the sequence's masked mean [8, 1].</summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 9), CrossEntropyLoss]
+public partial class SeqMatMulNet
+{
+    [Embedding(30, 8)] public partial Embedding Embed { get; }
+    [Linear(8, 8)] public partial Linear Mix { get; }
+    [Linear(9, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids)
+    {
+        var h = ids.Apply(Embed).Apply(Mix).Tanh();                    // [T, 8]
+        var pooled = h.MeanOverSequence();                            // [8]
+        var scores = h.MatMul(pooled.Unflatten(1, 8, 1)).Sigmoid();   // [T, 1]
+        return Tensor.Concat(-1, pooled, scores.MeanOverSequence()).Apply(Head);
+    }
+}

@@ -228,8 +228,9 @@ namespace Compiled.Nets.Generator.Emit
             w.Line($"protected override {ArrayView}<float> Probabilities => _probs;");
             if (s.TokenInput)
             {
-                // Ids are checked on the host against the smallest table that reads them, before they go up.
-                int vocabulary = s.Ops.Where(o => o.Kind == OpKind.Embedding).Select(o => s.Layers[o.Layer].Ints[0]).DefaultIfEmpty(0).Min();
+                // Ids are checked on the host against the smallest table (or one-hot width) that reads them, before they go up.
+                int vocabulary = s.Ops.Where(o => o.Kind == OpKind.Embedding).Select(o => s.Layers[o.Layer].Ints[0])
+                    .Concat(s.Ops.Where(o => o.Kind == OpKind.OneHot).Select(o => o.Ints[0])).DefaultIfEmpty(0).Min();
                 w.Line($"protected override int TokenVocabulary => {vocabulary};");
             }
             if (s.MaxSequence > 0) w.Line($"protected override int MaxSequence => {s.TypeName}.MaxSequence;");

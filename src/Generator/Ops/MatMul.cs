@@ -71,6 +71,35 @@ namespace Compiled.Nets.Generator.Ops
             c.Line($"{Kernels}MatMulKernels.Backward({Gradient(op.Input)}, {Gradient(op.Input2)}, g{op.Id}, {c.Value(op.Input)}, {c.Value(op.Input2)}, {Sizes(c.Spec, op)});");
         }
 
+        public override bool OnGpu => true;
+        public override bool OnGpuOverSequence => true;
+
+        /// <summary>The batched GEMM's sizes: products, M, K and N (emitted text).</summary>
+        private static (string Count, string M, string K, string N) GpuSizes(NetworkSpec s, OpSpec op)
+        {
+            var a = s.Ops[op.Input].OutShape; var b = s.Ops[op.Input2].OutShape;
+            int rank = a.Count;
+            return (rank == 2 ? "batch" : $"batch * {Shapes.Product(a.Take(rank - 2))}", Shapes.Dim(a[rank - 2]), Shapes.Dim(a[rank - 1]), Shapes.Dim(b[rank - 1]));
+        }
+
+        /// <summary>One batched GEMM over the products.</summary>
+        public override void EmitGpuForward(GpuContext c, OpSpec op)
+        {
+            var (count, m, k, n) = GpuSizes(c.Spec, op);
+            c.Launch($"K.GemmBatched(false, false, {count}, {m}, {n}, {k}, 1f, {c.Value(op.Input)}, (long){m} * {k}, {c.Value(op.Input2)}, (long){k} * {n}, 0f, {c.Output(op)}, (long){m} * {n});");
+        }
+
+        /// <summary>da += dc·bᵀ and db += aᵀ·dc, each one batched GEMM.</summary>
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            var (count, m, k, n) = GpuSizes(c.Spec, op);
+            string g = c.Gradient(op.Id);
+            if (!c.IsData(op.Input))
+                c.Launch($"K.GemmBatched(false, true, {count}, {m}, {k}, {n}, 1f, {g}, (long){m} * {n}, {c.Value(op.Input2)}, (long){k} * {n}, 1f, {c.Gradient(op.Input)}, (long){m} * {k});");
+            if (!c.IsData(op.Input2))
+                c.Launch($"K.GemmBatched(true, false, {count}, {k}, {n}, {m}, 1f, {c.Value(op.Input)}, (long){m} * {k}, {g}, (long){m} * {n}, 1f, {c.Gradient(op.Input2)}, (long){k} * {n});");
+        }
+
         public override void EmitOnnx(OnnxContext c, OpSpec op) =>
             c.Line($"g.Node(\"MatMul\", new[] {{ {c.Value(op.Input)}, {c.Value(op.Input2)} }}, {c.Output(op)});");
     }

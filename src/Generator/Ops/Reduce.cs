@@ -154,6 +154,16 @@ namespace Compiled.Nets.Generator.Ops
         public override void EmitForward(CpuContext c, OpSpec op) =>
             c.Line($"{Kernels}EmbeddingKernels.OneHot({c.Output(op)}, {c.Value(op.Input)}, batch * {Shapes.Size(op.InShape)}, {op.Ints[0]});");
 
+        public override bool OnGpu => true;
+        public override bool OnGpuOverSequence => true;
+
+        /// <summary>The device has the uploaded ids, not a loss method's class indices.</summary>
+        public override bool OnGpuFor(NetworkSpec s, OpSpec op) => s.Ops[op.Input].Kind == OpKind.Input;
+
+        /// <summary>On the device it reads the uploaded ids (checked on the host against its width, see the twin's TokenVocabulary).</summary>
+        public override void EmitGpuForward(GpuContext c, OpSpec op) =>
+            c.Launch($"K.OneHot({c.Output(op)}, TokenInput, batch * {Shapes.Size(op.InShape)}, {op.Ints[0]});");
+
         public override void EmitOnnx(OnnxContext c, OpSpec op) =>
             c.Line($"g.Node(\"OneHot\", new[] {{ {c.Value(op.Input)}, g.Int64(false, {op.Ints[0]}), g.Initializer(\"v{op.Id}_off_on\", new float[] {{ 0f, 1f }}, 2) }}, {c.Output(op)}, (\"axis\", -1));");
     }

@@ -10,6 +10,22 @@ public sealed partial class GpuKernels
 {
     private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>? _embedding;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>? _embeddingBackward;
+    private Action<Index1D, ArrayView<float>, ArrayView<int>, int>? _oneHot;
+
+    /// <summary>y[n, :] = the one-hot row of ids[n] over <paramref name="classes"/> (F.one_hot as floats; ids checked on the host).</summary>
+    public void OneHot(ArrayView<float> y, ArrayView<int> ids, int count, int classes)
+    {
+        Need(y, (long)count * classes, nameof(y));
+        if (ids.Length < count) throw new ArgumentException($"OneHot: {ids.Length} ids on the device, {count} needed.", nameof(ids));
+        _oneHot ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int>(OneHotKernel);
+        Launched(); _oneHot(checked(count * classes), y, ids, classes);
+    }
+
+    private static void OneHotKernel(Index1D index, ArrayView<float> y, ArrayView<int> ids, int classes)
+    {
+        int i = index;
+        y[i] = ids[i / classes] == i % classes ? 1f : 0f;
+    }
 
     /// <summary>y[n, :] = table[ids[n], :] for <paramref name="count"/> ids (checked on the host before they came up).</summary>
     public void EmbeddingForward(ArrayView<float> y, ArrayView<int> ids, ArrayView<float> table, int count, int dim)

@@ -10,8 +10,15 @@ internal struct GemmArgs
     public float Alpha, Beta;
 }
 
+/// <summary>Strides between the products of a batched GEMM.</summary>
+internal struct BatchStrides
+{
+    public long A, B, C;
+}
+
 public sealed partial class GpuKernels
 {
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs, BatchStrides>? _gemmBatched;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>? _gemmTiled;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>? _gemmSimple;
 
@@ -29,6 +36,34 @@ public sealed partial class GpuKernels
         if (!_device.IsCuda) GemmSimple(a, b, c, args);
         else if (_device.Blas is { } blas) { Launched(); blas.Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
         else GemmTiled(a, b, c, args);
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> independent products C_p = alpha·op(A_p)·op(B_p) + beta·C_p, each matrix dense and
+    /// row-major (A_p is M×K, or K×M transposed; B_p K×N, or N×K) at <paramref name="strideA"/>·p and so on: MatMul
+    /// over a batch of heads or samples in one launch, one thread per output element.
+    /// </summary>
+    public void GemmBatched(bool transA, bool transB, int count, int m, int n, int k, float alpha, ArrayView<float> a, long strideA, ArrayView<float> b, long strideB,
+        float beta, ArrayView<float> c, long strideC)
+    {
+        if (count <= 0 || m <= 0 || n <= 0) return;
+        Need(a, (count - 1) * strideA + (long)m * k, nameof(a)); Need(b, (count - 1) * strideB + (long)k * n, nameof(b)); Need(c, (count - 1) * strideC + (long)m * n, nameof(c));
+        var args = new GemmArgs { M = m, N = n, K = k, Lda = transA ? m : k, Ldb = transB ? k : n, Ldc = n, TransA = transA ? 1 : 0, TransB = transB ? 1 : 0, Alpha = alpha, Beta = beta };
+        _gemmBatched ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs, BatchStrides>(GemmBatchedKernel);
+        Launched();
+        _gemmBatched(checked(count * m * n), a, b, c, args, new BatchStrides { A = strideA, B = strideB, C = strideC });
+    }
+
+    private static void GemmBatchedKernel(Index1D index, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs p, BatchStrides s)
+    {
+        int at = index;
+        int product = at / (p.M * p.N), rest = at % (p.M * p.N), row = rest / p.N, col = rest % p.N;
+        long ai = product * s.A + (p.TransA != 0 ? row : (long)row * p.Lda), aStep = p.TransA != 0 ? p.Lda : 1;
+        long bi = product * s.B + (p.TransB != 0 ? (long)col * p.Ldb : col), bStep = p.TransB != 0 ? 1 : p.Ldb;
+        float sum = 0f;
+        for (int q = 0; q < p.K; q++, ai += aStep, bi += bStep) sum += a[ai] * b[bi];
+        long i = product * s.C + (long)row * p.Ldc + col;
+        c[i] = p.Beta == 0f ? p.Alpha * sum : p.Alpha * sum + p.Beta * c[i];
     }
 
     private static GemmArgs GemmChecked(bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, int lda, ArrayView<float> b, int ldb,
