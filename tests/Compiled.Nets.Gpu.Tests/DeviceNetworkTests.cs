@@ -610,6 +610,14 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Softmax_sums_and_means_over_a_masked_sequence_match_the_CPU()
+    {
+        using var cpu = new AttentionPoolNet(seed: 39);
+        using var host = new AttentionPoolNet(seed: 39);
+        SequenceStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 4, seq: 7, vocabulary: 40, seed: 7);
+    }
+
+    [Fact]
     public void Dropout_in_and_after_attention_is_off_in_evaluation_and_reproducible_in_training()
     {
         using var cpu = new DropBert(seed: 25);

@@ -446,3 +446,21 @@ public partial class SeqMatMulNet
         return Tensor.Concat(-1, pooled, scores.MeanOverSequence()).Apply(Head);
     }
 }
+
+/// <summary>Attention pooling over the tokens: a score per position, a softmax over T (padding gets no weight), the
+/// weighted sum over T beside the masked mean over T, and a softmax along a fixed dimension of a [T, 2, 4] view.</summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 11), CrossEntropyLoss]
+public partial class AttentionPoolNet
+{
+    [Embedding(40, 8)] public partial Embedding Words { get; }
+    [Linear(8, 1)] public partial Linear Score { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids)
+    {
+        var h = ids.Apply(Words).Tanh();                          // [T, 8]
+        var weights = h.Apply(Score).Softmax(1);                  // [T, 1], over T
+        var mixed = h.Unflatten(2, 2, 4).Softmax(2).Flatten(2);  // [T, 8]: a softmax over the 2 of each [2, 4]
+        return ((h * weights).Sum(1) + mixed.Mean(1)).Apply(Head);
+    }
+}

@@ -240,15 +240,30 @@ namespace Compiled.Nets.Generator.Ops
         }
 
         public override bool OnGpu => true;
+        public override bool OnGpuOverSequence => true;
 
-        public override bool OnGpuFor(NetworkSpec s, OpSpec op) => op.Ints.Count == 0; // the device kernels work on the last dimension
+        /// <summary>The device's outer, size, inner of a softmax along a dimension (over T: the batch, T, the rest).</summary>
+        private static string GpuAlong(OpSpec op)
+        {
+            if (IsOverSequence(op)) return OverT(op);
+            int axis = op.Ints[0];
+            string outer = axis == 0 ? "batch" : $"batch * {Shapes.Size(op.OutShape.Take(axis))}";
+            return $"{outer}, {Shapes.Dim(op.OutShape[axis])}, {Shapes.Size(op.OutShape.Skip(axis + 1))}";
+        }
 
-        public override void EmitGpuForward(GpuContext c, OpSpec op) =>
-            c.Launch($"K.SoftmaxForward({c.Output(op)}, {c.Value(op.Input)}, {c.Rows(op)}, {op.OutShape[op.OutShape.Count - 1]}, log: {(_kind == OpKind.LogSoftmax ? "true" : "false")});");
+        private string Log => _kind == OpKind.LogSoftmax ? "true" : "false";
+
+        /// <summary>Over the last dimension one thread per row; along another dimension (or over T, masked) one per column.</summary>
+        public override void EmitGpuForward(GpuContext c, OpSpec op) => c.Launch(op.Ints.Count == 0
+            ? $"K.SoftmaxForward({c.Output(op)}, {c.Value(op.Input)}, {c.Rows(op)}, {op.OutShape[op.OutShape.Count - 1]}, log: {Log});"
+            : $"K.SoftmaxAlong({c.Output(op)}, {c.Value(op.Input)}, {(IsOverSequence(op) ? "Mask, true" : "default, false")}, {GpuAlong(op)}, log: {Log});");
 
         public override void EmitGpuBackward(GpuContext c, OpSpec op)
         {
-            if (!c.InputIsData(op)) c.Launch($"K.SoftmaxBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, {c.Value(op.Id)}, {c.Rows(op)}, {op.OutShape[op.OutShape.Count - 1]}, log: {(_kind == OpKind.LogSoftmax ? "true" : "false")});");
+            if (c.InputIsData(op)) return;
+            c.Launch(op.Ints.Count == 0
+                ? $"K.SoftmaxBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, {c.Value(op.Id)}, {c.Rows(op)}, {op.OutShape[op.OutShape.Count - 1]}, log: {Log});"
+                : $"K.SoftmaxAlongBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, {c.Value(op.Id)}, {GpuAlong(op)}, log: {Log});");
         }
 
         // ONNX has both operators under these names; over T the additive mask (0 or float.MinValue) goes first.

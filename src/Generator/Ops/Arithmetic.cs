@@ -59,9 +59,20 @@ namespace Compiled.Nets.Generator.Ops
             $"batch, {ShapeArgument(op.OutShape)}, {ShapeArgument(c.Spec.Ops[op.Input].OutShape)}, {ShapeArgument(c.Spec.Ops[op.Input2].OutShape)}";
 
         public override bool OnGpu => true;
+        public override bool OnGpuOverSequence => true;
 
-        private string GpuShapes(GpuContext c, OpSpec op) =>
-            $"batch, {c.Constant($"s_out{op.Id}", op.OutShape)}, {c.Constant($"s_a{op.Id}", c.Spec.Ops[op.Input].OutShape)}, {c.Constant($"s_b{op.Id}", c.Spec.Ops[op.Input2].OutShape)}";
+        /// <summary>Over a sequence the device folds T into the batch, so both operands must run along T ([T, …] each);
+        /// one broadcast over T is not taken yet.</summary>
+        public override bool OnGpuFor(NetworkSpec s, OpSpec op) =>
+            !Shapes.HasSequence(op.OutShape) || Shapes.HasSequence(s.Ops[op.Input].OutShape) && Shapes.HasSequence(s.Ops[op.Input2].OutShape);
+
+        /// <summary>The batch and the three per-sample shapes as static arrays; along a sequence, T joins the batch.</summary>
+        private string GpuShapes(GpuContext c, OpSpec op)
+        {
+            bool folded = Shapes.HasSequence(op.OutShape);
+            System.Collections.Generic.IEnumerable<int> PerSample(System.Collections.Generic.IEnumerable<int> shape) => folded ? shape.Skip(1) : shape;
+            return $"{(folded ? "batch * T" : "batch")}, {c.Constant($"s_out{op.Id}", PerSample(op.OutShape))}, {c.Constant($"s_a{op.Id}", PerSample(c.Spec.Ops[op.Input].OutShape))}, {c.Constant($"s_b{op.Id}", PerSample(c.Spec.Ops[op.Input2].OutShape))}";
+        }
 
         public override void EmitGpuForward(GpuContext c, OpSpec op) =>
             c.Launch($"K.BroadcastForward({Kernels}BinaryOp.{_kernel}, {c.Output(op)}, {c.Value(op.Input)}, {c.Value(op.Input2)}, {GpuShapes(c, op)});");

@@ -81,16 +81,19 @@ namespace Compiled.Nets.Generator.Ops
         }
 
         public override bool OnGpu => true;
+        public override bool OnGpuOverSequence => true;
 
-        /// <summary>On the device along a fixed dimension; over T (masked) not yet.</summary>
-        public override bool OnGpuFor(NetworkSpec s, OpSpec op) => !IsOverSequence(op);
-
-        public override void EmitGpuForward(GpuContext c, OpSpec op) =>
-            c.Launch($"K.ReduceForward({c.Output(op)}, {c.Value(op.Input)}, {Sizes(op)});");
+        /// <summary>Along a fixed dimension after T it sizes by T like the CPU; over T it is the masked kernel.</summary>
+        public override void EmitGpuForward(GpuContext c, OpSpec op) => c.Launch(IsOverSequence(op)
+            ? $"K.Sequence{SequenceKernel}Forward({c.Output(op)}, {c.Value(op.Input)}, Mask, batch, T, {Shapes.Size(op.InShape.Skip(1))});"
+            : $"K.ReduceForward({c.Output(op)}, {c.Value(op.Input)}, {Sizes(op)});");
 
         public override void EmitGpuBackward(GpuContext c, OpSpec op)
         {
-            if (!c.InputIsData(op)) c.Launch($"K.ReduceBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, {Sizes(op)});");
+            if (c.InputIsData(op)) return;
+            c.Launch(IsOverSequence(op)
+                ? $"K.Sequence{SequenceKernel}Backward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, Mask, batch, T, {Shapes.Size(op.InShape.Skip(1))});"
+                : $"K.ReduceBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, {Sizes(op)});");
         }
 
         public override void EmitOnnx(OnnxContext c, OpSpec op)

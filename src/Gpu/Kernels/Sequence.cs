@@ -10,7 +10,7 @@ public sealed partial class GpuKernels
 {
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _addBroadcast;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _columnSums;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>? _sequenceMean, _sequenceMeanBackward;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int>? _sequenceMean, _sequenceMeanBackward;
 
     /// <summary>Rows one thread of <see cref="AddColumnSums"/> walks down its column before its atomic add.</summary>
     private const int ColumnBlock = 32;
@@ -50,21 +50,35 @@ public sealed partial class GpuKernels
         Atomic.Add(ref sums[c], s);
     }
 
-    /// <summary>y[b, :] = Σₜ mask[b,t]·x[b,t,:] / Σₜ mask[b,t] (MeanOverSequence; a sample with no real position gives
-    /// zeros, as on the CPU); one thread per output.</summary>
-    public void SequenceMeanForward(ArrayView<float> y, ArrayView<float> x, ArrayView<int> mask, int batch, int seq, int dim)
-    {
-        Need(y, (long)batch * dim, nameof(y)); Need(x, (long)batch * seq * dim, nameof(x)); Need(mask, (long)batch * seq, nameof(mask));
-        _sequenceMean ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>(SequenceMeanKernel);
-        Launched(); _sequenceMean(checked(batch * dim), y, x, mask, seq, dim);
-    }
+    /// <summary>y[b, :] = Σₜ mask[b,t]·x[b,t,:], divided by Σₜ mask[b,t] for the mean (MeanOverSequence, Mean/Sum over
+    /// T; a sample with no real position gives zeros, as on the CPU); one thread per output.</summary>
+    public void SequenceMeanForward(ArrayView<float> y, ArrayView<float> x, ArrayView<int> mask, int batch, int seq, int dim) =>
+        SequenceReduce(y, x, mask, batch, seq, dim, mean: true);
 
     /// <summary>dx[b,t,:] += mask[b,t]·dy[b,:] / Σₜ mask[b,t]; one thread per input element.</summary>
-    public void SequenceMeanBackward(ArrayView<float> dx, ArrayView<float> dy, ArrayView<int> mask, int batch, int seq, int dim)
+    public void SequenceMeanBackward(ArrayView<float> dx, ArrayView<float> dy, ArrayView<int> mask, int batch, int seq, int dim) =>
+        SequenceReduceBackward(dx, dy, mask, batch, seq, dim, mean: true);
+
+    /// <summary>y[b, :] = Σₜ mask[b,t]·x[b,t,:] (<c>x.Sum(0)</c> over T: padding adds nothing).</summary>
+    public void SequenceSumForward(ArrayView<float> y, ArrayView<float> x, ArrayView<int> mask, int batch, int seq, int dim) =>
+        SequenceReduce(y, x, mask, batch, seq, dim, mean: false);
+
+    /// <summary>dx[b,t,:] += mask[b,t]·dy[b,:].</summary>
+    public void SequenceSumBackward(ArrayView<float> dx, ArrayView<float> dy, ArrayView<int> mask, int batch, int seq, int dim) =>
+        SequenceReduceBackward(dx, dy, mask, batch, seq, dim, mean: false);
+
+    private void SequenceReduce(ArrayView<float> y, ArrayView<float> x, ArrayView<int> mask, int batch, int seq, int dim, bool mean)
+    {
+        Need(y, (long)batch * dim, nameof(y)); Need(x, (long)batch * seq * dim, nameof(x)); Need(mask, (long)batch * seq, nameof(mask));
+        _sequenceMean ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int>(SequenceMeanKernel);
+        Launched(); _sequenceMean(checked(batch * dim), y, x, mask, seq, dim, mean ? 1 : 0);
+    }
+
+    private void SequenceReduceBackward(ArrayView<float> dx, ArrayView<float> dy, ArrayView<int> mask, int batch, int seq, int dim, bool mean)
     {
         Need(dy, (long)batch * dim, nameof(dy)); Need(dx, (long)batch * seq * dim, nameof(dx)); Need(mask, (long)batch * seq, nameof(mask));
-        _sequenceMeanBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>(SequenceMeanBackwardKernel);
-        Launched(); _sequenceMeanBackward(checked(batch * seq * dim), dx, dy, mask, seq, dim);
+        _sequenceMeanBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int>(SequenceMeanBackwardKernel);
+        Launched(); _sequenceMeanBackward(checked(batch * seq * dim), dx, dy, mask, seq, dim, mean ? 1 : 0);
     }
 
     private static int RealPositions(ArrayView<int> mask, int b, int seq)
@@ -74,21 +88,22 @@ public sealed partial class GpuKernels
         return count;
     }
 
-    private static void SequenceMeanKernel(Index1D index, ArrayView<float> y, ArrayView<float> x, ArrayView<int> mask, int seq, int dim)
+    private static void SequenceMeanKernel(Index1D index, ArrayView<float> y, ArrayView<float> x, ArrayView<int> mask, int seq, int dim, int mean)
     {
         int at = index;
         int b = at / dim, i = at % dim;
-        int count = RealPositions(mask, b, seq);
         float sum = 0f;
         for (int t = 0; t < seq; t++) if (mask[b * seq + t] != 0) sum += x[((long)b * seq + t) * dim + i];
+        if (mean == 0) { y[at] = sum; return; }
+        int count = RealPositions(mask, b, seq);
         y[at] = count == 0 ? 0f : sum * (1f / count);
     }
 
-    private static void SequenceMeanBackwardKernel(Index1D index, ArrayView<float> dx, ArrayView<float> dy, ArrayView<int> mask, int seq, int dim)
+    private static void SequenceMeanBackwardKernel(Index1D index, ArrayView<float> dx, ArrayView<float> dy, ArrayView<int> mask, int seq, int dim, int mean)
     {
         int at = index;
         int i = at % dim, bt = at / dim, b = bt / seq;
         if (mask[bt] == 0) return;
-        dx[at] += dy[(long)b * dim + i] * (1f / RealPositions(mask, b, seq));
+        dx[at] += mean == 0 ? dy[(long)b * dim + i] : dy[(long)b * dim + i] * (1f / RealPositions(mask, b, seq));
     }
 }

@@ -8,6 +8,64 @@ public sealed partial class GpuKernels
 {
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _softmax;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _softmaxBackward;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int>? _softmaxAlong;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _softmaxAlongBackward;
+
+    /// <summary>
+    /// y = softmax (or log-softmax when <paramref name="log"/>) of x [outer, size, inner] along its middle dimension,
+    /// one thread per (outer, inner) column. With <paramref name="masked"/> the middle dimension is a sequence
+    /// (outer = the batch, size = T): only the positions whose <paramref name="mask"/> entry is 1 share the probability,
+    /// padding gets 0, as on the CPU.
+    /// </summary>
+    public void SoftmaxAlong(ArrayView<float> y, ArrayView<float> x, ArrayView<int> mask, bool masked, int outer, int size, int inner, bool log)
+    {
+        long n = (long)outer * size * inner;
+        Need(y, n, nameof(y)); Need(x, n, nameof(x));
+        if (masked) Need(mask, (long)outer * size, nameof(mask));
+        _softmaxAlong ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int>(SoftmaxAlongKernel);
+        Launched(); _softmaxAlong(checked(outer * inner), y, x, mask, size, inner, (log ? 1 : 0) | (masked ? 2 : 0));
+    }
+
+    /// <summary>dx += the gradient of <see cref="SoftmaxAlong"/> from its output y (padding's y is 0, so it gets none).</summary>
+    public void SoftmaxAlongBackward(ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> y, int outer, int size, int inner, bool log)
+    {
+        long n = (long)outer * size * inner;
+        Need(dx, n, nameof(dx)); Need(dy, n, nameof(dy)); Need(y, n, nameof(y));
+        _softmaxAlongBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(SoftmaxAlongBackwardKernel);
+        Launched(); _softmaxAlongBackward(checked(outer * inner), dx, dy, y, size, inner, log ? 1 : 0);
+    }
+
+    private static void SoftmaxAlongKernel(Index1D index, ArrayView<float> y, ArrayView<float> x, ArrayView<int> mask, int size, int inner, int flags)
+    {
+        int at = index;
+        int o = at / inner;
+        long start = (long)o * size * inner + at % inner;
+        bool masked = (flags & 2) != 0;
+        float max = float.NegativeInfinity;
+        for (int k = 0; k < size; k++) if (!masked || mask[o * size + k] != 0) max = XMath.Max(max, x[start + (long)k * inner]);
+        float sum = 0f;
+        for (int k = 0; k < size; k++) if (!masked || mask[o * size + k] != 0) sum += XMath.Exp(x[start + (long)k * inner] - max);
+        float logSum = XMath.Log(sum) + max;
+        for (int k = 0; k < size; k++)
+        {
+            long i = start + (long)k * inner;
+            float lp = x[i] - logSum;
+            y[i] = masked && mask[o * size + k] == 0 ? 0f : (flags & 1) != 0 ? lp : XMath.Exp(lp);
+        }
+    }
+
+    private static void SoftmaxAlongBackwardKernel(Index1D index, ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> y, int size, int inner, int log)
+    {
+        int at = index;
+        long start = (long)(at / inner) * size * inner + at % inner;
+        float dot = 0f;
+        for (int k = 0; k < size; k++) { long i = start + (long)k * inner; dot += log != 0 ? dy[i] : dy[i] * y[i]; }
+        for (int k = 0; k < size; k++)
+        {
+            long i = start + (long)k * inner;
+            dx[i] += log != 0 ? dy[i] - XMath.Exp(y[i]) * dot : y[i] * (dy[i] - dot);
+        }
+    }
 
     /// <summary>y = softmax(x) (or log-softmax when <paramref name="log"/>) over the last dimension, one thread per row.</summary>
     public void SoftmaxForward(ArrayView<float> y, ArrayView<float> x, int rows, int cols, bool log)
