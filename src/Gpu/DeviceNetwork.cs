@@ -84,7 +84,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The loss's parameter: label smoothing for cross-entropy, β for smooth L1.</summary>
     protected virtual float LossParameter => LabelSmoothing;
 
-    private bool ClassLabels => TrainedLoss == DeviceLoss.CrossEntropy;
+    private bool ClassLabels => TrainedLoss is DeviceLoss.CrossEntropy or DeviceLoss.Nll;
 
     /// <summary>The batch the workspace holds now (it grows when a larger batch comes).</summary>
     public int Capacity { get; private set; }
@@ -217,7 +217,8 @@ public abstract class DeviceNetwork : IDisposable
         RunForward(batch, training: true);
         float loss = Loss(batch);
         long n = (long)batch * OutputFeatures;
-        if (ClassLabels) K.CrossEntropyBackward(LogitsGradient, Probabilities, Labels, batch, OutputFeatures, 1f / batch, LabelSmoothing);
+        if (TrainedLoss == DeviceLoss.CrossEntropy) K.CrossEntropyBackward(LogitsGradient, Probabilities, Labels, batch, OutputFeatures, 1f / batch, LabelSmoothing);
+        else if (TrainedLoss == DeviceLoss.Nll) K.NllBackward(LogitsGradient, Labels, batch, OutputFeatures, 1f / batch);
         else K.FloatLossBackward(TrainedLoss, LogitsGradient, Logits, _targets!.View, n, 1f / n, LossParameter);
         if (!logits.IsEmpty) Download(Logits, logits.Slice(0, batch * OutputFeatures));
         RunBackward(batch);
@@ -439,7 +440,8 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The batch's mean loss: per-row sums on the device, their total in double on the host (as the CPU kernels sum).</summary>
     private float Loss(int batch)
     {
-        if (ClassLabels) K.CrossEntropyForward(_rowLoss!.View, Probabilities, Logits, Labels, batch, OutputFeatures, LabelSmoothing);
+        if (TrainedLoss == DeviceLoss.CrossEntropy) K.CrossEntropyForward(_rowLoss!.View, Probabilities, Logits, Labels, batch, OutputFeatures, LabelSmoothing);
+        else if (TrainedLoss == DeviceLoss.Nll) K.NllForward(_rowLoss!.View, Logits, Labels, batch, OutputFeatures);
         else K.FloatLossForward(TrainedLoss, _rowLoss!.View, Logits, _targets!.View, batch, OutputFeatures, LossParameter);
         Download(_rowLoss.View, _rowLossHost.AsSpan(0, batch));
         double sum = 0;
@@ -489,7 +491,7 @@ public abstract class DeviceNetwork : IDisposable
 
     private void UploadTargets(ReadOnlySpan<float> targets, int batch)
     {
-        if (ClassLabels) throw new InvalidOperationException($"{Name} trains with cross-entropy on class labels (ReadOnlySpan<int>), not float targets.");
+        if (ClassLabels) throw new InvalidOperationException($"{Name} trains with {TrainedLoss} on class labels (ReadOnlySpan<int>), not float targets.");
         if (targets.Length != (long)batch * OutputFeatures)
             throw new ArgumentException($"{Name}: targets have {targets.Length} floats, but batch {batch} × [{_outputShape}] needs {(long)batch * OutputFeatures}.", nameof(targets));
         Upload(targets, _targets!.View);

@@ -618,6 +618,14 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void NLL_on_log_probabilities_matches_the_CPU()
+    {
+        using var cpu = new NllNet(seed: 40);
+        using var host = new NllNet(seed: 40);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 5, seed: 9);
+    }
+
+    [Fact]
     public void Dropout_in_and_after_attention_is_off_in_evaluation_and_reproducible_in_training()
     {
         using var cpu = new DropBert(seed: 25);

@@ -464,3 +464,13 @@ public partial class AttentionPoolNet
         return ((h * weights).Sum(1) + mixed.Mean(1)).Apply(Head);
     }
 }
+
+/// <summary>NLL on log-probabilities (a LogSoftmax after the head) on the device.</summary>
+[Network, Input(12), NLLLoss]
+public partial class NllNet
+{
+    [Linear(12, 9)] public partial Linear Fc { get; }
+    [Linear(9, 4)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Tanh().Apply(Head).LogSoftmax();
+}

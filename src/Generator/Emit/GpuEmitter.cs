@@ -107,7 +107,7 @@ namespace Compiled.Nets.Generator.Emit
             if (Shapes.HasSequence(s.Ops[s.Output].OutShape)) return "outputs per position (a loss over the sequence)";
             if (s.Loss == LossKind.None) return "networks without a loss";
             if (s.LossValue >= 0) return "a loss method";
-            if (s.Loss != LossKind.CrossEntropy && !FloatTargetLoss(s)) return "the " + Losses.Of(s.Loss).Name;
+            if (s.Loss is not (LossKind.CrossEntropy or LossKind.Nll) && !FloatTargetLoss(s)) return "the " + Losses.Of(s.Loss).Name;
             if (FloatTargetLoss(s) && s.TokenInput) return "a loss on float targets over token ids";
             if (CrossEntropyLoss.Weighted(LossUse.Of(s)[0])) return "class weights and an ignored label in cross-entropy";
             var missing = s.Ops.Where(o => !OpTable.Of(o.Kind).OnGpuFor(s, o)).Select(o => OpTable.Of(o.Kind).Name + (OpTable.Of(o.Kind).OnGpu ? " with these arguments" : ""))
@@ -234,6 +234,7 @@ namespace Compiled.Nets.Generator.Emit
                 w.Line($"protected override int TokenVocabulary => {vocabulary};");
             }
             if (s.MaxSequence > 0) w.Line($"protected override int MaxSequence => {s.TypeName}.MaxSequence;");
+            if (s.Loss == LossKind.Nll) w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.Nll;");
             if (FloatTargetLoss(s))
             {
                 w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.{s.Loss};");

@@ -17,6 +17,8 @@ public enum DeviceLoss
     SmoothL1,
     /// <summary><c>[BCEWithLogitsLoss]</c>: binary cross-entropy on logits, targets in [0, 1].</summary>
     BceWithLogits,
+    /// <summary><c>[NLLLoss]</c> on class indices: the output is log-probabilities (a LogSoftmax's).</summary>
+    Nll,
 }
 
 public sealed partial class GpuKernels
@@ -29,7 +31,7 @@ public sealed partial class GpuKernels
     public void FloatLossForward(DeviceLoss loss, ArrayView<float> rowLoss, ArrayView<float> pred, ArrayView<float> targets, int rows, int cols, float parameter)
     {
         if (rows == 0) return;
-        if (loss == DeviceLoss.CrossEntropy) throw new ArgumentException("Cross-entropy takes class indices: call CrossEntropyForward.", nameof(loss));
+        if (loss is DeviceLoss.CrossEntropy or DeviceLoss.Nll) throw new ArgumentException($"{loss} takes class indices: call {loss}Forward.", nameof(loss));
         Need(rowLoss, rows, nameof(rowLoss)); Need(pred, (long)rows * cols, nameof(pred)); Need(targets, (long)rows * cols, nameof(targets));
         _floatLoss ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(FloatLossKernel);
         Launched();
@@ -40,7 +42,7 @@ public sealed partial class GpuKernels
     public void FloatLossBackward(DeviceLoss loss, ArrayView<float> dpred, ArrayView<float> pred, ArrayView<float> targets, long n, float scale, float parameter)
     {
         if (n == 0) return;
-        if (loss == DeviceLoss.CrossEntropy) throw new ArgumentException("Cross-entropy takes class indices: call CrossEntropyBackward.", nameof(loss));
+        if (loss is DeviceLoss.CrossEntropy or DeviceLoss.Nll) throw new ArgumentException($"{loss} takes class indices: call {loss}Backward.", nameof(loss));
         Need(dpred, n, nameof(dpred)); Need(pred, n, nameof(pred)); Need(targets, n, nameof(targets));
         _floatLossBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>(FloatLossBackwardKernel);
         Launched();
@@ -74,6 +76,32 @@ public sealed partial class GpuKernels
 
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, float>? _crossEntropy;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, float, float>? _crossEntropyBackward;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int>? _nll;
+    private Action<Index1D, ArrayView<float>, ArrayView<int>, int, float>? _nllBackward;
+
+    /// <summary>rowLoss[r] = −logProbs[r, labels[r]] (nn.NLLLoss per row; labels already checked to lie in [0, classes)).</summary>
+    public void NllForward(ArrayView<float> rowLoss, ArrayView<float> logProbs, ArrayView<int> labels, int rows, int classes)
+    {
+        if (rows == 0) return;
+        Need(rowLoss, rows, nameof(rowLoss)); Need(logProbs, (long)rows * classes, nameof(logProbs)); Need(labels, rows, nameof(labels));
+        _nll ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int>(NllKernel);
+        Launched(); _nll(rows, rowLoss, logProbs, labels, classes);
+    }
+
+    /// <summary>dlogProbs[r, labels[r]] −= scale, one thread per row.</summary>
+    public void NllBackward(ArrayView<float> dlogProbs, ArrayView<int> labels, int rows, int classes, float scale)
+    {
+        if (rows == 0) return;
+        Need(dlogProbs, (long)rows * classes, nameof(dlogProbs)); Need(labels, rows, nameof(labels));
+        _nllBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, float>(NllBackwardKernel);
+        Launched(); _nllBackward(rows, dlogProbs, labels, classes, scale);
+    }
+
+    private static void NllKernel(Index1D r, ArrayView<float> rowLoss, ArrayView<float> logProbs, ArrayView<int> labels, int classes) =>
+        rowLoss[r] = -logProbs[(long)r.X * classes + labels[r]];
+
+    private static void NllBackwardKernel(Index1D r, ArrayView<float> dlogProbs, ArrayView<int> labels, int classes, float scale) =>
+        dlogProbs[(long)r.X * classes + labels[r]] -= scale;
 
     /// <summary>
     /// Softmax cross-entropy per row: probs = softmax(logits), rowLoss[r] = (1 − ε)·(−log p[label]) + ε·mean(−log p),
