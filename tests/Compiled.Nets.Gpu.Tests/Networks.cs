@@ -232,14 +232,16 @@ public partial class WideKernelNet
     Tensor Forward(Tensor x) => x.Apply(Conv).Relu().Flatten().Apply(Head);
 }
 
-/// <summary>A convolution of two groups of two channels: no device kernels yet, so its twin says so.</summary>
+/// <summary>Grouped convolutions (neither ordinary nor depthwise): two groups of 2 → 3 channels with a bias, then
+/// three groups of 2 → 1 with stride 2 and no bias, whose input gradient flows back into the first.</summary>
 [Network, Input(4, 5, 5), CrossEntropyLoss]
 public partial class TwoGroupNet
 {
-    [Conv2d(4, 4, 3, padding: 1, Groups = 2)] public partial Conv2d Conv { get; }
-    [Linear(4 * 5 * 5, 2)] public partial Linear Head { get; }
+    [Conv2d(4, 6, 3, padding: 1, Groups = 2)] public partial Conv2d Conv { get; }
+    [Conv2d(6, 3, 3, stride: 2, padding: 1, bias: false, Groups = 3)] public partial Conv2d Down { get; }
+    [Linear(3 * 3 * 3, 2)] public partial Linear Head { get; }
 
-    Tensor Forward(Tensor x) => x.Apply(Conv).Flatten().Apply(Head);
+    Tensor Forward(Tensor x) => x.Apply(Conv).Relu().Apply(Down).Flatten().Apply(Head);
 }
 
 /// <summary>Depthwise convolutions on the device: 3×3 with padding and a bias, then stride 2 with two outputs per channel

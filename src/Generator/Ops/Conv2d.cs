@@ -170,34 +170,36 @@ namespace Compiled.Nets.Generator.Ops
 
         public override bool OnGpu => true;
 
-        /// <summary>On the device: ordinary and depthwise convolutions (other groupings not yet).</summary>
-        public override bool OnGpuFor(NetworkSpec s, OpSpec op) => OnGpu && (!IsGrouped(s, op) || IsDepthwise(s, op));
+        /// <summary>On the device: depthwise convolutions by direct kernels, the others (grouped too) by im2col and GEMM.</summary>
+        private static bool Direct(NetworkSpec s, OpSpec op) => IsGrouped(s, op) && IsDepthwise(s, op);
 
         /// <summary>One input channel per group.</summary>
         private static bool IsDepthwise(NetworkSpec s, OpSpec op) => Conv2dArgs.Of(s.Layers[op.Layer]) is var a && a.Groups > 1 && a.In == a.Groups;
 
         public override void EmitGpuForward(GpuContext c, OpSpec op)
         {
-            if (IsGrouped(c.Spec, op))
+            if (Direct(c.Spec, op))
             {
                 c.Launch($"K.DepthwiseForward({c.Output(op)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {(c.Layer(op).Bias ? c.Read(op, "bias") : "default")}, {Geometry(c.Spec, op, "batch")}, {Groups(c.Spec, op)}); // direct, one thread per output");
                 return;
             }
-            c.Launch($"K.Conv2dForward({c.Output(op)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {(c.Layer(op).Bias ? c.Read(op, "bias") : "default")}, {Geometry(c.Spec, op, "batch")}, {c.Scratch($"{Gpu}GpuKernels.Conv2dScratch({Geometry(c.Spec, op, "batch")})")}); // im2col, GEMM, bias + layout", 3);
+            c.Launch($"K.Conv2dForward({c.Output(op)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {(c.Layer(op).Bias ? c.Read(op, "bias") : "default")}, {Geometry(c.Spec, op, "batch")}, {c.Scratch($"{Gpu}GpuKernels.Conv2dScratch({Geometry(c.Spec, op, "batch")}{GroupsArgument(c.Spec, op)})")}{GroupsArgument(c.Spec, op)}); // im2col, GEMM, bias + layout", 3);
         }
 
         public override void EmitGpuBackward(GpuContext c, OpSpec op)
         {
             bool bias = c.Layer(op).Bias, dx = !c.InputIsData(op);
-            if (IsGrouped(c.Spec, op))
+            if (Direct(c.Spec, op))
             {
                 c.Launch($"K.DepthwiseBackward({(dx ? c.Gradient(op.Input) : "default")}, {c.ParameterGradient(op, "weight")}, {(bias ? c.ParameterGradient(op, "bias") : "default")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {Geometry(c.Spec, op, "batch")}, {Groups(c.Spec, op)});",
                     1 + (bias ? 1 : 0) + (dx ? 1 : 0));
                 return;
             }
-            c.Launch($"K.Conv2dBackward({(dx ? c.Gradient(op.Input) : "default")}, {c.ParameterGradient(op, "weight")}, {(bias ? c.ParameterGradient(op, "bias") : "default")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {Geometry(c.Spec, op, "batch")}, {c.Scratch($"{Gpu}GpuKernels.Conv2dScratch({Geometry(c.Spec, op, "batch")})")});",
+            c.Launch($"K.Conv2dBackward({(dx ? c.Gradient(op.Input) : "default")}, {c.ParameterGradient(op, "weight")}, {(bias ? c.ParameterGradient(op, "bias") : "default")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {Geometry(c.Spec, op, "batch")}, {c.Scratch($"{Gpu}GpuKernels.Conv2dScratch({Geometry(c.Spec, op, "batch")}{GroupsArgument(c.Spec, op)})")}{GroupsArgument(c.Spec, op)});",
                 3 + (bias ? 1 : 0) + (dx ? 2 : 0));
         }
+
+        private static string GroupsArgument(NetworkSpec s, OpSpec op) => IsGrouped(s, op) ? $", groups: {Groups(s, op)}" : "";
 
         public override void EmitOnnx(OnnxContext c, OpSpec op)
         {

@@ -25,30 +25,44 @@ public sealed partial class GpuKernels
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvArgs, int>? _convScatter;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ConvArgs>? _convGather;
 
-    /// <summary>Scratch floats <see cref="Conv2dForward"/> and <see cref="Conv2dBackward"/> need for geometry <paramref name="g"/>:
-    /// the batch's patches, the output as [O, B·P], and the patches' gradient.</summary>
-    public static long Conv2dScratch(in Conv2dGeometry g)
+    /// <summary>Scratch floats <see cref="Conv2dForward"/> and <see cref="Conv2dBackward"/> need for geometry <paramref name="g"/>
+    /// (one group's, as the CPU kernels take it, when there are <paramref name="groups"/>): the batch's patches, the
+    /// output as [O, B·P], and the patches' gradient.</summary>
+    public static long Conv2dScratch(in Conv2dGeometry g, int groups = 1)
     {
         long p = (long)g.Batch * g.OutHeight * g.OutWidth;
         long patch = (long)g.InChannels * g.KernelH * g.KernelW;
-        return 2 * patch * p + (long)g.OutChannels * p;
+        return groups * (2 * patch * p + (long)g.OutChannels * p);
+    }
+
+    /// <summary>The whole convolution's scalars from one group's geometry.</summary>
+    private static ConvArgs Whole(in Conv2dGeometry g, int groups)
+    {
+        var a = ConvArgs.Of(g);
+        if (groups < 1) throw new ArgumentException($"Conv2d: {groups} groups; give at least one.", nameof(groups));
+        a.C *= groups; a.O *= groups;
+        return a;
     }
 
     /// <summary>
-    /// y[B, O, OH, OW] = conv(x[B, C, H, W], w[O, C, KH, KW]) + bias[O] (bias empty: none), as nn.Conv2d: the batch's
-    /// patches are laid out once (im2col, [C·KH·KW, B·P]), one GEMM multiplies them by the weights, and a last pass
-    /// moves [O, B·P] to the batch-major output adding the bias. Three launches.
+    /// y[B, O, OH, OW] = conv(x[B, C, H, W], w[O, C/groups, KH, KW]) + bias[O] (bias empty: none), as nn.Conv2d, with
+    /// <paramref name="g"/> one group's geometry (C/groups in, O/groups out) as the CPU kernels take it: the
+    /// batch's patches are laid out once (im2col, [C·KH·KW, B·P]), one GEMM multiplies them by the weights (with groups,
+    /// one batched GEMM: group g's rows of the patches by its block of the weights), and a last pass moves [O, B·P] to
+    /// the batch-major output adding the bias. Three launches.
     /// </summary>
-    public void Conv2dForward(ArrayView<float> y, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, in Conv2dGeometry g, ArrayView<float> scratch)
+    public void Conv2dForward(ArrayView<float> y, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, in Conv2dGeometry g, ArrayView<float> scratch, int groups = 1)
     {
-        var a = ConvArgs.Of(g);
+        var a = Whole(g, groups);
         long bp = (long)a.Batch * a.Pixels;
-        Need(x, (long)a.Batch * a.C * a.H * a.W, nameof(x)); Need(y, a.O * bp, nameof(y)); Need(w, (long)a.O * a.Patch, nameof(w));
-        Need(scratch, Conv2dScratch(g), nameof(scratch));
+        int n = checked((int)bp), og = a.O / groups, patch = a.Patch / groups;
+        Need(x, (long)a.Batch * a.C * a.H * a.W, nameof(x)); Need(y, a.O * bp, nameof(y)); Need(w, (long)a.O * patch, nameof(w));
+        Need(scratch, Conv2dScratch(g, groups), nameof(scratch));
         var cols = scratch.SubView(0, a.Patch * bp);
         var outT = scratch.SubView(2 * a.Patch * bp, a.O * bp);
         Im2Col(cols, x, a);
-        Gemm(false, false, a.O, checked((int)bp), a.Patch, 1f, w, a.Patch, cols, checked((int)bp), 0f, outT, checked((int)bp));
+        if (groups == 1) Gemm(false, false, a.O, n, a.Patch, 1f, w, a.Patch, cols, n, 0f, outT, n);
+        else GemmBatched(false, false, groups, og, n, patch, 1f, w, (long)og * patch, cols, patch * bp, 0f, outT, og * bp);
         _convScatter ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvArgs, int>(ConvScatterKernel);
         Launched();
         _convScatter(checked((int)(a.O * bp)), y, outT, bias.Length > 0 ? bias : outT, a, bias.Length > 0 ? 1 : 0);
@@ -60,12 +74,12 @@ public sealed partial class GpuKernels
     /// gradient (one GEMM with the weights) is folded back onto dx by a gather per input pixel (no atomics).
     /// </summary>
     public void Conv2dBackward(ArrayView<float> dx, ArrayView<float> dw, ArrayView<float> db, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> w,
-        in Conv2dGeometry g, ArrayView<float> scratch)
+        in Conv2dGeometry g, ArrayView<float> scratch, int groups = 1)
     {
-        var a = ConvArgs.Of(g);
+        var a = Whole(g, groups);
         long bp = (long)a.Batch * a.Pixels;
-        int n = checked((int)bp);
-        Need(dy, a.O * bp, nameof(dy)); Need(scratch, Conv2dScratch(g), nameof(scratch));
+        int n = checked((int)bp), og = a.O / groups, patch = a.Patch / groups;
+        Need(dy, a.O * bp, nameof(dy)); Need(scratch, Conv2dScratch(g, groups), nameof(scratch));
         var cols = scratch.SubView(0, a.Patch * bp);
         var dcols = scratch.SubView(a.Patch * bp, a.Patch * bp);
         var dyT = scratch.SubView(2 * a.Patch * bp, a.O * bp);
@@ -76,11 +90,13 @@ public sealed partial class GpuKernels
         if (dw.Length > 0)
         {
             Im2Col(cols, x, a);
-            Gemm(false, true, a.O, a.Patch, n, 1f, dyT, n, cols, n, 1f, dw, a.Patch);
+            if (groups == 1) Gemm(false, true, a.O, a.Patch, n, 1f, dyT, n, cols, n, 1f, dw, a.Patch);
+            else GemmBatched(false, true, groups, og, patch, n, 1f, dyT, og * bp, cols, patch * bp, 1f, dw, (long)og * patch);
         }
         if (dx.Length > 0)
         {
-            Gemm(true, false, a.Patch, n, a.O, 1f, w, a.Patch, dyT, n, 0f, dcols, n);
+            if (groups == 1) Gemm(true, false, a.Patch, n, a.O, 1f, w, a.Patch, dyT, n, 0f, dcols, n);
+            else GemmBatched(true, false, groups, patch, n, og, 1f, w, (long)og * patch, dyT, og * bp, 0f, dcols, patch * bp);
             _col2im ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvArgs>(Col2ImKernel);
             Launched();
             _col2im(checked(a.Batch * a.C * a.H * a.W), dx, dcols, a);
