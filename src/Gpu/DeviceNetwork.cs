@@ -86,6 +86,32 @@ public abstract class DeviceNetwork : IDisposable
 
     private bool ClassLabels => TrainedLoss is DeviceLoss.CrossEntropy or DeviceLoss.Nll;
 
+    /// <summary>The class weights of a cross-entropy or NLL loss (<c>Weights</c> on its attribute), or null.</summary>
+    protected virtual float[]? ClassWeights => null;
+
+    /// <summary>The label a cross-entropy or NLL loss ignores (<c>IgnoreIndex</c>), or int.MinValue for none.</summary>
+    protected virtual int IgnoreIndex => int.MinValue;
+
+    /// <summary>Class weights or an ignored label: PyTorch's weighted mean over the kept rows.</summary>
+    private bool Weighted => ClassWeights is not null || IgnoreIndex != int.MinValue;
+
+    private MemoryBuffer1D<float, Stride1D.Dense>? _weights;
+    private double _weightTotal;
+
+    /// <summary>The class weights on the device (ones when only a label is ignored), uploaded on first use.</summary>
+    private ArrayView<float> WeightsOnDevice
+    {
+        get
+        {
+            if (_weights is null)
+            {
+                _weights = Device.Allocate(OutputFeatures);
+                Upload<float>(ClassWeights ?? Enumerable.Repeat(1f, OutputFeatures).ToArray(), _weights.View);
+            }
+            return _weights.View;
+        }
+    }
+
     /// <summary>The batch the workspace holds now (it grows when a larger batch comes).</summary>
     public int Capacity { get; private set; }
 
@@ -217,7 +243,11 @@ public abstract class DeviceNetwork : IDisposable
         RunForward(batch, training: true);
         float loss = Loss(batch);
         long n = (long)batch * OutputFeatures;
-        if (TrainedLoss == DeviceLoss.CrossEntropy) K.CrossEntropyBackward(LogitsGradient, Probabilities, Labels, batch, OutputFeatures, 1f / batch, LabelSmoothing);
+        if (Weighted)
+        {
+            if (_weightTotal > 0) K.WeightedClassLossBackward(TrainedLoss == DeviceLoss.Nll, LogitsGradient, Probabilities, Labels, WeightsOnDevice, batch, OutputFeatures, (float)(1 / _weightTotal), LabelSmoothing, IgnoreIndex);
+        }
+        else if (TrainedLoss == DeviceLoss.CrossEntropy) K.CrossEntropyBackward(LogitsGradient, Probabilities, Labels, batch, OutputFeatures, 1f / batch, LabelSmoothing);
         else if (TrainedLoss == DeviceLoss.Nll) K.NllBackward(LogitsGradient, Labels, batch, OutputFeatures, 1f / batch);
         else K.FloatLossBackward(TrainedLoss, LogitsGradient, Logits, _targets!.View, n, 1f / n, LossParameter);
         if (!logits.IsEmpty) Download(Logits, logits.Slice(0, batch * OutputFeatures));
@@ -440,12 +470,14 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The batch's mean loss: per-row sums on the device, their total in double on the host (as the CPU kernels sum).</summary>
     private float Loss(int batch)
     {
-        if (TrainedLoss == DeviceLoss.CrossEntropy) K.CrossEntropyForward(_rowLoss!.View, Probabilities, Logits, Labels, batch, OutputFeatures, LabelSmoothing);
+        if (Weighted) K.WeightedClassLossForward(TrainedLoss == DeviceLoss.Nll, _rowLoss!.View, Probabilities, Logits, Labels, WeightsOnDevice, batch, OutputFeatures, LabelSmoothing, IgnoreIndex);
+        else if (TrainedLoss == DeviceLoss.CrossEntropy) K.CrossEntropyForward(_rowLoss!.View, Probabilities, Logits, Labels, batch, OutputFeatures, LabelSmoothing);
         else if (TrainedLoss == DeviceLoss.Nll) K.NllForward(_rowLoss!.View, Logits, Labels, batch, OutputFeatures);
         else K.FloatLossForward(TrainedLoss, _rowLoss!.View, Logits, _targets!.View, batch, OutputFeatures, LossParameter);
         Download(_rowLoss.View, _rowLossHost.AsSpan(0, batch));
         double sum = 0;
         for (int i = 0; i < batch; i++) sum += _rowLossHost[i];
+        if (Weighted) return _weightTotal == 0 ? 0f : (float)(sum / _weightTotal); // every label ignored: 0, as on the CPU
         return (float)(sum / (ClassLabels ? batch : (double)batch * OutputFeatures));
     }
 
@@ -483,9 +515,15 @@ public abstract class DeviceNetwork : IDisposable
     {
         if (!ClassLabels) throw new InvalidOperationException($"{Name} trains with {TrainedLoss} on float targets shaped like its output (ReadOnlySpan<float>), not class labels.");
         if (labels.Length != batch) throw new ArgumentException($"{Name}: {labels.Length} labels for a batch of {batch}.", nameof(labels));
+        var weights = ClassWeights;
+        _weightTotal = 0;
         for (int r = 0; r < batch; r++)
+        {
+            if (labels[r] == IgnoreIndex) continue;
             if ((uint)labels[r] >= (uint)OutputFeatures)
-                throw new ArgumentException($"{Name}: label {labels[r]} in row {r} is outside [0, {OutputFeatures}).", nameof(labels));
+                throw new ArgumentException($"{Name}: label {labels[r]} in row {r} is outside [0, {OutputFeatures}){(IgnoreIndex != int.MinValue ? $" and is not the ignored label {IgnoreIndex}" : "")}.", nameof(labels));
+            _weightTotal += weights is null ? 1 : weights[labels[r]];
+        }
         Upload(labels, _labels!.View);
     }
 
@@ -548,6 +586,7 @@ public abstract class DeviceNetwork : IDisposable
         FreeWorkspace();
         _values.Dispose();
         _gradients.Dispose();
+        _weights?.Dispose();
         _buffers.Dispose();
         foreach (var b in _persistent) b.Dispose();
         GC.SuppressFinalize(this);

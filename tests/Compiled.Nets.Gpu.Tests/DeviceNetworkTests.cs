@@ -627,6 +627,30 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Class_weights_and_an_ignored_label_match_the_CPU_in_cross_entropy_and_NLL()
+    {
+        var x = DeviceFixture.Random(5 * 6, 11);
+        int[] labels = [2, -100, 0, 1, 2];
+        void Matches<TNet>(TNet cpu, TNet host, Func<TNet, DeviceNetwork> toDevice) where TNet : IClassifier
+        {
+            using var dev = toDevice(host);
+            var cpuOut = new float[15]; var devOut = new float[15];
+            float cpuLoss = cpu.TrainStep(x, labels, 5, cpuOut);
+            float devLoss = dev.TrainStep(x, labels, 5, devOut);
+            Assert.Equal(cpuLoss, devLoss, 1e-5 * (1 + Math.Abs(cpuLoss)));
+            dev.CopyGradientsToHost();
+            foreach (var p in cpu.Parameters.Parameters)
+                Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+            Assert.Equal(cpu.EvaluateLoss(x, labels, 5), dev.EvaluateLoss(x, labels, 5), 1e-5 * (1 + Math.Abs(cpuLoss)));
+            // Every label ignored: loss 0 and no gradient, as on the CPU.
+            Assert.Equal(0f, dev.TrainStep(x, [-100, -100, -100, -100, -100], 5));
+            Assert.Contains("not the ignored label -100", Assert.Throws<ArgumentException>(() => dev.TrainStep(x, [0, 3, 0, 0, 0], 5)).Message);
+        }
+        using (var cpu = new WeightedNet(seed: 41)) using (var host = new WeightedNet(seed: 41)) Matches(cpu, host, n => n.ToDevice(f.Device));
+        using (var cpu = new WeightedNllNet(seed: 42)) using (var host = new WeightedNllNet(seed: 42)) Matches(cpu, host, n => n.ToDevice(f.Device));
+    }
+
+    [Fact]
     public void Dropout_in_and_after_attention_is_off_in_evaluation_and_reproducible_in_training()
     {
         using var cpu = new DropBert(seed: 25);

@@ -476,3 +476,22 @@ public partial class NllNet
 
     Tensor Forward(Tensor x) => x.Apply(Fc).Tanh().Apply(Head).LogSoftmax();
 }
+
+/// <summary>Cross-entropy with class weights, an ignored label and label smoothing on the device.</summary>
+[Network, Input(6), CrossEntropyLoss(LabelSmoothing = 0.1f, Weights = new[] { 1f, 2.5f, 0.5f }, IgnoreIndex = -100)]
+public partial class WeightedNet
+{
+    [Linear(6, 8)] public partial Linear Fc { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Relu().Apply(Head);
+}
+
+/// <summary>NLL with class weights and an ignored label on the device.</summary>
+[Network, Input(6), NLLLoss(Weights = new[] { 0.5f, 2f, 1f }, IgnoreIndex = -100)]
+public partial class WeightedNllNet
+{
+    [Linear(6, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Head).LogSoftmax();
+}

@@ -109,7 +109,6 @@ namespace Compiled.Nets.Generator.Emit
             if (s.LossValue >= 0) return "a loss method";
             if (s.Loss is not (LossKind.CrossEntropy or LossKind.Nll) && !FloatTargetLoss(s)) return "the " + Losses.Of(s.Loss).Name;
             if (FloatTargetLoss(s) && s.TokenInput) return "a loss on float targets over token ids";
-            if (CrossEntropyLoss.Weighted(LossUse.Of(s)[0])) return "class weights and an ignored label in cross-entropy";
             var missing = s.Ops.Where(o => !OpTable.Of(o.Kind).OnGpuFor(s, o)).Select(o => OpTable.Of(o.Kind).Name + (OpTable.Of(o.Kind).OnGpu ? " with these arguments" : ""))
                 .Concat(s.Ops.Where(o => OpTable.Of(o.Kind).OnGpuFor(s, o) && !OpTable.Of(o.Kind).OnGpuOverSequence && (Shapes.HasSequence(o.InShape) || Shapes.HasSequence(o.OutShape)))
                     .Select(o => OpTable.Of(o.Kind).Name + " over a sequence"))
@@ -235,6 +234,12 @@ namespace Compiled.Nets.Generator.Emit
             }
             if (s.MaxSequence > 0) w.Line($"protected override int MaxSequence => {s.TypeName}.MaxSequence;");
             if (s.Loss == LossKind.Nll) w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.Nll;");
+            if (s.Loss is LossKind.CrossEntropy or LossKind.Nll && LossUse.Of(s)[0] is { } use && CrossEntropyLoss.Weighted(use))
+            {
+                if (use.ClassWeights.Count > 0) w.Line($"protected override float[]? ClassWeights => s_classWeights; // {use.Definition.Name}.Weights");
+                if (use.ClassWeights.Count > 0) w.Line($"private static readonly float[] s_classWeights = new float[] {{ {string.Join(", ", use.ClassWeights.Select(x => SourceWriter.FloatLiteral(x)))} }};");
+                if (use.IgnoreIndex != int.MinValue) w.Line($"protected override int IgnoreIndex => {use.IgnoreIndex};");
+            }
             if (FloatTargetLoss(s))
             {
                 w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.{s.Loss};");

@@ -4,6 +4,13 @@ using ILGPU.Runtime;
 
 namespace Compiled.Nets.Gpu;
 
+/// <summary>Scalars of a class-weighted loss: classes, NLL or cross-entropy, label smoothing, the ignored label, the scale 1/W.</summary>
+internal struct ClassWeighting
+{
+    public int Classes, Nll, Ignore;
+    public float Smoothing, Scale;
+}
+
 /// <summary>The loss a device twin trains with: its network's loss attribute.</summary>
 public enum DeviceLoss
 {
@@ -124,6 +131,79 @@ public sealed partial class GpuKernels
         _crossEntropyBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, float, float>(CrossEntropyBackwardKernel);
         Launched();
         _crossEntropyBackward(checked(rows * classes), dlogits, probs, labels, classes, scale, labelSmoothing);
+    }
+
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ClassWeighting>? _weightedLoss;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ClassWeighting>? _weightedLossBackward;
+
+    /// <summary>
+    /// Cross-entropy (or, with <paramref name="nll"/>, NLL on log-probabilities) per row with class weights and an
+    /// ignored label, as nn.CrossEntropyLoss(weight, ignore_index, label_smoothing): rowLoss[r] = (1 − ε)·w[y]·nll +
+    /// ε/K·Σₖ w[k]·(−log pₖ), 0 for a row whose label is <paramref name="ignoreIndex"/>; the caller divides the sum by
+    /// W = Σ w[y] over the rows kept. probs gets the softmax (cross-entropy). Labels other than the ignored one must
+    /// already lie in [0, classes).
+    /// </summary>
+    public void WeightedClassLossForward(bool nll, ArrayView<float> rowLoss, ArrayView<float> probs, ArrayView<float> logits, ArrayView<int> labels, ArrayView<float> weights,
+        int rows, int classes, float labelSmoothing, int ignoreIndex)
+    {
+        if (rows == 0) return;
+        Need(rowLoss, rows, nameof(rowLoss)); Need(logits, (long)rows * classes, nameof(logits)); Need(labels, rows, nameof(labels)); Need(weights, classes, nameof(weights));
+        if (!nll) Need(probs, (long)rows * classes, nameof(probs));
+        _weightedLoss ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ClassWeighting>(WeightedClassLossKernel);
+        Launched();
+        _weightedLoss(rows, rowLoss, nll ? logits : probs, logits, labels, weights, new ClassWeighting { Classes = classes, Nll = nll ? 1 : 0, Smoothing = labelSmoothing, Ignore = ignoreIndex });
+    }
+
+    /// <summary>The gradient of <see cref="WeightedClassLossForward"/>'s mean, <paramref name="scale"/> = 1/W: for the rows
+    /// kept, dlogits += scale·((1−ε)·w[y]·(p − onehot) + ε/K·(Σw·p − w)); for NLL dlogProbs[y] −= scale·w[y].</summary>
+    public void WeightedClassLossBackward(bool nll, ArrayView<float> dlogits, ArrayView<float> probs, ArrayView<int> labels, ArrayView<float> weights,
+        int rows, int classes, float scale, float labelSmoothing, int ignoreIndex)
+    {
+        if (rows == 0) return;
+        Need(dlogits, (long)rows * classes, nameof(dlogits)); Need(labels, rows, nameof(labels)); Need(weights, classes, nameof(weights));
+        if (!nll) Need(probs, (long)rows * classes, nameof(probs));
+        _weightedLossBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ClassWeighting>(WeightedClassLossBackwardKernel);
+        Launched();
+        _weightedLossBackward(rows, dlogits, nll ? dlogits : probs, labels, weights, new ClassWeighting { Classes = classes, Nll = nll ? 1 : 0, Smoothing = labelSmoothing, Ignore = ignoreIndex, Scale = scale });
+    }
+
+    private static void WeightedClassLossKernel(Index1D r, ArrayView<float> rowLoss, ArrayView<float> probs, ArrayView<float> logits, ArrayView<int> labels, ArrayView<float> weights, ClassWeighting a)
+    {
+        long row = (long)r.X * a.Classes;
+        int label = labels[r];
+        if (a.Nll != 0)
+        {
+            rowLoss[r] = label == a.Ignore ? 0f : -weights[label] * logits[row + label];
+            return;
+        }
+        float max = float.NegativeInfinity;
+        for (int k = 0; k < a.Classes; k++) max = XMath.Max(max, logits[row + k]);
+        float sum = 0f;
+        for (int k = 0; k < a.Classes; k++) sum += XMath.Exp(logits[row + k] - max);
+        float logSum = XMath.Log(sum) + max, smooth = 0f;
+        for (int k = 0; k < a.Classes; k++)
+        {
+            probs[row + k] = XMath.Exp(logits[row + k] - logSum);
+            smooth += weights[k] * (logSum - logits[row + k]);
+        }
+        rowLoss[r] = label == a.Ignore ? 0f : (1f - a.Smoothing) * weights[label] * (logSum - logits[row + label]) + a.Smoothing / a.Classes * smooth;
+    }
+
+    private static void WeightedClassLossBackwardKernel(Index1D r, ArrayView<float> dlogits, ArrayView<float> probs, ArrayView<int> labels, ArrayView<float> weights, ClassWeighting a)
+    {
+        int label = labels[r];
+        if (label == a.Ignore) return;
+        long row = (long)r.X * a.Classes;
+        if (a.Nll != 0)
+        {
+            dlogits[row + label] -= a.Scale * weights[label];
+            return;
+        }
+        float weightSum = 0f;
+        for (int k = 0; k < a.Classes; k++) weightSum += weights[k];
+        float wy = (1f - a.Smoothing) * weights[label];
+        for (int k = 0; k < a.Classes; k++)
+            dlogits[row + k] += a.Scale * (wy * (probs[row + k] - (k == label ? 1f : 0f)) + a.Smoothing / a.Classes * (weightSum * probs[row + k] - weights[k]));
     }
 
     private static void CrossEntropyKernel(Index1D r, ArrayView<float> rowLoss, ArrayView<float> probs, ArrayView<float> logits, ArrayView<int> labels, int classes, float eps)
