@@ -243,13 +243,14 @@ public abstract class DeviceNetwork : IDisposable
         RunForward(batch, training: true);
         float loss = Loss(batch);
         long n = (long)batch * OutputFeatures;
+        float divisor = (float)LossDivisor(batch);
         if (Weighted)
         {
             if (_weightTotal > 0) K.WeightedClassLossBackward(TrainedLoss == DeviceLoss.Nll, LogitsGradient, Probabilities, Labels, WeightsOnDevice, batch, OutputFeatures, (float)(1 / _weightTotal), LabelSmoothing, IgnoreIndex);
         }
         else if (TrainedLoss == DeviceLoss.CrossEntropy) K.CrossEntropyBackward(LogitsGradient, Probabilities, Labels, batch, OutputFeatures, 1f / batch, LabelSmoothing);
         else if (TrainedLoss == DeviceLoss.Nll) K.NllBackward(LogitsGradient, Labels, batch, OutputFeatures, 1f / batch);
-        else K.FloatLossBackward(TrainedLoss, LogitsGradient, Logits, _targets!.View, n, 1f / n, LossParameter);
+        else K.FloatLossBackward(TrainedLoss, LogitsGradient, Logits, _targets!.View, n, 1f / divisor, LossParameter);
         if (!logits.IsEmpty) Download(Logits, logits.Slice(0, batch * OutputFeatures));
         RunBackward(batch);
         return loss;
@@ -467,6 +468,10 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The softmax of the logits, written by the loss (a region of the generated layout).</summary>
     protected abstract ArrayView<float> Probabilities { get; }
 
+    /// <summary>What the summed loss is divided by: the batch for a class-label loss and for KL divergence's BatchMean,
+    /// else every output element.</summary>
+    private double LossDivisor(int batch) => ClassLabels || TrainedLoss == DeviceLoss.KlDiv && LossParameter != 0 ? batch : (double)batch * OutputFeatures;
+
     /// <summary>The batch's mean loss: per-row sums on the device, their total in double on the host (as the CPU kernels sum).</summary>
     private float Loss(int batch)
     {
@@ -478,7 +483,7 @@ public abstract class DeviceNetwork : IDisposable
         double sum = 0;
         for (int i = 0; i < batch; i++) sum += _rowLossHost[i];
         if (Weighted) return _weightTotal == 0 ? 0f : (float)(sum / _weightTotal); // every label ignored: 0, as on the CPU
-        return (float)(sum / (ClassLabels ? batch : (double)batch * OutputFeatures));
+        return (float)(sum / LossDivisor(batch));
     }
 
     /// <summary>Copies the host store's parameters and buffers (running statistics) to the device: after loading a checkpoint into the host network.</summary>
@@ -532,6 +537,10 @@ public abstract class DeviceNetwork : IDisposable
         if (ClassLabels) throw new InvalidOperationException($"{Name} trains with {TrainedLoss} on class labels (ReadOnlySpan<int>), not float targets.");
         if (targets.Length != (long)batch * OutputFeatures)
             throw new ArgumentException($"{Name}: targets have {targets.Length} floats, but batch {batch} × [{_outputShape}] needs {(long)batch * OutputFeatures}.", nameof(targets));
+        if (TrainedLoss == DeviceLoss.KlDiv)
+            for (int i = 0; i < targets.Length; i++)
+                if (!(targets[i] >= 0) || float.IsInfinity(targets[i]))
+                    throw new ArgumentException($"{Name}: KL divergence target {i} is {targets[i]}; targets are probabilities (finite, not negative).", nameof(targets));
         Upload(targets, _targets!.View);
     }
 

@@ -558,6 +558,10 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         using (var cpu = new L1Net(seed: 32)) using (var host = new L1Net(seed: 32)) RegressionStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 5, seed: 2);
         using (var cpu = new SmoothL1Net(seed: 33)) using (var host = new SmoothL1Net(seed: 33)) RegressionStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 6, seed: 3);
         using (var cpu = new BceNet(seed: 34)) using (var host = new BceNet(seed: 34)) RegressionStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 4, probabilities: true);
+        using (var cpu = new KlNet(seed: 43)) using (var host = new KlNet(seed: 43)) RegressionStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 4, seed: 5, probabilities: true);
+        using (var cpu = new KlMeanNet(seed: 44)) using (var host = new KlMeanNet(seed: 44)) RegressionStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 6, probabilities: true);
+        using (var kl = new KlNet(seed: 1)) using (var klTwin = kl.ToDevice(f.Device))
+            Assert.Contains("target 2 is -0.5", Assert.Throws<ArgumentException>(() => klTwin.TrainStep(new float[6], [0.5f, 0.5f, -0.5f, 0.5f], 1)).Message);
         using var classifier = new ConvNet(seed: 1);
         using var twin = classifier.ToDevice(f.Device);
         Assert.Contains("class labels", Assert.Throws<InvalidOperationException>(() => twin.TrainStep(new float[784], new float[10], 1)).Message);

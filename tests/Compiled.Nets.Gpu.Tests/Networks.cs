@@ -495,3 +495,22 @@ public partial class WeightedNllNet
 
     Tensor Forward(Tensor x) => x.Apply(Head).LogSoftmax();
 }
+
+/// <summary>KL divergence of target distributions from log-probabilities ('batchmean') on the device.</summary>
+[Network, Input(6), KLDivLoss(BatchMean = true)]
+public partial class KlNet
+{
+    [Linear(6, 8)] public partial Linear Fc { get; }
+    [Linear(8, 4)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc).Tanh().Apply(Head).LogSoftmax();
+}
+
+/// <summary>KL divergence averaged over every element (PyTorch's default 'mean').</summary>
+[Network, Input(6), KLDivLoss]
+public partial class KlMeanNet
+{
+    [Linear(6, 4)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Head).LogSoftmax();
+}

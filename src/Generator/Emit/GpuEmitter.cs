@@ -117,7 +117,7 @@ namespace Compiled.Nets.Generator.Emit
         }
 
         /// <summary>The network trains on float targets with a loss the device has (its DeviceLoss member is named as its LossKind).</summary>
-        private static bool FloatTargetLoss(NetworkSpec s) => s.Loss is LossKind.Mse or LossKind.L1 or LossKind.SmoothL1 or LossKind.BceWithLogits;
+        private static bool FloatTargetLoss(NetworkSpec s) => s.Loss is LossKind.Mse or LossKind.L1 or LossKind.SmoothL1 or LossKind.BceWithLogits or LossKind.KlDiv;
 
         /// <summary>The assembly attribute that lets ILGPU's CPU accelerator call the generated kernels of internal networks.</summary>
         public static string AssemblyInfo() =>
@@ -243,7 +243,7 @@ namespace Compiled.Nets.Generator.Emit
             if (FloatTargetLoss(s))
             {
                 w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.{s.Loss};");
-                if (s.Loss == LossKind.SmoothL1) w.Line($"protected override float LossParameter => {SourceWriter.FloatLiteral(s.LossParameter)};");
+                if (s.Loss is LossKind.SmoothL1 or LossKind.KlDiv) w.Line($"protected override float LossParameter => {SourceWriter.FloatLiteral(s.LossParameter)};");
             }
             w.Line();
             w.Open("protected override void BindWorkspace()");

@@ -26,6 +26,9 @@ public enum DeviceLoss
     BceWithLogits,
     /// <summary><c>[NLLLoss]</c> on class indices: the output is log-probabilities (a LogSoftmax's).</summary>
     Nll,
+    /// <summary><c>[KLDivLoss]</c>: target probabilities against the output's log-probabilities (its parameter: 1 for
+    /// BatchMean, dividing by the batch rather than by every element).</summary>
+    KlDiv,
 }
 
 public sealed partial class GpuKernels
@@ -34,7 +37,8 @@ public sealed partial class GpuKernels
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>? _floatLossBackward;
 
     /// <summary>rowLoss[r] = Σ over the row's <paramref name="cols"/> elements of a float-target loss (MSE, L1, smooth L1
-    /// with β = <paramref name="parameter"/>, BCE on logits in its stable form), as the CPU kernels; one thread per row.</summary>
+    /// with β = <paramref name="parameter"/>, BCE on logits in its stable form, KL divergence t·(log t − x) where t &gt; 0),
+    /// as the CPU kernels; one thread per row.</summary>
     public void FloatLossForward(DeviceLoss loss, ArrayView<float> rowLoss, ArrayView<float> pred, ArrayView<float> targets, int rows, int cols, float parameter)
     {
         if (rows == 0) return;
@@ -45,7 +49,7 @@ public sealed partial class GpuKernels
         _floatLoss(rows, rowLoss, pred, targets, cols, (int)loss, parameter);
     }
 
-    /// <summary>dpred += scale·∂loss/∂pred elementwise (2d, sign d, d/β or sign d, σ(x) − t); scale is dLoss/n.</summary>
+    /// <summary>dpred += scale·∂loss/∂pred elementwise (2d, sign d, d/β or sign d, σ(x) − t, −t); scale is dLoss/n.</summary>
     public void FloatLossBackward(DeviceLoss loss, ArrayView<float> dpred, ArrayView<float> pred, ArrayView<float> targets, long n, float scale, float parameter)
     {
         if (n == 0) return;
@@ -66,6 +70,7 @@ public sealed partial class GpuKernels
             s += loss == (int)DeviceLoss.Mse ? d * d
                 : loss == (int)DeviceLoss.L1 ? a
                 : loss == (int)DeviceLoss.SmoothL1 ? (a < beta ? 0.5f * d * d / beta : a - 0.5f * beta)
+                : loss == (int)DeviceLoss.KlDiv ? (t > 0f ? t * (XMath.Log(t) - x) : 0f)
                 : XMath.Max(x, 0f) - x * t + XMath.Log(1f + XMath.Exp(-XMath.Abs(x)));
         }
         rowLoss[r] = s;
@@ -78,6 +83,7 @@ public sealed partial class GpuKernels
         dpred[i] += scale * (loss == (int)DeviceLoss.Mse ? 2f * d
             : loss == (int)DeviceLoss.L1 ? sign
             : loss == (int)DeviceLoss.SmoothL1 ? (XMath.Abs(d) < beta ? d / beta : sign)
+            : loss == (int)DeviceLoss.KlDiv ? -targets[i]
             : 1f / (1f + XMath.Exp(-x)) - targets[i]);
     }
 
