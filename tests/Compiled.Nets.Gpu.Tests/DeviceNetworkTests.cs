@@ -420,9 +420,9 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     [Fact]
     public void A_network_with_ops_the_GPU_lacks_says_which()
     {
-        using var net = new RecurrentTokenNet();
+        using var net = new TwoInputNet();
         var e = Assert.Throws<NotSupportedException>(() => net.ToDevice(f.Device));
-        Assert.Contains("LSTM", e.Message);
+        Assert.Contains("several inputs", e.Message);
     }
 
     /// <summary>A padded batch of token ids: sample b has <c>seq − b</c> real tokens, then padding id 0 with mask 0.</summary>
@@ -652,6 +652,36 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         }
         using (var cpu = new WeightedNet(seed: 41)) using (var host = new WeightedNet(seed: 41)) Matches(cpu, host, n => n.ToDevice(f.Device));
         using (var cpu = new WeightedNllNet(seed: 42)) using (var host = new WeightedNllNet(seed: 42)) Matches(cpu, host, n => n.ToDevice(f.Device));
+    }
+
+    [Fact]
+    public void Stacked_bidirectional_LSTMs_on_a_padded_batch_match_the_CPU()
+    {
+        using var cpu = new LstmNet(seed: 45);
+        using var host = new LstmNet(seed: 45);
+        SequenceStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seq: 7, vocabulary: 30, seed: 8);
+        using var dev = host.ToDevice(f.Device);
+        var (ids, mask, labels) = SequenceBatch(2, 5, 30, 3, 9);
+        dev.TrainStep(ids, labels, mask, 2, 5);
+        long before = f.Device.LaunchCount;
+        dev.TrainStep(ids, labels, mask, 2, 5);
+        Assert.Equal(dev.LaunchesPerTrainStep, f.Device.LaunchCount - before);
+    }
+
+    [Fact]
+    public void GRUs_with_and_without_biases_match_the_CPU()
+    {
+        using var cpu = new GruNet(seed: 46);
+        using var host = new GruNet(seed: 46);
+        SequenceStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 4, seq: 6, vocabulary: 30, seed: 10);
+    }
+
+    [Fact]
+    public void A_three_layer_LSTM_over_a_fixed_length_matches_the_CPU()
+    {
+        using var cpu = new FixedLstmNet(seed: 47);
+        using var host = new FixedLstmNet(seed: 47);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 11);
     }
 
     [Fact]

@@ -125,15 +125,46 @@ public partial class GateNet
     }
 }
 
-/// <summary>A network the GPU backend cannot run yet (an LSTM): ToDevice says so.</summary>
-[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 8), CrossEntropyLoss]
-public partial class RecurrentTokenNet
+/// <summary>A network the GPU backend cannot run yet (two inputs): ToDevice says so.</summary>
+[Network, Input("image", 1, 4, 4), Input("meta", 3), CrossEntropyLoss]
+public partial class TwoInputNet
 {
-    [Embedding(10, 4)] public partial Embedding Embed { get; }
-    [LSTM(4, 3)] public partial LSTM Rnn { get; }
-    [Linear(3, 2)] public partial Linear Head { get; }
+    [Linear(16 + 3, 2)] public partial Linear Head { get; }
 
-    Tensor Forward(Tensor x) => x.Apply(Embed).Apply(Rnn).MeanOverSequence().Apply(Head);
+    Tensor Forward(Tensor image, Tensor meta) => Tensor.Concat(-1, image.Flatten(), meta).Apply(Head);
+}
+
+/// <summary>Token ids → embedding → two stacked bidirectional LSTM layers → masked mean → classifier.</summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 9), CrossEntropyLoss]
+public partial class LstmNet
+{
+    [Embedding(30, 6)] public partial Embedding Embed { get; }
+    [LSTM(6, 5, numLayers: 2, bidirectional: true)] public partial LSTM Rnn { get; }
+    [Linear(10, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids) => ids.Apply(Embed).Apply(Rnn).MeanOverSequence().Apply(Head);
+}
+
+/// <summary>Two GRUs of different widths in a row (one bidirectional, one without biases), then the masked mean.</summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 9), CrossEntropyLoss]
+public partial class GruNet
+{
+    [Embedding(30, 6)] public partial Embedding Embed { get; }
+    [GRU(6, 4, bidirectional: true)] public partial GRU Lower { get; }
+    [GRU(8, 7, bias: false)] public partial GRU Upper { get; }
+    [Linear(7, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids) => ids.Apply(Embed).Apply(Lower).Tanh().Apply(Upper).MeanOverSequence().Apply(Head);
+}
+
+/// <summary>A fixed-length float sequence [7, 4] (no mask) through a three-layer LSTM, flattened into a classifier.</summary>
+[Network, Input(7, 4), CrossEntropyLoss]
+public partial class FixedLstmNet
+{
+    [LSTM(4, 6, numLayers: 3)] public partial LSTM Rnn { get; }
+    [Linear(42, 2)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Rnn).Flatten().Apply(Head);
 }
 
 /// <summary>

@@ -164,6 +164,78 @@ namespace Compiled.Nets.Generator.Ops
             }
         }
 
+        public override bool OnGpu => true;
+        public override bool OnGpuOverSequence => true;
+
+        /// <summary>The device's regions of one op: gates, states and cells / hidden terms per layer and direction, the
+        /// lower layers' outputs, and (shared by the ops of this kind) the gradient regions between layers and the carry.</summary>
+        private (System.Func<int, string> Gates, System.Func<int, string> States, System.Func<int, string> Extra, System.Func<int, string> Output) GpuRegions(GpuContext c, OpSpec op)
+        {
+            var a = RecurrentArgs.Of(c.Layer(op));
+            var s = c.Spec;
+            int t = op.InShape[0];
+            return (k => c.Region($"_rg{op.Id}_{k}", Shapes.MaxSize(s, new[] { t, Gates * a.Hidden })),
+                k => c.Region($"_rs{op.Id}_{k}", Shapes.MaxSize(s, new[] { t, a.Hidden })),
+                k => c.Region($"_re{op.Id}_{k}", Shapes.MaxSize(s, new[] { t, a.Hidden })),
+                l => c.Region($"_ry{op.Id}_{l}", Shapes.MaxSize(s, new[] { t, a.Width })));
+        }
+
+        /// <summary>Each layer and direction: the input GEMM with its biases, then one kernel for the time loop.</summary>
+        public override void EmitGpuForward(GpuContext c, OpSpec op)
+        {
+            var a = RecurrentArgs.Of(c.Layer(op));
+            var r = GpuRegions(c, op);
+            string mask = c.Spec.MaxSequence > 0 ? "Mask, true" : "default, false", seq = Shapes.Dim(op.InShape[0]);
+            for (int l = 0; l < a.Layers; l++)
+            {
+                string output = l == a.Layers - 1 ? c.Output(op) : r.Output(l), input = l == 0 ? c.Value(op.Input) : r.Output(l - 1);
+                for (int d = 0; d < a.Directions; d++)
+                {
+                    int k = l * a.Directions + d;
+                    string suffix = RecurrentArgs.Suffix(l, d);
+                    string biases = a.Bias ? $"{c.Read(op, "bias_ih" + suffix)}, {c.Read(op, "bias_hh" + suffix)}" : "default, default";
+                    c.Launch($"K.RecurrentForward({(_lstm ? "true" : "false")}, {output}, {a.Width}, {d * a.Hidden}, {r.Gates(k)}, {r.States(k)}, {r.Extra(k)}, {input}, " +
+                        $"{c.Read(op, "weight_ih" + suffix)}, {c.Read(op, "weight_hh" + suffix)}, {biases}, {mask}, batch, {seq}, {a.InputOf(l)}, {a.Hidden}, reverse: {(d == 1 ? "true" : "false")}); // layer {l}, {(d == 0 ? "forward" : "reverse")}",
+                        ForwardLaunches(_lstm, a.Bias));
+                }
+            }
+        }
+
+        /// <summary>Through time from the top layer down; a lower layer's output gradient is cleared, then both directions above add to it.</summary>
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            var a = RecurrentArgs.Of(c.Layer(op));
+            var r = GpuRegions(c, op);
+            var stacked = c.Spec.Ops.Where(o => o.Kind == Kind).Select(o => (Op: o, Args: RecurrentArgs.Of(c.Spec.Layers[o.Layer]))).ToList();
+            string carry = c.Region($"_{Prefix}_carry", 2 * stacked.Max(x => x.Args.Hidden));
+            long widest = stacked.Max(x => Shapes.MaxSize(c.Spec, new[] { x.Op.InShape[0], x.Args.Width }));
+            string mask = c.Spec.MaxSequence > 0 ? "Mask, true" : "default, false", seq = Shapes.Dim(op.InShape[0]);
+            for (int l = a.Layers - 1; l >= 0; l--)
+            {
+                string dy = l == a.Layers - 1 ? c.Gradient(op.Id) : c.Region($"_{Prefix}_gy{l % 2}", widest);
+                string dx = l > 0 ? c.Region($"_{Prefix}_gy{(l - 1) % 2}", widest) : c.InputIsData(op) ? "default" : c.Gradient(op.Input);
+                if (l > 0) c.Line($"global::ILGPU.Runtime.ArrayViewExtensions.MemSetToZero({dx}.SubView(0, (long)batch * {Shapes.Size(new[] { op.InShape[0], a.Width })})); // layer {l - 1}'s output gradient: both directions of layer {l} add to it");
+                string input = l == 0 ? c.Value(op.Input) : r.Output(l - 1);
+                for (int d = 0; d < a.Directions; d++)
+                {
+                    int k = l * a.Directions + d;
+                    string suffix = RecurrentArgs.Suffix(l, d);
+                    string biases = a.Bias ? $"{c.ParameterGradient(op, "bias_ih" + suffix)}, {c.ParameterGradient(op, "bias_hh" + suffix)}" : "default, default";
+                    c.Launch($"K.RecurrentBackward({(_lstm ? "true" : "false")}, {dx}, {c.ParameterGradient(op, "weight_ih" + suffix)}, {c.ParameterGradient(op, "weight_hh" + suffix)}, {biases}, " +
+                        $"{dy}, {a.Width}, {d * a.Hidden}, {r.Gates(k)}, {r.States(k)}, {r.Extra(k)}, {input}, {c.Read(op, "weight_ih" + suffix)}, {c.Read(op, "weight_hh" + suffix)}, " +
+                        $"{mask}, {carry}, batch, {seq}, {a.InputOf(l)}, {a.Hidden}, reverse: {(d == 1 ? "true" : "false")});",
+                        BackwardLaunches(_lstm, a.Bias, dx != "default"));
+                }
+            }
+        }
+
+        /// <summary>What GpuKernels.RecurrentForward launches: the input GEMM, its biases (a GRU adds b_hh in the loop), the time loop.</summary>
+        private static int ForwardLaunches(bool lstm, bool bias) => 2 + (bias ? (lstm ? 2 : 1) : 0);
+
+        /// <summary>What GpuKernels.RecurrentBackward launches: the time loop, W_ih's GEMM and the input's, the bias sums
+        /// (a GRU's b_hh in two parts), W_hh's gradient (a GRU's in two parts).</summary>
+        private static int BackwardLaunches(bool lstm, bool bias, bool inputGradient) => 2 + (inputGradient ? 1 : 0) + (bias ? (lstm ? 2 : 3) : 0) + (lstm ? 1 : 2);
+
         public override void EmitOnnx(OnnxContext c, OpSpec op)
         {
             // ONNX's LSTM/GRU are sequence-first with their own gate order (iofc, zrh): transpose in and out, reorder

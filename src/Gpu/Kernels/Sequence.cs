@@ -6,13 +6,19 @@ namespace Compiled.Nets.Gpu;
 // Sequences on the device: [B, T, D] values laid out as the CPU runtime lays them out (T this batch's length), the
 // attention mask [B, T] of 0/1 as Hugging Face's tokenizers give it. The position/token-type sums broadcast a table row
 // over a block; their tables' gradients are column sums; the [CLS] pick is a Narrow.
+/// <summary>Which columns a column sum adds: rows, columns, the row stride and the first column.</summary>
+internal struct ColumnArgs
+{
+    public int Rows, Cols, Stride, Offset;
+}
+
 public sealed partial class GpuKernels
 {
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _addBroadcast;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _columnSums;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ColumnArgs>? _columnSums;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int>? _sequenceMean, _sequenceMeanBackward;
 
-    /// <summary>Rows one thread of <see cref="AddColumnSums"/> walks down its column before its atomic add.</summary>
+    /// <summary>Rows one thread of <see cref="AddColumnSums(ArrayView{float}, ArrayView{float}, int, int)"/> walks down its column before its atomic add.</summary>
     private const int ColumnBlock = 32;
 
     /// <summary>y[i] = x[i] + row[i mod block] over <paramref name="n"/> elements (a bias over rows, position embeddings
@@ -33,20 +39,24 @@ public sealed partial class GpuKernels
 
     /// <summary>sums[c] += Σ_r x[r·cols + c] (a bias's or an added table's gradient): one thread per column and block of
     /// rows, one atomic add each.</summary>
-    public void AddColumnSums(ArrayView<float> sums, ArrayView<float> x, int rows, int cols)
+    public void AddColumnSums(ArrayView<float> sums, ArrayView<float> x, int rows, int cols) => AddColumnSums(sums, x, rows, cols, cols, 0);
+
+    /// <summary>As <see cref="AddColumnSums(ArrayView{float}, ArrayView{float}, int, int)"/> over columns [offset, offset + cols)
+    /// of rows <paramref name="stride"/> apart.</summary>
+    internal void AddColumnSums(ArrayView<float> sums, ArrayView<float> x, int rows, int cols, int stride, int offset)
     {
         if (rows == 0 || cols == 0) return;
-        Need(sums, cols, nameof(sums)); Need(x, (long)rows * cols, nameof(x));
-        _columnSums ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(ColumnSumsKernel);
-        Launched(); _columnSums(checked(Groups(rows, ColumnBlock) * cols), sums, x, rows, cols);
+        Need(sums, cols, nameof(sums)); Need(x, (long)(rows - 1) * stride + offset + cols, nameof(x));
+        _columnSums ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ColumnArgs>(ColumnSumsKernel);
+        Launched(); _columnSums(checked(Groups(rows, ColumnBlock) * cols), sums, x, new ColumnArgs { Rows = rows, Cols = cols, Stride = stride, Offset = offset });
     }
 
-    private static void ColumnSumsKernel(Index1D index, ArrayView<float> sums, ArrayView<float> x, int rows, int cols)
+    private static void ColumnSumsKernel(Index1D index, ArrayView<float> sums, ArrayView<float> x, ColumnArgs a)
     {
         int at = index;
-        int c = at % cols, r0 = at / cols * ColumnBlock, r1 = r0 + ColumnBlock < rows ? r0 + ColumnBlock : rows;
+        int c = at % a.Cols, r0 = at / a.Cols * ColumnBlock, r1 = r0 + ColumnBlock < a.Rows ? r0 + ColumnBlock : a.Rows;
         float s = 0f;
-        for (int r = r0; r < r1; r++) s += x[(long)r * cols + c];
+        for (int r = r0; r < r1; r++) s += x[(long)r * a.Stride + a.Offset + c];
         Atomic.Add(ref sums[c], s);
     }
 
