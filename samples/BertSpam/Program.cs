@@ -31,7 +31,7 @@ var patience = new Option<int>("--patience") { Description = "Early-stopping pat
 var seed = new Option<ulong>("--seed") { Description = "Seed of initialisation, splits, shuffling and dropout", DefaultValueFactory = _ => 42 };
 var limit = new Option<int>("--limit") { Description = "Use at most N emails (quick runs)", DefaultValueFactory = _ => 0 };
 var distributed = new Option<bool>("--distributed") { Description = "Train as one rank of an MPI job (start it with mpirun -np N …; under mpirun this is the default): --batch-size is the global batch, split over the ranks; rank 0 reports and writes" };
-var deviceKind = new Option<string>("--device") { Description = "cpu (the compiled CPU code) | gpu (CUDA, an error without one) | auto (CUDA when present, else ILGPU's CPU accelerator) | cpu-accelerator; the BERT classifiers only", DefaultValueFactory = _ => "cpu" };
+var deviceKind = new Option<string>("--device") { Description = "cpu (the compiled CPU code) | gpu (CUDA, an error without one) | auto (CUDA when present, else ILGPU's CPU accelerator) | cpu-accelerator", DefaultValueFactory = _ => "cpu" };
 deviceKind.AcceptOnlyFromAmong("cpu", "gpu", "auto", "cpu-accelerator");
 var output = new Option<string>("--output") { Description = "Folder for checkpoints, history and the report", DefaultValueFactory = _ => "out/bert-spam" };
 
@@ -105,7 +105,7 @@ int Run(ParseResult parse)
     console.WriteLine($"Model: {net.Name}, {total:N0} parameters, {trainable:N0} trainable{(frozen > 0 ? $" ({frozen} tensors frozen)" : "")}");
 
     float peak = parse.GetValue(lr) ?? (modelDir is null ? 1e-3f : 2e-5f);
-    // --device other than cpu: the classifier's generated twin trains on a GpuDevice under the same Trainer and recipe
+    // --device other than cpu: the network's generated twin trains on a GpuDevice under the same Trainer and recipe
     // (parameters, gradients and AdamW state stay there); the best weights come back to `net` for the test below.
     using var gpu = device == "cpu" ? null : GpuDevice.Open(device == "gpu" ? "cuda" : device);
     if (gpu is not null) console.WriteLine($"Device: {gpu}");
@@ -113,7 +113,9 @@ int Run(ParseResult parse)
     {
         BertBaseClassifier b => (DeviceNetwork)b.ToDevice(gpu),
         BertTinyClassifier t => t.ToDevice(gpu),
-        _ => throw new ArgumentException($"--device trains the BERT classifiers; {net.Name} trains on the CPU (--device cpu)."),
+        LstmSpamClassifier l => l.ToDevice(gpu),
+        GruSpamClassifier g => g.ToDevice(gpu),
+        _ => throw new NotSupportedException(net.Name),
     };
     float decay = parse.GetValue(weightDecay);
     // The Hugging Face Trainer's grouping: no decay for biases and LayerNorm parameters.
