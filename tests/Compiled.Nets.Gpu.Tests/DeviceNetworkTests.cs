@@ -685,6 +685,14 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Arithmetic_between_a_sequence_and_a_per_sample_vector_matches_the_CPU()
+    {
+        using var cpu = new SeqBroadcastNet(seed: 48);
+        using var host = new SeqBroadcastNet(seed: 48);
+        SequenceStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seq: 6, vocabulary: 30, seed: 12);
+    }
+
+    [Fact]
     public void Dropout_in_and_after_attention_is_off_in_evaluation_and_reproducible_in_training()
     {
         using var cpu = new DropBert(seed: 25);

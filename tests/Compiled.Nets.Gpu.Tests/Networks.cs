@@ -545,3 +545,21 @@ public partial class KlMeanNet
 
     Tensor Forward(Tensor x) => x.Apply(Head).LogSoftmax();
 }
+
+/// <summary>Arithmetic along a sequence with an operand that does not run along it: each position centred by the
+/// sequence's masked mean kept as [1, 8], then gated per feature by a [8] vector computed from it.</summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 8), CrossEntropyLoss]
+public partial class SeqBroadcastNet
+{
+    [Embedding(30, 8)] public partial Embedding Embed { get; }
+    [Linear(8, 8)] public partial Linear Gate { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids)
+    {
+        var h = ids.Apply(Embed).Tanh();                                  // [T, 8]
+        var centred = h - h.Mean(1, keepDim: true);                       // [T, 8] − [1, 8]
+        var gated = centred * h.MeanOverSequence().Apply(Gate).Sigmoid(); // [T, 8] · [8]
+        return gated.Sum(1).Apply(Head);
+    }
+}

@@ -61,17 +61,18 @@ namespace Compiled.Nets.Generator.Ops
         public override bool OnGpu => true;
         public override bool OnGpuOverSequence => true;
 
-        /// <summary>Over a sequence the device folds T into the batch, so both operands must run along T ([T, …] each);
-        /// one broadcast over T is not taken yet.</summary>
-        public override bool OnGpuFor(NetworkSpec s, OpSpec op) =>
-            !Shapes.HasSequence(op.OutShape) || Shapes.HasSequence(s.Ops[op.Input].OutShape) && Shapes.HasSequence(s.Ops[op.Input2].OutShape);
-
-        /// <summary>The batch and the three per-sample shapes as static arrays; along a sequence, T joins the batch.</summary>
+        /// <summary>The batch and the three per-sample shapes as static arrays. Along a sequence T joins the batch: an
+        /// operand along T drops it from its shape, one that is not (a [F] or [1, F] broadcast over T) drops the size-1
+        /// dimension facing T, if it has one, and repeats over each sample's T rows.</summary>
         private string GpuShapes(GpuContext c, OpSpec op)
         {
             bool folded = Shapes.HasSequence(op.OutShape);
-            System.Collections.Generic.IEnumerable<int> PerSample(System.Collections.Generic.IEnumerable<int> shape) => folded ? shape.Skip(1) : shape;
-            return $"{(folded ? "batch * T" : "batch")}, {c.Constant($"s_out{op.Id}", PerSample(op.OutShape))}, {c.Constant($"s_a{op.Id}", PerSample(c.Spec.Ops[op.Input].OutShape))}, {c.Constant($"s_b{op.Id}", PerSample(c.Spec.Ops[op.Input2].OutShape))}";
+            if (!folded)
+                return $"batch, {c.Constant($"s_out{op.Id}", op.OutShape)}, {c.Constant($"s_a{op.Id}", c.Spec.Ops[op.Input].OutShape)}, {c.Constant($"s_b{op.Id}", c.Spec.Ops[op.Input2].OutShape)}";
+            var a = c.Spec.Ops[op.Input].OutShape; var b = c.Spec.Ops[op.Input2].OutShape;
+            System.Collections.Generic.IEnumerable<int> PerSample(Helpers.EquatableArray<int> shape) => Shapes.HasSequence(shape) || shape.Count == op.OutShape.Count ? shape.Skip(1) : shape;
+            string Repeat(Helpers.EquatableArray<int> shape) => Shapes.HasSequence(shape) ? "1" : "T";
+            return $"batch * T, {c.Constant($"s_out{op.Id}", op.OutShape.Skip(1))}, {c.Constant($"s_a{op.Id}", PerSample(a))}, {c.Constant($"s_b{op.Id}", PerSample(b))}, {Repeat(a)}, {Repeat(b)}";
         }
 
         public override void EmitGpuForward(GpuContext c, OpSpec op) =>

@@ -13,25 +13,34 @@ public sealed partial class GpuKernels
 
     /// <summary>y = a − b or a·b over batch × <paramref name="outShape"/>, each operand broadcast as in PyTorch (its
     /// dimensions align with the result's last ones; size 1 or missing dimensions repeat). The per-sample layout is
-    /// uploaded once per shape triple and cached on the device.</summary>
-    public void BroadcastForward(BinaryOp op, ArrayView<float> y, ArrayView<float> a, ArrayView<float> b, int batch, int[] outShape, int[] aShape, int[] bShape)
+    /// uploaded once per shape triple and cached on the device. Along a sequence the batch is B·T and an operand that
+    /// does not run along T repeats over each sample's T rows: its <paramref name="repeatA"/> (or B) is T, else 1.</summary>
+    public void BroadcastForward(BinaryOp op, ArrayView<float> y, ArrayView<float> a, ArrayView<float> b, int batch, int[] outShape, int[] aShape, int[] bShape,
+        int repeatA = 1, int repeatB = 1)
     {
         long n = batch * Product(outShape);
-        Need(y, n, nameof(y)); Need(a, batch * Product(aShape), nameof(a)); Need(b, batch * Product(bShape), nameof(b));
+        Need(y, n, nameof(y)); Need(a, batch / repeatA * Product(aShape), nameof(a)); Need(b, batch / repeatB * Product(bShape), nameof(b));
         _broadcast ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int>(BroadcastKernel);
-        Launched(); _broadcast(checked((int)n), y, a, b, Layout(outShape, aShape, bShape), op == BinaryOp.Multiply ? 1 : 0);
+        Launched(); _broadcast(checked((int)n), y, a, b, Layout(outShape, aShape, bShape), Flags(op, repeatA, repeatB));
+    }
+
+    /// <summary>The kernels' flags word: bit 0 multiply, bits 1–2 which gradients (backward), the two repeats above.</summary>
+    private static int Flags(BinaryOp op, int repeatA, int repeatB)
+    {
+        if (repeatA < 1 || repeatB < 1 || repeatA > 0x3FFF || repeatB > 0x3FFF) throw new ArgumentOutOfRangeException(nameof(repeatA), "Repeats are in [1, 16383].");
+        return (op == BinaryOp.Multiply ? 1 : 0) | repeatA << 3 | repeatB << 17;
     }
 
     /// <summary>da += ∂/∂a·dy and db += ∂/∂b·dy, summed over where each was broadcast (atomic adds); either gradient
     /// empty: not needed. One launch.</summary>
     public void BroadcastBackward(BinaryOp op, ArrayView<float> da, ArrayView<float> db, ArrayView<float> dy, ArrayView<float> a, ArrayView<float> b, int batch,
-        int[] outShape, int[] aShape, int[] bShape)
+        int[] outShape, int[] aShape, int[] bShape, int repeatA = 1, int repeatB = 1)
     {
         long n = batch * Product(outShape);
         Need(dy, n, nameof(dy));
         if (da.Length == 0 && db.Length == 0) return;
         _broadcastBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int>(BroadcastBackwardKernel);
-        int flags = (op == BinaryOp.Multiply ? 1 : 0) | (da.Length > 0 ? 2 : 0) | (db.Length > 0 ? 4 : 0);
+        int flags = Flags(op, repeatA, repeatB) | (da.Length > 0 ? 2 : 0) | (db.Length > 0 ? 4 : 0);
         // A view that is not wanted is never passed empty: the flags say which to write.
         Launched(); _broadcastBackward(checked((int)n), da.Length > 0 ? da : dy, db.Length > 0 ? db : dy, dy, a, b, Layout(outShape, aShape, bShape), flags);
     }
@@ -70,13 +79,13 @@ public sealed partial class GpuKernels
     }
 
     /// <summary>Each operand's element for output element <paramref name="index"/>.</summary>
-    private static void Offsets(long index, ArrayView<int> l, out long ia, out long ib)
+    private static void Offsets(long index, ArrayView<int> l, int flags, out long ia, out long ib)
     {
         int rank = l[0];
         long perSample = 1;
         for (int d = 0; d < rank; d++) perSample *= l[3 + d];
         long b = index / perSample, rest = index % perSample;
-        ia = b * l[1]; ib = b * l[2];
+        ia = b / (flags >> 3 & 0x3FFF) * l[1]; ib = b / (flags >> 17 & 0x3FFF) * l[2];
         for (int d = rank - 1; d >= 0; d--)
         {
             int size = l[3 + d];
@@ -87,16 +96,16 @@ public sealed partial class GpuKernels
         }
     }
 
-    private static void BroadcastKernel(Index1D index, ArrayView<float> y, ArrayView<float> a, ArrayView<float> b, ArrayView<int> l, int multiply)
+    private static void BroadcastKernel(Index1D index, ArrayView<float> y, ArrayView<float> a, ArrayView<float> b, ArrayView<int> l, int flags)
     {
-        Offsets(index.X, l, out long ia, out long ib);
-        y[index] = multiply != 0 ? a[ia] * b[ib] : a[ia] - b[ib];
+        Offsets(index.X, l, flags, out long ia, out long ib);
+        y[index] = (flags & 1) != 0 ? a[ia] * b[ib] : a[ia] - b[ib];
     }
 
     private static void BroadcastBackwardKernel(Index1D index, ArrayView<float> da, ArrayView<float> db, ArrayView<float> dy, ArrayView<float> a, ArrayView<float> b,
         ArrayView<int> l, int flags)
     {
-        Offsets(index.X, l, out long ia, out long ib);
+        Offsets(index.X, l, flags, out long ia, out long ib);
         float g = dy[index];
         bool multiply = (flags & 1) != 0;
         if ((flags & 2) != 0) Atomic.Add(ref da[ia], multiply ? g * b[ib] : g);
