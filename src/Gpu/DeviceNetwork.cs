@@ -234,12 +234,19 @@ public abstract class DeviceNetwork : IDisposable
         return Step(batch, logits);
     }
 
-    private float Step(int batch, Span<float> logits)
+    /// <summary>A training step begins: the next dropout key, the activation gradients cleared, the parameters' gradients
+    /// too unless the host store accumulates them.</summary>
+    private protected void BeginTrainingStep()
     {
         TrainingSteps++;
         StepKey = SplitMix(DropoutSeed + (ulong)TrainingSteps);
         _grad!.View.MemSetToZero();
         if (!HostParameters.AccumulateGradients) _gradients.View.MemSetToZero();
+    }
+
+    private float Step(int batch, Span<float> logits)
+    {
+        BeginTrainingStep();
         RunForward(batch, training: true);
         float loss = Loss(batch);
         long n = (long)batch * OutputFeatures;
@@ -385,13 +392,24 @@ public abstract class DeviceNetwork : IDisposable
         return loss;
     }
 
+    /// <summary>A twin of several inputs or outputs: its batches come as named columns (<see cref="MultiDeviceNetwork"/>).</summary>
+    private protected virtual bool TakesColumns => false;
+
+    private void TakesColumnsCheck(string method)
+    {
+        if (TakesColumns)
+            throw new InvalidOperationException($"{Name}.{method}: the network has several inputs or outputs; pass its batch as a TensorBatch of named columns (IMultiNetwork.{method}).");
+    }
+
     private void TakesFloats(string method)
     {
+        TakesColumnsCheck(method);
         if (TokenVocabulary > 0) throw new InvalidOperationException($"{Name}.{method}: the network takes token ids (ReadOnlySpan<int>), not floats.");
     }
 
     private void TakesTokens(string method, bool sequence = false)
     {
+        TakesColumnsCheck(method);
         if (TokenVocabulary == 0) throw new InvalidOperationException($"{Name}.{method}: the network takes floats, not token ids.");
         if (sequence && MaxSequence == 0)
             throw new InvalidOperationException($"{Name}.{method}: the network takes {InputFeatures} token ids per sample, not sequences: call {method} without a mask and sequence length.");
@@ -544,6 +562,19 @@ public abstract class DeviceNetwork : IDisposable
         Upload(targets, _targets!.View);
     }
 
+    /// <summary>Makes room for <paramref name="batch"/> samples (checking that the twin and its device are alive).</summary>
+    private protected void EnsureCapacity(int batch)
+    {
+        ThrowIfDisposed();
+        if (batch > Capacity) Grow(batch);
+    }
+
+    /// <summary>After the workspace grew to <paramref name="capacity"/>: a subclass's own per-batch buffers.</summary>
+    private protected virtual void WorkspaceGrown(int capacity) { }
+
+    /// <summary>Frees a subclass's own buffers (on growth and disposal).</summary>
+    private protected virtual void FreeExtraWorkspace() { }
+
     private void Grow(int batch)
     {
         FreeWorkspace();
@@ -560,11 +591,13 @@ public abstract class DeviceNetwork : IDisposable
         _rowLoss = Device.Allocate(batch);
         _rowLossHost = new float[batch];
         _labelsHost = new int[batch];
+        WorkspaceGrown(batch);
         BindWorkspace();
     }
 
     private void FreeWorkspace()
     {
+        FreeExtraWorkspace();
         _act?.Dispose(); _grad?.Dispose(); _ints?.Dispose(); _scratch?.Dispose(); _input?.Dispose(); _tokens?.Dispose(); _mask?.Dispose(); _labels?.Dispose(); _targets?.Dispose(); _rowLoss?.Dispose();
     }
 

@@ -420,9 +420,9 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     [Fact]
     public void A_network_with_ops_the_GPU_lacks_says_which()
     {
-        using var net = new TwoInputNet();
+        using var net = new QuantileNet();
         var e = Assert.Throws<NotSupportedException>(() => net.ToDevice(f.Device));
-        Assert.Contains("several inputs", e.Message);
+        Assert.Contains("a loss method", e.Message);
     }
 
     /// <summary>A padded batch of token ids: sample b has <c>seq − b</c> real tokens, then padding id 0 with mask 0.</summary>
@@ -690,6 +690,73 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         using var cpu = new SeqBroadcastNet(seed: 48);
         using var host = new SeqBroadcastNet(seed: 48);
         SequenceStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seq: 6, vocabulary: 30, seed: 12);
+    }
+
+    /// <summary>A network of several inputs or outputs: one step from the same TensorBatch on the CPU and the device.</summary>
+    private static void MultiStepMatches(IMultiNetwork cpu, IMultiNetwork dev, ParameterStore host, TensorBatch batch)
+    {
+        float[][] Buffers() => cpu.Outputs.Select(o => new float[batch.Count * o.Size]).ToArray();
+        var cpuOut = Buffers(); var devOut = Buffers();
+        var cpuLosses = new float[cpu.Losses.Count]; var devLosses = new float[cpu.Losses.Count];
+        float a = cpu.TrainStep(batch, cpuOut, cpuLosses);
+        float b = dev.TrainStep(batch, devOut, devLosses);
+        Assert.Equal(a, b, 1e-4 * (1 + Math.Abs(a)));
+        for (int i = 0; i < cpuLosses.Length; i++) Assert.Equal(cpuLosses[i], devLosses[i], 1e-4 * (1 + Math.Abs(cpuLosses[i])));
+        for (int o = 0; o < cpuOut.Length; o++) Relative(cpuOut[o], devOut[o], 1e-4, "output " + cpu.Outputs[o].Name);
+        ((DeviceNetwork)dev).CopyGradientsToHost();
+        foreach (var p in cpu.Parameters.Parameters)
+            Relative(cpu.Parameters.Gradient(p), host.Gradient(host[p.Name]), 1e-4, "gradient of " + p.Name);
+        Assert.Equal(cpu.EvaluateLoss(batch, cpuOut, cpuLosses), dev.EvaluateLoss(batch, devOut, devLosses), 1e-4 * (1 + Math.Abs(a)));
+    }
+
+    [Fact]
+    public void Several_inputs_of_floats_and_token_ids_match_the_CPU_and_ids_are_checked_per_input()
+    {
+        using var cpu = new TwoInputNet(seed: 49);
+        using var host = new TwoInputNet(seed: 49);
+        using var dev = host.ToDevice(f.Device);
+        var data = new TensorDataset(5)
+            .Add("image", DeviceFixture.Random(5 * 36, 1), 1, 6, 6)
+            .Add("tags", [1, 2, 3, 8, 0, 0, 4, 4, 4, 7, 6, 5, 2, 2, 1], 3)
+            .Add("meta", DeviceFixture.Random(5 * 4, 2), 4)
+            .Add("labels", [0, 2, 1, 1, 0]);
+        var batch = new TensorDataLoader(data, 5, shuffle: false).Epoch(0).First();
+        MultiStepMatches(cpu, dev, host.Parameters, batch);
+        var bad = new TensorDataset(1).Add("image", new float[36], 1, 6, 6).Add("tags", [1, 9, 0], 3).Add("meta", new float[4], 4).Add("labels", [0]);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => dev.TrainStep(new TensorDataLoader(bad, 1, shuffle: false).Epoch(0).First(), [new float[3]], default));
+        Assert.Contains("token id 9 at position 1 of 'tags'", e.Message);
+        Assert.Contains("TensorBatch", Assert.Throws<InvalidOperationException>(() => dev.Forward(new float[36], 1, new float[3])).Message);
+    }
+
+    [Fact]
+    public void Two_heads_and_an_output_without_a_loss_match_the_CPU_and_train_under_the_Trainer()
+    {
+        using var cpu = new TwoHeadNet(seed: 50);
+        using var host = new TwoHeadNet(seed: 50);
+        using var dev = host.ToDevice(f.Device);
+        var data = new TensorDataset(12)
+            .Add("input", DeviceFixture.Random(12 * 64, 3), 1, 8, 8)
+            .Add("digitLabels", Enumerable.Range(0, 12).Select(i => i % 3).ToArray())
+            .Add("boxTargets", DeviceFixture.Random(12 * 4, 4).Select(v => (v + 1) / 2).ToArray(), 4);
+        MultiStepMatches(cpu, dev, host.Parameters, new TensorDataLoader(data, 6, shuffle: false).Epoch(0).First());
+        var outputs = new[] { new float[6 * 3], new float[6 * 4], new float[6 * 16] };
+        dev.TrainStep(new TensorDataLoader(data, 6, shuffle: false).Epoch(0).First(), outputs, default);
+        long before = f.Device.LaunchCount;
+        dev.TrainStep(new TensorDataLoader(data, 6, shuffle: false).Epoch(0).First(), outputs, default);
+        Assert.Equal(dev.LaunchesPerTrainStep, f.Device.LaunchCount - before); // two losses: two launches each
+
+        using var cpu2 = new TwoHeadNet(seed: 51);
+        using var host2 = new TwoHeadNet(seed: 51);
+        using var dev2 = host2.ToDevice(f.Device);
+        using var devOpt = new DeviceAdamW(dev2, 1e-2f);
+        var a = new Trainer(cpu2, new AdamW(cpu2.Parameters, 1e-2f), new TrainerOptions { Epochs = 3 }).Fit(new TensorDataLoader(data, 4, shuffle: true, seed: 1), null);
+        var b = new Trainer(dev2, devOpt, new TrainerOptions { Epochs = 3 }).Fit(new TensorDataLoader(data, 4, shuffle: true, seed: 1), null);
+        for (int e = 0; e < 3; e++)
+        {
+            Assert.Equal(a[e].TrainLoss, b[e].TrainLoss, 1e-4 * (1 + a[e].TrainLoss));
+            for (int l = 0; l < 2; l++) Assert.Equal(a[e].TrainLosses[l], b[e].TrainLosses[l], 1e-4 * (1 + a[e].TrainLosses[l]));
+        }
+        Assert.True(b[^1].TrainLoss < b[0].TrainLoss, "the loss should fall");
     }
 
     [Fact]

@@ -125,13 +125,49 @@ public partial class GateNet
     }
 }
 
-/// <summary>A network the GPU backend cannot run yet (two inputs): ToDevice says so.</summary>
-[Network, Input("image", 1, 4, 4), Input("meta", 3), CrossEntropyLoss]
+/// <summary>A network the GPU backend cannot run yet (a loss written as a method): ToDevice says so.</summary>
+[Network, Input(5), CustomLoss(nameof(Pinball))]
+public partial class QuantileNet
+{
+    [Linear(5, 3)] public partial Linear Out { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Out);
+
+    public Tensor Pinball(Tensor output, Tensor target)
+    {
+        var d = target - output;
+        return d.Relu() * 0.9f + (0f - d).Relu() * 0.1f;
+    }
+}
+
+/// <summary>Two inputs: an image through a small convolution, token ids through an embedding, and metadata, concatenated
+/// into the head.</summary>
+[Network, Input("image", 1, 6, 6), Input("tags", 3, Kind = InputKind.TokenIds), Input("meta", 4), CrossEntropyLoss]
 public partial class TwoInputNet
 {
-    [Linear(16 + 3, 2)] public partial Linear Head { get; }
+    [Conv2d(1, 2, 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Embedding(9, 2)] public partial Embedding Tags { get; }
+    [Linear(2 * 3 * 3 + 3 * 2 + 4, 3)] public partial Linear Head { get; }
 
-    Tensor Forward(Tensor image, Tensor meta) => Tensor.Concat(-1, image.Flatten(), meta).Apply(Head);
+    Tensor Forward(Tensor image, Tensor tags, Tensor meta) =>
+        Tensor.Concat(-1, image.Apply(Conv).Relu().MaxPool2d(2).Flatten(), tags.Apply(Tags).Flatten(), meta).Apply(Head);
+}
+
+/// <summary>Two heads and an output without a loss: a class (cross-entropy with smoothing) and a box (smooth L1, weight
+/// 0.5) from a shared trunk, whose features are the third output.</summary>
+[Network, Input(1, 8, 8), CrossEntropyLoss(Output = "digit", LabelSmoothing = 0.1f), SmoothL1Loss(Output = "box", Weight = 0.5f, Beta = 0.5)]
+public partial class TwoHeadNet
+{
+    [Conv2d(1, 4, 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Linear(4 * 4 * 4, 16)] public partial Linear Trunk { get; }
+    [Linear(16, 3)] public partial Linear Classes { get; }
+    [Linear(16, 4)] public partial Linear Box { get; }
+
+    (Tensor digit, Tensor box, Tensor features) Forward(Tensor x)
+    {
+        var h = x.Apply(Conv).Relu().MaxPool2d(2).Flatten().Apply(Trunk).Relu();
+        return (h.Apply(Classes), h.Apply(Box).Sigmoid(), h);
+    }
 }
 
 /// <summary>Token ids → embedding → two stacked bidirectional LSTM layers → masked mean → classifier.</summary>

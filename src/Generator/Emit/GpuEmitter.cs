@@ -73,8 +73,20 @@ namespace Compiled.Nets.Generator.Emit
         /// <summary>Writes a launch (a statement) and counts it.</summary>
         public void Launch(string statement, int launches = 1) { Writer.Line(statement); Launches += launches; }
 
-        /// <summary>The device view holding a value (the uploaded batch for the input).</summary>
-        public string Value(int value) => IsData(value) ? "Input" : $"_v{Storage(value)}";
+        /// <summary>The device view holding a value (the uploaded batch for the input; one of several: its own buffer).</summary>
+        public string Value(int value) => IsData(value) ? (Spec.IsMultiple ? $"InputAt({InputIndex(value)})" : "Input") : $"_v{Storage(value)}";
+
+        /// <summary>The uploaded token ids a value reads (an input of token ids).</summary>
+        public string TokenInput(int value) => Spec.IsMultiple ? $"TokenInputAt({InputIndex(value)})" : "TokenInput";
+
+        /// <summary>Which of the twin's inputs a value is (a twin of several outputs and one input has input 0).</summary>
+        private int InputIndex(int value)
+        {
+            if (!Spec.IsMultiInput) return 0;
+            int storage = Storage(value);
+            for (int i = 0; i < Spec.Inputs.Count; i++) if (Spec.Inputs[i].Value == storage) return i;
+            throw new System.InvalidOperationException($"value {value} is no input");
+        }
 
         /// <summary>Where an op writes: its value, or the raw region its bias chain reads.</summary>
         public string Output(OpSpec op) => Plan.BiasInChain.Contains(op.Id) ? $"_r{op.Id}" : $"_v{op.Id}";
@@ -102,13 +114,12 @@ namespace Compiled.Nets.Generator.Emit
         /// <summary>Why a network has no device twin yet (null when it has one).</summary>
         public static string? Unsupported(NetworkSpec s)
         {
-            if (s.IsMultiInput) return "networks with several inputs";
-            if (s.IsMultiOutput) return "networks with several outputs";
-            if (Shapes.HasSequence(s.Ops[s.Output].OutShape)) return "outputs per position (a loss over the sequence)";
-            if (s.Loss == LossKind.None) return "networks without a loss";
+            if (s.IsMultiple && s.MaxSequence > 0) return "several inputs or outputs over a sequence";
+            if (LossUse.Of(s).Count == 0) return "networks without a loss";
             if (s.LossValue >= 0) return "a loss method";
-            if (s.Loss is not (LossKind.CrossEntropy or LossKind.Nll) && !FloatTargetLoss(s)) return "the " + Losses.Of(s.Loss).Name;
-            if (FloatTargetLoss(s) && s.TokenInput) return "a loss on float targets over token ids";
+            if (LossUse.Of(s).FirstOrDefault(u => Device(u.Definition.Kind) is null || u.Value2 >= 0) is { } other) return "the " + other.Definition.Name;
+            if (OutputValues(s).Any(v => Shapes.HasSequence(s.Ops[v].OutShape))) return "outputs per position (a loss over the sequence)";
+            if (!s.IsMultiple && FloatTargetLoss(s) && s.TokenInput) return "a loss on float targets over token ids";
             var missing = s.Ops.Where(o => !OpTable.Of(o.Kind).OnGpuFor(s, o)).Select(o => OpTable.Of(o.Kind).Name + (OpTable.Of(o.Kind).OnGpu ? " with these arguments" : ""))
                 .Concat(s.Ops.Where(o => OpTable.Of(o.Kind).OnGpuFor(s, o) && !OpTable.Of(o.Kind).OnGpuOverSequence && (Shapes.HasSequence(o.InShape) || Shapes.HasSequence(o.OutShape)))
                     .Select(o => OpTable.Of(o.Kind).Name + " over a sequence"))
@@ -116,8 +127,62 @@ namespace Compiled.Nets.Generator.Emit
             return missing.Count == 0 ? null : string.Join(", ", missing);
         }
 
+        /// <summary>The DeviceLoss member of a loss the device has, or null.</summary>
+        private static string? Device(LossKind kind) => kind switch
+        {
+            LossKind.CrossEntropy or LossKind.Nll or LossKind.Mse or LossKind.L1 or LossKind.SmoothL1 or LossKind.BceWithLogits or LossKind.KlDiv => kind.ToString(),
+            _ => null,
+        };
+
+        /// <summary>The outputs' values, in Forward's order.</summary>
+        private static IReadOnlyList<int> OutputValues(NetworkSpec s) => s.IsMultiOutput ? s.Outputs.Select(o => o.Value).ToList() : new[] { s.Output };
+
+        /// <summary>The inputs, in Forward's order (one without names: "input").</summary>
+        private static IReadOnlyList<InputSpec> InputsOf(NetworkSpec s) => s.IsMultiInput ? s.Inputs.ToList() : new[] { new InputSpec("input", s.InputShape, s.TokenInput, 0) };
+
         /// <summary>The network trains on float targets with a loss the device has (its DeviceLoss member is named as its LossKind).</summary>
         private static bool FloatTargetLoss(NetworkSpec s) => s.Loss is LossKind.Mse or LossKind.L1 or LossKind.SmoothL1 or LossKind.BceWithLogits or LossKind.KlDiv;
+
+        /// <summary>A one-output twin's loss, when it is not plain cross-entropy: its kind, parameter, class weights, ignored label.</summary>
+        private static void EmitLossMembers(SourceWriter w, NetworkSpec s)
+        {
+            if (s.Loss == LossKind.Nll) w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.Nll;");
+            if (s.Loss is LossKind.CrossEntropy or LossKind.Nll && LossUse.Of(s)[0] is { } use && CrossEntropyLoss.Weighted(use))
+            {
+                if (use.ClassWeights.Count > 0) w.Line($"protected override float[]? ClassWeights => s_classWeights; // {use.Definition.Name}.Weights");
+                if (use.ClassWeights.Count > 0) w.Line($"private static readonly float[] s_classWeights = new float[] {{ {string.Join(", ", use.ClassWeights.Select(x => SourceWriter.FloatLiteral(x)))} }};");
+                if (use.IgnoreIndex != int.MinValue) w.Line($"protected override int IgnoreIndex => {use.IgnoreIndex};");
+            }
+            if (FloatTargetLoss(s))
+            {
+                w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.{s.Loss};");
+                if (s.Loss is LossKind.SmoothL1 or LossKind.KlDiv) w.Line($"protected override float LossParameter => {SourceWriter.FloatLiteral(s.LossParameter)};");
+            }
+        }
+
+        /// <summary>A twin of several inputs or outputs: its inputs and losses as the base reads them, the outputs' views
+        /// and gradients, and each cross-entropy head's softmax region.</summary>
+        private static void EmitMultiMembers(SourceWriter w, NetworkSpec s, GpuContext c, IReadOnlyList<LossUse> heads, IReadOnlyList<int> outputs)
+        {
+            var inputs = InputsOf(s);
+            int Vocabulary(InputSpec input) => s.Ops.Where(o => o.Kind == OpKind.Embedding && c.Storage(o.Input) == input.Value).Select(o => s.Layers[o.Layer].Ints[0])
+                .Concat(s.Ops.Where(o => o.Kind == OpKind.OneHot && c.Storage(o.Input) == input.Value).Select(o => o.Ints[0])).DefaultIfEmpty(0).Min();
+            w.Line($"private static readonly {Gpu}DeviceInput[] s_deviceInputs = new {Gpu}DeviceInput[] {{ {string.Join(", ", inputs.Select(i => $"new(\"{i.Name}\", {(i.Tokens ? "true" : "false")}, {Shapes.Product(i.Shape)}, {(i.Tokens ? Vocabulary(i) : 0)})"))} }};");
+            w.Line($"private static readonly {Gpu}DeviceHead[] s_deviceHeads = new {Gpu}DeviceHead[]");
+            w.Line("{");
+            foreach (var u in heads)
+            {
+                string weights = u.ClassWeights.Count > 0 ? $"new float[] {{ {string.Join(", ", u.ClassWeights.Select(x => SourceWriter.FloatLiteral(x)))} }}" : "null";
+                w.Line($"    new({u.OutputIndex}, {Gpu}DeviceLoss.{Device(u.Definition.Kind)}, {SourceWriter.FloatLiteral(u.Parameter)}, {SourceWriter.FloatLiteral(u.Weight)}, \"{u.TargetName}\", {weights}, {u.IgnoreIndex}),");
+            }
+            w.Line("};");
+            w.Line($"protected override global::System.Collections.Generic.IReadOnlyList<{Gpu}DeviceInput> InputLayout => s_deviceInputs;");
+            w.Line($"protected override global::System.Collections.Generic.IReadOnlyList<{Gpu}DeviceHead> HeadLayout => s_deviceHeads;");
+            string Switch(string what, IEnumerable<string> arms) => $"{what} switch {{ {string.Join(", ", arms.Select((a, i) => $"{i} => {a}"))}, _ => throw new global::System.ArgumentOutOfRangeException(nameof({what})) }}";
+            w.Line($"protected override {ArrayView}<float> OutputAt(int output) => {Switch("output", outputs.Select(c.Value))};");
+            w.Line($"protected override {ArrayView}<float> OutputGradientAt(int output) => {Switch("output", outputs.Select(c.Gradient))};");
+            w.Line($"protected override {ArrayView}<float> HeadProbabilities(int head) => {Switch("head", heads.Select((_, h) => $"_probs{h}"))};");
+        }
 
         /// <summary>The assembly attribute that lets ILGPU's CPU accelerator call the generated kernels of internal networks.</summary>
         public static string AssemblyInfo() =>
@@ -153,14 +218,22 @@ namespace Compiled.Nets.Generator.Emit
             w.Line();
             w.Line("/// <summary>The network on a GPU: forward, loss and backward as kernel launches, the elementwise chains fused.</summary>");
             // The interface the CPU network trains through, so the Trainer and evaluation take the twin as they take the network.
-            string face = FloatTargetLoss(s) ? "IRegressor" : s.MaxSequence > 0 ? "ISequenceClassifier" : s.TokenInput ? "ITokenClassifier" : "IClassifier";
-            w.Open($"public sealed class OnDevice : {Gpu}DeviceNetwork, {Runtime}{face}");
+            bool multi = s.IsMultiple;
+            if (multi) w.Open($"public sealed class OnDevice : {Gpu}MultiDeviceNetwork");
+            else
+            {
+                string face = FloatTargetLoss(s) ? "IRegressor" : s.MaxSequence > 0 ? "ISequenceClassifier" : s.TokenInput ? "ITokenClassifier" : "IClassifier";
+                w.Open($"public sealed class OnDevice : {Gpu}DeviceNetwork, {Runtime}{face}");
+            }
             w.Line($"private readonly {s.TypeName} _net;");
-            w.Line($"global::System.Collections.Generic.IReadOnlyList<int> {Runtime}INetwork.InputShape => (({Runtime}INetwork)_net).InputShape;");
-            w.Line($"int {Runtime}INetwork.InputSize => (({Runtime}INetwork)_net).InputSize;");
-            w.Line($"global::System.Collections.Generic.IReadOnlyList<int> {Runtime}INetwork.OutputShape => (({Runtime}INetwork)_net).OutputShape;");
-            w.Line($"int {Runtime}INetwork.OutputSize => (({Runtime}INetwork)_net).OutputSize;");
-            w.Line($"{Runtime}ParameterStore {Runtime}INetwork.Parameters => HostParameters;");
+            if (!multi)
+            {
+                w.Line($"global::System.Collections.Generic.IReadOnlyList<int> {Runtime}INetwork.InputShape => (({Runtime}INetwork)_net).InputShape;");
+                w.Line($"int {Runtime}INetwork.InputSize => (({Runtime}INetwork)_net).InputSize;");
+                w.Line($"global::System.Collections.Generic.IReadOnlyList<int> {Runtime}INetwork.OutputShape => (({Runtime}INetwork)_net).OutputShape;");
+                w.Line($"int {Runtime}INetwork.OutputSize => (({Runtime}INetwork)_net).OutputSize;");
+                w.Line($"{Runtime}ParameterStore {Runtime}INetwork.Parameters => HostParameters;");
+            }
             if (s.MaxSequence > 0) w.Line($"int {Runtime}ISequenceNetwork.MaxSequence => MaxSequence;");
 
             // Layout: per-sample offsets in the activation, gradient and integer arenas.
@@ -176,8 +249,20 @@ namespace Compiled.Nets.Generator.Emit
                 gradRegions.Add(($"_g{op.Id}", grad, size)); grad += size;
                 if (OpTable.Of(op.Kind).GradientSource == GradientSource.Mask && OpTable.Of(op.Kind).IsElementwise) { actRegions.Add(($"_m{op.Id}", act, size)); act += size; }
             }
-            long classes = Shapes.Product(s.Ops[s.Output].OutShape);
-            actRegions.Add(("_probs", act, classes)); act += classes;
+            var heads = LossUse.Of(s);
+            var outputValues = OutputValues(s);
+            if (!s.IsMultiple)
+            {
+                long classes = Shapes.Product(s.Ops[s.Output].OutShape);
+                actRegions.Add(("_probs", act, classes)); act += classes;
+            }
+            else
+                for (int h = 0; h < heads.Count; h++)
+                {
+                    // A cross-entropy head's softmax (the other heads' regions go unused).
+                    long size = Shapes.Product(s.Ops[outputValues[heads[h].OutputIndex]].OutShape);
+                    actRegions.Add(($"_probs{h}", act, size)); act += size;
+                }
             // Passes first: they count their launches and declare the state ops keep.
             var body = new SourceWriter();
             var pc = new GpuContext(s, plan, body);
@@ -200,7 +285,9 @@ namespace Compiled.Nets.Generator.Emit
             }
             w.Line();
             float smoothing = FloatTargetLoss(s) ? 0f : (float)s.LossParameter;
-            w.Open($"internal OnDevice({s.TypeName} net, {Gpu}GpuDevice device) : base(device, net._store, \"{s.TypeName}\", {s.TypeName}.InputFeatures, \"{string.Join(", ", s.InputShape)}\", {s.TypeName}.OutputFeatures, \"{string.Join(", ", s.Ops[s.Output].OutShape)}\", {SourceWriter.FloatLiteral(smoothing)})");
+            w.Open(multi
+                ? $"internal OnDevice({s.TypeName} net, {Gpu}GpuDevice device) : base(device, net, \"{s.TypeName}\")"
+                : $"internal OnDevice({s.TypeName} net, {Gpu}GpuDevice device) : base(device, net._store, \"{s.TypeName}\", {s.TypeName}.InputFeatures, \"{string.Join(", ", s.InputShape)}\", {s.TypeName}.OutputFeatures, \"{string.Join(", ", s.Ops[s.Output].OutShape)}\", {SourceWriter.FloatLiteral(smoothing)})");
             w.Line("_net = net;");
             foreach (var p in pc.Persistent) w.Line($"{p.Field} = Persistent({p.Length});");
             foreach (var ch in chains.Where(x => x is not null))
@@ -211,21 +298,26 @@ namespace Compiled.Nets.Generator.Emit
             w.Close();
             w.Line();
 
-            w.Line($"/// <summary>{forward} launches forward, 2 for the loss, {backward} backward.</summary>");
-            w.Line($"public override int LaunchesPerTrainStep => {forward + 2 + backward};");
+            int lossLaunches = 2 * heads.Count;
+            w.Line($"/// <summary>{forward} launches forward, {lossLaunches} for the loss{(heads.Count > 1 ? "es" : "")}, {backward} backward.</summary>");
+            w.Line($"public override int LaunchesPerTrainStep => {forward + lossLaunches + backward};");
             // Unfused, each stage would launch forward and backward on its own, and a bias gradient would be one more sum.
             int unfused = chains.Where(x => x is not null).Sum(x => 2 * (x!.Unit.Stages.Count - 1) + (x.Unit.StartsWithBias ? 1 : 0));
-            w.Line($"public override int LaunchesPerTrainStepUnfused => {forward + 2 + backward + unfused};");
+            w.Line($"public override int LaunchesPerTrainStepUnfused => {forward + lossLaunches + backward + unfused};");
             w.Line($"protected override long ActivationsPerSample => {act};");
             w.Line($"protected override long GradientsPerSample => {grad};");
             w.Line($"protected override long IntsPerSample => {ints};");
             w.Line(pc.ScratchSizes.Count == 0
                 ? "protected override long ScratchFor(int batch) => 0;"
                 : $"protected override long ScratchFor(int batch) => global::System.Linq.Enumerable.Max(new long[] {{ {string.Join(", ", pc.ScratchSizes)} }});");
-            w.Line($"protected override {ArrayView}<float> Logits => {c.Value(s.Output)};");
-            w.Line($"protected override {ArrayView}<float> LogitsGradient => {c.Gradient(s.Output)};");
-            w.Line($"protected override {ArrayView}<float> Probabilities => _probs;");
-            if (s.TokenInput)
+            if (multi) EmitMultiMembers(w, s, c, heads, outputValues);
+            else
+            {
+                w.Line($"protected override {ArrayView}<float> Logits => {c.Value(s.Output)};");
+                w.Line($"protected override {ArrayView}<float> LogitsGradient => {c.Gradient(s.Output)};");
+                w.Line($"protected override {ArrayView}<float> Probabilities => _probs;");
+            }
+            if (s.TokenInput && !multi)
             {
                 // Ids are checked on the host against the smallest table (or one-hot width) that reads them, before they go up.
                 int vocabulary = s.Ops.Where(o => o.Kind == OpKind.Embedding).Select(o => s.Layers[o.Layer].Ints[0])
@@ -233,18 +325,7 @@ namespace Compiled.Nets.Generator.Emit
                 w.Line($"protected override int TokenVocabulary => {vocabulary};");
             }
             if (s.MaxSequence > 0) w.Line($"protected override int MaxSequence => {s.TypeName}.MaxSequence;");
-            if (s.Loss == LossKind.Nll) w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.Nll;");
-            if (s.Loss is LossKind.CrossEntropy or LossKind.Nll && LossUse.Of(s)[0] is { } use && CrossEntropyLoss.Weighted(use))
-            {
-                if (use.ClassWeights.Count > 0) w.Line($"protected override float[]? ClassWeights => s_classWeights; // {use.Definition.Name}.Weights");
-                if (use.ClassWeights.Count > 0) w.Line($"private static readonly float[] s_classWeights = new float[] {{ {string.Join(", ", use.ClassWeights.Select(x => SourceWriter.FloatLiteral(x)))} }};");
-                if (use.IgnoreIndex != int.MinValue) w.Line($"protected override int IgnoreIndex => {use.IgnoreIndex};");
-            }
-            if (FloatTargetLoss(s))
-            {
-                w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.{s.Loss};");
-                if (s.Loss is LossKind.SmoothL1 or LossKind.KlDiv) w.Line($"protected override float LossParameter => {SourceWriter.FloatLiteral(s.LossParameter)};");
-            }
+            if (!multi) EmitLossMembers(w, s);
             w.Line();
             w.Open("protected override void BindWorkspace()");
             foreach (var r in actRegions) w.Line($"{r.Name} = Activation({r.Offset}, {r.Size});");

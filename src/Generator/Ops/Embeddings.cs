@@ -106,10 +106,10 @@ namespace Compiled.Nets.Generator.Ops
 
         // Its input is the uploaded token ids (the twin checked them against the table on the host).
         public override void EmitGpuForward(GpuContext c, OpSpec op) =>
-            c.Launch($"K.EmbeddingForward({c.Output(op)}, TokenInput, {c.Read(op, "weight")}, batch * {Shapes.Size(op.InShape)}, {EmbeddingArgs.Of(c.Layer(op)).Dim});");
+            c.Launch($"K.EmbeddingForward({c.Output(op)}, {c.TokenInput(op.Input)}, {c.Read(op, "weight")}, batch * {Shapes.Size(op.InShape)}, {EmbeddingArgs.Of(c.Layer(op)).Dim});");
 
         public override void EmitGpuBackward(GpuContext c, OpSpec op) =>
-            c.Launch($"K.EmbeddingBackward({c.ParameterGradient(op, "weight")}, {c.Gradient(op.Id)}, TokenInput, batch * {Shapes.Size(op.InShape)}, {EmbeddingArgs.Of(c.Layer(op)).Dim}, {PaddingRow(c.Layer(op))});");
+            c.Launch($"K.EmbeddingBackward({c.ParameterGradient(op, "weight")}, {c.Gradient(op.Id)}, {c.TokenInput(op.Input)}, batch * {Shapes.Size(op.InShape)}, {EmbeddingArgs.Of(c.Layer(op)).Dim}, {PaddingRow(c.Layer(op))});");
 
         public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"Gather\", new[] {{ {c.Initializer(op, "weight")}, {c.Value(op.Input)} }}, {c.Output(op)});");
     }

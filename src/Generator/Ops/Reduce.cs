@@ -165,7 +165,7 @@ namespace Compiled.Nets.Generator.Ops
 
         /// <summary>On the device it reads the uploaded ids (checked on the host against its width, see the twin's TokenVocabulary).</summary>
         public override void EmitGpuForward(GpuContext c, OpSpec op) =>
-            c.Launch($"K.OneHot({c.Output(op)}, TokenInput, batch * {Shapes.Size(op.InShape)}, {op.Ints[0]});");
+            c.Launch($"K.OneHot({c.Output(op)}, {c.TokenInput(op.Input)}, batch * {Shapes.Size(op.InShape)}, {op.Ints[0]});");
 
         public override void EmitOnnx(OnnxContext c, OpSpec op) =>
             c.Line($"g.Node(\"OneHot\", new[] {{ {c.Value(op.Input)}, g.Int64(false, {op.Ints[0]}), g.Initializer(\"v{op.Id}_off_on\", new float[] {{ 0f, 1f }}, 2) }}, {c.Output(op)}, (\"axis\", -1));");

@@ -1,0 +1,271 @@
+using Compiled.Nets.Data;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Compiled.Nets.Gpu;
+
+/// <summary>One input of a twin of several inputs: its column name, token ids or floats, values per sample, and for
+/// token ids the rows of the smallest table (or one-hot width) that reads them.</summary>
+public sealed class DeviceInput(string name, bool tokens, int size, int vocabulary)
+{
+    public string Name { get; } = name;
+    public bool Tokens { get; } = tokens;
+    public int Size { get; } = size;
+    public int Vocabulary { get; } = vocabulary;
+}
+
+/// <summary>One loss of a twin of several outputs: the output it reads (index into the outputs), its kind and parameter
+/// (label smoothing, β, BatchMean), its weight in the sum, its targets' column, and a class-index loss's class weights
+/// (null: none) and ignored label (int.MinValue: none).</summary>
+public sealed class DeviceHead(int output, DeviceLoss loss, float parameter, float weight, string targets, float[]? classWeights, int ignoreIndex)
+{
+    public int Output { get; } = output;
+    public DeviceLoss Loss { get; } = loss;
+    public float Parameter { get; } = parameter;
+    public float Weight { get; } = weight;
+    public string Targets { get; } = targets;
+    public float[]? ClassWeights { get; } = classWeights;
+    public int IgnoreIndex { get; } = ignoreIndex;
+}
+
+/// <summary>
+/// The device twin of a network with several inputs or outputs (fixed shapes): like the CPU network's
+/// <see cref="IMultiNetwork"/> it takes a <see cref="TensorBatch"/> whose columns are named as its inputs and its losses'
+/// targets, so the <see cref="Training.Trainer"/> trains it with <see cref="TensorDataLoader"/>s. Each input has its own
+/// device buffer; each loss is computed on the device (per-row sums, their total in double on the host, as the
+/// one-output twin does) and its gradient enters its output's scaled by its weight.
+/// </summary>
+public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
+{
+    private readonly IMultiNetwork _host;
+    private MemoryBuffer1D<float, Stride1D.Dense>[] _floatInputs = [];
+    private MemoryBuffer1D<int, Stride1D.Dense>[] _tokenInputs = [];
+    private MemoryBuffer1D<int, Stride1D.Dense>[] _labels = [];
+    private MemoryBuffer1D<float, Stride1D.Dense>[] _targets = [];
+    private MemoryBuffer1D<float, Stride1D.Dense>[] _rowLosses = [];
+    private MemoryBuffer1D<float, Stride1D.Dense>?[]? _classWeights;
+    private double[] _weightTotals = [];
+    private float[] _rowLossHost = [];
+
+    /// <summary>Copies the host network's parameters to <paramref name="device"/>.</summary>
+    protected MultiDeviceNetwork(GpuDevice device, IMultiNetwork host, string name)
+        : base(device, (host ?? throw new ArgumentNullException(nameof(host))).Parameters, name, 0, "", 0, "", 0f)
+    {
+        _host = host;
+    }
+
+    private protected override bool TakesColumns => true;
+
+    /// <summary>The inputs, in the host network's order.</summary>
+    protected abstract IReadOnlyList<DeviceInput> InputLayout { get; }
+
+    /// <summary>The losses, in the host network's order.</summary>
+    protected abstract IReadOnlyList<DeviceHead> HeadLayout { get; }
+
+    /// <summary>The device values of output <paramref name="output"/> (index into the host's outputs).</summary>
+    protected abstract ArrayView<float> OutputAt(int output);
+
+    /// <summary>Their gradient, which the losses write and backward starts from.</summary>
+    protected abstract ArrayView<float> OutputGradientAt(int output);
+
+    /// <summary>The softmax a cross-entropy loss of head <paramref name="head"/> writes (a region of the generated layout).</summary>
+    protected abstract ArrayView<float> HeadProbabilities(int head);
+
+    /// <summary>The batch's floats of input <paramref name="input"/>.</summary>
+    protected ArrayView<float> InputAt(int input) => _floatInputs[input].View;
+
+    /// <summary>The batch's token ids of input <paramref name="input"/>, checked on the host.</summary>
+    protected ArrayView<int> TokenInputAt(int input) => _tokenInputs[input].View;
+
+    // The one-output members are not this twin's way in (its single-span methods refuse before reaching them).
+    protected sealed override ArrayView<float> Logits => OutputAt(0);
+    protected sealed override ArrayView<float> LogitsGradient => OutputGradientAt(0);
+    protected sealed override ArrayView<float> Probabilities => HeadProbabilities(0);
+
+    IReadOnlyList<TensorSlot> IMultiNetwork.Inputs => _host.Inputs;
+    IReadOnlyList<TensorSlot> IMultiNetwork.Outputs => _host.Outputs;
+    IReadOnlyList<LossSlot> IMultiNetwork.Losses => _host.Losses;
+    int IMultiNetwork.MaxSequence => 0;
+    ParameterStore IMultiNetwork.Parameters => HostParameters;
+
+    /// <summary>
+    /// One training step on the device: the batch's input and target columns go up, the weighted sum of the losses comes
+    /// back (and each loss, unweighted, into <paramref name="losses"/> when not empty; each output into
+    /// <paramref name="outputs"/>' buffer); every trainable parameter's gradient is on the device for an optimizer step.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A column missing, of the other element type or of another size.</exception>
+    /// <exception cref="ArgumentException">A label outside its classes, a buffer too short.</exception>
+    public float TrainStep(TensorBatch batch, float[][] outputs, Span<float> losses)
+    {
+        int count = Prepare(batch, losses);
+        BeginTrainingStep();
+        RunForward(count, training: true);
+        float total = Losses(count, losses, backward: true);
+        DownloadOutputs(outputs, count);
+        RunBackward(count);
+        return total;
+    }
+
+    /// <summary>The weighted loss in evaluation mode, without gradients (see <see cref="TrainStep(TensorBatch, float[][], Span{float})"/>).</summary>
+    public float EvaluateLoss(TensorBatch batch, float[][] outputs, Span<float> losses)
+    {
+        int count = Prepare(batch, losses);
+        RunForward(count, training: false);
+        float total = Losses(count, losses, backward: false);
+        DownloadOutputs(outputs, count);
+        return total;
+    }
+
+    /// <summary>Inference in evaluation mode on the batch's input columns: each output into its buffer (targets not read).</summary>
+    public void Forward(TensorBatch batch, float[][] outputs)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        EnsureCapacity(batch.Count);
+        UploadInputs(batch);
+        RunForward(batch.Count, training: false);
+        DownloadOutputs(outputs, batch.Count);
+    }
+
+    private int Prepare(TensorBatch batch, Span<float> losses)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var heads = HeadLayout;
+        if (!losses.IsEmpty && losses.Length != heads.Count)
+            throw new ArgumentException($"{Name}: losses has {losses.Length} values, but the network has {heads.Count} losses.", nameof(losses));
+        int count = batch.Count;
+        EnsureCapacity(count);
+        UploadInputs(batch);
+        var slots = _host.Outputs;
+        for (int h = 0; h < heads.Count; h++)
+        {
+            var head = heads[h];
+            int size = slots[head.Output].Size;
+            if (IsClassIndex(head.Loss)) UploadLabels(h, head, batch.Integers(head.Targets, 1), size);
+            else UploadTargets(h, head, batch.Floats(head.Targets, size));
+        }
+        return count;
+    }
+
+    private void UploadInputs(TensorBatch batch)
+    {
+        var inputs = InputLayout;
+        for (int i = 0; i < inputs.Count; i++)
+        {
+            var input = inputs[i];
+            if (!input.Tokens) { Upload(batch.Floats(input.Name, input.Size), _floatInputs[i].View); continue; }
+            var ids = batch.Integers(input.Name, input.Size);
+            for (int n = 0; n < ids.Length; n++)
+                if ((uint)ids[n] >= (uint)input.Vocabulary)
+                    throw new ArgumentOutOfRangeException(input.Name, ids[n], $"{Name}: token id {ids[n]} at position {n} of '{input.Name}' is outside [0, {input.Vocabulary}).");
+            Upload(ids, _tokenInputs[i].View);
+        }
+    }
+
+    private static bool IsClassIndex(DeviceLoss loss) => loss is DeviceLoss.CrossEntropy or DeviceLoss.Nll;
+
+    private void UploadLabels(int h, DeviceHead head, ReadOnlySpan<int> labels, int classes)
+    {
+        _weightTotals[h] = 0;
+        for (int r = 0; r < labels.Length; r++)
+        {
+            if (labels[r] == head.IgnoreIndex) continue;
+            if ((uint)labels[r] >= (uint)classes)
+                throw new ArgumentException($"{Name}: label {labels[r]} in row {r} of '{head.Targets}' is outside [0, {classes}){(head.IgnoreIndex != int.MinValue ? $" and is not the ignored label {head.IgnoreIndex}" : "")}.", "batch");
+            _weightTotals[h] += head.ClassWeights is null ? 1 : head.ClassWeights[labels[r]];
+        }
+        Upload(labels, _labels[h].View);
+    }
+
+    private void UploadTargets(int h, DeviceHead head, ReadOnlySpan<float> targets)
+    {
+        if (head.Loss == DeviceLoss.KlDiv)
+            for (int i = 0; i < targets.Length; i++)
+                if (!(targets[i] >= 0) || float.IsInfinity(targets[i]))
+                    throw new ArgumentException($"{Name}: KL divergence target {i} of '{head.Targets}' is {targets[i]}; targets are probabilities (finite, not negative).", "batch");
+        Upload(targets, _targets[h].View);
+    }
+
+    /// <summary>Each loss on the device; with <paramref name="backward"/> its gradient, scaled by its weight, enters its output's.</summary>
+    private float Losses(int count, Span<float> losses, bool backward)
+    {
+        var heads = HeadLayout;
+        var slots = _host.Outputs;
+        double total = 0;
+        for (int h = 0; h < heads.Count; h++)
+        {
+            var head = heads[h];
+            int size = slots[head.Output].Size;
+            bool weighted = IsClassIndex(head.Loss) && (head.ClassWeights is not null || head.IgnoreIndex != int.MinValue);
+            var y = OutputAt(head.Output);
+            var dy = OutputGradientAt(head.Output);
+            var rowLoss = _rowLosses[h].View;
+            var labels = _labels[h].View;
+            double divisor = weighted ? _weightTotals[h]
+                : IsClassIndex(head.Loss) || head.Loss == DeviceLoss.KlDiv && head.Parameter != 0 ? count : (double)count * size;
+            if (weighted) K.WeightedClassLossForward(head.Loss == DeviceLoss.Nll, rowLoss, HeadProbabilities(h), y, labels, ClassWeightsOf(h, size), count, size, head.Parameter, head.IgnoreIndex);
+            else if (head.Loss == DeviceLoss.CrossEntropy) K.CrossEntropyForward(rowLoss, HeadProbabilities(h), y, labels, count, size, head.Parameter);
+            else if (head.Loss == DeviceLoss.Nll) K.NllForward(rowLoss, y, labels, count, size);
+            else K.FloatLossForward(head.Loss, rowLoss, y, _targets[h].View, count, size, head.Parameter);
+            Download(rowLoss, _rowLossHost.AsSpan(0, count));
+            double sum = 0;
+            for (int r = 0; r < count; r++) sum += _rowLossHost[r];
+            float loss = divisor == 0 ? 0f : (float)(sum / divisor); // every label ignored: 0, as on the CPU
+            if (!losses.IsEmpty) losses[h] = loss;
+            total += head.Weight * (double)loss;
+            if (!backward || divisor == 0) continue;
+            float scale = (float)(head.Weight / divisor);
+            if (weighted) K.WeightedClassLossBackward(head.Loss == DeviceLoss.Nll, dy, HeadProbabilities(h), labels, ClassWeightsOf(h, size), count, size, scale, head.Parameter, head.IgnoreIndex);
+            else if (head.Loss == DeviceLoss.CrossEntropy) K.CrossEntropyBackward(dy, HeadProbabilities(h), labels, count, size, scale, head.Parameter);
+            else if (head.Loss == DeviceLoss.Nll) K.NllBackward(dy, labels, count, size, scale);
+            else K.FloatLossBackward(head.Loss, dy, y, _targets[h].View, (long)count * size, scale, head.Parameter);
+        }
+        return (float)total;
+    }
+
+    /// <summary>A head's class weights on the device (ones when only a label is ignored), uploaded on first use.</summary>
+    private ArrayView<float> ClassWeightsOf(int h, int classes)
+    {
+        _classWeights ??= new MemoryBuffer1D<float, Stride1D.Dense>?[HeadLayout.Count];
+        if (_classWeights[h] is null)
+        {
+            var buffer = Device.Allocate(classes);
+            Upload<float>(HeadLayout[h].ClassWeights ?? Enumerable.Repeat(1f, classes).ToArray(), buffer.View);
+            _classWeights[h] = buffer;
+        }
+        return _classWeights[h]!.View;
+    }
+
+    private void DownloadOutputs(float[][] outputs, int count)
+    {
+        ArgumentNullException.ThrowIfNull(outputs);
+        var slots = _host.Outputs;
+        for (int o = 0; o < slots.Count; o++)
+            Download(OutputAt(o), NetworkArguments.OutputBuffer(Name, outputs, o, slots[o].Name, count, slots[o].Size));
+    }
+
+    private protected override void WorkspaceGrown(int capacity)
+    {
+        var inputs = InputLayout;
+        _floatInputs = inputs.Select(i => Device.Allocate(i.Tokens ? 1 : (long)i.Size * capacity)).ToArray();
+        _tokenInputs = inputs.Select(i => Device.AllocateInts(i.Tokens ? (long)i.Size * capacity : 1)).ToArray();
+        var heads = HeadLayout;
+        var slots = _host.Outputs;
+        _labels = heads.Select(h => Device.AllocateInts(IsClassIndex(h.Loss) ? capacity : 1)).ToArray();
+        _targets = heads.Select(h => Device.Allocate(IsClassIndex(h.Loss) ? 1 : (long)slots[h.Output].Size * capacity)).ToArray();
+        _rowLosses = heads.Select(_ => Device.Allocate(capacity)).ToArray();
+        _weightTotals = new double[heads.Count];
+        _rowLossHost = new float[capacity];
+    }
+
+    private protected override void FreeExtraWorkspace()
+    {
+        foreach (var b in _floatInputs) b.Dispose();
+        foreach (var b in _tokenInputs) b.Dispose();
+        foreach (var b in _labels) b.Dispose();
+        foreach (var b in _targets) b.Dispose();
+        foreach (var b in _rowLosses) b.Dispose();
+        if (_classWeights is not null) foreach (var b in _classWeights) b?.Dispose();
+        _classWeights = null;
+        _floatInputs = []; _tokenInputs = []; _labels = []; _targets = []; _rowLosses = [];
+    }
+}
