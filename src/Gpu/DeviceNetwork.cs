@@ -248,16 +248,7 @@ public abstract class DeviceNetwork : IDisposable
     {
         BeginTrainingStep();
         RunForward(batch, training: true);
-        float loss = Loss(batch);
-        long n = (long)batch * OutputFeatures;
-        float divisor = (float)LossDivisor(batch);
-        if (Weighted)
-        {
-            if (_weightTotal > 0) K.WeightedClassLossBackward(TrainedLoss == DeviceLoss.Nll, LogitsGradient, Probabilities, Labels, WeightsOnDevice, batch, OutputFeatures, (float)(1 / _weightTotal), LabelSmoothing, IgnoreIndex);
-        }
-        else if (TrainedLoss == DeviceLoss.CrossEntropy) K.CrossEntropyBackward(LogitsGradient, Probabilities, Labels, batch, OutputFeatures, 1f / batch, LabelSmoothing);
-        else if (TrainedLoss == DeviceLoss.Nll) K.NllBackward(LogitsGradient, Labels, batch, OutputFeatures, 1f / batch);
-        else K.FloatLossBackward(TrainedLoss, LogitsGradient, Logits, _targets!.View, n, 1f / divisor, LossParameter);
+        float loss = Loss(batch, backward: true);
         if (!logits.IsEmpty) Download(Logits, logits.Slice(0, batch * OutputFeatures));
         RunBackward(batch);
         return loss;
@@ -387,7 +378,7 @@ public abstract class DeviceNetwork : IDisposable
     private float EvaluateUploaded(int batch, Span<float> logits)
     {
         RunForward(batch, training: false);
-        float loss = Loss(batch);
+        float loss = Loss(batch, backward: false);
         if (!logits.IsEmpty) Download(Logits, logits.Slice(0, batch * OutputFeatures));
         return loss;
     }
@@ -486,22 +477,41 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The softmax of the logits, written by the loss (a region of the generated layout).</summary>
     protected abstract ArrayView<float> Probabilities { get; }
 
-    /// <summary>What the summed loss is divided by: the batch for a class-label loss and for KL divergence's BatchMean,
-    /// else every output element.</summary>
-    private double LossDivisor(int batch) => ClassLabels || TrainedLoss == DeviceLoss.KlDiv && LossParameter != 0 ? batch : (double)batch * OutputFeatures;
+    /// <summary>The batch's mean loss and, with <paramref name="backward"/>, its gradient into the logits' gradient.</summary>
+    private float Loss(int batch, bool backward) =>
+        LossOnDevice(TrainedLoss, LossParameter, 1f, Weighted, IgnoreIndex, _weightTotal, Logits, LogitsGradient, Probabilities, Labels, _targets!.View,
+            Weighted ? WeightsOnDevice : default, _rowLoss!.View, batch, OutputFeatures, backward);
 
-    /// <summary>The batch's mean loss: per-row sums on the device, their total in double on the host (as the CPU kernels sum).</summary>
-    private float Loss(int batch)
+    /// <summary>
+    /// One loss over <paramref name="count"/> rows of <paramref name="size"/> outputs <paramref name="y"/>: per-row sums on
+    /// the device, their total in double on the host (as the CPU kernels sum), divided as PyTorch divides (the batch for
+    /// a class-index loss and KL's BatchMean, the weights of the kept labels when weighted, else every element; a batch
+    /// whose every label is ignored has loss 0). With <paramref name="backward"/> the gradient times
+    /// <paramref name="weight"/> is added to <paramref name="dy"/>.
+    /// </summary>
+    private protected float LossOnDevice(DeviceLoss kind, float parameter, float weight, bool weighted, int ignoreIndex, double weightTotal,
+        ArrayView<float> y, ArrayView<float> dy, ArrayView<float> probs, ArrayView<int> labels, ArrayView<float> targets, ArrayView<float> classWeights,
+        ArrayView<float> rowLoss, int count, int size, bool backward)
     {
-        if (Weighted) K.WeightedClassLossForward(TrainedLoss == DeviceLoss.Nll, _rowLoss!.View, Probabilities, Logits, Labels, WeightsOnDevice, batch, OutputFeatures, LabelSmoothing, IgnoreIndex);
-        else if (TrainedLoss == DeviceLoss.CrossEntropy) K.CrossEntropyForward(_rowLoss!.View, Probabilities, Logits, Labels, batch, OutputFeatures, LabelSmoothing);
-        else if (TrainedLoss == DeviceLoss.Nll) K.NllForward(_rowLoss!.View, Logits, Labels, batch, OutputFeatures);
-        else K.FloatLossForward(TrainedLoss, _rowLoss!.View, Logits, _targets!.View, batch, OutputFeatures, LossParameter);
-        Download(_rowLoss.View, _rowLossHost.AsSpan(0, batch));
+        bool nll = kind == DeviceLoss.Nll, classIndex = kind is DeviceLoss.CrossEntropy or DeviceLoss.Nll;
+        double divisor = weighted ? weightTotal : classIndex || kind == DeviceLoss.KlDiv && parameter != 0 ? count : (double)count * size;
+        if (weighted) K.WeightedClassLossForward(nll, rowLoss, probs, y, labels, classWeights, count, size, parameter, ignoreIndex);
+        else if (kind == DeviceLoss.CrossEntropy) K.CrossEntropyForward(rowLoss, probs, y, labels, count, size, parameter);
+        else if (nll) K.NllForward(rowLoss, y, labels, count, size);
+        else K.FloatLossForward(kind, rowLoss, y, targets, count, size, parameter);
+        Download(rowLoss, _rowLossHost.AsSpan(0, count));
         double sum = 0;
-        for (int i = 0; i < batch; i++) sum += _rowLossHost[i];
-        if (Weighted) return _weightTotal == 0 ? 0f : (float)(sum / _weightTotal); // every label ignored: 0, as on the CPU
-        return (float)(sum / LossDivisor(batch));
+        for (int r = 0; r < count; r++) sum += _rowLossHost[r];
+        if (divisor == 0) return 0f;
+        if (backward)
+        {
+            float scale = (float)(weight / divisor);
+            if (weighted) K.WeightedClassLossBackward(nll, dy, probs, labels, classWeights, count, size, scale, parameter, ignoreIndex);
+            else if (kind == DeviceLoss.CrossEntropy) K.CrossEntropyBackward(dy, probs, labels, count, size, scale, parameter);
+            else if (nll) K.NllBackward(dy, labels, count, size, scale);
+            else K.FloatLossBackward(kind, dy, y, targets, (long)count * size, scale, parameter);
+        }
+        return (float)(sum / divisor);
     }
 
     /// <summary>Copies the host store's parameters and buffers (running statistics) to the device: after loading a checkpoint into the host network.</summary>

@@ -45,7 +45,6 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     private MemoryBuffer1D<float, Stride1D.Dense>[] _rowLosses = [];
     private MemoryBuffer1D<float, Stride1D.Dense>?[]? _classWeights;
     private double[] _weightTotals = [];
-    private float[] _rowLossHost = [];
 
     /// <summary>Copies the host network's parameters to <paramref name="device"/>.</summary>
     protected MultiDeviceNetwork(GpuDevice device, IMultiNetwork host, string name)
@@ -196,28 +195,10 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
             var head = heads[h];
             int size = slots[head.Output].Size;
             bool weighted = IsClassIndex(head.Loss) && (head.ClassWeights is not null || head.IgnoreIndex != int.MinValue);
-            var y = OutputAt(head.Output);
-            var dy = OutputGradientAt(head.Output);
-            var rowLoss = _rowLosses[h].View;
-            var labels = _labels[h].View;
-            double divisor = weighted ? _weightTotals[h]
-                : IsClassIndex(head.Loss) || head.Loss == DeviceLoss.KlDiv && head.Parameter != 0 ? count : (double)count * size;
-            if (weighted) K.WeightedClassLossForward(head.Loss == DeviceLoss.Nll, rowLoss, HeadProbabilities(h), y, labels, ClassWeightsOf(h, size), count, size, head.Parameter, head.IgnoreIndex);
-            else if (head.Loss == DeviceLoss.CrossEntropy) K.CrossEntropyForward(rowLoss, HeadProbabilities(h), y, labels, count, size, head.Parameter);
-            else if (head.Loss == DeviceLoss.Nll) K.NllForward(rowLoss, y, labels, count, size);
-            else K.FloatLossForward(head.Loss, rowLoss, y, _targets[h].View, count, size, head.Parameter);
-            Download(rowLoss, _rowLossHost.AsSpan(0, count));
-            double sum = 0;
-            for (int r = 0; r < count; r++) sum += _rowLossHost[r];
-            float loss = divisor == 0 ? 0f : (float)(sum / divisor); // every label ignored: 0, as on the CPU
+            float loss = LossOnDevice(head.Loss, head.Parameter, head.Weight, weighted, head.IgnoreIndex, _weightTotals[h], OutputAt(head.Output), OutputGradientAt(head.Output),
+                HeadProbabilities(h), _labels[h].View, _targets[h].View, weighted ? ClassWeightsOf(h, size) : default, _rowLosses[h].View, count, size, backward);
             if (!losses.IsEmpty) losses[h] = loss;
             total += head.Weight * (double)loss;
-            if (!backward || divisor == 0) continue;
-            float scale = (float)(head.Weight / divisor);
-            if (weighted) K.WeightedClassLossBackward(head.Loss == DeviceLoss.Nll, dy, HeadProbabilities(h), labels, ClassWeightsOf(h, size), count, size, scale, head.Parameter, head.IgnoreIndex);
-            else if (head.Loss == DeviceLoss.CrossEntropy) K.CrossEntropyBackward(dy, HeadProbabilities(h), labels, count, size, scale, head.Parameter);
-            else if (head.Loss == DeviceLoss.Nll) K.NllBackward(dy, labels, count, size, scale);
-            else K.FloatLossBackward(head.Loss, dy, y, _targets[h].View, (long)count * size, scale, head.Parameter);
         }
         return (float)total;
     }
@@ -254,7 +235,6 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
         _targets = heads.Select(h => Device.Allocate(IsClassIndex(h.Loss) ? 1 : (long)slots[h.Output].Size * capacity)).ToArray();
         _rowLosses = heads.Select(_ => Device.Allocate(capacity)).ToArray();
         _weightTotals = new double[heads.Count];
-        _rowLossHost = new float[capacity];
     }
 
     private protected override void FreeExtraWorkspace()
