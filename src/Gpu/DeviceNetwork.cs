@@ -572,6 +572,13 @@ public abstract class DeviceNetwork : IDisposable
         Upload(targets, _targets!.View);
     }
 
+    /// <summary>A sequence batch's attention mask (checked by the caller) goes up and its length becomes <see cref="SequenceLength"/>.</summary>
+    private protected void UseSequence(ReadOnlySpan<int> mask, int sequence)
+    {
+        Upload(mask, _mask!.View);
+        SequenceLength = sequence;
+    }
+
     /// <summary>Makes room for <paramref name="batch"/> samples (checking that the twin and its device are alive).</summary>
     private protected void EnsureCapacity(int batch)
     {
@@ -599,7 +606,7 @@ public abstract class DeviceNetwork : IDisposable
         _labels = Device.AllocateInts(batch);
         _targets = Device.Allocate(ClassLabels ? 1 : (long)OutputFeatures * batch);
         _rowLoss = Device.Allocate(batch);
-        _rowLossHost = new float[batch];
+        _rowLossHost = new float[(long)batch * Math.Max(1, MaxSequence)]; // a loss over [T, …] outputs has a row per position
         _labelsHost = new int[batch];
         WorkspaceGrown(batch);
         BindWorkspace();

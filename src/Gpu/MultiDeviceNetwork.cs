@@ -4,14 +4,16 @@ using ILGPU.Runtime;
 
 namespace Compiled.Nets.Gpu;
 
-/// <summary>One input of a twin of several inputs: its column name, token ids or floats, values per sample, and for
-/// token ids the rows of the smallest table (or one-hot width) that reads them.</summary>
-public sealed class DeviceInput(string name, bool tokens, int size, int vocabulary)
+/// <summary>One input of a twin of several inputs: its column name, token ids or floats, values per sample (per position
+/// for an input along the sequence), for token ids the rows of the smallest table (or one-hot width) that reads them,
+/// and whether it runs along the sequence.</summary>
+public sealed class DeviceInput(string name, bool tokens, int size, int vocabulary, bool sequence = false)
 {
     public string Name { get; } = name;
     public bool Tokens { get; } = tokens;
     public int Size { get; } = size;
     public int Vocabulary { get; } = vocabulary;
+    public bool Sequence { get; } = sequence;
 }
 
 /// <summary>One loss of a twin of several outputs: the output it reads (index into the outputs), its kind and parameter
@@ -84,7 +86,10 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     IReadOnlyList<TensorSlot> IMultiNetwork.Inputs => _host.Inputs;
     IReadOnlyList<TensorSlot> IMultiNetwork.Outputs => _host.Outputs;
     IReadOnlyList<LossSlot> IMultiNetwork.Losses => _host.Losses;
-    int IMultiNetwork.MaxSequence => 0;
+    int IMultiNetwork.MaxSequence => MaxSequence;
+
+    /// <summary>The mask column of a sequence network's batches: Hugging Face's name, as the CPU network reads it.</summary>
+    private const string MaskColumn = "attention_mask";
     ParameterStore IMultiNetwork.Parameters => HostParameters;
 
     /// <summary>
@@ -138,21 +143,39 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
         for (int h = 0; h < heads.Count; h++)
         {
             var head = heads[h];
-            int size = slots[head.Output].Size;
-            if (IsClassIndex(head.Loss)) UploadLabels(h, head, batch.Integers(head.Targets, 1), size);
-            else UploadTargets(h, head, batch.Floats(head.Targets, size));
+            var slot = slots[head.Output];
+            if (IsClassIndex(head.Loss)) UploadLabels(h, head, batch.Integers(head.Targets, 1), slot.Size);
+            else UploadTargets(h, head, slot.IsSequence ? batch.Floats(head.Targets, slot.Size, SequenceLength) : batch.Floats(head.Targets, slot.Size));
         }
         return count;
     }
 
+    /// <summary>A sequence network's batch: cut to its longest real row of the mask column, the mask checked as the CPU
+    /// network checks it and uploaded.</summary>
+    private void UploadSequence(TensorBatch batch)
+    {
+        if (MaxSequence == 0) return;
+        int sequence = batch.SequenceLength(MaskColumn);
+        if (sequence > MaxSequence)
+            throw new ArgumentOutOfRangeException(nameof(batch), sequence, $"{Name}: the batch's longest row has {sequence} positions; MaxSequence is {MaxSequence}.");
+        var mask = batch.Integers(MaskColumn, 1, sequence);
+        Kernels.SequenceKernels.CheckMask(mask, batch.Count, sequence, Name, "TrainStep");
+        UseSequence(mask, sequence);
+    }
+
     private void UploadInputs(TensorBatch batch)
     {
+        UploadSequence(batch);
         var inputs = InputLayout;
         for (int i = 0; i < inputs.Count; i++)
         {
             var input = inputs[i];
-            if (!input.Tokens) { Upload(batch.Floats(input.Name, input.Size), _floatInputs[i].View); continue; }
-            var ids = batch.Integers(input.Name, input.Size);
+            if (!input.Tokens)
+            {
+                Upload(input.Sequence ? batch.Floats(input.Name, input.Size, SequenceLength) : batch.Floats(input.Name, input.Size), _floatInputs[i].View);
+                continue;
+            }
+            var ids = input.Sequence ? batch.Integers(input.Name, input.Size, SequenceLength) : batch.Integers(input.Name, input.Size);
             for (int n = 0; n < ids.Length; n++)
                 if ((uint)ids[n] >= (uint)input.Vocabulary)
                     throw new ArgumentOutOfRangeException(input.Name, ids[n], $"{Name}: token id {ids[n]} at position {n} of '{input.Name}' is outside [0, {input.Vocabulary}).");
@@ -193,10 +216,11 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
         for (int h = 0; h < heads.Count; h++)
         {
             var head = heads[h];
-            int size = slots[head.Output].Size;
+            var slot = slots[head.Output];
+            int size = slot.Size, rows = slot.IsSequence ? count * SequenceLength : count; // a loss over [T, …]: a row per position
             bool weighted = IsClassIndex(head.Loss) && (head.ClassWeights is not null || head.IgnoreIndex != int.MinValue);
             float loss = LossOnDevice(head.Loss, head.Parameter, head.Weight, weighted, head.IgnoreIndex, _weightTotals[h], OutputAt(head.Output), OutputGradientAt(head.Output),
-                HeadProbabilities(h), _labels[h].View, _targets[h].View, weighted ? ClassWeightsOf(h, size) : default, _rowLosses[h].View, count, size, backward);
+                HeadProbabilities(h), _labels[h].View, _targets[h].View, weighted ? ClassWeightsOf(h, size) : default, _rowLosses[h].View, rows, size, backward);
             if (!losses.IsEmpty) losses[h] = loss;
             total += head.Weight * (double)loss;
         }
@@ -221,19 +245,21 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
         ArgumentNullException.ThrowIfNull(outputs);
         var slots = _host.Outputs;
         for (int o = 0; o < slots.Count; o++)
-            Download(OutputAt(o), NetworkArguments.OutputBuffer(Name, outputs, o, slots[o].Name, count, slots[o].Size));
+            Download(OutputAt(o), NetworkArguments.OutputBuffer(Name, outputs, o, slots[o].Name, count, slots[o].IsSequence ? SequenceLength * slots[o].Size : slots[o].Size));
     }
 
     private protected override void WorkspaceGrown(int capacity)
     {
+        // Values along the sequence are laid out for T = MaxSequence, as the activations are.
+        long positions = Math.Max(1, MaxSequence);
         var inputs = InputLayout;
-        _floatInputs = inputs.Select(i => Device.Allocate(i.Tokens ? 1 : (long)i.Size * capacity)).ToArray();
-        _tokenInputs = inputs.Select(i => Device.AllocateInts(i.Tokens ? (long)i.Size * capacity : 1)).ToArray();
+        _floatInputs = inputs.Select(i => Device.Allocate(i.Tokens ? 1 : i.Size * (i.Sequence ? positions : 1) * capacity)).ToArray();
+        _tokenInputs = inputs.Select(i => Device.AllocateInts(i.Tokens ? i.Size * (i.Sequence ? positions : 1) * capacity : 1)).ToArray();
         var heads = HeadLayout;
         var slots = _host.Outputs;
         _labels = heads.Select(h => Device.AllocateInts(IsClassIndex(h.Loss) ? capacity : 1)).ToArray();
-        _targets = heads.Select(h => Device.Allocate(IsClassIndex(h.Loss) ? 1 : (long)slots[h.Output].Size * capacity)).ToArray();
-        _rowLosses = heads.Select(_ => Device.Allocate(capacity)).ToArray();
+        _targets = heads.Select(h => Device.Allocate(IsClassIndex(h.Loss) ? 1 : slots[h.Output].Size * (slots[h.Output].IsSequence ? positions : 1) * capacity)).ToArray();
+        _rowLosses = heads.Select(_ => Device.Allocate(positions * capacity)).ToArray();
         _weightTotals = new double[heads.Count];
     }
 

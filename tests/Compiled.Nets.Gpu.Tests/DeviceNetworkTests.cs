@@ -695,7 +695,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     /// <summary>A network of several inputs or outputs: one step from the same TensorBatch on the CPU and the device.</summary>
     private static void MultiStepMatches(IMultiNetwork cpu, IMultiNetwork dev, ParameterStore host, TensorBatch batch)
     {
-        float[][] Buffers() => cpu.Outputs.Select(o => new float[batch.Count * o.Size]).ToArray();
+        float[][] Buffers() => cpu.Outputs.Select(o => new float[batch.Count * o.Size * (o.IsSequence ? cpu.MaxSequence : 1)]).ToArray();
         var cpuOut = Buffers(); var devOut = Buffers();
         var cpuLosses = new float[cpu.Losses.Count]; var devLosses = new float[cpu.Losses.Count];
         float a = cpu.TrainStep(batch, cpuOut, cpuLosses);
@@ -757,6 +757,45 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
             for (int l = 0; l < 2; l++) Assert.Equal(a[e].TrainLosses[l], b[e].TrainLosses[l], 1e-4 * (1 + a[e].TrainLosses[l]));
         }
         Assert.True(b[^1].TrainLoss < b[0].TrainLoss, "the loss should fall");
+    }
+
+    /// <summary>Pairs of token ids and types over up to 10 positions (rows of 2–8 real tokens), per-token targets and a class.</summary>
+    private static TensorDataset Pairs(int n, int seed)
+    {
+        const int positions = 10;
+        var r = new Random(seed);
+        var ids = new int[n * positions]; var types = new int[n * positions]; var mask = new int[n * positions];
+        var labels = new int[n]; var tokenTargets = new float[n * positions * 2];
+        for (int i = 0; i < n; i++)
+        {
+            int length = 2 + i % 7;
+            labels[i] = i % 3;
+            for (int t = 0; t < length; t++)
+            {
+                ids[i * positions + t] = r.Next(50); types[i * positions + t] = t < length / 2 ? 0 : 1; mask[i * positions + t] = 1;
+                tokenTargets[(i * positions + t) * 2] = (float)r.NextDouble(); tokenTargets[(i * positions + t) * 2 + 1] = -(float)r.NextDouble();
+            }
+        }
+        return new TensorDataset(n).Add("ids", ids, positions).Add("types", types, positions).Add("attention_mask", mask, positions)
+            .Add("labels", labels).Add("sentenceLabels", labels).Add("tokensTargets", tokenTargets, positions, 2);
+    }
+
+    [Fact]
+    public void Two_sequence_inputs_and_per_token_outputs_match_the_CPU_on_batches_cut_to_their_longest_row()
+    {
+        var data = Pairs(12, 3);
+        using (var cpu = new PairNet(seed: 52)) using (var host = new PairNet(seed: 52)) using (var dev = host.ToDevice(f.Device))
+            MultiStepMatches(cpu, dev, host.Parameters, new TensorDataLoader(data, 5, shuffle: false).Epoch(0).First());
+        using var cpu2 = new PairTwoHeadNet(seed: 53);
+        using var host2 = new PairTwoHeadNet(seed: 53);
+        using var dev2 = host2.ToDevice(f.Device);
+        MultiStepMatches(cpu2, dev2, host2.Parameters, new TensorDataLoader(data, 6, shuffle: false).Epoch(0).First());
+        var a = new Trainer(cpu2, new AdamW(cpu2.Parameters, 5e-3f), new TrainerOptions { Epochs = 2 }).Fit(new TensorDataLoader(data, 4, seed: 2), null);
+        using var fresh = new PairTwoHeadNet(seed: 53);
+        using var freshDev = fresh.ToDevice(f.Device);
+        using var freshOpt = new DeviceAdamW(freshDev, 5e-3f);
+        var b = new Trainer(freshDev, freshOpt, new TrainerOptions { Epochs = 2 }).Fit(new TensorDataLoader(data, 4, seed: 2), null);
+        for (int e = 0; e < 2; e++) Assert.Equal(a[e].TrainLoss, b[e].TrainLoss, 1e-4 * (1 + a[e].TrainLoss));
     }
 
     [Fact]

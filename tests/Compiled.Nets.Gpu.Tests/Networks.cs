@@ -599,3 +599,32 @@ public partial class SeqBroadcastNet
         return gated.Sum(1).Apply(Head);
     }
 }
+
+/// <summary>Token ids and token types (two sequence inputs sharing T and the mask), their embeddings summed as BERT does.</summary>
+[Network, Input("ids", Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 10), Input("types", Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 10), CrossEntropyLoss]
+public partial class PairNet
+{
+    [Embedding(50, 8)] public partial Embedding Words { get; }
+    [Embedding(2, 8)] public partial Embedding Types { get; }
+    [LayerNorm(8)] public partial LayerNorm Norm { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids, Tensor types) => (ids.Apply(Words) + types.Apply(Types)).Apply(Norm).MeanOverSequence().Apply(Head);
+}
+
+/// <summary>Two sequence inputs and two outputs: per-token targets [T, 2] (MSE, weight 2) and a sentence class (NLL).</summary>
+[Network, Input("ids", Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 10), Input("types", Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 10)]
+[NLLLoss(Output = "sentence"), MSELoss(Output = "tokens", Weight = 2f)]
+public partial class PairTwoHeadNet
+{
+    [Embedding(50, 8)] public partial Embedding Words { get; }
+    [Embedding(2, 8)] public partial Embedding Types { get; }
+    [Linear(8, 2)] public partial Linear Tag { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    (Tensor tokens, Tensor sentence) Forward(Tensor ids, Tensor types)
+    {
+        var h = (ids.Apply(Words) + types.Apply(Types)).Tanh();
+        return (h.Apply(Tag), h.MeanOverSequence().Apply(Head).LogSoftmax());
+    }
+}

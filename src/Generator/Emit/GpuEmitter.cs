@@ -114,11 +114,11 @@ namespace Compiled.Nets.Generator.Emit
         /// <summary>Why a network has no device twin yet (null when it has one).</summary>
         public static string? Unsupported(NetworkSpec s)
         {
-            if (s.IsMultiple && s.MaxSequence > 0) return "several inputs or outputs over a sequence";
             if (LossUse.Of(s).Count == 0) return "networks without a loss";
             if (s.LossValue >= 0) return "a loss method";
             if (LossUse.Of(s).FirstOrDefault(u => Device(u.Definition.Kind) is null || u.Value2 >= 0) is { } other) return "the " + other.Definition.Name;
-            if (OutputValues(s).Any(v => Shapes.HasSequence(s.Ops[v].OutShape))) return "outputs per position (a loss over the sequence)";
+            if (!s.IsMultiple && Shapes.HasSequence(s.Ops[s.Output].OutShape)) return "an output per position of one output (a loss over the sequence)";
+            if (LossUse.Of(s).Any(u => u.Definition.Kind == LossKind.KlDiv && u.Parameter != 0 && Shapes.HasSequence(u.OutShape))) return "KL divergence's BatchMean over a sequence";
             if (!s.IsMultiple && FloatTargetLoss(s) && s.TokenInput) return "a loss on float targets over token ids";
             var missing = s.Ops.Where(o => !OpTable.Of(o.Kind).OnGpuFor(s, o)).Select(o => OpTable.Of(o.Kind).Name + (OpTable.Of(o.Kind).OnGpu ? " with these arguments" : ""))
                 .Concat(s.Ops.Where(o => OpTable.Of(o.Kind).OnGpuFor(s, o) && !OpTable.Of(o.Kind).OnGpuOverSequence && (Shapes.HasSequence(o.InShape) || Shapes.HasSequence(o.OutShape)))
@@ -167,7 +167,9 @@ namespace Compiled.Nets.Generator.Emit
             var inputs = InputsOf(s);
             int Vocabulary(InputSpec input) => s.Ops.Where(o => o.Kind == OpKind.Embedding && c.Storage(o.Input) == input.Value).Select(o => s.Layers[o.Layer].Ints[0])
                 .Concat(s.Ops.Where(o => o.Kind == OpKind.OneHot && c.Storage(o.Input) == input.Value).Select(o => o.Ints[0])).DefaultIfEmpty(0).Min();
-            w.Line($"private static readonly {Gpu}DeviceInput[] s_deviceInputs = new {Gpu}DeviceInput[] {{ {string.Join(", ", inputs.Select(i => $"new(\"{i.Name}\", {(i.Tokens ? "true" : "false")}, {Shapes.Product(i.Shape)}, {(i.Tokens ? Vocabulary(i) : 0)})"))} }};");
+            string Input(InputSpec i) => $"new(\"{i.Name}\", {(i.Tokens ? "true" : "false")}, {Shapes.Product(i.Shape.Where(d => d != Shapes.Sequence))}, {(i.Tokens ? Vocabulary(i) : 0)}" +
+                (Shapes.HasSequence(i.Shape) ? ", sequence: true)" : ")");
+            w.Line($"private static readonly {Gpu}DeviceInput[] s_deviceInputs = new {Gpu}DeviceInput[] {{ {string.Join(", ", inputs.Select(Input))} }};");
             w.Line($"private static readonly {Gpu}DeviceHead[] s_deviceHeads = new {Gpu}DeviceHead[]");
             w.Line("{");
             foreach (var u in heads)
@@ -234,7 +236,7 @@ namespace Compiled.Nets.Generator.Emit
                 w.Line($"int {Runtime}INetwork.OutputSize => (({Runtime}INetwork)_net).OutputSize;");
                 w.Line($"{Runtime}ParameterStore {Runtime}INetwork.Parameters => HostParameters;");
             }
-            if (s.MaxSequence > 0) w.Line($"int {Runtime}ISequenceNetwork.MaxSequence => MaxSequence;");
+            if (s.MaxSequence > 0 && !multi) w.Line($"int {Runtime}ISequenceNetwork.MaxSequence => MaxSequence;");
 
             // Layout: per-sample offsets in the activation, gradient and integer arenas.
             long act = 0, grad = 0, ints = 0;
@@ -260,7 +262,7 @@ namespace Compiled.Nets.Generator.Emit
                 for (int h = 0; h < heads.Count; h++)
                 {
                     // A cross-entropy head's softmax (the other heads' regions go unused).
-                    long size = Shapes.Product(s.Ops[outputValues[heads[h].OutputIndex]].OutShape);
+                    long size = Shapes.MaxSize(s, s.Ops[outputValues[heads[h].OutputIndex]].OutShape);
                     actRegions.Add(($"_probs{h}", act, size)); act += size;
                 }
             // Passes first: they count their launches and declare the state ops keep.
