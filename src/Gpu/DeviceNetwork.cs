@@ -163,6 +163,15 @@ public abstract class DeviceNetwork : IDisposable
     /// network of fixed-size inputs.</summary>
     protected virtual int MaxSequence => 0;
 
+    /// <summary>Values per position of a sequence network's input (1 for token ids; the features of a float sequence).</summary>
+    protected virtual int InputPerPosition => 1;
+
+    /// <summary>Values per position of an output along the sequence ([T, …] per sample); 0 when the output has no T.</summary>
+    protected virtual int OutputPerPosition => 0;
+
+    /// <summary>Outputs of the current batch: batch × OutputFeatures, or batch × T × OutputPerPosition along the sequence.</summary>
+    private int OutputCount(int batch) => OutputPerPosition > 0 ? batch * SequenceLength * OutputPerPosition : batch * OutputFeatures;
+
     /// <summary>The current batch's sequence length T (a sequence network): the generated passes size every [T, …] value by it.</summary>
     protected int SequenceLength { get; private set; }
 
@@ -249,7 +258,7 @@ public abstract class DeviceNetwork : IDisposable
         BeginTrainingStep();
         RunForward(batch, training: true);
         float loss = Loss(batch, backward: true);
-        if (!logits.IsEmpty) Download(Logits, logits.Slice(0, batch * OutputFeatures));
+        if (!logits.IsEmpty) Download(Logits, logits.Slice(0, OutputCount(batch)));
         RunBackward(batch);
         return loss;
     }
@@ -349,22 +358,82 @@ public abstract class DeviceNetwork : IDisposable
     private void PrepareSequence(string method, ReadOnlySpan<int> ids, ReadOnlySpan<int> mask, int batch, int sequence, int outputLength)
     {
         TakesTokens(method, sequence: true);
-        NetworkArguments.CheckSequence(Name, method, ids.Length, mask, batch, sequence, MaxSequence, 1, "", outputLength, OutputFeatures, _outputShape);
+        CheckSequence(method, ids.Length, mask, batch, sequence, outputLength);
         PrepareTokens(ids, batch);
+        UseMask(mask, batch, sequence);
+    }
+
+    /// <summary>As <see cref="PrepareSequence"/> for a sequence of float vectors.</summary>
+    private void PrepareFloatSequence(string method, ReadOnlySpan<float> input, ReadOnlySpan<int> mask, int batch, int sequence, int outputLength)
+    {
+        TakesFloats(method, sequence: true);
+        CheckSequence(method, input.Length, mask, batch, sequence, outputLength);
+        Prepare(input, batch);
+        UseMask(mask, batch, sequence);
+    }
+
+    private void CheckSequence(string method, int inputLength, ReadOnlySpan<int> mask, int batch, int sequence, int outputLength)
+    {
+        string tail = InputPerPosition == 1 ? "" : $", {InputPerPosition}";
+        int perSample = OutputPerPosition > 0 ? sequence * OutputPerPosition : OutputFeatures;
+        NetworkArguments.CheckSequence(Name, method, inputLength, mask, batch, sequence, MaxSequence, InputPerPosition, tail, outputLength, perSample, _outputShape);
+    }
+
+    /// <summary>Uploads the batch's mask (all ones when the caller gave none) and sets <see cref="SequenceLength"/>.</summary>
+    private void UseMask(ReadOnlySpan<int> mask, int batch, int sequence)
+    {
         if (mask.IsEmpty)
         {
             if (_allReal.Length < batch * sequence) _allReal = Enumerable.Repeat(1, batch * MaxSequence).ToArray();
             mask = _allReal.AsSpan(0, batch * sequence);
         }
-        Upload(mask, _mask!.View);
-        SequenceLength = sequence;
+        UseSequence(mask, sequence);
+    }
+
+    /// <summary>Inference on [batch, sequence, …] floats of a sequence network (as its CPU class's Forward): the mask as
+    /// for token ids; the output is batch × its per-sample shape, or batch × sequence × its per-position values.</summary>
+    public void Forward(ReadOnlySpan<float> input, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> output)
+    {
+        PrepareFloatSequence("Forward", input, mask, batch, sequence, output.Length);
+        Infer(batch, output);
+    }
+
+    /// <summary>A training step on a float sequence with class labels.</summary>
+    public float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> logits = default)
+    {
+        PrepareFloatSequence("TrainStep", input, mask, batch, sequence, logits.IsEmpty ? -1 : logits.Length);
+        UploadLabels(labels, batch);
+        return Step(batch, logits);
+    }
+
+    /// <summary>A training step on a float sequence with float targets (per position when the output runs along it).</summary>
+    public float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<float> targets, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> output = default)
+    {
+        PrepareFloatSequence("TrainStep", input, mask, batch, sequence, output.IsEmpty ? -1 : output.Length);
+        UploadTargets(targets, batch);
+        return Step(batch, output);
+    }
+
+    /// <summary>The mean loss on a float sequence with class labels, in evaluation mode.</summary>
+    public float EvaluateLoss(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> logits = default)
+    {
+        PrepareFloatSequence("EvaluateLoss", input, mask, batch, sequence, logits.IsEmpty ? -1 : logits.Length);
+        return Evaluate(labels, batch, logits);
+    }
+
+    /// <summary>The mean loss on a float sequence with float targets, in evaluation mode.</summary>
+    public float EvaluateLoss(ReadOnlySpan<float> input, ReadOnlySpan<float> targets, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> output = default)
+    {
+        PrepareFloatSequence("EvaluateLoss", input, mask, batch, sequence, output.IsEmpty ? -1 : output.Length);
+        UploadTargets(targets, batch);
+        return EvaluateUploaded(batch, output);
     }
 
     /// <summary>Inference on the uploaded batch, its logits downloaded.</summary>
     private void Infer(int batch, Span<float> output)
     {
         RunForward(batch, training: false);
-        Download(Logits, output.Slice(0, batch * OutputFeatures));
+        Download(Logits, output.Slice(0, OutputCount(batch)));
     }
 
     /// <summary>The evaluation-mode loss of the uploaded batch (and its logits, when asked for).</summary>
@@ -379,7 +448,7 @@ public abstract class DeviceNetwork : IDisposable
     {
         RunForward(batch, training: false);
         float loss = Loss(batch, backward: false);
-        if (!logits.IsEmpty) Download(Logits, logits.Slice(0, batch * OutputFeatures));
+        if (!logits.IsEmpty) Download(Logits, logits.Slice(0, OutputCount(batch)));
         return loss;
     }
 
@@ -392,10 +461,14 @@ public abstract class DeviceNetwork : IDisposable
             throw new InvalidOperationException($"{Name}.{method}: the network has several inputs or outputs; pass its batch as a TensorBatch of named columns (IMultiNetwork.{method}).");
     }
 
-    private void TakesFloats(string method)
+    private void TakesFloats(string method, bool sequence = false)
     {
         TakesColumnsCheck(method);
         if (TokenVocabulary > 0) throw new InvalidOperationException($"{Name}.{method}: the network takes token ids (ReadOnlySpan<int>), not floats.");
+        if (sequence && MaxSequence == 0)
+            throw new InvalidOperationException($"{Name}.{method}: the network takes {InputFeatures} floats per sample, not sequences: call {method} without a mask and sequence length.");
+        if (!sequence && MaxSequence > 0)
+            throw new InvalidOperationException($"{Name}.{method}: the network takes sequences of up to {MaxSequence} positions: call {method} with the attention mask and the sequence length.");
     }
 
     private void TakesTokens(string method, bool sequence = false)
@@ -478,8 +551,10 @@ public abstract class DeviceNetwork : IDisposable
     protected abstract ArrayView<float> Probabilities { get; }
 
     /// <summary>The batch's mean loss and, with <paramref name="backward"/>, its gradient into the logits' gradient.</summary>
-    private float Loss(int batch, bool backward) =>
-        LossOnDevice(TrainedLoss, LossParameter, 1f, Weighted, IgnoreIndex, _weightTotal, Logits, LogitsGradient, Probabilities, Labels, _targets!.View,
+    private float Loss(int batch, bool backward) => OutputPerPosition > 0
+        ? LossOnDevice(TrainedLoss, LossParameter, 1f, false, int.MinValue, 0, Logits, LogitsGradient, Probabilities, Labels, _targets!.View, default,
+            _rowLoss!.View, batch * SequenceLength, OutputPerPosition, backward) // over [T, …] outputs: a row per position
+        : LossOnDevice(TrainedLoss, LossParameter, 1f, Weighted, IgnoreIndex, _weightTotal, Logits, LogitsGradient, Probabilities, Labels, _targets!.View,
             Weighted ? WeightsOnDevice : default, _rowLoss!.View, batch, OutputFeatures, backward);
 
     /// <summary>
@@ -537,11 +612,13 @@ public abstract class DeviceNetwork : IDisposable
         Download(_gradients.View, HostParameters.Gradients);
     }
 
+    /// <summary>Uploads the batch's floats (their length checked by the caller: batch × InputFeatures, or batch × T × the
+    /// values per position of a sequence).</summary>
     private void Prepare(ReadOnlySpan<float> input, int batch)
     {
         ThrowIfDisposed();
         if (batch > Capacity) Grow(batch);
-        Upload(input.Slice(0, batch * InputFeatures), _input!.View);
+        Upload(input, _input!.View);
     }
 
     private void UploadLabels(ReadOnlySpan<int> labels, int batch)
@@ -563,8 +640,8 @@ public abstract class DeviceNetwork : IDisposable
     private void UploadTargets(ReadOnlySpan<float> targets, int batch)
     {
         if (ClassLabels) throw new InvalidOperationException($"{Name} trains with {TrainedLoss} on class labels (ReadOnlySpan<int>), not float targets.");
-        if (targets.Length != (long)batch * OutputFeatures)
-            throw new ArgumentException($"{Name}: targets have {targets.Length} floats, but batch {batch} × [{_outputShape}] needs {(long)batch * OutputFeatures}.", nameof(targets));
+        if (targets.Length != OutputCount(batch))
+            throw new ArgumentException($"{Name}: targets have {targets.Length} floats, but batch {batch} × [{_outputShape}] needs {OutputCount(batch)}.", nameof(targets));
         if (TrainedLoss == DeviceLoss.KlDiv)
             for (int i = 0; i < targets.Length; i++)
                 if (!(targets[i] >= 0) || float.IsInfinity(targets[i]))
@@ -605,7 +682,7 @@ public abstract class DeviceNetwork : IDisposable
         _mask = Device.AllocateInts(Math.Max(1, (long)MaxSequence * batch));
         _labels = Device.AllocateInts(batch);
         _targets = Device.Allocate(ClassLabels ? 1 : (long)OutputFeatures * batch);
-        _rowLoss = Device.Allocate(batch);
+        _rowLoss = Device.Allocate((long)batch * Math.Max(1, MaxSequence));
         _rowLossHost = new float[(long)batch * Math.Max(1, MaxSequence)]; // a loss over [T, …] outputs has a row per position
         _labelsHost = new int[batch];
         WorkspaceGrown(batch);

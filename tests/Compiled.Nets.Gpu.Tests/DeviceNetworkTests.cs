@@ -799,6 +799,43 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Float_sequences_with_per_position_targets_or_class_labels_match_the_CPU()
+    {
+        const int batch = 3, seq = 6;
+        var (_, mask, labels) = SequenceBatch(batch, seq, 2, 2, 13);
+        using (var cpu = new SeqRegressor(seed: 54)) using (var host = new SeqRegressor(seed: 54)) using (var dev = host.ToDevice(f.Device))
+        {
+            var x = DeviceFixture.Random(batch * seq * 4, 14);
+            var t = DeviceFixture.Random(batch * seq * 2, 15);
+            var cpuOut = new float[batch * seq * 2]; var devOut = new float[cpuOut.Length];
+            cpu.Forward(x, mask, batch, seq, cpuOut);
+            dev.Forward(x, mask, batch, seq, devOut);
+            Relative(cpuOut, devOut, 1e-4, "per-position outputs");
+            float a = cpu.TrainStep(x, t, mask, batch, seq, cpuOut);
+            float b = dev.TrainStep(x, t, mask, batch, seq, devOut);
+            Assert.Equal(a, b, 1e-5 * (1 + Math.Abs(a)));
+            dev.CopyGradientsToHost();
+            foreach (var p in cpu.Parameters.Parameters)
+                Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+            Assert.Equal(cpu.EvaluateLoss(x, t, mask, batch, seq), dev.EvaluateLoss(x, t, mask, batch, seq), 1e-5 * (1 + Math.Abs(a)));
+            Assert.Contains("with the attention mask", Assert.Throws<InvalidOperationException>(() => dev.Forward(new float[40], 1, new float[20])).Message);
+            Assert.Contains("needs 72", Assert.Throws<ArgumentException>(() => dev.TrainStep(x[..^4], t, mask, batch, seq)).Message);
+        }
+        using (var cpu = new FloatSequenceNet(seed: 55)) using (var host = new FloatSequenceNet(seed: 55)) using (var dev = host.ToDevice(f.Device))
+        {
+            var x = DeviceFixture.Random(batch * seq * 3, 16);
+            var cpuOut = new float[batch * 2]; var devOut = new float[cpuOut.Length];
+            float a = cpu.TrainStep(x, labels, mask, batch, seq, cpuOut);
+            float b = dev.TrainStep(x, labels, mask, batch, seq, devOut);
+            Assert.Equal(a, b, 1e-4 * (1 + Math.Abs(a)));
+            Relative(cpuOut, devOut, 1e-4, "logits");
+            dev.CopyGradientsToHost();
+            foreach (var p in cpu.Parameters.Parameters)
+                Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+        }
+    }
+
+    [Fact]
     public void Dropout_in_and_after_attention_is_off_in_evaluation_and_reproducible_in_training()
     {
         using var cpu = new DropBert(seed: 25);

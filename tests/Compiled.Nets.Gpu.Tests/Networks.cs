@@ -628,3 +628,23 @@ public partial class PairTwoHeadNet
         return (h.Apply(Tag), h.MeanOverSequence().Apply(Head).LogSoftmax());
     }
 }
+
+/// <summary>A float sequence [T, 4] regressed per position to [T, 2] (MSE): the output itself runs along T.</summary>
+[Network, Input(Dim.Sequence, 4, MaxSequence = 10), MSELoss]
+public partial class SeqRegressor
+{
+    [Linear(4, 6)] public partial Linear Fc1 { get; }
+    [Linear(6, 2)] public partial Linear Fc2 { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc1).Tanh().Softmax().Apply(Fc2);
+}
+
+/// <summary>A float sequence [T, 3] classified through an LSTM and the masked mean.</summary>
+[Network, Input(Dim.Sequence, 3, MaxSequence = 8), CrossEntropyLoss]
+public partial class FloatSequenceNet
+{
+    [LSTM(3, 5)] public partial LSTM Rnn { get; }
+    [Linear(5, 2)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Rnn).MeanOverSequence().Apply(Head);
+}

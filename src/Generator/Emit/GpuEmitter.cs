@@ -117,7 +117,6 @@ namespace Compiled.Nets.Generator.Emit
             if (LossUse.Of(s).Count == 0) return "networks without a loss";
             if (s.LossValue >= 0) return "a loss method";
             if (LossUse.Of(s).FirstOrDefault(u => Device(u.Definition.Kind) is null || u.Value2 >= 0) is { } other) return "the " + other.Definition.Name;
-            if (!s.IsMultiple && Shapes.HasSequence(s.Ops[s.Output].OutShape)) return "an output per position of one output (a loss over the sequence)";
             if (LossUse.Of(s).Any(u => u.Definition.Kind == LossKind.KlDiv && u.Parameter != 0 && Shapes.HasSequence(u.OutShape))) return "KL divergence's BatchMean over a sequence";
             if (!s.IsMultiple && FloatTargetLoss(s) && s.TokenInput) return "a loss on float targets over token ids";
             var missing = s.Ops.Where(o => !OpTable.Of(o.Kind).OnGpuFor(s, o)).Select(o => OpTable.Of(o.Kind).Name + (OpTable.Of(o.Kind).OnGpu ? " with these arguments" : ""))
@@ -224,8 +223,8 @@ namespace Compiled.Nets.Generator.Emit
             if (multi) w.Open($"public sealed class OnDevice : {Gpu}MultiDeviceNetwork");
             else
             {
-                string face = FloatTargetLoss(s) ? "IRegressor" : s.MaxSequence > 0 ? "ISequenceClassifier" : s.TokenInput ? "ITokenClassifier" : "IClassifier";
-                w.Open($"public sealed class OnDevice : {Gpu}DeviceNetwork, {Runtime}{face}");
+                // The CPU class's interface: the twin takes the same calls.
+                w.Open($"public sealed class OnDevice : {Gpu}DeviceNetwork, {CpuEmitter.InterfaceName(s.TokenInput, s.MaxSequence > 0, s.Loss)}");
             }
             w.Line($"private readonly {s.TypeName} _net;");
             if (!multi)
@@ -255,7 +254,7 @@ namespace Compiled.Nets.Generator.Emit
             var outputValues = OutputValues(s);
             if (!s.IsMultiple)
             {
-                long classes = Shapes.Product(s.Ops[s.Output].OutShape);
+                long classes = Shapes.MaxSize(s, s.Ops[s.Output].OutShape);
                 actRegions.Add(("_probs", act, classes)); act += classes;
             }
             else
@@ -327,6 +326,8 @@ namespace Compiled.Nets.Generator.Emit
                 w.Line($"protected override int TokenVocabulary => {vocabulary};");
             }
             if (s.MaxSequence > 0) w.Line($"protected override int MaxSequence => {s.TypeName}.MaxSequence;");
+            if (s.MaxSequence > 0 && !s.TokenInput && !multi) w.Line($"protected override int InputPerPosition => {Shapes.Product(s.InputShape.Where(d => d != Shapes.Sequence))};");
+            if (!multi && Shapes.HasSequence(s.Ops[s.Output].OutShape)) w.Line($"protected override int OutputPerPosition => {Shapes.Product(s.Ops[s.Output].OutShape.Where(d => d != Shapes.Sequence))};");
             if (!multi) EmitLossMembers(w, s);
             w.Line();
             w.Open("protected override void BindWorkspace()");
