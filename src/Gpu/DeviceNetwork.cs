@@ -574,9 +574,7 @@ public abstract class DeviceNetwork : IDisposable
         else if (kind == DeviceLoss.CrossEntropy) K.CrossEntropyForward(rowLoss, probs, y, labels, count, size, parameter);
         else if (nll) K.NllForward(rowLoss, y, labels, count, size);
         else K.FloatLossForward(kind, rowLoss, y, targets, count, size, parameter);
-        Download(rowLoss, _rowLossHost.AsSpan(0, count));
-        double sum = 0;
-        for (int r = 0; r < count; r++) sum += _rowLossHost[r];
+        double sum = SumOf(rowLoss, count);
         if (divisor == 0) return 0f;
         if (backward)
         {
@@ -588,6 +586,18 @@ public abstract class DeviceNetwork : IDisposable
         }
         return (float)(sum / divisor);
     }
+
+    /// <summary>The total of <paramref name="count"/> per-row losses, downloaded and summed in double.</summary>
+    private double SumOf(ArrayView<float> rowLoss, int count)
+    {
+        Download(rowLoss, _rowLossHost.AsSpan(0, count));
+        double sum = 0;
+        for (int r = 0; r < count; r++) sum += _rowLossHost[r];
+        return sum;
+    }
+
+    /// <summary>The mean of <paramref name="count"/> per-row losses.</summary>
+    private protected float MeanOf(ArrayView<float> rowLoss, int count) => (float)(SumOf(rowLoss, count) / count);
 
     /// <summary>Copies the host store's parameters and buffers (running statistics) to the device: after loading a checkpoint into the host network.</summary>
     public void CopyParametersFromHost()

@@ -17,10 +17,11 @@ public sealed class DeviceInput(string name, bool tokens, int size, int vocabula
 }
 
 /// <summary>One loss of a twin of several outputs: the output it reads (index into the outputs), its kind and parameter
-/// (label smoothing, β, BatchMean), its weight in the sum, its targets' column, and a class-index loss's class weights
-/// (null: none) and ignored label (int.MinValue: none).</summary>
-public sealed class DeviceHead(int output, DeviceLoss loss, float parameter, float weight, string targets, float[]? classWeights, int ignoreIndex)
+/// (label smoothing, β, BatchMean, margin), its weight in the sum, its targets' column, a class-index loss's class
+/// weights (null: none) and ignored label (int.MinValue: none), and a loss of two outputs' second (-1: none).</summary>
+public sealed class DeviceHead(int output, DeviceLoss loss, float parameter, float weight, string targets, float[]? classWeights, int ignoreIndex, int output2 = -1)
 {
+    public int Output2 { get; } = output2;
     public int Output { get; } = output;
     public DeviceLoss Loss { get; } = loss;
     public float Parameter { get; } = parameter;
@@ -144,7 +145,8 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
         {
             var head = heads[h];
             var slot = slots[head.Output];
-            if (IsClassIndex(head.Loss)) UploadLabels(h, head, batch.Integers(head.Targets, 1), slot.Size);
+            if (head.Loss == DeviceLoss.CosineEmbedding) UploadTargets(h, head, batch.Floats(head.Targets, 1)); // one label per pair
+            else if (IsClassIndex(head.Loss)) UploadLabels(h, head, batch.Integers(head.Targets, 1), slot.Size);
             else UploadTargets(h, head, slot.IsSequence ? batch.Floats(head.Targets, slot.Size, SequenceLength) : batch.Floats(head.Targets, slot.Size));
         }
         return count;
@@ -217,6 +219,13 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
         {
             var head = heads[h];
             var slot = slots[head.Output];
+            if (head.Loss == DeviceLoss.CosineEmbedding)
+            {
+                float pair = CosineLoss(h, head, count, slot.Size, backward);
+                if (!losses.IsEmpty) losses[h] = pair;
+                total += head.Weight * (double)pair;
+                continue;
+            }
             int size = slot.Size, rows = slot.IsSequence ? count * SequenceLength : count; // a loss over [T, …]: a row per position
             bool weighted = IsClassIndex(head.Loss) && (head.ClassWeights is not null || head.IgnoreIndex != int.MinValue);
             float loss = LossOnDevice(head.Loss, head.Parameter, head.Weight, weighted, head.IgnoreIndex, _weightTotals[h], OutputAt(head.Output), OutputGradientAt(head.Output),
@@ -225,6 +234,19 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
             total += head.Weight * (double)loss;
         }
         return (float)total;
+    }
+
+    /// <summary>A cosine embedding loss of two outputs: its mean over the pairs, and with <paramref name="backward"/> both
+    /// outputs' gradients times its weight.</summary>
+    private float CosineLoss(int h, DeviceHead head, int count, int dim, bool backward)
+    {
+        var rowLoss = _rowLosses[h].View;
+        var a = OutputAt(head.Output);
+        var b = OutputAt(head.Output2);
+        K.CosineEmbeddingForward(rowLoss, a, b, _targets[h].View, count, dim, head.Parameter);
+        float loss = MeanOf(rowLoss, count);
+        if (backward) K.CosineEmbeddingBackward(OutputGradientAt(head.Output), OutputGradientAt(head.Output2), a, b, _targets[h].View, count, dim, head.Parameter, head.Weight / count);
+        return loss;
     }
 
     /// <summary>A head's class weights on the device (ones when only a label is ignored), uploaded on first use.</summary>
@@ -258,7 +280,8 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
         var heads = HeadLayout;
         var slots = _host.Outputs;
         _labels = heads.Select(h => Device.AllocateInts(IsClassIndex(h.Loss) ? capacity : 1)).ToArray();
-        _targets = heads.Select(h => Device.Allocate(IsClassIndex(h.Loss) ? 1 : slots[h.Output].Size * (slots[h.Output].IsSequence ? positions : 1) * capacity)).ToArray();
+        _targets = heads.Select(h => Device.Allocate(IsClassIndex(h.Loss) ? 1 : h.Loss == DeviceLoss.CosineEmbedding ? capacity
+            : slots[h.Output].Size * (slots[h.Output].IsSequence ? positions : 1) * capacity)).ToArray();
         _rowLosses = heads.Select(_ => Device.Allocate(positions * capacity)).ToArray();
         _weightTotals = new double[heads.Count];
     }

@@ -836,6 +836,18 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void A_cosine_embedding_loss_of_two_outputs_matches_the_CPU()
+    {
+        using var cpu = new SiameseNet(seed: 56);
+        using var host = new SiameseNet(seed: 56);
+        using var dev = host.ToDevice(f.Device);
+        var data = new TensorDataset(6)
+            .Add("left", DeviceFixture.Random(36, 1), 6).Add("right", DeviceFixture.Random(36, 2), 6)
+            .Add("aTargets", [1f, -1f, 1f, -1f, -1f, 1f]).Add("kindLabels", [0, 1, 2, 2, 1, 0]);
+        MultiStepMatches(cpu, dev, host.Parameters, new TensorDataLoader(data, 6, shuffle: false).Epoch(0).First());
+    }
+
+    [Fact]
     public void Dropout_in_and_after_attention_is_off_in_evaluation_and_reproducible_in_training()
     {
         using var cpu = new DropBert(seed: 25);

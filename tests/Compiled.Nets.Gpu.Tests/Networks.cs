@@ -648,3 +648,20 @@ public partial class FloatSequenceNet
 
     Tensor Forward(Tensor x) => x.Apply(Rnn).MeanOverSequence().Apply(Head);
 }
+
+/// <summary>A siamese encoder: the cosine embedding loss of its two outputs (weighted) beside a classifier head on the first.</summary>
+[Network, Input("left", 6), Input("right", 6)]
+[CosineEmbeddingLoss(Output = "a", Second = "b", Margin = 0.2, Weight = 0.5f), CrossEntropyLoss(Output = "kind")]
+public partial class SiameseNet
+{
+    [Linear(6, 8)] public partial Linear Encoder { get; }
+    [Linear(8, 5)] public partial Linear Project { get; }
+    [Linear(5, 3)] public partial Linear Head { get; }
+
+    (Tensor a, Tensor b, Tensor kind) Forward(Tensor left, Tensor right)
+    {
+        var a = left.Apply(Encoder).Tanh().Apply(Project);
+        var b = right.Apply(Encoder).Tanh().Apply(Project);
+        return (a, b, a.Apply(Head));
+    }
+}

@@ -116,7 +116,7 @@ namespace Compiled.Nets.Generator.Emit
         {
             if (LossUse.Of(s).Count == 0) return "networks without a loss";
             if (s.LossValue >= 0) return "a loss method";
-            if (LossUse.Of(s).FirstOrDefault(u => Device(u.Definition.Kind) is null || u.Value2 >= 0) is { } other) return "the " + other.Definition.Name;
+            if (LossUse.Of(s).FirstOrDefault(u => Device(u.Definition.Kind) is null) is { } other) return "the " + other.Definition.Name;
             if (LossUse.Of(s).Any(u => u.Definition.Kind == LossKind.KlDiv && u.Parameter != 0 && Shapes.HasSequence(u.OutShape))) return "KL divergence's BatchMean over a sequence";
             if (!s.IsMultiple && FloatTargetLoss(s) && s.TokenInput) return "a loss on float targets over token ids";
             var missing = s.Ops.Where(o => !OpTable.Of(o.Kind).OnGpuFor(s, o)).Select(o => OpTable.Of(o.Kind).Name + (OpTable.Of(o.Kind).OnGpu ? " with these arguments" : ""))
@@ -129,7 +129,8 @@ namespace Compiled.Nets.Generator.Emit
         /// <summary>The DeviceLoss member of a loss the device has, or null.</summary>
         private static string? Device(LossKind kind) => kind switch
         {
-            LossKind.CrossEntropy or LossKind.Nll or LossKind.Mse or LossKind.L1 or LossKind.SmoothL1 or LossKind.BceWithLogits or LossKind.KlDiv => kind.ToString(),
+            LossKind.CrossEntropy or LossKind.Nll or LossKind.Mse or LossKind.L1 or LossKind.SmoothL1 or LossKind.BceWithLogits or LossKind.KlDiv
+                or LossKind.CosineEmbedding => kind.ToString(),
             _ => null,
         };
 
@@ -174,7 +175,7 @@ namespace Compiled.Nets.Generator.Emit
             foreach (var u in heads)
             {
                 string weights = u.ClassWeights.Count > 0 ? $"new float[] {{ {string.Join(", ", u.ClassWeights.Select(x => SourceWriter.FloatLiteral(x)))} }}" : "null";
-                w.Line($"    new({u.OutputIndex}, {Gpu}DeviceLoss.{Device(u.Definition.Kind)}, {SourceWriter.FloatLiteral(u.Parameter)}, {SourceWriter.FloatLiteral(u.Weight)}, \"{u.TargetName}\", {weights}, {u.IgnoreIndex}),");
+                w.Line($"    new({u.OutputIndex}, {Gpu}DeviceLoss.{Device(u.Definition.Kind)}, {SourceWriter.FloatLiteral(u.Parameter)}, {SourceWriter.FloatLiteral(u.Weight)}, \"{u.TargetName}\", {weights}, {u.IgnoreIndex}{(u.OutputIndex2 >= 0 ? $", output2: {u.OutputIndex2}" : "")}),");
             }
             w.Line("};");
             w.Line($"protected override global::System.Collections.Generic.IReadOnlyList<{Gpu}DeviceInput> InputLayout => s_deviceInputs;");

@@ -29,6 +29,8 @@ public enum DeviceLoss
     /// <summary><c>[KLDivLoss]</c>: target probabilities against the output's log-probabilities (its parameter: 1 for
     /// BatchMean, dividing by the batch rather than by every element).</summary>
     KlDiv,
+    /// <summary><c>[CosineEmbeddingLoss]</c> of two outputs: one float per pair, 1 alike and −1 unlike (its parameter: the margin).</summary>
+    CosineEmbedding,
 }
 
 public sealed partial class GpuKernels
@@ -85,6 +87,57 @@ public sealed partial class GpuKernels
             : loss == (int)DeviceLoss.SmoothL1 ? (XMath.Abs(d) < beta ? d / beta : sign)
             : loss == (int)DeviceLoss.KlDiv ? -targets[i]
             : 1f / (1f + XMath.Exp(-x)) - targets[i]);
+    }
+
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _cosineEmbedding;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>? _cosineEmbeddingBackward;
+
+    /// <summary>rowLoss[r] = 1 − cos(a_r, b_r) where y = 1, max(0, cos − margin) where y = −1, else 0 (nn.CosineEmbeddingLoss
+    /// per pair; the norms get ε = 1e-12 as on the CPU); one thread per pair.</summary>
+    public void CosineEmbeddingForward(ArrayView<float> rowLoss, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int rows, int dim, float margin)
+    {
+        if (rows == 0) return;
+        Need(rowLoss, rows, nameof(rowLoss)); Need(a, (long)rows * dim, nameof(a)); Need(b, (long)rows * dim, nameof(b)); Need(y, rows, nameof(y));
+        _cosineEmbedding ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(CosineEmbeddingKernel);
+        Launched(); _cosineEmbedding(rows, rowLoss, a, b, y, dim, margin);
+    }
+
+    /// <summary>da, db += scale·∂loss/∂a, ∂loss/∂b per pair: ∂cos/∂a = b/√(|a|²|b|²) − cos·a/|a|².</summary>
+    public void CosineEmbeddingBackward(ArrayView<float> da, ArrayView<float> db, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int rows, int dim, float margin, float scale)
+    {
+        if (rows == 0) return;
+        Need(da, (long)rows * dim, nameof(da)); Need(db, (long)rows * dim, nameof(db)); Need(a, (long)rows * dim, nameof(a)); Need(b, (long)rows * dim, nameof(b));
+        _cosineEmbeddingBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>(CosineEmbeddingBackwardKernel);
+        Launched(); _cosineEmbeddingBackward(rows, da, db, a, b, y, dim, margin, scale);
+    }
+
+    private static void CosineParts(ArrayView<float> a, ArrayView<float> b, long row, int dim, out float dot, out float a2, out float b2)
+    {
+        dot = 0f; a2 = 1e-12f; b2 = 1e-12f;
+        for (int i = 0; i < dim; i++) { float x = a[row + i], z = b[row + i]; dot += x * z; a2 += x * x; b2 += z * z; }
+    }
+
+    private static void CosineEmbeddingKernel(Index1D r, ArrayView<float> rowLoss, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int dim, float margin)
+    {
+        CosineParts(a, b, (long)r.X * dim, dim, out float dot, out float a2, out float b2);
+        float cos = dot / XMath.Sqrt(a2 * b2), label = y[r];
+        rowLoss[r] = label == 1f ? 1f - cos : label == -1f ? XMath.Max(0f, cos - margin) : 0f;
+    }
+
+    private static void CosineEmbeddingBackwardKernel(Index1D r, ArrayView<float> da, ArrayView<float> db, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int dim, float margin, float scale)
+    {
+        long row = (long)r.X * dim;
+        CosineParts(a, b, row, dim, out float dot, out float a2, out float b2);
+        float inv = 1f / XMath.Sqrt(a2 * b2), cos = dot * inv, label = y[r];
+        float dcos = label == 1f ? -1f : label == -1f && cos - margin > 0f ? 1f : 0f;
+        if (dcos == 0f) return;
+        float g = dcos * scale;
+        for (int i = 0; i < dim; i++)
+        {
+            float x = a[row + i], z = b[row + i];
+            da[row + i] += g * (z * inv - cos * x / a2);
+            db[row + i] += g * (x * inv - cos * z / b2);
+        }
     }
 
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, float>? _crossEntropy;
