@@ -86,6 +86,17 @@ public abstract class DeviceNetwork : IDisposable
 
     private bool ClassLabels => TrainedLoss is DeviceLoss.CrossEntropy or DeviceLoss.Nll;
 
+    /// <summary>The passes compute the loss too (a loss method's ops run only then, not for inference).</summary>
+    protected bool WithLoss { get; private set; }
+
+    /// <summary>A loss method's last value (its mean is the loss), its gradient, and its values per sample.</summary>
+    protected virtual ArrayView<float> LossValues => default;
+    protected virtual ArrayView<float> LossValuesGradient => default;
+    protected virtual int LossValuesPerSample => 0;
+
+    /// <summary>The batch's float targets on the device (what a loss method reads as its targets).</summary>
+    protected ArrayView<float> TargetValues => _targets!.View;
+
     /// <summary>The class weights of a cross-entropy or NLL loss (<c>Weights</c> on its attribute), or null.</summary>
     protected virtual float[]? ClassWeights => null;
 
@@ -256,6 +267,7 @@ public abstract class DeviceNetwork : IDisposable
     private float Step(int batch, Span<float> logits)
     {
         BeginTrainingStep();
+        WithLoss = true;
         RunForward(batch, training: true);
         float loss = Loss(batch, backward: true);
         if (!logits.IsEmpty) Download(Logits, logits.Slice(0, OutputCount(batch)));
@@ -432,6 +444,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>Inference on the uploaded batch, its logits downloaded.</summary>
     private void Infer(int batch, Span<float> output)
     {
+        WithLoss = false;
         RunForward(batch, training: false);
         Download(Logits, output.Slice(0, OutputCount(batch)));
     }
@@ -446,6 +459,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The evaluation-mode loss of the uploaded batch and targets.</summary>
     private float EvaluateUploaded(int batch, Span<float> logits)
     {
+        WithLoss = true;
         RunForward(batch, training: false);
         float loss = Loss(batch, backward: false);
         if (!logits.IsEmpty) Download(Logits, logits.Slice(0, OutputCount(batch)));
@@ -499,6 +513,7 @@ public abstract class DeviceNetwork : IDisposable
     {
         CheckViews(input.Length, output.Length, batch, "Forward");
         PrepareOnDevice(input, batch, "Forward");
+        WithLoss = false;
         RunForward(batch, training: false);
         CopyOnDevice(Logits, output, (long)batch * OutputFeatures);
     }
@@ -551,11 +566,25 @@ public abstract class DeviceNetwork : IDisposable
     protected abstract ArrayView<float> Probabilities { get; }
 
     /// <summary>The batch's mean loss and, with <paramref name="backward"/>, its gradient into the logits' gradient.</summary>
-    private float Loss(int batch, bool backward) => OutputPerPosition > 0
+    private float Loss(int batch, bool backward) => TrainedLoss == DeviceLoss.Method ? MethodLoss(batch, backward)
+        : OutputPerPosition > 0
         ? LossOnDevice(TrainedLoss, LossParameter, 1f, false, int.MinValue, 0, Logits, LogitsGradient, Probabilities, Labels, _targets!.View, default,
             _rowLoss!.View, batch * SequenceLength, OutputPerPosition, backward) // over [T, …] outputs: a row per position
         : LossOnDevice(TrainedLoss, LossParameter, 1f, Weighted, IgnoreIndex, _weightTotal, Logits, LogitsGradient, Probabilities, Labels, _targets!.View,
             Weighted ? WeightsOnDevice : default, _rowLoss!.View, batch, OutputFeatures, backward);
+
+    /// <summary>A loss method's loss: the mean of its last value (each sample's sum on the device, then their total here);
+    /// backward starts from that mean's gradient, 1/n everywhere.</summary>
+    private float MethodLoss(int batch, bool backward)
+    {
+        long n = (long)batch * LossValuesPerSample;
+        var rowLoss = _rowLoss!.View.SubView(0, batch);
+        rowLoss.MemSetToZero();
+        K.AddRowSums(rowLoss, LossValues, batch, LossValuesPerSample);
+        float loss = (float)(SumOf(rowLoss, batch) / n);
+        if (backward) K.Fill(LossValuesGradient, n, 1f / n);
+        return loss;
+    }
 
     /// <summary>
     /// One loss over <paramref name="count"/> rows of <paramref name="size"/> outputs <paramref name="y"/>: per-row sums on

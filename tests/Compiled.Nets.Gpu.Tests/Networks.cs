@@ -665,3 +665,19 @@ public partial class SiameseNet
         return (a, b, a.Apply(Head));
     }
 }
+
+/// <summary>A network the GPU backend cannot run yet (a loss method on class indices): ToDevice says so.</summary>
+[Network, Input(6), CustomLoss(nameof(Focal), ClassIndices = true)]
+public partial class FocalNet
+{
+    [Linear(6, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Head);
+
+    public Tensor Focal(Tensor logits, Tensor labels)
+    {
+        var logp = (logits.LogSoftmax() * labels.OneHot(3)).Sum(1);
+        var w = 1f - logp.Exp();
+        return 0f - w * w * logp;
+    }
+}

@@ -74,7 +74,8 @@ namespace Compiled.Nets.Generator.Emit
         public void Launch(string statement, int launches = 1) { Writer.Line(statement); Launches += launches; }
 
         /// <summary>The device view holding a value (the uploaded batch for the input; one of several: its own buffer).</summary>
-        public string Value(int value) => IsData(value) ? (Spec.IsMultiple ? $"InputAt({InputIndex(value)})" : "Input") : $"_v{Storage(value)}";
+        public string Value(int value) => Storage(value) == Spec.TargetInput ? "TargetValues"
+            : IsData(value) ? (Spec.IsMultiple ? $"InputAt({InputIndex(value)})" : "Input") : $"_v{Storage(value)}";
 
         /// <summary>The uploaded token ids a value reads (an input of token ids).</summary>
         public string TokenInput(int value) => Spec.IsMultiple ? $"TokenInputAt({InputIndex(value)})" : "TokenInput";
@@ -115,7 +116,7 @@ namespace Compiled.Nets.Generator.Emit
         public static string? Unsupported(NetworkSpec s)
         {
             if (LossUse.Of(s).Count == 0) return "networks without a loss";
-            if (s.LossValue >= 0) return "a loss method";
+            if (s.LossValue >= 0 && (s.IsMultiple || s.MaxSequence > 0 || s.Loss != LossKind.Custom)) return "a loss method here (the device has one on float targets of a one-output network)";
             if (LossUse.Of(s).FirstOrDefault(u => Device(u.Definition.Kind) is null) is { } other) return "the " + other.Definition.Name;
             if (LossUse.Of(s).Any(u => u.Definition.Kind == LossKind.KlDiv && u.Parameter != 0 && Shapes.HasSequence(u.OutShape))) return "KL divergence's BatchMean over a sequence";
             if (!s.IsMultiple && FloatTargetLoss(s) && s.TokenInput) return "a loss on float targets over token ids";
@@ -131,6 +132,7 @@ namespace Compiled.Nets.Generator.Emit
         {
             LossKind.CrossEntropy or LossKind.Nll or LossKind.Mse or LossKind.L1 or LossKind.SmoothL1 or LossKind.BceWithLogits or LossKind.KlDiv
                 or LossKind.CosineEmbedding => kind.ToString(),
+            LossKind.Custom => "Method",
             _ => null,
         };
 
@@ -144,9 +146,16 @@ namespace Compiled.Nets.Generator.Emit
         private static bool FloatTargetLoss(NetworkSpec s) => s.Loss is LossKind.Mse or LossKind.L1 or LossKind.SmoothL1 or LossKind.BceWithLogits or LossKind.KlDiv;
 
         /// <summary>A one-output twin's loss, when it is not plain cross-entropy: its kind, parameter, class weights, ignored label.</summary>
-        private static void EmitLossMembers(SourceWriter w, NetworkSpec s)
+        private static void EmitLossMembers(SourceWriter w, NetworkSpec s, GpuContext c)
         {
             if (s.Loss == LossKind.Nll) w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.Nll;");
+            if (s.Loss == LossKind.Custom)
+            {
+                w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.Method;");
+                w.Line($"protected override {ArrayView}<float> LossValues => {c.Value(s.LossValue)};");
+                w.Line($"protected override {ArrayView}<float> LossValuesGradient => {c.Gradient(s.LossValue)};");
+                w.Line($"protected override int LossValuesPerSample => {Shapes.Product(s.Ops[s.LossValue].OutShape)};");
+            }
             if (s.Loss is LossKind.CrossEntropy or LossKind.Nll && LossUse.Of(s)[0] is { } use && CrossEntropyLoss.Weighted(use))
             {
                 if (use.ClassWeights.Count > 0) w.Line($"protected override float[]? ClassWeights => s_classWeights; // {use.Definition.Name}.Weights");
@@ -329,7 +338,7 @@ namespace Compiled.Nets.Generator.Emit
             if (s.MaxSequence > 0) w.Line($"protected override int MaxSequence => {s.TypeName}.MaxSequence;");
             if (s.MaxSequence > 0 && !s.TokenInput && !multi) w.Line($"protected override int InputPerPosition => {Shapes.Product(s.InputShape.Where(d => d != Shapes.Sequence))};");
             if (!multi && Shapes.HasSequence(s.Ops[s.Output].OutShape)) w.Line($"protected override int OutputPerPosition => {Shapes.Product(s.Ops[s.Output].OutShape.Where(d => d != Shapes.Sequence))};");
-            if (!multi) EmitLossMembers(w, s);
+            if (!multi) EmitLossMembers(w, s, c);
             w.Line();
             w.Open("protected override void BindWorkspace()");
             foreach (var r in actRegions) w.Line($"{r.Name} = Activation({r.Offset}, {r.Size});");
@@ -351,9 +360,16 @@ namespace Compiled.Nets.Generator.Emit
             var w = c.Writer;
             w.Open("protected override void RunForward(int batch, bool training)");
             SequenceLength(c);
+            bool lossOpened = false;
             for (int k = 0; k < c.Plan.Units.Count; k++)
             {
                 var u = c.Plan.Units[k];
+                if (!lossOpened && c.Spec.IsLossOp(u.Primary?.Id ?? u.Stages[0].Value))
+                {
+                    // The loss method's ops: for a loss, not for inference.
+                    w.Open("if (WithLoss)");
+                    lossOpened = true;
+                }
                 if (u.Primary is { } op)
                 {
                     w.Line($"// {op.Label}: {Shapes.Batched(op.InShape)} -> {Shapes.Batched(op.OutShape)}");
@@ -365,6 +381,7 @@ namespace Compiled.Nets.Generator.Emit
                     c.Launch($"Device.RecordLaunch(); _{ch.Name}Forward({ch.ForwardArgs});");
                 }
             }
+            if (lossOpened) w.Close();
             w.Close();
             w.Line();
         }

@@ -11,6 +11,19 @@ public sealed partial class GpuKernels
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _add;
     private Action<Index1D, ArrayView<float>, ArrayView<float>>? _addTo;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _rowSums;
+    private Action<Index1D, ArrayView<float>, float>? _fill;
+
+    /// <summary>x[i] = <paramref name="value"/> over <paramref name="n"/> elements (a mean's gradient).</summary>
+    public void Fill(ArrayView<float> x, long n, float value)
+    {
+        if (n == 0) return;
+        Need(x, n, nameof(x));
+        _fill ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, float>(FillKernel);
+        Launched();
+        _fill(checked((int)n), x, value);
+    }
+
+    private static void FillKernel(Index1D i, ArrayView<float> x, float value) => x[i] = value;
 
     /// <summary>y = a + b over <paramref name="n"/> elements (the residual add).</summary>
     public void Add(ArrayView<float> y, ArrayView<float> a, ArrayView<float> b, long n)

@@ -31,6 +31,9 @@ public enum DeviceLoss
     KlDiv,
     /// <summary><c>[CosineEmbeddingLoss]</c> of two outputs: one float per pair, 1 alike and −1 unlike (its parameter: the margin).</summary>
     CosineEmbedding,
+    /// <summary><c>[CustomLoss]</c>: a loss written as a method, its ops part of the twin's passes; the loss is the mean of
+    /// the value it ends in, over float targets shaped like the output.</summary>
+    Method,
 }
 
 public sealed partial class GpuKernels
