@@ -84,7 +84,10 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The loss's parameter: label smoothing for cross-entropy, β for smooth L1.</summary>
     protected virtual float LossParameter => LabelSmoothing;
 
-    private bool ClassLabels => TrainedLoss is DeviceLoss.CrossEntropy or DeviceLoss.Nll;
+    private bool ClassLabels => TrainedLoss is DeviceLoss.CrossEntropy or DeviceLoss.Nll || TrainedLoss == DeviceLoss.Method && MethodOnLabels;
+
+    /// <summary>A loss method on class indices (<c>ClassIndices = true</c>): its targets are labels, which it reads as one-hot rows.</summary>
+    protected virtual bool MethodOnLabels => false;
 
     /// <summary>The passes compute the loss too (a loss method's ops run only then, not for inference).</summary>
     protected bool WithLoss { get; private set; }

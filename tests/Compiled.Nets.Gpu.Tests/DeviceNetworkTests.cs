@@ -420,9 +420,9 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     [Fact]
     public void A_network_with_ops_the_GPU_lacks_says_which()
     {
-        using var net = new FocalNet();
+        using var net = new TwoOutputMethodNet();
         var e = Assert.Throws<NotSupportedException>(() => net.ToDevice(f.Device));
-        Assert.Contains("a loss method here", e.Message);
+        Assert.Contains("a loss method beside other outputs", e.Message);
     }
 
     /// <summary>A padded batch of token ids: sample b has <c>seq − b</c> real tokens, then padding id 0 with mask 0.</summary>
@@ -846,6 +846,15 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
             .Add("left", DeviceFixture.Random(36, 1), 6).Add("right", DeviceFixture.Random(36, 2), 6)
             .Add("aTargets", [1f, -1f, 1f, -1f, -1f, 1f]).Add("kindLabels", [0, 1, 2, 2, 1, 0]);
         MultiStepMatches(cpu, dev, host.Parameters, new TensorDataLoader(data, 6, shuffle: false).Epoch(0).First());
+    }
+
+    [Fact]
+    public void A_loss_method_on_class_indices_matches_the_CPU()
+    {
+        using var cpu = new FocalNet(seed: 58);
+        using var host = new FocalNet(seed: 58);
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 5, seed: 12);
+        LaunchesAsDeclared(host.ToDevice(f.Device), host, 13);
     }
 
     [Fact]

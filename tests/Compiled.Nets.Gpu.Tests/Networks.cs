@@ -666,13 +666,14 @@ public partial class SiameseNet
     }
 }
 
-/// <summary>A network the GPU backend cannot run yet (a loss method on class indices): ToDevice says so.</summary>
+/// <summary>A focal loss (γ = 2) written as a method on class indices: the labels read as one-hot rows on the device.</summary>
 [Network, Input(6), CustomLoss(nameof(Focal), ClassIndices = true)]
 public partial class FocalNet
 {
-    [Linear(6, 3)] public partial Linear Head { get; }
+    [Linear(6, 8)] public partial Linear Fc { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
 
-    Tensor Forward(Tensor x) => x.Apply(Head);
+    Tensor Forward(Tensor x) => x.Apply(Fc).Tanh().Apply(Head);
 
     public Tensor Focal(Tensor logits, Tensor labels)
     {
@@ -680,4 +681,16 @@ public partial class FocalNet
         var w = 1f - logp.Exp();
         return 0f - w * w * logp;
     }
+}
+
+/// <summary>A network the GPU backend cannot run yet (a loss method beside a second output): ToDevice says so.</summary>
+[Network, Input(4), CustomLoss(nameof(Gap), Output = "a"), MSELoss(Output = "b")]
+public partial class TwoOutputMethodNet
+{
+    [Linear(4, 2)] public partial Linear A { get; }
+    [Linear(4, 2)] public partial Linear B { get; }
+
+    (Tensor a, Tensor b) Forward(Tensor x) => (x.Apply(A), x.Apply(B));
+
+    public Tensor Gap(Tensor output, Tensor target) => (output - target).Abs();
 }

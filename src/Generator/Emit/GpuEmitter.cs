@@ -78,7 +78,8 @@ namespace Compiled.Nets.Generator.Emit
             : IsData(value) ? (Spec.IsMultiple ? $"InputAt({InputIndex(value)})" : "Input") : $"_v{Storage(value)}";
 
         /// <summary>The uploaded token ids a value reads (an input of token ids).</summary>
-        public string TokenInput(int value) => Spec.IsMultiple ? $"TokenInputAt({InputIndex(value)})" : "TokenInput";
+        public string TokenInput(int value) => Storage(value) == Spec.TargetInput ? "Labels"
+            : Spec.IsMultiple ? $"TokenInputAt({InputIndex(value)})" : "TokenInput";
 
         /// <summary>Which of the twin's inputs a value is (a twin of several outputs and one input has input 0).</summary>
         private int InputIndex(int value)
@@ -116,7 +117,7 @@ namespace Compiled.Nets.Generator.Emit
         public static string? Unsupported(NetworkSpec s)
         {
             if (LossUse.Of(s).Count == 0) return "networks without a loss";
-            if (s.LossValue >= 0 && (s.IsMultiple || s.MaxSequence > 0 || s.Loss != LossKind.Custom)) return "a loss method here (the device has one on float targets of a one-output network)";
+            if (s.LossValue >= 0 && (s.IsMultiple || s.MaxSequence > 0)) return "a loss method beside other outputs or over a sequence";
             if (LossUse.Of(s).FirstOrDefault(u => Device(u.Definition.Kind) is null) is { } other) return "the " + other.Definition.Name;
             if (LossUse.Of(s).Any(u => u.Definition.Kind == LossKind.KlDiv && u.Parameter != 0 && Shapes.HasSequence(u.OutShape))) return "KL divergence's BatchMean over a sequence";
             if (!s.IsMultiple && FloatTargetLoss(s) && s.TokenInput) return "a loss on float targets over token ids";
@@ -132,7 +133,7 @@ namespace Compiled.Nets.Generator.Emit
         {
             LossKind.CrossEntropy or LossKind.Nll or LossKind.Mse or LossKind.L1 or LossKind.SmoothL1 or LossKind.BceWithLogits or LossKind.KlDiv
                 or LossKind.CosineEmbedding => kind.ToString(),
-            LossKind.Custom => "Method",
+            LossKind.Custom or LossKind.CustomClassIndices => "Method",
             _ => null,
         };
 
@@ -149,8 +150,9 @@ namespace Compiled.Nets.Generator.Emit
         private static void EmitLossMembers(SourceWriter w, NetworkSpec s, GpuContext c)
         {
             if (s.Loss == LossKind.Nll) w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.Nll;");
-            if (s.Loss == LossKind.Custom)
+            if (s.Loss is LossKind.Custom or LossKind.CustomClassIndices)
             {
+                if (s.Loss == LossKind.CustomClassIndices) w.Line("protected override bool MethodOnLabels => true;");
                 w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.Method;");
                 w.Line($"protected override {ArrayView}<float> LossValues => {c.Value(s.LossValue)};");
                 w.Line($"protected override {ArrayView}<float> LossValuesGradient => {c.Gradient(s.LossValue)};");
@@ -434,7 +436,7 @@ namespace Compiled.Nets.Generator.Emit
             var s = c.Spec;
             bool bias = u.StartsWithBias;
             var shape = s.Ops[u.Source].OutShape;
-            int cols = shape[shape.Count - 1];
+            int cols = shape.Count == 0 ? 1 : shape[shape.Count - 1]; // a per-sample scalar is a row of one
             string rows = $"batch * {Shapes.Size(shape.Take(shape.Count - 1))}";
             string n = $"batch * {Shapes.Size(shape)}";
             string name = $"Chain{u.Last}";
