@@ -50,9 +50,14 @@ public sealed class KernelTests(DeviceFixture f) : IClassFixture<DeviceFixture>
         var expected = (float[])c.Clone();
         for (int p = 0; p < count; p++)
             Gemm.Sgemm(ta, tb, m, n, k, 0.75f, a.AsSpan((int)(p * sa)), ta ? m : k, b.AsSpan((int)(p * sb)), tb ? k : n, 0.5f, expected.AsSpan((int)(p * sc)), n);
-        using var da = f.Upload(a); using var db = f.Upload(b); using var dc = f.Upload(c);
-        K.GemmBatched(ta, tb, count, m, n, k, 0.75f, da.View, sa, db.View, sb, 0.5f, dc.View, sc);
-        DeviceFixture.Close(expected, DeviceFixture.Download(dc, c.Length), 1e-5f, "C");
+        // Both kernels: the tiled one a GPU runs and the one-thread-per-output one the CPU accelerator runs.
+        foreach (bool tiled in new[] { true, false })
+        {
+            using var da = f.Upload(a); using var db = f.Upload(b); using var dc = f.Upload(c);
+            if (tiled) K.GemmBatchedTiled(ta, tb, count, m, n, k, 0.75f, da.View, sa, db.View, sb, 0.5f, dc.View, sc);
+            else K.GemmBatched(ta, tb, count, m, n, k, 0.75f, da.View, sa, db.View, sb, 0.5f, dc.View, sc);
+            DeviceFixture.Close(expected, DeviceFixture.Download(dc, c.Length), 1e-5f, tiled ? "C (tiled)" : "C");
+        }
     }
 
     [Fact]

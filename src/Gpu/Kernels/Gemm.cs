@@ -41,17 +41,57 @@ public sealed partial class GpuKernels
     /// <summary>
     /// <paramref name="count"/> independent products C_p = alpha·op(A_p)·op(B_p) + beta·C_p, each matrix dense and
     /// row-major (A_p is M×K, or K×M transposed; B_p K×N, or N×K) at <paramref name="strideA"/>·p and so on: MatMul
-    /// over a batch of heads or samples in one launch, one thread per output element.
+    /// over a batch of heads or samples, grouped convolutions. One launch: on a GPU the shared-memory tiled kernel with
+    /// a third grid dimension over the products; on the CPU accelerator one thread per output element.
     /// </summary>
     public void GemmBatched(bool transA, bool transB, int count, int m, int n, int k, float alpha, ArrayView<float> a, long strideA, ArrayView<float> b, long strideB,
         float beta, ArrayView<float> c, long strideC)
     {
         if (count <= 0 || m <= 0 || n <= 0) return;
+        var (args, strides) = GemmBatchedChecked(transA, transB, count, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC);
+        if (_device.IsCuda) GemmBatchedTiled(a, b, c, args, strides, count);
+        else GemmBatchedSimple(a, b, c, args, strides, count);
+    }
+
+    /// <summary>The tiled batched kernel whatever the device (tests run it on the CPU accelerator at small sizes).</summary>
+    internal void GemmBatchedTiled(bool transA, bool transB, int count, int m, int n, int k, float alpha, ArrayView<float> a, long strideA, ArrayView<float> b, long strideB,
+        float beta, ArrayView<float> c, long strideC)
+    {
+        var (args, strides) = GemmBatchedChecked(transA, transB, count, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC);
+        GemmBatchedTiled(a, b, c, args, strides, count);
+    }
+
+    private static (GemmArgs, BatchStrides) GemmBatchedChecked(bool transA, bool transB, int count, int m, int n, int k, float alpha, ArrayView<float> a, long strideA,
+        ArrayView<float> b, long strideB, float beta, ArrayView<float> c, long strideC)
+    {
         Need(a, (count - 1) * strideA + (long)m * k, nameof(a)); Need(b, (count - 1) * strideB + (long)k * n, nameof(b)); Need(c, (count - 1) * strideC + (long)m * n, nameof(c));
         var args = new GemmArgs { M = m, N = n, K = k, Lda = transA ? m : k, Ldb = transB ? k : n, Ldc = n, TransA = transA ? 1 : 0, TransB = transB ? 1 : 0, Alpha = alpha, Beta = beta };
+        return (args, new BatchStrides { A = strideA, B = strideB, C = strideC });
+    }
+
+    private void GemmBatchedSimple(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs args, BatchStrides strides, int count)
+    {
         _gemmBatched ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs, BatchStrides>(GemmBatchedKernel);
         Launched();
-        _gemmBatched(checked(count * m * n), a, b, c, args, new BatchStrides { A = strideA, B = strideB, C = strideC });
+        _gemmBatched(checked(count * args.M * args.N), a, b, c, args, strides);
+    }
+
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs, BatchStrides>? _gemmBatchedTiled;
+
+    private void GemmBatchedTiled(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs args, BatchStrides strides, int count)
+    {
+        _gemmBatchedTiled ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs, BatchStrides>(GemmBatchedTiledKernel);
+        int t = Tile;
+        var config = new KernelConfig(new Index3D(Groups(args.N, t), Groups(args.M, t), count), new Index3D(t, t, 1), SharedMemoryConfig.RequestDynamic<float>(2 * t * t));
+        Launched();
+        _gemmBatchedTiled(config, a, b, c, args, strides);
+    }
+
+    /// <summary>The tiled kernel of <see cref="GemmKernel"/> for product Grid.IdxZ of a batch.</summary>
+    private static void GemmBatchedTiledKernel(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs p, BatchStrides s)
+    {
+        long product = Grid.IdxZ;
+        TiledProduct(a.SubView(product * s.A), b.SubView(product * s.B), c.SubView(product * s.C), p);
     }
 
     private static void GemmBatchedKernel(Index1D index, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs p, BatchStrides s)
@@ -110,7 +150,10 @@ public sealed partial class GpuKernels
         c[i] = p.Beta == 0f ? p.Alpha * sum : p.Alpha * sum + p.Beta * c[i];
     }
 
-    private static void GemmKernel(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs p)
+    private static void GemmKernel(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs p) => TiledProduct(a, b, c, p);
+
+    /// <summary>One group's t×t tile of C, through K in steps of t staged in shared memory.</summary>
+    private static void TiledProduct(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs p)
     {
         int t = Group.DimX;
         int tx = Group.IdxX, ty = Group.IdxY;
