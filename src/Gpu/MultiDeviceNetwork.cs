@@ -40,6 +40,9 @@ public sealed class DeviceHead(int output, DeviceLoss loss, float parameter, flo
 /// </summary>
 public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
 {
+    /// <summary>The mask column of a sequence network's batches: Hugging Face's name, as the CPU network reads it.</summary>
+    private const string MaskColumn = "attention_mask";
+
     private readonly IMultiNetwork _host;
     private MemoryBuffer1D<float, Stride1D.Dense>[] _floatInputs = [];
     private MemoryBuffer1D<int, Stride1D.Dense>[] _tokenInputs = [];
@@ -88,9 +91,6 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     IReadOnlyList<TensorSlot> IMultiNetwork.Outputs => _host.Outputs;
     IReadOnlyList<LossSlot> IMultiNetwork.Losses => _host.Losses;
     int IMultiNetwork.MaxSequence => MaxSequence;
-
-    /// <summary>The mask column of a sequence network's batches: Hugging Face's name, as the CPU network reads it.</summary>
-    private const string MaskColumn = "attention_mask";
     ParameterStore IMultiNetwork.Parameters => HostParameters;
 
     /// <summary>
