@@ -102,7 +102,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     /// <exception cref="ArgumentException">A label outside its classes, a buffer too short.</exception>
     public float TrainStep(TensorBatch batch, float[][] outputs, Span<float> losses)
     {
-        int count = Prepare(batch, losses);
+        int count = Prepare(batch, losses, "TrainStep");
         BeginTrainingStep();
         RunForward(count, training: true);
         float total = Losses(count, losses, backward: true);
@@ -114,7 +114,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     /// <summary>The weighted loss in evaluation mode, without gradients (see <see cref="TrainStep(TensorBatch, float[][], Span{float})"/>).</summary>
     public float EvaluateLoss(TensorBatch batch, float[][] outputs, Span<float> losses)
     {
-        int count = Prepare(batch, losses);
+        int count = Prepare(batch, losses, "EvaluateLoss");
         RunForward(count, training: false);
         float total = Losses(count, losses, backward: false);
         DownloadOutputs(outputs, count);
@@ -126,12 +126,12 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     {
         ArgumentNullException.ThrowIfNull(batch);
         EnsureCapacity(batch.Count);
-        UploadInputs(batch);
+        UploadInputs(batch, "Forward");
         RunForward(batch.Count, training: false);
         DownloadOutputs(outputs, batch.Count);
     }
 
-    private int Prepare(TensorBatch batch, Span<float> losses)
+    private int Prepare(TensorBatch batch, Span<float> losses, string method)
     {
         ArgumentNullException.ThrowIfNull(batch);
         var heads = HeadLayout;
@@ -139,7 +139,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
             throw new ArgumentException($"{Name}: losses has {losses.Length} values, but the network has {heads.Count} losses.", nameof(losses));
         int count = batch.Count;
         EnsureCapacity(count);
-        UploadInputs(batch);
+        UploadInputs(batch, method);
         var slots = _host.Outputs;
         for (int h = 0; h < heads.Count; h++)
         {
@@ -154,20 +154,20 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
 
     /// <summary>A sequence network's batch: cut to its longest real row of the mask column, the mask checked as the CPU
     /// network checks it and uploaded.</summary>
-    private void UploadSequence(TensorBatch batch)
+    private void UploadSequence(TensorBatch batch, string method)
     {
         if (MaxSequence == 0) return;
         int sequence = batch.SequenceLength(MaskColumn);
         if (sequence > MaxSequence)
             throw new ArgumentOutOfRangeException(nameof(batch), sequence, $"{Name}: the batch's longest row has {sequence} positions; MaxSequence is {MaxSequence}.");
         var mask = batch.Integers(MaskColumn, 1, sequence);
-        Kernels.SequenceKernels.CheckMask(mask, batch.Count, sequence, Name, "TrainStep");
+        Kernels.SequenceKernels.CheckMask(mask, batch.Count, sequence, Name, method);
         UseSequence(mask, sequence);
     }
 
-    private void UploadInputs(TensorBatch batch)
+    private void UploadInputs(TensorBatch batch, string method)
     {
-        UploadSequence(batch);
+        UploadSequence(batch, method);
         var inputs = InputLayout;
         for (int i = 0; i < inputs.Count; i++)
         {
