@@ -117,13 +117,43 @@ public abstract class DeviceNetwork : IDisposable
     {
         get
         {
-            if (_weights is null)
-            {
-                _weights = Device.Allocate(OutputFeatures);
-                Upload<float>(ClassWeights ?? Enumerable.Repeat(1f, OutputFeatures).ToArray(), _weights.View);
-            }
+            _weights ??= UploadClassWeights(ClassWeights, OutputFeatures);
             return _weights.View;
         }
+    }
+
+    /// <summary>A class-index loss's weights on the device: <paramref name="weights"/>, or ones when only a label is ignored.</summary>
+    private protected MemoryBuffer1D<float, Stride1D.Dense> UploadClassWeights(float[]? weights, int classes)
+    {
+        var buffer = Device.Allocate(classes);
+        Upload<float>(weights ?? Enumerable.Repeat(1f, classes).ToArray(), buffer.View);
+        return buffer;
+    }
+
+    /// <summary>
+    /// Checks a batch's class labels (each in [0, <paramref name="classes"/>) unless it is the ignored one) and returns W,
+    /// the weights of the labels kept (their count without weights): what a weighted loss divides by.
+    /// <paramref name="where"/> names the column in messages (" of 'digitLabels'"; empty for a one-output twin).
+    /// </summary>
+    private protected double CheckedLabelWeights(ReadOnlySpan<int> labels, int classes, float[]? weights, int ignoreIndex, string where, string parameter)
+    {
+        double total = 0;
+        for (int r = 0; r < labels.Length; r++)
+        {
+            if (labels[r] == ignoreIndex) continue;
+            if ((uint)labels[r] >= (uint)classes)
+                throw new ArgumentException($"{Name}: label {labels[r]} in row {r}{where} is outside [0, {classes}){(ignoreIndex != int.MinValue ? $" and is not the ignored label {ignoreIndex}" : "")}.", parameter);
+            total += weights is null ? 1 : weights[labels[r]];
+        }
+        return total;
+    }
+
+    /// <summary>KL divergence's targets are probabilities: finite and not negative, checked before they go up.</summary>
+    private protected void CheckProbabilities(ReadOnlySpan<float> targets, string where, string parameter)
+    {
+        for (int i = 0; i < targets.Length; i++)
+            if (!(targets[i] >= 0) || float.IsInfinity(targets[i]))
+                throw new ArgumentException($"{Name}: KL divergence target {i}{where} is {targets[i]}; targets are probabilities (finite, not negative).", parameter);
     }
 
     /// <summary>The batch the workspace holds now (it grows when a larger batch comes).</summary>
@@ -667,15 +697,7 @@ public abstract class DeviceNetwork : IDisposable
     {
         if (!ClassLabels) throw new InvalidOperationException($"{Name} trains with {TrainedLoss} on float targets shaped like its output (ReadOnlySpan<float>), not class labels.");
         if (labels.Length != batch) throw new ArgumentException($"{Name}: {labels.Length} labels for a batch of {batch}.", nameof(labels));
-        var weights = ClassWeights;
-        _weightTotal = 0;
-        for (int r = 0; r < batch; r++)
-        {
-            if (labels[r] == IgnoreIndex) continue;
-            if ((uint)labels[r] >= (uint)OutputFeatures)
-                throw new ArgumentException($"{Name}: label {labels[r]} in row {r} is outside [0, {OutputFeatures}){(IgnoreIndex != int.MinValue ? $" and is not the ignored label {IgnoreIndex}" : "")}.", nameof(labels));
-            _weightTotal += weights is null ? 1 : weights[labels[r]];
-        }
+        _weightTotal = CheckedLabelWeights(labels, OutputFeatures, ClassWeights, IgnoreIndex, "", nameof(labels));
         Upload(labels, _labels!.View);
     }
 
@@ -684,10 +706,7 @@ public abstract class DeviceNetwork : IDisposable
         if (ClassLabels) throw new InvalidOperationException($"{Name} trains with {TrainedLoss} on class labels (ReadOnlySpan<int>), not float targets.");
         if (targets.Length != OutputCount(batch))
             throw new ArgumentException($"{Name}: targets have {targets.Length} floats, but batch {batch} × [{_outputShape}] needs {OutputCount(batch)}.", nameof(targets));
-        if (TrainedLoss == DeviceLoss.KlDiv)
-            for (int i = 0; i < targets.Length; i++)
-                if (!(targets[i] >= 0) || float.IsInfinity(targets[i]))
-                    throw new ArgumentException($"{Name}: KL divergence target {i} is {targets[i]}; targets are probabilities (finite, not negative).", nameof(targets));
+        if (TrainedLoss == DeviceLoss.KlDiv) CheckProbabilities(targets, "", nameof(targets));
         Upload(targets, _targets!.View);
     }
 

@@ -189,23 +189,13 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
 
     private void UploadLabels(int h, DeviceHead head, ReadOnlySpan<int> labels, int classes)
     {
-        _weightTotals[h] = 0;
-        for (int r = 0; r < labels.Length; r++)
-        {
-            if (labels[r] == head.IgnoreIndex) continue;
-            if ((uint)labels[r] >= (uint)classes)
-                throw new ArgumentException($"{Name}: label {labels[r]} in row {r} of '{head.Targets}' is outside [0, {classes}){(head.IgnoreIndex != int.MinValue ? $" and is not the ignored label {head.IgnoreIndex}" : "")}.", "batch");
-            _weightTotals[h] += head.ClassWeights is null ? 1 : head.ClassWeights[labels[r]];
-        }
+        _weightTotals[h] = CheckedLabelWeights(labels, classes, head.ClassWeights, head.IgnoreIndex, $" of '{head.Targets}'", "batch");
         Upload(labels, _labels[h].View);
     }
 
     private void UploadTargets(int h, DeviceHead head, ReadOnlySpan<float> targets)
     {
-        if (head.Loss == DeviceLoss.KlDiv)
-            for (int i = 0; i < targets.Length; i++)
-                if (!(targets[i] >= 0) || float.IsInfinity(targets[i]))
-                    throw new ArgumentException($"{Name}: KL divergence target {i} of '{head.Targets}' is {targets[i]}; targets are probabilities (finite, not negative).", "batch");
+        if (head.Loss == DeviceLoss.KlDiv) CheckProbabilities(targets, $" of '{head.Targets}'", "batch");
         Upload(targets, _targets[h].View);
     }
 
@@ -253,12 +243,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     private ArrayView<float> ClassWeightsOf(int h, int classes)
     {
         _classWeights ??= new MemoryBuffer1D<float, Stride1D.Dense>?[HeadLayout.Count];
-        if (_classWeights[h] is null)
-        {
-            var buffer = Device.Allocate(classes);
-            Upload<float>(HeadLayout[h].ClassWeights ?? Enumerable.Repeat(1f, classes).ToArray(), buffer.View);
-            _classWeights[h] = buffer;
-        }
+        _classWeights[h] ??= UploadClassWeights(HeadLayout[h].ClassWeights, classes);
         return _classWeights[h]!.View;
     }
 
