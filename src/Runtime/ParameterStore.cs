@@ -33,6 +33,31 @@ public enum WeightPrecision
     BFloat16,
 }
 
+/// <summary>
+/// A Linear weight [out, in] held transposed, [in, out], for small-batch inference: float32, or bfloat16 when the store
+/// is read-only for <see cref="WeightPrecision.BFloat16"/>; empty means none (see <see cref="ParameterStore.TransposedValue"/>).
+/// </summary>
+public readonly ref struct TransposedWeights
+{
+    /// <summary>Float32 weights [in, out].</summary>
+    public TransposedWeights(ReadOnlySpan<float> single) { Single = single; }
+
+    /// <summary>Bfloat16 weights [in, out].</summary>
+    public TransposedWeights(ReadOnlySpan<ushort> bfloat16) { BFloat16 = bfloat16; }
+
+    /// <summary>The float32 weights, or empty.</summary>
+    public ReadOnlySpan<float> Single { get; }
+
+    /// <summary>The bfloat16 weights, or empty.</summary>
+    public ReadOnlySpan<ushort> BFloat16 { get; }
+
+    /// <summary>True when neither form is held.</summary>
+    public bool IsEmpty => Single.IsEmpty && BFloat16.IsEmpty;
+
+    /// <summary>How many weights are held.</summary>
+    public int Length => Single.IsEmpty ? BFloat16.Length : Single.Length;
+}
+
 /// <summary>How a tensor is initialised.</summary>
 public enum InitKind
 {
@@ -321,6 +346,7 @@ public sealed class ParameterStore : IDisposable
     // ------------------------------------------------------------------ read-only inference
 
     private readonly Dictionary<ParameterInfo, ushort[]> _bf16 = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<ParameterInfo, Array> _transposed = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>True between <see cref="MakeReadOnly"/> and <see cref="MakeWritable"/>.</summary>
     public bool IsReadOnly { get; private set; }
@@ -340,13 +366,13 @@ public sealed class ParameterStore : IDisposable
     {
         lock (_bf16)
         {
-            if (IsReadOnly && InferencePrecision != inferencePrecision) _bf16.Clear();
+            if (IsReadOnly && InferencePrecision != inferencePrecision) { _bf16.Clear(); _transposed.Clear(); }
             IsReadOnly = true;
             InferencePrecision = inferencePrecision;
         }
     }
 
-    /// <summary>Makes the values writable again (training, loading) and drops any bfloat16 copies.</summary>
+    /// <summary>Makes the values writable again (training, loading) and drops any bfloat16 or transposed copies.</summary>
     public void MakeWritable()
     {
         lock (_bf16)
@@ -354,6 +380,7 @@ public sealed class ParameterStore : IDisposable
             IsReadOnly = false;
             InferencePrecision = WeightPrecision.Float32;
             _bf16.Clear();
+            _transposed.Clear();
         }
     }
 
@@ -375,6 +402,50 @@ public sealed class ParameterStore : IDisposable
             }
             return copy;
         }
+    }
+
+    /// <summary>
+    /// A 2-D weight [out, in] transposed to [in, out] while the store is read-only (made on first request, then reused;
+    /// bfloat16 when read-only for <see cref="WeightPrecision.BFloat16"/>, float32 otherwise); empty while writable.
+    /// Generated batch-1..4 inference asks for it for a Linear layer whose input is a ReLU output, so that the inputs
+    /// that are zero skip their rows (<see cref="Kernels.LinearKernels.UsesTransposed"/>). The float32 copy costs the
+    /// weight's memory again, the bfloat16 one half of it.
+    /// </summary>
+    /// <exception cref="ArgumentException">When the parameter is not two-dimensional.</exception>
+    public TransposedWeights TransposedValue(ParameterInfo p)
+    {
+        if (!IsReadOnly || p.IsBuffer) return default;
+        if (p.Shape.Count != 2) throw new ArgumentException($"{p.Name} has shape [{string.Join(", ", p.Shape)}]; only a 2-D weight can be transposed.", nameof(p));
+        lock (_bf16)
+        {
+            if (!IsReadOnly) return default;
+            bool bf16 = InferencePrecision == WeightPrecision.BFloat16;
+            if (!_transposed.TryGetValue(p, out var copy))
+            {
+                var t = GC.AllocateUninitializedArray<float>(p.Length, pinned: !bf16);
+                Transpose(ReadValue(p), p.Shape[0], p.Shape[1], t);
+                if (bf16)
+                {
+                    var h = GC.AllocateUninitializedArray<ushort>(p.Length, pinned: true);
+                    Kernels.BFloat16.FromSingle(t, h);
+                    copy = h;
+                }
+                else copy = t;
+                _transposed.Add(p, copy);
+            }
+            return copy is ushort[] half ? new TransposedWeights(half) : new TransposedWeights((float[])copy);
+        }
+    }
+
+    // In 32×32 blocks, so both sides stay in cache lines already loaded.
+    private static void Transpose(ReadOnlySpan<float> source, int rows, int cols, Span<float> destination)
+    {
+        const int B = 32;
+        for (int r0 = 0; r0 < rows; r0 += B)
+        for (int c0 = 0; c0 < cols; c0 += B)
+        for (int c = c0; c < Math.Min(c0 + B, cols); c++)
+        for (int r = r0; r < Math.Min(r0 + B, rows); r++)
+            destination[c * rows + r] = source[r * cols + c];
     }
 
     private InvalidOperationException ReadOnlyError(string what) =>

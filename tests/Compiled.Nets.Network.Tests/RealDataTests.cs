@@ -77,6 +77,37 @@ public class RealDataTests
         Assert.Equal(full, Logits());                                    // back to the float32 weights, bit for bit
     }
 
+    [Fact]
+    public void ConvNet_ReadOnlyFloat32Inference_SkipsZeroInputs_AndMatchesTheWritableResult()
+    {
+        var (train, test) = Data(1000);
+        using var net = new ConvNet(seed: 42);
+        TrainBriefly(net, train);
+        float[] Logits(int batch)
+        {
+            var all = new float[test.Count * 10];
+            for (int i = 0; i + batch <= test.Count; i += batch)
+                net.Forward(test.Samples.AsSpan(i * 784, batch * 784), batch, all.AsSpan(i * 10, batch * 10));
+            return all;
+        }
+        var dense1 = Logits(1); var dense4 = Logits(4);
+        net.Parameters.MakeReadOnly();
+        var sparse1 = Logits(1); var sparse4 = Logits(4);
+        // fc1's input is a ReLU's output, mostly zeros once trained: the transposed copy ran (another summation order,
+        // so not the same bits), and agrees with the dense product to float32 rounding.
+        Assert.NotEqual(dense1, sparse1);
+        Assert.NotEqual(dense4, sparse4);
+        for (int i = 0; i < dense1.Length; i++)
+        {
+            Assert.True(Math.Abs(dense1[i] - sparse1[i]) <= 1e-4f * (1 + Math.Abs(dense1[i])), $"batch 1, logit {i}: {sparse1[i]} vs {dense1[i]}");
+            Assert.True(Math.Abs(dense4[i] - sparse4[i]) <= 1e-4f * (1 + Math.Abs(dense4[i])), $"batch 4, logit {i}: {sparse4[i]} vs {dense4[i]}");
+        }
+        var x = test.Samples.AsSpan(0, 784).ToArray(); var y = new float[10];
+        Assert.Equal(0, Compiled.Nets.Tests.Allocations.SteadyState(() => net.Forward(x, 1, y)));
+        net.Parameters.MakeWritable();
+        Assert.Equal(dense1, Logits(1));
+    }
+
     private static int ArgMax(ReadOnlySpan<float> v)
     {
         int best = 0;

@@ -30,6 +30,18 @@ namespace Compiled.Nets.Generator.Emit
 
         /// <summary>The op reads the network's input directly.</summary>
         public bool InputIsData(OpSpec op) => IsData(op.Input);
+
+        /// <summary>The value is a ReLU's output, perhaps pooled, flattened or reshaped after it (so mostly zeros).</summary>
+        public bool IsReluOutput(int value)
+        {
+            var op = Spec.Ops[value];
+            switch (op.Kind)
+            {
+                case OpKind.Relu: return true;
+                case OpKind.MaxPool2d: case OpKind.Flatten: case OpKind.Reshape: case OpKind.Dropout: case OpKind.Dropout2d: return IsReluOutput(op.Input);
+                default: return false;
+            }
+        }
     }
 
     /// <summary>

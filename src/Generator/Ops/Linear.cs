@@ -71,10 +71,19 @@ namespace Compiled.Nets.Generator.Ops
         {
             var a = LinearArgs.Of(c.Layer(op));
             var weight = c.Param(op, "weight");
-            // Inference also offers the weights' bfloat16 copy (empty unless the store is read-only for bfloat16).
-            c.Line(c.Training
-                ? $"{Kernels}LinearKernels.Forward({c.Output(op)}, {c.Value(op.Input)}, {CpuContext.Read(weight)}, {c.Rows(op)}, {a.In}, {a.Out});"
-                : $"{Kernels}LinearKernels.Forward({c.Output(op)}, {c.Value(op.Input)}, {CpuContext.Read(weight)}, _store.BFloat16Value({weight.Field}), {c.Rows(op)}, {a.In}, {a.Out});");
+            string rows = c.Rows(op);
+            if (c.Training)
+                c.Line($"{Kernels}LinearKernels.Forward({c.Output(op)}, {c.Value(op.Input)}, {CpuContext.Read(weight)}, {rows}, {a.In}, {a.Out});");
+            else if (c.IsReluOutput(op.Input) && a.Out % 16 == 0 && (long)a.In * a.Out >= 1 << 16)
+            {
+                // A ReLU's output is mostly zeros: small batches read a read-only store's transposed copy and skip the
+                // weights of zero inputs (LinearKernels.UsesTransposed decides at run time; these sizes can qualify).
+                c.Line($"{Kernels}LinearKernels.ForwardSparseInput({c.Output(op)}, {c.Value(op.Input)}, {CpuContext.Read(weight)},");
+                c.Line($"    {Kernels}LinearKernels.UsesTransposed({rows}, {a.In}, {a.Out}) ? _store.TransposedValue({weight.Field}) : default, {rows}, {a.In}, {a.Out});");
+            }
+            else
+                // Inference also offers the weights' bfloat16 copy (empty unless the store is read-only for bfloat16).
+                c.Line($"{Kernels}LinearKernels.Forward({c.Output(op)}, {c.Value(op.Input)}, {CpuContext.Read(weight)}, _store.BFloat16Value({weight.Field}), {rows}, {a.In}, {a.Out});");
         }
 
         public override void EmitBackward(CpuContext c, OpSpec op)

@@ -172,7 +172,8 @@ namespace Compiled.Nets.Network.Tests
             // Conv2 + MaxPool2d + ReLU: [B, 64, 14, 14] -> [B, 128, 7, 7] (one kernel; [B, 128, 14, 14] is only its fallback buffer)
             global::Compiled.Nets.Kernels.Conv2dKernels.ForwardMaxPool2x2(v6, default, v3, _store.ReadValue(_p_conv2_weight), _store.ReadValue(_p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), ws.Scratch.Span, _weights4, v4, relu: true);
             // Fc1: [B, 6272] -> [B, 512]
-            global::Compiled.Nets.Kernels.LinearKernels.Forward(r8, v6, _store.ReadValue(_p_fc1_weight), _store.BFloat16Value(_p_fc1_weight), batch * 1, 6272, 512);
+            global::Compiled.Nets.Kernels.LinearKernels.ForwardSparseInput(r8, v6, _store.ReadValue(_p_fc1_weight),
+                global::Compiled.Nets.Kernels.LinearKernels.UsesTransposed(batch * 1, 6272, 512) ? _store.TransposedValue(_p_fc1_weight) : default, batch * 1, 6272, 512);
             // fused: Bias + Relu  [B, 512]
             {
                 int rows = batch * 1, cols = 512;
