@@ -9,15 +9,17 @@ namespace Compiled.Nets.Bench;
 /// `onnx`: the seed ConvNet exported with ExportOnnx and run by ONNX Runtime 1.32 (CPU provider, 2 intra-op threads,
 /// all graph optimisations), against the compiled network with the same weights, batch 1 and 64, in alternating
 /// rounds; outputs are compared first. The network is first trained for two epochs on the Fashion-MNIST subset the
-/// sample ships, and requests are that subset's test images in turn: a trained network's ReLU outputs are mostly zeros
-/// (which the compiled batch-1 inference exploits), random weights' are not, so random weights also get a line.
+/// sample ships (or loaded from the checkpoint given, e.g. the FashionMnist sample's model.safetensors), and requests
+/// are that subset's test images in turn: a trained network's ReLU outputs are mostly zeros (which the compiled
+/// batch-1 inference exploits), random weights' are not, so random weights also get a line.
 /// </summary>
 internal static class OnnxBench
 {
     private const int Images = 64;
 
-    public static int Run()
+    public static int Run(string[] args)
     {
+        string? model = args.Length > 1 ? args[1] : null;
         string root = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(root, "Compiled.Nets.sln"))) root = Path.GetDirectoryName(root)!;
         string data = Path.Combine(root, "samples/FashionMnist/data");
@@ -31,16 +33,20 @@ internal static class OnnxBench
         Console.WriteLine("(median ms of 5 rounds; each side in its own block of requests, 100 ms apart, since ONNX Runtime's threads spin after a call)");
         using (var session = Session(net))
             Compare(net, session, test, "random weights", batch64: false);
-        var opt = new Training.AdamW(net.Parameters);
-        var logits = new float[64 * 10];
-        for (int epoch = 0; epoch < 2; epoch++)
-            for (int b = 0; b + 64 <= trainCount; b += 64)
-            {
-                net.TrainStep(train.AsSpan(b * 784, 64 * 784), labels.AsSpan(b, 64), 64, logits);
-                opt.Step();
-            }
+        if (model != null) Training.Checkpoint.Load(model, net.Parameters);
+        else
+        {
+            var opt = new Training.AdamW(net.Parameters);
+            var logits = new float[64 * 10];
+            for (int epoch = 0; epoch < 2; epoch++)
+                for (int b = 0; b + 64 <= trainCount; b += 64)
+                {
+                    net.TrainStep(train.AsSpan(b * 784, 64 * 784), labels.AsSpan(b, 64), 64, logits);
+                    opt.Step();
+                }
+        }
         using (var session = Session(net))
-            Compare(net, session, test, "trained 2 epochs on the 3k subset", batch64: true);
+            Compare(net, session, test, model != null ? $"trained: {Path.GetFileName(model)}" : "trained 2 epochs on the 3k subset", batch64: true);
         return 0;
     }
 

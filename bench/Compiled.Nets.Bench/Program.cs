@@ -9,7 +9,7 @@ using Compiled.Nets.Bench;
 // `depthwise`: a MobileNet-style depthwise 3×3 + pointwise 1×1 block's training step and inference vs libtorch.
 // `recurrent`: a bidirectional LSTM and GRU layer's training step and inference (batch 16×128) vs libtorch's nn.LSTM/nn.GRU.
 // `concurrent [seconds]`: one ConvNet instance serving 1, 2 and 4 threads at once (requests/s), and the pool's cost to a lone caller.
-// `onnx`: the ConvNet exported to ONNX and run by ONNX Runtime, against the compiled network, batch 1 and 64.
+// `onnx [model.safetensors]`: the ConvNet exported to ONNX and run by ONNX Runtime, against the compiled network, batch 1 and 64.
 // `tokenize [rounds]`: BERT tokenization throughput on the shipped emails, ours vs Hugging Face's Rust library (Node).
 // `allreduce` (under mpirun -np N): one data-parallel step's gradient allreduce for the ConvNet and bert-base.
 // `bdn [BenchmarkDotNet args]`: the BenchmarkDotNet suites (e.g. `-- bdn --filter '*'`).
@@ -23,7 +23,7 @@ return args.FirstOrDefault() switch
     "depthwise" => DepthwiseBench.Run(),
     "peak" => Peak.Report(),
     "tokenize" => TokenizeBench.Run(args),
-    "onnx" => OnnxBench.Run(),
+    "onnx" => OnnxBench.Run(args),
     "concurrent" => ConcurrentBench.Run(args),
     "allreduce" => AllreduceBench.Run(),
     "bdn" => Bdn.Run(args[1..]),

@@ -422,30 +422,22 @@ public sealed class ParameterStore : IDisposable
             bool bf16 = InferencePrecision == WeightPrecision.BFloat16;
             if (!_transposed.TryGetValue(p, out var copy))
             {
-                var t = GC.AllocateUninitializedArray<float>(p.Length, pinned: !bf16);
-                Transpose(ReadValue(p), p.Shape[0], p.Shape[1], t);
                 if (bf16)
                 {
                     var h = GC.AllocateUninitializedArray<ushort>(p.Length, pinned: true);
-                    Kernels.BFloat16.FromSingle(t, h);
+                    Kernels.LinearKernels.Transpose(ReadValue(p), p.Shape[0], p.Shape[1], default, h);
                     copy = h;
                 }
-                else copy = t;
+                else
+                {
+                    var t = GC.AllocateUninitializedArray<float>(p.Length, pinned: true);
+                    Kernels.LinearKernels.Transpose(ReadValue(p), p.Shape[0], p.Shape[1], t, default);
+                    copy = t;
+                }
                 _transposed.Add(p, copy);
             }
             return copy is ushort[] half ? new TransposedWeights(half) : new TransposedWeights((float[])copy);
         }
-    }
-
-    // In 32×32 blocks, so both sides stay in cache lines already loaded.
-    private static void Transpose(ReadOnlySpan<float> source, int rows, int cols, Span<float> destination)
-    {
-        const int B = 32;
-        for (int r0 = 0; r0 < rows; r0 += B)
-        for (int c0 = 0; c0 < cols; c0 += B)
-        for (int c = c0; c < Math.Min(c0 + B, cols); c++)
-        for (int r = r0; r < Math.Min(r0 + B, rows); r++)
-            destination[c * rows + r] = source[r * cols + c];
     }
 
     private InvalidOperationException ReadOnlyError(string what) =>

@@ -24,12 +24,28 @@ public static class BFloat16
     public static float ToSingle(ushort value) => BitConverter.UInt32BitsToSingle((uint)value << 16);
 
     /// <summary>Rounds every value of <paramref name="source"/> into <paramref name="destination"/>.</summary>
-    public static void FromSingle(ReadOnlySpan<float> source, Span<ushort> destination)
+    public static unsafe void FromSingle(ReadOnlySpan<float> source, Span<ushort> destination)
     {
         if (destination.Length < source.Length)
             throw new ArgumentException($"BFloat16: destination holds {destination.Length} values, source has {source.Length}.", nameof(destination));
-        for (int i = 0; i < source.Length; i++) destination[i] = FromSingle(source[i]);
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            fixed (float* ps = source) fixed (ushort* pd = destination)
+                for (; i + 16 <= source.Length; i += 16) Narrow(FromSingle8(Vector256.Load(ps + i)), FromSingle8(Vector256.Load(ps + i + 8))).Store(pd + i);
+        for (; i < source.Length; i++) destination[i] = FromSingle(source[i]);
     }
+
+    /// <summary>8 values rounded as <see cref="FromSingle(float)"/> rounds one (in the low halves of the lanes).</summary>
+    internal static Vector256<uint> FromSingle8(Vector256<float> v)
+    {
+        var bits = v.AsUInt32();
+        var rounded = (bits + Vector256.Create(0x7FFFu) + ((bits >> 16) & Vector256<uint>.One)) >> 16;
+        var nan = (bits >> 16) | Vector256.Create(0x0040u);
+        return Vector256.ConditionalSelect(Vector256.Equals(v, v).AsUInt32(), rounded, nan);
+    }
+
+    /// <summary>The low halves of two vectors' lanes as 16 bfloat16 values, in order.</summary>
+    internal static Vector256<ushort> Narrow(Vector256<uint> lower, Vector256<uint> upper) => Vector256.Narrow(lower, upper);
 
     /// <summary>16 bfloat16 values widened to float32 (exact).</summary>
     internal static unsafe Vector512<float> Load16(ushort* p) =>

@@ -83,6 +83,64 @@ public static unsafe class LinearKernels
         }
     }
 
+    /// <summary>
+    /// w [rows, cols] transposed into <paramref name="single"/> or, rounded to bfloat16, into <paramref name="bfloat16"/>
+    /// (whichever is not empty) as [cols, rows]: the store's copies for <see cref="ForwardSparseInput"/>. A serving
+    /// process makes them before its first answer, so both cores take 16-row blocks, gathering a column's 16 values
+    /// at a time.
+    /// </summary>
+    internal static void Transpose(ReadOnlySpan<float> w, int rows, int cols, Span<float> single, Span<ushort> bfloat16)
+    {
+        long size = (long)rows * cols;
+        if (w.Length < size || (single.IsEmpty ? bfloat16.Length : single.Length) < size)
+            throw new ArgumentException($"Transpose: [{rows}, {cols}] needs {size} values (source {w.Length}, destination {Math.Max(single.Length, bfloat16.Length)}).");
+        fixed (float* pw = w) fixed (float* pf = single) fixed (ushort* ph = bfloat16)
+        {
+            var t = new TransposeArgs { W = pw, Single = pf, BFloat16 = ph, Rows = rows, Cols = cols };
+            int blocks = (rows + 15) / 16;
+            if (size >= 1 << 16) HelperThread.ForBlocks(&TransposeBlocks, &t, blocks, Math.Max(1, blocks / 16));
+            else TransposeBlocks(&t, 0, 0, blocks);
+        }
+    }
+
+    private struct TransposeArgs
+    {
+        public float* W, Single;
+        public ushort* BFloat16;
+        public int Rows, Cols;
+    }
+
+    private static void TransposeBlocks(void* state, int half, int b0, int b1)
+    {
+        ref var t = ref *(TransposeArgs*)state;
+        long rows = t.Rows, cols = t.Cols;
+        var index = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * t.Cols;
+        for (int b = b0; b < b1; b++)
+        {
+            int r0 = b * 16;
+            if (r0 + 16 <= rows && Avx2.IsSupported)
+            {
+                // Column c of the block's 16 rows: two gathers (the 16 source lines stay in cache for the next 15 columns).
+                float* src = t.W + r0 * cols, src8 = src + 8 * cols;
+                for (long c = 0; c < cols; c++)
+                {
+                    var lo = Avx2.GatherVector256(src + c, index, 4);
+                    var hi = Avx2.GatherVector256(src8 + c, index, 4);
+                    if (t.Single != null) { lo.Store(t.Single + c * rows + r0); hi.Store(t.Single + c * rows + r0 + 8); }
+                    else BFloat16.Narrow(BFloat16.FromSingle8(lo), BFloat16.FromSingle8(hi)).Store(t.BFloat16 + c * rows + r0);
+                }
+                continue;
+            }
+            for (long c = 0; c < cols; c++)
+                for (long r = r0; r < Math.Min(r0 + 16, rows); r++)
+                {
+                    float v = t.W[r * cols + c];
+                    if (t.Single != null) t.Single[c * rows + r] = v;
+                    else t.BFloat16[c * rows + r] = BFloat16.FromSingle(v);
+                }
+        }
+    }
+
     private struct SparseRows
     {
         public float* X, Y, W;

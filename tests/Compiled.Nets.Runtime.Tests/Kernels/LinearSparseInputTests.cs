@@ -123,6 +123,33 @@ public class LinearSparseInputTests
         Assert.Equal(123.25f, s.TransposedValue(w).Single[5 * 3 + 2]);
     }
 
+    [Theory]
+    [InlineData(3, 20)]
+    [InlineData(16, 1)]
+    [InlineData(37, 50)]       // two gathered 16-row blocks and a tail of 5 rows
+    [InlineData(512, 300)]     // both cores
+    public void Transpose_MovesEveryValue_AndRoundsAsTheScalarConversion(int rows, int cols)
+    {
+        var w = Random(rows * cols, 9);
+        // Values whose rounding is special: ties, NaNs with payloads in the low half, infinities, the largest float.
+        var special = new[] { float.NaN, BitConverter.UInt32BitsToSingle(0x7F800001), float.PositiveInfinity, float.NegativeInfinity,
+            float.MaxValue, BitConverter.UInt32BitsToSingle(0x3F818000), BitConverter.UInt32BitsToSingle(0x3F808000), -0f, 1e-40f };
+        for (int i = 0; i < w.Length; i += 7) w[i] = special[i % special.Length];
+        var single = new float[w.Length]; var half = new ushort[w.Length];
+        LinearKernels.Transpose(w, rows, cols, single, default);
+        LinearKernels.Transpose(w, rows, cols, default, half);
+        var flat = new ushort[w.Length];
+        BFloat16.FromSingle(w, flat);
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++)
+            {
+                float v = w[r * cols + c];
+                Assert.Equal(BitConverter.SingleToUInt32Bits(v), BitConverter.SingleToUInt32Bits(single[c * rows + r]));
+                Assert.Equal(BFloat16.FromSingle(v), half[c * rows + r]);
+                Assert.Equal(BFloat16.FromSingle(v), flat[r * cols + c]);
+            }
+    }
+
     // The paths this CPU can run: Vector512 with AVX-512, Vector256 with AVX2 + FMA.
     private static IEnumerable<bool> Paths()
     {
