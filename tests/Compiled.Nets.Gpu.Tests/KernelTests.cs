@@ -60,6 +60,35 @@ public sealed class KernelTests(DeviceFixture f) : IClassFixture<DeviceFixture>
         }
     }
 
+    [Theory]
+    [InlineData(false, true, 1, 1, 1, 1, 1)]     // attention's scores Q·Kᵀ
+    [InlineData(false, false, 2, 3, 7, 5, 7)]    // its context P·V, dQ = dS·K
+    [InlineData(true, false, 3, 2, 17, 4, 17)]   // dV = Pᵀ·dctx, dK = dSᵀ·Q
+    [InlineData(true, true, 2, 2, 5, 3, 6)]
+    public void Per_head_gemm_reads_the_heads_column_blocks_in_place(bool ta, bool tb, int batch, int heads, int m, int n, int k)
+    {
+        // A and B as [batch, rows, heads·cols] activations (head h in columns [h·cols, (h+1)·cols)); C as [batch, heads, m, n].
+        int rowsA = ta ? k : m, colsA = ta ? m : k, rowsB = tb ? n : k, colsB = tb ? k : n;
+        int lda = heads * colsA, ldb = heads * colsB;
+        long aSample = (long)rowsA * lda, bSample = (long)rowsB * ldb, cHead = (long)m * n, cSample = heads * cHead;
+        var a = DeviceFixture.Random((int)(batch * aSample), 1); var b = DeviceFixture.Random((int)(batch * bSample), 2);
+        var expected = new float[batch * cSample];
+        for (int s = 0; s < batch; s++)
+            for (int h = 0; h < heads; h++)
+                Gemm.Sgemm(ta, tb, m, n, k, 0.75f, a.AsSpan((int)(s * aSample + h * colsA)), lda, b.AsSpan((int)(s * bSample + h * colsB)), ldb,
+                    0f, expected.AsSpan((int)(s * cSample + h * cHead)), n);
+        // Both kernels: the tiled one a GPU runs and the one-thread-per-output one the CPU accelerator runs.
+        foreach (bool tiled in new[] { true, false })
+        {
+            using var da = f.Upload(a); using var db = f.Upload(b); using var dc = f.Upload(DeviceFixture.Random(expected.Length, 3)); // overwritten
+            if (tiled) K.GemmPerHeadTiled(ta, tb, batch, heads, m, n, k, 0.75f, da.View, lda, aSample, colsA, db.View, ldb, bSample, colsB, dc.View, n, cSample, cHead);
+            else K.GemmPerHead(ta, tb, batch, heads, m, n, k, 0.75f, da.View, lda, aSample, colsA, db.View, ldb, bSample, colsB, dc.View, n, cSample, cHead);
+            DeviceFixture.Close(expected, DeviceFixture.Download(dc, expected.Length), 1e-5f, tiled ? "C (tiled)" : "C");
+        }
+        using var da2 = f.Upload(a); using var db2 = f.Upload(b); using var dc2 = f.Device.Allocate(expected.Length);
+        Assert.Throws<ArgumentException>(() => K.GemmPerHead(ta, tb, batch, heads, m, n, k, 1f, da2.View.SubView(0, a.Length - 1), lda, aSample, colsA, db2.View, ldb, bSample, colsB, dc2.View, n, cSample, cHead));
+    }
+
     [Fact]
     public void Gemm_with_beta_zero_ignores_NaN_in_C()
     {
@@ -97,8 +126,12 @@ public sealed class KernelTests(DeviceFixture f) : IClassFixture<DeviceFixture>
         using var dq = f.Upload(q); using var dk = f.Upload(k); using var dv = f.Upload(v); using var dm = f.Upload(mask);
         using var ctx = f.Device.Allocate(n); using var probs = f.Device.Allocate(pr); using var drop = f.Device.Allocate(pr);
         K.AttentionForward(ctx.View, probs.View, drop.View, dq.View, dk.View, dv.View, dm.View, masked, batch, seq, heads, headSize, dropout ? 0.3f : 0f, training: true, key: 42, stream: 7);
-        var dropMask = dropout ? DeviceFixture.Download(drop, pr) : [];
-        if (dropout) Assert.All(dropMask, m => Assert.True(m == 0f || Math.Abs(m - 1f / 0.7f) < 1e-6));
+        // The device keeps P̃ = P ⊙ mask; the mask is 1/(1 − p) where P̃ is not zero (where P is zero it does not matter).
+        var dropped = dropout ? DeviceFixture.Download(drop, pr) : [];
+        var probsBefore = DeviceFixture.Download(probs, pr);
+        var dropMask = dropped.Select(x => x != 0f ? 1f / 0.7f : 0f).ToArray();
+        for (int i = 0; i < dropped.Length; i++) Assert.True(Math.Abs(dropped[i] - probsBefore[i] * dropMask[i]) <= 1e-6f, $"P̃[{i}]");
+        if (dropout) Assert.InRange(dropMask.Count(m => m == 0f), pr / 10, 3 * pr / 5);
 
         var expectedCtx = new float[n]; var expectedProbs = new float[pr];
         AttentionKernels.Forward(expectedCtx, expectedProbs, q, k, v, masked ? mask : [], dropMask, batch, seq, heads, headSize, new float[AttentionKernels.ScratchSize(seq)]);
@@ -110,7 +143,7 @@ public sealed class KernelTests(DeviceFixture f) : IClassFixture<DeviceFixture>
         using var gctx = f.Upload(dctx);
         using var oq = f.Upload(DeviceFixture.Random((int)n, 9)); using var ok = f.Device.Allocate(n); using var ov = f.Device.Allocate(n); // overwritten, not added to
         using var scratch = f.Device.Allocate(GpuKernels.AttentionScratch(batch, heads, seq));
-        K.AttentionBackward(oq.View, ok.View, ov.View, gctx.View, probs.View, drop.View, dq.View, dk.View, dv.View, scratch.View, batch, seq, heads, headSize, dropout);
+        K.AttentionBackward(oq.View, ok.View, ov.View, gctx.View, probs.View, drop.View, dq.View, dk.View, dv.View, scratch.View, batch, seq, heads, headSize, dropout ? 0.3f : 0f);
         DeviceFixture.Close(gq, DeviceFixture.Download(oq, n), 1e-5f, "dq");
         DeviceFixture.Close(gk, DeviceFixture.Download(ok, n), 1e-5f, "dk");
         DeviceFixture.Close(gv, DeviceFixture.Download(ov, n), 1e-5f, "dv");

@@ -130,13 +130,13 @@ namespace Compiled.Nets.Generator.Ops
         public override bool OnGpu => true;
         public override bool OnGpuOverSequence => true;
 
-        /// <summary>The device's names for what forward saves (q, k, v, the probabilities and their dropout mask) and for
+        /// <summary>The device's names for what forward saves (q, k, v, the probabilities and, with dropout, the dropped ones) and for
         /// the projections' gradients, one region of each for all attention ops, sized for the widest.</summary>
         private static (string Q, string K, string V, string Probs, string Drop) GpuSaved(GpuContext c, OpSpec op)
         {
             long e = Shapes.MaxSize(c.Spec, op.OutShape), probs = Shapes.MaxSize(c.Spec, Probabilities(c.Spec, op));
             return (c.Region($"_aq{op.Id}", e), c.Region($"_ak{op.Id}", e), c.Region($"_av{op.Id}", e), c.Region($"_p{op.Id}", probs),
-                AttentionArgs.Of(c.Layer(op)).Dropout > 0 ? c.Region($"_dm{op.Id}", probs) : "default");
+                AttentionArgs.Of(c.Layer(op)).Dropout > 0 ? c.Region($"_pd{op.Id}", probs) : "default");
         }
 
         /// <summary>The query, key and value projections (a GEMM and its bias each), then the attention kernels; the
@@ -164,7 +164,7 @@ namespace Compiled.Nets.Generator.Ops
             string dq = c.Region("_gq", widest), dk = c.Region("_gk", widest), dv = c.Region("_gv", widest);
             int longest = op.InShape[0] == Shapes.Sequence ? c.Spec.MaxSequence : op.InShape[0];
             string scratch = c.Scratch($"{Gpu}GpuKernels.AttentionScratch(batch, {a.Heads}, {longest})");
-            c.Launch($"K.AttentionBackward({dq}, {dk}, {dv}, {c.Gradient(op.Id)}, {saved.Probs}, {saved.Drop}, {saved.Q}, {saved.K}, {saved.V}, {scratch}, batch, {Shapes.Dim(op.InShape[0])}, {a.Heads}, {a.HeadSize}, {(a.Dropout > 0 ? "true" : "false")});", 4);
+            c.Launch($"K.AttentionBackward({dq}, {dk}, {dv}, {c.Gradient(op.Id)}, {saved.Probs}, {saved.Drop}, {saved.Q}, {saved.K}, {saved.V}, {scratch}, batch, {Shapes.Dim(op.InShape[0])}, {a.Heads}, {a.HeadSize}, {FloatLiteral(a.Dropout)});", 5);
             string rows = c.Rows(op);
             foreach (var (gradient, part) in new[] { (dq, "query"), (dk, "key"), (dv, "value") })
             {

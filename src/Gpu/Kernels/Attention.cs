@@ -15,19 +15,17 @@ internal struct AttentionArgs
 }
 
 // Multi-head self-attention as the CPU runtime's AttentionKernels (Hugging Face's BertSelfAttention): q, k, v and ctx are
-// [B, T, E] with head h in columns [h·D, (h+1)·D); probs and the dropout mask are [B, H, T, T].
+// [B, T, E] with head h in columns [h·D, (h+1)·D); probs and the dropped probabilities are [B, H, T, T].
 // Forward: S = scale·Q·Kᵀ + (1 − mask)·float.MinValue, P = softmax(S) over keys (saved), P̃ = P ⊙ dropout, ctx = P̃·V.
 // Backward: dP = (dctx·Vᵀ) ⊙ dropout, dV = P̃ᵀ·dctx, dS = scale·P ⊙ (dP − Σ dP⊙P), dQ = dS·K, dK = dSᵀ·Q.
-// Each product is one thread per output element (the scores, the context, dP, dV, and dQ with dK together), each
-// softmax one thread per row; dropout draws its mask from Philox in the softmax kernel.
+// Every product is one batched GEMM over (sample, head) reading the heads' column blocks in place (GemmPerHead: the
+// tiled kernel on a GPU); each softmax is one thread per row, which adds the padding mask and draws the dropout mask
+// from Philox. Dropout keeps P̃, not its mask: the mask is 1/(1 − p) where P̃ is not zero and 0 where it is (where P
+// itself is 0 the mask does not matter: every term it scales is multiplied by P).
 public sealed partial class GpuKernels
 {
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, AttentionArgs>? _attentionScores;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attentionSoftmax;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attentionContext;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attentionProbsGrad, _attentionValueGrad;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attentionSoftmaxGrad;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attentionQueryKeyGrad;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, AttentionArgs>? _attentionSoftmax;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attentionSoftmaxGrad;
 
     /// <summary>Floats of scratch <see cref="AttentionBackward"/> needs: one [B, H, T, T] block.</summary>
     public static long AttentionScratch(int batch, int heads, int seq) => (long)batch * heads * seq * seq;
@@ -37,160 +35,95 @@ public sealed partial class GpuKernels
     /// <paramref name="probs"/>. With <paramref name="masked"/> the keys whose <paramref name="mask"/> entry is 0 get
     /// float.MinValue added. With <paramref name="training"/> and <paramref name="p"/> &gt; 0 the probabilities are
     /// multiplied by a mask of 0 or 1/(1−p) drawn from Philox under (<paramref name="key"/>, <paramref name="stream"/>),
-    /// stored in <paramref name="dropMask"/> for backward.
+    /// and the products kept in <paramref name="dropped"/> for the context and backward.
     /// </summary>
-    public void AttentionForward(ArrayView<float> ctx, ArrayView<float> probs, ArrayView<float> dropMask, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
+    public void AttentionForward(ArrayView<float> ctx, ArrayView<float> probs, ArrayView<float> dropped, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
         ArrayView<int> mask, bool masked, int batch, int seq, int heads, int headSize, float p, bool training, ulong key, int stream)
     {
-        var a = AttentionChecked(batch, seq, heads, headSize, q, k, v, ctx, probs, masked ? mask : default, masked, training && p > 0 ? dropMask : default, training && p > 0, p, key, stream);
-        _attentionScores ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, AttentionArgs>(AttentionScoresKernel);
-        _attentionSoftmax ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionSoftmaxKernel);
-        _attentionContext ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionContextKernel);
-        long rows = (long)batch * heads * seq;
-        Launched(); _attentionScores(checked((int)(rows * seq)), probs, q, k, mask, a); // an unmasked call's mask is never read
-        Launched(); _attentionSoftmax(checked((int)rows), probs, a.Dropped != 0 ? dropMask : probs, a);
-        Launched(); _attentionContext(checked(batch * seq * a.Embed), ctx, probs, a.Dropped != 0 ? dropMask : probs, v, a);
+        var a = AttentionChecked(batch, seq, heads, headSize, q, k, v, ctx, probs, masked ? mask : default, masked, training && p > 0 ? dropped : default, training && p > 0, p, key, stream);
+        _attentionSoftmax ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, AttentionArgs>(AttentionSoftmaxKernel);
+        int t = seq, d = headSize, e = a.Embed;
+        long tt = (long)t * t, te = (long)t * e, htt = heads * tt;
+        GemmPerHead(false, true, batch, heads, t, t, d, a.Scale, q, e, te, d, k, e, te, d, probs, t, htt, tt);
+        Launched(); _attentionSoftmax(checked((int)(batch * htt / t)), probs, a.Dropped != 0 ? dropped : probs, a.Masked != 0 ? mask : default, a);
+        GemmPerHead(false, false, batch, heads, t, d, t, 1f, a.Dropped != 0 ? dropped : probs, t, htt, tt, v, e, te, d, ctx, e, te, d);
     }
 
     /// <summary>
-    /// dq, dk, dv (overwritten) from dctx and what forward saved (4 launches); <paramref name="scratch"/> holds
-    /// <see cref="AttentionScratch"/> floats. <paramref name="dropped"/>: forward applied <paramref name="dropMask"/>.
+    /// dq, dk, dv (overwritten) from dctx and what forward saved (5 launches); <paramref name="scratch"/> holds
+    /// <see cref="AttentionScratch"/> floats. <paramref name="p"/> &gt; 0: forward dropped with that probability and
+    /// <paramref name="dropped"/> holds its P̃.
     /// </summary>
-    public void AttentionBackward(ArrayView<float> dq, ArrayView<float> dk, ArrayView<float> dv, ArrayView<float> dctx, ArrayView<float> probs, ArrayView<float> dropMask,
-        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> scratch, int batch, int seq, int heads, int headSize, bool dropped)
+    public void AttentionBackward(ArrayView<float> dq, ArrayView<float> dk, ArrayView<float> dv, ArrayView<float> dctx, ArrayView<float> probs, ArrayView<float> dropped,
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> scratch, int batch, int seq, int heads, int headSize, float p)
     {
-        var a = AttentionChecked(batch, seq, heads, headSize, q, k, v, dctx, probs, default, false, dropped ? dropMask : default, dropped, 0f, 0, 0);
+        var a = AttentionChecked(batch, seq, heads, headSize, q, k, v, dctx, probs, default, false, p > 0 ? dropped : default, p > 0, p, 0, 0);
         long e = (long)batch * seq * a.Embed;
         Need(dq, e, nameof(dq)); Need(dk, e, nameof(dk)); Need(dv, e, nameof(dv));
         Need(scratch, AttentionScratch(batch, heads, seq), nameof(scratch));
-        _attentionProbsGrad ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionProbsGradKernel);
-        _attentionValueGrad ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionValueGradKernel);
-        _attentionSoftmaxGrad ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionSoftmaxGradKernel);
-        _attentionQueryKeyGrad ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionQueryKeyGradKernel);
-        var drop = dropped ? dropMask : probs;
-        long rows = (long)batch * heads * seq;
-        Launched(); _attentionProbsGrad(checked((int)(rows * seq)), scratch, dctx, v, drop, a);
-        Launched(); _attentionValueGrad(checked((int)e), dv, dctx, probs, drop, a);
-        Launched(); _attentionSoftmaxGrad(checked((int)rows), scratch, probs, a);
-        Launched(); _attentionQueryKeyGrad(checked((int)e), dq, dk, scratch, q, k, a);
+        _attentionSoftmaxGrad ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionSoftmaxGradKernel);
+        int t = seq, d = headSize, w = a.Embed;
+        long tt = (long)t * t, te = (long)t * w, htt = heads * tt;
+        var kept = a.Dropped != 0 ? dropped : probs;
+        GemmPerHead(false, true, batch, heads, t, t, d, 1f, dctx, w, te, d, v, w, te, d, scratch, t, htt, tt);       // dP (before dropout)
+        GemmPerHead(true, false, batch, heads, t, d, t, 1f, kept, t, htt, tt, dctx, w, te, d, dv, w, te, d);          // dV = P̃ᵀ·dctx
+        Launched(); _attentionSoftmaxGrad(checked((int)(batch * htt / t)), scratch, probs, kept, a);                 // dS over dP
+        GemmPerHead(false, false, batch, heads, t, d, t, 1f, scratch, t, htt, tt, k, w, te, d, dq, w, te, d);         // dQ = dS·K
+        GemmPerHead(true, false, batch, heads, t, d, t, 1f, scratch, t, htt, tt, q, w, te, d, dk, w, te, d);          // dK = dSᵀ·Q
     }
 
     private static AttentionArgs AttentionChecked(int batch, int seq, int heads, int headSize, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> ctx,
-        ArrayView<float> probs, ArrayView<int> mask, bool masked, ArrayView<float> dropMask, bool dropped, float p, ulong key, int stream)
+        ArrayView<float> probs, ArrayView<int> mask, bool masked, ArrayView<float> dropped, bool dropping, float p, ulong key, int stream)
     {
         if (batch <= 0 || seq <= 0 || heads <= 0 || headSize <= 0)
             throw new ArgumentException($"Attention: batch {batch}, sequence {seq}, heads {heads} and head size {headSize} must be positive.");
+        if (dropping && !(p < 1f)) throw new ArgumentException($"Attention: dropout probability {p} must be below 1.");
         long e = (long)batch * seq * heads * headSize, pr = AttentionScratch(batch, heads, seq);
         Need(q, e, nameof(q)); Need(k, e, nameof(k)); Need(v, e, nameof(v)); Need(ctx, e, nameof(ctx)); Need(probs, pr, nameof(probs));
         if (masked) Need(mask, (long)batch * seq, nameof(mask));
-        if (dropped) Need(dropMask, pr, nameof(dropMask));
+        if (dropping) Need(dropped, pr, nameof(dropped));
         return new AttentionArgs
         {
-            Batch = batch, Seq = seq, Heads = heads, HeadSize = headSize, Masked = masked ? 1 : 0, Dropped = dropped ? 1 : 0, Stream = stream,
+            Batch = batch, Seq = seq, Heads = heads, HeadSize = headSize, Masked = masked ? 1 : 0, Dropped = dropping ? 1 : 0, Stream = stream,
             Scale = 1f / MathF.Sqrt(headSize), P = p, Key = key,
         };
     }
 
-    /// <summary>probs[b,h,i,j] = scale·q[b,i,h,:]·k[b,j,h,:] (+ float.MinValue for a padded key).</summary>
-    private static void AttentionScoresKernel(Index1D index, ArrayView<float> probs, ArrayView<float> q, ArrayView<float> k, ArrayView<int> mask, AttentionArgs a)
-    {
-        int at = index;
-        int t = a.Seq, d = a.HeadSize, e = a.Embed;
-        int j = at % t, row = at / t, i = row % t, bh = row / t, h = bh % a.Heads, b = bh / a.Heads;
-        long qi = ((long)b * t + i) * e + h * d, kj = ((long)b * t + j) * e + h * d;
-        float dot = 0f;
-        for (int c = 0; c < d; c++) dot += q[qi + c] * k[kj + c];
-        float s = dot * a.Scale;
-        if (a.Masked != 0 && mask[b * t + j] == 0) s += float.MinValue;
-        probs[at] = s;
-    }
-
-    /// <summary>One row of scores → probabilities in place; with dropout, its mask drawn per element.</summary>
-    private static void AttentionSoftmaxKernel(Index1D index, ArrayView<float> probs, ArrayView<float> dropMask, AttentionArgs a)
+    /// <summary>One row of scores (b, h, i) → probabilities in place, a padded key's score lowered by float.MinValue
+    /// first; with dropout, P̃ = P ⊙ mask into <paramref name="dropped"/>, the mask drawn per element.</summary>
+    private static void AttentionSoftmaxKernel(Index1D index, ArrayView<float> probs, ArrayView<float> dropped, ArrayView<int> mask, AttentionArgs a)
     {
         int t = a.Seq;
         long o = (long)index.X * t;
+        long keys = (long)(index.X / (a.Heads * t)) * t;   // this sample's mask row
         float max = float.NegativeInfinity;
-        for (int j = 0; j < t; j++) max = XMath.Max(max, probs[o + j]);
+        for (int j = 0; j < t; j++)
+        {
+            float s = probs[o + j];
+            if (a.Masked != 0 && mask[keys + j] == 0) { s += float.MinValue; probs[o + j] = s; }
+            max = XMath.Max(max, s);
+        }
         float sum = 0f;
         for (int j = 0; j < t; j++) sum += XMath.Exp(probs[o + j] - max);
         for (int j = 0; j < t; j++) probs[o + j] = XMath.Exp(probs[o + j] - max) / sum;
         if (a.Dropped == 0) return;
         float keep = 1f / (1f - a.P);
-        for (int j = 0; j < t; j++) dropMask[o + j] = Philox.Uniform(a.Key, o + j, a.Stream) < a.P ? 0f : keep;
+        for (int j = 0; j < t; j++) dropped[o + j] = Philox.Uniform(a.Key, o + j, a.Stream) < a.P ? 0f : probs[o + j] * keep;
     }
 
-    /// <summary>ctx[b,i,h,c] = Σ_j P̃[b,h,i,j]·v[b,j,h,c].</summary>
-    private static void AttentionContextKernel(Index1D index, ArrayView<float> ctx, ArrayView<float> probs, ArrayView<float> dropMask, ArrayView<float> v, AttentionArgs a)
-    {
-        int at = index;
-        int t = a.Seq, d = a.HeadSize, e = a.Embed;
-        int col = at % e, bt = at / e, b = bt / t, i = bt % t, h = col / d, c = col % d;
-        long prow = (((long)b * a.Heads + h) * t + i) * t, vj = (long)b * t * e + h * d + c;
-        float sum = 0f;
-        for (int j = 0; j < t; j++)
-        {
-            float pj = probs[prow + j];
-            if (a.Dropped != 0) pj *= dropMask[prow + j];
-            sum += pj * v[vj + (long)j * e];
-        }
-        ctx[at] = sum;
-    }
-
-    /// <summary>dP[b,h,i,j] = (dctx[b,i,h,:]·v[b,j,h,:]) ⊙ dropout, into scratch.</summary>
-    private static void AttentionProbsGradKernel(Index1D index, ArrayView<float> dP, ArrayView<float> dctx, ArrayView<float> v, ArrayView<float> dropMask, AttentionArgs a)
-    {
-        int at = index;
-        int t = a.Seq, d = a.HeadSize, e = a.Embed;
-        int j = at % t, row = at / t, i = row % t, bh = row / t, h = bh % a.Heads, b = bh / a.Heads;
-        long gi = ((long)b * t + i) * e + h * d, vj = ((long)b * t + j) * e + h * d;
-        float dot = 0f;
-        for (int c = 0; c < d; c++) dot += dctx[gi + c] * v[vj + c];
-        dP[at] = a.Dropped != 0 ? dot * dropMask[at] : dot;
-    }
-
-    /// <summary>dv[b,j,h,c] = Σ_i P̃[b,h,i,j]·dctx[b,i,h,c].</summary>
-    private static void AttentionValueGradKernel(Index1D index, ArrayView<float> dv, ArrayView<float> dctx, ArrayView<float> probs, ArrayView<float> dropMask, AttentionArgs a)
-    {
-        int at = index;
-        int t = a.Seq, d = a.HeadSize, e = a.Embed;
-        int col = at % e, bt = at / e, b = bt / t, j = bt % t, h = col / d, c = col % d;
-        long head = ((long)b * a.Heads + h) * t * t, gi = (long)b * t * e + h * d + c;
-        float sum = 0f;
-        for (int i = 0; i < t; i++)
-        {
-            long pij = head + (long)i * t + j;
-            float pi = probs[pij];
-            if (a.Dropped != 0) pi *= dropMask[pij];
-            sum += pi * dctx[gi + (long)i * e];
-        }
-        dv[at] = sum;
-    }
-
-    /// <summary>One row: dS = scale·P ⊙ (dP − Σ dP⊙P), in place over dP.</summary>
-    private static void AttentionSoftmaxGradKernel(Index1D index, ArrayView<float> dP, ArrayView<float> probs, AttentionArgs a)
+    /// <summary>One row: dP ⊙ dropout (its mask read off P̃), then dS = scale·P ⊙ (dP − Σ dP⊙P), in place over dP.</summary>
+    private static void AttentionSoftmaxGradKernel(Index1D index, ArrayView<float> dP, ArrayView<float> probs, ArrayView<float> dropped, AttentionArgs a)
     {
         int t = a.Seq;
         long o = (long)index.X * t;
+        float keep = a.Dropped != 0 ? 1f / (1f - a.P) : 1f;
         float dot = 0f;
-        for (int j = 0; j < t; j++) dot += dP[o + j] * probs[o + j];
-        for (int j = 0; j < t; j++) dP[o + j] = probs[o + j] * (dP[o + j] - dot) * a.Scale;
-    }
-
-    /// <summary>dq[b,t,h,c] = Σ_j dS[b,h,t,j]·k[b,j,h,c] and dk[b,t,h,c] = Σ_i dS[b,h,i,t]·q[b,i,h,c].</summary>
-    private static void AttentionQueryKeyGradKernel(Index1D index, ArrayView<float> dq, ArrayView<float> dk, ArrayView<float> dS, ArrayView<float> q, ArrayView<float> k, AttentionArgs a)
-    {
-        int at = index;
-        int t = a.Seq, d = a.HeadSize, e = a.Embed;
-        int col = at % e, bt = at / e, b = bt / t, r = bt % t, h = col / d, c = col % d;
-        long head = ((long)b * a.Heads + h) * t * t, x0 = (long)b * t * e + h * d + c;
-        float gq = 0f, gk = 0f;
         for (int j = 0; j < t; j++)
         {
-            gq += dS[head + (long)r * t + j] * k[x0 + (long)j * e];
-            gk += dS[head + (long)j * t + r] * q[x0 + (long)j * e];
+            float g = dP[o + j];
+            if (a.Dropped != 0) { g = dropped[o + j] != 0f ? g * keep : 0f; dP[o + j] = g; }
+            dot += g * probs[o + j];
         }
-        dq[at] = gq;
-        dk[at] = gk;
+        for (int j = 0; j < t; j++) dP[o + j] = probs[o + j] * (dP[o + j] - dot) * a.Scale;
     }
 }

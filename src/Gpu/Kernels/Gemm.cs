@@ -10,10 +10,16 @@ internal struct GemmArgs
     public float Alpha, Beta;
 }
 
-/// <summary>Strides between the products of a batched GEMM.</summary>
+/// <summary>Where the products of a batched GEMM start: product p is (sample p / Heads, head p % Heads), at
+/// sample·A + head·AHead in a, and so on (one level, Heads = 1, for a plain batch).</summary>
 internal struct BatchStrides
 {
-    public long A, B, C;
+    public long A, B, C, AHead, BHead, CHead;
+    public int Heads;
+
+    public readonly long OffsetA(long p) => p / Heads * A + p % Heads * AHead;
+    public readonly long OffsetB(long p) => p / Heads * B + p % Heads * BHead;
+    public readonly long OffsetC(long p) => p / Heads * C + p % Heads * CHead;
 }
 
 public sealed partial class GpuKernels
@@ -66,7 +72,43 @@ public sealed partial class GpuKernels
     {
         Need(a, (count - 1) * strideA + (long)m * k, nameof(a)); Need(b, (count - 1) * strideB + (long)k * n, nameof(b)); Need(c, (count - 1) * strideC + (long)m * n, nameof(c));
         var args = new GemmArgs { M = m, N = n, K = k, Lda = transA ? m : k, Ldb = transB ? k : n, Ldc = n, TransA = transA ? 1 : 0, TransB = transB ? 1 : 0, Alpha = alpha, Beta = beta };
-        return (args, new BatchStrides { A = strideA, B = strideB, C = strideC });
+        return (args, new BatchStrides { A = strideA, B = strideB, C = strideC, Heads = 1 });
+    }
+
+    /// <summary>
+    /// <paramref name="batch"/>·<paramref name="heads"/> products C = alpha·op(A)·op(B) (beta 0: overwritten) whose
+    /// matrices are column blocks of wider rows: the operands of product (sample s, head h) start at
+    /// s·<paramref name="aSample"/> + h·<paramref name="aHead"/> with row stride <paramref name="lda"/>, and so on.
+    /// Multi-head attention's products over [B, T, E] activations with head h in columns [h·D, (h+1)·D), in one launch
+    /// (the tiled kernel on a GPU).
+    /// </summary>
+    internal void GemmPerHead(bool transA, bool transB, int batch, int heads, int m, int n, int k, float alpha,
+        ArrayView<float> a, int lda, long aSample, long aHead, ArrayView<float> b, int ldb, long bSample, long bHead, ArrayView<float> c, int ldc, long cSample, long cHead)
+    {
+        var (args, strides) = GemmPerHeadChecked(transA, transB, batch, heads, m, n, k, alpha, a, lda, aSample, aHead, b, ldb, bSample, bHead, c, ldc, cSample, cHead);
+        if (_device.IsCuda) GemmBatchedTiled(a, b, c, args, strides, batch * heads);
+        else GemmBatchedSimple(a, b, c, args, strides, batch * heads);
+    }
+
+    /// <summary><see cref="GemmPerHead"/> through the tiled kernel whatever the device (tests run it on the CPU accelerator).</summary>
+    internal void GemmPerHeadTiled(bool transA, bool transB, int batch, int heads, int m, int n, int k, float alpha,
+        ArrayView<float> a, int lda, long aSample, long aHead, ArrayView<float> b, int ldb, long bSample, long bHead, ArrayView<float> c, int ldc, long cSample, long cHead)
+    {
+        var (args, strides) = GemmPerHeadChecked(transA, transB, batch, heads, m, n, k, alpha, a, lda, aSample, aHead, b, ldb, bSample, bHead, c, ldc, cSample, cHead);
+        GemmBatchedTiled(a, b, c, args, strides, batch * heads);
+    }
+
+    private static (GemmArgs, BatchStrides) GemmPerHeadChecked(bool transA, bool transB, int batch, int heads, int m, int n, int k, float alpha,
+        ArrayView<float> a, int lda, long aSample, long aHead, ArrayView<float> b, int ldb, long bSample, long bHead, ArrayView<float> c, int ldc, long cSample, long cHead)
+    {
+        if (batch <= 0 || heads <= 0 || m <= 0 || n <= 0 || k <= 0)
+            throw new ArgumentException($"GemmPerHead: batch {batch}, heads {heads}, M {m}, N {n} and K {k} must be positive.");
+        long last = (long)(batch - 1), head = heads - 1;
+        Need(a, last * aSample + head * aHead + (transA ? (long)(k - 1) * lda + m : (long)(m - 1) * lda + k), nameof(a));
+        Need(b, last * bSample + head * bHead + (transB ? (long)(n - 1) * ldb + k : (long)(k - 1) * ldb + n), nameof(b));
+        Need(c, last * cSample + head * cHead + (long)(m - 1) * ldc + n, nameof(c));
+        var args = new GemmArgs { M = m, N = n, K = k, Lda = lda, Ldb = ldb, Ldc = ldc, TransA = transA ? 1 : 0, TransB = transB ? 1 : 0, Alpha = alpha, Beta = 0f };
+        return (args, new BatchStrides { A = aSample, B = bSample, C = cSample, AHead = aHead, BHead = bHead, CHead = cHead, Heads = heads });
     }
 
     private void GemmBatchedSimple(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs args, BatchStrides strides, int count)
@@ -91,18 +133,18 @@ public sealed partial class GpuKernels
     private static void GemmBatchedTiledKernel(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs p, BatchStrides s)
     {
         long product = Grid.IdxZ;
-        TiledProduct(a.SubView(product * s.A), b.SubView(product * s.B), c.SubView(product * s.C), p);
+        TiledProduct(a.SubView(s.OffsetA(product)), b.SubView(s.OffsetB(product)), c.SubView(s.OffsetC(product)), p);
     }
 
     private static void GemmBatchedKernel(Index1D index, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs p, BatchStrides s)
     {
         int at = index;
         int product = at / (p.M * p.N), rest = at % (p.M * p.N), row = rest / p.N, col = rest % p.N;
-        long ai = product * s.A + (p.TransA != 0 ? row : (long)row * p.Lda), aStep = p.TransA != 0 ? p.Lda : 1;
-        long bi = product * s.B + (p.TransB != 0 ? (long)col * p.Ldb : col), bStep = p.TransB != 0 ? 1 : p.Ldb;
+        long ai = s.OffsetA(product) + (p.TransA != 0 ? row : (long)row * p.Lda), aStep = p.TransA != 0 ? p.Lda : 1;
+        long bi = s.OffsetB(product) + (p.TransB != 0 ? (long)col * p.Ldb : col), bStep = p.TransB != 0 ? 1 : p.Ldb;
         float sum = 0f;
         for (int q = 0; q < p.K; q++, ai += aStep, bi += bStep) sum += a[ai] * b[bi];
-        long i = product * s.C + (long)row * p.Ldc + col;
+        long i = s.OffsetC(product) + (long)row * p.Ldc + col;
         c[i] = p.Beta == 0f ? p.Alpha * sum : p.Alpha * sum + p.Beta * c[i];
     }
 

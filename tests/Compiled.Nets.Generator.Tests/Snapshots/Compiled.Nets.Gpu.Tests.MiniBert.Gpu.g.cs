@@ -144,9 +144,9 @@ namespace Compiled.Nets.Gpu.Tests
                 _Chain28Backward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain28Backward);
             }
 
-            /// <summary>49 launches forward, 2 for the loss, 77 backward.</summary>
-            public override int LaunchesPerTrainStep => 128;
-            public override int LaunchesPerTrainStepUnfused => 142;
+            /// <summary>49 launches forward, 2 for the loss, 79 backward.</summary>
+            public override int LaunchesPerTrainStep => 130;
+            public override int LaunchesPerTrainStepUnfused => 144;
             protected override long ActivationsPerSample => 9633;
             protected override long GradientsPerSample => 5075;
             protected override long IntsPerSample => 0;
@@ -376,7 +376,7 @@ namespace Compiled.Nets.Gpu.Tests
                 K.Gemm(true, false, 16, 16, batch * T, 1f, _g15, 16, _v14, 16, 1f, Gradient(_net._p_encoder_layer_1_attention_output_dense_weight), 16);
                 K.Gemm(false, false, batch * T, 16, 16, 1f, _g15, 16, Value(_net._p_encoder_layer_1_attention_output_dense_weight), 16, 1f, _g14, 16);
                 // Attention backward
-                K.AttentionBackward(_gq, _gk, _gv, _g14, _p14, default, _aq14, _ak14, _av14, Scratch, batch, T, 4, 4, false);
+                K.AttentionBackward(_gq, _gk, _gv, _g14, _p14, default, _aq14, _ak14, _av14, Scratch, batch, T, 4, 4, 0.0f);
                 K.Gemm(true, false, 16, 16, batch * T, 1f, _gq, 16, _v13, 16, 1f, Gradient(_net._p_encoder_layer_1_attention_self_query_weight), 16);
                 K.AddColumnSums(Gradient(_net._p_encoder_layer_1_attention_self_query_bias), _gq, batch * T, 16);
                 K.Gemm(false, false, batch * T, 16, 16, 1f, _gq, 16, Value(_net._p_encoder_layer_1_attention_self_query_weight), 16, 1f, _g13, 16);
@@ -412,7 +412,7 @@ namespace Compiled.Nets.Gpu.Tests
                 K.Gemm(true, false, 16, 16, batch * T, 1f, _g6, 16, _v5, 16, 1f, Gradient(_net._p_encoder_layer_0_attention_output_dense_weight), 16);
                 K.Gemm(false, false, batch * T, 16, 16, 1f, _g6, 16, Value(_net._p_encoder_layer_0_attention_output_dense_weight), 16, 1f, _g5, 16);
                 // Attention backward
-                K.AttentionBackward(_gq, _gk, _gv, _g5, _p5, default, _aq5, _ak5, _av5, Scratch, batch, T, 4, 4, false);
+                K.AttentionBackward(_gq, _gk, _gv, _g5, _p5, default, _aq5, _ak5, _av5, Scratch, batch, T, 4, 4, 0.0f);
                 K.Gemm(true, false, 16, 16, batch * T, 1f, _gq, 16, _v4, 16, 1f, Gradient(_net._p_encoder_layer_0_attention_self_query_weight), 16);
                 K.AddColumnSums(Gradient(_net._p_encoder_layer_0_attention_self_query_bias), _gq, batch * T, 16);
                 K.Gemm(false, false, batch * T, 16, 16, 1f, _gq, 16, Value(_net._p_encoder_layer_0_attention_self_query_weight), 16, 1f, _g4, 16);
