@@ -602,9 +602,9 @@ public abstract class DeviceNetwork : IDisposable
     private float Loss(int batch, bool backward) => TrainedLoss == DeviceLoss.Method ? MethodLoss(batch, backward)
         : OutputPerPosition > 0
         ? LossOnDevice(TrainedLoss, LossParameter, 1f, false, int.MinValue, 0, Logits, LogitsGradient, Probabilities, Labels, _targets!.View, default,
-            _rowLoss!.View, batch * SequenceLength, OutputPerPosition, backward) // over [T, …] outputs: a row per position
+            _rowLoss!.View, batch * SequenceLength, OutputPerPosition, batch, backward) // over [T, …] outputs: a row per position
         : LossOnDevice(TrainedLoss, LossParameter, 1f, Weighted, IgnoreIndex, _weightTotal, Logits, LogitsGradient, Probabilities, Labels, _targets!.View,
-            Weighted ? WeightsOnDevice : default, _rowLoss!.View, batch, OutputFeatures, backward);
+            Weighted ? WeightsOnDevice : default, _rowLoss!.View, batch, OutputFeatures, batch, backward);
 
     /// <summary>A loss method's loss: the mean of its last value (each sample's sum on the device, then their total here);
     /// backward starts from that mean's gradient, 1/n everywhere.</summary>
@@ -622,16 +622,16 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>
     /// One loss over <paramref name="count"/> rows of <paramref name="size"/> outputs <paramref name="y"/>: per-row sums on
     /// the device, their total in double on the host (as the CPU kernels sum), divided as PyTorch divides (the batch for
-    /// a class-index loss and KL's BatchMean, the weights of the kept labels when weighted, else every element; a batch
-    /// whose every label is ignored has loss 0). With <paramref name="backward"/> the gradient times
-    /// <paramref name="weight"/> is added to <paramref name="dy"/>.
+    /// a class-index loss, the <paramref name="samples"/> for KL's BatchMean (rows are positions over a sequence), the
+    /// weights of the kept labels when weighted, else every element; a batch whose every label is ignored has loss 0).
+    /// With <paramref name="backward"/> the gradient times <paramref name="weight"/> is added to <paramref name="dy"/>.
     /// </summary>
     private protected float LossOnDevice(DeviceLoss kind, float parameter, float weight, bool weighted, int ignoreIndex, double weightTotal,
         ArrayView<float> y, ArrayView<float> dy, ArrayView<float> probs, ArrayView<int> labels, ArrayView<float> targets, ArrayView<float> classWeights,
-        ArrayView<float> rowLoss, int count, int size, bool backward)
+        ArrayView<float> rowLoss, int count, int size, int samples, bool backward)
     {
         bool nll = kind == DeviceLoss.Nll, classIndex = kind is DeviceLoss.CrossEntropy or DeviceLoss.Nll;
-        double divisor = weighted ? weightTotal : classIndex || kind == DeviceLoss.KlDiv && parameter != 0 ? count : (double)count * size;
+        double divisor = weighted ? weightTotal : classIndex ? count : kind == DeviceLoss.KlDiv && parameter != 0 ? samples : (double)count * size;
         if (weighted) K.WeightedClassLossForward(nll, rowLoss, probs, y, labels, classWeights, count, size, parameter, ignoreIndex);
         else if (kind == DeviceLoss.CrossEntropy) K.CrossEntropyForward(rowLoss, probs, y, labels, count, size, parameter);
         else if (nll) K.NllForward(rowLoss, y, labels, count, size);

@@ -219,7 +219,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
             int size = slot.Size, rows = slot.IsSequence ? count * SequenceLength : count; // a loss over [T, …]: a row per position
             bool weighted = IsClassIndex(head.Loss) && (head.ClassWeights is not null || head.IgnoreIndex != int.MinValue);
             float loss = LossOnDevice(head.Loss, head.Parameter, head.Weight, weighted, head.IgnoreIndex, _weightTotals[h], OutputAt(head.Output), OutputGradientAt(head.Output),
-                HeadProbabilities(h), _labels[h].View, _targets[h].View, weighted ? ClassWeightsOf(h, size) : default, _rowLosses[h].View, rows, size, backward);
+                HeadProbabilities(h), _labels[h].View, _targets[h].View, weighted ? ClassWeightsOf(h, size) : default, _rowLosses[h].View, rows, size, count, backward);
             if (!losses.IsEmpty) losses[h] = loss;
             total += head.Weight * (double)loss;
         }

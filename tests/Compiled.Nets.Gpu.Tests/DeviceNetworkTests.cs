@@ -531,6 +531,19 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         Assert.Equal(0.05f, opt.ClipGradientNorm(1f), 1e-4);
     }
 
+    /// <summary><paramref name="rows"/> random distributions over <paramref name="classes"/> (each row sums to 1).</summary>
+    private static float[] Distributions(int rows, int classes, int seed)
+    {
+        var t = DeviceFixture.Random(rows * classes, seed).Select(v => MathF.Exp(2f * v)).ToArray();
+        for (int r = 0; r < rows; r++)
+        {
+            float sum = 0f;
+            for (int c = 0; c < classes; c++) sum += t[r * classes + c];
+            for (int c = 0; c < classes; c++) t[r * classes + c] /= sum;
+        }
+        return t;
+    }
+
     private void RegressionStepMatches<TNet>(TNet cpu, TNet gpuHost, Func<TNet, DeviceNetwork> toDevice, int batch, int seed, bool probabilities = false) where TNet : IRegressor
     {
         var x = DeviceFixture.Random(batch * cpu.InputSize, seed);
@@ -821,6 +834,24 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
             Assert.Equal(cpu.EvaluateLoss(x, t, mask, batch, seq), dev.EvaluateLoss(x, t, mask, batch, seq), 1e-5 * (1 + Math.Abs(a)));
             Assert.Contains("with the attention mask", Assert.Throws<InvalidOperationException>(() => dev.Forward(new float[40], 1, new float[20])).Message);
             Assert.Contains("needs 72", Assert.Throws<ArgumentException>(() => dev.TrainStep(x[..^4], t, mask, batch, seq)).Message);
+        }
+        using (var cpu = new SeqKlNet(seed: 56)) using (var host = new SeqKlNet(seed: 56)) using (var dev = host.ToDevice(f.Device))
+        {
+            var x = DeviceFixture.Random(batch * seq * 4, 17);
+            var t = Distributions(batch * seq, 3, 18);
+            var cpuOut = new float[batch * seq * 3]; var devOut = new float[cpuOut.Length];
+            float a = cpu.TrainStep(x, t, mask, batch, seq, cpuOut);
+            float b = dev.TrainStep(x, t, mask, batch, seq, devOut);
+            Assert.Equal(a, b, 1e-5 * (1 + Math.Abs(a)));
+            Relative(cpuOut, devOut, 1e-4, "log-probabilities");
+            dev.CopyGradientsToHost();
+            foreach (var p in cpu.Parameters.Parameters)
+                Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+            Assert.Equal(cpu.EvaluateLoss(x, t, mask, batch, seq), dev.EvaluateLoss(x, t, mask, batch, seq), 1e-5 * (1 + Math.Abs(a)));
+            // 'batchmean' divides by the batch, not by its positions: the loss is T times the positions' mean.
+            double sum = 0;
+            for (int i = 0; i < t.Length; i++) if (t[i] > 0) sum += t[i] * (Math.Log(t[i]) - cpuOut[i]);
+            Assert.Equal(sum / batch, a, 1e-4 * (1 + Math.Abs(a)));
         }
         using (var cpu = new FloatSequenceNet(seed: 55)) using (var host = new FloatSequenceNet(seed: 55)) using (var dev = host.ToDevice(f.Device))
         {

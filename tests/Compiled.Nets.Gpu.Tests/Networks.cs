@@ -639,6 +639,16 @@ public partial class SeqRegressor
     Tensor Forward(Tensor x) => x.Apply(Fc1).Tanh().Softmax().Apply(Fc2);
 }
 
+/// <summary>Per-position distributions [T, 3] fitted with KL's 'batchmean' (the sum over every position and class
+/// divided by the batch, as PyTorch divides by the input's first dimension).</summary>
+[Network, Input(Dim.Sequence, 4, MaxSequence = 10), KLDivLoss(BatchMean = true)]
+public partial class SeqKlNet
+{
+    [Linear(4, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Head).Tanh().LogSoftmax();
+}
+
 /// <summary>A float sequence [T, 3] classified through an LSTM and the masked mean.</summary>
 [Network, Input(Dim.Sequence, 3, MaxSequence = 8), CrossEntropyLoss]
 public partial class FloatSequenceNet

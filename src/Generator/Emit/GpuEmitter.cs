@@ -119,7 +119,6 @@ namespace Compiled.Nets.Generator.Emit
             if (LossUse.Of(s).Count == 0) return "networks without a loss";
             if (s.LossValue >= 0 && (s.IsMultiple || s.MaxSequence > 0)) return "a loss method beside other outputs or over a sequence";
             if (LossUse.Of(s).FirstOrDefault(u => Device(u.Definition.Kind) is null) is { } other) return "the " + other.Definition.Name;
-            if (LossUse.Of(s).Any(u => u.Definition.Kind == LossKind.KlDiv && u.Parameter != 0 && Shapes.HasSequence(u.OutShape))) return "KL divergence's BatchMean over a sequence";
             if (!s.IsMultiple && FloatTargetLoss(s) && s.TokenInput) return "a loss on float targets over token ids";
             var missing = s.Ops.Where(o => !OpTable.Of(o.Kind).OnGpuFor(s, o)).Select(o => OpTable.Of(o.Kind).Name + (OpTable.Of(o.Kind).OnGpu ? " with these arguments" : ""))
                 .Concat(s.Ops.Where(o => OpTable.Of(o.Kind).OnGpuFor(s, o) && !OpTable.Of(o.Kind).OnGpuOverSequence && (Shapes.HasSequence(o.InShape) || Shapes.HasSequence(o.OutShape)))
