@@ -90,7 +90,7 @@ public abstract class DeviceNetwork : IDisposable
     protected virtual bool MethodOnLabels => false;
 
     /// <summary>The passes compute the loss too (a loss method's ops run only then, not for inference).</summary>
-    protected bool WithLoss { get; private set; }
+    protected bool WithLoss { get; private protected set; }
 
     /// <summary>A loss method's last value (its mean is the loss), its gradient, and its values per sample.</summary>
     protected virtual ArrayView<float> LossValues => default;
@@ -608,14 +608,18 @@ public abstract class DeviceNetwork : IDisposable
 
     /// <summary>A loss method's loss: the mean of its last value (each sample's sum on the device, then their total here);
     /// backward starts from that mean's gradient, 1/n everywhere.</summary>
-    private float MethodLoss(int batch, bool backward)
+    private float MethodLoss(int batch, bool backward) => MethodLoss(batch, backward, 1f, _rowLoss!.View);
+
+    /// <summary>As above for a loss of weight <paramref name="weight"/> in a sum (its gradient scaled by it), summing
+    /// each sample's values into <paramref name="rowLosses"/>.</summary>
+    private protected float MethodLoss(int batch, bool backward, float weight, ArrayView<float> rowLosses)
     {
         long n = (long)batch * LossValuesPerSample;
-        var rowLoss = _rowLoss!.View.SubView(0, batch);
+        var rowLoss = rowLosses.SubView(0, batch);
         rowLoss.MemSetToZero();
         K.AddRowSums(rowLoss, LossValues, batch, LossValuesPerSample);
         float loss = (float)(SumOf(rowLoss, batch) / n);
-        if (backward) K.Fill(LossValuesGradient, n, 1f / n);
+        if (backward) K.Fill(LossValuesGradient, n, weight / n);
         return loss;
     }
 

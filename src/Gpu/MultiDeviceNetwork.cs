@@ -82,6 +82,23 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     /// <summary>The batch's token ids of input <paramref name="input"/>, checked on the host.</summary>
     protected ArrayView<int> TokenInputAt(int input) => _tokenInputs[input].View;
 
+    /// <summary>The loss method's float targets (what its target parameter reads), or its labels with <c>ClassIndices</c>.</summary>
+    protected ArrayView<float> MethodTargets => _targets[MethodHead].View;
+    protected ArrayView<int> MethodLabels => _labels[MethodHead].View;
+
+    private int MethodHead
+    {
+        get
+        {
+            var heads = HeadLayout;
+            for (int h = 0; h < heads.Count; h++) if (heads[h].Loss == DeviceLoss.Method) return h;
+            throw new InvalidOperationException($"{Name} has no loss method.");
+        }
+    }
+
+    /// <summary>Head <paramref name="head"/> reads class labels: a class-index loss, or a loss method on class indices.</summary>
+    private bool TakesLabels(DeviceHead head) => IsClassIndex(head.Loss) || head.Loss == DeviceLoss.Method && MethodOnLabels;
+
     // The one-output members are not this twin's way in (its single-span methods refuse before reaching them).
     protected sealed override ArrayView<float> Logits => OutputAt(0);
     protected sealed override ArrayView<float> LogitsGradient => OutputGradientAt(0);
@@ -104,6 +121,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     {
         int count = Prepare(batch, losses, "TrainStep");
         BeginTrainingStep();
+        WithLoss = true;
         RunForward(count, training: true);
         float total = Losses(count, losses, backward: true);
         DownloadOutputs(outputs, count);
@@ -115,6 +133,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     public float EvaluateLoss(TensorBatch batch, float[][] outputs, Span<float> losses)
     {
         int count = Prepare(batch, losses, "EvaluateLoss");
+        WithLoss = true;
         RunForward(count, training: false);
         float total = Losses(count, losses, backward: false);
         DownloadOutputs(outputs, count);
@@ -127,6 +146,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
         ArgumentNullException.ThrowIfNull(batch);
         EnsureCapacity(batch.Count);
         UploadInputs(batch, "Forward");
+        WithLoss = false;
         RunForward(batch.Count, training: false);
         DownloadOutputs(outputs, batch.Count);
     }
@@ -146,7 +166,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
             var head = heads[h];
             var slot = slots[head.Output];
             if (head.Loss == DeviceLoss.CosineEmbedding) UploadTargets(h, head, batch.Floats(head.Targets, 1)); // one label per pair
-            else if (IsClassIndex(head.Loss)) UploadLabels(h, head, batch.Integers(head.Targets, 1), slot.Size);
+            else if (TakesLabels(head)) UploadLabels(h, head, batch.Integers(head.Targets, 1), slot.Size);
             else UploadTargets(h, head, slot.IsSequence ? batch.Floats(head.Targets, slot.Size, SequenceLength) : batch.Floats(head.Targets, slot.Size));
         }
         return count;
@@ -216,6 +236,13 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
                 total += head.Weight * (double)pair;
                 continue;
             }
+            if (head.Loss == DeviceLoss.Method)
+            {
+                float mean = MethodLoss(count, backward, head.Weight, _rowLosses[h].View);
+                if (!losses.IsEmpty) losses[h] = mean;
+                total += head.Weight * (double)mean;
+                continue;
+            }
             int size = slot.Size, rows = slot.IsSequence ? count * SequenceLength : count; // a loss over [T, …]: a row per position
             bool weighted = IsClassIndex(head.Loss) && (head.ClassWeights is not null || head.IgnoreIndex != int.MinValue);
             float loss = LossOnDevice(head.Loss, head.Parameter, head.Weight, weighted, head.IgnoreIndex, _weightTotals[h], OutputAt(head.Output), OutputGradientAt(head.Output),
@@ -264,8 +291,8 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
         _tokenInputs = inputs.Select(i => Device.AllocateInts(i.Tokens ? i.Size * (i.Sequence ? positions : 1) * capacity : 1)).ToArray();
         var heads = HeadLayout;
         var slots = _host.Outputs;
-        _labels = heads.Select(h => Device.AllocateInts(IsClassIndex(h.Loss) ? capacity : 1)).ToArray();
-        _targets = heads.Select(h => Device.Allocate(IsClassIndex(h.Loss) ? 1 : h.Loss == DeviceLoss.CosineEmbedding ? capacity
+        _labels = heads.Select(h => Device.AllocateInts(TakesLabels(h) ? capacity : 1)).ToArray();
+        _targets = heads.Select(h => Device.Allocate(TakesLabels(h) ? 1 : h.Loss == DeviceLoss.CosineEmbedding ? capacity
             : slots[h.Output].Size * (slots[h.Output].IsSequence ? positions : 1) * capacity)).ToArray();
         _rowLosses = heads.Select(_ => Device.Allocate(positions * capacity)).ToArray();
         _weightTotals = new double[heads.Count];

@@ -420,9 +420,9 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     [Fact]
     public void A_network_with_ops_the_GPU_lacks_says_which()
     {
-        using var net = new TwoOutputMethodNet();
+        using var net = new Dropout2dNet();
         var e = Assert.Throws<NotSupportedException>(() => net.ToDevice(f.Device));
-        Assert.Contains("a loss method beside other outputs", e.Message);
+        Assert.Contains("Dropout2d", e.Message);
     }
 
     /// <summary>A padded batch of token ids: sample b has <c>seq − b</c> real tokens, then padding id 0 with mask 0.</summary>
@@ -877,6 +877,60 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
             .Add("left", DeviceFixture.Random(36, 1), 6).Add("right", DeviceFixture.Random(36, 2), 6)
             .Add("aTargets", [1f, -1f, 1f, -1f, -1f, 1f]).Add("kindLabels", [0, 1, 2, 2, 1, 0]);
         MultiStepMatches(cpu, dev, host.Parameters, new TensorDataLoader(data, 6, shuffle: false).Epoch(0).First());
+    }
+
+    [Fact]
+    public void A_loss_method_beside_another_output_matches_the_CPU()
+    {
+        using var cpu = new TwoOutputMethodNet(seed: 59);
+        using var host = new TwoOutputMethodNet(seed: 59);
+        using var dev = host.ToDevice(f.Device);
+        var data = new TensorDataset(5)
+            .Add("input", DeviceFixture.Random(20, 1), 4)
+            .Add("aTargets", DeviceFixture.Random(10, 2), 2).Add("bTargets", DeviceFixture.Random(10, 3), 2);
+        MultiStepMatches(cpu, dev, host.Parameters, new TensorDataLoader(data, 5, shuffle: false).Epoch(0).First());
+        // Inference does not run the loss's ops, and needs no targets.
+        var outputs = new[] { new float[10], new float[10] };
+        dev.Forward(new TensorDataLoader(new TensorDataset(5).Add("input", DeviceFixture.Random(20, 1), 4), 5, shuffle: false).Epoch(0).First(), outputs);
+        var expected = new[] { new float[10], new float[10] };
+        cpu.Forward(DeviceFixture.Random(20, 1), 5, expected[0], expected[1]);
+        Relative(expected[0], outputs[0], 1e-4, "a"); Relative(expected[1], outputs[1], 1e-4, "b");
+    }
+
+    [Fact]
+    public void A_loss_method_over_a_sequence_matches_the_CPU()
+    {
+        const int batch = 3, seq = 6;
+        var (_, mask, labels) = SequenceBatch(batch, seq, 2, 3, 21);
+        using (var cpu = new SeqMethodNet(seed: 60)) using (var host = new SeqMethodNet(seed: 60)) using (var dev = host.ToDevice(f.Device))
+        {
+            var x = DeviceFixture.Random(batch * seq * 4, 22);
+            var t = DeviceFixture.Random(batch * seq * 2, 23);
+            var cpuOut = new float[batch * seq * 2]; var devOut = new float[cpuOut.Length];
+            float a = cpu.TrainStep(x, t, mask, batch, seq, cpuOut);
+            float b = dev.TrainStep(x, t, mask, batch, seq, devOut);
+            Assert.Equal(a, b, 1e-5 * (1 + Math.Abs(a)));
+            Relative(cpuOut, devOut, 1e-4, "outputs");
+            dev.CopyGradientsToHost();
+            foreach (var p in cpu.Parameters.Parameters)
+                Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+            Assert.Equal(cpu.EvaluateLoss(x, t, mask, batch, seq), dev.EvaluateLoss(x, t, mask, batch, seq), 1e-5 * (1 + Math.Abs(a)));
+        }
+        using (var cpu = new SeqLabelMethodNet(seed: 61)) using (var host = new SeqLabelMethodNet(seed: 61)) using (var dev = host.ToDevice(f.Device))
+        {
+            var (ids, idMask, _) = SequenceBatch(batch, seq, 20, 3, 24);
+            var cpuOut = new float[batch * 3]; var devOut = new float[cpuOut.Length];
+            float a = cpu.TrainStep(ids, labels, idMask, batch, seq, cpuOut);
+            float b = dev.TrainStep(ids, labels, idMask, batch, seq, devOut);
+            Assert.Equal(a, b, 1e-5 * (1 + Math.Abs(a)));
+            Relative(cpuOut, devOut, 1e-4, "logits");
+            dev.CopyGradientsToHost();
+            foreach (var p in cpu.Parameters.Parameters)
+                Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+            long before = f.Device.LaunchCount;
+            dev.TrainStep(ids, labels, idMask, batch, seq, devOut);
+            Assert.Equal(dev.LaunchesPerTrainStep, f.Device.LaunchCount - before);
+        }
     }
 
     [Fact]

@@ -693,8 +693,8 @@ public partial class FocalNet
     }
 }
 
-/// <summary>A network the GPU backend cannot run yet (a loss method beside a second output): ToDevice says so.</summary>
-[Network, Input(4), CustomLoss(nameof(Gap), Output = "a"), MSELoss(Output = "b")]
+/// <summary>A loss method beside a second output's MSE (weighted): its ops run in the twin's passes.</summary>
+[Network, Input(4), CustomLoss(nameof(Gap), Output = "a", Weight = 0.5f), MSELoss(Output = "b")]
 public partial class TwoOutputMethodNet
 {
     [Linear(4, 2)] public partial Linear A { get; }
@@ -703,4 +703,38 @@ public partial class TwoOutputMethodNet
     (Tensor a, Tensor b) Forward(Tensor x) => (x.Apply(A), x.Apply(B));
 
     public Tensor Gap(Tensor output, Tensor target) => (output - target).Abs();
+}
+
+/// <summary>A loss method over a per-position output [T, 2] of a float sequence (its mean counts every position of T).</summary>
+[Network, Input(Dim.Sequence, 4, MaxSequence = 10), CustomLoss(nameof(Squared))]
+public partial class SeqMethodNet
+{
+    [Linear(4, 5)] public partial Linear Fc1 { get; }
+    [Linear(5, 2)] public partial Linear Fc2 { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Fc1).Tanh().Apply(Fc2);
+
+    public Tensor Squared(Tensor output, Tensor target) => (output - target) * (output - target);
+}
+
+/// <summary>A loss method on class indices over token ids and the masked mean (one label per sample).</summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 9), CustomLoss(nameof(Hinge), ClassIndices = true)]
+public partial class SeqLabelMethodNet
+{
+    [Embedding(20, 6)] public partial Embedding Embed { get; }
+    [Linear(6, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids) => ids.Apply(Embed).Tanh().MeanOverSequence().Apply(Head);
+
+    public Tensor Hinge(Tensor logits, Tensor labels) => (logits * labels.OneHot(3)).Sum(1).Abs();
+}
+
+/// <summary>A network the GPU backend cannot run yet (Dropout2d: the device draws masks per element only): ToDevice says so.</summary>
+[Network, Input(2, 4, 4), CrossEntropyLoss]
+public partial class Dropout2dNet
+{
+    [Conv2d(2, 3, kernel: 3, padding: 1)] public partial Conv2d Conv { get; }
+    [Linear(48, 2)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Conv).Dropout2d(0.2).Relu().Flatten().Apply(Head);
 }

@@ -74,11 +74,11 @@ namespace Compiled.Nets.Generator.Emit
         public void Launch(string statement, int launches = 1) { Writer.Line(statement); Launches += launches; }
 
         /// <summary>The device view holding a value (the uploaded batch for the input; one of several: its own buffer).</summary>
-        public string Value(int value) => Storage(value) == Spec.TargetInput ? "TargetValues"
+        public string Value(int value) => Storage(value) == Spec.TargetInput ? (Spec.IsMultiple ? "MethodTargets" : "TargetValues")
             : IsData(value) ? (Spec.IsMultiple ? $"InputAt({InputIndex(value)})" : "Input") : $"_v{Storage(value)}";
 
         /// <summary>The uploaded token ids a value reads (an input of token ids).</summary>
-        public string TokenInput(int value) => Storage(value) == Spec.TargetInput ? "Labels"
+        public string TokenInput(int value) => Storage(value) == Spec.TargetInput ? (Spec.IsMultiple ? "MethodLabels" : "Labels")
             : Spec.IsMultiple ? $"TokenInputAt({InputIndex(value)})" : "TokenInput";
 
         /// <summary>Which of the twin's inputs a value is (a twin of several outputs and one input has input 0).</summary>
@@ -117,9 +117,8 @@ namespace Compiled.Nets.Generator.Emit
         public static string? Unsupported(NetworkSpec s)
         {
             if (LossUse.Of(s).Count == 0) return "networks without a loss";
-            if (s.LossValue >= 0 && (s.IsMultiple || s.MaxSequence > 0)) return "a loss method beside other outputs or over a sequence";
             if (LossUse.Of(s).FirstOrDefault(u => Device(u.Definition.Kind) is null) is { } other) return "the " + other.Definition.Name;
-            if (!s.IsMultiple && FloatTargetLoss(s) && s.TokenInput) return "a loss on float targets over token ids";
+            if (!s.IsMultiple && (FloatTargetLoss(s) || s.Loss == LossKind.Custom) && s.TokenInput) return "a loss on float targets over token ids";
             var missing = s.Ops.Where(o => !OpTable.Of(o.Kind).OnGpuFor(s, o)).Select(o => OpTable.Of(o.Kind).Name + (OpTable.Of(o.Kind).OnGpu ? " with these arguments" : ""))
                 .Concat(s.Ops.Where(o => OpTable.Of(o.Kind).OnGpuFor(s, o) && !OpTable.Of(o.Kind).OnGpuOverSequence && (Shapes.HasSequence(o.InShape) || Shapes.HasSequence(o.OutShape)))
                     .Select(o => OpTable.Of(o.Kind).Name + " over a sequence"))
@@ -151,11 +150,8 @@ namespace Compiled.Nets.Generator.Emit
             if (s.Loss == LossKind.Nll) w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.Nll;");
             if (s.Loss is LossKind.Custom or LossKind.CustomClassIndices)
             {
-                if (s.Loss == LossKind.CustomClassIndices) w.Line("protected override bool MethodOnLabels => true;");
                 w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.Method;");
-                w.Line($"protected override {ArrayView}<float> LossValues => {c.Value(s.LossValue)};");
-                w.Line($"protected override {ArrayView}<float> LossValuesGradient => {c.Gradient(s.LossValue)};");
-                w.Line($"protected override int LossValuesPerSample => {Shapes.Product(s.Ops[s.LossValue].OutShape)};");
+                EmitMethodMembers(w, s, c);
             }
             if (s.Loss is LossKind.CrossEntropy or LossKind.Nll && LossUse.Of(s)[0] is { } use && CrossEntropyLoss.Weighted(use))
             {
@@ -168,6 +164,19 @@ namespace Compiled.Nets.Generator.Emit
                 w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.{s.Loss};");
                 if (s.Loss is LossKind.SmoothL1 or LossKind.KlDiv) w.Line($"protected override float LossParameter => {SourceWriter.FloatLiteral(s.LossParameter)};");
             }
+        }
+
+        /// <summary>A loss method's members: whether it reads labels, its last value, that value's gradient, and its
+        /// values per sample (over a sequence, of the batch's T).</summary>
+        private static void EmitMethodMembers(SourceWriter w, NetworkSpec s, GpuContext c)
+        {
+            var shape = s.Ops[s.LossValue].OutShape;
+            int fixedPart = Shapes.Product(shape.Where(d => d != Shapes.Sequence));
+            string perSample = string.Join(" * ", shape.Where(d => d == Shapes.Sequence).Select(_ => "SequenceLength").Append(SourceWriter.IntLiteral(fixedPart)));
+            if (LossUse.Of(s).Any(u => u.Definition.Kind == LossKind.CustomClassIndices)) w.Line("protected override bool MethodOnLabels => true;");
+            w.Line($"protected override {ArrayView}<float> LossValues => {c.Value(s.LossValue)};");
+            w.Line($"protected override {ArrayView}<float> LossValuesGradient => {c.Gradient(s.LossValue)};");
+            w.Line($"protected override int LossValuesPerSample => {perSample};");
         }
 
         /// <summary>A twin of several inputs or outputs: its inputs and losses as the base reads them, the outputs' views
@@ -194,6 +203,7 @@ namespace Compiled.Nets.Generator.Emit
             w.Line($"protected override {ArrayView}<float> OutputAt(int output) => {Switch("output", outputs.Select(c.Value))};");
             w.Line($"protected override {ArrayView}<float> OutputGradientAt(int output) => {Switch("output", outputs.Select(c.Gradient))};");
             w.Line($"protected override {ArrayView}<float> HeadProbabilities(int head) => {Switch("head", heads.Select((_, h) => $"_probs{h}"))};");
+            if (s.LossValue >= 0) EmitMethodMembers(w, s, c);
         }
 
         /// <summary>The assembly attribute that lets ILGPU's CPU accelerator call the generated kernels of internal networks.</summary>
@@ -332,8 +342,9 @@ namespace Compiled.Nets.Generator.Emit
             if (s.TokenInput && !multi)
             {
                 // Ids are checked on the host against the smallest table (or one-hot width) that reads them, before they go up.
+                // (A loss method's OneHot of its labels reads the labels, not the ids.)
                 int vocabulary = s.Ops.Where(o => o.Kind == OpKind.Embedding).Select(o => s.Layers[o.Layer].Ints[0])
-                    .Concat(s.Ops.Where(o => o.Kind == OpKind.OneHot).Select(o => o.Ints[0])).DefaultIfEmpty(0).Min();
+                    .Concat(s.Ops.Where(o => o.Kind == OpKind.OneHot && c.Storage(o.Input) != s.TargetInput).Select(o => o.Ints[0])).DefaultIfEmpty(0).Min();
                 w.Line($"protected override int TokenVocabulary => {vocabulary};");
             }
             if (s.MaxSequence > 0) w.Line($"protected override int MaxSequence => {s.TypeName}.MaxSequence;");
