@@ -124,7 +124,7 @@ public sealed partial class GpuKernels
     {
         _gemmBatchedTiled ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs, BatchStrides>(GemmBatchedTiledKernel);
         int t = Tile;
-        var config = new KernelConfig(new Index3D(Groups(args.N, t), Groups(args.M, t), count), new Index3D(t, t, 1), SharedMemoryConfig.RequestDynamic<float>(2 * t * t));
+        var config = new KernelConfig(new Index3D(Groups(args.N, Micro * t), Groups(args.M, Micro * t), count), new Index3D(t, t, 1), SharedMemoryConfig.RequestDynamic<float>(2 * Micro * t * t));
         Launched();
         _gemmBatchedTiled(config, a, b, c, args, strides);
     }
@@ -169,7 +169,7 @@ public sealed partial class GpuKernels
     {
         _gemmTiled ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmKernel);
         int t = Tile;
-        var config = new KernelConfig(new Index2D(Groups(args.N, t), Groups(args.M, t)), new Index2D(t, t), SharedMemoryConfig.RequestDynamic<float>(2 * t * t));
+        var config = new KernelConfig(new Index2D(Groups(args.N, Micro * t), Groups(args.M, Micro * t)), new Index2D(t, t), SharedMemoryConfig.RequestDynamic<float>(2 * Micro * t * t));
         Launched();
         _gemmTiled(config, a, b, c, args);
     }
@@ -194,29 +194,67 @@ public sealed partial class GpuKernels
 
     private static void GemmKernel(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs p) => TiledProduct(a, b, c, p);
 
-    /// <summary>One group's t×t tile of C, through K in steps of t staged in shared memory.</summary>
+    /// <summary>Outputs per thread along each side: a group of t×t threads computes a (4t)×(4t) tile of C.</summary>
+    private const int Micro = 4;
+
+    /// <summary>
+    /// One group's (4t)×(4t) tile of C, through K in steps of t staged in shared memory: thread (x, y) keeps the 4×4
+    /// outputs at rows y + r·t and columns x + c·t in registers, so each pair of shared-memory reads feeds four
+    /// multiply-adds instead of one (the tile's rows are t apart, so a warp's reads of B are consecutive).
+    /// </summary>
     private static void TiledProduct(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs p)
     {
-        int t = Group.DimX;
+        int t = Group.DimX, side = Micro * t;
         int tx = Group.IdxX, ty = Group.IdxY;
-        int col = Grid.IdxX * t + tx, row = Grid.IdxY * t + ty;
+        int row0 = Grid.IdxY * side, col0 = Grid.IdxX * side;
         var shared = SharedMemory.GetDynamic<float>();
-        var at = shared.SubView(0, t * t);
-        var bt = shared.SubView(t * t, t * t);
-        float sum = 0f;
+        var at = shared.SubView(0, side * t);        // [4t rows][t of K]
+        var bt = shared.SubView(side * t, t * side); // [t of K][4t columns]
+        float c00 = 0f, c01 = 0f, c02 = 0f, c03 = 0f, c10 = 0f, c11 = 0f, c12 = 0f, c13 = 0f;
+        float c20 = 0f, c21 = 0f, c22 = 0f, c23 = 0f, c30 = 0f, c31 = 0f, c32 = 0f, c33 = 0f;
         for (int k0 = 0; k0 < p.K; k0 += t)
         {
             int ka = k0 + tx, kb = k0 + ty;
-            at[ty * t + tx] = row < p.M && ka < p.K ? a[p.TransA != 0 ? (long)ka * p.Lda + row : (long)row * p.Lda + ka] : 0f;
-            bt[ty * t + tx] = kb < p.K && col < p.N ? b[p.TransB != 0 ? (long)col * p.Ldb + kb : (long)kb * p.Ldb + col] : 0f;
+            for (int r = 0; r < Micro; r++)
+            {
+                int i = ty + r * t, row = row0 + i, col = col0 + tx + r * t;
+                at[i * t + tx] = row < p.M && ka < p.K ? a[p.TransA != 0 ? (long)ka * p.Lda + row : (long)row * p.Lda + ka] : 0f;
+                bt[ty * side + tx + r * t] = kb < p.K && col < p.N ? b[p.TransB != 0 ? (long)col * p.Ldb + kb : (long)kb * p.Ldb + col] : 0f;
+            }
             Group.Barrier();
-            for (int kk = 0; kk < t; kk++) sum += at[ty * t + kk] * bt[kk * t + tx];
+            for (int kk = 0; kk < t; kk++)
+            {
+                float a0 = at[ty * t + kk], a1 = at[(ty + t) * t + kk], a2 = at[(ty + 2 * t) * t + kk], a3 = at[(ty + 3 * t) * t + kk];
+                int bk = kk * side + tx;
+                float b0 = bt[bk], b1 = bt[bk + t], b2 = bt[bk + 2 * t], b3 = bt[bk + 3 * t];
+                c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+                c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+                c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+                c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            }
             Group.Barrier();
         }
-        if (row < p.M && col < p.N)
-        {
-            long i = (long)row * p.Ldc + col;
-            c[i] = p.Beta == 0f ? p.Alpha * sum : p.Alpha * sum + p.Beta * c[i];
-        }
+        int r0 = row0 + ty, cl = col0 + tx;
+        StoreTileRow(c, p, r0, cl, t, c00, c01, c02, c03);
+        StoreTileRow(c, p, r0 + t, cl, t, c10, c11, c12, c13);
+        StoreTileRow(c, p, r0 + 2 * t, cl, t, c20, c21, c22, c23);
+        StoreTileRow(c, p, r0 + 3 * t, cl, t, c30, c31, c32, c33);
+    }
+
+    /// <summary>One thread's four outputs of a row of C (columns t apart), as alpha·sum + beta·C where inside C.</summary>
+    private static void StoreTileRow(ArrayView<float> c, GemmArgs p, int row, int col, int t, float s0, float s1, float s2, float s3)
+    {
+        if (row >= p.M) return;
+        PutOutput(c, p, row, col, s0);
+        PutOutput(c, p, row, col + t, s1);
+        PutOutput(c, p, row, col + 2 * t, s2);
+        PutOutput(c, p, row, col + 3 * t, s3);
+    }
+
+    private static void PutOutput(ArrayView<float> c, GemmArgs p, int row, int col, float sum)
+    {
+        if (col >= p.N) return;
+        long i = (long)row * p.Ldc + col;
+        c[i] = p.Beta == 0f ? p.Alpha * sum : p.Alpha * sum + p.Beta * c[i];
     }
 }
