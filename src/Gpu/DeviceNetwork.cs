@@ -688,6 +688,14 @@ public abstract class DeviceNetwork : IDisposable
         Download(_gradients.View, HostParameters.Gradients);
     }
 
+    /// <summary>Copies the host store's gradients to the device (after they were changed there: averaged over the
+    /// ranks of a data-parallel job).</summary>
+    public void CopyGradientsFromHost()
+    {
+        ThrowIfDisposed();
+        Upload<float>(HostParameters.Gradients, _gradients.View);
+    }
+
     /// <summary>Uploads the batch's floats (their length checked by the caller: batch × InputFeatures, or batch × T × the
     /// values per position of a sequence).</summary>
     private void Prepare(ReadOnlySpan<float> input, int batch)

@@ -131,6 +131,30 @@ public class DataParallelTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
+    public void DeviceTwins_OnTwoRanks_TrainAsOneProcess()
+    {
+        // 160 samples in global batches of 32 (16 per rank), 40 validation samples, 3 epochs, each rank a device twin
+        // whose gradients go through the host store for the allreduce.
+        string dir = TempDir();
+        try
+        {
+            var run = MpiRun(2, "device-trainer", dir, "3", "32");
+            Assert.True(run.ExitCode == 0, run.Output);
+            var metrics = Doubles(Path.Combine(dir, "losses.txt"));
+            var weights = Floats(Path.Combine(dir, "weights.bin"));
+            var (refMetrics, refWeights, initial) = Worker.Run("device-trainer", null, 3, 32);
+            Assert.Equal(refMetrics.Length, metrics.Length);
+            for (int i = 0; i < metrics.Length; i++)
+                Assert.True(Math.Abs(metrics[i] - refMetrics[i]) <= 1e-4 * Math.Max(1, Math.Abs(refMetrics[i])), $"metric {i} (epoch {i / 4 + 1}): one process {refMetrics[i]}, two ranks {metrics[i]}");
+            double drift = WeightDrift(weights, refWeights, initial);
+            output.WriteLine($"device-trainer: metrics {string.Join(", ", refMetrics.Select(m => m.ToString("F4", CultureInfo.InvariantCulture)))}; ‖w₂ − w₁‖ / ‖w₁ − w₀‖ = {drift:E2}");
+            Assert.True(drift < 1e-3, $"the weights differ by {drift:E2} of how far training moved them");
+            Assert.True(refMetrics[^1] > 0.7, "the network learns the task (validation accuracy)");
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
     public void ADistributedRunResumedFromItsCheckpoint_EqualsAnUninterruptedOne()
     {
         string whole = TempDir(), resumed = TempDir();

@@ -48,6 +48,7 @@ public static class Worker
         "minibert-frozen" => MiniBertSteps(context, steps, globalBatch, frozen: true, halves),
         "trainer" => TrainerEpochs(context, steps, globalBatch, resume: false),
         "trainer-resume" => TrainerEpochs(context, steps, globalBatch, resume: true),
+        "device-trainer" => DeviceTrainerEpochs(context, steps, globalBatch),
         _ => throw new ArgumentException($"No scenario '{scenario}'.", nameof(scenario)),
     };
 
@@ -140,6 +141,48 @@ public static class Worker
         var history = new Trainer(net, new AdamW(net.Parameters, 1e-3f), options).Fit(new DataLoader(train, globalBatch, seed: 3), new DataLoader(validation, globalBatch, shuffle: false));
         var metrics = history.SelectMany(m => new[] { m.TrainLoss, m.TrainAccuracy, m.ValidationLoss, m.ValidationAccuracy }).ToArray();
         return (metrics, net.Parameters.ReadValues.ToArray(), initialNet.Parameters.ReadValues.ToArray());
+    }
+
+    /// <summary>The Trainer over a device twin (ILGPU's CPU accelerator) with its device AdamW: the gradients go to the
+    /// host store for the allreduce and back; the metrics of every epoch as the "losses", the final weights from the device.</summary>
+    private static (double[] Losses, float[] Weights, float[] Initial) DeviceTrainerEpochs(DistributedContext? context, int epochs, int globalBatch)
+    {
+        using var net = new TinyMlp(seed: 7 + (ulong)(context?.Rank ?? 0));
+        using var initialNet = new TinyMlp(seed: 7);
+        using var device = Gpu.GpuDevice.Open("cpu-accelerator");
+        using var twin = net.ToDevice(device);
+        using var opt = new Gpu.DeviceAdamW(twin, 1e-2f);
+        var (x, labels) = Clusters(160, 1);
+        var (vx, vlabels) = Clusters(40, 2);
+        var options = new TrainerOptions
+        {
+            Epochs = epochs, RestoreBest = false,
+            DataParallel = context is null ? null : new DataParallel(context, twin.HostParameters),
+        };
+        var history = new Trainer(twin, opt, options).Fit(
+            new DataLoader(new Dataset(x, labels, [TinyMlp.InputFeatures], 4), globalBatch, seed: 3),
+            new DataLoader(new Dataset(vx, vlabels, [TinyMlp.InputFeatures], 4), globalBatch, shuffle: false));
+        opt.ParametersToStore();
+        var metrics = history.SelectMany(m => new[] { m.TrainLoss, m.TrainAccuracy, m.ValidationLoss, m.ValidationAccuracy }).ToArray();
+        return (metrics, net.Parameters.ReadValues.ToArray(), initialNet.Parameters.ReadValues.ToArray());
+    }
+
+    /// <summary>Four noisy clusters in 16 dimensions, labelled by cluster.</summary>
+    private static (float[] X, int[] Labels) Clusters(int n, ulong seed)
+    {
+        var rng = new Rng(13);
+        int d = TinyMlp.InputFeatures;
+        var centres = new float[4 * d];
+        for (int i = 0; i < centres.Length; i++) centres[i] = 2 * rng.NextFloat() - 1;
+        rng = new Rng(seed);
+        var x = new float[n * d];
+        var labels = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            labels[i] = rng.NextInt(4);
+            for (int j = 0; j < d; j++) x[i * d + j] = centres[labels[i] * d + j] + 0.6f * (rng.NextFloat() - 0.5f);
+        }
+        return (x, labels);
     }
 
     private static (double[] Losses, float[] Weights, float[] Initial) MiniBertSteps(DistributedContext? context, int steps, int globalBatch, bool frozen, bool halves)

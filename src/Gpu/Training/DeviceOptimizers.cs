@@ -83,6 +83,12 @@ public abstract class DeviceOptimizer : Optimizer, IDisposable
     /// <summary>Copies the host store's parameters and buffers to the device.</summary>
     public override void ParametersFromStore() => Network.CopyParametersFromHost();
 
+    /// <inheritdoc/>
+    public override void GradientsToStore() => Network.CopyGradientsToHost();
+
+    /// <inheritdoc/>
+    public override void GradientsFromStore() => Network.CopyGradientsFromHost();
+
     /// <summary>A zeroed state buffer as long as all parameters.</summary>
     private protected MemoryBuffer1D<float, Stride1D.Dense> NewDeviceMoment()
     {

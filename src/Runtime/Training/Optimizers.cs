@@ -80,6 +80,14 @@ public abstract class Optimizer
     /// device optimizer copies them to its device; nothing to do when <see cref="StepsStore"/>.</summary>
     public virtual void ParametersFromStore() { }
 
+    /// <summary>Makes <see cref="Store"/>'s gradients those about to be stepped (data-parallel training averages them
+    /// there): nothing to do when <see cref="StepsStore"/>; a device optimizer copies them back from its device.</summary>
+    public virtual void GradientsToStore() { }
+
+    /// <summary>After <see cref="Store"/>'s gradients changed on the host (averaged over the ranks): a device optimizer
+    /// copies them to its device; nothing to do when <see cref="StepsStore"/>.</summary>
+    public virtual void GradientsFromStore() { }
+
     /// <summary>Optimizer state (moments and step count) for checkpoints, by name.</summary>
     public virtual IEnumerable<(string Name, float[] Data)> ExportState()
     {

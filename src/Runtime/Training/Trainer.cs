@@ -175,8 +175,6 @@ public sealed class Trainer
             throw new ArgumentOutOfRangeException(nameof(options), options.AccumulationSteps, "TrainerOptions.AccumulationSteps must be at least 1.");
         if (optimizer.Store != store)
             throw new InvalidOperationException($"The optimizer steps another parameter store than {name}'s: create it over {name}.Parameters (or, for a device twin, over the twin).");
-        if (options.DataParallel is not null && !optimizer.StepsStore)
-            throw new InvalidOperationException($"Data-parallel training averages the host store's gradients; {optimizer.GetType().Name} keeps them on a device, which data parallelism does not reach yet.");
         try { return FitEpochs(train, validation); }
         finally { store.AccumulateGradients = false; } // later TrainSteps start from zero again
     }
@@ -194,9 +192,10 @@ public sealed class Trainer
         if (dir is not null && writes) Directory.CreateDirectory(dir);
         string? last = dir is null ? null : Path.Combine(dir, "last.safetensors");
         if (dir is not null && writes) Serialization.AtomicFile.RemoveStaleTemporaries(dir);
-        if (options.Resume && last is not null && File.Exists(last))
+        bool resumed = options.Resume && last is not null && File.Exists(last);
+        if (resumed)
         {
-            var meta = Checkpoint.Load(last, store, optimizer);
+            var meta = Checkpoint.Load(last!, store, optimizer);
             startEpoch = Checkpoint.MetadataInt(meta, "epoch") + 1;
             BestEpoch = Checkpoint.MetadataInt(meta, "best_epoch");
             sinceBest = Checkpoint.MetadataInt(meta, "since_best");
@@ -211,9 +210,11 @@ public sealed class Trainer
                 Checkpoint.Load(bestPath, best);
             }
         }
-        // Every rank from rank 0's weights (fresh or resumed), as DDP's construction broadcasts them.
+        // Every rank from rank 0's weights (fresh or resumed), as DDP's construction broadcasts them; a device
+        // optimizer's weights go through the host store (unless a checkpoint was just loaded there).
+        if (dp is not null && !resumed) optimizer.ParametersToStore();
         dp?.BroadcastParameters();
-        if (options.Resume) optimizer.ParametersFromStore();
+        if (options.Resume || dp is not null) optimizer.ParametersFromStore();
 
         for (int epoch = startEpoch; epoch <= options.Epochs; epoch++)
         {
@@ -250,7 +251,10 @@ public sealed class Trainer
                         dp.Sum(diverged);
                         if (diverged[0] > 0)
                             throw new ArithmeticException($"The training loss became non-finite on {diverged[0]} of {dp.Ranks} ranks in epoch {epoch}, batch {b + 1} of {batches}; lower the learning rate or enable gradient clipping.");
+                        // The allreduce runs over the host store's gradients: a device optimizer's go there and back.
+                        optimizer.GradientsToStore();
                         dp.AverageGradients(groupLocal, groupGlobal);
+                        optimizer.GradientsFromStore();
                     }
                     groupLocal = groupGlobal = 0;
                     if (options.MaxGradNorm > 0) optimizer.ClipGradientNorm(options.MaxGradNorm);
