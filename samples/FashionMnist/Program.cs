@@ -25,14 +25,13 @@ var patience = new Option<int>("--patience") { Description = "Early-stopping pat
 var resume = new Option<bool>("--resume") { Description = "Resume from <output>/last.safetensors" };
 var servingCheck = new Option<bool>("--serving-check") { Description = "Then classify the test set image by image in float32 and with read-only bfloat16 Linear weights: latency, accuracy, agreement" };
 
-var deviceKind = new Option<string>("--device") { Description = "cpu (the compiled CPU code) | gpu (CUDA, an error without one) | auto (CUDA when present, else ILGPU's CPU accelerator) | cpu-accelerator", DefaultValueFactory = _ => "cpu" };
+var deviceKind = new Option<string>("--device") { Description = "cpu (the compiled CPU code) | gpu (CUDA, an error without one; under mpirun each rank takes the GPU numbered by its local rank) | auto (CUDA when present, else ILGPU's CPU accelerator) | cpu-accelerator", DefaultValueFactory = _ => "cpu" };
 deviceKind.AcceptOnlyFromAmong("cpu", "gpu", "auto", "cpu-accelerator");
 var distributed = new Option<bool>("--distributed") { Description = "Train as one rank of an MPI job (start it with mpirun -np N …; under mpirun this is the default): --batch-size is the global batch, split over the ranks; rank 0 reports and writes" };
 var root = new RootCommand("Train the seed ConvNet on Fashion-MNIST with Compiled.Nets") { data, model, epochs, batchSize, lr, optimizerName, seed, output, limit, patience, resume, servingCheck, deviceKind, distributed };
 root.SetAction(parse =>
 {
     using var job = parse.GetValue(distributed) || DistributedContext.IsLaunchedByMpi ? DistributedContext.Initialize() : null;
-    if (job is not null && parse.GetValue(deviceKind) != "cpu") throw new InvalidOperationException("--distributed trains the compiled CPU code; leave --device at cpu.");
     // Every rank loads the same data and weights; only rank 0 speaks.
     var console = job is { IsRoot: false } ? TextWriter.Null : Console.Out;
     if (job is not null) console.WriteLine($"Data-parallel: {job.Size} ranks, global batch {parse.GetValue(batchSize)}");
@@ -52,7 +51,8 @@ root.SetAction(parse =>
     // --device other than cpu: the network's generated twin trains on a GpuDevice under the same Trainer (parameters,
     // gradients and optimizer state stay on the device); the best weights come back to `net` for the test below.
     string kind = parse.GetValue(deviceKind)!;
-    using var device = kind == "cpu" ? null : GpuDevice.Open(kind == "gpu" ? "cuda" : kind);
+    // A data-parallel job gives each rank on a machine its own GPU (Open MPI's local rank).
+    using var device = kind == "cpu" ? null : GpuDevice.Open(kind == "gpu" ? job is null ? "cuda" : $"cuda:{job.LocalRank}" : kind);
     if (device is not null) console.WriteLine($"Device: {device}");
     using var twin = device is null ? null : net switch
     {

@@ -34,24 +34,34 @@ public sealed class GpuDevice : IDisposable
     }
 
     /// <summary>
-    /// Opens a device: <c>"cuda"</c> (the first CUDA GPU; an error when there is none), <c>"cpu-accelerator"</c>
+    /// Opens a device: <c>"cuda"</c> (the first CUDA GPU; an error when there is none), <c>"cuda:N"</c> (GPU N, as
+    /// PyTorch numbers them: one per rank of a data-parallel job on a machine with several), <c>"cpu-accelerator"</c>
     /// (ILGPU's CPU accelerator), or <c>"auto"</c> (CUDA when present, else the CPU accelerator; <see cref="Kind"/>
     /// says which was chosen).
     /// </summary>
     /// <exception cref="ArgumentException">An unknown kind.</exception>
-    /// <exception cref="InvalidOperationException">"cuda" on a machine where ILGPU finds no CUDA GPU.</exception>
+    /// <exception cref="InvalidOperationException">"cuda" on a machine where ILGPU finds no CUDA GPU, or "cuda:N" past its GPUs.</exception>
     public static GpuDevice Open(string kind = "auto")
     {
         kind = (kind ?? throw new ArgumentNullException(nameof(kind))).Trim().ToLowerInvariant();
+        int index = 0;
+        if (kind.StartsWith("cuda:", StringComparison.Ordinal))
+        {
+            if (!int.TryParse(kind.AsSpan(5), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out index))
+                throw new ArgumentException($"Unknown device '{kind}': a GPU is \"cuda:N\" with N its number from 0.", nameof(kind));
+            kind = "cuda";
+        }
         if (kind is not ("auto" or "cuda" or "cpu-accelerator" or "cpu"))
-            throw new ArgumentException($"Unknown device kind '{kind}': use \"auto\", \"cuda\" or \"cpu-accelerator\".", nameof(kind));
+            throw new ArgumentException($"Unknown device kind '{kind}': use \"auto\", \"cuda\", \"cuda:N\" or \"cpu-accelerator\".", nameof(kind));
         // Math functions (exp, tanh, erf's pieces) map to ILGPU.Algorithms' XMath on every backend.
         var context = Context.Create(b => b.Cuda().CPU(CPUDeviceKind.Default).EnableAlgorithms().Optimize(OptimizationLevel.O1));
         try
         {
             var cuda = context.GetCudaDevices();
+            if (kind == "cuda" && cuda.Count > 0 && index >= cuda.Count)
+                throw new InvalidOperationException($"There is no CUDA GPU {index}: ILGPU sees {cuda.Count} (numbered from 0).");
             if (kind != "cpu-accelerator" && kind != "cpu" && cuda.Count > 0)
-                return new GpuDevice(context, cuda[0].CreateAccelerator(context), "cuda");
+                return new GpuDevice(context, cuda[index].CreateAccelerator(context), "cuda");
             if (kind == "cuda")
                 throw new InvalidOperationException("No CUDA GPU was found (ILGPU sees none: is the NVIDIA driver installed and libcuda.so on the library path?). Use \"auto\" or \"cpu-accelerator\" to run on the CPU accelerator instead.");
             return new GpuDevice(context, context.GetCPUDevice(0).CreateAccelerator(context), "cpu-accelerator");

@@ -1003,13 +1003,17 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     public void Devices_open_by_kind_and_never_fall_back_in_silence()
     {
         Assert.Throws<ArgumentException>(() => GpuDevice.Open("tpu"));
+        Assert.Contains("cuda:N", Assert.Throws<ArgumentException>(() => GpuDevice.Open("cuda:x")).Message);
+        Assert.Throws<ArgumentException>(() => GpuDevice.Open("cuda:-1"));
         using var auto = GpuDevice.Open("auto");
         if (!auto.IsCuda)
         {
             Assert.Equal("cpu-accelerator", auto.Kind);
             var e = Assert.Throws<InvalidOperationException>(() => GpuDevice.Open("cuda"));
             Assert.Contains("No CUDA GPU", e.Message);
+            Assert.Contains("No CUDA GPU", Assert.Throws<InvalidOperationException>(() => GpuDevice.Open("cuda:1")).Message);
         }
+        else Assert.Contains("no CUDA GPU 4096", Assert.Throws<InvalidOperationException>(() => GpuDevice.Open("cuda:4096")).Message);
         Assert.StartsWith(auto.Kind + ": ", auto.ToString());
         if (!auto.IsCuda) Assert.Contains("CPU accelerator", auto.GemmBackend);
     }
