@@ -531,6 +531,23 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         Assert.Equal(0.05f, opt.ClipGradientNorm(1f), 1e-4);
     }
 
+    /// <summary>One training step of a network over a padded sequence on the CPU and on its twin: the loss, the
+    /// <paramref name="outputs"/> outputs and every gradient agree, and so does the evaluation loss. Returns the CPU's
+    /// loss and outputs.</summary>
+    private static (float Loss, float[] Outputs) SequenceStepMatches(ParameterStore cpu, DeviceNetwork dev, ParameterStore host, Func<float[], float> cpuStep,
+        Func<float[], float> devStep, Func<float> cpuEvaluate, Func<float> devEvaluate, int outputs, string what)
+    {
+        var cpuOut = new float[outputs]; var devOut = new float[outputs];
+        float a = cpuStep(cpuOut), b = devStep(devOut);
+        Assert.Equal(a, b, 1e-5 * (1 + Math.Abs(a)));
+        Relative(cpuOut, devOut, 1e-4, what);
+        dev.CopyGradientsToHost();
+        foreach (var p in cpu.Parameters)
+            Relative(cpu.Gradient(p), host.Gradient(host[p.Name]), 1e-4, "gradient of " + p.Name);
+        Assert.Equal(cpuEvaluate(), devEvaluate(), 1e-5 * (1 + Math.Abs(a)));
+        return (a, cpuOut);
+    }
+
     /// <summary><paramref name="rows"/> random distributions over <paramref name="classes"/> (each row sums to 1).</summary>
     private static float[] Distributions(int rows, int classes, int seed)
     {
@@ -825,13 +842,8 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
             cpu.Forward(x, mask, batch, seq, cpuOut);
             dev.Forward(x, mask, batch, seq, devOut);
             Relative(cpuOut, devOut, 1e-4, "per-position outputs");
-            float a = cpu.TrainStep(x, t, mask, batch, seq, cpuOut);
-            float b = dev.TrainStep(x, t, mask, batch, seq, devOut);
-            Assert.Equal(a, b, 1e-5 * (1 + Math.Abs(a)));
-            dev.CopyGradientsToHost();
-            foreach (var p in cpu.Parameters.Parameters)
-                Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
-            Assert.Equal(cpu.EvaluateLoss(x, t, mask, batch, seq), dev.EvaluateLoss(x, t, mask, batch, seq), 1e-5 * (1 + Math.Abs(a)));
+            SequenceStepMatches(cpu.Parameters, dev, host.Parameters, o => cpu.TrainStep(x, t, mask, batch, seq, o), o => dev.TrainStep(x, t, mask, batch, seq, o),
+                () => cpu.EvaluateLoss(x, t, mask, batch, seq), () => dev.EvaluateLoss(x, t, mask, batch, seq), cpuOut.Length, "per-position outputs");
             Assert.Contains("with the attention mask", Assert.Throws<InvalidOperationException>(() => dev.Forward(new float[40], 1, new float[20])).Message);
             Assert.Contains("needs 72", Assert.Throws<ArgumentException>(() => dev.TrainStep(x[..^4], t, mask, batch, seq)).Message);
         }
@@ -839,15 +851,8 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         {
             var x = DeviceFixture.Random(batch * seq * 4, 17);
             var t = Distributions(batch * seq, 3, 18);
-            var cpuOut = new float[batch * seq * 3]; var devOut = new float[cpuOut.Length];
-            float a = cpu.TrainStep(x, t, mask, batch, seq, cpuOut);
-            float b = dev.TrainStep(x, t, mask, batch, seq, devOut);
-            Assert.Equal(a, b, 1e-5 * (1 + Math.Abs(a)));
-            Relative(cpuOut, devOut, 1e-4, "log-probabilities");
-            dev.CopyGradientsToHost();
-            foreach (var p in cpu.Parameters.Parameters)
-                Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
-            Assert.Equal(cpu.EvaluateLoss(x, t, mask, batch, seq), dev.EvaluateLoss(x, t, mask, batch, seq), 1e-5 * (1 + Math.Abs(a)));
+            var (a, cpuOut) = SequenceStepMatches(cpu.Parameters, dev, host.Parameters, o => cpu.TrainStep(x, t, mask, batch, seq, o), o => dev.TrainStep(x, t, mask, batch, seq, o),
+                () => cpu.EvaluateLoss(x, t, mask, batch, seq), () => dev.EvaluateLoss(x, t, mask, batch, seq), batch * seq * 3, "log-probabilities");
             // 'batchmean' divides by the batch, not by its positions: the loss is T times the positions' mean.
             double sum = 0;
             for (int i = 0; i < t.Length; i++) if (t[i] > 0) sum += t[i] * (Math.Log(t[i]) - cpuOut[i]);
@@ -906,15 +911,8 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         {
             var x = DeviceFixture.Random(batch * seq * 4, 22);
             var t = DeviceFixture.Random(batch * seq * 2, 23);
-            var cpuOut = new float[batch * seq * 2]; var devOut = new float[cpuOut.Length];
-            float a = cpu.TrainStep(x, t, mask, batch, seq, cpuOut);
-            float b = dev.TrainStep(x, t, mask, batch, seq, devOut);
-            Assert.Equal(a, b, 1e-5 * (1 + Math.Abs(a)));
-            Relative(cpuOut, devOut, 1e-4, "outputs");
-            dev.CopyGradientsToHost();
-            foreach (var p in cpu.Parameters.Parameters)
-                Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
-            Assert.Equal(cpu.EvaluateLoss(x, t, mask, batch, seq), dev.EvaluateLoss(x, t, mask, batch, seq), 1e-5 * (1 + Math.Abs(a)));
+            SequenceStepMatches(cpu.Parameters, dev, host.Parameters, o => cpu.TrainStep(x, t, mask, batch, seq, o), o => dev.TrainStep(x, t, mask, batch, seq, o),
+                () => cpu.EvaluateLoss(x, t, mask, batch, seq), () => dev.EvaluateLoss(x, t, mask, batch, seq), batch * seq * 2, "outputs");
         }
         using (var cpu = new SeqLabelMethodNet(seed: 61)) using (var host = new SeqLabelMethodNet(seed: 61)) using (var dev = host.ToDevice(f.Device))
         {
