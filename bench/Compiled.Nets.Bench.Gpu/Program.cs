@@ -8,25 +8,31 @@ using Compiled.Nets.Gpu;
 // The seed ConvNet on a GPU through its generated device twin: training step (forward, loss, backward, AdamW) at
 // batch 64 and inference at batch 1 and 64; one bert-base layer's training step and inference at batch 16 × 128 tokens;
 // median milliseconds over timed repetitions after a warm-up; launches per step fused and as one kernel per op would be.
-// bench/gpu/run.sh runs PyTorch on the same GPU beside it.
-//   Compiled.Nets.Bench.Gpu [--device auto|cuda|cpu-accelerator] [--reps N] [--json file] [--models a,b]
+// Before timing, each twin is checked against its CPU network in this process (logits, then one training step's loss
+// and every gradient), so a first run on a GPU also says whether the CUDA path computes the right thing; the exit code
+// is 3 when a check fails. bench/gpu/run.sh runs PyTorch on the same GPU beside it.
+//   Compiled.Nets.Bench.Gpu [--device auto|cuda|cpu-accelerator] [--reps N] [--json file] [--models a,b] [--no-check]
 string kind = Arg("--device", "auto");
 int reps = int.Parse(Arg("--reps", "50"), CultureInfo.InvariantCulture);
 string? json = Arg("--json", "") is { Length: > 0 } j ? j : null;
 var models = Arg("--models", "convnet_1x28x28,convnet_3x32x32,bert_layer").Split(',');
+bool check = !args.Contains("--no-check");
+bool failed = false;
 
 using var device = GpuDevice.Open(kind);
 Console.WriteLine($"Device: {device}; GEMM: {device.GemmBackend}");
 var results = new List<Dictionary<string, object>>();
-if (models.Contains("convnet_1x28x28")) Run("convnet_1x28x28", new ConvNet28(1), n => n.ToDevice(device));
-if (models.Contains("convnet_3x32x32")) Run("convnet_3x32x32", new ConvNet32(1), n => n.ToDevice(device));
+if (models.Contains("convnet_1x28x28")) Run("convnet_1x28x28", new ConvNet28(1), new ConvNet28(1), n => n.ToDevice(device));
+if (models.Contains("convnet_3x32x32")) Run("convnet_3x32x32", new ConvNet32(1), new ConvNet32(1), n => n.ToDevice(device));
 if (models.Contains("bert_layer")) RunBert();
 if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(new { device = device.ToString(), gemm = device.GemmBackend, results }, new JsonSerializerOptions { WriteIndented = true }));
-return 0;
+if (failed) Console.WriteLine("CHECK FAILED: a device twin disagrees with its CPU network (see above); its times are not comparable.");
+return failed ? 3 : 0;
 
-void Run<TNet>(string name, TNet net, Func<TNet, DeviceNetwork> toDevice) where TNet : IClassifier, IDisposable
+void Run<TNet>(string name, TNet net, TNet cpu, Func<TNet, DeviceNetwork> toDevice) where TNet : IClassifier, IDisposable
 {
     using var _ = net;
+    using var __ = cpu;
     using var twin = toDevice(net);
     using var opt = new DeviceAdamW(twin, 1e-3f);
     var rng = new Random(1);
@@ -34,6 +40,8 @@ void Run<TNet>(string name, TNet net, Func<TNet, DeviceNetwork> toDevice) where 
     int[] Labels(int batch) => Enumerable.Range(0, batch).Select(_ => rng.Next(net.OutputSize)).ToArray();
     var x64 = Inputs(64); var y64 = Labels(64); var x1 = Inputs(1);
     var out64 = new float[64 * net.OutputSize]; var out1 = new float[net.OutputSize];
+    var agreement = check ? Agreement(name, twin, cpu.Parameters, net.Parameters, o => cpu.Forward(x64, 64, o), o => twin.Forward(x64, 64, o),
+        o => cpu.TrainStep(x64, y64, 64, o), o => twin.TrainStep(x64, y64, 64, o), out64.Length) : null;
 
     double step = Median(reps, () => { twin.TrainStep(x64, y64, 64); opt.Step(); device.Synchronize(); });
     double infer64 = Median(reps, () => twin.Forward(x64, 64, out64));
@@ -43,6 +51,7 @@ void Run<TNet>(string name, TNet net, Func<TNet, DeviceNetwork> toDevice) where 
     {
         ["model"] = name, ["train_step_b64_ms"] = step, ["infer_b64_ms"] = infer64, ["infer_b1_ms"] = infer1,
         ["launches_fused"] = twin.LaunchesPerTrainStep, ["launches_unfused"] = twin.LaunchesPerTrainStepUnfused,
+        ["check"] = agreement ?? "not run",
     });
 }
 
@@ -51,6 +60,7 @@ void RunBert()
 {
     const int batch = 16, seq = 128;
     using var net = new BertLayer(1);
+    using var cpu = new BertLayer(1);
     using var twin = net.ToDevice(device);
     using var opt = new DeviceAdamW(twin, 2e-5f);
     var rng = new Random(1);
@@ -58,6 +68,10 @@ void RunBert()
     var mask = Enumerable.Repeat(1, batch * seq).ToArray();
     var labels = Enumerable.Range(0, batch).Select(_ => rng.Next(2)).ToArray();
     var output = new float[batch * 2];
+    // The check pads the batch (sample b has b·4 fewer real tokens), so the mask's path is compared too.
+    var padded = Enumerable.Range(0, batch * seq).Select(i => i % seq < seq - i / seq * 4 ? 1 : 0).ToArray();
+    var agreement = check ? Agreement("bert_layer", twin, cpu.Parameters, net.Parameters, o => cpu.Forward(ids, padded, batch, seq, o), o => twin.Forward(ids, padded, batch, seq, o),
+        o => cpu.TrainStep(ids, labels, padded, batch, seq, o), o => twin.TrainStep(ids, labels, padded, batch, seq, o), output.Length) : null;
     double step = Median(reps, () => { twin.TrainStep(ids, labels, mask, batch, seq); opt.Step(); device.Synchronize(); });
     double infer = Median(reps, () => twin.Forward(ids, mask, batch, seq, output));
     Console.WriteLine($"bert_layer: train step b16x128 {step:F3} ms | inference b16x128 {infer:F3} ms | launches per step {twin.LaunchesPerTrainStep} fused, {twin.LaunchesPerTrainStepUnfused} one kernel per op");
@@ -65,7 +79,39 @@ void RunBert()
     {
         ["model"] = "bert_layer", ["train_step_b16x128_ms"] = step, ["infer_b16x128_ms"] = infer,
         ["launches_fused"] = twin.LaunchesPerTrainStep, ["launches_unfused"] = twin.LaunchesPerTrainStepUnfused,
+        ["check"] = agreement ?? "not run",
     });
+}
+
+// The twin against its CPU network from the same weights: logits, then one training step's loss, logits and every
+// gradient, each as its largest difference over its largest magnitude. A twin that disagrees by more than 1e-3 fails.
+string Agreement(string name, DeviceNetwork twin, ParameterStore cpuStore, ParameterStore hostStore, Action<float[]> cpuForward, Action<float[]> devForward,
+    Func<float[], float> cpuStep, Func<float[], float> devStep, int outputs)
+{
+    static double Relative(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
+    {
+        double diff = 0, scale = 0;
+        for (int i = 0; i < expected.Length; i++) { diff = Math.Max(diff, Math.Abs(expected[i] - actual[i])); scale = Math.Max(scale, Math.Abs(expected[i])); }
+        return double.IsNaN(diff) ? double.PositiveInfinity : diff / Math.Max(scale, 1e-30);
+    }
+    var a = new float[outputs]; var b = new float[outputs];
+    cpuForward(a); devForward(b);
+    double logits = Relative(a, b);
+    float cpuLoss = cpuStep(a), devLoss = devStep(b);
+    double loss = Math.Abs(cpuLoss - devLoss) / Math.Max(Math.Abs(cpuLoss), 1e-30), stepLogits = Relative(a, b);
+    twin.CopyGradientsToHost();
+    double gradients = 0; string worst = "";
+    foreach (var p in cpuStore.Parameters)
+    {
+        if (p.IsBuffer) continue;
+        double r = Relative(cpuStore.Gradient(p), hostStore.Gradient(hostStore[p.Name]));
+        if (r > gradients || double.IsInfinity(r)) { gradients = r; worst = p.Name; }
+    }
+    bool ok = Math.Max(Math.Max(logits, loss), Math.Max(stepLogits, gradients)) <= 1e-3;
+    failed |= !ok;
+    string line = $"logits {logits:E1}, loss {loss:E1}, step logits {stepLogits:E1}, gradients {gradients:E1} ({worst}): {(ok ? "OK" : "FAILED")}";
+    Console.WriteLine($"{name} against the CPU: {line}");
+    return line;
 }
 
 static double Median(int reps, Action body)
