@@ -6,6 +6,9 @@ cd "$(dirname "$0")"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 # cuBLAS as PyTorch's wheel brings it, when the loader would not find it by name (our GEMMs then run on it too).
 export COMPILED_NETS_CUBLAS="${COMPILED_NETS_CUBLAS:-$(python3 -c 'import nvidia.cublas as c; print(list(c.__path__)[0] + "/lib")' 2>/dev/null || true)}"
-./publish/Compiled.Nets.Bench.Gpu --device cuda --reps "${REPS:-50}" --json ours.json
+# Exit 3: a twin disagreed with its CPU network (printed above); PyTorch still runs, but those ratios mean nothing.
+status=0
+./publish/Compiled.Nets.Bench.Gpu --device cuda --reps "${REPS:-50}" --json ours.json || status=$?
 python3 torch_bench.py --reps "${REPS:-50}" --json torch.json
 python3 ratios.py ours.json torch.json
+exit "$status"
