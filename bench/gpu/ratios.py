@@ -15,4 +15,5 @@ for r in theirs["results"]:
     for metric in [k for k in r if k.endswith("_ms") and k in o]:
         print(f"{r['model']:18} {r['variant']:14} {metric:22} {o[metric]:9.3f} {r[metric]:11.3f} {r[metric] / o[metric]:7.2f}x")
 for name, o in ours.items():
-    print(f"{name}: {o['launches_fused']} launches per training step fused, {o['launches_unfused']} as one kernel per op")
+    print(f"{name}: {o['launches_fused']} launches per training step fused, {o['launches_unfused']} as one kernel per op; "
+          f"against the CPU: {o.get('check', 'not run')}")
