@@ -399,6 +399,23 @@ public abstract class DeviceNetwork : IDisposable
         return Evaluate(labels, batch, logits);
     }
 
+    /// <summary>A training step on [batch, sequence] token ids with float targets (a regression or tagging loss; per
+    /// position when the output runs along the sequence).</summary>
+    public float TrainStep(ReadOnlySpan<int> ids, ReadOnlySpan<float> targets, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> output = default)
+    {
+        PrepareSequence("TrainStep", ids, mask, batch, sequence, output.IsEmpty ? -1 : output.Length);
+        UploadTargets(targets, batch);
+        return Step(batch, output);
+    }
+
+    /// <summary>The mean loss on [batch, sequence] token ids with float targets, in evaluation mode.</summary>
+    public float EvaluateLoss(ReadOnlySpan<int> ids, ReadOnlySpan<float> targets, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> output = default)
+    {
+        PrepareSequence("EvaluateLoss", ids, mask, batch, sequence, output.IsEmpty ? -1 : output.Length);
+        UploadTargets(targets, batch);
+        return EvaluateUploaded(batch, output);
+    }
+
     /// <summary>Checks a sequence batch as the CPU network does, then uploads its ids and mask and sets <see cref="SequenceLength"/>.</summary>
     private void PrepareSequence(string method, ReadOnlySpan<int> ids, ReadOnlySpan<int> mask, int batch, int sequence, int outputLength)
     {

@@ -932,6 +932,27 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Float_targets_over_token_ids_match_the_CPU()
+    {
+        const int batch = 3, seq = 7;
+        var (ids, mask, _) = SequenceBatch(batch, seq, 20, 2, 31);
+        using (var cpu = new TokenRegressor(seed: 62)) using (var host = new TokenRegressor(seed: 62)) using (var dev = host.ToDevice(f.Device))
+        {
+            var t = DeviceFixture.Random(batch, 32);
+            SequenceStepMatches(cpu.Parameters, dev, host.Parameters, o => cpu.TrainStep(ids, t, mask, batch, seq, o), o => dev.TrainStep(ids, t, mask, batch, seq, o),
+                () => cpu.EvaluateLoss(ids, t, mask, batch, seq), () => dev.EvaluateLoss(ids, t, mask, batch, seq), batch, "scores");
+            Assert.Contains("float targets", Assert.Throws<InvalidOperationException>(() => dev.TrainStep(ids, new int[batch], mask, batch, seq)).Message);
+            Assert.Contains("targets have 2 floats", Assert.Throws<ArgumentException>(() => dev.TrainStep(ids, new float[2], mask, batch, seq)).Message);
+        }
+        using (var cpu = new TokenTagger(seed: 63)) using (var host = new TokenTagger(seed: 63)) using (var dev = host.ToDevice(f.Device))
+        {
+            var t = DeviceFixture.Random(batch * seq * 2, 33).Select(v => v > 0 ? 1f : 0f).ToArray();
+            SequenceStepMatches(cpu.Parameters, dev, host.Parameters, o => cpu.TrainStep(ids, t, mask, batch, seq, o), o => dev.TrainStep(ids, t, mask, batch, seq, o),
+                () => cpu.EvaluateLoss(ids, t, mask, batch, seq), () => dev.EvaluateLoss(ids, t, mask, batch, seq), batch * seq * 2, "tag logits");
+        }
+    }
+
+    [Fact]
     public void A_loss_method_on_class_indices_matches_the_CPU()
     {
         using var cpu = new FocalNet(seed: 58);

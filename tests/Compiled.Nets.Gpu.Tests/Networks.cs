@@ -738,3 +738,23 @@ public partial class Dropout2dNet
 
     Tensor Forward(Tensor x) => x.Apply(Conv).Dropout2d(0.2).Relu().Flatten().Apply(Head);
 }
+
+/// <summary>A regressor over token ids (a BERT-style similarity score): MSE on the masked mean's projection.</summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 9), MSELoss]
+public partial class TokenRegressor
+{
+    [Embedding(20, 6)] public partial Embedding Embed { get; }
+    [Linear(6, 1)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids) => ids.Apply(Embed).Tanh().MeanOverSequence().Apply(Head);
+}
+
+/// <summary>Two independent tags per token (BCE on logits): float targets along the sequence of token ids.</summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 9), BCEWithLogitsLoss]
+public partial class TokenTagger
+{
+    [Embedding(20, 6)] public partial Embedding Embed { get; }
+    [Linear(6, 2)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids) => ids.Apply(Embed).Tanh().Apply(Head);
+}
