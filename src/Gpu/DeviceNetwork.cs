@@ -374,6 +374,26 @@ public abstract class DeviceNetwork : IDisposable
         return Evaluate(labels, batch, logits);
     }
 
+    /// <summary>A training step on token ids with float targets (a regression or tagging loss).</summary>
+    public float TrainStep(ReadOnlySpan<int> ids, ReadOnlySpan<float> targets, int batch, Span<float> output = default)
+    {
+        TakesTokens("TrainStep");
+        NetworkArguments.Check(Name, "TrainStep", ids.Length, batch, InputFeatures, _inputShape, output.IsEmpty ? -1 : output.Length, OutputFeatures, _outputShape);
+        PrepareTokens(ids.Slice(0, batch * InputFeatures), batch);
+        UploadTargets(targets, batch);
+        return Step(batch, output);
+    }
+
+    /// <summary>The mean loss on token ids with float targets, in evaluation mode.</summary>
+    public float EvaluateLoss(ReadOnlySpan<int> ids, ReadOnlySpan<float> targets, int batch, Span<float> output = default)
+    {
+        TakesTokens("EvaluateLoss");
+        NetworkArguments.Check(Name, "EvaluateLoss", ids.Length, batch, InputFeatures, _inputShape, output.IsEmpty ? -1 : output.Length, OutputFeatures, _outputShape);
+        PrepareTokens(ids.Slice(0, batch * InputFeatures), batch);
+        UploadTargets(targets, batch);
+        return EvaluateUploaded(batch, output);
+    }
+
     /// <summary>Inference on [batch, sequence] token ids of a sequence network (as <c>ISequenceClassifier.Forward</c>):
     /// <paramref name="mask"/> is [batch, sequence] of 1 (a real token) and 0 (padding), empty when every position is real.</summary>
     /// <exception cref="ArgumentException">Spans whose lengths do not fit the batch and sequence, or a mask of other values.</exception>

@@ -531,7 +531,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         Assert.Equal(0.05f, opt.ClipGradientNorm(1f), 1e-4);
     }
 
-    /// <summary>One training step of a network over a padded sequence on the CPU and on its twin: the loss, the
+    /// <summary>One training step of a network (over a padded sequence, say) on the CPU and on its twin: the loss, the
     /// <paramref name="outputs"/> outputs and every gradient agree, and so does the evaluation loss. Returns the CPU's
     /// loss and outputs.</summary>
     private static (float Loss, float[] Outputs) SequenceStepMatches(ParameterStore cpu, DeviceNetwork dev, ParameterStore host, Func<float[], float> cpuStep,
@@ -943,6 +943,13 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
                 () => cpu.EvaluateLoss(ids, t, mask, batch, seq), () => dev.EvaluateLoss(ids, t, mask, batch, seq), batch, "scores");
             Assert.Contains("float targets", Assert.Throws<InvalidOperationException>(() => dev.TrainStep(ids, new int[batch], mask, batch, seq)).Message);
             Assert.Contains("targets have 2 floats", Assert.Throws<ArgumentException>(() => dev.TrainStep(ids, new float[2], mask, batch, seq)).Message);
+        }
+        using (var cpu = new FixedTokenRegressor(seed: 64)) using (var host = new FixedTokenRegressor(seed: 64)) using (var dev = host.ToDevice(f.Device))
+        {
+            var fixedIds = ids.Take(batch * 5).Select(i => i % 12).ToArray();
+            var t = DeviceFixture.Random(batch * 2, 34);
+            SequenceStepMatches(cpu.Parameters, dev, host.Parameters, o => cpu.TrainStep(fixedIds, t, batch, o), o => dev.TrainStep(fixedIds, t, batch, o),
+                () => cpu.EvaluateLoss(fixedIds, t, batch), () => dev.EvaluateLoss(fixedIds, t, batch), batch * 2, "scores");
         }
         using (var cpu = new TokenTagger(seed: 63)) using (var host = new TokenTagger(seed: 63)) using (var dev = host.ToDevice(f.Device))
         {

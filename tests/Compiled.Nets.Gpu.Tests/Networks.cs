@@ -758,3 +758,13 @@ public partial class TokenTagger
 
     Tensor Forward(Tensor ids) => ids.Apply(Embed).Tanh().Apply(Head);
 }
+
+/// <summary>Five token ids scored by a smooth L1 regression: float targets over fixed-length token ids.</summary>
+[Network, Input(5, Kind = InputKind.TokenIds), SmoothL1Loss(Beta = 0.5)]
+public partial class FixedTokenRegressor
+{
+    [Embedding(12, 4)] public partial Embedding Embed { get; }
+    [Linear(20, 2)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids) => ids.Apply(Embed).Flatten().Apply(Head);
+}

@@ -118,7 +118,6 @@ namespace Compiled.Nets.Generator.Emit
         {
             if (LossUse.Of(s).Count == 0) return "networks without a loss";
             if (LossUse.Of(s).FirstOrDefault(u => Device(u.Definition.Kind) is null) is { } other) return "the " + other.Definition.Name;
-            if (!s.IsMultiple && (FloatTargetLoss(s) || s.Loss == LossKind.Custom) && s.TokenInput && s.MaxSequence == 0) return "a loss on float targets over fixed-length token ids";
             var missing = s.Ops.Where(o => !OpTable.Of(o.Kind).OnGpuFor(s, o)).Select(o => OpTable.Of(o.Kind).Name + (OpTable.Of(o.Kind).OnGpu ? " with these arguments" : ""))
                 .Concat(s.Ops.Where(o => OpTable.Of(o.Kind).OnGpuFor(s, o) && !OpTable.Of(o.Kind).OnGpuOverSequence && (Shapes.HasSequence(o.InShape) || Shapes.HasSequence(o.OutShape)))
                     .Select(o => OpTable.Of(o.Kind).Name + " over a sequence"))
