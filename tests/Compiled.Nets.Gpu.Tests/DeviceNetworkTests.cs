@@ -420,9 +420,9 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     [Fact]
     public void A_network_with_ops_the_GPU_lacks_says_which()
     {
-        using var net = new Dropout2dNet();
+        using var net = new MiniBertLayer();
         var e = Assert.Throws<NotSupportedException>(() => net.ToDevice(f.Device));
-        Assert.Contains("Dropout2d", e.Message);
+        Assert.Contains("networks without a loss", e.Message);
     }
 
     /// <summary>A padded batch of token ids: sample b has <c>seq − b</c> real tokens, then padding id 0 with mask 0.</summary>
@@ -957,6 +957,34 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
             SequenceStepMatches(cpu.Parameters, dev, host.Parameters, o => cpu.TrainStep(ids, t, mask, batch, seq, o), o => dev.TrainStep(ids, t, mask, batch, seq, o),
                 () => cpu.EvaluateLoss(ids, t, mask, batch, seq), () => dev.EvaluateLoss(ids, t, mask, batch, seq), batch * seq * 2, "tag logits");
         }
+    }
+
+    [Fact]
+    public void Dropout2d_drops_whole_channels_on_the_device_and_is_off_in_evaluation()
+    {
+        const int batch = 6, planes = batch * 3;
+        using var cpu = new Dropout2dNet(seed: 65);
+        using var host = new Dropout2dNet(seed: 65);
+        using var dev = host.ToDevice(f.Device);
+        var x = DeviceFixture.Random(batch * 48, 40);
+        var eval = new float[batch * 48]; var cpuEval = new float[eval.Length];
+        cpu.Forward(x, batch, cpuEval);
+        dev.Forward(x, batch, eval);
+        Relative(cpuEval, eval, 1e-4, "evaluation outputs");
+        var train = new float[eval.Length];
+        dev.TrainStep(x, new float[eval.Length], batch, train);
+        int dropped = 0;
+        for (int plane = 0; plane < planes; plane++)
+        {
+            bool zero = train[plane * 16] == 0f;
+            dropped += zero ? 1 : 0;
+            for (int j = 0; j < 16; j++)
+            {
+                int i = plane * 16 + j;
+                Assert.Equal(zero ? 0f : 2f * eval[i], train[i], 1e-5f); // kept: scaled by 1/(1 − p)
+            }
+        }
+        Assert.InRange(dropped, 2, planes - 2);
     }
 
     [Fact]

@@ -470,7 +470,7 @@ namespace Compiled.Nets.Generator.Emit
             k.Line("float t = src[i];");
             foreach (var st in u.Stages)
             {
-                k.Line(st.IsBias ? "t += bias[i % cols];" : OpTable.Of(st.Kind).GpuStageForward(st, "t"));
+                k.Line(st.IsBias ? "t += bias[i % cols];" : OpTable.Of(st.Kind).GpuStageForward(c.Spec, st, "t"));
                 k.Line($"v{st.Value}[i] = t;");
             }
             k.Close();

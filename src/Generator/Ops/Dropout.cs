@@ -69,24 +69,28 @@ namespace Compiled.Nets.Generator.Ops
 
         /// <summary>On the device the fused kernel draws the mask itself, from Philox under the step's key (the op id as
         /// its stream), and stores it for backward; in evaluation mode the mask is 1.</summary>
-        public override string GpuStageForward(PlanStage stage, string t)
+        public override string GpuStageForward(NetworkSpec s, PlanStage stage, string t)
         {
             string keep = Helpers.SourceWriter.FloatLiteral(1 / (1 - stage.P));
-            return $"float keep{stage.Value} = training != 0 ? ({Gpu}Philox.Uniform(key, i, {stage.Value}) < {Helpers.SourceWriter.FloatLiteral(stage.P)} ? 0f : {keep}) : 1f; m{stage.Value}[i] = keep{stage.Value}; {t} *= keep{stage.Value};";
+            return $"float keep{stage.Value} = training != 0 ? ({Gpu}Philox.Uniform(key, {MaskCounter(s, stage)}, {stage.Value}) < {Helpers.SourceWriter.FloatLiteral(stage.P)} ? 0f : {keep}) : 1f; m{stage.Value}[i] = keep{stage.Value}; {t} *= keep{stage.Value};";
         }
+
+        /// <summary>The Philox counter element i draws its mask under: its own index, or (Dropout2d) its channel's.</summary>
+        protected virtual string MaskCounter(NetworkSpec s, PlanStage stage) => "i";
 
         public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"Identity\", new[] {{ {c.Value(op.Input)} }}, {c.Output(op)}); // dropout is off in evaluation");
     }
 
     /// <summary><c>[Dropout2d(p)]</c> / <c>x.Dropout2d(p)</c> (nn.Dropout2d) over [C, …]: a whole channel of a sample
-    /// kept or dropped. The device draws masks per element only, so the GPU twin does not take it yet.</summary>
+    /// kept or dropped (on the device every element of a channel draws under the channel's Philox counter).</summary>
     internal sealed class Dropout2dOp : DropoutOp
     {
         public override OpKind Kind => OpKind.Dropout2d;
         public override string Name => "Dropout2d";
         public override LayerKind? Layer => LayerKind.Dropout2d;
         public override string? Method => "Dropout2d";
-        public override bool OnGpu => false;
+        /// <summary>(sample·C + c): the element's index over the plane after the channel.</summary>
+        protected override string MaskCounter(NetworkSpec s, PlanStage stage) => $"i / {Shapes.Product(s.Ops[stage.Value].OutShape.Skip(1))}";
 
         protected override bool CheckShape(ForwardWalker walker, InvocationExpressionSyntax at, string who, int[] shape)
         {

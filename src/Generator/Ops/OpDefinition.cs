@@ -196,7 +196,7 @@ namespace Compiled.Nets.Generator.Ops
 
         /// <summary>An elementwise op inside a fused GPU kernel (scalar <paramref name="t"/> at element <c>i</c>): its CPU
         /// scalar stage unless the device needs another (dropout draws its mask there).</summary>
-        public virtual string GpuStageForward(PlanStage stage, string t) => StageForward(stage, t, false, true, "i");
+        public virtual string GpuStageForward(NetworkSpec s, PlanStage stage, string t) => StageForward(stage, t, false, true, "i");
 
         /// <summary>The op's forward launches on the device twin (<see cref="GpuContext.Launch"/> counts them).</summary>
         public virtual void EmitGpuForward(GpuContext c, OpSpec op) => throw new InvalidOperationException(Name + " has no GPU forward");
