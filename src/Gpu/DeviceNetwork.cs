@@ -299,6 +299,7 @@ public abstract class DeviceNetwork : IDisposable
 
     private float Step(int batch, Span<float> logits)
     {
+        HasLoss();
         BeginTrainingStep();
         WithLoss = true;
         RunForward(batch, training: true);
@@ -742,8 +743,16 @@ public abstract class DeviceNetwork : IDisposable
         Upload(input, _input!.View);
     }
 
+    /// <summary>A network without a loss has nothing to train or evaluate a loss of.</summary>
+    private void HasLoss()
+    {
+        if (TrainedLoss == DeviceLoss.None)
+            throw new InvalidOperationException($"{Name} has no loss (its [Network] declares none): its twin runs inference only (Forward).");
+    }
+
     private void UploadLabels(ReadOnlySpan<int> labels, int batch)
     {
+        HasLoss();
         if (!ClassLabels) throw new InvalidOperationException($"{Name} trains with {TrainedLoss} on float targets shaped like its output (ReadOnlySpan<float>), not class labels.");
         if (labels.Length != batch) throw new ArgumentException($"{Name}: {labels.Length} labels for a batch of {batch}.", nameof(labels));
         _weightTotal = CheckedLabelWeights(labels, OutputFeatures, ClassWeights, IgnoreIndex, "", nameof(labels));
@@ -752,6 +761,7 @@ public abstract class DeviceNetwork : IDisposable
 
     private void UploadTargets(ReadOnlySpan<float> targets, int batch)
     {
+        HasLoss();
         if (ClassLabels) throw new InvalidOperationException($"{Name} trains with {TrainedLoss} on class labels (ReadOnlySpan<int>), not float targets.");
         if (targets.Length != OutputCount(batch))
             throw new ArgumentException($"{Name}: targets have {targets.Length} floats, but batch {batch} × [{_outputShape}] needs {OutputCount(batch)}.", nameof(targets));

@@ -420,9 +420,9 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     [Fact]
     public void A_network_with_ops_the_GPU_lacks_says_which()
     {
-        using var net = new MiniBertLayer();
+        using var net = new TwoInputFeatures();
         var e = Assert.Throws<NotSupportedException>(() => net.ToDevice(f.Device));
-        Assert.Contains("networks without a loss", e.Message);
+        Assert.Contains("without a loss", e.Message);
     }
 
     /// <summary>A padded batch of token ids: sample b has <c>seq − b</c> real tokens, then padding id 0 with mask 0.</summary>
@@ -985,6 +985,33 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
             }
         }
         Assert.InRange(dropped, 2, planes - 2);
+    }
+
+    [Fact]
+    public void A_network_without_a_loss_runs_inference_on_the_device()
+    {
+        const int batch = 3, seq = 6;
+        var (_, mask, _) = SequenceBatch(batch, seq, 2, 2, 41);
+        using var cpu = new MiniBertLayer(seed: 66);
+        using var host = new MiniBertLayer(seed: 66);
+        using var dev = host.ToDevice(f.Device);
+        var x = DeviceFixture.Random(batch * seq * 16, 42);
+        var expected = new float[batch * seq * 16]; var actual = new float[expected.Length];
+        cpu.Forward(x, mask, batch, seq, expected);
+        dev.Forward(x, mask, batch, seq, actual);
+        Relative(expected, actual, 1e-4, "encoder layer outputs");
+        var e = Assert.Throws<InvalidOperationException>(() => dev.TrainStep(x, new float[expected.Length], mask, batch, seq));
+        Assert.Contains("has no loss", e.Message);
+
+        using var conv = new FeatureConv(seed: 67);
+        using var convHost = new FeatureConv(seed: 67);
+        using var convDev = convHost.ToDevice(f.Device);
+        var images = DeviceFixture.Random(4 * 50, 43);
+        var features = new float[4 * 3]; var devFeatures = new float[features.Length];
+        conv.Forward(images, 4, features);
+        convDev.Forward(images, 4, devFeatures);
+        Relative(features, devFeatures, 1e-4, "features (BatchNorm's running statistics)");
+        Assert.Contains("has no loss", Assert.Throws<InvalidOperationException>(() => convDev.TrainStep(images, new int[4], 4)).Message);
     }
 
     [Fact]

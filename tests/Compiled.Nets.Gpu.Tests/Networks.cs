@@ -767,3 +767,22 @@ public partial class FixedTokenRegressor
 
     Tensor Forward(Tensor ids) => ids.Apply(Embed).Flatten().Apply(Head);
 }
+
+/// <summary>Two inputs and no loss: a twin the GPU backend does not build yet (ToDevice says so).</summary>
+[Network, Input("a", 4), Input("b", 4)]
+public partial class TwoInputFeatures
+{
+    [Linear(4, 3)] public partial Linear Shared { get; }
+
+    Tensor Forward(Tensor a, Tensor b) => a.Apply(Shared) + b.Apply(Shared);
+}
+
+/// <summary>A feature extractor without a loss: its twin runs inference only.</summary>
+[Network, Input(2, 5, 5)]
+public partial class FeatureConv
+{
+    [Conv2d(2, 3, kernel: 3)] public partial Conv2d Conv { get; }
+    [BatchNorm2d(3)] public partial BatchNorm2d Norm { get; }
+
+    Tensor Forward(Tensor x) => x.Apply(Conv).Apply(Norm).Relu().AdaptiveAvgPool2d(1).Flatten();
+}

@@ -116,7 +116,7 @@ namespace Compiled.Nets.Generator.Emit
         /// <summary>Why a network has no device twin yet (null when it has one).</summary>
         public static string? Unsupported(NetworkSpec s)
         {
-            if (LossUse.Of(s).Count == 0) return "networks without a loss";
+            if (LossUse.Of(s).Count == 0 && s.IsMultiple) return "networks of several inputs or outputs without a loss";
             if (LossUse.Of(s).FirstOrDefault(u => Device(u.Definition.Kind) is null) is { } other) return "the " + other.Definition.Name;
             var missing = s.Ops.Where(o => !OpTable.Of(o.Kind).OnGpuFor(s, o)).Select(o => OpTable.Of(o.Kind).Name + (OpTable.Of(o.Kind).OnGpu ? " with these arguments" : ""))
                 .Concat(s.Ops.Where(o => OpTable.Of(o.Kind).OnGpuFor(s, o) && !OpTable.Of(o.Kind).OnGpuOverSequence && (Shapes.HasSequence(o.InShape) || Shapes.HasSequence(o.OutShape)))
@@ -146,6 +146,7 @@ namespace Compiled.Nets.Generator.Emit
         /// <summary>A one-output twin's loss, when it is not plain cross-entropy: its kind, parameter, class weights, ignored label.</summary>
         private static void EmitLossMembers(SourceWriter w, NetworkSpec s, GpuContext c)
         {
+            if (s.Loss == LossKind.None) w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.None;");
             if (s.Loss == LossKind.Nll) w.Line($"public override {Gpu}DeviceLoss TrainedLoss => {Gpu}DeviceLoss.Nll;");
             if (s.Loss is LossKind.Custom or LossKind.CustomClassIndices)
             {

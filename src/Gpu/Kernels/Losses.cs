@@ -34,6 +34,8 @@ public enum DeviceLoss
     /// <summary><c>[CustomLoss]</c>: a loss written as a method, its ops part of the twin's passes; the loss is the mean of
     /// the value it ends in, over float targets shaped like the output.</summary>
     Method,
+    /// <summary>No loss (a <c>[Network]</c> without a loss attribute): the twin runs inference only.</summary>
+    None,
 }
 
 public sealed partial class GpuKernels
