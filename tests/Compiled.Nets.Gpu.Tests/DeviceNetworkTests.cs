@@ -1015,6 +1015,21 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Chunk_concat_and_permute_along_a_sequence_match_the_CPU()
+    {
+        const int batch = 3, seq = 7;
+        var (ids, mask, labels) = SequenceBatch(batch, seq, 20, 3, 44);
+        using var cpu = new SeqPiecesNet(seed: 68);
+        using var host = new SeqPiecesNet(seed: 68);
+        using var dev = host.ToDevice(f.Device);
+        SequenceStepMatches(cpu.Parameters, dev, host.Parameters, o => cpu.TrainStep(ids, labels, mask, batch, seq, o), o => dev.TrainStep(ids, labels, mask, batch, seq, o),
+            () => cpu.EvaluateLoss(ids, labels, mask, batch, seq), () => dev.EvaluateLoss(ids, labels, mask, batch, seq), batch * 3, "logits");
+        long before = f.Device.LaunchCount;
+        dev.TrainStep(ids, labels, mask, batch, seq);
+        Assert.Equal(dev.LaunchesPerTrainStep, f.Device.LaunchCount - before);
+    }
+
+    [Fact]
     public void A_loss_method_on_class_indices_matches_the_CPU()
     {
         using var cpu = new FocalNet(seed: 58);

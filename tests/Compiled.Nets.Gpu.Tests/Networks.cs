@@ -786,3 +786,20 @@ public partial class FeatureConv
 
     Tensor Forward(Tensor x) => x.Apply(Conv).Apply(Norm).Relu().AdaptiveAvgPool2d(1).Flatten();
 }
+
+/// <summary>Shape ops along a sequence of token ids: Chunk (two Narrows), Concat, Unflatten, Permute and Flatten on [T, …].</summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 8), CrossEntropyLoss]
+public partial class SeqPiecesNet
+{
+    [Embedding(20, 6)] public partial Embedding Embed { get; }
+    [Linear(6, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids)
+    {
+        var h = ids.Apply(Embed).Tanh();                                            // [T, 6]
+        var (p, q) = h.Chunk(2, -1);                                                // [T, 3] each
+        var swapped = Tensor.Concat(-1, q * 2f, p);                                 // [T, 6]
+        var mixed = swapped.Unflatten(-1, 2, 3).Permute(0, 1, 3, 2).Flatten(2);     // [T, 6]
+        return mixed.MeanOverSequence().Apply(Head);
+    }
+}

@@ -56,21 +56,17 @@ namespace Compiled.Nets.Generator.Ops
         }
 
         /// <summary>outer (the batch and the dimensions before the axis), each side's block (the axis and after), as emitted text.</summary>
-        private static string Sizes(CpuContext c, OpSpec op)
-        {
-            int axis = op.Ints[0];
-            var a = c.Spec.Ops[op.Input].OutShape; var b = c.Spec.Ops[op.Input2].OutShape;
-            string outer = axis == 0 ? "batch" : $"batch * {Shapes.Size(a.Take(axis))}";
-            return $"{outer}, {Shapes.Size(a.Skip(axis))}, {Shapes.Size(b.Skip(axis))}";
-        }
 
         public override bool OnGpu => true;
+        public override bool OnGpuOverSequence => true;
 
+        /// <summary>As the CPU's: over a sequence the sizes are expressions of the pass's T (the device lays values out alike).</summary>
         private static string Sizes(NetworkSpec s, OpSpec op)
         {
             int axis = op.Ints[0];
             var a = s.Ops[op.Input].OutShape; var b = s.Ops[op.Input2].OutShape;
-            return $"batch * {Shapes.Product(a.Take(axis))}, {Shapes.Product(a.Skip(axis))}, {Shapes.Product(b.Skip(axis))}";
+            string outer = axis == 0 ? "batch" : $"batch * {Shapes.Size(a.Take(axis))}";
+            return $"{outer}, {Shapes.Size(a.Skip(axis))}, {Shapes.Size(b.Skip(axis))}";
         }
 
         public override void EmitGpuForward(GpuContext c, OpSpec op) =>
@@ -83,12 +79,12 @@ namespace Compiled.Nets.Generator.Ops
         }
 
         public override void EmitForward(CpuContext c, OpSpec op) =>
-            c.Line($"{Kernels}ConcatKernels.Forward({c.Output(op)}, {c.Value(op.Input)}, {c.Value(op.Input2)}, {Sizes(c, op)});");
+            c.Line($"{Kernels}ConcatKernels.Forward({c.Output(op)}, {c.Value(op.Input)}, {c.Value(op.Input2)}, {Sizes(c.Spec, op)});");
 
         public override void EmitBackward(CpuContext c, OpSpec op)
         {
             string Gradient(int input) => c.Spec.Ops[c.Storage(input)].Kind == OpKind.Input ? "default" : $"(n{input} ? g{input} : default)";
-            c.Line($"{Kernels}ConcatKernels.Backward({Gradient(op.Input)}, {Gradient(op.Input2)}, g{op.Id}, {Sizes(c, op)});");
+            c.Line($"{Kernels}ConcatKernels.Backward({Gradient(op.Input)}, {Gradient(op.Input2)}, g{op.Id}, {Sizes(c.Spec, op)});");
         }
 
         public override void EmitOnnx(OnnxContext c, OpSpec op) =>

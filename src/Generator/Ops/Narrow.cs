@@ -172,6 +172,7 @@ namespace Compiled.Nets.Generator.Ops
         }
 
         public override bool OnGpu => true;
+        public override bool OnGpuOverSequence => true;
 
         public override void EmitGpuForward(GpuContext c, OpSpec op) =>
             c.Launch($"K.NarrowForward({c.Output(op)}, {c.Value(op.Input)}, {Sizes(op)});");

@@ -194,6 +194,7 @@ namespace Compiled.Nets.Generator.Ops
         }
 
         public override bool OnGpu => true;
+        public override bool OnGpuOverSequence => true;
 
         /// <summary>The twin's copies of the per-row shape and permutation (static, so a launch allocates nothing).</summary>
         private static string GpuArgs(GpuContext c, OpSpec op)
