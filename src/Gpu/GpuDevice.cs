@@ -26,11 +26,12 @@ public sealed class GpuDevice : IDisposable
     private string? _blasAbsent;
     private bool _disposed;
 
-    private GpuDevice(Context context, Accelerator accelerator, string kind)
+    private GpuDevice(Context context, Accelerator accelerator, string kind, bool launchesLikeCuda)
     {
         _context = context;
         _accelerator = accelerator;
         Kind = kind;
+        LaunchesLikeCuda = launchesLikeCuda;
     }
 
     /// <summary>
@@ -61,11 +62,29 @@ public sealed class GpuDevice : IDisposable
             if (kind == "cuda" && cuda.Count > 0 && index >= cuda.Count)
                 throw new InvalidOperationException($"There is no CUDA GPU {index}: ILGPU sees {cuda.Count} (numbered from 0).");
             if (kind != "cpu-accelerator" && kind != "cpu" && cuda.Count > 0)
-                return new GpuDevice(context, cuda[index].CreateAccelerator(context), "cuda");
+                return new GpuDevice(context, cuda[index].CreateAccelerator(context), "cuda", launchesLikeCuda: true);
             if (kind == "cuda")
                 throw new InvalidOperationException("No CUDA GPU was found (ILGPU sees none: is the NVIDIA driver installed and libcuda.so on the library path?). Use \"auto\" or \"cpu-accelerator\" to run on the CPU accelerator instead.");
-            return new GpuDevice(context, context.GetCPUDevice(0).CreateAccelerator(context), "cpu-accelerator");
+            return new GpuDevice(context, context.GetCPUDevice(0).CreateAccelerator(context), "cpu-accelerator", launchesLikeCuda: false);
         }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// ILGPU's CPU accelerator simulating an NVIDIA GPU's groups (warps of 32 threads, up to 256 threads a group: the
+    /// most any explicitly grouped kernel here launches), with every launch shaped as on CUDA: 16×16 GEMM tiles and the
+    /// tiled kernels wherever a GPU runs them (cuBLAS aside), rows of warps. The CUDA path's group sizes, shared-memory
+    /// layouts, shuffles and barriers then run without a GPU — slowly: tests use small sizes.
+    /// </summary>
+    internal static GpuDevice OpenCudaShapedSimulation()
+    {
+        var context = Context.Create(b => b.CPU(new CPUDevice(numThreadsPerWarp: 32, numWarpsPerMultiprocessor: 8, numMultiprocessors: 1))
+            .EnableAlgorithms().Optimize(OptimizationLevel.O1));
+        try { return new GpuDevice(context, context.GetCPUDevice(0).CreateAccelerator(context), "cpu-accelerator", launchesLikeCuda: true); }
         catch
         {
             context.Dispose();
@@ -81,6 +100,10 @@ public sealed class GpuDevice : IDisposable
 
     /// <summary>True on a CUDA GPU.</summary>
     public bool IsCuda => Kind == "cuda";
+
+    /// <summary>Kernels launch with a GPU's shapes (16×16 tiles, the tiled GEMMs): on CUDA, and on the simulation of
+    /// <see cref="OpenCudaShapedSimulation"/>; the plain CPU accelerator takes the one-thread-per-output kernels.</summary>
+    internal bool LaunchesLikeCuda { get; }
 
     /// <summary>Kernel launches since the device was opened or <see cref="ResetLaunchCount"/> was called.</summary>
     public long LaunchCount => Interlocked.Read(ref _launches);
@@ -131,7 +154,7 @@ public sealed class GpuDevice : IDisposable
 
     /// <summary>What the GEMMs run on: cuBLAS (its version and where it was loaded from), or ILGPU's tiled kernel and
     /// why cuBLAS is not used, or the CPU accelerator's one thread per output.</summary>
-    public string GemmBackend => !IsCuda ? "one thread per output (CPU accelerator)" : Blas?.Description ?? $"ILGPU tiled kernel ({_blasAbsent})";
+    public string GemmBackend => !LaunchesLikeCuda ? "one thread per output (CPU accelerator)" : Blas?.Description ?? $"ILGPU tiled kernel ({_blasAbsent})";
 
     /// <summary>Waits for every launched kernel and copy to finish.</summary>
     public void Synchronize() => Accelerator.Synchronize();

@@ -5,9 +5,13 @@ using ILGPU.Runtime;
 namespace Compiled.Nets.Gpu.Tests;
 
 /// <summary>One CPU-accelerator device per test class: kernels compile once and are reused by its tests.</summary>
-public sealed class DeviceFixture : IDisposable
+public class DeviceFixture : IDisposable
 {
-    public GpuDevice Device { get; } = GpuDevice.Open("cpu-accelerator");
+    public DeviceFixture() : this(GpuDevice.Open("cpu-accelerator")) { }
+
+    protected DeviceFixture(GpuDevice device) => Device = device;
+
+    public GpuDevice Device { get; }
 
     public MemoryBuffer1D<float, Stride1D.Dense> Upload(float[] data)
     {
@@ -30,7 +34,11 @@ public sealed class DeviceFixture : IDisposable
         return r;
     }
 
-    public void Dispose() => Device.Dispose();
+    public void Dispose()
+    {
+        Device.Dispose();
+        GC.SuppressFinalize(this);
+    }
 
     public static float[] Random(int n, int seed, float scale = 1f)
     {
@@ -49,3 +57,6 @@ public sealed class DeviceFixture : IDisposable
                 Assert.Fail($"{what}[{i}]: expected {expected[i]}, got {actual[i]}");
     }
 }
+
+/// <summary>The CPU accelerator simulating an NVIDIA GPU, every launch shaped as on CUDA (warps of 32, 16×16 GEMM tiles).</summary>
+public sealed class CudaShapedFixture() : DeviceFixture(GpuDevice.OpenCudaShapedSimulation());

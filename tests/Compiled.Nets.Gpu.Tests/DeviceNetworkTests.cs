@@ -468,6 +468,17 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void MiniBert_launched_as_on_CUDA_matches_the_CPU()
+    {
+        // The CPU accelerator simulating an NVIDIA GPU, each launch shaped as on CUDA: every GEMM and attention product
+        // through the 16×16 tiled kernel, the layer norms, softmaxes and the loss with rows of warps of 32.
+        using var simulated = GpuDevice.OpenCudaShapedSimulation();
+        using var cpu = new MiniBert(seed: 25);
+        using var host = new MiniBert(seed: 25);
+        SequenceStepMatches(cpu, host, n => n.ToDevice(simulated), batch: 2, seq: 5, vocabulary: 50, seed: 3);
+    }
+
+    [Fact]
     public void Attention_over_a_fixed_length_without_a_mask_matches_the_CPU()
     {
         using var cpu = new FixedAttentionNet(seed: 23);

@@ -19,13 +19,13 @@ internal struct AttentionArgs
 // Forward: S = scale·Q·Kᵀ + (1 − mask)·float.MinValue, P = softmax(S) over keys (saved), P̃ = P ⊙ dropout, ctx = P̃·V.
 // Backward: dP = (dctx·Vᵀ) ⊙ dropout, dV = P̃ᵀ·dctx, dS = scale·P ⊙ (dP − Σ dP⊙P), dQ = dS·K, dK = dSᵀ·Q.
 // Every product is one batched GEMM over (sample, head) reading the heads' column blocks in place (GemmPerHead: the
-// tiled kernel on a GPU); each softmax is one thread per row, which adds the padding mask and draws the dropout mask
+// tiled kernel on a GPU); each softmax is one group per row, which adds the padding mask and draws the dropout mask
 // from Philox. Dropout keeps P̃, not its mask: the mask is 1/(1 − p) where P̃ is not zero and 0 where it is (where P
 // itself is 0 the mask does not matter: every term it scales is multiplied by P).
 public sealed partial class GpuKernels
 {
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, AttentionArgs>? _attentionSoftmax;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attentionSoftmaxGrad;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, AttentionArgs>? _attentionSoftmax;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attentionSoftmaxGrad;
 
     /// <summary>Floats of scratch <see cref="AttentionBackward"/> needs: one [B, H, T, T] block.</summary>
     public static long AttentionScratch(int batch, int heads, int seq) => (long)batch * heads * seq * seq;
@@ -41,11 +41,11 @@ public sealed partial class GpuKernels
         ArrayView<int> mask, bool masked, int batch, int seq, int heads, int headSize, float p, bool training, ulong key, int stream)
     {
         var a = AttentionChecked(batch, seq, heads, headSize, q, k, v, ctx, probs, masked ? mask : default, masked, training && p > 0 ? dropped : default, training && p > 0, p, key, stream);
-        _attentionSoftmax ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, AttentionArgs>(AttentionSoftmaxKernel);
+        _attentionSoftmax ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, AttentionArgs>(AttentionSoftmaxKernel);
         int t = seq, d = headSize, e = a.Embed;
         long tt = (long)t * t, te = (long)t * e, htt = heads * tt;
         GemmPerHead(false, true, batch, heads, t, t, d, a.Scale, q, e, te, d, k, e, te, d, probs, t, htt, tt);
-        Launched(); _attentionSoftmax(checked((int)(batch * htt / t)), probs, a.Dropped != 0 ? dropped : probs, a.Masked != 0 ? mask : default, a);
+        Launched(); _attentionSoftmax(RowConfig(checked((int)(batch * htt / t)), t), probs, a.Dropped != 0 ? dropped : probs, a.Masked != 0 ? mask : default, a);
         GemmPerHead(false, false, batch, heads, t, d, t, 1f, a.Dropped != 0 ? dropped : probs, t, htt, tt, v, e, te, d, ctx, e, te, d);
     }
 
@@ -61,13 +61,13 @@ public sealed partial class GpuKernels
         long e = (long)batch * seq * a.Embed;
         Need(dq, e, nameof(dq)); Need(dk, e, nameof(dk)); Need(dv, e, nameof(dv));
         Need(scratch, AttentionScratch(batch, heads, seq), nameof(scratch));
-        _attentionSoftmaxGrad ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionSoftmaxGradKernel);
+        _attentionSoftmaxGrad ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionSoftmaxGradKernel);
         int t = seq, d = headSize, w = a.Embed;
         long tt = (long)t * t, te = (long)t * w, htt = heads * tt;
         var kept = a.Dropped != 0 ? dropped : probs;
         GemmPerHead(false, true, batch, heads, t, t, d, 1f, dctx, w, te, d, v, w, te, d, scratch, t, htt, tt);       // dP (before dropout)
         GemmPerHead(true, false, batch, heads, t, d, t, 1f, kept, t, htt, tt, dctx, w, te, d, dv, w, te, d);          // dV = P̃ᵀ·dctx
-        Launched(); _attentionSoftmaxGrad(checked((int)(batch * htt / t)), scratch, probs, kept, a);                 // dS over dP
+        Launched(); _attentionSoftmaxGrad(RowConfig(checked((int)(batch * htt / t)), t), scratch, probs, kept, a);                // dS over dP
         GemmPerHead(false, false, batch, heads, t, d, t, 1f, scratch, t, htt, tt, k, w, te, d, dq, w, te, d);         // dQ = dS·K
         GemmPerHead(true, false, batch, heads, t, d, t, 1f, scratch, t, htt, tt, q, w, te, d, dk, w, te, d);          // dK = dSᵀ·Q
     }
@@ -89,41 +89,44 @@ public sealed partial class GpuKernels
         };
     }
 
-    /// <summary>One row of scores (b, h, i) → probabilities in place, a padded key's score lowered by float.MinValue
-    /// first; with dropout, P̃ = P ⊙ mask into <paramref name="dropped"/>, the mask drawn per element.</summary>
-    private static void AttentionSoftmaxKernel(Index1D index, ArrayView<float> probs, ArrayView<float> dropped, ArrayView<int> mask, AttentionArgs a)
+    /// <summary>One row of scores (b, h, i) per group → probabilities in place, a padded key's score lowered by
+    /// float.MinValue first; with dropout, P̃ = P ⊙ mask into <paramref name="dropped"/>, the mask drawn per element.</summary>
+    private static void AttentionSoftmaxKernel(ArrayView<float> probs, ArrayView<float> dropped, ArrayView<int> mask, AttentionArgs a)
     {
-        int t = a.Seq;
-        long o = (long)index.X * t;
-        long keys = (long)(index.X / (a.Heads * t)) * t;   // this sample's mask row
+        int t = a.Seq, first = Group.IdxX, step = Group.DimX;
+        long o = (long)Grid.IdxX * t;
+        long keys = (long)(Grid.IdxX / (a.Heads * t)) * t;   // this sample's mask row
         float max = float.NegativeInfinity;
-        for (int j = 0; j < t; j++)
+        for (int j = first; j < t; j += step)
         {
             float s = probs[o + j];
             if (a.Masked != 0 && mask[keys + j] == 0) { s += float.MinValue; probs[o + j] = s; }
             max = XMath.Max(max, s);
         }
+        max = GroupMax(max);
         float sum = 0f;
-        for (int j = 0; j < t; j++) sum += XMath.Exp(probs[o + j] - max);
-        for (int j = 0; j < t; j++) probs[o + j] = XMath.Exp(probs[o + j] - max) / sum;
+        for (int j = first; j < t; j += step) sum += XMath.Exp(probs[o + j] - max);
+        sum = GroupSum(sum);
+        for (int j = first; j < t; j += step) probs[o + j] = XMath.Exp(probs[o + j] - max) / sum;
         if (a.Dropped == 0) return;
         float keep = 1f / (1f - a.P);
-        for (int j = 0; j < t; j++) dropped[o + j] = Philox.Uniform(a.Key, o + j, a.Stream) < a.P ? 0f : probs[o + j] * keep;
+        for (int j = first; j < t; j += step) dropped[o + j] = Philox.Uniform(a.Key, o + j, a.Stream) < a.P ? 0f : probs[o + j] * keep;
     }
 
-    /// <summary>One row: dP ⊙ dropout (its mask read off P̃), then dS = scale·P ⊙ (dP − Σ dP⊙P), in place over dP.</summary>
-    private static void AttentionSoftmaxGradKernel(Index1D index, ArrayView<float> dP, ArrayView<float> probs, ArrayView<float> dropped, AttentionArgs a)
+    /// <summary>One row per group: dP ⊙ dropout (its mask read off P̃), then dS = scale·P ⊙ (dP − Σ dP⊙P), in place over dP.</summary>
+    private static void AttentionSoftmaxGradKernel(ArrayView<float> dP, ArrayView<float> probs, ArrayView<float> dropped, AttentionArgs a)
     {
-        int t = a.Seq;
-        long o = (long)index.X * t;
+        int t = a.Seq, first = Group.IdxX, step = Group.DimX;
+        long o = (long)Grid.IdxX * t;
         float keep = a.Dropped != 0 ? 1f / (1f - a.P) : 1f;
         float dot = 0f;
-        for (int j = 0; j < t; j++)
+        for (int j = first; j < t; j += step)
         {
             float g = dP[o + j];
             if (a.Dropped != 0) { g = dropped[o + j] != 0f ? g * keep : 0f; dP[o + j] = g; }
             dot += g * probs[o + j];
         }
-        for (int j = 0; j < t; j++) dP[o + j] = probs[o + j] * (dP[o + j] - dot) * a.Scale;
+        dot = GroupSum(dot);
+        for (int j = first; j < t; j += step) dP[o + j] = probs[o + j] * (dP[o + j] - dot) * a.Scale;
     }
 }

@@ -39,7 +39,7 @@ public sealed partial class GpuKernels
     {
         if (m <= 0 || n <= 0) return;
         var args = GemmChecked(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        if (!_device.IsCuda) GemmSimple(a, b, c, args);
+        if (!_device.LaunchesLikeCuda) GemmSimple(a, b, c, args);
         else if (_device.Blas is { } blas) { Launched(); blas.Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
         else GemmTiled(a, b, c, args);
     }
@@ -55,7 +55,7 @@ public sealed partial class GpuKernels
     {
         if (count <= 0 || m <= 0 || n <= 0) return;
         var (args, strides) = GemmBatchedChecked(transA, transB, count, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC);
-        if (_device.IsCuda) GemmBatchedTiled(a, b, c, args, strides, count);
+        if (_device.LaunchesLikeCuda) GemmBatchedTiled(a, b, c, args, strides, count);
         else GemmBatchedSimple(a, b, c, args, strides, count);
     }
 
@@ -86,7 +86,7 @@ public sealed partial class GpuKernels
         ArrayView<float> a, int lda, long aSample, long aHead, ArrayView<float> b, int ldb, long bSample, long bHead, ArrayView<float> c, int ldc, long cSample, long cHead)
     {
         var (args, strides) = GemmPerHeadChecked(transA, transB, batch, heads, m, n, k, alpha, a, lda, aSample, aHead, b, ldb, bSample, bHead, c, ldc, cSample, cHead);
-        if (_device.IsCuda) GemmBatchedTiled(a, b, c, args, strides, batch * heads);
+        if (_device.LaunchesLikeCuda) GemmBatchedTiled(a, b, c, args, strides, batch * heads);
         else GemmBatchedSimple(a, b, c, args, strides, batch * heads);
     }
 

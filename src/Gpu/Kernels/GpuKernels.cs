@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Algorithms;
 using ILGPU.Runtime;
 
 namespace Compiled.Nets.Gpu;
@@ -22,7 +23,53 @@ public sealed partial class GpuKernels
 
     /// <summary>Threads per group of the explicitly grouped kernels: 16×16 tiles on a GPU; 4×4 on the CPU
     /// accelerator, whose simulated group holds 16 threads.</summary>
-    private int Tile => _device.IsCuda ? 16 : 4;
+    private int Tile => _device.LaunchesLikeCuda ? 16 : 4;
+
+    /// <summary>
+    /// Threads of a group that works one row of <paramref name="cols"/> values (layer norm, softmax, cross-entropy):
+    /// whole warps, doubled while each thread would still have more than four values, up to 128 on a GPU — neighbouring
+    /// threads read neighbouring values, so a warp's loads coalesce — and the CPU accelerator's 16.
+    /// </summary>
+    private int RowThreads(int cols)
+    {
+        int threads = Accelerator.WarpSize, most = Math.Min(Accelerator.MaxNumThreadsPerGroup, _device.LaunchesLikeCuda ? 128 : 16);
+        while (threads * 2 <= most && threads * 4 < cols) threads *= 2;
+        return threads;
+    }
+
+    /// <summary>One group of <see cref="RowThreads"/> threads per row.</summary>
+    private KernelConfig RowConfig(int rows, int cols) => new(rows, RowThreads(cols));
+
+    /// <summary>Warps a row group may hold (1024 threads of 32).</summary>
+    private const int MostWarps = 32;
+
+    /// <summary>The sum of every thread's <paramref name="value"/> in the group, returned to all of them, added in a fixed
+    /// order (within a warp by shuffles, then the warps' sums in turn) so results do not vary from run to run. Every
+    /// thread of the group must call it.</summary>
+    private static float GroupSum(float value)
+    {
+        var partial = SharedMemory.Allocate<float>(MostWarps);
+        for (int offset = Warp.WarpSize / 2; offset > 0; offset /= 2) value += Warp.ShuffleDown(value, offset);
+        if (Warp.IsFirstLane) partial[Warp.WarpIdx] = value;
+        Group.Barrier();
+        float sum = 0f;
+        for (int w = 0; w < Group.DimX / Warp.WarpSize; w++) sum += partial[w];
+        Group.Barrier(); // every thread has read the partial sums before another call writes them
+        return sum;
+    }
+
+    /// <summary>The largest of every thread's <paramref name="value"/> in the group, returned to all of them.</summary>
+    private static float GroupMax(float value)
+    {
+        var partial = SharedMemory.Allocate<float>(MostWarps);
+        for (int offset = Warp.WarpSize / 2; offset > 0; offset /= 2) value = XMath.Max(value, Warp.ShuffleDown(value, offset));
+        if (Warp.IsFirstLane) partial[Warp.WarpIdx] = value;
+        Group.Barrier();
+        float max = float.NegativeInfinity;
+        for (int w = 0; w < Group.DimX / Warp.WarpSize; w++) max = XMath.Max(max, partial[w]);
+        Group.Barrier();
+        return max;
+    }
 
     /// <summary>Groups of <paramref name="threads"/> threads needed to cover <paramref name="n"/> items.</summary>
     private static int Groups(long n, int threads) => checked((int)((n + threads - 1) / threads));

@@ -40,20 +40,20 @@ public enum DeviceLoss
 
 public sealed partial class GpuKernels
 {
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _floatLoss;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _floatLoss;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>? _floatLossBackward;
 
     /// <summary>rowLoss[r] = Σ over the row's <paramref name="cols"/> elements of a float-target loss (MSE, L1, smooth L1
     /// with β = <paramref name="parameter"/>, BCE on logits in its stable form, KL divergence t·(log t − x) where t &gt; 0),
-    /// as the CPU kernels; one thread per row.</summary>
+    /// as the CPU kernels; one group per row.</summary>
     public void FloatLossForward(DeviceLoss loss, ArrayView<float> rowLoss, ArrayView<float> pred, ArrayView<float> targets, int rows, int cols, float parameter)
     {
         if (rows == 0) return;
         if (loss is DeviceLoss.CrossEntropy or DeviceLoss.Nll) throw new ArgumentException($"{loss} takes class indices: call {loss}Forward.", nameof(loss));
         Need(rowLoss, rows, nameof(rowLoss)); Need(pred, (long)rows * cols, nameof(pred)); Need(targets, (long)rows * cols, nameof(targets));
-        _floatLoss ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(FloatLossKernel);
+        _floatLoss ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(FloatLossKernel);
         Launched();
-        _floatLoss(rows, rowLoss, pred, targets, cols, (int)loss, parameter);
+        _floatLoss(RowConfig(rows, cols), rowLoss, pred, targets, cols, (int)loss, parameter);
     }
 
     /// <summary>dpred += scale·∂loss/∂pred elementwise (2d, sign d, d/β or sign d, σ(x) − t, −t); scale is dLoss/n.</summary>
@@ -67,11 +67,12 @@ public sealed partial class GpuKernels
         _floatLossBackward(checked((int)n), dpred, pred, targets, (int)loss, scale, parameter);
     }
 
-    private static void FloatLossKernel(Index1D r, ArrayView<float> rowLoss, ArrayView<float> pred, ArrayView<float> targets, int cols, int loss, float beta)
+    private static void FloatLossKernel(ArrayView<float> rowLoss, ArrayView<float> pred, ArrayView<float> targets, int cols, int loss, float beta)
     {
-        long row = (long)r.X * cols;
+        int r = Grid.IdxX, first = Group.IdxX, step = Group.DimX;
+        long row = (long)r * cols;
         float s = 0f;
-        for (int k = 0; k < cols; k++)
+        for (int k = first; k < cols; k += step)
         {
             float x = pred[row + k], t = targets[row + k], d = x - t, a = XMath.Abs(d);
             s += loss == (int)DeviceLoss.Mse ? d * d
@@ -80,7 +81,8 @@ public sealed partial class GpuKernels
                 : loss == (int)DeviceLoss.KlDiv ? (t > 0f ? t * (XMath.Log(t) - x) : 0f)
                 : XMath.Max(x, 0f) - x * t + XMath.Log(1f + XMath.Exp(-XMath.Abs(x)));
         }
-        rowLoss[r] = s;
+        s = GroupSum(s);
+        if (first == 0) rowLoss[r] = s;
     }
 
     private static void FloatLossBackwardKernel(Index1D i, ArrayView<float> dpred, ArrayView<float> pred, ArrayView<float> targets, int loss, float scale, float beta)
@@ -145,7 +147,7 @@ public sealed partial class GpuKernels
         }
     }
 
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, float>? _crossEntropy;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, float>? _crossEntropy;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, float, float>? _crossEntropyBackward;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int>? _nll;
     private Action<Index1D, ArrayView<float>, ArrayView<int>, int, float>? _nllBackward;
@@ -182,9 +184,9 @@ public sealed partial class GpuKernels
     {
         if (rows == 0) return;
         Need(rowLoss, rows, nameof(rowLoss)); Need(probs, (long)rows * classes, nameof(probs)); Need(logits, (long)rows * classes, nameof(logits)); Need(labels, rows, nameof(labels));
-        _crossEntropy ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, float>(CrossEntropyKernel);
+        _crossEntropy ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, float>(CrossEntropyKernel);
         Launched();
-        _crossEntropy(rows, rowLoss, probs, logits, labels, classes, labelSmoothing);
+        _crossEntropy(RowConfig(rows, classes), rowLoss, probs, logits, labels, classes, labelSmoothing);
     }
 
     /// <summary>dlogits += scale·(probs − target), the target being the (smoothed) one-hot label.</summary>
@@ -197,8 +199,8 @@ public sealed partial class GpuKernels
         _crossEntropyBackward(checked(rows * classes), dlogits, probs, labels, classes, scale, labelSmoothing);
     }
 
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ClassWeighting>? _weightedLoss;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ClassWeighting>? _weightedLossBackward;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ClassWeighting>? _weightedLoss;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ClassWeighting>? _weightedLossBackward;
 
     /// <summary>
     /// Cross-entropy (or, with <paramref name="nll"/>, NLL on log-probabilities) per row with class weights and an
@@ -213,9 +215,9 @@ public sealed partial class GpuKernels
         if (rows == 0) return;
         Need(rowLoss, rows, nameof(rowLoss)); Need(logits, (long)rows * classes, nameof(logits)); Need(labels, rows, nameof(labels)); Need(weights, classes, nameof(weights));
         if (!nll) Need(probs, (long)rows * classes, nameof(probs));
-        _weightedLoss ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ClassWeighting>(WeightedClassLossKernel);
+        _weightedLoss ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ClassWeighting>(WeightedClassLossKernel);
         Launched();
-        _weightedLoss(rows, rowLoss, nll ? logits : probs, logits, labels, weights, new ClassWeighting { Classes = classes, Nll = nll ? 1 : 0, Smoothing = labelSmoothing, Ignore = ignoreIndex });
+        _weightedLoss(RowConfig(rows, classes), rowLoss, nll ? logits : probs, logits, labels, weights, new ClassWeighting { Classes = classes, Nll = nll ? 1 : 0, Smoothing = labelSmoothing, Ignore = ignoreIndex });
     }
 
     /// <summary>The gradient of <see cref="WeightedClassLossForward"/>'s mean, <paramref name="scale"/> = 1/W: for the rows
@@ -226,65 +228,75 @@ public sealed partial class GpuKernels
         if (rows == 0) return;
         Need(dlogits, (long)rows * classes, nameof(dlogits)); Need(labels, rows, nameof(labels)); Need(weights, classes, nameof(weights));
         if (!nll) Need(probs, (long)rows * classes, nameof(probs));
-        _weightedLossBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ClassWeighting>(WeightedClassLossBackwardKernel);
+        _weightedLossBackward ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ClassWeighting>(WeightedClassLossBackwardKernel);
         Launched();
-        _weightedLossBackward(rows, dlogits, nll ? dlogits : probs, labels, weights, new ClassWeighting { Classes = classes, Nll = nll ? 1 : 0, Smoothing = labelSmoothing, Ignore = ignoreIndex, Scale = scale });
+        _weightedLossBackward(RowConfig(rows, classes), dlogits, nll ? dlogits : probs, labels, weights, new ClassWeighting { Classes = classes, Nll = nll ? 1 : 0, Smoothing = labelSmoothing, Ignore = ignoreIndex, Scale = scale });
     }
 
-    private static void WeightedClassLossKernel(Index1D r, ArrayView<float> rowLoss, ArrayView<float> probs, ArrayView<float> logits, ArrayView<int> labels, ArrayView<float> weights, ClassWeighting a)
+    /// <summary>Row Grid.IdxX per group, its threads taking every Group.DimX-th class.</summary>
+    private static void WeightedClassLossKernel(ArrayView<float> rowLoss, ArrayView<float> probs, ArrayView<float> logits, ArrayView<int> labels, ArrayView<float> weights, ClassWeighting a)
     {
-        long row = (long)r.X * a.Classes;
+        int r = Grid.IdxX, first = Group.IdxX, step = Group.DimX;
+        long row = (long)r * a.Classes;
         int label = labels[r];
         if (a.Nll != 0)
         {
-            rowLoss[r] = label == a.Ignore ? 0f : -weights[label] * logits[row + label];
+            if (first == 0) rowLoss[r] = label == a.Ignore ? 0f : -weights[label] * logits[row + label];
             return;
         }
         float max = float.NegativeInfinity;
-        for (int k = 0; k < a.Classes; k++) max = XMath.Max(max, logits[row + k]);
+        for (int k = first; k < a.Classes; k += step) max = XMath.Max(max, logits[row + k]);
+        max = GroupMax(max);
         float sum = 0f;
-        for (int k = 0; k < a.Classes; k++) sum += XMath.Exp(logits[row + k] - max);
-        float logSum = XMath.Log(sum) + max, smooth = 0f;
-        for (int k = 0; k < a.Classes; k++)
+        for (int k = first; k < a.Classes; k += step) sum += XMath.Exp(logits[row + k] - max);
+        float logSum = XMath.Log(GroupSum(sum)) + max, smooth = 0f;
+        for (int k = first; k < a.Classes; k += step)
         {
             probs[row + k] = XMath.Exp(logits[row + k] - logSum);
             smooth += weights[k] * (logSum - logits[row + k]);
         }
-        rowLoss[r] = label == a.Ignore ? 0f : (1f - a.Smoothing) * weights[label] * (logSum - logits[row + label]) + a.Smoothing / a.Classes * smooth;
+        smooth = GroupSum(smooth);
+        if (first == 0)
+            rowLoss[r] = label == a.Ignore ? 0f : (1f - a.Smoothing) * weights[label] * (logSum - logits[row + label]) + a.Smoothing / a.Classes * smooth;
     }
 
-    private static void WeightedClassLossBackwardKernel(Index1D r, ArrayView<float> dlogits, ArrayView<float> probs, ArrayView<int> labels, ArrayView<float> weights, ClassWeighting a)
+    private static void WeightedClassLossBackwardKernel(ArrayView<float> dlogits, ArrayView<float> probs, ArrayView<int> labels, ArrayView<float> weights, ClassWeighting a)
     {
+        int r = Grid.IdxX, first = Group.IdxX, step = Group.DimX;
         int label = labels[r];
-        if (label == a.Ignore) return;
-        long row = (long)r.X * a.Classes;
+        if (label == a.Ignore) return; // the whole group leaves: the row is one label's
+        long row = (long)r * a.Classes;
         if (a.Nll != 0)
         {
-            dlogits[row + label] -= a.Scale * weights[label];
+            if (first == 0) dlogits[row + label] -= a.Scale * weights[label];
             return;
         }
         float weightSum = 0f;
-        for (int k = 0; k < a.Classes; k++) weightSum += weights[k];
+        for (int k = first; k < a.Classes; k += step) weightSum += weights[k];
+        weightSum = GroupSum(weightSum);
         float wy = (1f - a.Smoothing) * weights[label];
-        for (int k = 0; k < a.Classes; k++)
+        for (int k = first; k < a.Classes; k += step)
             dlogits[row + k] += a.Scale * (wy * (probs[row + k] - (k == label ? 1f : 0f)) + a.Smoothing / a.Classes * (weightSum * probs[row + k] - weights[k]));
     }
 
-    private static void CrossEntropyKernel(Index1D r, ArrayView<float> rowLoss, ArrayView<float> probs, ArrayView<float> logits, ArrayView<int> labels, int classes, float eps)
+    private static void CrossEntropyKernel(ArrayView<float> rowLoss, ArrayView<float> probs, ArrayView<float> logits, ArrayView<int> labels, int classes, float eps)
     {
-        long row = (long)r.X * classes;
+        int r = Grid.IdxX, first = Group.IdxX, step = Group.DimX;
+        long row = (long)r * classes;
         float max = float.NegativeInfinity;
-        for (int k = 0; k < classes; k++) max = XMath.Max(max, logits[row + k]);
+        for (int k = first; k < classes; k += step) max = XMath.Max(max, logits[row + k]);
+        max = GroupMax(max);
         float sum = 0f;
-        for (int k = 0; k < classes; k++) sum += XMath.Exp(logits[row + k] - max);
-        float logSum = XMath.Log(sum) + max, meanNegLogP = 0f;
-        for (int k = 0; k < classes; k++)
+        for (int k = first; k < classes; k += step) sum += XMath.Exp(logits[row + k] - max);
+        float logSum = XMath.Log(GroupSum(sum)) + max, meanNegLogP = 0f;
+        for (int k = first; k < classes; k += step)
         {
             float lp = logits[row + k] - logSum;
             probs[row + k] = XMath.Exp(lp);
             meanNegLogP -= lp;
         }
-        rowLoss[r] = (1f - eps) * (logSum - logits[row + labels[r]]) + eps * meanNegLogP / classes;
+        meanNegLogP = GroupSum(meanNegLogP);
+        if (first == 0) rowLoss[r] = (1f - eps) * (logSum - logits[row + labels[r]]) + eps * meanNegLogP / classes;
     }
 
     private static void CrossEntropyBackwardKernel(Index1D i, ArrayView<float> dlogits, ArrayView<float> probs, ArrayView<int> labels, int classes, float scale, float eps)

@@ -167,19 +167,20 @@ public sealed partial class GpuKernels
         }
     }
 
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _layerNorm;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _layerNormDx;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _layerNorm;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _layerNormDx;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _layerNormParams;
 
     /// <summary>nn.LayerNorm over the last dimension: y = (x − mean)·rstd·γ + β per row (biased variance, two passes);
-    /// saves each row's mean and rstd for backward. One thread per row.</summary>
+    /// saves each row's mean and rstd for backward. One group per row.</summary>
     public void LayerNormForward(ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta,
         int rows, int features, float eps)
     {
         long n = (long)rows * features;
         Need(x, n, nameof(x)); Need(y, n, nameof(y)); Need(mean, rows, nameof(mean)); Need(rstd, rows, nameof(rstd)); Need(gamma, features, nameof(gamma)); Need(beta, features, nameof(beta));
-        _layerNorm ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(LayerNormKernel);
-        Launched(); _layerNorm(rows, y, mean, rstd, x, gamma, beta, features, eps);
+        if (rows == 0) return;
+        _layerNorm ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(LayerNormKernel);
+        Launched(); _layerNorm(RowConfig(rows, features), y, mean, rstd, x, gamma, beta, features, eps);
     }
 
     /// <summary>LayerNorm's gradients: dx += rstd·(g·γ − (Σ g·γ + x̂·Σ g·γ·x̂)/F) per row (dx empty: not needed), and
@@ -189,11 +190,12 @@ public sealed partial class GpuKernels
     {
         long n = (long)rows * features;
         Need(dy, n, nameof(dy)); Need(x, n, nameof(x)); Need(mean, rows, nameof(mean)); Need(rstd, rows, nameof(rstd));
+        if (rows == 0) return;
         if (dx.Length > 0)
         {
             Need(dx, n, nameof(dx));
-            _layerNormDx ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(LayerNormDxKernel);
-            Launched(); _layerNormDx(rows, dx, dy, x, mean, rstd, gamma, features);
+            _layerNormDx ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(LayerNormDxKernel);
+            Launched(); _layerNormDx(RowConfig(rows, features), dx, dy, x, mean, rstd, gamma, features);
         }
         _layerNormParams ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(LayerNormParamsKernel);
         Launched(); _layerNormParams(checked(features * Groups(rows, RowBlock)), dgamma, dbeta, dy, x, mean, rstd, rows, features);
@@ -202,30 +204,35 @@ public sealed partial class GpuKernels
     /// <summary>Rows one thread of a per-feature gradient sum walks down its column.</summary>
     private const int RowBlock = 32;
 
-    private static void LayerNormKernel(Index1D r, ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> x, ArrayView<float> gamma,
+    /// <summary>Row Grid.IdxX: its threads take every Group.DimX-th feature, so a warp reads consecutive values.</summary>
+    private static void LayerNormKernel(ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> x, ArrayView<float> gamma,
         ArrayView<float> beta, int features, float eps)
     {
-        long row = (long)r.X * features;
+        int r = Grid.IdxX, first = Group.IdxX, step = Group.DimX;
+        long row = (long)r * features;
         float s = 0f;
-        for (int f = 0; f < features; f++) s += x[row + f];
-        float mu = s / features, sq = 0f;
-        for (int f = 0; f < features; f++) { float d = x[row + f] - mu; sq += d * d; }
-        float rs = 1f / XMath.Sqrt(sq / features + eps);
-        mean[r] = mu; rstd[r] = rs;
-        for (int f = 0; f < features; f++) y[row + f] = (x[row + f] - mu) * rs * gamma[f] + beta[f];
+        for (int f = first; f < features; f += step) s += x[row + f];
+        float mu = GroupSum(s) / features, sq = 0f;
+        for (int f = first; f < features; f += step) { float d = x[row + f] - mu; sq += d * d; }
+        float rs = 1f / XMath.Sqrt(GroupSum(sq) / features + eps);
+        if (first == 0) { mean[r] = mu; rstd[r] = rs; }
+        for (int f = first; f < features; f += step) y[row + f] = (x[row + f] - mu) * rs * gamma[f] + beta[f];
     }
 
-    private static void LayerNormDxKernel(Index1D r, ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd,
+    private static void LayerNormDxKernel(ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd,
         ArrayView<float> gamma, int features)
     {
-        long row = (long)r.X * features;
+        int r = Grid.IdxX, first = Group.IdxX, step = Group.DimX;
+        long row = (long)r * features;
         float mu = mean[r], rs = rstd[r], sumG = 0f, sumGXhat = 0f;
-        for (int f = 0; f < features; f++)
+        for (int f = first; f < features; f += step)
         {
             float gd = dy[row + f] * gamma[f];
             sumG += gd; sumGXhat += gd * (x[row + f] - mu) * rs;
         }
-        for (int f = 0; f < features; f++)
+        sumG = GroupSum(sumG);
+        sumGXhat = GroupSum(sumGXhat);
+        for (int f = first; f < features; f += step)
         {
             float xhat = (x[row + f] - mu) * rs;
             dx[row + f] += rs * (dy[row + f] * gamma[f] - (sumG + xhat * sumGXhat) / features);

@@ -6,8 +6,8 @@ namespace Compiled.Nets.Gpu;
 
 public sealed partial class GpuKernels
 {
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _softmax;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _softmaxBackward;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int>? _softmax;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _softmaxBackward;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int>? _softmaxAlong;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _softmaxAlongBackward;
 
@@ -67,13 +67,14 @@ public sealed partial class GpuKernels
         }
     }
 
-    /// <summary>y = softmax(x) (or log-softmax when <paramref name="log"/>) over the last dimension, one thread per row.</summary>
+    /// <summary>y = softmax(x) (or log-softmax when <paramref name="log"/>) over the last dimension, one group per row.</summary>
     public void SoftmaxForward(ArrayView<float> y, ArrayView<float> x, int rows, int cols, bool log)
     {
         long n = (long)rows * cols;
         Need(y, n, nameof(y)); Need(x, n, nameof(x));
-        _softmax ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(SoftmaxKernel);
-        Launched(); _softmax(rows, y, x, cols, log ? 1 : 0);
+        if (rows == 0) return;
+        _softmax ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int>(SoftmaxKernel);
+        Launched(); _softmax(RowConfig(rows, cols), y, x, cols, log ? 1 : 0);
     }
 
     /// <summary>dx += y·(dy − Σ dy·y) for softmax, dx += dy − exp(y)·Σ dy for log-softmax, from the output y.</summary>
@@ -81,39 +82,41 @@ public sealed partial class GpuKernels
     {
         long n = (long)rows * cols;
         Need(dx, n, nameof(dx)); Need(dy, n, nameof(dy)); Need(y, n, nameof(y));
-        _softmaxBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(SoftmaxBackwardKernel);
-        Launched(); _softmaxBackward(rows, dx, dy, y, cols, log ? 1 : 0);
+        if (rows == 0) return;
+        _softmaxBackward ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(SoftmaxBackwardKernel);
+        Launched(); _softmaxBackward(RowConfig(rows, cols), dx, dy, y, cols, log ? 1 : 0);
     }
 
-    private static void SoftmaxBackwardKernel(Index1D r, ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> y, int cols, int log)
+    /// <summary>Row Grid.IdxX, its threads taking every Group.DimX-th column.</summary>
+    private static void SoftmaxBackwardKernel(ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> y, int cols, int log)
     {
-        long row = (long)r.X * cols;
+        int first = Group.IdxX, step = Group.DimX;
+        long row = (long)Grid.IdxX * cols;
         float s = 0f;
+        for (int k = first; k < cols; k += step) s += log != 0 ? dy[row + k] : dy[row + k] * y[row + k];
+        s = GroupSum(s);
         if (log != 0)
-        {
-            for (int k = 0; k < cols; k++) s += dy[row + k];
-            for (int k = 0; k < cols; k++) dx[row + k] += dy[row + k] - XMath.Exp(y[row + k]) * s;
-        }
+            for (int k = first; k < cols; k += step) dx[row + k] += dy[row + k] - XMath.Exp(y[row + k]) * s;
         else
-        {
-            for (int k = 0; k < cols; k++) s += dy[row + k] * y[row + k];
-            for (int k = 0; k < cols; k++) dx[row + k] += y[row + k] * (dy[row + k] - s);
-        }
+            for (int k = first; k < cols; k += step) dx[row + k] += y[row + k] * (dy[row + k] - s);
     }
 
-    private static void SoftmaxKernel(Index1D r, ArrayView<float> y, ArrayView<float> x, int cols, int log)
+    private static void SoftmaxKernel(ArrayView<float> y, ArrayView<float> x, int cols, int log)
     {
-        long row = (long)r.X * cols;
+        int first = Group.IdxX, step = Group.DimX;
+        long row = (long)Grid.IdxX * cols;
         float max = float.NegativeInfinity;
-        for (int k = 0; k < cols; k++) max = XMath.Max(max, x[row + k]);
+        for (int k = first; k < cols; k += step) max = XMath.Max(max, x[row + k]);
+        max = GroupMax(max);
         float sum = 0f;
-        for (int k = 0; k < cols; k++) sum += XMath.Exp(x[row + k] - max);
+        for (int k = first; k < cols; k += step) sum += XMath.Exp(x[row + k] - max);
+        sum = GroupSum(sum);
         if (log != 0)
         {
             float logSum = XMath.Log(sum) + max;
-            for (int k = 0; k < cols; k++) y[row + k] = x[row + k] - logSum;
+            for (int k = first; k < cols; k += step) y[row + k] = x[row + k] - logSum;
         }
         else
-            for (int k = 0; k < cols; k++) y[row + k] = XMath.Exp(x[row + k] - max) / sum;
+            for (int k = first; k < cols; k += step) y[row + k] = XMath.Exp(x[row + k] - max) / sum;
     }
 }
