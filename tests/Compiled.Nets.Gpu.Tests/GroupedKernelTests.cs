@@ -300,4 +300,58 @@ public abstract class GroupedKernelTests(DeviceFixture f)
             }
         }
     }
+
+    [Theory]
+    [InlineData(1, 1, 1, 5, 5, 3, 1, 1)]
+    [InlineData(3, 4, 2, 9, 7, 3, 1, 1)]
+    [InlineData(2, 3, 1, 11, 10, 3, 2, 0)]
+    public void Depthwise_gradients_and_channel_sums_match_the_CPU(int batch, int channels, int perChannel, int h, int w, int k, int stride, int pad)
+    {
+        var group = new Conv2dGeometry(batch, 1, h, w, perChannel, k, k, stride, stride, pad, pad);
+        int outs = channels * perChannel;
+        long xLen = (long)batch * channels * h * w, yLen = (long)batch * outs * group.OutHeight * group.OutWidth, wLen = (long)outs * k * k;
+        var x = DeviceFixture.Random((int)xLen, 61); var wt = DeviceFixture.Random((int)wLen, 62); var dy = DeviceFixture.Random((int)yLen, 63);
+        var dxStart = DeviceFixture.Random((int)xLen, 64); var dwStart = DeviceFixture.Random((int)wLen, 65); var dbStart = DeviceFixture.Random(outs, 66);
+        var dx = (float[])dxStart.Clone(); var dw = (float[])dwStart.Clone();
+        Conv2dKernels.BackwardGrouped(dx, dw, dy, x, wt, group, channels, new float[Conv2dKernels.GroupedScratchSize(group, channels)]);
+        var db = (float[])dbStart.Clone();
+        int plane = group.OutHeight * group.OutWidth;
+        for (int b = 0; b < batch; b++)
+            for (int o = 0; o < outs; o++)
+                db[o] += (float)Enumerable.Range(0, plane).Sum(q => (double)dy[((long)b * outs + o) * plane + q]);
+
+        using var X = f.Upload(x); using var Wt = f.Upload(wt); using var DY = f.Upload(dy);
+        using var DX = f.Upload(dxStart); using var DW = f.Upload(dwStart); using var DB = f.Upload(dbStart);
+        K.DepthwiseBackward(DX.View, DW.View, DB.View, DY.View, X.View, Wt.View, group, channels);
+        DeviceFixture.Close(dx, DeviceFixture.Download(DX, dx.Length), 1e-5f, "dx");
+        DeviceFixture.Close(dw, DeviceFixture.Download(DW, dw.Length), 1e-5f, "dw");
+        DeviceFixture.Close(db, DeviceFixture.Download(DB, db.Length), 1e-5f, "db");
+    }
+
+    [Theory]
+    [InlineData(1, 2, 1, 1)]
+    [InlineData(3, 6, 7, 3)]
+    [InlineData(2, 8, 65, 2)]
+    public void Group_norm_forward_and_backward_match_the_CPU_kernels(int batch, int channels, int positions, int groups)
+    {
+        long n = (long)batch * channels * positions;
+        var x = DeviceFixture.Random((int)n, 71, 2f).Select(v => v + 3f).ToArray();
+        var wt = DeviceFixture.Random(channels, 72); var bias = DeviceFixture.Random(channels, 73); var dy = DeviceFixture.Random((int)n, 74);
+        var dxStart = DeviceFixture.Random((int)n, 75); var dwStart = DeviceFixture.Random(channels, 76); var dbStart = DeviceFixture.Random(channels, 77);
+        var y = new float[n]; var mean = new float[batch * groups]; var rstd = new float[batch * groups];
+        GroupNormKernels.Forward(y, mean, rstd, x, wt, bias, batch, channels, positions, groups, 1e-5f);
+        var dx = (float[])dxStart.Clone(); var dw = (float[])dwStart.Clone(); var db = (float[])dbStart.Clone();
+        GroupNormKernels.Backward(dx, dw, db, dy, x, mean, rstd, wt, batch, channels, positions, groups);
+
+        using var X = f.Upload(x); using var Wt = f.Upload(wt); using var B = f.Upload(bias); using var DY = f.Upload(dy);
+        using var Y = f.Device.Allocate(n); using var M = f.Device.Allocate(batch * groups); using var R = f.Device.Allocate(batch * groups);
+        K.GroupNormForward(Y.View, M.View, R.View, X.View, Wt.View, B.View, batch, channels, positions, groups, 1e-5f);
+        DeviceFixture.Close(y, DeviceFixture.Download(Y, n), 1e-5f, "y");
+        DeviceFixture.Close(rstd, DeviceFixture.Download(R, rstd.Length), 1e-4f, "rstd");
+        using var DX = f.Upload(dxStart); using var DW = f.Upload(dwStart); using var DB = f.Upload(dbStart); using var S = f.Device.Allocate(2 * batch * groups);
+        K.GroupNormBackward(DX.View, DW.View, DB.View, DY.View, X.View, M.View, R.View, Wt.View, S.View, batch, channels, positions, groups);
+        DeviceFixture.Close(dx, DeviceFixture.Download(DX, n), 1e-4f, "dx");
+        DeviceFixture.Close(dw, DeviceFixture.Download(DW, channels), 1e-5f, "dw");
+        DeviceFixture.Close(db, DeviceFixture.Download(DB, channels), 1e-5f, "db");
+    }
 }

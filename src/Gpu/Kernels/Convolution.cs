@@ -138,7 +138,8 @@ public sealed partial class GpuKernels
         AddTo(dx, temporary, n);
     }
 
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _channelBias, _transposedBiasSums;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _channelBias;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>? _channelTotals;
 
     /// <summary>y[b, c, :] += bias[c] over [batch, channels, plane].</summary>
     private void AddChannelBias(ArrayView<float> y, ArrayView<float> bias, int batch, int channels, int plane)
@@ -148,12 +149,13 @@ public sealed partial class GpuKernels
         Launched(); _channelBias(checked(batch * channels * plane), y, bias, channels, plane);
     }
 
-    /// <summary>sums[c] += Σ over the batch and the plane of x[b, c, :]; one thread per channel (bias gradients are few).</summary>
+    /// <summary>sums[c] += Σ over the batch and the plane of x[b, c, :]; one group per channel.</summary>
     internal void AddChannelSums(ArrayView<float> sums, ArrayView<float> x, int batch, int channels, int plane)
     {
-        Need(sums, channels, nameof(sums));
-        _transposedBiasSums ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(TransposedBiasSumsKernel);
-        Launched(); _transposedBiasSums(channels, sums, x, checked(batch * channels * plane), plane);
+        Need(sums, channels, nameof(sums)); Need(x, (long)batch * channels * plane, nameof(x));
+        if (channels == 0) return;
+        _channelTotals ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(ChannelTotalsKernel);
+        Launched(); _channelTotals(RowConfig(channels, checked(batch * plane)), sums, x, batch, channels, plane);
     }
 
     private static void ChannelBiasKernel(Index1D index, ArrayView<float> y, ArrayView<float> bias, int channels, int plane)
@@ -162,13 +164,14 @@ public sealed partial class GpuKernels
         y[i] += bias[i / plane % channels];
     }
 
-    private static void TransposedBiasSumsKernel(Index1D index, ArrayView<float> sums, ArrayView<float> x, int total, int plane)
+    /// <summary>Channel Grid.IdxX: each thread takes every Group.DimX-th (sample, position) pair.</summary>
+    private static void ChannelTotalsKernel(ArrayView<float> sums, ArrayView<float> x, int batch, int channels, int plane)
     {
-        int c = index, channels = (int)sums.Length;
+        int c = Grid.IdxX;
         float s = 0f;
-        for (int start = c * plane; start < total; start += channels * plane)
-            for (int q = 0; q < plane; q++) s += x[start + q];
-        sums[c] += s;
+        for (int q = Group.IdxX; q < batch * plane; q += Group.DimX) s += x[((long)(q / plane) * channels + c) * plane + q % plane];
+        s = GroupSum(s);
+        if (Group.IdxX == 0) sums[c] += s;
     }
 
     private void Im2Col(ArrayView<float> cols, ArrayView<float> x, ConvArgs a)

@@ -5,12 +5,13 @@ using ILGPU.Runtime;
 namespace Compiled.Nets.Gpu;
 
 // Depthwise convolution (groups = C, one input channel per group, m outputs each) on the device: direct kernels, one
-// thread per output, per input pixel or per weight, each a sum over its own taps, so no atomics and no GEMM (the
-// per-group GEMMs would be too thin to fill a device).
+// thread per output or per input pixel, each a sum over its own taps, and one group per weight, whose threads share its
+// sum over the batch and the output plane — no atomics and no GEMM (the per-group GEMMs would be too thin to fill a device).
 public sealed partial class GpuKernels
 {
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvArgs, int>? _depthwise;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvArgs, int>? _depthwiseDx, _depthwiseDw;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvArgs, int>? _depthwiseDx;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvArgs, int>? _depthwiseDw;
 
     /// <summary>y[B, G·m, OH, OW] = depthwise conv(x[B, G, H, W], w[G·m, 1, KH, KW]) + bias (empty: none); <paramref name="group"/>
     /// is one group's geometry (1 input channel, m outputs). One launch.</summary>
@@ -32,8 +33,8 @@ public sealed partial class GpuKernels
         if (dw.Length > 0)
         {
             Need(dw, (long)groups * a.O * a.Kh * a.Kw, nameof(dw));
-            _depthwiseDw ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvArgs, int>(DepthwiseDwKernel);
-            Launched(); _depthwiseDw(checked(groups * a.O * a.Kh * a.Kw), dw, dy, x, a, groups);
+            _depthwiseDw ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvArgs, int>(DepthwiseDwKernel);
+            Launched(); _depthwiseDw(RowConfig(checked(groups * a.O * a.Kh * a.Kw), checked(a.Batch * a.Pixels)), dw, dy, x, a, groups);
         }
         if (dx.Length > 0)
         {
@@ -89,27 +90,22 @@ public sealed partial class GpuKernels
         dx[i] += sum;
     }
 
-    /// <summary>One thread per weight: its tap's products over the batch and the output plane.</summary>
-    private static void DepthwiseDwKernel(Index1D index, ArrayView<float> dw, ArrayView<float> dy, ArrayView<float> x, ConvArgs a, int groups)
+    /// <summary>One group per weight: its tap's products over the batch and the output plane, each thread taking every
+    /// Group.DimX-th output position.</summary>
+    private static void DepthwiseDwKernel(ArrayView<float> dw, ArrayView<float> dy, ArrayView<float> x, ConvArgs a, int groups)
     {
-        int i = index;
+        int i = Grid.IdxX;
         int kw = i % a.Kw, kh = i / a.Kw % a.Kh, o = i / (a.Kh * a.Kw);
         int c = o / a.O;
         float sum = 0f;
-        for (int b = 0; b < a.Batch; b++)
+        for (int q = Group.IdxX; q < a.Batch * a.Pixels; q += Group.DimX)
         {
-            long plane = ((long)b * groups + c) * a.H * a.W, outPlane = ((long)b * groups * a.O + o) * a.Pixels;
-            for (int oh = 0; oh < a.Oh; oh++)
-            {
-                int ih = oh * a.Sh - a.Ph + kh * a.Dh;
-                if (ih < 0 || ih >= a.H) continue;
-                for (int ow = 0; ow < a.Ow; ow++)
-                {
-                    int iw = ow * a.Sw - a.Pw + kw * a.Dw;
-                    if (iw >= 0 && iw < a.W) sum += dy[outPlane + (long)oh * a.Ow + ow] * x[plane + (long)ih * a.W + iw];
-                }
-            }
+            int b = q / a.Pixels, oh = q % a.Pixels / a.Ow, ow = q % a.Ow;
+            int ih = oh * a.Sh - a.Ph + kh * a.Dh, iw = ow * a.Sw - a.Pw + kw * a.Dw;
+            if (ih >= 0 && ih < a.H && iw >= 0 && iw < a.W)
+                sum += dy[((long)b * groups * a.O + o) * a.Pixels + q % a.Pixels] * x[((long)b * groups + c) * a.H * a.W + (long)ih * a.W + iw];
         }
-        dw[i] += sum;
+        sum = GroupSum(sum);
+        if (Group.IdxX == 0) dw[i] += sum;
     }
 }
