@@ -543,7 +543,8 @@ public abstract class DeviceNetwork : IDisposable
     private void TakesColumnsCheck(string method)
     {
         if (TakesColumns)
-            throw new InvalidOperationException($"{Name}.{method}: the network has several inputs or outputs; pass its batch as a TensorBatch of named columns (IMultiNetwork.{method}).");
+            throw new InvalidOperationException($"{Name}.{method}: the network has several inputs or outputs; pass its batch as a TensorBatch of named columns (IMultiNetwork.{method})" +
+                (method == "Forward" ? ", or, at fixed shapes, a span for each input and output (the twin's own Forward)." : "."));
     }
 
     private void TakesFloats(string method, bool sequence = false)

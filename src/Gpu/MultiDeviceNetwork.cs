@@ -43,7 +43,8 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     /// <summary>The mask column of a sequence network's batches: Hugging Face's name, as the CPU network reads it.</summary>
     private const string MaskColumn = "attention_mask";
 
-    private readonly IMultiNetwork _host;
+    private readonly IReadOnlyList<TensorSlot> _inputSlots, _outputSlots;
+    private readonly IReadOnlyList<LossSlot> _lossSlots;
     private MemoryBuffer1D<float, Stride1D.Dense>[] _floatInputs = [];
     private MemoryBuffer1D<int, Stride1D.Dense>[] _tokenInputs = [];
     private MemoryBuffer1D<int, Stride1D.Dense>[] _labels = [];
@@ -56,7 +57,15 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     protected MultiDeviceNetwork(GpuDevice device, IMultiNetwork host, string name)
         : base(device, (host ?? throw new ArgumentNullException(nameof(host))).Parameters, name, 0, "", 0, "", 0f)
     {
-        _host = host;
+        (_inputSlots, _outputSlots, _lossSlots) = (host.Inputs, host.Outputs, host.Losses);
+    }
+
+    /// <summary>Copies <paramref name="store"/>'s parameters to <paramref name="device"/> for a network of several
+    /// inputs or outputs without a loss (its CPU class is no <see cref="IMultiNetwork"/>): a twin for inference only.</summary>
+    protected MultiDeviceNetwork(GpuDevice device, ParameterStore store, string name, IReadOnlyList<TensorSlot> inputs, IReadOnlyList<TensorSlot> outputs)
+        : base(device, store ?? throw new ArgumentNullException(nameof(store)), name, 0, "", 0, "", 0f)
+    {
+        (_inputSlots, _outputSlots, _lossSlots) = (inputs, outputs, []);
     }
 
     private protected override bool TakesColumns => true;
@@ -104,9 +113,9 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     protected sealed override ArrayView<float> LogitsGradient => OutputGradientAt(0);
     protected sealed override ArrayView<float> Probabilities => HeadProbabilities(0);
 
-    IReadOnlyList<TensorSlot> IMultiNetwork.Inputs => _host.Inputs;
-    IReadOnlyList<TensorSlot> IMultiNetwork.Outputs => _host.Outputs;
-    IReadOnlyList<LossSlot> IMultiNetwork.Losses => _host.Losses;
+    IReadOnlyList<TensorSlot> IMultiNetwork.Inputs => _inputSlots;
+    IReadOnlyList<TensorSlot> IMultiNetwork.Outputs => _outputSlots;
+    IReadOnlyList<LossSlot> IMultiNetwork.Losses => _lossSlots;
     int IMultiNetwork.MaxSequence => MaxSequence;
     ParameterStore IMultiNetwork.Parameters => HostParameters;
 
@@ -151,16 +160,62 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
         DownloadOutputs(outputs, batch.Count);
     }
 
+    // The generated Forward over spans (a fixed-shape network, as its CPU class's Forward): the batch and the output
+    // spans checked, each input checked and uploaded, the forward run, each output downloaded.
+
+    /// <summary>Checks the batch and each output span's length (output i has <paramref name="outputLengths"/>[i] floats).</summary>
+    protected void BeginForward(int batch, params ReadOnlySpan<int> outputLengths)
+    {
+        if (batch <= 0) throw new ArgumentOutOfRangeException(nameof(batch), batch, $"{Name}.Forward: batch must be positive.");
+        for (int o = 0; o < outputLengths.Length; o++)
+            NetworkArguments.CheckOutput(Name, "Forward", _outputSlots[o].Name, outputLengths[o], batch, _outputSlots[o].Size, string.Join(", ", _outputSlots[o].Shape), optional: false);
+        EnsureCapacity(batch);
+    }
+
+    /// <summary>Input <paramref name="input"/>'s floats, checked for length and uploaded.</summary>
+    protected void UploadInput(int input, ReadOnlySpan<float> values, int batch)
+    {
+        var slot = InputLayout[input];
+        NetworkArguments.CheckInput(Name, "Forward", slot.Name, values.Length, batch, 1, slot.Size, string.Join(", ", _inputSlots[input].Shape));
+        Upload(values, _floatInputs[input].View);
+    }
+
+    /// <summary>Input <paramref name="input"/>'s token ids, checked for length and against its table, and uploaded.</summary>
+    protected void UploadInput(int input, ReadOnlySpan<int> ids, int batch)
+    {
+        var slot = InputLayout[input];
+        NetworkArguments.CheckInput(Name, "Forward", slot.Name, ids.Length, batch, 1, slot.Size, string.Join(", ", _inputSlots[input].Shape));
+        UploadIds(slot, ids, input);
+    }
+
+    /// <summary>The forward pass in evaluation mode over the uploaded inputs.</summary>
+    protected void RunInference(int batch)
+    {
+        WithLoss = false;
+        RunForward(batch, training: false);
+    }
+
+    /// <summary>Output <paramref name="output"/> of the last forward into <paramref name="values"/> (checked by <see cref="BeginForward"/>).</summary>
+    protected void DownloadOutput(int output, Span<float> values) => Download(OutputAt(output), values);
+
+    /// <summary>A network without a loss has nothing to train or evaluate a loss of.</summary>
+    private void HasLosses()
+    {
+        if (HeadLayout.Count == 0)
+            throw new InvalidOperationException($"{Name} has no loss (its [Network] declares none): its twin runs inference only (Forward).");
+    }
+
     private int Prepare(TensorBatch batch, Span<float> losses, string method)
     {
         ArgumentNullException.ThrowIfNull(batch);
+        HasLosses();
         var heads = HeadLayout;
         if (!losses.IsEmpty && losses.Length != heads.Count)
             throw new ArgumentException($"{Name}: losses has {losses.Length} values, but the network has {heads.Count} losses.", nameof(losses));
         int count = batch.Count;
         EnsureCapacity(count);
         UploadInputs(batch, method);
-        var slots = _host.Outputs;
+        var slots = _outputSlots;
         for (int h = 0; h < heads.Count; h++)
         {
             var head = heads[h];
@@ -197,12 +252,16 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
                 Upload(input.Sequence ? batch.Floats(input.Name, input.Size, SequenceLength) : batch.Floats(input.Name, input.Size), _floatInputs[i].View);
                 continue;
             }
-            var ids = input.Sequence ? batch.Integers(input.Name, input.Size, SequenceLength) : batch.Integers(input.Name, input.Size);
-            for (int n = 0; n < ids.Length; n++)
-                if ((uint)ids[n] >= (uint)input.Vocabulary)
-                    throw new ArgumentOutOfRangeException(input.Name, ids[n], $"{Name}: token id {ids[n]} at position {n} of '{input.Name}' is outside [0, {input.Vocabulary}).");
-            Upload(ids, _tokenInputs[i].View);
+            UploadIds(input, input.Sequence ? batch.Integers(input.Name, input.Size, SequenceLength) : batch.Integers(input.Name, input.Size), i);
         }
+    }
+
+    private void UploadIds(DeviceInput input, ReadOnlySpan<int> ids, int i)
+    {
+        for (int n = 0; n < ids.Length; n++)
+            if ((uint)ids[n] >= (uint)input.Vocabulary)
+                throw new ArgumentOutOfRangeException(input.Name, ids[n], $"{Name}: token id {ids[n]} at position {n} of '{input.Name}' is outside [0, {input.Vocabulary}).");
+        Upload(ids, _tokenInputs[i].View);
     }
 
     private static bool IsClassIndex(DeviceLoss loss) => loss is DeviceLoss.CrossEntropy or DeviceLoss.Nll;
@@ -223,7 +282,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     private float Losses(int count, Span<float> losses, bool backward)
     {
         var heads = HeadLayout;
-        var slots = _host.Outputs;
+        var slots = _outputSlots;
         double total = 0;
         for (int h = 0; h < heads.Count; h++)
         {
@@ -277,7 +336,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     private void DownloadOutputs(float[][] outputs, int count)
     {
         ArgumentNullException.ThrowIfNull(outputs);
-        var slots = _host.Outputs;
+        var slots = _outputSlots;
         for (int o = 0; o < slots.Count; o++)
             Download(OutputAt(o), NetworkArguments.OutputBuffer(Name, outputs, o, slots[o].Name, count, slots[o].IsSequence ? SequenceLength * slots[o].Size : slots[o].Size));
     }
@@ -290,7 +349,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
         _floatInputs = inputs.Select(i => Device.Allocate(i.Tokens ? 1 : i.Size * (i.Sequence ? positions : 1) * capacity)).ToArray();
         _tokenInputs = inputs.Select(i => Device.AllocateInts(i.Tokens ? i.Size * (i.Sequence ? positions : 1) * capacity : 1)).ToArray();
         var heads = HeadLayout;
-        var slots = _host.Outputs;
+        var slots = _outputSlots;
         _labels = heads.Select(h => Device.AllocateInts(TakesLabels(h) ? capacity : 1)).ToArray();
         _targets = heads.Select(h => Device.Allocate(TakesLabels(h) ? 1 : h.Loss == DeviceLoss.CosineEmbedding ? capacity
             : slots[h.Output].Size * (slots[h.Output].IsSequence ? positions : 1) * capacity)).ToArray();

@@ -418,11 +418,30 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
-    public void A_network_with_ops_the_GPU_lacks_says_which()
+    public void Two_inputs_without_a_loss_infer_on_the_device_from_spans_and_from_a_TensorBatch()
     {
-        using var net = new TwoInputFeatures();
-        var e = Assert.Throws<NotSupportedException>(() => net.ToDevice(f.Device));
-        Assert.Contains("without a loss", e.Message);
+        using var net = new TwoInputFeatures(seed: 52);
+        using var dev = net.ToDevice(f.Device);
+        var a = DeviceFixture.Random(5 * 4, 1); var b = DeviceFixture.Random(5 * 4, 2);
+        var expected = new float[5 * 3];
+        net.Forward(a, b, 5, expected);
+        var got = new float[expected.Length];
+        dev.Forward(a, b, 5, got);
+        Relative(expected, got, 1e-5, "Forward over spans");
+        var batch = new TensorDataLoader(new TensorDataset(5).Add("a", a, 4).Add("b", b, 4), 5, shuffle: false).Epoch(0).First();
+        var outputs = new[] { new float[expected.Length] };
+        dev.Forward(batch, outputs);
+        Relative(expected, outputs[0], 1e-5, "Forward over a TensorBatch");
+
+        // Each span checked and named as on the CPU; a loss asked of a network without one is refused.
+        var wrongInput = Assert.Throws<ArgumentException>(() => dev.Forward(a, b.AsSpan(1).ToArray(), 5, got));
+        Assert.Contains("input 'b' has 19 values", wrongInput.Message);
+        Assert.Contains("output 'output' has 14 floats", Assert.Throws<ArgumentException>(() => dev.Forward(a, b, 5, new float[14])).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => dev.Forward(a, b, 0, got));
+        var noLoss = Assert.Throws<InvalidOperationException>(() => ((IMultiNetwork)dev).TrainStep(batch, outputs, default));
+        Assert.Contains("inference only", noLoss.Message);
+        Assert.Empty(((IMultiNetwork)dev).Losses);
+        Assert.Equal(new[] { "a", "b" }, ((IMultiNetwork)dev).Inputs.Select(i => i.Name));
     }
 
     /// <summary>A padded batch of token ids: sample b has <c>seq − b</c> real tokens, then padding id 0 with mask 0.</summary>
@@ -762,6 +781,13 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => dev.TrainStep(new TensorDataLoader(bad, 1, shuffle: false).Epoch(0).First(), [new float[3]], default));
         Assert.Contains("token id 9 at position 1 of 'tags'", e.Message);
         Assert.Contains("TensorBatch", Assert.Throws<InvalidOperationException>(() => dev.Forward(new float[36], 1, new float[3])).Message);
+        // Forward over one span per input, as the CPU class's, token ids checked on the way up.
+        var image = DeviceFixture.Random(5 * 36, 1); int[] tags = [1, 2, 3, 8, 0, 0, 4, 4, 4, 7, 6, 5, 2, 2, 1]; var meta = DeviceFixture.Random(5 * 4, 2);
+        var expected = new float[5 * 3]; var got = new float[expected.Length];
+        cpu.Forward(image, tags, meta, 5, expected); // a training step computes gradients; no optimizer has moved the weights
+        dev.Forward(image, tags, meta, 5, got);
+        Relative(expected, got, 1e-5, "Forward over spans");
+        Assert.Contains("token id 9", Assert.Throws<ArgumentOutOfRangeException>(() => dev.Forward(image, tags.Select(t => t == 8 ? 9 : t).ToArray(), meta, 5, got)).Message);
     }
 
     [Fact]
@@ -775,6 +801,13 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
             .Add("digitLabels", Enumerable.Range(0, 12).Select(i => i % 3).ToArray())
             .Add("boxTargets", DeviceFixture.Random(12 * 4, 4).Select(v => (v + 1) / 2).ToArray(), 4);
         MultiStepMatches(cpu, dev, host.Parameters, new TensorDataLoader(data, 6, shuffle: false).Epoch(0).First());
+        // Forward over spans: one per output, as the CPU class's.
+        var x = DeviceFixture.Random(6 * 64, 3);
+        float[] cd = new float[18], cb = new float[24], cf = new float[96], dd = new float[18], db = new float[24], df = new float[96];
+        cpu.Forward(x, 6, cd, cb, cf);
+        dev.Forward(x, 6, dd, db, df);
+        Relative(cd, dd, 1e-5, "digit"); Relative(cb, db, 1e-5, "box"); Relative(cf, df, 1e-5, "features");
+        Assert.Contains("output 'box' has 23 floats", Assert.Throws<ArgumentException>(() => dev.Forward(x, 6, dd, new float[23], df)).Message);
         var outputs = new[] { new float[6 * 3], new float[6 * 4], new float[6 * 16] };
         dev.TrainStep(new TensorDataLoader(data, 6, shuffle: false).Epoch(0).First(), outputs, default);
         long before = f.Device.LaunchCount;

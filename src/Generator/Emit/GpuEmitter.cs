@@ -116,7 +116,6 @@ namespace Compiled.Nets.Generator.Emit
         /// <summary>Why a network has no device twin yet (null when it has one).</summary>
         public static string? Unsupported(NetworkSpec s)
         {
-            if (LossUse.Of(s).Count == 0 && s.IsMultiple) return "networks of several inputs or outputs without a loss";
             if (LossUse.Of(s).FirstOrDefault(u => Device(u.Definition.Kind) is null) is { } other) return "the " + other.Definition.Name;
             var missing = s.Ops.Where(o => !OpTable.Of(o.Kind).OnGpuFor(s, o)).Select(o => OpTable.Of(o.Kind).Name + (OpTable.Of(o.Kind).OnGpu ? " with these arguments" : ""))
                 .Concat(s.Ops.Where(o => OpTable.Of(o.Kind).OnGpuFor(s, o) && !OpTable.Of(o.Kind).OnGpuOverSequence && (Shapes.HasSequence(o.InShape) || Shapes.HasSequence(o.OutShape)))
@@ -199,11 +198,40 @@ namespace Compiled.Nets.Generator.Emit
             w.Line("};");
             w.Line($"protected override global::System.Collections.Generic.IReadOnlyList<{Gpu}DeviceInput> InputLayout => s_deviceInputs;");
             w.Line($"protected override global::System.Collections.Generic.IReadOnlyList<{Gpu}DeviceHead> HeadLayout => s_deviceHeads;");
-            string Switch(string what, IEnumerable<string> arms) => $"{what} switch {{ {string.Join(", ", arms.Select((a, i) => $"{i} => {a}"))}, _ => throw new global::System.ArgumentOutOfRangeException(nameof({what})) }}";
+            string Switch(string what, IEnumerable<string> arms) =>
+                $"{what} switch {{ {string.Join(", ", arms.Select((a, i) => $"{i} => {a}").Append($"_ => throw new global::System.ArgumentOutOfRangeException(nameof({what}))"))} }}";
             w.Line($"protected override {ArrayView}<float> OutputAt(int output) => {Switch("output", outputs.Select(c.Value))};");
             w.Line($"protected override {ArrayView}<float> OutputGradientAt(int output) => {Switch("output", outputs.Select(c.Gradient))};");
             w.Line($"protected override {ArrayView}<float> HeadProbabilities(int head) => {Switch("head", heads.Select((_, h) => $"_probs{h}"))};");
             if (s.LossValue >= 0) EmitMethodMembers(w, s, c);
+        }
+
+        /// <summary>The names of the outputs, in Forward's order ("output" for the one output of several inputs).</summary>
+        private static IReadOnlyList<string> OutputNames(NetworkSpec s) => s.IsMultiOutput ? s.Outputs.Select(o => o.Name).ToList() : new[] { "output" };
+
+        /// <summary>The inputs' and outputs' slots of a twin without losses, as an IMultiNetwork's would be.</summary>
+        private static void EmitSlots(SourceWriter w, NetworkSpec s)
+        {
+            string slot = Runtime + "TensorSlot";
+            static string Shape(IEnumerable<int> shape) => shape.Any() ? $"new int[] {{ {string.Join(", ", shape)} }}" : "global::System.Array.Empty<int>()";
+            var outputs = OutputNames(s).Zip(OutputValues(s), (name, value) => $"new(\"{name}\", {Shape(s.Ops[value].OutShape)}, false)");
+            w.Line($"private static readonly {slot}[] s_inputSlots = new {slot}[] {{ {string.Join(", ", InputsOf(s).Select(i => $"new(\"{i.Name}\", {Shape(i.Shape)}, {(i.Tokens ? "true" : "false")})"))} }};");
+            w.Line($"private static readonly {slot}[] s_outputSlots = new {slot}[] {{ {string.Join(", ", outputs)} }};");
+        }
+
+        /// <summary>A fixed-shape twin of several inputs or outputs: Forward over spans, as its CPU class's.</summary>
+        private static void EmitSpanForward(SourceWriter w, NetworkSpec s)
+        {
+            var inputs = InputsOf(s);
+            var outputs = OutputNames(s);
+            w.Line();
+            w.Line("/// <summary>Inference in evaluation mode, as the CPU network's Forward: each input span goes up, each output comes back.</summary>");
+            w.Open($"public void Forward({CpuEmitter.InputParams(s)}, int batch, {CpuEmitter.OutputParams(outputs, optional: false)})");
+            w.Line($"BeginForward(batch, {string.Join(", ", outputs.Select(o => o + ".Length"))});");
+            for (int i = 0; i < inputs.Count; i++) w.Line($"UploadInput({i}, {(s.IsMultiInput ? inputs[i].Name : "input")}, batch);");
+            w.Line("RunInference(batch);");
+            for (int o = 0; o < outputs.Count; o++) w.Line($"DownloadOutput({o}, {outputs[o]});");
+            w.Close();
         }
 
         /// <summary>The assembly attribute that lets ILGPU's CPU accelerator call the generated kernels of internal networks.</summary>
@@ -307,8 +335,12 @@ namespace Compiled.Nets.Generator.Emit
             }
             w.Line();
             float smoothing = FloatTargetLoss(s) ? 0f : (float)s.LossParameter;
+            // A network of several inputs or outputs without a loss has no IMultiNetwork to read its slots from: they are written here.
+            if (multi && heads.Count == 0) EmitSlots(w, s);
             w.Open(multi
-                ? $"internal OnDevice({s.TypeName} net, {Gpu}GpuDevice device) : base(device, net, \"{s.TypeName}\")"
+                ? heads.Count == 0
+                    ? $"internal OnDevice({s.TypeName} net, {Gpu}GpuDevice device) : base(device, net._store, \"{s.TypeName}\", s_inputSlots, s_outputSlots)"
+                    : $"internal OnDevice({s.TypeName} net, {Gpu}GpuDevice device) : base(device, net, \"{s.TypeName}\")"
                 : $"internal OnDevice({s.TypeName} net, {Gpu}GpuDevice device) : base(device, net._store, \"{s.TypeName}\", {s.TypeName}.InputFeatures, \"{string.Join(", ", s.InputShape)}\", {s.TypeName}.OutputFeatures, \"{string.Join(", ", s.Ops[s.Output].OutShape)}\", {SourceWriter.FloatLiteral(smoothing)})");
             w.Line("_net = net;");
             foreach (var p in pc.Persistent) w.Line($"{p.Field} = Persistent({p.Length});");
@@ -332,7 +364,11 @@ namespace Compiled.Nets.Generator.Emit
             w.Line(pc.ScratchSizes.Count == 0
                 ? "protected override long ScratchFor(int batch) => 0;"
                 : $"protected override long ScratchFor(int batch) => global::System.Linq.Enumerable.Max(new long[] {{ {string.Join(", ", pc.ScratchSizes)} }});");
-            if (multi) EmitMultiMembers(w, s, c, heads, outputValues);
+            if (multi)
+            {
+                EmitMultiMembers(w, s, c, heads, outputValues);
+                if (s.MaxSequence == 0) EmitSpanForward(w, s);
+            }
             else
             {
                 w.Line($"protected override {ArrayView}<float> Logits => {c.Value(s.Output)};");
