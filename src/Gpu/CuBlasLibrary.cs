@@ -62,7 +62,7 @@ internal sealed class CuBlasLibrary : IDisposable
 
     /// <summary>cuBLAS on <paramref name="accelerator"/>, checked against <paramref name="reference"/> (the tiled
     /// kernel); null with <paramref name="why"/> when it cannot be loaded or disagrees.</summary>
-    public static CuBlasLibrary? TryOpen(CudaAccelerator accelerator, Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> reference, out string why)
+    public static CuBlasLibrary? TryOpen(CudaAccelerator accelerator, ReferenceGemm reference, out string why)
     {
         if (Environment.GetEnvironmentVariable("COMPILED_NETS_CUBLAS") == "off")
         {
@@ -94,25 +94,34 @@ internal sealed class CuBlasLibrary : IDisposable
         }
     }
 
-    /// <summary>One 37×29 product over 19 in each transpose pairing, cuBLAS against the device's own kernel.</summary>
-    private static bool AgreesWith(CuBlas blas, Accelerator accelerator, Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> reference, out string why)
+    /// <summary>The device's own GEMM (row-major, as <see cref="Gemm(bool, bool, int, int, int, float, ArrayView{float}, int, ArrayView{float}, int, float, ArrayView{float}, int)"/>), which cuBLAS is checked against.</summary>
+    public delegate void ReferenceGemm(bool transA, bool transB, int m, int n, int k, ArrayView<float> a, int lda, ArrayView<float> b, int ldb, ArrayView<float> c, int ldc);
+
+    /// <summary>One 37×29 product over 19, padded rows, in each transpose pairing, cuBLAS against the device's own kernel.</summary>
+    private static bool AgreesWith(CuBlas blas, Accelerator accelerator, ReferenceGemm reference, out string why)
     {
         const int m = 37, n = 29, k = 19;
         var rng = new Random(7);
-        var a = Enumerable.Range(0, m * k).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
-        var b = Enumerable.Range(0, k * n).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
-        using var da = accelerator.Allocate1D(a); using var db = accelerator.Allocate1D(b);
-        using var mine = accelerator.Allocate1D<float>(m * n); using var theirs = accelerator.Allocate1D<float>(m * n);
-        reference(da.View, db.View, mine.View, m, n, k);
-        Gemm(blas, false, false, m, n, k, 1f, da.View, k, db.View, n, 0f, theirs.View, n);
-        accelerator.Synchronize();
-        var x = mine.GetAsArray1D(); var y = theirs.GetAsArray1D();
-        for (int i = 0; i < x.Length; i++)
-            if (!(Math.Abs(x[i] - y[i]) <= 1e-4f * (1 + Math.Abs(x[i]))))
-            {
-                why = $"cuBLAS disagreed with the device's GEMM kernel at [{i}] ({y[i]} vs {x[i]})";
-                return false;
-            }
+        foreach (var (ta, tb) in new[] { (false, false), (false, true), (true, false), (true, true) })
+        {
+            // Leading dimensions past the matrices' widths, as a view of a wider buffer has.
+            int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1;
+            var a = Enumerable.Range(0, (ta ? k : m) * lda).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+            var b = Enumerable.Range(0, (tb ? n : k) * ldb).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+            using var da = accelerator.Allocate1D(a); using var db = accelerator.Allocate1D(b);
+            using var mine = accelerator.Allocate1D<float>(m * ldc); using var theirs = accelerator.Allocate1D<float>(m * ldc);
+            mine.MemSetToZero(); theirs.MemSetToZero();
+            reference(ta, tb, m, n, k, da.View, lda, db.View, ldb, mine.View, ldc);
+            Gemm(blas, ta, tb, m, n, k, 1f, da.View, lda, db.View, ldb, 0f, theirs.View, ldc);
+            accelerator.Synchronize();
+            var x = mine.GetAsArray1D(); var y = theirs.GetAsArray1D();
+            for (int i = 0; i < x.Length; i++)
+                if (!(Math.Abs(x[i] - y[i]) <= 1e-4f * (1 + Math.Abs(x[i]))))
+                {
+                    why = $"cuBLAS disagreed with the device's GEMM kernel at [{i}] ({y[i]} vs {x[i]}; transposes {ta}, {tb})";
+                    return false;
+                }
+        }
         why = "";
         return true;
     }
@@ -122,9 +131,23 @@ internal sealed class CuBlasLibrary : IDisposable
         float beta, ArrayView<float> c, int ldc) => Gemm(_blas, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 
     private static void Gemm(CuBlas blas, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, int lda, ArrayView<float> b, int ldb,
-        float beta, ArrayView<float> c, int ldc) =>
-        blas.Gemm(transB ? CuBlasOperation.Transpose : CuBlasOperation.NonTranspose, transA ? CuBlasOperation.Transpose : CuBlasOperation.NonTranspose,
-            n, m, k, alpha, b, ldb, a, lda, beta, c, ldc);
+        float beta, ArrayView<float> c, int ldc)
+    {
+        var call = ColumnMajorCall.Of(transA, transB, m, n, k, lda, ldb, ldc);
+        static CuBlasOperation Op(bool transpose) => transpose ? CuBlasOperation.Transpose : CuBlasOperation.NonTranspose;
+        blas.Gemm(Op(call.TransFirst), Op(call.TransSecond), call.M, call.N, call.K, alpha, call.FirstIsB ? b : a, call.LdFirst, call.FirstIsB ? a : b, call.LdSecond, beta, c, call.Ldc);
+    }
 
     public void Dispose() => _blas.Dispose();
+}
+
+/// <summary>
+/// The column-major GEMM (cuBLAS's) that computes a row-major C = alpha·op(A)·op(B) + beta·C: read column-major, each
+/// row-major matrix is its transpose, so it is Cᵀ = op(B)ᵀ·op(A)ᵀ — the operands swap, and M with N; the transposes
+/// and leading dimensions stay with their matrices.
+/// </summary>
+internal readonly record struct ColumnMajorCall(bool TransFirst, bool TransSecond, int M, int N, int K, bool FirstIsB, int LdFirst, int LdSecond, int Ldc)
+{
+    public static ColumnMajorCall Of(bool transA, bool transB, int m, int n, int k, int lda, int ldb, int ldc) =>
+        new(transB, transA, n, m, k, FirstIsB: true, ldb, lda, ldc);
 }

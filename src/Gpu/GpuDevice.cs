@@ -146,7 +146,7 @@ public sealed class GpuDevice : IDisposable
             {
                 if (!IsCuda) _blasAbsent = "not a CUDA device";
                 else _blas = CuBlasLibrary.TryOpen((CudaAccelerator)Accelerator,
-                    (a, b, c, m, n, k) => Kernels.GemmTiled(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n), out _blasAbsent);
+                    (ta, tb, m, n, k, a, lda, b, ldb, c, ldc) => Kernels.GemmTiled(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, ldc), out _blasAbsent);
             }
             return _blas;
         }

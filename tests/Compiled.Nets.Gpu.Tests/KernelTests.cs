@@ -205,3 +205,38 @@ public sealed class PhiloxTests
         Assert.NotEqual(Philox.Uniform(42, 7, 3), Philox.Uniform(42, 7, 4));
     }
 }
+
+/// <summary>The arguments the row-major GEMMs pass to cuBLAS (column-major), run through a column-major GEMM written from
+/// BLAS's definition and compared with the CPU's row-major GEMM: the mapping is right before any GPU runs it.</summary>
+public sealed class CuBlasMappingTests
+{
+    /// <summary>BLAS sgemm: C = alpha·op(X)·op(Y) + beta·C, every matrix column-major (element (i, j) at i + j·ld).</summary>
+    private static void ColumnMajorSgemm(bool tx, bool ty, int m, int n, int k, float alpha, float[] x, int ldx, float[] y, int ldy, float beta, float[] c, int ldc)
+    {
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < m; i++)
+            {
+                double sum = 0;
+                for (int p = 0; p < k; p++)
+                    sum += (double)(tx ? x[p + i * ldx] : x[i + p * ldx]) * (ty ? y[j + p * ldy] : y[p + j * ldy]);
+                c[i + j * ldc] = (float)(alpha * sum + beta * c[i + j * ldc]);
+            }
+    }
+
+    [Theory]
+    [InlineData(false, false, 37, 29, 19)]
+    [InlineData(false, true, 5, 17, 7)]
+    [InlineData(true, false, 17, 3, 9)]
+    [InlineData(true, true, 8, 13, 1)]
+    public void Row_major_products_map_onto_the_column_major_call(bool ta, bool tb, int m, int n, int k)
+    {
+        int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1;
+        var a = DeviceFixture.Random((ta ? k : m) * lda, 1); var b = DeviceFixture.Random((tb ? n : k) * ldb, 2);
+        var c = DeviceFixture.Random(m * ldc, 3);
+        var expected = (float[])c.Clone();
+        Compiled.Nets.Kernels.Gemm.Sgemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, 0.5f, expected, ldc);
+        var call = ColumnMajorCall.Of(ta, tb, m, n, k, lda, ldb, ldc);
+        ColumnMajorSgemm(call.TransFirst, call.TransSecond, call.M, call.N, call.K, 0.75f, call.FirstIsB ? b : a, call.LdFirst, call.FirstIsB ? a : b, call.LdSecond, 0.5f, c, call.Ldc);
+        DeviceFixture.Close(expected, c, 1e-5f, "C");
+    }
+}
