@@ -128,6 +128,21 @@ public sealed class KernelTests(DeviceFixture f) : IClassFixture<DeviceFixture>
         Assert.Equal(arg, argGpu);
         K.MaxPool2dBackward(DX.View, DY.View, A.View, g);
         DeviceFixture.Close(dx, DeviceFixture.Download(DX, dx.Length), 1e-6f, "dx");
+
+        // With the ReLU after it in the same kernel: the CPU's pool, then its ReLU, and back through both (inputs moved
+        // down so that some windows are wholly negative).
+        var xs = x.Select(v => v - 0.8f).ToArray();
+        var ys = new float[y.Length]; var args = new int[y.Length];
+        PoolingKernels.MaxPool2dForward(ys, args, xs, g);
+        var relu = ys.Select(Elementwise.Relu).ToArray();
+        Assert.Contains(relu, v => v == 0f);
+        var dxRelu = new float[x.Length];
+        PoolingKernels.MaxPool2dBackward(dxRelu, dy.Select((d, i) => Elementwise.ReluGrad(relu[i], d)).ToArray(), args, g);
+        using var XS = f.Upload(xs); using var R = f.Device.Allocate(y.Length); using var DXR = f.Upload(new float[x.Length]);
+        K.MaxPool2dReluForward(R.View, A.View, XS.View, g);
+        DeviceFixture.Close(relu, DeviceFixture.Download(R, y.Length), 0f, "ReLU(max)");
+        K.MaxPool2dReluBackward(DXR.View, DY.View, R.View, A.View, g);
+        DeviceFixture.Close(dxRelu, DeviceFixture.Download(DXR, dx.Length), 1e-6f, "dx through the ReLU");
     }
 
     [Theory]

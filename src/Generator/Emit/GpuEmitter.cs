@@ -106,8 +106,9 @@ namespace Compiled.Nets.Generator.Emit
     /// Spec + <see cref="Plan"/> → a network's device twin (<c>Net.OnDevice</c>, from <c>net.ToDevice(device)</c>),
     /// emitted only when the compilation references Compiled.Nets.Gpu. It walks the same units as the CPU emitter: each
     /// primary op launches its library kernels (from its <see cref="OpDefinition"/>), each elementwise chain — bias,
-    /// activations — is one generated ILGPU kernel forward and one backward, which also sums the chained bias's gradient.
-    /// The CPU-only fusions of the plan (convolution + pool, pool + ReLU) are not used here.
+    /// activations — is one generated ILGPU kernel forward and one backward, which also sums the chained bias's gradient;
+    /// a max-pool followed only by a ReLU applies it in its own kernel (the plan's pool + ReLU). The CPU-only fusion of a
+    /// convolution with its pool is not used here.
     /// </summary>
     internal static class GpuEmitter
     {
@@ -260,7 +261,8 @@ namespace Compiled.Nets.Generator.Emit
         {
             var plan = Planner.Build(s);
             var c = new GpuContext(s, plan, w);
-            var values = s.Ops.Where(o => o.Kind != OpKind.Input && !OpTable.Of(o.Kind).IsView).ToList();
+            // A max-pool that applies the ReLU after it writes the ReLU's value: its own value and gradient never exist.
+            var values = s.Ops.Where(o => o.Kind != OpKind.Input && !OpTable.Of(o.Kind).IsView && !plan.PoolRelu.Contains(o.Id)).ToList();
             var chains = plan.Units.Select(u => Chain(c, u)).ToList();
 
             w.Line("/// <summary>A twin of this network on <paramref name=\"device\"/>, with a copy of its parameters there.</summary>");
@@ -356,7 +358,7 @@ namespace Compiled.Nets.Generator.Emit
             w.Line($"/// <summary>{forward} launches forward, {lossLaunches} for the loss{(heads.Count > 1 ? "es" : "")}, {backward} backward.</summary>");
             w.Line($"public override int LaunchesPerTrainStep => {forward + lossLaunches + backward};");
             // Unfused, each stage would launch forward and backward on its own, and a bias gradient would be one more sum.
-            int unfused = chains.Where(x => x is not null).Sum(x => 2 * (x!.Unit.Stages.Count - 1) + (x.Unit.StartsWithBias ? 1 : 0));
+            int unfused = chains.Where(x => x is not null).Sum(x => 2 * (x!.Unit.Stages.Count - 1) + (x.Unit.StartsWithBias ? 1 : 0)) + 2 * plan.PoolRelu.Count;
             w.Line($"public override int LaunchesPerTrainStepUnfused => {forward + lossLaunches + backward + unfused};");
             w.Line($"protected override long ActivationsPerSample => {act};");
             w.Line($"protected override long GradientsPerSample => {grad};");
@@ -476,6 +478,7 @@ namespace Compiled.Nets.Generator.Emit
         /// <summary>The chain of a unit as two kernels, or null when it has no stages beyond a bias its kernel adds.</summary>
         private static ChainKernel? Chain(GpuContext c, PlanUnit u)
         {
+            if (u.Primary is { } pool && c.Plan.PoolRelu.Contains(pool.Id)) return null; // the max-pool's kernel applies the ReLU
             if (u.Primary is { } biased && u.StartsWithBias && OpTable.Of(biased.Kind).Bias == BiasPlacement.InKernel)
                 u = u with { Stages = u.Stages.Skip(1).ToEquatableArray() };
             if (u.Stages.Count == 0) return null;

@@ -109,12 +109,26 @@ namespace Compiled.Nets.Generator.Ops
 
         public override bool OnGpu => true;
 
-        public override void EmitGpuForward(GpuContext c, OpSpec op) =>
-            c.Launch($"K.MaxPool2dForward({c.Output(op)}, {c.IntRegion($"_a{op.Id}", Shapes.Product(op.OutShape))}, {c.Value(op.Input)}, {Geometry(op)});");
+        /// <summary>The ReLU a max-pool runs in its own kernel (the plan's pool + ReLU): its value, or -1.</summary>
+        private static int FusedRelu(GpuContext c, OpSpec op) =>
+            c.Plan.PoolRelu.Contains(op.Id) ? c.Plan.Units.First(u => u.Primary?.Id == op.Id).Stages[0].Value : -1;
+
+        public override void EmitGpuForward(GpuContext c, OpSpec op)
+        {
+            string argmax = c.IntRegion($"_a{op.Id}", Shapes.Product(op.OutShape));
+            int relu = FusedRelu(c, op);
+            c.Launch(relu < 0
+                ? $"K.MaxPool2dForward({c.Output(op)}, {argmax}, {c.Value(op.Input)}, {Geometry(op)});"
+                : $"K.MaxPool2dReluForward({c.Value(relu)}, {argmax}, {c.Value(op.Input)}, {Geometry(op)}); // and the ReLU after it");
+        }
 
         public override void EmitGpuBackward(GpuContext c, OpSpec op)
         {
-            if (!c.InputIsData(op)) c.Launch($"K.MaxPool2dBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, _a{op.Id}, {Geometry(op)});");
+            if (c.InputIsData(op)) return;
+            int relu = FusedRelu(c, op);
+            c.Launch(relu < 0
+                ? $"K.MaxPool2dBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, _a{op.Id}, {Geometry(op)});"
+                : $"K.MaxPool2dReluBackward({c.Gradient(op.Input)}, {c.Gradient(relu)}, {c.Value(relu)}, _a{op.Id}, {Geometry(op)}); // through the ReLU after it");
         }
 
         public override void EmitForward(CpuContext c, OpSpec op) =>

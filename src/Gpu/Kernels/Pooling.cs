@@ -9,6 +9,8 @@ namespace Compiled.Nets.Gpu;
 internal struct PoolArgs
 {
     public int Planes, H, W, Kh, Kw, Sh, Sw, Ph, Pw, Oh, Ow;
+    /// <summary>1: a ReLU follows the max-pool in the same kernel.</summary>
+    public int Relu;
 
     public static PoolArgs Of(in Pool2dGeometry g) => new()
     {
@@ -20,13 +22,18 @@ internal struct PoolArgs
 public sealed partial class GpuKernels
 {
     private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, PoolArgs>? _maxPool;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, PoolArgs>? _maxPoolBackward;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, PoolArgs>? _maxPoolBackward;
 
     /// <summary>y = max over each window (padding never wins; NaN wins, as in PyTorch); argmax keeps the winner's
     /// index within its input plane for backward.</summary>
-    public void MaxPool2dForward(ArrayView<float> y, ArrayView<int> argmax, ArrayView<float> x, in Pool2dGeometry g)
+    public void MaxPool2dForward(ArrayView<float> y, ArrayView<int> argmax, ArrayView<float> x, in Pool2dGeometry g) => MaxPool(y, argmax, x, PoolArgs.Of(g));
+
+    /// <summary>y = ReLU(max over each window) in one launch (ReLU commutes with max: the pool's own output is never
+    /// stored); argmax as <see cref="MaxPool2dForward"/>.</summary>
+    public void MaxPool2dReluForward(ArrayView<float> y, ArrayView<int> argmax, ArrayView<float> x, in Pool2dGeometry g) => MaxPool(y, argmax, x, PoolArgs.Of(g) with { Relu = 1 });
+
+    private void MaxPool(ArrayView<float> y, ArrayView<int> argmax, ArrayView<float> x, PoolArgs a)
     {
-        var a = PoolArgs.Of(g);
         long n = (long)a.Planes * a.Oh * a.Ow;
         Need(y, n, nameof(y)); Need(argmax, n, nameof(argmax)); Need(x, (long)a.Planes * a.H * a.W, nameof(x));
         _maxPool ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, PoolArgs>(MaxPoolKernel);
@@ -35,14 +42,23 @@ public sealed partial class GpuKernels
     }
 
     /// <summary>dx[argmax] += dy (atomic: overlapping windows may pick the same input).</summary>
-    public void MaxPool2dBackward(ArrayView<float> dx, ArrayView<float> dy, ArrayView<int> argmax, in Pool2dGeometry g)
+    public void MaxPool2dBackward(ArrayView<float> dx, ArrayView<float> dy, ArrayView<int> argmax, in Pool2dGeometry g) => MaxPoolBackward(dx, dy, dy, argmax, PoolArgs.Of(g));
+
+    /// <summary>The gradient of <see cref="MaxPool2dReluForward"/> from its output y: dx[argmax] += dy where y &gt; 0.</summary>
+    public void MaxPool2dReluBackward(ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> y, ArrayView<int> argmax, in Pool2dGeometry g)
     {
-        var a = PoolArgs.Of(g);
+        var a = PoolArgs.Of(g) with { Relu = 1 };
+        Need(y, (long)a.Planes * a.Oh * a.Ow, nameof(y));
+        MaxPoolBackward(dx, dy, y, argmax, a);
+    }
+
+    private void MaxPoolBackward(ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> y, ArrayView<int> argmax, PoolArgs a)
+    {
         long n = (long)a.Planes * a.Oh * a.Ow;
         Need(dy, n, nameof(dy)); Need(argmax, n, nameof(argmax)); Need(dx, (long)a.Planes * a.H * a.W, nameof(dx));
-        _maxPoolBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, PoolArgs>(MaxPoolBackwardKernel);
+        _maxPoolBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, PoolArgs>(MaxPoolBackwardKernel);
         Launched();
-        _maxPoolBackward(checked((int)n), dx, dy, argmax, a);
+        _maxPoolBackward(checked((int)n), dx, dy, y, argmax, a);
     }
 
     private static void MaxPoolKernel(Index1D index, ArrayView<float> y, ArrayView<int> argmax, ArrayView<float> x, PoolArgs a)
@@ -70,16 +86,18 @@ public sealed partial class GpuKernels
                 }
             }
         }
-        y[index] = best;
+        y[index] = a.Relu != 0 ? Elementwise.Relu(best) : best;
         argmax[index] = bestIndex;
     }
 
-    private static void MaxPoolBackwardKernel(Index1D index, ArrayView<float> dx, ArrayView<float> dy, ArrayView<int> argmax, PoolArgs a)
+    /// <summary>y is the pool's output (read only after a ReLU, whose gradient it gates).</summary>
+    private static void MaxPoolBackwardKernel(Index1D index, ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> y, ArrayView<int> argmax, PoolArgs a)
     {
         int idx = argmax[index];
         if (idx < 0) return;
         long plane = index / (a.Ow * a.Oh);
-        Atomic.Add(ref dx[plane * a.H * a.W + idx], dy[index]);
+        float g = a.Relu != 0 ? Elementwise.ReluGrad(y[index], dy[index]) : dy[index];
+        Atomic.Add(ref dx[plane * a.H * a.W + idx], g);
     }
 
     private Action<Index1D, ArrayView<float>, ArrayView<float>, PoolArgs>? _adaptiveAvg, _adaptiveAvgBackward;

@@ -20,10 +20,8 @@ namespace Compiled.Nets.Gpu.Tests
             int global::Compiled.Nets.INetwork.OutputSize => ((global::Compiled.Nets.INetwork)_net).OutputSize;
             global::Compiled.Nets.ParameterStore global::Compiled.Nets.INetwork.Parameters => HostParameters;
             private global::ILGPU.ArrayView<float> _v1;
-            private global::ILGPU.ArrayView<float> _v2;
             private global::ILGPU.ArrayView<float> _v3;
             private global::ILGPU.ArrayView<float> _v4;
-            private global::ILGPU.ArrayView<float> _v5;
             private global::ILGPU.ArrayView<float> _v6;
             private global::ILGPU.ArrayView<float> _v8;
             private global::ILGPU.ArrayView<float> _r8;
@@ -32,20 +30,14 @@ namespace Compiled.Nets.Gpu.Tests
             private global::ILGPU.ArrayView<float> _r10;
             private global::ILGPU.ArrayView<float> _probs;
             private global::ILGPU.ArrayView<float> _g1;
-            private global::ILGPU.ArrayView<float> _g2;
             private global::ILGPU.ArrayView<float> _g3;
             private global::ILGPU.ArrayView<float> _g4;
-            private global::ILGPU.ArrayView<float> _g5;
             private global::ILGPU.ArrayView<float> _g6;
             private global::ILGPU.ArrayView<float> _g8;
             private global::ILGPU.ArrayView<float> _g9;
             private global::ILGPU.ArrayView<float> _g10;
             private global::ILGPU.ArrayView<int> _a2;
             private global::ILGPU.ArrayView<int> _a5;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>> _Chain3Forward;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain3Backward;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>> _Chain6Forward;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain6Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain9Forward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain9Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain10Forward;
@@ -54,21 +46,17 @@ namespace Compiled.Nets.Gpu.Tests
             internal OnDevice(ConvNet net, global::Compiled.Nets.Gpu.GpuDevice device) : base(device, net._store, "ConvNet", ConvNet.InputFeatures, "1, 28, 28", ConvNet.OutputFeatures, "10", 0.0f)
             {
                 _net = net;
-                _Chain3Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>>(device.Accelerator, Chain3Forward);
-                _Chain3Backward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain3Backward);
-                _Chain6Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>>(device.Accelerator, Chain6Forward);
-                _Chain6Backward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain6Backward);
                 _Chain9Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain9Forward);
                 _Chain9Backward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain9Backward);
                 _Chain10Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain10Forward);
                 _Chain10Backward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain10Backward);
             }
 
-            /// <summary>14 launches forward, 2 for the loss, 20 backward.</summary>
-            public override int LaunchesPerTrainStep => 36;
+            /// <summary>12 launches forward, 2 for the loss, 18 backward.</summary>
+            public override int LaunchesPerTrainStep => 32;
             public override int LaunchesPerTrainStepUnfused => 40;
-            protected override long ActivationsPerSample => 114462;
-            protected override long GradientsPerSample => 113930;
+            protected override long ActivationsPerSample => 95646;
+            protected override long GradientsPerSample => 95114;
             protected override long IntsPerSample => 18816;
             protected override long ScratchFor(int batch) => global::System.Linq.Enumerable.Max(new long[] { global::Compiled.Nets.Gpu.GpuKernels.Conv2dScratch(new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1)), global::Compiled.Nets.Gpu.GpuKernels.Conv2dScratch(new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1)) });
             protected override global::ILGPU.ArrayView<float> Logits => _v10;
@@ -78,26 +66,22 @@ namespace Compiled.Nets.Gpu.Tests
             protected override void BindWorkspace()
             {
                 _v1 = Activation(0, 50176);
-                _v2 = Activation(50176, 12544);
-                _v3 = Activation(62720, 12544);
-                _v4 = Activation(75264, 25088);
-                _v5 = Activation(100352, 6272);
-                _v6 = Activation(106624, 6272);
-                _v8 = Activation(112896, 512);
-                _r8 = Activation(113408, 512);
-                _v9 = Activation(113920, 512);
-                _v10 = Activation(114432, 10);
-                _r10 = Activation(114442, 10);
-                _probs = Activation(114452, 10);
+                _v3 = Activation(50176, 12544);
+                _v4 = Activation(62720, 25088);
+                _v6 = Activation(87808, 6272);
+                _v8 = Activation(94080, 512);
+                _r8 = Activation(94592, 512);
+                _v9 = Activation(95104, 512);
+                _v10 = Activation(95616, 10);
+                _r10 = Activation(95626, 10);
+                _probs = Activation(95636, 10);
                 _g1 = ActivationGradient(0, 50176);
-                _g2 = ActivationGradient(50176, 12544);
-                _g3 = ActivationGradient(62720, 12544);
-                _g4 = ActivationGradient(75264, 25088);
-                _g5 = ActivationGradient(100352, 6272);
-                _g6 = ActivationGradient(106624, 6272);
-                _g8 = ActivationGradient(112896, 512);
-                _g9 = ActivationGradient(113408, 512);
-                _g10 = ActivationGradient(113920, 10);
+                _g3 = ActivationGradient(50176, 12544);
+                _g4 = ActivationGradient(62720, 25088);
+                _g6 = ActivationGradient(87808, 6272);
+                _g8 = ActivationGradient(94080, 512);
+                _g9 = ActivationGradient(94592, 512);
+                _g10 = ActivationGradient(95104, 10);
                 _a2 = IntRegion(0, 12544);
                 _a5 = IntRegion(12544, 6272);
             }
@@ -107,15 +91,11 @@ namespace Compiled.Nets.Gpu.Tests
                 // Conv1: [B, 1, 28, 28] -> [B, 64, 28, 28]
                 K.Conv2dForward(_v1, Input, Value(_net._p_conv1_weight), Value(_net._p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), Scratch); // im2col, GEMM, bias + layout
                 // MaxPool2d: [B, 64, 28, 28] -> [B, 64, 14, 14]
-                K.MaxPool2dForward(_v2, _a2, _v1, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0));
-                // fused: Relu  [B, 64, 14, 14]
-                Device.RecordLaunch(); _Chain3Forward((int)(batch * 12544), _v2, _v3);
+                K.MaxPool2dReluForward(_v3, _a2, _v1, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0)); // and the ReLU after it
                 // Conv2: [B, 64, 14, 14] -> [B, 128, 14, 14]
                 K.Conv2dForward(_v4, _v3, Value(_net._p_conv2_weight), Value(_net._p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), Scratch); // im2col, GEMM, bias + layout
                 // MaxPool2d: [B, 128, 14, 14] -> [B, 128, 7, 7]
-                K.MaxPool2dForward(_v5, _a5, _v4, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0));
-                // fused: Relu  [B, 128, 7, 7]
-                Device.RecordLaunch(); _Chain6Forward((int)(batch * 6272), _v5, _v6);
+                K.MaxPool2dReluForward(_v6, _a5, _v4, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0)); // and the ReLU after it
                 // Fc1: [B, 6272] -> [B, 512]
                 K.Gemm(false, true, batch * 1, 512, 6272, 1f, _v6, 6272, Value(_net._p_fc1_weight), 6272, 0f, _r8, 512);
                 // fused: Bias + Relu  [B, 512]
@@ -138,54 +118,14 @@ namespace Compiled.Nets.Gpu.Tests
                 // Fc1 backward
                 K.Gemm(true, false, 512, 6272, batch * 1, 1f, _g8, 512, _v6, 6272, 1f, Gradient(_net._p_fc1_weight), 6272);
                 K.Gemm(false, false, batch * 1, 6272, 512, 1f, _g8, 512, Value(_net._p_fc1_weight), 6272, 1f, _g6, 6272);
-                // fused backward: Relu
-                Device.RecordLaunch(); _Chain6Backward((int)(batch * 6272), _g6, _g5, _v5, _v6, 1);
                 // MaxPool2d backward
-                K.MaxPool2dBackward(_g4, _g5, _a5, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0));
+                K.MaxPool2dReluBackward(_g4, _g6, _v6, _a5, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0)); // through the ReLU after it
                 // Conv2 backward
                 K.Conv2dBackward(_g3, Gradient(_net._p_conv2_weight), Gradient(_net._p_conv2_bias), _g4, _v3, Value(_net._p_conv2_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), Scratch);
-                // fused backward: Relu
-                Device.RecordLaunch(); _Chain3Backward((int)(batch * 12544), _g3, _g2, _v2, _v3, 1);
                 // MaxPool2d backward
-                K.MaxPool2dBackward(_g1, _g2, _a2, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0));
+                K.MaxPool2dReluBackward(_g1, _g3, _v3, _a2, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0)); // through the ReLU after it
                 // Conv1 backward
                 K.Conv2dBackward(default, Gradient(_net._p_conv1_weight), Gradient(_net._p_conv1_bias), _g1, Input, Value(_net._p_conv1_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), Scratch);
-            }
-
-            /// <summary>Fused forward of Relu: one thread per element.</summary>
-            public static void Chain3Forward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v3)
-            {
-                long i = index.X;
-                float t = src[i];
-                t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                v3[i] = t;
-            }
-
-            /// <summary>Fused backward of Relu.</summary>
-            public static void Chain3Backward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v3, int writeDz)
-            {
-                long i = index.X;
-                float g = gy[i];
-                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(v3[i], g);
-                if (writeDz != 0) gz[i] += g;
-            }
-
-            /// <summary>Fused forward of Relu: one thread per element.</summary>
-            public static void Chain6Forward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v6)
-            {
-                long i = index.X;
-                float t = src[i];
-                t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                v6[i] = t;
-            }
-
-            /// <summary>Fused backward of Relu.</summary>
-            public static void Chain6Backward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v6, int writeDz)
-            {
-                long i = index.X;
-                float g = gy[i];
-                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(v6[i], g);
-                if (writeDz != 0) gz[i] += g;
             }
 
             /// <summary>Fused forward of Bias + Relu: one thread per element.</summary>
