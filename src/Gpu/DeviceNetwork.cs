@@ -463,7 +463,7 @@ public abstract class DeviceNetwork : IDisposable
     }
 
     /// <summary>Uploads the batch's mask (all ones when the caller gave none) and sets <see cref="SequenceLength"/>.</summary>
-    private void UseMask(ReadOnlySpan<int> mask, int batch, int sequence)
+    private protected void UseMask(ReadOnlySpan<int> mask, int batch, int sequence)
     {
         if (mask.IsEmpty)
         {
@@ -544,7 +544,7 @@ public abstract class DeviceNetwork : IDisposable
     {
         if (TakesColumns)
             throw new InvalidOperationException($"{Name}.{method}: the network has several inputs or outputs; pass its batch as a TensorBatch of named columns (IMultiNetwork.{method})" +
-                (method == "Forward" ? ", or, at fixed shapes, a span for each input and output (the twin's own Forward)." : "."));
+                (method == "Forward" ? ", or a span for each input and output (the twin's own Forward)." : "."));
     }
 
     private void TakesFloats(string method, bool sequence = false)

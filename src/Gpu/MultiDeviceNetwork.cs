@@ -160,23 +160,47 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
         DownloadOutputs(outputs, batch.Count);
     }
 
-    // The generated Forward over spans (a fixed-shape network, as its CPU class's Forward): the batch and the output
-    // spans checked, each input checked and uploaded, the forward run, each output downloaded.
+    // The generated Forward over spans (as the CPU class's Forward): the batch (with a sequence, its length and mask) and
+    // the output spans checked, each input checked and uploaded, the forward run, each output downloaded.
 
     /// <summary>Checks the batch and each output span's length (output i has <paramref name="outputLengths"/>[i] floats).</summary>
     protected void BeginForward(int batch, params ReadOnlySpan<int> outputLengths)
     {
         if (batch <= 0) throw new ArgumentOutOfRangeException(nameof(batch), batch, $"{Name}.Forward: batch must be positive.");
-        for (int o = 0; o < outputLengths.Length; o++)
-            NetworkArguments.CheckOutput(Name, "Forward", _outputSlots[o].Name, outputLengths[o], batch, _outputSlots[o].Size, string.Join(", ", _outputSlots[o].Shape), optional: false);
+        CheckOutputs(batch, 1, outputLengths);
         EnsureCapacity(batch);
     }
+
+    /// <summary>A sequence network's call: the batch, the sequence length (up to MaxSequence) and the attention mask
+    /// ([batch, sequence] of 0/1, a real token in every row; empty: every position real) checked as the CPU checks them,
+    /// each output span's length (batch × its per-sample size, along T batch × sequence × its size per position); the
+    /// mask goes up.</summary>
+    protected void BeginForward(ReadOnlySpan<int> mask, int batch, int sequence, params ReadOnlySpan<int> outputLengths)
+    {
+        NetworkArguments.CheckCall(Name, "Forward", mask, batch, sequence, MaxSequence, -1, 0, "");
+        CheckOutputs(batch, sequence, outputLengths);
+        EnsureCapacity(batch);
+        UseMask(mask, batch, sequence);
+    }
+
+    private void CheckOutputs(int batch, int sequence, ReadOnlySpan<int> outputLengths)
+    {
+        for (int o = 0; o < outputLengths.Length; o++)
+        {
+            var slot = _outputSlots[o];
+            NetworkArguments.CheckOutput(Name, "Forward", slot.Name, outputLengths[o], batch, slot.IsSequence ? sequence * slot.Size : slot.Size, Shape(slot, sequence), optional: false);
+        }
+    }
+
+    /// <summary>A slot's per-sample shape as messages show it (T as the call's length).</summary>
+    private static string Shape(TensorSlot slot, int sequence) => string.Join(", ", slot.Shape.Select(d => d == -1 ? sequence : d));
 
     /// <summary>Input <paramref name="input"/>'s floats, checked for length and uploaded.</summary>
     protected void UploadInput(int input, ReadOnlySpan<float> values, int batch)
     {
         var slot = InputLayout[input];
-        NetworkArguments.CheckInput(Name, "Forward", slot.Name, values.Length, batch, 1, slot.Size, string.Join(", ", _inputSlots[input].Shape));
+        int positions = slot.Sequence ? SequenceLength : 1;
+        NetworkArguments.CheckInput(Name, "Forward", slot.Name, values.Length, batch, positions, slot.Size, Shape(_inputSlots[input], positions));
         Upload(values, _floatInputs[input].View);
     }
 
@@ -184,7 +208,8 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     protected void UploadInput(int input, ReadOnlySpan<int> ids, int batch)
     {
         var slot = InputLayout[input];
-        NetworkArguments.CheckInput(Name, "Forward", slot.Name, ids.Length, batch, 1, slot.Size, string.Join(", ", _inputSlots[input].Shape));
+        int positions = slot.Sequence ? SequenceLength : 1;
+        NetworkArguments.CheckInput(Name, "Forward", slot.Name, ids.Length, batch, positions, slot.Size, Shape(_inputSlots[input], positions));
         UploadIds(slot, ids, input);
     }
 
@@ -195,7 +220,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
         RunForward(batch, training: false);
     }
 
-    /// <summary>Output <paramref name="output"/> of the last forward into <paramref name="values"/> (checked by <see cref="BeginForward"/>).</summary>
+    /// <summary>Output <paramref name="output"/> of the last forward into <paramref name="values"/> (checked when the call began).</summary>
     protected void DownloadOutput(int output, Span<float> values) => Download(OutputAt(output), values);
 
     /// <summary>A network without a loss has nothing to train or evaluate a loss of.</summary>

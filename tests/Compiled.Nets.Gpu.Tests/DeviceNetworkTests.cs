@@ -859,6 +859,25 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         using var host2 = new PairTwoHeadNet(seed: 53);
         using var dev2 = host2.ToDevice(f.Device);
         MultiStepMatches(cpu2, dev2, host2.Parameters, new TensorDataLoader(data, 6, shuffle: false).Epoch(0).First());
+
+        // Forward over spans with the mask and the sequence length, as the CPU class's: 3 samples of up to 7 positions.
+        const int batch = 3, seq = 7;
+        var r = new Random(4);
+        var ids = Enumerable.Range(0, batch * seq).Select(_ => r.Next(50)).ToArray();
+        var types = Enumerable.Range(0, batch * seq).Select(i => i % seq < 3 ? 0 : 1).ToArray();
+        var mask = Enumerable.Range(0, batch * seq).Select(i => i % seq < seq - i / seq * 2 ? 1 : 0).ToArray();
+        float[] ct = new float[batch * seq * 2], cs = new float[batch * 3], dt = new float[ct.Length], ds = new float[cs.Length];
+        cpu2.Forward(ids, types, mask, batch, seq, ct, cs);
+        dev2.Forward(ids, types, mask, batch, seq, dt, ds);
+        Relative(ct, dt, 1e-5, "tokens"); Relative(cs, ds, 1e-5, "sentence");
+        Assert.Contains("output 'tokens' has 41 floats, but batch 3 × [7, 2] needs 42", Assert.Throws<ArgumentException>(() => dev2.Forward(ids, types, mask, batch, seq, new float[41], ds)).Message);
+        Assert.Contains("input 'types' has 20 values, but batch 3 × [7] needs 21", Assert.Throws<ArgumentException>(() => dev2.Forward(ids, types[1..], mask, batch, seq, dt, ds)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => dev2.Forward(ids, types, mask, batch, 11, dt, ds)); // past MaxSequence
+        var unmasked = new float[ct.Length]; var unmaskedDev = new float[ct.Length];
+        cpu2.Forward(ids, types, default, batch, seq, unmasked, cs);
+        dev2.Forward(ids, types, default, batch, seq, unmaskedDev, ds);
+        Relative(unmasked, unmaskedDev, 1e-5, "tokens without a mask");
+
         var a = new Trainer(cpu2, new AdamW(cpu2.Parameters, 5e-3f), new TrainerOptions { Epochs = 2 }).Fit(new TensorDataLoader(data, 4, seed: 2), null);
         using var fresh = new PairTwoHeadNet(seed: 53);
         using var freshDev = fresh.ToDevice(f.Device);

@@ -220,15 +220,17 @@ namespace Compiled.Nets.Generator.Emit
             w.Line($"private static readonly {slot}[] s_outputSlots = new {slot}[] {{ {string.Join(", ", outputs)} }};");
         }
 
-        /// <summary>A fixed-shape twin of several inputs or outputs: Forward over spans, as its CPU class's.</summary>
+        /// <summary>A twin of several inputs or outputs: Forward over spans, as its CPU class's (with the mask and the
+        /// sequence length over a sequence).</summary>
         private static void EmitSpanForward(SourceWriter w, NetworkSpec s)
         {
             var inputs = InputsOf(s);
             var outputs = OutputNames(s);
+            bool sequence = s.MaxSequence > 0;
             w.Line();
             w.Line("/// <summary>Inference in evaluation mode, as the CPU network's Forward: each input span goes up, each output comes back.</summary>");
-            w.Open($"public void Forward({CpuEmitter.InputParams(s)}, int batch, {CpuEmitter.OutputParams(outputs, optional: false)})");
-            w.Line($"BeginForward(batch, {string.Join(", ", outputs.Select(o => o + ".Length"))});");
+            w.Open($"public void Forward({CpuEmitter.InputParams(s)}, {CpuEmitter.BatchParams(sequence)}, {CpuEmitter.OutputParams(outputs, optional: false)})");
+            w.Line($"BeginForward({(sequence ? "mask, batch, sequence" : "batch")}, {string.Join(", ", outputs.Select(o => o + ".Length"))});");
             for (int i = 0; i < inputs.Count; i++) w.Line($"UploadInput({i}, {(s.IsMultiInput ? inputs[i].Name : "input")}, batch);");
             w.Line("RunInference(batch);");
             for (int o = 0; o < outputs.Count; o++) w.Line($"DownloadOutput({o}, {outputs[o]});");
@@ -369,7 +371,7 @@ namespace Compiled.Nets.Generator.Emit
             if (multi)
             {
                 EmitMultiMembers(w, s, c, heads, outputValues);
-                if (s.MaxSequence == 0) EmitSpanForward(w, s);
+                EmitSpanForward(w, s);
             }
             else
             {
