@@ -15,6 +15,9 @@ namespace Compiled.Nets.Generator.Emit
         /// <summary>Whether the network implements IMultiNetwork: several inputs or outputs and a loss.</summary>
         internal static bool IsMultiNetwork(NetworkSpec s) => s.IsMultiple && LossUse.Of(s).Count > 0;
 
+        /// <summary>A slot's shape as an int[] literal (T as -1).</summary>
+        internal static string ShapeLiteral(IEnumerable<int> shape) => shape.Any() ? $"new int[] {{ {string.Join(", ", shape)} }}" : "global::System.Array.Empty<int>()";
+
         /// <summary>The mask column of a sequence network's batches (Hugging Face's name for it).</summary>
         internal const string MaskColumn = "attention_mask";
 
@@ -25,7 +28,6 @@ namespace Compiled.Nets.Generator.Emit
             var losses = LossUse.Of(s);
             string iface = Runtime + "IMultiNetwork";
             string slot = Runtime + "TensorSlot";
-            static string Shape(IEnumerable<int> shape) => shape.Any() ? $"new int[] {{ {string.Join(", ", shape)} }}" : "global::System.Array.Empty<int>()";
             // Output names, shapes and size constants as the class's own methods name them.
             var outputs = s.IsMultiOutput
                 ? s.Outputs.Select(o => (o.Name, Shape: s.Ops[o.Value].OutShape, Size: FeaturesConstant(o.Name))).ToList()
@@ -33,14 +35,14 @@ namespace Compiled.Nets.Generator.Emit
             var inputs = s.IsMultiInput ? s.Inputs.ToList() : new List<InputSpec> { new InputSpec("input", s.InputShape, s.TokenInput, 0) };
 
             w.Line($"// IMultiNetwork: the Trainer's way in: each column of a TensorBatch, found by name, passed as the span of the same name.");
-            w.Line($"private static readonly {slot}[] s_inputs = new {slot}[] {{ {string.Join(", ", inputs.Select(i => $"new(\"{i.Name}\", {Shape(i.Shape)}, {(i.Tokens ? "true" : "false")})"))} }};");
-            w.Line($"private static readonly {slot}[] s_outputs = new {slot}[] {{ {string.Join(", ", outputs.Select(o => $"new(\"{o.Name}\", {Shape(o.Shape)}, false)"))} }};");
+            w.Line($"private static readonly {slot}[] s_inputs = new {slot}[] {{ {string.Join(", ", inputs.Select(i => $"new(\"{i.Name}\", {ShapeLiteral(i.Shape)}, {(i.Tokens ? "true" : "false")})"))} }};");
+            w.Line($"private static readonly {slot}[] s_outputs = new {slot}[] {{ {string.Join(", ", outputs.Select(o => $"new(\"{o.Name}\", {ShapeLiteral(o.Shape)}, false)"))} }};");
             w.Line($"private static readonly {Runtime}LossSlot[] s_losses = new {Runtime}LossSlot[]");
             w.Line("{");
             foreach (var l in losses)
             {
                 var target = l.Definition.TargetShape(l);
-                w.Line($"    new(\"{l.Definition.Name}\", \"{outputs[l.OutputIndex].Name}\", new {slot}(\"{l.TargetName}\", {Shape(target)}, {(l.Definition.ClassIndices ? "true" : "false")}), {FloatLiteral(l.Weight)}),");
+                w.Line($"    new(\"{l.Definition.Name}\", \"{outputs[l.OutputIndex].Name}\", new {slot}(\"{l.TargetName}\", {ShapeLiteral(target)}, {(l.Definition.ClassIndices ? "true" : "false")}), {FloatLiteral(l.Weight)}),");
             }
             w.Line("};");
             w.Line($"global::System.Collections.Generic.IReadOnlyList<{slot}> {iface}.Inputs => s_inputs;");

@@ -214,9 +214,8 @@ namespace Compiled.Nets.Generator.Emit
         private static void EmitSlots(SourceWriter w, NetworkSpec s)
         {
             string slot = Runtime + "TensorSlot";
-            static string Shape(IEnumerable<int> shape) => shape.Any() ? $"new int[] {{ {string.Join(", ", shape)} }}" : "global::System.Array.Empty<int>()";
-            var outputs = OutputNames(s).Zip(OutputValues(s), (name, value) => $"new(\"{name}\", {Shape(s.Ops[value].OutShape)}, false)");
-            w.Line($"private static readonly {slot}[] s_inputSlots = new {slot}[] {{ {string.Join(", ", InputsOf(s).Select(i => $"new(\"{i.Name}\", {Shape(i.Shape)}, {(i.Tokens ? "true" : "false")})"))} }};");
+            var outputs = OutputNames(s).Zip(OutputValues(s), (name, value) => $"new(\"{name}\", {CpuEmitter.ShapeLiteral(s.Ops[value].OutShape)}, false)");
+            w.Line($"private static readonly {slot}[] s_inputSlots = new {slot}[] {{ {string.Join(", ", InputsOf(s).Select(i => $"new(\"{i.Name}\", {CpuEmitter.ShapeLiteral(i.Shape)}, {(i.Tokens ? "true" : "false")})"))} }};");
             w.Line($"private static readonly {slot}[] s_outputSlots = new {slot}[] {{ {string.Join(", ", outputs)} }};");
         }
 
