@@ -354,4 +354,27 @@ public abstract class GroupedKernelTests(DeviceFixture f)
         DeviceFixture.Close(dw, DeviceFixture.Download(DW, channels), 1e-5f, "dw");
         DeviceFixture.Close(db, DeviceFixture.Download(DB, channels), 1e-5f, "db");
     }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(6, 5)]
+    [InlineData(4, 300)]
+    public void Cosine_embedding_loss_matches_the_CPU_forward_and_backward(int pairs, int dim)
+    {
+        var a = DeviceFixture.Random(pairs * dim, 81); var b = DeviceFixture.Random(pairs * dim, 82);
+        if (pairs > 1) Array.Copy(a, 0, b, dim, dim); // an identical pair: cos 1
+        var y = Enumerable.Range(0, pairs).Select(i => i % 3 == 0 ? 1f : -1f).ToArray();
+        float loss = CosineEmbeddingKernels.Forward(a, b, y, pairs, dim, 0.1f);
+        var daStart = DeviceFixture.Random(pairs * dim, 83); var dbStart = DeviceFixture.Random(pairs * dim, 84);
+        var da = (float[])daStart.Clone(); var db = (float[])dbStart.Clone();
+        CosineEmbeddingKernels.Backward(da, db, a, b, y, pairs, dim, 0.1f, 0.5f);
+
+        using var A = f.Upload(a); using var B = f.Upload(b); using var Y = f.Upload(y); using var R = f.Device.Allocate(pairs);
+        K.CosineEmbeddingForward(R.View, A.View, B.View, Y.View, pairs, dim, 0.1f);
+        Assert.Equal(loss, DeviceFixture.Download(R, pairs).Sum() / pairs, 1e-5f);
+        using var DA = f.Upload(daStart); using var DB = f.Upload(dbStart);
+        K.CosineEmbeddingBackward(DA.View, DB.View, A.View, B.View, Y.View, pairs, dim, 0.1f, 0.5f);
+        DeviceFixture.Close(da, DeviceFixture.Download(DA, da.Length), 1e-5f, "da");
+        DeviceFixture.Close(db, DeviceFixture.Download(DB, db.Length), 1e-5f, "db");
+    }
 }

@@ -96,17 +96,17 @@ public sealed partial class GpuKernels
             : 1f / (1f + XMath.Exp(-x)) - targets[i]);
     }
 
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _cosineEmbedding;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>? _cosineEmbeddingBackward;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _cosineEmbedding;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>? _cosineEmbeddingBackward;
 
     /// <summary>rowLoss[r] = 1 − cos(a_r, b_r) where y = 1, max(0, cos − margin) where y = −1, else 0 (nn.CosineEmbeddingLoss
-    /// per pair; the norms get ε = 1e-12 as on the CPU); one thread per pair.</summary>
+    /// per pair; the norms get ε = 1e-12 as on the CPU); one group per pair.</summary>
     public void CosineEmbeddingForward(ArrayView<float> rowLoss, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int rows, int dim, float margin)
     {
         if (rows == 0) return;
         Need(rowLoss, rows, nameof(rowLoss)); Need(a, (long)rows * dim, nameof(a)); Need(b, (long)rows * dim, nameof(b)); Need(y, rows, nameof(y));
-        _cosineEmbedding ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(CosineEmbeddingKernel);
-        Launched(); _cosineEmbedding(rows, rowLoss, a, b, y, dim, margin);
+        _cosineEmbedding ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(CosineEmbeddingKernel);
+        Launched(); _cosineEmbedding(RowConfig(rows, dim), rowLoss, a, b, y, dim, margin);
     }
 
     /// <summary>da, db += scale·∂loss/∂a, ∂loss/∂b per pair: ∂cos/∂a = b/√(|a|²|b|²) − cos·a/|a|².</summary>
@@ -114,32 +114,36 @@ public sealed partial class GpuKernels
     {
         if (rows == 0) return;
         Need(da, (long)rows * dim, nameof(da)); Need(db, (long)rows * dim, nameof(db)); Need(a, (long)rows * dim, nameof(a)); Need(b, (long)rows * dim, nameof(b));
-        _cosineEmbeddingBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>(CosineEmbeddingBackwardKernel);
-        Launched(); _cosineEmbeddingBackward(rows, da, db, a, b, y, dim, margin, scale);
+        _cosineEmbeddingBackward ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float>(CosineEmbeddingBackwardKernel);
+        Launched(); _cosineEmbeddingBackward(RowConfig(rows, dim), da, db, a, b, y, dim, margin, scale);
     }
 
+    /// <summary>Pair Grid.IdxX's a·b, |a|² + ε and |b|² + ε, its threads taking every Group.DimX-th value.</summary>
     private static void CosineParts(ArrayView<float> a, ArrayView<float> b, long row, int dim, out float dot, out float a2, out float b2)
     {
-        dot = 0f; a2 = 1e-12f; b2 = 1e-12f;
-        for (int i = 0; i < dim; i++) { float x = a[row + i], z = b[row + i]; dot += x * z; a2 += x * x; b2 += z * z; }
+        dot = 0f; a2 = 0f; b2 = 0f;
+        for (int i = Group.IdxX; i < dim; i += Group.DimX) { float x = a[row + i], z = b[row + i]; dot += x * z; a2 += x * x; b2 += z * z; }
+        dot = GroupSum(dot); a2 = GroupSum(a2) + 1e-12f; b2 = GroupSum(b2) + 1e-12f;
     }
 
-    private static void CosineEmbeddingKernel(Index1D r, ArrayView<float> rowLoss, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int dim, float margin)
+    private static void CosineEmbeddingKernel(ArrayView<float> rowLoss, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int dim, float margin)
     {
-        CosineParts(a, b, (long)r.X * dim, dim, out float dot, out float a2, out float b2);
+        int r = Grid.IdxX;
+        CosineParts(a, b, (long)r * dim, dim, out float dot, out float a2, out float b2);
         float cos = dot / XMath.Sqrt(a2 * b2), label = y[r];
-        rowLoss[r] = label == 1f ? 1f - cos : label == -1f ? XMath.Max(0f, cos - margin) : 0f;
+        if (Group.IdxX == 0) rowLoss[r] = label == 1f ? 1f - cos : label == -1f ? XMath.Max(0f, cos - margin) : 0f;
     }
 
-    private static void CosineEmbeddingBackwardKernel(Index1D r, ArrayView<float> da, ArrayView<float> db, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int dim, float margin, float scale)
+    private static void CosineEmbeddingBackwardKernel(ArrayView<float> da, ArrayView<float> db, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int dim, float margin, float scale)
     {
-        long row = (long)r.X * dim;
+        int r = Grid.IdxX;
+        long row = (long)r * dim;
         CosineParts(a, b, row, dim, out float dot, out float a2, out float b2);
         float inv = 1f / XMath.Sqrt(a2 * b2), cos = dot * inv, label = y[r];
         float dcos = label == 1f ? -1f : label == -1f && cos - margin > 0f ? 1f : 0f;
-        if (dcos == 0f) return;
+        if (dcos == 0f) return; // the whole group: the pair is one label's
         float g = dcos * scale;
-        for (int i = 0; i < dim; i++)
+        for (int i = Group.IdxX; i < dim; i += Group.DimX)
         {
             float x = a[row + i], z = b[row + i];
             da[row + i] += g * (z * inv - cos * x / a2);
