@@ -108,6 +108,13 @@ public sealed partial class GpuKernels
     {
         var a = new PoolArgs { Planes = planes, H = h, W = w, Oh = oh, Ow = ow };
         Need(x, (long)planes * h * w, nameof(x)); Need(y, (long)planes * oh * ow, nameof(y));
+        if (oh == 1 && ow == 1 && planes > 0)
+        {
+            // Global average pooling: a group of threads per plane, not one thread walking it.
+            _globalAvg ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(GlobalAvgKernel);
+            Launched(); _globalAvg(RowConfig(planes, checked(h * w)), y, x, h * w);
+            return;
+        }
         _adaptiveAvg ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, PoolArgs>(AdaptiveAvgKernel);
         Launched(); _adaptiveAvg(checked(planes * oh * ow), y, x, a);
     }
@@ -119,6 +126,18 @@ public sealed partial class GpuKernels
         Need(dx, (long)planes * h * w, nameof(dx)); Need(dy, (long)planes * oh * ow, nameof(dy));
         _adaptiveAvgBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, PoolArgs>(AdaptiveAvgBackwardKernel);
         Launched(); _adaptiveAvgBackward(checked(planes * h * w), dx, dy, a);
+    }
+
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int>? _globalAvg;
+
+    /// <summary>Plane Grid.IdxX's mean, its threads taking every Group.DimX-th value.</summary>
+    private static void GlobalAvgKernel(ArrayView<float> y, ArrayView<float> x, int plane)
+    {
+        long start = (long)Grid.IdxX * plane;
+        float s = 0f;
+        for (int i = Group.IdxX; i < plane; i += Group.DimX) s += x[start + i];
+        s = GroupSum(s);
+        if (Group.IdxX == 0) y[Grid.IdxX] = s / plane;
     }
 
     private static void AdaptiveAvgKernel(Index1D index, ArrayView<float> y, ArrayView<float> x, PoolArgs a)
