@@ -398,4 +398,55 @@ public abstract class GroupedKernelTests(DeviceFixture f)
         K.AdaptiveAvgPool2dBackward(DX.View, DY.View, planes, h, w, oh, ow);
         DeviceFixture.Close(dx, DeviceFixture.Download(DX, dx.Length), 1e-5f, "dx");
     }
+
+    [Theory]
+    [InlineData(true, false, false, 1)]
+    [InlineData(true, true, true, 17)]
+    [InlineData(true, false, true, 40)] // more units than a warp: the state is staged by two warps
+    [InlineData(false, false, true, 33)]
+    [InlineData(false, true, false, 5)]
+    public void Recurrent_layers_match_the_CPU_kernels_forward_and_backward(bool lstm, bool reverse, bool masked, int hidden)
+    {
+        const int batch = 3, seq = 5, input = 4, yOffset = 1;
+        int g = lstm ? 4 : 3, gw = g * hidden, yWidth = hidden + 2, rows = batch * seq;
+        float scale = 1f / MathF.Sqrt(hidden);
+        var x = DeviceFixture.Random(rows * input, 20);
+        var wIh = DeviceFixture.Random(gw * input, 21, scale); var wHh = DeviceFixture.Random(gw * hidden, 22, scale);
+        var bIh = DeviceFixture.Random(gw, 23, scale); var bHh = DeviceFixture.Random(gw, 24, scale);
+        int[] mask = masked ? [1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 1, 1, 0] : []; // a full sample, right padding, a hole
+        var y = DeviceFixture.Random(rows * yWidth, 25); // the columns of the other direction stay as they are
+        var yDevice = (float[])y.Clone();
+        var gates = new float[rows * gw]; var states = new float[rows * hidden]; var extra = new float[rows * hidden];
+        var carry = new float[RecurrentKernels.CarrySize(batch, hidden)];
+        if (lstm) RecurrentKernels.LstmForward(y, yWidth, yOffset, gates, states, extra, x, wIh, wHh, bIh, bHh, mask, batch, seq, input, hidden, reverse);
+        else RecurrentKernels.GruForward(y, yWidth, yOffset, gates, states, extra, x, wIh, wHh, bIh, bHh, mask, batch, seq, input, hidden, reverse, carry);
+
+        using var X = f.Upload(x); using var WIh = f.Upload(wIh); using var WHh = f.Upload(wHh); using var BIh = f.Upload(bIh); using var BHh = f.Upload(bHh);
+        using var M = f.Upload(masked ? mask : [0]); using var Y = f.Upload(yDevice);
+        using var G = f.Device.Allocate(gates.Length); using var S = f.Device.Allocate(states.Length); using var E = f.Device.Allocate(extra.Length);
+        using var Scratch = f.Device.Allocate(GpuKernels.RecurrentScratch(lstm, batch, seq, hidden));
+        K.RecurrentForward(lstm, Y.View, yWidth, yOffset, G.View, S.View, E.View, X.View, WIh.View, WHh.View, BIh.View, BHh.View, M.View, masked, Scratch.View,
+            batch, seq, input, hidden, reverse);
+        DeviceFixture.Close(y, DeviceFixture.Download(Y, y.Length), 1e-5f, "y");
+        DeviceFixture.Close(states, DeviceFixture.Download(S, states.Length), 1e-5f, "states");
+        DeviceFixture.Close(extra, DeviceFixture.Download(E, extra.Length), 1e-5f, lstm ? "cells" : "hidden terms");
+        DeviceFixture.Close(gates, DeviceFixture.Download(G, gates.Length), 1e-5f, "gates");
+
+        // Backward adds to gradients that already hold values.
+        var dy = DeviceFixture.Random(rows * yWidth, 26);
+        var dx = DeviceFixture.Random(rows * input, 27); var dWih = DeviceFixture.Random(wIh.Length, 28); var dWhh = DeviceFixture.Random(wHh.Length, 29);
+        var dBih = DeviceFixture.Random(gw, 30); var dBhh = DeviceFixture.Random(gw, 31);
+        using var DY = f.Upload(dy); using var DX = f.Upload(dx); using var DWih = f.Upload(dWih); using var DWhh = f.Upload(dWhh);
+        using var DBih = f.Upload(dBih); using var DBhh = f.Upload(dBhh); using var Carry = f.Device.Allocate((long)batch * GpuKernels.RecurrentCarry(hidden));
+        carry = new float[RecurrentKernels.CarrySize(batch, hidden)];
+        if (lstm) RecurrentKernels.LstmBackward(dx, dWih, dWhh, dBih, dBhh, dy, yWidth, yOffset, gates, states, extra, x, wIh, wHh, mask, batch, seq, input, hidden, reverse, carry);
+        else RecurrentKernels.GruBackward(dx, dWih, dWhh, dBih, dBhh, dy, yWidth, yOffset, gates, states, extra, x, wIh, wHh, mask, batch, seq, input, hidden, reverse, carry);
+        K.RecurrentBackward(lstm, DX.View, DWih.View, DWhh.View, DBih.View, DBhh.View, DY.View, yWidth, yOffset, G.View, S.View, E.View, X.View, WIh.View, WHh.View,
+            M.View, masked, Carry.View, Scratch.View, batch, seq, input, hidden, reverse);
+        DeviceFixture.Close(dx, DeviceFixture.Download(DX, dx.Length), 1e-4f, "dx");
+        DeviceFixture.Close(dWih, DeviceFixture.Download(DWih, dWih.Length), 1e-4f, "dW_ih");
+        DeviceFixture.Close(dWhh, DeviceFixture.Download(DWhh, dWhh.Length), 1e-4f, "dW_hh");
+        DeviceFixture.Close(dBih, DeviceFixture.Download(DBih, dBih.Length), 1e-4f, "db_ih");
+        DeviceFixture.Close(dBhh, DeviceFixture.Download(DBhh, dBhh.Length), 1e-4f, "db_hh");
+    }
 }

@@ -195,7 +195,7 @@ namespace Compiled.Nets.Generator.Ops
                     string suffix = RecurrentArgs.Suffix(l, d);
                     string biases = a.Bias ? $"{c.Read(op, "bias_ih" + suffix)}, {c.Read(op, "bias_hh" + suffix)}" : "default, default";
                     c.Launch($"K.RecurrentForward({(_lstm ? "true" : "false")}, {output}, {a.Width}, {d * a.Hidden}, {r.Gates(k)}, {r.States(k)}, {r.Extra(k)}, {input}, " +
-                        $"{c.Read(op, "weight_ih" + suffix)}, {c.Read(op, "weight_hh" + suffix)}, {biases}, {mask}, batch, {seq}, {a.InputOf(l)}, {a.Hidden}, reverse: {(d == 1 ? "true" : "false")}); // layer {l}, {(d == 0 ? "forward" : "reverse")}",
+                        $"{c.Read(op, "weight_ih" + suffix)}, {c.Read(op, "weight_hh" + suffix)}, {biases}, {mask}, {GpuScratch(c, op, a)}, batch, {seq}, {a.InputOf(l)}, {a.Hidden}, reverse: {(d == 1 ? "true" : "false")}); // layer {l}, {(d == 0 ? "forward" : "reverse")}",
                         ForwardLaunches(_lstm, a.Bias));
                 }
             }
@@ -223,18 +223,23 @@ namespace Compiled.Nets.Generator.Ops
                     string biases = a.Bias ? $"{c.ParameterGradient(op, "bias_ih" + suffix)}, {c.ParameterGradient(op, "bias_hh" + suffix)}" : "default, default";
                     c.Launch($"K.RecurrentBackward({(_lstm ? "true" : "false")}, {dx}, {c.ParameterGradient(op, "weight_ih" + suffix)}, {c.ParameterGradient(op, "weight_hh" + suffix)}, {biases}, " +
                         $"{dy}, {a.Width}, {d * a.Hidden}, {r.Gates(k)}, {r.States(k)}, {r.Extra(k)}, {input}, {c.Read(op, "weight_ih" + suffix)}, {c.Read(op, "weight_hh" + suffix)}, " +
-                        $"{mask}, {carry}, batch, {seq}, {a.InputOf(l)}, {a.Hidden}, reverse: {(d == 1 ? "true" : "false")});",
+                        $"{mask}, {carry}, {GpuScratch(c, op, a)}, batch, {seq}, {a.InputOf(l)}, {a.Hidden}, reverse: {(d == 1 ? "true" : "false")});",
                         BackwardLaunches(_lstm, a.Bias, dx != "default"));
                 }
             }
         }
 
-        /// <summary>What GpuKernels.RecurrentForward launches: the input GEMM, its biases (a GRU adds b_hh in the loop), the time loop.</summary>
-        private static int ForwardLaunches(bool lstm, bool bias) => 2 + (bias ? (lstm ? 2 : 1) : 0);
+        /// <summary>The library's scratch for one layer of this op (W_hh transposed forward, the shifted states backward).</summary>
+        private string GpuScratch(GpuContext c, OpSpec op, RecurrentArgs a) =>
+            c.Scratch($"{Gpu}GpuKernels.RecurrentScratch({(_lstm ? "true" : "false")}, batch, {Shapes.MaxSize(c.Spec, new[] { op.InShape[0] })}, {a.Hidden})");
+
+        /// <summary>What GpuKernels.RecurrentForward launches: the input GEMM, its biases (a GRU adds b_hh in the loop),
+        /// W_hh's transpose, the time loop.</summary>
+        private static int ForwardLaunches(bool lstm, bool bias) => 3 + (bias ? (lstm ? 2 : 1) : 0);
 
         /// <summary>What GpuKernels.RecurrentBackward launches: the time loop, W_ih's GEMM and the input's, the bias sums
-        /// (a GRU's b_hh in two parts), W_hh's gradient (a GRU's in two parts).</summary>
-        private static int BackwardLaunches(bool lstm, bool bias, bool inputGradient) => 2 + (inputGradient ? 1 : 0) + (bias ? (lstm ? 2 : 3) : 0) + (lstm ? 1 : 2);
+        /// (a GRU's b_hh in two parts), the shifted states and W_hh's GEMM (a GRU's in two parts).</summary>
+        private static int BackwardLaunches(bool lstm, bool bias, bool inputGradient) => 3 + (inputGradient ? 1 : 0) + (bias ? (lstm ? 2 : 3) : 0) + (lstm ? 1 : 2);
 
         public override void EmitOnnx(OnnxContext c, OpSpec op)
         {

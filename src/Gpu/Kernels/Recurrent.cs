@@ -11,27 +11,28 @@ internal struct RecurrentArgs
     public readonly int Gates => Lstm != 0 ? 4 : 3;
 }
 
-/// <summary>Scalars of a recurrent weight's gradient: its rows, the gradients' width and first column, the direction.</summary>
-internal struct RecurrentWeightArgs
-{
-    public int Rows, Hidden, Batch, Seq, SourceWidth, SourceOffset, Reverse;
-}
-
 // nn.LSTM and nn.GRU on the device, batch first, with the CPU runtime's RecurrentKernels' layout and semantics (gates in
 // PyTorch's order; a padded position keeps the state and outputs zeros, so right padding gives packed-sequence
 // results; saved gates, states and cells / hidden terms, which backward turns into their gradients in place).
 // The input projection of every position is one GEMM; the time loop is ONE kernel per layer and direction: a group of
 // threads per sample walks the positions, each thread owning hidden units, with a group barrier between positions (the
-// next position reads every unit's state). Backward walks back the same way, carrying dh and dc per unit, and leaves
-// the weights' gradients to GEMMs and a column-sum per bias after the loop.
+// next position reads every unit's state). Forward reads W_hh transposed (copied into the scratch first), so a warp's
+// threads, one unit each, read neighbouring weights, and the previous state from shared memory. Backward walks back
+// the same way, carrying dh and dc per unit (reading W_hh as it is: there a thread owns a column), and leaves the
+// weights' gradients to GEMMs — W_hh's over the states shifted by one position — and a column-sum per bias.
 public sealed partial class GpuKernels
 {
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, RecurrentArgs>? _recurrentSteps;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, RecurrentArgs>? _recurrentBackSteps;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, RecurrentWeightArgs>? _recurrentWeightGrad;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _transpose;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, RecurrentArgs>? _shiftStates;
 
     /// <summary>Floats per sample of the carry <see cref="RecurrentBackward"/> needs: dh and dc per hidden unit.</summary>
     public static int RecurrentCarry(int hidden) => 2 * hidden;
+
+    /// <summary>Scratch floats <see cref="RecurrentForward"/> and <see cref="RecurrentBackward"/> need: W_hh transposed
+    /// forward, every position's previous state backward.</summary>
+    public static long RecurrentScratch(bool lstm, int batch, int seq, int hidden) => Math.Max((lstm ? 4L : 3L) * hidden * hidden, (long)batch * seq * hidden);
 
     /// <summary>
     /// One layer in one direction over the sequence (LSTM when <paramref name="lstm"/>, else GRU), as
@@ -41,16 +42,19 @@ public sealed partial class GpuKernels
     /// </summary>
     public void RecurrentForward(bool lstm, ArrayView<float> y, int yWidth, int yOffset, ArrayView<float> gates, ArrayView<float> states, ArrayView<float> extra,
         ArrayView<float> x, ArrayView<float> wIh, ArrayView<float> wHh, ArrayView<float> bIh, ArrayView<float> bHh, ArrayView<int> mask, bool masked,
-        int batch, int seq, int input, int hidden, bool reverse)
+        ArrayView<float> scratch, int batch, int seq, int input, int hidden, bool reverse)
     {
-        var a = RecurrentChecked(lstm, y, yWidth, yOffset, gates, states, extra, x, wIh, wHh, mask, masked, batch, seq, input, hidden, reverse, bHh.Length > 0);
+        var a = RecurrentChecked(lstm, y, yWidth, yOffset, gates, states, extra, x, wIh, wHh, mask, masked, scratch, batch, seq, input, hidden, reverse, bHh.Length > 0);
         int rows = checked(batch * seq), gw = a.Gates * hidden;
         Gemm(false, true, rows, gw, input, 1f, x, input, wIh, input, 0f, gates, gw);
         if (bIh.Length > 0) AddBroadcast(gates, gates, bIh, (long)rows * gw, gw);
         if (lstm && bHh.Length > 0) AddBroadcast(gates, gates, bHh, (long)rows * gw, gw);
+        _transpose ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(TransposeKernel);
+        Launched();
+        _transpose(gw * hidden, scratch, wHh, gw, hidden);
         _recurrentSteps ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, RecurrentArgs>(RecurrentStepsKernel);
         Launched();
-        _recurrentSteps(StepsConfig(batch, hidden), y, gates, states, extra, wHh, bHh.Length > 0 ? bHh : wHh, masked ? mask : StepsMask(mask), a);
+        _recurrentSteps(StepsConfig(batch, hidden, staged: true), y, gates, states, extra, scratch, bHh.Length > 0 ? bHh : wHh, masked ? mask : StepsMask(mask), a);
     }
 
     /// <summary>
@@ -60,23 +64,28 @@ public sealed partial class GpuKernels
     /// </summary>
     public void RecurrentBackward(bool lstm, ArrayView<float> dx, ArrayView<float> dWih, ArrayView<float> dWhh, ArrayView<float> dBih, ArrayView<float> dBhh,
         ArrayView<float> dy, int yWidth, int yOffset, ArrayView<float> gates, ArrayView<float> states, ArrayView<float> extra,
-        ArrayView<float> x, ArrayView<float> wIh, ArrayView<float> wHh, ArrayView<int> mask, bool masked, ArrayView<float> carry,
+        ArrayView<float> x, ArrayView<float> wIh, ArrayView<float> wHh, ArrayView<int> mask, bool masked, ArrayView<float> carry, ArrayView<float> scratch,
         int batch, int seq, int input, int hidden, bool reverse)
     {
-        var a = RecurrentChecked(lstm, dy, yWidth, yOffset, gates, states, extra, x, wIh, wHh, mask, masked, batch, seq, input, hidden, reverse, dBhh.Length > 0);
+        var a = RecurrentChecked(lstm, dy, yWidth, yOffset, gates, states, extra, x, wIh, wHh, mask, masked, scratch, batch, seq, input, hidden, reverse, dBhh.Length > 0);
         Need(carry, (long)batch * RecurrentCarry(hidden), nameof(carry));
         int rows = checked(batch * seq), gw = a.Gates * hidden, h = hidden;
         _recurrentBackSteps ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, RecurrentArgs>(RecurrentBackStepsKernel);
         Launched();
-        _recurrentBackSteps(StepsConfig(batch, hidden), dy, gates, states, extra, wHh, carry, masked ? mask : StepsMask(mask), a);
+        _recurrentBackSteps(StepsConfig(batch, hidden, staged: false), dy, gates, states, extra, wHh, carry, masked ? mask : StepsMask(mask), a);
         // The gates' gradients through the input projection: dx += dG·W_ih, dW_ih += dGᵀ·x, db_ih += Σ dG.
         if (dx.Length > 0) Gemm(false, false, rows, input, gw, 1f, gates, gw, wIh, input, 1f, dx, input);
         Gemm(true, false, gw, input, rows, 1f, gates, gw, x, input, 1f, dWih, input);
         if (dBih.Length > 0) AddColumnSums(dBih, gates, rows, gw, gw, 0);
+        // dW_hh += Σ over positions of (the gates' gradients)ᵀ·(the previous state): one GEMM over the states shifted by
+        // one position, zero where a sample's first position has none (so no sample's sum reaches into another's).
+        _shiftStates ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, RecurrentArgs>(ShiftStatesKernel);
+        Launched();
+        _shiftStates(rows * h, scratch, states, a);
         if (lstm)
         {
             if (dBhh.Length > 0) AddColumnSums(dBhh, gates, rows, gw, gw, 0);
-            RecurrentWeightGradient(dWhh, gates, gw, 0, gw, states, batch, seq, h, reverse);
+            Gemm(true, false, gw, h, rows, 1f, gates, gw, scratch, h, 1f, dWhh, h);
             return;
         }
         // GRU: r's and z's rows of W_hh from their gates' gradients, n's from the hidden term's.
@@ -85,12 +94,12 @@ public sealed partial class GpuKernels
             AddColumnSums(dBhh, gates, rows, 2 * h, gw, 0);
             AddColumnSums(dBhh.SubView(2 * h, h), extra, rows, h, h, 0);
         }
-        RecurrentWeightGradient(dWhh, gates, gw, 0, 2 * h, states, batch, seq, h, reverse);
-        RecurrentWeightGradient(dWhh.SubView(2L * h * h, (long)h * h), extra, h, 0, h, states, batch, seq, h, reverse);
+        Gemm(true, false, 2 * h, h, rows, 1f, gates, gw, scratch, h, 1f, dWhh, h);
+        Gemm(true, false, h, h, rows, 1f, extra, h, scratch, h, 1f, dWhh.SubView(2L * h * h, (long)h * h), h);
     }
 
     private RecurrentArgs RecurrentChecked(bool lstm, ArrayView<float> y, int yWidth, int yOffset, ArrayView<float> gates, ArrayView<float> states, ArrayView<float> extra,
-        ArrayView<float> x, ArrayView<float> wIh, ArrayView<float> wHh, ArrayView<int> mask, bool masked, int batch, int seq, int input, int hidden, bool reverse, bool hiddenBias)
+        ArrayView<float> x, ArrayView<float> wIh, ArrayView<float> wHh, ArrayView<int> mask, bool masked, ArrayView<float> scratch, int batch, int seq, int input, int hidden, bool reverse, bool hiddenBias)
     {
         string layer = lstm ? "LSTM" : "GRU";
         if (batch <= 0 || seq <= 0 || input <= 0 || hidden <= 0)
@@ -101,6 +110,9 @@ public sealed partial class GpuKernels
         Need(y, rows * yWidth, nameof(y)); Need(gates, rows * g * hidden, nameof(gates)); Need(states, rows * hidden, nameof(states)); Need(extra, rows * hidden, nameof(extra));
         Need(x, rows * input, nameof(x)); Need(wIh, (long)g * hidden * input, nameof(wIh)); Need(wHh, (long)g * hidden * hidden, nameof(wHh));
         if (masked) Need(mask, rows, nameof(mask));
+        Need(scratch, RecurrentScratch(lstm, batch, seq, hidden), nameof(scratch));
+        if ((long)hidden * sizeof(float) > Accelerator.MaxSharedMemoryPerGroup)
+            throw new ArgumentException($"{layer}: a hidden size of {hidden} needs {hidden * sizeof(float)} bytes of shared memory per group; this device has {Accelerator.MaxSharedMemoryPerGroup}.");
         return new RecurrentArgs
         {
             Batch = batch, Seq = seq, Hidden = hidden, YWidth = yWidth, YOffset = yOffset, Reverse = reverse ? 1 : 0, Masked = masked ? 1 : 0,
@@ -108,22 +120,28 @@ public sealed partial class GpuKernels
         };
     }
 
-    /// <summary>One group per sample, as many threads as hidden units up to the device's group size (each then owns several).</summary>
-    private KernelConfig StepsConfig(int batch, int hidden) => new(batch, Math.Min(hidden, Math.Min(Accelerator.MaxNumThreadsPerGroup, 256)));
+    /// <summary>One group per sample, as many threads as hidden units up to the device's group size (each then owns
+    /// several); <paramref name="staged"/>: with the previous state in shared memory.</summary>
+    private KernelConfig StepsConfig(int batch, int hidden, bool staged) => new(batch, Math.Min(hidden, Math.Min(Accelerator.MaxNumThreadsPerGroup, 256)),
+        staged ? SharedMemoryConfig.RequestDynamic<float>(hidden) : default);
 
     /// <summary>An unmasked call still passes an int view (never read).</summary>
     private ArrayView<int> StepsMask(ArrayView<int> mask) => mask.Length > 0 ? mask : (_noMask ??= Accelerator.Allocate1D<int>(1)).View;
 
     private MemoryBuffer1D<int, Stride1D.Dense>? _noMask;
 
-    private static void RecurrentStepsKernel(ArrayView<float> y, ArrayView<float> gates, ArrayView<float> states, ArrayView<float> extra, ArrayView<float> wHh, ArrayView<float> bHh,
+    private static void RecurrentStepsKernel(ArrayView<float> y, ArrayView<float> gates, ArrayView<float> states, ArrayView<float> extra, ArrayView<float> wT, ArrayView<float> bHh,
         ArrayView<int> mask, RecurrentArgs a)
     {
+        // wT is W_hh transposed: [H, G·H], so unit j's weight on state q is wT[q·G·H + gate·H + j].
+        var previous = SharedMemory.GetDynamic<float>();
         int b = Grid.IdxX, h = a.Hidden, seq = a.Seq, gw = a.Gates * h;
         for (int s = 0; s < seq; s++)
         {
             int t = a.Reverse != 0 ? seq - 1 - s : s, tp = a.Reverse != 0 ? t + 1 : t - 1;
             long row = (long)b * seq + t, prev = (long)b * seq + tp;
+            for (int q = Group.IdxX; q < h; q += Group.DimX) previous[q] = s > 0 ? states[prev * h + q] : 0f;
+            Group.Barrier();
             bool real = a.Masked == 0 || mask[b * seq + t] != 0;
             for (int j = Group.IdxX; j < h; j += Group.DimX)
             {
@@ -131,7 +149,7 @@ public sealed partial class GpuKernels
                 if (!real)
                 {
                     // The state (and an LSTM's cell) passes through; the gates, a GRU's hidden term and the output are 0.
-                    states[at] = s > 0 ? states[prev * h + j] : 0f;
+                    states[at] = previous[j];
                     extra[at] = a.Lstm != 0 && s > 0 ? extra[prev * h + j] : 0f;
                     for (int k = 0; k < a.Gates; k++) gates[gate + k * h] = 0f;
                     y[output] = 0f;
@@ -143,9 +161,9 @@ public sealed partial class GpuKernels
                     if (s > 0)
                         for (int q = 0; q < h; q++)
                         {
-                            float hq = states[prev * h + q];
-                            pi += hq * wHh[(long)j * h + q]; pf += hq * wHh[(long)(h + j) * h + q];
-                            pg += hq * wHh[(long)(2 * h + j) * h + q]; po += hq * wHh[(long)(3 * h + j) * h + q];
+                            float hq = previous[q];
+                            long w = (long)q * gw + j;
+                            pi += hq * wT[w]; pf += hq * wT[w + h]; pg += hq * wT[w + 2 * h]; po += hq * wT[w + 3 * h];
                         }
                     float i = Sigmoid(pi), f = Sigmoid(pf), g = XMath.Tanh(pg), o = Sigmoid(po);
                     float c = i * g + (s > 0 ? f * extra[prev * h + j] : 0f), hv = o * XMath.Tanh(c);
@@ -159,16 +177,17 @@ public sealed partial class GpuKernels
                     if (s > 0)
                         for (int q = 0; q < h; q++)
                         {
-                            float hq = states[prev * h + q];
-                            hr += hq * wHh[(long)j * h + q]; hz += hq * wHh[(long)(h + j) * h + q]; hn += hq * wHh[(long)(2 * h + j) * h + q];
+                            float hq = previous[q];
+                            long w = (long)q * gw + j;
+                            hr += hq * wT[w]; hz += hq * wT[w + h]; hn += hq * wT[w + 2 * h];
                         }
                     float r = Sigmoid(gates[gate] + hr), z = Sigmoid(gates[gate + h] + hz), n = XMath.Tanh(gates[gate + 2 * h] + r * hn);
-                    float hv = s > 0 ? n + z * (states[prev * h + j] - n) : n - z * n;
+                    float hv = n + z * (previous[j] - n); // previous is 0 at the first position: (1 − z)·n
                     gates[gate] = r; gates[gate + h] = z; gates[gate + 2 * h] = n;
                     extra[at] = hn; states[at] = hv; y[output] = hv;
                 }
             }
-            // The next position reads every unit's state of this one.
+            // The next position stages every unit's state of this one.
             Group.Barrier();
         }
     }
@@ -242,31 +261,18 @@ public sealed partial class GpuKernels
 
     private static float Sigmoid(float v) => 1f / (1f + XMath.Exp(-v));
 
-    /// <summary>dW[r, q] += Σ over samples and positions with a predecessor of src[position, offset + r]·h[previous, q].</summary>
-    private void RecurrentWeightGradient(ArrayView<float> dW, ArrayView<float> source, int sourceWidth, int sourceOffset, int rows, ArrayView<float> states,
-        int batch, int seq, int hidden, bool reverse)
+    /// <summary>t[c, r] = w[r, c] for a <paramref name="rows"/> × <paramref name="cols"/> matrix.</summary>
+    private static void TransposeKernel(Index1D index, ArrayView<float> t, ArrayView<float> w, int rows, int cols)
     {
-        Need(dW, (long)rows * hidden, nameof(dW));
-        _recurrentWeightGrad ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, RecurrentWeightArgs>(RecurrentWeightGradKernel);
-        Launched();
-        _recurrentWeightGrad(checked(rows * hidden), dW, source, states, new RecurrentWeightArgs
-        {
-            Rows = rows, Hidden = hidden, Batch = batch, Seq = seq, SourceWidth = sourceWidth, SourceOffset = sourceOffset, Reverse = reverse ? 1 : 0,
-        });
+        int i = index, c = i / rows, r = i % rows;
+        t[i] = w[(long)r * cols + c];
     }
 
-    private static void RecurrentWeightGradKernel(Index1D index, ArrayView<float> dW, ArrayView<float> source, ArrayView<float> states, RecurrentWeightArgs a)
+    /// <summary>Each position's row of <paramref name="previous"/>: the state of the position before it in this
+    /// direction, zero at a sample's first.</summary>
+    private static void ShiftStatesKernel(Index1D index, ArrayView<float> previous, ArrayView<float> states, RecurrentArgs a)
     {
-        int at = index;
-        int r = at / a.Hidden, q = at % a.Hidden;
-        float sum = 0f;
-        for (int b = 0; b < a.Batch; b++)
-            for (int s = 1; s < a.Seq; s++)
-            {
-                // Forward: positions 1..T-1 follow 0..T-2; reverse: 0..T-2 follow 1..T-1.
-                int t = a.Reverse != 0 ? a.Seq - 1 - s : s, tp = a.Reverse != 0 ? t + 1 : t - 1;
-                sum += source[((long)b * a.Seq + t) * a.SourceWidth + a.SourceOffset + r] * states[((long)b * a.Seq + tp) * a.Hidden + q];
-            }
-        dW[at] += sum;
+        int i = index, h = a.Hidden, row = i / h, t = row % a.Seq, tp = a.Reverse != 0 ? t + 1 : t - 1;
+        previous[i] = tp >= 0 && tp < a.Seq ? states[(long)(row - t + tp) * h + i % h] : 0f;
     }
 }
