@@ -325,6 +325,27 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Training_on_the_device_repeats_bit_for_bit()
+    {
+        // Each sum a step takes (bias and weight gradients, batch statistics, the gradient norm) is added in a fixed
+        // order, so the same data and weights give the same bits every run, as on the CPU.
+        static float[] Train<TNet>(TNet host, Func<TNet, DeviceNetwork> toDevice, int steps) where TNet : IClassifier, IDisposable
+        {
+            using (host)
+            {
+                using var dev = toDevice(host);
+                using var opt = new DeviceAdamW(dev, 1e-2f);
+                var (x, y) = Batch(6, host.InputSize, host.OutputSize, 3);
+                for (int step = 0; step < steps; step++) { dev.TrainStep(x, y, 6); opt.ClipGradientNorm(0.5f); opt.Step(); }
+                dev.CopyParametersToHost();
+                return host.Parameters.ReadValues.ToArray();
+            }
+        }
+        Assert.Equal(Train(new BnResNet(seed: 4), n => n.ToDevice(f.Device), 3), Train(new BnResNet(seed: 4), n => n.ToDevice(f.Device), 3));
+        Assert.Equal(Train(new ResidualConvNet(seed: 7), n => n.ToDevice(f.Device), 3), Train(new ResidualConvNet(seed: 7), n => n.ToDevice(f.Device), 3));
+    }
+
+    [Fact]
     public void SGD_with_momentum_on_the_device_follows_the_CPU()
     {
         using var cpu = new ResidualConvNet(seed: 5);

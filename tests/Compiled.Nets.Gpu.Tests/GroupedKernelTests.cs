@@ -185,6 +185,7 @@ public abstract class GroupedKernelTests(DeviceFixture f)
     [InlineData(3, 7)]
     [InlineData(5, 65)]
     [InlineData(2, 768)]
+    [InlineData(70, 33)] // more rows than a column sum has slices, features past a warp
     public void Layer_norm_forward_and_backward_match_the_CPU_kernels(int rows, int features)
     {
         // An offset far from zero: the two-pass variance must not cancel.
@@ -448,5 +449,116 @@ public abstract class GroupedKernelTests(DeviceFixture f)
         DeviceFixture.Close(dWhh, DeviceFixture.Download(DWhh, dWhh.Length), 1e-4f, "dW_hh");
         DeviceFixture.Close(dBih, DeviceFixture.Download(DBih, dBih.Length), 1e-4f, "db_ih");
         DeviceFixture.Close(dBhh, DeviceFixture.Download(DBhh, dBhh.Length), 1e-4f, "db_hh");
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(3, 5)]
+    [InlineData(70, 33)]
+    [InlineData(300, 70)]
+    public void Column_row_and_square_sums_match_a_double_sum_and_repeat_bit_for_bit(int rows, int cols)
+    {
+        // Columns [2, 2 + cols) of rows cols + 3 wide; rows of cols values; the squares of all of them.
+        int stride = cols + 3;
+        var x = DeviceFixture.Random(rows * stride, 40);
+        var start = DeviceFixture.Random(Math.Max(rows, cols), 41);
+        var columns = Enumerable.Range(0, cols).Select(c => start[c] + (float)Enumerable.Range(0, rows).Sum(r => (double)x[r * stride + 2 + c])).ToArray();
+        var rowSums = Enumerable.Range(0, rows).Select(r => start[r] + (float)Enumerable.Range(0, cols).Sum(c => (double)x[r * cols + c])).ToArray();
+        double squares = 0.5 + x.Take(rows * cols).Sum(v => (double)v * v);
+        float[]? firstColumns = null, firstRows = null; float firstSquares = 0;
+        for (int run = 0; run < 2; run++)
+        {
+            using var X = f.Upload(x); using var C = f.Upload(start[..cols]); using var R = f.Upload(start[..rows]);
+            using var Q = f.Upload([0.5f, .. DeviceFixture.Random(GpuKernels.SquarePartials, 42)]); // partials start as garbage
+            K.AddColumnSums(C.View, X.View, rows, cols, stride, 2);
+            K.AddRowSums(R.View, X.View, rows, cols);
+            K.AddSumOfSquares(Q.View, X.View, (long)rows * cols);
+            var c = DeviceFixture.Download(C, cols); var r = DeviceFixture.Download(R, rows); float q = DeviceFixture.Download(Q, 1)[0];
+            DeviceFixture.Close(columns, c, 1e-5f, "column sums");
+            DeviceFixture.Close(rowSums, r, 1e-5f, "row sums");
+            Assert.Equal(squares, q, 1e-5 * squares);
+            if (run == 0) { firstColumns = c; firstRows = r; firstSquares = q; continue; }
+            // A fixed order of additions: the same bits every time.
+            Assert.Equal(firstColumns, c); Assert.Equal(firstRows, r); Assert.Equal(firstSquares, q);
+        }
+    }
+
+    [Theory]
+    [InlineData(3, 5, 7)]
+    [InlineData(6, 3, 1)] // BatchNorm1d: one value per channel and sample
+    [InlineData(4, 2, 65)]
+    public void Batch_norm_training_matches_the_CPU_kernels(int batch, int channels, int spatial)
+    {
+        int n = batch * channels * spatial;
+        var x = DeviceFixture.Random(n, 50, 2f).Select(v => v + 4f).ToArray(); // off zero: the two-pass variance must not cancel
+        var gamma = DeviceFixture.Random(channels, 51); var beta = DeviceFixture.Random(channels, 52);
+        var runMean = DeviceFixture.Random(channels, 53); var runVar = DeviceFixture.Random(channels, 54).Select(v => v + 2f).ToArray();
+        var dy = DeviceFixture.Random(n, 55);
+        var dxStart = DeviceFixture.Random(n, 56); var dgStart = DeviceFixture.Random(channels, 57); var dbStart = DeviceFixture.Random(channels, 58);
+        var y = new float[n]; var mean = new float[channels]; var inv = new float[channels];
+        var cpuMean = (float[])runMean.Clone(); var cpuVar = (float[])runVar.Clone();
+        BatchNormKernels.ForwardTraining(y, mean, inv, cpuMean, cpuVar, x, gamma, beta, batch, channels, spatial, 1e-5f, 0.1f);
+        var dx = (float[])dxStart.Clone(); var dg = (float[])dgStart.Clone(); var db = (float[])dbStart.Clone();
+        BatchNormKernels.Backward(dx, dg, db, dy, x, mean, inv, gamma, batch, channels, spatial);
+
+        using var X = f.Upload(x); using var G = f.Upload(gamma); using var B = f.Upload(beta); using var RM = f.Upload(runMean); using var RV = f.Upload(runVar);
+        using var T = f.Upload(new float[] { 3f }); using var Y = f.Device.Allocate(n); using var S = f.Device.Allocate(GpuKernels.BatchNormState(channels));
+        K.BatchNormForwardTraining(Y.View, X.View, G.View, B.View, RM.View, RV.View, T.View, S.View, batch, channels, spatial, 1e-5f, 0.1f);
+        DeviceFixture.Close(y, DeviceFixture.Download(Y, n), 1e-5f, "y");
+        var state = DeviceFixture.Download(S, 2 * channels);
+        DeviceFixture.Close(mean, state[..channels], 1e-5f, "saved mean");
+        DeviceFixture.Close(inv, state[channels..], 1e-5f, "saved inverse deviation");
+        DeviceFixture.Close(cpuMean, DeviceFixture.Download(RM, channels), 1e-5f, "running mean");
+        DeviceFixture.Close(cpuVar, DeviceFixture.Download(RV, channels), 1e-5f, "running variance");
+        Assert.Equal(4f, DeviceFixture.Download(T, 1)[0]);
+
+        using var DY = f.Upload(dy); using var DX = f.Upload(dxStart); using var DG = f.Upload(dgStart); using var DB = f.Upload(dbStart);
+        K.BatchNormBackward(DX.View, DG.View, DB.View, DY.View, X.View, G.View, S.View, batch, channels, spatial);
+        DeviceFixture.Close(dx, DeviceFixture.Download(DX, n), 1e-4f, "dx");
+        DeviceFixture.Close(dg, DeviceFixture.Download(DG, channels), 1e-5f, "dgamma");
+        DeviceFixture.Close(db, DeviceFixture.Download(DB, channels), 1e-5f, "dbeta");
+    }
+
+    [Theory]
+    [InlineData(true, 2, new[] { 3, 4, 5 }, new[] { 3, 1, 5 }, new[] { 4, 1 }, 1, 1)]
+    [InlineData(false, 3, new[] { 2, 3 }, new[] { 2, 3 }, new[] { 3 }, 1, 1)]
+    [InlineData(true, 6, new[] { 4 }, new[] { 4 }, new[] { 1 }, 3, 1)] // a sequence's rows: a once per sample of 3 rows
+    [InlineData(false, 6, new[] { 2, 2 }, new[] { 1, 2 }, new[] { 2, 2 }, 1, 2)]
+    public void Broadcast_gradients_sum_over_where_each_operand_was_broadcast(bool multiply, int batch, int[] outShape, int[] aShape, int[] bShape, int repeatA, int repeatB)
+    {
+        int per = outShape.Aggregate(1, (p, d) => p * d), sa = aShape.Aggregate(1, (p, d) => p * d), sb = bShape.Aggregate(1, (p, d) => p * d);
+        var a = DeviceFixture.Random(batch / repeatA * sa, 60); var b = DeviceFixture.Random(batch / repeatB * sb, 61); var dy = DeviceFixture.Random(batch * per, 62);
+        var daStart = DeviceFixture.Random(a.Length, 63); var dbStart = DeviceFixture.Random(b.Length, 64);
+        // PyTorch's rule, element by element: an operand's dimensions align with the result's last ones; size 1 repeats.
+        var da = daStart.Select(v => (double)v).ToArray(); var db = dbStart.Select(v => (double)v).ToArray();
+        for (int o = 0; o < batch * per; o++)
+        {
+            int ia = o / per / repeatA * sa + Offset(o % per, outShape, aShape), ib = o / per / repeatB * sb + Offset(o % per, outShape, bShape);
+            da[ia] += multiply ? dy[o] * (double)b[ib] : dy[o];
+            db[ib] += multiply ? dy[o] * (double)a[ia] : -dy[o];
+        }
+        using var A = f.Upload(a); using var B = f.Upload(b); using var DY = f.Upload(dy); using var DA = f.Upload(daStart); using var DB = f.Upload(dbStart);
+        var op = multiply ? BinaryOp.Multiply : BinaryOp.Subtract;
+        K.BroadcastBackward(op, DA.View, DB.View, DY.View, A.View, B.View, batch, outShape, aShape, bShape, repeatA, repeatB);
+        DeviceFixture.Close([.. da.Select(v => (float)v)], DeviceFixture.Download(DA, a.Length), 1e-5f, "da");
+        DeviceFixture.Close([.. db.Select(v => (float)v)], DeviceFixture.Download(DB, b.Length), 1e-5f, "db");
+        // One gradient alone leaves the other's buffer as it was.
+        using var DB2 = f.Upload(dbStart);
+        K.BroadcastBackward(op, default, DB2.View, DY.View, A.View, B.View, batch, outShape, aShape, bShape, repeatA, repeatB);
+        DeviceFixture.Close([.. db.Select(v => (float)v)], DeviceFixture.Download(DB2, b.Length), 1e-5f, "db alone");
+
+        static int Offset(int at, int[] outShape, int[] shape)
+        {
+            int offset = 0, stride = 1;
+            for (int d = outShape.Length - 1; d >= 0; d--)
+            {
+                int coord = at % outShape[d], k = d - (outShape.Length - shape.Length);
+                at /= outShape[d];
+                if (k < 0) continue;
+                if (shape[k] != 1) offset += coord * stride;
+                stride *= shape[k];
+            }
+            return offset;
+        }
     }
 }

@@ -350,7 +350,7 @@ namespace Compiled.Nets.Generator.Emit
             foreach (var ch in chains.Where(x => x is not null))
             {
                 w.Line($"_{ch!.Name}Forward = {Loader}<{ch.ForwardTypes}>(device.Accelerator, {ch.Name}Forward);");
-                w.Line($"_{ch.Name}Backward = {Loader}<{ch.BackwardTypes}>(device.Accelerator, {ch.Name}Backward);");
+                w.Line($"_{ch.Name}Backward = {(ch.Grouped ? GroupedLoader : Loader)}<{ch.BackwardTypes}>(device.Accelerator, {ch.Name}Backward);");
             }
             w.Close();
             w.Line();
@@ -405,6 +405,7 @@ namespace Compiled.Nets.Generator.Emit
         private const string ArrayView = "global::ILGPU.ArrayView";
         private const string Index1D = "global::ILGPU.Index1D";
         private const string Loader = "global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel";
+        private const string GroupedLoader = "global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel";
 
         private static void EmitForwardPass(GpuContext c, List<ChainKernel?> chains)
         {
@@ -472,8 +473,10 @@ namespace Compiled.Nets.Generator.Emit
             public PlanUnit Unit = null!;
             public string Name = "";
             public string ForwardTypes = "", BackwardTypes = "", ForwardArgs = "", BackwardArgs = "", Kernels = "";
+            /// <summary>Backward is explicitly grouped (it sums a bias's gradient): launched with a configuration first.</summary>
+            public bool Grouped;
             public string ForwardDelegate => $"global::System.Action<{ForwardTypes}>";
-            public string BackwardDelegate => $"global::System.Action<{BackwardTypes}>";
+            public string BackwardDelegate => Grouped ? $"global::System.Action<global::ILGPU.KernelConfig, {BackwardTypes}>" : $"global::System.Action<{BackwardTypes}>";
         }
 
         /// <summary>The chain of a unit as two kernels, or null when it has no stages beyond a bias its kernel adds.</summary>
@@ -517,22 +520,27 @@ namespace Compiled.Nets.Generator.Emit
             k.Close();
             k.Line();
 
-            // Backward: the stages' chain rule in reverse; with a bias, one thread per (column, block of rows) sums the
-            // column's gradient and adds it to the bias gradient once.
+            // Backward: the stages' chain rule in reverse. With a bias, the launch is a column sum's (GpuKernels.ColumnLaunch):
+            // a group per warp-wide strip of columns, its slices of a warp each taking every so-many rows, their partial
+            // sums of the bias gradient added in slice order — no atomics, so the same bits every run.
             string Load(string x) => (x == "src" ? "src" : x) + "[i]";
-            var bParams = new List<string> { $"{Index1D} index", $"{F} gy", $"{F} gz", $"{F} src" };
-            var bArgs = new List<string> { bias ? $"(int)({rows} + {RowBlock - 1}) / {RowBlock} * {cols}" : $"(int)({n})", c.Gradient(u.Last), writeDz ? c.Gradient(u.Source) : c.Gradient(u.Last), src };
+            var bParams = new List<string> { $"{F} gy", $"{F} gz", $"{F} src" };
+            var bArgs = new List<string> { c.Gradient(u.Last), writeDz ? c.Gradient(u.Source) : c.Gradient(u.Last), src };
+            if (bias) bArgs.Insert(0, $"K.ColumnLaunch({rows}, {cols})");
+            else { bParams.Insert(0, $"{Index1D} index"); bArgs.Insert(0, $"(int)({n})"); }
             foreach (int v in stageValues) { bParams.Add($"{F} v{v}"); bArgs.Add($"_v{v}"); }
             foreach (int v in masks) { bParams.Add($"{F} m{v}"); bArgs.Add($"_m{v}"); }
             if (bias) { bParams.Add($"{F} db"); bArgs.Add(c.ParameterGradient(u.Primary!, "bias")); bParams.Add("int rows"); bArgs.Add($"{rows}"); bParams.Add("int cols"); bArgs.Add(cols.ToString()); }
             bParams.Add("int writeDz"); bArgs.Add(writeDz ? "1" : "0");
-            k.Line($"/// <summary>Fused backward of {string.Join(" + ", u.Stages.Select(st => st.Title))}{(bias ? ", the bias gradient summed per column block" : "")}.</summary>");
+            k.Line($"/// <summary>Fused backward of {string.Join(" + ", u.Stages.Select(st => st.Title))}{(bias ? ", the bias gradient summed per strip of columns" : "")}.</summary>");
             k.Open($"public static void {name}Backward({string.Join(", ", bParams)})");
             if (bias)
             {
-                k.Line($"int j = index % cols, r0 = index / cols * {RowBlock}, r1 = global::System.Math.Min(rows, r0 + {RowBlock});");
+                k.Line("var partial = global::ILGPU.SharedMemory.GetDynamic<float>();");
+                k.Line("int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;");
+                k.Line("int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;");
                 k.Line("float sum = 0f;");
-                k.Open("for (int r = r0; r < r1; r++)");
+                k.Open("for (int r = slice; r < rows && j < cols; r += slices)");
                 k.Line("long i = (long)r * cols + j;");
             }
             else k.Line("long i = index.X;");
@@ -549,21 +557,23 @@ namespace Compiled.Nets.Generator.Emit
             {
                 k.Line("sum += g;");
                 k.Close();
-                k.Line("global::ILGPU.Atomic.Add(ref db[j], sum);");
+                k.Line("partial[global::ILGPU.Group.IdxX] = sum;");
+                k.Line("global::ILGPU.Group.Barrier();");
+                k.Line("if (slice != 0 || j >= cols) return;");
+                k.Line("float total = 0f;");
+                k.Line("for (int part = 0; part < slices; part++) total += partial[part * width + lane];");
+                k.Line("db[j] += total;");
             }
             k.Close();
             k.Line();
 
             return new ChainKernel
             {
-                Unit = u, Name = name, Kernels = k.ToString(),
+                Unit = u, Name = name, Kernels = k.ToString(), Grouped = bias,
                 ForwardTypes = string.Join(", ", fParams.Select(p => p.Substring(0, p.LastIndexOf(' ')))),
                 BackwardTypes = string.Join(", ", bParams.Select(p => p.Substring(0, p.LastIndexOf(' ')))),
                 ForwardArgs = string.Join(", ", fArgs), BackwardArgs = string.Join(", ", bArgs),
             };
         }
-
-        /// <summary>Rows one thread of a chained-bias backward walks down its column.</summary>
-        private const int RowBlock = 32;
     }
 }

@@ -82,7 +82,8 @@ namespace Compiled.Nets.Generator.Ops
         {
             if (c.IsData(op.Input) && c.IsData(op.Input2)) return;
             string Gradient(int input) => c.IsData(input) ? "default" : c.Gradient(input);
-            c.Launch($"K.BroadcastBackward({Kernels}BinaryOp.{_kernel}, {Gradient(op.Input)}, {Gradient(op.Input2)}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Value(op.Input2)}, {GpuShapes(c, op)});");
+            c.Launch($"K.BroadcastBackward({Kernels}BinaryOp.{_kernel}, {Gradient(op.Input)}, {Gradient(op.Input2)}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Value(op.Input2)}, {GpuShapes(c, op)});",
+                (c.IsData(op.Input) ? 0 : 1) + (c.IsData(op.Input2) ? 0 : 1)); // one gather per gradient
         }
 
         public override void EmitForward(CpuContext c, OpSpec op) =>

@@ -94,7 +94,7 @@ namespace Compiled.Nets.Generator.Ops
             string state = c.State($"_bn{op.Id}", $"{Gpu}GpuKernels.BatchNormState({op.InShape[0]})");
             string sizes = $"batch, {op.InShape[0]}, {Plane(op)}";
             c.Line("if (training)");
-            c.Launch($"    K.BatchNormForwardTraining({c.Output(op)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, {c.Read(op, "running_mean")}, {c.Read(op, "running_var")}, {c.Read(op, "num_batches_tracked")}, {state}, {sizes}, {FloatLiteral(a.Eps)}, {FloatLiteral(a.Momentum)});", 3);
+            c.Launch($"    K.BatchNormForwardTraining({c.Output(op)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, {c.Read(op, "running_mean")}, {c.Read(op, "running_var")}, {c.Read(op, "num_batches_tracked")}, {state}, {sizes}, {FloatLiteral(a.Eps)}, {FloatLiteral(a.Momentum)});", 2);
             c.Line("else");
             c.Line($"    K.BatchNormForwardInference({c.Output(op)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, {c.Read(op, "running_mean")}, {c.Read(op, "running_var")}, {sizes}, {FloatLiteral(a.Eps)});");
         }

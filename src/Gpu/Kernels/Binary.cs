@@ -8,7 +8,7 @@ namespace Compiled.Nets.Gpu;
 public sealed partial class GpuKernels
 {
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int>? _broadcast;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int>? _broadcastBackward;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>? _broadcastBackward;
     private readonly ConcurrentDictionary<string, MemoryBuffer1D<int, Stride1D.Dense>> _layouts = new();
 
     /// <summary>y = a − b or a·b over batch × <paramref name="outShape"/>, each operand broadcast as in PyTorch (its
@@ -24,25 +24,37 @@ public sealed partial class GpuKernels
         Launched(); _broadcast(checked((int)n), y, a, b, Layout(outShape, aShape, bShape), Flags(op, repeatA, repeatB));
     }
 
-    /// <summary>The kernels' flags word: bit 0 multiply, bits 1–2 which gradients (backward), the two repeats above.</summary>
+    /// <summary>The kernels' flags word: bit 0 multiply, bit 2 the gradient of b (backward), the two repeats above.</summary>
     private static int Flags(BinaryOp op, int repeatA, int repeatB)
     {
         if (repeatA < 1 || repeatB < 1 || repeatA > 0x3FFF || repeatB > 0x3FFF) throw new ArgumentOutOfRangeException(nameof(repeatA), "Repeats are in [1, 16383].");
         return (op == BinaryOp.Multiply ? 1 : 0) | repeatA << 3 | repeatB << 17;
     }
 
-    /// <summary>da += ∂/∂a·dy and db += ∂/∂b·dy, summed over where each was broadcast (atomic adds); either gradient
-    /// empty: not needed. One launch.</summary>
+    /// <summary>da += ∂/∂a·dy and db += ∂/∂b·dy, summed over where each was broadcast; either gradient empty: not
+    /// needed. One launch per gradient: a thread per operand element gathers its terms in order (no atomics, so the
+    /// same bits every run, and no thousands of threads adding into one element).</summary>
     public void BroadcastBackward(BinaryOp op, ArrayView<float> da, ArrayView<float> db, ArrayView<float> dy, ArrayView<float> a, ArrayView<float> b, int batch,
         int[] outShape, int[] aShape, int[] bShape, int repeatA = 1, int repeatB = 1)
     {
         long n = batch * Product(outShape);
         Need(dy, n, nameof(dy));
         if (da.Length == 0 && db.Length == 0) return;
-        _broadcastBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int>(BroadcastBackwardKernel);
-        int flags = Flags(op, repeatA, repeatB) | (da.Length > 0 ? 2 : 0) | (db.Length > 0 ? 4 : 0);
-        // A view that is not wanted is never passed empty: the flags say which to write.
-        Launched(); _broadcastBackward(checked((int)n), da.Length > 0 ? da : dy, db.Length > 0 ? db : dy, dy, a, b, Layout(outShape, aShape, bShape), flags);
+        _broadcastBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>(BroadcastGatherKernel);
+        int flags = Flags(op, repeatA, repeatB);
+        var layout = Layout(outShape, aShape, bShape);
+        if (da.Length > 0)
+        {
+            long count = batch / repeatA * Product(aShape);
+            Need(da, count, nameof(da));
+            Launched(); _broadcastBackward(checked((int)count), da, dy, a, b, layout, flags, batch);
+        }
+        if (db.Length > 0)
+        {
+            long count = batch / repeatB * Product(bShape);
+            Need(db, count, nameof(db));
+            Launched(); _broadcastBackward(checked((int)count), db, dy, a, b, layout, flags | 4, batch);
+        }
     }
 
     private static long Product(int[] shape) { long p = 1; foreach (int d in shape) p *= d; return p; }
@@ -102,13 +114,48 @@ public sealed partial class GpuKernels
         y[index] = (flags & 1) != 0 ? a[ia] * b[ib] : a[ia] - b[ib];
     }
 
-    private static void BroadcastBackwardKernel(Index1D index, ArrayView<float> da, ArrayView<float> db, ArrayView<float> dy, ArrayView<float> a, ArrayView<float> b,
-        ArrayView<int> l, int flags)
+    /// <summary>Element <paramref name="index"/> of the operand whose gradient <paramref name="d"/> is (b's when flag bit 2
+    /// is set, else a's): the sum of its terms over every output element it was broadcast to — over the samples that
+    /// share it, then over its broadcast dimensions, innermost last.</summary>
+    private static void BroadcastGatherKernel(Index1D index, ArrayView<float> d, ArrayView<float> dy, ArrayView<float> a, ArrayView<float> b,
+        ArrayView<int> l, int flags, int batch)
     {
-        Offsets(index.X, l, flags, out long ia, out long ib);
-        float g = dy[index];
+        int rank = l[0], operand = (flags & 4) != 0 ? 1 : 0, strides = 3 + (1 + operand) * rank;
+        int size = l[1 + operand], repeat = operand == 0 ? flags >> 3 & 0x3FFF : flags >> 17 & 0x3FFF;
+        long sample = index / size;
+        int rest = (int)(index % size);
+        // The output offset (within a sample) of this element's own coordinates, and how many places it spreads to.
+        long fixedOffset = 0, spread = 1, perSample = 1;
+        for (int k = rank - 1; k >= 0; k--)
+        {
+            int n = l[3 + k], stride = l[strides + k];
+            if (stride != 0) fixedOffset += rest / stride % n * perSample;
+            else spread *= n;
+            perSample *= n;
+        }
         bool multiply = (flags & 1) != 0;
-        if ((flags & 2) != 0) Atomic.Add(ref da[ia], multiply ? g * b[ib] : g);
-        if ((flags & 4) != 0) Atomic.Add(ref db[ib], multiply ? g * a[ia] : -g);
+        long last = (sample + 1) * repeat < batch ? (sample + 1) * repeat : batch;
+        float s = 0f;
+        for (long ob = sample * repeat; ob < last; ob++)
+            for (long q = 0; q < spread; q++)
+            {
+                long left = q, offset = fixedOffset, step = 1;
+                for (int k = rank - 1; k >= 0; k--)
+                {
+                    int n = l[3 + k];
+                    if (l[strides + k] == 0) { offset += left % n * step; left /= n; }
+                    step *= n;
+                }
+                long o = ob * perSample + offset;
+                float g = dy[o];
+                if (multiply)
+                {
+                    Offsets(o, l, flags, out long ia, out long ib);
+                    g *= operand == 0 ? b[ib] : a[ia];
+                }
+                else if (operand == 1) g = -g;
+                s += g;
+            }
+        d[index] += s;
     }
 }

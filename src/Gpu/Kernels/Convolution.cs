@@ -155,7 +155,7 @@ public sealed partial class GpuKernels
         Need(sums, channels, nameof(sums)); Need(x, (long)batch * channels * plane, nameof(x));
         if (channels == 0) return;
         _channelTotals ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(ChannelTotalsKernel);
-        Launched(); _channelTotals(RowConfig(channels, checked(batch * plane)), sums, x, batch, channels, plane);
+        Launched(); _channelTotals(SumConfig(channels, (long)batch * plane), sums, x, batch, channels, plane);
     }
 
     private static void ChannelBiasKernel(Index1D index, ArrayView<float> y, ArrayView<float> bias, int channels, int plane)

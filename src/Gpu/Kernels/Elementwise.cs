@@ -5,12 +5,9 @@ namespace Compiled.Nets.Gpu;
 
 public sealed partial class GpuKernels
 {
-    /// <summary>Elements one thread of a summing kernel adds before its single atomic add.</summary>
-    internal const int SumChunk = 256;
-
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _add;
     private Action<Index1D, ArrayView<float>, ArrayView<float>>? _addTo;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _rowSums;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int>? _rowSums;
     private Action<Index1D, ArrayView<float>, float>? _fill;
 
     /// <summary>x[i] = <paramref name="value"/> over <paramref name="n"/> elements (a mean's gradient).</summary>
@@ -49,25 +46,25 @@ public sealed partial class GpuKernels
 
     private static void AddToKernel(Index1D i, ArrayView<float> dst, ArrayView<float> src) => dst[i] += src[i];
 
-    /// <summary>sums[r] += Σ_q x[r·cols + q] for r &lt; rows (a convolution's bias gradient): each thread adds a chunk
-    /// of a row, then one atomic add per chunk.</summary>
+    /// <summary>sums[r] += Σ_q x[r·cols + q] for r &lt; rows (a convolution's bias gradient, each sample's loss): one
+    /// group per row, summed in a fixed order.</summary>
     public void AddRowSums(ArrayView<float> sums, ArrayView<float> x, int rows, int cols)
     {
         if (rows == 0 || cols == 0) return;
         Need(sums, rows, nameof(sums)); Need(x, (long)rows * cols, nameof(x));
-        _rowSums ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(RowSumsKernel);
+        _rowSums ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(RowSumsKernel);
         Launched();
-        _rowSums(checked(rows * Groups(cols, SumChunk)), sums, x, rows, cols);
+        _rowSums(SumConfig(rows, cols), sums, x, cols);
     }
 
-    private static void RowSumsKernel(Index1D index, ArrayView<float> sums, ArrayView<float> x, int rows, int cols)
+    /// <summary>Row Grid.IdxX: each thread takes every Group.DimX-th value.</summary>
+    private static void RowSumsKernel(ArrayView<float> sums, ArrayView<float> x, int cols)
     {
-        int chunks = (cols + SumChunk - 1) / SumChunk;
-        int r = index / chunks, q0 = index % chunks * SumChunk;
-        int q1 = q0 + SumChunk < cols ? q0 + SumChunk : cols;
-        float s = 0f;
+        int r = Grid.IdxX;
         long row = (long)r * cols;
-        for (int q = q0; q < q1; q++) s += x[row + q];
-        Atomic.Add(ref sums[r], s);
+        float s = 0f;
+        for (int q = Group.IdxX; q < cols; q += Group.DimX) s += x[row + q];
+        s = GroupSum(s);
+        if (Group.IdxX == 0) sums[r] += s;
     }
 }

@@ -27,18 +27,22 @@ public sealed partial class GpuKernels
 
     /// <summary>
     /// Threads of a group that works one row of <paramref name="cols"/> values (layer norm, softmax, cross-entropy):
-    /// whole warps, doubled while each thread would still have more than four values, up to 128 on a GPU — neighbouring
-    /// threads read neighbouring values, so a warp's loads coalesce — and the CPU accelerator's 16.
+    /// whole warps, doubled while each thread would still have more than four values, up to <paramref name="most"/> on
+    /// a GPU — neighbouring threads read neighbouring values, so a warp's loads coalesce — and the CPU accelerator's 16.
     /// </summary>
-    private int RowThreads(int cols)
+    private int RowThreads(long cols, int most = 128)
     {
-        int threads = Accelerator.WarpSize, most = Math.Min(Accelerator.MaxNumThreadsPerGroup, _device.LaunchesLikeCuda ? 128 : 16);
-        while (threads * 2 <= most && threads * 4 < cols) threads *= 2;
+        int threads = Accelerator.WarpSize, cap = Math.Min(Accelerator.MaxNumThreadsPerGroup, _device.LaunchesLikeCuda ? most : 16);
+        while (threads * 2 <= cap && threads * 4L < cols) threads *= 2;
         return threads;
     }
 
     /// <summary>One group of <see cref="RowThreads"/> threads per row.</summary>
-    private KernelConfig RowConfig(int rows, int cols) => new(rows, RowThreads(cols));
+    private KernelConfig RowConfig(int rows, long cols) => new(rows, RowThreads(cols));
+
+    /// <summary>One group per sum of <paramref name="count"/> values when the sums are few and long (a channel over the
+    /// batch and the plane): up to 1024 threads each, so a few sums still fill a GPU.</summary>
+    private KernelConfig SumConfig(int sums, long count) => new(sums, RowThreads(count, 1024));
 
     /// <summary>Warps a row group may hold (1024 threads of 32).</summary>
     private const int MostWarps = 32;

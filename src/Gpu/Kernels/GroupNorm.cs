@@ -49,7 +49,7 @@ public sealed partial class GpuKernels
         Need(dy, n, nameof(dy)); Need(sums, 2L * batch * groups, nameof(sums));
         if (n == 0) return;
         _groupParams ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormArgs, int>(GroupParamsKernel);
-        Launched(); _groupParams(RowConfig(channels, batch * positions), dw.Length > 0 ? dw : sums, db.Length > 0 ? db : sums, dy, x, mean, rstd, a, (dw.Length > 0 ? 1 : 0) | (db.Length > 0 ? 2 : 0));
+        Launched(); _groupParams(SumConfig(channels, (long)batch * positions), dw.Length > 0 ? dw : sums, db.Length > 0 ? db : sums, dy, x, mean, rstd, a, (dw.Length > 0 ? 1 : 0) | (db.Length > 0 ? 2 : 0));
         if (dx.Length == 0) return;
         Need(dx, n, nameof(dx));
         _groupSums ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormArgs>(GroupSumsKernel);

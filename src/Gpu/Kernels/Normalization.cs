@@ -13,11 +13,10 @@ internal struct NormArgs
 
 public sealed partial class GpuKernels
 {
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, NormArgs>? _channelSums;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, NormArgs>? _channelDeviations;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, NormArgs>? _batchNormStats;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormArgs>? _batchNormTrain;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormArgs>? _batchNormEval;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormArgs>? _batchNormGradSums;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormArgs>? _batchNormGradSums;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, NormArgs>? _batchNormBackward;
 
     /// <summary>Floats of device state one batch norm over <paramref name="channels"/> keeps: the batch's mean and
@@ -26,8 +25,9 @@ public sealed partial class GpuKernels
 
     /// <summary>
     /// Training-mode batch norm over x[B, C, spatial] as nn.BatchNorm1d/2d: batch mean and biased variance per channel
-    /// by two reductions, y = (x − mean)·γ/√(var + eps) + β; the running mean and unbiased variance move by
-    /// <paramref name="momentum"/> and num_batches_tracked grows by one. Three launches.
+    /// (one group per channel, two passes over its values: no cancellation; a fixed order), y = (x − mean)·γ/√(var +
+    /// eps) + β; the running mean and unbiased variance move by <paramref name="momentum"/> and num_batches_tracked grows
+    /// by one. Two launches.
     /// </summary>
     public void BatchNormForwardTraining(ArrayView<float> y, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> runningMean,
         ArrayView<float> runningVar, ArrayView<float> batchesTracked, ArrayView<float> state, int batch, int channels, int spatial, float eps, float momentum)
@@ -36,13 +36,9 @@ public sealed partial class GpuKernels
         long n = (long)batch * channels * spatial;
         Need(x, n, nameof(x)); Need(y, n, nameof(y)); Need(state, BatchNormState(channels), nameof(state));
         var sums = state.SubView(2L * channels, 2L * channels);
-        sums.MemSetToZero();
-        _channelSums ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, NormArgs>(ChannelSumsKernel);
-        _channelDeviations ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, NormArgs>(ChannelDeviationsKernel);
+        _batchNormStats ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, NormArgs>(BatchNormStatsKernel);
         _batchNormTrain ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormArgs>(BatchNormTrainKernel);
-        int threads = checked(channels * batch * Groups(spatial, SumChunk));
-        Launched(); _channelSums(threads, sums, x, a);
-        Launched(); _channelDeviations(threads, sums, x, a);
+        Launched(); _batchNormStats(SumConfig(channels, (long)batch * spatial), sums, x, a);
         Launched(); _batchNormTrain(checked((int)n), y, x, gamma, beta, runningMean, runningVar, batchesTracked, state, a);
     }
 
@@ -67,41 +63,30 @@ public sealed partial class GpuKernels
         var a = new NormArgs { Batch = batch, Channels = channels, Spatial = spatial };
         long n = (long)batch * channels * spatial;
         Need(dy, n, nameof(dy)); Need(x, n, nameof(x)); Need(state, BatchNormState(channels), nameof(state));
-        var sums = state.SubView(2L * channels, 2L * channels);
-        sums.MemSetToZero();
-        _batchNormGradSums ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormArgs>(BatchNormGradSumsKernel);
+        _batchNormGradSums ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, NormArgs>(BatchNormGradSumsKernel);
         _batchNormBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, NormArgs>(BatchNormBackwardKernel);
-        Launched(); _batchNormGradSums(checked(channels * batch * Groups(spatial, SumChunk)), state, dy, x, a);
+        Launched(); _batchNormGradSums(SumConfig(channels, (long)batch * spatial), state, dy, x, a);
         // A view that is not wanted is never passed as an empty one: a flag says so and the kernel leaves it alone.
         Launched(); _batchNormBackward(checked((int)n), dx.Length > 0 ? dx : dy, dgamma, dbeta, dy, x, gamma, state, dx.Length > 0 ? 1 : 0, a);
     }
 
-    /// <summary>Thread (c, b, chunk) adds a chunk of channel c of sample b: sums[c] += Σ x.</summary>
-    private static void ChannelSumsKernel(Index1D index, ArrayView<float> sums, ArrayView<float> x, NormArgs a)
+    /// <summary>Channel Grid.IdxX: sums[c] = Σ x, then sums[C + c] = Σ (x − mean)², each thread taking every
+    /// Group.DimX-th (sample, position) pair.</summary>
+    private static void BatchNormStatsKernel(ArrayView<float> sums, ArrayView<float> x, NormArgs a)
     {
-        int chunks = (a.Spatial + SumChunk - 1) / SumChunk;
-        int chunk = index % chunks, rest = index / chunks;
-        int b = rest % a.Batch, c = rest / a.Batch;
-        long row = ((long)b * a.Channels + c) * a.Spatial;
-        int s0 = chunk * SumChunk, s1 = XMath.Min(a.Spatial, s0 + SumChunk);
+        int c = Grid.IdxX, count = a.Batch * a.Spatial;
         float s = 0f;
-        for (int i = s0; i < s1; i++) s += x[row + i];
-        Atomic.Add(ref sums[c], s);
+        for (int q = Group.IdxX; q < count; q += Group.DimX) s += x[ChannelAt(q, c, a)];
+        float total = GroupSum(s), mean = total / count, sq = 0f;
+        for (int q = Group.IdxX; q < count; q += Group.DimX) { float d = x[ChannelAt(q, c, a)] - mean; sq += d * d; }
+        sq = GroupSum(sq);
+        if (Group.IdxX != 0) return;
+        sums[c] = total;
+        sums[a.Channels + c] = sq;
     }
 
-    /// <summary>sums[C + c] += Σ (x − mean)², the mean from sums[c] (second pass: no cancellation).</summary>
-    private static void ChannelDeviationsKernel(Index1D index, ArrayView<float> sums, ArrayView<float> x, NormArgs a)
-    {
-        int chunks = (a.Spatial + SumChunk - 1) / SumChunk;
-        int chunk = index % chunks, rest = index / chunks;
-        int b = rest % a.Batch, c = rest / a.Batch;
-        float mean = sums[c] / ((float)a.Batch * a.Spatial);
-        long row = ((long)b * a.Channels + c) * a.Spatial;
-        int s0 = chunk * SumChunk, s1 = XMath.Min(a.Spatial, s0 + SumChunk);
-        float s = 0f;
-        for (int i = s0; i < s1; i++) { float d = x[row + i] - mean; s += d * d; }
-        Atomic.Add(ref sums[a.Channels + c], s);
-    }
+    /// <summary>Where the <paramref name="q"/>-th (sample, position) pair of channel <paramref name="c"/> is.</summary>
+    private static long ChannelAt(int q, int c, NormArgs a) => ((long)(q / a.Spatial) * a.Channels + c) * a.Spatial + q % a.Spatial;
 
     /// <summary>Normalises one element; the first element of each channel also saves its mean and inverse deviation
     /// and moves the running statistics (and the first of all counts the batch).</summary>
@@ -133,19 +118,23 @@ public sealed partial class GpuKernels
         y[index] = x[index] * scale + (beta[c] - runningMean[c] * scale);
     }
 
-    /// <summary>state[2C + c] += Σ dy, state[3C + c] += Σ dy·x̂ over a chunk.</summary>
-    private static void BatchNormGradSumsKernel(Index1D index, ArrayView<float> state, ArrayView<float> dy, ArrayView<float> x, NormArgs a)
+    /// <summary>Channel Grid.IdxX: state[2C + c] = Σ dy, state[3C + c] = Σ dy·x̂.</summary>
+    private static void BatchNormGradSumsKernel(ArrayView<float> state, ArrayView<float> dy, ArrayView<float> x, NormArgs a)
     {
-        int chunks = (a.Spatial + SumChunk - 1) / SumChunk;
-        int chunk = index % chunks, rest = index / chunks;
-        int b = rest % a.Batch, c = rest / a.Batch;
+        int c = Grid.IdxX, count = a.Batch * a.Spatial;
         float mean = state[c], inv = state[a.Channels + c];
-        long row = ((long)b * a.Channels + c) * a.Spatial;
-        int s0 = chunk * SumChunk, s1 = XMath.Min(a.Spatial, s0 + SumChunk);
         float sd = 0f, sdx = 0f;
-        for (int i = s0; i < s1; i++) { float d = dy[row + i]; sd += d; sdx += d * (x[row + i] - mean) * inv; }
-        Atomic.Add(ref state[2 * a.Channels + c], sd);
-        Atomic.Add(ref state[3 * a.Channels + c], sdx);
+        for (int q = Group.IdxX; q < count; q += Group.DimX)
+        {
+            long i = ChannelAt(q, c, a);
+            float d = dy[i];
+            sd += d; sdx += d * (x[i] - mean) * inv;
+        }
+        sd = GroupSum(sd);
+        sdx = GroupSum(sdx);
+        if (Group.IdxX != 0) return;
+        state[2 * a.Channels + c] = sd;
+        state[3 * a.Channels + c] = sdx;
     }
 
     /// <summary>dx per element (when <paramref name="wantDx"/>); the first element of each channel adds dγ and dβ.</summary>
@@ -169,7 +158,7 @@ public sealed partial class GpuKernels
 
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _layerNorm;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _layerNormDx;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _layerNormParams;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _layerNormParams;
 
     /// <summary>nn.LayerNorm over the last dimension: y = (x − mean)·rstd·γ + β per row (biased variance, two passes);
     /// saves each row's mean and rstd for backward. One group per row.</summary>
@@ -184,7 +173,7 @@ public sealed partial class GpuKernels
     }
 
     /// <summary>LayerNorm's gradients: dx += rstd·(g·γ − (Σ g·γ + x̂·Σ g·γ·x̂)/F) per row (dx empty: not needed), and
-    /// dγ += Σ g·x̂, dβ += Σ g per feature over blocks of rows (one atomic add per block). One or two launches.</summary>
+    /// dγ += Σ g·x̂, dβ += Σ g per feature, summed as a column sum is (a fixed order). One or two launches.</summary>
     public void LayerNormBackward(ArrayView<float> dx, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dy, ArrayView<float> x,
         ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> gamma, int rows, int features)
     {
@@ -197,12 +186,9 @@ public sealed partial class GpuKernels
             _layerNormDx ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(LayerNormDxKernel);
             Launched(); _layerNormDx(RowConfig(rows, features), dx, dy, x, mean, rstd, gamma, features);
         }
-        _layerNormParams ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(LayerNormParamsKernel);
-        Launched(); _layerNormParams(checked(features * Groups(rows, RowBlock)), dgamma, dbeta, dy, x, mean, rstd, rows, features);
+        _layerNormParams ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(LayerNormParamsKernel);
+        Launched(); _layerNormParams(ColumnConfig(rows, features, 2), dgamma, dbeta, dy, x, mean, rstd, rows, features);
     }
-
-    /// <summary>Rows one thread of a per-feature gradient sum walks down its column.</summary>
-    private const int RowBlock = 32;
 
     /// <summary>Row Grid.IdxX: its threads take every Group.DimX-th feature, so a warp reads consecutive values.</summary>
     private static void LayerNormKernel(ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> x, ArrayView<float> gamma,
@@ -239,18 +225,27 @@ public sealed partial class GpuKernels
         }
     }
 
-    private static void LayerNormParamsKernel(Index1D index, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dy, ArrayView<float> x,
+    /// <summary>A strip of features as <see cref="ColumnSumsKernel"/> adds a strip of columns, two sums per thread.</summary>
+    private static void LayerNormParamsKernel(ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dy, ArrayView<float> x,
         ArrayView<float> mean, ArrayView<float> rstd, int rows, int features)
     {
-        int f = index % features, r0 = index / features * RowBlock, r1 = XMath.Min(rows, r0 + RowBlock);
+        var partial = SharedMemory.GetDynamic<float>();
+        int width = Warp.WarpSize, lane = Group.IdxX % width, slice = Group.IdxX / width, slices = Group.DimX / width, f = Grid.IdxX * width + lane;
         float g = 0f, b = 0f;
-        for (int r = r0; r < r1; r++)
-        {
-            long i = (long)r * features + f;
-            g += dy[i] * (x[i] - mean[r]) * rstd[r];
-            b += dy[i];
-        }
-        Atomic.Add(ref dgamma[f], g);
-        Atomic.Add(ref dbeta[f], b);
+        if (f < features)
+            for (int r = slice; r < rows; r += slices)
+            {
+                long i = (long)r * features + f;
+                g += dy[i] * (x[i] - mean[r]) * rstd[r];
+                b += dy[i];
+            }
+        partial[Group.IdxX] = g;
+        partial[Group.DimX + Group.IdxX] = b;
+        Group.Barrier();
+        if (slice != 0 || f >= features) return;
+        float sg = 0f, sb = 0f;
+        for (int k = 0; k < slices; k++) { sg += partial[k * width + lane]; sb += partial[Group.DimX + k * width + lane]; }
+        dgamma[f] += sg;
+        dbeta[f] += sb;
     }
 }

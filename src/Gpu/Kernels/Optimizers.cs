@@ -13,24 +13,43 @@ public sealed partial class GpuKernels
 {
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamArgs>? _adam;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, float, int>? _sgd;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _sumOfSquares;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int>? _sumOfSquares;
+    private Action<KernelConfig, ArrayView<float>, int>? _addPartials;
     private Action<Index1D, ArrayView<float>, float>? _scale;
 
-    /// <summary>sum[0] += Σ x[i]² over <paramref name="n"/> elements (a gradient norm): each thread a chunk, one atomic add each.</summary>
+    /// <summary>Groups that each add a part of a sum of squares, and so the partial sums after <c>sum[0]</c>.</summary>
+    internal const int SquarePartials = 64;
+
+    /// <summary>sum[0] += Σ x[i]² over <paramref name="n"/> elements (a gradient norm) in a fixed order: up to
+    /// <see cref="SquarePartials"/> groups each sum every so many elements into sum[1 + g], then one group adds those
+    /// in turn. <paramref name="sum"/> holds 1 + <see cref="SquarePartials"/> floats. Two launches.</summary>
     internal void AddSumOfSquares(ArrayView<float> sum, ArrayView<float> x, long n)
     {
         if (n == 0) return;
-        _sumOfSquares ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(SumOfSquaresKernel);
-        Launched();
-        _sumOfSquares(Groups(n, SumChunk), sum, x, checked((int)n));
+        Need(sum, 1 + SquarePartials, nameof(sum)); Need(x, n, nameof(x));
+        _sumOfSquares ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(SumOfSquaresKernel);
+        _addPartials ??= Accelerator.LoadStreamKernel<ArrayView<float>, int>(AddPartialsKernel);
+        int threads = RowThreads(n, 1024), groups = (int)Math.Min(SquarePartials, Groups(n, 4 * threads));
+        Launched(); _sumOfSquares(new KernelConfig(groups, threads), sum.SubView(1, groups), x, checked((int)n));
+        Launched(); _addPartials(new KernelConfig(1, RowThreads(groups)), sum, groups);
     }
 
-    private static void SumOfSquaresKernel(Index1D index, ArrayView<float> sum, ArrayView<float> x, int n)
+    /// <summary>Group g: partial[g] = Σ x[i]² over i = g·T + t, stepping by all the groups' threads.</summary>
+    private static void SumOfSquaresKernel(ArrayView<float> partial, ArrayView<float> x, int n)
     {
-        int q0 = index * SumChunk, q1 = q0 + SumChunk < n ? q0 + SumChunk : n;
         float s = 0f;
-        for (int q = q0; q < q1; q++) s += x[q] * x[q];
-        Atomic.Add(ref sum[0], s);
+        for (int i = Grid.IdxX * Group.DimX + Group.IdxX; i < n; i += Grid.DimX * Group.DimX) s += x[i] * x[i];
+        s = GroupSum(s);
+        if (Group.IdxX == 0) partial[Grid.IdxX] = s;
+    }
+
+    /// <summary>sum[0] += sum[1] + … + sum[count] (one group).</summary>
+    private static void AddPartialsKernel(ArrayView<float> sum, int count)
+    {
+        float s = 0f;
+        for (int g = Group.IdxX; g < count; g += Group.DimX) s += sum[1 + g];
+        s = GroupSum(s);
+        if (Group.IdxX == 0) sum[0] += s;
     }
 
     /// <summary>x *= s over <paramref name="n"/> elements (clipping a gradient).</summary>

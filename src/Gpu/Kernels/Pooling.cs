@@ -41,7 +41,8 @@ public sealed partial class GpuKernels
         _maxPool(checked((int)n), y, argmax, x, a);
     }
 
-    /// <summary>dx[argmax] += dy (atomic: overlapping windows may pick the same input).</summary>
+    /// <summary>dx[argmax] += dy. One thread per input element gathers from the windows that cover it, in order (no
+    /// atomics where windows overlap: the same bits every run).</summary>
     public void MaxPool2dBackward(ArrayView<float> dx, ArrayView<float> dy, ArrayView<int> argmax, in Pool2dGeometry g) => MaxPoolBackward(dx, dy, dy, argmax, PoolArgs.Of(g));
 
     /// <summary>The gradient of <see cref="MaxPool2dReluForward"/> from its output y: dx[argmax] += dy where y &gt; 0.</summary>
@@ -54,11 +55,11 @@ public sealed partial class GpuKernels
 
     private void MaxPoolBackward(ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> y, ArrayView<int> argmax, PoolArgs a)
     {
-        long n = (long)a.Planes * a.Oh * a.Ow;
-        Need(dy, n, nameof(dy)); Need(argmax, n, nameof(argmax)); Need(dx, (long)a.Planes * a.H * a.W, nameof(dx));
+        long n = (long)a.Planes * a.Oh * a.Ow, inputs = (long)a.Planes * a.H * a.W;
+        Need(dy, n, nameof(dy)); Need(argmax, n, nameof(argmax)); Need(dx, inputs, nameof(dx));
         _maxPoolBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, PoolArgs>(MaxPoolBackwardKernel);
         Launched();
-        _maxPoolBackward(checked((int)n), dx, dy, y, argmax, a);
+        _maxPoolBackward(checked((int)inputs), dx, dy, y, argmax, a);
     }
 
     private static void MaxPoolKernel(Index1D index, ArrayView<float> y, ArrayView<int> argmax, ArrayView<float> x, PoolArgs a)
@@ -90,14 +91,31 @@ public sealed partial class GpuKernels
         argmax[index] = bestIndex;
     }
 
-    /// <summary>y is the pool's output (read only after a ReLU, whose gradient it gates).</summary>
+    /// <summary>Input element <paramref name="index"/>: the sum of dy over the windows that cover it and chose it (y is
+    /// the pool's output, read only after a ReLU, whose gradient it gates).</summary>
     private static void MaxPoolBackwardKernel(Index1D index, ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> y, ArrayView<int> argmax, PoolArgs a)
     {
-        int idx = argmax[index];
-        if (idx < 0) return;
-        long plane = index / (a.Ow * a.Oh);
-        float g = a.Relu != 0 ? Elementwise.ReluGrad(y[index], dy[index]) : dy[index];
-        Atomic.Add(ref dx[plane * a.H * a.W + idx], g);
+        int at = (int)(index % ((long)a.H * a.W)), hi = at / a.W, wj = at % a.W;
+        long plane = index / ((long)a.H * a.W) * a.Oh * a.Ow;
+        Windows(hi, a.Kh, a.Sh, a.Ph, a.Oh, out int i0, out int i1);
+        Windows(wj, a.Kw, a.Sw, a.Pw, a.Ow, out int j0, out int j1);
+        float s = 0f;
+        for (int i = i0; i <= i1; i++)
+            for (int j = j0; j <= j1; j++)
+            {
+                long o = plane + i * a.Ow + j;
+                if (argmax[o] == at) s += a.Relu != 0 ? Elementwise.ReluGrad(y[o], dy[o]) : dy[o];
+            }
+        dx[index] += s;
+    }
+
+    /// <summary>The first and last of <paramref name="count"/> windows (kernel k, stride s, padding p) that cover
+    /// input position <paramref name="x"/>; none when last &lt; first.</summary>
+    private static void Windows(int x, int k, int s, int p, int count, out int first, out int last)
+    {
+        int top = x + p - k + 1;
+        first = top <= 0 ? 0 : (top + s - 1) / s;
+        last = XMath.Min(count - 1, (x + p) / s);
     }
 
     private Action<Index1D, ArrayView<float>, ArrayView<float>, PoolArgs>? _adaptiveAvg, _adaptiveAvgBackward;
@@ -182,14 +200,14 @@ public sealed partial class GpuKernels
         Launched(); _avgPool(checked((int)n), y, x, a);
     }
 
-    /// <summary>dx += each window's dy / divisor (atomic: windows may overlap).</summary>
+    /// <summary>dx += each window's dy / divisor, gathered per input element over the windows that cover it, in order.</summary>
     public void AvgPool2dBackward(ArrayView<float> dx, ArrayView<float> dy, in Pool2dGeometry g)
     {
         var a = PoolArgs.Of(g);
-        long n = (long)a.Planes * a.Oh * a.Ow;
-        Need(dy, n, nameof(dy)); Need(dx, (long)a.Planes * a.H * a.W, nameof(dx));
+        long n = (long)a.Planes * a.Oh * a.Ow, inputs = (long)a.Planes * a.H * a.W;
+        Need(dy, n, nameof(dy)); Need(dx, inputs, nameof(dx));
         _avgPoolBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, PoolArgs>(AvgPoolBackwardKernel);
-        Launched(); _avgPoolBackward(checked((int)n), dx, dy, a);
+        Launched(); _avgPoolBackward(checked((int)inputs), dx, dy, a);
     }
 
     private static void AvgPoolKernel(Index1D index, ArrayView<float> y, ArrayView<float> x, PoolArgs a)
@@ -206,12 +224,18 @@ public sealed partial class GpuKernels
 
     private static void AvgPoolBackwardKernel(Index1D index, ArrayView<float> dx, ArrayView<float> dy, PoolArgs a)
     {
-        int j = index % a.Ow, i = index / a.Ow % a.Oh;
-        long plane = index / (a.Ow * a.Oh) * (long)a.H * a.W;
-        int h0 = i * a.Sh - a.Ph, w0 = j * a.Sw - a.Pw;
-        int count = (XMath.Min(h0 + a.Kh, a.H + a.Ph) - h0) * (XMath.Min(w0 + a.Kw, a.W + a.Pw) - w0);
-        float g = dy[index] / count;
-        for (int hi = XMath.Max(h0, 0); hi < XMath.Min(h0 + a.Kh, a.H); hi++)
-            for (int wj = XMath.Max(w0, 0); wj < XMath.Min(w0 + a.Kw, a.W); wj++) Atomic.Add(ref dx[plane + hi * a.W + wj], g);
+        int at = (int)(index % ((long)a.H * a.W)), hi = at / a.W, wj = at % a.W;
+        long plane = index / ((long)a.H * a.W) * a.Oh * a.Ow;
+        Windows(hi, a.Kh, a.Sh, a.Ph, a.Oh, out int i0, out int i1);
+        Windows(wj, a.Kw, a.Sw, a.Pw, a.Ow, out int j0, out int j1);
+        float s = 0f;
+        for (int i = i0; i <= i1; i++)
+            for (int j = j0; j <= j1; j++)
+            {
+                int h0 = i * a.Sh - a.Ph, w0 = j * a.Sw - a.Pw;
+                int count = (XMath.Min(h0 + a.Kh, a.H + a.Ph) - h0) * (XMath.Min(w0 + a.Kw, a.W + a.Pw) - w0);
+                s += dy[plane + i * a.Ow + j] / count;
+            }
+        dx[index] += s;
     }
 }

@@ -15,11 +15,8 @@ internal struct ColumnArgs
 public sealed partial class GpuKernels
 {
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _addBroadcast;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ColumnArgs>? _columnSums;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ColumnArgs>? _columnSums;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int>? _sequenceMean, _sequenceMeanBackward;
-
-    /// <summary>Rows one thread of <see cref="AddColumnSums(ArrayView{float}, ArrayView{float}, int, int)"/> walks down its column before its atomic add.</summary>
-    private const int ColumnBlock = 32;
 
     /// <summary>y[i] = x[i] + row[i mod block] over <paramref name="n"/> elements (a bias over rows, position embeddings
     /// over each sample's [T, D] block); y may be x.</summary>
@@ -37,8 +34,8 @@ public sealed partial class GpuKernels
         y[i] = x[i] + row[i % block];
     }
 
-    /// <summary>sums[c] += Σ_r x[r·cols + c] (a bias's or an added table's gradient): one thread per column and block of
-    /// rows, one atomic add each.</summary>
+    /// <summary>sums[c] += Σ_r x[r·cols + c] (a bias's or an added table's gradient), summed in a fixed order (see
+    /// <see cref="ColumnConfig"/>).</summary>
     public void AddColumnSums(ArrayView<float> sums, ArrayView<float> x, int rows, int cols) => AddColumnSums(sums, x, rows, cols, cols, 0);
 
     /// <summary>As <see cref="AddColumnSums(ArrayView{float}, ArrayView{float}, int, int)"/> over columns [offset, offset + cols)
@@ -47,17 +44,40 @@ public sealed partial class GpuKernels
     {
         if (rows == 0 || cols == 0) return;
         Need(sums, cols, nameof(sums)); Need(x, (long)(rows - 1) * stride + offset + cols, nameof(x));
-        _columnSums ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ColumnArgs>(ColumnSumsKernel);
-        Launched(); _columnSums(checked(Groups(rows, ColumnBlock) * cols), sums, x, new ColumnArgs { Rows = rows, Cols = cols, Stride = stride, Offset = offset });
+        _columnSums ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ColumnArgs>(ColumnSumsKernel);
+        Launched(); _columnSums(ColumnConfig(rows, cols, 1), sums, x, new ColumnArgs { Rows = rows, Cols = cols, Stride = stride, Offset = offset });
     }
 
-    private static void ColumnSumsKernel(Index1D index, ArrayView<float> sums, ArrayView<float> x, ColumnArgs a)
+    /// <summary>
+    /// A column sum's launch: a group per warp-wide strip of columns, its threads in slices of a warp, slice k adding
+    /// rows k, k + slices, … of the strip (a warp reads neighbouring values); the slices' partial sums then meet in
+    /// shared memory and are added in slice order — no atomics, so the sums do not vary from run to run.
+    /// <paramref name="sums"/> partial sums per thread.
+    /// </summary>
+    private KernelConfig ColumnConfig(int rows, int cols, int sums)
     {
-        int at = index;
-        int c = at % a.Cols, r0 = at / a.Cols * ColumnBlock, r1 = r0 + ColumnBlock < a.Rows ? r0 + ColumnBlock : a.Rows;
+        int width = Accelerator.WarpSize, slices = Math.Max(1, Math.Min(Accelerator.MaxNumThreadsPerGroup, _device.LaunchesLikeCuda ? 1024 : 16) / width);
+        while (slices > 1 && slices / 2 >= rows) slices /= 2;
+        return new KernelConfig(Groups(cols, width), width * slices, SharedMemoryConfig.RequestDynamic<float>(sums * width * slices));
+    }
+
+    /// <summary>The launch of a kernel that sums columns as <see cref="AddColumnSums(ArrayView{float}, ArrayView{float}, int, int)"/>
+    /// does, one partial sum per thread in shared memory (the generated backward of a chain with a bias).</summary>
+    public KernelConfig ColumnLaunch(int rows, int cols) => ColumnConfig(rows, cols, 1);
+
+    private static void ColumnSumsKernel(ArrayView<float> sums, ArrayView<float> x, ColumnArgs a)
+    {
+        var partial = SharedMemory.GetDynamic<float>();
+        int width = Warp.WarpSize, lane = Group.IdxX % width, slice = Group.IdxX / width, slices = Group.DimX / width, c = Grid.IdxX * width + lane;
         float s = 0f;
-        for (int r = r0; r < r1; r++) s += x[(long)r * a.Stride + a.Offset + c];
-        Atomic.Add(ref sums[c], s);
+        if (c < a.Cols)
+            for (int r = slice; r < a.Rows; r += slices) s += x[(long)r * a.Stride + a.Offset + c];
+        partial[Group.IdxX] = s;
+        Group.Barrier();
+        if (slice != 0 || c >= a.Cols) return;
+        float total = 0f;
+        for (int k = 0; k < slices; k++) total += partial[k * width + lane];
+        sums[c] += total;
     }
 
     /// <summary>y[b, :] = Σₜ mask[b,t]·x[b,t,:], divided by Σₜ mask[b,t] for the mean (MeanOverSequence, Mean/Sum over

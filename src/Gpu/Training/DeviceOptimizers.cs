@@ -57,8 +57,8 @@ public abstract class DeviceOptimizer : Optimizer, IDisposable
     {
         var kernels = Network.Device.Kernels;
         var parameters = Store.Parameters;
-        var sum = _normSquared ??= Network.Device.Allocate(1);
-        sum.View.MemSetToZero();
+        var sum = _normSquared ??= Network.Device.Allocate(1 + GpuKernels.SquarePartials);
+        sum.View.SubView(0, 1).MemSetToZero();
         foreach (var p in parameters)
             if (p.RequiresGrad) kernels.AddSumOfSquares(sum.View, Network.GradientOf(p), p.Length);
         Span<float> host = stackalloc float[1];

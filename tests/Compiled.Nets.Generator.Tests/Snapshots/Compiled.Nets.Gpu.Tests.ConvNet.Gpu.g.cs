@@ -39,17 +39,17 @@ namespace Compiled.Nets.Gpu.Tests
             private global::ILGPU.ArrayView<int> _a2;
             private global::ILGPU.ArrayView<int> _a5;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain9Forward;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain9Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain9Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain10Forward;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain10Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain10Backward;
 
             internal OnDevice(ConvNet net, global::Compiled.Nets.Gpu.GpuDevice device) : base(device, net._store, "ConvNet", ConvNet.InputFeatures, "1, 28, 28", ConvNet.OutputFeatures, "10", 0.0f)
             {
                 _net = net;
                 _Chain9Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain9Forward);
-                _Chain9Backward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain9Backward);
+                _Chain9Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain9Backward);
                 _Chain10Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain10Forward);
-                _Chain10Backward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain10Backward);
+                _Chain10Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain10Backward);
             }
 
             /// <summary>12 launches forward, 2 for the loss, 18 backward.</summary>
@@ -109,12 +109,12 @@ namespace Compiled.Nets.Gpu.Tests
             protected override void RunBackward(int batch)
             {
                 // fused backward: Bias
-                Device.RecordLaunch(); _Chain10Backward((int)(batch * 1 + 31) / 32 * 10, _g10, _g10, _r10, _v10, Gradient(_net._p_fc2_bias), batch * 1, 10, 0);
+                Device.RecordLaunch(); _Chain10Backward(K.ColumnLaunch(batch * 1, 10), _g10, _g10, _r10, _v10, Gradient(_net._p_fc2_bias), batch * 1, 10, 0);
                 // Fc2 backward
                 K.Gemm(true, false, 10, 512, batch * 1, 1f, _g10, 10, _v9, 512, 1f, Gradient(_net._p_fc2_weight), 512);
                 K.Gemm(false, false, batch * 1, 512, 10, 1f, _g10, 10, Value(_net._p_fc2_weight), 512, 1f, _g9, 512);
                 // fused backward: Bias + Relu
-                Device.RecordLaunch(); _Chain9Backward((int)(batch * 1 + 31) / 32 * 512, _g9, _g8, _r8, _v8, _v9, Gradient(_net._p_fc1_bias), batch * 1, 512, 1);
+                Device.RecordLaunch(); _Chain9Backward(K.ColumnLaunch(batch * 1, 512), _g9, _g8, _r8, _v8, _v9, Gradient(_net._p_fc1_bias), batch * 1, 512, 1);
                 // Fc1 backward
                 K.Gemm(true, false, 512, 6272, batch * 1, 1f, _g8, 512, _v6, 6272, 1f, Gradient(_net._p_fc1_weight), 6272);
                 K.Gemm(false, false, batch * 1, 6272, 512, 1f, _g8, 512, Value(_net._p_fc1_weight), 6272, 1f, _g6, 6272);
@@ -139,12 +139,14 @@ namespace Compiled.Nets.Gpu.Tests
                 v9[i] = t;
             }
 
-            /// <summary>Fused backward of Bias + Relu, the bias gradient summed per column block.</summary>
-            public static void Chain9Backward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v8, global::ILGPU.ArrayView<float> v9, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            /// <summary>Fused backward of Bias + Relu, the bias gradient summed per strip of columns.</summary>
+            public static void Chain9Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v8, global::ILGPU.ArrayView<float> v9, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                int j = index % cols, r0 = index / cols * 32, r1 = global::System.Math.Min(rows, r0 + 32);
+                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
+                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
+                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
-                for (int r = r0; r < r1; r++)
+                for (int r = slice; r < rows && j < cols; r += slices)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
@@ -152,7 +154,12 @@ namespace Compiled.Nets.Gpu.Tests
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                global::ILGPU.Atomic.Add(ref db[j], sum);
+                partial[global::ILGPU.Group.IdxX] = sum;
+                global::ILGPU.Group.Barrier();
+                if (slice != 0 || j >= cols) return;
+                float total = 0f;
+                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
+                db[j] += total;
             }
 
             /// <summary>Fused forward of Bias: one thread per element.</summary>
@@ -164,19 +171,26 @@ namespace Compiled.Nets.Gpu.Tests
                 v10[i] = t;
             }
 
-            /// <summary>Fused backward of Bias, the bias gradient summed per column block.</summary>
-            public static void Chain10Backward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v10, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
+            public static void Chain10Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v10, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                int j = index % cols, r0 = index / cols * 32, r1 = global::System.Math.Min(rows, r0 + 32);
+                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
+                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
+                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
-                for (int r = r0; r < r1; r++)
+                for (int r = slice; r < rows && j < cols; r += slices)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                global::ILGPU.Atomic.Add(ref db[j], sum);
+                partial[global::ILGPU.Group.IdxX] = sum;
+                global::ILGPU.Group.Barrier();
+                if (slice != 0 || j >= cols) return;
+                float total = 0f;
+                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
+                db[j] += total;
             }
         }
     }

@@ -107,41 +107,41 @@ namespace Compiled.Nets.Gpu.Tests
             private global::ILGPU.ArrayView<float> _g27;
             private global::ILGPU.ArrayView<float> _g28;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain6Forward;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain6Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain6Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain10Forward;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain10Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain10Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain11Forward;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain11Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain11Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain15Forward;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain15Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain15Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain19Forward;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain19Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain19Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain20Forward;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain20Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain20Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain25Forward;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain25Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain25Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain28Forward;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain28Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain28Backward;
 
             internal OnDevice(MiniBert net, global::Compiled.Nets.Gpu.GpuDevice device) : base(device, net._store, "MiniBert", MiniBert.InputFeatures, "-1", MiniBert.OutputFeatures, "3", 0.0f)
             {
                 _net = net;
                 _Chain6Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain6Forward);
-                _Chain6Backward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain6Backward);
+                _Chain6Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain6Backward);
                 _Chain10Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain10Forward);
-                _Chain10Backward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain10Backward);
+                _Chain10Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain10Backward);
                 _Chain11Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain11Forward);
-                _Chain11Backward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain11Backward);
+                _Chain11Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain11Backward);
                 _Chain15Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain15Forward);
-                _Chain15Backward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain15Backward);
+                _Chain15Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain15Backward);
                 _Chain19Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain19Forward);
-                _Chain19Backward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain19Backward);
+                _Chain19Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain19Backward);
                 _Chain20Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain20Forward);
-                _Chain20Backward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain20Backward);
+                _Chain20Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain20Backward);
                 _Chain25Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain25Forward);
-                _Chain25Backward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain25Backward);
+                _Chain25Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain25Backward);
                 _Chain28Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain28Forward);
-                _Chain28Backward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain28Backward);
+                _Chain28Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain28Backward);
             }
 
             /// <summary>49 launches forward, 2 for the loss, 79 backward.</summary>
@@ -334,7 +334,7 @@ namespace Compiled.Nets.Gpu.Tests
             {
                 int T = SequenceLength; // this batch's sequence length (≤ MaxSequence); sizes below are expressions of it
                 // fused backward: Bias
-                Device.RecordLaunch(); _Chain28Backward((int)(batch * 1 + 31) / 32 * 3, _g28, _g28, _r28, _v28, Gradient(_net._p_classifier_bias), batch * 1, 3, 0);
+                Device.RecordLaunch(); _Chain28Backward(K.ColumnLaunch(batch * 1, 3), _g28, _g28, _r28, _v28, Gradient(_net._p_classifier_bias), batch * 1, 3, 0);
                 // Classifier backward
                 K.Gemm(true, false, 3, 16, batch * 1, 1f, _g28, 3, _v27, 16, 1f, Gradient(_net._p_classifier_weight), 16);
                 K.Gemm(false, false, batch * 1, 16, 3, 1f, _g28, 3, Value(_net._p_classifier_weight), 16, 1f, _g27, 16);
@@ -344,7 +344,7 @@ namespace Compiled.Nets.Gpu.Tests
                 // MeanOverSequence backward
                 K.SequenceMeanBackward(_g22, _g26, Mask, batch, T, 16);
                 // fused backward: Bias + Tanh
-                Device.RecordLaunch(); _Chain25Backward((int)(batch * 1 + 31) / 32 * 16, _g25, _g24, _r24, _v24, _v25, Gradient(_net._p_pooler_dense_bias), batch * 1, 16, 1);
+                Device.RecordLaunch(); _Chain25Backward(K.ColumnLaunch(batch * 1, 16), _g25, _g24, _r24, _v24, _v25, Gradient(_net._p_pooler_dense_bias), batch * 1, 16, 1);
                 // Pooler backward
                 K.Gemm(true, false, 16, 16, batch * 1, 1f, _g24, 16, _v23, 16, 1f, Gradient(_net._p_pooler_dense_weight), 16);
                 K.Gemm(false, false, batch * 1, 16, 16, 1f, _g24, 16, Value(_net._p_pooler_dense_weight), 16, 1f, _g23, 16);
@@ -356,12 +356,12 @@ namespace Compiled.Nets.Gpu.Tests
                 K.AddTo(_g20, _g21, batch * T * 16);
                 K.AddTo(_g17, _g21, batch * T * 16);
                 // fused backward: Bias
-                Device.RecordLaunch(); _Chain20Backward((int)(batch * T + 31) / 32 * 16, _g20, _g20, _r20, _v20, Gradient(_net._p_encoder_layer_1_output_dense_bias), batch * T, 16, 0);
+                Device.RecordLaunch(); _Chain20Backward(K.ColumnLaunch(batch * T, 16), _g20, _g20, _r20, _v20, Gradient(_net._p_encoder_layer_1_output_dense_bias), batch * T, 16, 0);
                 // Output backward
                 K.Gemm(true, false, 16, 32, batch * T, 1f, _g20, 16, _v19, 32, 1f, Gradient(_net._p_encoder_layer_1_output_dense_weight), 32);
                 K.Gemm(false, false, batch * T, 32, 16, 1f, _g20, 16, Value(_net._p_encoder_layer_1_output_dense_weight), 32, 1f, _g19, 32);
                 // fused backward: Bias + Gelu
-                Device.RecordLaunch(); _Chain19Backward((int)(batch * T + 31) / 32 * 32, _g19, _g18, _r18, _v18, _v19, Gradient(_net._p_encoder_layer_1_intermediate_dense_bias), batch * T, 32, 1);
+                Device.RecordLaunch(); _Chain19Backward(K.ColumnLaunch(batch * T, 32), _g19, _g18, _r18, _v18, _v19, Gradient(_net._p_encoder_layer_1_intermediate_dense_bias), batch * T, 32, 1);
                 // Intermediate backward
                 K.Gemm(true, false, 32, 16, batch * T, 1f, _g18, 32, _v17, 16, 1f, Gradient(_net._p_encoder_layer_1_intermediate_dense_weight), 16);
                 K.Gemm(false, false, batch * T, 16, 32, 1f, _g18, 32, Value(_net._p_encoder_layer_1_intermediate_dense_weight), 16, 1f, _g17, 16);
@@ -371,7 +371,7 @@ namespace Compiled.Nets.Gpu.Tests
                 K.AddTo(_g15, _g16, batch * T * 16);
                 K.AddTo(_g13, _g16, batch * T * 16);
                 // fused backward: Bias
-                Device.RecordLaunch(); _Chain15Backward((int)(batch * T + 31) / 32 * 16, _g15, _g15, _r15, _v15, Gradient(_net._p_encoder_layer_1_attention_output_dense_bias), batch * T, 16, 0);
+                Device.RecordLaunch(); _Chain15Backward(K.ColumnLaunch(batch * T, 16), _g15, _g15, _r15, _v15, Gradient(_net._p_encoder_layer_1_attention_output_dense_bias), batch * T, 16, 0);
                 // AttentionOut backward
                 K.Gemm(true, false, 16, 16, batch * T, 1f, _g15, 16, _v14, 16, 1f, Gradient(_net._p_encoder_layer_1_attention_output_dense_weight), 16);
                 K.Gemm(false, false, batch * T, 16, 16, 1f, _g15, 16, Value(_net._p_encoder_layer_1_attention_output_dense_weight), 16, 1f, _g14, 16);
@@ -392,12 +392,12 @@ namespace Compiled.Nets.Gpu.Tests
                 K.AddTo(_g11, _g12, batch * T * 16);
                 K.AddTo(_g8, _g12, batch * T * 16);
                 // fused backward: Bias
-                Device.RecordLaunch(); _Chain11Backward((int)(batch * T + 31) / 32 * 16, _g11, _g11, _r11, _v11, Gradient(_net._p_encoder_layer_0_output_dense_bias), batch * T, 16, 0);
+                Device.RecordLaunch(); _Chain11Backward(K.ColumnLaunch(batch * T, 16), _g11, _g11, _r11, _v11, Gradient(_net._p_encoder_layer_0_output_dense_bias), batch * T, 16, 0);
                 // Output backward
                 K.Gemm(true, false, 16, 32, batch * T, 1f, _g11, 16, _v10, 32, 1f, Gradient(_net._p_encoder_layer_0_output_dense_weight), 32);
                 K.Gemm(false, false, batch * T, 32, 16, 1f, _g11, 16, Value(_net._p_encoder_layer_0_output_dense_weight), 32, 1f, _g10, 32);
                 // fused backward: Bias + Gelu
-                Device.RecordLaunch(); _Chain10Backward((int)(batch * T + 31) / 32 * 32, _g10, _g9, _r9, _v9, _v10, Gradient(_net._p_encoder_layer_0_intermediate_dense_bias), batch * T, 32, 1);
+                Device.RecordLaunch(); _Chain10Backward(K.ColumnLaunch(batch * T, 32), _g10, _g9, _r9, _v9, _v10, Gradient(_net._p_encoder_layer_0_intermediate_dense_bias), batch * T, 32, 1);
                 // Intermediate backward
                 K.Gemm(true, false, 32, 16, batch * T, 1f, _g9, 32, _v8, 16, 1f, Gradient(_net._p_encoder_layer_0_intermediate_dense_weight), 16);
                 K.Gemm(false, false, batch * T, 16, 32, 1f, _g9, 32, Value(_net._p_encoder_layer_0_intermediate_dense_weight), 16, 1f, _g8, 16);
@@ -407,7 +407,7 @@ namespace Compiled.Nets.Gpu.Tests
                 K.AddTo(_g6, _g7, batch * T * 16);
                 K.AddTo(_g4, _g7, batch * T * 16);
                 // fused backward: Bias
-                Device.RecordLaunch(); _Chain6Backward((int)(batch * T + 31) / 32 * 16, _g6, _g6, _r6, _v6, Gradient(_net._p_encoder_layer_0_attention_output_dense_bias), batch * T, 16, 0);
+                Device.RecordLaunch(); _Chain6Backward(K.ColumnLaunch(batch * T, 16), _g6, _g6, _r6, _v6, Gradient(_net._p_encoder_layer_0_attention_output_dense_bias), batch * T, 16, 0);
                 // AttentionOut backward
                 K.Gemm(true, false, 16, 16, batch * T, 1f, _g6, 16, _v5, 16, 1f, Gradient(_net._p_encoder_layer_0_attention_output_dense_weight), 16);
                 K.Gemm(false, false, batch * T, 16, 16, 1f, _g6, 16, Value(_net._p_encoder_layer_0_attention_output_dense_weight), 16, 1f, _g5, 16);
@@ -443,19 +443,26 @@ namespace Compiled.Nets.Gpu.Tests
                 v6[i] = t;
             }
 
-            /// <summary>Fused backward of Bias, the bias gradient summed per column block.</summary>
-            public static void Chain6Backward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v6, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
+            public static void Chain6Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v6, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                int j = index % cols, r0 = index / cols * 32, r1 = global::System.Math.Min(rows, r0 + 32);
+                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
+                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
+                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
-                for (int r = r0; r < r1; r++)
+                for (int r = slice; r < rows && j < cols; r += slices)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                global::ILGPU.Atomic.Add(ref db[j], sum);
+                partial[global::ILGPU.Group.IdxX] = sum;
+                global::ILGPU.Group.Barrier();
+                if (slice != 0 || j >= cols) return;
+                float total = 0f;
+                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
+                db[j] += total;
             }
 
             /// <summary>Fused forward of Bias + Gelu: one thread per element.</summary>
@@ -469,12 +476,14 @@ namespace Compiled.Nets.Gpu.Tests
                 v10[i] = t;
             }
 
-            /// <summary>Fused backward of Bias + Gelu, the bias gradient summed per column block.</summary>
-            public static void Chain10Backward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v9, global::ILGPU.ArrayView<float> v10, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            /// <summary>Fused backward of Bias + Gelu, the bias gradient summed per strip of columns.</summary>
+            public static void Chain10Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v9, global::ILGPU.ArrayView<float> v10, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                int j = index % cols, r0 = index / cols * 32, r1 = global::System.Math.Min(rows, r0 + 32);
+                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
+                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
+                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
-                for (int r = r0; r < r1; r++)
+                for (int r = slice; r < rows && j < cols; r += slices)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
@@ -482,7 +491,12 @@ namespace Compiled.Nets.Gpu.Tests
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                global::ILGPU.Atomic.Add(ref db[j], sum);
+                partial[global::ILGPU.Group.IdxX] = sum;
+                global::ILGPU.Group.Barrier();
+                if (slice != 0 || j >= cols) return;
+                float total = 0f;
+                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
+                db[j] += total;
             }
 
             /// <summary>Fused forward of Bias: one thread per element.</summary>
@@ -494,19 +508,26 @@ namespace Compiled.Nets.Gpu.Tests
                 v11[i] = t;
             }
 
-            /// <summary>Fused backward of Bias, the bias gradient summed per column block.</summary>
-            public static void Chain11Backward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v11, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
+            public static void Chain11Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v11, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                int j = index % cols, r0 = index / cols * 32, r1 = global::System.Math.Min(rows, r0 + 32);
+                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
+                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
+                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
-                for (int r = r0; r < r1; r++)
+                for (int r = slice; r < rows && j < cols; r += slices)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                global::ILGPU.Atomic.Add(ref db[j], sum);
+                partial[global::ILGPU.Group.IdxX] = sum;
+                global::ILGPU.Group.Barrier();
+                if (slice != 0 || j >= cols) return;
+                float total = 0f;
+                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
+                db[j] += total;
             }
 
             /// <summary>Fused forward of Bias: one thread per element.</summary>
@@ -518,19 +539,26 @@ namespace Compiled.Nets.Gpu.Tests
                 v15[i] = t;
             }
 
-            /// <summary>Fused backward of Bias, the bias gradient summed per column block.</summary>
-            public static void Chain15Backward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v15, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
+            public static void Chain15Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v15, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                int j = index % cols, r0 = index / cols * 32, r1 = global::System.Math.Min(rows, r0 + 32);
+                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
+                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
+                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
-                for (int r = r0; r < r1; r++)
+                for (int r = slice; r < rows && j < cols; r += slices)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                global::ILGPU.Atomic.Add(ref db[j], sum);
+                partial[global::ILGPU.Group.IdxX] = sum;
+                global::ILGPU.Group.Barrier();
+                if (slice != 0 || j >= cols) return;
+                float total = 0f;
+                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
+                db[j] += total;
             }
 
             /// <summary>Fused forward of Bias + Gelu: one thread per element.</summary>
@@ -544,12 +572,14 @@ namespace Compiled.Nets.Gpu.Tests
                 v19[i] = t;
             }
 
-            /// <summary>Fused backward of Bias + Gelu, the bias gradient summed per column block.</summary>
-            public static void Chain19Backward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v18, global::ILGPU.ArrayView<float> v19, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            /// <summary>Fused backward of Bias + Gelu, the bias gradient summed per strip of columns.</summary>
+            public static void Chain19Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v18, global::ILGPU.ArrayView<float> v19, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                int j = index % cols, r0 = index / cols * 32, r1 = global::System.Math.Min(rows, r0 + 32);
+                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
+                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
+                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
-                for (int r = r0; r < r1; r++)
+                for (int r = slice; r < rows && j < cols; r += slices)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
@@ -557,7 +587,12 @@ namespace Compiled.Nets.Gpu.Tests
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                global::ILGPU.Atomic.Add(ref db[j], sum);
+                partial[global::ILGPU.Group.IdxX] = sum;
+                global::ILGPU.Group.Barrier();
+                if (slice != 0 || j >= cols) return;
+                float total = 0f;
+                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
+                db[j] += total;
             }
 
             /// <summary>Fused forward of Bias: one thread per element.</summary>
@@ -569,19 +604,26 @@ namespace Compiled.Nets.Gpu.Tests
                 v20[i] = t;
             }
 
-            /// <summary>Fused backward of Bias, the bias gradient summed per column block.</summary>
-            public static void Chain20Backward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v20, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
+            public static void Chain20Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v20, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                int j = index % cols, r0 = index / cols * 32, r1 = global::System.Math.Min(rows, r0 + 32);
+                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
+                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
+                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
-                for (int r = r0; r < r1; r++)
+                for (int r = slice; r < rows && j < cols; r += slices)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                global::ILGPU.Atomic.Add(ref db[j], sum);
+                partial[global::ILGPU.Group.IdxX] = sum;
+                global::ILGPU.Group.Barrier();
+                if (slice != 0 || j >= cols) return;
+                float total = 0f;
+                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
+                db[j] += total;
             }
 
             /// <summary>Fused forward of Bias + Tanh: one thread per element.</summary>
@@ -595,12 +637,14 @@ namespace Compiled.Nets.Gpu.Tests
                 v25[i] = t;
             }
 
-            /// <summary>Fused backward of Bias + Tanh, the bias gradient summed per column block.</summary>
-            public static void Chain25Backward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v24, global::ILGPU.ArrayView<float> v25, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            /// <summary>Fused backward of Bias + Tanh, the bias gradient summed per strip of columns.</summary>
+            public static void Chain25Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v24, global::ILGPU.ArrayView<float> v25, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                int j = index % cols, r0 = index / cols * 32, r1 = global::System.Math.Min(rows, r0 + 32);
+                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
+                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
+                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
-                for (int r = r0; r < r1; r++)
+                for (int r = slice; r < rows && j < cols; r += slices)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
@@ -608,7 +652,12 @@ namespace Compiled.Nets.Gpu.Tests
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                global::ILGPU.Atomic.Add(ref db[j], sum);
+                partial[global::ILGPU.Group.IdxX] = sum;
+                global::ILGPU.Group.Barrier();
+                if (slice != 0 || j >= cols) return;
+                float total = 0f;
+                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
+                db[j] += total;
             }
 
             /// <summary>Fused forward of Bias: one thread per element.</summary>
@@ -620,19 +669,26 @@ namespace Compiled.Nets.Gpu.Tests
                 v28[i] = t;
             }
 
-            /// <summary>Fused backward of Bias, the bias gradient summed per column block.</summary>
-            public static void Chain28Backward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v28, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
+            public static void Chain28Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v28, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                int j = index % cols, r0 = index / cols * 32, r1 = global::System.Math.Min(rows, r0 + 32);
+                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
+                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
+                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
-                for (int r = r0; r < r1; r++)
+                for (int r = slice; r < rows && j < cols; r += slices)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                global::ILGPU.Atomic.Add(ref db[j], sum);
+                partial[global::ILGPU.Group.IdxX] = sum;
+                global::ILGPU.Group.Barrier();
+                if (slice != 0 || j >= cols) return;
+                float total = 0f;
+                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
+                db[j] += total;
             }
         }
     }
