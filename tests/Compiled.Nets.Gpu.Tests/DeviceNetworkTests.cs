@@ -327,7 +327,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     [Fact]
     public void Training_on_the_device_repeats_bit_for_bit()
     {
-        // Each sum a step takes (bias and weight gradients, batch statistics, the gradient norm) is added in a fixed
+        // Each sum a step takes (bias, weight and embedding gradients, batch statistics, the gradient norm) is added in a fixed
         // order, so the same data and weights give the same bits every run, as on the CPU.
         static float[] Train<TNet>(TNet host, Func<TNet, DeviceNetwork> toDevice, int steps) where TNet : IClassifier, IDisposable
         {
@@ -343,6 +343,19 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         }
         Assert.Equal(Train(new BnResNet(seed: 4), n => n.ToDevice(f.Device), 3), Train(new BnResNet(seed: 4), n => n.ToDevice(f.Device), 3));
         Assert.Equal(Train(new ResidualConvNet(seed: 7), n => n.ToDevice(f.Device), 3), Train(new ResidualConvNet(seed: 7), n => n.ToDevice(f.Device), 3));
+
+        // MiniBert: embeddings whose ids repeat, attention with dropout, layer norms.
+        float[] TrainBert()
+        {
+            using var host = new MiniBert(seed: 26);
+            using var dev = host.ToDevice(f.Device);
+            using var opt = new DeviceAdamW(dev, 1e-2f);
+            var (ids, mask, labels) = SequenceBatch(3, 6, 50, 3, 4);
+            for (int step = 0; step < 3; step++) { dev.TrainStep(ids, labels, mask, 3, 6); opt.ClipGradientNorm(0.5f); opt.Step(); }
+            dev.CopyParametersToHost();
+            return host.Parameters.ReadValues.ToArray();
+        }
+        Assert.Equal(TrainBert(), TrainBert());
     }
 
     [Fact]

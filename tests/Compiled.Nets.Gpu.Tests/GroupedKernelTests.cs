@@ -561,4 +561,27 @@ public abstract class GroupedKernelTests(DeviceFixture f)
             return offset;
         }
     }
+
+    [Theory]
+    [InlineData(1, 1, -1)]
+    [InlineData(40, 7, -1)]
+    [InlineData(70, 33, 2)] // a padding row that keeps its gradient
+    public void Embedding_gradients_sum_repeated_ids_in_position_order(int count, int dim, int paddingIdx)
+    {
+        const int vocab = 6; // few rows: ids repeat many times
+        var ids = Enumerable.Range(0, count).Select(i => i * 7 % 11 % vocab).ToArray();
+        var dy = DeviceFixture.Random(count * dim, 70); var start = DeviceFixture.Random(vocab * dim, 71);
+        var expected = (float[])start.Clone();
+        EmbeddingKernels.Backward(expected, dy, ids, count, dim, paddingIdx);
+        float[]? first = null;
+        for (int run = 0; run < 2; run++)
+        {
+            using var I = f.Upload(ids); using var DY = f.Upload(dy); using var T = f.Upload(start);
+            K.EmbeddingBackward(T.View, DY.View, I.View, count, dim, paddingIdx);
+            var table = DeviceFixture.Download(T, start.Length);
+            DeviceFixture.Close(expected, table, 1e-5f, "table gradient");
+            if (paddingIdx >= 0) Assert.Equal(start.AsSpan(paddingIdx * dim, dim), table.AsSpan(paddingIdx * dim, dim));
+            if (first is null) first = table; else Assert.Equal(first, table);
+        }
+    }
 }

@@ -4,12 +4,13 @@ using ILGPU.Runtime;
 
 namespace Compiled.Nets.Gpu;
 
-// nn.Embedding on the device: a gather forward; backward adds each position's gradient row into its id's row with an
-// atomic add per value (what GPU frameworks do: repeated ids meet in one row; the order of the additions may vary).
+// nn.Embedding on the device: a gather forward; backward gives each position a group, and the group of an id's first
+// position sums the gradient rows of all its positions in position order into the id's row — repeated ids meet in one
+// row without atomics, so the sum is the same every run (PyTorch sorts the ids for the same reason).
 public sealed partial class GpuKernels
 {
     private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>? _embedding;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>? _embeddingBackward;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int>? _embeddingBackward;
     private Action<Index1D, ArrayView<float>, ArrayView<int>, int>? _oneHot;
 
     /// <summary>y[n, :] = the one-hot row of ids[n] over <paramref name="classes"/> (F.one_hot as floats; ids checked on the host).</summary>
@@ -37,12 +38,14 @@ public sealed partial class GpuKernels
     }
 
     /// <summary>dtable[ids[n], :] += dy[n, :], leaving out the row <paramref name="paddingIdx"/> (−1: none), as
-    /// nn.Embedding(padding_idx=…) keeps it.</summary>
+    /// nn.Embedding(padding_idx=…) keeps it; each row's terms added in position order.</summary>
     public void EmbeddingBackward(ArrayView<float> dtable, ArrayView<float> dy, ArrayView<int> ids, int count, int dim, int paddingIdx)
     {
         Need(dy, (long)count * dim, nameof(dy));
-        _embeddingBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>(EmbeddingBackwardKernel);
-        Launched(); _embeddingBackward(checked(count * dim), dtable, dy, ids, dim, paddingIdx);
+        if (ids.Length < count) throw new ArgumentException($"Embedding: {ids.Length} ids on the device, {count} needed.", nameof(ids));
+        if (count == 0) return;
+        _embeddingBackward ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int>(EmbeddingBackwardKernel);
+        Launched(); _embeddingBackward(RowConfig(count, dim), dtable, dy, ids, count, dim, paddingIdx);
     }
 
     private static void EmbeddingKernel(Index1D index, ArrayView<float> y, ArrayView<int> ids, ArrayView<float> table, int dim)
@@ -51,10 +54,23 @@ public sealed partial class GpuKernels
         y[i] = table[(long)ids[i / dim] * dim + i % dim];
     }
 
-    private static void EmbeddingBackwardKernel(Index1D index, ArrayView<float> dtable, ArrayView<float> dy, ArrayView<int> ids, int dim, int paddingIdx)
+    /// <summary>Position Grid.IdxX: when no earlier position holds its id, its threads sum the id's positions' gradient
+    /// rows from here on, each thread every Group.DimX-th value of the row.</summary>
+    private static void EmbeddingBackwardKernel(ArrayView<float> dtable, ArrayView<float> dy, ArrayView<int> ids, int count, int dim, int paddingIdx)
     {
-        int i = index;
-        int id = ids[i / dim];
-        if (id != paddingIdx) Atomic.Add(ref dtable[(long)id * dim + i % dim], dy[i]);
+        int p = Grid.IdxX, id = ids[p];
+        if (id == paddingIdx) return;
+        float earlier = 0f;
+        for (int q = Group.IdxX; q < p; q += Group.DimX)
+            if (ids[q] == id) earlier = 1f;
+        if (GroupSum(earlier) > 0f) return; // an earlier position's group sums this id
+        long row = (long)id * dim;
+        for (int d = Group.IdxX; d < dim; d += Group.DimX)
+        {
+            float s = 0f;
+            for (int q = p; q < count; q++)
+                if (ids[q] == id) s += dy[(long)q * dim + d];
+            dtable[row + d] += s;
+        }
     }
 }
