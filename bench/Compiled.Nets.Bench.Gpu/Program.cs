@@ -10,7 +10,8 @@ using Compiled.Nets.Gpu;
 // median milliseconds over timed repetitions after a warm-up; launches per step fused and as one kernel per op would be.
 // Before timing, each twin is checked against its CPU network in this process (logits, then one training step's loss
 // and every gradient), so a first run on a GPU also says whether the CUDA path computes the right thing; the exit code
-// is 3 when a check fails. bench/gpu/run.sh runs PyTorch on the same GPU beside it.
+// is 3 when a check fails. The step is then taken again from the same weights: no device kernel uses atomics, so its
+// loss and gradients should repeat bit for bit (printed, not a failure: cuBLAS promises it only per GPU model). bench/gpu/run.sh runs PyTorch on the same GPU beside it.
 //   Compiled.Nets.Bench.Gpu [--device auto|cuda|cpu-accelerator] [--reps N] [--json file] [--models a,b] [--no-check]
 string kind = Arg("--device", "auto");
 int reps = int.Parse(Arg("--reps", "50"), CultureInfo.InvariantCulture);
@@ -109,7 +110,14 @@ string Agreement(string name, DeviceNetwork twin, ParameterStore cpuStore, Param
     }
     bool ok = Math.Max(Math.Max(logits, loss), Math.Max(stepLogits, gradients)) <= 1e-3;
     failed |= !ok;
-    string line = $"logits {logits:E1}, loss {loss:E1}, step logits {stepLogits:E1}, gradients {gradients:E1} ({worst}): {(ok ? "OK" : "FAILED")}";
+    // The same step again: the same bits?
+    var first = hostStore.Parameters.Where(p => !p.IsBuffer).Select(p => hostStore.Gradient(p).ToArray()).ToList();
+    float again = devStep(b);
+    twin.CopyGradientsToHost();
+    bool repeats = BitConverter.SingleToInt32Bits(again) == BitConverter.SingleToInt32Bits(devLoss)
+        && hostStore.Parameters.Where(p => !p.IsBuffer).Select((p, i) => hostStore.Gradient(p).SequenceEqual(first[i])).All(same => same);
+    string line = $"logits {logits:E1}, loss {loss:E1}, step logits {stepLogits:E1}, gradients {gradients:E1} ({worst}): {(ok ? "OK" : "FAILED")}; " +
+        $"the step again: {(repeats ? "bit for bit" : "DIFFERENT bits")}";
     Console.WriteLine($"{name} against the CPU: {line}");
     return line;
 }
