@@ -95,10 +95,7 @@ public sealed partial class GpuKernels
     /// the pool's output, read only after a ReLU, whose gradient it gates).</summary>
     private static void MaxPoolBackwardKernel(Index1D index, ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> y, ArrayView<int> argmax, PoolArgs a)
     {
-        int at = (int)(index % ((long)a.H * a.W)), hi = at / a.W, wj = at % a.W;
-        long plane = index / ((long)a.H * a.W) * a.Oh * a.Ow;
-        Windows(hi, a.Kh, a.Sh, a.Ph, a.Oh, out int i0, out int i1);
-        Windows(wj, a.Kw, a.Sw, a.Pw, a.Ow, out int j0, out int j1);
+        long plane = Windows(index, a, out int at, out int i0, out int i1, out int j0, out int j1);
         float s = 0f;
         for (int i = i0; i <= i1; i++)
             for (int j = j0; j <= j1; j++)
@@ -107,6 +104,16 @@ public sealed partial class GpuKernels
                 if (argmax[o] == at) s += a.Relu != 0 ? Elementwise.ReluGrad(y[o], dy[o]) : dy[o];
             }
         dx[index] += s;
+    }
+
+    /// <summary>Input element <paramref name="index"/>: its offset in its plane, the rows [i0, i1] and columns [j0, j1]
+    /// of the windows that cover it; returns where its plane's outputs start.</summary>
+    private static long Windows(Index1D index, PoolArgs a, out int at, out int i0, out int i1, out int j0, out int j1)
+    {
+        at = (int)(index % ((long)a.H * a.W));
+        Windows(at / a.W, a.Kh, a.Sh, a.Ph, a.Oh, out i0, out i1);
+        Windows(at % a.W, a.Kw, a.Sw, a.Pw, a.Ow, out j0, out j1);
+        return index / ((long)a.H * a.W) * a.Oh * a.Ow;
     }
 
     /// <summary>The first and last of <paramref name="count"/> windows (kernel k, stride s, padding p) that cover
@@ -224,10 +231,7 @@ public sealed partial class GpuKernels
 
     private static void AvgPoolBackwardKernel(Index1D index, ArrayView<float> dx, ArrayView<float> dy, PoolArgs a)
     {
-        int at = (int)(index % ((long)a.H * a.W)), hi = at / a.W, wj = at % a.W;
-        long plane = index / ((long)a.H * a.W) * a.Oh * a.Ow;
-        Windows(hi, a.Kh, a.Sh, a.Ph, a.Oh, out int i0, out int i1);
-        Windows(wj, a.Kw, a.Sw, a.Pw, a.Ow, out int j0, out int j1);
+        long plane = Windows(index, a, out int at, out int i0, out int i1, out int j0, out int j1);
         float s = 0f;
         for (int i = i0; i <= i1; i++)
             for (int j = j0; j <= j1; j++)
