@@ -521,8 +521,8 @@ namespace Compiled.Nets.Generator.Emit
             k.Line();
 
             // Backward: the stages' chain rule in reverse. With a bias, the launch is a column sum's (GpuKernels.ColumnLaunch):
-            // a group per warp-wide strip of columns, its slices of a warp each taking every so-many rows, their partial
-            // sums of the bias gradient added in slice order — no atomics, so the same bits every run.
+            // a group per strip of columns, its slices each taking every so-many rows, their partial sums of the bias
+            // gradient added in slice order — no atomics, so the same bits every run.
             string Load(string x) => (x == "src" ? "src" : x) + "[i]";
             var bParams = new List<string> { $"{F} gy", $"{F} gz", $"{F} src" };
             var bArgs = new List<string> { c.Gradient(u.Last), writeDz ? c.Gradient(u.Source) : c.Gradient(u.Last), src };
@@ -537,8 +537,8 @@ namespace Compiled.Nets.Generator.Emit
             if (bias)
             {
                 k.Line("var partial = global::ILGPU.SharedMemory.GetDynamic<float>();");
-                k.Line("int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;");
-                k.Line("int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;");
+                k.Line("int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;");
+                k.Line("int j = global::ILGPU.Grid.IdxX * width + lane;");
                 k.Line("float sum = 0f;");
                 k.Open("for (int r = slice; r < rows && j < cols; r += slices)");
                 k.Line("long i = (long)r * cols + j;");
@@ -557,7 +557,7 @@ namespace Compiled.Nets.Generator.Emit
             {
                 k.Line("sum += g;");
                 k.Close();
-                k.Line("partial[global::ILGPU.Group.IdxX] = sum;");
+                k.Line("partial[slice * width + lane] = sum;");
                 k.Line("global::ILGPU.Group.Barrier();");
                 k.Line("if (slice != 0 || j >= cols) return;");
                 k.Line("float total = 0f;");

@@ -230,7 +230,7 @@ public sealed partial class GpuKernels
         ArrayView<float> mean, ArrayView<float> rstd, int rows, int features)
     {
         var partial = SharedMemory.GetDynamic<float>();
-        int width = Warp.WarpSize, lane = Group.IdxX % width, slice = Group.IdxX / width, slices = Group.DimX / width, f = Grid.IdxX * width + lane;
+        int width = Group.DimX, lane = Group.IdxX, slice = Group.IdxY, slices = Group.DimY, f = Grid.IdxX * width + lane, threads = width * slices;
         float g = 0f, b = 0f;
         if (f < features)
             for (int r = slice; r < rows; r += slices)
@@ -239,12 +239,12 @@ public sealed partial class GpuKernels
                 g += dy[i] * (x[i] - mean[r]) * rstd[r];
                 b += dy[i];
             }
-        partial[Group.IdxX] = g;
-        partial[Group.DimX + Group.IdxX] = b;
+        partial[slice * width + lane] = g;
+        partial[threads + slice * width + lane] = b;
         Group.Barrier();
         if (slice != 0 || f >= features) return;
         float sg = 0f, sb = 0f;
-        for (int k = 0; k < slices; k++) { sg += partial[k * width + lane]; sb += partial[Group.DimX + k * width + lane]; }
+        for (int k = 0; k < slices; k++) { sg += partial[k * width + lane]; sb += partial[threads + k * width + lane]; }
         dgamma[f] += sg;
         dbeta[f] += sb;
     }

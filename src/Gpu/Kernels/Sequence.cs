@@ -49,16 +49,18 @@ public sealed partial class GpuKernels
     }
 
     /// <summary>
-    /// A column sum's launch: a group per warp-wide strip of columns, its threads in slices of a warp, slice k adding
-    /// rows k, k + slices, … of the strip (a warp reads neighbouring values); the slices' partial sums then meet in
-    /// shared memory and are added in slice order — no atomics, so the sums do not vary from run to run.
+    /// A column sum's launch: a group per strip of columns, its threads X across the strip's columns and Y in slices, slice
+    /// k adding rows k, k + slices, … (a strip is 8 columns on a GPU, one 32-byte sector of a row, so even a layer of
+    /// 768 columns gives a GPU 96 groups of up to 1024 threads; a warp on the CPU accelerator); the slices' partial sums
+    /// then meet in shared memory and are added in slice order — no atomics, so the sums do not vary from run to run.
     /// <paramref name="sums"/> partial sums per thread.
     /// </summary>
     private KernelConfig ColumnConfig(int rows, int cols, int sums)
     {
-        int width = Accelerator.WarpSize, slices = Math.Max(1, Math.Min(Accelerator.MaxNumThreadsPerGroup, _device.LaunchesLikeCuda ? 1024 : 16) / width);
+        int width = _device.LaunchesLikeCuda ? 8 : Accelerator.WarpSize;
+        int slices = Math.Max(1, Math.Min(Accelerator.MaxNumThreadsPerGroup, _device.LaunchesLikeCuda ? 1024 : 16) / width);
         while (slices > 1 && slices / 2 >= rows) slices /= 2;
-        return new KernelConfig(Groups(cols, width), width * slices, SharedMemoryConfig.RequestDynamic<float>(sums * width * slices));
+        return new KernelConfig(new Index2D(Groups(cols, width), 1), new Index2D(width, slices), SharedMemoryConfig.RequestDynamic<float>(sums * width * slices));
     }
 
     /// <summary>The launch of a kernel that sums columns as <see cref="AddColumnSums(ArrayView{float}, ArrayView{float}, int, int)"/>
@@ -68,11 +70,11 @@ public sealed partial class GpuKernels
     private static void ColumnSumsKernel(ArrayView<float> sums, ArrayView<float> x, ColumnArgs a)
     {
         var partial = SharedMemory.GetDynamic<float>();
-        int width = Warp.WarpSize, lane = Group.IdxX % width, slice = Group.IdxX / width, slices = Group.DimX / width, c = Grid.IdxX * width + lane;
+        int width = Group.DimX, lane = Group.IdxX, slice = Group.IdxY, slices = Group.DimY, c = Grid.IdxX * width + lane;
         float s = 0f;
         if (c < a.Cols)
             for (int r = slice; r < a.Rows; r += slices) s += x[(long)r * a.Stride + a.Offset + c];
-        partial[Group.IdxX] = s;
+        partial[slice * width + lane] = s;
         Group.Barrier();
         if (slice != 0 || c >= a.Cols) return;
         float total = 0f;

@@ -143,8 +143,8 @@ namespace Compiled.Nets.Gpu.Tests
             public static void Chain9Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v8, global::ILGPU.ArrayView<float> v9, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
                 var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
-                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
+                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
+                int j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
                 for (int r = slice; r < rows && j < cols; r += slices)
                 {
@@ -154,7 +154,7 @@ namespace Compiled.Nets.Gpu.Tests
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[global::ILGPU.Group.IdxX] = sum;
+                partial[slice * width + lane] = sum;
                 global::ILGPU.Group.Barrier();
                 if (slice != 0 || j >= cols) return;
                 float total = 0f;
@@ -175,8 +175,8 @@ namespace Compiled.Nets.Gpu.Tests
             public static void Chain10Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v10, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
                 var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
-                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
+                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
+                int j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
                 for (int r = slice; r < rows && j < cols; r += slices)
                 {
@@ -185,7 +185,7 @@ namespace Compiled.Nets.Gpu.Tests
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[global::ILGPU.Group.IdxX] = sum;
+                partial[slice * width + lane] = sum;
                 global::ILGPU.Group.Barrier();
                 if (slice != 0 || j >= cols) return;
                 float total = 0f;

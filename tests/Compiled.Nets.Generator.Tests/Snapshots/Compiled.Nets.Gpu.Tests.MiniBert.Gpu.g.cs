@@ -447,8 +447,8 @@ namespace Compiled.Nets.Gpu.Tests
             public static void Chain6Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v6, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
                 var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
-                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
+                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
+                int j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
                 for (int r = slice; r < rows && j < cols; r += slices)
                 {
@@ -457,7 +457,7 @@ namespace Compiled.Nets.Gpu.Tests
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[global::ILGPU.Group.IdxX] = sum;
+                partial[slice * width + lane] = sum;
                 global::ILGPU.Group.Barrier();
                 if (slice != 0 || j >= cols) return;
                 float total = 0f;
@@ -480,8 +480,8 @@ namespace Compiled.Nets.Gpu.Tests
             public static void Chain10Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v9, global::ILGPU.ArrayView<float> v10, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
                 var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
-                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
+                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
+                int j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
                 for (int r = slice; r < rows && j < cols; r += slices)
                 {
@@ -491,7 +491,7 @@ namespace Compiled.Nets.Gpu.Tests
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[global::ILGPU.Group.IdxX] = sum;
+                partial[slice * width + lane] = sum;
                 global::ILGPU.Group.Barrier();
                 if (slice != 0 || j >= cols) return;
                 float total = 0f;
@@ -512,8 +512,8 @@ namespace Compiled.Nets.Gpu.Tests
             public static void Chain11Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v11, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
                 var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
-                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
+                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
+                int j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
                 for (int r = slice; r < rows && j < cols; r += slices)
                 {
@@ -522,7 +522,7 @@ namespace Compiled.Nets.Gpu.Tests
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[global::ILGPU.Group.IdxX] = sum;
+                partial[slice * width + lane] = sum;
                 global::ILGPU.Group.Barrier();
                 if (slice != 0 || j >= cols) return;
                 float total = 0f;
@@ -543,8 +543,8 @@ namespace Compiled.Nets.Gpu.Tests
             public static void Chain15Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v15, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
                 var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
-                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
+                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
+                int j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
                 for (int r = slice; r < rows && j < cols; r += slices)
                 {
@@ -553,7 +553,7 @@ namespace Compiled.Nets.Gpu.Tests
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[global::ILGPU.Group.IdxX] = sum;
+                partial[slice * width + lane] = sum;
                 global::ILGPU.Group.Barrier();
                 if (slice != 0 || j >= cols) return;
                 float total = 0f;
@@ -576,8 +576,8 @@ namespace Compiled.Nets.Gpu.Tests
             public static void Chain19Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v18, global::ILGPU.ArrayView<float> v19, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
                 var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
-                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
+                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
+                int j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
                 for (int r = slice; r < rows && j < cols; r += slices)
                 {
@@ -587,7 +587,7 @@ namespace Compiled.Nets.Gpu.Tests
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[global::ILGPU.Group.IdxX] = sum;
+                partial[slice * width + lane] = sum;
                 global::ILGPU.Group.Barrier();
                 if (slice != 0 || j >= cols) return;
                 float total = 0f;
@@ -608,8 +608,8 @@ namespace Compiled.Nets.Gpu.Tests
             public static void Chain20Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v20, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
                 var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
-                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
+                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
+                int j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
                 for (int r = slice; r < rows && j < cols; r += slices)
                 {
@@ -618,7 +618,7 @@ namespace Compiled.Nets.Gpu.Tests
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[global::ILGPU.Group.IdxX] = sum;
+                partial[slice * width + lane] = sum;
                 global::ILGPU.Group.Barrier();
                 if (slice != 0 || j >= cols) return;
                 float total = 0f;
@@ -641,8 +641,8 @@ namespace Compiled.Nets.Gpu.Tests
             public static void Chain25Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v24, global::ILGPU.ArrayView<float> v25, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
                 var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
-                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
+                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
+                int j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
                 for (int r = slice; r < rows && j < cols; r += slices)
                 {
@@ -652,7 +652,7 @@ namespace Compiled.Nets.Gpu.Tests
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[global::ILGPU.Group.IdxX] = sum;
+                partial[slice * width + lane] = sum;
                 global::ILGPU.Group.Barrier();
                 if (slice != 0 || j >= cols) return;
                 float total = 0f;
@@ -673,8 +673,8 @@ namespace Compiled.Nets.Gpu.Tests
             public static void Chain28Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v28, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
                 var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Warp.WarpSize, lane = global::ILGPU.Group.IdxX % width, slice = global::ILGPU.Group.IdxX / width;
-                int slices = global::ILGPU.Group.DimX / width, j = global::ILGPU.Grid.IdxX * width + lane;
+                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
+                int j = global::ILGPU.Grid.IdxX * width + lane;
                 float sum = 0f;
                 for (int r = slice; r < rows && j < cols; r += slices)
                 {
@@ -683,7 +683,7 @@ namespace Compiled.Nets.Gpu.Tests
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[global::ILGPU.Group.IdxX] = sum;
+                partial[slice * width + lane] = sum;
                 global::ILGPU.Group.Barrier();
                 if (slice != 0 || j >= cols) return;
                 float total = 0f;
