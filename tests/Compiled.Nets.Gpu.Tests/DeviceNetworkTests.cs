@@ -532,6 +532,19 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Batch_norm_residual_and_recurrent_networks_launched_as_on_CUDA_match_the_CPU()
+    {
+        // Batch statistics a group of 256 threads per channel, column sums in strips of 8 columns, the LSTM's time loop
+        // with its state staged in shared memory, as a GPU launches them.
+        using var simulated = GpuDevice.OpenCudaShapedSimulation();
+        using (var cpu = new BnResNet(seed: 4)) using (var host = new BnResNet(seed: 4))
+            OneStepMatches(cpu, host, n => n.ToDevice(simulated), batch: 6, seed: 3);
+        using var cpuLstm = new LstmNet(seed: 45);
+        using var hostLstm = new LstmNet(seed: 45);
+        SequenceStepMatches(cpuLstm, hostLstm, n => n.ToDevice(simulated), batch: 3, seq: 7, vocabulary: 30, seed: 8);
+    }
+
+    [Fact]
     public void Attention_over_a_fixed_length_without_a_mask_matches_the_CPU()
     {
         using var cpu = new FixedAttentionNet(seed: 23);
