@@ -536,11 +536,9 @@ namespace Compiled.Nets.Generator.Emit
             k.Open($"public static void {name}Backward({string.Join(", ", bParams)})");
             if (bias)
             {
-                k.Line("var partial = global::ILGPU.SharedMemory.GetDynamic<float>();");
-                k.Line("int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;");
-                k.Line("int j = global::ILGPU.Grid.IdxX * width + lane;");
+                k.Line("int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;");
                 k.Line("float sum = 0f;");
-                k.Open("for (int r = slice; r < rows && j < cols; r += slices)");
+                k.Open("for (int r = global::ILGPU.Group.IdxY; r < rows && j < cols; r += global::ILGPU.Group.DimY)");
                 k.Line("long i = (long)r * cols + j;");
             }
             else k.Line("long i = index.X;");
@@ -557,12 +555,8 @@ namespace Compiled.Nets.Generator.Emit
             {
                 k.Line("sum += g;");
                 k.Close();
-                k.Line("partial[slice * width + lane] = sum;");
-                k.Line("global::ILGPU.Group.Barrier();");
-                k.Line("if (slice != 0 || j >= cols) return;");
-                k.Line("float total = 0f;");
-                k.Line("for (int part = 0; part < slices; part++) total += partial[part * width + lane];");
-                k.Line("db[j] += total;");
+                k.Line($"sum = {Gpu}GpuKernels.SliceSum(sum); // the slices' sums in slice order");
+                k.Line("if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;");
             }
             k.Close();
             k.Line();

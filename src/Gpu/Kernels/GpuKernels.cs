@@ -75,6 +75,27 @@ public sealed partial class GpuKernels
         return max;
     }
 
+    /// <summary>
+    /// In a column sum's group (threads X across a strip of columns, Y in slices of rows: <see cref="ColumnLaunch"/>),
+    /// the sum of each column's <paramref name="value"/> over the slices, added in slice order, returned to slice 0 (0
+    /// elsewhere). Every thread of the group must call it; the generated chain kernels call it for a bias's gradient.
+    /// </summary>
+    public static float SliceSum(float value)
+    {
+        var partial = SharedMemory.Allocate<float>(MostThreads);
+        int lane = Group.IdxX, width = Group.DimX;
+        partial[Group.IdxY * width + lane] = value;
+        Group.Barrier();
+        float total = 0f;
+        if (Group.IdxY == 0)
+            for (int k = 0; k < Group.DimY; k++) total += partial[k * width + lane];
+        Group.Barrier(); // every partial is read before another call writes them
+        return total;
+    }
+
+    /// <summary>Threads a group may hold.</summary>
+    private const int MostThreads = 1024;
+
     /// <summary>Groups of <paramref name="threads"/> threads needed to cover <paramref name="n"/> items.</summary>
     private static int Groups(long n, int threads) => checked((int)((n + threads - 1) / threads));
 

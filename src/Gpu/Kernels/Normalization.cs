@@ -187,7 +187,7 @@ public sealed partial class GpuKernels
             Launched(); _layerNormDx(RowConfig(rows, features), dx, dy, x, mean, rstd, gamma, features);
         }
         _layerNormParams ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(LayerNormParamsKernel);
-        Launched(); _layerNormParams(ColumnConfig(rows, features, 2), dgamma, dbeta, dy, x, mean, rstd, rows, features);
+        Launched(); _layerNormParams(ColumnConfig(rows, features), dgamma, dbeta, dy, x, mean, rstd, rows, features);
     }
 
     /// <summary>Row Grid.IdxX: its threads take every Group.DimX-th feature, so a warp reads consecutive values.</summary>
@@ -229,23 +229,19 @@ public sealed partial class GpuKernels
     private static void LayerNormParamsKernel(ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dy, ArrayView<float> x,
         ArrayView<float> mean, ArrayView<float> rstd, int rows, int features)
     {
-        var partial = SharedMemory.GetDynamic<float>();
-        int width = Group.DimX, lane = Group.IdxX, slice = Group.IdxY, slices = Group.DimY, f = Grid.IdxX * width + lane, threads = width * slices;
+        int f = Grid.IdxX * Group.DimX + Group.IdxX;
         float g = 0f, b = 0f;
         if (f < features)
-            for (int r = slice; r < rows; r += slices)
+            for (int r = Group.IdxY; r < rows; r += Group.DimY)
             {
                 long i = (long)r * features + f;
                 g += dy[i] * (x[i] - mean[r]) * rstd[r];
                 b += dy[i];
             }
-        partial[slice * width + lane] = g;
-        partial[threads + slice * width + lane] = b;
-        Group.Barrier();
-        if (slice != 0 || f >= features) return;
-        float sg = 0f, sb = 0f;
-        for (int k = 0; k < slices; k++) { sg += partial[k * width + lane]; sb += partial[threads + k * width + lane]; }
-        dgamma[f] += sg;
-        dbeta[f] += sb;
+        g = SliceSum(g);
+        b = SliceSum(b);
+        if (Group.IdxY != 0 || f >= features) return;
+        dgamma[f] += g;
+        dbeta[f] += b;
     }
 }

@@ -45,41 +45,35 @@ public sealed partial class GpuKernels
         if (rows == 0 || cols == 0) return;
         Need(sums, cols, nameof(sums)); Need(x, (long)(rows - 1) * stride + offset + cols, nameof(x));
         _columnSums ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ColumnArgs>(ColumnSumsKernel);
-        Launched(); _columnSums(ColumnConfig(rows, cols, 1), sums, x, new ColumnArgs { Rows = rows, Cols = cols, Stride = stride, Offset = offset });
+        Launched(); _columnSums(ColumnConfig(rows, cols), sums, x, new ColumnArgs { Rows = rows, Cols = cols, Stride = stride, Offset = offset });
     }
 
     /// <summary>
     /// A column sum's launch: a group per strip of columns, its threads X across the strip's columns and Y in slices, slice
     /// k adding rows k, k + slices, … (a strip is 8 columns on a GPU, one 32-byte sector of a row, so even a layer of
     /// 768 columns gives a GPU 96 groups of up to 1024 threads; a warp on the CPU accelerator); the slices' partial sums
-    /// then meet in shared memory and are added in slice order — no atomics, so the sums do not vary from run to run.
-    /// <paramref name="sums"/> partial sums per thread.
+    /// then meet in <see cref="SliceSum"/>, added in slice order — no atomics, so the sums do not vary from run to run.
     /// </summary>
-    private KernelConfig ColumnConfig(int rows, int cols, int sums)
+    private KernelConfig ColumnConfig(int rows, int cols)
     {
         int width = _device.LaunchesLikeCuda ? 8 : Accelerator.WarpSize;
-        int slices = Math.Max(1, Math.Min(Accelerator.MaxNumThreadsPerGroup, _device.LaunchesLikeCuda ? 1024 : 16) / width);
+        int slices = Math.Max(1, Math.Min(Accelerator.MaxNumThreadsPerGroup, _device.LaunchesLikeCuda ? MostThreads : 16) / width);
         while (slices > 1 && slices / 2 >= rows) slices /= 2;
-        return new KernelConfig(new Index2D(Groups(cols, width), 1), new Index2D(width, slices), SharedMemoryConfig.RequestDynamic<float>(sums * width * slices));
+        return new KernelConfig(new Index2D(Groups(cols, width), 1), new Index2D(width, slices));
     }
 
     /// <summary>The launch of a kernel that sums columns as <see cref="AddColumnSums(ArrayView{float}, ArrayView{float}, int, int)"/>
-    /// does, one partial sum per thread in shared memory (the generated backward of a chain with a bias).</summary>
-    public KernelConfig ColumnLaunch(int rows, int cols) => ColumnConfig(rows, cols, 1);
+    /// does, its threads' partial sums met by <see cref="SliceSum"/> (the generated backward of a chain with a bias).</summary>
+    public KernelConfig ColumnLaunch(int rows, int cols) => ColumnConfig(rows, cols);
 
     private static void ColumnSumsKernel(ArrayView<float> sums, ArrayView<float> x, ColumnArgs a)
     {
-        var partial = SharedMemory.GetDynamic<float>();
-        int width = Group.DimX, lane = Group.IdxX, slice = Group.IdxY, slices = Group.DimY, c = Grid.IdxX * width + lane;
+        int c = Grid.IdxX * Group.DimX + Group.IdxX;
         float s = 0f;
         if (c < a.Cols)
-            for (int r = slice; r < a.Rows; r += slices) s += x[(long)r * a.Stride + a.Offset + c];
-        partial[slice * width + lane] = s;
-        Group.Barrier();
-        if (slice != 0 || c >= a.Cols) return;
-        float total = 0f;
-        for (int k = 0; k < slices; k++) total += partial[k * width + lane];
-        sums[c] += total;
+            for (int r = Group.IdxY; r < a.Rows; r += Group.DimY) s += x[(long)r * a.Stride + a.Offset + c];
+        s = SliceSum(s);
+        if (Group.IdxY == 0 && c < a.Cols) sums[c] += s;
     }
 
     /// <summary>y[b, :] = Σₜ mask[b,t]·x[b,t,:], divided by Σₜ mask[b,t] for the mean (MeanOverSequence, Mean/Sum over

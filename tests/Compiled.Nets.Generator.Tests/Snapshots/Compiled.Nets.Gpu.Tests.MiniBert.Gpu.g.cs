@@ -446,23 +446,17 @@ namespace Compiled.Nets.Gpu.Tests
             /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
             public static void Chain6Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v6, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
-                int j = global::ILGPU.Grid.IdxX * width + lane;
+                int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
-                for (int r = slice; r < rows && j < cols; r += slices)
+                for (int r = global::ILGPU.Group.IdxY; r < rows && j < cols; r += global::ILGPU.Group.DimY)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[slice * width + lane] = sum;
-                global::ILGPU.Group.Barrier();
-                if (slice != 0 || j >= cols) return;
-                float total = 0f;
-                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
-                db[j] += total;
+                sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
+                if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias + Gelu: one thread per element.</summary>
@@ -479,11 +473,9 @@ namespace Compiled.Nets.Gpu.Tests
             /// <summary>Fused backward of Bias + Gelu, the bias gradient summed per strip of columns.</summary>
             public static void Chain10Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v9, global::ILGPU.ArrayView<float> v10, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
-                int j = global::ILGPU.Grid.IdxX * width + lane;
+                int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
-                for (int r = slice; r < rows && j < cols; r += slices)
+                for (int r = global::ILGPU.Group.IdxY; r < rows && j < cols; r += global::ILGPU.Group.DimY)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
@@ -491,12 +483,8 @@ namespace Compiled.Nets.Gpu.Tests
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[slice * width + lane] = sum;
-                global::ILGPU.Group.Barrier();
-                if (slice != 0 || j >= cols) return;
-                float total = 0f;
-                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
-                db[j] += total;
+                sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
+                if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias: one thread per element.</summary>
@@ -511,23 +499,17 @@ namespace Compiled.Nets.Gpu.Tests
             /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
             public static void Chain11Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v11, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
-                int j = global::ILGPU.Grid.IdxX * width + lane;
+                int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
-                for (int r = slice; r < rows && j < cols; r += slices)
+                for (int r = global::ILGPU.Group.IdxY; r < rows && j < cols; r += global::ILGPU.Group.DimY)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[slice * width + lane] = sum;
-                global::ILGPU.Group.Barrier();
-                if (slice != 0 || j >= cols) return;
-                float total = 0f;
-                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
-                db[j] += total;
+                sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
+                if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias: one thread per element.</summary>
@@ -542,23 +524,17 @@ namespace Compiled.Nets.Gpu.Tests
             /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
             public static void Chain15Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v15, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
-                int j = global::ILGPU.Grid.IdxX * width + lane;
+                int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
-                for (int r = slice; r < rows && j < cols; r += slices)
+                for (int r = global::ILGPU.Group.IdxY; r < rows && j < cols; r += global::ILGPU.Group.DimY)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[slice * width + lane] = sum;
-                global::ILGPU.Group.Barrier();
-                if (slice != 0 || j >= cols) return;
-                float total = 0f;
-                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
-                db[j] += total;
+                sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
+                if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias + Gelu: one thread per element.</summary>
@@ -575,11 +551,9 @@ namespace Compiled.Nets.Gpu.Tests
             /// <summary>Fused backward of Bias + Gelu, the bias gradient summed per strip of columns.</summary>
             public static void Chain19Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v18, global::ILGPU.ArrayView<float> v19, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
-                int j = global::ILGPU.Grid.IdxX * width + lane;
+                int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
-                for (int r = slice; r < rows && j < cols; r += slices)
+                for (int r = global::ILGPU.Group.IdxY; r < rows && j < cols; r += global::ILGPU.Group.DimY)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
@@ -587,12 +561,8 @@ namespace Compiled.Nets.Gpu.Tests
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[slice * width + lane] = sum;
-                global::ILGPU.Group.Barrier();
-                if (slice != 0 || j >= cols) return;
-                float total = 0f;
-                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
-                db[j] += total;
+                sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
+                if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias: one thread per element.</summary>
@@ -607,23 +577,17 @@ namespace Compiled.Nets.Gpu.Tests
             /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
             public static void Chain20Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v20, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
-                int j = global::ILGPU.Grid.IdxX * width + lane;
+                int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
-                for (int r = slice; r < rows && j < cols; r += slices)
+                for (int r = global::ILGPU.Group.IdxY; r < rows && j < cols; r += global::ILGPU.Group.DimY)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[slice * width + lane] = sum;
-                global::ILGPU.Group.Barrier();
-                if (slice != 0 || j >= cols) return;
-                float total = 0f;
-                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
-                db[j] += total;
+                sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
+                if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias + Tanh: one thread per element.</summary>
@@ -640,11 +604,9 @@ namespace Compiled.Nets.Gpu.Tests
             /// <summary>Fused backward of Bias + Tanh, the bias gradient summed per strip of columns.</summary>
             public static void Chain25Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v24, global::ILGPU.ArrayView<float> v25, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
-                int j = global::ILGPU.Grid.IdxX * width + lane;
+                int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
-                for (int r = slice; r < rows && j < cols; r += slices)
+                for (int r = global::ILGPU.Group.IdxY; r < rows && j < cols; r += global::ILGPU.Group.DimY)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
@@ -652,12 +614,8 @@ namespace Compiled.Nets.Gpu.Tests
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[slice * width + lane] = sum;
-                global::ILGPU.Group.Barrier();
-                if (slice != 0 || j >= cols) return;
-                float total = 0f;
-                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
-                db[j] += total;
+                sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
+                if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias: one thread per element.</summary>
@@ -672,23 +630,17 @@ namespace Compiled.Nets.Gpu.Tests
             /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
             public static void Chain28Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v28, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
             {
-                var partial = global::ILGPU.SharedMemory.GetDynamic<float>();
-                int width = global::ILGPU.Group.DimX, lane = global::ILGPU.Group.IdxX, slice = global::ILGPU.Group.IdxY, slices = global::ILGPU.Group.DimY;
-                int j = global::ILGPU.Grid.IdxX * width + lane;
+                int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
-                for (int r = slice; r < rows && j < cols; r += slices)
+                for (int r = global::ILGPU.Group.IdxY; r < rows && j < cols; r += global::ILGPU.Group.DimY)
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
-                partial[slice * width + lane] = sum;
-                global::ILGPU.Group.Barrier();
-                if (slice != 0 || j >= cols) return;
-                float total = 0f;
-                for (int part = 0; part < slices; part++) total += partial[part * width + lane];
-                db[j] += total;
+                sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
+                if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
         }
     }
