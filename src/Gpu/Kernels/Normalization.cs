@@ -187,7 +187,7 @@ public sealed partial class GpuKernels
             Launched(); _layerNormDx(RowConfig(rows, features), dx, dy, x, mean, rstd, gamma, features);
         }
         _layerNormParams ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(LayerNormParamsKernel);
-        Launched(); _layerNormParams(ColumnConfig(rows, features), dgamma, dbeta, dy, x, mean, rstd, rows, features);
+        Launched(); _layerNormParams(ColumnLaunch(rows, features), dgamma, dbeta, dy, x, mean, rstd, rows, features);
     }
 
     /// <summary>Row Grid.IdxX: its threads take every Group.DimX-th feature, so a warp reads consecutive values.</summary>

@@ -35,7 +35,7 @@ public sealed partial class GpuKernels
     }
 
     /// <summary>sums[c] += Σ_r x[r·cols + c] (a bias's or an added table's gradient), summed in a fixed order (see
-    /// <see cref="ColumnConfig"/>).</summary>
+    /// <see cref="ColumnLaunch"/>).</summary>
     public void AddColumnSums(ArrayView<float> sums, ArrayView<float> x, int rows, int cols) => AddColumnSums(sums, x, rows, cols, cols, 0);
 
     /// <summary>As <see cref="AddColumnSums(ArrayView{float}, ArrayView{float}, int, int)"/> over columns [offset, offset + cols)
@@ -45,7 +45,7 @@ public sealed partial class GpuKernels
         if (rows == 0 || cols == 0) return;
         Need(sums, cols, nameof(sums)); Need(x, (long)(rows - 1) * stride + offset + cols, nameof(x));
         _columnSums ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ColumnArgs>(ColumnSumsKernel);
-        Launched(); _columnSums(ColumnConfig(rows, cols), sums, x, new ColumnArgs { Rows = rows, Cols = cols, Stride = stride, Offset = offset });
+        Launched(); _columnSums(ColumnLaunch(rows, cols), sums, x, new ColumnArgs { Rows = rows, Cols = cols, Stride = stride, Offset = offset });
     }
 
     /// <summary>
@@ -53,18 +53,15 @@ public sealed partial class GpuKernels
     /// k adding rows k, k + slices, … (a strip is 8 columns on a GPU, one 32-byte sector of a row, so even a layer of
     /// 768 columns gives a GPU 96 groups of up to 1024 threads; a warp on the CPU accelerator); the slices' partial sums
     /// then meet in <see cref="SliceSum"/>, added in slice order — no atomics, so the sums do not vary from run to run.
+    /// The generated backward of a chain with a bias launches this way too.
     /// </summary>
-    private KernelConfig ColumnConfig(int rows, int cols)
+    public KernelConfig ColumnLaunch(int rows, int cols)
     {
         int width = _device.LaunchesLikeCuda ? 8 : Accelerator.WarpSize;
         int slices = Math.Max(1, Math.Min(Accelerator.MaxNumThreadsPerGroup, _device.LaunchesLikeCuda ? MostThreads : 16) / width);
         while (slices > 1 && slices / 2 >= rows) slices /= 2;
         return new KernelConfig(new Index2D(Groups(cols, width), 1), new Index2D(width, slices));
     }
-
-    /// <summary>The launch of a kernel that sums columns as <see cref="AddColumnSums(ArrayView{float}, ArrayView{float}, int, int)"/>
-    /// does, its threads' partial sums met by <see cref="SliceSum"/> (the generated backward of a chain with a bias).</summary>
-    public KernelConfig ColumnLaunch(int rows, int cols) => ColumnConfig(rows, cols);
 
     private static void ColumnSumsKernel(ArrayView<float> sums, ArrayView<float> x, ColumnArgs a)
     {
