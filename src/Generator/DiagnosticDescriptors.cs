@@ -6,7 +6,7 @@ namespace Compiled.Nets.Generator
 {
     /// <summary>
     /// Every diagnostic the generator reports. IDs are never reused. Ranges: 0001–0004 shape mismatches,
-    /// 0005–0016 declaration and usage problems, 0017 the symbolic sequence dimension, 0018 the loss, 0019–0020 combining tensors, 0021 the memory budget, 0022–0025 the weights file.
+    /// 0005–0016 declaration and usage problems, 0017 the symbolic sequence dimension, 0018 the loss, 0019–0020 combining tensors, 0021 the memory budget, 0022–0025 the weights file, 0026 a class the generator cannot extend.
     /// </summary>
     internal static class DiagnosticDescriptors
     {
@@ -120,12 +120,16 @@ namespace Compiled.Nets.Generator
             "Weights file tensors the network does not use",
             "'{0}' has {1} tensors {2} does not use (LoadWeights skips them): {3}");
 
+        public static readonly DiagnosticDescriptor UnsupportedDeclaration = Error("CNET0026",
+            "Network class the generator cannot extend",
+            "The [Network] class '{0}' {1}");
+
         public static readonly IReadOnlyList<DiagnosticDescriptor> All = new[]
         {
             FeatureMismatch, WindowTooLarge, HeadsDoNotDivide, MatMulMismatch, UnsupportedOp, UnusedLayer, IgnoredSize, NotPartial,
             SoftmaxBeforeCrossEntropy, MissingForward, RankMismatch, AddShapeMismatch, BadLayerProperty, InvalidArgument, MissingInput, LossMismatch,
             SequenceDimension, SeveralLosses, BroadcastMismatch, ConcatMismatch, MemoryBudgetExceeded, WeightsFileUnusable, WeightsMissing,
-            WeightsMismatch, WeightsUnused,
+            WeightsMismatch, WeightsUnused, UnsupportedDeclaration,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> s_byId = All.ToDictionary(d => d.Id);

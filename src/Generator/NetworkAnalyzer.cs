@@ -35,8 +35,13 @@ namespace Compiled.Nets.Generator
         {
             var type = (INamedTypeSymbol)ctx.Symbol;
             var attribute = type.GetAttributes().FirstOrDefault(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, network));
-            // The declaration that carries [Network], as the generator's ForAttributeWithMetadataName sees it.
-            if (attribute?.ApplicationSyntaxReference?.GetSyntax(ctx.CancellationToken).FirstAncestorOrSelf<ClassDeclarationSyntax>() is not { } syntax) return;
+            // The declaration that carries [Network], as the generator's ForAttributeWithMetadataName sees it; a record
+            // class is not one it extends, so it is told here (C# itself refuses the attribute on structs).
+            var declaration = attribute?.ApplicationSyntaxReference?.GetSyntax(ctx.CancellationToken).FirstAncestorOrSelf<TypeDeclarationSyntax>();
+            if (declaration is RecordDeclarationSyntax { ClassOrStructKeyword.RawKind: not (int)Microsoft.CodeAnalysis.CSharp.SyntaxKind.StructKeyword } record
+                && NetworkParser.DeclarationProblem(type, record) is var (where, why))
+                ctx.ReportDiagnostic(Helpers.DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedDeclaration, where, type.Name, why).ToDiagnostic());
+            if (declaration is not ClassDeclarationSyntax syntax) return;
             var result = NetworkParser.Parse(type, syntax, ctx.Compilation, ctx.CancellationToken);
             foreach (var d in result.Diagnostics) ctx.ReportDiagnostic(d.ToDiagnostic());
             if (result.Spec is { IsBlock: false } spec && MemoryBudget.Check(type, spec) is { } over) ctx.ReportDiagnostic(over.ToDiagnostic());

@@ -151,7 +151,7 @@ public class DiagnosticTests
                 Tensor Forward(Tensor x) => x.Apply(Fc);
             }
             """);
-        Assert.Contains("Beta must be positive, got 0", diags[0].GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Contains("Beta must be a positive finite float, got 0", diags[0].GetMessage(System.Globalization.CultureInfo.InvariantCulture));
         GeneratorHarness.AssertDiagnostics(Usings + """
             [Network, Input(4), {|CNET0014:CrossEntropyLoss(LabelSmoothing = 1.5f)|}]
             public partial class M

@@ -71,6 +71,7 @@ namespace Compiled.Nets.Generator.Ops
                 return -1;
             }
             if (args.Count == 1) value = Convert.ToDouble(walker.Constant(args[0].Expression).Value, CultureInfo.InvariantCulture);
+            if (args.Count == 1 && !walker.Finite(value, args[0], _method)) return -1;
             return walker.Parser.AddOp(Kind, x, -1, -1, shape, shape, Array.Empty<int>(), value, _method);
         }
 

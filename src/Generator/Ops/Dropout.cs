@@ -41,7 +41,7 @@ namespace Compiled.Nets.Generator.Ops
                 return -1;
             }
             double p = Convert.ToDouble(pv, System.Globalization.CultureInfo.InvariantCulture);
-            if (p < 0 || p >= 1)
+            if (!(p >= 0 && p < 1))
             {
                 walker.Parser.ReportPublic(DiagnosticDescriptors.InvalidArgument, ForwardWalker.Location(args[0]), Name, $"probability {p.ToString(System.Globalization.CultureInfo.InvariantCulture)} is outside [0, 1)");
                 return -1;

@@ -224,7 +224,7 @@ namespace Compiled.Nets.Generator.Ops
         public override string? ParameterName => _parameter;
         public override double ParameterDefault => _default;
         public override string? CheckParameter(double value) =>
-            _parameter is null || value > 0 ? null : $"{_parameter} must be positive, got {value.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+            _parameter is null || value > 0 && Helpers.SourceWriter.IsFiniteFloat(value) ? null : $"{_parameter} must be a positive finite float, got {value.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
 
         private string Extra(LossUse u) => _parameter is null ? "" : ", " + FloatLiteral(u.Parameter);
 
@@ -289,7 +289,7 @@ namespace Compiled.Nets.Generator.Ops
         public override string TargetName => "targets";
         public override string OutputName => "output";
         public override string? ParameterName => "Margin";
-        public override string? CheckParameter(double value) => double.IsNaN(value) || double.IsInfinity(value) ? "Margin must be a finite number" : null;
+        public override string? CheckParameter(double value) => Helpers.SourceWriter.IsFiniteFloat(value) ? null : "Margin must be a finite float";
 
         public override void Check(NetworkParser parser, LocationInfo? classLocation, OpSpec output, LocationInfo? returnLocation)
         {

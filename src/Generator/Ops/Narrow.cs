@@ -86,11 +86,11 @@ namespace Compiled.Nets.Generator.Ops
         public static SplitPieces? Pieces(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape)
         {
             var p = walker.Parser;
-            string method = ((MemberAccessExpressionSyntax)invocation.Expression).Name.Identifier.Text;
+            string method = ((MemberAccessExpressionSyntax)invocation.Expression).Name.Identifier.ValueText;
             var args = invocation.ArgumentList.Arguments;
             if (args.Count != 2) { walker.Unsupported(invocation, $"{method} takes {(method == "Chunk" ? "a number of chunks" : "a size or sizes")} and a dimension"); return null; }
-            var first = args.FirstOrDefault(a => a.NameColon?.Name.Identifier.Text != "dim") ?? args[0];
-            var dimArg = args.FirstOrDefault(a => a.NameColon?.Name.Identifier.Text == "dim") ?? args[1];
+            var first = args.FirstOrDefault(a => a.NameColon?.Name.Identifier.ValueText != "dim") ?? args[0];
+            var dimArg = args.FirstOrDefault(a => a.NameColon?.Name.Identifier.ValueText == "dim") ?? args[1];
             if (walker.Constant(dimArg.Expression) is not { HasValue: true, Value: int dim }) { walker.Unsupported(dimArg, $"{method} takes a constant dimension"); return null; }
             int axis = DimensionArguments.PerSample(dim, shape.Length);
             string full = $"[B, {string.Join(", ", shape.Select(Shapes.Dim))}]";

@@ -22,7 +22,7 @@ namespace Compiled.Nets.Generator.Ops
     /// </summary>
     internal abstract class BatchNormOp : OpDefinition
     {
-        private static readonly Argument[] s_arguments = { Argument.Int("features"), Argument.Real("eps", 1e-5), Argument.Real("momentum", 0.1) };
+        private static readonly Argument[] s_arguments = { Argument.Int("features"), Argument.Real("eps", 1e-5, ArgumentRule.NonNegative), Argument.Real("momentum", 0.1) };
 
         public override IReadOnlyList<Argument> Arguments => s_arguments;
 
@@ -129,7 +129,7 @@ namespace Compiled.Nets.Generator.Ops
     /// <summary>LayerNorm over the last dimension, as nn.LayerNorm; saves each row's mean and inverse deviation for backward.</summary>
     internal sealed class LayerNormOp : OpDefinition
     {
-        private static readonly Argument[] s_arguments = { Argument.Int("features"), Argument.Real("eps", 1e-5) };
+        private static readonly Argument[] s_arguments = { Argument.Int("features"), Argument.Real("eps", 1e-5, ArgumentRule.NonNegative) };
 
         public override OpKind Kind => OpKind.LayerNorm;
         public override string Name => "LayerNorm";
@@ -202,7 +202,7 @@ namespace Compiled.Nets.Generator.Ops
     /// </summary>
     internal sealed class GroupNormOp : OpDefinition
     {
-        private static readonly Argument[] s_arguments = { Argument.Int("numGroups"), Argument.Int("numChannels"), Argument.Real("eps", 1e-5) };
+        private static readonly Argument[] s_arguments = { Argument.Int("numGroups"), Argument.Int("numChannels"), Argument.Real("eps", 1e-5, ArgumentRule.NonNegative) };
 
         public override OpKind Kind => OpKind.GroupNorm;
         public override string Name => "GroupNorm";

@@ -74,6 +74,12 @@ namespace Compiled.Nets.Generator.Ops
         {
             if (shape.Length != 3) { walker.Rank(at, who, "[C, H, W]", shape); return -1; }
             if (Shapes.HasSequence(shape)) { walker.Sequence(at, who, "pooling needs fixed [C, H, W] sizes", shape); return -1; }
+            // As PyTorch: more padding would leave windows wholly in the padding (a max of nothing, an average of zeros).
+            if (2L * a.Padding > a.Kernel)
+            {
+                walker.Parser.ReportPublic(DiagnosticDescriptors.InvalidArgument, location, who, $"padding {a.Padding} is more than half the kernel {a.Kernel}; at most {a.Kernel / 2}");
+                return -1;
+            }
             int oh = (shape[1] + 2 * a.Padding - a.Kernel) / a.Stride + 1, ow = (shape[2] + 2 * a.Padding - a.Kernel) / a.Stride + 1;
             if (shape[1] + 2 * a.Padding < a.Kernel || shape[2] + 2 * a.Padding < a.Kernel || oh <= 0 || ow <= 0)
             {

@@ -29,8 +29,8 @@ namespace Compiled.Nets.Generator.Ops
             var p = walker.Parser;
             var args = invocation.ArgumentList.Arguments;
             if (args.Count == 0 && _mean) { walker.Unsupported(invocation, "Mean() of every element is a loss method's last step (the loss is that mean); give a dimension: x.Mean(dim)"); return -1; }
-            var dimArg = args.FirstOrDefault(a => a.NameColon?.Name.Identifier.Text == "dim") ?? args.FirstOrDefault(a => a.NameColon is null);
-            var keepArg = args.FirstOrDefault(a => a.NameColon?.Name.Identifier.Text == "keepDim") ?? (args.Count == 2 && args[1].NameColon is null ? args[1] : null);
+            var dimArg = args.FirstOrDefault(a => a.NameColon?.Name.Identifier.ValueText == "dim") ?? args.FirstOrDefault(a => a.NameColon is null);
+            var keepArg = args.FirstOrDefault(a => a.NameColon?.Name.Identifier.ValueText == "keepDim") ?? (args.Count == 2 && args[1].NameColon is null ? args[1] : null);
             if (args.Count is 0 or > 2 || dimArg is null || walker.Constant(dimArg.Expression) is not { HasValue: true, Value: int dim })
             {
                 walker.Unsupported(invocation, $"{Name} takes a constant dimension and optionally keepDim: true");

@@ -39,6 +39,10 @@ namespace Compiled.Nets.Generator.Ops
             var p = walker.Parser;
             if (p.IsTokens(x)) { walker.Unsupported(expression, "token ids can only feed an Embedding layer"); return -1; }
             var shape = p.ShapeOf(x);
+            // The factor or shift the generated code holds as a float (1 / c included): finite, or an error at the constant.
+            bool divide = expression.Kind() == Microsoft.CodeAnalysis.CSharp.SyntaxKind.DivideExpression && c != 0;
+            if (!walker.Finite(divide ? 1 / c : c, constantOnLeft ? expression.Left : expression.Right, expression.OperatorToken.Text,
+                    divide ? $"dividing by {c.ToString(System.Globalization.CultureInfo.InvariantCulture)} scales by {(1 / c).ToString(System.Globalization.CultureInfo.InvariantCulture)}, which" : null)) return -1;
             int Add(OpKind kind, int input, double value) => p.AddOp(kind, input, -1, -1, shape, shape, Array.Empty<int>(), value, (kind == OpKind.Scale ? "× " : "+ ") + Format(value));
             switch (expression.Kind())
             {

@@ -104,7 +104,7 @@ namespace Compiled.Nets.Generator.Ops
         public override int Call(ForwardWalker walker, InvocationExpressionSyntax invocation, int x, int[] shape)
         {
             var p = walker.Parser;
-            string method = ((MemberAccessExpressionSyntax)invocation.Expression).Name.Identifier.Text;
+            string method = ((MemberAccessExpressionSyntax)invocation.Expression).Name.Identifier.ValueText;
             if (!DimensionArguments.Read(walker, invocation, method, out var values)) return -1;
             var args = invocation.ArgumentList.Arguments;
             if (values.Length < 2 || values[0] != -1)
@@ -156,7 +156,7 @@ namespace Compiled.Nets.Generator.Ops
             string full = $"[B, {string.Join(", ", shape.Select(Shapes.Dim))}]";
             if (dims.Length != rank + 1 || dims.OrderBy(v => v).Where((v, i) => v != i).Any() || dims[0] != 0)
             {
-                p.ReportPublic(DiagnosticDescriptors.InvalidArgument, ForwardWalker.Location(invocation.ArgumentList), invocation.Expression is MemberAccessExpressionSyntax m ? m.Name.Identifier.Text : "Permute",
+                p.ReportPublic(DiagnosticDescriptors.InvalidArgument, ForwardWalker.Location(invocation.ArgumentList), invocation.Expression is MemberAccessExpressionSyntax m ? m.Name.Identifier.ValueText : "Permute",
                     $"({string.Join(", ", dims)}) is not a permutation of the {rank + 1} dimensions of {full} that keeps the batch (0) first");
                 return -1;
             }

@@ -8,6 +8,7 @@ using Compiled.Nets.Generator.Ops;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Microsoft.CodeAnalysis.Text;
 
 namespace Compiled.Nets.Generator.Parsing
 {
@@ -63,7 +64,7 @@ namespace Compiled.Nets.Generator.Parsing
         private static bool MayBeConstant(ExpressionSyntax e, Dictionary<string, int> env) => e switch
         {
             LiteralExpressionSyntax => true,
-            IdentifierNameSyntax id => !env.ContainsKey(id.Identifier.Text),
+            IdentifierNameSyntax id => !env.ContainsKey(id.Identifier.ValueText),
             MemberAccessExpressionSyntax { Expression: NameSyntax } => true,
             ParenthesizedExpressionSyntax par => MayBeConstant(par.Expression, env),
             PrefixUnaryExpressionSyntax unary => MayBeConstant(unary.Operand, env),
@@ -71,6 +72,14 @@ namespace Compiled.Nets.Generator.Parsing
             BinaryExpressionSyntax bin => MayBeConstant(bin.Left, env) && MayBeConstant(bin.Right, env),
             _ => false,
         };
+
+        /// <summary>Whether a constant of Forward is a finite float (the generated code holds it as one); reports when not.</summary>
+        internal bool Finite(double value, SyntaxNode at, string who, string? what = null)
+        {
+            if (SourceWriter.IsFiniteFloat(value)) return true;
+            _p.ReportPublic(DiagnosticDescriptors.InvalidArgument, L(at), who, $"{what ?? value.ToString(CultureInfo.InvariantCulture)} is not a finite float");
+            return false;
+        }
 
         internal void Unsupported(SyntaxNode node, string why) =>
             _p.ReportPublic(DiagnosticDescriptors.UnsupportedOp, L(node), Quote(node), why);
@@ -123,7 +132,7 @@ namespace Compiled.Nets.Generator.Parsing
                 }
                 if (returned is null) { Unsupported(method, "the loss method must end with a return statement"); return -1; }
             }
-            if (returned is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.Text: "Mean" } mean, ArgumentList.Arguments.Count: 0 })
+            if (returned is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Mean" } mean, ArgumentList.Arguments.Count: 0 })
                 returned = mean.Expression;
             return Expr(returned, env);
         }
@@ -157,12 +166,12 @@ namespace Compiled.Nets.Generator.Parsing
                         {
                             // var parts = x.Chunk(2, -1); then parts[0], parts[1]
                             if (Pieces(split, env) is not { } pieces) return false;
-                            _pieces[v.Identifier.Text] = pieces;
+                            _pieces[v.Identifier.ValueText] = pieces;
                             continue;
                         }
                         int id = Expr(v.Initializer.Value, env);
                         if (id < 0) return false;
-                        env[v.Identifier.Text] = id;
+                        env[v.Identifier.ValueText] = id;
                     }
                     return true;
                 case ExpressionStatementSyntax { Expression: AssignmentExpressionSyntax { RawKind: (int)SyntaxKind.SimpleAssignmentExpression } asg }
@@ -170,7 +179,7 @@ namespace Compiled.Nets.Generator.Parsing
                 {
                     int id = Expr(asg.Right, env);
                     if (id < 0) return false;
-                    env[target.Identifier.Text] = id;
+                    env[target.Identifier.ValueText] = id;
                     return true;
                 }
                 case ExpressionStatementSyntax { Expression: AssignmentExpressionSyntax { RawKind: (int)SyntaxKind.SimpleAssignmentExpression } asg }
@@ -181,7 +190,7 @@ namespace Compiled.Nets.Generator.Parsing
                     if (Pieces(split, env) is not { } pieces) return false;
                     if (pieces.Count != names.Count)
                     {
-                        _p.ReportPublic(DiagnosticDescriptors.InvalidArgument, L(asg.Left), ((MemberAccessExpressionSyntax)split.Expression).Name.Identifier.Text,
+                        _p.ReportPublic(DiagnosticDescriptors.InvalidArgument, L(asg.Left), ((MemberAccessExpressionSyntax)split.Expression).Name.Identifier.ValueText,
                             $"{split} gives {pieces.Count} pieces ({string.Join(", ", pieces.Shapes.Select(NetworkParser.ShapeBracket))}), but {names.Count} are deconstructed");
                         return false;
                     }
@@ -195,21 +204,25 @@ namespace Compiled.Nets.Generator.Parsing
                 case ForEachStatementSyntax loop when BlockArray(loop.Expression) is { } blocks:
                     for (int copy = 0; copy < blocks.Copies; copy++)
                     {
-                        _elements[loop.Identifier.Text] = (blocks, copy);
+                        _elements[loop.Identifier.ValueText] = (blocks, copy);
                         bool ok = Statement(loop.Statement, env);
-                        _elements.Remove(loop.Identifier.Text);
-                        if (!ok) return false;
+                        _elements.Remove(loop.Identifier.ValueText);
+                        if (!ok || TooLong(loop, loop.ForEachKeyword, loop.CloseParenToken, blocks.Copies)) return false;
                     }
                     return true;
                 case ForStatementSyntax loop when CountingLoop(loop) is var (name, from, to):
+                    if (TooLong(loop, loop.ForKeyword, loop.CloseParenToken, (long)to - from)) return false;
                     for (int i = from; i < to; i++)
                     {
                         _indices[name] = i;
                         bool ok = Statement(loop.Statement, env);
                         _indices.Remove(name);
-                        if (!ok) return false;
+                        if (!ok || TooLong(loop, loop.ForKeyword, loop.CloseParenToken, (long)to - from)) return false;
                     }
                     return true;
+                case ForEachStatementSyntax or ForStatementSyntax when st.ChildNodes().Where(n => n is not StatementSyntax).SelectMany(n => n.DescendantNodesAndSelf()).OfType<IdentifierNameSyntax>()
+                        .Any(n => _layers.TryGetValue(n.Identifier.ValueText, out var l) && l.Layer < 0):
+                    return false; // over a layer property in error: its own error says what is wrong
                 case ForEachStatementSyntax or ForStatementSyntax:
                     Unsupported(st, "loops run over a [SubNetwork(n)] block array: foreach (var b in Blocks) or for (int i = 0; i < Blocks.Length; i++)");
                     return false;
@@ -219,26 +232,41 @@ namespace Compiled.Nets.Generator.Parsing
             }
         }
 
+        /// <summary>
+        /// Whether an unrolled loop has grown Forward past <see cref="NetworkParser.MaxOps"/> (or would, by its count alone):
+        /// reported at the loop's header, so an editor never unrolls a million copies while the user types.
+        /// </summary>
+        private bool TooLong(StatementSyntax loop, SyntaxToken first, SyntaxToken last, long iterations)
+        {
+            if (iterations <= NetworkParser.MaxOps && _p.OpCount <= NetworkParser.MaxOps) return false;
+            var header = Microsoft.CodeAnalysis.Location.Create(loop.SyntaxTree, TextSpan.FromBounds(first.SpanStart, last.Span.End));
+            string most = NetworkParser.MaxOps.ToString("N0", CultureInfo.InvariantCulture), runs = iterations.ToString("N0", CultureInfo.InvariantCulture);
+            _p.ReportPublic(DiagnosticDescriptors.InvalidArgument, LocationInfo.From(header), first.ValueText + " loop", iterations > NetworkParser.MaxOps
+                ? $"it runs {runs} times, but Forward is unrolled into straight-line code of at most {most} operations"
+                : $"unrolled ({runs} times here), it takes Forward past {most} operations, the most its straight-line code holds");
+            return true;
+        }
+
         /// <summary>A layer property that is an array of sub-networks ([SubNetwork(n)], n &gt; 1), or null.</summary>
         private NetworkParser.LayerRef? BlockArray(ExpressionSyntax e) =>
-            e is IdentifierNameSyntax id && _layers.TryGetValue(id.Identifier.Text, out var layer) && layer.Copies > 1 ? layer : null;
+            e is IdentifierNameSyntax id && _layers.TryGetValue(id.Identifier.ValueText, out var layer) && layer.Copies > 1 ? layer : null;
 
         /// <summary><c>for (int i = a; i &lt; b; i++)</c> with constant bounds (b may be <c>Blocks.Length</c>): (i, a, b), or null.</summary>
         private (string Name, int From, int To)? CountingLoop(ForStatementSyntax loop)
         {
             if (loop.Declaration is not { Variables: { Count: 1 } vars } || vars[0].Initializer is null) return null;
-            string name = vars[0].Identifier.Text;
+            string name = vars[0].Identifier.ValueText;
             if (Constant(vars[0].Initializer!.Value) is not { HasValue: true, Value: int from }) return null;
             if (loop.Condition is not BinaryExpressionSyntax { RawKind: (int)SyntaxKind.LessThanExpression } cond
-                || cond.Left is not IdentifierNameSyntax left || left.Identifier.Text != name) return null;
-            int? to = cond.Right is MemberAccessExpressionSyntax { Name.Identifier.Text: "Length" } length && BlockArray(length.Expression) is { } blocks
+                || cond.Left is not IdentifierNameSyntax left || left.Identifier.ValueText != name) return null;
+            int? to = cond.Right is MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Length" } length && BlockArray(length.Expression) is { } blocks
                 ? blocks.Copies
                 : Constant(cond.Right) is { HasValue: true, Value: int bound } ? bound : null;
             if (to is null || loop.Incrementors.Count != 1) return null;
             bool step = loop.Incrementors[0] switch
             {
-                PostfixUnaryExpressionSyntax { RawKind: (int)SyntaxKind.PostIncrementExpression, Operand: IdentifierNameSyntax a } => a.Identifier.Text == name,
-                PrefixUnaryExpressionSyntax { RawKind: (int)SyntaxKind.PreIncrementExpression, Operand: IdentifierNameSyntax b } => b.Identifier.Text == name,
+                PostfixUnaryExpressionSyntax { RawKind: (int)SyntaxKind.PostIncrementExpression, Operand: IdentifierNameSyntax a } => a.Identifier.ValueText == name,
+                PrefixUnaryExpressionSyntax { RawKind: (int)SyntaxKind.PreIncrementExpression, Operand: IdentifierNameSyntax b } => b.Identifier.ValueText == name,
                 _ => false,
             };
             return step ? (name, from, to.Value) : null;
@@ -247,13 +275,13 @@ namespace Compiled.Nets.Generator.Parsing
         /// <summary>The copy an Apply argument names: a foreach variable, or <c>Blocks[i]</c> with a constant or loop index; (null, 0) when none.</summary>
         private (NetworkParser.LayerRef? Layer, int Copy, bool Bad) Element(ExpressionSyntax e)
         {
-            if (e is IdentifierNameSyntax id && _elements.TryGetValue(id.Identifier.Text, out var bound)) return (bound.Layer, bound.Copy, false);
+            if (e is IdentifierNameSyntax id && _elements.TryGetValue(id.Identifier.ValueText, out var bound)) return (bound.Layer, bound.Copy, false);
             if (e is not ElementAccessExpressionSyntax { ArgumentList.Arguments.Count: 1 } access) return (null, 0, false);
             // A layer whose declaration is in error stays quiet here too.
-            if (access.Expression is IdentifierNameSyntax named && _layers.TryGetValue(named.Identifier.Text, out var declared) && declared.Layer < 0) return (null, 0, true);
+            if (access.Expression is IdentifierNameSyntax named && _layers.TryGetValue(named.Identifier.ValueText, out var declared) && declared.Layer < 0) return (null, 0, true);
             if (BlockArray(access.Expression) is not { } blocks) return (null, 0, false);
             var index = access.ArgumentList.Arguments[0].Expression;
-            int? i = index is IdentifierNameSyntax v && _indices.TryGetValue(v.Identifier.Text, out int loopIndex) ? loopIndex
+            int? i = index is IdentifierNameSyntax v && _indices.TryGetValue(v.Identifier.ValueText, out int loopIndex) ? loopIndex
                 : Constant(index) is { HasValue: true, Value: int c } ? c : null;
             if (i is null) { Unsupported(access, "a block array is indexed by a constant or a for loop's variable"); return (null, 0, true); }
             if (i < 0 || i >= blocks.Copies)
@@ -269,9 +297,9 @@ namespace Compiled.Nets.Generator.Parsing
         {
             static string? Name(SyntaxNode n) => n switch
             {
-                SingleVariableDesignationSyntax v => v.Identifier.Text,
-                DeclarationExpressionSyntax { Designation: SingleVariableDesignationSyntax v } => v.Identifier.Text,
-                IdentifierNameSyntax id => id.Identifier.Text,
+                SingleVariableDesignationSyntax v => v.Identifier.ValueText,
+                DeclarationExpressionSyntax { Designation: SingleVariableDesignationSyntax v } => v.Identifier.ValueText,
+                IdentifierNameSyntax id => id.Identifier.ValueText,
                 _ => null,
             };
             return left switch
@@ -284,7 +312,7 @@ namespace Compiled.Nets.Generator.Parsing
 
         /// <summary>A call of Chunk or Split on a tensor, or null.</summary>
         private static InvocationExpressionSyntax? IsSplit(ExpressionSyntax e) =>
-            e is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.Text: "Chunk" or "Split" } } inv ? inv : null;
+            e is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Chunk" or "Split" } } inv ? inv : null;
 
         /// <summary>The values of a Chunk or Split call (its receiver evaluated first); null after reporting.</summary>
         private SplitPieces? Pieces(InvocationExpressionSyntax split, Dictionary<string, int> env)
@@ -296,7 +324,7 @@ namespace Compiled.Nets.Generator.Parsing
         /// <summary><c>parts[i]</c> or <c>x.Chunk(2, -1)[i]</c>: one piece of a split, by a constant index; -1 after reporting.</summary>
         private int Piece(ElementAccessExpressionSyntax access, Dictionary<string, int> env)
         {
-            SplitPieces? pieces = access.Expression is IdentifierNameSyntax id && _pieces.TryGetValue(id.Identifier.Text, out var named) ? named
+            SplitPieces? pieces = access.Expression is IdentifierNameSyntax id && _pieces.TryGetValue(id.Identifier.ValueText, out var named) ? named
                 : IsSplit(access.Expression) is { } split ? Pieces(split, env) : null;
             if (pieces is null) return -1;
             if (access.ArgumentList.Arguments.Count != 1 || Constant(access.ArgumentList.Arguments[0].Expression) is not { HasValue: true, Value: int i })
@@ -312,17 +340,28 @@ namespace Compiled.Nets.Generator.Parsing
             return pieces.Value(_p, i);
         }
 
+        /// <summary>The value of one expression of Forward: its ops, or -1 after reporting (also when its output would be
+        /// too large for a tensor, so no later rule reasons with an overflowed size).</summary>
         private int Expr(ExpressionSyntax e, Dictionary<string, int> env)
+        {
+            int before = _p.OpCount;
+            int id = ExprCore(e, env);
+            if (id < before || _p.TooLarge(_p.ShapeOf(id)) is not { } why) return id;
+            _p.ReportPublic(DiagnosticDescriptors.InvalidArgument, L(e), _p.Describe(id), why);
+            return -1;
+        }
+
+        private int ExprCore(ExpressionSyntax e, Dictionary<string, int> env)
         {
             switch (e)
             {
-                case ElementAccessExpressionSyntax access when access.Expression is IdentifierNameSyntax named && _pieces.ContainsKey(named.Identifier.Text)
+                case ElementAccessExpressionSyntax access when access.Expression is IdentifierNameSyntax named && _pieces.ContainsKey(named.Identifier.ValueText)
                     || IsSplit(access.Expression) is not null:
                     return Piece(access, env);
                 case ParenthesizedExpressionSyntax par:
                     return Expr(par.Expression, env);
                 case IdentifierNameSyntax id:
-                    if (env.TryGetValue(id.Identifier.Text, out int v)) return v;
+                    if (env.TryGetValue(id.Identifier.ValueText, out int v)) return v;
                     Unsupported(id, "it is not the input or a local tensor");
                     return -1;
                 case BinaryExpressionSyntax bin when bin.IsKind(SyntaxKind.AddExpression) || bin.IsKind(SyntaxKind.SubtractExpression) || bin.IsKind(SyntaxKind.MultiplyExpression)
@@ -348,12 +387,12 @@ namespace Compiled.Nets.Generator.Parsing
                 case InvocationExpressionSyntax inv when inv.Expression is MemberAccessExpressionSyntax ma:
                 {
                     // Tensor.Cat(a, b) and other static calls: name the call, not its receiver type.
-                    if (ma.Expression is NameSyntax receiver && !(receiver is IdentifierNameSyntax local && env.ContainsKey(local.Identifier.Text))
+                    if (ma.Expression is NameSyntax receiver && !(receiver is IdentifierNameSyntax local && env.ContainsKey(local.Identifier.ValueText))
                         && _model.GetSymbolInfo(receiver).Symbol is ITypeSymbol or INamespaceSymbol)
                     {
-                        if (_model.GetSymbolInfo(receiver).Symbol is ITypeSymbol type && NetworkParser.IsTensor(type) && ma.Name.Identifier.Text == "Concat")
+                        if (_model.GetSymbolInfo(receiver).Symbol is ITypeSymbol type && NetworkParser.IsTensor(type) && ma.Name.Identifier.ValueText == "Concat")
                             return Concat(inv, env);
-                        if (_model.GetSymbolInfo(receiver).Symbol is ITypeSymbol matType && NetworkParser.IsTensor(matType) && ma.Name.Identifier.Text == "MatMul")
+                        if (_model.GetSymbolInfo(receiver).Symbol is ITypeSymbol matType && NetworkParser.IsTensor(matType) && ma.Name.Identifier.ValueText == "MatMul")
                         {
                             if (inv.ArgumentList.Arguments.Count != 2) { Unsupported(inv, "Tensor.MatMul takes two tensors"); return -1; }
                             int left = Expr(inv.ArgumentList.Arguments[0].Expression, env); if (left < 0) return -1;
@@ -365,13 +404,13 @@ namespace Compiled.Nets.Generator.Parsing
                     }
                     int x = Expr(ma.Expression, env);
                     if (x < 0) return -1;
-                    if (ma.Name.Identifier.Text == "MatMul")
+                    if (ma.Name.Identifier.ValueText == "MatMul")
                     {
                         if (inv.ArgumentList.Arguments.Count != 1) { Unsupported(inv, "a.MatMul(b) takes one tensor"); return -1; }
                         int other = Expr(inv.ArgumentList.Arguments[0].Expression, env);
                         return other < 0 ? -1 : OpTable.MatMul.Combine(this, inv, x, other);
                     }
-                    return Call(inv, ma.Name.Identifier.Text, x);
+                    return Call(inv, ma.Name.Identifier.ValueText, x);
                 }
                 default:
                     Unsupported(e, "this kind of expression is not understood");
@@ -403,7 +442,7 @@ namespace Compiled.Nets.Generator.Parsing
             var args = inv.ArgumentList.Arguments;
             var shape = _p.ShapeOf(x);
             if (_p.IsTokens(x) && method != "OneHot" && !(method == "Apply" && args.Count == 1 && args[0].Expression is IdentifierNameSyntax n0
-                    && _layers.TryGetValue(n0.Identifier.Text, out var l0) && l0.Layer >= 0 && _p.Layer(l0.Layer) is { Kind: not LayerKind.SubNetwork } ls0
+                    && _layers.TryGetValue(n0.Identifier.ValueText, out var l0) && l0.Layer >= 0 && _p.Layer(l0.Layer) is { Kind: not LayerKind.SubNetwork } ls0
                     && OpTable.Of(ls0.Kind).AcceptsTokens))
             {
                 Unsupported(inv, "token ids and class indices feed an Embedding layer or OneHot(classes) alone");
@@ -417,7 +456,7 @@ namespace Compiled.Nets.Generator.Parsing
                     element!.Used = true;
                     return element.Layer < 0 ? -1 : _p.Inline(element, x, L(args[0]), _inputText, copy);
                 }
-                if (args.Count != 1 || args[0].Expression is not IdentifierNameSyntax name || !_layers.TryGetValue(name.Identifier.Text, out var layer))
+                if (args.Count != 1 || args[0].Expression is not IdentifierNameSyntax name || !_layers.TryGetValue(name.Identifier.ValueText, out var layer))
                 {
                     Unsupported(inv, "Apply takes one layer property declared with a layer attribute or [SubNetwork]");
                     return -1;
@@ -447,7 +486,7 @@ namespace Compiled.Nets.Generator.Parsing
             int pos = 0;
             foreach (var a in inv.ArgumentList.Arguments)
             {
-                int index = a.NameColon is { } nc ? Array.IndexOf(names, nc.Name.Identifier.Text) : pos++;
+                int index = a.NameColon is { } nc ? Array.IndexOf(names, nc.Name.Identifier.ValueText) : pos++;
                 if (index < 0 || index >= names.Length) { Unsupported(a, "unknown argument"); return false; }
                 var c = Constant(a.Expression);
                 if (!c.HasValue || c.Value is not int v) { Unsupported(a, "pooling arguments must be integer constants"); return false; }

@@ -25,6 +25,7 @@ namespace Compiled.Nets.Generator.Parsing
         private readonly List<DiagnosticInfo> _diagnostics = new();
         private readonly List<LayerSpec> _layers = new();
         private readonly List<ParamSpec> _params = new();
+        private readonly HashSet<string> _paramNames = new(StringComparer.Ordinal), _paramFields = new(StringComparer.Ordinal);
         private readonly List<OpSpec> _ops = new();
         private readonly List<InputSpec> _inputs = new(); // the root's inputs, in Forward's parameter order
         private bool _failed;
@@ -74,16 +75,18 @@ namespace Compiled.Nets.Generator.Parsing
         {
             if (FirstNonPartial(type, ct) is not null) return null;
             var syntax = type.DeclaringSyntaxReferences.Select(r => r.GetSyntax(ct)).OfType<ClassDeclarationSyntax>().FirstOrDefault();
-            if (syntax is null) return null;
+            if (syntax is null || DeclarationProblem(type, syntax) is not null) return null;
             var inputAttr = type.GetAttributes().FirstOrDefault(a => Is(a, "InputAttribute"));
             var shape = inputAttr is null ? Array.Empty<int>() : ReadInput(inputAttr).Shape;
             int maxSequence = shape.Length > 0 && shape[0] == Sequence ? Math.Max(1, NamedInt(inputAttr, "MaxSequence") ?? 128) : 0;
             long inputFeatures = shape.Length == 0 || shape.Skip(1).Any(d => d <= 0) ? 0 : shape.Aggregate(1L, (a, d) => a * (d == Sequence ? maxSequence : d));
+            if (inputFeatures > MaxValues) inputFeatures = 0; // an input too large for a tensor: its error says so
 
             var properties = new List<StubProperty>();
             foreach (var prop in type.GetMembers().OfType<IPropertySymbol>())
             {
                 if (!prop.GetAttributes().Any(a => Is(a, "SubNetworkAttribute") || a.AttributeClass is { } c && InheritsFrom(c, Ns + "LayerAttribute"))) continue;
+                if (Keyword(prop.Name)) continue; // its error says to rename it
                 // Only a partial definition without bodies asks for an implementation; anything else would clash with one.
                 var decl = prop.DeclaringSyntaxReferences.Select(r => r.GetSyntax(ct)).OfType<PropertyDeclarationSyntax>().FirstOrDefault();
                 if (decl is null || !decl.Modifiers.Any(SyntaxKind.PartialKeyword) || decl.ExpressionBody is not null
@@ -111,6 +114,38 @@ namespace Compiled.Nets.Generator.Parsing
                 HasWeights = type.GetAttributes().Any(x => Is(x, "WeightsAttribute")),
             };
         }
+
+        /// <summary>
+        /// Why the generator cannot add its members to this class (CNET0026), and where: a generic or static class, a
+        /// generic containing type, or a name the generated code would have to write as a C# keyword; null when none.
+        /// </summary>
+        internal static (LocationInfo? Where, string Why)? DeclarationProblem(INamedTypeSymbol type, TypeDeclarationSyntax syntax)
+        {
+            var at = LocationInfo.From(syntax.Identifier.GetLocation());
+            if (syntax is RecordDeclarationSyntax) return (at, "is a record: the generated members (parameters, workspace, Dispose) need a plain class; declare it 'partial class'");
+            if (type.TypeParameters.Length > 0) return (LocationInfo.From(syntax.TypeParameterList) ?? at, "is generic: its generated code is written for one concrete class; remove the type parameters");
+            if (type.IsStatic) return (at, "is static: a network is an instance that owns its parameters and workspace; remove 'static'");
+            for (var t = type.ContainingType; t is not null; t = t.ContainingType)
+                if (t.TypeParameters.Length > 0) return (at, $"is nested in the generic type '{t.ToDisplayString()}': its generated code is written for one concrete class; move it out");
+            if (Keyword(type.Name)) return (at, $"is named with the C# keyword '{type.Name}': the generated code names the class; rename it");
+            for (var t = type.ContainingType; t is not null; t = t.ContainingType)
+                if (Keyword(t.Name)) return (at, $"is nested in '{t.Name}', a C# keyword: the generated code names the containing types; rename it");
+            for (var n = type.ContainingNamespace; n is { IsGlobalNamespace: false }; n = n.ContainingNamespace)
+                if (Keyword(n.Name)) return (at, $"is in the namespace '{n.Name}', a C# keyword: the generated code names the namespace; rename it");
+            foreach (var forward in type.GetMembers("Forward").OfType<IMethodSymbol>())
+            {
+                // Several inputs or outputs become the generated methods' parameters, by name (one is always "input").
+                var names = (forward.Parameters.Length > 1 ? forward.Parameters.Select(p => p.Name) : Enumerable.Empty<string>())
+                    .Concat(TensorTuple(forward.ReturnType) ?? new List<string>());
+                if (names.FirstOrDefault(Keyword) is { } keyword)
+                    return (LocationInfo.From(forward.Locations.FirstOrDefault()) ?? at,
+                        $"names an input or output of Forward '{keyword}', a C# keyword: the generated methods take a parameter of that name; rename it");
+            }
+            return null;
+        }
+
+        /// <summary>A reserved C# keyword (written <c>@int</c> in source; contextual keywords are ordinary names).</summary>
+        internal static bool Keyword(string name) => SyntaxFacts.GetKeywordKind(name) != SyntaxKind.None;
 
         /// <summary>The first declaration of the class or of a type containing it that lacks 'partial'.</summary>
         private static TypeDeclarationSyntax? FirstNonPartial(INamedTypeSymbol type, CancellationToken ct)
@@ -161,6 +196,11 @@ namespace Compiled.Nets.Generator.Parsing
             if (FirstNonPartial(type, _ct) is { } notPartial)
             {
                 Report(DiagnosticDescriptors.NotPartial, LocationInfo.From(notPartial.Identifier.GetLocation()), type.Name);
+                return null;
+            }
+            if (DeclarationProblem(type, syntax) is var (where, why))
+            {
+                Report(DiagnosticDescriptors.UnsupportedDeclaration, where, type.Name, why);
                 return null;
             }
 
@@ -434,6 +474,11 @@ namespace Compiled.Nets.Generator.Parsing
                     }
                     MaxSequence = max;
                 }
+                if (TooLarge(inShape) is { } why)
+                {
+                    Report(DiagnosticDescriptors.InvalidArgument, Loc(attr), "Input", why);
+                    return null;
+                }
             }
 
             // A sub-network applied again (the same property, the same prefix) reuses its layers: the weights are shared.
@@ -472,7 +517,7 @@ namespace Compiled.Nets.Generator.Parsing
                     input = AddOp(OpKind.Input, -1, -1, -1, shape, shape, Array.Empty<int>(), inputAttr is not null && IsTokenInput(inputAttr) ? 1 : 0, "input");
                     if (isRoot) _inputs.Add(new InputSpec("input", shape.ToEquatableArray(), inputAttr is not null && IsTokenInput(inputAttr), input));
                 }
-                env[decl.ParameterList.Parameters[0].Identifier.Text] = input;
+                env[decl.ParameterList.Parameters[0].Identifier.ValueText] = input;
             }
             else
             {
@@ -613,7 +658,19 @@ namespace Compiled.Nets.Generator.Parsing
                 Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, "must be declared 'partial' with only a getter so the generator can implement it");
                 return null;
             }
-            string state = attrs.FirstOrDefault(a => Is(a, "StateNameAttribute"))?.ConstructorArguments.FirstOrDefault().Value as string ?? SnakeCase(prop.Name);
+            if (Keyword(prop.Name))
+            {
+                Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, $"is named with the C# keyword '{prop.Name}': the generator implements it by name; rename it");
+                return null;
+            }
+            var stateAttr = attrs.FirstOrDefault(a => Is(a, "StateNameAttribute"));
+            string state = stateAttr?.ConstructorArguments.FirstOrDefault().Value as string ?? SnakeCase(prop.Name);
+            if (stateAttr is not null && !ValidStateName(state))
+            {
+                Report(DiagnosticDescriptors.InvalidArgument, Loc(stateAttr), "StateName",
+                    $"'{state}' is not a state-dict name: dot-separated parts of letters, digits, '_' or '-', none empty (\"encoder.layer\", \"LayerNorm\")");
+                return null;
+            }
             string modifiers = propSyntax is null ? "public partial" : string.Join(" ", propSyntax.Modifiers.Select(m => m.Text));
             var r = new LayerRef { Property = prop.Name, Location = loc, StateName = state, Prefix = prefix };
 
@@ -631,6 +688,11 @@ namespace Compiled.Nets.Generator.Parsing
                 if (copies < 1 || (copies > 1) != isArray)
                 {
                     Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, copies > 1 ? $"stacks {copies} sub-networks, so its type must be {elem.Name}[]" : $"declares a single sub-network, so its type must be {elem.Name}, not an array");
+                    return null;
+                }
+                if (copies > MaxOps)
+                {
+                    Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, $"stacks {copies} sub-networks; Forward is unrolled into at most {MaxOps} operations");
                     return null;
                 }
                 if (_depth > 8) { Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, "nests sub-networks more than 8 deep (a cycle?)"); return null; }
@@ -694,7 +756,7 @@ namespace Compiled.Nets.Generator.Parsing
             _layers.Add(new LayerSpec(prop.Name, full, kind, ints.ToEquatableArray(), real, real2, bias, modifiers, field, isRoot, ""));
             r.Layer = _layers.Count - 1;
             r.ArgLocations = args;
-            AddParameters(_layers[r.Layer]);
+            if (!AddParameters(_layers[r.Layer], loc)) return null;
             return r;
         }
 
@@ -743,6 +805,18 @@ namespace Compiled.Nets.Generator.Parsing
                     Report(DiagnosticDescriptors.InvalidArgument, args.Location(intArgs[i].Name), prop, $"{intArgs[i].Name} must not be negative, got {ints[i]}");
                     return false;
                 }
+            for (int i = 0; i < realArgs.Count; i++)
+                if (!SourceWriter.IsFiniteFloat(reals[i]))
+                {
+                    Report(DiagnosticDescriptors.InvalidArgument, args.Location(realArgs[i].Name), prop, $"{realArgs[i].Name} must be a finite float, got {reals[i].ToString(CultureInfo.InvariantCulture)}");
+                    return false;
+                }
+            for (int i = 0; i < realArgs.Count; i++)
+                if (realArgs[i].Rule == ArgumentRule.NonNegative && reals[i] < 0)
+                {
+                    Report(DiagnosticDescriptors.InvalidArgument, args.Location(realArgs[i].Name), prop, $"{realArgs[i].Name} must not be negative, got {reals[i].ToString(CultureInfo.InvariantCulture)}");
+                    return false;
+                }
             if (!def.Check(this, declaration)) return false;
             for (int i = 0; i < realArgs.Count; i++)
                 if (realArgs[i].Rule == ArgumentRule.Probability && (reals[i] < 0 || reals[i] >= 1))
@@ -753,11 +827,43 @@ namespace Compiled.Nets.Generator.Parsing
             return true;
         }
 
-        private void AddParameters(LayerSpec l)
+        /// <summary>A name PyTorch's modules could have: no empty part between dots, no quote, space or other symbol.</summary>
+        private static bool ValidStateName(string name) =>
+            name.Split('.').All(part => part.Length > 0 && part.All(ch => ch < 128 && (char.IsLetterOrDigit(ch) || ch is '_' or '-')));
+
+        /// <summary>The layer's parameters and buffers, each under its own state-dict name and field; false after reporting
+        /// one too large to hold or a name another layer's parameter already has.</summary>
+        private bool AddParameters(LayerSpec l, LocationInfo? loc)
         {
-            string Field(string suffix) => "_p_" + l.StateName.Replace('.', '_') + "_" + suffix.Replace('.', '_');
+            bool ok = true;
             OpTable.Of(l.Kind).DeclareParameters(l, (suffix, shape, role, init, buffer) =>
-                _params.Add(new ParamSpec(Field(suffix), l.StateName + "." + suffix, shape.ToEquatableArray(), role, init, buffer)));
+            {
+                if (!ok) return;
+                string name = l.StateName + "." + suffix;
+                long values = shape.Aggregate(1L, (a, d) => a * d);
+                if (values > MaxValues && shape.All(d => d > 0)) // a block on its own keeps its BlockArg placeholders (negative)
+                {
+                    Report(DiagnosticDescriptors.InvalidArgument, loc, l.Property, $"its {suffix} [{string.Join(", ", shape)}] would hold {values.ToString("N0", CultureInfo.InvariantCulture)} values, more than the {MaxValues.ToString("N0", CultureInfo.InvariantCulture)} one tensor holds");
+                    ok = false;
+                    return;
+                }
+                if (_paramNames.Contains(name) && _params.First(p => p.Name == name) is { } taken)
+                {
+                    string other = _layers.FirstOrDefault(x => x != l && x.Kind != LayerKind.SubNetwork && taken.Name.StartsWith(x.StateName + ".", StringComparison.Ordinal))?.Property is { } p
+                        ? $"'{p}'" : "another layer";
+                    Report(DiagnosticDescriptors.BadLayerProperty, loc, l.Property,
+                        $"would store a parameter as '{name}', as {other} does: give one of them another [StateName]");
+                    ok = false;
+                    return;
+                }
+                // Distinct state names can still meet in a field name ("a.b" and "a_b"): the field is numbered then.
+                string field = "_p_" + l.StateName.Replace('.', '_') + "_" + suffix.Replace('.', '_');
+                for (int n = 2; _paramFields.Contains(field); n++) field = "_p_" + l.StateName.Replace('.', '_') + "_" + suffix.Replace('.', '_') + n.ToString(CultureInfo.InvariantCulture);
+                _params.Add(new ParamSpec(field, name, shape.ToEquatableArray(), role, init, buffer));
+                _paramNames.Add(name);
+                _paramFields.Add(field);
+            });
+            return ok;
         }
 
         // ---------------------------------------------------------------- ops
@@ -769,6 +875,31 @@ namespace Compiled.Nets.Generator.Parsing
         }
 
         internal int[] ShapeOf(int value) => _ops[value].OutShape.ToArray();
+
+        /// <summary>The most values one tensor may hold per sample, or one parameter in all: spans and arrays are int-indexed.</summary>
+        internal const long MaxValues = int.MaxValue;
+
+        /// <summary>
+        /// Why a per-sample shape cannot be a tensor (T at MaxSequence): more than <see cref="MaxValues"/> values, or a
+        /// dimension that a shape rule's arithmetic overflowed; null when it fits.
+        /// </summary>
+        internal string? TooLarge(IReadOnlyList<int> shape)
+        {
+            long total = 1;
+            foreach (int d in shape)
+            {
+                if (d <= 0 && d != Sequence) return $"a dimension overflows: a tensor holds at most {MaxValues.ToString("N0", CultureInfo.InvariantCulture)} values per sample";
+                total *= d == Sequence ? Math.Max(1, MaxSequence) : d;
+                if (total > MaxValues)
+                    return $"{Shape(shape.ToArray())} would hold more than {MaxValues.ToString("N0", CultureInfo.InvariantCulture)} values per sample, the most one tensor holds";
+            }
+            return null;
+        }
+
+        /// <summary>The most ops a Forward may unroll into (BERT-base unrolls into about 600): loops stop there with an error.</summary>
+        internal const int MaxOps = 10_000;
+
+        internal int OpCount => _ops.Count;
 
         /// <summary>True when the value holds token ids (the input of a TokenIds network; Real = 1 marks it).</summary>
         internal bool IsTokens(int value) => _ops[value].Kind == OpKind.Input && _ops[value].Real == 1;
@@ -917,7 +1048,7 @@ namespace Compiled.Nets.Generator.Parsing
                     int position = 0;
                     foreach (var arg in list.Arguments)
                     {
-                        string? name = arg.NameColon?.Name.Identifier.Text ?? arg.NameEquals?.Name.Identifier.Text;
+                        string? name = arg.NameColon?.Name.Identifier.ValueText ?? arg.NameEquals?.Name.Identifier.ValueText;
                         if (name is null && position < ctor.Parameters.Length) name = ctor.Parameters[position].Name;
                         if (arg.NameColon is null && arg.NameEquals is null) position++;
                         if (name is not null) _locations[name] = LocationInfo.From(arg.Expression);
