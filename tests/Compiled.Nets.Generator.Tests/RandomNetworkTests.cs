@@ -1,0 +1,307 @@
+using System.Globalization;
+using System.Reflection;
+using System.Runtime.Loader;
+using System.Text;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+
+namespace Compiled.Nets.Generator.Tests;
+
+/// <summary>
+/// Networks drawn at random from the ops the generator compiles (convolutions of every stride, padding, dilation, group
+/// and bias, transposed convolutions, pools, norms, activations, residual adds, concatenations, broadcast gates and
+/// means, upsampling, scalar arithmetic, splits, a layer applied twice):
+/// each must build without a diagnostic, and its generated training step must agree with its own Forward run eagerly
+/// on the tape — logits, loss and every gradient — at batch 1 and 3. The planner's fusions (a convolution's bias and
+/// activations in one loop, a ReLU moved after a max-pool, chained biases) meet here in combinations no fixed test
+/// lists. Seeded: the same networks every run, and a failure prints its class.
+/// </summary>
+public class RandomNetworkTests
+{
+    private const int Classes = 3;
+
+    [Fact]
+    public void RandomNetworks_TrainStepMatchesTheirEagerForward()
+    {
+        var random = new Random(20261206);
+        var nets = Enumerable.Range(0, 28).Select(i => i % 4 == 3 ? FeatureNet(random, i) : ImageNet(random, i)).ToList();
+        var source = new StringBuilder("using Compiled.Nets;\nnamespace Fuzz;\n");
+        foreach (var n in nets) source.AppendLine(n.Source);
+
+        var (diagnostics, _, _) = GeneratorHarness.Run(source.ToString());
+        Assert.True(diagnostics.IsEmpty, string.Join("\n", diagnostics));
+        var assembly = Build(source.ToString());
+
+        var failures = new List<string>();
+        foreach (var n in nets)
+        {
+            foreach (int batch in new[] { 1, 3 })
+            {
+                string? why;
+                try { why = Compare(assembly.GetType("Fuzz." + n.Name)!, n.InputShape, batch); }
+                catch (Exception e) { why = e.ToString(); }
+                if (why is not null) failures.Add($"{n.Name} at batch {batch}: {why}\n{n.Source}");
+            }
+        }
+        Assert.True(failures.Count == 0, string.Join("\n\n", failures));
+    }
+
+    /// <summary>The sources through the generator, compiled and loaded (the runtime resolves to the test's own copy).</summary>
+    private static Assembly Build(string source)
+    {
+        var compilation = GeneratorHarness.Compile(source).WithOptions(new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary,
+            nullableContextOptions: NullableContextOptions.Enable, allowUnsafe: true, optimizationLevel: OptimizationLevel.Release));
+        GeneratorHarness.Driver().RunGeneratorsAndUpdateCompilation(compilation, out var output, out _);
+        using var image = new MemoryStream();
+        var emitted = output.Emit(image);
+        Assert.True(emitted.Success, string.Join("\n", emitted.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).Take(10)));
+        image.Position = 0;
+        return new AssemblyLoadContext("random-networks", isCollectible: true).LoadFromStream(image);
+    }
+
+    /// <summary>Null when the compiled step agrees with the eager tape, else what differs.</summary>
+    private static string? Compare(Type type, int[] sampleShape, int batch)
+    {
+        var instance = Activator.CreateInstance(type, 5UL)!;
+        using var owner = (IDisposable)instance;
+        var net = (IClassifier)instance;
+        var eagerForward = type.GetMethod("ForwardEager", [typeof(Tensor)])!;
+        int inSize = sampleShape.Aggregate(1, (a, b) => a * b);
+        var random = new Random(batch * 31 + type.Name.Length);
+        var x = Enumerable.Range(0, batch * inSize).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        var labels = Enumerable.Range(0, batch).Select(_ => random.Next(Classes)).ToArray();
+
+        net.Parameters.ZeroGradients();
+        float[] eagerLogits;
+        float eagerLoss;
+        using (Eager.Training())
+        {
+            var logits = (Tensor)eagerForward.Invoke(net, [new Tensor((float[])x.Clone(), [batch, .. sampleShape])])!;
+            eagerLogits = logits.Data.ToArray();
+            var loss = logits.CrossEntropy(labels, 0f);
+            eagerLoss = loss.Data[0];
+            loss.Backward();
+        }
+        var store = net.Parameters;
+        var eagerGrads = store.Parameters.Select(p => store.Gradient(p).ToArray()).ToArray();
+
+        var logitsOut = new float[batch * Classes];
+        float compiledLoss = net.TrainStep(x, labels, batch, logitsOut);
+        if (Math.Abs(compiledLoss - eagerLoss) > 1e-4 * (1 + Math.Abs(eagerLoss))) return $"loss {compiledLoss} vs eager {eagerLoss}";
+        if (Differs(eagerLogits, logitsOut, 1e-4) is { } l) return "logits" + l;
+        for (int i = 0; i < eagerGrads.Length; i++)
+            if (Differs(eagerGrads[i], store.Gradient(store.Parameters[i]).ToArray(), 1e-3) is { } g) return store.Parameters[i].Name + g;
+        return eagerGrads.Any(g => g.Any(v => v != 0)) ? null : "every gradient is zero (the comparison would be vacuous)";
+    }
+
+    private static string? Differs(float[] expected, float[] actual, double rel)
+    {
+        if (expected.Length != actual.Length) return $": {actual.Length} values, eager {expected.Length}";
+        double scale = expected.Select(v => Math.Abs((double)v)).DefaultIfEmpty(0).Max() + 1e-6;
+        for (int i = 0; i < expected.Length; i++)
+            if (!(Math.Abs(expected[i] - actual[i]) <= rel * scale + 1e-6)) return $"[{i}]: compiled {actual[i]}, eager {expected[i]} (scale {scale:G3})";
+        return null;
+    }
+
+    private sealed record RandomNet(string Name, string Source, int[] InputShape);
+
+    private static string F(double v) => v.ToString("0.0##", CultureInfo.InvariantCulture) + "f";
+
+    private static readonly string[] s_activations = ["Relu()", "Gelu()", "Tanh()", "Sigmoid()", "Silu()", "LeakyRelu(0.1f)", "Elu()", "Hardswish()"];
+
+    /// <summary>An image network: a random walk over [C, H, W] ops, then Flatten and two Linear layers.</summary>
+    private static RandomNet ImageNet(Random r, int index)
+    {
+        string name = "Image" + index;
+        int c = r.Next(1, 4), h = r.Next(5, 10), w = r.Next(5, 10);
+        int[] input = [c, h, w];
+        var layers = new StringBuilder();
+        var body = new StringBuilder();
+        int layer = 0, value = 0;
+        string x = "x";
+        string Next() => "h" + value++;
+        string Layer(string attribute, string type)
+        {
+            string p = "L" + layer++;
+            layers.AppendLine($"    [{attribute}] public partial {type} {p} {{ get; }}");
+            return p;
+        }
+        string Conv(int cin, int cout, int k, int s, int p, bool bias, int groups = 1) =>
+            Layer($"Conv2d({cin}, {cout}, kernel: {k}, stride: {s}, padding: {p}, bias: {(bias ? "true" : "false")}{(groups > 1 ? $", Groups = {groups}" : "")})", "Conv2d");
+
+        int steps = r.Next(2, 7);
+        for (int step = 0; step < steps; step++)
+        {
+            string y = Next();
+            switch (r.Next(14))
+            {
+                case 0 or 1:
+                {
+                    int k = r.Next(1, 4), s = r.Next(1, 3), p = r.Next(0, k / 2 + 1), cout = r.Next(2, 7);
+                    if ((h + 2 * p - k) / s + 1 < 2 || (w + 2 * p - k) / s + 1 < 2) { s = 1; p = k / 2; }
+                    int groups = c > 1 && cout % c == 0 && r.Next(3) == 0 ? c : 1;
+                    string conv = Conv(c, cout, k, s, p, r.Next(3) > 0, groups);
+                    string act = r.Next(3) > 0 ? "." + s_activations[r.Next(s_activations.Length)] : "";
+                    body.AppendLine($"        var {y} = {x}.Apply({conv}){act};");
+                    (c, h, w) = (cout, (h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+                    break;
+                }
+                case 2 when h >= 3 && w >= 3:
+                {
+                    int s = r.Next(1, 3), p = r.Next(0, 2);
+                    string op = r.Next(2) == 0 ? "MaxPool2d" : "AvgPool2d";
+                    bool asLayer = r.Next(2) == 0;
+                    string call = asLayer ? $"Apply({Layer($"{op}(2, {s}, {p})", op)})" : $"{op}(2, {s}, {p})";
+                    string relu = r.Next(2) == 0 ? ".Relu()" : "";
+                    body.AppendLine($"        var {y} = {x}.{call}{relu};");
+                    (h, w) = ((h + 2 * p - 2) / s + 1, (w + 2 * p - 2) / s + 1);
+                    break;
+                }
+                case 3:
+                    body.AppendLine($"        var {y} = {x}.Apply({Layer($"BatchNorm2d({c})", "BatchNorm2d")}).{s_activations[r.Next(s_activations.Length)]};");
+                    break;
+                case 4:
+                {
+                    // A residual block: two shape-keeping convolutions (the second without an activation), added to x.
+                    string a = Conv(c, c, 3, 1, 1, r.Next(2) == 0), b = Conv(c, c, 3, 1, 1, true);
+                    body.AppendLine($"        var {y} = ({x}.Apply({a}).Relu().Apply({b}) + {x}).Relu();");
+                    break;
+                }
+                case 5:
+                {
+                    int ca = r.Next(1, 4), cb = r.Next(1, 4);
+                    string a = Conv(c, ca, 1, 1, 0, true), b = Conv(c, cb, 3, 1, 1, r.Next(2) == 0);
+                    body.AppendLine($"        var {y} = Tensor.Concat(1, {x}.Apply({a}).Relu(), {x}.Apply({b}).Tanh());");
+                    c = ca + cb;
+                    break;
+                }
+                case 6:
+                    // A squeeze-and-excitation style gate: [C, H, W] times a broadcast [C, 1, 1].
+                    body.AppendLine($"        var {y} = {x} * {x}.AdaptiveAvgPool2d(1).Sigmoid();");
+                    break;
+                case 7:
+                    body.AppendLine(r.Next(3) switch
+                    {
+                        0 => $"        var {y} = {x} * {F(0.5 + r.NextDouble())} + {F(r.NextDouble() - 0.5)};",
+                        1 => $"        var {y} = 1f - {x}.Sigmoid();",
+                        _ => $"        var {y} = ({x} - {x}.Tanh()) * {x};",
+                    });
+                    break;
+                case 8 when h * w <= 36:
+                    body.AppendLine($"        var {y} = {x}.Upsample(2{(r.Next(2) == 0 ? ", UpsampleMode.Bilinear" : "")});");
+                    (h, w) = (2 * h, 2 * w);
+                    break;
+                case 9 when c % 2 == 0:
+                {
+                    body.AppendLine($"        var ({y}a, {y}b) = {x}.Chunk(2, 1);");
+                    body.AppendLine($"        var {y} = {y}a.Relu() * {y}b.Sigmoid();");
+                    c /= 2;
+                    break;
+                }
+                case 10 when c % 2 == 0:
+                    body.AppendLine($"        var {y} = {x}.Apply({Layer($"GroupNorm(2, {c})", "GroupNorm")}).Silu();");
+                    break;
+                case 11 when h >= 5 && w >= 5:
+                {
+                    // Dilated: the window spans 5 pixels.
+                    int cout = r.Next(2, 5), p = r.Next(0, 3);
+                    body.AppendLine($"        var {y} = {x}.Apply({Layer($"Conv2d({c}, {cout}, kernel: 3, padding: {p}, dilation: 2)", "Conv2d")}).Relu();");
+                    (c, h, w) = (cout, h + 2 * p - 4, w + 2 * p - 4);
+                    break;
+                }
+                case 12 when h * w <= 36:
+                {
+                    int cout = r.Next(1, 5);
+                    body.AppendLine($"        var {y} = {x}.Apply({Layer($"ConvTranspose2d({c}, {cout}, kernel: 2, stride: 2)", "ConvTranspose2d")}).Gelu();");
+                    (c, h, w) = (cout, 2 * h, 2 * w);
+                    break;
+                }
+                case 13:
+                    // Each pixel less its mean over the channels: a [1, H, W] broadcast back over C.
+                    body.AppendLine($"        var {y} = {x} - {x}.Mean(1, keepDim: true);");
+                    break;
+                default:
+                    body.AppendLine($"        var {y} = {x}.{s_activations[r.Next(s_activations.Length)]};");
+                    break;
+            }
+            x = y;
+        }
+        int hidden = r.Next(3, 9);
+        string fc1 = Layer($"Linear({c * h * w}, {hidden}, bias: {(r.Next(4) > 0 ? "true" : "false")})", "Linear"), fc2 = Layer($"Linear({hidden}, {Classes})", "Linear");
+        body.AppendLine($"        return {x}.Flatten().Apply({fc1}).{s_activations[r.Next(s_activations.Length)]}.Apply({fc2});");
+        return new RandomNet(name, Class(name, $"{input[0]}, {input[1]}, {input[2]}", layers, body), input);
+    }
+
+    /// <summary>A network on feature vectors: Linear layers, norms, residual adds, splits and concatenations.</summary>
+    private static RandomNet FeatureNet(Random r, int index)
+    {
+        string name = "Features" + index;
+        int f = r.Next(2, 9);
+        int[] input = [f];
+        var layers = new StringBuilder();
+        var body = new StringBuilder();
+        int layer = 0, value = 0;
+        string x = "x";
+        string Layer(string attribute, string type)
+        {
+            string p = "L" + layer++;
+            layers.AppendLine($"    [{attribute}] public partial {type} {p} {{ get; }}");
+            return p;
+        }
+        int steps = r.Next(2, 7);
+        for (int step = 0; step < steps; step++)
+        {
+            string y = "h" + value++;
+            switch (r.Next(8))
+            {
+                case 0 or 1:
+                {
+                    int o = r.Next(2, 9);
+                    body.AppendLine($"        var {y} = {x}.Apply({Layer($"Linear({f}, {o}, bias: {(r.Next(3) > 0 ? "true" : "false")})", "Linear")}).{s_activations[r.Next(s_activations.Length)]};");
+                    f = o;
+                    break;
+                }
+                case 2:
+                    body.AppendLine($"        var {y} = {x}.Apply({Layer($"LayerNorm({f})", "LayerNorm")});");
+                    break;
+                case 3:
+                    body.AppendLine($"        var {y} = {x}.Apply({Layer($"BatchNorm1d({f})", "BatchNorm1d")}).Relu();");
+                    break;
+                case 4:
+                    body.AppendLine($"        var {y} = {x} + {x}.Apply({Layer($"Linear({f}, {f})", "Linear")}).Gelu();");
+                    break;
+                case 5 when f >= 2:
+                {
+                    int a = r.Next(1, f);
+                    body.AppendLine($"        var {y} = Tensor.Concat(1, {x}.Narrow(1, 0, {a}).Tanh(), {x}.Narrow(1, {a}, {f - a}) * 2f, {x}.Relu());");
+                    f = 2 * f;
+                    break;
+                }
+                case 6:
+                {
+                    // One layer applied twice: its weights are shared, their gradients summed.
+                    string shared = Layer($"Linear({f}, {f})", "Linear");
+                    body.AppendLine($"        var {y} = {x}.Apply({shared}).Tanh().Apply({shared});");
+                    break;
+                }
+                default:
+                    body.AppendLine($"        var {y} = {x} * {x}.Sigmoid();");
+                    break;
+            }
+            x = y;
+        }
+        body.AppendLine($"        return {x}.Apply({Layer($"Linear({f}, {Classes})", "Linear")});");
+        return new RandomNet(name, Class(name, input[0].ToString(CultureInfo.InvariantCulture), layers, body), input);
+    }
+
+    private static string Class(string name, string input, StringBuilder layers, StringBuilder body) => $$"""
+        [Network, Input({{input}}), CrossEntropyLoss]
+        public partial class {{name}}
+        {
+        {{layers}}
+            Tensor Forward(Tensor x)
+            {
+        {{body}}    }
+        }
+        """;
+}
