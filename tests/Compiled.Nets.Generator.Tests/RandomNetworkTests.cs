@@ -50,6 +50,123 @@ public class RandomNetworkTests
         Assert.True(failures.Count == 0, string.Join("\n\n", failures));
     }
 
+    /// <summary>The random sequence networks and their compiled assembly, built once for both of their tests.</summary>
+    private static readonly Lazy<(List<RandomNet> Nets, Assembly Assembly)> s_sequences = new(() =>
+    {
+        var random = new Random(4242);
+        var nets = Enumerable.Range(0, 16).Select(i => SequenceNet(random, i)).ToList();
+        var source = new StringBuilder("using Compiled.Nets;\nnamespace Fuzz;\n");
+        foreach (var n in nets) source.AppendLine(n.Source);
+        var (diagnostics, _, _) = GeneratorHarness.Run(source.ToString());
+        Assert.True(diagnostics.IsEmpty, string.Join("\n", diagnostics));
+        return (nets, Build(source.ToString()));
+    });
+
+    /// <summary>The random sequence networks exported to ONNX (ids and attention_mask in, a symbolic batch and length)
+    /// run in ONNX Runtime to 1e-4 of the compiled inference on right-padded batches.</summary>
+    [Fact]
+    public void RandomSequenceNetworks_ExportedToOnnx_RunInOnnxRuntimeAsCompiled()
+    {
+        var (nets, assembly) = s_sequences.Value;
+        var failures = new List<string>();
+        foreach (var n in nets)
+        {
+            var type = assembly.GetType("Fuzz." + n.Name)!;
+            var instance = Activator.CreateInstance(type, 11UL)!;
+            using var owner = (IDisposable)instance;
+            var net = (ISequenceClassifier)instance;
+            string path = Path.Combine(Path.GetTempPath(), $"cnet-random-{n.Name}-{Guid.NewGuid():N}.onnx");
+            try
+            {
+                type.GetMethod("ExportOnnx", [typeof(string)])!.Invoke(instance, [path]);
+                using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(path);
+                foreach (var (batch, length) in new[] { (1, 1), (3, MaxSequence) })
+                {
+                    var (ids, mask) = Padded(batch, length, new Random(batch + length));
+                    var expected = new float[batch * Classes];
+                    net.Forward(ids, mask, batch, length, expected);
+                    static Microsoft.ML.OnnxRuntime.NamedOnnxValue Longs(string name, int[] v, int b, int t) =>
+                        Microsoft.ML.OnnxRuntime.NamedOnnxValue.CreateFromTensor(name, new Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<long>(v.Select(x => (long)x).ToArray(), [b, t]));
+                    // A network whose outputs the mask cannot change (only per-position ops before the first token) exports no mask input.
+                    var inputs = new List<Microsoft.ML.OnnxRuntime.NamedOnnxValue> { Longs("input", ids, batch, length) };
+                    if (session.InputMetadata.ContainsKey("attention_mask")) inputs.Add(Longs("attention_mask", mask, batch, length));
+                    using var results = session.Run(inputs);
+                    var actual = results.Single(r => r.Name == "output").AsEnumerable<float>().ToArray();
+                    if (Differs(expected, actual, 1e-4) is { } d) failures.Add($"{n.Name} at batch {batch}, length {length}: ONNX Runtime{d}\n{n.Source}");
+                }
+            }
+            catch (Exception e) { failures.Add($"{n.Name}: {e}\n{n.Source}"); }
+            finally { File.Delete(path); }
+        }
+        Assert.True(failures.Count == 0, string.Join("\n\n", failures));
+    }
+
+    /// <summary>Random ids, right-padded as a tokenizer pads: sample b has length − b real tokens (at least one).</summary>
+    private static (int[] Ids, int[] Mask) Padded(int batch, int length, Random random)
+    {
+        var ids = Enumerable.Range(0, batch * length).Select(_ => random.Next(Vocabulary)).ToArray();
+        var mask = new int[batch * length];
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < Math.Max(1, length - b); t++) mask[b * length + t] = 1;
+        return (ids, mask);
+    }
+
+    /// <summary>
+    /// Random sequence networks: compiled training step against the eager tape with the mask, at batch 1 and 3 and at
+    /// lengths 1, 4 and MaxSequence, right-padded as a tokenizer pads (each sample of a batch one token shorter).
+    /// </summary>
+    [Fact]
+    public void RandomSequenceNetworks_TrainStepMatchesTheirEagerForward()
+    {
+        var (nets, assembly) = s_sequences.Value;
+        var failures = new List<string>();
+        foreach (var n in nets)
+            foreach (var (batch, length) in new[] { (1, 1), (3, 4), (3, MaxSequence) })
+            {
+                string? why;
+                try { why = CompareSequence(assembly.GetType("Fuzz." + n.Name)!, batch, length); }
+                catch (Exception e) { why = e.ToString(); }
+                if (why is not null) failures.Add($"{n.Name} at batch {batch}, length {length}: {why}\n{n.Source}");
+            }
+        Assert.True(failures.Count == 0, string.Join("\n\n", failures));
+    }
+
+    private static string? CompareSequence(Type type, int batch, int length)
+    {
+        var instance = Activator.CreateInstance(type, 3UL)!;
+        using var owner = (IDisposable)instance;
+        var net = (ISequenceClassifier)instance;
+        var (ids, mask) = Padded(batch, length, new Random(batch * 7 + length));
+        var labels = Enumerable.Range(0, batch).Select(b => (b + length) % Classes).ToArray();
+
+        net.Parameters.ZeroGradients();
+        float[] eagerLogits;
+        float eagerLoss;
+        using (Eager.Training())
+        {
+            var logits = ((ILayer)instance).Forward(Tensor.FromIds(ids, batch, length).WithMask(mask));
+            eagerLogits = logits.Data.ToArray();
+            var loss = logits.CrossEntropy(labels);
+            eagerLoss = loss.Data[0];
+            loss.Backward();
+        }
+        var store = net.Parameters;
+        var eagerGrads = store.Parameters.Select(p => store.Gradient(p).ToArray()).ToArray();
+        double scale = eagerGrads.SelectMany(g => g).Select(v => Math.Abs((double)v)).DefaultIfEmpty(0).Max();
+
+        var logitsOut = new float[batch * Classes];
+        float compiledLoss = net.TrainStep(ids, labels, mask, batch, length, logitsOut);
+        if (Math.Abs(compiledLoss - eagerLoss) > 1e-4 * (1 + Math.Abs(eagerLoss))) return $"loss {compiledLoss} vs eager {eagerLoss}";
+        if (Differs(eagerLogits, logitsOut, 1e-4) is { } l) return "logits" + l;
+        for (int i = 0; i < eagerGrads.Length; i++)
+            if (Differs(eagerGrads[i], store.Gradient(store.Parameters[i]).ToArray(), 1e-3, scale) is { } g) return store.Parameters[i].Name + g;
+        // Inference gives the training step's logits (nothing random in these networks).
+        var inference = new float[batch * Classes];
+        net.Forward(ids, mask, batch, length, inference);
+        if (Differs(logitsOut, inference, 1e-5) is { } f) return "Forward" + f;
+        return scale > 0 ? null : "every gradient is zero (the comparison would be vacuous)";
+    }
+
     /// <summary>
     /// Each network exported to ONNX after two training steps (so BatchNorm's running statistics are not trivial) runs in
     /// ONNX Runtime to 1e-4 of the compiled inference, at batch 1 and 3 (the batch dimension is symbolic).
@@ -329,6 +446,89 @@ public class RandomNetworkTests
         string fc1 = Layer($"Linear({c * h * w}, {hidden}, bias: {(r.Next(4) > 0 ? "true" : "false")})", "Linear"), fc2 = Layer($"Linear({hidden}, {Classes})", "Linear");
         body.AppendLine($"        return {x}.Flatten().Apply({fc1}).{s_activations[r.Next(s_activations.Length)]}.Apply({fc2});");
         return new RandomNet(name, Class(name, $"{input[0]}, {input[1]}, {input[2]}", layers, body), input);
+    }
+
+    private const int Vocabulary = 20, MaxSequence = 7;
+
+    /// <summary>
+    /// A network on token ids of any length T ≤ MaxSequence with Hugging Face's mask: word (and position) embeddings,
+    /// then per-position layers, masked self-attention, LSTM/GRU layers and residual adds over [T, D], then a pooling
+    /// over T (the first token, the masked mean, a masked softmax-weighted sum) and a classifier.
+    /// </summary>
+    private static RandomNet SequenceNet(Random r, int index)
+    {
+        string name = "Sequence" + index;
+        var layers = new StringBuilder();
+        var body = new StringBuilder();
+        int layer = 0, value = 0, d = 2 * r.Next(2, 5);
+        string Layer(string attribute, string type)
+        {
+            string p = "L" + layer++;
+            layers.AppendLine($"    [{attribute}] public partial {type} {p} {{ get; }}");
+            return p;
+        }
+        string x = "h" + value++;
+        string positions = r.Next(2) == 0 ? $".Apply({Layer($"PositionEmbedding({MaxSequence + 1}, {d})", "PositionEmbedding")})" : "";
+        body.AppendLine($"        var {x} = ids.Apply({Layer($"Embedding({Vocabulary}, {d})", "Embedding")}){positions};");
+        int steps = r.Next(1, 5);
+        for (int step = 0; step < steps; step++)
+        {
+            string y = "h" + value++;
+            switch (r.Next(6))
+            {
+                case 0:
+                {
+                    int o = 2 * r.Next(1, 5);
+                    body.AppendLine($"        var {y} = {x}.Apply({Layer($"Linear({d}, {o})", "Linear")}).{s_activations[r.Next(s_activations.Length)]};");
+                    d = o;
+                    break;
+                }
+                case 1:
+                    body.AppendLine($"        var {y} = {x}.Apply({Layer($"LayerNorm({d})", "LayerNorm")});");
+                    break;
+                case 2:
+                {
+                    int heads = d % 4 == 0 && r.Next(2) == 0 ? 2 : 1;
+                    string attention = Layer($"SelfAttention({d}, {heads})", "SelfAttention"), output = Layer($"Linear({d}, {d})", "Linear");
+                    body.AppendLine($"        var {y} = ({x} + {x}.Apply({attention}).Apply({output})).Apply({Layer($"LayerNorm({d})", "LayerNorm")});");
+                    break;
+                }
+                case 3:
+                {
+                    int hidden = r.Next(2, 5);
+                    bool lstm = r.Next(2) == 0, both = r.Next(2) == 0;
+                    string kind = lstm ? "LSTM" : "GRU";
+                    body.AppendLine($"        var {y} = {x}.Apply({Layer($"{kind}({d}, {hidden}, numLayers: {r.Next(1, 3)}, bidirectional: {(both ? "true" : "false")})", kind)});");
+                    d = both ? 2 * hidden : hidden;
+                    break;
+                }
+                case 4:
+                    body.AppendLine($"        var {y} = {x} + {x}.Apply({Layer($"Linear({d}, {d})", "Linear")}).Gelu();");
+                    break;
+                default:
+                    body.AppendLine($"        var {y} = {x}.{s_activations[r.Next(s_activations.Length)]};");
+                    break;
+            }
+            x = y;
+        }
+        string pooled = r.Next(4) switch
+        {
+            0 => $"{x}.SelectToken(0)",
+            1 => $"{x}.MeanOverSequence()",
+            2 => $"({x} * {x}.Apply({Layer($"Linear({d}, 1)", "Linear")}).Softmax(1)).Sum(1)",
+            _ => $"({x}.SelectToken(0) + {x}.MeanOverSequence())",
+        };
+        body.AppendLine($"        return {pooled}.Apply({Layer($"Linear({d}, {Classes})", "Linear")});");
+        return new RandomNet(name, $$"""
+            [Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = {{MaxSequence}}), CrossEntropyLoss]
+            public partial class {{name}}
+            {
+            {{layers}}
+                Tensor Forward(Tensor ids)
+                {
+            {{body}}    }
+            }
+            """, [MaxSequence]);
     }
 
     /// <summary>A network on feature vectors: Linear layers, norms, residual adds, splits and concatenations.</summary>
