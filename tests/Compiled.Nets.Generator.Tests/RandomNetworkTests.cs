@@ -210,13 +210,15 @@ public class RandomNetworkTests
 
     /// <summary>
     /// Other random networks through the device twin on ILGPU's CPU accelerator: the generated fused kernels and the
-    /// library kernels give the CPU network's logits, loss, gradients and inference.
+    /// library kernels give the CPU network's logits, loss, gradients and inference — image and feature networks, and
+    /// sequence networks on right-padded batches.
     /// </summary>
     [Fact]
     public void RandomNetworks_OnTheDevice_MatchTheCpu()
     {
         var random = new Random(77);
-        var nets = Enumerable.Range(0, 12).Select(i => i % 4 == 3 ? FeatureNet(random, i) : ImageNet(random, i)).ToList();
+        var nets = Enumerable.Range(0, 12).Select(i => i % 4 == 3 ? FeatureNet(random, i) : ImageNet(random, i))
+            .Concat(Enumerable.Range(0, 4).Select(i => SequenceNet(random, i))).ToList();
         var source = new StringBuilder("using Compiled.Nets;\nnamespace Fuzz;\n");
         foreach (var n in nets) source.AppendLine(n.Source);
         var assembly = Build(source.ToString(), gpu: true);
@@ -231,14 +233,29 @@ public class RandomNetworkTests
                 var hostInstance = Activator.CreateInstance(type, 9UL)!;
                 using var cpuOwner = (IDisposable)cpuInstance;
                 using var hostOwner = (IDisposable)hostInstance;
-                var cpu = (IClassifier)cpuInstance; var host = (IClassifier)hostInstance;
+                var cpu = (INetwork)cpuInstance; var host = (INetwork)hostInstance;
                 using var dev = (Compiled.Nets.Gpu.DeviceNetwork)type.GetMethod("ToDevice", [typeof(Compiled.Nets.Gpu.GpuDevice)])!.Invoke(hostInstance, [device])!;
-                int batch = 3, inSize = n.InputShape.Aggregate(1, (a, b) => a * b);
-                var r = new Random(n.Name.Length);
-                var x = Enumerable.Range(0, batch * inSize).Select(_ => (float)(r.NextDouble() * 2 - 1)).ToArray();
+                const int batch = 3;
                 int[] labels = [0, 2, 1];
                 var a = new float[batch * Classes]; var b = new float[batch * Classes];
-                float la = cpu.TrainStep(x, labels, batch, a), lb = dev.TrainStep(x, labels, batch, b);
+                Action inference;
+                float la, lb;
+                if (cpuInstance is ISequenceClassifier sequence)
+                {
+                    var (ids, mask) = Padded(batch, MaxSequence - 1, new Random(n.Name.Length));
+                    la = sequence.TrainStep(ids, labels, mask, batch, MaxSequence - 1, a);
+                    lb = dev.TrainStep(ids, labels, mask, batch, MaxSequence - 1, b);
+                    inference = () => { sequence.Forward(ids, mask, batch, MaxSequence - 1, a); dev.Forward(ids, mask, batch, MaxSequence - 1, b); };
+                }
+                else
+                {
+                    var classifier = (IClassifier)cpuInstance;
+                    var r = new Random(n.Name.Length);
+                    var x = Enumerable.Range(0, batch * classifier.InputSize).Select(_ => (float)(r.NextDouble() * 2 - 1)).ToArray();
+                    la = classifier.TrainStep(x, labels, batch, a);
+                    lb = dev.TrainStep(x, labels, batch, b);
+                    inference = () => { classifier.Forward(x, batch, a); dev.Forward(x, batch, b); };
+                }
                 string? why = Math.Abs(la - lb) > 1e-4 * (1 + Math.Abs(la)) ? $"loss {lb} vs CPU {la}" : Differs(a, b, 1e-4) is { } d ? "logits" + d : null;
                 dev.CopyGradientsToHost();
                 // Relative to the network's largest gradient: behind a BatchNorm of a small batch a bias gradient is a small
@@ -251,7 +268,7 @@ public class RandomNetworkTests
                     var p = cpu.Parameters.Parameters[i];
                     if (Differs(cpuGrads[i], host.Parameters.Gradient(host.Parameters[p.Name]).ToArray(), 5e-4, gradScale) is { } g) why = p.Name + g;
                 }
-                cpu.Forward(x, batch, a); dev.Forward(x, batch, b);
+                inference();
                 why ??= Differs(a, b, 1e-4) is { } f ? "Forward" + f : null;
                 if (why is not null) failures.Add($"{n.Name}: {why}\n{n.Source}");
             }
