@@ -208,13 +208,8 @@ public class RandomNetworkTests
         Assert.True(failures.Count == 0, string.Join("\n\n", failures));
     }
 
-    /// <summary>
-    /// Other random networks through the device twin on ILGPU's CPU accelerator: the generated fused kernels and the
-    /// library kernels give the CPU network's logits, loss, gradients and inference — image and feature networks, and
-    /// sequence networks on right-padded batches.
-    /// </summary>
-    [Fact]
-    public void RandomNetworks_OnTheDevice_MatchTheCpu()
+    /// <summary>See <see cref="RandomDeviceNetworkTests"/>.</summary>
+    internal static void DeviceTwinsMatchTheCpu()
     {
         var random = new Random(77);
         var nets = Enumerable.Range(0, 12).Select(i => i % 4 == 3 ? FeatureNet(random, i) : ImageNet(random, i))
@@ -620,4 +615,21 @@ public class RandomNetworkTests
         {{body}}    }
         }
         """;
+}
+
+/// <summary>The device test runs alone: ILGPU's CPU accelerator runs a group's threads in lockstep on the two cores,
+/// which the other test classes' threads would starve (and it theirs).</summary>
+[CollectionDefinition(nameof(RandomDeviceNetworkTests), DisableParallelization = true)]
+public sealed class RandomDeviceNetworkCollection;
+
+[Collection(nameof(RandomDeviceNetworkTests))]
+public class RandomDeviceNetworkTests
+{
+    /// <summary>
+    /// Other random networks through the device twin on ILGPU's CPU accelerator: the generated fused kernels and the
+    /// library kernels give the CPU network's logits, loss, gradients and inference — image and feature networks, and
+    /// sequence networks on right-padded batches.
+    /// </summary>
+    [Fact]
+    public void RandomNetworks_OnTheDevice_MatchTheCpu() => RandomNetworkTests.DeviceTwinsMatchTheCpu();
 }
