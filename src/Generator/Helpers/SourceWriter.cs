@@ -39,7 +39,6 @@ namespace Compiled.Nets.Generator.Helpers
 
         public override string ToString() => _sb.ToString();
 
-        /// <summary>Formats a float literal with invariant culture and an <c>f</c> suffix.</summary>
         /// <summary>Whether a constant survives as a float literal (no NaN, no infinity, not beyond float's range).</summary>
         public static bool IsFiniteFloat(double value)
         {
@@ -47,6 +46,7 @@ namespace Compiled.Nets.Generator.Helpers
             return !float.IsNaN(f) && !float.IsInfinity(f);
         }
 
+        /// <summary>Formats a float literal with invariant culture and an <c>f</c> suffix.</summary>
         public static string FloatLiteral(double value)
         {
             string s = ((float)value).ToString("R", CultureInfo.InvariantCulture);

@@ -857,8 +857,8 @@ namespace Compiled.Nets.Generator.Parsing
                     return;
                 }
                 // Distinct state names can still meet in a field name ("a.b" and "a_b"): the field is numbered then.
-                string field = "_p_" + l.StateName.Replace('.', '_') + "_" + suffix.Replace('.', '_');
-                for (int n = 2; _paramFields.Contains(field); n++) field = "_p_" + l.StateName.Replace('.', '_') + "_" + suffix.Replace('.', '_') + n.ToString(CultureInfo.InvariantCulture);
+                string plain = "_p_" + l.StateName.Replace('.', '_') + "_" + suffix.Replace('.', '_'), field = plain;
+                for (int n = 2; _paramFields.Contains(field); n++) field = plain + n.ToString(CultureInfo.InvariantCulture);
                 _params.Add(new ParamSpec(field, name, shape.ToEquatableArray(), role, init, buffer));
                 _paramNames.Add(name);
                 _paramFields.Add(field);
