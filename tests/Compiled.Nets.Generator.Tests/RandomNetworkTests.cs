@@ -24,12 +24,7 @@ public class RandomNetworkTests
     private static readonly Lazy<(List<RandomNet> Nets, Assembly Assembly)> s_built = new(() =>
     {
         var random = new Random(20261206);
-        var nets = Enumerable.Range(0, 28).Select(i => i % 4 == 3 ? FeatureNet(random, i) : ImageNet(random, i)).ToList();
-        var source = new StringBuilder("using Compiled.Nets;\nnamespace Fuzz;\n");
-        foreach (var n in nets) source.AppendLine(n.Source);
-        var (diagnostics, _, _) = GeneratorHarness.Run(source.ToString());
-        Assert.True(diagnostics.IsEmpty, string.Join("\n", diagnostics));
-        return (nets, Build(source.ToString()));
+        return Assemble(Enumerable.Range(0, 28).Select(i => i % 4 == 3 ? FeatureNet(random, i) : ImageNet(random, i)).ToList());
     });
 
     [Fact]
@@ -37,7 +32,7 @@ public class RandomNetworkTests
     {
         var (nets, assembly) = s_built.Value;
         var failures = new List<string>();
-        foreach (var n in nets.Take(14))
+        foreach (var n in nets)
         {
             foreach (int batch in new[] { 1, 3 })
             {
@@ -54,12 +49,7 @@ public class RandomNetworkTests
     private static readonly Lazy<(List<RandomNet> Nets, Assembly Assembly)> s_sequences = new(() =>
     {
         var random = new Random(4242);
-        var nets = Enumerable.Range(0, 16).Select(i => SequenceNet(random, i)).ToList();
-        var source = new StringBuilder("using Compiled.Nets;\nnamespace Fuzz;\n");
-        foreach (var n in nets) source.AppendLine(n.Source);
-        var (diagnostics, _, _) = GeneratorHarness.Run(source.ToString());
-        Assert.True(diagnostics.IsEmpty, string.Join("\n", diagnostics));
-        return (nets, Build(source.ToString()));
+        return Assemble(Enumerable.Range(0, 16).Select(i => SequenceNet(random, i)).ToList());
     });
 
     /// <summary>The random sequence networks exported to ONNX (ids and attention_mask in, a symbolic batch and length)
@@ -69,7 +59,7 @@ public class RandomNetworkTests
     {
         var (nets, assembly) = s_sequences.Value;
         var failures = new List<string>();
-        foreach (var n in nets.Take(14))
+        foreach (var n in nets)
         {
             var type = assembly.GetType("Fuzz." + n.Name)!;
             var instance = Activator.CreateInstance(type, 11UL)!;
@@ -120,7 +110,7 @@ public class RandomNetworkTests
     {
         var (nets, assembly) = s_sequences.Value;
         var failures = new List<string>();
-        foreach (var n in nets.Take(14))
+        foreach (var n in nets)
             foreach (var (batch, length) in new[] { (1, 1), (3, 4), (3, MaxSequence) })
             {
                 string? why;
@@ -177,7 +167,7 @@ public class RandomNetworkTests
     {
         var (nets, assembly) = s_built.Value;
         var failures = new List<string>();
-        foreach (var n in nets.Take(14))
+        foreach (var n in nets)
         {
             var type = assembly.GetType("Fuzz." + n.Name)!;
             var instance = Activator.CreateInstance(type, 7UL)!;
@@ -263,14 +253,11 @@ public class RandomNetworkTests
     internal static void DeviceTwinsMatchTheCpu()
     {
         var random = new Random(77);
-        var nets = Enumerable.Range(0, 12).Select(i => i % 4 == 3 ? FeatureNet(random, i) : ImageNet(random, i))
-            .Concat(Enumerable.Range(0, 4).Select(i => SequenceNet(random, i))).ToList();
-        var source = new StringBuilder("using Compiled.Nets;\nnamespace Fuzz;\n");
-        foreach (var n in nets) source.AppendLine(n.Source);
-        var assembly = Build(source.ToString(), gpu: true);
+        var (nets, assembly) = Assemble(Enumerable.Range(0, 12).Select(i => i % 4 == 3 ? FeatureNet(random, i) : ImageNet(random, i))
+            .Concat(Enumerable.Range(0, 4).Select(i => SequenceNet(random, i))).ToList(), gpu: true);
         using var device = Compiled.Nets.Gpu.GpuDevice.Open("cpu-accelerator");
         var failures = new List<string>();
-        foreach (var n in nets.Take(14))
+        foreach (var n in nets)
         {
             try
             {
@@ -323,8 +310,17 @@ public class RandomNetworkTests
         Assert.True(failures.Count == 0, string.Join("\n\n", failures));
     }
 
+    /// <summary>The networks in one namespace: they build without a diagnostic, and their compiled assembly.</summary>
+    private static (List<RandomNet> Nets, Assembly Assembly) Assemble(List<RandomNet> nets, bool gpu = false)
+    {
+        string source = "using Compiled.Nets;\nnamespace Fuzz;\n" + string.Join("\n", nets.Select(n => n.Source));
+        var (diagnostics, _, _) = GeneratorHarness.Run(gpu, source);
+        Assert.True(diagnostics.IsEmpty, string.Join("\n", diagnostics));
+        return (nets, Build(source, gpu));
+    }
+
     /// <summary>The sources through the generator, compiled and loaded (the runtime resolves to the test's own copy).</summary>
-    private static Assembly Build(string source, bool gpu = false)
+    private static Assembly Build(string source, bool gpu)
     {
         var compilation = GeneratorHarness.Compile(gpu, source).WithOptions(new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary,
             nullableContextOptions: NullableContextOptions.Enable, allowUnsafe: true, optimizationLevel: OptimizationLevel.Release));
@@ -387,6 +383,23 @@ public class RandomNetworkTests
 
     private sealed record RandomNet(string Name, string Source, int[] InputShape);
 
+    /// <summary>A network's layer properties as they are drawn: L0, L1, … with their attributes.</summary>
+    private sealed class Layers
+    {
+        private readonly StringBuilder _text = new();
+        private int _count;
+
+        /// <summary>Declares <c>[attribute] public partial type Lk { get; }</c> and returns its name.</summary>
+        public string Add(string attribute, string type)
+        {
+            string name = "L" + _count++;
+            _text.AppendLine($"    [{attribute}] public partial {type} {name} {{ get; }}");
+            return name;
+        }
+
+        public override string ToString() => _text.ToString();
+    }
+
     private static string F(double v) => v.ToString("0.0##", CultureInfo.InvariantCulture) + "f";
 
     private static readonly string[] s_activations = ["Relu()", "Gelu()", "Tanh()", "Sigmoid()", "Silu()", "LeakyRelu(0.1f)", "Elu()", "Hardswish()"];
@@ -397,17 +410,12 @@ public class RandomNetworkTests
         string name = "Image" + index;
         int c = r.Next(1, 4), h = r.Next(5, 10), w = r.Next(5, 10);
         int[] input = [c, h, w];
-        var layers = new StringBuilder();
+        var layers = new Layers();
         var body = new StringBuilder();
-        int layer = 0, value = 0;
+        int value = 0;
         string x = "x";
         string Next() => "h" + value++;
-        string Layer(string attribute, string type)
-        {
-            string p = "L" + layer++;
-            layers.AppendLine($"    [{attribute}] public partial {type} {p} {{ get; }}");
-            return p;
-        }
+        string Layer(string attribute, string type) => layers.Add(attribute, type);
         string Conv(int cin, int cout, int k, int s, int p, bool bias, int groups = 1) =>
             Layer($"Conv2d({cin}, {cout}, kernel: {k}, stride: {s}, padding: {p}, bias: {(bias ? "true" : "false")}{(groups > 1 ? $", Groups = {groups}" : "")})", "Conv2d");
 
@@ -527,15 +535,10 @@ public class RandomNetworkTests
     private static RandomNet SequenceNet(Random r, int index)
     {
         string name = "Sequence" + index;
-        var layers = new StringBuilder();
+        var layers = new Layers();
         var body = new StringBuilder();
-        int layer = 0, value = 0, d = 2 * r.Next(2, 5);
-        string Layer(string attribute, string type)
-        {
-            string p = "L" + layer++;
-            layers.AppendLine($"    [{attribute}] public partial {type} {p} {{ get; }}");
-            return p;
-        }
+        int value = 0, d = 2 * r.Next(2, 5);
+        string Layer(string attribute, string type) => layers.Add(attribute, type);
         string x = "h" + value++;
         string positions = r.Next(2) == 0 ? $".Apply({Layer($"PositionEmbedding({MaxSequence + 1}, {d})", "PositionEmbedding")})" : "";
         body.AppendLine($"        var {x} = ids.Apply({Layer($"Embedding({Vocabulary}, {d})", "Embedding")}){positions};");
@@ -606,16 +609,11 @@ public class RandomNetworkTests
         string name = "Features" + index;
         int f = r.Next(2, 9);
         int[] input = [f];
-        var layers = new StringBuilder();
+        var layers = new Layers();
         var body = new StringBuilder();
-        int layer = 0, value = 0;
+        int value = 0;
         string x = "x";
-        string Layer(string attribute, string type)
-        {
-            string p = "L" + layer++;
-            layers.AppendLine($"    [{attribute}] public partial {type} {p} {{ get; }}");
-            return p;
-        }
+        string Layer(string attribute, string type) => layers.Add(attribute, type);
         int steps = r.Next(2, 7);
         for (int step = 0; step < steps; step++)
         {
@@ -664,7 +662,7 @@ public class RandomNetworkTests
         return new RandomNet(name, Class(name, input[0].ToString(CultureInfo.InvariantCulture), layers, body), input);
     }
 
-    private static string Class(string name, string input, StringBuilder layers, StringBuilder body) => $$"""
+    private static string Class(string name, string input, Layers layers, StringBuilder body) => $$"""
         [Network, Input({{input}}), CrossEntropyLoss]
         public partial class {{name}}
         {
