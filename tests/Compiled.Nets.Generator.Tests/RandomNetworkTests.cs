@@ -14,13 +14,14 @@ namespace Compiled.Nets.Generator.Tests;
 /// each must build without a diagnostic, and its generated training step must agree with its own Forward run eagerly
 /// on the tape — logits, loss and every gradient — at batch 1 and 3. The planner's fusions (a convolution's bias and
 /// activations in one loop, a ReLU moved after a max-pool, chained biases) meet here in combinations no fixed test
-/// lists. Seeded: the same networks every run, and a failure prints its class.
+/// lists. The tests below take them (and random sequence networks) to ONNX Runtime, to the device twins and, broken
+/// once, to the diagnostics. Seeded: the same networks every run, and a failure prints its class.
 /// </summary>
 public class RandomNetworkTests
 {
     private const int Classes = 3;
 
-    /// <summary>The networks and their compiled assembly, built once for both tests.</summary>
+    /// <summary>The image and feature networks and their compiled assembly, built once for the tests that take them.</summary>
     private static readonly Lazy<(List<RandomNet> Nets, Assembly Assembly)> s_built = new(() =>
     {
         var random = new Random(20261206);
