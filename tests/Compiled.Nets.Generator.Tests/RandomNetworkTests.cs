@@ -66,11 +66,9 @@ public class RandomNetworkTests
             var instance = Activator.CreateInstance(type, 11UL)!;
             using var owner = (IDisposable)instance;
             var net = (ISequenceClassifier)instance;
-            string path = Path.Combine(Path.GetTempPath(), $"cnet-random-{n.Name}-{Guid.NewGuid():N}.onnx");
             try
             {
-                type.GetMethod("ExportOnnx", [typeof(string)])!.Invoke(instance, [path]);
-                using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(path);
+                using var session = Exported(instance);
                 foreach (var (batch, length) in new[] { (1, 1), (3, MaxSequence) })
                 {
                     var (ids, mask) = Padded(batch, length, new Random(batch + length));
@@ -87,9 +85,20 @@ public class RandomNetworkTests
                 }
             }
             catch (Exception e) { failures.Add($"{n.Name}: {e}\n{n.Source}"); }
-            finally { File.Delete(path); }
         }
         Assert.True(failures.Count == 0, string.Join("\n\n", failures));
+    }
+
+    /// <summary>The network exported to an ONNX file, loaded into ONNX Runtime (the file deleted once it is loaded).</summary>
+    private static Microsoft.ML.OnnxRuntime.InferenceSession Exported(object network)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"cnet-random-{network.GetType().Name}-{Guid.NewGuid():N}.onnx");
+        try
+        {
+            network.GetType().GetMethod("ExportOnnx", [typeof(string)])!.Invoke(network, [path]);
+            return new Microsoft.ML.OnnxRuntime.InferenceSession(path);
+        }
+        finally { File.Delete(path); }
     }
 
     /// <summary>Random ids, right-padded as a tokenizer pads: sample b has length − b real tokens (at least one).</summary>
@@ -178,11 +187,9 @@ public class RandomNetworkTests
             var random = new Random(n.Name.Length);
             var trainX = Enumerable.Range(0, 4 * inSize).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
             for (int step = 0; step < 2; step++) net.TrainStep(trainX, [0, 1, 2, 1], 4);
-            string path = Path.Combine(Path.GetTempPath(), $"cnet-random-{n.Name}-{Guid.NewGuid():N}.onnx");
             try
             {
-                type.GetMethod("ExportOnnx", [typeof(string)])!.Invoke(instance, [path]);
-                using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(path);
+                using var session = Exported(instance);
                 foreach (int batch in new[] { 1, 3 })
                 {
                     var x = Enumerable.Range(0, batch * inSize).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
@@ -195,7 +202,6 @@ public class RandomNetworkTests
                 }
             }
             catch (Exception e) { failures.Add($"{n.Name}: {e}\n{n.Source}"); }
-            finally { File.Delete(path); }
         }
         Assert.True(failures.Count == 0, string.Join("\n\n", failures));
     }
