@@ -210,7 +210,8 @@ public class RandomNetworkTests
     /// The random networks, each broken once as a user breaks one while typing — a Linear's or a convolution's input
     /// size off by one, a layer declaration deleted, an activation given an argument it does not take: the generator
     /// never fails, its generated files hold no compiler error, and a size off by one is exactly one CNET0001 at that
-    /// size (the rest of the class still compiles against the members it keeps).
+    /// size (the rest of the class still compiles against the members it keeps), whose code fix, where one is offered,
+    /// gives a network that builds without an error.
     /// </summary>
     [Fact]
     public void RandomNetworks_BrokenOnce_GiveOneErrorAndNoBrokenGeneratedCode()
@@ -218,11 +219,13 @@ public class RandomNetworkTests
         var (nets, _) = s_built.Value;
         var random = new Random(31);
         var failures = new List<string>();
+        int fixes = 0;
         foreach (var n in nets.Take(14))
         {
             foreach (var (what, broken, single) in Mutations(n.Source, random))
             {
-                var compilation = GeneratorHarness.Compile("using Compiled.Nets;\nnamespace Fuzz;\n" + broken);
+                string file = "using Compiled.Nets;\nnamespace Fuzz;\n" + broken;
+                var compilation = GeneratorHarness.Compile(file);
                 GeneratorHarness.Driver().RunGeneratorsAndUpdateCompilation(compilation, out var output, out var generatorDiagnostics);
                 var cnet = GeneratorHarness.Analyze(output).Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
                 var inGenerated = output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error
@@ -231,10 +234,20 @@ public class RandomNetworkTests
                     : inGenerated.Count > 0 ? "generated code does not compile: " + inGenerated[0]
                     : single is { } id && (cnet.Count != 1 || cnet[0].Id != id) ? $"expected one {id}, got: {string.Join("; ", cnet)}"
                     : single is null && cnet.Count == 0 && !output.GetDiagnostics().Any(d => d.Severity == DiagnosticSeverity.Error) ? "no error at all" : null;
+                // A code fix travels as the diagnostic's replacement text; offered, it must give a network that builds clean.
+                if (why is null && cnet.Count == 1 && cnet[0].Properties.TryGetValue("Replacement", out var replacement) && replacement is not null)
+                {
+                    fixes++;
+                    var span = cnet[0].Location.SourceSpan;
+                    var (after, _, fixedOutput) = GeneratorHarness.Run(file[..span.Start] + replacement + file[span.End..]);
+                    if (after.Length > 0 || fixedOutput.Any(d => d.Severity == DiagnosticSeverity.Error))
+                        why = $"the fix \"Change to {replacement}\" does not build: {string.Join("; ", after.Concat(fixedOutput.Where(d => d.Severity == DiagnosticSeverity.Error)).Take(3))}";
+                }
                 if (why is not null) failures.Add($"{n.Name}, {what}: {why}\n{broken}");
             }
         }
         Assert.True(failures.Count == 0, string.Join("\n\n", failures));
+        Assert.True(fixes > 0, "no mismatch was offered a fix: the fixes went untested");
     }
 
     /// <summary>One-edit breakages of a network's source: (what, the broken source, the one diagnostic it must give or null).</summary>
