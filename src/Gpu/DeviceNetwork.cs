@@ -13,8 +13,9 @@ namespace Compiled.Nets.Gpu;
 /// <see cref="ParameterStore"/> on creation and back with <see cref="CopyParametersToHost"/>, so checkpoints,
 /// safetensors and Hugging Face loading work on the host store unchanged.
 /// </summary>
-/// <remarks>One caller at a time: the device twin holds one workspace (unlike the CPU network's Forward, which is safe
-/// to call from many threads).</remarks>
+/// <remarks>Safe to call from many threads: a call holds its device (<see cref="EnterDevice"/>), so calls on one device
+/// — to any of its twins and device optimizers — run one at a time (a twin holds one workspace, and a device runs its
+/// kernels in order on one stream anyway).</remarks>
 public abstract class DeviceNetwork : IDisposable
 {
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _values, _gradients, _buffers;
@@ -262,10 +263,24 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>Runs the backward pass, adding every parameter's gradient.</summary>
     protected abstract void RunBackward(int batch);
 
+    /// <summary>Holds the device until the scope is disposed: every public call of a twin or a device optimizer takes it
+    /// first (a generated method too), so concurrent callers wait their turn instead of sharing a workspace. Reentrant.</summary>
+    protected Lock.Scope EnterDevice() => Device.Gate.EnterScope();
+
+    /// <summary>As <see cref="EnterDevice"/>, then checks that the twin and its device are alive (for a device optimizer's calls).</summary>
+    internal Lock.Scope EnterAlive()
+    {
+        var scope = EnterDevice();
+        try { ThrowIfDisposed(); }
+        catch { scope.Dispose(); throw; }
+        return scope;
+    }
+
     /// <summary>Inference in evaluation mode: <paramref name="output"/> gets batch × <see cref="OutputFeatures"/> logits.</summary>
     /// <exception cref="ArgumentException">Spans whose lengths do not fit the batch, naming the network and method.</exception>
     public void Forward(ReadOnlySpan<float> input, int batch, Span<float> output)
     {
+        using var exclusive = EnterDevice();
         TakesFloats("Forward");
         NetworkArguments.Check(Name, "Forward", input.Length, batch, InputFeatures, _inputShape, output.Length, OutputFeatures, _outputShape);
         Prepare(input, batch);
@@ -280,6 +295,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <exception cref="ArgumentException">Wrong lengths, or a label outside [0, classes) (naming the row).</exception>
     public float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Span<float> logits = default)
     {
+        using var exclusive = EnterDevice();
         TakesFloats("TrainStep");
         NetworkArguments.Check(Name, "TrainStep", input.Length, batch, InputFeatures, _inputShape, logits.IsEmpty ? -1 : logits.Length, OutputFeatures, _outputShape);
         Prepare(input, batch);
@@ -312,6 +328,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The mean loss in evaluation mode, without gradients.</summary>
     public float EvaluateLoss(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Span<float> logits = default)
     {
+        using var exclusive = EnterDevice();
         TakesFloats("EvaluateLoss");
         NetworkArguments.Check(Name, "EvaluateLoss", input.Length, batch, InputFeatures, _inputShape, logits.IsEmpty ? -1 : logits.Length, OutputFeatures, _outputShape);
         Prepare(input, batch);
@@ -327,6 +344,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <exception cref="InvalidOperationException">The network trains on class labels.</exception>
     public float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<float> targets, int batch, Span<float> output = default)
     {
+        using var exclusive = EnterDevice();
         TakesFloats("TrainStep");
         NetworkArguments.Check(Name, "TrainStep", input.Length, batch, InputFeatures, _inputShape, output.IsEmpty ? -1 : output.Length, OutputFeatures, _outputShape);
         Prepare(input, batch);
@@ -337,6 +355,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The mean loss on float targets in evaluation mode, without gradients.</summary>
     public float EvaluateLoss(ReadOnlySpan<float> input, ReadOnlySpan<float> targets, int batch, Span<float> output = default)
     {
+        using var exclusive = EnterDevice();
         TakesFloats("EvaluateLoss");
         NetworkArguments.Check(Name, "EvaluateLoss", input.Length, batch, InputFeatures, _inputShape, output.IsEmpty ? -1 : output.Length, OutputFeatures, _outputShape);
         Prepare(input, batch);
@@ -349,6 +368,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <exception cref="ArgumentOutOfRangeException">An id outside the embedding table, naming its position.</exception>
     public void Forward(ReadOnlySpan<int> ids, int batch, Span<float> output)
     {
+        using var exclusive = EnterDevice();
         TakesTokens("Forward");
         NetworkArguments.Check(Name, "Forward", ids.Length, batch, InputFeatures, _inputShape, output.Length, OutputFeatures, _outputShape);
         PrepareTokens(ids.Slice(0, batch * InputFeatures), batch);
@@ -359,6 +379,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <exception cref="ArgumentOutOfRangeException">An id outside the embedding table, naming its position.</exception>
     public float TrainStep(ReadOnlySpan<int> ids, ReadOnlySpan<int> labels, int batch, Span<float> logits = default)
     {
+        using var exclusive = EnterDevice();
         TakesTokens("TrainStep");
         NetworkArguments.Check(Name, "TrainStep", ids.Length, batch, InputFeatures, _inputShape, logits.IsEmpty ? -1 : logits.Length, OutputFeatures, _outputShape);
         PrepareTokens(ids.Slice(0, batch * InputFeatures), batch);
@@ -369,6 +390,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The mean loss on token ids in evaluation mode, without gradients.</summary>
     public float EvaluateLoss(ReadOnlySpan<int> ids, ReadOnlySpan<int> labels, int batch, Span<float> logits = default)
     {
+        using var exclusive = EnterDevice();
         TakesTokens("EvaluateLoss");
         NetworkArguments.Check(Name, "EvaluateLoss", ids.Length, batch, InputFeatures, _inputShape, logits.IsEmpty ? -1 : logits.Length, OutputFeatures, _outputShape);
         PrepareTokens(ids.Slice(0, batch * InputFeatures), batch);
@@ -378,6 +400,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>A training step on token ids with float targets (a regression or tagging loss).</summary>
     public float TrainStep(ReadOnlySpan<int> ids, ReadOnlySpan<float> targets, int batch, Span<float> output = default)
     {
+        using var exclusive = EnterDevice();
         TakesTokens("TrainStep");
         NetworkArguments.Check(Name, "TrainStep", ids.Length, batch, InputFeatures, _inputShape, output.IsEmpty ? -1 : output.Length, OutputFeatures, _outputShape);
         PrepareTokens(ids.Slice(0, batch * InputFeatures), batch);
@@ -388,6 +411,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The mean loss on token ids with float targets, in evaluation mode.</summary>
     public float EvaluateLoss(ReadOnlySpan<int> ids, ReadOnlySpan<float> targets, int batch, Span<float> output = default)
     {
+        using var exclusive = EnterDevice();
         TakesTokens("EvaluateLoss");
         NetworkArguments.Check(Name, "EvaluateLoss", ids.Length, batch, InputFeatures, _inputShape, output.IsEmpty ? -1 : output.Length, OutputFeatures, _outputShape);
         PrepareTokens(ids.Slice(0, batch * InputFeatures), batch);
@@ -401,6 +425,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <exception cref="ArgumentOutOfRangeException">A sequence longer than MaxSequence, or an id outside the embedding table.</exception>
     public void Forward(ReadOnlySpan<int> ids, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> output)
     {
+        using var exclusive = EnterDevice();
         PrepareSequence("Forward", ids, mask, batch, sequence, output.Length);
         Infer(batch, output);
     }
@@ -408,6 +433,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>A training step on [batch, sequence] token ids (see <see cref="TrainStep(ReadOnlySpan{float}, ReadOnlySpan{int}, int, Span{float})"/>).</summary>
     public float TrainStep(ReadOnlySpan<int> ids, ReadOnlySpan<int> labels, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> logits = default)
     {
+        using var exclusive = EnterDevice();
         PrepareSequence("TrainStep", ids, mask, batch, sequence, logits.IsEmpty ? -1 : logits.Length);
         UploadLabels(labels, batch);
         return Step(batch, logits);
@@ -416,6 +442,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The mean loss on [batch, sequence] token ids in evaluation mode, without gradients.</summary>
     public float EvaluateLoss(ReadOnlySpan<int> ids, ReadOnlySpan<int> labels, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> logits = default)
     {
+        using var exclusive = EnterDevice();
         PrepareSequence("EvaluateLoss", ids, mask, batch, sequence, logits.IsEmpty ? -1 : logits.Length);
         return Evaluate(labels, batch, logits);
     }
@@ -424,6 +451,7 @@ public abstract class DeviceNetwork : IDisposable
     /// position when the output runs along the sequence).</summary>
     public float TrainStep(ReadOnlySpan<int> ids, ReadOnlySpan<float> targets, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> output = default)
     {
+        using var exclusive = EnterDevice();
         PrepareSequence("TrainStep", ids, mask, batch, sequence, output.IsEmpty ? -1 : output.Length);
         UploadTargets(targets, batch);
         return Step(batch, output);
@@ -432,6 +460,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The mean loss on [batch, sequence] token ids with float targets, in evaluation mode.</summary>
     public float EvaluateLoss(ReadOnlySpan<int> ids, ReadOnlySpan<float> targets, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> output = default)
     {
+        using var exclusive = EnterDevice();
         PrepareSequence("EvaluateLoss", ids, mask, batch, sequence, output.IsEmpty ? -1 : output.Length);
         UploadTargets(targets, batch);
         return EvaluateUploaded(batch, output);
@@ -477,6 +506,7 @@ public abstract class DeviceNetwork : IDisposable
     /// for token ids; the output is batch × its per-sample shape, or batch × sequence × its per-position values.</summary>
     public void Forward(ReadOnlySpan<float> input, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> output)
     {
+        using var exclusive = EnterDevice();
         PrepareFloatSequence("Forward", input, mask, batch, sequence, output.Length);
         Infer(batch, output);
     }
@@ -484,6 +514,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>A training step on a float sequence with class labels.</summary>
     public float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> logits = default)
     {
+        using var exclusive = EnterDevice();
         PrepareFloatSequence("TrainStep", input, mask, batch, sequence, logits.IsEmpty ? -1 : logits.Length);
         UploadLabels(labels, batch);
         return Step(batch, logits);
@@ -492,6 +523,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>A training step on a float sequence with float targets (per position when the output runs along it).</summary>
     public float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<float> targets, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> output = default)
     {
+        using var exclusive = EnterDevice();
         PrepareFloatSequence("TrainStep", input, mask, batch, sequence, output.IsEmpty ? -1 : output.Length);
         UploadTargets(targets, batch);
         return Step(batch, output);
@@ -500,6 +532,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The mean loss on a float sequence with class labels, in evaluation mode.</summary>
     public float EvaluateLoss(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> logits = default)
     {
+        using var exclusive = EnterDevice();
         PrepareFloatSequence("EvaluateLoss", input, mask, batch, sequence, logits.IsEmpty ? -1 : logits.Length);
         return Evaluate(labels, batch, logits);
     }
@@ -507,6 +540,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The mean loss on a float sequence with float targets, in evaluation mode.</summary>
     public float EvaluateLoss(ReadOnlySpan<float> input, ReadOnlySpan<float> targets, ReadOnlySpan<int> mask, int batch, int sequence, Span<float> output = default)
     {
+        using var exclusive = EnterDevice();
         PrepareFloatSequence("EvaluateLoss", input, mask, batch, sequence, output.IsEmpty ? -1 : output.Length);
         UploadTargets(targets, batch);
         return EvaluateUploaded(batch, output);
@@ -583,6 +617,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <exception cref="ArgumentException">Views shorter than the batch needs.</exception>
     public void Forward(ArrayView<float> input, int batch, ArrayView<float> output)
     {
+        using var exclusive = EnterDevice();
         CheckViews(input.Length, output.Length, batch, "Forward");
         PrepareOnDevice(input, batch, "Forward");
         WithLoss = false;
@@ -594,6 +629,7 @@ public abstract class DeviceNetwork : IDisposable
     /// the device. The labels are read back (batch ints) to check their range before the loss reads them.</summary>
     public float TrainStep(ArrayView<float> input, ArrayView<int> labels, int batch)
     {
+        using var exclusive = EnterDevice();
         CheckViews(input.Length, -1, batch, "TrainStep");
         if (labels.Length < batch) throw new ArgumentException($"{Name}: {labels.Length} labels on the device for a batch of {batch}.", nameof(labels));
         PrepareOnDevice(input, batch, "TrainStep");
@@ -707,6 +743,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>Copies the host store's parameters and buffers (running statistics) to the device: after loading a checkpoint into the host network.</summary>
     public void CopyParametersFromHost()
     {
+        using var exclusive = EnterDevice();
         ThrowIfDisposed();
         Upload(HostParameters.ReadValues, _values.View);
         Upload<float>(HostParameters.BufferValues, _buffers.View);
@@ -715,6 +752,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>Copies the device's parameters and buffers to the host store: before saving a checkpoint or running the CPU network.</summary>
     public void CopyParametersToHost()
     {
+        using var exclusive = EnterDevice();
         ThrowIfDisposed();
         Download(_values.View, HostParameters.Values);
         Download(_buffers.View, HostParameters.BufferValues);
@@ -723,6 +761,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>Copies the device's gradients to the host store (to inspect them, or clip on the host).</summary>
     public void CopyGradientsToHost()
     {
+        using var exclusive = EnterDevice();
         ThrowIfDisposed();
         Download(_gradients.View, HostParameters.Gradients);
     }
@@ -731,6 +770,7 @@ public abstract class DeviceNetwork : IDisposable
     /// ranks of a data-parallel job).</summary>
     public void CopyGradientsFromHost()
     {
+        using var exclusive = EnterDevice();
         ThrowIfDisposed();
         Upload<float>(HostParameters.Gradients, _gradients.View);
     }
@@ -838,6 +878,7 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>Frees the device memory (the device itself stays open).</summary>
     public void Dispose()
     {
+        using var exclusive = EnterDevice();
         if (_disposed) return;
         _disposed = true;
         FreeWorkspace();

@@ -116,6 +116,9 @@ public sealed class GpuDevice : IDisposable
 
     internal bool IsDisposed => _disposed;
 
+    /// <summary>Held by each call of a twin or a device optimizer on this device, so they run one at a time.</summary>
+    internal Lock Gate { get; } = new();
+
     /// <summary>The ILGPU accelerator.</summary>
     /// <exception cref="ObjectDisposedException">After <see cref="Dispose"/>.</exception>
     public Accelerator Accelerator
@@ -171,6 +174,7 @@ public sealed class GpuDevice : IDisposable
     /// <summary>Frees the accelerator and the ILGPU context; networks moved to this device cannot be used afterwards.</summary>
     public void Dispose()
     {
+        using var exclusive = Gate.EnterScope(); // after a call in flight on another thread has finished
         if (_disposed) return;
         _disposed = true;
         _blas?.Dispose();

@@ -128,6 +128,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     /// <exception cref="ArgumentException">A label outside its classes, a buffer too short.</exception>
     public float TrainStep(TensorBatch batch, float[][] outputs, Span<float> losses)
     {
+        using var exclusive = EnterDevice();
         int count = Prepare(batch, losses, "TrainStep");
         BeginTrainingStep();
         WithLoss = true;
@@ -141,6 +142,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     /// <summary>The weighted loss in evaluation mode, without gradients (see <see cref="TrainStep(TensorBatch, float[][], Span{float})"/>).</summary>
     public float EvaluateLoss(TensorBatch batch, float[][] outputs, Span<float> losses)
     {
+        using var exclusive = EnterDevice();
         int count = Prepare(batch, losses, "EvaluateLoss");
         WithLoss = true;
         RunForward(count, training: false);
@@ -152,6 +154,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     /// <summary>Inference in evaluation mode on the batch's input columns: each output into its buffer (targets not read).</summary>
     public void Forward(TensorBatch batch, float[][] outputs)
     {
+        using var exclusive = EnterDevice();
         ArgumentNullException.ThrowIfNull(batch);
         EnsureCapacity(batch.Count);
         UploadInputs(batch, "Forward");

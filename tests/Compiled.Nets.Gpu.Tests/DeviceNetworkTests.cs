@@ -409,6 +409,77 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void Many_threads_may_use_the_twins_of_one_device_and_each_gets_its_own_answer()
+    {
+        // Three threads infer through one twin at batches 1, 2 and 3 (its workspace grows under the others), one calls a
+        // generated Forward over spans, and one trains another twin: each answer is the one it gets alone.
+        using var served = new ResidualConvNet(seed: 3);
+        using var trained = new ResidualConvNet(seed: 4);
+        using var alone = new ResidualConvNet(seed: 4);
+        using var twoInputs = new TwoInputNet(seed: 5);
+        using var servedTwin = served.ToDevice(f.Device);
+        using var trainedTwin = trained.ToDevice(f.Device);
+        using var aloneTwin = alone.ToDevice(f.Device);
+        using var twoInputsTwin = twoInputs.ToDevice(f.Device);
+        var inputs = Enumerable.Range(1, 3).Select(b => DeviceFixture.Random(b * served.InputSize, 20 + b)).ToArray();
+        var expected = inputs.Select((x, t) => { var o = new float[(t + 1) * served.OutputSize]; served.Forward(x, t + 1, o); return o; }).ToArray();
+        var image = DeviceFixture.Random(2 * 36, 30); int[] tags = [1, 2, 3, 8, 0, 4]; var meta = DeviceFixture.Random(2 * 4, 31);
+        var expectedTwo = new float[2 * 3];
+        twoInputs.Forward(image, tags, meta, 2, expectedTwo);
+        var (x, y) = Batch(3, trained.InputSize, trained.OutputSize, 32);
+        var work = new List<Action>();
+        for (int t = 0; t < 3; t++)
+        {
+            int b = t + 1;
+            work.Add(() =>
+            {
+                var o = new float[b * served.OutputSize];
+                for (int i = 0; i < 4; i++) { servedTwin.Forward(inputs[b - 1], b, o); Relative(expected[b - 1], o, 1e-4, $"batch {b}, call {i}"); }
+            });
+        }
+        work.Add(() =>
+        {
+            var o = new float[2 * 3];
+            for (int i = 0; i < 4; i++) { twoInputsTwin.Forward(image, tags, meta, 2, o); Relative(expectedTwo, o, 1e-4, $"two inputs, call {i}"); }
+        });
+        var losses = new float[3];
+        using var opt = new DeviceAdamW(trainedTwin, 1e-2f);
+        work.Add(() => { for (int i = 0; i < 3; i++) { losses[i] = trainedTwin.TrainStep(x, y, 3); opt.Step(); } });
+        var errors = new System.Collections.Concurrent.ConcurrentQueue<Exception>();
+        var threads = work.Select(a => new Thread(() => { try { a(); } catch (Exception e) { errors.Enqueue(e); } })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        Assert.Empty(errors);
+        using var aloneOpt = new DeviceAdamW(aloneTwin, 1e-2f);
+        for (int i = 0; i < 3; i++) { Assert.Equal(losses[i], aloneTwin.TrainStep(x, y, 3)); aloneOpt.Step(); }
+        trainedTwin.CopyParametersToHost(); aloneTwin.CopyParametersToHost();
+        Assert.Equal(alone.Parameters.ReadValues.ToArray(), trained.Parameters.ReadValues.ToArray());
+    }
+
+    [Fact]
+    public void A_twin_disposed_on_another_thread_finishes_the_call_in_flight_and_then_refuses()
+    {
+        using var host = new ResidualConvNet(seed: 6);
+        var twin = host.ToDevice(f.Device);
+        var opt = new DeviceAdamW(twin, 1e-2f);
+        var (x, y) = Batch(2, host.InputSize, host.OutputSize, 33);
+        float loss = float.NaN;
+        Exception? refused = null;
+        var training = new Thread(() => { try { loss = twin.TrainStep(x, y, 2); } catch (Exception e) { refused = e; } });
+        training.Start();
+        twin.Dispose(); // waits for the step if it has begun; else the step refuses
+        training.Join();
+        Assert.True(refused is null ? float.IsFinite(loss) : refused is ObjectDisposedException, $"loss {loss}, {refused}");
+        Assert.Throws<ObjectDisposedException>(() => twin.TrainStep(x, y, 2));
+        Assert.Contains("ResidualConvNet", Assert.Throws<ObjectDisposedException>(() => opt.Step()).Message);
+        opt.Dispose();
+        using var fresh = host.ToDevice(f.Device);
+        using var freshOpt = new DeviceAdamW(fresh, 1e-2f);
+        freshOpt.Dispose();
+        Assert.Contains("has been disposed", Assert.Throws<ObjectDisposedException>(() => freshOpt.Step()).Message);
+    }
+
+    [Fact]
     public void A_batch_already_on_the_device_trains_and_infers_as_one_from_the_host()
     {
         using var a = new ResidualConvNet(seed: 8);

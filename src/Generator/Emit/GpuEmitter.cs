@@ -229,6 +229,7 @@ namespace Compiled.Nets.Generator.Emit
             w.Line();
             w.Line("/// <summary>Inference in evaluation mode, as the CPU network's Forward: each input span goes up, each output comes back.</summary>");
             w.Open($"public void Forward({CpuEmitter.InputParams(s)}, {CpuEmitter.BatchParams(sequence)}, {CpuEmitter.OutputParams(outputs, optional: false)})");
+            w.Line("using var exclusive = EnterDevice(); // one call at a time on the device");
             w.Line($"BeginForward({(sequence ? "mask, batch, sequence" : "batch")}, {string.Join(", ", outputs.Select(o => o + ".Length"))});");
             for (int i = 0; i < inputs.Count; i++) w.Line($"UploadInput({i}, {(s.IsMultiInput ? inputs[i].Name : "input")}, batch);");
             w.Line("RunInference(batch);");

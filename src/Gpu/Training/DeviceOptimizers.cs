@@ -15,6 +15,7 @@ namespace Compiled.Nets.Gpu;
 public abstract class DeviceOptimizer : Optimizer, IDisposable
 {
     private MemoryBuffer1D<float, Stride1D.Dense>? _normSquared;
+    private bool _disposed;
 
     protected DeviceOptimizer(DeviceNetwork network, float learningRate) : base((network ?? throw new ArgumentNullException(nameof(network))).HostParameters, learningRate)
     {
@@ -30,6 +31,7 @@ public abstract class DeviceOptimizer : Optimizer, IDisposable
     /// <summary>Updates every trainable parameter from its gradient on the device.</summary>
     public override void Step()
     {
+        using var exclusive = Enter();
         StepCount++;
         var parameters = Store.Parameters;
         for (int i = 0; i < parameters.Count; i++)
@@ -38,6 +40,19 @@ public abstract class DeviceOptimizer : Optimizer, IDisposable
             if (!p.RequiresGrad || p.Length == 0) continue;
             Update(p, Network.ValueOf(p), Network.GradientOf(p));
         }
+    }
+
+    /// <summary>Holds the device for one call (as the twin's calls do), after checking that the optimizer, its twin and
+    /// the device are alive.</summary>
+    private protected Lock.Scope Enter()
+    {
+        var scope = Network.EnterAlive();
+        if (_disposed)
+        {
+            scope.Dispose();
+            throw new ObjectDisposedException(GetType().Name, $"{GetType().Name} of {Network.Name} has been disposed: its state on the device is gone.");
+        }
+        return scope;
     }
 
     /// <summary>One parameter's update on the device.</summary>
@@ -55,6 +70,7 @@ public abstract class DeviceOptimizer : Optimizer, IDisposable
     /// <exception cref="ArithmeticException">When the gradients hold NaN or infinity.</exception>
     public override float ClipGradientNorm(float maxNorm)
     {
+        using var exclusive = Enter();
         var kernels = Network.Device.Kernels;
         var parameters = Store.Parameters;
         var sum = _normSquared ??= Network.Device.Allocate(1 + GpuKernels.SquarePartials);
@@ -75,7 +91,11 @@ public abstract class DeviceOptimizer : Optimizer, IDisposable
     }
 
     /// <summary>Multiplies every gradient on the device by <paramref name="scale"/>.</summary>
-    public override void ScaleGradients(float scale) => Network.Device.Kernels.Scale(Network.AllGradients, Network.ParameterFloats, scale);
+    public override void ScaleGradients(float scale)
+    {
+        using var exclusive = Enter();
+        Network.Device.Kernels.Scale(Network.AllGradients, Network.ParameterFloats, scale);
+    }
 
     /// <summary>Copies the device's parameters and buffers to the host store.</summary>
     public override void ParametersToStore() => Network.CopyParametersToHost();
@@ -98,20 +118,26 @@ public abstract class DeviceOptimizer : Optimizer, IDisposable
     }
 
     /// <summary>A state buffer's values, downloaded for a checkpoint.</summary>
-    private protected static float[] Export(MemoryBuffer1D<float, Stride1D.Dense> buffer)
+    private protected float[] Export(MemoryBuffer1D<float, Stride1D.Dense> buffer)
     {
+        using var exclusive = Enter();
         var host = new float[buffer.Length];
         DeviceNetwork.Download(buffer.View, host);
         return host;
     }
 
     /// <summary>A checkpoint's state entry, uploaded.</summary>
-    private protected static void Import(IReadOnlyDictionary<string, float[]> state, string name, MemoryBuffer1D<float, Stride1D.Dense> buffer) =>
+    private protected void Import(IReadOnlyDictionary<string, float[]> state, string name, MemoryBuffer1D<float, Stride1D.Dense> buffer)
+    {
+        using var exclusive = Enter();
         DeviceNetwork.Upload<float>(Get(state, name, checked((int)buffer.Length)), buffer.View);
+    }
 
     /// <summary>Frees the optimizer state on the device.</summary>
     public virtual void Dispose()
     {
+        using var exclusive = Network.Device.Gate.EnterScope();
+        _disposed = true;
         _normSquared?.Dispose();
         GC.SuppressFinalize(this);
     }
@@ -162,6 +188,7 @@ public class DeviceAdam : DeviceOptimizer
 
     public override void Dispose()
     {
+        using var exclusive = Network.Device.Gate.EnterScope(); // not while a step of another thread reads the moments
         _m.Dispose(); _v.Dispose();
         base.Dispose();
     }
@@ -210,6 +237,7 @@ public sealed class DeviceSgd : DeviceOptimizer
 
     public override void Dispose()
     {
+        using var exclusive = Network.Device.Gate.EnterScope();
         _buf?.Dispose();
         base.Dispose();
     }
