@@ -227,6 +227,11 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The batch's token ids, uploaded and checked (a network over token ids).</summary>
     protected ArrayView<int> TokenInput => _tokens!.View;
 
+    /// <summary>The batch's token ids grouped by id, for an embedding's backward (built on first use for each batch).</summary>
+    protected EmbeddingRuns TokenRuns => _tokenRuns.Runs(Device);
+
+    private readonly TokenRunsBuilder _tokenRuns = new();
+
     /// <summary>The batch's labels, uploaded and checked.</summary>
     protected ArrayView<int> Labels => _labels!.View;
 
@@ -610,6 +615,7 @@ public abstract class DeviceNetwork : IDisposable
                 throw new ArgumentOutOfRangeException("ids", used[n], $"{Name}: token id {used[n]} at position {n} is outside the embedding table's {TokenVocabulary} rows.");
         if (batch > Capacity) Grow(batch);
         Upload(used, _tokens!.View);
+        _tokenRuns.Set(used);
     }
 
     /// <summary>Inference on a batch already on the device (an input pipeline that stays there): <paramref name="output"/>
@@ -886,6 +892,7 @@ public abstract class DeviceNetwork : IDisposable
         _gradients.Dispose();
         _weights?.Dispose();
         _buffers.Dispose();
+        _tokenRuns.Dispose();
         foreach (var b in _persistent) b.Dispose();
         GC.SuppressFinalize(this);
     }

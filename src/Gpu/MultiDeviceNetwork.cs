@@ -47,6 +47,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     private readonly IReadOnlyList<LossSlot> _lossSlots;
     private MemoryBuffer1D<float, Stride1D.Dense>[] _floatInputs = [];
     private MemoryBuffer1D<int, Stride1D.Dense>[] _tokenInputs = [];
+    private TokenRunsBuilder[] _tokenRuns = [];
     private MemoryBuffer1D<int, Stride1D.Dense>[] _labels = [];
     private MemoryBuffer1D<float, Stride1D.Dense>[] _targets = [];
     private MemoryBuffer1D<float, Stride1D.Dense>[] _rowLosses = [];
@@ -90,6 +91,9 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
 
     /// <summary>The batch's token ids of input <paramref name="input"/>, checked on the host.</summary>
     protected ArrayView<int> TokenInputAt(int input) => _tokenInputs[input].View;
+
+    /// <summary>Input <paramref name="input"/>'s token ids grouped by id, for an embedding's backward (built on first use for each batch).</summary>
+    protected EmbeddingRuns TokenRunsAt(int input) => _tokenRuns[input].Runs(Device);
 
     /// <summary>The loss method's float targets (what its target parameter reads), or its labels with <c>ClassIndices</c>.</summary>
     protected ArrayView<float> MethodTargets => _targets[MethodHead].View;
@@ -290,6 +294,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
             if ((uint)ids[n] >= (uint)input.Vocabulary)
                 throw new ArgumentOutOfRangeException(input.Name, ids[n], $"{Name}: token id {ids[n]} at position {n} of '{input.Name}' is outside [0, {input.Vocabulary}).");
         Upload(ids, _tokenInputs[i].View);
+        _tokenRuns[i].Set(ids);
     }
 
     private static bool IsClassIndex(DeviceLoss loss) => loss is DeviceLoss.CrossEntropy or DeviceLoss.Nll;
@@ -376,6 +381,7 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
         var inputs = InputLayout;
         _floatInputs = inputs.Select(i => Device.Allocate(i.Tokens ? 1 : i.Size * (i.Sequence ? positions : 1) * capacity)).ToArray();
         _tokenInputs = inputs.Select(i => Device.AllocateInts(i.Tokens ? i.Size * (i.Sequence ? positions : 1) * capacity : 1)).ToArray();
+        _tokenRuns = inputs.Select(_ => new TokenRunsBuilder()).ToArray();
         var heads = HeadLayout;
         var slots = _outputSlots;
         _labels = heads.Select(h => Device.AllocateInts(TakesLabels(h) ? capacity : 1)).ToArray();
@@ -389,11 +395,12 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
     {
         foreach (var b in _floatInputs) b.Dispose();
         foreach (var b in _tokenInputs) b.Dispose();
+        foreach (var r in _tokenRuns) r.Dispose();
         foreach (var b in _labels) b.Dispose();
         foreach (var b in _targets) b.Dispose();
         foreach (var b in _rowLosses) b.Dispose();
         if (_classWeights is not null) foreach (var b in _classWeights) b?.Dispose();
         _classWeights = null;
-        _floatInputs = []; _tokenInputs = []; _labels = []; _targets = []; _rowLosses = [];
+        _floatInputs = []; _tokenInputs = []; _tokenRuns = []; _labels = []; _targets = []; _rowLosses = [];
     }
 }

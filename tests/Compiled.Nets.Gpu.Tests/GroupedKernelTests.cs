@@ -562,6 +562,41 @@ public abstract class GroupedKernelTests(DeviceFixture f)
         }
     }
 
+    [Fact]
+    public void Token_ids_are_grouped_by_id_with_each_ids_positions_in_order()
+    {
+        int[] ids = [5, 0, 5, 3, 0, 5, 9, 3];
+        var layout = new int[3 * ids.Length + 1];
+        var counts = new int[2]; // grows to the largest id
+        int runs = TokenRunsBuilder.Group(ids, layout, ref counts);
+        Assert.Equal(4, runs);
+        Assert.Equal([1, 4, 3, 7, 0, 2, 5, 6], layout[..8]);   // the positions of 0, then 3, 5 and 9, each in order
+        Assert.Equal([0, 2, 4, 7, 8], layout[8..13]);          // where each id's positions begin, and the end
+        Assert.Equal([0, 3, 5, 9], layout[13..17]);            // the ids
+        Assert.Equal(0, TokenRunsBuilder.Group([], layout, ref counts));
+        Assert.Throws<ArgumentOutOfRangeException>(() => TokenRunsBuilder.Group([1, -1], layout, ref counts));
+    }
+
+    [Fact]
+    public void Embedding_gradients_over_ids_grouped_on_the_host_match_the_CPU_for_distinct_repeated_and_padded_ids()
+    {
+        const int vocab = 50, dim = 20;
+        using var runs = new TokenRunsBuilder();
+        var rng = new Random(72);
+        foreach (int count in new[] { 1, 7, 65, 300 })
+        foreach (int spread in new[] { 1, 3, vocab })
+        {
+            var ids = Enumerable.Range(0, count).Select(_ => rng.Next(spread)).ToArray();
+            var dy = DeviceFixture.Random(count * dim, count + spread); var start = DeviceFixture.Random(vocab * dim, 73);
+            var expected = (float[])start.Clone();
+            EmbeddingKernels.Backward(expected, dy, ids, count, dim, paddingIdx: 0);
+            using var DY = f.Upload(dy); using var T = f.Upload(start);
+            runs.Set(ids);
+            K.EmbeddingBackward(T.View, DY.View, runs.Runs(f.Device), dim, paddingIdx: 0);
+            DeviceFixture.Close(expected, DeviceFixture.Download(T, start.Length), 1e-5f, $"table gradient ({count} ids of {spread})");
+        }
+    }
+
     [Theory]
     [InlineData(1, 1, -1)]
     [InlineData(40, 7, -1)]

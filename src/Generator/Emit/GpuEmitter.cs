@@ -81,6 +81,11 @@ namespace Compiled.Nets.Generator.Emit
         public string TokenInput(int value) => Storage(value) == Spec.TargetInput ? (Spec.IsMultiple ? "MethodLabels" : "Labels")
             : Spec.IsMultiple ? $"TokenInputAt({InputIndex(value)})" : "TokenInput";
 
+        /// <summary>An input's uploaded token ids grouped by id (EmbeddingRuns), for an embedding's backward; null for the
+        /// labels of a loss method, which the kernel reads back from the device.</summary>
+        public string? TokenRuns(int value) => Storage(value) == Spec.TargetInput ? null
+            : Spec.IsMultiple ? $"TokenRunsAt({InputIndex(value)})" : "TokenRuns";
+
         /// <summary>Which of the twin's inputs a value is (a twin of several outputs and one input has input 0).</summary>
         private int InputIndex(int value)
         {

@@ -108,8 +108,12 @@ namespace Compiled.Nets.Generator.Ops
         public override void EmitGpuForward(GpuContext c, OpSpec op) =>
             c.Launch($"K.EmbeddingForward({c.Output(op)}, {c.TokenInput(op.Input)}, {c.Read(op, "weight")}, batch * {Shapes.Size(op.InShape)}, {EmbeddingArgs.Of(c.Layer(op)).Dim});");
 
-        public override void EmitGpuBackward(GpuContext c, OpSpec op) =>
-            c.Launch($"K.EmbeddingBackward({c.ParameterGradient(op, "weight")}, {c.Gradient(op.Id)}, {c.TokenInput(op.Input)}, batch * {Shapes.Size(op.InShape)}, {EmbeddingArgs.Of(c.Layer(op)).Dim}, {PaddingRow(c.Layer(op))});");
+        // The ids grouped by id on the host as they were uploaded: one group per distinct id sums its rows in order.
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            string ids = c.TokenRuns(op.Input) ?? $"{c.TokenInput(op.Input)}, batch * {Shapes.Size(op.InShape)}";
+            c.Launch($"K.EmbeddingBackward({c.ParameterGradient(op, "weight")}, {c.Gradient(op.Id)}, {ids}, {EmbeddingArgs.Of(c.Layer(op)).Dim}, {PaddingRow(c.Layer(op))});");
+        }
 
         public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"Gather\", new[] {{ {c.Initializer(op, "weight")}, {c.Value(op.Input)} }}, {c.Output(op)});");
     }

@@ -431,7 +431,7 @@ namespace Compiled.Nets.Gpu.Tests
                 K.AddTo(_g1, _g2, batch * T * 16);
                 K.AddColumnSums(Gradient(_net._p_embeddings_position_embeddings_weight), _g2, (int)(batch * T * 16) / (T * 16), T * 16);
                 // Words backward
-                K.EmbeddingBackward(Gradient(_net._p_embeddings_word_embeddings_weight), _g1, TokenInput, batch * T, 16, -1);
+                K.EmbeddingBackward(Gradient(_net._p_embeddings_word_embeddings_weight), _g1, TokenRuns, 16, -1);
             }
 
             /// <summary>Fused forward of Bias: one thread per element.</summary>
