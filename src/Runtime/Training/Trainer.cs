@@ -173,6 +173,13 @@ public sealed class Trainer
     {
         if (options.AccumulationSteps < 1)
             throw new ArgumentOutOfRangeException(nameof(options), options.AccumulationSteps, "TrainerOptions.AccumulationSteps must be at least 1.");
+        // A run of no epoch would write the untrained weights as the result; a negative patience or clipping norm is a typo.
+        if (options.Epochs < 1)
+            throw new ArgumentOutOfRangeException(nameof(options), options.Epochs, "TrainerOptions.Epochs must be at least 1.");
+        if (options.EarlyStoppingPatience < 0)
+            throw new ArgumentOutOfRangeException(nameof(options), options.EarlyStoppingPatience, "TrainerOptions.EarlyStoppingPatience must not be negative (0: no early stopping).");
+        if (!(options.MaxGradNorm >= 0))
+            throw new ArgumentOutOfRangeException(nameof(options), options.MaxGradNorm, "TrainerOptions.MaxGradNorm must not be negative or NaN (0: no clipping).");
         if (optimizer.Store != store)
             throw new InvalidOperationException($"The optimizer steps another parameter store than {name}'s: create it over {name}.Parameters (or, for a device twin, over the twin).");
         try { return FitEpochs(train, validation); }

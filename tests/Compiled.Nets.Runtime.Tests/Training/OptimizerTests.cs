@@ -131,6 +131,19 @@ public class OptimizerTests
     }
 
     [Fact]
+    public void Schedules_refuse_rates_and_step_counts_that_would_divide_by_zero_or_go_negative()
+    {
+        Assert.Contains("stepSize must be at least 1", Assert.Throws<ArgumentOutOfRangeException>(() => new StepSchedule(1f, 0, 0.5f)).Message);
+        Assert.Contains("gamma", Assert.Throws<ArgumentOutOfRangeException>(() => new StepSchedule(1f, 10, float.NaN)).Message);
+        Assert.Contains("warmupSteps must be at least 0", Assert.Throws<ArgumentOutOfRangeException>(() => new LinearWarmupDecaySchedule(1f, -1, 10)).Message);
+        Assert.Contains("totalSteps", Assert.Throws<ArgumentOutOfRangeException>(() => new CosineSchedule(1f, -5)).Message);
+        Assert.Contains("minLr", Assert.Throws<ArgumentOutOfRangeException>(() => new CosineSchedule(1f, 10, minLr: -1f)).Message);
+        Assert.Contains("peakLr", Assert.Throws<ArgumentOutOfRangeException>(() => new LinearWarmupDecaySchedule(float.PositiveInfinity, 1, 10)).Message);
+        Assert.Contains("lr", Assert.Throws<ArgumentOutOfRangeException>(() => new ConstantSchedule(-1e-3f)).Message);
+        Assert.Equal(0.5f, new LinearWarmupDecaySchedule(1f, 0, 2).At(1)); // no warm-up: decay from the peak
+    }
+
+    [Fact]
     public void ClassificationReport_MatchesHandComputed_WithZeroSupportClass()
     {
         var m = new ConfusionMatrix(3);

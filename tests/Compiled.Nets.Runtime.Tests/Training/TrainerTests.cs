@@ -132,6 +132,24 @@ public class TrainerTests
 
     private sealed class Recorder : ITrainingObserver { public int StoppedBest; public void EarlyStopped(int epoch, int bestEpoch) => StoppedBest = bestEpoch; }
 
+    [Theory]
+    [InlineData(0, 0, 0f, "Epochs must be at least 1")]
+    [InlineData(-1, 0, 0f, "Epochs must be at least 1")]
+    [InlineData(2, -2, 0f, "EarlyStoppingPatience must not be negative")]
+    [InlineData(2, 0, -1f, "MaxGradNorm must not be negative")]
+    [InlineData(2, 0, float.NaN, "MaxGradNorm must not be negative")]
+    public void Options_that_would_train_nothing_or_are_typos_are_refused_before_anything_is_written(int epochs, int patience, float maxNorm, string message)
+    {
+        var dir = DataTests_Temp();
+        var net = new SoftmaxRegression(2, 3, 1);
+        var before = net.Parameters.ReadValues.ToArray();
+        var t = new Trainer(net, new AdamW(net.Parameters), new TrainerOptions { Epochs = epochs, EarlyStoppingPatience = patience, MaxGradNorm = maxNorm, OutputDirectory = dir });
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => t.Fit(new DataLoader(Blobs(32, 1), 8), null));
+        Assert.Contains(message, e.Message);
+        Assert.False(Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any());
+        Assert.Equal(before, net.Parameters.ReadValues.ToArray());
+    }
+
     [Fact]
     public void NaNLoss_StopsWithEpochAndBatch()
     {
