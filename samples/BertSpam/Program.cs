@@ -35,6 +35,11 @@ var deviceKind = new Option<string>("--device") { Description = "cpu (the compil
 deviceKind.AcceptOnlyFromAmong("cpu", "gpu", "auto", "cpu-accelerator");
 var output = new Option<string>("--output") { Description = "Folder for checkpoints, history and the report", DefaultValueFactory = _ => "out/bert-spam" };
 
+// Impossible numbers are parse errors (one line and the usage), before anything is loaded or written.
+Check(epochs, v => v is null or >= 1, "at least 1"); Check(batchSize, v => v >= 1, "at least 1"); Check(topK, v => v >= 1, "at least 1");
+Check(patience, v => v >= 0, "at least 0"); Check(limit, v => v >= 0, "at least 0"); Check(warmup, v => v is >= 0 and <= 1, "a fraction in [0, 1]");
+Check(lr, v => v is null || float.IsFinite(v.Value) && v > 0, "a positive number");
+Check(weightDecay, v => float.IsFinite(v) && v >= 0, "a number at least 0"); Check(maxGradNorm, v => float.IsFinite(v) && v >= 0, "a number at least 0 (0: off)");
 var root = new RootCommand("Fine-tune BERT on SpamAssassin ham/spam with Compiled.Nets")
     { data, model, arch, epochs, batchSize, lr, warmup, weightDecay, maxLength, freeze, topK, maxGradNorm, patience, seed, limit, output, distributed, deviceKind };
 root.SetAction(parse =>
@@ -48,6 +53,21 @@ root.SetAction(parse =>
     }
 });
 return root.Parse(args).Invoke();
+
+static void Check<T>(Option<T> option, Func<T, bool> valid, string what) => option.Validators.Add(r =>
+{
+    T value;
+    try { value = r.GetValueOrDefault<T>(); }
+    catch (InvalidOperationException) { return; } // not a number at all: the parser reports that itself
+    if (!valid(value)) r.AddError($"{option.Name} must be {what}, got {value}.");
+});
+
+// No GPU where one was asked for is the user's input, not a defect: one line, as other bad input.
+static GpuDevice OpenDevice(string kind)
+{
+    try { return GpuDevice.Open(kind); }
+    catch (InvalidOperationException e) { throw new ArgumentException(e.Message, e); }
+}
 
 int Run(ParseResult parse)
 {
@@ -95,6 +115,8 @@ int Run(ParseResult parse)
     else net = architecture switch { "lstm" => new LstmSpamClassifier(s), "gru" => new GruSpamClassifier(s), _ => new BertTinyClassifier(s) };
     using var owner = (IDisposable)net;
     int layers = net is BertBaseClassifier ? 12 : 2;
+    if (parse.GetValue(freeze) == "top-k" && parse.GetValue(topK) > layers)
+        throw new ArgumentException($"--top-k {parse.GetValue(topK)}: {net.Name} has {layers} encoder layers.");
     int frozen = parse.GetValue(freeze) switch
     {
         "encoder" => net.Parameters.Freeze("bert.embeddings.", "bert.encoder."),
@@ -107,7 +129,7 @@ int Run(ParseResult parse)
     float peak = parse.GetValue(lr) ?? (modelDir is null ? 1e-3f : 2e-5f);
     // --device other than cpu: the network's generated twin trains on a GpuDevice under the same Trainer and recipe
     // (parameters, gradients and AdamW state stay there); the best weights come back to `net` for the test below.
-    using var gpu = device == "cpu" ? null : GpuDevice.Open(device == "gpu" ? "cuda" : device);
+    using var gpu = device == "cpu" ? null : OpenDevice(device == "gpu" ? "cuda" : device);
     if (gpu is not null) console.WriteLine($"Device: {gpu}");
     using var twin = gpu is null ? null : net switch
     {

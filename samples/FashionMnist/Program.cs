@@ -28,8 +28,38 @@ var servingCheck = new Option<bool>("--serving-check") { Description = "Then cla
 var deviceKind = new Option<string>("--device") { Description = "cpu (the compiled CPU code) | gpu (CUDA, an error without one; under mpirun each rank takes the GPU numbered by its local rank) | auto (CUDA when present, else ILGPU's CPU accelerator) | cpu-accelerator", DefaultValueFactory = _ => "cpu" };
 deviceKind.AcceptOnlyFromAmong("cpu", "gpu", "auto", "cpu-accelerator");
 var distributed = new Option<bool>("--distributed") { Description = "Train as one rank of an MPI job (start it with mpirun -np N …; under mpirun this is the default): --batch-size is the global batch, split over the ranks; rank 0 reports and writes" };
+// Impossible numbers are parse errors (one line and the usage), before anything is loaded or written.
+Check(epochs, v => v >= 1, "at least 1"); Check(batchSize, v => v >= 1, "at least 1"); Check(limit, v => v >= 0, "at least 0"); Check(patience, v => v >= 0, "at least 0");
+Check(lr, v => float.IsFinite(v) && v > 0, "a positive number");
 var root = new RootCommand("Train the seed ConvNet on Fashion-MNIST with Compiled.Nets") { data, model, epochs, batchSize, lr, optimizerName, seed, output, limit, patience, resume, servingCheck, deviceKind, distributed };
 root.SetAction(parse =>
+{
+    try { return Run(parse); }
+    catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or ArgumentException)
+    {
+        // Bad input (missing or malformed data, an unwritable output folder, a device that is not there): one clear line.
+        Console.Error.WriteLine($"error: {e.Message}");
+        return 1;
+    }
+});
+return root.Parse(args).Invoke();
+
+static void Check<T>(Option<T> option, Func<T, bool> valid, string what) => option.Validators.Add(r =>
+{
+    T value;
+    try { value = r.GetValueOrDefault<T>(); }
+    catch (InvalidOperationException) { return; } // not a number at all: the parser reports that itself
+    if (!valid(value)) r.AddError($"{option.Name} must be {what}, got {value}.");
+});
+
+// No GPU where one was asked for is the user's input, not a defect: one line, as other bad input.
+static GpuDevice OpenDevice(string kind)
+{
+    try { return GpuDevice.Open(kind); }
+    catch (InvalidOperationException e) { throw new ArgumentException(e.Message, e); }
+}
+
+int Run(ParseResult parse)
 {
     using var job = parse.GetValue(distributed) || DistributedContext.IsLaunchedByMpi ? DistributedContext.Initialize() : null;
     // Every rank loads the same data and weights; only rank 0 speaks.
@@ -52,7 +82,7 @@ root.SetAction(parse =>
     // gradients and optimizer state stay on the device); the best weights come back to `net` for the test below.
     string kind = parse.GetValue(deviceKind)!;
     // A data-parallel job gives each rank on a machine its own GPU (Open MPI's local rank).
-    using var device = kind == "cpu" ? null : GpuDevice.Open(kind == "gpu" ? job is null ? "cuda" : $"cuda:{job.LocalRank}" : kind);
+    using var device = kind == "cpu" ? null : OpenDevice(kind == "gpu" ? job is null ? "cuda" : $"cuda:{job.LocalRank}" : kind);
     if (device is not null) console.WriteLine($"Device: {device}");
     using var twin = device is null ? null : net switch
     {
@@ -103,8 +133,7 @@ root.SetAction(parse =>
     Console.WriteLine($"Wrote checkpoints, model.safetensors, history.csv/json, test_report.*, loss.png, accuracy.png, confusion.png to {Path.GetFullPath(outDir)}");
     if (parse.GetValue(servingCheck)) ServingCheck(net, test);
     return 0;
-});
-return root.Parse(args).Invoke();
+}
 
 // Batch-1 serving of the trained network: float32, then with the store read-only and Linear weights in bfloat16.
 static void ServingCheck(IClassifier net, Dataset test)
