@@ -513,6 +513,9 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         Assert.Contains("label 10 in row 1", e.Message);
         e = Assert.Throws<ArgumentException>(() => dev.TrainStep(x, new[] { 1 }, 2));
         Assert.Contains("1 labels for a batch of 2", e.Message);
+        // A beta of 1 divides by zero in the bias correction: refused as torch.optim refuses it.
+        Assert.Contains("beta2 must be in [0, 1)", Assert.Throws<ArgumentOutOfRangeException>(() => new DeviceAdamW(dev, beta2: 1f)).Message);
+        Assert.Contains("momentum", Assert.Throws<ArgumentOutOfRangeException>(() => new DeviceSgd(dev, 0.1f, momentum: -1f)).Message);
 
         var own = GpuDevice.Open("cpu-accelerator");
         var orphan = host.ToDevice(own);

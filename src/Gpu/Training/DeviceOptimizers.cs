@@ -155,7 +155,8 @@ public class DeviceAdam : DeviceOptimizer
 
     private protected DeviceAdam(DeviceNetwork network, float lr, float beta1, float beta2, float eps, float weightDecay, bool decoupled) : base(network, lr)
     {
-        _beta1 = beta1; _beta2 = beta2; _eps = eps; _weightDecay = weightDecay; _decoupled = decoupled;
+        _beta1 = Hyperparameter(beta1, nameof(beta1), below: 1); _beta2 = Hyperparameter(beta2, nameof(beta2), below: 1);
+        _eps = Hyperparameter(eps, nameof(eps)); _weightDecay = Hyperparameter(weightDecay, nameof(weightDecay)); _decoupled = decoupled;
         _m = NewDeviceMoment(); _v = NewDeviceMoment();
     }
 
@@ -211,7 +212,8 @@ public sealed class DeviceSgd : DeviceOptimizer
     public DeviceSgd(DeviceNetwork network, float lr, float momentum = 0, float dampening = 0, float weightDecay = 0, bool nesterov = false) : base(network, lr)
     {
         if (nesterov && (momentum <= 0 || dampening != 0)) throw new ArgumentException("Nesterov momentum requires momentum > 0 and zero dampening.");
-        _momentum = momentum; _dampening = dampening; _weightDecay = weightDecay; _nesterov = nesterov;
+        _momentum = Hyperparameter(momentum, nameof(momentum)); _dampening = Hyperparameter(dampening, nameof(dampening));
+        _weightDecay = Hyperparameter(weightDecay, nameof(weightDecay)); _nesterov = nesterov;
         if (momentum != 0) _buf = NewDeviceMoment();
     }
 

@@ -13,9 +13,19 @@ public abstract class Optimizer
     /// <summary>Creates an optimizer over every parameter of <paramref name="store"/>.</summary>
     protected Optimizer(ParameterStore store, float learningRate)
     {
-        Store = store;
+        Store = store ?? throw new ArgumentNullException(nameof(store));
         LearningRate = learningRate;
     }
+
+    /// <summary>
+    /// A hyperparameter checked as <c>torch.optim</c> checks it: at least <paramref name="least"/> and below
+    /// <paramref name="below"/> (NaN and infinity refused), so a beta of 1 or a negative decay fails here instead of
+    /// turning every weight into NaN at the first step.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Outside the range, naming the parameter.</exception>
+    protected static float Hyperparameter(float value, string name, float least = 0, float below = float.PositiveInfinity) =>
+        value >= least && value < below ? value
+        : throw new ArgumentOutOfRangeException(name, value, float.IsPositiveInfinity(below) ? $"{name} must be finite and at least {least}." : $"{name} must be in [{least}, {below}).");
 
     /// <summary>The parameters being optimised.</summary>
     public ParameterStore Store { get; }
@@ -134,7 +144,8 @@ public sealed class Sgd : Optimizer
     public Sgd(ParameterStore store, float lr, float momentum = 0, float dampening = 0, float weightDecay = 0, bool nesterov = false) : base(store, lr)
     {
         if (nesterov && (momentum <= 0 || dampening != 0)) throw new ArgumentException("Nesterov momentum requires momentum > 0 and zero dampening.");
-        _momentum = momentum; _dampening = dampening; _weightDecay = weightDecay; _nesterov = nesterov;
+        _momentum = Hyperparameter(momentum, nameof(momentum)); _dampening = Hyperparameter(dampening, nameof(dampening));
+        _weightDecay = Hyperparameter(weightDecay, nameof(weightDecay)); _nesterov = nesterov;
         if (momentum != 0) _buf = NewMoment();
     }
 
@@ -188,7 +199,8 @@ public class Adam : Optimizer
     /// <summary>Creates Adam or AdamW.</summary>
     protected Adam(ParameterStore store, float lr, float beta1, float beta2, float eps, float weightDecay, bool decoupled) : base(store, lr)
     {
-        _beta1 = beta1; _beta2 = beta2; _eps = eps; _weightDecay = weightDecay; _decoupled = decoupled;
+        _beta1 = Hyperparameter(beta1, nameof(beta1), below: 1); _beta2 = Hyperparameter(beta2, nameof(beta2), below: 1);
+        _eps = Hyperparameter(eps, nameof(eps)); _weightDecay = Hyperparameter(weightDecay, nameof(weightDecay)); _decoupled = decoupled;
         _m = NewMoment(); _v = NewMoment();
     }
 

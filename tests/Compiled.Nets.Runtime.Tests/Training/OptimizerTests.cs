@@ -130,6 +130,28 @@ public class OptimizerTests
         Assert.Equal(3f, new ConstantSchedule(3f).At(1234));
     }
 
+    [Theory]
+    [InlineData("adamw", 1f, 0.999f, 1e-8f, 0.01f, "beta1 must be in [0, 1)")]
+    [InlineData("adam", 0.9f, 1f, 1e-8f, 0f, "beta2 must be in [0, 1)")]
+    [InlineData("adamw", 0.9f, float.NaN, 1e-8f, 0.01f, "beta2 must be in [0, 1)")]
+    [InlineData("adam", 0.9f, 0.999f, -1e-8f, 0f, "eps must be finite and at least 0")]
+    [InlineData("adamw", 0.9f, 0.999f, 1e-8f, -0.01f, "weightDecay must be finite and at least 0")]
+    [InlineData("sgd", -0.9f, 0f, 0f, 0f, "momentum must be finite and at least 0")]
+    [InlineData("sgd", 0.9f, -1f, 0f, 0f, "dampening must be finite and at least 0")]
+    [InlineData("sgd", 0.9f, 0f, 0f, float.PositiveInfinity, "weightDecay must be finite")]
+    public void Hyperparameters_torch_optim_refuses_are_refused_when_the_optimizer_is_built(string kind, float a, float b, float eps, float decay, string message)
+    {
+        var s = Store();
+        Func<Optimizer> make = kind switch
+        {
+            "adamw" => () => new AdamW(s, 1e-3f, a, b, eps, decay),
+            "adam" => () => new Adam(s, 1e-3f, a, b, eps, decay),
+            _ => () => new Sgd(s, 1e-3f, momentum: a, dampening: b, weightDecay: decay),
+        };
+        Assert.Contains(message, Assert.Throws<ArgumentOutOfRangeException>(make).Message);
+        Assert.Throws<ArgumentNullException>(() => new AdamW(null!));
+    }
+
     [Fact]
     public void Schedules_refuse_rates_and_step_counts_that_would_divide_by_zero_or_go_negative()
     {
