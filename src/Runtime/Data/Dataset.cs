@@ -8,7 +8,8 @@ public sealed class Dataset
     /// <exception cref="ArgumentException">When sizes disagree or a label is outside [0, classes).</exception>
     public Dataset(float[] samples, int[] labels, int[] sampleShape, int classes, IReadOnlyList<string>? classNames = null)
     {
-        SampleSize = sampleShape.Aggregate(1, (a, b) => a * b);
+        if (sampleShape.Length == 0 || sampleShape.Any(d => d <= 0)) throw new ArgumentException($"The sample shape [{string.Join(", ", sampleShape)}] needs positive dimensions.", nameof(sampleShape));
+        SampleSize = Size(sampleShape);
         if (samples.Length != (long)labels.Length * SampleSize)
             throw new ArgumentException($"{labels.Length} labels need {(long)labels.Length * SampleSize} floats of samples shaped [{string.Join(", ", sampleShape)}], got {samples.Length}.");
         for (int i = 0; i < labels.Length; i++)
@@ -21,14 +22,24 @@ public sealed class Dataset
     /// <exception cref="ArgumentException">When sizes disagree or a target is not finite.</exception>
     public Dataset(float[] samples, float[] targets, int[] sampleShape, int[] targetShape)
     {
-        SampleSize = sampleShape.Aggregate(1, (a, b) => a * b);
-        TargetSize = targetShape.Aggregate(1, (a, b) => a * b);
-        if (SampleSize <= 0 || TargetSize <= 0) throw new ArgumentException("Sample and target shapes need positive dimensions.");
+        if (sampleShape.Length == 0 || sampleShape.Any(d => d <= 0) || targetShape.Any(d => d <= 0))
+            throw new ArgumentException($"Sample and target shapes need positive dimensions, got [{string.Join(", ", sampleShape)}] and [{string.Join(", ", targetShape)}].");
+        SampleSize = Size(sampleShape);
+        TargetSize = Size(targetShape);
         if (samples.Length % SampleSize != 0 || targets.Length != (long)(samples.Length / SampleSize) * TargetSize)
             throw new ArgumentException($"{samples.Length} floats of samples shaped [{string.Join(", ", sampleShape)}] need {(long)(samples.Length / SampleSize) * TargetSize} floats of targets shaped [{string.Join(", ", targetShape)}], got {targets.Length}.");
         int bad = Array.FindIndex(targets, t => !float.IsFinite(t));
         if (bad >= 0) throw new ArgumentException($"Target {bad % TargetSize} of sample {bad / TargetSize} is {targets[bad]}; targets must be finite.");
         Samples = samples; Labels = new int[samples.Length / SampleSize]; SampleShape = sampleShape; Targets = targets; TargetShape = targetShape;
+    }
+
+    /// <summary>Floats of one sample or target of <paramref name="shape"/> (positive dimensions), at most int.MaxValue.</summary>
+    private static int Size(int[] shape)
+    {
+        long size = 1;
+        foreach (int d in shape)
+            if ((size *= d) > int.MaxValue) throw new ArgumentException($"A sample or target shaped [{string.Join(", ", shape)}] holds more than {int.MaxValue} floats.");
+        return (int)size;
     }
 
     /// <summary>The regression targets, flattened (null for a labelled dataset).</summary>
@@ -105,8 +116,10 @@ public sealed class Dataset
     }
 
     /// <summary>Per-channel mean and standard deviation over all samples ([C, H, W] layout).</summary>
+    /// <exception cref="InvalidOperationException">On an empty dataset (there are no statistics to take).</exception>
     public (float[] Mean, float[] Std) ChannelStatistics()
     {
+        if (Count == 0) throw new InvalidOperationException("Channel statistics of an empty dataset: there are no samples to average.");
         int c = SampleShape[0], plane = SampleSize / c;
         var mean = new double[c]; var sq = new double[c];
         for (int n = 0; n < Count; n++)
@@ -117,10 +130,16 @@ public sealed class Dataset
     }
 
     /// <summary>Normalises in place: (x − mean[c]) / std[c] per channel.</summary>
+    /// <exception cref="ArgumentException">A count other than the channels', a mean that is not finite, or a standard
+    /// deviation that is not finite and positive (a constant channel has std 0: every value would become NaN or
+    /// infinity; torchvision's Normalize refuses it too).</exception>
     public void Normalize(float[] mean, float[] std)
     {
         int c = SampleShape[0], plane = SampleSize / c;
         if (mean.Length != c || std.Length != c) throw new ArgumentException($"Normalisation needs {c} means and stds.");
+        for (int ch = 0; ch < c; ch++)
+            if (!float.IsFinite(mean[ch]) || !(float.IsFinite(std[ch]) && std[ch] > 0))
+                throw new ArgumentException($"Channel {ch}: mean {mean[ch]} and standard deviation {std[ch]}; normalising needs a finite mean and a finite, positive deviation (a constant channel has none).");
         for (int n = 0; n < Count; n++)
             for (int ch = 0; ch < c; ch++)
             {

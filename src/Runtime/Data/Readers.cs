@@ -51,6 +51,7 @@ public static class DatasetReaders
             if (n < 0 || rows <= 0 || cols <= 0) throw new InvalidDataException($"'{path}' has an invalid IDX header ({n} × {rows} × {cols}).");
             Int128 pixels = (Int128)n * rows * cols;
             if (pixels > Array.MaxLength - 16) throw new InvalidDataException($"'{path}' declares {n} images of {rows}×{cols}, {pixels} pixels: more than one array holds.");
+            if ((long)rows * cols > Array.MaxLength) throw new InvalidDataException($"'{path}' declares images of {rows}×{cols} pixels: more than one array holds.");
             return 16 + (long)pixels;
         });
         var images = new float[b.Length - 16];

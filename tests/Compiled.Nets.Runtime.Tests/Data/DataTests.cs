@@ -125,4 +125,19 @@ public class DataTests
         train.Normalize(mean, std);
         Assert.Equal(0, train.Samples.Average(), 4);
     }
+
+    [Fact]
+    public void A_constant_channel_an_empty_dataset_and_an_empty_shape_are_refused_not_turned_into_NaN()
+    {
+        var constant = new Dataset(new float[2 * 2 * 3], [0, 1], [2, 3], 2); // two channels, both constant (zeros)
+        var (mean, std) = constant.ChannelStatistics();
+        Assert.Equal([0f, 0f], std);
+        var e = Assert.Throws<ArgumentException>(() => constant.Normalize(mean, std));
+        Assert.Contains("Channel 0: mean 0 and standard deviation 0", e.Message);
+        Assert.Throws<ArgumentException>(() => constant.Normalize([0f, float.NaN], [1f, 1f]));
+        Assert.Equal(new float[12], constant.Samples); // left as they were
+        Assert.Contains("empty dataset", Assert.Throws<InvalidOperationException>(() => constant.Subset([]).ChannelStatistics()).Message);
+        Assert.Contains("positive dimensions", Assert.Throws<ArgumentException>(() => new Dataset([], [], [0, 3], 2)).Message);
+        Assert.Contains("positive dimensions", Assert.Throws<ArgumentException>(() => new Dataset([1f], [1f], [1], [-1])).Message);
+    }
 }

@@ -137,6 +137,7 @@ public class ReaderRegressionTests
     [Theory]
     [InlineData(4, int.MaxValue, int.MaxValue, "more than one array holds")]
     [InlineData(16, 1 << 30, 1 << 30, "more than one array holds")]
+    [InlineData(0, 1 << 16, 1 << 16, "images of 65536×65536 pixels: more than one array holds")] // no image, yet no sample fits an array
     public void Idx_HeadersWhoseSizeOverflows_AreRefused(int n, int rows, int cols, string reason) =>
         Assert.Contains(reason, Refused(() => DatasetReaders.ParseIdxImages(IdxHeader(n, rows, cols), "f")).Message);
 
