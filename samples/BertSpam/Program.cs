@@ -5,6 +5,7 @@ using Compiled.Nets.Data;
 using Compiled.Nets.Distributed;
 using Compiled.Nets.Gpu;
 using Compiled.Nets.Reporting;
+using static Compiled.Nets.Samples.SampleCommandLine;
 using Compiled.Nets.Samples.BertSpam;
 using Compiled.Nets.Text;
 using Compiled.Nets.Training;
@@ -36,38 +37,19 @@ deviceKind.AcceptOnlyFromAmong("cpu", "gpu", "auto", "cpu-accelerator");
 var output = new Option<string>("--output") { Description = "Folder for checkpoints, history and the report", DefaultValueFactory = _ => "out/bert-spam" };
 
 // Impossible numbers are parse errors (one line and the usage), before anything is loaded or written.
-Check(epochs, v => v is null or >= 1, "at least 1"); Check(batchSize, v => v >= 1, "at least 1"); Check(topK, v => v >= 1, "at least 1");
-Check(patience, v => v >= 0, "at least 0"); Check(limit, v => v >= 0, "at least 0"); Check(warmup, v => v is >= 0 and <= 1, "a fraction in [0, 1]");
+Check(epochs, v => v is null or >= 1, "at least 1");
+Check(batchSize, v => v >= 1, "at least 1");
+Check(topK, v => v >= 1, "at least 1");
+Check(patience, v => v >= 0, "at least 0");
+Check(limit, v => v >= 0, "at least 0");
+Check(warmup, v => v is >= 0 and <= 1, "a fraction in [0, 1]");
 Check(lr, v => v is null || float.IsFinite(v.Value) && v > 0, "a positive number");
-Check(weightDecay, v => float.IsFinite(v) && v >= 0, "a number at least 0"); Check(maxGradNorm, v => float.IsFinite(v) && v >= 0, "a number at least 0 (0: off)");
+Check(weightDecay, v => float.IsFinite(v) && v >= 0, "a number at least 0");
+Check(maxGradNorm, v => float.IsFinite(v) && v >= 0, "a number at least 0 (0: off)");
 var root = new RootCommand("Fine-tune BERT on SpamAssassin ham/spam with Compiled.Nets")
     { data, model, arch, epochs, batchSize, lr, warmup, weightDecay, maxLength, freeze, topK, maxGradNorm, patience, seed, limit, output, distributed, deviceKind };
-root.SetAction(parse =>
-{
-    try { return Run(parse); }
-    catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException)
-    {
-        // Bad input (a malformed checkpoint, missing data, an impossible option): one clear line, no stack trace.
-        Console.Error.WriteLine($"error: {e.Message}");
-        return 1;
-    }
-});
+root.SetAction(Guarded(Run));
 return root.Parse(args).Invoke();
-
-static void Check<T>(Option<T> option, Func<T, bool> valid, string what) => option.Validators.Add(r =>
-{
-    T value;
-    try { value = r.GetValueOrDefault<T>(); }
-    catch (InvalidOperationException) { return; } // not a number at all: the parser reports that itself
-    if (!valid(value)) r.AddError($"{option.Name} must be {what}, got {value}.");
-});
-
-// No GPU where one was asked for is the user's input, not a defect: one line, as other bad input.
-static GpuDevice OpenDevice(string kind)
-{
-    try { return GpuDevice.Open(kind); }
-    catch (InvalidOperationException e) { throw new ArgumentException(e.Message, e); }
-}
 
 int Run(ParseResult parse)
 {

@@ -5,6 +5,7 @@ using Compiled.Nets.Data;
 using Compiled.Nets.Distributed;
 using Compiled.Nets.Gpu;
 using Compiled.Nets.Reporting;
+using static Compiled.Nets.Samples.SampleCommandLine;
 using Compiled.Nets.Samples.FashionMnist;
 using Compiled.Nets.Training;
 
@@ -29,35 +30,14 @@ var deviceKind = new Option<string>("--device") { Description = "cpu (the compil
 deviceKind.AcceptOnlyFromAmong("cpu", "gpu", "auto", "cpu-accelerator");
 var distributed = new Option<bool>("--distributed") { Description = "Train as one rank of an MPI job (start it with mpirun -np N …; under mpirun this is the default): --batch-size is the global batch, split over the ranks; rank 0 reports and writes" };
 // Impossible numbers are parse errors (one line and the usage), before anything is loaded or written.
-Check(epochs, v => v >= 1, "at least 1"); Check(batchSize, v => v >= 1, "at least 1"); Check(limit, v => v >= 0, "at least 0"); Check(patience, v => v >= 0, "at least 0");
+Check(epochs, v => v >= 1, "at least 1");
+Check(batchSize, v => v >= 1, "at least 1");
+Check(limit, v => v >= 0, "at least 0");
+Check(patience, v => v >= 0, "at least 0");
 Check(lr, v => float.IsFinite(v) && v > 0, "a positive number");
 var root = new RootCommand("Train the seed ConvNet on Fashion-MNIST with Compiled.Nets") { data, model, epochs, batchSize, lr, optimizerName, seed, output, limit, patience, resume, servingCheck, deviceKind, distributed };
-root.SetAction(parse =>
-{
-    try { return Run(parse); }
-    catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or ArgumentException)
-    {
-        // Bad input (missing or malformed data, an unwritable output folder, a device that is not there): one clear line.
-        Console.Error.WriteLine($"error: {e.Message}");
-        return 1;
-    }
-});
+root.SetAction(Guarded(Run));
 return root.Parse(args).Invoke();
-
-static void Check<T>(Option<T> option, Func<T, bool> valid, string what) => option.Validators.Add(r =>
-{
-    T value;
-    try { value = r.GetValueOrDefault<T>(); }
-    catch (InvalidOperationException) { return; } // not a number at all: the parser reports that itself
-    if (!valid(value)) r.AddError($"{option.Name} must be {what}, got {value}.");
-});
-
-// No GPU where one was asked for is the user's input, not a defect: one line, as other bad input.
-static GpuDevice OpenDevice(string kind)
-{
-    try { return GpuDevice.Open(kind); }
-    catch (InvalidOperationException e) { throw new ArgumentException(e.Message, e); }
-}
 
 int Run(ParseResult parse)
 {
