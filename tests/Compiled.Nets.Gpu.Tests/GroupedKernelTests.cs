@@ -563,6 +563,29 @@ public abstract class GroupedKernelTests(DeviceFixture f)
     }
 
     [Fact]
+    public void A_convolutions_bias_gradient_summed_as_its_output_gradient_moves_matches_the_CPU()
+    {
+        // A group per output channel moves dy to [O, B·P] and sums it: B·P = 297 exceeds a group's threads.
+        var g = new Conv2dGeometry(3, 2, 9, 11, 5, 3, 3, 1, 1, 1, 1);
+        var x = DeviceFixture.Random(g.Batch * g.InSize, 40); var w = DeviceFixture.Random(g.WeightSize, 41, 0.5f);
+        var dy = DeviceFixture.Random(g.Batch * g.OutSize, 42);
+        var dw = DeviceFixture.Random(g.WeightSize, 43); var db = DeviceFixture.Random(g.OutChannels, 44); // added onto
+        var dwGpu = (float[])dw.Clone(); var dbGpu = (float[])db.Clone();
+        Conv2dKernels.Backward(default, dw, dy, x, w, g, new float[Conv2dKernels.ScratchSize(g)]);
+        int plane = g.OutHeight * g.OutWidth;
+        for (int b = 0; b < g.Batch; b++)
+            for (int o = 0; o < g.OutChannels; o++)
+                for (int p = 0; p < plane; p++) db[o] += dy[(b * g.OutChannels + o) * plane + p];
+        using var X = f.Upload(x); using var W = f.Upload(w); using var DY = f.Upload(dy);
+        using var DW = f.Upload(dwGpu); using var DB = f.Upload(dbGpu); using var S = f.Device.Allocate(GpuKernels.Conv2dScratch(g));
+        long before = f.Device.LaunchCount;
+        K.Conv2dBackward(default, DW.View, DB.View, DY.View, X.View, W.View, g, S.View);
+        Assert.Equal(3, f.Device.LaunchCount - before); // dy moved with the bias summed, the patches, dw's GEMM
+        DeviceFixture.Close(dw, DeviceFixture.Download(DW, dw.Length), 1e-5f, "dw");
+        DeviceFixture.Close(db, DeviceFixture.Download(DB, db.Length), 1e-5f, "db");
+    }
+
+    [Fact]
     public void Token_ids_are_grouped_by_id_with_each_ids_positions_in_order()
     {
         int[] ids = [5, 0, 5, 3, 0, 5, 9, 3];

@@ -196,7 +196,7 @@ namespace Compiled.Nets.Generator.Ops
                 return;
             }
             c.Launch($"K.Conv2dBackward({(dx ? c.Gradient(op.Input) : "default")}, {c.ParameterGradient(op, "weight")}, {(bias ? c.ParameterGradient(op, "bias") : "default")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {Geometry(c.Spec, op, "batch")}, {c.Scratch($"{Gpu}GpuKernels.Conv2dScratch({Geometry(c.Spec, op, "batch")}{GroupsArgument(c.Spec, op)})")}{GroupsArgument(c.Spec, op)});",
-                3 + (bias ? 1 : 0) + (dx ? 2 : 0));
+                3 + (dx ? 2 : 0)); // the bias's gradient is summed as dy is moved
         }
 
         private static string GroupsArgument(NetworkSpec s, OpSpec op) => IsGrouped(s, op) ? $", groups: {Groups(s, op)}" : "";

@@ -24,6 +24,7 @@ public sealed partial class GpuKernels
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ConvArgs>? _im2col, _col2im;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvArgs, int>? _convScatter;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ConvArgs>? _convGather;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvArgs>? _convGatherBias;
 
     /// <summary>Scratch floats <see cref="Conv2dForward"/> and <see cref="Conv2dBackward"/> need for geometry <paramref name="g"/>
     /// (one group's, as the CPU kernels take it, when there are <paramref name="groups"/>): the batch's patches, the
@@ -70,8 +71,9 @@ public sealed partial class GpuKernels
 
     /// <summary>
     /// The convolution's gradients: dx += ∂L/∂x (dx empty: not needed), dw += ∂L/∂w, db += ∂L/∂b (empty: none) from
-    /// dy. dy is moved to [O, B·P]; db is its row sums; dw = dyᵀ-GEMM with the recomputed patches; the patches'
-    /// gradient (one GEMM with the weights) is folded back onto dx by a gather per input pixel (no atomics).
+    /// dy. dy is moved to [O, B·P] — with a bias, by a group per channel that sums the row as it moves it (db in the
+    /// same pass); dw = dyᵀ-GEMM with the recomputed patches; the patches' gradient (one GEMM with the weights) is
+    /// folded back onto dx by a gather per input pixel (no atomics).
     /// </summary>
     public void Conv2dBackward(ArrayView<float> dx, ArrayView<float> dw, ArrayView<float> db, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> w,
         in Conv2dGeometry g, ArrayView<float> scratch, int groups = 1)
@@ -83,10 +85,17 @@ public sealed partial class GpuKernels
         var cols = scratch.SubView(0, a.Patch * bp);
         var dcols = scratch.SubView(a.Patch * bp, a.Patch * bp);
         var dyT = scratch.SubView(2 * a.Patch * bp, a.O * bp);
-        _convGather ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvArgs>(ConvGatherKernel);
-        Launched();
-        _convGather(checked((int)(a.O * bp)), dyT, dy, a);
-        if (db.Length > 0) AddRowSums(db, dyT, a.O, n);
+        if (db.Length > 0)
+        {
+            Need(db, a.O, nameof(db));
+            _convGatherBias ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvArgs>(ConvGatherBiasKernel);
+            Launched(); _convGatherBias(SumConfig(a.O, bp), dyT, dy, db, a);
+        }
+        else
+        {
+            _convGather ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvArgs>(ConvGatherKernel);
+            Launched(); _convGather(checked((int)(a.O * bp)), dyT, dy, a);
+        }
         if (dw.Length > 0)
         {
             Im2Col(cols, x, a);
@@ -211,6 +220,24 @@ public sealed partial class GpuKernels
         long q = index % bp;
         int b = (int)(q / a.Pixels), p = (int)(q % a.Pixels);
         dyT[index] = dy[((long)b * a.O + o) * a.Pixels + p];
+    }
+
+    /// <summary>Channel Grid.IdxX: dyT[o, b·P + p] = dy[b, o, p] and db[o] += the row's sum, each thread every
+    /// Group.DimX-th value (neighbouring threads read neighbouring pixels), the threads' sums met in a fixed order.</summary>
+    private static void ConvGatherBiasKernel(ArrayView<float> dyT, ArrayView<float> dy, ArrayView<float> db, ConvArgs a)
+    {
+        int o = Grid.IdxX;
+        long bp = (long)a.Batch * a.Pixels, row = o * bp;
+        float s = 0f;
+        for (long q = Group.IdxX; q < bp; q += Group.DimX)
+        {
+            long b = q / a.Pixels;
+            float v = dy[(b * a.O + o) * a.Pixels + q % a.Pixels];
+            dyT[row + q] = v;
+            s += v;
+        }
+        s = GroupSum(s);
+        if (Group.IdxX == 0) db[o] += s;
     }
 
     /// <summary>dx[b, c, iy, ix] += Σ over the windows covering it of dcols (the transpose of im2col, as a gather).</summary>

@@ -52,9 +52,9 @@ namespace Compiled.Nets.Gpu.Tests
                 _Chain10Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain10Backward);
             }
 
-            /// <summary>12 launches forward, 2 for the loss, 18 backward.</summary>
-            public override int LaunchesPerTrainStep => 32;
-            public override int LaunchesPerTrainStepUnfused => 40;
+            /// <summary>12 launches forward, 2 for the loss, 16 backward.</summary>
+            public override int LaunchesPerTrainStep => 30;
+            public override int LaunchesPerTrainStepUnfused => 38;
             protected override long ActivationsPerSample => 95646;
             protected override long GradientsPerSample => 95114;
             protected override long IntsPerSample => 18816;
