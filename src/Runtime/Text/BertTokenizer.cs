@@ -102,9 +102,10 @@ public sealed class BertTokenizer
     /// <summary>The WordPiece tokens of a text, without special tokens or truncation.</summary>
     public IReadOnlyList<string> Tokenize(string text)
     {
-        var pieces = new List<Piece>();
-        Pieces(text, pieces);
-        return pieces.Select(p => Vocabulary[p.Id]).ToList();
+        ArgumentNullException.ThrowIfNull(text);
+        var pieces = new Pieces(int.MaxValue, stopWhenFull: false);
+        Tokenize(text, pieces);
+        return pieces.Kept.Select(p => Vocabulary[p.Id]).ToList();
     }
 
     /// <summary>
@@ -115,10 +116,11 @@ public sealed class BertTokenizer
     {
         ArgumentNullException.ThrowIfNull(text);
         if (maxLength < 2) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, "maxLength must leave room for [CLS] and [SEP] (at least 2).");
-        var a = new List<Piece>();
-        Pieces(text, a);
-        if (a.Count > maxLength - 2) a.RemoveRange(maxLength - 2, a.Count - (maxLength - 2));
-        return Assemble(a, null, padTo);
+        // Truncation keeps the first tokens, which do not depend on the text after them: tokenizing stops there, so a
+        // long text costs what its first maxLength tokens cost.
+        var a = new Pieces(maxLength - 2, stopWhenFull: true);
+        Tokenize(text, a);
+        return Assemble(a.Kept, null, padTo);
     }
 
     /// <summary>
@@ -130,22 +132,24 @@ public sealed class BertTokenizer
         ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(pair);
         if (maxLength < 3) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, "maxLength must leave room for [CLS] and two [SEP] (at least 3).");
-        var a = new List<Piece>();
-        var b = new List<Piece>();
-        Pieces(text, a);
-        Pieces(pair, b);
         int budget = maxLength - 3;
+        // Neither text keeps more than the budget, but which is longer decides the cut: both are counted to the end
+        // (only their first tokens are kept, so memory stays bounded).
+        var a = new Pieces(budget, stopWhenFull: false);
+        var b = new Pieces(budget, stopWhenFull: false);
+        Tokenize(text, a);
+        Tokenize(pair, b);
         if (a.Count + b.Count > budget)
         {
             // Keep the shorter whole if it fits in half-or-more, else split the budget evenly (the first gets the odd one).
-            int shorter = Math.Min(a.Count, b.Count);
-            int keepShort = shorter, keepLong = shorter > budget ? shorter : Math.Max(shorter, budget - shorter);
+            long shorter = Math.Min(a.Count, b.Count);
+            long keepShort = shorter, keepLong = shorter > budget ? shorter : Math.Max(shorter, budget - shorter);
             if (keepShort + keepLong > budget) { keepShort = budget / 2; keepLong = keepShort + budget % 2; }
-            int keepA = a.Count > b.Count ? keepLong : keepShort, keepB = a.Count > b.Count ? keepShort : keepLong;
-            if (a.Count > keepA) a.RemoveRange(keepA, a.Count - keepA);
-            if (b.Count > keepB) b.RemoveRange(keepB, b.Count - keepB);
+            long keepA = a.Count > b.Count ? keepLong : keepShort, keepB = a.Count > b.Count ? keepShort : keepLong;
+            a.Truncate((int)Math.Min(keepA, budget));
+            b.Truncate((int)Math.Min(keepB, budget));
         }
-        return Assemble(a, b, padTo);
+        return Assemble(a.Kept, b.Kept, padTo);
     }
 
     /// <summary>
@@ -175,6 +179,26 @@ public sealed class BertTokenizer
     /// <summary>A token: its id and where it came from in the text (UTF-16).</summary>
     private readonly record struct Piece(int Id, int Start, int End);
 
+    /// <summary>A text's tokens as they come: all of them counted, the first <c>limit</c> kept; with
+    /// <c>stopWhenFull</c>, tokenizing ends once they are there.</summary>
+    private sealed class Pieces(int limit, bool stopWhenFull)
+    {
+        public List<Piece> Kept { get; } = new(Math.Min(limit, 512));
+        public long Count { get; private set; }
+        public bool Done => stopWhenFull && Count >= limit;
+
+        public void Add(Piece p)
+        {
+            Count++;
+            if (Kept.Count < limit) Kept.Add(p);
+        }
+
+        public void Truncate(int keep)
+        {
+            if (Kept.Count > keep) Kept.RemoveRange(keep, Kept.Count - keep);
+        }
+    }
+
     private BertEncoding Assemble(List<Piece> a, List<Piece>? b, int padTo)
     {
         int n = 2 + a.Count + (b is null ? 0 : b.Count + 1), length = Math.Max(n, padTo);
@@ -199,36 +223,45 @@ public sealed class BertTokenizer
     }
 
     /// <summary>The text's tokens: special tokens matched verbatim in the raw text, everything between tokenized.</summary>
-    private void Pieces(string text, List<Piece> output)
+    private void Tokenize(string text, Pieces output)
     {
+        // Each special token's next occurrence, searched again only once passed: the text is read a bounded number of
+        // times however many special tokens it holds (searching each from every match was quadratic).
+        Span<int> next = stackalloc int[_specialTokens.Length];
+        next.Fill(-2);
         int from = 0;
-        while (from < text.Length)
+        while (from < text.Length && !output.Done)
         {
             int at = -1, which = -1;
             for (int s = 0; s < _specialTokens.Length; s++)
             {
-                int i = text.IndexOf(_specialTokens[s], from, StringComparison.Ordinal);
+                if (next[s] == -2 || (next[s] >= 0 && next[s] < from)) next[s] = text.IndexOf(_specialTokens[s], from, StringComparison.Ordinal);
+                int i = next[s];
                 if (i >= 0 && (at < 0 || i < at)) { at = i; which = s; }
             }
             int end = at < 0 ? text.Length : at;
             Segment(text, from, end, output);
-            if (at < 0) break;
+            if (at < 0 || output.Done) break;
             output.Add(new Piece(_specialIds[which], at, at + _specialTokens[which].Length));
             from = at + _specialTokens[which].Length;
         }
     }
 
-    /// <summary>Normalises text[start..end), splits it into words and WordPiece-tokenizes each.</summary>
-    private void Segment(string text, int start, int end, List<Piece> output)
+    /// <summary>
+    /// Normalises text[start..end), splits it into words and WordPiece-tokenizes each, as a stream: each normalised
+    /// character goes straight to the word being built, and a word is tokenized when it ends, so memory holds one word
+    /// and tokenizing stops as soon as <paramref name="output"/> is done.
+    /// </summary>
+    private void Segment(string text, int start, int end, Pieces output)
     {
-        // The normalised text as UTF-16, with the source span of each of its chars.
-        var normalized = new StringBuilder(end - start);
-        var source = new List<(int Start, int End)>(end - start);
+        var word = new Word(Options.MaxInputCharsPerWord);
+        // Words: split at white space (dropped) and around punctuation (kept as words of their own).
         void Emit(int cp, int s, int e)
         {
-            if (cp < 0x10000) { normalized.Append((char)cp); source.Add((s, e)); return; }
-            normalized.Append((char)(0xD7C0 + (cp >> 10))).Append((char)(0xDC00 | (cp & 0x3FF)));
-            source.Add((s, e)); source.Add((s, e));
+            bool split = BertCharacterTables.In(BertCharacterTables.Splitters, cp), punct = !split && BertCharacterTables.In(BertCharacterTables.Punctuation, cp);
+            if (!split && !punct) { word.Append(cp, s, e); return; }
+            if (word.Runes > 0) { WordPiece(word, output); word.Clear(); }
+            if (punct) { word.Append(cp, s, e); WordPiece(word, output); word.Clear(); }
         }
         void EmitCased(int cp, int s, int e)
         {
@@ -237,7 +270,7 @@ public sealed class BertTokenizer
             else Emit(cp, s, e);
         }
 
-        for (int i = start; i < end;)
+        for (int i = start; i < end && !output.Done;)
         {
             // A lone surrogate reaches HF as U+FFFD.
             int cp = Rune.DecodeFromUtf16(text.AsSpan(i, end - i), out var rune, out int used) == System.Buffers.OperationStatus.Done ? rune.Value : 0xFFFD;
@@ -271,34 +304,43 @@ public sealed class BertTokenizer
             }
             EmitCased(cp, s, e);
         }
-
-        // Words: split at white space (dropped) and around punctuation (kept as words of their own).
-        string chars = normalized.ToString();
-        int wordStart = -1;
-        for (int i = 0; i < chars.Length;)
-        {
-            int width = char.IsHighSurrogate(chars[i]) && i + 1 < chars.Length && char.IsLowSurrogate(chars[i + 1]) ? 2 : 1;
-            int cp = width == 2 ? char.ConvertToUtf32(chars[i], chars[i + 1]) : chars[i];
-            bool split = BertCharacterTables.In(BertCharacterTables.Splitters, cp), punct = !split && BertCharacterTables.In(BertCharacterTables.Punctuation, cp);
-            if (split || punct)
-            {
-                if (wordStart >= 0) { WordPiece(chars, wordStart, i, source, output); wordStart = -1; }
-                if (punct) WordPiece(chars, i, i + width, source, output);
-            }
-            else if (wordStart < 0) wordStart = i;
-            i += width;
-        }
-        if (wordStart >= 0) WordPiece(chars, wordStart, chars.Length, source, output);
+        if (word.Runes > 0 && !output.Done) WordPiece(word, output);
     }
 
-    /// <summary>Greedy longest-match-first WordPiece of chars[start..end); a word with an unmatched rest is one [UNK].</summary>
-    private void WordPiece(string chars, int start, int end, List<(int Start, int End)> source, List<Piece> output)
+    /// <summary>The normalised word being built: its characters (UTF-16) with the text span each came from; past the
+    /// longest word WordPiece splits, only its extent is kept (it becomes one [UNK]).</summary>
+    private sealed class Word(int longest)
     {
-        var word = chars.AsSpan(start, end - start);
-        int from = output.Count;
-        int Src(int i) => source[start + i].Start;
-        int SrcEnd(int i) => source[start + i - 1].End;
-        if (CountRunes(word) > Options.MaxInputCharsPerWord) { output.Add(new Piece(UnkId, Src(0), SrcEnd(word.Length))); return; }
+        public readonly StringBuilder Chars = new();
+        public readonly List<(int Start, int End)> Source = new();
+        public int Runes, Start, End;
+        public bool TooLong => Runes > longest;
+
+        public void Append(int cp, int s, int e)
+        {
+            if (Runes == 0) Start = s;
+            End = e;
+            if (++Runes > longest) return;
+            if (cp < 0x10000) { Chars.Append((char)cp); Source.Add((s, e)); return; }
+            Chars.Append((char)(0xD7C0 + (cp >> 10))).Append((char)(0xDC00 | (cp & 0x3FF)));
+            Source.Add((s, e)); Source.Add((s, e));
+        }
+
+        public void Clear() { Chars.Clear(); Source.Clear(); Runes = 0; }
+    }
+
+    /// <summary>Greedy longest-match-first WordPiece of a word; a word with an unmatched rest is one [UNK].</summary>
+    private void WordPiece(Word w, Pieces output)
+    {
+        if (w.TooLong) { output.Add(new Piece(UnkId, w.Start, w.End)); return; }
+        Span<char> buffer = w.Chars.Length <= 256 ? stackalloc char[w.Chars.Length] : new char[w.Chars.Length];
+        w.Chars.CopyTo(0, buffer, w.Chars.Length);
+        ReadOnlySpan<char> word = buffer;
+        var source = w.Source;
+        // A word's pieces count only once it matched to its end (else it is one [UNK]): first their ids and ends.
+        Span<int> ends = word.Length <= 128 ? stackalloc int[word.Length] : new int[word.Length];
+        Span<int> ids = word.Length <= 128 ? stackalloc int[word.Length] : new int[word.Length];
+        int pieces = 0;
         for (int s = 0; s < word.Length;)
         {
             int e = word.Length, id = -1;
@@ -309,15 +351,11 @@ public sealed class BertTokenizer
                 e -= char.IsLowSurrogate(word[e - 1]) && e - 2 >= s ? 2 : 1;
                 id = -1;
             }
-            if (id < 0)
-            {
-                output.RemoveRange(from, output.Count - from);
-                output.Add(new Piece(UnkId, Src(0), SrcEnd(word.Length)));
-                return;
-            }
-            output.Add(new Piece(id, Src(s), SrcEnd(e)));
+            if (id < 0) { output.Add(new Piece(UnkId, w.Start, w.End)); return; }
+            ids[pieces] = id; ends[pieces++] = e;
             s = e;
         }
+        for (int k = 0, s = 0; k < pieces; s = ends[k++]) output.Add(new Piece(ids[k], source[s].Start, source[ends[k] - 1].End));
     }
 
     private static int CountRunes(ReadOnlySpan<char> s)

@@ -31,6 +31,34 @@ public class BertTokenizerTests
     }
 
     [Fact]
+    public void A_long_text_costs_what_its_kept_tokens_cost_and_special_tokens_are_found_in_linear_time()
+    {
+        var t = new BertTokenizer(Vocab);
+        // Truncation keeps the first tokens: tokenizing stops after them instead of building all 2 million.
+        string bangs = new('!', 2_000_000);
+        t.Encode("hello", 128); // warm up
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = t.Encode(bangs, 128);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal([2, .. Enumerable.Repeat(8, 126), 3], e.Ids);
+        Assert.True(allocated < 200_000, $"{allocated} bytes allocated for 128 tokens");
+        // A pair counts both texts to the end (which is longer decides the cut) but keeps only what it may use.
+        before = GC.GetAllocatedBytesForCurrentThread();
+        var pair = t.Encode(bangs, "hello world", 10);
+        allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal([2, 8, 8, 8, 8, 8, 3, 5, 6, 3], pair.Ids);
+        Assert.True(allocated < 200_000, $"{allocated} bytes allocated for a pair of 10 tokens");
+        // 200,000 special tokens: each was searched for again from every match (quadratic: minutes); now well under a second.
+        string specials = string.Concat(Enumerable.Repeat("[SEP] hello ", 200_000));
+        var sw = Stopwatch.StartNew();
+        var s = t.Encode(specials, 8);
+        var full = t.Tokenize(specials);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(10), $"{sw.Elapsed.TotalSeconds:F1} s");
+        Assert.Equal([2, 3, 5, 3, 5, 3, 5, 3], s.Ids);
+        Assert.Equal(400_000, full.Count);
+    }
+
+    [Fact]
     public void Pairs_GetTypeIdsOneForTheSecondText()
     {
         var t = new BertTokenizer(Vocab);
