@@ -229,6 +229,7 @@ public sealed class BertTokenizer
         // times however many special tokens it holds (searching each from every match was quadratic).
         Span<int> next = stackalloc int[_specialTokens.Length];
         next.Fill(-2);
+        var word = new Word(Options.MaxInputCharsPerWord);
         int from = 0;
         while (from < text.Length && !output.Done)
         {
@@ -240,7 +241,7 @@ public sealed class BertTokenizer
                 if (i >= 0 && (at < 0 || i < at)) { at = i; which = s; }
             }
             int end = at < 0 ? text.Length : at;
-            Segment(text, from, end, output);
+            Segment(text, from, end, word, output);
             if (at < 0 || output.Done) break;
             output.Add(new Piece(_specialIds[which], at, at + _specialTokens[which].Length));
             from = at + _specialTokens[which].Length;
@@ -252,10 +253,11 @@ public sealed class BertTokenizer
     /// character goes straight to the word being built, and a word is tokenized when it ends, so memory holds one word
     /// and tokenizing stops as soon as <paramref name="output"/> is done.
     /// </summary>
-    private void Segment(string text, int start, int end, Pieces output)
+    private void Segment(string text, int start, int end, Word word, Pieces output)
     {
-        var word = new Word(Options.MaxInputCharsPerWord);
+        word.Clear();
         // Words: split at white space (dropped) and around punctuation (kept as words of their own).
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         void Emit(int cp, int s, int e)
         {
             bool split = BertCharacterTables.In(BertCharacterTables.Splitters, cp), punct = !split && BertCharacterTables.In(BertCharacterTables.Punctuation, cp);
@@ -311,35 +313,36 @@ public sealed class BertTokenizer
     /// longest word WordPiece splits, only its extent is kept (it becomes one [UNK]).</summary>
     private sealed class Word(int longest)
     {
-        public readonly StringBuilder Chars = new();
-        public readonly List<(int Start, int End)> Source = new();
-        public int Runes, Start, End;
+        // At most `longest` runes are kept, two UTF-16 units each: the buffers never grow. Ids and Ends hold WordPiece's
+        // matches until the word has matched to its end.
+        public readonly char[] Chars = new char[2 * longest];
+        public readonly (int Start, int End)[] Source = new (int, int)[2 * longest];
+        public readonly int[] Ids = new int[2 * longest], Ends = new int[2 * longest];
+        public int Length, Runes, Start, End;
         public bool TooLong => Runes > longest;
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public void Append(int cp, int s, int e)
         {
             if (Runes == 0) Start = s;
             End = e;
             if (++Runes > longest) return;
-            if (cp < 0x10000) { Chars.Append((char)cp); Source.Add((s, e)); return; }
-            Chars.Append((char)(0xD7C0 + (cp >> 10))).Append((char)(0xDC00 | (cp & 0x3FF)));
-            Source.Add((s, e)); Source.Add((s, e));
+            if (cp < 0x10000) { Source[Length] = (s, e); Chars[Length++] = (char)cp; return; }
+            Source[Length] = (s, e); Chars[Length++] = (char)(0xD7C0 + (cp >> 10));
+            Source[Length] = (s, e); Chars[Length++] = (char)(0xDC00 | (cp & 0x3FF));
         }
 
-        public void Clear() { Chars.Clear(); Source.Clear(); Runes = 0; }
+        public void Clear() { Length = 0; Runes = 0; }
     }
 
     /// <summary>Greedy longest-match-first WordPiece of a word; a word with an unmatched rest is one [UNK].</summary>
     private void WordPiece(Word w, Pieces output)
     {
         if (w.TooLong) { output.Add(new Piece(UnkId, w.Start, w.End)); return; }
-        Span<char> buffer = w.Chars.Length <= 256 ? stackalloc char[w.Chars.Length] : new char[w.Chars.Length];
-        w.Chars.CopyTo(0, buffer, w.Chars.Length);
-        ReadOnlySpan<char> word = buffer;
+        ReadOnlySpan<char> word = w.Chars.AsSpan(0, w.Length);
         var source = w.Source;
         // A word's pieces count only once it matched to its end (else it is one [UNK]): first their ids and ends.
-        Span<int> ends = word.Length <= 128 ? stackalloc int[word.Length] : new int[word.Length];
-        Span<int> ids = word.Length <= 128 ? stackalloc int[word.Length] : new int[word.Length];
+        var ids = w.Ids; var ends = w.Ends;
         int pieces = 0;
         for (int s = 0; s < word.Length;)
         {
