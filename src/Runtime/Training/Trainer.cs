@@ -180,6 +180,11 @@ public sealed class Trainer
             throw new ArgumentOutOfRangeException(nameof(options), options.EarlyStoppingPatience, "TrainerOptions.EarlyStoppingPatience must not be negative (0: no early stopping).");
         if (!(options.MaxGradNorm >= 0))
             throw new ArgumentOutOfRangeException(nameof(options), options.MaxGradNorm, "TrainerOptions.MaxGradNorm must not be negative or NaN (0: no clipping).");
+        // No batch would train nothing yet write checkpoints; an empty validation set would score every epoch 0 and pick the first.
+        if (train.BatchesPerEpoch == 0)
+            throw new ArgumentException("The training loader yields no batch (an empty dataset, or dropLast with a batch larger than the dataset): there is nothing to train on.", nameof(train));
+        if (validation is { BatchesPerEpoch: 0 })
+            throw new ArgumentException("The validation loader yields no batch (an empty dataset): pass null to train without validation.", nameof(validation));
         if (optimizer.Store != store)
             throw new InvalidOperationException($"The optimizer steps another parameter store than {name}'s: create it over {name}.Parameters (or, for a device twin, over the twin).");
         try { return FitEpochs(train, validation); }
@@ -532,7 +537,8 @@ public sealed class Trainer
             (lossSum, seen, correct) = (sums[0], (long)sums[1], (long)sums[2]);
             if (lossSums.Length > 0) dp.Sum(lossSums);
         }
-        return (lossSum / Math.Max(1, seen), classes > 0 ? (double)correct / Math.Max(1, seen) : double.NaN, lossSums.Select(l => l / Math.Max(1, seen)).ToArray());
+        if (seen == 0) throw new ArgumentException("The loader yields no sample to evaluate (an empty dataset): a loss and an accuracy of nothing would read as 0.", nameof(data));
+        return (lossSum / seen, classes > 0 ? (double)correct / seen : double.NaN, lossSums.Select(l => l / seen).ToArray());
     }
 
     /// <summary>Writes the history as <c>history.csv</c> and <c>history.json</c>.</summary>

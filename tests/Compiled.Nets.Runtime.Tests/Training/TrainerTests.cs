@@ -151,6 +151,21 @@ public class TrainerTests
     }
 
     [Fact]
+    public void Loaders_that_yield_nothing_are_refused_instead_of_training_nothing_or_scoring_zero()
+    {
+        var net = new SoftmaxRegression(2, 3, 1);
+        var data = Blobs(30, 1);
+        var empty = data.Subset([]);
+        var before = net.Parameters.ReadValues.ToArray();
+        var t = new Trainer(net, new AdamW(net.Parameters), new TrainerOptions { Epochs = 2 });
+        Assert.Contains("training loader yields no batch", Assert.Throws<ArgumentException>(() => t.Fit(new DataLoader(empty, 8), null)).Message);
+        Assert.Contains("training loader yields no batch", Assert.Throws<ArgumentException>(() => t.Fit(new DataLoader(data, 64, dropLast: true), null)).Message);
+        Assert.Contains("validation loader yields no batch", Assert.Throws<ArgumentException>(() => t.Fit(new DataLoader(data, 8), new DataLoader(empty, 8))).Message);
+        Assert.Contains("no sample to evaluate", Assert.Throws<ArgumentException>(() => Trainer.Evaluate(net, new DataLoader(empty, 8))).Message);
+        Assert.Equal(before, net.Parameters.ReadValues.ToArray());
+    }
+
+    [Fact]
     public void NaNLoss_StopsWithEpochAndBatch()
     {
         var net = new SoftmaxRegression(2, 3, 1);
