@@ -81,6 +81,7 @@ int Run(ParseResult parse)
     var all = new TextDataset(ids, emails.Select(e => e.IsSpam ? 1 : 0).ToArray(), 2, SpamAssassin.ClassNames);
     var (trainVal, test) = all.Split(0.1, s);
     var (train, val) = trainVal.Split(0.1 / 0.9, s + 1);
+    if (val.Count == 0 || test.Count == 0) throw new ArgumentException($"{all.Count} emails leave none for validation or test (a tenth of each class each); use a larger --limit.");
     console.WriteLine($"Tokenised {all.Count} emails in {sw.Elapsed.TotalSeconds:F1} s (WordPiece, {vocab}); train {train.Count}, validation {val.Count}, test {test.Count}; mean length {ids.Average(x => x.Length):F0} tokens");
 
     string architecture = parse.GetValue(arch)!;

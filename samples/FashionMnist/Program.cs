@@ -49,6 +49,7 @@ int Run(ParseResult parse)
     console.WriteLine($"Data: {source}");
     if (parse.GetValue(limit) is > 0 and var n && n < trainAll.Count) trainAll = trainAll.Take(n);
     var (train, val) = trainAll.Split(0.1, parse.GetValue(seed));
+    if (val.Count == 0) throw new ArgumentException($"--limit {parse.GetValue(limit)} leaves no image for validation (a tenth of each class); use a larger limit.");
     // Normalise with the training set's statistics (Fashion-MNIST: mean ≈ 0.286, std ≈ 0.353).
     var (mean, std) = train.ChannelStatistics();
     train.Normalize(mean, std); val.Normalize(mean, std); test.Normalize(mean, std);
