@@ -158,6 +158,11 @@ public sealed class BertTokenizer
     /// </summary>
     public (int[] Ids, int[] AttentionMask, int[] TypeIds, int Length) EncodeBatch(IReadOnlyList<string> texts, int maxLength = 512, int padTo = 0)
     {
+        // Checked here: inside the parallel loop an error would surface wrapped in an AggregateException.
+        ArgumentNullException.ThrowIfNull(texts);
+        if (maxLength < 2) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, "maxLength must leave room for [CLS] and [SEP] (at least 2).");
+        for (int i = 0; i < texts.Count; i++)
+            if (texts[i] is null) throw new ArgumentNullException(nameof(texts), $"Text {i} of the batch is null.");
         var encodings = new BertEncoding[texts.Count];
         Parallel.For(0, texts.Count, i => encodings[i] = Encode(texts[i], maxLength));
         int length = Math.Max(padTo, encodings.Length == 0 ? 0 : encodings.Max(e => e.Length));

@@ -59,6 +59,14 @@ public class BertTokenizerTests
     }
 
     [Fact]
+    public void A_batch_with_a_null_text_or_no_room_for_the_special_tokens_is_refused_before_the_parallel_loop()
+    {
+        var t = new BertTokenizer(Vocab);
+        Assert.Contains("Text 1 of the batch is null", Assert.Throws<ArgumentNullException>(() => t.EncodeBatch(["hello", null!, "world"])).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => t.EncodeBatch(["hello"], maxLength: 1));
+    }
+
+    [Fact]
     public void Pairs_GetTypeIdsOneForTheSecondText()
     {
         var t = new BertTokenizer(Vocab);
