@@ -143,21 +143,29 @@ public sealed class DataLoader
         var scratch = new float[_data.SampleSize];
         int batches = BatchesPerEpoch;
         Task? pending = null;
-        for (int b = 0; b < batches; b++)
+        try
         {
-            var current = _buffers[b % 2];
-            if (pending is not null) pending.Wait();
-            else Fill(current, order, b, rng, scratch);
-            pending = null;
-            if (Prefetch && b + 1 < batches)
+            for (int b = 0; b < batches; b++)
             {
-                // Fills run one at a time, in batch order, so the augmentation stream stays deterministic.
-                var next = _buffers[(b + 1) % 2]; int nb = b + 1;
-                pending = Task.Run(() => Fill(next, order, nb, rng, scratch));
+                var current = _buffers[b % 2];
+                if (pending is not null) pending.Wait();
+                else Fill(current, order, b, rng, scratch);
+                pending = null;
+                if (Prefetch && b + 1 < batches)
+                {
+                    // Fills run one at a time, in batch order, so the augmentation stream stays deterministic.
+                    var next = _buffers[(b + 1) % 2]; int nb = b + 1;
+                    pending = Task.Run(() => Fill(next, order, nb, rng, scratch));
+                }
+                yield return current;
             }
-            yield return current;
         }
-        pending?.Wait();
+        finally
+        {
+            // Also when the caller stops early (a break, First(), an exception): no fill outlives the epoch and writes
+            // a buffer the next epoch is filling.
+            pending?.Wait();
+        }
     }
 
     private void Fill(Batch batch, int[] order, int b, Rng rng, float[] scratch)

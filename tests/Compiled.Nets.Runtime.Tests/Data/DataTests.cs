@@ -127,6 +127,27 @@ public class DataTests
     }
 
     [Fact]
+    public void An_epoch_left_early_leaves_no_prefetch_running_into_the_next_epochs_buffers()
+    {
+        const int n = 8192, size = 784;
+        var x = new float[n * size];
+        for (int i = 0; i < x.Length; i++) x[i] = i / size;
+        // Augmented, so a fill takes milliseconds; the last sample of a batch is written last. The prefetch needs a pool
+        // thread, which the parallel test run may have taken: room for it, so it runs when the loader starts it.
+        ThreadPool.GetMinThreads(out int workers, out int io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 16), io);
+        var loader = new DataLoader(new Dataset(x, new int[n], [1, 28, 28], 1), 4096, seed: 5, augmentation: new Augmentation { CropPadding = 4, HorizontalFlip = true });
+        var buffers = loader.Epoch(1).ToList(); // the loader's two buffers, in the order it fills them
+        for (int trial = 0; trial < 4; trial++)
+        {
+            _ = loader.Epoch(trial % 2 * 2).First(); // leaves while the second batch is being prefetched
+            var last = buffers[1].Inputs.AsSpan((4096 - 1) * size, size).ToArray();
+            Thread.Sleep(50);
+            Assert.True(buffers[1].Inputs.AsSpan((4096 - 1) * size, size).SequenceEqual(last), "a fill went on after the epoch was left");
+        }
+    }
+
+    [Fact]
     public void A_constant_channel_an_empty_dataset_and_an_empty_shape_are_refused_not_turned_into_NaN()
     {
         var constant = new Dataset(new float[2 * 2 * 3], [0, 1], [2, 3], 2); // two channels, both constant (zeros)
