@@ -1384,15 +1384,20 @@ public sealed class DeviceTrainerTests(DeviceFixture f) : IClassFixture<DeviceFi
             Checkpoint.Load(Path.Combine(devDir, "last.safetensors"), reader.Parameters, new AdamW(reader.Parameters));
 
             // Two epochs, then a fresh twin and optimizer resume for the third: the same epoch as without the stop.
+            IReadOnlyList<EpochMetrics> firstTwo;
             using (var first = new MiniBert(seed: 30))
             using (var firstDev = first.ToDevice(f.Device))
             using (var firstOpt = new DeviceAdamW(firstDev, 3e-3f) { DecayPredicate = Optimizer.NoDecayForBiasAndNorm })
-                new Trainer(firstDev, firstOpt, Options(resumeDir, 2)).Fit(Train(), Val());
+                firstTwo = new Trainer(firstDev, firstOpt, Options(resumeDir, 2)).Fit(Train(), Val());
+            // The same seeds, data and steps: the first two epochs repeat bit for bit (a difference here is the run, not the resume).
+            Assert.Equal(devHistory.Take(2).Select(m => (m.TrainLoss, m.ValidationLoss)), firstTwo.Select(m => (m.TrainLoss, m.ValidationLoss)));
             using var second = new MiniBert(seed: 99);
             using var secondDev = second.ToDevice(f.Device);
             using var secondOpt = new DeviceAdamW(secondDev, 3e-3f) { DecayPredicate = Optimizer.NoDecayForBiasAndNorm };
             var resumed = new Trainer(secondDev, secondOpt, Options(resumeDir, 3, resume: true)).Fit(Train(), Val());
             Assert.Single(resumed);
+            Assert.Equal(3, resumed[0].Epoch);
+            Assert.Equal(devHistory[2].LearningRate, resumed[0].LearningRate);
             Assert.Equal(devHistory[2].TrainLoss, resumed[0].TrainLoss, 1e-5 * (1 + devHistory[2].TrainLoss));
             Assert.Equal(devHistory[2].ValidationLoss, resumed[0].ValidationLoss, 1e-5 * (1 + devHistory[2].ValidationLoss));
         }
