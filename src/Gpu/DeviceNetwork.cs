@@ -869,16 +869,18 @@ public abstract class DeviceNetwork : IDisposable
             throw new ObjectDisposedException(nameof(GpuDevice), $"{Name}: the GpuDevice it was moved to has been disposed.");
     }
 
+    // ILGPU's span overloads pin the host memory for the copy; its overloads by reference take the address as it is,
+    // and a collection moving the array mid-copy then reads or writes where it used to be.
     internal static void Upload<T>(ReadOnlySpan<T> source, ArrayView<T> target) where T : unmanaged
     {
         if (source.IsEmpty) return;
-        target.SubView(0, source.Length).CopyFromCPU(ref Unsafe.AsRef(in MemoryMarshal.GetReference(source)), source.Length);
+        target.SubView(0, source.Length).CopyFromCPU(source);
     }
 
     internal static void Download<T>(ArrayView<T> source, Span<T> target) where T : unmanaged
     {
         if (target.IsEmpty) return;
-        source.SubView(0, target.Length).CopyToCPU(ref MemoryMarshal.GetReference(target), target.Length);
+        source.SubView(0, target.Length).CopyToCPU(target);
     }
 
     /// <summary>Frees the device memory (the device itself stays open).</summary>
