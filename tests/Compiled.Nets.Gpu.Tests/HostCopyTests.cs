@@ -11,7 +11,7 @@ public sealed class HostCopyTests(DeviceFixture f) : IClassFixture<DeviceFixture
         using var buffer = f.Device.Allocate(n);
         int wrong = 0, copies = 0;
         using var stop = new CancellationTokenSource();
-        // Another thread compacts the heap without pause, as a busy process's allocations would at any moment.
+        // Another thread compacts generation 0 every millisecond, as a busy process's allocations may at any moment.
         var collector = new Thread(() =>
         {
             while (!stop.IsCancellationRequested) { GC.Collect(0, GCCollectionMode.Forced, blocking: true, compacting: true); Thread.Sleep(1); }
