@@ -12,11 +12,21 @@ using Compiled.Nets.Gpu;
 // and every gradient), so a first run on a GPU also says whether the CUDA path computes the right thing; the exit code
 // is 3 when a check fails. The step is then taken again from the same weights: no device kernel uses atomics, so its
 // loss and gradients should repeat bit for bit (printed, not a failure: cuBLAS promises it only per GPU model). bench/gpu/run.sh runs PyTorch on the same GPU beside it.
-//   Compiled.Nets.Bench.Gpu [--device auto|cuda|cpu-accelerator] [--reps N] [--json file] [--models a,b] [--no-check]
+const string usage = "Compiled.Nets.Bench.Gpu [--device auto|cuda|cpu-accelerator] [--reps N] [--json file] [--models a,b] [--no-check]";
+string[] known = ["--device", "--reps", "--json", "--models"];
+if (args.Contains("--help") || args.Contains("-h")) { Console.WriteLine(usage); return 0; }
+for (int a = 0; a < args.Length; a++)
+{
+    if (args[a] == "--no-check") continue;
+    if (!known.Contains(args[a]) || a + 1 >= args.Length) { Console.Error.WriteLine($"unknown or incomplete option '{args[a]}'\n{usage}"); return 2; }
+    a++;
+}
 string kind = Arg("--device", "auto");
-int reps = int.Parse(Arg("--reps", "50"), CultureInfo.InvariantCulture);
+if (!int.TryParse(Arg("--reps", "50"), CultureInfo.InvariantCulture, out int reps) || reps < 1) { Console.Error.WriteLine($"--reps takes a positive count\n{usage}"); return 2; }
 string? json = Arg("--json", "") is { Length: > 0 } j ? j : null;
-var models = Arg("--models", "convnet_1x28x28,convnet_3x32x32,bert_layer").Split(',');
+string[] allModels = ["convnet_1x28x28", "convnet_3x32x32", "bert_layer"];
+var models = Arg("--models", string.Join(',', allModels)).Split(',');
+if (models.Except(allModels).FirstOrDefault() is { } unknownModel) { Console.Error.WriteLine($"unknown model '{unknownModel}' (models: {string.Join(", ", allModels)})"); return 2; }
 bool check = !args.Contains("--no-check");
 bool failed = false;
 
