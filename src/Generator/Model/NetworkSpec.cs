@@ -90,7 +90,9 @@ namespace Compiled.Nets.Generator.Model
     }
 
     /// <summary>A partial layer property the generator implements: its modifiers, type (fully qualified) and name.</summary>
-    internal sealed record StubProperty(string Modifiers, string Type, string Name);
+    /// <summary>A layer property of a class with errors, implemented with the accessors its declaration has (each
+    /// with its modifiers: "get", "private set"), so the implementation adds no error of its own.</summary>
+    internal sealed record StubProperty(string Modifiers, string Type, string Name, EquatableArray<string> Accessors);
 
     /// <summary>
     /// What a [Network] class with errors still gets: the members its users call, so that only the real error shows and
@@ -112,6 +114,12 @@ namespace Compiled.Nets.Generator.Model
 
         /// <summary>The class declares [Weights]: LoadWeights exists for its callers.</summary>
         public bool HasWeights { get; init; }
+
+        /// <summary>The class has no [Input]: a block, which the networks applying it build with their arguments.</summary>
+        public bool IsBlock { get; init; }
+
+        /// <summary>A member other than a method is named Forward (<c>Tensor Forward</c> half typed): no Forward method then.</summary>
+        public bool ForwardIsTaken { get; init; }
     }
 
     /// <summary>What the generator emits for one class: the full network when it is error-free, else its skeleton

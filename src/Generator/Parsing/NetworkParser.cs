@@ -60,6 +60,9 @@ namespace Compiled.Nets.Generator.Parsing
 
         public static ParseResult Parse(INamedTypeSymbol type, ClassDeclarationSyntax syntax, Compilation compilation, CancellationToken ct)
         {
+            // A name still being typed (`class` alone, `namespace A..B`): nothing to say beyond the syntax error, and code
+            // written with an empty name would only add errors in a generated file.
+            if (MissingName(type)) return new ParseResult(null, null, EquatableArray<DiagnosticInfo>.Empty);
             var p = new NetworkParser(compilation, ct);
             var spec = p.ParseRoot(type, syntax);
             if (p._failed) spec = null;
@@ -68,6 +71,15 @@ namespace Compiled.Nets.Generator.Parsing
                 spec = spec with { WeightsPath = weightsPath };
             if (p._pendingFix >= 0 && p._fixBroken) p._diagnostics[p._pendingFix] = p._diagnostics[p._pendingFix] with { Replacement = null };
             return new ParseResult(spec, spec is null ? Skeleton(type, ct) : null, p._diagnostics.ToEquatableArray());
+        }
+
+        private static bool MissingName(INamedTypeSymbol type)
+        {
+            for (var t = type; t is not null; t = t.ContainingType)
+                if (t.Name.Length == 0) return true;
+            for (var n = type.ContainingNamespace; n is { IsGlobalNamespace: false }; n = n.ContainingNamespace)
+                if (n.Name.Length == 0) return true;
+            return false;
         }
 
         /// <summary>The members a class with errors still gets (null when it or a containing type is not partial).</summary>
@@ -88,10 +100,12 @@ namespace Compiled.Nets.Generator.Parsing
                 if (!prop.GetAttributes().Any(a => Is(a, "SubNetworkAttribute") || a.AttributeClass is { } c && InheritsFrom(c, Ns + "LayerAttribute"))) continue;
                 if (Keyword(prop.Name)) continue; // its error says to rename it
                 // Only a partial definition without bodies asks for an implementation; anything else would clash with one.
+                // It gets the accessors it declares (a wrong set is the property's own CNET0013), none when it has none.
                 var decl = prop.DeclaringSyntaxReferences.Select(r => r.GetSyntax(ct)).OfType<PropertyDeclarationSyntax>().FirstOrDefault();
                 if (decl is null || !decl.Modifiers.Any(SyntaxKind.PartialKeyword) || decl.ExpressionBody is not null
-                    || decl.AccessorList is null || decl.AccessorList.Accessors.Any(a => a.Body is not null || a.ExpressionBody is not null)) continue;
-                properties.Add(new StubProperty(string.Join(" ", decl.Modifiers.Select(m => m.Text)), prop.Type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat), prop.Name));
+                    || decl.AccessorList is not { Accessors.Count: > 0 } || decl.AccessorList.Accessors.Any(a => a.Body is not null || a.ExpressionBody is not null || a.Keyword.IsMissing)) continue;
+                var accessors = decl.AccessorList.Accessors.Select(a => string.Join(" ", a.Modifiers.Select(m => m.Text).Append(a.Keyword.Text)).Trim());
+                properties.Add(new StubProperty(string.Join(" ", decl.Modifiers.Select(m => m.Text)), prop.Type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat), prop.Name, accessors.ToEquatableArray()));
             }
             var (loss, _) = ReadLoss(type);
             // Several inputs: their members take a span each, named as the inputs (shapes as far as they are valid).
@@ -112,6 +126,8 @@ namespace Compiled.Nets.Generator.Parsing
             {
                 Inputs = several, Outputs = outputs.Count > 1 ? outputs.ToEquatableArray() : EquatableArray<string>.Empty, HeadLosses = heads.ToEquatableArray(),
                 HasWeights = type.GetAttributes().Any(x => Is(x, "WeightsAttribute")),
+                IsBlock = inputAttr is null,
+                ForwardIsTaken = type.GetMembers("Forward").Any(m => m is not IMethodSymbol),
             };
         }
 
@@ -143,6 +159,13 @@ namespace Compiled.Nets.Generator.Parsing
             }
             return null;
         }
+
+        /// <summary>A layer property as the generator implements it: <c>partial</c>, one bodiless <c>get</c> without modifiers.
+        /// Anything else (a setter, an init, a private get) would make the generated implementation the error.</summary>
+        private static bool OnlyGetter(PropertyDeclarationSyntax p) =>
+            p.Modifiers.Any(SyntaxKind.PartialKeyword) && p.ExpressionBody is null
+            && p.AccessorList is { Accessors.Count: 1 } list && list.Accessors[0] is { Body: null, ExpressionBody: null, Modifiers.Count: 0 } get
+            && get.IsKind(SyntaxKind.GetAccessorDeclaration);
 
         /// <summary>A reserved C# keyword (written <c>@int</c> in source; contextual keywords are ordinary names).</summary>
         internal static bool Keyword(string name) => SyntaxFacts.GetKeywordKind(name) != SyntaxKind.None;
@@ -653,7 +676,7 @@ namespace Compiled.Nets.Generator.Parsing
 
             var propSyntax = prop.DeclaringSyntaxReferences.Select(r => r.GetSyntax(_ct)).OfType<PropertyDeclarationSyntax>().FirstOrDefault();
             var loc = LocationInfo.From(propSyntax?.Identifier.GetLocation());
-            if (propSyntax is not null && !propSyntax.Modifiers.Any(SyntaxKind.PartialKeyword) && isRoot)
+            if (propSyntax is not null && !OnlyGetter(propSyntax) && isRoot)
             {
                 Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, "must be declared 'partial' with only a getter so the generator can implement it");
                 return null;
@@ -684,6 +707,14 @@ namespace Compiled.Nets.Generator.Parsing
                 {
                     Report(DiagnosticDescriptors.BadLayerProperty, loc, prop.Name, "has [SubNetwork] but its type is not a [Network] class of this compilation");
                     return null;
+                }
+                // A block that gets no generated members (not partial, or a declaration the generator cannot extend) has
+                // its own error; code built on it would only add errors in generated files, so this class gets a
+                // skeleton too, quietly, and its uses of the property stay quiet.
+                if (FirstNonPartial(elem, _ct) is not null || DeclarationProblem(elem, subSyntax) is not null)
+                {
+                    _failed = true;
+                    return new LayerRef { Property = prop.Name, Layer = -1, Used = true };
                 }
                 if (copies < 1 || (copies > 1) != isArray)
                 {
