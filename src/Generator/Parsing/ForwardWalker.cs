@@ -81,8 +81,18 @@ namespace Compiled.Nets.Generator.Parsing
             return false;
         }
 
-        internal void Unsupported(SyntaxNode node, string why) =>
+        internal void Unsupported(SyntaxNode node, string why)
+        {
+            if (HalfTyped(node)) { _p.FailQuietly(); return; }
             _p.ReportPublic(DiagnosticDescriptors.UnsupportedOp, L(node), Quote(node), why);
+        }
+
+        /// <summary>
+        /// Whether the code is half typed (a syntax error inside it): C# reports that itself, and CNET0005 beside it
+        /// would be a second, longer error on every keystroke. A name that does not exist (<c>x.Sqrt()</c>) is still
+        /// reported, as CNET0005 names what is supported.
+        /// </summary>
+        private static bool HalfTyped(SyntaxNode node) => node.GetDiagnostics().Any(d => d.Severity == DiagnosticSeverity.Error);
 
         /// <summary>The flagged code as one line (a command-line build cuts a message at its first line break), elided.</summary>
         internal static string Quote(SyntaxNode node)
@@ -113,9 +123,15 @@ namespace Compiled.Nets.Generator.Parsing
                 }
                 if (!Statement(st, env)) return -1;
             }
+            // Without any return C# reports CS0161 (not all code paths return a value) itself.
+            if (!ReturnsAnywhere(method.Body)) { _p.FailQuietly(); return -1; }
             Unsupported(method, "Forward must end with a return statement");
             return -1;
         }
+
+        private static bool ReturnsAnywhere(BlockSyntax body) =>
+            body.Statements.LastOrDefault() is ThrowStatementSyntax
+            || body.DescendantNodes(n => n is not (AnonymousFunctionExpressionSyntax or LocalFunctionStatementSyntax)).OfType<ReturnStatementSyntax>().Any();
 
         /// <summary>A [CustomLoss] method's body: statements as in Forward, then the returned value, a trailing
         /// <c>.Mean()</c> dropped (the loss is that mean already). -1 after reporting.</summary>

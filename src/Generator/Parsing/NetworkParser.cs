@@ -950,6 +950,13 @@ namespace Compiled.Nets.Generator.Parsing
         internal void Fail() => _failed = true;
         internal void ReportPublic(DiagnosticDescriptor d, LocationInfo? loc, params object[] args) => Report(d, loc, args);
 
+        /// <summary>Fails without a diagnostic of its own, where C# already reports the code (the class gets its skeleton).</summary>
+        internal void FailQuietly()
+        {
+            if (_pendingFix >= 0) _fixBroken = true;
+            else _failed = true;
+        }
+
         /// <summary>Reports a diagnostic whose flagged expression a code fix can replace with <paramref name="replacement"/>.</summary>
         internal void ReportWithFix(DiagnosticDescriptor d, LocationInfo? loc, string replacement, params object[] args)
         {
