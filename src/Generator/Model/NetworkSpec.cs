@@ -89,7 +89,6 @@ namespace Compiled.Nets.Generator.Model
         public string? WeightsPath { get; init; }
     }
 
-    /// <summary>A partial layer property the generator implements: its modifiers, type (fully qualified) and name.</summary>
     /// <summary>A layer property of a class with errors, implemented with the accessors its declaration has (each
     /// with its modifiers: "get", "private set"), so the implementation adds no error of its own.</summary>
     internal sealed record StubProperty(string Modifiers, string Type, string Name, EquatableArray<string> Accessors);

@@ -73,6 +73,7 @@ namespace Compiled.Nets.Generator.Parsing
             return new ParseResult(spec, spec is null ? Skeleton(type, ct) : null, p._diagnostics.ToEquatableArray());
         }
 
+        /// <summary>Whether the class, a containing type or a namespace part has no name yet.</summary>
         private static bool MissingName(INamedTypeSymbol type)
         {
             for (var t = type; t is not null; t = t.ContainingType)
@@ -713,7 +714,7 @@ namespace Compiled.Nets.Generator.Parsing
                 // skeleton too, quietly, and its uses of the property stay quiet.
                 if (FirstNonPartial(elem, _ct) is not null || DeclarationProblem(elem, subSyntax) is not null)
                 {
-                    _failed = true;
+                    FailQuietly();
                     return new LayerRef { Property = prop.Name, Layer = -1, Used = true };
                 }
                 if (copies < 1 || (copies > 1) != isArray)
@@ -947,7 +948,6 @@ namespace Compiled.Nets.Generator.Parsing
             return op.Kind == OpKind.Flatten && op.Ints.Count == 0 ? op.InShape.ToArray() : null; // a whole Flatten, not Flatten(start)
         }
         internal LayerSpec Layer(int index) => _layers[index];
-        internal void Fail() => _failed = true;
         internal void ReportPublic(DiagnosticDescriptor d, LocationInfo? loc, params object[] args) => Report(d, loc, args);
 
         /// <summary>Fails without a diagnostic of its own, where C# already reports the code (the class gets its skeleton).</summary>
