@@ -26,7 +26,7 @@ internal static partial class Ptxas
     public static string Path => s_path.Value;
 
     /// <summary>What ptxas reports for one kernel compiled for <paramref name="arch"/>.</summary>
-    public sealed record Report(int Registers, int SharedBytes, int StackBytes, int SpillBytes, string Log);
+    public sealed record Report(int Registers, int SharedBytes, string Log);
 
     public static Report Assemble(string ptx, string arch)
     {
@@ -35,20 +35,11 @@ internal static partial class Ptxas
         {
             string input = System.IO.Path.Combine(dir, "kernel.ptx");
             File.WriteAllText(input, ptx);
-            var start = new ProcessStartInfo(Path) { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var a in new[] { "-arch=" + arch, "-v", "-o", System.IO.Path.Combine(dir, "kernel.cubin"), input }) start.ArgumentList.Add(a);
-            using var p = Process.Start(start)!;
-            var stderr = p.StandardError.ReadToEndAsync();
-            string log = p.StandardOutput.ReadToEnd();
-            log += stderr.Result;
-            if (!p.WaitForExit(60_000)) { p.Kill(); throw new TimeoutException("ptxas did not end within 60 s"); }
-            if (p.ExitCode != 0) throw new InvalidOperationException($"ptxas -arch={arch} rejected the kernel (exit {p.ExitCode}):\n{log}");
+            var (exit, log) = Run(Path, "-arch=" + arch, "-v", "-o", System.IO.Path.Combine(dir, "kernel.cubin"), input);
+            if (exit != 0) throw new InvalidOperationException($"ptxas -arch={arch} rejected the kernel (exit {exit}):\n{log}");
             int Field(Regex r) => r.Match(log) is { Success: true } m ? int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
-            var properties = PropertiesLine().Match(log);
-            int stack = properties.Success ? int.Parse(properties.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
-            int spills = properties.Success ? int.Parse(properties.Groups[2].Value, CultureInfo.InvariantCulture) + int.Parse(properties.Groups[3].Value, CultureInfo.InvariantCulture) : 0;
             if (!RegistersLine().IsMatch(log)) throw new InvalidOperationException("ptxas -v printed no register count:\n" + log);
-            return new Report(Field(RegistersLine()), Field(SharedLine()), stack, spills, log);
+            return new Report(Field(RegistersLine()), Field(SharedLine()), log);
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
@@ -58,9 +49,6 @@ internal static partial class Ptxas
 
     [GeneratedRegex(@"(\d+) bytes smem")]
     private static partial Regex SharedLine();
-
-    [GeneratedRegex(@"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")]
-    private static partial Regex PropertiesLine();
 
     private static string Find()
     {
@@ -84,7 +72,7 @@ internal static partial class Ptxas
             if (sha != PackageSha256) throw new InvalidDataException($"{PackageUrl} has SHA-256 {sha}, not the pinned {PackageSha256}");
             // dpkg-deb unpacks the package's data (an xz tarball inside an ar archive) without installing anything.
             string unpacked = System.IO.Path.Combine(folder, $"unpacked-{Environment.ProcessId}");
-            Run("dpkg-deb", "-x", deb, unpacked);
+            if (Run("dpkg-deb", "-x", deb, unpacked) is { ExitCode: not 0 } failed) throw new InvalidOperationException("dpkg-deb -x failed: " + failed.Output);
             File.Move(System.IO.Path.Combine(unpacked, "usr", "bin", "ptxas"), ptxas, overwrite: true);
             Directory.Delete(unpacked, recursive: true);
             return ptxas;
@@ -97,14 +85,15 @@ internal static partial class Ptxas
         finally { File.Delete(deb); }
     }
 
-    private static void Run(string tool, params string[] args)
+    /// <summary>Runs a tool to its end (at most a minute): its exit code and what it printed.</summary>
+    private static (int ExitCode, string Output) Run(string tool, params string[] args)
     {
         var start = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args) start.ArgumentList.Add(a);
         using var p = Process.Start(start)!;
         var stderr = p.StandardError.ReadToEndAsync();
-        p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0) throw new InvalidOperationException($"{tool} {string.Join(' ', args)} failed: {stderr.Result}");
+        string output = p.StandardOutput.ReadToEnd();
+        if (!p.WaitForExit(60_000)) { p.Kill(); throw new TimeoutException($"{tool} did not end within 60 s"); }
+        return (p.ExitCode, output + stderr.Result);
     }
 }
