@@ -269,13 +269,18 @@ public class RandomNetworkTests
         if (relu >= 0) yield return ("Relu(3)", source[..relu] + ".Relu(3)" + source[(relu + ".Relu()".Length)..], "CNET0005");
     }
 
-    /// <summary>See <see cref="RandomDeviceNetworkTests"/>.</summary>
+    /// <summary>See <see cref="RandomDeviceNetworkTests"/>. For exploring beyond CI: <c>COMPILED_NETS_FUZZ_SEED</c> draws
+    /// other networks, <c>COMPILED_NETS_FUZZ_COUNT</c> more of them (a quarter of them sequence networks), and
+    /// <c>COMPILED_NETS_FUZZ_CUDA_SHAPED=1</c> launches them as on CUDA (the simulated NVIDIA GPU: tiled GEMMs, warps of 32).</summary>
     internal static void DeviceTwinsMatchTheCpu()
     {
-        var random = new Random(77);
-        var (nets, assembly) = Assemble(Enumerable.Range(0, 12).Select(i => i % 4 == 3 ? FeatureNet(random, i) : ImageNet(random, i))
-            .Concat(Enumerable.Range(0, 4).Select(i => SequenceNet(random, i))).ToList(), gpu: true);
-        using var device = Compiled.Nets.Gpu.GpuDevice.Open("cpu-accelerator");
+        var random = new Random(int.TryParse(Environment.GetEnvironmentVariable("COMPILED_NETS_FUZZ_SEED"), out int seed) ? seed : 77);
+        int count = int.TryParse(Environment.GetEnvironmentVariable("COMPILED_NETS_FUZZ_COUNT"), out int c) && c > 0 ? c : 16;
+        int images = count - count / 4;
+        var (nets, assembly) = Assemble(Enumerable.Range(0, images).Select(i => i % 4 == 3 ? FeatureNet(random, i) : ImageNet(random, i))
+            .Concat(Enumerable.Range(0, count / 4).Select(i => SequenceNet(random, i))).ToList(), gpu: true);
+        using var device = Environment.GetEnvironmentVariable("COMPILED_NETS_FUZZ_CUDA_SHAPED") == "1"
+            ? Compiled.Nets.Gpu.GpuDevice.OpenCudaShapedSimulation() : Compiled.Nets.Gpu.GpuDevice.Open("cpu-accelerator");
         var failures = new List<string>();
         foreach (var n in nets)
         {
