@@ -16,11 +16,17 @@ namespace Compiled.Nets.Gpu;
 internal sealed class CuBlasLibrary : IDisposable
 {
     private readonly CuBlas _blas;
+    private readonly CuBlasBatched? _batched;
 
-    private CuBlasLibrary(CuBlas blas, string description) { _blas = blas; Description = description; }
+    private CuBlasLibrary(CuBlas blas, CuBlasBatched? batched, string description) { _blas = blas; _batched = batched; Description = description; }
 
-    /// <summary>What the GEMMs run on, as the device reports it ("cuBLAS 12.4 (…/libcublas.so.12)").</summary>
+    /// <summary>What the GEMMs run on, as the device reports it ("cuBLAS 12.4 (…/libcublas.so.12)", and why the
+    /// batched products stay on the tiled kernel where they do).</summary>
     public string Description { get; }
+
+    /// <summary>cuBLAS's batched GEMMs (attention's per-head products, grouped convolutions, MatMul over a batch), where
+    /// they bind and agree with the tiled kernel; null elsewhere.</summary>
+    public CuBlasBatched? Batched => _batched;
 
     /// <summary>Where to look for the library, in order: <c>COMPILED_NETS_CUBLAS</c> (a file or a folder; <c>off</c> keeps
     /// the tiled kernel, for comparisons), then the
@@ -61,8 +67,10 @@ internal sealed class CuBlasLibrary : IDisposable
     }
 
     /// <summary>cuBLAS on <paramref name="accelerator"/>, checked against <paramref name="reference"/> (the tiled
-    /// kernel); null with <paramref name="why"/> when it cannot be loaded or disagrees.</summary>
-    public static CuBlasLibrary? TryOpen(CudaAccelerator accelerator, ReferenceGemm reference, out string why)
+    /// kernel); null with <paramref name="why"/> when it cannot be loaded or disagrees. Its batched products are
+    /// checked against <paramref name="referenceBatched"/> apart: where they cannot be bound or disagree, they stay on
+    /// the tiled kernel and the description says why.</summary>
+    public static CuBlasLibrary? TryOpen(CudaAccelerator accelerator, ReferenceGemm reference, CuBlasBatched.ReferenceBatched referenceBatched, out string why)
     {
         if (Environment.GetEnvironmentVariable("COMPILED_NETS_CUBLAS") == "off")
         {
@@ -84,7 +92,8 @@ internal sealed class CuBlasLibrary : IDisposable
             blas.Stream = (CudaStream)accelerator.DefaultStream;
             string description = $"cuBLAS {blas.Version} ({loaded ?? "found by the loader"})";
             if (!AgreesWith(blas, accelerator, reference, out why)) { blas.Dispose(); return null; }
-            return new CuBlasLibrary(blas, description);
+            var batched = CuBlasBatched.TryOpen(blas.Handle, loaded, accelerator, referenceBatched, out string unbound);
+            return new CuBlasLibrary(blas, batched, batched is null ? $"{description}; batched products on the ILGPU tiled kernel ({unbound})" : description);
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or CuBlasException or InvalidOperationException or TypeInitializationException)
         {
@@ -138,7 +147,11 @@ internal sealed class CuBlasLibrary : IDisposable
         blas.Gemm(Op(call.TransFirst), Op(call.TransSecond), call.M, call.N, call.K, alpha, call.FirstIsB ? b : a, call.LdFirst, call.FirstIsB ? a : b, call.LdSecond, beta, c, call.Ldc);
     }
 
-    public void Dispose() => _blas.Dispose();
+    public void Dispose()
+    {
+        _batched?.Dispose();
+        _blas.Dispose();
+    }
 }
 
 /// <summary>

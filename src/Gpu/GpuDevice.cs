@@ -149,7 +149,8 @@ public sealed class GpuDevice : IDisposable
             {
                 if (!IsCuda) _blasAbsent = "not a CUDA device";
                 else _blas = CuBlasLibrary.TryOpen((CudaAccelerator)Accelerator,
-                    (ta, tb, m, n, k, a, lda, b, ldb, c, ldc) => Kernels.GemmTiled(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, ldc), out _blasAbsent);
+                    (ta, tb, m, n, k, a, lda, b, ldb, c, ldc) => Kernels.GemmTiled(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, ldc),
+                    (args, strides, count, a, b, c) => Kernels.GemmBatchedTiled(a, b, c, args, strides, count), out _blasAbsent);
             }
             return _blas;
         }

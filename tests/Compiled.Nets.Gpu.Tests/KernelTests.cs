@@ -206,7 +206,7 @@ public sealed class PhiloxTests
 public sealed class CuBlasMappingTests
 {
     /// <summary>BLAS sgemm: C = alpha·op(X)·op(Y) + beta·C, every matrix column-major (element (i, j) at i + j·ld).</summary>
-    private static void ColumnMajorSgemm(bool tx, bool ty, int m, int n, int k, float alpha, float[] x, int ldx, float[] y, int ldy, float beta, float[] c, int ldc)
+    private static void ColumnMajorSgemm(bool tx, bool ty, int m, int n, int k, float alpha, ReadOnlySpan<float> x, int ldx, ReadOnlySpan<float> y, int ldy, float beta, Span<float> c, int ldc)
     {
         for (int j = 0; j < n; j++)
             for (int i = 0; i < m; i++)
@@ -232,6 +232,62 @@ public sealed class CuBlasMappingTests
         Compiled.Nets.Kernels.Gemm.Sgemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, 0.5f, expected, ldc);
         var call = ColumnMajorCall.Of(ta, tb, m, n, k, lda, ldb, ldc);
         ColumnMajorSgemm(call.TransFirst, call.TransSecond, call.M, call.N, call.K, 0.75f, call.FirstIsB ? b : a, call.LdFirst, call.FirstIsB ? a : b, call.LdSecond, 0.5f, c, call.Ldc);
+        DeviceFixture.Close(expected, c, 1e-5f, "C");
+    }
+
+    /// <summary>
+    /// Batches of row-major products as cuBLAS's batched calls take them: attention's per-head products (heads as column
+    /// blocks of [B, T, E] rows: a table of addresses), heads stored one after another ([B, H, T, T]: one stride) and a
+    /// plain batch with beta (one stride), each product run column-major at the offsets the call gives, as cuBLAS's
+    /// definitions of cublasSgemmStridedBatched and cublasSgemmBatched place them.
+    /// </summary>
+    [Theory]
+    [InlineData(false, true, "per head")]
+    [InlineData(false, false, "per head")]
+    [InlineData(true, false, "per head")]
+    [InlineData(true, true, "consecutive heads")]
+    [InlineData(false, true, "plain")]
+    [InlineData(true, false, "plain")]
+    public void Batched_row_major_products_map_onto_cuBLAS_batched_calls(bool ta, bool tb, string layout)
+    {
+        const int batch = 3, heads = 2, m = 5, n = 7, k = 4;
+        int wa = ta ? m : k, wb = tb ? k : n, ra = ta ? k : m, rb = tb ? n : k;
+        GemmArgs args;
+        BatchStrides s;
+        int count;
+        if (layout == "plain")
+        {
+            args = new GemmArgs { M = m, N = n, K = k, Lda = wa + 1, Ldb = wb + 2, Ldc = n + 3, Alpha = 0.75f, Beta = 0.5f };
+            s = new BatchStrides { A = (long)ra * (wa + 1) + 5, B = (long)rb * (wb + 2) + 1, C = (long)m * (n + 3) + 2, Heads = 1 };
+            count = batch;
+        }
+        else
+        {
+            bool interleaved = layout == "per head";
+            int lda = interleaved ? heads * wa : wa, ldb = interleaved ? heads * wb : wb, ldc = interleaved ? heads * n : n;
+            args = new GemmArgs { M = m, N = n, K = k, Lda = lda, Ldb = ldb, Ldc = ldc, Alpha = 0.75f };
+            s = interleaved
+                ? new BatchStrides { A = (long)ra * lda, B = (long)rb * ldb, C = (long)m * ldc, AHead = wa, BHead = wb, CHead = n, Heads = heads }
+                : new BatchStrides { A = heads * (long)ra * wa, B = heads * (long)rb * wb, C = heads * (long)m * n, AHead = (long)ra * wa, BHead = (long)rb * wb, CHead = (long)m * n, Heads = heads };
+            count = batch * heads;
+        }
+        args.TransA = ta ? 1 : 0; args.TransB = tb ? 1 : 0;
+        var a = DeviceFixture.Random((int)(count / s.Heads * s.A), 1); var b = DeviceFixture.Random((int)(count / s.Heads * s.B), 2);
+        var c = DeviceFixture.Random((int)(count / s.Heads * s.C), 3);
+        var expected = (float[])c.Clone();
+        for (int p = 0; p < count; p++)
+            Compiled.Nets.Kernels.Gemm.Sgemm(ta, tb, m, n, k, args.Alpha, a.AsSpan((int)s.OffsetA(p)), args.Lda, b.AsSpan((int)s.OffsetB(p)), args.Ldb,
+                args.Beta, expected.AsSpan((int)s.OffsetC(p)), args.Ldc);
+
+        var call = BatchedColumnMajorCall.Of(args, s);
+        Assert.Equal(layout != "per head", call.Strided);
+        var cm = call.Call;
+        for (int p = 0; p < count; p++)
+        {
+            var (first, second, result) = call.Strided ? (p * call.StrideFirst, p * call.StrideSecond, p * call.StrideC) : call.Offsets(s, p);
+            ColumnMajorSgemm(cm.TransFirst, cm.TransSecond, cm.M, cm.N, cm.K, args.Alpha, (cm.FirstIsB ? b : a).AsSpan((int)first), cm.LdFirst,
+                (cm.FirstIsB ? a : b).AsSpan((int)second), cm.LdSecond, args.Beta, c.AsSpan((int)result), cm.Ldc);
+        }
         DeviceFixture.Close(expected, c, 1e-5f, "C");
     }
 }

@@ -47,16 +47,25 @@ public sealed partial class GpuKernels
     /// <summary>
     /// <paramref name="count"/> independent products C_p = alpha·op(A_p)·op(B_p) + beta·C_p, each matrix dense and
     /// row-major (A_p is M×K, or K×M transposed; B_p K×N, or N×K) at <paramref name="strideA"/>·p and so on: MatMul
-    /// over a batch of heads or samples, grouped convolutions. One launch: on a GPU the shared-memory tiled kernel with
-    /// a third grid dimension over the products; on the CPU accelerator one thread per output element.
+    /// over a batch of heads or samples, grouped convolutions. One launch: on a GPU cuBLAS's strided batched GEMM, or
+    /// the shared-memory tiled kernel with a third grid dimension over the products; on the CPU accelerator one thread
+    /// per output element.
     /// </summary>
     public void GemmBatched(bool transA, bool transB, int count, int m, int n, int k, float alpha, ArrayView<float> a, long strideA, ArrayView<float> b, long strideB,
         float beta, ArrayView<float> c, long strideC)
     {
         if (count <= 0 || m <= 0 || n <= 0) return;
         var (args, strides) = GemmBatchedChecked(transA, transB, count, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC);
-        if (_device.LaunchesLikeCuda) GemmBatchedTiled(a, b, c, args, strides, count);
-        else GemmBatchedSimple(a, b, c, args, strides, count);
+        Batched(a, b, c, args, strides, count);
+    }
+
+    /// <summary>A checked batch on what the device runs it: cuBLAS where its batched GEMMs are bound, else the tiled
+    /// kernel on a GPU, one thread per output on the CPU accelerator.</summary>
+    private void Batched(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs args, BatchStrides strides, int count)
+    {
+        if (!_device.LaunchesLikeCuda) GemmBatchedSimple(a, b, c, args, strides, count);
+        else if (_device.Blas?.Batched is { } blas) { Launched(); blas.Gemm(args, strides, count, a, b, c); }
+        else GemmBatchedTiled(a, b, c, args, strides, count);
     }
 
     /// <summary>The tiled batched kernel whatever the device (tests run it on the CPU accelerator at small sizes).</summary>
@@ -80,14 +89,13 @@ public sealed partial class GpuKernels
     /// matrices are column blocks of wider rows: the operands of product (sample s, head h) start at
     /// s·<paramref name="aSample"/> + h·<paramref name="aHead"/> with row stride <paramref name="lda"/>, and so on.
     /// Multi-head attention's products over [B, T, E] activations with head h in columns [h·D, (h+1)·D), in one launch
-    /// (the tiled kernel on a GPU).
+    /// (cuBLAS's batched GEMM over a table of the products' addresses on a GPU, or the tiled kernel).
     /// </summary>
     internal void GemmPerHead(bool transA, bool transB, int batch, int heads, int m, int n, int k, float alpha,
         ArrayView<float> a, int lda, long aSample, long aHead, ArrayView<float> b, int ldb, long bSample, long bHead, ArrayView<float> c, int ldc, long cSample, long cHead)
     {
         var (args, strides) = GemmPerHeadChecked(transA, transB, batch, heads, m, n, k, alpha, a, lda, aSample, aHead, b, ldb, bSample, bHead, c, ldc, cSample, cHead);
-        if (_device.LaunchesLikeCuda) GemmBatchedTiled(a, b, c, args, strides, batch * heads);
-        else GemmBatchedSimple(a, b, c, args, strides, batch * heads);
+        Batched(a, b, c, args, strides, batch * heads);
     }
 
     /// <summary><see cref="GemmPerHead"/> through the tiled kernel whatever the device (tests run it on the CPU accelerator).</summary>
@@ -120,7 +128,7 @@ public sealed partial class GpuKernels
 
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs, BatchStrides>? _gemmBatchedTiled;
 
-    private void GemmBatchedTiled(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs args, BatchStrides strides, int count)
+    internal void GemmBatchedTiled(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs args, BatchStrides strides, int count)
     {
         _gemmBatchedTiled ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs, BatchStrides>(GemmBatchedTiledKernel);
         int t = Tile;
