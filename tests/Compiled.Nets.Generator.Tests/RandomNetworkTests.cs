@@ -21,12 +21,19 @@ public class RandomNetworkTests
 {
     private const int Classes = 3;
 
-    /// <summary>The image and feature networks and their compiled assembly, built once for the tests that take them.</summary>
+    /// <summary>The image and feature networks and their compiled assembly, built once for the tests that take them.
+    /// <c>COMPILED_NETS_FUZZ_SEED</c> and <c>COMPILED_NETS_FUZZ_COUNT</c> draw other networks, and more, for exploring.</summary>
     private static readonly Lazy<(List<RandomNet> Nets, Assembly Assembly)> s_built = new(() =>
     {
-        var random = new Random(5);
-        return Assemble(Enumerable.Range(0, 28).Select(i => i % 4 == 3 ? FeatureNet(random, i) : ImageNet(random, i)).ToList());
+        var random = new Random(FuzzSeed(5));
+        return Assemble(Enumerable.Range(0, FuzzCount(28)).Select(i => i % 4 == 3 ? FeatureNet(random, i) : ImageNet(random, i)).ToList());
     });
+
+    /// <summary>The seed the random networks are drawn with: <c>COMPILED_NETS_FUZZ_SEED</c> added to CI's.</summary>
+    private static int FuzzSeed(int ci) => int.TryParse(Environment.GetEnvironmentVariable("COMPILED_NETS_FUZZ_SEED"), out int s) ? ci + s : ci;
+
+    /// <summary>How many networks are drawn: <c>COMPILED_NETS_FUZZ_COUNT</c>, else CI's count.</summary>
+    private static int FuzzCount(int ci) => int.TryParse(Environment.GetEnvironmentVariable("COMPILED_NETS_FUZZ_COUNT"), out int c) && c > 0 ? c : ci;
 
     [Fact]
     public void RandomNetworks_TrainStepMatchesTheirEagerForward()
@@ -49,8 +56,8 @@ public class RandomNetworkTests
     /// <summary>The random sequence networks and their compiled assembly, built once for both of their tests.</summary>
     private static readonly Lazy<(List<RandomNet> Nets, Assembly Assembly)> s_sequences = new(() =>
     {
-        var random = new Random(4242);
-        return Assemble(Enumerable.Range(0, 16).Select(i => SequenceNet(random, i)).ToList());
+        var random = new Random(FuzzSeed(4242));
+        return Assemble(Enumerable.Range(0, FuzzCount(16)).Select(i => SequenceNet(random, i)).ToList());
     });
 
     /// <summary>The random sequence networks exported to ONNX (ids and attention_mask in, a symbolic batch and length)
@@ -274,8 +281,8 @@ public class RandomNetworkTests
     /// <c>COMPILED_NETS_FUZZ_CUDA_SHAPED=1</c> launches them as on CUDA (the simulated NVIDIA GPU: tiled GEMMs, warps of 32).</summary>
     internal static void DeviceTwinsMatchTheCpu()
     {
-        var random = new Random(int.TryParse(Environment.GetEnvironmentVariable("COMPILED_NETS_FUZZ_SEED"), out int seed) ? seed : 77);
-        int count = int.TryParse(Environment.GetEnvironmentVariable("COMPILED_NETS_FUZZ_COUNT"), out int c) && c > 0 ? c : 16;
+        var random = new Random(FuzzSeed(77));
+        int count = FuzzCount(16);
         int images = count - count / 4;
         var (nets, assembly) = Assemble(Enumerable.Range(0, images).Select(i => i % 4 == 3 ? FeatureNet(random, i) : ImageNet(random, i))
             .Concat(Enumerable.Range(0, count / 4).Select(i => SequenceNet(random, i))).ToList(), gpu: true);
