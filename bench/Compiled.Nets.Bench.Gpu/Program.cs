@@ -10,7 +10,7 @@ using Compiled.Nets.Gpu;
 // median milliseconds over timed repetitions after a warm-up; launches per step fused and as one kernel per op would be.
 // Before timing, each twin is checked against its CPU network in this process (logits, then one training step's loss
 // and every gradient), so a first run on a GPU also says whether the CUDA path computes the right thing; the exit code
-// is 3 when a check fails. The step is then taken again from the same weights: no device kernel uses atomics, so its
+// is 3 when a check fails, 4 when a model throws (the others still run). The step is then taken again from the same weights: no device kernel uses atomics, so its
 // loss and gradients should repeat bit for bit (printed, not a failure: cuBLAS promises it only per GPU model). bench/gpu/run.sh runs PyTorch on the same GPU beside it.
 const string usage = "Compiled.Nets.Bench.Gpu [--device auto|cuda|cpu-accelerator] [--reps N] [--json file] [--models a,b] [--no-check]";
 string[] known = ["--device", "--reps", "--json", "--models"];
@@ -33,12 +33,25 @@ bool failed = false;
 using var device = GpuDevice.Open(kind);
 Console.WriteLine($"Device: {device}; GEMM: {device.GemmBackend}");
 var results = new List<Dictionary<string, object>>();
-if (models.Contains("convnet_1x28x28")) Run("convnet_1x28x28", new ConvNet28(1), new ConvNet28(1), n => n.ToDevice(device));
-if (models.Contains("convnet_3x32x32")) Run("convnet_3x32x32", new ConvNet32(1), new ConvNet32(1), n => n.ToDevice(device));
-if (models.Contains("bert_layer")) RunBert();
+var crashed = new List<string>();
+if (models.Contains("convnet_1x28x28")) Guarded("convnet_1x28x28", () => Run("convnet_1x28x28", new ConvNet28(1), new ConvNet28(1), n => n.ToDevice(device)));
+if (models.Contains("convnet_3x32x32")) Guarded("convnet_3x32x32", () => Run("convnet_3x32x32", new ConvNet32(1), new ConvNet32(1), n => n.ToDevice(device)));
+if (models.Contains("bert_layer")) Guarded("bert_layer", RunBert);
 if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(new { device = device.ToString(), gemm = device.GemmBackend, results }, new JsonSerializerOptions { WriteIndented = true }));
 if (failed) Console.WriteLine("CHECK FAILED: a device twin disagrees with its CPU network (see above); its times are not comparable.");
-return failed ? 3 : 0;
+if (crashed.Count > 0) Console.WriteLine($"FAILED to run: {string.Join(", ", crashed)} (exceptions above)");
+return crashed.Count > 0 ? 4 : failed ? 3 : 0;
+
+// A model that throws is reported and the others still run (and are written): a first run on a GPU says as much as it can.
+void Guarded(string name, Action run)
+{
+    try { run(); }
+    catch (Exception e)
+    {
+        Console.WriteLine($"{name}: FAILED with {e}");
+        crashed.Add(name);
+    }
+}
 
 void Run<TNet>(string name, TNet net, TNet cpu, Func<TNet, DeviceNetwork> toDevice) where TNet : IClassifier, IDisposable
 {

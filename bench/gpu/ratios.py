@@ -11,7 +11,10 @@ for r in theirs["results"]:
     if "error" in r:
         print(f"{r['model']:18} {r['variant']:14} failed: {r['error']}")
         continue
-    o = ours[r["model"]]
+    o = ours.get(r["model"])
+    if o is None:
+        print(f"{r['model']:18} {r['variant']:14} ours did not run (see the bench's output)")
+        continue
     for metric in [k for k in r if k.endswith("_ms") and k in o]:
         print(f"{r['model']:18} {r['variant']:14} {metric:22} {o[metric]:9.3f} {r[metric]:11.3f} {r[metric] / o[metric]:7.2f}x")
 for name, o in ours.items():

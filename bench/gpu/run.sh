@@ -7,6 +7,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 # cuBLAS as PyTorch's wheel brings it, when the loader would not find it by name (our GEMMs then run on it too).
 export COMPILED_NETS_CUBLAS="${COMPILED_NETS_CUBLAS:-$(python3 -c 'import nvidia.cublas as c; print(list(c.__path__)[0] + "/lib")' 2>/dev/null || true)}"
 # Exit 3: a twin disagreed with its CPU network (printed above); PyTorch still runs, but those ratios mean nothing.
+# Exit 4: a model threw (printed; the others ran and are in ours.json).
 status=0
 ./publish/Compiled.Nets.Bench.Gpu --device cuda --reps "${REPS:-50}" --json ours.json || status=$?
 # Any other failure (a crash included): once more with the batched products on the tiled kernel instead of cuBLAS's
