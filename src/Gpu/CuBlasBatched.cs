@@ -91,13 +91,11 @@ internal sealed unsafe class CuBlasBatched : IDisposable
             why = $"cuBLAS's batched products ({what}) failed: {e.Message}";
             return false;
         }
-        var x = mine.GetAsArray1D(); var y = theirs.GetAsArray1D();
-        for (int i = 0; i < x.Length; i++)
-            if (!(Math.Abs(x[i] - y[i]) <= 1e-4f * (1 + Math.Abs(x[i]))))
-            {
-                why = $"cuBLAS's batched products ({what}) disagreed with the tiled kernel at [{i}] ({y[i]} vs {x[i]}; transposes {args.TransA}, {args.TransB})";
-                return false;
-            }
+        if (CuBlasLibrary.Disagreement(mine.GetAsArray1D(), theirs.GetAsArray1D()) is { } d)
+        {
+            why = $"cuBLAS's batched products ({what}) disagreed with the tiled kernel {d}; transposes {args.TransA}, {args.TransB}";
+            return false;
+        }
         why = "";
         return true;
     }

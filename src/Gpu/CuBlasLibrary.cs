@@ -123,16 +123,22 @@ internal sealed class CuBlasLibrary : IDisposable
             reference(ta, tb, m, n, k, da.View, lda, db.View, ldb, mine.View, ldc);
             Gemm(blas, ta, tb, m, n, k, 1f, da.View, lda, db.View, ldb, 0f, theirs.View, ldc);
             accelerator.Synchronize();
-            var x = mine.GetAsArray1D(); var y = theirs.GetAsArray1D();
-            for (int i = 0; i < x.Length; i++)
-                if (!(Math.Abs(x[i] - y[i]) <= 1e-4f * (1 + Math.Abs(x[i]))))
-                {
-                    why = $"cuBLAS disagreed with the device's GEMM kernel at [{i}] ({y[i]} vs {x[i]}; transposes {ta}, {tb})";
-                    return false;
-                }
+            if (Disagreement(mine.GetAsArray1D(), theirs.GetAsArray1D()) is { } d)
+            {
+                why = $"cuBLAS disagreed with the device's GEMM kernel {d}; transposes {ta}, {tb}";
+                return false;
+            }
         }
         why = "";
         return true;
+    }
+
+    /// <summary>Where cuBLAS's result first differs from the reference's by more than 1e-4 relative ("at [i] (x vs y)"), or null.</summary>
+    internal static string? Disagreement(float[] reference, float[] theirs)
+    {
+        for (int i = 0; i < reference.Length; i++)
+            if (!(Math.Abs(reference[i] - theirs[i]) <= 1e-4f * (1 + Math.Abs(reference[i])))) return $"at [{i}] ({theirs[i]} vs {reference[i]})";
+        return null;
     }
 
     /// <summary>Row-major C = alpha·op(A)·op(B) + beta·C as cuBLAS's column-major product Cᵀ = op(B)ᵀ·op(A)ᵀ.</summary>
