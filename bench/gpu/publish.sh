@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Publishes the GPU bench self-contained for linux-x64 into bench/gpu/publish (a GPU machine may have no .NET).
-# Single file, compressed: small enough to carry with the working tree (the device tool's 64 MiB limit).
+# Publishes the GPU bench and the GPU tests (an xUnit v3 executable) self-contained for linux-x64 into one folder — a
+# GPU machine may have no .NET — and packs it as bench/gpu/publish/gpu.tar.xz, small enough to carry with the working
+# tree (the device tool's 64 MiB limit). run.sh and test.sh unpack it on the GPU machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-dotnet publish bench/Compiled.Nets.Bench.Gpu -c Release -r linux-x64 --self-contained \
-  -p:PublishSingleFile=true -p:EnableCompressionInSingleFile=true -p:IncludeNativeLibrariesForSelfExtract=true \
-  -o bench/gpu/publish
-du -sh bench/gpu/publish
+out=bench/gpu/publish
+rm -rf "$out"
+for project in bench/Compiled.Nets.Bench.Gpu tests/Compiled.Nets.Gpu.Tests; do
+  dotnet publish "$project" -c Release -r linux-x64 --self-contained -o "$out/app"
+done
+tar cJf "$out/gpu.tar.xz" -C "$out" app
+rm -rf "$out/app"
+du -sh "$out/gpu.tar.xz"

@@ -3,19 +3,20 @@
 # run, then PyTorch's time over ours. REPS sets the timed repetitions (default 50).
 set -euo pipefail
 cd "$(dirname "$0")"
+source ./unpack.sh
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 # cuBLAS as PyTorch's wheel brings it, when the loader would not find it by name (our GEMMs then run on it too).
 export COMPILED_NETS_CUBLAS="${COMPILED_NETS_CUBLAS:-$(python3 -c 'import nvidia.cublas as c; print(list(c.__path__)[0] + "/lib")' 2>/dev/null || true)}"
 # Exit 3: a twin disagreed with its CPU network (printed above); PyTorch still runs, but those ratios mean nothing.
 # Exit 4: a model threw (printed; the others ran and are in ours.json).
 status=0
-./publish/Compiled.Nets.Bench.Gpu --device cuda --reps "${REPS:-50}" --json ours.json || status=$?
+"$app/Compiled.Nets.Bench.Gpu" --device cuda --reps "${REPS:-50}" --json ours.json || status=$?
 # Any other failure (a crash included): once more with the batched products on the tiled kernel instead of cuBLAS's
 # batched GEMMs, whose binding is ours rather than ILGPU.Algorithms'.
 if [ "$status" -ne 0 ] && [ "$status" -ne 3 ] && [ "${COMPILED_NETS_CUBLAS_BATCHED:-}" != off ]; then
   echo "The bench failed (exit $status); again with COMPILED_NETS_CUBLAS_BATCHED=off" >&2
   status=0
-  COMPILED_NETS_CUBLAS_BATCHED=off ./publish/Compiled.Nets.Bench.Gpu --device cuda --reps "${REPS:-50}" --json ours.json || status=$?
+  COMPILED_NETS_CUBLAS_BATCHED=off "$app/Compiled.Nets.Bench.Gpu" --device cuda --reps "${REPS:-50}" --json ours.json || status=$?
 fi
 python3 torch_bench.py --reps "${REPS:-50}" --json torch.json
 python3 ratios.py ours.json torch.json

@@ -4,10 +4,12 @@ using ILGPU.Runtime;
 
 namespace Compiled.Nets.Gpu.Tests;
 
-/// <summary>One CPU-accelerator device per test class: kernels compile once and are reused by its tests.</summary>
+/// <summary>One device per test class: kernels compile once and are reused by its tests. ILGPU's CPU accelerator, or the
+/// device <c>COMPILED_NETS_TEST_DEVICE</c> names: <c>cuda</c> on a GPU machine (bench/gpu/test.sh), where every kernel
+/// and twin is then checked against the CPU runtime on the GPU itself.</summary>
 public class DeviceFixture : IDisposable
 {
-    public DeviceFixture() : this(GpuDevice.Open("cpu-accelerator")) { }
+    public DeviceFixture() : this(GpuDevice.Open(Environment.GetEnvironmentVariable("COMPILED_NETS_TEST_DEVICE") is { Length: > 0 } kind ? kind : "cpu-accelerator")) { }
 
     protected DeviceFixture(GpuDevice device) => Device = device;
 
