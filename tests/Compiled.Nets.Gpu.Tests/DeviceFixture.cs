@@ -6,10 +6,16 @@ namespace Compiled.Nets.Gpu.Tests;
 
 /// <summary>One device per test class: kernels compile once and are reused by its tests. ILGPU's CPU accelerator, or the
 /// device <c>COMPILED_NETS_TEST_DEVICE</c> names: <c>cuda</c> on a GPU machine (bench/gpu/test.sh), where every kernel
-/// and twin is then checked against the CPU runtime on the GPU itself.</summary>
+/// and twin is then checked against the CPU runtime on the GPU itself, or <c>cuda-shaped</c>, the CPU accelerator
+/// launching as on CUDA (what test.sh will run, tried without a GPU: slow).</summary>
 public class DeviceFixture : IDisposable
 {
-    public DeviceFixture() : this(GpuDevice.Open(Environment.GetEnvironmentVariable("COMPILED_NETS_TEST_DEVICE") is { Length: > 0 } kind ? kind : "cpu-accelerator")) { }
+    public DeviceFixture() : this(Environment.GetEnvironmentVariable("COMPILED_NETS_TEST_DEVICE") switch
+    {
+        "cuda-shaped" => GpuDevice.OpenCudaShapedSimulation(),
+        { Length: > 0 } kind => GpuDevice.Open(kind),
+        _ => GpuDevice.Open("cpu-accelerator"),
+    }) { }
 
     protected DeviceFixture(GpuDevice device) => Device = device;
 

@@ -29,7 +29,7 @@ public abstract class GroupedKernelTests(DeviceFixture f)
             Assert.True(f.Device.GemmBackend.StartsWith("cuBLAS", StringComparison.Ordinal) || f.Device.GemmBackend.StartsWith("ILGPU tiled kernel", StringComparison.Ordinal), f.Device.GemmBackend);
             return;
         }
-        bool cudaShaped = f is CudaShapedFixture;
+        bool cudaShaped = f.Device.LaunchesLikeCuda;
         Assert.Equal(cudaShaped ? 32 : 4, f.Device.Accelerator.WarpSize);
         Assert.Equal(cudaShaped ? "ILGPU tiled kernel (not a CUDA device)" : "one thread per output (CPU accelerator)", f.Device.GemmBackend);
     }
