@@ -114,7 +114,7 @@ internal sealed unsafe class CuBlasBatched : IDisposable
                 second, cm.LdSecond, call.StrideSecond, &beta, result, cm.Ldc, call.StrideC, count);
         else
         {
-            nint table = ((ArrayView<long>)Table(new PointerTableKey(first, second, result, strides, count), call).View).LoadEffectiveAddressAsPtr();
+            nint table = ((ArrayView<long>)Table(new PointerTableKey(first, second, result, strides.A, strides.B, strides.C, strides.AHead, strides.BHead, strides.CHead, strides.Heads, count), strides, call).View).LoadEffectiveAddressAsPtr();
             status = _entries.Pointers(_handle, cm.TransFirst ? 1 : 0, cm.TransSecond ? 1 : 0, cm.M, cm.N, cm.K, &alpha, table, cm.LdFirst,
                 table + count * sizeof(long), cm.LdSecond, &beta, table + 2 * count * sizeof(long), cm.Ldc, count);
         }
@@ -122,7 +122,7 @@ internal sealed unsafe class CuBlasBatched : IDisposable
     }
 
     /// <summary>The device table of [first operands' addresses, second operands', results'] for one call site.</summary>
-    private MemoryBuffer1D<long, Stride1D.Dense> Table(PointerTableKey key, BatchedColumnMajorCall call)
+    private MemoryBuffer1D<long, Stride1D.Dense> Table(PointerTableKey key, BatchStrides strides, BatchedColumnMajorCall call)
     {
         if (_tables.TryGetValue(key, out var table)) return table;
         if (_tables.Count >= MostTables)
@@ -133,7 +133,7 @@ internal sealed unsafe class CuBlasBatched : IDisposable
         var addresses = new long[3 * key.Count];
         for (int p = 0; p < key.Count; p++)
         {
-            var (f, s, r) = call.Offsets(key.Strides, p);
+            var (f, s, r) = call.Offsets(strides, p);
             addresses[p] = key.First + f * sizeof(float);
             addresses[key.Count + p] = key.Second + s * sizeof(float);
             addresses[2 * key.Count + p] = key.Result + r * sizeof(float);
@@ -155,7 +155,9 @@ internal sealed unsafe class CuBlasBatched : IDisposable
 
     public void Dispose() => FreeTables();
 
-    private readonly record struct PointerTableKey(nint First, nint Second, nint Result, BatchStrides Strides, int Count);
+    /// <summary>A call site: its operands' addresses and the strides as plain fields (compared without boxing, so a
+    /// lookup allocates nothing).</summary>
+    private readonly record struct PointerTableKey(nint First, nint Second, nint Result, long A, long B, long C, long AHead, long BHead, long CHead, int Heads, int Count);
 }
 
 /// <summary>The two batched SGEMM entry points (C signatures as cuBLAS declares them; alpha and beta by host pointer,

@@ -101,6 +101,8 @@ public sealed unsafe class CuBlasBatchedTests(DeviceFixture f) : IClassFixture<D
         DeviceFixture.Close(expected, DeviceFixture.Download(dc, expected.Length), 1e-5f, "C");
         batched.Gemm(args, strides, batch * heads, da.View, db.View, dc.View);
         Assert.Equal(1, batched.TablesBuilt);
+        // A call site's later calls find its table without allocating (they run every training step).
+        Assert.Equal(0, Compiled.Nets.Tests.Allocations.SteadyState(() => batched.Gemm(args, strides, batch * heads, da.View, db.View, dc.View)));
         Assert.True(s_pointerCalls >= pointerCalls + 2);
         // Another call site (C elsewhere) gets a table of its own.
         using var other = f.Upload(new float[expected.Length]);
@@ -127,5 +129,6 @@ public sealed unsafe class CuBlasBatchedTests(DeviceFixture f) : IClassFixture<D
         Assert.True(s_stridedCalls > stridedCalls);
         Assert.Equal(0, batched.TablesBuilt);
         DeviceFixture.Close(expected, DeviceFixture.Download(dc, c.Length), 1e-5f, "C");
+        Assert.Equal(0, Compiled.Nets.Tests.Allocations.SteadyState(() => batched.Gemm(args, strides, count, da.View, db.View, dc.View)));
     }
 }
