@@ -163,6 +163,31 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void CNET0014_AForwardThatReturnsItsInputAsItCameIn()
+    {
+        // Nothing to compute, train or take a gradient through; the generator threw on it (an empty summary), or wrote
+        // code that did not compile (a gradient of the input nobody holds). Several outputs say the same already.
+        string markup = Usings + """
+            [Network, Input(12), NLLLoss]
+            public partial class N
+            {
+                [Linear(12, 9)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => {|CNET0014:x|};
+            }
+            """;
+        var diags = GeneratorHarness.AssertDiagnostics(markup);
+        Assert.Equal("Forward: Forward returns its input as it came in; return a value the network computes", diags[0].GetMessage(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Empty(GeneratorHarness.Run(GeneratorHarness.Markup(markup).Source).Output.Where(d => d.Severity == Microsoft.CodeAnalysis.DiagnosticSeverity.Error));
+        GeneratorHarness.AssertDiagnostics(Usings + """
+            [Network, Input(3, 4)]
+            public partial class M
+            {
+                Tensor Forward(Tensor x) { return {|CNET0014:x.Flatten()|}; }
+            }
+            """);
+    }
+
+    [Fact]
     public void CNET0020_ConcatenatedShapesMustAgreeElsewhere_AndTheBatchCannotBeConcatenated()
     {
         var diags = GeneratorHarness.AssertDiagnostics(Usings + """

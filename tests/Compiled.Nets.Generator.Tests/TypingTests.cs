@@ -117,6 +117,24 @@ public class TypingTests
     }
 
     [Fact]
+    public void A_Forward_typed_up_to_its_input_is_quiet_and_the_generator_does_not_fail()
+    {
+        // `=> x` before `.Apply(…)`: the generator threw here (a network of no op); now only C#'s syntax error shows.
+        var (diags, _, output) = GeneratorHarness.Run("""
+            using Compiled.Nets;
+            namespace Shop;
+            [Network, Input(12), NLLLoss]
+            public partial class N
+            {
+                [Linear(12, 9)] public partial Linear Fc { get; }
+                Tensor Forward(Tensor x) => x
+            """);
+        Assert.Empty(diags);
+        Assert.Empty(output.Where(x => x.Severity == DiagnosticSeverity.Error && Generated(x)));
+        Assert.Contains(output, x => x.Id == "CS1002"); // ; expected
+    }
+
+    [Fact]
     public void A_block_with_an_error_leaves_the_network_applying_it_with_arguments_compiling()
     {
         // The block's skeleton has the constructor with arguments that the applying network's code calls.

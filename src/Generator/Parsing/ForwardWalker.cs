@@ -92,7 +92,7 @@ namespace Compiled.Nets.Generator.Parsing
         /// would be a second, longer error on every keystroke. A name that does not exist (<c>x.Sqrt()</c>) is still
         /// reported, as CNET0005 names what is supported.
         /// </summary>
-        private static bool HalfTyped(SyntaxNode node) => node.GetDiagnostics().Any(d => d.Severity == DiagnosticSeverity.Error);
+        internal static bool HalfTyped(SyntaxNode node) => node.GetDiagnostics().Any(d => d.Severity == DiagnosticSeverity.Error);
 
         /// <summary>The flagged code as one line (a command-line build cuts a message at its first line break), elided.</summary>
         internal static string Quote(SyntaxNode node)

@@ -559,6 +559,15 @@ namespace Compiled.Nets.Generator.Parsing
             var result = new BodyResult();
             output = walker.Body(decl, env, result);
             if (output < 0) { _failed = true; return null; }
+            if (isRoot && TensorTuple(forward.ReturnType) is null && IsInputView(output))
+            {
+                // No op between the input and the loss: nothing to compute, train or take a gradient through (several
+                // outputs say the same in ReadHeadLosses). Quiet while the Forward is half typed (`=> x` before `.Apply`)
+                // or the class has an error already (a placeholder Forward beside it is not a second mistake to report).
+                if (_failed || ForwardWalker.HalfTyped(decl)) FailQuietly();
+                else Report(DiagnosticDescriptors.InvalidArgument, result.ReturnLocation, "Forward", "Forward returns its input as it came in; return a value the network computes");
+                return null;
+            }
             if (TensorTuple(forward.ReturnType) is { } names)
             {
                 if (result.Outputs.Count != names.Count)
