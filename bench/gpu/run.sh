@@ -4,10 +4,7 @@
 # take (default 300: a kernel that hangs on the GPU ends the run, not the lease).
 set -euo pipefail
 cd "$(dirname "$0")"
-source ./unpack.sh
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-# cuBLAS as PyTorch's wheel brings it, when the loader would not find it by name (our GEMMs then run on it too).
-export COMPILED_NETS_CUBLAS="${COMPILED_NETS_CUBLAS:-$(python3 -c 'import nvidia.cublas as c; print(list(c.__path__)[0] + "/lib")' 2>/dev/null || true)}"
+source ./setup.sh
 # Exit 3: a twin disagreed with its CPU network (printed above); PyTorch still runs, but those ratios mean nothing.
 # Exit 4: a model threw (printed; the others ran and are in ours.json).
 status=0

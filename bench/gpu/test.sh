@@ -7,9 +7,7 @@
 # without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")"
-source ./unpack.sh
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-export COMPILED_NETS_CUBLAS="${COMPILED_NETS_CUBLAS:-$(python3 -c 'import nvidia.cublas as c; print(list(c.__path__)[0] + "/lib")' 2>/dev/null || true)}"
+source ./setup.sh
 # A kernel that hangs on the GPU (a barrier some threads never reach) ends the run after TIMEOUT seconds, not the lease.
 COMPILED_NETS_TEST_DEVICE="${COMPILED_NETS_TEST_DEVICE:-cuda}" timeout -s KILL "${TIMEOUT:-300}" "$app/Compiled.Nets.Gpu.Tests" -noColor -noLogo \
   -class- "Compiled.Nets.Gpu.Tests.PtxCompilationTests" -class- "Compiled.Nets.Gpu.Tests.GroupedKernelTests+CudaShaped" "$@"
