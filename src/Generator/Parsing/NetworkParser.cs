@@ -559,7 +559,8 @@ namespace Compiled.Nets.Generator.Parsing
             var result = new BodyResult();
             output = walker.Body(decl, env, result);
             if (output < 0) { _failed = true; return null; }
-            if (isRoot && TensorTuple(forward.ReturnType) is null && IsInputView(output))
+            var names = TensorTuple(forward.ReturnType);
+            if (isRoot && names is null && IsInputView(output))
             {
                 // No op between the input and the loss: nothing to compute, train or take a gradient through (several
                 // outputs say the same in ReadHeadLosses). Quiet while the Forward is half typed (`=> x` before `.Apply`)
@@ -568,7 +569,7 @@ namespace Compiled.Nets.Generator.Parsing
                 else Report(DiagnosticDescriptors.InvalidArgument, result.ReturnLocation, "Forward", "Forward returns its input as it came in; return a value the network computes");
                 return null;
             }
-            if (TensorTuple(forward.ReturnType) is { } names)
+            if (names is not null)
             {
                 if (result.Outputs.Count != names.Count)
                 {
