@@ -15,18 +15,12 @@ public sealed unsafe class CuBlasBatchedTests(DeviceFixture f) : IClassFixture<D
     private static int s_stridedCalls, s_pointerCalls;
     private static bool s_ignoreAlpha;
 
-    /// <summary>Element (i, j) of a column-major matrix at i + j·ld; op transposes; beta 0 never reads C.</summary>
-    private static void ColumnMajor(int ta, int tb, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
-    {
-        if (s_ignoreAlpha) alpha = 1f;
-        for (int j = 0; j < n; j++)
-            for (int i = 0; i < m; i++)
-            {
-                double sum = 0;
-                for (int p = 0; p < k; p++) sum += (double)(ta != 0 ? a[p + i * lda] : a[i + p * lda]) * (tb != 0 ? b[j + p * ldb] : b[p + j * ldb]);
-                c[i + j * ldc] = (float)(alpha * sum + (beta == 0f ? 0 : beta * c[i + j * ldc]));
-            }
-    }
+    /// <summary>One product as BLAS defines it (<see cref="CuBlasMappingTests.ColumnMajorSgemm"/>) over the matrices at
+    /// these addresses, each as long as its column-major extent.</summary>
+    private static void ColumnMajor(int ta, int tb, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc) =>
+        CuBlasMappingTests.ColumnMajorSgemm(ta != 0, tb != 0, m, n, k, s_ignoreAlpha ? 1f : alpha,
+            new ReadOnlySpan<float>(a, ta != 0 ? (m - 1) * lda + k : (k - 1) * lda + m), lda,
+            new ReadOnlySpan<float>(b, tb != 0 ? (k - 1) * ldb + n : (n - 1) * ldb + k), ldb, beta, new Span<float>(c, (n - 1) * ldc + m), ldc);
 
     [UnmanagedCallersOnly]
     private static int Strided(nint handle, int ta, int tb, int m, int n, int k, float* alpha, nint a, int lda, long sa, nint b, int ldb, long sb,

@@ -205,8 +205,9 @@ public sealed class PhiloxTests
 /// BLAS's definition and compared with the CPU's row-major GEMM: the mapping is right before any GPU runs it.</summary>
 public sealed class CuBlasMappingTests
 {
-    /// <summary>BLAS sgemm: C = alpha·op(X)·op(Y) + beta·C, every matrix column-major (element (i, j) at i + j·ld).</summary>
-    private static void ColumnMajorSgemm(bool tx, bool ty, int m, int n, int k, float alpha, ReadOnlySpan<float> x, int ldx, ReadOnlySpan<float> y, int ldy, float beta, Span<float> c, int ldc)
+    /// <summary>BLAS sgemm: C = alpha·op(X)·op(Y) + beta·C, every matrix column-major (element (i, j) at i + j·ld); with
+    /// beta 0, C is not read (BLAS's rule: it may hold anything, NaN included).</summary>
+    internal static void ColumnMajorSgemm(bool tx, bool ty, int m, int n, int k, float alpha, ReadOnlySpan<float> x, int ldx, ReadOnlySpan<float> y, int ldy, float beta, Span<float> c, int ldc)
     {
         for (int j = 0; j < n; j++)
             for (int i = 0; i < m; i++)
@@ -214,7 +215,7 @@ public sealed class CuBlasMappingTests
                 double sum = 0;
                 for (int p = 0; p < k; p++)
                     sum += (double)(tx ? x[p + i * ldx] : x[i + p * ldx]) * (ty ? y[j + p * ldy] : y[p + j * ldy]);
-                c[i + j * ldc] = (float)(alpha * sum + beta * c[i + j * ldc]);
+                c[i + j * ldc] = (float)(alpha * sum + (beta == 0f ? 0 : beta * c[i + j * ldc]));
             }
     }
 
