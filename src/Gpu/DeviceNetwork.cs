@@ -194,6 +194,7 @@ public abstract class DeviceNetwork : IDisposable
     internal ArrayView<float> GradientOf(ParameterInfo p) => Gradient(p);
     internal long ParameterFloats => _values.Length;
     internal ArrayView<float> AllGradients => _gradients.View;
+    internal ArrayView<float> AllValues => _values.View;
 
     /// <summary>The batch's input, uploaded.</summary>
     protected ArrayView<float> Input => _input!.View;

@@ -410,6 +410,86 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void An_optimizer_step_is_one_launch_over_every_trainable_tensor_as_freezing_and_decay_leave_them()
+    {
+        // MiniBert's tensors, embeddings frozen, biases and norms not decayed: still one launch, whose runs follow a
+        // freeze or unfreeze between steps; the norm is two launches and clipping a third, whatever the tensors.
+        using var cpu = new MiniBert(seed: 31);
+        using var host = new MiniBert(seed: 31);
+        cpu.Parameters.Freeze("embeddings.");
+        host.Parameters.Freeze("embeddings.");
+        using var dev = host.ToDevice(f.Device);
+        var cpuOpt = new AdamW(cpu.Parameters, lr: 1e-2f) { DecayPredicate = Optimizer.NoDecayForBiasAndNorm };
+        using var opt = new DeviceAdamW(dev, lr: 1e-2f) { DecayPredicate = Optimizer.NoDecayForBiasAndNorm };
+        var (ids, mask, labels) = SequenceBatch(3, 6, 50, 3, 32);
+        for (int step = 0; step < 4; step++)
+        {
+            if (step == 2) { cpu.Parameters.Freeze("classifier."); host.Parameters.Freeze("classifier."); }
+            if (step == 3) { cpu.Parameters.Unfreeze("embeddings."); host.Parameters.Unfreeze("embeddings."); }
+            cpu.TrainStep(ids, labels, mask, 3, 6);
+            dev.TrainStep(ids, labels, mask, 3, 6);
+            float expected = GradientClipping.ClipByGlobalNorm(cpu.Parameters, 0.05f);
+            long before = f.Device.LaunchCount;
+            Assert.Equal(expected, opt.ClipGradientNorm(0.05f), 1e-4 * expected);
+            Assert.Equal(expected > 0.05f ? 3 : 2, f.Device.LaunchCount - before);
+            cpuOpt.Step();
+            before = f.Device.LaunchCount;
+            opt.Step();
+            Assert.Equal(1, f.Device.LaunchCount - before);
+            dev.CopyParametersToHost();
+            foreach (var p in cpu.Parameters.Parameters)
+                Relative(cpu.Parameters.ReadValue(p), host.Parameters.ReadValue(host.Parameters[p.Name]), 1e-3, $"step {step}: {p.Name}"); // Adam turns noise in a near-zero gradient (a key bias) into steps of lr
+        }
+
+        // SGD too, on the seed ConvNet.
+        using var convNet = new ConvNet(seed: 1);
+        using var convTwin = convNet.ToDevice(f.Device);
+        using var sgd = new DeviceSgd(convTwin, 0.05f, momentum: 0.9f);
+        var (x, y) = Batch(2, convNet.InputSize, convNet.OutputSize, 4);
+        convTwin.TrainStep(x, y, 2);
+        long sgdBefore = f.Device.LaunchCount;
+        sgd.Step();
+        Assert.Equal(1, f.Device.LaunchCount - sgdBefore);
+    }
+
+    /// <summary>A device optimizer of a user's own: per tensor, through <c>Update</c>.</summary>
+    private sealed class HalfStep(DeviceNetwork network) : DeviceOptimizer(network, 0.5f)
+    {
+        public List<string> Stepped { get; } = [];
+
+        protected override void Update(ParameterInfo p, ILGPU.ArrayView<float> value, ILGPU.ArrayView<float> gradient)
+        {
+            Stepped.Add(p.Name);
+            var w = new float[p.Length]; var g = new float[p.Length];
+            DeviceNetwork.Download(value, w); DeviceNetwork.Download(gradient, g);
+            for (int i = 0; i < w.Length; i++) w[i] -= LearningRate * g[i];
+            DeviceNetwork.Upload<float>(w, value);
+        }
+    }
+
+    /// <summary>One that forgot to.</summary>
+    private sealed class NoStep(DeviceNetwork network) : DeviceOptimizer(network, 0.5f);
+
+    [Fact]
+    public void A_device_optimizer_of_ones_own_steps_each_trainable_tensor_through_Update()
+    {
+        using var cpu = new ResidualConvNet(seed: 12);
+        using var host = new ResidualConvNet(seed: 12);
+        cpu.Parameters.Freeze("conv1."); host.Parameters.Freeze("conv1.");
+        using var dev = host.ToDevice(f.Device);
+        var (x, y) = Batch(3, cpu.InputSize, cpu.OutputSize, 6);
+        cpu.TrainStep(x, y, 3); new Sgd(cpu.Parameters, 0.5f).Step();
+        dev.TrainStep(x, y, 3);
+        var opt = new HalfStep(dev);
+        opt.Step();
+        Assert.Equal(host.Parameters.Parameters.Where(p => p.RequiresGrad && p.Length > 0).Select(p => p.Name), opt.Stepped);
+        dev.CopyParametersToHost();
+        Relative(cpu.Parameters.ReadValues, host.Parameters.ReadValues, 1e-4, "a step through Update");
+        var e = Assert.Throws<NotSupportedException>(() => new NoStep(dev).Step());
+        Assert.Contains("NoStep does not override Update", e.Message);
+    }
+
+    [Fact]
     public void Many_threads_may_use_the_twins_of_one_device_and_each_gets_its_own_answer()
     {
         // Three threads infer through one twin at batches 1, 2 and 3 (its workspace grows under the others), one calls a
@@ -666,6 +746,8 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         var (ids, mask, labels) = SequenceBatch(3, 6, 50, 3, 4);
         cpu.TrainStep(ids, labels, mask, 3, 6);
         dev.TrainStep(ids, labels, mask, 3, 6);
+        dev.CopyGradientsToHost();
+        var unclipped = host.Parameters.Gradients.ToArray();
         float expected = GradientClipping.ClipByGlobalNorm(cpu.Parameters, 0.05f);
         float norm = opt.ClipGradientNorm(0.05f);
         Assert.True(expected > 0.05f, $"the norm {expected} should need clipping");
@@ -673,6 +755,8 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         dev.CopyGradientsToHost();
         foreach (var p in cpu.Parameters.Parameters.Where(p => p.RequiresGrad))
             Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "clipped gradient of " + p.Name);
+        foreach (var p in host.Parameters.Parameters.Where(p => !p.RequiresGrad))
+            Assert.Equal(unclipped.AsSpan(p.Offset, p.Length), host.Parameters.Gradient(p));
         // Below the bound nothing changes; the norm is still reported.
         Assert.Equal(0.05f, opt.ClipGradientNorm(1f), 1e-4);
     }

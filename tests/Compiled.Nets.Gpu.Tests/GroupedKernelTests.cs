@@ -465,13 +465,22 @@ public abstract class GroupedKernelTests(DeviceFixture f)
     [InlineData(300, 70)]
     public void Column_row_and_square_sums_match_a_double_sum_and_repeat_bit_for_bit(int rows, int cols)
     {
-        // Columns [2, 2 + cols) of rows cols + 3 wide; rows of cols values; the squares of all of them.
-        int stride = cols + 3;
+        // Columns [2, 2 + cols) of rows cols + 3 wide; rows of cols values; the squares of the runs of a parameter walk
+        // over the first rows · cols: a third that decays, then what follows it up to the half (a run of its own, as it
+        // does not), then past a skipped (frozen) element the rest.
+        int stride = cols + 3, n = rows * cols;
         var x = DeviceFixture.Random(rows * stride, 40);
         var start = DeviceFixture.Random(Math.Max(rows, cols), 41);
         var columns = Enumerable.Range(0, cols).Select(c => start[c] + (float)Enumerable.Range(0, rows).Sum(r => (double)x[r * stride + 2 + c])).ToArray();
         var rowSums = Enumerable.Range(0, rows).Select(r => start[r] + (float)Enumerable.Range(0, cols).Sum(c => (double)x[r * cols + c])).ToArray();
-        double squares = 0.5 + x.Take(rows * cols).Sum(v => (double)v * v);
+        using var runs = new ParameterRuns();
+        runs.Begin();
+        runs.Add(0, n / 3, decays: true);
+        runs.Add(n / 3, n / 2 - n / 3, decays: false);
+        if (n > n / 2 + 1) runs.Add(n / 2 + 1, n - n / 2 - 1, decays: false);
+        runs.End(f.Device);
+        Assert.Equal(n - (n > n / 2 ? 1 : 0), runs.Elements);
+        double squares = 0.5 + x.Take(n).Where((_, i) => i != n / 2).Sum(v => (double)v * v);
         float[]? firstColumns = null, firstRows = null; float firstSquares = 0;
         for (int run = 0; run < 2; run++)
         {
@@ -479,7 +488,7 @@ public abstract class GroupedKernelTests(DeviceFixture f)
             using var Q = f.Upload([0.5f, .. DeviceFixture.Random(GpuKernels.SquarePartials, 42)]); // partials start as garbage
             K.AddColumnSums(C.View, X.View, rows, cols, stride, 2);
             K.AddRowSums(R.View, X.View, rows, cols);
-            K.AddSumOfSquares(Q.View, X.View, (long)rows * cols);
+            K.AddSumOfSquares(Q.View, X.View, runs);
             var c = DeviceFixture.Download(C, cols); var r = DeviceFixture.Download(R, rows); float q = DeviceFixture.Download(Q, 1)[0];
             DeviceFixture.Close(columns, c, 1e-5f, "column sums");
             DeviceFixture.Close(rowSums, r, 1e-5f, "row sums");

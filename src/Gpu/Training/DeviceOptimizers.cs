@@ -5,9 +5,9 @@ using ILGPU.Runtime;
 namespace Compiled.Nets.Gpu;
 
 /// <summary>
-/// An optimizer whose state lives on the device beside the parameters of a <see cref="DeviceNetwork"/>: one launch per
-/// trainable tensor, frozen ones (RequiresGrad false on the host store) skipped, the same arithmetic as the CPU
-/// optimizers of the same name. It is an <see cref="Optimizer"/> over the twin's host store, so the
+/// An optimizer whose state lives on the device beside the parameters of a <see cref="DeviceNetwork"/>: one launch over
+/// every trainable tensor (PyTorch's fused optimizers), frozen ones (RequiresGrad false on the host store) skipped, the
+/// same arithmetic as the CPU optimizers of the same name. It is an <see cref="Optimizer"/> over the twin's host store, so the
 /// <see cref="Trainer"/> trains a twin as it trains the CPU network: schedules set <see cref="Optimizer.LearningRate"/>,
 /// clipping and the mean over accumulated micro-batches run on the device, and the weights come to the host store for
 /// checks and checkpoints (the moments too, under the CPU optimizers' names, so checkpoints move between the two).
@@ -15,6 +15,7 @@ namespace Compiled.Nets.Gpu;
 public abstract class DeviceOptimizer : Optimizer, IDisposable
 {
     private MemoryBuffer1D<float, Stride1D.Dense>? _normSquared;
+    private readonly ParameterRuns _runs = new();
     private bool _disposed;
 
     protected DeviceOptimizer(DeviceNetwork network, float learningRate) : base((network ?? throw new ArgumentNullException(nameof(network))).HostParameters, learningRate)
@@ -28,11 +29,13 @@ public abstract class DeviceOptimizer : Optimizer, IDisposable
     /// <inheritdoc/>
     public override bool StepsStore => false;
 
-    /// <summary>Updates every trainable parameter from its gradient on the device.</summary>
+    /// <summary>Updates every trainable parameter from its gradient on the device: the built-in optimizers in one launch
+    /// over all of them, a subclass's <see cref="Update(ParameterInfo, ArrayView{float}, ArrayView{float})"/> per tensor.</summary>
     public override void Step()
     {
         using var exclusive = Enter();
         StepCount++;
+        if (UpdateAll(Trainable())) return;
         var parameters = Store.Parameters;
         for (int i = 0; i < parameters.Count; i++)
         {
@@ -41,6 +44,16 @@ public abstract class DeviceOptimizer : Optimizer, IDisposable
             Update(p, Network.ValueOf(p), Network.GradientOf(p));
         }
     }
+
+    /// <summary>The trainable tensors as runs of the flat buffers, as freezing and <see cref="Optimizer.DecayPredicate"/> leave them now.</summary>
+    private protected ParameterRuns Trainable()
+    {
+        _runs.Set(Network.Device, Store.Parameters, DecayPredicate);
+        return _runs;
+    }
+
+    /// <summary>Updates all of <paramref name="runs"/> at once and returns true, or returns false to be called per tensor.</summary>
+    private protected virtual bool UpdateAll(ParameterRuns runs) => false;
 
     /// <summary>Holds the device for one call (as the twin's calls do), after checking that the optimizer, its twin and
     /// the device are alive.</summary>
@@ -55,8 +68,10 @@ public abstract class DeviceOptimizer : Optimizer, IDisposable
         return scope;
     }
 
-    /// <summary>One parameter's update on the device.</summary>
-    protected abstract void Update(ParameterInfo p, ArrayView<float> value, ArrayView<float> gradient);
+    /// <summary>One parameter's update on the device: what a custom device optimizer overrides (the built-in ones update
+    /// every tensor in one launch and never call it).</summary>
+    protected virtual void Update(ParameterInfo p, ArrayView<float> value, ArrayView<float> gradient) =>
+        throw new NotSupportedException($"{GetType().Name} does not override Update, so it cannot step {p.Name}.");
 
     /// <summary>Never called: <see cref="Step"/> updates the device's copy.</summary>
     protected sealed override void Update(ParameterInfo p, Span<float> value, Span<float> grad) =>
@@ -72,11 +87,10 @@ public abstract class DeviceOptimizer : Optimizer, IDisposable
     {
         using var exclusive = Enter();
         var kernels = Network.Device.Kernels;
-        var parameters = Store.Parameters;
+        var trainable = Trainable();
         var sum = _normSquared ??= Network.Device.Allocate(1 + GpuKernels.SquarePartials);
         sum.View.SubView(0, 1).MemSetToZero();
-        foreach (var p in parameters)
-            if (p.RequiresGrad) kernels.AddSumOfSquares(sum.View, Network.GradientOf(p), p.Length);
+        kernels.AddSumOfSquares(sum.View, Network.AllGradients, trainable);
         Span<float> host = stackalloc float[1];
         DeviceNetwork.Download(sum.View, host);
         float norm = MathF.Sqrt(host[0]);
@@ -84,8 +98,7 @@ public abstract class DeviceOptimizer : Optimizer, IDisposable
         if (norm > maxNorm)
         {
             float scale = maxNorm / (norm + 1e-6f);
-            foreach (var p in parameters)
-                if (p.RequiresGrad) kernels.Scale(Network.GradientOf(p), p.Length, scale);
+            kernels.Scale(Network.AllGradients, trainable, scale);
         }
         return norm;
     }
@@ -139,6 +152,7 @@ public abstract class DeviceOptimizer : Optimizer, IDisposable
         using var exclusive = Network.Device.Gate.EnterScope();
         _disposed = true;
         _normSquared?.Dispose();
+        _runs.Dispose();
         GC.SuppressFinalize(this);
     }
 }
@@ -160,15 +174,15 @@ public class DeviceAdam : DeviceOptimizer
         _m = NewDeviceMoment(); _v = NewDeviceMoment();
     }
 
-    protected override void Update(ParameterInfo p, ArrayView<float> value, ArrayView<float> gradient)
+    private protected override bool UpdateAll(ParameterRuns runs)
     {
-        float wd = DecayPredicate(p) ? _weightDecay : 0;
         double bc1 = 1 - Math.Pow(_beta1, StepCount), bc2 = 1 - Math.Pow(_beta2, StepCount);
-        Network.Device.Kernels.Adam(value, gradient, _m.View.SubView(p.Offset, p.Length), _v.View.SubView(p.Offset, p.Length), p.Length, new AdamArgs
+        Network.Device.Kernels.Adam(Network.AllValues, Network.AllGradients, _m.View, _v.View, runs, new AdamArgs
         {
             Beta1 = _beta1, Beta2 = _beta2, Eps = _eps, StepSize = (float)(LearningRate / bc1), Bc2Sqrt = (float)Math.Sqrt(bc2),
-            Decay = _decoupled ? 1 - LearningRate * wd : 1f, CoupledWd = _decoupled ? 0f : wd,
+            Decay = _decoupled ? 1 - LearningRate * _weightDecay : 1f, CoupledWd = _decoupled ? 0f : _weightDecay,
         });
+        return true;
     }
 
     /// <inheritdoc/>
@@ -217,10 +231,14 @@ public sealed class DeviceSgd : DeviceOptimizer
         if (momentum != 0) _buf = NewDeviceMoment();
     }
 
-    protected override void Update(ParameterInfo p, ArrayView<float> value, ArrayView<float> gradient)
+    private protected override bool UpdateAll(ParameterRuns runs)
     {
-        ArrayView<float> buf = _buf is null ? value : _buf.View.SubView(p.Offset, p.Length);
-        Network.Device.Kernels.Sgd(value, gradient, buf, p.Length, LearningRate, _momentum, _dampening, DecayPredicate(p) ? _weightDecay : 0, _nesterov, StepCount == 1);
+        Network.Device.Kernels.Sgd(Network.AllValues, Network.AllGradients, _buf is null ? Network.AllValues : _buf.View, runs, new SgdArgs
+        {
+            LearningRate = LearningRate, Momentum = _momentum, Undamped = 1f - _dampening, WeightDecay = _weightDecay,
+            Nesterov = _nesterov ? 1 : 0, First = StepCount == 1 ? 1 : 0,
+        });
+        return true;
     }
 
     /// <inheritdoc/>
