@@ -464,8 +464,15 @@ public class RandomNetworkTests
                     int groups = c > 1 && cout % c == 0 && r.Next(3) == 0 ? c : 1;
                     string conv = Conv(c, cout, k, s, p, r.Next(3) > 0, groups);
                     string act = r.Next(3) > 0 ? "." + s_activations[r.Next(s_activations.Length)] : "";
-                    body.AppendLine($"        var {y} = {x}.Apply({conv}){act};");
                     (c, h, w) = (cout, (h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+                    if (act.Length == 0 && groups == 1 && h >= 2 && w >= 2 && r.Next(2) == 0)
+                    {
+                        // A 2×2 max-pool alone reading the convolution: the plan's convolution + pool (on the device, the
+                        // pool reads the convolution's GEMM output).
+                        act = ".MaxPool2d(2)" + (r.Next(2) == 0 ? ".Relu()" : "");
+                        (h, w) = (h / 2, w / 2);
+                    }
+                    body.AppendLine($"        var {y} = {x}.Apply({conv}){act};");
                     break;
                 }
                 case 2 when h >= 3 && w >= 3:

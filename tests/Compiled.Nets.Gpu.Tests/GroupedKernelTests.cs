@@ -1,4 +1,6 @@
 using Compiled.Nets.Kernels;
+using ILGPU;
+using ILGPU.Runtime;
 
 namespace Compiled.Nets.Gpu.Tests;
 
@@ -599,6 +601,58 @@ public abstract class GroupedKernelTests(DeviceFixture f)
         Assert.Equal(3, f.Device.LaunchCount - before); // dy moved with the bias summed, the patches, dw's GEMM
         DeviceFixture.Close(dw, DeviceFixture.Download(DW, dw.Length), 1e-5f, "dw");
         DeviceFixture.Close(db, DeviceFixture.Download(DB, db.Length), 1e-5f, "db");
+    }
+
+    [Theory]
+    [InlineData(2, 3, 8, 8, 4, 3, 1, 1, 2, 2, 0, true, true, true)]    // the seed ConvNet's shape of unit
+    [InlineData(1, 2, 7, 9, 5, 3, 1, 0, 2, 2, 0, false, true, true)]   // odd planes: the pool drops the last row and column
+    [InlineData(3, 1, 6, 5, 2, 2, 1, 0, 3, 2, 1, true, false, true)]   // overlapping, padded windows
+    [InlineData(1, 1, 4, 4, 1, 1, 1, 0, 2, 2, 0, false, false, false)] // no input gradient (the network's input)
+    public void A_convolution_and_the_max_pool_reading_it_match_the_CPU_convolution_then_pool(int batch, int channels, int h, int w, int outChannels,
+        int k, int stride, int pad, int window, int poolStride, int poolPad, bool bias, bool relu, bool inputGradient)
+    {
+        // The CPU: convolution, pool (argmax), ReLU; back through the ReLU and the pool onto the convolution's output
+        // gradient, its channel sums (the bias gradient), then the convolution's backward. The device: three launches
+        // forward, one into the convolution's gradient layout and its usual ones back.
+        var g = new Conv2dGeometry(batch, channels, h, w, outChannels, k, k, stride, stride, pad, pad);
+        var pg = new Pool2dGeometry(batch, outChannels, g.OutHeight, g.OutWidth, window, window, poolStride, poolStride, poolPad, poolPad);
+        var x = DeviceFixture.Random(g.Batch * g.InSize, 60); var wt = DeviceFixture.Random(g.WeightSize, 61, 0.5f);
+        var b = bias ? DeviceFixture.Random(outChannels, 62) : [];
+        var conv = new float[g.Batch * g.OutSize];
+        Conv2dKernels.Forward(conv, x, wt, b, g, new float[Conv2dKernels.ScratchSize(g)]);
+        var pooled = new float[batch * pg.OutSize]; var arg = new int[pooled.Length];
+        PoolingKernels.MaxPool2dForward(pooled, arg, conv, pg);
+        var y = relu ? pooled.Select(Elementwise.Relu).ToArray() : pooled;
+        if (relu) Assert.Contains(y, v => v == 0f);
+        var dy = DeviceFixture.Random(y.Length, 63);
+        var dConv = new float[conv.Length];
+        PoolingKernels.MaxPool2dBackward(dConv, relu ? dy.Select((d, i) => Elementwise.ReluGrad(y[i], d)).ToArray() : dy, arg, pg);
+        var dx = DeviceFixture.Random(x.Length, 64); var dw = DeviceFixture.Random(wt.Length, 65); var db = DeviceFixture.Random(outChannels, 66); // added onto
+        var dxGpu = (float[])dx.Clone(); var dwGpu = (float[])dw.Clone(); var dbGpu = (float[])db.Clone();
+        Conv2dKernels.Backward(inputGradient ? dx : default, dw, dConv, x, wt, g, new float[Conv2dKernels.ScratchSize(g)]);
+        int plane = g.OutHeight * g.OutWidth;
+        for (int s = 0; s < batch; s++)
+            for (int o = 0; o < outChannels; o++)
+                for (int p = 0; p < plane; p++) db[o] += dConv[(s * outChannels + o) * plane + p];
+
+        using var X = f.Upload(x); using var W = f.Upload(wt); using var B = f.Upload(bias ? b : [0f]); using var DY = f.Upload(dy);
+        using var Y = f.Device.Allocate(y.Length); using var A = f.Device.AllocateInts(y.Length); using var S = f.Device.Allocate(GpuKernels.Conv2dScratch(g));
+        using var DX = f.Upload(dxGpu); using var DW = f.Upload(dwGpu); using var DB = f.Upload(dbGpu);
+        long before = f.Device.LaunchCount;
+        K.Conv2dMaxPool2dForward(Y.View, A.View, X.View, W.View, bias ? B.View : default, g, pg, S.View, relu);
+        Assert.Equal(3, f.Device.LaunchCount - before);
+        DeviceFixture.Close(y, DeviceFixture.Download(Y, y.Length), 1e-5f, "y");
+        var argGpu = new int[y.Length]; A.View.SubView(0, y.Length).CopyToCPU(argGpu);
+        Assert.Equal(arg, argGpu);
+        before = f.Device.LaunchCount;
+        K.Conv2dMaxPool2dBackward(inputGradient ? DX.View : default, DW.View, bias ? DB.View : default, DY.View, Y.View, A.View, X.View, W.View, g, pg, S.View, relu);
+        Assert.Equal(inputGradient ? 5 : 3, f.Device.LaunchCount - before);
+        DeviceFixture.Close(dw, DeviceFixture.Download(DW, dw.Length), 1e-5f, "dw");
+        DeviceFixture.Close(inputGradient ? dx : dxGpu, DeviceFixture.Download(DX, dx.Length), 1e-5f, "dx");
+        DeviceFixture.Close(bias ? db : dbGpu, DeviceFixture.Download(DB, db.Length), 1e-5f, "db");
+        // The pool must take what the convolution gives.
+        var other = new Pool2dGeometry(batch, outChannels + 1, g.OutHeight, g.OutWidth, window, window, poolStride, poolStride, poolPad, poolPad);
+        Assert.Contains("the convolution gives", Assert.Throws<ArgumentException>(() => K.Conv2dMaxPool2dForward(Y.View, A.View, X.View, W.View, default, g, other, S.View, relu)).Message);
     }
 
     [Fact]

@@ -112,8 +112,9 @@ namespace Compiled.Nets.Generator.Emit
     /// emitted only when the compilation references Compiled.Nets.Gpu. It walks the same units as the CPU emitter: each
     /// primary op launches its library kernels (from its <see cref="OpDefinition"/>), each elementwise chain — bias,
     /// activations — is one generated ILGPU kernel forward and one backward, which also sums the chained bias's gradient;
-    /// a max-pool followed only by a ReLU applies it in its own kernel (the plan's pool + ReLU). The CPU-only fusion of a
-    /// convolution with its pool is not used here.
+    /// a max-pool followed only by a ReLU applies it in its own kernel (the plan's pool + ReLU), and a max-pool that alone
+    /// reads a convolution (the plan's convolution + pool) reads the convolution's GEMM output where it lies and routes
+    /// its gradient back into that layout.
     /// </summary>
     internal static class GpuEmitter
     {
@@ -268,8 +269,9 @@ namespace Compiled.Nets.Generator.Emit
         {
             var plan = Planner.Build(s);
             var c = new GpuContext(s, plan, w);
-            // A max-pool that applies the ReLU after it writes the ReLU's value: its own value and gradient never exist.
-            var values = s.Ops.Where(o => o.Kind != OpKind.Input && !OpTable.Of(o.Kind).IsView && !plan.PoolRelu.Contains(o.Id)).ToList();
+            // A max-pool that applies the ReLU after it writes the ReLU's value, and one that reads a convolution's GEMM
+            // output takes the convolution in: their own values and gradients never exist.
+            var values = s.Ops.Where(o => o.Kind != OpKind.Input && !OpTable.Of(o.Kind).IsView && !plan.PoolRelu.Contains(o.Id) && !plan.IsPooledConvolution(o.Id)).ToList();
             var chains = plan.Units.Select(u => Chain(c, u)).ToList();
 
             w.Line("/// <summary>A twin of this network on <paramref name=\"device\"/>, with a copy of its parameters there.</summary>");
@@ -364,8 +366,10 @@ namespace Compiled.Nets.Generator.Emit
             int lossLaunches = 2 * heads.Count;
             w.Line($"/// <summary>{forward} launches forward, {lossLaunches} for the loss{(heads.Count > 1 ? "es" : "")}, {backward} backward.</summary>");
             w.Line($"public override int LaunchesPerTrainStep => {forward + lossLaunches + backward};");
-            // Unfused, each stage would launch forward and backward on its own, and a bias gradient would be one more sum.
-            int unfused = chains.Where(x => x is not null).Sum(x => 2 * (x!.Unit.Stages.Count - 1) + (x.Unit.StartsWithBias ? 1 : 0)) + 2 * plan.PoolRelu.Count;
+            // Unfused, each stage would launch forward and backward on its own, a bias gradient would be one more sum, and a
+            // pooled convolution would move its output to the batch-major layout and its gradient back.
+            int unfused = chains.Where(x => x is not null).Sum(x => 2 * (x!.Unit.Stages.Count - 1) + (x.Unit.StartsWithBias ? 1 : 0)) + 2 * plan.PoolRelu.Count
+                + 2 * plan.ConvPool.Count;
             w.Line($"public override int LaunchesPerTrainStepUnfused => {forward + lossLaunches + backward + unfused};");
             w.Line($"protected override long ActivationsPerSample => {act};");
             w.Line($"protected override long GradientsPerSample => {grad};");

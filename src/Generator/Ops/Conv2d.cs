@@ -178,6 +178,11 @@ namespace Compiled.Nets.Generator.Ops
 
         public override void EmitGpuForward(GpuContext c, OpSpec op)
         {
+            if (c.Plan.IsPooledConvolution(op.Id))
+            {
+                c.Writer.Line("// in the call of the max-pool that reads it");
+                return;
+            }
             if (Direct(c.Spec, op))
             {
                 c.Launch($"K.DepthwiseForward({c.Output(op)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {(c.Layer(op).Bias ? c.Read(op, "bias") : "default")}, {Geometry(c.Spec, op, "batch")}, {Groups(c.Spec, op)}); // direct, one thread per output");
@@ -189,6 +194,11 @@ namespace Compiled.Nets.Generator.Ops
         public override void EmitGpuBackward(GpuContext c, OpSpec op)
         {
             bool bias = c.Layer(op).Bias, dx = !c.InputIsData(op);
+            if (c.Plan.IsPooledConvolution(op.Id))
+            {
+                c.Writer.Line("// in the backward of the max-pool that reads it");
+                return;
+            }
             if (Direct(c.Spec, op))
             {
                 c.Launch($"K.DepthwiseBackward({(dx ? c.Gradient(op.Input) : "default")}, {c.ParameterGradient(op, "weight")}, {(bias ? c.ParameterGradient(op, "bias") : "default")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {Geometry(c.Spec, op, "batch")}, {Groups(c.Spec, op)});",

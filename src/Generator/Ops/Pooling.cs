@@ -123,6 +123,14 @@ namespace Compiled.Nets.Generator.Ops
         {
             string argmax = c.IntRegion($"_a{op.Id}", Shapes.Product(op.OutShape));
             int relu = FusedRelu(c, op);
+            if (c.Plan.ConvolutionOf(op.Id) is int id)
+            {
+                var conv = c.Spec.Ops[id];
+                string geometry = Conv2dOp.Geometry(c.Spec, conv, "batch");
+                c.Launch($"K.Conv2dMaxPool2dForward({(relu < 0 ? c.Output(op) : c.Value(relu))}, {argmax}, {c.Value(conv.Input)}, {c.Read(conv, "weight")}, {(c.Layer(conv).Bias ? c.Read(conv, "bias") : "default")}, " +
+                    $"{geometry}, {Geometry(op)}, {c.Scratch($"{Gpu}GpuKernels.Conv2dScratch({geometry})")}, relu: {(relu < 0 ? "false" : "true")}); // {conv.Label} (im2col, GEMM) and the pool reading its GEMM's output{(relu < 0 ? "" : ", the ReLU after it")}", 3);
+                return;
+            }
             c.Launch(relu < 0
                 ? $"K.MaxPool2dForward({c.Output(op)}, {argmax}, {c.Value(op.Input)}, {Geometry(op)});"
                 : $"K.MaxPool2dReluForward({c.Value(relu)}, {argmax}, {c.Value(op.Input)}, {Geometry(op)}); // and the ReLU after it");
@@ -130,8 +138,19 @@ namespace Compiled.Nets.Generator.Ops
 
         public override void EmitGpuBackward(GpuContext c, OpSpec op)
         {
-            if (c.InputIsData(op)) return;
             int relu = FusedRelu(c, op);
+            if (c.Plan.ConvolutionOf(op.Id) is int id)
+            {
+                var conv = c.Spec.Ops[id];
+                string geometry = Conv2dOp.Geometry(c.Spec, conv, "batch");
+                bool dx = !c.InputIsData(conv);
+                c.Launch($"K.Conv2dMaxPool2dBackward({(dx ? c.Gradient(conv.Input) : "default")}, {c.ParameterGradient(conv, "weight")}, {(c.Layer(conv).Bias ? c.ParameterGradient(conv, "bias") : "default")}, " +
+                    $"{(relu < 0 ? c.Gradient(op.Id) : c.Gradient(relu))}, {(relu < 0 ? "default" : c.Value(relu))}, _a{op.Id}, {c.Value(conv.Input)}, {c.Read(conv, "weight")}, {geometry}, {Geometry(op)}, " +
+                    $"{c.Scratch($"{Gpu}GpuKernels.Conv2dScratch({geometry})")}, relu: {(relu < 0 ? "false" : "true")}); // into {conv.Label}'s gradient layout, its bias summed; then its weights{(dx ? " and input" : "")}",
+                    3 + (dx ? 2 : 0));
+                return;
+            }
+            if (c.InputIsData(op)) return;
             c.Launch(relu < 0
                 ? $"K.MaxPool2dBackward({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, _a{op.Id}, {Geometry(op)});"
                 : $"K.MaxPool2dReluBackward({c.Gradient(op.Input)}, {c.Gradient(relu)}, {c.Value(relu)}, _a{op.Id}, {Geometry(op)}); // through the ReLU after it");

@@ -25,6 +25,7 @@ public sealed partial class GpuKernels
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvArgs, int>? _convScatter;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ConvArgs>? _convGather;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvArgs>? _convGatherBias;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, PoolArgs>? _pooledConvGradient;
 
     /// <summary>Scratch floats <see cref="Conv2dForward"/> and <see cref="Conv2dBackward"/> need for geometry <paramref name="g"/>
     /// (one group's, as the CPU kernels take it, when there are <paramref name="groups"/>): the batch's patches, the
@@ -56,17 +57,50 @@ public sealed partial class GpuKernels
     {
         var a = Whole(g, groups);
         long bp = (long)a.Batch * a.Pixels;
+        Need(y, a.O * bp, nameof(y));
+        var outT = ConvColumns(x, w, a, groups, g, scratch);
+        _convScatter ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvArgs, int>(ConvScatterKernel);
+        Launched();
+        _convScatter(checked((int)(a.O * bp)), y, outT, bias.Length > 0 ? bias : outT, a, bias.Length > 0 ? 1 : 0);
+    }
+
+    /// <summary>
+    /// A convolution and the max-pool that alone reads it (<paramref name="relu"/>: and the ReLU after that) in three
+    /// launches, not five: im2col and the GEMM as <see cref="Conv2dForward"/>, then the pool reads the GEMM's [O, B·P]
+    /// output where it lies, adding the bias as it reads, so the convolution's own output is never written. y and
+    /// argmax are <see cref="MaxPool2dForward"/>'s (or <see cref="MaxPool2dReluForward"/>'s) over that output.
+    /// </summary>
+    public void Conv2dMaxPool2dForward(ArrayView<float> y, ArrayView<int> argmax, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias,
+        in Conv2dGeometry g, in Pool2dGeometry pool, ArrayView<float> scratch, bool relu)
+    {
+        var a = Whole(g, 1);
+        var p = PooledConvolution(a, pool, bias, relu);
+        var outT = ConvColumns(x, w, a, 1, g, scratch);
+        MaxPool(y, argmax, outT, bias.Length > 0 ? bias : outT, p);
+    }
+
+    /// <summary>The pool's scalars over a convolution's [O, B·P] GEMM output, checked against the convolution.</summary>
+    private PoolArgs PooledConvolution(ConvArgs a, in Pool2dGeometry pool, ArrayView<float> bias, bool relu)
+    {
+        if (pool.Batch != a.Batch || pool.Channels != a.O || pool.InHeight != a.Oh || pool.InWidth != a.Ow)
+            throw new ArgumentException($"Conv2d + MaxPool2d: the pool takes [{pool.Batch}, {pool.Channels}, {pool.InHeight}, {pool.InWidth}], the convolution gives [{a.Batch}, {a.O}, {a.Oh}, {a.Ow}].");
+        if (bias.Length > 0) Need(bias, a.O, nameof(bias));
+        return PoolArgs.Of(pool) with { Channels = a.O, Columns = 1, Biased = bias.Length > 0 ? 1 : 0, Relu = relu ? 1 : 0 };
+    }
+
+    /// <summary>im2col, then the GEMM (batched over groups) into the scratch's [O, B·P] block, which it returns. Two launches.</summary>
+    private ArrayView<float> ConvColumns(ArrayView<float> x, ArrayView<float> w, ConvArgs a, int groups, in Conv2dGeometry g, ArrayView<float> scratch)
+    {
+        long bp = (long)a.Batch * a.Pixels;
         int n = checked((int)bp), og = a.O / groups, patch = a.Patch / groups;
-        Need(x, (long)a.Batch * a.C * a.H * a.W, nameof(x)); Need(y, a.O * bp, nameof(y)); Need(w, (long)a.O * patch, nameof(w));
+        Need(x, (long)a.Batch * a.C * a.H * a.W, nameof(x)); Need(w, (long)a.O * patch, nameof(w));
         Need(scratch, Conv2dScratch(g, groups), nameof(scratch));
         var cols = scratch.SubView(0, a.Patch * bp);
         var outT = scratch.SubView(2 * a.Patch * bp, a.O * bp);
         Im2Col(cols, x, a);
         if (groups == 1) Gemm(false, false, a.O, n, a.Patch, 1f, w, a.Patch, cols, n, 0f, outT, n);
         else GemmBatched(false, false, groups, og, n, patch, 1f, w, (long)og * patch, cols, patch * bp, 0f, outT, og * bp);
-        _convScatter ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvArgs, int>(ConvScatterKernel);
-        Launched();
-        _convScatter(checked((int)(a.O * bp)), y, outT, bias.Length > 0 ? bias : outT, a, bias.Length > 0 ? 1 : 0);
+        return outT;
     }
 
     /// <summary>
@@ -80,10 +114,7 @@ public sealed partial class GpuKernels
     {
         var a = Whole(g, groups);
         long bp = (long)a.Batch * a.Pixels;
-        int n = checked((int)bp), og = a.O / groups, patch = a.Patch / groups;
         Need(dy, a.O * bp, nameof(dy)); Need(scratch, Conv2dScratch(g, groups), nameof(scratch));
-        var cols = scratch.SubView(0, a.Patch * bp);
-        var dcols = scratch.SubView(a.Patch * bp, a.Patch * bp);
         var dyT = scratch.SubView(2 * a.Patch * bp, a.O * bp);
         if (db.Length > 0)
         {
@@ -96,6 +127,38 @@ public sealed partial class GpuKernels
             _convGather ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvArgs>(ConvGatherKernel);
             Launched(); _convGather(checked((int)(a.O * bp)), dyT, dy, a);
         }
+        ConvBackwardFromColumns(dx, dw, x, w, a, groups, scratch);
+    }
+
+    /// <summary>
+    /// The gradients of <see cref="Conv2dMaxPool2dForward"/> from the pool's (with <paramref name="relu"/>, the ReLU's)
+    /// output gradient dy and output y: the pool routes dy straight into the convolution's [O, B·P] gradient, a group
+    /// per channel summing db as it goes (one launch where the pool's backward and the move to that layout were two),
+    /// then dw and dx as <see cref="Conv2dBackward"/>.
+    /// </summary>
+    public void Conv2dMaxPool2dBackward(ArrayView<float> dx, ArrayView<float> dw, ArrayView<float> db, ArrayView<float> dy, ArrayView<float> y, ArrayView<int> argmax,
+        ArrayView<float> x, ArrayView<float> w, in Conv2dGeometry g, in Pool2dGeometry pool, ArrayView<float> scratch, bool relu)
+    {
+        var a = Whole(g, 1);
+        var p = PooledConvolution(a, pool, db, relu);
+        long bp = (long)a.Batch * a.Pixels, pooled = (long)p.Planes * p.Oh * p.Ow;
+        Need(dy, pooled, nameof(dy)); Need(argmax, pooled, nameof(argmax)); Need(scratch, Conv2dScratch(g), nameof(scratch));
+        if (relu) Need(y, pooled, nameof(y));
+        var dyT = scratch.SubView(2 * a.Patch * bp, a.O * bp);
+        _pooledConvGradient ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, PoolArgs>(PooledConvGradientKernel);
+        Launched(); _pooledConvGradient(SumConfig(a.O, bp), dyT, db.Length > 0 ? db : dyT, dy, relu ? y : dy, argmax, p);
+        ConvBackwardFromColumns(dx, dw, x, w, a, 1, scratch);
+    }
+
+    /// <summary>dw += dyT-GEMM with the recomputed patches, and dx += the patches' gradient folded back (col2im), from
+    /// the output gradient already in the scratch's [O, B·P] block.</summary>
+    private void ConvBackwardFromColumns(ArrayView<float> dx, ArrayView<float> dw, ArrayView<float> x, ArrayView<float> w, ConvArgs a, int groups, ArrayView<float> scratch)
+    {
+        long bp = (long)a.Batch * a.Pixels;
+        int n = checked((int)bp), og = a.O / groups, patch = a.Patch / groups;
+        var cols = scratch.SubView(0, a.Patch * bp);
+        var dcols = scratch.SubView(a.Patch * bp, a.Patch * bp);
+        var dyT = scratch.SubView(2 * a.Patch * bp, a.O * bp);
         if (dw.Length > 0)
         {
             Im2Col(cols, x, a);

@@ -11,6 +11,10 @@ internal struct PoolArgs
     public int Planes, H, W, Kh, Kw, Sh, Sw, Ph, Pw, Oh, Ow;
     /// <summary>1: a ReLU follows the max-pool in the same kernel.</summary>
     public int Relu;
+    /// <summary>1: the input is a convolution's GEMM output, [Channels, B·H·W] (plane b·C + c at row c, column b·H·W).</summary>
+    public int Columns;
+    /// <summary>Channels of a <see cref="Columns"/> input; 1 where the bias of its channel is added as it is read.</summary>
+    public int Channels, Biased;
 
     public static PoolArgs Of(in Pool2dGeometry g) => new()
     {
@@ -21,24 +25,25 @@ internal struct PoolArgs
 
 public sealed partial class GpuKernels
 {
-    private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, PoolArgs>? _maxPool;
+    private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, PoolArgs>? _maxPool;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, PoolArgs>? _maxPoolBackward;
 
     /// <summary>y = max over each window (padding never wins; NaN wins, as in PyTorch); argmax keeps the winner's
     /// index within its input plane for backward.</summary>
-    public void MaxPool2dForward(ArrayView<float> y, ArrayView<int> argmax, ArrayView<float> x, in Pool2dGeometry g) => MaxPool(y, argmax, x, PoolArgs.Of(g));
+    public void MaxPool2dForward(ArrayView<float> y, ArrayView<int> argmax, ArrayView<float> x, in Pool2dGeometry g) => MaxPool(y, argmax, x, x, PoolArgs.Of(g));
 
     /// <summary>y = ReLU(max over each window) in one launch (ReLU commutes with max: the pool's own output is never
     /// stored); argmax as <see cref="MaxPool2dForward"/>.</summary>
-    public void MaxPool2dReluForward(ArrayView<float> y, ArrayView<int> argmax, ArrayView<float> x, in Pool2dGeometry g) => MaxPool(y, argmax, x, PoolArgs.Of(g) with { Relu = 1 });
+    public void MaxPool2dReluForward(ArrayView<float> y, ArrayView<int> argmax, ArrayView<float> x, in Pool2dGeometry g) => MaxPool(y, argmax, x, x, PoolArgs.Of(g) with { Relu = 1 });
 
-    private void MaxPool(ArrayView<float> y, ArrayView<int> argmax, ArrayView<float> x, PoolArgs a)
+    /// <summary>The max-pool launch; <paramref name="bias"/> is read only when <see cref="PoolArgs.Biased"/>.</summary>
+    private void MaxPool(ArrayView<float> y, ArrayView<int> argmax, ArrayView<float> x, ArrayView<float> bias, PoolArgs a)
     {
         long n = (long)a.Planes * a.Oh * a.Ow;
         Need(y, n, nameof(y)); Need(argmax, n, nameof(argmax)); Need(x, (long)a.Planes * a.H * a.W, nameof(x));
-        _maxPool ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, PoolArgs>(MaxPoolKernel);
+        _maxPool ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, PoolArgs>(MaxPoolKernel);
         Launched();
-        _maxPool(checked((int)n), y, argmax, x, a);
+        _maxPool(checked((int)n), y, argmax, x, bias, a);
     }
 
     /// <summary>dx[argmax] += dy. One thread per input element gathers from the windows that cover it, in order (no
@@ -62,12 +67,19 @@ public sealed partial class GpuKernels
         _maxPoolBackward(checked((int)inputs), dx, dy, y, argmax, a);
     }
 
-    private static void MaxPoolKernel(Index1D index, ArrayView<float> y, ArrayView<int> argmax, ArrayView<float> x, PoolArgs a)
+    private static void MaxPoolKernel(Index1D index, ArrayView<float> y, ArrayView<int> argmax, ArrayView<float> x, ArrayView<float> bias, PoolArgs a)
     {
         int j = index % a.Ow;
         int i = index / a.Ow % a.Oh;
         long plane = index / (a.Ow * a.Oh);
         long baseIndex = plane * a.H * a.W;
+        float add = 0f;
+        if (a.Columns != 0)
+        {
+            long c = plane % a.Channels;
+            baseIndex = (c * (a.Planes / a.Channels) + plane / a.Channels) * a.H * a.W;
+            if (a.Biased != 0) add = bias[c];
+        }
         float best = float.NegativeInfinity;
         int bestIndex = -1;
         bool nan = false;
@@ -80,6 +92,7 @@ public sealed partial class GpuKernels
                 int wj = j * a.Sw - a.Pw + kj;
                 if (wj < 0 || wj >= a.W) continue;
                 float v = x[baseIndex + hi * a.W + wj];
+                if (a.Biased != 0) v += add;
                 if (v > best || float.IsNaN(v) || bestIndex < 0)
                 {
                     best = v; bestIndex = hi * a.W + wj;
@@ -104,6 +117,37 @@ public sealed partial class GpuKernels
                 if (argmax[o] == at) s += a.Relu != 0 ? Elementwise.ReluGrad(y[o], dy[o]) : dy[o];
             }
         dx[index] += s;
+    }
+
+    /// <summary>
+    /// Channel Grid.IdxX of the convolution a max-pool reads (<see cref="PoolArgs.Columns"/>): dyT[c, b·H·W + at] = the
+    /// sum of dy over the windows of plane (b, c) that cover position at and chose it (through the ReLU from y), and
+    /// with <see cref="PoolArgs.Biased"/> db[c] += the row's sum; each thread every Group.DimX-th value, the threads'
+    /// sums met in a fixed order.
+    /// </summary>
+    private static void PooledConvGradientKernel(ArrayView<float> dyT, ArrayView<float> db, ArrayView<float> dy, ArrayView<float> y, ArrayView<int> argmax, PoolArgs a)
+    {
+        int c = Grid.IdxX, hw = a.H * a.W;
+        long bp = (long)(a.Planes / a.Channels) * hw, row = c * bp;
+        float sum = 0f;
+        for (long q = Group.IdxX; q < bp; q += Group.DimX)
+        {
+            int b = (int)(q / hw), at = (int)(q % hw);
+            Windows(at / a.W, a.Kh, a.Sh, a.Ph, a.Oh, out int i0, out int i1);
+            Windows(at % a.W, a.Kw, a.Sw, a.Pw, a.Ow, out int j0, out int j1);
+            long plane = ((long)b * a.Channels + c) * a.Oh * a.Ow;
+            float s = 0f;
+            for (int i = i0; i <= i1; i++)
+                for (int j = j0; j <= j1; j++)
+                {
+                    long o = plane + i * a.Ow + j;
+                    if (argmax[o] == at) s += a.Relu != 0 ? Elementwise.ReluGrad(y[o], dy[o]) : dy[o];
+                }
+            dyT[row + q] = s;
+            sum += s;
+        }
+        sum = GroupSum(sum);
+        if (Group.IdxX == 0 && a.Biased != 0) db[c] += sum;
     }
 
     /// <summary>Input element <paramref name="index"/>: its offset in its plane, the rows [i0, i1] and columns [j0, j1]

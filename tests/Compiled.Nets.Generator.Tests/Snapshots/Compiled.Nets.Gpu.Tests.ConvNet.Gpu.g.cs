@@ -19,9 +19,7 @@ namespace Compiled.Nets.Gpu.Tests
             global::System.Collections.Generic.IReadOnlyList<int> global::Compiled.Nets.INetwork.OutputShape => ((global::Compiled.Nets.INetwork)_net).OutputShape;
             int global::Compiled.Nets.INetwork.OutputSize => ((global::Compiled.Nets.INetwork)_net).OutputSize;
             global::Compiled.Nets.ParameterStore global::Compiled.Nets.INetwork.Parameters => HostParameters;
-            private global::ILGPU.ArrayView<float> _v1;
             private global::ILGPU.ArrayView<float> _v3;
-            private global::ILGPU.ArrayView<float> _v4;
             private global::ILGPU.ArrayView<float> _v6;
             private global::ILGPU.ArrayView<float> _v8;
             private global::ILGPU.ArrayView<float> _r8;
@@ -29,9 +27,7 @@ namespace Compiled.Nets.Gpu.Tests
             private global::ILGPU.ArrayView<float> _v10;
             private global::ILGPU.ArrayView<float> _r10;
             private global::ILGPU.ArrayView<float> _probs;
-            private global::ILGPU.ArrayView<float> _g1;
             private global::ILGPU.ArrayView<float> _g3;
-            private global::ILGPU.ArrayView<float> _g4;
             private global::ILGPU.ArrayView<float> _g6;
             private global::ILGPU.ArrayView<float> _g8;
             private global::ILGPU.ArrayView<float> _g9;
@@ -52,11 +48,11 @@ namespace Compiled.Nets.Gpu.Tests
                 _Chain10Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain10Backward);
             }
 
-            /// <summary>12 launches forward, 2 for the loss, 16 backward.</summary>
-            public override int LaunchesPerTrainStep => 30;
+            /// <summary>10 launches forward, 2 for the loss, 14 backward.</summary>
+            public override int LaunchesPerTrainStep => 26;
             public override int LaunchesPerTrainStepUnfused => 38;
-            protected override long ActivationsPerSample => 95646;
-            protected override long GradientsPerSample => 95114;
+            protected override long ActivationsPerSample => 20382;
+            protected override long GradientsPerSample => 19850;
             protected override long IntsPerSample => 18816;
             protected override long ScratchFor(int batch) => global::System.Linq.Enumerable.Max(new long[] { global::Compiled.Nets.Gpu.GpuKernels.Conv2dScratch(new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1)), global::Compiled.Nets.Gpu.GpuKernels.Conv2dScratch(new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1)) });
             protected override global::ILGPU.ArrayView<float> Logits => _v10;
@@ -65,23 +61,19 @@ namespace Compiled.Nets.Gpu.Tests
 
             protected override void BindWorkspace()
             {
-                _v1 = Activation(0, 50176);
-                _v3 = Activation(50176, 12544);
-                _v4 = Activation(62720, 25088);
-                _v6 = Activation(87808, 6272);
-                _v8 = Activation(94080, 512);
-                _r8 = Activation(94592, 512);
-                _v9 = Activation(95104, 512);
-                _v10 = Activation(95616, 10);
-                _r10 = Activation(95626, 10);
-                _probs = Activation(95636, 10);
-                _g1 = ActivationGradient(0, 50176);
-                _g3 = ActivationGradient(50176, 12544);
-                _g4 = ActivationGradient(62720, 25088);
-                _g6 = ActivationGradient(87808, 6272);
-                _g8 = ActivationGradient(94080, 512);
-                _g9 = ActivationGradient(94592, 512);
-                _g10 = ActivationGradient(95104, 10);
+                _v3 = Activation(0, 12544);
+                _v6 = Activation(12544, 6272);
+                _v8 = Activation(18816, 512);
+                _r8 = Activation(19328, 512);
+                _v9 = Activation(19840, 512);
+                _v10 = Activation(20352, 10);
+                _r10 = Activation(20362, 10);
+                _probs = Activation(20372, 10);
+                _g3 = ActivationGradient(0, 12544);
+                _g6 = ActivationGradient(12544, 6272);
+                _g8 = ActivationGradient(18816, 512);
+                _g9 = ActivationGradient(19328, 512);
+                _g10 = ActivationGradient(19840, 10);
                 _a2 = IntRegion(0, 12544);
                 _a5 = IntRegion(12544, 6272);
             }
@@ -89,13 +81,13 @@ namespace Compiled.Nets.Gpu.Tests
             protected override void RunForward(int batch, bool training)
             {
                 // Conv1: [B, 1, 28, 28] -> [B, 64, 28, 28]
-                K.Conv2dForward(_v1, Input, Value(_net._p_conv1_weight), Value(_net._p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), Scratch); // im2col, GEMM, bias + layout
+                // in the call of the max-pool that reads it
                 // MaxPool2d: [B, 64, 28, 28] -> [B, 64, 14, 14]
-                K.MaxPool2dReluForward(_v3, _a2, _v1, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0)); // and the ReLU after it
+                K.Conv2dMaxPool2dForward(_v3, _a2, Input, Value(_net._p_conv1_weight), Value(_net._p_conv1_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0), Scratch, relu: true); // Conv1 (im2col, GEMM) and the pool reading its GEMM's output, the ReLU after it
                 // Conv2: [B, 64, 14, 14] -> [B, 128, 14, 14]
-                K.Conv2dForward(_v4, _v3, Value(_net._p_conv2_weight), Value(_net._p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), Scratch); // im2col, GEMM, bias + layout
+                // in the call of the max-pool that reads it
                 // MaxPool2d: [B, 128, 14, 14] -> [B, 128, 7, 7]
-                K.MaxPool2dReluForward(_v6, _a5, _v4, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0)); // and the ReLU after it
+                K.Conv2dMaxPool2dForward(_v6, _a5, _v3, Value(_net._p_conv2_weight), Value(_net._p_conv2_bias), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), Scratch, relu: true); // Conv2 (im2col, GEMM) and the pool reading its GEMM's output, the ReLU after it
                 // Fc1: [B, 6272] -> [B, 512]
                 K.Gemm(false, true, batch * 1, 512, 6272, 1f, _v6, 6272, Value(_net._p_fc1_weight), 6272, 0f, _r8, 512);
                 // fused: Bias + Relu  [B, 512]
@@ -119,13 +111,13 @@ namespace Compiled.Nets.Gpu.Tests
                 K.Gemm(true, false, 512, 6272, batch * 1, 1f, _g8, 512, _v6, 6272, 1f, Gradient(_net._p_fc1_weight), 6272);
                 K.Gemm(false, false, batch * 1, 6272, 512, 1f, _g8, 512, Value(_net._p_fc1_weight), 6272, 1f, _g6, 6272);
                 // MaxPool2d backward
-                K.MaxPool2dReluBackward(_g4, _g6, _v6, _a5, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0)); // through the ReLU after it
+                K.Conv2dMaxPool2dBackward(_g3, Gradient(_net._p_conv2_weight), Gradient(_net._p_conv2_bias), _g6, _v6, _a5, _v3, Value(_net._p_conv2_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), Scratch, relu: true); // into Conv2's gradient layout, its bias summed; then its weights and input
                 // Conv2 backward
-                K.Conv2dBackward(_g3, Gradient(_net._p_conv2_weight), Gradient(_net._p_conv2_bias), _g4, _v3, Value(_net._p_conv2_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), Scratch);
+                // in the backward of the max-pool that reads it
                 // MaxPool2d backward
-                K.MaxPool2dReluBackward(_g1, _g3, _v3, _a2, new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0)); // through the ReLU after it
+                K.Conv2dMaxPool2dBackward(default, Gradient(_net._p_conv1_weight), Gradient(_net._p_conv1_bias), _g3, _v3, _a2, Input, Value(_net._p_conv1_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0), Scratch, relu: true); // into Conv1's gradient layout, its bias summed; then its weights
                 // Conv1 backward
-                K.Conv2dBackward(default, Gradient(_net._p_conv1_weight), Gradient(_net._p_conv1_bias), _g1, Input, Value(_net._p_conv1_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), Scratch);
+                // in the backward of the max-pool that reads it
             }
 
             /// <summary>Fused forward of Bias + Relu: one thread per element.</summary>
