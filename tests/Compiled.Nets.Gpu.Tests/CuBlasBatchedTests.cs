@@ -6,10 +6,11 @@ namespace Compiled.Nets.Gpu.Tests;
 /// <summary>
 /// The batched cuBLAS path without a GPU: <see cref="CuBlasBatched"/> calls entry points with cuBLAS's C signatures,
 /// here ones written from BLAS's definition of the two batched SGEMMs that read the CPU accelerator's memory (whose
-/// device addresses are host addresses). Everything but cuBLAS itself runs — the operands' swap, strides, the address
+/// device addresses are host addresses: so these tests take the CPU accelerator even where the others take a GPU).
+/// Everything but cuBLAS itself runs — the operands' swap, strides, the address
 /// tables' layout and byte offsets, alpha and beta by pointer, the handle — against the CPU runtime's GEMM per product.
 /// </summary>
-public sealed unsafe class CuBlasBatchedTests(DeviceFixture f) : IClassFixture<DeviceFixture>
+public sealed unsafe class CuBlasBatchedTests(CpuAcceleratorFixture f) : IClassFixture<CpuAcceleratorFixture>
 {
     private const nint Handle = 0x5eed;
     private static int s_stridedCalls, s_pointerCalls;

@@ -68,3 +68,7 @@ public class DeviceFixture : IDisposable
 
 /// <summary>The CPU accelerator simulating an NVIDIA GPU, every launch shaped as on CUDA (warps of 32, 16×16 GEMM tiles).</summary>
 public sealed class CudaShapedFixture() : DeviceFixture(GpuDevice.OpenCudaShapedSimulation());
+
+/// <summary>ILGPU's CPU accelerator whatever <c>COMPILED_NETS_TEST_DEVICE</c> says: for tests whose stand-ins read device
+/// memory as host memory, which only the CPU accelerator's is.</summary>
+public sealed class CpuAcceleratorFixture() : DeviceFixture(GpuDevice.Open("cpu-accelerator"));
