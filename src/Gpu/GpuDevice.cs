@@ -140,7 +140,9 @@ public sealed class GpuDevice : IDisposable
         }
     }
 
-    /// <summary>cuBLAS on a CUDA device where it loads and agrees with the tiled kernel (tried once, on the first GEMM); null elsewhere.</summary>
+    /// <summary>cuBLAS on a CUDA device where it loads and agrees with the tiled kernel (tried once, on the first GEMM); null
+    /// elsewhere. The check's own launches are not counted in <see cref="LaunchCount"/>: they are the device's, not the
+    /// call's that happened to come first.</summary>
     internal CuBlasLibrary? Blas
     {
         get
@@ -148,9 +150,14 @@ public sealed class GpuDevice : IDisposable
             if (_blas is null && _blasAbsent is null)
             {
                 if (!IsCuda) _blasAbsent = "not a CUDA device";
-                else _blas = CuBlasLibrary.TryOpen((CudaAccelerator)Accelerator,
-                    (ta, tb, m, n, k, a, lda, b, ldb, c, ldc) => Kernels.GemmTiled(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, ldc),
-                    (args, strides, count, a, b, c) => Kernels.GemmBatchedTiled(a, b, c, args, strides, count), out _blasAbsent);
+                else
+                {
+                    long before = LaunchCount;
+                    _blas = CuBlasLibrary.TryOpen((CudaAccelerator)Accelerator,
+                        (ta, tb, m, n, k, a, lda, b, ldb, c, ldc) => Kernels.GemmTiled(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, ldc),
+                        (args, strides, count, a, b, c) => Kernels.GemmBatchedTiled(a, b, c, args, strides, count), out _blasAbsent);
+                    Interlocked.Add(ref _launches, before - LaunchCount);
+                }
             }
             return _blas;
         }
