@@ -221,6 +221,49 @@ public abstract class GroupedKernelTests(DeviceFixture f)
     }
 
     [Theory]
+    [InlineData(1, 1, 0)]
+    [InlineData(3, 7, 1)]    // only the first operand's gradient (the second is the network's input)
+    [InlineData(5, 129, 2)]  // only the second's
+    [InlineData(2, 300, 3)]  // x + x: both gradients into one buffer
+    public void Layer_norm_of_a_residual_sum_matches_the_CPU_add_then_norm(int rows, int features, int operands)
+    {
+        // The CPU: the sum, its layer norm, then the norm's input gradient added to each operand's. The device: one launch
+        // forward (the sum kept for backward), the norm's gradient added to both operands in its own pass.
+        int n = rows * features;
+        bool same = operands == 3, wantA = operands != 2, wantB = operands != 1;
+        var a = DeviceFixture.Random(n, 70, 3f).Select(v => v + 5f).ToArray();
+        var b = same ? a : DeviceFixture.Random(n, 71);
+        var gamma = DeviceFixture.Random(features, 72); var beta = DeviceFixture.Random(features, 73); var dy = DeviceFixture.Random(n, 74);
+        var sum = a.Zip(b, (p, q) => p + q).ToArray();
+        var y = new float[n]; var mean = new float[rows]; var rstd = new float[rows];
+        LayerNormKernels.Forward(y, mean, rstd, sum, gamma, beta, rows, features, 1e-5f);
+        var dx = new float[n]; var dg = DeviceFixture.Random(features, 75); var dbeta = DeviceFixture.Random(features, 76);
+        var dgStart = (float[])dg.Clone(); var dbetaStart = (float[])dbeta.Clone();
+        LayerNormKernels.Backward(dx, dg, dbeta, dy, sum, mean, rstd, gamma, rows, features);
+        var daStart = DeviceFixture.Random(n, 77); var dbStart = same ? daStart : DeviceFixture.Random(n, 78); // added onto
+        var da = daStart.Select((v, i) => wantA ? v + dx[i] * (same ? 2 : 1) : v).ToArray();
+        var db = dbStart.Select((v, i) => wantB && !same ? v + dx[i] : v).ToArray();
+
+        using var A = f.Upload(a); using var B = f.Upload(b); using var G = f.Upload(gamma); using var BE = f.Upload(beta); using var DY = f.Upload(dy);
+        using var S = f.Device.Allocate(n); using var Y = f.Device.Allocate(n); using var M = f.Device.Allocate(rows); using var R = f.Device.Allocate(rows);
+        long before = f.Device.LaunchCount;
+        K.LayerNormOfSumForward(Y.View, M.View, R.View, S.View, A.View, same ? A.View : B.View, G.View, BE.View, rows, features, 1e-5f);
+        Assert.Equal(1, f.Device.LaunchCount - before);
+        DeviceFixture.Close(sum, DeviceFixture.Download(S, n), 1e-6f, "sum");
+        DeviceFixture.Close(y, DeviceFixture.Download(Y, n), 1e-5f, "y");
+        DeviceFixture.Close(rstd, DeviceFixture.Download(R, rows), 1e-5f, "rstd");
+        using var DA = f.Upload(daStart); using var DB = f.Upload(dbStart); using var DG = f.Upload(dgStart); using var DBE = f.Upload(dbetaStart);
+        var dbView = same ? DA.View : DB.View;
+        before = f.Device.LaunchCount;
+        K.LayerNormOfSumBackward(wantA ? DA.View : default, wantB ? dbView : default, DG.View, DBE.View, DY.View, S.View, M.View, R.View, G.View, rows, features);
+        Assert.Equal(2, f.Device.LaunchCount - before);
+        DeviceFixture.Close(da, DeviceFixture.Download(DA, n), 1e-5f, "da");
+        if (!same) DeviceFixture.Close(db, DeviceFixture.Download(DB, n), 1e-5f, "db");
+        DeviceFixture.Close(dg, DeviceFixture.Download(DG, features), 1e-5f, "dgamma");
+        DeviceFixture.Close(dbeta, DeviceFixture.Download(DBE, features), 1e-5f, "dbeta");
+    }
+
+    [Theory]
     [InlineData(1, 1)]
     [InlineData(3, 10)]
     [InlineData(4, 129)]

@@ -307,7 +307,8 @@ namespace Compiled.Nets.Generator.Emit
                 long size = Shapes.MaxSize(s, op.OutShape);
                 actRegions.Add(($"_v{op.Id}", act, size)); act += size;
                 if (plan.BiasInChain.Contains(op.Id)) { actRegions.Add(($"_r{op.Id}", act, size)); act += size; }
-                gradRegions.Add(($"_g{op.Id}", grad, size)); grad += size;
+                // A residual add a layer norm reads keeps its sum (the norm's backward reads it) but never its gradient.
+                if (!plan.IsNormedAdd(op.Id)) { gradRegions.Add(($"_g{op.Id}", grad, size)); grad += size; }
                 if (OpTable.Of(op.Kind).GradientSource == GradientSource.Mask && OpTable.Of(op.Kind).IsElementwise) { actRegions.Add(($"_m{op.Id}", act, size)); act += size; }
             }
             var heads = LossUse.Of(s);
@@ -366,10 +367,11 @@ namespace Compiled.Nets.Generator.Emit
             int lossLaunches = 2 * heads.Count;
             w.Line($"/// <summary>{forward} launches forward, {lossLaunches} for the loss{(heads.Count > 1 ? "es" : "")}, {backward} backward.</summary>");
             w.Line($"public override int LaunchesPerTrainStep => {forward + lossLaunches + backward};");
-            // Unfused, each stage would launch forward and backward on its own, a bias gradient would be one more sum, and a
-            // pooled convolution would move its output to the batch-major layout and its gradient back.
+            // Unfused, each stage would launch forward and backward on its own, a bias gradient would be one more sum, a
+            // pooled convolution would move its output to the batch-major layout and its gradient back, and a residual add
+            // a layer norm reads would add, then pass its gradient to each operand the network computes.
             int unfused = chains.Where(x => x is not null).Sum(x => 2 * (x!.Unit.Stages.Count - 1) + (x.Unit.StartsWithBias ? 1 : 0)) + 2 * plan.PoolRelu.Count
-                + 2 * plan.ConvPool.Count;
+                + 2 * plan.ConvPool.Count + plan.NormAdd.Sum(p => 1 + new[] { s.Ops[p.Add].Input, s.Ops[p.Add].Input2 }.Count(i => !c.IsData(i)));
             w.Line($"public override int LaunchesPerTrainStepUnfused => {forward + lossLaunches + backward + unfused};");
             w.Line($"protected override long ActivationsPerSample => {act};");
             w.Line($"protected override long GradientsPerSample => {grad};");

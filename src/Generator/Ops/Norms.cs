@@ -182,12 +182,29 @@ namespace Compiled.Nets.Generator.Ops
         {
             var a = NormArgs.Of(c.Layer(op));
             long rows = Shapes.MaxSize(c.Spec, op.OutShape.Take(op.OutShape.Count - 1));
-            c.Launch($"K.LayerNormForward({c.Output(op)}, {c.Region($"_mean{op.Id}", rows)}, {c.Region($"_rstd{op.Id}", rows)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, {c.Rows(op)}, {a.Features}, {FloatLiteral(a.Eps)});");
+            string statistics = $"{c.Region($"_mean{op.Id}", rows)}, {c.Region($"_rstd{op.Id}", rows)}";
+            if (c.Plan.AddOfNorm(op.Id) is int id)
+            {
+                var add = c.Spec.Ops[id];
+                c.Launch($"K.LayerNormOfSumForward({c.Output(op)}, {statistics}, {c.Output(add)}, {c.Value(add.Input)}, {c.Value(add.Input2)}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, {c.Rows(op)}, {a.Features}, {FloatLiteral(a.Eps)}); // the residual add as it reads");
+                return;
+            }
+            c.Launch($"K.LayerNormForward({c.Output(op)}, {statistics}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {c.Read(op, "bias")}, {c.Rows(op)}, {a.Features}, {FloatLiteral(a.Eps)});");
         }
 
-        public override void EmitGpuBackward(GpuContext c, OpSpec op) =>
-            c.Launch($"K.LayerNormBackward({(c.InputIsData(op) ? "default" : c.Gradient(op.Input))}, {c.ParameterGradient(op, "weight")}, {c.ParameterGradient(op, "bias")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, _mean{op.Id}, _rstd{op.Id}, {c.Read(op, "weight")}, {c.Rows(op)}, {NormArgs.Of(c.Layer(op)).Features});",
-                c.InputIsData(op) ? 1 : 2);
+        public override void EmitGpuBackward(GpuContext c, OpSpec op)
+        {
+            string tail = $"{c.ParameterGradient(op, "weight")}, {c.ParameterGradient(op, "bias")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, _mean{op.Id}, _rstd{op.Id}, {c.Read(op, "weight")}, {c.Rows(op)}, {NormArgs.Of(c.Layer(op)).Features}";
+            if (c.Plan.AddOfNorm(op.Id) is int id)
+            {
+                var add = c.Spec.Ops[id];
+                bool da = !c.IsData(add.Input), db = !c.IsData(add.Input2);
+                c.Launch($"K.LayerNormOfSumBackward({(da ? c.Gradient(add.Input) : "default")}, {(db ? c.Gradient(add.Input2) : "default")}, {tail}); // to both operands of the residual add",
+                    da || db ? 2 : 1);
+                return;
+            }
+            c.Launch($"K.LayerNormBackward({(c.InputIsData(op) ? "default" : c.Gradient(op.Input))}, {tail});", c.InputIsData(op) ? 1 : 2);
+        }
 
         public override void EmitBackward(CpuContext c, OpSpec op) =>
             c.Line($"{Kernels}LayerNormKernels.Backward({c.InputGradient(op)}, {c.Gradient(op, "weight")}, {c.Gradient(op, "bias")}, g{op.Id}, {c.Value(op.Input)}, mean{op.Id}, rstd{op.Id}, {c.Read(op, "weight")}, {c.Rows(op)}, {NormArgs.Of(c.Layer(op)).Features});");

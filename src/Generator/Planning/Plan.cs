@@ -35,6 +35,9 @@ namespace Compiled.Nets.Generator.Planning
     /// <summary>A fusion of two ops: a max-pool and the convolution it takes in or whose bias gradient it sums.</summary>
     internal sealed record FusedPair(int Pool, int Conv);
 
+    /// <summary>A layer norm and the residual add it alone reads.</summary>
+    internal sealed record NormOfSum(int Norm, int Add);
+
     /// <summary>
     /// What the emitters read, decided once by the <see cref="Planner"/>: units in forward order, where every value
     /// lives (views alias their input's storage), the arena layout, the fusions, and which gradients backward writes
@@ -53,6 +56,7 @@ namespace Compiled.Nets.Generator.Planning
         EquatableArray<int> PoolRelu,
         EquatableArray<FusedPair> ConvPool,
         EquatableArray<FusedPair> PoolBias,
+        EquatableArray<NormOfSum> NormAdd,
         EquatableArray<int> OverwrittenGradients,
         EquatableArray<int> ClearedGradients,
         EquatableArray<string> WrittenWeights)
@@ -72,6 +76,13 @@ namespace Compiled.Nets.Generator.Planning
         public int? PoolBiasOf(int pool) => PoolBias.Where(p => p.Pool == pool).Select(p => (int?)p.Conv).FirstOrDefault();
 
         public bool BiasSummedByPool(int conv) => PoolBias.Any(p => p.Conv == conv);
+
+        /// <summary>The residual add a layer norm alone reads (the device computes the sum in the norm's kernel and sends
+        /// the norm's input gradient to both operands), or null.</summary>
+        public int? AddOfNorm(int norm) => NormAdd.Where(p => p.Norm == norm).Select(p => (int?)p.Add).FirstOrDefault();
+
+        /// <summary>True when a residual add runs inside the call of the layer norm that reads it.</summary>
+        public bool IsNormedAdd(int add) => NormAdd.Any(p => p.Add == add);
 
         /// <summary>Units in the order backward visits them.</summary>
         public System.Collections.Generic.IEnumerable<PlanUnit> BackwardOrder => Units.OrderBy(u => u.LastIndex).Reverse();

@@ -28,7 +28,7 @@ namespace Compiled.Nets.Generator.Planning
         /// <summary>The plan of a block (no ops of its own: the networks applying it plan them).</summary>
         public static Plan Empty() => new(EquatableArray<PlanUnit>.Empty, EquatableArray<int>.Empty, EquatableArray<int>.Empty, EquatableArray<Region>.Empty,
             EquatableArray<IntRegion>.Empty, EquatableArray<StatRegion>.Empty, "0", "0", EquatableArray<int>.Empty, EquatableArray<int>.Empty,
-            EquatableArray<FusedPair>.Empty, EquatableArray<FusedPair>.Empty, EquatableArray<int>.Empty, EquatableArray<int>.Empty, EquatableArray<string>.Empty);
+            EquatableArray<FusedPair>.Empty, EquatableArray<FusedPair>.Empty, EquatableArray<NormOfSum>.Empty, EquatableArray<int>.Empty, EquatableArray<int>.Empty, EquatableArray<string>.Empty);
 
         public static Plan Build(NetworkSpec s)
         {
@@ -42,6 +42,7 @@ namespace Compiled.Nets.Generator.Planning
             var built = units.Select(u => u.Build()).ToList();
             var overwritten = SingleWriterGradients(s, storage, built);
             var poolBias = FusePoolBiasGradient(built, overwritten);
+            var normAdd = FuseNormOfSum(s, built);
             var cleared = ClearedGradients(s, storage, built, regions, overwritten);
             var writtenWeights = s.Ops.Where(op => op.Kind == OpKind.Linear && s.Ops.Count(o => o.Layer == op.Layer) == 1)
                 .Select(op => s.Parameters.First(p => p.Name == s.Layers[op.Layer].StateName + ".weight").Field);
@@ -49,7 +50,7 @@ namespace Compiled.Nets.Generator.Planning
             return new Plan(built.ToEquatableArray(), storage.ToEquatableArray(), views.ToEquatableArray(),
                 regions.Regions.ToEquatableArray(), regions.Builder.Ints.ToEquatableArray(), regions.Builder.Stats.ToEquatableArray(),
                 regions.ActivationTotal, regions.GradientTotal, biasInChain.ToEquatableArray(), poolRelu.ToEquatableArray(),
-                convPool.ToEquatableArray(), poolBias.ToEquatableArray(), overwritten.OrderBy(i => i).ToEquatableArray(),
+                convPool.ToEquatableArray(), poolBias.ToEquatableArray(), normAdd.ToEquatableArray(), overwritten.OrderBy(i => i).ToEquatableArray(),
                 cleared.ToEquatableArray(), writtenWeights.ToEquatableArray());
         }
 
@@ -233,6 +234,22 @@ namespace Compiled.Nets.Generator.Planning
                 if (u.Primary is { Kind: OpKind.MaxPool2d } pool && units.FirstOrDefault(c => c.Primary is { Kind: OpKind.Conv2d } cv && cv.Id == pool.Input) is { } producer
                     && producer.Stages.Count == 1 && producer.Stages[0].IsBias && overwritten.Contains(pool.Input))
                     pairs.Add(new FusedPair(pool.Id, producer.Primary!.Id));
+            return pairs;
+        }
+
+        /// <summary>
+        /// A layer norm whose input is a residual add that nothing else reads (no chain after the add): the device's norm
+        /// kernel forms the sum as it reads it, and its backward sends the input gradient to both operands, so the add's
+        /// own launches (the sum, then its gradient to each operand) and the passes over them go.
+        /// </summary>
+        private static List<NormOfSum> FuseNormOfSum(NetworkSpec s, List<PlanUnit> units)
+        {
+            var consumers = Consumers(s);
+            var pairs = new List<NormOfSum>();
+            foreach (var u in units)
+                if (u.Primary is { Kind: OpKind.LayerNorm } norm && units.FirstOrDefault(a => a.Primary?.Id == norm.Input) is { Primary: { Kind: OpKind.Add } add } producer
+                    && producer.Stages.Count == 0 && consumers[add.Id] == 1)
+                    pairs.Add(new NormOfSum(norm.Id, add.Id));
             return pairs;
         }
 

@@ -156,25 +156,52 @@ public sealed partial class GpuKernels
         }
     }
 
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _layerNorm;
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _layerNormDx;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _layerNorm;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _layerNormDx;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _layerNormParams;
 
     /// <summary>nn.LayerNorm over the last dimension: y = (x − mean)·rstd·γ + β per row (biased variance, two passes);
     /// saves each row's mean and rstd for backward. One group per row.</summary>
     public void LayerNormForward(ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta,
-        int rows, int features, float eps)
+        int rows, int features, float eps) => LayerNorm(y, mean, rstd, x, x, x, summed: false, gamma, beta, rows, features, eps);
+
+    /// <summary>
+    /// <see cref="LayerNormForward"/> of the residual sum a + b, formed as the norm reads it and kept in
+    /// <paramref name="sum"/> for backward: one launch where the add and the norm were two, and one pass over a and b
+    /// instead of three over them and the sum.
+    /// </summary>
+    public void LayerNormOfSumForward(ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> sum, ArrayView<float> a, ArrayView<float> b,
+        ArrayView<float> gamma, ArrayView<float> beta, int rows, int features, float eps)
     {
         long n = (long)rows * features;
-        Need(x, n, nameof(x)); Need(y, n, nameof(y)); Need(mean, rows, nameof(mean)); Need(rstd, rows, nameof(rstd)); Need(gamma, features, nameof(gamma)); Need(beta, features, nameof(beta));
+        Need(a, n, nameof(a)); Need(b, n, nameof(b));
+        LayerNorm(y, mean, rstd, sum, a, b, summed: true, gamma, beta, rows, features, eps);
+    }
+
+    private void LayerNorm(ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> x, ArrayView<float> a, ArrayView<float> b, bool summed,
+        ArrayView<float> gamma, ArrayView<float> beta, int rows, int features, float eps)
+    {
+        long n = (long)rows * features;
+        Need(x, n, summed ? "sum" : nameof(x)); Need(y, n, nameof(y)); Need(mean, rows, nameof(mean)); Need(rstd, rows, nameof(rstd)); Need(gamma, features, nameof(gamma)); Need(beta, features, nameof(beta));
         if (rows == 0) return;
-        _layerNorm ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(LayerNormKernel);
-        Launched(); _layerNorm(RowConfig(rows, features), y, mean, rstd, x, gamma, beta, features, eps);
+        _layerNorm ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(LayerNormKernel);
+        Launched(); _layerNorm(RowConfig(rows, features), y, mean, rstd, x, a, b, gamma, beta, summed ? 1 : 0, features, eps);
     }
 
     /// <summary>LayerNorm's gradients: dx += rstd·(g·γ − (Σ g·γ + x̂·Σ g·γ·x̂)/F) per row (dx empty: not needed), and
     /// dγ += Σ g·x̂, dβ += Σ g per feature, summed as a column sum is (a fixed order). One or two launches.</summary>
     public void LayerNormBackward(ArrayView<float> dx, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dy, ArrayView<float> x,
+        ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> gamma, int rows, int features) =>
+        LayerNormGradients(dx, default, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, features);
+
+    /// <summary>The gradients of <see cref="LayerNormOfSumForward"/>: the norm's input gradient is added to both operands'
+    /// (<paramref name="da"/>, <paramref name="db"/>; either may be empty: not needed, and both may be one buffer, for
+    /// x + x) as the add's backward would, in the norm's own pass. One or two launches.</summary>
+    public void LayerNormOfSumBackward(ArrayView<float> da, ArrayView<float> db, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dy, ArrayView<float> sum,
+        ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> gamma, int rows, int features) =>
+        LayerNormGradients(da.Length > 0 ? da : db, da.Length > 0 ? db : default, dgamma, dbeta, dy, sum, mean, rstd, gamma, rows, features);
+
+    private void LayerNormGradients(ArrayView<float> dx, ArrayView<float> dx2, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dy, ArrayView<float> x,
         ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> gamma, int rows, int features)
     {
         long n = (long)rows * features;
@@ -183,21 +210,30 @@ public sealed partial class GpuKernels
         if (dx.Length > 0)
         {
             Need(dx, n, nameof(dx));
-            _layerNormDx ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(LayerNormDxKernel);
-            Launched(); _layerNormDx(RowConfig(rows, features), dx, dy, x, mean, rstd, gamma, features);
+            if (dx2.Length > 0) Need(dx2, n, nameof(dx2));
+            _layerNormDx ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(LayerNormDxKernel);
+            // A view that is not wanted is never passed as an empty one: a flag says so and the kernel leaves it alone.
+            Launched(); _layerNormDx(RowConfig(rows, features), dx, dx2.Length > 0 ? dx2 : dx, dy, x, mean, rstd, gamma, dx2.Length > 0 ? 1 : 0, features);
         }
         _layerNormParams ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(LayerNormParamsKernel);
         Launched(); _layerNormParams(ColumnLaunch(rows, features), dgamma, dbeta, dy, x, mean, rstd, rows, features);
     }
 
-    /// <summary>Row Grid.IdxX: its threads take every Group.DimX-th feature, so a warp reads consecutive values.</summary>
-    private static void LayerNormKernel(ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> x, ArrayView<float> gamma,
-        ArrayView<float> beta, int features, float eps)
+    /// <summary>Row Grid.IdxX: its threads take every Group.DimX-th feature, so a warp reads consecutive values. With
+    /// <paramref name="summed"/>, x is first written as a + b (each thread reads back only what it wrote).</summary>
+    private static void LayerNormKernel(ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> x, ArrayView<float> a, ArrayView<float> b,
+        ArrayView<float> gamma, ArrayView<float> beta, int summed, int features, float eps)
     {
         int r = Grid.IdxX, first = Group.IdxX, step = Group.DimX;
         long row = (long)r * features;
         float s = 0f;
-        for (int f = first; f < features; f += step) s += x[row + f];
+        for (int f = first; f < features; f += step)
+        {
+            float v;
+            if (summed != 0) { v = a[row + f] + b[row + f]; x[row + f] = v; }
+            else v = x[row + f];
+            s += v;
+        }
         float mu = GroupSum(s) / features, sq = 0f;
         for (int f = first; f < features; f += step) { float d = x[row + f] - mu; sq += d * d; }
         float rs = 1f / XMath.Sqrt(GroupSum(sq) / features + eps);
@@ -205,8 +241,10 @@ public sealed partial class GpuKernels
         for (int f = first; f < features; f += step) y[row + f] = (x[row + f] - mu) * rs * gamma[f] + beta[f];
     }
 
-    private static void LayerNormDxKernel(ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd,
-        ArrayView<float> gamma, int features)
+    /// <summary>Row Grid.IdxX's input gradient, added to dx (and with <paramref name="both"/> to dx2 as well: a residual
+    /// sum's two operands).</summary>
+    private static void LayerNormDxKernel(ArrayView<float> dx, ArrayView<float> dx2, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd,
+        ArrayView<float> gamma, int both, int features)
     {
         int r = Grid.IdxX, first = Group.IdxX, step = Group.DimX;
         long row = (long)r * features;
@@ -221,7 +259,9 @@ public sealed partial class GpuKernels
         for (int f = first; f < features; f += step)
         {
             float xhat = (x[row + f] - mu) * rs;
-            dx[row + f] += rs * (dy[row + f] * gamma[f] - (sumG + xhat * sumGXhat) / features);
+            float g = rs * (dy[row + f] * gamma[f] - (sumG + xhat * sumGXhat) / features);
+            dx[row + f] += g;
+            if (both != 0) dx2[row + f] += g;
         }
     }
 

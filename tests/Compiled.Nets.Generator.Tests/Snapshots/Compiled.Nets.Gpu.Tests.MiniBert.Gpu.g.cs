@@ -84,21 +84,17 @@ namespace Compiled.Nets.Gpu.Tests
             private global::ILGPU.ArrayView<float> _g4;
             private global::ILGPU.ArrayView<float> _g5;
             private global::ILGPU.ArrayView<float> _g6;
-            private global::ILGPU.ArrayView<float> _g7;
             private global::ILGPU.ArrayView<float> _g8;
             private global::ILGPU.ArrayView<float> _g9;
             private global::ILGPU.ArrayView<float> _g10;
             private global::ILGPU.ArrayView<float> _g11;
-            private global::ILGPU.ArrayView<float> _g12;
             private global::ILGPU.ArrayView<float> _g13;
             private global::ILGPU.ArrayView<float> _g14;
             private global::ILGPU.ArrayView<float> _g15;
-            private global::ILGPU.ArrayView<float> _g16;
             private global::ILGPU.ArrayView<float> _g17;
             private global::ILGPU.ArrayView<float> _g18;
             private global::ILGPU.ArrayView<float> _g19;
             private global::ILGPU.ArrayView<float> _g20;
-            private global::ILGPU.ArrayView<float> _g21;
             private global::ILGPU.ArrayView<float> _g22;
             private global::ILGPU.ArrayView<float> _g23;
             private global::ILGPU.ArrayView<float> _g24;
@@ -144,11 +140,11 @@ namespace Compiled.Nets.Gpu.Tests
                 _Chain28Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain28Backward);
             }
 
-            /// <summary>49 launches forward, 2 for the loss, 79 backward.</summary>
-            public override int LaunchesPerTrainStep => 130;
+            /// <summary>45 launches forward, 2 for the loss, 71 backward.</summary>
+            public override int LaunchesPerTrainStep => 118;
             public override int LaunchesPerTrainStepUnfused => 144;
             protected override long ActivationsPerSample => 9633;
-            protected override long GradientsPerSample => 5075;
+            protected override long GradientsPerSample => 4307;
             protected override long IntsPerSample => 0;
             protected override long ScratchFor(int batch) => global::System.Linq.Enumerable.Max(new long[] { global::Compiled.Nets.Gpu.GpuKernels.AttentionScratch(batch, 4, 12) });
             protected override global::ILGPU.ArrayView<float> Logits => _v28;
@@ -223,28 +219,24 @@ namespace Compiled.Nets.Gpu.Tests
                 _g4 = ActivationGradient(576, 192);
                 _g5 = ActivationGradient(768, 192);
                 _g6 = ActivationGradient(960, 192);
-                _g7 = ActivationGradient(1152, 192);
-                _g8 = ActivationGradient(1344, 192);
-                _g9 = ActivationGradient(1536, 384);
-                _g10 = ActivationGradient(1920, 384);
-                _g11 = ActivationGradient(2304, 192);
-                _g12 = ActivationGradient(2496, 192);
-                _g13 = ActivationGradient(2688, 192);
-                _g14 = ActivationGradient(2880, 192);
-                _g15 = ActivationGradient(3072, 192);
-                _g16 = ActivationGradient(3264, 192);
-                _g17 = ActivationGradient(3456, 192);
-                _g18 = ActivationGradient(3648, 384);
-                _g19 = ActivationGradient(4032, 384);
-                _g20 = ActivationGradient(4416, 192);
-                _g21 = ActivationGradient(4608, 192);
-                _g22 = ActivationGradient(4800, 192);
-                _g23 = ActivationGradient(4992, 16);
-                _g24 = ActivationGradient(5008, 16);
-                _g25 = ActivationGradient(5024, 16);
-                _g26 = ActivationGradient(5040, 16);
-                _g27 = ActivationGradient(5056, 16);
-                _g28 = ActivationGradient(5072, 3);
+                _g8 = ActivationGradient(1152, 192);
+                _g9 = ActivationGradient(1344, 384);
+                _g10 = ActivationGradient(1728, 384);
+                _g11 = ActivationGradient(2112, 192);
+                _g13 = ActivationGradient(2304, 192);
+                _g14 = ActivationGradient(2496, 192);
+                _g15 = ActivationGradient(2688, 192);
+                _g17 = ActivationGradient(2880, 192);
+                _g18 = ActivationGradient(3072, 384);
+                _g19 = ActivationGradient(3456, 384);
+                _g20 = ActivationGradient(3840, 192);
+                _g22 = ActivationGradient(4032, 192);
+                _g23 = ActivationGradient(4224, 16);
+                _g24 = ActivationGradient(4240, 16);
+                _g25 = ActivationGradient(4256, 16);
+                _g26 = ActivationGradient(4272, 16);
+                _g27 = ActivationGradient(4288, 16);
+                _g28 = ActivationGradient(4304, 3);
             }
 
             protected override void RunForward(int batch, bool training)
@@ -271,9 +263,9 @@ namespace Compiled.Nets.Gpu.Tests
                 // fused: Bias  [B, T, 16]
                 Device.RecordLaunch(); _Chain6Forward((int)(batch * T * 16), _r6, Value(_net._p_encoder_layer_0_attention_output_dense_bias), _v6, 16);
                 // add: [B, T, 16] -> [B, T, 16]
-                K.Add(_v7, _v6, _v4, batch * T * 16);
+                // in the call of the layer norm that reads it
                 // AttentionNorm: [B, T, 16] -> [B, T, 16]
-                K.LayerNormForward(_v8, _mean8, _rstd8, _v7, Value(_net._p_encoder_layer_0_attention_output_LayerNorm_weight), Value(_net._p_encoder_layer_0_attention_output_LayerNorm_bias), batch * T, 16, 1E-12f);
+                K.LayerNormOfSumForward(_v8, _mean8, _rstd8, _v7, _v6, _v4, Value(_net._p_encoder_layer_0_attention_output_LayerNorm_weight), Value(_net._p_encoder_layer_0_attention_output_LayerNorm_bias), batch * T, 16, 1E-12f); // the residual add as it reads
                 // Intermediate: [B, T, 16] -> [B, T, 32]
                 K.Gemm(false, true, batch * T, 32, 16, 1f, _v8, 16, Value(_net._p_encoder_layer_0_intermediate_dense_weight), 16, 0f, _r9, 32);
                 // fused: Bias + Gelu  [B, T, 32]
@@ -283,9 +275,9 @@ namespace Compiled.Nets.Gpu.Tests
                 // fused: Bias  [B, T, 16]
                 Device.RecordLaunch(); _Chain11Forward((int)(batch * T * 16), _r11, Value(_net._p_encoder_layer_0_output_dense_bias), _v11, 16);
                 // add: [B, T, 16] -> [B, T, 16]
-                K.Add(_v12, _v11, _v8, batch * T * 16);
+                // in the call of the layer norm that reads it
                 // OutputNorm: [B, T, 16] -> [B, T, 16]
-                K.LayerNormForward(_v13, _mean13, _rstd13, _v12, Value(_net._p_encoder_layer_0_output_LayerNorm_weight), Value(_net._p_encoder_layer_0_output_LayerNorm_bias), batch * T, 16, 1E-12f);
+                K.LayerNormOfSumForward(_v13, _mean13, _rstd13, _v12, _v11, _v8, Value(_net._p_encoder_layer_0_output_LayerNorm_weight), Value(_net._p_encoder_layer_0_output_LayerNorm_bias), batch * T, 16, 1E-12f); // the residual add as it reads
                 // Attention: [B, T, 16] -> [B, T, 16]
                 K.Gemm(false, true, batch * T, 16, 16, 1f, _v13, 16, Value(_net._p_encoder_layer_1_attention_self_query_weight), 16, 0f, _aq14, 16);
                 K.AddBroadcast(_aq14, _aq14, Value(_net._p_encoder_layer_1_attention_self_query_bias), batch * T * 16, 16);
@@ -299,9 +291,9 @@ namespace Compiled.Nets.Gpu.Tests
                 // fused: Bias  [B, T, 16]
                 Device.RecordLaunch(); _Chain15Forward((int)(batch * T * 16), _r15, Value(_net._p_encoder_layer_1_attention_output_dense_bias), _v15, 16);
                 // add: [B, T, 16] -> [B, T, 16]
-                K.Add(_v16, _v15, _v13, batch * T * 16);
+                // in the call of the layer norm that reads it
                 // AttentionNorm: [B, T, 16] -> [B, T, 16]
-                K.LayerNormForward(_v17, _mean17, _rstd17, _v16, Value(_net._p_encoder_layer_1_attention_output_LayerNorm_weight), Value(_net._p_encoder_layer_1_attention_output_LayerNorm_bias), batch * T, 16, 1E-12f);
+                K.LayerNormOfSumForward(_v17, _mean17, _rstd17, _v16, _v15, _v13, Value(_net._p_encoder_layer_1_attention_output_LayerNorm_weight), Value(_net._p_encoder_layer_1_attention_output_LayerNorm_bias), batch * T, 16, 1E-12f); // the residual add as it reads
                 // Intermediate: [B, T, 16] -> [B, T, 32]
                 K.Gemm(false, true, batch * T, 32, 16, 1f, _v17, 16, Value(_net._p_encoder_layer_1_intermediate_dense_weight), 16, 0f, _r18, 32);
                 // fused: Bias + Gelu  [B, T, 32]
@@ -311,9 +303,9 @@ namespace Compiled.Nets.Gpu.Tests
                 // fused: Bias  [B, T, 16]
                 Device.RecordLaunch(); _Chain20Forward((int)(batch * T * 16), _r20, Value(_net._p_encoder_layer_1_output_dense_bias), _v20, 16);
                 // add: [B, T, 16] -> [B, T, 16]
-                K.Add(_v21, _v20, _v17, batch * T * 16);
+                // in the call of the layer norm that reads it
                 // OutputNorm: [B, T, 16] -> [B, T, 16]
-                K.LayerNormForward(_v22, _mean22, _rstd22, _v21, Value(_net._p_encoder_layer_1_output_LayerNorm_weight), Value(_net._p_encoder_layer_1_output_LayerNorm_bias), batch * T, 16, 1E-12f);
+                K.LayerNormOfSumForward(_v22, _mean22, _rstd22, _v21, _v20, _v17, Value(_net._p_encoder_layer_1_output_LayerNorm_weight), Value(_net._p_encoder_layer_1_output_LayerNorm_bias), batch * T, 16, 1E-12f); // the residual add as it reads
                 // SelectToken: [B, T, 16] -> [B, 16]
                 K.NarrowForward(_v23, _v22, batch, T * 16, 0 * 16, 16);
                 // Pooler: [B, 16] -> [B, 16]
@@ -351,10 +343,9 @@ namespace Compiled.Nets.Gpu.Tests
                 // SelectToken backward
                 K.NarrowBackward(_g22, _g23, batch, T * 16, 0 * 16, 16);
                 // OutputNorm backward
-                K.LayerNormBackward(_g21, Gradient(_net._p_encoder_layer_1_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_1_output_LayerNorm_bias), _g22, _v21, _mean22, _rstd22, Value(_net._p_encoder_layer_1_output_LayerNorm_weight), batch * T, 16);
+                K.LayerNormOfSumBackward(_g20, _g17, Gradient(_net._p_encoder_layer_1_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_1_output_LayerNorm_bias), _g22, _v21, _mean22, _rstd22, Value(_net._p_encoder_layer_1_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
                 // add backward
-                K.AddTo(_g20, _g21, batch * T * 16);
-                K.AddTo(_g17, _g21, batch * T * 16);
+                // in the backward of the layer norm that reads it
                 // fused backward: Bias
                 Device.RecordLaunch(); _Chain20Backward(K.ColumnLaunch(batch * T, 16), _g20, _g20, _r20, _v20, Gradient(_net._p_encoder_layer_1_output_dense_bias), batch * T, 16, 0);
                 // Output backward
@@ -366,10 +357,9 @@ namespace Compiled.Nets.Gpu.Tests
                 K.Gemm(true, false, 32, 16, batch * T, 1f, _g18, 32, _v17, 16, 1f, Gradient(_net._p_encoder_layer_1_intermediate_dense_weight), 16);
                 K.Gemm(false, false, batch * T, 16, 32, 1f, _g18, 32, Value(_net._p_encoder_layer_1_intermediate_dense_weight), 16, 1f, _g17, 16);
                 // AttentionNorm backward
-                K.LayerNormBackward(_g16, Gradient(_net._p_encoder_layer_1_attention_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_1_attention_output_LayerNorm_bias), _g17, _v16, _mean17, _rstd17, Value(_net._p_encoder_layer_1_attention_output_LayerNorm_weight), batch * T, 16);
+                K.LayerNormOfSumBackward(_g15, _g13, Gradient(_net._p_encoder_layer_1_attention_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_1_attention_output_LayerNorm_bias), _g17, _v16, _mean17, _rstd17, Value(_net._p_encoder_layer_1_attention_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
                 // add backward
-                K.AddTo(_g15, _g16, batch * T * 16);
-                K.AddTo(_g13, _g16, batch * T * 16);
+                // in the backward of the layer norm that reads it
                 // fused backward: Bias
                 Device.RecordLaunch(); _Chain15Backward(K.ColumnLaunch(batch * T, 16), _g15, _g15, _r15, _v15, Gradient(_net._p_encoder_layer_1_attention_output_dense_bias), batch * T, 16, 0);
                 // AttentionOut backward
@@ -387,10 +377,9 @@ namespace Compiled.Nets.Gpu.Tests
                 K.AddColumnSums(Gradient(_net._p_encoder_layer_1_attention_self_value_bias), _gv, batch * T, 16);
                 K.Gemm(false, false, batch * T, 16, 16, 1f, _gv, 16, Value(_net._p_encoder_layer_1_attention_self_value_weight), 16, 1f, _g13, 16);
                 // OutputNorm backward
-                K.LayerNormBackward(_g12, Gradient(_net._p_encoder_layer_0_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_0_output_LayerNorm_bias), _g13, _v12, _mean13, _rstd13, Value(_net._p_encoder_layer_0_output_LayerNorm_weight), batch * T, 16);
+                K.LayerNormOfSumBackward(_g11, _g8, Gradient(_net._p_encoder_layer_0_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_0_output_LayerNorm_bias), _g13, _v12, _mean13, _rstd13, Value(_net._p_encoder_layer_0_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
                 // add backward
-                K.AddTo(_g11, _g12, batch * T * 16);
-                K.AddTo(_g8, _g12, batch * T * 16);
+                // in the backward of the layer norm that reads it
                 // fused backward: Bias
                 Device.RecordLaunch(); _Chain11Backward(K.ColumnLaunch(batch * T, 16), _g11, _g11, _r11, _v11, Gradient(_net._p_encoder_layer_0_output_dense_bias), batch * T, 16, 0);
                 // Output backward
@@ -402,10 +391,9 @@ namespace Compiled.Nets.Gpu.Tests
                 K.Gemm(true, false, 32, 16, batch * T, 1f, _g9, 32, _v8, 16, 1f, Gradient(_net._p_encoder_layer_0_intermediate_dense_weight), 16);
                 K.Gemm(false, false, batch * T, 16, 32, 1f, _g9, 32, Value(_net._p_encoder_layer_0_intermediate_dense_weight), 16, 1f, _g8, 16);
                 // AttentionNorm backward
-                K.LayerNormBackward(_g7, Gradient(_net._p_encoder_layer_0_attention_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_0_attention_output_LayerNorm_bias), _g8, _v7, _mean8, _rstd8, Value(_net._p_encoder_layer_0_attention_output_LayerNorm_weight), batch * T, 16);
+                K.LayerNormOfSumBackward(_g6, _g4, Gradient(_net._p_encoder_layer_0_attention_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_0_attention_output_LayerNorm_bias), _g8, _v7, _mean8, _rstd8, Value(_net._p_encoder_layer_0_attention_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
                 // add backward
-                K.AddTo(_g6, _g7, batch * T * 16);
-                K.AddTo(_g4, _g7, batch * T * 16);
+                // in the backward of the layer norm that reads it
                 // fused backward: Bias
                 Device.RecordLaunch(); _Chain6Backward(K.ColumnLaunch(batch * T, 16), _g6, _g6, _r6, _v6, Gradient(_net._p_encoder_layer_0_attention_output_dense_bias), batch * T, 16, 0);
                 // AttentionOut backward
