@@ -66,7 +66,7 @@ public sealed partial class GpuKernels
 
     /// <summary>
     /// A convolution and the max-pool that alone reads it (<paramref name="relu"/>: and the ReLU after that) in three
-    /// launches, not five: im2col and the GEMM as <see cref="Conv2dForward"/>, then the pool reads the GEMM's [O, B·P]
+    /// launches where the two took four: im2col and the GEMM as <see cref="Conv2dForward"/>, then the pool reads the GEMM's [O, B·P]
     /// output where it lies, adding the bias as it reads, so the convolution's own output is never written. y and
     /// argmax are <see cref="MaxPool2dForward"/>'s (or <see cref="MaxPool2dReluForward"/>'s) over that output.
     /// </summary>

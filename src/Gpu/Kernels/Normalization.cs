@@ -167,8 +167,8 @@ public sealed partial class GpuKernels
 
     /// <summary>
     /// <see cref="LayerNormForward"/> of the residual sum a + b, formed as the norm reads it and kept in
-    /// <paramref name="sum"/> for backward: one launch where the add and the norm were two, and one pass over a and b
-    /// instead of three over them and the sum.
+    /// <paramref name="sum"/> for backward: one launch where the add and the norm were two, and one read of the sum
+    /// fewer.
     /// </summary>
     public void LayerNormOfSumForward(ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> sum, ArrayView<float> a, ArrayView<float> b,
         ArrayView<float> gamma, ArrayView<float> beta, int rows, int features, float eps)
