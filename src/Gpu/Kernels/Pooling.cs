@@ -109,6 +109,13 @@ public sealed partial class GpuKernels
     private static void MaxPoolBackwardKernel(Index1D index, ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> y, ArrayView<int> argmax, PoolArgs a)
     {
         long plane = Windows(index, a, out int at, out int i0, out int i1, out int j0, out int j1);
+        dx[index] += ChosenGradient(dy, y, argmax, a, plane, at, i0, i1, j0, j1);
+    }
+
+    /// <summary>Σ dy over the windows [i0, i1] × [j0, j1] of the plane whose outputs start at <paramref name="plane"/>
+    /// that chose input position <paramref name="at"/> (through the ReLU from y when <see cref="PoolArgs.Relu"/>).</summary>
+    private static float ChosenGradient(ArrayView<float> dy, ArrayView<float> y, ArrayView<int> argmax, PoolArgs a, long plane, int at, int i0, int i1, int j0, int j1)
+    {
         float s = 0f;
         for (int i = i0; i <= i1; i++)
             for (int j = j0; j <= j1; j++)
@@ -116,7 +123,7 @@ public sealed partial class GpuKernels
                 long o = plane + i * a.Ow + j;
                 if (argmax[o] == at) s += a.Relu != 0 ? Elementwise.ReluGrad(y[o], dy[o]) : dy[o];
             }
-        dx[index] += s;
+        return s;
     }
 
     /// <summary>
@@ -135,14 +142,7 @@ public sealed partial class GpuKernels
             int b = (int)(q / hw), at = (int)(q % hw);
             Windows(at / a.W, a.Kh, a.Sh, a.Ph, a.Oh, out int i0, out int i1);
             Windows(at % a.W, a.Kw, a.Sw, a.Pw, a.Ow, out int j0, out int j1);
-            long plane = ((long)b * a.Channels + c) * a.Oh * a.Ow;
-            float s = 0f;
-            for (int i = i0; i <= i1; i++)
-                for (int j = j0; j <= j1; j++)
-                {
-                    long o = plane + i * a.Ow + j;
-                    if (argmax[o] == at) s += a.Relu != 0 ? Elementwise.ReluGrad(y[o], dy[o]) : dy[o];
-                }
+            float s = ChosenGradient(dy, y, argmax, a, ((long)b * a.Channels + c) * a.Oh * a.Ow, at, i0, i1, j0, j1);
             dyT[row + q] = s;
             sum += s;
         }

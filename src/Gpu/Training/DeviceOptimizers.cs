@@ -46,7 +46,7 @@ public abstract class DeviceOptimizer : Optimizer, IDisposable
     }
 
     /// <summary>The trainable tensors as runs of the flat buffers, as freezing and <see cref="Optimizer.DecayPredicate"/> leave them now.</summary>
-    private protected ParameterRuns Trainable()
+    private ParameterRuns Trainable()
     {
         _runs.Set(Network.Device, Store.Parameters, DecayPredicate);
         return _runs;
