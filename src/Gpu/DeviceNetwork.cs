@@ -190,6 +190,30 @@ public abstract class DeviceNetwork : IDisposable
     /// <summary>The device gradient of a host parameter.</summary>
     protected ArrayView<float> Gradient(ParameterInfo p) => _gradients.View.SubView(p.Offset, Math.Max(p.Length, 1));
 
+    /// <summary>The device values of parameters declared one after another, from <paramref name="first"/>'s start through
+    /// <paramref name="last"/>'s end, as one view (what a kernel over several tensors at one spacing reads).</summary>
+    protected ArrayView<float> Value(ParameterInfo first, ParameterInfo last) => _values.View.SubView(first.Offset, Through(first, last));
+
+    /// <summary>The device gradients of parameters declared one after another, laid out as <see cref="Value(ParameterInfo, ParameterInfo)"/>.</summary>
+    protected ArrayView<float> Gradient(ParameterInfo first, ParameterInfo last) => _gradients.View.SubView(first.Offset, Through(first, last));
+
+    private static long Through(ParameterInfo first, ParameterInfo last) =>
+        !first.IsBuffer && !last.IsBuffer && last.Offset >= first.Offset ? last.Offset + Math.Max(last.Length, 1) - first.Offset
+        : throw new ArgumentException($"'{first.Name}' does not come before '{last.Name}' among the parameters.");
+
+    /// <summary>The floats from one parameter's start to the next's, for three of one shape declared one after another
+    /// (self-attention's query, key and value); an error if they do not lie at one spacing.</summary>
+    protected static long Spacing(ParameterInfo first, ParameterInfo second, ParameterInfo third)
+    {
+        long spacing = second.Offset - first.Offset;
+        if (spacing < first.Length || third.Offset - second.Offset != spacing || first.Length != second.Length || second.Length != third.Length)
+            throw new InvalidOperationException($"'{first.Name}', '{second.Name}' and '{third.Name}' do not lie at one spacing in the parameters (offsets {first.Offset}, {second.Offset}, {third.Offset}).");
+        return spacing;
+    }
+
+    /// <summary>Block <paramref name="index"/> of <paramref name="length"/> floats of a view holding several one after another.</summary>
+    protected static ArrayView<float> Part(ArrayView<float> stacked, int index, long length) => stacked.SubView(index * length, length);
+
     internal ArrayView<float> ValueOf(ParameterInfo p) => Value(p);
     internal ArrayView<float> GradientOf(ParameterInfo p) => Gradient(p);
     internal long ParameterFloats => _values.Length;

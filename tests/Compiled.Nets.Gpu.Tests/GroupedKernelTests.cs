@@ -264,6 +264,54 @@ public abstract class GroupedKernelTests(DeviceFixture f)
     }
 
     [Theory]
+    [InlineData(1, 1, 1, 1, true)]
+    [InlineData(3, 7, 5, 17, true)]   // spacings with gaps, as the parameter store's alignment leaves them
+    [InlineData(2, 65, 9, 7, false)]  // no input gradient (the input is the network's data)
+    [InlineData(3, 20, 16, 16, true)]
+    public void Projections_of_one_input_match_a_CPU_Linear_each(int count, int rows, int inFeatures, int outFeatures, bool withDx)
+    {
+        // Weights and biases lie at spacings beyond their sizes, their gaps holding values no product may read or write.
+        long w = (long)inFeatures * outFeatures, weightSpacing = w + 3, biasSpacing = outFeatures + 5;
+        var weights = DeviceFixture.Random((int)((count - 1) * weightSpacing + w), 80);
+        var biases = DeviceFixture.Random((int)((count - 1) * biasSpacing + outFeatures), 81);
+        var x = DeviceFixture.Random(rows * inFeatures, 82);
+        var dy = DeviceFixture.Random(count * rows * outFeatures, 83);
+        var dwStart = DeviceFixture.Random(weights.Length, 84); var dbStart = DeviceFixture.Random(biases.Length, 85); var dxStart = DeviceFixture.Random(x.Length, 86);
+        var y = new float[dy.Length];
+        var dw = (float[])dwStart.Clone(); var db = (float[])dbStart.Clone(); var dx = (float[])dxStart.Clone();
+        int block = rows * outFeatures;
+        for (int p = 0; p < count; p++)
+        {
+            var wp = weights.AsSpan((int)(p * weightSpacing), (int)w);
+            LinearKernels.ForwardBias(y.AsSpan(p * block, block), x, wp, biases.AsSpan((int)(p * biasSpacing), outFeatures), rows, inFeatures, outFeatures);
+            LinearKernels.Backward(withDx ? dx : default, dw.AsSpan((int)(p * weightSpacing), (int)w), dy.AsSpan(p * block, block), x, wp, rows, inFeatures, outFeatures);
+            LinearKernels.BiasBackward(db.AsSpan((int)(p * biasSpacing), outFeatures), dy.AsSpan(p * block, block), rows, outFeatures);
+        }
+
+        using var W = f.Upload(weights); using var B = f.Upload(biases); using var X = f.Upload(x); using var DY = f.Upload(dy);
+        using var Y = f.Device.Allocate(y.Length);
+        long before = f.Device.LaunchCount;
+        K.ProjectionsForward(Y.View, X.View, W.View, weightSpacing, B.View, biasSpacing, count, rows, inFeatures, outFeatures);
+        Assert.Equal(2, f.Device.LaunchCount - before);
+        DeviceFixture.Close(y, DeviceFixture.Download(Y, y.Length), 1e-5f, "y");
+        using var DW = f.Upload(dwStart); using var DB = f.Upload(dbStart); using var DX = f.Upload(dxStart);
+        before = f.Device.LaunchCount;
+        K.ProjectionsBackward(withDx ? DX.View : default, DW.View, DB.View, DY.View, X.View, W.View, weightSpacing, biasSpacing, count, rows, inFeatures, outFeatures);
+        Assert.Equal(2 + (withDx ? count : 0), f.Device.LaunchCount - before);
+        DeviceFixture.Close(dw, DeviceFixture.Download(DW, dw.Length), 1e-5f, "dW (gaps unchanged)");
+        DeviceFixture.Close(db, DeviceFixture.Download(DB, db.Length), 1e-5f, "db (gaps unchanged)");
+        DeviceFixture.Close(dx, DeviceFixture.Download(DX, dx.Length), 1e-5f, withDx ? "dx" : "dx untouched");
+    }
+
+    [Fact]
+    public void Projections_whose_tensors_overlap_are_refused()
+    {
+        using var W = f.Device.Allocate(64); using var B = f.Device.Allocate(16); using var X = f.Device.Allocate(8); using var Y = f.Device.Allocate(64);
+        var e = Assert.Throws<ArgumentException>(() => K.ProjectionsForward(Y.View, X.View, W.View, 3, B.View, 4, 3, 2, 2, 2));
+        Assert.Contains("overlap", e.Message);
+    }
+
+    [Theory]
     [InlineData(1, 1)]
     [InlineData(3, 10)]
     [InlineData(4, 129)]

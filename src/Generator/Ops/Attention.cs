@@ -130,49 +130,56 @@ namespace Compiled.Nets.Generator.Ops
         public override bool OnGpu => true;
         public override bool OnGpuOverSequence => true;
 
-        /// <summary>The device's names for what forward saves (q, k, v, the probabilities and, with dropout, the dropped ones) and for
-        /// the projections' gradients, one region of each for all attention ops, sized for the widest.</summary>
-        private static (string Q, string K, string V, string Probs, string Drop) GpuSaved(GpuContext c, OpSpec op)
+        /// <summary>The device's names for what forward saves (the query, key and value projections one after another, the
+        /// probabilities and, with dropout, the dropped ones).</summary>
+        private static (string Qkv, string Probs, string Drop) GpuSaved(GpuContext c, OpSpec op)
         {
             long e = Shapes.MaxSize(c.Spec, op.OutShape), probs = Shapes.MaxSize(c.Spec, Probabilities(c.Spec, op));
-            return (c.Region($"_aq{op.Id}", e), c.Region($"_ak{op.Id}", e), c.Region($"_av{op.Id}", e), c.Region($"_p{op.Id}", probs),
+            return (c.Region($"_qkv{op.Id}", 3 * e), c.Region($"_p{op.Id}", probs),
                 AttentionArgs.Of(c.Layer(op)).Dropout > 0 ? c.Region($"_pd{op.Id}", probs) : "default");
         }
 
-        /// <summary>The query, key and value projections (a GEMM and its bias each), then the attention kernels; the
-        /// padding mask is the batch's, the dropout mask drawn under the step's key with the op id as its stream.</summary>
+        /// <summary>The three projections' parameters as <c>ProjectionsForward/Backward</c> take them: the view from the
+        /// query's tensor through the value's, and the spacing between them (they are declared one after another).</summary>
+        private static (string Weights, string WeightSpacing, string Biases, string BiasSpacing) Projections(GpuContext c, OpSpec op, string access)
+        {
+            string P(string part, string kind) => $"_net.{c.Param(op, part + "." + kind).Field}";
+            return ($"{access}({P("query", "weight")}, {P("value", "weight")})", $"Spacing({P("query", "weight")}, {P("key", "weight")}, {P("value", "weight")})",
+                $"{access}({P("query", "bias")}, {P("value", "bias")})", $"Spacing({P("query", "bias")}, {P("key", "bias")}, {P("value", "bias")})");
+        }
+
+        /// <summary>The query, key and value of a block of rows·E floats each.</summary>
+        private static string Parts(string stacked, string block) => $"Part({stacked}, 0, {block}), Part({stacked}, 1, {block}), Part({stacked}, 2, {block})";
+
+        /// <summary>The query, key and value projections in two launches (one batched GEMM sharing the input, one pass
+        /// adding the biases), then the attention kernels; the padding mask is the batch's, the dropout mask drawn under
+        /// the step's key with the op id as its stream.</summary>
         public override void EmitGpuForward(GpuContext c, OpSpec op)
         {
             var a = AttentionArgs.Of(c.Layer(op));
             var saved = GpuSaved(c, op);
-            string rows = c.Rows(op), x = c.Value(op.Input);
-            foreach (var (r, part) in new[] { (saved.Q, "query"), (saved.K, "key"), (saved.V, "value") })
-            {
-                c.Launch($"K.Gemm(false, true, {rows}, {a.Embed}, {a.Embed}, 1f, {x}, {a.Embed}, {c.Read(op, part + ".weight")}, {a.Embed}, 0f, {r}, {a.Embed});");
-                c.Launch($"K.AddBroadcast({r}, {r}, {c.Read(op, part + ".bias")}, {rows} * {a.Embed}, {a.Embed});");
-            }
+            var p = Projections(c, op, "Value");
+            string rows = c.Rows(op);
+            c.Launch($"K.ProjectionsForward({saved.Qkv}, {c.Value(op.Input)}, {p.Weights}, {p.WeightSpacing}, {p.Biases}, {p.BiasSpacing}, 3, {rows}, {a.Embed}, {a.Embed});", 2);
             string mask = c.Spec.MaxSequence > 0 ? "Mask, true" : "default, false";
-            c.Launch($"K.AttentionForward({c.Output(op)}, {saved.Probs}, {saved.Drop}, {saved.Q}, {saved.K}, {saved.V}, {mask}, batch, {Shapes.Dim(op.InShape[0])}, {a.Heads}, {a.HeadSize}, {FloatLiteral(a.Dropout)}, training, StepKey, {op.Id});", 3);
+            c.Launch($"K.AttentionForward({c.Output(op)}, {saved.Probs}, {saved.Drop}, {Parts(saved.Qkv, $"{rows} * {a.Embed}")}, {mask}, batch, {Shapes.Dim(op.InShape[0])}, {a.Heads}, {a.HeadSize}, {FloatLiteral(a.Dropout)}, training, StepKey, {op.Id});", 3);
         }
 
-        /// <summary>dq, dk, dv from the attention kernels, then each projection's weight, bias and input gradients.</summary>
+        /// <summary>dq, dk, dv from the attention kernels into one region for all attention ops (sized for the widest),
+        /// then the projections' weight and bias gradients (a launch each for the three) and the input's (a GEMM each).</summary>
         public override void EmitGpuBackward(GpuContext c, OpSpec op)
         {
             var a = AttentionArgs.Of(c.Layer(op));
             var saved = GpuSaved(c, op);
             long widest = c.Spec.Ops.Where(o => o.Kind == OpKind.SelfAttention).Max(o => Shapes.MaxSize(c.Spec, o.OutShape));
-            string dq = c.Region("_gq", widest), dk = c.Region("_gk", widest), dv = c.Region("_gv", widest);
+            string dqkv = c.Region("_gqkv", 3 * widest), rows = c.Rows(op), block = $"{rows} * {a.Embed}";
             int longest = op.InShape[0] == Shapes.Sequence ? c.Spec.MaxSequence : op.InShape[0];
             string scratch = c.Scratch($"{Gpu}GpuKernels.AttentionScratch(batch, {a.Heads}, {longest})");
-            c.Launch($"K.AttentionBackward({dq}, {dk}, {dv}, {c.Gradient(op.Id)}, {saved.Probs}, {saved.Drop}, {saved.Q}, {saved.K}, {saved.V}, {scratch}, batch, {Shapes.Dim(op.InShape[0])}, {a.Heads}, {a.HeadSize}, {FloatLiteral(a.Dropout)});", 5);
-            string rows = c.Rows(op);
-            foreach (var (gradient, part) in new[] { (dq, "query"), (dk, "key"), (dv, "value") })
-            {
-                c.Launch($"K.Gemm(true, false, {a.Embed}, {a.Embed}, {rows}, 1f, {gradient}, {a.Embed}, {c.Value(op.Input)}, {a.Embed}, 1f, {c.ParameterGradient(op, part + ".weight")}, {a.Embed});");
-                c.Launch($"K.AddColumnSums({c.ParameterGradient(op, part + ".bias")}, {gradient}, {rows}, {a.Embed});");
-                if (!c.InputIsData(op))
-                    c.Launch($"K.Gemm(false, false, {rows}, {a.Embed}, {a.Embed}, 1f, {gradient}, {a.Embed}, {c.Read(op, part + ".weight")}, {a.Embed}, 1f, {c.Gradient(op.Input)}, {a.Embed});");
-            }
+            c.Launch($"K.AttentionBackward({Parts(dqkv, block)}, {c.Gradient(op.Id)}, {saved.Probs}, {saved.Drop}, {Parts(saved.Qkv, block)}, {scratch}, batch, {Shapes.Dim(op.InShape[0])}, {a.Heads}, {a.HeadSize}, {FloatLiteral(a.Dropout)});", 5);
+            var values = Projections(c, op, "Value");
+            var gradients = Projections(c, op, "Gradient");
+            bool dx = !c.InputIsData(op);
+            c.Launch($"K.ProjectionsBackward({(dx ? c.Gradient(op.Input) : "default")}, {gradients.Weights}, {gradients.Biases}, {dqkv}, {c.Value(op.Input)}, {values.Weights}, {values.WeightSpacing}, {values.BiasSpacing}, 3, {rows}, {a.Embed}, {a.Embed});", dx ? 5 : 2);
         }
 
         public override void EmitOnnx(OnnxContext c, OpSpec op)

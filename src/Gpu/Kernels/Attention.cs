@@ -27,6 +27,65 @@ public sealed partial class GpuKernels
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, AttentionArgs>? _attentionSoftmax;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attentionSoftmaxGrad;
 
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, long, int, long>? _addBiases;
+
+    /// <summary>
+    /// y_p = x·W_pᵀ + b_p for <paramref name="count"/> Linears of <paramref name="inFeatures"/> → <paramref name="outFeatures"/>
+    /// that read one input (self-attention's query, key and value projections): weight p starts
+    /// p·<paramref name="weightSpacing"/> floats into <paramref name="weights"/>, bias p p·<paramref name="biasSpacing"/>
+    /// into <paramref name="biases"/>, and y_p is block p of rows·outFeatures floats of <paramref name="y"/>. Two launches
+    /// whatever the count: one batched GEMM whose products share x, then every bias in one pass.
+    /// </summary>
+    public void ProjectionsForward(ArrayView<float> y, ArrayView<float> x, ArrayView<float> weights, long weightSpacing, ArrayView<float> biases, long biasSpacing,
+        int count, int rows, int inFeatures, int outFeatures)
+    {
+        long block = ProjectionsChecked(y, x, weights, weightSpacing, biasSpacing, count, rows, inFeatures, outFeatures);
+        Need(biases, (count - 1) * biasSpacing + outFeatures, nameof(biases));
+        if (rows == 0) return;
+        GemmBatched(false, true, count, rows, outFeatures, inFeatures, 1f, x, 0, weights, weightSpacing, 0f, y, block);
+        _addBiases ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, long, int, long>(AddBiasesKernel);
+        Launched(); _addBiases(checked((int)(count * block)), y, biases, block, outFeatures, biasSpacing);
+    }
+
+    /// <summary>
+    /// The backward of <see cref="ProjectionsForward"/>: dW_p += dy_pᵀ·x and db_p += Σ_rows dy_p (a launch each, whatever
+    /// the count), the gradients laid out as the parameters; unless <paramref name="dx"/> is default, dx += Σ_p dy_p·W_p
+    /// (a GEMM per projection, each adding to dx).
+    /// </summary>
+    public void ProjectionsBackward(ArrayView<float> dx, ArrayView<float> dWeights, ArrayView<float> dBiases, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> weights,
+        long weightSpacing, long biasSpacing, int count, int rows, int inFeatures, int outFeatures)
+    {
+        long block = ProjectionsChecked(dy, x, weights, weightSpacing, biasSpacing, count, rows, inFeatures, outFeatures);
+        Need(dWeights, (count - 1) * weightSpacing + (long)outFeatures * inFeatures, nameof(dWeights));
+        if (rows == 0) return;
+        GemmBatched(true, false, count, outFeatures, inFeatures, rows, 1f, dy, block, x, 0, 1f, dWeights, weightSpacing);
+        AddColumnSums(dBiases, biasSpacing, dy, count, rows, outFeatures);
+        if (!dx.IsValid) return;
+        Need(dx, (long)rows * inFeatures, nameof(dx));
+        for (int p = 0; p < count; p++)
+            Gemm(false, false, rows, inFeatures, outFeatures, 1f, dy.SubView(p * block, block), outFeatures, weights.SubView(p * weightSpacing, (long)outFeatures * inFeatures), inFeatures, 1f, dx, inFeatures);
+    }
+
+    private static long ProjectionsChecked(ArrayView<float> y, ArrayView<float> x, ArrayView<float> weights, long weightSpacing, long biasSpacing, int count, int rows, int inFeatures, int outFeatures)
+    {
+        if (count <= 0 || rows < 0 || inFeatures <= 0 || outFeatures <= 0)
+            throw new ArgumentException($"Projections: count {count} and features {inFeatures} → {outFeatures} must be positive, rows {rows} not negative.");
+        long w = (long)outFeatures * inFeatures;
+        // Spacings below a tensor's size would make one projection's gradient overwrite another's.
+        if (count > 1 && (weightSpacing < w || biasSpacing < outFeatures))
+            throw new ArgumentException($"Projections: weights {weightSpacing} and biases {biasSpacing} floats apart overlap ({w} and {outFeatures} floats each).");
+        long block = (long)rows * outFeatures;
+        Need(y, count * block, nameof(y)); Need(x, (long)rows * inFeatures, nameof(x)); Need(weights, (count - 1) * weightSpacing + w, nameof(weights));
+        return block;
+    }
+
+    /// <summary>y[i] += the bias of block i / blockSize at column i mod cols.</summary>
+    private static void AddBiasesKernel(Index1D index, ArrayView<float> y, ArrayView<float> biases, long blockSize, int cols, long spacing)
+    {
+        long i = index;
+        y[i] += biases[i / blockSize * spacing + i % cols];
+    }
+
     /// <summary>Floats of scratch <see cref="AttentionBackward"/> needs: one [B, H, T, T] block.</summary>
     public static long AttentionScratch(int batch, int heads, int seq) => (long)batch * heads * seq * seq;
 

@@ -6,10 +6,12 @@ namespace Compiled.Nets.Gpu;
 // Sequences on the device: [B, T, D] values laid out as the CPU runtime lays them out (T this batch's length), the
 // attention mask [B, T] of 0/1 as Hugging Face's tokenizers give it. The position/token-type sums broadcast a table row
 // over a block; their tables' gradients are column sums; the [CLS] pick is a Narrow.
-/// <summary>Which columns a column sum adds: rows, columns, the row stride and the first column.</summary>
+/// <summary>Which columns a column sum adds: rows, columns, the row stride and the first column; with several blocks
+/// (one per grid row), how far apart the blocks of x and their sums lie.</summary>
 internal struct ColumnArgs
 {
     public int Rows, Cols, Stride, Offset;
+    public long Block, SumSpacing;
 }
 
 public sealed partial class GpuKernels
@@ -48,6 +50,20 @@ public sealed partial class GpuKernels
         Launched(); _columnSums(ColumnLaunch(rows, cols), sums, x, new ColumnArgs { Rows = rows, Cols = cols, Stride = stride, Offset = offset });
     }
 
+    /// <summary>sums_p[c] += Σ_r x_p[r·cols + c] for <paramref name="count"/> blocks of [rows, cols] one after another
+    /// in x, their sums <paramref name="sumSpacing"/> floats apart (the biases of Linears that read one input), in one
+    /// launch: a grid row per block.</summary>
+    internal void AddColumnSums(ArrayView<float> sums, long sumSpacing, ArrayView<float> x, int count, int rows, int cols)
+    {
+        if (count == 0 || rows == 0 || cols == 0) return;
+        long block = (long)rows * cols;
+        Need(sums, (count - 1) * sumSpacing + cols, nameof(sums)); Need(x, count * block, nameof(x));
+        _columnSums ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ColumnArgs>(ColumnSumsKernel);
+        var one = ColumnLaunch(rows, cols);
+        var config = new KernelConfig(new Index2D(one.GridDim.X, count), new Index2D(one.GroupDim.X, one.GroupDim.Y));
+        Launched(); _columnSums(config, sums, x, new ColumnArgs { Rows = rows, Cols = cols, Stride = cols, Block = block, SumSpacing = sumSpacing });
+    }
+
     /// <summary>
     /// A column sum's launch: a group per strip of columns, its threads X across the strip's columns and Y in slices, slice
     /// k adding rows k, k + slices, … (a strip is 8 columns on a GPU, one 32-byte sector of a row, so even a layer of
@@ -66,11 +82,12 @@ public sealed partial class GpuKernels
     private static void ColumnSumsKernel(ArrayView<float> sums, ArrayView<float> x, ColumnArgs a)
     {
         int c = Grid.IdxX * Group.DimX + Group.IdxX;
+        long first = Grid.IdxY * a.Block + a.Offset + c;
         float s = 0f;
         if (c < a.Cols)
-            for (int r = Group.IdxY; r < a.Rows; r += Group.DimY) s += x[(long)r * a.Stride + a.Offset + c];
+            for (int r = Group.IdxY; r < a.Rows; r += Group.DimY) s += x[first + (long)r * a.Stride];
         s = SliceSum(s);
-        if (Group.IdxY == 0 && c < a.Cols) sums[c] += s;
+        if (Group.IdxY == 0 && c < a.Cols) sums[Grid.IdxY * a.SumSpacing + c] += s;
     }
 
     /// <summary>y[b, :] = Σₜ mask[b,t]·x[b,t,:], divided by Σₜ mask[b,t] for the mean (MeanOverSequence, Mean/Sum over

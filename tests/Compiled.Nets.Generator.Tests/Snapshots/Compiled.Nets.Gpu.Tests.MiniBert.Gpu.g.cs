@@ -59,25 +59,19 @@ namespace Compiled.Nets.Gpu.Tests
             private global::ILGPU.ArrayView<float> _probs;
             private global::ILGPU.ArrayView<float> _mean4;
             private global::ILGPU.ArrayView<float> _rstd4;
-            private global::ILGPU.ArrayView<float> _aq5;
-            private global::ILGPU.ArrayView<float> _ak5;
-            private global::ILGPU.ArrayView<float> _av5;
+            private global::ILGPU.ArrayView<float> _qkv5;
             private global::ILGPU.ArrayView<float> _p5;
             private global::ILGPU.ArrayView<float> _mean8;
             private global::ILGPU.ArrayView<float> _rstd8;
             private global::ILGPU.ArrayView<float> _mean13;
             private global::ILGPU.ArrayView<float> _rstd13;
-            private global::ILGPU.ArrayView<float> _aq14;
-            private global::ILGPU.ArrayView<float> _ak14;
-            private global::ILGPU.ArrayView<float> _av14;
+            private global::ILGPU.ArrayView<float> _qkv14;
             private global::ILGPU.ArrayView<float> _p14;
             private global::ILGPU.ArrayView<float> _mean17;
             private global::ILGPU.ArrayView<float> _rstd17;
             private global::ILGPU.ArrayView<float> _mean22;
             private global::ILGPU.ArrayView<float> _rstd22;
-            private global::ILGPU.ArrayView<float> _gq;
-            private global::ILGPU.ArrayView<float> _gk;
-            private global::ILGPU.ArrayView<float> _gv;
+            private global::ILGPU.ArrayView<float> _gqkv;
             private global::ILGPU.ArrayView<float> _g1;
             private global::ILGPU.ArrayView<float> _g2;
             private global::ILGPU.ArrayView<float> _g3;
@@ -140,9 +134,9 @@ namespace Compiled.Nets.Gpu.Tests
                 _Chain28Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain28Backward);
             }
 
-            /// <summary>45 launches forward, 2 for the loss, 71 backward.</summary>
-            public override int LaunchesPerTrainStep => 118;
-            public override int LaunchesPerTrainStepUnfused => 144;
+            /// <summary>37 launches forward, 2 for the loss, 63 backward.</summary>
+            public override int LaunchesPerTrainStep => 102;
+            public override int LaunchesPerTrainStepUnfused => 128;
             protected override long ActivationsPerSample => 9633;
             protected override long GradientsPerSample => 4307;
             protected override long IntsPerSample => 0;
@@ -194,25 +188,19 @@ namespace Compiled.Nets.Gpu.Tests
                 _probs = Activation(6630, 3);
                 _mean4 = Activation(6633, 12);
                 _rstd4 = Activation(6645, 12);
-                _aq5 = Activation(6657, 192);
-                _ak5 = Activation(6849, 192);
-                _av5 = Activation(7041, 192);
+                _qkv5 = Activation(6657, 576);
                 _p5 = Activation(7233, 576);
                 _mean8 = Activation(7809, 12);
                 _rstd8 = Activation(7821, 12);
                 _mean13 = Activation(7833, 12);
                 _rstd13 = Activation(7845, 12);
-                _aq14 = Activation(7857, 192);
-                _ak14 = Activation(8049, 192);
-                _av14 = Activation(8241, 192);
+                _qkv14 = Activation(7857, 576);
                 _p14 = Activation(8433, 576);
                 _mean17 = Activation(9009, 12);
                 _rstd17 = Activation(9021, 12);
                 _mean22 = Activation(9033, 12);
                 _rstd22 = Activation(9045, 12);
-                _gq = Activation(9057, 192);
-                _gk = Activation(9249, 192);
-                _gv = Activation(9441, 192);
+                _gqkv = Activation(9057, 576);
                 _g1 = ActivationGradient(0, 192);
                 _g2 = ActivationGradient(192, 192);
                 _g3 = ActivationGradient(384, 192);
@@ -251,13 +239,8 @@ namespace Compiled.Nets.Gpu.Tests
                 // EmbedNorm: [B, T, 16] -> [B, T, 16]
                 K.LayerNormForward(_v4, _mean4, _rstd4, _v3, Value(_net._p_embeddings_LayerNorm_weight), Value(_net._p_embeddings_LayerNorm_bias), batch * T, 16, 1E-12f);
                 // Attention: [B, T, 16] -> [B, T, 16]
-                K.Gemm(false, true, batch * T, 16, 16, 1f, _v4, 16, Value(_net._p_encoder_layer_0_attention_self_query_weight), 16, 0f, _aq5, 16);
-                K.AddBroadcast(_aq5, _aq5, Value(_net._p_encoder_layer_0_attention_self_query_bias), batch * T * 16, 16);
-                K.Gemm(false, true, batch * T, 16, 16, 1f, _v4, 16, Value(_net._p_encoder_layer_0_attention_self_key_weight), 16, 0f, _ak5, 16);
-                K.AddBroadcast(_ak5, _ak5, Value(_net._p_encoder_layer_0_attention_self_key_bias), batch * T * 16, 16);
-                K.Gemm(false, true, batch * T, 16, 16, 1f, _v4, 16, Value(_net._p_encoder_layer_0_attention_self_value_weight), 16, 0f, _av5, 16);
-                K.AddBroadcast(_av5, _av5, Value(_net._p_encoder_layer_0_attention_self_value_bias), batch * T * 16, 16);
-                K.AttentionForward(_v5, _p5, default, _aq5, _ak5, _av5, Mask, true, batch, T, 4, 4, 0.0f, training, StepKey, 5);
+                K.ProjectionsForward(_qkv5, _v4, Value(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_value_weight), Spacing(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_key_weight, _net._p_encoder_layer_0_attention_self_value_weight), Value(_net._p_encoder_layer_0_attention_self_query_bias, _net._p_encoder_layer_0_attention_self_value_bias), Spacing(_net._p_encoder_layer_0_attention_self_query_bias, _net._p_encoder_layer_0_attention_self_key_bias, _net._p_encoder_layer_0_attention_self_value_bias), 3, batch * T, 16, 16);
+                K.AttentionForward(_v5, _p5, default, Part(_qkv5, 0, batch * T * 16), Part(_qkv5, 1, batch * T * 16), Part(_qkv5, 2, batch * T * 16), Mask, true, batch, T, 4, 4, 0.0f, training, StepKey, 5);
                 // AttentionOut: [B, T, 16] -> [B, T, 16]
                 K.Gemm(false, true, batch * T, 16, 16, 1f, _v5, 16, Value(_net._p_encoder_layer_0_attention_output_dense_weight), 16, 0f, _r6, 16);
                 // fused: Bias  [B, T, 16]
@@ -279,13 +262,8 @@ namespace Compiled.Nets.Gpu.Tests
                 // OutputNorm: [B, T, 16] -> [B, T, 16]
                 K.LayerNormOfSumForward(_v13, _mean13, _rstd13, _v12, _v11, _v8, Value(_net._p_encoder_layer_0_output_LayerNorm_weight), Value(_net._p_encoder_layer_0_output_LayerNorm_bias), batch * T, 16, 1E-12f); // the residual add as it reads
                 // Attention: [B, T, 16] -> [B, T, 16]
-                K.Gemm(false, true, batch * T, 16, 16, 1f, _v13, 16, Value(_net._p_encoder_layer_1_attention_self_query_weight), 16, 0f, _aq14, 16);
-                K.AddBroadcast(_aq14, _aq14, Value(_net._p_encoder_layer_1_attention_self_query_bias), batch * T * 16, 16);
-                K.Gemm(false, true, batch * T, 16, 16, 1f, _v13, 16, Value(_net._p_encoder_layer_1_attention_self_key_weight), 16, 0f, _ak14, 16);
-                K.AddBroadcast(_ak14, _ak14, Value(_net._p_encoder_layer_1_attention_self_key_bias), batch * T * 16, 16);
-                K.Gemm(false, true, batch * T, 16, 16, 1f, _v13, 16, Value(_net._p_encoder_layer_1_attention_self_value_weight), 16, 0f, _av14, 16);
-                K.AddBroadcast(_av14, _av14, Value(_net._p_encoder_layer_1_attention_self_value_bias), batch * T * 16, 16);
-                K.AttentionForward(_v14, _p14, default, _aq14, _ak14, _av14, Mask, true, batch, T, 4, 4, 0.0f, training, StepKey, 14);
+                K.ProjectionsForward(_qkv14, _v13, Value(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_value_weight), Spacing(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_key_weight, _net._p_encoder_layer_1_attention_self_value_weight), Value(_net._p_encoder_layer_1_attention_self_query_bias, _net._p_encoder_layer_1_attention_self_value_bias), Spacing(_net._p_encoder_layer_1_attention_self_query_bias, _net._p_encoder_layer_1_attention_self_key_bias, _net._p_encoder_layer_1_attention_self_value_bias), 3, batch * T, 16, 16);
+                K.AttentionForward(_v14, _p14, default, Part(_qkv14, 0, batch * T * 16), Part(_qkv14, 1, batch * T * 16), Part(_qkv14, 2, batch * T * 16), Mask, true, batch, T, 4, 4, 0.0f, training, StepKey, 14);
                 // AttentionOut: [B, T, 16] -> [B, T, 16]
                 K.Gemm(false, true, batch * T, 16, 16, 1f, _v14, 16, Value(_net._p_encoder_layer_1_attention_output_dense_weight), 16, 0f, _r15, 16);
                 // fused: Bias  [B, T, 16]
@@ -366,16 +344,8 @@ namespace Compiled.Nets.Gpu.Tests
                 K.Gemm(true, false, 16, 16, batch * T, 1f, _g15, 16, _v14, 16, 1f, Gradient(_net._p_encoder_layer_1_attention_output_dense_weight), 16);
                 K.Gemm(false, false, batch * T, 16, 16, 1f, _g15, 16, Value(_net._p_encoder_layer_1_attention_output_dense_weight), 16, 1f, _g14, 16);
                 // Attention backward
-                K.AttentionBackward(_gq, _gk, _gv, _g14, _p14, default, _aq14, _ak14, _av14, Scratch, batch, T, 4, 4, 0.0f);
-                K.Gemm(true, false, 16, 16, batch * T, 1f, _gq, 16, _v13, 16, 1f, Gradient(_net._p_encoder_layer_1_attention_self_query_weight), 16);
-                K.AddColumnSums(Gradient(_net._p_encoder_layer_1_attention_self_query_bias), _gq, batch * T, 16);
-                K.Gemm(false, false, batch * T, 16, 16, 1f, _gq, 16, Value(_net._p_encoder_layer_1_attention_self_query_weight), 16, 1f, _g13, 16);
-                K.Gemm(true, false, 16, 16, batch * T, 1f, _gk, 16, _v13, 16, 1f, Gradient(_net._p_encoder_layer_1_attention_self_key_weight), 16);
-                K.AddColumnSums(Gradient(_net._p_encoder_layer_1_attention_self_key_bias), _gk, batch * T, 16);
-                K.Gemm(false, false, batch * T, 16, 16, 1f, _gk, 16, Value(_net._p_encoder_layer_1_attention_self_key_weight), 16, 1f, _g13, 16);
-                K.Gemm(true, false, 16, 16, batch * T, 1f, _gv, 16, _v13, 16, 1f, Gradient(_net._p_encoder_layer_1_attention_self_value_weight), 16);
-                K.AddColumnSums(Gradient(_net._p_encoder_layer_1_attention_self_value_bias), _gv, batch * T, 16);
-                K.Gemm(false, false, batch * T, 16, 16, 1f, _gv, 16, Value(_net._p_encoder_layer_1_attention_self_value_weight), 16, 1f, _g13, 16);
+                K.AttentionBackward(Part(_gqkv, 0, batch * T * 16), Part(_gqkv, 1, batch * T * 16), Part(_gqkv, 2, batch * T * 16), _g14, _p14, default, Part(_qkv14, 0, batch * T * 16), Part(_qkv14, 1, batch * T * 16), Part(_qkv14, 2, batch * T * 16), Scratch, batch, T, 4, 4, 0.0f);
+                K.ProjectionsBackward(_g13, Gradient(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_value_weight), Gradient(_net._p_encoder_layer_1_attention_self_query_bias, _net._p_encoder_layer_1_attention_self_value_bias), _gqkv, _v13, Value(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_value_weight), Spacing(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_key_weight, _net._p_encoder_layer_1_attention_self_value_weight), Spacing(_net._p_encoder_layer_1_attention_self_query_bias, _net._p_encoder_layer_1_attention_self_key_bias, _net._p_encoder_layer_1_attention_self_value_bias), 3, batch * T, 16, 16);
                 // OutputNorm backward
                 K.LayerNormOfSumBackward(_g11, _g8, Gradient(_net._p_encoder_layer_0_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_0_output_LayerNorm_bias), _g13, _v12, _mean13, _rstd13, Value(_net._p_encoder_layer_0_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
                 // add backward
@@ -400,16 +370,8 @@ namespace Compiled.Nets.Gpu.Tests
                 K.Gemm(true, false, 16, 16, batch * T, 1f, _g6, 16, _v5, 16, 1f, Gradient(_net._p_encoder_layer_0_attention_output_dense_weight), 16);
                 K.Gemm(false, false, batch * T, 16, 16, 1f, _g6, 16, Value(_net._p_encoder_layer_0_attention_output_dense_weight), 16, 1f, _g5, 16);
                 // Attention backward
-                K.AttentionBackward(_gq, _gk, _gv, _g5, _p5, default, _aq5, _ak5, _av5, Scratch, batch, T, 4, 4, 0.0f);
-                K.Gemm(true, false, 16, 16, batch * T, 1f, _gq, 16, _v4, 16, 1f, Gradient(_net._p_encoder_layer_0_attention_self_query_weight), 16);
-                K.AddColumnSums(Gradient(_net._p_encoder_layer_0_attention_self_query_bias), _gq, batch * T, 16);
-                K.Gemm(false, false, batch * T, 16, 16, 1f, _gq, 16, Value(_net._p_encoder_layer_0_attention_self_query_weight), 16, 1f, _g4, 16);
-                K.Gemm(true, false, 16, 16, batch * T, 1f, _gk, 16, _v4, 16, 1f, Gradient(_net._p_encoder_layer_0_attention_self_key_weight), 16);
-                K.AddColumnSums(Gradient(_net._p_encoder_layer_0_attention_self_key_bias), _gk, batch * T, 16);
-                K.Gemm(false, false, batch * T, 16, 16, 1f, _gk, 16, Value(_net._p_encoder_layer_0_attention_self_key_weight), 16, 1f, _g4, 16);
-                K.Gemm(true, false, 16, 16, batch * T, 1f, _gv, 16, _v4, 16, 1f, Gradient(_net._p_encoder_layer_0_attention_self_value_weight), 16);
-                K.AddColumnSums(Gradient(_net._p_encoder_layer_0_attention_self_value_bias), _gv, batch * T, 16);
-                K.Gemm(false, false, batch * T, 16, 16, 1f, _gv, 16, Value(_net._p_encoder_layer_0_attention_self_value_weight), 16, 1f, _g4, 16);
+                K.AttentionBackward(Part(_gqkv, 0, batch * T * 16), Part(_gqkv, 1, batch * T * 16), Part(_gqkv, 2, batch * T * 16), _g5, _p5, default, Part(_qkv5, 0, batch * T * 16), Part(_qkv5, 1, batch * T * 16), Part(_qkv5, 2, batch * T * 16), Scratch, batch, T, 4, 4, 0.0f);
+                K.ProjectionsBackward(_g4, Gradient(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_value_weight), Gradient(_net._p_encoder_layer_0_attention_self_query_bias, _net._p_encoder_layer_0_attention_self_value_bias), _gqkv, _v4, Value(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_value_weight), Spacing(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_key_weight, _net._p_encoder_layer_0_attention_self_value_weight), Spacing(_net._p_encoder_layer_0_attention_self_query_bias, _net._p_encoder_layer_0_attention_self_key_bias, _net._p_encoder_layer_0_attention_self_value_bias), 3, batch * T, 16, 16);
                 // EmbedNorm backward
                 K.LayerNormBackward(_g3, Gradient(_net._p_embeddings_LayerNorm_weight), Gradient(_net._p_embeddings_LayerNorm_bias), _g4, _v3, _mean4, _rstd4, Value(_net._p_embeddings_LayerNorm_weight), batch * T, 16);
                 // TokenTypes backward
