@@ -12,12 +12,12 @@ using Compiled.Nets.Gpu;
 // and every gradient), so a first run on a GPU also says whether the CUDA path computes the right thing; the exit code
 // is 3 when a check fails, 4 when a model throws (the others still run). The step is then taken again from the same weights: no device kernel uses atomics, so its
 // loss and gradients should repeat bit for bit (printed, not a failure: cuBLAS promises it only per GPU model). bench/gpu/run.sh runs PyTorch on the same GPU beside it.
-const string usage = "Compiled.Nets.Bench.Gpu [--device auto|cuda|cpu-accelerator] [--reps N] [--json file] [--models a,b] [--no-check]";
+const string usage = "Compiled.Nets.Bench.Gpu [--device auto|cuda|cpu-accelerator] [--reps N] [--json file] [--models a,b] [--no-check] [--tf32]";
 string[] known = ["--device", "--reps", "--json", "--models"];
 if (args.Contains("--help") || args.Contains("-h")) { Console.WriteLine(usage); return 0; }
 for (int a = 0; a < args.Length; a++)
 {
-    if (args[a] == "--no-check") continue;
+    if (args[a] is "--no-check" or "--tf32") continue;
     if (!known.Contains(args[a]) || a + 1 >= args.Length) { Console.Error.WriteLine($"unknown or incomplete option '{args[a]}'\n{usage}"); return 2; }
     a++;
 }
@@ -28,6 +28,8 @@ string[] allModels = ["convnet_1x28x28", "convnet_3x32x32", "bert_layer"];
 var models = Arg("--models", string.Join(',', allModels)).Split(',');
 if (models.Except(allModels).FirstOrDefault() is { } unknownModel) { Console.Error.WriteLine($"unknown model '{unknownModel}' (models: {string.Join(", ", allModels)})"); return 2; }
 bool check = !args.Contains("--no-check");
+// --tf32: cuBLAS may use TF32 tensor cores while timing (MatmulPrecision.High); the checks against the CPU run in float32 first.
+var timedPrecision = args.Contains("--tf32") ? MatmulPrecision.High : MatmulPrecision.Highest;
 bool failed = false;
 
 using var device = GpuDevice.Open(kind);
@@ -37,7 +39,7 @@ var crashed = new List<string>();
 if (models.Contains("convnet_1x28x28")) Guarded("convnet_1x28x28", () => Run("convnet_1x28x28", new ConvNet28(1), new ConvNet28(1), n => n.ToDevice(device)));
 if (models.Contains("convnet_3x32x32")) Guarded("convnet_3x32x32", () => Run("convnet_3x32x32", new ConvNet32(1), new ConvNet32(1), n => n.ToDevice(device)));
 if (models.Contains("bert_layer")) Guarded("bert_layer", RunBert);
-if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(new { device = device.ToString(), gemm = device.GemmBackend, results }, new JsonSerializerOptions { WriteIndented = true }));
+if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(new { device = device.ToString(), gemm = device.GemmBackend, tf32 = timedPrecision == MatmulPrecision.High, results }, new JsonSerializerOptions { WriteIndented = true }));
 if (failed) Console.WriteLine("CHECK FAILED: a device twin disagrees with its CPU network (see above); its times are not comparable.");
 if (crashed.Count > 0) Console.WriteLine($"FAILED to run: {string.Join(", ", crashed)} (exceptions above)");
 return crashed.Count > 0 ? 4 : failed ? 3 : 0;
@@ -64,9 +66,11 @@ void Run<TNet>(string name, TNet net, TNet cpu, Func<TNet, DeviceNetwork> toDevi
     int[] Labels(int batch) => Enumerable.Range(0, batch).Select(_ => rng.Next(net.OutputSize)).ToArray();
     var x64 = Inputs(64); var y64 = Labels(64); var x1 = Inputs(1);
     var out64 = new float[64 * net.OutputSize]; var out1 = new float[net.OutputSize];
+    device.MatmulPrecision = MatmulPrecision.Highest; // the checks compare float32 with the CPU
     var agreement = check ? Agreement(name, twin, cpu.Parameters, net.Parameters, o => cpu.Forward(x64, 64, o), o => twin.Forward(x64, 64, o),
         o => cpu.TrainStep(x64, y64, 64, o), o => twin.TrainStep(x64, y64, 64, o), out64.Length) : null;
 
+    device.MatmulPrecision = timedPrecision;
     double step = Median(reps, () => { twin.TrainStep(x64, y64, 64); opt.Step(); device.Synchronize(); });
     double infer64 = Median(reps, () => twin.Forward(x64, 64, out64));
     double infer1 = Median(reps, () => twin.Forward(x1, 1, out1));
@@ -94,8 +98,10 @@ void RunBert()
     var output = new float[batch * 2];
     // The check pads the batch (sample b has b·4 fewer real tokens), so the mask's path is compared too.
     var padded = Enumerable.Range(0, batch * seq).Select(i => i % seq < seq - i / seq * 4 ? 1 : 0).ToArray();
+    device.MatmulPrecision = MatmulPrecision.Highest;
     var agreement = check ? Agreement("bert_layer", twin, cpu.Parameters, net.Parameters, o => cpu.Forward(ids, padded, batch, seq, o), o => twin.Forward(ids, padded, batch, seq, o),
         o => cpu.TrainStep(ids, labels, padded, batch, seq, o), o => twin.TrainStep(ids, labels, padded, batch, seq, o), output.Length) : null;
+    device.MatmulPrecision = timedPrecision;
     double step = Median(reps, () => { twin.TrainStep(ids, labels, mask, batch, seq); opt.Step(); device.Synchronize(); });
     double infer = Median(reps, () => twin.Forward(ids, mask, batch, seq, output));
     Console.WriteLine($"bert_layer: train step b16x128 {step:F3} ms | inference b16x128 {infer:F3} ms | launches per step {twin.LaunchesPerTrainStep} fused, {twin.LaunchesPerTrainStepUnfused} one kernel per op");

@@ -6,6 +6,9 @@ mine = json.load(open(sys.argv[1]))
 ours = {r["model"]: r for r in mine["results"]}
 theirs = json.load(open(sys.argv[2]))
 print(f"GPU: {theirs['info']['gpu']}, PyTorch {theirs['info']['torch']} (CUDA {theirs['info']['cuda']}); our GEMM: {mine.get('gemm', '?')}")
+if mine.get("tf32", False) != theirs["info"].get("tf32", False):
+    sys.exit("ours and PyTorch's ran at different float32 matmul precisions (--tf32 on one side only)")
+print("matmuls: " + ("TF32 on both sides" if mine.get("tf32", False) else "float32 on both sides"))
 print(f"{'model':18} {'PyTorch':14} {'metric':22} {'ours ms':>9} {'PyTorch ms':>11} {'ratio':>7}")
 for r in theirs["results"]:
     if "error" in r:

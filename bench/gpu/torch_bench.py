@@ -4,7 +4,8 @@ Same work as the Compiled.Nets device twin measures: a training step (the batch 
 backward, AdamW, the loss copied out) at batch 64, and inference (input in, logits out) at batch 1 and 64, median
 milliseconds after a warm-up; for the BERT layer (embeddings + LayerNorm, one encoder layer as Hugging Face's BertLayer
 with scaled_dot_product_attention and the padding mask, a classifier on [CLS]) the same at batch 16 × 128 tokens.
-float32 throughout: TF32 is switched off for convolutions and matmuls, as the device twin computes in float32.
+float32 throughout: TF32 is switched off for convolutions and matmuls, as the device twin computes in float32; with
+--tf32 it is switched on, as the twin's cuBLAS GEMMs are with MatmulPrecision.High (the bench's --tf32).
 """
 import argparse
 import json
@@ -136,9 +137,10 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=50)
     parser.add_argument("--json", default="torch.json")
+    parser.add_argument("--tf32", action="store_true")
     args = parser.parse_args()
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = args.tf32
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.benchmark = True
     results = []
     for name, channels, size in (("convnet_1x28x28", 1, 28), ("convnet_3x32x32", 3, 32)):
@@ -156,7 +158,7 @@ def main():
             r = {"model": "bert_layer", "variant": "torch.compile" if compiled else "eager", "error": repr(e)[:300]}
         print(r, flush=True)
         results.append(r)
-    info = {"torch": torch.__version__, "cuda": torch.version.cuda, "gpu": torch.cuda.get_device_name(0)}
+    info = {"torch": torch.__version__, "cuda": torch.version.cuda, "gpu": torch.cuda.get_device_name(0), "tf32": args.tf32}
     with open(args.json, "w") as f:
         json.dump({"info": info, "results": results}, f, indent=2)
 

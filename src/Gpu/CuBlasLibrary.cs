@@ -141,6 +141,13 @@ internal sealed class CuBlasLibrary : IDisposable
         return null;
     }
 
+    /// <summary>Lets cuBLAS's float32 GEMMs (the batched ones too: they share the handle) use TF32 tensor cores, or not.</summary>
+    public void UseTf32(bool on) =>
+        _blas.MathMode = on ? Tf32TensorOpMath : CuBlasMathMode.DefaultMath;
+
+    /// <summary>CUBLAS_TF32_TENSOR_OP_MATH (cuBLAS 11 and later), which ILGPU.Algorithms' enum predates.</summary>
+    private const CuBlasMathMode Tf32TensorOpMath = (CuBlasMathMode)3;
+
     /// <summary>Row-major C = alpha·op(A)·op(B) + beta·C as cuBLAS's column-major product Cᵀ = op(B)ᵀ·op(A)ᵀ.</summary>
     public void Gemm(bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, int lda, ArrayView<float> b, int ldb,
         float beta, ArrayView<float> c, int ldc) => Gemm(_blas, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

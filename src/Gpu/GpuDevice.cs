@@ -24,6 +24,7 @@ public sealed class GpuDevice : IDisposable
     private GpuKernels? _kernels;
     private CuBlasLibrary? _blas;
     private string? _blasAbsent;
+    private MatmulPrecision _precision;
     private bool _disposed;
 
     private GpuDevice(Context context, Accelerator accelerator, string kind, bool launchesLikeCuda)
@@ -157,15 +158,39 @@ public sealed class GpuDevice : IDisposable
                         (ta, tb, m, n, k, a, lda, b, ldb, c, ldc) => Kernels.GemmTiled(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, ldc),
                         (args, strides, count, a, b, c) => Kernels.GemmBatchedTiled(a, b, c, args, strides, count), out _blasAbsent);
                     Interlocked.Add(ref _launches, before - LaunchCount);
+                    _blas?.UseTf32(_precision == MatmulPrecision.High);
                 }
             }
             return _blas;
         }
     }
 
-    /// <summary>What the GEMMs run on: cuBLAS (its version and where it was loaded from), or ILGPU's tiled kernel and
-    /// why cuBLAS is not used, or the CPU accelerator's one thread per output.</summary>
-    public string GemmBackend => !LaunchesLikeCuda ? "one thread per output (CPU accelerator)" : Blas?.Description ?? $"ILGPU tiled kernel ({_blasAbsent})";
+    /// <summary>What the GEMMs run on: cuBLAS (its version and where it was loaded from, and whether it may use TF32),
+    /// or ILGPU's tiled kernel and why cuBLAS is not used, or the CPU accelerator's one thread per output.</summary>
+    public string GemmBackend => !LaunchesLikeCuda ? "one thread per output (CPU accelerator)"
+        : Blas is { } blas ? blas.Description + (_precision == MatmulPrecision.High ? "; TF32 tensor cores (MatmulPrecision.High)" : "")
+        : $"ILGPU tiled kernel ({_blasAbsent})";
+
+    /// <summary>
+    /// Whether cuBLAS's GEMMs may use TF32 tensor cores (<see cref="MatmulPrecision.High"/>) or compute in float32
+    /// (<see cref="MatmulPrecision.Highest"/>, the default), as <c>torch.set_float32_matmul_precision</c>. It applies
+    /// from the next GEMM; on a device without cuBLAS it changes nothing.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A value that is not one of the two.</exception>
+    /// <exception cref="ObjectDisposedException">After <see cref="Dispose"/>.</exception>
+    public MatmulPrecision MatmulPrecision
+    {
+        get => _precision;
+        set
+        {
+            if (value is not (MatmulPrecision.Highest or MatmulPrecision.High))
+                throw new ArgumentOutOfRangeException(nameof(value), value, "MatmulPrecision is Highest (float32) or High (TF32 on cuBLAS).");
+            using var exclusive = Gate.EnterScope(); // not in the middle of another thread's step
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _precision = value;
+            _blas?.UseTf32(value == MatmulPrecision.High);
+        }
+    }
 
     /// <summary>Waits for every launched kernel and copy to finish.</summary>
     public void Synchronize() => Accelerator.Synchronize();

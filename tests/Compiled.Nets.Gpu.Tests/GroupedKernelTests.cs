@@ -263,6 +263,42 @@ public abstract class GroupedKernelTests(DeviceFixture f)
         DeviceFixture.Close(dbeta, DeviceFixture.Download(DBE, features), 1e-5f, "dbeta");
     }
 
+    [Fact]
+    public void High_matmul_precision_rounds_cuBLAS_products_to_TF32_and_nothing_else()
+    {
+        // float32 by default; with High, cuBLAS (on a GPU) rounds the inputs to TF32, about 1e-3 relative on a
+        // 256-long dot product, while ILGPU's own GEMMs never change; back at Highest the float32 result returns bit for bit.
+        const int m = 256, n = 256, k = 256;
+        var a = DeviceFixture.Random(m * k, 90); var b = DeviceFixture.Random(k * n, 91);
+        var expected = new float[m * n];
+        Gemm.Sgemm(false, false, m, n, k, 1f, a, k, b, n, 0f, expected, n);
+        using var A = f.Upload(a); using var B = f.Upload(b); using var C = f.Device.Allocate(m * n);
+        float[] Product()
+        {
+            K.Gemm(false, false, m, n, k, 1f, A.View, k, B.View, n, 0f, C.View, n);
+            return DeviceFixture.Download(C, m * n);
+        }
+        var highest = Product();
+        DeviceFixture.Close(expected, highest, 1e-5f, "float32");
+        Assert.Equal(MatmulPrecision.Highest, f.Device.MatmulPrecision);
+        bool cuBlas = f.Device.GemmBackend.StartsWith("cuBLAS", StringComparison.Ordinal);
+        f.Device.MatmulPrecision = MatmulPrecision.High;
+        try
+        {
+            var high = Product();
+            Assert.Equal(cuBlas, f.Device.GemmBackend.Contains("TF32", StringComparison.Ordinal));
+            if (cuBlas)
+            {
+                DeviceFixture.Close(expected, high, 2e-2f, "TF32");
+                Assert.NotEqual(highest, high); // a 256³ product in TF32 mode runs on tensor cores
+            }
+            else Assert.Equal(highest, high);
+        }
+        finally { f.Device.MatmulPrecision = MatmulPrecision.Highest; }
+        Assert.Equal(highest, Product());
+        Assert.Throws<ArgumentOutOfRangeException>(() => f.Device.MatmulPrecision = (MatmulPrecision)2);
+    }
+
     [Theory]
     [InlineData(1, 1, 1, 1, true)]
     [InlineData(3, 7, 5, 17, true)]   // spacings with gaps, as the parameter store's alignment leaves them
