@@ -32,6 +32,7 @@ var patience = new Option<int>("--patience") { Description = "Early-stopping pat
 var seed = new Option<ulong>("--seed") { Description = "Seed of initialisation, splits, shuffling and dropout", DefaultValueFactory = _ => 42 };
 var limit = new Option<int>("--limit") { Description = "Use at most N emails (quick runs)", DefaultValueFactory = _ => 0 };
 var distributed = new Option<bool>("--distributed") { Description = "Train as one rank of an MPI job (start it with mpirun -np N …; under mpirun this is the default): --batch-size is the global batch, split over the ranks; rank 0 reports and writes" };
+var tf32 = Tf32Option();
 var deviceKind = new Option<string>("--device") { Description = "cpu (the compiled CPU code) | gpu (CUDA, an error without one) | auto (CUDA when present, else ILGPU's CPU accelerator) | cpu-accelerator", DefaultValueFactory = _ => "cpu" };
 deviceKind.AcceptOnlyFromAmong("cpu", "gpu", "auto", "cpu-accelerator");
 var output = new Option<string>("--output") { Description = "Folder for checkpoints, history and the report", DefaultValueFactory = _ => "out/bert-spam" };
@@ -47,7 +48,7 @@ Check(lr, v => v is null || float.IsFinite(v.Value) && v > 0, "a positive number
 Check(weightDecay, v => float.IsFinite(v) && v >= 0, "a number at least 0");
 Check(maxGradNorm, v => float.IsFinite(v) && v >= 0, "a number at least 0 (0: off)");
 var root = new RootCommand("Fine-tune BERT on SpamAssassin ham/spam with Compiled.Nets")
-    { data, model, arch, epochs, batchSize, lr, warmup, weightDecay, maxLength, freeze, topK, maxGradNorm, patience, seed, limit, output, distributed, deviceKind };
+    { data, model, arch, epochs, batchSize, lr, warmup, weightDecay, maxLength, freeze, topK, maxGradNorm, patience, seed, limit, output, distributed, deviceKind, tf32 };
 root.SetAction(Guarded(Run));
 return root.Parse(args).Invoke();
 
@@ -112,8 +113,8 @@ int Run(ParseResult parse)
     float peak = parse.GetValue(lr) ?? (modelDir is null ? 1e-3f : 2e-5f);
     // --device other than cpu: the network's generated twin trains on a GpuDevice under the same Trainer and recipe
     // (parameters, gradients and AdamW state stay there); the best weights come back to `net` for the test below.
-    using var gpu = device == "cpu" ? null : OpenDevice(device == "gpu" ? "cuda" : device);
-    if (gpu is not null) console.WriteLine($"Device: {gpu}");
+    using var gpu = OpenDevice(device == "gpu" ? "cuda" : device, parse.GetValue(tf32));
+    if (gpu is not null) console.WriteLine($"Device: {gpu}; GEMM: {gpu.GemmBackend}");
     using var twin = gpu is null ? null : net switch
     {
         BertBaseClassifier b => (DeviceNetwork)b.ToDevice(gpu),

@@ -28,6 +28,7 @@ var servingCheck = new Option<bool>("--serving-check") { Description = "Then cla
 
 var deviceKind = new Option<string>("--device") { Description = "cpu (the compiled CPU code) | gpu (CUDA, an error without one; under mpirun each rank takes the GPU numbered by its local rank) | auto (CUDA when present, else ILGPU's CPU accelerator) | cpu-accelerator", DefaultValueFactory = _ => "cpu" };
 deviceKind.AcceptOnlyFromAmong("cpu", "gpu", "auto", "cpu-accelerator");
+var tf32 = Tf32Option();
 var distributed = new Option<bool>("--distributed") { Description = "Train as one rank of an MPI job (start it with mpirun -np N …; under mpirun this is the default): --batch-size is the global batch, split over the ranks; rank 0 reports and writes" };
 // Impossible numbers are parse errors (one line and the usage), before anything is loaded or written.
 Check(epochs, v => v >= 1, "at least 1");
@@ -35,7 +36,7 @@ Check(batchSize, v => v >= 1, "at least 1");
 Check(limit, v => v >= 0, "at least 0");
 Check(patience, v => v >= 0, "at least 0");
 Check(lr, v => float.IsFinite(v) && v > 0, "a positive number");
-var root = new RootCommand("Train the seed ConvNet on Fashion-MNIST with Compiled.Nets") { data, model, epochs, batchSize, lr, optimizerName, seed, output, limit, patience, resume, servingCheck, deviceKind, distributed };
+var root = new RootCommand("Train the seed ConvNet on Fashion-MNIST with Compiled.Nets") { data, model, epochs, batchSize, lr, optimizerName, seed, output, limit, patience, resume, servingCheck, deviceKind, tf32, distributed };
 root.SetAction(Guarded(Run));
 return root.Parse(args).Invoke();
 
@@ -63,8 +64,8 @@ int Run(ParseResult parse)
     // gradients and optimizer state stay on the device); the best weights come back to `net` for the test below.
     string kind = parse.GetValue(deviceKind)!;
     // A data-parallel job gives each rank on a machine its own GPU (Open MPI's local rank).
-    using var device = kind == "cpu" ? null : OpenDevice(kind == "gpu" ? job is null ? "cuda" : $"cuda:{job.LocalRank}" : kind);
-    if (device is not null) console.WriteLine($"Device: {device}");
+    using var device = OpenDevice(kind == "gpu" ? job is null ? "cuda" : $"cuda:{job.LocalRank}" : kind, parse.GetValue(tf32));
+    if (device is not null) console.WriteLine($"Device: {device}; GEMM: {device.GemmBackend}");
     using var twin = device is null ? null : net switch
     {
         ConvNet c => (DeviceNetwork)c.ToDevice(device),

@@ -30,6 +30,8 @@ public class SampleOptionTests
     [InlineData("BertSpam", "--limit 40 --freeze top-k --top-k 5", "error: --top-k 5: BertTinyClassifier has 2 encoder layers.")]
     [InlineData("FashionMnist", "--limit 3", "error: --limit 3 leaves no image for validation")]
     [InlineData("BertSpam", "--limit 4", "error: 4 emails leave none for validation or test")]
+    [InlineData("FashionMnist", "--limit 100 --tf32", "error: --tf32 applies to a GPU's matmuls; add --device gpu (or auto).")]
+    [InlineData("BertSpam", "--limit 40 --tf32", "error: --tf32 applies to a GPU's matmuls; add --device gpu (or auto).")]
     public void An_impossible_option_or_missing_input_is_one_line_and_exit_code_1(string sample, string arguments, string message)
     {
         string output = Path.Combine(Path.GetTempPath(), "cnet-options-" + Guid.NewGuid().ToString("N")[..8]);
