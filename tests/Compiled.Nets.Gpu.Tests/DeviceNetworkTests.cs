@@ -412,6 +412,35 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         Assert.Equal(26, f.Device.LaunchCount - before);
     }
 
+    [Theory]
+    [InlineData(95, "embeddings.")]                                  // their backward, seven launches, skipped
+    [InlineData(42, "embeddings.", "encoder.", "pooler.")]           // backward is the classifier's three launches
+    [InlineData(102)]                                                // nothing frozen: every launch declared
+    public void Backward_stops_where_nothing_before_it_trains(int launches, params string[] frozen)
+    {
+        // BERT fine-tuning's frozen variants: layers before the first trainable one need no gradient, so their backward
+        // is never launched; the trainable tensors' gradients are the CPU's, the frozen ones' zero on both.
+        using var cpu = new MiniBert(seed: 27);
+        using var host = new MiniBert(seed: 27);
+        cpu.Parameters.Freeze(frozen);
+        host.Parameters.Freeze(frozen);
+        using var dev = host.ToDevice(f.Device);
+        var (ids, mask, labels) = SequenceBatch(3, 6, 50, 3, 5);
+        dev.TrainStep(ids, labels, mask, 3, 6);
+        long before = f.Device.LaunchCount;
+        float loss = dev.TrainStep(ids, labels, mask, 3, 6);
+        Assert.Equal(launches, f.Device.LaunchCount - before);
+        if (frozen.Length == 0) Assert.Equal(launches, dev.LaunchesPerTrainStep);
+        Assert.Equal(cpu.TrainStep(ids, labels, mask, 3, 6), loss, 1e-5);
+        dev.CopyGradientsToHost();
+        foreach (var p in cpu.Parameters.Parameters)
+        {
+            var expected = cpu.Parameters.Gradient(p);
+            Relative(expected, host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+            if (!p.RequiresGrad) Assert.True(expected.IndexOfAnyExcept(0f) < 0, $"{p.Name} is frozen and has a gradient on the CPU");
+        }
+    }
+
     [Fact]
     public void An_optimizer_step_is_one_launch_over_every_trainable_tensor_as_freezing_and_decay_leave_them()
     {

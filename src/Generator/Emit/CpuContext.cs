@@ -1,6 +1,8 @@
+using System.Collections.Generic;
 using System.Linq;
 using Compiled.Nets.Generator.Helpers;
 using Compiled.Nets.Generator.Model;
+using Compiled.Nets.Generator.Ops;
 using Compiled.Nets.Generator.Planning;
 
 namespace Compiled.Nets.Generator.Emit
@@ -21,6 +23,34 @@ namespace Compiled.Nets.Generator.Emit
         public LayerSpec Layer(OpSpec op) => Spec.Layers[op.Layer];
 
         public ParamSpec Param(OpSpec op, string suffix) => Spec.Parameters.First(p => p.Name == Layer(op).StateName + "." + suffix);
+
+        /// <summary>An op's trainable tensors: those its definition declares for its layer, without buffers.</summary>
+        public IEnumerable<ParamSpec> TrainableParams(OpSpec op)
+        {
+            if (op.Layer < 0) return Enumerable.Empty<ParamSpec>();
+            var l = Spec.Layers[op.Layer];
+            var own = new HashSet<string>();
+            OpTable.Of(l.Kind).DeclareParameters(l, (suffix, _, _, _, _) => own.Add(l.StateName + "." + suffix));
+            return Spec.Parameters.Where(p => !p.IsBuffer && own.Contains(p.Name));
+        }
+
+        /// <summary>
+        /// <c>bool n{id} = …;</c> for every op: whether its value needs a gradient, that is whether a trainable tensor lies
+        /// upstream (its own, read through <paramref name="owner"/>, or its inputs'). Backward skips what needs none, so
+        /// frozen layers before the first trainable one cost nothing.
+        /// </summary>
+        public void EmitNeeds(string owner)
+        {
+            Line("// Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.");
+            foreach (var op in Spec.Ops)
+            {
+                var terms = new List<string>();
+                foreach (var p in TrainableParams(op)) terms.Add($"{owner}{p.Field}.RequiresGrad");
+                if (op.Input >= 0) terms.Add($"n{op.Input}");
+                if (op.Input2 >= 0) terms.Add($"n{op.Input2}");
+                Line($"bool n{op.Id} = {(terms.Count == 0 ? "false" : string.Join(" || ", terms))};");
+            }
+        }
 
         /// <summary>Rows of an op working on its last dimension: the batch times every other dimension.</summary>
         public string Rows(OpSpec op) => $"batch * {Shapes.Size(op.OutShape.Take(op.OutShape.Count - 1))}";

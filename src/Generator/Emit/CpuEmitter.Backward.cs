@@ -57,29 +57,6 @@ namespace Compiled.Nets.Generator.Emit
             for (int i = 0; i < s.Outputs.Count; i++) c.Line($"if (!{s.Outputs[i].Name}.IsEmpty) {value(i)}.CopyTo({s.Outputs[i].Name});");
         }
 
-        /// <summary>An op's trainable tensors: those its definition declares for its layer, without buffers.</summary>
-        private static IEnumerable<ParamSpec> TrainableParams(NetworkSpec s, OpSpec op)
-        {
-            if (op.Layer < 0) return Enumerable.Empty<ParamSpec>();
-            var l = s.Layers[op.Layer];
-            var own = new HashSet<string>();
-            OpTable.Of(l.Kind).DeclareParameters(l, (suffix, _, _, _, _) => own.Add(l.StateName + "." + suffix));
-            return s.Parameters.Where(p => !p.IsBuffer && own.Contains(p.Name));
-        }
-
-        private static void EmitNeeds(CpuContext c)
-        {
-            c.Line("// Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.");
-            foreach (var op in c.Spec.Ops)
-            {
-                var terms = new List<string>();
-                foreach (var p in TrainableParams(c.Spec, op)) terms.Add($"{p.Field}.RequiresGrad");
-                if (op.Input >= 0) terms.Add($"n{op.Input}");
-                if (op.Input2 >= 0) terms.Add($"n{op.Input2}");
-                c.Line($"bool n{op.Id} = {(terms.Count == 0 ? "false" : string.Join(" || ", terms))};");
-            }
-        }
-
         private static void EmitTrainStep(CpuContext c)
         {
             var s = c.Spec;
@@ -100,7 +77,7 @@ namespace Compiled.Nets.Generator.Emit
             EmitSpans(c, grads: true, withLoss: true);
             w.Line("bool accumulate = _store.AccumulateGradients; // add to the gradients held (micro-batches) instead of replacing them");
             w.Line(plan.WrittenWeights.Count > 0 ? "if (!accumulate) _store.ZeroGradientsExcept(_writtenGrads);" : "if (!accumulate) _store.ZeroGradients();");
-            EmitNeeds(c);
+            c.EmitNeeds("");
             w.Line("// Gradients accumulate (+=): clear this batch's part of each one that backward will touch.");
             foreach (int id in plan.ClearedGradients) w.Line($"if (n{id}) g{id}.Clear();");
             var written = plan.OverwrittenGradients.Where(i => plan.Regions.Any(r => r.Name == "v" + i)).ToList();

@@ -455,9 +455,12 @@ namespace Compiled.Nets.Generator.Emit
             var w = c.Writer;
             w.Open("protected override void RunBackward(int batch)");
             SequenceLength(c);
+            c.EmitNeeds("_net.");
             var order = c.Plan.Units.Select((u, k) => (u, k)).OrderBy(x => x.u.LastIndex).Reverse();
             foreach (var (u, k) in order)
             {
+                if (chains[k] is null && u.Primary is null) continue;
+                w.Open($"if (n{u.Last})");
                 if (chains[k] is { } ch)
                 {
                     w.Line($"// fused backward: {string.Join(" + ", ch.Unit.Stages.Select(st => st.Title))}");
@@ -468,6 +471,7 @@ namespace Compiled.Nets.Generator.Emit
                     w.Line($"// {op.Label} backward");
                     OpTable.Of(op.Kind).EmitGpuBackward(c, op);
                 }
+                w.Close();
             }
             w.Close();
             w.Line();

@@ -100,24 +100,54 @@ namespace Compiled.Nets.Gpu.Tests
 
             protected override void RunBackward(int batch)
             {
-                // fused backward: Bias
-                Device.RecordLaunch(); _Chain10Backward(K.ColumnLaunch(batch * 1, 10), _g10, _g10, _r10, _v10, Gradient(_net._p_fc2_bias), batch * 1, 10, 0);
-                // Fc2 backward
-                K.Gemm(true, false, 10, 512, batch * 1, 1f, _g10, 10, _v9, 512, 1f, Gradient(_net._p_fc2_weight), 512);
-                K.Gemm(false, false, batch * 1, 512, 10, 1f, _g10, 10, Value(_net._p_fc2_weight), 512, 1f, _g9, 512);
-                // fused backward: Bias + Relu
-                Device.RecordLaunch(); _Chain9Backward(K.ColumnLaunch(batch * 1, 512), _g9, _g8, _r8, _v8, _v9, Gradient(_net._p_fc1_bias), batch * 1, 512, 1);
-                // Fc1 backward
-                K.Gemm(true, false, 512, 6272, batch * 1, 1f, _g8, 512, _v6, 6272, 1f, Gradient(_net._p_fc1_weight), 6272);
-                K.Gemm(false, false, batch * 1, 6272, 512, 1f, _g8, 512, Value(_net._p_fc1_weight), 6272, 1f, _g6, 6272);
-                // MaxPool2d backward
-                K.Conv2dMaxPool2dBackward(_g3, Gradient(_net._p_conv2_weight), Gradient(_net._p_conv2_bias), _g6, _v6, _a5, _v3, Value(_net._p_conv2_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), Scratch, relu: true); // into Conv2's gradient layout, its bias summed; then its weights and input
-                // Conv2 backward
-                // in the backward of the max-pool that reads it
-                // MaxPool2d backward
-                K.Conv2dMaxPool2dBackward(default, Gradient(_net._p_conv1_weight), Gradient(_net._p_conv1_bias), _g3, _v3, _a2, Input, Value(_net._p_conv1_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0), Scratch, relu: true); // into Conv1's gradient layout, its bias summed; then its weights
-                // Conv1 backward
-                // in the backward of the max-pool that reads it
+                // Which values need a gradient (something trainable lies upstream); frozen parameters cost nothing.
+                bool n0 = false;
+                bool n1 = _net._p_conv1_weight.RequiresGrad || _net._p_conv1_bias.RequiresGrad || n0;
+                bool n2 = n1;
+                bool n3 = n2;
+                bool n4 = _net._p_conv2_weight.RequiresGrad || _net._p_conv2_bias.RequiresGrad || n3;
+                bool n5 = n4;
+                bool n6 = n5;
+                bool n7 = n6;
+                bool n8 = _net._p_fc1_weight.RequiresGrad || _net._p_fc1_bias.RequiresGrad || n7;
+                bool n9 = n8;
+                bool n10 = _net._p_fc2_weight.RequiresGrad || _net._p_fc2_bias.RequiresGrad || n9;
+                if (n10)
+                {
+                    // fused backward: Bias
+                    Device.RecordLaunch(); _Chain10Backward(K.ColumnLaunch(batch * 1, 10), _g10, _g10, _r10, _v10, Gradient(_net._p_fc2_bias), batch * 1, 10, 0);
+                    // Fc2 backward
+                    K.Gemm(true, false, 10, 512, batch * 1, 1f, _g10, 10, _v9, 512, 1f, Gradient(_net._p_fc2_weight), 512);
+                    K.Gemm(false, false, batch * 1, 512, 10, 1f, _g10, 10, Value(_net._p_fc2_weight), 512, 1f, _g9, 512);
+                }
+                if (n9)
+                {
+                    // fused backward: Bias + Relu
+                    Device.RecordLaunch(); _Chain9Backward(K.ColumnLaunch(batch * 1, 512), _g9, _g8, _r8, _v8, _v9, Gradient(_net._p_fc1_bias), batch * 1, 512, 1);
+                    // Fc1 backward
+                    K.Gemm(true, false, 512, 6272, batch * 1, 1f, _g8, 512, _v6, 6272, 1f, Gradient(_net._p_fc1_weight), 6272);
+                    K.Gemm(false, false, batch * 1, 6272, 512, 1f, _g8, 512, Value(_net._p_fc1_weight), 6272, 1f, _g6, 6272);
+                }
+                if (n6)
+                {
+                    // MaxPool2d backward
+                    K.Conv2dMaxPool2dBackward(_g3, Gradient(_net._p_conv2_weight), Gradient(_net._p_conv2_bias), _g6, _v6, _a5, _v3, Value(_net._p_conv2_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), Scratch, relu: true); // into Conv2's gradient layout, its bias summed; then its weights and input
+                }
+                if (n4)
+                {
+                    // Conv2 backward
+                    // in the backward of the max-pool that reads it
+                }
+                if (n3)
+                {
+                    // MaxPool2d backward
+                    K.Conv2dMaxPool2dBackward(default, Gradient(_net._p_conv1_weight), Gradient(_net._p_conv1_bias), _g3, _v3, _a2, Input, Value(_net._p_conv1_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 1, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1), new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 64, 28, 28, 2, 2, 2, 2, 0, 0), Scratch, relu: true); // into Conv1's gradient layout, its bias summed; then its weights
+                }
+                if (n1)
+                {
+                    // Conv1 backward
+                    // in the backward of the max-pool that reads it
+                }
             }
 
             /// <summary>Fused forward of Bias + Relu: one thread per element.</summary>
