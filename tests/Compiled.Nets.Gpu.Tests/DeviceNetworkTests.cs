@@ -413,13 +413,14 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Theory]
-    [InlineData(95, "embeddings.")]                                  // their backward, seven launches, skipped
-    [InlineData(42, "embeddings.", "encoder.", "pooler.")]           // backward is the classifier's three launches
+    [InlineData(92, "embeddings.")]                                  // their backward (7 launches) and the first layer's input gradient (3)
+    [InlineData(41, "embeddings.", "encoder.", "pooler.")]           // backward is the classifier's bias and weight gradients
     [InlineData(102)]                                                // nothing frozen: every launch declared
     public void Backward_stops_where_nothing_before_it_trains(int launches, params string[] frozen)
     {
         // BERT fine-tuning's frozen variants: layers before the first trainable one need no gradient, so their backward
-        // is never launched; the trainable tensors' gradients are the CPU's, the frozen ones' zero on both.
+        // is never launched, nor the first trainable layer's input gradient; the trainable tensors' gradients are the
+        // CPU's, the frozen ones' zero on both.
         using var cpu = new MiniBert(seed: 27);
         using var host = new MiniBert(seed: 27);
         cpu.Parameters.Freeze(frozen);
@@ -439,6 +440,24 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
             Relative(expected, host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
             if (!p.RequiresGrad) Assert.True(expected.IndexOfAnyExcept(0f) < 0, $"{p.Name} is frozen and has a gradient on the CPU");
         }
+    }
+
+    [Fact]
+    public void A_frozen_first_convolution_costs_the_ConvNet_no_backward_launch()
+    {
+        // conv1 frozen: its pool's fused backward (3 launches) is skipped, and so is conv2's input gradient (2); the
+        // gradients are the CPU's, conv1's zero on both.
+        using var cpu = new ConvNet(seed: 4);
+        using var host = new ConvNet(seed: 4);
+        cpu.Parameters.Freeze("conv1.");
+        host.Parameters.Freeze("conv1.");
+        OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 2, seed: 5);
+        using var dev = host.ToDevice(f.Device);
+        var (x, y) = Batch(2, host.InputSize, host.OutputSize, 6);
+        dev.TrainStep(x, y, 2);
+        long before = f.Device.LaunchCount;
+        dev.TrainStep(x, y, 2);
+        Assert.Equal(dev.LaunchesPerTrainStep - 5, f.Device.LaunchCount - before);
     }
 
     [Fact]

@@ -100,6 +100,10 @@ namespace Compiled.Nets.Generator.Emit
 
         public string Gradient(int value) => $"_g{Storage(value)}";
 
+        /// <summary>The gradient view an op's backward adds its input's gradient to, or default — for the network's data,
+        /// and at run time where nothing upstream trains (<c>n{value}</c> false) — so the kernel skips that work.</summary>
+        public string GradientIfNeeded(int value) => IsData(value) ? "default" : $"(n{value} ? {Gradient(value)} : default)";
+
         /// <summary>A parameter's device values.</summary>
         public string Read(OpSpec op, string suffix) => $"Value(_net.{Param(op, suffix).Field})";
 

@@ -179,7 +179,7 @@ namespace Compiled.Nets.Generator.Ops
             var values = Projections(c, op, "Value");
             var gradients = Projections(c, op, "Gradient");
             bool dx = !c.InputIsData(op);
-            c.Launch($"K.ProjectionsBackward({(dx ? c.Gradient(op.Input) : "default")}, {gradients.Weights}, {gradients.Biases}, {dqkv}, {c.Value(op.Input)}, {values.Weights}, {values.WeightSpacing}, {values.BiasSpacing}, 3, {rows}, {a.Embed}, {a.Embed});", dx ? 5 : 2);
+            c.Launch($"K.ProjectionsBackward({c.GradientIfNeeded(op.Input)}, {gradients.Weights}, {gradients.Biases}, {dqkv}, {c.Value(op.Input)}, {values.Weights}, {values.WeightSpacing}, {values.BiasSpacing}, 3, {rows}, {a.Embed}, {a.Embed});", dx ? 5 : 2);
         }
 
         public override void EmitOnnx(OnnxContext c, OpSpec op)

@@ -201,11 +201,11 @@ namespace Compiled.Nets.Generator.Ops
             }
             if (Direct(c.Spec, op))
             {
-                c.Launch($"K.DepthwiseBackward({(dx ? c.Gradient(op.Input) : "default")}, {c.ParameterGradient(op, "weight")}, {(bias ? c.ParameterGradient(op, "bias") : "default")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {Geometry(c.Spec, op, "batch")}, {Groups(c.Spec, op)});",
+                c.Launch($"K.DepthwiseBackward({c.GradientIfNeeded(op.Input)}, {c.ParameterGradient(op, "weight")}, {(bias ? c.ParameterGradient(op, "bias") : "default")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {Geometry(c.Spec, op, "batch")}, {Groups(c.Spec, op)});",
                     1 + (bias ? 1 : 0) + (dx ? 1 : 0));
                 return;
             }
-            c.Launch($"K.Conv2dBackward({(dx ? c.Gradient(op.Input) : "default")}, {c.ParameterGradient(op, "weight")}, {(bias ? c.ParameterGradient(op, "bias") : "default")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {Geometry(c.Spec, op, "batch")}, {c.Scratch($"{Gpu}GpuKernels.Conv2dScratch({Geometry(c.Spec, op, "batch")}{GroupsArgument(c.Spec, op)})")}{GroupsArgument(c.Spec, op)});",
+            c.Launch($"K.Conv2dBackward({c.GradientIfNeeded(op.Input)}, {c.ParameterGradient(op, "weight")}, {(bias ? c.ParameterGradient(op, "bias") : "default")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {Geometry(c.Spec, op, "batch")}, {c.Scratch($"{Gpu}GpuKernels.Conv2dScratch({Geometry(c.Spec, op, "batch")}{GroupsArgument(c.Spec, op)})")}{GroupsArgument(c.Spec, op)});",
                 3 + (dx ? 2 : 0)); // the bias's gradient is summed as dy is moved
         }
 
@@ -327,7 +327,7 @@ namespace Compiled.Nets.Generator.Ops
         public override void EmitGpuBackward(GpuContext c, OpSpec op)
         {
             bool bias = c.Layer(op).Bias, dx = !c.InputIsData(op);
-            c.Launch($"K.ConvTranspose2dBackward({(dx ? c.Gradient(op.Input) : "default")}, {c.ParameterGradient(op, "weight")}, {(bias ? c.ParameterGradient(op, "bias") : "default")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {Geometry(c.Spec, op, "batch")}, {GpuScratch(c, op)});",
+            c.Launch($"K.ConvTranspose2dBackward({c.GradientIfNeeded(op.Input)}, {c.ParameterGradient(op, "weight")}, {(bias ? c.ParameterGradient(op, "bias") : "default")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, {Geometry(c.Spec, op, "batch")}, {GpuScratch(c, op)});",
                 3 + (bias ? 1 : 0) + (dx ? 4 : 0));
         }
 

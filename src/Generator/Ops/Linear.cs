@@ -111,7 +111,7 @@ namespace Compiled.Nets.Generator.Ops
             var a = LinearArgs.Of(c.Layer(op));
             c.Launch($"K.Gemm(true, false, {a.Out}, {a.In}, {c.Rows(op)}, 1f, {c.Gradient(op.Id)}, {a.Out}, {c.Value(op.Input)}, {a.In}, 1f, {c.ParameterGradient(op, "weight")}, {a.In});");
             if (!c.InputIsData(op))
-                c.Launch($"K.Gemm(false, false, {c.Rows(op)}, {a.In}, {a.Out}, 1f, {c.Gradient(op.Id)}, {a.Out}, {c.Read(op, "weight")}, {a.In}, 1f, {c.Gradient(op.Input)}, {a.In});");
+                c.Launch($"if (n{op.Input}) K.Gemm(false, false, {c.Rows(op)}, {a.In}, {a.Out}, 1f, {c.Gradient(op.Id)}, {a.Out}, {c.Read(op, "weight")}, {a.In}, 1f, {c.Gradient(op.Input)}, {a.In});");
         }
 
         public override void EmitOnnx(OnnxContext c, OpSpec op)

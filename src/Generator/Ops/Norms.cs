@@ -100,7 +100,7 @@ namespace Compiled.Nets.Generator.Ops
         }
 
         public override void EmitGpuBackward(GpuContext c, OpSpec op) =>
-            c.Launch($"K.BatchNormBackward({(c.InputIsData(op) ? "default" : c.Gradient(op.Input))}, {c.ParameterGradient(op, "weight")}, {c.ParameterGradient(op, "bias")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, _bn{op.Id}, batch, {op.InShape[0]}, {Plane(op)});", 2);
+            c.Launch($"K.BatchNormBackward({c.GradientIfNeeded(op.Input)}, {c.ParameterGradient(op, "weight")}, {c.ParameterGradient(op, "bias")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, {c.Read(op, "weight")}, _bn{op.Id}, batch, {op.InShape[0]}, {Plane(op)});", 2);
 
         public override void EmitOnnx(OnnxContext c, OpSpec op) =>
             c.Line($"g.Node(\"BatchNormalization\", new[] {{ {c.Value(op.Input)}, {c.Initializer(op, "weight")}, {c.Initializer(op, "bias")}, {c.Initializer(op, "running_mean")}, {c.Initializer(op, "running_var")} }}, {c.Output(op)}, (\"epsilon\", {FloatLiteral(NormArgs.Of(c.Layer(op)).Eps)}));");
@@ -199,11 +199,11 @@ namespace Compiled.Nets.Generator.Ops
             {
                 var add = c.Spec.Ops[id];
                 bool da = !c.IsData(add.Input), db = !c.IsData(add.Input2);
-                c.Launch($"K.LayerNormOfSumBackward({(da ? c.Gradient(add.Input) : "default")}, {(db ? c.Gradient(add.Input2) : "default")}, {tail}); // to both operands of the residual add",
+                c.Launch($"K.LayerNormOfSumBackward({c.GradientIfNeeded(add.Input)}, {c.GradientIfNeeded(add.Input2)}, {tail}); // to both operands of the residual add",
                     da || db ? 2 : 1);
                 return;
             }
-            c.Launch($"K.LayerNormBackward({(c.InputIsData(op) ? "default" : c.Gradient(op.Input))}, {tail});", c.InputIsData(op) ? 1 : 2);
+            c.Launch($"K.LayerNormBackward({c.GradientIfNeeded(op.Input)}, {tail});", c.InputIsData(op) ? 1 : 2);
         }
 
         public override void EmitBackward(CpuContext c, OpSpec op) =>
@@ -289,7 +289,7 @@ namespace Compiled.Nets.Generator.Ops
         {
             int groups = Args(c.Layer(op)).Groups;
             bool dx = !c.InputIsData(op);
-            c.Launch($"K.GroupNormBackward({(dx ? c.Gradient(op.Input) : "default")}, {c.ParameterGradient(op, "weight")}, {c.ParameterGradient(op, "bias")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, _mean{op.Id}, _rstd{op.Id}, {c.Read(op, "weight")}, {c.Region($"_sums{op.Id}", 2 * groups)}, {Sizes(c, op)});",
+            c.Launch($"K.GroupNormBackward({c.GradientIfNeeded(op.Input)}, {c.ParameterGradient(op, "weight")}, {c.ParameterGradient(op, "bias")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, _mean{op.Id}, _rstd{op.Id}, {c.Read(op, "weight")}, {c.Region($"_sums{op.Id}", 2 * groups)}, {Sizes(c, op)});",
                 dx ? 3 : 1);
         }
 

@@ -144,7 +144,7 @@ namespace Compiled.Nets.Generator.Ops
                 var conv = c.Spec.Ops[id];
                 string geometry = Conv2dOp.Geometry(c.Spec, conv, "batch");
                 bool dx = !c.InputIsData(conv);
-                c.Launch($"K.Conv2dMaxPool2dBackward({(dx ? c.Gradient(conv.Input) : "default")}, {c.ParameterGradient(conv, "weight")}, {(c.Layer(conv).Bias ? c.ParameterGradient(conv, "bias") : "default")}, " +
+                c.Launch($"K.Conv2dMaxPool2dBackward({c.GradientIfNeeded(conv.Input)}, {c.ParameterGradient(conv, "weight")}, {(c.Layer(conv).Bias ? c.ParameterGradient(conv, "bias") : "default")}, " +
                     $"{(relu < 0 ? c.Gradient(op.Id) : c.Gradient(relu))}, {(relu < 0 ? "default" : c.Value(relu))}, _a{op.Id}, {c.Value(conv.Input)}, {c.Read(conv, "weight")}, {geometry}, {Geometry(op)}, " +
                     $"{c.Scratch($"{Gpu}GpuKernels.Conv2dScratch({geometry})")}, relu: {(relu < 0 ? "false" : "true")}); // into {conv.Label}'s gradient layout, its bias summed; then its weights{(dx ? " and input" : "")}",
                     3 + (dx ? 2 : 0));

@@ -213,7 +213,7 @@ namespace Compiled.Nets.Generator.Ops
             for (int l = a.Layers - 1; l >= 0; l--)
             {
                 string dy = l == a.Layers - 1 ? c.Gradient(op.Id) : c.Region($"_{Prefix}_gy{l % 2}", widest);
-                string dx = l > 0 ? c.Region($"_{Prefix}_gy{(l - 1) % 2}", widest) : c.InputIsData(op) ? "default" : c.Gradient(op.Input);
+                string dx = l > 0 ? c.Region($"_{Prefix}_gy{(l - 1) % 2}", widest) : c.GradientIfNeeded(op.Input);
                 if (l > 0) c.Line($"global::ILGPU.Runtime.ArrayViewExtensions.MemSetToZero({dx}.SubView(0, (long)batch * {Shapes.Size(new[] { op.InShape[0], a.Width })})); // layer {l - 1}'s output gradient: both directions of layer {l} add to it");
                 string input = l == 0 ? c.Value(op.Input) : r.Output(l - 1);
                 for (int d = 0; d < a.Directions; d++)

@@ -118,7 +118,7 @@ namespace Compiled.Nets.Gpu.Tests
                     Device.RecordLaunch(); _Chain10Backward(K.ColumnLaunch(batch * 1, 10), _g10, _g10, _r10, _v10, Gradient(_net._p_fc2_bias), batch * 1, 10, 0);
                     // Fc2 backward
                     K.Gemm(true, false, 10, 512, batch * 1, 1f, _g10, 10, _v9, 512, 1f, Gradient(_net._p_fc2_weight), 512);
-                    K.Gemm(false, false, batch * 1, 512, 10, 1f, _g10, 10, Value(_net._p_fc2_weight), 512, 1f, _g9, 512);
+                    if (n9) K.Gemm(false, false, batch * 1, 512, 10, 1f, _g10, 10, Value(_net._p_fc2_weight), 512, 1f, _g9, 512);
                 }
                 if (n9)
                 {
@@ -126,12 +126,12 @@ namespace Compiled.Nets.Gpu.Tests
                     Device.RecordLaunch(); _Chain9Backward(K.ColumnLaunch(batch * 1, 512), _g9, _g8, _r8, _v8, _v9, Gradient(_net._p_fc1_bias), batch * 1, 512, 1);
                     // Fc1 backward
                     K.Gemm(true, false, 512, 6272, batch * 1, 1f, _g8, 512, _v6, 6272, 1f, Gradient(_net._p_fc1_weight), 6272);
-                    K.Gemm(false, false, batch * 1, 6272, 512, 1f, _g8, 512, Value(_net._p_fc1_weight), 6272, 1f, _g6, 6272);
+                    if (n7) K.Gemm(false, false, batch * 1, 6272, 512, 1f, _g8, 512, Value(_net._p_fc1_weight), 6272, 1f, _g6, 6272);
                 }
                 if (n6)
                 {
                     // MaxPool2d backward
-                    K.Conv2dMaxPool2dBackward(_g3, Gradient(_net._p_conv2_weight), Gradient(_net._p_conv2_bias), _g6, _v6, _a5, _v3, Value(_net._p_conv2_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), Scratch, relu: true); // into Conv2's gradient layout, its bias summed; then its weights and input
+                    K.Conv2dMaxPool2dBackward((n3 ? _g3 : default), Gradient(_net._p_conv2_weight), Gradient(_net._p_conv2_bias), _g6, _v6, _a5, _v3, Value(_net._p_conv2_weight), new global::Compiled.Nets.Kernels.Conv2dGeometry(batch, 64, 14, 14, 128, 3, 3, 1, 1, 1, 1, 1, 1), new global::Compiled.Nets.Kernels.Pool2dGeometry(batch, 128, 14, 14, 2, 2, 2, 2, 0, 0), Scratch, relu: true); // into Conv2's gradient layout, its bias summed; then its weights and input
                 }
                 if (n4)
                 {

@@ -339,7 +339,7 @@ namespace Compiled.Nets.Gpu.Tests
                     Device.RecordLaunch(); _Chain28Backward(K.ColumnLaunch(batch * 1, 3), _g28, _g28, _r28, _v28, Gradient(_net._p_classifier_bias), batch * 1, 3, 0);
                     // Classifier backward
                     K.Gemm(true, false, 3, 16, batch * 1, 1f, _g28, 3, _v27, 16, 1f, Gradient(_net._p_classifier_weight), 16);
-                    K.Gemm(false, false, batch * 1, 16, 3, 1f, _g28, 3, Value(_net._p_classifier_weight), 16, 1f, _g27, 16);
+                    if (n27) K.Gemm(false, false, batch * 1, 16, 3, 1f, _g28, 3, Value(_net._p_classifier_weight), 16, 1f, _g27, 16);
                 }
                 if (n27)
                 {
@@ -358,7 +358,7 @@ namespace Compiled.Nets.Gpu.Tests
                     Device.RecordLaunch(); _Chain25Backward(K.ColumnLaunch(batch * 1, 16), _g25, _g24, _r24, _v24, _v25, Gradient(_net._p_pooler_dense_bias), batch * 1, 16, 1);
                     // Pooler backward
                     K.Gemm(true, false, 16, 16, batch * 1, 1f, _g24, 16, _v23, 16, 1f, Gradient(_net._p_pooler_dense_weight), 16);
-                    K.Gemm(false, false, batch * 1, 16, 16, 1f, _g24, 16, Value(_net._p_pooler_dense_weight), 16, 1f, _g23, 16);
+                    if (n23) K.Gemm(false, false, batch * 1, 16, 16, 1f, _g24, 16, Value(_net._p_pooler_dense_weight), 16, 1f, _g23, 16);
                 }
                 if (n23)
                 {
@@ -368,7 +368,7 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n22)
                 {
                     // OutputNorm backward
-                    K.LayerNormOfSumBackward(_g20, _g17, Gradient(_net._p_encoder_layer_1_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_1_output_LayerNorm_bias), _g22, _v21, _mean22, _rstd22, Value(_net._p_encoder_layer_1_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
+                    K.LayerNormOfSumBackward((n20 ? _g20 : default), (n17 ? _g17 : default), Gradient(_net._p_encoder_layer_1_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_1_output_LayerNorm_bias), _g22, _v21, _mean22, _rstd22, Value(_net._p_encoder_layer_1_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
                 }
                 if (n21)
                 {
@@ -381,7 +381,7 @@ namespace Compiled.Nets.Gpu.Tests
                     Device.RecordLaunch(); _Chain20Backward(K.ColumnLaunch(batch * T, 16), _g20, _g20, _r20, _v20, Gradient(_net._p_encoder_layer_1_output_dense_bias), batch * T, 16, 0);
                     // Output backward
                     K.Gemm(true, false, 16, 32, batch * T, 1f, _g20, 16, _v19, 32, 1f, Gradient(_net._p_encoder_layer_1_output_dense_weight), 32);
-                    K.Gemm(false, false, batch * T, 32, 16, 1f, _g20, 16, Value(_net._p_encoder_layer_1_output_dense_weight), 32, 1f, _g19, 32);
+                    if (n19) K.Gemm(false, false, batch * T, 32, 16, 1f, _g20, 16, Value(_net._p_encoder_layer_1_output_dense_weight), 32, 1f, _g19, 32);
                 }
                 if (n19)
                 {
@@ -389,12 +389,12 @@ namespace Compiled.Nets.Gpu.Tests
                     Device.RecordLaunch(); _Chain19Backward(K.ColumnLaunch(batch * T, 32), _g19, _g18, _r18, _v18, _v19, Gradient(_net._p_encoder_layer_1_intermediate_dense_bias), batch * T, 32, 1);
                     // Intermediate backward
                     K.Gemm(true, false, 32, 16, batch * T, 1f, _g18, 32, _v17, 16, 1f, Gradient(_net._p_encoder_layer_1_intermediate_dense_weight), 16);
-                    K.Gemm(false, false, batch * T, 16, 32, 1f, _g18, 32, Value(_net._p_encoder_layer_1_intermediate_dense_weight), 16, 1f, _g17, 16);
+                    if (n17) K.Gemm(false, false, batch * T, 16, 32, 1f, _g18, 32, Value(_net._p_encoder_layer_1_intermediate_dense_weight), 16, 1f, _g17, 16);
                 }
                 if (n17)
                 {
                     // AttentionNorm backward
-                    K.LayerNormOfSumBackward(_g15, _g13, Gradient(_net._p_encoder_layer_1_attention_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_1_attention_output_LayerNorm_bias), _g17, _v16, _mean17, _rstd17, Value(_net._p_encoder_layer_1_attention_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
+                    K.LayerNormOfSumBackward((n15 ? _g15 : default), (n13 ? _g13 : default), Gradient(_net._p_encoder_layer_1_attention_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_1_attention_output_LayerNorm_bias), _g17, _v16, _mean17, _rstd17, Value(_net._p_encoder_layer_1_attention_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
                 }
                 if (n16)
                 {
@@ -407,18 +407,18 @@ namespace Compiled.Nets.Gpu.Tests
                     Device.RecordLaunch(); _Chain15Backward(K.ColumnLaunch(batch * T, 16), _g15, _g15, _r15, _v15, Gradient(_net._p_encoder_layer_1_attention_output_dense_bias), batch * T, 16, 0);
                     // AttentionOut backward
                     K.Gemm(true, false, 16, 16, batch * T, 1f, _g15, 16, _v14, 16, 1f, Gradient(_net._p_encoder_layer_1_attention_output_dense_weight), 16);
-                    K.Gemm(false, false, batch * T, 16, 16, 1f, _g15, 16, Value(_net._p_encoder_layer_1_attention_output_dense_weight), 16, 1f, _g14, 16);
+                    if (n14) K.Gemm(false, false, batch * T, 16, 16, 1f, _g15, 16, Value(_net._p_encoder_layer_1_attention_output_dense_weight), 16, 1f, _g14, 16);
                 }
                 if (n14)
                 {
                     // Attention backward
                     K.AttentionBackward(Part(_gqkv, 0, batch * T * 16), Part(_gqkv, 1, batch * T * 16), Part(_gqkv, 2, batch * T * 16), _g14, _p14, default, Part(_qkv14, 0, batch * T * 16), Part(_qkv14, 1, batch * T * 16), Part(_qkv14, 2, batch * T * 16), Scratch, batch, T, 4, 4, 0.0f);
-                    K.ProjectionsBackward(_g13, Gradient(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_value_weight), Gradient(_net._p_encoder_layer_1_attention_self_query_bias, _net._p_encoder_layer_1_attention_self_value_bias), _gqkv, _v13, Value(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_value_weight), Spacing(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_key_weight, _net._p_encoder_layer_1_attention_self_value_weight), Spacing(_net._p_encoder_layer_1_attention_self_query_bias, _net._p_encoder_layer_1_attention_self_key_bias, _net._p_encoder_layer_1_attention_self_value_bias), 3, batch * T, 16, 16);
+                    K.ProjectionsBackward((n13 ? _g13 : default), Gradient(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_value_weight), Gradient(_net._p_encoder_layer_1_attention_self_query_bias, _net._p_encoder_layer_1_attention_self_value_bias), _gqkv, _v13, Value(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_value_weight), Spacing(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_key_weight, _net._p_encoder_layer_1_attention_self_value_weight), Spacing(_net._p_encoder_layer_1_attention_self_query_bias, _net._p_encoder_layer_1_attention_self_key_bias, _net._p_encoder_layer_1_attention_self_value_bias), 3, batch * T, 16, 16);
                 }
                 if (n13)
                 {
                     // OutputNorm backward
-                    K.LayerNormOfSumBackward(_g11, _g8, Gradient(_net._p_encoder_layer_0_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_0_output_LayerNorm_bias), _g13, _v12, _mean13, _rstd13, Value(_net._p_encoder_layer_0_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
+                    K.LayerNormOfSumBackward((n11 ? _g11 : default), (n8 ? _g8 : default), Gradient(_net._p_encoder_layer_0_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_0_output_LayerNorm_bias), _g13, _v12, _mean13, _rstd13, Value(_net._p_encoder_layer_0_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
                 }
                 if (n12)
                 {
@@ -431,7 +431,7 @@ namespace Compiled.Nets.Gpu.Tests
                     Device.RecordLaunch(); _Chain11Backward(K.ColumnLaunch(batch * T, 16), _g11, _g11, _r11, _v11, Gradient(_net._p_encoder_layer_0_output_dense_bias), batch * T, 16, 0);
                     // Output backward
                     K.Gemm(true, false, 16, 32, batch * T, 1f, _g11, 16, _v10, 32, 1f, Gradient(_net._p_encoder_layer_0_output_dense_weight), 32);
-                    K.Gemm(false, false, batch * T, 32, 16, 1f, _g11, 16, Value(_net._p_encoder_layer_0_output_dense_weight), 32, 1f, _g10, 32);
+                    if (n10) K.Gemm(false, false, batch * T, 32, 16, 1f, _g11, 16, Value(_net._p_encoder_layer_0_output_dense_weight), 32, 1f, _g10, 32);
                 }
                 if (n10)
                 {
@@ -439,12 +439,12 @@ namespace Compiled.Nets.Gpu.Tests
                     Device.RecordLaunch(); _Chain10Backward(K.ColumnLaunch(batch * T, 32), _g10, _g9, _r9, _v9, _v10, Gradient(_net._p_encoder_layer_0_intermediate_dense_bias), batch * T, 32, 1);
                     // Intermediate backward
                     K.Gemm(true, false, 32, 16, batch * T, 1f, _g9, 32, _v8, 16, 1f, Gradient(_net._p_encoder_layer_0_intermediate_dense_weight), 16);
-                    K.Gemm(false, false, batch * T, 16, 32, 1f, _g9, 32, Value(_net._p_encoder_layer_0_intermediate_dense_weight), 16, 1f, _g8, 16);
+                    if (n8) K.Gemm(false, false, batch * T, 16, 32, 1f, _g9, 32, Value(_net._p_encoder_layer_0_intermediate_dense_weight), 16, 1f, _g8, 16);
                 }
                 if (n8)
                 {
                     // AttentionNorm backward
-                    K.LayerNormOfSumBackward(_g6, _g4, Gradient(_net._p_encoder_layer_0_attention_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_0_attention_output_LayerNorm_bias), _g8, _v7, _mean8, _rstd8, Value(_net._p_encoder_layer_0_attention_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
+                    K.LayerNormOfSumBackward((n6 ? _g6 : default), (n4 ? _g4 : default), Gradient(_net._p_encoder_layer_0_attention_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_0_attention_output_LayerNorm_bias), _g8, _v7, _mean8, _rstd8, Value(_net._p_encoder_layer_0_attention_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
                 }
                 if (n7)
                 {
@@ -457,18 +457,18 @@ namespace Compiled.Nets.Gpu.Tests
                     Device.RecordLaunch(); _Chain6Backward(K.ColumnLaunch(batch * T, 16), _g6, _g6, _r6, _v6, Gradient(_net._p_encoder_layer_0_attention_output_dense_bias), batch * T, 16, 0);
                     // AttentionOut backward
                     K.Gemm(true, false, 16, 16, batch * T, 1f, _g6, 16, _v5, 16, 1f, Gradient(_net._p_encoder_layer_0_attention_output_dense_weight), 16);
-                    K.Gemm(false, false, batch * T, 16, 16, 1f, _g6, 16, Value(_net._p_encoder_layer_0_attention_output_dense_weight), 16, 1f, _g5, 16);
+                    if (n5) K.Gemm(false, false, batch * T, 16, 16, 1f, _g6, 16, Value(_net._p_encoder_layer_0_attention_output_dense_weight), 16, 1f, _g5, 16);
                 }
                 if (n5)
                 {
                     // Attention backward
                     K.AttentionBackward(Part(_gqkv, 0, batch * T * 16), Part(_gqkv, 1, batch * T * 16), Part(_gqkv, 2, batch * T * 16), _g5, _p5, default, Part(_qkv5, 0, batch * T * 16), Part(_qkv5, 1, batch * T * 16), Part(_qkv5, 2, batch * T * 16), Scratch, batch, T, 4, 4, 0.0f);
-                    K.ProjectionsBackward(_g4, Gradient(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_value_weight), Gradient(_net._p_encoder_layer_0_attention_self_query_bias, _net._p_encoder_layer_0_attention_self_value_bias), _gqkv, _v4, Value(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_value_weight), Spacing(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_key_weight, _net._p_encoder_layer_0_attention_self_value_weight), Spacing(_net._p_encoder_layer_0_attention_self_query_bias, _net._p_encoder_layer_0_attention_self_key_bias, _net._p_encoder_layer_0_attention_self_value_bias), 3, batch * T, 16, 16);
+                    K.ProjectionsBackward((n4 ? _g4 : default), Gradient(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_value_weight), Gradient(_net._p_encoder_layer_0_attention_self_query_bias, _net._p_encoder_layer_0_attention_self_value_bias), _gqkv, _v4, Value(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_value_weight), Spacing(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_key_weight, _net._p_encoder_layer_0_attention_self_value_weight), Spacing(_net._p_encoder_layer_0_attention_self_query_bias, _net._p_encoder_layer_0_attention_self_key_bias, _net._p_encoder_layer_0_attention_self_value_bias), 3, batch * T, 16, 16);
                 }
                 if (n4)
                 {
                     // EmbedNorm backward
-                    K.LayerNormBackward(_g3, Gradient(_net._p_embeddings_LayerNorm_weight), Gradient(_net._p_embeddings_LayerNorm_bias), _g4, _v3, _mean4, _rstd4, Value(_net._p_embeddings_LayerNorm_weight), batch * T, 16);
+                    K.LayerNormBackward((n3 ? _g3 : default), Gradient(_net._p_embeddings_LayerNorm_weight), Gradient(_net._p_embeddings_LayerNorm_bias), _g4, _v3, _mean4, _rstd4, Value(_net._p_embeddings_LayerNorm_weight), batch * T, 16);
                 }
                 if (n3)
                 {
