@@ -159,7 +159,8 @@ public abstract class DeviceNetwork : IDisposable
     public int Capacity { get; private set; }
 
     /// <summary>Kernel launches of one <see cref="TrainStep(ReadOnlySpan{float}, ReadOnlySpan{int}, int, Span{float})"/> of the plan at any batch (forward, loss, backward; not the
-    /// optimizer): the figure the fused chains bring down.</summary>
+    /// optimizer) with every tensor trainable: the figure the fused chains bring down. Layers frozen before the first
+    /// trainable one launch nothing in backward, so a step of a partly frozen network launches fewer.</summary>
     public abstract int LaunchesPerTrainStep { get; }
 
     /// <summary>What <see cref="LaunchesPerTrainStep"/> would be with every elementwise op (and a chained bias and its
