@@ -9,6 +9,7 @@ float32 throughout: TF32 is switched off for convolutions and matmuls, as the de
 """
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -142,25 +143,29 @@ def main():
     torch.backends.cudnn.allow_tf32 = args.tf32
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.benchmark = True
+    info = {"torch": torch.__version__, "cuda": torch.version.cuda, "gpu": torch.cuda.get_device_name(0), "tf32": args.tf32}
     results = []
-    for name, channels, size in (("convnet_1x28x28", 1, 28), ("convnet_3x32x32", 3, 32)):
-        for compiled in (False, True):
-            try:
-                r = bench(name, channels, size, compiled, args.reps)
-            except Exception as e:  # torch.compile needs a working Triton; report instead of failing the run
-                r = {"model": name, "variant": "torch.compile" if compiled else "eager", "error": repr(e)[:300]}
-            print(r, flush=True)
-            results.append(r)
-    for compiled in (False, True):
-        try:
-            r = bench_bert(compiled, args.reps)
-        except Exception as e:
-            r = {"model": "bert_layer", "variant": "torch.compile" if compiled else "eager", "error": repr(e)[:300]}
+
+    def record(r):
+        # Written after each result: run.sh may stop this script (torch.compile can take minutes), and what was measured
+        # by then still reaches the ratios.
         print(r, flush=True)
         results.append(r)
-    info = {"torch": torch.__version__, "cuda": torch.version.cuda, "gpu": torch.cuda.get_device_name(0), "tf32": args.tf32}
-    with open(args.json, "w") as f:
-        json.dump({"info": info, "results": results}, f, indent=2)
+        with open(args.json + ".tmp", "w") as f:
+            json.dump({"info": info, "results": results}, f, indent=2)
+        os.replace(args.json + ".tmp", args.json)  # a stop mid-write leaves the previous file whole
+
+    # Every eager measurement first, then torch.compile's, which may fail (it needs a working Triton) or run long.
+    for compiled in (False, True):
+        for name, channels, size in (("convnet_1x28x28", 1, 28), ("convnet_3x32x32", 3, 32)):
+            try:
+                record(bench(name, channels, size, compiled, args.reps))
+            except Exception as e:
+                record({"model": name, "variant": "torch.compile" if compiled else "eager", "error": repr(e)[:300]})
+        try:
+            record(bench_bert(compiled, args.reps))
+        except Exception as e:
+            record({"model": "bert_layer", "variant": "torch.compile" if compiled else "eager", "error": repr(e)[:300]})
 
 
 if __name__ == "__main__":
