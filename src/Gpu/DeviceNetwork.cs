@@ -16,7 +16,11 @@ namespace Compiled.Nets.Gpu;
 /// kernels in order on one stream anyway).</remarks>
 public abstract class DeviceNetwork : IDisposable
 {
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> _values, _gradients, _buffers;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> _values, _buffers;
+    // Gradient memory comes with the first training call, as PyTorch's parameters have no .grad before a backward: a
+    // twin that only infers holds neither the parameters' gradients nor the activations'.
+    private MemoryBuffer1D<float, Stride1D.Dense>? _gradients;
+    private bool _trains;
     private readonly List<MemoryBuffer1D<float, Stride1D.Dense>> _persistent = new();
     private MemoryBuffer1D<float, Stride1D.Dense>? _act, _grad, _scratch, _input, _rowLoss, _targets;
     private MemoryBuffer1D<int, Stride1D.Dense>? _ints, _labels, _tokens, _mask;
@@ -42,8 +46,6 @@ public abstract class DeviceNetwork : IDisposable
         Name = name; InputFeatures = inputFeatures; OutputFeatures = outputFeatures; LabelSmoothing = labelSmoothing;
         _inputShape = inputShape; _outputShape = outputShape;
         _values = device.Allocate(host.ReadValues.Length);
-        _gradients = device.Allocate(host.ReadValues.Length);
-        _gradients.View.MemSetToZero();
         _buffers = device.Allocate(host.BufferValues.Length);
         CopyParametersFromHost();
     }
@@ -174,7 +176,7 @@ public abstract class DeviceNetwork : IDisposable
     protected ArrayView<float> Values => _values.View;
 
     /// <summary>All parameters' gradients on the device, at the host store's offsets.</summary>
-    protected ArrayView<float> Gradients => _gradients.View;
+    protected ArrayView<float> Gradients => GradientBuffer.View;
 
     /// <summary>The device values of a host parameter or buffer (BatchNorm's running statistics).</summary>
     protected ArrayView<float> Value(ParameterInfo p) => (p.IsBuffer ? _buffers : _values).View.SubView(p.Offset, Math.Max(p.Length, 1));
@@ -189,14 +191,29 @@ public abstract class DeviceNetwork : IDisposable
     }
 
     /// <summary>The device gradient of a host parameter.</summary>
-    protected ArrayView<float> Gradient(ParameterInfo p) => _gradients.View.SubView(p.Offset, Math.Max(p.Length, 1));
+    protected ArrayView<float> Gradient(ParameterInfo p) => GradientBuffer.View.SubView(p.Offset, Math.Max(p.Length, 1));
 
     /// <summary>The device values of parameters declared one after another, from <paramref name="first"/>'s start through
     /// <paramref name="last"/>'s end, as one view (what a kernel over several tensors at one spacing reads).</summary>
     protected ArrayView<float> Value(ParameterInfo first, ParameterInfo last) => _values.View.SubView(first.Offset, Through(first, last));
 
     /// <summary>The device gradients of parameters declared one after another, laid out as <see cref="Value(ParameterInfo, ParameterInfo)"/>.</summary>
-    protected ArrayView<float> Gradient(ParameterInfo first, ParameterInfo last) => _gradients.View.SubView(first.Offset, Through(first, last));
+    protected ArrayView<float> Gradient(ParameterInfo first, ParameterInfo last) => GradientBuffer.View.SubView(first.Offset, Through(first, last));
+
+    /// <summary>The parameters' gradients, allocated and zeroed on first use.</summary>
+    private MemoryBuffer1D<float, Stride1D.Dense> GradientBuffer
+    {
+        get
+        {
+            if (_gradients is { } g) return g;
+            g = Device.Allocate(HostParameters.ReadValues.Length);
+            g.View.MemSetToZero();
+            return _gradients = g;
+        }
+    }
+
+    /// <summary>Whether the twin holds gradient memory yet (it does from its first training call, or an optimizer's).</summary>
+    internal bool HoldsGradients => _gradients is not null || _grad is not null;
 
     private static long Through(ParameterInfo first, ParameterInfo last) =>
         !first.IsBuffer && !last.IsBuffer && last.Offset >= first.Offset ? last.Offset + Math.Max(last.Length, 1) - first.Offset
@@ -218,7 +235,7 @@ public abstract class DeviceNetwork : IDisposable
     internal ArrayView<float> ValueOf(ParameterInfo p) => Value(p);
     internal ArrayView<float> GradientOf(ParameterInfo p) => Gradient(p);
     internal long ParameterFloats => _values.Length;
-    internal ArrayView<float> AllGradients => _gradients.View;
+    internal ArrayView<float> AllGradients => GradientBuffer.View;
     internal ArrayView<float> AllValues => _values.View;
 
     /// <summary>The batch's input, uploaded.</summary>
@@ -266,7 +283,8 @@ public abstract class DeviceNetwork : IDisposable
     protected ArrayView<float> Activation(long offset, long perSample) => _act!.View.SubView(offset * Capacity, Math.Max(perSample * Capacity, 1));
 
     /// <summary>A region of the gradient arena.</summary>
-    protected ArrayView<float> ActivationGradient(long offset, long perSample) => _grad!.View.SubView(offset * Capacity, Math.Max(perSample * Capacity, 1));
+    protected ArrayView<float> ActivationGradient(long offset, long perSample) =>
+        _grad is null ? default : _grad.View.SubView(offset * Capacity, Math.Max(perSample * Capacity, 1)); // none until a training call
 
     /// <summary>A region of the integer arena (max-pool winners).</summary>
     protected ArrayView<int> IntRegion(long offset, long perSample) => _ints!.View.SubView(offset * Capacity, Math.Max(perSample * Capacity, 1));
@@ -338,8 +356,14 @@ public abstract class DeviceNetwork : IDisposable
     {
         TrainingSteps++;
         StepKey = SplitMix(DropoutSeed + (ulong)TrainingSteps);
-        _grad!.View.MemSetToZero();
-        if (!HostParameters.AccumulateGradients) _gradients.View.MemSetToZero();
+        if (_grad is null)
+        {
+            _trains = true;
+            _grad = Device.Allocate(GradientsPerSample * Capacity);
+            BindWorkspace();
+        }
+        _grad.View.MemSetToZero();
+        if (!HostParameters.AccumulateGradients) GradientBuffer.View.MemSetToZero();
     }
 
     private float Step(int batch, Span<float> logits)
@@ -793,7 +817,7 @@ public abstract class DeviceNetwork : IDisposable
     {
         using var exclusive = EnterDevice();
         ThrowIfDisposed();
-        Download(_gradients.View, HostParameters.Gradients);
+        Download(GradientBuffer.View, HostParameters.Gradients);
     }
 
     /// <summary>Copies the host store's gradients to the device (after they were changed there: averaged over the
@@ -802,7 +826,7 @@ public abstract class DeviceNetwork : IDisposable
     {
         using var exclusive = EnterDevice();
         ThrowIfDisposed();
-        Upload<float>(HostParameters.Gradients, _gradients.View);
+        Upload<float>(HostParameters.Gradients, GradientBuffer.View);
     }
 
     /// <summary>Uploads the batch's floats (their length checked by the caller: batch × InputFeatures, or batch × T × the
@@ -865,7 +889,7 @@ public abstract class DeviceNetwork : IDisposable
         FreeWorkspace();
         Capacity = batch;
         _act = Device.Allocate(ActivationsPerSample * batch);
-        _grad = Device.Allocate(GradientsPerSample * batch);
+        _grad = _trains ? Device.Allocate(GradientsPerSample * batch) : null;
         _ints = Device.AllocateInts(IntsPerSample * batch);
         _scratch = Device.Allocate(ScratchFor(batch));
         _input = Device.Allocate(TokenVocabulary > 0 ? 1 : (long)InputFeatures * batch);
@@ -915,7 +939,7 @@ public abstract class DeviceNetwork : IDisposable
         _disposed = true;
         FreeWorkspace();
         _values.Dispose();
-        _gradients.Dispose();
+        _gradients?.Dispose();
         _weights?.Dispose();
         _buffers.Dispose();
         _tokenRuns.Dispose();

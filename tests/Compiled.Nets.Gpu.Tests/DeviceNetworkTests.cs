@@ -447,6 +447,32 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void A_twin_that_only_infers_holds_no_gradient_memory_until_it_trains()
+    {
+        // As PyTorch's parameters have no .grad before a backward: inference allocates neither the parameters' gradients
+        // nor the activations'; the first training step allocates both and computes the CPU's gradients, and a larger
+        // batch after it grows them with the workspace.
+        using var cpu = new MiniBert(seed: 28);
+        using var host = new MiniBert(seed: 28);
+        using var dev = host.ToDevice(f.Device);
+        var (ids, mask, labels) = SequenceBatch(3, 6, 50, 3, 6);
+        var cpuLogits = new float[9]; var devLogits = new float[9];
+        cpu.Forward(ids, mask, 3, 6, cpuLogits);
+        dev.Forward(ids, mask, 3, 6, devLogits);
+        Relative(cpuLogits, devLogits, 1e-4, "logits");
+        Assert.False(dev.HoldsGradients);
+        foreach (var (batch, seed) in new[] { (3, 6), (5, 7) })
+        {
+            (ids, mask, labels) = SequenceBatch(batch, 6, 50, 3, seed);
+            Assert.Equal(cpu.TrainStep(ids, labels, mask, batch, 6), dev.TrainStep(ids, labels, mask, batch, 6), 1e-5);
+            Assert.True(dev.HoldsGradients);
+            dev.CopyGradientsToHost();
+            foreach (var p in cpu.Parameters.Parameters)
+                Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, $"batch {batch}: gradient of {p.Name}");
+        }
+    }
+
+    [Fact]
     public void A_frozen_first_convolution_costs_the_ConvNet_no_backward_launch()
     {
         // conv1 frozen: its pool's fused backward (3 launches) is skipped, and so is conv2's input gradient (2); the
