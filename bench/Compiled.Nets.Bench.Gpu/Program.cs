@@ -7,7 +7,8 @@ using Compiled.Nets.Gpu;
 
 // The seed ConvNet on a GPU through its generated device twin: training step (forward, loss, backward, AdamW) at
 // batch 64 and inference at batch 1 and 64; one bert-base layer's training step and inference at batch 16 × 128 tokens;
-// median milliseconds over timed repetitions after a warm-up; launches per step fused and as one kernel per op would be.
+// median milliseconds over timed repetitions after a warm-up; launches per step fused and as one kernel per op would be;
+// on CUDA, the device memory a model's training took.
 // Before timing, each twin is checked against its CPU network in this process (logits, then one training step's loss
 // and every gradient), so a first run on a GPU also says whether the CUDA path computes the right thing; the exit code
 // is 3 when a check fails, 4 when a model throws (the others still run). The step is then taken again from the same weights: no device kernel uses atomics, so its
@@ -59,6 +60,7 @@ void Run<TNet>(string name, TNet net, TNet cpu, Func<TNet, DeviceNetwork> toDevi
 {
     using var _ = net;
     using var __ = cpu;
+    long? memoryBefore = DeviceMemoryInUse();
     using var twin = toDevice(net);
     using var opt = new DeviceAdamW(twin, 1e-3f);
     var rng = new Random(1);
@@ -72,15 +74,17 @@ void Run<TNet>(string name, TNet net, TNet cpu, Func<TNet, DeviceNetwork> toDevi
 
     device.MatmulPrecision = timedPrecision;
     double step = Median(reps, () => { twin.TrainStep(x64, y64, 64); opt.Step(); device.Synchronize(); });
+    double? memory = Megabytes(memoryBefore, DeviceMemoryInUse());
     double infer64 = Median(reps, () => twin.Forward(x64, 64, out64));
     double infer1 = Median(reps, () => twin.Forward(x1, 1, out1));
-    Console.WriteLine($"{name}: train step b64 {step:F3} ms | inference b64 {infer64:F3} ms, b1 {infer1:F3} ms | launches per step {twin.LaunchesPerTrainStep} fused, {twin.LaunchesPerTrainStepUnfused} one kernel per op");
+    Console.WriteLine($"{name}: train step b64 {step:F3} ms | inference b64 {infer64:F3} ms, b1 {infer1:F3} ms | launches per step {twin.LaunchesPerTrainStep} fused, {twin.LaunchesPerTrainStepUnfused} one kernel per op{(memory is { } m ? $" | device memory for training {m:F0} MB" : "")}");
     results.Add(new()
     {
         ["model"] = name, ["train_step_b64_ms"] = step, ["infer_b64_ms"] = infer64, ["infer_b1_ms"] = infer1,
         ["launches_fused"] = twin.LaunchesPerTrainStep, ["launches_unfused"] = twin.LaunchesPerTrainStepUnfused,
         ["check"] = agreement ?? "not run",
     });
+    if (memory is { } mb) results[^1]["train_memory_mb"] = mb;
 }
 
 // Batch 16 of 128 token ids, every position real (the mask still goes up and is applied, as in fine-tuning).
@@ -89,6 +93,7 @@ void RunBert()
     const int batch = 16, seq = 128;
     using var net = new BertLayer(1);
     using var cpu = new BertLayer(1);
+    long? memoryBefore = DeviceMemoryInUse();
     using var twin = net.ToDevice(device);
     using var opt = new DeviceAdamW(twin, 2e-5f);
     var rng = new Random(1);
@@ -103,14 +108,16 @@ void RunBert()
         o => cpu.TrainStep(ids, labels, padded, batch, seq, o), o => twin.TrainStep(ids, labels, padded, batch, seq, o), output.Length) : null;
     device.MatmulPrecision = timedPrecision;
     double step = Median(reps, () => { twin.TrainStep(ids, labels, mask, batch, seq); opt.Step(); device.Synchronize(); });
+    double? memory = Megabytes(memoryBefore, DeviceMemoryInUse());
     double infer = Median(reps, () => twin.Forward(ids, mask, batch, seq, output));
-    Console.WriteLine($"bert_layer: train step b16x128 {step:F3} ms | inference b16x128 {infer:F3} ms | launches per step {twin.LaunchesPerTrainStep} fused, {twin.LaunchesPerTrainStepUnfused} one kernel per op");
+    Console.WriteLine($"bert_layer: train step b16x128 {step:F3} ms | inference b16x128 {infer:F3} ms | launches per step {twin.LaunchesPerTrainStep} fused, {twin.LaunchesPerTrainStepUnfused} one kernel per op{(memory is { } m ? $" | device memory for training {m:F0} MB" : "")}");
     results.Add(new()
     {
         ["model"] = "bert_layer", ["train_step_b16x128_ms"] = step, ["infer_b16x128_ms"] = infer,
         ["launches_fused"] = twin.LaunchesPerTrainStep, ["launches_unfused"] = twin.LaunchesPerTrainStepUnfused,
         ["check"] = agreement ?? "not run",
     });
+    if (memory is { } mb) results[^1]["train_memory_mb"] = mb;
 }
 
 // The twin against its CPU network from the same weights: logits, then one training step's loss, logits and every
@@ -150,6 +157,18 @@ string Agreement(string name, DeviceNetwork twin, ParameterStore cpuStore, Param
     Console.WriteLine($"{name} against the CPU: {line}");
     return line;
 }
+
+// Device memory in use (the driver's total less its free memory, as nvidia-smi counts a process's), on CUDA only: its growth
+// from before a twin is made to after its timed training steps is what the model, its gradients, the optimizer's state,
+// the workspace and the libraries' own allocations took; PyTorch's side measures the same way.
+long? DeviceMemoryInUse()
+{
+    if (device.Accelerator is not ILGPU.Runtime.Cuda.CudaAccelerator cuda) return null;
+    device.Synchronize();
+    return cuda.MemorySize - cuda.GetFreeMemory();
+}
+
+static double? Megabytes(long? before, long? after) => before is { } b && after is { } a ? (a - b) / (1024.0 * 1024.0) : null;
 
 static double Median(int reps, Action body)
 {

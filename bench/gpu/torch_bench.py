@@ -61,6 +61,14 @@ class BertLayer(nn.Module):
         return self.classifier(h[:, 0])
 
 
+def memory_in_use():
+    """Device memory in use (the driver's total less its free memory, as nvidia-smi counts a process's), as ours is
+    measured: its growth from before a model is made to after its timed training steps."""
+    torch.cuda.synchronize()
+    free, total = torch.cuda.mem_get_info()
+    return total - free
+
+
 def median_ms(reps, fn):
     for _ in range(max(3, reps // 10)):
         fn()
@@ -77,6 +85,8 @@ def median_ms(reps, fn):
 def bench(name, channels, size, compiled, reps):
     dev = torch.device("cuda")
     torch.manual_seed(1)
+    torch.cuda.empty_cache()  # what earlier models left in the caching allocator
+    before = memory_in_use()
     model = ConvNet(channels, size).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     run = torch.compile(model) if compiled else model
@@ -95,10 +105,13 @@ def bench(name, channels, size, compiled, reps):
         with torch.no_grad():
             return run(x.to(dev, non_blocking=True)).cpu()
 
+    train = median_ms(reps, step)
+    memory = (memory_in_use() - before) / 2**20
     return {
         "model": name,
         "variant": "torch.compile" if compiled else "eager",
-        "train_step_b64_ms": median_ms(reps, step),
+        "train_step_b64_ms": train,
+        "train_memory_mb": memory,
         "infer_b64_ms": median_ms(reps, lambda: infer(x64)),
         "infer_b1_ms": median_ms(reps, lambda: infer(x1)),
     }
@@ -107,6 +120,8 @@ def bench(name, channels, size, compiled, reps):
 def bench_bert(compiled, reps, batch=16, seq=128):
     dev = torch.device("cuda")
     torch.manual_seed(1)
+    torch.cuda.empty_cache()
+    before = memory_in_use()
     model = BertLayer().to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
     run = torch.compile(model) if compiled else model
@@ -126,10 +141,13 @@ def bench_bert(compiled, reps, batch=16, seq=128):
         with torch.no_grad():
             return run(ids.to(dev, non_blocking=True), mask.to(dev, non_blocking=True)).cpu()
 
+    train = median_ms(reps, step)
+    memory = (memory_in_use() - before) / 2**20
     return {
         "model": "bert_layer",
         "variant": "torch.compile" if compiled else "eager",
-        "train_step_b16x128_ms": median_ms(reps, step),
+        "train_step_b16x128_ms": train,
+        "train_memory_mb": memory,
         "infer_b16x128_ms": median_ms(reps, infer),
     }
 
