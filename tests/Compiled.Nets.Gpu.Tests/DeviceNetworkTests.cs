@@ -46,8 +46,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         Assert.Equal(cpuLoss, devLoss, 1e-4 * (1 + Math.Abs(cpuLoss)));
         Relative(cpuLogits, devLogits, 1e-4, "TrainStep logits");
         dev.CopyGradientsToHost();
-        foreach (var p in cpu.Parameters.Parameters)
-            Relative(cpu.Parameters.Gradient(p), gpuHost.Parameters.Gradient(gpuHost.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+        GradientsMatch(cpu.Parameters, gpuHost.Parameters);
 
         Assert.Equal(cpu.EvaluateLoss(x, y, batch), dev.EvaluateLoss(x, y, batch), 1e-4 * (1 + Math.Abs(cpuLoss)));
     }
@@ -60,6 +59,13 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
             var (x, y) = Batch(2, host.InputSize, host.OutputSize, seed);
             Assert.Equal(dev.LaunchesPerTrainStep, LaunchesOf(() => dev.TrainStep(x, y, 2)));
         }
+    }
+
+    /// <summary>Every parameter's gradient in <paramref name="host"/> (copied back from the device) against the CPU network's.</summary>
+    private static void GradientsMatch(ParameterStore cpu, ParameterStore host, string what = "gradient of ")
+    {
+        foreach (var p in cpu.Parameters)
+            Relative(cpu.Gradient(p), host.Gradient(host[p.Name]), 1e-4, what + p.Name);
     }
 
     /// <summary>The launches of a step taken after one like it (which loaded the kernels and sized the workspace).</summary>
@@ -203,8 +209,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         float devLoss = dev.TrainStep(ids, labels, batch, devOut);
         Assert.Equal(cpuLoss, devLoss, 1e-4 * (1 + Math.Abs(cpuLoss)));
         dev.CopyGradientsToHost();
-        foreach (var p in cpu.Parameters.Parameters)
-            Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+        GradientsMatch(cpu.Parameters, host.Parameters);
         Assert.All(host.Parameters.Gradient(host.Parameters["words.weight"]).Slice(0, 8).ToArray(), g => Assert.Equal(0f, g)); // the padding row
         Assert.Equal(cpu.EvaluateLoss(ids, labels, batch), dev.EvaluateLoss(ids, labels, batch), 1e-4 * (1 + Math.Abs(cpuLoss)));
 
@@ -467,8 +472,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
             Assert.Equal(cpu.TrainStep(ids, labels, mask, batch, 6), dev.TrainStep(ids, labels, mask, batch, 6), 1e-5);
             Assert.True(dev.HoldsGradients);
             dev.CopyGradientsToHost();
-            foreach (var p in cpu.Parameters.Parameters)
-                Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, $"batch {batch}: gradient of {p.Name}");
+            GradientsMatch(cpu.Parameters, host.Parameters, $"batch {batch}: gradient of ");
         }
     }
 
@@ -850,8 +854,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         Assert.Equal(a, b, lossTolerance * (1 + Math.Abs(a)));
         Relative(cpuOut, devOut, 1e-4, what);
         dev.CopyGradientsToHost();
-        foreach (var p in cpu.Parameters)
-            Relative(cpu.Gradient(p), host.Gradient(host[p.Name]), 1e-4, "gradient of " + p.Name);
+        GradientsMatch(cpu, host);
         Assert.Equal(cpuEvaluate(), devEvaluate(), lossTolerance * (1 + Math.Abs(a)));
         return (a, cpuOut);
     }
@@ -882,8 +885,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         Assert.Equal(cpuLoss, devLoss, 1e-5 * (1 + Math.Abs(cpuLoss)));
         Relative(cpuOut, devOut, 1e-4, "TrainStep outputs");
         dev.CopyGradientsToHost();
-        foreach (var p in cpu.Parameters.Parameters)
-            Relative(cpu.Parameters.Gradient(p), gpuHost.Parameters.Gradient(gpuHost.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+        GradientsMatch(cpu.Parameters, gpuHost.Parameters);
         Assert.Equal(cpu.EvaluateLoss(x, t, batch), dev.EvaluateLoss(x, t, batch), 1e-5 * (1 + Math.Abs(cpuLoss)));
         Assert.Contains("float targets", Assert.Throws<InvalidOperationException>(() => dev.TrainStep(x, new int[batch], batch)).Message);
         Assert.Contains("targets have 1 floats", Assert.Throws<ArgumentException>(() => dev.TrainStep(x, new float[1], batch)).Message);
@@ -947,8 +949,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         Assert.Equal(cpuLoss, devLoss, 1e-4 * (1 + Math.Abs(cpuLoss)));
         Relative(cpuOut, devOut, 1e-4, "logits");
         dev.CopyGradientsToHost();
-        foreach (var p in cpu.Parameters.Parameters)
-            Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+        GradientsMatch(cpu.Parameters, host.Parameters);
         ids[4] = 11; // inside the embedding's 12 rows, outside the one-hot's 10
         Assert.Contains("token id 11 at position 4", Assert.Throws<ArgumentOutOfRangeException>(() => dev.Forward(ids, 3, devOut)).Message);
     }
@@ -982,8 +983,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
             float devLoss = dev.TrainStep(x, labels, 5, devOut);
             Assert.Equal(cpuLoss, devLoss, 1e-5 * (1 + Math.Abs(cpuLoss)));
             dev.CopyGradientsToHost();
-            foreach (var p in cpu.Parameters.Parameters)
-                Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+            GradientsMatch(cpu.Parameters, host.Parameters);
             Assert.Equal(cpu.EvaluateLoss(x, labels, 5), dev.EvaluateLoss(x, labels, 5), 1e-5 * (1 + Math.Abs(cpuLoss)));
             // Every label ignored: loss 0 and no gradient, as on the CPU.
             Assert.Equal(0f, dev.TrainStep(x, [-100, -100, -100, -100, -100], 5));
@@ -1043,8 +1043,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         for (int i = 0; i < cpuLosses.Length; i++) Assert.Equal(cpuLosses[i], devLosses[i], 1e-4 * (1 + Math.Abs(cpuLosses[i])));
         for (int o = 0; o < cpuOut.Length; o++) Relative(cpuOut[o], devOut[o], 1e-4, "output " + cpu.Outputs[o].Name);
         ((DeviceNetwork)dev).CopyGradientsToHost();
-        foreach (var p in cpu.Parameters.Parameters)
-            Relative(cpu.Parameters.Gradient(p), host.Gradient(host[p.Name]), 1e-4, "gradient of " + p.Name);
+        GradientsMatch(cpu.Parameters, host);
         Assert.Equal(cpu.EvaluateLoss(batch, cpuOut, cpuLosses), dev.EvaluateLoss(batch, devOut, devLosses), 1e-4 * (1 + Math.Abs(a)));
     }
 
@@ -1208,8 +1207,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
             Assert.Equal(a, b, 1e-4 * (1 + Math.Abs(a)));
             Relative(cpuOut, devOut, 1e-4, "logits");
             dev.CopyGradientsToHost();
-            foreach (var p in cpu.Parameters.Parameters)
-                Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+            GradientsMatch(cpu.Parameters, host.Parameters);
         }
     }
 
@@ -1264,8 +1262,7 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
             Assert.Equal(a, b, 1e-5 * (1 + Math.Abs(a)));
             Relative(cpuOut, devOut, 1e-4, "logits");
             dev.CopyGradientsToHost();
-            foreach (var p in cpu.Parameters.Parameters)
-                Relative(cpu.Parameters.Gradient(p), host.Parameters.Gradient(host.Parameters[p.Name]), 1e-4, "gradient of " + p.Name);
+            GradientsMatch(cpu.Parameters, host.Parameters);
             long before = f.Device.LaunchCount;
             dev.TrainStep(ids, labels, idMask, batch, seq, devOut);
             Assert.Equal(dev.LaunchesPerTrainStep, f.Device.LaunchCount - before);
