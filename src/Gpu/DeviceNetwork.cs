@@ -229,6 +229,10 @@ public abstract class DeviceNetwork : IDisposable
         return spacing;
     }
 
+    /// <summary>Which of three tensors train, as bits 1, 2 and 4 (a kernel over several tensors leaves a frozen one's gradient alone).</summary>
+    protected static int Trained(ParameterInfo first, ParameterInfo second, ParameterInfo third) =>
+        (first.RequiresGrad ? 1 : 0) | (second.RequiresGrad ? 2 : 0) | (third.RequiresGrad ? 4 : 0);
+
     /// <summary>Block <paramref name="index"/> of <paramref name="length"/> floats of a view holding several one after another.</summary>
     protected static ArrayView<float> Part(ArrayView<float> stacked, int index, long length) => stacked.SubView(index * length, length);
 

@@ -451,6 +451,91 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         }
     }
 
+    /// <summary>Freezes every third trainable tensor from the <paramref name="first"/>th on (by name, so a name that begins
+    /// another's freezes both), in a store and its twin's host store alike; returns the frozen names.</summary>
+    private static string[] FreezeEveryThird(ParameterStore cpu, ParameterStore host, int first)
+    {
+        var names = cpu.Parameters.Where(p => !p.IsBuffer).Select(p => p.Name).Where((_, i) => i % 3 == first).ToArray();
+        cpu.Freeze(names);
+        host.Freeze(names);
+        Assert.True(cpu.Parameters.Any(p => !p.IsBuffer && p.RequiresGrad), "something still trains");
+        return names;
+    }
+
+    /// <summary>The frozen tensors' gradients on the device are exactly zero (never computed), as on the CPU.</summary>
+    private static void FrozenGradientsAreZero(ParameterStore host)
+    {
+        foreach (var p in host.Parameters.Where(p => !p.IsBuffer && !p.RequiresGrad))
+            Assert.True(host.Gradient(p).IndexOfAnyExcept(0f) < 0, $"{p.Name} is frozen and has a gradient on the device");
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void Tensors_frozen_after_trainable_ones_get_no_gradient_on_the_device_as_on_the_CPU(int first)
+    {
+        // Every third tensor frozen, wherever it lies: a weight without its bias or a bias without its weight (GEMMs,
+        // fused chains, convolutions), γ without β (batch and layer norms), some of attention's projections, an LSTM's or a
+        // GRU's recurrent weights. Each kernel leaves the frozen tensor's gradient alone; the rest are the CPU's.
+        using (var cpu = new ConvNet(seed: 60)) using (var host = new ConvNet(seed: 60))
+        {
+            FreezeEveryThird(cpu.Parameters, host.Parameters, first);
+            OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 2, seed: 61);
+            FrozenGradientsAreZero(host.Parameters);
+        }
+        using (var cpu = new ResidualConvNet(seed: 62)) using (var host = new ResidualConvNet(seed: 62))
+        {
+            FreezeEveryThird(cpu.Parameters, host.Parameters, first);
+            OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 63);
+            FrozenGradientsAreZero(host.Parameters);
+        }
+        using (var cpu = new BnResNet(seed: 64)) using (var host = new BnResNet(seed: 64))
+        {
+            FreezeEveryThird(cpu.Parameters, host.Parameters, first);
+            OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 4, seed: 65);
+            FrozenGradientsAreZero(host.Parameters);
+        }
+        using (var cpu = new MiniBert(seed: 66)) using (var host = new MiniBert(seed: 66))
+        {
+            FreezeEveryThird(cpu.Parameters, host.Parameters, first);
+            SequenceStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seq: 7, vocabulary: 50, seed: 67);
+            FrozenGradientsAreZero(host.Parameters);
+        }
+        using (var cpu = new LstmNet(seed: 68)) using (var host = new LstmNet(seed: 68))
+        {
+            FreezeEveryThird(cpu.Parameters, host.Parameters, first);
+            SequenceStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seq: 6, vocabulary: 30, seed: 69);
+            FrozenGradientsAreZero(host.Parameters);
+        }
+        using (var cpu = new GruNet(seed: 70)) using (var host = new GruNet(seed: 70))
+        {
+            FreezeEveryThird(cpu.Parameters, host.Parameters, first);
+            SequenceStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seq: 6, vocabulary: 30, seed: 71);
+            FrozenGradientsAreZero(host.Parameters);
+        }
+    }
+
+    [Fact]
+    public void Training_only_the_biases_skips_every_weight_gradient()
+    {
+        // BitFit (fine-tuning a BERT's biases alone): no weight's gradient is launched — the projections', the dense
+        // layers', the embeddings' tables — nor the embeddings' input gradients, which nothing needs.
+        using var cpu = new MiniBert(seed: 72);
+        using var host = new MiniBert(seed: 72);
+        var weights = cpu.Parameters.Parameters.Where(p => !p.IsBuffer && !p.Name.EndsWith(".bias", StringComparison.Ordinal)).Select(p => p.Name).ToArray();
+        cpu.Parameters.Freeze(weights);
+        host.Parameters.Freeze(weights);
+        SequenceStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seq: 7, vocabulary: 50, seed: 73);
+        FrozenGradientsAreZero(host.Parameters);
+        using var dev = host.ToDevice(f.Device);
+        var (ids, mask, labels) = SequenceBatch(3, 6, 50, 3, 74);
+        // 102 − 16: per layer the projections' batched weight GEMM and the three dense layers' (8), the pooler's and the
+        // classifier's (2), the three tables' sums (3), the position and token-type embeddings' input gradients (2) and
+        // the embeddings' LayerNorm's (1, as β trains but nothing before it does).
+        Assert.Equal(86, LaunchesOf(() => dev.TrainStep(ids, labels, mask, 3, 6)));
+    }
+
     [Fact]
     public void A_twin_that_only_infers_holds_no_gradient_memory_until_it_trains()
     {

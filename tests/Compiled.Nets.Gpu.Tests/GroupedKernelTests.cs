@@ -218,6 +218,20 @@ public abstract class GroupedKernelTests(DeviceFixture f)
         DeviceFixture.Close(dx, DeviceFixture.Download(DX, dx.Length), 1e-5f, "dx");
         DeviceFixture.Close(dg, DeviceFixture.Download(DG, features), 1e-5f, "dgamma");
         DeviceFixture.Close(db, DeviceFixture.Download(DB, features), 1e-5f, "dbeta");
+
+        // γ or β frozen (an empty view): the other's gradient is the same and nothing else is written, the output
+        // gradient included; both frozen with no input gradient wanted, nothing is launched.
+        foreach (var (wantGamma, wantBeta) in new[] { (false, true), (true, false), (false, false) })
+        {
+            using var DG2 = f.Upload(dgStart); using var DB2 = f.Upload(dbStart); using var DX2 = f.Upload(dxStart);
+            long launches = f.Device.LaunchCount;
+            K.LayerNormBackward(wantBeta ? DX2.View : default, wantGamma ? DG2.View : default, wantBeta ? DB2.View : default, DY.View, X.View, M.View, R.View, G.View, rows, features);
+            Assert.Equal((wantBeta ? 1 : 0) + (wantGamma || wantBeta ? 1 : 0), f.Device.LaunchCount - launches);
+            Assert.Equal(dy, DeviceFixture.Download(DY, dy.Length));
+            DeviceFixture.Close(wantBeta ? dx : dxStart, DeviceFixture.Download(DX2, dx.Length), 1e-5f, "dx");
+            DeviceFixture.Close(wantGamma ? dg : dgStart, DeviceFixture.Download(DG2, features), 1e-5f, $"dgamma, γ {(wantGamma ? "trained" : "frozen")}");
+            DeviceFixture.Close(wantBeta ? db : dbStart, DeviceFixture.Download(DB2, features), 1e-5f, $"dbeta, β {(wantBeta ? "trained" : "frozen")}");
+        }
     }
 
     [Theory]
@@ -662,6 +676,18 @@ public abstract class GroupedKernelTests(DeviceFixture f)
         DeviceFixture.Close(dx, DeviceFixture.Download(DX, n), 1e-4f, "dx");
         DeviceFixture.Close(dg, DeviceFixture.Download(DG, channels), 1e-5f, "dgamma");
         DeviceFixture.Close(db, DeviceFixture.Download(DB, channels), 1e-5f, "dbeta");
+
+        // γ or β frozen (an empty view): dx and the other's gradient are the same, and nothing else is written, the
+        // output gradient included.
+        foreach (var (wantGamma, wantBeta) in new[] { (false, true), (true, false), (false, false) })
+        {
+            using var DX2 = f.Upload(dxStart); using var DG2 = f.Upload(dgStart); using var DB2 = f.Upload(dbStart);
+            K.BatchNormBackward(DX2.View, wantGamma ? DG2.View : default, wantBeta ? DB2.View : default, DY.View, X.View, G.View, S.View, batch, channels, spatial);
+            Assert.Equal(dy, DeviceFixture.Download(DY, n));
+            DeviceFixture.Close(dx, DeviceFixture.Download(DX2, n), 1e-4f, "dx");
+            DeviceFixture.Close(wantGamma ? dg : dgStart, DeviceFixture.Download(DG2, channels), 1e-5f, $"dgamma, γ {(wantGamma ? "trained" : "frozen")}");
+            DeviceFixture.Close(wantBeta ? db : dbStart, DeviceFixture.Download(DB2, channels), 1e-5f, $"dbeta, β {(wantBeta ? "trained" : "frozen")}");
+        }
     }
 
     [Theory]

@@ -107,8 +107,15 @@ namespace Compiled.Nets.Generator.Emit
         /// <summary>A parameter's device values.</summary>
         public string Read(OpSpec op, string suffix) => $"Value(_net.{Param(op, suffix).Field})";
 
-        /// <summary>A parameter's device gradient.</summary>
-        public string ParameterGradient(OpSpec op, string suffix) => $"Gradient(_net.{Param(op, suffix).Field})";
+        /// <summary>Whether a parameter trains (at run time: freezing may change between steps).</summary>
+        public string Trains(OpSpec op, string suffix) => $"_net.{Param(op, suffix).Field}.RequiresGrad";
+
+        /// <summary>A parameter's device gradient, or default where it is frozen, so the kernel leaves it alone (the CPU's
+        /// kernels take an empty span the same way).</summary>
+        public string ParameterGradient(OpSpec op, string suffix) => $"({Trains(op, suffix)} ? {TrainedGradient(op, suffix)} : default)";
+
+        /// <summary>A parameter's device gradient, for a launch written under <see cref="Trains"/>.</summary>
+        public string TrainedGradient(OpSpec op, string suffix) => $"Gradient(_net.{Param(op, suffix).Field})";
     }
 
     /// <summary>
@@ -468,7 +475,7 @@ namespace Compiled.Nets.Generator.Emit
                 if (chains[k] is { } ch)
                 {
                     w.Line($"// fused backward: {string.Join(" + ", ch.Unit.Stages.Select(st => st.Title))}");
-                    c.Launch($"Device.RecordLaunch(); _{ch.Name}Backward({ch.BackwardArgs});");
+                    c.Launch($"{(ch.Condition is { } trains ? $"if ({trains}) {{ " : "")}Device.RecordLaunch(); _{ch.Name}Backward({ch.BackwardArgs});{(ch.Condition is null ? "" : " }")}");
                 }
                 if (u.Primary is { } op)
                 {
@@ -495,6 +502,8 @@ namespace Compiled.Nets.Generator.Emit
             public string ForwardTypes = "", BackwardTypes = "", ForwardArgs = "", BackwardArgs = "", Kernels = "";
             /// <summary>Backward is explicitly grouped (it sums a bias's gradient): launched with a configuration first.</summary>
             public bool Grouped;
+            /// <summary>When backward does nothing but sum the bias's gradient: launched only while the bias trains.</summary>
+            public string? Condition;
             public string ForwardDelegate => $"global::System.Action<{ForwardTypes}>";
             public string BackwardDelegate => Grouped ? $"global::System.Action<global::ILGPU.KernelConfig, {BackwardTypes}>" : $"global::System.Action<{BackwardTypes}>";
         }
@@ -550,7 +559,16 @@ namespace Compiled.Nets.Generator.Emit
             else { bParams.Insert(0, $"{Index1D} index"); bArgs.Insert(0, $"(int)({n})"); }
             foreach (int v in stageValues) { bParams.Add($"{F} v{v}"); bArgs.Add($"_v{v}"); }
             foreach (int v in masks) { bParams.Add($"{F} m{v}"); bArgs.Add($"_m{v}"); }
-            if (bias) { bParams.Add($"{F} db"); bArgs.Add(c.ParameterGradient(u.Primary!, "bias")); bParams.Add("int rows"); bArgs.Add($"{rows}"); bParams.Add("int cols"); bArgs.Add(cols.ToString()); }
+            // A frozen bias's gradient is left alone (a flag: an unwanted view is never passed as an empty one); a kernel
+            // that would only sum it is launched only while it trains.
+            string trains = bias ? c.Trains(u.Primary!, "bias") : "";
+            bool onlyBias = bias && !writeDz;
+            if (bias)
+            {
+                bParams.Add($"{F} db"); bArgs.Add(onlyBias ? c.TrainedGradient(u.Primary!, "bias") : $"{trains} ? {c.TrainedGradient(u.Primary!, "bias")} : {c.Gradient(u.Last)}");
+                bParams.Add("int rows"); bArgs.Add($"{rows}"); bParams.Add("int cols"); bArgs.Add(cols.ToString());
+                bParams.Add("int sumDb"); bArgs.Add(onlyBias ? "1" : $"{trains} ? 1 : 0");
+            }
             bParams.Add("int writeDz"); bArgs.Add(writeDz ? "1" : "0");
             k.Line($"/// <summary>Fused backward of {string.Join(" + ", u.Stages.Select(st => st.Title))}{(bias ? ", the bias gradient summed per strip of columns" : "")}.</summary>");
             k.Open($"public static void {name}Backward({string.Join(", ", bParams)})");
@@ -576,14 +594,14 @@ namespace Compiled.Nets.Generator.Emit
                 k.Line("sum += g;");
                 k.Close();
                 k.Line($"sum = {Gpu}GpuKernels.SliceSum(sum); // the slices' sums in slice order");
-                k.Line("if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;");
+                k.Line("if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;");
             }
             k.Close();
             k.Line();
 
             return new ChainKernel
             {
-                Unit = u, Name = name, Kernels = k.ToString(), Grouped = bias,
+                Unit = u, Name = name, Kernels = k.ToString(), Grouped = bias, Condition = onlyBias ? trains : null,
                 ForwardTypes = string.Join(", ", fParams.Select(p => p.Substring(0, p.LastIndexOf(' ')))),
                 BackwardTypes = string.Join(", ", bParams.Select(p => p.Substring(0, p.LastIndexOf(' ')))),
                 ForwardArgs = string.Join(", ", fArgs), BackwardArgs = string.Join(", ", bArgs),

@@ -143,10 +143,13 @@ namespace Compiled.Nets.Generator.Ops
         /// query's tensor through the value's, and the spacing between them (they are declared one after another).</summary>
         private static (string Weights, string WeightSpacing, string Biases, string BiasSpacing) Projections(GpuContext c, OpSpec op, string access)
         {
-            string P(string part, string kind) => $"_net.{c.Param(op, part + "." + kind).Field}";
+            string P(string part, string kind) => Projection(c, op, part, kind);
             return ($"{access}({P("query", "weight")}, {P("value", "weight")})", $"Spacing({P("query", "weight")}, {P("key", "weight")}, {P("value", "weight")})",
                 $"{access}({P("query", "bias")}, {P("value", "bias")})", $"Spacing({P("query", "bias")}, {P("key", "bias")}, {P("value", "bias")})");
         }
+
+        /// <summary>The twin's name for a projection's tensor (<paramref name="part"/> query, key or value; weight or bias).</summary>
+        private static string Projection(GpuContext c, OpSpec op, string part, string kind) => $"_net.{c.Param(op, part + "." + kind).Field}";
 
         /// <summary>The query, key and value of a block of rows·E floats each.</summary>
         private static string Parts(string stacked, string block) => $"Part({stacked}, 0, {block}), Part({stacked}, 1, {block}), Part({stacked}, 2, {block})";
@@ -166,7 +169,8 @@ namespace Compiled.Nets.Generator.Ops
         }
 
         /// <summary>dq, dk, dv from the attention kernels into one region for all attention ops (sized for the widest),
-        /// then the projections' weight and bias gradients (a launch each for the three) and the input's (a GEMM each).</summary>
+        /// then the projections' weight and bias gradients (a launch each for the three, none for a frozen kind) and the
+        /// input's (a GEMM each).</summary>
         public override void EmitGpuBackward(GpuContext c, OpSpec op)
         {
             var a = AttentionArgs.Of(c.Layer(op));
@@ -179,7 +183,10 @@ namespace Compiled.Nets.Generator.Ops
             var values = Projections(c, op, "Value");
             var gradients = Projections(c, op, "Gradient");
             bool dx = !c.InputIsData(op);
-            c.Launch($"K.ProjectionsBackward({c.GradientIfNeeded(op.Input)}, {gradients.Weights}, {gradients.Biases}, {dqkv}, {c.Value(op.Input)}, {values.Weights}, {values.WeightSpacing}, {values.BiasSpacing}, 3, {rows}, {a.Embed}, {a.Embed});", dx ? 5 : 2);
+            // Which projections' weights and biases train: the kernel leaves a frozen one's gradient alone.
+            string Trained(string kind) => $"Trained({Projection(c, op, "query", kind)}, {Projection(c, op, "key", kind)}, {Projection(c, op, "value", kind)})";
+            c.Launch($"K.ProjectionsBackward({c.GradientIfNeeded(op.Input)}, {gradients.Weights}, {gradients.Biases}, {dqkv}, {c.Value(op.Input)}, {values.Weights}, {values.WeightSpacing}, {values.BiasSpacing}, 3, {rows}, {a.Embed}, {a.Embed}, " +
+                $"trainedWeights: {Trained("weight")}, trainedBiases: {Trained("bias")});", dx ? 5 : 2);
         }
 
         public override void EmitOnnx(OnnxContext c, OpSpec op)

@@ -112,7 +112,7 @@ namespace Compiled.Nets.Generator.Ops
         public override void EmitGpuBackward(GpuContext c, OpSpec op)
         {
             string ids = c.TokenRuns(op.Input) ?? $"{c.TokenInput(op.Input)}, batch * {Shapes.Size(op.InShape)}";
-            c.Launch($"K.EmbeddingBackward({c.ParameterGradient(op, "weight")}, {c.Gradient(op.Id)}, {ids}, {EmbeddingArgs.Of(c.Layer(op)).Dim}, {PaddingRow(c.Layer(op))});");
+            c.Launch($"if ({c.Trains(op, "weight")}) K.EmbeddingBackward({c.TrainedGradient(op, "weight")}, {c.Gradient(op.Id)}, {ids}, {EmbeddingArgs.Of(c.Layer(op)).Dim}, {PaddingRow(c.Layer(op))});");
         }
 
         public override void EmitOnnx(OnnxContext c, OpSpec op) => c.Line($"g.Node(\"Gather\", new[] {{ {c.Initializer(op, "weight")}, {c.Value(op.Input)} }}, {c.Output(op)});");
@@ -161,8 +161,8 @@ namespace Compiled.Nets.Generator.Ops
         {
             int dim = EmbeddingArgs.Of(c.Layer(op)).Dim;
             string n = $"batch * {Shapes.Size(op.OutShape)}", block = GpuBlock(op, dim);
-            if (!c.InputIsData(op)) c.Launch($"K.AddTo({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, {n});");
-            c.Launch($"K.AddColumnSums({c.ParameterGradient(op, "weight")}, {c.Gradient(op.Id)}, (int)({n}) / ({block}), {block});");
+            if (!c.InputIsData(op)) c.Launch($"if (n{op.Input}) K.AddTo({c.Gradient(op.Input)}, {c.Gradient(op.Id)}, {n});");
+            c.Launch($"if ({c.Trains(op, "weight")}) K.AddColumnSums({c.TrainedGradient(op, "weight")}, {c.Gradient(op.Id)}, (int)({n}) / ({block}), {block});");
         }
 
         /// <summary>The sum's gradient flows to the input unchanged (written when nothing else adds to it).</summary>

@@ -105,11 +105,11 @@ namespace Compiled.Nets.Generator.Ops
             c.Launch($"K.Gemm(false, true, {c.Rows(op)}, {a.Out}, {a.In}, 1f, {c.Value(op.Input)}, {a.In}, {c.Read(op, "weight")}, {a.In}, 0f, {c.Output(op)}, {a.Out});");
         }
 
-        /// <summary>dW += gᵀ·x and dx += g·W (the bias gradient is summed by the chain's backward).</summary>
+        /// <summary>dW += gᵀ·x (unless W is frozen) and dx += g·W (the bias gradient is summed by the chain's backward).</summary>
         public override void EmitGpuBackward(GpuContext c, OpSpec op)
         {
             var a = LinearArgs.Of(c.Layer(op));
-            c.Launch($"K.Gemm(true, false, {a.Out}, {a.In}, {c.Rows(op)}, 1f, {c.Gradient(op.Id)}, {a.Out}, {c.Value(op.Input)}, {a.In}, 1f, {c.ParameterGradient(op, "weight")}, {a.In});");
+            c.Launch($"if ({c.Trains(op, "weight")}) K.Gemm(true, false, {a.Out}, {a.In}, {c.Rows(op)}, 1f, {c.Gradient(op.Id)}, {a.Out}, {c.Value(op.Input)}, {a.In}, 1f, {c.TrainedGradient(op, "weight")}, {a.In});");
             if (!c.InputIsData(op))
                 c.Launch($"if (n{op.Input}) K.Gemm(false, false, {c.Rows(op)}, {a.In}, {a.Out}, 1f, {c.Gradient(op.Id)}, {a.Out}, {c.Read(op, "weight")}, {a.In}, 1f, {c.Gradient(op.Input)}, {a.In});");
         }

@@ -50,16 +50,29 @@ public sealed partial class GpuKernels
     /// <summary>
     /// The backward of <see cref="ProjectionsForward"/>: dW_p += dy_pᵀ·x and db_p += Σ_rows dy_p (a launch each, whatever
     /// the count), the gradients laid out as the parameters; unless <paramref name="dx"/> is default, dx += Σ_p dy_p·W_p
-    /// (a GEMM per projection, each adding to dx).
+    /// (a GEMM per projection, each adding to dx). Bit p of <paramref name="trainedWeights"/> and
+    /// <paramref name="trainedBiases"/> says whether projection p's weight and bias want a gradient: a frozen tensor's is
+    /// left alone, so with some frozen the others take a launch each, with all frozen none.
     /// </summary>
     public void ProjectionsBackward(ArrayView<float> dx, ArrayView<float> dWeights, ArrayView<float> dBiases, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> weights,
-        long weightSpacing, long biasSpacing, int count, int rows, int inFeatures, int outFeatures)
+        long weightSpacing, long biasSpacing, int count, int rows, int inFeatures, int outFeatures, int trainedWeights = -1, int trainedBiases = -1)
     {
         long block = ProjectionsChecked(dy, x, weights, weightSpacing, biasSpacing, count, rows, inFeatures, outFeatures);
-        Need(dWeights, (count - 1) * weightSpacing + (long)outFeatures * inFeatures, nameof(dWeights));
+        long w = (long)outFeatures * inFeatures;
+        int all = count >= 31 ? -1 : (1 << count) - 1;
+        trainedWeights &= all; trainedBiases &= all;
+        if (trainedWeights != 0) Need(dWeights, (count - 1) * weightSpacing + w, nameof(dWeights));
+        if (trainedBiases != 0) Need(dBiases, (count - 1) * biasSpacing + outFeatures, nameof(dBiases));
         if (rows == 0) return;
-        GemmBatched(true, false, count, outFeatures, inFeatures, rows, 1f, dy, block, x, 0, 1f, dWeights, weightSpacing);
-        AddColumnSums(dBiases, biasSpacing, dy, count, rows, outFeatures);
+        if (trainedWeights == all) GemmBatched(true, false, count, outFeatures, inFeatures, rows, 1f, dy, block, x, 0, 1f, dWeights, weightSpacing);
+        else
+            for (int p = 0; p < count; p++)
+                if ((trainedWeights >> p & 1) != 0)
+                    Gemm(true, false, outFeatures, inFeatures, rows, 1f, dy.SubView(p * block, block), outFeatures, x, inFeatures, 1f, dWeights.SubView(p * weightSpacing, w), inFeatures);
+        if (trainedBiases == all) AddColumnSums(dBiases, biasSpacing, dy, count, rows, outFeatures);
+        else
+            for (int p = 0; p < count; p++)
+                if ((trainedBiases >> p & 1) != 0) AddColumnSums(dBiases.SubView(p * biasSpacing, outFeatures), dy.SubView(p * block, block), rows, outFeatures);
         if (!dx.IsValid) return;
         Need(dx, (long)rows * inFeatures, nameof(dx));
         for (int p = 0; p < count; p++)

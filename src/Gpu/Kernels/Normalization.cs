@@ -55,7 +55,7 @@ public sealed partial class GpuKernels
 
     /// <summary>
     /// Training-mode batch norm's gradients from the mean and inverse deviation <paramref name="state"/> saved by the
-    /// forward: dγ += Σ dy·x̂, dβ += Σ dy, dx += γ·inv/m·(m·dy − Σdy − x̂·Σ dy·x̂) (dx empty: not needed). Two launches.
+    /// forward: dγ += Σ dy·x̂, dβ += Σ dy, dx += γ·inv/m·(m·dy − Σdy − x̂·Σ dy·x̂) (dx empty: not needed; dγ or dβ empty: frozen). Two launches.
     /// </summary>
     public void BatchNormBackward(ArrayView<float> dx, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> gamma,
         ArrayView<float> state, int batch, int channels, int spatial)
@@ -67,7 +67,10 @@ public sealed partial class GpuKernels
         _batchNormBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, NormArgs>(BatchNormBackwardKernel);
         Launched(); _batchNormGradSums(SumConfig(channels, (long)batch * spatial), state, dy, x, a);
         // A view that is not wanted is never passed as an empty one: a flag says so and the kernel leaves it alone.
-        Launched(); _batchNormBackward(checked((int)n), dx.Length > 0 ? dx : dy, dgamma, dbeta, dy, x, gamma, state, dx.Length > 0 ? 1 : 0, a);
+        int wanted = (dx.Length > 0 ? 1 : 0) | (dgamma.Length > 0 ? 2 : 0) | (dbeta.Length > 0 ? 4 : 0);
+        if (dgamma.Length > 0) Need(dgamma, channels, nameof(dgamma));
+        if (dbeta.Length > 0) Need(dbeta, channels, nameof(dbeta));
+        Launched(); _batchNormBackward(checked((int)n), dx.Length > 0 ? dx : dy, dgamma.Length > 0 ? dgamma : dy, dbeta.Length > 0 ? dbeta : dy, dy, x, gamma, state, wanted, a);
     }
 
     /// <summary>Channel Grid.IdxX: sums[c] = Σ x, then sums[C + c] = Σ (x − mean)², each thread taking every
@@ -137,13 +140,14 @@ public sealed partial class GpuKernels
         state[3 * a.Channels + c] = sdx;
     }
 
-    /// <summary>dx per element (when <paramref name="wantDx"/>); the first element of each channel adds dγ and dβ.</summary>
+    /// <summary>dx per element (<paramref name="wanted"/> bit 1); the first element of each channel adds dγ (bit 2) and
+    /// dβ (bit 4).</summary>
     private static void BatchNormBackwardKernel(Index1D index, ArrayView<float> dx, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dy,
-        ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> state, int wantDx, NormArgs a)
+        ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> state, int wanted, NormArgs a)
     {
         int c = (int)(index / a.Spatial % a.Channels);
         float mean = state[c], inv = state[a.Channels + c], sd = state[2 * a.Channels + c], sdx = state[3 * a.Channels + c];
-        if (wantDx != 0)
+        if ((wanted & 1) != 0)
         {
             float m = (float)a.Batch * a.Spatial;
             float xhat = (x[index] - mean) * inv;
@@ -151,14 +155,14 @@ public sealed partial class GpuKernels
         }
         if (index < a.Channels * a.Spatial && index % a.Spatial == 0)
         {
-            dgamma[c] += sdx;
-            dbeta[c] += sd;
+            if ((wanted & 2) != 0) dgamma[c] += sdx;
+            if ((wanted & 4) != 0) dbeta[c] += sd;
         }
     }
 
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _layerNorm;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _layerNormDx;
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _layerNormParams;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _layerNormParams;
 
     /// <summary>nn.LayerNorm over the last dimension: y = (x − mean)·rstd·γ + β per row (biased variance, two passes);
     /// saves each row's mean and rstd for backward. One group per row.</summary>
@@ -189,14 +193,14 @@ public sealed partial class GpuKernels
     }
 
     /// <summary>LayerNorm's gradients: dx += rstd·(g·γ − (Σ g·γ + x̂·Σ g·γ·x̂)/F) per row (dx empty: not needed), and
-    /// dγ += Σ g·x̂, dβ += Σ g per feature, summed as a column sum is (a fixed order). One or two launches.</summary>
+    /// dγ += Σ g·x̂, dβ += Σ g per feature, summed as a column sum is (a fixed order; either empty: frozen). Up to two launches.</summary>
     public void LayerNormBackward(ArrayView<float> dx, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dy, ArrayView<float> x,
         ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> gamma, int rows, int features) =>
         LayerNormGradients(dx, default, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, features);
 
     /// <summary>The gradients of <see cref="LayerNormOfSumForward"/>: the norm's input gradient is added to both operands'
     /// (<paramref name="da"/>, <paramref name="db"/>; either may be empty: not needed, and both may be one buffer, for
-    /// x + x) as the add's backward would, in the norm's own pass. One or two launches.</summary>
+    /// x + x) as the add's backward would, in the norm's own pass; dγ or dβ empty: frozen. Up to two launches.</summary>
     public void LayerNormOfSumBackward(ArrayView<float> da, ArrayView<float> db, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dy, ArrayView<float> sum,
         ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> gamma, int rows, int features) =>
         LayerNormGradients(da.Length > 0 ? da : db, da.Length > 0 ? db : default, dgamma, dbeta, dy, sum, mean, rstd, gamma, rows, features);
@@ -215,8 +219,13 @@ public sealed partial class GpuKernels
             // A view that is not wanted is never passed as an empty one: a flag says so and the kernel leaves it alone.
             Launched(); _layerNormDx(RowConfig(rows, features), dx, dx2.Length > 0 ? dx2 : dx, dy, x, mean, rstd, gamma, dx2.Length > 0 ? 1 : 0, features);
         }
-        _layerNormParams ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(LayerNormParamsKernel);
-        Launched(); _layerNormParams(ColumnLaunch(rows, features), dgamma, dbeta, dy, x, mean, rstd, rows, features);
+        // A frozen γ or β (empty) is left alone; with both frozen the column sums are not launched.
+        int wanted = (dgamma.Length > 0 ? 1 : 0) | (dbeta.Length > 0 ? 2 : 0);
+        if (wanted == 0) return;
+        if (dgamma.Length > 0) Need(dgamma, features, nameof(dgamma));
+        if (dbeta.Length > 0) Need(dbeta, features, nameof(dbeta));
+        _layerNormParams ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(LayerNormParamsKernel);
+        Launched(); _layerNormParams(ColumnLaunch(rows, features), dgamma.Length > 0 ? dgamma : dy, dbeta.Length > 0 ? dbeta : dy, dy, x, mean, rstd, rows, features, wanted);
     }
 
     /// <summary>Row Grid.IdxX: its threads take every Group.DimX-th feature, so a warp reads consecutive values. With
@@ -265,9 +274,10 @@ public sealed partial class GpuKernels
         }
     }
 
-    /// <summary>A strip of features as <see cref="ColumnSumsKernel"/> adds a strip of columns, two sums per thread.</summary>
+    /// <summary>A strip of features as <see cref="ColumnSumsKernel"/> adds a strip of columns, two sums per thread, added
+    /// to dγ (<paramref name="wanted"/> bit 1) and dβ (bit 2).</summary>
     private static void LayerNormParamsKernel(ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dy, ArrayView<float> x,
-        ArrayView<float> mean, ArrayView<float> rstd, int rows, int features)
+        ArrayView<float> mean, ArrayView<float> rstd, int rows, int features, int wanted)
     {
         int f = Grid.IdxX * Group.DimX + Group.IdxX;
         float g = 0f, b = 0f;
@@ -281,7 +291,7 @@ public sealed partial class GpuKernels
         g = SliceSum(g);
         b = SliceSum(b);
         if (Group.IdxY != 0 || f >= features) return;
-        dgamma[f] += g;
-        dbeta[f] += b;
+        if ((wanted & 1) != 0) dgamma[f] += g;
+        if ((wanted & 2) != 0) dbeta[f] += b;
     }
 }

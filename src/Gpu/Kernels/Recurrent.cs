@@ -75,10 +75,17 @@ public sealed partial class GpuKernels
         _recurrentBackSteps(StepsConfig(batch, hidden, staged: false), dy, gates, states, extra, wHh, carry, masked ? mask : StepsMask(mask), a);
         // The gates' gradients through the input projection: dx += dG·W_ih, dW_ih += dGᵀ·x, db_ih += Σ dG.
         if (dx.Length > 0) Gemm(false, false, rows, input, gw, 1f, gates, gw, wIh, input, 1f, dx, input);
-        Gemm(true, false, gw, input, rows, 1f, gates, gw, x, input, 1f, dWih, input);
+        if (dWih.Length > 0) Gemm(true, false, gw, input, rows, 1f, gates, gw, x, input, 1f, dWih, input);
         if (dBih.Length > 0) AddColumnSums(dBih, gates, rows, gw, gw, 0);
         // dW_hh += Σ over positions of (the gates' gradients)ᵀ·(the previous state): one GEMM over the states shifted by
         // one position, zero where a sample's first position has none (so no sample's sum reaches into another's).
+        if (dWhh.Length == 0)
+        {
+            if (dBhh.Length == 0) return;
+            if (lstm) AddColumnSums(dBhh, gates, rows, gw, gw, 0);
+            else { AddColumnSums(dBhh, gates, rows, 2 * h, gw, 0); AddColumnSums(dBhh.SubView(2 * h, h), extra, rows, h, h, 0); }
+            return;
+        }
         _shiftStates ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, RecurrentArgs>(ShiftStatesKernel);
         Launched();
         _shiftStates(rows * h, scratch, states, a);

@@ -97,41 +97,41 @@ namespace Compiled.Nets.Gpu.Tests
             private global::ILGPU.ArrayView<float> _g27;
             private global::ILGPU.ArrayView<float> _g28;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain6Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain6Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain6Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain10Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain10Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain10Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain11Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain11Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain11Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain15Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain15Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain15Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain19Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain19Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain19Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain20Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain20Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain20Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain25Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain25Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain25Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain28Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain28Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain28Backward;
 
             internal OnDevice(MiniBert net, global::Compiled.Nets.Gpu.GpuDevice device) : base(device, net._store, "MiniBert", MiniBert.InputFeatures, "-1", MiniBert.OutputFeatures, "3", 0.0f)
             {
                 _net = net;
                 _Chain6Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain6Forward);
-                _Chain6Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain6Backward);
+                _Chain6Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain6Backward);
                 _Chain10Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain10Forward);
-                _Chain10Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain10Backward);
+                _Chain10Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain10Backward);
                 _Chain11Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain11Forward);
-                _Chain11Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain11Backward);
+                _Chain11Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain11Backward);
                 _Chain15Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain15Forward);
-                _Chain15Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain15Backward);
+                _Chain15Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain15Backward);
                 _Chain19Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain19Forward);
-                _Chain19Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain19Backward);
+                _Chain19Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain19Backward);
                 _Chain20Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain20Forward);
-                _Chain20Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain20Backward);
+                _Chain20Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain20Backward);
                 _Chain25Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain25Forward);
-                _Chain25Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain25Backward);
+                _Chain25Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain25Backward);
                 _Chain28Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain28Forward);
-                _Chain28Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain28Backward);
+                _Chain28Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain28Backward);
             }
 
             /// <summary>37 launches forward, 2 for the loss, 63 backward.</summary>
@@ -336,9 +336,9 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n28)
                 {
                     // fused backward: Bias
-                    Device.RecordLaunch(); _Chain28Backward(K.ColumnLaunch(batch * 1, 3), _g28, _g28, _r28, _v28, Gradient(_net._p_classifier_bias), batch * 1, 3, 0);
+                    if (_net._p_classifier_bias.RequiresGrad) { Device.RecordLaunch(); _Chain28Backward(K.ColumnLaunch(batch * 1, 3), _g28, _g28, _r28, _v28, Gradient(_net._p_classifier_bias), batch * 1, 3, 1, 0); }
                     // Classifier backward
-                    K.Gemm(true, false, 3, 16, batch * 1, 1f, _g28, 3, _v27, 16, 1f, Gradient(_net._p_classifier_weight), 16);
+                    if (_net._p_classifier_weight.RequiresGrad) K.Gemm(true, false, 3, 16, batch * 1, 1f, _g28, 3, _v27, 16, 1f, Gradient(_net._p_classifier_weight), 16);
                     if (n27) K.Gemm(false, false, batch * 1, 16, 3, 1f, _g28, 3, Value(_net._p_classifier_weight), 16, 1f, _g27, 16);
                 }
                 if (n27)
@@ -355,9 +355,9 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n25)
                 {
                     // fused backward: Bias + Tanh
-                    Device.RecordLaunch(); _Chain25Backward(K.ColumnLaunch(batch * 1, 16), _g25, _g24, _r24, _v24, _v25, Gradient(_net._p_pooler_dense_bias), batch * 1, 16, 1);
+                    Device.RecordLaunch(); _Chain25Backward(K.ColumnLaunch(batch * 1, 16), _g25, _g24, _r24, _v24, _v25, _net._p_pooler_dense_bias.RequiresGrad ? Gradient(_net._p_pooler_dense_bias) : _g25, batch * 1, 16, _net._p_pooler_dense_bias.RequiresGrad ? 1 : 0, 1);
                     // Pooler backward
-                    K.Gemm(true, false, 16, 16, batch * 1, 1f, _g24, 16, _v23, 16, 1f, Gradient(_net._p_pooler_dense_weight), 16);
+                    if (_net._p_pooler_dense_weight.RequiresGrad) K.Gemm(true, false, 16, 16, batch * 1, 1f, _g24, 16, _v23, 16, 1f, Gradient(_net._p_pooler_dense_weight), 16);
                     if (n23) K.Gemm(false, false, batch * 1, 16, 16, 1f, _g24, 16, Value(_net._p_pooler_dense_weight), 16, 1f, _g23, 16);
                 }
                 if (n23)
@@ -368,7 +368,7 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n22)
                 {
                     // OutputNorm backward
-                    K.LayerNormOfSumBackward((n20 ? _g20 : default), (n17 ? _g17 : default), Gradient(_net._p_encoder_layer_1_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_1_output_LayerNorm_bias), _g22, _v21, _mean22, _rstd22, Value(_net._p_encoder_layer_1_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
+                    K.LayerNormOfSumBackward((n20 ? _g20 : default), (n17 ? _g17 : default), (_net._p_encoder_layer_1_output_LayerNorm_weight.RequiresGrad ? Gradient(_net._p_encoder_layer_1_output_LayerNorm_weight) : default), (_net._p_encoder_layer_1_output_LayerNorm_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_1_output_LayerNorm_bias) : default), _g22, _v21, _mean22, _rstd22, Value(_net._p_encoder_layer_1_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
                 }
                 if (n21)
                 {
@@ -378,23 +378,23 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n20)
                 {
                     // fused backward: Bias
-                    Device.RecordLaunch(); _Chain20Backward(K.ColumnLaunch(batch * T, 16), _g20, _g20, _r20, _v20, Gradient(_net._p_encoder_layer_1_output_dense_bias), batch * T, 16, 0);
+                    if (_net._p_encoder_layer_1_output_dense_bias.RequiresGrad) { Device.RecordLaunch(); _Chain20Backward(K.ColumnLaunch(batch * T, 16), _g20, _g20, _r20, _v20, Gradient(_net._p_encoder_layer_1_output_dense_bias), batch * T, 16, 1, 0); }
                     // Output backward
-                    K.Gemm(true, false, 16, 32, batch * T, 1f, _g20, 16, _v19, 32, 1f, Gradient(_net._p_encoder_layer_1_output_dense_weight), 32);
+                    if (_net._p_encoder_layer_1_output_dense_weight.RequiresGrad) K.Gemm(true, false, 16, 32, batch * T, 1f, _g20, 16, _v19, 32, 1f, Gradient(_net._p_encoder_layer_1_output_dense_weight), 32);
                     if (n19) K.Gemm(false, false, batch * T, 32, 16, 1f, _g20, 16, Value(_net._p_encoder_layer_1_output_dense_weight), 32, 1f, _g19, 32);
                 }
                 if (n19)
                 {
                     // fused backward: Bias + Gelu
-                    Device.RecordLaunch(); _Chain19Backward(K.ColumnLaunch(batch * T, 32), _g19, _g18, _r18, _v18, _v19, Gradient(_net._p_encoder_layer_1_intermediate_dense_bias), batch * T, 32, 1);
+                    Device.RecordLaunch(); _Chain19Backward(K.ColumnLaunch(batch * T, 32), _g19, _g18, _r18, _v18, _v19, _net._p_encoder_layer_1_intermediate_dense_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_1_intermediate_dense_bias) : _g19, batch * T, 32, _net._p_encoder_layer_1_intermediate_dense_bias.RequiresGrad ? 1 : 0, 1);
                     // Intermediate backward
-                    K.Gemm(true, false, 32, 16, batch * T, 1f, _g18, 32, _v17, 16, 1f, Gradient(_net._p_encoder_layer_1_intermediate_dense_weight), 16);
+                    if (_net._p_encoder_layer_1_intermediate_dense_weight.RequiresGrad) K.Gemm(true, false, 32, 16, batch * T, 1f, _g18, 32, _v17, 16, 1f, Gradient(_net._p_encoder_layer_1_intermediate_dense_weight), 16);
                     if (n17) K.Gemm(false, false, batch * T, 16, 32, 1f, _g18, 32, Value(_net._p_encoder_layer_1_intermediate_dense_weight), 16, 1f, _g17, 16);
                 }
                 if (n17)
                 {
                     // AttentionNorm backward
-                    K.LayerNormOfSumBackward((n15 ? _g15 : default), (n13 ? _g13 : default), Gradient(_net._p_encoder_layer_1_attention_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_1_attention_output_LayerNorm_bias), _g17, _v16, _mean17, _rstd17, Value(_net._p_encoder_layer_1_attention_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
+                    K.LayerNormOfSumBackward((n15 ? _g15 : default), (n13 ? _g13 : default), (_net._p_encoder_layer_1_attention_output_LayerNorm_weight.RequiresGrad ? Gradient(_net._p_encoder_layer_1_attention_output_LayerNorm_weight) : default), (_net._p_encoder_layer_1_attention_output_LayerNorm_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_1_attention_output_LayerNorm_bias) : default), _g17, _v16, _mean17, _rstd17, Value(_net._p_encoder_layer_1_attention_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
                 }
                 if (n16)
                 {
@@ -404,21 +404,21 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n15)
                 {
                     // fused backward: Bias
-                    Device.RecordLaunch(); _Chain15Backward(K.ColumnLaunch(batch * T, 16), _g15, _g15, _r15, _v15, Gradient(_net._p_encoder_layer_1_attention_output_dense_bias), batch * T, 16, 0);
+                    if (_net._p_encoder_layer_1_attention_output_dense_bias.RequiresGrad) { Device.RecordLaunch(); _Chain15Backward(K.ColumnLaunch(batch * T, 16), _g15, _g15, _r15, _v15, Gradient(_net._p_encoder_layer_1_attention_output_dense_bias), batch * T, 16, 1, 0); }
                     // AttentionOut backward
-                    K.Gemm(true, false, 16, 16, batch * T, 1f, _g15, 16, _v14, 16, 1f, Gradient(_net._p_encoder_layer_1_attention_output_dense_weight), 16);
+                    if (_net._p_encoder_layer_1_attention_output_dense_weight.RequiresGrad) K.Gemm(true, false, 16, 16, batch * T, 1f, _g15, 16, _v14, 16, 1f, Gradient(_net._p_encoder_layer_1_attention_output_dense_weight), 16);
                     if (n14) K.Gemm(false, false, batch * T, 16, 16, 1f, _g15, 16, Value(_net._p_encoder_layer_1_attention_output_dense_weight), 16, 1f, _g14, 16);
                 }
                 if (n14)
                 {
                     // Attention backward
                     K.AttentionBackward(Part(_gqkv, 0, batch * T * 16), Part(_gqkv, 1, batch * T * 16), Part(_gqkv, 2, batch * T * 16), _g14, _p14, default, Part(_qkv14, 0, batch * T * 16), Part(_qkv14, 1, batch * T * 16), Part(_qkv14, 2, batch * T * 16), Scratch, batch, T, 4, 4, 0.0f);
-                    K.ProjectionsBackward((n13 ? _g13 : default), Gradient(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_value_weight), Gradient(_net._p_encoder_layer_1_attention_self_query_bias, _net._p_encoder_layer_1_attention_self_value_bias), _gqkv, _v13, Value(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_value_weight), Spacing(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_key_weight, _net._p_encoder_layer_1_attention_self_value_weight), Spacing(_net._p_encoder_layer_1_attention_self_query_bias, _net._p_encoder_layer_1_attention_self_key_bias, _net._p_encoder_layer_1_attention_self_value_bias), 3, batch * T, 16, 16);
+                    K.ProjectionsBackward((n13 ? _g13 : default), Gradient(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_value_weight), Gradient(_net._p_encoder_layer_1_attention_self_query_bias, _net._p_encoder_layer_1_attention_self_value_bias), _gqkv, _v13, Value(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_value_weight), Spacing(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_key_weight, _net._p_encoder_layer_1_attention_self_value_weight), Spacing(_net._p_encoder_layer_1_attention_self_query_bias, _net._p_encoder_layer_1_attention_self_key_bias, _net._p_encoder_layer_1_attention_self_value_bias), 3, batch * T, 16, 16, trainedWeights: Trained(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_key_weight, _net._p_encoder_layer_1_attention_self_value_weight), trainedBiases: Trained(_net._p_encoder_layer_1_attention_self_query_bias, _net._p_encoder_layer_1_attention_self_key_bias, _net._p_encoder_layer_1_attention_self_value_bias));
                 }
                 if (n13)
                 {
                     // OutputNorm backward
-                    K.LayerNormOfSumBackward((n11 ? _g11 : default), (n8 ? _g8 : default), Gradient(_net._p_encoder_layer_0_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_0_output_LayerNorm_bias), _g13, _v12, _mean13, _rstd13, Value(_net._p_encoder_layer_0_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
+                    K.LayerNormOfSumBackward((n11 ? _g11 : default), (n8 ? _g8 : default), (_net._p_encoder_layer_0_output_LayerNorm_weight.RequiresGrad ? Gradient(_net._p_encoder_layer_0_output_LayerNorm_weight) : default), (_net._p_encoder_layer_0_output_LayerNorm_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_0_output_LayerNorm_bias) : default), _g13, _v12, _mean13, _rstd13, Value(_net._p_encoder_layer_0_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
                 }
                 if (n12)
                 {
@@ -428,23 +428,23 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n11)
                 {
                     // fused backward: Bias
-                    Device.RecordLaunch(); _Chain11Backward(K.ColumnLaunch(batch * T, 16), _g11, _g11, _r11, _v11, Gradient(_net._p_encoder_layer_0_output_dense_bias), batch * T, 16, 0);
+                    if (_net._p_encoder_layer_0_output_dense_bias.RequiresGrad) { Device.RecordLaunch(); _Chain11Backward(K.ColumnLaunch(batch * T, 16), _g11, _g11, _r11, _v11, Gradient(_net._p_encoder_layer_0_output_dense_bias), batch * T, 16, 1, 0); }
                     // Output backward
-                    K.Gemm(true, false, 16, 32, batch * T, 1f, _g11, 16, _v10, 32, 1f, Gradient(_net._p_encoder_layer_0_output_dense_weight), 32);
+                    if (_net._p_encoder_layer_0_output_dense_weight.RequiresGrad) K.Gemm(true, false, 16, 32, batch * T, 1f, _g11, 16, _v10, 32, 1f, Gradient(_net._p_encoder_layer_0_output_dense_weight), 32);
                     if (n10) K.Gemm(false, false, batch * T, 32, 16, 1f, _g11, 16, Value(_net._p_encoder_layer_0_output_dense_weight), 32, 1f, _g10, 32);
                 }
                 if (n10)
                 {
                     // fused backward: Bias + Gelu
-                    Device.RecordLaunch(); _Chain10Backward(K.ColumnLaunch(batch * T, 32), _g10, _g9, _r9, _v9, _v10, Gradient(_net._p_encoder_layer_0_intermediate_dense_bias), batch * T, 32, 1);
+                    Device.RecordLaunch(); _Chain10Backward(K.ColumnLaunch(batch * T, 32), _g10, _g9, _r9, _v9, _v10, _net._p_encoder_layer_0_intermediate_dense_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_0_intermediate_dense_bias) : _g10, batch * T, 32, _net._p_encoder_layer_0_intermediate_dense_bias.RequiresGrad ? 1 : 0, 1);
                     // Intermediate backward
-                    K.Gemm(true, false, 32, 16, batch * T, 1f, _g9, 32, _v8, 16, 1f, Gradient(_net._p_encoder_layer_0_intermediate_dense_weight), 16);
+                    if (_net._p_encoder_layer_0_intermediate_dense_weight.RequiresGrad) K.Gemm(true, false, 32, 16, batch * T, 1f, _g9, 32, _v8, 16, 1f, Gradient(_net._p_encoder_layer_0_intermediate_dense_weight), 16);
                     if (n8) K.Gemm(false, false, batch * T, 16, 32, 1f, _g9, 32, Value(_net._p_encoder_layer_0_intermediate_dense_weight), 16, 1f, _g8, 16);
                 }
                 if (n8)
                 {
                     // AttentionNorm backward
-                    K.LayerNormOfSumBackward((n6 ? _g6 : default), (n4 ? _g4 : default), Gradient(_net._p_encoder_layer_0_attention_output_LayerNorm_weight), Gradient(_net._p_encoder_layer_0_attention_output_LayerNorm_bias), _g8, _v7, _mean8, _rstd8, Value(_net._p_encoder_layer_0_attention_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
+                    K.LayerNormOfSumBackward((n6 ? _g6 : default), (n4 ? _g4 : default), (_net._p_encoder_layer_0_attention_output_LayerNorm_weight.RequiresGrad ? Gradient(_net._p_encoder_layer_0_attention_output_LayerNorm_weight) : default), (_net._p_encoder_layer_0_attention_output_LayerNorm_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_0_attention_output_LayerNorm_bias) : default), _g8, _v7, _mean8, _rstd8, Value(_net._p_encoder_layer_0_attention_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
                 }
                 if (n7)
                 {
@@ -454,38 +454,38 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n6)
                 {
                     // fused backward: Bias
-                    Device.RecordLaunch(); _Chain6Backward(K.ColumnLaunch(batch * T, 16), _g6, _g6, _r6, _v6, Gradient(_net._p_encoder_layer_0_attention_output_dense_bias), batch * T, 16, 0);
+                    if (_net._p_encoder_layer_0_attention_output_dense_bias.RequiresGrad) { Device.RecordLaunch(); _Chain6Backward(K.ColumnLaunch(batch * T, 16), _g6, _g6, _r6, _v6, Gradient(_net._p_encoder_layer_0_attention_output_dense_bias), batch * T, 16, 1, 0); }
                     // AttentionOut backward
-                    K.Gemm(true, false, 16, 16, batch * T, 1f, _g6, 16, _v5, 16, 1f, Gradient(_net._p_encoder_layer_0_attention_output_dense_weight), 16);
+                    if (_net._p_encoder_layer_0_attention_output_dense_weight.RequiresGrad) K.Gemm(true, false, 16, 16, batch * T, 1f, _g6, 16, _v5, 16, 1f, Gradient(_net._p_encoder_layer_0_attention_output_dense_weight), 16);
                     if (n5) K.Gemm(false, false, batch * T, 16, 16, 1f, _g6, 16, Value(_net._p_encoder_layer_0_attention_output_dense_weight), 16, 1f, _g5, 16);
                 }
                 if (n5)
                 {
                     // Attention backward
                     K.AttentionBackward(Part(_gqkv, 0, batch * T * 16), Part(_gqkv, 1, batch * T * 16), Part(_gqkv, 2, batch * T * 16), _g5, _p5, default, Part(_qkv5, 0, batch * T * 16), Part(_qkv5, 1, batch * T * 16), Part(_qkv5, 2, batch * T * 16), Scratch, batch, T, 4, 4, 0.0f);
-                    K.ProjectionsBackward((n4 ? _g4 : default), Gradient(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_value_weight), Gradient(_net._p_encoder_layer_0_attention_self_query_bias, _net._p_encoder_layer_0_attention_self_value_bias), _gqkv, _v4, Value(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_value_weight), Spacing(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_key_weight, _net._p_encoder_layer_0_attention_self_value_weight), Spacing(_net._p_encoder_layer_0_attention_self_query_bias, _net._p_encoder_layer_0_attention_self_key_bias, _net._p_encoder_layer_0_attention_self_value_bias), 3, batch * T, 16, 16);
+                    K.ProjectionsBackward((n4 ? _g4 : default), Gradient(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_value_weight), Gradient(_net._p_encoder_layer_0_attention_self_query_bias, _net._p_encoder_layer_0_attention_self_value_bias), _gqkv, _v4, Value(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_value_weight), Spacing(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_key_weight, _net._p_encoder_layer_0_attention_self_value_weight), Spacing(_net._p_encoder_layer_0_attention_self_query_bias, _net._p_encoder_layer_0_attention_self_key_bias, _net._p_encoder_layer_0_attention_self_value_bias), 3, batch * T, 16, 16, trainedWeights: Trained(_net._p_encoder_layer_0_attention_self_query_weight, _net._p_encoder_layer_0_attention_self_key_weight, _net._p_encoder_layer_0_attention_self_value_weight), trainedBiases: Trained(_net._p_encoder_layer_0_attention_self_query_bias, _net._p_encoder_layer_0_attention_self_key_bias, _net._p_encoder_layer_0_attention_self_value_bias));
                 }
                 if (n4)
                 {
                     // EmbedNorm backward
-                    K.LayerNormBackward((n3 ? _g3 : default), Gradient(_net._p_embeddings_LayerNorm_weight), Gradient(_net._p_embeddings_LayerNorm_bias), _g4, _v3, _mean4, _rstd4, Value(_net._p_embeddings_LayerNorm_weight), batch * T, 16);
+                    K.LayerNormBackward((n3 ? _g3 : default), (_net._p_embeddings_LayerNorm_weight.RequiresGrad ? Gradient(_net._p_embeddings_LayerNorm_weight) : default), (_net._p_embeddings_LayerNorm_bias.RequiresGrad ? Gradient(_net._p_embeddings_LayerNorm_bias) : default), _g4, _v3, _mean4, _rstd4, Value(_net._p_embeddings_LayerNorm_weight), batch * T, 16);
                 }
                 if (n3)
                 {
                     // TokenTypes backward
-                    K.AddTo(_g2, _g3, batch * T * 16);
-                    K.AddColumnSums(Gradient(_net._p_embeddings_token_type_embeddings_weight), _g3, (int)(batch * T * 16) / (16), 16);
+                    if (n2) K.AddTo(_g2, _g3, batch * T * 16);
+                    if (_net._p_embeddings_token_type_embeddings_weight.RequiresGrad) K.AddColumnSums(Gradient(_net._p_embeddings_token_type_embeddings_weight), _g3, (int)(batch * T * 16) / (16), 16);
                 }
                 if (n2)
                 {
                     // Positions backward
-                    K.AddTo(_g1, _g2, batch * T * 16);
-                    K.AddColumnSums(Gradient(_net._p_embeddings_position_embeddings_weight), _g2, (int)(batch * T * 16) / (T * 16), T * 16);
+                    if (n1) K.AddTo(_g1, _g2, batch * T * 16);
+                    if (_net._p_embeddings_position_embeddings_weight.RequiresGrad) K.AddColumnSums(Gradient(_net._p_embeddings_position_embeddings_weight), _g2, (int)(batch * T * 16) / (T * 16), T * 16);
                 }
                 if (n1)
                 {
                     // Words backward
-                    K.EmbeddingBackward(Gradient(_net._p_embeddings_word_embeddings_weight), _g1, TokenRuns, 16, -1);
+                    if (_net._p_embeddings_word_embeddings_weight.RequiresGrad) K.EmbeddingBackward(Gradient(_net._p_embeddings_word_embeddings_weight), _g1, TokenRuns, 16, -1);
                 }
             }
 
@@ -499,7 +499,7 @@ namespace Compiled.Nets.Gpu.Tests
             }
 
             /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
-            public static void Chain6Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v6, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            public static void Chain6Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v6, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
             {
                 int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
@@ -511,7 +511,7 @@ namespace Compiled.Nets.Gpu.Tests
                     sum += g;
                 }
                 sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
+                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias + Gelu: one thread per element.</summary>
@@ -526,7 +526,7 @@ namespace Compiled.Nets.Gpu.Tests
             }
 
             /// <summary>Fused backward of Bias + Gelu, the bias gradient summed per strip of columns.</summary>
-            public static void Chain10Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v9, global::ILGPU.ArrayView<float> v10, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            public static void Chain10Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v9, global::ILGPU.ArrayView<float> v10, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
             {
                 int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
@@ -539,7 +539,7 @@ namespace Compiled.Nets.Gpu.Tests
                     sum += g;
                 }
                 sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
+                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias: one thread per element.</summary>
@@ -552,7 +552,7 @@ namespace Compiled.Nets.Gpu.Tests
             }
 
             /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
-            public static void Chain11Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v11, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            public static void Chain11Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v11, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
             {
                 int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
@@ -564,7 +564,7 @@ namespace Compiled.Nets.Gpu.Tests
                     sum += g;
                 }
                 sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
+                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias: one thread per element.</summary>
@@ -577,7 +577,7 @@ namespace Compiled.Nets.Gpu.Tests
             }
 
             /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
-            public static void Chain15Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v15, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            public static void Chain15Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v15, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
             {
                 int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
@@ -589,7 +589,7 @@ namespace Compiled.Nets.Gpu.Tests
                     sum += g;
                 }
                 sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
+                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias + Gelu: one thread per element.</summary>
@@ -604,7 +604,7 @@ namespace Compiled.Nets.Gpu.Tests
             }
 
             /// <summary>Fused backward of Bias + Gelu, the bias gradient summed per strip of columns.</summary>
-            public static void Chain19Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v18, global::ILGPU.ArrayView<float> v19, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            public static void Chain19Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v18, global::ILGPU.ArrayView<float> v19, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
             {
                 int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
@@ -617,7 +617,7 @@ namespace Compiled.Nets.Gpu.Tests
                     sum += g;
                 }
                 sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
+                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias: one thread per element.</summary>
@@ -630,7 +630,7 @@ namespace Compiled.Nets.Gpu.Tests
             }
 
             /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
-            public static void Chain20Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v20, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            public static void Chain20Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v20, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
             {
                 int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
@@ -642,7 +642,7 @@ namespace Compiled.Nets.Gpu.Tests
                     sum += g;
                 }
                 sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
+                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias + Tanh: one thread per element.</summary>
@@ -657,7 +657,7 @@ namespace Compiled.Nets.Gpu.Tests
             }
 
             /// <summary>Fused backward of Bias + Tanh, the bias gradient summed per strip of columns.</summary>
-            public static void Chain25Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v24, global::ILGPU.ArrayView<float> v25, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            public static void Chain25Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v24, global::ILGPU.ArrayView<float> v25, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
             {
                 int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
@@ -670,7 +670,7 @@ namespace Compiled.Nets.Gpu.Tests
                     sum += g;
                 }
                 sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
+                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias: one thread per element.</summary>
@@ -683,7 +683,7 @@ namespace Compiled.Nets.Gpu.Tests
             }
 
             /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
-            public static void Chain28Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v28, global::ILGPU.ArrayView<float> db, int rows, int cols, int writeDz)
+            public static void Chain28Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v28, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
             {
                 int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
@@ -695,7 +695,7 @@ namespace Compiled.Nets.Gpu.Tests
                     sum += g;
                 }
                 sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
+                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
         }
     }
