@@ -277,6 +277,63 @@ public abstract class GroupedKernelTests(DeviceFixture f)
         DeviceFixture.Close(dbeta, DeviceFixture.Download(DBE, features), 1e-5f, "dbeta");
     }
 
+    [Theory]
+    [InlineData(1, 1, true, 0f, true)]
+    [InlineData(3, 7, true, 0.1f, true)]
+    [InlineData(5, 129, false, 0.5f, true)] // no bias
+    [InlineData(70, 33, true, 0.3f, false)] // the residual's gradient not wanted (the network's input)
+    public void Layer_norm_of_a_biased_dropped_branch_matches_the_CPU_chain_add_then_norm(int rows, int features, bool biased, float p, bool wantResidual)
+    {
+        // The CPU: the Linear's raw output plus its bias, times the chain's dropout factors (Philox drawn on the host under
+        // the same key, stream and counters), plus the residual, then the norm; backward the norm's input gradient to the
+        // residual's, times the factors to the raw output's, whose column sums are the bias's gradient. The device: one
+        // launch forward, two backward.
+        int n = rows * features;
+        const ulong key = 0x5EED_0000_1234_ABCDUL;
+        const int stream = 7;
+        float keep = (float)(1.0 / (1.0 - p));
+        var factor = Enumerable.Range(0, n).Select(i => p > 0 ? (Philox.Uniform(key, i, stream) < p ? 0f : keep) : 1f).ToArray();
+        if (n > 100) Assert.Contains(0f, factor);
+        var raw = DeviceFixture.Random(n, 80); var bias = DeviceFixture.Random(features, 81);
+        var residual = DeviceFixture.Random(n, 82, 3f).Select(v => v + 5f).ToArray();
+        var gamma = DeviceFixture.Random(features, 83); var beta = DeviceFixture.Random(features, 84); var dy = DeviceFixture.Random(n, 85);
+        var sum = Enumerable.Range(0, n).Select(i => (raw[i] + (biased ? bias[i % features] : 0f)) * factor[i] + residual[i]).ToArray();
+        var y = new float[n]; var mean = new float[rows]; var rstd = new float[rows];
+        LayerNormKernels.Forward(y, mean, rstd, sum, gamma, beta, rows, features, 1e-5f);
+        var dsum = new float[n]; var dgStart = DeviceFixture.Random(features, 86); var dbetaStart = DeviceFixture.Random(features, 87);
+        var dg = (float[])dgStart.Clone(); var dbeta = (float[])dbetaStart.Clone();
+        LayerNormKernels.Backward(dsum, dg, dbeta, dy, sum, mean, rstd, gamma, rows, features);
+        var dRaw = dsum.Select((g, i) => g * factor[i]).ToArray();
+        var dResStart = DeviceFixture.Random(n, 88); var dBiasStart = DeviceFixture.Random(features, 89);
+        var dRes = dResStart.Select((v, i) => v + dsum[i]).ToArray();
+        var dBias = dBiasStart.Select((v, j) => v + Enumerable.Range(0, rows).Sum(r => dRaw[r * features + j])).ToArray();
+
+        using var RAW = f.Upload(raw); using var BI = f.Upload(bias); using var RES = f.Upload(residual); using var G = f.Upload(gamma); using var BE = f.Upload(beta);
+        using var S = f.Device.Allocate(n); using var Y = f.Device.Allocate(n); using var M = f.Device.Allocate(rows); using var R = f.Device.Allocate(rows);
+        long before = f.Device.LaunchCount;
+        K.LayerNormOfBranchForward(Y.View, M.View, R.View, S.View, RAW.View, biased ? BI.View : default, RES.View, G.View, BE.View, rows, features, 1e-5f, p, key, stream);
+        Assert.Equal(1, f.Device.LaunchCount - before);
+        DeviceFixture.Close(sum, DeviceFixture.Download(S, n), 1e-6f, "sum");
+        DeviceFixture.Close(y, DeviceFixture.Download(Y, n), 1e-5f, "y");
+        DeviceFixture.Close(rstd, DeviceFixture.Download(R, rows), 1e-5f, "rstd");
+
+        using var DY = f.Upload(dy); using var DRAW = f.Device.Allocate(n); using var DRES = f.Upload(dResStart);
+        using var DG = f.Upload(dgStart); using var DBE = f.Upload(dbetaStart); using var DBI = f.Upload(dBiasStart);
+        DRAW.View.MemSetToZero();
+        before = f.Device.LaunchCount;
+        K.LayerNormOfBranchBackward(DRAW.View, wantResidual ? DRES.View : default, DG.View, DBE.View, biased ? DBI.View : default, DY.View, S.View, M.View, R.View, G.View, rows, features, p, key, stream);
+        Assert.Equal(2, f.Device.LaunchCount - before);
+        DeviceFixture.Close(dRaw, DeviceFixture.Download(DRAW, n), 1e-5f, "dRaw");
+        DeviceFixture.Close(wantResidual ? dRes : dResStart, DeviceFixture.Download(DRES, n), 1e-5f, "dResidual");
+        DeviceFixture.Close(dg, DeviceFixture.Download(DG, features), 1e-5f, "dgamma");
+        DeviceFixture.Close(dbeta, DeviceFixture.Download(DBE, features), 1e-5f, "dbeta");
+        DeviceFixture.Close(biased ? dBias : dBiasStart, DeviceFixture.Download(DBI, features), 1e-4f, "dBias");
+        Assert.Equal(dy, DeviceFixture.Download(DY, n));
+
+        // The bias's gradient is summed from the raw output's: asking for it without that is an error.
+        Assert.Throws<ArgumentException>(() => K.LayerNormOfBranchBackward(default, DRES.View, DG.View, DBE.View, DBI.View, DY.View, S.View, M.View, R.View, G.View, rows, features, p, key, stream));
+    }
+
     [Fact]
     public void High_matmul_precision_rounds_cuBLAS_products_to_TF32_and_nothing_else()
     {

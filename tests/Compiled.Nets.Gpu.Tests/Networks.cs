@@ -263,6 +263,57 @@ public partial class DropBert
     }
 }
 
+/// <summary>
+/// BERT's dense → dropout → + x → LayerNorm twice over a padded sequence: a dense layer with its bias, the branch the
+/// add's first operand; one without, its second. The device's layer norms apply each chain as they read it.
+/// </summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 8), CrossEntropyLoss]
+public partial class DropNormNet
+{
+    [Embedding(30, 8)] public partial Embedding Words { get; }
+    [Linear(8, 8)] public partial Linear Dense { get; }
+    [Linear(8, 8, bias: false)] public partial Linear Plain { get; }
+    [LayerNorm(8)] public partial LayerNorm Norm1 { get; }
+    [LayerNorm(8)] public partial LayerNorm Norm2 { get; }
+    [Dropout(0.3)] public partial Dropout Drop { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids)
+    {
+        var h = ids.Apply(Words);
+        var a = (h.Apply(Dense).Apply(Drop) + h).Apply(Norm1);
+        var b = (a + a.Apply(Plain).Apply(Drop)).Apply(Norm2);
+        return b.MeanOverSequence().Apply(Head);
+    }
+}
+
+/// <summary>
+/// <see cref="DropNormNet"/>'s arithmetic with each residual sum read once more (times zero, added after the last
+/// dropout, so the dropouts keep their op ids and masks): no layer norm may take its sum in, so the device runs each
+/// chain, add and norm as kernels of their own — the reference for the fused path.
+/// </summary>
+[Network, Input(Dim.Sequence, Kind = InputKind.TokenIds, MaxSequence = 8), CrossEntropyLoss]
+public partial class DropNormNetUnfused
+{
+    [Embedding(30, 8)] public partial Embedding Words { get; }
+    [Linear(8, 8)] public partial Linear Dense { get; }
+    [Linear(8, 8, bias: false)] public partial Linear Plain { get; }
+    [LayerNorm(8)] public partial LayerNorm Norm1 { get; }
+    [LayerNorm(8)] public partial LayerNorm Norm2 { get; }
+    [Dropout(0.3)] public partial Dropout Drop { get; }
+    [Linear(8, 3)] public partial Linear Head { get; }
+
+    Tensor Forward(Tensor ids)
+    {
+        var h = ids.Apply(Words);
+        var s1 = h.Apply(Dense).Apply(Drop) + h;
+        var a = s1.Apply(Norm1);
+        var s2 = a + a.Apply(Plain).Apply(Drop);
+        var b = s2.Apply(Norm2);
+        return (b.MeanOverSequence() + (s1.MeanOverSequence() + s2.MeanOverSequence()) * 0f).Apply(Head);
+    }
+}
+
 /// <summary>Self-attention over a fixed-length float sequence (no mask), between two Linears.</summary>
 [Network, Input(5, 6), CrossEntropyLoss]
 public partial class FixedAttentionNet

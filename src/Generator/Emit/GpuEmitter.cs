@@ -313,10 +313,17 @@ namespace Compiled.Nets.Generator.Emit
             var actRegions = new List<(string Name, long Offset, long Size)>();
             var gradRegions = new List<(string Name, long Offset, long Size)>();
             var intRegions = new List<(string Name, long Offset, long Size)>();
+            // A chain a layer norm applies as it reads (the plan's norm of a sum with a branch) stores nothing: its values,
+            // its mask (drawn again in backward) and their gradients are never formed; its Linear's raw output and that
+            // output's gradient remain.
+            var branchValues = new HashSet<int>(plan.NormAdd.Where(p => p.Branch >= 0)
+                .SelectMany(p => plan.Units.First(u => u.Primary?.Id == p.Branch).Stages.Select(st => st.Value).Where(v => v != p.Branch)));
+            var biasedBranches = new HashSet<int>(plan.NormAdd.Where(p => p.Branch >= 0 && plan.BiasInChain.Contains(p.Branch)).Select(p => p.Branch));
             foreach (var op in values)
             {
                 long size = Shapes.MaxSize(s, op.OutShape);
-                actRegions.Add(($"_v{op.Id}", act, size)); act += size;
+                if (branchValues.Contains(op.Id)) continue;
+                if (!biasedBranches.Contains(op.Id)) { actRegions.Add(($"_v{op.Id}", act, size)); act += size; }
                 if (plan.BiasInChain.Contains(op.Id)) { actRegions.Add(($"_r{op.Id}", act, size)); act += size; }
                 // A residual add a layer norm reads keeps its sum (the norm's backward reads it) but never its gradient.
                 if (!plan.IsNormedAdd(op.Id)) { gradRegions.Add(($"_g{op.Id}", grad, size)); grad += size; }
@@ -380,9 +387,12 @@ namespace Compiled.Nets.Generator.Emit
             w.Line($"public override int LaunchesPerTrainStep => {forward + lossLaunches + backward};");
             // Unfused, each stage would launch forward and backward on its own, a bias gradient would be one more sum, a
             // pooled convolution would move its output to the batch-major layout and its gradient back, and a residual add
-            // a layer norm reads would add, then pass its gradient to each operand the network computes.
-            int unfused = chains.Where(x => x is not null).Sum(x => 2 * (x!.Unit.Stages.Count - 1) + (x.Unit.StartsWithBias ? 1 : 0)) + 2 * plan.PoolRelu.Count
-                + 2 * plan.ConvPool.Count + plan.NormAdd.Sum(p => 1 + new[] { s.Ops[p.Add].Input, s.Ops[p.Add].Input2 }.Count(i => !c.IsData(i)));
+            // a layer norm reads would add, then pass its gradient to each operand the network computes, and a chain the
+            // norm applies would be its own kernels forward and backward, each of those per stage.
+            static int Unfused(PlanUnit u) => 2 * (u.Stages.Count - 1) + (u.StartsWithBias ? 1 : 0);
+            int unfused = chains.Where(x => x is not null).Sum(x => Unfused(x!.Unit)) + 2 * plan.PoolRelu.Count
+                + 2 * plan.ConvPool.Count + plan.NormAdd.Sum(p => 1 + new[] { s.Ops[p.Add].Input, s.Ops[p.Add].Input2 }.Count(i => !c.IsData(i)))
+                + plan.NormAdd.Where(p => p.Branch >= 0).Sum(p => 2 + Unfused(plan.Units.First(u => u.Primary?.Id == p.Branch)));
             w.Line($"public override int LaunchesPerTrainStepUnfused => {forward + lossLaunches + backward + unfused};");
             w.Line($"protected override long ActivationsPerSample => {act};");
             w.Line($"protected override long GradientsPerSample => {grad};");
@@ -512,6 +522,7 @@ namespace Compiled.Nets.Generator.Emit
         private static ChainKernel? Chain(GpuContext c, PlanUnit u)
         {
             if (u.Primary is { } pool && c.Plan.PoolRelu.Contains(pool.Id)) return null; // the max-pool's kernel applies the ReLU
+            if (u.Primary is { } linear && c.Plan.IsNormedBranch(linear.Id)) return null; // the layer norm's kernel applies the bias and dropout
             if (u.Primary is { } biased && u.StartsWithBias && OpTable.Of(biased.Kind).Bias == BiasPlacement.InKernel)
                 u = u with { Stages = u.Stages.Skip(1).ToEquatableArray() };
             if (u.Stages.Count == 0) return null;

@@ -183,6 +183,13 @@ namespace Compiled.Nets.Generator.Ops
             var a = NormArgs.Of(c.Layer(op));
             long rows = Shapes.MaxSize(c.Spec, op.OutShape.Take(op.OutShape.Count - 1));
             string statistics = $"{c.Region($"_mean{op.Id}", rows)}, {c.Region($"_rstd{op.Id}", rows)}";
+            if (c.Plan.NormOfSumOf(op.Id) is { Branch: >= 0 } fused)
+            {
+                var b = Branch(c, fused);
+                c.Launch($"K.LayerNormOfBranchForward({c.Output(op)}, {statistics}, {c.Output(b.Add)}, {c.Output(b.Linear)}, {(b.Biased ? c.Read(b.Linear, "bias") : "default")}, {c.Value(b.Residual)}, " +
+                    $"{c.Read(op, "weight")}, {c.Read(op, "bias")}, {c.Rows(op)}, {a.Features}, {FloatLiteral(a.Eps)}, {(b.Dropout is { } d ? $"training ? {FloatLiteral(d.P)} : 0f" : "0f")}, StepKey, {b.Stream}); // {b.Title} and the residual add as it reads");
+                return;
+            }
             if (c.Plan.AddOfNorm(op.Id) is int id)
             {
                 var add = c.Spec.Ops[id];
@@ -195,6 +202,14 @@ namespace Compiled.Nets.Generator.Ops
         public override void EmitGpuBackward(GpuContext c, OpSpec op)
         {
             string tail = $"{c.ParameterGradient(op, "weight")}, {c.ParameterGradient(op, "bias")}, {c.Gradient(op.Id)}, {c.Value(op.Input)}, _mean{op.Id}, _rstd{op.Id}, {c.Read(op, "weight")}, {c.Rows(op)}, {NormArgs.Of(c.Layer(op)).Features}";
+            if (c.Plan.NormOfSumOf(op.Id) is { Branch: >= 0 } fused)
+            {
+                var b = Branch(c, fused);
+                c.Launch($"K.LayerNormOfBranchBackward({c.GradientIfNeeded(b.Linear.Id)}, {c.GradientIfNeeded(b.Residual)}, {c.ParameterGradient(op, "weight")}, {c.ParameterGradient(op, "bias")}, " +
+                    $"{(b.Biased ? c.ParameterGradient(b.Linear, "bias") : "default")}, {c.Gradient(op.Id)}, {c.Value(b.Add.Id)}, _mean{op.Id}, _rstd{op.Id}, {c.Read(op, "weight")}, {c.Rows(op)}, {NormArgs.Of(c.Layer(op)).Features}, " +
+                    $"{(b.Dropout is { } d ? FloatLiteral(d.P) : "0f")}, StepKey, {b.Stream}); // to the residual and, through {b.Title}, to {b.Linear.Label}'s output", 2);
+                return;
+            }
             if (c.Plan.AddOfNorm(op.Id) is int id)
             {
                 var add = c.Spec.Ops[id];
@@ -204,6 +219,17 @@ namespace Compiled.Nets.Generator.Ops
                 return;
             }
             c.Launch($"K.LayerNormBackward({c.GradientIfNeeded(op.Input)}, {tail});", c.InputIsData(op) ? 1 : 2);
+        }
+
+        /// <summary>A norm-of-sum's branch: the add, the Linear, the other operand, and the chain's bias and dropout
+        /// (whose op id is its Philox stream, as in the chain's own kernel).</summary>
+        private static (OpSpec Add, OpSpec Linear, int Residual, bool Biased, PlanStage? Dropout, int Stream, string Title) Branch(GpuContext c, NormOfSum fused)
+        {
+            var add = c.Spec.Ops[fused.Add];
+            var unit = c.Plan.Units.First(u => u.Primary?.Id == fused.Branch);
+            var dropout = unit.Stages.FirstOrDefault(st => !st.IsBias);
+            return (add, unit.Primary!, add.Input == fused.BranchValue ? add.Input2 : add.Input, unit.StartsWithBias, dropout, dropout?.Value ?? 0,
+                string.Join(" + ", unit.Stages.Select(st => st.Title.ToLowerInvariant())));
         }
 
         public override void EmitBackward(CpuContext c, OpSpec op) =>

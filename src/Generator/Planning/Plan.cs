@@ -35,8 +35,12 @@ namespace Compiled.Nets.Generator.Planning
     /// <summary>A fusion of two ops: a max-pool and the convolution it takes in or whose bias gradient it sums.</summary>
     internal sealed record FusedPair(int Pool, int Conv);
 
-    /// <summary>A layer norm and the residual add it alone reads.</summary>
-    internal sealed record NormOfSum(int Norm, int Add);
+    /// <summary>
+    /// A layer norm and the residual add it alone reads; <see cref="Branch"/> is the Linear whose chain — its bias, a
+    /// dropout, or both — alone feeds operand <see cref="BranchValue"/> of the add (BERT's dense → dropout → + x), which the
+    /// norm's kernel then applies as it reads (−1 when there is none).
+    /// </summary>
+    internal sealed record NormOfSum(int Norm, int Add, int Branch = -1, int BranchValue = -1);
 
     /// <summary>
     /// What the emitters read, decided once by the <see cref="Planner"/>: units in forward order, where every value
@@ -83,6 +87,12 @@ namespace Compiled.Nets.Generator.Planning
 
         /// <summary>True when a residual add runs inside the call of the layer norm that reads it.</summary>
         public bool IsNormedAdd(int add) => NormAdd.Any(p => p.Add == add);
+
+        /// <summary>The norm-of-sum a layer norm is, or null.</summary>
+        public NormOfSum? NormOfSumOf(int norm) => NormAdd.FirstOrDefault(p => p.Norm == norm);
+
+        /// <summary>True when a Linear's chain (bias, dropout) runs inside a layer norm's call (see <see cref="NormOfSum"/>).</summary>
+        public bool IsNormedBranch(int linear) => NormAdd.Any(p => p.Branch == linear);
 
         /// <summary>Units in the order backward visits them.</summary>
         public System.Collections.Generic.IEnumerable<PlanUnit> BackwardOrder => Units.OrderBy(u => u.LastIndex).Reverse();

@@ -241,6 +241,9 @@ namespace Compiled.Nets.Generator.Planning
         /// A layer norm whose input is a residual add that nothing else reads (no chain after the add): the device's norm
         /// kernel forms the sum as it reads it, and its backward sends the input gradient to both operands, so the add's
         /// own launches (the sum, then its gradient to each operand) and the passes over them go.
+        /// An operand that a Linear's chain of its bias and a dropout (either or both) alone produces comes into the norm's
+        /// kernel too, as the Linear's raw output: the chain's kernels and the values they store (the biased and dropped
+        /// values, the mask, which backward draws again) go.
         /// </summary>
         private static List<NormOfSum> FuseNormOfSum(NetworkSpec s, List<PlanUnit> units)
         {
@@ -249,8 +252,20 @@ namespace Compiled.Nets.Generator.Planning
             foreach (var u in units)
                 if (u.Primary is { Kind: OpKind.LayerNorm } norm && units.FirstOrDefault(a => a.Primary?.Id == norm.Input) is { Primary: { Kind: OpKind.Add } add } producer
                     && producer.Stages.Count == 0 && consumers[add.Id] == 1)
-                    pairs.Add(new NormOfSum(norm.Id, add.Id));
+                {
+                    var branch = add.Input != add.Input2 ? new[] { add.Input, add.Input2 }.Select(v => units.FirstOrDefault(b => b.Last == v && IsBiasDropoutChain(b)))
+                        .FirstOrDefault(b => b is not null && consumers[b.Last] == 1) : null;
+                    pairs.Add(branch is null ? new NormOfSum(norm.Id, add.Id) : new NormOfSum(norm.Id, add.Id, branch.Primary!.Id, branch.Last));
+                }
             return pairs;
+        }
+
+        /// <summary>A Linear followed by its bias, a dropout, or its bias then a dropout, and nothing else.</summary>
+        private static bool IsBiasDropoutChain(PlanUnit u)
+        {
+            if (u.Primary is not { Kind: OpKind.Linear } linear || u.Source != linear.Id || u.Stages.Count == 0 || u.Stages.Count > 2) return false;
+            int next = u.StartsWithBias ? 1 : 0;
+            return u.Stages.Count == next || (u.Stages.Count == next + 1 && u.Stages[next] is { IsBias: false, Kind: OpKind.Dropout });
         }
 
         /// <summary>

@@ -11,6 +11,18 @@ internal struct NormArgs
     public float Eps, Momentum;
 }
 
+/// <summary>A layer norm's branch operand (a Linear's raw output): its bias, and the dropout the fused chain would draw.</summary>
+internal struct BranchArgs
+{
+    public int Features, Biased;
+    public float Eps, P, Keep;
+    public ulong Key;
+    public int Stream;
+
+    /// <summary>Element i's dropout factor: 0 where the chain's mask drops it, else 1/(1 − p); 1 without dropout.</summary>
+    public readonly float Factor(long i) => P > 0f ? (Philox.Uniform(Key, i, Stream) < P ? 0f : Keep) : 1f;
+}
+
 public sealed partial class GpuKernels
 {
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, NormArgs>? _batchNormStats;
@@ -162,7 +174,9 @@ public sealed partial class GpuKernels
 
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _layerNorm;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _layerNormDx;
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _layerNormParams;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _layerNormParams;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BranchArgs>? _layerNormOfBranch;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, BranchArgs>? _layerNormBranchDx;
 
     /// <summary>nn.LayerNorm over the last dimension: y = (x − mean)·rstd·γ + β per row (biased variance, two passes);
     /// saves each row's mean and rstd for backward. One group per row.</summary>
@@ -180,6 +194,61 @@ public sealed partial class GpuKernels
         long n = (long)rows * features;
         Need(a, n, nameof(a)); Need(b, n, nameof(b));
         LayerNorm(y, mean, rstd, sum, a, b, summed: true, gamma, beta, rows, features, eps);
+    }
+
+    /// <summary>
+    /// <see cref="LayerNormOfSumForward"/> where one operand is a Linear's raw output <paramref name="raw"/> that its chain
+    /// would bias (<paramref name="bias"/>; empty: none) and drop out (probability <paramref name="p"/>; 0: none, as in
+    /// evaluation) before the add — BERT's dense → dropout → + x → LayerNorm: y = LayerNorm(drop(raw + bias) + residual),
+    /// the sum kept in <paramref name="sum"/>. The dropout draws the chain's mask (Philox under <paramref name="key"/>, the
+    /// dropout's op id as <paramref name="stream"/>, the element's index as counter), so backward draws it again and
+    /// nothing but the sum is stored. One launch where the chain and the norm were two.
+    /// </summary>
+    public void LayerNormOfBranchForward(ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> sum, ArrayView<float> raw, ArrayView<float> bias,
+        ArrayView<float> residual, ArrayView<float> gamma, ArrayView<float> beta, int rows, int features, float eps, float p, ulong key, int stream)
+    {
+        long n = (long)rows * features;
+        var a = Branch(bias, features, eps, p, key, stream);
+        Need(y, n, nameof(y)); Need(mean, rows, nameof(mean)); Need(rstd, rows, nameof(rstd)); Need(sum, n, nameof(sum)); Need(raw, n, nameof(raw)); Need(residual, n, nameof(residual));
+        Need(gamma, features, nameof(gamma)); Need(beta, features, nameof(beta));
+        if (rows == 0) return;
+        _layerNormOfBranch ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BranchArgs>(LayerNormOfBranchKernel);
+        // A view that is not wanted is never passed as an empty one: a flag says so and the kernel leaves it alone.
+        Launched(); _layerNormOfBranch(RowConfig(rows, features), y, mean, rstd, sum, raw, bias.Length > 0 ? bias : gamma, residual, gamma, beta, a);
+    }
+
+    /// <summary>
+    /// The gradients of <see cref="LayerNormOfBranchForward"/>: the norm's input gradient g is added to the residual's
+    /// (<paramref name="dResidual"/>) and, times the dropout's factor drawn again, to the Linear's raw output's
+    /// (<paramref name="dRaw"/>), in one pass; then dγ, dβ and the bias's gradient (Σ over rows of dRaw, which this call
+    /// alone writes) as one column sum. Any gradient may be empty: not needed, or frozen. Up to two launches where the
+    /// chain's backward and the norm's were three.
+    /// </summary>
+    public void LayerNormOfBranchBackward(ArrayView<float> dRaw, ArrayView<float> dResidual, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dBias,
+        ArrayView<float> dy, ArrayView<float> sum, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> gamma, int rows, int features, float p, ulong key, int stream)
+    {
+        long n = (long)rows * features;
+        var a = Branch(dBias, features, 0f, p, key, stream);
+        Need(dy, n, nameof(dy)); Need(sum, n, nameof(sum)); Need(mean, rows, nameof(mean)); Need(rstd, rows, nameof(rstd)); Need(gamma, features, nameof(gamma));
+        if (dBias.Length > 0 && dRaw.Length == 0) throw new ArgumentException("LayerNormOfBranchBackward: the bias's gradient is summed from the raw output's, which is empty.", nameof(dRaw));
+        if (rows == 0) return;
+        int rowsWanted = (dRaw.Length > 0 ? 1 : 0) | (dResidual.Length > 0 ? 2 : 0);
+        if (rowsWanted != 0)
+        {
+            if (dRaw.Length > 0) Need(dRaw, n, nameof(dRaw));
+            if (dResidual.Length > 0) Need(dResidual, n, nameof(dResidual));
+            _layerNormBranchDx ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, BranchArgs>(LayerNormBranchDxKernel);
+            Launched(); _layerNormBranchDx(RowConfig(rows, features), dRaw.Length > 0 ? dRaw : dy, dResidual.Length > 0 ? dResidual : dy, dy, sum, mean, rstd, gamma, rowsWanted, a);
+        }
+        LayerNormParameters(dgamma, dbeta, dBias, dRaw, dy, sum, mean, rstd, rows, features);
+    }
+
+    private static BranchArgs Branch(ArrayView<float> bias, int features, float eps, float p, ulong key, int stream)
+    {
+        if (features <= 0) throw new ArgumentException($"LayerNorm: {features} features.", nameof(features));
+        if (!(p >= 0f && p < 1f)) throw new ArgumentOutOfRangeException(nameof(p), p, "A dropout probability is in [0, 1).");
+        if (bias.Length > 0) Need(bias, features, nameof(bias));
+        return new BranchArgs { Features = features, Biased = bias.Length > 0 ? 1 : 0, Eps = eps, P = p, Keep = (float)(1.0 / (1.0 - p)), Key = key, Stream = stream };
     }
 
     private void LayerNorm(ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> x, ArrayView<float> a, ArrayView<float> b, bool summed,
@@ -219,13 +288,21 @@ public sealed partial class GpuKernels
             // A view that is not wanted is never passed as an empty one: a flag says so and the kernel leaves it alone.
             Launched(); _layerNormDx(RowConfig(rows, features), dx, dx2.Length > 0 ? dx2 : dx, dy, x, mean, rstd, gamma, dx2.Length > 0 ? 1 : 0, features);
         }
-        // A frozen γ or β (empty) is left alone; with both frozen the column sums are not launched.
-        int wanted = (dgamma.Length > 0 ? 1 : 0) | (dbeta.Length > 0 ? 2 : 0);
+        LayerNormParameters(dgamma, dbeta, default, default, dy, x, mean, rstd, rows, features);
+    }
+
+    /// <summary>dγ, dβ and a branch's bias gradient (column sums of <paramref name="dRaw"/>) in one column sum; a frozen
+    /// one (empty) is left alone, and with all three frozen nothing is launched.</summary>
+    private void LayerNormParameters(ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dBias, ArrayView<float> dRaw, ArrayView<float> dy, ArrayView<float> x,
+        ArrayView<float> mean, ArrayView<float> rstd, int rows, int features)
+    {
+        int wanted = (dgamma.Length > 0 ? 1 : 0) | (dbeta.Length > 0 ? 2 : 0) | (dBias.Length > 0 ? 4 : 0);
         if (wanted == 0) return;
         if (dgamma.Length > 0) Need(dgamma, features, nameof(dgamma));
         if (dbeta.Length > 0) Need(dbeta, features, nameof(dbeta));
-        _layerNormParams ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(LayerNormParamsKernel);
-        Launched(); _layerNormParams(ColumnLaunch(rows, features), dgamma.Length > 0 ? dgamma : dy, dbeta.Length > 0 ? dbeta : dy, dy, x, mean, rstd, rows, features, wanted);
+        _layerNormParams ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(LayerNormParamsKernel);
+        Launched(); _layerNormParams(ColumnLaunch(rows, features), dgamma.Length > 0 ? dgamma : dy, dbeta.Length > 0 ? dbeta : dy, dBias.Length > 0 ? dBias : dy,
+            dBias.Length > 0 ? dRaw : dy, dy, x, mean, rstd, rows, features, wanted);
     }
 
     /// <summary>Row Grid.IdxX: its threads take every Group.DimX-th feature, so a warp reads consecutive values. With
@@ -274,24 +351,76 @@ public sealed partial class GpuKernels
         }
     }
 
-    /// <summary>A strip of features as <see cref="ColumnSumsKernel"/> adds a strip of columns, two sums per thread, added
-    /// to dγ (<paramref name="wanted"/> bit 1) and dβ (bit 2).</summary>
-    private static void LayerNormParamsKernel(ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dy, ArrayView<float> x,
+    /// <summary>A strip of features as <see cref="ColumnSumsKernel"/> adds a strip of columns, three sums per thread, added
+    /// to dγ (<paramref name="wanted"/> bit 1), dβ (bit 2) and a branch's bias gradient from dRaw (bit 4).</summary>
+    private static void LayerNormParamsKernel(ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dBias, ArrayView<float> dRaw, ArrayView<float> dy, ArrayView<float> x,
         ArrayView<float> mean, ArrayView<float> rstd, int rows, int features, int wanted)
     {
         int f = Grid.IdxX * Group.DimX + Group.IdxX;
-        float g = 0f, b = 0f;
+        float g = 0f, b = 0f, c = 0f;
         if (f < features)
             for (int r = Group.IdxY; r < rows; r += Group.DimY)
             {
                 long i = (long)r * features + f;
                 g += dy[i] * (x[i] - mean[r]) * rstd[r];
                 b += dy[i];
+                if ((wanted & 4) != 0) c += dRaw[i];
             }
         g = SliceSum(g);
         b = SliceSum(b);
+        c = SliceSum(c);
         if (Group.IdxY != 0 || f >= features) return;
         if ((wanted & 1) != 0) dgamma[f] += g;
         if ((wanted & 2) != 0) dbeta[f] += b;
+        if ((wanted & 4) != 0) dBias[f] += c;
+    }
+
+    /// <summary>Row Grid.IdxX of <see cref="LayerNormOfBranchForward"/>: the sum formed and written as it is read (each
+    /// thread reads back only what it wrote), then the norm as <see cref="LayerNormKernel"/>.</summary>
+    private static void LayerNormOfBranchKernel(ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> sum, ArrayView<float> raw, ArrayView<float> bias,
+        ArrayView<float> residual, ArrayView<float> gamma, ArrayView<float> beta, BranchArgs a)
+    {
+        int r = Grid.IdxX, first = Group.IdxX, step = Group.DimX, features = a.Features;
+        long row = (long)r * features;
+        float s = 0f;
+        for (int f = first; f < features; f += step)
+        {
+            long i = row + f;
+            float t = raw[i];
+            if (a.Biased != 0) t += bias[f];
+            float v = t * a.Factor(i) + residual[i];
+            sum[i] = v;
+            s += v;
+        }
+        float mu = GroupSum(s) / features, sq = 0f;
+        for (int f = first; f < features; f += step) { float d = sum[row + f] - mu; sq += d * d; }
+        float rs = 1f / XMath.Sqrt(GroupSum(sq) / features + a.Eps);
+        if (first == 0) { mean[r] = mu; rstd[r] = rs; }
+        for (int f = first; f < features; f += step) y[row + f] = (sum[row + f] - mu) * rs * gamma[f] + beta[f];
+    }
+
+    /// <summary>Row Grid.IdxX's input gradient g as <see cref="LayerNormDxKernel"/>: dRaw += g·factor (<paramref name="wanted"/>
+    /// bit 1), dResidual += g (bit 2).</summary>
+    private static void LayerNormBranchDxKernel(ArrayView<float> dRaw, ArrayView<float> dResidual, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd,
+        ArrayView<float> gamma, int wanted, BranchArgs a)
+    {
+        int r = Grid.IdxX, first = Group.IdxX, step = Group.DimX, features = a.Features;
+        long row = (long)r * features;
+        float mu = mean[r], rs = rstd[r], sumG = 0f, sumGXhat = 0f;
+        for (int f = first; f < features; f += step)
+        {
+            float gd = dy[row + f] * gamma[f];
+            sumG += gd; sumGXhat += gd * (x[row + f] - mu) * rs;
+        }
+        sumG = GroupSum(sumG);
+        sumGXhat = GroupSum(sumGXhat);
+        for (int f = first; f < features; f += step)
+        {
+            long i = row + f;
+            float xhat = (x[i] - mu) * rs;
+            float g = rs * (dy[i] * gamma[f] - (sumG + xhat * sumGXhat) / features);
+            if ((wanted & 1) != 0) dRaw[i] += g * a.Factor(i);
+            if ((wanted & 2) != 0) dResidual[i] += g;
+        }
     }
 }

@@ -25,26 +25,22 @@ namespace Compiled.Nets.Gpu.Tests
             private global::ILGPU.ArrayView<float> _v3;
             private global::ILGPU.ArrayView<float> _v4;
             private global::ILGPU.ArrayView<float> _v5;
-            private global::ILGPU.ArrayView<float> _v6;
             private global::ILGPU.ArrayView<float> _r6;
             private global::ILGPU.ArrayView<float> _v7;
             private global::ILGPU.ArrayView<float> _v8;
             private global::ILGPU.ArrayView<float> _v9;
             private global::ILGPU.ArrayView<float> _r9;
             private global::ILGPU.ArrayView<float> _v10;
-            private global::ILGPU.ArrayView<float> _v11;
             private global::ILGPU.ArrayView<float> _r11;
             private global::ILGPU.ArrayView<float> _v12;
             private global::ILGPU.ArrayView<float> _v13;
             private global::ILGPU.ArrayView<float> _v14;
-            private global::ILGPU.ArrayView<float> _v15;
             private global::ILGPU.ArrayView<float> _r15;
             private global::ILGPU.ArrayView<float> _v16;
             private global::ILGPU.ArrayView<float> _v17;
             private global::ILGPU.ArrayView<float> _v18;
             private global::ILGPU.ArrayView<float> _r18;
             private global::ILGPU.ArrayView<float> _v19;
-            private global::ILGPU.ArrayView<float> _v20;
             private global::ILGPU.ArrayView<float> _r20;
             private global::ILGPU.ArrayView<float> _v21;
             private global::ILGPU.ArrayView<float> _v22;
@@ -96,18 +92,10 @@ namespace Compiled.Nets.Gpu.Tests
             private global::ILGPU.ArrayView<float> _g26;
             private global::ILGPU.ArrayView<float> _g27;
             private global::ILGPU.ArrayView<float> _g28;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain6Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain6Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain10Forward;
             private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain10Backward;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain11Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain11Backward;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain15Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain15Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain19Forward;
             private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain19Backward;
-            private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain20Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain20Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain25Forward;
             private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain25Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain28Forward;
@@ -116,28 +104,20 @@ namespace Compiled.Nets.Gpu.Tests
             internal OnDevice(MiniBert net, global::Compiled.Nets.Gpu.GpuDevice device) : base(device, net._store, "MiniBert", MiniBert.InputFeatures, "-1", MiniBert.OutputFeatures, "3", 0.0f)
             {
                 _net = net;
-                _Chain6Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain6Forward);
-                _Chain6Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain6Backward);
                 _Chain10Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain10Forward);
                 _Chain10Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain10Backward);
-                _Chain11Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain11Forward);
-                _Chain11Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain11Backward);
-                _Chain15Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain15Forward);
-                _Chain15Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain15Backward);
                 _Chain19Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain19Forward);
                 _Chain19Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain19Backward);
-                _Chain20Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain20Forward);
-                _Chain20Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain20Backward);
                 _Chain25Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain25Forward);
                 _Chain25Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain25Backward);
                 _Chain28Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain28Forward);
                 _Chain28Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain28Backward);
             }
 
-            /// <summary>37 launches forward, 2 for the loss, 63 backward.</summary>
-            public override int LaunchesPerTrainStep => 102;
+            /// <summary>33 launches forward, 2 for the loss, 59 backward.</summary>
+            public override int LaunchesPerTrainStep => 94;
             public override int LaunchesPerTrainStepUnfused => 128;
-            protected override long ActivationsPerSample => 9633;
+            protected override long ActivationsPerSample => 8865;
             protected override long GradientsPerSample => 4307;
             protected override long IntsPerSample => 0;
             protected override long ScratchFor(int batch) => global::System.Linq.Enumerable.Max(new long[] { global::Compiled.Nets.Gpu.GpuKernels.AttentionScratch(batch, 4, 12) });
@@ -154,53 +134,49 @@ namespace Compiled.Nets.Gpu.Tests
                 _v3 = Activation(384, 192);
                 _v4 = Activation(576, 192);
                 _v5 = Activation(768, 192);
-                _v6 = Activation(960, 192);
-                _r6 = Activation(1152, 192);
-                _v7 = Activation(1344, 192);
-                _v8 = Activation(1536, 192);
-                _v9 = Activation(1728, 384);
-                _r9 = Activation(2112, 384);
-                _v10 = Activation(2496, 384);
-                _v11 = Activation(2880, 192);
-                _r11 = Activation(3072, 192);
-                _v12 = Activation(3264, 192);
-                _v13 = Activation(3456, 192);
-                _v14 = Activation(3648, 192);
-                _v15 = Activation(3840, 192);
-                _r15 = Activation(4032, 192);
-                _v16 = Activation(4224, 192);
-                _v17 = Activation(4416, 192);
-                _v18 = Activation(4608, 384);
-                _r18 = Activation(4992, 384);
-                _v19 = Activation(5376, 384);
-                _v20 = Activation(5760, 192);
-                _r20 = Activation(5952, 192);
-                _v21 = Activation(6144, 192);
-                _v22 = Activation(6336, 192);
-                _v23 = Activation(6528, 16);
-                _v24 = Activation(6544, 16);
-                _r24 = Activation(6560, 16);
-                _v25 = Activation(6576, 16);
-                _v26 = Activation(6592, 16);
-                _v27 = Activation(6608, 16);
-                _v28 = Activation(6624, 3);
-                _r28 = Activation(6627, 3);
-                _probs = Activation(6630, 3);
-                _mean4 = Activation(6633, 12);
-                _rstd4 = Activation(6645, 12);
-                _qkv5 = Activation(6657, 576);
-                _p5 = Activation(7233, 576);
-                _mean8 = Activation(7809, 12);
-                _rstd8 = Activation(7821, 12);
-                _mean13 = Activation(7833, 12);
-                _rstd13 = Activation(7845, 12);
-                _qkv14 = Activation(7857, 576);
-                _p14 = Activation(8433, 576);
-                _mean17 = Activation(9009, 12);
-                _rstd17 = Activation(9021, 12);
-                _mean22 = Activation(9033, 12);
-                _rstd22 = Activation(9045, 12);
-                _gqkv = Activation(9057, 576);
+                _r6 = Activation(960, 192);
+                _v7 = Activation(1152, 192);
+                _v8 = Activation(1344, 192);
+                _v9 = Activation(1536, 384);
+                _r9 = Activation(1920, 384);
+                _v10 = Activation(2304, 384);
+                _r11 = Activation(2688, 192);
+                _v12 = Activation(2880, 192);
+                _v13 = Activation(3072, 192);
+                _v14 = Activation(3264, 192);
+                _r15 = Activation(3456, 192);
+                _v16 = Activation(3648, 192);
+                _v17 = Activation(3840, 192);
+                _v18 = Activation(4032, 384);
+                _r18 = Activation(4416, 384);
+                _v19 = Activation(4800, 384);
+                _r20 = Activation(5184, 192);
+                _v21 = Activation(5376, 192);
+                _v22 = Activation(5568, 192);
+                _v23 = Activation(5760, 16);
+                _v24 = Activation(5776, 16);
+                _r24 = Activation(5792, 16);
+                _v25 = Activation(5808, 16);
+                _v26 = Activation(5824, 16);
+                _v27 = Activation(5840, 16);
+                _v28 = Activation(5856, 3);
+                _r28 = Activation(5859, 3);
+                _probs = Activation(5862, 3);
+                _mean4 = Activation(5865, 12);
+                _rstd4 = Activation(5877, 12);
+                _qkv5 = Activation(5889, 576);
+                _p5 = Activation(6465, 576);
+                _mean8 = Activation(7041, 12);
+                _rstd8 = Activation(7053, 12);
+                _mean13 = Activation(7065, 12);
+                _rstd13 = Activation(7077, 12);
+                _qkv14 = Activation(7089, 576);
+                _p14 = Activation(7665, 576);
+                _mean17 = Activation(8241, 12);
+                _rstd17 = Activation(8253, 12);
+                _mean22 = Activation(8265, 12);
+                _rstd22 = Activation(8277, 12);
+                _gqkv = Activation(8289, 576);
                 _g1 = ActivationGradient(0, 192);
                 _g2 = ActivationGradient(192, 192);
                 _g3 = ActivationGradient(384, 192);
@@ -243,47 +219,39 @@ namespace Compiled.Nets.Gpu.Tests
                 K.AttentionForward(_v5, _p5, default, Part(_qkv5, 0, batch * T * 16), Part(_qkv5, 1, batch * T * 16), Part(_qkv5, 2, batch * T * 16), Mask, true, batch, T, 4, 4, 0.0f, training, StepKey, 5);
                 // AttentionOut: [B, T, 16] -> [B, T, 16]
                 K.Gemm(false, true, batch * T, 16, 16, 1f, _v5, 16, Value(_net._p_encoder_layer_0_attention_output_dense_weight), 16, 0f, _r6, 16);
-                // fused: Bias  [B, T, 16]
-                Device.RecordLaunch(); _Chain6Forward((int)(batch * T * 16), _r6, Value(_net._p_encoder_layer_0_attention_output_dense_bias), _v6, 16);
                 // add: [B, T, 16] -> [B, T, 16]
                 // in the call of the layer norm that reads it
                 // AttentionNorm: [B, T, 16] -> [B, T, 16]
-                K.LayerNormOfSumForward(_v8, _mean8, _rstd8, _v7, _v6, _v4, Value(_net._p_encoder_layer_0_attention_output_LayerNorm_weight), Value(_net._p_encoder_layer_0_attention_output_LayerNorm_bias), batch * T, 16, 1E-12f); // the residual add as it reads
+                K.LayerNormOfBranchForward(_v8, _mean8, _rstd8, _v7, _r6, Value(_net._p_encoder_layer_0_attention_output_dense_bias), _v4, Value(_net._p_encoder_layer_0_attention_output_LayerNorm_weight), Value(_net._p_encoder_layer_0_attention_output_LayerNorm_bias), batch * T, 16, 1E-12f, 0f, StepKey, 0); // bias and the residual add as it reads
                 // Intermediate: [B, T, 16] -> [B, T, 32]
                 K.Gemm(false, true, batch * T, 32, 16, 1f, _v8, 16, Value(_net._p_encoder_layer_0_intermediate_dense_weight), 16, 0f, _r9, 32);
                 // fused: Bias + Gelu  [B, T, 32]
                 Device.RecordLaunch(); _Chain10Forward((int)(batch * T * 32), _r9, Value(_net._p_encoder_layer_0_intermediate_dense_bias), _v9, _v10, 32);
                 // Output: [B, T, 32] -> [B, T, 16]
                 K.Gemm(false, true, batch * T, 16, 32, 1f, _v10, 32, Value(_net._p_encoder_layer_0_output_dense_weight), 32, 0f, _r11, 16);
-                // fused: Bias  [B, T, 16]
-                Device.RecordLaunch(); _Chain11Forward((int)(batch * T * 16), _r11, Value(_net._p_encoder_layer_0_output_dense_bias), _v11, 16);
                 // add: [B, T, 16] -> [B, T, 16]
                 // in the call of the layer norm that reads it
                 // OutputNorm: [B, T, 16] -> [B, T, 16]
-                K.LayerNormOfSumForward(_v13, _mean13, _rstd13, _v12, _v11, _v8, Value(_net._p_encoder_layer_0_output_LayerNorm_weight), Value(_net._p_encoder_layer_0_output_LayerNorm_bias), batch * T, 16, 1E-12f); // the residual add as it reads
+                K.LayerNormOfBranchForward(_v13, _mean13, _rstd13, _v12, _r11, Value(_net._p_encoder_layer_0_output_dense_bias), _v8, Value(_net._p_encoder_layer_0_output_LayerNorm_weight), Value(_net._p_encoder_layer_0_output_LayerNorm_bias), batch * T, 16, 1E-12f, 0f, StepKey, 0); // bias and the residual add as it reads
                 // Attention: [B, T, 16] -> [B, T, 16]
                 K.ProjectionsForward(_qkv14, _v13, Value(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_value_weight), Spacing(_net._p_encoder_layer_1_attention_self_query_weight, _net._p_encoder_layer_1_attention_self_key_weight, _net._p_encoder_layer_1_attention_self_value_weight), Value(_net._p_encoder_layer_1_attention_self_query_bias, _net._p_encoder_layer_1_attention_self_value_bias), Spacing(_net._p_encoder_layer_1_attention_self_query_bias, _net._p_encoder_layer_1_attention_self_key_bias, _net._p_encoder_layer_1_attention_self_value_bias), 3, batch * T, 16, 16);
                 K.AttentionForward(_v14, _p14, default, Part(_qkv14, 0, batch * T * 16), Part(_qkv14, 1, batch * T * 16), Part(_qkv14, 2, batch * T * 16), Mask, true, batch, T, 4, 4, 0.0f, training, StepKey, 14);
                 // AttentionOut: [B, T, 16] -> [B, T, 16]
                 K.Gemm(false, true, batch * T, 16, 16, 1f, _v14, 16, Value(_net._p_encoder_layer_1_attention_output_dense_weight), 16, 0f, _r15, 16);
-                // fused: Bias  [B, T, 16]
-                Device.RecordLaunch(); _Chain15Forward((int)(batch * T * 16), _r15, Value(_net._p_encoder_layer_1_attention_output_dense_bias), _v15, 16);
                 // add: [B, T, 16] -> [B, T, 16]
                 // in the call of the layer norm that reads it
                 // AttentionNorm: [B, T, 16] -> [B, T, 16]
-                K.LayerNormOfSumForward(_v17, _mean17, _rstd17, _v16, _v15, _v13, Value(_net._p_encoder_layer_1_attention_output_LayerNorm_weight), Value(_net._p_encoder_layer_1_attention_output_LayerNorm_bias), batch * T, 16, 1E-12f); // the residual add as it reads
+                K.LayerNormOfBranchForward(_v17, _mean17, _rstd17, _v16, _r15, Value(_net._p_encoder_layer_1_attention_output_dense_bias), _v13, Value(_net._p_encoder_layer_1_attention_output_LayerNorm_weight), Value(_net._p_encoder_layer_1_attention_output_LayerNorm_bias), batch * T, 16, 1E-12f, 0f, StepKey, 0); // bias and the residual add as it reads
                 // Intermediate: [B, T, 16] -> [B, T, 32]
                 K.Gemm(false, true, batch * T, 32, 16, 1f, _v17, 16, Value(_net._p_encoder_layer_1_intermediate_dense_weight), 16, 0f, _r18, 32);
                 // fused: Bias + Gelu  [B, T, 32]
                 Device.RecordLaunch(); _Chain19Forward((int)(batch * T * 32), _r18, Value(_net._p_encoder_layer_1_intermediate_dense_bias), _v18, _v19, 32);
                 // Output: [B, T, 32] -> [B, T, 16]
                 K.Gemm(false, true, batch * T, 16, 32, 1f, _v19, 32, Value(_net._p_encoder_layer_1_output_dense_weight), 32, 0f, _r20, 16);
-                // fused: Bias  [B, T, 16]
-                Device.RecordLaunch(); _Chain20Forward((int)(batch * T * 16), _r20, Value(_net._p_encoder_layer_1_output_dense_bias), _v20, 16);
                 // add: [B, T, 16] -> [B, T, 16]
                 // in the call of the layer norm that reads it
                 // OutputNorm: [B, T, 16] -> [B, T, 16]
-                K.LayerNormOfSumForward(_v22, _mean22, _rstd22, _v21, _v20, _v17, Value(_net._p_encoder_layer_1_output_LayerNorm_weight), Value(_net._p_encoder_layer_1_output_LayerNorm_bias), batch * T, 16, 1E-12f); // the residual add as it reads
+                K.LayerNormOfBranchForward(_v22, _mean22, _rstd22, _v21, _r20, Value(_net._p_encoder_layer_1_output_dense_bias), _v17, Value(_net._p_encoder_layer_1_output_LayerNorm_weight), Value(_net._p_encoder_layer_1_output_LayerNorm_bias), batch * T, 16, 1E-12f, 0f, StepKey, 0); // bias and the residual add as it reads
                 // SelectToken: [B, T, 16] -> [B, 16]
                 K.NarrowForward(_v23, _v22, batch, T * 16, 0 * 16, 16);
                 // Pooler: [B, 16] -> [B, 16]
@@ -368,7 +336,7 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n22)
                 {
                     // OutputNorm backward
-                    K.LayerNormOfSumBackward((n20 ? _g20 : default), (n17 ? _g17 : default), (_net._p_encoder_layer_1_output_LayerNorm_weight.RequiresGrad ? Gradient(_net._p_encoder_layer_1_output_LayerNorm_weight) : default), (_net._p_encoder_layer_1_output_LayerNorm_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_1_output_LayerNorm_bias) : default), _g22, _v21, _mean22, _rstd22, Value(_net._p_encoder_layer_1_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
+                    K.LayerNormOfBranchBackward((n20 ? _g20 : default), (n17 ? _g17 : default), (_net._p_encoder_layer_1_output_LayerNorm_weight.RequiresGrad ? Gradient(_net._p_encoder_layer_1_output_LayerNorm_weight) : default), (_net._p_encoder_layer_1_output_LayerNorm_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_1_output_LayerNorm_bias) : default), (_net._p_encoder_layer_1_output_dense_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_1_output_dense_bias) : default), _g22, _v21, _mean22, _rstd22, Value(_net._p_encoder_layer_1_output_LayerNorm_weight), batch * T, 16, 0f, StepKey, 0); // to the residual and, through bias, to Output's output
                 }
                 if (n21)
                 {
@@ -377,8 +345,6 @@ namespace Compiled.Nets.Gpu.Tests
                 }
                 if (n20)
                 {
-                    // fused backward: Bias
-                    if (_net._p_encoder_layer_1_output_dense_bias.RequiresGrad) { Device.RecordLaunch(); _Chain20Backward(K.ColumnLaunch(batch * T, 16), _g20, _g20, _r20, _v20, Gradient(_net._p_encoder_layer_1_output_dense_bias), batch * T, 16, 1, 0); }
                     // Output backward
                     if (_net._p_encoder_layer_1_output_dense_weight.RequiresGrad) K.Gemm(true, false, 16, 32, batch * T, 1f, _g20, 16, _v19, 32, 1f, Gradient(_net._p_encoder_layer_1_output_dense_weight), 32);
                     if (n19) K.Gemm(false, false, batch * T, 32, 16, 1f, _g20, 16, Value(_net._p_encoder_layer_1_output_dense_weight), 32, 1f, _g19, 32);
@@ -394,7 +360,7 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n17)
                 {
                     // AttentionNorm backward
-                    K.LayerNormOfSumBackward((n15 ? _g15 : default), (n13 ? _g13 : default), (_net._p_encoder_layer_1_attention_output_LayerNorm_weight.RequiresGrad ? Gradient(_net._p_encoder_layer_1_attention_output_LayerNorm_weight) : default), (_net._p_encoder_layer_1_attention_output_LayerNorm_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_1_attention_output_LayerNorm_bias) : default), _g17, _v16, _mean17, _rstd17, Value(_net._p_encoder_layer_1_attention_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
+                    K.LayerNormOfBranchBackward((n15 ? _g15 : default), (n13 ? _g13 : default), (_net._p_encoder_layer_1_attention_output_LayerNorm_weight.RequiresGrad ? Gradient(_net._p_encoder_layer_1_attention_output_LayerNorm_weight) : default), (_net._p_encoder_layer_1_attention_output_LayerNorm_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_1_attention_output_LayerNorm_bias) : default), (_net._p_encoder_layer_1_attention_output_dense_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_1_attention_output_dense_bias) : default), _g17, _v16, _mean17, _rstd17, Value(_net._p_encoder_layer_1_attention_output_LayerNorm_weight), batch * T, 16, 0f, StepKey, 0); // to the residual and, through bias, to AttentionOut's output
                 }
                 if (n16)
                 {
@@ -403,8 +369,6 @@ namespace Compiled.Nets.Gpu.Tests
                 }
                 if (n15)
                 {
-                    // fused backward: Bias
-                    if (_net._p_encoder_layer_1_attention_output_dense_bias.RequiresGrad) { Device.RecordLaunch(); _Chain15Backward(K.ColumnLaunch(batch * T, 16), _g15, _g15, _r15, _v15, Gradient(_net._p_encoder_layer_1_attention_output_dense_bias), batch * T, 16, 1, 0); }
                     // AttentionOut backward
                     if (_net._p_encoder_layer_1_attention_output_dense_weight.RequiresGrad) K.Gemm(true, false, 16, 16, batch * T, 1f, _g15, 16, _v14, 16, 1f, Gradient(_net._p_encoder_layer_1_attention_output_dense_weight), 16);
                     if (n14) K.Gemm(false, false, batch * T, 16, 16, 1f, _g15, 16, Value(_net._p_encoder_layer_1_attention_output_dense_weight), 16, 1f, _g14, 16);
@@ -418,7 +382,7 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n13)
                 {
                     // OutputNorm backward
-                    K.LayerNormOfSumBackward((n11 ? _g11 : default), (n8 ? _g8 : default), (_net._p_encoder_layer_0_output_LayerNorm_weight.RequiresGrad ? Gradient(_net._p_encoder_layer_0_output_LayerNorm_weight) : default), (_net._p_encoder_layer_0_output_LayerNorm_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_0_output_LayerNorm_bias) : default), _g13, _v12, _mean13, _rstd13, Value(_net._p_encoder_layer_0_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
+                    K.LayerNormOfBranchBackward((n11 ? _g11 : default), (n8 ? _g8 : default), (_net._p_encoder_layer_0_output_LayerNorm_weight.RequiresGrad ? Gradient(_net._p_encoder_layer_0_output_LayerNorm_weight) : default), (_net._p_encoder_layer_0_output_LayerNorm_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_0_output_LayerNorm_bias) : default), (_net._p_encoder_layer_0_output_dense_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_0_output_dense_bias) : default), _g13, _v12, _mean13, _rstd13, Value(_net._p_encoder_layer_0_output_LayerNorm_weight), batch * T, 16, 0f, StepKey, 0); // to the residual and, through bias, to Output's output
                 }
                 if (n12)
                 {
@@ -427,8 +391,6 @@ namespace Compiled.Nets.Gpu.Tests
                 }
                 if (n11)
                 {
-                    // fused backward: Bias
-                    if (_net._p_encoder_layer_0_output_dense_bias.RequiresGrad) { Device.RecordLaunch(); _Chain11Backward(K.ColumnLaunch(batch * T, 16), _g11, _g11, _r11, _v11, Gradient(_net._p_encoder_layer_0_output_dense_bias), batch * T, 16, 1, 0); }
                     // Output backward
                     if (_net._p_encoder_layer_0_output_dense_weight.RequiresGrad) K.Gemm(true, false, 16, 32, batch * T, 1f, _g11, 16, _v10, 32, 1f, Gradient(_net._p_encoder_layer_0_output_dense_weight), 32);
                     if (n10) K.Gemm(false, false, batch * T, 32, 16, 1f, _g11, 16, Value(_net._p_encoder_layer_0_output_dense_weight), 32, 1f, _g10, 32);
@@ -444,7 +406,7 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n8)
                 {
                     // AttentionNorm backward
-                    K.LayerNormOfSumBackward((n6 ? _g6 : default), (n4 ? _g4 : default), (_net._p_encoder_layer_0_attention_output_LayerNorm_weight.RequiresGrad ? Gradient(_net._p_encoder_layer_0_attention_output_LayerNorm_weight) : default), (_net._p_encoder_layer_0_attention_output_LayerNorm_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_0_attention_output_LayerNorm_bias) : default), _g8, _v7, _mean8, _rstd8, Value(_net._p_encoder_layer_0_attention_output_LayerNorm_weight), batch * T, 16); // to both operands of the residual add
+                    K.LayerNormOfBranchBackward((n6 ? _g6 : default), (n4 ? _g4 : default), (_net._p_encoder_layer_0_attention_output_LayerNorm_weight.RequiresGrad ? Gradient(_net._p_encoder_layer_0_attention_output_LayerNorm_weight) : default), (_net._p_encoder_layer_0_attention_output_LayerNorm_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_0_attention_output_LayerNorm_bias) : default), (_net._p_encoder_layer_0_attention_output_dense_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_0_attention_output_dense_bias) : default), _g8, _v7, _mean8, _rstd8, Value(_net._p_encoder_layer_0_attention_output_LayerNorm_weight), batch * T, 16, 0f, StepKey, 0); // to the residual and, through bias, to AttentionOut's output
                 }
                 if (n7)
                 {
@@ -453,8 +415,6 @@ namespace Compiled.Nets.Gpu.Tests
                 }
                 if (n6)
                 {
-                    // fused backward: Bias
-                    if (_net._p_encoder_layer_0_attention_output_dense_bias.RequiresGrad) { Device.RecordLaunch(); _Chain6Backward(K.ColumnLaunch(batch * T, 16), _g6, _g6, _r6, _v6, Gradient(_net._p_encoder_layer_0_attention_output_dense_bias), batch * T, 16, 1, 0); }
                     // AttentionOut backward
                     if (_net._p_encoder_layer_0_attention_output_dense_weight.RequiresGrad) K.Gemm(true, false, 16, 16, batch * T, 1f, _g6, 16, _v5, 16, 1f, Gradient(_net._p_encoder_layer_0_attention_output_dense_weight), 16);
                     if (n5) K.Gemm(false, false, batch * T, 16, 16, 1f, _g6, 16, Value(_net._p_encoder_layer_0_attention_output_dense_weight), 16, 1f, _g5, 16);
@@ -489,31 +449,6 @@ namespace Compiled.Nets.Gpu.Tests
                 }
             }
 
-            /// <summary>Fused forward of Bias: one thread per element.</summary>
-            public static void Chain6Forward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> bias, global::ILGPU.ArrayView<float> v6, int cols)
-            {
-                long i = index.X;
-                float t = src[i];
-                t += bias[i % cols];
-                v6[i] = t;
-            }
-
-            /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
-            public static void Chain6Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v6, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
-            {
-                int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
-                float sum = 0f;
-                for (int r = global::ILGPU.Group.IdxY; r < rows && j < cols; r += global::ILGPU.Group.DimY)
-                {
-                    long i = (long)r * cols + j;
-                    float g = gy[i];
-                    if (writeDz != 0) gz[i] += g;
-                    sum += g;
-                }
-                sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
-            }
-
             /// <summary>Fused forward of Bias + Gelu: one thread per element.</summary>
             public static void Chain10Forward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> bias, global::ILGPU.ArrayView<float> v9, global::ILGPU.ArrayView<float> v10, int cols)
             {
@@ -542,56 +477,6 @@ namespace Compiled.Nets.Gpu.Tests
                 if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
-            /// <summary>Fused forward of Bias: one thread per element.</summary>
-            public static void Chain11Forward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> bias, global::ILGPU.ArrayView<float> v11, int cols)
-            {
-                long i = index.X;
-                float t = src[i];
-                t += bias[i % cols];
-                v11[i] = t;
-            }
-
-            /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
-            public static void Chain11Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v11, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
-            {
-                int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
-                float sum = 0f;
-                for (int r = global::ILGPU.Group.IdxY; r < rows && j < cols; r += global::ILGPU.Group.DimY)
-                {
-                    long i = (long)r * cols + j;
-                    float g = gy[i];
-                    if (writeDz != 0) gz[i] += g;
-                    sum += g;
-                }
-                sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
-            }
-
-            /// <summary>Fused forward of Bias: one thread per element.</summary>
-            public static void Chain15Forward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> bias, global::ILGPU.ArrayView<float> v15, int cols)
-            {
-                long i = index.X;
-                float t = src[i];
-                t += bias[i % cols];
-                v15[i] = t;
-            }
-
-            /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
-            public static void Chain15Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v15, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
-            {
-                int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
-                float sum = 0f;
-                for (int r = global::ILGPU.Group.IdxY; r < rows && j < cols; r += global::ILGPU.Group.DimY)
-                {
-                    long i = (long)r * cols + j;
-                    float g = gy[i];
-                    if (writeDz != 0) gz[i] += g;
-                    sum += g;
-                }
-                sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
-            }
-
             /// <summary>Fused forward of Bias + Gelu: one thread per element.</summary>
             public static void Chain19Forward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> bias, global::ILGPU.ArrayView<float> v18, global::ILGPU.ArrayView<float> v19, int cols)
             {
@@ -613,31 +498,6 @@ namespace Compiled.Nets.Gpu.Tests
                     long i = (long)r * cols + j;
                     float g = gy[i];
                     g = global::Compiled.Nets.Kernels.Elementwise.GeluGrad(v18[i], g);
-                    if (writeDz != 0) gz[i] += g;
-                    sum += g;
-                }
-                sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
-            }
-
-            /// <summary>Fused forward of Bias: one thread per element.</summary>
-            public static void Chain20Forward(global::ILGPU.Index1D index, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> bias, global::ILGPU.ArrayView<float> v20, int cols)
-            {
-                long i = index.X;
-                float t = src[i];
-                t += bias[i % cols];
-                v20[i] = t;
-            }
-
-            /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
-            public static void Chain20Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v20, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
-            {
-                int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
-                float sum = 0f;
-                for (int r = global::ILGPU.Group.IdxY; r < rows && j < cols; r += global::ILGPU.Group.DimY)
-                {
-                    long i = (long)r * cols + j;
-                    float g = gy[i];
                     if (writeDz != 0) gz[i] += g;
                     sum += g;
                 }
