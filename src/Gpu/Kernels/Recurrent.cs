@@ -77,30 +77,28 @@ public sealed partial class GpuKernels
         if (dx.Length > 0) Gemm(false, false, rows, input, gw, 1f, gates, gw, wIh, input, 1f, dx, input);
         if (dWih.Length > 0) Gemm(true, false, gw, input, rows, 1f, gates, gw, x, input, 1f, dWih, input);
         if (dBih.Length > 0) AddColumnSums(dBih, gates, rows, gw, gw, 0);
+        // db_hh += Σ of the gates' gradients (a GRU's n rows from its hidden term's).
+        if (dBhh.Length > 0)
+        {
+            if (lstm) AddColumnSums(dBhh, gates, rows, gw, gw, 0);
+            else
+            {
+                AddColumnSums(dBhh, gates, rows, 2 * h, gw, 0);
+                AddColumnSums(dBhh.SubView(2 * h, h), extra, rows, h, h, 0);
+            }
+        }
+        if (dWhh.Length == 0) return;
         // dW_hh += Σ over positions of (the gates' gradients)ᵀ·(the previous state): one GEMM over the states shifted by
         // one position, zero where a sample's first position has none (so no sample's sum reaches into another's).
-        if (dWhh.Length == 0)
-        {
-            if (dBhh.Length == 0) return;
-            if (lstm) AddColumnSums(dBhh, gates, rows, gw, gw, 0);
-            else { AddColumnSums(dBhh, gates, rows, 2 * h, gw, 0); AddColumnSums(dBhh.SubView(2 * h, h), extra, rows, h, h, 0); }
-            return;
-        }
         _shiftStates ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, RecurrentArgs>(ShiftStatesKernel);
         Launched();
         _shiftStates(rows * h, scratch, states, a);
         if (lstm)
         {
-            if (dBhh.Length > 0) AddColumnSums(dBhh, gates, rows, gw, gw, 0);
             Gemm(true, false, gw, h, rows, 1f, gates, gw, scratch, h, 1f, dWhh, h);
             return;
         }
         // GRU: r's and z's rows of W_hh from their gates' gradients, n's from the hidden term's.
-        if (dBhh.Length > 0)
-        {
-            AddColumnSums(dBhh, gates, rows, 2 * h, gw, 0);
-            AddColumnSums(dBhh.SubView(2 * h, h), extra, rows, h, h, 0);
-        }
         Gemm(true, false, 2 * h, h, rows, 1f, gates, gw, scratch, h, 1f, dWhh, h);
         Gemm(true, false, h, h, rows, 1f, extra, h, scratch, h, 1f, dWhh.SubView(2L * h * h, (long)h * h), h);
     }
