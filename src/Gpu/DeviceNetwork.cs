@@ -45,8 +45,8 @@ public abstract class DeviceNetwork : IDisposable
         HostParameters = host ?? throw new ArgumentNullException(nameof(host));
         Name = name; InputFeatures = inputFeatures; OutputFeatures = outputFeatures; LabelSmoothing = labelSmoothing;
         _inputShape = inputShape; _outputShape = outputShape;
-        _values = device.Allocate(host.ReadValues.Length);
-        _buffers = device.Allocate(host.BufferValues.Length);
+        _values = Named(() => device.Allocate(host.ReadValues.Length), "parameters");
+        _buffers = Named(() => device.Allocate(host.BufferValues.Length), "buffers");
         CopyParametersFromHost();
     }
 
@@ -206,7 +206,7 @@ public abstract class DeviceNetwork : IDisposable
         get
         {
             if (_gradients is { } g) return g;
-            g = Device.Allocate(HostParameters.ReadValues.Length);
+            g = Named(() => Device.Allocate(HostParameters.ReadValues.Length), "parameters' gradients");
             g.View.MemSetToZero();
             return _gradients = g;
         }
@@ -363,7 +363,7 @@ public abstract class DeviceNetwork : IDisposable
         if (_grad is null)
         {
             _trains = true;
-            _grad = Device.Allocate(GradientsPerSample * Capacity);
+            _grad = Named(() => Device.Allocate(GradientsPerSample * Capacity), $"activations' gradients at batch {Capacity}");
             BindWorkspace();
         }
         _grad.View.MemSetToZero();
@@ -890,28 +890,61 @@ public abstract class DeviceNetwork : IDisposable
 
     private void Grow(int batch)
     {
+        // Checked before the workspace in hand is freed: a batch the device cannot hold leaves the twin as it was, so a
+        // smaller one can follow (where the device cannot say what is free, the allocations below are the check).
+        long needed = WorkspaceBytes(batch, _trains), held = Capacity > 0 ? WorkspaceBytes(Capacity, _grad is not null) : 0;
+        if (Device.FreeMemory is { } free && needed > free + held)
+            throw Device.OutOfMemory(needed, $"{Name}'s workspace at batch {batch} ({WorkspaceParts(batch)})", null);
         FreeWorkspace();
-        Capacity = batch;
-        _act = Device.Allocate(ActivationsPerSample * batch);
-        _grad = _trains ? Device.Allocate(GradientsPerSample * batch) : null;
-        _ints = Device.AllocateInts(IntsPerSample * batch);
-        _scratch = Device.Allocate(ScratchFor(batch));
-        _input = Device.Allocate(TokenVocabulary > 0 ? 1 : (long)InputFeatures * batch);
-        _tokens = Device.AllocateInts(TokenVocabulary > 0 ? (long)InputFeatures * batch : 1);
-        _mask = Device.AllocateInts(Math.Max(1, (long)MaxSequence * batch));
-        _labels = Device.AllocateInts(batch);
-        _targets = Device.Allocate(ClassLabels ? 1 : (long)OutputFeatures * batch);
-        _rowLoss = Device.Allocate((long)batch * Math.Max(1, MaxSequence));
-        _rowLossHost = new float[(long)batch * Math.Max(1, MaxSequence)]; // a loss over [T, …] outputs has a row per position
-        _labelsHost = new int[batch];
-        WorkspaceGrown(batch);
+        try
+        {
+            Capacity = batch;
+            _act = Device.Allocate(ActivationsPerSample * batch);
+            _grad = _trains ? Device.Allocate(GradientsPerSample * batch) : null;
+            _ints = Device.AllocateInts(IntsPerSample * batch);
+            _scratch = Device.Allocate(ScratchFor(batch));
+            _input = Device.Allocate(TokenVocabulary > 0 ? 1 : (long)InputFeatures * batch);
+            _tokens = Device.AllocateInts(TokenVocabulary > 0 ? (long)InputFeatures * batch : 1);
+            _mask = Device.AllocateInts(Math.Max(1, (long)MaxSequence * batch));
+            _labels = Device.AllocateInts(batch);
+            _targets = Device.Allocate(ClassLabels ? 1 : (long)OutputFeatures * batch);
+            _rowLoss = Device.Allocate((long)batch * Math.Max(1, MaxSequence));
+            _rowLossHost = new float[(long)batch * Math.Max(1, MaxSequence)]; // a loss over [T, …] outputs has a row per position
+            _labelsHost = new int[batch];
+            WorkspaceGrown(batch);
+        }
+        catch (DeviceMemoryException e)
+        {
+            // No half-made workspace stays behind: the next call allocates afresh for its own batch.
+            FreeWorkspace();
+            throw new DeviceMemoryException($"{Name}'s workspace at batch {batch} ({WorkspaceParts(batch)}) does not fit: {e.Message}", needed, e.FreeBytes, e);
+        }
         BindWorkspace();
     }
+
+    /// <summary>An allocation whose failure names what it was for.</summary>
+    private MemoryBuffer1D<float, Stride1D.Dense> Named(Func<MemoryBuffer1D<float, Stride1D.Dense>> allocate, string what)
+    {
+        try { return allocate(); }
+        catch (DeviceMemoryException e) { throw new DeviceMemoryException($"{Name}'s {what} do not fit: {e.Message}", e.RequestedBytes, e.FreeBytes, e); }
+    }
+
+    /// <summary>Device bytes of the workspace at <paramref name="batch"/> (with the activations' gradients when <paramref name="trains"/>).</summary>
+    private long WorkspaceBytes(int batch, bool trains) =>
+        4 * ((ActivationsPerSample + (trains ? GradientsPerSample : 0) + IntsPerSample + (long)InputFeatures + OutputFeatures + 2L * Math.Max(1, MaxSequence) + 1) * batch + ScratchFor(batch));
+
+    /// <summary>The workspace's largest parts, as the memory error names them.</summary>
+    private string WorkspaceParts(int batch) =>
+        $"activations {DeviceMemoryException.Size(4 * ActivationsPerSample * batch)}" + (_trains ? $", their gradients {DeviceMemoryException.Size(4 * GradientsPerSample * batch)}" : "") +
+        $", scratch {DeviceMemoryException.Size(4 * ScratchFor(batch))}";
 
     private void FreeWorkspace()
     {
         FreeExtraWorkspace();
         _act?.Dispose(); _grad?.Dispose(); _ints?.Dispose(); _scratch?.Dispose(); _input?.Dispose(); _tokens?.Dispose(); _mask?.Dispose(); _labels?.Dispose(); _targets?.Dispose(); _rowLoss?.Dispose();
+        _act = _grad = _scratch = _input = _rowLoss = _targets = null;
+        _ints = _labels = _tokens = _mask = null;
+        Capacity = 0;
     }
 
     private void ThrowIfDisposed()

@@ -196,10 +196,58 @@ public sealed class GpuDevice : IDisposable
     public void Synchronize() => Accelerator.Synchronize();
 
     /// <summary>Allocates <paramref name="length"/> floats on the device (contents undefined).</summary>
-    public MemoryBuffer1D<float, Stride1D.Dense> Allocate(long length) => Accelerator.Allocate1D<float>(Math.Max(length, 1));
+    /// <exception cref="DeviceMemoryException">When the device cannot hold them.</exception>
+    public MemoryBuffer1D<float, Stride1D.Dense> Allocate(long length) => Allocated(length, sizeof(float), n => Accelerator.Allocate1D<float>(n));
 
     /// <summary>Allocates <paramref name="length"/> ints on the device (contents undefined).</summary>
-    public MemoryBuffer1D<int, Stride1D.Dense> AllocateInts(long length) => Accelerator.Allocate1D<int>(Math.Max(length, 1));
+    /// <exception cref="DeviceMemoryException">When the device cannot hold them.</exception>
+    public MemoryBuffer1D<int, Stride1D.Dense> AllocateInts(long length) => Allocated(length, sizeof(int), n => Accelerator.Allocate1D<int>(n));
+
+    /// <summary>Bytes of device memory free now, as the driver counts them (<c>torch.cuda.mem_get_info</c>'s first
+    /// value), or null where the device cannot say (the CPU accelerator's memory is the process's).</summary>
+    public long? FreeMemory
+    {
+        get
+        {
+            if (FreeMemoryOverride is { } free) return free;
+            return Accelerator is CudaAccelerator cuda ? cuda.GetFreeMemory() : null;
+        }
+    }
+
+    /// <summary>Bytes of device memory in all.</summary>
+    public long TotalMemory => Accelerator.MemorySize;
+
+    /// <summary>For tests: the free memory the device reports instead of the driver's.</summary>
+    internal long? FreeMemoryOverride { get; set; }
+
+    /// <summary>For tests: called with each allocation's bytes; an exception it returns is thrown as the driver's refusal.</summary>
+    internal Func<long, Exception?>? AllocationFault { get; set; }
+
+    private MemoryBuffer1D<T, Stride1D.Dense> Allocated<T>(long length, int size, Func<long, MemoryBuffer1D<T, Stride1D.Dense>> allocate) where T : unmanaged
+    {
+        length = Math.Max(length, 1);
+        long bytes = length * size;
+        if (FreeMemoryOverride is { } free && bytes > free) throw OutOfMemory(bytes, "a buffer", null);
+        try
+        {
+            if (AllocationFault?.Invoke(bytes) is { } fault) throw fault;
+            return allocate(length);
+        }
+        catch (Exception e) when (e is not ObjectDisposedException and not DeviceMemoryException)
+        {
+            // Whatever the driver (or the CPU accelerator's host allocation) says, the caller learns what was asked and what was free.
+            throw OutOfMemory(bytes, "a buffer", e);
+        }
+    }
+
+    /// <summary>The error for <paramref name="bytes"/> asked for <paramref name="what"/>, with what the device has free.</summary>
+    internal DeviceMemoryException OutOfMemory(long bytes, string what, Exception? inner)
+    {
+        long? free = null;
+        try { free = FreeMemory; } catch (Exception) { } // a failing device may not answer; the message says so
+        string have = free is { } f ? $"{DeviceMemoryException.Size(f)} free of {DeviceMemoryException.Size(TotalMemory)}" : "how much is free is unknown here";
+        return new DeviceMemoryException($"{this} cannot hold {DeviceMemoryException.Size(bytes)} for {what} ({have}){(inner is null ? "" : ": " + inner.Message)}.", bytes, free, inner);
+    }
 
     /// <inheritdoc/>
     public override string ToString() => _disposed ? Kind + " (disposed)" : $"{Kind}: {_accelerator.Name}";

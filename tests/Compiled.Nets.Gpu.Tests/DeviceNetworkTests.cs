@@ -537,6 +537,47 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
     }
 
     [Fact]
+    public void A_batch_the_device_cannot_hold_is_a_clear_error_and_the_twin_goes_on_at_one_it_can()
+    {
+        // As PyTorch's OutOfMemoryError: the error says what was asked, for what, and what was free. The check comes
+        // before the workspace in hand is freed, so the twin is as it was; a refusal mid-allocation (the driver's) leaves
+        // no half-made workspace, and the next call allocates its own. A device of its own: the limits are per device.
+        using var device = GpuDevice.Open("cpu-accelerator");
+        using var cpu = new MiniBert(seed: 90);
+        using var host = new MiniBert(seed: 90);
+        using var dev = host.ToDevice(device);
+        var (ids, mask, labels) = SequenceBatch(3, 6, 50, 3, 91);
+        var (bigIds, bigMask, bigLabels) = SequenceBatch(64, 6, 50, 3, 92);
+        Array.Fill(bigMask, 1);
+        Assert.Equal(cpu.TrainStep(ids, labels, mask, 3, 6), dev.TrainStep(ids, labels, mask, 3, 6), 1e-5);
+
+        device.FreeMemoryOverride = 64 * 1024;
+        var e = Assert.Throws<DeviceMemoryException>(() => dev.TrainStep(bigIds, bigLabels, bigMask, 64, 6));
+        Assert.Contains("MiniBert's workspace at batch 64 (activations", e.Message);
+        Assert.Contains("0.1 MiB free of", e.Message);
+        Assert.Equal(64 * 1024, e.FreeBytes);
+        Assert.True(e.RequestedBytes > 64 * 1024);
+        Assert.Contains("cannot hold", Assert.Throws<DeviceMemoryException>(() => device.Allocate(1 << 20)).Message);
+        device.FreeMemoryOverride = null;
+        Assert.Equal(3, dev.Capacity);
+        Assert.Equal(cpu.TrainStep(ids, labels, mask, 3, 6), dev.TrainStep(ids, labels, mask, 3, 6), 1e-5);
+
+        int allocations = 0;
+        device.AllocationFault = _ => ++allocations == 3 ? new InvalidOperationException("out of memory (simulated)") : null;
+        e = Assert.Throws<DeviceMemoryException>(() => dev.TrainStep(bigIds, bigLabels, bigMask, 64, 6));
+        Assert.Contains("MiniBert's workspace at batch 64", e.Message);
+        Assert.Contains("out of memory (simulated)", e.Message);
+        Assert.Equal(0, dev.Capacity);
+        device.AllocationFault = null;
+        Assert.Equal(cpu.TrainStep(ids, labels, mask, 3, 6), dev.TrainStep(ids, labels, mask, 3, 6), 1e-5);
+        dev.CopyGradientsToHost();
+        GradientsMatch(cpu.Parameters, host.Parameters);
+
+        device.FreeMemoryOverride = 16;
+        Assert.Contains("MiniBert's parameters do not fit", Assert.Throws<DeviceMemoryException>(() => host.ToDevice(device)).Message);
+    }
+
+    [Fact]
     public void A_twin_that_only_infers_holds_no_gradient_memory_until_it_trains()
     {
         // As PyTorch's parameters have no .grad before a backward: inference allocates neither the parameters' gradients
