@@ -379,16 +379,33 @@ public abstract class MultiDeviceNetwork : DeviceNetwork, IMultiNetwork
         // Values along the sequence are laid out for T = MaxSequence, as the activations are.
         long positions = Math.Max(1, MaxSequence);
         var inputs = InputLayout;
-        _floatInputs = inputs.Select(i => Device.Allocate(i.Tokens ? 1 : i.Size * (i.Sequence ? positions : 1) * capacity)).ToArray();
-        _tokenInputs = inputs.Select(i => Device.AllocateInts(i.Tokens ? i.Size * (i.Sequence ? positions : 1) * capacity : 1)).ToArray();
+        _floatInputs = AllocateEach(inputs, i => Device.Allocate(i.Tokens ? 1 : i.Size * (i.Sequence ? positions : 1) * capacity));
+        _tokenInputs = AllocateEach(inputs, i => Device.AllocateInts(i.Tokens ? i.Size * (i.Sequence ? positions : 1) * capacity : 1));
         _tokenRuns = inputs.Select(_ => new TokenRunsBuilder()).ToArray();
         var heads = HeadLayout;
         var slots = _outputSlots;
-        _labels = heads.Select(h => Device.AllocateInts(TakesLabels(h) ? capacity : 1)).ToArray();
-        _targets = heads.Select(h => Device.Allocate(TakesLabels(h) ? 1 : h.Loss == DeviceLoss.CosineEmbedding ? capacity
-            : slots[h.Output].Size * (slots[h.Output].IsSequence ? positions : 1) * capacity)).ToArray();
-        _rowLosses = heads.Select(_ => Device.Allocate(positions * capacity)).ToArray();
+        _labels = AllocateEach(heads, h => Device.AllocateInts(TakesLabels(h) ? capacity : 1));
+        _targets = AllocateEach(heads, h => Device.Allocate(TakesLabels(h) ? 1 : h.Loss == DeviceLoss.CosineEmbedding ? capacity
+            : slots[h.Output].Size * (slots[h.Output].IsSequence ? positions : 1) * capacity));
+        _rowLosses = AllocateEach(heads, _ => Device.Allocate(positions * capacity));
         _weightTotals = new double[heads.Count];
+    }
+
+    /// <summary>A buffer per item; where the device refuses one, those already made are freed before the error goes on.</summary>
+    private static TBuffer[] AllocateEach<TItem, TBuffer>(IReadOnlyList<TItem> items, Func<TItem, TBuffer> allocate) where TBuffer : IDisposable
+    {
+        var made = new TBuffer[items.Count];
+        int count = 0;
+        try
+        {
+            for (; count < made.Length; count++) made[count] = allocate(items[count]);
+            return made;
+        }
+        catch
+        {
+            for (int i = 0; i < count; i++) made[i].Dispose();
+            throw;
+        }
     }
 
     private protected override void FreeExtraWorkspace()
