@@ -1,4 +1,5 @@
 using System.Linq;
+using Compiled.Nets.Generator.Helpers;
 using Compiled.Nets.Generator.Model;
 using Compiled.Nets.Generator.Ops;
 using Compiled.Nets.Generator.Planning;
@@ -7,9 +8,27 @@ using static Compiled.Nets.Generator.Helpers.SourceWriter;
 
 namespace Compiled.Nets.Generator.Emit
 {
-    /// <summary>Fused chains: a layer's bias and elementwise ops as one Vector512 loop forward, and one backward.</summary>
+    /// <summary>Fused chains: a layer's bias and elementwise ops as one vector loop forward, and one backward.</summary>
     internal static partial class CpuEmitter
     {
+        /// <summary>
+        /// A chain's vector loop in both widths: Vector512 where the CPU has AVX-512, else Vector256 (without it Vector512
+        /// is emulated in software, about five times slower than Vector256). The JIT keeps only the branch this CPU
+        /// takes. <paramref name="loop"/> writes the Vector512 loop; the Vector256 one is the same text at half the step.
+        /// </summary>
+        private static void EmitBothWidths(SourceWriter w, System.Action<SourceWriter> loop)
+        {
+            var wide = new SourceWriter();
+            loop(wide);
+            string text = wide.ToString();
+            w.Open($"if ({Vector512}.IsHardwareAccelerated)");
+            w.Paste(text);
+            w.Close();
+            w.Open("else");
+            w.Paste(text.Replace(Vector512, Vector256).Replace("end - 16; i += 16, j += 16", "end - 8; i += 8, j += 8"));
+            w.Close();
+        }
+
         /// <summary>Loop geometry of a chain: rows × cols, and how the bias (if any) is indexed.</summary>
         private static (string Rows, string Cols, int BiasChannels, bool ColumnBias) ChainShape(CpuContext c, PlanUnit u)
         {
@@ -60,17 +79,21 @@ namespace Compiled.Nets.Generator.Emit
                 foreach (var st in u.Stages.Where(ReadsMask)) w.Line($"ref float m{st.Value}_ = ref {MemoryMarshal}.GetReference(m{st.Value});");
             if (bias) w.Line($"global::System.ReadOnlySpan<float> bias = {c.Read(u.Primary!, "bias")};");
             w.Open("for (int r = 0; r < rows; r++)");
-            if (bias && !colBias) { w.Line($"float bs = bias[r % {channels}];"); w.Line($"var bv = {Vector512}.Create(bs);"); }
+            if (bias && !colBias) w.Line($"float bs = bias[r % {channels}];");
             w.Line("int i = r * cols, end = i + cols, j = 0;");
-            w.Open("for (; i <= end - 16; i += 16, j += 16)");
-            w.Line($"var t = {Vector512}.LoadUnsafe(ref src_, (nuint)i);");
-            if (bias && colBias) w.Line($"var bv = {Vector512}.LoadUnsafe(ref {MemoryMarshal}.GetReference(bias), (nuint)j);");
-            for (int j = 0; j < u.Stages.Count; j++)
+            EmitBothWidths(w, v =>
             {
-                w.Line(StageForward(u.Stages[j], "t", true, training, "i", ""));
-                if (Stored(u, j, training)) w.Line($"{Vector512}.StoreUnsafe(t, ref v{u.Stages[j].Value}_, (nuint)i);");
-            }
-            w.Close();
+                if (bias && !colBias) v.Line($"var bv = {Vector512}.Create(bs);");
+                v.Open("for (; i <= end - 16; i += 16, j += 16)");
+                v.Line($"var t = {Vector512}.LoadUnsafe(ref src_, (nuint)i);");
+                if (bias && colBias) v.Line($"var bv = {Vector512}.LoadUnsafe(ref {MemoryMarshal}.GetReference(bias), (nuint)j);");
+                for (int j = 0; j < u.Stages.Count; j++)
+                {
+                    v.Line(StageForward(u.Stages[j], "t", true, training, "i", ""));
+                    if (Stored(u, j, training)) v.Line($"{Vector512}.StoreUnsafe(t, ref v{u.Stages[j].Value}_, (nuint)i);");
+                }
+                v.Close();
+            });
             w.Open("for (; i < end; i++, j++)");
             w.Line($"float t = {Unsafe}.Add(ref src_, i);");
             for (int j = 0; j < u.Stages.Count; j++)
@@ -115,9 +138,20 @@ namespace Compiled.Nets.Generator.Emit
                 w.Line("ref float db_ = ref " + MemoryMarshal + ".GetReference(db);");
             }
             w.Open("for (int r = 0; r < rows; r++)");
-            if (bias && !colBias) { w.Line($"var acc = {Vector512}<float>.Zero;"); w.Line("float accs = 0f;"); }
+            if (bias && !colBias) { w.Line("float accv = 0f, accs = 0f;"); }
             w.Line("int i = r * cols, end = i + cols, j = 0;");
-            foreach (bool vector in new[] { true, false })
+            EmitBothWidths(w, v =>
+            {
+                if (bias && !colBias) v.Line($"var acc = {Vector512}<float>.Zero;");
+                BackwardLoop(v, true);
+                if (bias && !colBias) v.Line($"accv = {Vector512}.Sum(acc);");
+            });
+            BackwardLoop(w, false);
+            if (bias && !colBias) w.Line($"if (!db.IsEmpty) db[r % {channels}] += accv + accs;");
+            w.Close();
+            w.Close();
+
+            void BackwardLoop(SourceWriter w, bool vector)
             {
                 w.Open(vector ? "for (; i <= end - 16; i += 16, j += 16)" : "for (; i < end; i++, j++)");
                 w.Line(vector ? $"var g = {Vector512}.LoadUnsafe(ref gy_, (nuint)i);" : $"float g = {Unsafe}.Add(ref gy_, i);");
@@ -141,9 +175,6 @@ namespace Compiled.Nets.Generator.Emit
                     w.Line(vector ? $"if (writeDz) {Vector512}.StoreUnsafe({Vector512}.LoadUnsafe(ref gz_, (nuint)i) + g, ref gz_, (nuint)i);" : $"if (writeDz) {Unsafe}.Add(ref gz_, i) += g;");
                 w.Close();
             }
-            if (bias && !colBias) w.Line($"if (!db.IsEmpty) db[r % {channels}] += {Vector512}.Sum(acc) + accs;");
-            w.Close();
-            w.Close();
         }
     }
 }

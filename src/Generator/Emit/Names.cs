@@ -7,6 +7,7 @@ namespace Compiled.Nets.Generator.Emit
         public const string Kernels = "global::Compiled.Nets.Kernels.";
         public const string Elementwise = "global::Compiled.Nets.Kernels.Elementwise";
         public const string Vector512 = "global::System.Runtime.Intrinsics.Vector512";
+        public const string Vector256 = "global::System.Runtime.Intrinsics.Vector256";
         public const string MemoryMarshal = "global::System.Runtime.InteropServices.MemoryMarshal";
         public const string Unsafe = "global::System.Runtime.CompilerServices.Unsafe";
         public const string OnnxGraph = "global::Compiled.Nets.Serialization.OnnxGraph";

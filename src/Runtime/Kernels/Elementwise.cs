@@ -4,12 +4,12 @@ using System.Runtime.Intrinsics;
 namespace Compiled.Nets.Kernels;
 
 /// <summary>
-/// Per-element functions the generated fused loops call (scalar and Vector512 forms; the JIT inlines them). The scalar
+/// Per-element functions the generated fused loops call (scalar, Vector512 and Vector256 forms; the JIT inlines them). The scalar
 /// and vector forms use the same formulas, so a loop's vector body and scalar tail agree bit for bit where the
 /// hardware allows. Derivatives take what backward saved: the output y for ReLU/tanh/sigmoid, the input x for GELU,
 /// leaky ReLU, SiLU, ELU and hard swish.
 /// </summary>
-public static class Elementwise
+public static partial class Elementwise
 {
     // erf by Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7), cheap to vectorise.
     private const float ErfP = 0.3275911f, A1 = 0.254829592f, A2 = -0.284496736f, A3 = 1.421413741f, A4 = -1.453152027f, A5 = 1.061405429f;

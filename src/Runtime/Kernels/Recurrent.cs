@@ -86,6 +86,21 @@ public static unsafe class RecurrentKernels
                 state.StoreUnsafe(ref MemoryMarshal.GetReference(hOut), (nuint)j);
                 state.StoreUnsafe(ref MemoryMarshal.GetReference(output), (nuint)j);
             }
+        else // without AVX-512 (Vector512 would be emulated in software): the same pass at half the width
+            for (; j + 8 <= h; j += 8)
+            {
+                var i = Elementwise.Sigmoid(Vector256.LoadUnsafe(ref gr, (nuint)j));
+                var f = Elementwise.Sigmoid(Vector256.LoadUnsafe(ref gr, (nuint)(h + j)));
+                var g = Elementwise.Tanh(Vector256.LoadUnsafe(ref gr, (nuint)(2 * h + j)));
+                var o = Elementwise.Sigmoid(Vector256.LoadUnsafe(ref gr, (nuint)(3 * h + j)));
+                i.StoreUnsafe(ref gr, (nuint)j); f.StoreUnsafe(ref gr, (nuint)(h + j)); g.StoreUnsafe(ref gr, (nuint)(2 * h + j)); o.StoreUnsafe(ref gr, (nuint)(3 * h + j));
+                var cell = i * g;
+                if (!cPrev.IsEmpty) cell = Vector256.FusedMultiplyAdd(f, Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(cPrev), (nuint)j), cell);
+                var state = o * Elementwise.Tanh(cell);
+                cell.StoreUnsafe(ref MemoryMarshal.GetReference(c), (nuint)j);
+                state.StoreUnsafe(ref MemoryMarshal.GetReference(hOut), (nuint)j);
+                state.StoreUnsafe(ref MemoryMarshal.GetReference(output), (nuint)j);
+            }
         for (; j < h; j++)
         {
             float i = Elementwise.Sigmoid(gate[j]), f = Elementwise.Sigmoid(gate[h + j]), g = MathF.Tanh(gate[2 * h + j]), o = Elementwise.Sigmoid(gate[3 * h + j]);

@@ -185,12 +185,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.LeakyRelu(t, 0.2f);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Silu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v3_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.LeakyRelu(t, 0.2f);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Silu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v3_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.LeakyRelu(t, 0.2f);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Silu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v3_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -212,18 +225,37 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        t = global::Compiled.Nets.Kernels.Elementwise.Elu(t, 1.0f);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Hardswish(t);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Elu(t, 0.7f);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Silu(t);
-                        t = global::Compiled.Nets.Kernels.Elementwise.LeakyRelu(t, 0.05f);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Hardswish(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v11_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Elu(t, 1.0f);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Hardswish(t);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Elu(t, 0.7f);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Silu(t);
+                            t = global::Compiled.Nets.Kernels.Elementwise.LeakyRelu(t, 0.05f);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Hardswish(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v11_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Elu(t, 1.0f);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Hardswish(t);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Elu(t, 0.7f);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Silu(t);
+                            t = global::Compiled.Nets.Kernels.Elementwise.LeakyRelu(t, 0.05f);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Hardswish(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v11_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -250,12 +282,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v12_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v12_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v12_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -367,13 +412,27 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.LeakyRelu(t, 0.2f);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Silu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v3_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.LeakyRelu(t, 0.2f);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Silu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v3_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.LeakyRelu(t, 0.2f);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v2_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Silu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v3_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -402,24 +461,49 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v5_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Elu(t, 1.0f);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v6_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Hardswish(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v7_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Elu(t, 0.7f);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v8_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Silu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.LeakyRelu(t, 0.05f);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v10_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Hardswish(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v11_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v5_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Elu(t, 1.0f);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v6_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Hardswish(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v7_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Elu(t, 0.7f);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v8_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Silu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.LeakyRelu(t, 0.05f);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v10_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Hardswish(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v11_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v5_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Elu(t, 1.0f);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v6_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Hardswish(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v7_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Elu(t, 0.7f);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v8_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Silu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v9_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.LeakyRelu(t, 0.05f);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v10_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Hardswish(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v11_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -452,12 +536,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v12_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v12_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v12_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -485,10 +582,21 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -519,17 +627,35 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.HardswishGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v10_, (nuint)i), g);
-                            g = global::Compiled.Nets.Kernels.Elementwise.LeakyReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v9_, (nuint)i), g, 0.05f);
-                            g = global::Compiled.Nets.Kernels.Elementwise.SiluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v8_, (nuint)i), g);
-                            g = global::Compiled.Nets.Kernels.Elementwise.EluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v7_, (nuint)i), g, 0.7f);
-                            g = global::Compiled.Nets.Kernels.Elementwise.HardswishGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v6_, (nuint)i), g);
-                            g = global::Compiled.Nets.Kernels.Elementwise.EluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v5_, (nuint)i), g, 1.0f);
-                            if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.HardswishGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v10_, (nuint)i), g);
+                                g = global::Compiled.Nets.Kernels.Elementwise.LeakyReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v9_, (nuint)i), g, 0.05f);
+                                g = global::Compiled.Nets.Kernels.Elementwise.SiluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v8_, (nuint)i), g);
+                                g = global::Compiled.Nets.Kernels.Elementwise.EluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v7_, (nuint)i), g, 0.7f);
+                                g = global::Compiled.Nets.Kernels.Elementwise.HardswishGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v6_, (nuint)i), g);
+                                g = global::Compiled.Nets.Kernels.Elementwise.EluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v5_, (nuint)i), g, 1.0f);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.HardswishGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v10_, (nuint)i), g);
+                                g = global::Compiled.Nets.Kernels.Elementwise.LeakyReluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v9_, (nuint)i), g, 0.05f);
+                                g = global::Compiled.Nets.Kernels.Elementwise.SiluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v8_, (nuint)i), g);
+                                g = global::Compiled.Nets.Kernels.Elementwise.EluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v7_, (nuint)i), g, 0.7f);
+                                g = global::Compiled.Nets.Kernels.Elementwise.HardswishGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v6_, (nuint)i), g);
+                                g = global::Compiled.Nets.Kernels.Elementwise.EluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v5_, (nuint)i), g, 1.0f);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -562,16 +688,33 @@ namespace Compiled.Nets.Network.Tests
                     ref float db_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(db);
                     for (int r = 0; r < rows; r++)
                     {
-                        var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
-                        float accs = 0f;
+                        float accv = 0f, accs = 0f;
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.SiluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v2_, (nuint)i), g);
-                            g = global::Compiled.Nets.Kernels.Elementwise.LeakyReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v1_, (nuint)i), g, 0.2f);
-                            acc += g;
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.SiluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v2_, (nuint)i), g);
+                                g = global::Compiled.Nets.Kernels.Elementwise.LeakyReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v1_, (nuint)i), g, 0.2f);
+                                acc += g;
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector512.Sum(acc);
+                        }
+                        else
+                        {
+                            var acc = global::System.Runtime.Intrinsics.Vector256<float>.Zero;
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.SiluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v2_, (nuint)i), g);
+                                g = global::Compiled.Nets.Kernels.Elementwise.LeakyReluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v1_, (nuint)i), g, 0.2f);
+                                acc += g;
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector256.Sum(acc);
                         }
                         for (; i < end; i++, j++)
                         {
@@ -581,7 +724,7 @@ namespace Compiled.Nets.Network.Tests
                             accs += g;
                             if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
-                        if (!db.IsEmpty) db[r % 4] += global::System.Runtime.Intrinsics.Vector512.Sum(acc) + accs;
+                        if (!db.IsEmpty) db[r % 4] += accv + accs;
                     }
                 }
                 // Conv backward

@@ -224,11 +224,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v2_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -248,11 +260,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v4_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v4_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v4_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -274,11 +298,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v7_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v7_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v7_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -300,11 +336,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v10_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v10_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v10_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -326,11 +374,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v13_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v13_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v13_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -350,11 +410,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v15_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v15_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v15_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -376,11 +448,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v18_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v18_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v18_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -401,12 +485,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v20_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v20_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v20_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -553,11 +650,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v2_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -577,11 +686,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v4_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v4_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v4_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -603,11 +724,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v7_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v7_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v7_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -629,11 +762,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v10_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v10_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v10_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -655,11 +800,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v13_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v13_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v13_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -679,11 +836,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v15_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v15_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v15_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -705,11 +874,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v18_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v18_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v18_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -730,12 +911,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v20_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v20_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v20_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -763,10 +957,21 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -790,11 +995,23 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v18_, (nuint)i), g);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v18_, (nuint)i), g);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v18_, (nuint)i), g);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -818,20 +1035,34 @@ namespace Compiled.Nets.Network.Tests
                     ref float db_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(db);
                     for (int r = 0; r < rows; r++)
                     {
-                        var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
-                        float accs = 0f;
+                        float accv = 0f, accs = 0f;
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            acc += g;
+                            var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                acc += g;
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector512.Sum(acc);
+                        }
+                        else
+                        {
+                            var acc = global::System.Runtime.Intrinsics.Vector256<float>.Zero;
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                acc += g;
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector256.Sum(acc);
                         }
                         for (; i < end; i++, j++)
                         {
                             float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
                             accs += g;
                         }
-                        if (!db.IsEmpty) db[r % 4] += global::System.Runtime.Intrinsics.Vector512.Sum(acc) + accs;
+                        if (!db.IsEmpty) db[r % 4] += accv + accs;
                     }
                 }
                 // Conv2 backward
@@ -850,15 +1081,31 @@ namespace Compiled.Nets.Network.Tests
                     ref float db_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(db);
                     for (int r = 0; r < rows; r++)
                     {
-                        var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
-                        float accs = 0f;
+                        float accv = 0f, accs = 0f;
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v15_, (nuint)i), g);
-                            acc += g;
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v15_, (nuint)i), g);
+                                acc += g;
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector512.Sum(acc);
+                        }
+                        else
+                        {
+                            var acc = global::System.Runtime.Intrinsics.Vector256<float>.Zero;
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v15_, (nuint)i), g);
+                                acc += g;
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector256.Sum(acc);
                         }
                         for (; i < end; i++, j++)
                         {
@@ -867,7 +1114,7 @@ namespace Compiled.Nets.Network.Tests
                             accs += g;
                             if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
-                        if (!db.IsEmpty) db[r % 4] += global::System.Runtime.Intrinsics.Vector512.Sum(acc) + accs;
+                        if (!db.IsEmpty) db[r % 4] += accv + accs;
                     }
                 }
                 // Conv1 backward
@@ -885,11 +1132,23 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v13_, (nuint)i), g);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v13_, (nuint)i), g);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v13_, (nuint)i), g);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -913,20 +1172,34 @@ namespace Compiled.Nets.Network.Tests
                     ref float db_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(db);
                     for (int r = 0; r < rows; r++)
                     {
-                        var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
-                        float accs = 0f;
+                        float accv = 0f, accs = 0f;
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            acc += g;
+                            var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                acc += g;
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector512.Sum(acc);
+                        }
+                        else
+                        {
+                            var acc = global::System.Runtime.Intrinsics.Vector256<float>.Zero;
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                acc += g;
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector256.Sum(acc);
                         }
                         for (; i < end; i++, j++)
                         {
                             float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
                             accs += g;
                         }
-                        if (!db.IsEmpty) db[r % 4] += global::System.Runtime.Intrinsics.Vector512.Sum(acc) + accs;
+                        if (!db.IsEmpty) db[r % 4] += accv + accs;
                     }
                 }
                 // Conv2 backward
@@ -945,15 +1218,31 @@ namespace Compiled.Nets.Network.Tests
                     ref float db_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(db);
                     for (int r = 0; r < rows; r++)
                     {
-                        var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
-                        float accs = 0f;
+                        float accv = 0f, accs = 0f;
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v10_, (nuint)i), g);
-                            acc += g;
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v10_, (nuint)i), g);
+                                acc += g;
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector512.Sum(acc);
+                        }
+                        else
+                        {
+                            var acc = global::System.Runtime.Intrinsics.Vector256<float>.Zero;
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v10_, (nuint)i), g);
+                                acc += g;
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector256.Sum(acc);
                         }
                         for (; i < end; i++, j++)
                         {
@@ -962,7 +1251,7 @@ namespace Compiled.Nets.Network.Tests
                             accs += g;
                             if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
-                        if (!db.IsEmpty) db[r % 4] += global::System.Runtime.Intrinsics.Vector512.Sum(acc) + accs;
+                        if (!db.IsEmpty) db[r % 4] += accv + accs;
                     }
                 }
                 // Conv1 backward
@@ -985,11 +1274,23 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v7_, (nuint)i), g);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v7_, (nuint)i), g);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v7_, (nuint)i), g);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -1013,20 +1314,34 @@ namespace Compiled.Nets.Network.Tests
                     ref float db_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(db);
                     for (int r = 0; r < rows; r++)
                     {
-                        var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
-                        float accs = 0f;
+                        float accv = 0f, accs = 0f;
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            acc += g;
+                            var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                acc += g;
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector512.Sum(acc);
+                        }
+                        else
+                        {
+                            var acc = global::System.Runtime.Intrinsics.Vector256<float>.Zero;
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                acc += g;
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector256.Sum(acc);
                         }
                         for (; i < end; i++, j++)
                         {
                             float g = global::System.Runtime.CompilerServices.Unsafe.Add(ref gy_, i);
                             accs += g;
                         }
-                        if (!db.IsEmpty) db[r % 4] += global::System.Runtime.Intrinsics.Vector512.Sum(acc) + accs;
+                        if (!db.IsEmpty) db[r % 4] += accv + accs;
                     }
                 }
                 // Conv2 backward
@@ -1045,15 +1360,31 @@ namespace Compiled.Nets.Network.Tests
                     ref float db_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(db);
                     for (int r = 0; r < rows; r++)
                     {
-                        var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
-                        float accs = 0f;
+                        float accv = 0f, accs = 0f;
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v4_, (nuint)i), g);
-                            acc += g;
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v4_, (nuint)i), g);
+                                acc += g;
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector512.Sum(acc);
+                        }
+                        else
+                        {
+                            var acc = global::System.Runtime.Intrinsics.Vector256<float>.Zero;
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v4_, (nuint)i), g);
+                                acc += g;
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector256.Sum(acc);
                         }
                         for (; i < end; i++, j++)
                         {
@@ -1062,7 +1393,7 @@ namespace Compiled.Nets.Network.Tests
                             accs += g;
                             if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
-                        if (!db.IsEmpty) db[r % 4] += global::System.Runtime.Intrinsics.Vector512.Sum(acc) + accs;
+                        if (!db.IsEmpty) db[r % 4] += accv + accs;
                     }
                 }
                 // Conv1 backward
@@ -1081,15 +1412,31 @@ namespace Compiled.Nets.Network.Tests
                     ref float db_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(db);
                     for (int r = 0; r < rows; r++)
                     {
-                        var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
-                        float accs = 0f;
+                        float accv = 0f, accs = 0f;
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v2_, (nuint)i), g);
-                            acc += g;
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v2_, (nuint)i), g);
+                                acc += g;
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector512.Sum(acc);
+                        }
+                        else
+                        {
+                            var acc = global::System.Runtime.Intrinsics.Vector256<float>.Zero;
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v2_, (nuint)i), g);
+                                acc += g;
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector256.Sum(acc);
                         }
                         for (; i < end; i++, j++)
                         {
@@ -1098,7 +1445,7 @@ namespace Compiled.Nets.Network.Tests
                             accs += g;
                             if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
-                        if (!db.IsEmpty) db[r % 4] += global::System.Runtime.Intrinsics.Vector512.Sum(acc) + accs;
+                        if (!db.IsEmpty) db[r % 4] += accv + accs;
                     }
                 }
                 // Stem backward

@@ -196,13 +196,27 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v2_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -224,13 +238,27 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v4_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v4_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v4_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -252,12 +280,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v5_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v5_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v5_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -277,11 +318,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v7_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v7_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v7_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -302,13 +355,27 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v9_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -330,12 +397,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v10_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v10_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v10_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -355,11 +435,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v12_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v12_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v12_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -380,12 +472,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v13_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v13_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v13_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -506,13 +611,27 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v2_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -534,13 +653,27 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v4_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v4_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v4_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -562,12 +695,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v5_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v5_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v5_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -587,11 +733,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v7_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v7_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v7_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -612,13 +770,27 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v9_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -640,12 +812,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v10_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v10_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v10_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -665,11 +850,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v12_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v12_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v12_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -690,12 +887,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v13_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v13_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v13_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -723,10 +933,21 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -750,11 +971,23 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v12_, (nuint)i), g);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v12_, (nuint)i), g);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v12_, (nuint)i), g);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -779,10 +1012,21 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -808,12 +1052,25 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v9_, (nuint)i), g);
-                            if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v9_, (nuint)i), g);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v9_, (nuint)i), g);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -839,11 +1096,23 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v7_, (nuint)i), g);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v7_, (nuint)i), g);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v7_, (nuint)i), g);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -868,10 +1137,21 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -897,12 +1177,25 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v4_, (nuint)i), g);
-                            if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v4_, (nuint)i), g);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v4_, (nuint)i), g);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -930,12 +1223,25 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.SigmoidGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v2_, (nuint)i), g);
-                            if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.SigmoidGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v2_, (nuint)i), g);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.SigmoidGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v2_, (nuint)i), g);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {

@@ -141,13 +141,27 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v2_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -169,12 +183,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v3_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v3_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v3_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -194,11 +221,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v5_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v5_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v5_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {

@@ -172,12 +172,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v1_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v1_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v1_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -199,11 +212,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v4_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v4_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v4_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -229,11 +254,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Tanh(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Tanh(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Tanh(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v9_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -255,11 +292,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v12_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v12_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v12_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -282,12 +331,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v15_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v15_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v15_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -419,12 +481,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v1_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v1_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v1_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -446,11 +521,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v4_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v4_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v4_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -476,11 +563,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Tanh(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Tanh(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Tanh(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v9_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -502,11 +601,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v12_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v12_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v12_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -529,12 +640,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v15_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v15_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v15_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -562,10 +686,21 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -594,11 +729,23 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.SigmoidGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v12_, (nuint)i), g);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.SigmoidGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v12_, (nuint)i), g);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.SigmoidGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v12_, (nuint)i), g);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -628,11 +775,23 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.TanhGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v9_, (nuint)i), g);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.TanhGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v9_, (nuint)i), g);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.TanhGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v9_, (nuint)i), g);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -671,11 +830,23 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.SigmoidGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v4_, (nuint)i), g);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.SigmoidGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v4_, (nuint)i), g);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.SigmoidGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v4_, (nuint)i), g);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -704,10 +875,21 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {

@@ -187,11 +187,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v2_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -214,13 +226,27 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v6_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v6_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v6_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -242,12 +268,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v7_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v7_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v7_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -268,13 +307,27 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v9_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -388,11 +441,23 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v2_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v2_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -415,13 +480,27 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v6_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v6_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Relu(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v6_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -443,12 +522,25 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v7_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v7_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v7_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -469,13 +561,27 @@ namespace Compiled.Nets.Network.Tests
                 for (int r = 0; r < rows; r++)
                 {
                     int i = r * cols, end = i + cols, j = 0;
-                    for (; i <= end - 16; i += 16, j += 16)
+                    if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     {
-                        var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
-                        var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
-                        t += bv;
-                        t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
-                        global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
+                        for (; i <= end - 16; i += 16, j += 16)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
+                            global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(t, ref v9_, (nuint)i);
+                        }
+                    }
+                    else
+                    {
+                        for (; i <= end - 8; i += 8, j += 8)
+                        {
+                            var t = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src_, (nuint)i);
+                            var bv = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(bias), (nuint)j);
+                            t += bv;
+                            t = global::Compiled.Nets.Kernels.Elementwise.Sigmoid(t);
+                            global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(t, ref v9_, (nuint)i);
+                        }
                     }
                     for (; i < end; i++, j++)
                     {
@@ -514,12 +620,25 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.SigmoidGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v9_, (nuint)i), g);
-                            if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.SigmoidGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v9_, (nuint)i), g);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.SigmoidGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v9_, (nuint)i), g);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -544,10 +663,21 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -573,12 +703,25 @@ namespace Compiled.Nets.Network.Tests
                     for (int r = 0; r < rows; r++)
                     {
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v6_, (nuint)i), g);
-                            if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v6_, (nuint)i), g);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                        }
+                        else
+                        {
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v6_, (nuint)i), g);
+                                if (!db.IsEmpty) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref db_, (nuint)j) + g, ref db_, (nuint)j);
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
                         }
                         for (; i < end; i++, j++)
                         {
@@ -610,15 +753,31 @@ namespace Compiled.Nets.Network.Tests
                     ref float db_ = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(db);
                     for (int r = 0; r < rows; r++)
                     {
-                        var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
-                        float accs = 0f;
+                        float accv = 0f, accs = 0f;
                         int i = r * cols, end = i + cols, j = 0;
-                        for (; i <= end - 16; i += 16, j += 16)
+                        if (global::System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                         {
-                            var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
-                            g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v2_, (nuint)i), g);
-                            acc += g;
-                            if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            var acc = global::System.Runtime.Intrinsics.Vector512<float>.Zero;
+                            for (; i <= end - 16; i += 16, j += 16)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref v2_, (nuint)i), g);
+                                acc += g;
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector512.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector512.Sum(acc);
+                        }
+                        else
+                        {
+                            var acc = global::System.Runtime.Intrinsics.Vector256<float>.Zero;
+                            for (; i <= end - 8; i += 8, j += 8)
+                            {
+                                var g = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref gy_, (nuint)i);
+                                g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref v2_, (nuint)i), g);
+                                acc += g;
+                                if (writeDz) global::System.Runtime.Intrinsics.Vector256.StoreUnsafe(g, ref gz_, (nuint)i);
+                            }
+                            accv = global::System.Runtime.Intrinsics.Vector256.Sum(acc);
                         }
                         for (; i < end; i++, j++)
                         {
@@ -627,7 +786,7 @@ namespace Compiled.Nets.Network.Tests
                             accs += g;
                             if (writeDz) global::System.Runtime.CompilerServices.Unsafe.Add(ref gz_, i) = g;
                         }
-                        if (!db.IsEmpty) db[r % 4] += global::System.Runtime.Intrinsics.Vector512.Sum(acc) + accs;
+                        if (!db.IsEmpty) db[r % 4] += accv + accs;
                     }
                 }
                 // Conv backward

@@ -80,6 +80,33 @@ public class ActivationTests
     }
 
     [Fact]
+    public void Every_Vector256_form_computes_what_its_Vector512_form_does()
+    {
+        // The generated loops take the Vector256 forms on CPUs without AVX-512: each must be its Vector512 form at half
+        // the width (same formula), found by name so that a form added to one width and not the other fails here.
+        var methods = typeof(Elementwise).GetMethods(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static);
+        var narrow = methods.Where(m => m.ReturnType == typeof(Vector256<float>)).ToList();
+        var wide = methods.Where(m => m.ReturnType == typeof(Vector512<float>)).ToList();
+        Assert.Equal(wide.Select(m => m.Name).Order(), narrow.Select(m => m.Name).Order());
+        foreach (var m256 in narrow)
+        {
+            var m512 = wide.Single(m => m.Name == m256.Name && m.GetParameters().Length == m256.GetParameters().Length);
+            for (double start = -9; start < 9; start += 16 * 0.137)
+            {
+                var xs = Enumerable.Range(0, 16).Select(k => (float)(start + k * 0.137)).ToArray();
+                var gs = Enumerable.Range(0, 16).Select(k => 0.5f - k * 0.1f).ToArray();
+                object[] Args(bool is512) => m256.GetParameters().Select((p, n) => p.ParameterType == typeof(float) ? (object)0.3f
+                    : n == 0 ? (is512 ? Vector512.Create(xs) : Vector256.Create(xs)) : (is512 ? Vector512.Create(gs) : Vector256.Create(gs))).ToArray();
+                var y512 = (Vector512<float>)m512.Invoke(null, Args(true))!;
+                var y256 = (Vector256<float>)m256.Invoke(null, Args(false))!;
+                for (int k = 0; k < 8; k++)
+                    Assert.True(y512[k].Equals(y256[k]) || Math.Abs(y512[k] - y256[k]) <= 2e-6f * (1 + Math.Abs(y512[k])),
+                        $"{m256.Name} at {xs[k]}: Vector512 {y512[k]}, Vector256 {y256[k]}");
+            }
+        }
+    }
+
+    [Fact]
     public void Kinks_FollowPyTorchsConvention_AndNaNPropagates()
     {
         // At 0: leaky ReLU and ELU take the negative branch's slope; Hardswish is x/3 + ½ on [−3, 3], 0 below, 1 above.
