@@ -83,6 +83,36 @@ public class SnapshotTests
         Assert.True(expected == actual, $"Generated {hint} differs from its snapshot; if intended, rerun with UPDATE_SNAPSHOTS=1 and review the diff.\n{FirstDifference(expected, actual)}");
     }
 
+    [Fact]
+    public void Every_network_tests_network_compiles_beside_the_GPU_package_and_a_chain_too_long_for_one_kernel_says_so()
+    {
+        // The Distributed tests compile these networks beside Compiled.Nets.Gpu, so each twin must compile (ActNet's long
+        // chain of activations is one kernel at ILGPU's most parameters); a chain longer still gets a twin whose
+        // ToDevice names why, not code that does not compile.
+        var input = File.ReadAllText(Path.Combine(Dir(), "..", "Compiled.Nets.Network.Tests", "Networks.cs"));
+        var (diags, sources, output) = GeneratorHarness.Run(gpu: true, input);
+        Assert.Empty(diags);
+        Assert.Empty(output.Where(d => d.Severity == DiagnosticSeverity.Error));
+        Assert.DoesNotContain("has no kernels yet", sources.Single(s => s.Hint == "Compiled.Nets.Network.Tests.ActNet.Gpu.g.cs").Text, StringComparison.Ordinal);
+
+        const string longChain = """
+            using Compiled.Nets;
+            namespace Demo;
+            [Network, Input(8), CrossEntropyLoss]
+            public partial class LongChain
+            {
+                [Linear(8, 8)] public partial Linear A { get; }
+                [Linear(8, 2)] public partial Linear B { get; }
+                Tensor Forward(Tensor x) => x.Apply(A).Elu().Silu().Hardswish().Elu().Silu().Hardswish().Elu().Silu().Hardswish().Apply(B);
+            }
+            """;
+        var (longDiags, longSources, longOutput) = GeneratorHarness.Run(gpu: true, longChain);
+        Assert.Empty(longDiags);
+        Assert.Empty(longOutput.Where(d => d.Severity == DiagnosticSeverity.Error));
+        Assert.Contains("LongChain: the GPU backend has no kernels yet for a chain of 10 elementwise stages after one op (its fused kernel would take 17 parameters, ILGPU's at most 14)",
+            longSources.Single(s => s.Hint == "Demo.LongChain.Gpu.g.cs").Text, StringComparison.Ordinal);
+    }
+
     /// <summary>The device twin of the seed ConvNet, in a compilation that references Compiled.Nets.Gpu; none without it.</summary>
     [Fact]
     public void DeviceTwin_IsEmittedOnlyWhenTheCompilationReferencesTheGpuPackage()

@@ -478,42 +478,26 @@ public sealed class DeviceNetworkTests(DeviceFixture f) : IClassFixture<DeviceFi
         // Every third tensor frozen, wherever it lies: a weight without its bias or a bias without its weight (GEMMs,
         // fused chains, convolutions), γ without β (batch and layer norms), some of attention's projections, an LSTM's or a
         // GRU's recurrent weights. Each kernel leaves the frozen tensor's gradient alone; the rest are the CPU's.
-        using (var cpu = new ConvNet(seed: 60)) using (var host = new ConvNet(seed: 60))
+        void Images<TNet>(Func<ulong, TNet> make, Func<TNet, DeviceNetwork> toDevice, int batch, int seed) where TNet : IClassifier, IDisposable
         {
+            using var cpu = make((ulong)seed); using var host = make((ulong)seed);
             FreezeEveryThird(cpu.Parameters, host.Parameters, first);
-            OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 2, seed: 61);
+            OneStepMatches(cpu, host, toDevice, batch, seed + 1);
             FrozenGradientsAreZero(host.Parameters);
         }
-        using (var cpu = new ResidualConvNet(seed: 62)) using (var host = new ResidualConvNet(seed: 62))
+        void Sequences<TNet>(Func<ulong, TNet> make, Func<TNet, DeviceNetwork> toDevice, int vocabulary, int seed) where TNet : ISequenceClassifier, IDisposable
         {
+            using var cpu = make((ulong)seed); using var host = make((ulong)seed);
             FreezeEveryThird(cpu.Parameters, host.Parameters, first);
-            OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seed: 63);
+            SequenceStepMatches(cpu, host, toDevice, batch: 3, seq: 6, vocabulary, seed + 1);
             FrozenGradientsAreZero(host.Parameters);
         }
-        using (var cpu = new BnResNet(seed: 64)) using (var host = new BnResNet(seed: 64))
-        {
-            FreezeEveryThird(cpu.Parameters, host.Parameters, first);
-            OneStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 4, seed: 65);
-            FrozenGradientsAreZero(host.Parameters);
-        }
-        using (var cpu = new MiniBert(seed: 66)) using (var host = new MiniBert(seed: 66))
-        {
-            FreezeEveryThird(cpu.Parameters, host.Parameters, first);
-            SequenceStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seq: 7, vocabulary: 50, seed: 67);
-            FrozenGradientsAreZero(host.Parameters);
-        }
-        using (var cpu = new LstmNet(seed: 68)) using (var host = new LstmNet(seed: 68))
-        {
-            FreezeEveryThird(cpu.Parameters, host.Parameters, first);
-            SequenceStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seq: 6, vocabulary: 30, seed: 69);
-            FrozenGradientsAreZero(host.Parameters);
-        }
-        using (var cpu = new GruNet(seed: 70)) using (var host = new GruNet(seed: 70))
-        {
-            FreezeEveryThird(cpu.Parameters, host.Parameters, first);
-            SequenceStepMatches(cpu, host, n => n.ToDevice(f.Device), batch: 3, seq: 6, vocabulary: 30, seed: 71);
-            FrozenGradientsAreZero(host.Parameters);
-        }
+        Images(s => new ConvNet(seed: s), n => n.ToDevice(f.Device), batch: 2, seed: 60);
+        Images(s => new ResidualConvNet(seed: s), n => n.ToDevice(f.Device), batch: 3, seed: 62);
+        Images(s => new BnResNet(seed: s), n => n.ToDevice(f.Device), batch: 4, seed: 64);
+        Sequences(s => new MiniBert(seed: s), n => n.ToDevice(f.Device), vocabulary: 50, seed: 66);
+        Sequences(s => new LstmNet(seed: s), n => n.ToDevice(f.Device), vocabulary: 30, seed: 68);
+        Sequences(s => new GruNet(seed: s), n => n.ToDevice(f.Device), vocabulary: 30, seed: 70);
     }
 
     [Fact]

@@ -173,10 +173,9 @@ public sealed partial class GpuKernels
     }
 
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _layerNorm;
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _layerNormDx;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _layerNormParams;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BranchArgs>? _layerNormOfBranch;
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, BranchArgs>? _layerNormBranchDx;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, BranchArgs>? _layerNormDx;
 
     /// <summary>nn.LayerNorm over the last dimension: y = (x − mean)·rstd·γ + β per row (biased variance, two passes);
     /// saves each row's mean and rstd for backward. One group per row.</summary>
@@ -237,8 +236,8 @@ public sealed partial class GpuKernels
         {
             if (dRaw.Length > 0) Need(dRaw, n, nameof(dRaw));
             if (dResidual.Length > 0) Need(dResidual, n, nameof(dResidual));
-            _layerNormBranchDx ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, BranchArgs>(LayerNormBranchDxKernel);
-            Launched(); _layerNormBranchDx(RowConfig(rows, features), dRaw.Length > 0 ? dRaw : dy, dResidual.Length > 0 ? dResidual : dy, dy, sum, mean, rstd, gamma, rowsWanted, a);
+            _layerNormDx ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, BranchArgs>(LayerNormDxKernel);
+            Launched(); _layerNormDx(RowConfig(rows, features), dRaw.Length > 0 ? dRaw : dy, dResidual.Length > 0 ? dResidual : dy, dy, sum, mean, rstd, gamma, rowsWanted, a);
         }
         LayerNormParameters(dgamma, dbeta, dBias, dRaw, dy, sum, mean, rstd, rows, features);
     }
@@ -284,9 +283,10 @@ public sealed partial class GpuKernels
         {
             Need(dx, n, nameof(dx));
             if (dx2.Length > 0) Need(dx2, n, nameof(dx2));
-            _layerNormDx ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(LayerNormDxKernel);
+            _layerNormDx ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, BranchArgs>(LayerNormDxKernel);
             // A view that is not wanted is never passed as an empty one: a flag says so and the kernel leaves it alone.
-            Launched(); _layerNormDx(RowConfig(rows, features), dx, dx2.Length > 0 ? dx2 : dx, dy, x, mean, rstd, gamma, dx2.Length > 0 ? 1 : 0, features);
+            // No dropout: the factor is 1.
+            Launched(); _layerNormDx(RowConfig(rows, features), dx, dx2.Length > 0 ? dx2 : dx, dy, x, mean, rstd, gamma, 1 | (dx2.Length > 0 ? 2 : 0), new BranchArgs { Features = features });
         }
         LayerNormParameters(dgamma, dbeta, default, default, dy, x, mean, rstd, rows, features);
     }
@@ -325,30 +325,6 @@ public sealed partial class GpuKernels
         float rs = 1f / XMath.Sqrt(GroupSum(sq) / features + eps);
         if (first == 0) { mean[r] = mu; rstd[r] = rs; }
         for (int f = first; f < features; f += step) y[row + f] = (x[row + f] - mu) * rs * gamma[f] + beta[f];
-    }
-
-    /// <summary>Row Grid.IdxX's input gradient, added to dx (and with <paramref name="both"/> to dx2 as well: a residual
-    /// sum's two operands).</summary>
-    private static void LayerNormDxKernel(ArrayView<float> dx, ArrayView<float> dx2, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd,
-        ArrayView<float> gamma, int both, int features)
-    {
-        int r = Grid.IdxX, first = Group.IdxX, step = Group.DimX;
-        long row = (long)r * features;
-        float mu = mean[r], rs = rstd[r], sumG = 0f, sumGXhat = 0f;
-        for (int f = first; f < features; f += step)
-        {
-            float gd = dy[row + f] * gamma[f];
-            sumG += gd; sumGXhat += gd * (x[row + f] - mu) * rs;
-        }
-        sumG = GroupSum(sumG);
-        sumGXhat = GroupSum(sumGXhat);
-        for (int f = first; f < features; f += step)
-        {
-            float xhat = (x[row + f] - mu) * rs;
-            float g = rs * (dy[row + f] * gamma[f] - (sumG + xhat * sumGXhat) / features);
-            dx[row + f] += g;
-            if (both != 0) dx2[row + f] += g;
-        }
     }
 
     /// <summary>A strip of features as <see cref="ColumnSumsKernel"/> adds a strip of columns, three sums per thread, added
@@ -399,9 +375,10 @@ public sealed partial class GpuKernels
         for (int f = first; f < features; f += step) y[row + f] = (sum[row + f] - mu) * rs * gamma[f] + beta[f];
     }
 
-    /// <summary>Row Grid.IdxX's input gradient g as <see cref="LayerNormDxKernel"/>: dRaw += g·factor (<paramref name="wanted"/>
-    /// bit 1), dResidual += g (bit 2).</summary>
-    private static void LayerNormBranchDxKernel(ArrayView<float> dRaw, ArrayView<float> dResidual, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd,
+    /// <summary>Row Grid.IdxX's input gradient g = rstd·(dy·γ − (Σ dy·γ + x̂·Σ dy·γ·x̂)/F), added to dRaw times the
+    /// branch's dropout factor (<paramref name="wanted"/> bit 1; the factor is 1 without a dropout) and to dResidual
+    /// (bit 2): a plain norm's input, or a residual sum's two operands.</summary>
+    private static void LayerNormDxKernel(ArrayView<float> dRaw, ArrayView<float> dResidual, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd,
         ArrayView<float> gamma, int wanted, BranchArgs a)
     {
         int r = Grid.IdxX, first = Group.IdxX, step = Group.DimX, features = a.Features;

@@ -35,17 +35,17 @@ namespace Compiled.Nets.Gpu.Tests
             private global::ILGPU.ArrayView<int> _a2;
             private global::ILGPU.ArrayView<int> _a5;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain9Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain9Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain9Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain10Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain10Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain10Backward;
 
             internal OnDevice(ConvNet net, global::Compiled.Nets.Gpu.GpuDevice device) : base(device, net._store, "ConvNet", ConvNet.InputFeatures, "1, 28, 28", ConvNet.OutputFeatures, "10", 0.0f)
             {
                 _net = net;
                 _Chain9Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain9Forward);
-                _Chain9Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain9Backward);
+                _Chain9Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain9Backward);
                 _Chain10Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain10Forward);
-                _Chain10Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain10Backward);
+                _Chain10Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain10Backward);
             }
 
             /// <summary>10 launches forward, 2 for the loss, 14 backward.</summary>
@@ -115,7 +115,7 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n10)
                 {
                     // fused backward: Bias
-                    if (_net._p_fc2_bias.RequiresGrad) { Device.RecordLaunch(); _Chain10Backward(K.ColumnLaunch(batch * 1, 10), _g10, _g10, _r10, _v10, Gradient(_net._p_fc2_bias), batch * 1, 10, 1, 0); }
+                    if (_net._p_fc2_bias.RequiresGrad) { Device.RecordLaunch(); _Chain10Backward(K.ColumnLaunch(batch * 1, 10), _g10, _g10, _r10, _v10, Gradient(_net._p_fc2_bias), batch * 1, 10, 2); }
                     // Fc2 backward
                     if (_net._p_fc2_weight.RequiresGrad) K.Gemm(true, false, 10, 512, batch * 1, 1f, _g10, 10, _v9, 512, 1f, Gradient(_net._p_fc2_weight), 512);
                     if (n9) K.Gemm(false, false, batch * 1, 512, 10, 1f, _g10, 10, Value(_net._p_fc2_weight), 512, 1f, _g9, 512);
@@ -123,7 +123,7 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n9)
                 {
                     // fused backward: Bias + Relu
-                    Device.RecordLaunch(); _Chain9Backward(K.ColumnLaunch(batch * 1, 512), _g9, _g8, _r8, _v8, _v9, _net._p_fc1_bias.RequiresGrad ? Gradient(_net._p_fc1_bias) : _g9, batch * 1, 512, _net._p_fc1_bias.RequiresGrad ? 1 : 0, 1);
+                    Device.RecordLaunch(); _Chain9Backward(K.ColumnLaunch(batch * 1, 512), _g9, _g8, _r8, _v8, _v9, _net._p_fc1_bias.RequiresGrad ? Gradient(_net._p_fc1_bias) : _g9, batch * 1, 512, 1 | (_net._p_fc1_bias.RequiresGrad ? 2 : 0));
                     // Fc1 backward
                     if (_net._p_fc1_weight.RequiresGrad) K.Gemm(true, false, 512, 6272, batch * 1, 1f, _g8, 512, _v6, 6272, 1f, Gradient(_net._p_fc1_weight), 6272);
                     if (n7) K.Gemm(false, false, batch * 1, 6272, 512, 1f, _g8, 512, Value(_net._p_fc1_weight), 6272, 1f, _g6, 6272);
@@ -162,7 +162,7 @@ namespace Compiled.Nets.Gpu.Tests
             }
 
             /// <summary>Fused backward of Bias + Relu, the bias gradient summed per strip of columns.</summary>
-            public static void Chain9Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v8, global::ILGPU.ArrayView<float> v9, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
+            public static void Chain9Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v8, global::ILGPU.ArrayView<float> v9, global::ILGPU.ArrayView<float> db, int rows, int cols, int flags)
             {
                 int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
@@ -171,11 +171,11 @@ namespace Compiled.Nets.Gpu.Tests
                     long i = (long)r * cols + j;
                     float g = gy[i];
                     g = global::Compiled.Nets.Kernels.Elementwise.ReluGrad(v9[i], g);
-                    if (writeDz != 0) gz[i] += g;
+                    if ((flags & 1) != 0) gz[i] += g;
                     sum += g;
                 }
                 sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
+                if ((flags & 2) != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias: one thread per element.</summary>
@@ -188,7 +188,7 @@ namespace Compiled.Nets.Gpu.Tests
             }
 
             /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
-            public static void Chain10Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v10, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
+            public static void Chain10Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v10, global::ILGPU.ArrayView<float> db, int rows, int cols, int flags)
             {
                 int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
@@ -196,11 +196,11 @@ namespace Compiled.Nets.Gpu.Tests
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
-                    if (writeDz != 0) gz[i] += g;
+                    if ((flags & 1) != 0) gz[i] += g;
                     sum += g;
                 }
                 sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
+                if ((flags & 2) != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
         }
     }

@@ -93,25 +93,25 @@ namespace Compiled.Nets.Gpu.Tests
             private global::ILGPU.ArrayView<float> _g27;
             private global::ILGPU.ArrayView<float> _g28;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain10Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain10Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain10Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain19Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain19Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain19Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain25Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain25Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain25Backward;
             private readonly global::System.Action<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int> _Chain28Forward;
-            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int> _Chain28Backward;
+            private readonly global::System.Action<global::ILGPU.KernelConfig, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int> _Chain28Backward;
 
             internal OnDevice(MiniBert net, global::Compiled.Nets.Gpu.GpuDevice device) : base(device, net._store, "MiniBert", MiniBert.InputFeatures, "-1", MiniBert.OutputFeatures, "3", 0.0f)
             {
                 _net = net;
                 _Chain10Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain10Forward);
-                _Chain10Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain10Backward);
+                _Chain10Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain10Backward);
                 _Chain19Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain19Forward);
-                _Chain19Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain19Backward);
+                _Chain19Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain19Backward);
                 _Chain25Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain25Forward);
-                _Chain25Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain25Backward);
+                _Chain25Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain25Backward);
                 _Chain28Forward = global::ILGPU.Runtime.KernelLoaders.LoadAutoGroupedStreamKernel<global::ILGPU.Index1D, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int>(device.Accelerator, Chain28Forward);
-                _Chain28Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int, int>(device.Accelerator, Chain28Backward);
+                _Chain28Backward = global::ILGPU.Runtime.KernelLoaders.LoadStreamKernel<global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, global::ILGPU.ArrayView<float>, int, int, int>(device.Accelerator, Chain28Backward);
             }
 
             /// <summary>33 launches forward, 2 for the loss, 59 backward.</summary>
@@ -304,7 +304,7 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n28)
                 {
                     // fused backward: Bias
-                    if (_net._p_classifier_bias.RequiresGrad) { Device.RecordLaunch(); _Chain28Backward(K.ColumnLaunch(batch * 1, 3), _g28, _g28, _r28, _v28, Gradient(_net._p_classifier_bias), batch * 1, 3, 1, 0); }
+                    if (_net._p_classifier_bias.RequiresGrad) { Device.RecordLaunch(); _Chain28Backward(K.ColumnLaunch(batch * 1, 3), _g28, _g28, _r28, _v28, Gradient(_net._p_classifier_bias), batch * 1, 3, 2); }
                     // Classifier backward
                     if (_net._p_classifier_weight.RequiresGrad) K.Gemm(true, false, 3, 16, batch * 1, 1f, _g28, 3, _v27, 16, 1f, Gradient(_net._p_classifier_weight), 16);
                     if (n27) K.Gemm(false, false, batch * 1, 16, 3, 1f, _g28, 3, Value(_net._p_classifier_weight), 16, 1f, _g27, 16);
@@ -323,7 +323,7 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n25)
                 {
                     // fused backward: Bias + Tanh
-                    Device.RecordLaunch(); _Chain25Backward(K.ColumnLaunch(batch * 1, 16), _g25, _g24, _r24, _v24, _v25, _net._p_pooler_dense_bias.RequiresGrad ? Gradient(_net._p_pooler_dense_bias) : _g25, batch * 1, 16, _net._p_pooler_dense_bias.RequiresGrad ? 1 : 0, 1);
+                    Device.RecordLaunch(); _Chain25Backward(K.ColumnLaunch(batch * 1, 16), _g25, _g24, _r24, _v24, _v25, _net._p_pooler_dense_bias.RequiresGrad ? Gradient(_net._p_pooler_dense_bias) : _g25, batch * 1, 16, 1 | (_net._p_pooler_dense_bias.RequiresGrad ? 2 : 0));
                     // Pooler backward
                     if (_net._p_pooler_dense_weight.RequiresGrad) K.Gemm(true, false, 16, 16, batch * 1, 1f, _g24, 16, _v23, 16, 1f, Gradient(_net._p_pooler_dense_weight), 16);
                     if (n23) K.Gemm(false, false, batch * 1, 16, 16, 1f, _g24, 16, Value(_net._p_pooler_dense_weight), 16, 1f, _g23, 16);
@@ -352,7 +352,7 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n19)
                 {
                     // fused backward: Bias + Gelu
-                    Device.RecordLaunch(); _Chain19Backward(K.ColumnLaunch(batch * T, 32), _g19, _g18, _r18, _v18, _v19, _net._p_encoder_layer_1_intermediate_dense_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_1_intermediate_dense_bias) : _g19, batch * T, 32, _net._p_encoder_layer_1_intermediate_dense_bias.RequiresGrad ? 1 : 0, 1);
+                    Device.RecordLaunch(); _Chain19Backward(K.ColumnLaunch(batch * T, 32), _g19, _g18, _r18, _v18, _v19, _net._p_encoder_layer_1_intermediate_dense_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_1_intermediate_dense_bias) : _g19, batch * T, 32, 1 | (_net._p_encoder_layer_1_intermediate_dense_bias.RequiresGrad ? 2 : 0));
                     // Intermediate backward
                     if (_net._p_encoder_layer_1_intermediate_dense_weight.RequiresGrad) K.Gemm(true, false, 32, 16, batch * T, 1f, _g18, 32, _v17, 16, 1f, Gradient(_net._p_encoder_layer_1_intermediate_dense_weight), 16);
                     if (n17) K.Gemm(false, false, batch * T, 16, 32, 1f, _g18, 32, Value(_net._p_encoder_layer_1_intermediate_dense_weight), 16, 1f, _g17, 16);
@@ -398,7 +398,7 @@ namespace Compiled.Nets.Gpu.Tests
                 if (n10)
                 {
                     // fused backward: Bias + Gelu
-                    Device.RecordLaunch(); _Chain10Backward(K.ColumnLaunch(batch * T, 32), _g10, _g9, _r9, _v9, _v10, _net._p_encoder_layer_0_intermediate_dense_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_0_intermediate_dense_bias) : _g10, batch * T, 32, _net._p_encoder_layer_0_intermediate_dense_bias.RequiresGrad ? 1 : 0, 1);
+                    Device.RecordLaunch(); _Chain10Backward(K.ColumnLaunch(batch * T, 32), _g10, _g9, _r9, _v9, _v10, _net._p_encoder_layer_0_intermediate_dense_bias.RequiresGrad ? Gradient(_net._p_encoder_layer_0_intermediate_dense_bias) : _g10, batch * T, 32, 1 | (_net._p_encoder_layer_0_intermediate_dense_bias.RequiresGrad ? 2 : 0));
                     // Intermediate backward
                     if (_net._p_encoder_layer_0_intermediate_dense_weight.RequiresGrad) K.Gemm(true, false, 32, 16, batch * T, 1f, _g9, 32, _v8, 16, 1f, Gradient(_net._p_encoder_layer_0_intermediate_dense_weight), 16);
                     if (n8) K.Gemm(false, false, batch * T, 16, 32, 1f, _g9, 32, Value(_net._p_encoder_layer_0_intermediate_dense_weight), 16, 1f, _g8, 16);
@@ -461,7 +461,7 @@ namespace Compiled.Nets.Gpu.Tests
             }
 
             /// <summary>Fused backward of Bias + Gelu, the bias gradient summed per strip of columns.</summary>
-            public static void Chain10Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v9, global::ILGPU.ArrayView<float> v10, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
+            public static void Chain10Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v9, global::ILGPU.ArrayView<float> v10, global::ILGPU.ArrayView<float> db, int rows, int cols, int flags)
             {
                 int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
@@ -470,11 +470,11 @@ namespace Compiled.Nets.Gpu.Tests
                     long i = (long)r * cols + j;
                     float g = gy[i];
                     g = global::Compiled.Nets.Kernels.Elementwise.GeluGrad(v9[i], g);
-                    if (writeDz != 0) gz[i] += g;
+                    if ((flags & 1) != 0) gz[i] += g;
                     sum += g;
                 }
                 sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
+                if ((flags & 2) != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias + Gelu: one thread per element.</summary>
@@ -489,7 +489,7 @@ namespace Compiled.Nets.Gpu.Tests
             }
 
             /// <summary>Fused backward of Bias + Gelu, the bias gradient summed per strip of columns.</summary>
-            public static void Chain19Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v18, global::ILGPU.ArrayView<float> v19, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
+            public static void Chain19Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v18, global::ILGPU.ArrayView<float> v19, global::ILGPU.ArrayView<float> db, int rows, int cols, int flags)
             {
                 int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
@@ -498,11 +498,11 @@ namespace Compiled.Nets.Gpu.Tests
                     long i = (long)r * cols + j;
                     float g = gy[i];
                     g = global::Compiled.Nets.Kernels.Elementwise.GeluGrad(v18[i], g);
-                    if (writeDz != 0) gz[i] += g;
+                    if ((flags & 1) != 0) gz[i] += g;
                     sum += g;
                 }
                 sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
+                if ((flags & 2) != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias + Tanh: one thread per element.</summary>
@@ -517,7 +517,7 @@ namespace Compiled.Nets.Gpu.Tests
             }
 
             /// <summary>Fused backward of Bias + Tanh, the bias gradient summed per strip of columns.</summary>
-            public static void Chain25Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v24, global::ILGPU.ArrayView<float> v25, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
+            public static void Chain25Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v24, global::ILGPU.ArrayView<float> v25, global::ILGPU.ArrayView<float> db, int rows, int cols, int flags)
             {
                 int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
@@ -526,11 +526,11 @@ namespace Compiled.Nets.Gpu.Tests
                     long i = (long)r * cols + j;
                     float g = gy[i];
                     g = global::Compiled.Nets.Kernels.Elementwise.TanhGrad(v25[i], g);
-                    if (writeDz != 0) gz[i] += g;
+                    if ((flags & 1) != 0) gz[i] += g;
                     sum += g;
                 }
                 sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
+                if ((flags & 2) != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
 
             /// <summary>Fused forward of Bias: one thread per element.</summary>
@@ -543,7 +543,7 @@ namespace Compiled.Nets.Gpu.Tests
             }
 
             /// <summary>Fused backward of Bias, the bias gradient summed per strip of columns.</summary>
-            public static void Chain28Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v28, global::ILGPU.ArrayView<float> db, int rows, int cols, int sumDb, int writeDz)
+            public static void Chain28Backward(global::ILGPU.ArrayView<float> gy, global::ILGPU.ArrayView<float> gz, global::ILGPU.ArrayView<float> src, global::ILGPU.ArrayView<float> v28, global::ILGPU.ArrayView<float> db, int rows, int cols, int flags)
             {
                 int j = global::ILGPU.Grid.IdxX * global::ILGPU.Group.DimX + global::ILGPU.Group.IdxX;
                 float sum = 0f;
@@ -551,11 +551,11 @@ namespace Compiled.Nets.Gpu.Tests
                 {
                     long i = (long)r * cols + j;
                     float g = gy[i];
-                    if (writeDz != 0) gz[i] += g;
+                    if ((flags & 1) != 0) gz[i] += g;
                     sum += g;
                 }
                 sum = global::Compiled.Nets.Gpu.GpuKernels.SliceSum(sum); // the slices' sums in slice order
-                if (sumDb != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
+                if ((flags & 2) != 0 && global::ILGPU.Group.IdxY == 0 && j < cols) db[j] += sum;
             }
         }
     }
