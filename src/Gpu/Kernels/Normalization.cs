@@ -344,7 +344,7 @@ public sealed partial class GpuKernels
             }
         g = SliceSum(g);
         b = SliceSum(b);
-        c = SliceSum(c);
+        if ((wanted & 4) != 0) c = SliceSum(c); // the same for the whole group, so all its threads meet at the barriers or none
         if (Group.IdxY != 0 || f >= features) return;
         if ((wanted & 1) != 0) dgamma[f] += g;
         if ((wanted & 2) != 0) dbeta[f] += b;
