@@ -16,6 +16,8 @@ namespace Compiled.Nets.Generator.Emit
         /// is emulated in software, about five times slower than Vector256). The JIT keeps only the branch this CPU
         /// takes. <paramref name="loop"/> writes the Vector512 loop; the Vector256 one is the same text at half the step.
         /// </summary>
+        private const string WideLoop = "for (; i <= end - 16; i += 16, j += 16)", NarrowLoop = "for (; i <= end - 8; i += 8, j += 8)";
+
         private static void EmitBothWidths(SourceWriter w, System.Action<SourceWriter> loop)
         {
             var wide = new SourceWriter();
@@ -25,7 +27,7 @@ namespace Compiled.Nets.Generator.Emit
             w.Paste(text);
             w.Close();
             w.Open("else");
-            w.Paste(text.Replace(Vector512, Vector256).Replace("end - 16; i += 16, j += 16", "end - 8; i += 8, j += 8"));
+            w.Paste(text.Replace(Vector512, Vector256).Replace(WideLoop, NarrowLoop));
             w.Close();
         }
 
@@ -84,7 +86,7 @@ namespace Compiled.Nets.Generator.Emit
             EmitBothWidths(w, v =>
             {
                 if (bias && !colBias) v.Line($"var bv = {Vector512}.Create(bs);");
-                v.Open("for (; i <= end - 16; i += 16, j += 16)");
+                v.Open(WideLoop);
                 v.Line($"var t = {Vector512}.LoadUnsafe(ref src_, (nuint)i);");
                 if (bias && colBias) v.Line($"var bv = {Vector512}.LoadUnsafe(ref {MemoryMarshal}.GetReference(bias), (nuint)j);");
                 for (int j = 0; j < u.Stages.Count; j++)
@@ -153,7 +155,7 @@ namespace Compiled.Nets.Generator.Emit
 
             void BackwardLoop(SourceWriter w, bool vector)
             {
-                w.Open(vector ? "for (; i <= end - 16; i += 16, j += 16)" : "for (; i < end; i++, j++)");
+                w.Open(vector ? WideLoop : "for (; i < end; i++, j++)");
                 w.Line(vector ? $"var g = {Vector512}.LoadUnsafe(ref gy_, (nuint)i);" : $"float g = {Unsafe}.Add(ref gy_, i);");
                 string Load(string name) => vector ? $"{Vector512}.LoadUnsafe(ref {name}_, (nuint)i)" : $"{Unsafe}.Add(ref {name}_, i)";
                 for (int j = u.Stages.Count - 1; j >= 0; j--)
