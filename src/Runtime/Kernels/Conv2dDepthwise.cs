@@ -172,7 +172,7 @@ public static unsafe partial class Conv2dKernels
                     {
                         float* src = top + (long)r * g.DilationH * pw + j;
                         for (int s = 0; s < kw; s++)
-                            acc = Vector512.FusedMultiplyAdd(Vector512.Create(w[r * kw + s]), LoadMasked(src + s * g.DilationW, mask, n), acc);
+                            acc = RowOps.MultiplyAdd(Vector512.Create(w[r * kw + s]), LoadMasked(src + s * g.DilationW, mask, n), acc);
                     }
                     StoreMasked(row + j, acc, mask, n);
                 }
@@ -212,7 +212,7 @@ public static unsafe partial class Conv2dKernels
                     {
                         float* src = top + (long)r * g.DilationH * pw + j;
                         for (int s = 0; s < kw; s++)
-                            acc[r * kw + s] = Vector512.FusedMultiplyAdd(d, LoadMasked(src + s * g.DilationW, mask, n), acc[r * kw + s]);
+                            acc[r * kw + s] = RowOps.MultiplyAdd(d, LoadMasked(src + s * g.DilationW, mask, n), acc[r * kw + s]);
                     }
                 }
             }

@@ -121,8 +121,8 @@ public static unsafe class LayerNormKernels
     {
         Check(y.Length, x.Length, gamma.Length, beta.Length, rows, features);
         if (!mean.IsEmpty && (mean.Length < rows || rstd.Length < rows)) throw new ArgumentException($"LayerNorm: mean/rstd need {rows} floats; got {mean.Length} and {rstd.Length}.");
-        // Without AVX-512 the Vector512 code still runs, as two 256-bit halves, which beats the portable loops; those are
-        // for CPUs without 256-bit vectors.
+        // Without AVX-512 the Vector512 code still runs, as two 256-bit halves (its multiply-adds unfused: RowOps.MultiplyAdd),
+        // which beats the portable loops; those are for CPUs without 256-bit vectors.
         if (!Vector512.IsHardwareAccelerated && !Vector256.IsHardwareAccelerated) { Reference.Forward(y, mean, rstd, x, gamma, beta, rows, features, eps); return; }
         fixed (float* py = y) fixed (float* px = x) fixed (float* pg = gamma) fixed (float* pb = beta)
             for (int n = 0; n < rows; n++)
@@ -135,7 +135,7 @@ public static unsafe class LayerNormKernels
                 var muv = Vector512.Create(mu); var rv = Vector512.Create(r);
                 int f = 0;
                 for (; f + 16 <= features; f += 16)
-                    Vector512.Store(Vector512.FusedMultiplyAdd((Vector512.Load(xr + f) - muv) * rv, Vector512.Load(pg + f), Vector512.Load(pb + f)), yr + f);
+                    Vector512.Store(RowOps.MultiplyAdd((Vector512.Load(xr + f) - muv) * rv, Vector512.Load(pg + f), Vector512.Load(pb + f)), yr + f);
                 for (; f < features; f++) yr[f] = (xr[f] - mu) * r * pg[f] + pb[f];
             }
     }
@@ -165,8 +165,8 @@ public static unsafe class LayerNormKernels
                     var dv = Vector512.Load(d + f);
                     var xhat = (Vector512.Load(xr + f) - muv) * rv;
                     var gd = dv * Vector512.Load(pg + f);
-                    sg += gd; sgx = Vector512.FusedMultiplyAdd(gd, xhat, sgx);
-                    if (wantG) Vector512.Store(Vector512.FusedMultiplyAdd(dv, xhat, Vector512.Load(pdg + f)), pdg + f);
+                    sg += gd; sgx = RowOps.MultiplyAdd(gd, xhat, sgx);
+                    if (wantG) Vector512.Store(RowOps.MultiplyAdd(dv, xhat, Vector512.Load(pdg + f)), pdg + f);
                     if (wantB) Vector512.Store(Vector512.Load(pdb + f) + dv, pdb + f);
                 }
                 sumG = Vector512.Sum(sg); sumGXhat = Vector512.Sum(sgx);
@@ -186,7 +186,7 @@ public static unsafe class LayerNormKernels
                 {
                     var xhat = (Vector512.Load(xr + f) - muv) * rv;
                     var gd = Vector512.Load(d + f) * Vector512.Load(pg + f);
-                    Vector512.Store(Vector512.FusedMultiplyAdd(rv, gd - av - xhat * bv, Vector512.Load(g + f)), g + f);
+                    Vector512.Store(RowOps.MultiplyAdd(rv, gd - av - xhat * bv, Vector512.Load(g + f)), g + f);
                 }
                 for (; f < features; f++) g[f] += r * (d[f] * pg[f] - a - (xr[f] - mu) * r * b);
             }

@@ -81,8 +81,8 @@ public static unsafe class SoftmaxKernels
     public static void Forward(Span<float> y, ReadOnlySpan<float> x, int rows, int cols)
     {
         Check(y.Length, x.Length, rows, cols);
-        // Without AVX-512 the Vector512 code still runs, as two 256-bit halves, which beats the portable loops; those are
-        // for CPUs without 256-bit vectors.
+        // Without AVX-512 the Vector512 code still runs, as two 256-bit halves (its multiply-adds unfused: RowOps.MultiplyAdd),
+        // which beats the portable loops; those are for CPUs without 256-bit vectors.
         if (!Vector512.IsHardwareAccelerated && !Vector256.IsHardwareAccelerated) { Reference.Forward(y, x, rows, cols); return; }
         fixed (float* py = y) fixed (float* px = x)
             for (int n = 0; n < rows; n++)
@@ -108,7 +108,7 @@ public static unsafe class SoftmaxKernels
                 var dv = Vector512.Create(dot);
                 int k = 0;
                 for (; k + 16 <= cols; k += 16)
-                    Vector512.Store(Vector512.FusedMultiplyAdd(Vector512.Load(yr + k), Vector512.Load(d + k) - dv, Vector512.Load(g + k)), g + k);
+                    Vector512.Store(RowOps.MultiplyAdd(Vector512.Load(yr + k), Vector512.Load(d + k) - dv, Vector512.Load(g + k)), g + k);
                 for (; k < cols; k++) g[k] += yr[k] * (d[k] - dot);
             }
     }
